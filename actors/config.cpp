@@ -1,0 +1,337 @@
+#include "actors/config.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+
+extern char** environ;
+
+namespace heaven {
+
+namespace {
+
+/// One setting: its variable, its flag, what it means, and how to store it.
+struct option {
+  const char* env;
+  const char* flag;
+  const char* help;
+  std::function<std::string(settings&, const std::string&)> set;
+  std::function<std::string(const settings&)> show;
+};
+
+std::string parse_int(const std::string& value, int64_t& out,
+                      const char* name) {
+  int64_t x = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(),
+                                   x);
+  if (ec != std::errc{} || ptr != value.data() + value.size() || x < 0)
+    return std::string{name} + " must be a non-negative whole number, got '"
+           + value + "'";
+  out = x;
+  return {};
+}
+
+std::string parse_bool(const std::string& value, bool& out, const char* name) {
+  std::string v = value;
+  std::transform(v.begin(), v.end(), v.begin(), ::tolower);
+  if (v == "1" || v == "true" || v == "yes" || v == "on") {
+    out = true;
+  } else if (v == "0" || v == "false" || v == "no" || v == "off") {
+    out = false;
+  } else {
+    return std::string{name} + " must be true or false (1/0), got '" + value
+           + "'";
+  }
+  return {};
+}
+
+#define HEAVEN_STRING(field)                                                   \
+  [](settings& s, const std::string& v) {                                      \
+    s.field = v;                                                               \
+    return std::string{};                                                      \
+  },                                                                           \
+    [](const settings& s) { return s.field; }
+#define HEAVEN_INT(field, name)                                                \
+  [](settings& s, const std::string& v) { return parse_int(v, s.field, name); },\
+    [](const settings& s) { return std::to_string(s.field); }
+#define HEAVEN_BOOL(field, name)                                               \
+  [](settings& s, const std::string& v) {                                      \
+    return parse_bool(v, s.field, name);                                       \
+  },                                                                           \
+    [](const settings& s) { return std::string{s.field ? "1" : "0"}; }
+
+const std::vector<option>& options() {
+  static const std::vector<option> result = {
+    {"HEAVEN_LISTEN", "--listen", "address and port to serve on",
+     HEAVEN_STRING(listen)},
+    {"HEAVEN_DATA_DIR", "--data-dir",
+     "where the database, logs, mirrors and workspaces live",
+     HEAVEN_STRING(data_dir)},
+    {"GITHUB_WEBHOOK_SECRET", "--webhook-secret",
+     "secret GitHub signs webhooks with (required unless --insecure)",
+     HEAVEN_STRING(webhook_secret)},
+    {"GITHUB_TOKEN", "--github-token",
+     "token for GitHub's API and private clones (prefer the variable: flags "
+     "show in process lists)",
+     HEAVEN_STRING(github_token)},
+    {"OCTOKIT_API_ENDPOINT", "--api-endpoint", "GitHub API base URL",
+     HEAVEN_STRING(api_endpoint)},
+    {"OCTOKIT_WEB_ENDPOINT", "--web-endpoint", "GitHub web base URL",
+     HEAVEN_STRING(web_endpoint)},
+    {"HEAVEN_PUBLIC_URL", "--public-url",
+     "base of the log links given to GitHub (default http://<listen>)",
+     HEAVEN_STRING(public_url)},
+    {"DEPLOYMENT_TIMEOUT", "--deployment-timeout",
+     "seconds a deployment may run before it fails",
+     HEAVEN_INT(deployment_timeout, "DEPLOYMENT_TIMEOUT")},
+    {"TERMINATE_CHILD_PROCESS_ON_TIMEOUT", "--terminate-child-process",
+     "kill a timed-out deployment's process group (1) or leave it (0)",
+     HEAVEN_BOOL(terminate_children, "TERMINATE_CHILD_PROCESS_ON_TIMEOUT")},
+    {"HEAVEN_KILL_GRACE", "--kill-grace",
+     "seconds between SIGTERM and SIGKILL when killing a deployment",
+     HEAVEN_INT(kill_grace, "HEAVEN_KILL_GRACE")},
+    {"HEAVEN_INSECURE", "--insecure",
+     "accept unsigned webhooks when no secret is set (never in production)",
+     HEAVEN_BOOL(insecure, "HEAVEN_INSECURE")},
+    {"HEAVEN_WITHHOLD_ENV", "--withhold-env",
+     "comma-separated variables not passed to deploy scripts",
+     [](settings& s, const std::string& v) {
+       s.withhold_env.clear();
+       size_t start = 0;
+       while (start <= v.size()) {
+         auto end = v.find(',', start);
+         auto item = v.substr(start, end == v.npos ? v.npos : end - start);
+         if (!item.empty())
+           s.withhold_env.push_back(item);
+         if (end == v.npos)
+           break;
+         start = end + 1;
+       }
+       return std::string{};
+     },
+     [](const settings& s) {
+       std::string r;
+       for (auto& x : s.withhold_env)
+         r += (r.empty() ? "" : ",") + x;
+       return r;
+     }},
+    {"HEAVEN_LOG_LEVEL", "--log-level",
+     "trace, debug, info, warn, error or off", HEAVEN_STRING(log_level)},
+    {"HEAVEN_MAX_BODY", "--max-body", "largest webhook body in bytes",
+     HEAVEN_INT(max_body, "HEAVEN_MAX_BODY")},
+    {"HEAVEN_STATUS_RETRIES", "--status-retries",
+     "attempts per GitHub status before giving up",
+     HEAVEN_INT(status_retries, "HEAVEN_STATUS_RETRIES")},
+    {"HEAVEN_CONFIG", "--config",
+     "config file of NAME=value lines (default conf/heaven.conf if present)",
+     HEAVEN_STRING(config_file)},
+  };
+  return result;
+}
+
+const option* by_env(const std::string& name) {
+  for (auto& o : options())
+    if (name == o.env)
+      return &o;
+  return nullptr;
+}
+
+const option* by_flag(const std::string& flag) {
+  for (auto& o : options())
+    if (flag == o.flag)
+      return &o;
+  return nullptr;
+}
+
+std::string trim(std::string s) {
+  auto ws = " \t\r\n";
+  s.erase(0, s.find_first_not_of(ws));
+  s.erase(s.find_last_not_of(ws) + 1);
+  return s;
+}
+
+/// Reads NAME=value lines; '#' starts a comment line; values may be quoted.
+std::string read_file(const std::string& path, settings& s, bool required) {
+  std::ifstream in{path};
+  if (!in)
+    return required ? "cannot read config file " + path : std::string{};
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    line = trim(line);
+    if (line.empty() || line[0] == '#')
+      continue;
+    auto eq = line.find('=');
+    if (eq == line.npos)
+      return path + ":" + std::to_string(lineno) + ": expected NAME=value";
+    auto name = trim(line.substr(0, eq));
+    auto value = trim(line.substr(eq + 1));
+    if (value.size() >= 2
+        && ((value.front() == '"' && value.back() == '"')
+            || (value.front() == '\'' && value.back() == '\'')))
+      value = value.substr(1, value.size() - 2);
+    auto opt = by_env(name);
+    if (!opt)
+      return path + ":" + std::to_string(lineno) + ": unknown setting "
+             + name;
+    if (auto err = opt->set(s, value); !err.empty())
+      return path + ":" + std::to_string(lineno) + ": " + err;
+  }
+  return {};
+}
+
+} // namespace
+
+settings_or_error load_settings(const std::vector<std::string>& args,
+                                const string_pairs& env) {
+  // Collect flags first: --config may name the file the rest builds on.
+  std::vector<std::pair<const option*, std::string>> flags;
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto arg = args[i];
+    std::string value;
+    auto eq = arg.find('=');
+    if (eq != arg.npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    auto opt = by_flag(arg);
+    if (!opt)
+      return "unknown option " + arg + " (see heaven --help)";
+    bool is_bool = std::string{opt->flag} == "--insecure"
+                   || std::string{opt->flag} == "--terminate-child-process";
+    if (eq == std::string::npos) {
+      if (is_bool) {
+        value = "1";
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        return "option " + arg + " needs a value";
+      }
+    }
+    flags.emplace_back(opt, value);
+  }
+  settings s;
+  std::string file;
+  bool file_required = false;
+  for (auto& [k, v] : env)
+    if (k == "HEAVEN_CONFIG")
+      file = v, file_required = true;
+  for (auto& [opt, v] : flags)
+    if (std::string{opt->env} == "HEAVEN_CONFIG")
+      file = v, file_required = true;
+  if (file.empty())
+    file = "conf/heaven.conf";
+  if (auto err = read_file(file, s, file_required); !err.empty())
+    return err;
+  if (std::filesystem::exists(file))
+    s.config_file = file;
+  for (auto& [k, v] : env)
+    if (auto opt = by_env(k); opt && k != "HEAVEN_CONFIG")
+      if (auto err = opt->set(s, v); !err.empty())
+        return err;
+  for (auto& [opt, v] : flags)
+    if (auto err = opt->set(s, v); !err.empty())
+      return err;
+  if (s.public_url.empty())
+    s.public_url = "http://" + s.listen;
+  while (!s.public_url.empty() && s.public_url.back() == '/')
+    s.public_url.pop_back();
+  if (s.deployment_timeout == 0)
+    return "DEPLOYMENT_TIMEOUT must be at least 1 second";
+  if (s.status_retries == 0)
+    s.status_retries = 1;
+  return s;
+}
+
+std::string help_text() {
+  std::string out =
+    "heaven - deploys GitHub deployment events\n\n"
+    "Usage:\n"
+    "  heaven serve [options]    serve webhooks on POST /events\n"
+    "  heaven demo [options]     serve, and deploy a bundled example\n"
+    "  heaven --help             this text\n\n"
+    "Every setting can come from a flag, an environment variable, or a\n"
+    "NAME=value line in the config file; flags win over variables, and\n"
+    "variables over the file.\n\n"
+    "Settings (variable, flag, default):\n";
+  settings defaults;
+  for (auto& o : options()) {
+    auto def = o.show(defaults);
+    out += "  ";
+    out += o.env;
+    out += ", ";
+    out += o.flag;
+    out += "\n      ";
+    out += o.help;
+    if (!def.empty())
+      out += " [default: " + def + "]";
+    out += "\n";
+  }
+  out += "\nOther variables the providers read keep the Rails Heaven's names "
+         "(HEROKU_API_KEY, DEPLOYMENT_PRIVATE_KEY, ...).\n";
+  return out;
+}
+
+string_pairs current_environment() {
+  string_pairs result;
+  for (auto p = environ; p && *p; ++p) {
+    std::string kv = *p;
+    auto eq = kv.find('=');
+    if (eq != kv.npos)
+      result.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return result;
+}
+
+string_pairs child_environment(const settings& cfg, const string_pairs& env) {
+  string_pairs result;
+  for (auto& [k, v] : env) {
+    if (k == "GITHUB_WEBHOOK_SECRET")
+      continue;
+    if (std::find(cfg.withhold_env.begin(), cfg.withhold_env.end(), k)
+        != cfg.withhold_env.end())
+      continue;
+    result.emplace_back(k, v);
+  }
+  return result;
+}
+
+std::vector<std::string> secret_values(const settings& cfg,
+                                       const string_pairs& env) {
+  std::vector<std::string> result;
+  if (!cfg.github_token.empty())
+    result.push_back(cfg.github_token);
+  if (!cfg.webhook_secret.empty())
+    result.push_back(cfg.webhook_secret);
+  static const char* names[] = {
+    "GITHUB_TOKEN",           "GITHUB_WEBHOOK_SECRET",
+    "HEROKU_API_KEY",         "DEPLOYMENT_PRIVATE_KEY",
+    "BEANSTALK_ACCESS_KEY_ID", "BEANSTALK_SECRET_ACCESS_KEY",
+    "BUNDLER_PRIVATE_CREDENTIALS", "SLACK_WEBHOOK_URL",
+    "HIPCHAT_TOKEN",          "CAMPFIRE_TOKEN",
+    "FLOWDOCK_USER_API_TOKEN",
+  };
+  for (auto& [k, v] : env) {
+    if (v.empty())
+      continue;
+    bool known = std::find_if(std::begin(names), std::end(names),
+                              [&](const char* n) { return k == n; })
+                 != std::end(names);
+    bool looks_secret = k.find("TOKEN") != k.npos
+                        || k.find("SECRET") != k.npos
+                        || k.find("PASSWORD") != k.npos
+                        || k.find("PRIVATE_KEY") != k.npos;
+    if (known || looks_secret)
+      result.push_back(v);
+  }
+  std::sort(result.begin(), result.end());
+  result.erase(std::unique(result.begin(), result.end()), result.end());
+  return result;
+}
+
+} // namespace heaven

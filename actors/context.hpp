@@ -1,0 +1,55 @@
+/// What every deployment shares: settings, the log book, and the handles of
+/// the long-lived actors.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "actors/config.hpp"
+#include "messages/interfaces.hpp"
+
+namespace heaven {
+
+class log_book;
+class provider_registry;
+struct workspace_plan;
+
+/// Makes a checkout and reports `prepared` to the deployment (see
+/// spawn_workspace); replaceable in tests.
+using workspace_maker = std::function<void(
+  caf::actor_system&, workspace_plan, caf::actor deployment)>;
+
+/// Deletes a checkout (see spawn_cleanup); replaceable in tests.
+using workspace_remover = std::function<void(caf::actor_system&,
+                                             std::string path)>;
+
+/// Shared, read-only after start-up.
+struct context {
+  settings cfg;
+  std::shared_ptr<log_book> logs;
+  store_actor store;
+  http_client_actor http;
+  std::shared_ptr<const provider_registry> providers;
+  /// The environment deployment processes start from.
+  string_pairs child_env;
+  /// Key for log tokens.
+  std::string log_key;
+  /// Whether blocking helpers (process runners, workspace) run detached.
+  /// Deterministic tests turn this off or replace them.
+  bool detach = true;
+  workspace_maker make_workspace;
+  workspace_remover remove_workspace;
+  /// How many attempts the status poster makes and how long it first waits.
+  int status_attempts = 5;
+  int64_t status_backoff_ms = 1000;
+};
+
+using context_ptr = std::shared_ptr<const context>;
+
+/// The public link to deployment `id`'s log, token included.
+std::string log_url(const context& ctx, int64_t id);
+
+} // namespace heaven

@@ -1,0 +1,47 @@
+/// The HTTP ingress: Boost.Beast on its own thread, handing typed messages to
+/// actors. Beast stays inside http_ingress.cpp.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "messages/interfaces.hpp"
+
+namespace heaven {
+
+class log_book;
+
+/// What the ingress needs to know.
+struct ingress_options {
+  /// "host:port"; port 0 picks a free one.
+  std::string listen = "127.0.0.1:8080";
+  /// Webhook secret; empty only with `insecure`.
+  std::string secret;
+  bool insecure = false;
+  /// Largest accepted body in bytes (413 above).
+  std::size_t max_body = 25 * 1024 * 1024;
+  std::shared_ptr<log_book> logs;
+  /// Key for log tokens (see log_token).
+  std::string log_key;
+};
+
+/// A running HTTP server. Destroying it stops it.
+class ingress_server {
+public:
+  virtual ~ingress_server() = default;
+  /// The TCP port it listens on.
+  virtual uint16_t port() const = 0;
+  /// Stops accepting and joins the server thread.
+  virtual void stop() = 0;
+};
+
+/// Binds and starts serving; throws std::runtime_error when it can't bind.
+std::unique_ptr<ingress_server> start_ingress(caf::actor_system& sys,
+                                              ingress_options opts,
+                                              receiver_actor receiver,
+                                              store_actor store);
+
+} // namespace heaven

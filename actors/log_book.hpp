@@ -1,0 +1,64 @@
+/// Per-deployment log files, shared by the deployment actors (writers) and
+/// the HTTP ingress (readers, following live logs).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "messages/types.hpp"
+
+namespace heaven {
+
+/// Thread-safe book of deployment logs under one directory. Every line written
+/// has the configured secrets replaced by "[redacted]". Appends never block
+/// on anything but a short mutex and a buffered write.
+class log_book {
+public:
+  /// Logs live in `dir` (created if missing); `secrets` are values that must
+  /// never be written (tokens, keys); empty and very short ones are ignored.
+  log_book(std::string dir, std::vector<std::string> secrets);
+  ~log_book();
+
+  log_book(const log_book&) = delete;
+  log_book& operator=(const log_book&) = delete;
+
+  /// Creates (or reopens for append) the log of deployment `id` and marks it
+  /// live.
+  void open(int64_t id);
+
+  /// Appends one line. heaven's own lines are prefixed with "heaven: ".
+  /// Lines for a log that is not open are dropped.
+  void append(int64_t id, stream source, std::string_view text);
+
+  /// Flushes and closes the log; it is no longer live.
+  void close(int64_t id);
+
+  /// True while deployment `id`'s log is open.
+  bool live(int64_t id) const;
+
+  /// The file that holds deployment `id`'s log.
+  std::string path(int64_t id) const;
+
+  /// Replaces every secret in `text` with "[redacted]".
+  std::string redact(std::string_view text) const;
+
+private:
+  std::string dir_;
+  std::vector<std::string> secrets_;
+  mutable std::mutex mtx_;
+  std::map<int64_t, std::FILE*> open_;
+};
+
+/// The unguessable token that opens deployment `id`'s log: hex of
+/// HMAC-SHA256(key, "log:" + id), 32 hex digits.
+std::string log_token(std::string_view key, int64_t id);
+
+/// Constant-time comparison of two strings.
+bool equal_constant_time(std::string_view a, std::string_view b);
+
+} // namespace heaven

@@ -1,0 +1,39 @@
+/// Running child processes in their own process group, streaming their
+/// output line by line. Blocking: use only from detached actors.
+#pragma once
+
+#include <functional>
+
+#include <caf/fwd.hpp>
+
+#include "messages/types.hpp"
+
+namespace heaven {
+
+/// Starts `spec` in a new session/process group (pgid = pid), with stdin
+/// from /dev/null. Sends `started_atom, pid` to `owner` right after the
+/// start, then each stdout/stderr line as `log_atom, log_line` to
+/// `log_sink` as it comes (stdout and stderr read together, never
+/// deadlocking on either), and returns how it ended once it has exited and
+/// both pipes are closed. Either handle may be invalid.
+exit_info run_process(const process_spec& spec, const caf::actor& log_sink,
+                      const caf::actor& owner);
+
+/// Like the other run_process, but hands each output line to `on_line` (on
+/// the calling thread) instead of sending it to an actor.
+exit_info run_process(const process_spec& spec,
+                      const std::function<void(log_line)>& on_line,
+                      const caf::actor& owner);
+
+/// Spawns an actor that runs `spec` with run_process and then sends
+/// `exited_atom, exit_info` to `owner`. Detached unless `detach` is false.
+void spawn_process(caf::actor_system& sys, process_spec spec,
+                   caf::actor log_sink, caf::actor owner, bool detach = true);
+
+/// Sends `sig` to the process group `pgid` (ignoring a group already gone).
+void kill_group(int32_t pgid, int sig);
+
+/// True while any process of group `pgid` exists.
+bool group_alive(int32_t pgid);
+
+} // namespace heaven

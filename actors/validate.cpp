@@ -1,0 +1,115 @@
+#include "actors/validate.hpp"
+
+#include <algorithm>
+
+namespace heaven {
+
+namespace {
+
+bool word_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+         || (c >= '0' && c <= '9') || c == '_';
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size()
+         && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+} // namespace
+
+bool valid_ref(std::string_view ref) {
+  if (ref.empty() || ref == "@")
+    return false;
+  if (ref.front() == '/' || ref.back() == '/' || ref.back() == '.')
+    return false;
+  if (ends_with(ref, ".lock"))
+    return false;
+  if (ref.find("..") != ref.npos || ref.find("@{") != ref.npos
+      || ref.find("//") != ref.npos || ref.find("/.") != ref.npos)
+    return false;
+  if (ref.front() == '.' || ref.front() == '-')
+    return false;
+  for (auto c : ref) {
+    // Printable ASCII only; no space, no control, no DEL.
+    if (c <= ' ' || c >= 0x7f)
+      return false;
+    if (std::string_view{"\\~^:?*["}.find(c) != std::string_view::npos)
+      return false;
+  }
+  // No path component may end with ".lock".
+  return ref.find(".lock/") == ref.npos;
+}
+
+bool valid_task(std::string_view task) {
+  if (task.substr(0, 6) != "deploy")
+    return false;
+  auto rest = task.substr(6);
+  while (!rest.empty()) {
+    if (rest.front() != ':')
+      return false;
+    rest.remove_prefix(1);
+    size_t n = 0;
+    while (n < rest.size() && (word_char(rest[n]) || rest[n] == '-'))
+      ++n;
+    if (n == 0)
+      return false;
+    rest.remove_prefix(n);
+  }
+  return true;
+}
+
+bool valid_script_path(std::string_view path) {
+  // [\w-]+(/[\w-]+)*(\.\w+)?
+  auto seg = [](std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+      return word_char(c) || c == '-';
+    });
+  };
+  auto last_slash = path.rfind('/');
+  auto dot = path.rfind('.');
+  if (dot != path.npos && (last_slash == path.npos || dot > last_slash)) {
+    auto ext = path.substr(dot + 1);
+    if (ext.empty()
+        || !std::all_of(ext.begin(), ext.end(), [](char c) {
+             return word_char(c);
+           }))
+      return false;
+    path = path.substr(0, dot);
+  }
+  if (path.empty())
+    return false;
+  size_t start = 0;
+  while (true) {
+    auto end = path.find('/', start);
+    if (!seg(path.substr(start, end == path.npos ? path.npos : end - start)))
+      return false;
+    if (end == path.npos)
+      return true;
+    start = end + 1;
+  }
+}
+
+bool valid_sha(std::string_view sha) {
+  return sha.size() == 40 && std::all_of(sha.begin(), sha.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+                  || (c >= 'A' && c <= 'F');
+         });
+}
+
+std::string truncate_description(std::string_view text, std::size_t max) {
+  if (text.size() <= max)
+    return std::string{text};
+  std::string_view ellipsis = "...";
+  if (max <= ellipsis.size())
+    return std::string{ellipsis.substr(0, max)};
+  auto cut = max - ellipsis.size();
+  // Step back over UTF-8 continuation bytes so no character is split.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+    --cut;
+  std::string result{text.substr(0, cut)};
+  result += ellipsis;
+  return result;
+}
+
+} // namespace heaven

@@ -1,0 +1,29 @@
+/// Checks on user input that decide whether anything runs at all.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace heaven {
+
+/// True when `ref` is a valid git ref name (git-check-ref-format rules, plus
+/// printable ASCII only).
+bool valid_ref(std::string_view ref);
+
+/// True when `task` is `deploy` or `deploy:<word>[:<word>...]`, where a word
+/// is `[A-Za-z0-9_-]+`.
+bool valid_task(std::string_view task);
+
+/// True when `path` has the shape of a script path inside a repository:
+/// `[\w-]+(/[\w-]+)*(\.\w+)?`.
+bool valid_script_path(std::string_view path);
+
+/// True for a full 40-character lower- or upper-case hex sha.
+bool valid_sha(std::string_view sha);
+
+/// Shortens `text` to at most `max` bytes without splitting a UTF-8
+/// character, ending with "..." when it had to cut.
+std::string truncate_description(std::string_view text, std::size_t max = 140);
+
+} // namespace heaven

@@ -1,0 +1,27 @@
+/// Atoms used across heaven's actor interfaces (at most 10 characters each).
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace heaven {
+
+using accept_atom = caf::atom_constant<caf::atom("accept")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
+using event_atom = caf::atom_constant<caf::atom("event")>;
+using exited_atom = caf::atom_constant<caf::atom("exited")>;
+using get_atom = caf::atom_constant<caf::atom("get")>;
+using kill_atom = caf::atom_constant<caf::atom("kill")>;
+using list_atom = caf::atom_constant<caf::atom("list")>;
+using log_atom = caf::atom_constant<caf::atom("log")>;
+using pending_atom = caf::atom_constant<caf::atom("pending")>;
+using prepared_atom = caf::atom_constant<caf::atom("prepared")>;
+using result_atom = caf::atom_constant<caf::atom("result")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using started_atom = caf::atom_constant<caf::atom("started")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
+using update_atom = caf::atom_constant<caf::atom("update")>;
+using http_done_atom = caf::atom_constant<caf::atom("httpDone")>;
+
+} // namespace heaven

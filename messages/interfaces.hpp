@@ -1,0 +1,88 @@
+/// Every conversation between heaven's actors, as typed interfaces.
+///
+/// Read this file to know the whole system: each alias is one actor kind and
+/// each line one message it understands.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "messages/atoms.hpp"
+#include "messages/types.hpp"
+
+namespace heaven {
+
+/// The STORE actor interface: the one writer of heaven's SQLite database.
+using store_actor = caf::typed_actor<
+  // Records a delivery before the webhook is answered. For a deployment event
+  // also creates its deployment record (state "received"). Duplicates (same
+  // delivery id) change nothing.
+  caf::replies_to<accept_atom, inbound_event>::with<accept_result>,
+  // Records a deployment's new state and description.
+  caf::reacts_to<update_atom, deployment_update>,
+  // Lists the newest N deployments as a JSON array.
+  caf::replies_to<list_atom, int32_t>::with<std::string>,
+  // Lists deployments left unfinished by an earlier run of heaven.
+  caf::replies_to<pending_atom>::with<std::vector<unfinished_deployment>>>;
+
+/// The HTTP_CLIENT actor interface: all outbound HTTP, on libcurl's multi
+/// interface (never blocks a scheduler thread).
+using http_client_actor = caf::typed_actor<
+  // Performs one request; network failures come back as status 0.
+  caf::replies_to<http_request>::with<http_response>,
+  // Internal: the curl thread hands back a finished transfer.
+  caf::reacts_to<http_done_atom, uint64_t, http_response>>;
+
+/// The STATUS_POSTER actor interface: posts one deployment's GitHub statuses
+/// strictly in order, retrying 5xx and network errors with backoff.
+using status_poster_actor = caf::typed_actor<
+  // Queues a status; it is posted after every status queued before it.
+  caf::reacts_to<status_atom, github_status>,
+  // Internal: time to retry the status at the head of the queue.
+  caf::reacts_to<retry_atom>>;
+
+/// The RECEIVER actor interface: applies heaven's rules to accepted events
+/// and spawns one deployment actor per deployment event.
+using receiver_actor = caf::typed_actor<
+  // Stores the event and answers the webhook (201, or 200 for a redelivery).
+  caf::replies_to<event_atom, inbound_event>::with<ingress_reply>,
+  // A deployment for this app+environment key has ended.
+  caf::reacts_to<done_atom, std::string>>;
+
+/// The DEPLOYMENT actor interface: one per deployment event.
+using deployment_actor = caf::typed_actor<
+  // A line of output from the workspace preparation or the provider.
+  caf::reacts_to<log_atom, log_line>,
+  // A child process (group) started: its pid, which is also its pgid.
+  caf::reacts_to<started_atom, int32_t>,
+  // The workspace is ready (true, path) or could not be made (false, why).
+  caf::reacts_to<prepared_atom, bool, std::string>,
+  // The provider finished.
+  caf::reacts_to<result_atom, provider_outcome>,
+  // The deadline passed (from the timer actor).
+  caf::reacts_to<timeout_atom>,
+  // The grace period after SIGTERM is over.
+  caf::reacts_to<kill_atom>,
+  // heaven is shutting down: end now with `error` and this description.
+  caf::reacts_to<cancel_atom, std::string>>;
+
+/// The PROVIDER actor interface shared by every provider.
+using provider_actor = caf::typed_actor<
+  // Stop now: kill the process group, close channels, stop polling; then
+  // finish with an outcome (or simply quit).
+  caf::reacts_to<cancel_atom>,
+  // A child process (group) of this provider started.
+  caf::reacts_to<started_atom, int32_t>,
+  // A child process of this provider ended.
+  caf::reacts_to<exited_atom, exit_info>,
+  // The grace period after SIGTERM is over: SIGKILL what is left.
+  caf::reacts_to<kill_atom>>;
+
+/// The TIMER actor interface: sends `timeout` to its deployment once.
+using timer_actor = caf::typed_actor<caf::reacts_to<timeout_atom>>;
+
+} // namespace heaven

@@ -1,0 +1,46 @@
+/// Providers by name: the core never names a provider.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "messages/interfaces.hpp"
+
+namespace heaven {
+
+/// Spawns a provider for `job`. The provider sends `log` lines and its
+/// `result` to `deployment`, and answers `cancel`.
+using provider_factory = std::function<provider_actor(
+  caf::actor_system& sys, provider_job job, caf::actor deployment)>;
+
+/// The providers heaven knows, registered by the entry point at start-up.
+class provider_registry {
+public:
+  /// Registers `factory` under `name` (replacing an earlier one).
+  void add(std::string name, provider_factory factory) {
+    factories_[std::move(name)] = std::move(factory);
+  }
+
+  /// The factory registered as `name`, or nullptr.
+  const provider_factory* find(const std::string& name) const {
+    auto i = factories_.find(name);
+    return i == factories_.end() ? nullptr : &i->second;
+  }
+
+  /// All registered names, sorted.
+  std::vector<std::string> names() const {
+    std::vector<std::string> result;
+    for (auto& kvp : factories_)
+      result.push_back(kvp.first);
+    return result;
+  }
+
+private:
+  std::map<std::string, provider_factory> factories_;
+};
+
+} // namespace heaven

@@ -1,0 +1,63 @@
+/// A local stand-in for a remote HTTP API (GitHub, ...): records every
+/// request and answers with a programmable handler. Real HTTP over a socket
+/// on 127.0.0.1.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "messages/types.hpp"
+
+namespace heaven::test {
+
+/// One request the stub received.
+struct recorded_request {
+  std::string method;
+  /// The request target: path and query.
+  std::string target;
+  /// Header names lower-cased.
+  string_pairs headers;
+  std::string body;
+  /// The value of header `name` (case-insensitive), or "".
+  std::string header(std::string_view name) const;
+};
+
+/// What the stub answers.
+struct stub_response {
+  int status = 201;
+  string_pairs headers = {{"Content-Type", "application/json"}};
+  std::string body = "{}";
+};
+
+/// The HTTP stand-in. Starts listening on construction, stops on destruction.
+class http_stub {
+public:
+  using handler = std::function<stub_response(const recorded_request&)>;
+
+  /// Answers every request with `201 {}` until `respond_with` changes it.
+  http_stub();
+  ~http_stub();
+
+  /// "http://127.0.0.1:<port>/".
+  std::string base_url() const;
+  uint16_t port() const;
+
+  /// Replaces the handler (thread-safe).
+  void respond_with(handler h);
+
+  /// A copy of every request so far, in arrival order (thread-safe).
+  std::vector<recorded_request> requests() const;
+
+  /// Waits up to `timeout_ms` until at least `n` requests arrived; returns
+  /// whether they did.
+  bool wait_for(std::size_t n, int timeout_ms = 20000) const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace heaven::test
