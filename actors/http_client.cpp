@@ -1,0 +1,243 @@
+#include "actors/http_client.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
+
+namespace heaven {
+
+namespace {
+
+/// One transfer in flight; owns everything its easy handle points into.
+struct transfer {
+  uint64_t id = 0;
+  http_request request;
+  http_response response;
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+
+  ~transfer() {
+    if (easy != nullptr)
+      curl_easy_cleanup(easy);
+    curl_slist_free_all(headers);
+  }
+};
+
+size_t on_body(char* data, size_t size, size_t count, void* user) {
+  static_cast<transfer*>(user)->response.body.append(data, size * count);
+  return size * count;
+}
+
+size_t on_header(char* data, size_t size, size_t count, void* user) {
+  auto& headers = static_cast<transfer*>(user)->response.headers;
+  std::string_view line{data, size * count};
+  // Each status line starts a new response (redirect, 100 Continue): keep
+  // only the headers of the last one.
+  if (line.substr(0, 5) == "HTTP/") {
+    headers.clear();
+    return size * count;
+  }
+  auto colon = line.find(':');
+  if (colon == line.npos)
+    return size * count;
+  std::string name{line.substr(0, colon)};
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  auto value = line.substr(colon + 1);
+  auto first = value.find_first_not_of(" \t");
+  auto last = value.find_last_not_of(" \t\r\n");
+  value = first == value.npos ? std::string_view{}
+                              : value.substr(first, last - first + 1);
+  headers.emplace_back(std::move(name), std::string{value});
+  return size * count;
+}
+
+/// Sets up `t.easy` for `t.request`; returns false when curl refused.
+bool prepare(transfer& t) {
+  t.easy = curl_easy_init();
+  if (t.easy == nullptr)
+    return false;
+  auto* e = t.easy;
+  auto& req = t.request;
+  for (auto& [name, value] : req.headers)
+    t.headers = curl_slist_append(t.headers, (name + ": " + value).c_str());
+  // No 100-continue round trip: the servers we talk to answer directly.
+  t.headers = curl_slist_append(t.headers, "Expect:");
+  curl_easy_setopt(e, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(std::max<int64_t>(req.timeout_ms, 1)));
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.errbuf);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+  if (req.follow_redirects) {
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  }
+  if (req.method == "HEAD") {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (req.method == "GET" && req.body.empty()) {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    // A DELETE without a body sends no Content-Length at all.
+    if (!req.body.empty() || req.method != "DELETE") {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, req.body.data());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(req.body.size()));
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+/// libcurl's multi interface on one thread of its own. Finished transfers go
+/// back to the actor as `http_done` messages.
+class curl_engine {
+public:
+  explicit curl_engine(caf::weak_actor_ptr owner)
+    : owner_(std::move(owner)), multi_(curl_multi_init()) {
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~curl_engine() {
+    {
+      std::lock_guard guard{mtx_};
+      stop_ = true;
+    }
+    curl_multi_wakeup(multi_);
+    thread_.join();
+    curl_multi_cleanup(multi_);
+  }
+
+  void submit(uint64_t id, http_request req) {
+    auto t = std::make_unique<transfer>();
+    t->id = id;
+    t->request = std::move(req);
+    {
+      std::lock_guard guard{mtx_};
+      incoming_.push_back(std::move(t));
+    }
+    curl_multi_wakeup(multi_);
+  }
+
+private:
+  void run() {
+    std::unordered_map<CURL*, std::unique_ptr<transfer>> active;
+    for (;;) {
+      std::deque<std::unique_ptr<transfer>> fresh;
+      {
+        std::lock_guard guard{mtx_};
+        if (stop_)
+          break;
+        fresh.swap(incoming_);
+      }
+      for (auto& t : fresh) {
+        if (!prepare(*t)
+            || curl_multi_add_handle(multi_, t->easy) != CURLM_OK) {
+          t->response.error = "could not start the transfer";
+          finish(*t);
+          continue;
+        }
+        auto* easy = t->easy;
+        active.emplace(easy, std::move(t));
+      }
+      int running = 0;
+      curl_multi_perform(multi_, &running);
+      int left = 0;
+      while (auto* msg = curl_multi_info_read(multi_, &left)) {
+        if (msg->msg != CURLMSG_DONE)
+          continue;
+        auto i = active.find(msg->easy_handle);
+        if (i == active.end())
+          continue;
+        auto& t = *i->second;
+        auto rc = msg->data.result;
+        if (rc == CURLE_OK) {
+          long status = 0;
+          curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+          t.response.status = static_cast<int>(status);
+        } else {
+          t.response.status = 0;
+          t.response.headers.clear();
+          t.response.body.clear();
+          t.response.error = t.errbuf[0] != '\0' ? t.errbuf
+                                                 : curl_easy_strerror(rc);
+        }
+        curl_multi_remove_handle(multi_, t.easy);
+        finish(t);
+        active.erase(i);
+      }
+      curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
+    }
+    // The actor is gone: drop whatever is still in flight.
+    for (auto& [easy, t] : active)
+      curl_multi_remove_handle(multi_, easy);
+  }
+
+  void finish(transfer& t) {
+    if (t.response.status == 0)
+      spdlog::debug("{} {} failed: {}", t.request.method, t.request.url,
+                    t.response.error);
+    if (auto strong = owner_.lock())
+      caf::anon_send(caf::actor_cast<http_client_actor>(std::move(strong)),
+                     http_done_atom::value, t.id, std::move(t.response));
+  }
+
+  caf::weak_actor_ptr owner_;
+  CURLM* multi_;
+  std::mutex mtx_;
+  bool stop_ = false;
+  std::deque<std::unique_ptr<transfer>> incoming_;
+  std::thread thread_;
+};
+
+http_client_state::http_client_state() = default;
+
+http_client_state::~http_client_state() {
+  // Stops and joins the curl thread before the promises go away.
+  engine.reset();
+}
+
+http_client_actor::behavior_type
+http_client(http_client_actor::stateful_pointer<http_client_state> self) {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  // A weak handle: the curl thread must not keep its own actor alive.
+  self->state.engine
+    = std::make_unique<curl_engine>(caf::weak_actor_ptr{self->ctrl()});
+  return {
+    [=](http_request& req) -> caf::typed_response_promise<http_response> {
+      auto rp = self->make_response_promise<http_response>();
+      auto id = self->state.next_id++;
+      self->state.pending.emplace(id, rp);
+      self->state.engine->submit(id, std::move(req));
+      return rp;
+    },
+    [=](http_done_atom, uint64_t id, http_response& res) {
+      auto i = self->state.pending.find(id);
+      if (i == self->state.pending.end())
+        return;
+      i->second.deliver(std::move(res));
+      self->state.pending.erase(i);
+    },
+  };
+}
+
+} // namespace heaven
