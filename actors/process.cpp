@@ -1,0 +1,378 @@
+#include "actors/process.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/spawn_options.hpp>
+#include <spdlog/spdlog.h>
+
+#include "messages/atoms.hpp"
+
+namespace heaven {
+
+namespace {
+
+/// Lines longer than this are cut into pieces so one runaway line cannot eat
+/// the memory.
+constexpr size_t max_line = 64 * 1024;
+
+/// How long to keep reading after the child was reaped when a grandchild
+/// still holds the pipes open: output that is already written arrives well
+/// within this, and a daemon left behind must not hold the deployment.
+constexpr auto drain_quiet = std::chrono::milliseconds(250);
+constexpr auto drain_max = std::chrono::seconds(2);
+
+/// Closes a file descriptor once.
+struct fd_guard {
+  int fd = -1;
+  fd_guard() = default;
+  explicit fd_guard(int x) : fd(x) {
+  }
+  fd_guard(const fd_guard&) = delete;
+  fd_guard& operator=(const fd_guard&) = delete;
+  ~fd_guard() {
+    reset();
+  }
+  void reset(int x = -1) {
+    if (fd >= 0)
+      ::close(fd);
+    fd = x;
+  }
+};
+
+std::string lookup(const string_pairs& env, const std::string& key) {
+  for (auto& [k, v] : env)
+    if (k == key)
+      return v;
+  return {};
+}
+
+/// Finds argv[0] the way execvp would, but on the child's PATH (not ours).
+/// Returns the path or sets `error`.
+std::string resolve(const std::string& name, const string_pairs& env,
+                    std::string& error) {
+  if (name.empty()) {
+    error = "cannot run an empty command";
+    return {};
+  }
+  if (name.find('/') != std::string::npos)
+    return name;
+  auto path = lookup(env, "PATH");
+  if (path.empty())
+    path = "/usr/local/bin:/usr/bin:/bin";
+  bool denied = false;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    auto end = path.find(':', pos);
+    if (end == std::string::npos)
+      end = path.size();
+    auto dir = path.substr(pos, end - pos);
+    if (dir.empty())
+      dir = ".";
+    auto candidate = dir + "/" + name;
+    struct stat st;
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (::access(candidate.c_str(), X_OK) == 0)
+        return candidate;
+      denied = true;
+    }
+    pos = end + 1;
+  }
+  error = "cannot run " + name + ": "
+          + (denied ? std::string{"permission denied"}
+                    : std::string{"command not found"});
+  return {};
+}
+
+/// Splits a stream's bytes into lines.
+struct line_splitter {
+  stream source;
+  std::string buf;
+
+  template <class F>
+  void feed(const char* data, size_t n, F& emit) {
+    buf.append(data, n);
+    size_t start = 0;
+    for (;;) {
+      auto nl = buf.find('\n', start);
+      if (nl == std::string::npos) {
+        while (buf.size() - start >= max_line) {
+          emit(log_line{source, buf.substr(start, max_line)});
+          start += max_line;
+        }
+        break;
+      }
+      // A line longer than the limit still leaves in pieces.
+      while (nl - start > max_line) {
+        emit(log_line{source, buf.substr(start, max_line)});
+        start += max_line;
+      }
+      emit(log_line{source, buf.substr(start, nl - start)});
+      start = nl + 1;
+    }
+    buf.erase(0, start);
+  }
+
+  template <class F>
+  void finish(F& emit) {
+    if (!buf.empty())
+      emit(log_line{source, std::move(buf)});
+    buf.clear();
+  }
+};
+
+int pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+exit_info decode(int status) {
+  exit_info result;
+  if (WIFEXITED(status))
+    result.code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    result.signal = WTERMSIG(status);
+  return result;
+}
+
+} // namespace
+
+exit_info run_process(const process_spec& spec,
+                      const std::function<void(log_line)>& on_line,
+                      const caf::actor& owner) {
+  exit_info result;
+  if (spec.argv.empty()) {
+    result.error = "cannot run an empty command";
+    return result;
+  }
+  auto exe = resolve(spec.argv[0], spec.env, result.error);
+  if (exe.empty())
+    return result;
+  if (!spec.cwd.empty()) {
+    struct stat st;
+    if (::stat(spec.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      result.error = "cannot run " + spec.argv[0] + ": no directory "
+                     + spec.cwd;
+      return result;
+    }
+  }
+  int out[2];
+  int err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    result.error = std::string{"pipe: "} + std::strerror(errno);
+    return result;
+  }
+  fd_guard out_r{out[0]}, out_w{out[1]};
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    result.error = std::string{"pipe: "} + std::strerror(errno);
+    return result;
+  }
+  fd_guard err_r{err[0]}, err_w{err[1]};
+  // Everything the child needs is built here: nothing may allocate between
+  // the fork and the exec of a multi-threaded process.
+  std::vector<std::string> env_strings;
+  env_strings.reserve(spec.env.size());
+  for (auto& [k, v] : spec.env)
+    env_strings.push_back(k + "=" + v);
+  std::vector<char*> argv;
+  for (auto& x : spec.argv)
+    argv.push_back(const_cast<char*>(x.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& x : env_strings)
+    envp.push_back(const_cast<char*>(x.c_str()));
+  envp.push_back(nullptr);
+  // glibc's posix_spawn runs the child with CLONE_VFORK and reports exec
+  // failures through its own CLOEXEC pipe: an exec error comes back as the
+  // return value instead of an anonymous exit status 127.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  if (!spec.cwd.empty())
+    posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // CAF's threads may block or ignore signals; the child starts clean.
+  sigset_t none;
+  sigemptyset(&none);
+  sigset_t all;
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK
+                                    | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = 0;
+  auto rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(),
+                          envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    result.error = "cannot run " + spec.argv[0] + ": " + std::strerror(rc);
+    spdlog::warn("could not start {}: {}", spec.argv[0], std::strerror(rc));
+    return result;
+  }
+  if (owner)
+    caf::anon_send(owner, started_atom::value, static_cast<int32_t>(pid));
+  out_w.reset();
+  err_w.reset();
+  ::fcntl(out_r.fd, F_SETFL, ::fcntl(out_r.fd, F_GETFL) | O_NONBLOCK);
+  ::fcntl(err_r.fd, F_SETFL, ::fcntl(err_r.fd, F_GETFL) | O_NONBLOCK);
+  fd_guard pidfd{pidfd_open(pid)};
+  line_splitter splitters[2] = {{stream::out, {}}, {stream::err, {}}};
+  fd_guard* pipes[2] = {&out_r, &err_r};
+  auto emit = [&](log_line line) {
+    if (on_line)
+      on_line(std::move(line));
+  };
+  bool reaped = false;
+  int status = 0;
+  auto try_reap = [&] {
+    if (reaped)
+      return;
+    auto r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD)) {
+      reaped = true;
+      pidfd.reset();
+    }
+  };
+  using clock = std::chrono::steady_clock;
+  clock::time_point reaped_at;
+  clock::time_point last_data = clock::now();
+  std::vector<char> chunk(64 * 1024);
+  for (;;) {
+    if (pipes[0]->fd < 0 && pipes[1]->fd < 0)
+      break;
+    if (reaped) {
+      auto now = clock::now();
+      if (now - last_data >= drain_quiet || now - reaped_at >= drain_max)
+        break;
+    }
+    pollfd fds[3];
+    int n = 0;
+    int index[3];
+    for (int i = 0; i < 2; ++i)
+      if (pipes[i]->fd >= 0) {
+        fds[n] = pollfd{pipes[i]->fd, POLLIN, 0};
+        index[n++] = i;
+      }
+    if (!reaped && pidfd.fd >= 0) {
+      fds[n] = pollfd{pidfd.fd, POLLIN, 0};
+      index[n++] = 2;
+    }
+    // Without a pidfd (old kernels) the child is checked on a short tick.
+    int timeout = reaped ? 50 : (pidfd.fd >= 0 ? -1 : 100);
+    auto ready = ::poll(fds, n, timeout);
+    if (ready < 0) {
+      if (errno == EINTR)
+        continue;
+      spdlog::error("poll failed while running {}: {}", spec.argv[0],
+                    std::strerror(errno));
+      break;
+    }
+    for (int j = 0; j < n; ++j) {
+      if (fds[j].revents == 0)
+        continue;
+      if (index[j] == 2) {
+        try_reap();
+        if (reaped)
+          reaped_at = last_data = clock::now();
+        continue;
+      }
+      auto i = index[j];
+      for (;;) {
+        auto got = ::read(pipes[i]->fd, chunk.data(), chunk.size());
+        if (got > 0) {
+          last_data = clock::now();
+          splitters[i].feed(chunk.data(), static_cast<size_t>(got), emit);
+          // Give the other pipe its turn: fairness keeps both flowing.
+          if (static_cast<size_t>(got) == chunk.size())
+            break;
+          continue;
+        }
+        if (got == 0) {
+          pipes[i]->reset();
+        } else if (errno == EINTR) {
+          continue;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          pipes[i]->reset();
+        }
+        break;
+      }
+    }
+    if (pidfd.fd < 0 && !reaped) {
+      try_reap();
+      if (reaped)
+        reaped_at = last_data = clock::now();
+    }
+  }
+  for (auto& s : splitters)
+    s.finish(emit);
+  if (!reaped) {
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR)
+      ; // Interrupted: wait again.
+  }
+  return decode(status);
+}
+
+exit_info run_process(const process_spec& spec, const caf::actor& log_sink,
+                      const caf::actor& owner) {
+  std::function<void(log_line)> on_line;
+  if (log_sink)
+    on_line = [&](log_line line) {
+      caf::anon_send(log_sink, log_atom::value, std::move(line));
+    };
+  return run_process(spec, on_line, owner);
+}
+
+void spawn_process(caf::actor_system& sys, process_spec spec,
+                   caf::actor log_sink, caf::actor owner, bool detach) {
+  auto fn = [spec = std::move(spec), log_sink = std::move(log_sink),
+             owner = std::move(owner)](caf::event_based_actor* self) {
+    auto info = run_process(spec, log_sink, owner);
+    if (owner)
+      caf::anon_send(owner, exited_atom::value, std::move(info));
+    self->quit();
+    return caf::behavior{};
+  };
+  if (detach)
+    sys.spawn<caf::detached>(std::move(fn));
+  else
+    sys.spawn(std::move(fn));
+}
+
+void kill_group(int32_t pgid, int sig) {
+  if (pgid <= 0)
+    return;
+  if (::kill(-pgid, sig) != 0 && errno != ESRCH)
+    spdlog::warn("could not send signal {} to process group {}: {}", sig,
+                 pgid, std::strerror(errno));
+}
+
+bool group_alive(int32_t pgid) {
+  return pgid > 0 && ::kill(-pgid, 0) == 0;
+}
+
+} // namespace heaven

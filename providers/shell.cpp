@@ -1,0 +1,206 @@
+#include "providers/shell.hpp"
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+#include <unistd.h>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/process.hpp"
+#include "actors/validate.hpp"
+
+namespace fs = std::filesystem;
+
+namespace heaven {
+
+namespace {
+
+void set_env(string_pairs& env, const std::string& key, std::string value) {
+  for (auto& kvp : env)
+    if (kvp.first == key) {
+      kvp.second = std::move(value);
+      return;
+    }
+  env.emplace_back(key, std::move(value));
+}
+
+/// The script's path relative to the repository, or "" when missing.
+std::string deploy_script(const std::string& payload_json) {
+  auto payload = nlohmann::json::parse(payload_json, nullptr, false);
+  if (!payload.is_object())
+    return {};
+  auto config = payload.find("config");
+  if (config == payload.end() || !config->is_object())
+    return {};
+  auto script = config->find("deploy_script");
+  if (script == config->end() || !script->is_string())
+    return {};
+  return script->get<std::string>();
+}
+
+/// True when `path` is `root` or lies below it (both canonical).
+bool inside(const fs::path& root, const fs::path& path) {
+  auto r = root.begin();
+  auto p = path.begin();
+  for (; r != root.end(); ++r, ++p) {
+    // A trailing separator leaves an empty last element.
+    if (r->empty() && std::next(r) == root.end())
+      break;
+    if (p == path.end() || *r != *p)
+      return false;
+  }
+  return true;
+}
+
+/// Checks the script and returns its absolute path, or sets `why`.
+fs::path check_script(const provider_job& job, const std::string& script,
+                      std::string& why) {
+  if (script.empty()) {
+    why = "payload.config.deploy_script is missing";
+    return {};
+  }
+  auto outside = "deploy script " + script + " is outside the repository";
+  if (!valid_script_path(script)) {
+    why = outside;
+    return {};
+  }
+  std::error_code ec;
+  auto root = fs::weakly_canonical(job.workspace, ec);
+  if (ec) {
+    why = "the workspace " + job.workspace + " is gone";
+    return {};
+  }
+  // weakly_canonical follows symlinks, so a link pointing out of the
+  // checkout resolves outside and is refused.
+  auto target = fs::weakly_canonical(root / script, ec);
+  if (ec || !inside(root, target)) {
+    why = outside;
+    return {};
+  }
+  if (!fs::exists(target, ec)) {
+    why = "deploy script " + script + " not found at "
+          + job.request.sha.substr(0, 7);
+    return {};
+  }
+  if (!fs::is_regular_file(target, ec)
+      || ::access(target.c_str(), X_OK) != 0) {
+    why = "deploy script " + script + " is not executable";
+    return {};
+  }
+  return target;
+}
+
+/// The deployment, typed: a typed actor may only send to typed handles.
+deployment_actor sink(const shell_state& st) {
+  return caf::actor_cast<deployment_actor>(st.deployment);
+}
+
+} // namespace
+
+provider_actor::behavior_type
+shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
+      caf::actor deployment) {
+  self->state.job = std::move(job);
+  self->state.deployment = std::move(deployment);
+  auto& st = self->state;
+  auto finish = [self](std::string state, std::string description) {
+    auto& st = self->state;
+    spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
+                 description);
+    if (st.deployment)
+      self->send(sink(st), result_atom::value,
+                 provider_outcome{std::move(state), std::move(description)});
+    self->quit();
+  };
+  auto script = deploy_script(st.job.request.payload_json);
+  std::string why;
+  auto path = check_script(st.job, script, why);
+  if (!why.empty()) {
+    finish("error", why);
+    return provider_actor::behavior_type::make_empty_behavior();
+  }
+  if (st.deployment)
+    self->send(sink(st), log_atom::value,
+               log_line{stream::heaven, "Running " + script});
+  process_spec spec;
+  spec.argv = {path.string()};
+  spec.cwd = fs::weakly_canonical(st.job.workspace).string();
+  spec.env = st.job.env;
+  auto& req = st.job.request;
+  set_env(spec.env, "BRANCH", req.ref);
+  set_env(spec.env, "SHA", req.sha);
+  set_env(spec.env, "DEPLOY_ENV", req.environment);
+  set_env(spec.env, "DEPLOY_TASK", req.task);
+  spdlog::info("deployment {} runs {} in {}", st.job.id, script, spec.cwd);
+  spawn_process(self->system(), std::move(spec), st.deployment,
+                caf::actor_cast<caf::actor>(self));
+  auto terminate = [self] {
+    auto& st = self->state;
+    spdlog::info("deployment {} sends SIGTERM to process group {}", st.job.id,
+                 st.pgid);
+    kill_group(st.pgid, SIGTERM);
+    self->delayed_send(self, std::chrono::milliseconds(st.job.kill_grace_ms),
+                       kill_atom::value);
+  };
+  return {
+    [self, terminate](cancel_atom) {
+      auto& st = self->state;
+      if (st.cancelled)
+        return;
+      st.cancelled = true;
+      if (!st.job.terminate_children) {
+        spdlog::info("deployment {} leaves process group {} running", st.job.id,
+                     st.pgid);
+        if (st.deployment)
+          self->send(sink(st), result_atom::value,
+                     provider_outcome{"failure", "cancelled"});
+        self->quit();
+        return;
+      }
+      // Before `started` there is no group yet: it is killed on arrival.
+      if (st.pgid != 0)
+        terminate();
+    },
+    [self, terminate](started_atom, int32_t pid) {
+      auto& st = self->state;
+      st.pgid = pid;
+      if (st.cancelled)
+        terminate();
+    },
+    [self, finish, script](exited_atom, exit_info info) {
+      auto& st = self->state;
+      auto& req = st.job.request;
+      if (st.cancelled)
+        finish("failure", "cancelled");
+      else if (!info.error.empty())
+        finish("error", info.error);
+      else if (info.signal != 0)
+        finish("failure", script + " was killed by signal "
+                            + std::to_string(info.signal));
+      else if (info.code != 0)
+        finish("failure",
+               script + " exited with status " + std::to_string(info.code));
+      else
+        finish("success", "Deployed " + req.ref + " (" + req.sha.substr(0, 7)
+                            + ") to " + req.environment + " with " + script);
+    },
+    [self](kill_atom) {
+      auto& st = self->state;
+      if (group_alive(st.pgid)) {
+        spdlog::warn("deployment {} sends SIGKILL to process group {}",
+                     st.job.id, st.pgid);
+        kill_group(st.pgid, SIGKILL);
+      }
+    },
+  };
+}
+
+} // namespace heaven
