@@ -1,0 +1,676 @@
+#include "actors/http_ingress.hpp"
+
+// Boost 1.74's Asio needs <utility> first under C++20.
+#include <utility>
+
+#include <atomic>
+#include <charconv>
+#include <cstring>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+#include <thread>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/log_book.hpp"
+#include "actors/webhook.hpp"
+
+namespace heaven {
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+/// The longest a client may take to send one request (slowloris guard) or
+/// to stay idle between keep-alive requests.
+constexpr auto read_timeout = std::chrono::seconds(30);
+/// The longest one response write may take.
+constexpr auto write_timeout = std::chrono::seconds(60);
+/// How long a rejected upload is drained before the connection is dropped,
+/// so the client reads our answer instead of a reset.
+constexpr auto linger_timeout = std::chrono::seconds(5);
+/// GitHub gives up on a webhook after 10 s: answer before that.
+constexpr auto actor_timeout = std::chrono::seconds(9);
+/// How often a live log is checked for growth.
+constexpr auto log_poll = std::chrono::milliseconds(200);
+constexpr std::size_t log_chunk = 64 * 1024;
+constexpr int32_t default_limit = 50;
+constexpr int32_t max_limit = 500;
+
+std::string json_error(std::string_view msg) {
+  return nlohmann::json{{"error", msg}}.dump(
+    -1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// Closed by stop(): after that, actors must not touch the io_context, which
+/// may be gone.
+struct gate {
+  std::mutex mtx;
+  bool open = true;
+};
+
+/// The value of `name` in a query string ("" when absent).
+std::string_view query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? std::string_view{}
+                                          : pair.substr(eq + 1);
+    if (amp == std::string_view::npos)
+      break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+/// Parses all of `text` as a number.
+template <class T>
+std::optional<T> to_number(std::string_view text) {
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(),
+                                   value);
+  if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
+    return std::nullopt;
+  return value;
+}
+
+class session;
+
+/// The server: owns the io_context, its thread, the acceptor and every
+/// open connection.
+class server_impl final : public ingress_server {
+public:
+  server_impl(caf::actor_system& sys, ingress_options opts,
+              receiver_actor receiver, store_actor store)
+    : sys(sys),
+      opts(std::move(opts)),
+      receiver(std::move(receiver)),
+      store(std::move(store)),
+      gate_(std::make_shared<gate>()),
+      work_(net::make_work_guard(ioc_)),
+      acceptor_(ioc_) {
+  }
+
+  ~server_impl() override {
+    stop();
+  }
+
+  void listen();
+
+  uint16_t port() const override {
+    return port_;
+  }
+
+  void stop() override;
+
+  /// Drops a finished connection (io thread only).
+  void forget(session* s) {
+    sessions_.erase(s);
+  }
+
+  caf::actor_system& sys;
+  const ingress_options opts;
+  const receiver_actor receiver;
+  const store_actor store;
+  const std::shared_ptr<gate> gate_;
+
+private:
+  void accept();
+
+  // Declared first so it is destroyed last: handlers it still holds own
+  // sessions, whose sockets need it.
+  net::io_context ioc_{1};
+  net::executor_work_guard<net::io_context::executor_type> work_;
+  tcp::acceptor acceptor_;
+  std::map<session*, std::shared_ptr<session>> sessions_;
+  std::thread thread_;
+  std::atomic<bool> stopped_{false};
+  uint16_t port_ = 0;
+};
+
+/// One client connection: reads requests one after another (keep-alive),
+/// routes them, and writes the answers.
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(tcp::socket sock, server_impl& srv)
+    : stream_(std::move(sock)), timer_(stream_.get_executor()), srv_(srv) {
+  }
+
+  ~session() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+
+  void start() {
+    read_request();
+  }
+
+  /// Closes the connection without forgetting it (io thread only).
+  void close() {
+    if (closed_)
+      return;
+    closed_ = true;
+    beast::error_code ec;
+    timer_.cancel();
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  /// Sends the answer an actor produced for the current request.
+  void answer(int status, std::string body) {
+    if (closed_)
+      return;
+    if (status < 100 || status > 599)
+      status = 500;
+    respond(static_cast<http::status>(status), std::move(body));
+  }
+
+  auto executor() {
+    return stream_.get_executor();
+  }
+
+private:
+  using string_response = http::response<http::string_body>;
+
+  void read_request() {
+    if (closed_)
+      return;
+    parser_.emplace();
+    parser_->body_limit(srv_.opts.max_body);
+    stream_.expires_after(read_timeout);
+    http::async_read_header(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        self->on_header(ec);
+      });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec == http::error::body_limit)
+      return too_large();
+    if (ec)
+      return finish();
+    auto& head = parser_->get();
+    if (beast::iequals(head[http::field::expect], "100-continue")) {
+      // curl waits for this before sending a large body.
+      auto res = std::make_shared<http::response<http::empty_body>>(
+        http::status::continue_, head.version());
+      stream_.expires_after(write_timeout);
+      http::async_write(stream_, *res,
+                        [self = shared_from_this(),
+                         res](beast::error_code ec, std::size_t) {
+                          if (ec)
+                            return self->finish();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    stream_.expires_after(read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec,
+                                                 std::size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::body_limit)
+      return too_large();
+    if (ec)
+      return finish();
+    req_ = parser_->release();
+    route();
+  }
+
+  void route() {
+    std::string_view target{req_.target().data(), req_.target().size()};
+    auto qmark = target.find('?');
+    std::string_view path = target.substr(0, qmark);
+    std::string_view query = qmark == std::string_view::npos
+                               ? std::string_view{}
+                               : target.substr(qmark + 1);
+    // Only the path is ever logged: the query may hold a log token.
+    what_ = std::string{req_.method_string()} + " " + std::string{path};
+    auto method = req_.method();
+    if (path == "/events") {
+      if (method != http::verb::post)
+        return not_allowed("POST");
+      return on_event();
+    }
+    if (path == "/healthz") {
+      if (method != http::verb::get)
+        return not_allowed("GET");
+      return respond(http::status::ok, R"({"status":"ok"})");
+    }
+    if (path == "/deployments") {
+      if (method != http::verb::get)
+        return not_allowed("GET");
+      return on_list(query);
+    }
+    constexpr std::string_view prefix = "/deployments/";
+    constexpr std::string_view suffix = "/log";
+    if (path.size() > prefix.size() + suffix.size()
+        && path.substr(0, prefix.size()) == prefix
+        && path.substr(path.size() - suffix.size()) == suffix) {
+      auto id = to_number<int64_t>(path.substr(
+        prefix.size(), path.size() - prefix.size() - suffix.size()));
+      if (id && *id > 0) {
+        if (method != http::verb::get)
+          return not_allowed("GET");
+        return on_log(*id, query_param(query, "token"));
+      }
+    }
+    respond(http::status::not_found, json_error("not found"));
+  }
+
+  void not_allowed(const char* allow) {
+    respond(http::status::method_not_allowed,
+            json_error("method not allowed"), {{http::field::allow, allow}});
+  }
+
+  void on_event() {
+    auto header = [this](std::string_view name) {
+      auto it = req_.find(beast::string_view{name.data(), name.size()});
+      return it == req_.end()
+               ? std::string{}
+               : std::string{it->value().data(), it->value().size()};
+    };
+    inbound_event ev;
+    ev.type = header("X-GitHub-Event");
+    ev.delivery = header("X-GitHub-Delivery");
+    if (ev.type.empty())
+      return respond(http::status::bad_request,
+                     json_error("missing header X-GitHub-Event"));
+    if (ev.delivery.empty())
+      return respond(http::status::bad_request,
+                     json_error("missing header X-GitHub-Delivery"));
+    auto& opts = srv_.opts;
+    if (!(opts.insecure && opts.secret.empty())
+        && !signature_valid(opts.secret, req_.body(),
+                            header("X-Hub-Signature-256")))
+      return respond(http::status::unauthorized,
+                     json_error("invalid signature"));
+    if (ev.type == "deployment") {
+      auto parsed = parse_deployment(req_.body());
+      if (auto* msg = std::get_if<std::string>(&parsed))
+        return respond(http::status::bad_request, json_error(*msg));
+      ev.deployment = std::move(std::get<deployment_request>(parsed));
+    } else if (ev.type == "deployment_status" || ev.type == "status"
+               || ev.type == "ping") {
+      if (auto msg = check_json_object(req_.body()); !msg.empty())
+        return respond(http::status::bad_request, json_error(msg));
+    } else {
+      return respond(http::status::unprocessable_entity,
+                     json_error("unsupported event " + ev.type));
+    }
+    ev.body = std::move(req_.body());
+    auto to = srv_.receiver;
+    ask([to, ev = std::move(ev)](caf::event_based_actor* self,
+                                 auto reply) mutable {
+      self->request(to, actor_timeout, event_atom::value, std::move(ev))
+        .then(
+          [reply](ingress_reply& r) mutable {
+            reply(r.status, std::move(r.body));
+          },
+          [reply, self](caf::error& err) mutable {
+            reply(503, json_error("receiver unavailable: "
+                                  + self->system().render(err)));
+          });
+    });
+  }
+
+  void on_list(std::string_view query) {
+    int32_t limit = default_limit;
+    if (auto text = query_param(query, "limit"); !text.empty()) {
+      auto n = to_number<int32_t>(text);
+      if (!n || *n < 1)
+        return respond(http::status::bad_request,
+                       json_error("limit must be a positive integer"));
+      limit = std::min(*n, max_limit);
+    }
+    auto to = srv_.store;
+    ask([to, limit](caf::event_based_actor* self, auto reply) mutable {
+      self->request(to, actor_timeout, list_atom::value, limit)
+        .then(
+          [reply](std::string& list) mutable {
+            reply(200, std::move(list));
+          },
+          [reply, self](caf::error& err) mutable {
+            reply(503, json_error("store unavailable: "
+                                  + self->system().render(err)));
+          });
+    });
+  }
+
+  /// Runs `fn(self, reply)` in a short-lived actor; `reply(status, body)`
+  /// posts the answer back to this connection. The io thread never waits.
+  template <class F>
+  void ask(F fn) {
+    std::weak_ptr<session> weak = weak_from_this();
+    auto g = srv_.gate_;
+    auto reply = [weak, g](int status, std::string body) {
+      std::lock_guard<std::mutex> guard{g->mtx};
+      if (!g->open)
+        return;
+      if (auto s = weak.lock())
+        net::post(s->executor(),
+                  [s, status, body = std::move(body)]() mutable {
+                    s->answer(status, std::move(body));
+                  });
+    };
+    srv_.sys.spawn([fn = std::move(fn),
+                    reply](caf::event_based_actor* self) mutable {
+      fn(self, reply);
+    });
+  }
+
+  void on_log(int64_t id, std::string_view token) {
+    auto& logs = srv_.opts.logs;
+    if (!logs || token.empty()
+        || !equal_constant_time(token, log_token(srv_.opts.log_key, id)))
+      return respond(http::status::not_found, json_error("not found"));
+    int fd = ::open(logs->path(id).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return respond(http::status::not_found, json_error("not found"));
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = fd;
+    log_id_ = id;
+    offset_ = 0;
+    log_res_.emplace(http::status::ok, req_.version());
+    log_res_->set(http::field::server, "heaven");
+    log_res_->set(http::field::content_type, "text/plain; charset=utf-8");
+    log_res_->set(http::field::cache_control, "no-cache");
+    log_res_->set("X-Content-Type-Options", "nosniff");
+    log_res_->keep_alive(req_.keep_alive());
+    log_res_->chunked(true);
+    log_sr_.emplace(*log_res_);
+    stream_.expires_after(write_timeout);
+    http::async_write_header(
+      stream_, *log_sr_,
+      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        if (ec)
+          return self->finish();
+        self->follow();
+      });
+  }
+
+  /// Sends what the log file gained since the last look; waits while the
+  /// log is live; ends the response once it is closed and fully sent.
+  void follow() {
+    if (closed_)
+      return;
+    // Asked before reading: a log that was closed before a read that found
+    // nothing new is complete.
+    bool live = srv_.opts.logs->live(log_id_);
+    chunk_.resize(log_chunk);
+    auto n = ::pread(fd_, chunk_.data(), chunk_.size(), offset_);
+    if (n < 0) {
+      spdlog::warn("ingress could not read the log of deployment {}: {}",
+                   log_id_, std::strerror(errno));
+      return finish();
+    }
+    if (n > 0) {
+      chunk_.resize(static_cast<std::size_t>(n));
+      offset_ += n;
+      stream_.expires_after(write_timeout);
+      net::async_write(stream_, http::make_chunk(net::buffer(chunk_)),
+                       [self = shared_from_this()](beast::error_code ec,
+                                                   std::size_t) {
+                         if (ec)
+                           return self->finish();
+                         self->follow();
+                       });
+      return;
+    }
+    if (live) {
+      timer_.expires_after(log_poll);
+      timer_.async_wait(
+        [self = shared_from_this()](beast::error_code ec) {
+          if (!ec)
+            self->follow();
+        });
+      return;
+    }
+    ::close(fd_);
+    fd_ = -1;
+    spdlog::debug("ingress answered {} with 200", what_);
+    bool keep = log_res_->keep_alive();
+    stream_.expires_after(write_timeout);
+    net::async_write(stream_, http::make_chunk_last(),
+                     [self = shared_from_this(), keep](beast::error_code ec,
+                                                       std::size_t) {
+                       self->after_write(ec, !keep);
+                     });
+  }
+
+  void respond(http::status status, std::string body,
+               std::initializer_list<std::pair<http::field, const char*>>
+                 extra = {},
+               bool close_after = false) {
+    auto res = std::make_shared<string_response>(status, req_.version());
+    res->set(http::field::server, "heaven");
+    res->set(http::field::content_type, "application/json");
+    for (auto& [field, value] : extra)
+      res->set(field, value);
+    res->keep_alive(req_.keep_alive() && !close_after);
+    res->body() = std::move(body);
+    res->prepare_payload();
+    spdlog::debug("ingress answered {} with {}", what_,
+                  static_cast<unsigned>(status));
+    stream_.expires_after(write_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(),
+                       res](beast::error_code ec, std::size_t) {
+                        self->after_write(ec, res->need_eof());
+                      });
+  }
+
+  void after_write(beast::error_code ec, bool eof) {
+    if (ec)
+      return finish();
+    if (eof) {
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      return finish();
+    }
+    read_request();
+  }
+
+  /// Answers 413 and drains what the client still sends, then hangs up.
+  void too_large() {
+    what_ = std::string{parser_->get().method_string()} + " "
+            + std::string{parser_->get().target().substr(
+              0, parser_->get().target().find('?'))};
+    req_ = {};
+    req_.version(parser_->get().version());
+    auto res = std::make_shared<string_response>(
+      http::status::payload_too_large, req_.version());
+    res->set(http::field::server, "heaven");
+    res->set(http::field::content_type, "application/json");
+    res->keep_alive(false);
+    res->body() = json_error("body too large");
+    res->prepare_payload();
+    spdlog::debug("ingress answered {} with 413", what_);
+    stream_.expires_after(write_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(),
+                       res](beast::error_code ec, std::size_t) {
+                        if (ec)
+                          return self->finish();
+                        self->stream_.socket().shutdown(
+                          tcp::socket::shutdown_send, ec);
+                        self->stream_.expires_after(linger_timeout);
+                        self->drain();
+                      });
+  }
+
+  void drain() {
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(
+      buffer_.prepare(16 * 1024),
+      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        if (ec)
+          return self->finish();
+        self->drain();
+      });
+  }
+
+  void finish() {
+    close();
+    srv_.forget(this);
+  }
+
+  beast::tcp_stream stream_;
+  net::steady_timer timer_;
+  server_impl& srv_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::request<http::string_body> req_;
+  /// "METHOD /path" of the current request, for the debug log.
+  std::string what_;
+  bool closed_ = false;
+  // The log being followed.
+  int fd_ = -1;
+  int64_t log_id_ = 0;
+  off_t offset_ = 0;
+  std::string chunk_;
+  std::optional<http::response<http::empty_body>> log_res_;
+  std::optional<http::response_serializer<http::empty_body>> log_sr_;
+};
+
+void server_impl::listen() {
+  const auto& listen = opts.listen;
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos)
+    throw std::runtime_error("cannot listen on \"" + listen
+                             + "\": expected host:port");
+  auto host = listen.substr(0, colon);
+  auto port_text = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto port = to_number<uint16_t>(port_text);
+  if (!port)
+    throw std::runtime_error("cannot listen on " + listen + ": bad port \""
+                             + port_text + "\"");
+  beast::error_code ec;
+  tcp::endpoint ep;
+  auto addr = net::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
+  if (!ec) {
+    ep = tcp::endpoint{addr, *port};
+  } else {
+    tcp::resolver resolver{ioc_};
+    auto results = resolver.resolve(host, port_text, ec);
+    if (ec || results.empty())
+      throw std::runtime_error("cannot listen on " + listen
+                               + ": cannot resolve " + host + ": "
+                               + ec.message());
+    ep = results.begin()->endpoint();
+  }
+  auto fail = [&](const char* what) {
+    throw std::runtime_error("cannot listen on " + listen + ": " + what + ": "
+                             + ec.message());
+  };
+  if (acceptor_.open(ep.protocol(), ec); ec)
+    fail("open");
+  if (acceptor_.set_option(net::socket_base::reuse_address(true), ec); ec)
+    fail("set SO_REUSEADDR");
+  if (acceptor_.bind(ep, ec); ec)
+    fail("bind");
+  if (acceptor_.listen(net::socket_base::max_listen_connections, ec); ec)
+    fail("listen");
+  port_ = acceptor_.local_endpoint().port();
+  accept();
+  thread_ = std::thread{[this] {
+    for (;;) {
+      try {
+        ioc_.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("ingress handler failed: {}", e.what());
+      }
+    }
+  }};
+  spdlog::info("ingress listening on {}:{}", ep.address().to_string(), port_);
+}
+
+void server_impl::accept() {
+  acceptor_.async_accept([this](beast::error_code ec, tcp::socket sock) {
+    if (ec == net::error::operation_aborted || !acceptor_.is_open())
+      return;
+    if (ec) {
+      spdlog::warn("ingress could not accept a connection: {}", ec.message());
+    } else {
+      auto s = std::make_shared<session>(std::move(sock), *this);
+      sessions_.emplace(s.get(), s);
+      s->start();
+    }
+    accept();
+  });
+}
+
+void server_impl::stop() {
+  if (stopped_.exchange(true))
+    return;
+  {
+    std::lock_guard<std::mutex> guard{gate_->mtx};
+    gate_->open = false;
+  }
+  if (thread_.joinable()) {
+    net::post(ioc_, [this] {
+      beast::error_code ec;
+      acceptor_.close(ec);
+      auto all = std::move(sessions_);
+      sessions_.clear();
+      for (auto& [ptr, s] : all)
+        s->close();
+      work_.reset();
+      ioc_.stop();
+    });
+    thread_.join();
+  }
+  sessions_.clear();
+}
+
+} // namespace
+
+std::unique_ptr<ingress_server> start_ingress(caf::actor_system& sys,
+                                              ingress_options opts,
+                                              receiver_actor receiver,
+                                              store_actor store) {
+  auto srv = std::make_unique<server_impl>(sys, std::move(opts),
+                                           std::move(receiver),
+                                           std::move(store));
+  srv->listen();
+  return srv;
+}
+
+} // namespace heaven

@@ -1,0 +1,492 @@
+// Tests for the HTTP ingress: real HTTP round trips over 127.0.0.1 against
+// fake receiver and store actors.
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+
+#include "actors/http_ingress.hpp"
+#include "actors/log_book.hpp"
+#include "actors/webhook.hpp"
+#include "tests/support/http_call.hpp"
+
+using namespace heaven;
+using heaven::test::http_call;
+
+namespace {
+
+const std::string secret = "s3cret-webhook-key";
+const std::string log_key = "log-key-for-tests";
+
+/// What the fake actors saw, shared with the test thread.
+struct record {
+  std::mutex mtx;
+  std::vector<inbound_event> events;
+  std::vector<int32_t> limits;
+  ingress_reply reply{201, R"({"deployment":5})"};
+
+  std::vector<inbound_event> seen() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return events;
+  }
+};
+
+receiver_actor::behavior_type fake_receiver(std::shared_ptr<record> rec) {
+  return {
+    [rec](event_atom, inbound_event& ev) {
+      std::lock_guard<std::mutex> guard{rec->mtx};
+      rec->events.push_back(std::move(ev));
+      return rec->reply;
+    },
+    [](done_atom, const std::string&) {},
+  };
+}
+
+store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
+  return {
+    [](accept_atom, const inbound_event&) { return accept_result{}; },
+    [](update_atom, const deployment_update&) {},
+    [rec](list_atom, int32_t limit) {
+      std::lock_guard<std::mutex> guard{rec->mtx};
+      rec->limits.push_back(limit);
+      return std::string{R"([{"id":1,"state":"success"}])"};
+    },
+    [](pending_atom) { return std::vector<unfinished_deployment>{}; },
+  };
+}
+
+std::string make_temp_dir() {
+  std::string templ
+    = (std::filesystem::temp_directory_path() / "heaven-ingress-XXXXXX")
+        .string();
+  if (::mkdtemp(templ.data()) == nullptr)
+    throw std::runtime_error("mkdtemp failed");
+  return templ;
+}
+
+const std::string deployment_body = R"({
+  "action": "created",
+  "deployment": {
+    "id": 4242,
+    "sha": "a10867b14bb761a232cd80139fbd4c0d33264240",
+    "ref": "main",
+    "task": "deploy",
+    "payload": {"name": "shop", "notify": {"room": "ops"},
+                "config": {"provider": "shell", "deploy_script": "run.sh",
+                           "staging_url": "https://staging.shop"}},
+    "environment": "staging",
+    "description": "Deploying main",
+    "creator": {"login": "amy"}
+  },
+  "repository": {"name": "shop", "full_name": "octo/shop",
+                 "clone_url": "file:///tmp/shop.git"},
+  "sender": {"login": "amy"}
+})";
+
+std::string header(const http_response& res, const std::string& name) {
+  for (auto& [k, v] : res.headers)
+    if (k == name)
+      return v;
+  return {};
+}
+
+/// A running server with fake actors and a real log book.
+struct fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  std::string dir = make_temp_dir();
+  std::shared_ptr<log_book> logs
+    = std::make_shared<log_book>(dir + "/logs", std::vector<std::string>{});
+  std::shared_ptr<record> rec = std::make_shared<record>();
+  receiver_actor receiver = sys.spawn(fake_receiver, rec);
+  store_actor store = sys.spawn(fake_store, rec);
+  std::unique_ptr<ingress_server> srv;
+  std::string base;
+
+  fixture() {
+    start(options());
+  }
+
+  ingress_options options() {
+    ingress_options opts;
+    opts.listen = "127.0.0.1:0";
+    opts.secret = secret;
+    opts.max_body = 64 * 1024;
+    opts.logs = logs;
+    opts.log_key = log_key;
+    return opts;
+  }
+
+  void start(ingress_options opts) {
+    if (srv)
+      srv->stop();
+    srv = start_ingress(sys, std::move(opts), receiver, store);
+    base = "http://127.0.0.1:" + std::to_string(srv->port());
+  }
+
+  ~fixture() {
+    srv->stop();
+    srv.reset();
+    caf::anon_send_exit(receiver, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+
+  http_response post_event(const std::string& type, const std::string& body,
+                           const std::string& delivery = "d-1") {
+    return http_call("POST", base + "/events",
+                     {{"X-GitHub-Event", type},
+                      {"X-GitHub-Delivery", delivery},
+                      {"X-Hub-Signature-256",
+                       "sha256=" + hmac_sha256_hex(secret, body)},
+                      {"Content-Type", "application/json"}},
+                     body, 20000);
+  }
+};
+
+/// Sends raw bytes on a fresh connection and reads until the server closes
+/// it (or `until` appears, when given). Gives up after 10 s.
+struct raw_client {
+  int fd = -1;
+
+  explicit raw_client(uint16_t port) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      throw std::runtime_error("connect failed");
+  }
+
+  ~raw_client() {
+    ::close(fd);
+  }
+
+  void send(const std::string& data) {
+    BOOST_REQUIRE(::send(fd, data.data(), data.size(), MSG_NOSIGNAL)
+                  == static_cast<ssize_t>(data.size()));
+  }
+
+  std::string read(const std::string& until = "") {
+    std::string got;
+    char buf[4096];
+    for (;;) {
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0)
+        return got;
+      got.append(buf, static_cast<std::size_t>(n));
+      if (!until.empty() && got.find(until) != std::string::npos)
+        return got;
+    }
+  }
+};
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto pos = text.find(what); pos != std::string::npos;
+       pos = text.find(what, pos + 1))
+    ++n;
+  return n;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(http_ingress)
+
+BOOST_FIXTURE_TEST_CASE(signed_deployment_reaches_the_receiver, fixture) {
+  auto res = post_event("deployment", deployment_body, "delivery-77");
+  BOOST_TEST(res.status == 201, res.error);
+  BOOST_TEST(res.body == R"({"deployment":5})");
+  BOOST_TEST(header(res, "content-type") == "application/json");
+  auto events = rec->seen();
+  BOOST_REQUIRE_EQUAL(events.size(), 1u);
+  auto& ev = events[0];
+  BOOST_TEST(ev.delivery == "delivery-77");
+  BOOST_TEST(ev.type == "deployment");
+  BOOST_TEST(ev.body == deployment_body);
+  auto& d = ev.deployment;
+  BOOST_TEST(d.github_id == 4242);
+  BOOST_TEST(d.repo == "octo/shop");
+  BOOST_TEST(d.clone_url == "file:///tmp/shop.git");
+  BOOST_TEST(d.sha == "a10867b14bb761a232cd80139fbd4c0d33264240");
+  BOOST_TEST(d.ref == "main");
+  BOOST_TEST(d.environment == "staging");
+  BOOST_TEST(d.task == "deploy");
+  BOOST_TEST(d.description == "Deploying main");
+  BOOST_TEST(d.actor == "amy");
+  BOOST_TEST(d.app == "shop");
+  BOOST_TEST(d.provider == "shell");
+  BOOST_TEST(d.environment_url == "https://staging.shop");
+  BOOST_TEST(d.payload_json.find(R"("deploy_script": "run.sh")")
+             != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(receiver_status_and_body_are_passed_on, fixture) {
+  rec->reply = ingress_reply{200, R"({"duplicate":true})"};
+  auto res = post_event("ping", R"({"zen":"Design for failure."})");
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body == R"({"duplicate":true})");
+  auto events = rec->seen();
+  BOOST_REQUIRE_EQUAL(events.size(), 1u);
+  BOOST_TEST(events[0].type == "ping");
+  BOOST_TEST(events[0].body == R"({"zen":"Design for failure."})");
+  res = post_event("status", R"({"state":"success","sha":"abc"})", "d-2");
+  BOOST_TEST(res.status == 200);
+  res = post_event("deployment_status", R"({"deployment_status":{}})", "d-3");
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(rec->seen().size() == 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(bad_or_missing_signature_is_401, fixture) {
+  const std::string body = R"({"zen":"x"})";
+  auto call = [&](string_pairs extra) {
+    string_pairs headers{{"X-GitHub-Event", "ping"},
+                         {"X-GitHub-Delivery", "d-1"}};
+    headers.insert(headers.end(), extra.begin(), extra.end());
+    return http_call("POST", base + "/events", headers, body, 20000);
+  };
+  for (auto& sig :
+       {std::string{"sha256=" + hmac_sha256_hex("other secret", body)},
+        std::string{"sha256=" + hmac_sha256_hex(secret, body + " ")},
+        std::string{"sha1=abcdef"}, std::string{"garbage"}}) {
+    auto res = call({{"X-Hub-Signature-256", sig}});
+    BOOST_TEST(res.status == 401);
+    BOOST_TEST(res.body == R"({"error":"invalid signature"})");
+  }
+  auto res = call({});
+  BOOST_TEST(res.status == 401);
+  BOOST_TEST(res.body == R"({"error":"invalid signature"})");
+  BOOST_TEST(rec->seen().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(broken_json_is_400, fixture) {
+  auto res = post_event("deployment", R"({"deployment": {"id": 1,)");
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body.find(R"({"error":"malformed JSON: )") == 0, res.body);
+  res = post_event("status", "[1, 2");
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body.find("malformed JSON") != std::string::npos);
+  res = post_event("ping", "[1, 2]");
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body == R"({"error":"not a JSON object"})");
+  res = post_event("deployment",
+                   R"({"deployment":{"id":1,"ref":"m","environment":"e"},)"
+                   R"("repository":{"full_name":"o/r","clone_url":"x"}})");
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body == R"({"error":"missing field deployment.sha"})");
+  BOOST_TEST(rec->seen().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(missing_headers_are_400, fixture) {
+  const std::string body = R"({"zen":"x"})";
+  const std::string sig = "sha256=" + hmac_sha256_hex(secret, body);
+  auto res = http_call("POST", base + "/events",
+                       {{"X-GitHub-Delivery", "d-1"},
+                        {"X-Hub-Signature-256", sig}},
+                       body, 20000);
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body == R"({"error":"missing header X-GitHub-Event"})");
+  res = http_call("POST", base + "/events",
+                  {{"X-GitHub-Event", "ping"}, {"X-Hub-Signature-256", sig}},
+                  body, 20000);
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body == R"({"error":"missing header X-GitHub-Delivery"})");
+  BOOST_TEST(rec->seen().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(unknown_event_is_422, fixture) {
+  auto res = post_event("push", R"({"ref":"refs/heads/main"})");
+  BOOST_TEST(res.status == 422);
+  BOOST_TEST(res.body == R"({"error":"unsupported event push"})");
+  BOOST_TEST(rec->seen().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(body_over_the_limit_is_413, fixture) {
+  std::string big = R"({"zen":")" + std::string(100 * 1024, 'x') + R"("})";
+  auto res = post_event("ping", big);
+  BOOST_TEST(res.status == 413, res.error);
+  BOOST_TEST(res.body == R"({"error":"body too large"})");
+  BOOST_TEST(rec->seen().empty());
+  // The server is fine afterwards.
+  BOOST_TEST(http_call("GET", base + "/healthz").status == 200);
+}
+
+BOOST_FIXTURE_TEST_CASE(healthz_and_unknown_routes, fixture) {
+  auto res = http_call("GET", base + "/healthz");
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body == R"({"status":"ok"})");
+  BOOST_TEST(header(res, "content-type") == "application/json");
+  BOOST_TEST(http_call("POST", base + "/healthz", {}, "{}").status == 405);
+  BOOST_TEST(http_call("GET", base + "/events").status == 405);
+  BOOST_TEST(http_call("DELETE", base + "/deployments").status == 405);
+  BOOST_TEST(http_call("POST", base + "/deployments/3/log", {}, "x").status
+             == 405);
+  res = http_call("GET", base + "/nothing-here");
+  BOOST_TEST(res.status == 404);
+  BOOST_TEST(res.body == R"({"error":"not found"})");
+  BOOST_TEST(http_call("GET", base + "/deployments/abc/log").status == 404);
+}
+
+BOOST_FIXTURE_TEST_CASE(deployments_come_from_the_store, fixture) {
+  auto res = http_call("GET", base + "/deployments");
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body == R"([{"id":1,"state":"success"}])");
+  BOOST_TEST(header(res, "content-type") == "application/json");
+  BOOST_TEST(http_call("GET", base + "/deployments?limit=3").status == 200);
+  BOOST_TEST(http_call("GET", base + "/deployments?limit=100000").status
+             == 200);
+  BOOST_TEST(http_call("GET", base + "/deployments?limit=abc").status == 400);
+  BOOST_TEST(http_call("GET", base + "/deployments?limit=0").status == 400);
+  std::lock_guard<std::mutex> guard{rec->mtx};
+  BOOST_TEST(rec->limits == (std::vector<int32_t>{50, 3, 500}),
+             boost::test_tools::per_element());
+}
+
+BOOST_FIXTURE_TEST_CASE(log_needs_the_right_token, fixture) {
+  logs->open(12);
+  logs->append(12, stream::heaven, "Running deploy/run.sh");
+  logs->append(12, stream::out, "done");
+  logs->close(12);
+  auto url = base + "/deployments/12/log";
+  BOOST_TEST(http_call("GET", url).status == 404);
+  BOOST_TEST(http_call("GET", url + "?token=").status == 404);
+  BOOST_TEST(http_call("GET", url + "?token=" + log_token(log_key, 13)).status
+             == 404);
+  BOOST_TEST(http_call("GET", url + "?token=" + log_token("other", 12)).status
+             == 404);
+  auto res = http_call("GET", url + "?token=" + log_token(log_key, 12));
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body == "heaven: Running deploy/run.sh\ndone\n");
+  BOOST_TEST(header(res, "content-type") == "text/plain; charset=utf-8");
+  BOOST_TEST(header(res, "transfer-encoding") == "chunked");
+  // A right token for a log that does not exist.
+  res = http_call("GET",
+                  base + "/deployments/99/log?token=" + log_token(log_key, 99));
+  BOOST_TEST(res.status == 404);
+}
+
+BOOST_FIXTURE_TEST_CASE(live_log_is_followed_until_closed, fixture) {
+  logs->open(21);
+  logs->append(21, stream::heaven, "first");
+  std::string expected = "heaven: first\n";
+  for (int i = 0; i < 5; ++i)
+    expected += "line " + std::to_string(i) + "\n";
+  expected += std::string(100 * 1024, 'z') + "\n";
+  std::thread writer{[this] {
+    for (int i = 0; i < 5; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      logs->append(21, stream::out, "line " + std::to_string(i));
+    }
+    // Larger than one chunk read.
+    logs->append(21, stream::out, std::string(100 * 1024, 'z'));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    logs->close(21);
+  }};
+  auto res = http_call(
+    "GET", base + "/deployments/21/log?token=" + log_token(log_key, 21), {},
+    "", 20000);
+  writer.join();
+  BOOST_TEST(res.status == 200, res.error);
+  BOOST_TEST(res.body.size() == expected.size());
+  BOOST_TEST((res.body == expected));
+}
+
+BOOST_FIXTURE_TEST_CASE(dead_receiver_is_503, fixture) {
+  caf::anon_send_exit(receiver, caf::exit_reason::user_shutdown);
+  auto res = post_event("ping", R"({"zen":"x"})");
+  BOOST_TEST(res.status == 503);
+  BOOST_TEST(res.body.find(R"({"error":"receiver unavailable)") == 0,
+             res.body);
+}
+
+BOOST_FIXTURE_TEST_CASE(insecure_mode_without_secret_skips_signatures,
+                        fixture) {
+  auto opts = options();
+  opts.secret.clear();
+  opts.insecure = true;
+  start(opts);
+  auto res = http_call("POST", base + "/events",
+                       {{"X-GitHub-Event", "ping"},
+                        {"X-GitHub-Delivery", "d-9"}},
+                       R"({"zen":"x"})", 20000);
+  BOOST_TEST(res.status == 201);
+  BOOST_TEST(rec->seen().size() == 1u);
+  // Without `insecure`, an empty secret accepts nothing.
+  opts.insecure = false;
+  start(opts);
+  res = http_call("POST", base + "/events",
+                  {{"X-GitHub-Event", "ping"}, {"X-GitHub-Delivery", "d-10"}},
+                  R"({"zen":"x"})", 20000);
+  BOOST_TEST(res.status == 401);
+  BOOST_TEST(rec->seen().size() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(keep_alive_serves_several_requests, fixture) {
+  raw_client c{srv->port()};
+  c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+         "GET /deployments?limit=2 HTTP/1.1\r\nHost: x\r\n\r\n"
+         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto got = c.read();
+  BOOST_TEST(count(got, "HTTP/1.1 200 OK\r\n") == 3u, got);
+  BOOST_TEST(count(got, R"({"status":"ok"})") == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(expect_100_continue_is_honoured, fixture) {
+  const std::string body = R"({"zen":"x"})";
+  raw_client c{srv->port()};
+  c.send("POST /events HTTP/1.1\r\nHost: x\r\n"
+         "X-GitHub-Event: ping\r\nX-GitHub-Delivery: d-5\r\n"
+         "X-Hub-Signature-256: sha256="
+         + hmac_sha256_hex(secret, body)
+         + "\r\nContent-Length: " + std::to_string(body.size())
+         + "\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n");
+  auto interim = c.read("\r\n\r\n");
+  BOOST_TEST(interim.find("HTTP/1.1 100 Continue\r\n") == 0, interim);
+  c.send(body);
+  auto got = c.read();
+  BOOST_TEST(got.find("HTTP/1.1 201 Created\r\n") == 0, got);
+  BOOST_TEST(rec->seen().size() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(unusable_listen_address_throws, fixture) {
+  auto opts = options();
+  opts.listen = "127.0.0.1:" + std::to_string(srv->port());
+  BOOST_CHECK_THROW(start_ingress(sys, opts, receiver, store),
+                    std::runtime_error);
+  opts.listen = "no-port-here";
+  BOOST_CHECK_THROW(start_ingress(sys, opts, receiver, store),
+                    std::runtime_error);
+  opts.listen = "127.0.0.1:99999";
+  BOOST_CHECK_THROW(start_ingress(sys, opts, receiver, store),
+                    std::runtime_error);
+}
+
+BOOST_FIXTURE_TEST_CASE(stop_is_idempotent_and_closes_the_port, fixture) {
+  auto port = srv->port();
+  srv->stop();
+  srv->stop();
+  auto res = http_call("GET", "http://127.0.0.1:" + std::to_string(port)
+                                + "/healthz",
+                       {}, "", 5000);
+  BOOST_TEST(res.status == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
