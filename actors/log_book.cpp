@@ -24,9 +24,6 @@ log_book::log_book(std::string dir, std::vector<std::string> secrets)
   for (auto& s : secrets)
     if (s.size() >= min_secret_size)
       secrets_.push_back(std::move(s));
-  // Longest first, so a secret containing another is replaced whole.
-  std::sort(secrets_.begin(), secrets_.end(),
-            [](auto& a, auto& b) { return a.size() > b.size(); });
 }
 
 log_book::~log_book() {
@@ -76,11 +73,33 @@ std::string log_book::path(int64_t id) const {
 }
 
 std::string log_book::redact(std::string_view text) const {
-  std::string result{text};
-  for (auto& s : secrets_)
-    for (auto pos = result.find(s); pos != std::string::npos;
-         pos = result.find(s, pos))
-      result.replace(pos, s.size(), "[redacted]");
+  // Mark what any secret covers in the original text, then replace each
+  // marked run once: overlapping secrets leave no fragment of either behind,
+  // and a secret that looks like "[redacted]" cannot match its own
+  // replacement (which looped forever when replacing in place).
+  std::vector<bool> hidden;
+  for (auto& s : secrets_) {
+    for (auto pos = text.find(s); pos != text.npos;
+         pos = text.find(s, pos + 1)) {
+      if (hidden.empty())
+        hidden.resize(text.size(), false);
+      std::fill_n(hidden.begin() + static_cast<std::ptrdiff_t>(pos),
+                  s.size(), true);
+    }
+  }
+  if (hidden.empty())
+    return std::string{text};
+  std::string result;
+  result.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    if (!hidden[i]) {
+      result += text[i++];
+      continue;
+    }
+    result += "[redacted]";
+    while (i < text.size() && hidden[i])
+      ++i;
+  }
   return result;
 }
 

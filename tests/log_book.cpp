@@ -1,0 +1,316 @@
+#include <boost/test/unit_test.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include "actors/log_book.hpp"
+
+using namespace heaven;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A temporary directory, removed at the end.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    std::string text = (fs::temp_directory_path() / "heaven-logs-XXXXXX");
+    if (::mkdtemp(text.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed");
+    path = fs::canonical(text);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> lines_of(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);)
+    out.push_back(line);
+  return out;
+}
+
+/// HMAC-SHA256 through OpenSSL 3's EVP_MAC, as hex: a second route to the
+/// value log_token must produce.
+std::string hmac_sha256_hex(const std::string& key, const std::string& msg) {
+  auto mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  auto ctx = EVP_MAC_CTX_new(mac);
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+    OSSL_PARAM_construct_end()};
+  unsigned char out[EVP_MAX_MD_SIZE];
+  size_t len = 0;
+  EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()),
+               key.size(), params);
+  EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(msg.data()),
+                 msg.size());
+  EVP_MAC_final(ctx, out, &len, sizeof out);
+  EVP_MAC_CTX_free(ctx);
+  EVP_MAC_free(mac);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string result;
+  for (size_t i = 0; i < len; ++i) {
+    result += hex[out[i] >> 4];
+    result += hex[out[i] & 0xF];
+  }
+  return result;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(log_book_tests)
+
+BOOST_AUTO_TEST_CASE(creates_directory_and_names_files_by_id) {
+  temp_dir tmp;
+  auto dir = (tmp.path / "nested" / "logs").string();
+  log_book book{dir, {}};
+  BOOST_TEST(fs::is_directory(dir));
+  BOOST_TEST(book.path(42) == dir + "/42.log");
+  BOOST_TEST(book.path(7) != book.path(42));
+  BOOST_TEST(!fs::exists(book.path(42))); // Not before open.
+}
+
+BOOST_AUTO_TEST_CASE(open_append_close_live) {
+  temp_dir tmp;
+  log_book book{tmp.path.string(), {}};
+  BOOST_TEST(!book.live(1));
+  book.open(1);
+  BOOST_TEST(book.live(1));
+  BOOST_TEST(!book.live(2));
+  BOOST_TEST(fs::exists(book.path(1)));
+  book.append(1, stream::heaven, "Running deploy/run.sh");
+  book.append(1, stream::out, "hello from stdout");
+  book.append(1, stream::err, "warning: from stderr");
+  book.append(1, stream::out, "");
+  // Visible to a reader at once, while still live.
+  BOOST_TEST(slurp(book.path(1))
+             == "heaven: Running deploy/run.sh\n"
+                "hello from stdout\n"
+                "warning: from stderr\n"
+                "\n");
+  book.close(1);
+  BOOST_TEST(!book.live(1));
+  // Opening twice is harmless and does not truncate.
+  book.open(1);
+  book.open(1);
+  BOOST_TEST(book.live(1));
+  BOOST_TEST(lines_of(book.path(1)).size() == 4u);
+  book.close(1);
+  book.close(1); // Closing a closed log is harmless.
+  BOOST_TEST(!book.live(1));
+}
+
+BOOST_AUTO_TEST_CASE(lines_to_closed_or_unopened_logs_are_dropped) {
+  temp_dir tmp;
+  log_book book{tmp.path.string(), {}};
+  book.append(5, stream::out, "nobody opened me");
+  BOOST_TEST(!fs::exists(book.path(5)));
+  BOOST_TEST(!book.live(5));
+  book.open(6);
+  book.append(6, stream::out, "kept");
+  book.close(6);
+  book.append(6, stream::heaven, "after close");
+  BOOST_TEST(slurp(book.path(6)) == "kept\n");
+  // Each log only gets its own lines.
+  book.open(7);
+  book.open(8);
+  book.append(7, stream::out, "seven");
+  book.append(8, stream::out, "eight");
+  BOOST_TEST(slurp(book.path(7)) == "seven\n");
+  BOOST_TEST(slurp(book.path(8)) == "eight\n");
+}
+
+BOOST_AUTO_TEST_CASE(reopen_appends) {
+  temp_dir tmp;
+  {
+    log_book book{tmp.path.string(), {}};
+    book.open(3);
+    book.append(3, stream::out, "first run");
+    book.close(3);
+    book.open(3);
+    book.append(3, stream::heaven, "second run");
+    book.close(3);
+  }
+  // A new book over the same directory (a restart) appends as well.
+  log_book again{tmp.path.string(), {}};
+  again.open(3);
+  again.append(3, stream::err, "after restart");
+  again.close(3);
+  BOOST_TEST(slurp(again.path(3))
+             == "first run\nheaven: second run\nafter restart\n");
+}
+
+BOOST_AUTO_TEST_CASE(destructor_flushes_open_logs) {
+  temp_dir tmp;
+  std::string path;
+  {
+    log_book book{tmp.path.string(), {}};
+    book.open(9);
+    book.append(9, stream::out, "still open at the end");
+    path = book.path(9);
+  }
+  BOOST_TEST(slurp(path) == "still open at the end\n");
+}
+
+BOOST_AUTO_TEST_CASE(secrets_are_redacted_in_files) {
+  temp_dir tmp;
+  log_book book{tmp.path.string(), {"ghp_supersecret123", "hunter2hunter2"}};
+  book.open(1);
+  book.append(1, stream::heaven,
+              "cloning https://x-access-token:ghp_supersecret123@github.com/");
+  book.append(1, stream::err, "password hunter2hunter2 rejected");
+  book.close(1);
+  auto text = slurp(book.path(1));
+  BOOST_TEST(text.find("ghp_supersecret123") == std::string::npos);
+  BOOST_TEST(text.find("hunter2hunter2") == std::string::npos);
+  BOOST_TEST(text
+             == "heaven: cloning https://x-access-token:[redacted]"
+                "@github.com/\n"
+                "password [redacted] rejected\n");
+}
+
+BOOST_AUTO_TEST_CASE(redact_cases) {
+  temp_dir tmp;
+  log_book book{tmp.path.string(),
+                {"abcdef123", "123456xyz", "supersecretvalue", "secret",
+                 "abc", "12345", "", "aaaaaa"}};
+  BOOST_TEST(book.redact("nothing here") == "nothing here");
+  BOOST_TEST(book.redact("") == "");
+  // Twice on one line.
+  BOOST_TEST(book.redact("abcdef123 and abcdef123") == "[redacted] and "
+                                                       "[redacted]");
+  // Two secrets overlapping in the text: no fragment of either survives.
+  BOOST_TEST(book.redact("x abcdef123456xyz y") == "x [redacted] y");
+  BOOST_TEST(book.redact("123456xyzabcdef123") == "[redacted]");
+  // One secret inside another.
+  BOOST_TEST(book.redact("supersecretvalue, secret")
+             == "[redacted], [redacted]");
+  // A secret overlapping itself.
+  BOOST_TEST(book.redact("aaaaaaaa!") == "[redacted]!");
+  // Shorter than 6 characters: ignored, ordinary text stays readable.
+  BOOST_TEST(book.redact("abc 12345 abcdef") == "abc 12345 abcdef");
+  // At both ends of the line.
+  BOOST_TEST(book.redact("secret") == "[redacted]");
+  BOOST_TEST(book.redact("secret in the middle secret")
+             == "[redacted] in the middle [redacted]");
+}
+
+BOOST_AUTO_TEST_CASE(redact_secret_resembling_the_marker) {
+  temp_dir tmp;
+  // Replacing in place used to find "redacted" again inside "[redacted]"
+  // and loop forever.
+  log_book book{tmp.path.string(), {"redacted", "[redacted]", "edacte"}};
+  BOOST_TEST(book.redact("the word redacted") == "the word [redacted]");
+  BOOST_TEST(book.redact("[redacted]") == "[redacted]");
+  BOOST_TEST(book.redact("x edacte y") == "x [redacted] y");
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_appends_keep_lines_intact) {
+  temp_dir tmp;
+  log_book book{tmp.path.string(), {"topsecret99"}};
+  book.open(1);
+  constexpr int threads = 8;
+  constexpr int per_thread = 1000;
+  // Long lines, so a torn write would show.
+  std::string pad(200, '.');
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (int n = 0; n < per_thread; ++n)
+        book.append(1, t % 2 ? stream::out : stream::heaven,
+                    "t" + std::to_string(t) + " n" + std::to_string(n) + " "
+                      + pad + " topsecret99 end");
+    });
+  for (auto& th : pool)
+    th.join();
+  book.close(1);
+  auto lines = lines_of(book.path(1));
+  BOOST_REQUIRE(lines.size() == size_t{threads * per_thread});
+  std::set<std::pair<int, int>> seen;
+  for (auto& line : lines) {
+    std::string rest = line;
+    bool heaven = rest.rfind("heaven: ", 0) == 0;
+    if (heaven)
+      rest = rest.substr(8);
+    int t = -1;
+    int n = -1;
+    BOOST_REQUIRE_MESSAGE(std::sscanf(rest.c_str(), "t%d n%d", &t, &n) == 2,
+                          "torn line: " << line);
+    auto expected = "t" + std::to_string(t) + " n" + std::to_string(n) + " "
+                    + pad + " [redacted] end";
+    BOOST_REQUIRE_MESSAGE(rest == expected, "torn line: " << line);
+    BOOST_TEST(heaven == (t % 2 == 0));
+    seen.emplace(t, n);
+  }
+  BOOST_TEST(seen.size() == size_t{threads * per_thread});
+}
+
+BOOST_AUTO_TEST_CASE(log_token_shape_and_determinism) {
+  auto a = log_token("key-one", 42);
+  BOOST_TEST(a.size() == 32u);
+  BOOST_TEST(a.find_first_not_of("0123456789abcdef") == std::string::npos);
+  BOOST_TEST(log_token("key-one", 42) == a);
+  BOOST_TEST(log_token("key-one", 43) != a);
+  BOOST_TEST(log_token("key-two", 42) != a);
+  BOOST_TEST(log_token("", 42).size() == 32u);
+  std::set<std::string> many;
+  for (int64_t id = 1; id <= 200; ++id)
+    many.insert(log_token("k", id));
+  BOOST_TEST(many.size() == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(log_token_is_truncated_hmac_sha256) {
+  // Computed outside heaven: python3 hmac.new(b"heaven-test-key", b"log:42",
+  // hashlib.sha256).hexdigest()[:32].
+  BOOST_TEST(log_token("heaven-test-key", 42)
+             == "cac64ce755d0f3f10ef8a3e5ace0588f");
+  BOOST_TEST(log_token("k", -7) == "2f6d284a05d5c5729044d11c58d4f0e0");
+  for (auto [key, id] : std::vector<std::pair<std::string, int64_t>>{
+         {"secret", 1}, {"another key", 123456789}, {std::string(100, 'k'), 0},
+         {"k", 9223372036854775807LL}}) {
+    auto full = hmac_sha256_hex(key, "log:" + std::to_string(id));
+    BOOST_REQUIRE(full.size() == 64u);
+    BOOST_TEST(log_token(key, id) == full.substr(0, 32));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(constant_time_equality) {
+  BOOST_TEST(equal_constant_time("", ""));
+  BOOST_TEST(equal_constant_time("abc", "abc"));
+  BOOST_TEST(!equal_constant_time("abc", "abd"));
+  BOOST_TEST(!equal_constant_time("abc", "ab"));
+  BOOST_TEST(!equal_constant_time("ab", "abc"));
+  BOOST_TEST(!equal_constant_time("", "a"));
+  BOOST_TEST(!equal_constant_time("xbc", "abc"));
+  auto t = log_token("k", 1);
+  BOOST_TEST(equal_constant_time(t, log_token("k", 1)));
+  BOOST_TEST(!equal_constant_time(t, log_token("k", 2)));
+  // Embedded NULs are compared, not treated as the end.
+  BOOST_TEST(!equal_constant_time(std::string("a\0b", 3),
+                                  std::string("a\0c", 3)));
+  BOOST_TEST(equal_constant_time(std::string("a\0b", 3),
+                                 std::string("a\0b", 3)));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
