@@ -1,0 +1,573 @@
+// End-to-end tests: the real `heaven serve` binary over real HTTP, real git
+// repositories and real deploy scripts, with a recording stand-in for
+// GitHub's API that checks every status heaven posts.
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "actors/log_book.hpp"
+#include "actors/webhook.hpp"
+#include "tests/support/http_call.hpp"
+#include "tests/support/http_stub.hpp"
+
+using namespace heaven;
+using namespace heaven::test;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// True while `pid` runs. An exited process whose parent (here an init that
+/// never reaps) has not collected it is a zombie: it runs no more.
+bool running(pid_t pid) {
+  if (kill(pid, 0) != 0)
+    return false;
+  std::ifstream stat{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string text{std::istreambuf_iterator<char>(stat), {}};
+  auto close = text.rfind(')');
+  return close == std::string::npos || close + 2 >= text.size()
+         || text[close + 2] != 'Z';
+}
+
+constexpr auto secret = "e2e webhook secret";
+constexpr auto token = "ghp_e2eSECRETtoken0123456789";
+
+fs::path make_temp_dir(const std::string& tag) {
+  static int counter = 0;
+  auto dir = fs::temp_directory_path()
+             / ("heaven-e2e-" + tag + "-" + std::to_string(::getpid()) + "-"
+                + std::to_string(++counter));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+/// Runs a shell command and returns its stdout; fails the test on error.
+std::string sh(const std::string& cmd) {
+  std::string out;
+  auto pipe = popen(cmd.c_str(), "r");
+  BOOST_REQUIRE(pipe != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0)
+    out.append(buf, n);
+  auto rc = pclose(pipe);
+  BOOST_REQUIRE_MESSAGE(rc == 0, "command failed: " + cmd + "\n" + out);
+  while (!out.empty() && out.back() == '\n')
+    out.pop_back();
+  return out;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in{p};
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+/// A git repository with executable scripts, committed on `main`.
+struct repo {
+  fs::path dir;
+  std::string sha;
+
+  explicit repo(const fs::path& where) : dir(where) {
+    fs::create_directories(dir / "script");
+    sh("git -C " + dir.string() + " init -q --initial-branch=main");
+  }
+
+  void script(const std::string& name, const std::string& body) {
+    auto path = dir / "script" / name;
+    std::ofstream{path} << "#!/bin/sh\n" << body;
+    fs::permissions(path, fs::perms::owner_all | fs::perms::group_read
+                            | fs::perms::others_read);
+  }
+
+  void commit(const std::string& message) {
+    sh("cd " + dir.string()
+       + " && git add -A && git -c user.name=t -c user.email=t@t commit -q "
+         "-m '"
+       + message + "'");
+    sha = sh("git -C " + dir.string() + " rev-parse HEAD");
+  }
+
+  std::string url() const {
+    return "file://" + dir.string();
+  }
+};
+
+/// A running `heaven serve` child process.
+struct heaven_server {
+  pid_t pid = -1;
+  uint16_t port = 0;
+  fs::path data;
+  fs::path stderr_file;
+
+  heaven_server(const fs::path& data_dir, const std::string& api,
+                std::vector<std::pair<std::string, std::string>> extra = {})
+    : data(data_dir), stderr_file(data_dir.string() + ".stderr") {
+    int out[2];
+    BOOST_REQUIRE(pipe(out) == 0);
+    std::vector<std::string> env = {
+      "PATH=" + std::string{getenv("PATH")},
+      "HOME=" + data.string(),
+      "HEAVEN_LISTEN=127.0.0.1:0",
+      "HEAVEN_DATA_DIR=" + data.string(),
+      "GITHUB_WEBHOOK_SECRET=" + std::string{secret},
+      "GITHUB_TOKEN=" + std::string{token},
+      "OCTOKIT_API_ENDPOINT=" + api,
+      "HEAVEN_PUBLIC_URL=https://heaven.example.test",
+      "HEAVEN_CONFIG=/dev/null",
+    };
+    for (auto& [k, v] : extra)
+      env.push_back(k + "=" + v);
+    pid = fork();
+    BOOST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+      dup2(out[1], 1);
+      auto err = open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                      0600);
+      dup2(err, 2);
+      close(out[0]);
+      std::vector<char*> envp;
+      for (auto& e : env)
+        envp.push_back(e.data());
+      envp.push_back(nullptr);
+      char* argv[] = {const_cast<char*>(HEAVEN_BINARY),
+                      const_cast<char*>("serve"), nullptr};
+      execve(HEAVEN_BINARY, argv, envp.data());
+      _exit(127);
+    }
+    close(out[1]);
+    // heaven prints "heaven is ready on port N" once it listens.
+    std::string line;
+    char c;
+    while (read(out[0], &c, 1) == 1) {
+      if (c != '\n') {
+        line += c;
+        continue;
+      }
+      if (line.rfind("heaven is ready on port ", 0) == 0) {
+        port = static_cast<uint16_t>(std::stoi(line.substr(24)));
+        break;
+      }
+      line.clear();
+    }
+    close(out[0]);
+    BOOST_REQUIRE_MESSAGE(port != 0, "heaven did not start: "
+                                       + read_file(stderr_file));
+  }
+
+  /// Stops heaven with SIGTERM and returns its exit status.
+  int stop() {
+    if (pid <= 0)
+      return -1;
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  ~heaven_server() {
+    stop();
+  }
+
+  std::string base() const {
+    return "http://127.0.0.1:" + std::to_string(port);
+  }
+
+  /// Posts a signed event (or one with the given signature).
+  http_response post_event(const std::string& type,
+                           const std::string& delivery,
+                           const std::string& body,
+                           std::optional<std::string> signature
+                           = std::nullopt) const {
+    auto sig = signature ? *signature
+                         : "sha256=" + hmac_sha256_hex(secret, body);
+    return http_call("POST", base() + "/events",
+                     {{"Content-Type", "application/json"},
+                      {"X-GitHub-Event", type},
+                      {"X-GitHub-Delivery", delivery},
+                      {"X-Hub-Signature-256", sig}},
+                     body);
+  }
+
+  json deployments() const {
+    auto res = http_call("GET", base() + "/deployments");
+    BOOST_REQUIRE_EQUAL(res.status, 200);
+    return json::parse(res.body);
+  }
+
+  /// Waits until deployment `id` reached a terminal state; returns its row.
+  json wait_finished(int64_t id, int seconds = 60) const {
+    for (int i = 0; i < seconds * 20; ++i) {
+      for (auto& d : deployments())
+        if (d.at("id") == id) {
+          auto state = d.at("state").get<std::string>();
+          if (state == "success" || state == "failure" || state == "error")
+            return d;
+        }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    BOOST_FAIL("deployment " + std::to_string(id) + " did not finish");
+    return {};
+  }
+
+  std::string log(int64_t id) const {
+    std::ifstream key_file{data / "log.key"};
+    std::string key;
+    std::getline(key_file, key);
+    auto res = http_call("GET", base() + "/deployments/" + std::to_string(id)
+                                  + "/log?token=" + log_token(key, id));
+    BOOST_REQUIRE_EQUAL(res.status, 200);
+    return res.body;
+  }
+};
+
+json deployment_event(const repo& r, int64_t github_id,
+                      const std::string& script,
+                      const std::string& environment = "production",
+                      const std::string& app = "app") {
+  return {
+    {"action", "created"},
+    {"deployment",
+     {{"id", github_id},
+      {"url", "https://api.github.com/repos/octo/app/deployments/"
+                + std::to_string(github_id)},
+      {"sha", r.sha},
+      {"ref", "main"},
+      {"task", "deploy"},
+      {"environment", environment},
+      {"description", "Deploying from the e2e test"},
+      {"creator", {{"login", "alice"}}},
+      {"payload",
+       {{"name", app},
+        {"notify", {{"room", "ops"}, {"user", "alice"}}},
+        {"config",
+         {{"provider", "shell"},
+          {"deploy_script", script},
+          {"production_url", "https://app.example.com"}}}}}}},
+    {"repository",
+     {{"name", "app"}, {"full_name", "octo/app"}, {"clone_url", r.url()}}},
+    {"sender", {{"login", "alice"}}},
+  };
+}
+
+/// The requests the stand-in got for `github_id`'s statuses, in order.
+std::vector<recorded_request> statuses(const http_stub& github,
+                                       int64_t github_id) {
+  std::vector<recorded_request> result;
+  auto path = "/repos/octo/app/deployments/" + std::to_string(github_id)
+              + "/statuses";
+  for (auto& r : github.requests())
+    if (r.target == path)
+      result.push_back(r);
+  return result;
+}
+
+std::vector<std::string> states(const std::vector<recorded_request>& reqs) {
+  std::vector<std::string> result;
+  for (auto& r : reqs)
+    result.push_back(json::parse(r.body).at("state"));
+  return result;
+}
+
+int64_t id_of(const heaven_server& h, int64_t github_id) {
+  for (int i = 0; i < 200; ++i) {
+    for (auto& d : h.deployments())
+      if (d.at("github_id") == github_id)
+        return d.at("id");
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  BOOST_FAIL("no deployment for GitHub id " + std::to_string(github_id));
+  return 0;
+}
+
+/// One heaven, one GitHub stand-in and one repository per test.
+struct fixture {
+  fs::path tmp = make_temp_dir("t");
+  http_stub github;
+  repo app{tmp / "app"};
+
+  fixture() {
+    app.script("deploy",
+               "echo \"BRANCH=$BRANCH SHA=$SHA DEPLOY_ENV=$DEPLOY_ENV "
+               "DEPLOY_TASK=$DEPLOY_TASK\"\n"
+               "echo \"token is $GITHUB_TOKEN\"\n"
+               "echo \"webhook secret is [$GITHUB_WEBHOOK_SECRET]\"\n"
+               "echo 'to stderr' >&2\n"
+               "echo \"cwd $(pwd)\"\n");
+    app.script("fail", "echo 'about to fail'\nexit 3\n");
+    app.commit("first");
+  }
+
+  ~fixture() {
+    fs::remove_all(tmp);
+    fs::remove(tmp.string() + ".stderr");
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(end_to_end, fixture)
+
+BOOST_AUTO_TEST_CASE(a_signed_deployment_runs_the_script_and_reports_to_github) {
+  heaven_server h{tmp / "data", github.base_url()};
+  auto body = deployment_event(app, 1001, "script/deploy").dump();
+  auto res = h.post_event("deployment", "delivery-1", body);
+  BOOST_TEST(res.status == 201);
+  BOOST_TEST(res.body == "{}");
+  auto id = id_of(h, 1001);
+  auto row = h.wait_finished(id);
+  BOOST_TEST(row.at("state") == "success");
+  BOOST_TEST(row.at("sha") == app.sha);
+  BOOST_TEST(row.at("repo") == "octo/app");
+  BOOST_TEST(row.at("environment") == "production");
+  BOOST_REQUIRE(github.wait_for(3));
+  auto posted = statuses(github, 1001);
+  BOOST_TEST(states(posted)
+             == (std::vector<std::string>{"queued", "in_progress", "success"}));
+  std::ifstream key_file{tmp / "data" / "log.key"};
+  std::string key;
+  std::getline(key_file, key);
+  auto expected_log_url = "https://heaven.example.test/deployments/"
+                          + std::to_string(id)
+                          + "/log?token=" + log_token(key, id);
+  for (auto& r : posted) {
+    BOOST_TEST(r.method == "POST");
+    BOOST_TEST(r.header("authorization") == "token " + std::string{token});
+    BOOST_TEST(r.header("accept") == "application/vnd.github+json");
+    BOOST_TEST(r.header("content-type") == "application/json");
+    auto b = json::parse(r.body);
+    BOOST_TEST(b.at("log_url") == expected_log_url);
+    BOOST_TEST(b.at("environment_url") == "https://app.example.com");
+    BOOST_TEST(b.at("description").get<std::string>().size() <= 140u);
+  }
+  BOOST_TEST(json::parse(posted[0].body).at("description")
+             == "Queued main (" + app.sha.substr(0, 7)
+                  + ") for production by alice");
+  BOOST_TEST(json::parse(posted[1].body).at("description")
+             == "Deploying main (" + app.sha.substr(0, 7)
+                  + ") to production with shell");
+  // The log: the script's own output, the variables, no secrets.
+  auto log = h.log(id);
+  BOOST_TEST(log.find("BRANCH=main SHA=" + app.sha
+                      + " DEPLOY_ENV=production DEPLOY_TASK=deploy\n")
+             != std::string::npos, log);
+  BOOST_TEST(log.find("to stderr\n") != std::string::npos);
+  BOOST_TEST(log.find("token is [redacted]\n") != std::string::npos, log);
+  BOOST_TEST(log.find("webhook secret is []\n") != std::string::npos, log);
+  BOOST_TEST(log.find(token) == std::string::npos);
+  BOOST_TEST(log.find(secret) == std::string::npos);
+  // The script ran in a private checkout, which is gone afterwards.
+  auto cwd_at = log.find("cwd ");
+  BOOST_REQUIRE(cwd_at != std::string::npos);
+  auto cwd = log.substr(cwd_at + 4, log.find('\n', cwd_at) - cwd_at - 4);
+  BOOST_TEST(cwd != app.dir.string());
+  for (int i = 0; i < 100 && fs::exists(cwd); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  BOOST_TEST(!fs::exists(cwd));
+  // Without the token, or with another deployment's, the log is not there.
+  auto base = h.base() + "/deployments/" + std::to_string(id) + "/log";
+  BOOST_TEST(http_call("GET", base).status == 404);
+  BOOST_TEST(http_call("GET", base + "?token=" + log_token(key, id + 1)).status
+             == 404);
+  // heaven's own log never shows the token either.
+  h.stop();
+  auto own = read_file(tmp.string() + "/data.stderr");
+  BOOST_TEST(own.find(token) == std::string::npos);
+  BOOST_TEST(own.find(secret) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_script_fails_the_deployment_with_its_status) {
+  heaven_server h{tmp / "data", github.base_url()};
+  auto body = deployment_event(app, 1002, "script/fail").dump();
+  BOOST_TEST(h.post_event("deployment", "delivery-2", body).status == 201);
+  auto id = id_of(h, 1002);
+  auto row = h.wait_finished(id);
+  BOOST_TEST(row.at("state") == "failure");
+  BOOST_REQUIRE(github.wait_for(3));
+  auto posted = statuses(github, 1002);
+  BOOST_TEST(states(posted)
+             == (std::vector<std::string>{"queued", "in_progress", "failure"}));
+  std::string description = json::parse(posted[2].body).at("description");
+  BOOST_TEST(description.find("exited with status 3") != std::string::npos,
+             description);
+  BOOST_TEST(h.log(id).find("about to fail\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_script_is_an_error_and_runs_nothing) {
+  heaven_server h{tmp / "data", github.base_url()};
+  auto body = deployment_event(app, 1003, "script/nope").dump();
+  BOOST_TEST(h.post_event("deployment", "delivery-3", body).status == 201);
+  auto row = h.wait_finished(id_of(h, 1003));
+  BOOST_TEST(row.at("state") == "error");
+  BOOST_REQUIRE(github.wait_for(3));
+  auto posted = statuses(github, 1003);
+  BOOST_TEST(states(posted).back() == "error");
+  std::string description = json::parse(posted.back().body).at("description");
+  BOOST_TEST(description.find("script/nope") != std::string::npos, description);
+  BOOST_TEST(description.find("not found") != std::string::npos, description);
+}
+
+BOOST_AUTO_TEST_CASE(bad_signature_broken_json_and_odd_events_are_refused) {
+  heaven_server h{tmp / "data", github.base_url()};
+  auto body = deployment_event(app, 1004, "script/deploy").dump();
+  auto wrong = h.post_event("deployment", "d-bad", body,
+                            "sha256=" + hmac_sha256_hex("not the secret", body));
+  BOOST_TEST(wrong.status == 401);
+  auto missing = http_call("POST", h.base() + "/events",
+                           {{"X-GitHub-Event", "deployment"},
+                            {"X-GitHub-Delivery", "d-missing"}},
+                           body);
+  BOOST_TEST(missing.status == 401);
+  auto broken = h.post_event("deployment", "d-broken", "{\"deployment\": {");
+  BOOST_TEST(broken.status == 400);
+  BOOST_TEST(json::parse(broken.body).contains("error"));
+  auto no_sha = deployment_event(app, 1005, "script/deploy");
+  no_sha["deployment"].erase("sha");
+  auto incomplete = h.post_event("deployment", "d-nosha", no_sha.dump());
+  BOOST_TEST(incomplete.status == 400);
+  BOOST_TEST(incomplete.body.find("deployment.sha") != std::string::npos);
+  auto odd = h.post_event("issues", "d-issues", "{}");
+  BOOST_TEST(odd.status == 422);
+  auto ping = h.post_event("ping", "d-ping", R"({"zen":"Keep it logically awesome."})");
+  BOOST_TEST(ping.status == 201);
+  // Nothing was deployed and GitHub heard nothing.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  BOOST_TEST(h.deployments().empty());
+  BOOST_TEST(github.requests().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_redelivered_event_is_deployed_once) {
+  heaven_server h{tmp / "data", github.base_url()};
+  auto body = deployment_event(app, 1006, "script/deploy").dump();
+  BOOST_TEST(h.post_event("deployment", "delivery-same", body).status == 201);
+  auto again = h.post_event("deployment", "delivery-same", body);
+  BOOST_TEST(again.status == 200);
+  h.wait_finished(id_of(h, 1006));
+  BOOST_REQUIRE(github.wait_for(3));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  BOOST_TEST(h.deployments().size() == 1u);
+  BOOST_TEST(statuses(github, 1006).size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_timeout_kills_the_script_and_all_its_children) {
+  auto pids = tmp / "pids";
+  app.script("slow",
+             "sleep 300 &\necho $! >> " + pids.string()
+               + "\nsh -c 'sleep 300' &\necho $! >> " + pids.string()
+               + "\necho $$ >> " + pids.string()
+               + "\necho started\nwait\n");
+  app.commit("slow");
+  heaven_server h{tmp / "data", github.base_url(),
+                  {{"DEPLOYMENT_TIMEOUT", "2"}, {"HEAVEN_KILL_GRACE", "1"}}};
+  auto body = deployment_event(app, 1007, "script/slow").dump();
+  BOOST_TEST(h.post_event("deployment", "delivery-7", body).status == 201);
+  auto id = id_of(h, 1007);
+  auto row = h.wait_finished(id);
+  BOOST_TEST(row.at("state") == "failure");
+  BOOST_TEST(row.at("description") == "Deployment timed out after 2 seconds");
+  auto log = h.log(id);
+  BOOST_TEST(log.find("started\n") != std::string::npos);
+  std::string tail = "DEPLOYMENT TIMED OUT AFTER 2 SECONDS\n";
+  BOOST_REQUIRE(log.size() >= tail.size());
+  BOOST_TEST(log.substr(log.size() - tail.size()) == tail);
+  BOOST_REQUIRE(github.wait_for(3));
+  BOOST_TEST(states(statuses(github, 1007)).back() == "failure");
+  // No process of the script's is left behind.
+  std::ifstream in{pids};
+  int count = 0;
+  for (pid_t pid; in >> pid; ++count) {
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; ++i) {
+      gone = !running(pid);
+      if (!gone)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    BOOST_TEST(gone, "process " << pid << " survived the timeout");
+  }
+  BOOST_TEST(count == 3);
+}
+
+BOOST_AUTO_TEST_CASE(the_same_app_and_environment_deploys_one_at_a_time) {
+  app.script("wait", "sleep 2\necho done\n");
+  app.commit("wait");
+  heaven_server h{tmp / "data", github.base_url()};
+  BOOST_TEST(h.post_event("deployment", "delivery-a",
+                          deployment_event(app, 2001, "script/wait").dump())
+               .status
+             == 201);
+  id_of(h, 2001);
+  BOOST_TEST(h.post_event("deployment", "delivery-b",
+                          deployment_event(app, 2002, "script/wait").dump())
+               .status
+             == 201);
+  auto second = h.wait_finished(id_of(h, 2002));
+  BOOST_TEST(second.at("state") == "error");
+  BOOST_TEST(second.at("description") == "Already deploying.");
+  auto first = h.wait_finished(id_of(h, 2001));
+  BOOST_TEST(first.at("state") == "success");
+}
+
+BOOST_AUTO_TEST_CASE(an_accepted_event_survives_a_restart) {
+  // The first heaven starts a deployment and is killed hard while the
+  // script runs; the second finishes the story.
+  auto data = tmp / "data";
+  auto pidfile = tmp / "script.pid";
+  {
+    heaven_server h{data, github.base_url()};
+    app.script("wait", "echo $$ > " + pidfile.string() + "\nsleep 30\n");
+    app.commit("wait");
+    auto body = deployment_event(app, 3001, "script/wait").dump();
+    BOOST_TEST(h.post_event("deployment", "delivery-r", body).status == 201);
+    id_of(h, 3001);
+    // Give it time to start the script, then kill heaven without warning.
+    for (int i = 0; i < 100; ++i) {
+      auto rows = h.deployments();
+      if (!rows.empty() && rows[0].at("state") == "running")
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    kill(h.pid, SIGKILL);
+    waitpid(h.pid, nullptr, 0);
+    h.pid = -1;
+    // The orphaned script is its own process group: end it.
+    for (int i = 0; i < 100 && !fs::exists(pidfile); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::ifstream in{pidfile};
+    pid_t pgid = 0;
+    if (in >> pgid && pgid > 0)
+      kill(-pgid, SIGKILL);
+  }
+  heaven_server h2{data, github.base_url()};
+  auto row = h2.wait_finished(id_of(h2, 3001));
+  BOOST_TEST(row.at("state") == "error");
+  std::string description = row.at("description");
+  BOOST_TEST(description.find("heaven restarted") == 0u, description);
+  // GitHub ends with exactly one terminal status for it.
+  for (int i = 0; i < 100 && states(statuses(github, 3001)).back() != "error";
+       ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto seen = states(statuses(github, 3001));
+  BOOST_TEST(std::count(seen.begin(), seen.end(), "error") == 1);
+  BOOST_TEST(std::count(seen.begin(), seen.end(), "success") == 0);
+}
+
+BOOST_AUTO_TEST_CASE(heaven_refuses_to_start_without_a_webhook_secret) {
+  auto out = sh(std::string{"cd "} + tmp.string() + " && env -i PATH=$PATH "
+                + HEAVEN_BINARY + " serve 2>&1; echo rc=$?");
+  BOOST_TEST(out.find("GITHUB_WEBHOOK_SECRET is not set") != std::string::npos,
+             out);
+  BOOST_TEST(out.find("rc=2") != std::string::npos, out);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,206 @@
+// heaven's entry point: reads the settings, wires the actors, registers the
+// providers, serves until SIGINT/SIGTERM.
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include "actors/config.hpp"
+#include "actors/context.hpp"
+#include "actors/http_client.hpp"
+#include "actors/http_ingress.hpp"
+#include "actors/log_book.hpp"
+#include "actors/receiver.hpp"
+#include "actors/store.hpp"
+#include "actors/workspace.hpp"
+#include "providers/registry.hpp"
+#include "providers/shell.hpp"
+#include "tools/demo.hpp"
+
+using namespace heaven;
+
+namespace {
+
+/// Every provider heaven knows. A new provider is one line here.
+std::shared_ptr<provider_registry> make_providers() {
+  auto reg = std::make_shared<provider_registry>();
+  reg->add("shell", [](caf::actor_system& sys, provider_job job,
+                       caf::actor deployment) {
+    return sys.spawn(shell, std::move(job), std::move(deployment));
+  });
+  return reg;
+}
+
+std::string random_hex(size_t bytes) {
+  std::random_device rd;
+  std::string out;
+  static constexpr char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < bytes; ++i) {
+    auto b = rd() & 0xFF;
+    out += hex[b >> 4];
+    out += hex[b & 0xF];
+  }
+  return out;
+}
+
+/// Reads the file at `path`, or creates it (mode 0600) with a fresh random
+/// value: keys that must survive restarts but never leave the data dir.
+std::string read_or_make_secret(const std::string& path) {
+  std::ifstream in{path};
+  std::string value;
+  if (in && std::getline(in, value) && !value.empty())
+    return value;
+  value = random_hex(32);
+  auto old = umask(077);
+  std::ofstream out{path, std::ios::trunc};
+  out << value << "\n";
+  umask(old);
+  return value;
+}
+
+int serve(settings cfg, bool demo) {
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  std::filesystem::create_directories(cfg.data_dir);
+  if (cfg.webhook_secret.empty()) {
+    if (demo) {
+      auto path = cfg.data_dir + "/webhook-secret";
+      cfg.webhook_secret = read_or_make_secret(path);
+      std::cout << "No GITHUB_WEBHOOK_SECRET was set: the demo made one in "
+                << path << " (use it as your GitHub webhook's secret).\n";
+    } else if (!cfg.insecure) {
+      std::cerr
+        << "heaven: GITHUB_WEBHOOK_SECRET is not set, so heaven could not "
+           "tell GitHub's webhooks from anyone else's.\n"
+           "Set it to the secret of your repository's webhook (or pass "
+           "--webhook-secret), or pass --insecure to accept unsigned events "
+           "on a private test machine.\n";
+      return 2;
+    } else {
+      spdlog::warn("**********************************************************");
+      spdlog::warn("INSECURE: no webhook secret; heaven accepts UNSIGNED events");
+      spdlog::warn("from anyone who can reach {}. Never run it like this in", cfg.listen);
+      spdlog::warn("production: set GITHUB_WEBHOOK_SECRET.");
+      spdlog::warn("**********************************************************");
+    }
+  }
+  if (cfg.github_token.empty())
+    spdlog::warn("GITHUB_TOKEN is not set: deployment statuses are logged here "
+                 "but not posted to GitHub");
+  auto env = current_environment();
+  auto ctx = std::make_shared<context>();
+  ctx->cfg = cfg;
+  ctx->logs = std::make_shared<log_book>(cfg.data_dir + "/logs",
+                                         secret_values(cfg, env));
+  ctx->providers = make_providers();
+  ctx->child_env = child_environment(cfg, env);
+  ctx->log_key = read_or_make_secret(cfg.data_dir + "/log.key");
+  ctx->status_attempts = static_cast<int>(cfg.status_retries);
+  ctx->make_workspace = [](caf::actor_system& sys, workspace_plan plan,
+                           caf::actor d) {
+    spawn_workspace(sys, std::move(plan), std::move(d));
+  };
+  ctx->remove_workspace = [](caf::actor_system& sys, std::string path) {
+    spawn_cleanup(sys, std::move(path));
+  };
+  // Handle SIGINT/SIGTERM on this thread only; every other thread (CAF's,
+  // Asio's, curl's) inherits the blocked mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  caf::actor_system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  ctx->store = sys.spawn<caf::detached>(store, cfg.data_dir + "/heaven.db");
+  ctx->http = sys.spawn(http_client);
+  auto recv = sys.spawn(receiver, context_ptr{ctx});
+  ingress_options opts;
+  opts.listen = cfg.listen;
+  opts.secret = cfg.webhook_secret;
+  opts.insecure = cfg.insecure;
+  opts.max_body = static_cast<std::size_t>(cfg.max_body);
+  opts.logs = ctx->logs;
+  opts.log_key = ctx->log_key;
+  std::unique_ptr<ingress_server> server;
+  try {
+    server = start_ingress(sys, opts, recv, ctx->store);
+  } catch (std::exception& e) {
+    std::cerr << "heaven: " << e.what() << "\n";
+    caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
+    recv = nullptr;
+    ctx.reset();
+    return 1;
+  }
+  spdlog::info("heaven listens on port {} (POST /events); data in {}",
+               server->port(), cfg.data_dir);
+  std::cout << "heaven is ready on port " << server->port() << std::endl;
+  if (demo) {
+    std::thread tour{[cfg, port = server->port()] {
+      if (run_demo(cfg, port))
+        std::cout << "\nheaven keeps running for your own events: point a "
+                     "GitHub webhook (deployment events) at "
+                  << cfg.public_url << "/events. Ctrl-C stops it.\n"
+                  << std::flush;
+    }};
+    tour.detach();
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("heaven got signal {} and stops: running deployments end "
+               "with error",
+               sig);
+  server->stop();
+  caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
+  // Deployments post their last statuses and end; then the store and the
+  // HTTP client may go.
+  for (int i = 0; i < 600 && sys.registry().running() > 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
+  // The system's destructor waits for detached actors (the store) to be
+  // destroyed: drop every handle first.
+  server.reset();
+  recv = nullptr;
+  ctx.reset();
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h"
+      || args[0] == "help") {
+    std::cout << help_text();
+    return args.empty() ? 2 : 0;
+  }
+  auto command = args[0];
+  args.erase(args.begin());
+  for (auto& a : args)
+    if (a == "--help" || a == "-h") {
+      std::cout << help_text();
+      return 0;
+    }
+  if (command != "serve" && command != "demo") {
+    std::cerr << "heaven: unknown command '" << command
+              << "' (try heaven --help)\n";
+    return 2;
+  }
+  auto loaded = load_settings(args, current_environment());
+  if (auto err = std::get_if<std::string>(&loaded)) {
+    std::cerr << "heaven: " << *err << "\n";
+    return 2;
+  }
+  return serve(std::get<settings>(loaded), command == "demo");
+}
