@@ -211,7 +211,9 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
   plan.clone_url = st.req.clone_url;
   plan.sha = st.req.sha;
   plan.token = ctx->cfg.github_token;
-  plan.token_host = ctx->cfg.web_endpoint;
+  // The token only goes to GitHub itself (github.com or the Enterprise
+  // host), never to another host a payload names.
+  plan.token_host = url_host(ctx->cfg.web_endpoint);
   plan.env = ctx->child_env;
   ctx->make_workspace(self->system(), std::move(plan),
                       caf::actor_cast<caf::actor>(self));

@@ -112,4 +112,45 @@ std::string truncate_description(std::string_view text, std::size_t max) {
   return result;
 }
 
+namespace {
+
+/// The authority part of a URL (between "://" and the path), with its
+/// position, or npos when the URL has none.
+std::pair<std::size_t, std::size_t> authority(std::string_view url) {
+  auto start = url.find("://");
+  if (start == url.npos)
+    return {url.npos, 0};
+  start += 3;
+  auto end = url.find_first_of("/?#", start);
+  if (end == url.npos)
+    end = url.size();
+  return {start, end - start};
+}
+
+} // namespace
+
+std::string url_host(std::string_view url) {
+  auto [pos, len] = authority(url);
+  if (pos == url.npos)
+    return {};
+  auto host = url.substr(pos, len);
+  if (auto at = host.rfind('@'); at != host.npos)
+    host.remove_prefix(at + 1);
+  if (auto colon = host.find(':'); colon != host.npos)
+    host = host.substr(0, colon);
+  return std::string{host};
+}
+
+std::string url_without_credentials(std::string_view url) {
+  auto [pos, len] = authority(url);
+  if (pos == url.npos)
+    return std::string{url};
+  auto at = url.substr(pos, len).rfind('@');
+  if (at == std::string_view::npos)
+    return std::string{url};
+  std::string result{url.substr(0, pos)};
+  result += url.substr(pos + at + 1);
+  return result;
+}
+
 } // namespace heaven

@@ -26,4 +26,11 @@ bool valid_sha(std::string_view sha);
 /// character, ending with "..." when it had to cut.
 std::string truncate_description(std::string_view text, std::size_t max = 140);
 
+/// The host of a URL such as "https://user@github.example.com:443/x" (no
+/// userinfo, no port), or "" when it has none.
+std::string url_host(std::string_view url);
+
+/// `url` without a "user:password@" part, for logs and messages.
+std::string url_without_credentials(std::string_view url);
+
 } // namespace heaven

@@ -118,13 +118,14 @@ public:
         return {false, lock.error()};
       // Commits never change: a mirror that has the sha needs no fetch.
       if (!fs::exists(mirror / "HEAD") || !has_commit(mirror)) {
-        narrate("Fetching " + plan_.clone_url);
+        narrate("Fetching " + url_without_credentials(plan_.clone_url));
         if (auto why = update_mirror(mirror); !why.empty())
           return {false, why};
       }
       if (!has_commit(mirror))
         return {false,
-                "commit " + plan_.sha + " not found in " + plan_.clone_url};
+                "commit " + plan_.sha + " not found in "
+                  + url_without_credentials(plan_.clone_url)};
       fs::remove_all(ws, ec);
       // A local clone hard-links the mirror's objects: cheap, and unlike
       // --shared it survives a later gc of the mirror.
@@ -197,11 +198,16 @@ private:
       .empty();
   }
 
+  std::string fetch_failed(const std::string& why) const {
+    return "could not fetch " + url_without_credentials(plan_.clone_url)
+           + ": " + why;
+  }
+
   std::string update_mirror(const fs::path& mirror) {
     std::error_code ec;
     if (fs::exists(mirror / "HEAD")) {
       auto r = git({"remote", "update", "--prune"}, mirror);
-      return r.empty() ? r : "could not fetch " + plan_.clone_url + ": " + r;
+      return r.empty() ? r : fetch_failed(r);
     }
     // Clone next to the final place and rename: a half-made mirror is never
     // mistaken for a good one.
@@ -215,7 +221,7 @@ private:
                  mirror.parent_path());
     if (!r.empty()) {
       fs::remove_all(tmp, ec);
-      return "could not fetch " + plan_.clone_url + ": " + r;
+      return fetch_failed(r);
     }
     fs::rename(tmp, mirror, ec);
     if (ec)
@@ -249,7 +255,7 @@ void spawn_workspace(caf::actor_system& sys, workspace_plan plan,
   auto fn = [plan = std::move(plan),
              deployment = std::move(deployment)](caf::event_based_actor* self) {
     auto id = plan.id;
-    auto url = plan.clone_url;
+    auto url = url_without_credentials(plan.clone_url);
     preparer p{plan, deployment};
     std::pair<bool, std::string> result;
     try {

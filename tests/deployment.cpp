@@ -30,6 +30,7 @@ struct record {
   std::vector<deployment_update> updates;
   std::vector<http_request> requests;
   std::vector<std::string> removed;
+  std::vector<workspace_plan> plans;
   std::vector<std::string> provider_starts;
   std::vector<unfinished_deployment> pending;
   std::set<std::string> deliveries;
@@ -157,8 +158,10 @@ struct fixture {
       return sys.spawn(crash_provider);
     });
     ctx->providers = reg;
-    ctx->make_workspace = [](caf::actor_system&, workspace_plan plan,
-                             caf::actor d) {
+    ctx->cfg.web_endpoint = "https://github.example.com/";
+    ctx->make_workspace = [r](caf::actor_system&, workspace_plan plan,
+                              caf::actor d) {
+      r->plans.push_back(plan);
       caf::anon_send(d, prepared_atom::value, true,
                      "/ws/" + std::to_string(plan.id));
     };
@@ -272,6 +275,13 @@ BOOST_AUTO_TEST_CASE(a_good_deployment_posts_queued_in_progress_success) {
              == (std::vector<std::string>{"queued", "running", "success"}));
   BOOST_TEST(rec->provider_starts == (std::vector<std::string>{"/ws/1"}));
   BOOST_TEST(rec->removed == (std::vector<std::string>{"/ws/1"}));
+  // The checkout is asked for the exact sha, with the token for GitHub's
+  // host only.
+  BOOST_REQUIRE(rec->plans.size() == 1u);
+  BOOST_TEST(rec->plans[0].sha == "0123456789abcdef0123456789abcdef01234567");
+  BOOST_TEST(rec->plans[0].clone_url == "file:///nowhere");
+  BOOST_TEST(rec->plans[0].token == "ghp_secret_token_123");
+  BOOST_TEST(rec->plans[0].token_host == "github.example.com");
   auto log = log_text(1);
   BOOST_TEST(log.find("deployed fine\n") != std::string::npos);
   BOOST_TEST(!ctx->logs->live(1));

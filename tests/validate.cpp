@@ -325,3 +325,27 @@ BOOST_AUTO_TEST_CASE(truncate_small_max) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(urls)
+
+BOOST_AUTO_TEST_CASE(url_host_takes_the_host_alone) {
+  BOOST_TEST(heaven::url_host("https://github.com/") == "github.com");
+  BOOST_TEST(heaven::url_host("https://github.com") == "github.com");
+  BOOST_TEST(heaven::url_host("https://x:y@ghe.example.com:8443/api/v3")
+             == "ghe.example.com");
+  BOOST_TEST(heaven::url_host("file:///srv/git/app.git") == "");
+  BOOST_TEST(heaven::url_host("github.com") == "");
+}
+
+BOOST_AUTO_TEST_CASE(url_without_credentials_drops_userinfo_only) {
+  BOOST_TEST(heaven::url_without_credentials(
+               "https://user:s3cret@github.com/octo/app.git")
+             == "https://github.com/octo/app.git");
+  BOOST_TEST(heaven::url_without_credentials("https://github.com/a@b.git")
+             == "https://github.com/a@b.git");
+  BOOST_TEST(heaven::url_without_credentials("file:///srv/app")
+             == "file:///srv/app");
+  BOOST_TEST(heaven::url_without_credentials("not a url") == "not a url");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
