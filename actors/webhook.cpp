@@ -36,6 +36,24 @@ std::string wrong_type(std::string_view path, std::string_view expected) {
   return "field " + std::string{path} + " must be " + std::string{expected};
 }
 
+/// Calls `f(key, value)` for each field of `obj` in document order (ondemand
+/// reads forward only); stops at the first error `f` or the parser reports.
+template <class F>
+std::string for_each_field(od::object& obj, F f) {
+  for (auto res : obj) {
+    od::field field;
+    if (auto err = std::move(res).get(field))
+      return malformed(err);
+    std::string_view key;
+    if (auto err = field.unescaped_key().get(key))
+      return malformed(err);
+    od::value val = field.value();
+    if (auto msg = f(key, val); !msg.empty())
+      return msg;
+  }
+  return {};
+}
+
 /// Reads a string value into `out`; null counts as absent. Returns an error
 /// message, or "" on success.
 std::string read_string(od::value& v, std::string_view path,
@@ -64,20 +82,11 @@ std::string read_login(od::value& v, std::string_view path,
   od::object obj;
   if (auto err = v.get_object().get(obj))
     return malformed(err);
-  for (auto res : obj) {
-    od::field field;
-    if (auto err = std::move(res).get(field))
-      return malformed(err);
-    std::string_view key;
-    if (auto err = field.unescaped_key().get(key))
-      return malformed(err);
-    if (key == "login")
-      if (auto msg = read_string(field.value(), std::string{path} + ".login",
-                                 out);
-          !msg.empty())
-        return msg;
-  }
-  return {};
+  return for_each_field(obj, [&](std::string_view key, od::value& val) {
+    return key == "login"
+             ? read_string(val, std::string{path} + ".login", out)
+             : std::string{};
+  });
 }
 
 /// Fields of a deployment event before defaults are applied.
@@ -91,14 +100,8 @@ std::string read_deployment(od::value& v, raw_fields& f) {
   od::object obj;
   if (v.get_object().get(obj))
     return wrong_type("deployment", "an object");
-  for (auto res : obj) {
-    od::field field;
-    if (auto err = std::move(res).get(field))
-      return malformed(err);
-    std::string_view key;
-    if (auto err = field.unescaped_key().get(key))
-      return malformed(err);
-    od::value val = field.value();
+  return for_each_field(obj, [&](std::string_view key,
+                                 od::value& val) -> std::string {
     std::string msg;
     if (key == "id") {
       int64_t id = 0;
@@ -143,34 +146,23 @@ std::string read_deployment(od::value& v, raw_fields& f) {
         return wrong_type("deployment.payload", "an object or a string");
       }
     }
-    if (!msg.empty())
-      return msg;
-  }
-  return {};
+    return msg;
+  });
 }
 
 std::string read_repository(od::value& v, raw_fields& f) {
   od::object obj;
   if (v.get_object().get(obj))
     return wrong_type("repository", "an object");
-  for (auto res : obj) {
-    od::field field;
-    if (auto err = std::move(res).get(field))
-      return malformed(err);
-    std::string_view key;
-    if (auto err = field.unescaped_key().get(key))
-      return malformed(err);
-    std::string msg;
+  return for_each_field(obj, [&](std::string_view key, od::value& val) {
     if (key == "full_name")
-      msg = read_string(field.value(), "repository.full_name", f.full_name);
-    else if (key == "clone_url")
-      msg = read_string(field.value(), "repository.clone_url", f.clone_url);
-    else if (key == "name")
-      msg = read_string(field.value(), "repository.name", f.repo_name);
-    if (!msg.empty())
-      return msg;
-  }
-  return {};
+      return read_string(val, "repository.full_name", f.full_name);
+    if (key == "clone_url")
+      return read_string(val, "repository.clone_url", f.clone_url);
+    if (key == "name")
+      return read_string(val, "repository.name", f.repo_name);
+    return std::string{};
+  });
 }
 
 /// Reads `name`, `config.provider` and `config.<environment>_url` from the
@@ -186,46 +178,31 @@ std::string read_payload(const std::string& text, deployment_request& req) {
     return malformed(err);
   std::optional<std::string> name, provider, env_url;
   const std::string url_key = req.environment + "_url";
-  for (auto res : obj) {
-    od::field field;
-    if (auto err = std::move(res).get(field))
+  auto read_config = [&](std::string_view key, od::value& val) {
+    if (key == "provider")
+      return read_string(val, "deployment.payload.config.provider", provider);
+    if (key == url_key)
+      return read_string(val, "deployment.payload.config." + url_key, env_url);
+    return std::string{};
+  };
+  auto msg = for_each_field(obj, [&](std::string_view key,
+                                     od::value& val) -> std::string {
+    if (key == "name")
+      return read_string(val, "deployment.payload.name", name);
+    if (key != "config")
+      return {};
+    od::json_type type;
+    if (auto err = val.type().get(type))
       return malformed(err);
-    std::string_view key;
-    if (auto err = field.unescaped_key().get(key))
-      return malformed(err);
-    od::value val = field.value();
-    std::string msg;
-    if (key == "name") {
-      msg = read_string(val, "deployment.payload.name", name);
-    } else if (key == "config") {
-      od::json_type type;
-      if (auto err = val.type().get(type))
-        return malformed(err);
-      if (type == od::json_type::null)
-        continue;
-      od::object config;
-      if (val.get_object().get(config))
-        return wrong_type("deployment.payload.config", "an object");
-      for (auto res : config) {
-        od::field cfield;
-        if (auto err = std::move(res).get(cfield))
-          return malformed(err);
-        std::string_view ckey;
-        if (auto err = cfield.unescaped_key().get(ckey))
-          return malformed(err);
-        if (ckey == "provider")
-          msg = read_string(cfield.value(),
-                            "deployment.payload.config.provider", provider);
-        else if (ckey == url_key)
-          msg = read_string(cfield.value(),
-                            "deployment.payload.config." + url_key, env_url);
-        if (!msg.empty())
-          return msg;
-      }
-    }
-    if (!msg.empty())
-      return msg;
-  }
+    if (type == od::json_type::null)
+      return {};
+    od::object config;
+    if (val.get_object().get(config))
+      return wrong_type("deployment.payload.config", "an object");
+    return for_each_field(config, read_config);
+  });
+  if (!msg.empty())
+    return msg;
   if (name && !name->empty())
     req.app = *name;
   req.provider = provider.value_or("");
@@ -276,23 +253,17 @@ parse_deployment(std::string_view body) {
   if (auto err = doc.get_object().get(root))
     return malformed(err);
   raw_fields f;
-  for (auto res : root) {
-    od::field field;
-    if (auto err = std::move(res).get(field))
-      return malformed(err);
-    std::string_view key;
-    if (auto err = field.unescaped_key().get(key))
-      return malformed(err);
-    std::string msg;
+  auto msg = for_each_field(root, [&](std::string_view key, od::value& val) {
     if (key == "deployment")
-      msg = read_deployment(field.value(), f);
-    else if (key == "repository")
-      msg = read_repository(field.value(), f);
-    else if (key == "sender")
-      msg = read_login(field.value(), "sender", f.sender);
-    if (!msg.empty())
-      return msg;
-  }
+      return read_deployment(val, f);
+    if (key == "repository")
+      return read_repository(val, f);
+    if (key == "sender")
+      return read_login(val, "sender", f.sender);
+    return std::string{};
+  });
+  if (!msg.empty())
+    return msg;
   if (!f.id)
     return std::string{"missing field deployment.id"};
   const std::pair<std::optional<std::string>*, const char*> required[] = {
