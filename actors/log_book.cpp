@@ -36,7 +36,7 @@ void log_book::open(int64_t id) {
   std::lock_guard guard{mtx_};
   if (open_.count(id))
     return;
-  if (auto f = std::fopen(path(id).c_str(), "a"))
+  if (auto f = std::fopen(path(id).c_str(), "ae"))
     open_.emplace(id, f);
 }
 
