@@ -65,13 +65,14 @@ void set_env(string_pairs& env, const std::string& key, std::string value) {
 /// deployments and across heaven processes sharing the data directory.
 class file_lock {
 public:
-  explicit file_lock(const std::string& path) {
+  /// Takes the lock exclusively, or shared when `shared` (flock(2) modes).
+  explicit file_lock(const std::string& path, bool shared = false) {
     fd_ = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
     if (fd_ < 0) {
       error_ = "cannot open " + path + ": " + std::strerror(errno);
       return;
     }
-    while (::flock(fd_, LOCK_EX) != 0) {
+    while (::flock(fd_, shared ? LOCK_SH : LOCK_EX) != 0) {
       if (errno != EINTR) {
         error_ = "cannot lock " + path + ": " + std::strerror(errno);
         return;
@@ -112,16 +113,32 @@ public:
         return {false, "cannot create " + dir.string() + ": " + ec.message()};
     auto mirror = data / "mirrors" / (sha256_hex(plan_.clone_url, 16) + ".git");
     auto ws = data / "workspaces" / std::to_string(plan_.id);
+    auto lock_path = mirror.string() + ".lock";
+    // Commits never change: a mirror that has the sha needs no fetch. Fetches
+    // take the mirror's lock exclusively; clones from it share it, so the
+    // deployments of one repository check out in parallel.
+    bool present = false;
     {
-      file_lock lock{mirror.string() + ".lock"};
-      if (!lock.error().empty())
-        return {false, lock.error()};
-      // Commits never change: a mirror that has the sha needs no fetch.
+      file_lock shared{lock_path, true};
+      if (!shared.error().empty())
+        return {false, shared.error()};
+      present = fs::exists(mirror / "HEAD") && has_commit(mirror);
+    }
+    if (!present) {
+      file_lock exclusive{lock_path};
+      if (!exclusive.error().empty())
+        return {false, exclusive.error()};
+      // Another deployment may have fetched it while this one waited.
       if (!fs::exists(mirror / "HEAD") || !has_commit(mirror)) {
         narrate("Fetching " + url_without_credentials(plan_.clone_url));
         if (auto why = update_mirror(mirror); !why.empty())
           return {false, why};
       }
+    }
+    {
+      file_lock shared{lock_path, true};
+      if (!shared.error().empty())
+        return {false, shared.error()};
       if (!has_commit(mirror))
         return {false,
                 "commit " + plan_.sha + " not found in "
@@ -129,8 +146,8 @@ public:
       fs::remove_all(ws, ec);
       // A local clone hard-links the mirror's objects: cheap, and unlike
       // --shared it survives a later gc of the mirror.
-      auto r = git({"clone", "--quiet", "--no-checkout", mirror.string(),
-                    ws.string()},
+      auto r = git({"clone", "--quiet", "--no-checkout", "--",
+                    mirror.string(), ws.string()},
                    data);
       if (!r.empty()) {
         fs::remove_all(ws, ec);
@@ -216,7 +233,7 @@ private:
            + std::to_string(plan_.id);
     fs::remove_all(tmp, ec);
     fs::remove_all(mirror, ec);
-    auto r = git({"clone", "--mirror", "--quiet", plan_.clone_url,
+    auto r = git({"clone", "--mirror", "--quiet", "--", plan_.clone_url,
                   tmp.string()},
                  mirror.parent_path());
     if (!r.empty()) {

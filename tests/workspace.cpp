@@ -257,7 +257,7 @@ BOOST_AUTO_TEST_CASE(the_token_goes_into_gits_environment_only) {
                   "no network here",
              result.second);
   auto calls = read_file(tmp.path / "calls");
-  BOOST_TEST(calls.find("argv: clone --mirror --quiet "
+  BOOST_TEST(calls.find("argv: clone --mirror --quiet -- "
                         "https://github.com/octo/app.git")
              != std::string::npos,
              calls);
