@@ -52,6 +52,9 @@ void finish(self_ptr self, std::string state, std::string description) {
   auto& st = self->state;
   if (st.at == phase::finished)
     return;
+  // A checkout still being made must be removed once it is there: stay
+  // until `prepared` arrives (the kill above makes that soon).
+  bool awaiting_checkout = st.at == phase::preparing && st.checkout_requested;
   st.at = phase::finished;
   if (st.timed_out) {
     state = "failure";
@@ -74,13 +77,19 @@ void finish(self_ptr self, std::string state, std::string description) {
   st.ctx->logs->close(st.id);
   record(self, state, description);
   post(self, state, description);
-  if (!st.workspace.empty() && st.ctx->remove_workspace)
+  if (st.children_left) {
+    spdlog::warn("deployment {} leaves its processes running in {} "
+                 "(TERMINATE_CHILD_PROCESS_ON_TIMEOUT=0)",
+                 st.id, st.workspace);
+  } else if (!st.workspace.empty() && st.ctx->remove_workspace) {
     st.ctx->remove_workspace(self->system(), st.workspace);
+  }
   if (!st.key.empty())
     self->send(st.receiver, done_atom::value, st.key);
   if (st.timer)
     self->send_exit(st.timer, caf::exit_reason::user_shutdown);
-  self->quit();
+  if (!awaiting_checkout)
+    self->quit();
 }
 
 /// The first rule that `req` breaks, or "" when it may run.
@@ -102,6 +111,9 @@ std::string check(const context& ctx, const deployment_request& req) {
     return "invalid task '" + req.task + "': use deploy or deploy:<name>";
   if (!valid_sha(req.sha))
     return "invalid sha '" + req.sha + "': expected 40 hex digits";
+  if (!valid_clone_url(req.clone_url))
+    return "invalid repository.clone_url '"
+           + url_without_credentials(req.clone_url) + "'";
   return {};
 }
 
@@ -109,8 +121,11 @@ std::string check(const context& ctx, const deployment_request& req) {
 void stop_work(self_ptr self) {
   auto& st = self->state;
   auto& cfg = st.ctx->cfg;
+  // TERMINATE_CHILD_PROCESS_ON_TIMEOUT=0 spares a timed-out deployment's
+  // processes; a shutdown spares none (they would outlive heaven).
+  bool terminate = cfg.terminate_children || !st.shutdown_reason.empty();
   if (st.at == phase::preparing) {
-    if (st.prep_pgid > 0 && cfg.terminate_children) {
+    if (st.prep_pgid > 0) {
       kill(-st.prep_pgid, SIGTERM);
       self->delayed_send(self, std::chrono::seconds(cfg.kill_grace),
                          kill_atom::value);
@@ -118,9 +133,15 @@ void stop_work(self_ptr self) {
       finish(self, "failure", "");
     }
   } else if (st.at == phase::running) {
+    if (terminate && !cfg.terminate_children) {
+      // The provider was told to spare its processes: end them here.
+      self->send(st.provider, kill_atom::value);
+    }
     self->send(st.provider, cancel_atom::value);
-    if (!cfg.terminate_children)
+    if (!terminate) {
+      st.children_left = true;
       finish(self, "failure", "");
+    }
   }
 }
 
@@ -215,6 +236,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
   // host), never to another host a payload names.
   plan.token_host = url_host(ctx->cfg.web_endpoint);
   plan.env = ctx->child_env;
+  st.checkout_requested = true;
   ctx->make_workspace(self->system(), std::move(plan),
                       caf::actor_cast<caf::actor>(self));
   return {
@@ -230,6 +252,14 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
     },
     [=](prepared_atom, bool ok, std::string& what) {
       auto& st = self->state;
+      st.checkout_requested = false;
+      if (st.at == phase::finished) {
+        // It ended while the checkout was being made: remove it, then go.
+        if (ok && st.ctx->remove_workspace)
+          st.ctx->remove_workspace(self->system(), what);
+        self->quit();
+        return;
+      }
       if (st.at != phase::preparing)
         return;
       if (!ok) {

@@ -45,6 +45,12 @@ struct deployment_state {
   /// Set when the deadline passed: output after it is dropped and the log
   /// ends with the timeout line.
   bool timed_out = false;
+  /// Set once the checkout was asked for: the deployment then stays until
+  /// `prepared` arrives, to remove it.
+  bool checkout_requested = false;
+  /// Set when a timeout left the processes running on purpose
+  /// (TERMINATE_CHILD_PROCESS_ON_TIMEOUT=0): their checkout stays.
+  bool children_left = false;
   /// Set when heaven is shutting down: the reason given.
   std::string shutdown_reason;
 };

@@ -23,8 +23,12 @@ void launch(self_ptr self, int64_t id, const deployment_request& req,
   bool holds = rejection.empty();
   auto d = self->spawn(deployment, st.ctx, id, req, receiver_actor{self},
                        holds ? key : std::string{}, std::move(rejection));
-  if (holds)
+  if (holds) {
+    // Also watched: a deployment that dies without saying `done` must not
+    // hold its app+environment until heaven restarts.
+    self->monitor(d);
     st.running.emplace(key, d);
+  }
 }
 
 } // namespace
@@ -52,6 +56,14 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
         spdlog::error("receiver could not read unfinished deployments: {}",
                       self->system().render(err));
       });
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& running = self->state.running;
+    for (auto i = running.begin(); i != running.end(); ++i)
+      if (i->second.address() == msg.source) {
+        running.erase(i);
+        return;
+      }
+  });
   self->set_exit_handler([=](caf::exit_msg& msg) {
     // Shutting down: every running deployment ends with `error` now, so
     // GitHub never shows one as forever in progress.

@@ -129,6 +129,24 @@ std::pair<std::size_t, std::size_t> authority(std::string_view url) {
 
 } // namespace
 
+bool valid_clone_url(std::string_view url) {
+  if (url.empty() || url.front() == '-')
+    return false;
+  for (auto c : url)
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f)
+      return false;
+  for (std::string_view scheme :
+       {"https://", "http://", "ssh://", "git://", "file://"})
+    if (url.substr(0, scheme.size()) == scheme)
+      return url.size() > scheme.size();
+  // scp-like: user@host:path (no scheme, no slash before the colon).
+  auto at = url.find('@');
+  auto colon = url.find(':');
+  auto slash = url.find('/');
+  return at != url.npos && at > 0 && colon != url.npos && colon > at + 1
+         && (slash == url.npos || slash > colon) && colon + 1 < url.size();
+}
+
 std::string url_host(std::string_view url) {
   auto [pos, len] = authority(url);
   if (pos == url.npos)

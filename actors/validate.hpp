@@ -26,6 +26,12 @@ bool valid_sha(std::string_view sha);
 /// character, ending with "..." when it had to cut.
 std::string truncate_description(std::string_view text, std::size_t max = 140);
 
+/// True for a clone URL git may be given: https://, http://, ssh://, git://
+/// or file:// with something after the scheme, or scp-like
+/// `user@host:path`; never one starting with '-' (git would read an option)
+/// or holding control characters or spaces.
+bool valid_clone_url(std::string_view url);
+
 /// The host of a URL such as "https://user@github.example.com:443/x" (no
 /// userinfo, no port), or "" when it has none.
 std::string url_host(std::string_view url);

@@ -31,6 +31,9 @@ struct record {
   std::vector<http_request> requests;
   std::vector<std::string> removed;
   std::vector<workspace_plan> plans;
+  /// When set, checkouts are not answered; the deployments asking are here.
+  bool hold_checkouts = false;
+  std::vector<caf::actor> waiting;
   std::vector<std::string> provider_starts;
   std::vector<unfinished_deployment> pending;
   std::set<std::string> deliveries;
@@ -162,6 +165,10 @@ struct fixture {
     ctx->make_workspace = [r](caf::actor_system&, workspace_plan plan,
                               caf::actor d) {
       r->plans.push_back(plan);
+      if (r->hold_checkouts) {
+        r->waiting.push_back(d);
+        return;
+      }
       caf::anon_send(d, prepared_atom::value, true,
                      "/ws/" + std::to_string(plan.id));
     };
@@ -324,6 +331,45 @@ BOOST_AUTO_TEST_CASE(a_timeout_fails_the_deployment_without_real_time) {
   BOOST_TEST(log.find("killed the process group") == std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_timeout_while_checking_out_fails_and_cleans_up) {
+  rec->hold_checkouts = true;
+  start();
+  deliver(event("d-1", "ok"));
+  sched.run();
+  BOOST_TEST(posted_states() == (std::vector<std::string>{"queued"}));
+  sched.advance_time(300s);
+  sched.run();
+  BOOST_TEST(posted_states()
+             == (std::vector<std::string>{"queued", "failure"}));
+  BOOST_TEST(rec->provider_starts.empty());
+  // The checkout finishes late: it is removed, not used.
+  BOOST_REQUIRE(rec->waiting.size() == 1u);
+  caf::anon_send(rec->waiting[0], prepared_atom::value, true,
+                 std::string{"/ws/late"});
+  sched.run();
+  BOOST_TEST(rec->removed == (std::vector<std::string>{"/ws/late"}));
+  BOOST_TEST(rec->provider_starts.empty());
+  BOOST_TEST(posted_states().size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_checkout_is_an_error) {
+  rec->hold_checkouts = true;
+  start();
+  deliver(event("d-1", "ok"));
+  sched.run();
+  BOOST_REQUIRE(rec->waiting.size() == 1u);
+  caf::anon_send(rec->waiting[0], prepared_atom::value, false,
+                 std::string{"commit 0123456 not found"});
+  sched.run();
+  BOOST_TEST(posted_states() == (std::vector<std::string>{"queued", "error"}));
+  std::string description
+    = nlohmann::json::parse(rec->requests.back().body).at("description");
+  BOOST_TEST(description == "could not check out 0123456: commit 0123456 not "
+                            "found");
+  BOOST_TEST(rec->removed.empty());
+  BOOST_TEST(rec->provider_starts.empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_crashing_provider_ends_in_error) {
   start();
   deliver(event("d-1", "crash"));
@@ -381,6 +427,9 @@ BOOST_AUTO_TEST_CASE(bad_input_ends_in_error_and_runs_nothing) {
   auto e5 = event("d-5", "ok");
   e5.deployment.sha = "abc";
   cases.emplace_back(e5, "invalid sha");
+  auto e6 = event("d-6", "ok");
+  e6.deployment.clone_url = "--upload-pack=touch /tmp/pwned";
+  cases.emplace_back(e6, "invalid repository.clone_url");
   for (auto& [ev, expected] : cases) {
     rec->requests.clear();
     BOOST_TEST(deliver(ev).status == 201);

@@ -328,6 +328,18 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(urls)
 
+BOOST_AUTO_TEST_CASE(clone_urls_git_may_be_given) {
+  for (auto ok : {"https://github.com/octo/app.git", "http://git.local/a",
+                  "ssh://git@github.com/octo/app.git", "git://host/app",
+                  "file:///srv/git/app.git", "git@github.com:octo/app.git"})
+    BOOST_TEST(heaven::valid_clone_url(ok), ok);
+  for (auto bad : {"", "-uhttps://x", "--upload-pack=touch /tmp/x",
+                   "/srv/git/app", "app.git", "https://", "ext::sh -c id",
+                   "https://github.com/a b", "https://github.com/a\nb",
+                   "git@github.com:", "@host:path", "file:///srv/x\ty"})
+    BOOST_TEST(!heaven::valid_clone_url(bad), bad);
+}
+
 BOOST_AUTO_TEST_CASE(url_host_takes_the_host_alone) {
   BOOST_TEST(heaven::url_host("https://github.com/") == "github.com");
   BOOST_TEST(heaven::url_host("https://github.com") == "github.com");
