@@ -304,7 +304,9 @@ struct fixture {
                "echo \"token is $GITHUB_TOKEN\"\n"
                "echo \"webhook secret is [$GITHUB_WEBHOOK_SECRET]\"\n"
                "echo 'to stderr' >&2\n"
-               "echo \"cwd $(pwd)\"\n");
+               "echo \"cwd $(pwd)\"\n"
+               "for f in /proc/$$/fd/*; do echo \"fd $(readlink $f)\"; "
+               "done\n");
     app.script("fail", "echo 'about to fail'\nexit 3\n");
     app.commit("first");
   }
@@ -367,6 +369,10 @@ BOOST_AUTO_TEST_CASE(a_signed_deployment_runs_the_script_and_reports_to_github) 
   BOOST_TEST(log.find("webhook secret is []\n") != std::string::npos, log);
   BOOST_TEST(log.find(token) == std::string::npos);
   BOOST_TEST(log.find(secret) == std::string::npos);
+  // The script inherits none of heaven's sockets or files.
+  BOOST_TEST(log.find("fd socket:") == std::string::npos, log);
+  BOOST_TEST(log.find(".log\n") == std::string::npos, log);
+  BOOST_TEST(log.find("heaven.db") == std::string::npos, log);
   // The script ran in a private checkout, which is gone afterwards.
   auto cwd_at = log.find("cwd ");
   BOOST_REQUIRE(cwd_at != std::string::npos);
@@ -383,6 +389,9 @@ BOOST_AUTO_TEST_CASE(a_signed_deployment_runs_the_script_and_reports_to_github) 
   // heaven's own log never shows the token either.
   h.stop();
   auto own = read_file(tmp.string() + "/data.stderr");
+  BOOST_TEST(own.find("deployment " + std::to_string(id)
+                      + " of octo/app to production ended: success")
+             != std::string::npos, own);
   BOOST_TEST(own.find(token) == std::string::npos);
   BOOST_TEST(own.find(secret) == std::string::npos);
 }
@@ -499,14 +508,18 @@ BOOST_AUTO_TEST_CASE(a_timeout_kills_the_script_and_all_its_children) {
 }
 
 BOOST_AUTO_TEST_CASE(the_same_app_and_environment_deploys_one_at_a_time) {
-  app.script("wait", "sleep 2\necho done\n");
+  // The first deployment's script waits for a file the test makes, so it is
+  // surely running when the second arrives.
+  auto gate = tmp / "gate";
+  app.script("wait", "while [ ! -e " + gate.string()
+                       + " ]; do sleep 0.05; done\necho done\n");
   app.commit("wait");
   heaven_server h{tmp / "data", github.base_url()};
   BOOST_TEST(h.post_event("deployment", "delivery-a",
                           deployment_event(app, 2001, "script/wait").dump())
                .status
              == 201);
-  id_of(h, 2001);
+  auto first_id = id_of(h, 2001);
   BOOST_TEST(h.post_event("deployment", "delivery-b",
                           deployment_event(app, 2002, "script/wait").dump())
                .status
@@ -514,8 +527,23 @@ BOOST_AUTO_TEST_CASE(the_same_app_and_environment_deploys_one_at_a_time) {
   auto second = h.wait_finished(id_of(h, 2002));
   BOOST_TEST(second.at("state") == "error");
   BOOST_TEST(second.at("description") == "Already deploying.");
-  auto first = h.wait_finished(id_of(h, 2001));
+  // Another environment of the same app is not held up.
+  BOOST_TEST(h.post_event("deployment", "delivery-c",
+                          deployment_event(app, 2003, "script/deploy",
+                                           "staging")
+                            .dump())
+               .status
+             == 201);
+  BOOST_TEST(h.wait_finished(id_of(h, 2003)).at("state") == "success");
+  std::ofstream{gate} << "go\n";
+  auto first = h.wait_finished(first_id);
   BOOST_TEST(first.at("state") == "success");
+  // Once it has ended, the environment takes deployments again.
+  BOOST_TEST(h.post_event("deployment", "delivery-d",
+                          deployment_event(app, 2004, "script/deploy").dump())
+               .status
+             == 201);
+  BOOST_TEST(h.wait_finished(id_of(h, 2004)).at("state") == "success");
 }
 
 BOOST_AUTO_TEST_CASE(an_accepted_event_survives_a_restart) {
@@ -530,13 +558,16 @@ BOOST_AUTO_TEST_CASE(an_accepted_event_survives_a_restart) {
     auto body = deployment_event(app, 3001, "script/wait").dump();
     BOOST_TEST(h.post_event("deployment", "delivery-r", body).status == 201);
     id_of(h, 3001);
-    // Give it time to start the script, then kill heaven without warning.
-    for (int i = 0; i < 100; ++i) {
+    // Wait until the script runs, then kill heaven without warning.
+    bool running_now = false;
+    for (int i = 0; i < 200 && !running_now; ++i) {
       auto rows = h.deployments();
-      if (!rows.empty() && rows[0].at("state") == "running")
-        break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      running_now = !rows.empty() && rows[0].at("state") == "running"
+                    && fs::exists(pidfile);
+      if (!running_now)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    BOOST_REQUIRE(running_now);
     kill(h.pid, SIGKILL);
     waitpid(h.pid, nullptr, 0);
     h.pid = -1;
@@ -554,9 +585,13 @@ BOOST_AUTO_TEST_CASE(an_accepted_event_survives_a_restart) {
   std::string description = row.at("description");
   BOOST_TEST(description.find("heaven restarted") == 0u, description);
   // GitHub ends with exactly one terminal status for it.
-  for (int i = 0; i < 100 && states(statuses(github, 3001)).back() != "error";
-       ++i)
+  auto ended = [&] {
+    auto seen = states(statuses(github, 3001));
+    return !seen.empty() && seen.back() == "error";
+  };
+  for (int i = 0; i < 200 && !ended(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  BOOST_REQUIRE(ended());
   auto seen = states(statuses(github, 3001));
   BOOST_TEST(std::count(seen.begin(), seen.end(), "error") == 1);
   BOOST_TEST(std::count(seen.begin(), seen.end(), "success") == 0);

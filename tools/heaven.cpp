@@ -10,7 +10,9 @@
 #include <thread>
 
 #include <caf/all.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "actors/config.hpp"
@@ -66,8 +68,22 @@ std::string read_or_make_secret(const std::string& path) {
   return value;
 }
 
+/// Deployments in flight each hold a few descriptors (pipes, locks, logs):
+/// use all the process may have, not the usual soft limit of 1024.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
 int serve(settings cfg, bool demo) {
+  // heaven's own log goes to stderr, as a service's should; stdout carries
+  // only what a person running it is told.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("heaven"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  raise_fd_limit();
   std::filesystem::create_directories(cfg.data_dir);
   if (cfg.webhook_secret.empty()) {
     if (demo) {
@@ -121,6 +137,20 @@ int serve(settings cfg, bool demo) {
   caf::actor_system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
   ctx->store = sys.spawn<caf::detached>(store, cfg.data_dir + "/heaven.db");
+  // Without its database heaven could accept nothing durably: stop here.
+  std::string store_error;
+  caf::scoped_actor{sys}
+    ->request(ctx->store, std::chrono::seconds(30), list_atom::value,
+              int32_t{1})
+    .receive([](std::string&) {},
+             [&](caf::error& err) { store_error = sys.render(err); });
+  if (!store_error.empty()) {
+    std::cerr << "heaven: cannot use the database in " << cfg.data_dir
+              << ": " << store_error << "\n";
+    caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
+    ctx.reset();
+    return 1;
+  }
   ctx->http = sys.spawn(http_client);
   auto recv = sys.spawn(receiver, context_ptr{ctx});
   ingress_options opts;
