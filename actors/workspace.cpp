@@ -1,6 +1,10 @@
 #include "actors/workspace.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -92,6 +96,46 @@ public:
 private:
   int fd_ = -1;
   std::string error_;
+};
+
+/// Bounds how many checkouts run at once: a burst of deployments would
+/// otherwise start hundreds of git processes together and starve the rest
+/// of heaven (webhook answers among them) of CPU and disk.
+class checkout_slot {
+public:
+  checkout_slot() {
+    std::unique_lock guard{mtx()};
+    cv().wait(guard, [] { return in_use() < limit(); });
+    ++in_use();
+  }
+  ~checkout_slot() {
+    {
+      std::lock_guard guard{mtx()};
+      --in_use();
+    }
+    cv().notify_one();
+  }
+  checkout_slot(const checkout_slot&) = delete;
+  checkout_slot& operator=(const checkout_slot&) = delete;
+
+private:
+  static std::size_t limit() {
+    static const std::size_t n
+      = std::max(2u, std::thread::hardware_concurrency());
+    return n;
+  }
+  static std::mutex& mtx() {
+    static std::mutex m;
+    return m;
+  }
+  static std::condition_variable& cv() {
+    static std::condition_variable c;
+    return c;
+  }
+  static std::size_t& in_use() {
+    static std::size_t n = 0;
+    return n;
+  }
 };
 
 /// Makes one checkout; all blocking, run from a detached actor.
@@ -276,6 +320,7 @@ void spawn_workspace(caf::actor_system& sys, workspace_plan plan,
     preparer p{plan, deployment};
     std::pair<bool, std::string> result;
     try {
+      checkout_slot slot;
       result = p.run();
     } catch (const std::exception& e) {
       result = {false, std::string{"workspace failed: "} + e.what()};
