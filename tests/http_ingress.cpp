@@ -409,6 +409,27 @@ BOOST_FIXTURE_TEST_CASE(live_log_is_followed_until_closed, fixture) {
   BOOST_TEST((res.body == expected));
 }
 
+BOOST_FIXTURE_TEST_CASE(live_log_lines_arrive_before_the_log_ends, fixture) {
+  // A server that buffered the log until it closed would fail here: the
+  // next line is written only once the reader has seen the first.
+  logs->open(22);
+  logs->append(22, stream::out, "step one");
+  raw_client client{srv->port()};
+  client.send("GET /deployments/22/log?token=" + log_token(log_key, 22)
+              + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto first = client.read("step one");
+  BOOST_TEST(first.find("step one") != std::string::npos, first);
+  BOOST_TEST(first.find("step two") == std::string::npos);
+  BOOST_TEST(logs->live(22));
+  logs->append(22, stream::out, "step two");
+  auto second = client.read("step two");
+  BOOST_TEST(second.find("step two") != std::string::npos, second);
+  logs->close(22);
+  // The chunked body ends once the log is closed.
+  auto rest = client.read("\r\n0\r\n\r\n");
+  BOOST_TEST(rest.find("0\r\n\r\n") != std::string::npos, rest);
+}
+
 BOOST_FIXTURE_TEST_CASE(dead_receiver_is_503, fixture) {
   caf::anon_send_exit(receiver, caf::exit_reason::user_shutdown);
   auto res = post_event("ping", R"({"zen":"x"})");
