@@ -319,6 +319,13 @@ private:
                             header("X-Hub-Signature-256")))
       return respond(http::status::unauthorized,
                      json_error("invalid signature"));
+    // A webhook set to the form content type wraps the JSON in `payload=`;
+    // the signature above covers the form body as sent. (Clients such as
+    // `curl -d` label plain JSON as a form too: that stays JSON.)
+    auto content_type = header("Content-Type");
+    if (content_type.rfind("application/x-www-form-urlencoded", 0) == 0)
+      if (auto json = form_payload(req_.body()))
+        req_.body() = std::move(*json);
     if (ev.type == "deployment") {
       auto parsed = parse_deployment(req_.body());
       if (auto* msg = std::get_if<std::string>(&parsed))

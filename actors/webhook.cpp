@@ -299,6 +299,44 @@ parse_deployment(std::string_view body) {
   return req;
 }
 
+std::optional<std::string> form_payload(std::string_view body) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  while (!body.empty()) {
+    auto amp = body.find('&');
+    auto pair = body.substr(0, amp);
+    body = amp == body.npos ? std::string_view{} : body.substr(amp + 1);
+    if (pair.substr(0, 8) != "payload=")
+      continue;
+    std::string out;
+    auto value = pair.substr(8);
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      if (value[i] == '+') {
+        out += ' ';
+      } else if (value[i] == '%') {
+        if (i + 2 >= value.size())
+          return std::nullopt;
+        int hi = hex(value[i + 1]), lo = hex(value[i + 2]);
+        if (hi < 0 || lo < 0)
+          return std::nullopt;
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+      } else {
+        out += value[i];
+      }
+    }
+    return out;
+  }
+  return std::nullopt;
+}
+
 std::string check_json_object(std::string_view body) {
   // The DOM parser validates the whole document, unlike ondemand.
   simdjson::dom::parser parser;

@@ -2,6 +2,7 @@
 /// webhook.cpp).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -24,6 +25,11 @@ bool signature_valid(std::string_view secret, std::string_view body,
 /// or a JSON string holding an object.
 std::variant<deployment_request, std::string>
 parse_deployment(std::string_view body);
+
+/// The JSON inside a form-encoded delivery (a webhook set to content type
+/// `application/x-www-form-urlencoded` sends `payload=<url-encoded JSON>`),
+/// or nullopt when `body` has no `payload` field or a bad %-escape.
+std::optional<std::string> form_payload(std::string_view body);
 
 /// Checks that `body` is one well-formed JSON object; returns "" when it is,
 /// else what is wrong.

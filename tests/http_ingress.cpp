@@ -2,7 +2,9 @@
 // fake receiver and store actors.
 #include <boost/test/unit_test.hpp>
 
+#include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -407,6 +409,43 @@ BOOST_FIXTURE_TEST_CASE(live_log_is_followed_until_closed, fixture) {
   BOOST_TEST(res.status == 200, res.error);
   BOOST_TEST(res.body.size() == expected.size());
   BOOST_TEST((res.body == expected));
+}
+
+BOOST_FIXTURE_TEST_CASE(form_encoded_deliveries_are_understood, fixture) {
+  // GitHub's other content type: payload=<url-encoded JSON>, signed as sent.
+  std::string form = "payload=";
+  for (unsigned char c : deployment_body) {
+    if (std::isalnum(c)) {
+      form += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      form += buf;
+    }
+  }
+  auto res = http_call("POST", base + "/events",
+                       {{"X-GitHub-Event", "deployment"},
+                        {"X-GitHub-Delivery", "d-form"},
+                        {"X-Hub-Signature-256",
+                         "sha256=" + hmac_sha256_hex(secret, form)},
+                        {"Content-Type", "application/x-www-form-urlencoded"}},
+                       form, 20000);
+  BOOST_TEST(res.status == 201, res.body);
+  auto events = rec->seen();
+  BOOST_REQUIRE_EQUAL(events.size(), 1u);
+  BOOST_TEST(events[0].body == deployment_body);
+  BOOST_TEST(events[0].deployment.github_id == 4242);
+  // Signed over the JSON instead of the form body as sent: refused.
+  auto forged = http_call("POST", base + "/events",
+                          {{"X-GitHub-Event", "deployment"},
+                           {"X-GitHub-Delivery", "d-form-2"},
+                           {"X-Hub-Signature-256",
+                            "sha256=" + hmac_sha256_hex(secret,
+                                                        deployment_body)},
+                           {"Content-Type",
+                            "application/x-www-form-urlencoded"}},
+                          form, 20000);
+  BOOST_TEST(forged.status == 401);
 }
 
 BOOST_FIXTURE_TEST_CASE(live_log_lines_arrive_before_the_log_ends, fixture) {

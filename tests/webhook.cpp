@@ -283,3 +283,22 @@ BOOST_AUTO_TEST_CASE(check_json_object_cases) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(form_encoded)
+
+BOOST_AUTO_TEST_CASE(the_payload_field_is_decoded) {
+  auto json = heaven::form_payload(
+    "other=1&payload=%7B%22zen%22%3A+%22Keep+it+simple.%22%2C%22n%22%3A1%7D");
+  BOOST_REQUIRE(json.has_value());
+  BOOST_TEST(*json == R"({"zen": "Keep it simple.","n":1})");
+}
+
+BOOST_AUTO_TEST_CASE(no_payload_or_a_bad_escape_is_refused) {
+  BOOST_TEST(!heaven::form_payload("zen=1").has_value());
+  BOOST_TEST(!heaven::form_payload("").has_value());
+  BOOST_TEST(!heaven::form_payload("payload=%7").has_value());
+  BOOST_TEST(!heaven::form_payload("payload=%zz").has_value());
+  BOOST_TEST((heaven::form_payload("payload=") == std::string{}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
