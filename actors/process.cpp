@@ -4,6 +4,8 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -158,6 +160,26 @@ exit_info decode(int status) {
 
 } // namespace
 
+namespace {
+
+/// Every process group heaven started that may still have members, so a
+/// stopping heaven can end them all (see kill_all_groups).
+std::mutex groups_mtx;
+std::set<int32_t> groups;
+
+void remember_group(int32_t pgid) {
+  std::lock_guard guard{groups_mtx};
+  groups.insert(pgid);
+}
+
+void forget_group_if_gone(int32_t pgid) {
+  std::lock_guard guard{groups_mtx};
+  if (::kill(-pgid, 0) != 0 && errno == ESRCH)
+    groups.erase(pgid);
+}
+
+} // namespace
+
 exit_info run_process(const process_spec& spec,
                       const std::function<void(log_line)>& on_line,
                       const caf::actor& owner) {
@@ -237,6 +259,7 @@ exit_info run_process(const process_spec& spec,
     spdlog::warn("could not start {}: {}", spec.argv[0], std::strerror(rc));
     return result;
   }
+  remember_group(pid);
   if (owner)
     caf::anon_send(owner, started_atom::value, static_cast<int32_t>(pid));
   out_w.reset();
@@ -337,6 +360,7 @@ exit_info run_process(const process_spec& spec,
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR)
       ; // Interrupted: wait again.
   }
+  forget_group_if_gone(pid);
   return decode(status);
 }
 
@@ -376,6 +400,21 @@ void kill_group(int32_t pgid, int sig) {
 
 bool group_alive(int32_t pgid) {
   return pgid > 0 && ::kill(-pgid, 0) == 0;
+}
+
+} // namespace heaven
+
+namespace heaven {
+
+std::size_t kill_all_groups(int sig) {
+  std::lock_guard guard{groups_mtx};
+  for (auto i = groups.begin(); i != groups.end();) {
+    if (::kill(-*i, sig) != 0 && errno == ESRCH)
+      i = groups.erase(i);
+    else
+      ++i;
+  }
+  return groups.size();
 }
 
 } // namespace heaven

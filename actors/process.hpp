@@ -4,6 +4,8 @@
 
 #include <functional>
 
+#include <cstddef>
+
 #include <caf/fwd.hpp>
 
 #include "messages/types.hpp"
@@ -32,6 +34,11 @@ void spawn_process(caf::actor_system& sys, process_spec spec,
 
 /// Sends `sig` to the process group `pgid` (ignoring a group already gone).
 void kill_group(int32_t pgid, int sig);
+
+/// Sends `sig` to every process group run_process started that still has
+/// members; returns how many such groups remain. For a stopping heaven:
+/// nothing it started may outlive it.
+std::size_t kill_all_groups(int sig);
 
 /// True while any process of group `pgid` exists.
 bool group_alive(int32_t pgid);

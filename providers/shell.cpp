@@ -156,6 +156,9 @@ shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
       if (st.cancelled)
         return;
       st.cancelled = true;
+      // Already SIGKILLed (heaven is stopping): just wait for `exited`.
+      if (st.killing)
+        return;
       if (!st.job.terminate_children) {
         spdlog::info("deployment {} leaves process group {} running", st.job.id,
                      st.pgid);
@@ -172,12 +175,21 @@ shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
     [self, terminate](started_atom, int32_t pid) {
       auto& st = self->state;
       st.pgid = pid;
-      if (st.cancelled)
+      if (st.killing)
+        kill_group(pid, SIGKILL);
+      else if (st.cancelled)
         terminate();
     },
     [self, finish, script](exited_atom, exit_info info) {
       auto& st = self->state;
       auto& req = st.job.request;
+      if (st.cancelled && st.pgid > 0 && !st.killing
+          && group_alive(st.pgid)) {
+        // The script is gone but some of its group ignored SIGTERM: they
+        // get SIGKILL when the grace period ends, then we report.
+        st.ended = info;
+        return;
+      }
       if (st.cancelled)
         finish("failure", "cancelled");
       else if (!info.error.empty())
@@ -192,13 +204,16 @@ shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
         finish("success", "Deployed " + req.ref + " (" + req.sha.substr(0, 7)
                             + ") to " + req.environment + " with " + script);
     },
-    [self](kill_atom) {
+    [self, finish](kill_atom) {
       auto& st = self->state;
-      if (group_alive(st.pgid)) {
+      st.killing = true;
+      if (st.pgid > 0 && group_alive(st.pgid)) {
         spdlog::warn("deployment {} sends SIGKILL to process group {}",
                      st.job.id, st.pgid);
         kill_group(st.pgid, SIGKILL);
       }
+      if (st.ended)
+        finish("failure", "cancelled");
     },
   };
 }

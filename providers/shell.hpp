@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "messages/interfaces.hpp"
 
@@ -16,6 +17,11 @@ struct shell_state {
   /// The script's process group, once started (0 before).
   int32_t pgid = 0;
   bool cancelled = false;
+  /// Set once SIGKILL is due: a group that starts later is killed at once.
+  bool killing = false;
+  /// How the script ended, kept while what is left of its group gets the
+  /// rest of its grace period.
+  std::optional<exit_info> ended;
 };
 
 /// The SHELL provider actor. Checks the script (shape, inside the checkout,
