@@ -125,13 +125,11 @@ void stop_work(self_ptr self) {
   // processes; a shutdown spares none (they would outlive heaven).
   bool terminate = cfg.terminate_children || !st.shutdown_reason.empty();
   if (st.at == phase::preparing) {
-    if (st.prep_pgid > 0) {
+    // End now; the actor stays until the checkout reports, to remove it.
+    // The git running now gets SIGTERM, and any started later SIGKILL.
+    if (st.prep_pgid > 0)
       kill(-st.prep_pgid, SIGTERM);
-      self->delayed_send(self, std::chrono::seconds(cfg.kill_grace),
-                         kill_atom::value);
-    } else {
-      finish(self, "failure", "");
-    }
+    finish(self, "failure", "");
   } else if (st.at == phase::running) {
     if (terminate && !cfg.terminate_children) {
       // The provider was told to spare its processes: end them here.
@@ -197,6 +195,20 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
   api.first_backoff = std::chrono::milliseconds(ctx->status_backoff_ms);
   st.poster = self->spawn(status_poster, ctx->http, api);
   ctx->logs->open(id);
+  // A bug that throws must still end the deployment with a status.
+  self->set_exception_handler([=](std::exception_ptr& ptr) -> caf::error {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(ptr);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("deployment {} failed inside heaven: {}", self->state.id,
+                  what);
+    finish(self, "error", "heaven failed during the deployment: " + what);
+    return caf::make_error(caf::sec::runtime_error, what);
+  });
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     if (msg.source != st.provider.address())
@@ -214,7 +226,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
     return {
       [](log_atom, log_line&) {},         [](started_atom, int32_t) {},
       [](prepared_atom, bool, std::string&) {}, [](result_atom, provider_outcome&) {},
-      [](timeout_atom) {},                [](kill_atom) {},
+      [](timeout_atom) {},
       [](cancel_atom, std::string&) {},
     };
   }
@@ -247,8 +259,11 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       st.ctx->logs->append(st.id, line.source, line.text);
     },
     [=](started_atom, int32_t pid) {
-      if (self->state.at == phase::preparing)
-        self->state.prep_pgid = pid;
+      auto& st = self->state;
+      if (st.at == phase::preparing)
+        st.prep_pgid = pid;
+      else if (st.at == phase::finished && st.checkout_requested)
+        kill(-pid, SIGKILL); // The checkout goes on for nobody: stop it.
     },
     [=](prepared_atom, bool ok, std::string& what) {
       auto& st = self->state;
@@ -282,11 +297,6 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       st.timed_out = true;
       st.timer = nullptr;
       stop_work(self);
-    },
-    [=](kill_atom) {
-      auto& st = self->state;
-      if (st.at == phase::preparing && st.prep_pgid > 0)
-        kill(-st.prep_pgid, SIGKILL);
     },
     [=](cancel_atom, std::string& reason) {
       auto& st = self->state;

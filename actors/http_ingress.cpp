@@ -323,7 +323,10 @@ private:
     // the signature above covers the form body as sent. (Clients such as
     // `curl -d` label plain JSON as a form too: that stays JSON.)
     auto content_type = header("Content-Type");
-    if (content_type.rfind("application/x-www-form-urlencoded", 0) == 0)
+    beast::string_view form_type = "application/x-www-form-urlencoded";
+    if (beast::iequals(beast::string_view{content_type}.substr(
+                         0, form_type.size()),
+                       form_type))
       if (auto json = form_payload(req_.body()))
         req_.body() = std::move(*json);
     if (ev.type == "deployment") {

@@ -16,8 +16,6 @@ void launch(self_ptr self, int64_t id, const deployment_request& req,
             std::string rejection = {}) {
   auto& st = self->state;
   auto key = deployment_key(req);
-  if (rejection.empty() && st.stopping)
-    rejection = "heaven is shutting down; deploy again once it is back";
   if (rejection.empty() && st.running.count(key) > 0)
     rejection = "Already deploying.";
   bool holds = rejection.empty();
@@ -68,7 +66,6 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
     // Shutting down: every running deployment ends with `error` now, so
     // GitHub never shows one as forever in progress.
     auto& st = self->state;
-    st.stopping = true;
     for (auto& kvp : st.running)
       self->send(kvp.second, cancel_atom::value,
                  std::string{"heaven was stopped during the deployment"});

@@ -15,8 +15,6 @@ struct receiver_state {
   context_ptr ctx;
   /// Deployments in flight by app+environment key.
   std::map<std::string, deployment_actor> running;
-  /// Set once heaven is shutting down: new deployments are refused.
-  bool stopping = false;
 };
 
 /// The RECEIVER actor. At start it asks the store for deployments an earlier

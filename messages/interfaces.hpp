@@ -65,8 +65,6 @@ using deployment_actor = caf::typed_actor<
   caf::reacts_to<result_atom, provider_outcome>,
   // The deadline passed (from the timer actor).
   caf::reacts_to<timeout_atom>,
-  // The grace period after SIGTERM is over.
-  caf::reacts_to<kill_atom>,
   // heaven is shutting down: end now with `error` and this description.
   caf::reacts_to<cancel_atom, std::string>>;
 

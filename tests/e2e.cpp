@@ -165,15 +165,24 @@ struct heaven_server {
                                        + read_file(stderr_file));
   }
 
-  /// Stops heaven with SIGTERM and returns its exit status.
+  /// Stops heaven with SIGTERM and returns its exit status; -1 when it
+  /// had to be killed because it did not exit within a minute.
   int stop() {
     if (pid <= 0)
       return -1;
     kill(pid, SIGTERM);
     int status = 0;
+    for (int i = 0; i < 1200; ++i) {
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
     pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return -1;
   }
 
   ~heaven_server() {
@@ -595,6 +604,60 @@ BOOST_AUTO_TEST_CASE(an_accepted_event_survives_a_restart) {
   auto seen = states(statuses(github, 3001));
   BOOST_TEST(std::count(seen.begin(), seen.end(), "error") == 1);
   BOOST_TEST(std::count(seen.begin(), seen.end(), "success") == 0);
+}
+
+/// Reads the pids a script wrote, one a line.
+std::vector<pid_t> read_pids(const fs::path& file) {
+  std::vector<pid_t> result;
+  std::ifstream in{file};
+  for (pid_t pid; in >> pid;)
+    result.push_back(pid);
+  return result;
+}
+
+BOOST_AUTO_TEST_CASE(stopping_heaven_ends_a_script_that_ignores_sigterm) {
+  auto pids = tmp / "stubborn.pids";
+  app.script("stubborn", "trap '' TERM\necho $$ >> " + pids.string()
+                           + "\nsleep 300 &\necho $! >> " + pids.string()
+                           + "\nwait\n");
+  app.commit("stubborn");
+  heaven_server h{tmp / "data", github.base_url(),
+                  {{"HEAVEN_KILL_GRACE", "1"}}};
+  auto body = deployment_event(app, 4001, "script/stubborn").dump();
+  BOOST_TEST(h.post_event("deployment", "delivery-s", body).status == 201);
+  for (int i = 0; i < 200 && read_pids(pids).size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  BOOST_REQUIRE(read_pids(pids).size() == 2u);
+  BOOST_TEST(h.stop() == 0);
+  for (auto pid : read_pids(pids))
+    BOOST_TEST(!running(pid), "process " << pid << " outlived heaven");
+  auto seen = states(statuses(github, 4001));
+  BOOST_REQUIRE(!seen.empty());
+  BOOST_TEST(seen.back() == "error");
+  BOOST_TEST(json::parse(statuses(github, 4001).back().body).at("description")
+             == "heaven was stopped during the deployment");
+}
+
+BOOST_AUTO_TEST_CASE(processes_a_timeout_spared_end_when_heaven_stops) {
+  auto pids = tmp / "spared.pids";
+  app.script("spared", "echo $$ >> " + pids.string() + "\nsleep 300\n");
+  app.commit("spared");
+  heaven_server h{tmp / "data", github.base_url(),
+                  {{"DEPLOYMENT_TIMEOUT", "1"},
+                   {"TERMINATE_CHILD_PROCESS_ON_TIMEOUT", "0"},
+                   {"HEAVEN_KILL_GRACE", "1"}}};
+  auto body = deployment_event(app, 4002, "script/spared").dump();
+  BOOST_TEST(h.post_event("deployment", "delivery-t", body).status == 201);
+  auto row = h.wait_finished(id_of(h, 4002));
+  BOOST_TEST(row.at("state") == "failure");
+  BOOST_TEST(row.at("description") == "Deployment timed out after 1 seconds");
+  auto spared = read_pids(pids);
+  BOOST_REQUIRE(spared.size() == 1u);
+  // As configured, the timeout left the script running...
+  BOOST_TEST(running(spared[0]));
+  // ...but it does not outlive heaven.
+  BOOST_TEST(h.stop() == 0);
+  BOOST_TEST(!running(spared[0]));
 }
 
 BOOST_AUTO_TEST_CASE(heaven_refuses_to_start_without_a_webhook_secret) {

@@ -20,6 +20,7 @@
 #include "actors/http_client.hpp"
 #include "actors/http_ingress.hpp"
 #include "actors/log_book.hpp"
+#include "actors/process.hpp"
 #include "actors/receiver.hpp"
 #include "actors/store.hpp"
 #include "actors/workspace.hpp"
@@ -152,6 +153,8 @@ int serve(settings cfg, bool demo) {
     return 1;
   }
   ctx->http = sys.spawn(http_client);
+  // What runs once every deployment has ended: the store and the client.
+  auto baseline = sys.registry().running();
   auto recv = sys.spawn(receiver, context_ptr{ctx});
   ingress_options opts;
   opts.listen = cfg.listen;
@@ -194,8 +197,23 @@ int serve(settings cfg, bool demo) {
   caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
   // Deployments post their last statuses and end; then the store and the
   // HTTP client may go.
-  for (int i = 0; i < 600 && sys.registry().running() > 2; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto settle = [&](std::chrono::seconds limit) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (sys.registry().running() > baseline
+           && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return sys.registry().running() <= baseline;
+  };
+  auto grace = std::chrono::seconds(cfg.kill_grace);
+  if (!settle(grace + std::chrono::seconds(10))) {
+    // Whatever heaven started and still runs (a checkout's git, processes a
+    // timeout spared) must not outlive it.
+    spdlog::warn("heaven ends the {} process groups still running",
+                 kill_all_groups(SIGTERM));
+    if (!settle(grace))
+      kill_all_groups(SIGKILL);
+    settle(std::chrono::seconds(30));
+  }
   caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
   // The system's destructor waits for detached actors (the store) to be
