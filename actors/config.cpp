@@ -21,6 +21,9 @@ struct option {
   const char* help;
   std::function<std::string(settings&, const std::string&)> set;
   std::function<std::string(const settings&)> show;
+  /// The flag names a file holding the value: secrets on a command line
+  /// would show in every process list.
+  bool flag_names_file = false;
 };
 
 std::string parse_int(const std::string& value, int64_t& out,
@@ -71,13 +74,14 @@ const std::vector<option>& options() {
     {"HEAVEN_DATA_DIR", "--data-dir",
      "where the database, logs, mirrors and workspaces live",
      HEAVEN_STRING(data_dir)},
-    {"GITHUB_WEBHOOK_SECRET", "--webhook-secret",
-     "secret GitHub signs webhooks with (required unless --insecure)",
-     HEAVEN_STRING(webhook_secret)},
-    {"GITHUB_TOKEN", "--github-token",
-     "token for GitHub's API and private clones (prefer the variable: flags "
-     "show in process lists)",
-     HEAVEN_STRING(github_token)},
+    {"GITHUB_WEBHOOK_SECRET", "--webhook-secret-file",
+     "secret GitHub signs webhooks with (required unless --insecure); the "
+     "flag names a file holding it",
+     HEAVEN_STRING(webhook_secret), true},
+    {"GITHUB_TOKEN", "--github-token-file",
+     "token for GitHub's API and private clones; the flag names a file "
+     "holding it",
+     HEAVEN_STRING(github_token), true},
     {"OCTOKIT_API_ENDPOINT", "--api-endpoint", "GitHub API base URL",
      HEAVEN_STRING(api_endpoint)},
     {"OCTOKIT_WEB_ENDPOINT", "--web-endpoint", "GitHub web base URL",
@@ -234,9 +238,18 @@ settings_or_error load_settings(const std::vector<std::string>& args,
     if (auto opt = by_env(k); opt && k != "HEAVEN_CONFIG")
       if (auto err = opt->set(s, v); !err.empty())
         return err;
-  for (auto& [opt, v] : flags)
-    if (auto err = opt->set(s, v); !err.empty())
+  for (auto& [opt, v] : flags) {
+    auto value = v;
+    if (opt->flag_names_file) {
+      std::ifstream in{v};
+      if (!in)
+        return std::string{opt->flag} + ": cannot read " + v;
+      std::getline(in, value);
+      value = trim(value);
+    }
+    if (auto err = opt->set(s, value); !err.empty())
       return err;
+  }
   if (s.public_url.empty())
     s.public_url = "http://" + s.listen;
   while (!s.public_url.empty() && s.public_url.back() == '/')

@@ -172,20 +172,40 @@ BOOST_AUTO_TEST_CASE(missing_named_config_file_is_an_error) {
 BOOST_AUTO_TEST_CASE(flag_forms) {
   temp_cwd dir;
   auto s = ok(load_settings({"--data-dir", "/d1", "--log-level=warn",
-                             "--github-token", "tok=with=equals",
+                             "--public-url", "https://h/a=b",
                              "--withhold-env=A,B"},
                             {}));
   BOOST_TEST(s.data_dir == "/d1");
   BOOST_TEST(s.log_level == "warn");
   // Only the first '=' splits a --flag=value; in the two-word form the
   // value is taken whole.
-  BOOST_TEST(s.github_token == "tok=with=equals");
-  auto t = ok(load_settings({"--github-token=a=b"}, {}));
-  BOOST_TEST(t.github_token == "a=b");
+  BOOST_TEST(s.public_url == "https://h/a=b");
+  auto t = ok(load_settings({"--public-url=https://x/a=b"}, {}));
+  BOOST_TEST(t.public_url == "https://x/a=b");
   BOOST_TEST(s.withhold_env == (std::vector<std::string>{"A", "B"}));
   // An empty value in the = form is a value.
   auto u = ok(load_settings({"--public-url="}, {}));
   BOOST_TEST(u.public_url == "http://127.0.0.1:8080");
+}
+
+BOOST_AUTO_TEST_CASE(secret_flags_name_files_never_values) {
+  temp_cwd dir;
+  auto token = (dir.path / "token").string();
+  std::ofstream{token} << "ghp_from_a_file\n";
+  auto secret = (dir.path / "secret").string();
+  std::ofstream{secret} << "hook secret\n";
+  auto s = ok(load_settings({"--github-token-file", token,
+                             "--webhook-secret-file=" + secret},
+                            {}));
+  BOOST_TEST(s.github_token == "ghp_from_a_file");
+  BOOST_TEST(s.webhook_secret == "hook secret");
+  BOOST_TEST(contains(err(load_settings({"--github-token-file",
+                                         (dir.path / "none").string()},
+                                        {})),
+                      "cannot read"));
+  // There is no flag that takes a secret itself.
+  BOOST_TEST(contains(err(load_settings({"--github-token", "x"}, {})),
+                      "unknown option"));
 }
 
 BOOST_AUTO_TEST_CASE(boolean_flags) {

@@ -97,7 +97,7 @@ int serve(settings cfg, bool demo) {
         << "heaven: GITHUB_WEBHOOK_SECRET is not set, so heaven could not "
            "tell GitHub's webhooks from anyone else's.\n"
            "Set it to the secret of your repository's webhook (or pass "
-           "--webhook-secret), or pass --insecure to accept unsigned events "
+           "--webhook-secret-file <file>), or pass --insecure to accept unsigned events "
            "on a private test machine.\n";
       return 2;
     } else {
