@@ -374,13 +374,10 @@ exit_info run_process(const process_spec& spec, const caf::actor& log_sink,
   return run_process(spec, on_line, owner);
 }
 
-void spawn_process(caf::actor_system& sys, process_spec spec,
-                   caf::actor log_sink, caf::actor owner, bool detach) {
-  auto fn = [spec = std::move(spec), log_sink = std::move(log_sink),
-             owner = std::move(owner)](caf::event_based_actor* self) {
-    auto info = run_process(spec, log_sink, owner);
-    if (owner)
-      caf::anon_send(owner, exited_atom::value, std::move(info));
+void run_blocking(caf::actor_system& sys, std::function<void()> work,
+                  bool detach) {
+  auto fn = [work = std::move(work)](caf::event_based_actor* self) {
+    work();
     self->quit();
     return caf::behavior{};
   };
@@ -388,6 +385,19 @@ void spawn_process(caf::actor_system& sys, process_spec spec,
     sys.spawn<caf::detached>(std::move(fn));
   else
     sys.spawn(std::move(fn));
+}
+
+void spawn_process(caf::actor_system& sys, process_spec spec,
+                   caf::actor log_sink, caf::actor owner, bool detach) {
+  run_blocking(
+    sys,
+    [spec = std::move(spec), log_sink = std::move(log_sink),
+     owner = std::move(owner)] {
+      auto info = run_process(spec, log_sink, owner);
+      if (owner)
+        caf::anon_send(owner, exited_atom::value, std::move(info));
+    },
+    detach);
 }
 
 void kill_group(int32_t pgid, int sig) {

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include <cstddef>
+#include <functional>
 
 #include <caf/fwd.hpp>
 
@@ -26,6 +27,12 @@ exit_info run_process(const process_spec& spec, const caf::actor& log_sink,
 exit_info run_process(const process_spec& spec,
                       const std::function<void(log_line)>& on_line,
                       const caf::actor& owner);
+
+/// Runs `work()` once in an actor of its own that then quits: detached (a
+/// thread of its own, for blocking work) unless `detach` is false, as in
+/// deterministic tests.
+void run_blocking(caf::actor_system& sys, std::function<void()> work,
+                  bool detach = true);
 
 /// Spawns an actor that runs `spec` with run_process and then sends
 /// `exited_atom, exit_info` to `owner`. Detached unless `detach` is false.

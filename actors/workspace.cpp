@@ -313,8 +313,7 @@ string_pairs git_env(const workspace_plan& plan) {
 
 void spawn_workspace(caf::actor_system& sys, workspace_plan plan,
                      caf::actor deployment, bool detach) {
-  auto fn = [plan = std::move(plan),
-             deployment = std::move(deployment)](caf::event_based_actor* self) {
+  auto work = [plan = std::move(plan), deployment = std::move(deployment)] {
     auto id = plan.id;
     auto url = url_without_credentials(plan.clone_url);
     preparer p{plan, deployment};
@@ -334,28 +333,21 @@ void spawn_workspace(caf::actor_system& sys, workspace_plan plan,
     if (deployment)
       caf::anon_send(deployment, prepared_atom::value, result.first,
                      std::move(result.second));
-    self->quit();
-    return caf::behavior{};
   };
-  if (detach)
-    sys.spawn<caf::detached>(std::move(fn));
-  else
-    sys.spawn(std::move(fn));
+  run_blocking(sys, std::move(work), detach);
 }
 
 void spawn_cleanup(caf::actor_system& sys, std::string path, bool detach) {
-  auto fn = [path = std::move(path)](caf::event_based_actor* self) {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-    if (ec)
-      spdlog::warn("could not remove the checkout {}: {}", path, ec.message());
-    self->quit();
-    return caf::behavior{};
-  };
-  if (detach)
-    sys.spawn<caf::detached>(std::move(fn));
-  else
-    sys.spawn(std::move(fn));
+  run_blocking(
+    sys,
+    [path = std::move(path)] {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+      if (ec)
+        spdlog::warn("could not remove the checkout {}: {}", path,
+                     ec.message());
+    },
+    detach);
 }
 
 } // namespace heaven

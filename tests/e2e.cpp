@@ -487,16 +487,16 @@ BOOST_AUTO_TEST_CASE(a_timeout_kills_the_script_and_all_its_children) {
                + "\necho started\nwait\n");
   app.commit("slow");
   heaven_server h{tmp / "data", github.base_url(),
-                  {{"DEPLOYMENT_TIMEOUT", "2"}, {"HEAVEN_KILL_GRACE", "1"}}};
+                  {{"DEPLOYMENT_TIMEOUT", "5"}, {"HEAVEN_KILL_GRACE", "1"}}};
   auto body = deployment_event(app, 1007, "script/slow").dump();
   BOOST_TEST(h.post_event("deployment", "delivery-7", body).status == 201);
   auto id = id_of(h, 1007);
   auto row = h.wait_finished(id);
   BOOST_TEST(row.at("state") == "failure");
-  BOOST_TEST(row.at("description") == "Deployment timed out after 2 seconds");
+  BOOST_TEST(row.at("description") == "Deployment timed out after 5 seconds");
   auto log = h.log(id);
   BOOST_TEST(log.find("started\n") != std::string::npos);
-  std::string tail = "DEPLOYMENT TIMED OUT AFTER 2 SECONDS\n";
+  std::string tail = "DEPLOYMENT TIMED OUT AFTER 5 SECONDS\n";
   BOOST_REQUIRE(log.size() >= tail.size());
   BOOST_TEST(log.substr(log.size() - tail.size()) == tail);
   BOOST_REQUIRE(github.wait_for(3));
@@ -643,14 +643,14 @@ BOOST_AUTO_TEST_CASE(processes_a_timeout_spared_end_when_heaven_stops) {
   app.script("spared", "echo $$ >> " + pids.string() + "\nsleep 300\n");
   app.commit("spared");
   heaven_server h{tmp / "data", github.base_url(),
-                  {{"DEPLOYMENT_TIMEOUT", "1"},
+                  {{"DEPLOYMENT_TIMEOUT", "5"},
                    {"TERMINATE_CHILD_PROCESS_ON_TIMEOUT", "0"},
                    {"HEAVEN_KILL_GRACE", "1"}}};
   auto body = deployment_event(app, 4002, "script/spared").dump();
   BOOST_TEST(h.post_event("deployment", "delivery-t", body).status == 201);
   auto row = h.wait_finished(id_of(h, 4002));
   BOOST_TEST(row.at("state") == "failure");
-  BOOST_TEST(row.at("description") == "Deployment timed out after 1 seconds");
+  BOOST_TEST(row.at("description") == "Deployment timed out after 5 seconds");
   auto spared = read_pids(pids);
   BOOST_REQUIRE(spared.size() == 1u);
   // As configured, the timeout left the script running...
