@@ -33,7 +33,7 @@ void post(self_ptr self, const std::string& state,
   s.repo = st.req.repo;
   s.github_id = st.req.github_id;
   s.state = state;
-  s.description = truncate_description(description);
+  s.description = description; // The poster truncates to GitHub's 140.
   s.log_url = log_url(*st.ctx, st.id);
   s.environment_url = st.req.environment_url;
   self->send(st.poster, status_atom::value, std::move(s));

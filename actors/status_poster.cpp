@@ -1,7 +1,6 @@
 #include "actors/status_poster.hpp"
 
 #include <algorithm>
-#include <memory>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -52,100 +51,106 @@ bool terminal_state(const std::string& state) {
   return state == "success" || state == "failure" || state == "error";
 }
 
+namespace {
+
+using self_ptr = status_poster_actor::stateful_pointer<status_poster_state>;
+
+void post_head(self_ptr self, const http_client_actor& http,
+               const github_api& api);
+
+/// The head of the queue is done (posted, or given up on): go on.
+void finish_head(self_ptr self, const http_client_actor& http,
+                 const github_api& api) {
+  auto& st = self->state;
+  if (terminal_state(st.queue.front().state))
+    st.terminal_done = true;
+  st.queue.pop_front();
+  st.attempt = 0;
+  st.in_flight = false;
+  if (!st.queue.empty())
+    post_head(self, http, api);
+  else if (st.terminal_done)
+    self->quit();
+}
+
+void on_answer(self_ptr self, const http_client_actor& http,
+               const github_api& api, const http_response& res) {
+  auto& st = self->state;
+  const auto& s = st.queue.front();
+  if (res.status >= 200 && res.status < 300) {
+    spdlog::debug("posted {}", describe(s));
+    finish_head(self, http, api);
+    return;
+  }
+  auto why = res.status == 0 ? res.error : "HTTP " + std::to_string(res.status);
+  if (retryable(res.status) && st.attempt < api.attempts) {
+    auto shift = std::min(st.attempt - 1, 16);
+    auto backoff = api.first_backoff * (int64_t{1} << shift);
+    spdlog::warn("posting {} failed ({}), attempt {} of {}; retrying in {} ms",
+                 describe(s), why, st.attempt, api.attempts, backoff.count());
+    self->delayed_send(self, backoff, retry_atom::value);
+    return;
+  }
+  spdlog::error("gave up posting {} after {} attempt(s): {}", describe(s),
+                st.attempt, why);
+  finish_head(self, http, api);
+}
+
+/// Posts the status at the head of the queue (one attempt).
+void post_head(self_ptr self, const http_client_actor& http,
+               const github_api& api) {
+  auto& st = self->state;
+  while (!st.queue.empty() && api.token.empty()) {
+    spdlog::info("{} not posted: GITHUB_TOKEN is not set",
+                 describe(st.queue.front()));
+    if (terminal_state(st.queue.front().state))
+      st.terminal_done = true;
+    st.queue.pop_front();
+  }
+  if (st.queue.empty()) {
+    st.in_flight = false;
+    if (st.terminal_done)
+      self->quit();
+    return;
+  }
+  const auto& s = st.queue.front();
+  st.in_flight = true;
+  ++st.attempt;
+  http_request req;
+  req.method = "POST";
+  req.url = join_url(api.endpoint, "repos/" + s.repo + "/deployments/"
+                                     + std::to_string(s.github_id)
+                                     + "/statuses");
+  req.headers = {{"Accept", "application/vnd.github+json"},
+                 {"Authorization", "token " + api.token},
+                 {"Content-Type", "application/json"},
+                 {"User-Agent", "heaven"}};
+  req.body = status_body(s);
+  req.timeout_ms = 30000;
+  self->request(http, caf::infinite, std::move(req))
+    .then([=](http_response& res) { on_answer(self, http, api, res); },
+          [=](caf::error& err) {
+            http_response res;
+            res.error = "http client: " + self->system().render(err);
+            on_answer(self, http, api, res);
+          });
+}
+
+} // namespace
+
 status_poster_actor::behavior_type
 status_poster(status_poster_actor::stateful_pointer<status_poster_state> self,
               http_client_actor http, github_api api) {
   api.attempts = std::max(api.attempts, 1);
-  // Set once a terminal status is done: the poster quits when idle.
-  auto terminal_done = std::make_shared<bool>(false);
-  // Shared so that the response handlers can start the next post; they hold
-  // it weakly, only the behavior owns it (no cycle).
-  auto post_head = std::make_shared<std::function<void()>>();
-  auto post_next = std::weak_ptr<std::function<void()>>{post_head};
-  auto finish_head = [=] {
-    auto& st = self->state;
-    if (terminal_state(st.queue.front().state))
-      *terminal_done = true;
-    st.queue.pop_front();
-    st.attempt = 0;
-    st.in_flight = false;
-    if (!st.queue.empty()) {
-      if (auto post = post_next.lock())
-        (*post)();
-    } else if (*terminal_done) {
-      self->quit();
-    }
-  };
-  auto on_answer = [=](const http_response& res) {
-    auto& st = self->state;
-    const auto& s = st.queue.front();
-    if (res.status >= 200 && res.status < 300) {
-      spdlog::debug("posted {}", describe(s));
-      finish_head();
-      return;
-    }
-    auto why = res.status == 0 ? res.error
-                               : "HTTP " + std::to_string(res.status);
-    if (retryable(res.status) && st.attempt < api.attempts) {
-      auto shift = std::min(st.attempt - 1, 16);
-      auto backoff = api.first_backoff * (int64_t{1} << shift);
-      spdlog::warn("posting {} failed ({}), attempt {} of {}; retrying in "
-                   "{} ms",
-                   describe(s), why, st.attempt, api.attempts,
-                   backoff.count());
-      self->delayed_send(self, backoff, retry_atom::value);
-      return;
-    }
-    spdlog::error("gave up posting {} after {} attempt(s): {}", describe(s),
-                  st.attempt, why);
-    finish_head();
-  };
-  *post_head = [=] {
-    auto& st = self->state;
-    while (!st.queue.empty() && api.token.empty()) {
-      spdlog::info("{} not posted: GITHUB_TOKEN is not set",
-                   describe(st.queue.front()));
-      if (terminal_state(st.queue.front().state))
-        *terminal_done = true;
-      st.queue.pop_front();
-    }
-    if (st.queue.empty()) {
-      st.in_flight = false;
-      if (*terminal_done)
-        self->quit();
-      return;
-    }
-    const auto& s = st.queue.front();
-    st.in_flight = true;
-    ++st.attempt;
-    http_request req;
-    req.method = "POST";
-    req.url = join_url(api.endpoint, "repos/" + s.repo + "/deployments/"
-                                       + std::to_string(s.github_id)
-                                       + "/statuses");
-    req.headers = {{"Accept", "application/vnd.github+json"},
-                   {"Authorization", "token " + api.token},
-                   {"Content-Type", "application/json"},
-                   {"User-Agent", "heaven"}};
-    req.body = status_body(s);
-    req.timeout_ms = 30000;
-    self->request(http, caf::infinite, std::move(req))
-      .then([=](http_response& res) { on_answer(res); },
-            [=](caf::error& err) {
-              http_response res;
-              res.error = "http client: " + self->system().render(err);
-              on_answer(res);
-            });
-  };
   return {
     [=](status_atom, github_status& s) {
       self->state.queue.push_back(std::move(s));
       if (!self->state.in_flight)
-        (*post_head)();
+        post_head(self, http, api);
     },
     [=](retry_atom) {
       if (!self->state.queue.empty())
-        (*post_head)();
+        post_head(self, http, api);
     },
   };
 }

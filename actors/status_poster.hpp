@@ -30,6 +30,8 @@ struct status_poster_state {
   std::deque<github_status> queue;
   int attempt = 0;
   bool in_flight = false;
+  /// Set once a terminal status is done: the poster quits when idle.
+  bool terminal_done = false;
 };
 
 /// The STATUS_POSTER actor. It quits once it has posted (or given up on) a
