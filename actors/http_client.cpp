@@ -12,6 +12,8 @@
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/validate.hpp"
+
 namespace heaven {
 
 namespace {
@@ -192,9 +194,14 @@ private:
   }
 
   void finish(transfer& t) {
-    if (t.response.status == 0)
-      spdlog::debug("{} {} failed: {}", t.request.method, t.request.url,
+    if (t.response.status == 0) {
+      // No query string and no userinfo: either may carry a credential
+      // (signed URLs, tokens).
+      auto url = url_without_credentials(t.request.url);
+      url = url.substr(0, url.find('?'));
+      spdlog::debug("{} {} failed: {}", t.request.method, url,
                     t.response.error);
+    }
     if (auto strong = owner_.lock())
       caf::anon_send(caf::actor_cast<http_client_actor>(std::move(strong)),
                      http_done_atom::value, t.id, std::move(t.response));
