@@ -9,7 +9,8 @@ packages=(
   cmake ninja-build g++ pkg-config ccache git ca-certificates
   libcaf-dev libsimdjson-dev libcurl4-openssl-dev libssh2-1-dev
   libboost-test-dev libboost-dev libssl-dev libsqlite3-dev
-  nlohmann-json3-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libpugixml-dev
+  python3-botocore
 )
 
 missing=()
