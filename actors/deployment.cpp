@@ -171,6 +171,25 @@ void start_provider(self_ptr self, std::string workspace) {
   self->monitor(st.provider);
 }
 
+/// Asks for a private checkout of the sha; `prepared` follows.
+void prepare_checkout(self_ptr self) {
+  auto& st = self->state;
+  auto& ctx = st.ctx;
+  workspace_plan plan;
+  plan.data_dir = ctx->cfg.data_dir;
+  plan.id = st.id;
+  plan.clone_url = st.req.clone_url;
+  plan.sha = st.req.sha;
+  plan.token = ctx->cfg.github_token;
+  // The token only goes to GitHub itself (github.com or the Enterprise
+  // host), never to another host a payload names.
+  plan.token_host = url_host(ctx->cfg.web_endpoint);
+  plan.env = ctx->child_env;
+  st.checkout_requested = true;
+  ctx->make_workspace(self->system(), std::move(plan),
+                      caf::actor_cast<caf::actor>(self));
+}
+
 } // namespace
 
 std::string deployment_key(const deployment_request& req) {
@@ -238,19 +257,12 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
   post(self, "queued", queued);
   st.timer = self->spawn(timer, deployment_actor{self},
                          std::chrono::seconds(ctx->cfg.deployment_timeout));
-  workspace_plan plan;
-  plan.data_dir = ctx->cfg.data_dir;
-  plan.id = id;
-  plan.clone_url = st.req.clone_url;
-  plan.sha = st.req.sha;
-  plan.token = ctx->cfg.github_token;
-  // The token only goes to GitHub itself (github.com or the Enterprise
-  // host), never to another host a payload names.
-  plan.token_host = url_host(ctx->cfg.web_endpoint);
-  plan.env = ctx->child_env;
-  st.checkout_requested = true;
-  ctx->make_workspace(self->system(), std::move(plan),
-                      caf::actor_cast<caf::actor>(self));
+  if (!ctx->providers->needs_checkout(st.req.provider)) {
+    // An API provider (heroku, ...): GitHub's archive is its source.
+    start_provider(self, "");
+  } else {
+    prepare_checkout(self);
+  }
   return {
     [=](log_atom, log_line& line) {
       auto& st = self->state;

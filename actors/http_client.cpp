@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/all.hpp>
 #include <curl/curl.h>
@@ -23,6 +24,9 @@ struct transfer {
   uint64_t id = 0;
   http_request request;
   http_response response;
+  /// For streaming transfers: where the body goes, piece by piece.
+  caf::actor_addr sink;
+  bool streaming = false;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -35,7 +39,20 @@ struct transfer {
 };
 
 size_t on_body(char* data, size_t size, size_t count, void* user) {
-  static_cast<transfer*>(user)->response.body.append(data, size * count);
+  auto& t = *static_cast<transfer*>(user);
+  long status = 0;
+  if (t.streaming)
+    curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  // Only a successful answer is streamed; an error's body stays in the
+  // response, for the caller to explain.
+  if (!t.streaming || status < 200 || status >= 300) {
+    t.response.body.append(data, size * count);
+    return size * count;
+  }
+  auto sink = caf::actor_cast<caf::actor>(t.sink);
+  if (!sink)
+    return 0; // Nobody listens any more: abort the transfer.
+  caf::anon_send(sink, chunk_atom::value, std::string{data, size * count});
   return size * count;
 }
 
@@ -115,6 +132,10 @@ class curl_engine {
 public:
   explicit curl_engine(caf::weak_actor_ptr owner)
     : owner_(std::move(owner)), multi_(curl_multi_init()) {
+    // Idle connections kept for reuse: without a bound, libcurl keeps up to
+    // four per transfer ever added, and thousands of builds would hold
+    // thousands of idle sockets (file descriptors).
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 256L);
     thread_ = std::thread([this] { run(); });
   }
 
@@ -128,13 +149,25 @@ public:
     curl_multi_cleanup(multi_);
   }
 
-  void submit(uint64_t id, http_request req) {
+  /// Starts a transfer; with a `sink`, its body is streamed to the sink.
+  void submit(uint64_t id, http_request req, caf::actor_addr sink = {}) {
     auto t = std::make_unique<transfer>();
     t->id = id;
     t->request = std::move(req);
+    t->streaming = static_cast<bool>(sink);
+    t->sink = std::move(sink);
     {
       std::lock_guard guard{mtx_};
       incoming_.push_back(std::move(t));
+    }
+    curl_multi_wakeup(multi_);
+  }
+
+  /// Ends every streaming transfer of `sink`.
+  void cancel(caf::actor_addr sink) {
+    {
+      std::lock_guard guard{mtx_};
+      cancels_.push_back(std::move(sink));
     }
     curl_multi_wakeup(multi_);
   }
@@ -144,11 +177,27 @@ private:
     std::unordered_map<CURL*, std::unique_ptr<transfer>> active;
     for (;;) {
       std::deque<std::unique_ptr<transfer>> fresh;
+      std::vector<caf::actor_addr> cancels;
       {
         std::lock_guard guard{mtx_};
         if (stop_)
           break;
         fresh.swap(incoming_);
+        cancels.swap(cancels_);
+      }
+      for (auto& sink : cancels) {
+        for (auto i = active.begin(); i != active.end();) {
+          auto& t = *i->second;
+          if (!t.streaming || t.sink != sink) {
+            ++i;
+            continue;
+          }
+          curl_multi_remove_handle(multi_, t.easy);
+          t.response = http_response{};
+          t.response.error = "cancelled";
+          finish(t);
+          i = active.erase(i);
+        }
       }
       for (auto& t : fresh) {
         if (!prepare(*t)
@@ -212,6 +261,7 @@ private:
   std::mutex mtx_;
   bool stop_ = false;
   std::deque<std::unique_ptr<transfer>> incoming_;
+  std::vector<caf::actor_addr> cancels_;
   std::thread thread_;
 };
 
@@ -229,6 +279,9 @@ http_client(http_client_actor::stateful_pointer<http_client_state> self) {
   // A weak handle: the curl thread must not keep its own actor alive.
   self->state.engine
     = std::make_unique<curl_engine>(caf::weak_actor_ptr{self->ctrl()});
+  self->set_down_handler([=](caf::down_msg& msg) {
+    self->state.engine->cancel(msg.source);
+  });
   return {
     [=](http_request& req) -> caf::typed_response_promise<http_response> {
       auto rp = self->make_response_promise<http_response>();
@@ -236,6 +289,19 @@ http_client(http_client_actor::stateful_pointer<http_client_state> self) {
       self->state.pending.emplace(id, rp);
       self->state.engine->submit(id, std::move(req));
       return rp;
+    },
+    [=](stream_atom, http_request& req, caf::actor& sink)
+      -> caf::typed_response_promise<http_response> {
+      auto rp = self->make_response_promise<http_response>();
+      auto id = self->state.next_id++;
+      self->state.pending.emplace(id, rp);
+      self->state.engine->submit(id, std::move(req), sink.address());
+      // A sink that goes away ends its streams.
+      self->monitor(sink);
+      return rp;
+    },
+    [=](cancel_atom, caf::actor& sink) {
+      self->state.engine->cancel(sink.address());
     },
     [=](http_done_atom, uint64_t id, http_response& res) {
       auto i = self->state.pending.find(id);

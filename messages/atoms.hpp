@@ -22,6 +22,9 @@ using started_atom = caf::atom_constant<caf::atom("started")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
+using chunk_atom = caf::atom_constant<caf::atom("chunk")>;
+using stream_atom = caf::atom_constant<caf::atom("stream")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using http_done_atom = caf::atom_constant<caf::atom("httpDone")>;
 
 } // namespace heaven

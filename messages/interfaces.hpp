@@ -34,6 +34,14 @@ using store_actor = caf::typed_actor<
 using http_client_actor = caf::typed_actor<
   // Performs one request; network failures come back as status 0.
   caf::replies_to<http_request>::with<http_response>,
+  // Performs one request and hands its body to the given sink piece by
+  // piece as it arrives, as `(chunk, std::string)` messages; answers once the
+  // transfer ends, with an empty body. A transfer whose sink is gone ends
+  // early.
+  caf::replies_to<stream_atom, http_request, caf::actor>::with<http_response>,
+  // Ends every streaming transfer of this sink now (answered with status 0,
+  // error "cancelled").
+  caf::reacts_to<cancel_atom, caf::actor>,
   // Internal: the curl thread hands back a finished transfer.
   caf::reacts_to<http_done_atom, uint64_t, http_response>>;
 
@@ -79,6 +87,14 @@ using provider_actor = caf::typed_actor<
   caf::reacts_to<exited_atom, exit_info>,
   // The grace period after SIGTERM is over: SIGKILL what is left.
   caf::reacts_to<kill_atom>>;
+
+/// What the HTTP API providers (heroku, elastic_beanstalk) understand on top
+/// of the provider contract.
+using api_provider_actor = provider_actor::extend<
+  // A piece of a streamed response body (a build's output).
+  caf::reacts_to<chunk_atom, std::string>,
+  // Time to poll the remote build again.
+  caf::reacts_to<tick_atom>>;
 
 /// The TIMER actor interface: sends `timeout` to its deployment once.
 using timer_actor = caf::typed_actor<caf::reacts_to<timeout_atom>>;

@@ -20,15 +20,23 @@ using provider_factory = std::function<provider_actor(
 /// The providers heaven knows, registered by the entry point at start-up.
 class provider_registry {
 public:
-  /// Registers `factory` under `name` (replacing an earlier one).
-  void add(std::string name, provider_factory factory) {
-    factories_[std::move(name)] = std::move(factory);
+  /// Registers `factory` under `name` (replacing an earlier one). Providers
+  /// that only talk to APIs (heroku, ...) need no checkout of the repository.
+  void add(std::string name, provider_factory factory,
+           bool needs_checkout = true) {
+    factories_[std::move(name)] = entry{std::move(factory), needs_checkout};
   }
 
   /// The factory registered as `name`, or nullptr.
   const provider_factory* find(const std::string& name) const {
     auto i = factories_.find(name);
-    return i == factories_.end() ? nullptr : &i->second;
+    return i == factories_.end() ? nullptr : &i->second.factory;
+  }
+
+  /// Whether provider `name` runs in a checkout of the repository.
+  bool needs_checkout(const std::string& name) const {
+    auto i = factories_.find(name);
+    return i == factories_.end() || i->second.needs_checkout;
   }
 
   /// All registered names, sorted.
@@ -40,7 +48,11 @@ public:
   }
 
 private:
-  std::map<std::string, provider_factory> factories_;
+  struct entry {
+    provider_factory factory;
+    bool needs_checkout = true;
+  };
+  std::map<std::string, entry> factories_;
 };
 
 } // namespace heaven

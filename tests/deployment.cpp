@@ -65,6 +65,11 @@ http_client_actor::behavior_type fake_http(http_client_actor::pointer self,
       rec->requests.push_back(req);
       return http_response{201, {}, "{}", {}};
     },
+    [=](stream_atom, http_request& req, caf::actor&) {
+      rec->requests.push_back(req);
+      return http_response{200, {}, "", {}};
+    },
+    [=](cancel_atom, caf::actor&) {},
     [=](http_done_atom, uint64_t, http_response&) {},
   };
 }
@@ -160,6 +165,21 @@ struct fixture {
       r->provider_starts.push_back(job.workspace);
       return sys.spawn(crash_provider);
     });
+    // An API provider (like heroku): no checkout.
+    reg->add(
+      "api",
+      [r](caf::actor_system& sys, provider_job job, caf::actor d) {
+        r->provider_starts.push_back(job.workspace);
+        return sys.spawn(ok_provider, d);
+      },
+      false);
+    reg->add(
+      "api_hang",
+      [r](caf::actor_system& sys, provider_job job, caf::actor d) {
+        r->provider_starts.push_back(job.workspace);
+        return sys.spawn(hang_provider, d, r);
+      },
+      false);
     ctx->providers = reg;
     ctx->cfg.web_endpoint = "https://github.example.com/";
     ctx->make_workspace = [r](caf::actor_system&, workspace_plan plan,
@@ -292,6 +312,36 @@ BOOST_AUTO_TEST_CASE(a_good_deployment_posts_queued_in_progress_success) {
   auto log = log_text(1);
   BOOST_TEST(log.find("deployed fine\n") != std::string::npos);
   BOOST_TEST(!ctx->logs->live(1));
+}
+
+BOOST_AUTO_TEST_CASE(an_api_provider_runs_without_a_checkout) {
+  start();
+  BOOST_TEST(deliver(event("d-1", "api")).status == 201);
+  sched.run();
+  BOOST_TEST(posted_states()
+             == (std::vector<std::string>{"queued", "in_progress", "success"}));
+  BOOST_TEST(rec->plans.empty());
+  BOOST_TEST(rec->provider_starts == (std::vector<std::string>{""}));
+  BOOST_TEST(rec->removed.empty());
+}
+
+BOOST_AUTO_TEST_CASE(an_api_provider_is_cancelled_on_timeout) {
+  start();
+  BOOST_TEST(deliver(event("d-1", "api_hang")).status == 201);
+  sched.run();
+  BOOST_TEST(posted_states()
+             == (std::vector<std::string>{"queued", "in_progress"}));
+  sched.advance_time(300s);
+  sched.run();
+  BOOST_TEST(rec->cancels == 1);
+  BOOST_TEST(posted_states()
+             == (std::vector<std::string>{"queued", "in_progress",
+                                          "failure"}));
+  BOOST_TEST(nlohmann::json::parse(rec->requests.back().body)
+               .at("description")
+             == "Deployment timed out after 300 seconds");
+  BOOST_TEST(rec->plans.empty());
+  BOOST_TEST(rec->removed.empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_redelivery_is_acknowledged_and_not_deployed_again) {

@@ -17,6 +17,7 @@
 #include "actors/http_client.hpp"
 #include "tests/support/http_call.hpp"
 #include "tests/support/http_stub.hpp"
+#include "tests/support/recorder.hpp"
 
 using namespace heaven;
 using namespace std::chrono_literals;
@@ -334,6 +335,113 @@ BOOST_AUTO_TEST_CASE(exit_with_transfers_in_flight_ends_cleanly) {
   self->receive([&](caf::down_msg&) { down = true; },
                 caf::after(20s) >> [] {});
   BOOST_TEST(down);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(http_client_streaming, client_fixture)
+
+/// Collects what a sink receives: chunks, then the final answer.
+struct stream_result {
+  std::vector<std::string> chunks;
+  http_response response;
+};
+
+BOOST_AUTO_TEST_CASE(a_streamed_body_reaches_the_sink_while_it_arrives) {
+  std::atomic<bool> first_seen{false};
+  stub.respond_with([&](const test::recorded_request&) {
+    test::stub_response res{200, {{"Content-Type", "text/plain"}}, ""};
+    res.stream = [&](const test::chunk_writer& write) {
+      write("first\n");
+      // The second piece waits until the first was delivered: proof that
+      // pieces are handed on as they come, not at the end.
+      for (int i = 0; i < 2000 && !first_seen; ++i)
+        std::this_thread::sleep_for(5ms);
+      write("second\n");
+    };
+    return res;
+  });
+  stream_result got;
+  caf::scoped_actor self{sys};
+  http_request req;
+  req.url = url("stream");
+  self->send(client, stream_atom::value, req, caf::actor_cast<caf::actor>(self));
+  bool done = false;
+  while (!done)
+    self->receive(
+      [&](chunk_atom, std::string& piece) {
+        got.chunks.push_back(piece);
+        first_seen = true;
+      },
+      [&](http_response& res) {
+        got.response = std::move(res);
+        done = true;
+      },
+      caf::after(30s) >> [&] { BOOST_FAIL("no answer"); });
+  BOOST_TEST(got.response.status == 200);
+  BOOST_TEST(got.response.body.empty());
+  std::string all;
+  for (auto& c : got.chunks)
+    all += c;
+  BOOST_TEST(all == "first\nsecond\n");
+  BOOST_TEST(got.chunks.size() >= 2u);
+}
+
+BOOST_AUTO_TEST_CASE(an_error_answer_is_not_streamed) {
+  stub.respond_with([](const test::recorded_request&) {
+    return test::stub_response{404, {{"Content-Type", "text/plain"}},
+                               "no such stream"};
+  });
+  caf::scoped_actor self{sys};
+  http_request req;
+  req.url = url("stream");
+  http_response res;
+  self->request(client, 30s, stream_atom::value, req, caf::actor_cast<caf::actor>(self))
+    .receive([&](http_response& r) { res = std::move(r); },
+             [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(res.status == 404);
+  BOOST_TEST(res.body == "no such stream");
+  // Nothing was streamed: the next message is the timeout.
+  bool chunk = false;
+  self->receive([&](chunk_atom, std::string&) { chunk = true; },
+                caf::after(std::chrono::milliseconds(50)) >> [] {});
+  BOOST_TEST(!chunk);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_ends_a_stream_that_would_go_on) {
+  std::atomic<bool> closed{false};
+  stub.respond_with([&](const test::recorded_request&) {
+    test::stub_response res{200, {{"Content-Type", "text/plain"}}, ""};
+    res.stream = [&](const test::chunk_writer& write) {
+      for (int i = 0; i < 3000; ++i) {
+        if (!write("tick\n"))
+          break;
+        std::this_thread::sleep_for(10ms);
+      }
+      closed = true;
+    };
+    return res;
+  });
+  caf::scoped_actor self{sys};
+  http_request req;
+  req.url = url("stream");
+  req.timeout_ms = 600000;
+  self->send(client, stream_atom::value, req, caf::actor_cast<caf::actor>(self));
+  self->receive([](chunk_atom, std::string&) {},
+                caf::after(30s) >> [] { BOOST_FAIL("no chunk"); });
+  self->send(client, cancel_atom::value, caf::actor_cast<caf::actor>(self));
+  http_response res;
+  bool done = false;
+  while (!done)
+    self->receive([](chunk_atom, std::string&) {},
+                  [&](http_response& r) {
+                    res = std::move(r);
+                    done = true;
+                  },
+                  caf::after(30s) >> [&] { BOOST_FAIL("no answer"); });
+  BOOST_TEST(res.status == 0);
+  BOOST_TEST(res.error == "cancelled");
+  BOOST_TEST(test::eventually([&] { return closed.load(); }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

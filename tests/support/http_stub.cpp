@@ -148,6 +148,23 @@ struct http_stub::impl {
         http::response_serializer<http::empty_body> sr{out};
         sr.split(false);
         http::write_header(c.socket, sr, ec);
+      } else if (res.stream) {
+        http::response<http::empty_body> out;
+        out.version(11);
+        out.result(static_cast<unsigned>(res.status));
+        for (auto& [k, v] : res.headers)
+          out.set(k, v);
+        out.chunked(true);
+        out.keep_alive(keep_alive);
+        http::response_serializer<http::empty_body> sr{out};
+        http::write_header(c.socket, sr, ec);
+        res.stream([&](std::string_view piece) {
+          if (!ec && !piece.empty())
+            asio::write(c.socket, http::make_chunk(asio::buffer(piece)), ec);
+          return !ec;
+        });
+        if (!ec)
+          asio::write(c.socket, http::make_chunk_last(), ec);
       } else {
         http::response<http::string_body> out;
         out.version(11);

@@ -25,11 +25,23 @@ struct recorded_request {
   std::string header(std::string_view name) const;
 };
 
+/// Sends one piece of a streamed body; false once the client is gone.
+using chunk_writer = std::function<bool(std::string_view)>;
+
 /// What the stub answers.
 struct stub_response {
+  stub_response() = default;
+  stub_response(int status, string_pairs headers, std::string body)
+    : status(status), headers(std::move(headers)), body(std::move(body)) {
+  }
+
   int status = 201;
   string_pairs headers = {{"Content-Type", "application/json"}};
   std::string body = "{}";
+  /// When set, the body is streamed instead (chunked transfer encoding):
+  /// the function writes the pieces, as slowly as it likes, and returns when
+  /// the body is complete.
+  std::function<void(const chunk_writer&)> stream;
 };
 
 /// The HTTP stand-in. Starts listening on construction, stops on destruction.
