@@ -133,6 +133,33 @@ const std::vector<option>& options() {
     {"HEAVEN_CONFIG", "--config",
      "config file of NAME=value lines (default conf/heaven.conf if present)",
      HEAVEN_STRING(config_file)},
+    {"HEAVEN_POLL_INTERVAL_MS", "--poll-interval-ms",
+     "milliseconds between polls of a Heroku build or a Beanstalk "
+     "environment",
+     HEAVEN_INT(poll_interval_ms, "HEAVEN_POLL_INTERVAL_MS")},
+    {"HEROKU_API_KEY", "--heroku-api-key-file",
+     "Heroku Platform API key (heroku provider); the flag names a file "
+     "holding it",
+     HEAVEN_STRING(heroku_api_key), true},
+    {"HEAVEN_HEROKU_ENDPOINT", "--heroku-endpoint",
+     "Heroku Platform API base URL", HEAVEN_STRING(heroku_endpoint)},
+    {"BEANSTALK_S3_BUCKET", "--beanstalk-s3-bucket",
+     "S3 bucket for Elastic Beanstalk bundles (default "
+     "heaven-elasticbeanstalk-builds-<region>)",
+     HEAVEN_STRING(beanstalk_bucket)},
+    {"BEANSTALK_ACCESS_KEY_ID", "--beanstalk-access-key-id",
+     "AWS access key id (elastic_beanstalk provider)",
+     HEAVEN_STRING(beanstalk_access_key_id)},
+    {"BEANSTALK_SECRET_ACCESS_KEY", "--beanstalk-secret-access-key-file",
+     "AWS secret access key (elastic_beanstalk provider); the flag names a "
+     "file holding it",
+     HEAVEN_STRING(beanstalk_secret_access_key), true},
+    {"HEAVEN_S3_ENDPOINT", "--s3-endpoint",
+     "S3 base URL; {bucket} and {region} are filled in",
+     HEAVEN_STRING(s3_endpoint)},
+    {"HEAVEN_BEANSTALK_ENDPOINT", "--beanstalk-endpoint",
+     "Elastic Beanstalk API URL; {region} is filled in",
+     HEAVEN_STRING(beanstalk_endpoint)},
   };
   return result;
 }
@@ -258,6 +285,8 @@ settings_or_error load_settings(const std::vector<std::string>& args,
     return "DEPLOYMENT_TIMEOUT must be at least 1 second";
   if (s.status_retries == 0)
     s.status_retries = 1;
+  if (s.poll_interval_ms < 1)
+    return "HEAVEN_POLL_INTERVAL_MS must be at least 1";
   return s;
 }
 
@@ -286,7 +315,7 @@ std::string help_text() {
     out += "\n";
   }
   out += "\nOther variables the providers read keep the Rails Heaven's names "
-         "(HEROKU_API_KEY, DEPLOYMENT_PRIVATE_KEY, ...).\n";
+         "(DEPLOYMENT_PRIVATE_KEY, DEPLOY_COMMAND_FORMAT, ...).\n";
   return out;
 }
 
@@ -321,6 +350,10 @@ std::vector<std::string> secret_values(const settings& cfg,
     result.push_back(cfg.github_token);
   if (!cfg.webhook_secret.empty())
     result.push_back(cfg.webhook_secret);
+  if (!cfg.heroku_api_key.empty())
+    result.push_back(cfg.heroku_api_key);
+  if (!cfg.beanstalk_secret_access_key.empty())
+    result.push_back(cfg.beanstalk_secret_access_key);
   static const char* names[] = {
     "GITHUB_TOKEN",           "GITHUB_WEBHOOK_SECRET",
     "HEROKU_API_KEY",         "DEPLOYMENT_PRIVATE_KEY",

@@ -30,6 +30,17 @@ struct settings {
   int64_t max_body = 25 * 1024 * 1024;        ///< HEAVEN_MAX_BODY (bytes)
   int64_t status_retries = 5;                 ///< HEAVEN_STATUS_RETRIES
   std::string config_file;                    ///< HEAVEN_CONFIG
+  /// Milliseconds between two polls of a remote build (Heroku, Beanstalk).
+  int64_t poll_interval_ms = 3000;            ///< HEAVEN_POLL_INTERVAL_MS
+  std::string heroku_api_key;                 ///< HEROKU_API_KEY
+  std::string heroku_endpoint = "https://api.heroku.com/"; ///< HEAVEN_HEROKU_ENDPOINT
+  std::string beanstalk_bucket;               ///< BEANSTALK_S3_BUCKET
+  std::string beanstalk_access_key_id;        ///< BEANSTALK_ACCESS_KEY_ID
+  std::string beanstalk_secret_access_key;    ///< BEANSTALK_SECRET_ACCESS_KEY
+  /// S3 base URL; {bucket} and {region} are filled in.
+  std::string s3_endpoint = "https://{bucket}.s3.{region}.amazonaws.com/"; ///< HEAVEN_S3_ENDPOINT
+  /// Elastic Beanstalk query API URL; {region} is filled in.
+  std::string beanstalk_endpoint = "https://elasticbeanstalk.{region}.amazonaws.com/"; ///< HEAVEN_BEANSTALK_ENDPOINT
 };
 
 /// The outcome of reading the settings: the settings, or an error message.

@@ -24,6 +24,8 @@
 #include "actors/receiver.hpp"
 #include "actors/store.hpp"
 #include "actors/workspace.hpp"
+#include "providers/elastic_beanstalk.hpp"
+#include "providers/heroku.hpp"
 #include "providers/registry.hpp"
 #include "providers/shell.hpp"
 #include "tools/demo.hpp"
@@ -32,13 +34,37 @@ using namespace heaven;
 
 namespace {
 
-/// Every provider heaven knows. A new provider is one line here.
-std::shared_ptr<provider_registry> make_providers() {
+/// Every provider heaven knows. A new provider is one registration here.
+std::shared_ptr<provider_registry> make_providers(const settings& cfg,
+                                                  http_client_actor http) {
   auto reg = std::make_shared<provider_registry>();
   reg->add("shell", [](caf::actor_system& sys, provider_job job,
                        caf::actor deployment) {
     return sys.spawn(shell, std::move(job), std::move(deployment));
   });
+  auto attempts = static_cast<int>(cfg.status_retries);
+  heroku_config heroku;
+  heroku.http = http;
+  heroku.endpoint = cfg.heroku_endpoint;
+  heroku.api_key = cfg.heroku_api_key;
+  heroku.github_api = cfg.api_endpoint;
+  heroku.github_token = cfg.github_token;
+  heroku.poll_interval_ms = cfg.poll_interval_ms;
+  heroku.attempts = attempts;
+  reg->add("heroku", heroku_provider(std::move(heroku)), false);
+  beanstalk_config eb;
+  eb.http = http;
+  eb.s3_endpoint = cfg.s3_endpoint;
+  eb.beanstalk_endpoint = cfg.beanstalk_endpoint;
+  eb.bucket = cfg.beanstalk_bucket;
+  eb.access_key_id = cfg.beanstalk_access_key_id;
+  eb.secret_access_key = cfg.beanstalk_secret_access_key;
+  eb.github_api = cfg.api_endpoint;
+  eb.github_token = cfg.github_token;
+  eb.poll_interval_ms = cfg.poll_interval_ms;
+  eb.attempts = attempts;
+  reg->add("elastic_beanstalk", elastic_beanstalk_provider(std::move(eb)),
+           false);
   return reg;
 }
 
@@ -116,7 +142,6 @@ int serve(settings cfg, bool demo) {
   ctx->cfg = cfg;
   ctx->logs = std::make_shared<log_book>(cfg.data_dir + "/logs",
                                          secret_values(cfg, env));
-  ctx->providers = make_providers();
   ctx->child_env = child_environment(cfg, env);
   ctx->log_key = read_or_make_secret(cfg.data_dir + "/log.key");
   ctx->status_attempts = static_cast<int>(cfg.status_retries);
@@ -153,6 +178,7 @@ int serve(settings cfg, bool demo) {
     return 1;
   }
   ctx->http = sys.spawn(http_client);
+  ctx->providers = make_providers(cfg, ctx->http);
   // What runs once every deployment has ended: the store and the client.
   auto baseline = sys.registry().running();
   auto recv = sys.spawn(receiver, context_ptr{ctx});

@@ -1,0 +1,48 @@
+/// Small pieces both HTTP API providers (heroku, elastic_beanstalk) use.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "messages/types.hpp"
+
+namespace heaven {
+
+/// `base` and `path` joined with exactly one slash.
+std::string join_url(std::string base, std::string_view path);
+
+/// The request for GitHub's link to an archive of `repo` at `sha`:
+/// `GET <api>repos/<repo>/<kind>/<sha>`, `kind` "tarball" or "zipball". GitHub
+/// answers 302 with the link in `Location` (private repositories: it carries
+/// a short-lived token, so never log it). The token goes in the header.
+http_request github_archive_request(const std::string& api,
+                                    const std::string& token,
+                                    const std::string& repo,
+                                    std::string_view kind,
+                                    const std::string& sha);
+
+/// Why GitHub gave no archive link, for a status description; "" when
+/// `res` is the 302 with a Location (then `location` holds it).
+std::string github_archive_problem(const http_response& res,
+                                   std::string_view kind,
+                                   const std::string& repo,
+                                   const std::string& sha,
+                                   std::string& location);
+
+/// True for answers worth retrying: no answer at all (status 0), 429, 5xx.
+bool transient(const http_response& res);
+
+/// How long to wait before attempt `attempt` (2, 3, ...): the response's
+/// `Retry-After` seconds when it has one, else `first` doubled per attempt.
+std::chrono::milliseconds retry_delay(const http_response& res, int attempt,
+                                      std::chrono::milliseconds first);
+
+/// The value of header `name` (lower case) in `res`, or "".
+std::string header_value(const http_response& res, std::string_view name);
+
+/// "404 Not Found"-style text for a response: the status and, when there is
+/// no status, curl's error.
+std::string describe(const http_response& res);
+
+} // namespace heaven

@@ -1,0 +1,797 @@
+// The ELASTIC_BEANSTALK provider, one actor per deployment. The steps, each
+// one HTTP call (retried on throttling, 429, 5xx and network failures):
+//
+//   1. GitHub: the zipball link of the exact sha (a 302), then the zip itself
+//      from that link (which may carry a token: never logged).
+//   2. S3: HeadBucket, CreateBucket when missing, PutObject of the zip.
+//   3. Elastic Beanstalk: CreateApplicationVersion, UpdateEnvironment.
+//   4. Every poll interval: DescribeEnvironments and DescribeEvents (each new
+//      event becomes a log line) until the environment is Ready again; it
+//      succeeded only when it is Ready on our version and not Red.
+//
+// One thing happens at a time, so one `tick` slot serves both the poll
+// timer and retry backoffs: `on_tick` says what the next tick does.
+#include "providers/elastic_beanstalk.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <nlohmann/json.hpp>
+#include <pugixml.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/sigv4.hpp"
+#include "actors/validate.hpp"
+#include "providers/api_common.hpp"
+
+namespace heaven {
+
+namespace {
+
+// ---- small helpers ---------------------------------------------------------
+
+/// `tmpl` with every `{name}` replaced by `value`.
+std::string fill(std::string tmpl, const std::string& name,
+                 const std::string& value) {
+  auto placeholder = "{" + name + "}";
+  for (auto pos = tmpl.find(placeholder); pos != std::string::npos;
+       pos = tmpl.find(placeholder, pos + value.size()))
+    tmpl.replace(pos, placeholder.size(), value);
+  return tmpl;
+}
+
+/// `t` formatted with strftime's `fmt`, in UTC.
+std::string utc(std::chrono::system_clock::time_point t, const char* fmt) {
+  auto secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[64];
+  auto n = std::strftime(buf, sizeof(buf), fmt, &tm);
+  return std::string(buf, n);
+}
+
+/// An application/x-www-form-urlencoded body (RFC 3986 escaping, which AWS
+/// reads the same way).
+std::string form(const string_pairs& params) {
+  std::string out;
+  for (auto& [key, value] : params) {
+    if (!out.empty())
+      out += '&';
+    out += sigv4::uri_encode(key, false);
+    out += '=';
+    out += sigv4::uri_encode(value, false);
+  }
+  return out;
+}
+
+/// True for region names such as "us-east-1" (they go into host names).
+bool valid_region(const std::string& region) {
+  return !region.empty() && region.size() <= 32
+         && std::all_of(region.begin(), region.end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                     || c == '-';
+            });
+}
+
+/// True for S3 bucket names (3 to 63 of a-z, 0-9, '.', '-').
+bool valid_bucket(const std::string& bucket) {
+  return bucket.size() >= 3 && bucket.size() <= 63
+         && std::all_of(bucket.begin(), bucket.end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                     || c == '-' || c == '.';
+            });
+}
+
+/// `payload.<object>.<key>` when it is a string, else "".
+std::string payload_string(const nlohmann::json& payload, const char* object,
+                           const char* key) {
+  if (!payload.is_object())
+    return {};
+  auto obj = payload.find(object);
+  if (obj == payload.end() || !obj->is_object())
+    return {};
+  auto value = obj->find(key);
+  if (value == obj->end() || !value->is_string())
+    return {};
+  return value->get<std::string>();
+}
+
+// ---- AWS answers -----------------------------------------------------------
+
+/// An AWS error: `<ErrorResponse><Error><Code/><Message/>` (query APIs) or
+/// `<Error><Code/><Message/>` (S3).
+struct aws_error {
+  std::string code;
+  std::string message;
+};
+
+aws_error parse_error(const std::string& body) {
+  pugi::xml_document doc;
+  if (body.empty() || !doc.load_string(body.c_str()))
+    return {};
+  auto err = doc.child("ErrorResponse").child("Error");
+  if (!err)
+    err = doc.child("Response").child("Errors").child("Error");
+  if (!err)
+    err = doc.child("Error");
+  return {err.child_value("Code"), err.child_value("Message")};
+}
+
+/// Codes AWS uses to say "slow down, then try again".
+bool throttled(const std::string& code) {
+  static const std::set<std::string> codes{
+    "Throttling",       "ThrottlingException", "RequestLimitExceeded",
+    "SlowDown",         "RequestThrottled",    "TooManyRequestsException",
+    "RequestTimeout"};
+  return codes.count(code) > 0;
+}
+
+/// Answers that may go away by themselves: no answer, 429, 5xx, and AWS's
+/// throttling (a 400).
+bool worth_retrying(const http_response& res) {
+  if (transient(res))
+    return true;
+  return res.status == 400 && throttled(parse_error(res.body).code);
+}
+
+/// Why `res` is not what we wanted, in a few words, never echoing a body
+/// that is not an AWS error.
+std::string why(const http_response& res) {
+  if (res.status == 0)
+    return res.error.empty() ? "no answer" : res.error;
+  auto err = parse_error(res.body);
+  if (err.code.empty())
+    return "HTTP " + std::to_string(res.status);
+  auto text = err.code;
+  if (!err.message.empty())
+    text += ": " + err.message;
+  return truncate_description(text, 500);
+}
+
+/// An Elastic Beanstalk event (DescribeEvents).
+struct eb_event {
+  std::string date;
+  std::string severity;
+  std::string message;
+};
+
+/// The environment as DescribeEnvironments or UpdateEnvironment report it.
+struct eb_environment {
+  bool found = false;
+  std::string id;
+  std::string status;
+  std::string health;
+  std::string version_label;
+  std::string cname;
+};
+
+eb_environment read_environment(pugi::xml_node node) {
+  eb_environment env;
+  env.found = static_cast<bool>(node);
+  env.id = node.child_value("EnvironmentId");
+  env.status = node.child_value("Status");
+  env.health = node.child_value("Health");
+  env.version_label = node.child_value("VersionLabel");
+  env.cname = node.child_value("CNAME");
+  return env;
+}
+
+/// The environment with id `id` in a DescribeEnvironments answer; without
+/// an id, the first one not terminated (AWS also lists recently deleted
+/// environments of the same name).
+eb_environment parse_environments(const std::string& body,
+                                  const std::string& id) {
+  pugi::xml_document doc;
+  doc.load_string(body.c_str());
+  auto list = doc.child("DescribeEnvironmentsResponse")
+                .child("DescribeEnvironmentsResult")
+                .child("Environments");
+  eb_environment fallback;
+  for (auto member : list.children("member")) {
+    auto env = read_environment(member);
+    if (!id.empty() && env.id == id)
+      return env;
+    if (id.empty() && env.status != "Terminated")
+      return env;
+    if (!fallback.found)
+      fallback = env;
+  }
+  return fallback;
+}
+
+/// The events of a DescribeEvents answer, oldest first.
+std::vector<eb_event> parse_events(const std::string& body) {
+  pugi::xml_document doc;
+  doc.load_string(body.c_str());
+  auto list = doc.child("DescribeEventsResponse")
+                .child("DescribeEventsResult")
+                .child("Events");
+  std::vector<eb_event> events;
+  for (auto member : list.children("member"))
+    events.push_back({member.child_value("EventDate"),
+                      member.child_value("Severity"),
+                      member.child_value("Message")});
+  // AWS lists the newest first; ISO 8601 dates of one format sort as text.
+  std::reverse(events.begin(), events.end());
+  std::stable_sort(events.begin(), events.end(),
+                   [](const eb_event& a, const eb_event& b) {
+                     return a.date < b.date;
+                   });
+  return events;
+}
+
+// ---- the actor -------------------------------------------------------------
+
+/// One HTTP call and its retries.
+struct call {
+  /// Named in errors: "CreateApplicationVersion failed: ...".
+  std::string step;
+  /// "s3", "elasticbeanstalk", or "" for an unsigned (GitHub) request.
+  std::string service;
+  /// The request before signing (each attempt is signed afresh).
+  http_request req;
+  int attempt = 0;
+  /// Handles the final answer (success or not).
+  std::function<void(const call&, http_response&)> on_answer;
+};
+
+using call_ptr = std::shared_ptr<call>;
+
+struct eb_state {
+  static inline const char* name = "elastic_beanstalk";
+  beanstalk_config cfg;
+  provider_job job;
+  caf::actor deployment;
+  sigv4::credentials creds;
+  std::string region;
+  std::string bucket;
+  std::string app;
+  std::string environment;
+  /// S3 URL of the bucket, ending in '/'.
+  std::string s3_base;
+  std::string eb_url;
+  /// S3 key of the source bundle and the application version's label.
+  std::string key;
+  std::string label;
+  /// The zipball, until the upload takes it.
+  std::string zip;
+  /// From UpdateEnvironment's answer: tells same-named environments apart.
+  std::string environment_id;
+  /// DescribeEvents' StartTime: the newest event seen (or the update time).
+  std::string events_since;
+  std::set<std::string> seen_events;
+  eb_environment current;
+  bool update_sent = false;
+  bool cname_shown = false;
+  bool cancelled = false;
+  bool finished = false;
+  /// What the next `tick` does: the next poll, or a retry.
+  std::function<void()> on_tick;
+};
+
+using self_ptr = api_provider_actor::stateful_pointer<eb_state>;
+
+void tell(self_ptr self, std::string text, stream source = stream::heaven) {
+  auto& st = self->state;
+  if (st.deployment)
+    self->send(caf::actor_cast<deployment_actor>(st.deployment),
+               log_atom::value, log_line{source, std::move(text)});
+}
+
+void finish(self_ptr self, std::string state, std::string description) {
+  auto& st = self->state;
+  if (st.finished)
+    return;
+  st.finished = true;
+  st.on_tick = nullptr;
+  spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
+               description);
+  if (st.deployment)
+    self->send(caf::actor_cast<deployment_actor>(st.deployment),
+               result_atom::value,
+               provider_outcome{std::move(state), std::move(description)});
+  self->quit();
+}
+
+/// "<step> failed[ after N attempts]: <why>".
+std::string failure_text(const call& c, const http_response& res) {
+  auto text = c.step + " failed";
+  if (c.attempt > 1)
+    text += " after " + std::to_string(c.attempt) + " attempts";
+  text += ": ";
+  if (res.status == 403 && !c.service.empty())
+    text += "AWS refused the credentials: ";
+  return text + why(res);
+}
+
+/// Ends the deployment with `error` because of `res`.
+void fail(self_ptr self, const call& c, const http_response& res) {
+  finish(self, "error", failure_text(c, res));
+}
+
+void perform(self_ptr self, call_ptr c);
+
+/// Runs `what` after `ms` milliseconds (one pending thing at a time).
+void after(self_ptr self, int64_t ms, std::function<void()> what) {
+  self->state.on_tick = std::move(what);
+  self->delayed_send(self, std::chrono::milliseconds(ms), tick_atom::value);
+}
+
+void answered(self_ptr self, call_ptr c, http_response& res) {
+  auto& st = self->state;
+  if (st.cancelled || st.finished)
+    return;
+  if (worth_retrying(res) && c->attempt < st.cfg.attempts) {
+    auto first = std::chrono::milliseconds(
+      std::max<int64_t>(st.cfg.first_backoff_ms, 1));
+    auto backoff = retry_delay(res, c->attempt + 1, first).count();
+    auto reason = why(res);
+    spdlog::warn("deployment {}: {} answered {} (attempt {} of {}); "
+                 "retrying in {} ms",
+                 st.job.id, c->step, reason, c->attempt, st.cfg.attempts,
+                 backoff);
+    tell(self, c->step + ": " + reason + "; retrying in "
+                + std::to_string(backoff) + " ms");
+    after(self, backoff, [self, c] { perform(self, c); });
+    return;
+  }
+  c->on_answer(*c, res);
+}
+
+/// Sends one attempt of `c`, signed when it goes to AWS.
+void perform(self_ptr self, call_ptr c) {
+  auto& st = self->state;
+  ++c->attempt;
+  auto req = c->req;
+  if (!c->service.empty()) {
+    try {
+      sigv4::sign(req, st.creds, st.region, c->service,
+                  std::chrono::system_clock::now());
+    } catch (const std::exception& e) {
+      // A malformed endpoint setting: nothing to retry.
+      finish(self, "error", c->step + " failed: can't sign the request: "
+                              + e.what());
+      return;
+    }
+  }
+  self->request(st.cfg.http, caf::infinite, std::move(req))
+    .then([self, c](http_response& res) { answered(self, c, res); },
+          [self, c](caf::error& err) {
+            http_response res;
+            res.error = "http client: " + self->system().render(err);
+            answered(self, c, res);
+          });
+}
+
+/// Starts call `step` of `req`, signed for `service` ("" = unsigned).
+void start(self_ptr self, std::string step, std::string service,
+           http_request req,
+           std::function<void(const call&, http_response&)> on_answer) {
+  auto c = std::make_shared<call>();
+  c->step = std::move(step);
+  c->service = std::move(service);
+  c->req = std::move(req);
+  c->on_answer = std::move(on_answer);
+  perform(self, std::move(c));
+}
+
+/// A form POST to the Elastic Beanstalk query API.
+http_request eb_request(const eb_state& st, const string_pairs& params) {
+  http_request req;
+  req.method = "POST";
+  req.url = st.eb_url;
+  req.headers = {{"Content-Type",
+                  "application/x-www-form-urlencoded; charset=utf-8"}};
+  req.body = form(params);
+  return req;
+}
+
+/// Makes the query API call `action` with `params` (after Action and
+/// Version); `ok` gets the 200 answer, anything else ends the deployment.
+void eb_call(self_ptr self, const std::string& action, string_pairs params,
+             std::function<void(http_response&)> ok) {
+  params.insert(params.begin(),
+                {{"Action", action}, {"Version", "2010-12-01"}});
+  auto req = eb_request(self->state, params);
+  start(self, action, "elasticbeanstalk", std::move(req),
+        [self, ok](const call& c, http_response& res) {
+          if (res.status == 200)
+            ok(res);
+          else
+            fail(self, c, res);
+        });
+}
+
+void poll(self_ptr self);
+
+/// Logs where to watch the environment, once it is known.
+void show_cname(self_ptr self, const std::string& cname) {
+  auto& st = self->state;
+  if (cname.empty() || st.cname_shown)
+    return;
+  st.cname_shown = true;
+  tell(self, "The environment answers at http://" + cname);
+}
+
+/// The environment is Ready, gone, or still busy: decide.
+void conclude(self_ptr self) {
+  auto& st = self->state;
+  auto& env = st.current;
+  auto name = "Elastic Beanstalk environment " + st.environment;
+  if (!env.found) {
+    finish(self, "error", "DescribeEnvironments failed: " + name
+                            + " of application " + st.app
+                            + " is not there any more");
+    return;
+  }
+  show_cname(self, env.cname);
+  if (env.status == "Terminated" || env.status == "Terminating") {
+    finish(self, "failure", name + " is " + env.status);
+    return;
+  }
+  if (env.status != "Ready") {
+    after(self, st.cfg.poll_interval_ms, [self] { poll(self); });
+    return;
+  }
+  if (env.version_label != st.label)
+    finish(self, "failure", name + " is Ready on " + env.version_label
+                              + ", not on " + st.label
+                              + " (the update did not stick)");
+  else if (env.health == "Red")
+    finish(self, "failure",
+           name + " is Ready on " + st.label + " but its health is Red");
+  else
+    finish(self, "success", name + " is Ready on " + st.label);
+}
+
+/// Logs the events not seen yet, oldest first, then decides.
+void describe_events(self_ptr self) {
+  auto& st = self->state;
+  eb_call(self, "DescribeEvents",
+          {{"ApplicationName", st.app},
+           {"EnvironmentName", st.environment},
+           {"StartTime", st.events_since}},
+          [self](http_response& res) {
+            auto& st = self->state;
+            for (auto& e : parse_events(res.body)) {
+              auto key = e.date + '\n' + e.severity + '\n' + e.message;
+              if (!st.seen_events.insert(key).second)
+                continue;
+              if (e.date > st.events_since)
+                st.events_since = e.date;
+              tell(self, e.date + " " + e.severity + " " + e.message,
+                  stream::out);
+            }
+            conclude(self);
+          });
+}
+
+/// One poll: the environment's state, then its new events.
+void poll(self_ptr self) {
+  auto& st = self->state;
+  eb_call(self, "DescribeEnvironments",
+          {{"ApplicationName", st.app},
+           {"EnvironmentNames.member.1", st.environment}},
+          [self](http_response& res) {
+            auto& st = self->state;
+            st.current = parse_environments(res.body, st.environment_id);
+            describe_events(self);
+          });
+}
+
+void update_environment(self_ptr self) {
+  auto& st = self->state;
+  tell(self, "Updating Elastic Beanstalk environment " + st.environment
+              + " to " + st.label);
+  auto now = std::chrono::system_clock::now();
+  st.events_since = utc(now, "%Y-%m-%dT%H:%M:%SZ");
+  st.update_sent = true;
+  eb_call(self, "UpdateEnvironment",
+          {{"ApplicationName", st.app},
+           {"EnvironmentName", st.environment},
+           {"VersionLabel", st.label}},
+          [self](http_response& res) {
+            auto& st = self->state;
+            pugi::xml_document doc;
+            doc.load_string(res.body.c_str());
+            auto env = read_environment(
+              doc.child("UpdateEnvironmentResponse")
+                .child("UpdateEnvironmentResult"));
+            st.environment_id = env.id;
+            tell(self, "Follow it in the AWS console: https://" + st.region
+                        + ".console.aws.amazon.com/elasticbeanstalk/home"
+                          "?region="
+                        + st.region + "#/environments");
+            show_cname(self, env.cname);
+            tell(self, "Waiting for " + st.environment + " to be Ready on "
+                        + st.label);
+            after(self, st.cfg.poll_interval_ms, [self] { poll(self); });
+          });
+}
+
+void create_version(self_ptr self) {
+  auto& st = self->state;
+  auto& r = st.job.request;
+  tell(self, "Creating application version " + st.label + " of " + st.app);
+  auto description = r.repo + " " + r.ref + " (" + r.sha.substr(0, 7)
+                     + ") deployed"
+                     + (r.actor.empty() ? "" : " by " + r.actor)
+                     + " with heaven";
+  eb_call(self, "CreateApplicationVersion",
+          {{"ApplicationName", st.app},
+           {"VersionLabel", st.label},
+           {"Description", truncate_description(description, 200)},
+           {"SourceBundle.S3Bucket", st.bucket},
+           {"SourceBundle.S3Key", st.key},
+           {"AutoCreateApplication", "false"}},
+          [self](http_response&) { update_environment(self); });
+}
+
+void upload(self_ptr self) {
+  auto& st = self->state;
+  tell(self, "Uploading " + st.key + " to S3 bucket " + st.bucket);
+  http_request req;
+  req.method = "PUT";
+  // '/' escaped too: curl must not read dot segments into the key.
+  req.url = st.s3_base + sigv4::uri_encode(st.key, false);
+  req.headers = {{"Content-Type", "application/zip"}};
+  req.body = std::move(st.zip);
+  req.timeout_ms = 600000;
+  start(self, "PutObject", "s3", std::move(req), [self](const call& c,
+                                                     http_response& res) {
+    auto& st = self->state;
+    if (res.status != 200) {
+      fail(self, c, res);
+      return;
+    }
+    tell(self, "Uploaded s3://" + st.bucket + "/" + st.key);
+    create_version(self);
+  });
+}
+
+/// The CreateBucket body: none in us-east-1, a LocationConstraint elsewhere.
+std::string create_bucket_body(const std::string& region) {
+  if (region == "us-east-1")
+    return {};
+  return "<CreateBucketConfiguration "
+         "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+         "<LocationConstraint>"
+         + region + "</LocationConstraint></CreateBucketConfiguration>";
+}
+
+void create_bucket(self_ptr self) {
+  auto& st = self->state;
+  tell(self, "Creating S3 bucket " + st.bucket + " in " + st.region);
+  http_request req;
+  req.method = "PUT";
+  req.url = st.s3_base;
+  req.body = create_bucket_body(st.region);
+  if (!req.body.empty())
+    req.headers = {{"Content-Type", "application/xml"}};
+  start(self, "CreateBucket", "s3", std::move(req),
+        [self](const call& c, http_response& res) {
+          auto owned = res.status == 409
+                       && parse_error(res.body).code
+                            == "BucketAlreadyOwnedByYou";
+          if (res.status == 200 || owned) {
+            upload(self);
+            return;
+          }
+          fail(self, c, res);
+        });
+}
+
+void ensure_bucket(self_ptr self) {
+  auto& st = self->state;
+  http_request req;
+  req.method = "HEAD";
+  req.url = st.s3_base;
+  start(self, "HeadBucket", "s3", std::move(req), [self](const call& c,
+                                                      http_response& res) {
+    auto& st = self->state;
+    auto prefix = "HeadBucket failed: S3 bucket " + st.bucket;
+    switch (res.status) {
+      case 200:
+        upload(self);
+        break;
+      case 404:
+        create_bucket(self);
+        break;
+      case 403:
+        finish(self, "error",
+               prefix + " exists but these credentials can't use it");
+        break;
+      case 301: {
+        auto where = header_value(res, "x-amz-bucket-region");
+        finish(self, "error",
+               prefix + " is in another region"
+                 + (where.empty() ? "" : " (" + where + ")") + ", not "
+                 + st.region);
+        break;
+      }
+      default:
+        fail(self, c, res);
+    }
+  });
+}
+
+/// GitHub's zipball link answered: fetch the zip (the link is a secret).
+void fetch_zip(self_ptr self, const std::string& location) {
+  http_request req;
+  req.url = location;
+  req.headers = {{"User-Agent", "heaven"}};
+  req.follow_redirects = true;
+  req.timeout_ms = 600000;
+  start(self, "Zipball download", "", std::move(req),
+        [self](const call& c, http_response& res) {
+          auto& st = self->state;
+          if (res.status != 200) {
+            fail(self, c, res);
+            return;
+          }
+          st.zip = std::move(res.body);
+          tell(self, "Downloaded " + std::to_string(st.zip.size()) + " bytes");
+          ensure_bucket(self);
+        });
+}
+
+void download(self_ptr self) {
+  auto& st = self->state;
+  auto& r = st.job.request;
+  tell(self, "Downloading the zipball of " + r.repo + " at "
+              + r.sha.substr(0, 7));
+  auto req = github_archive_request(st.cfg.github_api, st.cfg.github_token,
+                                    r.repo, "zipball", r.sha);
+  start(self, "GitHub zipball request", "", std::move(req),
+        [self](const call& c, http_response& res) {
+          auto& st = self->state;
+          auto& r = st.job.request;
+          auto location = header_value(res, "location");
+          if (res.status >= 300 && res.status < 400 && !location.empty()) {
+            fetch_zip(self, location);
+          } else if (res.status == 200) {
+            // Some servers hand out the archive directly.
+            st.zip = std::move(res.body);
+            tell(self, "Downloaded " + std::to_string(st.zip.size())
+                        + " bytes");
+            ensure_bucket(self);
+          } else if (res.status == 404) {
+            finish(self, "error", "GitHub has no zipball of " + r.repo
+                                    + " at " + r.sha
+                                    + " (can GITHUB_TOKEN read it?)");
+          } else {
+            fail(self, c, res);
+          }
+        });
+}
+
+/// Reads the payload and the settings into the state; returns why it can't
+/// go on, or "".
+std::string prepare(eb_state& st) {
+  auto payload = nlohmann::json::parse(st.job.request.payload_json, nullptr,
+                                       false);
+  st.app = payload_string(payload, "config", "app_name");
+  if (st.app.empty())
+    return "payload.config.app_name is missing: heaven doesn't know which "
+           "Elastic Beanstalk application to deploy";
+  st.region = payload_string(payload, "aws", "region");
+  if (st.region.empty())
+    st.region = "us-east-1";
+  if (!valid_region(st.region))
+    return "payload.aws.region \"" + truncate_description(st.region, 40)
+           + "\" is not an AWS region";
+  std::vector<std::string> missing;
+  if (st.cfg.access_key_id.empty())
+    missing.emplace_back("BEANSTALK_ACCESS_KEY_ID");
+  if (st.cfg.secret_access_key.empty())
+    missing.emplace_back("BEANSTALK_SECRET_ACCESS_KEY");
+  if (missing.size() == 2)
+    return "BEANSTALK_ACCESS_KEY_ID and BEANSTALK_SECRET_ACCESS_KEY are not "
+           "set: heaven has no AWS credentials for Elastic Beanstalk";
+  if (missing.size() == 1)
+    return missing.front()
+           + " is not set: heaven has no AWS credentials for Elastic "
+             "Beanstalk";
+  auto& r = st.job.request;
+  if (!valid_sha(r.sha))
+    return "the deployment's sha \"" + truncate_description(r.sha, 40)
+           + "\" is not a full 40-character sha";
+  st.bucket = st.cfg.bucket.empty()
+                ? "heaven-elasticbeanstalk-builds-" + st.region
+                : st.cfg.bucket;
+  if (!valid_bucket(st.bucket))
+    return "BEANSTALK_S3_BUCKET \"" + st.bucket
+           + "\" is not a valid S3 bucket name";
+  st.environment = r.environment;
+  st.creds = {st.cfg.access_key_id, st.cfg.secret_access_key, {}};
+  st.s3_base = fill(fill(st.cfg.s3_endpoint, "bucket", st.bucket), "region",
+                    st.region);
+  if (st.s3_base.empty() || st.s3_base.back() != '/')
+    st.s3_base += '/';
+  st.eb_url = fill(st.cfg.beanstalk_endpoint, "region", st.region);
+  st.key = st.app + "-" + r.sha + ".zip";
+  auto stamp = utc(std::chrono::system_clock::now(), "%Y%m%d%H%M%S");
+  st.label = r.sha.substr(0, 12) + "-" + stamp + "-"
+             + std::to_string(st.job.id);
+  st.label = st.label.substr(0, 100);
+  return {};
+}
+
+api_provider_actor::behavior_type
+elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
+                  caf::actor deployment) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.cfg.attempts = std::max(st.cfg.attempts, 1);
+  st.job = std::move(job);
+  st.deployment = std::move(deployment);
+  auto problem = prepare(st);
+  if (!problem.empty()) {
+    finish(self, "error", problem);
+    return api_provider_actor::behavior_type::make_empty_behavior();
+  }
+  spdlog::info("deployment {} deploys {} to Elastic Beanstalk environment "
+               "{} of {} in {} as {}",
+               st.job.id, st.job.request.repo, st.environment, st.app,
+               st.region, st.label);
+  download(self);
+  return {
+    [self](cancel_atom) {
+      auto& st = self->state;
+      if (st.cancelled || st.finished)
+        return;
+      st.cancelled = true;
+      st.on_tick = nullptr;
+      if (st.update_sent)
+        tell(self, "Stopped following Elastic Beanstalk environment "
+                    + st.environment + "; AWS may still finish the update");
+      else
+        tell(self, "Cancelled before Elastic Beanstalk environment "
+                    + st.environment + " was updated");
+      finish(self, "failure", "cancelled");
+    },
+    [self](tick_atom) {
+      auto& st = self->state;
+      if (st.cancelled || st.finished || !st.on_tick)
+        return;
+      auto what = std::move(st.on_tick);
+      st.on_tick = nullptr;
+      what();
+    },
+    [](chunk_atom, const std::string&) {
+      // Nothing is streamed.
+    },
+    [](started_atom, int32_t) {
+      // No processes.
+    },
+    [](exited_atom, const exit_info&) {
+      // No processes.
+    },
+    [](kill_atom) {
+      // No processes.
+    },
+  };
+}
+
+} // namespace
+
+provider_factory elastic_beanstalk_provider(beanstalk_config cfg) {
+  return [cfg](caf::actor_system& sys, provider_job job,
+               caf::actor deployment) -> provider_actor {
+    return sys.spawn(elastic_beanstalk, cfg, std::move(job),
+                     std::move(deployment));
+  };
+}
+
+} // namespace heaven

@@ -1,0 +1,995 @@
+// The ELASTIC_BEANSTALK provider against local stand-ins for GitHub, S3 and
+// Elastic Beanstalk, on real sockets. The AWS stand-ins check the SigV4
+// signature of every request as AWS would (from the request as received)
+// and refuse the ones that don't match.
+#include "providers/elastic_beanstalk.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/http_client.hpp"
+#include "actors/sigv4.hpp"
+#include "tests/support/http_stub.hpp"
+#include "tests/support/recorder.hpp"
+
+using namespace heaven;
+using namespace heaven::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto sha = "0123456789abcdef0123456789abcdef01234567";
+constexpr auto access_key = "AKIDHEAVENTEST000001";
+constexpr auto secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYSECRETKEY01";
+constexpr auto github_token = "ghp_heaven_github_token_0001";
+constexpr auto zip_token = "ZIPBALLTOKEN_abcdef0123456789";
+constexpr auto env_name = "octo-app-prod";
+constexpr auto env_id = "e-abcdef1234";
+constexpr auto eb_ns
+  = "https://elasticbeanstalk.amazonaws.com/docs/2010-12-01/";
+
+/// A small binary "zip": NUL and high bytes must arrive unchanged.
+const char zip_raw[] = "PK\x03\x04heaven\0zip\xff\x80\x01 end";
+const std::string zip_bytes(zip_raw, sizeof(zip_raw) - 1);
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      out += static_cast<char>(std::stoi(std::string{s.substr(i + 1, 2)},
+                                         nullptr, 16));
+      i += 2;
+    } else if (s[i] == '+') {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    auto pos = s.find(sep, start);
+    out.push_back(s.substr(start, pos - start));
+    if (pos == std::string::npos)
+      return out;
+    start = pos + 1;
+  }
+}
+
+/// A form body as a map (values decoded).
+std::map<std::string, std::string> parse_form(const std::string& body) {
+  std::map<std::string, std::string> out;
+  for (auto& pair : split(body, '&')) {
+    auto eq = pair.find('=');
+    if (eq != std::string::npos)
+      out[percent_decode(pair.substr(0, eq))]
+        = percent_decode(pair.substr(eq + 1));
+  }
+  return out;
+}
+
+/// Checks the SigV4 signature of `r` the way AWS does: recomputed from the
+/// request as received. Returns "" when it holds, else why not.
+std::string check_signature(const recorded_request& r,
+                            const std::string& service,
+                            const std::string& region) {
+  auto auth = r.header("authorization");
+  std::smatch m;
+  static const std::regex shape{
+    "AWS4-HMAC-SHA256 Credential=([^/]+)/(\\d{8})/([^/]+)/([^/]+)/"
+    "aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=[0-9a-f]{64}"};
+  if (!std::regex_match(auth, m, shape))
+    return "malformed Authorization: " + auth;
+  if (m[1] != access_key)
+    return "wrong access key id";
+  if (m[3] != region)
+    return "signed for region " + m[3].str() + ", not " + region;
+  if (m[4] != service)
+    return "signed for service " + m[4].str() + ", not " + service;
+  auto date = r.header("x-amz-date");
+  if (date.substr(0, 8) != m[2])
+    return "x-amz-date does not match the credential scope";
+  sigv4::request req;
+  req.method = r.method;
+  auto question = r.target.find('?');
+  req.path = percent_decode(r.target.substr(0, question));
+  if (question != std::string::npos)
+    req.query = r.target.substr(question + 1);
+  auto names = split(m[5].str(), ';');
+  for (auto& name : names)
+    req.headers.emplace_back(name, r.header(name));
+  auto signed_header = [&](const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  if (!signed_header("host") || !signed_header("x-amz-date"))
+    return "host and x-amz-date must be signed";
+  req.payload_hash = sigv4::sha256_hex(r.body);
+  if (service == "s3"
+      && (!signed_header("x-amz-content-sha256")
+          || r.header("x-amz-content-sha256") != req.payload_hash))
+    return "x-amz-content-sha256 missing or wrong";
+  auto expected = sigv4::authorization(
+    req, sigv4::credentials{access_key, secret_key, ""}, date, region,
+    service, service != "s3");
+  if (expected != auth)
+    return "signature does not match";
+  return "";
+}
+
+std::string xml_error(const std::string& code, const std::string& message) {
+  return "<ErrorResponse xmlns=\"" + std::string{eb_ns}
+         + "\"><Error><Type>Sender</Type><Code>" + code + "</Code><Message>"
+         + message + "</Message></Error><RequestId>req-1</RequestId>"
+         + "</ErrorResponse>";
+}
+
+std::string s3_error(const std::string& code, const std::string& message) {
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" + code
+         + "</Code><Message>" + message
+         + "</Message><RequestId>r1</RequestId></Error>";
+}
+
+stub_response xml(int status, std::string body) {
+  return stub_response{status, {{"Content-Type", "text/xml"}},
+                       std::move(body)};
+}
+
+/// "YYYY-MM-DDTHH:MM:SS" of `t`, UTC.
+std::string iso(std::chrono::system_clock::time_point t) {
+  auto secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[32];
+  auto n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  return std::string(buf, n);
+}
+
+/// An event the Beanstalk stand-in reveals from poll `from_poll` on.
+struct scripted_event {
+  int from_poll;
+  std::string date;
+  std::string severity;
+  std::string message;
+};
+
+/// What the AWS stand-ins know and what they saw (guarded by `mx`).
+struct aws_world {
+  std::mutex mx;
+  std::string region = "us-east-1";
+  bool bucket_exists = true;
+  std::vector<std::string> rejected;
+  std::map<std::string, int> calls;
+  /// The label UpdateEnvironment asked for.
+  std::string label;
+  /// DescribeEnvironments calls so far.
+  int polls = 0;
+  /// The poll at which the environment is done.
+  int ready_after = 3;
+  std::string final_status = "Ready";
+  std::string final_health = "Green";
+  /// "" → the label UpdateEnvironment asked for.
+  std::string final_version;
+  std::vector<scripted_event> events;
+  /// Runs first; an answer replaces the normal one. (action, nth call)
+  std::function<std::optional<stub_response>(const std::string&, int)> eb_hook;
+  /// (method, target, nth call of that method and target)
+  std::function<std::optional<stub_response>(const recorded_request&, int)>
+    s3_hook;
+};
+
+std::string environment_member(const std::string& id,
+                               const std::string& status,
+                               const std::string& health,
+                               const std::string& version) {
+  return "<member><EnvironmentName>" + std::string{env_name}
+         + "</EnvironmentName><EnvironmentId>" + id
+         + "</EnvironmentId><ApplicationName>octo-app</ApplicationName>"
+           "<VersionLabel>"
+         + version + "</VersionLabel><Status>" + status + "</Status><Health>"
+         + health + "</Health><CNAME>octo-app-prod.elasticbeanstalk.com"
+         + "</CNAME></member>";
+}
+
+struct eb_fixture {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log_sink
+    = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(5000);
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  http_stub github;
+  http_stub s3;
+  http_stub eb;
+  std::shared_ptr<aws_world> world = std::make_shared<aws_world>();
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  http_client_actor client = sys.spawn(http_client);
+  std::shared_ptr<record> rec = std::make_shared<record>();
+  caf::actor sink = sys.spawn(recorder, rec);
+  std::mutex provider_mx;
+  provider_actor provider;
+  std::chrono::system_clock::time_point base
+    = std::chrono::system_clock::now() + 1h;
+
+  eb_fixture() {
+    log_sink->set_pattern("%l %v");
+    auto logger = std::make_shared<spdlog::logger>("test", log_sink);
+    logger->set_level(spdlog::level::debug);
+    spdlog::set_default_logger(logger);
+    world->events = {
+      {1, event_date(1), "INFO", "Environment update is starting."},
+      {2, event_date(2), "INFO", "Deploying new version to instance(s)."},
+      {2, event_date(2), "WARN", "Instance i-1 is slow to respond."},
+      {3, event_date(3), "INFO", "Environment update completed successfully."},
+    };
+    github.respond_with([this](const recorded_request& r) {
+      return answer_github(r);
+    });
+    s3.respond_with([this](const recorded_request& r) { return answer_s3(r); });
+    eb.respond_with([this](const recorded_request& r) { return answer_eb(r); });
+  }
+
+  ~eb_fixture() {
+    {
+      std::lock_guard<std::mutex> guard{provider_mx};
+      if (provider)
+        caf::anon_send_exit(provider, caf::exit_reason::kill);
+    }
+    caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
+    spdlog::set_default_logger(previous);
+  }
+
+  std::string event_date(int second) const {
+    return iso(base + std::chrono::seconds(second)) + ".000Z";
+  }
+
+  std::string zip_path() const {
+    return "/codeload/octo/app/legacy.zip/" + std::string{sha};
+  }
+
+  std::string zip_location() const {
+    return github.base_url() + zip_path().substr(1) + "?token=" + zip_token;
+  }
+
+  std::string bucket() const {
+    return "heaven-elasticbeanstalk-builds-" + world->region;
+  }
+
+  stub_response answer_github(const recorded_request& r) {
+    if (r.method == "GET"
+        && r.target == "/repos/octo/app/zipball/" + std::string{sha})
+      return stub_response{302, {{"Location", zip_location()}}, ""};
+    if (r.method == "GET"
+        && r.target == zip_path() + "?token=" + zip_token)
+      return stub_response{200, {{"Content-Type", "application/zip"}},
+                           zip_bytes};
+    return stub_response{404, {}, R"({"message":"Not Found"})"};
+  }
+
+  /// Refuses requests whose signature does not hold, as AWS would.
+  std::optional<stub_response> refuse_bad_signature(const recorded_request& r,
+                                                    const std::string& svc) {
+    std::lock_guard<std::mutex> guard{world->mx};
+    auto why = check_signature(r, svc, world->region);
+    if (why.empty())
+      return std::nullopt;
+    world->rejected.push_back(r.method + " " + r.target + ": " + why);
+    return xml(403, svc == "s3"
+                      ? s3_error("SignatureDoesNotMatch", why)
+                      : xml_error("SignatureDoesNotMatch", why));
+  }
+
+  stub_response answer_s3(const recorded_request& r) {
+    if (auto refusal = refuse_bad_signature(r, "s3"))
+      return *refusal;
+    int nth = 0;
+    std::function<std::optional<stub_response>(const recorded_request&, int)>
+      hook;
+    {
+      std::lock_guard<std::mutex> guard{world->mx};
+      nth = ++world->calls[r.method + " " + r.target];
+      hook = world->s3_hook;
+    }
+    if (hook)
+      if (auto res = hook(r, nth))
+        return *res;
+    std::lock_guard<std::mutex> guard{world->mx};
+    auto bucket_path = "/" + bucket() + "/";
+    if (r.target == bucket_path && r.method == "HEAD")
+      return xml(world->bucket_exists ? 200 : 404, "");
+    if (r.target == bucket_path && r.method == "PUT") {
+      world->bucket_exists = true;
+      return stub_response{200, {{"Location", "/" + bucket()}}, ""};
+    }
+    if (r.method == "PUT" && r.target.rfind(bucket_path, 0) == 0
+        && world->bucket_exists)
+      return stub_response{200, {{"ETag", "\"abc\""}}, ""};
+    return xml(400, s3_error("InvalidRequest", "unexpected " + r.target));
+  }
+
+  stub_response answer_eb(const recorded_request& r) {
+    if (auto refusal = refuse_bad_signature(r, "elasticbeanstalk"))
+      return *refusal;
+    auto form = parse_form(r.body);
+    auto action = form["Action"];
+    int nth = 0;
+    std::function<std::optional<stub_response>(const std::string&, int)> hook;
+    {
+      std::lock_guard<std::mutex> guard{world->mx};
+      nth = ++world->calls[action];
+      hook = world->eb_hook;
+    }
+    if (hook)
+      if (auto res = hook(action, nth))
+        return *res;
+    std::lock_guard<std::mutex> guard{world->mx};
+    auto& w = *world;
+    auto wrap = [](const std::string& action, const std::string& inner) {
+      return xml(200, "<" + action + "Response xmlns=\"" + eb_ns + "\"><"
+                        + action + "Result>" + inner + "</" + action
+                        + "Result><ResponseMetadata><RequestId>r1</RequestId>"
+                          "</ResponseMetadata></"
+                        + action + "Response>");
+    };
+    if (action == "CreateApplicationVersion")
+      return wrap(action, "<ApplicationVersion><VersionLabel>"
+                            + form["VersionLabel"]
+                            + "</VersionLabel></ApplicationVersion>");
+    if (action == "UpdateEnvironment") {
+      w.label = form["VersionLabel"];
+      return wrap(action,
+                  "<EnvironmentName>" + std::string{env_name}
+                    + "</EnvironmentName><EnvironmentId>" + env_id
+                    + "</EnvironmentId><VersionLabel>" + w.label
+                    + "</VersionLabel><Status>Updating</Status>"
+                      "<Health>Grey</Health><CNAME>"
+                      "octo-app-prod.elasticbeanstalk.com</CNAME>");
+    }
+    if (action == "DescribeEnvironments") {
+      ++w.polls;
+      bool done = w.polls >= w.ready_after;
+      auto version = !done                     ? "previous-version"
+                     : w.final_version.empty() ? w.label
+                                               : w.final_version;
+      // An older, terminated environment of the same name comes first, as
+      // AWS lists recently deleted ones too.
+      return wrap(action,
+                  "<Environments>"
+                    + environment_member("e-gone00000", "Terminated", "Grey",
+                                         "ancient-version")
+                    + environment_member(env_id,
+                                         done ? w.final_status : "Updating",
+                                         done ? w.final_health : "Grey",
+                                         version)
+                    + "</Environments>");
+    }
+    if (action == "DescribeEvents") {
+      std::string members;
+      // Newest first, StartTime inclusive, as AWS answers.
+      for (auto i = w.events.rbegin(); i != w.events.rend(); ++i)
+        if (i->from_poll <= w.polls && i->date >= form["StartTime"])
+          members += "<member><EventDate>" + i->date
+                     + "</EventDate><Message>" + i->message
+                     + "</Message><Severity>" + i->severity
+                     + "</Severity><ApplicationName>octo-app"
+                       "</ApplicationName></member>";
+      return wrap(action, "<Events>" + members + "</Events>");
+    }
+    return xml(400, xml_error("InvalidAction", "unknown " + action));
+  }
+
+  beanstalk_config config() {
+    beanstalk_config c;
+    c.http = client;
+    c.s3_endpoint = s3.base_url() + "{bucket}/";
+    c.beanstalk_endpoint = eb.base_url();
+    c.access_key_id = access_key;
+    c.secret_access_key = secret_key;
+    c.github_api = github.base_url();
+    c.github_token = github_token;
+    c.poll_interval_ms = 20;
+    c.attempts = 3;
+    c.first_backoff_ms = 10;
+    return c;
+  }
+
+  provider_job job(const std::string& app_name = "octo-app",
+                   const std::string& region = "") {
+    provider_job j;
+    j.id = 42;
+    j.request.github_id = 7;
+    j.request.repo = "octo/app";
+    j.request.sha = sha;
+    j.request.ref = "main";
+    j.request.environment = env_name;
+    j.request.task = "deploy";
+    j.request.actor = "hubot-user";
+    j.request.app = "app";
+    j.request.provider = "elastic_beanstalk";
+    std::string payload = R"({"config":{"provider":"elastic_beanstalk")";
+    if (!app_name.empty())
+      payload += R"(,"app_name":")" + app_name + "\"";
+    payload += "}";
+    if (!region.empty())
+      payload += R"(,"aws":{"region":")" + region + "\"}";
+    j.request.payload_json = payload + "}";
+    return j;
+  }
+
+  void start(provider_job j, beanstalk_config c) {
+    auto factory = elastic_beanstalk_provider(std::move(c));
+    auto p = factory(sys, std::move(j), sink);
+    std::lock_guard<std::mutex> guard{provider_mx};
+    provider = p;
+  }
+
+  void start(provider_job j) {
+    start(std::move(j), config());
+  }
+
+  provider_outcome outcome() {
+    BOOST_REQUIRE_MESSAGE(rec->wait([&] { return !rec->results.empty(); },
+                                    30s),
+                          "the provider never reported a result");
+    std::lock_guard<std::mutex> guard{rec->mx};
+    BOOST_TEST(rec->results.size() == 1u);
+    return rec->results.front();
+  }
+
+  /// Runs one deployment and returns its outcome.
+  provider_outcome run(provider_job j) {
+    start(std::move(j));
+    return outcome();
+  }
+
+  bool has_line(const std::string& text) {
+    std::lock_guard<std::mutex> guard{rec->mx};
+    return rec->has_line_locked(text);
+  }
+
+  /// The Beanstalk requests' forms, in order.
+  std::vector<std::map<std::string, std::string>> eb_forms() {
+    std::vector<std::map<std::string, std::string>> out;
+    for (auto& r : eb.requests())
+      out.push_back(parse_form(r.body));
+    return out;
+  }
+
+  /// No request was refused for its signature; no secret reached any log.
+  void check_clean() {
+    {
+      std::lock_guard<std::mutex> guard{world->mx};
+      for (auto& why : world->rejected)
+        BOOST_ERROR("rejected: " << why);
+    }
+    std::vector<std::string> texts;
+    for (auto& line : log_sink->last_formatted())
+      texts.push_back(line);
+    {
+      std::lock_guard<std::mutex> guard{rec->mx};
+      for (auto& line : rec->lines)
+        texts.push_back(line.text);
+      for (auto& result : rec->results)
+        texts.push_back(result.description);
+    }
+    BOOST_TEST(!texts.empty());
+    for (auto& text : texts)
+      for (std::string secret :
+           {std::string{secret_key}, std::string{zip_token},
+            std::string{github_token}, std::string{"token="},
+            std::string{"codeload"}, std::string{"AWS4-HMAC-SHA256"},
+            std::string{"Signature="}})
+        BOOST_TEST(text.find(secret) == std::string::npos,
+                   "'" << secret << "' leaked into: " << text);
+  }
+};
+
+/// The form body heaven must send for CreateApplicationVersion.
+std::string create_version_body(const std::string& app_enc,
+                                const std::string& label,
+                                const std::string& bucket,
+                                const std::string& key_enc) {
+  return "Action=CreateApplicationVersion&Version=2010-12-01&ApplicationName="
+         + app_enc + "&VersionLabel=" + label
+         + "&Description=octo%2Fapp%20main%20%280123456%29%20deployed%20by%20"
+           "hubot-user%20with%20heaven"
+         + "&SourceBundle.S3Bucket=" + bucket + "&SourceBundle.S3Key="
+         + key_enc + "&AutoCreateApplication=false";
+}
+
+constexpr auto form_type = "application/x-www-form-urlencoded; charset=utf-8";
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(elastic_beanstalk)
+
+BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, eb_fixture) {
+  auto result = run(job());
+  BOOST_TEST(result.state == "success");
+  auto label = world->label;
+  BOOST_TEST(std::regex_match(label,
+                              std::regex{"0123456789ab-\\d{14}-42"}),
+             label);
+  BOOST_TEST(result.description
+             == "Elastic Beanstalk environment octo-app-prod is Ready on "
+                  + label);
+  // GitHub: the zipball link with the token, then the link without it.
+  auto gh = github.requests();
+  BOOST_REQUIRE_EQUAL(gh.size(), 2u);
+  BOOST_TEST(gh[0].method == "GET");
+  BOOST_TEST(gh[0].target == "/repos/octo/app/zipball/" + std::string{sha});
+  BOOST_TEST(gh[0].header("authorization")
+             == "token " + std::string{github_token});
+  BOOST_TEST(gh[0].header("accept") == "application/vnd.github+json");
+  BOOST_TEST(gh[0].header("user-agent") == "heaven");
+  BOOST_TEST(gh[1].method == "GET");
+  BOOST_TEST(gh[1].target == zip_path() + "?token=" + zip_token);
+  BOOST_TEST(gh[1].header("authorization") == "");
+  // S3: the bucket is there (no CreateBucket), then the zip.
+  auto s3r = s3.requests();
+  BOOST_REQUIRE_EQUAL(s3r.size(), 2u);
+  BOOST_TEST(s3r[0].method == "HEAD");
+  BOOST_TEST(s3r[0].target == "/heaven-elasticbeanstalk-builds-us-east-1/");
+  BOOST_TEST(s3r[0].header("x-amz-content-sha256")
+             == sigv4::sha256_hex(""));
+  BOOST_TEST(s3r[1].method == "PUT");
+  BOOST_TEST(s3r[1].target
+             == "/heaven-elasticbeanstalk-builds-us-east-1/octo-app-"
+                  + std::string{sha} + ".zip");
+  BOOST_TEST(s3r[1].header("content-type") == "application/zip");
+  BOOST_TEST(s3r[1].header("x-amz-content-sha256")
+             == sigv4::sha256_hex(zip_bytes));
+  BOOST_TEST(s3r[1].body == zip_bytes);
+  // Elastic Beanstalk: version, update, then three polls of two calls.
+  auto ebr = eb.requests();
+  BOOST_REQUIRE_EQUAL(ebr.size(), 8u);
+  for (auto& r : ebr) {
+    BOOST_TEST(r.method == "POST");
+    BOOST_TEST(r.target == "/");
+    BOOST_TEST(r.header("content-type") == form_type);
+    BOOST_TEST(!r.header("x-amz-date").empty());
+    BOOST_TEST(r.header("authorization").find("/us-east-1/elasticbeanstalk/")
+               != std::string::npos);
+  }
+  BOOST_TEST(ebr[0].body
+             == create_version_body("octo-app", label,
+                                    "heaven-elasticbeanstalk-builds-us-east-1",
+                                    "octo-app-" + std::string{sha} + ".zip"));
+  BOOST_TEST(ebr[1].body
+             == "Action=UpdateEnvironment&Version=2010-12-01"
+                "&ApplicationName=octo-app&EnvironmentName=octo-app-prod"
+                "&VersionLabel="
+                  + label);
+  std::vector<std::string> start_times;
+  for (std::size_t i = 2; i < ebr.size(); i += 2) {
+    BOOST_TEST(ebr[i].body
+               == "Action=DescribeEnvironments&Version=2010-12-01"
+                  "&ApplicationName=octo-app"
+                  "&EnvironmentNames.member.1=octo-app-prod");
+    auto form = parse_form(ebr[i + 1].body);
+    start_times.push_back(form["StartTime"]);
+    BOOST_TEST(ebr[i + 1].body
+               == "Action=DescribeEvents&Version=2010-12-01"
+                  "&ApplicationName=octo-app&EnvironmentName=octo-app-prod"
+                  "&StartTime="
+                    + sigv4::uri_encode(form["StartTime"], false));
+  }
+  BOOST_REQUIRE_EQUAL(start_times.size(), 3u);
+  BOOST_TEST(std::regex_match(
+               start_times[0],
+               std::regex{"\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ"}),
+             start_times[0]);
+  BOOST_TEST(start_times[1] == event_date(1));
+  BOOST_TEST(start_times[2] == event_date(2));
+  // Each event once, oldest first, as it came.
+  std::vector<std::string> expected_events{
+    event_date(1) + " INFO Environment update is starting.",
+    event_date(2) + " INFO Deploying new version to instance(s).",
+    event_date(2) + " WARN Instance i-1 is slow to respond.",
+    event_date(3) + " INFO Environment update completed successfully.",
+  };
+  BOOST_TEST(rec->texts(stream::out) == expected_events,
+             boost::test_tools::per_element());
+  BOOST_TEST(has_line("Downloading the zipball of octo/app at 0123456"));
+  BOOST_TEST(has_line("Downloaded " + std::to_string(zip_bytes.size())
+                      + " bytes"));
+  BOOST_TEST(has_line(
+    "Follow it in the AWS console: https://us-east-1.console.aws.amazon.com"
+    "/elasticbeanstalk/home?region=us-east-1#/environments"));
+  BOOST_TEST(has_line(
+    "The environment answers at http://octo-app-prod.elasticbeanstalk.com"));
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(creates_missing_bucket_in_us_east_1, eb_fixture) {
+  world->bucket_exists = false;
+  auto result = run(job());
+  BOOST_TEST(result.state == "success");
+  auto s3r = s3.requests();
+  BOOST_REQUIRE_EQUAL(s3r.size(), 3u);
+  BOOST_TEST(s3r[0].method == "HEAD");
+  BOOST_TEST(s3r[1].method == "PUT");
+  BOOST_TEST(s3r[1].target == "/heaven-elasticbeanstalk-builds-us-east-1/");
+  // us-east-1 is the one region CreateBucket takes no configuration for.
+  BOOST_TEST(s3r[1].body == "");
+  BOOST_TEST(s3r[1].header("x-amz-content-sha256") == sigv4::sha256_hex(""));
+  BOOST_TEST(s3r[2].method == "PUT");
+  BOOST_TEST(s3r[2].body == zip_bytes);
+  BOOST_TEST(has_line("Creating S3 bucket "
+                      "heaven-elasticbeanstalk-builds-us-east-1 in us-east-1"));
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(creates_missing_bucket_elsewhere_with_constraint,
+                        eb_fixture) {
+  world->region = "eu-west-1";
+  world->bucket_exists = false;
+  // An application name that needs escaping, in the key and in the forms.
+  auto result = run(job("Octo App", "eu-west-1"));
+  BOOST_TEST(result.state == "success");
+  auto bucket = std::string{"heaven-elasticbeanstalk-builds-eu-west-1"};
+  auto s3r = s3.requests();
+  BOOST_REQUIRE_EQUAL(s3r.size(), 3u);
+  BOOST_TEST(s3r[1].method == "PUT");
+  BOOST_TEST(s3r[1].target == "/" + bucket + "/");
+  BOOST_TEST(s3r[1].body
+             == "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/"
+                "doc/2006-03-01/\"><LocationConstraint>eu-west-1"
+                "</LocationConstraint></CreateBucketConfiguration>");
+  BOOST_TEST(s3r[1].header("authorization").find("/eu-west-1/s3/")
+             != std::string::npos);
+  BOOST_TEST(s3r[2].target
+             == "/" + bucket + "/Octo%20App-" + std::string{sha} + ".zip");
+  auto ebr = eb.requests();
+  BOOST_REQUIRE_GE(ebr.size(), 2u);
+  BOOST_TEST(ebr[0].body
+             == create_version_body("Octo%20App", world->label, bucket,
+                                    "Octo%20App-" + std::string{sha}
+                                      + ".zip"));
+  BOOST_TEST(has_line(
+    "Follow it in the AWS console: https://eu-west-1.console.aws.amazon.com"
+    "/elasticbeanstalk/home?region=eu-west-1#/environments"));
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(ready_on_another_version_is_a_failure, eb_fixture) {
+  world->final_version = "someone-elses-version";
+  auto result = run(job());
+  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.description
+             == "Elastic Beanstalk environment octo-app-prod is Ready on "
+                "someone-elses-version, not on "
+                  + world->label + " (the update did not stick)");
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(red_health_is_a_failure, eb_fixture) {
+  world->final_health = "Red";
+  auto result = run(job());
+  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.description
+             == "Elastic Beanstalk environment octo-app-prod is Ready on "
+                  + world->label + " but its health is Red");
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(terminated_environment_is_a_failure, eb_fixture) {
+  world->final_status = "Terminating";
+  auto result = run(job());
+  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.description
+             == "Elastic Beanstalk environment octo-app-prod is Terminating");
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(refused_credentials_are_not_retried, eb_fixture) {
+  world->eb_hook = [](const std::string& action,
+                      int) -> std::optional<stub_response> {
+    if (action == "CreateApplicationVersion")
+      return xml(403, xml_error("InvalidClientTokenId",
+                                "The security token included in the request "
+                                "is invalid."));
+    return std::nullopt;
+  };
+  auto result = run(job());
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "CreateApplicationVersion failed: AWS refused the "
+                "credentials: InvalidClientTokenId: The security token "
+                "included in the request is invalid.");
+  BOOST_TEST(eb.requests().size() == 1u);
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(unknown_application_reports_aws_message,
+                        eb_fixture) {
+  world->eb_hook = [](const std::string& action,
+                      int) -> std::optional<stub_response> {
+    if (action == "CreateApplicationVersion")
+      return xml(400, xml_error("InvalidParameterValue",
+                                "No Application named 'octo-app' found."));
+    return std::nullopt;
+  };
+  auto result = run(job());
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "CreateApplicationVersion failed: InvalidParameterValue: No "
+                "Application named 'octo-app' found.");
+  BOOST_TEST(eb.requests().size() == 1u);
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(throttling_and_503_are_retried, eb_fixture) {
+  world->eb_hook = [](const std::string& action,
+                      int nth) -> std::optional<stub_response> {
+    if (action == "UpdateEnvironment" && nth == 1)
+      return xml(400, xml_error("Throttling", "Rate exceeded"));
+    if (action == "UpdateEnvironment" && nth == 2)
+      return stub_response{503, {{"Content-Type", "text/html"}},
+                           "<html>Service Unavailable</html>"};
+    return std::nullopt;
+  };
+  auto result = run(job());
+  BOOST_TEST(result.state == "success");
+  auto forms = eb_forms();
+  std::vector<std::string> updates;
+  for (auto& r : eb.requests())
+    if (parse_form(r.body)["Action"] == "UpdateEnvironment")
+      updates.push_back(r.body);
+  BOOST_REQUIRE_EQUAL(updates.size(), 3u);
+  BOOST_TEST(updates[0] == updates[1]);
+  BOOST_TEST(updates[1] == updates[2]);
+  BOOST_TEST(forms.at(1)["Action"] == "UpdateEnvironment");
+  BOOST_TEST(forms.at(2)["Action"] == "UpdateEnvironment");
+  BOOST_TEST(forms.at(3)["Action"] == "UpdateEnvironment");
+  BOOST_TEST(forms.at(4)["Action"] == "DescribeEnvironments");
+  BOOST_TEST(has_line("UpdateEnvironment: Throttling: Rate exceeded; "
+                      "retrying in 10 ms"));
+  BOOST_TEST(has_line("UpdateEnvironment: HTTP 503; retrying in 20 ms"));
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(server_errors_give_up_after_attempts, eb_fixture) {
+  world->s3_hook = [](const recorded_request& r,
+                      int) -> std::optional<stub_response> {
+    if (r.method == "PUT")
+      return xml(500, s3_error("InternalError",
+                               "We encountered an internal error. Please try "
+                               "again."));
+    return std::nullopt;
+  };
+  auto result = run(job());
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "PutObject failed after 3 attempts: InternalError: We "
+                "encountered an internal error. Please try again.");
+  auto s3r = s3.requests();
+  BOOST_REQUIRE_EQUAL(s3r.size(), 4u);
+  BOOST_TEST(s3r[0].method == "HEAD");
+  for (std::size_t i = 1; i < 4; ++i) {
+    BOOST_TEST(s3r[i].method == "PUT");
+    BOOST_TEST(s3r[i].body == zip_bytes);
+  }
+  BOOST_TEST(eb.requests().empty());
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(network_failures_are_retried_then_reported,
+                        eb_fixture) {
+  auto c = config();
+  // Nothing listens there (a stub that is gone).
+  std::string dead_url;
+  {
+    http_stub gone;
+    dead_url = gone.base_url();
+  }
+  c.beanstalk_endpoint = dead_url;
+  start(job(), c);
+  auto result = outcome();
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description.rfind(
+               "CreateApplicationVersion failed after 3 attempts: ", 0)
+               == 0u,
+             result.description);
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(head_bucket_forbidden_and_moved, eb_fixture) {
+  world->s3_hook = [](const recorded_request& r,
+                      int) -> std::optional<stub_response> {
+    if (r.method == "HEAD")
+      return stub_response{403, {}, ""};
+    return std::nullopt;
+  };
+  auto result = run(job());
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "HeadBucket failed: S3 bucket "
+                "heaven-elasticbeanstalk-builds-us-east-1 exists but these "
+                "credentials can't use it");
+  BOOST_TEST(s3.requests().size() == 1u);
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(head_bucket_in_another_region, eb_fixture) {
+  world->s3_hook = [](const recorded_request& r,
+                      int) -> std::optional<stub_response> {
+    if (r.method == "HEAD")
+      return stub_response{301, {{"x-amz-bucket-region", "eu-central-1"}},
+                           ""};
+    return std::nullopt;
+  };
+  auto result = run(job());
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "HeadBucket failed: S3 bucket "
+                "heaven-elasticbeanstalk-builds-us-east-1 is in another "
+                "region (eu-central-1), not us-east-1");
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(create_bucket_already_owned_is_fine, eb_fixture) {
+  world->bucket_exists = false;
+  world->s3_hook = [this](const recorded_request& r,
+                          int) -> std::optional<stub_response> {
+    if (r.method == "PUT" && r.target == "/" + bucket() + "/") {
+      std::lock_guard<std::mutex> guard{world->mx};
+      world->bucket_exists = true;
+      return xml(409, s3_error("BucketAlreadyOwnedByYou",
+                               "Your previous request to create the named "
+                               "bucket succeeded and you already own it."));
+    }
+    return std::nullopt;
+  };
+  auto result = run(job());
+  BOOST_TEST(result.state == "success");
+  BOOST_TEST(s3.requests().size() == 3u);
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(missing_app_name_makes_no_request, eb_fixture) {
+  auto result = run(job(""));
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "payload.config.app_name is missing: heaven doesn't know "
+                "which Elastic Beanstalk application to deploy");
+  BOOST_TEST(github.requests().empty());
+  BOOST_TEST(s3.requests().empty());
+  BOOST_TEST(eb.requests().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(missing_credentials_make_no_request, eb_fixture) {
+  auto c = config();
+  c.secret_access_key.clear();
+  start(job(), c);
+  auto result = outcome();
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "BEANSTALK_SECRET_ACCESS_KEY is not set: heaven has no AWS "
+                "credentials for Elastic Beanstalk");
+  BOOST_TEST(github.requests().empty());
+  BOOST_TEST(s3.requests().empty());
+  BOOST_TEST(eb.requests().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(missing_both_credentials_names_both, eb_fixture) {
+  auto c = config();
+  c.access_key_id.clear();
+  c.secret_access_key.clear();
+  start(job(), c);
+  auto result = outcome();
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "BEANSTALK_ACCESS_KEY_ID and BEANSTALK_SECRET_ACCESS_KEY are "
+                "not set: heaven has no AWS credentials for Elastic "
+                "Beanstalk");
+  BOOST_TEST(github.requests().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(bad_region_makes_no_request, eb_fixture) {
+  auto result = run(job("octo-app", "evil.example.com/x"));
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "payload.aws.region \"evil.example.com/x\" is not an AWS "
+                "region");
+  BOOST_TEST(github.requests().empty());
+  BOOST_TEST(s3.requests().empty());
+  BOOST_TEST(eb.requests().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(missing_zipball_is_an_error, eb_fixture) {
+  github.respond_with([](const recorded_request&) {
+    return stub_response{404, {}, R"({"message":"Not Found"})"};
+  });
+  auto result = run(job());
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "GitHub has no zipball of octo/app at " + std::string{sha}
+                  + " (can GITHUB_TOKEN read it?)");
+  BOOST_TEST(github.requests().size() == 1u);
+  BOOST_TEST(s3.requests().empty());
+  BOOST_TEST(eb.requests().empty());
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(cancel_while_polling_stops_everything, eb_fixture) {
+  world->ready_after = 1000000;
+  // The second poll cancels the deployment and answers only once the
+  // provider has reported: whatever comes after would be a bug.
+  world->eb_hook = [this](const std::string& action,
+                          int nth) -> std::optional<stub_response> {
+    if (action == "DescribeEnvironments" && nth == 2) {
+      provider_actor p;
+      {
+        std::lock_guard<std::mutex> guard{provider_mx};
+        p = provider;
+      }
+      caf::anon_send(p, cancel_atom::value);
+      rec->wait([&] { return !rec->results.empty(); }, 30s);
+    }
+    return std::nullopt;
+  };
+  auto result = run(job());
+  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.description == "cancelled");
+  BOOST_TEST(has_line("Stopped following Elastic Beanstalk environment "
+                      "octo-app-prod; AWS may still finish the update"));
+  // Version, update, poll 1 (2 calls), poll 2's DescribeEnvironments.
+  BOOST_TEST(eb.requests().size() == 5u);
+  // Many poll intervals later, still nothing new.
+  std::this_thread::sleep_for(300ms);
+  BOOST_TEST(eb.requests().size() == 5u);
+  {
+    std::lock_guard<std::mutex> guard{rec->mx};
+    BOOST_TEST(rec->results.size() == 1u);
+  }
+  check_clean();
+}
+
+BOOST_FIXTURE_TEST_CASE(cancel_between_polls_stops_polling, eb_fixture) {
+  world->ready_after = 1000000;
+  start(job());
+  BOOST_REQUIRE(eb.wait_for(6));
+  caf::scoped_actor self{sys};
+  provider_actor p;
+  {
+    std::lock_guard<std::mutex> guard{provider_mx};
+    p = provider;
+  }
+  self->monitor(p);
+  self->send(p, cancel_atom::value);
+  auto result = outcome();
+  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.description == "cancelled");
+  bool down = false;
+  self->receive([&](caf::down_msg&) { down = true; },
+                caf::after(30s) >> [] {});
+  BOOST_REQUIRE(down);
+  // A request already handed to the HTTP client may still land; after
+  // that, the count must stay put.
+  std::this_thread::sleep_for(100ms);
+  auto count = eb.requests().size();
+  std::this_thread::sleep_for(300ms);
+  BOOST_TEST(eb.requests().size() == count);
+  BOOST_TEST(has_line("Stopped following Elastic Beanstalk environment "
+                      "octo-app-prod; AWS may still finish the update"));
+  check_clean();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
