@@ -28,44 +28,68 @@ log_book::log_book(std::string dir, std::vector<std::string> secrets)
 
 log_book::~log_book() {
   std::lock_guard guard{mtx_};
-  for (auto& kvp : open_)
-    std::fclose(kvp.second);
+  for (auto& kvp : files_)
+    std::fclose(kvp.second.file);
+}
+
+std::FILE* log_book::file_for(int64_t id) {
+  auto i = files_.find(id);
+  if (i == files_.end()) {
+    if (files_.size() >= max_open_files) {
+      auto oldest = std::min_element(files_.begin(), files_.end(),
+                                     [](auto& a, auto& b) {
+                                       return a.second.used < b.second.used;
+                                     });
+      std::fclose(oldest->second.file);
+      files_.erase(oldest);
+    }
+    auto f = std::fopen(path(id).c_str(), "ae");
+    if (f == nullptr)
+      return nullptr;
+    i = files_.emplace(id, handle{f, 0}).first;
+  }
+  i->second.used = ++clock_;
+  return i->second.file;
 }
 
 void log_book::open(int64_t id) {
   std::lock_guard guard{mtx_};
-  if (open_.count(id))
+  if (live_.count(id))
     return;
-  if (auto f = std::fopen(path(id).c_str(), "ae"))
-    open_.emplace(id, f);
+  // Creates the file now, so that a reader finds it even before a line.
+  if (file_for(id) != nullptr)
+    live_.insert(id);
 }
 
 void log_book::append(int64_t id, stream source, std::string_view text) {
   auto line = redact(text);
   std::lock_guard guard{mtx_};
-  auto i = open_.find(id);
-  if (i == open_.end())
+  if (!live_.count(id))
+    return;
+  auto f = file_for(id);
+  if (f == nullptr)
     return;
   if (source == stream::heaven)
-    std::fputs("heaven: ", i->second);
-  std::fwrite(line.data(), 1, line.size(), i->second);
-  std::fputc('\n', i->second);
+    std::fputs("heaven: ", f);
+  std::fwrite(line.data(), 1, line.size(), f);
+  std::fputc('\n', f);
   // Readers follow the file live: make each line visible at once.
-  std::fflush(i->second);
+  std::fflush(f);
 }
 
 void log_book::close(int64_t id) {
   std::lock_guard guard{mtx_};
-  auto i = open_.find(id);
-  if (i == open_.end())
+  live_.erase(id);
+  auto i = files_.find(id);
+  if (i == files_.end())
     return;
-  std::fclose(i->second);
-  open_.erase(i);
+  std::fclose(i->second.file);
+  files_.erase(i);
 }
 
 bool log_book::live(int64_t id) const {
   std::lock_guard guard{mtx_};
-  return open_.count(id) > 0;
+  return live_.count(id) > 0;
 }
 
 std::string log_book::path(int64_t id) const {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,10 +49,25 @@ public:
   std::string redact(std::string_view text) const;
 
 private:
+  /// An open file and when it was last written (a tick of `clock_`).
+  struct handle {
+    std::FILE* file = nullptr;
+    uint64_t used = 0;
+  };
+
+  /// The file of live log `id`, opened if needed (caller holds `mtx_`).
+  /// At most `max_open_files` stay open: thousands of deployments at once
+  /// must not cost thousands of file descriptors.
+  std::FILE* file_for(int64_t id);
+
+  static constexpr std::size_t max_open_files = 64;
+
   std::string dir_;
   std::vector<std::string> secrets_;
   mutable std::mutex mtx_;
-  std::map<int64_t, std::FILE*> open_;
+  std::set<int64_t> live_;
+  std::map<int64_t, handle> files_;
+  uint64_t clock_ = 0;
 };
 
 /// The unguessable token that opens deployment `id`'s log: hex of

@@ -121,6 +121,33 @@ BOOST_AUTO_TEST_CASE(open_append_close_live) {
   BOOST_TEST(!book.live(1));
 }
 
+/// How many descriptors this process has open.
+std::size_t open_descriptors() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator("/proc/self/fd"))
+    ++n;
+  return n;
+}
+
+BOOST_AUTO_TEST_CASE(many_live_logs_share_a_few_descriptors) {
+  temp_dir tmp;
+  log_book book{tmp.path.string(), {}};
+  auto before = open_descriptors();
+  for (int64_t id = 1; id <= 300; ++id)
+    book.open(id);
+  // Written round-robin, so every write finds its file closed again.
+  for (int round = 0; round < 3; ++round)
+    for (int64_t id = 1; id <= 300; ++id)
+      book.append(id, stream::out, "line " + std::to_string(round));
+  BOOST_TEST(open_descriptors() <= before + 64);
+  for (int64_t id = 1; id <= 300; ++id) {
+    BOOST_TEST(book.live(id));
+    BOOST_TEST(slurp(book.path(id)) == "line 0\nline 1\nline 2\n");
+    book.close(id);
+  }
+  BOOST_TEST(open_descriptors() == before);
+}
+
 BOOST_AUTO_TEST_CASE(lines_to_closed_or_unopened_logs_are_dropped) {
   temp_dir tmp;
   log_book book{tmp.path.string(), {}};
