@@ -248,6 +248,8 @@ void start_heaven(heaven_child& h, const options& o, const fs::path& tmp,
     dup2(err, 2);
     close(out[0]);
     close(out[1]);
+    // Nothing else of ours (the stand-in's listening socket...) goes along.
+    close_range(3, ~0U, 0);
     std::vector<char*> envp;
     for (auto& e : env)
       envp.push_back(e.data());
