@@ -419,6 +419,22 @@ BOOST_AUTO_TEST_CASE(secret_values_collects_tokens_and_keys) {
   BOOST_TEST(secret_values(settings{}, {}).empty());
 }
 
+BOOST_AUTO_TEST_CASE(provider_secrets_from_a_config_file_are_redacted_too) {
+  temp_cwd tmp;
+  auto file = tmp.write("heaven.conf",
+                        "HEROKU_API_KEY=file_heroku_key\n"
+                        "BEANSTALK_SECRET_ACCESS_KEY=file_aws_secret\n"
+                        "HEAVEN_POLL_INTERVAL_MS=250\n");
+  auto s = ok(load_settings({}, {{"HEAVEN_CONFIG", file}}));
+  BOOST_TEST(s.heroku_api_key == "file_heroku_key");
+  BOOST_TEST(s.poll_interval_ms == 250);
+  auto secrets = secret_values(s, {});
+  BOOST_TEST(has(secrets, "file_heroku_key"));
+  BOOST_TEST(has(secrets, "file_aws_secret"));
+  BOOST_TEST(contains(err(load_settings({"--poll-interval-ms", "0"}, {})),
+                      "HEAVEN_POLL_INTERVAL_MS must be at least 1"));
+}
+
 BOOST_AUTO_TEST_CASE(help_mentions_every_setting) {
   // The variables are the ///< comments of the settings struct.
   std::ifstream in{std::string{HEAVEN_SOURCE_DIR} + "/actors/config.hpp"};
