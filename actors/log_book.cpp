@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <sys/resource.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -18,8 +20,14 @@ constexpr std::size_t min_secret_size = 6;
 
 } // namespace
 
-log_book::log_book(std::string dir, std::vector<std::string> secrets)
-  : dir_(std::move(dir)) {
+log_book::log_book(std::string dir, std::vector<std::string> secrets,
+                   std::size_t max_open_files)
+  : dir_(std::move(dir)), max_open_(max_open_files) {
+  if (max_open_ == 0) {
+    rlimit lim{};
+    auto limit = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 1024;
+    max_open_ = std::clamp<std::size_t>(limit / 4, 16, 4096);
+  }
   std::filesystem::create_directories(dir_);
   for (auto& s : secrets)
     if (s.size() >= min_secret_size)
@@ -35,7 +43,7 @@ log_book::~log_book() {
 std::FILE* log_book::file_for(int64_t id) {
   auto i = files_.find(id);
   if (i == files_.end()) {
-    if (files_.size() >= max_open_files) {
+    if (files_.size() >= max_open_) {
       auto oldest = std::min_element(files_.begin(), files_.end(),
                                      [](auto& a, auto& b) {
                                        return a.second.used < b.second.used;

@@ -22,7 +22,11 @@ class log_book {
 public:
   /// Logs live in `dir` (created if missing); `secrets` are values that must
   /// never be written (tokens, keys); empty and very short ones are ignored.
-  log_book(std::string dir, std::vector<std::string> secrets);
+  /// At most `max_open_files` logs stay open at once (0: a quarter of the
+  /// process's descriptor limit, between 16 and 4096); the others are
+  /// reopened when written.
+  log_book(std::string dir, std::vector<std::string> secrets,
+           std::size_t max_open_files = 0);
   ~log_book();
 
   log_book(const log_book&) = delete;
@@ -56,13 +60,12 @@ private:
   };
 
   /// The file of live log `id`, opened if needed (caller holds `mtx_`).
-  /// At most `max_open_files` stay open: thousands of deployments at once
-  /// must not cost thousands of file descriptors.
+  /// At most `max_open_` stay open: thousands of deployments at once must
+  /// not cost thousands of file descriptors.
   std::FILE* file_for(int64_t id);
 
-  static constexpr std::size_t max_open_files = 64;
-
   std::string dir_;
+  std::size_t max_open_;
   std::vector<std::string> secrets_;
   mutable std::mutex mtx_;
   std::set<int64_t> live_;

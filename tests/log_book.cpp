@@ -131,7 +131,7 @@ std::size_t open_descriptors() {
 
 BOOST_AUTO_TEST_CASE(many_live_logs_share_a_few_descriptors) {
   temp_dir tmp;
-  log_book book{tmp.path.string(), {}};
+  log_book book{tmp.path.string(), {}, 64};
   auto before = open_descriptors();
   for (int64_t id = 1; id <= 300; ++id)
     book.open(id);
