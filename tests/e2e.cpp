@@ -10,13 +10,13 @@
 #include <fstream>
 #include <thread>
 
-#include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "actors/log_book.hpp"
 #include "actors/webhook.hpp"
+#include "tests/support/heaven_process.hpp"
 #include "tests/support/http_call.hpp"
 #include "tests/support/http_stub.hpp"
 
@@ -39,18 +39,8 @@ bool running(pid_t pid) {
          || text[close + 2] != 'Z';
 }
 
-constexpr auto secret = "e2e webhook secret";
-constexpr auto token = "ghp_e2eSECRETtoken0123456789";
-
-fs::path make_temp_dir(const std::string& tag) {
-  static int counter = 0;
-  auto dir = fs::temp_directory_path()
-             / ("heaven-e2e-" + tag + "-" + std::to_string(::getpid()) + "-"
-                + std::to_string(++counter));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+constexpr auto secret = e2e_webhook_secret;
+constexpr auto token = e2e_github_token;
 
 /// Runs a shell command and returns its stdout; fails the test on error.
 std::string sh(const std::string& cmd) {
@@ -66,11 +56,6 @@ std::string sh(const std::string& cmd) {
   while (!out.empty() && out.back() == '\n')
     out.pop_back();
   return out;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in{p};
-  return {std::istreambuf_iterator<char>(in), {}};
 }
 
 /// A git repository with executable scripts, committed on `main`.
@@ -103,144 +88,6 @@ struct repo {
   }
 };
 
-/// A running `heaven serve` child process.
-struct heaven_server {
-  pid_t pid = -1;
-  uint16_t port = 0;
-  fs::path data;
-  fs::path stderr_file;
-
-  heaven_server(const fs::path& data_dir, const std::string& api,
-                std::vector<std::pair<std::string, std::string>> extra = {})
-    : data(data_dir), stderr_file(data_dir.string() + ".stderr") {
-    int out[2];
-    BOOST_REQUIRE(pipe(out) == 0);
-    std::vector<std::string> env = {
-      "PATH=" + std::string{getenv("PATH")},
-      "HOME=" + data.string(),
-      "HEAVEN_LISTEN=127.0.0.1:0",
-      "HEAVEN_DATA_DIR=" + data.string(),
-      "GITHUB_WEBHOOK_SECRET=" + std::string{secret},
-      "GITHUB_TOKEN=" + std::string{token},
-      "OCTOKIT_API_ENDPOINT=" + api,
-      "HEAVEN_PUBLIC_URL=https://heaven.example.test",
-      "HEAVEN_CONFIG=/dev/null",
-    };
-    for (auto& [k, v] : extra)
-      env.push_back(k + "=" + v);
-    pid = fork();
-    BOOST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-      dup2(out[1], 1);
-      auto err = open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                      0600);
-      dup2(err, 2);
-      close(out[0]);
-      std::vector<char*> envp;
-      for (auto& e : env)
-        envp.push_back(e.data());
-      envp.push_back(nullptr);
-      char* argv[] = {const_cast<char*>(HEAVEN_BINARY),
-                      const_cast<char*>("serve"), nullptr};
-      execve(HEAVEN_BINARY, argv, envp.data());
-      _exit(127);
-    }
-    close(out[1]);
-    // heaven prints "heaven is ready on port N" once it listens.
-    std::string line;
-    char c;
-    while (read(out[0], &c, 1) == 1) {
-      if (c != '\n') {
-        line += c;
-        continue;
-      }
-      if (line.rfind("heaven is ready on port ", 0) == 0) {
-        port = static_cast<uint16_t>(std::stoi(line.substr(24)));
-        break;
-      }
-      line.clear();
-    }
-    close(out[0]);
-    BOOST_REQUIRE_MESSAGE(port != 0, "heaven did not start: "
-                                       + read_file(stderr_file));
-  }
-
-  /// Stops heaven with SIGTERM and returns its exit status; -1 when it
-  /// had to be killed because it did not exit within a minute.
-  int stop() {
-    if (pid <= 0)
-      return -1;
-    kill(pid, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 1200; ++i) {
-      if (waitpid(pid, &status, WNOHANG) == pid) {
-        pid = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    pid = -1;
-    return -1;
-  }
-
-  ~heaven_server() {
-    stop();
-  }
-
-  std::string base() const {
-    return "http://127.0.0.1:" + std::to_string(port);
-  }
-
-  /// Posts a signed event (or one with the given signature).
-  http_response post_event(const std::string& type,
-                           const std::string& delivery,
-                           const std::string& body,
-                           std::optional<std::string> signature
-                           = std::nullopt) const {
-    auto sig = signature ? *signature
-                         : "sha256=" + hmac_sha256_hex(secret, body);
-    return http_call("POST", base() + "/events",
-                     {{"Content-Type", "application/json"},
-                      {"X-GitHub-Event", type},
-                      {"X-GitHub-Delivery", delivery},
-                      {"X-Hub-Signature-256", sig}},
-                     body);
-  }
-
-  json deployments() const {
-    auto res = http_call("GET", base() + "/deployments");
-    BOOST_REQUIRE_EQUAL(res.status, 200);
-    return json::parse(res.body);
-  }
-
-  /// Waits until deployment `id` reached a terminal state; returns its row.
-  json wait_finished(int64_t id, int seconds = 60) const {
-    for (int i = 0; i < seconds * 20; ++i) {
-      for (auto& d : deployments())
-        if (d.at("id") == id) {
-          auto state = d.at("state").get<std::string>();
-          if (state == "success" || state == "failure" || state == "error")
-            return d;
-        }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    BOOST_FAIL("deployment " + std::to_string(id) + " did not finish");
-    return {};
-  }
-
-  std::string log(int64_t id) const {
-    std::ifstream key_file{data / "log.key"};
-    std::string key;
-    std::getline(key_file, key);
-    auto res = http_call("GET", base() + "/deployments/" + std::to_string(id)
-                                  + "/log?token=" + log_token(key, id));
-    BOOST_REQUIRE_EQUAL(res.status, 200);
-    return res.body;
-  }
-};
-
 json deployment_event(const repo& r, int64_t github_id,
                       const std::string& script,
                       const std::string& environment = "production",
@@ -268,36 +115,6 @@ json deployment_event(const repo& r, int64_t github_id,
      {{"name", "app"}, {"full_name", "octo/app"}, {"clone_url", r.url()}}},
     {"sender", {{"login", "alice"}}},
   };
-}
-
-/// The requests the stand-in got for `github_id`'s statuses, in order.
-std::vector<recorded_request> statuses(const http_stub& github,
-                                       int64_t github_id) {
-  std::vector<recorded_request> result;
-  auto path = "/repos/octo/app/deployments/" + std::to_string(github_id)
-              + "/statuses";
-  for (auto& r : github.requests())
-    if (r.target == path)
-      result.push_back(r);
-  return result;
-}
-
-std::vector<std::string> states(const std::vector<recorded_request>& reqs) {
-  std::vector<std::string> result;
-  for (auto& r : reqs)
-    result.push_back(json::parse(r.body).at("state"));
-  return result;
-}
-
-int64_t id_of(const heaven_server& h, int64_t github_id) {
-  for (int i = 0; i < 200; ++i) {
-    for (auto& d : h.deployments())
-      if (d.at("github_id") == github_id)
-        return d.at("id");
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  BOOST_FAIL("no deployment for GitHub id " + std::to_string(github_id));
-  return 0;
 }
 
 /// One heaven, one GitHub stand-in and one repository per test.
@@ -397,7 +214,7 @@ BOOST_AUTO_TEST_CASE(a_signed_deployment_runs_the_script_and_reports_to_github) 
              == 404);
   // heaven's own log never shows the token either.
   h.stop();
-  auto own = read_file(tmp.string() + "/data.stderr");
+  auto own = read_text(tmp.string() + "/data.stderr");
   BOOST_TEST(own.find("deployment " + std::to_string(id)
                       + " of octo/app to production ended: success")
              != std::string::npos, own);
