@@ -266,7 +266,11 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
   return {
     [=](log_atom, log_line& line) {
       auto& st = self->state;
-      if (st.at == phase::finished || st.timed_out)
+      // After the deadline the script's output is dropped; the provider's
+      // own account of stopping ("Stopped following Heroku build ...")
+      // still goes in, before the timeout line.
+      if (st.at == phase::finished
+          || (st.timed_out && line.source != stream::heaven))
         return;
       st.ctx->logs->append(st.id, line.source, line.text);
     },
