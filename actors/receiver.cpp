@@ -1,5 +1,7 @@
 #include "actors/receiver.hpp"
 
+#include <malloc.h>
+
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -97,7 +99,13 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
           });
       return rp;
     },
-    [=](done_atom, std::string& key) { self->state.running.erase(key); },
+    [=](done_atom, std::string& key) {
+      self->state.running.erase(key);
+      // The last deployment of a burst has ended: give the memory it used
+      // back to the system (glibc keeps freed heap otherwise).
+      if (self->state.running.empty())
+        malloc_trim(0);
+    },
   };
 }
 
