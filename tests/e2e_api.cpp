@@ -14,8 +14,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <ctime>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <regex>
@@ -27,6 +25,7 @@
 
 #include "actors/log_book.hpp"
 #include "actors/sigv4.hpp"
+#include "tests/support/aws_stand_in.hpp"
 #include "tests/support/heaven_process.hpp"
 #include "tests/support/http_call.hpp"
 #include "tests/support/http_stub.hpp"
@@ -52,93 +51,11 @@ constexpr auto tarball_token = "TARBALLe2eLINKTOKEN";
 constexpr auto zipball_token = "ZIPBALLe2eLINKTOKEN";
 constexpr auto stream_token = "STREAMe2eLINKTOKEN";
 constexpr auto build_id = "01234567-89ab-cdef-0123-456789abcdef";
-constexpr auto eb_ns
-  = "https://elasticbeanstalk.amazonaws.com/docs/2010-12-01/";
 
 /// A small binary "zip": NUL and high bytes must reach S3 unchanged.
 const std::string zip_bytes{"PK\x03\x04heaven\0e2e\xff\x80 zip", 20};
 
 const std::string json_type = "application/json";
-
-// ---- reading requests ------------------------------------------------------
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::stoi(std::string{s.substr(i + 1, 2)},
-                                         nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i] == '+' ? ' ' : s[i];
-    }
-  }
-  return out;
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (auto pos = s.find(sep); pos != std::string::npos;
-       pos = s.find(sep, start)) {
-    out.push_back(s.substr(start, pos - start));
-    start = pos + 1;
-  }
-  out.push_back(s.substr(start));
-  return out;
-}
-
-/// A form body as a map of decoded names and values.
-std::map<std::string, std::string> parse_form(const std::string& body) {
-  std::map<std::string, std::string> out;
-  for (auto& pair : split(body, '&'))
-    if (auto eq = pair.find('='); eq != std::string::npos)
-      out[percent_decode(pair.substr(0, eq))]
-        = percent_decode(pair.substr(eq + 1));
-  return out;
-}
-
-/// Why the SigV4 signature of `r` does not hold for `service`, recomputed
-/// from the request as received, as AWS does; "" when it holds.
-std::string signature_problem(const recorded_request& r,
-                              const std::string& service) {
-  static const std::regex shape{
-    "AWS4-HMAC-SHA256 Credential=([^/]+)/(\\d{8})/([^/]+)/([^/]+)/"
-    "aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=[0-9a-f]{64}"};
-  auto auth = r.header("authorization");
-  std::smatch m;
-  if (!std::regex_match(auth, m, shape))
-    return "malformed Authorization";
-  if (m[1] != aws_key_id || m[3] != region || m[4] != service)
-    return "wrong credential scope " + m[1].str() + "/" + m[3].str() + "/"
-           + m[4].str();
-  auto date = r.header("x-amz-date");
-  if (date.substr(0, 8) != m[2])
-    return "x-amz-date does not match the credential scope";
-  auto names = split(m[5].str(), ';');
-  auto is_signed = [&](const std::string& name) {
-    return std::find(names.begin(), names.end(), name) != names.end();
-  };
-  if (!is_signed("host") || !is_signed("x-amz-date"))
-    return "host and x-amz-date must be signed";
-  sigv4::request req;
-  req.method = r.method;
-  auto question = r.target.find('?');
-  req.path = percent_decode(r.target.substr(0, question));
-  if (question != std::string::npos)
-    req.query = r.target.substr(question + 1);
-  for (auto& name : names)
-    req.headers.emplace_back(name, r.header(name));
-  req.payload_hash = sigv4::sha256_hex(r.body);
-  if (service == "s3" && (!is_signed("x-amz-content-sha256")
-                          || r.header("x-amz-content-sha256")
-                               != req.payload_hash))
-    return "x-amz-content-sha256 missing or wrong";
-  auto expected = sigv4::authorization(req, {aws_key_id, aws_secret, ""},
-                                       date, region, service,
-                                       service != "s3");
-  return expected == auth ? "" : "signature does not match";
-}
 
 // ---- the Heroku stand-ins --------------------------------------------------
 
@@ -182,14 +99,6 @@ json heroku_build(const std::string& status, const std::string& source,
 
 // ---- the AWS stand-ins -----------------------------------------------------
 
-/// An Elastic Beanstalk event the stand-in reveals from poll `from_poll` on.
-struct eb_event {
-  int from_poll;
-  std::string date;
-  std::string severity;
-  std::string message;
-};
-
 /// What the AWS stand-ins know and saw.
 struct aws_world {
   std::mutex mx;
@@ -204,56 +113,14 @@ struct aws_world {
   std::vector<eb_event> events;
 };
 
-stub_response xml(int status, std::string body) {
-  return {status, {{"Content-Type", "text/xml"}}, std::move(body)};
+/// The Beanstalk environment `name` of the app, as the stand-in shows it.
+eb_environment environment(const std::string& name, const std::string& status,
+                           const std::string& health,
+                           const std::string& version) {
+  return {name,    "e-e2e0000001", eb_app, version, status, health,
+          std::string{eb_app} + "-" + name + "." + region
+            + ".elasticbeanstalk.com"};
 }
-
-/// A query API answer: `<ActionResponse><ActionResult>inner...`.
-stub_response eb_answer(const std::string& action, const std::string& inner) {
-  return xml(200, "<" + action + "Response xmlns=\"" + eb_ns + "\"><" + action
-                    + "Result>" + inner + "</" + action
-                    + "Result><ResponseMetadata><RequestId>e2e-1</RequestId>"
-                      "</ResponseMetadata></"
-                    + action + "Response>");
-}
-
-stub_response eb_error(int status, const std::string& code,
-                       const std::string& message) {
-  return xml(status, "<ErrorResponse xmlns=\"" + std::string{eb_ns}
-                       + "\"><Error><Type>Sender</Type><Code>" + code
-                       + "</Code><Message>" + message
-                       + "</Message></Error><RequestId>e2e-1</RequestId>"
-                         "</ErrorResponse>");
-}
-
-stub_response s3_error(int status, const std::string& code,
-                       const std::string& message) {
-  return xml(status, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
-                     "<Code>" + code + "</Code><Message>" + message
-                       + "</Message><RequestId>e2e-1</RequestId></Error>");
-}
-
-std::string environment_xml(const std::string& name, const std::string& status,
-                            const std::string& health,
-                            const std::string& version) {
-  return "<EnvironmentName>" + name
-         + "</EnvironmentName><EnvironmentId>e-e2e0000001</EnvironmentId>"
-           "<ApplicationName>" + eb_app + "</ApplicationName><VersionLabel>"
-         + version + "</VersionLabel><Status>" + status + "</Status><Health>"
-         + health + "</Health><CNAME>" + eb_app + "-" + name + "." + region
-         + ".elasticbeanstalk.com</CNAME>";
-}
-
-/// "YYYY-MM-DDTHH:MM:SS.000Z" of `t`, as AWS dates its events.
-std::string aws_date(std::chrono::system_clock::time_point t) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[32];
-  auto n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-  return std::string(buf, n);
-}
-
 // ---- the fixture -----------------------------------------------------------
 
 /// Every stand-in, fresh for each test; heaven itself is started by the test.
@@ -380,13 +247,9 @@ struct api_fixture {
   /// Refuses `r` as AWS would when its signature does not hold.
   std::optional<stub_response> refusal(const recorded_request& r,
                                        const std::string& service) {
-    auto why = signature_problem(r, service);
-    if (why.empty())
-      return std::nullopt;
     std::lock_guard guard{aws.mx};
-    aws.rejected.push_back(r.method + " " + r.target + ": " + why);
-    return service == "s3" ? s3_error(403, "SignatureDoesNotMatch", why)
-                           : eb_error(403, "SignatureDoesNotMatch", why);
+    return refuse_bad_signature(r, service, {aws_key_id, aws_secret, region},
+                                aws.rejected);
   }
 
   stub_response answer_s3(const recorded_request& r) {
@@ -433,32 +296,24 @@ struct api_fixture {
          "Deploying new version to instance(s)."},
         {2, aws_date(now + 3s), "INFO",
          "Environment update completed successfully."}};
-      return eb_answer(action, environment_xml(name, "Updating", "Grey",
-                                               aws.label));
+      return eb_answer(action,
+                       environment_fields(environment(name, "Updating",
+                                                      "Grey", aws.label)));
     }
     if (action == "DescribeEnvironments") {
       bool ready = ++aws.polls >= 2;
       auto env = form["EnvironmentNames.member.1"];
       return eb_answer(action,
-                       "<Environments><member>"
-                         + environment_xml(env, ready ? "Ready" : "Updating",
-                                           ready ? "Green" : "Grey",
-                                           ready ? aws.label : "v-previous")
-                         + "</member></Environments>");
+                       "<Environments>"
+                         + environment_member(environment(
+                           env, ready ? "Ready" : "Updating",
+                           ready ? "Green" : "Grey",
+                           ready ? aws.label : "v-previous"))
+                         + "</Environments>");
     }
-    if (action == "DescribeEvents") {
-      // Newest first, from StartTime on (inclusive, to the second).
-      std::string members;
-      auto since = form["StartTime"].substr(0, 19);
-      for (auto e = aws.events.rbegin(); e != aws.events.rend(); ++e)
-        if (e->from_poll <= aws.polls && e->date.substr(0, 19) >= since)
-          members += "<member><EventDate>" + e->date + "</EventDate><Message>"
-                     + e->message + "</Message><Severity>" + e->severity
-                     + "</Severity><ApplicationName>" + eb_app
-                     + "</ApplicationName><EnvironmentName>" + name
-                     + "</EnvironmentName></member>";
-      return eb_answer(action, "<Events>" + members + "</Events>");
-    }
+    if (action == "DescribeEvents")
+      return eb_answer(action, events_xml(aws.events, aws.polls,
+                                          form["StartTime"], eb_app, name));
     return eb_error(400, "InvalidAction", "unknown action " + action);
   }
 

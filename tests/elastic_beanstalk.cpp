@@ -6,7 +6,6 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -23,6 +22,7 @@
 
 #include "actors/http_client.hpp"
 #include "actors/sigv4.hpp"
+#include "tests/support/aws_stand_in.hpp"
 #include "tests/support/http_stub.hpp"
 #include "tests/support/recorder.hpp"
 
@@ -39,136 +39,10 @@ constexpr auto github_token = "ghp_heaven_github_token_0001";
 constexpr auto zip_token = "ZIPBALLTOKEN_abcdef0123456789";
 constexpr auto env_name = "octo-app-prod";
 constexpr auto env_id = "e-abcdef1234";
-constexpr auto eb_ns
-  = "https://elasticbeanstalk.amazonaws.com/docs/2010-12-01/";
 
 /// A small binary "zip": NUL and high bytes must arrive unchanged.
 const char zip_raw[] = "PK\x03\x04heaven\0zip\xff\x80\x01 end";
 const std::string zip_bytes(zip_raw, sizeof(zip_raw) - 1);
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::stoi(std::string{s.substr(i + 1, 2)},
-                                         nullptr, 16));
-      i += 2;
-    } else if (s[i] == '+') {
-      out += ' ';
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  for (;;) {
-    auto pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos - start));
-    if (pos == std::string::npos)
-      return out;
-    start = pos + 1;
-  }
-}
-
-/// A form body as a map (values decoded).
-std::map<std::string, std::string> parse_form(const std::string& body) {
-  std::map<std::string, std::string> out;
-  for (auto& pair : split(body, '&')) {
-    auto eq = pair.find('=');
-    if (eq != std::string::npos)
-      out[percent_decode(pair.substr(0, eq))]
-        = percent_decode(pair.substr(eq + 1));
-  }
-  return out;
-}
-
-/// Checks the SigV4 signature of `r` the way AWS does: recomputed from the
-/// request as received. Returns "" when it holds, else why not.
-std::string check_signature(const recorded_request& r,
-                            const std::string& service,
-                            const std::string& region) {
-  auto auth = r.header("authorization");
-  std::smatch m;
-  static const std::regex shape{
-    "AWS4-HMAC-SHA256 Credential=([^/]+)/(\\d{8})/([^/]+)/([^/]+)/"
-    "aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=[0-9a-f]{64}"};
-  if (!std::regex_match(auth, m, shape))
-    return "malformed Authorization: " + auth;
-  if (m[1] != access_key)
-    return "wrong access key id";
-  if (m[3] != region)
-    return "signed for region " + m[3].str() + ", not " + region;
-  if (m[4] != service)
-    return "signed for service " + m[4].str() + ", not " + service;
-  auto date = r.header("x-amz-date");
-  if (date.substr(0, 8) != m[2])
-    return "x-amz-date does not match the credential scope";
-  sigv4::request req;
-  req.method = r.method;
-  auto question = r.target.find('?');
-  req.path = percent_decode(r.target.substr(0, question));
-  if (question != std::string::npos)
-    req.query = r.target.substr(question + 1);
-  auto names = split(m[5].str(), ';');
-  for (auto& name : names)
-    req.headers.emplace_back(name, r.header(name));
-  auto signed_header = [&](const std::string& name) {
-    return std::find(names.begin(), names.end(), name) != names.end();
-  };
-  if (!signed_header("host") || !signed_header("x-amz-date"))
-    return "host and x-amz-date must be signed";
-  req.payload_hash = sigv4::sha256_hex(r.body);
-  if (service == "s3"
-      && (!signed_header("x-amz-content-sha256")
-          || r.header("x-amz-content-sha256") != req.payload_hash))
-    return "x-amz-content-sha256 missing or wrong";
-  auto expected = sigv4::authorization(
-    req, sigv4::credentials{access_key, secret_key, ""}, date, region,
-    service, service != "s3");
-  if (expected != auth)
-    return "signature does not match";
-  return "";
-}
-
-std::string xml_error(const std::string& code, const std::string& message) {
-  return "<ErrorResponse xmlns=\"" + std::string{eb_ns}
-         + "\"><Error><Type>Sender</Type><Code>" + code + "</Code><Message>"
-         + message + "</Message></Error><RequestId>req-1</RequestId>"
-         + "</ErrorResponse>";
-}
-
-std::string s3_error(const std::string& code, const std::string& message) {
-  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" + code
-         + "</Code><Message>" + message
-         + "</Message><RequestId>r1</RequestId></Error>";
-}
-
-stub_response xml(int status, std::string body) {
-  return stub_response{status, {{"Content-Type", "text/xml"}},
-                       std::move(body)};
-}
-
-/// "YYYY-MM-DDTHH:MM:SS" of `t`, UTC.
-std::string iso(std::chrono::system_clock::time_point t) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[32];
-  auto n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  return std::string(buf, n);
-}
-
-/// An event the Beanstalk stand-in reveals from poll `from_poll` on.
-struct scripted_event {
-  int from_poll;
-  std::string date;
-  std::string severity;
-  std::string message;
-};
 
 /// What the AWS stand-ins know and what they saw (guarded by `mx`).
 struct aws_world {
@@ -187,7 +61,7 @@ struct aws_world {
   std::string final_health = "Green";
   /// "" → the label UpdateEnvironment asked for.
   std::string final_version;
-  std::vector<scripted_event> events;
+  std::vector<eb_event> events;
   /// Runs first; an answer replaces the normal one. (action, nth call)
   std::function<std::optional<stub_response>(const std::string&, int)> eb_hook;
   /// (method, target, nth call of that method and target)
@@ -195,17 +69,13 @@ struct aws_world {
     s3_hook;
 };
 
-std::string environment_member(const std::string& id,
-                               const std::string& status,
-                               const std::string& health,
-                               const std::string& version) {
-  return "<member><EnvironmentName>" + std::string{env_name}
-         + "</EnvironmentName><EnvironmentId>" + id
-         + "</EnvironmentId><ApplicationName>octo-app</ApplicationName>"
-           "<VersionLabel>"
-         + version + "</VersionLabel><Status>" + status + "</Status><Health>"
-         + health + "</Health><CNAME>octo-app-prod.elasticbeanstalk.com"
-         + "</CNAME></member>";
+/// The environment under test (or an older one of its name, `id`), as the
+/// Beanstalk stand-in shows it.
+eb_environment environment(const std::string& id, const std::string& status,
+                           const std::string& health,
+                           const std::string& version) {
+  return {env_name, id,     "octo-app",
+          version,  status, health, "octo-app-prod.elasticbeanstalk.com"};
 }
 
 struct eb_fixture {
@@ -256,7 +126,7 @@ struct eb_fixture {
   }
 
   std::string event_date(int second) const {
-    return iso(base + std::chrono::seconds(second)) + ".000Z";
+    return aws_date(base + std::chrono::seconds(second));
   }
 
   std::string zip_path() const {
@@ -283,21 +153,17 @@ struct eb_fixture {
   }
 
   /// Refuses requests whose signature does not hold, as AWS would.
-  std::optional<stub_response> refuse_bad_signature(const recorded_request& r,
-                                                    const std::string& svc) {
+  std::optional<stub_response> refusal(const recorded_request& r,
+                                       const std::string& service) {
     std::lock_guard<std::mutex> guard{world->mx};
-    auto why = check_signature(r, svc, world->region);
-    if (why.empty())
-      return std::nullopt;
-    world->rejected.push_back(r.method + " " + r.target + ": " + why);
-    return xml(403, svc == "s3"
-                      ? s3_error("SignatureDoesNotMatch", why)
-                      : xml_error("SignatureDoesNotMatch", why));
+    return refuse_bad_signature(r, service,
+                                {access_key, secret_key, world->region},
+                                world->rejected);
   }
 
   stub_response answer_s3(const recorded_request& r) {
-    if (auto refusal = refuse_bad_signature(r, "s3"))
-      return *refusal;
+    if (auto no = refusal(r, "s3"))
+      return *no;
     int nth = 0;
     std::function<std::optional<stub_response>(const recorded_request&, int)>
       hook;
@@ -320,12 +186,12 @@ struct eb_fixture {
     if (r.method == "PUT" && r.target.rfind(bucket_path, 0) == 0
         && world->bucket_exists)
       return stub_response{200, {{"ETag", "\"abc\""}}, ""};
-    return xml(400, s3_error("InvalidRequest", "unexpected " + r.target));
+    return s3_error(400, "InvalidRequest", "unexpected " + r.target);
   }
 
   stub_response answer_eb(const recorded_request& r) {
-    if (auto refusal = refuse_bad_signature(r, "elasticbeanstalk"))
-      return *refusal;
+    if (auto no = refusal(r, "elasticbeanstalk"))
+      return *no;
     auto form = parse_form(r.body);
     auto action = form["Action"];
     int nth = 0;
@@ -340,26 +206,15 @@ struct eb_fixture {
         return *res;
     std::lock_guard<std::mutex> guard{world->mx};
     auto& w = *world;
-    auto wrap = [](const std::string& action, const std::string& inner) {
-      return xml(200, "<" + action + "Response xmlns=\"" + eb_ns + "\"><"
-                        + action + "Result>" + inner + "</" + action
-                        + "Result><ResponseMetadata><RequestId>r1</RequestId>"
-                          "</ResponseMetadata></"
-                        + action + "Response>");
-    };
     if (action == "CreateApplicationVersion")
-      return wrap(action, "<ApplicationVersion><VersionLabel>"
-                            + form["VersionLabel"]
-                            + "</VersionLabel></ApplicationVersion>");
+      return eb_answer(action, "<ApplicationVersion><VersionLabel>"
+                                 + form["VersionLabel"]
+                                 + "</VersionLabel></ApplicationVersion>");
     if (action == "UpdateEnvironment") {
       w.label = form["VersionLabel"];
-      return wrap(action,
-                  "<EnvironmentName>" + std::string{env_name}
-                    + "</EnvironmentName><EnvironmentId>" + env_id
-                    + "</EnvironmentId><VersionLabel>" + w.label
-                    + "</VersionLabel><Status>Updating</Status>"
-                      "<Health>Grey</Health><CNAME>"
-                      "octo-app-prod.elasticbeanstalk.com</CNAME>");
+      return eb_answer(action,
+                       environment_fields(environment(env_id, "Updating",
+                                                      "Grey", w.label)));
     }
     if (action == "DescribeEnvironments") {
       ++w.polls;
@@ -369,29 +224,20 @@ struct eb_fixture {
                                                : w.final_version;
       // An older, terminated environment of the same name comes first, as
       // AWS lists recently deleted ones too.
-      return wrap(action,
-                  "<Environments>"
-                    + environment_member("e-gone00000", "Terminated", "Grey",
-                                         "ancient-version")
-                    + environment_member(env_id,
-                                         done ? w.final_status : "Updating",
-                                         done ? w.final_health : "Grey",
-                                         version)
-                    + "</Environments>");
+      return eb_answer(
+        action, "<Environments>"
+                  + environment_member(environment(
+                    "e-gone00000", "Terminated", "Grey", "ancient-version"))
+                  + environment_member(environment(
+                    env_id, done ? w.final_status : "Updating",
+                    done ? w.final_health : "Grey", version))
+                  + "</Environments>");
     }
-    if (action == "DescribeEvents") {
-      std::string members;
-      // Newest first, StartTime inclusive, as AWS answers.
-      for (auto i = w.events.rbegin(); i != w.events.rend(); ++i)
-        if (i->from_poll <= w.polls && i->date >= form["StartTime"])
-          members += "<member><EventDate>" + i->date
-                     + "</EventDate><Message>" + i->message
-                     + "</Message><Severity>" + i->severity
-                     + "</Severity><ApplicationName>octo-app"
-                       "</ApplicationName></member>";
-      return wrap(action, "<Events>" + members + "</Events>");
-    }
-    return xml(400, xml_error("InvalidAction", "unknown " + action));
+    if (action == "DescribeEvents")
+      return eb_answer(action, events_xml(w.events, w.polls,
+                                          form["StartTime"], "octo-app",
+                                          env_name));
+    return eb_error(400, "InvalidAction", "unknown " + action);
   }
 
   beanstalk_config config() {
@@ -702,9 +548,9 @@ BOOST_FIXTURE_TEST_CASE(refused_credentials_are_not_retried, eb_fixture) {
   world->eb_hook = [](const std::string& action,
                       int) -> std::optional<stub_response> {
     if (action == "CreateApplicationVersion")
-      return xml(403, xml_error("InvalidClientTokenId",
-                                "The security token included in the request "
-                                "is invalid."));
+      return eb_error(403, "InvalidClientTokenId",
+                      "The security token included in the request is "
+                      "invalid.");
     return std::nullopt;
   };
   auto result = run(job());
@@ -722,8 +568,8 @@ BOOST_FIXTURE_TEST_CASE(unknown_application_reports_aws_message,
   world->eb_hook = [](const std::string& action,
                       int) -> std::optional<stub_response> {
     if (action == "CreateApplicationVersion")
-      return xml(400, xml_error("InvalidParameterValue",
-                                "No Application named 'octo-app' found."));
+      return eb_error(400, "InvalidParameterValue",
+                      "No Application named 'octo-app' found.");
     return std::nullopt;
   };
   auto result = run(job());
@@ -739,7 +585,7 @@ BOOST_FIXTURE_TEST_CASE(throttling_and_503_are_retried, eb_fixture) {
   world->eb_hook = [](const std::string& action,
                       int nth) -> std::optional<stub_response> {
     if (action == "UpdateEnvironment" && nth == 1)
-      return xml(400, xml_error("Throttling", "Rate exceeded"));
+      return eb_error(400, "Throttling", "Rate exceeded");
     if (action == "UpdateEnvironment" && nth == 2)
       return stub_response{503, {{"Content-Type", "text/html"}},
                            "<html>Service Unavailable</html>"};
@@ -769,9 +615,8 @@ BOOST_FIXTURE_TEST_CASE(server_errors_give_up_after_attempts, eb_fixture) {
   world->s3_hook = [](const recorded_request& r,
                       int) -> std::optional<stub_response> {
     if (r.method == "PUT")
-      return xml(500, s3_error("InternalError",
-                               "We encountered an internal error. Please try "
-                               "again."));
+      return s3_error(500, "InternalError",
+                      "We encountered an internal error. Please try again.");
     return std::nullopt;
   };
   auto result = run(job());
@@ -851,9 +696,9 @@ BOOST_FIXTURE_TEST_CASE(create_bucket_already_owned_is_fine, eb_fixture) {
     if (r.method == "PUT" && r.target == "/" + bucket() + "/") {
       std::lock_guard<std::mutex> guard{world->mx};
       world->bucket_exists = true;
-      return xml(409, s3_error("BucketAlreadyOwnedByYou",
-                               "Your previous request to create the named "
-                               "bucket succeeded and you already own it."));
+      return s3_error(409, "BucketAlreadyOwnedByYou",
+                      "Your previous request to create the named bucket "
+                      "succeeded and you already own it.");
     }
     return std::nullopt;
   };
