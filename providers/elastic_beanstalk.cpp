@@ -610,7 +610,9 @@ void ensure_bucket(self_ptr self) {
         break;
       case 403:
         finish(self, "error",
-               prefix + " exists but these credentials can't use it");
+               prefix + " refused these credentials (403): the access key "
+                          "may be wrong, or the bucket belongs to another "
+                          "account");
         break;
       case 301: {
         auto where = header_value(res, "x-amz-bucket-region");

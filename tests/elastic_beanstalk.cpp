@@ -666,8 +666,9 @@ BOOST_FIXTURE_TEST_CASE(head_bucket_forbidden_and_moved, eb_fixture) {
   BOOST_TEST(result.state == "error");
   BOOST_TEST(result.description
              == "HeadBucket failed: S3 bucket "
-                "heaven-elasticbeanstalk-builds-us-east-1 exists but these "
-                "credentials can't use it");
+                "heaven-elasticbeanstalk-builds-us-east-1 refused these "
+                "credentials (403): the access key may be wrong, or the "
+                "bucket belongs to another account");
   BOOST_TEST(s3.requests().size() == 1u);
   check_clean();
 }
