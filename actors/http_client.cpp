@@ -3,19 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <cerrno>
-#include <chrono>
 #include <deque>
 #include <mutex>
-#include <optional>
-#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <caf/all.hpp>
 #include <curl/curl.h>
@@ -134,28 +126,12 @@ bool prepare(transfer& t) {
 
 } // namespace
 
-/// libcurl's multi interface on one thread of its own, driven by epoll
-/// through curl's socket API: the work per wake-up follows the sockets that
-/// are ready, not the number of transfers (thousands of idle build streams
-/// cost nothing). Finished transfers go back to the actor as `http_done`
-/// messages.
+/// libcurl's multi interface on one thread of its own. Finished transfers go
+/// back to the actor as `http_done` messages.
 class curl_engine {
 public:
   explicit curl_engine(caf::weak_actor_ptr owner)
-    : owner_(std::move(owner)),
-      multi_(curl_multi_init()),
-      epoll_(epoll_create1(EPOLL_CLOEXEC)),
-      wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    if (multi_ == nullptr || epoll_ < 0 || wake_ < 0)
-      throw std::runtime_error("http_client: cannot set up curl and epoll");
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = wake_;
-    epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev);
-    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
-    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+    : owner_(std::move(owner)), multi_(curl_multi_init()) {
     // Idle connections kept for reuse: without a bound, libcurl keeps up to
     // four per transfer ever added, and thousands of builds would hold
     // thousands of idle sockets (file descriptors).
@@ -168,11 +144,9 @@ public:
       std::lock_guard guard{mtx_};
       stop_ = true;
     }
-    wake();
+    curl_multi_wakeup(multi_);
     thread_.join();
     curl_multi_cleanup(multi_);
-    ::close(wake_);
-    ::close(epoll_);
   }
 
   /// Starts a transfer; with a `sink`, its body is streamed to the sink.
@@ -186,7 +160,7 @@ public:
       std::lock_guard guard{mtx_};
       incoming_.push_back(std::move(t));
     }
-    wake();
+    curl_multi_wakeup(multi_);
   }
 
   /// Ends every streaming transfer of `sink`.
@@ -195,142 +169,73 @@ public:
       std::lock_guard guard{mtx_};
       cancels_.push_back(std::move(sink));
     }
-    wake();
+    curl_multi_wakeup(multi_);
   }
 
 private:
-  using clock = std::chrono::steady_clock;
-
-  void wake() {
-    uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_, &one, sizeof(one));
-  }
-
-  /// curl says which events socket `s` waits for (or that it is done).
-  static int on_socket(CURL*, curl_socket_t s, int what, void* self,
-                       void*) {
-    auto& e = *static_cast<curl_engine*>(self);
-    if (what == CURL_POLL_REMOVE) {
-      epoll_ctl(e.epoll_, EPOLL_CTL_DEL, s, nullptr);
-      return 0;
-    }
-    epoll_event ev{};
-    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u)
-                | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
-    ev.data.fd = s;
-    if (epoll_ctl(e.epoll_, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
-      epoll_ctl(e.epoll_, EPOLL_CTL_ADD, s, &ev);
-    return 0;
-  }
-
-  /// curl wants to be called back after `ms` (-1: no timer).
-  static int on_timer(CURLM*, long ms, void* self) {
-    auto& e = *static_cast<curl_engine*>(self);
-    e.deadline_ = ms < 0 ? std::optional<clock::time_point>{}
-                         : clock::now() + std::chrono::milliseconds(ms);
-    return 0;
-  }
-
-  /// Takes new transfers and cancels from the other threads; false when
-  /// the engine stops.
-  bool take_work(std::unordered_map<CURL*, std::unique_ptr<transfer>>& active) {
-    std::deque<std::unique_ptr<transfer>> fresh;
-    std::vector<caf::actor_addr> cancels;
-    {
-      std::lock_guard guard{mtx_};
-      if (stop_)
-        return false;
-      fresh.swap(incoming_);
-      cancels.swap(cancels_);
-    }
-    for (auto& sink : cancels) {
-      for (auto i = active.begin(); i != active.end();) {
-        auto& t = *i->second;
-        if (!t.streaming || t.sink != sink) {
-          ++i;
-          continue;
-        }
-        curl_multi_remove_handle(multi_, t.easy);
-        t.response = http_response{};
-        t.response.error = "cancelled";
-        finish(t);
-        i = active.erase(i);
-      }
-    }
-    for (auto& t : fresh) {
-      if (!prepare(*t) || curl_multi_add_handle(multi_, t->easy) != CURLM_OK) {
-        t->response.error = "could not start the transfer";
-        finish(*t);
-        continue;
-      }
-      auto* easy = t->easy;
-      active.emplace(easy, std::move(t));
-    }
-    return true;
-  }
-
-  /// Reports every transfer curl has finished.
-  void collect(std::unordered_map<CURL*, std::unique_ptr<transfer>>& active) {
-    int left = 0;
-    while (auto* msg = curl_multi_info_read(multi_, &left)) {
-      if (msg->msg != CURLMSG_DONE)
-        continue;
-      auto i = active.find(msg->easy_handle);
-      if (i == active.end())
-        continue;
-      auto& t = *i->second;
-      auto rc = msg->data.result;
-      if (rc == CURLE_OK) {
-        long status = 0;
-        curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
-        t.response.status = static_cast<int>(status);
-      } else {
-        t.response.status = 0;
-        t.response.headers.clear();
-        t.response.body.clear();
-        t.response.error = t.errbuf[0] != '\0' ? t.errbuf
-                                               : curl_easy_strerror(rc);
-      }
-      curl_multi_remove_handle(multi_, t.easy);
-      finish(t);
-      active.erase(i);
-    }
-  }
-
   void run() {
     std::unordered_map<CURL*, std::unique_ptr<transfer>> active;
-    std::vector<epoll_event> events(512);
-    int running = 0;
-    while (take_work(active)) {
-      int wait_ms = 1000;
-      if (deadline_) {
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(
-          *deadline_ - clock::now());
-        wait_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, 1000));
+    for (;;) {
+      std::deque<std::unique_ptr<transfer>> fresh;
+      std::vector<caf::actor_addr> cancels;
+      {
+        std::lock_guard guard{mtx_};
+        if (stop_)
+          break;
+        fresh.swap(incoming_);
+        cancels.swap(cancels_);
       }
-      auto n = epoll_wait(epoll_, events.data(),
-                          static_cast<int>(events.size()), wait_ms);
-      for (int i = 0; i < n; ++i) {
-        auto fd = events[i].data.fd;
-        if (fd == wake_) {
-          uint64_t drained = 0;
-          [[maybe_unused]] auto r = ::read(wake_, &drained, sizeof(drained));
+      for (auto& sink : cancels) {
+        for (auto i = active.begin(); i != active.end();) {
+          auto& t = *i->second;
+          if (!t.streaming || t.sink != sink) {
+            ++i;
+            continue;
+          }
+          curl_multi_remove_handle(multi_, t.easy);
+          t.response = http_response{};
+          t.response.error = "cancelled";
+          finish(t);
+          i = active.erase(i);
+        }
+      }
+      for (auto& t : fresh) {
+        if (!prepare(*t)
+            || curl_multi_add_handle(multi_, t->easy) != CURLM_OK) {
+          t->response.error = "could not start the transfer";
+          finish(*t);
           continue;
         }
-        int flags = 0;
-        if (events[i].events & EPOLLIN)
-          flags |= CURL_CSELECT_IN;
-        if (events[i].events & EPOLLOUT)
-          flags |= CURL_CSELECT_OUT;
-        if (events[i].events & (EPOLLERR | EPOLLHUP))
-          flags |= CURL_CSELECT_ERR;
-        curl_multi_socket_action(multi_, fd, flags, &running);
+        auto* easy = t->easy;
+        active.emplace(easy, std::move(t));
       }
-      if (deadline_ && clock::now() >= *deadline_) {
-        deadline_.reset();
-        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      int running = 0;
+      curl_multi_perform(multi_, &running);
+      int left = 0;
+      while (auto* msg = curl_multi_info_read(multi_, &left)) {
+        if (msg->msg != CURLMSG_DONE)
+          continue;
+        auto i = active.find(msg->easy_handle);
+        if (i == active.end())
+          continue;
+        auto& t = *i->second;
+        auto rc = msg->data.result;
+        if (rc == CURLE_OK) {
+          long status = 0;
+          curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+          t.response.status = static_cast<int>(status);
+        } else {
+          t.response.status = 0;
+          t.response.headers.clear();
+          t.response.body.clear();
+          t.response.error = t.errbuf[0] != '\0' ? t.errbuf
+                                                 : curl_easy_strerror(rc);
+        }
+        curl_multi_remove_handle(multi_, t.easy);
+        finish(t);
+        active.erase(i);
       }
-      collect(active);
+      curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
     }
     // The actor is gone: drop whatever is still in flight.
     for (auto& [easy, t] : active)
@@ -353,10 +258,6 @@ private:
 
   caf::weak_actor_ptr owner_;
   CURLM* multi_;
-  int epoll_;
-  int wake_;
-  /// When curl wants its timeout handled (only touched by the curl thread).
-  std::optional<clock::time_point> deadline_;
   std::mutex mtx_;
   bool stop_ = false;
   std::deque<std::unique_ptr<transfer>> incoming_;
