@@ -26,7 +26,7 @@ log_book::log_book(std::string dir, std::vector<std::string> secrets,
   if (max_open_ == 0) {
     rlimit lim{};
     auto limit = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 1024;
-    max_open_ = std::clamp<std::size_t>(limit / 4, 16, 4096);
+    max_open_ = std::clamp<std::size_t>(limit / 8, 16, 2048);
   }
   std::filesystem::create_directories(dir_);
   for (auto& s : secrets)

@@ -22,9 +22,10 @@ class log_book {
 public:
   /// Logs live in `dir` (created if missing); `secrets` are values that must
   /// never be written (tokens, keys); empty and very short ones are ignored.
-  /// At most `max_open_files` logs stay open at once (0: a quarter of the
-  /// process's descriptor limit, between 16 and 4096); the others are
-  /// reopened when written.
+  /// At most `max_open_files` logs stay open at once (0: an eighth of the
+  /// process's descriptor limit, between 16 and 2048); the others are
+  /// reopened when written. The rest of the limit is for sockets: each
+  /// API deployment holds its build's output stream open.
   log_book(std::string dir, std::vector<std::string> secrets,
            std::size_t max_open_files = 0);
   ~log_book();
