@@ -10,6 +10,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "actors/validate.hpp"
+
 namespace heaven {
 
 namespace {
@@ -142,13 +144,7 @@ std::string log_token(std::string_view key, int64_t id) {
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), md,
        &len);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string result;
-  for (unsigned i = 0; i < 16 && i < len; ++i) {
-    result += hex[md[i] >> 4];
-    result += hex[md[i] & 0xF];
-  }
-  return result;
+  return to_hex(md, std::min(len, 16u));
 }
 
 bool equal_constant_time(std::string_view a, std::string_view b) {

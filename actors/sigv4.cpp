@@ -11,6 +11,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "actors/validate.hpp"
+
 namespace heaven::sigv4 {
 
 namespace {
@@ -18,17 +20,6 @@ namespace {
 constexpr std::string_view algorithm = "AWS4-HMAC-SHA256";
 
 using digest = std::array<unsigned char, EVP_MAX_MD_SIZE>;
-
-std::string to_hex(const unsigned char* data, std::size_t size) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out += digits[data[i] >> 4];
-    out += digits[data[i] & 0x0f];
-  }
-  return out;
-}
 
 /// Raw HMAC-SHA256 of `data` under `key` (32 bytes).
 std::string hmac_sha256(std::string_view key, std::string_view data) {

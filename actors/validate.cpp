@@ -171,4 +171,15 @@ std::string url_without_credentials(std::string_view url) {
   return result;
 }
 
+std::string to_hex(const unsigned char* data, std::size_t size) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (std::size_t i = 0; i < size; ++i) {
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 0x0f];
+  }
+  return out;
+}
+
 } // namespace heaven

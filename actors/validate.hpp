@@ -39,4 +39,7 @@ std::string url_host(std::string_view url);
 /// `url` without a "user:password@" part, for logs and messages.
 std::string url_without_credentials(std::string_view url);
 
+/// Lower-case hex of `size` bytes at `data` (digests, signatures).
+std::string to_hex(const unsigned char* data, std::size_t size);
+
 } // namespace heaven

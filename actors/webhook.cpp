@@ -8,6 +8,8 @@
 #include <openssl/hmac.h>
 #include <simdjson.h>
 
+#include "actors/validate.hpp"
+
 namespace heaven {
 
 namespace {
@@ -15,17 +17,6 @@ namespace {
 namespace od = simdjson::ondemand;
 
 constexpr std::string_view sig_prefix = "sha256=";
-
-std::string to_hex(const unsigned char* data, std::size_t size) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out += digits[data[i] >> 4];
-    out += digits[data[i] & 0x0f];
-  }
-  return out;
-}
 
 std::string malformed(simdjson::error_code err) {
   return std::string{"malformed JSON: "} + simdjson::error_message(err);

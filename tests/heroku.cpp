@@ -177,6 +177,23 @@ struct heroku_fixture {
     return all;
   }
 
+  /// The output host streams a line every 20 ms until heaven hangs up
+  /// (then sets `closed`), for at most 20 s.
+  void stream_until_hung_up(std::atomic<bool>& closed) {
+    output.respond_with([&closed](const recorded_request&) {
+      stub_response res{200, {{"Content-Type", "text/plain"}}, ""};
+      res.stream = [&closed](const chunk_writer& write) {
+        for (int i = 0; i < 1000; ++i) {
+          if (!write("-----> still building\n"))
+            break;
+          std::this_thread::sleep_for(20ms);
+        }
+        closed = true;
+      };
+      return res;
+    });
+  }
+
   void check_no_secrets() {
     auto all = everything_logged();
     for (auto secret : {api_key, gh_token, tarball_token, stream_token})
@@ -398,19 +415,7 @@ BOOST_AUTO_TEST_CASE(a_stream_that_is_not_ready_yet_is_opened_again) {
 
 BOOST_AUTO_TEST_CASE(cancel_stops_the_polling_and_the_stream_at_once) {
   std::atomic<bool> stream_closed{false};
-  output.respond_with([&](const recorded_request&) {
-    stub_response res{200, {{"Content-Type", "text/plain"}}, ""};
-    res.stream = [&](const chunk_writer& write) {
-      // Writes until heaven hangs up.
-      for (int i = 0; i < 1000; ++i) {
-        if (!write("-----> still building\n"))
-          break;
-        std::this_thread::sleep_for(20ms);
-      }
-      stream_closed = true;
-    };
-    return res;
-  });
+  stream_until_hung_up(stream_closed);
   world.polls = {"pending"};
   auto provider = start();
   BOOST_REQUIRE(rec->wait(
@@ -435,18 +440,7 @@ BOOST_AUTO_TEST_CASE(cancel_stops_the_polling_and_the_stream_at_once) {
 BOOST_AUTO_TEST_CASE(a_provider_that_goes_away_ends_its_stream) {
   // The stream's sink is gone: the transfer ends even with no cancel.
   std::atomic<bool> stream_closed{false};
-  output.respond_with([&](const recorded_request&) {
-    stub_response res{200, {{"Content-Type", "text/plain"}}, ""};
-    res.stream = [&](const chunk_writer& write) {
-      for (int i = 0; i < 1000; ++i) {
-        if (!write("-----> still building\n"))
-          break;
-        std::this_thread::sleep_for(20ms);
-      }
-      stream_closed = true;
-    };
-    return res;
-  });
+  stream_until_hung_up(stream_closed);
   world.polls = {"pending"};
   auto provider = start();
   BOOST_REQUIRE(rec->wait(
