@@ -92,29 +92,17 @@ json deployment_event(const repo& r, int64_t github_id,
                       const std::string& script,
                       const std::string& environment = "production",
                       const std::string& app = "app") {
-  return {
-    {"action", "created"},
-    {"deployment",
-     {{"id", github_id},
-      {"url", "https://api.github.com/repos/octo/app/deployments/"
-                + std::to_string(github_id)},
-      {"sha", r.sha},
-      {"ref", "main"},
-      {"task", "deploy"},
-      {"environment", environment},
-      {"description", "Deploying from the e2e test"},
-      {"creator", {{"login", "alice"}}},
-      {"payload",
-       {{"name", app},
-        {"notify", {{"room", "ops"}, {"user", "alice"}}},
-        {"config",
-         {{"provider", "shell"},
-          {"deploy_script", script},
-          {"production_url", "https://app.example.com"}}}}}}},
-    {"repository",
-     {{"name", "app"}, {"full_name", "octo/app"}, {"clone_url", r.url()}}},
-    {"sender", {{"login", "alice"}}},
-  };
+  return heaven::test::deployment_event(
+    {.id = github_id,
+     .sha = r.sha,
+     .clone_url = r.url(),
+     .payload = {{"name", app},
+                 {"notify", {{"room", "ops"}, {"user", "alice"}}},
+                 {"config",
+                  {{"provider", "shell"},
+                   {"deploy_script", script},
+                   {"production_url", "https://app.example.com"}}}},
+     .environment = environment});
 }
 
 /// One heaven, one GitHub stand-in and one repository per test.

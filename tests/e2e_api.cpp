@@ -344,23 +344,10 @@ struct api_fixture {
   /// heaven ended it and GitHub got its last status (then a little longer,
   /// so a second terminal status would be seen). Returns heaven's row.
   json deploy(const heaven_server& h, int64_t github_id, json payload) {
-    json event = {
-      {"action", "created"},
-      {"deployment",
-       {{"id", github_id},
-        {"url", "https://api.github.com/repos/octo/app/deployments/"
-                  + std::to_string(github_id)},
-        {"sha", sha},
-        {"ref", "main"},
-        {"task", "deploy"},
-        {"environment", "production"},
-        {"description", "Deploying from the e2e test"},
-        {"creator", {{"login", "alice"}}},
-        {"payload", std::move(payload)}}},
-      {"repository",
-       {{"name", "app"}, {"full_name", "octo/app"}, {"clone_url", no_repo}}},
-      {"sender", {{"login", "alice"}}},
-    };
+    auto event = heaven::test::deployment_event({.id = github_id,
+                                                 .sha = sha,
+                                                 .clone_url = no_repo,
+                                                 .payload = std::move(payload)});
     auto delivery = "delivery-" + std::to_string(github_id);
     auto res = h.post_event("deployment", delivery, event.dump());
     BOOST_REQUIRE_EQUAL(res.status, 201);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "actors/webhook.hpp"
+#include "tests/support/heaven_process.hpp"
 #include "tests/support/http_stub.hpp"
 
 namespace fs = std::filesystem;
@@ -139,27 +140,17 @@ std::string make_repo(const fs::path& dir) {
 std::string deployment_event(const std::string& clone_url,
                              const std::string& sha, int64_t github_id,
                              const std::string& app) {
-  json body = {
-    {"action", "created"},
-    {"deployment",
-     {{"id", github_id},
-      {"url", "https://api.github.com/repos/octo/app/deployments/"
-                + std::to_string(github_id)},
-      {"sha", sha},
-      {"ref", "main"},
-      {"task", "deploy"},
-      {"environment", "production"},
-      {"description", "heaven_bench"},
-      {"creator", {{"login", "bench"}}},
-      {"payload",
-       {{"name", app},
-        {"config",
-         {{"provider", "shell"}, {"deploy_script", "script/deploy"}}}}}}},
-    {"repository",
-     {{"name", "app"}, {"full_name", "octo/app"}, {"clone_url", clone_url}}},
-    {"sender", {{"login", "bench"}}},
-  };
-  return body.dump();
+  return heaven::test::deployment_event(
+           {.id = github_id,
+            .sha = sha,
+            .clone_url = clone_url,
+            .payload = {{"name", app},
+                        {"config",
+                         {{"provider", "shell"},
+                          {"deploy_script", "script/deploy"}}}},
+            .description = "heaven_bench",
+            .login = "bench"})
+    .dump();
 }
 
 /// Peaks of heaven's /proc figures, sampled by a thread during the run.
@@ -173,23 +164,12 @@ struct proc_sample {
 
 /// Reads VmHWM, VmRSS and Threads of `pid`.
 proc_sample read_status(pid_t pid) {
+  auto f = heaven::test::read_proc(pid, true);
   proc_sample s;
-  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
-  std::string line;
-  while (std::getline(in, line)) {
-    auto num = [&] { return std::atol(line.c_str() + line.find(':') + 1); };
-    if (line.rfind("VmHWM:", 0) == 0)
-      s.hwm_kb = num();
-    else if (line.rfind("VmRSS:", 0) == 0)
-      s.rss_kb = num();
-    else if (line.rfind("Threads:", 0) == 0)
-      s.threads = num();
-  }
-  std::error_code ec;
-  for (auto it = fs::directory_iterator{"/proc/" + std::to_string(pid) + "/fd",
-                                        ec};
-       !ec && it != fs::directory_iterator{}; it.increment(ec))
-    ++s.fds;
+  s.hwm_kb = f.hwm_kb;
+  s.rss_kb = f.rss_kb;
+  s.threads = f.threads;
+  s.fds = f.fds;
   return s;
 }
 
@@ -223,9 +203,6 @@ struct heaven_child {
 
 void start_heaven(heaven_child& h, const options& o, const fs::path& tmp,
                   const std::string& api) {
-  int out[2];
-  if (pipe(out) != 0)
-    throw std::runtime_error("pipe failed");
   auto data = tmp / "data";
   std::vector<std::string> env = {
     "PATH=" + std::string{getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin"},
@@ -238,54 +215,14 @@ void start_heaven(heaven_child& h, const options& o, const fs::path& tmp,
     "HEAVEN_CONFIG=/dev/null",
     "HEAVEN_LOG_LEVEL=warn",
   };
-  auto err_path = (tmp / "heaven.stderr").string();
-  h.pid = fork();
-  if (h.pid < 0)
-    throw std::runtime_error("fork failed");
-  if (h.pid == 0) {
-    dup2(out[1], 1);
-    auto err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(err, 2);
-    close(out[0]);
-    close(out[1]);
-    // Nothing else of ours (the stand-in's listening socket...) goes along.
-    close_range(3, ~0U, 0);
-    std::vector<char*> envp;
-    for (auto& e : env)
-      envp.push_back(e.data());
-    envp.push_back(nullptr);
-    char* argv[] = {const_cast<char*>(o.binary.c_str()),
-                    const_cast<char*>("serve"), nullptr};
-    execve(o.binary.c_str(), argv, envp.data());
-    _exit(127);
-  }
-  close(out[1]);
-  // heaven prints "heaven is ready on port N" once it listens; afterwards
-  // stdout is drained so heaven never blocks on a full pipe.
-  std::string line;
-  char c;
-  while (read(out[0], &c, 1) == 1) {
-    if (c != '\n') {
-      line += c;
-      continue;
-    }
-    if (line.rfind("heaven is ready on port ", 0) == 0) {
-      h.port = static_cast<uint16_t>(std::stoi(line.substr(24)));
-      break;
-    }
-    line.clear();
-  }
-  // heaven's log (spdlog's default logger) goes to stdout too.
-  int fd = out[0];
-  auto log_path = (tmp / "heaven.stdout").string();
-  h.drain = std::thread{[fd, log_path] {
-    std::ofstream log{log_path};
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-      log.write(buf, n);
-    close(fd);
-  }};
+  auto started
+    = heaven::test::launch_heaven(o.binary, env, tmp / "heaven.stderr");
+  h.pid = started.pid;
+  h.port = started.port;
+  // heaven's log (spdlog's default logger) goes to stdout too; it is
+  // drained so heaven never blocks on a full pipe.
+  h.drain
+    = heaven::test::drain_to_file(started.stdout_fd, tmp / "heaven.stdout");
 }
 
 size_t write_to_string(char* data, size_t size, size_t n, void* out) {
@@ -546,23 +483,10 @@ int run(const options& o) {
   sampler.join();
 
   // Stop heaven the way an operator (or systemd) would.
-  auto t_term = clock_type::now();
-  kill(h.pid, SIGTERM);
-  int wstatus = 0;
-  bool exited = false;
-  while (clock_type::now() - t_term < std::chrono::seconds(30)) {
-    if (waitpid(h.pid, &wstatus, WNOHANG) == h.pid) {
-      exited = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  double stop_s
-    = std::chrono::duration<double>(clock_type::now() - t_term).count();
-  if (!exited) {
-    kill(h.pid, SIGKILL);
-    waitpid(h.pid, &wstatus, 0);
-  }
+  auto stopped = heaven::test::stop_process(h.pid, 30, 20);
+  bool exited = stopped.exited;
+  int wstatus = stopped.status;
+  double stop_s = stopped.seconds;
   h.drain.join();
 
   // ---- report --------------------------------------------------------------

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "actors/webhook.hpp"
+#include "tests/support/heaven_process.hpp"
 
 namespace fs = std::filesystem;
 namespace net = boost::asio;
@@ -485,43 +486,8 @@ double percentile(std::vector<double> v, double p) {
 
 // ---- heaven, the process under test ----------------------------------------
 
-struct proc_figures {
-  long hwm_kb = 0, rss_kb = 0, threads = 0, fds = 0;
-  double cpu_s = 0; // utime + stime
-};
-
-proc_figures read_proc(pid_t pid, bool count_fds) {
-  proc_figures f;
-  auto dir = "/proc/" + std::to_string(pid);
-  std::ifstream status{dir + "/status"};
-  for (std::string line; std::getline(status, line);) {
-    auto num = [&] { return std::atol(line.c_str() + line.find(':') + 1); };
-    if (line.rfind("VmHWM:", 0) == 0)
-      f.hwm_kb = num();
-    else if (line.rfind("VmRSS:", 0) == 0)
-      f.rss_kb = num();
-    else if (line.rfind("Threads:", 0) == 0)
-      f.threads = num();
-  }
-  std::ifstream stat{dir + "/stat"};
-  std::string text{std::istreambuf_iterator<char>(stat), {}};
-  if (auto close = text.rfind(')'); close != std::string::npos) {
-    // After ")": state and ten more fields, then utime and stime (ticks).
-    std::istringstream in{text.substr(close + 1)};
-    std::string skip;
-    for (int k = 0; k < 11; ++k)
-      in >> skip;
-    double utime = 0, stime = 0;
-    in >> utime >> stime;
-    f.cpu_s = (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-  }
-  std::error_code ec;
-  if (count_fds)
-    for (fs::directory_iterator it{dir + "/fd", ec};
-         !ec && it != fs::directory_iterator{}; it.increment(ec))
-      ++f.fds;
-  return f;
-}
+using heaven::test::proc_figures;
+using heaven::test::read_proc;
 
 /// heaven's descriptors by kind: "8000 socket, 2 pipe, ...".
 std::string fd_kinds(pid_t pid) {
@@ -573,73 +539,27 @@ void start_heaven(heaven_child& h, const options& o, const fs::path& tmp,
     "HEAVEN_POLL_INTERVAL_MS=" + std::to_string(o.poll_ms),
     "DEPLOYMENT_TIMEOUT=" + std::to_string(o.timeout_s + 600),
   };
-  int out[2];
-  if (pipe(out) != 0)
-    throw std::runtime_error("pipe failed");
-  auto err_path = (tmp / "heaven.stderr").string();
-  h.pid = fork();
-  if (h.pid < 0)
-    throw std::runtime_error("fork failed");
-  if (h.pid == 0) {
-    dup2(out[1], 1);
-    dup2(open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
-    // Nothing else: the stand-in's listener and Asio's descriptors are not
-    // close-on-exec, and heaven must not hold them.
-    close_range(3, ~0U, 0);
-    std::vector<char*> envp;
-    for (auto& e : env)
-      envp.push_back(e.data());
-    envp.push_back(nullptr);
-    char* argv[] = {const_cast<char*>(o.binary.c_str()),
-                    const_cast<char*>("serve"), nullptr};
-    execve(o.binary.c_str(), argv, envp.data());
-    _exit(127);
-  }
-  close(out[1]);
-  std::string line;
-  for (char c; read(out[0], &c, 1) == 1;) {
-    if (c != '\n') {
-      line += c;
-    } else if (line.rfind("heaven is ready on port ", 0) == 0) {
-      h.port = static_cast<uint16_t>(std::stoi(line.substr(24)));
-      break;
-    } else {
-      line.clear();
-    }
-  }
-  h.drain = std::thread{[fd = out[0], path = tmp / "heaven.stdout"] {
-    std::ofstream log{path};
-    char buf[4096];
-    for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
-      log.write(buf, n);
-    close(fd);
-  }};
+  auto started
+    = heaven::test::launch_heaven(o.binary, env, tmp / "heaven.stderr");
+  h.pid = started.pid;
+  h.port = started.port;
+  h.drain
+    = heaven::test::drain_to_file(started.stdout_fd, tmp / "heaven.stdout");
 }
 
 /// The body of GitHub's `deployment` event for deployment i.
 std::string deployment_event(int i) {
   auto app = "app-" + std::to_string(i);
-  auto id = first_id + i;
-  return json{
-    {"action", "created"},
-    {"deployment",
-     {{"id", id},
-      {"url", "https://api.github.com/repos/bench/app/deployments/"
-                + std::to_string(id)},
-      {"sha", sha},
-      {"ref", "main"},
-      {"task", "deploy"},
-      {"environment", "production"},
-      {"description", "heaven_bench_heroku"},
-      {"creator", {{"login", "bench"}}},
-      {"payload",
-       {{"name", app},
-        {"config", {{"provider", "heroku"}, {"heroku_name", app}}}}}}},
-    {"repository",
-     {{"name", "app"},
-      {"full_name", "bench/app"},
-      {"clone_url", "https://github.com/bench/app.git"}}},
-    {"sender", {{"login", "bench"}}}}
+  return heaven::test::deployment_event(
+           {.id = first_id + i,
+            .sha = sha,
+            .clone_url = "https://github.com/bench/app.git",
+            .payload = {{"name", app},
+                        {"config",
+                         {{"provider", "heroku"}, {"heroku_name", app}}}},
+            .repo = "bench/app",
+            .description = "heaven_bench_heroku",
+            .login = "bench"})
     .dump();
 }
 
@@ -771,23 +691,12 @@ void print_stand_in(stand_in& s) {
 
 /// Sends SIGTERM and waits up to 30 s; says how heaven ended.
 std::string stop_heaven(heaven_child& h) {
-  auto t = clock_type::now();
-  kill(h.pid, SIGTERM);
-  int ws = 0;
-  bool exited = false;
-  while (!exited && clock_type::now() - t < std::chrono::seconds(30)) {
-    exited = waitpid(h.pid, &ws, WNOHANG) == h.pid;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  auto took = fmt(seconds(clock_type::now() - t), 2);
-  if (!exited) {
-    kill(h.pid, SIGKILL);
-    waitpid(h.pid, &ws, 0);
-  }
+  auto stopped = heaven::test::stop_process(h.pid, 30, 20);
   h.drain.join();
-  if (!exited)
+  if (!stopped.exited)
     return "did NOT exit within 30 s (killed)";
-  return "exited after " + took + " s with "
+  auto ws = stopped.status;
+  return "exited after " + fmt(stopped.seconds, 2) + " s with "
          + (WIFEXITED(ws) ? "status " + std::to_string(WEXITSTATUS(ws))
                           : "signal " + std::to_string(WTERMSIG(ws)));
 }

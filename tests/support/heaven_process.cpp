@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -83,34 +84,132 @@ std::string read_text(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
-heaven_server::heaven_server(const fs::path& data_dir, const std::string& api,
-                             env_list extra)
-  : data(data_dir), stderr_file(data_dir.string() + ".stderr") {
+json deployment_event(const deployment_fields& f) {
+  return {
+    {"action", "created"},
+    {"deployment",
+     {{"id", f.id},
+      {"url", "https://api.github.com/repos/" + f.repo + "/deployments/"
+                + std::to_string(f.id)},
+      {"sha", f.sha},
+      {"ref", "main"},
+      {"task", "deploy"},
+      {"environment", f.environment},
+      {"description", f.description},
+      {"creator", {{"login", f.login}}},
+      {"payload", f.payload}}},
+    {"repository",
+     {{"name", "app"}, {"full_name", f.repo}, {"clone_url", f.clone_url}}},
+    {"sender", {{"login", f.login}}},
+  };
+}
+
+launched_heaven launch_heaven(const std::string& binary,
+                              const std::vector<std::string>& env,
+                              const fs::path& stderr_file) {
   // Everything the child needs is made before fork: it only execs.
-  auto env = heaven_env(data, api, extra);
+  std::vector<std::string> env_copy = env;
   std::vector<char*> envp;
-  for (auto& e : env)
+  for (auto& e : env_copy)
     envp.push_back(e.data());
   envp.push_back(nullptr);
-  char* argv[] = {const_cast<char*>(HEAVEN_BINARY),
-                  const_cast<char*>("serve"), nullptr};
+  std::string bin = binary;
+  char* argv[] = {bin.data(), const_cast<char*>("serve"), nullptr};
+  auto err_path = stderr_file.string();
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe2 failed");
-  pid = fork();
-  if (pid < 0)
+  launched_heaven h;
+  h.pid = fork();
+  if (h.pid < 0) {
+    close(out[0]);
+    close(out[1]);
     throw std::runtime_error("fork failed");
-  if (pid == 0) {
+  }
+  if (h.pid == 0) {
     dup2(out[1], 1);
-    auto err = open(stderr_file.c_str(),
-                    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    dup2(err, 2);
-    execve(HEAVEN_BINARY, argv, envp.data());
+    dup2(open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
+    // Nothing else of ours goes along: a stand-in's listening socket (or
+    // Asio's descriptors) need not be close-on-exec.
+    close_range(3, ~0U, 0);
+    execve(bin.c_str(), argv, envp.data());
     _exit(127);
   }
   close(out[1]);
-  port = read_ready_port(out[0]);
-  close(out[0]);
+  h.port = read_ready_port(out[0]);
+  h.stdout_fd = out[0];
+  return h;
+}
+
+std::thread drain_to_file(int fd, fs::path path) {
+  return std::thread{[fd, path = std::move(path)] {
+    std::ofstream log{path};
+    char buf[4096];
+    for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
+      log.write(buf, n);
+    close(fd);
+  }};
+}
+
+proc_figures read_proc(pid_t pid, bool count_fds) {
+  proc_figures f;
+  auto dir = "/proc/" + std::to_string(pid);
+  std::ifstream status{dir + "/status"};
+  for (std::string line; std::getline(status, line);) {
+    auto num = [&] { return std::atol(line.c_str() + line.find(':') + 1); };
+    if (line.rfind("VmHWM:", 0) == 0)
+      f.hwm_kb = num();
+    else if (line.rfind("VmRSS:", 0) == 0)
+      f.rss_kb = num();
+    else if (line.rfind("Threads:", 0) == 0)
+      f.threads = num();
+  }
+  std::ifstream stat{dir + "/stat"};
+  std::string text{std::istreambuf_iterator<char>(stat), {}};
+  if (auto close = text.rfind(')'); close != std::string::npos) {
+    // After ")": state and ten more fields, then utime and stime (ticks).
+    std::istringstream in{text.substr(close + 1)};
+    std::string skip;
+    for (int k = 0; k < 11; ++k)
+      in >> skip;
+    double utime = 0, stime = 0;
+    in >> utime >> stime;
+    f.cpu_s = (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  std::error_code ec;
+  if (count_fds)
+    for (fs::directory_iterator it{dir + "/fd", ec};
+         !ec && it != fs::directory_iterator{}; it.increment(ec))
+      ++f.fds;
+  return f;
+}
+
+stop_outcome stop_process(pid_t pid, int timeout_s, int poll_ms) {
+  using clock = std::chrono::steady_clock;
+  stop_outcome o;
+  auto start = clock::now();
+  kill(pid, SIGTERM);
+  while (!o.exited && clock::now() - start < std::chrono::seconds(timeout_s)) {
+    o.exited = waitpid(pid, &o.status, WNOHANG) == pid;
+    if (!o.exited)
+      pause_briefly(poll_ms);
+  }
+  o.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  if (!o.exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &o.status, 0);
+  }
+  return o;
+}
+
+heaven_server::heaven_server(const fs::path& data_dir, const std::string& api,
+                             env_list extra)
+  : data(data_dir), stderr_file(data_dir.string() + ".stderr") {
+  auto started = launch_heaven(HEAVEN_BINARY, heaven_env(data, api, extra),
+                               stderr_file);
+  pid = started.pid;
+  port = started.port;
+  close(started.stdout_fd);
   if (port == 0) {
     stop();
     throw std::runtime_error("heaven did not start: "
@@ -121,19 +220,11 @@ heaven_server::heaven_server(const fs::path& data_dir, const std::string& api,
 int heaven_server::stop() {
   if (pid <= 0)
     return -1;
-  kill(pid, SIGTERM);
-  int status = 0;
-  for (int i = 0; i < 1200; ++i) {
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      pid = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    pause_briefly(50);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
+  auto ended = stop_process(pid, 60, 50);
   pid = -1;
-  return -1;
+  if (!ended.exited)
+    return -1;
+  return WIFEXITED(ended.status) ? WEXITSTATUS(ended.status) : -1;
 }
 
 heaven_server::~heaven_server() {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,74 @@ std::filesystem::path make_temp_dir(const std::string& tag);
 
 /// The whole text of the file at `path` ("" when it can't be read).
 std::string read_text(const std::filesystem::path& path);
+
+/// The fields of a GitHub `deployment` event that tests and benchmarks
+/// vary; the rest (action "created", ref "main", task "deploy") is fixed.
+struct deployment_fields {
+  int64_t id = 0;
+  std::string sha;
+  std::string clone_url;
+  /// deployment.payload.
+  nlohmann::json payload = nlohmann::json::object();
+  /// repository.full_name; repository.name is "app".
+  std::string repo = "octo/app";
+  std::string environment = "production";
+  std::string description = "Deploying from the e2e test";
+  /// The login of the deployment's creator and of the event's sender.
+  std::string login = "alice";
+};
+
+/// The JSON of a `deployment` event (the shape GitHub sends) of `f`.
+nlohmann::json deployment_event(const deployment_fields& f);
+
+/// A `heaven serve` child process just started by `launch_heaven`.
+struct launched_heaven {
+  pid_t pid = -1;
+  /// The port heaven listens on; 0 when its stdout ended first.
+  uint16_t port = 0;
+  /// The read end of heaven's stdout, still open: the caller closes or
+  /// drains it.
+  int stdout_fd = -1;
+};
+
+/// Starts `binary serve` with exactly the NAME=value environment `env`, its
+/// stdout a pipe, its stderr the file `stderr_file` and no other descriptor
+/// of ours, then reads its stdout until "heaven is ready on port N".
+/// Throws std::runtime_error when the pipe or fork fails.
+launched_heaven launch_heaven(const std::string& binary,
+                              const std::vector<std::string>& env,
+                              const std::filesystem::path& stderr_file);
+
+/// A thread copying `fd` to the file `path` until the stream ends, then
+/// closing `fd` (so heaven never blocks on a full stdout pipe).
+std::thread drain_to_file(int fd, std::filesystem::path path);
+
+/// Figures of a process read from /proc.
+struct proc_figures {
+  long hwm_kb = 0, rss_kb = 0, threads = 0;
+  /// Open descriptors; 0 unless counted.
+  long fds = 0;
+  /// CPU seconds used (utime + stime).
+  double cpu_s = 0;
+};
+
+/// VmHWM, VmRSS, Threads and CPU time of `pid`, and its open descriptors
+/// when `count_fds`.
+proc_figures read_proc(pid_t pid, bool count_fds);
+
+/// How a process ended after `stop_process`.
+struct stop_outcome {
+  /// False when it had to be killed with SIGKILL.
+  bool exited = false;
+  /// waitpid's status.
+  int status = 0;
+  /// Seconds from SIGTERM until it exited (or was killed).
+  double seconds = 0;
+};
+
+/// Sends SIGTERM to `pid` and waits for it, polling every `poll_ms`, for
+/// up to `timeout_s` seconds; kills it with SIGKILL after that.
+stop_outcome stop_process(pid_t pid, int timeout_s, int poll_ms);
 
 /// A running `heaven serve` child process with its own data directory. Its
 /// stdout is read until "heaven is ready on port N"; its stderr (heaven's
