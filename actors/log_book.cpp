@@ -1,10 +1,12 @@
 #include "actors/log_book.hpp"
 
 #include <algorithm>
-#include <cstdio>
+#include <cerrno>
 #include <filesystem>
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -39,27 +41,27 @@ log_book::log_book(std::string dir, std::vector<std::string> secrets,
 log_book::~log_book() {
   std::lock_guard guard{mtx_};
   for (auto& kvp : files_)
-    std::fclose(kvp.second.file);
+    ::close(kvp.second.fd);
 }
 
-std::FILE* log_book::file_for(int64_t id) {
-  auto i = files_.find(id);
-  if (i == files_.end()) {
-    if (files_.size() >= max_open_) {
-      auto oldest = std::min_element(files_.begin(), files_.end(),
-                                     [](auto& a, auto& b) {
-                                       return a.second.used < b.second.used;
-                                     });
-      std::fclose(oldest->second.file);
-      files_.erase(oldest);
-    }
-    auto f = std::fopen(path(id).c_str(), "ae");
-    if (f == nullptr)
-      return nullptr;
-    i = files_.emplace(id, handle{f, 0}).first;
+int log_book::file_for(int64_t id) {
+  if (auto i = files_.find(id); i != files_.end()) {
+    recent_.splice(recent_.begin(), recent_, i->second.place);
+    return i->second.fd;
   }
-  i->second.used = ++clock_;
-  return i->second.file;
+  if (files_.size() >= max_open_) {
+    auto oldest = files_.find(recent_.back());
+    ::close(oldest->second.fd);
+    files_.erase(oldest);
+    recent_.pop_back();
+  }
+  auto fd = ::open(path(id).c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                   0666);
+  if (fd < 0)
+    return -1;
+  recent_.push_front(id);
+  files_.emplace(id, handle{fd, recent_.begin()});
+  return fd;
 }
 
 void log_book::open(int64_t id) {
@@ -67,24 +69,29 @@ void log_book::open(int64_t id) {
   if (live_.count(id))
     return;
   // Creates the file now, so that a reader finds it even before a line.
-  if (file_for(id) != nullptr)
+  if (file_for(id) >= 0)
     live_.insert(id);
 }
 
 void log_book::append(int64_t id, stream source, std::string_view text) {
-  auto line = redact(text);
+  std::string line;
+  if (source == stream::heaven)
+    line = "heaven: ";
+  line += redact(text);
+  line += '\n';
   std::lock_guard guard{mtx_};
   if (!live_.count(id))
     return;
-  auto f = file_for(id);
-  if (f == nullptr)
-    return;
-  if (source == stream::heaven)
-    std::fputs("heaven: ", f);
-  std::fwrite(line.data(), 1, line.size(), f);
-  std::fputc('\n', f);
-  // Readers follow the file live: make each line visible at once.
-  std::fflush(f);
+  auto fd = file_for(id);
+  // One write per line, unbuffered: readers follow the file live.
+  for (std::string_view rest{line}; fd >= 0 && !rest.empty();) {
+    auto n = ::write(fd, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
 }
 
 void log_book::close(int64_t id) {
@@ -93,7 +100,8 @@ void log_book::close(int64_t id) {
   auto i = files_.find(id);
   if (i == files_.end())
     return;
-  std::fclose(i->second.file);
+  ::close(i->second.fd);
+  recent_.erase(i->second.place);
   files_.erase(i);
 }
 

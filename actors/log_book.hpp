@@ -3,12 +3,13 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "messages/types.hpp"
@@ -54,24 +55,26 @@ public:
   std::string redact(std::string_view text) const;
 
 private:
-  /// An open file and when it was last written (a tick of `clock_`).
-  struct handle {
-    std::FILE* file = nullptr;
-    uint64_t used = 0;
-  };
+  /// The file of live log `id`, opened if needed (caller holds `mtx_`);
+  /// -1 when it cannot be opened. At most `max_open_` stay open, the most
+  /// recently written ones: thousands of deployments at once must not cost
+  /// thousands of file descriptors.
+  int file_for(int64_t id);
 
-  /// The file of live log `id`, opened if needed (caller holds `mtx_`).
-  /// At most `max_open_` stay open: thousands of deployments at once must
-  /// not cost thousands of file descriptors.
-  std::FILE* file_for(int64_t id);
+  /// An open log file and its place in `recent_`.
+  struct handle {
+    int fd = -1;
+    std::list<int64_t>::iterator place;
+  };
 
   std::string dir_;
   std::size_t max_open_;
   std::vector<std::string> secrets_;
   mutable std::mutex mtx_;
   std::set<int64_t> live_;
-  std::map<int64_t, handle> files_;
-  uint64_t clock_ = 0;
+  std::unordered_map<int64_t, handle> files_;
+  /// Ids of the open files, most recently written first.
+  std::list<int64_t> recent_;
 };
 
 /// The unguessable token that opens deployment `id`'s log: hex of
