@@ -149,6 +149,9 @@ struct build {
 struct stand_in {
   std::mutex mtx;
   std::string base; // "http://127.0.0.1:<port>/"
+  /// The build output host: another port, as Heroku's output streams come
+  /// from another host than its API (curl pools connections per host).
+  std::string stream_base;
   int n = 0;
   clock_type::duration build_time{};
   uint64_t next_build = 1;
@@ -222,7 +225,7 @@ std::string build_json(stand_in& s, const std::string& id, const build& b,
                        bool done) {
   return json{{"id", id},
               {"status", done ? "succeeded" : "pending"},
-              {"output_stream_url", s.base + "streams/" + id},
+              {"output_stream_url", s.stream_base + "streams/" + id},
               {"source_blob",
                {{"url", s.base + "codeload/bench/app/tar.gz/" + sha
                           + "?token=x"},
@@ -650,6 +653,7 @@ struct server {
   stand_in s;
   net::io_context ioc;
   tcp::acceptor acceptor{ioc, {net::ip::make_address("127.0.0.1"), 0}};
+  tcp::acceptor stream_acceptor{ioc, {net::ip::make_address("127.0.0.1"), 0}};
   std::vector<std::thread> io;
 
   server(int n, int build_seconds) {
@@ -661,7 +665,12 @@ struct server {
     acceptor.listen(4096); // bursts of connections
     s.base = "http://127.0.0.1:"
              + std::to_string(acceptor.local_endpoint().port()) + "/";
+    stream_acceptor.listen(4096);
+    s.stream_base = "http://127.0.0.1:"
+                    + std::to_string(stream_acceptor.local_endpoint().port())
+                    + "/";
     net::co_spawn(ioc, listen(s, acceptor), net::detached);
+    net::co_spawn(ioc, listen(s, stream_acceptor), net::detached);
     for (int k = 0; k < 2; ++k)
       io.emplace_back([this] { ioc.run(); });
   }
