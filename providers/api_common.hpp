@@ -2,12 +2,29 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "messages/types.hpp"
+#include "messages/interfaces.hpp"
 
 namespace heaven {
+
+/// What every HTTP API provider needs: the HTTP client, GitHub (for the
+/// archive link), and how to poll and retry.
+struct api_config {
+  http_client_actor http;
+  /// GitHub API base and token.
+  std::string github_api;
+  std::string github_token;
+  /// Milliseconds between two polls of the remote build.
+  int64_t poll_interval_ms = 3000;
+  /// Attempts per request for transient failures (5xx, 429, throttling,
+  /// network).
+  int attempts = 5;
+  /// First wait before a retry; doubles each time (429 uses Retry-After).
+  int64_t first_backoff_ms = 1000;
+};
 
 /// `base` and `path` joined with exactly one slash.
 std::string join_url(std::string base, std::string_view path);

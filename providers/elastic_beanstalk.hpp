@@ -3,17 +3,15 @@
 /// followed until the environment is Ready on it. All HTTP, signed with SigV4.
 #pragma once
 
-#include <cstdint>
 #include <string>
 
-#include "messages/interfaces.hpp"
+#include "providers/api_common.hpp"
 #include "providers/registry.hpp"
 
 namespace heaven {
 
 /// What the elastic_beanstalk provider needs besides the job.
-struct beanstalk_config {
-  http_client_actor http;
+struct beanstalk_config : api_config {
   /// S3 base URL template; "{bucket}" and "{region}" are filled in
   /// ("https://{bucket}.s3.{region}.amazonaws.com/").
   std::string s3_endpoint;
@@ -23,15 +21,6 @@ struct beanstalk_config {
   std::string bucket;
   std::string access_key_id;
   std::string secret_access_key;
-  /// GitHub API base and token (for the zipball link).
-  std::string github_api;
-  std::string github_token;
-  /// Milliseconds between two polls of the environment.
-  int64_t poll_interval_ms = 3000;
-  /// Attempts per request for transient failures (5xx, throttling, network).
-  int attempts = 5;
-  /// First wait before a retry; doubles each time.
-  int64_t first_backoff_ms = 1000;
 };
 
 /// The factory that spawns one ELASTIC_BEANSTALK provider actor per

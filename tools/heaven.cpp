@@ -42,27 +42,24 @@ std::shared_ptr<provider_registry> make_providers(const settings& cfg,
                        caf::actor deployment) {
     return sys.spawn(shell, std::move(job), std::move(deployment));
   });
-  auto attempts = static_cast<int>(cfg.status_retries);
+  api_config api;
+  api.http = http;
+  api.github_api = cfg.api_endpoint;
+  api.github_token = cfg.github_token;
+  api.poll_interval_ms = cfg.poll_interval_ms;
+  api.attempts = static_cast<int>(cfg.status_retries);
   heroku_config heroku;
-  heroku.http = http;
+  static_cast<api_config&>(heroku) = api;
   heroku.endpoint = cfg.heroku_endpoint;
   heroku.api_key = cfg.heroku_api_key;
-  heroku.github_api = cfg.api_endpoint;
-  heroku.github_token = cfg.github_token;
-  heroku.poll_interval_ms = cfg.poll_interval_ms;
-  heroku.attempts = attempts;
   reg->add("heroku", heroku_provider(std::move(heroku)), false);
   beanstalk_config eb;
-  eb.http = http;
+  static_cast<api_config&>(eb) = api;
   eb.s3_endpoint = cfg.s3_endpoint;
   eb.beanstalk_endpoint = cfg.beanstalk_endpoint;
   eb.bucket = cfg.beanstalk_bucket;
   eb.access_key_id = cfg.beanstalk_access_key_id;
   eb.secret_access_key = cfg.beanstalk_secret_access_key;
-  eb.github_api = cfg.api_endpoint;
-  eb.github_token = cfg.github_token;
-  eb.poll_interval_ms = cfg.poll_interval_ms;
-  eb.attempts = attempts;
   reg->add("elastic_beanstalk", elastic_beanstalk_provider(std::move(eb)),
            false);
   return reg;
