@@ -177,6 +177,18 @@ struct heroku_fixture {
     return all;
   }
 
+  /// Starts over for another run in the same test: Heroku answers build
+  /// creations with `creates` (the last repeats) and no result is recorded.
+  void next_run(std::vector<stub_response> creates) {
+    {
+      std::lock_guard guard{world.mx};
+      world.creates = std::move(creates);
+      world.created = 0;
+    }
+    std::lock_guard guard{rec->mx};
+    rec->results.clear();
+  }
+
   /// The output host streams a line every 20 ms until heaven hangs up
   /// (then sets `closed`), for at most 20 s.
   void stream_until_hung_up(std::atomic<bool>& closed) {
@@ -287,12 +299,12 @@ BOOST_AUTO_TEST_CASE(missing_app_key_or_bad_name_end_in_error_before_any_request
   BOOST_TEST(r1.description
              == "payload.config.heroku_production_name or heroku_name is "
                 "missing: heaven doesn't know which Heroku app to deploy");
-  { std::lock_guard guard{rec->mx}; rec->results.clear(); }
+  next_run({created_build()});
   start(config(), job(R"({"provider":"heroku","heroku_name":"../../x?y"})"));
   auto r2 = outcome();
   BOOST_TEST(r2.state == "error");
   BOOST_TEST(r2.description == "invalid Heroku app name '../../x?y'");
-  { std::lock_guard guard{rec->mx}; rec->results.clear(); }
+  next_run({created_build()});
   auto c = config();
   c.api_key.clear();
   start(c, job());
@@ -338,16 +350,7 @@ BOOST_AUTO_TEST_CASE(heroku_errors_become_clear_descriptions_without_retries) {
   };
   for (auto& c : cases) {
     BOOST_TEST_CONTEXT("HTTP " << c.status) {
-      {
-        std::lock_guard guard{world.mx};
-        world.creates = {{c.status, {{"Content-Type", "application/json"}},
-                          c.body}};
-        world.created = 0;
-      }
-      {
-        std::lock_guard guard{rec->mx};
-        rec->results.clear();
-      }
+      next_run({{c.status, {{"Content-Type", "application/json"}}, c.body}});
       auto before = heroku_api.requests().size();
       start();
       auto result = outcome();
@@ -380,15 +383,7 @@ BOOST_AUTO_TEST_CASE(transient_errors_are_retried_then_given_up) {
   start();
   BOOST_TEST(outcome().state == "success");
   // ...but a Heroku that keeps failing does, after the configured attempts.
-  {
-    std::lock_guard guard{world.mx};
-    world.creates = {{503, {}, R"({"id":"unavailable"})"}};
-    world.created = 0;
-  }
-  {
-    std::lock_guard guard{rec->mx};
-    rec->results.clear();
-  }
+  next_run({{503, {}, R"({"id":"unavailable"})"}});
   auto before = heroku_api.requests().size();
   start();
   auto result = outcome();
