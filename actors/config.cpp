@@ -160,6 +160,69 @@ const std::vector<option>& options() {
     {"HEAVEN_BEANSTALK_ENDPOINT", "--beanstalk-endpoint",
      "Elastic Beanstalk API URL; {region} is filled in",
      HEAVEN_STRING(beanstalk_endpoint)},
+    {"HUBOT_DEPLOY_PREFIX", "--deploy-prefix",
+     "task prefix of the lock tasks: <prefix>:lock and <prefix>:unlock",
+     HEAVEN_STRING(deploy_prefix)},
+    {"SLACK_WEBHOOK_URL", "--slack-webhook-url-file",
+     "Slack incoming webhook URL (Slack is told of deployments when set); "
+     "the flag names a file holding it",
+     HEAVEN_STRING(slack_webhook_url), true},
+    {"SLACK_BOT_NAME", "--slack-bot-name", "name heaven posts to Slack as",
+     HEAVEN_STRING(slack_bot_name)},
+    {"SLACK_BOT_ICON", "--slack-bot-icon", "icon URL of heaven's Slack posts",
+     HEAVEN_STRING(slack_bot_icon)},
+    {"HIPCHAT_TOKEN", "--hipchat-token-file",
+     "HipChat room notification token (HipChat is told when set); the flag "
+     "names a file holding it",
+     HEAVEN_STRING(hipchat_token), true},
+    {"HIPCHAT_ROOM", "--hipchat-room",
+     "HipChat room when the payload names none",
+     HEAVEN_STRING(hipchat_room)},
+    {"HIPCHAT_SERVER", "--hipchat-server", "HipChat server base URL",
+     HEAVEN_STRING(hipchat_server)},
+    {"CAMPFIRE_TOKEN", "--campfire-token-file",
+     "Campfire API token (Campfire is told when set); the flag names a file "
+     "holding it",
+     HEAVEN_STRING(campfire_token), true},
+    {"CAMPFIRE_SUBDOMAIN", "--campfire-subdomain",
+     "Campfire account subdomain", HEAVEN_STRING(campfire_subdomain)},
+    {"HEAVEN_CAMPFIRE_ENDPOINT", "--campfire-endpoint",
+     "Campfire base URL; {subdomain} is filled in",
+     HEAVEN_STRING(campfire_endpoint)},
+    {"FLOWDOCK_FLOW_TOKENS", "--flowdock-flow-tokens-file",
+     "JSON object of flow name -> flow source token (Flowdock is told when "
+     "set); the flag names a file holding it",
+     HEAVEN_STRING(flowdock_flow_tokens), true},
+    {"FLOWDOCK_USER_NAME", "--flowdock-user-name",
+     "author name of heaven's Flowdock activities",
+     HEAVEN_STRING(flowdock_user_name)},
+    {"FLOWDOCK_USER_EMAIL", "--flowdock-user-email",
+     "author email of heaven's Flowdock activities",
+     HEAVEN_STRING(flowdock_user_email)},
+    {"FLOWDOCK_USER_AVATAR", "--flowdock-user-avatar",
+     "author avatar URL of heaven's Flowdock activities (default: a build "
+     "status icon)",
+     HEAVEN_STRING(flowdock_user_avatar)},
+    {"HEAVEN_FLOWDOCK_ENDPOINT", "--flowdock-endpoint",
+     "Flowdock API base URL", HEAVEN_STRING(flowdock_endpoint)},
+    {"HEAVEN_NOTIFY_WEBHOOK_URL", "--notify-webhook-url",
+     "URL heaven POSTs every deployment status to as signed JSON",
+     HEAVEN_STRING(notify_webhook_url)},
+    {"HEAVEN_NOTIFY_WEBHOOK_SECRET", "--notify-webhook-secret-file",
+     "key of that webhook's X-Heaven-Signature-256; the flag names a file "
+     "holding it",
+     HEAVEN_STRING(notify_webhook_secret), true},
+    {"HEAVEN_NOTIFIER_DISPLAY_COMMITS", "--notifier-display-commits",
+     "after a successful deploy, list the commits it brought (1/0)",
+     HEAVEN_BOOL(display_commits, "HEAVEN_NOTIFIER_DISPLAY_COMMITS")},
+    {"HEAVEN_NOTIFIER_DISPLAY_COMMITS_LIMIT",
+     "--notifier-display-commits-limit",
+     "list at most this many commits (0: all)",
+     HEAVEN_INT(display_commits_limit,
+                "HEAVEN_NOTIFIER_DISPLAY_COMMITS_LIMIT")},
+    {"HEAVEN_NOTIFY_RETRIES", "--notify-retries",
+     "attempts per chat message before giving up",
+     HEAVEN_INT(notify_retries, "HEAVEN_NOTIFY_RETRIES")},
   };
   return result;
 }
@@ -354,13 +417,18 @@ std::vector<std::string> secret_values(const settings& cfg,
     result.push_back(cfg.heroku_api_key);
   if (!cfg.beanstalk_secret_access_key.empty())
     result.push_back(cfg.beanstalk_secret_access_key);
+  for (auto* chat : {&cfg.slack_webhook_url, &cfg.hipchat_token,
+                     &cfg.campfire_token, &cfg.flowdock_flow_tokens,
+                     &cfg.notify_webhook_secret})
+    if (!chat->empty())
+      result.push_back(*chat);
   static const char* names[] = {
     "GITHUB_TOKEN",           "GITHUB_WEBHOOK_SECRET",
     "HEROKU_API_KEY",         "DEPLOYMENT_PRIVATE_KEY",
     "BEANSTALK_ACCESS_KEY_ID", "BEANSTALK_SECRET_ACCESS_KEY",
     "BUNDLER_PRIVATE_CREDENTIALS", "SLACK_WEBHOOK_URL",
     "HIPCHAT_TOKEN",          "CAMPFIRE_TOKEN",
-    "FLOWDOCK_USER_API_TOKEN",
+    "FLOWDOCK_USER_API_TOKEN", "FLOWDOCK_FLOW_TOKENS",
   };
   for (auto& [k, v] : env) {
     if (v.empty())

@@ -41,6 +41,41 @@ struct settings {
   std::string s3_endpoint = "https://{bucket}.s3.{region}.amazonaws.com/"; ///< HEAVEN_S3_ENDPOINT
   /// Elastic Beanstalk query API URL; {region} is filled in.
   std::string beanstalk_endpoint = "https://elasticbeanstalk.{region}.amazonaws.com/"; ///< HEAVEN_BEANSTALK_ENDPOINT
+
+  // -- chat-ops -------------------------------------------------------------
+  /// Tasks `<prefix>:lock` and `<prefix>:unlock` lock an environment.
+  std::string deploy_prefix = "deploy";       ///< HUBOT_DEPLOY_PREFIX
+  /// Slack incoming webhook; Slack is notified when set (a secret: the URL
+  /// carries the token).
+  std::string slack_webhook_url;              ///< SLACK_WEBHOOK_URL
+  std::string slack_bot_name = "hubot";       ///< SLACK_BOT_NAME
+  std::string slack_bot_icon = "https://octodex.github.com/images/labtocat.png"; ///< SLACK_BOT_ICON
+  /// HipChat room notification token; HipChat is notified when set.
+  std::string hipchat_token;                  ///< HIPCHAT_TOKEN
+  std::string hipchat_room = "Developers";    ///< HIPCHAT_ROOM
+  std::string hipchat_server = "https://api.hipchat.com"; ///< HIPCHAT_SERVER
+  /// Campfire API token; Campfire is notified when set.
+  std::string campfire_token;                 ///< CAMPFIRE_TOKEN
+  std::string campfire_subdomain;             ///< CAMPFIRE_SUBDOMAIN
+  /// Campfire base URL; {subdomain} is filled in.
+  std::string campfire_endpoint = "https://{subdomain}.campfirenow.com/"; ///< HEAVEN_CAMPFIRE_ENDPOINT
+  /// JSON object: flow name (payload.notify.room) -> flow source token;
+  /// Flowdock is notified when set.
+  std::string flowdock_flow_tokens;           ///< FLOWDOCK_FLOW_TOKENS
+  std::string flowdock_user_name = "Heaven";  ///< FLOWDOCK_USER_NAME
+  std::string flowdock_user_email = "build@flowdock.com"; ///< FLOWDOCK_USER_EMAIL
+  std::string flowdock_user_avatar;           ///< FLOWDOCK_USER_AVATAR
+  std::string flowdock_endpoint = "https://api.flowdock.com/"; ///< HEAVEN_FLOWDOCK_ENDPOINT
+  /// A generic outgoing webhook for chat systems heaven doesn't know.
+  std::string notify_webhook_url;             ///< HEAVEN_NOTIFY_WEBHOOK_URL
+  /// HMAC-SHA256 key of that webhook's `X-Heaven-Signature-256`.
+  std::string notify_webhook_secret;          ///< HEAVEN_NOTIFY_WEBHOOK_SECRET
+  /// List the commits a successful deploy brought.
+  bool display_commits = false;               ///< HEAVEN_NOTIFIER_DISPLAY_COMMITS
+  /// At most this many commits in that list (0: all).
+  int64_t display_commits_limit = 0;          ///< HEAVEN_NOTIFIER_DISPLAY_COMMITS_LIMIT
+  /// Attempts per chat message before giving up.
+  int64_t notify_retries = 5;                 ///< HEAVEN_NOTIFY_RETRIES
 };
 
 /// The outcome of reading the settings: the settings, or an error message.

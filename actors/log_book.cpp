@@ -145,14 +145,25 @@ std::string log_book::redact(std::string_view text) const {
   return result;
 }
 
-std::string log_token(std::string_view key, int64_t id) {
-  auto msg = "log:" + std::to_string(id);
+namespace {
+
+std::string keyed_token(std::string_view key, const std::string& msg) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), md,
        &len);
   return to_hex(md, std::min(len, 16u));
+}
+
+} // namespace
+
+std::string log_token(std::string_view key, int64_t id) {
+  return keyed_token(key, "log:" + std::to_string(id));
+}
+
+std::string locks_token(std::string_view key) {
+  return keyed_token(key, "locks");
 }
 
 bool equal_constant_time(std::string_view a, std::string_view b) {

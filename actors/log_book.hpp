@@ -81,6 +81,10 @@ private:
 /// HMAC-SHA256(key, "log:" + id), 32 hex digits.
 std::string log_token(std::string_view key, int64_t id);
 
+/// The token that opens `GET /locks`: hex of HMAC-SHA256(key, "locks"),
+/// 32 hex digits (`heaven locks` prints the link).
+std::string locks_token(std::string_view key);
+
 /// Constant-time comparison of two strings.
 bool equal_constant_time(std::string_view a, std::string_view b);
 

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "messages/interfaces.hpp"
 
@@ -24,5 +25,35 @@ struct store_state {
 /// SQLite calls block, so production spawns it detached.
 store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self,
                                  std::string path);
+
+/// A repository heaven has heard from.
+struct repository_record {
+  std::string repo;
+  /// False after `heaven repos disable`: its events are ignored.
+  bool active = true;
+  /// ISO-8601 UTC.
+  std::string first_seen;
+};
+
+// -- the command line's access ---------------------------------------------
+// `heaven locks`, `heaven unlock` and `heaven repos` work on the database at
+// `path` directly, also while a heaven serves from it (SQLite's WAL and busy
+// timeout take care of the two writers). None creates a database: each
+// throws std::runtime_error naming the problem.
+
+/// Every environment lock, oldest first.
+std::vector<env_lock> read_locks(const std::string& path);
+
+/// Removes the lock on (repo, environment); false when there was none.
+bool remove_lock(const std::string& path, const std::string& repo,
+                 const std::string& environment);
+
+/// Every repository heaven has heard from (or that was switched), by name.
+std::vector<repository_record> read_repositories(const std::string& path);
+
+/// Sets whether heaven acts on `repo`'s events; records the repository when
+/// heaven has not heard from it yet.
+void set_repository_active(const std::string& path, const std::string& repo,
+                           bool active);
 
 } // namespace heaven

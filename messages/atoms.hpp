@@ -25,6 +25,11 @@ using update_atom = caf::atom_constant<caf::atom("update")>;
 using chunk_atom = caf::atom_constant<caf::atom("chunk")>;
 using stream_atom = caf::atom_constant<caf::atom("stream")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using locks_atom = caf::atom_constant<caf::atom("locks")>;
+using latest_atom = caf::atom_constant<caf::atom("latest")>;
+using claim_atom = caf::atom_constant<caf::atom("claim")>;
+using revision_atom = caf::atom_constant<caf::atom("revision")>;
+using notify_atom = caf::atom_constant<caf::atom("notify")>;
 using http_done_atom = caf::atom_constant<caf::atom("httpDone")>;
 
 } // namespace heaven

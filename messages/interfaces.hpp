@@ -27,7 +27,21 @@ using store_actor = caf::typed_actor<
   // Lists the newest N deployments as a JSON array.
   caf::replies_to<list_atom, int32_t>::with<std::string>,
   // Lists deployments left unfinished by an earlier run of heaven.
-  caf::replies_to<pending_atom>::with<std::vector<unfinished_deployment>>>;
+  caf::replies_to<pending_atom>::with<std::vector<unfinished_deployment>>,
+  // Lists every environment lock, oldest first.
+  caf::replies_to<locks_atom>::with<std::vector<env_lock>>,
+  // For a repository: each app+environment with a successful `deploy`,
+  // its newest one, and whether the environment is locked.
+  caf::replies_to<latest_atom, std::string>::with<
+    std::vector<deployed_environment>>,
+  // Claims the auto-deployment of (repo, app, environment, sha): true the
+  // first time, false ever after, so one green sha deploys once.
+  caf::replies_to<claim_atom, std::string, std::string, std::string,
+                  std::string>::with<bool>,
+  // The last revision recorded for (repo, environment), "" when none.
+  caf::replies_to<revision_atom, std::string, std::string>::with<std::string>,
+  // Records (repo, environment)'s revision: the sha just deployed.
+  caf::reacts_to<revision_atom, std::string, std::string, std::string>>;
 
 /// The HTTP_CLIENT actor interface: all outbound HTTP, on libcurl's multi
 /// interface (never blocks a scheduler thread).
@@ -95,6 +109,25 @@ using api_provider_actor = provider_actor::extend<
   caf::reacts_to<chunk_atom, std::string>,
   // Time to poll the remote build again.
   caf::reacts_to<tick_atom>>;
+
+/// The NOTIFY actor interface: the dispatcher that hears every
+/// `deployment_status` event, adds the commit list when asked to, and hands
+/// the notice to every configured chat service.
+using notify_actor = caf::typed_actor<
+  caf::reacts_to<notify_atom, deployment_notice>>;
+
+/// The NOTIFIER actor interface: one chat service (Slack, HipChat, Campfire,
+/// Flowdock, a generic webhook). Formats the notice its own way and delivers
+/// it through http_client, retrying with backoff; never answers.
+using notifier_actor = caf::typed_actor<
+  caf::reacts_to<notify_atom, deployment_notice>,
+  // Internal: time to try delivery number N again.
+  caf::reacts_to<retry_atom, uint64_t>>;
+
+/// The AUTO_DEPLOY actor interface: hears `status` events and creates GitHub
+/// deployments of green commits on the default branch.
+using auto_deploy_actor = caf::typed_actor<
+  caf::reacts_to<status_atom, commit_status_event>>;
 
 /// The TIMER actor interface: sends `timeout` to its deployment once.
 using timer_actor = caf::typed_actor<caf::reacts_to<timeout_atom>>;

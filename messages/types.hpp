@@ -54,6 +54,124 @@ typename Inspector::result_type inspect(Inspector& f, deployment_request& x) {
            x.actor, x.app, x.provider, x.environment_url, x.payload_json);
 }
 
+/// A `status` event: a commit status changed (drives auto-deployment).
+struct commit_status_event {
+  /// `repository.full_name`.
+  std::string repo;
+  /// `sha` (the full 40-character sha).
+  std::string sha;
+  /// `state`: pending, success, failure or error.
+  std::string state;
+  /// `repository.default_branch`.
+  std::string default_branch;
+  /// `branches[].name`: the branches whose head is this sha.
+  std::vector<std::string> branches;
+  /// `commit.author.login`, else `sender.login` ("" when neither).
+  std::string author;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, commit_status_event& x) {
+  return f(caf::meta::type_name("commit_status_event"), x.repo, x.sha,
+           x.state, x.default_branch, x.branches, x.author);
+}
+
+/// One commit of a comparison, as chat messages list it.
+struct commit_summary {
+  /// The full sha.
+  std::string sha;
+  /// `author.login`, else `commit.author.name`.
+  std::string author;
+  /// `author.html_url` ("" when GitHub knows no account).
+  std::string author_url;
+  /// The first line of the commit message.
+  std::string message;
+  /// `html_url` of the commit.
+  std::string url;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, commit_summary& x) {
+  return f(caf::meta::type_name("commit_summary"), x.sha, x.author,
+           x.author_url, x.message, x.url);
+}
+
+/// The commits a successful deploy brought (GitHub's compare API between the
+/// last revision heaven recorded and the deployed sha).
+struct commit_changes {
+  /// Whether there is a comparison at all (no earlier revision: none).
+  bool present = false;
+  /// The comparison's web page (`html_url`).
+  std::string url;
+  int64_t total_commits = 0;
+  int64_t additions = 0;
+  int64_t deletions = 0;
+  int64_t changes = 0;
+  /// Newest first, already cut to HEAVEN_NOTIFIER_DISPLAY_COMMITS_LIMIT.
+  std::vector<commit_summary> commits;
+  /// How many commits the limit left out ("and N more").
+  int64_t more = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, commit_changes& x) {
+  return f(caf::meta::type_name("commit_changes"), x.present, x.url,
+           x.total_commits, x.additions, x.deletions, x.changes, x.commits,
+           x.more);
+}
+
+/// A `deployment_status` event: what the chat rooms are told.
+struct deployment_notice {
+  /// `repository.full_name`, e.g. "octo/app".
+  std::string repo;
+  /// `payload.name`, else `repository.name`.
+  std::string app;
+  /// `repository.html_url`.
+  std::string repo_url;
+  /// `deployment.id`.
+  int64_t deployment_id = 0;
+  /// `deployment_status.id`.
+  int64_t status_id = 0;
+  /// `deployment_status.state`: queued, in_progress, pending, success,
+  /// failure, error, inactive.
+  std::string state;
+  /// `deployment_status.description`.
+  std::string description;
+  /// `deployment_status.log_url`, else `target_url` ("" when neither).
+  std::string log_url;
+  /// `deployment_status.environment_url`.
+  std::string environment_url;
+  /// `deployment.environment`.
+  std::string environment;
+  /// `deployment.task`.
+  std::string task;
+  /// `deployment.ref`.
+  std::string ref;
+  /// `deployment.sha` (full).
+  std::string sha;
+  /// `deployment.description`.
+  std::string deployment_description;
+  /// `deployment.creator.login` (else `sender.login`).
+  std::string creator;
+  /// `payload.notify.user_name`, else `payload.notify.user`, else the
+  /// creator, else "unknown".
+  std::string chat_user;
+  /// `payload.notify.room` ("" when missing).
+  std::string room;
+  /// Filled by the notify dispatcher for a successful `deploy` when
+  /// HEAVEN_NOTIFIER_DISPLAY_COMMITS is on.
+  commit_changes changes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, deployment_notice& x) {
+  return f(caf::meta::type_name("deployment_notice"), x.repo, x.app,
+           x.repo_url, x.deployment_id, x.status_id, x.state, x.description,
+           x.log_url, x.environment_url, x.environment, x.task, x.ref, x.sha,
+           x.deployment_description, x.creator, x.chat_user, x.room,
+           x.changes);
+}
+
 /// A webhook delivery as the ingress hands it to the receiver: verified,
 /// parsed, not yet stored.
 struct inbound_event {
@@ -63,29 +181,95 @@ struct inbound_event {
   std::string type;
   /// The raw body, stored as received.
   std::string body;
+  /// `repository.full_name` for every event that names one ("" otherwise,
+  /// e.g. an organization's ping).
+  std::string repo;
   /// Set for `deployment` events.
   deployment_request deployment;
+  /// Set for `status` events.
+  commit_status_event status;
+  /// Set for `deployment_status` events.
+  deployment_notice notice;
+  /// Set by the receiver before storing: "lock" or "unlock" when the
+  /// deployment's task is `<prefix>:lock` / `<prefix>:unlock`, else "".
+  /// The store applies it in the same transaction that records the event.
+  std::string lock_action;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, inbound_event& x) {
   return f(caf::meta::type_name("inbound_event"), x.delivery, x.type, x.body,
-           x.deployment);
+           x.repo, x.deployment, x.status, x.notice, x.lock_action);
+}
+
+/// An environment lock: who holds `repo`'s `environment`, since when, why.
+struct env_lock {
+  std::string repo;
+  std::string environment;
+  /// Who locked it (the lock deployment's creator).
+  std::string actor;
+  /// Why: the lock deployment's description.
+  std::string reason;
+  /// ISO-8601 UTC.
+  std::string locked_at;
+  /// heaven's local id of the lock deployment (0 when unknown).
+  int64_t deployment_id = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, env_lock& x) {
+  return f(caf::meta::type_name("env_lock"), x.repo, x.environment, x.actor,
+           x.reason, x.locked_at, x.deployment_id);
 }
 
 /// What the store says about a delivery it was asked to record.
 struct accept_result {
   /// True when this delivery id was seen before (a redelivery).
   bool duplicate = false;
-  /// The local deployment id heaven assigned (0 for non-deployment events
-  /// and duplicates).
+  /// The local deployment id heaven assigned (0 for non-deployment events,
+  /// duplicates and ignored events).
   int64_t deployment_id = 0;
+  /// True when the event's repository is disabled (`heaven repos disable`):
+  /// the delivery is recorded, nothing else, and no deployment is created.
+  bool ignored = false;
+  /// For a deployment event: what its lock action did — "locked",
+  /// "already_locked" (someone else holds it: unchanged), "unlocked",
+  /// "not_locked" — or, with no lock action, "locked" when the environment
+  /// is locked and "" when it is free.
+  std::string lock_state;
+  /// The lock concerned (the holder), when `lock_state` names one.
+  env_lock lock;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, accept_result& x) {
   return f(caf::meta::type_name("accept_result"), x.duplicate,
-           x.deployment_id);
+           x.deployment_id, x.ignored, x.lock_state, x.lock);
+}
+
+/// An app+environment heaven deployed for a repository: the base of an
+/// auto-deployment.
+struct deployed_environment {
+  std::string app;
+  std::string environment;
+  /// The sha of the newest successful `deploy` there.
+  std::string sha;
+  /// That deployment's payload (a JSON object text).
+  std::string payload_json;
+  /// That deployment's GitHub id and local id.
+  int64_t github_id = 0;
+  int64_t deployment_id = 0;
+  /// Set when the environment is locked: its holder.
+  bool locked = false;
+  env_lock lock;
+};
+
+template <class Inspector>
+typename Inspector::result_type
+inspect(Inspector& f, deployed_environment& x) {
+  return f(caf::meta::type_name("deployed_environment"), x.app,
+           x.environment, x.sha, x.payload_json, x.github_id,
+           x.deployment_id, x.locked, x.lock);
 }
 
 /// The HTTP answer the ingress sends back to the webhook's caller.

@@ -1,0 +1,1 @@
+#include "actors/auto_deploy.hpp"

@@ -1,0 +1,2 @@
+/// Auto-deployment on green commits: placeholder, filled in by issue 5.
+#pragma once
