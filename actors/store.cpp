@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cstdint>
 #include <ctime>
+#include <filesystem>
+#include <iterator>
+#include <optional>
 #include <map>
 #include <stdexcept>
 #include <utility>
@@ -17,11 +20,8 @@ namespace heaven {
 
 namespace {
 
-/// The schema this code writes; stored in `PRAGMA user_version` so a later
-/// version of heaven knows which migrations to run.
-constexpr int schema_version = 1;
-
-constexpr const char *schema_sql = R"sql(
+/// Version 1: deliveries, deployments and the repositories heard from.
+constexpr const char *schema_v1_sql = R"sql(
 CREATE TABLE IF NOT EXISTS deliveries(
   delivery TEXT PRIMARY KEY,
   event TEXT NOT NULL,
@@ -52,6 +52,49 @@ CREATE TABLE IF NOT EXISTS repositories(
   active INTEGER NOT NULL DEFAULT 1,
   first_seen TEXT);
 )sql";
+
+/// Version 2 (chat-ops): environment locks, the last revision deployed per
+/// repository+environment, and the auto-deployments already claimed.
+constexpr const char *schema_v2_sql = R"sql(
+CREATE TABLE IF NOT EXISTS locks(
+  repo TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  locked_at TEXT NOT NULL,
+  deployment_id INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(repo, environment));
+CREATE TABLE IF NOT EXISTS revisions(
+  repo TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  sha TEXT NOT NULL,
+  recorded_at TEXT NOT NULL,
+  PRIMARY KEY(repo, environment));
+CREATE TABLE IF NOT EXISTS auto_deploys(
+  repo TEXT NOT NULL,
+  app TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  sha TEXT NOT NULL,
+  claimed_at TEXT NOT NULL,
+  PRIMARY KEY(repo, app, environment, sha));
+)sql";
+
+/// The migrations, in order: entry i takes a database from schema version i
+/// to i + 1. Each only adds (IF NOT EXISTS), so running one on a database
+/// that already has its effect changes nothing.
+constexpr const char *migrations[] = {schema_v1_sql, schema_v2_sql};
+
+/// The schema this code writes; stored in `PRAGMA user_version` so a later
+/// version of heaven knows which migrations to run.
+constexpr int schema_version = static_cast<int>(std::size(migrations));
+
+/// Whether opening a database may create it.
+enum class open_mode {
+  /// The STORE actor: a new data directory gets a new database.
+  create,
+  /// The command line: only a database some heaven made.
+  existing,
+};
 
 /// A failed SQLite call; turned into a `caf::error` at the handler boundary.
 struct sqlite_error : std::runtime_error {
@@ -201,11 +244,17 @@ private:
 /// statements for reuse.
 class database {
 public:
-  /// Opens (creating if needed) the database at `path`, switches it to WAL
-  /// and creates the schema. Throws `sqlite_error`.
-  explicit database(const std::string &path) {
-    auto flags =
-        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+  /// Opens the database at `path` (creating it only with open_mode::create),
+  /// switches it to WAL and brings its schema up to date. Throws
+  /// `sqlite_error`, or std::runtime_error when `mode` is
+  /// open_mode::existing and there is no file at `path`.
+  database(const std::string &path, open_mode mode) {
+    auto flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
+    if (mode == open_mode::create)
+      flags |= SQLITE_OPEN_CREATE;
+    else if (std::error_code ec; !std::filesystem::exists(path, ec))
+      throw std::runtime_error("no database at " + path +
+                               ": has heaven run with this data directory?");
     if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
       std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close_v2(db_);
@@ -213,20 +262,16 @@ public:
       throw sqlite_error("cannot open " + path + ": " + why);
     }
     try {
+      // Another connection (heaven's store, or the command line) may hold
+      // the write lock for a moment: wait for it rather than fail.
       sqlite3_busy_timeout(db_, 5000);
       exec("PRAGMA foreign_keys=ON");
       exec("PRAGMA journal_mode=WAL");
       // An accepted event must be on disk before the webhook is answered.
       exec("PRAGMA synchronous=FULL");
-      auto version = prepare("PRAGMA user_version");
-      auto found = version.step() ? version.int64(0) : 0;
-      if (found > schema_version)
-        throw sqlite_error(path + " has schema version " +
-                           std::to_string(found) + ", newer than this " +
-                           "heaven's " + std::to_string(schema_version));
-      exec(schema_sql);
-      exec("PRAGMA user_version=" + std::to_string(schema_version));
+      migrate(path);
     } catch (...) {
+      cache_.clear();
       sqlite3_close_v2(db_);
       db_ = nullptr;
       throw;
@@ -270,6 +315,46 @@ public:
   int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
 
 private:
+  /// `PRAGMA user_version`: the schema version the file says it has.
+  int user_version() {
+    auto stmt = prepare("PRAGMA user_version");
+    return stmt.step() ? static_cast<int>(stmt.int64(0)) : 0;
+  }
+
+  /// Throws when the file is newer than this heaven understands.
+  void check_not_newer(const std::string &path, int found) {
+    if (found > schema_version)
+      throw sqlite_error(path + " has schema version " + std::to_string(found) +
+                         ", newer than this heaven's " +
+                         std::to_string(schema_version));
+  }
+
+  /// Runs the migrations the file lacks, all in one write transaction so
+  /// that two connections opening an old file at once migrate it once.
+  void migrate(const std::string &path) {
+    auto found = user_version();
+    check_not_newer(path, found);
+    if (found == schema_version)
+      return; // The common case takes no write lock.
+    exec("BEGIN IMMEDIATE");
+    try {
+      found = user_version(); // Someone may have migrated it meanwhile.
+      check_not_newer(path, found);
+      for (int v = found; v < schema_version; ++v)
+        exec(migrations[v]);
+      exec("PRAGMA user_version=" + std::to_string(schema_version));
+      exec("COMMIT");
+    } catch (...) {
+      char *msg = nullptr;
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, &msg);
+      sqlite3_free(msg);
+      throw;
+    }
+    if (found > 0)
+      spdlog::info("store migrated {} from schema version {} to {}", path,
+                   found, schema_version);
+  }
+
   sqlite3_stmt *compile(const std::string &sql) {
     sqlite3_stmt *stmt = nullptr;
     if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()),
@@ -316,6 +401,139 @@ caf::error store_error(const std::string &what) {
   return caf::make_error(caf::sec::runtime_error, "store: " + what);
 }
 
+/// The columns `read_lock` expects, in its order.
+constexpr const char *lock_columns =
+    "repo, environment, actor, reason, locked_at, deployment_id";
+
+/// A lock row selected as `lock_columns`.
+env_lock read_lock(const statement &stmt) {
+  env_lock l;
+  l.repo = stmt.text(0);
+  l.environment = stmt.text(1);
+  l.actor = stmt.text(2);
+  l.reason = stmt.text(3);
+  l.locked_at = stmt.text(4);
+  l.deployment_id = stmt.int64(5);
+  return l;
+}
+
+/// The lock on (repo, environment), if any.
+std::optional<env_lock> find_lock(database &db, const std::string &repo,
+                                  const std::string &environment) {
+  auto &stmt = db.cached(std::string("SELECT ") + lock_columns +
+                         " FROM locks WHERE repo = ? AND environment = ?");
+  stmt.bind(1, repo).bind(2, environment);
+  std::optional<env_lock> result;
+  if (stmt.step())
+    result = read_lock(stmt);
+  // A statement left on a row keeps its read snapshot open, and a later
+  // write of this connection would then fail behind another's (the CLI's).
+  stmt.reset();
+  return result;
+}
+
+/// Removes the lock on (repo, environment); returns it, if there was one.
+std::optional<env_lock> delete_lock(database &db, const std::string &repo,
+                                    const std::string &environment) {
+  auto held = find_lock(db, repo, environment);
+  if (held)
+    db.cached("DELETE FROM locks WHERE repo = ? AND environment = ?")
+        .bind(1, repo)
+        .bind(2, environment)
+        .run();
+  return held;
+}
+
+/// Records `repo` (active) unless known; returns whether it is active.
+bool note_repository(database &db, const std::string &repo,
+                     const std::string &now) {
+  db.cached("INSERT INTO repositories(repo, active, first_seen) "
+            "VALUES(?, 1, ?) ON CONFLICT(repo) DO NOTHING")
+      .bind(1, repo)
+      .bind(2, now)
+      .run();
+  auto &stmt = db.cached("SELECT active FROM repositories WHERE repo = ?");
+  stmt.bind(1, repo);
+  bool active = !stmt.step() || stmt.int64(0) != 0;
+  stmt.reset();
+  return active;
+}
+
+/// Inserts a deployment event's record (state "received"); its local id.
+int64_t insert_deployment(database &db, const inbound_event &ev,
+                          const std::string &now) {
+  const auto &r = ev.deployment;
+  // The description starts as GitHub's deployment description; status
+  // updates replace it.
+  db.cached("INSERT INTO deployments(delivery, github_id, repo, app, "
+            "environment, ref, sha, task, provider, actor, state, "
+            "description, request, created_at, updated_at) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)")
+      .bind(1, ev.delivery)
+      .bind(2, r.github_id)
+      .bind(3, r.repo)
+      .bind(4, r.app)
+      .bind(5, r.environment)
+      .bind(6, r.ref)
+      .bind(7, r.sha)
+      .bind(8, r.task)
+      .bind(9, r.provider)
+      .bind(10, r.actor)
+      .bind(11, r.description)
+      .bind(12, request_to_json(r).dump())
+      .bind(13, now)
+      .bind(14, now)
+      .run();
+  return db.last_insert_rowid();
+}
+
+/// Applies a deployment's lock action (or, with none, looks the lock up)
+/// for (repo, its environment) and fills `res.lock_state` and `res.lock`.
+void apply_lock_rule(database &db, const inbound_event &ev,
+                     const std::string &repo, const std::string &now,
+                     accept_result &res) {
+  const auto &r = ev.deployment;
+  auto held = find_lock(db, repo, r.environment);
+  if (ev.lock_action == "lock") {
+    if (held && held->actor != r.actor) {
+      res.lock_state = "already_locked";
+      res.lock = std::move(*held);
+      return;
+    }
+    // A re-lock by the holder keeps its locked_at (and actor): it is the
+    // same lock with a new reason.
+    db.cached("INSERT INTO locks(repo, environment, actor, reason, "
+              "locked_at, deployment_id) VALUES(?, ?, ?, ?, ?, ?) "
+              "ON CONFLICT(repo, environment) DO UPDATE SET "
+              "reason = excluded.reason, "
+              "deployment_id = excluded.deployment_id")
+        .bind(1, repo)
+        .bind(2, r.environment)
+        .bind(3, r.actor)
+        .bind(4, r.description)
+        .bind(5, now)
+        .bind(6, res.deployment_id)
+        .run();
+    res.lock_state = "locked";
+    res.lock = find_lock(db, repo, r.environment).value();
+  } else if (ev.lock_action == "unlock") {
+    if (auto removed = delete_lock(db, repo, r.environment)) {
+      res.lock_state = "unlocked";
+      res.lock = std::move(*removed);
+    } else {
+      res.lock_state = "not_locked";
+      res.lock.repo = repo;
+      res.lock.environment = r.environment;
+    }
+  } else if (held) {
+    res.lock_state = "locked";
+    res.lock = std::move(*held);
+  }
+}
+
+/// Records a delivery and everything it decides, in one transaction: the
+/// repository, the deployment record and the lock change. A lock task and a
+/// deployment arriving together are thus ordered: never do both pass.
 accept_result accept(database &db, const inbound_event &ev) {
   auto now = now_iso8601();
   transaction tx{db};
@@ -326,41 +544,21 @@ accept_result accept(database &db, const inbound_event &ev) {
       .bind(3, ev.body)
       .bind(4, now)
       .run();
-  if (db.changes() == 0)
-    return {true, 0}; // The rollback changes nothing: nothing was written.
-  int64_t id = 0;
-  if (ev.type == "deployment") {
-    const auto &r = ev.deployment;
-    // The description starts as GitHub's deployment description; status
-    // updates replace it.
-    db.cached("INSERT INTO deployments(delivery, github_id, repo, app, "
-              "environment, ref, sha, task, provider, actor, state, "
-              "description, request, created_at, updated_at) "
-              "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)")
-        .bind(1, ev.delivery)
-        .bind(2, r.github_id)
-        .bind(3, r.repo)
-        .bind(4, r.app)
-        .bind(5, r.environment)
-        .bind(6, r.ref)
-        .bind(7, r.sha)
-        .bind(8, r.task)
-        .bind(9, r.provider)
-        .bind(10, r.actor)
-        .bind(11, r.description)
-        .bind(12, request_to_json(r).dump())
-        .bind(13, now)
-        .bind(14, now)
-        .run();
-    id = db.last_insert_rowid();
-    db.cached("INSERT INTO repositories(repo, active, first_seen) "
-              "VALUES(?, 1, ?) ON CONFLICT(repo) DO NOTHING")
-        .bind(1, r.repo)
-        .bind(2, now)
-        .run();
+  accept_result res;
+  if (db.changes() == 0) {
+    res.duplicate = true;
+    return res; // The rollback changes nothing: nothing was written.
+  }
+  const auto &repo = ev.repo.empty() ? ev.deployment.repo : ev.repo;
+  if (!repo.empty() && !note_repository(db, repo, now)) {
+    // The delivery stays recorded, so a redelivery is a duplicate.
+    res.ignored = true;
+  } else if (ev.type == "deployment") {
+    res.deployment_id = insert_deployment(db, ev, now);
+    apply_lock_rule(db, ev, repo, now, res);
   }
   tx.commit();
-  return {false, id};
+  return res;
 }
 
 /// Returns false when no deployment has that id.
@@ -444,6 +642,123 @@ std::vector<unfinished_deployment> pending(database &db) {
   return result;
 }
 
+/// Every lock, oldest first (ties by repository, then environment).
+std::vector<env_lock> locks(database &db) {
+  std::vector<env_lock> result;
+  auto &stmt = db.cached(std::string("SELECT ") + lock_columns +
+                         " FROM locks ORDER BY locked_at, repo, environment");
+  while (stmt.step())
+    result.push_back(read_lock(stmt));
+  return result;
+}
+
+/// The deployment payload stored in a request JSON ("{}" when missing).
+std::string stored_payload(const std::string &request, int64_t id) {
+  auto j = nlohmann::json::parse(request, nullptr, false);
+  if (j.is_object()) {
+    auto i = j.find("payload_json");
+    if (i != j.end() && i->is_string() && !i->get<std::string>().empty())
+      return i->get<std::string>();
+  } else {
+    spdlog::error("store found no readable request for deployment {}; "
+                  "using an empty payload",
+                  id);
+  }
+  return "{}";
+}
+
+/// For `repo`: each app+environment's newest successful `deploy` (by local
+/// id), ordered by app and environment, with the environment's lock.
+std::vector<deployed_environment> latest(database &db,
+                                         const std::string &repo) {
+  std::vector<deployed_environment> result;
+  auto &stmt = db.cached(
+      "SELECT app, environment, sha, request, github_id, id FROM deployments "
+      "WHERE id IN (SELECT max(id) FROM deployments WHERE repo = ?1 "
+      "AND task = 'deploy' AND state = 'success' GROUP BY app, environment) "
+      "ORDER BY app, environment");
+  stmt.bind(1, repo);
+  while (stmt.step()) {
+    deployed_environment x;
+    x.app = stmt.text(0);
+    x.environment = stmt.text(1);
+    x.sha = stmt.text(2);
+    x.github_id = stmt.int64(4);
+    x.deployment_id = stmt.int64(5);
+    x.payload_json = stored_payload(stmt.text(3), x.deployment_id);
+    result.push_back(std::move(x));
+  }
+  for (auto &x : result) {
+    if (auto held = find_lock(db, repo, x.environment)) {
+      x.locked = true;
+      x.lock = std::move(*held);
+    }
+  }
+  return result;
+}
+
+/// True only for the first claim of (repo, app, environment, sha).
+bool claim(database &db, const std::string &repo, const std::string &app,
+           const std::string &environment, const std::string &sha) {
+  db.cached("INSERT OR IGNORE INTO auto_deploys(repo, app, environment, sha, "
+            "claimed_at) VALUES(?, ?, ?, ?, ?)")
+      .bind(1, repo)
+      .bind(2, app)
+      .bind(3, environment)
+      .bind(4, sha)
+      .bind(5, now_iso8601())
+      .run();
+  return db.changes() == 1;
+}
+
+/// The sha last recorded for (repo, environment), "" when none.
+std::string revision(database &db, const std::string &repo,
+                     const std::string &environment) {
+  auto &stmt = db.cached(
+      "SELECT sha FROM revisions WHERE repo = ? AND environment = ?");
+  stmt.bind(1, repo).bind(2, environment);
+  std::string sha = stmt.step() ? stmt.text(0) : std::string{};
+  stmt.reset(); // See find_lock.
+  return sha;
+}
+
+/// Records `sha` as (repo, environment)'s revision, replacing the last.
+void record_revision(database &db, const std::string &repo,
+                     const std::string &environment, const std::string &sha) {
+  db.cached("INSERT INTO revisions(repo, environment, sha, recorded_at) "
+            "VALUES(?, ?, ?, ?) ON CONFLICT(repo, environment) DO UPDATE SET "
+            "sha = excluded.sha, recorded_at = excluded.recorded_at")
+      .bind(1, repo)
+      .bind(2, environment)
+      .bind(3, sha)
+      .bind(4, now_iso8601())
+      .run();
+}
+
+/// One log line saying what `accept` did with a delivery.
+void log_accepted(const inbound_event &ev, const accept_result &res) {
+  const auto &repo = ev.repo.empty() ? ev.deployment.repo : ev.repo;
+  if (res.duplicate)
+    spdlog::info("store saw delivery {} ({}) before; ignoring it", ev.delivery,
+                 ev.type);
+  else if (res.ignored)
+    spdlog::info("store recorded delivery {} ({}) of {}, which is disabled: "
+                 "ignoring it",
+                 ev.delivery, ev.type, repo);
+  else if (res.deployment_id != 0)
+    spdlog::info("store recorded delivery {} as deployment {} of {} to {}{}",
+                 ev.delivery, res.deployment_id, ev.deployment.repo,
+                 ev.deployment.environment,
+                 res.lock_state.empty()
+                     ? std::string{}
+                     : " (" + res.lock_state + ", held by " +
+                           (res.lock.actor.empty() ? "nobody"
+                                                   : res.lock.actor) +
+                           ")");
+  else
+    spdlog::debug("store recorded delivery {} ({})", ev.delivery, ev.type);
+}
+
 } // namespace
 
 store_state::store_state() = default;
@@ -454,7 +769,7 @@ store_actor::behavior_type
 store(store_actor::stateful_pointer<store_state> self, std::string path) {
   std::string open_error;
   try {
-    self->state.db = std::make_unique<database>(path);
+    self->state.db = std::make_unique<database>(path, open_mode::create);
     spdlog::info("store opened {}", path);
   } catch (const std::exception &e) {
     open_error = e.what();
@@ -471,17 +786,7 @@ store(store_actor::stateful_pointer<store_state> self, std::string path) {
       [=](accept_atom, const inbound_event &ev) -> caf::result<accept_result> {
         try {
           auto res = accept(db(), ev);
-          if (res.duplicate)
-            spdlog::info("store saw delivery {} ({}) before; ignoring it",
-                         ev.delivery, ev.type);
-          else if (res.deployment_id != 0)
-            spdlog::info("store recorded delivery {} as deployment {} of {} "
-                         "to {}",
-                         ev.delivery, res.deployment_id, ev.deployment.repo,
-                         ev.deployment.environment);
-          else
-            spdlog::debug("store recorded delivery {} ({})", ev.delivery,
-                          ev.type);
+          log_accepted(ev, res);
           return res;
         } catch (const std::exception &e) {
           spdlog::error("store could not record delivery {}: {}", ev.delivery,
@@ -516,7 +821,95 @@ store(store_actor::stateful_pointer<store_state> self, std::string path) {
           return store_error(e.what());
         }
       },
+      [=](locks_atom) -> caf::result<std::vector<env_lock>> {
+        try {
+          return locks(db());
+        } catch (const std::exception &e) {
+          spdlog::error("store could not list locks: {}", e.what());
+          return store_error(e.what());
+        }
+      },
+      [=](latest_atom, const std::string &repo)
+          -> caf::result<std::vector<deployed_environment>> {
+        try {
+          return latest(db(), repo);
+        } catch (const std::exception &e) {
+          spdlog::error("store could not list the deployed environments of "
+                        "{}: {}",
+                        repo, e.what());
+          return store_error(e.what());
+        }
+      },
+      [=](claim_atom, const std::string &repo, const std::string &app,
+          const std::string &environment,
+          const std::string &sha) -> caf::result<bool> {
+        try {
+          return claim(db(), repo, app, environment, sha);
+        } catch (const std::exception &e) {
+          spdlog::error("store could not claim the auto-deployment of {} "
+                        "({}) to {} at {}: {}",
+                        repo, app, environment, sha, e.what());
+          return store_error(e.what());
+        }
+      },
+      [=](revision_atom, const std::string &repo,
+          const std::string &environment) -> caf::result<std::string> {
+        try {
+          return revision(db(), repo, environment);
+        } catch (const std::exception &e) {
+          spdlog::error("store could not read the revision of {} on {}: {}",
+                        repo, environment, e.what());
+          return store_error(e.what());
+        }
+      },
+      [=](revision_atom, const std::string &repo,
+          const std::string &environment, const std::string &sha) {
+        try {
+          record_revision(db(), repo, environment, sha);
+        } catch (const std::exception &e) {
+          spdlog::error("store could not record revision {} of {} on {}: {}",
+                        sha, repo, environment, e.what());
+        }
+      },
   };
+}
+
+// -- the command line's access ---------------------------------------------
+
+std::vector<env_lock> read_locks(const std::string &path) {
+  database db{path, open_mode::existing};
+  return locks(db);
+}
+
+bool remove_lock(const std::string &path, const std::string &repo,
+                 const std::string &environment) {
+  database db{path, open_mode::existing};
+  transaction tx{db};
+  auto removed = delete_lock(db, repo, environment);
+  tx.commit();
+  return removed.has_value();
+}
+
+std::vector<repository_record> read_repositories(const std::string &path) {
+  database db{path, open_mode::existing};
+  std::vector<repository_record> result;
+  auto &stmt = db.cached(
+      "SELECT repo, active, first_seen FROM repositories ORDER BY repo");
+  while (stmt.step())
+    result.push_back({stmt.text(0), stmt.int64(1) != 0, stmt.text(2)});
+  return result;
+}
+
+void set_repository_active(const std::string &path, const std::string &repo,
+                           bool active) {
+  database db{path, open_mode::existing};
+  db.cached("INSERT INTO repositories(repo, active, first_seen) "
+            "VALUES(?, ?, ?) ON CONFLICT(repo) DO UPDATE SET "
+            "active = excluded.active")
+      .bind(1, repo)
+      .bind(2, int64_t{active ? 1 : 0})
+      .bind(3, now_iso8601())
+      .run();
 }
 
 } // namespace heaven

@@ -127,6 +127,128 @@ bool is_timestamp(const nlohmann::json &x) {
   return x.is_string() && std::regex_match(x.get<std::string>(), re);
 }
 
+/// Runs SQL (one or more statements) on its own connection, creating the
+/// file if needed.
+void exec_sql(const fs::path &db, const std::string &sql) {
+  sqlite3 *conn = nullptr;
+  BOOST_REQUIRE_EQUAL(sqlite3_open_v2(db.c_str(), &conn,
+                                      SQLITE_OPEN_READWRITE |
+                                          SQLITE_OPEN_CREATE,
+                                      nullptr),
+                      SQLITE_OK);
+  sqlite3_busy_timeout(conn, 5000);
+  char *msg = nullptr;
+  auto rc = sqlite3_exec(conn, sql.c_str(), nullptr, nullptr, &msg);
+  BOOST_CHECK_MESSAGE(rc == SQLITE_OK, (msg ? msg : "?"));
+  sqlite3_free(msg);
+  sqlite3_close_v2(conn);
+}
+
+/// A deployment event of `task` by `actor` to octo/app's `env`, with the
+/// lock action the receiver would set.
+inbound_event task_event(std::string delivery, int64_t github_id,
+                         std::string env, std::string task, std::string actor,
+                         std::string lock_action = "",
+                         std::string description = "") {
+  auto r = make_request(github_id, std::move(env));
+  r.task = std::move(task);
+  r.actor = std::move(actor);
+  if (!description.empty())
+    r.description = std::move(description);
+  auto ev = deployment_event(std::move(delivery), std::move(r));
+  ev.repo = ev.deployment.repo;
+  ev.lock_action = std::move(lock_action);
+  return ev;
+}
+
+/// A non-deployment event naming `repo`.
+inbound_event repo_event(std::string delivery, std::string type,
+                         std::string repo) {
+  auto ev = other_event(std::move(delivery), std::move(type));
+  ev.repo = std::move(repo);
+  return ev;
+}
+
+void check_lock(const env_lock &l, const std::string &repo,
+                const std::string &env, const std::string &actor,
+                const std::string &reason, int64_t deployment_id) {
+  BOOST_CHECK_EQUAL(l.repo, repo);
+  BOOST_CHECK_EQUAL(l.environment, env);
+  BOOST_CHECK_EQUAL(l.actor, actor);
+  BOOST_CHECK_EQUAL(l.reason, reason);
+  BOOST_CHECK_EQUAL(l.deployment_id, deployment_id);
+  BOOST_CHECK(is_timestamp(l.locked_at));
+}
+
+bool same_lock(const env_lock &x, const env_lock &y) {
+  return x.repo == y.repo && x.environment == y.environment &&
+         x.actor == y.actor && x.reason == y.reason &&
+         x.locked_at == y.locked_at && x.deployment_id == y.deployment_id;
+}
+
+/// The schema heaven wrote as version 1, as it was.
+constexpr const char *v1_schema = R"sql(
+CREATE TABLE deliveries(
+  delivery TEXT PRIMARY KEY,
+  event TEXT NOT NULL,
+  body TEXT NOT NULL,
+  received_at TEXT NOT NULL);
+CREATE TABLE deployments(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  delivery TEXT REFERENCES deliveries(delivery),
+  github_id INTEGER,
+  repo TEXT,
+  app TEXT,
+  environment TEXT,
+  ref TEXT,
+  sha TEXT,
+  task TEXT,
+  provider TEXT,
+  actor TEXT,
+  state TEXT,
+  description TEXT,
+  request TEXT,
+  created_at TEXT,
+  updated_at TEXT,
+  finished_at TEXT);
+CREATE INDEX deployments_repo_environment ON deployments(repo, environment);
+CREATE TABLE repositories(
+  repo TEXT PRIMARY KEY,
+  active INTEGER NOT NULL DEFAULT 1,
+  first_seen TEXT);
+PRAGMA user_version=1;
+)sql";
+
+/// A version 1 database as heaven 1 left it: one unfinished deployment of
+/// octo/app, one finished one of octo/old, octo/old disabled.
+void write_v1_database(const fs::path &db) {
+  exec_sql(db, "PRAGMA journal_mode=WAL");
+  exec_sql(db, v1_schema);
+  exec_sql(db, R"sql(
+INSERT INTO deliveries VALUES('d-1', 'deployment', '{"deployment":{"id":11}}',
+  '2026-01-02T03:04:05.006Z');
+INSERT INTO deliveries VALUES('d-2', 'deployment', '{"deployment":{"id":12}}',
+  '2026-01-02T03:04:06.006Z');
+INSERT INTO deliveries VALUES('p-1', 'ping', '{}', '2026-01-02T03:04:07.006Z');
+INSERT INTO deployments(delivery, github_id, repo, app, environment, ref, sha,
+  task, provider, actor, state, description, request, created_at, updated_at)
+  VALUES('d-1', 11, 'octo/app', 'app', 'production', 'main',
+  '0123456789abcdef0123456789abcdef01234567', 'deploy', 'shell', 'hubot',
+  'running', 'Running',
+  '{"github_id":11,"repo":"octo/app","clone_url":"https://github.com/octo/app.git","sha":"0123456789abcdef0123456789abcdef01234567","ref":"main","environment":"production","task":"deploy","description":"v1","actor":"hubot","app":"app","provider":"shell","environment_url":"","payload_json":"{\"name\":\"app\"}"}',
+  '2026-01-02T03:04:05.006Z', '2026-01-02T03:04:05.500Z');
+INSERT INTO deployments(delivery, github_id, repo, app, environment, ref, sha,
+  task, provider, actor, state, description, request, created_at, updated_at,
+  finished_at)
+  VALUES('d-2', 12, 'octo/old', 'old', 'qa', 'main',
+  'abcdef0123456789abcdef0123456789abcdef01', 'deploy', 'shell', 'hubot',
+  'success', 'Deployed', '{}', '2026-01-02T03:04:06.006Z',
+  '2026-01-02T03:04:08.000Z', '2026-01-02T03:04:08.000Z');
+INSERT INTO repositories VALUES('octo/app', 1, '2026-01-02T03:04:05.006Z');
+INSERT INTO repositories VALUES('octo/old', 0, '2026-01-02T03:04:06.006Z');
+)sql");
+}
+
 /// A temp directory, an actor system and helpers to ask the store.
 struct fixture {
   temp_dir dir; // Declared first: removed after the system is gone.
@@ -186,6 +308,55 @@ struct fixture {
         .receive([&](std::vector<unfinished_deployment> x) { out = x; },
                  [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
     return out;
+  }
+
+  std::vector<env_lock> locks(const store_actor &s) {
+    std::vector<env_lock> out;
+    self->request(s, timeout, locks_atom::value)
+        .receive([&](std::vector<env_lock> x) { out = std::move(x); },
+                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+    return out;
+  }
+
+  std::vector<deployed_environment> latest(const store_actor &s,
+                                           const std::string &repo) {
+    std::vector<deployed_environment> out;
+    self->request(s, timeout, latest_atom::value, repo)
+        .receive([&](std::vector<deployed_environment> x) { out = x; },
+                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+    return out;
+  }
+
+  bool claim(const store_actor &s, const std::string &repo,
+             const std::string &app, const std::string &env,
+             const std::string &sha) {
+    bool out = false;
+    self->request(s, timeout, claim_atom::value, repo, app, env, sha)
+        .receive([&](bool x) { out = x; },
+                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+    return out;
+  }
+
+  std::string revision(const store_actor &s, const std::string &repo,
+                       const std::string &env) {
+    std::string out;
+    self->request(s, timeout, revision_atom::value, repo, env)
+        .receive([&](std::string x) { out = std::move(x); },
+                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+    return out;
+  }
+
+  /// Records a revision (no answer; the next request sees it).
+  void set_revision(const store_actor &s, const std::string &repo,
+                    const std::string &env, const std::string &sha) {
+    self->send(s, revision_atom::value, repo, env, sha);
+  }
+
+  /// Stops every store and forgets them (their databases are closed).
+  void stop_all() {
+    for (auto &s : stores)
+      stop(s);
+    stores.clear();
   }
 
   /// Sends an update; messages from one sender arrive in order, so the next
@@ -395,7 +566,7 @@ BOOST_AUTO_TEST_CASE(database_is_in_wal_mode_with_a_schema_version) {
   auto s = start();
   accept_ok(s, other_event("p-1", "ping"));
   BOOST_CHECK_EQUAL(query_one(db, "PRAGMA journal_mode"), "wal");
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "1");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "2");
   BOOST_CHECK(fs::exists(dir.path / "heaven.sqlite3-wal"));
   BOOST_CHECK_EQUAL(
       query_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
@@ -429,6 +600,528 @@ BOOST_AUTO_TEST_CASE(unopenable_database_answers_with_errors) {
   BOOST_REQUIRE(!r);
   auto what = sys.render(r.error());
   BOOST_CHECK(what.find("store: cannot open") != std::string::npos);
+}
+
+// -- locks -------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(lock_task_locks_a_free_environment) {
+  auto s = start();
+  auto r = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
+                                   "alice", "lock", "incident 42"));
+  BOOST_CHECK(!r.duplicate);
+  BOOST_CHECK(!r.ignored);
+  BOOST_CHECK_EQUAL(r.deployment_id, 1);
+  BOOST_CHECK_EQUAL(r.lock_state, "locked");
+  check_lock(r.lock, "octo/app", "production", "alice", "incident 42", 1);
+  auto all = locks(s);
+  BOOST_REQUIRE_EQUAL(all.size(), 1u);
+  BOOST_CHECK(same_lock(all[0], r.lock));
+  // The lock task is a deployment record too (the receiver finishes it).
+  BOOST_CHECK_EQUAL(list(s, 10)[0]["task"], "deploy:lock");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT actor || '|' || reason || '|' || "
+                                  "deployment_id FROM locks"),
+                    "alice|incident 42|1");
+}
+
+BOOST_AUTO_TEST_CASE(lock_held_by_another_is_already_locked_and_unchanged) {
+  auto s = start();
+  auto first = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
+                                       "alice", "lock", "incident 42"));
+  auto second = accept_ok(s, task_event("l-2", 2, "production", "deploy:lock",
+                                        "bob", "lock", "my turn"));
+  BOOST_CHECK_EQUAL(second.deployment_id, 2);
+  BOOST_CHECK_EQUAL(second.lock_state, "already_locked");
+  BOOST_CHECK(same_lock(second.lock, first.lock));
+  check_lock(second.lock, "octo/app", "production", "alice", "incident 42", 1);
+  auto all = locks(s);
+  BOOST_REQUIRE_EQUAL(all.size(), 1u);
+  BOOST_CHECK(same_lock(all[0], first.lock));
+}
+
+BOOST_AUTO_TEST_CASE(relock_by_the_holder_keeps_locked_at) {
+  auto s = start();
+  auto first = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
+                                       "alice", "lock", "incident 42"));
+  // Make the original time unmistakable.
+  query(db, "UPDATE locks SET locked_at = '2020-01-01T00:00:00.000Z'");
+  auto again = accept_ok(s, task_event("l-2", 2, "production", "deploy:lock",
+                                       "alice", "lock", "still incident 42"));
+  BOOST_CHECK_EQUAL(again.lock_state, "locked");
+  check_lock(again.lock, "octo/app", "production", "alice",
+             "still incident 42", 2);
+  BOOST_CHECK_EQUAL(again.lock.locked_at, "2020-01-01T00:00:00.000Z");
+  auto all = locks(s);
+  BOOST_REQUIRE_EQUAL(all.size(), 1u);
+  BOOST_CHECK(same_lock(all[0], again.lock));
+}
+
+BOOST_AUTO_TEST_CASE(unlock_removes_the_lock_and_reports_it) {
+  auto s = start();
+  auto locked = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
+                                        "alice", "lock", "incident 42"));
+  // Anyone may unlock.
+  auto r = accept_ok(s, task_event("u-1", 2, "production", "deploy:unlock",
+                                   "bob", "unlock", "all clear"));
+  BOOST_CHECK_EQUAL(r.deployment_id, 2);
+  BOOST_CHECK_EQUAL(r.lock_state, "unlocked");
+  BOOST_CHECK(same_lock(r.lock, locked.lock));
+  BOOST_CHECK(locks(s).empty());
+  auto none = accept_ok(s, task_event("u-2", 3, "production", "deploy:unlock",
+                                      "bob", "unlock"));
+  BOOST_CHECK_EQUAL(none.deployment_id, 3);
+  BOOST_CHECK_EQUAL(none.lock_state, "not_locked");
+  BOOST_CHECK_EQUAL(none.lock.repo, "octo/app");
+  BOOST_CHECK_EQUAL(none.lock.environment, "production");
+  BOOST_CHECK_EQUAL(none.lock.actor, "");
+  BOOST_CHECK_EQUAL(none.lock.reason, "");
+  BOOST_CHECK_EQUAL(none.lock.locked_at, "");
+  BOOST_CHECK_EQUAL(none.lock.deployment_id, 0);
+  // Free again: a new locker gets it.
+  auto bob = accept_ok(s, task_event("l-2", 4, "production", "deploy:lock",
+                                     "bob", "lock", "release"));
+  BOOST_CHECK_EQUAL(bob.lock_state, "locked");
+  check_lock(bob.lock, "octo/app", "production", "bob", "release", 4);
+}
+
+BOOST_AUTO_TEST_CASE(ordinary_tasks_see_the_lock_of_their_environment) {
+  auto s = start();
+  auto free = accept_ok(s, task_event("d-0", 1, "production", "deploy", "bob"));
+  BOOST_CHECK_EQUAL(free.lock_state, "");
+  BOOST_CHECK_EQUAL(free.lock.actor, "");
+  auto locked = accept_ok(s, task_event("l-1", 2, "production", "deploy:lock",
+                                        "alice", "lock", "incident 42"));
+  for (auto task : {"deploy", "deploy:migrations"}) {
+    // Also the holder's own deployments: the receiver decides what to do.
+    for (auto actor : {"bob", "alice"}) {
+      auto r = accept_ok(s, task_event(std::string("d-") + task + actor, 3,
+                                       "production", task, actor));
+      BOOST_CHECK(r.deployment_id > 2);
+      BOOST_CHECK_EQUAL(r.lock_state, "locked");
+      BOOST_CHECK(same_lock(r.lock, locked.lock));
+    }
+  }
+  // Another environment of the repository is free.
+  BOOST_CHECK_EQUAL(
+      accept_ok(s, task_event("d-s", 4, "staging", "deploy", "bob")).lock_state,
+      "");
+  // The same environment of another repository is free.
+  auto other = task_event("d-o", 5, "production", "deploy", "bob");
+  other.deployment.repo = other.repo = "octo/other";
+  auto r = accept_ok(s, other);
+  BOOST_CHECK_EQUAL(r.lock_state, "");
+  BOOST_CHECK(r.deployment_id > 0);
+  // The lock on octo/app is untouched.
+  auto all = locks(s);
+  BOOST_REQUIRE_EQUAL(all.size(), 1u);
+  BOOST_CHECK(same_lock(all[0], locked.lock));
+}
+
+BOOST_AUTO_TEST_CASE(a_redelivered_lock_task_changes_nothing) {
+  auto s = start();
+  accept_ok(s, task_event("l-1", 1, "production", "deploy:lock", "alice",
+                          "lock", "incident 42"));
+  accept_ok(s, task_event("u-1", 2, "production", "deploy:unlock", "alice",
+                          "unlock"));
+  auto again = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
+                                       "alice", "lock", "incident 42"));
+  BOOST_CHECK(again.duplicate);
+  BOOST_CHECK_EQUAL(again.deployment_id, 0);
+  BOOST_CHECK_EQUAL(again.lock_state, "");
+  BOOST_CHECK(locks(s).empty());
+}
+
+BOOST_AUTO_TEST_CASE(locks_are_listed_by_time_then_repo_and_environment) {
+  auto s = start();
+  int n = 0;
+  for (auto [repo, env] : {std::pair{"octo/b", "production"},
+                           {"octo/a", "staging"},
+                           {"octo/a", "production"},
+                           {"octo/c", "qa"}}) {
+    ++n;
+    auto ev = task_event("l-" + std::to_string(n), n, env, "deploy:lock",
+                         "alice", "lock", "why " + std::to_string(n));
+    ev.deployment.repo = ev.repo = repo;
+    BOOST_CHECK_EQUAL(accept_ok(s, ev).lock_state, "locked");
+  }
+  query(db, "UPDATE locks SET locked_at = CASE repo "
+            "WHEN 'octo/c' THEN '2020-01-01T00:00:00.000Z' "
+            "ELSE '2021-01-01T00:00:00.000Z' END");
+  auto all = locks(s);
+  BOOST_REQUIRE_EQUAL(all.size(), 4u);
+  BOOST_CHECK_EQUAL(all[0].repo + " " + all[0].environment, "octo/c qa");
+  BOOST_CHECK_EQUAL(all[1].repo + " " + all[1].environment,
+                    "octo/a production");
+  BOOST_CHECK_EQUAL(all[2].repo + " " + all[2].environment, "octo/a staging");
+  BOOST_CHECK_EQUAL(all[3].repo + " " + all[3].environment,
+                    "octo/b production");
+  BOOST_CHECK_EQUAL(all[3].reason, "why 1");
+  BOOST_CHECK_EQUAL(all[3].deployment_id, 1);
+}
+
+BOOST_AUTO_TEST_CASE(locks_survive_reopening) {
+  env_lock held;
+  {
+    auto s = start();
+    held = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
+                                   "alice", "lock", "incident 42"))
+               .lock;
+    stop_all();
+  }
+  auto s = start();
+  auto all = locks(s);
+  BOOST_REQUIRE_EQUAL(all.size(), 1u);
+  BOOST_CHECK(same_lock(all[0], held));
+  auto r = accept_ok(s, task_event("d-1", 2, "production", "deploy", "bob"));
+  BOOST_CHECK_EQUAL(r.lock_state, "locked");
+  BOOST_CHECK(same_lock(r.lock, held));
+  auto other = accept_ok(s, task_event("l-2", 3, "production", "deploy:lock",
+                                       "bob", "lock", "mine"));
+  BOOST_CHECK_EQUAL(other.lock_state, "already_locked");
+  BOOST_CHECK(same_lock(other.lock, held));
+}
+
+// -- repositories --------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(every_event_naming_a_repository_records_it) {
+  auto s = start();
+  accept_ok(s, repo_event("s-1", "status", "octo/status"));
+  accept_ok(s, repo_event("n-1", "deployment_status", "octo/notice"));
+  accept_ok(s, repo_event("p-1", "ping", "octo/ping"));
+  accept_ok(s, other_event("p-2", "ping")); // An organization's: no repo.
+  accept_ok(s, task_event("d-1", 1, "production", "deploy", "bob"));
+  accept_ok(s, repo_event("s-2", "status", "octo/status")); // Known already.
+  // While the store runs: the command line reads the same file.
+  auto repos = read_repositories(db.string());
+  BOOST_REQUIRE_EQUAL(repos.size(), 4u);
+  std::vector<std::string> names;
+  for (auto &r : repos) {
+    names.push_back(r.repo);
+    BOOST_CHECK(r.active);
+    BOOST_CHECK(is_timestamp(r.first_seen));
+  }
+  BOOST_CHECK((names == std::vector<std::string>{"octo/app", "octo/notice",
+                                                 "octo/ping", "octo/status"}));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT first_seen FROM repositories "
+                                  "WHERE repo = 'octo/status'"),
+                    query_one(db, "SELECT received_at FROM deliveries "
+                                  "WHERE delivery = 's-1'"));
+}
+
+BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored) {
+  auto s = start();
+  accept_ok(s, task_event("l-1", 1, "production", "deploy:lock", "alice",
+                          "lock", "incident 42"));
+  update(s, 1, "success", "locked");
+  // Switched off from the command line while the store holds the file.
+  set_repository_active(db.string(), "octo/app", false);
+  auto deploy = accept_ok(s, task_event("d-1", 2, "production", "deploy",
+                                        "bob"));
+  BOOST_CHECK(!deploy.duplicate);
+  BOOST_CHECK(deploy.ignored);
+  BOOST_CHECK_EQUAL(deploy.deployment_id, 0);
+  BOOST_CHECK_EQUAL(deploy.lock_state, "");
+  auto unlock = accept_ok(s, task_event("u-1", 3, "production",
+                                        "deploy:unlock", "alice", "unlock"));
+  BOOST_CHECK(unlock.ignored);
+  BOOST_CHECK_EQUAL(unlock.lock_state, "");
+  BOOST_CHECK_EQUAL(locks(s).size(), 1u); // The lock stays.
+  auto status = accept_ok(s, repo_event("s-1", "status", "octo/app"));
+  BOOST_CHECK(status.ignored);
+  // Only the lock task's deployment exists; nothing is pending.
+  auto rows = list(s, 10);
+  BOOST_REQUIRE_EQUAL(rows.size(), 1u);
+  BOOST_CHECK_EQUAL(rows[0]["id"], 1);
+  BOOST_CHECK(pending(s).empty());
+  // The deliveries are recorded, so redeliveries are duplicates.
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries"), "4");
+  auto again = accept_ok(s, task_event("d-1", 2, "production", "deploy",
+                                       "bob"));
+  BOOST_CHECK(again.duplicate);
+  BOOST_CHECK(!again.ignored);
+  auto repos = read_repositories(db.string());
+  BOOST_REQUIRE_EQUAL(repos.size(), 1u);
+  BOOST_CHECK(!repos[0].active);
+  // Enabled again: a redelivery stays a duplicate, a new delivery deploys.
+  set_repository_active(db.string(), "octo/app", true);
+  BOOST_CHECK(accept_ok(s, task_event("d-1", 2, "production", "deploy", "bob"))
+                  .duplicate);
+  auto fresh = accept_ok(s, task_event("d-2", 4, "production", "deploy",
+                                       "bob"));
+  BOOST_CHECK(!fresh.ignored);
+  BOOST_CHECK_EQUAL(fresh.deployment_id, 2);
+  BOOST_CHECK_EQUAL(fresh.lock_state, "locked");
+  BOOST_CHECK(read_repositories(db.string())[0].active);
+}
+
+BOOST_AUTO_TEST_CASE(a_repository_disabled_before_heaven_heard_of_it) {
+  auto s = start();
+  accept_ok(s, other_event("p-1", "ping")); // The database exists.
+  set_repository_active(db.string(), "octo/new", false);
+  auto repos = read_repositories(db.string());
+  BOOST_REQUIRE_EQUAL(repos.size(), 1u);
+  BOOST_CHECK_EQUAL(repos[0].repo, "octo/new");
+  BOOST_CHECK(!repos[0].active);
+  BOOST_CHECK(is_timestamp(repos[0].first_seen));
+  auto ev = task_event("d-1", 1, "production", "deploy", "bob");
+  ev.deployment.repo = "octo/new";
+  ev.repo = ""; // Deployment events fall back to the deployment's repo.
+  auto r = accept_ok(s, ev);
+  BOOST_CHECK(r.ignored);
+  BOOST_CHECK_EQUAL(r.deployment_id, 0);
+  BOOST_CHECK_EQUAL(list(s, 10), nlohmann::json::array());
+  // Switching keeps first_seen.
+  set_repository_active(db.string(), "octo/new", true);
+  auto later = read_repositories(db.string());
+  BOOST_REQUIRE_EQUAL(later.size(), 1u);
+  BOOST_CHECK(later[0].active);
+  BOOST_CHECK_EQUAL(later[0].first_seen, repos[0].first_seen);
+}
+
+// -- latest, claim, revision ---------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(latest_is_the_newest_successful_deploy_per_app_and_env) {
+  auto s = start();
+  auto sha = [](char c) { return std::string(40, c); };
+  struct row {
+    std::string repo, app, env, task, sha, state, lock_action;
+  };
+  std::vector<row> rows{
+      {"octo/app", "app", "production", "deploy", sha('a'), "success", ""},
+      {"octo/app", "app", "production", "deploy", sha('b'), "success", ""},
+      {"octo/app", "app", "production", "deploy", sha('c'), "failure", ""},
+      {"octo/app", "app", "production", "deploy:migrations", sha('d'),
+       "success", ""},
+      {"octo/app", "app", "production", "deploy:lock", sha('e'), "success",
+       "lock"},
+      {"octo/app", "app", "staging", "deploy", sha('f'), "success", ""},
+      {"octo/app", "worker", "production", "deploy", sha('1'), "success", ""},
+      {"octo/other", "app", "production", "deploy", sha('2'), "success", ""},
+      {"octo/app", "app", "staging", "deploy", sha('3'), "running", ""},
+      {"octo/app", "app", "staging", "deploy", sha('4'), "error", ""},
+  };
+  int64_t n = 0;
+  for (auto &x : rows) {
+    ++n;
+    auto ev = task_event("d-" + std::to_string(n), 100 + n, x.env, x.task,
+                         "alice", x.lock_action, "lock " + std::to_string(n));
+    ev.deployment.repo = ev.repo = x.repo;
+    ev.deployment.app = x.app;
+    ev.deployment.sha = x.sha;
+    ev.deployment.payload_json = R"({"name":")" + x.app + R"(","n":)" +
+                                 std::to_string(n) + "}";
+    BOOST_REQUIRE_EQUAL(accept_ok(s, ev).deployment_id, n);
+    update(s, n, x.state, "done");
+  }
+  // A request without a payload (an old or damaged record) gives "{}".
+  query(db, "UPDATE deployments SET request = '{\"repo\":\"octo/app\"}' "
+            "WHERE id = 6");
+  auto xs = latest(s, "octo/app");
+  BOOST_REQUIRE_EQUAL(xs.size(), 3u);
+  BOOST_CHECK_EQUAL(xs[0].app, "app");
+  BOOST_CHECK_EQUAL(xs[0].environment, "production");
+  BOOST_CHECK_EQUAL(xs[0].sha, sha('b'));
+  BOOST_CHECK_EQUAL(xs[0].payload_json, R"({"name":"app","n":2})");
+  BOOST_CHECK_EQUAL(xs[0].github_id, 102);
+  BOOST_CHECK_EQUAL(xs[0].deployment_id, 2);
+  BOOST_CHECK(xs[0].locked);
+  check_lock(xs[0].lock, "octo/app", "production", "alice", "lock 5", 5);
+  BOOST_CHECK_EQUAL(xs[1].app, "app");
+  BOOST_CHECK_EQUAL(xs[1].environment, "staging");
+  BOOST_CHECK_EQUAL(xs[1].sha, sha('f'));
+  BOOST_CHECK_EQUAL(xs[1].payload_json, "{}");
+  BOOST_CHECK_EQUAL(xs[1].github_id, 106);
+  BOOST_CHECK_EQUAL(xs[1].deployment_id, 6);
+  BOOST_CHECK(!xs[1].locked);
+  BOOST_CHECK_EQUAL(xs[1].lock.actor, "");
+  BOOST_CHECK_EQUAL(xs[2].app, "worker");
+  BOOST_CHECK_EQUAL(xs[2].environment, "production");
+  BOOST_CHECK_EQUAL(xs[2].sha, sha('1'));
+  BOOST_CHECK_EQUAL(xs[2].payload_json, R"({"name":"worker","n":7})");
+  BOOST_CHECK_EQUAL(xs[2].deployment_id, 7);
+  // Locks are per repository+environment, whatever the app.
+  BOOST_CHECK(xs[2].locked);
+  BOOST_CHECK_EQUAL(xs[2].lock.actor, "alice");
+  auto other = latest(s, "octo/other");
+  BOOST_REQUIRE_EQUAL(other.size(), 1u);
+  BOOST_CHECK_EQUAL(other[0].sha, sha('2'));
+  BOOST_CHECK(!other[0].locked);
+  BOOST_CHECK(latest(s, "octo/none").empty());
+}
+
+BOOST_AUTO_TEST_CASE(an_auto_deployment_is_claimed_once) {
+  auto sha = std::string(40, 'a');
+  {
+    auto s = start();
+    BOOST_CHECK(claim(s, "octo/app", "app", "production", sha));
+    BOOST_CHECK(!claim(s, "octo/app", "app", "production", sha));
+    BOOST_CHECK(claim(s, "octo/app", "app", "staging", sha));
+    BOOST_CHECK(claim(s, "octo/app", "worker", "production", sha));
+    BOOST_CHECK(claim(s, "octo/other", "app", "production", sha));
+    stop_all();
+  }
+  auto s = start();
+  BOOST_CHECK(!claim(s, "octo/app", "app", "production", sha));
+  BOOST_CHECK(!claim(s, "octo/app", "worker", "production", sha));
+  BOOST_CHECK(claim(s, "octo/app", "app", "production", std::string(40, 'b')));
+  BOOST_CHECK(is_timestamp(query_one(
+      db, "SELECT claimed_at FROM auto_deploys WHERE sha = '" +
+              std::string(40, 'b') + "'")));
+}
+
+BOOST_AUTO_TEST_CASE(revisions_are_recorded_per_repository_and_environment) {
+  auto s = start();
+  BOOST_CHECK_EQUAL(revision(s, "octo/app", "production"), "");
+  set_revision(s, "octo/app", "production", std::string(40, 'a'));
+  BOOST_CHECK_EQUAL(revision(s, "octo/app", "production"),
+                    std::string(40, 'a'));
+  BOOST_CHECK_EQUAL(revision(s, "octo/app", "staging"), "");
+  BOOST_CHECK_EQUAL(revision(s, "octo/other", "production"), "");
+  set_revision(s, "octo/app", "production", std::string(40, 'b'));
+  set_revision(s, "octo/app", "staging", std::string(40, 'c'));
+  BOOST_CHECK_EQUAL(revision(s, "octo/app", "production"),
+                    std::string(40, 'b'));
+  BOOST_CHECK_EQUAL(revision(s, "octo/app", "staging"), std::string(40, 'c'));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM revisions"), "2");
+  BOOST_CHECK(is_timestamp(query_one(
+      db, "SELECT recorded_at FROM revisions WHERE environment = 'staging'")));
+  stop_all();
+  auto again = start();
+  BOOST_CHECK_EQUAL(revision(again, "octo/app", "production"),
+                    std::string(40, 'b'));
+}
+
+// -- the command line ----------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(the_command_line_works_beside_a_running_store) {
+  auto s = start();
+  auto alice = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
+                                       "alice", "lock", "incident 42"));
+  auto ev = task_event("l-2", 2, "qa", "deploy:lock", "bob", "lock", "tests");
+  ev.deployment.repo = ev.repo = "octo/other";
+  auto bob = accept_ok(s, ev);
+  auto seen = read_locks(db.string());
+  BOOST_REQUIRE_EQUAL(seen.size(), 2u);
+  BOOST_CHECK(same_lock(seen[0], alice.lock));
+  BOOST_CHECK(same_lock(seen[1], bob.lock));
+  BOOST_CHECK(remove_lock(db.string(), "octo/app", "production"));
+  BOOST_CHECK(!remove_lock(db.string(), "octo/app", "production"));
+  BOOST_CHECK(!remove_lock(db.string(), "octo/app", "qa"));
+  // The store sees the change at once.
+  auto r = accept_ok(s, task_event("d-1", 3, "production", "deploy", "carol"));
+  BOOST_CHECK_EQUAL(r.lock_state, "");
+  BOOST_CHECK_EQUAL(r.deployment_id, 3);
+  auto left = locks(s);
+  BOOST_REQUIRE_EQUAL(left.size(), 1u);
+  BOOST_CHECK(same_lock(left[0], bob.lock));
+  // And the store's writes keep working after the command line's.
+  auto again = accept_ok(s, task_event("l-3", 4, "production", "deploy:lock",
+                                       "carol", "lock", "mine now"));
+  BOOST_CHECK_EQUAL(again.lock_state, "locked");
+  BOOST_CHECK_EQUAL(read_locks(db.string()).size(), 2u);
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA journal_mode"), "wal");
+}
+
+BOOST_AUTO_TEST_CASE(the_command_line_never_creates_a_database) {
+  auto path = (dir.path / "nowhere.sqlite3").string();
+  auto expected =
+      "no database at " + path + ": has heaven run with this data directory?";
+  auto says = [&](const std::runtime_error &e) {
+    BOOST_CHECK_EQUAL(e.what(), expected);
+    return true;
+  };
+  BOOST_CHECK_EXCEPTION(read_locks(path), std::runtime_error, says);
+  BOOST_CHECK_EXCEPTION(remove_lock(path, "octo/app", "production"),
+                        std::runtime_error, says);
+  BOOST_CHECK_EXCEPTION(read_repositories(path), std::runtime_error, says);
+  BOOST_CHECK_EXCEPTION(set_repository_active(path, "octo/app", false),
+                        std::runtime_error, says);
+  BOOST_CHECK(!fs::exists(path));
+  BOOST_CHECK(!fs::exists(path + "-wal"));
+}
+
+BOOST_AUTO_TEST_CASE(a_newer_schema_is_refused) {
+  exec_sql(db, "PRAGMA user_version=3");
+  try {
+    read_locks(db.string());
+    BOOST_FAIL("a version 3 database was read");
+  } catch (const std::runtime_error &e) {
+    BOOST_CHECK_EQUAL(e.what(), db.string() + " has schema version 3, newer "
+                                              "than this heaven's 2");
+  }
+  auto s = start();
+  auto r = accept(s, other_event("p-1", "ping"));
+  BOOST_REQUIRE(!r);
+  BOOST_CHECK(sys.render(r.error()).find("newer than this heaven's 2") !=
+              std::string::npos);
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
+}
+
+// -- migration -------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
+  write_v1_database(db);
+  auto s = start();
+  auto xs = pending(s); // Answered once the store has opened the file.
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "2");
+  for (auto table : {"locks", "revisions", "auto_deploys"})
+    BOOST_CHECK_EQUAL(query_one(db, std::string("SELECT count(*) FROM "
+                                                "sqlite_master WHERE type = "
+                                                "'table' AND name = '") +
+                                        table + "'"),
+                      "1");
+  BOOST_REQUIRE_EQUAL(xs.size(), 1u);
+  BOOST_CHECK_EQUAL(xs[0].id, 1);
+  BOOST_CHECK_EQUAL(xs[0].state, "running");
+  BOOST_CHECK_EQUAL(xs[0].request.description, "v1");
+  BOOST_CHECK_EQUAL(xs[0].request.payload_json, R"({"name":"app"})");
+  auto rows = list(s, 10);
+  BOOST_REQUIRE_EQUAL(rows.size(), 2u);
+  BOOST_CHECK_EQUAL(rows[0]["repo"], "octo/old");
+  BOOST_CHECK_EQUAL(rows[0]["finished_at"], "2026-01-02T03:04:08.000Z");
+  BOOST_CHECK(locks(s).empty());
+  auto old = latest(s, "octo/old");
+  BOOST_REQUIRE_EQUAL(old.size(), 1u);
+  BOOST_CHECK_EQUAL(old[0].deployment_id, 2);
+  BOOST_CHECK_EQUAL(old[0].payload_json, "{}");
+  // Redeliveries of version 1's deliveries are still duplicates.
+  BOOST_CHECK(accept_ok(s, other_event("p-1", "ping")).duplicate);
+  // octo/old stays disabled; octo/app deploys on, numbered after the old.
+  auto ignored = task_event("d-3", 13, "qa", "deploy", "bob");
+  ignored.deployment.repo = ignored.repo = "octo/old";
+  BOOST_CHECK(accept_ok(s, ignored).ignored);
+  auto r = accept_ok(s, task_event("d-4", 14, "production", "deploy:lock",
+                                   "alice", "lock", "after the upgrade"));
+  BOOST_CHECK_EQUAL(r.deployment_id, 3);
+  BOOST_CHECK_EQUAL(r.lock_state, "locked");
+  auto repos = read_repositories(db.string());
+  BOOST_REQUIRE_EQUAL(repos.size(), 2u);
+  BOOST_CHECK_EQUAL(repos[0].repo, "octo/app");
+  BOOST_CHECK(repos[0].active);
+  BOOST_CHECK_EQUAL(repos[0].first_seen, "2026-01-02T03:04:05.006Z");
+  BOOST_CHECK_EQUAL(repos[1].repo, "octo/old");
+  BOOST_CHECK(!repos[1].active);
+  // Opening it again migrates nothing and loses nothing.
+  stop_all();
+  auto again = start();
+  BOOST_CHECK_EQUAL(list(again, 10).size(), 3u);
+  BOOST_CHECK_EQUAL(locks(again).size(), 1u);
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "2");
+}
+
+BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
+  write_v1_database(db);
+  auto repos = read_repositories(db.string());
+  BOOST_REQUIRE_EQUAL(repos.size(), 2u);
+  BOOST_CHECK_EQUAL(repos[1].repo, "octo/old");
+  BOOST_CHECK(!repos[1].active);
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "2");
+  BOOST_CHECK(read_locks(db.string()).empty());
+  // Twice is the same as once.
+  set_repository_active(db.string(), "octo/old", true);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT active FROM repositories "
+                                  "WHERE repo = 'octo/old'"),
+                    "1");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deployments"), "2");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
