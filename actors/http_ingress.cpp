@@ -13,6 +13,9 @@
 #include <stdexcept>
 #include <string_view>
 #include <thread>
+#include <type_traits>
+#include <variant>
+#include <vector>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -63,6 +66,21 @@ constexpr int32_t max_limit = 500;
 std::string json_error(std::string_view msg) {
   return nlohmann::json{{"error", msg}}.dump(
     -1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// The environment locks as the JSON array `GET /locks` answers, each lock's
+/// fields in a fixed order.
+std::string locks_json(const std::vector<env_lock>& locks) {
+  auto out = nlohmann::ordered_json::array();
+  for (auto& l : locks)
+    out.push_back({{"repo", l.repo},
+                   {"environment", l.environment},
+                   {"actor", l.actor},
+                   {"reason", l.reason},
+                   {"locked_at", l.locked_at},
+                   {"deployment_id", l.deployment_id}});
+  return out.dump(-1, ' ', false,
+                  nlohmann::ordered_json::error_handler_t::replace);
 }
 
 /// Closed by stop(): after that, actors must not touch the io_context, which
@@ -276,6 +294,11 @@ private:
         return not_allowed("GET");
       return on_list(query);
     }
+    if (path == "/locks") {
+      if (method != http::verb::get)
+        return not_allowed("GET");
+      return on_locks(query_param(query, "token"));
+    }
     constexpr std::string_view prefix = "/deployments/";
     constexpr std::string_view suffix = "/log";
     if (path.size() > prefix.size() + suffix.size()
@@ -329,19 +352,12 @@ private:
                        form_type))
       if (auto json = form_payload(req_.body()))
         req_.body() = std::move(*json);
-    if (ev.type == "deployment") {
-      auto parsed = parse_deployment(req_.body());
-      if (auto* msg = std::get_if<std::string>(&parsed))
-        return respond(http::status::bad_request, json_error(*msg));
-      ev.deployment = std::move(std::get<deployment_request>(parsed));
-    } else if (ev.type == "deployment_status" || ev.type == "status"
-               || ev.type == "ping") {
-      if (auto msg = check_json_object(req_.body()); !msg.empty())
-        return respond(http::status::bad_request, json_error(msg));
-    } else {
+    if (ev.type != "deployment" && ev.type != "status"
+        && ev.type != "deployment_status" && ev.type != "ping")
       return respond(http::status::unprocessable_entity,
                      json_error("unsupported event " + ev.type));
-    }
+    if (auto msg = parse_event(ev); !msg.empty())
+      return respond(http::status::bad_request, json_error(msg));
     ev.body = std::move(req_.body());
     auto to = srv_.receiver;
     ask([to, ev = std::move(ev)](caf::event_based_actor* self,
@@ -353,6 +369,57 @@ private:
           },
           [reply, self](caf::error& err) mutable {
             reply(503, json_error("receiver unavailable: "
+                                  + self->system().render(err)));
+          });
+    });
+  }
+
+  /// Parses the request body as an event of type `ev.type` (deployment,
+  /// status, deployment_status or ping) into `ev`, including `ev.repo`.
+  /// Returns what is wrong with the body, or "".
+  std::string parse_event(inbound_event& ev) {
+    const auto& body = req_.body();
+    // Takes the parsed value, or returns the parser's message.
+    auto take = [](auto parsed, auto& out) -> std::string {
+      using value_type = std::decay_t<decltype(out)>;
+      if (auto* msg = std::get_if<std::string>(&parsed))
+        return std::move(*msg);
+      out = std::move(std::get<value_type>(parsed));
+      return {};
+    };
+    std::string msg;
+    if (ev.type == "deployment") {
+      msg = take(parse_deployment(body), ev.deployment);
+      ev.repo = ev.deployment.repo;
+    } else if (ev.type == "status") {
+      msg = take(parse_commit_status(body), ev.status);
+      ev.repo = ev.status.repo;
+    } else if (ev.type == "deployment_status") {
+      msg = take(parse_deployment_status(body), ev.notice);
+      ev.repo = ev.notice.repo;
+    } else {
+      msg = check_json_object(body);
+      if (msg.empty())
+        ev.repo = repository_full_name(body);
+    }
+    return msg;
+  }
+
+  /// `GET /locks`: the store's environment locks as JSON, for the holder of
+  /// locks_token(log_key) only; anyone else is told there is nothing here.
+  void on_locks(std::string_view token) {
+    const auto& key = srv_.opts.log_key;
+    if (token.empty() || !equal_constant_time(token, locks_token(key)))
+      return respond(http::status::not_found, json_error("not found"));
+    auto to = srv_.store;
+    ask([to](caf::event_based_actor* self, auto reply) mutable {
+      self->request(to, actor_timeout, locks_atom::value)
+        .then(
+          [reply](std::vector<env_lock>& locks) mutable {
+            reply(200, locks_json(locks));
+          },
+          [reply, self](caf::error& err) mutable {
+            reply(503, json_error("store unavailable: "
                                   + self->system().render(err)));
           });
     });

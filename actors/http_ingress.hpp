@@ -24,7 +24,8 @@ struct ingress_options {
   /// Largest accepted body in bytes (413 above).
   std::size_t max_body = 25 * 1024 * 1024;
   std::shared_ptr<log_book> logs;
-  /// Key for log tokens (see log_token).
+  /// Key for the tokens of log pages and `GET /locks` (see log_token,
+  /// locks_token).
   std::string log_key;
 };
 

@@ -1,7 +1,10 @@
 #include "actors/webhook.hpp"
 
 #include <array>
+#include <initializer_list>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -80,11 +83,53 @@ std::string read_login(od::value& v, std::string_view path,
   });
 }
 
+/// Reads a value that is a string or an integer (then as its decimal text)
+/// into `out`; null counts as absent. Chat adapters name users and rooms
+/// either way.
+std::string read_text(od::value& v, std::string_view path,
+                      std::optional<std::string>& out) {
+  od::json_type type;
+  if (auto err = v.type().get(type))
+    return malformed(err);
+  if (type == od::json_type::number) {
+    int64_t n = 0;
+    if (v.get_int64().get(n))
+      return wrong_type(path, "a string or an integer");
+    out = std::to_string(n);
+    return {};
+  }
+  if (type != od::json_type::null && type != od::json_type::string)
+    return wrong_type(path, "a string or an integer");
+  return read_string(v, path, out);
+}
+
+/// Reads an optional object: calls `f(key, value)` for each of its fields;
+/// null counts as absent, anything else but an object is an error.
+template <class F>
+std::string read_object(od::value& v, std::string_view path, F f) {
+  od::json_type type;
+  if (auto err = v.type().get(type))
+    return malformed(err);
+  if (type == od::json_type::null)
+    return {};
+  od::object obj;
+  if (type != od::json_type::object || v.get_object().get(obj))
+    return wrong_type(path, "an object");
+  return for_each_field(obj, f);
+}
+
+/// The fields of `repository` that events use.
+struct repo_fields {
+  std::optional<std::string> full_name, clone_url, name, html_url,
+    default_branch;
+};
+
 /// Fields of a deployment event before defaults are applied.
 struct raw_fields {
   std::optional<int64_t> id;
   std::optional<std::string> sha, ref, environment, task, description,
-    creator, sender, payload, full_name, clone_url, repo_name;
+    creator, sender, payload;
+  repo_fields repo;
 };
 
 std::string read_deployment(od::value& v, raw_fields& f) {
@@ -141,7 +186,7 @@ std::string read_deployment(od::value& v, raw_fields& f) {
   });
 }
 
-std::string read_repository(od::value& v, raw_fields& f) {
+std::string read_repository(od::value& v, repo_fields& f) {
   od::object obj;
   if (v.get_object().get(obj))
     return wrong_type("repository", "an object");
@@ -151,9 +196,48 @@ std::string read_repository(od::value& v, raw_fields& f) {
     if (key == "clone_url")
       return read_string(val, "repository.clone_url", f.clone_url);
     if (key == "name")
-      return read_string(val, "repository.name", f.repo_name);
+      return read_string(val, "repository.name", f.name);
+    if (key == "html_url")
+      return read_string(val, "repository.html_url", f.html_url);
+    if (key == "default_branch")
+      return read_string(val, "repository.default_branch", f.default_branch);
     return std::string{};
   });
+}
+
+/// The application name when the payload names none: `repository.name`,
+/// else the part of the full name after the slash.
+std::string app_name(const repo_fields& f) {
+  if (f.name && !f.name->empty())
+    return *f.name;
+  const std::string& full = f.full_name.value_or("");
+  auto slash = full.rfind('/');
+  return slash == std::string::npos ? full : full.substr(slash + 1);
+}
+
+/// The first of `values` that is present and not empty, else `fallback`.
+std::string first_of(
+  std::initializer_list<const std::optional<std::string>*> values,
+  std::string fallback = {}) {
+  for (auto* value : values)
+    if (*value && !(*value)->empty())
+      return **value;
+  return fallback;
+}
+
+/// Opens `body` (already checked to be one well-formed JSON object) and
+/// calls `f(key, value)` for each top-level field.
+template <class F>
+std::string for_each_root_field(std::string_view body, F f) {
+  od::parser parser;
+  simdjson::padded_string json{body};
+  od::document doc;
+  if (auto err = parser.iterate(json).get(doc))
+    return malformed(err);
+  od::object root;
+  if (auto err = doc.get_object().get(root))
+    return malformed(err);
+  return for_each_field(root, f);
 }
 
 /// Reads `name`, `config.provider` and `config.<environment>_url` from the
@@ -201,6 +285,123 @@ std::string read_payload(const std::string& text, deployment_request& req) {
   return {};
 }
 
+/// Fields of a `status` event before defaults are applied.
+struct status_fields {
+  std::optional<std::string> sha, state, author, sender;
+  std::vector<std::string> branches;
+  repo_fields repo;
+};
+
+/// Reads `branches[].name`; a missing or null list is no branches.
+std::string read_branches(od::value& v, std::vector<std::string>& out) {
+  od::json_type type;
+  if (auto err = v.type().get(type))
+    return malformed(err);
+  if (type == od::json_type::null)
+    return {};
+  od::array arr;
+  if (type != od::json_type::array || v.get_array().get(arr))
+    return wrong_type("branches", "an array");
+  for (auto res : arr) {
+    od::value item;
+    if (auto err = std::move(res).get(item))
+      return malformed(err);
+    od::json_type item_type;
+    if (auto err = item.type().get(item_type))
+      return malformed(err);
+    if (item_type != od::json_type::object)
+      return wrong_type("branches[]", "an object");
+    std::optional<std::string> name;
+    auto msg = read_object(item, "branches[]",
+                           [&](std::string_view key, od::value& val) {
+                             return key == "name"
+                                      ? read_string(val, "branches[].name",
+                                                    name)
+                                      : std::string{};
+                           });
+    if (!msg.empty())
+      return msg;
+    if (name && !name->empty())
+      out.push_back(std::move(*name));
+  }
+  return {};
+}
+
+/// Fields of a `deployment_status` event before defaults are applied.
+struct notice_fields {
+  /// `deployment_status.*`.
+  std::optional<int64_t> status_id;
+  std::optional<std::string> state, description, log_url, target_url,
+    environment_url;
+  /// `deployment`, `repository`, `sender`.
+  raw_fields deployment;
+};
+
+std::string read_deployment_status(od::value& v, notice_fields& f) {
+  od::object obj;
+  if (v.get_object().get(obj))
+    return wrong_type("deployment_status", "an object");
+  return for_each_field(obj, [&](std::string_view key,
+                                 od::value& val) -> std::string {
+    if (key == "id") {
+      od::json_type type;
+      if (auto err = val.type().get(type))
+        return malformed(err);
+      if (type == od::json_type::null)
+        return {};
+      int64_t id = 0;
+      if (val.get_int64().get(id))
+        return wrong_type("deployment_status.id", "an integer");
+      f.status_id = id;
+      return {};
+    }
+    if (key == "state")
+      return read_string(val, "deployment_status.state", f.state);
+    if (key == "description")
+      return read_string(val, "deployment_status.description",
+                         f.description);
+    if (key == "log_url")
+      return read_string(val, "deployment_status.log_url", f.log_url);
+    if (key == "target_url")
+      return read_string(val, "deployment_status.target_url", f.target_url);
+    if (key == "environment_url")
+      return read_string(val, "deployment_status.environment_url",
+                         f.environment_url);
+    return {};
+  });
+}
+
+/// What a notice takes from the deployment's payload.
+struct notice_payload {
+  std::optional<std::string> name, user_name, user, room;
+};
+
+/// Reads `name` and `notify.{user_name,user,room}` from the payload object's
+/// text (already checked to be a well-formed object).
+std::string read_notice_payload(const std::string& text, notice_payload& p) {
+  return for_each_root_field(text, [&](std::string_view key,
+                                       od::value& val) -> std::string {
+    if (key == "name")
+      return read_string(val, "deployment.payload.name", p.name);
+    if (key != "notify")
+      return {};
+    return read_object(val, "deployment.payload.notify",
+                       [&](std::string_view key, od::value& val) {
+                         if (key == "user_name")
+                           return read_text(
+                             val, "deployment.payload.notify.user_name",
+                             p.user_name);
+                         if (key == "user")
+                           return read_text(
+                             val, "deployment.payload.notify.user", p.user);
+                         if (key == "room")
+                           return read_text(
+                             val, "deployment.payload.notify.room", p.room);
+                         return std::string{};
+                       });
+  });
+}
+
 } // namespace
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
@@ -235,20 +436,13 @@ parse_deployment(std::string_view body) {
   // the body is stored and re-read later, it must be sound throughout.
   if (auto msg = check_json_object(body); !msg.empty())
     return msg;
-  od::parser parser;
-  simdjson::padded_string json{body};
-  od::document doc;
-  if (auto err = parser.iterate(json).get(doc))
-    return malformed(err);
-  od::object root;
-  if (auto err = doc.get_object().get(root))
-    return malformed(err);
   raw_fields f;
-  auto msg = for_each_field(root, [&](std::string_view key, od::value& val) {
+  auto msg = for_each_root_field(body, [&](std::string_view key,
+                                           od::value& val) {
     if (key == "deployment")
       return read_deployment(val, f);
     if (key == "repository")
-      return read_repository(val, f);
+      return read_repository(val, f.repo);
     if (key == "sender")
       return read_login(val, "sender", f.sender);
     return std::string{};
@@ -261,8 +455,8 @@ parse_deployment(std::string_view body) {
     {&f.sha, "deployment.sha"},
     {&f.ref, "deployment.ref"},
     {&f.environment, "deployment.environment"},
-    {&f.full_name, "repository.full_name"},
-    {&f.clone_url, "repository.clone_url"},
+    {&f.repo.full_name, "repository.full_name"},
+    {&f.repo.clone_url, "repository.clone_url"},
   };
   for (auto& [value, path] : required)
     if (!*value || (*value)->empty())
@@ -272,22 +466,142 @@ parse_deployment(std::string_view body) {
   req.sha = std::move(*f.sha);
   req.ref = std::move(*f.ref);
   req.environment = std::move(*f.environment);
-  req.repo = std::move(*f.full_name);
-  req.clone_url = std::move(*f.clone_url);
+  req.app = app_name(f.repo);
+  req.repo = std::move(*f.repo.full_name);
+  req.clone_url = std::move(*f.repo.clone_url);
   req.task = f.task && !f.task->empty() ? *f.task : "deploy";
   req.description = f.description.value_or("");
   req.actor = f.creator ? *f.creator : f.sender.value_or("");
-  if (f.repo_name && !f.repo_name->empty()) {
-    req.app = *f.repo_name;
-  } else {
-    auto slash = req.repo.rfind('/');
-    req.app = slash == std::string::npos ? req.repo
-                                         : req.repo.substr(slash + 1);
-  }
   req.payload_json = f.payload ? std::move(*f.payload) : "{}";
   if (auto msg = read_payload(req.payload_json, req); !msg.empty())
     return msg;
   return req;
+}
+
+std::variant<commit_status_event, std::string>
+parse_commit_status(std::string_view body) {
+  if (auto msg = check_json_object(body); !msg.empty())
+    return msg;
+  status_fields f;
+  auto msg = for_each_root_field(body, [&](std::string_view key,
+                                           od::value& val) {
+    if (key == "sha")
+      return read_string(val, "sha", f.sha);
+    if (key == "state")
+      return read_string(val, "state", f.state);
+    if (key == "branches")
+      return read_branches(val, f.branches);
+    if (key == "commit")
+      return read_object(val, "commit",
+                         [&](std::string_view key, od::value& val) {
+                           return key == "author"
+                                    ? read_login(val, "commit.author",
+                                                 f.author)
+                                    : std::string{};
+                         });
+    if (key == "repository")
+      return read_repository(val, f.repo);
+    if (key == "sender")
+      return read_login(val, "sender", f.sender);
+    return std::string{};
+  });
+  if (!msg.empty())
+    return msg;
+  const std::pair<std::optional<std::string>*, const char*> required[] = {
+    {&f.sha, "sha"},
+    {&f.state, "state"},
+    {&f.repo.full_name, "repository.full_name"},
+    {&f.repo.default_branch, "repository.default_branch"},
+  };
+  for (auto& [value, path] : required)
+    if (!*value || (*value)->empty())
+      return "missing field " + std::string{path};
+  commit_status_event ev;
+  ev.repo = std::move(*f.repo.full_name);
+  ev.sha = std::move(*f.sha);
+  ev.state = std::move(*f.state);
+  ev.default_branch = std::move(*f.repo.default_branch);
+  ev.branches = std::move(f.branches);
+  ev.author = first_of({&f.author, &f.sender});
+  return ev;
+}
+
+std::variant<deployment_notice, std::string>
+parse_deployment_status(std::string_view body) {
+  if (auto msg = check_json_object(body); !msg.empty())
+    return msg;
+  notice_fields f;
+  auto& d = f.deployment;
+  auto msg = for_each_root_field(body, [&](std::string_view key,
+                                           od::value& val) {
+    if (key == "deployment_status")
+      return read_deployment_status(val, f);
+    if (key == "deployment")
+      return read_deployment(val, d);
+    if (key == "repository")
+      return read_repository(val, d.repo);
+    if (key == "sender")
+      return read_login(val, "sender", d.sender);
+    return std::string{};
+  });
+  if (!msg.empty())
+    return msg;
+  if (!f.state || f.state->empty())
+    return std::string{"missing field deployment_status.state"};
+  if (!d.id)
+    return std::string{"missing field deployment.id"};
+  const std::pair<std::optional<std::string>*, const char*> required[] = {
+    {&d.sha, "deployment.sha"},
+    {&d.ref, "deployment.ref"},
+    {&d.environment, "deployment.environment"},
+    {&d.repo.full_name, "repository.full_name"},
+  };
+  for (auto& [value, path] : required)
+    if (!*value || (*value)->empty())
+      return "missing field " + std::string{path};
+  notice_payload p;
+  if (d.payload)
+    if (auto msg = read_notice_payload(*d.payload, p); !msg.empty())
+      return msg;
+  deployment_notice n;
+  n.app = first_of({&p.name}, app_name(d.repo));
+  n.repo = std::move(*d.repo.full_name);
+  n.repo_url = d.repo.html_url.value_or("");
+  n.deployment_id = *d.id;
+  n.status_id = f.status_id.value_or(0);
+  n.state = std::move(*f.state);
+  n.description = f.description.value_or("");
+  n.log_url = first_of({&f.log_url, &f.target_url});
+  n.environment_url = f.environment_url.value_or("");
+  n.environment = std::move(*d.environment);
+  n.task = first_of({&d.task}, "deploy");
+  n.ref = std::move(*d.ref);
+  n.sha = std::move(*d.sha);
+  n.deployment_description = d.description.value_or("");
+  n.creator = first_of({&d.creator, &d.sender});
+  n.chat_user = first_of({&p.user_name, &p.user}, n.creator);
+  if (n.chat_user.empty())
+    n.chat_user = "unknown";
+  n.room = p.room.value_or("");
+  return n;
+}
+
+std::string repository_full_name(std::string_view body) {
+  // Lenient by design: a ping names a repository or it doesn't.
+  std::optional<std::string> name;
+  auto msg = for_each_root_field(body, [&](std::string_view key,
+                                           od::value& val) {
+    if (key != "repository")
+      return std::string{};
+    return read_object(val, "repository",
+                       [&](std::string_view key, od::value& val) {
+                         return key == "full_name"
+                                  ? read_string(val, "repository.full_name",
+                                                name)
+                                  : std::string{};
+                       });
+  });
+  return msg.empty() ? name.value_or("") : std::string{};
 }
 
 std::optional<std::string> form_payload(std::string_view body) {

@@ -26,6 +26,31 @@ bool signature_valid(std::string_view secret, std::string_view body,
 std::variant<deployment_request, std::string>
 parse_deployment(std::string_view body);
 
+/// Parses a `status` event (a commit status changed). On success returns the
+/// event; otherwise a message naming what is wrong, as parse_deployment does.
+/// Required: `sha`, `state`, `repository.full_name`,
+/// `repository.default_branch`. `branches` may be missing (no branches); the
+/// author is `commit.author.login` (`commit.author` may be null), else
+/// `sender.login`, else "".
+std::variant<commit_status_event, std::string>
+parse_commit_status(std::string_view body);
+
+/// Parses a `deployment_status` event into what chat rooms are told. On
+/// success returns the notice (with `changes` empty); otherwise a message
+/// naming what is wrong, as parse_deployment does. Required:
+/// `deployment_status.state`, `deployment.id`, `deployment.sha`,
+/// `deployment.ref`, `deployment.environment`, `repository.full_name`; the
+/// others fall back as documented on deployment_notice. `deployment.payload`
+/// may be an object or a JSON string holding an object; its `notify.user`,
+/// `notify.user_name` and `notify.room` may be strings or integers (some chat
+/// adapters use numeric ids).
+std::variant<deployment_notice, std::string>
+parse_deployment_status(std::string_view body);
+
+/// `repository.full_name` of any event, or "" when the body has none (an
+/// organization's `ping`) or is not the JSON it should be.
+std::string repository_full_name(std::string_view body);
+
 /// The JSON inside a form-encoded delivery (a webhook set to content type
 /// `application/x-www-form-urlencoded` sends `payload=<url-encoded JSON>`),
 /// or nullopt when `body` has no `payload` field or a bad %-escape.

@@ -1,5 +1,6 @@
 // Tests for the HTTP ingress: real HTTP round trips over 127.0.0.1 against
-// fake receiver and store actors.
+// fake receiver and store actors; webhook events, deployment lists, logs and
+// locks.
 #include <boost/test/unit_test.hpp>
 
 #include <cctype>
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "actors/http_ingress.hpp"
 #include "actors/log_book.hpp"
@@ -39,6 +42,9 @@ struct record {
   std::mutex mtx;
   std::vector<inbound_event> events;
   std::vector<int32_t> limits;
+  /// What the store answers to `locks`, and how often it was asked.
+  std::vector<env_lock> locks;
+  int locks_asked = 0;
   ingress_reply reply{201, R"({"deployment":5})"};
 
   std::vector<inbound_event> seen() {
@@ -68,6 +74,21 @@ store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
       return std::string{R"([{"id":1,"state":"success"}])"};
     },
     [](pending_atom) { return std::vector<unfinished_deployment>{}; },
+    [rec](locks_atom) {
+      std::lock_guard<std::mutex> guard{rec->mtx};
+      ++rec->locks_asked;
+      return rec->locks;
+    },
+    [](latest_atom, const std::string&) {
+      return std::vector<deployed_environment>{};
+    },
+    [](claim_atom, const std::string&, const std::string&,
+       const std::string&, const std::string&) { return false; },
+    [](revision_atom, const std::string&, const std::string&) {
+      return std::string{};
+    },
+    [](revision_atom, const std::string&, const std::string&,
+       const std::string&) {},
   };
 }
 
@@ -98,6 +119,85 @@ const std::string deployment_body = R"({
                  "clone_url": "file:///tmp/shop.git"},
   "sender": {"login": "amy"}
 })";
+
+/// A `status` event as GitHub sends it (trimmed of URLs heaven never reads).
+const std::string status_body = R"json({
+  "id": 6805126730,
+  "sha": "4544205a385319fd846d5df4ed2e3b8173529d78",
+  "name": "octo/shop",
+  "target_url": "https://ci.example.com/builds/77",
+  "context": "ci/build",
+  "description": "Tests r\u00e9ussis",
+  "state": "success",
+  "commit": {
+    "sha": "4544205a385319fd846d5df4ed2e3b8173529d78",
+    "commit": {"author": {"name": "Amy", "email": "amy@example.com"},
+               "message": "Fix the cart"},
+    "author": null,
+    "parents": [{"sha": "a10867b14bb761a232cd80139fbd4c0d33264240"}]
+  },
+  "branches": [{"name": "main", "protected": true}],
+  "repository": {"id": 1, "name": "shop", "full_name": "octo/shop",
+                 "html_url": "https://github.com/octo/shop",
+                 "default_branch": "main"},
+  "sender": {"login": "ci-bot", "type": "Bot"}
+})json";
+
+/// A `deployment_status` event as GitHub sends it, for a hubot-deploy
+/// deployment whose payload arrived JSON-encoded as a string.
+const std::string deployment_status_body = R"json({
+  "action": "created",
+  "deployment_status": {
+    "id": 344110148,
+    "state": "failure",
+    "creator": {"login": "heaven-bot"},
+    "description": "échec: script/deploy exited with 1 ✗",
+    "environment": "staging",
+    "target_url": "https://heaven.example.com/deployments/5/log?token=abc",
+    "environment_url": "https://staging.shop",
+    "created_at": "2019-05-15T15:20:55Z"
+  },
+  "deployment": {
+    "id": 4242,
+    "sha": "a10867b14bb761a232cd80139fbd4c0d33264240",
+    "ref": "main",
+    "task": "deploy",
+    "payload": "{\"name\":\"shop\",\"notify\":{\"room\":\"ops\",\"user_name\":\"amy\",\"adapter\":\"slack\"}}",
+    "environment": "staging",
+    "description": "Deploying main",
+    "creator": {"login": "amy"}
+  },
+  "repository": {"name": "shop", "full_name": "octo/shop",
+                 "html_url": "https://github.com/octo/shop",
+                 "clone_url": "file:///tmp/shop.git"},
+  "sender": {"login": "heaven-bot"}
+})json";
+
+/// Captures spdlog's output (every level) while it lives.
+struct log_capture {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink
+    = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+
+  log_capture() {
+    sink->set_pattern("%l %v");
+    auto logger = std::make_shared<spdlog::logger>("test", sink);
+    logger->set_level(spdlog::level::trace);
+    spdlog::set_default_logger(logger);
+  }
+
+  ~log_capture() {
+    spdlog::set_default_logger(previous);
+  }
+
+  /// Everything logged so far, one line each.
+  std::string text() const {
+    std::string all;
+    for (auto& line : sink->last_formatted())
+      all += line;
+    return all;
+  }
+};
 
 std::string header(const http_response& res, const std::string& name) {
   for (auto& [k, v] : res.headers)
@@ -250,10 +350,12 @@ BOOST_FIXTURE_TEST_CASE(receiver_status_and_body_are_passed_on, fixture) {
   BOOST_REQUIRE_EQUAL(events.size(), 1u);
   BOOST_TEST(events[0].type == "ping");
   BOOST_TEST(events[0].body == R"({"zen":"Design for failure."})");
-  res = post_event("status", R"({"state":"success","sha":"abc"})", "d-2");
+  res = post_event("status", status_body, "d-2");
   BOOST_TEST(res.status == 200);
-  res = post_event("deployment_status", R"({"deployment_status":{}})", "d-3");
+  BOOST_TEST(res.body == R"({"duplicate":true})");
+  res = post_event("deployment_status", deployment_status_body, "d-3");
   BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body == R"({"duplicate":true})");
   BOOST_TEST(rec->seen().size() == 3u);
 }
 
@@ -547,6 +649,213 @@ BOOST_FIXTURE_TEST_CASE(stop_is_idempotent_and_closes_the_port, fixture) {
                                 + "/healthz",
                        {}, "", 5000);
   BOOST_TEST(res.status == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(status_event_reaches_the_receiver_parsed, fixture) {
+  auto res = post_event("status", status_body, "delivery-s1");
+  BOOST_TEST(res.status == 201, res.error);
+  auto events = rec->seen();
+  BOOST_REQUIRE_EQUAL(events.size(), 1u);
+  auto& ev = events[0];
+  BOOST_TEST(ev.delivery == "delivery-s1");
+  BOOST_TEST(ev.type == "status");
+  BOOST_TEST(ev.body == status_body);
+  BOOST_TEST(ev.repo == "octo/shop");
+  auto& s = ev.status;
+  BOOST_TEST(s.repo == "octo/shop");
+  BOOST_TEST(s.sha == "4544205a385319fd846d5df4ed2e3b8173529d78");
+  BOOST_TEST(s.state == "success");
+  BOOST_TEST(s.default_branch == "main");
+  BOOST_TEST(s.branches == std::vector<std::string>{"main"},
+             boost::test_tools::per_element());
+  BOOST_TEST(s.author == "ci-bot"); // commit.author is null
+  // Nothing of the other event kinds is filled in.
+  BOOST_TEST(ev.deployment.github_id == 0);
+  BOOST_TEST(ev.notice.repo == "");
+}
+
+BOOST_FIXTURE_TEST_CASE(deployment_status_event_reaches_the_receiver_parsed,
+                        fixture) {
+  auto res = post_event("deployment_status", deployment_status_body,
+                        "delivery-ds1");
+  BOOST_TEST(res.status == 201, res.error);
+  auto events = rec->seen();
+  BOOST_REQUIRE_EQUAL(events.size(), 1u);
+  auto& ev = events[0];
+  BOOST_TEST(ev.delivery == "delivery-ds1");
+  BOOST_TEST(ev.type == "deployment_status");
+  BOOST_TEST(ev.body == deployment_status_body);
+  BOOST_TEST(ev.repo == "octo/shop");
+  auto& n = ev.notice;
+  BOOST_TEST(n.repo == "octo/shop");
+  BOOST_TEST(n.app == "shop");
+  BOOST_TEST(n.repo_url == "https://github.com/octo/shop");
+  BOOST_TEST(n.deployment_id == 4242);
+  BOOST_TEST(n.status_id == 344110148);
+  BOOST_TEST(n.state == "failure");
+  BOOST_TEST(n.description
+             == "\xc3\xa9"
+                "chec: script/deploy exited with 1 \xe2\x9c\x97");
+  BOOST_TEST(n.log_url
+             == "https://heaven.example.com/deployments/5/log?token=abc");
+  BOOST_TEST(n.environment_url == "https://staging.shop");
+  BOOST_TEST(n.environment == "staging");
+  BOOST_TEST(n.task == "deploy");
+  BOOST_TEST(n.ref == "main");
+  BOOST_TEST(n.sha == "a10867b14bb761a232cd80139fbd4c0d33264240");
+  BOOST_TEST(n.deployment_description == "Deploying main");
+  BOOST_TEST(n.creator == "amy");
+  BOOST_TEST(n.chat_user == "amy");
+  BOOST_TEST(n.room == "ops");
+  BOOST_TEST(!n.changes.present);
+  BOOST_TEST(ev.status.sha == "");
+  BOOST_TEST(ev.deployment.github_id == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(every_event_names_its_repository, fixture) {
+  BOOST_TEST(post_event("deployment", deployment_body, "r-1").status == 201);
+  const std::string repo_ping
+    = R"({"zen":"Design for failure.","hook_id":30,)"
+      R"("repository":{"name":"shop","full_name":"octo/shop"}})";
+  BOOST_TEST(post_event("ping", repo_ping, "r-2").status == 201);
+  const std::string org_ping = R"({"zen":"Keep it logically awesome.",)"
+                               R"("hook_id":31,"organization":{"login":"o"}})";
+  BOOST_TEST(post_event("ping", org_ping, "r-3").status == 201);
+  auto events = rec->seen();
+  BOOST_REQUIRE_EQUAL(events.size(), 3u);
+  BOOST_TEST(events[0].repo == "octo/shop");
+  BOOST_TEST(events[1].repo == "octo/shop");
+  BOOST_TEST(events[1].body == repo_ping);
+  BOOST_TEST(events[2].repo == "");
+  BOOST_TEST(events[2].type == "ping");
+}
+
+BOOST_FIXTURE_TEST_CASE(malformed_status_events_are_400, fixture) {
+  auto replace = [](std::string body, const std::string& from,
+                    const std::string& to) {
+    auto pos = body.find(from);
+    BOOST_REQUIRE(pos != std::string::npos);
+    return body.replace(pos, from.size(), to);
+  };
+  auto res = post_event("status",
+                        replace(status_body, R"("default_branch": "main")",
+                                R"("default_branch": null)"));
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body
+             == R"({"error":"missing field repository.default_branch"})");
+  res = post_event("status",
+                   replace(status_body, R"("state": "success")",
+                           R"("state": true)"));
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body == R"({"error":"field state must be a string"})");
+  res = post_event("deployment_status",
+                   replace(deployment_status_body, R"("id": 4242)",
+                           R"("id": "4242")"));
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body
+             == R"({"error":"field deployment.id must be an integer"})");
+  res = post_event("deployment_status",
+                   replace(deployment_status_body, R"("state": "failure",)",
+                           ""));
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body
+             == R"({"error":"missing field deployment_status.state"})");
+  res = post_event("deployment_status", R"({"deployment_status":)");
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body.find(R"({"error":"malformed JSON: )") == 0, res.body);
+  BOOST_TEST(rec->seen().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(locks_need_the_right_token, fixture) {
+  {
+    std::lock_guard<std::mutex> guard{rec->mtx};
+    rec->locks = {
+      env_lock{"octo/shop", "production", "amy", "incident #42: db migration",
+               "2024-03-01T10:00:00Z", 17},
+      env_lock{"octo/\xc3\xa9t\xc3\xa9", "staging", "bob", "",
+               "2024-03-02T08:30:00Z", 0},
+    };
+  }
+  const std::string token = locks_token(log_key);
+  auto res = http_call("GET", base + "/locks?token=" + token);
+  BOOST_TEST(res.status == 200, res.error);
+  BOOST_TEST(header(res, "content-type") == "application/json");
+  BOOST_TEST(res.body
+             == R"([{"repo":"octo/shop","environment":"production",)"
+                R"("actor":"amy","reason":"incident #42: db migration",)"
+                R"("locked_at":"2024-03-01T10:00:00Z","deployment_id":17},)"
+                R"({"repo":"octo/)" "\xc3\xa9t\xc3\xa9"
+                R"(","environment":"staging",)"
+                R"("actor":"bob","reason":"",)"
+                R"("locked_at":"2024-03-02T08:30:00Z","deployment_id":0}])");
+  // With other query parameters around it.
+  res = http_call("GET", base + "/locks?x=1&token=" + token + "&y=2");
+  BOOST_TEST(res.status == 200);
+  // Missing, empty, wrong or another key's token: as if there were nothing.
+  for (auto query : {std::string{}, std::string{"?token="},
+                     "?token=" + locks_token("other key"),
+                     "?token=" + log_token(log_key, 1),
+                     "?token=" + token.substr(0, token.size() - 1),
+                     "?token=" + token + "0", "?Token=" + token}) {
+    res = http_call("GET", base + "/locks" + query);
+    BOOST_TEST(res.status == 404, query);
+    BOOST_TEST(res.body == R"({"error":"not found"})");
+  }
+  std::lock_guard<std::mutex> guard{rec->mtx};
+  BOOST_TEST(rec->locks_asked == 2);
+}
+
+BOOST_FIXTURE_TEST_CASE(no_locks_is_an_empty_array, fixture) {
+  auto res = http_call("GET", base + "/locks?token=" + locks_token(log_key));
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body == "[]");
+}
+
+BOOST_FIXTURE_TEST_CASE(locks_answer_only_get, fixture) {
+  const std::string url = base + "/locks?token=" + locks_token(log_key);
+  for (auto method : {"POST", "DELETE", "PUT"}) {
+    auto res = http_call(method, url, {}, "{}");
+    BOOST_TEST(res.status == 405, method);
+    BOOST_TEST(header(res, "allow") == "GET");
+    BOOST_TEST(res.body == R"({"error":"method not allowed"})");
+  }
+  std::lock_guard<std::mutex> guard{rec->mtx};
+  BOOST_TEST(rec->locks_asked == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(dead_store_makes_locks_503, fixture) {
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  auto res = http_call("GET", base + "/locks?token=" + locks_token(log_key));
+  BOOST_TEST(res.status == 503);
+  BOOST_TEST(res.body.find(R"({"error":"store unavailable)") == 0, res.body);
+}
+
+BOOST_FIXTURE_TEST_CASE(tokens_never_reach_the_log, fixture) {
+  log_capture logged;
+  const std::string token = locks_token(log_key);
+  BOOST_TEST(http_call("GET", base + "/locks?token=" + token).status == 200);
+  BOOST_TEST(http_call("GET", base + "/locks?token=wrong-" + token).status
+             == 404);
+  BOOST_TEST(http_call("POST", base + "/locks?token=" + token, {}, "x").status
+             == 405);
+  logs->open(3);
+  logs->close(3);
+  const std::string log_tok = log_token(log_key, 3);
+  BOOST_TEST(http_call("GET", base + "/deployments/3/log?token=" + log_tok)
+               .status
+             == 200);
+  auto text = logged.text();
+  // The requests were logged, by path only.
+  BOOST_TEST(count(text, "ingress answered GET /locks with 200") == 1u, text);
+  BOOST_TEST(count(text, "ingress answered GET /locks with 404") == 1u, text);
+  BOOST_TEST(count(text, "ingress answered POST /locks with 405") == 1u,
+             text);
+  BOOST_TEST(count(text, "ingress answered GET /deployments/3/log with 200")
+               == 1u,
+             text);
+  BOOST_TEST(text.find(token) == std::string::npos, text);
+  BOOST_TEST(text.find(log_tok) == std::string::npos, text);
+  BOOST_TEST(text.find("token") == std::string::npos, text);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

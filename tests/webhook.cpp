@@ -1,8 +1,10 @@
-// Tests for webhook signature checks and deployment event parsing.
+// Tests for webhook signature checks and the parsing of deployment, status
+// and deployment_status events.
 #include <boost/test/unit_test.hpp>
 
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "actors/webhook.hpp"
 
@@ -280,6 +282,518 @@ BOOST_AUTO_TEST_CASE(check_json_object_cases) {
   BOOST_TEST(check_json_object(R"({"a":1} {"b":2})").rfind("malformed JSON: ",
                                                             0)
              == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+/// A `status` event shaped like GitHub's documented example: a green CI
+/// status for a commit that heads two branches.
+const std::string status_event = R"json({
+  "id": 6805126730,
+  "sha": "4544205a385319fd846d5df4ed2e3b8173529d78",
+  "name": "Codertocat/Hello-World",
+  "target_url": "https://ci.example.com/builds/1234",
+  "avatar_url": "https://avatars.githubusercontent.com/u/21031067?v=4",
+  "context": "ci/build",
+  "description": "Build #1234 réussi ✓",
+  "state": "success",
+  "commit": {
+    "sha": "4544205a385319fd846d5df4ed2e3b8173529d78",
+    "node_id": "MDY6Q29tbWl0MTg2ODUzMDAyOjQ1NDQyMDVh",
+    "commit": {
+      "author": {"name": "Mona Lisa", "email": "mona@example.com",
+                 "date": "2019-05-15T15:20:30Z"},
+      "committer": {"name": "GitHub", "email": "noreply@github.com",
+                    "date": "2019-05-15T15:20:30Z"},
+      "message": "Initial commit",
+      "tree": {"sha": "f9d2a07e9488b91af2641b26b9407fe22a451433",
+               "url": "https://api.github.com/repos/Codertocat/Hello-World/git/trees/f9d2a07e"},
+      "url": "https://api.github.com/repos/Codertocat/Hello-World/git/commits/4544205a",
+      "comment_count": 0,
+      "verification": {"verified": false, "reason": "unsigned",
+                       "signature": null, "payload": null}
+    },
+    "url": "https://api.github.com/repos/Codertocat/Hello-World/commits/4544205a",
+    "html_url": "https://github.com/Codertocat/Hello-World/commit/4544205a",
+    "comments_url": "https://api.github.com/repos/Codertocat/Hello-World/commits/4544205a/comments",
+    "author": {"login": "monalisa", "id": 583231, "type": "User"},
+    "committer": {"login": "web-flow", "id": 19864447, "type": "User"},
+    "parents": []
+  },
+  "branches": [
+    {"name": "main",
+     "commit": {"sha": "4544205a385319fd846d5df4ed2e3b8173529d78",
+                "url": "https://api.github.com/repos/Codertocat/Hello-World/commits/4544205a"},
+     "protected": true},
+    {"name": "fonctionnalit\u00e9/\u00e9t\u00e9",
+     "commit": {"sha": "4544205a385319fd846d5df4ed2e3b8173529d78",
+                "url": "https://api.github.com/repos/Codertocat/Hello-World/commits/4544205a"},
+     "protected": false}
+  ],
+  "created_at": "2019-05-15T15:20:55+00:00",
+  "updated_at": "2019-05-15T15:20:55+00:00",
+  "repository": {
+    "id": 186853002,
+    "name": "Hello-World",
+    "full_name": "Codertocat/Hello-World",
+    "private": false,
+    "owner": {"login": "Codertocat", "id": 21031067},
+    "html_url": "https://github.com/Codertocat/Hello-World",
+    "clone_url": "https://github.com/Codertocat/Hello-World.git",
+    "default_branch": "main"
+  },
+  "sender": {"login": "ci-bot", "id": 1234, "type": "Bot"}
+})json";
+
+/// A `deployment_status` event shaped like GitHub's documented example, for
+/// a deployment hubot-deploy created (payload with `notify`).
+const std::string deployment_status_event = R"json({
+  "action": "created",
+  "deployment_status": {
+    "url": "https://api.github.com/repos/Codertocat/Hello-World/deployments/326191728/statuses/344110148",
+    "id": 344110148,
+    "node_id": "MDE2OkRlcGxveW1lbnRTdGF0dXMzNDQxMTAxNDg=",
+    "state": "success",
+    "creator": {"login": "heaven-bot", "id": 7, "type": "Bot"},
+    "description": "D\u00e9ploy\u00e9 \ud83d\ude80 en production ✓",
+    "environment": "production",
+    "target_url": "https://heaven.example.com/deployments/9/log?token=t",
+    "log_url": "https://heaven.example.com/deployments/9/log?token=l",
+    "environment_url": "https://hello.example.com",
+    "created_at": "2019-05-15T15:20:55Z",
+    "updated_at": "2019-05-15T15:20:55Z",
+    "deployment_url": "https://api.github.com/repos/Codertocat/Hello-World/deployments/326191728",
+    "repository_url": "https://api.github.com/repos/Codertocat/Hello-World",
+    "performed_via_github_app": null
+  },
+  "deployment": {
+    "url": "https://api.github.com/repos/Codertocat/Hello-World/deployments/326191728",
+    "id": 326191728,
+    "node_id": "MDEwOkRlcGxveW1lbnQzMjYxOTE3Mjg=",
+    "sha": "a10867b14bb761a232cd80139fbd4c0d33264240",
+    "ref": "main",
+    "task": "deploy:migrations",
+    "payload": {
+      "name": "hello-world",
+      "robotName": "hubot",
+      "notify": {"adapter": "slack", "room": "ops", "user": "U024BE7LH",
+                 "user_name": "codertocat"},
+      "config": {"provider": "shell", "deploy_script": "script/deploy"}
+    },
+    "original_environment": "production",
+    "environment": "production",
+    "description": "Mise en production de main — été",
+    "creator": {"login": "Codertocat", "id": 21031067, "type": "User"},
+    "created_at": "2019-05-15T15:20:53Z",
+    "updated_at": "2019-05-15T15:20:55Z",
+    "statuses_url": "https://api.github.com/repos/Codertocat/Hello-World/deployments/326191728/statuses",
+    "repository_url": "https://api.github.com/repos/Codertocat/Hello-World",
+    "transient_environment": false,
+    "production_environment": true
+  },
+  "repository": {
+    "id": 186853002,
+    "name": "Hello-World",
+    "full_name": "Codertocat/Hello-World",
+    "html_url": "https://github.com/Codertocat/Hello-World",
+    "clone_url": "https://github.com/Codertocat/Hello-World.git",
+    "default_branch": "main"
+  },
+  "sender": {"login": "heaven-bot", "id": 7, "type": "Bot"}
+})json";
+
+/// `body` with the first `from` replaced by `to` (which must be there).
+std::string with(std::string body, const std::string& from,
+                 const std::string& to) {
+  auto pos = body.find(from);
+  BOOST_REQUIRE_MESSAGE(pos != std::string::npos, "no " << from);
+  return body.replace(pos, from.size(), to);
+}
+
+commit_status_event status_of(const std::string& body) {
+  auto result = parse_commit_status(body);
+  if (auto* msg = std::get_if<std::string>(&result))
+    BOOST_FAIL("unexpected parse error: " << *msg);
+  return std::get<commit_status_event>(result);
+}
+
+std::string status_error(const std::string& body) {
+  auto result = parse_commit_status(body);
+  BOOST_REQUIRE_MESSAGE(std::holds_alternative<std::string>(result),
+                        "expected a parse error for " << body);
+  return std::get<std::string>(result);
+}
+
+deployment_notice notice_of(const std::string& body) {
+  auto result = parse_deployment_status(body);
+  if (auto* msg = std::get_if<std::string>(&result))
+    BOOST_FAIL("unexpected parse error: " << *msg);
+  return std::get<deployment_notice>(result);
+}
+
+std::string notice_error(const std::string& body) {
+  auto result = parse_deployment_status(body);
+  BOOST_REQUIRE_MESSAGE(std::holds_alternative<std::string>(result),
+                        "expected a parse error for " << body);
+  return std::get<std::string>(result);
+}
+
+/// A minimal `status` event; `extra` is spliced into the top level.
+std::string small_status(const std::string& extra) {
+  return R"({"sha":"0123456789012345678901234567890123456789",)"
+         R"("state":"success","repository":{"full_name":"octo/app",)"
+         R"("default_branch":"main"})"
+         + extra + "}";
+}
+
+/// A minimal `deployment_status` event; `deployment_extra` is spliced into
+/// `deployment`, `status_extra` into `deployment_status`.
+std::string small_notice(const std::string& deployment_extra,
+                         const std::string& status_extra = "") {
+  return R"({"deployment_status":{"state":"pending")" + status_extra
+         + R"(},"deployment":{"id":7,)"
+           R"("sha":"0123456789012345678901234567890123456789",)"
+           R"("ref":"main","environment":"staging")"
+         + deployment_extra
+         + R"(},"repository":{"full_name":"octo/app"},)"
+           R"("sender":{"login":"amy"}})";
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(commit_status)
+
+BOOST_AUTO_TEST_CASE(githubs_status_event_is_parsed) {
+  auto ev = status_of(status_event);
+  BOOST_TEST(ev.repo == "Codertocat/Hello-World");
+  BOOST_TEST(ev.sha == "4544205a385319fd846d5df4ed2e3b8173529d78");
+  BOOST_TEST(ev.state == "success");
+  BOOST_TEST(ev.default_branch == "main");
+  // The commit's GitHub account, not its git author name nor the sender.
+  BOOST_TEST(ev.author == "monalisa");
+  BOOST_TEST(ev.branches
+               == (std::vector<std::string>{
+                 "main", "fonctionnalit\xc3\xa9/\xc3\xa9t\xc3\xa9"}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(author_falls_back_to_the_sender) {
+  // GitHub sends `"author": null` when no account matches the commit email.
+  auto body = with(status_event,
+                   R"("author": {"login": "monalisa", "id": 583231, )"
+                   R"("type": "User"})",
+                   R"("author": null)");
+  BOOST_TEST(status_of(body).author == "ci-bot");
+  BOOST_TEST(status_of(small_status(R"(,"commit":{"author":null},)"
+                                    R"("sender":{"login":"bob"})"))
+               .author
+             == "bob");
+  BOOST_TEST(status_of(small_status(R"(,"commit":null)")).author == "");
+  BOOST_TEST(status_of(small_status("")).author == "");
+  // A sender listed before the commit does not win over the commit's author.
+  BOOST_TEST(status_of(small_status(R"(,"sender":{"login":"bob"},)"
+                                    R"("commit":{"author":{"login":"eve"}})"))
+               .author
+             == "eve");
+}
+
+BOOST_AUTO_TEST_CASE(branches_are_optional) {
+  BOOST_TEST(status_of(small_status("")).branches.empty());
+  BOOST_TEST(status_of(small_status(R"(,"branches":[])")).branches.empty());
+  BOOST_TEST(status_of(small_status(R"(,"branches":null)")).branches.empty());
+  auto ev = status_of(small_status(
+    R"(,"branches":[{"protected":false},{"name":"dev","protected":true}])"));
+  BOOST_TEST(ev.branches == std::vector<std::string>{"dev"},
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(each_missing_required_field_is_named) {
+  const std::string sha = R"("sha":"4544205a385319fd846d5df4ed2e3b8173529d78")";
+  const std::string state = R"("state":"failure")";
+  const std::string repo = R"("repository":{"full_name":"o/r",)"
+                           R"("default_branch":"main"})";
+  auto event = [](std::initializer_list<std::string> parts) {
+    std::string body = "{";
+    for (auto& part : parts)
+      body += (body.size() > 1 ? "," : "") + part;
+    return body + "}";
+  };
+  BOOST_TEST(status_error(event({state, repo})) == "missing field sha");
+  BOOST_TEST(status_error(event({sha, repo})) == "missing field state");
+  BOOST_TEST(status_error(event({sha, state,
+                                 R"("repository":{"default_branch":"m"})"}))
+             == "missing field repository.full_name");
+  BOOST_TEST(status_error(event({sha, state,
+                                 R"("repository":{"full_name":"o/r"})"}))
+             == "missing field repository.default_branch");
+  BOOST_TEST(status_error(event({sha, state})) == "missing field "
+                                                   "repository.full_name");
+  BOOST_TEST(status_error(event({sha, R"("state":"")", repo}))
+             == "missing field state");
+  BOOST_TEST(status_error(event({R"("sha":null)", state, repo}))
+             == "missing field sha");
+  // And the realistic event without each of them.
+  BOOST_TEST(status_error(with(status_event, R"("state": "success",)", ""))
+             == "missing field state");
+  BOOST_TEST(status_error(with(status_event,
+                               R"("default_branch": "main")",
+                               R"("default_branch": null)"))
+             == "missing field repository.default_branch");
+  auto ev = status_of(event({sha, state, repo}));
+  BOOST_TEST(ev.state == "failure");
+}
+
+BOOST_AUTO_TEST_CASE(wrong_types_are_named) {
+  BOOST_TEST(status_error(with(small_status(""), R"("state":"success")",
+                               R"("state":1)"))
+             == "field state must be a string");
+  BOOST_TEST(status_error(with(small_status(""),
+                               R"("sha":"0123456789012345678901234567890123456789")",
+                               R"("sha":["x"])"))
+             == "field sha must be a string");
+  BOOST_TEST(status_error(with(small_status(""), R"("default_branch":"main")",
+                               R"("default_branch":{"name":"main"})"))
+             == "field repository.default_branch must be a string");
+  BOOST_TEST(status_error(small_status(R"(,"branches":{"name":"main"})"))
+             == "field branches must be an array");
+  BOOST_TEST(status_error(small_status(R"(,"branches":["main"])"))
+             == "field branches[] must be an object");
+  BOOST_TEST(status_error(small_status(R"(,"branches":[{"name":1}])"))
+             == "field branches[].name must be a string");
+  BOOST_TEST(status_error(small_status(R"(,"commit":"4544205a")"))
+             == "field commit must be an object");
+  BOOST_TEST(status_error(small_status(
+               R"(,"commit":{"author":{"login":42}})"))
+             == "field commit.author.login must be a string");
+  BOOST_TEST(status_error(R"({"repository":"o/r"})")
+             == "field repository must be an object");
+}
+
+BOOST_AUTO_TEST_CASE(malformed_json) {
+  for (auto body : {std::string{R"({"sha":)"}, std::string{"not json"},
+                    std::string{}, small_status(R"(,"x":[1,,2])")})
+    BOOST_TEST(status_error(body).rfind("malformed JSON: ", 0) == 0, body);
+  BOOST_TEST(status_error("[1]") == "not a JSON object");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(deployment_status)
+
+BOOST_AUTO_TEST_CASE(githubs_deployment_status_event_is_parsed) {
+  auto n = notice_of(deployment_status_event);
+  BOOST_TEST(n.repo == "Codertocat/Hello-World");
+  BOOST_TEST(n.app == "hello-world");
+  BOOST_TEST(n.repo_url == "https://github.com/Codertocat/Hello-World");
+  BOOST_TEST(n.deployment_id == 326191728);
+  BOOST_TEST(n.status_id == 344110148);
+  BOOST_TEST(n.state == "success");
+  BOOST_TEST(n.description
+             == "D\xc3\xa9ploy\xc3\xa9 \xf0\x9f\x9a\x80 en production "
+                "\xe2\x9c\x93");
+  BOOST_TEST(n.log_url
+             == "https://heaven.example.com/deployments/9/log?token=l");
+  BOOST_TEST(n.environment_url == "https://hello.example.com");
+  BOOST_TEST(n.environment == "production");
+  BOOST_TEST(n.task == "deploy:migrations");
+  BOOST_TEST(n.ref == "main");
+  BOOST_TEST(n.sha == "a10867b14bb761a232cd80139fbd4c0d33264240");
+  BOOST_TEST(n.deployment_description
+             == "Mise en production de main \xe2\x80\x94 \xc3\xa9t\xc3\xa9");
+  // The deployment's creator, not the status's creator nor the sender.
+  BOOST_TEST(n.creator == "Codertocat");
+  BOOST_TEST(n.chat_user == "codertocat");
+  BOOST_TEST(n.room == "ops");
+  BOOST_TEST(!n.changes.present);
+  BOOST_TEST(n.changes.commits.empty());
+}
+
+BOOST_AUTO_TEST_CASE(payload_as_json_string) {
+  auto n = notice_of(small_notice(
+    R"(,"payload":"{\"name\":\"shop\",\"notify\":{\"room\":\"d\u00e9ploiements\",)"
+    R"(\"user\":\"U024BE7LH\",\"adapter\":\"slack\"}}")"));
+  BOOST_TEST(n.app == "shop");
+  BOOST_TEST(n.room == "d\xc3\xa9ploiements");
+  BOOST_TEST(n.chat_user == "U024BE7LH"); // no user_name: user
+  auto msg = notice_error(small_notice(R"(,"payload":"[1,2]")"));
+  BOOST_TEST(msg.rfind("field deployment.payload holds no JSON object", 0)
+               == 0,
+             msg);
+  BOOST_TEST(notice_of(small_notice(R"(,"payload":"")")).app == "app");
+}
+
+BOOST_AUTO_TEST_CASE(fallbacks_when_fields_are_missing) {
+  auto n = notice_of(small_notice(""));
+  BOOST_TEST(n.repo == "octo/app");
+  BOOST_TEST(n.app == "app"); // no payload, no repository.name
+  BOOST_TEST(n.repo_url == "");
+  BOOST_TEST(n.deployment_id == 7);
+  BOOST_TEST(n.status_id == 0);
+  BOOST_TEST(n.state == "pending");
+  BOOST_TEST(n.description == "");
+  BOOST_TEST(n.log_url == "");
+  BOOST_TEST(n.environment_url == "");
+  BOOST_TEST(n.task == "deploy");
+  BOOST_TEST(n.deployment_description == "");
+  BOOST_TEST(n.creator == "amy"); // sender.login
+  BOOST_TEST(n.chat_user == "amy");
+  BOOST_TEST(n.room == "");
+  // repository.name when the payload names no app.
+  auto named = with(small_notice(""), R"("full_name":"octo/app")",
+                    R"("full_name":"octo/app","name":"App")");
+  BOOST_TEST(notice_of(named).app == "App");
+  // target_url when there is no log_url (null or empty counts as none).
+  BOOST_TEST(notice_of(small_notice("", R"(,"target_url":"https://t")"))
+               .log_url
+             == "https://t");
+  BOOST_TEST(notice_of(small_notice("", R"(,"log_url":null,)"
+                                        R"("target_url":"https://t")"))
+               .log_url
+             == "https://t");
+  BOOST_TEST(notice_of(small_notice("", R"(,"log_url":"",)"
+                                        R"("target_url":"https://t")"))
+               .log_url
+             == "https://t");
+  // An empty task is a deploy.
+  BOOST_TEST(notice_of(small_notice(R"(,"task":"")")).task == "deploy");
+}
+
+BOOST_AUTO_TEST_CASE(chat_user_falls_back_in_order) {
+  auto user = [](const std::string& deployment_extra,
+                 const std::string& sender = R"("sender":{"login":"amy"})") {
+    return notice_of(with(small_notice(deployment_extra),
+                          R"("sender":{"login":"amy"})", sender))
+      .chat_user;
+  };
+  const std::string carol = R"(,"creator":{"login":"carol"})";
+  BOOST_TEST(user(carol + R"(,"payload":{"notify":{"user":"U1",)"
+                          R"("user_name":"dana"}})")
+             == "dana");
+  BOOST_TEST(user(carol + R"(,"payload":{"notify":{"user":"U1",)"
+                          R"("user_name":""}})")
+             == "U1");
+  BOOST_TEST(user(carol + R"(,"payload":{"notify":{"room":"ops"}})")
+             == "carol");
+  BOOST_TEST(user(carol + R"(,"payload":{"notify":null})") == "carol");
+  BOOST_TEST(user(R"(,"creator":null)") == "amy");
+  BOOST_TEST(user(R"(,"creator":null)", R"("sender":null)") == "unknown");
+  BOOST_TEST(user("", R"("x":0)") == "unknown");
+  // Chat adapters with numeric ids.
+  auto n = notice_of(small_notice(
+    R"(,"payload":{"notify":{"user":12345,"room":678}})"));
+  BOOST_TEST(n.chat_user == "12345");
+  BOOST_TEST(n.room == "678");
+  // Creator with no login at all falls back to the sender.
+  BOOST_TEST(notice_of(small_notice(R"(,"creator":{"id":1})")).creator
+             == "amy");
+}
+
+BOOST_AUTO_TEST_CASE(each_missing_required_field_is_named) {
+  auto without = [](const std::string& from, const std::string& to = "") {
+    return notice_error(with(deployment_status_event, from, to));
+  };
+  BOOST_TEST(without(R"("state": "success",)")
+             == "missing field deployment_status.state");
+  BOOST_TEST(without(R"("id": 326191728,)")
+             == "missing field deployment.id");
+  BOOST_TEST(without(R"("sha": "a10867b14bb761a232cd80139fbd4c0d33264240",)")
+             == "missing field deployment.sha");
+  BOOST_TEST(without(R"("ref": "main",)") == "missing field deployment.ref");
+  BOOST_TEST(without(R"("environment": "production",
+    "description": "Mise)",
+                     R"("description": "Mise)")
+             == "missing field deployment.environment");
+  BOOST_TEST(without(R"("full_name": "Codertocat/Hello-World",)")
+             == "missing field repository.full_name");
+  // Whole objects missing.
+  BOOST_TEST(notice_error(R"({"deployment":{"id":1}})")
+             == "missing field deployment_status.state");
+  BOOST_TEST(notice_error(R"({"deployment_status":{"state":"success"}})")
+             == "missing field deployment.id");
+  BOOST_TEST(notice_error(with(small_notice(""),
+                               R"("repository":{"full_name":"octo/app"},)",
+                               ""))
+             == "missing field repository.full_name");
+  // An empty required string is as good as none.
+  BOOST_TEST(notice_error(with(small_notice(""), R"("state":"pending")",
+                               R"("state":"")"))
+             == "missing field deployment_status.state");
+  BOOST_TEST(notice_error(with(small_notice(""), R"("ref":"main")",
+                               R"("ref":null)"))
+             == "missing field deployment.ref");
+}
+
+BOOST_AUTO_TEST_CASE(wrong_types_are_named) {
+  BOOST_TEST(notice_error(with(deployment_status_event,
+                               R"("id": 326191728,)",
+                               R"("id": "326191728",)"))
+             == "field deployment.id must be an integer");
+  BOOST_TEST(notice_error(with(deployment_status_event,
+                               R"("id": 344110148,)",
+                               R"("id": "344110148",)"))
+             == "field deployment_status.id must be an integer");
+  BOOST_TEST(notice_error(with(deployment_status_event,
+                               R"("state": "success",)", R"("state": 1,)"))
+             == "field deployment_status.state must be a string");
+  BOOST_TEST(notice_error(small_notice("", R"(,"log_url":["x"])"))
+             == "field deployment_status.log_url must be a string");
+  BOOST_TEST(notice_error(small_notice(R"(,"task":false)"))
+             == "field deployment.task must be a string");
+  BOOST_TEST(notice_error(small_notice(R"(,"payload":{"name":3})"))
+             == "field deployment.payload.name must be a string");
+  BOOST_TEST(notice_error(small_notice(R"(,"payload":{"notify":"ops"})"))
+             == "field deployment.payload.notify must be an object");
+  BOOST_TEST(notice_error(small_notice(R"(,"payload":{"notify":)"
+                                       R"({"room":true}})"))
+             == "field deployment.payload.notify.room must be a string or "
+                "an integer");
+  BOOST_TEST(notice_error(small_notice(R"(,"payload":{"notify":)"
+                                       R"({"user_name":1.5}})"))
+             == "field deployment.payload.notify.user_name must be a string "
+                "or an integer");
+  BOOST_TEST(notice_error(small_notice(R"(,"payload":7)"))
+             == "field deployment.payload must be an object or a string");
+  BOOST_TEST(notice_error(R"({"deployment_status":"success"})")
+             == "field deployment_status must be an object");
+  BOOST_TEST(notice_error(with(small_notice(""), R"("full_name":"octo/app")",
+                               R"("full_name":"octo/app","html_url":5)"))
+             == "field repository.html_url must be a string");
+}
+
+BOOST_AUTO_TEST_CASE(malformed_json) {
+  for (auto body : {std::string{R"({"deployment_status":)"},
+                    std::string{"not json"}, std::string{},
+                    small_notice(R"(,"extra":[1,,2])")})
+    BOOST_TEST(notice_error(body).rfind("malformed JSON: ", 0) == 0, body);
+  BOOST_TEST(notice_error("\"x\"") == "not a JSON object");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(repository_name)
+
+BOOST_AUTO_TEST_CASE(full_name_or_nothing) {
+  // A repository hook's ping names its repository.
+  BOOST_TEST(repository_full_name(
+               R"({"zen":"Design for failure.","hook_id":30,)"
+               R"("repository":{"id":1,"name":"app","full_name":"octo/app"},)"
+               R"("sender":{"login":"octocat"}})")
+             == "octo/app");
+  BOOST_TEST(repository_full_name(status_event) == "Codertocat/Hello-World");
+  // An organization hook's ping names none.
+  BOOST_TEST(repository_full_name(
+               R"({"zen":"Keep it logically awesome.","hook_id":31,)"
+               R"("organization":{"login":"octo"}})")
+             == "");
+  BOOST_TEST(repository_full_name(R"({"repository":null})") == "");
+  BOOST_TEST(repository_full_name(R"({"repository":{"full_name":1}})") == "");
+  BOOST_TEST(repository_full_name("not json") == "");
+  BOOST_TEST(repository_full_name("") == "");
+  BOOST_TEST(repository_full_name(
+               R"({"repository":{"full_name":"\u00e9t\u00e9/app"}})")
+             == "\xc3\xa9t\xc3\xa9/app");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
