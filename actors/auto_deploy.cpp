@@ -1,1 +1,453 @@
 #include "actors/auto_deploy.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/validate.hpp"
+
+namespace heaven {
+
+namespace {
+
+using nlohmann::json;
+
+/// The description of every deployment auto_deploy creates.
+constexpr auto description
+  = "Heaven auto deploy triggered by a commit status change";
+
+/// How long the store may take to answer `latest` or `claim`.
+constexpr auto store_timeout = std::chrono::seconds(60);
+
+/// Whole-request timeout of one GitHub request.
+constexpr int64_t request_timeout_ms = 30000;
+
+// -- small helpers -----------------------------------------------------------
+
+/// `endpoint` and `path` joined with exactly one slash.
+std::string join_url(std::string endpoint, std::string_view path) {
+  while (!endpoint.empty() && endpoint.back() == '/')
+    endpoint.pop_back();
+  while (!path.empty() && path.front() == '/')
+    path.remove_prefix(1);
+  return endpoint + "/" + std::string{path};
+}
+
+/// The first 8 characters of a sha, as logs show it.
+std::string short_sha(const std::string& sha) {
+  return sha.substr(0, 8);
+}
+
+/// True for "owner/name" made of the characters GitHub allows in both, so
+/// that it can go into a URL path as it is.
+bool valid_repo(std::string_view repo) {
+  auto slash = repo.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == repo.size())
+    return false;
+  auto ok = [](std::string_view part) {
+    if (part == "." || part == "..")
+      return false;
+    return std::all_of(part.begin(), part.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+             || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    });
+  };
+  return ok(repo.substr(0, slash)) && ok(repo.substr(slash + 1));
+}
+
+/// GETs change nothing: 5xx, 429 (rate limited) and network failures are
+/// worth another attempt.
+bool get_retryable(int status) {
+  return status == 0 || status == 429 || status >= 500;
+}
+
+/// A POST that got no answer, or a 500, might have created the deployment:
+/// only answers that say it surely did not are retried.
+bool post_retryable(int status) {
+  return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+/// The body of `res` as JSON, or a discarded value when it is none.
+json parse_body(const http_response& res) {
+  return json::parse(res.body, nullptr, false);
+}
+
+/// The string `key` of `doc` when `doc` is an object holding one, else "".
+std::string string_field(const json& doc, const char* key) {
+  if (!doc.is_object())
+    return {};
+  auto i = doc.find(key);
+  if (i == doc.end() || !i->is_string())
+    return {};
+  return i->get<std::string>();
+}
+
+/// "HTTP 422: Validation Failed" (GitHub's `message` when it sent one), or
+/// curl's error when no answer came.
+std::string describe(const http_response& res) {
+  if (res.status == 0)
+    return res.error.empty() ? "no answer" : res.error;
+  auto text = "HTTP " + std::to_string(res.status);
+  auto message = string_field(parse_body(res), "message");
+  if (!message.empty())
+    text += ": " + message;
+  return text;
+}
+
+/// A request to GitHub's API with heaven's usual headers.
+http_request github_request(const auto_deploy_config& cfg, std::string method,
+                            std::string_view path) {
+  http_request req;
+  req.method = std::move(method);
+  req.url = join_url(cfg.api_endpoint, path);
+  req.headers = {{"Accept", "application/vnd.github+json"},
+                 {"Authorization", "token " + cfg.token}};
+  if (req.method == "POST")
+    req.headers.emplace_back("Content-Type", "application/json");
+  req.headers.emplace_back("User-Agent", "heaven");
+  req.timeout_ms = request_timeout_ms;
+  return req;
+}
+
+/// The JSON body creating the auto deployment of `sha` to `env`: the last
+/// deployment's payload with `actor` and `sha` updated (a payload that is
+/// not an object starts over from {}).
+std::string deployment_body(const commit_status_event& ev,
+                            const deployed_environment& env) {
+  auto payload = json::parse(env.payload_json, nullptr, false);
+  if (!payload.is_object())
+    payload = json::object();
+  if (!ev.author.empty())
+    payload["actor"] = ev.author;
+  payload["sha"] = ev.sha;
+  json body = {{"ref", ev.sha},
+               {"environment", env.environment},
+               {"task", "deploy"},
+               {"auto_merge", false},
+               {"payload", std::move(payload)},
+               {"description", description}};
+  return body.dump();
+}
+
+// -- the job: one per status event that may deploy ---------------------------
+
+/// A job's own messages: time to try GitHub call N again.
+using job_actor = caf::typed_actor<caf::reacts_to<retry_atom, uint64_t>>;
+
+/// One request to GitHub and what to do with its final answer.
+struct github_call {
+  http_request req;
+  /// What the request is about, for the log.
+  std::string what;
+  /// Which answers are worth another attempt.
+  bool (*retryable)(int status) = get_retryable;
+  int attempt = 0;
+  /// Runs once with the final answer (success, or the last failure).
+  std::function<void(const http_response&)> done;
+};
+
+/// State of an auto deploy job.
+struct job_state {
+  static inline const char* name = "auto_deploy_job";
+  auto_deploy_config cfg;
+  commit_status_event ev;
+  /// Calls in flight or waiting for their retry, by id.
+  std::map<uint64_t, github_call> calls;
+  uint64_t next_call = 1;
+  /// Requests (store or GitHub) whose answer is still to come, retries
+  /// waiting included; the job quits when none is left.
+  int open = 0;
+};
+
+using job_ptr = job_actor::stateful_pointer<job_state>;
+
+/// "octo/app@1234abcd".
+std::string subject(job_ptr self) {
+  return self->state.ev.repo + "@" + short_sha(self->state.ev.sha);
+}
+
+/// One asynchronous step began.
+void opened(job_ptr self) {
+  ++self->state.open;
+}
+
+/// One asynchronous step ended (after its follow-ups began): the job quits
+/// once nothing is left.
+void closed(job_ptr self) {
+  if (--self->state.open <= 0)
+    self->quit();
+}
+
+/// Sends call `id` once more.
+void send_call(job_ptr self, uint64_t id) {
+  auto& call = self->state.calls.at(id);
+  ++call.attempt;
+  auto on_answer = [self, id](http_response& res) {
+    auto i = self->state.calls.find(id);
+    if (i == self->state.calls.end())
+      return;
+    auto& call = i->second;
+    const auto& cfg = self->state.cfg;
+    bool ok = res.status >= 200 && res.status < 300;
+    if (!ok && call.retryable(res.status) && call.attempt < cfg.attempts) {
+      auto shift = std::min(call.attempt - 1, 16);
+      auto backoff = std::chrono::milliseconds{cfg.first_backoff_ms
+                                               * (int64_t{1} << shift)};
+      spdlog::warn("{} failed ({}), attempt {} of {}; retrying in {} ms",
+                   call.what, describe(res), call.attempt, cfg.attempts,
+                   backoff.count());
+      self->delayed_send(self, backoff, retry_atom::value, id);
+      return;
+    }
+    auto done = std::move(call.done);
+    self->state.calls.erase(i);
+    done(res);
+    closed(self);
+  };
+  self->request(self->state.cfg.http, caf::infinite, call.req)
+    .then([on_answer](http_response& res) { on_answer(res); },
+          [self, on_answer](caf::error& err) {
+            http_response res;
+            res.error = "http client: " + self->system().render(err);
+            on_answer(res);
+          });
+}
+
+/// Starts `call` (retried as its policy says); `call.done` gets the answer.
+void call_github(job_ptr self, github_call call) {
+  opened(self);
+  auto id = self->state.next_call++;
+  self->state.calls.emplace(id, std::move(call));
+  send_call(self, id);
+}
+
+/// "Not auto-deploying octo/app@1234abcd to production: <why>".
+void skip(job_ptr self, const deployed_environment& env,
+          const std::string& why) {
+  spdlog::info("Not auto-deploying {} to {}: {}", subject(self),
+               env.environment, why);
+}
+
+/// Step 4 for one environment: create the GitHub deployment.
+void create_deployment(job_ptr self, const deployed_environment& env) {
+  const auto& ev = self->state.ev;
+  github_call call;
+  call.req = github_request(self->state.cfg, "POST",
+                            "repos/" + ev.repo + "/deployments");
+  call.req.body = deployment_body(ev, env);
+  call.what = "creating the auto deployment of " + subject(self) + " to "
+              + env.environment;
+  call.retryable = post_retryable;
+  call.done = [self, env](const http_response& res) {
+    if (res.status == 201) {
+      auto doc = parse_body(res);
+      std::string id = "(no id)";
+      if (doc.is_object() && doc.contains("id"))
+        id = doc["id"].dump();
+      spdlog::info("Auto-deploying {} to {} ({}): created GitHub "
+                   "deployment {}",
+                   subject(self), env.environment, env.app, id);
+      return;
+    }
+    spdlog::error("Could not create the auto deployment of {} to {} ({}): "
+                  "{}; it is not tried again for this sha",
+                  subject(self), env.environment, env.app, describe(res));
+  };
+  call_github(self, std::move(call));
+}
+
+/// Step 3 for one environment: claim the sha so it deploys once.
+void claim(job_ptr self, const deployed_environment& env) {
+  const auto& ev = self->state.ev;
+  opened(self);
+  self
+    ->request(self->state.cfg.store, store_timeout, claim_atom::value, ev.repo,
+              env.app, env.environment, ev.sha)
+    .then(
+      [self, env](bool claimed) {
+        if (claimed)
+          create_deployment(self, env);
+        else
+          skip(self, env, "already auto-deployed");
+        closed(self);
+      },
+      [self, env](caf::error& err) {
+        spdlog::error("Not auto-deploying {} to {}: the store could not "
+                      "claim it: {}",
+                      subject(self), env.environment,
+                      self->system().render(err));
+        closed(self);
+      });
+}
+
+/// Steps 1 and 2 for one environment: not locked, and the sha is ahead of
+/// the one deployed there.
+void consider(job_ptr self, const deployed_environment& env) {
+  const auto& ev = self->state.ev;
+  if (env.locked) {
+    skip(self, env,
+         ev.repo + " is locked on " + env.environment + " by "
+           + env.lock.actor);
+    return;
+  }
+  if (!valid_sha(env.sha)) {
+    skip(self, env, "the last deployment there has no full sha");
+    return;
+  }
+  github_call call;
+  call.req = github_request(self->state.cfg, "GET",
+                            "repos/" + ev.repo + "/compare/" + env.sha + "..."
+                              + ev.sha);
+  call.what = "comparing " + short_sha(env.sha) + "..." + short_sha(ev.sha)
+              + " of " + ev.repo;
+  call.done = [self, env](const http_response& res) {
+    if (res.status != 200) {
+      spdlog::error("Not auto-deploying {} to {}: could not compare it with "
+                    "{}, deployed there last: {}",
+                    subject(self), env.environment, short_sha(env.sha),
+                    describe(res));
+      return;
+    }
+    auto status = string_field(parse_body(res), "status");
+    if (status != "ahead") {
+      skip(self, env,
+           "compared with " + short_sha(env.sha)
+             + ", deployed there last, it is "
+             + (status.empty() ? "unknown" : status) + ", not ahead");
+      return;
+    }
+    claim(self, env);
+  };
+  call_github(self, std::move(call));
+}
+
+/// The store's answer to `latest`: check the combined status once, then
+/// every environment on its own.
+void on_latest(job_ptr self, std::vector<deployed_environment> envs) {
+  const auto& ev = self->state.ev;
+  if (envs.empty()) {
+    spdlog::info("Not auto-deploying {}: heaven has not deployed {} "
+                 "successfully yet",
+                 subject(self), ev.repo);
+    return;
+  }
+  github_call call;
+  call.req
+    = github_request(self->state.cfg, "GET",
+                     "repos/" + ev.repo + "/commits/" + ev.sha + "/status");
+  call.what = "reading the combined status of " + subject(self);
+  call.done = [self, envs = std::move(envs)](const http_response& res) {
+    if (res.status != 200) {
+      spdlog::error("Not auto-deploying {}: could not read its combined "
+                    "status: {}",
+                    subject(self), describe(res));
+      return;
+    }
+    auto state = string_field(parse_body(res), "state");
+    if (state != "success") {
+      spdlog::info("Not auto-deploying {}: its combined status is {}, not "
+                   "success",
+                   subject(self), state.empty() ? "unknown" : state);
+      return;
+    }
+    for (auto& env : envs)
+      consider(self, env);
+  };
+  call_github(self, std::move(call));
+}
+
+/// An auto deploy job for `ev`: asks the store, then GitHub, then deploys;
+/// quits when every environment is done, or when `parent` exits.
+job_actor::behavior_type auto_deploy_job(job_ptr self, auto_deploy_config cfg,
+                                         commit_status_event ev,
+                                         auto_deploy_actor parent) {
+  self->state.cfg = std::move(cfg);
+  self->state.ev = std::move(ev);
+  self->monitor(parent);
+  self->set_down_handler([self](caf::down_msg&) {
+    spdlog::warn("Stopping the auto deploy of {}: heaven's auto_deploy "
+                 "actor is gone",
+                 subject(self));
+    self->quit();
+  });
+  opened(self);
+  self
+    ->request(self->state.cfg.store, store_timeout, latest_atom::value,
+              self->state.ev.repo)
+    .then(
+      [self](std::vector<deployed_environment>& envs) {
+        on_latest(self, std::move(envs));
+        closed(self);
+      },
+      [self](caf::error& err) {
+        spdlog::error("Not auto-deploying {}: the store could not say what "
+                      "heaven deployed last: {}",
+                      subject(self), self->system().render(err));
+        closed(self);
+      });
+  return {
+    [self](retry_atom, uint64_t id) {
+      if (self->state.calls.count(id) != 0)
+        send_call(self, id);
+    },
+  };
+}
+
+/// True when `ev` may lead to a deployment; logs why not otherwise.
+bool worth_a_look(const commit_status_event& ev) {
+  if (ev.state != "success") {
+    spdlog::debug("Ignoring commit status ({}) for {}@{}: not success",
+                  ev.state, ev.repo, short_sha(ev.sha));
+    return false;
+  }
+  if (std::find(ev.branches.begin(), ev.branches.end(), ev.default_branch)
+        == ev.branches.end()
+      || ev.default_branch.empty()) {
+    spdlog::info("Ignoring commit status ({}) for {}+{}@{}: not on the "
+                 "default branch {}",
+                 ev.state, ev.repo,
+                 ev.branches.empty() ? std::string{"none"}
+                                     : ev.branches.front(),
+                 short_sha(ev.sha), ev.default_branch);
+    return false;
+  }
+  if (!valid_repo(ev.repo) || !valid_sha(ev.sha)) {
+    spdlog::warn("Ignoring commit status ({}) for {}@{}: not a repository "
+                 "name and a full sha",
+                 ev.state, ev.repo, short_sha(ev.sha));
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+auto_deploy_actor::behavior_type auto_deploy(auto_deploy_actor::pointer self,
+                                             auto_deploy_config cfg) {
+  cfg.attempts = std::max(cfg.attempts, 1);
+  cfg.first_backoff_ms = std::max<int64_t>(cfg.first_backoff_ms, 0);
+  return {
+    [self, cfg](status_atom, commit_status_event& ev) {
+      if (!worth_a_look(ev))
+        return;
+      if (cfg.token.empty()) {
+        spdlog::warn("Not auto-deploying {}@{}: GITHUB_TOKEN is not set "
+                     "(GitHub's API needs it)",
+                     ev.repo, short_sha(ev.sha));
+        return;
+      }
+      self->spawn(auto_deploy_job, cfg, std::move(ev),
+                  caf::actor_cast<auto_deploy_actor>(self));
+    },
+  };
+}
+
+} // namespace heaven

@@ -1,2 +1,52 @@
-/// Auto-deployment on green commits: placeholder, filled in by issue 5.
+/// The AUTO_DEPLOY actor: Rails Heaven's AutoDeployment, made safe. It hears
+/// `status` events and creates a GitHub deployment of a green commit on the
+/// default branch for every app+environment heaven last deployed for that
+/// repository, once per sha.
 #pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "messages/interfaces.hpp"
+
+namespace heaven {
+
+/// What the AUTO_DEPLOY actor talks to and how it retries.
+struct auto_deploy_config {
+  /// All requests to GitHub go through it.
+  http_client_actor http;
+  /// Answers `latest` (what heaven last deployed) and `claim` (deploy a sha
+  /// once).
+  store_actor store;
+  /// GitHub API base, e.g. "https://api.github.com/" (trailing slash
+  /// optional).
+  std::string api_endpoint = "https://api.github.com/";
+  /// Sent as `Authorization: token ...`; GitHub's API needs it, so without
+  /// one nothing is auto-deployed (a warning says so).
+  std::string token;
+  /// Attempts per GitHub request for transient failures (at least 1).
+  int attempts = 5;
+  /// Wait before the first retry, in milliseconds; doubles each time.
+  int64_t first_backoff_ms = 1000;
+};
+
+/// The AUTO_DEPLOY actor. For each `(status, commit_status_event)`:
+/// a state other than `success` and a sha that is not the head of the
+/// default branch are ignored (logged) without asking anybody; otherwise a
+/// short-lived job actor asks the store what heaven last deployed for the
+/// repository, asks GitHub once for the sha's combined status (must be
+/// `success`), and then, for every deployed app+environment independently
+/// and concurrently: skips it when locked; compares the last deployed sha
+/// with this one (must be `ahead`); claims (repo, app, environment, sha) in
+/// the store, so a green sha deploys once however many status events call
+/// it green; and creates the GitHub deployment of the full sha with the last
+/// deployment's payload (`actor` and `sha` updated), task `deploy`, the same
+/// environment and the description "Heaven auto deploy triggered by a commit
+/// status change". Every skip is logged at info level with its reason.
+/// GETs are retried on 5xx, 429 and network failures; the POST only on 429,
+/// 502, 503 and 504 (a failure after sending might have created it). A job
+/// stops when this actor exits. Never blocks.
+auto_deploy_actor::behavior_type auto_deploy(auto_deploy_actor::pointer self,
+                                             auto_deploy_config cfg);
+
+} // namespace heaven

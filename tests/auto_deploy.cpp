@@ -1,5 +1,688 @@
-#include <boost/test/unit_test.hpp>
+// The AUTO_DEPLOY actor against a GitHub stand-in on a real socket, through
+// the real http_client actor, with a small scripted store.
+#include "actors/auto_deploy.hpp"
 
-BOOST_AUTO_TEST_CASE(placeholder_until_written) {
-  BOOST_TEST(true);
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <boost/test/unit_test.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/http_client.hpp"
+#include "tests/support/http_stub.hpp"
+#include "tests/support/recorder.hpp"
+
+using namespace heaven;
+using namespace heaven::test;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+constexpr auto sha = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+constexpr auto other_sha = "b2c3d4e5f60718293a4b5c6d7e8f9012345678a1";
+constexpr auto prod_base = "0123456789abcdef0123456789abcdef01234567";
+constexpr auto staging_base = "fedcba9876543210fedcba9876543210fedcba98";
+constexpr auto qa_base = "1111111111222222222233333333334444444444";
+constexpr auto token = "ghp_auto_deploy_secret_token_42";
+constexpr auto description
+  = "Heaven auto deploy triggered by a commit status change";
+
+// -- a scripted store
+// ----------------------------------------------------------
+
+/// What the fake store says and remembers (shared with the test).
+struct store_world {
+  std::mutex mx;
+  /// `latest` answers, by repository (none: empty).
+  std::map<std::string, std::vector<deployed_environment>> latest;
+  /// Claims made, as (repo, app, environment, sha).
+  std::set<std::tuple<std::string, std::string, std::string, std::string>>
+    claims;
+  int latest_asked = 0;
+  int claim_asked = 0;
+};
+
+/// A store that answers `latest` from the script and really remembers
+/// claims; the rest of the interface answers "nothing".
+store_actor::behavior_type fake_store(store_actor::pointer,
+                                      std::shared_ptr<store_world> w) {
+  return {
+    [](accept_atom, inbound_event&) { return accept_result{}; },
+    [](update_atom, deployment_update&) {},
+    [](list_atom, int32_t) { return std::string{"[]"}; },
+    [](pending_atom) { return std::vector<unfinished_deployment>{}; },
+    [](locks_atom) { return std::vector<env_lock>{}; },
+    [w](latest_atom, std::string& repo) {
+      std::lock_guard guard{w->mx};
+      ++w->latest_asked;
+      auto i = w->latest.find(repo);
+      return i == w->latest.end() ? std::vector<deployed_environment>{}
+                                  : i->second;
+    },
+    [w](claim_atom, std::string& repo, std::string& app, std::string& env,
+        std::string& sha) {
+      std::lock_guard guard{w->mx};
+      ++w->claim_asked;
+      return w->claims.emplace(repo, app, env, sha).second;
+    },
+    [](revision_atom, std::string&, std::string&) { return std::string{}; },
+    [](revision_atom, std::string&, std::string&, std::string&) {},
+  };
 }
+
+// -- a scripted GitHub
+// -----------------------------------------------------------
+
+/// What the GitHub stand-in answers; tests change it.
+struct github_world {
+  std::mutex mx;
+  /// Answers to the combined status of `sha`, in turn (the last repeats): a
+  /// state ("success", "pending", ...) or an HTTP status ("503").
+  std::vector<std::string> combined = {"success"};
+  size_t combined_asked = 0;
+  /// The compare status by base sha (default "ahead"); "404" answers 404.
+  std::map<std::string, std::string> compare;
+  /// Answers to POST .../deployments, in turn (the last repeats); empty:
+  /// 201 with ids 1001, 1002, ...
+  std::vector<stub_response> creates;
+  size_t created = 0;
+};
+
+/// A deployed environment as the store reports it.
+deployed_environment deployed(std::string environment, std::string base,
+                              std::string payload, std::string app = "app") {
+  deployed_environment e;
+  e.app = std::move(app);
+  e.environment = std::move(environment);
+  e.sha = std::move(base);
+  e.payload_json = std::move(payload);
+  e.github_id = 77;
+  e.deployment_id = 7;
+  return e;
+}
+
+/// `e`, locked by `actor`.
+deployed_environment locked(deployed_environment e, std::string actor) {
+  e.locked = true;
+  e.lock.repo = "octo/app";
+  e.lock.environment = e.environment;
+  e.lock.actor = std::move(actor);
+  e.lock.reason = "incident 12";
+  e.lock.locked_at = "2024-05-01T10:00:00Z";
+  e.lock.deployment_id = 5;
+  return e;
+}
+
+/// A `status` event: `state` for `sha` on `branches` of octo/app.
+commit_status_event status_event(std::string state = "success",
+                                 std::vector<std::string> branches = {"main"},
+                                 std::string author = "octocat",
+                                 std::string commit = sha) {
+  commit_status_event ev;
+  ev.repo = "octo/app";
+  ev.sha = std::move(commit);
+  ev.state = std::move(state);
+  ev.default_branch = "main";
+  ev.branches = std::move(branches);
+  ev.author = std::move(author);
+  return ev;
+}
+
+constexpr auto prod_payload
+  = R"({"name":"app","config":{"provider":"heroku",)"
+    R"("heroku_name":"octo-app"},"notify":{"room":"ops","user":"alice"},)"
+    R"("actor":"alice","sha":"01234567"})";
+
+struct auto_fixture {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log_sink
+    = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  http_client_actor http = sys.spawn(http_client);
+  std::shared_ptr<store_world> store_w = std::make_shared<store_world>();
+  store_actor store = sys.spawn(fake_store, store_w);
+  http_stub github;
+  github_world world;
+  auto_deploy_actor actor;
+  size_t baseline = 0;
+
+  auto_fixture() {
+    log_sink->set_pattern("%l %v");
+    auto logger = std::make_shared<spdlog::logger>("test", log_sink);
+    logger->set_level(spdlog::level::debug);
+    spdlog::set_default_logger(logger);
+    github.respond_with(
+      [this](const recorded_request& r) { return answer(r); });
+    start(config());
+  }
+
+  ~auto_fixture() {
+    auto all = everything_logged();
+    BOOST_TEST(all.find(token) == std::string::npos,
+               "the token appears in the log");
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
+    spdlog::set_default_logger(previous);
+  }
+
+  auto_deploy_config config() const {
+    auto_deploy_config c;
+    c.http = http;
+    c.store = store;
+    c.api_endpoint = github.base_url();
+    c.token = token;
+    c.attempts = 3;
+    c.first_backoff_ms = 10;
+    return c;
+  }
+
+  /// (Re)starts the actor under test with `c`.
+  void start(auto_deploy_config c) {
+    if (actor) {
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+      actor = nullptr;
+      BOOST_REQUIRE(eventually(
+        [&] { return sys.registry().running() == baseline - 1; }, 20s));
+    }
+    actor = sys.spawn(auto_deploy, std::move(c));
+    // Running now: the client, the store and the actor under test.
+    baseline = sys.registry().running();
+  }
+
+  /// GitHub as documented: combined status, compare, create deployment.
+  stub_response answer(const recorded_request& r) {
+    std::lock_guard guard{world.mx};
+    auto ok = [](json body) {
+      return stub_response{
+        200, {{"Content-Type", "application/json"}}, body.dump()};
+    };
+    for (auto commit : {sha, other_sha}) {
+      if (r.method == "GET"
+          && r.target
+               == std::string{"/repos/octo/app/commits/"} + commit
+                    + "/status") {
+        auto i = std::min(world.combined_asked++, world.combined.size() - 1);
+        auto said = world.combined[i];
+        if (std::isdigit(static_cast<unsigned char>(said[0])))
+          return stub_response{std::stoi(said),
+                               {{"Content-Type", "application/json"}},
+                               R"({"message":"Server Error"})"};
+        return ok({{"state", said},
+                   {"sha", commit},
+                   {"total_count", 2},
+                   {"statuses", json::array()}});
+      }
+    }
+    std::string compare = "/repos/octo/app/compare/";
+    if (r.method == "GET" && r.target.rfind(compare, 0) == 0) {
+      auto range = r.target.substr(compare.size());
+      auto dots = range.find("...");
+      auto base = range.substr(0, dots);
+      auto status = world.compare.count(base) ? world.compare[base] : "ahead";
+      if (status == "404")
+        return stub_response{404,
+                             {{"Content-Type", "application/json"}},
+                             R"({"message":"Not Found"})"};
+      return ok({{"status", status},
+                 {"ahead_by", status == "ahead" ? 3 : 0},
+                 {"behind_by", status == "behind" ? 2 : 0},
+                 {"total_commits", 3},
+                 {"commits", json::array()}});
+    }
+    if (r.method == "POST" && r.target == "/repos/octo/app/deployments") {
+      auto n = world.created++;
+      if (!world.creates.empty())
+        return world.creates[std::min(n, world.creates.size() - 1)];
+      return stub_response{201,
+                           {{"Content-Type", "application/json"}},
+                           json{{"id", 1001 + n}}.dump()};
+    }
+    return stub_response{404,
+                         {{"Content-Type", "application/json"}},
+                         R"({"message":"Not Found"})"};
+  }
+
+  /// Sets what the store says heaven last deployed for octo/app.
+  void deployed_last(std::vector<deployed_environment> envs) {
+    std::lock_guard guard{store_w->mx};
+    store_w->latest["octo/app"] = std::move(envs);
+  }
+
+  void send(commit_status_event ev) {
+    caf::anon_send(actor, status_atom::value, std::move(ev));
+  }
+
+  /// Every line logged, as "<level> <text>".
+  std::vector<std::string> logs() const {
+    std::vector<std::string> lines;
+    for (auto& l : log_sink->last_formatted()) {
+      auto line = l;
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+        line.pop_back();
+      lines.push_back(line);
+    }
+    return lines;
+  }
+
+  std::string everything_logged() const {
+    std::string all;
+    for (auto& l : logs())
+      all += l + "\n";
+    return all;
+  }
+
+  /// How many logged lines are exactly `line`.
+  size_t count_logged(const std::string& line) const {
+    auto all = logs();
+    return static_cast<size_t>(std::count(all.begin(), all.end(), line));
+  }
+
+  /// How many logged lines start with `prefix`.
+  size_t count_starting(const std::string& prefix) const {
+    size_t n = 0;
+    for (auto& l : logs())
+      n += l.rfind(prefix, 0) == 0 ? 1 : 0;
+    return n;
+  }
+
+  /// Waits until `line` was logged (exactly) `n` times.
+  bool wait_logged(const std::string& line, size_t n = 1) const {
+    return eventually([&] { return count_logged(line) >= n; }, 20s);
+  }
+
+  /// Waits until every job the actor spawned has quit.
+  bool settled() {
+    return eventually([&] { return sys.registry().running() == baseline; },
+                      20s);
+  }
+
+  /// Waits for `line`, then for the jobs to end; fails the test otherwise.
+  void finish_on(const std::string& line, size_t n = 1) {
+    BOOST_REQUIRE_MESSAGE(wait_logged(line, n),
+                          "not logged: " << line << "\nlog:\n"
+                                         << everything_logged());
+    BOOST_REQUIRE_MESSAGE(settled(), "a job did not quit");
+  }
+
+  std::vector<recorded_request> requests_to(const std::string& method,
+                                            const std::string& prefix) const {
+    std::vector<recorded_request> result;
+    for (auto& r : github.requests())
+      if (r.method == method && r.target.rfind(prefix, 0) == 0)
+        result.push_back(r);
+    return result;
+  }
+
+  std::vector<recorded_request> posts() const {
+    return requests_to("POST", "/repos/octo/app/deployments");
+  }
+
+  /// The POST bodies, parsed, by environment.
+  std::map<std::string, json> posted_by_environment() const {
+    std::map<std::string, json> result;
+    for (auto& r : posts()) {
+      auto body = json::parse(r.body);
+      result[body.at("environment").get<std::string>()] = body;
+    }
+    return result;
+  }
+
+  std::set<std::tuple<std::string, std::string, std::string, std::string>>
+  claims() {
+    std::lock_guard guard{store_w->mx};
+    return store_w->claims;
+  }
+
+  int latest_asked() {
+    std::lock_guard guard{store_w->mx};
+    return store_w->latest_asked;
+  }
+};
+
+/// The body heaven must send to deploy `sha` to `environment` with `payload`.
+json expected_body(const std::string& environment, json payload) {
+  return {{"ref", sha},
+          {"environment", environment},
+          {"task", "deploy"},
+          {"auto_merge", false},
+          {"payload", std::move(payload)},
+          {"description", description}};
+}
+
+/// Checks the headers every GitHub request carries.
+void check_headers(const recorded_request& r) {
+  BOOST_TEST(r.header("Accept") == "application/vnd.github+json");
+  BOOST_TEST(r.header("Authorization") == std::string{"token "} + token);
+  BOOST_TEST(r.header("User-Agent") == "heaven");
+  BOOST_TEST(r.target.find(token) == std::string::npos);
+}
+
+const std::string combined_target
+  = std::string{"/repos/octo/app/commits/"} + sha + "/status";
+
+std::string compare_target(const std::string& base) {
+  return "/repos/octo/app/compare/" + base + "..." + sha;
+}
+
+std::string created_line(const std::string& env, int64_t id) {
+  return "info Auto-deploying octo/app@a1b2c3d4 to " + env
+         + " (app): created GitHub deployment " + std::to_string(id);
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(auto_deploy_tests, auto_fixture)
+
+BOOST_AUTO_TEST_CASE(green_and_ahead_creates_exactly_one_deployment) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  send(status_event());
+  finish_on(created_line("production", 1001));
+  auto all = github.requests();
+  BOOST_REQUIRE_EQUAL(all.size(), 3u);
+  BOOST_TEST(all[0].method == "GET");
+  BOOST_TEST(all[0].target == combined_target);
+  BOOST_TEST(all[1].method == "GET");
+  BOOST_TEST(all[1].target == compare_target(prod_base));
+  auto& post = all[2];
+  BOOST_TEST(post.method == "POST");
+  BOOST_TEST(post.target == "/repos/octo/app/deployments");
+  for (auto& r : all)
+    check_headers(r);
+  BOOST_TEST(post.header("Content-Type") == "application/json");
+  auto payload = json::parse(prod_payload);
+  payload["actor"] = "octocat";
+  payload["sha"] = sha;
+  BOOST_TEST(json::parse(post.body) == expected_body("production", payload),
+             post.body);
+  auto claimed = claims();
+  BOOST_REQUIRE_EQUAL(claimed.size(), 1u);
+  BOOST_TEST((*claimed.begin()
+              == std::make_tuple(std::string{"octo/app"}, std::string{"app"},
+                                 std::string{"production"}, std::string{sha})));
+}
+
+BOOST_AUTO_TEST_CASE(a_combined_status_other_than_success_deploys_nothing) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  world.combined = {"pending"};
+  send(status_event());
+  finish_on("info Not auto-deploying octo/app@a1b2c3d4: its combined status "
+            "is pending, not success");
+  {
+    std::lock_guard guard{world.mx};
+    world.combined = {"failure"};
+    world.combined_asked = 0;
+  }
+  send(status_event());
+  finish_on("info Not auto-deploying octo/app@a1b2c3d4: its combined status "
+            "is failure, not success");
+  auto all = github.requests();
+  BOOST_REQUIRE_EQUAL(all.size(), 2u);
+  for (auto& r : all) {
+    BOOST_TEST(r.method == "GET");
+    BOOST_TEST(r.target == combined_target);
+  }
+  BOOST_TEST(claims().empty());
+}
+
+BOOST_AUTO_TEST_CASE(behind_identical_or_diverged_deploys_nothing) {
+  deployed_last({deployed("production", prod_base, prod_payload),
+                 deployed("staging", staging_base, prod_payload),
+                 deployed("qa", qa_base, prod_payload)});
+  world.compare = {
+    {prod_base, "behind"}, {staging_base, "identical"}, {qa_base, "diverged"}};
+  send(status_event());
+  BOOST_REQUIRE(wait_logged("info Not auto-deploying octo/app@a1b2c3d4 to "
+                            "production: compared with 01234567, deployed "
+                            "there last, it is behind, not ahead"));
+  BOOST_REQUIRE(wait_logged("info Not auto-deploying octo/app@a1b2c3d4 to "
+                            "staging: compared with fedcba98, deployed there "
+                            "last, it is identical, not ahead"));
+  finish_on("info Not auto-deploying octo/app@a1b2c3d4 to qa: compared with "
+            "11111111, deployed there last, it is diverged, not ahead");
+  BOOST_TEST(posts().empty());
+  BOOST_TEST(requests_to("GET", "/repos/octo/app/compare/").size() == 3u);
+  BOOST_TEST(requests_to("GET", combined_target).size() == 1u);
+  BOOST_TEST(claims().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_compare_deploys_nothing) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  world.compare = {{prod_base, "404"}};
+  send(status_event());
+  finish_on("error Not auto-deploying octo/app@a1b2c3d4 to production: could "
+            "not compare it with 01234567, deployed there last: HTTP 404: "
+            "Not Found");
+  BOOST_TEST(posts().empty());
+  // A 404 is an answer, not a passing failure: asked once.
+  BOOST_TEST(requests_to("GET", "/repos/octo/app/compare/").size() == 1u);
+  BOOST_TEST(claims().empty());
+}
+
+BOOST_AUTO_TEST_CASE(no_github_request_unless_success_on_the_default_branch) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  send(status_event("pending"));
+  send(status_event("success", {"feature/x", "main-old"}));
+  send(status_event("success", {}));
+  send(status_event("failure"));
+  finish_on("debug Ignoring commit status (pending) for octo/app@a1b2c3d4: "
+            "not success");
+  finish_on("info Ignoring commit status (success) for "
+            "octo/app+feature/x@a1b2c3d4: not on the default branch main");
+  finish_on("info Ignoring commit status (success) for octo/app+none@a1b2c3d4: "
+            "not on the default branch main");
+  finish_on("debug Ignoring commit status (failure) for octo/app@a1b2c3d4: "
+            "not success");
+  BOOST_TEST(github.requests().empty());
+  BOOST_TEST(latest_asked() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(nothing_deployed_yet_means_nothing_to_auto_deploy) {
+  send(status_event());
+  finish_on("info Not auto-deploying octo/app@a1b2c3d4: heaven has not "
+            "deployed octo/app successfully yet");
+  BOOST_TEST(github.requests().empty());
+  BOOST_TEST(latest_asked() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_locked_environment_is_skipped_while_another_deploys) {
+  deployed_last(
+    {locked(deployed("production", prod_base, prod_payload), "alice"),
+     deployed("staging", staging_base, prod_payload)});
+  send(status_event());
+  BOOST_REQUIRE(wait_logged("info Not auto-deploying octo/app@a1b2c3d4 to "
+                            "production: octo/app is locked on production by "
+                            "alice"));
+  finish_on(created_line("staging", 1001));
+  BOOST_REQUIRE_EQUAL(posts().size(), 1u);
+  auto bodies = posted_by_environment();
+  BOOST_TEST(bodies.count("staging") == 1u);
+  BOOST_TEST(bodies.count("production") == 0u);
+  // The locked environment is not even compared.
+  BOOST_TEST(requests_to("GET", compare_target(prod_base)).empty());
+  BOOST_TEST(requests_to("GET", compare_target(staging_base)).size() == 1u);
+  BOOST_TEST(claims().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(several_green_events_for_one_sha_deploy_it_once) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  // Two CI contexts turn green at once: both events race.
+  send(status_event());
+  send(status_event());
+  BOOST_REQUIRE(wait_logged("info Not auto-deploying octo/app@a1b2c3d4 to "
+                            "production: already auto-deployed"));
+  finish_on(created_line("production", 1001));
+  // And a third, later.
+  send(status_event());
+  finish_on("info Not auto-deploying octo/app@a1b2c3d4 to production: "
+            "already auto-deployed",
+            2);
+  BOOST_TEST(posts().size() == 1u);
+  BOOST_TEST(count_logged(created_line("production", 1001)) == 1u);
+  BOOST_TEST(claims().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(two_environments_get_two_deployments) {
+  deployed_last({deployed("production", prod_base, prod_payload),
+                 deployed("staging", staging_base,
+                          R"({"name":"app","notify":{"room":"dev"}})")});
+  send(status_event());
+  // GitHub numbers them in arrival order, which is not fixed.
+  BOOST_REQUIRE(eventually(
+    [&] { return count_starting("info Auto-deploying ") == 2u; }, 20s));
+  BOOST_REQUIRE(settled());
+  BOOST_TEST(posts().size() == 2u);
+  BOOST_TEST(count_logged(created_line("production", 1001))
+               + count_logged(created_line("production", 1002))
+             == 1u);
+  BOOST_TEST(count_logged(created_line("staging", 1001))
+               + count_logged(created_line("staging", 1002))
+             == 1u);
+  // One combined status for the event, one compare per environment.
+  BOOST_TEST(requests_to("GET", combined_target).size() == 1u);
+  BOOST_TEST(requests_to("GET", compare_target(prod_base)).size() == 1u);
+  BOOST_TEST(requests_to("GET", compare_target(staging_base)).size() == 1u);
+  auto bodies = posted_by_environment();
+  BOOST_REQUIRE_EQUAL(bodies.size(), 2u);
+  auto prod = json::parse(prod_payload);
+  prod["actor"] = "octocat";
+  prod["sha"] = sha;
+  BOOST_TEST(bodies["production"] == expected_body("production", prod));
+  json staging = {{"name", "app"},
+                  {"notify", {{"room", "dev"}}},
+                  {"actor", "octocat"},
+                  {"sha", sha}};
+  BOOST_TEST(bodies["staging"] == expected_body("staging", staging));
+  BOOST_TEST(claims().size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_payload_that_is_not_an_object_starts_from_nothing) {
+  deployed_last({deployed("production", prod_base, "[1,2]"),
+                 deployed("staging", staging_base, "not json at all"),
+                 deployed("qa", qa_base, R"("a string")")});
+  // No author known: the payload's actor is left alone.
+  send(status_event("success", {"main"}, ""));
+  BOOST_REQUIRE(eventually(
+    [&] { return count_starting("info Auto-deploying ") == 3u; }, 20s));
+  BOOST_REQUIRE(settled());
+  BOOST_TEST(posts().size() == 3u);
+  auto bodies = posted_by_environment();
+  BOOST_REQUIRE_EQUAL(bodies.size(), 3u);
+  for (auto env : {"production", "staging", "qa"})
+    BOOST_TEST(bodies[env] == expected_body(env, {{"sha", sha}}), env);
+}
+
+BOOST_AUTO_TEST_CASE(a_5xx_on_the_combined_status_is_retried) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  world.combined = {"503", "502", "success"};
+  send(status_event());
+  finish_on(created_line("production", 1001));
+  BOOST_TEST(requests_to("GET", combined_target).size() == 3u);
+  BOOST_TEST(count_logged("warning reading the combined status of "
+                          "octo/app@a1b2c3d4 failed (HTTP 503: Server Error), "
+                          "attempt 1 of 3; retrying in 10 ms")
+             == 1u);
+  BOOST_TEST(count_logged("warning reading the combined status of "
+                          "octo/app@a1b2c3d4 failed (HTTP 502: Server Error), "
+                          "attempt 2 of 3; retrying in 20 ms")
+             == 1u);
+  BOOST_TEST(posts().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_combined_status_failing_every_attempt_gives_up) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  world.combined = {"500"};
+  send(status_event());
+  finish_on("error Not auto-deploying octo/app@a1b2c3d4: could not read its "
+            "combined status: HTTP 500: Server Error");
+  BOOST_TEST(requests_to("GET", combined_target).size() == 3u);
+  BOOST_TEST(requests_to("GET", "/repos/octo/app/compare/").empty());
+  BOOST_TEST(posts().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_422_on_create_is_logged_and_not_retried) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  world.creates = {stub_response{422,
+                                 {{"Content-Type", "application/json"}},
+                                 R"({"message":"Validation Failed",)"
+                                 R"("errors":[]})"}};
+  send(status_event());
+  finish_on("error Could not create the auto deployment of "
+            "octo/app@a1b2c3d4 to production (app): HTTP 422: Validation "
+            "Failed; it is not tried again for this sha");
+  BOOST_TEST(posts().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(create_is_retried_only_when_surely_not_created) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  world.creates = {stub_response{503, {}, R"({"message":"Unavailable"})"},
+                   stub_response{201, {}, R"({"id":555})"}};
+  send(status_event());
+  finish_on(created_line("production", 555));
+  BOOST_TEST(posts().size() == 2u);
+  // A 500 might have created it: no second attempt.
+  {
+    std::lock_guard guard{world.mx};
+    world.creates = {stub_response{500, {}, R"({"message":"Oops"})"},
+                     stub_response{201, {}, R"({"id":556})"}};
+    world.created = 0;
+  }
+  send(status_event("success", {"main"}, "octocat", other_sha));
+  finish_on("error Could not create the auto deployment of "
+            "octo/app@b2c3d4e5 to production (app): HTTP 500: Oops; it is not "
+            "tried again for this sha");
+  BOOST_TEST(posts().size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(no_token_means_no_request) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  auto c = config();
+  c.token.clear();
+  start(c);
+  send(status_event());
+  finish_on("warning Not auto-deploying octo/app@a1b2c3d4: GITHUB_TOKEN is "
+            "not set (GitHub's API needs it)");
+  BOOST_TEST(count_logged("warning Not auto-deploying octo/app@a1b2c3d4: "
+                          "GITHUB_TOKEN is not set (GitHub's API needs it)")
+             == 1u);
+  BOOST_TEST(github.requests().empty());
+  BOOST_TEST(latest_asked() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(jobs_stop_when_the_actor_exits) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  auto c = config();
+  c.first_backoff_ms = 600000;
+  start(c);
+  world.combined = {"503"};
+  send(status_event());
+  BOOST_REQUIRE(wait_logged("warning reading the combined status of "
+                            "octo/app@a1b2c3d4 failed (HTTP 503: Server "
+                            "Error), attempt 1 of 3; retrying in 600000 ms"));
+  // The job waits ten minutes for its retry, unless heaven stops.
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  BOOST_TEST(wait_logged("warning Stopping the auto deploy of "
+                         "octo/app@a1b2c3d4: heaven's auto_deploy actor is "
+                         "gone"));
+  BOOST_TEST(
+    eventually([&] { return sys.registry().running() == baseline - 1; }, 20s));
+  BOOST_TEST(requests_to("GET", combined_target).size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
