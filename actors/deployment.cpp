@@ -200,7 +200,8 @@ std::string deployment_key(const deployment_request& req) {
 deployment_actor::behavior_type
 deployment(deployment_actor::stateful_pointer<deployment_state> self,
            context_ptr ctx, int64_t id, deployment_request req,
-           receiver_actor receiver, std::string key, std::string rejection) {
+           receiver_actor receiver, std::string key,
+           provider_outcome verdict) {
   auto& st = self->state;
   st.ctx = ctx;
   st.id = id;
@@ -237,11 +238,15 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
            "provider " + st.req.provider + " crashed: "
              + self->system().render(msg.reason));
   });
-  auto problem = rejection.empty() ? check(*ctx, st.req) : rejection;
-  if (!problem.empty()) {
-    spdlog::info("deployment {} of {} to {} refused: {}", id, st.req.repo,
-                 st.req.environment, problem);
-    finish(self, "error", problem);
+  if (verdict.state.empty()) {
+    if (auto problem = check(*ctx, st.req); !problem.empty())
+      verdict = provider_outcome{"error", std::move(problem)};
+  }
+  if (!verdict.state.empty()) {
+    if (verdict.state == "error")
+      spdlog::info("deployment {} of {} to {} refused: {}", id, st.req.repo,
+                   st.req.environment, verdict.description);
+    finish(self, std::move(verdict.state), std::move(verdict.description));
     return {
       [](log_atom, log_line&) {},         [](started_atom, int32_t) {},
       [](prepared_atom, bool, std::string&) {}, [](result_atom, provider_outcome&) {},

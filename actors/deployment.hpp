@@ -55,15 +55,17 @@ struct deployment_state {
   std::string shutdown_reason;
 };
 
-/// The DEPLOYMENT actor for heaven's local deployment `id`. When `rejection`
-/// is not empty the deployment ends at once with `error` and that
-/// description (used for "Already deploying." and restarts). `key` is the
-/// app+environment key this deployment holds at `receiver` (released when it
-/// ends), or "".
+/// The DEPLOYMENT actor for heaven's local deployment `id`. When `verdict`
+/// has a state the deployment ends at once with it and no provider runs:
+/// `error` for "Already deploying.", a locked environment or a restart,
+/// `success` for a lock or unlock task the store has carried out. `key` is
+/// the app+environment key this deployment holds at `receiver` (released
+/// when it ends), or "".
 deployment_actor::behavior_type
 deployment(deployment_actor::stateful_pointer<deployment_state> self,
            context_ptr ctx, int64_t id, deployment_request req,
-           receiver_actor receiver, std::string key, std::string rejection);
+           receiver_actor receiver, std::string key,
+           provider_outcome verdict);
 
 /// The key of the concurrency rule: one deployment at a time per
 /// app (payload.name, else the repository's name) and environment.

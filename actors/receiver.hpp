@@ -17,7 +17,16 @@ struct receiver_state {
   std::map<std::string, deployment_actor> running;
 };
 
-/// The RECEIVER actor. At start it asks the store for deployments an earlier
+/// "lock" when `task` is `<prefix>:lock`, "unlock" for `<prefix>:unlock`,
+/// else "".
+std::string lock_action(const std::string& prefix, const std::string& task);
+
+/// The RECEIVER actor. Rules, in order: a disabled repository's events are
+/// ignored (202); a lock or unlock task is carried out by the store and
+/// answered with `success`; a deployment to a locked environment ends with
+/// `error` naming the locker; one deployment per app+environment at a time.
+/// `status` events go to auto_deploy, `deployment_status` events to notify.
+/// At start it asks the store for deployments an earlier
 /// run left unfinished: those never started run now; those that were
 /// running end with `error`, since nobody knows how far they got.
 receiver_actor::behavior_type

@@ -47,14 +47,28 @@ store_actor::behavior_type fake_store(store_actor::pointer self,
                                       record_ptr rec) {
   return {
     [=](accept_atom, inbound_event& ev) {
-      if (!rec->deliveries.insert(ev.delivery).second)
-        return accept_result{true, 0};
-      return accept_result{false,
-                           ev.type == "deployment" ? rec->next_id++ : 0};
+      accept_result res;
+      if (!rec->deliveries.insert(ev.delivery).second) {
+        res.duplicate = true;
+        return res;
+      }
+      if (ev.type == "deployment")
+        res.deployment_id = rec->next_id++;
+      return res;
     },
     [=](update_atom, deployment_update& u) { rec->updates.push_back(u); },
     [=](list_atom, int32_t) { return std::string{"[]"}; },
     [=](pending_atom) { return rec->pending; },
+    // The chat-ops questions: these tests deploy, they never lock.
+    [=](locks_atom) { return std::vector<env_lock>{}; },
+    [=](latest_atom, std::string&) {
+      return std::vector<deployed_environment>{};
+    },
+    [=](claim_atom, std::string&, std::string&, std::string&, std::string&) {
+      return true;
+    },
+    [=](revision_atom, std::string&, std::string&) { return std::string{}; },
+    [=](revision_atom, std::string&, std::string&, std::string&) {},
   };
 }
 
