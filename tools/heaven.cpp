@@ -1,8 +1,11 @@
 // heaven's entry point: reads the settings, wires the actors, registers the
 // providers, serves until SIGINT/SIGTERM.
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -15,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "actors/auto_deploy.hpp"
 #include "actors/config.hpp"
 #include "actors/context.hpp"
 #include "actors/http_client.hpp"
@@ -176,6 +180,10 @@ int serve(settings cfg, bool demo) {
   }
   ctx->http = sys.spawn(http_client);
   ctx->providers = make_providers(cfg, ctx->http);
+  ctx->auto_deploy = sys.spawn(
+    auto_deploy, auto_deploy_config{ctx->http, ctx->store, cfg.api_endpoint,
+                                    cfg.github_token, ctx->status_attempts,
+                                    ctx->status_backoff_ms});
   // What runs once every deployment has ended: the store and the client.
   auto baseline = sys.registry().running();
   auto recv = sys.spawn(receiver, context_ptr{ctx});
@@ -192,6 +200,7 @@ int serve(settings cfg, bool demo) {
   } catch (std::exception& e) {
     std::cerr << "heaven: " << e.what() << "\n";
     caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
     recv = nullptr;
@@ -237,6 +246,7 @@ int serve(settings cfg, bool demo) {
       kill_all_groups(SIGKILL);
     settle(std::chrono::seconds(30));
   }
+  caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
   // The system's destructor waits for detached actors (the store) to be
@@ -244,6 +254,100 @@ int serve(settings cfg, bool demo) {
   server.reset();
   recv = nullptr;
   ctx.reset();
+  return 0;
+}
+
+// -- the command line's chat-ops tools ----------------------------------------
+
+/// "owner/name": one slash, neither side empty, GitHub's name characters.
+bool valid_repo_name(const std::string& repo) {
+  auto slash = repo.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == repo.size()
+      || repo.find('/', slash + 1) != std::string::npos)
+    return false;
+  for (char c : repo)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'
+          || c == '.' || c == '/'))
+      return false;
+  return true;
+}
+
+std::string database_path(const settings& cfg) {
+  return cfg.data_dir + "/heaven.db";
+}
+
+/// `heaven locks`: every lock, and the link that serves them over HTTP.
+int locks_command(const settings& cfg) {
+  auto locks = read_locks(database_path(cfg));
+  if (locks.empty())
+    std::cout << "No environment is locked.\n";
+  for (auto& l : locks) {
+    std::cout << l.repo << " is locked on " << l.environment << " by "
+              << (l.actor.empty() ? "someone" : l.actor) << " since "
+              << l.locked_at;
+    if (l.deployment_id > 0)
+      std::cout << " (deployment " << l.deployment_id << ")";
+    if (!l.reason.empty())
+      std::cout << ": " << l.reason;
+    std::cout << "\n";
+  }
+  std::ifstream key_file{cfg.data_dir + "/log.key"};
+  std::string key;
+  if (std::getline(key_file, key) && !key.empty())
+    std::cout << "Served as JSON at " << cfg.public_url
+              << "/locks?token=" << locks_token(key) << "\n";
+  return 0;
+}
+
+/// `heaven unlock <owner/name> <environment>`: breaks a stuck lock.
+int unlock_command(const settings& cfg,
+                   const std::vector<std::string>& words) {
+  if (words.size() != 2 || !valid_repo_name(words[0]) || words[1].empty()) {
+    std::cerr << "usage: heaven unlock <owner/name> <environment> [flags]\n";
+    return 2;
+  }
+  auto path = database_path(cfg);
+  std::optional<env_lock> held;
+  for (auto& l : read_locks(path))
+    if (l.repo == words[0] && l.environment == words[1])
+      held = l;
+  if (!remove_lock(path, words[0], words[1])) {
+    std::cout << words[0] << " is not locked on " << words[1] << ".\n";
+    return 1;
+  }
+  std::cout << "Unlocked " << words[0] << " on " << words[1];
+  if (held)
+    std::cout << " (locked by " << held->actor << " since "
+              << held->locked_at << ")";
+  std::cout << ".\n";
+  return 0;
+}
+
+/// `heaven repos [enable|disable <owner/name>]`.
+int repos_command(const settings& cfg, const std::vector<std::string>& words) {
+  auto path = database_path(cfg);
+  if (words.empty()) {
+    auto repos = read_repositories(path);
+    if (repos.empty())
+      std::cout << "heaven has not heard from any repository yet.\n";
+    for (auto& r : repos)
+      std::cout << r.repo << "\t" << (r.active ? "active" : "disabled")
+                << "\tfirst seen " << r.first_seen << "\n";
+    return 0;
+  }
+  if (words.size() != 2 || (words[0] != "enable" && words[0] != "disable")
+      || !valid_repo_name(words[1])) {
+    std::cerr << "usage: heaven repos [enable|disable <owner/name>] "
+                 "[flags]\n";
+    return 2;
+  }
+  bool active = words[0] == "enable";
+  set_repository_active(path, words[1], active);
+  std::cout << words[1]
+            << (active ? " is enabled: heaven acts on its events.\n"
+                       : " is disabled: heaven ignores its events until "
+                         "`heaven repos enable "
+                           + words[1] + "`.\n");
   return 0;
 }
 
@@ -263,15 +367,44 @@ int main(int argc, char** argv) {
       std::cout << help_text();
       return 0;
     }
-  if (command != "serve" && command != "demo") {
+  static const std::vector<std::string> commands = {
+    "serve", "demo", "locks", "unlock", "repos"};
+  if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
     std::cerr << "heaven: unknown command '" << command
               << "' (try heaven --help)\n";
     return 2;
+  }
+  // Words before the first flag are the command's own (`unlock o/r env`).
+  std::vector<std::string> words;
+  while (!args.empty() && args.front().rfind("--", 0) != 0) {
+    words.push_back(args.front());
+    args.erase(args.begin());
   }
   auto loaded = load_settings(args, current_environment());
   if (auto err = std::get_if<std::string>(&loaded)) {
     std::cerr << "heaven: " << *err << "\n";
     return 2;
   }
-  return serve(std::get<settings>(loaded), command == "demo");
+  auto& cfg = std::get<settings>(loaded);
+  if (command == "serve" || command == "demo") {
+    if (!words.empty()) {
+      std::cerr << "heaven: unexpected argument '" << words.front()
+                << "' (try heaven --help)\n";
+      return 2;
+    }
+    return serve(cfg, command == "demo");
+  }
+  try {
+    if (command == "locks" && words.empty())
+      return locks_command(cfg);
+    if (command == "unlock")
+      return unlock_command(cfg, words);
+    if (command == "repos")
+      return repos_command(cfg, words);
+    std::cerr << "usage: heaven locks [flags]\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "heaven: " << e.what() << "\n";
+    return 1;
+  }
 }
