@@ -1,5 +1,1085 @@
-#include <boost/test/unit_test.hpp>
+// The NOTIFY dispatcher and the chat notifiers against local stand-ins for
+// Slack, HipChat, Campfire, Flowdock, a generic webhook receiver and GitHub's
+// compare API, over real sockets, through the real http_client actor. The
+// store is a small fake that answers revision get/set (the real one is
+// tested in tests/store.cpp).
+#include "actors/notify.hpp"
 
-BOOST_AUTO_TEST_CASE(placeholder_until_written) {
-  BOOST_TEST(true);
+#include <chrono>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <boost/test/unit_test.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/http_client.hpp"
+#include "actors/webhook.hpp"
+#include "tests/support/http_stub.hpp"
+#include "tests/support/recorder.hpp"
+
+using namespace heaven;
+using namespace heaven::test;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+constexpr auto sha = "c0ffee0000000000000000000000000000000003";
+constexpr auto base_sha = "ba5e000000000000000000000000000000000000";
+constexpr auto log_url = "https://heaven.example/deployments/17/log";
+constexpr auto slack_token = "SLACKSECRETTOKEN0001";
+constexpr auto hipchat_token = "hipchat-secret-token-0002";
+constexpr auto campfire_token = "campfire-secret-token-0003";
+constexpr auto flow_token = "flowdock-secret-token-0004";
+constexpr auto webhook_secret = "webhook-secret-0005";
+constexpr auto gh_token = "ghp_notify_test_token_0006";
+
+/// What the fake store knows and was told.
+struct store_record {
+  std::mutex mx;
+  /// (repo, environment) -> revision.
+  std::map<std::pair<std::string, std::string>, std::string> revisions;
+  /// Every revision set, in order: (repo, environment, sha).
+  std::vector<std::tuple<std::string, std::string, std::string>> sets;
+  int gets = 0;
+
+  std::vector<std::tuple<std::string, std::string, std::string>> all_sets() {
+    std::lock_guard guard{mx};
+    return sets;
+  }
+};
+
+/// A store that answers only the revision messages the dispatcher sends.
+caf::behavior fake_store(caf::event_based_actor*,
+                         std::shared_ptr<store_record> rec) {
+  return {
+    [rec](revision_atom, const std::string& repo,
+          const std::string& env) -> std::string {
+      std::lock_guard guard{rec->mx};
+      ++rec->gets;
+      auto i = rec->revisions.find({repo, env});
+      return i == rec->revisions.end() ? "" : i->second;
+    },
+    [rec](revision_atom, const std::string& repo, const std::string& env,
+          const std::string& revision) {
+      std::lock_guard guard{rec->mx};
+      rec->revisions[{repo, env}] = revision;
+      rec->sets.emplace_back(repo, env, revision);
+    },
+  };
 }
+
+/// A notice as the receiver makes it from a `deployment_status` event.
+deployment_notice notice(std::string state, int64_t id = 42) {
+  deployment_notice n;
+  n.repo = "octo/app";
+  n.app = "app";
+  n.repo_url = "https://github.com/octo/app";
+  n.deployment_id = id;
+  n.status_id = 7;
+  n.state = std::move(state);
+  n.description = n.state == "error" ? "Timed out after 300 seconds" : "";
+  n.log_url = log_url;
+  n.environment_url = "https://app.example";
+  n.environment = "production";
+  n.task = "deploy";
+  n.ref = "main";
+  n.sha = sha;
+  n.deployment_description = "Deploying from hubot";
+  n.creator = "octocat";
+  n.chat_user = "alice";
+  n.room = "ops";
+  return n;
+}
+
+/// A sha of 40 copies of `c`.
+std::string sha_of(char c) {
+  return std::string(40, c);
+}
+
+/// GitHub's compare answer (oldest commit first, as documented): three
+/// commits, the middle one by someone without a GitHub account.
+std::string compare_answer() {
+  auto commit = [](char c, json author, std::string name, std::string msg) {
+    return json{{"sha", sha_of(c)},
+                {"html_url", "https://github.com/octo/app/commit/" + sha_of(c)},
+                {"author", std::move(author)},
+                {"committer", nullptr},
+                {"commit",
+                 {{"author", {{"name", name}, {"email", "x@example.com"}}},
+                  {"message", msg}}}};
+  };
+  json answer = {
+    {"url", "https://api.github.com/repos/octo/app/compare/x"},
+    {"html_url", std::string{"https://github.com/octo/app/compare/"}
+                   + base_sha + "..." + sha},
+    {"status", "ahead"},
+    {"ahead_by", 3},
+    {"behind_by", 0},
+    {"total_commits", 3},
+    {"commits",
+     {commit('1',
+             {{"login", "bob"}, {"html_url", "https://github.com/bob"}},
+             "Bob B", "First change\n\nWith a body"),
+      commit('2', nullptr, "Carol C", "Second change"),
+      commit('3',
+             {{"login", "dave"}, {"html_url", "https://github.com/dave"}},
+             "Dave D", "Third change\r\nmore")}},
+    {"files",
+     {{{"filename", "a.rb"}, {"additions", 10}, {"deletions", 2},
+       {"changes", 12}},
+      {{"filename", "b.rb"}, {"additions", 1}, {"deletions", 0},
+       {"changes", 1}}}}};
+  return answer.dump();
+}
+
+std::string compare_url() {
+  return std::string{"https://github.com/octo/app/compare/"} + base_sha + "..."
+         + sha;
+}
+
+stub_response ok() {
+  return {200, {{"Content-Type", "application/json"}}, "{}"};
+}
+
+struct notify_fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  http_client_actor http = sys.spawn(http_client);
+  http_stub slack;
+  http_stub hipchat;
+  http_stub campfire;
+  http_stub flowdock;
+  http_stub hook;
+  http_stub github;
+  std::shared_ptr<store_record> store_rec = std::make_shared<store_record>();
+  store_actor store
+    = caf::actor_cast<store_actor>(sys.spawn(fake_store, store_rec));
+  std::vector<notifier_actor> notifiers;
+  notify_actor notify;
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log_sink
+    = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(5000);
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+
+  notify_fixture() {
+    log_sink->set_pattern("%l %v");
+    auto logger = std::make_shared<spdlog::logger>("test", log_sink);
+    logger->set_level(spdlog::level::debug);
+    spdlog::set_default_logger(logger);
+    for (auto* stub : {&slack, &hipchat, &campfire, &flowdock, &hook})
+      stub->respond_with([](const recorded_request&) { return ok(); });
+    github.respond_with([](const recorded_request& r) {
+      if (r.method == "GET"
+          && r.target
+               == std::string{"/repos/octo/app/compare/"} + base_sha + "..."
+                    + sha)
+        return stub_response{200, {{"Content-Type", "application/json"}},
+                             compare_answer()};
+      return stub_response{404, {}, R"({"message":"Not Found"})"};
+    });
+  }
+
+  ~notify_fixture() {
+    if (notify)
+      caf::anon_send_exit(notify, caf::exit_reason::user_shutdown);
+    for (auto& n : notifiers)
+      caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
+    spdlog::set_default_logger(previous);
+    if (std::getenv("NOTIFY_TEST_DUMP"))
+      std::fprintf(stderr, "%s", logged().c_str());
+  }
+
+  std::string slack_url() const {
+    return slack.base_url() + "services/T000/B000/" + slack_token;
+  }
+
+  /// No chat service configured; the tests turn on what they need.
+  settings base() const {
+    settings s;
+    s.web_endpoint = "https://github.com/";
+    s.api_endpoint = github.base_url();
+    s.github_token = gh_token;
+    s.slack_bot_name = "heaven-bot";
+    s.slack_bot_icon = "https://icons.example/heaven.png";
+    s.hipchat_room = "Developers";
+    s.hipchat_server = hipchat.base_url();
+    s.campfire_subdomain = "acme";
+    s.campfire_endpoint = campfire.base_url() + "{subdomain}/";
+    s.flowdock_endpoint = flowdock.base_url();
+    return s;
+  }
+
+  settings with_slack(settings s) const {
+    s.slack_webhook_url = slack_url();
+    return s;
+  }
+
+  settings with_hipchat(settings s) const {
+    s.hipchat_token = hipchat_token;
+    return s;
+  }
+
+  settings with_campfire(settings s) const {
+    s.campfire_token = campfire_token;
+    return s;
+  }
+
+  settings with_flowdock(settings s) const {
+    s.flowdock_flow_tokens = json{{"ops", flow_token}, {"qa", "other-flow"}}
+                               .dump();
+    return s;
+  }
+
+  settings with_hook(settings s, bool secret = true) const {
+    s.notify_webhook_url = hook.base_url() + "hooks/heaven";
+    if (secret)
+      s.notify_webhook_secret = webhook_secret;
+    return s;
+  }
+
+  static delivery_options fast(int attempts = 3) {
+    delivery_options opts;
+    opts.attempts = attempts;
+    opts.first_backoff = 10ms;
+    opts.timeout_ms = 5000;
+    return opts;
+  }
+
+  /// Spawns the notifiers `s` configures and the dispatcher.
+  void start(settings s, delivery_options opts = fast()) {
+    notifiers = spawn_notifiers(sys, s, http, opts);
+    notify = spawn_notify(sys, notify_config_from(s, http, store, notifiers));
+  }
+
+  void send(deployment_notice n) {
+    caf::anon_send(notify, notify_atom::value, std::move(n));
+  }
+
+  /// The `n` first requests `stub` received (fails the test when fewer came).
+  static std::vector<recorded_request> first(const http_stub& stub,
+                                             std::size_t n) {
+    BOOST_REQUIRE(stub.wait_for(n, 20000));
+    auto all = stub.requests();
+    all.resize(n);
+    return all;
+  }
+
+  /// Everything heaven logged so far.
+  std::string logged() const {
+    std::string all;
+    for (auto& line : log_sink->last_formatted())
+      all += line;
+    return all;
+  }
+
+  /// Waits until the log holds `text` `times` times.
+  bool log_has(const std::string& text, std::size_t times = 1) const {
+    return eventually(
+      [&] {
+        auto all = logged();
+        std::size_t count = 0;
+        for (auto at = all.find(text); at != std::string::npos;
+             at = all.find(text, at + 1))
+          ++count;
+        return count >= times;
+      },
+      20s);
+  }
+};
+
+json body_of(const recorded_request& r) {
+  return json::parse(r.body);
+}
+
+/// The Slack attachment's text of request `r`.
+std::string slack_text(const recorded_request& r) {
+  return body_of(r)["attachments"][0]["text"].get<std::string>();
+}
+
+json slack_body(std::string text, std::string color, std::string pretext,
+                std::string fallback) {
+  return {{"channel", "#ops"},
+          {"username", "heaven-bot"},
+          {"icon_url", "https://icons.example/heaven.png"},
+          {"attachments",
+           {{{"text", std::move(text)},
+             {"color", std::move(color)},
+             {"pretext", std::move(pretext)},
+             {"fallback", std::move(fallback)},
+             {"mrkdwn_in", {"text", "pretext"}}}}}};
+}
+
+json hipchat_body(std::string message, std::string color) {
+  return {{"from", "heaven"},
+          {"message", std::move(message)},
+          {"color", std::move(color)},
+          {"notify", true},
+          {"message_format", "text"}};
+}
+
+json campfire_body(std::string text) {
+  return {{"message", {{"type", "TextMessage"}, {"body", std::move(text)}}}};
+}
+
+/// Sends queued, in_progress, success, failure, error, inactive and then a
+/// `pending` of deployment 43 as a sentinel: a service that announced queued
+/// or inactive would show it before the sentinel.
+void send_every_state(notify_fixture& f) {
+  for (auto state : {"queued", "in_progress", "success", "failure", "error",
+                     "inactive"})
+    f.send(notice(state));
+  f.send(notice("pending", 43));
+}
+
+/// The 5 requests of send_every_state for a chat service, with a check that
+/// no sixth one follows the sentinel.
+std::vector<recorded_request> five(const http_stub& stub) {
+  auto got = notify_fixture::first(stub, 5);
+  BOOST_TEST(stub.requests().size() == 5u);
+  return got;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(notify_suite)
+
+BOOST_FIXTURE_TEST_CASE(configured_services_only, notify_fixture) {
+  BOOST_TEST(configured_notifiers(base()).empty());
+  BOOST_TEST(spawn_notifiers(sys, base(), http, fast()).empty());
+  auto all = with_hook(
+    with_flowdock(with_campfire(with_hipchat(with_slack(base())))));
+  BOOST_TEST(configured_notifiers(all)
+             == (std::vector<std::string>{"slack", "hipchat", "campfire",
+                                          "flowdock", "webhook"}));
+  notifiers = spawn_notifiers(sys, all, http, fast());
+  BOOST_TEST(notifiers.size() == 5u);
+  // Settings that cannot work are logged and skipped, nothing else.
+  auto broken = with_hipchat(base());
+  broken.flowdock_flow_tokens = R"({"ops": ["not", "a", "token"]})";
+  broken.campfire_token = campfire_token;
+  broken.campfire_subdomain = "";
+  auto some = spawn_notifiers(sys, broken, http, fast());
+  BOOST_TEST(some.size() == 1u);
+  for (auto& n : some)
+    notifiers.push_back(n);
+  BOOST_TEST(log_has("error flowdock: FLOWDOCK_FLOW_TOKENS is not a JSON "
+                     "object of flow names to token strings; Flowdock is not "
+                     "notified"));
+  BOOST_TEST(log_has("error campfire: CAMPFIRE_SUBDOMAIN is not set; "
+                     "Campfire is not notified"));
+  BOOST_TEST(delivery_options_from(base()).attempts == 5);
+}
+
+BOOST_FIXTURE_TEST_CASE(slack_message_for_each_state, notify_fixture) {
+  start(with_slack(base()));
+  send_every_state(*this);
+  auto got = five(slack);
+  for (auto& r : got) {
+    BOOST_TEST(r.method == "POST");
+    BOOST_TEST(r.target == std::string{"/services/T000/B000/"} + slack_token);
+    BOOST_TEST(r.header("content-type") == "application/json");
+  }
+  std::string user = "<https://github.com/alice|alice>";
+  std::string log = std::string{"<"} + log_url + "|#42> : ";
+  std::string app = "<https://github.com/octo/app|app>";
+  std::vector<json> expected = {
+    slack_body(log + user
+                 + " is deploying <https://github.com/octo/app/tree/main|app> "
+                   "to production",
+               "good", "#42 - app / main / production",
+               "alice is deploying app/tree/main to production"),
+    slack_body(log + user + "'s production deployment of " + app
+                 + " is done! ",
+               "good", " ",
+               "alice's production deployment of app is done! "),
+    slack_body(log + user + "'s production deployment of " + app
+                 + " failed. ",
+               "danger", " ", "alice's production deployment of app failed. "),
+    slack_body(log + user + "'s production deployment of " + app
+                 + " has errors. ¯\\_(ツ)_/¯ Timed out after 300 seconds",
+               "danger", " ",
+               "alice's production deployment of app has errors. Timed out "
+               "after 300 seconds"),
+    slack_body(std::string{"<"} + log_url + "|#43> : " + user
+                 + " is deploying <https://github.com/octo/app/tree/main|app> "
+                   "to production",
+               "good", "#43 - app / main / production",
+               "alice is deploying app/tree/main to production"),
+  };
+  for (std::size_t i = 0; i < expected.size(); ++i)
+    BOOST_TEST(body_of(got[i]).dump() == expected[i].dump());
+  BOOST_TEST(log_has("debug slack: queued of octo/app deployment 42 to "
+                     "production is not announced"));
+  BOOST_TEST(log_has("debug slack: inactive of octo/app deployment 42 to "
+                     "production is not announced"));
+}
+
+BOOST_FIXTURE_TEST_CASE(slack_without_room_or_log_escapes_user_text,
+                        notify_fixture) {
+  start(with_slack(base()));
+  auto n = notice("error");
+  n.room = "";
+  n.log_url = "";
+  n.description = "exit <1> & more";
+  send(n);
+  auto got = first(slack, 1);
+  auto b = body_of(got[0]);
+  BOOST_TEST(!b.contains("channel"));
+  BOOST_TEST(slack_text(got[0])
+             == "#42 : <https://github.com/alice|alice>'s production "
+                "deployment of <https://github.com/octo/app|app> has errors. "
+                "¯\\_(ツ)_/¯ exit &lt;1&gt; &amp; more");
+  BOOST_TEST(b["attachments"][0]["fallback"].get<std::string>()
+             == "alice's production deployment of app has errors. exit <1> "
+                "& more");
+}
+
+BOOST_FIXTURE_TEST_CASE(hipchat_message_for_each_state, notify_fixture) {
+  start(with_hipchat(base()));
+  send_every_state(*this);
+  auto got = five(hipchat);
+  for (auto& r : got) {
+    BOOST_TEST(r.method == "POST");
+    BOOST_TEST(r.target == "/v2/room/ops/notification");
+    BOOST_TEST(r.header("authorization")
+               == std::string{"Bearer "} + hipchat_token);
+    BOOST_TEST(r.header("content-type") == "application/json");
+  }
+  std::string owner = "@alice's production deployment of "
+                      "https://github.com/octo/app";
+  std::vector<json> expected = {
+    hipchat_body("@alice is deploying https://github.com/octo/app/tree/main "
+                 "to production •̀.̫•́✧",
+                 "yellow"),
+    hipchat_body(owner + " is done! (◕‿◕)", "green"),
+    hipchat_body(owner + " failed. ಠﭛಠ", "red"),
+    hipchat_body(owner + " has errors. Timed out after 300 seconds ¯\\_(ツ)_/¯",
+                 "red"),
+    hipchat_body("@alice is deploying https://github.com/octo/app/tree/main "
+                 "to production •̀.̫•́✧",
+                 "yellow"),
+  };
+  for (std::size_t i = 0; i < expected.size(); ++i)
+    BOOST_TEST(body_of(got[i]).dump() == expected[i].dump());
+}
+
+BOOST_FIXTURE_TEST_CASE(hipchat_room_from_payload_else_setting,
+                        notify_fixture) {
+  start(with_hipchat(base()));
+  auto named = notice("success");
+  named.room = "Ops Room/1";
+  auto unnamed = notice("failure");
+  unnamed.room = "";
+  send(named);
+  send(unnamed);
+  auto got = first(hipchat, 2);
+  BOOST_TEST(got[0].target == "/v2/room/Ops%20Room%2F1/notification");
+  BOOST_TEST(got[1].target == "/v2/room/Developers/notification");
+}
+
+BOOST_FIXTURE_TEST_CASE(campfire_message_for_each_state, notify_fixture) {
+  start(with_campfire(base()));
+  auto roomless = notice("success", 44);
+  roomless.room = "";
+  send(roomless);
+  for (auto state : {"queued", "in_progress", "success", "failure", "error",
+                     "inactive"}) {
+    auto n = notice(state);
+    n.room = "1234";
+    send(n);
+  }
+  auto sentinel = notice("pending", 43);
+  sentinel.room = "1234";
+  send(sentinel);
+  auto got = five(campfire);
+  for (auto& r : got) {
+    BOOST_TEST(r.method == "POST");
+    BOOST_TEST(r.target == "/acme/room/1234/speak.json");
+    BOOST_TEST(r.header("authorization")
+               == "Basic Y2FtcGZpcmUtc2VjcmV0LXRva2VuLTAwMDM6WA==");
+  }
+  std::string owner = "alice's production deployment of app";
+  std::string tail = std::string{" "} + log_url;
+  std::vector<json> expected = {
+    campfire_body("alice is deploying app/tree/main to production" + tail),
+    campfire_body(owner + " is done!" + tail),
+    campfire_body(owner + " failed." + tail),
+    campfire_body(owner + " has errors. Timed out after 300 seconds" + tail),
+    campfire_body("alice is deploying app/tree/main to production" + tail),
+  };
+  for (std::size_t i = 0; i < expected.size(); ++i)
+    BOOST_TEST(body_of(got[i]).dump() == expected[i].dump());
+  BOOST_TEST(log_has("error campfire: success of octo/app deployment 44 to "
+                     "production names no room (payload.notify.room); not "
+                     "announced"));
+}
+
+namespace {
+
+json flowdock_body(const std::string& state, const std::string& title,
+                   const std::string& color, const std::string& avatar,
+                   int64_t id = 42) {
+  auto ids = std::to_string(id);
+  return {
+    {"flow_token", flow_token},
+    {"event", "activity"},
+    {"external_thread_id", "heaven:deployment:octo:app:" + ids},
+    {"title", title},
+    {"author",
+     {{"name", "Heaven"}, {"avatar", avatar}, {"email", "build@flowdock.com"}}},
+    {"tags", {"deploy", "production", "app", state}},
+    {"thread",
+     {{"title", "Deployment #" + ids + " of app to production"},
+      {"body", "<p>Deploying from hubot</p>"},
+      {"external_url", log_url},
+      {"status", {{"value", state}, {"color", color}}},
+      {"fields",
+       {{{"label", "Repository"},
+         {"value", "<a href='https://github.com/octo/app'>octo/app</a>"}},
+        {{"label", "Deployment"},
+         {"value", ids + " (<a href='" + log_url + "'>output</a>)"}},
+        {{"label", "Deployed ref"},
+         {"value", std::string{"<a href='https://github.com/octo/app/tree/"
+                               "main'>main</a> @ <a href='https://github.com/"
+                               "octo/app/commits/"}
+                     + sha + "'>c0ffee00</a>"}},
+        {{"label", "Environment"}, {"value", "production"}},
+        {{"label", "Application"}, {"value", "app"}}}}}}};
+}
+
+constexpr auto ok_icon
+  = "https://d2ph5hv9wbwvla.cloudfront.net/heaven/build_ok.png";
+constexpr auto fail_icon
+  = "https://d2ph5hv9wbwvla.cloudfront.net/heaven/build_fail.png";
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(flowdock_activity_for_each_state, notify_fixture) {
+  start(with_flowdock(base()));
+  auto unknown = notice("success", 44);
+  unknown.room = "nowhere";
+  send(unknown);
+  send_every_state(*this);
+  auto got = five(flowdock);
+  for (auto& r : got) {
+    BOOST_TEST(r.method == "POST");
+    BOOST_TEST(r.target == "/messages");
+    BOOST_TEST(r.header("content-type") == "application/json");
+  }
+  std::vector<json> expected = {
+    flowdock_body("in_progress", "Started deploying app to production.",
+                  "yellow", ok_icon),
+    flowdock_body("success", "app deployed with ref main to production.",
+                  "green", ok_icon),
+    flowdock_body("failure", "Failed deploying app to production.", "red",
+                  fail_icon),
+    flowdock_body("error", "Error deploying app to production.", "red",
+                  fail_icon),
+    flowdock_body("pending", "Started deploying app to production.",
+                  "yellow", ok_icon, 43),
+  };
+  for (std::size_t i = 0; i < expected.size(); ++i)
+    BOOST_TEST(body_of(got[i]).dump() == expected[i].dump());
+  BOOST_TEST(log_has("error flowdock: no flow token for flow 'nowhere' "
+                     "(payload.notify.room) in FLOWDOCK_FLOW_TOKENS; success "
+                     "of octo/app deployment 44 to production not "
+                     "announced"));
+}
+
+BOOST_FIXTURE_TEST_CASE(webhook_announces_every_state_signed,
+                        notify_fixture) {
+  start(with_hook(base()));
+  std::vector<std::string> states = {"queued", "in_progress", "success",
+                                     "failure", "error", "inactive"};
+  for (auto& state : states)
+    send(notice(state));
+  auto got = first(hook, 6);
+  std::vector<std::string> messages = {
+    "alice's production deployment of app is queued",
+    "alice is deploying app/tree/main to production",
+    "alice's production deployment of app is done! ",
+    "alice's production deployment of app failed. ",
+    "alice's production deployment of app has errors. Timed out after 300 "
+    "seconds",
+    "alice's production deployment of app is inactive",
+  };
+  std::set<std::string> deliveries;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    auto& r = got[i];
+    BOOST_TEST(r.method == "POST");
+    BOOST_TEST(r.target == "/hooks/heaven");
+    BOOST_TEST(r.header("content-type") == "application/json");
+    BOOST_TEST(r.header("x-heaven-event") == "deployment_status");
+    auto signature = r.header("x-heaven-signature-256");
+    BOOST_TEST(signature == "sha256=" + hmac_sha256_hex(webhook_secret, r.body));
+    BOOST_TEST(signature_valid(webhook_secret, r.body, signature));
+    BOOST_TEST(!signature_valid("another-secret", r.body, signature));
+    auto delivery = r.header("x-heaven-delivery");
+    BOOST_TEST(delivery.size() == 36u);
+    BOOST_TEST(delivery[14] == '4');
+    deliveries.insert(delivery);
+    json expected = {{"event", "deployment_status"},
+                     {"state", states[i]},
+                     {"repository", "octo/app"},
+                     {"app", "app"},
+                     {"environment", "production"},
+                     {"ref", "main"},
+                     {"sha", sha},
+                     {"task", "deploy"},
+                     {"description", states[i] == "error"
+                                       ? "Timed out after 300 seconds"
+                                       : ""},
+                     {"log_url", log_url},
+                     {"environment_url", "https://app.example"},
+                     {"deployment_id", 42},
+                     {"status_id", 7},
+                     {"user", "alice"},
+                     {"room", "ops"},
+                     {"message", messages[i]},
+                     {"changes", nullptr}};
+    BOOST_TEST(body_of(r).dump() == expected.dump());
+  }
+  BOOST_TEST(deliveries.size() == 6u);
+}
+
+BOOST_FIXTURE_TEST_CASE(webhook_without_secret_is_unsigned, notify_fixture) {
+  start(with_hook(base(), false));
+  send(notice("success"));
+  auto got = first(hook, 1);
+  BOOST_TEST(got[0].header("x-heaven-signature-256").empty());
+  BOOST_TEST(got[0].header("x-heaven-event") == "deployment_status");
+  BOOST_TEST(body_of(got[0])["state"] == "success");
+}
+
+BOOST_FIXTURE_TEST_CASE(commit_list_with_a_limit, notify_fixture) {
+  {
+    std::lock_guard guard{store_rec->mx};
+    store_rec->revisions[{"octo/app", "production"}] = base_sha;
+  }
+  auto s = with_hook(with_hipchat(with_slack(base())));
+  s.display_commits = true;
+  s.display_commits_limit = 2;
+  start(s);
+  send(notice("success"));
+
+  auto compares = first(github, 1);
+  BOOST_TEST(compares[0].method == "GET");
+  BOOST_TEST(compares[0].target
+             == std::string{"/repos/octo/app/compare/"} + base_sha + "..."
+                  + sha);
+  BOOST_TEST(compares[0].header("accept") == "application/vnd.github+json");
+  BOOST_TEST(compares[0].header("authorization")
+             == std::string{"token "} + gh_token);
+
+  std::string plain
+    = "Total Commits: 3\n11 Additions, 2 Deletions, 13 Changes\n"
+      "33333333 by dave: Third change\n"
+      "22222222 by Carol C: Second change\n"
+      "And 1 more commit... "
+      + compare_url();
+  auto commit_url = [](char c) {
+    return "https://github.com/octo/app/commit/" + sha_of(c);
+  };
+  std::string linked
+    = "Total Commits: 3\n11 Additions, 2 Deletions, 13 Changes\n<"
+      + commit_url('3') + "|33333333> by <https://github.com/dave|dave>: "
+      + "Third change\n<" + commit_url('2')
+      + "|22222222> by Carol C: Second change\n<" + compare_url()
+      + "|And 1 more commit...>";
+
+  auto slack_got = first(slack, 2);
+  BOOST_TEST(slack_text(slack_got[0])
+             == std::string{"<"} + log_url
+                  + "|#42> : <https://github.com/alice|alice>'s production "
+                    "deployment of <https://github.com/octo/app|app> is "
+                    "done! ");
+  BOOST_TEST(body_of(slack_got[1]).dump()
+             == slack_body(linked, "good", " ", plain).dump());
+
+  auto hipchat_got = first(hipchat, 2);
+  BOOST_TEST(body_of(hipchat_got[1]).dump()
+             == hipchat_body(plain, "green").dump());
+
+  auto hook_got = first(hook, 1);
+  json changes = {
+    {"total_commits", 3},
+    {"additions", 11},
+    {"deletions", 2},
+    {"changes", 13},
+    {"url", compare_url()},
+    {"more", 1},
+    {"commits",
+     {{{"sha", sha_of('3')},
+       {"author", "dave"},
+       {"message", "Third change"},
+       {"url", commit_url('3')}},
+      {{"sha", sha_of('2')},
+       {"author", "Carol C"},
+       {"message", "Second change"},
+       {"url", commit_url('2')}}}}};
+  BOOST_TEST(body_of(hook_got[0])["changes"].dump() == changes.dump());
+
+  BOOST_TEST(eventually([&] { return store_rec->all_sets().size() == 1; }));
+  BOOST_TEST(std::get<2>(store_rec->all_sets().at(0)) == sha);
+  BOOST_TEST(std::get<0>(store_rec->all_sets().at(0)) == "octo/app");
+  BOOST_TEST(std::get<1>(store_rec->all_sets().at(0)) == "production");
+}
+
+BOOST_FIXTURE_TEST_CASE(commit_list_without_a_limit, notify_fixture) {
+  {
+    std::lock_guard guard{store_rec->mx};
+    store_rec->revisions[{"octo/app", "production"}] = base_sha;
+  }
+  auto s = with_campfire(with_flowdock(base()));
+  s.display_commits = true;
+  start(s);
+  auto n = notice("success");
+  n.room = "ops";
+  send(n);
+  std::string plain = "Total Commits: 3\n11 Additions, 2 Deletions, 13 "
+                      "Changes\n"
+                      "33333333 by dave: Third change\n"
+                      "22222222 by Carol C: Second change\n"
+                      "11111111 by bob: First change";
+  // Campfire: the rooms's second message (room "ops" is its id here).
+  auto campfire_got = first(campfire, 2);
+  BOOST_TEST(campfire_got[1].target == "/acme/room/ops/speak.json");
+  BOOST_TEST(body_of(campfire_got[1]).dump() == campfire_body(plain).dump());
+  // Flowdock: one activity; the thread's body carries the list.
+  auto flowdock_got = first(flowdock, 1);
+  auto commit = [](char c, std::string who, std::string msg) {
+    return "<li><a href='https://github.com/octo/app/commit/" + sha_of(c)
+           + "'>" + std::string(8, c) + "</a> by " + who + ": " + msg
+           + "</li>";
+  };
+  BOOST_TEST(body_of(flowdock_got[0])["thread"]["body"].get<std::string>()
+             == "<p>Deploying from hubot</p><p>Total Commits: 3<br>11 "
+                "Additions, 2 Deletions, 13 Changes</p><ul>"
+                  + commit('3', "<a href='https://github.com/dave'>dave</a>",
+                           "Third change")
+                  + commit('2', "Carol C", "Second change")
+                  + commit('1', "<a href='https://github.com/bob'>bob</a>",
+                           "First change")
+                  + "</ul>");
+  BOOST_TEST(eventually([&] { return store_rec->all_sets().size() == 1; }));
+}
+
+BOOST_FIXTURE_TEST_CASE(first_deploy_lists_nothing_but_records_revision,
+                        notify_fixture) {
+  auto s = with_slack(base());
+  s.display_commits = true;
+  start(s);
+  send(notice("success"));
+  auto got = first(slack, 1);
+  BOOST_TEST(slack_text(got[0]).find("is done! ") != std::string::npos);
+  BOOST_TEST(eventually([&] { return store_rec->all_sets().size() == 1; }));
+  BOOST_TEST(std::get<2>(store_rec->all_sets().at(0)) == sha);
+  // The next deploy of that environment compares against it.
+  auto next = notice("success", 45);
+  next.sha = sha_of('9');
+  send(next);
+  auto compares = first(github, 1);
+  BOOST_TEST(compares[0].target
+             == std::string{"/repos/octo/app/compare/"} + sha + "..."
+                  + sha_of('9'));
+  // GitHub's 404 for that comparison: the message goes out without a list.
+  BOOST_REQUIRE(slack.wait_for(2));
+  BOOST_TEST(eventually([&] { return store_rec->all_sets().size() == 2; }));
+  BOOST_TEST(std::get<2>(store_rec->all_sets().at(1)) == sha_of('9'));
+  // A non-deploy task and a failure record nothing.
+  auto migration = notice("success", 46);
+  migration.task = "deploy:migrations";
+  send(migration);
+  send(notice("failure", 47));
+  BOOST_REQUIRE(slack.wait_for(4));
+  BOOST_TEST(slack.requests().size() == 4u);
+  BOOST_TEST(store_rec->all_sets().size() == 2u);
+  BOOST_TEST(github.requests().size() == 1u);
+  BOOST_TEST(log_has("warning notify: comparing octo/app c0ffee00...99999999 "
+                     "failed (HTTP 404); the message goes out without the "
+                     "commit list"));
+}
+
+BOOST_FIXTURE_TEST_CASE(display_commits_off_records_without_asking,
+                        notify_fixture) {
+  {
+    std::lock_guard guard{store_rec->mx};
+    store_rec->revisions[{"octo/app", "production"}] = base_sha;
+  }
+  start(with_slack(base()));
+  send(notice("success"));
+  send(notice("pending", 43));
+  auto got = first(slack, 2);
+  BOOST_TEST(slack.requests().size() == 2u);
+  BOOST_TEST(eventually([&] { return store_rec->all_sets().size() == 1; }));
+  BOOST_TEST(github.requests().empty());
+  std::lock_guard guard{store_rec->mx};
+  BOOST_TEST(store_rec->gets == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_slow_comparison_holds_only_its_environment,
+                        notify_fixture) {
+  {
+    std::lock_guard guard{store_rec->mx};
+    store_rec->revisions[{"octo/app", "production"}] = base_sha;
+  }
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  github.respond_with([released](const recorded_request&) {
+    released.wait_for(30s);
+    return stub_response{200, {{"Content-Type", "application/json"}},
+                         compare_answer()};
+  });
+  auto s = with_slack(base());
+  s.display_commits = true;
+  start(s);
+  send(notice("success"));
+  BOOST_REQUIRE(github.wait_for(1));
+  // Another environment goes out at once; the same one waits its turn.
+  send(notice("failure", 50));
+  auto staging = notice("in_progress", 51);
+  staging.environment = "staging";
+  send(staging);
+  auto got = first(slack, 1);
+  BOOST_TEST(body_of(got[0])["attachments"][0]["pretext"]
+             == "#51 - app / main / staging");
+  BOOST_TEST(slack.requests().size() == 1u);
+  release.set_value();
+  got = first(slack, 4);
+  BOOST_TEST(slack_text(got[1]).find("#42> : ") != std::string::npos);
+  BOOST_TEST(slack_text(got[2]).find("Total Commits: 3") == 0u);
+  BOOST_TEST(slack_text(got[3]).find("#50> : ") != std::string::npos);
+  BOOST_TEST(slack_text(got[3]).find("failed. ") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(slack_down_never_holds_up_hipchat, notify_fixture) {
+  // Slack hangs on its first request, then answers 503 for ever.
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  slack.respond_with([released](const recorded_request&) {
+    released.wait_for(30s);
+    return stub_response{503, {{"Content-Type", "text/plain"}}, "down"};
+  });
+  // Long enough that the hanging request is never timed out and retried.
+  auto opts = fast();
+  opts.timeout_ms = 120000;
+  start(with_hipchat(with_slack(base())), opts);
+  send(notice("in_progress"));
+  send(notice("success"));
+  send(notice("failure", 43));
+  BOOST_REQUIRE(slack.wait_for(1));
+  // HipChat has all three while Slack still hangs on the first.
+  auto got = first(hipchat, 3);
+  BOOST_TEST(body_of(got[2])["message"]
+             == "@alice's production deployment of "
+                "https://github.com/octo/app failed. ಠﭛಠ");
+  BOOST_TEST(slack.requests().size() == 1u);
+  // The dispatcher keeps going too.
+  send(notice("error", 44));
+  first(hipchat, 4);
+  release.set_value();
+  // Each message: three attempts, then given up on, then the next one.
+  auto tried = first(slack, 12);
+  for (std::size_t i = 0; i < 12; ++i)
+    BOOST_TEST(tried[i].body == tried[i / 3 * 3].body);
+  BOOST_TEST(slack_text(tried[0]).find("is deploying") != std::string::npos);
+  BOOST_TEST(slack_text(tried[9]).find("#44> : ") != std::string::npos);
+  BOOST_TEST(log_has("error slack: gave up delivering", 4));
+  BOOST_TEST(log_has("error slack: gave up delivering failure of octo/app "
+                     "deployment 43 to production after 3 attempt(s): HTTP "
+                     "503"));
+  BOOST_TEST(log_has("warning slack: delivering in_progress of octo/app "
+                     "deployment 42 to production failed (HTTP 503), attempt "
+                     "1 of 3; retrying in 10 ms"));
+  BOOST_TEST(log_has("warning slack: delivering in_progress of octo/app "
+                     "deployment 42 to production failed (HTTP 503), attempt "
+                     "2 of 3; retrying in 20 ms"));
+  BOOST_TEST(logged().find(slack_token) == std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(slack_unreachable_never_holds_up_hipchat,
+                        notify_fixture) {
+  // actors/http_client.cpp logs the path of a URL it could not reach at
+  // debug level, and a Slack webhook's path is its token (reported; not a
+  // notifier's log line). Until that changes, this test logs at info,
+  // heaven's default level (the notifiers' own debug lines are checked in
+  // no_secret_is_ever_logged).
+  spdlog::default_logger()->set_level(spdlog::level::info);
+  uint16_t closed_port = 0;
+  {
+    http_stub gone;
+    closed_port = gone.port();
+  }
+  auto s = with_hipchat(base());
+  s.slack_webhook_url = "http://127.0.0.1:" + std::to_string(closed_port)
+                        + "/services/T000/B000/" + slack_token;
+  start(s);
+  send(notice("in_progress"));
+  send(notice("success"));
+  auto got = first(hipchat, 2);
+  BOOST_TEST(body_of(got[1])["color"] == "green");
+  BOOST_TEST(log_has("error slack: gave up delivering in_progress of octo/app "
+                     "deployment 42 to production after 3 attempt(s): "));
+  BOOST_TEST(log_has("error slack: gave up delivering success of octo/app "
+                     "deployment 42 to production after 3 attempt(s): "));
+  BOOST_TEST(logged().find(slack_token) == std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(retries_then_delivers_once, notify_fixture) {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  slack.respond_with([calls](const recorded_request&) {
+    auto n = ++*calls;
+    if (n == 1)
+      return stub_response{503, {}, "unavailable"};
+    if (n == 2)
+      return stub_response{429, {{"Retry-After", "0"}}, "slow down"};
+    return ok();
+  });
+  start(with_slack(base()), fast(5));
+  send(notice("in_progress"));
+  send(notice("success"));
+  auto got = first(slack, 4);
+  BOOST_TEST(got[0].body == got[1].body);
+  BOOST_TEST(got[1].body == got[2].body);
+  BOOST_TEST(slack_text(got[2]).find("is deploying") != std::string::npos);
+  BOOST_TEST(slack_text(got[3]).find("is done! ") != std::string::npos);
+  send(notice("pending", 43));
+  got = first(slack, 5);
+  BOOST_TEST(slack.requests().size() == 5u);
+  BOOST_TEST(slack_text(got[4]).find("#43> : ") != std::string::npos);
+  BOOST_TEST(log_has("failed (HTTP 429), attempt 2 of 5; retrying in 20 ms"));
+  BOOST_TEST(logged().find("gave up") == std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(client_errors_are_not_retried, notify_fixture) {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  slack.respond_with([calls](const recorded_request&) {
+    if (++*calls == 1)
+      return stub_response{404, {{"Content-Type", "text/plain"}},
+                           "no_service"};
+    return ok();
+  });
+  hipchat.respond_with([](const recorded_request&) {
+    return stub_response{401, {}, R"({"error":{"code":401}})"};
+  });
+  start(with_hipchat(with_slack(base())), fast(5));
+  send(notice("in_progress"));
+  send(notice("success"));
+  auto got = first(slack, 2);
+  BOOST_TEST(slack_text(got[1]).find("is done! ") != std::string::npos);
+  first(hipchat, 2);
+  send(notice("pending", 43));
+  first(slack, 3);
+  first(hipchat, 3);
+  BOOST_TEST(slack.requests().size() == 3u);
+  BOOST_TEST(hipchat.requests().size() == 3u);
+  BOOST_TEST(log_has("error slack: in_progress of octo/app deployment 42 to "
+                     "production was refused with HTTP 404; not retried"));
+  BOOST_TEST(log_has("error hipchat: success of octo/app deployment 42 to "
+                     "production was refused with HTTP 401; not retried"));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_full_queue_drops_its_oldest_waiting_message,
+                        notify_fixture) {
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  slack.respond_with([released](const recorded_request&) {
+    released.wait_for(30s);
+    return ok();
+  });
+  auto opts = fast();
+  opts.queue_limit = 2;
+  opts.timeout_ms = 120000;
+  start(with_slack(base()), opts);
+  send(notice("in_progress", 61));
+  BOOST_REQUIRE(slack.wait_for(1));
+  for (int64_t id = 62; id <= 65; ++id)
+    send(notice("failure", id));
+  BOOST_TEST(log_has("error slack: more than 2 messages waiting; dropped "
+                     "failure of octo/app deployment 62 to production"));
+  BOOST_TEST(log_has("error slack: more than 2 messages waiting; dropped "
+                     "failure of octo/app deployment 63 to production"));
+  release.set_value();
+  auto got = first(slack, 3);
+  BOOST_TEST(slack_text(got[0]).find("|#61> : ") != std::string::npos);
+  BOOST_TEST(slack_text(got[1]).find("|#64> : ") != std::string::npos);
+  BOOST_TEST(slack_text(got[2]).find("|#65> : ") != std::string::npos);
+  send(notice("pending", 66));
+  got = first(slack, 4);
+  BOOST_TEST(slack.requests().size() == 4u);
+  BOOST_TEST(slack_text(got[3]).find("|#66> : ") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(no_secret_is_ever_logged, notify_fixture) {
+  {
+    std::lock_guard guard{store_rec->mx};
+    store_rec->revisions[{"octo/app", "production"}] = base_sha;
+  }
+  slack.respond_with([](const recorded_request&) {
+    return stub_response{503, {}, "down"};
+  });
+  hipchat.respond_with([](const recorded_request&) {
+    return stub_response{401, {}, "unauthorized"};
+  });
+  campfire.respond_with([](const recorded_request&) {
+    return stub_response{500, {}, "oops"};
+  });
+  flowdock.respond_with([](const recorded_request&) {
+    return stub_response{400, {}, R"({"message":"bad flow_token"})"};
+  });
+  hook.respond_with([](const recorded_request&) {
+    return stub_response{502, {}, "bad gateway"};
+  });
+  auto s = with_hook(
+    with_flowdock(with_campfire(with_hipchat(with_slack(base())))));
+  s.display_commits = true;
+  start(s, fast(2));
+  for (auto state : {"queued", "in_progress", "success", "error"}) {
+    auto n = notice(state);
+    n.room = "ops";
+    send(n);
+  }
+  auto lost = notice("failure", 44);
+  lost.room = "nowhere";
+  send(lost);
+  // slack 4 messages (the commit list is one) x 2 attempts; webhook 5 x 2.
+  BOOST_REQUIRE(slack.wait_for(8));
+  BOOST_REQUIRE(hook.wait_for(10));
+  BOOST_REQUIRE(hipchat.wait_for(5));
+  BOOST_REQUIRE(campfire.wait_for(10));
+  BOOST_REQUIRE(flowdock.wait_for(3));
+  BOOST_TEST(log_has("error slack: gave up delivering", 4));
+  BOOST_TEST(log_has("error webhook: gave up delivering", 5));
+  BOOST_TEST(log_has("error campfire: gave up delivering", 5));
+  BOOST_TEST(log_has("refused with HTTP 401; not retried", 5));
+  BOOST_TEST(log_has("refused with HTTP 400; not retried", 3));
+  BOOST_TEST(log_has("error flowdock: no flow token for flow 'nowhere'"));
+  auto all = logged();
+  for (auto secret : {slack_token, hipchat_token, campfire_token, flow_token,
+                      webhook_secret, gh_token,
+                      "Y2FtcGZpcmUtc2VjcmV0LXRva2VuLTAwMDM6WA=="})
+    BOOST_TEST(all.find(secret) == std::string::npos, secret);
+  // Only Slack's own webhook URL carries a token in a request line.
+  for (auto* stub : {&hipchat, &campfire, &flowdock, &hook, &github})
+    for (auto& r : stub->requests())
+      for (auto secret : {hipchat_token, campfire_token, flow_token,
+                          webhook_secret, gh_token})
+        BOOST_TEST(r.target.find(secret) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
