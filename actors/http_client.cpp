@@ -244,10 +244,12 @@ private:
 
   void finish(transfer& t) {
     if (t.response.status == 0) {
-      // No query string and no userinfo: either may carry a credential
-      // (signed URLs, tokens).
+      // Only scheme, host and port: userinfo, path and query may each carry
+      // a credential (a Slack webhook's path is its token; signed URLs).
       auto url = url_without_credentials(t.request.url);
-      url = url.substr(0, url.find('?'));
+      auto scheme = url.find("://");
+      auto path = url.find_first_of("/?#", scheme == url.npos ? 0 : scheme + 3);
+      url = url.substr(0, path);
       spdlog::debug("{} {} failed: {}", t.request.method, url,
                     t.response.error);
     }

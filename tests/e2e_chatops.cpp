@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "actors/log_book.hpp"
+#include "actors/webhook.hpp"
 #include "tests/support/heaven_process.hpp"
 #include "tests/support/http_call.hpp"
 #include "tests/support/http_stub.hpp"
@@ -323,6 +324,269 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored_until_enabled) {
   BOOST_CHECK(statuses(github, 131).empty());
   BOOST_CHECK(heaven_cli(data, "repos").out.rfind("octo/app\tactive\t", 0)
               == 0);
+}
+
+namespace {
+
+/// A GitHub `status` event (the shape GitHub documents) for `sha`.
+json status_event(const std::string& sha, const std::string& state,
+                  const std::string& branch = "main") {
+  return {
+    {"id", 6001},
+    {"sha", sha},
+    {"name", "octo/app"},
+    {"target_url", "https://ci.example.com/builds/1"},
+    {"context", "ci/test"},
+    {"description", "The build passed"},
+    {"state", state},
+    {"commit",
+     {{"sha", sha},
+      {"commit",
+       {{"author", {{"name", "Carol"}, {"email", "carol@example.com"}}},
+        {"message", "second"}}},
+      {"author", {{"login", "carol"}}}}},
+    {"branches",
+     json::array({{{"name", branch}, {"commit", {{"sha", sha}}},
+                   {"protected", false}}})},
+    {"repository",
+     {{"id", 1},
+      {"name", "app"},
+      {"full_name", "octo/app"},
+      {"owner", {{"login", "octo"}}},
+      {"html_url", "https://github.com/octo/app"},
+      {"default_branch", "main"}}},
+    {"sender", {{"login", "ci-bot"}}}};
+}
+
+/// The requests `github` got at exactly `method` `target`.
+std::vector<recorded_request> requests_to(const http_stub& github,
+                                          const std::string& method,
+                                          const std::string& target) {
+  std::vector<recorded_request> out;
+  for (auto& r : github.requests())
+    if (r.method == method && r.target == target)
+      out.push_back(r);
+  return out;
+}
+
+/// True once heaven's stderr holds `text`.
+bool stderr_says(const heaven_server& h, const std::string& text) {
+  return eventually(
+    [&] {
+      return read_text(h.stderr_file).find(text) != std::string::npos;
+    },
+    30s);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_green_commit_ahead_is_auto_deployed_once) {
+  heaven_server h{data, github.base_url()};
+  BOOST_REQUIRE_EQUAL(deploy(h, event(141, "deploy", "alice")).first,
+                      "success");
+  auto green = status_event(next_sha, "success");
+  BOOST_CHECK_EQUAL(h.post_event("status", "status-1", green.dump()).status,
+                    201);
+  auto create = [&] {
+    return requests_to(github, "POST", "/repos/octo/app/deployments");
+  };
+  BOOST_REQUIRE(eventually([&] { return !create().empty(); }, 30s));
+  BOOST_CHECK_EQUAL(
+    requests_to(github, "GET", "/repos/octo/app/commits/" + next_sha + "/status")
+      .size(),
+    1u);
+  BOOST_CHECK_EQUAL(requests_to(github, "GET",
+                                "/repos/octo/app/compare/" + sha + "..."
+                                  + next_sha)
+                      .size(),
+                    1u);
+  auto posted = create().front();
+  BOOST_CHECK_EQUAL(posted.header("authorization"),
+                    std::string{"token "} + e2e_github_token);
+  auto expected = json{
+    {"ref", next_sha},
+    {"environment", "production"},
+    {"task", "deploy"},
+    {"auto_merge", false},
+    {"payload",
+     {{"name", "app"},
+      {"notify", {{"room", "ops"}, {"user", "alice"}}},
+      {"config",
+       {{"provider", "shell"}, {"deploy_script", "script/deploy"}}},
+      {"actor", "carol"},
+      {"sha", next_sha}}},
+    {"description", "Heaven auto deploy triggered by a commit status change"}};
+  BOOST_CHECK_EQUAL(json::parse(posted.body), expected);
+  BOOST_CHECK(stderr_says(h, "created GitHub deployment 90001"));
+
+  // Another green status for the same sha: no second deployment.
+  BOOST_CHECK_EQUAL(h.post_event("status", "status-2", green.dump()).status,
+                    201);
+  BOOST_CHECK(stderr_says(h, "already auto-deployed"));
+  BOOST_CHECK_EQUAL(create().size(), 1u);
+
+  // A red combined status, a commit behind, another branch, a locked
+  // environment: each says why, none deploys.
+  answers->combined = "failure";
+  h.post_event("status", "status-3",
+               status_event(std::string(40, 'c'), "success").dump());
+  BOOST_CHECK(stderr_says(h, "its combined status is failure, not success"));
+  answers->combined = "success";
+  answers->compare = "behind";
+  h.post_event("status", "status-4",
+               status_event(std::string(40, 'd'), "success").dump());
+  BOOST_CHECK(stderr_says(h, "it is behind, not ahead"));
+  answers->compare = "ahead";
+  h.post_event("status", "status-5",
+               status_event(std::string(40, 'e'), "success", "feature").dump());
+  BOOST_CHECK(stderr_says(h, "Ignoring commit status (success) for "
+                             "octo/app+feature@eeeeeeee: not on the default "
+                             "branch main"));
+  h.post_event("status", "status-6",
+               status_event(std::string(40, 'f'), "failure").dump());
+  BOOST_REQUIRE_EQUAL(deploy(h, event(142, "deploy:lock", "bob")).first,
+                      "success");
+  h.post_event("status", "status-7",
+               status_event(std::string(40, 'a'), "success").dump());
+  BOOST_CHECK(stderr_says(h, "Not auto-deploying octo/app@aaaaaaaa to "
+                             "production: octo/app is locked on production "
+                             "by bob"));
+  BOOST_CHECK_EQUAL(create().size(), 1u);
+  // The red and the failed status never reached GitHub's compare API.
+  BOOST_CHECK_EQUAL(requests_to(github, "GET",
+                                "/repos/octo/app/compare/" + sha + "..."
+                                  + std::string(40, 'c'))
+                      .size(),
+                    0u);
+  BOOST_CHECK(requests_to(github, "GET", "/repos/octo/app/commits/"
+                                           + std::string(40, 'f') + "/status")
+                .empty());
+}
+
+namespace {
+
+constexpr auto slack_path = "/services/T000/B000/SLACKe2eSECRETwebhook";
+constexpr auto hook_secret = "e2e notify webhook secret";
+
+/// A `deployment_status` event for deployment `id` in `state`.
+json deployment_status_event(int64_t id, const std::string& state,
+                             const std::string& sha,
+                             const std::string& description) {
+  return {
+    {"action", "created"},
+    {"deployment_status",
+     {{"id", id * 10},
+      {"state", state},
+      {"description", description},
+      {"environment", "production"},
+      {"target_url", "https://heaven.example.test/deployments/1/log?token=t"},
+      {"log_url", "https://heaven.example.test/deployments/1/log?token=t"},
+      {"creator", {{"login", "heaven-bot"}}}}},
+    {"deployment",
+     {{"id", id},
+      {"sha", sha},
+      {"ref", "main"},
+      {"task", "deploy"},
+      {"environment", "production"},
+      {"description", "Deploying from chat"},
+      {"payload",
+       {{"name", "app"},
+        {"notify", {{"room", "ops"}, {"user", "alice"}}},
+        {"config", {{"provider", "shell"}}}}},
+      {"creator", {{"login", "alice"}}}}},
+    {"repository",
+     {{"name", "app"},
+      {"full_name", "octo/app"},
+      {"html_url", "https://github.com/octo/app"},
+      {"default_branch", "main"}}},
+    {"sender", {{"login", "heaven-bot"}}}};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(every_chat_service_hears_of_deployments_and_one_down_delays_nothing) {
+  http_stub slack;
+  http_stub hook;
+  uint16_t closed_port = 0;
+  {
+    http_stub gone;
+    closed_port = gone.port();
+  }
+  heaven_server h{
+    data,
+    github.base_url(),
+    {{"SLACK_WEBHOOK_URL", slack.base_url() + std::string{slack_path + 1}},
+     {"SLACK_BOT_NAME", "deploybot"},
+     {"HEAVEN_NOTIFY_WEBHOOK_URL", hook.base_url() + "hook"},
+     {"HEAVEN_NOTIFY_WEBHOOK_SECRET", hook_secret},
+     // HipChat is down for the whole test.
+     {"HIPCHAT_TOKEN", "HIPCHATe2eSECRET"},
+     {"HIPCHAT_SERVER", "http://127.0.0.1:" + std::to_string(closed_port)},
+     {"HEAVEN_NOTIFIER_DISPLAY_COMMITS", "1"},
+     {"HEAVEN_LOG_LEVEL", "debug"}}};
+  BOOST_CHECK(stderr_says(h, "heaven tells slack, hipchat, webhook about "
+                             "deployment statuses"));
+  auto ev = deployment_status_event(501, "success", sha, "Deployed");
+  BOOST_CHECK_EQUAL(
+    h.post_event("deployment_status", "ds-1", ev.dump()).status, 201);
+  BOOST_REQUIRE(slack.wait_for(1, 30000));
+  auto got = slack.requests().front();
+  BOOST_CHECK_EQUAL(got.method, "POST");
+  BOOST_CHECK_EQUAL(got.target, slack_path);
+  auto text = std::string{"<https://heaven.example.test/deployments/1/"
+                          "log?token=t|#501> : <https://github.com/alice|"
+                          "alice>'s production deployment of "
+                          "<https://github.com/octo/app|app> is done! "};
+  auto expected = json{
+    {"channel", "#ops"},
+    {"username", "deploybot"},
+    {"icon_url", "https://octodex.github.com/images/labtocat.png"},
+    {"attachments",
+     json::array({{{"text", text},
+                   {"color", "good"},
+                   {"pretext", " "},
+                   {"fallback", "alice's production deployment of app is "
+                                "done! "},
+                   {"mrkdwn_in", json::array({"text", "pretext"})}}})}};
+  BOOST_CHECK_EQUAL(json::parse(got.body), expected);
+
+  // The generic webhook: signed JSON.
+  BOOST_REQUIRE(hook.wait_for(1, 30000));
+  auto sent = hook.requests().front();
+  BOOST_CHECK_EQUAL(sent.target, "/hook");
+  BOOST_CHECK_EQUAL(sent.header("x-heaven-event"), "deployment_status");
+  BOOST_CHECK_EQUAL(sent.header("x-heaven-signature-256"),
+                    "sha256=" + hmac_sha256_hex(hook_secret, sent.body));
+  auto body = json::parse(sent.body);
+  BOOST_CHECK_EQUAL(body["state"], "success");
+  BOOST_CHECK_EQUAL(body["repository"], "octo/app");
+  BOOST_CHECK_EQUAL(body["deployment_id"], 501);
+  BOOST_CHECK(body["changes"].is_null());
+
+  // While HipChat is down, deployments go on as usual.
+  auto deployed = deploy(h, event(151, "deploy", "alice"));
+  BOOST_CHECK_EQUAL(deployed.first, "success");
+
+  // The first success recorded the revision: the next one lists the
+  // commits since, from GitHub's compare API.
+  auto next = deployment_status_event(502, "success", next_sha, "Deployed");
+  h.post_event("deployment_status", "ds-2", next.dump());
+  BOOST_REQUIRE(eventually(
+    [&] {
+      return !requests_to(github, "GET",
+                          "/repos/octo/app/compare/" + sha + "..." + next_sha)
+                .empty();
+    },
+    30s));
+  BOOST_REQUIRE(hook.wait_for(2, 30000));
+  BOOST_CHECK(!json::parse(hook.requests()[1].body)["changes"].is_null());
+  BOOST_CHECK(stderr_says(h, "hipchat"));
+  auto log = read_text(h.stderr_file);
+  for (auto secret : {std::string{"SLACKe2eSECRETwebhook"},
+                      std::string{"HIPCHATe2eSECRET"},
+                      std::string{hook_secret}})
+    BOOST_CHECK_MESSAGE(log.find(secret) == std::string::npos,
+                        "heaven's log holds " + secret);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -24,6 +24,7 @@
 #include "actors/http_client.hpp"
 #include "actors/http_ingress.hpp"
 #include "actors/log_book.hpp"
+#include "actors/notify.hpp"
 #include "actors/process.hpp"
 #include "actors/receiver.hpp"
 #include "actors/store.hpp"
@@ -180,6 +181,16 @@ int serve(settings cfg, bool demo) {
   }
   ctx->http = sys.spawn(http_client);
   ctx->providers = make_providers(cfg, ctx->http);
+  auto notifiers = spawn_notifiers(sys, cfg, ctx->http,
+                                   delivery_options_from(cfg));
+  ctx->notify = spawn_notify(
+    sys, notify_config_from(cfg, ctx->http, ctx->store, notifiers));
+  if (auto names = configured_notifiers(cfg); !names.empty()) {
+    std::string list;
+    for (auto& n : names)
+      list += (list.empty() ? "" : ", ") + n;
+    spdlog::info("heaven tells {} about deployment statuses", list);
+  }
   ctx->auto_deploy = sys.spawn(
     auto_deploy, auto_deploy_config{ctx->http, ctx->store, cfg.api_endpoint,
                                     cfg.github_token, ctx->status_attempts,
@@ -201,9 +212,13 @@ int serve(settings cfg, bool demo) {
     std::cerr << "heaven: " << e.what() << "\n";
     caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ctx->notify, caf::exit_reason::user_shutdown);
+    for (auto& n : notifiers)
+      caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
     recv = nullptr;
+    notifiers.clear();
     ctx.reset();
     return 1;
   }
@@ -247,12 +262,16 @@ int serve(settings cfg, bool demo) {
     settle(std::chrono::seconds(30));
   }
   caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ctx->notify, caf::exit_reason::user_shutdown);
+  for (auto& n : notifiers)
+    caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
   // The system's destructor waits for detached actors (the store) to be
   // destroyed: drop every handle first.
   server.reset();
   recv = nullptr;
+  notifiers.clear();
   ctx.reset();
   return 0;
 }
