@@ -63,11 +63,8 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
   if (ev.type == "deployment") {
     if (res.deployment_id <= 0)
       return;
+    // The deployment logs how the verdict ended it.
     auto verdict = lock_verdict(ev.lock_action, ev.deployment, res);
-    if (!ev.lock_action.empty() || res.lock_state == "locked")
-      spdlog::info("deployment {} of {} to {}: {}", res.deployment_id,
-                   ev.deployment.repo, ev.deployment.environment,
-                   verdict.description);
     launch(self, res.deployment_id, ev.deployment, std::move(verdict));
   } else if (ev.type == "status") {
     if (ctx->auto_deploy)
@@ -151,7 +148,7 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
       // What `act` needs afterwards; the body stays with the store.
       inbound_event kept;
       kept.type = ev.type;
-      kept.repo = ev.repo;
+      kept.repo = ev.repo.empty() ? ev.deployment.repo : ev.repo;
       kept.lock_action = ev.lock_action;
       kept.deployment = ev.deployment;
       kept.status = ev.status;

@@ -39,6 +39,16 @@ struct record {
   std::set<std::string> deliveries;
   int64_t next_id = 1;
   int cancels = 0;
+  // -- what the fake store says about locks and switches, and what it saw
+  /// The lock_state (and holder) every accepted deployment gets.
+  std::string lock_state;
+  std::string lock_holder;
+  /// Every event's repository is disabled.
+  bool ignored = false;
+  std::vector<std::string> lock_actions;
+  // -- what the fake auto_deploy and notify actors heard
+  std::vector<commit_status_event> statuses;
+  std::vector<deployment_notice> notices;
 };
 
 using record_ptr = std::shared_ptr<record>;
@@ -52,8 +62,16 @@ store_actor::behavior_type fake_store(store_actor::pointer self,
         res.duplicate = true;
         return res;
       }
-      if (ev.type == "deployment")
+      if (rec->ignored) {
+        res.ignored = true;
+        return res;
+      }
+      if (ev.type == "deployment") {
         res.deployment_id = rec->next_id++;
+        rec->lock_actions.push_back(ev.lock_action);
+        res.lock_state = rec->lock_state;
+        res.lock.actor = rec->lock_holder;
+      }
       return res;
     },
     [=](update_atom, deployment_update& u) { rec->updates.push_back(u); },
@@ -69,6 +87,22 @@ store_actor::behavior_type fake_store(store_actor::pointer self,
     },
     [=](revision_atom, std::string&, std::string&) { return std::string{}; },
     [=](revision_atom, std::string&, std::string&, std::string&) {},
+  };
+}
+
+auto_deploy_actor::behavior_type fake_auto_deploy(auto_deploy_actor::pointer,
+                                                  record_ptr rec) {
+  return {
+    [=](status_atom, commit_status_event& ev) {
+      rec->statuses.push_back(ev);
+    },
+  };
+}
+
+notify_actor::behavior_type fake_notify(notify_actor::pointer,
+                                        record_ptr rec) {
+  return {
+    [=](notify_atom, deployment_notice& n) { rec->notices.push_back(n); },
   };
 }
 
@@ -535,6 +569,126 @@ BOOST_AUTO_TEST_CASE(unfinished_deployments_are_resumed_or_ended_at_start) {
   BOOST_TEST(stored_states(7)
              == (std::vector<std::string>{"queued", "running", "success"}));
   BOOST_TEST(stored_states(8) == (std::vector<std::string>{"error"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_lock_task_is_carried_out_by_the_store_not_a_provider) {
+  start();
+  auto ev = event("d-1", "ok");
+  ev.deployment.task = "deploy:lock";
+  rec->lock_state = "locked";
+  rec->lock_holder = "alice";
+  BOOST_TEST(deliver(ev).status == 201);
+  sched.run();
+  BOOST_TEST(rec->lock_actions == (std::vector<std::string>{"lock"}));
+  BOOST_TEST(posted_states() == (std::vector<std::string>{"success"}));
+  BOOST_TEST(nlohmann::json::parse(rec->requests.back().body)
+               .at("description")
+             == "octo/app locked on production by alice");
+  BOOST_TEST(rec->plans.empty());
+  BOOST_TEST(rec->provider_starts.empty());
+  BOOST_TEST(stored_states(1) == (std::vector<std::string>{"success"}));
+}
+
+BOOST_AUTO_TEST_CASE(the_lock_prefix_is_hubot_deploy_prefix) {
+  ctx->cfg.deploy_prefix = "ship";
+  start();
+  auto unlock = event("d-1", "ok");
+  unlock.deployment.task = "ship:unlock";
+  rec->lock_state = "not_locked";
+  deliver(unlock);
+  sched.run();
+  BOOST_TEST(nlohmann::json::parse(rec->requests.back().body)
+               .at("description")
+             == "octo/app was not locked on production");
+  // With another prefix, deploy:lock is an ordinary task.
+  auto other = event("d-2", "ok", "other");
+  other.deployment.task = "deploy:lock";
+  rec->lock_state = "";
+  deliver(other);
+  sched.run();
+  BOOST_TEST(rec->lock_actions == (std::vector<std::string>{"unlock", ""}));
+  BOOST_TEST(rec->provider_starts.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_locked_environment_refuses_naming_the_holder) {
+  start();
+  rec->lock_state = "locked";
+  rec->lock_holder = "bob";
+  deliver(event("d-1", "ok"));
+  sched.run();
+  BOOST_TEST(posted_states() == (std::vector<std::string>{"error"}));
+  BOOST_TEST(nlohmann::json::parse(rec->requests.back().body)
+               .at("description")
+             == "octo/app is locked on production by bob");
+  BOOST_TEST(rec->provider_starts.empty());
+  // Someone else's lock is not taken over.
+  auto steal = event("d-2", "ok");
+  steal.deployment.task = "deploy:lock";
+  steal.deployment.actor = "carol";
+  rec->lock_state = "already_locked";
+  deliver(steal);
+  sched.run();
+  BOOST_TEST(nlohmann::json::parse(rec->requests.back().body)
+               .at("description")
+             == "octo/app is already locked on production by bob: ask them, "
+                "or unlock it first");
+}
+
+BOOST_AUTO_TEST_CASE(a_disabled_repository_gets_202_and_nothing_happens) {
+  rec->ignored = true;
+  start();
+  auto reply = deliver(event("d-1", "ok"));
+  BOOST_TEST(reply.status == 202);
+  BOOST_TEST(reply.body
+             == R"({"status":"ignored","reason":"repository disabled"})");
+  sched.run();
+  BOOST_TEST(rec->requests.empty());
+  BOOST_TEST(rec->updates.empty());
+}
+
+BOOST_AUTO_TEST_CASE(status_events_go_to_auto_deploy_and_statuses_to_notify) {
+  ctx->auto_deploy = sys.spawn(fake_auto_deploy, rec);
+  ctx->notify = sys.spawn(fake_notify, rec);
+  start();
+  inbound_event status;
+  status.delivery = "s-1";
+  status.type = "status";
+  status.repo = "octo/app";
+  status.status.repo = "octo/app";
+  status.status.sha = "0123456789abcdef0123456789abcdef01234567";
+  status.status.state = "success";
+  BOOST_TEST(deliver(status).status == 201);
+  inbound_event notice;
+  notice.delivery = "s-2";
+  notice.type = "deployment_status";
+  notice.repo = "octo/app";
+  notice.notice.repo = "octo/app";
+  notice.notice.deployment_id = 42;
+  notice.notice.state = "success";
+  BOOST_TEST(deliver(notice).status == 201);
+  // A redelivery goes nowhere.
+  BOOST_TEST(deliver(notice).status == 200);
+  sched.run();
+  BOOST_REQUIRE(rec->statuses.size() == 1u);
+  BOOST_TEST(rec->statuses[0].sha == status.status.sha);
+  BOOST_REQUIRE(rec->notices.size() == 1u);
+  BOOST_TEST(rec->notices[0].deployment_id == 42);
+  BOOST_TEST(rec->requests.empty());
+  caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ctx->notify, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_lock_task_left_by_a_crash_gets_its_status_at_start) {
+  auto lock = event("d-1", "ok").deployment;
+  lock.task = "deploy:lock";
+  rec->pending = {{9, "received", lock}};
+  start();
+  sched.run();
+  BOOST_TEST(posted_states() == (std::vector<std::string>{"success"}));
+  BOOST_TEST(nlohmann::json::parse(rec->requests.back().body)
+               .at("description")
+             == "octo/app locked on production by alice");
+  BOOST_TEST(rec->provider_starts.empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
