@@ -412,6 +412,53 @@ string_pairs child_environment(const settings& cfg, const string_pairs& env) {
   return result;
 }
 
+namespace {
+
+/// The string values (not the keys) of a flat JSON object such as
+/// FLOWDOCK_FLOW_TOKENS' {"room": "token"}: each one is a secret of its own.
+std::vector<std::string> json_string_values(std::string_view text) {
+  std::vector<std::string> values;
+  size_t i = 0;
+  while ((i = text.find('"', i)) != std::string_view::npos) {
+    std::string str;
+    size_t j = i + 1;
+    for (; j < text.size() && text[j] != '"'; ++j) {
+      if (text[j] == '\\' && j + 1 < text.size())
+        ++j;
+      str += text[j];
+    }
+    auto next = text.find_first_not_of(" \t\r\n", j + 1);
+    bool is_key = next != std::string_view::npos && text[next] == ':';
+    if (!is_key && !str.empty())
+      values.push_back(std::move(str));
+    i = j + 1;
+  }
+  return values;
+}
+
+/// The parts of a chat secret that could be printed on their own: a Slack
+/// webhook's path after /services/ and its last segment (the token); the
+/// values of the Flowdock token map.
+void add_secret_parts(const std::string& name, const std::string& value,
+                      std::vector<std::string>& out) {
+  if (value.empty())
+    return;
+  out.push_back(value);
+  if (name == "SLACK_WEBHOOK_URL") {
+    constexpr std::string_view services = "/services/";
+    if (auto at = value.find(services); at != std::string::npos)
+      out.push_back(value.substr(at + services.size()));
+    if (auto slash = value.rfind('/');
+        slash != std::string::npos && slash + 1 < value.size())
+      out.push_back(value.substr(slash + 1));
+  } else if (name == "FLOWDOCK_FLOW_TOKENS") {
+    for (auto& v : json_string_values(value))
+      out.push_back(std::move(v));
+  }
+}
+
+} // namespace
+
 std::vector<std::string> secret_values(const settings& cfg,
                                        const string_pairs& env) {
   std::vector<std::string> result;
@@ -423,11 +470,12 @@ std::vector<std::string> secret_values(const settings& cfg,
     result.push_back(cfg.heroku_api_key);
   if (!cfg.beanstalk_secret_access_key.empty())
     result.push_back(cfg.beanstalk_secret_access_key);
-  for (auto* chat : {&cfg.slack_webhook_url, &cfg.hipchat_token,
-                     &cfg.campfire_token, &cfg.flowdock_flow_tokens,
-                     &cfg.notify_webhook_secret})
-    if (!chat->empty())
-      result.push_back(*chat);
+  add_secret_parts("SLACK_WEBHOOK_URL", cfg.slack_webhook_url, result);
+  add_secret_parts("HIPCHAT_TOKEN", cfg.hipchat_token, result);
+  add_secret_parts("CAMPFIRE_TOKEN", cfg.campfire_token, result);
+  add_secret_parts("FLOWDOCK_FLOW_TOKENS", cfg.flowdock_flow_tokens, result);
+  add_secret_parts("HEAVEN_NOTIFY_WEBHOOK_SECRET", cfg.notify_webhook_secret,
+                   result);
   static const char* names[] = {
     "GITHUB_TOKEN",           "GITHUB_WEBHOOK_SECRET",
     "HEROKU_API_KEY",         "DEPLOYMENT_PRIVATE_KEY",
@@ -447,7 +495,7 @@ std::vector<std::string> secret_values(const settings& cfg,
                         || k.find("PASSWORD") != k.npos
                         || k.find("PRIVATE_KEY") != k.npos;
     if (known || looks_secret)
-      result.push_back(v);
+      add_secret_parts(k, v, result);
   }
   std::sort(result.begin(), result.end());
   result.erase(std::unique(result.begin(), result.end()), result.end());

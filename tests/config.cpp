@@ -419,6 +419,30 @@ BOOST_AUTO_TEST_CASE(secret_values_collects_tokens_and_keys) {
   BOOST_TEST(secret_values(settings{}, {}).empty());
 }
 
+BOOST_AUTO_TEST_CASE(chat_secrets_are_secret_in_every_part_that_could_print) {
+  settings cfg;
+  cfg.slack_webhook_url
+    = "https://hooks.slack.com/services/T0001/B0002/slackTOKENpart3";
+  cfg.flowdock_flow_tokens
+    = R"({"ops": "flowTOKENops1", "dev":"flow\"TOKEN\"dev2"})";
+  cfg.hipchat_token = "hipchatTOKEN";
+  cfg.campfire_token = "campfireTOKEN";
+  cfg.notify_webhook_secret = "hookSECRET";
+  auto s = secret_values(cfg, {{"FLOWDOCK_FLOW_TOKENS", R"({"x":"envFLOW"})"},
+                               {"SLACK_WEBHOOK_URL",
+                                "https://hooks.slack.com/services/A/B/envSLACK"}});
+  for (auto v : {"T0001/B0002/slackTOKENpart3", "slackTOKENpart3",
+                 "flowTOKENops1", "flow\"TOKEN\"dev2", "hipchatTOKEN",
+                 "campfireTOKEN", "hookSECRET", "envFLOW", "envSLACK",
+                 "A/B/envSLACK", cfg.slack_webhook_url.c_str(),
+                 cfg.flowdock_flow_tokens.c_str()})
+    BOOST_TEST(has(s, v), "secret_values lacks " << v);
+  // The room names are not secrets: redacting them would garble logs.
+  BOOST_TEST(!has(s, "ops"));
+  BOOST_TEST(!has(s, "dev"));
+  BOOST_TEST(!has(s, "x"));
+}
+
 BOOST_AUTO_TEST_CASE(provider_secrets_from_a_config_file_are_redacted_too) {
   temp_cwd tmp;
   auto file = tmp.write("heaven.conf",
