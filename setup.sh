@@ -11,6 +11,8 @@ packages=(
   libboost-test-dev libboost-dev libssl-dev libsqlite3-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libpugixml-dev
   python3-botocore
+  openssh-server openssh-client capistrano fabric ansible-core
+  ruby-ed25519 ruby-bcrypt-pbkdf bundler
 )
 
 missing=()

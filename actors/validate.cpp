@@ -182,4 +182,16 @@ std::string to_hex(const unsigned char* data, std::size_t size) {
   return out;
 }
 
+std::string shell_quote(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  out += '\'';
+  return out;
+}
+
 } // namespace heaven

@@ -42,4 +42,9 @@ std::string url_without_credentials(std::string_view url);
 /// Lower-case hex of `size` bytes at `data` (digests, signatures).
 std::string to_hex(const unsigned char* data, std::size_t size);
 
+/// `text` as one word for a POSIX shell: in single quotes, each ' written as
+/// '\''. Whatever `text` holds (`x; rm -rf /`, $(...), newlines), the shell
+/// sees it as data.
+std::string shell_quote(std::string_view text);
+
 } // namespace heaven

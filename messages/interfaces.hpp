@@ -129,6 +129,17 @@ using notifier_actor = caf::typed_actor<
 using auto_deploy_actor = caf::typed_actor<
   caf::reacts_to<status_atom, commit_status_event>>;
 
+/// The SSH actor interface: one SSH session to one host (libssh2, never on
+/// a scheduler thread). Commands run one after another on that session;
+/// their stdout and stderr reach the sink given at spawn as
+/// `(log_atom, log_line)` messages, line by line, prefixed with the host.
+using ssh_actor = caf::typed_actor<
+  // Runs one command (connecting first if needed) and answers how it ended.
+  caf::replies_to<ssh_command>::with<ssh_result>,
+  // Closes the running command's channel and the session now; a command
+  // in flight answers with error "cancelled".
+  caf::reacts_to<cancel_atom>>;
+
 /// The TIMER actor interface: sends `timeout` to its deployment once.
 using timer_actor = caf::typed_actor<caf::reacts_to<timeout_atom>>;
 

@@ -272,6 +272,38 @@ inspect(Inspector& f, deployed_environment& x) {
            x.deployment_id, x.locked, x.lock);
 }
 
+/// One command for the SSH actor to run on its host.
+struct ssh_command {
+  /// The command line, run by the remote user's shell. Values in it must be
+  /// quoted by whoever builds it (see shell_quote in actors/validate.hpp).
+  std::string command;
+  /// Milliseconds the command may run (0: no limit of its own; the
+  /// deployment's timeout still cancels it).
+  int64_t timeout_ms = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ssh_command& x) {
+  return f(caf::meta::type_name("ssh_command"), x.command, x.timeout_ms);
+}
+
+/// How a remote command ended.
+struct ssh_result {
+  /// The exit status (-1 when there is none).
+  int exit_code = -1;
+  /// The signal that ended it ("TERM", "KILL", ...; "" when none).
+  std::string exit_signal;
+  /// Set when the command could not run or finish: connection, host key,
+  /// authentication, timeout, cancel. Names the host.
+  std::string error;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ssh_result& x) {
+  return f(caf::meta::type_name("ssh_result"), x.exit_code, x.exit_signal,
+           x.error);
+}
+
 /// The HTTP answer the ingress sends back to the webhook's caller.
 struct ingress_reply {
   int status = 500;

@@ -1,6 +1,8 @@
 #include <boost/test/unit_test.hpp>
 
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -361,3 +363,24 @@ BOOST_AUTO_TEST_CASE(url_without_credentials_drops_userinfo_only) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(shell_quote_makes_any_text_one_word_for_sh) {
+  BOOST_TEST(heaven::shell_quote("main") == "'main'");
+  BOOST_TEST(heaven::shell_quote("") == "''");
+  BOOST_TEST(heaven::shell_quote("it's") == "'it'\\''s'");
+  // The real sh reads each back as exactly the text, running nothing.
+  for (std::string text : {"x; rm -rf /", "$(touch /tmp/heaven-pwned)",
+                           "a'b\"c`d`", "line\nbreak", "*"}) {
+    auto cmd = "printf %s " + heaven::shell_quote(text);
+    auto pipe = popen(cmd.c_str(), "r");
+    BOOST_REQUIRE(pipe != nullptr);
+    std::string out;
+    char buf[256];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0)
+      out.append(buf, n);
+    BOOST_TEST(pclose(pipe) == 0);
+    BOOST_TEST(out == text);
+  }
+  BOOST_TEST(!std::filesystem::exists("/tmp/heaven-pwned"));
+}

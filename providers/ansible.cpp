@@ -1,0 +1,1 @@
+#include "providers/ansible.hpp"
