@@ -1,1 +1,145 @@
 #include "providers/ansible.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace fs = std::filesystem;
+
+namespace heaven {
+
+namespace {
+
+constexpr auto hosts_file = "ansible/hosts";
+constexpr auto site_file = "ansible/site.yml";
+constexpr auto key_variable = "DEPLOYMENT_PRIVATE_KEY";
+
+/// Writes `text` to a new 0600 file named from `pattern` (mkstemp's
+/// "...XXXXXX"); returns its path, or "" with `why` set.
+std::string write_private_file(std::string pattern, const std::string& text,
+                               std::string& why) {
+  int fd = ::mkstemp(pattern.data()); // Creates it 0600.
+  if (fd < 0) {
+    why = "cannot create the private key file next to the checkout: "
+          + std::string{std::strerror(errno)};
+    return {};
+  }
+  size_t done = 0;
+  while (done < text.size()) {
+    auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      why = "cannot write the private key file: "
+            + std::string{std::strerror(errno)};
+      ::close(fd);
+      ::unlink(pattern.c_str());
+      return {};
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return pattern;
+}
+
+/// True when the locale the child would get encodes UTF-8.
+bool utf8_locale(const string_pairs& env) {
+  for (auto name : {"LC_ALL", "LC_CTYPE", "LANG"}) {
+    auto value = get_env(env, name);
+    if (!value || value->empty())
+      continue;
+    std::string lower = *value;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    return lower.find("utf-8") != std::string::npos
+           || lower.find("utf8") != std::string::npos;
+  }
+  return false;
+}
+
+/// Removes `env`'s `key`.
+void erase_env(string_pairs& env, std::string_view key) {
+  env.erase(std::remove_if(env.begin(), env.end(),
+                           [&](auto& kvp) { return kvp.first == key; }),
+            env.end());
+}
+
+} // namespace
+
+std::string private_key_text(std::string_view value) {
+  std::string result;
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\\' && i + 1 < value.size() && value[i + 1] == 'n') {
+      result += '\n';
+      ++i;
+    } else {
+      result += value[i];
+    }
+  }
+  if (!result.empty() && result.back() != '\n')
+    result += '\n';
+  return result;
+}
+
+std::string ansible_plan(const provider_job& job, command_plan& plan) {
+  std::string why;
+  auto dir = checkout_dir(job, why);
+  if (!why.empty())
+    return why;
+  std::error_code ec;
+  for (auto file : {hosts_file, site_file})
+    if (!fs::is_regular_file(fs::path{dir} / file, ec))
+      return std::string{"no "} + file + " in the repository";
+  plan.cwd = dir;
+  plan.env = deployment_env(job);
+  if (!get_env(plan.env, "ANSIBLE_HOST_KEY_CHECKING"))
+    set_env(plan.env, "ANSIBLE_HOST_KEY_CHECKING", "True");
+  if (!utf8_locale(plan.env))
+    set_env(plan.env, "LC_ALL", "C.UTF-8");
+  nlohmann::json vars = {{"heaven_deploy_sha", job.request.sha}};
+  auto key = get_env(job.env, key_variable);
+  if (key && !key->empty()) {
+    // Next to the checkout, never in it: nothing in the repository's tree
+    // (which a playbook may copy or print) holds the key.
+    auto pattern = (fs::path{dir}.parent_path()
+                    / (fs::path{dir}.filename().string() + ".key-XXXXXX"))
+                     .string();
+    auto path = write_private_file(pattern, private_key_text(*key), why);
+    if (!why.empty())
+      return why;
+    plan.cleanup = [path] {
+      std::error_code ec;
+      fs::remove(path, ec);
+    };
+    vars["ansible_ssh_private_key_file"] = path;
+    erase_env(plan.env, key_variable);
+  }
+  plan.argv = {"ansible-playbook", "-i", hosts_file, site_file,
+               "--extra-vars", vars.dump()};
+  plan.label = "ansible-playbook";
+  plan.announce = std::string{"Running ansible-playbook -i "} + hosts_file
+                  + " " + site_file;
+  plan.success = deployed_with(job, "ansible-playbook");
+  return {};
+}
+
+provider_factory ansible_provider() {
+  return [](caf::actor_system& sys, provider_job job,
+            caf::actor deployment) -> provider_actor {
+    return sys.spawn(command_provider, std::move(job), std::move(deployment),
+                     command_planner{ansible_plan});
+  };
+}
+
+} // namespace heaven

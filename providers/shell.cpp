@@ -23,15 +23,6 @@ namespace heaven {
 
 namespace {
 
-void set_env(string_pairs& env, const std::string& key, std::string value) {
-  for (auto& kvp : env)
-    if (kvp.first == key) {
-      kvp.second = std::move(value);
-      return;
-    }
-  env.emplace_back(key, std::move(value));
-}
-
 /// The script's path relative to the repository, or "" when missing.
 std::string deploy_script(const std::string& payload_json) {
   auto payload = nlohmann::json::parse(payload_json, nullptr, false);
@@ -99,20 +90,110 @@ fs::path check_script(const provider_job& job, const std::string& script,
 }
 
 /// The deployment, typed: a typed actor may only send to typed handles.
-deployment_actor sink(const shell_state& st) {
+deployment_actor sink(const command_state& st) {
   return caf::actor_cast<deployment_actor>(st.deployment);
+}
+
+/// The shell provider's plan: the checked script, run as it is.
+std::string shell_plan(const provider_job& job, command_plan& plan) {
+  auto script = deploy_script(job.request.payload_json);
+  std::string why;
+  auto path = check_script(job, script, why);
+  if (!why.empty())
+    return why;
+  plan.argv = {path.string()};
+  plan.cwd = checkout_dir(job, why);
+  if (!why.empty())
+    return why;
+  plan.env = deployment_env(job);
+  plan.label = script;
+  plan.announce = "Running " + script;
+  plan.success = deployed_with(job, script);
+  return {};
 }
 
 } // namespace
 
+void command_state::clean_up() {
+  if (!plan.cleanup)
+    return;
+  auto fn = std::move(plan.cleanup);
+  plan.cleanup = nullptr;
+  fn();
+}
+
+void set_env(string_pairs& env, const std::string& key, std::string value) {
+  for (auto& kvp : env)
+    if (kvp.first == key) {
+      kvp.second = std::move(value);
+      return;
+    }
+  env.emplace_back(key, std::move(value));
+}
+
+std::optional<std::string> get_env(const string_pairs& env,
+                                   std::string_view key) {
+  for (auto& kvp : env)
+    if (kvp.first == key)
+      return kvp.second;
+  return std::nullopt;
+}
+
+string_pairs deployment_env(const provider_job& job) {
+  auto env = job.env;
+  auto& req = job.request;
+  set_env(env, "BRANCH", req.ref);
+  set_env(env, "SHA", req.sha);
+  set_env(env, "DEPLOY_ENV", req.environment);
+  set_env(env, "DEPLOY_TASK", req.task);
+  return env;
+}
+
+bool config_names(const provider_job& job, std::string_view key) {
+  auto payload = nlohmann::json::parse(job.request.payload_json, nullptr,
+                                       false);
+  if (!payload.is_object())
+    return false;
+  auto config = payload.find("config");
+  if (config == payload.end() || !config->is_object())
+    return false;
+  auto value = config->find(std::string{key});
+  if (value == config->end() || value->is_null())
+    return false;
+  if (value->is_boolean())
+    return value->get<bool>();
+  if (value->is_string() || value->is_array() || value->is_object())
+    return !value->empty();
+  return true;
+}
+
+std::string checkout_dir(const provider_job& job, std::string& why) {
+  std::error_code ec;
+  auto root = fs::weakly_canonical(job.workspace, ec);
+  if (ec || !fs::is_directory(root, ec)) {
+    why = "the workspace " + job.workspace + " is gone";
+    return {};
+  }
+  return root.string();
+}
+
+std::string deployed_with(const provider_job& job, std::string_view tool) {
+  auto& req = job.request;
+  return "Deployed " + req.ref + " (" + req.sha.substr(0, 7) + ") to "
+         + req.environment + " with " + std::string{tool};
+}
+
 provider_actor::behavior_type
-shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
-      caf::actor deployment) {
+command_provider(provider_actor::stateful_pointer<command_state> self,
+                 provider_job job, caf::actor deployment,
+                 command_planner planner) {
   self->state.job = std::move(job);
   self->state.deployment = std::move(deployment);
   auto& st = self->state;
+  // Cleans up, tells the deployment how it ended, quits.
   auto finish = [self](std::string state, std::string description) {
     auto& st = self->state;
+    st.clean_up();
     spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
                  description);
     if (st.deployment)
@@ -120,26 +201,20 @@ shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
                  provider_outcome{std::move(state), std::move(description)});
     self->quit();
   };
-  auto script = deploy_script(st.job.request.payload_json);
-  std::string why;
-  auto path = check_script(st.job, script, why);
+  auto why = planner(st.job, st.plan);
   if (!why.empty()) {
     finish("error", why);
     return provider_actor::behavior_type::make_empty_behavior();
   }
-  if (st.deployment)
+  if (st.deployment && !st.plan.announce.empty())
     self->send(sink(st), log_atom::value,
-               log_line{stream::heaven, "Running " + script});
+               log_line{stream::heaven, st.plan.announce});
   process_spec spec;
-  spec.argv = {path.string()};
-  spec.cwd = fs::weakly_canonical(st.job.workspace).string();
-  spec.env = st.job.env;
-  auto& req = st.job.request;
-  set_env(spec.env, "BRANCH", req.ref);
-  set_env(spec.env, "SHA", req.sha);
-  set_env(spec.env, "DEPLOY_ENV", req.environment);
-  set_env(spec.env, "DEPLOY_TASK", req.task);
-  spdlog::info("deployment {} runs {} in {}", st.job.id, script, spec.cwd);
+  spec.argv = st.plan.argv;
+  spec.cwd = st.plan.cwd;
+  spec.env = st.plan.env;
+  spdlog::info("deployment {} runs {} in {}", st.job.id, st.plan.label,
+               spec.cwd);
   spawn_process(self->system(), std::move(spec), st.deployment,
                 caf::actor_cast<caf::actor>(self));
   auto terminate = [self] {
@@ -151,7 +226,7 @@ shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
                        kill_atom::value);
   };
   return {
-    [self, terminate](cancel_atom) {
+    [self, terminate, finish](cancel_atom) {
       auto& st = self->state;
       if (st.cancelled)
         return;
@@ -162,10 +237,7 @@ shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
       if (!st.job.terminate_children) {
         spdlog::info("deployment {} leaves process group {} running", st.job.id,
                      st.pgid);
-        if (st.deployment)
-          self->send(sink(st), result_atom::value,
-                     provider_outcome{"failure", "cancelled"});
-        self->quit();
+        finish("failure", "cancelled");
         return;
       }
       // Before `started` there is no group yet: it is killed on arrival.
@@ -180,29 +252,28 @@ shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
       else if (st.cancelled)
         terminate();
     },
-    [self, finish, script](exited_atom, exit_info info) {
+    [self, finish](exited_atom, exit_info info) {
       auto& st = self->state;
-      auto& req = st.job.request;
       if (st.cancelled && st.pgid > 0 && !st.killing
           && group_alive(st.pgid)) {
-        // The script is gone but some of its group ignored SIGTERM: they
+        // The command is gone but some of its group ignored SIGTERM: they
         // get SIGKILL when the grace period ends, then we report.
         st.ended = info;
         return;
       }
+      auto& label = st.plan.label;
       if (st.cancelled)
         finish("failure", "cancelled");
       else if (!info.error.empty())
         finish("error", info.error);
       else if (info.signal != 0)
-        finish("failure", script + " was killed by signal "
+        finish("failure", label + " was killed by signal "
                             + std::to_string(info.signal));
       else if (info.code != 0)
         finish("failure",
-               script + " exited with status " + std::to_string(info.code));
+               label + " exited with status " + std::to_string(info.code));
       else
-        finish("success", "Deployed " + req.ref + " (" + req.sha.substr(0, 7)
-                            + ") to " + req.environment + " with " + script);
+        finish("success", st.plan.success);
     },
     [self, finish](kill_atom) {
       auto& st = self->state;
@@ -216,6 +287,13 @@ shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
         finish("failure", "cancelled");
     },
   };
+}
+
+provider_actor::behavior_type
+shell(provider_actor::stateful_pointer<shell_state> self, provider_job job,
+      caf::actor deployment) {
+  return command_provider(self, std::move(job), std::move(deployment),
+                          shell_plan);
 }
 
 } // namespace heaven

@@ -1,28 +1,106 @@
 /// The shell provider: runs `payload.config.deploy_script` from the
-/// repository.
+/// repository. Also home of what every process-running ("tool") provider
+/// shares — shell, capistrano's Capfile mode, fabric's fabfile mode, ansible:
+/// one command run in the checkout, streamed, cancelled by the kill rules,
+/// judged by its exit status.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "messages/interfaces.hpp"
 
 namespace heaven {
 
-/// State of the SHELL provider.
-struct shell_state {
-  static inline const char* name = "shell";
+/// The one process a tool provider runs in the checkout.
+struct command_plan {
+  /// What to run: argv[0] is found on the child's PATH. No shell unless the
+  /// provider asks for one (`/bin/sh -c` with every value shell_quote'd).
+  std::vector<std::string> argv;
+  /// The child's complete environment.
+  string_pairs env;
+  /// Where it runs (the canonical checkout).
+  std::string cwd;
+  /// How outcomes name it: "<label> exited with status 3".
+  std::string label;
+  /// The heaven line logged right before it starts ("Running ...").
+  std::string announce;
+  /// The description of a success (exit status 0).
+  std::string success;
+  /// Runs once when the provider ends, before it reports its outcome
+  /// (removes a key file, ...). May be empty.
+  std::function<void()> cleanup;
+};
+
+/// Turns a job into a plan: fills `plan` and returns "", or returns why the
+/// deployment is an `error` (then nothing runs).
+using command_planner =
+  std::function<std::string(const provider_job& job, command_plan& plan)>;
+
+/// State of a tool provider (shell, capistrano, fabric, ansible).
+struct command_state {
+  static inline const char* name = "command_provider";
   provider_job job;
   caf::actor deployment;
-  /// The script's process group, once started (0 before).
+  command_plan plan;
+  /// The command's process group, once started (0 before).
   int32_t pgid = 0;
   bool cancelled = false;
   /// Set once SIGKILL is due: a group that starts later is killed at once.
   bool killing = false;
-  /// How the script ended, kept while what is left of its group gets the
+  /// How the command ended, kept while what is left of its group gets the
   /// rest of its grace period.
   std::optional<exit_info> ended;
+
+  /// Runs `plan.cleanup` unless it already ran.
+  void clean_up();
+
+  ~command_state() {
+    clean_up();
+  }
 };
+
+/// State of the SHELL provider (the tool provider state).
+using shell_state = command_state;
+
+/// A tool provider actor: asks `planner` for its plan (an answer of why not
+/// ends the deployment in `error`), logs `plan.announce`, runs the plan in
+/// its own process group streaming stdout/stderr to `deployment`, and reports
+/// `success` (plan.success) on exit 0, else `failure` naming the exit status
+/// or signal. `cancel` sends SIGTERM to the group, SIGKILL after
+/// `job.kill_grace_ms`, and reports `failure` "cancelled" (with
+/// `job.terminate_children` false it leaves the group running and reports at
+/// once).
+provider_actor::behavior_type
+command_provider(provider_actor::stateful_pointer<command_state> self,
+                 provider_job job, caf::actor deployment,
+                 command_planner planner);
+
+/// Sets `key` to `value` in `env`, replacing an earlier value.
+void set_env(string_pairs& env, const std::string& key, std::string value);
+
+/// The value of `key` in `env`, or nullopt when absent.
+std::optional<std::string> get_env(const string_pairs& env,
+                                   std::string_view key);
+
+/// `job.env` plus BRANCH (ref), SHA, DEPLOY_ENV (environment) and
+/// DEPLOY_TASK (task), which win over the same names in `job.env`.
+string_pairs deployment_env(const provider_job& job);
+
+/// True when `payload.config.<key>` is present and not null, false, "", []
+/// or {} (e.g. the config names servers: a native mode applies).
+bool config_names(const provider_job& job, std::string_view key);
+
+/// The canonical path of the job's checkout, or "" (with `why` set) when it
+/// is gone.
+std::string checkout_dir(const provider_job& job, std::string& why);
+
+/// "Deployed <ref> (<short sha>) to <environment> with <tool>".
+std::string deployed_with(const provider_job& job, std::string_view tool);
 
 /// The SHELL provider actor. Checks the script (shape, inside the checkout,
 /// exists, executable: else `error`), runs it with BRANCH, SHA, DEPLOY_ENV and
