@@ -160,6 +160,13 @@ const std::vector<option>& options() {
     {"HEAVEN_BEANSTALK_ENDPOINT", "--beanstalk-endpoint",
      "Elastic Beanstalk API URL; {region} is filled in",
      HEAVEN_STRING(beanstalk_endpoint)},
+    {"HEAVEN_KNOWN_HOSTS", "--known-hosts",
+     "known_hosts file the servers' SSH host keys must be in (default "
+     "$HOME/.ssh/known_hosts)",
+     HEAVEN_STRING(known_hosts)},
+    {"HEAVEN_SSH_CONNECT_TIMEOUT_MS", "--ssh-connect-timeout-ms",
+     "milliseconds to connect and sign in to a server over SSH",
+     HEAVEN_INT(ssh_connect_timeout_ms, "HEAVEN_SSH_CONNECT_TIMEOUT_MS")},
     {"HUBOT_DEPLOY_PREFIX", "--deploy-prefix",
      "task prefix of the lock tasks: <prefix>:lock and <prefix>:unlock",
      HEAVEN_STRING(deploy_prefix)},
@@ -340,6 +347,10 @@ settings_or_error load_settings(const std::vector<std::string>& args,
     if (auto err = opt->set(s, value); !err.empty())
       return err;
   }
+  if (s.known_hosts.empty())
+    for (auto& [k, v] : env)
+      if (k == "HOME" && !v.empty())
+        s.known_hosts = v + "/.ssh/known_hosts";
   if (s.public_url.empty())
     s.public_url = "http://" + s.listen;
   while (!s.public_url.empty() && s.public_url.back() == '/')

@@ -42,6 +42,12 @@ struct settings {
   /// Elastic Beanstalk query API URL; {region} is filled in.
   std::string beanstalk_endpoint = "https://elasticbeanstalk.{region}.amazonaws.com/"; ///< HEAVEN_BEANSTALK_ENDPOINT
 
+  /// known_hosts file every server's SSH host key must be in (capistrano's
+  /// native mode); default $HOME/.ssh/known_hosts.
+  std::string known_hosts;                    ///< HEAVEN_KNOWN_HOSTS
+  /// Milliseconds to connect and sign in to a server over SSH.
+  int64_t ssh_connect_timeout_ms = 10000;     ///< HEAVEN_SSH_CONNECT_TIMEOUT_MS
+
   // -- chat-ops -------------------------------------------------------------
   /// Tasks `<prefix>:lock` and `<prefix>:unlock` lock an environment.
   std::string deploy_prefix = "deploy";       ///< HUBOT_DEPLOY_PREFIX

@@ -1,1 +1,85 @@
 #include "providers/capistrano.hpp"
+
+#include <cctype>
+#include <filesystem>
+#include <string_view>
+#include <system_error>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/validate.hpp"
+
+namespace fs = std::filesystem;
+
+namespace heaven {
+
+namespace {
+
+/// The names `cap` looks for (it is Rake with Capfile instead of Rakefile).
+constexpr std::string_view capfile_names[] = {"Capfile", "capfile",
+                                               "Capfile.rb", "capfile.rb"};
+
+/// True when the checkout at `dir` has a Capfile.
+bool has_capfile(const std::string& dir) {
+  std::error_code ec;
+  for (auto name : capfile_names)
+    if (fs::is_regular_file(fs::path{dir} / name, ec))
+      return true;
+  return false;
+}
+
+/// True for a stage name cap can only read as a stage: one word of
+/// [A-Za-z0-9_.-], not starting with '-' (cap would read an option).
+bool safe_stage(std::string_view text) {
+  if (text.empty() || text.front() == '-')
+    return false;
+  for (unsigned char c : text)
+    if (!std::isalnum(c) && c != '_' && c != '.' && c != '-')
+      return false;
+  return true;
+}
+
+} // namespace
+
+std::string capfile_plan(const provider_job& job, command_plan& plan) {
+  auto& req = job.request;
+  if (config_names(job, "servers"))
+    return "payload.config.servers is not a capistrano setting of heaven: "
+           "name the servers in payload.config.hosts";
+  std::string why;
+  auto dir = checkout_dir(job, why);
+  if (!why.empty())
+    return why;
+  if (!has_capfile(dir))
+    return "no Capfile in the repository and payload.config names no hosts";
+  if (!safe_stage(req.environment))
+    return "environment " + req.environment
+           + " is not a Capistrano stage name ([A-Za-z0-9_.-]+)";
+  if (!valid_task(req.task))
+    return "task " + req.task + " is not a deploy task";
+  plan.argv = {"cap", req.environment, req.task};
+  plan.cwd = dir;
+  plan.env = deployment_env(job);
+  plan.label = "cap " + req.environment + " " + req.task;
+  plan.announce = "Running " + plan.label;
+  plan.success = deployed_with(job, "cap");
+  return {};
+}
+
+provider_factory capistrano_provider(capistrano_native_config native) {
+  return [native](caf::actor_system& sys, provider_job job,
+                  caf::actor deployment) -> provider_actor {
+    if (capistrano_native_wanted(job.request.payload_json)) {
+      auto cfg = native;
+      if (auto key = get_env(job.env, "DEPLOYMENT_PRIVATE_KEY"))
+        cfg.private_key = unescape_private_key(*key);
+      return sys.spawn(capistrano_native, std::move(job),
+                       std::move(deployment), std::move(cfg));
+    }
+    return sys.spawn(command_provider, std::move(job), std::move(deployment),
+                     command_planner{capfile_plan});
+  };
+}
+
+} // namespace heaven

@@ -29,7 +29,10 @@
 #include "actors/receiver.hpp"
 #include "actors/store.hpp"
 #include "actors/workspace.hpp"
+#include "providers/ansible.hpp"
+#include "providers/capistrano.hpp"
 #include "providers/elastic_beanstalk.hpp"
+#include "providers/fabric.hpp"
 #include "providers/heroku.hpp"
 #include "providers/registry.hpp"
 #include "providers/shell.hpp"
@@ -47,6 +50,12 @@ std::shared_ptr<provider_registry> make_providers(const settings& cfg,
                        caf::actor deployment) {
     return sys.spawn(shell, std::move(job), std::move(deployment));
   });
+  capistrano_native_config native;
+  native.known_hosts = cfg.known_hosts;
+  native.connect_timeout_ms = cfg.ssh_connect_timeout_ms;
+  reg->add("capistrano", capistrano_provider(std::move(native)));
+  reg->add("fabric", fabric_provider());
+  reg->add("ansible", ansible_provider());
   api_config api;
   api.http = http;
   api.github_api = cfg.api_endpoint;

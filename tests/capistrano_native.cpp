@@ -1,0 +1,410 @@
+// The capistrano provider's native mode against real OpenSSH servers on
+// 127.0.0.1, a real git repository, and Debian's real Capistrano 3.17: the
+// layout heaven leaves is compared with the one `cap production deploy`
+// leaves for the same repository, and each tool rolls back the other's
+// releases.
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include "providers/capistrano_native.hpp"
+#include "tests/support/recorder.hpp"
+#include "tests/support/sshd.hpp"
+
+using namespace heaven;
+using namespace heaven::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct run_result {
+  int status = -1;
+  std::string out;
+};
+
+run_result run(const std::string& cmd) {
+  run_result r;
+  auto pipe = popen((cmd + " 2>&1").c_str(), "r");
+  BOOST_REQUIRE(pipe != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0)
+    r.out.append(buf, n);
+  auto rc = pclose(pipe);
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return r;
+}
+
+std::string sh(const std::string& cmd) {
+  auto r = run(cmd);
+  BOOST_REQUIRE_MESSAGE(r.status == 0, cmd + "\n" + r.out);
+  while (!r.out.empty() && r.out.back() == '\n')
+    r.out.pop_back();
+  return r.out;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in{p};
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+/// What a deploy_to directory holds, with the parts that differ between two
+/// runs (timestamps, the directory itself) made comparable.
+struct layout {
+  /// Release names, oldest first.
+  std::vector<std::string> releases;
+  /// The release `current` points to ("" when none).
+  std::string current;
+  /// revisions.log with release names replaced by r<index in all releases
+  /// ever made> and the sha kept.
+  std::vector<std::string> log;
+  std::vector<std::string> archives;
+};
+
+layout read_layout(const fs::path& d) {
+  layout l;
+  if (fs::exists(d / "releases"))
+    for (auto& e : fs::directory_iterator(d / "releases"))
+      l.releases.push_back(e.path().filename());
+  std::sort(l.releases.begin(), l.releases.end());
+  if (fs::is_symlink(d / "current"))
+    l.current = fs::read_symlink(d / "current").filename();
+  std::ifstream in{d / "revisions.log"};
+  for (std::string line; std::getline(in, line);)
+    l.log.push_back(line);
+  for (auto& e : fs::directory_iterator(d))
+    if (e.path().filename().string().rfind("rolled-back-release-", 0) == 0)
+      l.archives.push_back(e.path().filename());
+  std::sort(l.archives.begin(), l.archives.end());
+  return l;
+}
+
+/// A line of revisions.log with its 14-digit release names as "<ts>".
+std::string without_timestamps(const std::string& line) {
+  static const std::regex ts{"[0-9]{14}"};
+  return std::regex_replace(line, ts, "<ts>");
+}
+
+/// Two sshd's, a repository with three commits, a known_hosts file.
+struct fixture {
+  temp_dir tmp;
+  sshd_server one;
+  sshd_server two;
+  fs::path repo = tmp.path / "repo";
+  fs::path known_hosts = tmp.path / "known_hosts";
+  std::vector<std::string> shas;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+
+  fixture() {
+    write_known_hosts(known_hosts, {one.host_key_line(), two.host_key_line()});
+    // The same client key signs in to both.
+    two.authorize(one.client_key().public_key);
+    fs::create_directories(repo / "config");
+    sh("git -C " + repo.string() + " init -q --initial-branch=main");
+    for (int i = 1; i <= 3; ++i) {
+      std::ofstream{repo / "VERSION"} << i << "\n";
+      std::ofstream{repo / "config" / "app.rb"} << "# app " << i << "\n";
+      sh("cd " + repo.string()
+         + " && git add -A && git -c user.name=t -c user.email=t@t commit "
+           "-q -m v"
+         + std::to_string(i));
+      shas.push_back(sh("git -C " + repo.string() + " rev-parse HEAD"));
+      // Tagged: every commit stays reachable when main moves back.
+      sh("git -C " + repo.string() + " tag v" + std::to_string(i));
+    }
+  }
+
+  /// deploy_to directories with the shared files Capistrano expects.
+  fs::path prepared(const std::string& name) {
+    auto d = tmp.path / name;
+    fs::create_directories(d / "shared" / "config");
+    std::ofstream{d / "shared" / "config" / "database.yml"} << "db: " << name
+                                                            << "\n";
+    return d;
+  }
+
+  json config(const std::vector<json>& hosts) const {
+    return {{"provider", "capistrano"},
+            {"hosts", hosts},
+            {"keep_releases", 2},
+            {"linked_files", {"config/database.yml"}},
+            {"linked_dirs", {"log", "tmp/pids"}},
+            {"after_publish", {"echo restarted > tmp/pids/restart.txt"}},
+            {"tasks", {{"migrate", {"echo migrating $(cat VERSION)"}}}}};
+  }
+
+  json host(const sshd_server& s, const fs::path& deploy_to) const {
+    return {{"host", s.user() + "@" + s.host() + ":"
+                       + std::to_string(s.port())},
+            {"deploy_to", deploy_to.string()}};
+  }
+
+  /// Runs the native provider to its outcome; the log lines go to `rec`.
+  provider_outcome deploy(const json& cfg_json, const std::string& task,
+                          const std::string& sha,
+                          std::shared_ptr<record> rec = nullptr,
+                          std::string key = {}) {
+    if (!rec)
+      rec = std::make_shared<record>();
+    auto sink = sys.spawn(recorder, rec);
+    provider_job job;
+    job.id = 1;
+    job.request.repo = "octo/app";
+    job.request.clone_url = "file://" + repo.string();
+    job.request.sha = sha;
+    job.request.ref = "main";
+    job.request.environment = "production";
+    job.request.task = task;
+    job.request.actor = "alice";
+    job.request.payload_json = json{{"config", cfg_json}}.dump();
+    capistrano_native_config c;
+    c.known_hosts = known_hosts.string();
+    c.private_key = key.empty() ? one.client_key().private_key : key;
+    auto p = sys.spawn(capistrano_native, job, sink, c);
+    BOOST_REQUIRE(rec->wait([&] { return !rec->results.empty(); }, 120s));
+    std::lock_guard<std::mutex> guard{rec->mx};
+    return rec->results.front();
+  }
+
+  /// Capistrano's own project: the same settings, for `cap`.
+  fs::path cap_project(const fs::path& deploy_to) {
+    auto p = tmp.path / ("cap-" + deploy_to.filename().string());
+    fs::create_directories(p / "config" / "deploy");
+    std::ofstream{p / "Capfile"} << "require 'capistrano/setup'\n"
+                                    "require 'capistrano/deploy'\n"
+                                    "require 'capistrano/scm/git'\n"
+                                    "install_plugin Capistrano::SCM::Git\n";
+    auto key = p / "id_ed25519";
+    std::ofstream{key} << one.client_key().private_key;
+    fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write);
+    std::ofstream{p / "config" / "deploy.rb"}
+      << "set :application, 'app'\n"
+         "set :repo_url, 'file://" << repo.string() << "'\n"
+      << "set :deploy_to, '" << deploy_to.string() << "'\n"
+      << "set :branch, 'main'\n"
+         "set :keep_releases, 2\n"
+         "set :local_user, 'alice'\n"
+         "append :linked_files, 'config/database.yml'\n"
+         "append :linked_dirs, 'log', 'tmp/pids'\n"
+         "set :ssh_options, { keys: ['" << key.string() << "'], "
+      << "auth_methods: %w(publickey), user_known_hosts_file: '"
+      << known_hosts.string() << "', verify_host_key: :always }\n"
+      << "namespace :deploy do\n"
+         "  after :published, :restart_app do\n"
+         "    on roles(:app) do\n"
+         "      within current_path do\n"
+         "        execute :sh, '-c', %q('echo restarted > tmp/pids/restart.txt')\n"
+         "      end\n"
+         "    end\n"
+         "  end\n"
+         "end\n";
+    std::ofstream{p / "config" / "deploy" / "production.rb"}
+      << "server '127.0.0.1', user: '" << one.user()
+      << "', port: " << one.port() << ", roles: %w{app}\n";
+    return p;
+  }
+
+  run_result cap(const fs::path& project, const std::string& task) {
+    return run("cd " + project.string() + " && cap production " + task);
+  }
+};
+
+void check_release(const fs::path& d, const std::string& release,
+                   const std::string& sha, const std::string& version) {
+  auto r = d / "releases" / release;
+  BOOST_TEST(slurp(r / "REVISION") == sha + "\n");
+  BOOST_TEST(slurp(r / "VERSION") == version + "\n");
+  BOOST_TEST(fs::read_symlink(r / "config" / "database.yml")
+             == d / "shared" / "config" / "database.yml");
+  BOOST_TEST(fs::read_symlink(r / "log") == d / "shared" / "log");
+  BOOST_TEST(fs::read_symlink(r / "tmp" / "pids") == d / "shared" / "tmp" / "pids");
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(capistrano_native_suite, fixture)
+
+BOOST_AUTO_TEST_CASE(deploys_to_two_hosts_in_parallel_with_capistranos_layout) {
+  auto a = prepared("a");
+  auto b = prepared("b");
+  auto rec = std::make_shared<record>();
+  auto out = deploy(config({host(one, a), host(two, b)}), "deploy", shas[0],
+                    rec);
+  BOOST_TEST(out.state == "success", out.description);
+  BOOST_TEST(out.description
+             == "Deployed main (" + shas[0].substr(0, 7)
+                  + ") to production on 2 hosts");
+  for (auto& d : {a, b}) {
+    auto l = read_layout(d);
+    BOOST_REQUIRE(l.releases.size() == 1u);
+    BOOST_TEST(std::regex_match(l.releases[0], std::regex{"[0-9]{14}"}));
+    BOOST_TEST(l.current == l.releases[0]);
+    BOOST_TEST(fs::read_symlink(d / "current") == d / "releases" / l.releases[0]);
+    check_release(d, l.releases[0], shas[0], "1");
+    BOOST_TEST(fs::exists(d / "repo" / "HEAD"));
+    BOOST_TEST(slurp(d / "shared" / "tmp" / "pids" / "restart.txt")
+               == "restarted\n");
+    BOOST_REQUIRE(l.log.size() == 1u);
+    BOOST_TEST(l.log[0]
+               == "Branch main (at " + shas[0] + ") deployed as release "
+                    + l.releases[0] + " by alice");
+  }
+  // Each host's own task: deploy:migrate in current, lines prefixed.
+  rec = std::make_shared<record>();
+  auto migrated = deploy(config({host(one, a), host(two, b)}),
+                         "deploy:migrate", shas[0], rec);
+  BOOST_TEST(migrated.state == "success", migrated.description);
+  auto lines = rec->texts(stream::out);
+  std::set<std::string> got(lines.begin(), lines.end());
+  BOOST_TEST(got.count("127.0.0.1:" + std::to_string(one.port())
+                       + " migrating 1"));
+  BOOST_TEST(got.count("127.0.0.1:" + std::to_string(two.port())
+                       + " migrating 1"));
+}
+
+BOOST_AUTO_TEST_CASE(three_deploys_and_a_rollback_match_the_real_cap) {
+  auto mine = prepared("heaven");
+  auto theirs = prepared("cap");
+  auto project = cap_project(theirs);
+  auto cfg = config({host(one, mine)});
+  for (int i = 0; i < 3; ++i) {
+    // Releases are named by the second, as Capistrano names them.
+    std::this_thread::sleep_for(1100ms);
+    auto out = deploy(cfg, "deploy", shas[i]);
+    BOOST_TEST(out.state == "success", out.description);
+    // cap deploys what `main` is: move it to the same commit.
+    sh("git -C " + repo.string() + " reset -q --hard " + shas[i]);
+    auto c = cap(project, "deploy");
+    BOOST_TEST(c.status == 0, c.out);
+  }
+  auto h = read_layout(mine);
+  auto c = read_layout(theirs);
+  // keep_releases 2: the oldest is gone from both.
+  BOOST_TEST(h.releases.size() == 2u);
+  BOOST_TEST(c.releases.size() == 2u);
+  BOOST_TEST(h.current == h.releases.back());
+  BOOST_TEST(c.current == c.releases.back());
+  check_release(mine, h.releases.back(), shas[2], "3");
+  check_release(theirs, c.releases.back(), shas[2], "3");
+  BOOST_REQUIRE(h.log.size() == c.log.size());
+  for (size_t i = 0; i < h.log.size(); ++i)
+    BOOST_TEST(without_timestamps(h.log[i]) == without_timestamps(c.log[i]));
+
+  auto back = deploy(cfg, "deploy:rollback", shas[2]);
+  BOOST_TEST(back.state == "success", back.description);
+  auto cr = cap(project, "deploy:rollback");
+  BOOST_TEST(cr.status == 0, cr.out);
+  h = read_layout(mine);
+  c = read_layout(theirs);
+  BOOST_TEST(h.releases.size() == 1u);
+  BOOST_TEST(c.releases.size() == 1u);
+  BOOST_TEST(h.current == h.releases.front());
+  BOOST_TEST(c.current == c.releases.front());
+  check_release(mine, h.current, shas[1], "2");
+  check_release(theirs, c.current, shas[1], "2");
+  BOOST_TEST(h.archives.size() == 1u);
+  BOOST_TEST(c.archives.size() == 1u);
+  BOOST_REQUIRE(h.log.size() == c.log.size());
+  for (size_t i = 0; i < h.log.size(); ++i)
+    BOOST_TEST(without_timestamps(h.log[i]) == without_timestamps(c.log[i]));
+  BOOST_TEST(h.log.back() == "alice rolled back to release " + h.current);
+
+  // A second rollback has nothing older to go to, in both tools.
+  auto none = deploy(cfg, "deploy:rollback", shas[2]);
+  BOOST_TEST(none.state == "failure");
+  BOOST_TEST(none.description.find("rollback failed on 127.0.0.1:")
+             == 0u, none.description);
+  BOOST_TEST(cap(project, "deploy:rollback").status != 0);
+}
+
+BOOST_AUTO_TEST_CASE(each_tool_rolls_back_the_others_release) {
+  auto shared_dir = prepared("both");
+  auto project = cap_project(shared_dir);
+  auto cfg = config({host(one, shared_dir)});
+  // cap makes release 1, heaven release 2; cap rolls heaven's back.
+  sh("git -C " + repo.string() + " reset -q --hard " + shas[0]);
+  auto c1 = cap(project, "deploy");
+  BOOST_TEST(c1.status == 0, c1.out);
+  std::this_thread::sleep_for(1100ms);
+  auto after_cap = deploy(cfg, "deploy", shas[1]);
+  BOOST_TEST(after_cap.state == "success", after_cap.description);
+  auto cr = cap(project, "deploy:rollback");
+  BOOST_TEST(cr.status == 0, cr.out);
+  auto l = read_layout(shared_dir);
+  BOOST_REQUIRE(l.releases.size() == 1u);
+  check_release(shared_dir, l.current, shas[0], "1");
+  // heaven makes a release, cap one after it, and heaven rolls cap's back.
+  std::this_thread::sleep_for(1100ms);
+  BOOST_TEST(deploy(cfg, "deploy", shas[1]).state == "success");
+  std::this_thread::sleep_for(1100ms);
+  sh("git -C " + repo.string() + " reset -q --hard " + shas[2]);
+  auto c2 = cap(project, "deploy");
+  BOOST_TEST(c2.status == 0, c2.out);
+  BOOST_TEST(deploy(cfg, "deploy:rollback", shas[2]).state == "success");
+  l = read_layout(shared_dir);
+  check_release(shared_dir, l.current, shas[1], "2");
+  BOOST_TEST(l.log.back() == "alice rolled back to release " + l.current);
+}
+
+BOOST_AUTO_TEST_CASE(a_wrong_host_key_fails_naming_the_host) {
+  auto a = prepared("a");
+  sshd_server other;
+  // known_hosts has `other`'s key for `one`'s address: a changed key.
+  write_known_hosts(known_hosts,
+                    {"[127.0.0.1]:" + std::to_string(one.port()) + " "
+                     + other.host_public_key()});
+  auto out = deploy(config({host(one, a)}), "deploy", shas[0]);
+  BOOST_TEST(out.state == "failure");
+  BOOST_TEST(out.description.find("check failed on 127.0.0.1:"
+                                  + std::to_string(one.port()))
+               == 0u,
+             out.description);
+  BOOST_TEST(out.description.find(one.host_fingerprint()) != std::string::npos,
+             out.description);
+  BOOST_TEST(!fs::exists(a / "releases"));
+}
+
+BOOST_AUTO_TEST_CASE(an_rsa_key_and_bad_config_are_errors_before_connecting) {
+  auto a = prepared("a");
+  auto rsa = make_key("rsa");
+  auto out = deploy(config({host(one, a)}), "deploy", shas[0], nullptr,
+                    rsa.private_key);
+  BOOST_TEST(out.state == "error");
+  BOOST_TEST(out.description == std::string{rsa_key_error});
+  auto bad = config({host(one, a)});
+  bad["linked_files"] = {"../etc/passwd"};
+  BOOST_TEST(deploy(bad, "deploy", shas[0]).description
+             == "payload.config.linked_files: '../etc/passwd' must be a "
+                "relative path without ..");
+  auto unknown = deploy(config({host(one, a)}), "deploy:nope", shas[0]);
+  BOOST_TEST(unknown.state == "error");
+  BOOST_TEST(unknown.description
+             == "unknown task deploy:nope (payload.config.tasks names: "
+                "deploy:migrate; deploy and deploy:rollback are built in)");
+  auto missing = prepared("m");
+  fs::remove(missing / "shared" / "config" / "database.yml");
+  auto lost = deploy(config({host(one, missing)}), "deploy", shas[0]);
+  BOOST_TEST(lost.state == "failure");
+  BOOST_TEST(!fs::exists(missing / "releases" / "current"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
