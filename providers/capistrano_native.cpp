@@ -161,7 +161,8 @@ bool capistrano_native_wanted(const std::string& payload_json) {
   return hosts != config.end() && !hosts->is_null() && !hosts->empty();
 }
 
-std::string read_cap_plan(const provider_job& job, cap_plan& plan) {
+std::string read_remote_hosts(const provider_job& job, cap_plan& plan,
+                              bool need_deploy_to) {
   auto config = config_of(job.request.payload_json);
   auto& env = job.request.environment;
   auto hosts = hosts_for(config, env);
@@ -207,10 +208,17 @@ std::string read_cap_plan(const provider_job& job, cap_plan& plan) {
       if (auto bad = check_deploy_to(host.deploy_to); !bad.empty())
         return bad;
     }
-    if (host.deploy_to.empty())
+    if (need_deploy_to && host.deploy_to.empty())
       return "payload.config.deploy_to is missing: where on the servers?";
     plan.hosts.push_back(std::move(host));
   }
+  return {};
+}
+
+std::string read_cap_plan(const provider_job& job, cap_plan& plan) {
+  if (auto why = read_remote_hosts(job, plan, true); !why.empty())
+    return why;
+  auto config = config_of(job.request.payload_json);
   plan.repo_url = job.request.clone_url;
   if (auto r = config.find("repo_url"); r != config.end() && r->is_string())
     plan.repo_url = r->get<std::string>();
@@ -467,13 +475,37 @@ void run_phase(self_ptr self) {
 
 } // namespace
 
-provider_actor::behavior_type capistrano_native(
+std::string cap_phases(const provider_job& job, cap_plan& plan,
+                       remote_phases& phases) {
+  if (auto why = read_cap_plan(job, plan); !why.empty())
+    return why;
+  auto& req = job.request;
+  auto release = utc_timestamp();
+  auto user = req.actor.empty() ? std::string{"heaven"} : req.actor;
+  if (req.task == "deploy") {
+    phases = {
+      {"check", cap_check_script(plan)},
+      {"update (release " + release + ")",
+       cap_update_script(plan, req.sha, release)},
+      {"publish", cap_publish_script(plan, release)},
+      {"finish", cap_finish_script(plan, req.ref, req.sha, release, user)},
+    };
+  } else if (req.task == "deploy:rollback") {
+    phases = {{"rollback", cap_rollback_script(plan, user)}};
+  } else {
+    phases = {{req.task, cap_task_script(plan)}};
+  }
+  return {};
+}
+
+provider_actor::behavior_type remote_steps(
   provider_actor::stateful_pointer<capistrano_native_state> self,
-  provider_job job, caf::actor deployment, capistrano_native_config cfg) {
+  provider_job job, caf::actor deployment, capistrano_native_config cfg,
+  remote_planner planner) {
   auto& st = self->state;
   st.job = std::move(job);
   st.deployment = std::move(deployment);
-  auto why = read_cap_plan(st.job, st.plan);
+  auto why = planner(st.job, st.plan, st.phases);
   if (why.empty())
     why = private_key_problem(cfg.private_key);
   if (why.empty() && cfg.known_hosts.empty())
@@ -483,26 +515,7 @@ provider_actor::behavior_type capistrano_native(
     finish(self, "error", why);
     return provider_actor::behavior_type::make_empty_behavior();
   }
-  auto& req = st.job.request;
-  auto release = utc_timestamp();
-  auto& plan = st.plan;
-  if (req.task == "deploy") {
-    st.phases = {
-      {"check", cap_check_script(plan)},
-      {"update (release " + release + ")",
-       cap_update_script(plan, req.sha, release)},
-      {"publish", cap_publish_script(plan, release)},
-      {"finish", cap_finish_script(plan, req.ref, req.sha, release,
-                                   req.actor.empty() ? "heaven" : req.actor)},
-    };
-  } else if (req.task == "deploy:rollback") {
-    st.phases = {{"rollback", cap_rollback_script(
-                                plan, req.actor.empty() ? "heaven"
-                                                        : req.actor)}};
-  } else {
-    st.phases = {{req.task, cap_task_script(plan)}};
-  }
-  for (auto& h : plan.hosts) {
+  for (auto& h : st.plan.hosts) {
     ssh_options opts;
     opts.host = h.host;
     opts.port = h.port;
@@ -524,6 +537,13 @@ provider_actor::behavior_type capistrano_native(
     [](exited_atom, exit_info&) {},
     [](kill_atom) {},
   };
+}
+
+provider_actor::behavior_type capistrano_native(
+  provider_actor::stateful_pointer<capistrano_native_state> self,
+  provider_job job, caf::actor deployment, capistrano_native_config cfg) {
+  return remote_steps(self, std::move(job), std::move(deployment),
+                      std::move(cfg), cap_phases);
 }
 
 } // namespace heaven

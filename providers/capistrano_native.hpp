@@ -72,9 +72,17 @@ struct cap_plan {
   std::vector<std::string> task_commands;
 };
 
-/// True when `payload_json`'s config names servers for `environment`: the
-/// capistrano provider then runs natively instead of the Capfile.
+/// True when `payload_json`'s config names servers (`hosts`): the
+/// capistrano and fabric providers then run natively, over SSH.
 bool capistrano_native_wanted(const std::string& payload_json);
+
+/// Scripts to run on every host, phase after phase, with their names.
+using remote_phases = std::vector<std::pair<std::string, std::string>>;
+
+/// Reads `payload.config.hosts` (and `user`, `deploy_to`) for the job's
+/// environment into `plan.hosts`; returns "" or what is wrong.
+std::string read_remote_hosts(const provider_job& job, cap_plan& plan,
+                              bool need_deploy_to);
 
 /// Reads and checks the plan of `job`; returns "" or what is wrong.
 std::string read_cap_plan(const provider_job& job, cap_plan& plan);
@@ -102,6 +110,15 @@ std::string cap_task_script(const cap_plan& plan);
 /// `script` for `host`: HEAVEN_DEPLOY_TO set to its (quoted) deploy_to.
 std::string on_host(const cap_host& host, const std::string& script);
 
+/// Reads a job into its hosts and phases; returns "" or why it can't run.
+using remote_planner = std::function<std::string(
+  const provider_job&, cap_plan&, remote_phases&)>;
+
+/// capistrano's planner: check, update, publish, finish (or rollback, or a
+/// named task).
+std::string cap_phases(const provider_job& job, cap_plan& plan,
+                       remote_phases& phases);
+
 /// State of the native CAPISTRANO provider.
 struct capistrano_native_state {
   static inline const char* name = "capistrano";
@@ -109,14 +126,23 @@ struct capistrano_native_state {
   caf::actor deployment;
   cap_plan plan;
   std::vector<ssh_actor> sessions;
-  /// Scripts of the phases still to run, in order, with their names.
-  std::vector<std::pair<std::string, std::string>> phases;
+  /// Scripts of the phases, in order, with their names.
+  remote_phases phases;
   size_t phase = 0;
   /// Hosts still running the current phase, and the first failure in it.
   size_t waiting = 0;
   std::string failure;
   bool done = false;
 };
+
+/// A provider that runs `planner`'s phases on every host over SSH, all
+/// hosts at once, each phase on all of them before the next; `failure`
+/// naming the first host and phase that failed. Used by capistrano's and
+/// fabric's native modes.
+provider_actor::behavior_type remote_steps(
+  provider_actor::stateful_pointer<capistrano_native_state> self,
+  provider_job job, caf::actor deployment, capistrano_native_config cfg,
+  remote_planner planner);
 
 /// The native CAPISTRANO provider actor.
 provider_actor::behavior_type capistrano_native(

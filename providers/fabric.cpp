@@ -5,6 +5,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
+#include <nlohmann/json.hpp>
 
 #include "actors/validate.hpp"
 
@@ -84,11 +85,6 @@ std::string expand_command_format(std::string_view format,
 
 std::string fabfile_plan(const provider_job& job, command_plan& plan) {
   auto& req = job.request;
-  // Native mode (named command lists run over the ssh actor on every host)
-  // will take these deployments; until it exists they are refused.
-  if (config_names(job, "hosts"))
-    return "fabric's native mode (payload.config.hosts) is not available in "
-           "this heaven yet: remove hosts to use the repository's fabfile";
   std::string why;
   auto dir = checkout_dir(job, why);
   if (!why.empty())
@@ -119,11 +115,60 @@ std::string fabfile_plan(const provider_job& job, command_plan& plan) {
   return {};
 }
 
-provider_factory fabric_provider() {
-  return [](caf::actor_system& sys, provider_job job,
-            caf::actor deployment) -> provider_actor {
-    // The native mode's actor will be chosen here when payload.config.hosts
-    // names the hosts; for now fabfile_plan refuses such a deployment.
+std::string fabric_native_phases(const provider_job& job, cap_plan& plan,
+                                 remote_phases& phases) {
+  if (auto why = read_remote_hosts(job, plan, false); !why.empty())
+    return why;
+  auto& req = job.request;
+  auto payload = nlohmann::json::parse(req.payload_json, nullptr, false);
+  auto name = req.task == "deploy" ? req.task
+                                   : req.task.substr(req.task.find(':') + 1);
+  const nlohmann::json* tasks = nullptr;
+  if (payload.is_object() && payload.contains("config")
+      && payload["config"].is_object() && payload["config"].contains("tasks")
+      && payload["config"]["tasks"].is_object())
+    tasks = &payload["config"]["tasks"];
+  if (!tasks || !tasks->contains(name)) {
+    std::string known;
+    if (tasks)
+      for (auto& [k, v] : tasks->items())
+        known += (known.empty() ? "" : ", ") + k;
+    return "unknown fabric task " + name + " (payload.config.tasks names: "
+           + (known.empty() ? "none" : known) + ")";
+  }
+  auto& list = (*tasks)[name];
+  if (!list.is_array() || list.empty())
+    return "payload.config.tasks." + name + " must be a list of commands";
+  // The deployment's values as quoted words: %{ref} etc. in a command, and
+  // the variables the shell provider sets.
+  std::string script = "set -e\n";
+  script += "BRANCH=" + shell_quote(req.ref) + "; SHA=" + shell_quote(req.sha)
+            + "; DEPLOY_ENV=" + shell_quote(req.environment)
+            + "; DEPLOY_TASK=" + shell_quote(req.task) + "\n"
+            + "export BRANCH SHA DEPLOY_ENV DEPLOY_TASK\n";
+  for (auto& c : list) {
+    if (!c.is_string())
+      return "payload.config.tasks." + name + " must be a list of commands";
+    std::string why;
+    auto command = expand_command_format(c.get<std::string>(), req, why);
+    if (!why.empty())
+      return "payload.config.tasks." + name + ": " + why;
+    script += "(" + command + ")\n";
+  }
+  phases = {{"fabric " + name, script}};
+  return {};
+}
+
+provider_factory fabric_provider(capistrano_native_config native) {
+  return [native](caf::actor_system& sys, provider_job job,
+                  caf::actor deployment) -> provider_actor {
+    if (capistrano_native_wanted(job.request.payload_json)) {
+      auto cfg = native;
+      if (auto key = get_env(job.env, "DEPLOYMENT_PRIVATE_KEY"))
+        cfg.private_key = unescape_private_key(*key);
+      return sys.spawn(remote_steps, std::move(job), std::move(deployment),
+                       std::move(cfg), remote_planner{fabric_native_phases});
+    }
     return sys.spawn(command_provider, std::move(job), std::move(deployment),
                      command_planner{fabfile_plan});
   };

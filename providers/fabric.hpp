@@ -1,13 +1,16 @@
-/// The fabric provider. fabfile mode: the repository's own fabfile, run with
-/// the real `fab` (Fabric 2) in the checkout, or with the operator's
-/// DEPLOY_COMMAND_FORMAT. A native mode (heaven running named command lists
-/// over SSH when `payload.config.hosts` names the hosts) is not built yet:
-/// such a deployment is refused with an `error` that says so.
+/// The fabric provider. Native mode when `payload.config.hosts` names the
+/// hosts: the commands of `payload.config.tasks.<name>` (task `deploy` →
+/// tasks.deploy, `deploy:<name>` → tasks.<name>) run over SSH on every host
+/// at once, with %{ref}, %{sha}, %{environment} and %{task} filled in
+/// shell-quoted and BRANCH, SHA, DEPLOY_ENV, DEPLOY_TASK exported. fabfile
+/// mode otherwise: the repository's own fabfile, run with the real `fab`
+/// (Fabric 2) in the checkout, or with the operator's DEPLOY_COMMAND_FORMAT.
 #pragma once
 
 #include <string>
 #include <string_view>
 
+#include "providers/capistrano_native.hpp"
 #include "providers/registry.hpp"
 #include "providers/shell.hpp"
 
@@ -34,14 +37,17 @@ std::string expand_command_format(std::string_view format,
 /// a `branch_name` parameter, as with Heaven's Fabric 1 default
 /// `fab -R %{environment} %{task}:branch_name=%{ref}` (Fabric 2 has no
 /// roles: the environment is in DEPLOY_ENV). Either way BRANCH, SHA,
-/// DEPLOY_ENV and DEPLOY_TASK are set on top of `job.env`. Returns why not
-/// when the config names `hosts` (native mode, not available yet).
+/// DEPLOY_ENV and DEPLOY_TASK are set on top of `job.env`.
 std::string fabfile_plan(const provider_job& job, command_plan& plan);
 
 /// The factory that spawns one FABRIC provider actor per deployment (needs
 /// the checkout). Success: "Deployed <ref> (<sha7>) to <env> with fab";
 /// failure: "fab <task> exited with status N" (or "DEPLOY_COMMAND_FORMAT
 /// command exited with status N").
-provider_factory fabric_provider();
+provider_factory fabric_provider(capistrano_native_config native = {});
+
+/// Native mode's planner: the task's commands, one phase on every host.
+std::string fabric_native_phases(const provider_job& job, cap_plan& plan,
+                                 remote_phases& phases);
 
 } // namespace heaven

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 
 #include "providers/capistrano_native.hpp"
+#include "providers/fabric.hpp"
 #include "tests/support/recorder.hpp"
 #include "tests/support/sshd.hpp"
 
@@ -405,6 +406,59 @@ BOOST_AUTO_TEST_CASE(an_rsa_key_and_bad_config_are_errors_before_connecting) {
   auto lost = deploy(config({host(one, missing)}), "deploy", shas[0]);
   BOOST_TEST(lost.state == "failure");
   BOOST_TEST(!fs::exists(missing / "releases" / "current"));
+}
+
+BOOST_AUTO_TEST_CASE(fabric_runs_the_named_commands_on_every_host_safely) {
+  auto marks = tmp.path / "marks";
+  fs::create_directories(marks);
+  json cfg = {{"provider", "fabric"},
+              {"hosts",
+               {{"production",
+                 {one.user() + "@127.0.0.1:" + std::to_string(one.port()),
+                  two.user() + "@127.0.0.1:" + std::to_string(two.port())}}}},
+              {"tasks",
+               {{"deploy",
+                 {"printf 'ref=[%s] task=[%s]\\n' %{ref} %{task}",
+                  "printf 'env=[%s]\\n' \"$DEPLOY_ENV\"",
+                  "touch " + marks.string() + "/$(hostname)-ran"}}}}};
+  auto rec = std::make_shared<record>();
+  auto sink = sys.spawn(recorder, rec);
+  provider_job job;
+  job.id = 2;
+  job.request.sha = shas[0];
+  // A ref that would run a command if it were pasted into a shell.
+  job.request.ref = "x; touch " + marks.string() + "/pwned; $(touch "
+                    + marks.string() + "/pwned2)";
+  job.request.environment = "production";
+  job.request.task = "deploy";
+  job.request.payload_json = json{{"config", cfg}}.dump();
+  capistrano_native_config c;
+  c.known_hosts = known_hosts.string();
+  c.private_key = one.client_key().private_key;
+  auto factory = fabric_provider(c);
+  auto p = factory(sys, job, sink);
+  BOOST_REQUIRE(rec->wait([&] { return !rec->results.empty(); }, 120s));
+  BOOST_TEST(rec->results.front().state == "success",
+             rec->results.front().description);
+  auto lines = rec->texts(stream::out);
+  std::set<std::string> got(lines.begin(), lines.end());
+  for (auto* s : {&one, &two}) {
+    auto label = "127.0.0.1:" + std::to_string(s->port());
+    BOOST_TEST(got.count(label + " ref=[" + job.request.ref
+                         + "] task=[deploy]"));
+    BOOST_TEST(got.count(label + " env=[production]"));
+  }
+  BOOST_TEST(!fs::exists(marks / "pwned"));
+  BOOST_TEST(!fs::exists(marks / "pwned2"));
+  // A task the config doesn't name runs nothing.
+  rec = std::make_shared<record>();
+  sink = sys.spawn(recorder, rec);
+  job.request.task = "deploy:nope";
+  factory(sys, job, sink);
+  BOOST_REQUIRE(rec->wait([&] { return !rec->results.empty(); }, 60s));
+  BOOST_TEST(rec->results.front().description
+             == "unknown fabric task nope (payload.config.tasks names: "
+                "deploy)");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

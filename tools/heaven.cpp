@@ -53,8 +53,8 @@ std::shared_ptr<provider_registry> make_providers(const settings& cfg,
   capistrano_native_config native;
   native.known_hosts = cfg.known_hosts;
   native.connect_timeout_ms = cfg.ssh_connect_timeout_ms;
-  reg->add("capistrano", capistrano_provider(std::move(native)));
-  reg->add("fabric", fabric_provider());
+  reg->add("capistrano", capistrano_provider(native));
+  reg->add("fabric", fabric_provider(native));
   reg->add("ansible", ansible_provider());
   api_config api;
   api.http = http;
