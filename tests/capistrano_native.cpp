@@ -25,6 +25,7 @@
 
 #include "providers/capistrano_native.hpp"
 #include "providers/fabric.hpp"
+#include "tests/support/heaven_process.hpp"
 #include "tests/support/recorder.hpp"
 #include "tests/support/sshd.hpp"
 
@@ -36,30 +37,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct run_result {
-  int status = -1;
-  std::string out;
-};
-
-run_result run(const std::string& cmd) {
-  run_result r;
-  auto pipe = popen((cmd + " 2>&1").c_str(), "r");
-  BOOST_REQUIRE(pipe != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0)
-    r.out.append(buf, n);
-  auto rc = pclose(pipe);
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return r;
-}
-
 std::string sh(const std::string& cmd) {
-  auto r = run(cmd);
-  BOOST_REQUIRE_MESSAGE(r.status == 0, cmd + "\n" + r.out);
-  while (!r.out.empty() && r.out.back() == '\n')
-    r.out.pop_back();
-  return r.out;
+  return run_checked(cmd);
 }
 
 std::string slurp(const fs::path& p) {
@@ -224,8 +203,8 @@ struct fixture {
     return p;
   }
 
-  run_result cap(const fs::path& project, const std::string& task) {
-    return run("cd " + project.string() + " && cap production " + task);
+  command_result cap(const fs::path& project, const std::string& task) {
+    return run_command("cd " + project.string() + " && cap production " + task);
   }
 };
 

@@ -31,37 +31,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// What a command printed and how it ended.
-struct command_result {
-  int status = -1;
-  std::string out;
-};
-
-/// Runs `cmd` with a shell, stdout and stderr together.
-command_result run(const std::string& cmd) {
-  command_result result;
-  auto pipe = popen((cmd + " 2>&1").c_str(), "r");
-  BOOST_REQUIRE(pipe != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0)
-    result.out.append(buf, n);
-  auto rc = pclose(pipe);
-  result.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return result;
-}
-
 std::string sh(const std::string& cmd) {
-  auto r = run(cmd);
-  BOOST_REQUIRE_MESSAGE(r.status == 0, "command failed: " + cmd + "\n" + r.out);
-  while (!r.out.empty() && r.out.back() == '\n')
-    r.out.pop_back();
-  return r.out;
+  return run_checked(cmd);
 }
 
 /// The heaven command line on data directory `data` (no config file).
 command_result heaven_cli(const fs::path& data, const std::string& args) {
-  return run("HEAVEN_CONFIG=/dev/null " + std::string{HEAVEN_BINARY} + " "
+  return run_command("HEAVEN_CONFIG=/dev/null " + std::string{HEAVEN_BINARY} + " "
              + args + " --data-dir " + data.string());
 }
 

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "providers/capistrano_native.hpp"
+#include "tests/support/heaven_process.hpp"
 #include "tests/support/recorder.hpp"
 #include "tests/support/sshd.hpp"
 
@@ -99,35 +100,8 @@ std::optional<options> parse(int argc, char** argv) {
   return o;
 }
 
-/// A command's exit status and its output (stdout and stderr).
-struct run_result {
-  int status = -1;
-  std::string out;
-};
-
-/// Runs `cmd` through the shell and collects its output.
-run_result run(const std::string& cmd) {
-  run_result r;
-  auto pipe = popen((cmd + " 2>&1").c_str(), "r");
-  if (pipe == nullptr)
-    throw std::runtime_error("popen failed: " + cmd);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0)
-    r.out.append(buf, n);
-  auto rc = pclose(pipe);
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return r;
-}
-
-/// Runs `cmd`; its output without trailing newlines, or throws naming it.
 std::string sh(const std::string& cmd) {
-  auto r = run(cmd);
-  if (r.status != 0)
-    throw std::runtime_error(cmd + " failed:\n" + r.out);
-  while (!r.out.empty() && r.out.back() == '\n')
-    r.out.pop_back();
-  return r.out;
+  return heaven::test::run_checked(cmd);
 }
 
 /// Seconds since `start`.
@@ -330,7 +304,7 @@ struct bench {
   /// or a negative number when it failed.
   double cap_deploy(const fs::path& project) {
     auto start = clock_type::now();
-    auto r = run("cd " + project.string() + " && cap production deploy");
+    auto r = heaven::test::run_command("cd " + project.string() + " && cap production deploy");
     auto took = seconds_since(start);
     std::ofstream{project / "cap-output.txt", std::ios::app} << r.out;
     if (r.status != 0) {

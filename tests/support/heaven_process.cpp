@@ -1,5 +1,7 @@
 #include "tests/support/heaven_process.hpp"
 
+#include <cstdio>
+
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -305,6 +307,29 @@ std::vector<std::string> states(const std::vector<recorded_request>& reqs) {
   for (auto& r : reqs)
     result.push_back(json::parse(r.body).at("state"));
   return result;
+}
+
+command_result run_command(const std::string& cmd) {
+  command_result r;
+  auto pipe = popen((cmd + " 2>&1").c_str(), "r");
+  if (pipe == nullptr)
+    throw std::runtime_error("popen failed: " + cmd);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0)
+    r.out.append(buf, n);
+  auto rc = pclose(pipe);
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return r;
+}
+
+std::string run_checked(const std::string& cmd) {
+  auto r = run_command(cmd);
+  if (r.status != 0)
+    throw std::runtime_error(cmd + " failed:\n" + r.out);
+  while (!r.out.empty() && r.out.back() == '\n')
+    r.out.pop_back();
+  return r.out;
 }
 
 int64_t id_of(const heaven_server& h, int64_t github_id) {

@@ -57,6 +57,20 @@ struct deployment_fields {
 /// The JSON of a `deployment` event (the shape GitHub sends) of `f`.
 nlohmann::json deployment_event(const deployment_fields& f);
 
+/// What a shell command printed (stdout and stderr together) and its exit
+/// status (-1 when a signal ended it).
+struct command_result {
+  int status = -1;
+  std::string out;
+};
+
+/// Runs `cmd` with /bin/sh and collects its output.
+command_result run_command(const std::string& cmd);
+
+/// Runs `cmd`; returns its output without trailing newlines, or throws
+/// std::runtime_error naming the command and showing its output.
+std::string run_checked(const std::string& cmd);
+
 /// A `heaven serve` child process just started by `launch_heaven`.
 struct launched_heaven {
   pid_t pid = -1;
