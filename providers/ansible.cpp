@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/ssh.hpp"
+
 namespace fs = std::filesystem;
 
 namespace heaven {
@@ -68,29 +70,9 @@ bool utf8_locale(const string_pairs& env) {
   return false;
 }
 
-/// Removes `env`'s `key`.
-void erase_env(string_pairs& env, std::string_view key) {
-  env.erase(std::remove_if(env.begin(), env.end(),
-                           [&](auto& kvp) { return kvp.first == key; }),
-            env.end());
-}
 
 } // namespace
 
-std::string private_key_text(std::string_view value) {
-  std::string result;
-  for (size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\\' && i + 1 < value.size() && value[i + 1] == 'n') {
-      result += '\n';
-      ++i;
-    } else {
-      result += value[i];
-    }
-  }
-  if (!result.empty() && result.back() != '\n')
-    result += '\n';
-  return result;
-}
 
 std::string ansible_plan(const provider_job& job, command_plan& plan) {
   std::string why;
@@ -115,7 +97,7 @@ std::string ansible_plan(const provider_job& job, command_plan& plan) {
     auto pattern = (fs::path{dir}.parent_path()
                     / (fs::path{dir}.filename().string() + ".key-XXXXXX"))
                      .string();
-    auto path = write_private_file(pattern, private_key_text(*key), why);
+    auto path = write_private_file(pattern, unescape_private_key(*key), why);
     if (!why.empty())
       return why;
     plan.cleanup = [path] {

@@ -10,11 +10,6 @@
 
 namespace heaven {
 
-/// DEPLOYMENT_PRIVATE_KEY as a key file's text: each literal "\n" (the
-/// one-line form Heaven's operators store) becomes a newline, and the text
-/// ends with a newline (OpenSSH refuses a key without one).
-std::string private_key_text(std::string_view value);
-
 /// The plan: `ansible-playbook -i ansible/hosts ansible/site.yml
 /// --extra-vars <json>` (argv, no shell) in the checkout, the JSON holding
 /// `heaven_deploy_sha` and, when DEPLOYMENT_PRIVATE_KEY is in `job.env`,

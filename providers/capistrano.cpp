@@ -20,7 +20,8 @@ namespace {
 constexpr std::string_view capfile_names[] = {"Capfile", "capfile",
                                                "Capfile.rb", "capfile.rb"};
 
-/// True when the checkout at `dir` has a Capfile.
+} // namespace
+
 bool has_capfile(const std::string& dir) {
   std::error_code ec;
   for (auto name : capfile_names)
@@ -29,8 +30,6 @@ bool has_capfile(const std::string& dir) {
   return false;
 }
 
-/// True for a stage name cap can only read as a stage: one word of
-/// [A-Za-z0-9_.-], not starting with '-' (cap would read an option).
 bool safe_stage(std::string_view text) {
   if (text.empty() || text.front() == '-')
     return false;
@@ -39,8 +38,6 @@ bool safe_stage(std::string_view text) {
       return false;
   return true;
 }
-
-} // namespace
 
 std::string capfile_plan(const provider_job& job, command_plan& plan) {
   auto& req = job.request;
@@ -64,7 +61,7 @@ std::string capfile_plan(const provider_job& job, command_plan& plan) {
   plan.label = "cap " + req.environment + " " + req.task;
   plan.announce = "Running " + plan.label;
   plan.success = deployed_with(job, "cap");
-  return {};
+  return use_deploy_key_agent(plan);
 }
 
 provider_factory capistrano_provider(capistrano_native_config native) {

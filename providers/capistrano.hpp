@@ -6,12 +6,20 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "providers/capistrano_native.hpp"
 #include "providers/registry.hpp"
 #include "providers/shell.hpp"
 
 namespace heaven {
+
+/// True when the checkout at `dir` has a Capfile (any name cap reads).
+bool has_capfile(const std::string& dir);
+
+/// True for a stage name cap can only read as a stage: one word of
+/// [A-Za-z0-9_.-], not starting with '-' (cap would read an option).
+bool safe_stage(std::string_view text);
 
 /// The plan of Capfile mode: `cap <environment> <task>` (argv, no shell) in
 /// the checkout, with BRANCH=<ref>, SHA, DEPLOY_ENV and DEPLOY_TASK on top of

@@ -104,7 +104,7 @@ std::string fabfile_plan(const provider_job& job, command_plan& plan) {
     // The operator's command may hold what the log must not: not shown.
     plan.label = "DEPLOY_COMMAND_FORMAT command";
     plan.announce = "Running the DEPLOY_COMMAND_FORMAT command";
-    return {};
+    return use_deploy_key_agent(plan);
   }
   if (!valid_task(req.task))
     return "task " + req.task + " is not a deploy task";
@@ -112,7 +112,7 @@ std::string fabfile_plan(const provider_job& job, command_plan& plan) {
   plan.argv = {"fab", task, "--branch-name=" + req.ref};
   plan.label = "fab " + task;
   plan.announce = "Running fab " + task + " --branch-name=" + req.ref;
-  return {};
+  return use_deploy_key_agent(plan);
 }
 
 std::string fabric_native_phases(const provider_job& job, cap_plan& plan,

@@ -1,11 +1,18 @@
 #include "providers/shell.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <string>
 #include <system_error>
 
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <caf/actor_cast.hpp>
@@ -15,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/process.hpp"
+#include "actors/ssh.hpp"
 #include "actors/validate.hpp"
 
 namespace fs = std::filesystem;
@@ -94,6 +102,28 @@ deployment_actor sink(const command_state& st) {
   return caf::actor_cast<deployment_actor>(st.deployment);
 }
 
+/// Starts the current step of the plan (a `before` step or the command).
+void run_step(provider_actor::stateful_pointer<command_state> self) {
+  auto& st = self->state;
+  auto& plan = st.plan;
+  bool command = st.step >= plan.before.size();
+  auto& announce = command ? plan.announce : plan.before[st.step].announce;
+  if (st.deployment && !announce.empty())
+    self->send(sink(st), log_atom::value, log_line{stream::heaven, announce});
+  process_spec spec;
+  spec.argv = command ? plan.argv : plan.before[st.step].argv;
+  spec.cwd = plan.cwd;
+  spec.env = plan.env;
+  if (!command)
+    for (auto& [key, value] : plan.before[st.step].extra_env)
+      set_env(spec.env, key, value);
+  spdlog::info("deployment {} runs {} in {}", st.job.id,
+               command ? plan.label : plan.before[st.step].label, spec.cwd);
+  st.pgid = 0;
+  spawn_process(self->system(), std::move(spec), st.deployment,
+                caf::actor_cast<caf::actor>(self));
+}
+
 /// The shell provider's plan: the checked script, run as it is.
 std::string shell_plan(const provider_job& job, command_plan& plan) {
   auto script = deploy_script(job.request.payload_json);
@@ -147,6 +177,103 @@ string_pairs deployment_env(const provider_job& job) {
   set_env(env, "DEPLOY_ENV", req.environment);
   set_env(env, "DEPLOY_TASK", req.task);
   return env;
+}
+
+void erase_env(string_pairs& env, std::string_view key) {
+  env.erase(std::remove_if(env.begin(), env.end(),
+                           [&](auto& kvp) { return kvp.first == key; }),
+            env.end());
+}
+
+namespace {
+
+/// Starts `ssh-agent -D -a <socket>` in a session of its own with
+/// /dev/null for stdin, stdout and stderr; returns its pid, or -1 with `why`.
+pid_t start_agent(const std::string& socket, const string_pairs& env,
+                  std::string& why) {
+  std::vector<std::string> args{"ssh-agent", "-D", "-a", socket};
+  std::vector<char*> argv;
+  for (auto& arg : args)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> vars;
+  for (auto& [key, value] : env)
+    vars.push_back(key + "=" + value);
+  std::vector<char*> envp;
+  for (auto& var : vars)
+    envp.push_back(var.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  for (int fd = 0; fd < 3; ++fd)
+    posix_spawn_file_actions_addopen(&actions, fd, "/dev/null",
+                                     fd == 0 ? O_RDONLY : O_WRONLY, 0);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = -1;
+  auto rc = ::posix_spawnp(&pid, "ssh-agent", &actions, &attr, argv.data(),
+                           envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    why = "cannot start ssh-agent for DEPLOYMENT_PRIVATE_KEY: "
+          + std::string{std::strerror(rc)};
+    return -1;
+  }
+  return pid;
+}
+
+} // namespace
+
+std::string use_deploy_key_agent(command_plan& plan) {
+  constexpr auto variable = "DEPLOYMENT_PRIVATE_KEY";
+  auto key = get_env(plan.env, variable);
+  erase_env(plan.env, variable);
+  if (!key || key->empty())
+    return {};
+  // A socket path must fit in 108 bytes: a short directory under /tmp.
+  std::string dir = "/tmp/heaven-agent-XXXXXX";
+  if (::mkdtemp(dir.data()) == nullptr)
+    return "cannot create a directory for this deployment's ssh-agent: "
+           + std::string{std::strerror(errno)};
+  auto socket = dir + "/agent.sock";
+  std::string why;
+  auto pid = start_agent(socket, plan.env, why);
+  if (pid < 0) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return why;
+  }
+  erase_env(plan.env, "SSH_AGENT_PID");
+  set_env(plan.env, "SSH_AUTH_SOCK", socket);
+  // The agent creates its socket right after it starts: wait for it (5 s
+  // at most), then hand the key over on ssh-add's stdin.
+  command_step load;
+  load.argv = {"/bin/sh", "-c",
+               "i=0; while [ ! -S \"$SSH_AUTH_SOCK\" ] && [ $i -lt 100 ]; "
+               "do sleep 0.05; i=$((i+1)); done; "
+               "printf '%s' \"$HEAVEN_DEPLOY_KEY\" | ssh-add -q -"};
+  load.label = "ssh-add (loading DEPLOYMENT_PRIVATE_KEY)";
+  load.announce = "Loading DEPLOYMENT_PRIVATE_KEY into this deployment's "
+                  "ssh-agent";
+  load.extra_env = {{"HEAVEN_DEPLOY_KEY", unescape_private_key(*key)}};
+  plan.before.insert(plan.before.begin(), std::move(load));
+  auto previous = std::move(plan.cleanup);
+  plan.cleanup = [pid, dir, previous] {
+    if (previous)
+      previous();
+    ::kill(pid, SIGTERM);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  };
+  return {};
 }
 
 bool config_names(const provider_job& job, std::string_view key) {
@@ -206,17 +333,7 @@ command_provider(provider_actor::stateful_pointer<command_state> self,
     finish("error", why);
     return provider_actor::behavior_type::make_empty_behavior();
   }
-  if (st.deployment && !st.plan.announce.empty())
-    self->send(sink(st), log_atom::value,
-               log_line{stream::heaven, st.plan.announce});
-  process_spec spec;
-  spec.argv = st.plan.argv;
-  spec.cwd = st.plan.cwd;
-  spec.env = st.plan.env;
-  spdlog::info("deployment {} runs {} in {}", st.job.id, st.plan.label,
-               spec.cwd);
-  spawn_process(self->system(), std::move(spec), st.deployment,
-                caf::actor_cast<caf::actor>(self));
+  run_step(self);
   auto terminate = [self] {
     auto& st = self->state;
     spdlog::info("deployment {} sends SIGTERM to process group {}", st.job.id,
@@ -261,7 +378,14 @@ command_provider(provider_actor::stateful_pointer<command_state> self,
         st.ended = info;
         return;
       }
-      auto& label = st.plan.label;
+      bool command = st.step >= st.plan.before.size();
+      auto& label = command ? st.plan.label : st.plan.before[st.step].label;
+      if (!command && !st.cancelled && info.error.empty() && info.signal == 0
+          && info.code == 0) {
+        ++st.step;
+        run_step(self);
+        return;
+      }
       if (st.cancelled)
         finish("failure", "cancelled");
       else if (!info.error.empty())

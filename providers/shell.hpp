@@ -16,8 +16,25 @@
 
 namespace heaven {
 
-/// The one process a tool provider runs in the checkout.
+/// A preparatory process a tool provider runs before its command (loading
+/// the deploy key into an agent, unpacking a tarball, `bundle install`).
+struct command_step {
+  std::vector<std::string> argv;
+  /// How outcomes name it: "<label> exited with status 3".
+  std::string label;
+  /// The heaven line logged right before it starts ("Running ..."); may be
+  /// empty.
+  std::string announce;
+  /// Variables added to the plan's environment for this step only (the key
+  /// `ssh-add` reads, ...).
+  string_pairs extra_env;
+};
+
+/// What a tool provider runs in the checkout: the `before` steps in order,
+/// then its command; the first that fails ends the deployment.
 struct command_plan {
+  /// Runs first, one after the other, in the same cwd and environment.
+  std::vector<command_step> before;
   /// What to run: argv[0] is found on the child's PATH. No shell unless the
   /// provider asks for one (`/bin/sh -c` with every value shell_quote'd).
   std::vector<std::string> argv;
@@ -47,7 +64,10 @@ struct command_state {
   provider_job job;
   caf::actor deployment;
   command_plan plan;
-  /// The command's process group, once started (0 before).
+  /// Which process runs: an index into `plan.before`, or its size for the
+  /// command itself.
+  std::size_t step = 0;
+  /// The running process's group, once started (0 before).
   int32_t pgid = 0;
   bool cancelled = false;
   /// Set once SIGKILL is due: a group that starts later is killed at once.
@@ -68,10 +88,11 @@ struct command_state {
 using shell_state = command_state;
 
 /// A tool provider actor: asks `planner` for its plan (an answer of why not
-/// ends the deployment in `error`), logs `plan.announce`, runs the plan in
-/// its own process group streaming stdout/stderr to `deployment`, and reports
-/// `success` (plan.success) on exit 0, else `failure` naming the exit status
-/// or signal. `cancel` sends SIGTERM to the group, SIGKILL after
+/// ends the deployment in `error`), then runs the plan's `before` steps and
+/// its command one after the other, each announced and in its own process
+/// group, streaming stdout/stderr to `deployment`. Reports `success`
+/// (plan.success) when the command exits 0, else `failure` naming the first
+/// process that exited non-zero or was killed, and its status or signal. `cancel` sends SIGTERM to the group, SIGKILL after
 /// `job.kill_grace_ms`, and reports `failure` "cancelled" (with
 /// `job.terminate_children` false it leaves the group running and reports at
 /// once).
@@ -98,6 +119,20 @@ bool config_names(const provider_job& job, std::string_view key);
 /// The canonical path of the job's checkout, or "" (with `why` set) when it
 /// is gone.
 std::string checkout_dir(const provider_job& job, std::string& why);
+
+/// Hands DEPLOYMENT_PRIVATE_KEY to a tool that signs in with an SSH agent
+/// (cap's net-ssh, Fabric's paramiko, ssh itself): when `plan.env` has the
+/// key, starts a private `ssh-agent` for this deployment (socket in a 0700
+/// directory of its own), makes loading the key into it (`ssh-add -`, the key
+/// on its stdin) the plan's first step, and gives the tool SSH_AUTH_SOCK
+/// instead of the key: the tool's environment no longer holds it, and the
+/// key is never in a file or an argv. `plan.cleanup` then stops the agent.
+/// Returns why it could not, or "" (also when there is no key: the tool then
+/// uses what the operator's ~/.ssh provides).
+std::string use_deploy_key_agent(command_plan& plan);
+
+/// Removes `key` from `env`.
+void erase_env(string_pairs& env, std::string_view key);
 
 /// "Deployed <ref> (<short sha>) to <environment> with <tool>".
 std::string deployed_with(const provider_job& job, std::string_view tool);
