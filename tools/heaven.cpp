@@ -30,6 +30,7 @@
 #include "actors/store.hpp"
 #include "actors/workspace.hpp"
 #include "providers/ansible.hpp"
+#include "providers/bundler_capistrano.hpp"
 #include "providers/capistrano.hpp"
 #include "providers/elastic_beanstalk.hpp"
 #include "providers/fabric.hpp"
@@ -76,6 +77,11 @@ std::shared_ptr<provider_registry> make_providers(const settings& cfg,
   eb.secret_access_key = cfg.beanstalk_secret_access_key;
   reg->add("elastic_beanstalk", elastic_beanstalk_provider(std::move(eb)),
            false);
+  // GitHub's tarball replaces the checkout, as in the Rails Heaven.
+  bundler_config bundler;
+  bundler.api = api;
+  bundler.data_dir = cfg.data_dir;
+  reg->add("bundler_capistrano", bundler_capistrano_provider(bundler), false);
   return reg;
 }
 
