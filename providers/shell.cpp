@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include <fcntl.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -187,11 +187,48 @@ void erase_env(string_pairs& env, std::string_view key) {
 
 namespace {
 
-/// Starts `ssh-agent -D -a <socket>` in a session of its own with
-/// /dev/null for stdin, stdout and stderr; returns its pid, or -1 with `why`.
+/// The path of `name` on the PATH of `env`, or "".
+std::string find_program(const std::string& name, const string_pairs& env) {
+  auto path = get_env(env, "PATH").value_or("/usr/local/bin:/usr/bin:/bin");
+  size_t start = 0;
+  while (start <= path.size()) {
+    auto end = path.find(':', start);
+    if (end == path.npos)
+      end = path.size();
+    auto dir = path.substr(start, end - start);
+    auto candidate = (dir.empty() ? std::string{"."} : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
+/// Keeps `ssh-agent -D -a <socket>` running until it gets SIGTERM, then
+/// stops the agent, waits for it and removes the socket's directory. A shell in between, because Debian's
+/// ssh-agent is set-group-ID: exec'ing it would clear the parent death
+/// signal, and the shell keeps it.
+constexpr auto agent_keeper
+  = "trap 'kill $agent 2>/dev/null; wait $agent; rm -f \"$1\"; "
+    "rmdir \"${1%/*}\"; exit 0' TERM INT HUP; "
+    "ssh-agent -D -a \"$1\" & agent=$!; wait $agent";
+
+/// Starts the agent (through agent_keeper) in a session of its own with
+/// /dev/null for stdin, stdout and stderr; returns the keeper's pid, or -1
+/// with `why`. The keeper gets SIGTERM when heaven dies, even by SIGKILL
+/// (the parent death signal): a key never outlives heaven in a forgotten
+/// agent.
 pid_t start_agent(const std::string& socket, const string_pairs& env,
                   std::string& why) {
-  std::vector<std::string> args{"ssh-agent", "-D", "-a", socket};
+  if (find_program("ssh-agent", env).empty()) {
+    why = "ssh-agent is not installed (needed for DEPLOYMENT_PRIVATE_KEY)";
+    return -1;
+  }
+  // Everything the child needs is built before the fork: after it, only
+  // async-signal-safe calls.
+  std::string exe = "/bin/sh";
+  std::vector<std::string> args{exe, "-c", agent_keeper, "heaven-ssh-agent",
+                                socket};
   std::vector<char*> argv;
   for (auto& arg : args)
     argv.push_back(arg.data());
@@ -203,27 +240,27 @@ pid_t start_agent(const std::string& socket, const string_pairs& env,
   for (auto& var : vars)
     envp.push_back(var.data());
   envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  for (int fd = 0; fd < 3; ++fd)
-    posix_spawn_file_actions_addopen(&actions, fd, "/dev/null",
-                                     fd == 0 ? O_RDONLY : O_WRONLY, 0);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
-  pid_t pid = -1;
-  auto rc = ::posix_spawnp(&pid, "ssh-agent", &actions, &attr, argv.data(),
-                           envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
+  auto parent = ::getpid();
+  auto pid = ::fork();
+  if (pid < 0) {
     why = "cannot start ssh-agent for DEPLOYMENT_PRIVATE_KEY: "
-          + std::string{std::strerror(rc)};
+          + std::string{std::strerror(errno)};
     return -1;
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent)
+      ::_exit(1); // heaven died before the line above.
+    ::setsid();
+    int null = ::open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3; ++fd)
+      ::dup2(null, fd);
+    ::close_range(3, ~0u, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(exe.c_str(), argv.data(), envp.data());
+    ::_exit(127);
   }
   return pid;
 }
@@ -259,6 +296,9 @@ std::string use_deploy_key_agent(command_plan& plan) {
                "do sleep 0.05; i=$((i+1)); done; "
                "printf '%s' \"$HEAVEN_DEPLOY_KEY\" | ssh-add -q -"};
   load.label = "ssh-add (loading DEPLOYMENT_PRIVATE_KEY)";
+  load.error_when_failed = "ssh-add could not load DEPLOYMENT_PRIVATE_KEY "
+                           "(see the log): is it a whole private key without "
+                           "a passphrase?";
   load.announce = "Loading DEPLOYMENT_PRIVATE_KEY into this deployment's "
                   "ssh-agent";
   load.extra_env = {{"HEAVEN_DEPLOY_KEY", unescape_private_key(*key)}};
@@ -388,6 +428,8 @@ command_provider(provider_actor::stateful_pointer<command_state> self,
       }
       if (st.cancelled)
         finish("failure", "cancelled");
+      else if (!command && !st.plan.before[st.step].error_when_failed.empty())
+        finish("error", st.plan.before[st.step].error_when_failed);
       else if (!info.error.empty())
         finish("error", info.error);
       else if (info.signal != 0)

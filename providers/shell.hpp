@@ -28,6 +28,9 @@ struct command_step {
   /// Variables added to the plan's environment for this step only (the key
   /// `ssh-add` reads, ...).
   string_pairs extra_env;
+  /// When set, a non-zero exit is heaven's setup failing, not the
+  /// deployment: the outcome is `error` with this description.
+  std::string error_when_failed;
 };
 
 /// What a tool provider runs in the checkout: the `before` steps in order,
