@@ -24,6 +24,7 @@
 
 #include "actors/process.hpp"
 #include "actors/validate.hpp"
+#include "actors/workspace.hpp"
 #include "providers/capistrano.hpp"
 
 namespace fs = std::filesystem;
@@ -65,11 +66,11 @@ void say(self_ptr self, std::string text) {
              log_atom::value, log_line{stream::heaven, std::move(text)});
 }
 
-/// Removes the provider's directory (tarball and unpacked app).
-void remove_dir(const fs::path& dir) {
-  std::error_code ec;
+/// Removes the provider's directory (tarball and unpacked app) on a
+/// thread of its own: an app can be many files.
+void remove_dir(caf::actor_system& sys, const fs::path& dir) {
   if (!dir.empty())
-    fs::remove_all(dir, ec);
+    spawn_cleanup(sys, dir.string());
 }
 
 /// Ends the deployment from the source part (the tools part reports for
@@ -79,7 +80,7 @@ void end(self_ptr self, std::string state, std::string description) {
   if (st.at == phase::done)
     return;
   st.at = phase::done;
-  remove_dir(st.dir);
+  remove_dir(self->system(), st.dir);
   spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
                description);
   self->send(caf::actor_cast<deployment_actor>(st.deployment),
@@ -195,10 +196,11 @@ void run_tools(self_ptr self) {
   auto cfg = st.cfg;
   auto dir = (st.dir / "app").string();
   auto root = st.dir;
-  command_planner planner = [cfg, dir, root](const provider_job& job,
-                                             command_plan& plan) {
+  auto sys = &self->system();
+  command_planner planner = [cfg, dir, root, sys](const provider_job& job,
+                                                  command_plan& plan) {
     // The directory goes when the tools are done, whatever happened.
-    plan.cleanup = [root] { remove_dir(root); };
+    plan.cleanup = [root, sys] { remove_dir(*sys, root); };
     return bundler_plan(job, cfg, dir, plan);
   };
   st.tools = self->spawn(command_provider, st.job, st.deployment,

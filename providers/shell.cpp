@@ -265,6 +265,22 @@ pid_t start_agent(const std::string& socket, const string_pairs& env,
   return pid;
 }
 
+/// Stops the keeper `pid` and its agent (one process group) and reaps the
+/// keeper: SIGTERM, then SIGKILL if they are still there after a second
+/// (they exit in milliseconds: this rarely waits at all).
+void stop_agent(pid_t pid) {
+  ::kill(-pid, SIGTERM);
+  for (int i = 0; i < 100; ++i) {
+    auto r = ::waitpid(pid, nullptr, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR))
+      return;
+    ::usleep(10 * 1000);
+  }
+  ::kill(-pid, SIGKILL);
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
 } // namespace
 
 std::string use_deploy_key_agent(command_plan& plan) {
@@ -307,9 +323,7 @@ std::string use_deploy_key_agent(command_plan& plan) {
   plan.cleanup = [pid, dir, previous] {
     if (previous)
       previous();
-    ::kill(pid, SIGTERM);
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
+    stop_agent(pid);
     std::error_code ec;
     fs::remove_all(dir, ec);
   };

@@ -113,7 +113,8 @@ BOOST_AUTO_TEST_CASE(bundler_capistrano_deploys_githubs_tarball) {
   // unpacked app is gone; the gems directory is heaven's.
   BOOST_TEST(log.find(link_token) == std::string::npos);
   BOOST_TEST(!fs::exists(tmp / "data" / "mirrors"));
-  BOOST_TEST(!fs::exists(tmp / "data" / "workspaces" / std::to_string(id)));
+  auto unpacked = tmp / "data" / "workspaces" / std::to_string(id);
+  BOOST_TEST(eventually([&] { return !fs::exists(unpacked); }));
   BOOST_TEST(fs::is_directory(tmp / "data" / "gems"));
   BOOST_TEST(read_file(h.stderr_file).find(link_token) == std::string::npos);
 }
