@@ -1,14 +1,13 @@
 #include "providers/shell.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <system_error>
-
-#include <cerrno>
-#include <cstring>
 
 #include <fcntl.h>
 #include <sys/prctl.h>
@@ -205,9 +204,9 @@ std::string find_program(const std::string& name, const string_pairs& env) {
 }
 
 /// Keeps `ssh-agent -D -a <socket>` running until it gets SIGTERM, then
-/// stops the agent, waits for it and removes the socket's directory. A shell in between, because Debian's
-/// ssh-agent is set-group-ID: exec'ing it would clear the parent death
-/// signal, and the shell keeps it.
+/// stops the agent, waits for it and removes the socket's directory. A
+/// shell in between, because Debian's ssh-agent is set-group-ID: exec'ing it
+/// would clear the parent death signal, and the shell keeps it.
 constexpr auto agent_keeper
   = "trap 'kill $agent 2>/dev/null; wait $agent; rm -f \"$1\"; "
     "rmdir \"${1%/*}\"; exit 0' TERM INT HUP; "
