@@ -48,11 +48,14 @@ struct options {
   int repetitions = 3;
   /// Keep the temp dir (layouts, cap projects, cap output).
   bool keep = false;
+  /// Which tools to measure.
+  bool heaven = true;
+  bool cap = true;
 };
 
 void usage() {
   std::cerr << "usage: heaven_bench_capistrano [--hosts 1,4,16] "
-               "[--repetitions 3] [--keep]\n";
+               "[--repetitions 3] [--tools heaven,cap] [--keep]\n";
 }
 
 /// Parses "1,4,16" into counts; empty when a part is not a positive number.
@@ -91,6 +94,20 @@ std::optional<options> parse(int argc, char** argv) {
       auto v = next();
       if (!v || (o.repetitions = std::atoi(v->c_str())) < 1)
         return std::nullopt;
+    } else if (a == "--tools") {
+      auto v = next();
+      if (!v)
+        return std::nullopt;
+      o.heaven = o.cap = false;
+      std::stringstream in{*v};
+      for (std::string tool; std::getline(in, tool, ',');) {
+        if (tool == "heaven")
+          o.heaven = true;
+        else if (tool == "cap")
+          o.cap = true;
+        else
+          return std::nullopt;
+      }
     } else if (a == "--keep") {
       o.keep = true;
     } else {
@@ -352,26 +369,32 @@ void next_second() { std::this_thread::sleep_for(1100ms); }
 std::pair<times, times> measure(bench& b, int n, const options& o) {
   times heaven_t, cap_t;
   for (int rep = 0; rep < o.repetitions; ++rep) {
-    auto mine = b.fresh_dirs("heaven", n);
-    next_second();
-    heaven_t.first.push_back(b.heaven_deploy(mine));
-    b.check_layout("heaven", mine, 1);
-    next_second();
-    heaven_t.second.push_back(b.heaven_deploy(mine));
-    b.check_layout("heaven", mine, 2);
-
-    auto theirs = b.fresh_dirs("cap", n);
-    auto project = b.cap_project(theirs);
-    next_second();
-    cap_t.first.push_back(b.cap_deploy(project));
-    b.check_layout("cap", theirs, 1);
-    next_second();
-    cap_t.second.push_back(b.cap_deploy(project));
-    b.check_layout("cap", theirs, 2);
-    std::cerr << "N=" << n << " repetition " << rep + 1 << ": heaven "
-              << heaven_t.first.back() << " s / " << heaven_t.second.back()
-              << " s, cap " << cap_t.first.back() << " s / "
-              << cap_t.second.back() << " s\n";
+    std::ostringstream line;
+    line << "N=" << n << " repetition " << rep + 1 << ":";
+    if (o.heaven) {
+      auto mine = b.fresh_dirs("heaven", n);
+      next_second();
+      heaven_t.first.push_back(b.heaven_deploy(mine));
+      b.check_layout("heaven", mine, 1);
+      next_second();
+      heaven_t.second.push_back(b.heaven_deploy(mine));
+      b.check_layout("heaven", mine, 2);
+      line << " heaven " << heaven_t.first.back() << " s / "
+           << heaven_t.second.back() << " s";
+    }
+    if (o.cap) {
+      auto theirs = b.fresh_dirs("cap", n);
+      auto project = b.cap_project(theirs);
+      next_second();
+      cap_t.first.push_back(b.cap_deploy(project));
+      b.check_layout("cap", theirs, 1);
+      next_second();
+      cap_t.second.push_back(b.cap_deploy(project));
+      b.check_layout("cap", theirs, 2);
+      line << " cap " << cap_t.first.back() << " s / "
+           << cap_t.second.back() << " s";
+    }
+    std::cerr << line.str() << "\n";
   }
   return {heaven_t, cap_t};
 }
@@ -388,6 +411,20 @@ int run_bench(const options& o) {
   std::cout << "cap: " << sh("cap --version") << "; "
             << std::thread::hardware_concurrency() << " cores; "
             << o.repetitions << " repetitions\n";
+  // What one remote command costs here, whatever runs it: OpenSSH's own
+  // client running `true` (sign-in, the login shell's start-up, exit).
+  std::vector<double> round_trips;
+  for (int i = 0; i < 3; ++i) {
+    auto start = clock_type::now();
+    sh("ssh -q -i " + b.key.string() + " -p "
+       + std::to_string(b.servers.front()->port())
+       + " -o BatchMode=yes -o UserKnownHostsFile=" + b.known_hosts.string()
+       + " " + b.servers.front()->user() + "@127.0.0.1 true");
+    round_trips.push_back(seconds_since(start));
+  }
+  std::cout << std::fixed << std::setprecision(2)
+            << "one remote command (ssh ... true): " << median(round_trips)
+            << " s (" << list(round_trips) << ")\n";
   std::cout << "| N | tool | first deploy median (runs) s | second deploy "
                "median (runs) s |\n|---|---|---|---|\n";
   std::vector<std::string> rows;
@@ -395,12 +432,14 @@ int run_bench(const options& o) {
     auto [h, c] = measure(b, n, o);
     std::ostringstream row;
     row << std::fixed << std::setprecision(2);
-    row << "| " << n << " | heaven native | " << median(h.first) << " ("
-        << list(h.first) << ") | " << median(h.second) << " ("
-        << list(h.second) << ") |\n";
-    row << "| " << n << " | cap 3.17 | " << median(c.first) << " ("
-        << list(c.first) << ") | " << median(c.second) << " ("
-        << list(c.second) << ") |\n";
+    if (o.heaven)
+      row << "| " << n << " | heaven native | " << median(h.first) << " ("
+          << list(h.first) << ") | " << median(h.second) << " ("
+          << list(h.second) << ") |\n";
+    if (o.cap)
+      row << "| " << n << " | cap 3.17 | " << median(c.first) << " ("
+          << list(c.first) << ") | " << median(c.second) << " ("
+          << list(c.second) << ") |\n";
     std::cout << row.str() << std::flush;
   }
   if (b.problems.empty()) {
