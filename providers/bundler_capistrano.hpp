@@ -31,7 +31,8 @@ struct bundler_config {
 /// The Bundler setting that holds credentials for `source` (a gem server's
 /// URL or host name): "BUNDLE_" and the host, '.' → "__" and '-' → "___",
 /// upper-cased, as Bundler reads them from the environment (for example
-/// "https://gems.example-corp.com/private" → "BUNDLE_GEMS__EXAMPLE___CORP__COM").
+/// "https://gems.example-corp.com/private" →
+/// "BUNDLE_GEMS__EXAMPLE___CORP__COM").
 /// "" when `source` has no host.
 std::string bundler_credentials_variable(const std::string& source);
 

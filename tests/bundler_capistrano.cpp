@@ -300,10 +300,8 @@ BOOST_FIXTURE_TEST_CASE(deploys_githubs_tarball_with_the_bundled_cap,
   auto key = make_key("ed25519");
   auto j = job();
   // Heaven's one-line form of the key.
-  std::string one_line;
-  for (char c : key.private_key)
-    one_line += c == '\n' ? std::string{"\\n"} : std::string{c};
-  j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY", one_line);
+  j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY",
+                     one_line_key(key.private_key));
   auto result = run(j);
   BOOST_TEST(result.state == "success", log_text());
   BOOST_TEST(result.description

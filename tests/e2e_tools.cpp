@@ -36,18 +36,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// `key` the way Heaven's users set DEPLOYMENT_PRIVATE_KEY: one line, each
-/// newline written as the two characters `\n`.
-std::string one_line(const std::string& key) {
-  std::string out;
-  for (char c : key)
-    if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  return out;
-}
-
 /// The base64 lines of a private key file (what must never leak).
 std::vector<std::string> key_body_lines(const std::string& key) {
   std::vector<std::string> result;
@@ -61,7 +49,7 @@ std::vector<std::string> key_body_lines(const std::string& key) {
 /// True when `text` holds any of the key's base64 lines, or the one-line
 /// form of the whole key.
 bool shows_key(const std::string& text, const std::string& key) {
-  if (text.find(one_line(key)) != std::string::npos)
+  if (text.find(one_line_key(key)) != std::string::npos)
     return true;
   for (auto& line : key_body_lines(key))
     if (text.find(line) != std::string::npos)
@@ -251,7 +239,7 @@ struct fixture {
                                               = {},
                                               const std::string& dir
                                               = "data") {
-    extra.emplace_back("DEPLOYMENT_PRIVATE_KEY", one_line(key));
+    extra.emplace_back("DEPLOYMENT_PRIVATE_KEY", one_line_key(key));
     extra.emplace_back("HEAVEN_KILL_GRACE", "1");
     return std::make_unique<heaven_server>(tmp / dir, github.base_url(),
                                            std::move(extra));

@@ -477,9 +477,7 @@ BOOST_AUTO_TEST_CASE(unescape_private_key_makes_heavens_one_line_key_whole) {
   BOOST_TEST(unescape_private_key("") == "");
   // The client key as one line signs in once unescaped.
   auto key = server.client_key().private_key;
-  std::string one_line;
-  for (auto c : key)
-    one_line += c == '\n' ? std::string{"\\n"} : std::string(1, c);
+  auto one_line = one_line_key(key);
   BOOST_TEST(one_line.find('\n') == std::string::npos);
   BOOST_TEST(unescape_private_key(one_line) == key);
   auto opts = options();

@@ -213,6 +213,16 @@ ssh_key_pair make_key(const std::string& type, bool pem) {
   return result;
 }
 
+std::string one_line_key(const std::string& private_key) {
+  std::string out;
+  for (char c : private_key)
+    if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  return out;
+}
+
 std::string key_fingerprint(const std::string& public_key) {
   auto dir = fresh_dir("fp");
   std::string out;

@@ -33,6 +33,10 @@ ssh_key_pair make_key(const std::string& type, bool pem = false);
 /// `ssh-keygen -l` prints it.
 std::string key_fingerprint(const std::string& public_key);
 
+/// `private_key` the way Heaven's operators set DEPLOYMENT_PRIVATE_KEY: one
+/// line, each newline written as the two characters `\n`.
+std::string one_line_key(const std::string& private_key);
+
 /// Writes a known_hosts file made of `lines` (one entry each).
 void write_known_hosts(const std::filesystem::path& file,
                        const std::vector<std::string>& lines);
