@@ -67,6 +67,20 @@ std::chrono::milliseconds retry_delay(const http_response& res, int attempt,
   return first * (int64_t{1} << shift);
 }
 
+std::optional<retry_plan> next_retry(const http_response& res, int& attempt,
+                                     const api_config& cfg,
+                                     const std::string& what) {
+  if (!transient(res) || attempt >= cfg.attempts)
+    return std::nullopt;
+  ++attempt;
+  auto delay = retry_delay(res, attempt,
+                           std::chrono::milliseconds(cfg.first_backoff_ms));
+  return retry_plan{delay, what + ": " + describe(res) + "; trying again in "
+                             + std::to_string(delay.count()) + " ms (attempt "
+                             + std::to_string(attempt) + " of "
+                             + std::to_string(cfg.attempts) + ")"};
+}
+
 std::string header_value(const http_response& res, std::string_view name) {
   for (auto& [k, v] : res.headers)
     if (k == name)

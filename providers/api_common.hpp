@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,22 @@ bool transient(const http_response& res);
 /// `Retry-After` seconds when it has one, else `first` doubled per attempt.
 std::chrono::milliseconds retry_delay(const http_response& res, int attempt,
                                       std::chrono::milliseconds first);
+
+/// When to try a request again.
+struct retry_plan {
+  std::chrono::milliseconds delay;
+  /// The log line saying so: "<what>: HTTP 503; trying again in 1000 ms
+  /// (attempt 2 of 5)".
+  std::string line;
+};
+
+/// The retry of a request whose attempt number `attempt` got `res`: when
+/// the answer is transient and `cfg.attempts` allows another, increments
+/// `attempt` and returns the wait (retry_delay) and its log line; else
+/// nullopt. `what` names the request in the line.
+std::optional<retry_plan> next_retry(const http_response& res, int& attempt,
+                                     const api_config& cfg,
+                                     const std::string& what);
 
 /// The value of header `name` (lower case) in `res`, or "".
 std::string header_value(const http_response& res, std::string_view name);

@@ -94,16 +94,11 @@ void end(self_ptr self, std::string state, std::string description) {
 bool retry_later(self_ptr self, const http_response& res,
                  const std::string& what) {
   auto& st = self->state;
-  if (!transient(res) || st.attempt >= st.cfg.api.attempts)
+  auto retry = next_retry(res, st.attempt, st.cfg.api, what);
+  if (!retry)
     return false;
-  ++st.attempt;
-  auto delay = retry_delay(res, st.attempt,
-                           std::chrono::milliseconds(st.cfg.api.first_backoff_ms));
-  say(self, what + ": " + describe(res) + "; trying again in "
-              + std::to_string(delay.count()) + " ms (attempt "
-              + std::to_string(st.attempt) + " of "
-              + std::to_string(st.cfg.api.attempts) + ")");
-  self->delayed_send(self, delay, tick_atom::value);
+  say(self, std::move(retry->line));
+  self->delayed_send(self, retry->delay, tick_atom::value);
   return true;
 }
 

@@ -166,17 +166,11 @@ std::string heroku_problem(const heroku_state& st, const std::string& what,
 bool retry_later(self_ptr self, const http_response& res,
                  const std::string& what) {
   auto& st = self->state;
-  if (!transient(res) || st.attempt >= st.cfg.attempts)
+  auto retry = next_retry(res, st.attempt, st.cfg, what);
+  if (!retry)
     return false;
-  ++st.attempt;
-  auto delay = retry_delay(res, st.attempt,
-                           std::chrono::milliseconds(st.cfg.first_backoff_ms));
-  say(self, stream::heaven,
-      what + ": " + describe(res) + "; trying again in "
-        + std::to_string(delay.count()) + " ms (attempt "
-        + std::to_string(st.attempt) + " of "
-        + std::to_string(st.cfg.attempts) + ")");
-  self->delayed_send(self, delay, tick_atom::value);
+  say(self, stream::heaven, std::move(retry->line));
+  self->delayed_send(self, retry->delay, tick_atom::value);
   return true;
 }
 

@@ -383,6 +383,10 @@ BOOST_FIXTURE_TEST_CASE(a_transient_link_failure_is_retried_a_missing_one_is_not
   // Two retries, then the archive: the missing Gemfile is an error, before
   // any tool ran.
   BOOST_TEST(requests_to("/repos/").size() == 3u);
+  BOOST_TEST(has_line("GitHub's tarball link: HTTP 503; trying again in 10 ms "
+                      "(attempt 2 of 3)"));
+  BOOST_TEST(has_line("GitHub's tarball link: HTTP 502; trying again in 20 ms "
+                      "(attempt 3 of 3)"));
   BOOST_TEST(result.state == "error");
   BOOST_TEST(result.description
              == "no Gemfile in the repository at " + sha.substr(0, 7)
