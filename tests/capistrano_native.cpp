@@ -41,11 +41,6 @@ std::string sh(const std::string& cmd) {
   return run_checked(cmd);
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in{p};
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
 /// What a deploy_to directory holds, with the parts that differ between two
 /// runs (timestamps, the directory itself) made comparable.
 struct layout {
@@ -211,8 +206,8 @@ struct fixture {
 void check_release(const fs::path& d, const std::string& release,
                    const std::string& sha, const std::string& version) {
   auto r = d / "releases" / release;
-  BOOST_TEST(slurp(r / "REVISION") == sha + "\n");
-  BOOST_TEST(slurp(r / "VERSION") == version + "\n");
+  BOOST_TEST(read_text(r / "REVISION") == sha + "\n");
+  BOOST_TEST(read_text(r / "VERSION") == version + "\n");
   BOOST_TEST(fs::read_symlink(r / "config" / "database.yml")
              == d / "shared" / "config" / "database.yml");
   BOOST_TEST(fs::read_symlink(r / "log") == d / "shared" / "log");
@@ -241,7 +236,7 @@ BOOST_AUTO_TEST_CASE(deploys_to_two_hosts_in_parallel_with_capistranos_layout) {
     BOOST_TEST(fs::read_symlink(d / "current") == d / "releases" / l.releases[0]);
     check_release(d, l.releases[0], shas[0], "1");
     BOOST_TEST(fs::exists(d / "repo" / "HEAD"));
-    BOOST_TEST(slurp(d / "shared" / "tmp" / "pids" / "restart.txt")
+    BOOST_TEST(read_text(d / "shared" / "tmp" / "pids" / "restart.txt")
                == "restarted\n");
     BOOST_REQUIRE(l.log.size() == 1u);
     BOOST_TEST(l.log[0]
