@@ -371,12 +371,16 @@ struct http_response {
   string_pairs headers;
   std::string body;
   std::string error;
+  /// Set when the request failed on heaven's side before any answer could
+  /// come (a malformed URL, a header or body curl refuses, out of memory):
+  /// sending it again cannot succeed, so nobody retries it.
+  bool permanent = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, http_response& x) {
   return f(caf::meta::type_name("http_response"), x.status, x.headers, x.body,
-           x.error);
+           x.error, x.permanent);
 }
 
 /// A GitHub deployment status to post.
