@@ -83,7 +83,12 @@ fs::path make_temp_dir(const std::string& tag) {
 
 std::string read_text(const fs::path& path) {
   std::ifstream in{path};
-  return {std::istreambuf_iterator<char>(in), {}};
+  try {
+    return {std::istreambuf_iterator<char>(in), {}};
+  } catch (const std::exception&) {
+    // A /proc file of a process that exited while it was read.
+    return {};
+  }
 }
 
 json deployment_event(const deployment_fields& f) {
