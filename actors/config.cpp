@@ -128,8 +128,25 @@ const std::vector<option>& options() {
     {"HEAVEN_MAX_BODY", "--max-body", "largest webhook body in bytes",
      HEAVEN_INT(max_body, "HEAVEN_MAX_BODY")},
     {"HEAVEN_STATUS_RETRIES", "--status-retries",
-     "attempts per GitHub status before giving up",
+     "attempts of one API request (Heroku, Beanstalk, GitHub archives and "
+     "auto-deploy) on passing failures; statuses are retried until "
+     "HEAVEN_OUTBOX_MAX_AGE",
      HEAVEN_INT(status_retries, "HEAVEN_STATUS_RETRIES")},
+    {"HEAVEN_OUTBOX_MAX_AGE", "--outbox-max-age",
+     "seconds heaven keeps trying to deliver a GitHub status, across "
+     "restarts, before it drops it with an error line",
+     HEAVEN_INT(outbox_max_age, "HEAVEN_OUTBOX_MAX_AGE")},
+    {"HEAVEN_RETRY_BACKOFF_MS", "--retry-backoff-ms",
+     "milliseconds before the first retry of an undelivered status; doubles "
+     "each time",
+     HEAVEN_INT(retry_backoff_ms, "HEAVEN_RETRY_BACKOFF_MS")},
+    {"HEAVEN_RETRY_MAX_BACKOFF_MS", "--retry-max-backoff-ms",
+     "longest wait between two attempts of an undelivered status",
+     HEAVEN_INT(retry_max_backoff_ms, "HEAVEN_RETRY_MAX_BACKOFF_MS")},
+    {"HEAVEN_DRAIN_SECONDS", "--drain-seconds",
+     "on SIGTERM, seconds running deployments may take to finish before "
+     "heaven stops them",
+     HEAVEN_INT(drain_seconds, "HEAVEN_DRAIN_SECONDS")},
     {"HEAVEN_CONFIG", "--config",
      "config file of NAME=value lines (default conf/heaven.conf if present)",
      HEAVEN_STRING(config_file)},
@@ -361,6 +378,13 @@ settings_or_error load_settings(const std::vector<std::string>& args,
     s.status_retries = 1;
   if (s.poll_interval_ms < 1)
     return "HEAVEN_POLL_INTERVAL_MS must be at least 1";
+  if (s.outbox_max_age < 1)
+    return "HEAVEN_OUTBOX_MAX_AGE must be at least 1 second";
+  if (s.retry_backoff_ms < 1)
+    return "HEAVEN_RETRY_BACKOFF_MS must be at least 1";
+  if (s.retry_max_backoff_ms < s.retry_backoff_ms)
+    return "HEAVEN_RETRY_MAX_BACKOFF_MS must be at least "
+           "HEAVEN_RETRY_BACKOFF_MS";
   return s;
 }
 

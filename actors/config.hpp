@@ -29,6 +29,14 @@ struct settings {
   std::string log_level = "info";             ///< HEAVEN_LOG_LEVEL
   int64_t max_body = 25 * 1024 * 1024;        ///< HEAVEN_MAX_BODY (bytes)
   int64_t status_retries = 5;                 ///< HEAVEN_STATUS_RETRIES
+  /// Seconds a GitHub status is retried (across restarts) before it is
+  /// dropped.
+  int64_t outbox_max_age = 86400;             ///< HEAVEN_OUTBOX_MAX_AGE
+  /// First wait before an undelivered status is tried again; doubles.
+  int64_t retry_backoff_ms = 1000;            ///< HEAVEN_RETRY_BACKOFF_MS
+  int64_t retry_max_backoff_ms = 60000;       ///< HEAVEN_RETRY_MAX_BACKOFF_MS
+  /// Seconds running deployments may take to finish after SIGTERM.
+  int64_t drain_seconds = 30;                 ///< HEAVEN_DRAIN_SECONDS
   std::string config_file;                    ///< HEAVEN_CONFIG
   /// Milliseconds between two polls of a remote build (Heroku, Beanstalk).
   int64_t poll_interval_ms = 3000;            ///< HEAVEN_POLL_INTERVAL_MS

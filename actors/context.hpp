@@ -13,6 +13,7 @@
 
 namespace heaven {
 
+class health_board;
 class log_book;
 class provider_registry;
 struct workspace_plan;
@@ -26,10 +27,17 @@ using workspace_maker = std::function<void(
 using workspace_remover = std::function<void(caf::actor_system&,
                                              std::string path)>;
 
+/// Ends every process deployment `id` started, then sends `(swept_atom,
+/// int32_t ended)` to `reply_to`; replaceable in tests.
+using process_sweeper = std::function<void(caf::actor_system&, int64_t id,
+                                           caf::actor reply_to)>;
+
 /// Shared, read-only after start-up.
 struct context {
   settings cfg;
   std::shared_ptr<log_book> logs;
+  /// What /healthz reports (may be null in tests).
+  std::shared_ptr<health_board> health;
   store_actor store;
   http_client_actor http;
   std::shared_ptr<const provider_registry> providers;
@@ -46,9 +54,16 @@ struct context {
   bool detach = true;
   workspace_maker make_workspace;
   workspace_remover remove_workspace;
-  /// How many attempts the status poster makes and how long it first waits.
+  /// Ends a deployment's processes before its end is recorded (absent:
+  /// nothing to end).
+  process_sweeper sweep;
+  /// How many attempts auto-deploy's GitHub requests make and how long they
+  /// first wait.
   int status_attempts = 5;
   int64_t status_backoff_ms = 1000;
+  /// The first wait before a deployment writes a transition the store
+  /// refused (a full disk) again; doubles up to 30 s.
+  int64_t store_retry_ms = 1000;
 };
 
 using context_ptr = std::shared_ptr<const context>;

@@ -1,12 +1,13 @@
 #include "actors/deployment.hpp"
 
+#include <algorithm>
 #include <csignal>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/lifecycle.hpp"
 #include "actors/log_book.hpp"
-#include "actors/status_poster.hpp"
 #include "actors/timer.hpp"
 #include "actors/validate.hpp"
 #include "actors/workspace.hpp"
@@ -18,44 +19,94 @@ namespace {
 
 using self_ptr = deployment_actor::stateful_pointer<deployment_state>;
 
-std::string short_sha(const std::string& sha) {
-  return sha.substr(0, 7);
-}
-
 void say(self_ptr self, const std::string& text) {
   self->state.ctx->logs->append(self->state.id, stream::heaven, text);
 }
 
-void post(self_ptr self, const std::string& state,
-          const std::string& description) {
+/// Waits before writing a failed transition again: doubling from
+/// `store_retry_ms`, at most 30 s, so a full disk costs a message a while,
+/// never a busy loop.
+void retry_later(self_ptr self, const caf::error& err, const char* what) {
   auto& st = self->state;
-  github_status s;
-  s.repo = st.req.repo;
-  s.github_id = st.req.github_id;
-  s.state = state;
-  s.description = description; // The poster truncates to GitHub's 140.
-  s.log_url = log_url(*st.ctx, st.id);
-  s.environment_url = st.req.environment_url;
-  self->send(st.poster, status_atom::value, std::move(s));
+  ++st.write_failures;
+  auto shift = std::min(st.write_failures - 1, 10);
+  auto delay = std::min<int64_t>(st.ctx->store_retry_ms << shift, 30000);
+  // Say it for the 1st, 2nd, 4th, 8th... failure, not every one.
+  if ((st.write_failures & (st.write_failures - 1)) == 0)
+    spdlog::error("deployment {} could not record {} ({}); trying again in "
+                  "{} ms",
+                  st.id, what, self->system().render(err), delay);
+  self->delayed_send(self, std::chrono::milliseconds(delay),
+                     retry_atom::value);
 }
 
-void record(self_ptr self, const std::string& state,
-            const std::string& description) {
+/// Leaves for good: removes the checkout (unless processes a timeout spared
+/// still use it) and quits, or stays until a checkout being made arrives.
+void leave(self_ptr self) {
   auto& st = self->state;
-  self->send(st.ctx->store, update_atom::value,
-             deployment_update{st.id, state, description});
-}
-
-/// Ends the deployment: one terminal status, one record, the log closed, the
-/// checkout removed, the receiver told. Runs at most once.
-void finish(self_ptr self, std::string state, std::string description) {
-  auto& st = self->state;
-  if (st.at == phase::finished)
-    return;
-  // A checkout still being made must be removed once it is there: stay
-  // until `prepared` arrives (the kill above makes that soon).
-  bool awaiting_checkout = st.at == phase::preparing && st.checkout_requested;
   st.at = phase::finished;
+  if (st.children_left) {
+    spdlog::warn("deployment {} leaves its processes running in {} "
+                 "(TERMINATE_CHILD_PROCESS_ON_TIMEOUT=0)",
+                 st.id, st.workspace);
+  } else if (!st.workspace.empty() && st.ctx->remove_workspace) {
+    st.ctx->remove_workspace(self->system(), st.workspace);
+    st.workspace.clear();
+  }
+  if (st.timer) {
+    self->send_exit(st.timer, caf::exit_reason::user_shutdown);
+    st.timer = nullptr;
+  }
+  // A checkout still being made must be removed once it is there: stay
+  // until `prepared` arrives (the kill in stop_work makes that soon).
+  if (!st.checkout_requested)
+    self->quit();
+}
+
+/// Writes the end to the store; on success the deployment leaves, on
+/// failure it tries again later (the outcome stays in memory meanwhile).
+void record_end(self_ptr self) {
+  auto& st = self->state;
+  self
+    ->request(st.ctx->store, caf::infinite, finish_atom::value, st.id,
+              *st.outcome)
+    .then(
+      [=](bool) {
+        auto& st = self->state;
+        if (st.write_failures > 0)
+          spdlog::info("deployment {} recorded its end after {} failed "
+                       "attempt(s)",
+                       st.id, st.write_failures);
+        st.write_failures = 0;
+        leave(self);
+      },
+      [=](caf::error& err) { retry_later(self, err, "its end"); });
+}
+
+/// Writes the last lines of the log (how many processes had to be ended,
+/// how it ended), closes it and records the end.
+void conclude(self_ptr self, int32_t ended) {
+  auto& st = self->state;
+  if (ended > 0)
+    say(self, "heaven ended " + std::to_string(ended)
+                + " process(es) the deployment left running");
+  if (st.timed_out)
+    say(self, "DEPLOYMENT TIMED OUT AFTER "
+                + std::to_string(st.ctx->cfg.deployment_timeout)
+                + " SECONDS");
+  else
+    say(self, st.outcome->state + ": " + st.outcome->description);
+  st.ctx->logs->close(st.id);
+  record_end(self);
+}
+
+/// Decides how the deployment ends (once); then every process it started
+/// is ended, and then the end is recorded.
+void end(self_ptr self, std::string state, std::string description) {
+  auto& st = self->state;
+  if (st.at == phase::ending || st.at == phase::finished)
+    return;
+  st.at = phase::ending;
   if (st.timed_out) {
     state = "failure";
     description = "Deployment timed out after "
@@ -67,54 +118,17 @@ void finish(self_ptr self, std::string state, std::string description) {
   }
   spdlog::info("deployment {} of {} to {} ended: {}: {}", st.id, st.req.repo,
                st.req.environment, state, description);
-  if (st.timed_out) {
-    say(self, "DEPLOYMENT TIMED OUT AFTER "
-                + std::to_string(st.ctx->cfg.deployment_timeout)
-                + " SECONDS");
-  } else {
-    say(self, state + ": " + description);
-  }
-  st.ctx->logs->close(st.id);
-  record(self, state, description);
-  post(self, state, description);
-  if (st.children_left) {
-    spdlog::warn("deployment {} leaves its processes running in {} "
-                 "(TERMINATE_CHILD_PROCESS_ON_TIMEOUT=0)",
-                 st.id, st.workspace);
-  } else if (!st.workspace.empty() && st.ctx->remove_workspace) {
-    st.ctx->remove_workspace(self->system(), st.workspace);
-  }
-  if (!st.key.empty())
-    self->send(st.receiver, done_atom::value, st.key);
-  if (st.timer)
+  st.outcome = provider_outcome{std::move(state), std::move(description)};
+  if (st.timer) {
     self->send_exit(st.timer, caf::exit_reason::user_shutdown);
-  if (!awaiting_checkout)
-    self->quit();
-}
-
-/// The first rule that `req` breaks, or "" when it may run.
-std::string check(const context& ctx, const deployment_request& req) {
-  if (req.provider.empty())
-    return "payload.config.provider is missing: heaven doesn't know how to "
-           "deploy " + req.repo;
-  if (!ctx.providers || !ctx.providers->find(req.provider)) {
-    std::string known;
-    if (ctx.providers)
-      for (auto& n : ctx.providers->names())
-        known += (known.empty() ? "" : ", ") + n;
-    return "unknown provider '" + req.provider + "' (heaven knows: " + known
-           + ")";
+    st.timer = nullptr;
   }
-  if (!valid_ref(req.ref))
-    return "invalid ref '" + req.ref + "'";
-  if (!valid_task(req.task))
-    return "invalid task '" + req.task + "': use deploy or deploy:<name>";
-  if (!valid_sha(req.sha))
-    return "invalid sha '" + req.sha + "': expected 40 hex digits";
-  if (!valid_clone_url(req.clone_url))
-    return "invalid repository.clone_url '"
-           + url_without_credentials(req.clone_url) + "'";
-  return {};
+  // A timeout that spares the processes leaves them; everything else ends
+  // them before the end is recorded: a `success` means nothing runs on.
+  if (st.children_left || !st.ctx->sweep)
+    conclude(self, 0);
+  else
+    st.ctx->sweep(self->system(), st.id, caf::actor_cast<caf::actor>(self));
 }
 
 /// Stops whatever runs: the checkout's git, or the provider.
@@ -122,14 +136,14 @@ void stop_work(self_ptr self) {
   auto& st = self->state;
   auto& cfg = st.ctx->cfg;
   // TERMINATE_CHILD_PROCESS_ON_TIMEOUT=0 spares a timed-out deployment's
-  // processes; a shutdown spares none (they would outlive heaven).
+  // processes; a stop of heaven spares none (they would outlive it).
   bool terminate = cfg.terminate_children || !st.shutdown_reason.empty();
-  if (st.at == phase::preparing) {
-    // End now; the actor stays until the checkout reports, to remove it.
-    // The git running now gets SIGTERM, and any started later SIGKILL.
+  if (st.at == phase::preparing || st.at == phase::starting) {
+    // The provider never started. The git running now gets SIGTERM, and
+    // any started later SIGKILL (see `started`).
     if (st.prep_pgid > 0)
       kill(-st.prep_pgid, SIGTERM);
-    finish(self, "failure", "");
+    end(self, "failure", "");
   } else if (st.at == phase::running) {
     if (terminate && !cfg.terminate_children) {
       // The provider was told to spare its processes: end them here.
@@ -138,19 +152,13 @@ void stop_work(self_ptr self) {
     self->send(st.provider, cancel_atom::value);
     if (!terminate) {
       st.children_left = true;
-      finish(self, "failure", "");
+      end(self, "failure", "");
     }
   }
 }
 
-void start_provider(self_ptr self, std::string workspace) {
+void start_provider(self_ptr self) {
   auto& st = self->state;
-  st.workspace = std::move(workspace);
-  st.prep_pgid = 0;
-  if (st.timed_out || !st.shutdown_reason.empty()) {
-    finish(self, "failure", "");
-    return;
-  }
   st.at = phase::running;
   auto factory = st.ctx->providers->find(st.req.provider);
   provider_job job;
@@ -160,15 +168,50 @@ void start_provider(self_ptr self, std::string workspace) {
   job.env = st.ctx->child_env;
   job.kill_grace_ms = st.ctx->cfg.kill_grace * 1000;
   job.terminate_children = st.ctx->cfg.terminate_children;
-  auto description = "Deploying " + st.req.ref + " ("
-                     + short_sha(st.req.sha) + ") to " + st.req.environment
-                     + " with " + st.req.provider;
-  say(self, description);
-  record(self, "running", description);
-  post(self, "in_progress", description);
+  say(self, running_description(st.req));
   st.provider = (*factory)(self->system(), std::move(job),
                            caf::actor_cast<caf::actor>(self));
   self->monitor(st.provider);
+}
+
+/// Has the store record the deployment running (with its `in_progress`
+/// status); the provider starts only once that is on disk.
+void begin(self_ptr self) {
+  auto& st = self->state;
+  st.at = phase::starting;
+  self
+    ->request(st.ctx->store, caf::infinite, start_atom::value, st.id,
+              running_description(st.req))
+    .then(
+      [=](bool started) {
+        auto& st = self->state;
+        if (st.at != phase::starting)
+          return; // Timed out meanwhile: its end is being recorded.
+        if (st.write_failures > 0)
+          spdlog::info("deployment {} recorded its start after {} failed "
+                       "attempt(s)",
+                       st.id, st.write_failures);
+        st.write_failures = 0;
+        if (!started) {
+          // Someone ended it already (it is not queued): nothing to run.
+          st.ctx->logs->close(st.id);
+          leave(self);
+          return;
+        }
+        // Recorded running: it runs, even when heaven began to stop
+        // meanwhile (the drain lets it finish).
+        start_provider(self);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        if (st.at != phase::starting)
+          return;
+        if (st.shelved) {
+          leave(self);
+          return;
+        }
+        retry_later(self, err, "its start");
+      });
 }
 
 /// Asks for a private checkout of the sha; `prepared` follows.
@@ -190,30 +233,105 @@ void prepare_checkout(self_ptr self) {
                       caf::actor_cast<caf::actor>(self));
 }
 
+/// heaven stops before the provider started: give everything up quietly.
+void shelve(self_ptr self) {
+  auto& st = self->state;
+  if (st.at != phase::preparing && st.at != phase::starting)
+    return;
+  st.shelved = true;
+  if (st.at == phase::starting && st.write_failures == 0)
+    return; // The start is being written: its answer decides.
+  spdlog::info("deployment {} of {} to {} stays queued for the next start",
+               st.id, st.req.repo, st.req.environment);
+  if (st.prep_pgid > 0)
+    kill(-st.prep_pgid, SIGTERM);
+  say(self, "heaven stopped before this deployment started: it runs after "
+            "the next start");
+  leave(self);
+}
+
+/// The undertaker of take_over: sweeps, then records the end until the
+/// store takes it.
+caf::behavior undertaker(caf::event_based_actor* self, context_ptr ctx,
+                         int64_t id, std::string why) {
+  auto failures = std::make_shared<int>(0);
+  auto record = [=] {
+    self
+      ->request(ctx->store, caf::infinite, finish_atom::value, id,
+                provider_outcome{"error", why})
+      .then(
+        [=](bool ended) {
+          if (ended) {
+            ctx->logs->append(id, stream::heaven, "error: " + why);
+            ctx->logs->close(id);
+          }
+          self->quit();
+        },
+        [=](caf::error& err) {
+          ++*failures;
+          auto delay = std::min<int64_t>(
+            ctx->store_retry_ms << std::min(*failures - 1, 10), 30000);
+          spdlog::error("heaven could not record the end of deployment {} "
+                        "({}); trying again in {} ms",
+                        id, self->system().render(err), delay);
+          self->delayed_send(self, std::chrono::milliseconds(delay),
+                             retry_atom::value);
+        });
+  };
+  if (ctx->sweep)
+    ctx->sweep(self->system(), id, caf::actor_cast<caf::actor>(self));
+  else
+    self->send(self, swept_atom::value, int32_t{0});
+  return {
+    [=](swept_atom, int32_t) {
+      auto path = ctx->cfg.data_dir + "/workspaces/" + std::to_string(id);
+      if (ctx->remove_workspace)
+        ctx->remove_workspace(self->system(), path);
+      record();
+    },
+    [=](retry_atom) { record(); },
+  };
+}
+
 } // namespace
 
-std::string deployment_key(const deployment_request& req) {
-  auto app = req.app.empty() ? req.repo : req.app;
-  return app + "@" + req.environment;
+void take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
+               std::string why) {
+  sys.spawn(undertaker, std::move(ctx), id, std::move(why));
+}
+
+std::string refusal(const context& ctx, const deployment_request& req) {
+  if (req.provider.empty())
+    return "payload.config.provider is missing: heaven doesn't know how to "
+           "deploy "
+           + req.repo;
+  if (!ctx.providers || !ctx.providers->find(req.provider)) {
+    std::string known;
+    if (ctx.providers)
+      for (auto& n : ctx.providers->names())
+        known += (known.empty() ? "" : ", ") + n;
+    return "unknown provider '" + req.provider + "' (heaven knows: " + known
+           + ")";
+  }
+  if (!valid_ref(req.ref))
+    return "invalid ref '" + req.ref + "'";
+  if (!valid_task(req.task))
+    return "invalid task '" + req.task + "': use deploy or deploy:<name>";
+  if (!valid_sha(req.sha))
+    return "invalid sha '" + req.sha + "': expected 40 hex digits";
+  if (!valid_clone_url(req.clone_url))
+    return "invalid repository.clone_url '"
+           + url_without_credentials(req.clone_url) + "'";
+  return {};
 }
 
 deployment_actor::behavior_type
 deployment(deployment_actor::stateful_pointer<deployment_state> self,
-           context_ptr ctx, int64_t id, deployment_request req,
-           receiver_actor receiver, std::string key,
-           provider_outcome verdict) {
+           context_ptr ctx, int64_t id, deployment_request req) {
   auto& st = self->state;
   st.ctx = ctx;
   st.id = id;
   st.req = std::move(req);
-  st.key = std::move(key);
-  st.receiver = std::move(receiver);
-  github_api api;
-  api.endpoint = ctx->cfg.api_endpoint;
-  api.token = ctx->cfg.github_token;
-  api.attempts = ctx->status_attempts;
-  api.first_backoff = std::chrono::milliseconds(ctx->status_backoff_ms);
-  st.poster = self->spawn(status_poster, ctx->http, api);
   ctx->logs->open(id);
   // A bug that throws must still end the deployment with a status.
   self->set_exception_handler([=](std::exception_ptr& ptr) -> caf::error {
@@ -226,45 +344,33 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
     }
     spdlog::error("deployment {} failed inside heaven: {}", self->state.id,
                   what);
-    finish(self, "error", "heaven failed during the deployment: " + what);
-    return caf::make_error(caf::sec::runtime_error, what);
+    auto& st = self->state;
+    if (st.provider)
+      self->send(st.provider, cancel_atom::value);
+    // CAF ends an actor that threw: the receiver, which watches every
+    // deployment, sees the reason and records the end (see take_over).
+    return caf::make_error(caf::sec::runtime_error,
+                           "heaven failed during the deployment: " + what);
   });
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     if (msg.source != st.provider.address())
       return;
     // The provider left without a result: it crashed.
-    finish(self, "error",
-           "provider " + st.req.provider + " crashed: "
-             + self->system().render(msg.reason));
+    end(self, "error",
+        "provider " + st.req.provider + " crashed: "
+          + self->system().render(msg.reason));
   });
-  if (verdict.state.empty()) {
-    if (auto problem = check(*ctx, st.req); !problem.empty())
-      verdict = provider_outcome{"error", std::move(problem)};
-  }
-  if (!verdict.state.empty()) {
-    if (verdict.state == "error")
-      spdlog::info("deployment {} of {} to {} refused: {}", id, st.req.repo,
-                   st.req.environment, verdict.description);
-    finish(self, std::move(verdict.state), std::move(verdict.description));
-    return {
-      [](log_atom, log_line&) {},         [](started_atom, int32_t) {},
-      [](prepared_atom, bool, std::string&) {}, [](result_atom, provider_outcome&) {},
-      [](timeout_atom) {},
-      [](cancel_atom, std::string&) {},
-    };
-  }
-  auto queued = "Queued " + st.req.ref + " (" + short_sha(st.req.sha)
-                + ") for " + st.req.environment + " by "
-                + (st.req.actor.empty() ? "someone" : st.req.actor);
-  say(self, queued);
-  record(self, "queued", queued);
-  post(self, "queued", queued);
+  say(self, queued_description(st.req));
   st.timer = self->spawn(timer, deployment_actor{self},
                          std::chrono::seconds(ctx->cfg.deployment_timeout));
-  if (!ctx->providers->needs_checkout(st.req.provider)) {
+  if (!ctx->providers || !ctx->providers->find(st.req.provider)) {
+    // The receiver refuses these before storing them; one left from an
+    // older heaven (or a registry that changed) ends here.
+    end(self, "error", refusal(*ctx, st.req));
+  } else if (!ctx->providers->needs_checkout(st.req.provider)) {
     // An API provider (heroku, ...): GitHub's archive is its source.
-    start_provider(self, "");
+    begin(self);
   } else {
     prepare_checkout(self);
   }
@@ -274,7 +380,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       // After the deadline the script's output is dropped; the provider's
       // own account of stopping ("Stopped following Heroku build ...")
       // still goes in, before the timeout line.
-      if (st.at == phase::finished
+      if (st.at == phase::ending || st.at == phase::finished
           || (st.timed_out && line.source != stream::heaven))
         return;
       st.ctx->logs->append(st.id, line.source, line.text);
@@ -283,12 +389,13 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       auto& st = self->state;
       if (st.at == phase::preparing)
         st.prep_pgid = pid;
-      else if (st.at == phase::finished && st.checkout_requested)
+      else if (st.checkout_requested)
         kill(-pid, SIGKILL); // The checkout goes on for nobody: stop it.
     },
     [=](prepared_atom, bool ok, std::string& what) {
       auto& st = self->state;
       st.checkout_requested = false;
+      st.prep_pgid = 0;
       if (st.at == phase::finished) {
         // It ended while the checkout was being made: remove it, then go.
         if (ok && st.ctx->remove_workspace)
@@ -296,35 +403,62 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
         self->quit();
         return;
       }
-      if (st.at != phase::preparing)
-        return;
-      if (!ok) {
-        finish(self, "error", "could not check out " + short_sha(st.req.sha)
-                                + ": " + what);
+      if (st.at == phase::ending) {
+        // Its end is being recorded: the checkout goes when it leaves.
+        if (ok)
+          st.workspace = std::move(what);
         return;
       }
-      start_provider(self, std::move(what));
+      if (!ok) {
+        end(self, "error",
+            "could not check out " + short_sha(st.req.sha) + ": " + what);
+        return;
+      }
+      st.workspace = std::move(what);
+      begin(self);
     },
     [=](result_atom, provider_outcome& outcome) {
-      finish(self, std::move(outcome.state), std::move(outcome.description));
+      end(self, std::move(outcome.state), std::move(outcome.description));
     },
     [=](timeout_atom) {
       auto& st = self->state;
-      if (st.at == phase::finished)
+      st.timer = nullptr;
+      if (st.at != phase::preparing && st.at != phase::starting
+          && st.at != phase::running)
         return;
       spdlog::warn("deployment {} of {} to {} timed out after {} seconds",
                    st.id, st.req.repo, st.req.environment,
                    st.ctx->cfg.deployment_timeout);
       st.timed_out = true;
-      st.timer = nullptr;
       stop_work(self);
     },
     [=](cancel_atom, std::string& reason) {
       auto& st = self->state;
-      if (st.at == phase::finished)
+      if (st.at == phase::preparing || st.at == phase::starting) {
+        // It never started: it stays queued for the next start.
+        shelve(self);
+        return;
+      }
+      if (st.at != phase::running)
         return;
       st.shutdown_reason = std::move(reason);
       stop_work(self);
+    },
+    [=](shelve_atom) { shelve(self); },
+    [=](swept_atom, int32_t ended) {
+      if (self->state.at == phase::ending)
+        conclude(self, ended);
+    },
+    [=](retry_atom) {
+      auto& st = self->state;
+      if (st.at == phase::starting) {
+        if (st.shelved)
+          shelve(self);
+        else
+          begin(self);
+      } else if (st.at == phase::ending) {
+        record_end(self);
+      }
     },
   };
 }

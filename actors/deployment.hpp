@@ -1,9 +1,12 @@
-/// The DEPLOYMENT actor: owns one deployment's whole life and always ends it
-/// with exactly one terminal status.
+/// The DEPLOYMENT actor: runs one queued deployment, writing each transition
+/// to the store before acting on it, and ends it exactly once.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include <caf/fwd.hpp>
 
 #include "actors/context.hpp"
 #include "messages/interfaces.hpp"
@@ -14,9 +17,14 @@ namespace heaven {
 enum class phase : uint8_t {
   /// Waiting for its private checkout.
   preparing,
+  /// Asking the store to record it running (and retrying while it cannot).
+  starting,
   /// Its provider runs.
   running,
-  /// It has its terminal status; nothing changes any more.
+  /// Its outcome is decided: its processes are being ended, then the end
+  /// is recorded (retried until the store takes it).
+  ending,
+  /// Recorded; only a checkout still being made keeps it.
   finished,
 };
 
@@ -28,12 +36,8 @@ struct deployment_state {
   context_ptr ctx;
   int64_t id = 0;
   deployment_request req;
-  /// The app+environment key it holds at the receiver ("" holds none).
-  std::string key;
-  receiver_actor receiver;
 
   // -- helpers it supervises --------------------------------------------------
-  status_poster_actor poster;
   timer_actor timer;
   provider_actor provider;
 
@@ -45,30 +49,47 @@ struct deployment_state {
   /// Set when the deadline passed: output after it is dropped and the log
   /// ends with the timeout line.
   bool timed_out = false;
-  /// Set once the checkout was asked for: the deployment then stays until
-  /// `prepared` arrives, to remove it.
+  /// Set while a checkout is being made: the actor stays until `prepared`
+  /// arrives, to remove it.
   bool checkout_requested = false;
   /// Set when a timeout left the processes running on purpose
   /// (TERMINATE_CHILD_PROCESS_ON_TIMEOUT=0): their checkout stays.
   bool children_left = false;
-  /// Set when heaven is shutting down: the reason given.
+  /// Set when heaven is stopping: the reason given.
   std::string shutdown_reason;
+  /// Set when heaven stops before the provider started: the deployment
+  /// leaves without a trace, queued for the next start.
+  bool shelved = false;
+  /// The outcome, once decided (phase ending and later).
+  std::optional<provider_outcome> outcome;
+  /// Failed attempts to write the current transition (start or end).
+  int write_failures = 0;
 };
 
-/// The DEPLOYMENT actor for heaven's local deployment `id`. When `verdict`
-/// has a state the deployment ends at once with it and no provider runs:
-/// `error` for "Already deploying.", a locked environment or a restart,
-/// `success` for a lock or unlock task the store has carried out. `key` is
-/// the app+environment key this deployment holds at `receiver` (released
-/// when it ends), or "".
+/// The DEPLOYMENT actor for heaven's local deployment `id`, which the store
+/// has recorded as queued (its `queued` status is in the outbox). It makes
+/// the checkout (API providers need none), has the store record it running
+/// with its `in_progress` status, and only then starts the provider. When
+/// the provider reports, fails, crashes or times out, or heaven stops it,
+/// it ends every process the deployment started and has the store record
+/// the terminal state with its status, retrying a write that fails until it
+/// works; a deployment is never started twice and never ends twice. When
+/// heaven stops before the provider started (`shelve`), it removes its
+/// checkout and quits, leaving the deployment queued.
 deployment_actor::behavior_type
 deployment(deployment_actor::stateful_pointer<deployment_state> self,
-           context_ptr ctx, int64_t id, deployment_request req,
-           receiver_actor receiver, std::string key,
-           provider_outcome verdict);
+           context_ptr ctx, int64_t id, deployment_request req);
 
-/// The key of the concurrency rule: one deployment at a time per
-/// app (payload.name, else the repository's name) and environment.
-std::string deployment_key(const deployment_request& req);
+/// Ends deployment `id` for a deployment actor that died without recording
+/// its end (a bug threw inside it): ends every process it started, removes
+/// its checkout, then records `error` with `why`, retrying until the store
+/// takes it. The store keeps a deployment's first end, so this changes
+/// nothing for one that had recorded its end.
+void take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
+               std::string why);
+
+/// The first rule `req` breaks that the receiver checks before storing it
+/// (provider, ref, task, sha, clone URL), or "" when it may run.
+std::string refusal(const context& ctx, const deployment_request& req);
 
 } // namespace heaven

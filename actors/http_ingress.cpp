@@ -35,6 +35,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/health.hpp"
 #include "actors/log_book.hpp"
 #include "actors/webhook.hpp"
 
@@ -287,7 +288,7 @@ private:
     if (path == "/healthz") {
       if (method != http::verb::get)
         return not_allowed("GET");
-      return respond(http::status::ok, R"({"status":"ok"})");
+      return on_health();
     }
     if (path == "/deployments") {
       if (method != http::verb::get)
@@ -313,6 +314,25 @@ private:
       }
     }
     respond(http::status::not_found, json_error("not found"));
+  }
+
+  /// `GET /healthz`: 200 "ok"; 503 "draining" while heaven stops, or
+  /// "degraded" with the problems it knows of (a store that cannot write).
+  void on_health() {
+    auto& health = srv_.opts.health;
+    if (!health)
+      return respond(http::status::ok, R"({"status":"ok"})");
+    auto problems = health->problems();
+    nlohmann::json body;
+    body["status"] = health->draining()   ? "draining"
+                     : problems.empty() ? "ok"
+                                        : "degraded";
+    body["problems"] = problems;
+    respond(problems.empty() && !health->draining()
+              ? http::status::ok
+              : http::status::service_unavailable,
+            body.dump(-1, ' ', false,
+                      nlohmann::json::error_handler_t::replace));
   }
 
   void not_allowed(const char* allow) {

@@ -12,6 +12,7 @@
 
 namespace heaven {
 
+class health_board;
 class log_book;
 
 /// What the ingress needs to know.
@@ -24,6 +25,8 @@ struct ingress_options {
   /// Largest accepted body in bytes (413 above).
   std::size_t max_body = 25 * 1024 * 1024;
   std::shared_ptr<log_book> logs;
+  /// What `GET /healthz` reports (null: always ok).
+  std::shared_ptr<health_board> health;
   /// Key for the tokens of log pages and `GET /locks` (see log_token,
   /// locks_token).
   std::string log_key;

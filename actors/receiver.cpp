@@ -6,6 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/deployment.hpp"
+#include "actors/health.hpp"
+#include "actors/lifecycle.hpp"
+#include "actors/log_book.hpp"
 
 namespace heaven {
 
@@ -13,59 +16,57 @@ namespace {
 
 using self_ptr = receiver_actor::stateful_pointer<receiver_state>;
 
-/// Spawns the deployment actor for `req`, applying the concurrency rule
-/// unless a verdict already decides how it ends.
-void launch(self_ptr self, int64_t id, const deployment_request& req,
-            provider_outcome verdict = {}) {
+/// The description a deployment left running by a stopped or killed heaven
+/// ends with.
+constexpr auto restarted
+  = "heaven restarted during this deployment; its outcome is unknown: "
+    "deploy again";
+
+/// Runs queued deployment `id`, watched until it ends.
+void launch(self_ptr self, int64_t id, const deployment_request& req) {
   auto& st = self->state;
-  auto key = deployment_key(req);
-  if (verdict.state.empty() && st.running.count(key) > 0)
-    verdict = provider_outcome{"error", "Already deploying."};
-  bool holds = verdict.state.empty();
-  auto d = self->spawn(deployment, st.ctx, id, req, receiver_actor{self},
-                       holds ? key : std::string{}, std::move(verdict));
-  if (holds) {
-    // Also watched: a deployment that dies without saying `done` must not
-    // hold its app+environment until heaven restarts.
-    self->monitor(d);
-    st.running.emplace(key, d);
-  }
+  auto d = self->spawn(deployment, st.ctx, id, req);
+  self->monitor(d);
+  st.running.emplace(d.address(), id);
 }
 
-/// How the lock rule ends a deployment the store has just recorded (with
-/// lock action `action` carried out), or no verdict (state "") when it may
-/// go on to its provider.
-provider_outcome lock_verdict(const std::string& action,
-                              const deployment_request& req,
-                              const accept_result& res) {
-  auto& repo = req.repo;
-  auto& env = req.environment;
-  auto& holder = res.lock.actor;
-  if (action == "lock") {
-    if (res.lock_state == "already_locked")
-      return {"error", repo + " is already locked on " + env + " by " + holder
-                         + ": ask them, or unlock it first"};
-    return {"success", repo + " locked on " + env + " by " + req.actor};
+/// Answers `drain` once nothing runs any more.
+void check_drained(self_ptr self) {
+  auto& st = self->state;
+  if (st.drained && st.running.empty()) {
+    spdlog::info("receiver: no deployment runs any more");
+    st.drained->deliver(true);
+    st.drained.reset();
   }
-  if (action == "unlock") {
-    if (res.lock_state == "not_locked")
-      return {"success", repo + " was not locked on " + env};
-    return {"success", repo + " unlocked on " + env + " by " + req.actor};
-  }
-  if (res.lock_state == "locked")
-    return {"error", repo + " is locked on " + env + " by " + holder};
-  return {};
 }
 
 /// What the store's answer to `ev` means, acted upon.
 void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
-  auto& ctx = self->state.ctx;
+  auto& st = self->state;
+  auto& ctx = st.ctx;
   if (ev.type == "deployment") {
     if (res.deployment_id <= 0)
       return;
-    // The deployment logs how the verdict ended it.
-    auto verdict = lock_verdict(ev.lock_action, ev.deployment, res);
-    launch(self, res.deployment_id, ev.deployment, std::move(verdict));
+    if (res.state != "queued") {
+      // The rules ended it; its status is in the outbox already.
+      if (res.state == "error")
+        spdlog::info("deployment {} of {} to {} refused: {}",
+                     res.deployment_id, ev.deployment.repo,
+                     ev.deployment.environment, res.description);
+      ctx->logs->open(res.deployment_id);
+      ctx->logs->append(res.deployment_id, stream::heaven,
+                        res.state + ": " + res.description);
+      ctx->logs->close(res.deployment_id);
+      return;
+    }
+    if (st.draining) {
+      spdlog::info("deployment {} of {} to {} stays queued: heaven is "
+                   "stopping",
+                   res.deployment_id, ev.deployment.repo,
+                   ev.deployment.environment);
+      return;
+    }
+    launch(self, res.deployment_id, ev.deployment);
   } else if (ev.type == "status") {
     if (ctx->auto_deploy)
       self->send(ctx->auto_deploy, status_atom::value, ev.status);
@@ -75,76 +76,68 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
   }
 }
 
-} // namespace
-
-std::string lock_action(const std::string& prefix, const std::string& task) {
-  if (task == prefix + ":lock")
-    return "lock";
-  if (task == prefix + ":unlock")
-    return "unlock";
-  return {};
+/// Picks up what an earlier run of heaven left: queued deployments run,
+/// running ones end with `error`.
+void resume(self_ptr self) {
+  self->request(self->state.ctx->store, caf::infinite, pending_atom::value)
+    .then(
+      [=](std::vector<unfinished_deployment>& left) {
+        auto& st = self->state;
+        for (auto& d : left) {
+          spdlog::info("receiver found deployment {} of {} to {} left {} by "
+                       "an earlier run",
+                       d.id, d.request.repo, d.request.environment, d.state);
+          if (d.state == "running")
+            take_over(self->system(), st.ctx, d.id, restarted);
+          else if (!st.draining)
+            launch(self, d.id, d.request);
+        }
+      },
+      [=](caf::error& err) {
+        spdlog::error("receiver could not read unfinished deployments ({}); "
+                      "trying again in 5 s",
+                      self->system().render(err));
+        self->delayed_send(self, std::chrono::seconds(5),
+                           pending_atom::value);
+      });
 }
+
+} // namespace
 
 receiver_actor::behavior_type
 receiver(receiver_actor::stateful_pointer<receiver_state> self,
          context_ptr ctx) {
   self->state.ctx = ctx;
-  self->request(ctx->store, caf::infinite, pending_atom::value)
-    .then(
-      [=](std::vector<unfinished_deployment>& left) {
-        auto& prefix = self->state.ctx->cfg.deploy_prefix;
-        for (auto& d : left) {
-          spdlog::info("receiver found deployment {} of {} to {} left {} by "
-                       "an earlier run",
-                       d.id, d.request.repo, d.request.environment, d.state);
-          auto& req = d.request;
-          // The store carried the lock task out when it recorded it; only
-          // its status is missing.
-          auto action = lock_action(prefix, req.task);
-          if (action == "lock")
-            launch(self, d.id, req,
-                   {"success", req.repo + " locked on " + req.environment
-                                 + " by " + req.actor});
-          else if (action == "unlock")
-            launch(self, d.id, req,
-                   {"success", req.repo + " unlocked on " + req.environment
-                                 + " by " + req.actor});
-          else if (d.state == "running")
-            launch(self, d.id, req,
-                   {"error", "heaven restarted during this deployment; its "
-                             "outcome is unknown: deploy again"});
-          else
-            launch(self, d.id, req);
-        }
-      },
-      [=](caf::error& err) {
-        spdlog::error("receiver could not read unfinished deployments: {}",
-                      self->system().render(err));
-      });
+  resume(self);
   self->set_down_handler([=](caf::down_msg& msg) {
-    auto& running = self->state.running;
-    for (auto i = running.begin(); i != running.end(); ++i)
-      if (i->second.address() == msg.source) {
-        running.erase(i);
-        return;
-      }
-  });
-  self->set_exit_handler([=](caf::exit_msg& msg) {
-    // Shutting down: every running deployment ends with `error` now, so
-    // GitHub never shows one as forever in progress.
     auto& st = self->state;
-    for (auto& kvp : st.running)
-      self->send(kvp.second, cancel_atom::value,
-                 std::string{"heaven was stopped during the deployment"});
-    st.running.clear();
-    self->quit(msg.reason);
+    auto i = st.running.find(msg.source);
+    if (i == st.running.end())
+      return;
+    auto id = i->second;
+    st.running.erase(i);
+    if (msg.reason && msg.reason != caf::exit_reason::user_shutdown) {
+      auto why = msg.reason.context().match_elements<std::string>()
+                   ? msg.reason.context().get_as<std::string>(0)
+                   : self->system().render(msg.reason);
+      take_over(self->system(), st.ctx, id, why);
+    }
+    // The last deployment of a burst has ended: give the memory it used
+    // back to the system (glibc keeps freed heap otherwise).
+    if (st.running.empty())
+      malloc_trim(0);
+    check_drained(self);
   });
   return {
     [=](event_atom, inbound_event& ev) -> caf::result<ingress_reply> {
       auto rp = self->make_response_promise<ingress_reply>();
-      if (ev.type == "deployment")
-        ev.lock_action = lock_action(self->state.ctx->cfg.deploy_prefix,
+      auto& ctx = self->state.ctx;
+      if (ev.type == "deployment") {
+        ev.lock_action = lock_action(ctx->cfg.deploy_prefix,
                                      ev.deployment.task);
+        if (ev.lock_action.empty())
+          ev.refusal = refusal(*ctx, ev.deployment);
+      }
       // What `act` needs afterwards; the body stays with the store.
       inbound_event kept;
       kept.type = ev.type;
@@ -153,7 +146,7 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
       kept.deployment = ev.deployment;
       kept.status = ev.status;
       kept.notice = ev.notice;
-      self->request(self->state.ctx->store, caf::infinite, accept_atom::value,
+      self->request(ctx->store, caf::infinite, accept_atom::value,
                     std::move(ev))
         .then(
           [=](accept_result& res) mutable {
@@ -180,12 +173,38 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
           });
       return rp;
     },
-    [=](done_atom, std::string& key) {
-      self->state.running.erase(key);
-      // The last deployment of a burst has ended: give the memory it used
-      // back to the system (glibc keeps freed heap otherwise).
-      if (self->state.running.empty())
-        malloc_trim(0);
+    [=](drain_atom, int64_t seconds) -> caf::result<bool> {
+      auto& st = self->state;
+      st.draining = true;
+      if (st.ctx->health)
+        st.ctx->health->set_draining();
+      spdlog::info("receiver starts nothing more; {} deployment(s) may "
+                   "finish within {} s",
+                   st.running.size(), seconds);
+      for (auto& [addr, id] : st.running)
+        if (auto d = caf::actor_cast<deployment_actor>(addr))
+          self->send(d, shelve_atom::value);
+      auto rp = self->make_response_promise<bool>();
+      st.drained = rp;
+      if (st.running.empty()) {
+        check_drained(self);
+      } else {
+        self->delayed_send(self, std::chrono::seconds(seconds),
+                           cancel_atom::value);
+      }
+      return rp;
+    },
+    [=](pending_atom) { resume(self); },
+    [=](cancel_atom) {
+      auto& st = self->state;
+      if (!st.draining || st.running.empty())
+        return;
+      spdlog::warn("receiver stops the {} deployment(s) still running",
+                   st.running.size());
+      for (auto& [addr, id] : st.running)
+        if (auto d = caf::actor_cast<deployment_actor>(addr))
+          self->send(d, cancel_atom::value,
+                     std::string{"heaven was stopped during the deployment"});
     },
   };
 }

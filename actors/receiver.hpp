@@ -1,8 +1,13 @@
-/// The RECEIVER actor: applies heaven's rules to accepted events.
+/// The RECEIVER actor: has the store record and judge every event, and
+/// runs the deployments that may run.
 #pragma once
 
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+
+#include <caf/response_promise.hpp>
 
 #include "actors/context.hpp"
 #include "messages/interfaces.hpp"
@@ -13,22 +18,27 @@ namespace heaven {
 struct receiver_state {
   static inline const char* name = "receiver";
   context_ptr ctx;
-  /// Deployments in flight by app+environment key.
-  std::map<std::string, deployment_actor> running;
+  /// Deployment actors alive, with heaven's id of their deployment.
+  std::map<caf::actor_addr, int64_t> running;
+  /// Set once heaven stops: nothing more starts.
+  bool draining = false;
+  /// Answered once no deployment actor is left after `drain`.
+  std::optional<caf::typed_response_promise<bool>> drained;
 };
 
-/// "lock" when `task` is `<prefix>:lock`, "unlock" for `<prefix>:unlock`,
-/// else "".
-std::string lock_action(const std::string& prefix, const std::string& task);
-
-/// The RECEIVER actor. Rules, in order: a disabled repository's events are
-/// ignored (202); a lock or unlock task is carried out by the store and
-/// answered with `success`; a deployment to a locked environment ends with
-/// `error` naming the locker; one deployment per app+environment at a time.
-/// `status` events go to auto_deploy, `deployment_status` events to notify.
-/// At start it asks the store for deployments an earlier
-/// run left unfinished: those never started run now; those that were
-/// running end with `error`, since nobody knows how far they got.
+/// The RECEIVER actor. Every event goes to the store, which records it and
+/// decides the rules in one transaction (a disabled repository's events are
+/// ignored: 202; lock and unlock tasks; a locked environment; one
+/// deployment per app+environment; the refusals the receiver found: an
+/// unknown provider, an invalid ref, task, sha or clone URL); only then is
+/// the webhook answered. A deployment recorded as queued gets a deployment
+/// actor; one the rules ended gets only its log line (its status is in the
+/// outbox). `status` events go to auto_deploy, `deployment_status` events to
+/// notify. At start it asks the store for deployments an earlier run left
+/// unfinished: those never started run now, in order; those that were
+/// running end with `error`, since nobody knows how far they got. A
+/// deployment actor that dies without recording its end (a bug threw in it)
+/// is ended by `take_over`.
 receiver_actor::behavior_type
 receiver(receiver_actor::stateful_pointer<receiver_state> self,
          context_ptr ctx);

@@ -16,6 +16,9 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include "actors/health.hpp"
+#include "actors/lifecycle.hpp"
+
 namespace heaven {
 
 namespace {
@@ -79,10 +82,32 @@ CREATE TABLE IF NOT EXISTS auto_deploys(
   PRIMARY KEY(repo, app, environment, sha));
 )sql";
 
+/// Version 3 (the write-ahead lifecycle): when a deployment's provider
+/// started, the outbox of messages every transition leads to (GitHub
+/// statuses, ...), and no more "received" state: a deployment is recorded
+/// queued, or ended by the rules, in the transaction of its delivery.
+constexpr const char *schema_v3_sql = R"sql(
+ALTER TABLE deployments ADD COLUMN started_at TEXT;
+UPDATE deployments SET state = 'queued' WHERE state = 'received';
+CREATE INDEX IF NOT EXISTS deployments_app_environment_state
+  ON deployments(app, environment, state);
+CREATE TABLE IF NOT EXISTS outbox(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  stream TEXT NOT NULL,
+  body TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  settled_at INTEGER,
+  outcome TEXT);
+CREATE INDEX IF NOT EXISTS outbox_unsettled
+  ON outbox(kind, id) WHERE settled_at IS NULL;
+)sql";
+
 /// The migrations, in order: entry i takes a database from schema version i
-/// to i + 1. Each only adds (IF NOT EXISTS), so running one on a database
-/// that already has its effect changes nothing.
-constexpr const char *migrations[] = {schema_v1_sql, schema_v2_sql};
+/// to i + 1. They run in one transaction with the version check, so each
+/// runs once.
+constexpr const char *migrations[] = {schema_v1_sql, schema_v2_sql,
+                                      schema_v3_sql};
 
 /// The schema this code writes; stored in `PRAGMA user_version` so a later
 /// version of heaven knows which migrations to run.
@@ -115,8 +140,11 @@ std::string now_iso8601() {
   return buf;
 }
 
-bool is_terminal(const std::string &state) {
-  return state == "success" || state == "failure" || state == "error";
+/// Now as Unix milliseconds: outbox rows' times.
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+      .count();
 }
 
 nlohmann::json request_to_json(const deployment_request &r) {
@@ -309,6 +337,9 @@ public:
     return i->second.reset();
   }
 
+  /// True outside a transaction.
+  bool autocommit() const { return sqlite3_get_autocommit(db_) != 0; }
+
   /// The number of rows the last INSERT/UPDATE/DELETE changed.
   int changes() const { return sqlite3_changes(db_); }
 
@@ -378,7 +409,9 @@ public:
   }
 
   ~transaction() {
-    if (!done_) {
+    // SQLite ends a transaction itself on some errors (a full disk): then
+    // there is nothing left to roll back.
+    if (!done_ && !db_.autocommit()) {
       try {
         db_.cached("ROLLBACK").run();
       } catch (const std::exception &e) {
@@ -459,7 +492,8 @@ bool note_repository(database &db, const std::string &repo,
   return active;
 }
 
-/// Inserts a deployment event's record (state "received"); its local id.
+/// Inserts a deployment event's record (state "queued" until the rules say
+/// otherwise, in the same transaction); its local id.
 int64_t insert_deployment(database &db, const inbound_event &ev,
                           const std::string &now) {
   const auto &r = ev.deployment;
@@ -468,7 +502,7 @@ int64_t insert_deployment(database &db, const inbound_event &ev,
   db.cached("INSERT INTO deployments(delivery, github_id, repo, app, "
             "environment, ref, sha, task, provider, actor, state, "
             "description, request, created_at, updated_at) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)")
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)")
       .bind(1, ev.delivery)
       .bind(2, r.github_id)
       .bind(3, r.repo)
@@ -531,10 +565,82 @@ void apply_lock_rule(database &db, const inbound_event &ev,
   }
 }
 
+/// Adds one row to the outbox (in the caller's transaction); returns it
+/// with its id.
+outbox_row insert_outbox(database &db, std::string kind, std::string stream,
+                         std::string body) {
+  outbox_row row{0, std::move(kind), std::move(stream), std::move(body),
+                 now_ms()};
+  db.cached("INSERT INTO outbox(kind, stream, body, created_at) "
+            "VALUES(?, ?, ?, ?)")
+      .bind(1, row.kind)
+      .bind(2, row.stream)
+      .bind(3, row.body)
+      .bind(4, row.created_ms)
+      .run();
+  row.id = db.last_insert_rowid();
+  return row;
+}
+
+/// The stream of deployment `id`'s statuses: they go to GitHub in order.
+std::string status_stream(int64_t id) { return "d" + std::to_string(id); }
+
+/// Queues the GitHub status `state` of deployment `id` (of `r`).
+outbox_row queue_status(database &db, int64_t id, const deployment_request &r,
+                        const std::string &state,
+                        const std::string &description) {
+  nlohmann::json body = {{"repo", r.repo},
+                         {"github_id", r.github_id},
+                         {"deployment_id", id},
+                         {"state", state},
+                         {"description", description},
+                         {"environment_url", r.environment_url}};
+  return insert_outbox(db, "status", status_stream(id),
+                       body.dump(-1, ' ', false,
+                                 nlohmann::json::error_handler_t::replace));
+}
+
+/// Sets deployment `id`'s state and description; a terminal state also sets
+/// finished_at, "running" sets started_at.
+void set_state(database &db, int64_t id, const std::string &state,
+               const std::string &description, const std::string &now) {
+  db.cached("UPDATE deployments SET state = ?1, description = ?2, "
+            "updated_at = ?3, "
+            "started_at = CASE WHEN ?1 = 'running' THEN ?3 ELSE started_at "
+            "END, "
+            "finished_at = CASE WHEN ?4 THEN coalesce(finished_at, ?3) "
+            "ELSE finished_at END WHERE id = ?5")
+      .bind(1, state)
+      .bind(2, description)
+      .bind(3, now)
+      .bind(4, int64_t{terminal_state(state) ? 1 : 0})
+      .bind(5, id)
+      .run();
+}
+
+/// Whether another deployment of `r`'s app and environment is queued or
+/// running (the concurrency rule: one at a time).
+bool busy(database &db, int64_t id, const deployment_request &r) {
+  auto &stmt = db.cached(
+      "SELECT 1 FROM deployments WHERE app = ? AND environment = ? "
+      "AND state IN ('queued', 'running') AND id != ? LIMIT 1");
+  stmt.bind(1, r.app).bind(2, r.environment).bind(3, id);
+  bool found = stmt.step();
+  stmt.reset(); // See find_lock.
+  return found;
+}
+
+/// What a transaction committed to the outbox, to hand to its subscribers
+/// once the commit is done.
+using committed_rows = std::vector<outbox_row>;
+
 /// Records a delivery and everything it decides, in one transaction: the
-/// repository, the deployment record and the lock change. A lock task and a
-/// deployment arriving together are thus ordered: never do both pass.
-accept_result accept(database &db, const inbound_event &ev) {
+/// repository, the deployment record, the lock change, the rules' verdict
+/// and the status that says so. A lock task and a deployment arriving
+/// together are thus ordered: never do both pass; two deployments of one
+/// app and environment: never do both run.
+accept_result accept(database &db, const inbound_event &ev,
+                     committed_rows &rows) {
   auto now = now_iso8601();
   transaction tx{db};
   db.cached("INSERT OR IGNORE INTO deliveries(delivery, event, body, "
@@ -554,27 +660,120 @@ accept_result accept(database &db, const inbound_event &ev) {
     // The delivery stays recorded, so a redelivery is a duplicate.
     res.ignored = true;
   } else if (ev.type == "deployment") {
+    const auto &r = ev.deployment;
     res.deployment_id = insert_deployment(db, ev, now);
     apply_lock_rule(db, ev, repo, now, res);
+    admission a;
+    a.lock_action = ev.lock_action;
+    a.lock_state = res.lock_state;
+    a.holder = res.lock.actor;
+    a.busy = ev.lock_action.empty() && res.lock_state.empty()
+             && busy(db, res.deployment_id, r);
+    a.refusal = ev.refusal;
+    auto verdict = admit(r, a);
+    if (verdict.state.empty())
+      verdict = {"queued", queued_description(r)};
+    set_state(db, res.deployment_id, verdict.state, verdict.description, now);
+    rows.push_back(queue_status(db, res.deployment_id, r, verdict.state,
+                                verdict.description));
+    res.state = std::move(verdict.state);
+    res.description = std::move(verdict.description);
   }
   tx.commit();
   return res;
 }
 
-/// Returns false when no deployment has that id.
-bool update(database &db, const deployment_update &up) {
+/// The request of deployment `id` and its state, if there is such a
+/// deployment.
+std::optional<std::pair<deployment_request, std::string>>
+find_deployment(database &db, int64_t id) {
+  auto &stmt = db.cached("SELECT state, request, repo, github_id FROM "
+                         "deployments WHERE id = ?");
+  stmt.bind(1, id);
+  if (!stmt.step()) {
+    stmt.reset();
+    return std::nullopt;
+  }
+  auto state = stmt.text(0);
+  deployment_request r;
+  r.repo = stmt.text(2);
+  r.github_id = stmt.int64(3);
+  auto j = nlohmann::json::parse(stmt.text(1), nullptr, false);
+  stmt.reset();
+  if (j.is_object()) {
+    try {
+      request_from_json(j, r);
+    } catch (const nlohmann::json::exception &e) {
+      spdlog::error("store found a damaged request for deployment {}: {}", id,
+                    e.what());
+    }
+  }
+  return std::make_pair(std::move(r), std::move(state));
+}
+
+/// Moves queued deployment `id` to running and queues its `in_progress`
+/// status; false (nothing written) when it is not queued.
+bool start(database &db, int64_t id, const std::string &description,
+           committed_rows &rows) {
   auto now = now_iso8601();
-  auto &stmt = db.cached(
-      "UPDATE deployments SET state = ?1, description = ?2, updated_at = ?3, "
-      "finished_at = CASE WHEN ?4 THEN coalesce(finished_at, ?3) "
-      "ELSE finished_at END WHERE id = ?5");
-  stmt.bind(1, up.state)
-      .bind(2, up.description)
-      .bind(3, now)
-      .bind(4, int64_t{is_terminal(up.state) ? 1 : 0})
-      .bind(5, up.id)
-      .run();
-  return db.changes() > 0;
+  transaction tx{db};
+  auto found = find_deployment(db, id);
+  if (!found || found->second != "queued")
+    return false;
+  set_state(db, id, "running", description, now);
+  rows.push_back(
+      queue_status(db, id, found->first, "in_progress", description));
+  tx.commit();
+  return true;
+}
+
+/// Ends deployment `id` and queues its terminal status; false (nothing
+/// written) when it has no such deployment or it has ended already.
+bool finish(database &db, int64_t id, const provider_outcome &outcome,
+            committed_rows &rows) {
+  if (!terminal_state(outcome.state))
+    throw std::invalid_argument("'" + outcome.state +
+                                "' is not a state a deployment ends in");
+  auto now = now_iso8601();
+  transaction tx{db};
+  auto found = find_deployment(db, id);
+  if (!found || terminal_state(found->second))
+    return false;
+  set_state(db, id, outcome.state, outcome.description, now);
+  rows.push_back(queue_status(db, id, found->first, outcome.state,
+                              outcome.description));
+  tx.commit();
+  return true;
+}
+
+/// The unsettled rows of `kind`, oldest first.
+std::vector<outbox_row> unsettled(database &db, const std::string &kind) {
+  std::vector<outbox_row> result;
+  auto &stmt = db.cached("SELECT id, kind, stream, body, created_at FROM "
+                         "outbox WHERE kind = ? AND settled_at IS NULL "
+                         "ORDER BY id");
+  stmt.bind(1, kind);
+  while (stmt.step())
+    result.push_back({stmt.int64(0), stmt.text(1), stmt.text(2), stmt.text(3),
+                      stmt.int64(4)});
+  return result;
+}
+
+/// Settles rows and adds new ones, in one transaction.
+void change_outbox(database &db, const outbox_change &change,
+                   committed_rows &rows) {
+  auto now = now_ms();
+  transaction tx{db};
+  for (auto &x : change.settled)
+    db.cached("UPDATE outbox SET settled_at = ?, outcome = ? WHERE id = ? "
+              "AND settled_at IS NULL")
+        .bind(1, now)
+        .bind(2, x.outcome)
+        .bind(3, x.id)
+        .run();
+  for (auto &x : change.added)
+    rows.push_back(insert_outbox(db, x.kind, x.stream, x.body));
+  tx.commit();
 }
 
 std::string list(database &db, int32_t n) {
@@ -606,7 +805,7 @@ std::vector<unfinished_deployment> pending(database &db) {
   auto &stmt = db.cached(
       "SELECT id, state, request, github_id, repo, app, environment, ref, sha, "
       "task, provider, actor, description FROM deployments "
-      "WHERE state IN ('received', 'queued', 'running') ORDER BY id ASC");
+      "WHERE state IN ('queued', 'running') ORDER BY id ASC");
   while (stmt.step()) {
     unfinished_deployment x;
     x.id = stmt.int64(0);
@@ -765,8 +964,47 @@ store_state::store_state() = default;
 
 store_state::~store_state() = default;
 
+namespace {
+
+using store_ptr = store_actor::stateful_pointer<store_state>;
+
+/// Hands rows just committed to the outboxes subscribed to their kind.
+void publish(store_ptr self, committed_rows &rows) {
+  if (rows.empty())
+    return;
+  std::map<std::string, std::vector<outbox_row>> by_kind;
+  for (auto &row : rows)
+    by_kind[row.kind].push_back(std::move(row));
+  rows.clear();
+  for (auto &[kind, batch] : by_kind) {
+    auto i = self->state.subscribers.find(kind);
+    if (i == self->state.subscribers.end())
+      continue;
+    for (auto &sink : i->second)
+      self->send(sink, outbox_atom::value, batch);
+  }
+}
+
+/// Tells the health board whether the last write worked: a store that
+/// cannot write makes /healthz say so until a write works again.
+void wrote(store_ptr self, const char *what = nullptr) {
+  auto &health = self->state.health;
+  if (!health)
+    return;
+  if (what == nullptr) {
+    if (health->recover("store"))
+      spdlog::info("store can write again");
+  } else {
+    health->fail("store", std::string{"cannot write: "} + what);
+  }
+}
+
+} // namespace
+
 store_actor::behavior_type
-store(store_actor::stateful_pointer<store_state> self, std::string path) {
+store(store_actor::stateful_pointer<store_state> self, std::string path,
+      std::shared_ptr<health_board> health) {
+  self->state.health = std::move(health);
   std::string open_error;
   try {
     self->state.db = std::make_unique<database>(path, open_mode::create);
@@ -774,6 +1012,8 @@ store(store_actor::stateful_pointer<store_state> self, std::string path) {
   } catch (const std::exception &e) {
     open_error = e.what();
     spdlog::error("store {}", open_error);
+    if (self->state.health)
+      self->state.health->fail("store", open_error);
   }
   // Without a database every request is answered with the opening error, so
   // whoever asks first (start-up asks for pending deployments) learns why.
@@ -784,24 +1024,86 @@ store(store_actor::stateful_pointer<store_state> self, std::string path) {
   };
   return {
       [=](accept_atom, const inbound_event &ev) -> caf::result<accept_result> {
+        committed_rows rows;
         try {
-          auto res = accept(db(), ev);
+          auto res = accept(db(), ev, rows);
+          wrote(self);
           log_accepted(ev, res);
+          publish(self, rows);
           return res;
         } catch (const std::exception &e) {
           spdlog::error("store could not record delivery {}: {}", ev.delivery,
                         e.what());
+          wrote(self, e.what());
           return store_error(e.what());
         }
       },
-      [=](update_atom, const deployment_update &up) {
+      [=](start_atom, int64_t id,
+          const std::string &description) -> caf::result<bool> {
+        committed_rows rows;
         try {
-          if (!update(db(), up))
-            spdlog::warn("store has no deployment {} to mark {}", up.id,
-                         up.state);
+          auto started = start(db(), id, description, rows);
+          wrote(self);
+          if (!started)
+            spdlog::warn("store found deployment {} not queued: it does not "
+                         "start",
+                         id);
+          publish(self, rows);
+          return started;
         } catch (const std::exception &e) {
-          spdlog::error("store could not mark deployment {} {}: {}", up.id,
-                        up.state, e.what());
+          spdlog::error("store could not mark deployment {} running: {}", id,
+                        e.what());
+          wrote(self, e.what());
+          return store_error(e.what());
+        }
+      },
+      [=](finish_atom, int64_t id,
+          const provider_outcome &outcome) -> caf::result<bool> {
+        committed_rows rows;
+        try {
+          auto ended = finish(db(), id, outcome, rows);
+          wrote(self);
+          if (!ended)
+            spdlog::warn("store found deployment {} ended already: it keeps "
+                         "its first end, not {}",
+                         id, outcome.state);
+          publish(self, rows);
+          return ended;
+        } catch (const std::exception &e) {
+          spdlog::error("store could not mark deployment {} {}: {}", id,
+                        outcome.state, e.what());
+          wrote(self, e.what());
+          return store_error(e.what());
+        }
+      },
+      [=](subscribe_atom, const std::string &kind, const outbox_actor &sink)
+          -> caf::result<std::vector<outbox_row>> {
+        try {
+          auto rows = unsettled(db(), kind);
+          self->state.subscribers[kind].push_back(sink);
+          if (!rows.empty())
+            spdlog::info("store has {} undelivered {} message(s) from "
+                         "before",
+                         rows.size(), kind);
+          return rows;
+        } catch (const std::exception &e) {
+          spdlog::error("store could not read the {} outbox: {}", kind,
+                        e.what());
+          return store_error(e.what());
+        }
+      },
+      [=](outbox_atom, const outbox_change &change) -> caf::result<bool> {
+        committed_rows rows;
+        try {
+          change_outbox(db(), change, rows);
+          wrote(self);
+          publish(self, rows);
+          return true;
+        } catch (const std::exception &e) {
+          spdlog::error("store could not settle {} outbox row(s): {}",
+                        change.settled.size(), e.what());
+          wrote(self, e.what());
+          return store_error(e.what());
         }
       },
       [=](list_atom, int32_t n) -> caf::result<std::string> {
@@ -844,11 +1146,14 @@ store(store_actor::stateful_pointer<store_state> self, std::string path) {
           const std::string &environment,
           const std::string &sha) -> caf::result<bool> {
         try {
-          return claim(db(), repo, app, environment, sha);
+          auto first = claim(db(), repo, app, environment, sha);
+          wrote(self);
+          return first;
         } catch (const std::exception &e) {
           spdlog::error("store could not claim the auto-deployment of {} "
                         "({}) to {} at {}: {}",
                         repo, app, environment, sha, e.what());
+          wrote(self, e.what());
           return store_error(e.what());
         }
       },
@@ -866,9 +1171,11 @@ store(store_actor::stateful_pointer<store_state> self, std::string path) {
           const std::string &environment, const std::string &sha) {
         try {
           record_revision(db(), repo, environment, sha);
+          wrote(self);
         } catch (const std::exception &e) {
           spdlog::error("store could not record revision {} of {} on {}: {}",
                         sha, repo, environment, e.what());
+          wrote(self, e.what());
         }
       },
   };

@@ -1,6 +1,7 @@
 /// The STORE actor: heaven's SQLite database (WAL) in the data directory.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,11 +11,16 @@
 namespace heaven {
 
 class database; // actors/store.cpp
+class health_board;
 
 /// State of the STORE actor.
 struct store_state {
   static inline const char* name = "store";
   std::unique_ptr<database> db;
+  /// Told when writing fails and when it works again (may be null).
+  std::shared_ptr<health_board> health;
+  /// The outboxes to hand committed rows to, by kind.
+  std::map<std::string, std::vector<outbox_actor>> subscribers;
   // Both defined in store.cpp, where `database` is complete: a constructor
   // made inline would need ~unique_ptr<database> in every spawning TU.
   store_state();
@@ -22,9 +28,11 @@ struct store_state {
 };
 
 /// The STORE actor. Opens (creating if needed) the database at `path`.
-/// SQLite calls block, so production spawns it detached.
+/// SQLite calls block, so production spawns it detached. A write that fails
+/// is reported to `health` (may be null) until one works again.
 store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self,
-                                 std::string path);
+                                 std::string path,
+                                 std::shared_ptr<health_board> health);
 
 /// A repository heaven has heard from.
 struct repository_record {

@@ -21,7 +21,6 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using started_atom = caf::atom_constant<caf::atom("started")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
-using update_atom = caf::atom_constant<caf::atom("update")>;
 using chunk_atom = caf::atom_constant<caf::atom("chunk")>;
 using stream_atom = caf::atom_constant<caf::atom("stream")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
@@ -31,5 +30,12 @@ using claim_atom = caf::atom_constant<caf::atom("claim")>;
 using revision_atom = caf::atom_constant<caf::atom("revision")>;
 using notify_atom = caf::atom_constant<caf::atom("notify")>;
 using http_done_atom = caf::atom_constant<caf::atom("httpDone")>;
+using start_atom = caf::atom_constant<caf::atom("start")>;
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
+using outbox_atom = caf::atom_constant<caf::atom("outbox")>;
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using shelve_atom = caf::atom_constant<caf::atom("shelve")>;
+using swept_atom = caf::atom_constant<caf::atom("swept")>;
 
 } // namespace heaven

@@ -16,17 +16,44 @@
 
 namespace heaven {
 
+/// The OUTBOX actor interface: delivers one kind of outbox row (GitHub
+/// statuses, ...) from the store, in order per stream, retrying until the
+/// row is delivered or too old.
+using outbox_actor = caf::typed_actor<
+  // Rows the store has just committed (or found unsettled at start).
+  caf::reacts_to<outbox_atom, std::vector<outbox_row>>,
+  // Internal: stream S may try again; "" after a pause or a failed settle.
+  caf::reacts_to<retry_atom, std::string>>;
+
 /// The STORE actor interface: the one writer of heaven's SQLite database.
+/// Every transition of a deployment is committed here before anyone acts on
+/// it, together with the outbox rows it leads to.
 using store_actor = caf::typed_actor<
   // Records a delivery before the webhook is answered. For a deployment event
-  // also creates its deployment record (state "received"). Duplicates (same
-  // delivery id) change nothing.
+  // also records its deployment, decides the lock and concurrency rules and
+  // the receiver's refusal, and queues the status that says so: `queued`
+  // when it may run, else its terminal status. Duplicates (same delivery id)
+  // change nothing.
   caf::replies_to<accept_atom, inbound_event>::with<accept_result>,
-  // Records a deployment's new state and description.
-  caf::reacts_to<update_atom, deployment_update>,
+  // Marks queued deployment `id` running with this description and queues
+  // its `in_progress` status, in one transaction: true when it was queued,
+  // false when it was not (it has ended; nothing changes).
+  caf::replies_to<start_atom, int64_t, std::string>::with<bool>,
+  // Ends deployment `id` with this outcome and queues its terminal status,
+  // in one transaction: true when this ended it, false when it had ended
+  // already (nothing changes: there is never a second terminal status).
+  caf::replies_to<finish_atom, int64_t, provider_outcome>::with<bool>,
+  // Subscribes an outbox to the rows of one kind: answers the rows not yet
+  // settled, oldest first, then sends it every row of that kind committed
+  // later, as `(outbox_atom, rows)`.
+  caf::replies_to<subscribe_atom, std::string, outbox_actor>::with<
+    std::vector<outbox_row>>,
+  // Settles outbox rows and adds the rows they lead to, in one transaction.
+  caf::replies_to<outbox_atom, outbox_change>::with<bool>,
   // Lists the newest N deployments as a JSON array.
   caf::replies_to<list_atom, int32_t>::with<std::string>,
-  // Lists deployments left unfinished by an earlier run of heaven.
+  // Lists deployments left unfinished by an earlier run of heaven, oldest
+  // first.
   caf::replies_to<pending_atom>::with<std::vector<unfinished_deployment>>,
   // Lists every environment lock, oldest first.
   caf::replies_to<locks_atom>::with<std::vector<env_lock>>,
@@ -59,23 +86,22 @@ using http_client_actor = caf::typed_actor<
   // Internal: the curl thread hands back a finished transfer.
   caf::reacts_to<http_done_atom, uint64_t, http_response>>;
 
-/// The STATUS_POSTER actor interface: posts one deployment's GitHub statuses
-/// strictly in order, retrying 5xx and network errors with backoff.
-using status_poster_actor = caf::typed_actor<
-  // Queues a status; it is posted after every status queued before it.
-  caf::reacts_to<status_atom, github_status>,
-  // Internal: time to retry the status at the head of the queue.
-  caf::reacts_to<retry_atom>>;
-
 /// The RECEIVER actor interface: applies heaven's rules to accepted events
-/// and spawns one deployment actor per deployment event.
+/// and spawns one deployment actor per deployment that may run.
 using receiver_actor = caf::typed_actor<
   // Stores the event and answers the webhook (201, or 200 for a redelivery).
   caf::replies_to<event_atom, inbound_event>::with<ingress_reply>,
-  // A deployment for this app+environment key has ended.
-  caf::reacts_to<done_atom, std::string>>;
+  // heaven stops: start nothing more, let running deployments finish for up
+  // to N seconds, then stop them; answers once no deployment runs. Events
+  // are still recorded meanwhile; what has not started runs after the next
+  // start.
+  caf::replies_to<drain_atom, int64_t>::with<bool>,
+  // Stop draining: stop every running deployment now.
+  caf::reacts_to<cancel_atom>,
+  // Internal: read the deployments an earlier run left (again).
+  caf::reacts_to<pending_atom>>;
 
-/// The DEPLOYMENT actor interface: one per deployment event.
+/// The DEPLOYMENT actor interface: one per deployment that may run.
 using deployment_actor = caf::typed_actor<
   // A line of output from the workspace preparation or the provider.
   caf::reacts_to<log_atom, log_line>,
@@ -87,8 +113,15 @@ using deployment_actor = caf::typed_actor<
   caf::reacts_to<result_atom, provider_outcome>,
   // The deadline passed (from the timer actor).
   caf::reacts_to<timeout_atom>,
-  // heaven is shutting down: end now with `error` and this description.
-  caf::reacts_to<cancel_atom, std::string>>;
+  // heaven is stopping: end now with `error` and this description.
+  caf::reacts_to<cancel_atom, std::string>,
+  // heaven is stopping: when the provider has not started yet, give up the
+  // checkout and quit, leaving the deployment queued for the next start.
+  caf::reacts_to<shelve_atom>,
+  // Every process the deployment started is gone; N had to be ended.
+  caf::reacts_to<swept_atom, int32_t>,
+  // Internal: time to try writing the pending transition again.
+  caf::reacts_to<retry_atom>>;
 
 /// The PROVIDER actor interface shared by every provider.
 using provider_actor = caf::typed_actor<

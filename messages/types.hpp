@@ -194,12 +194,17 @@ struct inbound_event {
   /// deployment's task is `<prefix>:lock` / `<prefix>:unlock`, else "".
   /// The store applies it in the same transaction that records the event.
   std::string lock_action;
+  /// Set by the receiver before storing: why this deployment may not run
+  /// (an unknown provider, an invalid ref, ...), or "". The store records
+  /// it as the deployment's `error` unless a lock rule decides first.
+  std::string refusal;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, inbound_event& x) {
   return f(caf::meta::type_name("inbound_event"), x.delivery, x.type, x.body,
-           x.repo, x.deployment, x.status, x.notice, x.lock_action);
+           x.repo, x.deployment, x.status, x.notice, x.lock_action,
+           x.refusal);
 }
 
 /// An environment lock: who holds `repo`'s `environment`, since when, why.
@@ -239,12 +244,20 @@ struct accept_result {
   std::string lock_state;
   /// The lock concerned (the holder), when `lock_state` names one.
   env_lock lock;
+  /// For a deployment event: the state the store recorded it in, decided in
+  /// the same transaction — "queued" (it may run: its `queued` status is in
+  /// the outbox) or a terminal state ("success" for a lock task, "error" for
+  /// a refusal; that status is in the outbox).
+  std::string state;
+  /// The description of that state (the status GitHub gets).
+  std::string description;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, accept_result& x) {
   return f(caf::meta::type_name("accept_result"), x.duplicate,
-           x.deployment_id, x.ignored, x.lock_state, x.lock);
+           x.deployment_id, x.ignored, x.lock_state, x.lock, x.state,
+           x.description);
 }
 
 /// An app+environment heaven deployed for a repository: the base of an
@@ -316,24 +329,61 @@ typename Inspector::result_type inspect(Inspector& f, ingress_reply& x) {
   return f(caf::meta::type_name("ingress_reply"), x.status, x.body);
 }
 
-/// A change of a deployment's record in the store.
-struct deployment_update {
+/// One message waiting in the store's outbox: a GitHub status, a chat
+/// notice, a deployment to create. Rows of one `kind` and `stream` are
+/// delivered in `id` order; a row stays until it is settled (delivered, or
+/// dropped with a reason), so a restart delivers what a stop left.
+struct outbox_row {
+  /// Assigned by the store; orders the rows of a stream.
   int64_t id = 0;
-  /// received, queued, running, success, failure, error.
-  std::string state;
-  std::string description;
+  /// Which outbox delivers it: "status", ...
+  std::string kind;
+  /// Rows of one stream go out one after another ("d42": the statuses of
+  /// deployment 42).
+  std::string stream;
+  /// What to deliver, as JSON; its meaning is the kind's.
+  std::string body;
+  /// When it was written (Unix milliseconds): rows older than the outbox's
+  /// age limit are dropped.
+  int64_t created_ms = 0;
 };
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, deployment_update& x) {
-  return f(caf::meta::type_name("deployment_update"), x.id, x.state,
-           x.description);
+typename Inspector::result_type inspect(Inspector& f, outbox_row& x) {
+  return f(caf::meta::type_name("outbox_row"), x.id, x.kind, x.stream, x.body,
+           x.created_ms);
+}
+
+/// How an outbox row left the outbox.
+struct settled_row {
+  int64_t id = 0;
+  /// "delivered", or "dropped: <why>".
+  std::string outcome;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, settled_row& x) {
+  return f(caf::meta::type_name("settled_row"), x.id, x.outcome);
+}
+
+/// Rows an outbox settles, and the rows their delivery leads to, written in
+/// one transaction.
+struct outbox_change {
+  std::vector<settled_row> settled;
+  /// New rows (their `id` and `created_ms` are assigned by the store).
+  std::vector<outbox_row> added;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, outbox_change& x) {
+  return f(caf::meta::type_name("outbox_change"), x.settled, x.added);
 }
 
 /// A deployment heaven accepted but never finished (found at start-up).
 struct unfinished_deployment {
   int64_t id = 0;
-  /// The state it was left in: received, queued or running.
+  /// The state it was left in: queued (its provider never started) or
+  /// running.
   std::string state;
   deployment_request request;
 };

@@ -63,7 +63,12 @@ store_actor::behavior_type fake_store(store_actor::pointer,
                                       std::shared_ptr<store_world> w) {
   return {
     [](accept_atom, inbound_event&) { return accept_result{}; },
-    [](update_atom, deployment_update&) {},
+    [](start_atom, int64_t, const std::string&) { return false; },
+    [](finish_atom, int64_t, const provider_outcome&) { return false; },
+    [](subscribe_atom, const std::string&, const outbox_actor&) {
+      return std::vector<outbox_row>{};
+    },
+    [](outbox_atom, const outbox_change&) { return true; },
     [](list_atom, int32_t) { return std::string{"[]"}; },
     [](pending_atom) { return std::vector<unfinished_deployment>{}; },
     [](locks_atom) { return std::vector<env_lock>{}; },

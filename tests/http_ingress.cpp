@@ -24,6 +24,9 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
+#include "actors/health.hpp"
 #include "actors/http_ingress.hpp"
 #include "actors/log_book.hpp"
 #include "actors/webhook.hpp"
@@ -60,14 +63,21 @@ receiver_actor::behavior_type fake_receiver(std::shared_ptr<record> rec) {
       rec->events.push_back(std::move(ev));
       return rec->reply;
     },
-    [](done_atom, const std::string&) {},
+    [](drain_atom, int64_t) { return true; },
+    [](cancel_atom) {},
+    [](pending_atom) {},
   };
 }
 
 store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
   return {
     [](accept_atom, const inbound_event&) { return accept_result{}; },
-    [](update_atom, const deployment_update&) {},
+    [](start_atom, int64_t, const std::string&) { return false; },
+    [](finish_atom, int64_t, const provider_outcome&) { return false; },
+    [](subscribe_atom, const std::string&, const outbox_actor&) {
+      return std::vector<outbox_row>{};
+    },
+    [](outbox_atom, const outbox_change&) { return true; },
     [rec](list_atom, int32_t limit) {
       std::lock_guard<std::mutex> guard{rec->mtx};
       rec->limits.push_back(limit);
@@ -431,6 +441,35 @@ BOOST_FIXTURE_TEST_CASE(body_over_the_limit_is_413, fixture) {
   BOOST_TEST(rec->seen().empty());
   // The server is fine afterwards.
   BOOST_TEST(http_call("GET", base + "/healthz").status == 200);
+}
+
+BOOST_FIXTURE_TEST_CASE(healthz_says_what_is_wrong_and_when_heaven_stops,
+                        fixture) {
+  auto health = std::make_shared<health_board>();
+  auto opts = options();
+  opts.health = health;
+  start(opts);
+  auto res = http_call("GET", base + "/healthz");
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body == R"({"problems":[],"status":"ok"})");
+  health->fail("store", "cannot write: database or disk is full");
+  res = http_call("GET", base + "/healthz");
+  BOOST_TEST(res.status == 503);
+  auto body = nlohmann::json::parse(res.body);
+  BOOST_TEST(body.at("status") == "degraded");
+  BOOST_REQUIRE(body.at("problems").size() == 1u);
+  auto problem = body.at("problems")[0].get<std::string>();
+  BOOST_TEST(problem.rfind("store: cannot write: database or disk is full "
+                           "(since 20",
+                           0)
+               == 0u,
+             problem);
+  BOOST_TEST(health->recover("store"));
+  BOOST_TEST(http_call("GET", base + "/healthz").status == 200);
+  health->set_draining();
+  res = http_call("GET", base + "/healthz");
+  BOOST_TEST(res.status == 503);
+  BOOST_TEST(res.body == R"({"problems":[],"status":"draining"})");
 }
 
 BOOST_FIXTURE_TEST_CASE(healthz_and_unknown_routes, fixture) {

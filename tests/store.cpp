@@ -2,11 +2,14 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <cstdlib>
+#include <mutex>
 #include <chrono>
 #include <filesystem>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -14,6 +17,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include "actors/health.hpp"
 #include "actors/store.hpp"
 
 using namespace heaven;
@@ -257,6 +261,7 @@ struct fixture {
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
   std::vector<store_actor> stores;
+  std::shared_ptr<health_board> health = std::make_shared<health_board>();
 
   ~fixture() {
     for (auto &s : stores)
@@ -264,7 +269,7 @@ struct fixture {
   }
 
   store_actor start(const fs::path &path) {
-    auto s = sys.spawn(store, path.string());
+    auto s = sys.spawn(store, path.string(), health);
     stores.push_back(s);
     return s;
   }
@@ -359,12 +364,49 @@ struct fixture {
     stores.clear();
   }
 
-  /// Sends an update; messages from one sender arrive in order, so the next
-  /// request sees it.
+  /// Marks deployment `id` running; whether it was queued.
+  bool start_one(const store_actor &s, int64_t id,
+                 const std::string &description) {
+    bool out = false;
+    self->request(s, timeout, start_atom::value, id, description)
+        .receive([&](bool x) { out = x; },
+                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+    return out;
+  }
+
+  /// Ends deployment `id`; whether this ended it.
+  caf::expected<bool> finish(const store_actor &s, int64_t id,
+                             std::string state, std::string description) {
+    caf::expected<bool> out{caf::error{}};
+    self->request(s, timeout, finish_atom::value, id,
+                  provider_outcome{std::move(state), std::move(description)})
+        .receive([&](bool x) { out = x; },
+                 [&](caf::error &e) { out = std::move(e); });
+    return out;
+  }
+
+  /// Moves deployment `id` to `state` the way heaven does: "running" starts
+  /// it, a terminal state ends it, "queued" is where it already is.
   void update(const store_actor &s, int64_t id, std::string state,
               std::string description) {
-    self->send(s, update_atom::value,
-               deployment_update{id, std::move(state), std::move(description)});
+    if (state == "running")
+      start_one(s, id, description);
+    else if (state != "queued")
+      finish(s, id, std::move(state), std::move(description));
+  }
+
+  /// The outbox rows of `stream`, oldest first, as (state, description)
+  /// of their JSON bodies.
+  std::vector<std::string> statuses(const std::string &stream) {
+    std::vector<std::string> out;
+    for (auto &body : query(db, "SELECT body FROM outbox WHERE kind = "
+                                "'status' AND stream = '" +
+                                    stream + "' ORDER BY id")) {
+      auto j = nlohmann::json::parse(body);
+      out.push_back(j.at("state").get<std::string>() + ": " +
+                    j.at("description").get<std::string>());
+    }
+    return out;
   }
 };
 
@@ -386,7 +428,25 @@ BOOST_AUTO_TEST_CASE(accepts_a_deployment_event) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT delivery || '|' || github_id || "
                                   "'|' || state || '|' || repo || '|' || sha "
                                   "FROM deployments WHERE id = 1"),
-                    "d-1|4242|received|octo/app|" + req.sha);
+                    "d-1|4242|queued|octo/app|" + req.sha);
+  BOOST_CHECK_EQUAL(r.state, "queued");
+  BOOST_CHECK_EQUAL(r.description,
+                    "Queued main (0123456) for production by hubot");
+  // Its `queued` status waits in the outbox, written in the same
+  // transaction.
+  auto row = nlohmann::json::parse(query_one(
+      db, "SELECT body FROM outbox WHERE kind = 'status' AND stream = 'd1' "
+          "AND settled_at IS NULL"));
+  BOOST_CHECK_EQUAL(row.dump(),
+                    nlohmann::json({{"repo", "octo/app"},
+                                    {"github_id", 4242},
+                                    {"deployment_id", 1},
+                                    {"state", "queued"},
+                                    {"description", "Queued main (0123456) "
+                                                    "for production by hubot"},
+                                    {"environment_url",
+                                     "https://app.example.com"}})
+                        .dump());
   BOOST_CHECK_EQUAL(query_one(db, "SELECT repo || '|' || active "
                                   "FROM repositories"),
                     "octo/app|1");
@@ -465,15 +525,18 @@ BOOST_AUTO_TEST_CASE(updates_set_state_and_finished_at) {
   BOOST_CHECK(is_timestamp(d4["finished_at"]));
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deployments"), "4");
   // Output that is not UTF-8 still lists (with a replacement character).
-  update(s, 1, "running", "bad byte \xff here");
+  update(s, 1, "failure", "bad byte \xff here");
   BOOST_CHECK_EQUAL(list(s, 10)[3]["description"], "bad byte \uFFFD here");
 }
 
 BOOST_AUTO_TEST_CASE(list_is_newest_first_with_exact_fields) {
   auto s = start();
-  for (int i = 1; i <= 5; ++i)
+  for (int i = 1; i <= 5; ++i) {
     accept_ok(s, deployment_event("d-" + std::to_string(i),
                                   make_request(100 + i, "production")));
+    if (i < 5) // Ended, so that the next one is not "Already deploying.".
+      update(s, i, "success", "Deployed");
+  }
   auto rows = list(s, 3);
   BOOST_REQUIRE_EQUAL(rows.size(), 3u);
   BOOST_CHECK_EQUAL(rows[0]["id"], 5);
@@ -500,8 +563,9 @@ BOOST_AUTO_TEST_CASE(list_is_newest_first_with_exact_fields) {
   BOOST_CHECK_EQUAL(top["task"], req.task);
   BOOST_CHECK_EQUAL(top["provider"], req.provider);
   BOOST_CHECK_EQUAL(top["actor"], req.actor);
-  BOOST_CHECK_EQUAL(top["state"], "received");
-  BOOST_CHECK_EQUAL(top["description"], req.description);
+  BOOST_CHECK_EQUAL(top["state"], "queued");
+  BOOST_CHECK_EQUAL(top["description"],
+                    "Queued main (0123456) for production by hubot");
   BOOST_CHECK(is_timestamp(top["created_at"]));
   BOOST_CHECK(is_timestamp(top["updated_at"]));
   BOOST_CHECK(top["finished_at"].is_null());
@@ -525,7 +589,7 @@ BOOST_AUTO_TEST_CASE(pending_rebuilds_unfinished_requests) {
   auto xs = pending(s);
   BOOST_REQUIRE_EQUAL(xs.size(), 3u);
   BOOST_CHECK_EQUAL(xs[0].id, 1);
-  BOOST_CHECK_EQUAL(xs[0].state, "received");
+  BOOST_CHECK_EQUAL(xs[0].state, "queued");
   check_same(xs[0].request, reqs[0]);
   BOOST_CHECK_EQUAL(xs[1].id, 3);
   BOOST_CHECK_EQUAL(xs[1].state, "queued");
@@ -566,7 +630,7 @@ BOOST_AUTO_TEST_CASE(database_is_in_wal_mode_with_a_schema_version) {
   auto s = start();
   accept_ok(s, other_event("p-1", "ping"));
   BOOST_CHECK_EQUAL(query_one(db, "PRAGMA journal_mode"), "wal");
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "2");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
   BOOST_CHECK(fs::exists(dir.path / "heaven.sqlite3-wal"));
   BOOST_CHECK_EQUAL(
       query_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
@@ -891,13 +955,16 @@ BOOST_AUTO_TEST_CASE(latest_is_the_newest_successful_deploy_per_app_and_env) {
       {"octo/app", "app", "production", "deploy", sha('c'), "failure", ""},
       {"octo/app", "app", "production", "deploy:migrations", sha('d'),
        "success", ""},
-      {"octo/app", "app", "production", "deploy:lock", sha('e'), "success",
-       "lock"},
+      {"octo/app", "app", "qa", "deploy:migrations", sha('e'), "success",
+       ""},
       {"octo/app", "app", "staging", "deploy", sha('f'), "success", ""},
       {"octo/app", "worker", "production", "deploy", sha('1'), "success", ""},
       {"octo/other", "app", "production", "deploy", sha('2'), "success", ""},
       {"octo/app", "app", "staging", "deploy", sha('3'), "running", ""},
       {"octo/app", "app", "staging", "deploy", sha('4'), "error", ""},
+      // Locked last: a locked environment refuses every later deployment.
+      {"octo/app", "app", "production", "deploy:lock", sha('e'), "success",
+       "lock"},
   };
   int64_t n = 0;
   for (auto &x : rows) {
@@ -924,7 +991,7 @@ BOOST_AUTO_TEST_CASE(latest_is_the_newest_successful_deploy_per_app_and_env) {
   BOOST_CHECK_EQUAL(xs[0].github_id, 102);
   BOOST_CHECK_EQUAL(xs[0].deployment_id, 2);
   BOOST_CHECK(xs[0].locked);
-  check_lock(xs[0].lock, "octo/app", "production", "alice", "lock 5", 5);
+  check_lock(xs[0].lock, "octo/app", "production", "alice", "lock 11", 11);
   BOOST_CHECK_EQUAL(xs[1].app, "app");
   BOOST_CHECK_EQUAL(xs[1].environment, "staging");
   BOOST_CHECK_EQUAL(xs[1].sha, sha('f'));
@@ -1040,20 +1107,20 @@ BOOST_AUTO_TEST_CASE(the_command_line_never_creates_a_database) {
 }
 
 BOOST_AUTO_TEST_CASE(a_newer_schema_is_refused) {
-  exec_sql(db, "PRAGMA user_version=3");
+  exec_sql(db, "PRAGMA user_version=4");
   try {
     read_locks(db.string());
-    BOOST_FAIL("a version 3 database was read");
+    BOOST_FAIL("a version 4 database was read");
   } catch (const std::runtime_error &e) {
-    BOOST_CHECK_EQUAL(e.what(), db.string() + " has schema version 3, newer "
-                                              "than this heaven's 2");
+    BOOST_CHECK_EQUAL(e.what(), db.string() + " has schema version 4, newer "
+                                              "than this heaven's 3");
   }
   auto s = start();
   auto r = accept(s, other_event("p-1", "ping"));
   BOOST_REQUIRE(!r);
-  BOOST_CHECK(sys.render(r.error()).find("newer than this heaven's 2") !=
+  BOOST_CHECK(sys.render(r.error()).find("newer than this heaven's 3") !=
               std::string::npos);
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
 }
 
 // -- migration -------------------------------------------------------------------
@@ -1062,7 +1129,7 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
   write_v1_database(db);
   auto s = start();
   auto xs = pending(s); // Answered once the store has opened the file.
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "2");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
   for (auto table : {"locks", "revisions", "auto_deploys"})
     BOOST_CHECK_EQUAL(query_one(db, std::string("SELECT count(*) FROM "
                                                 "sqlite_master WHERE type = "
@@ -1105,7 +1172,7 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
   auto again = start();
   BOOST_CHECK_EQUAL(list(again, 10).size(), 3u);
   BOOST_CHECK_EQUAL(locks(again).size(), 1u);
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "2");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
 }
 
 BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
@@ -1114,7 +1181,7 @@ BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
   BOOST_REQUIRE_EQUAL(repos.size(), 2u);
   BOOST_CHECK_EQUAL(repos[1].repo, "octo/old");
   BOOST_CHECK(!repos[1].active);
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "2");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
   BOOST_CHECK(read_locks(db.string()).empty());
   // Twice is the same as once.
   set_repository_active(db.string(), "octo/old", true);
@@ -1122,6 +1189,221 @@ BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
                                   "WHERE repo = 'octo/old'"),
                     "1");
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deployments"), "2");
+}
+
+// -- the write-ahead lifecycle and the outbox -----------------------------------
+
+BOOST_AUTO_TEST_CASE(the_rules_are_decided_where_the_deployment_is_recorded) {
+  auto s = start();
+  auto first = accept_ok(s, task_event("d-1", 1, "production", "deploy",
+                                       "alice"));
+  BOOST_CHECK_EQUAL(first.state, "queued");
+  // One deployment per app and environment: the second is refused in the
+  // transaction that records it.
+  auto second = accept_ok(s, task_event("d-2", 2, "production", "deploy",
+                                        "bob"));
+  BOOST_CHECK_EQUAL(second.state, "error");
+  BOOST_CHECK_EQUAL(second.description, "Already deploying.");
+  BOOST_CHECK((statuses("d2") ==
+               std::vector<std::string>{"error: Already deploying."}));
+  BOOST_CHECK(is_timestamp(
+      query_one(db, "SELECT finished_at FROM deployments WHERE id = 2")));
+  // Another environment is free.
+  BOOST_CHECK_EQUAL(
+      accept_ok(s, task_event("d-3", 3, "staging", "deploy", "bob")).state,
+      "queued");
+  // The receiver's refusal is recorded as the deployment's error.
+  auto bad = task_event("d-4", 4, "qa", "deploy", "bob");
+  bad.refusal = "invalid ref 'x..y'";
+  auto refused = accept_ok(s, bad);
+  BOOST_CHECK_EQUAL(refused.state, "error");
+  BOOST_CHECK_EQUAL(refused.description, "invalid ref 'x..y'");
+  // A lock task never waits for a running deployment, and a lock is named
+  // before "Already deploying.".
+  auto lock = accept_ok(s, task_event("l-1", 5, "production", "deploy:lock",
+                                      "bob", "lock", "incident"));
+  BOOST_CHECK_EQUAL(lock.state, "success");
+  BOOST_CHECK_EQUAL(lock.description, "octo/app locked on production by bob");
+  auto locked = accept_ok(s, task_event("d-6", 6, "production", "deploy",
+                                        "carol"));
+  BOOST_CHECK_EQUAL(locked.state, "error");
+  BOOST_CHECK_EQUAL(locked.description,
+                    "octo/app is locked on production by bob");
+  // Once the first has ended and the lock is gone, production is free.
+  BOOST_CHECK(*finish(s, 1, "success", "Deployed"));
+  accept_ok(s, task_event("u-1", 7, "production", "deploy:unlock", "bob",
+                          "unlock"));
+  BOOST_CHECK_EQUAL(
+      accept_ok(s, task_event("d-8", 8, "production", "deploy", "carol"))
+          .state,
+      "queued");
+  // Each deployment has exactly the statuses its transitions wrote.
+  BOOST_CHECK((statuses("d1") ==
+               std::vector<std::string>{
+                   "queued: Queued main (0123456) for production by alice",
+                   "success: Deployed"}));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox"), "9");
+}
+
+BOOST_AUTO_TEST_CASE(a_deployment_starts_once_and_ends_once) {
+  auto s = start();
+  accept_ok(s, task_event("d-1", 1, "production", "deploy", "alice"));
+  BOOST_CHECK(start_one(s, 1, "Deploying main (0123456) to production"));
+  BOOST_CHECK(!start_one(s, 1, "again"));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT state FROM deployments"), "running");
+  BOOST_CHECK(
+      is_timestamp(query_one(db, "SELECT started_at FROM deployments")));
+  BOOST_CHECK(*finish(s, 1, "success", "Deployed"));
+  BOOST_CHECK(!*finish(s, 1, "error", "heaven restarted"));
+  BOOST_CHECK(!start_one(s, 1, "once more"));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT state || '|' || description FROM "
+                                  "deployments"),
+                    "success|Deployed");
+  BOOST_CHECK((statuses("d1") ==
+               std::vector<std::string>{
+                   "queued: Queued main (0123456) for production by alice",
+                   "in_progress: Deploying main (0123456) to production",
+                   "success: Deployed"}));
+  // A deployment that never started may end (a failed checkout).
+  accept_ok(s, task_event("d-2", 2, "qa", "deploy", "alice"));
+  BOOST_CHECK(*finish(s, 2, "error", "could not check out"));
+  BOOST_CHECK((statuses("d2") ==
+               std::vector<std::string>{
+                   "queued: Queued main (0123456) for qa by alice",
+                   "error: could not check out"}));
+  BOOST_CHECK(!*finish(s, 99, "success", "nobody"));
+  // Only success, failure and error end a deployment.
+  auto wrong = finish(s, 2, "running", "no");
+  BOOST_REQUIRE(!wrong);
+  BOOST_CHECK(sys.render(wrong.error()).find("not a state a deployment ends "
+                                             "in") != std::string::npos);
+}
+
+namespace {
+
+/// An outbox stand-in that collects what the store hands it.
+struct collected {
+  std::mutex mx;
+  std::vector<outbox_row> rows;
+
+  std::vector<outbox_row> get() {
+    std::lock_guard guard{mx};
+    return rows;
+  }
+};
+
+outbox_actor::behavior_type collector(outbox_actor::pointer,
+                                      std::shared_ptr<collected> c) {
+  return {
+      [c](outbox_atom, std::vector<outbox_row> &rows) {
+        std::lock_guard guard{c->mx};
+        for (auto &r : rows)
+          c->rows.push_back(r);
+      },
+      [](retry_atom, std::string &) {},
+  };
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_outbox_keeps_rows_until_settled_and_hands_on_new) {
+  auto s = start();
+  accept_ok(s, task_event("d-1", 1, "production", "deploy", "alice"));
+  auto c = std::make_shared<collected>();
+  auto sink = sys.spawn(collector, c);
+  std::vector<outbox_row> first;
+  self->request(s, timeout, subscribe_atom::value, std::string{"status"},
+                sink)
+      .receive([&](std::vector<outbox_row> x) { first = std::move(x); },
+               [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_REQUIRE_EQUAL(first.size(), 1u);
+  BOOST_CHECK_EQUAL(first[0].kind, "status");
+  BOOST_CHECK_EQUAL(first[0].stream, "d1");
+  BOOST_CHECK(first[0].created_ms > 0);
+  // What is committed later is handed over.
+  start_one(s, 1, "Deploying");
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (c->get().empty() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto later = c->get();
+  BOOST_REQUIRE_EQUAL(later.size(), 1u);
+  BOOST_CHECK(later[0].id > first[0].id);
+  BOOST_CHECK_EQUAL(nlohmann::json::parse(later[0].body).at("state"),
+                    "in_progress");
+  // Settling and adding happen in one transaction; an added row of another
+  // kind goes to that kind's subscribers only.
+  outbox_change change;
+  change.settled = {{first[0].id, "delivered"}};
+  change.added = {{0, "notice", "slack", R"({"text":"hi"})", 0}};
+  bool ok = false;
+  self->request(s, timeout, outbox_atom::value, change)
+      .receive([&](bool x) { ok = x; },
+               [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_CHECK(ok);
+  BOOST_CHECK_EQUAL(c->get().size(), 1u);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT outcome FROM outbox WHERE id = " +
+                                      std::to_string(first[0].id)),
+                    "delivered");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox WHERE kind = "
+                                  "'notice' AND settled_at IS NULL"),
+                    "1");
+  // After a restart only what was not settled comes back, oldest first.
+  caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
+  stop_all();
+  auto again = start();
+  auto sink2 = sys.spawn(collector, c);
+  std::vector<outbox_row> left;
+  self->request(again, timeout, subscribe_atom::value, std::string{"status"},
+                sink2)
+      .receive([&](std::vector<outbox_row> x) { left = std::move(x); },
+               [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_REQUIRE_EQUAL(left.size(), 1u);
+  BOOST_CHECK_EQUAL(left[0].id, later[0].id);
+  caf::anon_send_exit(sink2, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_disk_refuses_writes_says_so_and_recovers) {
+  auto disk = dir.path / "disk";
+  fs::create_directories(disk);
+  auto mounted = std::system(("mount -t tmpfs -o size=2m heaven-test-full " +
+                              disk.string() + " 2>/dev/null")
+                                 .c_str());
+  if (mounted != 0) {
+    BOOST_TEST_MESSAGE("skipped: this machine refuses to mount a tmpfs (not "
+                       "root, or no mount rights): the full-disk case is not "
+                       "tested here");
+    return;
+  }
+  struct unmount {
+    fs::path at;
+    ~unmount() { std::system(("umount -l " + at.string()).c_str()); }
+  } guard{disk};
+  auto path = disk / "heaven.db";
+  auto s = start(path);
+  BOOST_CHECK(!accept_ok(s, other_event("p-1", "ping")).duplicate);
+  BOOST_CHECK(health->problems().empty());
+  // Fill the disk.
+  std::system(("dd if=/dev/zero of=" + (disk / "filler").string() +
+               " bs=64k 2>/dev/null")
+                  .c_str());
+  auto big = deployment_event("d-1", make_request(1, "production"));
+  big.body = std::string(300 * 1024, 'x');
+  auto r = accept(s, big);
+  BOOST_REQUIRE(!r);
+  BOOST_CHECK(sys.render(r.error()).find("full") != std::string::npos);
+  auto problems = health->problems();
+  BOOST_REQUIRE_EQUAL(problems.size(), 1u);
+  BOOST_CHECK(problems[0].find("store: cannot write: database or disk is "
+                               "full") == 0);
+  // Nothing of it was recorded.
+  BOOST_CHECK_EQUAL(query_one(path, "SELECT count(*) FROM deployments"), "0");
+  // Space again: the same delivery is accepted, and health is back.
+  fs::remove(disk / "filler");
+  auto again = accept_ok(s, big);
+  BOOST_CHECK(!again.duplicate);
+  BOOST_CHECK_EQUAL(again.state, "queued");
+  BOOST_CHECK(health->problems().empty());
+  stop_all();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

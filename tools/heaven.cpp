@@ -8,6 +8,7 @@
 #include <optional>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -21,12 +22,15 @@
 #include "actors/auto_deploy.hpp"
 #include "actors/config.hpp"
 #include "actors/context.hpp"
+#include "actors/health.hpp"
 #include "actors/http_client.hpp"
 #include "actors/http_ingress.hpp"
 #include "actors/log_book.hpp"
 #include "actors/notify.hpp"
+#include "actors/outbox.hpp"
 #include "actors/process.hpp"
 #include "actors/receiver.hpp"
+#include "actors/statuses.hpp"
 #include "actors/store.hpp"
 #include "actors/workspace.hpp"
 #include "providers/ansible.hpp"
@@ -122,6 +126,52 @@ void raise_fd_limit() {
   }
 }
 
+/// SIGTERM/SIGINT: heaven starts no more deployments (events are still
+/// recorded: what has not started runs after the next start), lets the
+/// running ones finish for up to HEAVEN_DRAIN_SECONDS, then stops them, and
+/// returns as soon as none runs. A second signal stops them at once.
+void drain(caf::actor_system& sys, receiver_actor recv, const settings& cfg,
+           const sigset_t& stop_signals, int sig) {
+  spdlog::info("heaven got signal {} and stops: it starts no more "
+               "deployments; running ones may finish within {} s "
+               "(HEAVEN_DRAIN_SECONDS); a second signal stops them now",
+               sig, cfg.drain_seconds);
+  using clock = std::chrono::steady_clock;
+  // Past this, heaven exits whatever still waits (a full disk that keeps a
+  // deployment from recording its end): a restart ends it with `error`.
+  auto ceiling = clock::now() + std::chrono::seconds(cfg.drain_seconds)
+                 + std::chrono::seconds(cfg.kill_grace)
+                 + std::chrono::seconds(30);
+  auto answered = std::make_shared<std::promise<void>>();
+  auto done = answered->get_future();
+  sys.spawn([recv, answered, seconds = cfg.drain_seconds,
+             &sys](caf::event_based_actor* self) {
+    self->request(recv, caf::infinite, drain_atom::value, seconds)
+      .then([=](bool) { answered->set_value(); },
+            [=, &sys](caf::error& err) {
+              spdlog::error("heaven could not drain: {}", sys.render(err));
+              answered->set_value();
+            });
+  });
+  bool drained = false;
+  bool hurried = false;
+  while (!drained && clock::now() < ceiling) {
+    drained = done.wait_for(std::chrono::milliseconds(100))
+              == std::future_status::ready;
+    timespec zero{0, 0};
+    if (!drained && !hurried
+        && sigtimedwait(&stop_signals, nullptr, &zero) > 0) {
+      hurried = true;
+      spdlog::warn("heaven got a second signal: it stops the running "
+                   "deployments now");
+      caf::anon_send(recv, cancel_atom::value);
+    }
+  }
+  if (!drained)
+    spdlog::error("heaven exits with deployments that could not record their "
+                  "end: the next start ends them with error");
+}
+
 int serve(settings cfg, bool demo) {
   // heaven's own log goes to stderr, as a service's should; stdout carries
   // only what a person running it is told.
@@ -155,8 +205,10 @@ int serve(settings cfg, bool demo) {
     spdlog::warn("GITHUB_TOKEN is not set: deployment statuses are logged here "
                  "but not posted to GitHub");
   auto env = current_environment();
+  auto health = std::make_shared<health_board>();
   auto ctx = std::make_shared<context>();
   ctx->cfg = cfg;
+  ctx->health = health;
   ctx->logs = std::make_shared<log_book>(cfg.data_dir + "/logs",
                                          secret_values(cfg, env));
   ctx->child_env = child_environment(cfg, env);
@@ -179,7 +231,8 @@ int serve(settings cfg, bool demo) {
   signal(SIGPIPE, SIG_IGN);
   caf::actor_system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
-  ctx->store = sys.spawn<caf::detached>(store, cfg.data_dir + "/heaven.db");
+  ctx->store = sys.spawn<caf::detached>(store, cfg.data_dir + "/heaven.db",
+                                        health);
   // Without its database heaven could accept nothing durably: stop here.
   std::string store_error;
   caf::scoped_actor{sys}
@@ -195,6 +248,23 @@ int serve(settings cfg, bool demo) {
     return 1;
   }
   ctx->http = sys.spawn(http_client);
+  // GitHub statuses leave through the store's outbox: in order per
+  // deployment, retried across restarts until delivered.
+  outbox_options outbox_opts;
+  outbox_opts.first_backoff = std::chrono::milliseconds(cfg.retry_backoff_ms);
+  outbox_opts.max_backoff
+    = std::chrono::milliseconds(cfg.retry_max_backoff_ms);
+  outbox_opts.max_age = std::chrono::seconds(cfg.outbox_max_age);
+  auto log_key = ctx->log_key;
+  auto public_url = cfg.public_url;
+  auto statuses = sys.spawn(
+    outbox, ctx->store, ctx->http,
+    status_courier(github_api{cfg.api_endpoint, cfg.github_token},
+                   [public_url, log_key](int64_t id) {
+                     return public_url + "/deployments/" + std::to_string(id)
+                            + "/log?token=" + log_token(log_key, id);
+                   }),
+    outbox_opts);
   ctx->providers = make_providers(cfg, ctx->http);
   auto notifiers = spawn_notifiers(sys, cfg, ctx->http,
                                    delivery_options_from(cfg));
@@ -210,9 +280,23 @@ int serve(settings cfg, bool demo) {
     auto_deploy, auto_deploy_config{ctx->http, ctx->store, cfg.api_endpoint,
                                     cfg.github_token, ctx->status_attempts,
                                     ctx->status_backoff_ms});
-  // What runs once every deployment has ended: the store and the client.
-  auto baseline = sys.registry().running();
   auto recv = sys.spawn(receiver, context_ptr{ctx});
+  // Ends the long-lived actors, so that the system's destructor (which
+  // waits for all of them) returns.
+  auto stop_actors = [&] {
+    caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ctx->notify, caf::exit_reason::user_shutdown);
+    for (auto& n : notifiers)
+      caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(statuses, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
+    recv = nullptr;
+    statuses = nullptr;
+    notifiers.clear();
+    ctx.reset();
+  };
   ingress_options opts;
   opts.listen = cfg.listen;
   opts.secret = cfg.webhook_secret;
@@ -220,21 +304,13 @@ int serve(settings cfg, bool demo) {
   opts.max_body = static_cast<std::size_t>(cfg.max_body);
   opts.logs = ctx->logs;
   opts.log_key = ctx->log_key;
+  opts.health = health;
   std::unique_ptr<ingress_server> server;
   try {
     server = start_ingress(sys, opts, recv, ctx->store);
   } catch (std::exception& e) {
     std::cerr << "heaven: " << e.what() << "\n";
-    caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(ctx->notify, caf::exit_reason::user_shutdown);
-    for (auto& n : notifiers)
-      caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
-    recv = nullptr;
-    notifiers.clear();
-    ctx.reset();
+    stop_actors();
     return 1;
   }
   spdlog::info("heaven listens on port {} (POST /events); data in {}",
@@ -252,42 +328,14 @@ int serve(settings cfg, bool demo) {
   }
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  spdlog::info("heaven got signal {} and stops: running deployments end "
-               "with error",
-               sig);
+  drain(sys, recv, cfg, stop_signals, sig);
   server->stop();
-  caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
-  // Deployments post their last statuses and end; then the store and the
-  // HTTP client may go.
-  auto settle = [&](std::chrono::seconds limit) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (sys.registry().running() > baseline
-           && std::chrono::steady_clock::now() < until)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return sys.registry().running() <= baseline;
-  };
-  auto grace = std::chrono::seconds(cfg.kill_grace);
-  if (!settle(grace + std::chrono::seconds(10))) {
-    // Whatever heaven started and still runs (a checkout's git, processes a
-    // timeout spared) must not outlive it.
-    spdlog::warn("heaven ends the {} process groups still running",
-                 kill_all_groups(SIGTERM));
-    if (!settle(grace))
-      kill_all_groups(SIGKILL);
-    settle(std::chrono::seconds(30));
-  }
-  caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(ctx->notify, caf::exit_reason::user_shutdown);
-  for (auto& n : notifiers)
-    caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
-  // The system's destructor waits for detached actors (the store) to be
-  // destroyed: drop every handle first.
+  // Whatever heaven started and still runs (processes a timeout spared)
+  // must not outlive it.
+  if (auto left = kill_all_groups(SIGKILL); left > 0)
+    spdlog::warn("heaven killed the {} process group(s) still running", left);
+  stop_actors();
   server.reset();
-  recv = nullptr;
-  notifiers.clear();
-  ctx.reset();
   return 0;
 }
 

@@ -1,0 +1,52 @@
+/// The rules and words of a deployment's life, shared by the store (which
+/// decides them in a transaction) and the actors (which act on them).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "messages/types.hpp"
+
+namespace heaven {
+
+/// True for success, failure and error: the states a deployment ends in.
+bool terminal_state(std::string_view state);
+
+/// The first seven characters of a sha, as descriptions show it.
+std::string short_sha(const std::string& sha);
+
+/// "lock" when `task` is `<prefix>:lock`, "unlock" for `<prefix>:unlock`,
+/// else "".
+std::string lock_action(const std::string& prefix, const std::string& task);
+
+/// The description of a deployment's `queued` status: "Queued main
+/// (abc1234) for production by alice".
+std::string queued_description(const deployment_request& req);
+
+/// The description of its `in_progress` status: "Deploying main (abc1234)
+/// to production with shell".
+std::string running_description(const deployment_request& req);
+
+/// What the store knows when it records a deployment, in one transaction.
+struct admission {
+  /// The deployment's lock action ("lock", "unlock" or "").
+  std::string lock_action;
+  /// What the lock rule found or did: "locked", "already_locked",
+  /// "unlocked", "not_locked", or "" (free).
+  std::string lock_state;
+  /// The holder of the lock `lock_state` names.
+  std::string holder;
+  /// Whether another deployment of the same app and environment is queued or
+  /// running.
+  bool busy = false;
+  /// The receiver's reason why it may not run, or "".
+  std::string refusal;
+};
+
+/// How the rules end a deployment before it runs, in order: its lock or
+/// unlock task (`success`, or `error` when someone else holds the lock), a
+/// locked environment, "Already deploying.", the receiver's refusal. An
+/// empty state means it may run.
+provider_outcome admit(const deployment_request& req, const admission& a);
+
+} // namespace heaven

@@ -1,0 +1,454 @@
+#include "actors/outbox.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+#include <set>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+namespace heaven {
+
+namespace {
+
+using self_ptr = outbox_actor::stateful_pointer<outbox_state>;
+
+/// What the behavior's helpers share.
+struct outbox_env {
+  store_actor store;
+  http_client_actor http;
+  courier c;
+  outbox_options opts;
+  /// Rows whose earlier attempt may have arrived although no answer said
+  /// so: they are looked up before they are sent again.
+  std::set<int64_t> unsure;
+};
+
+using env_ptr = std::shared_ptr<outbox_env>;
+
+std::string header(const http_response& res, std::string_view name) {
+  for (auto& [k, v] : res.headers)
+    if (k == name)
+      return v;
+  return {};
+}
+
+std::string describe(const env_ptr& env, const outbox_row& row) {
+  try {
+    if (env->c.describe)
+      return env->c.describe(row);
+  } catch (const std::exception&) {
+    // Fall through to the generic name.
+  }
+  return env->c.kind + " message " + std::to_string(row.id);
+}
+
+std::string why(const http_response& res) {
+  if (res.status == 0)
+    return res.error.empty() ? std::string{"no answer"} : res.error;
+  return "HTTP " + std::to_string(res.status);
+}
+
+void pump(self_ptr self, const env_ptr& env);
+void attempt(self_ptr self, const env_ptr& env, const std::string& name);
+
+/// Writes what was settled to the store, one batch at a time.
+void flush(self_ptr self, const env_ptr& env) {
+  auto& st = self->state;
+  if (st.settle_in_flight || st.settling.empty())
+    return;
+  outbox_change change;
+  change.settled = std::move(st.settling);
+  st.settling.clear();
+  st.settle_in_flight = true;
+  self->request(env->store, caf::infinite, outbox_atom::value, change)
+    .then(
+      [=](bool) {
+        self->state.settle_in_flight = false;
+        flush(self, env);
+      },
+      [=](caf::error& err) mutable {
+        // The rows were delivered; only their record is missing. Keep it
+        // and write it again later (a restart would look them up anyway).
+        auto& st = self->state;
+        st.settle_in_flight = false;
+        st.settling.insert(st.settling.begin(), change.settled.begin(),
+                           change.settled.end());
+        spdlog::warn("{} outbox could not record {} delivered message(s): "
+                     "{}; trying again in a second",
+                     env->c.kind, change.settled.size(),
+                     self->system().render(err));
+        self->delayed_send(self, std::chrono::seconds(1), retry_atom::value,
+                           std::string{});
+      });
+}
+
+/// Queues `name` for an attempt when it has a row and nothing under way.
+void make_ready(self_ptr self, const std::string& name) {
+  auto& st = self->state;
+  auto i = st.streams.find(name);
+  if (i == st.streams.end())
+    return;
+  auto& s = i->second;
+  if (s.rows.empty()) {
+    st.streams.erase(i);
+    return;
+  }
+  if (s.busy)
+    return;
+  s.busy = true;
+  st.ready.push_back(name);
+}
+
+/// The head of `name` left the outbox: record how, go on with the next.
+void settle(self_ptr self, const env_ptr& env, const std::string& name,
+            std::string outcome) {
+  auto& st = self->state;
+  auto& s = st.streams[name];
+  auto id = s.rows.front().id;
+  env->unsure.erase(id);
+  st.settling.push_back(settled_row{id, std::move(outcome)});
+  s.rows.pop_front();
+  s.attempts = 0;
+  s.busy = false;
+  make_ready(self, name);
+  flush(self, env);
+  pump(self, env);
+}
+
+void drop(self_ptr self, const env_ptr& env, const std::string& name,
+          const std::string& reason) {
+  auto& row = self->state.streams[name].rows.front();
+  spdlog::error("{} is dropped: {}", describe(env, row), reason);
+  settle(self, env, name, "dropped: " + reason);
+}
+
+/// The head of `name` failed for now: try again after the backoff (or at
+/// `at`, a time the server named).
+void retry(self_ptr self, const env_ptr& env, const std::string& name,
+           const std::string& reason, int64_t at = 0) {
+  auto& st = self->state;
+  auto& s = st.streams[name];
+  ++s.attempts;
+  auto shift = std::min(s.attempts - 1, 20);
+  auto backoff = std::min(env->opts.first_backoff * (int64_t{1} << shift),
+                          env->opts.max_backoff);
+  auto now = env->opts.now_ms();
+  if (at > now)
+    backoff = std::max(backoff, std::chrono::milliseconds(at - now));
+  auto text = describe(env, s.rows.front());
+  // An outage fails every row: say so for the 1st, 2nd, 4th, 8th...
+  // attempt of each, not for every one.
+  if ((s.attempts & (s.attempts - 1)) == 0)
+    spdlog::warn("{} failed ({}), attempt {}; trying again in {} ms", text,
+                 reason, s.attempts, backoff.count());
+  else
+    spdlog::debug("{} failed ({}), attempt {}; trying again in {} ms", text,
+                  reason, s.attempts, backoff.count());
+  self->delayed_send(self, backoff, retry_atom::value, name);
+}
+
+/// A rate limit: nothing goes out until `at`.
+void pause(self_ptr self, const env_ptr& env, int64_t at) {
+  auto& st = self->state;
+  auto now = env->opts.now_ms();
+  if (at <= now)
+    return;
+  if (at > st.paused_until) {
+    st.paused_until = at;
+    spdlog::warn("{} outbox is rate limited: sending nothing for {} ms",
+                 env->c.kind, at - now);
+  }
+}
+
+bool rate_limited(const http_response& res) {
+  return res.status == 429
+         || (res.status == 403
+             && (header(res, "x-ratelimit-remaining") == "0"
+                 || !header(res, "retry-after").empty()));
+}
+
+/// Answers that mean the row can never be delivered.
+bool hopeless(int status) {
+  return status == 400 || status == 404 || status == 410 || status == 422;
+}
+
+/// Sends `req` for the head of `name`; `then` gets the answer (a failure of
+/// the client itself becomes status 0).
+template <class F>
+void send(self_ptr self, const env_ptr& env, http_request req, F then) {
+  ++self->state.in_flight;
+  req.timeout_ms = env->opts.request_timeout_ms;
+  self->request(env->http, caf::infinite, std::move(req))
+    .then(
+      [=](http_response& res) mutable {
+        --self->state.in_flight;
+        then(res);
+      },
+      [=](caf::error& err) mutable {
+        --self->state.in_flight;
+        http_response res;
+        res.error = "http client: " + self->system().render(err);
+        then(res);
+      });
+}
+
+/// After a 401: are the credentials themselves refused?
+void check_credentials(self_ptr self, const env_ptr& env,
+                       const std::string& name) {
+  std::optional<http_request> check;
+  if (env->c.credentials_check)
+    check = env->c.credentials_check();
+  if (!check) {
+    drop(self, env, name, "HTTP 401: the credentials are refused");
+    return;
+  }
+  send(self, env, std::move(*check), [=](http_response& res) {
+    if (res.status == 401)
+      drop(self, env, name,
+           "HTTP 401: the credentials are refused (checked again)");
+    else
+      retry(self, env, name, "HTTP 401, but the credentials work");
+  });
+}
+
+void on_post(self_ptr self, const env_ptr& env, const std::string& name,
+             http_response& res) {
+  auto& row = self->state.streams[name].rows.front();
+  if (res.status >= 200 && res.status < 300) {
+    spdlog::debug("{} delivered", describe(env, row));
+    settle(self, env, name, "delivered");
+  } else if (res.permanent) {
+    drop(self, env, name, "heaven cannot make the request: " + res.error);
+  } else if (res.status == 401) {
+    check_credentials(self, env, name);
+  } else if (hopeless(res.status)) {
+    auto text = why(res);
+    if (!res.body.empty())
+      text += ": " + res.body.substr(0, 200);
+    drop(self, env, name, text);
+  } else if (rate_limited(res)) {
+    auto at = retry_at(res, env->opts.now_ms());
+    pause(self, env, at);
+    retry(self, env, name, why(res), at);
+  } else {
+    // No answer, or a server error: the row may have arrived all the same.
+    if (res.status == 0 || res.status >= 500)
+      env->unsure.insert(row.id);
+    retry(self, env, name, why(res));
+  }
+}
+
+void post(self_ptr self, const env_ptr& env, const std::string& name,
+          http_request req) {
+  send(self, env, std::move(req),
+       [=](http_response& res) { on_post(self, env, name, res); });
+}
+
+void on_lookup(self_ptr self, const env_ptr& env, const std::string& name,
+               http_request req, http_response& res) {
+  auto& row = self->state.streams[name].rows.front();
+  if (res.status >= 200 && res.status < 300) {
+    bool arrived = false;
+    try {
+      arrived = env->c.found && env->c.found(row, res);
+    } catch (const std::exception& e) {
+      spdlog::warn("{}: the lookup's answer is unreadable: {}",
+                   describe(env, row), e.what());
+    }
+    if (arrived) {
+      spdlog::info("{} had arrived already: not sending it again",
+                   describe(env, row));
+      settle(self, env, name, "delivered");
+      return;
+    }
+    env->unsure.erase(row.id);
+    post(self, env, name, std::move(req));
+  } else if (res.permanent) {
+    drop(self, env, name, "heaven cannot make the request: " + res.error);
+  } else if (res.status == 401) {
+    check_credentials(self, env, name);
+  } else if (rate_limited(res)) {
+    auto at = retry_at(res, env->opts.now_ms());
+    pause(self, env, at);
+    retry(self, env, name, "looking it up: " + why(res), at);
+  } else if (res.status >= 400 && res.status < 500) {
+    // Nothing to find: the request's own answer will tell.
+    env->unsure.erase(row.id);
+    post(self, env, name, std::move(req));
+  } else {
+    retry(self, env, name, "looking it up: " + why(res));
+  }
+}
+
+/// Tries the head row of `name` once: drops it when too old, else looks it
+/// up first when unsure, else sends it.
+void attempt(self_ptr self, const env_ptr& env, const std::string& name) {
+  auto& row = self->state.streams[name].rows.front();
+  auto age = env->opts.now_ms() - row.created_ms;
+  if (age > env->opts.max_age.count()) {
+    drop(self, env, name,
+         "undelivered after " + std::to_string(age / 1000)
+           + " s (HEAVEN_OUTBOX_MAX_AGE)");
+    return;
+  }
+  std::optional<http_request> req;
+  try {
+    req = env->c.request(row);
+  } catch (const std::exception& e) {
+    drop(self, env, name, std::string{"unreadable: "} + e.what());
+    return;
+  }
+  if (!req) {
+    settle(self, env, name, "delivered: nothing to send");
+    return;
+  }
+  if (env->unsure.count(row.id) > 0 && env->c.lookup) {
+    std::optional<http_request> lk;
+    try {
+      lk = env->c.lookup(row);
+    } catch (const std::exception&) {
+      // No way to look: send it.
+    }
+    if (lk) {
+      send(self, env, std::move(*lk), [=](http_response& res) mutable {
+        on_lookup(self, env, name, std::move(*req), res);
+      });
+      return;
+    }
+  }
+  post(self, env, name, std::move(*req));
+}
+
+void pump(self_ptr self, const env_ptr& env) {
+  auto& st = self->state;
+  if (st.pumping)
+    return; // The loop below picks up what was just made ready.
+  st.pumping = true;
+  while (!st.ready.empty() && st.in_flight < env->opts.max_in_flight) {
+    auto now = env->opts.now_ms();
+    if (now < st.paused_until) {
+      if (!st.resume_scheduled) {
+        st.resume_scheduled = true;
+        self->delayed_send(self,
+                           std::chrono::milliseconds(st.paused_until - now),
+                           retry_atom::value, std::string{});
+      }
+      break;
+    }
+    auto name = std::move(st.ready.front());
+    st.ready.pop_front();
+    auto i = st.streams.find(name);
+    if (i == st.streams.end() || i->second.rows.empty())
+      continue;
+    attempt(self, env, name);
+  }
+  st.pumping = false;
+}
+
+/// Queues rows (from the store); `recovered` rows were written before this
+/// outbox started, so an attempt of theirs may already have arrived.
+void enqueue(self_ptr self, const env_ptr& env, std::vector<outbox_row>& rows,
+             bool recovered) {
+  auto& st = self->state;
+  for (auto& row : rows) {
+    auto& s = st.streams[row.stream];
+    if (row.id <= s.last_id)
+      continue;
+    s.last_id = row.id;
+    if (recovered)
+      env->unsure.insert(row.id);
+    auto name = row.stream;
+    s.rows.push_back(std::move(row));
+    make_ready(self, name);
+  }
+  pump(self, env);
+}
+
+void subscribe(self_ptr self, const env_ptr& env) {
+  self
+    ->request(env->store, caf::infinite, subscribe_atom::value, env->c.kind,
+              outbox_actor{self})
+    .then(
+      [=](std::vector<outbox_row>& rows) {
+        self->state.subscribed = true;
+        if (env->opts.ready)
+          env->opts.ready();
+        if (!rows.empty())
+          spdlog::info("{} outbox resumes {} undelivered message(s)",
+                       env->c.kind, rows.size());
+        enqueue(self, env, rows, true);
+      },
+      [=](caf::error& err) {
+        spdlog::error("{} outbox cannot read the store ({}); trying again "
+                      "in a second",
+                      env->c.kind, self->system().render(err));
+        self->delayed_send(self, std::chrono::seconds(1), retry_atom::value,
+                           std::string{});
+      });
+}
+
+} // namespace
+
+int64_t retry_at(const http_response& res, int64_t now_ms) {
+  auto after = header(res, "retry-after");
+  if (!after.empty()) {
+    int64_t seconds = 0;
+    auto [p, ec] = std::from_chars(after.data(), after.data() + after.size(),
+                                   seconds);
+    if (ec == std::errc{} && p == after.data() + after.size())
+      return now_ms + std::max<int64_t>(seconds, 0) * 1000;
+    std::tm tm{};
+    if (strptime(after.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) != nullptr)
+      return static_cast<int64_t>(timegm(&tm)) * 1000;
+  }
+  auto reset = header(res, "x-ratelimit-reset");
+  if (!reset.empty() && header(res, "x-ratelimit-remaining") == "0") {
+    int64_t epoch = 0;
+    auto [p, ec] = std::from_chars(reset.data(), reset.data() + reset.size(),
+                                   epoch);
+    if (ec == std::errc{} && p == reset.data() + reset.size())
+      return epoch * 1000;
+  }
+  return 0;
+}
+
+outbox_actor::behavior_type
+outbox(outbox_actor::stateful_pointer<outbox_state> self, store_actor store,
+       http_client_actor http, courier c, outbox_options opts) {
+  if (!opts.now_ms)
+    opts.now_ms = [] {
+      using namespace std::chrono;
+      return duration_cast<milliseconds>(
+               system_clock::now().time_since_epoch())
+        .count();
+    };
+  opts.max_in_flight = std::max(opts.max_in_flight, 1);
+  auto env = std::make_shared<outbox_env>();
+  env->store = std::move(store);
+  env->http = std::move(http);
+  env->c = std::move(c);
+  env->opts = std::move(opts);
+  subscribe(self, env);
+  return {
+    [=](outbox_atom, std::vector<outbox_row>& rows) {
+      enqueue(self, env, rows, false);
+    },
+    [=](retry_atom, std::string& name) {
+      auto& st = self->state;
+      if (name.empty()) {
+        st.resume_scheduled = false;
+        if (!st.subscribed)
+          subscribe(self, env);
+        flush(self, env);
+      } else if (auto i = st.streams.find(name); i != st.streams.end()) {
+        i->second.busy = false;
+        make_ready(self, name);
+      }
+      pump(self, env);
+    },
+  };
+}
+
+} // namespace heaven

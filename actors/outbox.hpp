@@ -1,0 +1,116 @@
+/// The OUTBOX actor: delivers the store's outbox rows of one kind (GitHub
+/// statuses, ...) over HTTP, in order per stream, retrying until each is
+/// delivered or too old, and never sending twice what may have arrived.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "messages/interfaces.hpp"
+
+namespace heaven {
+
+/// How one kind of outbox row is delivered: the HTTP knowledge of its
+/// destination (GitHub's statuses API, a chat service, ...).
+struct courier {
+  /// The kind of rows it delivers ("status").
+  std::string kind;
+  /// The request that delivers `row`. nullopt when there is nothing to send
+  /// (the row is settled as delivered without a request: e.g. no
+  /// GITHUB_TOKEN); throws std::exception when the row cannot be read (it
+  /// is dropped).
+  std::function<std::optional<http_request>(const outbox_row&)> request;
+  /// The request that finds out whether an earlier attempt whose answer was
+  /// lost took effect, or nullopt when there is no way to tell (then the
+  /// row is simply sent again). May be empty.
+  std::function<std::optional<http_request>(const outbox_row&)> lookup;
+  /// Whether the lookup's (2xx) answer shows that `row` arrived.
+  std::function<bool(const outbox_row&, const http_response&)> found;
+  /// Asked after a 401: a request that succeeds when the credentials are
+  /// good (then the 401 was a passing failure and the row is retried); when
+  /// it is refused too, or this is empty, the row is dropped.
+  std::function<std::optional<http_request>()> credentials_check;
+  /// "status success of octo/app deployment 42", for the log.
+  std::function<std::string(const outbox_row&)> describe;
+};
+
+/// How patient an outbox is.
+struct outbox_options {
+  /// Requests in flight at once (each stream has at most one).
+  int max_in_flight = 32;
+  /// Wait before the first retry of a row; doubles up to `max_backoff`.
+  std::chrono::milliseconds first_backoff{1000};
+  std::chrono::milliseconds max_backoff{60000};
+  /// Rows older than this are dropped with an error line.
+  std::chrono::milliseconds max_age{std::chrono::hours(24)};
+  /// Whole-request timeout of one attempt.
+  int64_t request_timeout_ms = 30000;
+  /// The wall clock in Unix milliseconds (rows' ages); replaceable in tests.
+  std::function<int64_t()> now_ms;
+  /// Called once the outbox has its rows from the store and hears of every
+  /// later one (may be empty).
+  std::function<void()> ready;
+};
+
+/// One stream's queue in the OUTBOX actor.
+struct outbox_stream {
+  std::deque<outbox_row> rows;
+  /// Attempts made for the head row.
+  int attempts = 0;
+  /// A request for the head row is in flight, or its retry is scheduled.
+  bool busy = false;
+  /// An earlier attempt of the head row got no answer (or heaven restarted
+  /// since it was written): ask before sending it again.
+  bool lookup_first = false;
+  /// The highest row id seen, so a row handed over twice is queued once.
+  int64_t last_id = 0;
+};
+
+/// State of the OUTBOX actor.
+struct outbox_state {
+  static inline const char* name = "outbox";
+  std::map<std::string, outbox_stream> streams;
+  /// Streams whose head may be tried now, in the order they became ready.
+  std::deque<std::string> ready;
+  int in_flight = 0;
+  /// Nothing is sent before this time (Unix ms): a rate limit's Retry-After.
+  int64_t paused_until = 0;
+  bool resume_scheduled = false;
+  /// Rows settled but not yet written to the store, and whether a write is
+  /// under way (one at a time: what arrives meanwhile goes in the next).
+  std::vector<settled_row> settling;
+  bool settle_in_flight = false;
+  bool subscribed = false;
+  /// Set while the send loop runs, so what it settles does not start a
+  /// second loop inside the first.
+  bool pumping = false;
+};
+
+/// The OUTBOX actor for `c.kind`. Subscribes to the store's rows of that
+/// kind (retrying until the store answers) and delivers them through
+/// `http`: rows of one stream strictly one after another, different streams
+/// concurrently up to `opts.max_in_flight`. A 2xx answer delivers a row. No
+/// answer, a 5xx or a lost answer before a restart make the next attempt ask
+/// `c.lookup` first, so a slow server never gets a duplicate. 429, and 403
+/// with a rate limit exhausted, pause the whole outbox until `Retry-After`
+/// (or `x-ratelimit-reset`). 400, 404, 410 and 422, a request heaven cannot
+/// even make (`permanent`), and a 401 that `c.credentials_check` confirms
+/// drop the row at once with an error line; anything else is retried with
+/// doubling backoff until the row is older than `opts.max_age`. Settled rows
+/// are written to the store in batches.
+outbox_actor::behavior_type
+outbox(outbox_actor::stateful_pointer<outbox_state> self, store_actor store,
+       http_client_actor http, courier c, outbox_options opts);
+
+/// Parses a `Retry-After` header (seconds, or an HTTP date) or GitHub's
+/// `x-ratelimit-reset` (Unix seconds) of `res` into the Unix millisecond it
+/// names, relative to `now_ms`; 0 when the answer names no time.
+int64_t retry_at(const http_response& res, int64_t now_ms);
+
+} // namespace heaven
