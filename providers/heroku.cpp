@@ -491,7 +491,8 @@ void open_stream(self_ptr self) {
       flush_lines(self, true);
       if (res.status >= 200 && res.status < 300) {
         st.stream_ended = true;
-      } else if (st.streamed_bytes > 0 || st.stream_attempts >= 5) {
+      } else if (st.streamed_bytes > 0 || st.stream_attempts >= 5
+                 || res.permanent) {
         // Re-opening would repeat what was shown; the build's status still
         // decides the outcome.
         st.stream_ended = true;
