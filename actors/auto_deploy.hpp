@@ -28,6 +28,8 @@ struct auto_deploy_config {
   int attempts = 5;
   /// Wait before the first retry, in milliseconds; doubles each time.
   int64_t first_backoff_ms = 1000;
+  /// Whole-request timeout of one GitHub request, in milliseconds.
+  int64_t request_timeout_ms = 30000;
 };
 
 /// The AUTO_DEPLOY actor. For each `(status, commit_status_event)`:
@@ -43,9 +45,16 @@ struct auto_deploy_config {
 /// deployment's payload (`actor` and `sha` updated), task `deploy`, the same
 /// environment and the description "Heaven auto deploy triggered by a commit
 /// status change". Every skip is logged at info level with its reason.
-/// GETs are retried on 5xx, 429 and network failures; the POST only on 429,
-/// 502, 503 and 504 (a failure after sending might have created it). A job
-/// stops when this actor exits. Never blocks.
+/// GETs are retried on 5xx, 429 and network failures. The POST is created
+/// once: it is sent again as it is only after 429 or 503 with Retry-After
+/// (refused before anything was done); after no answer or another 5xx,
+/// heaven first lists the sha's deployments to that environment
+/// (`GET repos/<repo>/deployments?sha=&environment=&task=deploy`) and takes
+/// one with auto_deploy's description and the same app as created, POSTing
+/// again only when there is none; when the list cannot be read it does not
+/// POST again. No request is retried when it can never succeed
+/// (`http_response.permanent`). A job stops when this actor exits. Never
+/// blocks.
 auto_deploy_actor::behavior_type auto_deploy(auto_deploy_actor::pointer self,
                                              auto_deploy_config cfg);
 

@@ -1,4 +1,5 @@
-/// Small pieces both HTTP API providers (heroku, elastic_beanstalk) use.
+/// Small pieces the HTTP API providers (heroku, elastic_beanstalk,
+/// bundler_capistrano) share.
 #pragma once
 
 #include <chrono>
@@ -25,6 +26,9 @@ struct api_config {
   int attempts = 5;
   /// First wait before a retry; doubles each time (429 uses Retry-After).
   int64_t first_backoff_ms = 1000;
+  /// Whole-request timeout of one API request, in milliseconds (streams
+  /// have their own).
+  int64_t request_timeout_ms = 30000;
 };
 
 /// `base` and `path` joined with exactly one slash.
@@ -48,8 +52,38 @@ std::string github_archive_problem(const http_response& res,
                                    const std::string& sha,
                                    std::string& location);
 
-/// True for answers worth retrying: no answer at all (status 0), 429, 5xx.
+/// True for answers worth retrying: no answer at all (status 0), 429, 5xx;
+/// never for a `permanent` failure.
 bool transient(const http_response& res);
+
+/// What the answer to a request that creates something (a build, a
+/// deployment) says about the thing. Create once: only `refused` may be sent
+/// again as it is; `unknown` must be looked up first.
+enum class create_answer {
+  /// 2xx: created; the answer describes it.
+  created,
+  /// Refused before anything was done, worth another attempt: 429 (a rate
+  /// limiter answers before the request is handled) and 503 with
+  /// Retry-After (the server says it is not serving now, and when to come
+  /// back).
+  refused,
+  /// It may exist although the answer says nothing: no answer at all
+  /// (timeout, connection reset after the request went out) and every other
+  /// 5xx (a gateway's 502/504 or a proxy's 503 can come after the server
+  /// acted).
+  unknown,
+  /// Will not exist: 3xx, 4xx other than 429, and `permanent` failures
+  /// (the request could not even be sent).
+  failed,
+};
+
+/// Classifies `res`, the answer to a creating request (see create_answer).
+create_answer classify_create(const http_response& res);
+
+/// An RFC 3339 / ISO 8601 UTC time as APIs write it ("2024-05-01T10:00:00Z",
+/// fractions and "+hh:mm" offsets allowed), or nullopt when `text` is none.
+std::optional<std::chrono::system_clock::time_point>
+parse_time(std::string_view text);
 
 /// How long to wait before attempt `attempt` (2, 3, ...): the response's
 /// `Retry-After` seconds when it has one, else `first` doubled per attempt.

@@ -2,22 +2,29 @@
 //
 //   1. GitHub: `GET repos/<repo>/tarball/<sha>` → 302; the Location is the
 //      build's source (private repositories: a short-lived signed link).
-//   2. Heroku: `POST apps/<app>/builds` with that link and the full sha as
-//      the version → the build's id and its output stream.
+//   2. Heroku: `POST apps/<app>/builds` with that link, the full sha as the
+//      version and heaven's mark as the version description → the build's
+//      id and its output stream.
 //   3. The output stream goes into the deployment's log as it arrives, while
 //      `GET apps/<app>/builds/<id>` is polled on a timer until the build
 //      `succeeded` (success) or `failed` (failure).
 //
-// Transient answers (no answer, 429, 5xx) are retried with backoff (429
-// waits for Retry-After); the others end the deployment with `error` and a
-// description saying what Heroku or GitHub objected to. A cancel (timeout,
-// shutdown) stops the polling and the stream at once. Nothing here blocks:
-// every request goes through the http_client actor.
+// Create once: a build request that got no answer, or a 5xx that may have
+// come after Heroku acted, is not simply sent again. heaven first lists the
+// app's newest builds (`GET apps/<app>/builds`, newest first) and follows
+// the build it finds of this sha, created since just before heaven's first
+// request and carrying heaven's mark; only when there is none does it ask
+// again. 429 and 503 with Retry-After (refused before anything was done)
+// are asked again after the wait; other answers end the deployment with
+// `error` and a description saying what Heroku or GitHub objected to. A
+// cancel (timeout, shutdown) stops the polling and the stream at once.
+// Nothing here blocks: every request goes through the http_client actor.
 
 #include "providers/heroku.hpp"
 
 #include <cctype>
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include <caf/actor_cast.hpp>
@@ -40,6 +47,9 @@ enum class step {
   tarball,
   /// Asking Heroku to build it.
   create,
+  /// The build request got no clear answer: looking for the build among
+  /// the app's builds before asking again.
+  lookup,
   /// The build runs: polling it and streaming its output.
   following,
   /// Ended (result sent).
@@ -62,6 +72,15 @@ struct heroku_state {
   /// Attempts made at the current request (tarball, create) or polls that
   /// failed in a row (following).
   int attempt = 1;
+  /// When heaven sent its first build request (zero before): builds created
+  /// earlier, minus the clock skew allowed, are not heaven's.
+  std::chrono::system_clock::time_point first_create{};
+  /// The lookup: the unclear answer that started it, attempts at the
+  /// current list request, pages read, and the next page's Range.
+  http_response unanswered;
+  int list_attempt = 1;
+  int pages = 0;
+  std::string next_range;
   /// The stream: open now, or ended; bytes seen; an unfinished last line.
   bool streaming = false;
   bool stream_ended = false;
@@ -76,8 +95,30 @@ struct heroku_state {
 
 using self_ptr = api_provider_actor::stateful_pointer<heroku_state>;
 
+/// How far Heroku's clock may lag heaven's: a build stamped up to this long
+/// before heaven's first build request may still be the one it started.
+/// Generous for NTP-synchronised clocks (well under a second apart), small
+/// next to the minutes between two deployments of one sha to one app.
+constexpr auto clock_skew = std::chrono::seconds(60);
+
+/// Builds per page of the list. Heroku answers newest first, so the build
+/// heaven looks for is on the first page unless more than this many builds
+/// were created on the app since heaven's request.
+constexpr int list_page_size = 20;
+
+/// Pages read at most in one lookup (a safety stop; see list_page_size).
+constexpr int max_list_pages = 10;
+
 std::string short_id(const std::string& id) {
   return id.substr(0, 8);
+}
+
+/// The mark heaven puts on its builds (`source_blob.version_description`)
+/// so that a lookup tells its own build from one started for the same sha by
+/// someone else: "heaven deployment 42 of octo/app".
+std::string build_mark(const provider_job& job) {
+  return "heaven deployment " + std::to_string(job.id) + " of "
+         + job.request.repo;
 }
 
 void say(self_ptr self, stream source, std::string text) {
@@ -129,6 +170,7 @@ http_request heroku_request(const heroku_config& cfg, std::string method,
   req.headers = {{"Accept", "application/vnd.heroku+json; version=3"},
                  {"Authorization", "Bearer " + cfg.api_key},
                  {"User-Agent", "heaven"}};
+  req.timeout_ms = cfg.request_timeout_ms;
   return req;
 }
 
@@ -175,6 +217,7 @@ bool retry_later(self_ptr self, const http_response& res,
 }
 
 void create_build(self_ptr self);
+void list_builds(self_ptr self);
 void poll(self_ptr self);
 void open_stream(self_ptr self);
 
@@ -203,6 +246,121 @@ void fetch_tarball_link(self_ptr self) {
     });
 }
 
+/// Follows `build` (Heroku's JSON for one build, with an id): its output
+/// stream, and polls until it ends. `adopted`: found by a lookup rather
+/// than in the answer to heaven's request.
+void follow(self_ptr self, const json& build, bool adopted) {
+  auto& st = self->state;
+  st.build_id = build["id"].get<std::string>();
+  if (build.contains("output_stream_url")
+      && build["output_stream_url"].is_string())
+    st.stream_url = build["output_stream_url"].get<std::string>();
+  st.at = step::following;
+  st.attempt = 1;
+  if (adopted) {
+    spdlog::info("deployment {}: Heroku build {} of {} was started by an "
+                 "unanswered request; following it",
+                 st.job.id, st.build_id, st.app);
+    say(self, stream::heaven,
+        "Heroku build " + st.build_id + " on " + st.app
+          + " was started by heaven's unanswered request: following it");
+  } else {
+    spdlog::info("deployment {}: Heroku build {} of {} started", st.job.id,
+                 st.build_id, st.app);
+    say(self, stream::heaven,
+        "Heroku build " + st.build_id + " started on " + st.app);
+  }
+  open_stream(self);
+  self->delayed_send(self, std::chrono::milliseconds(st.cfg.poll_interval_ms),
+                     tick_atom::value);
+}
+
+/// True when `build` has a string id.
+bool has_id(const json& build) {
+  return build.is_object() && build.contains("id") && build["id"].is_string();
+}
+
+/// The string at `build[outer][inner]`, or "" (absent, null, not a string).
+std::string nested_string(const json& build, const char* outer,
+                          const char* inner) {
+  if (!build.is_object())
+    return {};
+  auto o = build.find(outer);
+  if (o == build.end() || !o->is_object())
+    return {};
+  auto i = o->find(inner);
+  if (i == o->end() || !i->is_string())
+    return {};
+  return i->get<std::string>();
+}
+
+/// When Heroku created `build`, if it says so readably.
+std::optional<std::chrono::system_clock::time_point>
+created_at(const json& build) {
+  if (!build.is_object() || !build.contains("created_at")
+      || !build["created_at"].is_string())
+    return std::nullopt;
+  return parse_time(build["created_at"].get<std::string>());
+}
+
+/// The earliest `created_at` a build of this deployment can carry.
+std::chrono::system_clock::time_point cutoff(const heroku_state& st) {
+  return st.first_create - clock_skew;
+}
+
+/// Whether `build`, from the app's list, is the one heaven's unanswered
+/// request started: the deployment's full sha as its version, created no
+/// earlier than heaven's first request (less the clock skew), and, when
+/// Heroku kept a version description, heaven's mark for this deployment.
+bool ours(const heroku_state& st, const json& build) {
+  if (!has_id(build)
+      || nested_string(build, "source_blob", "version") != st.job.request.sha)
+    return false;
+  auto described = nested_string(build, "source_blob", "version_description");
+  if (!described.empty() && described != build_mark(st.job))
+    return false;
+  auto created = created_at(build);
+  return created && *created >= cutoff(st);
+}
+
+/// The build request got `res`, which may mean Heroku started the build:
+/// looks among the app's builds before asking again, after the wait a retry
+/// would have had (so that a build still being created shows up).
+void look_up(self_ptr self, const http_response& res) {
+  auto& st = self->state;
+  st.at = step::lookup;
+  st.unanswered = res;
+  st.list_attempt = 1;
+  st.pages = 0;
+  st.next_range.clear();
+  auto delay = retry_delay(res, st.attempt + 1,
+                           std::chrono::milliseconds(st.cfg.first_backoff_ms));
+  say(self, stream::heaven,
+      "Heroku's build API: " + describe(res) + "; looking for the build among "
+        + st.app + "'s builds in " + std::to_string(delay.count())
+        + " ms before asking again");
+  self->delayed_send(self, delay, tick_atom::value);
+}
+
+/// No build of heaven's was found: asks again while attempts are left.
+void not_found(self_ptr self) {
+  auto& st = self->state;
+  if (st.attempt >= st.cfg.attempts) {
+    end(self, "error",
+        heroku_problem(st, "build " + st.app, st.unanswered)
+          + "; no build of it was found");
+    return;
+  }
+  ++st.attempt;
+  say(self, stream::heaven,
+      "No build of " + st.job.request.sha.substr(0, 7) + " on " + st.app
+        + " since heaven's request: asking Heroku again (attempt "
+        + std::to_string(st.attempt) + " of "
+        + std::to_string(st.cfg.attempts) + ")");
+  st.at = step::create;
+  create_build(self);
+}
+
 void create_build(self_ptr self) {
   auto& st = self->state;
   auto req = heroku_request(st.cfg, "POST", "apps/" + st.app + "/builds");
@@ -210,41 +368,101 @@ void create_build(self_ptr self) {
   json body;
   body["source_blob"]["url"] = st.source_url;
   body["source_blob"]["version"] = st.job.request.sha;
+  body["source_blob"]["version_description"] = build_mark(st.job);
   req.body = body.dump();
+  if (st.first_create == std::chrono::system_clock::time_point{})
+    st.first_create = std::chrono::system_clock::now();
   self->request(st.cfg.http, caf::infinite, std::move(req))
     .then([=](http_response& res) {
       auto& st = self->state;
       if (st.at != step::create)
         return;
-      if (res.status == 201 || res.status == 200) {
-        auto build = json::parse(res.body, nullptr, false);
-        if (!build.is_object() || !build.contains("id")
-            || !build["id"].is_string()) {
-          end(self, "error", "Heroku accepted the build but its answer has "
-                             "no build id");
+      switch (classify_create(res)) {
+        case create_answer::created: {
+          auto build = json::parse(res.body, nullptr, false);
+          if (!has_id(build)) {
+            end(self, "error", "Heroku accepted the build but its answer "
+                               "has no build id");
+            return;
+          }
+          follow(self, build, false);
           return;
         }
-        st.build_id = build["id"].get<std::string>();
-        if (build.contains("output_stream_url")
-            && build["output_stream_url"].is_string())
-          st.stream_url = build["output_stream_url"].get<std::string>();
-        st.at = step::following;
-        st.attempt = 1;
-        spdlog::info("deployment {}: Heroku build {} of {} started",
-                     st.job.id, st.build_id, st.app);
-        say(self, stream::heaven,
-            "Heroku build " + st.build_id + " started on " + st.app);
-        open_stream(self);
-        self->delayed_send(self,
-                           std::chrono::milliseconds(st.cfg.poll_interval_ms),
-                           tick_atom::value);
+        case create_answer::refused:
+          if (!retry_later(self, res, "Heroku's build API"))
+            end(self, "error", heroku_problem(st, "build " + st.app, res));
+          return;
+        case create_answer::unknown:
+          look_up(self, res);
+          return;
+        case create_answer::failed:
+          end(self, "error", heroku_problem(st, "build " + st.app, res));
+          return;
+      }
+    });
+}
+
+/// One page of the app's builds, newest first: `created_at ..;
+/// order=desc,max=N;` as the Platform API's Range header, then each
+/// `Next-Range` Heroku gives while the page still reaches no build older
+/// than heaven's request.
+void list_builds(self_ptr self) {
+  auto& st = self->state;
+  auto req = heroku_request(st.cfg, "GET", "apps/" + st.app + "/builds");
+  req.headers.emplace_back(
+    "Range", st.next_range.empty()
+               ? "created_at ..; order=desc,max="
+                   + std::to_string(list_page_size) + ";"
+               : st.next_range);
+  self->request(st.cfg.http, caf::infinite, std::move(req))
+    .then([=](http_response& res) {
+      auto& st = self->state;
+      if (st.at != step::lookup)
+        return;
+      if (res.status != 200 && res.status != 206) {
+        auto retry = next_retry(res, st.list_attempt, st.cfg,
+                                "Listing " + st.app + "'s builds");
+        if (retry) {
+          say(self, stream::heaven, std::move(retry->line));
+          self->delayed_send(self, retry->delay, tick_atom::value);
+          return;
+        }
+        auto msg = heroku_message(res);
+        spdlog::error("deployment {}: listing the builds of {} failed ({}){}",
+                      st.job.id, st.app, describe(res),
+                      msg.empty() ? "" : ": " + msg);
+        end(self, "error",
+            "Heroku may have started a build on " + st.app + " ("
+              + describe(st.unanswered) + "); listing its builds failed ("
+              + describe(res) + ")");
         return;
       }
-      // A build request that failed with 429 or 503 was not accepted, and
-      // one that got no answer most likely neither: those are retried.
-      bool safe = res.status == 0 || res.status == 429 || res.status == 503;
-      if (!safe || !retry_later(self, res, "Heroku's build API"))
-        end(self, "error", heroku_problem(st, "build " + st.app, res));
+      auto builds = json::parse(res.body, nullptr, false);
+      if (!builds.is_array()) {
+        end(self, "error", "Heroku may have started a build on " + st.app
+                             + ": its list of builds is not a JSON array");
+        return;
+      }
+      st.list_attempt = 1;
+      ++st.pages;
+      bool reached_back = builds.empty();
+      for (auto& build : builds) {
+        if (ours(st, build)) {
+          follow(self, build, true);
+          return;
+        }
+        auto created = created_at(build);
+        if (created && *created < cutoff(st))
+          reached_back = true;
+      }
+      auto next = header_value(res, "next-range");
+      if (res.status == 206 && !next.empty() && !reached_back
+          && st.pages < max_list_pages) {
+        st.next_range = std::move(next);
+        list_builds(self);
+        return;
+      }
+      not_found(self);
     });
 }
 
@@ -273,7 +491,8 @@ void open_stream(self_ptr self) {
       flush_lines(self, true);
       if (res.status >= 200 && res.status < 300) {
         st.stream_ended = true;
-      } else if (st.streamed_bytes > 0 || st.stream_attempts >= 5) {
+      } else if (st.streamed_bytes > 0 || st.stream_attempts >= 5
+                 || res.permanent) {
         // Re-opening would repeat what was shown; the build's status still
         // decides the outcome.
         st.stream_ended = true;
@@ -420,6 +639,9 @@ heroku(self_ptr self, heroku_config cfg, provider_job job,
         case step::create:
           create_build(self);
           break;
+        case step::lookup:
+          list_builds(self);
+          break;
         case step::following:
           poll(self);
           break;
@@ -443,6 +665,10 @@ heroku(self_ptr self, heroku_config cfg, provider_job job,
         say(self, stream::heaven,
             "Stopped following Heroku build " + st.build_id
               + ": Heroku may still finish it");
+      else if (st.at == step::lookup)
+        say(self, stream::heaven,
+            "Stopped looking for the build heaven's unanswered request may "
+            "have started on " + st.app);
       end(self, "failure", "cancelled");
     },
     [](started_atom, int32_t) {},

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -106,7 +108,55 @@ struct github_world {
   /// 201 with ids 1001, 1002, ...
   std::vector<stub_response> creates;
   size_t created = 0;
+  /// Which POSTs (0, 1, ...) create a deployment although their answer
+  /// does not say so (dropped, 5xx).
+  std::set<size_t> created_anyway;
+  /// Milliseconds POST n waits before answering.
+  std::map<size_t, int> create_delay_ms;
+  /// Deployments GitHub has, newest first: those POSTs created, and any a
+  /// test adds (others, by people or for other apps).
+  std::vector<json> deployments;
+  /// When not empty, the answers to GET .../deployments?..., in turn (the
+  /// last repeats); otherwise `deployments` filtered by the query.
+  std::vector<std::function<stub_response(github_world&)>> listings;
+  size_t listed = 0;
 };
+
+/// The query parameter `key` of `target`, or "".
+std::string query_param(const std::string& target, const std::string& key) {
+  auto q = target.find('?');
+  if (q == std::string::npos)
+    return {};
+  auto query = target.substr(q + 1);
+  size_t start = 0;
+  while (start <= query.size()) {
+    auto amp = query.find('&', start);
+    auto part = query.substr(start, amp == std::string::npos
+                                      ? std::string::npos
+                                      : amp - start);
+    auto eq = part.find('=');
+    if (part.substr(0, eq) == key)
+      return eq == std::string::npos ? "" : part.substr(eq + 1);
+    if (amp == std::string::npos)
+      break;
+    start = amp + 1;
+  }
+  return {};
+}
+
+/// A GitHub deployment as the list shows it.
+json github_deployment(int64_t id, std::string commit, std::string environment,
+                       std::string desc, json payload) {
+  return {{"id", id},
+          {"sha", commit},
+          {"ref", commit},
+          {"task", "deploy"},
+          {"environment", environment},
+          {"original_environment", environment},
+          {"description", std::move(desc)},
+          {"payload", std::move(payload)},
+          {"created_at", "2024-05-01T10:00:00Z"}};
+}
 
 /// A deployed environment as the store reports it.
 deployed_environment deployed(std::string environment, std::string base,
@@ -172,8 +222,13 @@ struct auto_fixture {
     auto logger = std::make_shared<spdlog::logger>("test", log_sink);
     logger->set_level(spdlog::level::debug);
     spdlog::set_default_logger(logger);
-    github.respond_with(
-      [this](const recorded_request& r) { return answer(r); });
+    github.respond_with([this](const recorded_request& r) {
+      int delay = 0;
+      auto res = answer(r, delay);
+      // A slow GitHub: answers after heaven stopped waiting.
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+      return res;
+    });
     start(config());
   }
 
@@ -212,7 +267,7 @@ struct auto_fixture {
   }
 
   /// GitHub as documented: combined status, compare, create deployment.
-  stub_response answer(const recorded_request& r) {
+  stub_response answer(const recorded_request& r, int& delay_ms) {
     std::lock_guard guard{world.mx};
     auto ok = [](json body) {
       return stub_response{
@@ -253,11 +308,39 @@ struct auto_fixture {
     }
     if (r.method == "POST" && r.target == "/repos/octo/app/deployments") {
       auto n = world.created++;
-      if (!world.creates.empty())
-        return world.creates[std::min(n, world.creates.size() - 1)];
-      return stub_response{201,
-                           {{"Content-Type", "application/json"}},
-                           json{{"id", 1001 + n}}.dump()};
+      if (world.create_delay_ms.count(n) != 0)
+        delay_ms = world.create_delay_ms[n];
+      auto res = world.creates.empty()
+                   ? stub_response{201,
+                                   {{"Content-Type", "application/json"}},
+                                   json{{"id", 1001 + n}}.dump()}
+                   : world.creates[std::min(n, world.creates.size() - 1)];
+      bool created = res.status == 201 && !res.drop;
+      if (created || world.created_anyway.count(n) != 0) {
+        auto body = json::parse(r.body);
+        auto answered = json::parse(res.body, nullptr, false);
+        int64_t id = created && answered.contains("id")
+                       ? answered["id"].get<int64_t>()
+                       : static_cast<int64_t>(1001 + n);
+        world.deployments.insert(
+          world.deployments.begin(),
+          github_deployment(id, body["ref"], body["environment"],
+                            body["description"], body["payload"]));
+      }
+      return res;
+    }
+    std::string list = "/repos/octo/app/deployments?";
+    if (r.method == "GET" && r.target.rfind(list, 0) == 0) {
+      auto n = world.listed++;
+      if (!world.listings.empty())
+        return world.listings[std::min(n, world.listings.size() - 1)](world);
+      auto found = json::array();
+      for (auto& d : world.deployments)
+        if (d["sha"] == query_param(r.target, "sha")
+            && d["environment"] == query_param(r.target, "environment")
+            && d["task"] == query_param(r.target, "task"))
+          found.push_back(d);
+      return ok(found);
     }
     return stub_response{404,
                          {{"Content-Type", "application/json"}},
@@ -634,25 +717,187 @@ BOOST_AUTO_TEST_CASE(a_422_on_create_is_logged_and_not_retried) {
   BOOST_TEST(posts().size() == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(create_is_retried_only_when_surely_not_created) {
+BOOST_AUTO_TEST_CASE(create_is_sent_again_as_it_is_only_when_refused) {
   deployed_last({deployed("production", prod_base, prod_payload)});
-  world.creates = {stub_response{503, {}, R"({"message":"Unavailable"})"},
+  // Rate limited, then "unavailable, come back later": neither created it.
+  world.creates = {stub_response{429, {}, R"({"message":"Slow down"})"},
+                   stub_response{503,
+                                 {{"Retry-After", "0"}},
+                                 R"({"message":"Unavailable"})"},
                    stub_response{201, {}, R"({"id":555})"}};
   send(status_event());
   finish_on(created_line("production", 555));
-  BOOST_TEST(posts().size() == 2u);
-  // A 500 might have created it: no second attempt.
+  BOOST_TEST(posts().size() == 3u);
+  auto bodies = posts();
+  for (auto& p : bodies)
+    BOOST_TEST(p.body == bodies[0].body);
+  BOOST_TEST(requests_to("GET", "/repos/octo/app/deployments").empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_create_without_answer_is_looked_up_and_found) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  // GitHub creates the deployment but answers after heaven stopped waiting.
+  // (Not a dropped connection: the POST goes over the connection the GETs
+  // used, and libcurl itself sends a POST again when a reused connection
+  // closes without an answer.)
+  auto c = config();
+  c.request_timeout_ms = 2000;
+  start(c);
+  world.created_anyway = {0};
+  world.create_delay_ms = {{0, 4000}};
+  send(status_event());
+  BOOST_REQUIRE_MESSAGE(
+    eventually([&] {
+      return count_starting("info Auto-deploying octo/app@a1b2c3d4 to "
+                            "production (app): found GitHub deployment "
+                            "1001, created by a request that got ")
+             == 1u;
+    }, 20s),
+    everything_logged());
+  BOOST_REQUIRE(settled());
+  auto all = github.requests();
+  BOOST_REQUIRE_EQUAL(all.size(), 4u);
+  BOOST_TEST(all[0].target == combined_target);
+  BOOST_TEST(all[1].target == compare_target(prod_base));
+  BOOST_TEST(all[2].method == "POST");
+  BOOST_TEST(all[2].target == "/repos/octo/app/deployments");
+  auto& lookup = all[3];
+  BOOST_TEST(lookup.method == "GET");
+  BOOST_TEST(lookup.target
+             == std::string{"/repos/octo/app/deployments?sha="} + sha
+                  + "&environment=production&task=deploy&per_page=100");
+  BOOST_TEST(lookup.body.empty());
+  for (auto& r : all)
+    check_headers(r);
+  BOOST_TEST(count_starting("warning Creating the auto deployment of "
+                            "octo/app@a1b2c3d4 to production (app) got ")
+             == 1u);
+  BOOST_TEST(count_starting("error ") == 0u);
+  // A 500 after GitHub created it: the same, for another sha.
   {
     std::lock_guard guard{world.mx};
-    world.creates = {stub_response{500, {}, R"({"message":"Oops"})"},
-                     stub_response{201, {}, R"({"id":556})"}};
+    world.creates = {stub_response{500, {}, R"({"message":"Oops"})"}};
     world.created = 0;
+    world.create_delay_ms.clear();
   }
   send(status_event("success", {"main"}, "octocat", other_sha));
+  finish_on("info Auto-deploying octo/app@b2c3d4e5 to production (app): "
+            "found GitHub deployment 1001, created by a request that got "
+            "HTTP 500: Oops");
+  BOOST_TEST(posts().size() == 2u);
+  auto lookups = requests_to("GET", "/repos/octo/app/deployments?");
+  BOOST_REQUIRE_EQUAL(lookups.size(), 2u);
+  BOOST_TEST(lookups[1].target
+             == std::string{"/repos/octo/app/deployments?sha="} + other_sha
+                  + "&environment=production&task=deploy&per_page=100");
+}
+
+BOOST_AUTO_TEST_CASE(without_heavens_deployment_the_create_is_sent_once_more) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  world.creates = {stub_response{502, {}, R"({"message":"Bad Gateway"})"},
+                   stub_response{201, {}, R"({"id":777})"}};
+  // What GitHub lists for this sha and environment, none of it heaven's
+  // auto deployment of app: one by a person, one for another app, one of
+  // another environment (a list that ignored the filter).
+  auto auto_payload = json::parse(prod_payload);
+  auto other_app = auto_payload;
+  other_app["name"] = "other-app";
+  world.listings = {[=](github_world&) {
+    json list = {
+      github_deployment(901, sha, "production", "Deploy request from hubot",
+                        auto_payload),
+      github_deployment(902, sha, "production", description, other_app),
+      github_deployment(903, sha, "staging", description, auto_payload)};
+    return stub_response{200, {{"Content-Type", "application/json"}},
+                         list.dump()};
+  }};
+  send(status_event());
+  finish_on(created_line("production", 777));
+  auto all = github.requests();
+  BOOST_REQUIRE_EQUAL(all.size(), 5u);
+  BOOST_TEST(all[2].method == "POST");
+  BOOST_TEST(all[3].method == "GET");
+  BOOST_TEST(all[3].target
+             == std::string{"/repos/octo/app/deployments?sha="} + sha
+                  + "&environment=production&task=deploy&per_page=100");
+  BOOST_TEST(all[4].method == "POST");
+  BOOST_TEST(all[4].body == all[2].body);
+  BOOST_TEST(count_logged("warning Creating the auto deployment of "
+                          "octo/app@a1b2c3d4 to production (app) again: the "
+                          "request got HTTP 502: Bad Gateway and GitHub has "
+                          "no such deployment (attempt 2 of 3)")
+             == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(the_lookup_reads_the_next_page_and_a_string_payload) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  world.creates = {stub_response{504, {}, R"({"message":"Timeout"})"}};
+  auto payload = json::parse(prod_payload);
+  payload["sha"] = sha;
+  world.listings = {
+    [](github_world&) {
+      json list = {github_deployment(904, sha, "production", "by hand",
+                                     json::object())};
+      return stub_response{
+        200,
+        {{"Content-Type", "application/json"},
+         {"Link", "<https://api.github.com/repositories/1/deployments?"
+                  "page=2>; rel=\"next\""}},
+        list.dump()};
+    },
+    [=](github_world&) {
+      // Older deployments keep their payload as a JSON string.
+      json list = {github_deployment(905, sha, "production", description,
+                                     payload.dump())};
+      return stub_response{200, {{"Content-Type", "application/json"}},
+                           list.dump()};
+    }};
+  send(status_event());
+  finish_on("info Auto-deploying octo/app@a1b2c3d4 to production (app): "
+            "found GitHub deployment 905, created by a request that got "
+            "HTTP 504: Timeout");
+  auto lookups = requests_to("GET", "/repos/octo/app/deployments?");
+  BOOST_REQUIRE_EQUAL(lookups.size(), 2u);
+  BOOST_TEST(lookups[1].target
+             == std::string{"/repos/octo/app/deployments?sha="} + sha
+                  + "&environment=production&task=deploy&per_page=100"
+                    "&page=2");
+  BOOST_TEST(posts().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_lookup_posts_nothing_more) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  world.creates = {stub_response{500, {}, R"({"message":"Oops"})"}};
+  world.listings = {[](github_world&) {
+    return stub_response{404,
+                         {{"Content-Type", "application/json"}},
+                         R"({"message":"Not Found"})"};
+  }};
+  send(status_event());
+  finish_on("error Could not find out whether the auto deployment of "
+            "octo/app@a1b2c3d4 to production (app) was created (HTTP 500: "
+            "Oops, then listing deployments: HTTP 404: Not Found); not "
+            "creating it again, so that it is created once at most");
+  BOOST_TEST(posts().size() == 1u);
+  BOOST_TEST(requests_to("GET", "/repos/octo/app/deployments?").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(unanswered_every_time_and_never_found_gives_up) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  world.creates = {stub_response{500, {}, R"({"message":"Oops"})"}};
+  send(status_event());
   finish_on("error Could not create the auto deployment of "
-            "octo/app@b2c3d4e5 to production (app): HTTP 500: Oops; it is not "
-            "tried again for this sha");
-  BOOST_TEST(posts().size() == 3u);
+            "octo/app@a1b2c3d4 to production (app): HTTP 500: Oops, and "
+            "GitHub has no such deployment; it is not tried again for this "
+            "sha");
+  // Each POST is looked up before the next one, and the last one too.
+  std::vector<std::string> seen;
+  for (auto& r : github.requests())
+    if (r.target.rfind("/repos/octo/app/deployments", 0) == 0)
+      seen.push_back(r.method);
+  std::vector<std::string> expected = {"POST", "GET", "POST",
+                                       "GET",  "POST", "GET"};
+  BOOST_TEST(seen == expected, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(no_token_means_no_request) {

@@ -438,9 +438,10 @@ bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-/// Checks the Heroku requests of one build: the POST, then only polls.
+/// Checks the Heroku requests of one build (heaven's deployment `id`): the
+/// POST, marked as heaven's, then only polls.
 void check_heroku_requests(const std::vector<recorded_request>& reqs,
-                           const std::string& source) {
+                           const std::string& source, int64_t id) {
   BOOST_REQUIRE_GE(reqs.size(), 2u);
   for (auto& r : reqs) {
     BOOST_TEST(r.header("accept") == "application/vnd.heroku+json; version=3");
@@ -450,8 +451,12 @@ void check_heroku_requests(const std::vector<recorded_request>& reqs,
   BOOST_TEST(reqs[0].method == "POST");
   BOOST_TEST(reqs[0].target == "/apps/app-prod/builds");
   BOOST_TEST(reqs[0].header("content-type") == json_type);
+  auto mark = "heaven deployment " + std::to_string(id) + " of octo/app";
   BOOST_TEST(json::parse(reqs[0].body)
-             == (json{{"source_blob", {{"url", source}, {"version", sha}}}}));
+             == (json{{"source_blob",
+                       {{"url", source},
+                        {"version", sha},
+                        {"version_description", mark}}}}));
   for (size_t i = 1; i < reqs.size(); ++i) {
     BOOST_TEST(reqs[i].method == "GET");
     BOOST_TEST(reqs[i].target
@@ -488,7 +493,7 @@ BOOST_AUTO_TEST_CASE(heroku_builds_the_sha_without_a_checkout) {
   BOOST_TEST(gh[0].header("accept") == "application/vnd.github+json");
   BOOST_TEST(gh[0].header("user-agent") == "heaven");
   // Heroku: one build of that link, then polls of it.
-  check_heroku_requests(heroku_api.requests(), tarball_location());
+  check_heroku_requests(heroku_api.requests(), tarball_location(), id);
   // The output host: the signed stream link, without the API key.
   auto out = heroku_output.requests();
   BOOST_REQUIRE_EQUAL(out.size(), 1u);
@@ -530,7 +535,8 @@ BOOST_AUTO_TEST_CASE(heroku_reports_a_failed_build_as_failure) {
                                      "https://app-prod.herokuapp.com");
   BOOST_REQUIRE_EQUAL(descriptions.size(), 3u);
   BOOST_TEST(descriptions[2] == failure);
-  check_heroku_requests(heroku_api.requests(), tarball_location());
+  check_heroku_requests(heroku_api.requests(), tarball_location(),
+                        row.at("id").get<int64_t>());
   auto log = log_via_link(h, 5002);
   BOOST_TEST(has(log, "npm ERR! Missing script: \"build\"\n"
                       " !     Push rejected, failed to compile Node.js app.\n"),
@@ -582,7 +588,8 @@ BOOST_AUTO_TEST_CASE(heroku_build_that_outlasts_the_timeout_is_let_go) {
   BOOST_TEST(polls >= 2u);
   std::this_thread::sleep_for(1000ms);
   BOOST_TEST(heroku_api.requests().size() == polls);
-  check_heroku_requests(heroku_api.requests(), tarball_location());
+  check_heroku_requests(heroku_api.requests(), tarball_location(),
+                        row.at("id").get<int64_t>());
   auto log = log_via_link(h, 5004);
   BOOST_TEST(has(log, "-----> still building\n"), log);
   // The log says the build was let go, not stopped, then ends as Heaven's

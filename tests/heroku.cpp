@@ -5,7 +5,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/http_client.hpp"
+#include "providers/api_common.hpp"
 #include "tests/support/http_stub.hpp"
 #include "tests/support/recorder.hpp"
 
@@ -37,12 +42,62 @@ constexpr auto tarball_token = "TARBALLTOKEN123";
 constexpr auto stream_token = "STREAMTOKEN456";
 constexpr auto build_id = "01234567-89ab-cdef-0123-456789abcdef";
 
+/// The build a request that got no answer (or a 5xx) created anyway.
+constexpr auto lost_build_id = "fedcba98-7654-3210-fedc-ba9876543210";
+constexpr auto other_sha = "0000000000111111111122222222223333333333";
+constexpr auto mark = "heaven deployment 42 of octo/app";
+constexpr auto first_range = "created_at ..; order=desc,max=20;";
+constexpr auto app_builds = "/apps/octo-app-prod/builds";
+
+/// `t` as Heroku writes times: "2024-05-01T10:00:00Z".
+std::string iso(std::chrono::system_clock::time_point t) {
+  auto tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+/// A build as Heroku's list shows it.
+json listed_build(std::string id, std::string version,
+                  std::chrono::system_clock::time_point created,
+                  json description = nullptr) {
+  return {{"id", std::move(id)},
+          {"status", "pending"},
+          {"created_at", iso(created)},
+          {"source_blob",
+           {{"url", "https://example.com/x.tgz"},
+            {"version", std::move(version)},
+            {"version_description", std::move(description)}}}};
+}
+
+struct heroku_world;
+
+/// A scripted page of the build list.
+using list_page = std::function<stub_response(heroku_world&)>;
+
 /// A scripted Heroku: answers builds and polls the way its Platform API is
 /// documented to; tests change what it says.
 struct heroku_world {
   std::mutex mx;
   /// What POST /apps/<app>/builds answers, in turn (the last one repeats).
   std::vector<stub_response> creates;
+  /// Which POSTs (0, 1, ...) create a build although their answer does not
+  /// say so (dropped, timed out, 5xx): build `lost_build_id`.
+  std::set<size_t> created_anyway;
+  /// Milliseconds POST n waits before answering (a slow Heroku).
+  std::map<size_t, int> create_delay_ms;
+  /// How far the stand-in's clock is off when it stamps a build it makes.
+  std::chrono::seconds clock_offset{0};
+  /// Builds made by POSTs, oldest first.
+  std::vector<json> made;
+  /// Other builds of the app, newest first, all older than `made`.
+  std::vector<json> others;
+  /// When not empty, the pages GET /apps/<app>/builds answers in turn;
+  /// otherwise one 200 with `made` (newest first) and then `others`.
+  std::vector<list_page> pages;
+  size_t listed = 0;
   /// What each GET /apps/<app>/builds/<id> says ("pending", "succeeded",
   /// "failed", or an HTTP status as "503"), in turn (the last repeats).
   std::vector<std::string> polls;
@@ -78,25 +133,94 @@ struct heroku_fixture {
     });
     world.creates = {created_build()};
     world.polls = {"pending", "succeeded"};
-    heroku_api.respond_with([this](const recorded_request& r) {
-      std::lock_guard guard{world.mx};
-      if (r.method == "POST") {
-        auto i = std::min(world.created++, world.creates.size() - 1);
-        return world.creates[i];
-      }
-      auto i = std::min(world.polled++, world.polls.size() - 1);
-      auto said = world.polls[i];
-      if (std::isdigit(static_cast<unsigned char>(said[0])))
-        return stub_response{std::stoi(said), {}, R"({"id":"unavailable"})"};
-      json build = {{"id", build_id}, {"status", said}};
-      return stub_response{200, {{"Content-Type", "application/json"}},
-                           build.dump()};
-    });
+    heroku_api.respond_with(
+      [this](const recorded_request& r) { return answer(r); });
     output.respond_with([](const recorded_request&) {
       stub_response res{200, {{"Content-Type", "text/plain"}}, ""};
       res.body = "-----> Building on the Heroku-22 stack\n-----> Done\n";
       return res;
     });
+  }
+
+  /// Heroku's Platform API as documented: create, list and show builds.
+  stub_response answer(const recorded_request& r) {
+    std::unique_lock guard{world.mx};
+    if (r.method == "POST") {
+      auto n = world.created++;
+      auto res = world.creates[std::min(n, world.creates.size() - 1)];
+      bool answered = res.status == 201 && !res.drop;
+      if (answered || world.created_anyway.count(n) != 0) {
+        json build = answered ? json::parse(res.body) : lost_build();
+        build["created_at"] = iso(std::chrono::system_clock::now()
+                                  + world.clock_offset);
+        auto sent = json::parse(r.body);
+        build["source_blob"] = sent["source_blob"];
+        world.made.push_back(build);
+      }
+      auto delay = world.create_delay_ms.count(n) ? world.create_delay_ms[n]
+                                                  : 0;
+      guard.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+      return res;
+    }
+    if (r.target == app_builds) {
+      auto n = world.listed++;
+      if (!world.pages.empty())
+        return world.pages[std::min(n, world.pages.size() - 1)](world);
+      auto all = json::array();
+      for (auto i = world.made.rbegin(); i != world.made.rend(); ++i)
+        all.push_back(*i);
+      for (auto& b : world.others)
+        all.push_back(b);
+      return stub_response{200, {{"Content-Type", "application/json"}},
+                           all.dump()};
+    }
+    auto i = std::min(world.polled++, world.polls.size() - 1);
+    auto said = world.polls[i];
+    if (std::isdigit(static_cast<unsigned char>(said[0])))
+      return stub_response{std::stoi(said), {}, R"({"id":"unavailable"})"};
+    auto id = r.target.substr(r.target.rfind('/') + 1);
+    json build = {{"id", id}, {"status", said}};
+    return stub_response{200, {{"Content-Type", "application/json"}},
+                         build.dump()};
+  }
+
+  /// The build a lost request created (what the list shows of it).
+  json lost_build() const {
+    return {{"id", lost_build_id},
+            {"status", "pending"},
+            {"output_stream_url", stream_url(lost_build_id)}};
+  }
+
+  /// The requests to Heroku's API, as "METHOD target".
+  std::vector<std::string> api_calls() const {
+    std::vector<std::string> calls;
+    for (auto& r : heroku_api.requests())
+      calls.push_back(r.method + " " + r.target);
+    return calls;
+  }
+
+  /// `api_calls()` with the polls of `id` left out (how many there are
+  /// depends on timing).
+  std::vector<std::string> api_calls_but_polls(const std::string& id) const {
+    auto calls = api_calls();
+    auto poll = std::string{"GET "} + app_builds + "/" + id;
+    std::vector<std::string> result;
+    for (auto& c : calls)
+      if (c != poll)
+        result.push_back(c);
+    return result;
+  }
+
+  /// Checks what the list request carried.
+  void check_list_request(const recorded_request& r,
+                          const std::string& range) {
+    BOOST_TEST(r.method == "GET");
+    BOOST_TEST(r.target == app_builds);
+    BOOST_TEST(r.header("range") == range);
+    BOOST_TEST(r.header("accept") == "application/vnd.heroku+json; version=3");
+    BOOST_TEST(r.header("authorization") == std::string{"Bearer "} + api_key);
+    BOOST_TEST(r.body.empty());
   }
 
   ~heroku_fixture() {
@@ -110,9 +234,8 @@ struct heroku_fixture {
            + "?token=" + tarball_token;
   }
 
-  std::string stream_url() const {
-    return output.base_url() + "streams/" + build_id + "?token="
-           + stream_token;
+  std::string stream_url(const std::string& id = build_id) const {
+    return output.base_url() + "streams/" + id + "?token=" + stream_token;
   }
 
   stub_response created_build() const {
@@ -184,6 +307,10 @@ struct heroku_fixture {
       std::lock_guard guard{world.mx};
       world.creates = std::move(creates);
       world.created = 0;
+      world.created_anyway.clear();
+      world.create_delay_ms.clear();
+      world.made.clear();
+      world.listed = 0;
     }
     std::lock_guard guard{rec->mx};
     rec->results.clear();
@@ -254,7 +381,9 @@ BOOST_AUTO_TEST_CASE(a_build_that_succeeds_makes_exactly_these_requests) {
   BOOST_TEST(api[0].header("content-type") == "application/json");
   auto body = json::parse(api[0].body);
   BOOST_TEST(body == (json{{"source_blob",
-                            {{"url", tarball_url()}, {"version", sha}}}}));
+                            {{"url", tarball_url()},
+                             {"version", sha},
+                             {"version_description", mark}}}}));
   for (size_t i = 1; i < api.size(); ++i) {
     BOOST_TEST(api[i].method == "GET");
     BOOST_TEST(api[i].target
@@ -382,15 +511,39 @@ BOOST_AUTO_TEST_CASE(transient_errors_are_retried_then_given_up) {
   world.polls = {"503", "pending", "502", "succeeded"};
   start();
   BOOST_TEST(outcome().state == "success");
-  // ...but a Heroku that keeps failing does, after the configured attempts.
-  next_run({{503, {}, R"({"id":"unavailable"})"}});
+  // ...but a Heroku that keeps refusing does, after the configured attempts.
+  next_run({{503, {{"Retry-After", "0"}}, R"({"id":"unavailable"})"}});
   auto before = heroku_api.requests().size();
   start();
   auto result = outcome();
   BOOST_TEST(result.state == "error");
   BOOST_TEST(result.description == "Heroku could not build octo-app-prod "
                                    "(HTTP 503)");
-  BOOST_TEST(heroku_api.requests().size() == before + 3);
+  auto api = heroku_api.requests();
+  BOOST_REQUIRE(api.size() == before + 3);
+  for (auto i = before; i < api.size(); ++i)
+    BOOST_TEST(api[i].method + " " + api[i].target
+               == std::string{"POST "} + app_builds);
+  // A 503 without Retry-After may come from a proxy after Heroku acted:
+  // each one is looked up before the next request, and the last one too.
+  next_run({{503, {}, R"({"id":"unavailable"})"}});
+  before = heroku_api.requests().size();
+  start();
+  result = outcome();
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description == "Heroku could not build octo-app-prod "
+                                   "(HTTP 503); no build of it was found");
+  api = heroku_api.requests();
+  BOOST_REQUIRE(api.size() == before + 6);
+  for (auto i = before; i < api.size(); i += 2) {
+    BOOST_TEST(api[i].method == "POST");
+    check_list_request(api[i + 1], first_range);
+  }
+  auto said = rec->texts(stream::heaven);
+  BOOST_TEST(std::count(said.begin(), said.end(),
+                        "No build of 7f3c2a9 on octo-app-prod since heaven's "
+                        "request: asking Heroku again (attempt 3 of 3)")
+             == 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_stream_that_is_not_ready_yet_is_opened_again) {
@@ -442,6 +595,314 @@ BOOST_AUTO_TEST_CASE(a_provider_that_goes_away_ends_its_stream) {
     [&] { return rec->has_line_locked("-----> still building"); }, 20s));
   caf::anon_send_exit(provider, caf::exit_reason::kill);
   BOOST_TEST(eventually([&] { return stream_closed.load(); }, 20s));
+}
+
+// -- create once: a build request without a clear answer ---------------------
+
+BOOST_AUTO_TEST_CASE(a_build_request_without_answer_is_looked_up_and_followed) {
+  // Heroku reads the request, starts the build and the connection drops
+  // before the answer.
+  stub_response dropped;
+  dropped.drop = true;
+  world.creates = {dropped, created_build()};
+  world.created_anyway = {0};
+  start();
+  auto result = outcome();
+  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.description
+             == "Heroku build fedcba98 succeeded on octo-app-prod");
+  auto api = heroku_api.requests();
+  BOOST_REQUIRE(api.size() >= 3u);
+  // One build request, then the list, then only polls of the build found.
+  BOOST_TEST(api[0].method == "POST");
+  BOOST_TEST(api[0].target == app_builds);
+  BOOST_TEST(json::parse(api[0].body)["source_blob"]["version_description"]
+             == mark);
+  check_list_request(api[1], first_range);
+  for (size_t i = 2; i < api.size(); ++i)
+    BOOST_TEST(api[i].method + " " + api[i].target
+               == std::string{"GET "} + app_builds + "/" + lost_build_id);
+  // The build found is followed like one heaven was told about: its output.
+  auto out = output.requests();
+  BOOST_REQUIRE(out.size() == 1u);
+  BOOST_TEST(out[0].target == std::string{"/streams/"} + lost_build_id
+                                + "?token=" + stream_token);
+  BOOST_TEST(rec->texts(stream::out).size() == 2u);
+  auto said = rec->texts(stream::heaven);
+  BOOST_TEST(std::count(said.begin(), said.end(),
+                        std::string{"Heroku build "} + lost_build_id
+                          + " on octo-app-prod was started by heaven's "
+                            "unanswered request: following it")
+             == 1);
+  check_no_secrets();
+}
+
+BOOST_AUTO_TEST_CASE(a_timed_out_or_500_build_request_is_looked_up_too) {
+  // Heroku takes longer than heaven waits, and starts the build anyway.
+  auto c = config();
+  c.request_timeout_ms = 2000;
+  world.creates = {created_build()};
+  world.created_anyway = {0};
+  world.create_delay_ms = {{0, 4000}};
+  start(c, job());
+  auto result = outcome();
+  BOOST_TEST(result.state == "success");
+  // A 201 that comes too late still names build_id: Heroku made it.
+  BOOST_TEST(result.description
+             == "Heroku build 01234567 succeeded on octo-app-prod");
+  auto calls = api_calls_but_polls(build_id);
+  std::vector<std::string> expected = {std::string{"POST "} + app_builds,
+                                       std::string{"GET "} + app_builds};
+  BOOST_TEST(calls == expected, boost::test_tools::per_element());
+  // A 500 after Heroku made the build: the same.
+  next_run({{500, {}, R"({"id":"internal_server_error"})"}, created_build()});
+  {
+    std::lock_guard guard{world.mx};
+    world.created_anyway = {0};
+  }
+  auto before = heroku_api.requests().size();
+  start();
+  result = outcome();
+  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.description
+             == "Heroku build fedcba98 succeeded on octo-app-prod");
+  auto all = api_calls();
+  calls.clear();
+  for (auto i = before; i < all.size(); ++i)
+    if (all[i] != std::string{"GET "} + app_builds + "/" + lost_build_id)
+      calls.push_back(all[i]);
+  BOOST_TEST(calls == expected, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(without_a_build_of_heavens_the_request_is_sent_once_more) {
+  stub_response dropped;
+  dropped.drop = true;
+  world.creates = {dropped, created_build()};
+  auto now = std::chrono::system_clock::now();
+  // Builds of other shas, one of them just now.
+  world.others = {listed_build("11111111-0000-0000-0000-000000000000",
+                               other_sha, now),
+                  listed_build("22222222-0000-0000-0000-000000000000",
+                               other_sha, now - std::chrono::hours(2))};
+  start();
+  auto result = outcome();
+  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.description
+             == "Heroku build 01234567 succeeded on octo-app-prod");
+  std::vector<std::string> expected = {std::string{"POST "} + app_builds,
+                                       std::string{"GET "} + app_builds,
+                                       std::string{"POST "} + app_builds};
+  BOOST_TEST(api_calls_but_polls(build_id) == expected,
+             boost::test_tools::per_element());
+  auto api = heroku_api.requests();
+  BOOST_TEST(api[2].body == api[0].body); // The same request, once more.
+  auto said = rec->texts(stream::heaven);
+  BOOST_TEST(std::count(said.begin(), said.end(),
+                        "No build of 7f3c2a9 on octo-app-prod since heaven's "
+                        "request: asking Heroku again (attempt 2 of 3)")
+             == 1);
+}
+
+BOOST_AUTO_TEST_CASE(builds_of_the_same_sha_by_others_are_not_adopted) {
+  stub_response dropped;
+  dropped.drop = true;
+  world.creates = {dropped, created_build()};
+  auto now = std::chrono::system_clock::now();
+  // Newest first: this sha just now by another heaven deployment, then this
+  // sha an hour ago without a mark (a deployment before), then more: Heroku
+  // says there is a next page, but the hour-old build is older than
+  // heaven's request, so the next page is older still and is not read.
+  world.pages = {[now](heroku_world&) {
+    json page = {listed_build("33333333-0000-0000-0000-000000000000", sha, now,
+                              "heaven deployment 41 of octo/app"),
+                 listed_build("44444444-0000-0000-0000-000000000000", sha,
+                              now - std::chrono::hours(1))};
+    return stub_response{206,
+                         {{"Content-Type", "application/json"},
+                          {"Next-Range", "]44444444-0000-0000-0000-"
+                                         "000000000000..; max=20, order=desc"}},
+                         page.dump()};
+  }};
+  start();
+  auto result = outcome();
+  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.description
+             == "Heroku build 01234567 succeeded on octo-app-prod");
+  std::vector<std::string> expected = {std::string{"POST "} + app_builds,
+                                       std::string{"GET "} + app_builds,
+                                       std::string{"POST "} + app_builds};
+  BOOST_TEST(api_calls_but_polls(build_id) == expected,
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(the_list_is_read_page_by_page_back_to_the_request) {
+  stub_response dropped;
+  dropped.drop = true;
+  world.creates = {dropped, created_build()};
+  world.created_anyway = {0};
+  // Heroku's clock is 30 s behind heaven's: within the skew allowed.
+  world.clock_offset = std::chrono::seconds(-30);
+  constexpr auto next = "]55555555-0000-0000-0000-000000000000..; max=20, "
+                        "order=desc";
+  auto now = std::chrono::system_clock::now();
+  world.pages = {
+    [now, next](heroku_world&) {
+      // Newer builds of others fill the first page.
+      json page = {listed_build("55555555-0000-0000-0000-000000000000",
+                                other_sha, now)};
+      return stub_response{
+        206, {{"Content-Type", "application/json"}, {"Next-Range", next}},
+        page.dump()};
+    },
+    [](heroku_world& w) {
+      json page = json::array();
+      for (auto& b : w.made)
+        page.push_back(b);
+      return stub_response{200, {{"Content-Type", "application/json"}},
+                           page.dump()};
+    }};
+  start();
+  auto result = outcome();
+  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.description
+             == "Heroku build fedcba98 succeeded on octo-app-prod");
+  auto api = heroku_api.requests();
+  BOOST_REQUIRE(api.size() >= 4u);
+  BOOST_TEST(api[0].method == "POST");
+  check_list_request(api[1], first_range);
+  check_list_request(api[2], next);
+  for (size_t i = 3; i < api.size(); ++i)
+    BOOST_TEST(api[i].target == std::string{app_builds} + "/" + lost_build_id);
+}
+
+BOOST_AUTO_TEST_CASE(a_lookup_that_fails_ends_in_error_without_asking_again) {
+  stub_response dropped;
+  dropped.drop = true;
+  world.creates = {dropped, created_build()};
+  world.pages = {[](heroku_world&) {
+    return stub_response{403,
+                         {{"Content-Type", "application/json"}},
+                         R"({"id":"forbidden","message":"No access."})"};
+  }};
+  start();
+  auto result = outcome();
+  BOOST_TEST(result.state == "error");
+  auto prefix = std::string{"Heroku may have started a build on "
+                            "octo-app-prod ("};
+  auto suffix = std::string{"); listing its builds failed (HTTP 403)"};
+  BOOST_TEST(result.description.rfind(prefix, 0) == 0u, result.description);
+  BOOST_TEST(result.description.size() > prefix.size() + suffix.size());
+  BOOST_TEST(result.description.substr(result.description.size()
+                                       - suffix.size())
+             == suffix);
+  std::vector<std::string> expected = {std::string{"POST "} + app_builds,
+                                       std::string{"GET "} + app_builds};
+  BOOST_TEST(api_calls() == expected, boost::test_tools::per_element());
+}
+
+/// An HTTP client that fails every request to Heroku on heaven's side
+/// (`permanent`) and hands out GitHub's tarball link.
+http_client_actor::behavior_type
+failing_client(http_client_actor::pointer,
+               std::shared_ptr<std::vector<http_request>> seen,
+               std::string location) {
+  return {
+    [seen, location](http_request& req) {
+      seen->push_back(req);
+      http_response res;
+      if (req.url.find("/tarball/") != std::string::npos) {
+        res.status = 302;
+        res.headers = {{"location", location}};
+        return res;
+      }
+      res.error = "URL rejected: Malformed input to a URL function";
+      res.permanent = true;
+      return res;
+    },
+    [](stream_atom, http_request&, caf::actor&) { return http_response{}; },
+    [](cancel_atom, caf::actor&) {},
+    [](http_done_atom, uint64_t, http_response&) {},
+  };
+}
+
+BOOST_AUTO_TEST_CASE(a_request_that_can_never_succeed_is_not_retried) {
+  auto seen = std::make_shared<std::vector<http_request>>();
+  auto fake = sys.spawn(failing_client, seen, tarball_url());
+  auto c = config();
+  c.http = fake;
+  start(c, job());
+  auto result = outcome();
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description
+             == "Heroku could not build octo-app-prod (URL rejected: "
+                "Malformed input to a URL function)");
+  // The tarball link, one build request; no lookup, no second request.
+  BOOST_REQUIRE(eventually([&] { return seen->size() >= 2u; }));
+  std::this_thread::sleep_for(100ms);
+  BOOST_REQUIRE(seen->size() == 2u);
+  BOOST_TEST((*seen)[1].method == "POST");
+  caf::anon_send_exit(fake, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- api_common's rules, as pure functions ------------------------------------
+
+BOOST_AUTO_TEST_SUITE(api_common)
+
+BOOST_AUTO_TEST_CASE(create_answers_are_classified_per_status) {
+  auto answer = [](int status, string_pairs headers = {},
+                   bool permanent = false) {
+    http_response res;
+    res.status = status;
+    res.headers = std::move(headers);
+    res.permanent = permanent;
+    return classify_create(res);
+  };
+  BOOST_TEST((answer(201) == create_answer::created));
+  BOOST_TEST((answer(200) == create_answer::created));
+  BOOST_TEST((answer(429) == create_answer::refused));
+  BOOST_TEST((answer(503, {{"retry-after", "5"}}) == create_answer::refused));
+  BOOST_TEST((answer(503) == create_answer::unknown));
+  BOOST_TEST((answer(0) == create_answer::unknown));
+  BOOST_TEST((answer(500) == create_answer::unknown));
+  BOOST_TEST((answer(502) == create_answer::unknown));
+  BOOST_TEST((answer(504) == create_answer::unknown));
+  BOOST_TEST((answer(0, {}, true) == create_answer::failed));
+  BOOST_TEST((answer(422) == create_answer::failed));
+  BOOST_TEST((answer(404) == create_answer::failed));
+  BOOST_TEST((answer(302) == create_answer::failed));
+}
+
+BOOST_AUTO_TEST_CASE(a_permanent_failure_is_never_transient) {
+  http_response res;
+  res.error = "could not start the transfer";
+  BOOST_TEST(transient(res));
+  res.permanent = true;
+  BOOST_TEST(!transient(res));
+  api_config cfg;
+  int attempt = 1;
+  BOOST_TEST(!next_retry(res, attempt, cfg, "x").has_value());
+  BOOST_TEST(attempt == 1);
+}
+
+BOOST_AUTO_TEST_CASE(times_are_read_as_apis_write_them) {
+  using namespace std::chrono;
+  auto at = [](const char* text) {
+    auto t = parse_time(text);
+    BOOST_REQUIRE_MESSAGE(t.has_value(), text);
+    return duration_cast<seconds>(t->time_since_epoch()).count();
+  };
+  BOOST_TEST(at("1970-01-01T00:00:00Z") == 0);
+  BOOST_TEST(at("2012-01-01T12:00:00Z") == 1325419200);
+  BOOST_TEST(at("2012-01-01T12:00:00.123Z") == 1325419200);
+  BOOST_TEST(at("2014-04-23T02:47:04+00:00") == 1398221224);
+  BOOST_TEST(at("2014-04-23T04:47:04+02:00") == 1398221224);
+  BOOST_TEST(at("2014-04-22T21:47:04-05:00") == 1398221224);
+  for (auto bad : {"", "2012-01-01", "2012-01-01T12:00:00", "yesterday",
+                   "2012-13-01T12:00:00Z", "2012-01-01T12:00:00Zjunk",
+                   "2012-01-01T12:00:00+0100"})
+    BOOST_TEST(!parse_time(bad).has_value(), bad);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

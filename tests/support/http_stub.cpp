@@ -135,6 +135,8 @@ struct http_stub::impl {
           std::string{field.value()});
       req.body = msg.body();
       auto res = answer(req);
+      if (res.drop)
+        break;
       bool keep_alive = msg.keep_alive();
       if (msg.method() == http::verb::head) {
         // A HEAD answer announces the body's length but sends none.

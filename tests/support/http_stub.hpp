@@ -42,6 +42,9 @@ struct stub_response {
   /// the function writes the pieces, as slowly as it likes, and returns when
   /// the body is complete.
   std::function<void(const chunk_writer&)> stream;
+  /// When set, the request is recorded but never answered: the stub closes
+  /// the connection, as a server or proxy that fails after reading it does.
+  bool drop = false;
 };
 
 /// The HTTP stand-in. Starts listening on construction, stops on destruction.
