@@ -197,7 +197,9 @@ void send_call(job_ptr self, uint64_t id) {
     auto& call = i->second;
     const auto& cfg = self->state.cfg;
     bool ok = res.status >= 200 && res.status < 300;
-    if (!ok && call.retryable(res.status) && call.attempt < cfg.attempts) {
+    // A permanent failure never left heaven: the same request fails again.
+    if (!ok && !res.permanent && call.retryable(res.status)
+        && call.attempt < cfg.attempts) {
       auto shift = std::min(call.attempt - 1, 16);
       auto backoff = std::chrono::milliseconds{cfg.first_backoff_ms
                                                * (int64_t{1} << shift)};

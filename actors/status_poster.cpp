@@ -83,6 +83,13 @@ void on_answer(self_ptr self, const http_client_actor& http,
     return;
   }
   auto why = res.status == 0 ? res.error : "HTTP " + std::to_string(res.status);
+  if (res.permanent) {
+    spdlog::error("could not post {}: {}; not retried, the same request "
+                  "would fail again",
+                  describe(s), why);
+    finish_head(self, http, api);
+    return;
+  }
   if (retryable(res.status) && st.attempt < api.attempts) {
     auto shift = std::min(st.attempt - 1, 16);
     auto backoff = api.first_backoff * (int64_t{1} << shift);

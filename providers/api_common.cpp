@@ -52,6 +52,8 @@ std::string github_archive_problem(const http_response& res,
 }
 
 bool transient(const http_response& res) {
+  if (res.permanent)
+    return false;
   return res.status == 0 || res.status == 429 || res.status >= 500;
 }
 

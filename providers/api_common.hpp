@@ -48,7 +48,8 @@ std::string github_archive_problem(const http_response& res,
                                    const std::string& sha,
                                    std::string& location);
 
-/// True for answers worth retrying: no answer at all (status 0), 429, 5xx.
+/// True for answers worth retrying: no answer at all (status 0) unless the
+/// request is `permanent` (it never left heaven and never will), 429, 5xx.
 bool transient(const http_response& res);
 
 /// How long to wait before attempt `attempt` (2, 3, ...): the response's

@@ -258,6 +258,24 @@ BOOST_FIXTURE_TEST_CASE(network_failures_are_retried_then_given_up,
   check_no_token_logged();
 }
 
+BOOST_FIXTURE_TEST_CASE(a_request_curl_refuses_is_not_retried,
+                        poster_fixture) {
+  // The case: a 1 MB repository name makes a URL whose request head
+  // passes curl's limit ("Out of memory"). It can never be sent: one
+  // attempt, an error, and the next status goes out at once.
+  auto huge = make_status("queued");
+  huge.repo = "octo/" + std::string(1024 * 1024, 'n');
+  post_all(api(5), {huge, make_status("success")});
+  auto reqs = stub.requests();
+  BOOST_REQUIRE_EQUAL(reqs.size(), 1u);
+  BOOST_TEST(states_of(reqs) == std::vector<std::string>{"success"});
+  BOOST_TEST(logged("error could not post status queued for octo/"));
+  BOOST_TEST(logged("; not retried, the same request would fail again"));
+  BOOST_TEST(!logged("posting status queued"));
+  BOOST_TEST(!logged("gave up"));
+  check_no_token_logged();
+}
+
 BOOST_FIXTURE_TEST_CASE(truncates_long_descriptions, poster_fixture) {
   std::string long_text(200, 'x');
   post_all(api(), {make_status("failure", long_text)});
