@@ -36,6 +36,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/log_book.hpp"
+#include "actors/validate.hpp"
 #include "actors/webhook.hpp"
 
 namespace heaven {
@@ -336,6 +337,12 @@ private:
     if (ev.delivery.empty())
       return respond(http::status::bad_request,
                      json_error("missing header X-GitHub-Delivery"));
+    // GitHub's delivery ids are GUIDs; heaven stores them to know a
+    // redelivery.
+    if (auto msg = check_text("header X-GitHub-Delivery", ev.delivery,
+                              limits::name);
+        !msg.empty())
+      return respond(http::status::bad_request, json_error(msg));
     auto& opts = srv_.opts;
     if (!(opts.insecure && opts.secret.empty())
         && !signature_valid(opts.secret, req_.body(),
@@ -401,6 +408,9 @@ private:
       msg = check_json_object(body);
       if (msg.empty())
         ev.repo = repository_full_name(body);
+      // A ping's repository is recorded like any other's.
+      if (msg.empty() && !ev.repo.empty())
+        msg = check_full_name("repository.full_name", ev.repo);
     }
     return msg;
   }
