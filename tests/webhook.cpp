@@ -933,6 +933,20 @@ BOOST_AUTO_TEST_CASE(deployment_status_fields_are_bounded) {
                 "(letters, digits, '.', '-' and '_')");
 }
 
+BOOST_AUTO_TEST_CASE(deep_nesting_in_the_config_is_walked_to_the_bottom) {
+  // 1000 levels (simdjson's limit is 1024): walked, and a NUL at the
+  // bottom is found and named.
+  const std::string open(1000, '['), close(1000, ']');
+  parsed(small_event(R"(,"payload":{"config":{"deep":)" + open + R"("x")"
+                     + close + "}}"));
+  auto msg = error_of(small_event(R"(,"payload":{"config":{"deep":)" + open
+                                  + R"("\u0000")" + close + "}}"));
+  BOOST_TEST(msg.rfind("deployment.payload.config.deep[0][0][0]", 0) == 0u,
+             msg.substr(0, 80));
+  BOOST_TEST(msg.find("[0] contains a control character")
+               != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(a_lone_surrogate_is_malformed_json) {
   BOOST_TEST(error_of(with(small_event(""), R"("environment":"staging")",
                            R"("environment":"x\ud800")"))
