@@ -254,7 +254,9 @@ void send_call(job_ptr self, uint64_t id) {
     auto& call = i->second;
     const auto& cfg = self->state.cfg;
     bool ok = res.status >= 200 && res.status < 300;
-    if (!ok && call.retryable(res) && call.attempt < cfg.attempts) {
+    // A permanent failure never left heaven: the same request fails again.
+    if (!ok && !res.permanent && call.retryable(res)
+        && call.attempt < cfg.attempts) {
       auto wait = backoff(cfg, call.attempt);
       spdlog::warn("{} failed ({}), attempt {} of {}; retrying in {} ms",
                    call.what, describe(res), call.attempt, cfg.attempts,

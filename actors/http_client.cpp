@@ -80,48 +80,100 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
-/// Sets up `t.easy` for `t.request`; returns false when curl refused.
-bool prepare(transfer& t) {
+/// True for the curl results that say the request cannot be made from here,
+/// however often it is tried: the request itself is bad (a malformed URL, a
+/// scheme heaven does not speak, an argument curl refuses), or this machine
+/// cannot make it (out of memory; curl 7.88 also says "Out of memory" when
+/// a URL or header line passes its 1 MB limit on a request's head; heaven's
+/// own TLS setup is broken: no CA bundle, no client certificate, unknown
+/// cipher or engine). Everything else (DNS, connect, TLS handshake with the
+/// server, timeouts, a reset) may be over by the next attempt.
+bool permanent_error(CURLcode rc) {
+  switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_UNKNOWN_OPTION:
+    case CURLE_SETOPT_OPTION_SYNTAX:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/// Sets up `t.easy` for `t.request`. Returns "" when curl took every
+/// setting, else why it refused one (the request is then permanent: the
+/// same request would be refused again).
+std::string prepare(transfer& t) {
   t.easy = curl_easy_init();
   if (t.easy == nullptr)
-    return false;
+    return "curl could not make a handle (out of memory)";
   auto* e = t.easy;
   auto& req = t.request;
-  for (auto& [name, value] : req.headers)
-    t.headers = curl_slist_append(t.headers, (name + ": " + value).c_str());
+  CURLcode rc = CURLE_OK;
+  const char* what = nullptr;
+  // Remembers the first setting curl refused; later ones are still made
+  // (harmless) so the code reads as a list.
+  auto set = [&](CURLoption option, auto value, const char* name) {
+    auto res = curl_easy_setopt(e, option, value);
+    if (res != CURLE_OK && rc == CURLE_OK) {
+      rc = res;
+      what = name;
+    }
+  };
+  for (auto& [name, value] : req.headers) {
+    auto* list = curl_slist_append(t.headers, (name + ": " + value).c_str());
+    if (list == nullptr)
+      return "curl refused header " + name + " (out of memory)";
+    t.headers = list;
+  }
   // No 100-continue round trip: the servers we talk to answer directly.
-  t.headers = curl_slist_append(t.headers, "Expect:");
-  curl_easy_setopt(e, CURLOPT_URL, req.url.c_str());
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(std::max<int64_t>(req.timeout_ms, 1)));
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.errbuf);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+  auto* list = curl_slist_append(t.headers, "Expect:");
+  if (list == nullptr)
+    return "curl refused header Expect (out of memory)";
+  t.headers = list;
+  set(CURLOPT_URL, req.url.c_str(), "the URL");
+  set(CURLOPT_HTTPHEADER, t.headers, "the headers");
+  set(CURLOPT_NOSIGNAL, 1L, "NOSIGNAL");
+  set(CURLOPT_PROTOCOLS_STR, "http,https", "the protocols");
+  set(CURLOPT_TIMEOUT_MS,
+      static_cast<long>(std::max<int64_t>(req.timeout_ms, 1)), "the timeout");
+  set(CURLOPT_ERRORBUFFER, t.errbuf, "the error buffer");
+  set(CURLOPT_WRITEFUNCTION, on_body, "the body callback");
+  set(CURLOPT_WRITEDATA, &t, "the body callback");
+  set(CURLOPT_HEADERFUNCTION, on_header, "the header callback");
+  set(CURLOPT_HEADERDATA, &t, "the header callback");
+  set(CURLOPT_PRIVATE, &t, "PRIVATE");
   if (req.follow_redirects) {
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    set(CURLOPT_FOLLOWLOCATION, 1L, "FOLLOWLOCATION");
+    set(CURLOPT_MAXREDIRS, 10L, "MAXREDIRS");
+    set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https", "the redirect protocols");
   }
   if (req.method == "HEAD") {
-    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    set(CURLOPT_NOBODY, 1L, "NOBODY");
   } else if (req.method == "GET" && req.body.empty()) {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    set(CURLOPT_HTTPGET, 1L, "HTTPGET");
   } else {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    set(CURLOPT_CUSTOMREQUEST, req.method.c_str(), "the method");
     // A DELETE without a body sends no Content-Length at all.
     if (!req.body.empty() || req.method != "DELETE") {
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, req.body.data());
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                       static_cast<curl_off_t>(req.body.size()));
+      set(CURLOPT_POSTFIELDS, req.body.data(), "the body");
+      set(CURLOPT_POSTFIELDSIZE_LARGE,
+          static_cast<curl_off_t>(req.body.size()), "the body size");
     }
   }
-  return true;
+  if (rc != CURLE_OK)
+    return std::string{"curl refused "} + what + ": "
+           + curl_easy_strerror(rc);
+  return {};
 }
 
 } // namespace
@@ -200,9 +252,15 @@ private:
         }
       }
       for (auto& t : fresh) {
-        if (!prepare(*t)
-            || curl_multi_add_handle(multi_, t->easy) != CURLM_OK) {
-          t->response.error = "could not start the transfer";
+        auto refused = prepare(*t);
+        if (refused.empty())
+          if (auto mc = curl_multi_add_handle(multi_, t->easy); mc != CURLM_OK)
+            refused = std::string{"curl could not start the transfer: "}
+                      + curl_multi_strerror(mc);
+        if (!refused.empty()) {
+          // Nothing was sent: the request never left heaven.
+          t->response.error = std::move(refused);
+          t->response.permanent = true;
           finish(*t);
           continue;
         }
@@ -230,6 +288,7 @@ private:
           t.response.body.clear();
           t.response.error = t.errbuf[0] != '\0' ? t.errbuf
                                                  : curl_easy_strerror(rc);
+          t.response.permanent = permanent_error(rc);
         }
         curl_multi_remove_handle(multi_, t.easy);
         finish(t);
@@ -250,7 +309,8 @@ private:
       auto scheme = url.find("://");
       auto path = url.find_first_of("/?#", scheme == url.npos ? 0 : scheme + 3);
       url = url.substr(0, path);
-      spdlog::debug("{} {} failed: {}", t.request.method, url,
+      spdlog::debug("{} {} failed{}: {}", t.request.method, url,
+                    t.response.permanent ? " for good" : "",
                     t.response.error);
     }
     if (auto strong = owner_.lock())

@@ -1,6 +1,7 @@
 #include "actors/webhook.hpp"
 
 #include <array>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <utility>
@@ -240,49 +241,137 @@ std::string for_each_root_field(std::string_view body, F f) {
   return for_each_field(root, f);
 }
 
-/// Reads `name`, `config.provider` and `config.<environment>_url` from the
-/// payload object's text (already checked to be a well-formed object).
-std::string read_payload(const std::string& text, deployment_request& req) {
-  od::parser parser;
-  simdjson::padded_string json{text};
-  od::document doc;
-  if (auto err = parser.iterate(json).get(doc))
+/// Checks every key and string under `v` (field `path`) for control
+/// characters and broken UTF-8; numbers, booleans and nulls pass. `path`
+/// grows while descending and is restored on the way back, so a message
+/// names the exact place ("deployment.payload.config.hosts.production[1]
+/// contains a control character").
+std::string check_tree(od::value& v, std::string& path) {
+  constexpr auto any_length = std::string_view::npos;
+  od::json_type type;
+  if (auto err = v.type().get(type))
     return malformed(err);
-  od::object obj;
-  if (auto err = doc.get_object().get(obj))
-    return malformed(err);
-  std::optional<std::string> name, provider, env_url;
-  const std::string url_key = req.environment + "_url";
-  auto read_config = [&](std::string_view key, od::value& val) {
-    if (key == "provider")
-      return read_string(val, "deployment.payload.config.provider", provider);
-    if (key == url_key)
-      return read_string(val, "deployment.payload.config." + url_key, env_url);
-    return std::string{};
-  };
-  auto msg = for_each_field(obj, [&](std::string_view key,
-                                     od::value& val) -> std::string {
-    if (key == "name")
-      return read_string(val, "deployment.payload.name", name);
-    if (key != "config")
-      return {};
-    od::json_type type;
-    if (auto err = val.type().get(type))
+  if (type == od::json_type::string) {
+    std::string_view text;
+    if (auto err = v.get_string().get(text))
       return malformed(err);
-    if (type == od::json_type::null)
-      return {};
-    od::object config;
-    if (val.get_object().get(config))
-      return wrong_type("deployment.payload.config", "an object");
-    return for_each_field(config, read_config);
-  });
-  if (!msg.empty())
-    return msg;
-  if (name && !name->empty())
-    req.app = *name;
-  req.provider = provider.value_or("");
-  req.environment_url = env_url.value_or("");
+    return check_text(path, text, any_length);
+  }
+  if (type == od::json_type::object) {
+    od::object obj;
+    if (auto err = v.get_object().get(obj))
+      return malformed(err);
+    return for_each_field(obj, [&](std::string_view key,
+                                   od::value& val) -> std::string {
+      if (auto msg = check_text("a key of " + path, key, any_length);
+          !msg.empty())
+        return msg;
+      auto size = path.size();
+      path += '.';
+      path += key;
+      auto msg = check_tree(val, path);
+      path.resize(size);
+      return msg;
+    });
+  }
+  if (type == od::json_type::array) {
+    od::array arr;
+    if (auto err = v.get_array().get(arr))
+      return malformed(err);
+    std::size_t index = 0;
+    for (auto res : arr) {
+      od::value item;
+      if (auto err = std::move(res).get(item))
+        return malformed(err);
+      auto size = path.size();
+      path += '[' + std::to_string(index++) + ']';
+      auto msg = check_tree(item, path);
+      path.resize(size);
+      if (!msg.empty())
+        return msg;
+    }
+  }
   return {};
+}
+
+/// What heaven takes from a deployment's payload.
+struct payload_fields {
+  std::optional<std::string> name, provider, env_url, user_name, user, room;
+};
+
+/// Reads a string field (read_string) and checks it with check_text.
+std::string read_checked(od::value& v, const std::string& path,
+                         std::optional<std::string>& out, std::size_t max) {
+  if (auto msg = read_string(v, path, out); !msg.empty())
+    return msg;
+  return out ? check_text(path, *out, max) : std::string{};
+}
+
+/// Reads `name`, `config.provider`, `config.<environment>_url` and
+/// `notify.{user_name,user,room}` from the payload object's text (already
+/// checked to be a well-formed object), and checks everything heaven reads
+/// from a payload: those fields' lengths, and every key and string under
+/// `config`, `aws` and `notify` for control characters (they reach
+/// commands, URLs and log lines). The rest of the payload is kept as text
+/// and never read.
+std::string read_payload(const std::string& text,
+                         const std::string& environment, payload_fields& p) {
+  const std::string url_key = environment + "_url";
+  const std::string config_path = "deployment.payload.config";
+  auto read_config = [&](std::string_view key,
+                         od::value& val) -> std::string {
+    auto path = config_path + "." + std::string{key};
+    if (auto msg = check_text("a key of " + config_path, key,
+                              std::string_view::npos);
+        !msg.empty())
+      return msg;
+    if (key == "provider")
+      return read_checked(val, path, p.provider, limits::name);
+    if (key == url_key)
+      return read_checked(val, path, p.env_url, limits::url);
+    return check_tree(val, path);
+  };
+  auto read_notify = [&](std::string_view key,
+                         od::value& val) -> std::string {
+    auto path = "deployment.payload.notify." + std::string{key};
+    if (auto msg = check_text("a key of deployment.payload.notify", key,
+                              std::string_view::npos);
+        !msg.empty())
+      return msg;
+    std::optional<std::string>* out = key == "user_name" ? &p.user_name
+                                      : key == "user"    ? &p.user
+                                      : key == "room"    ? &p.room
+                                                         : nullptr;
+    if (out == nullptr)
+      return check_tree(val, path);
+    if (auto msg = read_text(val, path, *out); !msg.empty())
+      return msg;
+    return *out ? check_text(path, **out, limits::name) : std::string{};
+  };
+  return for_each_root_field(text, [&](std::string_view key,
+                                       od::value& val) -> std::string {
+    if (key == "name")
+      return read_checked(val, "deployment.payload.name", p.name,
+                          limits::name);
+    if (key == "config") {
+      od::json_type type;
+      if (auto err = val.type().get(type))
+        return malformed(err);
+      if (type == od::json_type::null)
+        return {};
+      od::object config;
+      if (val.get_object().get(config))
+        return wrong_type(config_path, "an object");
+      return for_each_field(config, read_config);
+    }
+    if (key == "notify")
+      return read_object(val, "deployment.payload.notify", read_notify);
+    if (key == "aws") {
+      std::string path = "deployment.payload.aws";
+      return check_tree(val, path);
+    }
+    return {};
+  });
 }
 
 /// Fields of a `status` event before defaults are applied.
@@ -292,7 +381,8 @@ struct status_fields {
   repo_fields repo;
 };
 
-/// Reads `branches[].name`; a missing or null list is no branches.
+/// Reads `branches[].name`; a missing or null list is no branches. GitHub
+/// sends at most limits::branches; each name is a ref (limits::ref bytes).
 std::string read_branches(od::value& v, std::vector<std::string>& out) {
   od::json_type type;
   if (auto err = v.type().get(type))
@@ -302,25 +392,33 @@ std::string read_branches(od::value& v, std::vector<std::string>& out) {
   od::array arr;
   if (type != od::json_type::array || v.get_array().get(arr))
     return wrong_type("branches", "an array");
+  std::size_t count = 0;
   for (auto res : arr) {
+    if (++count > limits::branches)
+      return "branches has more than " + std::to_string(limits::branches)
+             + " entries";
     od::value item;
     if (auto err = std::move(res).get(item))
       return malformed(err);
     od::json_type item_type;
     if (auto err = item.type().get(item_type))
       return malformed(err);
+    auto path = "branches[" + std::to_string(count - 1) + "]";
     if (item_type != od::json_type::object)
-      return wrong_type("branches[]", "an object");
+      return wrong_type(path, "an object");
     std::optional<std::string> name;
-    auto msg = read_object(item, "branches[]",
+    auto msg = read_object(item, path,
                            [&](std::string_view key, od::value& val) {
                              return key == "name"
-                                      ? read_string(val, "branches[].name",
-                                                    name)
+                                      ? read_string(val, path + ".name", name)
                                       : std::string{};
                            });
     if (!msg.empty())
       return msg;
+    if (name)
+      if (auto msg = check_bytes(path + ".name", *name, limits::ref);
+          !msg.empty())
+        return msg;
     if (name && !name->empty())
       out.push_back(std::move(*name));
   }
@@ -371,34 +469,73 @@ std::string read_deployment_status(od::value& v, notice_fields& f) {
   });
 }
 
-/// What a notice takes from the deployment's payload.
-struct notice_payload {
-  std::optional<std::string> name, user_name, user, room;
-};
+/// The first message of `checks` that is not empty, or "". Each check runs
+/// only when the ones before it passed.
+std::string first_problem(
+  std::initializer_list<std::function<std::string()>> checks) {
+  for (auto& check : checks)
+    if (auto msg = check(); !msg.empty())
+      return msg;
+  return {};
+}
 
-/// Reads `name` and `notify.{user_name,user,room}` from the payload object's
-/// text (already checked to be a well-formed object).
-std::string read_notice_payload(const std::string& text, notice_payload& p) {
-  return for_each_root_field(text, [&](std::string_view key,
-                                       od::value& val) -> std::string {
-    if (key == "name")
-      return read_string(val, "deployment.payload.name", p.name);
-    if (key != "notify")
-      return {};
-    return read_object(val, "deployment.payload.notify",
-                       [&](std::string_view key, od::value& val) {
-                         if (key == "user_name")
-                           return read_text(
-                             val, "deployment.payload.notify.user_name",
-                             p.user_name);
-                         if (key == "user")
-                           return read_text(
-                             val, "deployment.payload.notify.user", p.user);
-                         if (key == "room")
-                           return read_text(
-                             val, "deployment.payload.notify.room", p.room);
-                         return std::string{};
-                       });
+/// check_text of `value` when it is present.
+std::string text_ok(const std::optional<std::string>& value,
+                    std::string_view path, std::size_t max) {
+  return value ? check_text(path, *value, max) : std::string{};
+}
+
+/// check_login of `value` when it is present.
+std::string login_ok(const std::optional<std::string>& value,
+                     std::string_view path) {
+  return value ? check_login(path, *value) : std::string{};
+}
+
+/// Limits on the `repository` fields an event uses.
+std::string check_repository(const repo_fields& f) {
+  return first_problem({
+    [&] {
+      return f.full_name ? check_full_name("repository.full_name",
+                                           *f.full_name)
+                         : std::string{};
+    },
+    [&] {
+      return f.name && !f.name->empty()
+               ? check_repository_name("repository.name", *f.name)
+               : std::string{};
+    },
+    [&] { return text_ok(f.clone_url, "repository.clone_url", limits::url); },
+    [&] { return text_ok(f.html_url, "repository.html_url", limits::url); },
+    [&] {
+      return f.default_branch
+               ? check_bytes("repository.default_branch", *f.default_branch,
+                             limits::ref)
+               : std::string{};
+    },
+  });
+}
+
+/// Limits on the `deployment` fields (and `repository`, `sender`) of a
+/// deployment or deployment_status event.
+std::string check_deployment(const raw_fields& f) {
+  return first_problem({
+    [&] { return text_ok(f.sha, "deployment.sha", limits::sha); },
+    [&] {
+      return f.ref ? check_bytes("deployment.ref", *f.ref, limits::ref)
+                   : std::string{};
+    },
+    [&] {
+      return text_ok(f.environment, "deployment.environment",
+                     limits::environment);
+    },
+    [&] { return text_ok(f.task, "deployment.task", limits::name); },
+    [&] {
+      return text_ok(f.description, "deployment.description",
+                     limits::description);
+    },
+    [&] { return login_ok(f.creator, "deployment.creator.login"); },
+    [&] { return login_ok(f.sender, "sender.login"); },
+    [&] { return check_repository(f.repo); },
   });
 }
 
@@ -461,6 +598,8 @@ parse_deployment(std::string_view body) {
   for (auto& [value, path] : required)
     if (!*value || (*value)->empty())
       return "missing field " + std::string{path};
+  if (auto msg = check_deployment(f); !msg.empty())
+    return msg;
   deployment_request req;
   req.github_id = *f.id;
   req.sha = std::move(*f.sha);
@@ -473,8 +612,14 @@ parse_deployment(std::string_view body) {
   req.description = f.description.value_or("");
   req.actor = f.creator ? *f.creator : f.sender.value_or("");
   req.payload_json = f.payload ? std::move(*f.payload) : "{}";
-  if (auto msg = read_payload(req.payload_json, req); !msg.empty())
+  payload_fields p;
+  if (auto msg = read_payload(req.payload_json, req.environment, p);
+      !msg.empty())
     return msg;
+  if (p.name && !p.name->empty())
+    req.app = *p.name;
+  req.provider = p.provider.value_or("");
+  req.environment_url = p.env_url.value_or("");
   return req;
 }
 
@@ -516,6 +661,15 @@ parse_commit_status(std::string_view body) {
   for (auto& [value, path] : required)
     if (!*value || (*value)->empty())
       return "missing field " + std::string{path};
+  auto problem = first_problem({
+    [&] { return text_ok(f.sha, "sha", limits::sha); },
+    [&] { return text_ok(f.state, "state", limits::state); },
+    [&] { return login_ok(f.author, "commit.author.login"); },
+    [&] { return login_ok(f.sender, "sender.login"); },
+    [&] { return check_repository(f.repo); },
+  });
+  if (!problem.empty())
+    return problem;
   commit_status_event ev;
   ev.repo = std::move(*f.repo.full_name);
   ev.sha = std::move(*f.sha);
@@ -559,9 +713,30 @@ parse_deployment_status(std::string_view body) {
   for (auto& [value, path] : required)
     if (!*value || (*value)->empty())
       return "missing field " + std::string{path};
-  notice_payload p;
+  auto problem = first_problem({
+    [&] { return text_ok(f.state, "deployment_status.state", limits::state); },
+    [&] {
+      return text_ok(f.description, "deployment_status.description",
+                     limits::status_description);
+    },
+    [&] {
+      return text_ok(f.log_url, "deployment_status.log_url", limits::url);
+    },
+    [&] {
+      return text_ok(f.target_url, "deployment_status.target_url",
+                     limits::url);
+    },
+    [&] {
+      return text_ok(f.environment_url, "deployment_status.environment_url",
+                     limits::url);
+    },
+    [&] { return check_deployment(d); },
+  });
+  if (!problem.empty())
+    return problem;
+  payload_fields p;
   if (d.payload)
-    if (auto msg = read_notice_payload(*d.payload, p); !msg.empty())
+    if (auto msg = read_payload(*d.payload, *d.environment, p); !msg.empty())
       return msg;
   deployment_notice n;
   n.app = first_of({&p.name}, app_name(d.repo));

@@ -21,8 +21,13 @@ bool signature_valid(std::string_view secret, std::string_view body,
 
 /// Parses a `deployment` event. On success returns the request; otherwise
 /// a message naming what is wrong ("malformed JSON: ...",
-/// "missing field deployment.sha", ...). `deployment.payload` may be an object
-/// or a JSON string holding an object.
+/// "missing field deployment.sha", "deployment.environment is longer than
+/// 255 characters", "... contains a control character"). `deployment.payload`
+/// may be an object or a JSON string holding an object. Every name the event
+/// carries is held to the bounds in `limits` (validate.hpp) and may hold no
+/// control character; so may no key or string under the payload's `config`,
+/// `aws` and `notify`. The parsers below apply the same rules to the fields
+/// they read.
 std::variant<deployment_request, std::string>
 parse_deployment(std::string_view body);
 

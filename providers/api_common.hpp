@@ -52,8 +52,8 @@ std::string github_archive_problem(const http_response& res,
                                    const std::string& sha,
                                    std::string& location);
 
-/// True for answers worth retrying: no answer at all (status 0), 429, 5xx;
-/// never for a `permanent` failure.
+/// True for answers worth retrying: no answer at all (status 0) unless the
+/// request is `permanent` (it never left heaven and never will), 429, 5xx.
 bool transient(const http_response& res);
 
 /// What the answer to a request that creates something (a build, a

@@ -704,6 +704,22 @@ BOOST_AUTO_TEST_CASE(a_combined_status_failing_every_attempt_gives_up) {
   BOOST_TEST(posts().empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_request_that_can_never_be_made_is_not_retried) {
+  // A GitHub endpoint curl cannot use: the request never leaves heaven and
+  // would fail the same way on every attempt.
+  auto c = config();
+  c.api_endpoint = "htp://127.0.0.1:" + std::to_string(github.port()) + "/";
+  start(c);
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  send(status_event());
+  finish_on("error Not auto-deploying octo/app@a1b2c3d4: could not read its "
+            "combined status: Protocol \"htp\" not supported or disabled "
+            "in libcurl");
+  BOOST_TEST(github.requests().empty());
+  BOOST_TEST(count_starting("warning reading the combined status") == 0u,
+             everything_logged());
+}
+
 BOOST_AUTO_TEST_CASE(a_422_on_create_is_logged_and_not_retried) {
   deployed_last({deployed("production", prod_base, prod_payload)});
   world.creates = {stub_response{422,

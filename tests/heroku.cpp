@@ -506,6 +506,33 @@ BOOST_AUTO_TEST_CASE(a_429_waits_for_retry_after_then_builds) {
              == 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_request_that_can_never_be_made_is_not_retried) {
+  // A Heroku endpoint curl cannot use: the build request never leaves
+  // heaven, and every attempt would fail the same way.
+  auto c = config();
+  c.endpoint = "htp://127.0.0.1:" + std::to_string(heroku_api.port()) + "/";
+  start(c, job());
+  auto result = outcome();
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description.find("Protocol \"htp\" not supported")
+               != std::string::npos,
+             result.description);
+  BOOST_TEST(heroku_api.requests().empty());
+  BOOST_TEST(everything_logged().find("trying again") == std::string::npos,
+             everything_logged());
+  // The transient rule itself: no answer is worth a retry unless the
+  // request never could be made.
+  http_response res;
+  res.error = "Out of memory";
+  BOOST_TEST(transient(res));
+  res.permanent = true;
+  BOOST_TEST(!transient(res));
+  int attempt = 1;
+  api_config cfg;
+  BOOST_TEST(!next_retry(res, attempt, cfg, "GitHub's tarball link"));
+  BOOST_TEST(attempt == 1);
+}
+
 BOOST_AUTO_TEST_CASE(transient_errors_are_retried_then_given_up) {
   // A poll that fails now and then does not end the build...
   world.polls = {"503", "pending", "502", "succeeded"};

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -270,6 +271,8 @@ BOOST_AUTO_TEST_CASE(refused_connection_is_status_0_with_error) {
   auto res = call(req);
   BOOST_TEST(res.status == 0);
   BOOST_TEST(!res.error.empty());
+  // Nobody listens now; somebody may later: worth another try.
+  BOOST_TEST(!res.permanent);
   BOOST_TEST_MESSAGE("refused: " << res.error);
 }
 
@@ -284,7 +287,54 @@ BOOST_AUTO_TEST_CASE(timeout_is_status_0_with_error) {
   auto res = call(req);
   BOOST_TEST(res.status == 0);
   BOOST_TEST(!res.error.empty());
+  BOOST_TEST(!res.permanent);
   BOOST_TEST_MESSAGE("timeout: " << res.error);
+}
+
+BOOST_AUTO_TEST_CASE(requests_curl_refuses_are_permanent_and_never_sent) {
+  auto port = std::to_string(stub.port());
+  const std::string huge(2 * 1024 * 1024, 'n');
+  struct bad {
+    std::string what;
+    http_request req;
+  };
+  std::vector<bad> cases;
+  auto add = [&](std::string what, std::string url,
+                 string_pairs headers = {}) {
+    http_request req;
+    req.method = "POST";
+    req.url = std::move(url);
+    req.headers = std::move(headers);
+    req.body = "{}";
+    cases.push_back({std::move(what), std::move(req)});
+  };
+  // A scheme heaven does not speak.
+  add("ftp", "ftp://127.0.0.1:" + port + "/x");
+  add("file", "file:///etc/passwd");
+  // Not a URL curl can read.
+  add("port out of range", "http://127.0.0.1:99999/x");
+  add("unclosed bracket", "http://[127.0.0.1:" + port + "/x");
+  // A request head past curl's 1 MB limit (a 1 MB repository name in a
+  // status URL was the case that made heaven retry for 42 s): curl says
+  // "Out of memory".
+  add("2 MB path", url("repos/octo/" + huge + "/deployments/1/statuses"));
+  add("2 MB header", url("x"), {{"X-Big", huge}});
+  for (auto& c : cases) {
+    auto res = call(c.req);
+    BOOST_TEST(res.status == 0, c.what);
+    BOOST_TEST(res.permanent, c.what << ": " << res.error);
+    BOOST_TEST(!res.error.empty(), c.what);
+    BOOST_TEST_MESSAGE(c.what << ": " << res.error);
+  }
+  // Not one of them reached the server.
+  BOOST_TEST(stub.requests().empty());
+  // The same client still sends a sound request.
+  http_request ok;
+  ok.url = url("ok");
+  auto res = call(ok);
+  BOOST_TEST(res.status == 201);
+  BOOST_TEST(!res.permanent);
+  BOOST_TEST(stub.requests().size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(many_concurrent_requests_all_answered) {

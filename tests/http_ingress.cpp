@@ -409,6 +409,52 @@ BOOST_FIXTURE_TEST_CASE(broken_json_is_400, fixture) {
   BOOST_TEST(rec->seen().empty());
 }
 
+BOOST_FIXTURE_TEST_CASE(names_past_their_limits_never_reach_the_receiver,
+                        fixture) {
+  auto replace = [](std::string body, const std::string& from,
+                    const std::string& to) {
+    auto pos = body.find(from);
+    BOOST_REQUIRE(pos != std::string::npos);
+    return body.replace(pos, from.size(), to);
+  };
+  // JSON's \u0000 is a NUL inside the name: refused, not cut to "prod".
+  auto res = post_event("deployment",
+                        replace(deployment_body, R"("environment": "staging")",
+                                R"("environment": "prod\u0000uction")"),
+                        "l-1");
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body
+             == R"({"error":"deployment.environment contains a control )"
+                R"(character"})");
+  res = post_event("deployment",
+                   replace(deployment_body, R"("environment": "staging")",
+                           R"("environment": ")" + std::string(256, 'p')
+                             + "\""),
+                   "l-2");
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body
+             == R"({"error":"deployment.environment is longer than 255 )"
+                R"(characters"})");
+  // A ping's repository is recorded like any other event's.
+  res = post_event("ping",
+                   R"({"zen":"z","repository":{"full_name":"octo/\u001b"}})",
+                   "l-3");
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body
+             == R"({"error":"repository.full_name contains a control )"
+                R"(character"})");
+  // GitHub's delivery ids are GUIDs; heaven stores them.
+  res = post_event("deployment", deployment_body, std::string(256, 'd'));
+  BOOST_TEST(res.status == 400);
+  BOOST_TEST(res.body
+             == R"({"error":"header X-GitHub-Delivery is longer than 255 )"
+                R"(characters"})");
+  BOOST_TEST(rec->seen().empty());
+  // The same event, sound, does reach it.
+  BOOST_TEST(post_event("deployment", deployment_body, "l-4").status == 201);
+  BOOST_TEST(rec->seen().size() == 1u);
+}
+
 BOOST_FIXTURE_TEST_CASE(missing_headers_are_400, fixture) {
   const std::string body = R"({"zen":"x"})";
   const std::string sig = "sha256=" + hmac_sha256_hex(secret, body);

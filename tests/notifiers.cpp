@@ -993,6 +993,30 @@ BOOST_FIXTURE_TEST_CASE(client_errors_are_not_retried, notify_fixture) {
                      "production was refused with HTTP 401; not retried"));
 }
 
+BOOST_FIXTURE_TEST_CASE(a_request_that_can_never_be_made_is_not_retried,
+                        notify_fixture) {
+  // A scheme curl will not speak: the request never leaves heaven, and the
+  // same request would fail the same way on every attempt.
+  auto s = with_hipchat(base());
+  s.slack_webhook_url = "htp://127.0.0.1:" + std::to_string(slack.port())
+                        + "/services/T000/B000/" + slack_token;
+  start(s, fast(5));
+  send(notice("in_progress"));
+  send(notice("success"));
+  first(hipchat, 2);
+  // Both messages were tried once each and dropped.
+  for (auto* state : {"in_progress", "success"})
+    BOOST_TEST(log_has(std::string{"error slack: could not send "} + state
+                       + " of octo/app deployment 42 to production: "),
+               state);
+  BOOST_TEST(log_has("; not retried, the same request would fail again"));
+  BOOST_TEST(logged().find("slack: delivering") == std::string::npos,
+             logged());
+  BOOST_TEST(logged().find("gave up") == std::string::npos);
+  BOOST_TEST(slack.requests().empty());
+  BOOST_TEST(logged().find(slack_token) == std::string::npos);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_full_queue_drops_its_oldest_waiting_message,
                         notify_fixture) {
   std::promise<void> release;

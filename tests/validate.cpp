@@ -384,3 +384,129 @@ BOOST_AUTO_TEST_CASE(shell_quote_makes_any_text_one_word_for_sh) {
   }
   BOOST_TEST(!std::filesystem::exists("/tmp/heaven-pwned"));
 }
+
+BOOST_AUTO_TEST_SUITE(input_limits)
+
+BOOST_AUTO_TEST_CASE(check_text_counts_characters_not_bytes) {
+  using heaven::check_text;
+  BOOST_TEST(check_text("f", std::string(255, 'e'), 255) == "");
+  BOOST_TEST(check_text("f", std::string(256, 'e'), 255)
+             == "f is longer than 255 characters");
+  // 255 two-byte and 255 four-byte characters are 255 characters.
+  std::string accents, emoji;
+  for (int i = 0; i < 255; ++i) {
+    accents += "é";
+    emoji += "\xf0\x9f\x9a\x80";
+  }
+  BOOST_TEST(check_text("f", accents, 255) == "");
+  BOOST_TEST(check_text("f", emoji, 255) == "");
+  BOOST_TEST(check_text("f", accents + "é", 255)
+             == "f is longer than 255 characters");
+  BOOST_TEST(check_text("f", "", 255) == "");
+}
+
+BOOST_AUTO_TEST_CASE(check_text_refuses_every_control_character) {
+  using heaven::check_text;
+  // C0, DEL and C1 (U+0080-U+009F) anywhere, a NUL included: never cut at
+  // it, never accepted.
+  for (int c = 0; c < 0x20; ++c) {
+    std::string text = "prod";
+    text += static_cast<char>(c);
+    text += "x";
+    BOOST_TEST(check_text("deployment.environment", text, 255)
+                 == "deployment.environment contains a control character",
+               "byte " << c);
+  }
+  BOOST_TEST(check_text("f", "a\x7f", 255) == "f contains a control character");
+  BOOST_TEST(check_text("f", "a\xc2\x80", 255)
+             == "f contains a control character");
+  BOOST_TEST(check_text("f", "a\xc2\x9f", 255)
+             == "f contains a control character");
+  // U+00A0 (no-break space) and beyond are text.
+  BOOST_TEST(check_text("f", "a\xc2\xa0" "b", 255) == "");
+  BOOST_TEST(check_text("f", "日本\xe2\x80\x8b", 255) == "");
+  // A control character wins over the length: a 1 MB value with a NUL says
+  // what would still be wrong after shortening it.
+  std::string huge(1 << 20, 'x');
+  huge[500] = '\0';
+  BOOST_TEST(check_text("f", huge, 255) == "f contains a control character");
+}
+
+BOOST_AUTO_TEST_CASE(check_text_refuses_what_is_not_utf8) {
+  using heaven::check_text;
+  for (std::string bad :
+       {"\xff", "\x80", "a\xc3", "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80",
+        "\xed\xa0\x80", "\xed\xbf\xbf", "\xf0\x80\x80\x80", "\xf4\x90\x80\x80",
+        "\xf5\x80\x80\x80", "\xe2\x82", "\xe2\x28\xa1"})
+    BOOST_TEST(check_text("f", bad, 255) == "f is not valid UTF-8",
+               "bytes of length " << bad.size());
+  // The highest code point and the last before the surrogates are fine.
+  BOOST_TEST(check_text("f", "\xf4\x8f\xbf\xbf", 255) == "");
+  BOOST_TEST(check_text("f", "\xed\x9f\xbf", 255) == "");
+}
+
+BOOST_AUTO_TEST_CASE(check_bytes_counts_bytes) {
+  using heaven::check_bytes;
+  BOOST_TEST(check_bytes("deployment.ref", std::string(255, 'r'), 255) == "");
+  BOOST_TEST(check_bytes("deployment.ref", std::string(256, 'r'), 255)
+             == "deployment.ref is longer than 255 bytes");
+  std::string accents;
+  for (int i = 0; i < 128; ++i)
+    accents += "é"; // 256 bytes, 128 characters
+  BOOST_TEST(check_bytes("deployment.ref", accents, 255)
+             == "deployment.ref is longer than 255 bytes");
+  BOOST_TEST(check_bytes("deployment.ref", std::string{"main\0", 5}, 255)
+             == "deployment.ref contains a control character");
+}
+
+BOOST_AUTO_TEST_CASE(logins_follow_githubs_rules) {
+  using heaven::check_login;
+  for (const auto& ok : std::vector<std::string>{
+         "octocat", "Codertocat", "a", "mona-lisa", "octocat_acme",
+         std::string(39, 'a'), "dependabot[bot]", "github-actions[bot]",
+         std::string(39, 'b') + "[bot]"})
+    BOOST_TEST(check_login("sender.login", ok) == "", ok);
+  BOOST_TEST(check_login("sender.login", std::string(40, 'a'))
+             == "sender.login is longer than 39 characters");
+  BOOST_TEST(check_login("sender.login", std::string(1 << 20, 'a'))
+             == "sender.login is longer than 39 characters");
+  for (std::string bad : {"", "a b", "a/b", "a.b", "[bot]", "é", "a[bot]x"})
+    BOOST_TEST(check_login("sender.login", bad)
+                 == "sender.login is not a GitHub login (letters, digits, '-' "
+                    "and '_')",
+               bad);
+  BOOST_TEST(check_login("sender.login", std::string{"eve\0", 4})
+             == "sender.login contains a control character");
+}
+
+BOOST_AUTO_TEST_CASE(repository_names_follow_githubs_rules) {
+  using heaven::check_full_name;
+  const std::string path = "repository.full_name";
+  for (const auto& ok : std::vector<std::string>{
+         "octo/app", "Codertocat/Hello-World", "o/.github", "o/a_b.c-d",
+         "octo_acme/app", std::string(39, 'o') + "/" + std::string(100, 'n')})
+    BOOST_TEST(check_full_name(path, ok) == "", ok);
+  BOOST_TEST(check_full_name(path, std::string(40, 'o') + "/app")
+             == path + " has an owner longer than 39 characters");
+  BOOST_TEST(check_full_name(path, "octo/" + std::string(101, 'n'))
+             == path + " has a name longer than 100 characters");
+  BOOST_TEST(check_full_name(path, "octo/" + std::string(1 << 20, 'n'))
+             == path + " is longer than 140 characters");
+  BOOST_TEST(check_full_name(path, "octo") == path + " is not owner/name");
+  BOOST_TEST(check_full_name(path, "o.o/app")
+             == path + " has an owner that is not a GitHub login (letters, "
+                       "digits, '-' and '_')");
+  for (std::string bad : {"octo/", "octo/..", "octo/.", "octo/a b",
+                          "octo/a/b", "octo/é"})
+    BOOST_TEST(check_full_name(path, bad)
+                 == path + " is not a GitHub repository name (letters, "
+                           "digits, '.', '-' and '_')",
+               bad);
+  BOOST_TEST(check_full_name(path, std::string{"octo/app\0x", 10})
+             == path + " contains a control character");
+  BOOST_TEST(heaven::check_repository_name("repository.name",
+                                           std::string(101, 'n'))
+             == "repository.name is longer than 100 characters");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -559,9 +559,9 @@ BOOST_AUTO_TEST_CASE(wrong_types_are_named) {
   BOOST_TEST(status_error(small_status(R"(,"branches":{"name":"main"})"))
              == "field branches must be an array");
   BOOST_TEST(status_error(small_status(R"(,"branches":["main"])"))
-             == "field branches[] must be an object");
+             == "field branches[0] must be an object");
   BOOST_TEST(status_error(small_status(R"(,"branches":[{"name":1}])"))
-             == "field branches[].name must be a string");
+             == "field branches[0].name must be a string");
   BOOST_TEST(status_error(small_status(R"(,"commit":"4544205a")"))
              == "field commit must be an object");
   BOOST_TEST(status_error(small_status(
@@ -813,6 +813,145 @@ BOOST_AUTO_TEST_CASE(no_payload_or_a_bad_escape_is_refused) {
   BOOST_TEST(!heaven::form_payload("payload=%7").has_value());
   BOOST_TEST(!heaven::form_payload("payload=%zz").has_value());
   BOOST_TEST((heaven::form_payload("payload=") == std::string{}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(bounded_input)
+
+BOOST_AUTO_TEST_CASE(a_nul_in_the_environment_is_refused_not_cut) {
+  // JSON's \u0000 decodes to a NUL inside the string: heaven must neither
+  // run "prod" nor keep the rest.
+  BOOST_TEST(error_of(with(small_event(""), R"("environment":"staging")",
+                           R"("environment":"prod\u0000x")"))
+             == "deployment.environment contains a control character");
+  BOOST_TEST(error_of(with(small_event(""), R"("environment":"staging")",
+                           R"("environment":"prod\u001b[31m")"))
+             == "deployment.environment contains a control character");
+  BOOST_TEST(notice_error(with(small_notice(""), R"("environment":"staging")",
+                               R"("environment":"prod\u0000")"))
+             == "deployment.environment contains a control character");
+}
+
+BOOST_AUTO_TEST_CASE(an_environment_at_githubs_limit_is_taken_whole) {
+  const std::string env(255, 'e');
+  auto req = parsed(with(small_event(R"(,"payload":{"config":{")" + env
+                                     + R"(_url":"https://e.example"}})"),
+                         R"("environment":"staging")",
+                         R"("environment":")" + env + "\""));
+  BOOST_TEST(req.environment == env);
+  BOOST_TEST(req.environment_url == "https://e.example");
+  BOOST_TEST(error_of(with(small_event(""), R"("environment":"staging")",
+                           R"("environment":")" + env + "e\""))
+             == "deployment.environment is longer than 255 characters");
+}
+
+BOOST_AUTO_TEST_CASE(limit_checks_come_after_missing_fields) {
+  // A missing field is still named as missing, whatever else is wrong.
+  BOOST_TEST(error_of(R"({"deployment":{"id":1,"environment":"a\u0000"},)"
+                      R"("repository":{"full_name":"o/r","clone_url":"x"}})")
+             == "missing field deployment.sha");
+}
+
+BOOST_AUTO_TEST_CASE(what_heaven_reads_from_the_payload_is_checked) {
+  auto msg = error_of(small_event(
+    R"(,"payload":{"config":{"hosts":{"production":["web1",)"
+    R"({"host":"web2","deploy_to":"/srv/\u0007"}]}}})"));
+  BOOST_TEST(msg
+             == "deployment.payload.config.hosts.production[1].deploy_to "
+                "contains a control character");
+  // Inside a payload sent as a JSON string too.
+  msg = error_of(small_event(
+    R"(,"payload":"{\"config\":{\"heroku_name\":\"app\\u0000\"}}")"));
+  BOOST_TEST(msg
+             == "deployment.payload.config.heroku_name contains a control "
+                "character");
+  BOOST_TEST(error_of(small_event(R"(,"payload":{"aws":{"region":"\n"}})"))
+             == "deployment.payload.aws.region contains a control character");
+  BOOST_TEST(error_of(small_event(R"(,"payload":{"config":{"a\rb":1}})"))
+             == "a key of deployment.payload.config contains a control "
+                "character");
+  BOOST_TEST(error_of(small_event(R"(,"payload":{"notify":{"room":")"
+                                  + std::string(256, 'r') + R"("}})"))
+             == "deployment.payload.notify.room is longer than 255 "
+                "characters");
+  // The rest of the payload is kept as text and never read: anything goes.
+  auto req = parsed(small_event(
+    R"(,"payload":{"changelog":"line\nline\u0000","config":{"n":[1,2]}})"));
+  BOOST_TEST(req.payload_json.find("changelog") != std::string::npos);
+  // Numbers are fine where a chat adapter uses ids.
+  auto n = notice_of(small_notice(R"(,"payload":{"notify":{"room":12345}})"));
+  BOOST_TEST(n.room == "12345");
+}
+
+BOOST_AUTO_TEST_CASE(status_events_are_bounded) {
+  std::string eleven = R"(,"branches":[)";
+  for (int i = 0; i < 11; ++i)
+    eleven += std::string{i ? "," : ""} + R"({"name":"b)" + std::to_string(i)
+              + R"("})";
+  eleven += "]";
+  BOOST_TEST(status_error(small_status(eleven))
+             == "branches has more than 10 entries");
+  BOOST_TEST(status_of(small_status(R"(,"branches":[{"name":"a"},)"
+                                    R"({"name":"b"}])"))
+               .branches.size()
+             == 2u);
+  BOOST_TEST(status_error(small_status(R"(,"branches":[{"name":"a"},)"
+                                       R"({"name":"b\u0000"}])"))
+             == "branches[1].name contains a control character");
+  BOOST_TEST(status_error(small_status(R"(,"branches":[{"name":")"
+                                       + std::string(256, 'b') + R"("}])"))
+             == "branches[0].name is longer than 255 bytes");
+  BOOST_TEST(status_error(small_status(R"(,"branches":[1])"))
+             == "field branches[0] must be an object");
+  BOOST_TEST(status_error(with(small_status(""), R"("state":"success")",
+                               R"("state":"success\n")"))
+             == "state contains a control character");
+  BOOST_TEST(status_error(small_status(R"(,"sender":{"login":")"
+                                       + std::string(40, 's') + R"("})"))
+             == "sender.login is longer than 39 characters");
+}
+
+BOOST_AUTO_TEST_CASE(deployment_status_fields_are_bounded) {
+  BOOST_TEST(notice_error(small_notice("", R"(,"description":")"
+                                             + std::string(141, 'd') + "\""))
+             == "deployment_status.description is longer than 140 "
+                "characters");
+  // 140 characters of several bytes each are within GitHub's limit.
+  std::string accents;
+  for (int i = 0; i < 140; ++i)
+    accents += "é";
+  BOOST_TEST(notice_of(small_notice("", R"(,"description":")" + accents
+                                          + "\""))
+               .description
+             == accents);
+  BOOST_TEST(notice_error(small_notice("", R"(,"log_url":"https://x/\u0000")"))
+             == "deployment_status.log_url contains a control character");
+  BOOST_TEST(notice_error(with(small_notice(""), R"("full_name":"octo/app")",
+                               R"("full_name":"octo/app/x")"))
+             == "repository.full_name is not a GitHub repository name "
+                "(letters, digits, '.', '-' and '_')");
+}
+
+BOOST_AUTO_TEST_CASE(deep_nesting_in_the_config_is_walked_to_the_bottom) {
+  // 1000 levels (simdjson's limit is 1024): walked, and a NUL at the
+  // bottom is found and named.
+  const std::string open(1000, '['), close(1000, ']');
+  parsed(small_event(R"(,"payload":{"config":{"deep":)" + open + R"("x")"
+                     + close + "}}"));
+  auto msg = error_of(small_event(R"(,"payload":{"config":{"deep":)" + open
+                                  + R"("\u0000")" + close + "}}"));
+  BOOST_TEST(msg.rfind("deployment.payload.config.deep[0][0][0]", 0) == 0u,
+             msg.substr(0, 80));
+  BOOST_TEST(msg.find("[0] contains a control character")
+               != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_lone_surrogate_is_malformed_json) {
+  BOOST_TEST(error_of(with(small_event(""), R"("environment":"staging")",
+                           R"("environment":"x\ud800")"))
+                 .rfind("malformed JSON: ", 0)
+             == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

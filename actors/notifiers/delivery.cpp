@@ -73,6 +73,13 @@ void on_answer(self_ptr self, const setup_ptr& s, uint64_t number,
   // curl's error names at most the host, never the path or the body.
   auto why = res.status == 0 ? res.error
                              : "HTTP " + std::to_string(res.status);
+  if (res.permanent) {
+    spdlog::error("{}: could not send {}: {}; not retried, the same request "
+                  "would fail again",
+                  s->service, label, why);
+    finish_head(self, s);
+    return;
+  }
   if (!retryable(res.status)) {
     spdlog::error("{}: {} was refused with HTTP {}; not retried", s->service,
                   label, res.status);
