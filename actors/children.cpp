@@ -516,7 +516,13 @@ void start_reaper() {
     spdlog::warn("heaven could not become the reaper of its orphaned "
                  "processes: {}",
                  std::strerror(errno));
+  // The reaper takes no signal of heaven's (SIGTERM is for whoever waits
+  // for it): it starts with every signal blocked, whenever it is started.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
   std::thread{reap_forever}.detach();
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 bool reaper_running() {
@@ -533,6 +539,16 @@ children_in_scope(const std::string& cookie) {
   for (auto& [pid, s] : r.live)
     if (s->cookie == cookie)
       result.emplace_back(pid, s->start);
+  return result;
+}
+
+std::vector<registered_child> registered_children() {
+  std::vector<registered_child> result;
+  auto& r = reg();
+  std::lock_guard guard{r.mtx};
+  result.reserve(r.live.size());
+  for (auto& [pid, s] : r.live)
+    result.push_back({pid, s->start, s->cookie});
   return result;
 }
 

@@ -109,6 +109,17 @@ bool reaper_running();
 std::vector<std::pair<pid_t, uint64_t>>
 children_in_scope(const std::string& cookie);
 
+/// A child heaven started and has not reaped yet.
+struct registered_child {
+  pid_t pid = 0;
+  uint64_t start = 0;
+  /// Its scope's cookie ("" when unscoped).
+  std::string cookie;
+};
+
+/// Every child heaven started and has not reaped yet.
+std::vector<registered_child> registered_children();
+
 /// How many orphans the reaper has reaped so far.
 uint64_t orphans_reaped();
 

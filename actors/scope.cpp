@@ -187,9 +187,15 @@ struct proc_entry {
   pid_t session = 0;
   uint64_t start = 0;
   char state = '?';
+  unsigned long flags = 0;
 
   bool dead() const {
     return state == 'Z' || state == 'X' || state == 'x';
+  }
+
+  /// A kernel thread (PF_KTHREAD): never anyone's, no environment.
+  bool kernel() const {
+    return (flags & 0x00200000UL) != 0;
   }
 };
 
@@ -198,9 +204,9 @@ bool parse_stat(const std::string& text, proc_entry& e) {
   if (close == std::string::npos)
     return false;
   std::istringstream in{text.substr(close + 1)};
-  in >> e.state >> e.ppid >> e.pgrp >> e.session;
   std::string skip;
-  for (int field = 7; field < 22; ++field)
+  in >> e.state >> e.ppid >> e.pgrp >> e.session >> skip >> skip >> e.flags;
+  for (int field = 10; field < 22; ++field)
     in >> skip;
   in >> e.start;
   return static_cast<bool>(in);
@@ -222,6 +228,35 @@ std::vector<proc_entry> snapshot() {
   }
   ::closedir(dir);
   return result;
+}
+
+/// The HEAVEN_SCOPE cookie in `pid`'s environment ("" when none). False
+/// when its environment cannot be known yet: it is readable but empty, as
+/// in the moment an exec is setting it up (or when a process really has no
+/// variable at all).
+bool read_cookie(pid_t pid, std::string& cookie) {
+  cookie.clear();
+  auto path = "/proc/" + std::to_string(pid) + "/environ";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return true; // Gone, or not ours to read: it never will be.
+  ::close(fd);
+  auto env = slurp(path);
+  if (env.empty())
+    return false;
+  static const std::string key = "HEAVEN_SCOPE=";
+  size_t pos = 0;
+  while (pos < env.size()) {
+    auto end = env.find('\0', pos);
+    if (end == std::string::npos)
+      end = env.size();
+    if (env.compare(pos, key.size(), key) == 0) {
+      cookie = env.substr(pos + key.size(), end - pos - key.size());
+      return true;
+    }
+    pos = end + 1;
+  }
+  return true;
 }
 
 /// The HEAVEN_SCOPE cookie in `pid`'s environment, or "".
@@ -380,8 +415,15 @@ public:
     }
   }
 
+  /// True when the last find met a process whose environment could not be
+  /// read yet (in the middle of an exec): it may be a scope's.
+  bool uncertain() const {
+    return uncertain_;
+  }
+
   /// The live processes of each target, by pid and start time.
   std::vector<std::vector<std::pair<pid_t, uint64_t>>> find() {
+    uncertain_ = false;
     std::vector<std::vector<std::pair<pid_t, uint64_t>>> result(
       targets_.size());
     bool need_scan = false;
@@ -427,16 +469,21 @@ private:
       roots.push_back(pid);
     };
     auto self = ::getpid();
+    // The children heaven started and still waits for: their scope is
+    // known without reading their environment.
+    std::unordered_map<pid_t, std::string> registered;
+    for (auto& child : registered_children())
+      if (auto it = index.find(child.pid);
+          it != index.end() && procs[it->second].start == child.start)
+        registered[child.pid] = child.cookie;
+    for (auto& [pid, cookie] : registered)
+      if (auto it = by_cookie_.find(cookie);
+          it != by_cookie_.end() && !targets_[it->second].in_cgroup())
+        claim(pid, it->second);
     for (size_t t = 0; t < targets_.size(); ++t) {
       auto& tg = targets_[t];
       if (tg.in_cgroup())
         continue;
-      // The children heaven started in the scope and still waits for.
-      if (!tg.scope.cookie.empty())
-        for (auto [pid, start] : children_in_scope(tg.scope.cookie))
-          if (auto it = index.find(pid);
-              it != index.end() && procs[it->second].start == start)
-            claim(pid, t);
       // The recorded groups and sessions: members only while the number
       // is not someone else's now (its leader alive with another start
       // time), never younger-than-the-group members of another scope.
@@ -457,7 +504,8 @@ private:
     }
     // The cookie: processes that left every recorded group.
     for (auto& p : procs) {
-      if (owner.count(p.pid) != 0 || p.dead())
+      if (owner.count(p.pid) != 0 || p.dead() || p.kernel()
+          || registered.count(p.pid) != 0)
         continue;
       if (where_ == reach::descendants && p.ppid != self)
         continue;
@@ -482,17 +530,24 @@ private:
     }
   }
 
-  /// A process's cookie, read once per process.
-  const std::string& cookie_cached(const proc_entry& p) {
+  /// A process's cookie, read once per process (again while it cannot be
+  /// known yet: then the find is uncertain).
+  std::string cookie_cached(const proc_entry& p) {
     auto key = std::make_pair(p.pid, p.start);
-    auto it = cookies_.find(key);
-    if (it == cookies_.end())
-      it = cookies_.emplace(key, cookie_of(p.pid)).first;
-    return it->second;
+    if (auto it = cookies_.find(key); it != cookies_.end())
+      return it->second;
+    std::string cookie;
+    if (!read_cookie(p.pid, cookie)) {
+      uncertain_ = true;
+      return {};
+    }
+    cookies_.emplace(key, cookie);
+    return cookie;
   }
 
   std::vector<target>& targets_;
   reach where_;
+  bool uncertain_ = false;
   std::unordered_map<std::string, size_t> by_cookie_;
   std::set<pid_t> protected_;
   std::map<std::pair<pid_t, uint64_t>, std::string> cookies_;
@@ -523,6 +578,7 @@ void end_targets(std::vector<target>& targets,
   auto deadline = clock::now() + grace;
   auto pause = std::chrono::milliseconds(5);
   bool any = false;
+  int unsure = 0;
   // SIGTERM, also to what starts during the grace period.
   for (;;) {
     auto found = find.find();
@@ -538,6 +594,13 @@ void end_targets(std::vector<target>& targets,
           send(t, pid, start, SIGCONT);
         }
       }
+    }
+    // A process caught in the middle of an exec is looked at again before
+    // the scope counts as empty (a bounded number of times: a process may
+    // also have no environment at all).
+    if (!any && find.uncertain() && ++unsure < 20) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      continue;
     }
     if (!any || clock::now() >= deadline)
       break;
