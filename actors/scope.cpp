@@ -480,26 +480,48 @@ private:
       if (auto it = by_cookie_.find(cookie);
           it != by_cookie_.end() && !targets_[it->second].in_cgroup())
         claim(pid, it->second);
+    // What runs below heaven (only needed while heaven is the subreaper).
+    std::unordered_set<pid_t> below;
+    if (where_ == reach::descendants) {
+      std::vector<pid_t> todo{self};
+      while (!todo.empty()) {
+        auto pid = todo.back();
+        todo.pop_back();
+        if (auto it = children.find(pid); it != children.end())
+          for (auto child : it->second)
+            if (below.insert(child).second)
+              todo.push_back(child);
+      }
+    }
     for (size_t t = 0; t < targets_.size(); ++t) {
       auto& tg = targets_[t];
       if (tg.in_cgroup())
         continue;
-      // The recorded groups and sessions: members only while the number
-      // is not someone else's now (its leader alive with another start
-      // time), never younger-than-the-group members of another scope.
+      // The recorded groups and sessions. A leader alive with another
+      // start time means the number is someone else's now: none of its
+      // members is taken. With the leader alive and the scope's, every
+      // member no older than it is the scope's; with the leader gone, only
+      // members that carry the scope's cookie or run below heaven (and
+      // carry no other cookie) are.
       for (auto [leader, start] : tg.groups) {
-        if (auto it = index.find(leader); it != index.end()
-                                          && procs[it->second].start != start)
-          continue; // Reused: the pid names an unrelated process now.
-        if (auto it = by_group.find(leader); it != by_group.end())
-          for (auto pid : it->second) {
-            auto& p = procs[index[pid]];
-            if (p.start < start || p.dead())
-              continue;
-            auto cookie = cookie_cached(p);
-            if (cookie.empty() || cookie == tg.scope.cookie)
-              claim(pid, t);
-          }
+        auto it = index.find(leader);
+        if (it != index.end() && procs[it->second].start != start)
+          continue;
+        // (A zombie leader still holds its number: the group is ours.)
+        bool leader_ours = it != index.end();
+        auto members = by_group.find(leader);
+        if (members == by_group.end())
+          continue;
+        for (auto pid : members->second) {
+          auto& p = procs[index[pid]];
+          if (p.start < start || p.dead())
+            continue;
+          auto cookie = cookie_cached(p);
+          if (!cookie.empty() && cookie != tg.scope.cookie)
+            continue;
+          if (leader_ours || !cookie.empty() || below.count(pid) != 0)
+            claim(pid, t);
+        }
       }
     }
     // The cookie: processes that left every recorded group.

@@ -426,6 +426,23 @@ BOOST_AUTO_TEST_CASE(a_recorded_group_whose_pid_was_reused_is_not_killed) {
   BOOST_TEST(ended[9].ended == 1u);
   BOOST_TEST(!alive(p));
   BOOST_TEST(WTERMSIG(unrelated->wait()) == SIGTERM);
+  // A recorded session whose leader is gone (so its number could have been
+  // reused meanwhile): a member without the scope's cookie is not taken.
+  opts.exe = "/bin/sh";
+  opts.argv = {"sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $! > member"};
+  opts.cwd = tmp.path.string();
+  auto leader = start_child(opts, why);
+  BOOST_REQUIRE_MESSAGE(leader, why);
+  proc_id gone_leader{leader->pid(), leader->start_time()};
+  BOOST_TEST(leader->wait() == 0);
+  auto member = wait_pids(tmp.path / "member", 1).front();
+  p = gone_leader;
+  write_record(gone_leader.start);
+  ended = all.end_leftovers(std::chrono::milliseconds(300));
+  BOOST_TEST(ended[9].ended == 0u);
+  BOOST_TEST(alive(member));
+  ::kill(member.pid, SIGKILL);
+  BOOST_TEST(eventually([&] { return gone(member); }));
 }
 
 BOOST_DATA_TEST_CASE_F(scope_fixture, stopping_ends_every_open_scope,
