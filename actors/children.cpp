@@ -3,7 +3,6 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
