@@ -98,6 +98,17 @@ const std::vector<option>& options() {
     {"HEAVEN_KILL_GRACE", "--kill-grace",
      "seconds between SIGTERM and SIGKILL when killing a deployment",
      HEAVEN_INT(kill_grace, "HEAVEN_KILL_GRACE")},
+    {"HEAVEN_CGROUPS", "--cgroups",
+     "auto: end each deployment's processes through a cgroup of its own "
+     "where the machine allows it (cgroup v2, writable); off: through the "
+     "process groups and sessions heaven tracks",
+     [](settings& s, const std::string& v) {
+       if (v != "auto" && v != "off")
+         return "HEAVEN_CGROUPS must be auto or off, got '" + v + "'";
+       s.cgroups = v;
+       return std::string{};
+     },
+     [](const settings& s) { return s.cgroups; }},
     {"HEAVEN_INSECURE", "--insecure",
      "accept unsigned webhooks when no secret is set (never in production)",
      HEAVEN_BOOL(insecure, "HEAVEN_INSECURE")},

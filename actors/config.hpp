@@ -24,6 +24,9 @@ struct settings {
   int64_t deployment_timeout = 300;           ///< DEPLOYMENT_TIMEOUT (s)
   bool terminate_children = true;     ///< TERMINATE_CHILD_PROCESS_ON_TIMEOUT
   int64_t kill_grace = 5;                     ///< HEAVEN_KILL_GRACE (s)
+  /// "auto": each deployment's processes in a cgroup v2 of their own when
+  /// the machine allows it; "off": process groups tracked by heaven.
+  std::string cgroups = "auto";               ///< HEAVEN_CGROUPS
   bool insecure = false;                      ///< HEAVEN_INSECURE
   std::vector<std::string> withhold_env;      ///< HEAVEN_WITHHOLD_ENV
   std::string log_level = "info";             ///< HEAVEN_LOG_LEVEL

@@ -11,7 +11,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -25,6 +24,7 @@
 #include <caf/spawn_options.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/children.hpp"
 #include "messages/atoms.hpp"
 
 namespace heaven {
@@ -140,17 +140,10 @@ struct line_splitter {
   }
 };
 
-int pidfd_open(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
 exit_info decode(int status) {
   exit_info result;
+  if (status == -1) // Reaped outside the registry: the status is lost.
+    return result;
   if (WIFEXITED(status))
     result.code = WEXITSTATUS(status);
   else if (WIFSIGNALED(status))
@@ -211,54 +204,24 @@ exit_info run_process(const process_spec& spec,
     return result;
   }
   fd_guard err_r{err[0]}, err_w{err[1]};
-  // Everything the child needs is built here: nothing may allocate between
-  // the fork and the exec of a multi-threaded process.
-  std::vector<std::string> env_strings;
-  env_strings.reserve(spec.env.size());
-  for (auto& [k, v] : spec.env)
-    env_strings.push_back(k + "=" + v);
-  std::vector<char*> argv;
-  for (auto& x : spec.argv)
-    argv.push_back(const_cast<char*>(x.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (auto& x : env_strings)
-    envp.push_back(const_cast<char*>(x.c_str()));
-  envp.push_back(nullptr);
-  // glibc's posix_spawn runs the child with CLONE_VFORK and reports exec
-  // failures through its own CLOEXEC pipe: an exec error comes back as the
-  // return value instead of an anonymous exit status 127.
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  // Nothing else of heaven's reaches the child: not the listening socket (a
-  // script's leftover background job would hold the port), not open logs.
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  if (!spec.cwd.empty())
-    posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // CAF's threads may block or ignore signals; the child starts clean.
-  sigset_t none;
-  sigemptyset(&none);
-  sigset_t all;
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK
-                                    | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = 0;
-  auto rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(),
-                          envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    result.error = "cannot run " + spec.argv[0] + ": " + std::strerror(rc);
-    spdlog::warn("could not start {}: {}", spec.argv[0], std::strerror(rc));
+  child_options opts;
+  opts.exe = exe;
+  opts.argv = spec.argv;
+  opts.env = spec.env;
+  opts.cwd = spec.cwd;
+  opts.stdio[1] = out[1];
+  opts.stdio[2] = err[1];
+  opts.scope = spec.scope;
+  // The runner thread (this one) waits for the child until it is reaped:
+  // the death signal, tied to the thread, fires only when heaven dies.
+  opts.death_signal = SIGKILL;
+  auto child = start_child(opts, result.error);
+  if (!child) {
+    spdlog::warn("heaven could not start {}: {}", spec.argv[0], result.error);
+    result.error = "cannot run " + spec.argv[0] + ": " + result.error;
     return result;
   }
+  auto pid = child->pid();
   remember_group(pid);
   if (owner)
     caf::anon_send(owner, started_atom::value, static_cast<int32_t>(pid));
@@ -266,7 +229,7 @@ exit_info run_process(const process_spec& spec,
   err_w.reset();
   ::fcntl(out_r.fd, F_SETFL, ::fcntl(out_r.fd, F_GETFL) | O_NONBLOCK);
   ::fcntl(err_r.fd, F_SETFL, ::fcntl(err_r.fd, F_GETFL) | O_NONBLOCK);
-  fd_guard pidfd{pidfd_open(pid)};
+  int exit_fd = child->exit_fd();
   line_splitter splitters[2] = {{stream::out, {}}, {stream::err, {}}};
   fd_guard* pipes[2] = {&out_r, &err_r};
   auto emit = [&](log_line line) {
@@ -278,10 +241,9 @@ exit_info run_process(const process_spec& spec,
   auto try_reap = [&] {
     if (reaped)
       return;
-    auto r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) {
+    if (auto s = child->try_wait()) {
+      status = *s;
       reaped = true;
-      pidfd.reset();
     }
   };
   using clock = std::chrono::steady_clock;
@@ -304,12 +266,12 @@ exit_info run_process(const process_spec& spec,
         fds[n] = pollfd{pipes[i]->fd, POLLIN, 0};
         index[n++] = i;
       }
-    if (!reaped && pidfd.fd >= 0) {
-      fds[n] = pollfd{pidfd.fd, POLLIN, 0};
+    if (!reaped && exit_fd >= 0) {
+      fds[n] = pollfd{exit_fd, POLLIN, 0};
       index[n++] = 2;
     }
     // Without a pidfd (old kernels) the child is checked on a short tick.
-    int timeout = reaped ? 50 : (pidfd.fd >= 0 ? -1 : 100);
+    int timeout = reaped ? 50 : (exit_fd >= 0 ? -1 : 100);
     auto ready = ::poll(fds, n, timeout);
     if (ready < 0) {
       if (errno == EINTR)
@@ -348,7 +310,7 @@ exit_info run_process(const process_spec& spec,
         break;
       }
     }
-    if (pidfd.fd < 0 && !reaped) {
+    if (exit_fd < 0 && !reaped) {
       try_reap();
       if (reaped)
         reaped_at = last_data = clock::now();
@@ -356,10 +318,8 @@ exit_info run_process(const process_spec& spec,
   }
   for (auto& s : splitters)
     s.finish(emit);
-  if (!reaped) {
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR)
-      ; // Interrupted: wait again.
-  }
+  if (!reaped)
+    status = child->wait();
   forget_group_if_gone(pid);
   return decode(status);
 }

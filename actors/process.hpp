@@ -2,8 +2,6 @@
 /// output line by line. Blocking: use only from detached actors.
 #pragma once
 
-#include <functional>
-
 #include <cstddef>
 #include <functional>
 
@@ -14,11 +12,16 @@
 namespace heaven {
 
 /// Starts `spec` in a new session/process group (pgid = pid), with stdin
-/// from /dev/null. Sends `started_atom, pid` to `owner` right after the
+/// from /dev/null, in `spec.scope` (see start_child in actors/children.hpp:
+/// its cgroup joined before exec, recorded, marked with the scope's
+/// cookie), with SIGKILL as its parent death signal: the calling thread
+/// waits here until the child is reaped, so the signal fires only when
+/// heaven dies. Sends `started_atom, pid` to `owner` right after the
 /// start, then each stdout/stderr line as `log_atom, log_line` to
 /// `log_sink` as it comes (stdout and stderr read together, never
 /// deadlocking on either), and returns how it ended once it has exited and
-/// both pipes are closed. Either handle may be invalid.
+/// both pipes are closed. Either handle may be invalid. A scope that has
+/// ended starts nothing: `error` then says so.
 exit_info run_process(const process_spec& spec, const caf::actor& log_sink,
                       const caf::actor& owner);
 
@@ -43,8 +46,8 @@ void spawn_process(caf::actor_system& sys, process_spec spec,
 void kill_group(int32_t pgid, int sig);
 
 /// Sends `sig` to every process group run_process started that still has
-/// members; returns how many such groups remain. For a stopping heaven:
-/// nothing it started may outlive it.
+/// members; returns how many such groups remain. (A stopping heaven uses
+/// process_scopes::end_all, which also finds what left the groups.)
 std::size_t kill_all_groups(int sig);
 
 /// True while any process of group `pgid` exists.

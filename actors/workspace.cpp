@@ -226,6 +226,7 @@ private:
       spec.argv.push_back(std::move(x));
     spec.env = env_;
     spec.cwd = cwd.string();
+    spec.scope = plan_.scope;
     // git explains itself over several lines; the one that says what went
     // wrong starts with "fatal:" or "error:".
     std::string last_err;

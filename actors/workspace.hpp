@@ -26,6 +26,8 @@ struct workspace_plan {
   std::string token_host;
   /// The environment git runs with (PATH, HOME, ...).
   string_pairs env;
+  /// The deployment's scope: every git process starts in it.
+  process_scope scope;
 };
 
 /// The environment git runs with for `plan`: `plan.env` plus

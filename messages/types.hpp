@@ -484,17 +484,44 @@ typename Inspector::result_type inspect(Inspector& f, log_line& x) {
   return f(caf::meta::type_name("log_line"), x.source, x.text);
 }
 
+/// Everything heaven starts for one deployment: how its processes are
+/// marked when they start and found again when the deployment ends (see
+/// actors/scope.hpp). A default-constructed scope is none: processes then
+/// start unmarked, as in tests of a single provider.
+struct process_scope {
+  /// heaven's local deployment id (0: no scope).
+  int64_t id = 0;
+  /// "<instance>:<id>", the value of HEAVEN_SCOPE in the environment of
+  /// every process of the scope (inherited by what they start).
+  std::string cookie;
+  /// The scope's cgroup v2 directory, which every process joins before it
+  /// runs anything; "" where heaven has no cgroups (the fallback).
+  std::string cgroup;
+  /// The scope's record (<data>/scopes/<id>): the process groups started in
+  /// it, for a later heaven. Nothing starts in the scope once it is gone.
+  std::string record;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, process_scope& x) {
+  return f(caf::meta::type_name("process_scope"), x.id, x.cookie, x.cgroup,
+           x.record);
+}
+
 /// A child process to run (argv[0] is a path or a name found on PATH).
 struct process_spec {
   std::vector<std::string> argv;
   /// The complete environment of the child.
   string_pairs env;
   std::string cwd;
+  /// The deployment it belongs to (none: unscoped).
+  process_scope scope;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, process_spec& x) {
-  return f(caf::meta::type_name("process_spec"), x.argv, x.env, x.cwd);
+  return f(caf::meta::type_name("process_spec"), x.argv, x.env, x.cwd,
+           x.scope);
 }
 
 /// How a child process ended.
@@ -526,12 +553,14 @@ struct provider_job {
   int64_t kill_grace_ms = 5000;
   /// Whether a cancel kills the provider's processes.
   bool terminate_children = true;
+  /// The deployment's scope: every process the provider starts is in it.
+  process_scope scope;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, provider_job& x) {
   return f(caf::meta::type_name("provider_job"), x.id, x.request, x.workspace,
-           x.env, x.kill_grace_ms, x.terminate_children);
+           x.env, x.kill_grace_ms, x.terminate_children, x.scope);
 }
 
 /// How a provider ended: success, failure or error, and why.

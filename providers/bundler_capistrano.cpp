@@ -177,6 +177,7 @@ void unpack(self_ptr self) {
                "--strip-components=1", "-C", (st.dir / "app").string()};
   spec.cwd = st.dir.string();
   spec.env = st.job.env;
+  spec.scope = st.job.scope;
   say(self, "Unpacking the tarball");
   spawn_process(self->system(), std::move(spec), st.deployment,
                 caf::actor_cast<caf::actor>(self));

@@ -6,12 +6,11 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 
 #include <fcntl.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <caf/actor_cast.hpp>
@@ -20,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/children.hpp"
 #include "actors/process.hpp"
 #include "actors/ssh.hpp"
 #include "actors/validate.hpp"
@@ -113,6 +113,7 @@ void run_step(provider_actor::stateful_pointer<command_state> self) {
   spec.argv = command ? plan.argv : plan.before[st.step].argv;
   spec.cwd = plan.cwd;
   spec.env = plan.env;
+  spec.scope = st.job.scope;
   if (!command)
     for (auto& [key, value] : plan.before[st.step].extra_env)
       set_env(spec.env, key, value);
@@ -212,72 +213,44 @@ constexpr auto agent_keeper
     "rmdir \"${1%/*}\"; exit 0' TERM INT HUP; "
     "ssh-agent -D -a \"$1\" & agent=$!; wait $agent";
 
-/// Starts the agent (through agent_keeper) in a session of its own with
-/// /dev/null for stdin, stdout and stderr; returns the keeper's pid, or -1
-/// with `why`. The keeper gets SIGTERM when heaven dies, even by SIGKILL
-/// (the parent death signal): a key never outlives heaven in a forgotten
-/// agent.
-pid_t start_agent(const std::string& socket, const string_pairs& env,
-                  std::string& why) {
+/// Starts the agent (through agent_keeper) in the deployment's scope, in a
+/// session of its own with /dev/null for stdin, stdout and stderr; returns
+/// the keeper, or nullptr with `why`. The keeper gets SIGTERM when heaven
+/// dies, even by SIGKILL (the parent death signal: it is started from an
+/// actor's scheduler thread, which lives as long as heaven): a key never
+/// outlives heaven in a forgotten agent.
+std::shared_ptr<child_process> start_agent(const std::string& socket,
+                                           const string_pairs& env,
+                                           const process_scope& scope,
+                                           std::string& why) {
   if (find_program("ssh-agent", env).empty()) {
     why = "ssh-agent is not installed (needed for DEPLOYMENT_PRIVATE_KEY)";
-    return -1;
+    return nullptr;
   }
-  // Everything the child needs is built before the fork: after it, only
-  // async-signal-safe calls.
-  std::string exe = "/bin/sh";
-  std::vector<std::string> args{exe, "-c", agent_keeper, "heaven-ssh-agent",
-                                socket};
-  std::vector<char*> argv;
-  for (auto& arg : args)
-    argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> vars;
-  for (auto& [key, value] : env)
-    vars.push_back(key + "=" + value);
-  std::vector<char*> envp;
-  for (auto& var : vars)
-    envp.push_back(var.data());
-  envp.push_back(nullptr);
-  auto parent = ::getpid();
-  auto pid = ::fork();
-  if (pid < 0) {
-    why = "cannot start ssh-agent for DEPLOYMENT_PRIVATE_KEY: "
-          + std::string{std::strerror(errno)};
-    return -1;
+  child_options opts;
+  opts.exe = "/bin/sh";
+  opts.argv = {opts.exe, "-c", agent_keeper, "heaven-ssh-agent", socket};
+  opts.env = env;
+  opts.death_signal = SIGTERM;
+  opts.scope = scope;
+  std::string error;
+  auto keeper = start_child(opts, error);
+  if (!keeper) {
+    why = "cannot start ssh-agent for DEPLOYMENT_PRIVATE_KEY: " + error;
+    return nullptr;
   }
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent)
-      ::_exit(1); // heaven died before the line above.
-    ::setsid();
-    int null = ::open("/dev/null", O_RDWR);
-    for (int fd = 0; fd < 3; ++fd)
-      ::dup2(null, fd);
-    ::close_range(3, ~0u, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(exe.c_str(), argv.data(), envp.data());
-    ::_exit(127);
-  }
-  return pid;
+  return keeper;
 }
 
-/// Stops the keeper `pid` and its agent (one process group) and reaps the
+/// Stops the keeper and its agent (one process group) and reaps the
 /// keeper: SIGTERM, then SIGKILL if they are still there after a second
 /// (they exit in milliseconds: this rarely waits at all).
-void stop_agent(pid_t pid) {
-  ::kill(-pid, SIGTERM);
-  for (int i = 0; i < 100; ++i) {
-    auto r = ::waitpid(pid, nullptr, WNOHANG);
-    if (r == pid || (r < 0 && errno != EINTR))
-      return;
-    ::usleep(10 * 1000);
-  }
-  ::kill(-pid, SIGKILL);
-  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
+void stop_agent(child_process& keeper) {
+  ::kill(-keeper.pid(), SIGTERM);
+  if (keeper.wait_for(std::chrono::seconds(1)))
+    return;
+  ::kill(-keeper.pid(), SIGKILL);
+  keeper.wait();
 }
 
 } // namespace
@@ -295,8 +268,8 @@ std::string use_deploy_key_agent(command_plan& plan) {
            + std::string{std::strerror(errno)};
   auto socket = dir + "/agent.sock";
   std::string why;
-  auto pid = start_agent(socket, plan.env, why);
-  if (pid < 0) {
+  auto keeper = start_agent(socket, plan.env, plan.scope, why);
+  if (!keeper) {
     std::error_code ec;
     fs::remove_all(dir, ec);
     return why;
@@ -319,10 +292,10 @@ std::string use_deploy_key_agent(command_plan& plan) {
   load.extra_env = {{"HEAVEN_DEPLOY_KEY", unescape_private_key(*key)}};
   plan.before.insert(plan.before.begin(), std::move(load));
   auto previous = std::move(plan.cleanup);
-  plan.cleanup = [pid, dir, previous] {
+  plan.cleanup = [keeper, dir, previous] {
     if (previous)
       previous();
-    stop_agent(pid);
+    stop_agent(*keeper);
     std::error_code ec;
     fs::remove_all(dir, ec);
   };
@@ -381,6 +354,7 @@ command_provider(provider_actor::stateful_pointer<command_state> self,
                  provider_outcome{std::move(state), std::move(description)});
     self->quit();
   };
+  st.plan.scope = st.job.scope;
   auto why = planner(st.job, st.plan);
   if (!why.empty()) {
     finish("error", why);

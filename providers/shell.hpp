@@ -54,6 +54,9 @@ struct command_plan {
   /// Runs once when the provider ends, before it reports its outcome
   /// (removes a key file, ...). May be empty.
   std::function<void()> cleanup;
+  /// The deployment's scope (set from the job before the planner runs):
+  /// every process of the plan, the ssh-agent included, starts in it.
+  process_scope scope;
 };
 
 /// Turns a job into a plan: fills `plan` and returns "", or returns why the

@@ -262,6 +262,19 @@ BOOST_AUTO_TEST_CASE(bad_booleans_name_the_variable) {
   BOOST_TEST(contains(g, "HEAVEN_INSECURE"), g);
 }
 
+BOOST_AUTO_TEST_CASE(cgroups_are_auto_or_off) {
+  temp_cwd dir;
+  BOOST_TEST(ok(load_settings({}, {})).cgroups == "auto");
+  BOOST_TEST(ok(load_settings({}, {{"HEAVEN_CGROUPS", "off"}})).cgroups
+             == "off");
+  BOOST_TEST(ok(load_settings({"--cgroups=off"}, {{"HEAVEN_CGROUPS", "auto"}}))
+               .cgroups
+             == "off");
+  auto e = err(load_settings({}, {{"HEAVEN_CGROUPS", "on"}}));
+  BOOST_TEST(contains(e, "HEAVEN_CGROUPS"), e);
+  BOOST_TEST(contains(e, "'on'"), e);
+}
+
 BOOST_AUTO_TEST_CASE(zero_timeout_and_retries) {
   temp_cwd dir;
   auto e = err(load_settings({"--deployment-timeout", "0"}, {}));

@@ -34,7 +34,8 @@ struct process_fixture {
   process_spec sh(std::string script) {
     return process_spec{{"sh", "-c", std::move(script)},
                         child_env(tmp.path),
-                        tmp.path.string()};
+                        tmp.path.string(),
+                        {}};
   }
 
   /// Waits until the sink has `n` lines.

@@ -149,7 +149,8 @@ struct tools_fixture {
   std::string git(const fs::path& dir, std::vector<std::string> args) {
     process_spec spec{{"git", "-c", "user.name=t", "-c", "user.email=t@t"},
                       env(),
-                      dir.string()};
+                      dir.string(),
+                      {}};
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     std::vector<std::string> out;
     std::string err;

@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/process.hpp"
+#include "actors/scope.hpp"
 #include "tests/support/recorder.hpp"
 
 using namespace heaven;
@@ -251,6 +253,57 @@ BOOST_AUTO_TEST_CASE(cancel_without_terminating_children_leaves_them) {
   BOOST_TEST(result.description == "cancelled");
   BOOST_TEST(group_alive(pgid));
   kill_group(pgid, SIGKILL); // The fixture reaps it.
+}
+
+BOOST_AUTO_TEST_CASE(the_script_runs_in_the_deployments_scope) {
+  write_file(ws / "deploy" / "scoped.sh",
+             "#!/bin/sh\necho \"scope=$HEAVEN_SCOPE\"\n", true);
+  process_scopes scopes{(tmp.path / "data").string(), false};
+  auto j = job("deploy/scoped.sh");
+  j.scope = scopes.open(17);
+  start(j);
+  auto result = outcome();
+  BOOST_TEST(result.state == "success");
+  BOOST_TEST(has_line("scope=" + j.scope.cookie));
+  BOOST_TEST(read_file(j.scope.record).find("\ngroup ") != std::string::npos);
+  end_scope(j.scope, std::chrono::seconds(5));
+  {
+    std::lock_guard<std::mutex> guard{rec->mx};
+    rec->results.clear();
+  }
+  // An ended scope starts nothing.
+  start(j);
+  result = outcome();
+  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.description.find("deployment 17 has ended")
+               != std::string::npos,
+             result.description);
+}
+
+BOOST_AUTO_TEST_CASE(the_ssh_agent_runs_in_the_deployments_scope) {
+  process_scopes scopes{(tmp.path / "data").string(), false};
+  command_plan plan;
+  plan.env = child_env(tmp.path);
+  plan.env.emplace_back("DEPLOYMENT_PRIVATE_KEY", "not\\na key");
+  plan.scope = scopes.open(18);
+  BOOST_REQUIRE_EQUAL(use_deploy_key_agent(plan), "");
+  // The agent's keeper was recorded in the scope and carries its cookie.
+  std::istringstream in{read_file(plan.scope.record)};
+  int32_t keeper = 0;
+  for (std::string word; in >> word;)
+    if (word == "group")
+      in >> keeper;
+  BOOST_REQUIRE(keeper > 0);
+  // (Right after the exec the kernel may still be filling it in.)
+  auto cookie = "HEAVEN_SCOPE=" + plan.scope.cookie + std::string(1, '\0');
+  BOOST_TEST(eventually([&] {
+    return read_file("/proc/" + std::to_string(keeper) + "/environ")
+             .find(cookie)
+           != std::string::npos;
+  }));
+  plan.cleanup(); // Stops the agent and reaps the keeper.
+  BOOST_TEST(wait_group_gone(keeper));
+  BOOST_TEST(end_scope(plan.scope, std::chrono::seconds(5)).ended == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -11,6 +11,7 @@
 #include <caf/send.hpp>
 
 #include "actors/process.hpp"
+#include "actors/scope.hpp"
 #include "tests/support/recorder.hpp"
 
 using namespace heaven;
@@ -46,7 +47,8 @@ struct workspace_fixture {
   std::string git(const fs::path& dir, std::vector<std::string> args) {
     process_spec spec{{"git", "-c", "user.name=t", "-c", "user.email=t@t"},
                       env(),
-                      dir.string()};
+                      dir.string(),
+                      {}};
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     std::vector<std::string> out;
     std::string err;
@@ -272,6 +274,28 @@ BOOST_AUTO_TEST_CASE(the_token_goes_into_gits_environment_only) {
   for (auto& x : rec->lines)
     BOOST_TEST(x.text.find("ghs_s3cr3t") == std::string::npos, x.text);
   BOOST_TEST(result.second.find("ghs_s3cr3t") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(every_git_runs_in_the_deployments_scope) {
+  auto sha1 = commit("scoped\n");
+  process_scopes scopes{data.string(), false};
+  auto p = plan(21, sha1);
+  p.scope = scopes.open(21);
+  auto result = prepare(p);
+  BOOST_REQUIRE_MESSAGE(result.first, result.second);
+  // The mirror's clone, the lookup of the sha, the private clone and the
+  // checkout: each git was recorded in the scope.
+  std::istringstream in{read_file(p.scope.record)};
+  size_t groups = 0;
+  for (std::string line; std::getline(in, line);)
+    groups += line.rfind("group ", 0) == 0 ? 1 : 0;
+  BOOST_TEST(groups >= 4u);
+  // Once the deployment has ended, no git starts for it.
+  BOOST_TEST(end_scope(p.scope, std::chrono::seconds(5)).ended == 0u);
+  auto again = prepare(p);
+  BOOST_TEST(!again.first);
+  BOOST_TEST(again.second.find("deployment 21 has ended") != std::string::npos,
+             again.second);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
