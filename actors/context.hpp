@@ -27,10 +27,13 @@ using workspace_maker = std::function<void(
 using workspace_remover = std::function<void(caf::actor_system&,
                                              std::string path)>;
 
-/// Ends every process deployment `id` started, then sends `(swept_atom,
+/// Opens deployment `id`'s process scope (see process_scopes::open).
+using scope_opener = std::function<process_scope(int64_t id)>;
+
+/// Ends every process of `scope` (see end_scope), then sends `(swept_atom,
 /// int32_t ended)` to `reply_to`; replaceable in tests.
-using process_sweeper = std::function<void(caf::actor_system&, int64_t id,
-                                           caf::actor reply_to)>;
+using process_sweeper = std::function<void(
+  caf::actor_system&, process_scope scope, caf::actor reply_to)>;
 
 /// Shared, read-only after start-up.
 struct context {
@@ -54,6 +57,9 @@ struct context {
   bool detach = true;
   workspace_maker make_workspace;
   workspace_remover remove_workspace;
+  /// Gives a deployment the scope its processes start in (absent: no
+  /// scope).
+  scope_opener open_scope;
   /// Ends a deployment's processes before its end is recorded (absent:
   /// nothing to end).
   process_sweeper sweep;

@@ -128,7 +128,8 @@ void end(self_ptr self, std::string state, std::string description) {
   if (st.children_left || !st.ctx->sweep)
     conclude(self, 0);
   else
-    st.ctx->sweep(self->system(), st.id, caf::actor_cast<caf::actor>(self));
+    st.ctx->sweep(self->system(), st.scope,
+                  caf::actor_cast<caf::actor>(self));
 }
 
 /// Stops whatever runs: the checkout's git, or the provider.
@@ -168,6 +169,7 @@ void start_provider(self_ptr self) {
   job.env = st.ctx->child_env;
   job.kill_grace_ms = st.ctx->cfg.kill_grace * 1000;
   job.terminate_children = st.ctx->cfg.terminate_children;
+  job.scope = st.scope;
   say(self, running_description(st.req));
   st.provider = (*factory)(self->system(), std::move(job),
                            caf::actor_cast<caf::actor>(self));
@@ -228,6 +230,7 @@ void prepare_checkout(self_ptr self) {
   // host), never to another host a payload names.
   plan.token_host = url_host(ctx->cfg.web_endpoint);
   plan.env = ctx->child_env;
+  plan.scope = st.scope;
   st.checkout_requested = true;
   ctx->make_workspace(self->system(), std::move(plan),
                       caf::actor_cast<caf::actor>(self));
@@ -279,7 +282,9 @@ caf::behavior undertaker(caf::event_based_actor* self, context_ptr ctx,
         });
   };
   if (ctx->sweep)
-    ctx->sweep(self->system(), id, caf::actor_cast<caf::actor>(self));
+    ctx->sweep(self->system(),
+               ctx->open_scope ? ctx->open_scope(id) : process_scope{},
+               caf::actor_cast<caf::actor>(self));
   else
     self->send(self, swept_atom::value, int32_t{0});
   return {
@@ -332,6 +337,8 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
   st.ctx = ctx;
   st.id = id;
   st.req = std::move(req);
+  if (ctx->open_scope)
+    st.scope = ctx->open_scope(id);
   ctx->logs->open(id);
   // A bug that throws must still end the deployment with a status.
   self->set_exception_handler([=](std::exception_ptr& ptr) -> caf::error {

@@ -43,6 +43,8 @@ struct deployment_state {
 
   // -- progress ---------------------------------------------------------------
   phase at = phase::preparing;
+  /// Where every process it starts lives, to be ended with it.
+  process_scope scope;
   std::string workspace;
   /// The git process group running while preparing (0 when none).
   int32_t prep_pgid = 0;

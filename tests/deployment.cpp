@@ -275,8 +275,14 @@ struct fixture {
     ctx->store = sys.spawn(gate, real_store, rec);
     ctx->http = sys.spawn(fake_http, rec);
     auto r = rec;
-    ctx->sweep = [r](caf::actor_system&, int64_t id, caf::actor to) {
-      r->swept.push_back(id);
+    ctx->open_scope = [](int64_t id) {
+      process_scope scope;
+      scope.id = id;
+      scope.cookie = "test:" + std::to_string(id);
+      return scope;
+    };
+    ctx->sweep = [r](caf::actor_system&, process_scope scope, caf::actor to) {
+      r->swept.push_back(scope.id);
       caf::anon_send(to, swept_atom::value, int32_t{0});
     };
     auto reg = std::make_shared<provider_registry>();
@@ -510,6 +516,8 @@ BOOST_AUTO_TEST_CASE(a_good_deployment_posts_queued_in_progress_success) {
   BOOST_TEST(rec->plans[0].clone_url == "file:///nowhere");
   BOOST_TEST(rec->plans[0].token == "ghp_secret_token_123");
   BOOST_TEST(rec->plans[0].token_host == "github.example.com");
+  // The checkout and the provider run in the deployment's scope.
+  BOOST_TEST(rec->plans[0].scope.cookie == "test:1");
   auto log = log_text(1);
   BOOST_TEST(log.find("deployed fine\n") != std::string::npos);
   BOOST_TEST(log.find("heaven: success: Deployed main\n") != std::string::npos);

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "actors/auto_deploy.hpp"
+#include "actors/children.hpp"
 #include "actors/config.hpp"
 #include "actors/context.hpp"
 #include "actors/health.hpp"
@@ -30,6 +31,7 @@
 #include "actors/outbox.hpp"
 #include "actors/process.hpp"
 #include "actors/receiver.hpp"
+#include "actors/scope.hpp"
 #include "actors/statuses.hpp"
 #include "actors/store.hpp"
 #include "actors/workspace.hpp"
@@ -204,6 +206,27 @@ int serve(settings cfg, bool demo) {
   if (cfg.github_token.empty())
     spdlog::warn("GITHUB_TOKEN is not set: deployment statuses are logged here "
                  "but not posted to GitHub");
+  // heaven reaps what its deployments leave behind (it is their child
+  // subreaper), and ends what a killed heaven left running before it
+  // reports those deployments as ended.
+  start_reaper();
+  auto scopes = std::make_shared<process_scopes>(cfg.data_dir,
+                                                 cfg.cgroups != "off");
+  if (scopes->uses_cgroups())
+    spdlog::info("heaven runs each deployment's processes in a cgroup of its "
+                 "own under {}",
+                 scopes->cgroup_root());
+  else
+    spdlog::info("heaven tracks each deployment's processes without "
+                 "cgroups: {}",
+                 scopes->without_cgroups());
+  auto grace = std::chrono::milliseconds(cfg.kill_grace * 1000);
+  for (auto& [id, ending] : scopes->end_leftovers(grace))
+    if (ending.ended > 0)
+      spdlog::warn("heaven ended {} process(es) that deployment {} left "
+                   "running when heaven was stopped or killed ({} needed "
+                   "SIGKILL)",
+                   ending.ended, id, ending.killed);
   auto env = current_environment();
   auto health = std::make_shared<health_board>();
   auto ctx = std::make_shared<context>();
@@ -220,6 +243,15 @@ int serve(settings cfg, bool demo) {
   };
   ctx->remove_workspace = [](caf::actor_system& sys, std::string path) {
     spawn_cleanup(sys, std::move(path));
+  };
+  ctx->open_scope = [scopes](int64_t id) { return scopes->open(id); };
+  ctx->sweep = [grace](caf::actor_system& sys, process_scope scope,
+                       caf::actor reply_to) {
+    end_scope_async(sys, std::move(scope), grace,
+                    [reply_to](scope_ending ending) {
+                      caf::anon_send(reply_to, swept_atom::value,
+                                     static_cast<int32_t>(ending.ended));
+                    });
   };
   // Handle SIGINT/SIGTERM on this thread only; every other thread (CAF's,
   // Asio's, curl's) inherits the blocked mask.
@@ -332,8 +364,10 @@ int serve(settings cfg, bool demo) {
   server->stop();
   // Whatever heaven started and still runs (processes a timeout spared)
   // must not outlive it.
-  if (auto left = kill_all_groups(SIGKILL); left > 0)
-    spdlog::warn("heaven killed the {} process group(s) still running", left);
+  if (auto ending = scopes->end_all(grace); ending.ended > 0)
+    spdlog::warn("heaven ended the {} process(es) still running ({} needed "
+                 "SIGKILL)",
+                 ending.ended, ending.killed);
   stop_actors();
   server.reset();
   return 0;
