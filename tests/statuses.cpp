@@ -478,6 +478,31 @@ BOOST_FIXTURE_TEST_CASE(an_answer_that_can_never_succeed_drops_the_status,
                     "dropped: HTTP 422"));
 }
 
+BOOST_FIXTURE_TEST_CASE(a_request_heaven_cannot_make_is_not_retried, fixture) {
+  start_outbox();
+  // A name no webhook could bring any more (intake refuses it), as a
+  // database from before the limits might hold: curl refuses a request
+  // head this long.
+  json body = {{"repo", "octo/" + std::string(2 * 1024 * 1024, 'a')},
+               {"github_id", 7},
+               {"deployment_id", 1},
+               {"state", "success"},
+               {"description", "Deployed"},
+               {"environment_url", ""}};
+  outbox_change change;
+  change.added.push_back({0, "status", "d1", body.dump(), 0});
+  self->request(db, 10s, outbox_atom::value, change)
+    .receive([](bool) {}, [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  add("queued", "next one", 8, 2);
+  auto out = outcomes(2);
+  BOOST_REQUIRE(out.size() == 2u);
+  BOOST_TEST(out[0].rfind("dropped: heaven cannot make the request: ", 0)
+               == 0u,
+             out[0]);
+  BOOST_TEST(out[1] == "delivered");
+  BOOST_TEST(calls() == (std::vector<std::string>{"POST queued"}));
+}
+
 BOOST_FIXTURE_TEST_CASE(a_401_drops_only_when_the_token_is_refused, fixture) {
   // First GitHub refuses once although the token is good: retried.
   github->answer = [](const test::recorded_request&, int n) {
