@@ -557,4 +557,8 @@ uint64_t orphans_reaped() {
   return r.orphans;
 }
 
+int open_pidfd(pid_t pid) {
+  return pidfd_open(pid);
+}
+
 } // namespace heaven

@@ -127,4 +127,8 @@ uint64_t orphans_reaped();
 /// does not exist.
 uint64_t process_start_time(pid_t pid);
 
+/// A pidfd for `pid` (pidfd_open(2)), or -1 with errno set (ENOSYS on old
+/// kernels).
+int open_pidfd(pid_t pid);
+
 } // namespace heaven

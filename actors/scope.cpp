@@ -21,10 +21,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/children.hpp"
+#include "actors/sigv4.hpp"
 #include "actors/process.hpp"
 
 namespace fs = std::filesystem;
@@ -64,20 +64,6 @@ bool write_text(const std::string& path, const std::string& text) {
   auto n = ::write(fd, text.data(), text.size());
   ::close(fd);
   return n == static_cast<ssize_t>(text.size());
-}
-
-std::string sha256_hex(const std::string& text, size_t digits) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string result;
-  for (unsigned int i = 0; i < len && result.size() < digits; ++i) {
-    result += hex[digest[i] >> 4];
-    result += hex[digest[i] & 0x0f];
-  }
-  result.resize(std::min(result.size(), digits));
-  return result;
 }
 
 /// Undoes mountinfo's octal escapes (a space is "\040").
@@ -145,21 +131,12 @@ std::string relative_cgroup(const std::string& dir) {
   return rel.empty() ? "/" : rel;
 }
 
-int pidfd_open(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
 /// Sends `sig` to the process `pid` only while it is the one `is_it` says
 /// it is: the check runs after a pidfd pins the process, so a pid reused
 /// in between can never receive the signal.
 template <class Check>
 bool signal_pinned(pid_t pid, int sig, Check is_it) {
-  int fd = pidfd_open(pid);
+  int fd = open_pidfd(pid);
   if (fd < 0) {
     // Without pidfds (old kernels) the window is as small as it gets.
     return is_it() && ::kill(pid, sig) == 0;
@@ -718,7 +695,7 @@ process_scopes::process_scopes(const std::string& data_dir, bool use_cgroups) {
   fs::create_directories(data_dir, ec);
   auto canonical = fs::weakly_canonical(fs::absolute(data_dir), ec);
   data_dir_ = canonical.string();
-  instance_ = sha256_hex(data_dir_, 12);
+  instance_ = sigv4::sha256_hex(data_dir_).substr(0, 12);
   scopes_dir_ = (canonical / "scopes").string();
   fs::create_directories(scopes_dir_, ec);
   if (!use_cgroups) {

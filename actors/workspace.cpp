@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/process.hpp"
+#include "actors/sigv4.hpp"
 #include "actors/validate.hpp"
 #include "messages/atoms.hpp"
 
@@ -32,20 +33,6 @@ namespace fs = std::filesystem;
 namespace heaven {
 
 namespace {
-
-std::string sha256_hex(const std::string& text, size_t digits) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string result;
-  for (unsigned int i = 0; i < len && result.size() < digits; ++i) {
-    result += hex[digest[i] >> 4];
-    result += hex[digest[i] & 0x0f];
-  }
-  result.resize(std::min(result.size(), digits));
-  return result;
-}
 
 std::string base64(const std::string& text) {
   std::string result(4 * ((text.size() + 2) / 3) + 1, '\0');
@@ -155,7 +142,7 @@ public:
     for (auto dir : {data / "mirrors", data / "workspaces"})
       if (fs::create_directories(dir, ec); ec)
         return {false, "cannot create " + dir.string() + ": " + ec.message()};
-    auto mirror = data / "mirrors" / (sha256_hex(plan_.clone_url, 16) + ".git");
+    auto mirror = data / "mirrors" / (sigv4::sha256_hex(plan_.clone_url).substr(0, 16) + ".git");
     auto ws = data / "workspaces" / std::to_string(plan_.id);
     auto lock_path = mirror.string() + ".lock";
     // Commits never change: a mirror that has the sha needs no fetch. Fetches
