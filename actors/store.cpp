@@ -568,9 +568,9 @@ void apply_lock_rule(database &db, const inbound_event &ev,
 /// Adds one row to the outbox (in the caller's transaction); returns it
 /// with its id.
 outbox_row insert_outbox(database &db, std::string kind, std::string stream,
-                         std::string body) {
+                         std::string body, int64_t created_ms = 0) {
   outbox_row row{0, std::move(kind), std::move(stream), std::move(body),
-                 now_ms()};
+                 created_ms > 0 ? created_ms : now_ms()};
   db.cached("INSERT INTO outbox(kind, stream, body, created_at) "
             "VALUES(?, ?, ?, ?)")
       .bind(1, row.kind)
@@ -771,8 +771,9 @@ void change_outbox(database &db, const outbox_change &change,
         .bind(2, x.outcome)
         .bind(3, x.id)
         .run();
+  // What the settled rows lead to is written at the moment they settle.
   for (auto &x : change.added)
-    rows.push_back(insert_outbox(db, x.kind, x.stream, x.body));
+    rows.push_back(insert_outbox(db, x.kind, x.stream, x.body, now));
   tx.commit();
 }
 
