@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/auto_deployments.hpp"
 #include "actors/validate.hpp"
 
 namespace heaven {
@@ -19,10 +20,6 @@ namespace heaven {
 namespace {
 
 using nlohmann::json;
-
-/// The description of every deployment auto_deploy creates.
-constexpr auto description
-  = "Heaven auto deploy triggered by a commit status change";
 
 /// How long the store may take to answer `latest` or `claim`.
 constexpr auto store_timeout = std::chrono::seconds(60);
@@ -60,66 +57,12 @@ bool valid_repo(std::string_view repo) {
   return ok(repo.substr(0, slash)) && ok(repo.substr(slash + 1));
 }
 
-/// Deployments per page of the lookup (GitHub's maximum).
-constexpr int lookup_page_size = 100;
-
-/// Pages read at most in one lookup (filtered by sha, environment and task,
-/// the list is rarely longer than one).
-constexpr int max_lookup_pages = 10;
-
-/// The value of header `name` (lower case) in `res`, or "".
-std::string header_value(const http_response& res, std::string_view name) {
-  for (auto& [k, v] : res.headers)
-    if (k == name)
-      return v;
-  return {};
-}
-
 /// GETs change nothing: 5xx, 429 (rate limited) and network failures are
 /// worth another attempt, unless the request can never succeed.
 bool get_retryable(const http_response& res) {
   if (res.permanent)
     return false;
   return res.status == 0 || res.status == 429 || res.status >= 500;
-}
-
-/// A POST refused before anything was done: 429 (rate limited) and 503
-/// with Retry-After (the server says it is not serving, and when to come
-/// back). Only these are sent again as they are.
-bool post_refused(const http_response& res) {
-  if (res.permanent)
-    return false;
-  return res.status == 429
-         || (res.status == 503 && !header_value(res, "retry-after").empty());
-}
-
-/// A POST answer that may hide a created deployment: no answer at all
-/// (timeout, connection reset after the request went out) and the 5xx that
-/// do not say they refused it (a gateway's 502/504 can come after GitHub
-/// acted). It is looked up before anything is sent again.
-bool post_unclear(const http_response& res) {
-  if (res.permanent || post_refused(res))
-    return false;
-  return res.status == 0 || res.status >= 500;
-}
-
-/// `text` percent-encoded for a URL query (RFC 3986 unreserved characters
-/// stay as they are).
-std::string query_encode(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-        || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'
-        || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
 }
 
 /// The body of `res` as JSON, or a discarded value when it is none.
@@ -156,10 +99,8 @@ http_request github_request(const auto_deploy_config& cfg, std::string method,
   req.method = std::move(method);
   req.url = join_url(cfg.api_endpoint, path);
   req.headers = {{"Accept", "application/vnd.github+json"},
-                 {"Authorization", "token " + cfg.token}};
-  if (req.method == "POST")
-    req.headers.emplace_back("Content-Type", "application/json");
-  req.headers.emplace_back("User-Agent", "heaven");
+                 {"Authorization", "token " + cfg.token},
+                 {"User-Agent", "heaven"}};
   req.timeout_ms = cfg.request_timeout_ms;
   return req;
 }
@@ -180,8 +121,8 @@ std::string deployment_body(const commit_status_event& ev,
                {"task", "deploy"},
                {"auto_merge", false},
                {"payload", std::move(payload)},
-               {"description", description}};
-  return body.dump();
+               {"description", auto_deploy_description}};
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 // -- the job: one per status event that may deploy ---------------------------
@@ -196,7 +137,7 @@ struct github_call {
   std::string what;
   /// Which answers are worth another attempt.
   bool (*retryable)(const http_response&) = get_retryable;
-  /// Attempts made so far (a POST sent again after a lookup counts on).
+  /// Attempts made so far.
   int attempt = 0;
   /// Runs once with the final answer (success, or the last failure) and
   /// the number of attempts made.
@@ -300,153 +241,21 @@ void skip(job_ptr self, const deployed_environment& env,
                env.environment, why);
 }
 
-void create_deployment(job_ptr self, const deployed_environment& env,
-                       int posts = 0);
-
-/// The app heaven would deploy for GitHub deployment `d`: its payload's
-/// `name`, else the repository's name (as the webhook reads it).
-std::string app_of(const json& d, const std::string& repo) {
-  json payload = d.is_object() && d.contains("payload") ? d["payload"]
-                                                        : json{};
-  if (payload.is_string()) // Older deployments keep the payload as text.
-    payload = json::parse(payload.get<std::string>(), nullptr, false);
-  auto name = string_field(payload, "name");
-  if (!name.empty())
-    return name;
-  return repo.substr(repo.find('/') + 1);
-}
-
-/// Whether `d`, from GitHub's list, is the auto deployment of this sha to
-/// `env`: same sha, environment and task, auto_deploy's description, and a
-/// payload naming the same app. The store's claim lets heaven create one
-/// such deployment per (repo, app, environment, sha), so any match is the
-/// one an unanswered request created.
-bool auto_deployment_of(const json& d, const commit_status_event& ev,
-                        const deployed_environment& env) {
-  return d.is_object() && string_field(d, "sha") == ev.sha
-         && string_field(d, "environment") == env.environment
-         && string_field(d, "task") == "deploy"
-         && string_field(d, "description") == description
-         && app_of(d, ev.repo) == env.app;
-}
-
-/// The POST creating the deployment of `env` got `unclear` after `posts`
-/// attempts: GitHub may have created it. Lists the sha's deployments to
-/// `env` (page `page`) and takes a match as created; only when there is
-/// none, and attempts are left, POSTs again.
-void look_up(job_ptr self, const deployed_environment& env, int posts,
-             http_response unclear, int page = 1) {
-  const auto& ev = self->state.ev;
-  const auto& cfg = self->state.cfg;
-  github_call call;
-  auto path = "repos/" + ev.repo + "/deployments?sha=" + ev.sha
-              + "&environment=" + query_encode(env.environment)
-              + "&task=deploy&per_page=" + std::to_string(lookup_page_size);
-  if (page > 1)
-    path += "&page=" + std::to_string(page);
-  call.req = github_request(cfg, "GET", path);
-  call.what = "looking for the auto deployment of " + subject(self) + " to "
-              + env.environment;
-  call.done = [self, env, posts, unclear, page](const http_response& res,
-                                                int) {
-    const auto& cfg = self->state.cfg;
-    if (res.status != 200) {
-      spdlog::error("Could not find out whether the auto deployment of {} "
-                    "to {} ({}) was created ({}, then listing deployments: "
-                    "{}); not creating it again, so that it is created once "
-                    "at most",
-                    subject(self), env.environment, env.app, describe(unclear),
-                    describe(res));
-      return;
-    }
-    auto list = parse_body(res);
-    if (list.is_array())
-      for (auto& d : list)
-        if (auto_deployment_of(d, self->state.ev, env)) {
-          spdlog::info("Auto-deploying {} to {} ({}): found GitHub "
-                       "deployment {}, created by a request that got {}",
-                       subject(self), env.environment, env.app,
-                       d.contains("id") ? d["id"].dump() : "(no id)",
-                       describe(unclear));
-          return;
-        }
-    auto link = header_value(res, "link");
-    if (list.is_array() && !list.empty()
-        && link.find("rel=\"next\"") != std::string::npos
-        && page < max_lookup_pages) {
-      look_up(self, env, posts, unclear, page + 1);
-      return;
-    }
-    if (posts >= cfg.attempts) {
-      spdlog::error("Could not create the auto deployment of {} to {} ({}): "
-                    "{}, and GitHub has no such deployment; it is not tried "
-                    "again for this sha",
-                    subject(self), env.environment, env.app,
-                    describe(unclear));
-      return;
-    }
-    spdlog::warn("Creating the auto deployment of {} to {} ({}) again: the "
-                 "request got {} and GitHub has no such deployment (attempt "
-                 "{} of {})",
-                 subject(self), env.environment, env.app, describe(unclear),
-                 posts + 1, cfg.attempts);
-    create_deployment(self, env, posts);
-  };
-  // Page 1 waits as a retry would have, so that a deployment GitHub was
-  // still creating shows up.
-  call_github(self, std::move(call),
-              page == 1 ? backoff(cfg, posts) : std::chrono::milliseconds{0});
-}
-
-/// Step 4 for one environment: create the GitHub deployment (`posts`
-/// attempts were made already).
-void create_deployment(job_ptr self, const deployed_environment& env,
-                       int posts) {
-  const auto& ev = self->state.ev;
-  github_call call;
-  call.req = github_request(self->state.cfg, "POST",
-                            "repos/" + ev.repo + "/deployments");
-  call.req.body = deployment_body(ev, env);
-  call.what = "creating the auto deployment of " + subject(self) + " to "
-              + env.environment;
-  call.retryable = post_refused;
-  call.attempt = posts;
-  call.done = [self, env](const http_response& res, int attempts) {
-    if (res.status == 201) {
-      auto doc = parse_body(res);
-      std::string id = "(no id)";
-      if (doc.is_object() && doc.contains("id"))
-        id = doc["id"].dump();
-      spdlog::info("Auto-deploying {} to {} ({}): created GitHub "
-                   "deployment {}",
-                   subject(self), env.environment, env.app, id);
-      return;
-    }
-    if (post_unclear(res)) {
-      spdlog::warn("Creating the auto deployment of {} to {} ({}) got {}: "
-                   "looking it up before anything else",
-                   subject(self), env.environment, env.app, describe(res));
-      look_up(self, env, attempts, res);
-      return;
-    }
-    spdlog::error("Could not create the auto deployment of {} to {} ({}): "
-                  "{}; it is not tried again for this sha",
-                  subject(self), env.environment, env.app, describe(res));
-  };
-  call_github(self, std::move(call));
-}
-
-/// Step 3 for one environment: claim the sha so it deploys once.
+/// Step 3 for one environment: claim the sha so it deploys once, and queue
+/// the creation of its GitHub deployment with the claim (the "deploy"
+/// outbox creates it, also after a restart).
 void claim(job_ptr self, const deployed_environment& env) {
   const auto& ev = self->state.ev;
   opened(self);
-  self
-    ->request(self->state.cfg.store, store_timeout, claim_atom::value, ev.repo,
-              env.app, env.environment, ev.sha)
+  auto_deployment x{ev.repo, env.app, env.environment, ev.sha,
+                    deployment_body(ev, env)};
+  self->request(self->state.cfg.store, store_timeout, claim_atom::value, x)
     .then(
       [self, env](bool claimed) {
         if (claimed)
-          create_deployment(self, env);
+          spdlog::info("Auto-deploying {} to {} ({}): creating its GitHub "
+                       "deployment",
+                       subject(self), env.environment, env.app);
         else
           skip(self, env, "already auto-deployed");
         closed(self);

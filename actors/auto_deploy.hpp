@@ -16,7 +16,7 @@ struct auto_deploy_config {
   /// All requests to GitHub go through it.
   http_client_actor http;
   /// Answers `latest` (what heaven last deployed) and `claim` (deploy a sha
-  /// once).
+  /// once, and queue its creation).
   store_actor store;
   /// GitHub API base, e.g. "https://api.github.com/" (trailing slash
   /// optional).
@@ -39,20 +39,16 @@ struct auto_deploy_config {
 /// repository, asks GitHub once for the sha's combined status (must be
 /// `success`), and then, for every deployed app+environment independently
 /// and concurrently: skips it when locked; compares the last deployed sha
-/// with this one (must be `ahead`); claims (repo, app, environment, sha) in
-/// the store, so a green sha deploys once however many status events call
-/// it green; and creates the GitHub deployment of the full sha with the last
-/// deployment's payload (`actor` and `sha` updated), task `deploy`, the same
-/// environment and the description "Heaven auto deploy triggered by a commit
-/// status change". Every skip is logged at info level with its reason.
-/// GETs are retried on 5xx, 429 and network failures. The POST is created
-/// once: it is sent again as it is only after 429 or 503 with Retry-After
-/// (refused before anything was done); after no answer or another 5xx,
-/// heaven first lists the sha's deployments to that environment
-/// (`GET repos/<repo>/deployments?sha=&environment=&task=deploy`) and takes
-/// one with auto_deploy's description and the same app as created, POSTing
-/// again only when there is none; when the list cannot be read it does not
-/// POST again. No request is retried when it can never succeed
+/// with this one (must be `ahead`); and claims (repo, app, environment,
+/// sha) in the store with the request that creates the GitHub deployment
+/// of the full sha with the last deployment's payload (`actor` and `sha`
+/// updated), task `deploy`, the same environment and the description
+/// "Heaven auto deploy triggered by a commit status change". The claim and
+/// the queued request are one transaction: a green sha deploys once however
+/// many status events call it green, and the "deploy" outbox creates the
+/// deployment once, also across restarts (see actors/auto_deployments.hpp).
+/// Every skip is logged at info level with its reason. GETs are retried on
+/// 5xx, 429 and network failures, never when they can never succeed
 /// (`http_response.permanent`). A job stops when this actor exits. Never
 /// blocks.
 auto_deploy_actor::behavior_type auto_deploy(auto_deploy_actor::pointer self,

@@ -139,20 +139,23 @@ const std::vector<option>& options() {
     {"HEAVEN_MAX_BODY", "--max-body", "largest webhook body in bytes",
      HEAVEN_INT(max_body, "HEAVEN_MAX_BODY")},
     {"HEAVEN_STATUS_RETRIES", "--status-retries",
-     "attempts of one API request (Heroku, Beanstalk, GitHub archives and "
-     "auto-deploy) on passing failures; statuses are retried until "
+     "attempts of one API request (Heroku, Beanstalk, GitHub archives, "
+     "auto-deploy's questions and creations, the commit list of a chat "
+     "notice) on passing failures; statuses are retried until "
      "HEAVEN_OUTBOX_MAX_AGE",
      HEAVEN_INT(status_retries, "HEAVEN_STATUS_RETRIES")},
     {"HEAVEN_OUTBOX_MAX_AGE", "--outbox-max-age",
-     "seconds heaven keeps trying to deliver a GitHub status, across "
-     "restarts, before it drops it with an error line",
+     "seconds heaven keeps trying to deliver a GitHub status, a chat "
+     "message or an auto-deployment, across restarts, before it drops it "
+     "with an error line",
      HEAVEN_INT(outbox_max_age, "HEAVEN_OUTBOX_MAX_AGE")},
     {"HEAVEN_RETRY_BACKOFF_MS", "--retry-backoff-ms",
-     "milliseconds before the first retry of an undelivered status; doubles "
-     "each time",
+     "milliseconds before the first retry of an undelivered status or chat "
+     "message; doubles each time",
      HEAVEN_INT(retry_backoff_ms, "HEAVEN_RETRY_BACKOFF_MS")},
     {"HEAVEN_RETRY_MAX_BACKOFF_MS", "--retry-max-backoff-ms",
-     "longest wait between two attempts of an undelivered status",
+     "longest wait between two attempts of an undelivered status or chat "
+     "message",
      HEAVEN_INT(retry_max_backoff_ms, "HEAVEN_RETRY_MAX_BACKOFF_MS")},
     {"HEAVEN_DRAIN_SECONDS", "--drain-seconds",
      "on SIGTERM, seconds running deployments may take to finish before "
@@ -256,7 +259,9 @@ const std::vector<option>& options() {
      HEAVEN_INT(display_commits_limit,
                 "HEAVEN_NOTIFIER_DISPLAY_COMMITS_LIMIT")},
     {"HEAVEN_NOTIFY_RETRIES", "--notify-retries",
-     "attempts per chat message before giving up",
+     "attempts per chat message before it is dropped with an error line "
+     "(0: until HEAVEN_OUTBOX_MAX_AGE); undelivered messages survive "
+     "restarts",
      HEAVEN_INT(notify_retries, "HEAVEN_NOTIFY_RETRIES")},
   };
   return result;

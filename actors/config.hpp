@@ -32,10 +32,11 @@ struct settings {
   std::string log_level = "info";             ///< HEAVEN_LOG_LEVEL
   int64_t max_body = 25 * 1024 * 1024;        ///< HEAVEN_MAX_BODY (bytes)
   int64_t status_retries = 5;                 ///< HEAVEN_STATUS_RETRIES
-  /// Seconds a GitHub status is retried (across restarts) before it is
-  /// dropped.
+  /// Seconds a GitHub status, a chat message or an auto-deployment is
+  /// retried (across restarts) before it is dropped.
   int64_t outbox_max_age = 86400;             ///< HEAVEN_OUTBOX_MAX_AGE
-  /// First wait before an undelivered status is tried again; doubles.
+  /// First wait before an undelivered status or chat message is tried
+  /// again; doubles.
   int64_t retry_backoff_ms = 1000;            ///< HEAVEN_RETRY_BACKOFF_MS
   int64_t retry_max_backoff_ms = 60000;       ///< HEAVEN_RETRY_MAX_BACKOFF_MS
   /// Seconds running deployments may take to finish after SIGTERM.
@@ -91,8 +92,9 @@ struct settings {
   bool display_commits = false;               ///< HEAVEN_NOTIFIER_DISPLAY_COMMITS
   /// At most this many commits in that list (0: all).
   int64_t display_commits_limit = 0;          ///< HEAVEN_NOTIFIER_DISPLAY_COMMITS_LIMIT
-  /// Attempts per chat message before giving up.
-  int64_t notify_retries = 5;                 ///< HEAVEN_NOTIFY_RETRIES
+  /// Attempts per chat message before it is dropped (0: until
+  /// HEAVEN_OUTBOX_MAX_AGE).
+  int64_t notify_retries = 0;                 ///< HEAVEN_NOTIFY_RETRIES
 };
 
 /// The outcome of reading the settings: the settings, or an error message.

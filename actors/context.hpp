@@ -44,8 +44,6 @@ struct context {
   store_actor store;
   http_client_actor http;
   std::shared_ptr<const provider_registry> providers;
-  /// Hears `deployment_status` events (absent: no chat is told).
-  notify_actor notify;
   /// Hears `status` events (absent: no auto-deployment).
   auto_deploy_actor auto_deploy;
   /// The environment deployment processes start from.

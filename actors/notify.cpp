@@ -1,108 +1,26 @@
 #include "actors/notify.hpp"
 
 #include <algorithm>
-#include <deque>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
+#include <stdexcept>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/notices.hpp"
 #include "actors/notifiers/notifier.hpp"
 #include "actors/sigv4.hpp"
 
 namespace heaven {
 
-// -- the notifiers ------------------------------------------------------------
-
-delivery_options delivery_options_from(const settings& cfg) {
-  delivery_options opts;
-  opts.attempts = static_cast<int>(std::clamp<int64_t>(cfg.notify_retries, 1,
-                                                       1000));
-  return opts;
-}
-
-std::vector<std::string> configured_notifiers(const settings& cfg) {
-  std::vector<std::string> names;
-  if (!cfg.slack_webhook_url.empty())
-    names.emplace_back("slack");
-  if (!cfg.hipchat_token.empty())
-    names.emplace_back("hipchat");
-  if (!cfg.campfire_token.empty())
-    names.emplace_back("campfire");
-  if (!cfg.flowdock_flow_tokens.empty())
-    names.emplace_back("flowdock");
-  if (!cfg.notify_webhook_url.empty())
-    names.emplace_back("webhook");
-  return names;
-}
-
-std::vector<notifier_actor> spawn_notifiers(caf::actor_system& sys,
-                                            const settings& cfg,
-                                            http_client_actor http,
-                                            delivery_options opts) {
-  using spawner = notifier_actor (*)(caf::actor_system&, const settings&,
-                                     http_client_actor, delivery_options);
-  static const std::map<std::string, spawner> spawners = {
-    {"slack", &notifiers::spawn_slack},
-    {"hipchat", &notifiers::spawn_hipchat},
-    {"campfire", &notifiers::spawn_campfire},
-    {"flowdock", &notifiers::spawn_flowdock},
-    {"webhook", &notifiers::spawn_webhook},
-  };
-  std::vector<notifier_actor> result;
-  for (const auto& name : configured_notifiers(cfg)) {
-    auto actor = spawners.at(name)(sys, cfg, http, opts);
-    if (actor) {
-      spdlog::info("notify: {} is notified of deployment statuses", name);
-      result.push_back(std::move(actor));
-    }
-  }
-  return result;
-}
-
-// -- the dispatcher -----------------------------------------------------------
-
-notify_config notify_config_from(const settings& cfg, http_client_actor http,
-                                 store_actor store,
-                                 std::vector<notifier_actor> notifiers) {
-  notify_config c;
-  c.http = std::move(http);
-  c.store = std::move(store);
-  c.api_endpoint = cfg.api_endpoint;
-  c.github_token = cfg.github_token;
-  c.display_commits = cfg.display_commits;
-  c.display_commits_limit = cfg.display_commits_limit;
-  c.web_endpoint = cfg.web_endpoint;
-  c.notifiers = std::move(notifiers);
-  return c;
-}
-
 namespace {
 
 using nlohmann::json;
-using config_ptr = std::shared_ptr<const notify_config>;
-
-/// State of the NOTIFY actor.
-struct notify_state {
-  static inline const char* name = "notify";
-  /// Per repository+environment with a successful deploy being looked up
-  /// (revision, compare): the notices that arrived after it, in order.
-  std::map<std::string, std::deque<deployment_notice>> waiting;
-};
-
-using self_ptr = notify_actor::stateful_pointer<notify_state>;
-
-std::string key_of(const deployment_notice& n) {
-  return n.repo + "\n" + n.environment;
-}
-
-/// A successful `deploy` records its revision (and may list commits).
-bool records_revision(const deployment_notice& n) {
-  return n.state == "success" && n.task == "deploy" && !n.sha.empty();
-}
 
 std::string text_of(const json& j, const char* key) {
   auto i = j.find(key);
@@ -140,8 +58,8 @@ commit_summary summary_of(const json& c) {
   return s;
 }
 
-/// GitHub's compare answer as the commit list, newest first, cut to
-/// `limit` (0: no cut); nullopt when `body` is not such an answer.
+} // namespace
+
 std::optional<commit_changes> parse_compare(const std::string& body,
                                             int64_t limit) {
   auto doc = json::parse(body, nullptr, false);
@@ -175,138 +93,272 @@ std::optional<commit_changes> parse_compare(const std::string& body,
   return c;
 }
 
-void fan_out(self_ptr self, const config_ptr& cfg,
-             const deployment_notice& n) {
-  spdlog::debug("notify: {} goes to {} notifier(s)", notifiers::describe(n),
-                cfg->notifiers.size());
-  for (const auto& notifier : cfg->notifiers)
-    self->send(notifier, notify_atom::value, n);
+
+// -- the chat services --------------------------------------------------------
+
+std::vector<std::string> configured_notifiers(const settings& cfg) {
+  std::vector<std::string> names;
+  if (!cfg.slack_webhook_url.empty())
+    names.emplace_back("slack");
+  if (!cfg.hipchat_token.empty())
+    names.emplace_back("hipchat");
+  if (!cfg.campfire_token.empty())
+    names.emplace_back("campfire");
+  if (!cfg.flowdock_flow_tokens.empty())
+    names.emplace_back("flowdock");
+  if (!cfg.notify_webhook_url.empty())
+    names.emplace_back("webhook");
+  return names;
 }
 
-void enrich(self_ptr self, const config_ptr& cfg, deployment_notice n);
-
-/// Hands on what waited behind `key`'s lookup, up to the next lookup.
-void resume(self_ptr self, const config_ptr& cfg, const std::string& key) {
-  auto& waiting = self->state.waiting;
-  auto i = waiting.find(key);
-  if (i == waiting.end())
-    return;
-  while (!i->second.empty()) {
-    auto next = std::move(i->second.front());
-    i->second.pop_front();
-    if (records_revision(next)) {
-      enrich(self, cfg, std::move(next));
-      return;
-    }
-    fan_out(self, cfg, next);
-  }
-  waiting.erase(i);
-}
-
-/// The lookup of `n` is over: record its revision, hand it on, go on.
-void finish(self_ptr self, const config_ptr& cfg, const deployment_notice& n) {
-  if (cfg->store)
-    self->send(cfg->store, revision_atom::value, n.repo, n.environment, n.sha);
-  fan_out(self, cfg, n);
-  resume(self, cfg, key_of(n));
-}
-
-void compare(self_ptr self, const config_ptr& cfg, deployment_notice n,
-             const std::string& base) {
-  http_request req;
-  req.method = "GET";
-  req.url = notifiers::join_url(cfg->api_endpoint,
-                                "repos/" + n.repo + "/compare/"
-                                  + sigv4::uri_encode(base, false) + "..."
-                                  + sigv4::uri_encode(n.sha, false));
-  req.headers = {{"Accept", "application/vnd.github+json"},
-                 {"User-Agent", "heaven"}};
-  if (!cfg->github_token.empty())
-    req.headers.emplace_back("Authorization", "token " + cfg->github_token);
-  req.timeout_ms = cfg->compare_timeout_ms;
-  auto what = n.repo + " " + notifiers::short_sha(base) + "..."
-              + notifiers::short_sha(n.sha);
-  auto done = [self, cfg, n, what](const http_response& res) mutable {
-    std::optional<commit_changes> changes;
-    if (res.status == 200)
-      changes = parse_compare(res.body, cfg->display_commits_limit);
-    if (changes) {
-      n.changes = std::move(*changes);
-    } else {
-      auto why = res.status == 0 ? res.error
-                 : res.status == 200
-                   ? std::string{"not a comparison"}
-                   : "HTTP " + std::to_string(res.status);
-      spdlog::warn("notify: comparing {} failed ({}); the message goes out "
-                   "without the commit list",
-                   what, why);
-    }
-    finish(self, cfg, n);
+std::vector<chat_service> chat_services(const settings& cfg) {
+  using maker = formatter (*)(const settings&);
+  static const std::map<std::string, maker> makers = {
+    {"slack", &notifiers::slack},
+    {"hipchat", &notifiers::hipchat},
+    {"campfire", &notifiers::campfire},
+    {"flowdock", &notifiers::flowdock},
+    {"webhook", &notifiers::webhook},
   };
-  self->request(cfg->http, caf::infinite, std::move(req))
-    .then([done](http_response& res) mutable { done(res); },
-          [done, self](caf::error& err) mutable {
-            http_response res;
-            res.error = "http client: " + self->system().render(err);
-            done(res);
-          });
+  std::vector<chat_service> result;
+  for (const auto& name : configured_notifiers(cfg))
+    if (auto format = makers.at(name)(cfg))
+      result.push_back({name, std::move(format)});
+  return result;
 }
 
-/// Looks up the commits since the last revision when asked to, then
-/// finishes `n`. Its key is in `waiting` already.
-void enrich(self_ptr self, const config_ptr& cfg, deployment_notice n) {
-  if (!cfg->display_commits || !cfg->store) {
-    finish(self, cfg, n);
-    return;
-  }
-  auto timeout = std::chrono::milliseconds{cfg->compare_timeout_ms};
-  self->request(cfg->store, timeout, revision_atom::value, n.repo,
-                n.environment)
-    .then(
-      [self, cfg, n](std::string& base) {
-        if (base.empty() || base == n.sha) {
-          spdlog::debug("notify: no earlier revision of {} on {}; no commit "
-                        "list",
-                        n.repo, n.environment);
-          finish(self, cfg, n);
-          return;
-        }
-        compare(self, cfg, n, base);
-      },
-      [self, cfg, n](caf::error& err) {
-        spdlog::warn("notify: the last revision of {} on {} is unknown ({}); "
-                     "the message goes out without the commit list",
-                     n.repo, n.environment, self->system().render(err));
-        finish(self, cfg, n);
-      });
+std::string chat_kind(const std::string& name) {
+  return "chat." + name;
 }
 
-notify_actor::behavior_type notify(self_ptr self, config_ptr cfg) {
-  return {
-    [=](notify_atom, deployment_notice& n) {
-      if (n.repo_url.empty())
-        n.repo_url = notifiers::repo_url(n, cfg->web_endpoint);
-      auto key = key_of(n);
-      auto& waiting = self->state.waiting;
-      if (auto i = waiting.find(key); i != waiting.end()) {
-        i->second.push_back(std::move(n));
-        return;
-      }
-      if (!records_revision(n)) {
-        fan_out(self, cfg, n);
-        return;
-      }
-      waiting.emplace(key, std::deque<deployment_notice>{});
-      enrich(self, cfg, std::move(n));
-    },
-  };
+namespace {
+
+/// What a chat row holds: the notice, which of its messages, and the
+/// message's delivery id.
+struct chat_row {
+  deployment_notice notice;
+  std::size_t message = 0;
+  std::string delivery;
+};
+
+chat_row read_chat_row(const outbox_row& row) {
+  auto j = json::parse(row.body, nullptr, false);
+  if (!j.is_object() || !j.contains("notice"))
+    throw std::runtime_error("chat row " + std::to_string(row.id)
+                             + " holds no notice");
+  chat_row x;
+  x.notice = notice_of(j["notice"]);
+  auto k = j.value("message", int64_t{0});
+  if (k < 0)
+    throw std::runtime_error("chat row " + std::to_string(row.id)
+                             + " names no message");
+  x.message = static_cast<std::size_t>(k);
+  x.delivery = j.value("delivery", "");
+  return x;
+}
+
+std::string chat_row_body(const deployment_notice& n, std::size_t message,
+                          const std::string& delivery) {
+  json body = {{"notice", notice_json(n)},
+               {"message", message},
+               {"delivery", delivery}};
+  return notifiers::to_text(body);
+}
+
+/// A random (version 4) UUID.
+std::string delivery_id(std::mt19937_64& rng) {
+  uint64_t hi = rng();
+  uint64_t lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  char text[37];
+  std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff),
+                static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return text;
 }
 
 } // namespace
 
-notify_actor spawn_notify(caf::actor_system& sys, notify_config cfg) {
-  return sys.spawn(notify,
-                   std::make_shared<const notify_config>(std::move(cfg)));
+courier chat_courier(chat_service s) {
+  courier c;
+  c.kind = chat_kind(s.name);
+  auto format = std::move(s.format);
+  // The row's message as the service makes it now: its secrets are added
+  // here, at delivery, and never stored.
+  auto message = [format](const outbox_row& row) {
+    auto x = read_chat_row(row);
+    auto msgs = format(x.notice, x.delivery);
+    if (x.message >= msgs.size())
+      throw std::runtime_error("no message " + std::to_string(x.message)
+                               + " of " + notifiers::describe(x.notice)
+                               + " (the settings changed?)");
+    return std::move(msgs[x.message]);
+  };
+  c.request = [message](const outbox_row& row)
+    -> std::optional<http_request> { return message(row).request; };
+  c.describe = [name = s.name, message](const outbox_row& row) {
+    return name + ": " + message(row).label;
+  };
+  c.hopeless = [](const http_response& res) {
+    return res.status >= 400 && res.status < 500 && res.status != 408
+           && res.status != 429;
+  };
+  return c;
+}
+
+// -- the notices --------------------------------------------------------------
+
+notice_config notice_config_from(const settings& cfg,
+                                 std::vector<chat_service> services) {
+  notice_config c;
+  c.api_endpoint = cfg.api_endpoint;
+  c.github_token = cfg.github_token;
+  c.display_commits = cfg.display_commits;
+  c.display_commits_limit = cfg.display_commits_limit;
+  c.web_endpoint = cfg.web_endpoint;
+  c.services = std::move(services);
+  return c;
+}
+
+namespace {
+
+/// What a notice row holds: the notice and the revision before it.
+struct notice_row {
+  deployment_notice notice;
+  std::string base;
+};
+
+notice_row read_notice_row(const outbox_row& row) {
+  auto j = json::parse(row.body, nullptr, false);
+  if (!j.is_object() || !j.contains("notice"))
+    throw std::runtime_error("notice row " + std::to_string(row.id)
+                             + " holds no notice");
+  return {notice_of(j["notice"]), j.value("base", "")};
+}
+
+/// Whether the notice of `x` gets a commit list under `cfg`.
+bool wants_changes(const notice_config& cfg, const notice_row& x) {
+  return cfg.display_commits && !cfg.services.empty()
+         && records_revision(x.notice) && !x.base.empty()
+         && x.base != x.notice.sha;
+}
+
+/// "octo/app ba5e0000...c0ffee00", for logs.
+std::string comparison(const notice_row& x) {
+  return x.notice.repo + " " + notifiers::short_sha(x.base) + "..."
+         + notifiers::short_sha(x.notice.sha);
+}
+
+http_request compare_request(const notice_config& cfg, const notice_row& x) {
+  http_request req;
+  req.method = "GET";
+  req.url = notifiers::join_url(
+    cfg.api_endpoint, "repos/" + x.notice.repo + "/compare/"
+                        + sigv4::uri_encode(x.base, false) + "..."
+                        + sigv4::uri_encode(x.notice.sha, false));
+  req.headers = {{"Accept", "application/vnd.github+json"},
+                 {"User-Agent", "heaven"}};
+  if (!cfg.github_token.empty())
+    req.headers.emplace_back("Authorization", "token " + cfg.github_token);
+  return req;
+}
+
+} // namespace
+
+courier notice_courier(notice_config config) {
+  auto cfg = std::make_shared<const notice_config>(std::move(config));
+  // Used only inside the notice outbox actor, one call at a time.
+  std::random_device seed;
+  auto rng = std::make_shared<std::mt19937_64>((uint64_t{seed()} << 32)
+                                               ^ uint64_t{seed()});
+  courier c;
+  c.kind = notice_kind;
+  c.request = [cfg](const outbox_row& row) -> std::optional<http_request> {
+    auto x = read_notice_row(row);
+    if (!wants_changes(*cfg, x))
+      return std::nullopt;
+    return compare_request(*cfg, x);
+  };
+  c.describe = [](const outbox_row& row) {
+    return "the commit list of "
+           + notifiers::describe(read_notice_row(row).notice);
+  };
+  c.follow_ups = [cfg, rng](const outbox_row& row, const settlement& how) {
+    auto x = read_notice_row(row);
+    auto& n = x.notice;
+    if (n.repo_url.empty())
+      n.repo_url = notifiers::repo_url(n, cfg->web_endpoint);
+    if (wants_changes(*cfg, x)) {
+      std::optional<commit_changes> changes;
+      if (how.delivered && how.answer != nullptr)
+        changes = parse_compare(how.answer->body, cfg->display_commits_limit);
+      if (changes)
+        n.changes = std::move(*changes);
+      else
+        spdlog::warn("notify: comparing {} failed ({}); the messages go out "
+                     "without the commit list",
+                     comparison(x),
+                     how.delivered ? "not a comparison" : "dropped");
+    }
+    std::vector<outbox_row> rows;
+    for (const auto& s : cfg->services) {
+      std::vector<outgoing> msgs;
+      try {
+        msgs = s.format(n, "");
+      } catch (const std::exception& e) {
+        spdlog::error("{}: could not format {}: {}", s.name,
+                      notifiers::describe(n), e.what());
+        continue;
+      }
+      if (msgs.empty())
+        spdlog::debug("{}: {} is not announced", s.name,
+                      notifiers::describe(n));
+      for (std::size_t k = 0; k < msgs.size(); ++k)
+        rows.push_back(outbox_row{0, chat_kind(s.name), s.name,
+                                  chat_row_body(n, k, delivery_id(*rng)), 0});
+    }
+    spdlog::debug("notify: {} makes {} chat message(s)",
+                  notifiers::describe(n), rows.size());
+    return rows;
+  };
+  return c;
+}
+
+namespace {
+
+/// A setting's number of attempts as the outbox takes it.
+int attempts(int64_t n) {
+  return static_cast<int>(std::min<int64_t>(n, 1'000'000));
+}
+
+} // namespace
+
+std::vector<outbox_actor> spawn_chat_outboxes(caf::actor_system& sys,
+                                              store_actor store,
+                                              http_client_actor http,
+                                              const settings& cfg,
+                                              outbox_options opts) {
+  std::vector<outbox_actor> result;
+  auto services = chat_services(cfg);
+  std::string names;
+  for (const auto& s : services) {
+    auto o = opts;
+    o.max_attempts = attempts(cfg.notify_retries);
+    result.push_back(sys.spawn(outbox, store, http, chat_courier(s), o));
+    names += (names.empty() ? "" : ", ") + s.name;
+  }
+  if (!names.empty())
+    spdlog::info("heaven tells {} about deployment statuses", names);
+  auto o = opts;
+  o.max_attempts = attempts(cfg.status_retries);
+  result.push_back(sys.spawn(
+    outbox, std::move(store), std::move(http),
+    notice_courier(notice_config_from(cfg, std::move(services))), o));
+  return result;
 }
 
 } // namespace heaven

@@ -1,72 +1,82 @@
-/// Chat notifications: the NOTIFY dispatcher that hears every
-/// `deployment_status` event, and one NOTIFIER actor per configured chat
-/// service (Slack, HipChat, Campfire, Flowdock, a generic webhook).
+/// Chat notifications through the store's outbox, so that a restart loses
+/// none.
 ///
-/// The receiver sends `(notify_atom, deployment_notice)` to the dispatcher.
-/// For a successful `deploy` the dispatcher adds the commits since the last
-/// recorded revision (when HEAVEN_NOTIFIER_DISPLAY_COMMITS is on) and records
-/// the new revision; then it hands the notice to every notifier. Each notifier
-/// formats the notice its own way (actors/notifiers/<service>.cpp) and
-/// delivers its messages strictly in order through the http_client actor,
-/// retrying 5xx, 429 and network failures with doubling backoff. A chat
-/// service that is down only delays its own queue: nothing else waits on it.
+/// The store writes one "notice" row for every `deployment_status` event it
+/// accepts (see actors/notices.hpp), in the transaction that records the
+/// event; for a successful `deploy` the row also names the revision deployed
+/// before it, decided in that transaction. The notice courier (one OUTBOX
+/// actor of kind "notice", a stream per GitHub deployment) asks GitHub's
+/// compare API for the commits since that revision when
+/// HEAVEN_NOTIFIER_DISPLAY_COMMITS is on, then turns the notice into one row
+/// per configured chat service and per message that service makes of it
+/// (Slack's commit list is a second message), added in the transaction that
+/// settles the notice. Each chat service has an OUTBOX actor of its own (kind
+/// "chat.<service>", one stream): its courier formats the row with the
+/// service's formatter at delivery (actors/notifiers/<service>.cpp), secrets
+/// included, and the outbox delivers the messages strictly in order,
+/// retrying across restarts. A chat service that is down only delays its own
+/// messages.
 #pragma once
 
-#include <chrono>
-#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include <caf/fwd.hpp>
 
 #include "actors/config.hpp"
-#include "messages/interfaces.hpp"
+#include "actors/outbox.hpp"
+#include "messages/types.hpp"
 
 namespace heaven {
 
-/// How every notifier delivers its messages.
-struct delivery_options {
-  /// Attempts per message for 5xx, 429 and network failures (at least 1);
-  /// other 4xx answers are never retried.
-  int attempts = 5;
-  /// Wait before the first retry; doubles with each further attempt.
-  std::chrono::milliseconds first_backoff{1000};
-  /// Whole-request timeout of one attempt, in milliseconds.
-  int64_t timeout_ms = 10000;
-  /// At most this many messages wait in one service's queue; when a new one
-  /// would exceed it, the oldest waiting one (never the one in flight) is
-  /// dropped with an error log.
-  std::size_t queue_limit = 1000;
+/// One chat message ready to go.
+struct outgoing {
+  http_request request;
+  /// What it is, for logs: never a URL or a body (they may hold a token).
+  std::string label;
 };
 
-/// The defaults, with `attempts` from HEAVEN_NOTIFY_RETRIES.
-delivery_options delivery_options_from(const settings& cfg);
+/// How a chat service turns a notice into its messages, in order (none: the
+/// service does not announce this notice). `delivery` names the message
+/// (the generic webhook's X-Heaven-Delivery). Deterministic: the same
+/// notice and delivery give the same messages on every attempt.
+using formatter = std::function<std::vector<outgoing>(
+  const deployment_notice& n, const std::string& delivery)>;
 
-/// The chat services `cfg` configures, in the order spawn_notifiers spawns
-/// them: "slack" (SLACK_WEBHOOK_URL set), "hipchat" (HIPCHAT_TOKEN),
-/// "campfire" (CAMPFIRE_TOKEN), "flowdock" (FLOWDOCK_FLOW_TOKENS), "webhook"
+/// A configured chat service.
+struct chat_service {
+  /// "slack", "hipchat", "campfire", "flowdock" or "webhook".
+  std::string name;
+  formatter format;
+};
+
+/// The chat services `cfg` configures, in this order: "slack"
+/// (SLACK_WEBHOOK_URL set), "hipchat" (HIPCHAT_TOKEN), "campfire"
+/// (CAMPFIRE_TOKEN), "flowdock" (FLOWDOCK_FLOW_TOKENS), "webhook"
 /// (HEAVEN_NOTIFY_WEBHOOK_URL).
 std::vector<std::string> configured_notifiers(const settings& cfg);
 
-/// Spawns one notifier actor per configured chat service (see
-/// configured_notifiers). A service whose settings cannot work (Campfire
-/// without CAMPFIRE_SUBDOMAIN while its endpoint needs one, FLOWDOCK_FLOW_TOKENS
-/// that is not a JSON object of strings) is logged as an error and skipped.
-/// The caller owns the actors: send them an exit at shutdown.
-std::vector<notifier_actor> spawn_notifiers(caf::actor_system& sys,
-                                            const settings& cfg,
-                                            http_client_actor http,
-                                            delivery_options opts);
+/// The configured chat services with their formatters. A service whose
+/// settings cannot work (Campfire without CAMPFIRE_SUBDOMAIN while its
+/// endpoint needs one, FLOWDOCK_FLOW_TOKENS that is not a JSON object of
+/// strings) is logged as an error and left out.
+std::vector<chat_service> chat_services(const settings& cfg);
 
-/// What the NOTIFY dispatcher needs.
-struct notify_config {
-  /// For GitHub's compare API.
-  http_client_actor http;
-  /// For the last revision of (repo, environment) and recording the new one
-  /// (absent: no commit list and nothing recorded).
-  store_actor store;
-  /// OCTOKIT_API_ENDPOINT.
+/// The kind of chat service `name`'s rows: "chat.<name>".
+std::string chat_kind(const std::string& name);
+
+/// The courier of chat service `s`'s rows (kind chat_kind(s.name)): the
+/// row's message as `s.format` makes it now, with the row's delivery id.
+/// Any 4xx but 401, 408 and 429 drops the message (a chat service that
+/// refuses it will refuse it again); a 401 drops it too (no lookup, no
+/// credentials check: chat services have neither).
+courier chat_courier(chat_service s);
+
+/// What the notice courier needs.
+struct notice_config {
+  /// OCTOKIT_API_ENDPOINT, for GitHub's compare API.
   std::string api_endpoint = "https://api.github.com/";
   /// GITHUB_TOKEN (`Authorization: token ...` on the compare request; no
   /// header when empty).
@@ -77,24 +87,41 @@ struct notify_config {
   int64_t display_commits_limit = 0;
   /// OCTOKIT_WEB_ENDPOINT: the repository's page when the event names none.
   std::string web_endpoint = "https://github.com/";
-  /// Every notice goes to each of these, in arrival order per
-  /// repository+environment.
-  std::vector<notifier_actor> notifiers;
-  /// Timeout of the compare request and of the store's revision answer.
-  int64_t compare_timeout_ms = 30000;
+  /// Every notice goes to each of these.
+  std::vector<chat_service> services;
 };
 
-/// The dispatcher's configuration from heaven's settings.
-notify_config notify_config_from(const settings& cfg, http_client_actor http,
-                                 store_actor store,
-                                 std::vector<notifier_actor> notifiers);
+/// The notice courier's configuration from heaven's settings.
+notice_config notice_config_from(const settings& cfg,
+                                 std::vector<chat_service> services);
 
-/// Spawns the NOTIFY dispatcher. Notices of one repository+environment are
-/// handed on in the order they arrived, even while a successful deploy
-/// waits for its commit list; other repositories and environments never
-/// wait on it. A compare or store failure is logged and the notice goes out
-/// without a commit list. The caller owns the actor: send it an exit at
-/// shutdown (the notifiers are not stopped with it).
-notify_actor spawn_notify(caf::actor_system& sys, notify_config cfg);
+/// The courier of "notice" rows. Its request is the comparison of the
+/// row's earlier revision with its sha (`GET repos/<repo>/compare/A...B`)
+/// for a successful `deploy` when `display_commits` is on, there is an
+/// earlier revision, and some chat service is configured; otherwise there
+/// is nothing to send. When the row leaves the outbox, its follow-ups are
+/// one row per chat service and message: the notice with the commit list
+/// (when the comparison answered), the message's index, and a delivery id
+/// of its own (a random UUID, the same on every attempt). A comparison that
+/// cannot be had (dropped after its attempts, a 404) leaves the list out;
+/// the messages go all the same.
+courier notice_courier(notice_config cfg);
+
+/// Spawns the outboxes of chat notifications: one per chat service
+/// (chat_services(cfg)), dropping a message after HEAVEN_NOTIFY_RETRIES
+/// attempts (0: none), and the notice outbox, which tries a comparison
+/// HEAVEN_STATUS_RETRIES times; both with `opts` otherwise. Always spawns
+/// the notice outbox, so that notices settle also without a chat service.
+/// The caller owns the actors: send them an exit at shutdown.
+std::vector<outbox_actor> spawn_chat_outboxes(caf::actor_system& sys,
+                                              store_actor store,
+                                              http_client_actor http,
+                                              const settings& cfg,
+                                              outbox_options opts);
+
+/// GitHub's compare answer `body` as the commit list, newest first, cut to
+/// `limit` (0: no cut); nullopt when `body` is not such an answer.
+std::optional<commit_changes> parse_compare(const std::string& body,
+                                            int64_t limit);
 
 } // namespace heaven

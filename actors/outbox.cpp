@@ -53,14 +53,17 @@ std::string why(const http_response& res) {
 void pump(self_ptr self, const env_ptr& env);
 void attempt(self_ptr self, const env_ptr& env, const std::string& name);
 
-/// Writes what was settled to the store, one batch at a time.
+/// Writes what was settled, and what it leads to, to the store, one batch
+/// (one transaction) at a time.
 void flush(self_ptr self, const env_ptr& env) {
   auto& st = self->state;
-  if (st.settle_in_flight || st.settling.empty())
+  if (st.settle_in_flight || (st.settling.empty() && st.adding.empty()))
     return;
   outbox_change change;
   change.settled = std::move(st.settling);
+  change.added = std::move(st.adding);
   st.settling.clear();
+  st.adding.clear();
   st.settle_in_flight = true;
   self->request(env->store, caf::infinite, outbox_atom::value, change)
     .then(
@@ -71,10 +74,13 @@ void flush(self_ptr self, const env_ptr& env) {
       [=](caf::error& err) mutable {
         // The rows were delivered; only their record is missing. Keep it
         // and write it again later (a restart would look them up anyway).
+        // Nothing of the batch was written: what they lead to goes along.
         auto& st = self->state;
         st.settle_in_flight = false;
         st.settling.insert(st.settling.begin(), change.settled.begin(),
                            change.settled.end());
+        st.adding.insert(st.adding.begin(), change.added.begin(),
+                         change.added.end());
         spdlog::warn("{} outbox could not record {} delivered message(s): "
                      "{}; trying again in a second",
                      env->c.kind, change.settled.size(),
@@ -101,14 +107,23 @@ void make_ready(self_ptr self, const std::string& name) {
   st.ready.push_back(name);
 }
 
-/// The head of `name` left the outbox: record how, go on with the next.
+/// The head of `name` left the outbox: record how, with what it leads to
+/// (unless `follow` is false), and go on with the next.
 void settle(self_ptr self, const env_ptr& env, const std::string& name,
-            std::string outcome) {
+            std::string outcome, const settlement& how, bool follow = true) {
   auto& st = self->state;
   auto& s = st.streams[name];
-  auto id = s.rows.front().id;
-  env->unsure.erase(id);
-  st.settling.push_back(settled_row{id, std::move(outcome)});
+  auto& row = s.rows.front();
+  if (follow && env->c.follow_ups) {
+    try {
+      for (auto& next : env->c.follow_ups(row, how))
+        st.adding.push_back(std::move(next));
+    } catch (const std::exception& e) {
+      spdlog::error("{} leads to nothing: {}", describe(env, row), e.what());
+    }
+  }
+  env->unsure.erase(row.id);
+  st.settling.push_back(settled_row{row.id, std::move(outcome)});
   s.rows.pop_front();
   s.attempts = 0;
   s.busy = false;
@@ -117,11 +132,24 @@ void settle(self_ptr self, const env_ptr& env, const std::string& name,
   pump(self, env);
 }
 
+void delivered(self_ptr self, const env_ptr& env, const std::string& name,
+               const http_response* answer, bool found = false) {
+  settlement how;
+  how.found = found;
+  how.answer = answer;
+  settle(self, env, name, "delivered", how);
+}
+
+/// Drops the head of `name`; `answer` is the refusal, if one said so.
 void drop(self_ptr self, const env_ptr& env, const std::string& name,
-          const std::string& reason) {
+          const std::string& reason, const http_response* answer = nullptr,
+          bool follow = true) {
   auto& row = self->state.streams[name].rows.front();
   spdlog::error("{} is dropped: {}", describe(env, row), reason);
-  settle(self, env, name, "dropped: " + reason);
+  settlement how;
+  how.delivered = false;
+  how.answer = answer;
+  settle(self, env, name, "dropped: " + reason, how, follow);
 }
 
 /// The head of `name` failed for now: try again after the backoff (or at
@@ -131,6 +159,12 @@ void retry(self_ptr self, const env_ptr& env, const std::string& name,
   auto& st = self->state;
   auto& s = st.streams[name];
   ++s.attempts;
+  if (env->opts.max_attempts > 0 && s.attempts >= env->opts.max_attempts) {
+    drop(self, env, name,
+         "gave up after " + std::to_string(s.attempts) + " attempt(s): "
+           + reason);
+    return;
+  }
   auto shift = std::min(s.attempts - 1, 20);
   auto backoff = std::min(env->opts.first_backoff * (int64_t{1} << shift),
                           env->opts.max_backoff);
@@ -162,11 +196,14 @@ void pause(self_ptr self, const env_ptr& env, int64_t at) {
   }
 }
 
+/// Refusals that say when to come back: a rate limit, or a server that is
+/// not serving (503 with Retry-After). Nothing was done.
 bool rate_limited(const http_response& res) {
   return res.status == 429
          || (res.status == 403
              && (header(res, "x-ratelimit-remaining") == "0"
-                 || !header(res, "retry-after").empty()));
+                 || !header(res, "retry-after").empty()))
+         || (res.status == 503 && !header(res, "retry-after").empty());
 }
 
 /// Answers that mean the row can never be delivered.
@@ -218,16 +255,17 @@ void on_post(self_ptr self, const env_ptr& env, const std::string& name,
   auto& row = self->state.streams[name].rows.front();
   if (res.status >= 200 && res.status < 300) {
     spdlog::debug("{} delivered", describe(env, row));
-    settle(self, env, name, "delivered");
+    delivered(self, env, name, &res);
   } else if (res.permanent) {
     drop(self, env, name, "heaven cannot make the request: " + res.error);
   } else if (res.status == 401) {
     check_credentials(self, env, name);
-  } else if (hopeless(res.status)) {
+  } else if (hopeless(res.status)
+             || (env->c.hopeless && env->c.hopeless(res))) {
     auto text = why(res);
     if (!res.body.empty())
       text += ": " + res.body.substr(0, 200);
-    drop(self, env, name, text);
+    drop(self, env, name, text, &res);
   } else if (rate_limited(res)) {
     auto at = retry_at(res, env->opts.now_ms());
     pause(self, env, at);
@@ -246,13 +284,22 @@ void post(self_ptr self, const env_ptr& env, const std::string& name,
        [=](http_response& res) { on_post(self, env, name, res); });
 }
 
+/// Sends the lookup `looked` for the head of `name`; `req` is the request
+/// to send when it shows nothing.
+void look_up(self_ptr self, const env_ptr& env, const std::string& name,
+             http_request req, http_request looked);
+
 void on_lookup(self_ptr self, const env_ptr& env, const std::string& name,
-               http_request req, http_response& res) {
+               http_request req, const http_request& looked,
+               http_response& res) {
   auto& row = self->state.streams[name].rows.front();
   if (res.status >= 200 && res.status < 300) {
     bool arrived = false;
+    std::optional<http_request> next;
     try {
       arrived = env->c.found && env->c.found(row, res);
+      if (!arrived && env->c.next_page)
+        next = env->c.next_page(row, looked, res);
     } catch (const std::exception& e) {
       spdlog::warn("{}: the lookup's answer is unreadable: {}",
                    describe(env, row), e.what());
@@ -260,7 +307,11 @@ void on_lookup(self_ptr self, const env_ptr& env, const std::string& name,
     if (arrived) {
       spdlog::info("{} had arrived already: not sending it again",
                    describe(env, row));
-      settle(self, env, name, "delivered");
+      delivered(self, env, name, &res, true);
+      return;
+    }
+    if (next) {
+      look_up(self, env, name, std::move(req), std::move(*next));
       return;
     }
     env->unsure.erase(row.id);
@@ -274,12 +325,29 @@ void on_lookup(self_ptr self, const env_ptr& env, const std::string& name,
     pause(self, env, at);
     retry(self, env, name, "looking it up: " + why(res), at);
   } else if (res.status >= 400 && res.status < 500) {
+    if (!env->c.send_unseen) {
+      drop(self, env, name,
+           "could not find out whether an earlier attempt arrived (looking "
+           "it up: " + why(res) + "); not sending it again, so that it "
+           "arrives once at most",
+           &res);
+      return;
+    }
     // Nothing to find: the request's own answer will tell.
     env->unsure.erase(row.id);
     post(self, env, name, std::move(req));
   } else {
     retry(self, env, name, "looking it up: " + why(res));
   }
+}
+
+void look_up(self_ptr self, const env_ptr& env, const std::string& name,
+             http_request req, http_request looked) {
+  auto copy = looked;
+  send(self, env, std::move(copy),
+       [=](http_response& res) mutable {
+         on_lookup(self, env, name, std::move(req), looked, res);
+       });
 }
 
 /// Tries the head row of `name` once: drops it when too old, else looks it
@@ -290,7 +358,8 @@ void attempt(self_ptr self, const env_ptr& env, const std::string& name) {
   if (age > env->opts.max_age.count()) {
     drop(self, env, name,
          "undelivered after " + std::to_string(age / 1000)
-           + " s (HEAVEN_OUTBOX_MAX_AGE)");
+           + " s (HEAVEN_OUTBOX_MAX_AGE)",
+         nullptr, false);
     return;
   }
   std::optional<http_request> req;
@@ -301,7 +370,7 @@ void attempt(self_ptr self, const env_ptr& env, const std::string& name) {
     return;
   }
   if (!req) {
-    settle(self, env, name, "delivered: nothing to send");
+    settle(self, env, name, "delivered: nothing to send", settlement{});
     return;
   }
   if (env->unsure.count(row.id) > 0 && env->c.lookup) {
@@ -312,9 +381,7 @@ void attempt(self_ptr self, const env_ptr& env, const std::string& name) {
       // No way to look: send it.
     }
     if (lk) {
-      send(self, env, std::move(*lk), [=](http_response& res) mutable {
-        on_lookup(self, env, name, std::move(*req), res);
-      });
+      look_up(self, env, name, std::move(*req), std::move(*lk));
       return;
     }
   }

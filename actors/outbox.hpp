@@ -16,6 +16,20 @@
 
 namespace heaven {
 
+/// How a row left its outbox, as `courier::follow_ups` is told.
+struct settlement {
+  /// True when it was delivered (a 2xx answer, nothing to send, or found
+  /// by a lookup); false when it was dropped.
+  bool delivered = true;
+  /// True when a lookup found that an earlier attempt had arrived: `answer`
+  /// is then the lookup's answer, not the request's.
+  bool found = false;
+  /// The answer that settled it: the request's 2xx, the lookup's answer
+  /// when `found`, the refusal that dropped it; null when there was none
+  /// (nothing to send, a request heaven could not make, too many attempts).
+  const http_response* answer = nullptr;
+};
+
 /// How one kind of outbox row is delivered: the HTTP knowledge of its
 /// destination (GitHub's statuses API, a chat service, ...).
 struct courier {
@@ -32,12 +46,34 @@ struct courier {
   std::function<std::optional<http_request>(const outbox_row&)> lookup;
   /// Whether the lookup's (2xx) answer shows that `row` arrived.
   std::function<bool(const outbox_row&, const http_response&)> found;
+  /// What to do when the lookup itself is refused (a 4xx but 401 and 429):
+  /// send the row again (true: a duplicate does less harm than a loss, as
+  /// for a status) or drop it (false: a second one would do harm, as a
+  /// second deployment would).
+  bool send_unseen = true;
   /// Asked after a 401: a request that succeeds when the credentials are
   /// good (then the 401 was a passing failure and the row is retried); when
   /// it is refused too, or this is empty, the row is dropped.
   std::function<std::optional<http_request>()> credentials_check;
   /// "status success of octo/app deployment 42", for the log.
   std::function<std::string(const outbox_row&)> describe;
+  /// Answers that also mean the row can never be delivered, besides 400,
+  /// 404, 410 and 422 (a chat service's other refusals). May be empty.
+  std::function<bool(const http_response&)> hopeless;
+  /// When the lookup `looked` got `answer`, a 2xx that does not show the
+  /// row: the request for the answer's next page, or nullopt when there is
+  /// none (then the row is sent again). May be empty (one page).
+  std::function<std::optional<http_request>(
+    const outbox_row&, const http_request& looked, const http_response& answer)>
+    next_page;
+  /// Told how `row` left the outbox, delivered or dropped (but not when it
+  /// is dropped as too old: what it leads to would be too); returns the
+  /// rows it leads to, which the store adds in the transaction that settles
+  /// it, so they exist exactly when it is settled. Also the place to log
+  /// what a delivery brought. A throw is logged and adds nothing. May be
+  /// empty.
+  std::function<std::vector<outbox_row>(const outbox_row&, const settlement&)>
+    follow_ups;
 };
 
 /// How patient an outbox is.
@@ -49,6 +85,9 @@ struct outbox_options {
   std::chrono::milliseconds max_backoff{60000};
   /// Rows older than this are dropped with an error line.
   std::chrono::milliseconds max_age{std::chrono::hours(24)};
+  /// Failed attempts after which a row is dropped with an error line (0:
+  /// no limit but `max_age`). Lookups that fail count as attempts.
+  int max_attempts = 0;
   /// Whole-request timeout of one attempt.
   int64_t request_timeout_ms = 30000;
   /// The wall clock in Unix milliseconds (rows' ages); replaceable in tests.
@@ -82,9 +121,11 @@ struct outbox_state {
   /// Nothing is sent before this time (Unix ms): a rate limit's Retry-After.
   int64_t paused_until = 0;
   bool resume_scheduled = false;
-  /// Rows settled but not yet written to the store, and whether a write is
-  /// under way (one at a time: what arrives meanwhile goes in the next).
+  /// Rows settled but not yet written to the store, the rows they lead to,
+  /// and whether a write is under way (one at a time: what arrives
+  /// meanwhile goes in the next).
   std::vector<settled_row> settling;
+  std::vector<outbox_row> adding;
   bool settle_in_flight = false;
   bool subscribed = false;
   /// Set while the send loop runs, so what it settles does not start a
@@ -97,13 +138,16 @@ struct outbox_state {
 /// `http`: rows of one stream strictly one after another, different streams
 /// concurrently up to `opts.max_in_flight`. A 2xx answer delivers a row. No
 /// answer, a 5xx or a lost answer before a restart make the next attempt ask
-/// `c.lookup` first, so a slow server never gets a duplicate. 429, and 403
-/// with a rate limit exhausted, pause the whole outbox until `Retry-After`
-/// (or `x-ratelimit-reset`). 400, 404, 410 and 422, a request heaven cannot
-/// even make (`permanent`), and a 401 that `c.credentials_check` confirms
-/// drop the row at once with an error line; anything else is retried with
-/// doubling backoff until the row is older than `opts.max_age`. Settled rows
-/// are written to the store in batches.
+/// `c.lookup` first, so a slow server never gets a duplicate. 429, 403 with
+/// a rate limit exhausted, and 503 with `Retry-After` (refusals: nothing was
+/// done) pause the whole outbox until `Retry-After` (or
+/// `x-ratelimit-reset`). 400, 404, 410 and 422 (and what `c.hopeless`
+/// names), a request heaven cannot even make (`permanent`), and a 401 that
+/// `c.credentials_check` confirms drop the row at once with an error line;
+/// anything else is retried with doubling backoff until the row is older
+/// than `opts.max_age` (or failed `opts.max_attempts` times). Settled rows
+/// are written to the store in batches, each with the rows `c.follow_ups`
+/// says they lead to.
 outbox_actor::behavior_type
 outbox(outbox_actor::stateful_pointer<outbox_state> self, store_actor store,
        http_client_actor http, courier c, outbox_options opts);

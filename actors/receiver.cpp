@@ -70,10 +70,9 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
   } else if (ev.type == "status") {
     if (ctx->auto_deploy)
       self->send(ctx->auto_deploy, status_atom::value, ev.status);
-  } else if (ev.type == "deployment_status") {
-    if (ctx->notify)
-      self->send(ctx->notify, notify_atom::value, ev.notice);
   }
+  // A deployment_status event's chat notice was queued by the store, in
+  // the transaction that recorded the event: the notice outbox has it.
 }
 
 /// Picks up what an earlier run of heaven left: queued deployments run,
@@ -145,7 +144,6 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
       kept.lock_action = ev.lock_action;
       kept.deployment = ev.deployment;
       kept.status = ev.status;
-      kept.notice = ev.notice;
       self->request(ctx->store, caf::infinite, accept_atom::value,
                     std::move(ev))
         .then(

@@ -20,6 +20,13 @@ std::string join_url(std::string endpoint, std::string_view path) {
   return endpoint + "/" + std::string{path};
 }
 
+std::string statuses_path(const github_status& s) {
+  return "repos/" + s.repo + "/deployments/" + std::to_string(s.github_id)
+         + "/statuses";
+}
+
+} // namespace
+
 http_request github_request(const github_api& api, std::string method,
                             std::string_view path) {
   http_request req;
@@ -32,13 +39,6 @@ http_request github_request(const github_api& api, std::string method,
     req.headers.emplace_back("Content-Type", "application/json");
   return req;
 }
-
-std::string statuses_path(const github_status& s) {
-  return "repos/" + s.repo + "/deployments/" + std::to_string(s.github_id)
-         + "/statuses";
-}
-
-} // namespace
 
 std::string status_body(const github_status& s) {
   nlohmann::json body;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "actors/outbox.hpp"
 #include "messages/types.hpp"
@@ -19,6 +20,12 @@ struct github_api {
   /// logged (heaven's log) and not posted.
   std::string token;
 };
+
+/// A request to GitHub's API at `path` (relative to `api.endpoint`) with
+/// heaven's headers: Accept, `Authorization: token ...`, User-Agent, and
+/// Content-Type for a POST.
+http_request github_request(const github_api& api, std::string method,
+                            std::string_view path);
 
 /// The JSON body GitHub expects for `s` (description truncated to 140).
 std::string status_body(const github_status& s);

@@ -18,6 +18,7 @@
 
 #include "actors/health.hpp"
 #include "actors/lifecycle.hpp"
+#include "actors/notices.hpp"
 
 namespace heaven {
 
@@ -568,9 +569,9 @@ void apply_lock_rule(database &db, const inbound_event &ev,
 /// Adds one row to the outbox (in the caller's transaction); returns it
 /// with its id.
 outbox_row insert_outbox(database &db, std::string kind, std::string stream,
-                         std::string body) {
+                         std::string body, int64_t created_ms = 0) {
   outbox_row row{0, std::move(kind), std::move(stream), std::move(body),
-                 now_ms()};
+                 created_ms > 0 ? created_ms : now_ms()};
   db.cached("INSERT INTO outbox(kind, stream, body, created_at) "
             "VALUES(?, ?, ?, ?)")
       .bind(1, row.kind)
@@ -630,6 +631,30 @@ bool busy(database &db, int64_t id, const deployment_request &r) {
   return found;
 }
 
+/// The sha last recorded for (repo, environment), "" when none.
+std::string revision(database &db, const std::string &repo,
+                     const std::string &environment) {
+  auto &stmt = db.cached(
+      "SELECT sha FROM revisions WHERE repo = ? AND environment = ?");
+  stmt.bind(1, repo).bind(2, environment);
+  std::string sha = stmt.step() ? stmt.text(0) : std::string{};
+  stmt.reset(); // See find_lock.
+  return sha;
+}
+
+/// Records `sha` as (repo, environment)'s revision, replacing the last.
+void record_revision(database &db, const std::string &repo,
+                     const std::string &environment, const std::string &sha) {
+  db.cached("INSERT INTO revisions(repo, environment, sha, recorded_at) "
+            "VALUES(?, ?, ?, ?) ON CONFLICT(repo, environment) DO UPDATE SET "
+            "sha = excluded.sha, recorded_at = excluded.recorded_at")
+      .bind(1, repo)
+      .bind(2, environment)
+      .bind(3, sha)
+      .bind(4, now_iso8601())
+      .run();
+}
+
 /// What a transaction committed to the outbox, to hand to its subscribers
 /// once the commit is done.
 using committed_rows = std::vector<outbox_row>;
@@ -678,9 +703,55 @@ accept_result accept(database &db, const inbound_event &ev,
                                 verdict.description));
     res.state = std::move(verdict.state);
     res.description = std::move(verdict.description);
+  } else if (ev.type == "deployment_status") {
+    // "The last deployed sha" is decided here, once: the notice carries the
+    // revision before it, whenever and however often it is delivered.
+    const auto &n = ev.notice;
+    std::string base;
+    if (records_revision(n)) {
+      base = revision(db, n.repo, n.environment);
+      record_revision(db, n.repo, n.environment, n.sha);
+    }
+    rows.push_back(insert_outbox(db, notice_kind, notice_stream(n),
+                                 notice_row_body(n, base)));
   }
   tx.commit();
   return res;
+}
+
+/// The stream of auto-deployments to `x`'s app and environment.
+std::string deploy_stream(const auto_deployment &x) {
+  return x.repo + ":" + x.app + ":" + x.environment;
+}
+
+/// True only for the first claim of (repo, app, environment, sha); the
+/// first also queues the deployment's creation, in the same transaction.
+bool claim(database &db, const auto_deployment &x, committed_rows &rows) {
+  auto request = nlohmann::json::parse(x.body, nullptr, false);
+  if (!request.is_object())
+    throw std::invalid_argument("the auto deployment's request is not a "
+                                "JSON object");
+  transaction tx{db};
+  db.cached("INSERT OR IGNORE INTO auto_deploys(repo, app, environment, sha, "
+            "claimed_at) VALUES(?, ?, ?, ?, ?)")
+      .bind(1, x.repo)
+      .bind(2, x.app)
+      .bind(3, x.environment)
+      .bind(4, x.sha)
+      .bind(5, now_iso8601())
+      .run();
+  if (db.changes() != 1)
+    return false;
+  nlohmann::json body = {{"repo", x.repo},
+                         {"app", x.app},
+                         {"environment", x.environment},
+                         {"sha", x.sha},
+                         {"request", std::move(request)}};
+  rows.push_back(insert_outbox(
+      db, "deploy", deploy_stream(x),
+      body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+  tx.commit();
+  return true;
 }
 
 /// The request of deployment `id` and its state, if there is such a
@@ -771,8 +842,9 @@ void change_outbox(database &db, const outbox_change &change,
         .bind(2, x.outcome)
         .bind(3, x.id)
         .run();
+  // What the settled rows lead to is written at the moment they settle.
   for (auto &x : change.added)
-    rows.push_back(insert_outbox(db, x.kind, x.stream, x.body));
+    rows.push_back(insert_outbox(db, x.kind, x.stream, x.body, now));
   tx.commit();
 }
 
@@ -894,44 +966,6 @@ std::vector<deployed_environment> latest(database &db,
     }
   }
   return result;
-}
-
-/// True only for the first claim of (repo, app, environment, sha).
-bool claim(database &db, const std::string &repo, const std::string &app,
-           const std::string &environment, const std::string &sha) {
-  db.cached("INSERT OR IGNORE INTO auto_deploys(repo, app, environment, sha, "
-            "claimed_at) VALUES(?, ?, ?, ?, ?)")
-      .bind(1, repo)
-      .bind(2, app)
-      .bind(3, environment)
-      .bind(4, sha)
-      .bind(5, now_iso8601())
-      .run();
-  return db.changes() == 1;
-}
-
-/// The sha last recorded for (repo, environment), "" when none.
-std::string revision(database &db, const std::string &repo,
-                     const std::string &environment) {
-  auto &stmt = db.cached(
-      "SELECT sha FROM revisions WHERE repo = ? AND environment = ?");
-  stmt.bind(1, repo).bind(2, environment);
-  std::string sha = stmt.step() ? stmt.text(0) : std::string{};
-  stmt.reset(); // See find_lock.
-  return sha;
-}
-
-/// Records `sha` as (repo, environment)'s revision, replacing the last.
-void record_revision(database &db, const std::string &repo,
-                     const std::string &environment, const std::string &sha) {
-  db.cached("INSERT INTO revisions(repo, environment, sha, recorded_at) "
-            "VALUES(?, ?, ?, ?) ON CONFLICT(repo, environment) DO UPDATE SET "
-            "sha = excluded.sha, recorded_at = excluded.recorded_at")
-      .bind(1, repo)
-      .bind(2, environment)
-      .bind(3, sha)
-      .bind(4, now_iso8601())
-      .run();
 }
 
 /// One log line saying what `accept` did with a delivery.
@@ -1142,40 +1176,24 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
           return store_error(e.what());
         }
       },
-      [=](claim_atom, const std::string &repo, const std::string &app,
-          const std::string &environment,
-          const std::string &sha) -> caf::result<bool> {
+      [=](claim_atom, const auto_deployment &x) -> caf::result<bool> {
+        committed_rows rows;
         try {
-          auto first = claim(db(), repo, app, environment, sha);
+          auto first = claim(db(), x, rows);
           wrote(self);
+          publish(self, rows);
           return first;
+        } catch (const std::invalid_argument &e) {
+          spdlog::error("store refuses the auto-deployment of {} ({}) to {} "
+                        "at {}: {}",
+                        x.repo, x.app, x.environment, x.sha, e.what());
+          return store_error(e.what());
         } catch (const std::exception &e) {
           spdlog::error("store could not claim the auto-deployment of {} "
                         "({}) to {} at {}: {}",
-                        repo, app, environment, sha, e.what());
+                        x.repo, x.app, x.environment, x.sha, e.what());
           wrote(self, e.what());
           return store_error(e.what());
-        }
-      },
-      [=](revision_atom, const std::string &repo,
-          const std::string &environment) -> caf::result<std::string> {
-        try {
-          return revision(db(), repo, environment);
-        } catch (const std::exception &e) {
-          spdlog::error("store could not read the revision of {} on {}: {}",
-                        repo, environment, e.what());
-          return store_error(e.what());
-        }
-      },
-      [=](revision_atom, const std::string &repo,
-          const std::string &environment, const std::string &sha) {
-        try {
-          record_revision(db(), repo, environment, sha);
-          wrote(self);
-        } catch (const std::exception &e) {
-          spdlog::error("store could not record revision {} of {} on {}: {}",
-                        sha, repo, environment, e.what());
-          wrote(self, e.what());
         }
       },
   };

@@ -17,7 +17,7 @@
 namespace heaven {
 
 /// The OUTBOX actor interface: delivers one kind of outbox row (GitHub
-/// statuses, ...) from the store, in order per stream, retrying until the
+/// statuses, chat notices, chat messages, auto-deployments) from the store, in order per stream, retrying until the
 /// row is delivered or too old.
 using outbox_actor = caf::typed_actor<
   // Rows the store has just committed (or found unsettled at start).
@@ -32,8 +32,10 @@ using store_actor = caf::typed_actor<
   // Records a delivery before the webhook is answered. For a deployment event
   // also records its deployment, decides the lock and concurrency rules and
   // the receiver's refusal, and queues the status that says so: `queued`
-  // when it may run, else its terminal status. Duplicates (same delivery id)
-  // change nothing.
+  // when it may run, else its terminal status. For a deployment_status
+  // event queues its chat notice (a "notice" outbox row), and for a
+  // successful `deploy` records its revision, putting the previous one in
+  // the notice. Duplicates (same delivery id) change nothing.
   caf::replies_to<accept_atom, inbound_event>::with<accept_result>,
   // Marks queued deployment `id` running with this description and queues
   // its `in_progress` status, in one transaction: true when it was queued,
@@ -61,14 +63,10 @@ using store_actor = caf::typed_actor<
   // its newest one, and whether the environment is locked.
   caf::replies_to<latest_atom, std::string>::with<
     std::vector<deployed_environment>>,
-  // Claims the auto-deployment of (repo, app, environment, sha): true the
+  // Claims the auto-deployment of (repo, app, environment, sha) and queues
+  // its creation (a "deploy" outbox row), in one transaction: true the
   // first time, false ever after, so one green sha deploys once.
-  caf::replies_to<claim_atom, std::string, std::string, std::string,
-                  std::string>::with<bool>,
-  // The last revision recorded for (repo, environment), "" when none.
-  caf::replies_to<revision_atom, std::string, std::string>::with<std::string>,
-  // Records (repo, environment)'s revision: the sha just deployed.
-  caf::reacts_to<revision_atom, std::string, std::string, std::string>>;
+  caf::replies_to<claim_atom, auto_deployment>::with<bool>>;
 
 /// The HTTP_CLIENT actor interface: all outbound HTTP, on libcurl's multi
 /// interface (never blocks a scheduler thread).
@@ -142,20 +140,6 @@ using api_provider_actor = provider_actor::extend<
   caf::reacts_to<chunk_atom, std::string>,
   // Time to poll the remote build again.
   caf::reacts_to<tick_atom>>;
-
-/// The NOTIFY actor interface: the dispatcher that hears every
-/// `deployment_status` event, adds the commit list when asked to, and hands
-/// the notice to every configured chat service.
-using notify_actor = caf::typed_actor<
-  caf::reacts_to<notify_atom, deployment_notice>>;
-
-/// The NOTIFIER actor interface: one chat service (Slack, HipChat, Campfire,
-/// Flowdock, a generic webhook). Formats the notice its own way and delivers
-/// it through http_client, retrying with backoff; never answers.
-using notifier_actor = caf::typed_actor<
-  caf::reacts_to<notify_atom, deployment_notice>,
-  // Internal: time to try delivery number N again.
-  caf::reacts_to<retry_atom, uint64_t>>;
 
 /// The AUTO_DEPLOY actor interface: hears `status` events and creates GitHub
 /// deployments of green commits on the default branch.

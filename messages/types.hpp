@@ -158,7 +158,7 @@ struct deployment_notice {
   std::string chat_user;
   /// `payload.notify.room` ("" when missing).
   std::string room;
-  /// Filled by the notify dispatcher for a successful `deploy` when
+  /// Filled by the notice courier for a successful `deploy` when
   /// HEAVEN_NOTIFIER_DISPLAY_COMMITS is on.
   commit_changes changes;
 };
@@ -285,6 +285,24 @@ inspect(Inspector& f, deployed_environment& x) {
            x.deployment_id, x.locked, x.lock);
 }
 
+/// An auto-deployment to claim: (repo, app, environment, sha) deploys once,
+/// and its creation is queued with the claim.
+struct auto_deployment {
+  std::string repo;
+  std::string app;
+  std::string environment;
+  /// The full sha.
+  std::string sha;
+  /// The JSON body of GitHub's `POST /repos/{repo}/deployments` (no token).
+  std::string body;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, auto_deployment& x) {
+  return f(caf::meta::type_name("auto_deployment"), x.repo, x.app,
+           x.environment, x.sha, x.body);
+}
+
 /// One command for the SSH actor to run on its host.
 struct ssh_command {
   /// The command line, run by the remote user's shell. Values in it must be
@@ -336,7 +354,8 @@ typename Inspector::result_type inspect(Inspector& f, ingress_reply& x) {
 struct outbox_row {
   /// Assigned by the store; orders the rows of a stream.
   int64_t id = 0;
-  /// Which outbox delivers it: "status", ...
+  /// Which outbox delivers it: "status", "notice", "chat.slack", "deploy",
+  /// ...
   std::string kind;
   /// Rows of one stream go out one after another ("d42": the statuses of
   /// deployment 42).

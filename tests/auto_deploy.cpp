@@ -1,8 +1,11 @@
-// The AUTO_DEPLOY actor against a GitHub stand-in on a real socket, through
-// the real http_client actor, with a small scripted store.
+// The AUTO_DEPLOY actor and the "deploy" outbox that creates its GitHub
+// deployments, against a GitHub stand-in on a real socket, through the real
+// http_client actor and the real store on a real SQLite file (what heaven
+// deployed last is scripted).
 #include "actors/auto_deploy.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <functional>
@@ -16,15 +19,17 @@
 #include <vector>
 
 #include <boost/test/unit_test.hpp>
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/send.hpp>
-#include <caf/typed_event_based_actor.hpp>
+#include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <sqlite3.h>
+
+#include "actors/auto_deployments.hpp"
 #include "actors/http_client.hpp"
+#include "actors/outbox.hpp"
+#include "actors/store.hpp"
 #include "tests/support/http_stub.hpp"
 #include "tests/support/recorder.hpp"
 
@@ -44,36 +49,53 @@ constexpr auto token = "ghp_auto_deploy_secret_token_42";
 constexpr auto description
   = "Heaven auto deploy triggered by a commit status change";
 
-// -- a scripted store
+// -- a store whose memory of deployments is scripted
 // ----------------------------------------------------------
 
-/// What the fake store says and remembers (shared with the test).
+/// What the scripted store says (shared with the test).
 struct store_world {
   std::mutex mx;
   /// `latest` answers, by repository (none: empty).
   std::map<std::string, std::vector<deployed_environment>> latest;
-  /// Claims made, as (repo, app, environment, sha).
-  std::set<std::tuple<std::string, std::string, std::string, std::string>>
-    claims;
   int latest_asked = 0;
   int claim_asked = 0;
 };
 
-/// A store that answers `latest` from the script and really remembers
-/// claims; the rest of the interface answers "nothing".
-store_actor::behavior_type fake_store(store_actor::pointer,
-                                      std::shared_ptr<store_world> w) {
+/// The real store, except that `latest` answers from the script.
+store_actor::behavior_type scripted_store(store_actor::pointer self,
+                                          store_actor real,
+                                          std::shared_ptr<store_world> w) {
+  auto pass = [=](auto rp, auto... xs) {
+    rp.delegate(real, xs...);
+    return rp;
+  };
   return {
-    [](accept_atom, inbound_event&) { return accept_result{}; },
-    [](start_atom, int64_t, const std::string&) { return false; },
-    [](finish_atom, int64_t, const provider_outcome&) { return false; },
-    [](subscribe_atom, const std::string&, const outbox_actor&) {
-      return std::vector<outbox_row>{};
+    [=](accept_atom a, inbound_event& ev) {
+      return pass(self->make_response_promise<accept_result>(), a, ev);
     },
-    [](outbox_atom, const outbox_change&) { return true; },
-    [](list_atom, int32_t) { return std::string{"[]"}; },
-    [](pending_atom) { return std::vector<unfinished_deployment>{}; },
-    [](locks_atom) { return std::vector<env_lock>{}; },
+    [=](start_atom a, int64_t id, std::string& d) {
+      return pass(self->make_response_promise<bool>(), a, id, d);
+    },
+    [=](finish_atom a, int64_t id, provider_outcome& o) {
+      return pass(self->make_response_promise<bool>(), a, id, o);
+    },
+    [=](subscribe_atom a, std::string& kind, outbox_actor& sink) {
+      return pass(self->make_response_promise<std::vector<outbox_row>>(), a,
+                  kind, sink);
+    },
+    [=](outbox_atom a, outbox_change& c) {
+      return pass(self->make_response_promise<bool>(), a, c);
+    },
+    [=](list_atom a, int32_t n) {
+      return pass(self->make_response_promise<std::string>(), a, n);
+    },
+    [=](pending_atom a) {
+      return pass(
+        self->make_response_promise<std::vector<unfinished_deployment>>(), a);
+    },
+    [=](locks_atom a) {
+      return pass(self->make_response_promise<std::vector<env_lock>>(), a);
+    },
     [w](latest_atom, std::string& repo) {
       std::lock_guard guard{w->mx};
       ++w->latest_asked;
@@ -81,14 +103,13 @@ store_actor::behavior_type fake_store(store_actor::pointer,
       return i == w->latest.end() ? std::vector<deployed_environment>{}
                                   : i->second;
     },
-    [w](claim_atom, std::string& repo, std::string& app, std::string& env,
-        std::string& sha) {
-      std::lock_guard guard{w->mx};
-      ++w->claim_asked;
-      return w->claims.emplace(repo, app, env, sha).second;
+    [=](claim_atom a, auto_deployment& x) {
+      {
+        std::lock_guard guard{w->mx};
+        ++w->claim_asked;
+      }
+      return pass(self->make_response_promise<bool>(), a, x);
     },
-    [](revision_atom, std::string&, std::string&) { return std::string{}; },
-    [](revision_atom, std::string&, std::string&, std::string&) {},
   };
 }
 
@@ -204,16 +225,23 @@ constexpr auto prod_payload
     R"("actor":"alice","sha":"01234567"})";
 
 struct auto_fixture {
+  temp_dir dir; // Declared first: removed after the system is gone.
+  std::filesystem::path db = dir.path / "heaven.db";
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log_sink
     = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
   std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
   http_client_actor http = sys.spawn(http_client);
+  store_actor real;
   std::shared_ptr<store_world> store_w = std::make_shared<store_world>();
-  store_actor store = sys.spawn(fake_store, store_w);
+  store_actor store;
   http_stub github;
   github_world world;
+  /// The "deploy" outbox, as heaven runs it.
+  outbox_actor creations;
+  outbox_options opts;
   auto_deploy_actor actor;
   size_t baseline = 0;
 
@@ -229,6 +257,14 @@ struct auto_fixture {
       std::this_thread::sleep_for(std::chrono::milliseconds(delay));
       return res;
     });
+    real = sys.spawn(heaven::store, db.string(),
+                     std::shared_ptr<health_board>{});
+    store = sys.spawn(scripted_store, real, store_w);
+    opts.first_backoff = 10ms;
+    opts.max_backoff = 50ms;
+    opts.request_timeout_ms = 5000;
+    opts.max_attempts = 3;
+    start_creations();
     start(config());
   }
 
@@ -237,9 +273,51 @@ struct auto_fixture {
     BOOST_TEST(all.find(token) == std::string::npos,
                "the token appears in the log");
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    stop(creations);
     caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    stop(real);
     caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
     spdlog::set_default_logger(previous);
+  }
+
+  /// Ends `a` and waits until it is gone.
+  template <class Handle>
+  void stop(const Handle& a) {
+    if (!a)
+      return;
+    self->monitor(a);
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+    self->receive([](const caf::down_msg&) {},
+                  caf::after(30s) >> [] { BOOST_FAIL("an actor hangs"); });
+  }
+
+  /// Starts the "deploy" outbox (anew) and waits until it has its rows.
+  void start_creations() {
+    auto ready = std::make_shared<std::atomic<bool>>(false);
+    auto o = opts;
+    o.ready = [ready] { *ready = true; };
+    creations = sys.spawn(outbox, real, http,
+                          deployment_courier(github_api{github.base_url(),
+                                                        token}),
+                          o);
+    BOOST_REQUIRE(eventually([&] { return ready->load(); }, 20s));
+  }
+
+  /// heaven stops and starts again on the same database, with `o` for
+  /// the "deploy" outbox.
+  void restart(outbox_options o) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    actor = nullptr;
+    stop(creations);
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    stop(real);
+    opts = std::move(o);
+    real = sys.spawn(heaven::store, db.string(),
+                     std::shared_ptr<health_board>{});
+    store = sys.spawn(scripted_store, real, store_w);
+    start_creations();
+    baseline = 0;
+    start(config());
   }
 
   auto_deploy_config config() const {
@@ -262,8 +340,42 @@ struct auto_fixture {
         [&] { return sys.registry().running() == baseline - 1; }, 20s));
     }
     actor = sys.spawn(auto_deploy, std::move(c));
-    // Running now: the client, the store and the actor under test.
+    // Running now: the client, the stores, the outbox and the actor under
+    // test.
     baseline = sys.registry().running();
+  }
+
+  /// The first column of `text`'s rows, on a connection of its own.
+  std::vector<std::string> sql(const std::string& text) const {
+    std::vector<std::string> out;
+    sqlite3* conn = nullptr;
+    if (sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READONLY, nullptr)
+        == SQLITE_OK) {
+      sqlite3_busy_timeout(conn, 5000);
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v2(conn, text.c_str(), -1, &stmt, nullptr)
+          == SQLITE_OK)
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+          auto p = sqlite3_column_text(stmt, 0);
+          out.emplace_back(p ? reinterpret_cast<const char*>(p) : "NULL");
+        }
+      sqlite3_finalize(stmt);
+    }
+    sqlite3_close_v2(conn);
+    return out;
+  }
+
+  /// The outcomes of the "deploy" rows, once none waits.
+  std::vector<std::string> creation_outcomes() {
+    std::vector<std::string> out;
+    BOOST_TEST(eventually(
+      [&] {
+        out = sql("SELECT coalesce(outcome, 'unsettled') FROM outbox WHERE "
+                  "kind = 'deploy' ORDER BY id");
+        return std::count(out.begin(), out.end(), "unsettled") == 0;
+      },
+      20s));
+    return out;
   }
 
   /// GitHub as documented: combined status, compare, create deployment.
@@ -390,15 +502,30 @@ struct auto_fixture {
     return n;
   }
 
+  /// How many logged lines contain `text`.
+  size_t count_containing(const std::string& text) const {
+    size_t n = 0;
+    for (auto& l : logs())
+      n += l.find(text) != std::string::npos ? 1 : 0;
+    return n;
+  }
+
   /// Waits until `line` was logged (exactly) `n` times.
   bool wait_logged(const std::string& line, size_t n = 1) const {
     return eventually([&] { return count_logged(line) >= n; }, 20s);
   }
 
-  /// Waits until every job the actor spawned has quit.
+  /// Waits until every job the actor spawned has quit and no creation
+  /// waits.
   bool settled() {
-    return eventually([&] { return sys.registry().running() == baseline; },
-                      20s);
+    return eventually(
+      [&] {
+        return sys.registry().running() == baseline
+               && sql("SELECT count(*) FROM outbox WHERE kind = 'deploy' AND "
+                      "settled_at IS NULL")
+                    == std::vector<std::string>{"0"};
+      },
+      20s);
   }
 
   /// Waits for `line`, then for the jobs to end; fails the test otherwise.
@@ -432,10 +559,17 @@ struct auto_fixture {
     return result;
   }
 
+  /// The claims in the store, as (repo, app, environment, sha).
   std::set<std::tuple<std::string, std::string, std::string, std::string>>
-  claims() {
-    std::lock_guard guard{store_w->mx};
-    return store_w->claims;
+  claims() const {
+    std::set<std::tuple<std::string, std::string, std::string, std::string>>
+      out;
+    for (auto& row : sql("SELECT json_array(repo, app, environment, sha) "
+                         "FROM auto_deploys")) {
+      auto j = json::parse(row);
+      out.emplace(j[0], j[1], j[2], j[3]);
+    }
+    return out;
   }
 
   int latest_asked() {
@@ -633,7 +767,8 @@ BOOST_AUTO_TEST_CASE(two_environments_get_two_deployments) {
   send(status_event());
   // GitHub numbers them in arrival order, which is not fixed.
   BOOST_REQUIRE(eventually(
-    [&] { return count_starting("info Auto-deploying ") == 2u; }, 20s));
+    [&] { return count_containing(": created GitHub deployment ") == 2u; },
+    20s));
   BOOST_REQUIRE(settled());
   BOOST_TEST(posts().size() == 2u);
   BOOST_TEST(count_logged(created_line("production", 1001))
@@ -667,7 +802,8 @@ BOOST_AUTO_TEST_CASE(a_payload_that_is_not_an_object_starts_from_nothing) {
   // No author known: the payload's actor is left alone.
   send(status_event("success", {"main"}, ""));
   BOOST_REQUIRE(eventually(
-    [&] { return count_starting("info Auto-deploying ") == 3u; }, 20s));
+    [&] { return count_containing(": created GitHub deployment ") == 3u; },
+    20s));
   BOOST_REQUIRE(settled());
   BOOST_TEST(posts().size() == 3u);
   auto bodies = posted_by_environment();
@@ -727,10 +863,14 @@ BOOST_AUTO_TEST_CASE(a_422_on_create_is_logged_and_not_retried) {
                                  R"({"message":"Validation Failed",)"
                                  R"("errors":[]})"}};
   send(status_event());
-  finish_on("error Could not create the auto deployment of "
-            "octo/app@a1b2c3d4 to production (app): HTTP 422: Validation "
-            "Failed; it is not tried again for this sha");
+  finish_on("error the auto deployment of octo/app@a1b2c3d4 to production "
+            "(app) is dropped: HTTP 422: {\"message\":\"Validation "
+            "Failed\",\"errors\":[]}");
   BOOST_TEST(posts().size() == 1u);
+  BOOST_TEST(creation_outcomes()
+             == std::vector<std::string>{
+                  R"(dropped: HTTP 422: {"message":"Validation Failed",)"
+                  R"("errors":[]})"});
 }
 
 BOOST_AUTO_TEST_CASE(create_is_sent_again_as_it_is_only_when_refused) {
@@ -756,21 +896,16 @@ BOOST_AUTO_TEST_CASE(a_create_without_answer_is_looked_up_and_found) {
   // (Not a dropped connection: the POST goes over the connection the GETs
   // used, and libcurl itself sends a POST again when a reused connection
   // closes without an answer.)
-  auto c = config();
-  c.request_timeout_ms = 2000;
-  start(c);
+  auto o = opts;
+  o.request_timeout_ms = 2000;
+  stop(creations);
+  opts = o;
+  start_creations();
   world.created_anyway = {0};
   world.create_delay_ms = {{0, 4000}};
   send(status_event());
-  BOOST_REQUIRE_MESSAGE(
-    eventually([&] {
-      return count_starting("info Auto-deploying octo/app@a1b2c3d4 to "
-                            "production (app): found GitHub deployment "
-                            "1001, created by a request that got ")
-             == 1u;
-    }, 20s),
-    everything_logged());
-  BOOST_REQUIRE(settled());
+  finish_on("info Auto-deploying octo/app@a1b2c3d4 to production (app): "
+            "found GitHub deployment 1001, created by an earlier request");
   auto all = github.requests();
   BOOST_REQUIRE_EQUAL(all.size(), 4u);
   BOOST_TEST(all[0].target == combined_target);
@@ -785,8 +920,8 @@ BOOST_AUTO_TEST_CASE(a_create_without_answer_is_looked_up_and_found) {
   BOOST_TEST(lookup.body.empty());
   for (auto& r : all)
     check_headers(r);
-  BOOST_TEST(count_starting("warning Creating the auto deployment of "
-                            "octo/app@a1b2c3d4 to production (app) got ")
+  BOOST_TEST(count_starting("warning the auto deployment of "
+                            "octo/app@a1b2c3d4 to production (app) failed ")
              == 1u);
   BOOST_TEST(count_starting("error ") == 0u);
   // A 500 after GitHub created it: the same, for another sha.
@@ -798,14 +933,15 @@ BOOST_AUTO_TEST_CASE(a_create_without_answer_is_looked_up_and_found) {
   }
   send(status_event("success", {"main"}, "octocat", other_sha));
   finish_on("info Auto-deploying octo/app@b2c3d4e5 to production (app): "
-            "found GitHub deployment 1001, created by a request that got "
-            "HTTP 500: Oops");
+            "found GitHub deployment 1001, created by an earlier request");
   BOOST_TEST(posts().size() == 2u);
   auto lookups = requests_to("GET", "/repos/octo/app/deployments?");
   BOOST_REQUIRE_EQUAL(lookups.size(), 2u);
   BOOST_TEST(lookups[1].target
              == std::string{"/repos/octo/app/deployments?sha="} + other_sha
                   + "&environment=production&task=deploy&per_page=100");
+  BOOST_TEST(creation_outcomes()
+             == (std::vector<std::string>{"delivered", "delivered"}));
 }
 
 BOOST_AUTO_TEST_CASE(without_heavens_deployment_the_create_is_sent_once_more) {
@@ -838,10 +974,9 @@ BOOST_AUTO_TEST_CASE(without_heavens_deployment_the_create_is_sent_once_more) {
                   + "&environment=production&task=deploy&per_page=100");
   BOOST_TEST(all[4].method == "POST");
   BOOST_TEST(all[4].body == all[2].body);
-  BOOST_TEST(count_logged("warning Creating the auto deployment of "
-                          "octo/app@a1b2c3d4 to production (app) again: the "
-                          "request got HTTP 502: Bad Gateway and GitHub has "
-                          "no such deployment (attempt 2 of 3)")
+  BOOST_TEST(count_logged("warning the auto deployment of octo/app@a1b2c3d4 "
+                          "to production (app) failed (HTTP 502), attempt "
+                          "1; trying again in 10 ms")
              == 1u);
 }
 
@@ -870,8 +1005,7 @@ BOOST_AUTO_TEST_CASE(the_lookup_reads_the_next_page_and_a_string_payload) {
     }};
   send(status_event());
   finish_on("info Auto-deploying octo/app@a1b2c3d4 to production (app): "
-            "found GitHub deployment 905, created by a request that got "
-            "HTTP 504: Timeout");
+            "found GitHub deployment 905, created by an earlier request");
   auto lookups = requests_to("GET", "/repos/octo/app/deployments?");
   BOOST_REQUIRE_EQUAL(lookups.size(), 2u);
   BOOST_TEST(lookups[1].target
@@ -890,10 +1024,10 @@ BOOST_AUTO_TEST_CASE(a_failed_lookup_posts_nothing_more) {
                          R"({"message":"Not Found"})"};
   }};
   send(status_event());
-  finish_on("error Could not find out whether the auto deployment of "
-            "octo/app@a1b2c3d4 to production (app) was created (HTTP 500: "
-            "Oops, then listing deployments: HTTP 404: Not Found); not "
-            "creating it again, so that it is created once at most");
+  finish_on("error the auto deployment of octo/app@a1b2c3d4 to production "
+            "(app) is dropped: could not find out whether an earlier "
+            "attempt arrived (looking it up: HTTP 404); not sending it "
+            "again, so that it arrives once at most");
   BOOST_TEST(posts().size() == 1u);
   BOOST_TEST(requests_to("GET", "/repos/octo/app/deployments?").size() == 1u);
 }
@@ -902,18 +1036,87 @@ BOOST_AUTO_TEST_CASE(unanswered_every_time_and_never_found_gives_up) {
   deployed_last({deployed("production", prod_base, prod_payload)});
   world.creates = {stub_response{500, {}, R"({"message":"Oops"})"}};
   send(status_event());
-  finish_on("error Could not create the auto deployment of "
-            "octo/app@a1b2c3d4 to production (app): HTTP 500: Oops, and "
-            "GitHub has no such deployment; it is not tried again for this "
-            "sha");
-  // Each POST is looked up before the next one, and the last one too.
+  finish_on("error the auto deployment of octo/app@a1b2c3d4 to production "
+            "(app) is dropped: gave up after 3 attempt(s): HTTP 500");
+  // Each POST is looked up before the next one.
   std::vector<std::string> seen;
   for (auto& r : github.requests())
     if (r.target.rfind("/repos/octo/app/deployments", 0) == 0)
       seen.push_back(r.method);
-  std::vector<std::string> expected = {"POST", "GET", "POST",
-                                       "GET",  "POST", "GET"};
+  std::vector<std::string> expected = {"POST", "GET", "POST", "GET", "POST"};
   BOOST_TEST(seen == expected, boost::test_tools::per_element());
+}
+
+// -- restarts ---------------------------------------------------------------
+
+namespace {
+
+/// The body of the creation of `sha` in production with prod_payload.
+std::string production_request() {
+  auto payload = json::parse(prod_payload);
+  payload["actor"] = "octocat";
+  payload["sha"] = sha;
+  return json{{"ref", sha},
+              {"environment", "production"},
+              {"task", "deploy"},
+              {"auto_merge", false},
+              {"payload", payload},
+              {"description", description}}
+    .dump();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_claim_left_by_a_killed_heaven_is_created_once) {
+  // heaven claimed the sha and died before its request went out: the claim
+  // and the request are one row in the store.
+  stop(creations);
+  bool first = false;
+  self
+    ->request(real, 30s, claim_atom::value,
+              auto_deployment{"octo/app", "app", "production", sha,
+                              production_request()})
+    .receive([&](bool x) { first = x; },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_REQUIRE(first);
+  BOOST_TEST(github.requests().empty());
+  // The next heaven does not know whether it went out: it looks first.
+  restart(opts);
+  BOOST_REQUIRE(wait_logged(created_line("production", 1001)));
+  BOOST_REQUIRE(settled());
+  std::vector<std::string> seen;
+  for (auto& r : github.requests())
+    seen.push_back(r.method + " " + r.target);
+  BOOST_TEST(seen
+             == (std::vector<std::string>{
+                  std::string{"GET /repos/octo/app/deployments?sha="} + sha
+                    + "&environment=production&task=deploy&per_page=100",
+                  "POST /repos/octo/app/deployments"}));
+  BOOST_TEST(json::parse(posts().at(0).body)
+             == json::parse(production_request()));
+  check_headers(posts().at(0));
+  // And a green status for that sha does not claim it again.
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  send(status_event());
+  finish_on("info Not auto-deploying octo/app@a1b2c3d4 to production: "
+            "already auto-deployed");
+  BOOST_TEST(posts().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_create_whose_answer_died_with_heaven_is_not_repeated) {
+  deployed_last({deployed("production", prod_base, prod_payload)});
+  // GitHub creates it but answers only after heaven is gone.
+  world.created_anyway = {0};
+  world.create_delay_ms = {{0, 3000}};
+  send(status_event());
+  BOOST_REQUIRE(eventually([&] { return posts().size() == 1u; }, 20s));
+  restart(opts);
+  finish_on("info Auto-deploying octo/app@a1b2c3d4 to production (app): "
+            "found GitHub deployment 1001, created by an earlier request");
+  BOOST_TEST(posts().size() == 1u);
+  BOOST_TEST(requests_to("GET", "/repos/octo/app/deployments?").size() == 1u);
+  BOOST_TEST(claims().size() == 1u);
+  BOOST_TEST(creation_outcomes() == std::vector<std::string>{"delivered"});
 }
 
 BOOST_AUTO_TEST_CASE(no_token_means_no_request) {

@@ -48,9 +48,8 @@ struct record {
   std::vector<int64_t> swept;
   /// Every provider started, in order.
   std::vector<caf::actor> providers;
-  // -- what the fake auto_deploy and notify actors heard
+  // -- what the fake auto_deploy actor heard
   std::vector<commit_status_event> statuses;
-  std::vector<deployment_notice> notices;
 };
 
 using record_ptr = std::shared_ptr<record>;
@@ -111,15 +110,8 @@ store_actor::behavior_type gate(store_actor::pointer self, store_actor real,
         self->make_response_promise<std::vector<deployed_environment>>(), a,
         repo);
     },
-    [=](claim_atom a, std::string& r, std::string& ap, std::string& e,
-        std::string& s) {
-      return pass(self->make_response_promise<bool>(), a, r, ap, e, s);
-    },
-    [=](revision_atom a, std::string& r, std::string& e) {
-      return pass(self->make_response_promise<std::string>(), a, r, e);
-    },
-    [=](revision_atom a, std::string& r, std::string& e, std::string& s) {
-      self->send(real, a, r, e, s);
+    [=](claim_atom a, auto_deployment& x) {
+      return pass(self->make_response_promise<bool>(), a, x);
     },
   };
 }
@@ -130,13 +122,6 @@ auto_deploy_actor::behavior_type fake_auto_deploy(auto_deploy_actor::pointer,
     [=](status_atom, commit_status_event& ev) {
       rec->statuses.push_back(ev);
     },
-  };
-}
-
-notify_actor::behavior_type fake_notify(notify_actor::pointer,
-                                        record_ptr rec) {
-  return {
-    [=](notify_atom, deployment_notice& n) { rec->notices.push_back(n); },
   };
 }
 
@@ -970,9 +955,8 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_gets_202_and_nothing_happens) {
              == std::vector<std::string>{"1"});
 }
 
-BOOST_AUTO_TEST_CASE(status_events_go_to_auto_deploy_and_statuses_to_notify) {
+BOOST_AUTO_TEST_CASE(status_events_go_to_auto_deploy_and_notices_to_the_store) {
   ctx->auto_deploy = sys.spawn(fake_auto_deploy, rec);
-  ctx->notify = sys.spawn(fake_notify, rec);
   start();
   inbound_event status;
   status.delivery = "s-1";
@@ -995,11 +979,11 @@ BOOST_AUTO_TEST_CASE(status_events_go_to_auto_deploy_and_statuses_to_notify) {
   sched.run();
   BOOST_REQUIRE(rec->statuses.size() == 1u);
   BOOST_TEST(rec->statuses[0].sha == status.status.sha);
-  BOOST_REQUIRE(rec->notices.size() == 1u);
-  BOOST_TEST(rec->notices[0].deployment_id == 42);
+  // The notice waits in the store's outbox for the chat services, once.
+  BOOST_TEST(query(db, "SELECT stream FROM outbox WHERE kind = 'notice'")
+             == std::vector<std::string>{"octo/app#42"});
   BOOST_TEST(rec->requests.empty());
   caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(ctx->notify, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(a_status_not_yet_delivered_is_delivered_after_a_restart) {

@@ -7,10 +7,16 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -563,6 +569,140 @@ BOOST_AUTO_TEST_CASE(every_chat_service_hears_of_deployments_and_one_down_delays
                       std::string{hook_secret}})
     BOOST_CHECK_MESSAGE(log.find(secret) == std::string::npos,
                         "heaven's log holds " + secret);
+}
+
+
+namespace {
+
+/// A chat stand-in that is down (503) until `up`, and keeps what it
+/// accepted while up, in order.
+struct chat_stand_in {
+  http_stub stub;
+  std::shared_ptr<std::atomic<bool>> up
+    = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::mutex> mx = std::make_shared<std::mutex>();
+  std::shared_ptr<std::vector<recorded_request>> accepted
+    = std::make_shared<std::vector<recorded_request>>();
+
+  chat_stand_in() {
+    stub.respond_with([up = up, mx = mx, accepted = accepted](
+                        const recorded_request& r) {
+      if (!*up)
+        return stub_response{503, {{"Content-Type", "text/plain"}}, "down"};
+      std::lock_guard guard{*mx};
+      accepted->push_back(r);
+      return stub_response{200, {{"Content-Type", "text/plain"}}, "ok"};
+    });
+  }
+
+  std::vector<recorded_request> got() const {
+    std::lock_guard guard{*mx};
+    return *accepted;
+  }
+
+  /// Waits until no request has come for half a second.
+  void quiet() const {
+    auto seen = stub.requests().size();
+    for (int still = 0; still < 5;) {
+      std::this_thread::sleep_for(100ms);
+      auto now = stub.requests().size();
+      still = now == seen ? still + 1 : 0;
+      seen = now;
+    }
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_killed_heaven_loses_no_chat_message_and_sends_none_twice) {
+  chat_stand_in slack;
+  chat_stand_in hook;
+  heaven_server::env_list env = {
+    {"SLACK_WEBHOOK_URL", slack.stub.base_url() + std::string{slack_path + 1}},
+    {"HEAVEN_NOTIFY_WEBHOOK_URL", hook.stub.base_url() + "hook"},
+    {"HEAVEN_NOTIFY_WEBHOOK_SECRET", hook_secret},
+    {"HEAVEN_RETRY_BACKOFF_MS", "50"},
+    {"HEAVEN_RETRY_MAX_BACKOFF_MS", "200"}};
+  std::set<std::string> ids_while_down;
+  {
+    heaven_server h{data, github.base_url(), env};
+    for (auto [delivery, ev] :
+         {std::pair{"ds-k1", deployment_status_event(601, "in_progress", sha,
+                                                     "Deploying")},
+          std::pair{"ds-k2",
+                    deployment_status_event(601, "success", sha, "Deployed")},
+          std::pair{"ds-k3", deployment_status_event(602, "failure", next_sha,
+                                                     "exit 3")}})
+      BOOST_REQUIRE_EQUAL(h.post_event("deployment_status", delivery,
+                                       ev.dump())
+                            .status,
+                          201);
+    // Both services are down; heaven keeps trying the first message.
+    BOOST_REQUIRE(slack.stub.wait_for(2, 30000));
+    BOOST_REQUIRE(hook.stub.wait_for(2, 30000));
+    kill(h.pid, SIGKILL);
+    waitpid(h.pid, nullptr, 0);
+    h.pid = -1;
+  }
+  // What the killed heaven had in flight has arrived; nothing was accepted.
+  slack.quiet();
+  hook.quiet();
+  for (auto& r : hook.stub.requests())
+    ids_while_down.insert(r.header("x-heaven-delivery"));
+  BOOST_CHECK_EQUAL(ids_while_down.size(), 1u);
+  BOOST_CHECK(slack.got().empty());
+  // The services are back, and so is heaven.
+  *slack.up = true;
+  *hook.up = true;
+  heaven_server h{data, github.base_url(), env};
+  BOOST_REQUIRE(eventually([&] { return slack.got().size() >= 3; }, 30s));
+  BOOST_REQUIRE(eventually([&] { return hook.got().size() >= 3; }, 30s));
+  // A later notice goes after whatever waited: once it is in, anything sent
+  // twice would be too.
+  BOOST_REQUIRE_EQUAL(
+    h.post_event("deployment_status", "ds-k4",
+                 deployment_status_event(603, "pending", next_sha, "Queued")
+                   .dump())
+      .status,
+    201);
+  BOOST_REQUIRE(eventually([&] { return slack.got().size() >= 4; }, 30s));
+  BOOST_REQUIRE(eventually([&] { return hook.got().size() >= 4; }, 30s));
+  auto said = slack.got();
+  BOOST_REQUIRE_EQUAL(said.size(), 4u);
+  std::vector<std::string> expected = {
+    "#601> : <https://github.com/alice|alice> is deploying",
+    "#601> : <https://github.com/alice|alice>'s production deployment of "
+    "<https://github.com/octo/app|app> is done! ",
+    "#602> : <https://github.com/alice|alice>'s production deployment of "
+    "<https://github.com/octo/app|app> failed. ",
+    "#603> : <https://github.com/alice|alice> is deploying"};
+  for (std::size_t i = 0; i < said.size(); ++i) {
+    BOOST_CHECK_EQUAL(said[i].target, slack_path);
+    auto text = json::parse(said[i].body)["attachments"][0]["text"]
+                  .get<std::string>();
+    BOOST_CHECK_MESSAGE(text.find(expected[i]) != std::string::npos, text);
+  }
+  // The generic webhook: every message once, each with a delivery id of its
+  // own, the first with the id it had before heaven was killed.
+  auto sent = hook.got();
+  BOOST_REQUIRE_EQUAL(sent.size(), 4u);
+  std::vector<std::string> states;
+  std::set<std::string> ids;
+  for (auto& r : sent) {
+    states.push_back(json::parse(r.body)["state"]);
+    ids.insert(r.header("x-heaven-delivery"));
+    BOOST_CHECK_EQUAL(r.header("x-heaven-signature-256"),
+                      "sha256=" + hmac_sha256_hex(hook_secret, r.body));
+  }
+  BOOST_CHECK((states
+               == std::vector<std::string>{"in_progress", "success",
+                                           "failure", "pending"}));
+  BOOST_CHECK_EQUAL(ids.size(), 4u);
+  BOOST_CHECK_EQUAL(sent[0].header("x-heaven-delivery"),
+                    *ids_while_down.begin());
+  auto log = read_text(h.stderr_file);
+  BOOST_CHECK_MESSAGE(log.find("SLACKe2eSECRETwebhook") == std::string::npos,
+                      "heaven's log holds the Slack URL");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

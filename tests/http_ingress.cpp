@@ -92,13 +92,7 @@ store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
     [](latest_atom, const std::string&) {
       return std::vector<deployed_environment>{};
     },
-    [](claim_atom, const std::string&, const std::string&,
-       const std::string&, const std::string&) { return false; },
-    [](revision_atom, const std::string&, const std::string&) {
-      return std::string{};
-    },
-    [](revision_atom, const std::string&, const std::string&,
-       const std::string&) {},
+    [](claim_atom, const auto_deployment&) { return false; },
   };
 }
 

@@ -1,10 +1,15 @@
-// The NOTIFY dispatcher and the chat notifiers against local stand-ins for
-// Slack, HipChat, Campfire, Flowdock, a generic webhook receiver and GitHub's
-// compare API, over real sockets, through the real http_client actor. The
-// store is a small fake that answers revision get/set (the real one is
-// tested in tests/store.cpp).
+// Chat notifications end to end inside heaven: the real store queues a
+// notice for every deployment_status event it accepts, the notice outbox
+// asks a GitHub stand-in for the commit list and turns the notice into one
+// row per chat service and message, and each chat service's outbox delivers
+// them to a local stand-in for Slack, HipChat, Campfire, Flowdock or a
+// generic webhook receiver. Real SQLite files, real sockets, the real
+// http_client actor; heaven "restarts" by stopping its actors and starting
+// new ones on the same database.
 #include "actors/notify.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <map>
@@ -12,20 +17,19 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
 #include <boost/test/unit_test.hpp>
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/event_based_actor.hpp>
-#include <caf/send.hpp>
-#include <caf/typed_event_based_actor.hpp>
+#include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include "actors/http_client.hpp"
+#include "actors/store.hpp"
 #include "actors/webhook.hpp"
 #include "tests/support/http_stub.hpp"
 #include "tests/support/recorder.hpp"
@@ -47,39 +51,28 @@ constexpr auto flow_token = "flowdock-secret-token-0004";
 constexpr auto webhook_secret = "webhook-secret-0005";
 constexpr auto gh_token = "ghp_notify_test_token_0006";
 
-/// What the fake store knows and was told.
-struct store_record {
-  std::mutex mx;
-  /// (repo, environment) -> revision.
-  std::map<std::pair<std::string, std::string>, std::string> revisions;
-  /// Every revision set, in order: (repo, environment, sha).
-  std::vector<std::tuple<std::string, std::string, std::string>> sets;
-  int gets = 0;
-
-  std::vector<std::tuple<std::string, std::string, std::string>> all_sets() {
-    std::lock_guard guard{mx};
-    return sets;
+/// Runs `sql` on its own connection to `db`; the first column of each row.
+std::vector<std::string> sql(const std::filesystem::path& db,
+                             const std::string& text) {
+  std::vector<std::string> out;
+  sqlite3* conn = nullptr;
+  if (sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READWRITE, nullptr)
+      == SQLITE_OK) {
+    sqlite3_busy_timeout(conn, 5000);
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(conn, text.c_str(), -1, &stmt, nullptr)
+        == SQLITE_OK) {
+      while (sqlite3_step(stmt) == SQLITE_ROW) {
+        auto p = sqlite3_column_text(stmt, 0);
+        out.emplace_back(p ? reinterpret_cast<const char*>(p) : "NULL");
+      }
+    } else {
+      BOOST_FAIL(sqlite3_errmsg(conn));
+    }
+    sqlite3_finalize(stmt);
   }
-};
-
-/// A store that answers only the revision messages the dispatcher sends.
-caf::behavior fake_store(caf::event_based_actor*,
-                         std::shared_ptr<store_record> rec) {
-  return {
-    [rec](revision_atom, const std::string& repo,
-          const std::string& env) -> std::string {
-      std::lock_guard guard{rec->mx};
-      ++rec->gets;
-      auto i = rec->revisions.find({repo, env});
-      return i == rec->revisions.end() ? "" : i->second;
-    },
-    [rec](revision_atom, const std::string& repo, const std::string& env,
-          const std::string& revision) {
-      std::lock_guard guard{rec->mx};
-      rec->revisions[{repo, env}] = revision;
-      rec->sets.emplace_back(repo, env, revision);
-    },
-  };
+  sqlite3_close_v2(conn);
+  return out;
 }
 
 /// A notice as the receiver makes it from a `deployment_status` event.
@@ -156,20 +149,22 @@ stub_response ok() {
 }
 
 struct notify_fixture {
+  temp_dir dir; // Declared first: removed after the system is gone.
+  std::filesystem::path db = dir.path / "heaven.db";
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
   http_client_actor http = sys.spawn(http_client);
+  store_actor store;
   http_stub slack;
   http_stub hipchat;
   http_stub campfire;
   http_stub flowdock;
   http_stub hook;
   http_stub github;
-  std::shared_ptr<store_record> store_rec = std::make_shared<store_record>();
-  store_actor store
-    = caf::actor_cast<store_actor>(sys.spawn(fake_store, store_rec));
-  std::vector<notifier_actor> notifiers;
-  notify_actor notify;
+  std::vector<outbox_actor> boxes;
+  outbox_options opts;
+  int next_delivery = 1;
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log_sink
     = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(5000);
   std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
@@ -190,18 +185,54 @@ struct notify_fixture {
                              compare_answer()};
       return stub_response{404, {}, R"({"message":"Not Found"})"};
     });
+    opts.first_backoff = 10ms;
+    opts.max_backoff = 50ms;
+    opts.request_timeout_ms = 5000;
+    open_store();
+  }
+
+  /// Starts the store and waits until it has opened (made) the database.
+  void open_store() {
+    store = sys.spawn(heaven::store, db.string(),
+                      std::shared_ptr<health_board>{});
+    self->request(store, 30s, list_atom::value, int32_t{1})
+      .receive([](std::string&) {},
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
   }
 
   ~notify_fixture() {
-    if (notify)
-      caf::anon_send_exit(notify, caf::exit_reason::user_shutdown);
-    for (auto& n : notifiers)
-      caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    stop_outboxes();
+    stop(store);
     caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
     spdlog::set_default_logger(previous);
     if (std::getenv("NOTIFY_TEST_DUMP"))
       std::fprintf(stderr, "%s", logged().c_str());
+  }
+
+  /// Ends `a` and waits until it is gone.
+  template <class Handle>
+  void stop(const Handle& a) {
+    if (!a)
+      return;
+    self->monitor(a);
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+    self->receive([](const caf::down_msg&) {},
+                  caf::after(30s) >> [] { BOOST_FAIL("an actor hangs"); });
+  }
+
+  void stop_outboxes() {
+    for (auto& b : boxes)
+      stop(b);
+    boxes.clear();
+  }
+
+  /// heaven stops (its actors end) and starts again on the same database
+  /// with `s`.
+  void restart(settings s) {
+    stop_outboxes();
+    stop(store);
+    open_store();
+    start(std::move(s));
   }
 
   std::string slack_url() const {
@@ -252,22 +283,64 @@ struct notify_fixture {
     return s;
   }
 
-  static delivery_options fast(int attempts = 3) {
-    delivery_options opts;
-    opts.attempts = attempts;
-    opts.first_backoff = 10ms;
-    opts.timeout_ms = 5000;
-    return opts;
+  /// Spawns the outboxes `s` configures (one per chat service and the
+  /// notice outbox), as heaven does, and waits until each has its rows.
+  void start(settings s) {
+    auto ready = std::make_shared<std::atomic<int>>(0);
+    auto o = opts;
+    o.ready = [ready] { ++*ready; };
+    boxes = spawn_chat_outboxes(sys, store, http, s, o);
+    BOOST_REQUIRE(eventually(
+      [&] { return *ready == static_cast<int>(boxes.size()); }, 20s));
   }
 
-  /// Spawns the notifiers `s` configures and the dispatcher.
-  void start(settings s, delivery_options opts = fast()) {
-    notifiers = spawn_notifiers(sys, s, http, opts);
-    notify = spawn_notify(sys, notify_config_from(s, http, store, notifiers));
-  }
-
+  /// The store accepts the `deployment_status` event of `n`, as the
+  /// receiver hands it over.
   void send(deployment_notice n) {
-    caf::anon_send(notify, notify_atom::value, std::move(n));
+    inbound_event ev;
+    ev.delivery = "ds-" + std::to_string(next_delivery++);
+    ev.type = "deployment_status";
+    ev.body = R"({"deployment_status":{}})";
+    ev.repo = n.repo;
+    ev.notice = std::move(n);
+    self->request(store, 30s, accept_atom::value, std::move(ev))
+      .receive([](accept_result& r) { BOOST_REQUIRE(!r.duplicate); },
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  }
+
+  /// Sets the revision of octo/app on production, as an earlier deploy
+  /// would have.
+  void set_revision(const std::string& revision) {
+    sql(db, "INSERT INTO revisions(repo, environment, sha, recorded_at) "
+            "VALUES('octo/app', 'production', '" + revision + "', 'then') "
+            "ON CONFLICT(repo, environment) DO UPDATE SET sha = "
+            "excluded.sha");
+  }
+
+  /// The revision of octo/app on `environment` ("" when none).
+  std::string revision(const std::string& environment = "production") {
+    auto rows = sql(db, "SELECT sha FROM revisions WHERE repo = 'octo/app' "
+                        "AND environment = '" + environment + "'");
+    return rows.empty() ? std::string{} : rows.front();
+  }
+
+  /// Waits until `stub` gets no more requests (those a stopped heaven had
+  /// in flight have arrived).
+  static void quiet(const http_stub& stub) {
+    auto seen = stub.requests().size();
+    for (int still = 0; still < 5;) {
+      std::this_thread::sleep_for(100ms);
+      auto now = stub.requests().size();
+      still = now == seen ? still + 1 : 0;
+      seen = now;
+    }
+  }
+
+  /// How many outbox rows of `kind` wait.
+  int unsettled(const std::string& kind) {
+    return std::stoi(sql(db, "SELECT count(*) FROM outbox WHERE kind = '"
+                               + kind + "' AND settled_at IS NULL")
+                       .front());
   }
 
   /// The `n` first requests `stub` received (fails the test when fewer came).
@@ -360,29 +433,36 @@ BOOST_AUTO_TEST_SUITE(notify_suite)
 
 BOOST_FIXTURE_TEST_CASE(configured_services_only, notify_fixture) {
   BOOST_TEST(configured_notifiers(base()).empty());
-  BOOST_TEST(spawn_notifiers(sys, base(), http, fast()).empty());
+  BOOST_TEST(chat_services(base()).empty());
   auto all = with_hook(
     with_flowdock(with_campfire(with_hipchat(with_slack(base())))));
   BOOST_TEST(configured_notifiers(all)
              == (std::vector<std::string>{"slack", "hipchat", "campfire",
                                           "flowdock", "webhook"}));
-  notifiers = spawn_notifiers(sys, all, http, fast());
-  BOOST_TEST(notifiers.size() == 5u);
+  std::vector<std::string> names;
+  for (auto& s : chat_services(all))
+    names.push_back(s.name);
+  BOOST_TEST(names == configured_notifiers(all));
+  BOOST_TEST(chat_kind("slack") == "chat.slack");
   // Settings that cannot work are logged and skipped, nothing else.
   auto broken = with_hipchat(base());
   broken.flowdock_flow_tokens = R"({"ops": ["not", "a", "token"]})";
   broken.campfire_token = campfire_token;
   broken.campfire_subdomain = "";
-  auto some = spawn_notifiers(sys, broken, http, fast());
-  BOOST_TEST(some.size() == 1u);
-  for (auto& n : some)
-    notifiers.push_back(n);
+  auto some = chat_services(broken);
+  BOOST_REQUIRE_EQUAL(some.size(), 1u);
+  BOOST_TEST(some[0].name == "hipchat");
   BOOST_TEST(log_has("error flowdock: FLOWDOCK_FLOW_TOKENS is not a JSON "
                      "object of flow names to token strings; Flowdock is not "
                      "notified"));
   BOOST_TEST(log_has("error campfire: CAMPFIRE_SUBDOMAIN is not set; "
                      "Campfire is not notified"));
-  BOOST_TEST(delivery_options_from(base()).attempts == 5);
+  // One outbox per service that works, and the notice outbox.
+  start(broken);
+  BOOST_TEST(boxes.size() == 2u);
+  BOOST_TEST(log_has("info heaven tells hipchat about deployment statuses"));
+  // Chat messages are retried until HEAVEN_OUTBOX_MAX_AGE unless told.
+  BOOST_TEST(settings{}.notify_retries == 0);
 }
 
 BOOST_FIXTURE_TEST_CASE(slack_message_for_each_state, notify_fixture) {
@@ -667,10 +747,7 @@ BOOST_FIXTURE_TEST_CASE(webhook_without_secret_is_unsigned, notify_fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(commit_list_with_a_limit, notify_fixture) {
-  {
-    std::lock_guard guard{store_rec->mx};
-    store_rec->revisions[{"octo/app", "production"}] = base_sha;
-  }
+  set_revision(base_sha);
   auto s = with_hook(with_hipchat(with_slack(base())));
   s.display_commits = true;
   s.display_commits_limit = 2;
@@ -734,17 +811,27 @@ BOOST_FIXTURE_TEST_CASE(commit_list_with_a_limit, notify_fixture) {
        {"url", commit_url('2')}}}}};
   BOOST_TEST(body_of(hook_got[0])["changes"].dump() == changes.dump());
 
-  BOOST_TEST(eventually([&] { return store_rec->all_sets().size() == 1; }));
-  BOOST_TEST(std::get<2>(store_rec->all_sets().at(0)) == sha);
-  BOOST_TEST(std::get<0>(store_rec->all_sets().at(0)) == "octo/app");
-  BOOST_TEST(std::get<1>(store_rec->all_sets().at(0)) == "production");
+  // One comparison for the notice, whatever the number of services, and
+  // the revision recorded once, when the event was accepted.
+  BOOST_TEST(github.requests().size() == 1u);
+  BOOST_TEST(revision() == sha);
+  BOOST_TEST(sql(db, "SELECT count(*) FROM revisions")
+             == std::vector<std::string>{"1"});
+  BOOST_TEST(sql(db, "SELECT json_extract(body, '$.base') FROM outbox "
+                     "WHERE kind = 'notice'")
+             == std::vector<std::string>{base_sha});
+  // Slack's two messages, HipChat's two, the webhook's one: five rows.
+  BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 0; }));
+  BOOST_TEST(sql(db, "SELECT kind FROM outbox WHERE kind LIKE 'chat.%' "
+                     "ORDER BY id")
+             == (std::vector<std::string>{"chat.slack", "chat.slack",
+                                          "chat.hipchat", "chat.hipchat",
+                                          "chat.webhook"}));
+  BOOST_TEST(github.requests().size() == 1u);
 }
 
 BOOST_FIXTURE_TEST_CASE(commit_list_without_a_limit, notify_fixture) {
-  {
-    std::lock_guard guard{store_rec->mx};
-    store_rec->revisions[{"octo/app", "production"}] = base_sha;
-  }
+  set_revision(base_sha);
   auto s = with_campfire(with_flowdock(base()));
   s.display_commits = true;
   start(s);
@@ -776,8 +863,9 @@ BOOST_FIXTURE_TEST_CASE(commit_list_without_a_limit, notify_fixture) {
                   + commit('1', "<a href='https://github.com/bob'>bob</a>",
                            "First change")
                   + "</ul>");
-  BOOST_TEST(eventually([&] { return store_rec->all_sets().size() == 1; }));
+  BOOST_TEST(revision() == sha);
 }
+
 
 BOOST_FIXTURE_TEST_CASE(first_deploy_lists_nothing_but_records_revision,
                         notify_fixture) {
@@ -787,57 +875,53 @@ BOOST_FIXTURE_TEST_CASE(first_deploy_lists_nothing_but_records_revision,
   send(notice("success"));
   auto got = first(slack, 1);
   BOOST_TEST(slack_text(got[0]).find("is done! ") != std::string::npos);
-  BOOST_TEST(eventually([&] { return store_rec->all_sets().size() == 1; }));
-  BOOST_TEST(std::get<2>(store_rec->all_sets().at(0)) == sha);
+  BOOST_TEST(revision() == sha);
+  BOOST_TEST(github.requests().empty());
   // The next deploy of that environment compares against it.
   auto next = notice("success", 45);
   next.sha = sha_of('9');
   send(next);
+  BOOST_TEST(revision() == sha_of('9'));
   auto compares = first(github, 1);
   BOOST_TEST(compares[0].target
              == std::string{"/repos/octo/app/compare/"} + sha + "..."
                   + sha_of('9'));
   // GitHub's 404 for that comparison: the message goes out without a list.
   BOOST_REQUIRE(slack.wait_for(2));
-  BOOST_TEST(eventually([&] { return store_rec->all_sets().size() == 2; }));
-  BOOST_TEST(std::get<2>(store_rec->all_sets().at(1)) == sha_of('9'));
+  BOOST_TEST(slack_text(slack.requests()[1]).find("#45> : ")
+             != std::string::npos);
   // A non-deploy task and a failure record nothing.
   auto migration = notice("success", 46);
   migration.task = "deploy:migrations";
+  migration.sha = sha_of('7');
   send(migration);
   send(notice("failure", 47));
   BOOST_REQUIRE(slack.wait_for(4));
   BOOST_TEST(slack.requests().size() == 4u);
-  BOOST_TEST(store_rec->all_sets().size() == 2u);
+  BOOST_TEST(revision() == sha_of('9'));
   BOOST_TEST(github.requests().size() == 1u);
+  BOOST_TEST(log_has("error the commit list of success of octo/app "
+                     "deployment 45 to production is dropped: HTTP 404"));
   BOOST_TEST(log_has("warning notify: comparing octo/app c0ffee00...99999999 "
-                     "failed (HTTP 404); the message goes out without the "
+                     "failed (dropped); the messages go out without the "
                      "commit list"));
 }
 
 BOOST_FIXTURE_TEST_CASE(display_commits_off_records_without_asking,
                         notify_fixture) {
-  {
-    std::lock_guard guard{store_rec->mx};
-    store_rec->revisions[{"octo/app", "production"}] = base_sha;
-  }
+  set_revision(base_sha);
   start(with_slack(base()));
   send(notice("success"));
   send(notice("pending", 43));
-  auto got = first(slack, 2);
+  first(slack, 2);
   BOOST_TEST(slack.requests().size() == 2u);
-  BOOST_TEST(eventually([&] { return store_rec->all_sets().size() == 1; }));
+  BOOST_TEST(revision() == sha);
   BOOST_TEST(github.requests().empty());
-  std::lock_guard guard{store_rec->mx};
-  BOOST_TEST(store_rec->gets == 0);
 }
 
-BOOST_FIXTURE_TEST_CASE(a_slow_comparison_holds_only_its_environment,
+BOOST_FIXTURE_TEST_CASE(a_slow_comparison_holds_only_its_deployment,
                         notify_fixture) {
-  {
-    std::lock_guard guard{store_rec->mx};
-    store_rec->revisions[{"octo/app", "production"}] = base_sha;
-  }
+  set_revision(base_sha);
   std::promise<void> release;
   auto released = release.get_future().share();
   github.respond_with([released](const recorded_request&) {
@@ -845,26 +929,31 @@ BOOST_FIXTURE_TEST_CASE(a_slow_comparison_holds_only_its_environment,
     return stub_response{200, {{"Content-Type", "application/json"}},
                          compare_answer()};
   });
+  opts.request_timeout_ms = 60000;
   auto s = with_slack(base());
   s.display_commits = true;
   start(s);
   send(notice("success"));
   BOOST_REQUIRE(github.wait_for(1));
-  // Another environment goes out at once; the same one waits its turn.
+  // The same deployment waits its turn; others go out at once.
+  send(notice("error"));
   send(notice("failure", 50));
   auto staging = notice("in_progress", 51);
   staging.environment = "staging";
   send(staging);
-  auto got = first(slack, 1);
-  BOOST_TEST(body_of(got[0])["attachments"][0]["pretext"]
+  auto got = first(slack, 2);
+  BOOST_TEST(slack_text(got[0]).find("#50> : ") != std::string::npos);
+  BOOST_TEST(body_of(got[1])["attachments"][0]["pretext"]
              == "#51 - app / main / staging");
-  BOOST_TEST(slack.requests().size() == 1u);
+  BOOST_TEST(slack.requests().size() == 2u);
   release.set_value();
-  got = first(slack, 4);
-  BOOST_TEST(slack_text(got[1]).find("#42> : ") != std::string::npos);
-  BOOST_TEST(slack_text(got[2]).find("Total Commits: 3") == 0u);
-  BOOST_TEST(slack_text(got[3]).find("#50> : ") != std::string::npos);
-  BOOST_TEST(slack_text(got[3]).find("failed. ") != std::string::npos);
+  got = first(slack, 5);
+  BOOST_TEST(slack_text(got[2]).find("#42> : ") != std::string::npos);
+  BOOST_TEST(slack_text(got[2]).find("is done! ") != std::string::npos);
+  BOOST_TEST(slack_text(got[3]).find("Total Commits: 3") == 0u);
+  BOOST_TEST(slack_text(got[4]).find("#42> : ") != std::string::npos);
+  BOOST_TEST(slack_text(got[4]).find("has errors. ") != std::string::npos);
+  BOOST_TEST(github.requests().size() == 1u);
 }
 
 BOOST_FIXTURE_TEST_CASE(slack_down_never_holds_up_hipchat, notify_fixture) {
@@ -876,9 +965,10 @@ BOOST_FIXTURE_TEST_CASE(slack_down_never_holds_up_hipchat, notify_fixture) {
     return stub_response{503, {{"Content-Type", "text/plain"}}, "down"};
   });
   // Long enough that the hanging request is never timed out and retried.
-  auto opts = fast();
-  opts.timeout_ms = 120000;
-  start(with_hipchat(with_slack(base())), opts);
+  opts.request_timeout_ms = 120000;
+  auto s = with_hipchat(with_slack(base()));
+  s.notify_retries = 3;
+  start(s);
   send(notice("in_progress"));
   send(notice("success"));
   send(notice("failure", 43));
@@ -889,26 +979,26 @@ BOOST_FIXTURE_TEST_CASE(slack_down_never_holds_up_hipchat, notify_fixture) {
              == "@alice's production deployment of "
                 "https://github.com/octo/app failed. ಠﭛಠ");
   BOOST_TEST(slack.requests().size() == 1u);
-  // The dispatcher keeps going too.
   send(notice("error", 44));
   first(hipchat, 4);
   release.set_value();
-  // Each message: three attempts, then given up on, then the next one.
+  // Each message: three attempts, then dropped, then the next one.
   auto tried = first(slack, 12);
   for (std::size_t i = 0; i < 12; ++i)
     BOOST_TEST(tried[i].body == tried[i / 3 * 3].body);
   BOOST_TEST(slack_text(tried[0]).find("is deploying") != std::string::npos);
   BOOST_TEST(slack_text(tried[9]).find("#44> : ") != std::string::npos);
-  BOOST_TEST(log_has("error slack: gave up delivering", 4));
-  BOOST_TEST(log_has("error slack: gave up delivering failure of octo/app "
-                     "deployment 43 to production after 3 attempt(s): HTTP "
-                     "503"));
-  BOOST_TEST(log_has("warning slack: delivering in_progress of octo/app "
-                     "deployment 42 to production failed (HTTP 503), attempt "
-                     "1 of 3; retrying in 10 ms"));
-  BOOST_TEST(log_has("warning slack: delivering in_progress of octo/app "
-                     "deployment 42 to production failed (HTTP 503), attempt "
-                     "2 of 3; retrying in 20 ms"));
+  BOOST_TEST(log_has("is dropped: gave up after 3 attempt(s): HTTP 503", 4));
+  BOOST_TEST(log_has("error slack: failure of octo/app deployment 43 to "
+                     "production is dropped: gave up after 3 attempt(s): "
+                     "HTTP 503"));
+  BOOST_TEST(log_has("warning slack: in_progress of octo/app deployment 42 "
+                     "to production failed (HTTP 503), attempt 1; trying "
+                     "again in 10 ms"));
+  BOOST_TEST(log_has("warning slack: in_progress of octo/app deployment 42 "
+                     "to production failed (HTTP 503), attempt 2; trying "
+                     "again in 20 ms"));
+  BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 0; }));
   BOOST_TEST(logged().find(slack_token) == std::string::npos);
 }
 
@@ -916,7 +1006,6 @@ BOOST_FIXTURE_TEST_CASE(slack_unreachable_never_holds_up_hipchat,
                         notify_fixture) {
   // At debug level: http_client logs the requests it could not make, and a
   // Slack webhook's path is its token, so only the origin may appear.
-  spdlog::default_logger()->set_level(spdlog::level::debug);
   uint16_t closed_port = 0;
   {
     http_stub gone;
@@ -925,15 +1014,16 @@ BOOST_FIXTURE_TEST_CASE(slack_unreachable_never_holds_up_hipchat,
   auto s = with_hipchat(base());
   s.slack_webhook_url = "http://127.0.0.1:" + std::to_string(closed_port)
                         + "/services/T000/B000/" + slack_token;
+  s.notify_retries = 3;
   start(s);
   send(notice("in_progress"));
   send(notice("success"));
   auto got = first(hipchat, 2);
   BOOST_TEST(body_of(got[1])["color"] == "green");
-  BOOST_TEST(log_has("error slack: gave up delivering in_progress of octo/app "
-                     "deployment 42 to production after 3 attempt(s): "));
-  BOOST_TEST(log_has("error slack: gave up delivering success of octo/app "
-                     "deployment 42 to production after 3 attempt(s): "));
+  BOOST_TEST(log_has("error slack: in_progress of octo/app deployment 42 to "
+                     "production is dropped: gave up after 3 attempt(s): "));
+  BOOST_TEST(log_has("error slack: success of octo/app deployment 42 to "
+                     "production is dropped: gave up after 3 attempt(s): "));
   BOOST_TEST(log_has("POST http://127.0.0.1:" + std::to_string(closed_port)
                      + " failed: "));
   BOOST_TEST(logged().find(slack_token) == std::string::npos);
@@ -949,7 +1039,7 @@ BOOST_FIXTURE_TEST_CASE(retries_then_delivers_once, notify_fixture) {
       return stub_response{429, {{"Retry-After", "0"}}, "slow down"};
     return ok();
   });
-  start(with_slack(base()), fast(5));
+  start(with_slack(base()));
   send(notice("in_progress"));
   send(notice("success"));
   auto got = first(slack, 4);
@@ -961,8 +1051,8 @@ BOOST_FIXTURE_TEST_CASE(retries_then_delivers_once, notify_fixture) {
   got = first(slack, 5);
   BOOST_TEST(slack.requests().size() == 5u);
   BOOST_TEST(slack_text(got[4]).find("#43> : ") != std::string::npos);
-  BOOST_TEST(log_has("failed (HTTP 429), attempt 2 of 5; retrying in 20 ms"));
-  BOOST_TEST(logged().find("gave up") == std::string::npos);
+  BOOST_TEST(log_has("failed (HTTP 429), attempt 2; trying again in 20 ms"));
+  BOOST_TEST(logged().find("dropped") == std::string::npos);
 }
 
 BOOST_FIXTURE_TEST_CASE(client_errors_are_not_retried, notify_fixture) {
@@ -971,26 +1061,33 @@ BOOST_FIXTURE_TEST_CASE(client_errors_are_not_retried, notify_fixture) {
     if (++*calls == 1)
       return stub_response{404, {{"Content-Type", "text/plain"}},
                            "no_service"};
+    if (*calls == 2)
+      return stub_response{403, {{"Content-Type", "text/plain"}},
+                           "action_prohibited"};
     return ok();
   });
   hipchat.respond_with([](const recorded_request&) {
     return stub_response{401, {}, R"({"error":{"code":401}})"};
   });
-  start(with_hipchat(with_slack(base())), fast(5));
+  start(with_hipchat(with_slack(base())));
   send(notice("in_progress"));
   send(notice("success"));
-  auto got = first(slack, 2);
-  BOOST_TEST(slack_text(got[1]).find("is done! ") != std::string::npos);
-  first(hipchat, 2);
-  send(notice("pending", 43));
-  first(slack, 3);
+  send(notice("failure"));
+  auto got = first(slack, 3);
+  BOOST_TEST(slack_text(got[2]).find("failed. ") != std::string::npos);
   first(hipchat, 3);
-  BOOST_TEST(slack.requests().size() == 3u);
-  BOOST_TEST(hipchat.requests().size() == 3u);
+  send(notice("pending", 43));
+  first(slack, 4);
+  first(hipchat, 4);
+  BOOST_TEST(slack.requests().size() == 4u);
+  BOOST_TEST(hipchat.requests().size() == 4u);
   BOOST_TEST(log_has("error slack: in_progress of octo/app deployment 42 to "
-                     "production was refused with HTTP 404; not retried"));
+                     "production is dropped: HTTP 404: no_service"));
+  BOOST_TEST(log_has("error slack: success of octo/app deployment 42 to "
+                     "production is dropped: HTTP 403: action_prohibited"));
   BOOST_TEST(log_has("error hipchat: success of octo/app deployment 42 to "
-                     "production was refused with HTTP 401; not retried"));
+                     "production is dropped: HTTP 401: the credentials are "
+                     "refused"));
 }
 
 BOOST_FIXTURE_TEST_CASE(a_request_that_can_never_be_made_is_not_retried,
@@ -1000,59 +1097,23 @@ BOOST_FIXTURE_TEST_CASE(a_request_that_can_never_be_made_is_not_retried,
   auto s = with_hipchat(base());
   s.slack_webhook_url = "htp://127.0.0.1:" + std::to_string(slack.port())
                         + "/services/T000/B000/" + slack_token;
-  start(s, fast(5));
+  start(s);
   send(notice("in_progress"));
   send(notice("success"));
   first(hipchat, 2);
   // Both messages were tried once each and dropped.
   for (auto* state : {"in_progress", "success"})
-    BOOST_TEST(log_has(std::string{"error slack: could not send "} + state
-                       + " of octo/app deployment 42 to production: "),
+    BOOST_TEST(log_has(std::string{"error slack: "} + state
+                       + " of octo/app deployment 42 to production is "
+                         "dropped: heaven cannot make the request: "),
                state);
-  BOOST_TEST(log_has("; not retried, the same request would fail again"));
-  BOOST_TEST(logged().find("slack: delivering") == std::string::npos,
-             logged());
-  BOOST_TEST(logged().find("gave up") == std::string::npos);
+  BOOST_TEST(logged().find("failed (") == std::string::npos, logged());
   BOOST_TEST(slack.requests().empty());
   BOOST_TEST(logged().find(slack_token) == std::string::npos);
 }
 
-BOOST_FIXTURE_TEST_CASE(a_full_queue_drops_its_oldest_waiting_message,
-                        notify_fixture) {
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  slack.respond_with([released](const recorded_request&) {
-    released.wait_for(30s);
-    return ok();
-  });
-  auto opts = fast();
-  opts.queue_limit = 2;
-  opts.timeout_ms = 120000;
-  start(with_slack(base()), opts);
-  send(notice("in_progress", 61));
-  BOOST_REQUIRE(slack.wait_for(1));
-  for (int64_t id = 62; id <= 65; ++id)
-    send(notice("failure", id));
-  BOOST_TEST(log_has("error slack: more than 2 messages waiting; dropped "
-                     "failure of octo/app deployment 62 to production"));
-  BOOST_TEST(log_has("error slack: more than 2 messages waiting; dropped "
-                     "failure of octo/app deployment 63 to production"));
-  release.set_value();
-  auto got = first(slack, 3);
-  BOOST_TEST(slack_text(got[0]).find("|#61> : ") != std::string::npos);
-  BOOST_TEST(slack_text(got[1]).find("|#64> : ") != std::string::npos);
-  BOOST_TEST(slack_text(got[2]).find("|#65> : ") != std::string::npos);
-  send(notice("pending", 66));
-  got = first(slack, 4);
-  BOOST_TEST(slack.requests().size() == 4u);
-  BOOST_TEST(slack_text(got[3]).find("|#66> : ") != std::string::npos);
-}
-
-BOOST_FIXTURE_TEST_CASE(no_secret_is_ever_logged, notify_fixture) {
-  {
-    std::lock_guard guard{store_rec->mx};
-    store_rec->revisions[{"octo/app", "production"}] = base_sha;
-  }
+BOOST_FIXTURE_TEST_CASE(no_secret_is_ever_logged_or_stored, notify_fixture) {
+  set_revision(base_sha);
   slack.respond_with([](const recorded_request&) {
     return stub_response{503, {}, "down"};
   });
@@ -1071,12 +1132,10 @@ BOOST_FIXTURE_TEST_CASE(no_secret_is_ever_logged, notify_fixture) {
   auto s = with_hook(
     with_flowdock(with_campfire(with_hipchat(with_slack(base())))));
   s.display_commits = true;
-  start(s, fast(2));
-  for (auto state : {"queued", "in_progress", "success", "error"}) {
-    auto n = notice(state);
-    n.room = "ops";
-    send(n);
-  }
+  s.notify_retries = 2;
+  start(s);
+  for (auto state : {"queued", "in_progress", "success", "error"})
+    send(notice(state));
   auto lost = notice("failure", 44);
   lost.room = "nowhere";
   send(lost);
@@ -1086,23 +1145,197 @@ BOOST_FIXTURE_TEST_CASE(no_secret_is_ever_logged, notify_fixture) {
   BOOST_REQUIRE(hipchat.wait_for(5));
   BOOST_REQUIRE(campfire.wait_for(10));
   BOOST_REQUIRE(flowdock.wait_for(3));
-  BOOST_TEST(log_has("error slack: gave up delivering", 4));
-  BOOST_TEST(log_has("error webhook: gave up delivering", 5));
-  BOOST_TEST(log_has("error campfire: gave up delivering", 5));
-  BOOST_TEST(log_has("refused with HTTP 401; not retried", 5));
-  BOOST_TEST(log_has("refused with HTTP 400; not retried", 3));
+  BOOST_TEST(log_has("error slack: ", 4));
+  BOOST_TEST(log_has("is dropped: gave up after 2 attempt(s): HTTP 503", 4));
+  BOOST_TEST(log_has("is dropped: gave up after 2 attempt(s): HTTP 502", 5));
+  BOOST_TEST(log_has("is dropped: gave up after 2 attempt(s): HTTP 500", 5));
+  BOOST_TEST(log_has("is dropped: HTTP 401: the credentials are refused", 5));
+  BOOST_TEST(log_has("is dropped: HTTP 400: ", 3));
   BOOST_TEST(log_has("error flowdock: no flow token for flow 'nowhere'"));
   auto all = logged();
-  for (auto secret : {slack_token, hipchat_token, campfire_token, flow_token,
-                      webhook_secret, gh_token,
-                      "Y2FtcGZpcmUtc2VjcmV0LXRva2VuLTAwMDM6WA=="})
+  std::vector<std::string> secrets = {
+    slack_token, hipchat_token, campfire_token, flow_token, webhook_secret,
+    gh_token, "Y2FtcGZpcmUtc2VjcmV0LXRva2VuLTAwMDM6WA=="};
+  for (auto& secret : secrets)
     BOOST_TEST(all.find(secret) == std::string::npos, secret);
+  // The messages wait in the database without them: they are added when a
+  // message is sent.
+  BOOST_TEST(eventually([&] {
+    return unsettled("chat.slack") + unsettled("chat.webhook")
+             + unsettled("chat.campfire")
+           == 0;
+  }));
+  auto rows = sql(db, "SELECT kind || ' ' || stream || ' ' || body FROM "
+                      "outbox");
+  BOOST_TEST(rows.size() > 20u);
+  for (auto& row : rows)
+    for (auto& secret : secrets)
+      BOOST_TEST(row.find(secret) == std::string::npos, secret);
   // Only Slack's own webhook URL carries a token in a request line.
   for (auto* stub : {&hipchat, &campfire, &flowdock, &hook, &github})
     for (auto& r : stub->requests())
       for (auto secret : {hipchat_token, campfire_token, flow_token,
                           webhook_secret, gh_token})
         BOOST_TEST(r.target.find(secret) == std::string::npos);
+}
+
+// -- restarts ---------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_CASE(a_notice_left_by_a_stopped_heaven_is_sent_once,
+                        notify_fixture) {
+  auto s = with_hook(with_slack(base()));
+  // heaven accepted two events and stopped before any outbox ran.
+  send(notice("in_progress"));
+  send(notice("success"));
+  BOOST_TEST(unsettled("notice") == 2);
+  restart(s);
+  auto got = first(slack, 2);
+  BOOST_TEST(slack_text(got[0]).find("is deploying") != std::string::npos);
+  BOOST_TEST(slack_text(got[1]).find("is done! ") != std::string::npos);
+  first(hook, 2);
+  BOOST_TEST(eventually([&] {
+    return unsettled("notice") + unsettled("chat.slack")
+             + unsettled("chat.webhook")
+           == 0;
+  }));
+  // And once only: another restart sends nothing of them again; a new
+  // notice, which goes after whatever waited, shows it.
+  restart(s);
+  send(notice("pending", 43));
+  got = first(slack, 3);
+  BOOST_TEST(slack_text(got[2]).find("#43> : ") != std::string::npos);
+  first(hook, 3);
+  BOOST_TEST(slack.requests().size() == 3u);
+  BOOST_TEST(hook.requests().size() == 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(messages_queued_before_a_stop_go_after_the_restart,
+                        notify_fixture) {
+  // Slack is down while heaven runs; the messages wait in the database.
+  slack.respond_with([](const recorded_request&) {
+    return stub_response{502, {}, "bad gateway"};
+  });
+  auto s = with_slack(base());
+  start(s);
+  send(notice("in_progress"));
+  send(notice("success"));
+  send(notice("failure", 43));
+  BOOST_REQUIRE(slack.wait_for(3));
+  BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 3; }));
+  stop_outboxes();
+  quiet(slack);
+  auto before = slack.requests().size();
+  std::map<std::string, bool> bodies;
+  for (auto& r : slack.requests())
+    bodies[r.body] = true;
+  BOOST_TEST(bodies.size() == 1u); // Only the first was tried: in order.
+  // Slack is back, and so is heaven.
+  slack.respond_with([](const recorded_request&) { return ok(); });
+  restart(s);
+  BOOST_REQUIRE(slack.wait_for(before + 3));
+  auto all = slack.requests();
+  std::vector<recorded_request> after(all.begin() + before, all.end());
+  BOOST_REQUIRE_EQUAL(after.size(), 3u);
+  BOOST_TEST(slack_text(after[0]).find("is deploying") != std::string::npos);
+  BOOST_TEST(slack_text(after[1]).find("#42> : ") != std::string::npos);
+  BOOST_TEST(slack_text(after[1]).find("is done! ") != std::string::npos);
+  BOOST_TEST(slack_text(after[2]).find("#43> : ") != std::string::npos);
+  BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 0; }));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_service_down_for_a_while_gets_every_message_in_order,
+                        notify_fixture) {
+  // 502 for the first ten requests, then 200; what was answered 200, in
+  // order, is what Slack shows.
+  auto lock = std::make_shared<std::mutex>();
+  auto shown = std::make_shared<std::vector<std::string>>();
+  auto calls = std::make_shared<int>(0);
+  slack.respond_with([=](const recorded_request& r) {
+    std::lock_guard guard{*lock};
+    if (++*calls <= 10)
+      return stub_response{502, {}, "bad gateway"};
+    shown->push_back(slack_text(r));
+    return ok();
+  });
+  start(with_slack(base()));
+  send(notice("in_progress"));
+  send(notice("success"));
+  send(notice("failure", 43));
+  send(notice("error", 44));
+  send(notice("pending", 45));
+  BOOST_REQUIRE(eventually([&] {
+    std::lock_guard guard{*lock};
+    return shown->size() >= 5;
+  }));
+  BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 0; }));
+  std::lock_guard guard{*lock};
+  BOOST_REQUIRE_EQUAL(shown->size(), 5u);
+  std::vector<std::string> expected = {"#42> : ", "#42> : ", "#43> : ",
+                                       "#44> : ", "#45> : "};
+  for (std::size_t i = 0; i < 5; ++i)
+    BOOST_TEST((*shown)[i].find(expected[i]) != std::string::npos,
+               (*shown)[i]);
+  BOOST_TEST((*shown)[0].find("is deploying") != std::string::npos);
+  BOOST_TEST((*shown)[1].find("is done! ") != std::string::npos);
+  BOOST_TEST(logged().find("dropped") == std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_webhook_keeps_its_delivery_id_across_restarts,
+                        notify_fixture) {
+  auto down = std::make_shared<std::atomic<bool>>(true);
+  hook.respond_with([down](const recorded_request&) {
+    return *down ? stub_response{502, {}, "bad gateway"} : ok();
+  });
+  auto s = with_hook(base());
+  start(s);
+  send(notice("in_progress"));
+  send(notice("success"));
+  BOOST_REQUIRE(hook.wait_for(3));
+  stop_outboxes();
+  quiet(hook);
+  // Every attempt so far was of the first message, with one id.
+  std::set<std::string> ids;
+  for (auto& r : hook.requests())
+    ids.insert(r.header("x-heaven-delivery"));
+  BOOST_REQUIRE_EQUAL(ids.size(), 1u);
+  auto first_id = *ids.begin();
+  BOOST_TEST(first_id.size() == 36u);
+  BOOST_TEST(first_id[14] == '4');
+  auto before = hook.requests().size();
+  *down = false;
+  restart(s);
+  BOOST_REQUIRE(hook.wait_for(before + 2));
+  auto all = hook.requests();
+  BOOST_REQUIRE_EQUAL(all.size(), before + 2);
+  BOOST_TEST(all[before].header("x-heaven-delivery") == first_id);
+  BOOST_TEST(body_of(all[before])["state"] == "in_progress");
+  // The second message has an id of its own, also kept.
+  auto second_id = all[before + 1].header("x-heaven-delivery");
+  BOOST_TEST(second_id != first_id);
+  BOOST_TEST(second_id.size() == 36u);
+  BOOST_TEST(body_of(all[before + 1])["state"] == "success");
+  // The signature covers the same body on every attempt.
+  for (auto& r : all)
+    BOOST_TEST(r.header("x-heaven-signature-256")
+               == "sha256=" + hmac_sha256_hex(webhook_secret, r.body));
+  BOOST_TEST(all[0].body == all[before].body);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_notice_settles_without_any_chat_service,
+                        notify_fixture) {
+  set_revision(base_sha);
+  auto s = base();
+  s.display_commits = true;
+  start(s);
+  BOOST_TEST(boxes.size() == 1u); // The notice outbox alone.
+  send(notice("success"));
+  BOOST_TEST(eventually([&] { return unsettled("notice") == 0; }));
+  BOOST_TEST(sql(db, "SELECT outcome FROM outbox WHERE kind = 'notice'")
+             == std::vector<std::string>{"delivered: nothing to send"});
+  // Nobody to tell: no comparison either; the revision is recorded all
+  // the same.
+  BOOST_TEST(github.requests().empty());
+  BOOST_TEST(revision() == sha);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -336,25 +336,33 @@ struct fixture {
              const std::string &app, const std::string &env,
              const std::string &sha) {
     bool out = false;
-    self->request(s, timeout, claim_atom::value, repo, app, env, sha)
-        .receive([&](bool x) { out = x; },
+    auto_deployment x{repo, app, env, sha,
+                      R"({"ref":")" + sha + R"(","environment":")" + env +
+                          R"(","task":"deploy"})"};
+    self->request(s, timeout, claim_atom::value, x)
+        .receive([&](bool y) { out = y; },
                  [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
     return out;
   }
 
-  std::string revision(const store_actor &s, const std::string &repo,
-                       const std::string &env) {
-    std::string out;
-    self->request(s, timeout, revision_atom::value, repo, env)
-        .receive([&](std::string x) { out = std::move(x); },
-                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
-    return out;
+  /// The store accepts the `deployment_status` event `n` as delivery
+  /// `delivery`.
+  accept_result notice(const store_actor &s, std::string delivery,
+                       deployment_notice n) {
+    inbound_event ev;
+    ev.delivery = std::move(delivery);
+    ev.type = "deployment_status";
+    ev.body = R"({"deployment_status":{}})";
+    ev.repo = n.repo;
+    ev.notice = std::move(n);
+    return accept_ok(s, std::move(ev));
   }
 
-  /// Records a revision (no answer; the next request sees it).
-  void set_revision(const store_actor &s, const std::string &repo,
-                    const std::string &env, const std::string &sha) {
-    self->send(s, revision_atom::value, repo, env, sha);
+  /// The revision of (repo, env) in the database ("" when none).
+  std::string revision(const std::string &repo, const std::string &env) {
+    auto rows = query(db, "SELECT sha FROM revisions WHERE repo = '" + repo +
+                              "' AND environment = '" + env + "'");
+    return rows.empty() ? std::string{} : rows.front();
   }
 
   /// Stops every store and forgets them (their databases are closed).
@@ -1033,28 +1041,121 @@ BOOST_AUTO_TEST_CASE(an_auto_deployment_is_claimed_once) {
   BOOST_CHECK(is_timestamp(query_one(
       db, "SELECT claimed_at FROM auto_deploys WHERE sha = '" +
               std::string(40, 'b') + "'")));
+  // Every first claim, and only those, queued its creation with it.
+  auto rows = query(db, "SELECT stream || ' ' || body FROM outbox WHERE "
+                        "kind = 'deploy' ORDER BY id");
+  BOOST_REQUIRE_EQUAL(rows.size(), 5u);
+  auto first = rows[0].substr(rows[0].find(' ') + 1);
+  BOOST_CHECK_EQUAL(rows[0].substr(0, rows[0].find(' ')),
+                    "octo/app:app:production");
+  BOOST_CHECK_EQUAL(nlohmann::json::parse(first),
+                    nlohmann::json({{"repo", "octo/app"},
+                                    {"app", "app"},
+                                    {"environment", "production"},
+                                    {"sha", sha},
+                                    {"request",
+                                     {{"ref", sha},
+                                      {"environment", "production"},
+                                      {"task", "deploy"}}}}));
+  BOOST_CHECK(rows[4].find(std::string(40, 'b')) != std::string::npos);
+  // A request that is not JSON is refused, and nothing is claimed.
+  caf::expected<bool> refused{caf::error{}};
+  self->request(s, timeout, claim_atom::value,
+                auto_deployment{"octo/app", "app", "qa", sha, "not json"})
+      .receive([&](bool x) { refused = x; },
+               [&](caf::error &e) { refused = std::move(e); });
+  BOOST_CHECK(!refused);
+  BOOST_CHECK(claim(s, "octo/app", "app", "qa", sha));
 }
 
-BOOST_AUTO_TEST_CASE(revisions_are_recorded_per_repository_and_environment) {
+namespace {
+
+deployment_notice make_notice(int64_t id, std::string state,
+                              std::string sha = std::string(40, '1'),
+                              std::string env = "production") {
+  deployment_notice n;
+  n.repo = "octo/app";
+  n.app = "app";
+  n.deployment_id = id;
+  n.status_id = id * 10;
+  n.state = std::move(state);
+  n.description = "Done \"quoted\" — ü";
+  n.log_url = "https://heaven.example/deployments/1/log?token=t";
+  n.environment = std::move(env);
+  n.task = "deploy";
+  n.ref = "main";
+  n.sha = std::move(sha);
+  n.creator = "alice";
+  n.chat_user = "alice";
+  n.room = "ops";
+  return n;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_deployment_status_queues_its_notice_and_revision) {
+  auto a = std::string(40, 'a');
+  auto b = std::string(40, 'b');
+  {
+    auto s = start();
+    // A start: its notice, no revision.
+    notice(s, "ds-1", make_notice(7, "in_progress", a));
+    BOOST_CHECK_EQUAL(revision("octo/app", "production"), "");
+    // The first success records its revision; there was none before it.
+    notice(s, "ds-2", make_notice(7, "success", a));
+    BOOST_CHECK_EQUAL(revision("octo/app", "production"), a);
+    // A redelivery changes nothing.
+    BOOST_CHECK(notice(s, "ds-2", make_notice(7, "success", a)).duplicate);
+    stop_all();
+  }
   auto s = start();
-  BOOST_CHECK_EQUAL(revision(s, "octo/app", "production"), "");
-  set_revision(s, "octo/app", "production", std::string(40, 'a'));
-  BOOST_CHECK_EQUAL(revision(s, "octo/app", "production"),
-                    std::string(40, 'a'));
-  BOOST_CHECK_EQUAL(revision(s, "octo/app", "staging"), "");
-  BOOST_CHECK_EQUAL(revision(s, "octo/other", "production"), "");
-  set_revision(s, "octo/app", "production", std::string(40, 'b'));
-  set_revision(s, "octo/app", "staging", std::string(40, 'c'));
-  BOOST_CHECK_EQUAL(revision(s, "octo/app", "production"),
-                    std::string(40, 'b'));
-  BOOST_CHECK_EQUAL(revision(s, "octo/app", "staging"), std::string(40, 'c'));
+  // After a restart the next success is compared with it, and records its
+  // own.
+  notice(s, "ds-3", make_notice(8, "success", b));
+  BOOST_CHECK_EQUAL(revision("octo/app", "production"), b);
+  // Failures, other tasks and other environments leave it alone.
+  notice(s, "ds-4", make_notice(9, "failure", std::string(40, 'c')));
+  auto migration = make_notice(10, "success", std::string(40, 'd'));
+  migration.task = "deploy:migrations";
+  notice(s, "ds-5", migration);
+  notice(s, "ds-6", make_notice(11, "success", a, "staging"));
+  BOOST_CHECK_EQUAL(revision("octo/app", "production"), b);
+  BOOST_CHECK_EQUAL(revision("octo/app", "staging"), a);
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM revisions"), "2");
   BOOST_CHECK(is_timestamp(query_one(
       db, "SELECT recorded_at FROM revisions WHERE environment = 'staging'")));
-  stop_all();
-  auto again = start();
-  BOOST_CHECK_EQUAL(revision(again, "octo/app", "production"),
-                    std::string(40, 'b'));
+  // One notice row per accepted event, in a stream per deployment, with
+  // the revision before it.
+  auto rows = query(db, "SELECT stream || ' ' || json_extract(body, "
+                        "'$.notice.state') || ' ' || json_extract(body, "
+                        "'$.base') FROM outbox WHERE kind = 'notice' "
+                        "ORDER BY id");
+  std::vector<std::string> expected = {
+      "octo/app#7 in_progress ", "octo/app#7 success ",
+      "octo/app#8 success " + a, "octo/app#9 failure ",
+      "octo/app#10 success ",    "octo/app#11 success "};
+  BOOST_CHECK_EQUAL_COLLECTIONS(rows.begin(), rows.end(), expected.begin(),
+                                expected.end());
+  // The notice is all there, as the chat services will need it.
+  auto body = nlohmann::json::parse(query_one(
+      db, "SELECT body FROM outbox WHERE stream = 'octo/app#8'"));
+  auto n = body.at("notice");
+  BOOST_CHECK_EQUAL(n.at("description"), "Done \"quoted\" — ü");
+  BOOST_CHECK_EQUAL(n.at("log_url"),
+                    "https://heaven.example/deployments/1/log?token=t");
+  BOOST_CHECK_EQUAL(n.at("status_id"), 80);
+  BOOST_CHECK_EQUAL(n.at("chat_user"), "alice");
+  BOOST_CHECK_EQUAL(n.at("room"), "ops");
+  BOOST_CHECK_EQUAL(n.at("sha"), b);
+  // A disabled repository's events queue nothing and record nothing.
+  set_repository_active(db.string(), "octo/app", false);
+  BOOST_CHECK(notice(s, "ds-7", make_notice(12, "success",
+                                            std::string(40, 'e')))
+                  .ignored);
+  BOOST_CHECK_EQUAL(revision("octo/app", "production"), b);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox WHERE kind = "
+                                  "'notice'"),
+                    "6");
 }
 
 // -- the command line ----------------------------------------------------------

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "actors/auto_deploy.hpp"
+#include "actors/auto_deployments.hpp"
 #include "actors/children.hpp"
 #include "actors/config.hpp"
 #include "actors/context.hpp"
@@ -297,17 +298,20 @@ int serve(settings cfg, bool demo) {
                             + "/log?token=" + log_token(log_key, id);
                    }),
     outbox_opts);
+  // Chat notices leave through the outbox too: the store queues one for
+  // every deployment_status event it accepts; the notice outbox turns it
+  // into one message per chat service, and each chat service has an outbox
+  // of its own, so one that is down delays nothing else.
+  auto chats = spawn_chat_outboxes(sys, ctx->store, ctx->http, cfg,
+                                   outbox_opts);
+  // Auto-deployments: the store queues the creation with the claim.
+  auto deploy_opts = outbox_opts;
+  deploy_opts.max_attempts = ctx->status_attempts;
+  auto creations = sys.spawn(
+    outbox, ctx->store, ctx->http,
+    deployment_courier(github_api{cfg.api_endpoint, cfg.github_token}),
+    deploy_opts);
   ctx->providers = make_providers(cfg, ctx->http);
-  auto notifiers = spawn_notifiers(sys, cfg, ctx->http,
-                                   delivery_options_from(cfg));
-  ctx->notify = spawn_notify(
-    sys, notify_config_from(cfg, ctx->http, ctx->store, notifiers));
-  if (auto names = configured_notifiers(cfg); !names.empty()) {
-    std::string list;
-    for (auto& n : names)
-      list += (list.empty() ? "" : ", ") + n;
-    spdlog::info("heaven tells {} about deployment statuses", list);
-  }
   ctx->auto_deploy = sys.spawn(
     auto_deploy, auto_deploy_config{ctx->http, ctx->store, cfg.api_endpoint,
                                     cfg.github_token, ctx->status_attempts,
@@ -318,15 +322,16 @@ int serve(settings cfg, bool demo) {
   auto stop_actors = [&] {
     caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(ctx->notify, caf::exit_reason::user_shutdown);
-    for (auto& n : notifiers)
-      caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
+    for (auto& c : chats)
+      caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(creations, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(statuses, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
     recv = nullptr;
     statuses = nullptr;
-    notifiers.clear();
+    creations = nullptr;
+    chats.clear();
     ctx.reset();
   };
   ingress_options opts;

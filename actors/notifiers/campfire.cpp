@@ -12,7 +12,6 @@
 #include <memory>
 #include <string>
 
-#include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
@@ -33,7 +32,6 @@ struct campfire_setup {
   std::string base;
   /// "Basic <base64 of token:X>".
   std::string authorization;
-  delivery_options opts;
 };
 
 std::string base64(std::string_view text) {
@@ -51,7 +49,7 @@ outgoing message(const campfire_setup& s, const deployment_notice& n,
   auto req = json_post(join_url(s.base, "room/"
                                           + sigv4::uri_encode(n.room, false)
                                           + "/speak.json"),
-                       to_text(b), s.opts);
+                       to_text(b));
   req.headers.emplace_back("Authorization", s.authorization);
   return {std::move(req), std::move(label)};
 }
@@ -77,8 +75,7 @@ std::vector<outgoing> format(const campfire_setup& s,
 
 } // namespace
 
-notifier_actor spawn_campfire(caf::actor_system& sys, const settings& cfg,
-                              http_client_actor http, delivery_options opts) {
+formatter campfire(const settings& cfg) {
   auto base = cfg.campfire_endpoint;
   auto at = base.find(subdomain_marker);
   if (at != std::string::npos) {
@@ -90,11 +87,10 @@ notifier_actor spawn_campfire(caf::actor_system& sys, const settings& cfg,
     base.replace(at, subdomain_marker.size(), cfg.campfire_subdomain);
   }
   auto s = std::make_shared<const campfire_setup>(campfire_setup{
-    std::move(base), "Basic " + base64(cfg.campfire_token + ":X"), opts});
-  return spawn_notifier(sys, "campfire", std::move(http), opts,
-                        [s](const deployment_notice& n) {
-                          return format(*s, n);
-                        });
+    std::move(base), "Basic " + base64(cfg.campfire_token + ":X")});
+  return [s](const deployment_notice& n, const std::string&) {
+    return format(*s, n);
+  };
 }
 
 } // namespace heaven::notifiers

@@ -29,7 +29,6 @@
 #include <memory>
 #include <string>
 
-#include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -54,7 +53,6 @@ struct flowdock_setup {
   std::string user_email;
   std::string user_avatar;
   std::string web_endpoint;
-  delivery_options opts;
 };
 
 std::string activity_title(const deployment_notice& n) {
@@ -160,9 +158,8 @@ std::vector<outgoing> format(const flowdock_setup& s,
             {"tags", {"deploy", n.environment, n.app, n.state}},
             {"thread", thread(s, n)}};
   std::vector<outgoing> out;
-  out.push_back({json_post(join_url(s.endpoint, "messages"), to_text(b),
-                           s.opts),
-                 describe(n)});
+  out.push_back(
+    {json_post(join_url(s.endpoint, "messages"), to_text(b)), describe(n)});
   return out;
 }
 
@@ -183,8 +180,7 @@ bool parse_tokens(const std::string& text,
 
 } // namespace
 
-notifier_actor spawn_flowdock(caf::actor_system& sys, const settings& cfg,
-                              http_client_actor http, delivery_options opts) {
+formatter flowdock(const settings& cfg) {
   auto s = std::make_shared<flowdock_setup>();
   if (!parse_tokens(cfg.flowdock_flow_tokens, s->tokens)) {
     spdlog::error("flowdock: FLOWDOCK_FLOW_TOKENS is not a JSON object of "
@@ -196,12 +192,10 @@ notifier_actor spawn_flowdock(caf::actor_system& sys, const settings& cfg,
   s->user_email = cfg.flowdock_user_email;
   s->user_avatar = cfg.flowdock_user_avatar;
   s->web_endpoint = cfg.web_endpoint;
-  s->opts = opts;
   std::shared_ptr<const flowdock_setup> setup = std::move(s);
-  return spawn_notifier(sys, "flowdock", std::move(http), opts,
-                        [setup](const deployment_notice& n) {
-                          return format(*setup, n);
-                        });
+  return [setup](const deployment_notice& n, const std::string&) {
+    return format(*setup, n);
+  };
 }
 
 } // namespace heaven::notifiers

@@ -3,8 +3,9 @@
 // as one JSON document per notice (the commit list inside it).
 //
 // POST <url> with headers Content-Type: application/json,
-// X-Heaven-Event: deployment_status, X-Heaven-Delivery: a random UUID (the
-// same on every attempt of one message), and, when
+// X-Heaven-Event: deployment_status, X-Heaven-Delivery: the message's
+// delivery id (a random UUID the notice courier gave the message when it
+// queued it, so the same on every attempt and after a restart), and, when
 // HEAVEN_NOTIFY_WEBHOOK_SECRET is set, X-Heaven-Signature-256:
 // sha256=<hex HMAC-SHA256(secret, exact body)>. Body:
 // {"event": "deployment_status", "state", "repository", "app", "environment",
@@ -15,12 +16,9 @@
 //     "changes", "url", "more", "commits": [{"sha", "author", "message",
 //     "url"}] (newest first)}}.
 // The URL may carry a credential: it is never logged.
-#include <cstdio>
 #include <memory>
-#include <random>
 #include <string>
 
-#include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/notifiers/notifier.hpp"
@@ -35,26 +33,7 @@ using nlohmann::json;
 struct webhook_setup {
   std::string url;
   std::string secret;
-  delivery_options opts;
-  /// Only ever used inside the notifier actor.
-  std::shared_ptr<std::mt19937_64> rng;
 };
-
-/// A random (version 4) UUID.
-std::string delivery_id(std::mt19937_64& rng) {
-  uint64_t hi = rng();
-  uint64_t lo = rng();
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
-  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  char text[37];
-  std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx",
-                static_cast<unsigned>(hi >> 32),
-                static_cast<unsigned>((hi >> 16) & 0xffff),
-                static_cast<unsigned>(hi & 0xffff),
-                static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
-  return text;
-}
 
 json changes_json(const commit_changes& c) {
   if (!c.present)
@@ -95,11 +74,11 @@ std::string body(const deployment_notice& n) {
   return to_text(b);
 }
 
-std::vector<outgoing> format(const webhook_setup& s,
-                             const deployment_notice& n) {
-  auto req = json_post(s.url, body(n), s.opts);
+std::vector<outgoing> format(const webhook_setup& s, const deployment_notice& n,
+                             const std::string& delivery) {
+  auto req = json_post(s.url, body(n));
   req.headers.emplace_back("X-Heaven-Event", "deployment_status");
-  req.headers.emplace_back("X-Heaven-Delivery", delivery_id(*s.rng));
+  req.headers.emplace_back("X-Heaven-Delivery", delivery);
   if (!s.secret.empty())
     req.headers.emplace_back("X-Heaven-Signature-256",
                              "sha256=" + hmac_sha256_hex(s.secret, req.body));
@@ -110,17 +89,12 @@ std::vector<outgoing> format(const webhook_setup& s,
 
 } // namespace
 
-notifier_actor spawn_webhook(caf::actor_system& sys, const settings& cfg,
-                             http_client_actor http, delivery_options opts) {
-  std::random_device seed;
-  auto rng = std::make_shared<std::mt19937_64>(
-    (uint64_t{seed()} << 32) ^ uint64_t{seed()});
-  auto s = std::make_shared<const webhook_setup>(webhook_setup{
-    cfg.notify_webhook_url, cfg.notify_webhook_secret, opts, std::move(rng)});
-  return spawn_notifier(sys, "webhook", std::move(http), opts,
-                        [s](const deployment_notice& n) {
-                          return format(*s, n);
-                        });
+formatter webhook(const settings& cfg) {
+  auto s = std::make_shared<const webhook_setup>(
+    webhook_setup{cfg.notify_webhook_url, cfg.notify_webhook_secret});
+  return [s](const deployment_notice& n, const std::string& delivery) {
+    return format(*s, n, delivery);
+  };
 }
 
 } // namespace heaven::notifiers

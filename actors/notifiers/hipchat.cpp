@@ -18,7 +18,6 @@
 #include <memory>
 #include <string>
 
-#include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/notifiers/notifier.hpp"
@@ -35,7 +34,6 @@ struct hipchat_setup {
   std::string room;
   std::string server;
   std::string web_endpoint;
-  delivery_options opts;
 };
 
 std::string deployment_text(const hipchat_setup& s,
@@ -68,7 +66,7 @@ outgoing message(const hipchat_setup& s, const deployment_notice& n,
   auto req = json_post(join_url(s.server, "v2/room/"
                                             + sigv4::uri_encode(room, false)
                                             + "/notification"),
-                       to_text(b), s.opts);
+                       to_text(b));
   req.headers.emplace_back("Authorization", "Bearer " + s.token);
   return {std::move(req), std::move(label)};
 }
@@ -88,15 +86,13 @@ std::vector<outgoing> format(const hipchat_setup& s,
 
 } // namespace
 
-notifier_actor spawn_hipchat(caf::actor_system& sys, const settings& cfg,
-                             http_client_actor http, delivery_options opts) {
+formatter hipchat(const settings& cfg) {
   auto s = std::make_shared<const hipchat_setup>(
     hipchat_setup{cfg.hipchat_token, cfg.hipchat_room, cfg.hipchat_server,
-                  cfg.web_endpoint, opts});
-  return spawn_notifier(sys, "hipchat", std::move(http), opts,
-                        [s](const deployment_notice& n) {
-                          return format(*s, n);
-                        });
+                  cfg.web_endpoint});
+  return [s](const deployment_notice& n, const std::string&) {
+    return format(*s, n);
+  };
 }
 
 } // namespace heaven::notifiers

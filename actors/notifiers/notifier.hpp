@@ -1,6 +1,6 @@
-/// What the chat notifiers share: the ordered-delivery actor every service
-/// runs on, the texts every service starts from, and each service's factory.
-/// Internal to heaven_notify (the public API is actors/notify.hpp).
+/// What the chat services share: the texts every service starts from, and
+/// each service's formatter. Internal to heaven_notify (the public API is
+/// actors/notify.hpp).
 ///
 /// The texts follow the Rails Heaven's wording so users' rooms read the same
 /// (`<user>` is payload.notify.user_name, else .user, else the deployment's
@@ -28,44 +28,17 @@
 ///   ("commit" for one), lines joined by "\n", no trailing newline.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
-#include <vector>
 
-#include <caf/fwd.hpp>
 #include <nlohmann/json_fwd.hpp>
 
 #include "actors/config.hpp"
 #include "actors/notify.hpp"
-#include "messages/interfaces.hpp"
+#include "messages/types.hpp"
 
 namespace heaven::notifiers {
-
-// -- delivery ----------------------------------------------------------------
-
-/// One chat message ready to go.
-struct outgoing {
-  http_request request;
-  /// What it is, for logs: never a URL or a body (they may hold a token).
-  std::string label;
-};
-
-/// How a service turns a notice into its messages, in order (none: the
-/// service does not announce this notice).
-using formatter = std::function<std::vector<outgoing>(const deployment_notice&)>;
-
-/// Spawns a notifier actor named `service` ("slack", ...) that formats each
-/// notice with `format` and delivers the messages one at a time, strictly in
-/// order: 2xx is done; 5xx, 429 and network failures are retried after
-/// `opts.first_backoff`, doubling, until `opts.attempts` attempts were made,
-/// then given up on (error log); any other answer is given up on at once
-/// (error log naming the service and the HTTP status). Then the next one.
-notifier_actor spawn_notifier(caf::actor_system& sys, std::string service,
-                              http_client_actor http, delivery_options opts,
-                              formatter format);
 
 // -- shared texts ------------------------------------------------------------
 
@@ -132,34 +105,33 @@ std::string html_escape(std::string_view s);
 std::string to_text(const nlohmann::json& body);
 
 /// A POST of `body` as application/json to `url`.
-http_request json_post(std::string url, std::string body,
-                       const delivery_options& opts);
+http_request json_post(std::string url, std::string body);
 
 /// "<state> of <repo> deployment <id> to <env>" for logs.
 std::string describe(const deployment_notice& n);
 
 // -- the services (one file each) -------------------------------------------
+// Each formats a notice into its messages, in order (none: not announced),
+// with the service's secrets in them: formatting is done at delivery, so no
+// secret is ever stored. The same notice and delivery id always give the
+// same messages.
 
 /// actors/notifiers/slack.cpp (SLACK_WEBHOOK_URL).
-notifier_actor spawn_slack(caf::actor_system& sys, const settings& cfg,
-                           http_client_actor http, delivery_options opts);
+formatter slack(const settings& cfg);
 
 /// actors/notifiers/hipchat.cpp (HIPCHAT_TOKEN).
-notifier_actor spawn_hipchat(caf::actor_system& sys, const settings& cfg,
-                             http_client_actor http, delivery_options opts);
+formatter hipchat(const settings& cfg);
 
-/// actors/notifiers/campfire.cpp (CAMPFIRE_TOKEN); an invalid handle when
-/// its settings cannot work (logged).
-notifier_actor spawn_campfire(caf::actor_system& sys, const settings& cfg,
-                              http_client_actor http, delivery_options opts);
+/// actors/notifiers/campfire.cpp (CAMPFIRE_TOKEN); empty when its settings
+/// cannot work (logged).
+formatter campfire(const settings& cfg);
 
-/// actors/notifiers/flowdock.cpp (FLOWDOCK_FLOW_TOKENS); an invalid handle
-/// when its settings cannot work (logged).
-notifier_actor spawn_flowdock(caf::actor_system& sys, const settings& cfg,
-                              http_client_actor http, delivery_options opts);
+/// actors/notifiers/flowdock.cpp (FLOWDOCK_FLOW_TOKENS); empty when its
+/// settings cannot work (logged).
+formatter flowdock(const settings& cfg);
 
-/// actors/notifiers/webhook.cpp (HEAVEN_NOTIFY_WEBHOOK_URL).
-notifier_actor spawn_webhook(caf::actor_system& sys, const settings& cfg,
-                             http_client_actor http, delivery_options opts);
+/// actors/notifiers/generic_webhook.cpp (HEAVEN_NOTIFY_WEBHOOK_URL); the
+/// delivery id is its X-Heaven-Delivery.
+formatter webhook(const settings& cfg);
 
 } // namespace heaven::notifiers

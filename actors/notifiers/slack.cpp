@@ -22,7 +22,6 @@
 #include <memory>
 #include <string>
 
-#include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/notifiers/notifier.hpp"
@@ -38,7 +37,6 @@ struct slack_setup {
   std::string bot_name;
   std::string bot_icon;
   std::string web_endpoint;
-  delivery_options opts;
 };
 
 /// `s` with &, < and > escaped the way Slack's message text wants.
@@ -148,29 +146,25 @@ std::vector<outgoing> format(const slack_setup& s, const deployment_notice& n) {
   out.push_back({json_post(s.webhook_url,
                            body(s, n, deployment_text(s, n),
                                 green ? "good" : "danger", pretext,
-                                plain_message(n)),
-                           s.opts),
+                                plain_message(n))),
                  describe(n)});
   if (n.state == "success" && n.changes.present)
     out.push_back({json_post(s.webhook_url,
                              body(s, n, changes_markup(n.changes), "good", " ",
-                                  changes_text(n.changes)),
-                             s.opts),
+                                  changes_text(n.changes))),
                    "commit list of " + describe(n)});
   return out;
 }
 
 } // namespace
 
-notifier_actor spawn_slack(caf::actor_system& sys, const settings& cfg,
-                           http_client_actor http, delivery_options opts) {
+formatter slack(const settings& cfg) {
   auto s = std::make_shared<const slack_setup>(
     slack_setup{cfg.slack_webhook_url, cfg.slack_bot_name, cfg.slack_bot_icon,
-                cfg.web_endpoint, opts});
-  return spawn_notifier(sys, "slack", std::move(http), opts,
-                        [s](const deployment_notice& n) {
-                          return format(*s, n);
-                        });
+                cfg.web_endpoint});
+  return [s](const deployment_notice& n, const std::string&) {
+    return format(*s, n);
+  };
 }
 
 } // namespace heaven::notifiers

@@ -135,15 +135,13 @@ std::string to_text(const nlohmann::json& body) {
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-http_request json_post(std::string url, std::string body,
-                       const delivery_options& opts) {
+http_request json_post(std::string url, std::string body) {
   http_request req;
   req.method = "POST";
   req.url = std::move(url);
   req.headers = {{"Content-Type", "application/json"},
                  {"User-Agent", "heaven"}};
   req.body = std::move(body);
-  req.timeout_ms = opts.timeout_ms;
   return req;
 }
 
