@@ -13,6 +13,7 @@ packages=(
   python3-botocore
   openssh-server openssh-client capistrano fabric ansible-core
   ruby-ed25519 ruby-bcrypt-pbkdf bundler
+  clang-16 libclang-rt-16-dev llvm-16
 )
 
 missing=()
@@ -42,3 +43,8 @@ export CCACHE_BASEDIR="$PWD"
 export CCACHE_NOHASHDIR=true
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)"
+# The fuzz targets (tests/fuzz/): clang with libFuzzer and the sanitizers,
+# in a tree of their own; the test suite runs them briefly, tools/fuzz long.
+cmake -S . -B build/fuzz -G Ninja -DHEAVEN_FUZZ=ON \
+  -DCMAKE_CXX_COMPILER=clang++-16 >/dev/null
+cmake --build build/fuzz -j "$(nproc)"

@@ -497,7 +497,8 @@ void add_secret_parts(const std::string& name, const std::string& value,
   out.push_back(value);
   if (name == "SLACK_WEBHOOK_URL") {
     constexpr std::string_view services = "/services/";
-    if (auto at = value.find(services); at != std::string::npos)
+    if (auto at = value.find(services);
+        at != std::string::npos && at + services.size() < value.size())
       out.push_back(value.substr(at + services.size()));
     if (auto slash = value.rfind('/');
         slash != std::string::npos && slash + 1 < value.size())

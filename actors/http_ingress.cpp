@@ -13,8 +13,6 @@
 #include <stdexcept>
 #include <string_view>
 #include <thread>
-#include <type_traits>
-#include <variant>
 #include <vector>
 
 #include <fcntl.h>
@@ -37,9 +35,8 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/health.hpp"
+#include "actors/ingress_route.hpp"
 #include "actors/log_book.hpp"
-#include "actors/validate.hpp"
-#include "actors/webhook.hpp"
 
 namespace heaven {
 
@@ -63,8 +60,6 @@ constexpr auto actor_timeout = std::chrono::seconds(9);
 /// How often a live log is checked for growth.
 constexpr auto log_poll = std::chrono::milliseconds(200);
 constexpr std::size_t log_chunk = 64 * 1024;
-constexpr int32_t default_limit = 50;
-constexpr int32_t max_limit = 500;
 
 /// Blocks of this size and more get a mapping of their own from glibc.
 constexpr int own_mapping_from = 128 * 1024;
@@ -83,11 +78,6 @@ void pin_mmap_threshold() {
     if (mallopt(M_MMAP_THRESHOLD, own_mapping_from) != 1)
       spdlog::warn("ingress could not set malloc's mmap threshold");
   });
-}
-
-std::string json_error(std::string_view msg) {
-  return nlohmann::json{{"error", msg}}.dump(
-    -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 /// The environment locks as the JSON array `GET /locks` answers, each lock's
@@ -111,22 +101,6 @@ struct gate {
   std::mutex mtx;
   bool open = true;
 };
-
-/// The value of `name` in a query string ("" when absent).
-std::string_view query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto pair = query.substr(0, amp);
-    auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name)
-      return eq == std::string_view::npos ? std::string_view{}
-                                          : pair.substr(eq + 1);
-    if (amp == std::string_view::npos)
-      break;
-    query.remove_prefix(amp + 1);
-  }
-  return {};
-}
 
 /// Parses all of `text` as a number.
 template <class T>
@@ -295,49 +269,49 @@ private:
   }
 
   void route() {
-    std::string_view target{req_.target().data(), req_.target().size()};
-    auto qmark = target.find('?');
-    std::string_view path = target.substr(0, qmark);
-    std::string_view query = qmark == std::string_view::npos
-                               ? std::string_view{}
-                               : target.substr(qmark + 1);
-    // Only the path is ever logged: the query may hold a log token.
-    what_ = std::string{req_.method_string()} + " " + std::string{path};
-    auto method = req_.method();
-    if (path == "/events") {
-      if (method != http::verb::post)
-        return not_allowed("POST");
-      return on_event();
+    auto header = [this](http::field name) {
+      auto value = req_[name];
+      return std::string_view{value.data(), value.size()};
+    };
+    auto github = [this](std::string_view name) {
+      auto value = req_[beast::string_view{name.data(), name.size()}];
+      return std::string_view{value.data(), value.size()};
+    };
+    auto& opts = srv_.opts;
+    route_options ro;
+    ro.secret = opts.secret;
+    ro.insecure = opts.insecure;
+    ro.log_key = opts.log_key;
+    ro.has_logs = opts.logs != nullptr;
+    auto method = req_.method_string();
+    auto target = req_.target();
+    auto r = route_request(
+      {std::string_view{method.data(), method.size()},
+       std::string_view{target.data(), target.size()},
+       github("X-GitHub-Event"), github("X-GitHub-Delivery"),
+       github("X-Hub-Signature-256"), header(http::field::content_type),
+       std::move(req_.body())},
+      ro);
+    what_ = std::move(r.line);
+    switch (r.what) {
+      case route_decision::kind::answer:
+        if (!r.allow.empty())
+          return respond(static_cast<http::status>(r.status),
+                         std::move(r.body),
+                         {{http::field::allow, r.allow.c_str()}});
+        return respond(static_cast<http::status>(r.status),
+                       std::move(r.body));
+      case route_decision::kind::health:
+        return on_health();
+      case route_decision::kind::event:
+        return on_event(std::move(r.event));
+      case route_decision::kind::list:
+        return on_list(r.limit);
+      case route_decision::kind::locks:
+        return on_locks();
+      case route_decision::kind::log:
+        return on_log(r.deployment_id);
     }
-    if (path == "/healthz") {
-      if (method != http::verb::get)
-        return not_allowed("GET");
-      return on_health();
-    }
-    if (path == "/deployments") {
-      if (method != http::verb::get)
-        return not_allowed("GET");
-      return on_list(query);
-    }
-    if (path == "/locks") {
-      if (method != http::verb::get)
-        return not_allowed("GET");
-      return on_locks(query_param(query, "token"));
-    }
-    constexpr std::string_view prefix = "/deployments/";
-    constexpr std::string_view suffix = "/log";
-    if (path.size() > prefix.size() + suffix.size()
-        && path.substr(0, prefix.size()) == prefix
-        && path.substr(path.size() - suffix.size()) == suffix) {
-      auto id = to_number<int64_t>(path.substr(
-        prefix.size(), path.size() - prefix.size() - suffix.size()));
-      if (id && *id > 0) {
-        if (method != http::verb::get)
-          return not_allowed("GET");
-        return on_log(*id, query_param(query, "token"));
-      }
-    }
-    respond(http::status::not_found, json_error("not found"));
   }
 
   /// `GET /healthz`: 200 "ok"; 503 "draining" while heaven stops, or
@@ -359,56 +333,8 @@ private:
                       nlohmann::json::error_handler_t::replace));
   }
 
-  void not_allowed(const char* allow) {
-    respond(http::status::method_not_allowed,
-            json_error("method not allowed"), {{http::field::allow, allow}});
-  }
-
-  void on_event() {
-    auto header = [this](std::string_view name) {
-      auto it = req_.find(beast::string_view{name.data(), name.size()});
-      return it == req_.end()
-               ? std::string{}
-               : std::string{it->value().data(), it->value().size()};
-    };
-    inbound_event ev;
-    ev.type = header("X-GitHub-Event");
-    ev.delivery = header("X-GitHub-Delivery");
-    if (ev.type.empty())
-      return respond(http::status::bad_request,
-                     json_error("missing header X-GitHub-Event"));
-    if (ev.delivery.empty())
-      return respond(http::status::bad_request,
-                     json_error("missing header X-GitHub-Delivery"));
-    // GitHub's delivery ids are GUIDs; heaven stores them to know a
-    // redelivery.
-    if (auto msg = check_text("header X-GitHub-Delivery", ev.delivery,
-                              limits::name);
-        !msg.empty())
-      return respond(http::status::bad_request, json_error(msg));
-    auto& opts = srv_.opts;
-    if (!(opts.insecure && opts.secret.empty())
-        && !signature_valid(opts.secret, req_.body(),
-                            header("X-Hub-Signature-256")))
-      return respond(http::status::unauthorized,
-                     json_error("invalid signature"));
-    // A webhook set to the form content type wraps the JSON in `payload=`;
-    // the signature above covers the form body as sent. (Clients such as
-    // `curl -d` label plain JSON as a form too: that stays JSON.)
-    auto content_type = header("Content-Type");
-    beast::string_view form_type = "application/x-www-form-urlencoded";
-    if (beast::iequals(beast::string_view{content_type}.substr(
-                         0, form_type.size()),
-                       form_type))
-      if (auto json = form_payload(req_.body()))
-        req_.body() = std::move(*json);
-    if (ev.type != "deployment" && ev.type != "status"
-        && ev.type != "deployment_status" && ev.type != "ping")
-      return respond(http::status::unprocessable_entity,
-                     json_error("unsupported event " + ev.type));
-    if (auto msg = parse_event(ev); !msg.empty())
-      return respond(http::status::bad_request, json_error(msg));
-    ev.body = std::move(req_.body());
+  /// Hands a checked and parsed event to the receiver; its answer is ours.
+  void on_event(inbound_event ev) {
     auto to = srv_.receiver;
     ask([to, ev = std::move(ev)](caf::event_based_actor* self,
                                  auto reply) mutable {
@@ -424,46 +350,9 @@ private:
     });
   }
 
-  /// Parses the request body as an event of type `ev.type` (deployment,
-  /// status, deployment_status or ping) into `ev`, including `ev.repo`.
-  /// Returns what is wrong with the body, or "".
-  std::string parse_event(inbound_event& ev) {
-    const auto& body = req_.body();
-    // Takes the parsed value, or returns the parser's message.
-    auto take = [](auto parsed, auto& out) -> std::string {
-      using value_type = std::decay_t<decltype(out)>;
-      if (auto* msg = std::get_if<std::string>(&parsed))
-        return std::move(*msg);
-      out = std::move(std::get<value_type>(parsed));
-      return {};
-    };
-    std::string msg;
-    if (ev.type == "deployment") {
-      msg = take(parse_deployment(body), ev.deployment);
-      ev.repo = ev.deployment.repo;
-    } else if (ev.type == "status") {
-      msg = take(parse_commit_status(body), ev.status);
-      ev.repo = ev.status.repo;
-    } else if (ev.type == "deployment_status") {
-      msg = take(parse_deployment_status(body), ev.notice);
-      ev.repo = ev.notice.repo;
-    } else {
-      msg = check_json_object(body);
-      if (msg.empty())
-        ev.repo = repository_full_name(body);
-      // A ping's repository is recorded like any other's.
-      if (msg.empty() && !ev.repo.empty())
-        msg = check_full_name("repository.full_name", ev.repo);
-    }
-    return msg;
-  }
-
-  /// `GET /locks`: the store's environment locks as JSON, for the holder of
-  /// locks_token(log_key) only; anyone else is told there is nothing here.
-  void on_locks(std::string_view token) {
-    const auto& key = srv_.opts.log_key;
-    if (token.empty() || !equal_constant_time(token, locks_token(key)))
-      return respond(http::status::not_found, json_error("not found"));
+  /// `GET /locks` (its token checked): the store's environment locks as
+  /// JSON.
+  void on_locks() {
     auto to = srv_.store;
     ask([to](caf::event_based_actor* self, auto reply) mutable {
       self->request(to, actor_timeout, locks_atom::value)
@@ -478,15 +367,7 @@ private:
     });
   }
 
-  void on_list(std::string_view query) {
-    int32_t limit = default_limit;
-    if (auto text = query_param(query, "limit"); !text.empty()) {
-      auto n = to_number<int32_t>(text);
-      if (!n || *n < 1)
-        return respond(http::status::bad_request,
-                       json_error("limit must be a positive integer"));
-      limit = std::min(*n, max_limit);
-    }
+  void on_list(int32_t limit) {
     auto to = srv_.store;
     ask([to, limit](caf::event_based_actor* self, auto reply) mutable {
       self->request(to, actor_timeout, list_atom::value, limit)
@@ -523,11 +404,10 @@ private:
     });
   }
 
-  void on_log(int64_t id, std::string_view token) {
+  /// `GET /deployments/<id>/log` (its token checked): the log as it grows,
+  /// until it is closed.
+  void on_log(int64_t id) {
     auto& logs = srv_.opts.logs;
-    if (!logs || token.empty()
-        || !equal_constant_time(token, log_token(srv_.opts.log_key, id)))
-      return respond(http::status::not_found, json_error("not found"));
     int fd = ::open(logs->path(id).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
       return respond(http::status::not_found, json_error("not found"));

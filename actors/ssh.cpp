@@ -26,9 +26,7 @@
 #include <caf/spawn_options.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <libssh2.h>
-#include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <spdlog/spdlog.h>
 
 #include "messages/atoms.hpp"
@@ -63,42 +61,6 @@ void init_libssh2() {
   std::call_once(flag, [] { libssh2_init(0); });
 }
 
-// -- private key checks -------------------------------------------------------
-
-/// Decodes base64, skipping whitespace; "" on invalid input.
-std::string base64_decode(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z')
-      return c - 'A';
-    if (c >= 'a' && c <= 'z')
-      return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-      return c - '0' + 52;
-    if (c == '+')
-      return 62;
-    if (c == '/')
-      return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t bits = 0;
-  int count = 0;
-  for (auto c : text) {
-    if (c == '=' || c == ' ' || c == '\n' || c == '\r' || c == '\t')
-      continue;
-    auto v = value(c);
-    if (v < 0)
-      return {};
-    bits = (bits << 6) | static_cast<uint32_t>(v);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out.push_back(static_cast<char>((bits >> count) & 0xff));
-    }
-  }
-  return out;
-}
-
 /// Base64 without padding, as OpenSSH prints fingerprints.
 std::string base64_unpadded(const unsigned char* data, size_t len) {
   std::string out(4 * ((len + 2) / 3) + 1, '\0');
@@ -108,88 +70,6 @@ std::string base64_unpadded(const unsigned char* data, size_t len) {
   while (!out.empty() && out.back() == '=')
     out.pop_back();
   return out;
-}
-
-/// Reads SSH wire-format fields from a buffer.
-struct wire_reader {
-  std::string_view rest;
-  bool ok = true;
-
-  uint32_t u32() {
-    if (rest.size() < 4) {
-      ok = false;
-      return 0;
-    }
-    uint32_t x = 0;
-    for (int i = 0; i < 4; ++i)
-      x = (x << 8) | static_cast<unsigned char>(rest[static_cast<size_t>(i)]);
-    rest.remove_prefix(4);
-    return x;
-  }
-
-  std::string_view str() {
-    auto len = u32();
-    if (!ok || rest.size() < len) {
-      ok = false;
-      return {};
-    }
-    auto x = rest.substr(0, len);
-    rest.remove_prefix(len);
-    return x;
-  }
-};
-
-/// The base64 body between `-----BEGIN <label>-----` and its END line.
-std::string pem_body(const std::string& text, const std::string& label) {
-  auto begin = "-----BEGIN " + label + "-----";
-  auto end = "-----END " + label + "-----";
-  auto from = text.find(begin);
-  auto to = text.find(end);
-  if (from == std::string::npos || to == std::string::npos || to < from)
-    return {};
-  from += begin.size();
-  return text.substr(from, to - from);
-}
-
-/// The problem of an OpenSSH-format private key ("" when none).
-std::string openssh_key_problem(const std::string& text) {
-  auto blob = base64_decode(pem_body(text, "OPENSSH PRIVATE KEY"));
-  constexpr std::string_view magic{"openssh-key-v1\0", 15};
-  if (blob.compare(0, magic.size(), magic) != 0)
-    return "the deploy key is not a readable OpenSSH private key";
-  wire_reader in{std::string_view{blob}.substr(magic.size())};
-  auto cipher = in.str();
-  in.str(); // kdf name
-  in.str(); // kdf options
-  auto keys = in.u32();
-  wire_reader public_key{in.str()};
-  auto type = public_key.str();
-  if (!in.ok || !public_key.ok || keys < 1)
-    return "the deploy key is not a readable OpenSSH private key";
-  if (type == "ssh-rsa")
-    return std::string{rsa_key_error};
-  if (cipher != "none")
-    return "the deploy key is protected by a passphrase: heaven needs a key "
-           "without one";
-  return {};
-}
-
-/// The problem of a PKCS#8 `BEGIN PRIVATE KEY` key ("" when none).
-std::string pkcs8_key_problem(const std::string& text) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio{
-    BIO_new_mem_buf(text.data(), static_cast<int>(text.size())), BIO_free};
-  if (!bio)
-    return "the deploy key cannot be read";
-  // An empty passphrase keeps OpenSSL from prompting on a terminal.
-  char empty[] = "";
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key{
-    PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, empty),
-    EVP_PKEY_free};
-  if (!key)
-    return "the deploy key is not a readable private key";
-  if (EVP_PKEY_base_id(key.get()) == EVP_PKEY_RSA)
-    return std::string{rsa_key_error};
-  return {};
 }
 
 // -- cancelling -----------------------------------------------------------------
@@ -937,62 +817,6 @@ ssh_actor::behavior_type ssh_front(ssh_actor::pointer self, ssh_options opts,
 ssh_actor spawn_ssh(caf::actor_system& sys, ssh_options opts,
                     caf::actor sink) {
   return sys.spawn(ssh_front, std::move(opts), std::move(sink));
-}
-
-std::string unescape_private_key(std::string text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 1 < text.size()) {
-      if (text[i + 1] == 'n') {
-        out.push_back('\n');
-        ++i;
-        continue;
-      }
-      if (text[i + 1] == 'r' && i + 3 < text.size() && text[i + 2] == '\\'
-          && text[i + 3] == 'n') {
-        out.push_back('\n');
-        i += 3;
-        continue;
-      }
-    }
-    if (text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n')
-      continue;
-    out.push_back(text[i]);
-  }
-  while (!out.empty() && (out.back() == ' ' || out.back() == '\n'))
-    out.pop_back();
-  size_t start = 0;
-  while (start < out.size() && (out[start] == ' ' || out[start] == '\n'))
-    ++start;
-  out.erase(0, start);
-  if (!out.empty())
-    out.push_back('\n');
-  return out;
-}
-
-std::string private_key_problem(const std::string& private_key) {
-  if (private_key.find_first_not_of(" \r\n\t") == std::string::npos)
-    return "no deploy key is configured (DEPLOYMENT_PRIVATE_KEY)";
-  if (private_key.find("-----BEGIN RSA PRIVATE KEY-----") != std::string::npos)
-    return std::string{rsa_key_error};
-  if (private_key.find("-----BEGIN OPENSSH PRIVATE KEY-----")
-      != std::string::npos)
-    return openssh_key_problem(private_key);
-  if (private_key.find("-----BEGIN ENCRYPTED PRIVATE KEY-----")
-        != std::string::npos
-      || private_key.find("Proc-Type: 4,ENCRYPTED") != std::string::npos)
-    return "the deploy key is protected by a passphrase: heaven needs a key "
-           "without one";
-  if (private_key.find("-----BEGIN PRIVATE KEY-----") != std::string::npos)
-    return pkcs8_key_problem(private_key);
-  if (private_key.find("-----BEGIN EC PRIVATE KEY-----") != std::string::npos)
-    return {};
-  if (private_key.find("PRIVATE KEY-----") != std::string::npos)
-    return "the deploy key has a kind libssh2 cannot use: use an ed25519 or "
-           "ECDSA deploy key";
-  return "the deploy key is not a private key (expected -----BEGIN OPENSSH "
-         "PRIVATE KEY-----)";
 }
 
 } // namespace heaven

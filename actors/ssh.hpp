@@ -14,6 +14,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/ssh_key.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {
@@ -41,11 +42,6 @@ struct ssh_options {
   std::string label;
 };
 
-/// The error every command answers when the private key is an RSA key.
-inline constexpr std::string_view rsa_key_error
-  = "RSA keys cannot sign in to OpenSSH 9 through libssh2 1.10 (it only "
-    "signs ssh-rsa with SHA-1): use an ed25519 or ECDSA deploy key";
-
 /// Spawns an SSH actor for `opts.host`. It connects on its first command
 /// (and again after a cancel-free connection loss), reuses the session for
 /// the commands after it, and sends each output line to `sink` as
@@ -67,15 +63,5 @@ inline constexpr std::string_view rsa_key_error
 /// in flight then is cancelled.
 ssh_actor spawn_ssh(caf::actor_system& sys, ssh_options opts,
                     caf::actor sink);
-
-/// Turns Heaven's one-line DEPLOYMENT_PRIVATE_KEY, with literal `\n` (and
-/// `\r\n`) escapes, into the key's text with real newlines, ending with a
-/// newline. Text that already has real newlines stays as it is.
-std::string unescape_private_key(std::string text);
-
-/// Why `private_key` cannot sign in through libssh2, or "" when it may:
-/// empty, an RSA key (rsa_key_error), protected by a passphrase, or not a
-/// private key at all. Decided from the text alone, before any connection.
-std::string private_key_problem(const std::string& private_key);
 
 } // namespace heaven

@@ -762,6 +762,10 @@ parse_deployment_status(std::string_view body) {
 }
 
 std::string repository_full_name(std::string_view body) {
+  // Ondemand reads only up to the repository: a body broken after it would
+  // still name one.
+  if (!check_json_object(body).empty())
+    return {};
   // Lenient by design: a ping names a repository or it doesn't.
   std::optional<std::string> name;
   auto msg = for_each_root_field(body, [&](std::string_view key,

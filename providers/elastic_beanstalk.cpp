@@ -28,12 +28,12 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <nlohmann/json.hpp>
-#include <pugixml.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/sigv4.hpp"
 #include "actors/validate.hpp"
 #include "providers/api_common.hpp"
+#include "providers/aws_xml.hpp"
 
 namespace heaven {
 
@@ -109,25 +109,6 @@ std::string payload_string(const nlohmann::json& payload, const char* object,
 
 // ---- AWS answers -----------------------------------------------------------
 
-/// An AWS error: `<ErrorResponse><Error><Code/><Message/>` (query APIs) or
-/// `<Error><Code/><Message/>` (S3).
-struct aws_error {
-  std::string code;
-  std::string message;
-};
-
-aws_error parse_error(const std::string& body) {
-  pugi::xml_document doc;
-  if (body.empty() || !doc.load_string(body.c_str()))
-    return {};
-  auto err = doc.child("ErrorResponse").child("Error");
-  if (!err)
-    err = doc.child("Response").child("Errors").child("Error");
-  if (!err)
-    err = doc.child("Error");
-  return {err.child_value("Code"), err.child_value("Message")};
-}
-
 /// Codes AWS uses to say "slow down, then try again".
 bool throttled(const std::string& code) {
   static const std::set<std::string> codes{
@@ -142,93 +123,7 @@ bool throttled(const std::string& code) {
 bool worth_retrying(const http_response& res) {
   if (transient(res))
     return true;
-  return res.status == 400 && throttled(parse_error(res.body).code);
-}
-
-/// Why `res` is not what we wanted, in a few words, never echoing a body
-/// that is not an AWS error.
-std::string why(const http_response& res) {
-  if (res.status == 0)
-    return res.error.empty() ? "no answer" : res.error;
-  auto err = parse_error(res.body);
-  if (err.code.empty())
-    return "HTTP " + std::to_string(res.status);
-  auto text = err.code;
-  if (!err.message.empty())
-    text += ": " + err.message;
-  return truncate_description(text, 500);
-}
-
-/// An Elastic Beanstalk event (DescribeEvents).
-struct eb_event {
-  std::string date;
-  std::string severity;
-  std::string message;
-};
-
-/// The environment as DescribeEnvironments or UpdateEnvironment report it.
-struct eb_environment {
-  bool found = false;
-  std::string id;
-  std::string status;
-  std::string health;
-  std::string version_label;
-  std::string cname;
-};
-
-eb_environment read_environment(pugi::xml_node node) {
-  eb_environment env;
-  env.found = static_cast<bool>(node);
-  env.id = node.child_value("EnvironmentId");
-  env.status = node.child_value("Status");
-  env.health = node.child_value("Health");
-  env.version_label = node.child_value("VersionLabel");
-  env.cname = node.child_value("CNAME");
-  return env;
-}
-
-/// The environment with id `id` in a DescribeEnvironments answer; without
-/// an id, the first one not terminated (AWS also lists recently deleted
-/// environments of the same name).
-eb_environment parse_environments(const std::string& body,
-                                  const std::string& id) {
-  pugi::xml_document doc;
-  doc.load_string(body.c_str());
-  auto list = doc.child("DescribeEnvironmentsResponse")
-                .child("DescribeEnvironmentsResult")
-                .child("Environments");
-  eb_environment fallback;
-  for (auto member : list.children("member")) {
-    auto env = read_environment(member);
-    if (!id.empty() && env.id == id)
-      return env;
-    if (id.empty() && env.status != "Terminated")
-      return env;
-    if (!fallback.found)
-      fallback = env;
-  }
-  return fallback;
-}
-
-/// The events of a DescribeEvents answer, oldest first.
-std::vector<eb_event> parse_events(const std::string& body) {
-  pugi::xml_document doc;
-  doc.load_string(body.c_str());
-  auto list = doc.child("DescribeEventsResponse")
-                .child("DescribeEventsResult")
-                .child("Events");
-  std::vector<eb_event> events;
-  for (auto member : list.children("member"))
-    events.push_back({member.child_value("EventDate"),
-                      member.child_value("Severity"),
-                      member.child_value("Message")});
-  // AWS lists the newest first; ISO 8601 dates of one format sort as text.
-  std::reverse(events.begin(), events.end());
-  std::stable_sort(events.begin(), events.end(),
-                   [](const eb_event& a, const eb_event& b) {
-                     return a.date < b.date;
-                   });
-  return events;
+  return res.status == 400 && throttled(parse_aws_error(res.body).code);
 }
 
 // ---- the actor -------------------------------------------------------------
@@ -312,7 +207,7 @@ std::string failure_text(const call& c, const http_response& res) {
   text += ": ";
   if (res.status == 403 && !c.service.empty())
     text += "AWS refused the credentials: ";
-  return text + why(res);
+  return text + aws_failure_reason(res);
 }
 
 /// Ends the deployment with `error` because of `res`.
@@ -336,7 +231,7 @@ void answered(self_ptr self, call_ptr c, http_response& res) {
     auto first = std::chrono::milliseconds(
       std::max<int64_t>(st.cfg.first_backoff_ms, 1));
     auto backoff = retry_delay(res, c->attempt + 1, first).count();
-    auto reason = why(res);
+    auto reason = aws_failure_reason(res);
     spdlog::warn("deployment {}: {} answered {} (attempt {} of {}); "
                  "retrying in {} ms",
                  st.job.id, c->step, reason, c->attempt, st.cfg.attempts,
@@ -503,11 +398,7 @@ void update_environment(self_ptr self) {
            {"VersionLabel", st.label}},
           [self](http_response& res) {
             auto& st = self->state;
-            pugi::xml_document doc;
-            doc.load_string(res.body.c_str());
-            auto env = read_environment(
-              doc.child("UpdateEnvironmentResponse")
-                .child("UpdateEnvironmentResult"));
+            auto env = parse_updated_environment(res.body);
             st.environment_id = env.id;
             tell(self, "Follow it in the AWS console: https://" + st.region
                         + ".console.aws.amazon.com/elasticbeanstalk/home"
@@ -582,7 +473,7 @@ void create_bucket(self_ptr self) {
   start(self, "CreateBucket", "s3", std::move(req),
         [self](const call& c, http_response& res) {
           auto owned = res.status == 409
-                       && parse_error(res.body).code
+                       && parse_aws_error(res.body).code
                             == "BucketAlreadyOwnedByYou";
           if (res.status == 200 || owned) {
             upload(self);

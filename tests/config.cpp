@@ -456,6 +456,17 @@ BOOST_AUTO_TEST_CASE(chat_secrets_are_secret_in_every_part_that_could_print) {
   BOOST_TEST(!has(s, "x"));
 }
 
+// Found by fuzz_config: a Slack URL ending in "/services/" gave an empty
+// "secret" (the part after it).
+BOOST_AUTO_TEST_CASE(no_empty_part_of_a_chat_secret) {
+  settings cfg;
+  cfg.slack_webhook_url = "https://hooks.slack.com/services/";
+  auto s = secret_values(cfg, {{"SLACK_WEBHOOK_URL", "/services/"}});
+  BOOST_TEST(!has(s, ""));
+  BOOST_TEST(has(s, cfg.slack_webhook_url));
+  BOOST_TEST(has(s, "/services/"));
+}
+
 BOOST_AUTO_TEST_CASE(provider_secrets_from_a_config_file_are_redacted_too) {
   temp_cwd tmp;
   auto file = tmp.write("heaven.conf",

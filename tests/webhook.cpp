@@ -796,6 +796,20 @@ BOOST_AUTO_TEST_CASE(full_name_or_nothing) {
              == "\xc3\xa9t\xc3\xa9/app");
 }
 
+// Found by fuzz_webhook: ondemand skips the fields it is not asked about
+// without checking them, so a body broken there named a repository.
+BOOST_AUTO_TEST_CASE(nothing_from_a_body_broken_where_it_is_not_read) {
+  BOOST_TEST(repository_full_name(R"({"hook":{"url":"a":"b"},)"
+                                  R"("repository":{"full_name":"octo/app"}})")
+             == "");
+  BOOST_TEST(repository_full_name(R"({"repository":{"full_name":"octo/app",)"
+                                  R"("owner":[1 2]}})")
+             == "");
+  BOOST_TEST(repository_full_name(R"({"hook":{"url":"a"},)"
+                                  R"("repository":{"full_name":"octo/app"}})")
+             == "octo/app");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(form_encoded)

@@ -1,0 +1,222 @@
+#include "actors/ingress_route.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
+#include <type_traits>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/log_book.hpp"
+#include "actors/validate.hpp"
+#include "actors/webhook.hpp"
+
+namespace heaven {
+
+namespace {
+
+constexpr int32_t default_limit = 50;
+constexpr int32_t max_limit = 500;
+
+/// The value of `name` in a query string ("" when absent).
+std::string_view query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? std::string_view{}
+                                          : pair.substr(eq + 1);
+    if (amp == std::string_view::npos)
+      break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+/// Parses all of `text` as a number.
+template <class T>
+std::optional<T> to_number(std::string_view text) {
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(),
+                                   value);
+  if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
+    return std::nullopt;
+  return value;
+}
+
+/// ASCII case-insensitive: does `text` start with `prefix`?
+bool starts_with_nocase(std::string_view text, std::string_view prefix) {
+  auto lower = [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  };
+  return text.size() >= prefix.size()
+         && std::equal(prefix.begin(), prefix.end(), text.begin(),
+                       [&](char a, char b) { return lower(a) == lower(b); });
+}
+
+route_decision answer(route_decision r, int status, std::string body) {
+  r.what = route_decision::kind::answer;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+route_decision not_allowed(route_decision r, const char* allow) {
+  r.allow = allow;
+  return answer(std::move(r), 405, json_error("method not allowed"));
+}
+
+route_decision not_found(route_decision r) {
+  return answer(std::move(r), 404, json_error("not found"));
+}
+
+/// Parses `body` as an event of type `ev.type` (deployment, status,
+/// deployment_status or ping) into `ev`, including `ev.repo`. Returns what
+/// is wrong with the body, or "".
+std::string parse_event(const std::string& body, inbound_event& ev) {
+  // Takes the parsed value, or returns the parser's message.
+  auto take = [](auto parsed, auto& out) -> std::string {
+    using value_type = std::decay_t<decltype(out)>;
+    if (auto* msg = std::get_if<std::string>(&parsed))
+      return std::move(*msg);
+    out = std::move(std::get<value_type>(parsed));
+    return {};
+  };
+  std::string msg;
+  if (ev.type == "deployment") {
+    msg = take(parse_deployment(body), ev.deployment);
+    ev.repo = ev.deployment.repo;
+  } else if (ev.type == "status") {
+    msg = take(parse_commit_status(body), ev.status);
+    ev.repo = ev.status.repo;
+  } else if (ev.type == "deployment_status") {
+    msg = take(parse_deployment_status(body), ev.notice);
+    ev.repo = ev.notice.repo;
+  } else {
+    msg = check_json_object(body);
+    if (msg.empty())
+      ev.repo = repository_full_name(body);
+    // A ping's repository is recorded like any other's.
+    if (msg.empty() && !ev.repo.empty())
+      msg = check_full_name("repository.full_name", ev.repo);
+  }
+  return msg;
+}
+
+route_decision on_event(route_decision r, request_parts& req,
+                        const route_options& opts) {
+  auto& ev = r.event;
+  ev.type = std::string{req.github_event};
+  ev.delivery = std::string{req.github_delivery};
+  if (ev.type.empty())
+    return answer(std::move(r), 400,
+                  json_error("missing header X-GitHub-Event"));
+  if (ev.delivery.empty())
+    return answer(std::move(r), 400,
+                  json_error("missing header X-GitHub-Delivery"));
+  // GitHub's delivery ids are GUIDs; heaven stores them to know a
+  // redelivery.
+  if (auto msg = check_text("header X-GitHub-Delivery", ev.delivery,
+                            limits::name);
+      !msg.empty())
+    return answer(std::move(r), 400, json_error(msg));
+  if (!(opts.insecure && opts.secret.empty())
+      && !signature_valid(opts.secret, req.body, req.signature))
+    return answer(std::move(r), 401, json_error("invalid signature"));
+  // A webhook set to the form content type wraps the JSON in `payload=`;
+  // the signature above covers the form body as sent. (Clients such as
+  // `curl -d` label plain JSON as a form too: that stays JSON.)
+  if (starts_with_nocase(req.content_type,
+                         "application/x-www-form-urlencoded"))
+    if (auto json = form_payload(req.body))
+      req.body = std::move(*json);
+  if (ev.type != "deployment" && ev.type != "status"
+      && ev.type != "deployment_status" && ev.type != "ping")
+    return answer(std::move(r), 422,
+                  json_error("unsupported event " + ev.type));
+  if (auto msg = parse_event(req.body, ev); !msg.empty())
+    return answer(std::move(r), 400, json_error(msg));
+  ev.body = std::move(req.body);
+  r.what = route_decision::kind::event;
+  return r;
+}
+
+} // namespace
+
+route_decision route_request(request_parts req, const route_options& opts) {
+  auto target = req.target;
+  auto qmark = target.find('?');
+  std::string_view path = target.substr(0, qmark);
+  std::string_view query = qmark == std::string_view::npos
+                             ? std::string_view{}
+                             : target.substr(qmark + 1);
+  route_decision r;
+  // Only the path is ever logged: the query may hold a log token.
+  r.line = std::string{req.method} + " " + std::string{path};
+  bool get = req.method == "GET";
+  if (path == "/events") {
+    if (req.method != "POST")
+      return not_allowed(std::move(r), "POST");
+    return on_event(std::move(r), req, opts);
+  }
+  if (path == "/healthz") {
+    if (!get)
+      return not_allowed(std::move(r), "GET");
+    r.what = route_decision::kind::health;
+    return r;
+  }
+  if (path == "/deployments") {
+    if (!get)
+      return not_allowed(std::move(r), "GET");
+    r.limit = default_limit;
+    if (auto text = query_param(query, "limit"); !text.empty()) {
+      auto n = to_number<int32_t>(text);
+      if (!n || *n < 1)
+        return answer(std::move(r), 400,
+                      json_error("limit must be a positive integer"));
+      r.limit = std::min(*n, max_limit);
+    }
+    r.what = route_decision::kind::list;
+    return r;
+  }
+  if (path == "/locks") {
+    if (!get)
+      return not_allowed(std::move(r), "GET");
+    // Anyone without the token is told there is nothing here.
+    auto token = query_param(query, "token");
+    if (token.empty()
+        || !equal_constant_time(token, locks_token(opts.log_key)))
+      return not_found(std::move(r));
+    r.what = route_decision::kind::locks;
+    return r;
+  }
+  constexpr std::string_view prefix = "/deployments/";
+  constexpr std::string_view suffix = "/log";
+  if (path.size() > prefix.size() + suffix.size()
+      && path.substr(0, prefix.size()) == prefix
+      && path.substr(path.size() - suffix.size()) == suffix) {
+    auto id = to_number<int64_t>(path.substr(
+      prefix.size(), path.size() - prefix.size() - suffix.size()));
+    if (id && *id > 0) {
+      if (!get)
+        return not_allowed(std::move(r), "GET");
+      auto token = query_param(query, "token");
+      if (!opts.has_logs || token.empty()
+          || !equal_constant_time(token, log_token(opts.log_key, *id)))
+        return not_found(std::move(r));
+      r.what = route_decision::kind::log;
+      r.deployment_id = *id;
+      return r;
+    }
+  }
+  return not_found(std::move(r));
+}
+
+std::string json_error(std::string_view msg) {
+  return nlohmann::json{{"error", msg}}.dump(
+    -1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+} // namespace heaven

@@ -1,0 +1,85 @@
+/// How the HTTP ingress answers a request, decided from the request alone:
+/// the part outsiders control (route, method, the `/events` headers and
+/// body, log and lock tokens), kept apart from Beast and the sockets so it
+/// can be tested and fuzzed without a connection.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "messages/types.hpp"
+
+namespace heaven {
+
+/// The parts of a parsed HTTP request that routing reads.
+struct request_parts {
+  /// The method as sent: "GET" and "POST" only in capitals, as Beast reads
+  /// them.
+  std::string_view method;
+  /// The request target, e.g. "/deployments/7/log?token=...".
+  std::string_view target;
+  /// Header values ("" when absent).
+  std::string_view github_event;      ///< X-GitHub-Event
+  std::string_view github_delivery;   ///< X-GitHub-Delivery
+  std::string_view signature;         ///< X-Hub-Signature-256
+  std::string_view content_type;      ///< Content-Type
+  /// The body as received.
+  std::string body;
+};
+
+/// What routing needs of the ingress's options.
+struct route_options {
+  /// Webhook secret; empty with `insecure` skips signature checks.
+  std::string_view secret;
+  bool insecure = false;
+  /// Key of the log and lock tokens (log_token, locks_token).
+  std::string_view log_key;
+  /// False when the ingress has no log book (every log is then not found).
+  bool has_logs = false;
+};
+
+/// What to do with a request.
+struct route_decision {
+  enum class kind {
+    /// Answer `status` with `body` (JSON) at once.
+    answer,
+    /// Answer with heaven's health (see health_board).
+    health,
+    /// Hand `event` to the receiver.
+    event,
+    /// Answer the store's list of the last `limit` deployments.
+    list,
+    /// Answer the store's environment locks (the token was right).
+    locks,
+    /// Stream deployment `deployment_id`'s log (the token was right).
+    log,
+  };
+  kind what = kind::answer;
+  /// "METHOD /path" for the debug log; never the query, which may hold a
+  /// token.
+  std::string line;
+  int status = 200;
+  std::string body;
+  /// The `Allow` header of a 405 answer ("" otherwise).
+  std::string allow;
+  /// kind::event: checked (signature) and parsed, with the body as received
+  /// or, for a form-encoded delivery, the JSON inside it.
+  inbound_event event;
+  int32_t limit = 0;
+  int64_t deployment_id = 0;
+};
+
+/// Routes `req`: `/events` (POST; 400 without X-GitHub-Event or
+/// X-GitHub-Delivery, 401 on a bad signature, 422 for an event heaven does
+/// not take, 400 for a body that is not that event), `/healthz`,
+/// `/deployments[?limit=N]`, `/locks?token=`, `/deployments/<id>/log?token=`
+/// (GET each; 405 with `allow` for another method). Anything else, and a
+/// wrong or missing token, is 404.
+route_decision route_request(request_parts req, const route_options& opts);
+
+/// The JSON error body every answer but a success carries:
+/// `{"error":"<msg>"}` (invalid UTF-8 replaced).
+std::string json_error(std::string_view msg);
+
+} // namespace heaven

@@ -1,0 +1,146 @@
+// Tests for route_request: what the ingress answers a request, decided from
+// the request alone (the sockets and actors are tested in http_ingress.cpp).
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+#include <tuple>
+
+#include "actors/ingress_route.hpp"
+#include "actors/log_book.hpp"
+#include "actors/webhook.hpp"
+
+using namespace heaven;
+
+namespace {
+
+const std::string secret = "route-secret";
+const std::string key = "route-log-key";
+
+route_options options() {
+  route_options opts;
+  opts.secret = secret;
+  opts.log_key = key;
+  opts.has_logs = true;
+  return opts;
+}
+
+route_decision route(std::string_view method, std::string_view target) {
+  request_parts req;
+  req.method = method;
+  req.target = target;
+  return route_request(std::move(req), options());
+}
+
+/// A signed `ping` delivery of `body` labelled `content_type`.
+route_decision ping(const std::string& body,
+                    std::string_view content_type = "application/json") {
+  auto signature = "sha256=" + hmac_sha256_hex(secret, body);
+  request_parts req;
+  req.method = "POST";
+  req.target = "/events";
+  req.github_event = "ping";
+  req.github_delivery = "d-1";
+  req.signature = signature;
+  req.content_type = content_type;
+  req.body = body;
+  return route_request(std::move(req), options());
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(ingress_route)
+
+BOOST_AUTO_TEST_CASE(each_route_answers_its_method_only) {
+  // The health itself is the ingress's to tell (it knows the board).
+  auto r = route("GET", "/healthz");
+  BOOST_TEST(static_cast<int>(r.what)
+             == static_cast<int>(route_decision::kind::health));
+  for (auto [method, target, allow] :
+       {std::tuple{"POST", "/healthz", "GET"},
+        std::tuple{"GET", "/events", "POST"},
+        std::tuple{"post", "/events", "POST"},
+        std::tuple{"PUT", "/deployments", "GET"},
+        std::tuple{"DELETE", "/locks", "GET"},
+        std::tuple{"POST", "/deployments/7/log", "GET"}}) {
+    auto d = route(method, target);
+    BOOST_TEST(d.status == 405, method << " " << target);
+    BOOST_TEST(d.allow == allow, method << " " << target);
+    BOOST_TEST(d.body == json_error("method not allowed"));
+  }
+  for (auto target : {"/", "/event", "/deployments/0/log",
+                      "/deployments/x/log", "/deployments/7/logs"})
+    BOOST_TEST(route("GET", target).status == 404, target);
+}
+
+BOOST_AUTO_TEST_CASE(the_log_line_never_holds_the_query) {
+  auto token = log_token(key, 7);
+  auto r = route("GET", "/deployments/7/log?token=" + token);
+  BOOST_TEST(static_cast<int>(r.what)
+             == static_cast<int>(route_decision::kind::log));
+  BOOST_TEST(r.deployment_id == 7);
+  BOOST_TEST(r.line == "GET /deployments/7/log");
+}
+
+BOOST_AUTO_TEST_CASE(tokens_open_logs_and_locks) {
+  BOOST_TEST(route("GET", "/deployments/7/log?token=" + log_token(key, 8))
+               .status
+             == 404);
+  BOOST_TEST(route("GET", "/deployments/7/log").status == 404);
+  BOOST_TEST(static_cast<int>(
+               route("GET", "/locks?x=1&token=" + locks_token(key)).what)
+             == static_cast<int>(route_decision::kind::locks));
+  BOOST_TEST(route("GET", "/locks?token=" + log_token(key, 1)).status == 404);
+  // Without a log book every log is not found.
+  request_parts req;
+  req.method = "GET";
+  auto target = "/deployments/7/log?token=" + log_token(key, 7);
+  req.target = target;
+  auto opts = options();
+  opts.has_logs = false;
+  BOOST_TEST(route_request(std::move(req), opts).status == 404);
+}
+
+BOOST_AUTO_TEST_CASE(deployment_lists_take_a_positive_limit) {
+  BOOST_TEST(route("GET", "/deployments").limit == 50);
+  BOOST_TEST(route("GET", "/deployments?limit=7").limit == 7);
+  BOOST_TEST(route("GET", "/deployments?limit=100000").limit == 500);
+  for (auto bad : {"0", "-1", "x", "7x", "99999999999"})
+    BOOST_TEST(route("GET", std::string{"/deployments?limit="} + bad).status
+                 == 400,
+               bad);
+}
+
+BOOST_AUTO_TEST_CASE(events_are_checked_then_parsed) {
+  auto r = ping(R"({"zen":"x","repository":{"full_name":"octo/app"}})");
+  BOOST_TEST(static_cast<int>(r.what)
+             == static_cast<int>(route_decision::kind::event));
+  BOOST_TEST(r.event.type == "ping");
+  BOOST_TEST(r.event.delivery == "d-1");
+  BOOST_TEST(r.event.repo == "octo/app");
+  // A form delivery is signed as sent and handed on as the JSON inside.
+  auto form = ping(R"(payload=%7B%22zen%22%3A%22x%22%7D)",
+                   "Application/X-WWW-Form-Urlencoded; charset=utf-8");
+  BOOST_TEST(form.event.body == R"({"zen":"x"})");
+  BOOST_TEST(ping("{").status == 400);
+  const std::string wrong = "sha256=" + std::string(64, '0');
+  request_parts req;
+  req.method = "POST";
+  req.target = "/events";
+  req.github_event = "ping";
+  req.github_delivery = "d-2";
+  req.signature = wrong;
+  req.body = "{}";
+  BOOST_TEST(route_request(req, options()).status == 401);
+  auto insecure = options();
+  insecure.secret = "";
+  insecure.insecure = true;
+  BOOST_TEST(static_cast<int>(route_request(req, insecure).what)
+             == static_cast<int>(route_decision::kind::event));
+  req.github_event = "push";
+  BOOST_TEST(route_request(req, insecure).status == 422);
+  req.github_event = "";
+  BOOST_TEST(route_request(req, insecure).body
+             == json_error("missing header X-GitHub-Event"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
