@@ -61,6 +61,10 @@ void check(const route_decision& d,
     case route_decision::kind::list:
       require(d.limit >= 1 && d.limit <= 500, "a list limit out of range");
       break;
+    case route_decision::kind::health:
+      require(view(req.method_string()) == "GET",
+              "/healthz answered a method other than GET");
+      break;
     case route_decision::kind::locks:
     case route_decision::kind::log:
       // The tokens are HMACs of a key the fuzzer does not know.
