@@ -13,7 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/auto_deployments.hpp"
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 namespace heaven {
 

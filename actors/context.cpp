@@ -1,6 +1,6 @@
 #include "actors/context.hpp"
 
-#include "actors/log_book.hpp"
+#include "base/log_book.hpp"
 
 namespace heaven {
 

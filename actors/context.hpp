@@ -8,7 +8,7 @@
 
 #include <caf/fwd.hpp>
 
-#include "actors/config.hpp"
+#include "base/config.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {

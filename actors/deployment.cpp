@@ -6,12 +6,12 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/lifecycle.hpp"
-#include "actors/log_book.hpp"
+#include "base/lifecycle.hpp"
+#include "base/log_book.hpp"
 #include "actors/timer.hpp"
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 #include "actors/workspace.hpp"
-#include "providers/registry.hpp"
+#include "messages/registry.hpp"
 
 namespace heaven {
 

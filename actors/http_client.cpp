@@ -13,7 +13,7 @@
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 namespace heaven {
 

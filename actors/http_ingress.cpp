@@ -34,9 +34,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/health.hpp"
+#include "base/health.hpp"
 #include "actors/ingress_route.hpp"
-#include "actors/log_book.hpp"
+#include "base/log_book.hpp"
 
 namespace heaven {
 

@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/log_book.hpp"
-#include "actors/validate.hpp"
-#include "actors/webhook.hpp"
+#include "base/log_book.hpp"
+#include "base/validate.hpp"
+#include "base/webhook.hpp"
 
 namespace heaven {
 

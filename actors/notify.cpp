@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/notices.hpp"
+#include "base/notices.hpp"
 #include "actors/notifiers/notifier.hpp"
-#include "actors/sigv4.hpp"
+#include "base/sigv4.hpp"
 
 namespace heaven {
 

@@ -2,7 +2,7 @@
 /// none.
 ///
 /// The store writes one "notice" row for every `deployment_status` event it
-/// accepts (see actors/notices.hpp), in the transaction that records the
+/// accepts (see base/notices.hpp), in the transaction that records the
 /// event; for a successful `deploy` the row also names the revision deployed
 /// before it, decided in that transaction. The notice courier (one OUTBOX
 /// actor of kind "notice", a stream per GitHub deployment) asks GitHub's
@@ -25,7 +25,7 @@
 
 #include <caf/fwd.hpp>
 
-#include "actors/config.hpp"
+#include "base/config.hpp"
 #include "actors/outbox.hpp"
 #include "messages/types.hpp"
 

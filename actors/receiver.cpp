@@ -6,9 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/deployment.hpp"
-#include "actors/health.hpp"
-#include "actors/lifecycle.hpp"
-#include "actors/log_book.hpp"
+#include "base/health.hpp"
+#include "base/lifecycle.hpp"
+#include "base/log_book.hpp"
 
 namespace heaven {
 

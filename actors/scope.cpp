@@ -24,7 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/children.hpp"
-#include "actors/sigv4.hpp"
+#include "base/sigv4.hpp"
 #include "actors/process.hpp"
 
 namespace fs = std::filesystem;

@@ -14,7 +14,7 @@
 
 #include <caf/fwd.hpp>
 
-#include "actors/ssh_key.hpp"
+#include "base/ssh_key.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {

@@ -16,9 +16,9 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
-#include "actors/health.hpp"
-#include "actors/lifecycle.hpp"
-#include "actors/notices.hpp"
+#include "base/health.hpp"
+#include "base/lifecycle.hpp"
+#include "base/notices.hpp"
 
 namespace heaven {
 

@@ -24,8 +24,8 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/process.hpp"
-#include "actors/sigv4.hpp"
-#include "actors/validate.hpp"
+#include "base/sigv4.hpp"
+#include "base/validate.hpp"
 #include "messages/atoms.hpp"
 
 namespace fs = std::filesystem;

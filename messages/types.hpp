@@ -306,7 +306,7 @@ typename Inspector::result_type inspect(Inspector& f, auto_deployment& x) {
 /// One command for the SSH actor to run on its host.
 struct ssh_command {
   /// The command line, run by the remote user's shell. Values in it must be
-  /// quoted by whoever builds it (see shell_quote in actors/validate.hpp).
+  /// quoted by whoever builds it (see shell_quote in base/validate.hpp).
   std::string command;
   /// Milliseconds the command may run (0: no limit of its own; the
   /// deployment's timeout still cancels it).

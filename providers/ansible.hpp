@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "providers/registry.hpp"
+#include "messages/registry.hpp"
 #include "providers/shell.hpp"
 
 namespace heaven {

@@ -4,7 +4,7 @@
 
 #include <pugixml.hpp>
 
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 namespace heaven {
 

@@ -23,7 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/process.hpp"
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 #include "actors/workspace.hpp"
 #include "providers/capistrano.hpp"
 

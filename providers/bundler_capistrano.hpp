@@ -8,7 +8,7 @@
 #include <string>
 
 #include "providers/api_common.hpp"
-#include "providers/registry.hpp"
+#include "messages/registry.hpp"
 #include "providers/shell.hpp"
 
 namespace heaven {

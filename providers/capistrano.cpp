@@ -8,7 +8,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 namespace fs = std::filesystem;
 

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "providers/capistrano_native.hpp"
-#include "providers/registry.hpp"
+#include "messages/registry.hpp"
 #include "providers/shell.hpp"
 
 namespace heaven {

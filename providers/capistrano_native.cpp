@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 namespace heaven {
 

@@ -30,8 +30,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/sigv4.hpp"
-#include "actors/validate.hpp"
+#include "base/sigv4.hpp"
+#include "base/validate.hpp"
 #include "providers/api_common.hpp"
 #include "providers/aws_xml.hpp"
 

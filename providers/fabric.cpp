@@ -7,7 +7,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <nlohmann/json.hpp>
 
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 namespace fs = std::filesystem;
 

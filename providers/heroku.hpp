@@ -5,7 +5,7 @@
 #include <string>
 
 #include "providers/api_common.hpp"
-#include "providers/registry.hpp"
+#include "messages/registry.hpp"
 
 namespace heaven {
 

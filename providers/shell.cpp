@@ -22,7 +22,7 @@
 #include "actors/children.hpp"
 #include "actors/process.hpp"
 #include "actors/ssh.hpp"
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 namespace fs = std::filesystem;
 

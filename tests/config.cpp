@@ -12,7 +12,7 @@
 
 #include <unistd.h>
 
-#include "actors/config.hpp"
+#include "base/config.hpp"
 
 using namespace heaven;
 namespace fs = std::filesystem;
@@ -485,7 +485,7 @@ BOOST_AUTO_TEST_CASE(provider_secrets_from_a_config_file_are_redacted_too) {
 
 BOOST_AUTO_TEST_CASE(help_mentions_every_setting) {
   // The variables are the ///< comments of the settings struct.
-  std::ifstream in{std::string{HEAVEN_SOURCE_DIR} + "/actors/config.hpp"};
+  std::ifstream in{std::string{HEAVEN_SOURCE_DIR} + "/base/config.hpp"};
   BOOST_REQUIRE(in);
   std::stringstream text;
   text << in.rdbuf();

@@ -15,13 +15,13 @@
 #include <sqlite3.h>
 
 #include "actors/deployment.hpp"
-#include "actors/log_book.hpp"
+#include "base/log_book.hpp"
 #include "actors/outbox.hpp"
 #include "actors/receiver.hpp"
 #include "actors/statuses.hpp"
 #include "actors/store.hpp"
 #include "actors/workspace.hpp"
-#include "providers/registry.hpp"
+#include "messages/registry.hpp"
 
 using namespace heaven;
 using namespace std::chrono_literals;

@@ -23,8 +23,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/log_book.hpp"
-#include "actors/sigv4.hpp"
+#include "base/log_book.hpp"
+#include "base/sigv4.hpp"
 #include "tests/support/aws_stand_in.hpp"
 #include "tests/support/heaven_process.hpp"
 #include "tests/support/http_call.hpp"

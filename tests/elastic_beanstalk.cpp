@@ -21,7 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/http_client.hpp"
-#include "actors/sigv4.hpp"
+#include "base/sigv4.hpp"
 #include "tests/support/aws_stand_in.hpp"
 #include "tests/support/http_stub.hpp"
 #include "tests/support/recorder.hpp"

@@ -26,10 +26,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/health.hpp"
+#include "base/health.hpp"
 #include "actors/http_ingress.hpp"
-#include "actors/log_book.hpp"
-#include "actors/webhook.hpp"
+#include "base/log_book.hpp"
+#include "base/webhook.hpp"
 #include "tests/support/http_call.hpp"
 
 using namespace heaven;

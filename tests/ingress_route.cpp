@@ -6,8 +6,8 @@
 #include <tuple>
 
 #include "actors/ingress_route.hpp"
-#include "actors/log_book.hpp"
-#include "actors/webhook.hpp"
+#include "base/log_book.hpp"
+#include "base/webhook.hpp"
 
 using namespace heaven;
 

@@ -13,7 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
-#include "actors/log_book.hpp"
+#include "base/log_book.hpp"
 
 using namespace heaven;
 namespace fs = std::filesystem;

@@ -30,7 +30,7 @@
 
 #include "actors/http_client.hpp"
 #include "actors/store.hpp"
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 #include "tests/support/http_stub.hpp"
 #include "tests/support/recorder.hpp"
 

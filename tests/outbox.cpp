@@ -22,7 +22,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include "actors/health.hpp"
+#include "base/health.hpp"
 #include "actors/http_client.hpp"
 #include "actors/outbox.hpp"
 #include "actors/store.hpp"

@@ -1,6 +1,6 @@
 // AWS Signature Version 4: AWS's published test suite, the request signer,
 // and a cross-check against botocore's signer.
-#include "actors/sigv4.hpp"
+#include "base/sigv4.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -17,9 +17,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include "actors/health.hpp"
+#include "base/health.hpp"
 #include "actors/http_client.hpp"
-#include "actors/lifecycle.hpp"
+#include "base/lifecycle.hpp"
 #include "actors/outbox.hpp"
 #include "actors/statuses.hpp"
 #include "actors/store.hpp"

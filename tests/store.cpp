@@ -17,7 +17,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include "actors/health.hpp"
+#include "base/health.hpp"
 #include "actors/store.hpp"
 
 using namespace heaven;

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 extern char** environ;
 

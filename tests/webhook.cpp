@@ -6,7 +6,7 @@
 #include <variant>
 #include <vector>
 
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 
 using namespace heaven;
 

@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 #include "tests/support/heaven_process.hpp"
 #include "tests/support/http_stub.hpp"
 

@@ -41,7 +41,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 #include "tests/support/heaven_process.hpp"
 
 namespace fs = std::filesystem;

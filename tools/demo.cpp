@@ -11,9 +11,9 @@
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
-#include "actors/log_book.hpp"
+#include "base/log_book.hpp"
 #include "actors/process.hpp"
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 
 namespace fs = std::filesystem;
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "actors/config.hpp"
+#include "base/config.hpp"
 
 namespace heaven {
 

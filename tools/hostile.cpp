@@ -28,7 +28,7 @@
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 #include "tests/support/heaven_process.hpp"
 #include "tests/support/http_stub.hpp"
 

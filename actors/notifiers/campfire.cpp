@@ -17,7 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/notifiers/notifier.hpp"
-#include "actors/sigv4.hpp"
+#include "base/sigv4.hpp"
 
 namespace heaven::notifiers {
 

@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/notifiers/notifier.hpp"
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 
 namespace heaven::notifiers {
 

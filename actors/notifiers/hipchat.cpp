@@ -21,7 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/notifiers/notifier.hpp"
-#include "actors/sigv4.hpp"
+#include "base/sigv4.hpp"
 
 namespace heaven::notifiers {
 

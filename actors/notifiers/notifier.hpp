@@ -34,7 +34,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "actors/config.hpp"
+#include "base/config.hpp"
 #include "actors/notify.hpp"
 #include "messages/types.hpp"
 

@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "actors/config.hpp"
+#include "base/config.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 using namespace heaven;

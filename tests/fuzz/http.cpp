@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/ingress_route.hpp"
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 using namespace heaven;

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <variant>
 
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 namespace heaven::fuzz {

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 using namespace heaven;

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "actors/sigv4.hpp"
+#include "base/sigv4.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 using namespace heaven;

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "actors/ssh_key.hpp"
+#include "base/ssh_key.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 using namespace heaven;

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 using namespace heaven;

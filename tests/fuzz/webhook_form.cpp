@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 #include "tests/fuzz/json_events.hpp"
 
 using namespace heaven;

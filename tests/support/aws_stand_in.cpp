@@ -4,7 +4,7 @@
 #include <ctime>
 #include <regex>
 
-#include "actors/sigv4.hpp"
+#include "base/sigv4.hpp"
 
 namespace heaven::test {
 

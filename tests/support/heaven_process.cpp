@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "actors/log_book.hpp"
-#include "actors/webhook.hpp"
+#include "base/log_book.hpp"
+#include "base/webhook.hpp"
 #include "tests/support/http_call.hpp"
 
 namespace heaven::test {

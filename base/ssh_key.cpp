@@ -1,4 +1,4 @@
-#include "actors/ssh_key.hpp"
+#include "base/ssh_key.hpp"
 
 #include <cstdint>
 #include <memory>

@@ -1,4 +1,4 @@
-#include "actors/lifecycle.hpp"
+#include "base/lifecycle.hpp"
 
 namespace heaven {
 

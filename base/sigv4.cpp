@@ -1,4 +1,4 @@
-#include "actors/sigv4.hpp"
+#include "base/sigv4.hpp"
 
 #include <algorithm>
 #include <array>
@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 namespace heaven::sigv4 {
 

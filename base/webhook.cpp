@@ -1,4 +1,4 @@
-#include "actors/webhook.hpp"
+#include "base/webhook.hpp"
 
 #include <array>
 #include <functional>
@@ -12,7 +12,7 @@
 #include <openssl/hmac.h>
 #include <simdjson.h>
 
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 namespace heaven {
 

@@ -1,4 +1,4 @@
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 #include <algorithm>
 

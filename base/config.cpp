@@ -1,4 +1,4 @@
-#include "actors/config.hpp"
+#include "base/config.hpp"
 
 #include <algorithm>
 #include <charconv>

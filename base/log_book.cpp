@@ -1,4 +1,4 @@
-#include "actors/log_book.hpp"
+#include "base/log_book.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "actors/validate.hpp"
+#include "base/validate.hpp"
 
 namespace heaven {
 

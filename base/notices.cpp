@@ -1,4 +1,4 @@
-#include "actors/notices.hpp"
+#include "base/notices.hpp"
 
 #include <stdexcept>
 

@@ -1,4 +1,4 @@
-#include "actors/health.hpp"
+#include "base/health.hpp"
 
 #include <chrono>
 #include <ctime>
