@@ -18,10 +18,10 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/http_client.hpp"
-#include "tests/support/heaven_process.hpp"
-#include "tests/support/http_stub.hpp"
-#include "tests/support/recorder.hpp"
-#include "tests/support/sshd.hpp"
+#include "tools/support/heaven_process.hpp"
+#include "tools/support/http_stub.hpp"
+#include "tools/support/recorder.hpp"
+#include "tools/support/sshd.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

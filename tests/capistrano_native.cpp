@@ -25,9 +25,9 @@
 
 #include "providers/capistrano_native.hpp"
 #include "providers/fabric.hpp"
-#include "tests/support/heaven_process.hpp"
-#include "tests/support/recorder.hpp"
-#include "tests/support/sshd.hpp"
+#include "tools/support/heaven_process.hpp"
+#include "tools/support/recorder.hpp"
+#include "tools/support/sshd.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

@@ -26,9 +26,9 @@
 #include "base/log_book.hpp"
 #include "base/sigv4.hpp"
 #include "tests/support/aws_stand_in.hpp"
-#include "tests/support/heaven_process.hpp"
-#include "tests/support/http_call.hpp"
-#include "tests/support/http_stub.hpp"
+#include "tools/support/heaven_process.hpp"
+#include "tools/support/http_call.hpp"
+#include "tools/support/http_stub.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

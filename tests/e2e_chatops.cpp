@@ -24,10 +24,10 @@
 
 #include "base/log_book.hpp"
 #include "base/webhook.hpp"
-#include "tests/support/heaven_process.hpp"
-#include "tests/support/http_call.hpp"
-#include "tests/support/http_stub.hpp"
-#include "tests/support/recorder.hpp"
+#include "tools/support/heaven_process.hpp"
+#include "tools/support/http_call.hpp"
+#include "tools/support/http_stub.hpp"
+#include "tools/support/recorder.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

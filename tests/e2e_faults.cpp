@@ -40,10 +40,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tests/support/heaven_process.hpp"
-#include "tests/support/http_call.hpp"
-#include "tests/support/http_stub.hpp"
-#include "tests/support/sshd.hpp"
+#include "tools/support/heaven_process.hpp"
+#include "tools/support/http_call.hpp"
+#include "tools/support/http_stub.hpp"
+#include "tools/support/sshd.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

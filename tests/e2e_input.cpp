@@ -14,9 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/heaven_process.hpp"
-#include "tests/support/http_call.hpp"
-#include "tests/support/http_stub.hpp"
+#include "tools/support/heaven_process.hpp"
+#include "tools/support/http_call.hpp"
+#include "tools/support/http_stub.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

@@ -23,8 +23,8 @@
 #include "actors/http_client.hpp"
 #include "base/sigv4.hpp"
 #include "tests/support/aws_stand_in.hpp"
-#include "tests/support/http_stub.hpp"
-#include "tests/support/recorder.hpp"
+#include "tools/support/http_stub.hpp"
+#include "tools/support/recorder.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

@@ -25,8 +25,8 @@
 
 #include "actors/http_client.hpp"
 #include "providers/api_common.hpp"
-#include "tests/support/http_stub.hpp"
-#include "tests/support/recorder.hpp"
+#include "tools/support/http_stub.hpp"
+#include "tools/support/recorder.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

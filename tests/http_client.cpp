@@ -16,9 +16,9 @@
 #include <caf/all.hpp>
 
 #include "actors/http_client.hpp"
-#include "tests/support/http_call.hpp"
-#include "tests/support/http_stub.hpp"
-#include "tests/support/recorder.hpp"
+#include "tools/support/http_call.hpp"
+#include "tools/support/http_stub.hpp"
+#include "tools/support/recorder.hpp"
 
 using namespace heaven;
 using namespace std::chrono_literals;

@@ -30,7 +30,7 @@
 #include "actors/http_ingress.hpp"
 #include "base/log_book.hpp"
 #include "base/webhook.hpp"
-#include "tests/support/http_call.hpp"
+#include "tools/support/http_call.hpp"
 
 using namespace heaven;
 using heaven::test::http_call;

@@ -31,8 +31,8 @@
 #include "actors/http_client.hpp"
 #include "actors/store.hpp"
 #include "base/webhook.hpp"
-#include "tests/support/http_stub.hpp"
-#include "tests/support/recorder.hpp"
+#include "tools/support/http_stub.hpp"
+#include "tools/support/recorder.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

@@ -26,7 +26,7 @@
 #include "actors/http_client.hpp"
 #include "actors/outbox.hpp"
 #include "actors/store.hpp"
-#include "tests/support/http_stub.hpp"
+#include "tools/support/http_stub.hpp"
 
 using namespace heaven;
 using namespace std::chrono_literals;

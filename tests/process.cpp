@@ -9,7 +9,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/send.hpp>
 
-#include "tests/support/recorder.hpp"
+#include "tools/support/recorder.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

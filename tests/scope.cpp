@@ -20,7 +20,7 @@
 
 #include "actors/children.hpp"
 #include "actors/process.hpp"
-#include "tests/support/recorder.hpp"
+#include "tools/support/recorder.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

@@ -14,7 +14,7 @@
 
 #include "actors/process.hpp"
 #include "actors/scope.hpp"
-#include "tests/support/recorder.hpp"
+#include "tools/support/recorder.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

@@ -24,8 +24,8 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "tests/support/recorder.hpp"
-#include "tests/support/sshd.hpp"
+#include "tools/support/recorder.hpp"
+#include "tools/support/sshd.hpp"
 
 using namespace heaven;
 using namespace heaven::test;

@@ -23,7 +23,7 @@
 #include "actors/outbox.hpp"
 #include "actors/statuses.hpp"
 #include "actors/store.hpp"
-#include "tests/support/http_stub.hpp"
+#include "tools/support/http_stub.hpp"
 
 using namespace heaven;
 using namespace std::chrono_literals;

@@ -29,9 +29,9 @@
 #include <sys/wait.h>
 
 #include "providers/capistrano_native.hpp"
-#include "tests/support/heaven_process.hpp"
-#include "tests/support/recorder.hpp"
-#include "tests/support/sshd.hpp"
+#include "tools/support/heaven_process.hpp"
+#include "tools/support/recorder.hpp"
+#include "tools/support/sshd.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include "base/webhook.hpp"
-#include "tests/support/heaven_process.hpp"
-#include "tests/support/http_stub.hpp"
+#include "tools/support/heaven_process.hpp"
+#include "tools/support/http_stub.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

@@ -42,7 +42,7 @@
 #include <unistd.h>
 
 #include "base/webhook.hpp"
-#include "tests/support/heaven_process.hpp"
+#include "tools/support/heaven_process.hpp"
 
 namespace fs = std::filesystem;
 namespace net = boost::asio;

@@ -29,8 +29,8 @@
 #include <nlohmann/json.hpp>
 
 #include "base/webhook.hpp"
-#include "tests/support/heaven_process.hpp"
-#include "tests/support/http_stub.hpp"
+#include "tools/support/heaven_process.hpp"
+#include "tools/support/http_stub.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

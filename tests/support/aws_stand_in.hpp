@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/support/http_stub.hpp"
+#include "tools/support/http_stub.hpp"
 
 namespace heaven::test {
 

@@ -1,4 +1,4 @@
-#include "tests/support/http_call.hpp"
+#include "tools/support/http_call.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -1,4 +1,4 @@
-#include "tests/support/http_stub.hpp"
+#include "tools/support/http_stub.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -1,4 +1,4 @@
-#include "tests/support/sshd.hpp"
+#include "tools/support/sshd.hpp"
 
 #include <cerrno>
 #include <chrono>

@@ -18,7 +18,7 @@
 #include <sys/types.h>
 
 #include "messages/types.hpp"
-#include "tests/support/http_stub.hpp"
+#include "tools/support/http_stub.hpp"
 
 namespace heaven::test {
 

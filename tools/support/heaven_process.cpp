@@ -1,4 +1,4 @@
-#include "tests/support/heaven_process.hpp"
+#include "tools/support/heaven_process.hpp"
 
 #include <cstdio>
 
@@ -17,7 +17,7 @@
 
 #include "base/log_book.hpp"
 #include "base/webhook.hpp"
-#include "tests/support/http_call.hpp"
+#include "tools/support/http_call.hpp"
 
 namespace heaven::test {
 
