@@ -130,7 +130,7 @@ void end(self_ptr self, std::string state, std::string description) {
   flush_lines(self, true);
   if (st.streaming)
     self->send(st.cfg.http, cancel_atom::value,
-               caf::actor_cast<caf::actor>(self));
+               caf::actor_cast<chunk_sink>(self));
   self->send(caf::actor_cast<deployment_actor>(st.deployment),
              result_atom::value,
              provider_outcome{std::move(state), std::move(description)});
@@ -357,7 +357,7 @@ void open_stream(self_ptr self) {
   st.streaming = true;
   ++st.stream_attempts;
   self->request(st.cfg.http, caf::infinite, stream_atom::value, std::move(req),
-                caf::actor_cast<caf::actor>(self))
+                caf::actor_cast<chunk_sink>(self))
     .then([=](http_response& res) {
       auto& st = self->state;
       st.streaming = false;
