@@ -4,6 +4,8 @@
 #include <charconv>
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 namespace heaven {
 
 create_answer classify_create(const http_response& res) {
@@ -70,6 +72,19 @@ parse_time(std::string_view text) {
   auto utc = timegm(&tm);
   return std::chrono::system_clock::from_time_t(utc)
          - std::chrono::minutes(offset_minutes);
+}
+
+std::string nested_string(const nlohmann::json& doc, const char* outer,
+                          const char* inner) {
+  if (!doc.is_object())
+    return {};
+  auto o = doc.find(outer);
+  if (o == doc.end() || !o->is_object())
+    return {};
+  auto i = o->find(inner);
+  if (i == o->end() || !i->is_string())
+    return {};
+  return i->get<std::string>();
 }
 
 retry_policy retry_policy_of(const api_config& cfg) {

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "base/github.hpp"
 #include "base/retry.hpp"
 #include "messages/interfaces.hpp"
@@ -61,6 +63,11 @@ create_answer classify_create(const http_response& res);
 /// fractions and "+hh:mm" offsets allowed), or nullopt when `text` is none.
 std::optional<std::chrono::system_clock::time_point>
 parse_time(std::string_view text);
+
+/// The string at `doc[outer][inner]`, or "" (absent, null, not a string):
+/// `payload.config.app_name`, a Heroku build's `source_blob.version`.
+std::string nested_string(const nlohmann::json& doc, const char* outer,
+                          const char* inner);
 
 /// The retry policy of `cfg`: its attempts, and its backoff doubling 16
 /// times at most.

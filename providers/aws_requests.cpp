@@ -58,20 +58,6 @@ bool valid_bucket(const std::string& bucket) {
             });
 }
 
-/// `payload.<object>.<key>` when it is a string, else "".
-std::string payload_string(const nlohmann::json& payload, const char* object,
-                           const char* key) {
-  if (!payload.is_object())
-    return {};
-  auto obj = payload.find(object);
-  if (obj == payload.end() || !obj->is_object())
-    return {};
-  auto value = obj->find(key);
-  if (value == obj->end() || !value->is_string())
-    return {};
-  return value->get<std::string>();
-}
-
 // ---- AWS answers -----------------------------------------------------------
 
 /// Codes AWS uses to say "slow down, then try again".
@@ -108,11 +94,11 @@ std::string prepare_target(eb_target& t, const beanstalk_config& cfg,
                            const provider_job& job) {
   auto payload = nlohmann::json::parse(job.request.payload_json, nullptr,
                                        false);
-  t.app = payload_string(payload, "config", "app_name");
+  t.app = nested_string(payload, "config", "app_name");
   if (t.app.empty())
     return "payload.config.app_name is missing: heaven doesn't know which "
            "Elastic Beanstalk application to deploy";
-  t.region = payload_string(payload, "aws", "region");
+  t.region = nested_string(payload, "aws", "region");
   if (t.region.empty())
     t.region = "us-east-1";
   if (!valid_region(t.region))

@@ -13,20 +13,6 @@ namespace {
 
 using json = nlohmann::json;
 
-/// The string at `build[outer][inner]`, or "" (absent, null, not a string).
-std::string nested_string(const json& build, const char* outer,
-                          const char* inner) {
-  if (!build.is_object())
-    return {};
-  auto o = build.find(outer);
-  if (o == build.end() || !o->is_object())
-    return {};
-  auto i = o->find(inner);
-  if (i == o->end() || !i->is_string())
-    return {};
-  return i->get<std::string>();
-}
-
 /// The string `key` of the object `build`, or "".
 std::string string_of(const json& build, const char* key) {
   if (build.is_object() && build.contains(key) && build[key].is_string())
