@@ -13,6 +13,9 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/auto_deployments.hpp"
+#include "base/github.hpp"
+#include "base/retry.hpp"
+#include "base/text.hpp"
 #include "base/validate.hpp"
 
 namespace heaven {
@@ -25,20 +28,6 @@ using nlohmann::json;
 constexpr auto store_timeout = std::chrono::seconds(60);
 
 // -- small helpers -----------------------------------------------------------
-
-/// `endpoint` and `path` joined with exactly one slash.
-std::string join_url(std::string endpoint, std::string_view path) {
-  while (!endpoint.empty() && endpoint.back() == '/')
-    endpoint.pop_back();
-  while (!path.empty() && path.front() == '/')
-    path.remove_prefix(1);
-  return endpoint + "/" + std::string{path};
-}
-
-/// The first 8 characters of a sha, as logs show it.
-std::string short_sha(const std::string& sha) {
-  return sha.substr(0, 8);
-}
 
 /// True for "owner/name" made of the characters GitHub allows in both, so
 /// that it can go into a URL path as it is.
@@ -57,52 +46,9 @@ bool valid_repo(std::string_view repo) {
   return ok(repo.substr(0, slash)) && ok(repo.substr(slash + 1));
 }
 
-/// GETs change nothing: 5xx, 429 (rate limited) and network failures are
-/// worth another attempt, unless the request can never succeed.
-bool get_retryable(const http_response& res) {
-  if (res.permanent)
-    return false;
-  return res.status == 0 || res.status == 429 || res.status >= 500;
-}
-
-/// The body of `res` as JSON, or a discarded value when it is none.
-json parse_body(const http_response& res) {
-  return json::parse(res.body, nullptr, false);
-}
-
-/// The string `key` of `doc` when `doc` is an object holding one, else "".
-std::string string_field(const json& doc, const char* key) {
-  if (!doc.is_object())
-    return {};
-  auto i = doc.find(key);
-  if (i == doc.end() || !i->is_string())
-    return {};
-  return i->get<std::string>();
-}
-
-/// "HTTP 422: Validation Failed" (GitHub's `message` when it sent one), or
-/// curl's error when no answer came.
-std::string describe(const http_response& res) {
-  if (res.status == 0)
-    return res.error.empty() ? "no answer" : res.error;
-  auto text = "HTTP " + std::to_string(res.status);
-  auto message = string_field(parse_body(res), "message");
-  if (!message.empty())
-    text += ": " + message;
-  return text;
-}
-
-/// A request to GitHub's API with heaven's usual headers.
-http_request github_request(const auto_deploy_config& cfg, std::string method,
-                            std::string_view path) {
-  http_request req;
-  req.method = std::move(method);
-  req.url = join_url(cfg.api_endpoint, path);
-  req.headers = {{"Accept", "application/vnd.github+json"},
-                 {"Authorization", "token " + cfg.token},
-                 {"User-Agent", "heaven"}};
-  req.timeout_ms = cfg.request_timeout_ms;
-  return req;
+/// Where the GitHub requests of `cfg` go.
+github_api github_of(const auto_deploy_config& cfg) {
+  return {cfg.api_endpoint, cfg.token};
 }
 
 /// The JSON body creating the auto deployment of `sha` to `env`: the last
@@ -135,8 +81,6 @@ struct github_call {
   http_request req;
   /// What the request is about, for the log.
   std::string what;
-  /// Which answers are worth another attempt.
-  bool (*retryable)(const http_response&) = get_retryable;
   /// Attempts made so far.
   int attempt = 0;
   /// Runs once with the final answer (success, or the last failure) and
@@ -148,6 +92,8 @@ struct github_call {
 struct job_state {
   static inline const char* name = "auto_deploy_job";
   auto_deploy_config cfg;
+  /// cfg's attempts and backoff.
+  retry_policy retry;
   commit_status_event ev;
   /// Calls in flight or waiting for their retry, by id.
   std::map<uint64_t, github_call> calls;
@@ -161,7 +107,7 @@ using job_ptr = job_actor::stateful_pointer<job_state>;
 
 /// "octo/app@1234abcd".
 std::string subject(job_ptr self) {
-  return self->state.ev.repo + "@" + short_sha(self->state.ev.sha);
+  return self->state.ev.repo + "@" + short_sha(self->state.ev.sha, 8);
 }
 
 /// One asynchronous step began.
@@ -176,14 +122,6 @@ void closed(job_ptr self) {
     self->quit();
 }
 
-/// The wait after attempt `attempt` failed, doubling from the first backoff.
-std::chrono::milliseconds backoff(const auto_deploy_config& cfg,
-                                  int attempt) {
-  auto shift = std::clamp(attempt - 1, 0, 16);
-  return std::chrono::milliseconds{cfg.first_backoff_ms
-                                   * (int64_t{1} << shift)};
-}
-
 /// Sends call `id` once more.
 void send_call(job_ptr self, uint64_t id) {
   auto& call = self->state.calls.at(id);
@@ -193,15 +131,13 @@ void send_call(job_ptr self, uint64_t id) {
     if (i == self->state.calls.end())
       return;
     auto& call = i->second;
-    const auto& cfg = self->state.cfg;
-    bool ok = res.status >= 200 && res.status < 300;
-    // A permanent failure never left heaven: the same request fails again.
-    if (!ok && !res.permanent && call.retryable(res)
-        && call.attempt < cfg.attempts) {
-      auto wait = backoff(cfg, call.attempt);
+    const auto& retry = self->state.retry;
+    // GETs change nothing: what is transient is worth another attempt.
+    if (retry_allowed(retry, res, call.attempt)) {
+      auto wait = retry_wait(retry, call.attempt, res);
       spdlog::warn("{} failed ({}), attempt {} of {}; retrying in {} ms",
-                   call.what, describe(res), call.attempt, cfg.attempts,
-                   wait.count());
+                   call.what, github_problem(res), call.attempt,
+                   retry.attempts, wait.count());
       self->delayed_send(self, wait, retry_atom::value, id);
       return;
     }
@@ -226,6 +162,7 @@ void call_github(job_ptr self, github_call call,
                  std::chrono::milliseconds delay
                  = std::chrono::milliseconds{0}) {
   opened(self);
+  call.req.timeout_ms = self->state.cfg.request_timeout_ms;
   auto id = self->state.next_call++;
   self->state.calls.emplace(id, std::move(call));
   if (delay.count() > 0)
@@ -284,23 +221,22 @@ void consider(job_ptr self, const deployed_environment& env) {
     return;
   }
   github_call call;
-  call.req = github_request(self->state.cfg, "GET",
-                            "repos/" + ev.repo + "/compare/" + env.sha + "..."
-                              + ev.sha);
-  call.what = "comparing " + short_sha(env.sha) + "..." + short_sha(ev.sha)
-              + " of " + ev.repo;
+  call.req = compare_request(github_of(self->state.cfg), ev.repo, env.sha,
+                             ev.sha);
+  call.what = "comparing " + short_sha(env.sha, 8) + "..."
+              + short_sha(ev.sha, 8) + " of " + ev.repo;
   call.done = [self, env](const http_response& res, int) {
     if (res.status != 200) {
       spdlog::error("Not auto-deploying {} to {}: could not compare it with "
                     "{}, deployed there last: {}",
-                    subject(self), env.environment, short_sha(env.sha),
-                    describe(res));
+                    subject(self), env.environment, short_sha(env.sha, 8),
+                    github_problem(res));
       return;
     }
-    auto status = string_field(parse_body(res), "status");
+    auto status = top_level_string(res.body, "status");
     if (status != "ahead") {
       skip(self, env,
-           "compared with " + short_sha(env.sha)
+           "compared with " + short_sha(env.sha, 8)
              + ", deployed there last, it is "
              + (status.empty() ? "unknown" : status) + ", not ahead");
       return;
@@ -321,18 +257,17 @@ void on_latest(job_ptr self, std::vector<deployed_environment> envs) {
     return;
   }
   github_call call;
-  call.req
-    = github_request(self->state.cfg, "GET",
-                     "repos/" + ev.repo + "/commits/" + ev.sha + "/status");
+  call.req = combined_status_request(github_of(self->state.cfg), ev.repo,
+                                     ev.sha);
   call.what = "reading the combined status of " + subject(self);
   call.done = [self, envs = std::move(envs)](const http_response& res, int) {
     if (res.status != 200) {
       spdlog::error("Not auto-deploying {}: could not read its combined "
                     "status: {}",
-                    subject(self), describe(res));
+                    subject(self), github_problem(res));
       return;
     }
-    auto state = string_field(parse_body(res), "state");
+    auto state = top_level_string(res.body, "state");
     if (state != "success") {
       spdlog::info("Not auto-deploying {}: its combined status is {}, not "
                    "success",
@@ -350,6 +285,11 @@ void on_latest(job_ptr self, std::vector<deployed_environment> envs) {
 job_actor::behavior_type auto_deploy_job(job_ptr self, auto_deploy_config cfg,
                                          commit_status_event ev,
                                          auto_deploy_actor parent) {
+  auto& retry = self->state.retry;
+  retry.attempts = cfg.attempts;
+  retry.first_backoff = std::chrono::milliseconds{cfg.first_backoff_ms};
+  // The wait doubles 16 times at most, as it always did.
+  retry.max_backoff = retry.first_backoff * (int64_t{1} << 16);
   self->state.cfg = std::move(cfg);
   self->state.ev = std::move(ev);
   self->monitor(parent);
@@ -386,7 +326,7 @@ job_actor::behavior_type auto_deploy_job(job_ptr self, auto_deploy_config cfg,
 bool worth_a_look(const commit_status_event& ev) {
   if (ev.state != "success") {
     spdlog::debug("Ignoring commit status ({}) for {}@{}: not success",
-                  ev.state, ev.repo, short_sha(ev.sha));
+                  ev.state, ev.repo, short_sha(ev.sha, 8));
     return false;
   }
   if (std::find(ev.branches.begin(), ev.branches.end(), ev.default_branch)
@@ -397,13 +337,13 @@ bool worth_a_look(const commit_status_event& ev) {
                  ev.state, ev.repo,
                  ev.branches.empty() ? std::string{"none"}
                                      : ev.branches.front(),
-                 short_sha(ev.sha), ev.default_branch);
+                 short_sha(ev.sha, 8), ev.default_branch);
     return false;
   }
   if (!valid_repo(ev.repo) || !valid_sha(ev.sha)) {
     spdlog::warn("Ignoring commit status ({}) for {}@{}: not a repository "
                  "name and a full sha",
-                 ev.state, ev.repo, short_sha(ev.sha));
+                 ev.state, ev.repo, short_sha(ev.sha, 8));
     return false;
   }
   return true;
@@ -422,7 +362,7 @@ auto_deploy_actor::behavior_type auto_deploy(auto_deploy_actor::pointer self,
       if (cfg.token.empty()) {
         spdlog::warn("Not auto-deploying {}@{}: GITHUB_TOKEN is not set "
                      "(GitHub's API needs it)",
-                     ev.repo, short_sha(ev.sha));
+                     ev.repo, short_sha(ev.sha, 8));
         return;
       }
       self->spawn(auto_deploy_job, cfg, std::move(ev),

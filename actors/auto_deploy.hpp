@@ -48,9 +48,10 @@ struct auto_deploy_config {
 /// many status events call it green, and the "deploy" outbox creates the
 /// deployment once, also across restarts (see actors/auto_deployments.hpp).
 /// Every skip is logged at info level with its reason. GETs are retried on
-/// 5xx, 429 and network failures, never when they can never succeed
-/// (`http_response.permanent`). A job stops when this actor exits. Never
-/// blocks.
+/// 5xx, 429 and network failures (base/retry.hpp: after the doubling
+/// backoff, or the answer's `Retry-After`), never when they can never
+/// succeed (`http_response.permanent`). A job stops when this actor exits.
+/// Never blocks.
 auto_deploy_actor::behavior_type auto_deploy(auto_deploy_actor::pointer self,
                                              auto_deploy_config cfg);
 

@@ -7,6 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/retry.hpp"
+#include "base/text.hpp"
+
 namespace heaven {
 
 namespace {
@@ -53,27 +56,8 @@ deploy_row read_row(const outbox_row& row) {
 
 /// "the auto deployment of octo/app@1234abcd to production (app)".
 std::string describe(const deploy_row& x) {
-  return "the auto deployment of " + x.repo + "@" + x.sha.substr(0, 8)
+  return "the auto deployment of " + x.repo + "@" + short_sha(x.sha, 8)
          + " to " + x.environment + " (" + x.app + ")";
-}
-
-/// `text` percent-encoded for a URL query (RFC 3986 unreserved characters
-/// stay as they are).
-std::string query_encode(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-        || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'
-        || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
 }
 
 std::string string_field(const json& doc, const char* key) {
@@ -83,13 +67,6 @@ std::string string_field(const json& doc, const char* key) {
   if (i == doc.end() || !i->is_string())
     return {};
   return i->get<std::string>();
-}
-
-std::string header_value(const http_response& res, std::string_view name) {
-  for (auto& [k, v] : res.headers)
-    if (k == name)
-      return v;
-  return {};
 }
 
 /// The app heaven would deploy for GitHub deployment `d`: its payload's
@@ -153,18 +130,14 @@ courier deployment_courier(github_api api) {
                    describe(x));
       return std::nullopt;
     }
-    auto req = github_request(api, "POST", "repos/" + x.repo + "/deployments");
-    req.body = x.request.dump(-1, ' ', false,
-                              json::error_handler_t::replace);
-    return req;
+    return create_deployment_request(
+      api, x.repo, x.request.dump(-1, ' ', false,
+                                  json::error_handler_t::replace));
   };
   c.lookup = [api](const outbox_row& row) -> std::optional<http_request> {
     auto x = read_row(row);
-    return github_request(api, "GET",
-                          "repos/" + x.repo + "/deployments?sha=" + x.sha
-                            + "&environment=" + query_encode(x.environment)
-                            + "&task=deploy&per_page="
-                            + std::to_string(lookup_page_size));
+    return list_deployments_request(api, x.repo, x.sha, x.environment,
+                                    "deploy", lookup_page_size);
   };
   c.found = [](const outbox_row& row, const http_response& res) {
     return !find_in(res, read_row(row)).is_discarded();
@@ -187,7 +160,7 @@ courier deployment_courier(github_api api) {
   // read, the creation is given up rather than risked.
   c.send_unseen = false;
   c.credentials_check = [api]() -> std::optional<http_request> {
-    return github_request(api, "GET", "rate_limit");
+    return rate_limit_request(api);
   };
   c.follow_ups = [](const outbox_row& row, const settlement& how) {
     if (how.delivered && how.answer != nullptr) {
@@ -195,12 +168,12 @@ courier deployment_courier(github_api api) {
       if (how.found)
         spdlog::info("Auto-deploying {}@{} to {} ({}): found GitHub "
                      "deployment {}, created by an earlier request",
-                     x.repo, x.sha.substr(0, 8), x.environment, x.app,
+                     x.repo, short_sha(x.sha, 8), x.environment, x.app,
                      id_text(find_in(*how.answer, x)));
       else
         spdlog::info("Auto-deploying {}@{} to {} ({}): created GitHub "
                      "deployment {}",
-                     x.repo, x.sha.substr(0, 8), x.environment, x.app,
+                     x.repo, short_sha(x.sha, 8), x.environment, x.app,
                      id_text(json::parse(how.answer->body, nullptr, false)));
     }
     return std::vector<outbox_row>{};

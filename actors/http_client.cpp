@@ -49,7 +49,7 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
     t.response.body.append(data, size * count);
     return size * count;
   }
-  auto sink = caf::actor_cast<caf::actor>(t.sink);
+  auto sink = caf::actor_cast<chunk_sink>(t.sink);
   if (!sink)
     return 0; // Nobody listens any more: abort the transfer.
   caf::anon_send(sink, chunk_atom::value, std::string{data, size * count});
@@ -352,7 +352,7 @@ http_client(http_client_actor::stateful_pointer<http_client_state> self) {
       self->state.engine->submit(id, std::move(req));
       return rp;
     },
-    [=](stream_atom, http_request& req, caf::actor& sink)
+    [=](stream_atom, http_request& req, chunk_sink& sink)
       -> caf::typed_response_promise<http_response> {
       auto rp = self->make_response_promise<http_response>();
       auto id = self->state.next_id++;
@@ -362,7 +362,7 @@ http_client(http_client_actor::stateful_pointer<http_client_state> self) {
       self->monitor(sink);
       return rp;
     },
-    [=](cancel_atom, caf::actor& sink) {
+    [=](cancel_atom, chunk_sink& sink) {
       self->state.engine->cancel(sink.address());
     },
     [=](http_done_atom, uint64_t id, http_response& res) {

@@ -14,85 +14,11 @@
 
 #include "base/notices.hpp"
 #include "actors/notifiers/notifier.hpp"
-#include "base/sigv4.hpp"
+#include "base/github.hpp"
 
 namespace heaven {
 
-namespace {
-
 using nlohmann::json;
-
-std::string text_of(const json& j, const char* key) {
-  auto i = j.find(key);
-  return i != j.end() && i->is_string() ? i->get<std::string>() : "";
-}
-
-int64_t number_of(const json& j, const char* key) {
-  auto i = j.find(key);
-  return i != j.end() && i->is_number_integer() ? i->get<int64_t>() : 0;
-}
-
-const json& object_of(const json& j, const char* key) {
-  static const json none = json::object();
-  auto i = j.find(key);
-  return i != j.end() && i->is_object() ? *i : none;
-}
-
-commit_summary summary_of(const json& c) {
-  commit_summary s;
-  s.sha = text_of(c, "sha");
-  s.url = text_of(c, "html_url");
-  const auto& author = object_of(c, "author");
-  const auto& commit = object_of(c, "commit");
-  s.author = text_of(author, "login");
-  s.author_url = text_of(author, "html_url");
-  if (s.author.empty())
-    s.author = text_of(object_of(commit, "author"), "name");
-  if (s.author.empty())
-    s.author = "unknown";
-  auto message = text_of(commit, "message");
-  message = message.substr(0, message.find('\n'));
-  if (!message.empty() && message.back() == '\r')
-    message.pop_back();
-  s.message = std::move(message);
-  return s;
-}
-
-} // namespace
-
-std::optional<commit_changes> parse_compare(const std::string& body,
-                                            int64_t limit) {
-  auto doc = json::parse(body, nullptr, false);
-  if (!doc.is_object())
-    return std::nullopt;
-  commit_changes c;
-  c.url = text_of(doc, "html_url");
-  c.total_commits = number_of(doc, "total_commits");
-  if (auto files = doc.find("files");
-      files != doc.end() && files->is_array())
-    for (const auto& f : *files) {
-      if (!f.is_object())
-        continue;
-      c.additions += number_of(f, "additions");
-      c.deletions += number_of(f, "deletions");
-      c.changes += number_of(f, "changes");
-    }
-  std::vector<commit_summary> listed;
-  if (auto commits = doc.find("commits");
-      commits != doc.end() && commits->is_array())
-    for (const auto& commit : *commits)
-      if (commit.is_object())
-        listed.push_back(summary_of(commit));
-  std::reverse(listed.begin(), listed.end()); // GitHub: oldest first.
-  auto count = static_cast<int64_t>(listed.size());
-  auto keep = limit > 0 ? std::min(limit, count) : count;
-  listed.resize(static_cast<std::size_t>(keep));
-  c.commits = std::move(listed);
-  c.more = std::max(c.total_commits, count) - keep;
-  c.present = c.total_commits > 0 || count > 0;
-  return c;
-}
-
 
 // -- the chat services --------------------------------------------------------
 
@@ -249,22 +175,8 @@ bool wants_changes(const notice_config& cfg, const notice_row& x) {
 
 /// "octo/app ba5e0000...c0ffee00", for logs.
 std::string comparison(const notice_row& x) {
-  return x.notice.repo + " " + notifiers::short_sha(x.base) + "..."
-         + notifiers::short_sha(x.notice.sha);
-}
-
-http_request compare_request(const notice_config& cfg, const notice_row& x) {
-  http_request req;
-  req.method = "GET";
-  req.url = notifiers::join_url(
-    cfg.api_endpoint, "repos/" + x.notice.repo + "/compare/"
-                        + sigv4::uri_encode(x.base, false) + "..."
-                        + sigv4::uri_encode(x.notice.sha, false));
-  req.headers = {{"Accept", "application/vnd.github+json"},
-                 {"User-Agent", "heaven"}};
-  if (!cfg.github_token.empty())
-    req.headers.emplace_back("Authorization", "token " + cfg.github_token);
-  return req;
+  return x.notice.repo + " " + short_sha(x.base, 8) + "..."
+         + short_sha(x.notice.sha, 8);
 }
 
 } // namespace
@@ -281,7 +193,8 @@ courier notice_courier(notice_config config) {
     auto x = read_notice_row(row);
     if (!wants_changes(*cfg, x))
       return std::nullopt;
-    return compare_request(*cfg, x);
+    return compare_request(github_api{cfg->api_endpoint, cfg->github_token},
+                           x.notice.repo, x.base, x.notice.sha);
   };
   c.describe = [](const outbox_row& row) {
     return "the commit list of "

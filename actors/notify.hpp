@@ -119,9 +119,4 @@ std::vector<outbox_actor> spawn_chat_outboxes(caf::actor_system& sys,
                                               const settings& cfg,
                                               outbox_options opts);
 
-/// GitHub's compare answer `body` as the commit list, newest first, cut to
-/// `limit` (0: no cut); nullopt when `body` is not such an answer.
-std::optional<commit_changes> parse_compare(const std::string& body,
-                                            int64_t limit);
-
 } // namespace heaven

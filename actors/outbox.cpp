@@ -1,8 +1,6 @@
 #include "actors/outbox.hpp"
 
 #include <algorithm>
-#include <charconv>
-#include <ctime>
 #include <set>
 
 #include <caf/all.hpp>
@@ -20,19 +18,14 @@ struct outbox_env {
   http_client_actor http;
   courier c;
   outbox_options opts;
+  /// The doubling backoff of opts.
+  retry_policy retry;
   /// Rows whose earlier attempt may have arrived although no answer said
   /// so: they are looked up before they are sent again.
   std::set<int64_t> unsure;
 };
 
 using env_ptr = std::shared_ptr<outbox_env>;
-
-std::string header(const http_response& res, std::string_view name) {
-  for (auto& [k, v] : res.headers)
-    if (k == name)
-      return v;
-  return {};
-}
 
 std::string describe(const env_ptr& env, const outbox_row& row) {
   try {
@@ -42,12 +35,6 @@ std::string describe(const env_ptr& env, const outbox_row& row) {
     // Fall through to the generic name.
   }
   return env->c.kind + " message " + std::to_string(row.id);
-}
-
-std::string why(const http_response& res) {
-  if (res.status == 0)
-    return res.error.empty() ? std::string{"no answer"} : res.error;
-  return "HTTP " + std::to_string(res.status);
 }
 
 void pump(self_ptr self, const env_ptr& env);
@@ -165,9 +152,7 @@ void retry(self_ptr self, const env_ptr& env, const std::string& name,
            + reason);
     return;
   }
-  auto shift = std::min(s.attempts - 1, 20);
-  auto backoff = std::min(env->opts.first_backoff * (int64_t{1} << shift),
-                          env->opts.max_backoff);
+  auto backoff = heaven::backoff(env->retry, s.attempts);
   auto now = env->opts.now_ms();
   if (at > now)
     backoff = std::max(backoff, std::chrono::milliseconds(at - now));
@@ -201,9 +186,9 @@ void pause(self_ptr self, const env_ptr& env, int64_t at) {
 bool rate_limited(const http_response& res) {
   return res.status == 429
          || (res.status == 403
-             && (header(res, "x-ratelimit-remaining") == "0"
-                 || !header(res, "retry-after").empty()))
-         || (res.status == 503 && !header(res, "retry-after").empty());
+             && (header_value(res, "x-ratelimit-remaining") == "0"
+                 || !header_value(res, "retry-after").empty()))
+         || (res.status == 503 && !header_value(res, "retry-after").empty());
 }
 
 /// Answers that mean the row can never be delivered.
@@ -262,19 +247,19 @@ void on_post(self_ptr self, const env_ptr& env, const std::string& name,
     check_credentials(self, env, name);
   } else if (hopeless(res.status)
              || (env->c.hopeless && env->c.hopeless(res))) {
-    auto text = why(res);
+    auto text = describe(res);
     if (!res.body.empty())
       text += ": " + res.body.substr(0, 200);
     drop(self, env, name, text, &res);
   } else if (rate_limited(res)) {
     auto at = retry_at(res, env->opts.now_ms());
     pause(self, env, at);
-    retry(self, env, name, why(res), at);
+    retry(self, env, name, describe(res), at);
   } else {
     // No answer, or a server error: the row may have arrived all the same.
     if (res.status == 0 || res.status >= 500)
       env->unsure.insert(row.id);
-    retry(self, env, name, why(res));
+    retry(self, env, name, describe(res));
   }
 }
 
@@ -323,12 +308,12 @@ void on_lookup(self_ptr self, const env_ptr& env, const std::string& name,
   } else if (rate_limited(res)) {
     auto at = retry_at(res, env->opts.now_ms());
     pause(self, env, at);
-    retry(self, env, name, "looking it up: " + why(res), at);
+    retry(self, env, name, "looking it up: " + describe(res), at);
   } else if (res.status >= 400 && res.status < 500) {
     if (!env->c.send_unseen) {
       drop(self, env, name,
            "could not find out whether an earlier attempt arrived (looking "
-           "it up: " + why(res) + "); not sending it again, so that it "
+           "it up: " + describe(res) + "); not sending it again, so that it "
            "arrives once at most",
            &res);
       return;
@@ -337,7 +322,7 @@ void on_lookup(self_ptr self, const env_ptr& env, const std::string& name,
     env->unsure.erase(row.id);
     post(self, env, name, std::move(req));
   } else {
-    retry(self, env, name, "looking it up: " + why(res));
+    retry(self, env, name, "looking it up: " + describe(res));
   }
 }
 
@@ -458,44 +443,18 @@ void subscribe(self_ptr self, const env_ptr& env) {
 
 } // namespace
 
-int64_t retry_at(const http_response& res, int64_t now_ms) {
-  auto after = header(res, "retry-after");
-  if (!after.empty()) {
-    int64_t seconds = 0;
-    auto [p, ec] = std::from_chars(after.data(), after.data() + after.size(),
-                                   seconds);
-    if (ec == std::errc{} && p == after.data() + after.size())
-      return now_ms + std::max<int64_t>(seconds, 0) * 1000;
-    std::tm tm{};
-    if (strptime(after.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) != nullptr)
-      return static_cast<int64_t>(timegm(&tm)) * 1000;
-  }
-  auto reset = header(res, "x-ratelimit-reset");
-  if (!reset.empty() && header(res, "x-ratelimit-remaining") == "0") {
-    int64_t epoch = 0;
-    auto [p, ec] = std::from_chars(reset.data(), reset.data() + reset.size(),
-                                   epoch);
-    if (ec == std::errc{} && p == reset.data() + reset.size())
-      return epoch * 1000;
-  }
-  return 0;
-}
-
 outbox_actor::behavior_type
 outbox(outbox_actor::stateful_pointer<outbox_state> self, store_actor store,
        http_client_actor http, courier c, outbox_options opts) {
   if (!opts.now_ms)
-    opts.now_ms = [] {
-      using namespace std::chrono;
-      return duration_cast<milliseconds>(
-               system_clock::now().time_since_epoch())
-        .count();
-    };
+    opts.now_ms = unix_now_ms;
   opts.max_in_flight = std::max(opts.max_in_flight, 1);
   auto env = std::make_shared<outbox_env>();
   env->store = std::move(store);
   env->http = std::move(http);
   env->c = std::move(c);
+  env->retry.first_backoff = opts.first_backoff;
+  env->retry.max_backoff = opts.max_backoff;
   env->opts = std::move(opts);
   subscribe(self, env);
   return {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/retry.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {
@@ -151,10 +152,5 @@ struct outbox_state {
 outbox_actor::behavior_type
 outbox(outbox_actor::stateful_pointer<outbox_state> self, store_actor store,
        http_client_actor http, courier c, outbox_options opts);
-
-/// Parses a `Retry-After` header (seconds, or an HTTP date) or GitHub's
-/// `x-ratelimit-reset` (Unix seconds) of `res` into the Unix millisecond it
-/// names, relative to `now_ms`; 0 when the answer names no time.
-int64_t retry_at(const http_response& res, int64_t now_ms);
 
 } // namespace heaven

@@ -24,7 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/children.hpp"
-#include "base/sigv4.hpp"
+#include "base/text.hpp"
 #include "actors/process.hpp"
 
 namespace fs = std::filesystem;
@@ -695,7 +695,7 @@ process_scopes::process_scopes(const std::string& data_dir, bool use_cgroups) {
   fs::create_directories(data_dir, ec);
   auto canonical = fs::weakly_canonical(fs::absolute(data_dir), ec);
   data_dir_ = canonical.string();
-  instance_ = sigv4::sha256_hex(data_dir_).substr(0, 12);
+  instance_ = sha256_hex(data_dir_).substr(0, 12);
   scopes_dir_ = (canonical / "scopes").string();
   fs::create_directories(scopes_dir_, ec);
   if (!use_cgroups) {

@@ -5,54 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "base/validate.hpp"
-
 namespace heaven {
-
-namespace {
-
-/// `endpoint` and `path` joined with exactly one slash.
-std::string join_url(std::string endpoint, std::string_view path) {
-  while (!endpoint.empty() && endpoint.back() == '/')
-    endpoint.pop_back();
-  while (!path.empty() && path.front() == '/')
-    path.remove_prefix(1);
-  return endpoint + "/" + std::string{path};
-}
-
-std::string statuses_path(const github_status& s) {
-  return "repos/" + s.repo + "/deployments/" + std::to_string(s.github_id)
-         + "/statuses";
-}
-
-} // namespace
-
-http_request github_request(const github_api& api, std::string method,
-                            std::string_view path) {
-  http_request req;
-  req.method = std::move(method);
-  req.url = join_url(api.endpoint, path);
-  req.headers = {{"Accept", "application/vnd.github+json"},
-                 {"Authorization", "token " + api.token},
-                 {"User-Agent", "heaven"}};
-  if (req.method == "POST")
-    req.headers.emplace_back("Content-Type", "application/json");
-  return req;
-}
-
-std::string status_body(const github_status& s) {
-  nlohmann::json body;
-  body["state"] = s.state;
-  body["description"] = truncate_description(s.description, 140);
-  if (!s.log_url.empty()) {
-    body["log_url"] = s.log_url;
-    // Older GitHub Enterprise knows only target_url.
-    body["target_url"] = s.log_url;
-  }
-  if (!s.environment_url.empty())
-    body["environment_url"] = s.environment_url;
-  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
 
 github_status status_of(const outbox_row& row) {
   auto j = nlohmann::json::parse(row.body, nullptr, false);
@@ -101,35 +54,16 @@ courier status_courier(github_api api,
     }
     if (auto id = status_deployment(row); id > 0 && log_url)
       s.log_url = log_url(id);
-    auto req = github_request(api, "POST", statuses_path(s));
-    req.body = status_body(s);
-    return req;
+    return create_status_request(api, s);
   };
   c.lookup = [api](const outbox_row& row) -> std::optional<http_request> {
-    auto s = status_of(row);
-    // Newest first: one page holds any status heaven posted lately.
-    return github_request(api, "GET", statuses_path(s) + "?per_page=100");
+    return list_statuses_request(api, status_of(row));
   };
   c.found = [](const outbox_row& row, const http_response& res) {
-    auto s = status_of(row);
-    auto wanted = truncate_description(s.description, 140);
-    auto list = nlohmann::json::parse(res.body, nullptr, false);
-    if (!list.is_array())
-      return false;
-    for (auto& x : list) {
-      if (!x.is_object())
-        continue;
-      auto state = x.find("state");
-      auto description = x.find("description");
-      if (state != x.end() && state->is_string() && *state == s.state
-          && description != x.end() && description->is_string()
-          && *description == wanted)
-        return true;
-    }
-    return false;
+    return status_listed(res.body, status_of(row));
   };
   c.credentials_check = [api]() -> std::optional<http_request> {
-    return github_request(api, "GET", "rate_limit");
+    return rate_limit_request(api);
   };
   return c;
 }

@@ -8,27 +8,10 @@
 #include <string_view>
 
 #include "actors/outbox.hpp"
+#include "base/github.hpp"
 #include "messages/types.hpp"
 
 namespace heaven {
-
-/// Where statuses are posted.
-struct github_api {
-  /// API base, e.g. "https://api.github.com/" (trailing slash optional).
-  std::string endpoint;
-  /// Token for `Authorization: token ...`; when empty, statuses are only
-  /// logged (heaven's log) and not posted.
-  std::string token;
-};
-
-/// A request to GitHub's API at `path` (relative to `api.endpoint`) with
-/// heaven's headers: Accept, `Authorization: token ...`, User-Agent, and
-/// Content-Type for a POST.
-http_request github_request(const github_api& api, std::string method,
-                            std::string_view path);
-
-/// The JSON body GitHub expects for `s` (description truncated to 140).
-std::string status_body(const github_status& s);
 
 /// The status an outbox row of kind "status" holds (without its log_url).
 /// Throws std::runtime_error when the row cannot be read.

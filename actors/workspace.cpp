@@ -24,7 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/process.hpp"
-#include "base/sigv4.hpp"
+#include "base/text.hpp"
 #include "base/validate.hpp"
 #include "messages/atoms.hpp"
 
@@ -142,7 +142,7 @@ public:
     for (auto dir : {data / "mirrors", data / "workspaces"})
       if (fs::create_directories(dir, ec); ec)
         return {false, "cannot create " + dir.string() + ": " + ec.message()};
-    auto mirror = data / "mirrors" / (sigv4::sha256_hex(plan_.clone_url).substr(0, 16) + ".git");
+    auto mirror = data / "mirrors" / (sha256_hex(plan_.clone_url).substr(0, 16) + ".git");
     auto ws = data / "workspaces" / std::to_string(plan_.id);
     auto lock_path = mirror.string() + ".lock";
     // Commits never change: a mirror that has the sha needs no fetch. Fetches

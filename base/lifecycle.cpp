@@ -6,10 +6,6 @@ bool terminal_state(std::string_view state) {
   return state == "success" || state == "failure" || state == "error";
 }
 
-std::string short_sha(const std::string& sha) {
-  return sha.substr(0, 7);
-}
-
 std::string lock_action(const std::string& prefix, const std::string& task) {
   if (task == prefix + ":lock")
     return "lock";

@@ -5,15 +5,13 @@
 #include <string>
 #include <string_view>
 
+#include "base/text.hpp" // short_sha, as the descriptions show a sha
 #include "messages/types.hpp"
 
 namespace heaven {
 
 /// True for success, failure and error: the states a deployment ends in.
 bool terminal_state(std::string_view state);
-
-/// The first seven characters of a sha, as descriptions show it.
-std::string short_sha(const std::string& sha);
 
 /// "lock" when `task` is `<prefix>:lock`, "unlock" for `<prefix>:unlock`,
 /// else "".

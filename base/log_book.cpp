@@ -8,10 +8,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "base/text.hpp"
 #include "base/validate.hpp"
 
 namespace heaven {
@@ -148,12 +146,8 @@ std::string log_book::redact(std::string_view text) const {
 namespace {
 
 std::string keyed_token(std::string_view key, const std::string& msg) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), md,
-       &len);
-  return to_hex(md, std::min(len, 16u));
+  auto mac = hmac_sha256(key, msg);
+  return to_hex(std::string_view{mac}.substr(0, 16));
 }
 
 } // namespace
@@ -164,12 +158,6 @@ std::string log_token(std::string_view key, int64_t id) {
 
 std::string locks_token(std::string_view key) {
   return keyed_token(key, "locks");
-}
-
-bool equal_constant_time(std::string_view a, std::string_view b) {
-  if (a.size() != b.size())
-    return false;
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 } // namespace heaven

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/text.hpp" // equal_constant_time, to check the tokens
 #include "messages/types.hpp"
 
 namespace heaven {
@@ -84,8 +85,5 @@ std::string log_token(std::string_view key, int64_t id);
 /// The token that opens `GET /locks`: hex of HMAC-SHA256(key, "locks"),
 /// 32 hex digits (`heaven locks` prints the link).
 std::string locks_token(std::string_view key);
-
-/// Constant-time comparison of two strings.
-bool equal_constant_time(std::string_view a, std::string_view b);
 
 } // namespace heaven

@@ -8,9 +8,8 @@
 #include <vector>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "base/text.hpp"
 #include "base/validate.hpp"
 
 namespace heaven::sigv4 {
@@ -18,20 +17,6 @@ namespace heaven::sigv4 {
 namespace {
 
 constexpr std::string_view algorithm = "AWS4-HMAC-SHA256";
-
-using digest = std::array<unsigned char, EVP_MAX_MD_SIZE>;
-
-/// Raw HMAC-SHA256 of `data` under `key` (32 bytes).
-std::string hmac_sha256(std::string_view key, std::string_view data) {
-  digest md{};
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-       md.data(), &len);
-  std::string out(reinterpret_cast<const char*>(md.data()), len);
-  OPENSSL_cleanse(md.data(), md.size());
-  return out;
-}
 
 /// Overwrites `s` before it is freed: it holds key material.
 void wipe(std::string& s) {
@@ -55,35 +40,6 @@ bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size()
          && std::equal(a.begin(), a.end(), b.begin(),
                        [](char x, char y) { return lower(x) == lower(y); });
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-/// Decodes every valid %XX; anything else (a lone '%', '+') stays as is.
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      int hi = hex_value(s[i + 1]);
-      int lo = hex_value(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
 }
 
 /// Removes "." and ".." segments and empty segments (repeated slashes), the
@@ -120,8 +76,8 @@ std::string canonical_uri(std::string_view path, bool normalize) {
   if (path.empty())
     return "/";
   if (normalize)
-    return uri_encode(normalized_path(path), true);
-  return uri_encode(path, true);
+    return percent_encode(normalized_path(path), true);
+  return percent_encode(path, true);
 }
 
 /// Query pairs decoded, re-encoded and sorted by name, then value.
@@ -138,8 +94,8 @@ std::string canonical_query(std::string_view query) {
       auto name = item.substr(0, eq);
       auto value = eq == std::string_view::npos ? std::string_view{}
                                                 : item.substr(eq + 1);
-      pairs.emplace_back(uri_encode(percent_decode(name), false),
-                         uri_encode(percent_decode(value), false));
+      pairs.emplace_back(percent_encode(percent_decode(name), false),
+                         percent_encode(percent_decode(value), false));
     }
     start = end + 1;
   }
@@ -309,14 +265,6 @@ void set_header(string_pairs& headers, std::string_view name,
 
 } // namespace
 
-std::string sha256_hex(std::string_view data) {
-  digest md{};
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(),
-             nullptr);
-  return to_hex(md.data(), len);
-}
-
 std::string amz_date(std::chrono::system_clock::time_point t) {
   auto secs = std::chrono::system_clock::to_time_t(
     std::chrono::floor<std::chrono::seconds>(t));
@@ -325,26 +273,6 @@ std::string amz_date(std::chrono::system_clock::time_point t) {
   char buf[32];
   auto n = std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
   return std::string(buf, n);
-}
-
-std::string uri_encode(std::string_view s, bool keep_slash) {
-  static constexpr char digits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-                      || (c >= '0' && c <= '9') || c == '-' || c == '_'
-                      || c == '.' || c == '~';
-    if (unreserved || (keep_slash && c == '/')) {
-      out += ch;
-    } else {
-      out += '%';
-      out += digits[c >> 4];
-      out += digits[c & 0x0f];
-    }
-  }
-  return out;
 }
 
 std::string canonical_request(const request& req, bool normalize_path) {
@@ -397,8 +325,7 @@ std::string authorization(const request& req, const credentials& creds,
   out += ", SignedHeaders=";
   out += signed_headers(header_map(req.headers));
   out += ", Signature=";
-  out += to_hex(reinterpret_cast<const unsigned char*>(signature.data()),
-                signature.size());
+  out += to_hex(signature);
   return out;
 }
 

@@ -33,16 +33,8 @@ struct request {
   std::string payload_hash;
 };
 
-/// Lower-case hex SHA-256 of `data`.
-std::string sha256_hex(std::string_view data);
-
 /// `t` as SigV4's timestamp, "YYYYMMDDTHHMMSSZ" (UTC).
 std::string amz_date(std::chrono::system_clock::time_point t);
-
-/// RFC 3986 percent-encoding as SigV4 wants it: unreserved characters
-/// (A-Z a-z 0-9 - _ . ~) stay, every other byte becomes %XX (upper case);
-/// '/' stays too when `keep_slash`.
-std::string uri_encode(std::string_view s, bool keep_slash);
 
 /// The canonical request. `normalize_path` removes "." and ".." segments and
 /// repeated slashes (every service but S3).
@@ -63,7 +55,7 @@ std::string authorization(const request& req, const credentials& creds,
 /// (S3 only), `X-Amz-Security-Token` (with a session token) and
 /// `Authorization`, over every header `req` carries. `req.url` must be an
 /// absolute http(s) URL whose path is already %-encoded the way SigV4
-/// encodes it (see `uri_encode`).
+/// encodes it (see `percent_encode` in base/text.hpp).
 void sign(http_request& req, const credentials& creds, std::string_view region,
           std::string_view service, std::chrono::system_clock::time_point now);
 

@@ -8,43 +8,11 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "base/text.hpp"
+
 namespace heaven {
 
 namespace {
-
-/// Decodes base64, skipping whitespace; "" on invalid input.
-std::string base64_decode(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z')
-      return c - 'A';
-    if (c >= 'a' && c <= 'z')
-      return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-      return c - '0' + 52;
-    if (c == '+')
-      return 62;
-    if (c == '/')
-      return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t bits = 0;
-  int count = 0;
-  for (auto c : text) {
-    if (c == '=' || c == ' ' || c == '\n' || c == '\r' || c == '\t')
-      continue;
-    auto v = value(c);
-    if (v < 0)
-      return {};
-    bits = (bits << 6) | static_cast<uint32_t>(v);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out.push_back(static_cast<char>((bits >> count) & 0xff));
-    }
-  }
-  return out;
-}
 
 /// Reads SSH wire-format fields from a buffer.
 struct wire_reader {

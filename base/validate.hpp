@@ -103,12 +103,4 @@ std::string check_full_name(std::string_view path, std::string_view value);
 std::string check_repository_name(std::string_view path,
                                   std::string_view value);
 
-/// Lower-case hex of `size` bytes at `data` (digests, signatures).
-std::string to_hex(const unsigned char* data, std::size_t size);
-
-/// `text` as one word for a POSIX shell: in single quotes, each ' written as
-/// '\''. Whatever `text` holds (`x; rm -rf /`, $(...), newlines), the shell
-/// sees it as data.
-std::string shell_quote(std::string_view text);
-
 } // namespace heaven

@@ -7,11 +7,9 @@
 #include <utility>
 #include <vector>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <simdjson.h>
 
+#include "base/text.hpp"
 #include "base/validate.hpp"
 
 namespace heaven {
@@ -541,15 +539,6 @@ std::string check_deployment(const raw_fields& f) {
 
 } // namespace
 
-std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-       md.data(), &len);
-  return to_hex(md.data(), len);
-}
-
 bool signature_valid(std::string_view secret, std::string_view body,
                      std::string_view header) {
   // An empty secret would make every forger's job trivial: never accept it.
@@ -564,7 +553,7 @@ bool signature_valid(std::string_view secret, std::string_view body,
       return false;
   }
   auto expected = hmac_sha256_hex(secret, body);
-  return CRYPTO_memcmp(given.data(), expected.data(), expected.size()) == 0;
+  return equal_constant_time(given, expected);
 }
 
 std::variant<deployment_request, std::string>
@@ -784,15 +773,6 @@ std::string repository_full_name(std::string_view body) {
 }
 
 std::optional<std::string> form_payload(std::string_view body) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
   while (!body.empty()) {
     auto amp = body.find('&');
     auto pair = body.substr(0, amp);
@@ -807,7 +787,7 @@ std::optional<std::string> form_payload(std::string_view body) {
       } else if (value[i] == '%') {
         if (i + 2 >= value.size())
           return std::nullopt;
-        int hi = hex(value[i + 1]), lo = hex(value[i + 2]);
+        int hi = hex_value(value[i + 1]), lo = hex_value(value[i + 2]);
         if (hi < 0 || lo < 0)
           return std::nullopt;
         out += static_cast<char>(hi * 16 + lo);

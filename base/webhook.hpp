@@ -7,12 +7,10 @@
 #include <string_view>
 #include <variant>
 
+#include "base/text.hpp" // hmac_sha256_hex, which signs a delivery
 #include "messages/types.hpp"
 
 namespace heaven {
-
-/// Lower-case hex of HMAC-SHA256(key, data).
-std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 
 /// True when `header` is "sha256=<hex>" and the hex equals
 /// HMAC-SHA256(secret, body), compared in constant time.

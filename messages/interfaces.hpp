@@ -68,6 +68,10 @@ using store_actor = caf::typed_actor<
   // first time, false ever after, so one green sha deploys once.
   caf::replies_to<claim_atom, auto_deployment>::with<bool>>;
 
+/// What a streamed response body goes to, piece by piece as it arrives (an
+/// API provider following a build's output).
+using chunk_sink = caf::typed_actor<caf::reacts_to<chunk_atom, std::string>>;
+
 /// The HTTP_CLIENT actor interface: all outbound HTTP, on libcurl's multi
 /// interface (never blocks a scheduler thread).
 using http_client_actor = caf::typed_actor<
@@ -77,10 +81,11 @@ using http_client_actor = caf::typed_actor<
   // piece as it arrives, as `(chunk, std::string)` messages; answers once the
   // transfer ends, with an empty body. A transfer whose sink is gone ends
   // early.
-  caf::replies_to<stream_atom, http_request, caf::actor>::with<http_response>,
+  caf::replies_to<stream_atom, http_request, chunk_sink>::with<
+    http_response>,
   // Ends every streaming transfer of this sink now (answered with status 0,
   // error "cancelled").
-  caf::reacts_to<cancel_atom, caf::actor>,
+  caf::reacts_to<cancel_atom, chunk_sink>,
   // Internal: the curl thread hands back a finished transfer.
   caf::reacts_to<http_done_atom, uint64_t, http_response>>;
 

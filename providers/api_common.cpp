@@ -4,59 +4,9 @@
 #include <charconv>
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 namespace heaven {
-
-std::string join_url(std::string base, std::string_view path) {
-  while (!base.empty() && base.back() == '/')
-    base.pop_back();
-  while (!path.empty() && path.front() == '/')
-    path.remove_prefix(1);
-  return base + "/" + std::string{path};
-}
-
-http_request github_archive_request(const std::string& api,
-                                    const std::string& token,
-                                    const std::string& repo,
-                                    std::string_view kind,
-                                    const std::string& sha) {
-  http_request req;
-  req.method = "GET";
-  req.url = join_url(api, "repos/" + repo + "/" + std::string{kind} + "/"
-                            + sha);
-  req.headers = {{"Accept", "application/vnd.github+json"},
-                 {"User-Agent", "heaven"}};
-  if (!token.empty())
-    req.headers.emplace_back("Authorization", "token " + token);
-  // The 302 is the answer: its Location is the archive.
-  req.follow_redirects = false;
-  return req;
-}
-
-std::string github_archive_problem(const http_response& res,
-                                   std::string_view kind,
-                                   const std::string& repo,
-                                   const std::string& sha,
-                                   std::string& location) {
-  location.clear();
-  auto what = "GitHub's " + std::string{kind} + " of " + repo + " at "
-              + sha.substr(0, 7);
-  if (res.status >= 300 && res.status < 400) {
-    location = header_value(res, "location");
-    if (!location.empty())
-      return {};
-    return what + ": a redirect without a Location";
-  }
-  if (res.status == 401 || res.status == 403 || res.status == 404)
-    return "could not get " + what + " (" + describe(res)
-           + "): can GITHUB_TOKEN read the repository?";
-  return "could not get " + what + " (" + describe(res) + ")";
-}
-
-bool transient(const http_response& res) {
-  if (res.permanent)
-    return false;
-  return res.status == 0 || res.status == 429 || res.status >= 500;
-}
 
 create_answer classify_create(const http_response& res) {
   if (res.permanent)
@@ -124,43 +74,43 @@ parse_time(std::string_view text) {
          - std::chrono::minutes(offset_minutes);
 }
 
-std::chrono::milliseconds retry_delay(const http_response& res, int attempt,
-                                      std::chrono::milliseconds first) {
-  auto after = header_value(res, "retry-after");
-  int64_t seconds = 0;
-  auto [ptr, ec] = std::from_chars(after.data(), after.data() + after.size(),
-                                   seconds);
-  if (!after.empty() && ec == std::errc{} && ptr == after.data() + after.size())
-    return std::chrono::seconds(std::clamp<int64_t>(seconds, 0, 3600));
-  auto shift = std::clamp(attempt - 2, 0, 16);
-  return first * (int64_t{1} << shift);
+std::string nested_string(const nlohmann::json& doc, const char* outer,
+                          const char* inner) {
+  if (!doc.is_object())
+    return {};
+  auto o = doc.find(outer);
+  if (o == doc.end() || !o->is_object())
+    return {};
+  auto i = o->find(inner);
+  if (i == o->end() || !i->is_string())
+    return {};
+  return i->get<std::string>();
+}
+
+retry_policy retry_policy_of(const api_config& cfg) {
+  retry_policy p;
+  p.attempts = std::max(cfg.attempts, 1);
+  p.first_backoff = std::chrono::milliseconds(cfg.first_backoff_ms);
+  p.max_backoff = p.first_backoff * (int64_t{1} << 16);
+  return p;
+}
+
+github_api github_of(const api_config& cfg) {
+  return {cfg.github_api, cfg.github_token};
 }
 
 std::optional<retry_plan> next_retry(const http_response& res, int& attempt,
                                      const api_config& cfg,
                                      const std::string& what) {
-  if (!transient(res) || attempt >= cfg.attempts)
+  auto policy = retry_policy_of(cfg);
+  if (!retry_allowed(policy, res, attempt))
     return std::nullopt;
+  auto delay = retry_wait(policy, attempt, res);
   ++attempt;
-  auto delay = retry_delay(res, attempt,
-                           std::chrono::milliseconds(cfg.first_backoff_ms));
   return retry_plan{delay, what + ": " + describe(res) + "; trying again in "
                              + std::to_string(delay.count()) + " ms (attempt "
                              + std::to_string(attempt) + " of "
                              + std::to_string(cfg.attempts) + ")"};
-}
-
-std::string header_value(const http_response& res, std::string_view name) {
-  for (auto& [k, v] : res.headers)
-    if (k == name)
-      return v;
-  return {};
-}
-
-std::string describe(const http_response& res) {
-  if (res.status == 0)
-    return res.error.empty() ? "no answer" : res.error;
-  return "HTTP " + std::to_string(res.status);
 }
 
 } // namespace heaven

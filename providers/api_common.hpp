@@ -8,6 +8,10 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json_fwd.hpp>
+
+#include "base/github.hpp"
+#include "base/retry.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {
@@ -30,31 +34,6 @@ struct api_config {
   /// have their own).
   int64_t request_timeout_ms = 30000;
 };
-
-/// `base` and `path` joined with exactly one slash.
-std::string join_url(std::string base, std::string_view path);
-
-/// The request for GitHub's link to an archive of `repo` at `sha`:
-/// `GET <api>repos/<repo>/<kind>/<sha>`, `kind` "tarball" or "zipball". GitHub
-/// answers 302 with the link in `Location` (private repositories: it carries
-/// a short-lived token, so never log it). The token goes in the header.
-http_request github_archive_request(const std::string& api,
-                                    const std::string& token,
-                                    const std::string& repo,
-                                    std::string_view kind,
-                                    const std::string& sha);
-
-/// Why GitHub gave no archive link, for a status description; "" when
-/// `res` is the 302 with a Location (then `location` holds it).
-std::string github_archive_problem(const http_response& res,
-                                   std::string_view kind,
-                                   const std::string& repo,
-                                   const std::string& sha,
-                                   std::string& location);
-
-/// True for answers worth retrying: no answer at all (status 0) unless the
-/// request is `permanent` (it never left heaven and never will), 429, 5xx.
-bool transient(const http_response& res);
 
 /// What the answer to a request that creates something (a build, a
 /// deployment) says about the thing. Create once: only `refused` may be sent
@@ -85,10 +64,17 @@ create_answer classify_create(const http_response& res);
 std::optional<std::chrono::system_clock::time_point>
 parse_time(std::string_view text);
 
-/// How long to wait before attempt `attempt` (2, 3, ...): the response's
-/// `Retry-After` seconds when it has one, else `first` doubled per attempt.
-std::chrono::milliseconds retry_delay(const http_response& res, int attempt,
-                                      std::chrono::milliseconds first);
+/// The string at `doc[outer][inner]`, or "" (absent, null, not a string):
+/// `payload.config.app_name`, a Heroku build's `source_blob.version`.
+std::string nested_string(const nlohmann::json& doc, const char* outer,
+                          const char* inner);
+
+/// The retry policy of `cfg`: its attempts, and its backoff doubling 16
+/// times at most.
+retry_policy retry_policy_of(const api_config& cfg);
+
+/// Where `cfg`'s GitHub requests go.
+github_api github_of(const api_config& cfg);
 
 /// When to try a request again.
 struct retry_plan {
@@ -100,17 +86,11 @@ struct retry_plan {
 
 /// The retry of a request whose attempt number `attempt` got `res`: when
 /// the answer is transient and `cfg.attempts` allows another, increments
-/// `attempt` and returns the wait (retry_delay) and its log line; else
-/// nullopt. `what` names the request in the line.
+/// `attempt` and returns the wait (retry_wait: `Retry-After`, else the
+/// doubling backoff) and its log line; else nullopt. `what` names the
+/// request in the line.
 std::optional<retry_plan> next_retry(const http_response& res, int& attempt,
                                      const api_config& cfg,
                                      const std::string& what);
-
-/// The value of header `name` (lower case) in `res`, or "".
-std::string header_value(const http_response& res, std::string_view name);
-
-/// "404 Not Found"-style text for a response: the status and, when there is
-/// no status, curl's error.
-std::string describe(const http_response& res);
 
 } // namespace heaven

@@ -23,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/process.hpp"
+#include "base/text.hpp"
 #include "base/validate.hpp"
 #include "actors/workspace.hpp"
 #include "providers/capistrano.hpp"
@@ -109,8 +110,7 @@ void unpack(self_ptr self);
 void fetch_link(self_ptr self) {
   auto& st = self->state;
   auto& req = st.job.request;
-  auto ask = github_archive_request(st.cfg.api.github_api,
-                                    st.cfg.api.github_token, req.repo,
+  auto ask = github_archive_request(github_of(st.cfg.api), req.repo,
                                     "tarball", req.sha);
   self->request(st.cfg.api.http, caf::infinite, std::move(ask))
     .then([=](http_response& res) {
@@ -145,7 +145,7 @@ void download(self_ptr self) {
       if (st.at != phase::download)
         return;
       auto& req = st.job.request;
-      auto what = "the tarball of " + req.repo + " at " + req.sha.substr(0, 7);
+      auto what = "the tarball of " + req.repo + " at " + short_sha(req.sha);
       if (res.status != 200) {
         if (!retry_later(self, res, "Downloading " + what))
           end(self, "error", "could not download " + what + " ("
@@ -250,10 +250,10 @@ std::string bundler_plan(const provider_job& job, const bundler_config& cfg,
   auto& req = job.request;
   std::error_code ec;
   if (!fs::is_regular_file(fs::path{dir} / "Gemfile", ec))
-    return "no Gemfile in the repository at " + req.sha.substr(0, 7)
+    return "no Gemfile in the repository at " + short_sha(req.sha)
            + ": bundler_capistrano needs one";
   if (!has_capfile(dir))
-    return "no Capfile in the repository at " + req.sha.substr(0, 7);
+    return "no Capfile in the repository at " + short_sha(req.sha);
   if (!safe_stage(req.environment))
     return "environment " + req.environment
            + " is not a Capistrano stage name ([A-Za-z0-9_.-]+)";
@@ -316,7 +316,7 @@ provider_factory bundler_capistrano_provider(bundler_config cfg) {
           self->quit();
       });
       say(self, "Fetching GitHub's tarball of " + st.job.request.repo + " at "
-                  + st.job.request.sha.substr(0, 7));
+                  + short_sha(st.job.request.sha));
       fetch_link(self);
       return {
         [self](cancel_atom) {

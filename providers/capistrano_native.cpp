@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/text.hpp"
 #include "base/validate.hpp"
 
 namespace heaven {

@@ -31,100 +31,15 @@
 #include <spdlog/spdlog.h>
 
 #include "base/sigv4.hpp"
+#include "base/text.hpp"
 #include "base/validate.hpp"
 #include "providers/api_common.hpp"
+#include "providers/aws_requests.hpp"
 #include "providers/aws_xml.hpp"
 
 namespace heaven {
 
 namespace {
-
-// ---- small helpers ---------------------------------------------------------
-
-/// `tmpl` with every `{name}` replaced by `value`.
-std::string fill(std::string tmpl, const std::string& name,
-                 const std::string& value) {
-  auto placeholder = "{" + name + "}";
-  for (auto pos = tmpl.find(placeholder); pos != std::string::npos;
-       pos = tmpl.find(placeholder, pos + value.size()))
-    tmpl.replace(pos, placeholder.size(), value);
-  return tmpl;
-}
-
-/// `t` formatted with strftime's `fmt`, in UTC.
-std::string utc(std::chrono::system_clock::time_point t, const char* fmt) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[64];
-  auto n = std::strftime(buf, sizeof(buf), fmt, &tm);
-  return std::string(buf, n);
-}
-
-/// An application/x-www-form-urlencoded body (RFC 3986 escaping, which AWS
-/// reads the same way).
-std::string form(const string_pairs& params) {
-  std::string out;
-  for (auto& [key, value] : params) {
-    if (!out.empty())
-      out += '&';
-    out += sigv4::uri_encode(key, false);
-    out += '=';
-    out += sigv4::uri_encode(value, false);
-  }
-  return out;
-}
-
-/// True for region names such as "us-east-1" (they go into host names).
-bool valid_region(const std::string& region) {
-  return !region.empty() && region.size() <= 32
-         && std::all_of(region.begin(), region.end(), [](char c) {
-              return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-                     || c == '-';
-            });
-}
-
-/// True for S3 bucket names (3 to 63 of a-z, 0-9, '.', '-').
-bool valid_bucket(const std::string& bucket) {
-  return bucket.size() >= 3 && bucket.size() <= 63
-         && std::all_of(bucket.begin(), bucket.end(), [](char c) {
-              return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-                     || c == '-' || c == '.';
-            });
-}
-
-/// `payload.<object>.<key>` when it is a string, else "".
-std::string payload_string(const nlohmann::json& payload, const char* object,
-                           const char* key) {
-  if (!payload.is_object())
-    return {};
-  auto obj = payload.find(object);
-  if (obj == payload.end() || !obj->is_object())
-    return {};
-  auto value = obj->find(key);
-  if (value == obj->end() || !value->is_string())
-    return {};
-  return value->get<std::string>();
-}
-
-// ---- AWS answers -----------------------------------------------------------
-
-/// Codes AWS uses to say "slow down, then try again".
-bool throttled(const std::string& code) {
-  static const std::set<std::string> codes{
-    "Throttling",       "ThrottlingException", "RequestLimitExceeded",
-    "SlowDown",         "RequestThrottled",    "TooManyRequestsException",
-    "RequestTimeout"};
-  return codes.count(code) > 0;
-}
-
-/// Answers that may go away by themselves: no answer, 429, 5xx, and AWS's
-/// throttling (a 400).
-bool worth_retrying(const http_response& res) {
-  if (transient(res))
-    return true;
-  return res.status == 400 && throttled(parse_aws_error(res.body).code);
-}
 
 // ---- the actor -------------------------------------------------------------
 
@@ -143,22 +58,12 @@ struct call {
 
 using call_ptr = std::shared_ptr<call>;
 
-struct eb_state {
+/// The state: where the deployment goes (eb_target), and how far it got.
+struct eb_state : eb_target {
   static inline const char* name = "elastic_beanstalk";
   beanstalk_config cfg;
   provider_job job;
   caf::actor deployment;
-  sigv4::credentials creds;
-  std::string region;
-  std::string bucket;
-  std::string app;
-  std::string environment;
-  /// S3 URL of the bucket, ending in '/'.
-  std::string s3_base;
-  std::string eb_url;
-  /// S3 key of the source bundle and the application version's label.
-  std::string key;
-  std::string label;
   /// The zipball, until the upload takes it.
   std::string zip;
   /// From UpdateEnvironment's answer: tells same-named environments apart.
@@ -228,9 +133,11 @@ void answered(self_ptr self, call_ptr c, http_response& res) {
   if (st.cancelled || st.finished)
     return;
   if (worth_retrying(res) && c->attempt < st.cfg.attempts) {
-    auto first = std::chrono::milliseconds(
-      std::max<int64_t>(st.cfg.first_backoff_ms, 1));
-    auto backoff = retry_delay(res, c->attempt + 1, first).count();
+    auto retry = retry_policy_of(st.cfg);
+    retry.first_backoff = std::max(retry.first_backoff,
+                                   std::chrono::milliseconds(1));
+    retry.max_backoff = retry.first_backoff * (int64_t{1} << 16);
+    auto backoff = retry_wait(retry, c->attempt, res).count();
     auto reason = aws_failure_reason(res);
     spdlog::warn("deployment {}: {} answered {} (attempt {} of {}); "
                  "retrying in {} ms",
@@ -281,24 +188,13 @@ void start(self_ptr self, std::string step, std::string service,
   perform(self, std::move(c));
 }
 
-/// A form POST to the Elastic Beanstalk query API.
-http_request eb_request(const eb_state& st, const string_pairs& params) {
-  http_request req;
-  req.method = "POST";
-  req.url = st.eb_url;
-  req.headers = {{"Content-Type",
-                  "application/x-www-form-urlencoded; charset=utf-8"}};
-  req.body = form(params);
-  return req;
-}
-
 /// Makes the query API call `action` with `params` (after Action and
 /// Version); `ok` gets the 200 answer, anything else ends the deployment.
 void eb_call(self_ptr self, const std::string& action, string_pairs params,
              std::function<void(http_response&)> ok) {
   params.insert(params.begin(),
                 {{"Action", action}, {"Version", "2010-12-01"}});
-  auto req = eb_request(self->state, params);
+  auto req = eb_request(self->state.eb_url, params);
   start(self, action, "elasticbeanstalk", std::move(req),
         [self, ok](const call& c, http_response& res) {
           if (res.status == 200)
@@ -415,14 +311,10 @@ void create_version(self_ptr self) {
   auto& st = self->state;
   auto& r = st.job.request;
   tell(self, "Creating application version " + st.label + " of " + st.app);
-  auto description = r.repo + " " + r.ref + " (" + r.sha.substr(0, 7)
-                     + ") deployed"
-                     + (r.actor.empty() ? "" : " by " + r.actor)
-                     + " with heaven";
   eb_call(self, "CreateApplicationVersion",
           {{"ApplicationName", st.app},
            {"VersionLabel", st.label},
-           {"Description", truncate_description(description, 200)},
+           {"Description", truncate_description(version_description(r), 200)},
            {"SourceBundle.S3Bucket", st.bucket},
            {"SourceBundle.S3Key", st.key},
            {"AutoCreateApplication", "false"}},
@@ -432,13 +324,7 @@ void create_version(self_ptr self) {
 void upload(self_ptr self) {
   auto& st = self->state;
   tell(self, "Uploading " + st.key + " to S3 bucket " + st.bucket);
-  http_request req;
-  req.method = "PUT";
-  // '/' escaped too: curl must not read dot segments into the key.
-  req.url = st.s3_base + sigv4::uri_encode(st.key, false);
-  req.headers = {{"Content-Type", "application/zip"}};
-  req.body = std::move(st.zip);
-  req.timeout_ms = 600000;
+  auto req = put_object_request(st, std::move(st.zip));
   start(self, "PutObject", "s3", std::move(req), [self](const call& c,
                                                      http_response& res) {
     auto& st = self->state;
@@ -451,26 +337,10 @@ void upload(self_ptr self) {
   });
 }
 
-/// The CreateBucket body: none in us-east-1, a LocationConstraint elsewhere.
-std::string create_bucket_body(const std::string& region) {
-  if (region == "us-east-1")
-    return {};
-  return "<CreateBucketConfiguration "
-         "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-         "<LocationConstraint>"
-         + region + "</LocationConstraint></CreateBucketConfiguration>";
-}
-
 void create_bucket(self_ptr self) {
   auto& st = self->state;
   tell(self, "Creating S3 bucket " + st.bucket + " in " + st.region);
-  http_request req;
-  req.method = "PUT";
-  req.url = st.s3_base;
-  req.body = create_bucket_body(st.region);
-  if (!req.body.empty())
-    req.headers = {{"Content-Type", "application/xml"}};
-  start(self, "CreateBucket", "s3", std::move(req),
+  start(self, "CreateBucket", "s3", create_bucket_request(st),
         [self](const call& c, http_response& res) {
           auto owned = res.status == 409
                        && parse_aws_error(res.body).code
@@ -485,10 +355,7 @@ void create_bucket(self_ptr self) {
 
 void ensure_bucket(self_ptr self) {
   auto& st = self->state;
-  http_request req;
-  req.method = "HEAD";
-  req.url = st.s3_base;
-  start(self, "HeadBucket", "s3", std::move(req), [self](const call& c,
+  start(self, "HeadBucket", "s3", head_bucket_request(st), [self](const call& c,
                                                       http_response& res) {
     auto& st = self->state;
     auto prefix = "HeadBucket failed: S3 bucket " + st.bucket;
@@ -543,9 +410,9 @@ void download(self_ptr self) {
   auto& st = self->state;
   auto& r = st.job.request;
   tell(self, "Downloading the zipball of " + r.repo + " at "
-              + r.sha.substr(0, 7));
-  auto req = github_archive_request(st.cfg.github_api, st.cfg.github_token,
-                                    r.repo, "zipball", r.sha);
+              + short_sha(r.sha));
+  auto req = github_archive_request(github_of(st.cfg), r.repo, "zipball",
+                                    r.sha);
   start(self, "GitHub zipball request", "", std::move(req),
         [self](const call& c, http_response& res) {
           auto& st = self->state;
@@ -569,58 +436,6 @@ void download(self_ptr self) {
         });
 }
 
-/// Reads the payload and the settings into the state; returns why it can't
-/// go on, or "".
-std::string prepare(eb_state& st) {
-  auto payload = nlohmann::json::parse(st.job.request.payload_json, nullptr,
-                                       false);
-  st.app = payload_string(payload, "config", "app_name");
-  if (st.app.empty())
-    return "payload.config.app_name is missing: heaven doesn't know which "
-           "Elastic Beanstalk application to deploy";
-  st.region = payload_string(payload, "aws", "region");
-  if (st.region.empty())
-    st.region = "us-east-1";
-  if (!valid_region(st.region))
-    return "payload.aws.region \"" + truncate_description(st.region, 40)
-           + "\" is not an AWS region";
-  std::vector<std::string> missing;
-  if (st.cfg.access_key_id.empty())
-    missing.emplace_back("BEANSTALK_ACCESS_KEY_ID");
-  if (st.cfg.secret_access_key.empty())
-    missing.emplace_back("BEANSTALK_SECRET_ACCESS_KEY");
-  if (missing.size() == 2)
-    return "BEANSTALK_ACCESS_KEY_ID and BEANSTALK_SECRET_ACCESS_KEY are not "
-           "set: heaven has no AWS credentials for Elastic Beanstalk";
-  if (missing.size() == 1)
-    return missing.front()
-           + " is not set: heaven has no AWS credentials for Elastic "
-             "Beanstalk";
-  auto& r = st.job.request;
-  if (!valid_sha(r.sha))
-    return "the deployment's sha \"" + truncate_description(r.sha, 40)
-           + "\" is not a full 40-character sha";
-  st.bucket = st.cfg.bucket.empty()
-                ? "heaven-elasticbeanstalk-builds-" + st.region
-                : st.cfg.bucket;
-  if (!valid_bucket(st.bucket))
-    return "BEANSTALK_S3_BUCKET \"" + st.bucket
-           + "\" is not a valid S3 bucket name";
-  st.environment = r.environment;
-  st.creds = {st.cfg.access_key_id, st.cfg.secret_access_key, {}};
-  st.s3_base = fill(fill(st.cfg.s3_endpoint, "bucket", st.bucket), "region",
-                    st.region);
-  if (st.s3_base.empty() || st.s3_base.back() != '/')
-    st.s3_base += '/';
-  st.eb_url = fill(st.cfg.beanstalk_endpoint, "region", st.region);
-  st.key = st.app + "-" + r.sha + ".zip";
-  auto stamp = utc(std::chrono::system_clock::now(), "%Y%m%d%H%M%S");
-  st.label = r.sha.substr(0, 12) + "-" + stamp + "-"
-             + std::to_string(st.job.id);
-  st.label = st.label.substr(0, 100);
-  return {};
-}
-
 api_provider_actor::behavior_type
 elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
                   caf::actor deployment) {
@@ -629,7 +444,7 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
   st.cfg.attempts = std::max(st.cfg.attempts, 1);
   st.job = std::move(job);
   st.deployment = std::move(deployment);
-  auto problem = prepare(st);
+  auto problem = prepare_target(st, st.cfg, st.job);
   if (!problem.empty()) {
     finish(self, "error", problem);
     return api_provider_actor::behavior_type::make_empty_behavior();

@@ -7,6 +7,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <nlohmann/json.hpp>
 
+#include "base/text.hpp"
 #include "base/validate.hpp"
 
 namespace fs = std::filesystem;

@@ -22,7 +22,6 @@
 
 #include "providers/heroku.hpp"
 
-#include <cctype>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -33,13 +32,16 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/text.hpp"
 #include "providers/api_common.hpp"
+#include "providers/heroku_api.hpp"
 
 namespace heaven {
 
 namespace {
 
 using json = nlohmann::json;
+using namespace heroku_api;
 
 /// Where the conversation is.
 enum class step {
@@ -95,32 +97,6 @@ struct heroku_state {
 
 using self_ptr = api_provider_actor::stateful_pointer<heroku_state>;
 
-/// How far Heroku's clock may lag heaven's: a build stamped up to this long
-/// before heaven's first build request may still be the one it started.
-/// Generous for NTP-synchronised clocks (well under a second apart), small
-/// next to the minutes between two deployments of one sha to one app.
-constexpr auto clock_skew = std::chrono::seconds(60);
-
-/// Builds per page of the list. Heroku answers newest first, so the build
-/// heaven looks for is on the first page unless more than this many builds
-/// were created on the app since heaven's request.
-constexpr int list_page_size = 20;
-
-/// Pages read at most in one lookup (a safety stop; see list_page_size).
-constexpr int max_list_pages = 10;
-
-std::string short_id(const std::string& id) {
-  return id.substr(0, 8);
-}
-
-/// The mark heaven puts on its builds (`source_blob.version_description`)
-/// so that a lookup tells its own build from one started for the same sha by
-/// someone else: "heaven deployment 42 of octo/app".
-std::string build_mark(const provider_job& job) {
-  return "heaven deployment " + std::to_string(job.id) + " of "
-         + job.request.repo;
-}
-
 void say(self_ptr self, stream source, std::string text) {
   self->send(caf::actor_cast<deployment_actor>(self->state.deployment),
              log_atom::value, log_line{source, std::move(text)});
@@ -154,53 +130,11 @@ void end(self_ptr self, std::string state, std::string description) {
   flush_lines(self, true);
   if (st.streaming)
     self->send(st.cfg.http, cancel_atom::value,
-               caf::actor_cast<caf::actor>(self));
+               caf::actor_cast<chunk_sink>(self));
   self->send(caf::actor_cast<deployment_actor>(st.deployment),
              result_atom::value,
              provider_outcome{std::move(state), std::move(description)});
   self->quit();
-}
-
-/// A request to Heroku's Platform API (v3) with the API key.
-http_request heroku_request(const heroku_config& cfg, std::string method,
-                            const std::string& path) {
-  http_request req;
-  req.method = std::move(method);
-  req.url = join_url(cfg.endpoint, path);
-  req.headers = {{"Accept", "application/vnd.heroku+json; version=3"},
-                 {"Authorization", "Bearer " + cfg.api_key},
-                 {"User-Agent", "heaven"}};
-  req.timeout_ms = cfg.request_timeout_ms;
-  return req;
-}
-
-/// Heroku's own words for an error answer ({"id":..., "message":...}).
-std::string heroku_message(const http_response& res) {
-  auto body = json::parse(res.body, nullptr, false);
-  if (body.is_object() && body.contains("message")
-      && body["message"].is_string())
-    return body["message"].get<std::string>();
-  return {};
-}
-
-/// The status description for a Heroku answer that ends the deployment.
-std::string heroku_problem(const heroku_state& st, const std::string& what,
-                           const http_response& res) {
-  auto msg = heroku_message(res);
-  auto said = msg.empty() ? "" : ": " + msg;
-  switch (res.status) {
-    case 401:
-      return "Heroku refused HEROKU_API_KEY (401)" + said;
-    case 403:
-      return "HEROKU_API_KEY may not " + what + " (403)" + said;
-    case 404:
-      return "Heroku has no app '" + st.app
-             + "' that HEROKU_API_KEY can see (404)" + said;
-    case 422:
-      return "Heroku refused to " + what + " (422)" + said;
-    default:
-      return "Heroku could not " + what + " (" + describe(res) + ")" + said;
-  }
 }
 
 /// Whether to try `res`'s request again; if so, says why and schedules a
@@ -223,9 +157,8 @@ void open_stream(self_ptr self);
 
 void fetch_tarball_link(self_ptr self) {
   auto& st = self->state;
-  auto req = github_archive_request(st.cfg.github_api, st.cfg.github_token,
-                                    st.job.request.repo, "tarball",
-                                    st.job.request.sha);
+  auto req = github_archive_request(github_of(st.cfg), st.job.request.repo,
+                                    "tarball", st.job.request.sha);
   self->request(st.cfg.http, caf::infinite, std::move(req))
     .then([=](http_response& res) {
       auto& st = self->state;
@@ -252,9 +185,7 @@ void fetch_tarball_link(self_ptr self) {
 void follow(self_ptr self, const json& build, bool adopted) {
   auto& st = self->state;
   st.build_id = build["id"].get<std::string>();
-  if (build.contains("output_stream_url")
-      && build["output_stream_url"].is_string())
-    st.stream_url = build["output_stream_url"].get<std::string>();
+  st.stream_url = stream_url(build);
   st.at = step::following;
   st.attempt = 1;
   if (adopted) {
@@ -275,52 +206,9 @@ void follow(self_ptr self, const json& build, bool adopted) {
                      tick_atom::value);
 }
 
-/// True when `build` has a string id.
-bool has_id(const json& build) {
-  return build.is_object() && build.contains("id") && build["id"].is_string();
-}
-
-/// The string at `build[outer][inner]`, or "" (absent, null, not a string).
-std::string nested_string(const json& build, const char* outer,
-                          const char* inner) {
-  if (!build.is_object())
-    return {};
-  auto o = build.find(outer);
-  if (o == build.end() || !o->is_object())
-    return {};
-  auto i = o->find(inner);
-  if (i == o->end() || !i->is_string())
-    return {};
-  return i->get<std::string>();
-}
-
-/// When Heroku created `build`, if it says so readably.
-std::optional<std::chrono::system_clock::time_point>
-created_at(const json& build) {
-  if (!build.is_object() || !build.contains("created_at")
-      || !build["created_at"].is_string())
-    return std::nullopt;
-  return parse_time(build["created_at"].get<std::string>());
-}
-
 /// The earliest `created_at` a build of this deployment can carry.
 std::chrono::system_clock::time_point cutoff(const heroku_state& st) {
   return st.first_create - clock_skew;
-}
-
-/// Whether `build`, from the app's list, is the one heaven's unanswered
-/// request started: the deployment's full sha as its version, created no
-/// earlier than heaven's first request (less the clock skew), and, when
-/// Heroku kept a version description, heaven's mark for this deployment.
-bool ours(const heroku_state& st, const json& build) {
-  if (!has_id(build)
-      || nested_string(build, "source_blob", "version") != st.job.request.sha)
-    return false;
-  auto described = nested_string(build, "source_blob", "version_description");
-  if (!described.empty() && described != build_mark(st.job))
-    return false;
-  auto created = created_at(build);
-  return created && *created >= cutoff(st);
 }
 
 /// The build request got `res`, which may mean Heroku started the build:
@@ -333,8 +221,7 @@ void look_up(self_ptr self, const http_response& res) {
   st.list_attempt = 1;
   st.pages = 0;
   st.next_range.clear();
-  auto delay = retry_delay(res, st.attempt + 1,
-                           std::chrono::milliseconds(st.cfg.first_backoff_ms));
+  auto delay = retry_wait(retry_policy_of(st.cfg), st.attempt, res);
   say(self, stream::heaven,
       "Heroku's build API: " + describe(res) + "; looking for the build among "
         + st.app + "'s builds in " + std::to_string(delay.count())
@@ -347,13 +234,13 @@ void not_found(self_ptr self) {
   auto& st = self->state;
   if (st.attempt >= st.cfg.attempts) {
     end(self, "error",
-        heroku_problem(st, "build " + st.app, st.unanswered)
+        heroku_problem(st.app, "build " + st.app, st.unanswered)
           + "; no build of it was found");
     return;
   }
   ++st.attempt;
   say(self, stream::heaven,
-      "No build of " + st.job.request.sha.substr(0, 7) + " on " + st.app
+      "No build of " + short_sha(st.job.request.sha) + " on " + st.app
         + " since heaven's request: asking Heroku again (attempt "
         + std::to_string(st.attempt) + " of "
         + std::to_string(st.cfg.attempts) + ")");
@@ -363,13 +250,7 @@ void not_found(self_ptr self) {
 
 void create_build(self_ptr self) {
   auto& st = self->state;
-  auto req = heroku_request(st.cfg, "POST", "apps/" + st.app + "/builds");
-  req.headers.emplace_back("Content-Type", "application/json");
-  json body;
-  body["source_blob"]["url"] = st.source_url;
-  body["source_blob"]["version"] = st.job.request.sha;
-  body["source_blob"]["version_description"] = build_mark(st.job);
-  req.body = body.dump();
+  auto req = create_build_request(st.cfg, st.app, st.source_url, st.job);
   if (st.first_create == std::chrono::system_clock::time_point{})
     st.first_create = std::chrono::system_clock::now();
   self->request(st.cfg.http, caf::infinite, std::move(req))
@@ -390,30 +271,24 @@ void create_build(self_ptr self) {
         }
         case create_answer::refused:
           if (!retry_later(self, res, "Heroku's build API"))
-            end(self, "error", heroku_problem(st, "build " + st.app, res));
+            end(self, "error", heroku_problem(st.app, "build " + st.app, res));
           return;
         case create_answer::unknown:
           look_up(self, res);
           return;
         case create_answer::failed:
-          end(self, "error", heroku_problem(st, "build " + st.app, res));
+          end(self, "error", heroku_problem(st.app, "build " + st.app, res));
           return;
       }
     });
 }
 
-/// One page of the app's builds, newest first: `created_at ..;
-/// order=desc,max=N;` as the Platform API's Range header, then each
-/// `Next-Range` Heroku gives while the page still reaches no build older
-/// than heaven's request.
+/// One page of the app's builds, newest first (list_builds_request), then
+/// each `Next-Range` Heroku gives while the page still reaches no build
+/// older than heaven's request.
 void list_builds(self_ptr self) {
   auto& st = self->state;
-  auto req = heroku_request(st.cfg, "GET", "apps/" + st.app + "/builds");
-  req.headers.emplace_back(
-    "Range", st.next_range.empty()
-               ? "created_at ..; order=desc,max="
-                   + std::to_string(list_page_size) + ";"
-               : st.next_range);
+  auto req = list_builds_request(st.cfg, st.app, st.next_range);
   self->request(st.cfg.http, caf::infinite, std::move(req))
     .then([=](http_response& res) {
       auto& st = self->state;
@@ -447,7 +322,7 @@ void list_builds(self_ptr self) {
       ++st.pages;
       bool reached_back = builds.empty();
       for (auto& build : builds) {
-        if (ours(st, build)) {
+        if (ours(build, st.job, cutoff(st))) {
           follow(self, build, true);
           return;
         }
@@ -482,7 +357,7 @@ void open_stream(self_ptr self) {
   st.streaming = true;
   ++st.stream_attempts;
   self->request(st.cfg.http, caf::infinite, stream_atom::value, std::move(req),
-                caf::actor_cast<caf::actor>(self))
+                caf::actor_cast<chunk_sink>(self))
     .then([=](http_response& res) {
       auto& st = self->state;
       st.streaming = false;
@@ -528,8 +403,7 @@ void poll(self_ptr self) {
                          tick_atom::value);
     return;
   }
-  auto req = heroku_request(st.cfg, "GET",
-                            "apps/" + st.app + "/builds/" + st.build_id);
+  auto req = build_request(st.cfg, st.app, st.build_id);
   self->request(st.cfg.http, caf::infinite, std::move(req))
     .then([=](http_response& res) {
       auto& st = self->state;
@@ -541,9 +415,9 @@ void poll(self_ptr self) {
           tick_atom::value);
       };
       if (res.status != 200) {
-        if (!transient(res) || st.attempt >= st.cfg.attempts) {
+        if (!retry_allowed(retry_policy_of(st.cfg), res, st.attempt)) {
           end(self, "error",
-              heroku_problem(st, "report build " + short_id(st.build_id),
+              heroku_problem(st.app, "report build " + short_id(st.build_id),
                              res));
           return;
         }
@@ -555,10 +429,7 @@ void poll(self_ptr self) {
       }
       st.attempt = 1;
       auto build = json::parse(res.body, nullptr, false);
-      std::string status;
-      if (build.is_object() && build.contains("status")
-          && build["status"].is_string())
-        status = build["status"].get<std::string>();
+      auto status = build_status(build);
       if (status == "succeeded" || status == "failed") {
         st.final_status = status;
         st.drain_polls = 3;
@@ -577,31 +448,6 @@ void poll(self_ptr self) {
       open_stream(self); // When it was not ready at first.
       next();
     });
-}
-
-/// The Heroku app for this environment, from the payload's config.
-std::string heroku_app(const deployment_request& req) {
-  auto payload = json::parse(req.payload_json, nullptr, false);
-  if (!payload.is_object() || !payload.contains("config")
-      || !payload["config"].is_object())
-    return {};
-  auto& config = payload["config"];
-  for (auto key : {"heroku_" + req.environment + "_name",
-                   std::string{"heroku_name"}})
-    if (config.contains(key) && config[key].is_string())
-      return config[key].get<std::string>();
-  return {};
-}
-
-/// Heroku app names (and ids) use letters, digits and dashes only; anything
-/// else must not reach a URL path.
-bool valid_app(const std::string& app) {
-  if (app.empty() || app.size() > 64)
-    return false;
-  for (unsigned char c : app)
-    if (!std::isalnum(c) && c != '-')
-      return false;
-  return true;
 }
 
 api_provider_actor::behavior_type

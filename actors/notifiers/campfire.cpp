@@ -13,11 +13,9 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/notifiers/notifier.hpp"
-#include "base/sigv4.hpp"
 
 namespace heaven::notifiers {
 
@@ -34,22 +32,12 @@ struct campfire_setup {
   std::string authorization;
 };
 
-std::string base64(std::string_view text) {
-  std::string out(4 * ((text.size() + 2) / 3), '\0');
-  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                           reinterpret_cast<const unsigned char*>(text.data()),
-                           static_cast<int>(text.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
 outgoing message(const campfire_setup& s, const deployment_notice& n,
                  std::string text, std::string label) {
   json b = {{"message", {{"type", "TextMessage"}, {"body", std::move(text)}}}};
-  auto req = json_post(join_url(s.base, "room/"
-                                          + sigv4::uri_encode(n.room, false)
-                                          + "/speak.json"),
-                       to_text(b));
+  auto req = json_post(
+    join_url(s.base, "room/" + percent_encode(n.room) + "/speak.json"),
+    to_text(b));
   req.headers.emplace_back("Authorization", s.authorization);
   return {std::move(req), std::move(label)};
 }
@@ -87,7 +75,7 @@ formatter campfire(const settings& cfg) {
     base.replace(at, subdomain_marker.size(), cfg.campfire_subdomain);
   }
   auto s = std::make_shared<const campfire_setup>(campfire_setup{
-    std::move(base), "Basic " + base64(cfg.campfire_token + ":X")});
+    std::move(base), "Basic " + base64_encode(cfg.campfire_token + ":X")});
   return [s](const deployment_notice& n, const std::string&) {
     return format(*s, n);
   };

@@ -92,7 +92,7 @@ std::string changes_html(const commit_changes& c) {
               + std::to_string(c.deletions) + " Deletions, "
               + std::to_string(c.changes) + " Changes</p><ul>";
   for (const auto& commit : c.commits) {
-    html += "<li>" + anchor(commit.url, short_sha(commit.sha)) + " by ";
+    html += "<li>" + anchor(commit.url, short_sha(commit.sha, 8)) + " by ";
     html += commit.author_url.empty() ? html_escape(commit.author)
                                       : anchor(commit.author_url,
                                                commit.author);
@@ -115,7 +115,7 @@ json thread(const flowdock_setup& s, const deployment_notice& n) {
      {{"label", "Deployment"}, {"value", deployment}},
      {{"label", "Deployed ref"},
       {"value", anchor(repo + "/tree/" + n.ref, n.ref) + " @ "
-                  + anchor(repo + "/commits/" + n.sha, short_sha(n.sha))}},
+                  + anchor(repo + "/commits/" + n.sha, short_sha(n.sha, 8))}},
      {{"label", "Environment"}, {"value", html_escape(n.environment)}},
      {{"label", "Application"}, {"value", html_escape(n.app)}}});
   auto body = "<p>" + html_escape(n.deployment_description) + "</p>";

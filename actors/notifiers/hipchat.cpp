@@ -21,7 +21,6 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/notifiers/notifier.hpp"
-#include "base/sigv4.hpp"
 
 namespace heaven::notifiers {
 
@@ -63,10 +62,9 @@ outgoing message(const hipchat_setup& s, const deployment_notice& n,
             {"color", std::move(color)},
             {"notify", true},
             {"message_format", "text"}};
-  auto req = json_post(join_url(s.server, "v2/room/"
-                                            + sigv4::uri_encode(room, false)
-                                            + "/notification"),
-                       to_text(b));
+  auto req = json_post(
+    join_url(s.server, "v2/room/" + percent_encode(room) + "/notification"),
+    to_text(b));
   req.headers.emplace_back("Authorization", "Bearer " + s.token);
   return {std::move(req), std::move(label)};
 }

@@ -35,6 +35,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "base/config.hpp"
+#include "base/text.hpp"
 #include "actors/notify.hpp"
 #include "messages/types.hpp"
 
@@ -83,9 +84,6 @@ std::string changes_text(const commit_changes& c);
 /// "And <M> more commits..." ("commit" for one).
 std::string more_commits(int64_t more);
 
-/// The first 8 characters of `sha`.
-std::string short_sha(std::string_view sha);
-
 /// payload.notify's user as the notice carries it, else "unknown".
 std::string chat_user(const deployment_notice& n);
 
@@ -93,9 +91,6 @@ std::string chat_user(const deployment_notice& n);
 /// `<web_endpoint>/<repo>`; no trailing slash.
 std::string repo_url(const deployment_notice& n,
                      const std::string& web_endpoint);
-
-/// `base` and `path` joined with exactly one slash.
-std::string join_url(std::string base, std::string_view path);
 
 /// `s` with &, <, >, " and ' as HTML entities.
 std::string html_escape(std::string_view s);

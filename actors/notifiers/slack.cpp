@@ -103,7 +103,7 @@ std::string changes_markup(const commit_changes& c) {
               + std::to_string(c.deletions) + " Deletions, "
               + std::to_string(c.changes) + " Changes";
   for (const auto& commit : c.commits)
-    text += "\n" + link(commit.url, short_sha(commit.sha)) + " by "
+    text += "\n" + link(commit.url, short_sha(commit.sha, 8)) + " by "
             + link(commit.author_url, slack_escape(commit.author)) + ": "
             + slack_escape(commit.message);
   if (c.more > 0)

@@ -73,27 +73,15 @@ std::string changes_text(const commit_changes& c) {
               + std::to_string(c.deletions) + " Deletions, "
               + std::to_string(c.changes) + " Changes";
   for (const auto& commit : c.commits)
-    text += "\n" + short_sha(commit.sha) + " by " + commit.author + ": "
+    text += "\n" + short_sha(commit.sha, 8) + " by " + commit.author + ": "
             + commit.message;
   if (c.more > 0)
     text += "\n" + with_suffix(more_commits(c.more), c.url);
   return text;
 }
 
-std::string short_sha(std::string_view sha) {
-  return std::string{sha.substr(0, 8)};
-}
-
 std::string chat_user(const deployment_notice& n) {
   return n.chat_user.empty() ? "unknown" : n.chat_user;
-}
-
-std::string join_url(std::string base, std::string_view path) {
-  while (!base.empty() && base.back() == '/')
-    base.pop_back();
-  while (!path.empty() && path.front() == '/')
-    path.remove_prefix(1);
-  return base + "/" + std::string{path};
 }
 
 std::string repo_url(const deployment_notice& n,

@@ -132,11 +132,11 @@ http_client_actor::behavior_type fake_http(http_client_actor::pointer self,
       rec->requests.push_back(req);
       return http_response{201, {}, "{}", {}};
     },
-    [=](stream_atom, http_request& req, caf::actor&) {
+    [=](stream_atom, http_request& req, chunk_sink&) {
       rec->requests.push_back(req);
       return http_response{200, {}, "", {}};
     },
-    [=](cancel_atom, caf::actor&) {},
+    [=](cancel_atom, chunk_sink&) {},
     [=](http_done_atom, uint64_t, http_response&) {},
   };
 }

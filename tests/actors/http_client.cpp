@@ -415,7 +415,7 @@ BOOST_AUTO_TEST_CASE(a_streamed_body_reaches_the_sink_while_it_arrives) {
   caf::scoped_actor self{sys};
   http_request req;
   req.url = url("stream");
-  self->send(client, stream_atom::value, req, caf::actor_cast<caf::actor>(self));
+  self->send(client, stream_atom::value, req, caf::actor_cast<chunk_sink>(self));
   bool done = false;
   while (!done)
     self->receive(
@@ -446,7 +446,7 @@ BOOST_AUTO_TEST_CASE(an_error_answer_is_not_streamed) {
   http_request req;
   req.url = url("stream");
   http_response res;
-  self->request(client, 30s, stream_atom::value, req, caf::actor_cast<caf::actor>(self))
+  self->request(client, 30s, stream_atom::value, req, caf::actor_cast<chunk_sink>(self))
     .receive([&](http_response& r) { res = std::move(r); },
              [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
   BOOST_TEST(res.status == 404);
@@ -476,10 +476,10 @@ BOOST_AUTO_TEST_CASE(cancel_ends_a_stream_that_would_go_on) {
   http_request req;
   req.url = url("stream");
   req.timeout_ms = 600000;
-  self->send(client, stream_atom::value, req, caf::actor_cast<caf::actor>(self));
+  self->send(client, stream_atom::value, req, caf::actor_cast<chunk_sink>(self));
   self->receive([](chunk_atom, std::string&) {},
                 caf::after(30s) >> [] { BOOST_FAIL("no chunk"); });
-  self->send(client, cancel_atom::value, caf::actor_cast<caf::actor>(self));
+  self->send(client, cancel_atom::value, caf::actor_cast<chunk_sink>(self));
   http_response res;
   bool done = false;
   while (!done)

@@ -302,6 +302,34 @@ BOOST_AUTO_TEST_CASE(retry_at_reads_retry_after_and_rate_limit_resets) {
   BOOST_TEST(retry_at(res, now) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(backoff_doubles_up_to_its_cap_with_injectable_jitter) {
+  retry_policy p;
+  p.attempts = 3;
+  p.first_backoff = 10ms;
+  p.max_backoff = 50ms;
+  BOOST_TEST(backoff(p, 1).count() == 10);
+  BOOST_TEST(backoff(p, 2).count() == 20);
+  BOOST_TEST(backoff(p, 3).count() == 40);
+  BOOST_TEST(backoff(p, 4).count() == 50);
+  // Jitter takes a random share off each wait; tests fix the randomness.
+  p.jitter = 0.5;
+  p.random = [] { return 0.5; };
+  BOOST_TEST(backoff(p, 2).count() == 15);
+  http_response res;
+  res.status = 503;
+  BOOST_TEST(retry_allowed(p, res, 2));
+  BOOST_TEST(!retry_allowed(p, res, 3));
+  res.permanent = true;
+  BOOST_TEST(!retry_allowed(p, res, 1));
+  // A Retry-After in seconds replaces the backoff, within max_server_wait.
+  res = http_response{};
+  res.status = 429;
+  res.headers = {{"retry-after", "0"}};
+  BOOST_TEST(retry_wait(p, 2, res).count() == 0);
+  res.headers = {{"retry-after", "7200"}};
+  BOOST_TEST(retry_wait(p, 2, res).count() == 3'600'000);
+}
+
 BOOST_FIXTURE_TEST_CASE(posts_in_order_with_exact_requests, fixture) {
   // Slow answers: an outbox that did not wait would overlap requests.
   std::atomic<int> busy{0};

@@ -25,6 +25,7 @@
 
 #include "base/log_book.hpp"
 #include "base/sigv4.hpp"
+#include "base/text.hpp"
 #include "tests/support/aws_stand_in.hpp"
 #include "tools/support/heaven_process.hpp"
 #include "tools/support/http_call.hpp"
@@ -265,7 +266,7 @@ struct api_fixture {
     }
     if (r.method == "PUT" && r.target.starts_with(bucket_path)
         && aws.bucket_exists)
-      return {200, {{"ETag", "\"" + sigv4::sha256_hex(r.body).substr(0, 32)
+      return {200, {{"ETag", "\"" + sha256_hex(r.body).substr(0, 32)
                                + "\""}},
               ""};
     if (!aws.bucket_exists)
@@ -648,7 +649,7 @@ BOOST_AUTO_TEST_CASE(elastic_beanstalk_deploys_with_signed_requests) {
     BOOST_TEST(has(r.header("authorization"), "/eu-west-1/s3/aws4_request"));
   BOOST_TEST(s3r[0].method == "HEAD");
   BOOST_TEST(s3r[0].target == bucket_path);
-  BOOST_TEST(s3r[0].header("x-amz-content-sha256") == sigv4::sha256_hex(""));
+  BOOST_TEST(s3r[0].header("x-amz-content-sha256") == sha256_hex(""));
   BOOST_TEST(s3r[1].method == "PUT");
   BOOST_TEST(s3r[1].target == bucket_path);
   BOOST_TEST(s3r[1].header("content-type") == "application/xml");
@@ -661,7 +662,7 @@ BOOST_AUTO_TEST_CASE(elastic_beanstalk_deploys_with_signed_requests) {
              == bucket_path + "octo-app-" + std::string{sha} + ".zip");
   BOOST_TEST(s3r[2].header("content-type") == "application/zip");
   BOOST_TEST(s3r[2].header("x-amz-content-sha256")
-             == sigv4::sha256_hex(zip_bytes));
+             == sha256_hex(zip_bytes));
   BOOST_TEST(s3r[2].body == zip_bytes);
   // Elastic Beanstalk: version, update, and two polls of two calls each.
   auto ebr = eb.requests();
@@ -697,7 +698,7 @@ BOOST_AUTO_TEST_CASE(elastic_beanstalk_deploys_with_signed_requests) {
     BOOST_TEST(ebr[i].body
                == "Action=DescribeEvents&Version=2010-12-01"
                   "&ApplicationName=octo-app&EnvironmentName=production"
-                  "&StartTime=" + sigv4::uri_encode(since.back(), false));
+                  "&StartTime=" + percent_encode(since.back()));
   }
   std::vector<eb_event> events;
   {

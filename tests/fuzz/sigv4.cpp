@@ -10,6 +10,7 @@
 #include <string>
 
 #include "base/sigv4.hpp"
+#include "base/text.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 using namespace heaven;
@@ -77,18 +78,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sigv4::request r{req.method, req.url.substr(0, qmark),
                    qmark == std::string::npos ? std::string{}
                                               : req.url.substr(qmark + 1),
-                   req.headers, sigv4::sha256_hex(req.body)};
+                   req.headers, sha256_hex(req.body)};
   for (bool normalize : {true, false}) {
     auto canonical = sigv4::canonical_request(r, normalize);
     require(!canonical.empty(), "empty canonical request");
     sigv4::authorization(r, creds, "20150830T123600Z", "us-east-1", "service",
                          normalize);
   }
-  auto encoded = sigv4::uri_encode(req.body, false);
+  auto encoded = percent_encode(req.body);
   for (char c : encoded)
     require((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
               || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'
               || c == '~' || c == '%',
-            "uri_encode left a reserved character");
+            "percent_encode left a reserved character");
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/text.hpp"
 #include "base/validate.hpp"
 #include "tests/fuzz/fuzz.hpp"
 

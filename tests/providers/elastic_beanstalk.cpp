@@ -22,6 +22,7 @@
 
 #include "actors/http_client.hpp"
 #include "base/sigv4.hpp"
+#include "base/text.hpp"
 #include "tests/support/aws_stand_in.hpp"
 #include "tools/support/http_stub.hpp"
 #include "tools/support/recorder.hpp"
@@ -393,14 +394,14 @@ BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, eb_fixture) {
   BOOST_TEST(s3r[0].method == "HEAD");
   BOOST_TEST(s3r[0].target == "/heaven-elasticbeanstalk-builds-us-east-1/");
   BOOST_TEST(s3r[0].header("x-amz-content-sha256")
-             == sigv4::sha256_hex(""));
+             == sha256_hex(""));
   BOOST_TEST(s3r[1].method == "PUT");
   BOOST_TEST(s3r[1].target
              == "/heaven-elasticbeanstalk-builds-us-east-1/octo-app-"
                   + std::string{sha} + ".zip");
   BOOST_TEST(s3r[1].header("content-type") == "application/zip");
   BOOST_TEST(s3r[1].header("x-amz-content-sha256")
-             == sigv4::sha256_hex(zip_bytes));
+             == sha256_hex(zip_bytes));
   BOOST_TEST(s3r[1].body == zip_bytes);
   // Elastic Beanstalk: version, update, then three polls of two calls.
   auto ebr = eb.requests();
@@ -434,7 +435,7 @@ BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, eb_fixture) {
                == "Action=DescribeEvents&Version=2010-12-01"
                   "&ApplicationName=octo-app&EnvironmentName=octo-app-prod"
                   "&StartTime="
-                    + sigv4::uri_encode(form["StartTime"], false));
+                    + percent_encode(form["StartTime"]));
   }
   BOOST_REQUIRE_EQUAL(start_times.size(), 3u);
   BOOST_TEST(std::regex_match(
@@ -474,7 +475,7 @@ BOOST_FIXTURE_TEST_CASE(creates_missing_bucket_in_us_east_1, eb_fixture) {
   BOOST_TEST(s3r[1].target == "/heaven-elasticbeanstalk-builds-us-east-1/");
   // us-east-1 is the one region CreateBucket takes no configuration for.
   BOOST_TEST(s3r[1].body == "");
-  BOOST_TEST(s3r[1].header("x-amz-content-sha256") == sigv4::sha256_hex(""));
+  BOOST_TEST(s3r[1].header("x-amz-content-sha256") == sha256_hex(""));
   BOOST_TEST(s3r[2].method == "PUT");
   BOOST_TEST(s3r[2].body == zip_bytes);
   BOOST_TEST(has_line("Creating S3 bucket "

@@ -846,8 +846,8 @@ failing_client(http_client_actor::pointer,
       res.permanent = true;
       return res;
     },
-    [](stream_atom, http_request&, caf::actor&) { return http_response{}; },
-    [](cancel_atom, caf::actor&) {},
+    [](stream_atom, http_request&, chunk_sink&) { return http_response{}; },
+    [](cancel_atom, chunk_sink&) {},
     [](http_done_atom, uint64_t, http_response&) {},
   };
 }

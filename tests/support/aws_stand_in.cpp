@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "base/sigv4.hpp"
+#include "base/text.hpp"
 
 namespace heaven::test {
 
@@ -62,7 +63,7 @@ sigv4::request as_signed(const recorded_request& r,
     req.query = r.target.substr(question + 1);
   for (auto& name : names)
     req.headers.emplace_back(name, r.header(name));
-  req.payload_hash = sigv4::sha256_hex(r.body);
+  req.payload_hash = sha256_hex(r.body);
   return req;
 }
 
