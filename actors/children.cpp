@@ -524,12 +524,6 @@ void start_reaper() {
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
-bool reaper_running() {
-  auto& r = reg();
-  std::lock_guard guard{r.mtx};
-  return r.reaper;
-}
-
 std::vector<std::pair<pid_t, uint64_t>>
 children_in_scope(const std::string& cookie) {
   std::vector<std::pair<pid_t, uint64_t>> result;

@@ -101,9 +101,6 @@ std::unique_ptr<child_process> start_child(const child_options& opts,
 /// child except through child_process.
 void start_reaper();
 
-/// True once start_reaper ran.
-bool reaper_running();
-
 /// The live (not yet reaped) children started in the scope `cookie`, with
 /// their start times.
 std::vector<std::pair<pid_t, uint64_t>>

@@ -1,7 +1,6 @@
 #include "actors/deployment.hpp"
 
 #include <algorithm>
-#include <csignal>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -58,7 +57,7 @@ void leave(self_ptr self) {
     st.timer = nullptr;
   }
   // A checkout still being made must be removed once it is there: stay
-  // until `prepared` arrives (the kill in stop_work makes that soon).
+  // until `prepared` arrives (the cancel in stop_work makes that soon).
   if (!st.checkout_requested)
     self->quit();
 }
@@ -132,7 +131,15 @@ void end(self_ptr self, std::string state, std::string description) {
                   caf::actor_cast<caf::actor>(self));
 }
 
-/// Stops whatever runs: the checkout's git, or the provider.
+/// Tells the checkout being made, if any, that nobody needs it: its git
+/// stops, and `prepared` comes soon.
+void cancel_checkout(self_ptr self) {
+  auto& st = self->state;
+  if (st.checkout)
+    self->send(st.checkout, cancel_atom::value);
+}
+
+/// Stops whatever runs: the checkout, or the provider.
 void stop_work(self_ptr self) {
   auto& st = self->state;
   auto& cfg = st.ctx->cfg;
@@ -140,10 +147,9 @@ void stop_work(self_ptr self) {
   // processes; a stop of heaven spares none (they would outlive it).
   bool terminate = cfg.terminate_children || !st.shutdown_reason.empty();
   if (st.at == phase::preparing || st.at == phase::starting) {
-    // The provider never started. The git running now gets SIGTERM, and
-    // any started later SIGKILL (see `started`).
-    if (st.prep_pgid > 0)
-      kill(-st.prep_pgid, SIGTERM);
+    // The provider never started: the checkout, if one is being made,
+    // stops its git.
+    cancel_checkout(self);
     end(self, "failure", "");
   } else if (st.at == phase::running) {
     if (terminate && !cfg.terminate_children) {
@@ -232,8 +238,8 @@ void prepare_checkout(self_ptr self) {
   plan.env = ctx->child_env;
   plan.scope = st.scope;
   st.checkout_requested = true;
-  ctx->make_workspace(self->system(), std::move(plan),
-                      caf::actor_cast<caf::actor>(self));
+  st.checkout = ctx->make_workspace(self->system(), std::move(plan),
+                                    caf::actor_cast<caf::actor>(self));
 }
 
 /// heaven stops before the provider started: give everything up quietly.
@@ -246,8 +252,7 @@ void shelve(self_ptr self) {
     return; // The start is being written: its answer decides.
   spdlog::info("deployment {} of {} to {} stays queued for the next start",
                st.id, st.req.repo, st.req.environment);
-  if (st.prep_pgid > 0)
-    kill(-st.prep_pgid, SIGTERM);
+  cancel_checkout(self);
   say(self, "heaven stopped before this deployment started: it runs after "
             "the next start");
   leave(self);
@@ -305,7 +310,8 @@ void take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
   sys.spawn(undertaker, std::move(ctx), id, std::move(why));
 }
 
-std::string refusal(const context& ctx, const deployment_request& req) {
+std::string refusal(const deployment_context& ctx,
+                    const deployment_request& req) {
   if (req.provider.empty())
     return "payload.config.provider is missing: heaven doesn't know how to "
            "deploy "
@@ -392,17 +398,10 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
         return;
       st.ctx->logs->append(st.id, line.source, line.text);
     },
-    [=](started_atom, int32_t pid) {
-      auto& st = self->state;
-      if (st.at == phase::preparing)
-        st.prep_pgid = pid;
-      else if (st.checkout_requested)
-        kill(-pid, SIGKILL); // The checkout goes on for nobody: stop it.
-    },
     [=](prepared_atom, bool ok, std::string& what) {
       auto& st = self->state;
       st.checkout_requested = false;
-      st.prep_pgid = 0;
+      st.checkout = workspace_actor{};
       if (st.at == phase::finished) {
         // It ended while the checkout was being made: remove it, then go.
         if (ok && st.ctx->remove_workspace)

@@ -8,7 +8,7 @@
 
 #include <caf/fwd.hpp>
 
-#include "actors/context.hpp"
+#include "actors/deployment_context.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {
@@ -46,13 +46,14 @@ struct deployment_state {
   /// Where every process it starts lives, to be ended with it.
   process_scope scope;
   std::string workspace;
-  /// The git process group running while preparing (0 when none).
-  int32_t prep_pgid = 0;
+  /// The checkout being made (invalid when none, or when a test's maker
+  /// gave none): told `cancel` when the deployment no longer needs it.
+  workspace_actor checkout;
   /// Set when the deadline passed: output after it is dropped and the log
   /// ends with the timeout line.
   bool timed_out = false;
   /// Set while a checkout is being made: the actor stays until `prepared`
-  /// arrives, to remove it.
+  /// arrives (the workspace's last word), to remove it.
   bool checkout_requested = false;
   /// Set when a timeout left the processes running on purpose
   /// (TERMINATE_CHILD_PROCESS_ON_TIMEOUT=0): their checkout stays.
@@ -92,6 +93,7 @@ void take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
 
 /// The first rule `req` breaks that the receiver checks before storing it
 /// (provider, ref, task, sha, clone URL), or "" when it may run.
-std::string refusal(const context& ctx, const deployment_request& req);
+std::string refusal(const deployment_context& ctx,
+                    const deployment_request& req);
 
 } // namespace heaven

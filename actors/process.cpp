@@ -4,8 +4,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
-#include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -20,20 +18,19 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/expected.hpp>
 #include <caf/send.hpp>
 #include <caf/spawn_options.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/children.hpp"
+#include "base/line_splitter.hpp"
 #include "messages/atoms.hpp"
+#include "messages/errors.hpp"
 
 namespace heaven {
 
 namespace {
-
-/// Lines longer than this are cut into pieces so one runaway line cannot eat
-/// the memory.
-constexpr size_t max_line = 64 * 1024;
 
 /// How long to keep reading after the child was reaped when a grandchild
 /// still holds the pipes open: output that is already written arrives well
@@ -67,13 +64,11 @@ std::string lookup(const string_pairs& env, const std::string& key) {
 }
 
 /// Finds argv[0] the way execvp would, but on the child's PATH (not ours).
-/// Returns the path or sets `error`.
-std::string resolve(const std::string& name, const string_pairs& env,
-                    std::string& error) {
-  if (name.empty()) {
-    error = "cannot run an empty command";
-    return {};
-  }
+/// Returns the path or why there is none (ec::cannot_start).
+caf::expected<std::string> resolve(const std::string& name,
+                                   const string_pairs& env) {
+  if (name.empty())
+    return make_error(ec::cannot_start, "cannot run an empty command");
   if (name.find('/') != std::string::npos)
     return name;
   auto path = lookup(env, "PATH");
@@ -97,46 +92,28 @@ std::string resolve(const std::string& name, const string_pairs& env,
     }
     pos = end + 1;
   }
-  error = "cannot run " + name + ": "
-          + (denied ? std::string{"permission denied"}
-                    : std::string{"command not found"});
-  return {};
+  return make_error(ec::cannot_start,
+                    "cannot run " + name + ": "
+                      + (denied ? "permission denied" : "command not found"));
 }
 
-/// Splits a stream's bytes into lines.
-struct line_splitter {
+/// Splits one of a child's streams into log lines.
+struct stream_lines {
   stream source;
-  std::string buf;
+  line_splitter lines;
 
   template <class F>
   void feed(const char* data, size_t n, F& emit) {
-    buf.append(data, n);
-    size_t start = 0;
-    for (;;) {
-      auto nl = buf.find('\n', start);
-      if (nl == std::string::npos) {
-        while (buf.size() - start >= max_line) {
-          emit(log_line{source, buf.substr(start, max_line)});
-          start += max_line;
-        }
-        break;
-      }
-      // A line longer than the limit still leaves in pieces.
-      while (nl - start > max_line) {
-        emit(log_line{source, buf.substr(start, max_line)});
-        start += max_line;
-      }
-      emit(log_line{source, buf.substr(start, nl - start)});
-      start = nl + 1;
-    }
-    buf.erase(0, start);
+    lines.feed(std::string_view{data, n}, [&](std::string_view text) {
+      emit(log_line{source, std::string{text}});
+    });
   }
 
   template <class F>
   void finish(F& emit) {
-    if (!buf.empty())
-      emit(log_line{source, std::move(buf)});
-    buf.clear();
+    lines.finish([&](std::string_view text) {
+      emit(log_line{source, std::string{text}});
+    });
   }
 };
 
@@ -153,26 +130,6 @@ exit_info decode(int status) {
 
 } // namespace
 
-namespace {
-
-/// Every process group heaven started that may still have members, so a
-/// stopping heaven can end them all (see kill_all_groups).
-std::mutex groups_mtx;
-std::set<int32_t> groups;
-
-void remember_group(int32_t pgid) {
-  std::lock_guard guard{groups_mtx};
-  groups.insert(pgid);
-}
-
-void forget_group_if_gone(int32_t pgid) {
-  std::lock_guard guard{groups_mtx};
-  if (::kill(-pgid, 0) != 0 && errno == ESRCH)
-    groups.erase(pgid);
-}
-
-} // namespace
-
 exit_info run_process(const process_spec& spec,
                       const std::function<void(log_line)>& on_line,
                       const caf::actor& owner) {
@@ -181,9 +138,11 @@ exit_info run_process(const process_spec& spec,
     result.error = "cannot run an empty command";
     return result;
   }
-  auto exe = resolve(spec.argv[0], spec.env, result.error);
-  if (exe.empty())
+  auto exe = resolve(spec.argv[0], spec.env);
+  if (!exe) {
+    result.error = describe(exe.error());
     return result;
+  }
   if (!spec.cwd.empty()) {
     struct stat st;
     if (::stat(spec.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -205,7 +164,7 @@ exit_info run_process(const process_spec& spec,
   }
   fd_guard err_r{err[0]}, err_w{err[1]};
   child_options opts;
-  opts.exe = exe;
+  opts.exe = *exe;
   opts.argv = spec.argv;
   opts.env = spec.env;
   opts.cwd = spec.cwd;
@@ -222,7 +181,6 @@ exit_info run_process(const process_spec& spec,
     return result;
   }
   auto pid = child->pid();
-  remember_group(pid);
   if (owner)
     caf::anon_send(owner, started_atom::value, static_cast<int32_t>(pid));
   out_w.reset();
@@ -230,7 +188,7 @@ exit_info run_process(const process_spec& spec,
   ::fcntl(out_r.fd, F_SETFL, ::fcntl(out_r.fd, F_GETFL) | O_NONBLOCK);
   ::fcntl(err_r.fd, F_SETFL, ::fcntl(err_r.fd, F_GETFL) | O_NONBLOCK);
   int exit_fd = child->exit_fd();
-  line_splitter splitters[2] = {{stream::out, {}}, {stream::err, {}}};
+  stream_lines splitters[2] = {{stream::out, {}}, {stream::err, {}}};
   fd_guard* pipes[2] = {&out_r, &err_r};
   auto emit = [&](log_line line) {
     if (on_line)
@@ -320,7 +278,6 @@ exit_info run_process(const process_spec& spec,
     s.finish(emit);
   if (!reaped)
     status = child->wait();
-  forget_group_if_gone(pid);
   return decode(status);
 }
 
@@ -370,21 +327,6 @@ void kill_group(int32_t pgid, int sig) {
 
 bool group_alive(int32_t pgid) {
   return pgid > 0 && ::kill(-pgid, 0) == 0;
-}
-
-} // namespace heaven
-
-namespace heaven {
-
-std::size_t kill_all_groups(int sig) {
-  std::lock_guard guard{groups_mtx};
-  for (auto i = groups.begin(); i != groups.end();) {
-    if (::kill(-*i, sig) != 0 && errno == ESRCH)
-      i = groups.erase(i);
-    else
-      ++i;
-  }
-  return groups.size();
 }
 
 } // namespace heaven

@@ -45,11 +45,6 @@ void spawn_process(caf::actor_system& sys, process_spec spec,
 /// Sends `sig` to the process group `pgid` (ignoring a group already gone).
 void kill_group(int32_t pgid, int sig);
 
-/// Sends `sig` to every process group run_process started that still has
-/// members; returns how many such groups remain. (A stopping heaven uses
-/// process_scopes::end_all, which also finds what left the groups.)
-std::size_t kill_all_groups(int sig);
-
 /// True while any process of group `pgid` exists.
 bool group_alive(int32_t pgid);
 

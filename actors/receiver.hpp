@@ -9,7 +9,7 @@
 
 #include <caf/response_promise.hpp>
 
-#include "actors/context.hpp"
+#include "actors/deployment_context.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -17,9 +18,11 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
+#include <caf/expected.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/spawn_options.hpp>
+#include <caf/stateful_actor.hpp>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
@@ -27,6 +30,7 @@
 #include "base/text.hpp"
 #include "base/validate.hpp"
 #include "messages/atoms.hpp"
+#include "messages/errors.hpp"
 
 namespace fs = std::filesystem;
 
@@ -128,21 +132,24 @@ private:
 /// Makes one checkout; all blocking, run from a detached actor.
 class preparer {
 public:
-  preparer(workspace_plan plan, caf::actor deployment)
+  preparer(workspace_plan plan, caf::actor deployment, caf::actor owner)
     : plan_(std::move(plan)), deployment_(std::move(deployment)),
-      env_(git_env(plan_)) {
+      owner_(std::move(owner)), env_(git_env(plan_)) {
   }
 
-  /// Returns true and the checkout's path, or false and why.
-  std::pair<bool, std::string> run() {
+  /// Returns the checkout's path, or why there is none
+  /// (ec::checkout_failed).
+  caf::expected<std::string> run() {
     if (!valid_sha(plan_.sha))
-      return {false, "invalid sha " + plan_.sha};
+      return failed("invalid sha " + plan_.sha);
     auto data = fs::absolute(plan_.data_dir).lexically_normal();
-    std::error_code ec;
+    std::error_code fs_err;
     for (auto dir : {data / "mirrors", data / "workspaces"})
-      if (fs::create_directories(dir, ec); ec)
-        return {false, "cannot create " + dir.string() + ": " + ec.message()};
-    auto mirror = data / "mirrors" / (sha256_hex(plan_.clone_url).substr(0, 16) + ".git");
+      if (fs::create_directories(dir, fs_err); fs_err)
+        return failed("cannot create " + dir.string() + ": "
+                      + fs_err.message());
+    auto mirror = data / "mirrors"
+                  / (sha256_hex(plan_.clone_url).substr(0, 16) + ".git");
     auto ws = data / "workspaces" / std::to_string(plan_.id);
     auto lock_path = mirror.string() + ".lock";
     // Commits never change: a mirror that has the sha needs no fetch. Fetches
@@ -152,60 +159,63 @@ public:
     {
       file_lock shared{lock_path, true};
       if (!shared.error().empty())
-        return {false, shared.error()};
+        return failed(shared.error());
       present = fs::exists(mirror / "HEAD") && has_commit(mirror);
     }
     if (!present) {
       file_lock exclusive{lock_path};
       if (!exclusive.error().empty())
-        return {false, exclusive.error()};
+        return failed(exclusive.error());
       // Another deployment may have fetched it while this one waited.
       if (!fs::exists(mirror / "HEAD") || !has_commit(mirror)) {
         narrate("Fetching " + url_without_credentials(plan_.clone_url));
-        if (auto why = update_mirror(mirror); !why.empty())
-          return {false, why};
+        if (auto err = update_mirror(mirror))
+          return err;
       }
     }
     {
       file_lock shared{lock_path, true};
       if (!shared.error().empty())
-        return {false, shared.error()};
+        return failed(shared.error());
       if (!has_commit(mirror))
-        return {false,
-                "commit " + plan_.sha + " not found in "
-                  + url_without_credentials(plan_.clone_url)};
-      fs::remove_all(ws, ec);
+        return failed("commit " + plan_.sha + " not found in "
+                      + url_without_credentials(plan_.clone_url));
+      fs::remove_all(ws, fs_err);
       // A local clone hard-links the mirror's objects: cheap, and unlike
       // --shared it survives a later gc of the mirror.
       auto r = git({"clone", "--quiet", "--no-checkout", "--",
                     mirror.string(), ws.string()},
                    data);
-      if (!r.empty()) {
-        fs::remove_all(ws, ec);
-        return {false, "could not clone the mirror: " + r};
+      if (r) {
+        fs::remove_all(ws, fs_err);
+        return failed("could not clone the mirror: " + describe(r));
       }
     }
     auto r = git({"-c", "advice.detachedHead=false", "checkout", "--quiet",
                   "--detach", plan_.sha},
                  ws);
-    if (!r.empty()) {
-      fs::remove_all(ws, ec);
-      return {false, "could not check out " + plan_.sha + ": " + r};
+    if (r) {
+      fs::remove_all(ws, fs_err);
+      return failed("could not check out " + plan_.sha + ": " + describe(r));
     }
     narrate("Checked out " + plan_.sha + " into a private workspace");
-    return {true, ws.string()};
+    return ws.string();
   }
 
 private:
+  static caf::error failed(std::string why) {
+    return make_error(ec::checkout_failed, std::move(why));
+  }
+
   void narrate(std::string text) {
     if (deployment_)
       caf::anon_send(deployment_, log_atom::value,
                      log_line{stream::heaven, std::move(text)});
   }
 
-  /// Runs git; returns "" on success, else why it failed (git's last
-  /// stderr line when it said something).
-  std::string git(std::vector<std::string> args, const fs::path& cwd,
+  /// Runs git; returns why it failed (git's last stderr line when it said
+  /// something), or no error.
+  caf::error git(std::vector<std::string> args, const fs::path& cwd,
                   bool forward = true) {
     process_spec spec;
     spec.argv.push_back("git");
@@ -230,56 +240,59 @@ private:
       if (forward && deployment_)
         caf::anon_send(deployment_, log_atom::value, std::move(line));
     };
-    auto info = run_process(spec, on_line, deployment_);
+    auto info = run_process(spec, on_line, owner_);
     if (!info.error.empty())
-      return info.error;
+      return make_error(ec::cannot_start, info.error);
     if (info.code == 0)
       return {};
     if (!last_err.empty())
-      return last_err;
+      return failed(last_err);
     if (info.signal != 0)
-      return "git was killed by signal " + std::to_string(info.signal);
-    return "git exited with status " + std::to_string(info.code);
+      return failed("git was killed by signal "
+                    + std::to_string(info.signal));
+    return failed("git exited with status " + std::to_string(info.code));
   }
 
   bool has_commit(const fs::path& mirror) {
-    return git({"cat-file", "-e", plan_.sha + "^{commit}"}, mirror, false)
-      .empty();
+    return !git({"cat-file", "-e", plan_.sha + "^{commit}"}, mirror, false);
   }
 
-  std::string fetch_failed(const std::string& why) const {
-    return "could not fetch " + url_without_credentials(plan_.clone_url)
-           + ": " + why;
+  caf::error fetch_failed(const caf::error& why) const {
+    return failed("could not fetch " + url_without_credentials(plan_.clone_url)
+                  + ": " + describe(why));
   }
 
-  std::string update_mirror(const fs::path& mirror) {
-    std::error_code ec;
+  caf::error update_mirror(const fs::path& mirror) {
+    std::error_code fs_err;
     if (fs::exists(mirror / "HEAD")) {
       auto r = git({"remote", "update", "--prune"}, mirror);
-      return r.empty() ? r : fetch_failed(r);
+      return r ? fetch_failed(r) : r;
     }
     // Clone next to the final place and rename: a half-made mirror is never
     // mistaken for a good one.
     auto tmp = mirror;
     tmp += ".tmp-" + std::to_string(::getpid()) + "-"
            + std::to_string(plan_.id);
-    fs::remove_all(tmp, ec);
-    fs::remove_all(mirror, ec);
+    fs::remove_all(tmp, fs_err);
+    fs::remove_all(mirror, fs_err);
     auto r = git({"clone", "--mirror", "--quiet", "--", plan_.clone_url,
                   tmp.string()},
                  mirror.parent_path());
-    if (!r.empty()) {
-      fs::remove_all(tmp, ec);
+    if (r) {
+      fs::remove_all(tmp, fs_err);
       return fetch_failed(r);
     }
-    fs::rename(tmp, mirror, ec);
-    if (ec)
-      return "cannot move the mirror into place: " + ec.message();
+    fs::rename(tmp, mirror, fs_err);
+    if (fs_err)
+      return failed("cannot move the mirror into place: "
+                    + fs_err.message());
     return {};
   }
 
   workspace_plan plan_;
   caf::actor deployment_;
+  /// The WORKSPACE actor: hears `started` of every git process.
+  caf::actor owner_;
   string_pairs env_;
 };
 
@@ -299,30 +312,64 @@ string_pairs git_env(const workspace_plan& plan) {
   return env;
 }
 
-void spawn_workspace(caf::actor_system& sys, workspace_plan plan,
-                     caf::actor deployment, bool detach) {
-  auto work = [plan = std::move(plan), deployment = std::move(deployment)] {
+workspace_actor::behavior_type
+workspace(workspace_actor::stateful_pointer<workspace_state> self,
+          workspace_plan plan, caf::actor deployment, bool detach) {
+  self->state.deployment = deployment;
+  // The runner's git processes report `started` here, where `cancel` finds
+  // them; its lines go straight to the deployment.
+  auto me = caf::actor_cast<caf::actor>(self);
+  auto work = [plan = std::move(plan), deployment, me] {
     auto id = plan.id;
     auto url = url_without_credentials(plan.clone_url);
-    preparer p{plan, deployment};
-    std::pair<bool, std::string> result;
+    preparer p{plan, deployment, me};
+    caf::expected<std::string> result{std::string{}};
     try {
       checkout_slot slot;
       result = p.run();
     } catch (const std::exception& e) {
-      result = {false, std::string{"workspace failed: "} + e.what()};
+      result = make_error(ec::checkout_failed,
+                          std::string{"workspace failed: "} + e.what());
     }
-    if (result.first)
+    if (result) {
       spdlog::info("deployment {} has a private checkout of {} in {}", id, url,
-                   result.second);
-    else
-      spdlog::warn("deployment {} got no checkout of {}: {}", id, url,
-                   result.second);
-    if (deployment)
-      caf::anon_send(deployment, prepared_atom::value, result.first,
-                     std::move(result.second));
+                   *result);
+      caf::anon_send(me, prepared_atom::value, true, std::move(*result));
+    } else {
+      auto why = describe(result.error());
+      spdlog::warn("deployment {} got no checkout of {}: {}", id, url, why);
+      caf::anon_send(me, prepared_atom::value, false, std::move(why));
+    }
   };
-  run_blocking(sys, std::move(work), detach);
+  run_blocking(self->system(), std::move(work), detach);
+  return {
+    [=](cancel_atom) {
+      auto& st = self->state;
+      if (st.cancelled)
+        return;
+      st.cancelled = true;
+      kill_group(st.pgid, SIGTERM);
+    },
+    [=](started_atom, int32_t pgid) {
+      auto& st = self->state;
+      if (st.cancelled)
+        kill_group(pgid, SIGKILL); // The checkout goes on for nobody.
+      else
+        st.pgid = pgid;
+    },
+    [=](prepared_atom, bool ok, std::string& what) {
+      auto& st = self->state;
+      if (st.deployment)
+        caf::anon_send(st.deployment, prepared_atom::value, ok,
+                       std::move(what));
+      self->quit();
+    },
+  };
+}
+
+workspace_actor spawn_workspace(caf::actor_system& sys, workspace_plan plan,
+                                caf::actor deployment, bool detach) {
+  return sys.spawn(workspace, std::move(plan), std::move(deployment), detach);
 }
 
 void spawn_cleanup(caf::actor_system& sys, std::string path, bool detach) {

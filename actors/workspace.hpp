@@ -1,11 +1,13 @@
-/// Private checkouts made from a cached mirror per repository.
+/// The WORKSPACE actor: private checkouts made from a cached mirror per
+/// repository.
 #pragma once
 
 #include <string>
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
-#include "messages/types.hpp"
+#include "messages/interfaces.hpp"
 
 namespace heaven {
 
@@ -35,13 +37,30 @@ struct workspace_plan {
 /// token as an `http.<url>.extraheader` in GIT_CONFIG_* variables.
 string_pairs git_env(const workspace_plan& plan);
 
-/// Spawns an actor that makes the checkout: updates (or creates) the mirror
-/// under a lock file, clones it privately and checks out the sha. It sends
-/// `started_atom, pid` to `deployment` for each git process, `log_atom`
-/// lines for what it does, and finally `prepared_atom, true, <path>` or
-/// `prepared_atom, false, <why>`. Detached unless `detach` is false.
-void spawn_workspace(caf::actor_system& sys, workspace_plan plan,
-                     caf::actor deployment, bool detach = true);
+/// State of the WORKSPACE actor.
+struct workspace_state {
+  static inline const char* name = "workspace";
+  /// Hears the checkout's lines and its `prepared`.
+  caf::actor deployment;
+  /// The git process group running now (0 before the first).
+  int32_t pgid = 0;
+  /// Set by `cancel`: every git started from then on gets SIGKILL.
+  bool cancelled = false;
+};
+
+/// The WORKSPACE actor for `plan`. It makes the checkout on a thread of its
+/// own (detached unless `detach` is false): updates (or creates) the mirror
+/// under a lock file, clones it privately and checks out the sha, sending
+/// `log_atom` lines for what it does to `deployment`, and finally
+/// `prepared_atom, true, <path>` or `prepared_atom, false, <why>`; then it
+/// quits. On `cancel` it ends its own git processes (see workspace_actor).
+workspace_actor::behavior_type
+workspace(workspace_actor::stateful_pointer<workspace_state> self,
+          workspace_plan plan, caf::actor deployment, bool detach);
+
+/// Spawns the WORKSPACE actor for `plan` (see workspace).
+workspace_actor spawn_workspace(caf::actor_system& sys, workspace_plan plan,
+                                caf::actor deployment, bool detach = true);
 
 /// Spawns an actor that deletes a checkout (detached unless `detach` is
 /// false).

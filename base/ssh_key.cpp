@@ -1,5 +1,6 @@
 #include "base/ssh_key.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -152,6 +153,43 @@ std::string private_key_problem(const std::string& private_key) {
            "ECDSA deploy key";
   return "the deploy key is not a private key (expected -----BEGIN OPENSSH "
          "PRIVATE KEY-----)";
+}
+
+std::string known_host_name(const std::string& host, int port) {
+  return port == 22 ? host : "[" + host + "]:" + std::to_string(port);
+}
+
+std::string host_key_methods(const std::vector<std::string>& known) {
+  if (known.empty())
+    return {};
+  std::vector<std::string> types;
+  auto add = [&](const std::string& x) {
+    if (std::find(types.begin(), types.end(), x) == types.end())
+      types.push_back(x);
+  };
+  for (auto& x : known)
+    add(x);
+  for (auto x : {"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+                 "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256",
+                 "ssh-rsa"})
+    add(x);
+  std::string methods;
+  for (auto& x : types)
+    methods += (methods.empty() ? "" : ",") + x;
+  return methods;
+}
+
+std::string host_key_fingerprint(const std::string& type_name,
+                                 const unsigned char* sha256) {
+  if (sha256 == nullptr)
+    return type_name + " SHA256:?";
+  std::string out(4 * ((32 + 2) / 3) + 1, '\0');
+  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                           sha256, 32);
+  out.resize(static_cast<size_t>(n));
+  while (!out.empty() && out.back() == '=')
+    out.pop_back();
+  return type_name + " SHA256:" + out;
 }
 
 } // namespace heaven

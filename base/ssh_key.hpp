@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace heaven {
 
@@ -21,5 +22,21 @@ std::string unescape_private_key(std::string text);
 /// empty, an RSA key (rsa_key_error), protected by a passphrase, or not a
 /// private key at all. Decided from the text alone, before any connection.
 std::string private_key_problem(const std::string& private_key);
+
+/// The name of `host` in a known_hosts file: "host", or "[host]:port" off
+/// port 22.
+std::string known_host_name(const std::string& host, int port);
+
+/// The host key methods to ask a server for, comma-separated: `known` (the
+/// types known_hosts has for the host) in its order without repeats, then
+/// every other type, so a host whose key type the file does not know still
+/// shows its key (and is refused as not known). "" when `known` is empty:
+/// libssh2's own order then.
+std::string host_key_methods(const std::vector<std::string>& known);
+
+/// How a host key is shown, as OpenSSH does: "<type> SHA256:<base64 of the
+/// 32-byte `sha256`, unpadded>" ("?" for a missing hash).
+std::string host_key_fingerprint(const std::string& type_name,
+                                 const unsigned char* sha256);
 
 } // namespace heaven

@@ -1,121 +1,17 @@
 #include "base/webhook.hpp"
 
-#include <array>
-#include <functional>
-#include <initializer_list>
 #include <optional>
 #include <utility>
 #include <vector>
 
-#include <simdjson.h>
-
-#include "base/text.hpp"
 #include "base/validate.hpp"
+#include "base/webhook_json.hpp"
 
 namespace heaven {
 
+using namespace webhook_json;
+
 namespace {
-
-namespace od = simdjson::ondemand;
-
-constexpr std::string_view sig_prefix = "sha256=";
-
-std::string malformed(simdjson::error_code err) {
-  return std::string{"malformed JSON: "} + simdjson::error_message(err);
-}
-
-/// What went wrong with one field, named by its path.
-std::string wrong_type(std::string_view path, std::string_view expected) {
-  return "field " + std::string{path} + " must be " + std::string{expected};
-}
-
-/// Calls `f(key, value)` for each field of `obj` in document order (ondemand
-/// reads forward only); stops at the first error `f` or the parser reports.
-template <class F>
-std::string for_each_field(od::object& obj, F f) {
-  for (auto res : obj) {
-    od::field field;
-    if (auto err = std::move(res).get(field))
-      return malformed(err);
-    std::string_view key;
-    if (auto err = field.unescaped_key().get(key))
-      return malformed(err);
-    od::value val = field.value();
-    if (auto msg = f(key, val); !msg.empty())
-      return msg;
-  }
-  return {};
-}
-
-/// Reads a string value into `out`; null counts as absent. Returns an error
-/// message, or "" on success.
-std::string read_string(od::value& v, std::string_view path,
-                        std::optional<std::string>& out) {
-  od::json_type type;
-  if (auto err = v.type().get(type))
-    return malformed(err);
-  if (type == od::json_type::null)
-    return {};
-  std::string_view text;
-  if (type != od::json_type::string || v.get_string().get(text))
-    return wrong_type(path, "a string");
-  out = std::string{text};
-  return {};
-}
-
-/// Reads `login` from a user object such as `deployment.creator`; anything
-/// but an object (null, say) leaves `out` untouched.
-std::string read_login(od::value& v, std::string_view path,
-                       std::optional<std::string>& out) {
-  od::json_type type;
-  if (auto err = v.type().get(type))
-    return malformed(err);
-  if (type != od::json_type::object)
-    return {};
-  od::object obj;
-  if (auto err = v.get_object().get(obj))
-    return malformed(err);
-  return for_each_field(obj, [&](std::string_view key, od::value& val) {
-    return key == "login"
-             ? read_string(val, std::string{path} + ".login", out)
-             : std::string{};
-  });
-}
-
-/// Reads a value that is a string or an integer (then as its decimal text)
-/// into `out`; null counts as absent. Chat adapters name users and rooms
-/// either way.
-std::string read_text(od::value& v, std::string_view path,
-                      std::optional<std::string>& out) {
-  od::json_type type;
-  if (auto err = v.type().get(type))
-    return malformed(err);
-  if (type == od::json_type::number) {
-    int64_t n = 0;
-    if (v.get_int64().get(n))
-      return wrong_type(path, "a string or an integer");
-    out = std::to_string(n);
-    return {};
-  }
-  if (type != od::json_type::null && type != od::json_type::string)
-    return wrong_type(path, "a string or an integer");
-  return read_string(v, path, out);
-}
-
-/// Reads an optional object: calls `f(key, value)` for each of its fields;
-/// null counts as absent, anything else but an object is an error.
-template <class F>
-std::string read_object(od::value& v, std::string_view path, F f) {
-  od::json_type type;
-  if (auto err = v.type().get(type))
-    return malformed(err);
-  if (type == od::json_type::null)
-    return {};
-  od::object obj;
-  if (type != od::json_type::object || v.get_object().get(obj))
-    return wrong_type(path, "an object");
-  return for_each_field(obj, f);
-}
 
 /// The fields of `repository` that events use.
 struct repo_fields {
@@ -212,84 +108,6 @@ std::string app_name(const repo_fields& f) {
   const std::string& full = f.full_name.value_or("");
   auto slash = full.rfind('/');
   return slash == std::string::npos ? full : full.substr(slash + 1);
-}
-
-/// The first of `values` that is present and not empty, else `fallback`.
-std::string first_of(
-  std::initializer_list<const std::optional<std::string>*> values,
-  std::string fallback = {}) {
-  for (auto* value : values)
-    if (*value && !(*value)->empty())
-      return **value;
-  return fallback;
-}
-
-/// Opens `body` (already checked to be one well-formed JSON object) and
-/// calls `f(key, value)` for each top-level field.
-template <class F>
-std::string for_each_root_field(std::string_view body, F f) {
-  od::parser parser;
-  simdjson::padded_string json{body};
-  od::document doc;
-  if (auto err = parser.iterate(json).get(doc))
-    return malformed(err);
-  od::object root;
-  if (auto err = doc.get_object().get(root))
-    return malformed(err);
-  return for_each_field(root, f);
-}
-
-/// Checks every key and string under `v` (field `path`) for control
-/// characters and broken UTF-8; numbers, booleans and nulls pass. `path`
-/// grows while descending and is restored on the way back, so a message
-/// names the exact place ("deployment.payload.config.hosts.production[1]
-/// contains a control character").
-std::string check_tree(od::value& v, std::string& path) {
-  constexpr auto any_length = std::string_view::npos;
-  od::json_type type;
-  if (auto err = v.type().get(type))
-    return malformed(err);
-  if (type == od::json_type::string) {
-    std::string_view text;
-    if (auto err = v.get_string().get(text))
-      return malformed(err);
-    return check_text(path, text, any_length);
-  }
-  if (type == od::json_type::object) {
-    od::object obj;
-    if (auto err = v.get_object().get(obj))
-      return malformed(err);
-    return for_each_field(obj, [&](std::string_view key,
-                                   od::value& val) -> std::string {
-      if (auto msg = check_text("a key of " + path, key, any_length);
-          !msg.empty())
-        return msg;
-      auto size = path.size();
-      path += '.';
-      path += key;
-      auto msg = check_tree(val, path);
-      path.resize(size);
-      return msg;
-    });
-  }
-  if (type == od::json_type::array) {
-    od::array arr;
-    if (auto err = v.get_array().get(arr))
-      return malformed(err);
-    std::size_t index = 0;
-    for (auto res : arr) {
-      od::value item;
-      if (auto err = std::move(res).get(item))
-        return malformed(err);
-      auto size = path.size();
-      path += '[' + std::to_string(index++) + ']';
-      auto msg = check_tree(item, path);
-      path.resize(size);
-      if (!msg.empty())
-        return msg;
-    }
-  }
-  return {};
 }
 
 /// What heaven takes from a deployment's payload.
@@ -467,28 +285,6 @@ std::string read_deployment_status(od::value& v, notice_fields& f) {
   });
 }
 
-/// The first message of `checks` that is not empty, or "". Each check runs
-/// only when the ones before it passed.
-std::string first_problem(
-  std::initializer_list<std::function<std::string()>> checks) {
-  for (auto& check : checks)
-    if (auto msg = check(); !msg.empty())
-      return msg;
-  return {};
-}
-
-/// check_text of `value` when it is present.
-std::string text_ok(const std::optional<std::string>& value,
-                    std::string_view path, std::size_t max) {
-  return value ? check_text(path, *value, max) : std::string{};
-}
-
-/// check_login of `value` when it is present.
-std::string login_ok(const std::optional<std::string>& value,
-                     std::string_view path) {
-  return value ? check_login(path, *value) : std::string{};
-}
-
 /// Limits on the `repository` fields an event uses.
 std::string check_repository(const repo_fields& f) {
   return first_problem({
@@ -538,23 +334,6 @@ std::string check_deployment(const raw_fields& f) {
 }
 
 } // namespace
-
-bool signature_valid(std::string_view secret, std::string_view body,
-                     std::string_view header) {
-  // An empty secret would make every forger's job trivial: never accept it.
-  if (secret.empty() || header.size() != sig_prefix.size() + 64
-      || header.substr(0, sig_prefix.size()) != sig_prefix)
-    return false;
-  std::string given{header.substr(sig_prefix.size())};
-  for (auto& c : given) {
-    if (c >= 'A' && c <= 'F')
-      c = static_cast<char>(c - 'A' + 'a');
-    else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-      return false;
-  }
-  auto expected = hmac_sha256_hex(secret, body);
-  return equal_constant_time(given, expected);
-}
 
 std::variant<deployment_request, std::string>
 parse_deployment(std::string_view body) {
@@ -770,47 +549,6 @@ std::string repository_full_name(std::string_view body) {
                        });
   });
   return msg.empty() ? name.value_or("") : std::string{};
-}
-
-std::optional<std::string> form_payload(std::string_view body) {
-  while (!body.empty()) {
-    auto amp = body.find('&');
-    auto pair = body.substr(0, amp);
-    body = amp == body.npos ? std::string_view{} : body.substr(amp + 1);
-    if (pair.substr(0, 8) != "payload=")
-      continue;
-    std::string out;
-    auto value = pair.substr(8);
-    for (std::size_t i = 0; i < value.size(); ++i) {
-      if (value[i] == '+') {
-        out += ' ';
-      } else if (value[i] == '%') {
-        if (i + 2 >= value.size())
-          return std::nullopt;
-        int hi = hex_value(value[i + 1]), lo = hex_value(value[i + 2]);
-        if (hi < 0 || lo < 0)
-          return std::nullopt;
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-      } else {
-        out += value[i];
-      }
-    }
-    return out;
-  }
-  return std::nullopt;
-}
-
-std::string check_json_object(std::string_view body) {
-  // The DOM parser validates the whole document, unlike ondemand.
-  simdjson::dom::parser parser;
-  simdjson::padded_string json{body};
-  simdjson::dom::element root;
-  if (auto err = parser.parse(json).get(root))
-    return malformed(err);
-  if (!root.is_object())
-    return "not a JSON object";
-  return {};
 }
 
 } // namespace heaven

@@ -1,5 +1,6 @@
-/// Verifying and parsing GitHub webhook deliveries (simdjson stays inside
-/// webhook.cpp).
+/// Parsing GitHub webhook deliveries (simdjson stays inside webhook.cpp and
+/// webhook_json.cpp). The envelope (signature, form encoding) is checked by
+/// base/delivery.hpp, included here for the callers that need both.
 #pragma once
 
 #include <optional>
@@ -7,15 +8,10 @@
 #include <string_view>
 #include <variant>
 
-#include "base/text.hpp" // hmac_sha256_hex, which signs a delivery
+#include "base/delivery.hpp"
 #include "messages/types.hpp"
 
 namespace heaven {
-
-/// True when `header` is "sha256=<hex>" and the hex equals
-/// HMAC-SHA256(secret, body), compared in constant time.
-bool signature_valid(std::string_view secret, std::string_view body,
-                     std::string_view header);
 
 /// Parses a `deployment` event. On success returns the request; otherwise
 /// a message naming what is wrong ("malformed JSON: ...",
@@ -53,11 +49,6 @@ parse_deployment_status(std::string_view body);
 /// `repository.full_name` of any event, or "" when the body has none (an
 /// organization's `ping`) or is not the JSON it should be.
 std::string repository_full_name(std::string_view body);
-
-/// The JSON inside a form-encoded delivery (a webhook set to content type
-/// `application/x-www-form-urlencoded` sends `payload=<url-encoded JSON>`),
-/// or nullopt when `body` has no `payload` field or a bad %-escape.
-std::optional<std::string> form_payload(std::string_view body);
 
 /// Checks that `body` is one well-formed JSON object; returns "" when it is,
 /// else what is wrong.

@@ -7,10 +7,8 @@ namespace heaven {
 
 using accept_atom = caf::atom_constant<caf::atom("accept")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
-using done_atom = caf::atom_constant<caf::atom("done")>;
 using event_atom = caf::atom_constant<caf::atom("event")>;
 using exited_atom = caf::atom_constant<caf::atom("exited")>;
-using get_atom = caf::atom_constant<caf::atom("get")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
 using list_atom = caf::atom_constant<caf::atom("list")>;
 using log_atom = caf::atom_constant<caf::atom("log")>;

@@ -108,8 +108,6 @@ using receiver_actor = caf::typed_actor<
 using deployment_actor = caf::typed_actor<
   // A line of output from the workspace preparation or the provider.
   caf::reacts_to<log_atom, log_line>,
-  // A child process (group) started: its pid, which is also its pgid.
-  caf::reacts_to<started_atom, int32_t>,
   // The workspace is ready (true, path) or could not be made (false, why).
   caf::reacts_to<prepared_atom, bool, std::string>,
   // The provider finished.
@@ -161,6 +159,17 @@ using ssh_actor = caf::typed_actor<
   // Closes the running command's channel and the session now; a command
   // in flight answers with error "cancelled".
   caf::reacts_to<cancel_atom>>;
+
+/// The WORKSPACE actor interface: makes one deployment's checkout on a
+/// thread of its own, then tells the deployment `prepared` and quits.
+using workspace_actor = caf::typed_actor<
+  // The deployment no longer needs the checkout: the git running now gets
+  // SIGTERM, any started later SIGKILL; `prepared` still follows, last.
+  caf::reacts_to<cancel_atom>,
+  // A git process (group) of the checkout started: its pid, its pgid.
+  caf::reacts_to<started_atom, int32_t>,
+  // Internal: the checkout is there (true, path) or not (false, why).
+  caf::reacts_to<prepared_atom, bool, std::string>>;
 
 /// The TIMER actor interface: sends `timeout` to its deployment once.
 using timer_actor = caf::typed_actor<caf::reacts_to<timeout_atom>>;

@@ -23,7 +23,7 @@
 #include "actors/auto_deployments.hpp"
 #include "actors/children.hpp"
 #include "base/config.hpp"
-#include "actors/context.hpp"
+#include "actors/deployment_context.hpp"
 #include "base/health.hpp"
 #include "actors/http_client.hpp"
 #include "actors/http_ingress.hpp"
@@ -42,6 +42,7 @@
 #include "providers/elastic_beanstalk.hpp"
 #include "providers/fabric.hpp"
 #include "providers/heroku.hpp"
+#include "messages/errors.hpp"
 #include "messages/registry.hpp"
 #include "providers/shell.hpp"
 #include "tools/demo.hpp"
@@ -230,7 +231,7 @@ int serve(settings cfg, bool demo) {
                    ending.ended, id, ending.killed);
   auto env = current_environment();
   auto health = std::make_shared<health_board>();
-  auto ctx = std::make_shared<context>();
+  auto ctx = std::make_shared<deployment_context>();
   ctx->cfg = cfg;
   ctx->health = health;
   ctx->logs = std::make_shared<log_book>(cfg.data_dir + "/logs",
@@ -240,7 +241,7 @@ int serve(settings cfg, bool demo) {
   ctx->status_attempts = static_cast<int>(cfg.status_retries);
   ctx->make_workspace = [](caf::actor_system& sys, workspace_plan plan,
                            caf::actor d) {
-    spawn_workspace(sys, std::move(plan), std::move(d));
+    return spawn_workspace(sys, std::move(plan), std::move(d));
   };
   ctx->remove_workspace = [](caf::actor_system& sys, std::string path) {
     spawn_cleanup(sys, std::move(path));
@@ -263,6 +264,8 @@ int serve(settings cfg, bool demo) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   caf::actor_system_config sys_cfg;
+  // heaven's own error codes read as their words in logs.
+  sys_cfg.add_error_category(ec_category, render_ec);
   caf::actor_system sys{sys_cfg};
   ctx->store = sys.spawn<caf::detached>(store, cfg.data_dir + "/heaven.db",
                                         health);

@@ -38,6 +38,8 @@ struct record {
   /// When set, checkouts are not answered; the deployments asking are here.
   bool hold_checkouts = false;
   std::vector<caf::actor> waiting;
+  /// How often a held checkout was told `cancel` by its deployment.
+  int checkout_cancels = 0;
   std::vector<std::string> provider_starts;
   int cancels = 0;
   /// While set, the store's gate answers `start` and `finish` with an error,
@@ -181,6 +183,17 @@ provider_actor::behavior_type hang_provider(provider_actor::pointer self,
   };
 }
 
+/// A checkout being made that never finishes by itself: it counts the
+/// cancels its deployment sends (the test sends `prepared` for it).
+workspace_actor::behavior_type held_workspace(workspace_actor::pointer self,
+                                              record_ptr rec) {
+  return {
+    [=](cancel_atom) { ++rec->checkout_cancels; },
+    [](started_atom, int32_t) {},
+    [](prepared_atom, bool, std::string&) {},
+  };
+}
+
 /// A provider that dies with an error instead of reporting.
 provider_actor::behavior_type crash_provider(provider_actor::pointer self) {
   self->quit(caf::make_error(caf::sec::runtime_error, "segfault in provider"));
@@ -235,7 +248,8 @@ struct fixture {
   record_ptr rec = std::make_shared<record>();
   fs::path dir;
   fs::path db;
-  std::shared_ptr<context> ctx = std::make_shared<context>();
+  std::shared_ptr<deployment_context> ctx
+    = std::make_shared<deployment_context>();
   store_actor real_store;
   outbox_actor statuses;
   receiver_actor recv;
@@ -310,15 +324,16 @@ struct fixture {
       false);
     ctx->providers = reg;
     ctx->cfg.web_endpoint = "https://github.example.com/";
-    ctx->make_workspace = [r](caf::actor_system&, workspace_plan plan,
+    ctx->make_workspace = [r](caf::actor_system& sys, workspace_plan plan,
                               caf::actor d) {
       r->plans.push_back(plan);
       if (r->hold_checkouts) {
         r->waiting.push_back(d);
-        return;
+        return sys.spawn(held_workspace, r);
       }
       caf::anon_send(d, prepared_atom::value, true,
                      "/ws/" + std::to_string(plan.id));
+      return workspace_actor{};
     };
     ctx->remove_workspace = [r](caf::actor_system&, std::string path) {
       r->removed.push_back(path);
@@ -589,6 +604,8 @@ BOOST_AUTO_TEST_CASE(a_timeout_while_checking_out_fails_and_cleans_up) {
              == (std::vector<std::string>{"queued", "failure"}));
   BOOST_TEST(state_of(1) == "failure");
   BOOST_TEST(rec->provider_starts.empty());
+  // The deployment told its checkout to stop.
+  BOOST_TEST(rec->checkout_cancels == 1);
   // The checkout finishes late: it is removed, not used.
   BOOST_REQUIRE(rec->waiting.size() == 1u);
   caf::anon_send(rec->waiting[0], prepared_atom::value, true,
@@ -769,6 +786,7 @@ BOOST_AUTO_TEST_CASE(a_stop_with_nothing_running_is_over_at_once) {
   sched.run();
   drain(30);
   BOOST_TEST(!*drained); // The checkout still comes: it must be removed.
+  BOOST_TEST(rec->checkout_cancels == 1);
   caf::anon_send(rec->waiting[0], prepared_atom::value, true,
                  std::string{"/ws/1"});
   sched.run();

@@ -138,8 +138,11 @@ BOOST_AUTO_TEST_CASE(checks_out_the_exact_sha_and_reuses_the_mirror) {
   BOOST_TEST(count_lines("Checked out " + sha1 + " into a private workspace")
              == 1u);
   {
+    // Each git's `started` goes to the workspace actor, which ends them on
+    // `cancel` (see a_cancelled_checkout_stops_its_git_and_still_reports):
+    // the deployment is told no pid.
     std::lock_guard<std::mutex> guard{rec->mx};
-    BOOST_TEST(rec->started.size() >= 2u); // One per git process.
+    BOOST_TEST(rec->started.empty());
   }
   // A new commit on the origin: the same mirror is fetched, not recloned.
   auto sha2 = commit("version two\n");
@@ -296,6 +299,29 @@ BOOST_AUTO_TEST_CASE(every_git_runs_in_the_deployments_scope) {
   BOOST_TEST(!again.first);
   BOOST_TEST(again.second.find("deployment 21 has ended") != std::string::npos,
              again.second);
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_checkout_stops_its_git_and_still_reports) {
+  // A stand-in git that hangs, as a fetch from a stalled host does.
+  auto bin = tmp.path / "bin";
+  write_file(bin / "git", "#!/bin/sh\necho fetching\nexec sleep 60\n", true);
+  auto p = plan(22, std::string(40, 'd'));
+  p.env = {{"PATH", bin.string() + ":/usr/bin:/bin"},
+           {"HOME", (tmp.path / "home").string()}};
+  auto ws = spawn_workspace(sys, p, sink);
+  BOOST_REQUIRE(rec->wait([&] { return rec->has_line_locked("fetching"); }));
+  auto start = std::chrono::steady_clock::now();
+  caf::anon_send(ws, cancel_atom::value);
+  // The workspace ends its git itself; `prepared` is still its last word.
+  BOOST_REQUIRE(rec->wait([&] { return !rec->prepared.empty(); }));
+  BOOST_TEST((std::chrono::steady_clock::now() - start
+              < std::chrono::seconds(30)));
+  std::lock_guard<std::mutex> guard{rec->mx};
+  BOOST_TEST(!rec->prepared.back().first);
+  BOOST_TEST(rec->prepared.back().second
+               == "could not fetch " + p.clone_url
+                    + ": git was killed by signal 15",
+             rec->prepared.back().second);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

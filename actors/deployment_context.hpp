@@ -1,5 +1,6 @@
-/// What every deployment shares: settings, the log book, and the handles of
-/// the long-lived actors.
+/// The DEPLOYMENT actor's support: what the receiver hands every deployment
+/// it starts (settings, the log book, the handles of the long-lived actors)
+/// and the seams deterministic tests replace (checkouts, scopes, sweeps).
 #pragma once
 
 #include <functional>
@@ -18,9 +19,10 @@ class log_book;
 class provider_registry;
 struct workspace_plan;
 
-/// Makes a checkout and reports `prepared` to the deployment (see
-/// spawn_workspace); replaceable in tests.
-using workspace_maker = std::function<void(
+/// Starts the WORKSPACE actor that makes a checkout and reports `prepared`
+/// to the deployment (see spawn_workspace); replaceable in tests, where it
+/// may answer an invalid handle (nothing to cancel).
+using workspace_maker = std::function<workspace_actor(
   caf::actor_system&, workspace_plan, caf::actor deployment)>;
 
 /// Deletes a checkout (see spawn_cleanup); replaceable in tests.
@@ -35,8 +37,8 @@ using scope_opener = std::function<process_scope(int64_t id)>;
 using process_sweeper = std::function<void(
   caf::actor_system&, process_scope scope, caf::actor reply_to)>;
 
-/// Shared, read-only after start-up.
-struct context {
+/// Shared by every deployment, read-only after start-up.
+struct deployment_context {
   settings cfg;
   std::shared_ptr<log_book> logs;
   /// What /healthz reports (may be null in tests).
@@ -50,9 +52,6 @@ struct context {
   string_pairs child_env;
   /// Key for log tokens.
   std::string log_key;
-  /// Whether blocking helpers (process runners, workspace) run detached.
-  /// Deterministic tests turn this off or replace them.
-  bool detach = true;
   workspace_maker make_workspace;
   workspace_remover remove_workspace;
   /// Gives a deployment the scope its processes start in (absent: no
@@ -70,9 +69,6 @@ struct context {
   int64_t store_retry_ms = 1000;
 };
 
-using context_ptr = std::shared_ptr<const context>;
-
-/// The public link to deployment `id`'s log, token included.
-std::string log_url(const context& ctx, int64_t id);
+using context_ptr = std::shared_ptr<const deployment_context>;
 
 } // namespace heaven
