@@ -93,20 +93,6 @@ bool valid_bucket(const std::string& bucket) {
             });
 }
 
-/// `payload.<object>.<key>` when it is a string, else "".
-std::string payload_string(const nlohmann::json& payload, const char* object,
-                           const char* key) {
-  if (!payload.is_object())
-    return {};
-  auto obj = payload.find(object);
-  if (obj == payload.end() || !obj->is_object())
-    return {};
-  auto value = obj->find(key);
-  if (value == obj->end() || !value->is_string())
-    return {};
-  return value->get<std::string>();
-}
-
 // ---- AWS answers -----------------------------------------------------------
 
 /// Codes AWS uses to say "slow down, then try again".
@@ -147,7 +133,7 @@ struct eb_state {
   static inline const char* name = "elastic_beanstalk";
   beanstalk_config cfg;
   provider_job job;
-  caf::actor deployment;
+  deployment_actor deployment;
   sigv4::credentials creds;
   std::string region;
   std::string bucket;
@@ -180,8 +166,8 @@ using self_ptr = api_provider_actor::stateful_pointer<eb_state>;
 void tell(self_ptr self, std::string text, stream source = stream::heaven) {
   auto& st = self->state;
   if (st.deployment)
-    self->send(caf::actor_cast<deployment_actor>(st.deployment),
-               log_atom::value, log_line{source, std::move(text)});
+    self->send(st.deployment, log_atom::value,
+               log_line{source, std::move(text)});
 }
 
 void finish(self_ptr self, std::string state, std::string description) {
@@ -193,8 +179,7 @@ void finish(self_ptr self, std::string state, std::string description) {
   spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
                description);
   if (st.deployment)
-    self->send(caf::actor_cast<deployment_actor>(st.deployment),
-               result_atom::value,
+    self->send(st.deployment, result_atom::value,
                provider_outcome{std::move(state), std::move(description)});
   self->quit();
 }
@@ -572,13 +557,11 @@ void download(self_ptr self) {
 /// Reads the payload and the settings into the state; returns why it can't
 /// go on, or "".
 std::string prepare(eb_state& st) {
-  auto payload = nlohmann::json::parse(st.job.request.payload_json, nullptr,
-                                       false);
-  st.app = payload_string(payload, "config", "app_name");
+  st.app = st.job.config.app_name;
   if (st.app.empty())
     return "payload.config.app_name is missing: heaven doesn't know which "
            "Elastic Beanstalk application to deploy";
-  st.region = payload_string(payload, "aws", "region");
+  st.region = st.job.config.aws_region;
   if (st.region.empty())
     st.region = "us-east-1";
   if (!valid_region(st.region))
@@ -623,7 +606,7 @@ std::string prepare(eb_state& st) {
 
 api_provider_actor::behavior_type
 elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
-                  caf::actor deployment) {
+                  deployment_actor deployment) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.cfg.attempts = std::max(st.cfg.attempts, 1);
@@ -665,15 +648,6 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
     [](chunk_atom, const std::string&) {
       // Nothing is streamed.
     },
-    [](started_atom, int32_t) {
-      // No processes.
-    },
-    [](exited_atom, const exit_info&) {
-      // No processes.
-    },
-    [](kill_atom) {
-      // No processes.
-    },
   };
 }
 
@@ -681,7 +655,7 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
 
 provider_factory elastic_beanstalk_provider(beanstalk_config cfg) {
   return [cfg](caf::actor_system& sys, provider_job job,
-               caf::actor deployment) -> provider_actor {
+               deployment_actor deployment) -> provider_actor {
     return sys.spawn(elastic_beanstalk, cfg, std::move(job),
                      std::move(deployment));
   };

@@ -60,7 +60,7 @@ struct heroku_state {
   static inline const char* name = "heroku";
   heroku_config cfg;
   provider_job job;
-  caf::actor deployment;
+  deployment_actor deployment;
   step at = step::tarball;
   /// The Heroku app.
   std::string app;
@@ -122,8 +122,8 @@ std::string build_mark(const provider_job& job) {
 }
 
 void say(self_ptr self, stream source, std::string text) {
-  self->send(caf::actor_cast<deployment_actor>(self->state.deployment),
-             log_atom::value, log_line{source, std::move(text)});
+  self->send(self->state.deployment, log_atom::value,
+             log_line{source, std::move(text)});
 }
 
 /// Sends every complete line of `partial` to the log; with `all`, the rest
@@ -155,8 +155,7 @@ void end(self_ptr self, std::string state, std::string description) {
   if (st.streaming)
     self->send(st.cfg.http, cancel_atom::value,
                caf::actor_cast<caf::actor>(self));
-  self->send(caf::actor_cast<deployment_actor>(st.deployment),
-             result_atom::value,
+  self->send(st.deployment, result_atom::value,
              provider_outcome{std::move(state), std::move(description)});
   self->quit();
 }
@@ -579,20 +578,6 @@ void poll(self_ptr self) {
     });
 }
 
-/// The Heroku app for this environment, from the payload's config.
-std::string heroku_app(const deployment_request& req) {
-  auto payload = json::parse(req.payload_json, nullptr, false);
-  if (!payload.is_object() || !payload.contains("config")
-      || !payload["config"].is_object())
-    return {};
-  auto& config = payload["config"];
-  for (auto key : {"heroku_" + req.environment + "_name",
-                   std::string{"heroku_name"}})
-    if (config.contains(key) && config[key].is_string())
-      return config[key].get<std::string>();
-  return {};
-}
-
 /// Heroku app names (and ids) use letters, digits and dashes only; anything
 /// else must not reach a URL path.
 bool valid_app(const std::string& app) {
@@ -606,12 +591,12 @@ bool valid_app(const std::string& app) {
 
 api_provider_actor::behavior_type
 heroku(self_ptr self, heroku_config cfg, provider_job job,
-       caf::actor deployment) {
+       deployment_actor deployment) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.job = std::move(job);
   st.deployment = std::move(deployment);
-  st.app = heroku_app(st.job.request);
+  st.app = st.job.config.heroku_app;
   auto& req = st.job.request;
   if (st.app.empty()) {
     end(self, "error", "payload.config.heroku_" + req.environment
@@ -671,9 +656,6 @@ heroku(self_ptr self, heroku_config cfg, provider_job job,
             "have started on " + st.app);
       end(self, "failure", "cancelled");
     },
-    [](started_atom, int32_t) {},
-    [](exited_atom, exit_info&) {},
-    [](kill_atom) {},
   };
 }
 
@@ -681,7 +663,7 @@ heroku(self_ptr self, heroku_config cfg, provider_job job,
 
 provider_factory heroku_provider(heroku_config cfg) {
   return [cfg = std::move(cfg)](caf::actor_system& sys, provider_job job,
-                                caf::actor deployment) -> provider_actor {
+                                deployment_actor deployment) -> provider_actor {
     return sys.spawn(heroku, cfg, std::move(job), std::move(deployment));
   };
 }
