@@ -5,9 +5,6 @@
 #include <string_view>
 #include <system_error>
 
-#include <caf/actor_system.hpp>
-#include <caf/typed_event_based_actor.hpp>
-
 #include "base/validate.hpp"
 
 namespace fs = std::filesystem;
@@ -65,14 +62,8 @@ std::string capfile_plan(const provider_job& job, command_plan& plan) {
 }
 
 provider_factory capistrano_provider(remote_config native) {
-  return [native](caf::actor_system& sys, provider_job job,
-                  deployment_actor deployment) -> provider_handle {
-    if (job.config.names_hosts)
-      return spawn_remote_steps(sys, std::move(job), std::move(deployment),
-                                native, cap_phases);
-    return sys.spawn(command_provider, std::move(job), std::move(deployment),
-                     command_planner{capfile_plan});
-  };
+  return native_or_command_provider(std::move(native), cap_phases,
+                                    capfile_plan);
 }
 
 } // namespace heaven

@@ -3,9 +3,6 @@
 #include <filesystem>
 #include <system_error>
 
-#include <caf/actor_system.hpp>
-#include <caf/typed_event_based_actor.hpp>
-
 #include "base/validate.hpp"
 
 namespace fs = std::filesystem;
@@ -156,14 +153,8 @@ std::string fabric_native_phases(const provider_job& job,
 }
 
 provider_factory fabric_provider(remote_config native) {
-  return [native](caf::actor_system& sys, provider_job job,
-                  deployment_actor deployment) -> provider_handle {
-    if (job.config.names_hosts)
-      return spawn_remote_steps(sys, std::move(job), std::move(deployment),
-                                native, fabric_native_phases);
-    return sys.spawn(command_provider, std::move(job), std::move(deployment),
-                     command_planner{fabfile_plan});
-  };
+  return native_or_command_provider(std::move(native), fabric_native_phases,
+                                    fabfile_plan);
 }
 
 } // namespace heaven

@@ -10,7 +10,6 @@
 
 #include "base/ssh_key.hpp"
 #include "base/validate.hpp"
-#include "providers/command.hpp"
 
 namespace heaven {
 
@@ -265,13 +264,21 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
   };
 }
 
-provider_actor spawn_remote_steps(caf::actor_system& sys, provider_job job,
-                                  deployment_actor deployment,
-                                  remote_config cfg, remote_planner planner) {
-  if (auto key = get_env(job.env, "DEPLOYMENT_PRIVATE_KEY"))
-    cfg.private_key = unescape_private_key(*key);
-  return sys.spawn(remote_steps, std::move(job), std::move(deployment),
-                   std::move(cfg), std::move(planner));
+provider_factory native_or_command_provider(remote_config native,
+                                            remote_planner remote,
+                                            command_planner local) {
+  return [native, remote, local](caf::actor_system& sys, provider_job job,
+                                 deployment_actor deployment)
+           -> provider_handle {
+    if (!job.config.names_hosts)
+      return sys.spawn(command_provider, std::move(job),
+                       std::move(deployment), local);
+    auto cfg = native;
+    if (auto key = get_env(job.env, "DEPLOYMENT_PRIVATE_KEY"))
+      cfg.private_key = unescape_private_key(*key);
+    return sys.spawn(remote_steps, std::move(job), std::move(deployment),
+                     std::move(cfg), remote);
+  };
 }
 
 } // namespace heaven

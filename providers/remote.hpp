@@ -19,6 +19,8 @@
 #include "actors/ssh.hpp"
 #include "messages/interfaces.hpp"
 #include "messages/provider_job.hpp"
+#include "messages/registry.hpp"
+#include "providers/command.hpp"
 
 namespace heaven {
 
@@ -95,10 +97,12 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
              provider_job job, deployment_actor deployment, remote_config cfg,
              remote_planner planner);
 
-/// Spawns remote_steps for a job, with the key of the job's
-/// DEPLOYMENT_PRIVATE_KEY (when set) instead of `cfg.private_key`.
-provider_actor spawn_remote_steps(caf::actor_system& sys, provider_job job,
-                                  deployment_actor deployment,
-                                  remote_config cfg, remote_planner planner);
+/// The factory of a tool with a native mode (capistrano, fabric): when the
+/// job's config names hosts, remote_steps with `remote` (and the key of the
+/// job's DEPLOYMENT_PRIVATE_KEY, when set, instead of `native.private_key`),
+/// else a command provider with `local`, in the checkout.
+provider_factory native_or_command_provider(remote_config native,
+                                            remote_planner remote,
+                                            command_planner local);
 
 } // namespace heaven
