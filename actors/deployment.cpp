@@ -7,6 +7,7 @@
 
 #include "base/lifecycle.hpp"
 #include "base/log_book.hpp"
+#include "base/payload_config.hpp"
 #include "actors/timer.hpp"
 #include "base/validate.hpp"
 #include "actors/workspace.hpp"
@@ -154,7 +155,8 @@ void stop_work(self_ptr self) {
   } else if (st.at == phase::running) {
     if (terminate && !cfg.terminate_children) {
       // The provider was told to spare its processes: end them here.
-      self->send(st.provider, kill_atom::value);
+      if (st.processes)
+        self->send(st.processes, kill_atom::value);
     }
     self->send(st.provider, cancel_atom::value);
     if (!terminate) {
@@ -176,9 +178,11 @@ void start_provider(self_ptr self) {
   job.kill_grace_ms = st.ctx->cfg.kill_grace * 1000;
   job.terminate_children = st.ctx->cfg.terminate_children;
   job.scope = st.scope;
+  job.config = read_payload_config(job.request);
   say(self, running_description(st.req));
-  st.provider = (*factory)(self->system(), std::move(job),
-                           caf::actor_cast<caf::actor>(self));
+  auto provider = (*factory)(self->system(), std::move(job), self);
+  st.provider = std::move(provider.actor);
+  st.processes = std::move(provider.processes);
   self->monitor(st.provider);
 }
 

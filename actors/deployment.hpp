@@ -40,6 +40,8 @@ struct deployment_state {
   // -- helpers it supervises --------------------------------------------------
   timer_actor timer;
   provider_actor provider;
+  /// The same provider when it runs processes (else null).
+  process_provider_actor processes;
 
   // -- progress ---------------------------------------------------------------
   phase at = phase::preparing;

@@ -124,16 +124,23 @@ using deployment_actor = caf::typed_actor<
   // Internal: time to try writing the pending transition again.
   caf::reacts_to<retry_atom>>;
 
-/// The PROVIDER actor interface shared by every provider.
+/// The PROVIDER actor interface: what the deployment tells every provider.
 using provider_actor = caf::typed_actor<
   // Stop now: kill the process group, close channels, stop polling; then
   // finish with an outcome (or simply quit).
-  caf::reacts_to<cancel_atom>,
+  caf::reacts_to<cancel_atom>>;
+
+/// What the providers that run child processes (shell, capistrano's Capfile
+/// mode, fabric's fabfile mode, ansible, bundler_capistrano) understand on
+/// top of the provider contract: the process runner's reports, and the
+/// kill rules.
+using process_provider_actor = provider_actor::extend<
   // A child process (group) of this provider started.
   caf::reacts_to<started_atom, int32_t>,
   // A child process of this provider ended.
   caf::reacts_to<exited_atom, exit_info>,
-  // The grace period after SIGTERM is over: SIGKILL what is left.
+  // The grace period after SIGTERM is over (or heaven stops and spares
+  // nothing): SIGKILL what is left.
   caf::reacts_to<kill_atom>>;
 
 /// What the HTTP API providers (heroku, elastic_beanstalk) understand on top

@@ -4,18 +4,41 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/fwd.hpp>
 
 #include "messages/interfaces.hpp"
+#include "messages/provider_job.hpp"
 
 namespace heaven {
 
+/// A provider as its factory spawned it: the handle the deployment cancels,
+/// and the same actor as a process provider when it runs child processes
+/// (null otherwise): a stopping heaven SIGKILLs those through it.
+struct provider_handle {
+  provider_handle() = default;
+
+  /// A provider that runs no process (any interface extending
+  /// provider_actor).
+  template <class... Sigs>
+  provider_handle(caf::typed_actor<Sigs...> x) : actor(std::move(x)) {
+    // nop
+  }
+
+  provider_handle(process_provider_actor x) : actor(x), processes(x) {
+    // nop
+  }
+
+  provider_actor actor;
+  process_provider_actor processes;
+};
+
 /// Spawns a provider for `job`. The provider sends `log` lines and its
 /// `result` to `deployment`, and answers `cancel`.
-using provider_factory = std::function<provider_actor(
-  caf::actor_system& sys, provider_job job, caf::actor deployment)>;
+using provider_factory = std::function<provider_handle(
+  caf::actor_system& sys, provider_job job, deployment_actor deployment)>;
 
 /// The providers heaven knows, registered by the entry point at start-up.
 class provider_registry {

@@ -558,30 +558,6 @@ typename Inspector::result_type inspect(Inspector& f, exit_info& x) {
   return f(caf::meta::type_name("exit_info"), x.code, x.signal, x.error);
 }
 
-/// Everything a provider needs to run one deployment.
-struct provider_job {
-  /// heaven's local deployment id.
-  int64_t id = 0;
-  deployment_request request;
-  /// The private checkout at `request.sha`.
-  std::string workspace;
-  /// The environment the provider's processes start from (heaven's own,
-  /// minus withheld secrets).
-  string_pairs env;
-  /// Milliseconds between SIGTERM and SIGKILL when cancelling.
-  int64_t kill_grace_ms = 5000;
-  /// Whether a cancel kills the provider's processes.
-  bool terminate_children = true;
-  /// The deployment's scope: every process the provider starts is in it.
-  process_scope scope;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, provider_job& x) {
-  return f(caf::meta::type_name("provider_job"), x.id, x.request, x.workspace,
-           x.env, x.kill_grace_ms, x.terminate_children, x.scope);
-}
-
 /// How a provider ended: success, failure or error, and why.
 struct provider_outcome {
   std::string state;

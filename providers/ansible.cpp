@@ -118,7 +118,7 @@ std::string ansible_plan(const provider_job& job, command_plan& plan) {
 
 provider_factory ansible_provider() {
   return [](caf::actor_system& sys, provider_job job,
-            caf::actor deployment) -> provider_actor {
+            deployment_actor deployment) -> provider_handle {
     return sys.spawn(command_provider, std::move(job), std::move(deployment),
                      command_planner{ansible_plan});
   };

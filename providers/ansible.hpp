@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "messages/registry.hpp"
-#include "providers/shell.hpp"
+#include "providers/command.hpp"
 
 namespace heaven {
 

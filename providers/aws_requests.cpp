@@ -92,13 +92,11 @@ std::string utc(std::chrono::system_clock::time_point t, const char* fmt) {
 
 std::string prepare_target(eb_target& t, const beanstalk_config& cfg,
                            const provider_job& job) {
-  auto payload = nlohmann::json::parse(job.request.payload_json, nullptr,
-                                       false);
-  t.app = nested_string(payload, "config", "app_name");
+  t.app = job.config.app_name;
   if (t.app.empty())
     return "payload.config.app_name is missing: heaven doesn't know which "
            "Elastic Beanstalk application to deploy";
-  t.region = nested_string(payload, "aws", "region");
+  t.region = job.config.aws_region;
   if (t.region.empty())
     t.region = "us-east-1";
   if (!valid_region(t.region))

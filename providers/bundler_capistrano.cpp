@@ -34,8 +34,9 @@ namespace heaven {
 
 namespace {
 
-/// The provider's own interface: a provider, plus its retry timer.
-using bundler_actor = provider_actor::extend<caf::reacts_to<tick_atom>>;
+/// The provider's own interface: a process provider (tar), plus its retry
+/// timer.
+using bundler_actor = process_provider_actor::extend<caf::reacts_to<tick_atom>>;
 
 /// What the provider is doing.
 enum class phase { link, download, unpack, tools, done };
@@ -44,7 +45,7 @@ struct bundler_state {
   static inline const char* name = "bundler_capistrano";
   bundler_config cfg;
   provider_job job;
-  caf::actor deployment;
+  deployment_actor deployment;
   phase at = phase::link;
   /// Attempts made at the current request.
   int attempt = 1;
@@ -63,8 +64,8 @@ using self_ptr = bundler_actor::stateful_pointer<bundler_state>;
 
 /// Appends a heaven line to the deployment's log.
 void say(self_ptr self, std::string text) {
-  self->send(caf::actor_cast<deployment_actor>(self->state.deployment),
-             log_atom::value, log_line{stream::heaven, std::move(text)});
+  self->send(self->state.deployment, log_atom::value,
+             log_line{stream::heaven, std::move(text)});
 }
 
 /// Removes the provider's directory (tarball and unpacked app) on a
@@ -84,8 +85,7 @@ void end(self_ptr self, std::string state, std::string description) {
   remove_dir(self->system(), st.dir);
   spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
                description);
-  self->send(caf::actor_cast<deployment_actor>(st.deployment),
-             result_atom::value,
+  self->send(st.deployment, result_atom::value,
              provider_outcome{std::move(state), std::move(description)});
   self->quit();
 }
@@ -179,7 +179,8 @@ void unpack(self_ptr self) {
   spec.env = st.job.env;
   spec.scope = st.job.scope;
   say(self, "Unpacking the tarball");
-  spawn_process(self->system(), std::move(spec), st.deployment,
+  spawn_process(self->system(), std::move(spec),
+                caf::actor_cast<caf::actor>(st.deployment),
                 caf::actor_cast<caf::actor>(self));
 }
 
@@ -293,10 +294,10 @@ provider_factory bundler_capistrano_provider(bundler_config cfg) {
   // Tools run in the unpacked app: GEM_HOME and the lock must be absolute.
   cfg.data_dir = fs::absolute(cfg.data_dir).lexically_normal().string();
   return [cfg](caf::actor_system& sys, provider_job job,
-               caf::actor deployment) -> provider_actor {
+               deployment_actor deployment) -> provider_actor {
     auto dir = fs::path{cfg.data_dir} / "workspaces" / std::to_string(job.id);
     auto fn = [](self_ptr self, bundler_config cfg, provider_job job,
-                 caf::actor deployment,
+                 deployment_actor deployment,
                  fs::path dir) -> bundler_actor::behavior_type {
       auto& st = self->state;
       st.cfg = std::move(cfg);

@@ -9,7 +9,7 @@
 
 #include "providers/api_common.hpp"
 #include "messages/registry.hpp"
-#include "providers/shell.hpp"
+#include "providers/command.hpp"
 
 namespace heaven {
 

@@ -5,9 +5,6 @@
 #include <string_view>
 #include <system_error>
 
-#include <caf/actor_system.hpp>
-#include <caf/typed_event_based_actor.hpp>
-
 #include "base/validate.hpp"
 
 namespace fs = std::filesystem;
@@ -41,7 +38,7 @@ bool safe_stage(std::string_view text) {
 
 std::string capfile_plan(const provider_job& job, command_plan& plan) {
   auto& req = job.request;
-  if (config_names(job, "servers"))
+  if (job.config.names_servers)
     return "payload.config.servers is not a capistrano setting of heaven: "
            "name the servers in payload.config.hosts";
   std::string why;
@@ -64,19 +61,9 @@ std::string capfile_plan(const provider_job& job, command_plan& plan) {
   return use_deploy_key_agent(plan);
 }
 
-provider_factory capistrano_provider(capistrano_native_config native) {
-  return [native](caf::actor_system& sys, provider_job job,
-                  caf::actor deployment) -> provider_actor {
-    if (capistrano_native_wanted(job.request.payload_json)) {
-      auto cfg = native;
-      if (auto key = get_env(job.env, "DEPLOYMENT_PRIVATE_KEY"))
-        cfg.private_key = unescape_private_key(*key);
-      return sys.spawn(capistrano_native, std::move(job),
-                       std::move(deployment), std::move(cfg));
-    }
-    return sys.spawn(command_provider, std::move(job), std::move(deployment),
-                     command_planner{capfile_plan});
-  };
+provider_factory capistrano_provider(remote_config native) {
+  return native_or_command_provider(std::move(native), cap_phases,
+                                    capfile_plan);
 }
 
 } // namespace heaven

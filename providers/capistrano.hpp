@@ -8,9 +8,9 @@
 #include <string>
 #include <string_view>
 
-#include "providers/capistrano_native.hpp"
 #include "messages/registry.hpp"
-#include "providers/shell.hpp"
+#include "providers/capistrano_native.hpp"
+#include "providers/command.hpp"
 
 namespace heaven {
 
@@ -34,6 +34,6 @@ std::string capfile_plan(const provider_job& job, command_plan& plan);
 /// `native`, its key from the job's DEPLOYMENT_PRIVATE_KEY), else Capfile
 /// mode. Capfile success: "Deployed <ref> (<sha7>) to <env> with cap";
 /// failure: "cap <env> <task> exited with status N".
-provider_factory capistrano_provider(capistrano_native_config native = {});
+provider_factory capistrano_provider(remote_config native = {});
 
 } // namespace heaven

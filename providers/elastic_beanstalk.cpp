@@ -63,7 +63,7 @@ struct eb_state : eb_target {
   static inline const char* name = "elastic_beanstalk";
   beanstalk_config cfg;
   provider_job job;
-  caf::actor deployment;
+  deployment_actor deployment;
   /// The zipball, until the upload takes it.
   std::string zip;
   /// From UpdateEnvironment's answer: tells same-named environments apart.
@@ -85,8 +85,8 @@ using self_ptr = api_provider_actor::stateful_pointer<eb_state>;
 void tell(self_ptr self, std::string text, stream source = stream::heaven) {
   auto& st = self->state;
   if (st.deployment)
-    self->send(caf::actor_cast<deployment_actor>(st.deployment),
-               log_atom::value, log_line{source, std::move(text)});
+    self->send(st.deployment, log_atom::value,
+               log_line{source, std::move(text)});
 }
 
 void finish(self_ptr self, std::string state, std::string description) {
@@ -98,8 +98,7 @@ void finish(self_ptr self, std::string state, std::string description) {
   spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
                description);
   if (st.deployment)
-    self->send(caf::actor_cast<deployment_actor>(st.deployment),
-               result_atom::value,
+    self->send(st.deployment, result_atom::value,
                provider_outcome{std::move(state), std::move(description)});
   self->quit();
 }
@@ -438,7 +437,7 @@ void download(self_ptr self) {
 
 api_provider_actor::behavior_type
 elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
-                  caf::actor deployment) {
+                  deployment_actor deployment) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.cfg.attempts = std::max(st.cfg.attempts, 1);
@@ -480,15 +479,6 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
     [](chunk_atom, const std::string&) {
       // Nothing is streamed.
     },
-    [](started_atom, int32_t) {
-      // No processes.
-    },
-    [](exited_atom, const exit_info&) {
-      // No processes.
-    },
-    [](kill_atom) {
-      // No processes.
-    },
   };
 }
 
@@ -496,7 +486,7 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
 
 provider_factory elastic_beanstalk_provider(beanstalk_config cfg) {
   return [cfg](caf::actor_system& sys, provider_job job,
-               caf::actor deployment) -> provider_actor {
+               deployment_actor deployment) -> provider_actor {
     return sys.spawn(elastic_beanstalk, cfg, std::move(job),
                      std::move(deployment));
   };

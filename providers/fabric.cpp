@@ -3,9 +3,6 @@
 #include <filesystem>
 #include <system_error>
 
-#include <caf/actor_system.hpp>
-#include <caf/typed_event_based_actor.hpp>
-#include <nlohmann/json.hpp>
 
 #include "base/text.hpp"
 #include "base/validate.hpp"
@@ -116,29 +113,25 @@ std::string fabfile_plan(const provider_job& job, command_plan& plan) {
   return use_deploy_key_agent(plan);
 }
 
-std::string fabric_native_phases(const provider_job& job, cap_plan& plan,
+std::string fabric_native_phases(const provider_job& job,
+                                 std::vector<remote_host>& hosts,
                                  remote_phases& phases) {
-  if (auto why = read_remote_hosts(job, plan, false); !why.empty())
+  if (auto why = read_remote_hosts(job, false, hosts); !why.empty())
     return why;
   auto& req = job.request;
-  auto payload = nlohmann::json::parse(req.payload_json, nullptr, false);
+  auto& tasks = job.config.tasks;
   auto name = req.task == "deploy" ? req.task
                                    : req.task.substr(req.task.find(':') + 1);
-  const nlohmann::json* tasks = nullptr;
-  if (payload.is_object() && payload.contains("config")
-      && payload["config"].is_object() && payload["config"].contains("tasks")
-      && payload["config"]["tasks"].is_object())
-    tasks = &payload["config"]["tasks"];
-  if (!tasks || !tasks->contains(name)) {
+  auto it = tasks.find(name);
+  if (it == tasks.end()) {
     std::string known;
-    if (tasks)
-      for (auto& [k, v] : tasks->items())
-        known += (known.empty() ? "" : ", ") + k;
+    for (auto& [k, v] : tasks)
+      known += (known.empty() ? "" : ", ") + k;
     return "unknown fabric task " + name + " (payload.config.tasks names: "
            + (known.empty() ? "none" : known) + ")";
   }
-  auto& list = (*tasks)[name];
-  if (!list.is_array() || list.empty())
+  auto& list = it->second;
+  if (list.items.empty())
     return "payload.config.tasks." + name + " must be a list of commands";
   // The deployment's values as quoted words: %{ref} etc. in a command, and
   // the variables the shell provider sets.
@@ -147,32 +140,23 @@ std::string fabric_native_phases(const provider_job& job, cap_plan& plan,
             + "; DEPLOY_ENV=" + shell_quote(req.environment)
             + "; DEPLOY_TASK=" + shell_quote(req.task) + "\n"
             + "export BRANCH SHA DEPLOY_ENV DEPLOY_TASK\n";
-  for (auto& c : list) {
-    if (!c.is_string())
-      return "payload.config.tasks." + name + " must be a list of commands";
+  for (auto& c : list.items) {
     std::string why;
-    auto command = expand_command_format(c.get<std::string>(), req, why);
+    auto command = expand_command_format(c, req, why);
     if (!why.empty())
       return "payload.config.tasks." + name + ": " + why;
     script += "(" + command + ")\n";
   }
+  // The entries after a command that is no string.
+  if (!list.valid)
+    return "payload.config.tasks." + name + " must be a list of commands";
   phases = {{"fabric " + name, script}};
   return {};
 }
 
-provider_factory fabric_provider(capistrano_native_config native) {
-  return [native](caf::actor_system& sys, provider_job job,
-                  caf::actor deployment) -> provider_actor {
-    if (capistrano_native_wanted(job.request.payload_json)) {
-      auto cfg = native;
-      if (auto key = get_env(job.env, "DEPLOYMENT_PRIVATE_KEY"))
-        cfg.private_key = unescape_private_key(*key);
-      return sys.spawn(remote_steps, std::move(job), std::move(deployment),
-                       std::move(cfg), remote_planner{fabric_native_phases});
-    }
-    return sys.spawn(command_provider, std::move(job), std::move(deployment),
-                     command_planner{fabfile_plan});
-  };
+provider_factory fabric_provider(remote_config native) {
+  return native_or_command_provider(std::move(native), fabric_native_phases,
+                                    fabfile_plan);
 }
 
 } // namespace heaven

@@ -9,10 +9,11 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include "providers/capistrano_native.hpp"
 #include "messages/registry.hpp"
-#include "providers/shell.hpp"
+#include "providers/command.hpp"
+#include "providers/remote.hpp"
 
 namespace heaven {
 
@@ -44,10 +45,12 @@ std::string fabfile_plan(const provider_job& job, command_plan& plan);
 /// the checkout). Success: "Deployed <ref> (<sha7>) to <env> with fab";
 /// failure: "fab <task> exited with status N" (or "DEPLOY_COMMAND_FORMAT
 /// command exited with status N").
-provider_factory fabric_provider(capistrano_native_config native = {});
+provider_factory fabric_provider(remote_config native = {});
 
-/// Native mode's planner: the task's commands, one phase on every host.
-std::string fabric_native_phases(const provider_job& job, cap_plan& plan,
+/// Native mode's planner (for remote_steps): the task's commands, one phase
+/// on every host.
+std::string fabric_native_phases(const provider_job& job,
+                                 std::vector<remote_host>& hosts,
                                  remote_phases& phases);
 
 } // namespace heaven

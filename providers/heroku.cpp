@@ -62,7 +62,7 @@ struct heroku_state {
   static inline const char* name = "heroku";
   heroku_config cfg;
   provider_job job;
-  caf::actor deployment;
+  deployment_actor deployment;
   step at = step::tarball;
   /// The Heroku app.
   std::string app;
@@ -98,8 +98,8 @@ struct heroku_state {
 using self_ptr = api_provider_actor::stateful_pointer<heroku_state>;
 
 void say(self_ptr self, stream source, std::string text) {
-  self->send(caf::actor_cast<deployment_actor>(self->state.deployment),
-             log_atom::value, log_line{source, std::move(text)});
+  self->send(self->state.deployment, log_atom::value,
+             log_line{source, std::move(text)});
 }
 
 /// Sends every complete line of `partial` to the log; with `all`, the rest
@@ -131,8 +131,7 @@ void end(self_ptr self, std::string state, std::string description) {
   if (st.streaming)
     self->send(st.cfg.http, cancel_atom::value,
                caf::actor_cast<chunk_sink>(self));
-  self->send(caf::actor_cast<deployment_actor>(st.deployment),
-             result_atom::value,
+  self->send(st.deployment, result_atom::value,
              provider_outcome{std::move(state), std::move(description)});
   self->quit();
 }
@@ -452,12 +451,12 @@ void poll(self_ptr self) {
 
 api_provider_actor::behavior_type
 heroku(self_ptr self, heroku_config cfg, provider_job job,
-       caf::actor deployment) {
+       deployment_actor deployment) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.job = std::move(job);
   st.deployment = std::move(deployment);
-  st.app = heroku_app(st.job.request);
+  st.app = st.job.config.heroku_app;
   auto& req = st.job.request;
   if (st.app.empty()) {
     end(self, "error", "payload.config.heroku_" + req.environment
@@ -517,9 +516,6 @@ heroku(self_ptr self, heroku_config cfg, provider_job job,
             "have started on " + st.app);
       end(self, "failure", "cancelled");
     },
-    [](started_atom, int32_t) {},
-    [](exited_atom, exit_info&) {},
-    [](kill_atom) {},
   };
 }
 
@@ -527,7 +523,7 @@ heroku(self_ptr self, heroku_config cfg, provider_job job,
 
 provider_factory heroku_provider(heroku_config cfg) {
   return [cfg = std::move(cfg)](caf::actor_system& sys, provider_job job,
-                                caf::actor deployment) -> provider_actor {
+                                deployment_actor deployment) -> provider_actor {
     return sys.spawn(heroku, cfg, std::move(job), std::move(deployment));
   };
 }

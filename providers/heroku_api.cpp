@@ -134,19 +134,6 @@ bool ours(const json& build, const provider_job& job,
 
 // -- settings ----------------------------------------------------------------
 
-std::string heroku_app(const deployment_request& req) {
-  auto payload = json::parse(req.payload_json, nullptr, false);
-  if (!payload.is_object() || !payload.contains("config")
-      || !payload["config"].is_object())
-    return {};
-  auto& config = payload["config"];
-  for (auto key : {"heroku_" + req.environment + "_name",
-                   std::string{"heroku_name"}})
-    if (config.contains(key) && config[key].is_string())
-      return config[key].get<std::string>();
-  return {};
-}
-
 bool valid_app(const std::string& app) {
   if (app.empty() || app.size() > 64)
     return false;

@@ -91,10 +91,6 @@ bool ours(const nlohmann::json& build, const provider_job& job,
 
 // -- settings ----------------------------------------------------------------
 
-/// The Heroku app for this environment, from the payload's config
-/// (`heroku_<environment>_name`, else `heroku_name`), or "".
-std::string heroku_app(const deployment_request& req);
-
 /// Heroku app names (and ids) use letters, digits and dashes only; anything
 /// else must not reach a URL path.
 bool valid_app(const std::string& app);

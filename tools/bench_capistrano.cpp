@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
+#include "base/payload_config.hpp"
 #include "providers/capistrano_native.hpp"
 #include "tools/support/heaven_process.hpp"
 #include "tools/support/recorder.hpp"
@@ -225,7 +226,8 @@ struct bench {
   /// or a negative number when it did not succeed.
   double heaven_deploy(const std::vector<fs::path>& dirs_) {
     auto rec = std::make_shared<heaven::test::record>();
-    auto sink = sys.spawn(heaven::test::recorder, rec);
+    heaven::deployment_actor sink
+      = sys.spawn(heaven::test::deployment_recorder, rec);
     heaven::provider_job job;
     job.id = 1;
     job.request.repo = "bench/app";
@@ -237,7 +239,8 @@ struct bench {
     job.request.actor = "bench";
     job.request.payload_json
       = json{{"config", heaven_config(dirs_)}}.dump();
-    heaven::capistrano_native_config c;
+    job.config = heaven::read_payload_config(job.request);
+    heaven::remote_config c;
     c.known_hosts = known_hosts.string();
     c.private_key = servers.front()->client_key().private_key;
     auto start = clock_type::now();

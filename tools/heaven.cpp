@@ -55,11 +55,8 @@ namespace {
 std::shared_ptr<provider_registry> make_providers(const settings& cfg,
                                                   http_client_actor http) {
   auto reg = std::make_shared<provider_registry>();
-  reg->add("shell", [](caf::actor_system& sys, provider_job job,
-                       caf::actor deployment) {
-    return sys.spawn(shell, std::move(job), std::move(deployment));
-  });
-  capistrano_native_config native;
+  reg->add("shell", shell_provider());
+  remote_config native;
   native.known_hosts = cfg.known_hosts;
   native.connect_timeout_ms = cfg.ssh_connect_timeout_ms;
   reg->add("capistrano", capistrano_provider(native));

@@ -144,8 +144,8 @@ http_client_actor::behavior_type fake_http(http_client_actor::pointer self,
 }
 
 /// A provider that succeeds at once, saying one line.
-provider_actor::behavior_type ok_provider(provider_actor::pointer self,
-                                          caf::actor deployment) {
+process_provider_actor::behavior_type
+ok_provider(process_provider_actor::pointer self, deployment_actor deployment) {
   caf::anon_send(deployment, log_atom::value,
                  log_line{stream::out, "deployed fine"});
   caf::anon_send(deployment, result_atom::value,
@@ -158,9 +158,9 @@ provider_actor::behavior_type ok_provider(provider_actor::pointer self,
 }
 
 /// A provider that runs until cancelled, then reports.
-provider_actor::behavior_type hang_provider(provider_actor::pointer self,
-                                            caf::actor deployment,
-                                            record_ptr rec) {
+process_provider_actor::behavior_type
+hang_provider(process_provider_actor::pointer self, deployment_actor deployment,
+              record_ptr rec) {
   return {
     [=](cancel_atom) {
       ++rec->cancels;
@@ -195,7 +195,8 @@ workspace_actor::behavior_type held_workspace(workspace_actor::pointer self,
 }
 
 /// A provider that dies with an error instead of reporting.
-provider_actor::behavior_type crash_provider(provider_actor::pointer self) {
+process_provider_actor::behavior_type
+crash_provider(process_provider_actor::pointer self) {
   self->quit(caf::make_error(caf::sec::runtime_error, "segfault in provider"));
   return {
     [](cancel_atom) {}, [](started_atom, int32_t) {},
@@ -204,7 +205,8 @@ provider_actor::behavior_type crash_provider(provider_actor::pointer self) {
 }
 
 /// A provider whose code throws on the first message it handles.
-provider_actor::behavior_type throwing_provider(provider_actor::pointer self) {
+process_provider_actor::behavior_type
+throwing_provider(process_provider_actor::pointer self) {
   self->send(self, kill_atom::value);
   return {
     [](cancel_atom) {},
@@ -286,38 +288,38 @@ struct fixture {
     };
     auto reg = std::make_shared<provider_registry>();
     reg->add("ok", [r](caf::actor_system& sys, provider_job job,
-                       caf::actor d) {
+                       deployment_actor d) {
       r->provider_starts.push_back(job.workspace);
       return sys.spawn(ok_provider, d);
     });
     reg->add("hang", [r](caf::actor_system& sys, provider_job job,
-                         caf::actor d) {
+                         deployment_actor d) {
       r->provider_starts.push_back(job.workspace);
       auto p = sys.spawn(hang_provider, d, r);
       r->providers.push_back(caf::actor_cast<caf::actor>(p));
       return p;
     });
     reg->add("crash", [r](caf::actor_system& sys, provider_job job,
-                          caf::actor) {
+                          deployment_actor) {
       r->provider_starts.push_back(job.workspace);
       return sys.spawn(crash_provider);
     });
     reg->add("throw", [r](caf::actor_system& sys, provider_job job,
-                          caf::actor) {
+                          deployment_actor) {
       r->provider_starts.push_back(job.workspace);
       return sys.spawn(throwing_provider);
     });
     // An API provider (like heroku): no checkout.
     reg->add(
       "api",
-      [r](caf::actor_system& sys, provider_job job, caf::actor d) {
+      [r](caf::actor_system& sys, provider_job job, deployment_actor d) {
         r->provider_starts.push_back(job.workspace);
         return sys.spawn(ok_provider, d);
       },
       false);
     reg->add(
       "api_hang",
-      [r](caf::actor_system& sys, provider_job job, caf::actor d) {
+      [r](caf::actor_system& sys, provider_job job, deployment_actor d) {
         r->provider_starts.push_back(job.workspace);
         return sys.spawn(hang_provider, d, r);
       },

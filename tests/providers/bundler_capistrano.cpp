@@ -85,7 +85,7 @@ struct bundler_fixture {
   caf::actor_system sys{cfg};
   http_client_actor http = sys.spawn(http_client);
   std::shared_ptr<record> rec = std::make_shared<record>();
-  caf::actor sink = sys.spawn(recorder, rec);
+  deployment_actor sink = sys.spawn(deployment_recorder, rec);
   temp_dir tmp;
   fs::path data = tmp.path / "data";
   fs::path origin = tmp.path / "origin";
@@ -436,7 +436,7 @@ BOOST_FIXTURE_TEST_CASE(cancel_while_fetching_ends_at_once, bundler_fixture) {
   link_failures = {503, 503, 503};
   auto c = config();
   c.api.first_backoff_ms = 60000;
-  auto provider = bundler_capistrano_provider(c)(sys, job(), sink);
+  auto provider = bundler_capistrano_provider(c)(sys, job(), sink).actor;
   BOOST_REQUIRE(github.wait_for(1));
   caf::anon_send(provider, cancel_atom::value);
   BOOST_REQUIRE(rec->wait([&] { return !rec->results.empty(); }));

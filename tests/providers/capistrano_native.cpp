@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
+#include "base/payload_config.hpp"
 #include "providers/capistrano_native.hpp"
 #include "providers/fabric.hpp"
 #include "tools/support/heaven_process.hpp"
@@ -140,7 +141,7 @@ struct fixture {
                           std::string key = {}) {
     if (!rec)
       rec = std::make_shared<record>();
-    auto sink = sys.spawn(recorder, rec);
+    deployment_actor sink = sys.spawn(deployment_recorder, rec);
     provider_job job;
     job.id = 1;
     job.request.repo = "octo/app";
@@ -151,7 +152,8 @@ struct fixture {
     job.request.task = task;
     job.request.actor = "alice";
     job.request.payload_json = json{{"config", cfg_json}}.dump();
-    capistrano_native_config c;
+    job.config = read_payload_config(job.request);
+    remote_config c;
     c.known_hosts = known_hosts.string();
     c.private_key = key.empty() ? one.client_key().private_key : key;
     auto p = sys.spawn(capistrano_native, job, sink, c);
@@ -396,7 +398,7 @@ BOOST_AUTO_TEST_CASE(fabric_runs_the_named_commands_on_every_host_safely) {
                   "printf 'env=[%s]\\n' \"$DEPLOY_ENV\"",
                   "touch " + marks.string() + "/$(hostname)-ran"}}}}};
   auto rec = std::make_shared<record>();
-  auto sink = sys.spawn(recorder, rec);
+  deployment_actor sink = sys.spawn(deployment_recorder, rec);
   provider_job job;
   job.id = 2;
   job.request.sha = shas[0];
@@ -406,7 +408,8 @@ BOOST_AUTO_TEST_CASE(fabric_runs_the_named_commands_on_every_host_safely) {
   job.request.environment = "production";
   job.request.task = "deploy";
   job.request.payload_json = json{{"config", cfg}}.dump();
-  capistrano_native_config c;
+  job.config = read_payload_config(job.request);
+  remote_config c;
   c.known_hosts = known_hosts.string();
   c.private_key = one.client_key().private_key;
   auto factory = fabric_provider(c);
@@ -426,7 +429,7 @@ BOOST_AUTO_TEST_CASE(fabric_runs_the_named_commands_on_every_host_safely) {
   BOOST_TEST(!fs::exists(marks / "pwned2"));
   // A task the config doesn't name runs nothing.
   rec = std::make_shared<record>();
-  sink = sys.spawn(recorder, rec);
+  sink = sys.spawn(deployment_recorder, rec);
   job.request.task = "deploy:nope";
   factory(sys, job, sink);
   BOOST_REQUIRE(rec->wait([&] { return !rec->results.empty(); }, 60s));

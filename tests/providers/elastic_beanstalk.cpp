@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/http_client.hpp"
+#include "base/payload_config.hpp"
 #include "base/sigv4.hpp"
 #include "base/text.hpp"
 #include "tests/support/aws_stand_in.hpp"
@@ -91,7 +92,7 @@ struct eb_fixture {
   caf::actor_system sys{cfg};
   http_client_actor client = sys.spawn(http_client);
   std::shared_ptr<record> rec = std::make_shared<record>();
-  caf::actor sink = sys.spawn(recorder, rec);
+  deployment_actor sink = sys.spawn(deployment_recorder, rec);
   std::mutex provider_mx;
   provider_actor provider;
   std::chrono::system_clock::time_point base
@@ -281,7 +282,8 @@ struct eb_fixture {
 
   void start(provider_job j, beanstalk_config c) {
     auto factory = elastic_beanstalk_provider(std::move(c));
-    auto p = factory(sys, std::move(j), sink);
+    j.config = read_payload_config(j.request);
+    auto p = factory(sys, std::move(j), sink).actor;
     std::lock_guard<std::mutex> guard{provider_mx};
     provider = p;
   }

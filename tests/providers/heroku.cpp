@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/http_client.hpp"
+#include "base/payload_config.hpp"
 #include "providers/api_common.hpp"
 #include "tools/support/http_stub.hpp"
 #include "tools/support/recorder.hpp"
@@ -110,7 +111,7 @@ struct heroku_fixture {
   caf::actor_system sys{cfg};
   http_client_actor http = sys.spawn(http_client);
   std::shared_ptr<record> rec = std::make_shared<record>();
-  caf::actor sink = sys.spawn(recorder, rec);
+  deployment_actor sink = sys.spawn(deployment_recorder, rec);
   http_stub github;
   http_stub heroku_api;
   http_stub output;
@@ -275,7 +276,8 @@ struct heroku_fixture {
   }
 
   provider_actor start(heroku_config c, provider_job j) {
-    return heroku_provider(std::move(c))(sys, std::move(j), sink);
+    j.config = read_payload_config(j.request);
+    return heroku_provider(std::move(c))(sys, std::move(j), sink).actor;
   }
 
   provider_actor start() {

@@ -20,6 +20,7 @@
 
 
 #include "actors/process.hpp"
+#include "base/payload_config.hpp"
 #include "tools/support/recorder.hpp"
 
 using namespace heaven;
@@ -118,7 +119,7 @@ struct tools_fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   std::shared_ptr<record> rec = std::make_shared<record>();
-  caf::actor sink = sys.spawn(recorder, rec);
+  deployment_actor sink = sys.spawn(deployment_recorder, rec);
   temp_dir tmp;
   fs::path origin = tmp.path / "origin";
   fs::path workspaces = tmp.path / "workspaces";
@@ -207,7 +208,8 @@ struct tools_fixture {
   }
 
   provider_actor start(const provider_factory& factory, provider_job j) {
-    return factory(sys, std::move(j), sink);
+    j.config = read_payload_config(j.request);
+    return factory(sys, std::move(j), sink).actor;
   }
 
   provider_outcome outcome() {

@@ -14,6 +14,7 @@
 
 #include "actors/process.hpp"
 #include "actors/scope.hpp"
+#include "base/payload_config.hpp"
 #include "tools/support/recorder.hpp"
 
 using namespace heaven;
@@ -28,7 +29,7 @@ struct shell_fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   std::shared_ptr<record> rec = std::make_shared<record>();
-  caf::actor sink = sys.spawn(recorder, rec);
+  deployment_actor sink = sys.spawn(deployment_recorder, rec);
   temp_dir tmp;
   fs::path ws = tmp.path / "checkout";
   std::vector<int32_t> groups;
@@ -66,6 +67,7 @@ struct shell_fixture {
   }
 
   provider_actor start(provider_job j) {
+    j.config = read_payload_config(j.request);
     return sys.spawn(shell, std::move(j), sink);
   }
 

@@ -21,9 +21,11 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include "actors/process.hpp"
 #include "messages/atoms.hpp"
+#include "messages/interfaces.hpp"
 #include "messages/types.hpp"
 
 namespace heaven::test {
@@ -90,6 +92,39 @@ inline caf::behavior recorder(caf::event_based_actor*,
     [add](result_atom, provider_outcome& x) {
       add([&](record& r) { r.results.push_back(std::move(x)); });
     },
+  };
+}
+
+/// The recorder as the deployment a provider is given (typed): records what
+/// `recorder` records and ignores the rest of the deployment's interface.
+inline deployment_actor::behavior_type
+deployment_recorder(deployment_actor::pointer self,
+                    std::shared_ptr<record> rec) {
+  auto add = [rec](auto fn) {
+    {
+      std::lock_guard<std::mutex> guard{rec->mx};
+      fn(*rec);
+    }
+    rec->cv.notify_all();
+  };
+  return {
+    [add](log_atom, log_line& x) {
+      add([&](record& r) { r.lines.push_back(std::move(x)); });
+    },
+    [add](started_atom, int32_t pid) {
+      add([&](record& r) { r.started.push_back(pid); });
+    },
+    [add](prepared_atom, bool ok, std::string& why) {
+      add([&](record& r) { r.prepared.emplace_back(ok, std::move(why)); });
+    },
+    [add](result_atom, provider_outcome& x) {
+      add([&](record& r) { r.results.push_back(std::move(x)); });
+    },
+    [](timeout_atom) {},
+    [](cancel_atom, std::string&) {},
+    [](shelve_atom) {},
+    [](swept_atom, int32_t) {},
+    [](retry_atom) {},
   };
 }
 
