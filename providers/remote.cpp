@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/ssh_key.hpp"
+#include "base/text.hpp"
 #include "base/validate.hpp"
 
 namespace heaven {

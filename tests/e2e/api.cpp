@@ -430,8 +430,8 @@ json beanstalk_payload() {
           {"aws", {{"region", region}}}};
 }
 
-const std::string short_sha = std::string{sha}.substr(0, 7);
-const std::string queued = "Queued main (" + short_sha
+const std::string sha7 = std::string{sha}.substr(0, 7);
+const std::string queued = "Queued main (" + sha7
                            + ") for production by alice";
 
 /// True when `text` contains `part`.
@@ -482,7 +482,7 @@ BOOST_AUTO_TEST_CASE(heroku_builds_the_sha_without_a_checkout) {
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
   BOOST_TEST(check_statuses(h, 5001, id, "https://app-prod.herokuapp.com")
              == (std::vector<std::string>{
-               queued, "Deploying main (" + short_sha
+               queued, "Deploying main (" + sha7
                          + ") to production with heroku",
                success}));
   auto gh = github_other();
@@ -627,7 +627,7 @@ BOOST_AUTO_TEST_CASE(elastic_beanstalk_deploys_with_signed_requests) {
                             "http://octo-app-production.eu-west-1."
                             "elasticbeanstalk.com")
              == (std::vector<std::string>{
-               queued, "Deploying main (" + short_sha
+               queued, "Deploying main (" + sha7
                          + ") to production with elastic_beanstalk",
                success}));
   // GitHub: the zipball link (with the token), then the zip (without).
@@ -678,7 +678,7 @@ BOOST_AUTO_TEST_CASE(elastic_beanstalk_deploys_with_signed_requests) {
   BOOST_TEST(ebr[0].body
              == "Action=CreateApplicationVersion&Version=2010-12-01"
                 "&ApplicationName=octo-app&VersionLabel=" + label
-                  + "&Description=octo%2Fapp%20main%20%28" + short_sha
+                  + "&Description=octo%2Fapp%20main%20%28" + sha7
                   + "%29%20deployed%20by%20alice%20with%20heaven"
                     "&SourceBundle.S3Bucket=" + bucket
                   + "&SourceBundle.S3Key=octo-app-" + sha

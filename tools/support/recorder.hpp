@@ -111,9 +111,6 @@ deployment_recorder(deployment_actor::pointer self,
     [add](log_atom, log_line& x) {
       add([&](record& r) { r.lines.push_back(std::move(x)); });
     },
-    [add](started_atom, int32_t pid) {
-      add([&](record& r) { r.started.push_back(pid); });
-    },
     [add](prepared_atom, bool ok, std::string& why) {
       add([&](record& r) { r.prepared.emplace_back(ok, std::move(why)); });
     },
