@@ -4,7 +4,6 @@
 #include <utility>
 
 #include <atomic>
-#include <charconv>
 #include <cstring>
 #include <chrono>
 #include <map>
@@ -28,13 +27,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
-
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "base/health.hpp"
+#include "actors/ingress_answers.hpp"
 #include "actors/ingress_route.hpp"
 #include "base/log_book.hpp"
 
@@ -55,8 +50,6 @@ constexpr auto write_timeout = std::chrono::seconds(60);
 /// How long a rejected upload is drained before the connection is dropped,
 /// so the client reads our answer instead of a reset.
 constexpr auto linger_timeout = std::chrono::seconds(5);
-/// GitHub gives up on a webhook after 10 s: answer before that.
-constexpr auto actor_timeout = std::chrono::seconds(9);
 /// How often a live log is checked for growth.
 constexpr auto log_poll = std::chrono::milliseconds(200);
 constexpr std::size_t log_chunk = 64 * 1024;
@@ -80,38 +73,12 @@ void pin_mmap_threshold() {
   });
 }
 
-/// The environment locks as the JSON array `GET /locks` answers, each lock's
-/// fields in a fixed order.
-std::string locks_json(const std::vector<env_lock>& locks) {
-  auto out = nlohmann::ordered_json::array();
-  for (auto& l : locks)
-    out.push_back({{"repo", l.repo},
-                   {"environment", l.environment},
-                   {"actor", l.actor},
-                   {"reason", l.reason},
-                   {"locked_at", l.locked_at},
-                   {"deployment_id", l.deployment_id}});
-  return out.dump(-1, ' ', false,
-                  nlohmann::ordered_json::error_handler_t::replace);
-}
-
 /// Closed by stop(): after that, actors must not touch the io_context, which
 /// may be gone.
 struct gate {
   std::mutex mtx;
   bool open = true;
 };
-
-/// Parses all of `text` as a number.
-template <class T>
-std::optional<T> to_number(std::string_view text) {
-  T value{};
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(),
-                                   value);
-  if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
-    return std::nullopt;
-  return value;
-}
 
 class session;
 
@@ -304,91 +271,29 @@ private:
       case route_decision::kind::health:
         return on_health();
       case route_decision::kind::event:
-        return on_event(std::move(r.event));
+        return answer_event(srv_.sys, srv_.receiver, std::move(r.event),
+                            replier());
       case route_decision::kind::list:
-        return on_list(r.limit);
+        return answer_list(srv_.sys, srv_.store, r.limit, replier());
       case route_decision::kind::locks:
-        return on_locks();
+        return answer_locks(srv_.sys, srv_.store, replier());
       case route_decision::kind::log:
         return on_log(r.deployment_id);
     }
   }
 
-  /// `GET /healthz`: 200 "ok"; 503 "draining" while heaven stops, or
-  /// "degraded" with the problems it knows of (a store that cannot write).
+  /// `GET /healthz`: what the health board says.
   void on_health() {
-    auto& health = srv_.opts.health;
-    if (!health)
-      return respond(http::status::ok, R"({"status":"ok"})");
-    auto problems = health->problems();
-    nlohmann::json body;
-    body["status"] = health->draining()   ? "draining"
-                     : problems.empty() ? "ok"
-                                        : "degraded";
-    body["problems"] = problems;
-    respond(problems.empty() && !health->draining()
-              ? http::status::ok
-              : http::status::service_unavailable,
-            body.dump(-1, ' ', false,
-                      nlohmann::json::error_handler_t::replace));
+    auto r = health_answer(srv_.opts.health.get());
+    respond(static_cast<http::status>(r.status), std::move(r.body));
   }
 
-  /// Hands a checked and parsed event to the receiver; its answer is ours.
-  void on_event(inbound_event ev) {
-    auto to = srv_.receiver;
-    ask([to, ev = std::move(ev)](caf::event_based_actor* self,
-                                 auto reply) mutable {
-      self->request(to, actor_timeout, event_atom::value, std::move(ev))
-        .then(
-          [reply](ingress_reply& r) mutable {
-            reply(r.status, std::move(r.body));
-          },
-          [reply, self](caf::error& err) mutable {
-            reply(503, json_error("receiver unavailable: "
-                                  + self->system().render(err)));
-          });
-    });
-  }
-
-  /// `GET /locks` (its token checked): the store's environment locks as
-  /// JSON.
-  void on_locks() {
-    auto to = srv_.store;
-    ask([to](caf::event_based_actor* self, auto reply) mutable {
-      self->request(to, actor_timeout, locks_atom::value)
-        .then(
-          [reply](std::vector<env_lock>& locks) mutable {
-            reply(200, locks_json(locks));
-          },
-          [reply, self](caf::error& err) mutable {
-            reply(503, json_error("store unavailable: "
-                                  + self->system().render(err)));
-          });
-    });
-  }
-
-  void on_list(int32_t limit) {
-    auto to = srv_.store;
-    ask([to, limit](caf::event_based_actor* self, auto reply) mutable {
-      self->request(to, actor_timeout, list_atom::value, limit)
-        .then(
-          [reply](std::string& list) mutable {
-            reply(200, std::move(list));
-          },
-          [reply, self](caf::error& err) mutable {
-            reply(503, json_error("store unavailable: "
-                                  + self->system().render(err)));
-          });
-    });
-  }
-
-  /// Runs `fn(self, reply)` in a short-lived actor; `reply(status, body)`
-  /// posts the answer back to this connection. The io thread never waits.
-  template <class F>
-  void ask(F fn) {
+  /// A callback that posts an answer back to this connection, from any
+  /// thread, unless the connection or the server is gone by then.
+  reply_fn replier() {
     std::weak_ptr<session> weak = weak_from_this();
     auto g = srv_.gate_;
-    auto reply = [weak, g](int status, std::string body) {
+    return [weak, g](int status, std::string body) {
       std::lock_guard<std::mutex> guard{g->mtx};
       if (!g->open)
         return;
@@ -398,10 +303,6 @@ private:
                     s->answer(status, std::move(body));
                   });
     };
-    srv_.sys.spawn([fn = std::move(fn),
-                    reply](caf::event_based_actor* self) mutable {
-      fn(self, reply);
-    });
   }
 
   /// `GET /deployments/<id>/log` (its token checked): the log as it grows,
@@ -579,26 +480,15 @@ private:
 
 void server_impl::listen() {
   const auto& listen = opts.listen;
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos)
-    throw std::runtime_error("cannot listen on \"" + listen
-                             + "\": expected host:port");
-  auto host = listen.substr(0, colon);
-  auto port_text = listen.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  auto port = to_number<uint16_t>(port_text);
-  if (!port)
-    throw std::runtime_error("cannot listen on " + listen + ": bad port \""
-                             + port_text + "\"");
+  auto [host, port] = split_listen(listen);
   beast::error_code ec;
   tcp::endpoint ep;
   auto addr = net::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
   if (!ec) {
-    ep = tcp::endpoint{addr, *port};
+    ep = tcp::endpoint{addr, port};
   } else {
     tcp::resolver resolver{ioc_};
-    auto results = resolver.resolve(host, port_text, ec);
+    auto results = resolver.resolve(host, std::to_string(port), ec);
     if (ec || results.empty())
       throw std::runtime_error("cannot listen on " + listen
                                + ": cannot resolve " + host + ": "

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <variant>
 
@@ -72,9 +73,8 @@ route_decision not_found(route_decision r) {
   return answer(std::move(r), 404, json_error("not found"));
 }
 
-/// Parses `body` as an event of type `ev.type` (deployment, status,
-/// deployment_status or ping) into `ev`, including `ev.repo`. Returns what
-/// is wrong with the body, or "".
+/// Parses `body` as an event of type `ev.type` into `ev`, including
+/// `ev.repo`. Returns what is wrong with the body, or "".
 std::string parse_event(const std::string& body, inbound_event& ev) {
   // Takes the parsed value, or returns the parser's message.
   auto take = [](auto parsed, auto& out) -> std::string {
@@ -85,22 +85,27 @@ std::string parse_event(const std::string& body, inbound_event& ev) {
     return {};
   };
   std::string msg;
-  if (ev.type == "deployment") {
-    msg = take(parse_deployment(body), ev.deployment);
-    ev.repo = ev.deployment.repo;
-  } else if (ev.type == "status") {
-    msg = take(parse_commit_status(body), ev.status);
-    ev.repo = ev.status.repo;
-  } else if (ev.type == "deployment_status") {
-    msg = take(parse_deployment_status(body), ev.notice);
-    ev.repo = ev.notice.repo;
-  } else {
-    msg = check_json_object(body);
-    if (msg.empty())
-      ev.repo = repository_full_name(body);
-    // A ping's repository is recorded like any other's.
-    if (msg.empty() && !ev.repo.empty())
-      msg = check_full_name("repository.full_name", ev.repo);
+  switch (ev.type) {
+    case event_kind::deployment:
+      msg = take(parse_deployment(body), ev.deployment);
+      ev.repo = ev.deployment.repo;
+      break;
+    case event_kind::status:
+      msg = take(parse_commit_status(body), ev.status);
+      ev.repo = ev.status.repo;
+      break;
+    case event_kind::deployment_status:
+      msg = take(parse_deployment_status(body), ev.notice);
+      ev.repo = ev.notice.repo;
+      break;
+    case event_kind::ping:
+      msg = check_json_object(body);
+      if (msg.empty())
+        ev.repo = repository_full_name(body);
+      // A ping's repository is recorded like any other's.
+      if (msg.empty() && !ev.repo.empty())
+        msg = check_full_name("repository.full_name", ev.repo);
+      break;
   }
   return msg;
 }
@@ -108,9 +113,9 @@ std::string parse_event(const std::string& body, inbound_event& ev) {
 route_decision on_event(route_decision r, request_parts& req,
                         const route_options& opts) {
   auto& ev = r.event;
-  ev.type = std::string{req.github_event};
+  auto type = req.github_event;
   ev.delivery = std::string{req.github_delivery};
-  if (ev.type.empty())
+  if (type.empty())
     return answer(std::move(r), 400,
                   json_error("missing header X-GitHub-Event"));
   if (ev.delivery.empty())
@@ -132,10 +137,11 @@ route_decision on_event(route_decision r, request_parts& req,
                          "application/x-www-form-urlencoded"))
     if (auto json = form_payload(req.body))
       req.body = std::move(*json);
-  if (ev.type != "deployment" && ev.type != "status"
-      && ev.type != "deployment_status" && ev.type != "ping")
+  if (auto kind = parse_event_kind(type))
+    ev.type = *kind;
+  else
     return answer(std::move(r), 422,
-                  json_error("unsupported event " + ev.type));
+                  json_error("unsupported event " + std::string{type}));
   if (auto msg = parse_event(req.body, ev); !msg.empty())
     return answer(std::move(r), 400, json_error(msg));
   ev.body = std::move(req.body);
@@ -212,6 +218,36 @@ route_decision route_request(request_parts req, const route_options& opts) {
     }
   }
   return not_found(std::move(r));
+}
+
+std::pair<std::string, uint16_t> split_listen(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos)
+    throw std::runtime_error("cannot listen on \"" + listen
+                             + "\": expected host:port");
+  auto host = listen.substr(0, colon);
+  auto port_text = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto port = to_number<uint16_t>(port_text);
+  if (!port)
+    throw std::runtime_error("cannot listen on " + listen + ": bad port \""
+                             + port_text + "\"");
+  return {std::move(host), *port};
+}
+
+ingress_reply receipt_answer(const event_receipt& receipt) {
+  switch (receipt.kind) {
+    case receipt_kind::accepted:
+    case receipt_kind::refused:
+      return {201, "{}"};
+    case receipt_kind::redelivery:
+      return {200, R"({"status":"duplicate"})"};
+    case receipt_kind::ignored:
+      return {202, R"({"status":"ignored","reason":"repository disabled"})"};
+    default:
+      return {503, R"({"error":"heaven could not store the event"})"};
+  }
 }
 
 std::string json_error(std::string_view msg) {

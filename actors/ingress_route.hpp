@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "messages/types.hpp"
 
@@ -77,6 +78,24 @@ struct route_decision {
 /// (GET each; 405 with `allow` for another method). Anything else, and a
 /// wrong or missing token, is 404.
 route_decision route_request(request_parts req, const route_options& opts);
+
+/// The host (brackets of an IPv6 address removed; "" for every address) and
+/// port of a listen address "host:port". Throws std::runtime_error naming
+/// what is wrong.
+std::pair<std::string, uint16_t> split_listen(const std::string& listen);
+
+/// An HTTP answer: status and JSON body.
+struct ingress_reply {
+  int status = 500;
+  std::string body;
+};
+
+/// The webhook's answer to how the receiver took its event: 201 `{}` when
+/// accepted or refused by the rules (its status on GitHub says why), 200
+/// `{"status":"duplicate"}` for a redelivery, 202 for a disabled
+/// repository's event, 503 when it could not be stored (GitHub delivers it
+/// again).
+ingress_reply receipt_answer(const event_receipt& receipt);
 
 /// The JSON error body every answer but a success carries:
 /// `{"error":"<msg>"}` (invalid UTF-8 replaced).

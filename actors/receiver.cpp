@@ -44,18 +44,18 @@ void check_drained(self_ptr self) {
 void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
   auto& st = self->state;
   auto& ctx = st.ctx;
-  if (ev.type == "deployment") {
+  if (ev.type == event_kind::deployment) {
     if (res.deployment_id <= 0)
       return;
-    if (res.state != "queued") {
+    if (res.state != deploy_state::queued) {
       // The rules ended it; its status is in the outbox already.
-      if (res.state == "error")
+      if (res.state == deploy_state::error)
         spdlog::info("deployment {} of {} to {} refused: {}",
                      res.deployment_id, ev.deployment.repo,
                      ev.deployment.environment, res.description);
       ctx->logs->open(res.deployment_id);
       ctx->logs->append(res.deployment_id, stream::heaven,
-                        res.state + ": " + res.description);
+                        to_string(res.state) + ": " + res.description);
       ctx->logs->close(res.deployment_id);
       return;
     }
@@ -67,7 +67,7 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
       return;
     }
     launch(self, res.deployment_id, ev.deployment);
-  } else if (ev.type == "status") {
+  } else if (ev.type == event_kind::status) {
     if (ctx->auto_deploy)
       self->send(ctx->auto_deploy, status_atom::value, ev.status);
   }
@@ -85,8 +85,9 @@ void resume(self_ptr self) {
         for (auto& d : left) {
           spdlog::info("receiver found deployment {} of {} to {} left {} by "
                        "an earlier run",
-                       d.id, d.request.repo, d.request.environment, d.state);
-          if (d.state == "running")
+                       d.id, d.request.repo, d.request.environment,
+                       to_string(d.state));
+          if (d.state == deploy_state::running)
             take_over(self->system(), st.ctx, d.id, restarted);
           else if (!st.draining)
             launch(self, d.id, d.request);
@@ -128,13 +129,13 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
     check_drained(self);
   });
   return {
-    [=](event_atom, inbound_event& ev) -> caf::result<ingress_reply> {
-      auto rp = self->make_response_promise<ingress_reply>();
+    [=](event_atom, inbound_event& ev) -> caf::result<event_receipt> {
+      auto rp = self->make_response_promise<event_receipt>();
       auto& ctx = self->state.ctx;
-      if (ev.type == "deployment") {
+      if (ev.type == event_kind::deployment) {
         ev.lock_action = lock_action(ctx->cfg.deploy_prefix,
                                      ev.deployment.task);
-        if (ev.lock_action.empty())
+        if (ev.lock_action == lock_task::none)
           ev.refusal = refusal(*ctx, ev.deployment);
       }
       // What `act` needs afterwards; the body stays with the store.
@@ -149,25 +150,29 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
         .then(
           [=](accept_result& res) mutable {
             if (res.duplicate) {
-              rp.deliver(ingress_reply{200, R"({"status":"duplicate"})"});
+              rp.deliver(event_receipt{receipt_kind::redelivery, 0, {}, {}});
               return;
             }
             if (res.ignored) {
               spdlog::info("receiver ignores a {} event of {}: the "
                            "repository is disabled (heaven repos enable {})",
-                           kept.type, kept.repo, kept.repo);
-              rp.deliver(ingress_reply{
-                202, R"({"status":"ignored","reason":"repository disabled"})"});
+                           to_string(kept.type), kept.repo, kept.repo);
+              rp.deliver(event_receipt{receipt_kind::ignored, 0, {}, {}});
               return;
             }
-            rp.deliver(ingress_reply{201, "{}"});
+            event_receipt receipt{receipt_kind::accepted, res.deployment_id,
+                                  res.state, res.description};
+            if (res.deployment_id > 0 && res.state == deploy_state::error)
+              receipt.kind = receipt_kind::refused;
+            rp.deliver(std::move(receipt));
             act(self, kept, res);
           },
           [=](caf::error& err) mutable {
-            spdlog::error("receiver could not store a {} event: {}", kept.type,
-                          self->system().render(err));
-            rp.deliver(ingress_reply{
-              503, R"({"error":"heaven could not store the event"})"});
+            auto why = self->system().render(err);
+            spdlog::error("receiver could not store a {} event: {}",
+                          to_string(kept.type), why);
+            rp.deliver(event_receipt{receipt_kind::unstored, 0,
+                                     deploy_state::queued, why});
           });
       return rp;
     },

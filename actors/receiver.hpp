@@ -28,10 +28,11 @@ struct receiver_state {
 
 /// The RECEIVER actor. Every event goes to the store, which records it and
 /// decides the rules in one transaction (a disabled repository's events are
-/// ignored: 202; lock and unlock tasks; a locked environment; one
+/// ignored; lock and unlock tasks; a locked environment; one
 /// deployment per app+environment; the refusals the receiver found: an
 /// unknown provider, an invalid ref, task, sha or clone URL); only then is
-/// the webhook answered. A deployment recorded as queued gets a deployment
+/// the webhook answered, with an `event_receipt` saying how the event was
+/// taken. A deployment recorded as queued gets a deployment
 /// actor; one the rules ended gets only its log line (its status is in the
 /// outbox). `status` events go to auto_deploy, `deployment_status` events to
 /// notify. At start it asks the store for deployments an earlier run left

@@ -1,4 +1,5 @@
-/// The STORE actor: heaven's SQLite database (WAL) in the data directory.
+/// The STORE actor: heaven's database (SQLite, WAL, in the data directory),
+/// reached through the store contract (store_backend.hpp).
 #pragma once
 
 #include <map>
@@ -6,25 +7,22 @@
 #include <string>
 #include <vector>
 
+#include "actors/store_backend.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {
 
-class database; // actors/store.cpp
 class health_board;
 
 /// State of the STORE actor.
 struct store_state {
   static inline const char* name = "store";
-  std::unique_ptr<database> db;
+  /// The database (null when it could not be opened).
+  std::unique_ptr<store_backend> db;
   /// Told when writing fails and when it works again (may be null).
   std::shared_ptr<health_board> health;
   /// The outboxes to hand committed rows to, by kind.
   std::map<std::string, std::vector<outbox_actor>> subscribers;
-  // Both defined in store.cpp, where `database` is complete: a constructor
-  // made inline would need ~unique_ptr<database> in every spawning TU.
-  store_state();
-  ~store_state();
 };
 
 /// The STORE actor. Opens (creating if needed) the database at `path`.
@@ -33,15 +31,6 @@ struct store_state {
 store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self,
                                  std::string path,
                                  std::shared_ptr<health_board> health);
-
-/// A repository heaven has heard from.
-struct repository_record {
-  std::string repo;
-  /// False after `heaven repos disable`: its events are ignored.
-  bool active = true;
-  /// ISO-8601 UTC.
-  std::string first_seen;
-};
 
 // -- the command line's access ---------------------------------------------
 // `heaven locks`, `heaven unlock` and `heaven repos` work on the database at

@@ -6,12 +6,12 @@ bool terminal_state(std::string_view state) {
   return state == "success" || state == "failure" || state == "error";
 }
 
-std::string lock_action(const std::string& prefix, const std::string& task) {
+lock_task lock_action(const std::string& prefix, const std::string& task) {
   if (task == prefix + ":lock")
-    return "lock";
+    return lock_task::lock;
   if (task == prefix + ":unlock")
-    return "unlock";
-  return {};
+    return lock_task::unlock;
+  return lock_task::none;
 }
 
 std::string queued_description(const deployment_request& req) {
@@ -28,18 +28,18 @@ std::string running_description(const deployment_request& req) {
 provider_outcome admit(const deployment_request& req, const admission& a) {
   auto& repo = req.repo;
   auto& env = req.environment;
-  if (a.lock_action == "lock") {
-    if (a.lock_state == "already_locked")
+  if (a.lock_action == lock_task::lock) {
+    if (a.lock_state == lock_outcome::already_locked)
       return {"error", repo + " is already locked on " + env + " by "
                          + a.holder + ": ask them, or unlock it first"};
     return {"success", repo + " locked on " + env + " by " + req.actor};
   }
-  if (a.lock_action == "unlock") {
-    if (a.lock_state == "not_locked")
+  if (a.lock_action == lock_task::unlock) {
+    if (a.lock_state == lock_outcome::not_locked)
       return {"success", repo + " was not locked on " + env};
     return {"success", repo + " unlocked on " + env + " by " + req.actor};
   }
-  if (a.lock_state == "locked")
+  if (a.lock_state == lock_outcome::locked)
     return {"error", repo + " is locked on " + env + " by " + a.holder};
   if (a.busy)
     return {"error", "Already deploying."};

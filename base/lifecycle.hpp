@@ -13,9 +13,9 @@ namespace heaven {
 /// True for success, failure and error: the states a deployment ends in.
 bool terminal_state(std::string_view state);
 
-/// "lock" when `task` is `<prefix>:lock`, "unlock" for `<prefix>:unlock`,
-/// else "".
-std::string lock_action(const std::string& prefix, const std::string& task);
+/// lock when `task` is `<prefix>:lock`, unlock for `<prefix>:unlock`, else
+/// none.
+lock_task lock_action(const std::string& prefix, const std::string& task);
 
 /// The description of a deployment's `queued` status: "Queued main
 /// (abc1234) for production by alice".
@@ -27,11 +27,10 @@ std::string running_description(const deployment_request& req);
 
 /// What the store knows when it records a deployment, in one transaction.
 struct admission {
-  /// The deployment's lock action ("lock", "unlock" or "").
-  std::string lock_action;
-  /// What the lock rule found or did: "locked", "already_locked",
-  /// "unlocked", "not_locked", or "" (free).
-  std::string lock_state;
+  /// The deployment's lock action.
+  lock_task lock_action = lock_task::none;
+  /// What the lock rule found or did.
+  lock_outcome lock_state = lock_outcome::none;
   /// The holder of the lock `lock_state` names.
   std::string holder;
   /// Whether another deployment of the same app and environment is queued or

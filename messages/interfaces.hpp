@@ -25,7 +25,7 @@ using outbox_actor = caf::typed_actor<
   // Internal: stream S may try again; "" after a pause or a failed settle.
   caf::reacts_to<retry_atom, std::string>>;
 
-/// The STORE actor interface: the one writer of heaven's SQLite database.
+/// The STORE actor interface: the one writer of heaven's database.
 /// Every transition of a deployment is committed here before anyone acts on
 /// it, together with the outbox rows it leads to.
 using store_actor = caf::typed_actor<
@@ -52,8 +52,8 @@ using store_actor = caf::typed_actor<
     std::vector<outbox_row>>,
   // Settles outbox rows and adds the rows they lead to, in one transaction.
   caf::replies_to<outbox_atom, outbox_change>::with<bool>,
-  // Lists the newest N deployments as a JSON array.
-  caf::replies_to<list_atom, int32_t>::with<std::string>,
+  // Lists the newest N deployments, newest first.
+  caf::replies_to<list_atom, int32_t>::with<std::vector<deployment_row>>,
   // Lists deployments left unfinished by an earlier run of heaven, oldest
   // first.
   caf::replies_to<pending_atom>::with<std::vector<unfinished_deployment>>,
@@ -92,8 +92,9 @@ using http_client_actor = caf::typed_actor<
 /// The RECEIVER actor interface: applies heaven's rules to accepted events
 /// and spawns one deployment actor per deployment that may run.
 using receiver_actor = caf::typed_actor<
-  // Stores the event and answers the webhook (201, or 200 for a redelivery).
-  caf::replies_to<event_atom, inbound_event>::with<ingress_reply>,
+  // Has the store record the event and answers how it was taken (the
+  // ingress turns that into the webhook's HTTP answer).
+  caf::replies_to<event_atom, inbound_event>::with<event_receipt>,
   // heaven stops: start nothing more, let running deployments finish for up
   // to N seconds, then stop them; answers once no deployment runs. Events
   // are still recorded meanwhile; what has not started runs after the next

@@ -4,8 +4,11 @@
 /// own, only the standard library and CAF's atom/inspect support.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -15,6 +18,134 @@ namespace heaven {
 
 /// A list of (name, value) pairs: HTTP headers, environment variables.
 using string_pairs = std::vector<std::pair<std::string, std::string>>;
+
+// -- the protocol's words -------------------------------------------------
+// Each enum has one `to_string` (the word the database, the logs and the
+// wire use) and one `parse_<enum>` reading that word back, both from one
+// table of words in the enum's order. CAF serializes them as their
+// underlying integer, like any enum without an `inspect`.
+
+namespace detail {
+
+/// The word of `x` in `words` (the table of its enum, in order).
+template <class Enum, std::size_t N>
+std::string word_of(Enum x, const std::string_view (&words)[N]) {
+  auto i = static_cast<std::size_t>(x);
+  return std::string{words[i < N ? i : N - 1]};
+}
+
+/// The value whose word in `words` is `text`, if any.
+template <class Enum, std::size_t N>
+std::optional<Enum> parse_word(std::string_view text,
+                               const std::string_view (&words)[N]) {
+  for (std::size_t i = 0; i < N; ++i)
+    if (words[i] == text)
+      return static_cast<Enum>(i);
+  return std::nullopt;
+}
+
+} // namespace detail
+
+/// Where a deployment is in its life, as the store records it. GitHub's
+/// statuses say `in_progress` for running.
+enum class deploy_state : uint8_t {
+  /// Recorded; its provider has not started.
+  queued,
+  running,
+  /// The three states a deployment ends in.
+  success,
+  failure,
+  error,
+};
+
+inline constexpr std::string_view deploy_state_words[]
+  = {"queued", "running", "success", "failure", "error"};
+
+/// "queued", "running", "success", "failure" or "error".
+inline std::string to_string(deploy_state x) {
+  return detail::word_of(x, deploy_state_words);
+}
+
+/// The state `text` names (as `to_string` writes it), if any.
+inline std::optional<deploy_state> parse_deploy_state(std::string_view text) {
+  return detail::parse_word<deploy_state>(text, deploy_state_words);
+}
+
+/// True for success, failure and error: the states a deployment ends in.
+inline bool terminal(deploy_state x) {
+  return x == deploy_state::success || x == deploy_state::failure
+         || x == deploy_state::error;
+}
+
+/// The GitHub webhook events heaven takes (`X-GitHub-Event`).
+enum class event_kind : uint8_t {
+  deployment,
+  deployment_status,
+  status,
+  ping,
+};
+
+inline constexpr std::string_view event_kind_words[]
+  = {"deployment", "deployment_status", "status", "ping"};
+
+/// The event's name as GitHub sends it.
+inline std::string to_string(event_kind x) {
+  return detail::word_of(x, event_kind_words);
+}
+
+/// The event `text` names, if heaven takes it.
+inline std::optional<event_kind> parse_event_kind(std::string_view text) {
+  return detail::parse_word<event_kind>(text, event_kind_words);
+}
+
+/// What a deployment asks of its environment's lock: its task is
+/// `<prefix>:lock` or `<prefix>:unlock`, or neither.
+enum class lock_task : uint8_t {
+  none,
+  lock,
+  unlock,
+};
+
+inline constexpr std::string_view lock_task_words[]
+  = {"none", "lock", "unlock"};
+
+/// "none", "lock" or "unlock".
+inline std::string to_string(lock_task x) {
+  return detail::word_of(x, lock_task_words);
+}
+
+/// The lock task `text` names, if any.
+inline std::optional<lock_task> parse_lock_task(std::string_view text) {
+  return detail::parse_word<lock_task>(text, lock_task_words);
+}
+
+/// What the lock rule found or did for a deployment.
+enum class lock_outcome : uint8_t {
+  /// No lock task, and the environment is free.
+  none,
+  /// The environment is locked: by this lock task, or (without one) by
+  /// someone before.
+  locked,
+  /// A lock task met someone else's lock: unchanged.
+  already_locked,
+  /// An unlock task removed the lock.
+  unlocked,
+  /// An unlock task found no lock.
+  not_locked,
+};
+
+inline constexpr std::string_view lock_outcome_words[]
+  = {"none", "locked", "already_locked", "unlocked", "not_locked"};
+
+/// "none", "locked", "already_locked", "unlocked" or "not_locked".
+inline std::string to_string(lock_outcome x) {
+  return detail::word_of(x, lock_outcome_words);
+}
+
+/// The lock outcome `text` names, if any.
+inline std::optional<lock_outcome> parse_lock_outcome(std::string_view text) {
+  return detail::parse_word<lock_outcome>(text, lock_outcome_words);
+}
 
 /// A `deployment` webhook event, parsed and validated for shape (not for
 /// rules: ref, task and provider are checked by the deployment actor).
@@ -177,8 +308,8 @@ typename Inspector::result_type inspect(Inspector& f, deployment_notice& x) {
 struct inbound_event {
   /// `X-GitHub-Delivery`.
   std::string delivery;
-  /// `X-GitHub-Event`: deployment, deployment_status, status or ping.
-  std::string type;
+  /// `X-GitHub-Event`.
+  event_kind type = event_kind::ping;
   /// The raw body, stored as received.
   std::string body;
   /// `repository.full_name` for every event that names one ("" otherwise,
@@ -190,10 +321,10 @@ struct inbound_event {
   commit_status_event status;
   /// Set for `deployment_status` events.
   deployment_notice notice;
-  /// Set by the receiver before storing: "lock" or "unlock" when the
-  /// deployment's task is `<prefix>:lock` / `<prefix>:unlock`, else "".
-  /// The store applies it in the same transaction that records the event.
-  std::string lock_action;
+  /// Set by the receiver before storing: the lock task of a deployment whose
+  /// task is `<prefix>:lock` / `<prefix>:unlock`. The store applies it in
+  /// the same transaction that records the event.
+  lock_task lock_action = lock_task::none;
   /// Set by the receiver before storing: why this deployment may not run
   /// (an unknown provider, an invalid ref, ...), or "". The store records
   /// it as the deployment's `error` unless a lock rule decides first.
@@ -237,18 +368,18 @@ struct accept_result {
   /// True when the event's repository is disabled (`heaven repos disable`):
   /// the delivery is recorded, nothing else, and no deployment is created.
   bool ignored = false;
-  /// For a deployment event: what its lock action did — "locked",
-  /// "already_locked" (someone else holds it: unchanged), "unlocked",
-  /// "not_locked" — or, with no lock action, "locked" when the environment
-  /// is locked and "" when it is free.
-  std::string lock_state;
-  /// The lock concerned (the holder), when `lock_state` names one.
+  /// For a deployment event: what its lock action did — locked,
+  /// already_locked (someone else holds it: unchanged), unlocked,
+  /// not_locked — or, with no lock action, locked when the environment is
+  /// locked and none when it is free.
+  lock_outcome lock_state = lock_outcome::none;
+  /// The lock concerned (the holder), unless `lock_state` is none.
   env_lock lock;
   /// For a deployment event: the state the store recorded it in, decided in
-  /// the same transaction — "queued" (it may run: its `queued` status is in
-  /// the outbox) or a terminal state ("success" for a lock task, "error" for
-  /// a refusal; that status is in the outbox).
-  std::string state;
+  /// the same transaction — queued (it may run: its `queued` status is in
+  /// the outbox) or a terminal state (success for a lock task, error for a
+  /// refusal; that status is in the outbox).
+  deploy_state state = deploy_state::queued;
   /// The description of that state (the status GitHub gets).
   std::string description;
 };
@@ -335,16 +466,46 @@ typename Inspector::result_type inspect(Inspector& f, ssh_result& x) {
            x.error);
 }
 
-/// The HTTP answer the ingress sends back to the webhook's caller.
-struct ingress_reply {
-  int status = 500;
-  /// JSON body.
-  std::string body;
+/// How the receiver took a webhook event. The ingress alone turns it into
+/// an HTTP answer.
+enum class receipt_kind : uint8_t {
+  /// Recorded and acted upon: a deployment it created is queued, or ended
+  /// at once by its lock task.
+  accepted,
+  /// Recorded, and the rules refused its deployment (a locked environment,
+  /// one already deploying, the receiver's refusal): it ended in error.
+  refused,
+  /// Seen before (same delivery id): nothing changed.
+  redelivery,
+  /// Recorded, nothing more: the repository is disabled.
+  ignored,
+  /// Could not be recorded: GitHub should deliver it again.
+  unstored,
+};
+
+inline constexpr std::string_view receipt_kind_words[]
+  = {"accepted", "refused", "redelivery", "ignored", "unstored"};
+
+/// "accepted", "refused", "redelivery", "ignored" or "unstored".
+inline std::string to_string(receipt_kind x) {
+  return detail::word_of(x, receipt_kind_words);
+}
+
+/// The receiver's answer to a webhook event.
+struct event_receipt {
+  receipt_kind kind = receipt_kind::accepted;
+  /// heaven's id of the deployment the event created (0: none).
+  int64_t deployment_id = 0;
+  /// With a deployment: the state the store recorded it in.
+  deploy_state state = deploy_state::queued;
+  /// With a deployment: the description of that state; unstored: why.
+  std::string description;
 };
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, ingress_reply& x) {
-  return f(caf::meta::type_name("ingress_reply"), x.status, x.body);
+typename Inspector::result_type inspect(Inspector& f, event_receipt& x) {
+  return f(caf::meta::type_name("event_receipt"), x.kind, x.deployment_id,
+           x.state, x.description);
 }
 
 /// One message waiting in the store's outbox: a GitHub status, a chat
@@ -398,12 +559,45 @@ typename Inspector::result_type inspect(Inspector& f, outbox_change& x) {
   return f(caf::meta::type_name("outbox_change"), x.settled, x.added);
 }
 
+/// One deployment as `GET /deployments` lists it.
+struct deployment_row {
+  /// heaven's local id.
+  int64_t id = 0;
+  /// GitHub's deployment id.
+  int64_t github_id = 0;
+  std::string repo;
+  std::string app;
+  std::string environment;
+  std::string ref;
+  std::string sha;
+  std::string task;
+  std::string provider;
+  /// Who asked for it.
+  std::string actor;
+  deploy_state state = deploy_state::queued;
+  /// The description of its latest status.
+  std::string description;
+  /// ISO-8601 UTC.
+  std::string created_at;
+  std::string updated_at;
+  /// "" while it has not ended.
+  std::string finished_at;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, deployment_row& x) {
+  return f(caf::meta::type_name("deployment_row"), x.id, x.github_id, x.repo,
+           x.app, x.environment, x.ref, x.sha, x.task, x.provider, x.actor,
+           x.state, x.description, x.created_at, x.updated_at,
+           x.finished_at);
+}
+
 /// A deployment heaven accepted but never finished (found at start-up).
 struct unfinished_deployment {
   int64_t id = 0;
   /// The state it was left in: queued (its provider never started) or
   /// running.
-  std::string state;
+  deploy_state state = deploy_state::queued;
   deployment_request request;
 };
 

@@ -271,7 +271,7 @@ int serve(settings cfg, bool demo) {
   caf::scoped_actor{sys}
     ->request(ctx->store, std::chrono::seconds(30), list_atom::value,
               int32_t{1})
-    .receive([](std::string&) {},
+    .receive([](std::vector<deployment_row>&) {},
              [&](caf::error& err) { store_error = sys.render(err); });
   if (!store_error.empty()) {
     std::cerr << "heaven: cannot use the database in " << cfg.data_dir

@@ -87,7 +87,8 @@ store_actor::behavior_type scripted_store(store_actor::pointer self,
       return pass(self->make_response_promise<bool>(), a, c);
     },
     [=](list_atom a, int32_t n) {
-      return pass(self->make_response_promise<std::string>(), a, n);
+      return pass(
+        self->make_response_promise<std::vector<deployment_row>>(), a, n);
     },
     [=](pending_atom a) {
       return pass(

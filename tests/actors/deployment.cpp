@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "actors/deployment.hpp"
+#include "actors/ingress_route.hpp"
 #include "base/log_book.hpp"
 #include "actors/outbox.hpp"
 #include "actors/receiver.hpp"
@@ -98,7 +99,8 @@ store_actor::behavior_type gate(store_actor::pointer self, store_actor real,
       return pass(self->make_response_promise<bool>(), a, c);
     },
     [=](list_atom a, int32_t n) {
-      return pass(self->make_response_promise<std::string>(), a, n);
+      return pass(
+        self->make_response_promise<std::vector<deployment_row>>(), a, n);
     },
     [=](pending_atom a) {
       return pass(
@@ -383,7 +385,7 @@ struct fixture {
                              std::string env = "production") {
     inbound_event ev;
     ev.delivery = std::move(delivery);
-    ev.type = "deployment";
+    ev.type = event_kind::deployment;
     ev.body = "{}";
     ev.repo = "octo/app";
     auto& d = ev.deployment;
@@ -402,13 +404,13 @@ struct fixture {
     return ev;
   }
 
-  /// Sends `ev` as the ingress would and returns the reply.
+  /// Sends `ev` as the ingress would and returns the ingress's answer.
   ingress_reply deliver(inbound_event ev) {
     ingress_reply reply;
     auto handle = self->request(recv, caf::infinite, event_atom::value,
                                 std::move(ev));
     sched.run();
-    handle.receive([&](ingress_reply& r) { reply = r; },
+    handle.receive([&](event_receipt& r) { reply = receipt_answer(r); },
                    [&](caf::error& e) {
                      BOOST_FAIL("receiver failed: " + sys.render(e));
                    });
@@ -980,7 +982,7 @@ BOOST_AUTO_TEST_CASE(status_events_go_to_auto_deploy_and_notices_to_the_store) {
   start();
   inbound_event status;
   status.delivery = "s-1";
-  status.type = "status";
+  status.type = event_kind::status;
   status.repo = "octo/app";
   status.status.repo = "octo/app";
   status.status.sha = "0123456789abcdef0123456789abcdef01234567";
@@ -988,7 +990,7 @@ BOOST_AUTO_TEST_CASE(status_events_go_to_auto_deploy_and_notices_to_the_store) {
   BOOST_TEST(deliver(status).status == 201);
   inbound_event notice;
   notice.delivery = "s-2";
-  notice.type = "deployment_status";
+  notice.type = event_kind::deployment_status;
   notice.repo = "octo/app";
   notice.notice.repo = "octo/app";
   notice.notice.deployment_id = 42;
@@ -1011,7 +1013,7 @@ BOOST_AUTO_TEST_CASE(a_status_not_yet_delivered_is_delivered_after_a_restart) {
   // commit): its status waits in the store.
   auto lock = event("d-1", "ok");
   lock.deployment.task = "deploy:lock";
-  lock.lock_action = "lock"; // What the receiver would have set.
+  lock.lock_action = lock_task::lock; // What the receiver would have set.
   caf::anon_send(ctx->store, accept_atom::value, lock);
   sched.run();
   BOOST_TEST(rec->requests.empty());

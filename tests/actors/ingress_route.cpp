@@ -114,7 +114,7 @@ BOOST_AUTO_TEST_CASE(events_are_checked_then_parsed) {
   auto r = ping(R"({"zen":"x","repository":{"full_name":"octo/app"}})");
   BOOST_TEST(static_cast<int>(r.what)
              == static_cast<int>(route_decision::kind::event));
-  BOOST_TEST(r.event.type == "ping");
+  BOOST_TEST(to_string(r.event.type) == "ping");
   BOOST_TEST(r.event.delivery == "d-1");
   BOOST_TEST(r.event.repo == "octo/app");
   // A form delivery is signed as sent and handed on as the JSON inside.
@@ -141,6 +141,24 @@ BOOST_AUTO_TEST_CASE(events_are_checked_then_parsed) {
   req.github_event = "";
   BOOST_TEST(route_request(req, insecure).body
              == json_error("missing header X-GitHub-Event"));
+  req.github_event = "push";
+  BOOST_TEST(route_request(req, insecure).body
+             == json_error("unsupported event push"));
+}
+
+BOOST_AUTO_TEST_CASE(how_the_receiver_took_an_event_is_the_answer) {
+  auto answer = [](receipt_kind kind) {
+    auto r = receipt_answer(event_receipt{kind, 7, deploy_state::queued, {}});
+    return std::to_string(r.status) + " " + r.body;
+  };
+  BOOST_TEST(answer(receipt_kind::accepted) == "201 {}");
+  BOOST_TEST(answer(receipt_kind::refused) == "201 {}");
+  BOOST_TEST(answer(receipt_kind::redelivery)
+             == R"(200 {"status":"duplicate"})");
+  BOOST_TEST(answer(receipt_kind::ignored)
+             == R"(202 {"status":"ignored","reason":"repository disabled"})");
+  BOOST_TEST(answer(receipt_kind::unstored)
+             == R"(503 {"error":"heaven could not store the event"})");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -196,7 +196,7 @@ struct notify_fixture {
     store = sys.spawn(heaven::store, db.string(),
                       std::shared_ptr<health_board>{});
     self->request(store, 30s, list_atom::value, int32_t{1})
-      .receive([](std::string&) {},
+      .receive([](std::vector<deployment_row>&) {},
                [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
   }
 
@@ -299,7 +299,7 @@ struct notify_fixture {
   void send(deployment_notice n) {
     inbound_event ev;
     ev.delivery = "ds-" + std::to_string(next_delivery++);
-    ev.type = "deployment_status";
+    ev.type = event_kind::deployment_status;
     ev.body = R"({"deployment_status":{}})";
     ev.repo = n.repo;
     ev.notice = std::move(n);

@@ -19,6 +19,7 @@
 
 #include "base/health.hpp"
 #include "actors/store.hpp"
+#include "actors/ingress_answers.hpp"
 
 using namespace heaven;
 namespace fs = std::filesystem;
@@ -96,7 +97,7 @@ deployment_request make_request(int64_t github_id, std::string env) {
 inbound_event deployment_event(std::string delivery, deployment_request r) {
   inbound_event ev;
   ev.delivery = std::move(delivery);
-  ev.type = "deployment";
+  ev.type = event_kind::deployment;
   ev.body = R"({"deployment":{"id":)" + std::to_string(r.github_id) + "}}";
   ev.deployment = std::move(r);
   return ev;
@@ -105,7 +106,7 @@ inbound_event deployment_event(std::string delivery, deployment_request r) {
 inbound_event other_event(std::string delivery, std::string type) {
   inbound_event ev;
   ev.delivery = std::move(delivery);
-  ev.type = std::move(type);
+  ev.type = parse_event_kind(type).value();
   ev.body = R"({"zen":"Keep it logically awesome."})";
   return ev;
 }
@@ -161,7 +162,8 @@ inbound_event task_event(std::string delivery, int64_t github_id,
     r.description = std::move(description);
   auto ev = deployment_event(std::move(delivery), std::move(r));
   ev.repo = ev.deployment.repo;
-  ev.lock_action = std::move(lock_action);
+  ev.lock_action
+      = parse_lock_task(lock_action.empty() ? "none" : lock_action).value();
   return ev;
 }
 
@@ -299,10 +301,13 @@ struct fixture {
     return *r;
   }
 
+  /// The newest `n` deployments as `GET /deployments` renders them.
   nlohmann::json list(const store_actor &s, int32_t n) {
     std::string out;
     self->request(s, timeout, list_atom::value, n)
-        .receive([&](std::string x) { out = std::move(x); },
+        .receive([&](std::vector<deployment_row> &x) {
+                   out = deployments_json(x);
+                 },
                  [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
     return nlohmann::json::parse(out);
   }
@@ -351,7 +356,7 @@ struct fixture {
                        deployment_notice n) {
     inbound_event ev;
     ev.delivery = std::move(delivery);
-    ev.type = "deployment_status";
+    ev.type = event_kind::deployment_status;
     ev.body = R"({"deployment_status":{}})";
     ev.repo = n.repo;
     ev.notice = std::move(n);
@@ -437,7 +442,7 @@ BOOST_AUTO_TEST_CASE(accepts_a_deployment_event) {
                                   "'|' || state || '|' || repo || '|' || sha "
                                   "FROM deployments WHERE id = 1"),
                     "d-1|4242|queued|octo/app|" + req.sha);
-  BOOST_CHECK_EQUAL(r.state, "queued");
+  BOOST_CHECK_EQUAL(to_string(r.state), "queued");
   BOOST_CHECK_EQUAL(r.description,
                     "Queued main (0123456) for production by hubot");
   // Its `queued` status waits in the outbox, written in the same
@@ -597,13 +602,13 @@ BOOST_AUTO_TEST_CASE(pending_rebuilds_unfinished_requests) {
   auto xs = pending(s);
   BOOST_REQUIRE_EQUAL(xs.size(), 3u);
   BOOST_CHECK_EQUAL(xs[0].id, 1);
-  BOOST_CHECK_EQUAL(xs[0].state, "queued");
+  BOOST_CHECK_EQUAL(to_string(xs[0].state), "queued");
   check_same(xs[0].request, reqs[0]);
   BOOST_CHECK_EQUAL(xs[1].id, 3);
-  BOOST_CHECK_EQUAL(xs[1].state, "queued");
+  BOOST_CHECK_EQUAL(to_string(xs[1].state), "queued");
   check_same(xs[1].request, reqs[2]);
   BOOST_CHECK_EQUAL(xs[2].id, 4);
-  BOOST_CHECK_EQUAL(xs[2].state, "running");
+  BOOST_CHECK_EQUAL(to_string(xs[2].state), "running");
   check_same(xs[2].request, reqs[3]);
 }
 
@@ -683,7 +688,7 @@ BOOST_AUTO_TEST_CASE(lock_task_locks_a_free_environment) {
   BOOST_CHECK(!r.duplicate);
   BOOST_CHECK(!r.ignored);
   BOOST_CHECK_EQUAL(r.deployment_id, 1);
-  BOOST_CHECK_EQUAL(r.lock_state, "locked");
+  BOOST_CHECK_EQUAL(to_string(r.lock_state), "locked");
   check_lock(r.lock, "octo/app", "production", "alice", "incident 42", 1);
   auto all = locks(s);
   BOOST_REQUIRE_EQUAL(all.size(), 1u);
@@ -702,7 +707,7 @@ BOOST_AUTO_TEST_CASE(lock_held_by_another_is_already_locked_and_unchanged) {
   auto second = accept_ok(s, task_event("l-2", 2, "production", "deploy:lock",
                                         "bob", "lock", "my turn"));
   BOOST_CHECK_EQUAL(second.deployment_id, 2);
-  BOOST_CHECK_EQUAL(second.lock_state, "already_locked");
+  BOOST_CHECK_EQUAL(to_string(second.lock_state), "already_locked");
   BOOST_CHECK(same_lock(second.lock, first.lock));
   check_lock(second.lock, "octo/app", "production", "alice", "incident 42", 1);
   auto all = locks(s);
@@ -718,7 +723,7 @@ BOOST_AUTO_TEST_CASE(relock_by_the_holder_keeps_locked_at) {
   query(db, "UPDATE locks SET locked_at = '2020-01-01T00:00:00.000Z'");
   auto again = accept_ok(s, task_event("l-2", 2, "production", "deploy:lock",
                                        "alice", "lock", "still incident 42"));
-  BOOST_CHECK_EQUAL(again.lock_state, "locked");
+  BOOST_CHECK_EQUAL(to_string(again.lock_state), "locked");
   check_lock(again.lock, "octo/app", "production", "alice",
              "still incident 42", 2);
   BOOST_CHECK_EQUAL(again.lock.locked_at, "2020-01-01T00:00:00.000Z");
@@ -735,13 +740,13 @@ BOOST_AUTO_TEST_CASE(unlock_removes_the_lock_and_reports_it) {
   auto r = accept_ok(s, task_event("u-1", 2, "production", "deploy:unlock",
                                    "bob", "unlock", "all clear"));
   BOOST_CHECK_EQUAL(r.deployment_id, 2);
-  BOOST_CHECK_EQUAL(r.lock_state, "unlocked");
+  BOOST_CHECK_EQUAL(to_string(r.lock_state), "unlocked");
   BOOST_CHECK(same_lock(r.lock, locked.lock));
   BOOST_CHECK(locks(s).empty());
   auto none = accept_ok(s, task_event("u-2", 3, "production", "deploy:unlock",
                                       "bob", "unlock"));
   BOOST_CHECK_EQUAL(none.deployment_id, 3);
-  BOOST_CHECK_EQUAL(none.lock_state, "not_locked");
+  BOOST_CHECK_EQUAL(to_string(none.lock_state), "not_locked");
   BOOST_CHECK_EQUAL(none.lock.repo, "octo/app");
   BOOST_CHECK_EQUAL(none.lock.environment, "production");
   BOOST_CHECK_EQUAL(none.lock.actor, "");
@@ -751,14 +756,14 @@ BOOST_AUTO_TEST_CASE(unlock_removes_the_lock_and_reports_it) {
   // Free again: a new locker gets it.
   auto bob = accept_ok(s, task_event("l-2", 4, "production", "deploy:lock",
                                      "bob", "lock", "release"));
-  BOOST_CHECK_EQUAL(bob.lock_state, "locked");
+  BOOST_CHECK_EQUAL(to_string(bob.lock_state), "locked");
   check_lock(bob.lock, "octo/app", "production", "bob", "release", 4);
 }
 
 BOOST_AUTO_TEST_CASE(ordinary_tasks_see_the_lock_of_their_environment) {
   auto s = start();
   auto free = accept_ok(s, task_event("d-0", 1, "production", "deploy", "bob"));
-  BOOST_CHECK_EQUAL(free.lock_state, "");
+  BOOST_CHECK_EQUAL(to_string(free.lock_state), "none");
   BOOST_CHECK_EQUAL(free.lock.actor, "");
   auto locked = accept_ok(s, task_event("l-1", 2, "production", "deploy:lock",
                                         "alice", "lock", "incident 42"));
@@ -768,19 +773,20 @@ BOOST_AUTO_TEST_CASE(ordinary_tasks_see_the_lock_of_their_environment) {
       auto r = accept_ok(s, task_event(std::string("d-") + task + actor, 3,
                                        "production", task, actor));
       BOOST_CHECK(r.deployment_id > 2);
-      BOOST_CHECK_EQUAL(r.lock_state, "locked");
+      BOOST_CHECK_EQUAL(to_string(r.lock_state), "locked");
       BOOST_CHECK(same_lock(r.lock, locked.lock));
     }
   }
   // Another environment of the repository is free.
   BOOST_CHECK_EQUAL(
-      accept_ok(s, task_event("d-s", 4, "staging", "deploy", "bob")).lock_state,
-      "");
+      to_string(accept_ok(s, task_event("d-s", 4, "staging", "deploy", "bob"))
+                    .lock_state),
+      "none");
   // The same environment of another repository is free.
   auto other = task_event("d-o", 5, "production", "deploy", "bob");
   other.deployment.repo = other.repo = "octo/other";
   auto r = accept_ok(s, other);
-  BOOST_CHECK_EQUAL(r.lock_state, "");
+  BOOST_CHECK_EQUAL(to_string(r.lock_state), "none");
   BOOST_CHECK(r.deployment_id > 0);
   // The lock on octo/app is untouched.
   auto all = locks(s);
@@ -798,7 +804,7 @@ BOOST_AUTO_TEST_CASE(a_redelivered_lock_task_changes_nothing) {
                                        "alice", "lock", "incident 42"));
   BOOST_CHECK(again.duplicate);
   BOOST_CHECK_EQUAL(again.deployment_id, 0);
-  BOOST_CHECK_EQUAL(again.lock_state, "");
+  BOOST_CHECK_EQUAL(to_string(again.lock_state), "none");
   BOOST_CHECK(locks(s).empty());
 }
 
@@ -813,7 +819,7 @@ BOOST_AUTO_TEST_CASE(locks_are_listed_by_time_then_repo_and_environment) {
     auto ev = task_event("l-" + std::to_string(n), n, env, "deploy:lock",
                          "alice", "lock", "why " + std::to_string(n));
     ev.deployment.repo = ev.repo = repo;
-    BOOST_CHECK_EQUAL(accept_ok(s, ev).lock_state, "locked");
+    BOOST_CHECK_EQUAL(to_string(accept_ok(s, ev).lock_state), "locked");
   }
   query(db, "UPDATE locks SET locked_at = CASE repo "
             "WHEN 'octo/c' THEN '2020-01-01T00:00:00.000Z' "
@@ -844,11 +850,11 @@ BOOST_AUTO_TEST_CASE(locks_survive_reopening) {
   BOOST_REQUIRE_EQUAL(all.size(), 1u);
   BOOST_CHECK(same_lock(all[0], held));
   auto r = accept_ok(s, task_event("d-1", 2, "production", "deploy", "bob"));
-  BOOST_CHECK_EQUAL(r.lock_state, "locked");
+  BOOST_CHECK_EQUAL(to_string(r.lock_state), "locked");
   BOOST_CHECK(same_lock(r.lock, held));
   auto other = accept_ok(s, task_event("l-2", 3, "production", "deploy:lock",
                                        "bob", "lock", "mine"));
-  BOOST_CHECK_EQUAL(other.lock_state, "already_locked");
+  BOOST_CHECK_EQUAL(to_string(other.lock_state), "already_locked");
   BOOST_CHECK(same_lock(other.lock, held));
 }
 
@@ -891,11 +897,11 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored) {
   BOOST_CHECK(!deploy.duplicate);
   BOOST_CHECK(deploy.ignored);
   BOOST_CHECK_EQUAL(deploy.deployment_id, 0);
-  BOOST_CHECK_EQUAL(deploy.lock_state, "");
+  BOOST_CHECK_EQUAL(to_string(deploy.lock_state), "none");
   auto unlock = accept_ok(s, task_event("u-1", 3, "production",
                                         "deploy:unlock", "alice", "unlock"));
   BOOST_CHECK(unlock.ignored);
-  BOOST_CHECK_EQUAL(unlock.lock_state, "");
+  BOOST_CHECK_EQUAL(to_string(unlock.lock_state), "none");
   BOOST_CHECK_EQUAL(locks(s).size(), 1u); // The lock stays.
   auto status = accept_ok(s, repo_event("s-1", "status", "octo/app"));
   BOOST_CHECK(status.ignored);
@@ -921,7 +927,7 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored) {
                                        "bob"));
   BOOST_CHECK(!fresh.ignored);
   BOOST_CHECK_EQUAL(fresh.deployment_id, 2);
-  BOOST_CHECK_EQUAL(fresh.lock_state, "locked");
+  BOOST_CHECK_EQUAL(to_string(fresh.lock_state), "locked");
   BOOST_CHECK(read_repositories(db.string())[0].active);
 }
 
@@ -1176,7 +1182,7 @@ BOOST_AUTO_TEST_CASE(the_command_line_works_beside_a_running_store) {
   BOOST_CHECK(!remove_lock(db.string(), "octo/app", "qa"));
   // The store sees the change at once.
   auto r = accept_ok(s, task_event("d-1", 3, "production", "deploy", "carol"));
-  BOOST_CHECK_EQUAL(r.lock_state, "");
+  BOOST_CHECK_EQUAL(to_string(r.lock_state), "none");
   BOOST_CHECK_EQUAL(r.deployment_id, 3);
   auto left = locks(s);
   BOOST_REQUIRE_EQUAL(left.size(), 1u);
@@ -1184,7 +1190,7 @@ BOOST_AUTO_TEST_CASE(the_command_line_works_beside_a_running_store) {
   // And the store's writes keep working after the command line's.
   auto again = accept_ok(s, task_event("l-3", 4, "production", "deploy:lock",
                                        "carol", "lock", "mine now"));
-  BOOST_CHECK_EQUAL(again.lock_state, "locked");
+  BOOST_CHECK_EQUAL(to_string(again.lock_state), "locked");
   BOOST_CHECK_EQUAL(read_locks(db.string()).size(), 2u);
   BOOST_CHECK_EQUAL(query_one(db, "PRAGMA journal_mode"), "wal");
 }
@@ -1239,7 +1245,7 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
                       "1");
   BOOST_REQUIRE_EQUAL(xs.size(), 1u);
   BOOST_CHECK_EQUAL(xs[0].id, 1);
-  BOOST_CHECK_EQUAL(xs[0].state, "running");
+  BOOST_CHECK_EQUAL(to_string(xs[0].state), "running");
   BOOST_CHECK_EQUAL(xs[0].request.description, "v1");
   BOOST_CHECK_EQUAL(xs[0].request.payload_json, R"({"name":"app"})");
   auto rows = list(s, 10);
@@ -1260,7 +1266,7 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
   auto r = accept_ok(s, task_event("d-4", 14, "production", "deploy:lock",
                                    "alice", "lock", "after the upgrade"));
   BOOST_CHECK_EQUAL(r.deployment_id, 3);
-  BOOST_CHECK_EQUAL(r.lock_state, "locked");
+  BOOST_CHECK_EQUAL(to_string(r.lock_state), "locked");
   auto repos = read_repositories(db.string());
   BOOST_REQUIRE_EQUAL(repos.size(), 2u);
   BOOST_CHECK_EQUAL(repos[0].repo, "octo/app");
@@ -1298,12 +1304,12 @@ BOOST_AUTO_TEST_CASE(the_rules_are_decided_where_the_deployment_is_recorded) {
   auto s = start();
   auto first = accept_ok(s, task_event("d-1", 1, "production", "deploy",
                                        "alice"));
-  BOOST_CHECK_EQUAL(first.state, "queued");
+  BOOST_CHECK_EQUAL(to_string(first.state), "queued");
   // One deployment per app and environment: the second is refused in the
   // transaction that records it.
   auto second = accept_ok(s, task_event("d-2", 2, "production", "deploy",
                                         "bob"));
-  BOOST_CHECK_EQUAL(second.state, "error");
+  BOOST_CHECK_EQUAL(to_string(second.state), "error");
   BOOST_CHECK_EQUAL(second.description, "Already deploying.");
   BOOST_CHECK((statuses("d2") ==
                std::vector<std::string>{"error: Already deploying."}));
@@ -1311,23 +1317,24 @@ BOOST_AUTO_TEST_CASE(the_rules_are_decided_where_the_deployment_is_recorded) {
       query_one(db, "SELECT finished_at FROM deployments WHERE id = 2")));
   // Another environment is free.
   BOOST_CHECK_EQUAL(
-      accept_ok(s, task_event("d-3", 3, "staging", "deploy", "bob")).state,
+      to_string(
+          accept_ok(s, task_event("d-3", 3, "staging", "deploy", "bob")).state),
       "queued");
   // The receiver's refusal is recorded as the deployment's error.
   auto bad = task_event("d-4", 4, "qa", "deploy", "bob");
   bad.refusal = "invalid ref 'x..y'";
   auto refused = accept_ok(s, bad);
-  BOOST_CHECK_EQUAL(refused.state, "error");
+  BOOST_CHECK_EQUAL(to_string(refused.state), "error");
   BOOST_CHECK_EQUAL(refused.description, "invalid ref 'x..y'");
   // A lock task never waits for a running deployment, and a lock is named
   // before "Already deploying.".
   auto lock = accept_ok(s, task_event("l-1", 5, "production", "deploy:lock",
                                       "bob", "lock", "incident"));
-  BOOST_CHECK_EQUAL(lock.state, "success");
+  BOOST_CHECK_EQUAL(to_string(lock.state), "success");
   BOOST_CHECK_EQUAL(lock.description, "octo/app locked on production by bob");
   auto locked = accept_ok(s, task_event("d-6", 6, "production", "deploy",
                                         "carol"));
-  BOOST_CHECK_EQUAL(locked.state, "error");
+  BOOST_CHECK_EQUAL(to_string(locked.state), "error");
   BOOST_CHECK_EQUAL(locked.description,
                     "octo/app is locked on production by bob");
   // Once the first has ended and the lock is gone, production is free.
@@ -1335,8 +1342,9 @@ BOOST_AUTO_TEST_CASE(the_rules_are_decided_where_the_deployment_is_recorded) {
   accept_ok(s, task_event("u-1", 7, "production", "deploy:unlock", "bob",
                           "unlock"));
   BOOST_CHECK_EQUAL(
-      accept_ok(s, task_event("d-8", 8, "production", "deploy", "carol"))
-          .state,
+      to_string(
+          accept_ok(s, task_event("d-8", 8, "production", "deploy", "carol"))
+              .state),
       "queued");
   // Each deployment has exactly the statuses its transitions wrote.
   BOOST_CHECK((statuses("d1") ==
@@ -1502,7 +1510,7 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_writes_says_so_and_recovers) {
   fs::remove(disk / "filler");
   auto again = accept_ok(s, big);
   BOOST_CHECK(!again.duplicate);
-  BOOST_CHECK_EQUAL(again.state, "queued");
+  BOOST_CHECK_EQUAL(to_string(again.state), "queued");
   BOOST_CHECK(health->problems().empty());
   stop_all();
 }

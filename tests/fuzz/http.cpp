@@ -50,9 +50,7 @@ void check(const route_decision& d,
               "Allow is set exactly on 405");
       break;
     case route_decision::kind::event:
-      require(d.event.type == "deployment" || d.event.type == "status"
-                || d.event.type == "deployment_status"
-                || d.event.type == "ping",
+      require(parse_event_kind(to_string(d.event.type)).has_value(),
               "an unsupported event reached the receiver");
       require(!d.event.delivery.empty(), "an event without a delivery id");
       require(check_json_object(d.event.body).empty(),

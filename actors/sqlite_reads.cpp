@@ -1,0 +1,221 @@
+/// The store contract on SQLite: the reads.
+#include "actors/sqlite_store.hpp"
+
+#include <utility>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace heaven {
+
+namespace sqlite_rows {
+
+namespace {
+
+/// The columns `read_lock` expects, in its order.
+constexpr const char* lock_columns
+  = "repo, environment, actor, reason, locked_at, deployment_id";
+
+/// A lock row selected as `lock_columns`.
+env_lock read_lock(const statement& stmt) {
+  env_lock l;
+  l.repo = stmt.text(0);
+  l.environment = stmt.text(1);
+  l.actor = stmt.text(2);
+  l.reason = stmt.text(3);
+  l.locked_at = stmt.text(4);
+  l.deployment_id = stmt.int64(5);
+  return l;
+}
+
+} // namespace
+
+std::optional<env_lock> find_lock(database& db, const std::string& repo,
+                                  const std::string& environment) {
+  auto& stmt = db.cached(std::string("SELECT ") + lock_columns
+                         + " FROM locks WHERE repo = ? AND environment = ?");
+  stmt.bind(1, repo).bind(2, environment);
+  std::optional<env_lock> result;
+  if (stmt.step())
+    result = read_lock(stmt);
+  // A statement left on a row keeps its read snapshot open, and a later
+  // write of this connection would then fail behind another's (the CLI's).
+  stmt.reset();
+  return result;
+}
+
+bool read_request(const std::string& text, deployment_request& r,
+                  int64_t id) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object())
+    return false;
+  try {
+    r.github_id = j.value("github_id", r.github_id);
+    r.repo = j.value("repo", r.repo);
+    r.clone_url = j.value("clone_url", r.clone_url);
+    r.sha = j.value("sha", r.sha);
+    r.ref = j.value("ref", r.ref);
+    r.environment = j.value("environment", r.environment);
+    r.task = j.value("task", r.task);
+    r.description = j.value("description", r.description);
+    r.actor = j.value("actor", r.actor);
+    r.app = j.value("app", r.app);
+    r.provider = j.value("provider", r.provider);
+    r.environment_url = j.value("environment_url", r.environment_url);
+    r.payload_json = j.value("payload_json", r.payload_json);
+  } catch (const nlohmann::json::exception& e) {
+    spdlog::error("store found a damaged request for deployment {}: {}", id,
+                  e.what());
+  }
+  return true;
+}
+
+} // namespace sqlite_rows
+
+using namespace sqlite_rows;
+
+namespace {
+
+/// The deployment payload stored in a request JSON ("{}" when missing).
+std::string stored_payload(const std::string& request, int64_t id) {
+  auto j = nlohmann::json::parse(request, nullptr, false);
+  if (j.is_object()) {
+    auto i = j.find("payload_json");
+    if (i != j.end() && i->is_string() && !i->get<std::string>().empty())
+      return i->get<std::string>();
+  } else {
+    spdlog::error("store found no readable request for deployment {}; "
+                  "using an empty payload",
+                  id);
+  }
+  return "{}";
+}
+
+} // namespace
+
+std::vector<outbox_row> sqlite_store::unsettled(const std::string& kind) {
+  std::vector<outbox_row> result;
+  auto& stmt = db_.cached("SELECT id, kind, stream, body, created_at FROM "
+                          "outbox WHERE kind = ? AND settled_at IS NULL "
+                          "ORDER BY id");
+  stmt.bind(1, kind);
+  while (stmt.step())
+    result.push_back({stmt.int64(0), stmt.text(1), stmt.text(2), stmt.text(3),
+                      stmt.int64(4)});
+  return result;
+}
+
+std::vector<deployment_row> sqlite_store::list(int32_t n) {
+  std::vector<deployment_row> result;
+  if (n <= 0) // SQLite reads a negative LIMIT as "no limit".
+    return result;
+  auto& stmt = db_.cached(
+    "SELECT id, github_id, repo, app, environment, ref, sha, task, provider, "
+    "actor, state, description, created_at, updated_at, finished_at "
+    "FROM deployments ORDER BY id DESC LIMIT ?");
+  stmt.bind(1, int64_t{n});
+  while (stmt.step()) {
+    deployment_row x;
+    x.id = stmt.int64(0);
+    x.github_id = stmt.int64(1);
+    x.repo = stmt.text(2);
+    x.app = stmt.text(3);
+    x.environment = stmt.text(4);
+    x.ref = stmt.text(5);
+    x.sha = stmt.text(6);
+    x.task = stmt.text(7);
+    x.provider = stmt.text(8);
+    x.actor = stmt.text(9);
+    // Only heaven writes states; an unknown one lists as error.
+    x.state = parse_deploy_state(stmt.text(10))
+                .value_or(deploy_state::error);
+    x.description = stmt.text(11);
+    x.created_at = stmt.text(12);
+    x.updated_at = stmt.text(13);
+    x.finished_at = stmt.text(14);
+    result.push_back(std::move(x));
+  }
+  return result;
+}
+
+std::vector<unfinished_deployment> sqlite_store::pending() {
+  std::vector<unfinished_deployment> result;
+  auto& stmt = db_.cached(
+    "SELECT id, state, request, github_id, repo, app, environment, ref, sha, "
+    "task, provider, actor, description FROM deployments "
+    "WHERE state IN ('queued', 'running') ORDER BY id ASC");
+  while (stmt.step()) {
+    unfinished_deployment x;
+    x.id = stmt.int64(0);
+    x.state = parse_deploy_state(stmt.text(1))
+                .value_or(deploy_state::queued);
+    auto& r = x.request;
+    // The columns are the fallback should the JSON be damaged or old.
+    r.github_id = stmt.int64(3);
+    r.repo = stmt.text(4);
+    r.app = stmt.text(5);
+    r.environment = stmt.text(6);
+    r.ref = stmt.text(7);
+    r.sha = stmt.text(8);
+    r.task = stmt.text(9);
+    r.provider = stmt.text(10);
+    r.actor = stmt.text(11);
+    r.description = stmt.text(12);
+    r.payload_json = "{}";
+    if (!read_request(stmt.text(2), r, x.id))
+      spdlog::error("store found no readable request for deployment {}; "
+                    "rebuilding it from its columns",
+                    x.id);
+    result.push_back(std::move(x));
+  }
+  return result;
+}
+
+std::vector<env_lock> sqlite_store::locks() {
+  std::vector<env_lock> result;
+  auto& stmt = db_.cached(std::string("SELECT ") + lock_columns
+                          + " FROM locks ORDER BY locked_at, repo, "
+                            "environment");
+  while (stmt.step())
+    result.push_back(read_lock(stmt));
+  return result;
+}
+
+std::vector<deployed_environment>
+sqlite_store::latest(const std::string& repo) {
+  std::vector<deployed_environment> result;
+  auto& stmt = db_.cached(
+    "SELECT app, environment, sha, request, github_id, id FROM deployments "
+    "WHERE id IN (SELECT max(id) FROM deployments WHERE repo = ?1 "
+    "AND task = 'deploy' AND state = 'success' GROUP BY app, environment) "
+    "ORDER BY app, environment");
+  stmt.bind(1, repo);
+  while (stmt.step()) {
+    deployed_environment x;
+    x.app = stmt.text(0);
+    x.environment = stmt.text(1);
+    x.sha = stmt.text(2);
+    x.github_id = stmt.int64(4);
+    x.deployment_id = stmt.int64(5);
+    x.payload_json = stored_payload(stmt.text(3), x.deployment_id);
+    result.push_back(std::move(x));
+  }
+  for (auto& x : result) {
+    if (auto held = find_lock(db_, repo, x.environment)) {
+      x.locked = true;
+      x.lock = std::move(*held);
+    }
+  }
+  return result;
+}
+
+std::vector<repository_record> sqlite_store::repositories() {
+  std::vector<repository_record> result;
+  auto& stmt = db_.cached(
+    "SELECT repo, active, first_seen FROM repositories ORDER BY repo");
+  while (stmt.step())
+    result.push_back({stmt.text(0), stmt.int64(1) != 0, stmt.text(2)});
+  return result;
+}
+
+} // namespace heaven

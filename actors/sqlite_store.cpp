@@ -1,0 +1,438 @@
+/// The store contract on SQLite: the writes, each one transaction.
+#include "actors/sqlite_store.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <stdexcept>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/store_rules.hpp"
+#include "actors/store_schema.hpp"
+#include "base/lifecycle.hpp"
+#include "base/notices.hpp"
+
+namespace heaven {
+
+namespace sqlite_rows {
+
+std::string now_iso8601() {
+  using namespace std::chrono;
+  auto now = system_clock::now();
+  auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  auto secs = system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  auto n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>(ms));
+  return buf;
+}
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace sqlite_rows
+
+using namespace sqlite_rows;
+
+namespace {
+
+nlohmann::json request_to_json(const deployment_request& r) {
+  return {{"github_id", r.github_id},
+          {"repo", r.repo},
+          {"clone_url", r.clone_url},
+          {"sha", r.sha},
+          {"ref", r.ref},
+          {"environment", r.environment},
+          {"task", r.task},
+          {"description", r.description},
+          {"actor", r.actor},
+          {"app", r.app},
+          {"provider", r.provider},
+          {"environment_url", r.environment_url},
+          {"payload_json", r.payload_json}};
+}
+
+/// JSON text as the outbox stores it (invalid UTF-8 replaced).
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// Removes the lock on (repo, environment); returns it, if there was one.
+std::optional<env_lock> delete_lock(database& db, const std::string& repo,
+                                    const std::string& environment) {
+  auto held = find_lock(db, repo, environment);
+  if (held)
+    db.cached("DELETE FROM locks WHERE repo = ? AND environment = ?")
+      .bind(1, repo)
+      .bind(2, environment)
+      .run();
+  return held;
+}
+
+/// Records `repo` (active) unless known; returns whether it is active.
+bool note_repository(database& db, const std::string& repo,
+                     const std::string& now) {
+  db.cached("INSERT INTO repositories(repo, active, first_seen) "
+            "VALUES(?, 1, ?) ON CONFLICT(repo) DO NOTHING")
+    .bind(1, repo)
+    .bind(2, now)
+    .run();
+  auto& stmt = db.cached("SELECT active FROM repositories WHERE repo = ?");
+  stmt.bind(1, repo);
+  bool active = !stmt.step() || stmt.int64(0) != 0;
+  stmt.reset();
+  return active;
+}
+
+/// Inserts a deployment event's record (state "queued" until the rules say
+/// otherwise, in the same transaction); its local id.
+int64_t insert_deployment(database& db, const inbound_event& ev,
+                          const std::string& now) {
+  const auto& r = ev.deployment;
+  // The description starts as GitHub's deployment description; status
+  // updates replace it.
+  db.cached("INSERT INTO deployments(delivery, github_id, repo, app, "
+            "environment, ref, sha, task, provider, actor, state, "
+            "description, request, created_at, updated_at) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)")
+    .bind(1, ev.delivery)
+    .bind(2, r.github_id)
+    .bind(3, r.repo)
+    .bind(4, r.app)
+    .bind(5, r.environment)
+    .bind(6, r.ref)
+    .bind(7, r.sha)
+    .bind(8, r.task)
+    .bind(9, r.provider)
+    .bind(10, r.actor)
+    .bind(11, r.description)
+    .bind(12, request_to_json(r).dump())
+    .bind(13, now)
+    .bind(14, now)
+    .run();
+  return db.last_insert_rowid();
+}
+
+/// Applies the lock rule (store_rules.hpp) for (repo, the deployment's
+/// environment) and fills `res.lock_state` and `res.lock`.
+lock_decision apply_lock_rule(database& db, const inbound_event& ev,
+                              const std::string& repo,
+                              const std::string& now, accept_result& res) {
+  const auto& r = ev.deployment;
+  auto held = find_lock(db, repo, r.environment);
+  auto decision = decide_lock(ev.lock_action, held ? &*held : nullptr,
+                              r.actor);
+  switch (decision.change) {
+    case lock_change::put:
+      db.cached("INSERT INTO locks(repo, environment, actor, reason, "
+                "locked_at, deployment_id) VALUES(?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(repo, environment) DO UPDATE SET "
+                "reason = excluded.reason, "
+                "deployment_id = excluded.deployment_id")
+        .bind(1, repo)
+        .bind(2, r.environment)
+        .bind(3, r.actor)
+        .bind(4, r.description)
+        .bind(5, now)
+        .bind(6, res.deployment_id)
+        .run();
+      res.lock = find_lock(db, repo, r.environment).value();
+      break;
+    case lock_change::remove:
+      res.lock = delete_lock(db, repo, r.environment).value();
+      break;
+    case lock_change::keep:
+      if (held) {
+        res.lock = std::move(*held);
+      } else if (decision.outcome != lock_outcome::none) {
+        res.lock.repo = repo;
+        res.lock.environment = r.environment;
+      }
+      break;
+  }
+  res.lock_state = decision.outcome;
+  return decision;
+}
+
+/// Adds one row to the outbox (in the caller's transaction); returns it
+/// with its id.
+outbox_row insert_outbox(database& db, std::string kind, std::string stream,
+                         std::string body, int64_t created_ms = 0) {
+  outbox_row row{0, std::move(kind), std::move(stream), std::move(body),
+                 created_ms > 0 ? created_ms : now_ms()};
+  db.cached("INSERT INTO outbox(kind, stream, body, created_at) "
+            "VALUES(?, ?, ?, ?)")
+    .bind(1, row.kind)
+    .bind(2, row.stream)
+    .bind(3, row.body)
+    .bind(4, row.created_ms)
+    .run();
+  row.id = db.last_insert_rowid();
+  return row;
+}
+
+/// The stream of deployment `id`'s statuses: they go to GitHub in order.
+std::string status_stream(int64_t id) {
+  return "d" + std::to_string(id);
+}
+
+/// Queues the GitHub status `state` of deployment `id` (of `r`).
+outbox_row queue_status(database& db, int64_t id, const deployment_request& r,
+                        const std::string& state,
+                        const std::string& description) {
+  nlohmann::json body = {{"repo", r.repo},
+                         {"github_id", r.github_id},
+                         {"deployment_id", id},
+                         {"state", state},
+                         {"description", description},
+                         {"environment_url", r.environment_url}};
+  return insert_outbox(db, "status", status_stream(id), dump(body));
+}
+
+/// Sets deployment `id`'s state and description; a terminal state also sets
+/// finished_at, "running" sets started_at.
+void set_state(database& db, int64_t id, const std::string& state,
+               const std::string& description, const std::string& now) {
+  db.cached("UPDATE deployments SET state = ?1, description = ?2, "
+            "updated_at = ?3, "
+            "started_at = CASE WHEN ?1 = 'running' THEN ?3 ELSE started_at "
+            "END, "
+            "finished_at = CASE WHEN ?4 THEN coalesce(finished_at, ?3) "
+            "ELSE finished_at END WHERE id = ?5")
+    .bind(1, state)
+    .bind(2, description)
+    .bind(3, now)
+    .bind(4, int64_t{terminal_state(state) ? 1 : 0})
+    .bind(5, id)
+    .run();
+}
+
+/// Whether another deployment of `r`'s app and environment is queued or
+/// running (the concurrency rule: one at a time).
+bool busy(database& db, int64_t id, const deployment_request& r) {
+  auto& stmt = db.cached(
+    "SELECT 1 FROM deployments WHERE app = ? AND environment = ? "
+    "AND state IN ('queued', 'running') AND id != ? LIMIT 1");
+  stmt.bind(1, r.app).bind(2, r.environment).bind(3, id);
+  bool found = stmt.step();
+  stmt.reset(); // See find_lock.
+  return found;
+}
+
+/// The sha last recorded for (repo, environment), "" when none.
+std::string revision(database& db, const std::string& repo,
+                     const std::string& environment) {
+  auto& stmt = db.cached(
+    "SELECT sha FROM revisions WHERE repo = ? AND environment = ?");
+  stmt.bind(1, repo).bind(2, environment);
+  std::string sha = stmt.step() ? stmt.text(0) : std::string{};
+  stmt.reset(); // See find_lock.
+  return sha;
+}
+
+/// Records `sha` as (repo, environment)'s revision, replacing the last.
+void record_revision(database& db, const std::string& repo,
+                     const std::string& environment, const std::string& sha) {
+  db.cached("INSERT INTO revisions(repo, environment, sha, recorded_at) "
+            "VALUES(?, ?, ?, ?) ON CONFLICT(repo, environment) DO UPDATE SET "
+            "sha = excluded.sha, recorded_at = excluded.recorded_at")
+    .bind(1, repo)
+    .bind(2, environment)
+    .bind(3, sha)
+    .bind(4, now_iso8601())
+    .run();
+}
+
+/// The stream of auto-deployments to `x`'s app and environment.
+std::string deploy_stream(const auto_deployment& x) {
+  return x.repo + ":" + x.app + ":" + x.environment;
+}
+
+/// The request of deployment `id` and its state (none when the record
+/// names no state heaven knows), if there is such a deployment.
+std::optional<
+  std::pair<deployment_request, std::optional<deploy_state>>>
+find_deployment(database& db, int64_t id) {
+  auto& stmt = db.cached("SELECT state, request, repo, github_id FROM "
+                         "deployments WHERE id = ?");
+  stmt.bind(1, id);
+  if (!stmt.step()) {
+    stmt.reset();
+    return std::nullopt;
+  }
+  auto state = parse_deploy_state(stmt.text(0));
+  deployment_request r;
+  r.repo = stmt.text(2);
+  r.github_id = stmt.int64(3);
+  auto request = stmt.text(1);
+  stmt.reset();
+  read_request(request, r, id);
+  return std::make_pair(std::move(r), std::move(state));
+}
+
+} // namespace
+
+store_backend::~store_backend() = default;
+
+sqlite_store::sqlite_store(const std::string& path, open_mode mode)
+  : db_(path, mode) {
+  migrate(db_, path);
+}
+
+sqlite_store::~sqlite_store() = default;
+
+// A lock task and a deployment arriving together are ordered by the
+// transaction: never do both pass; two deployments of one app and
+// environment: never do both run.
+accept_result sqlite_store::accept(const inbound_event& ev,
+                                   committed_rows& rows) {
+  auto now = now_iso8601();
+  transaction tx{db_};
+  db_.cached("INSERT OR IGNORE INTO deliveries(delivery, event, body, "
+             "received_at) VALUES(?, ?, ?, ?)")
+    .bind(1, ev.delivery)
+    .bind(2, to_string(ev.type))
+    .bind(3, ev.body)
+    .bind(4, now)
+    .run();
+  accept_result res;
+  if (db_.changes() == 0) {
+    res.duplicate = true;
+    return res; // The rollback changes nothing: nothing was written.
+  }
+  const auto& repo = ev.repo.empty() ? ev.deployment.repo : ev.repo;
+  if (!repo.empty() && !note_repository(db_, repo, now)) {
+    // The delivery stays recorded, so a redelivery is a duplicate.
+    res.ignored = true;
+  } else if (ev.type == event_kind::deployment) {
+    const auto& r = ev.deployment;
+    res.deployment_id = insert_deployment(db_, ev, now);
+    auto lock = apply_lock_rule(db_, ev, repo, now, res);
+    bool is_busy = concurrency_applies(ev.lock_action, lock.outcome)
+                   && busy(db_, res.deployment_id, r);
+    auto v = decide_state(r, ev.lock_action, lock, res.lock.actor, is_busy,
+                          ev.refusal);
+    auto state = to_string(v.state);
+    set_state(db_, res.deployment_id, state, v.description, now);
+    rows.push_back(
+      queue_status(db_, res.deployment_id, r, state, v.description));
+    res.state = v.state;
+    res.description = std::move(v.description);
+  } else if (ev.type == event_kind::deployment_status) {
+    // "The last deployed sha" is decided here, once: the notice carries the
+    // revision before it, whenever and however often it is delivered.
+    const auto& n = ev.notice;
+    std::string base;
+    if (records_revision(n)) {
+      base = revision(db_, n.repo, n.environment);
+      record_revision(db_, n.repo, n.environment, n.sha);
+    }
+    rows.push_back(insert_outbox(db_, notice_kind, notice_stream(n),
+                                 notice_row_body(n, base)));
+  }
+  tx.commit();
+  return res;
+}
+
+bool sqlite_store::start(int64_t id, const std::string& description,
+                         committed_rows& rows) {
+  auto now = now_iso8601();
+  transaction tx{db_};
+  auto found = find_deployment(db_, id);
+  if (!found || found->second != deploy_state::queued)
+    return false;
+  set_state(db_, id, to_string(deploy_state::running), description, now);
+  rows.push_back(
+    queue_status(db_, id, found->first, "in_progress", description));
+  tx.commit();
+  return true;
+}
+
+bool sqlite_store::finish(int64_t id, const provider_outcome& outcome,
+                          committed_rows& rows) {
+  if (!terminal_state(outcome.state))
+    throw std::invalid_argument("'" + outcome.state
+                                + "' is not a state a deployment ends in");
+  auto now = now_iso8601();
+  transaction tx{db_};
+  auto found = find_deployment(db_, id);
+  if (!found || (found->second && terminal(*found->second)))
+    return false;
+  set_state(db_, id, outcome.state, outcome.description, now);
+  rows.push_back(queue_status(db_, id, found->first, outcome.state,
+                              outcome.description));
+  tx.commit();
+  return true;
+}
+
+bool sqlite_store::claim(const auto_deployment& x, committed_rows& rows) {
+  auto request = nlohmann::json::parse(x.body, nullptr, false);
+  if (!request.is_object())
+    throw std::invalid_argument("the auto deployment's request is not a "
+                                "JSON object");
+  transaction tx{db_};
+  db_.cached("INSERT OR IGNORE INTO auto_deploys(repo, app, environment, "
+             "sha, claimed_at) VALUES(?, ?, ?, ?, ?)")
+    .bind(1, x.repo)
+    .bind(2, x.app)
+    .bind(3, x.environment)
+    .bind(4, x.sha)
+    .bind(5, now_iso8601())
+    .run();
+  if (db_.changes() != 1)
+    return false;
+  nlohmann::json body = {{"repo", x.repo},
+                         {"app", x.app},
+                         {"environment", x.environment},
+                         {"sha", x.sha},
+                         {"request", std::move(request)}};
+  rows.push_back(insert_outbox(db_, "deploy", deploy_stream(x), dump(body)));
+  tx.commit();
+  return true;
+}
+
+void sqlite_store::change_outbox(const outbox_change& change,
+                                 committed_rows& rows) {
+  auto now = now_ms();
+  transaction tx{db_};
+  for (auto& x : change.settled)
+    db_.cached("UPDATE outbox SET settled_at = ?, outcome = ? WHERE id = ? "
+               "AND settled_at IS NULL")
+      .bind(1, now)
+      .bind(2, x.outcome)
+      .bind(3, x.id)
+      .run();
+  // What the settled rows lead to is written at the moment they settle.
+  for (auto& x : change.added)
+    rows.push_back(insert_outbox(db_, x.kind, x.stream, x.body, now));
+  tx.commit();
+}
+
+bool sqlite_store::remove_lock(const std::string& repo,
+                               const std::string& environment) {
+  transaction tx{db_};
+  auto removed = delete_lock(db_, repo, environment);
+  tx.commit();
+  return removed.has_value();
+}
+
+void sqlite_store::set_repository_active(const std::string& repo,
+                                         bool active) {
+  db_.cached("INSERT INTO repositories(repo, active, first_seen) "
+             "VALUES(?, ?, ?) ON CONFLICT(repo) DO UPDATE SET "
+             "active = excluded.active")
+    .bind(1, repo)
+    .bind(2, int64_t{active ? 1 : 0})
+    .bind(3, now_iso8601())
+    .run();
+}
+
+} // namespace heaven

@@ -1,0 +1,71 @@
+/// The store contract on SQLite: heaven's database file (WAL) in the data
+/// directory.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "actors/sqlite.hpp"
+#include "actors/store_backend.hpp"
+
+namespace heaven {
+
+/// heaven's tables in one SQLite file. Calls block (a busy database is
+/// waited for up to 5 s), so its user runs detached.
+class sqlite_store final : public store_backend {
+public:
+  /// Opens the database at `path` (creating it only with open_mode::create)
+  /// and brings its schema up to date (store_schema.hpp). Throws like
+  /// `database`.
+  sqlite_store(const std::string& path, open_mode mode);
+
+  ~sqlite_store() override;
+
+  accept_result accept(const inbound_event& ev, committed_rows& rows) override;
+  bool start(int64_t id, const std::string& description,
+             committed_rows& rows) override;
+  bool finish(int64_t id, const provider_outcome& outcome,
+              committed_rows& rows) override;
+  bool claim(const auto_deployment& x, committed_rows& rows) override;
+  void change_outbox(const outbox_change& change,
+                     committed_rows& rows) override;
+  bool remove_lock(const std::string& repo,
+                   const std::string& environment) override;
+  void set_repository_active(const std::string& repo, bool active) override;
+
+  std::vector<outbox_row> unsettled(const std::string& kind) override;
+  std::vector<deployment_row> list(int32_t n) override;
+  std::vector<unfinished_deployment> pending() override;
+  std::vector<env_lock> locks() override;
+  std::vector<deployed_environment>
+  latest(const std::string& repo) override;
+  std::vector<repository_record> repositories() override;
+
+private:
+  database db_;
+};
+
+// -- helpers shared by sqlite_store.cpp and sqlite_reads.cpp ------------------
+
+namespace sqlite_rows {
+
+/// Now as ISO-8601 UTC with milliseconds, e.g. "2026-11-27T12:00:00.123Z".
+std::string now_iso8601();
+
+/// Now as Unix milliseconds: outbox rows' times.
+int64_t now_ms();
+
+/// The lock on (repo, environment), if any.
+std::optional<env_lock> find_lock(database& db, const std::string& repo,
+                                  const std::string& environment);
+
+/// Reads a deployment's stored request (JSON text) into `r`; fields missing
+/// from the JSON keep the values already in `r` (taken from the row's
+/// columns). False when the text is no JSON object; a damaged one is
+/// logged (for deployment `id`) and read as far as it goes.
+bool read_request(const std::string& text, deployment_request& r,
+                  int64_t id);
+
+} // namespace sqlite_rows
+
+} // namespace heaven

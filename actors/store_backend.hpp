@@ -1,0 +1,101 @@
+/// The store contract: every operation the STORE actor performs on its
+/// database, as one abstract class. SQLite implements it (sqlite_store.hpp);
+/// a second database (PostgreSQL, for several heavens sharing state) would
+/// implement the same class and leave the actor as it is.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "messages/types.hpp"
+
+namespace heaven {
+
+/// Outbox rows a transaction committed, to hand to the outboxes subscribed
+/// to their kind once the commit is done.
+using committed_rows = std::vector<outbox_row>;
+
+/// A repository heaven has heard from.
+struct repository_record {
+  std::string repo;
+  /// False after `heaven repos disable`: its events are ignored.
+  bool active = true;
+  /// ISO-8601 UTC.
+  std::string first_seen;
+};
+
+/// What a database must do for heaven. Each operation is atomic: a write
+/// commits everything it names in one transaction, or nothing; rows it adds
+/// to the outbox are appended to `rows` once committed. Every operation
+/// throws std::exception on failure (std::invalid_argument for a request
+/// that can never succeed), with a message fit for a log and a health
+/// problem; the store's state is then unchanged.
+class store_backend {
+public:
+  virtual ~store_backend();
+
+  // -- writes ----------------------------------------------------------------
+
+  /// Records a delivery and everything it decides: the repository, the
+  /// deployment and the rules' verdict on it (see store_rules.hpp) with the
+  /// status that says so, the lock change, a notice and the revision it
+  /// records. A redelivery changes nothing.
+  virtual accept_result accept(const inbound_event& ev, committed_rows& rows)
+    = 0;
+
+  /// Moves queued deployment `id` to running and queues its `in_progress`
+  /// status; false (nothing written) when it is not queued.
+  virtual bool start(int64_t id, const std::string& description,
+                     committed_rows& rows)
+    = 0;
+
+  /// Ends deployment `id` and queues its terminal status; false (nothing
+  /// written) when there is no such deployment or it has ended already.
+  virtual bool finish(int64_t id, const provider_outcome& outcome,
+                      committed_rows& rows)
+    = 0;
+
+  /// True only for the first claim of (repo, app, environment, sha); the
+  /// first also queues the deployment's creation.
+  virtual bool claim(const auto_deployment& x, committed_rows& rows) = 0;
+
+  /// Settles outbox rows and adds the rows they lead to.
+  virtual void change_outbox(const outbox_change& change,
+                             committed_rows& rows)
+    = 0;
+
+  /// Removes the lock on (repo, environment); false when there was none.
+  virtual bool remove_lock(const std::string& repo,
+                           const std::string& environment)
+    = 0;
+
+  /// Sets whether heaven acts on `repo`'s events, recording the repository
+  /// when heaven has not heard from it yet.
+  virtual void set_repository_active(const std::string& repo, bool active)
+    = 0;
+
+  // -- reads -----------------------------------------------------------------
+
+  /// The unsettled outbox rows of `kind`, oldest first.
+  virtual std::vector<outbox_row> unsettled(const std::string& kind) = 0;
+
+  /// The newest `n` deployments, newest first (none for n <= 0).
+  virtual std::vector<deployment_row> list(int32_t n) = 0;
+
+  /// The deployments left queued or running, oldest first.
+  virtual std::vector<unfinished_deployment> pending() = 0;
+
+  /// Every lock, oldest first (ties by repository, then environment).
+  virtual std::vector<env_lock> locks() = 0;
+
+  /// For `repo`: each app+environment's newest successful `deploy`, ordered
+  /// by app and environment, with the environment's lock.
+  virtual std::vector<deployed_environment> latest(const std::string& repo)
+    = 0;
+
+  /// Every repository heaven has heard from (or that was switched), by name.
+  virtual std::vector<repository_record> repositories() = 0;
+};
+
+} // namespace heaven

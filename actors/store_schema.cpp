@@ -1,0 +1,145 @@
+#include "actors/store_schema.hpp"
+
+#include <iterator>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/sqlite.hpp"
+
+namespace heaven {
+
+namespace {
+
+/// Version 1: deliveries, deployments and the repositories heard from.
+constexpr const char* schema_v1_sql = R"sql(
+CREATE TABLE IF NOT EXISTS deliveries(
+  delivery TEXT PRIMARY KEY,
+  event TEXT NOT NULL,
+  body TEXT NOT NULL,
+  received_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deployments(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  delivery TEXT REFERENCES deliveries(delivery),
+  github_id INTEGER,
+  repo TEXT,
+  app TEXT,
+  environment TEXT,
+  ref TEXT,
+  sha TEXT,
+  task TEXT,
+  provider TEXT,
+  actor TEXT,
+  state TEXT,
+  description TEXT,
+  request TEXT,
+  created_at TEXT,
+  updated_at TEXT,
+  finished_at TEXT);
+CREATE INDEX IF NOT EXISTS deployments_repo_environment
+  ON deployments(repo, environment);
+CREATE TABLE IF NOT EXISTS repositories(
+  repo TEXT PRIMARY KEY,
+  active INTEGER NOT NULL DEFAULT 1,
+  first_seen TEXT);
+)sql";
+
+/// Version 2 (chat-ops): environment locks, the last revision deployed per
+/// repository+environment, and the auto-deployments already claimed.
+constexpr const char* schema_v2_sql = R"sql(
+CREATE TABLE IF NOT EXISTS locks(
+  repo TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  locked_at TEXT NOT NULL,
+  deployment_id INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(repo, environment));
+CREATE TABLE IF NOT EXISTS revisions(
+  repo TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  sha TEXT NOT NULL,
+  recorded_at TEXT NOT NULL,
+  PRIMARY KEY(repo, environment));
+CREATE TABLE IF NOT EXISTS auto_deploys(
+  repo TEXT NOT NULL,
+  app TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  sha TEXT NOT NULL,
+  claimed_at TEXT NOT NULL,
+  PRIMARY KEY(repo, app, environment, sha));
+)sql";
+
+/// Version 3 (the write-ahead lifecycle): when a deployment's provider
+/// started, the outbox of messages every transition leads to (GitHub
+/// statuses, ...), and no more "received" state: a deployment is recorded
+/// queued, or ended by the rules, in the transaction of its delivery.
+constexpr const char* schema_v3_sql = R"sql(
+ALTER TABLE deployments ADD COLUMN started_at TEXT;
+UPDATE deployments SET state = 'queued' WHERE state = 'received';
+CREATE INDEX IF NOT EXISTS deployments_app_environment_state
+  ON deployments(app, environment, state);
+CREATE TABLE IF NOT EXISTS outbox(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  stream TEXT NOT NULL,
+  body TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  settled_at INTEGER,
+  outcome TEXT);
+CREATE INDEX IF NOT EXISTS outbox_unsettled
+  ON outbox(kind, id) WHERE settled_at IS NULL;
+)sql";
+
+/// The migrations, in order: entry i takes a database from schema version i
+/// to i + 1. They run in one transaction with the version check, so each
+/// runs once.
+constexpr const char* migrations[] = {schema_v1_sql, schema_v2_sql,
+                                      schema_v3_sql};
+
+/// The schema this code writes; stored in `PRAGMA user_version` so a later
+/// version of heaven knows which migrations to run.
+constexpr int current_version = static_cast<int>(std::size(migrations));
+
+/// `PRAGMA user_version`: the schema version the file says it has.
+int user_version(database& db) {
+  auto stmt = db.prepare("PRAGMA user_version");
+  return stmt.step() ? static_cast<int>(stmt.int64(0)) : 0;
+}
+
+/// Throws when the file is newer than this heaven understands.
+void check_not_newer(const std::string& path, int found) {
+  if (found > current_version)
+    throw sqlite_error(path + " has schema version " + std::to_string(found)
+                       + ", newer than this heaven's "
+                       + std::to_string(current_version));
+}
+
+} // namespace
+
+int schema_version() {
+  return current_version;
+}
+
+void migrate(database& db, const std::string& path) {
+  auto found = user_version(db);
+  check_not_newer(path, found);
+  if (found == current_version)
+    return; // The common case takes no write lock.
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    found = user_version(db); // Someone may have migrated it meanwhile.
+    check_not_newer(path, found);
+    for (int v = found; v < current_version; ++v)
+      db.exec(migrations[v]);
+    db.exec("PRAGMA user_version=" + std::to_string(current_version));
+    db.exec("COMMIT");
+  } catch (...) {
+    db.exec_quietly("ROLLBACK");
+    throw;
+  }
+  if (found > 0)
+    spdlog::info("store migrated {} from schema version {} to {}", path,
+                 found, current_version);
+}
+
+} // namespace heaven
