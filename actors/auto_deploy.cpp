@@ -136,8 +136,8 @@ void send_call(job_ptr self, uint64_t id) {
     if (retry_allowed(retry, res, call.attempt)) {
       auto wait = retry_wait(retry, call.attempt, res);
       spdlog::warn("{} failed ({}), attempt {} of {}; retrying in {} ms",
-                   call.what, github_problem(res), call.attempt,
-                   retry.attempts, wait.count());
+                   call.what, github_problem(res), call.attempt, retry.attempts,
+                   wait.count());
       self->delayed_send(self, wait, retry_atom::value, id);
       return;
     }
@@ -159,8 +159,8 @@ void send_call(job_ptr self, uint64_t id) {
 /// Starts `call` (retried as its policy says) after `delay`; `call.done`
 /// gets the answer.
 void call_github(job_ptr self, github_call call,
-                 std::chrono::milliseconds delay
-                 = std::chrono::milliseconds{0}) {
+                 std::chrono::milliseconds delay = std::chrono::milliseconds{
+                   0}) {
   opened(self);
   call.req.timeout_ms = self->state.cfg.request_timeout_ms;
   auto id = self->state.next_call++;

@@ -56,8 +56,8 @@ deploy_row read_row(const outbox_row& row) {
 
 /// "the auto deployment of octo/app@1234abcd to production (app)".
 std::string describe(const deploy_row& x) {
-  return "the auto deployment of " + x.repo + "@" + short_sha(x.sha, 8)
-         + " to " + x.environment + " (" + x.app + ")";
+  return "the auto deployment of " + x.repo + "@" + short_sha(x.sha, 8) + " to "
+         + x.environment + " (" + x.app + ")";
 }
 
 std::string string_field(const json& doc, const char* key) {
@@ -72,8 +72,7 @@ std::string string_field(const json& doc, const char* key) {
 /// The app heaven would deploy for GitHub deployment `d`: its payload's
 /// `name`, else the repository's name (as the webhook reads it).
 std::string app_of(const json& d, const std::string& repo) {
-  json payload = d.is_object() && d.contains("payload") ? d["payload"]
-                                                        : json{};
+  json payload = d.is_object() && d.contains("payload") ? d["payload"] : json{};
   if (payload.is_string()) // Older deployments keep the payload as text.
     payload = json::parse(payload.get<std::string>(), nullptr, false);
   auto name = string_field(payload, "name");
@@ -131,13 +130,13 @@ courier deployment_courier(github_api api) {
       return std::nullopt;
     }
     return create_deployment_request(
-      api, x.repo, x.request.dump(-1, ' ', false,
-                                  json::error_handler_t::replace));
+      api, x.repo,
+      x.request.dump(-1, ' ', false, json::error_handler_t::replace));
   };
   c.lookup = [api](const outbox_row& row) -> std::optional<http_request> {
     auto x = read_row(row);
-    return list_deployments_request(api, x.repo, x.sha, x.environment,
-                                    "deploy", lookup_page_size);
+    return list_deployments_request(api, x.repo, x.sha, x.environment, "deploy",
+                                    lookup_page_size);
   };
   c.found = [](const outbox_row& row, const http_response& res) {
     return !find_in(res, read_row(row)).is_discarded();
@@ -147,8 +146,7 @@ courier deployment_courier(github_api api) {
     auto list = json::parse(res.body, nullptr, false);
     auto page = page_of(looked.url);
     if (!list.is_array() || list.empty() || page >= max_lookup_pages
-        || header_value(res, "link").find("rel=\"next\"")
-             == std::string::npos)
+        || header_value(res, "link").find("rel=\"next\"") == std::string::npos)
       return std::nullopt;
     auto next = looked;
     if (page > 1)

@@ -179,9 +179,9 @@ public:
                  + " has ended: nothing more starts in it";
     fd_ = ::open(scope.record.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     if (fd_ < 0) {
-      error = errno == ENOENT ? ended
-                              : "cannot open " + scope.record + ": "
-                                  + std::strerror(errno);
+      error = errno == ENOENT
+                ? ended
+                : "cannot open " + scope.record + ": " + std::strerror(errno);
       return;
     }
     while (::flock(fd_, LOCK_SH) != 0 && errno == EINTR) {
@@ -218,8 +218,16 @@ private:
 };
 
 /// Which step of the child's preparation failed.
-enum class stage : int { none, death_signal, parent, session, cgroup, stdio,
-                         directory, exec };
+enum class stage : int {
+  none,
+  death_signal,
+  parent,
+  session,
+  cgroup,
+  stdio,
+  directory,
+  exec
+};
 
 /// What the child needs, all made before it exists: between the clone and
 /// the exec it makes system calls only (no allocation, no locks).

@@ -5,12 +5,12 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/timer.hpp"
+#include "actors/workspace.hpp"
 #include "base/lifecycle.hpp"
 #include "base/log_book.hpp"
 #include "base/payload_config.hpp"
-#include "actors/timer.hpp"
 #include "base/validate.hpp"
-#include "actors/workspace.hpp"
 #include "messages/registry.hpp"
 
 namespace heaven {
@@ -36,8 +36,7 @@ void retry_later(self_ptr self, const caf::error& err, const char* what) {
     spdlog::error("deployment {} could not record {} ({}); trying again in "
                   "{} ms",
                   st.id, what, self->system().render(err), delay);
-  self->delayed_send(self, std::chrono::milliseconds(delay),
-                     retry_atom::value);
+  self->delayed_send(self, std::chrono::milliseconds(delay), retry_atom::value);
 }
 
 /// Leaves for good: removes the checkout (unless processes a timeout spared
@@ -92,8 +91,7 @@ void conclude(self_ptr self, int32_t ended) {
                 + " process(es) the deployment left running");
   if (st.timed_out)
     say(self, "DEPLOYMENT TIMED OUT AFTER "
-                + std::to_string(st.ctx->cfg.deployment_timeout)
-                + " SECONDS");
+                + std::to_string(st.ctx->cfg.deployment_timeout) + " SECONDS");
   else
     say(self, st.outcome->state + ": " + st.outcome->description);
   st.ctx->logs->close(st.id);
@@ -110,8 +108,7 @@ void end(self_ptr self, std::string state, std::string description) {
   if (st.timed_out) {
     state = "failure";
     description = "Deployment timed out after "
-                  + std::to_string(st.ctx->cfg.deployment_timeout)
-                  + " seconds";
+                  + std::to_string(st.ctx->cfg.deployment_timeout) + " seconds";
   } else if (!st.shutdown_reason.empty()) {
     state = "error";
     description = st.shutdown_reason;
@@ -128,8 +125,7 @@ void end(self_ptr self, std::string state, std::string description) {
   if (st.children_left || !st.ctx->sweep)
     conclude(self, 0);
   else
-    st.ctx->sweep(self->system(), st.scope,
-                  caf::actor_cast<caf::actor>(self));
+    st.ctx->sweep(self->system(), st.scope, caf::actor_cast<caf::actor>(self));
 }
 
 /// Tells the checkout being made, if any, that nobody needs it: its git
@@ -375,8 +371,8 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       return;
     // The provider left without a result: it crashed.
     end(self, "error",
-        "provider " + st.req.provider + " crashed: "
-          + self->system().render(msg.reason));
+        "provider " + st.req.provider
+          + " crashed: " + self->system().render(msg.reason));
   });
   say(self, queued_description(st.req));
   st.timer = self->spawn(timer, deployment_actor{self},

@@ -26,8 +26,8 @@ using workspace_maker = std::function<workspace_actor(
   caf::actor_system&, workspace_plan, caf::actor deployment)>;
 
 /// Deletes a checkout (see spawn_cleanup); replaceable in tests.
-using workspace_remover = std::function<void(caf::actor_system&,
-                                             std::string path)>;
+using workspace_remover
+  = std::function<void(caf::actor_system&, std::string path)>;
 
 /// Opens deployment `id`'s process scope (see process_scopes::open).
 using scope_opener = std::function<process_scope(int64_t id)>;

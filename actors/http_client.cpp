@@ -166,13 +166,12 @@ std::string prepare(transfer& t) {
     // A DELETE without a body sends no Content-Length at all.
     if (!req.body.empty() || req.method != "DELETE") {
       set(CURLOPT_POSTFIELDS, req.body.data(), "the body");
-      set(CURLOPT_POSTFIELDSIZE_LARGE,
-          static_cast<curl_off_t>(req.body.size()), "the body size");
+      set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()),
+          "the body size");
     }
   }
   if (rc != CURLE_OK)
-    return std::string{"curl refused "} + what + ": "
-           + curl_easy_strerror(rc);
+    return std::string{"curl refused "} + what + ": " + curl_easy_strerror(rc);
   return {};
 }
 
@@ -310,8 +309,7 @@ private:
       auto path = url.find_first_of("/?#", scheme == url.npos ? 0 : scheme + 3);
       url = url.substr(0, path);
       spdlog::debug("{} {} failed{}: {}", t.request.method, url,
-                    t.response.permanent ? " for good" : "",
-                    t.response.error);
+                    t.response.permanent ? " for good" : "", t.response.error);
     }
     if (auto strong = owner_.lock())
       caf::anon_send(caf::actor_cast<http_client_actor>(std::move(strong)),
@@ -339,11 +337,10 @@ http_client(http_client_actor::stateful_pointer<http_client_state> self) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   // A weak handle: the curl thread must not keep its own actor alive.
-  self->state.engine
-    = std::make_unique<curl_engine>(caf::weak_actor_ptr{self->ctrl()});
-  self->set_down_handler([=](caf::down_msg& msg) {
-    self->state.engine->cancel(msg.source);
-  });
+  self->state.engine = std::make_unique<curl_engine>(
+    caf::weak_actor_ptr{self->ctrl()});
+  self->set_down_handler(
+    [=](caf::down_msg& msg) { self->state.engine->cancel(msg.source); });
   return {
     [=](http_request& req) -> caf::typed_response_promise<http_response> {
       auto rp = self->make_response_promise<http_response>();
@@ -352,8 +349,8 @@ http_client(http_client_actor::stateful_pointer<http_client_state> self) {
       self->state.engine->submit(id, std::move(req));
       return rp;
     },
-    [=](stream_atom, http_request& req, chunk_sink& sink)
-      -> caf::typed_response_promise<http_response> {
+    [=](stream_atom, http_request& req,
+        chunk_sink& sink) -> caf::typed_response_promise<http_response> {
       auto rp = self->make_response_promise<http_response>();
       auto id = self->state.next_id++;
       self->state.pending.emplace(id, rp);

@@ -4,8 +4,8 @@
 #include <utility>
 
 #include <atomic>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -88,13 +88,9 @@ class server_impl final : public ingress_server {
 public:
   server_impl(caf::actor_system& sys, ingress_options opts,
               receiver_actor receiver, store_actor store)
-    : sys(sys),
-      opts(std::move(opts)),
-      receiver(std::move(receiver)),
-      store(std::move(store)),
-      gate_(std::make_shared<gate>()),
-      work_(net::make_work_guard(ioc_)),
-      acceptor_(ioc_) {
+    : sys(sys), opts(std::move(opts)), receiver(std::move(receiver)),
+      store(std::move(store)), gate_(std::make_shared<gate>()),
+      work_(net::make_work_guard(ioc_)), acceptor_(ioc_) {
   }
 
   ~server_impl() override {
@@ -187,11 +183,11 @@ private:
     parser_.emplace();
     parser_->body_limit(srv_.opts.max_body);
     stream_.expires_after(read_timeout);
-    http::async_read_header(
-      stream_, buffer_, *parser_,
-      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-        self->on_header(ec);
-      });
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec,
+                                                        std::size_t) {
+                              self->on_header(ec);
+                            });
   }
 
   void on_header(beast::error_code ec) {
@@ -206,8 +202,8 @@ private:
         http::status::continue_, head.version());
       stream_.expires_after(write_timeout);
       http::async_write(stream_, *res,
-                        [self = shared_from_this(),
-                         res](beast::error_code ec, std::size_t) {
+                        [self = shared_from_this(), res](beast::error_code ec,
+                                                         std::size_t) {
                           if (ec)
                             return self->finish();
                           self->read_body();
@@ -254,20 +250,17 @@ private:
     auto target = req_.target();
     auto r = route_request(
       {std::string_view{method.data(), method.size()},
-       std::string_view{target.data(), target.size()},
-       github("X-GitHub-Event"), github("X-GitHub-Delivery"),
-       github("X-Hub-Signature-256"), header(http::field::content_type),
-       std::move(req_.body())},
+       std::string_view{target.data(), target.size()}, github("X-GitHub-Event"),
+       github("X-GitHub-Delivery"), github("X-Hub-Signature-256"),
+       header(http::field::content_type), std::move(req_.body())},
       ro);
     what_ = std::move(r.line);
     switch (r.what) {
       case route_decision::kind::answer:
         if (!r.allow.empty())
-          return respond(static_cast<http::status>(r.status),
-                         std::move(r.body),
+          return respond(static_cast<http::status>(r.status), std::move(r.body),
                          {{http::field::allow, r.allow.c_str()}});
-        return respond(static_cast<http::status>(r.status),
-                       std::move(r.body));
+        return respond(static_cast<http::status>(r.status), std::move(r.body));
       case route_decision::kind::health:
         return on_health();
       case route_decision::kind::event:
@@ -298,10 +291,9 @@ private:
       if (!g->open)
         return;
       if (auto s = weak.lock())
-        net::post(s->executor(),
-                  [s, status, body = std::move(body)]() mutable {
-                    s->answer(status, std::move(body));
-                  });
+        net::post(s->executor(), [s, status, body = std::move(body)]() mutable {
+          s->answer(status, std::move(body));
+        });
     };
   }
 
@@ -326,13 +318,13 @@ private:
     log_res_->chunked(true);
     log_sr_.emplace(*log_res_);
     stream_.expires_after(write_timeout);
-    http::async_write_header(
-      stream_, *log_sr_,
-      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-        if (ec)
-          return self->finish();
-        self->follow();
-      });
+    http::async_write_header(stream_, *log_sr_,
+                             [self = shared_from_this()](beast::error_code ec,
+                                                         std::size_t) {
+                               if (ec)
+                                 return self->finish();
+                               self->follow();
+                             });
   }
 
   /// Sends what the log file gained since the last look; waits while the
@@ -365,11 +357,10 @@ private:
     }
     if (live) {
       timer_.expires_after(log_poll);
-      timer_.async_wait(
-        [self = shared_from_this()](beast::error_code ec) {
-          if (!ec)
-            self->follow();
-        });
+      timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (!ec)
+          self->follow();
+      });
       return;
     }
     ::close(fd_);
@@ -384,10 +375,10 @@ private:
                      });
   }
 
-  void respond(http::status status, std::string body,
-               std::initializer_list<std::pair<http::field, const char*>>
-                 extra = {},
-               bool close_after = false) {
+  void
+  respond(http::status status, std::string body,
+          std::initializer_list<std::pair<http::field, const char*>> extra = {},
+          bool close_after = false) {
     auto res = std::make_shared<string_response>(status, req_.version());
     res->set(http::field::server, "heaven");
     res->set(http::field::content_type, "application/json");
@@ -400,8 +391,8 @@ private:
                   static_cast<unsigned>(status));
     stream_.expires_after(write_timeout);
     http::async_write(stream_, *res,
-                      [self = shared_from_this(),
-                       res](beast::error_code ec, std::size_t) {
+                      [self = shared_from_this(), res](beast::error_code ec,
+                                                       std::size_t) {
                         self->after_write(ec, res->need_eof());
                       });
   }
@@ -432,27 +423,26 @@ private:
     res->prepare_payload();
     spdlog::debug("ingress answered {} with 413", what_);
     stream_.expires_after(write_timeout);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(),
-                       res](beast::error_code ec, std::size_t) {
-                        if (ec)
-                          return self->finish();
-                        self->stream_.socket().shutdown(
-                          tcp::socket::shutdown_send, ec);
-                        self->stream_.expires_after(linger_timeout);
-                        self->drain();
-                      });
+    http::async_write(
+      stream_, *res,
+      [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+        if (ec)
+          return self->finish();
+        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        self->stream_.expires_after(linger_timeout);
+        self->drain();
+      });
   }
 
   void drain() {
     buffer_.consume(buffer_.size());
-    stream_.async_read_some(
-      buffer_.prepare(16 * 1024),
-      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-        if (ec)
-          return self->finish();
-        self->drain();
-      });
+    stream_.async_read_some(buffer_.prepare(16 * 1024),
+                            [self = shared_from_this()](beast::error_code ec,
+                                                        std::size_t) {
+                              if (ec)
+                                return self->finish();
+                              self->drain();
+                            });
   }
 
   void finish() {
@@ -562,15 +552,13 @@ void server_impl::stop() {
 
 } // namespace
 
-std::unique_ptr<ingress_server> start_ingress(caf::actor_system& sys,
-                                              ingress_options opts,
-                                              receiver_actor receiver,
-                                              store_actor store) {
+std::unique_ptr<ingress_server>
+start_ingress(caf::actor_system& sys, ingress_options opts,
+              receiver_actor receiver, store_actor store) {
   // The ingress is where bodies of up to max_body arrive.
   pin_mmap_threshold();
-  auto srv = std::make_unique<server_impl>(sys, std::move(opts),
-                                           std::move(receiver),
-                                           std::move(store));
+  auto srv = std::make_unique<server_impl>(
+    sys, std::move(opts), std::move(receiver), std::move(store));
   srv->listen();
   return srv;
 }

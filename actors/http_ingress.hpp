@@ -43,9 +43,8 @@ public:
 };
 
 /// Binds and starts serving; throws std::runtime_error when it can't bind.
-std::unique_ptr<ingress_server> start_ingress(caf::actor_system& sys,
-                                              ingress_options opts,
-                                              receiver_actor receiver,
-                                              store_actor store);
+std::unique_ptr<ingress_server>
+start_ingress(caf::actor_system& sys, ingress_options opts,
+              receiver_actor receiver, store_actor store);
 
 } // namespace heaven

@@ -75,13 +75,12 @@ ingress_reply health_answer(const health_board* health) {
     return {200, R"({"status":"ok"})"};
   auto problems = health->problems();
   nlohmann::json body;
-  body["status"] = health->draining()   ? "draining"
+  body["status"] = health->draining() ? "draining"
                    : problems.empty() ? "ok"
                                       : "degraded";
   body["problems"] = problems;
   return {problems.empty() && !health->draining() ? 200 : 503,
-          body.dump(-1, ' ', false,
-                    nlohmann::json::error_handler_t::replace)};
+          body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 
 std::string deployments_json(const std::vector<deployment_row>& rows) {

@@ -133,8 +133,7 @@ route_decision on_event(route_decision r, request_parts& req,
   // A webhook set to the form content type wraps the JSON in `payload=`;
   // the signature above covers the form body as sent. (Clients such as
   // `curl -d` label plain JSON as a form too: that stays JSON.)
-  if (starts_with_nocase(req.content_type,
-                         "application/x-www-form-urlencoded"))
+  if (starts_with_nocase(req.content_type, "application/x-www-form-urlencoded"))
     if (auto json = form_payload(req.body))
       req.body = std::move(*json);
   if (auto kind = parse_event_kind(type))
@@ -192,8 +191,7 @@ route_decision route_request(request_parts req, const route_options& opts) {
       return not_allowed(std::move(r), "GET");
     // Anyone without the token is told there is nothing here.
     auto token = query_param(query, "token");
-    if (token.empty()
-        || !equal_constant_time(token, locks_token(opts.log_key)))
+    if (token.empty() || !equal_constant_time(token, locks_token(opts.log_key)))
       return not_found(std::move(r));
     r.what = route_decision::kind::locks;
     return r;
@@ -203,8 +201,8 @@ route_decision route_request(request_parts req, const route_options& opts) {
   if (path.size() > prefix.size() + suffix.size()
       && path.substr(0, prefix.size()) == prefix
       && path.substr(path.size() - suffix.size()) == suffix) {
-    auto id = to_number<int64_t>(path.substr(
-      prefix.size(), path.size() - prefix.size() - suffix.size()));
+    auto id = to_number<int64_t>(
+      path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()));
     if (id && *id > 0) {
       if (!get)
         return not_allowed(std::move(r), "GET");

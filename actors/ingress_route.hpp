@@ -21,10 +21,10 @@ struct request_parts {
   /// The request target, e.g. "/deployments/7/log?token=...".
   std::string_view target;
   /// Header values ("" when absent).
-  std::string_view github_event;      ///< X-GitHub-Event
-  std::string_view github_delivery;   ///< X-GitHub-Delivery
-  std::string_view signature;         ///< X-Hub-Signature-256
-  std::string_view content_type;      ///< Content-Type
+  std::string_view github_event;    ///< X-GitHub-Event
+  std::string_view github_delivery; ///< X-GitHub-Delivery
+  std::string_view signature;       ///< X-Hub-Signature-256
+  std::string_view content_type;    ///< Content-Type
   /// The body as received.
   std::string body;
 };

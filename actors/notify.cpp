@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "base/notices.hpp"
 #include "actors/notifiers/notifier.hpp"
 #include "base/github.hpp"
+#include "base/notices.hpp"
 
 namespace heaven {
 
@@ -40,10 +40,8 @@ std::vector<std::string> configured_notifiers(const settings& cfg) {
 std::vector<chat_service> chat_services(const settings& cfg) {
   using maker = formatter (*)(const settings&);
   static const std::map<std::string, maker> makers = {
-    {"slack", &notifiers::slack},
-    {"hipchat", &notifiers::hipchat},
-    {"campfire", &notifiers::campfire},
-    {"flowdock", &notifiers::flowdock},
+    {"slack", &notifiers::slack},       {"hipchat", &notifiers::hipchat},
+    {"campfire", &notifiers::campfire}, {"flowdock", &notifiers::flowdock},
     {"webhook", &notifiers::webhook},
   };
   std::vector<chat_service> result;
@@ -85,9 +83,8 @@ chat_row read_chat_row(const outbox_row& row) {
 
 std::string chat_row_body(const deployment_notice& n, std::size_t message,
                           const std::string& delivery) {
-  json body = {{"notice", notice_json(n)},
-               {"message", message},
-               {"delivery", delivery}};
+  json body = {
+    {"notice", notice_json(n)}, {"message", message}, {"delivery", delivery}};
   return notifiers::to_text(body);
 }
 
@@ -124,8 +121,9 @@ courier chat_courier(chat_service s) {
                                + " (the settings changed?)");
     return std::move(msgs[x.message]);
   };
-  c.request = [message](const outbox_row& row)
-    -> std::optional<http_request> { return message(row).request; };
+  c.request = [message](const outbox_row& row) -> std::optional<http_request> {
+    return message(row).request;
+  };
   c.describe = [name = s.name, message](const outbox_row& row) {
     return name + ": " + message(row).label;
   };
@@ -234,8 +232,8 @@ courier notice_courier(notice_config config) {
         rows.push_back(outbox_row{0, chat_kind(s.name), s.name,
                                   chat_row_body(n, k, delivery_id(*rng)), 0});
     }
-    spdlog::debug("notify: {} makes {} chat message(s)",
-                  notifiers::describe(n), rows.size());
+    spdlog::debug("notify: {} makes {} chat message(s)", notifiers::describe(n),
+                  rows.size());
     return rows;
   };
   return c;
@@ -250,11 +248,10 @@ int attempts(int64_t n) {
 
 } // namespace
 
-std::vector<outbox_actor> spawn_chat_outboxes(caf::actor_system& sys,
-                                              store_actor store,
-                                              http_client_actor http,
-                                              const settings& cfg,
-                                              outbox_options opts) {
+std::vector<outbox_actor>
+spawn_chat_outboxes(caf::actor_system& sys, store_actor store,
+                    http_client_actor http, const settings& cfg,
+                    outbox_options opts) {
   std::vector<outbox_actor> result;
   auto services = chat_services(cfg);
   std::string names;
@@ -268,9 +265,9 @@ std::vector<outbox_actor> spawn_chat_outboxes(caf::actor_system& sys,
     spdlog::info("heaven tells {} about deployment statuses", names);
   auto o = opts;
   o.max_attempts = attempts(cfg.status_retries);
-  result.push_back(sys.spawn(
-    outbox, std::move(store), std::move(http),
-    notice_courier(notice_config_from(cfg, std::move(services))), o));
+  result.push_back(
+    sys.spawn(outbox, std::move(store), std::move(http),
+              notice_courier(notice_config_from(cfg, std::move(services))), o));
   return result;
 }
 

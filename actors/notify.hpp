@@ -25,8 +25,8 @@
 
 #include <caf/fwd.hpp>
 
-#include "base/config.hpp"
 #include "actors/outbox.hpp"
+#include "base/config.hpp"
 #include "messages/types.hpp"
 
 namespace heaven {
@@ -113,10 +113,9 @@ courier notice_courier(notice_config cfg);
 /// HEAVEN_STATUS_RETRIES times; both with `opts` otherwise. Always spawns
 /// the notice outbox, so that notices settle also without a chat service.
 /// The caller owns the actors: send them an exit at shutdown.
-std::vector<outbox_actor> spawn_chat_outboxes(caf::actor_system& sys,
-                                              store_actor store,
-                                              http_client_actor http,
-                                              const settings& cfg,
-                                              outbox_options opts);
+std::vector<outbox_actor>
+spawn_chat_outboxes(caf::actor_system& sys, store_actor store,
+                    http_client_actor http, const settings& cfg,
+                    outbox_options opts);
 
 } // namespace heaven

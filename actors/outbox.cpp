@@ -148,8 +148,8 @@ void retry(self_ptr self, const env_ptr& env, const std::string& name,
   ++s.attempts;
   if (env->opts.max_attempts > 0 && s.attempts >= env->opts.max_attempts) {
     drop(self, env, name,
-         "gave up after " + std::to_string(s.attempts) + " attempt(s): "
-           + reason);
+         "gave up after " + std::to_string(s.attempts)
+           + " attempt(s): " + reason);
     return;
   }
   auto backoff = heaven::backoff(env->retry, s.attempts);
@@ -313,8 +313,10 @@ void on_lookup(self_ptr self, const env_ptr& env, const std::string& name,
     if (!env->c.send_unseen) {
       drop(self, env, name,
            "could not find out whether an earlier attempt arrived (looking "
-           "it up: " + describe(res) + "); not sending it again, so that it "
-           "arrives once at most",
+           "it up: "
+             + describe(res)
+             + "); not sending it again, so that it "
+               "arrives once at most",
            &res);
       return;
     }
@@ -329,10 +331,9 @@ void on_lookup(self_ptr self, const env_ptr& env, const std::string& name,
 void look_up(self_ptr self, const env_ptr& env, const std::string& name,
              http_request req, http_request looked) {
   auto copy = looked;
-  send(self, env, std::move(copy),
-       [=](http_response& res) mutable {
-         on_lookup(self, env, name, std::move(req), looked, res);
-       });
+  send(self, env, std::move(copy), [=](http_response& res) mutable {
+    on_lookup(self, env, name, std::move(req), looked, res);
+  });
 }
 
 /// Tries the head row of `name` once: drops it when too old, else looks it

@@ -321,8 +321,8 @@ void kill_group(int32_t pgid, int sig) {
   if (pgid <= 0)
     return;
   if (::kill(-pgid, sig) != 0 && errno != ESRCH)
-    spdlog::warn("could not send signal {} to process group {}: {}", sig,
-                 pgid, std::strerror(errno));
+    spdlog::warn("could not send signal {} to process group {}: {}", sig, pgid,
+                 std::strerror(errno));
 }
 
 bool group_alive(int32_t pgid) {

@@ -50,9 +50,9 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
     if (res.state != deploy_state::queued) {
       // The rules ended it; its status is in the outbox already.
       if (res.state == deploy_state::error)
-        spdlog::info("deployment {} of {} to {} refused: {}",
-                     res.deployment_id, ev.deployment.repo,
-                     ev.deployment.environment, res.description);
+        spdlog::info("deployment {} of {} to {} refused: {}", res.deployment_id,
+                     ev.deployment.repo, ev.deployment.environment,
+                     res.description);
       ctx->logs->open(res.deployment_id);
       ctx->logs->append(res.deployment_id, stream::heaven,
                         to_string(res.state) + ": " + res.description);
@@ -97,8 +97,7 @@ void resume(self_ptr self) {
         spdlog::error("receiver could not read unfinished deployments ({}); "
                       "trying again in 5 s",
                       self->system().render(err));
-        self->delayed_send(self, std::chrono::seconds(5),
-                           pending_atom::value);
+        self->delayed_send(self, std::chrono::seconds(5), pending_atom::value);
       });
 }
 
@@ -145,8 +144,8 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
       kept.lock_action = ev.lock_action;
       kept.deployment = ev.deployment;
       kept.status = ev.status;
-      self->request(ctx->store, caf::infinite, accept_atom::value,
-                    std::move(ev))
+      self
+        ->request(ctx->store, caf::infinite, accept_atom::value, std::move(ev))
         .then(
           [=](accept_result& res) mutable {
             if (res.duplicate) {

@@ -43,8 +43,7 @@ public:
   /// are cgroups when heaven can make them and move a process into one
   /// (checked here, once); otherwise, or with `use_cgroups` false
   /// (HEAVEN_CGROUPS=off), the fallback.
-  explicit process_scopes(const std::string& data_dir,
-                          bool use_cgroups = true);
+  explicit process_scopes(const std::string& data_dir, bool use_cgroups = true);
 
   /// A short, stable name of the data directory (a hash of its canonical
   /// path): the scopes' cookies and cgroups carry it.

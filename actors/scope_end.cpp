@@ -240,15 +240,14 @@ bool send(const target& t, pid_t pid, uint64_t start, int sig) {
       return true;
     auto path = cgroup_of(std::to_string(pid));
     return path == t.cgroup_rel
-           || path.compare(0, t.cgroup_rel.size() + 1, t.cgroup_rel + "/")
-                == 0;
+           || path.compare(0, t.cgroup_rel.size() + 1, t.cgroup_rel + "/") == 0;
   });
 }
 
 } // namespace
 
-void end_targets(std::vector<target>& targets,
-                 std::chrono::milliseconds grace, reach where) {
+void end_targets(std::vector<target>& targets, std::chrono::milliseconds grace,
+                 reach where) {
   if (targets.empty())
     return;
   finder find{targets, where};
@@ -374,8 +373,8 @@ std::vector<target> recorded_targets(const std::string& scopes_dir,
     auto digits = name.substr(prefix.size());
     if (auto dot = digits.find('.'); dot != std::string::npos)
       digits = digits.substr(0, dot);
-    if (digits.empty() || digits.find_first_not_of("0123456789")
-                            != std::string::npos)
+    if (digits.empty()
+        || digits.find_first_not_of("0123456789") != std::string::npos)
       return false;
     id = std::stoll(digits);
     return true;

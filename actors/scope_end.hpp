@@ -40,8 +40,8 @@ enum class reach { descendants, anywhere };
 
 /// Ends the targets together: SIGTERM, the grace period, SIGKILL, then
 /// their cgroups and records go.
-void end_targets(std::vector<target>& targets,
-                 std::chrono::milliseconds grace, reach where);
+void end_targets(std::vector<target>& targets, std::chrono::milliseconds grace,
+                 reach where);
 
 /// Makes the target for `scope`: closes its record and reads it.
 target make_target(process_scope scope);

@@ -25,8 +25,7 @@ statement& statement::bind(int i, int64_t x) {
 }
 
 statement& statement::bind(int i, const std::string& x) {
-  return check(sqlite3_bind_text(stmt_, i, x.data(),
-                                 static_cast<int>(x.size()),
+  return check(sqlite3_bind_text(stmt_, i, x.data(), static_cast<int>(x.size()),
                                  SQLITE_TRANSIENT));
 }
 
@@ -151,8 +150,8 @@ int64_t database::last_insert_rowid() const {
 
 sqlite3_stmt* database::compile(const std::string& sql) {
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()),
-                         &stmt, nullptr)
+  if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &stmt,
+                         nullptr)
       != SQLITE_OK)
     throw sqlite_error(sqlite3_errmsg(db_));
   return stmt;

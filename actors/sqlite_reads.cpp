@@ -44,8 +44,7 @@ std::optional<env_lock> find_lock(database& db, const std::string& repo,
   return result;
 }
 
-bool read_request(const std::string& text, deployment_request& r,
-                  int64_t id) {
+bool read_request(const std::string& text, deployment_request& r, int64_t id) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (!j.is_object())
     return false;
@@ -100,8 +99,8 @@ std::vector<outbox_row> sqlite_store::unsettled(const std::string& kind) {
                           "ORDER BY id");
   stmt.bind(1, kind);
   while (stmt.step())
-    result.push_back({stmt.int64(0), stmt.text(1), stmt.text(2), stmt.text(3),
-                      stmt.int64(4)});
+    result.push_back(
+      {stmt.int64(0), stmt.text(1), stmt.text(2), stmt.text(3), stmt.int64(4)});
   return result;
 }
 
@@ -127,8 +126,7 @@ std::vector<deployment_row> sqlite_store::list(int32_t n) {
     x.provider = stmt.text(8);
     x.actor = stmt.text(9);
     // Only heaven writes states; an unknown one lists as error.
-    x.state = parse_deploy_state(stmt.text(10))
-                .value_or(deploy_state::error);
+    x.state = parse_deploy_state(stmt.text(10)).value_or(deploy_state::error);
     x.description = stmt.text(11);
     x.created_at = stmt.text(12);
     x.updated_at = stmt.text(13);
@@ -147,8 +145,7 @@ std::vector<unfinished_deployment> sqlite_store::pending() {
   while (stmt.step()) {
     unfinished_deployment x;
     x.id = stmt.int64(0);
-    x.state = parse_deploy_state(stmt.text(1))
-                .value_or(deploy_state::queued);
+    x.state = parse_deploy_state(stmt.text(1)).value_or(deploy_state::queued);
     auto& r = x.request;
     // The columns are the fallback should the JSON be damaged or old.
     r.github_id = stmt.int64(3);

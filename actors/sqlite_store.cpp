@@ -124,12 +124,11 @@ int64_t insert_deployment(database& db, const inbound_event& ev,
 /// Applies the lock rule (store_rules.hpp) for (repo, the deployment's
 /// environment) and fills `res.lock_state` and `res.lock`.
 lock_decision apply_lock_rule(database& db, const inbound_event& ev,
-                              const std::string& repo,
-                              const std::string& now, accept_result& res) {
+                              const std::string& repo, const std::string& now,
+                              accept_result& res) {
   const auto& r = ev.deployment;
   auto held = find_lock(db, repo, r.environment);
-  auto decision = decide_lock(ev.lock_action, held ? &*held : nullptr,
-                              r.actor);
+  auto decision = decide_lock(ev.lock_action, held ? &*held : nullptr, r.actor);
   switch (decision.change) {
     case lock_change::put:
       db.cached("INSERT INTO locks(repo, environment, actor, reason, "
@@ -258,8 +257,7 @@ std::string deploy_stream(const auto_deployment& x) {
 
 /// The request of deployment `id` and its state (none when the record
 /// names no state heaven knows), if there is such a deployment.
-std::optional<
-  std::pair<deployment_request, std::optional<deploy_state>>>
+std::optional<std::pair<deployment_request, std::optional<deploy_state>>>
 find_deployment(database& db, int64_t id) {
   auto& stmt = db.cached("SELECT state, request, repo, github_id FROM "
                          "deployments WHERE id = ?");
@@ -296,8 +294,9 @@ accept_result sqlite_store::accept(const inbound_event& ev,
                                    committed_rows& rows) {
   auto now = now_iso8601();
   transaction tx{db_};
-  db_.cached("INSERT OR IGNORE INTO deliveries(delivery, event, body, "
-             "received_at) VALUES(?, ?, ?, ?)")
+  db_
+    .cached("INSERT OR IGNORE INTO deliveries(delivery, event, body, "
+            "received_at) VALUES(?, ?, ?, ?)")
     .bind(1, ev.delivery)
     .bind(2, to_string(ev.type))
     .bind(3, ev.body)
@@ -367,8 +366,8 @@ bool sqlite_store::finish(int64_t id, const provider_outcome& outcome,
   if (!found || (found->second && terminal(*found->second)))
     return false;
   set_state(db_, id, outcome.state, outcome.description, now);
-  rows.push_back(queue_status(db_, id, found->first, outcome.state,
-                              outcome.description));
+  rows.push_back(
+    queue_status(db_, id, found->first, outcome.state, outcome.description));
   tx.commit();
   return true;
 }
@@ -379,8 +378,9 @@ bool sqlite_store::claim(const auto_deployment& x, committed_rows& rows) {
     throw std::invalid_argument("the auto deployment's request is not a "
                                 "JSON object");
   transaction tx{db_};
-  db_.cached("INSERT OR IGNORE INTO auto_deploys(repo, app, environment, "
-             "sha, claimed_at) VALUES(?, ?, ?, ?, ?)")
+  db_
+    .cached("INSERT OR IGNORE INTO auto_deploys(repo, app, environment, "
+            "sha, claimed_at) VALUES(?, ?, ?, ?, ?)")
     .bind(1, x.repo)
     .bind(2, x.app)
     .bind(3, x.environment)
@@ -404,8 +404,9 @@ void sqlite_store::change_outbox(const outbox_change& change,
   auto now = now_ms();
   transaction tx{db_};
   for (auto& x : change.settled)
-    db_.cached("UPDATE outbox SET settled_at = ?, outcome = ? WHERE id = ? "
-               "AND settled_at IS NULL")
+    db_
+      .cached("UPDATE outbox SET settled_at = ?, outcome = ? WHERE id = ? "
+              "AND settled_at IS NULL")
       .bind(1, now)
       .bind(2, x.outcome)
       .bind(3, x.id)
@@ -424,11 +425,11 @@ bool sqlite_store::remove_lock(const std::string& repo,
   return removed.has_value();
 }
 
-void sqlite_store::set_repository_active(const std::string& repo,
-                                         bool active) {
-  db_.cached("INSERT INTO repositories(repo, active, first_seen) "
-             "VALUES(?, ?, ?) ON CONFLICT(repo) DO UPDATE SET "
-             "active = excluded.active")
+void sqlite_store::set_repository_active(const std::string& repo, bool active) {
+  db_
+    .cached("INSERT INTO repositories(repo, active, first_seen) "
+            "VALUES(?, ?, ?) ON CONFLICT(repo) DO UPDATE SET "
+            "active = excluded.active")
     .bind(1, repo)
     .bind(2, int64_t{active ? 1 : 0})
     .bind(3, now_iso8601())

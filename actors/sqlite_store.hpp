@@ -37,8 +37,7 @@ public:
   std::vector<deployment_row> list(int32_t n) override;
   std::vector<unfinished_deployment> pending() override;
   std::vector<env_lock> locks() override;
-  std::vector<deployed_environment>
-  latest(const std::string& repo) override;
+  std::vector<deployed_environment> latest(const std::string& repo) override;
   std::vector<repository_record> repositories() override;
 
 private:
@@ -63,8 +62,7 @@ std::optional<env_lock> find_lock(database& db, const std::string& repo,
 /// from the JSON keep the values already in `r` (taken from the row's
 /// columns). False when the text is no JSON object; a damaged one is
 /// logged (for deployment `id`) and read as far as it goes.
-bool read_request(const std::string& text, deployment_request& r,
-                  int64_t id);
+bool read_request(const std::string& text, deployment_request& r, int64_t id);
 
 } // namespace sqlite_rows
 

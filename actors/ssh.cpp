@@ -18,8 +18,8 @@ namespace {
 using namespace ssh_detail;
 
 /// The worker: a detached actor that owns the session and blocks in it.
-ssh_actor::behavior_type ssh_worker(ssh_actor::pointer self,
-                                    ssh_options opts, caf::actor sink,
+ssh_actor::behavior_type ssh_worker(ssh_actor::pointer self, ssh_options opts,
+                                    caf::actor sink,
                                     std::shared_ptr<cancel_switch> sw) {
   auto s = make_session(std::move(opts), std::move(sink), std::move(sw));
   return {
@@ -50,8 +50,7 @@ ssh_actor::behavior_type ssh_front(ssh_actor::pointer self, ssh_options opts,
 
 } // namespace
 
-ssh_actor spawn_ssh(caf::actor_system& sys, ssh_options opts,
-                    caf::actor sink) {
+ssh_actor spawn_ssh(caf::actor_system& sys, ssh_options opts, caf::actor sink) {
   return sys.spawn(ssh_front, std::move(opts), std::move(sink));
 }
 

@@ -24,19 +24,18 @@ enum class waited { connected, cancelled, deadline, failed };
 /// Waits until the connecting socket `fd` is writable.
 waited wait_connected(int fd, clock_type::time_point deadline,
                       const cancel_switch& sw) {
-  std::array<pollfd, 2> fds{pollfd{fd, POLLOUT, 0},
-                            pollfd{sw.fd, POLLIN, 0}};
+  std::array<pollfd, 2> fds{pollfd{fd, POLLOUT, 0}, pollfd{sw.fd, POLLIN, 0}};
   for (;;) {
     if (sw.tripped)
       return waited::cancelled;
     auto now = clock_type::now();
     if (now >= deadline)
       return waited::deadline;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - now);
-    auto rc = ::poll(fds.data(), 2,
-                     static_cast<int>(std::min<int64_t>(left.count() + 1,
-                                                        1000)));
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline
+                                                                      - now);
+    auto rc = ::poll(
+      fds.data(), 2,
+      static_cast<int>(std::min<int64_t>(left.count() + 1, 1000)));
     if (rc < 0 && errno != EINTR)
       return waited::failed;
     if (rc > 0 && fds[0].revents != 0)
@@ -80,7 +79,7 @@ int connect_tcp(const std::string& host, int port, int64_t timeout_ms,
     return -1;
   }
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard{found,
-                                                            ::freeaddrinfo};
+                                                             ::freeaddrinfo};
   why = "cannot connect to " + where;
   for (auto ai = found; ai != nullptr; ai = ai->ai_next) {
     auto fd = ::socket(ai->ai_family,
@@ -121,10 +120,13 @@ int connect_tcp(const std::string& host, int port, int64_t timeout_ms,
 std::string stop_script(long remote_pid, int64_t grace_ms) {
   auto pid = std::to_string(remote_pid);
   auto rounds = std::to_string(std::max<int64_t>(grace_ms, 0) / 100);
-  return "kill -s TERM -- -" + pid + " 2>/dev/null || exit 0; i=0;"
-         " while [ $i -lt " + rounds + " ] && kill -s 0 -- -" + pid
+  return "kill -s TERM -- -" + pid
+         + " 2>/dev/null || exit 0; i=0;"
+           " while [ $i -lt "
+         + rounds + " ] && kill -s 0 -- -" + pid
          + " 2>/dev/null; do sleep 0.1; i=$((i+1)); done;"
-           " kill -s KILL -- -" + pid + " 2>/dev/null; exit 0";
+           " kill -s KILL -- -"
+         + pid + " 2>/dev/null; exit 0";
 }
 
 // -- command_output -----------------------------------------------------------
@@ -150,9 +152,10 @@ void command_output::on_line(int index, std::string_view text) {
 }
 
 void command_output::feed(int index, const char* data, std::size_t len) {
-  streams_[static_cast<std::size_t>(index)].feed(
-    std::string_view{data, len},
-    [&](std::string_view line) { on_line(index, line); });
+  streams_[static_cast<std::size_t>(index)].feed(std::string_view{data, len},
+                                                 [&](std::string_view line) {
+                                                   on_line(index, line);
+                                                 });
 }
 
 void command_output::flush() {

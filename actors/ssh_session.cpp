@@ -61,15 +61,12 @@ enum class ended {
 class session {
 public:
   session(ssh_options opts, caf::actor sink, std::shared_ptr<cancel_switch> sw)
-    : opts_(std::move(opts)),
-      sink_(std::move(sink)),
-      switch_(std::move(sw)),
+    : opts_(std::move(opts)), sink_(std::move(sink)), switch_(std::move(sw)),
       key_problem_(private_key_problem(opts_.private_key)),
       where_(opts_.host + ":" + std::to_string(opts_.port)),
       label_(opts_.label.empty() ? opts_.host : opts_.label),
-      output_([this](stream source, std::string_view text) {
-        emit(source, text);
-      }) {
+      output_(
+        [this](stream source, std::string_view text) { emit(source, text); }) {
     init_libssh2();
   }
 
@@ -102,10 +99,11 @@ public:
   void close() {
     if (ssh_ != nullptr) {
       auto deadline = clock_type::now() + short_wait;
-      call([&] {
-        return libssh2_session_disconnect(ssh_, "heaven closed the session");
-      },
-           deadline, false);
+      call(
+        [&] {
+          return libssh2_session_disconnect(ssh_, "heaven closed the session");
+        },
+        deadline, false);
       libssh2_session_free(ssh_);
       ssh_ = nullptr;
     }
@@ -131,8 +129,9 @@ private:
     if (ssh_ == nullptr)
       return "no session";
     libssh2_session_last_error(ssh_, &msg, &len, 0);
-    return msg != nullptr && len > 0 ? std::string(msg, static_cast<size_t>(len))
-                                     : std::string{"unknown error"};
+    return msg != nullptr && len > 0
+             ? std::string(msg, static_cast<size_t>(len))
+             : std::string{"unknown error"};
   }
 
   /// Waits until the socket is ready the way libssh2 needs it (checking
@@ -159,8 +158,8 @@ private:
       auto now = clock_type::now();
       if (now >= deadline)
         return ended::deadline;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - now);
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline
+                                                                        - now);
       auto ms = static_cast<int>(std::min<int64_t>(left.count() + 1, 200));
       auto rc = ::poll(fds.data(), cancellable ? 2 : 1, ms);
       if (rc < 0 && errno == EINTR)
@@ -211,7 +210,8 @@ private:
     }
   }
 
-  // -- connecting --------------------------------------------------------------
+  // -- connecting
+  // --------------------------------------------------------------
 
   /// Connects, verifies the host key and signs in; or says why not
   /// (ec::ssh_failed, ec::timed_out, ec::cancelled).
@@ -221,10 +221,9 @@ private:
     };
     auto deadline = clock_type::now()
                     + std::chrono::milliseconds(opts_.connect_timeout_ms);
-    auto timed_out = make_error(ec::timed_out,
-                                "connecting to " + where_ + " timed out after "
-                                  + std::to_string(opts_.connect_timeout_ms)
-                                  + " ms");
+    auto timed_out = make_error(
+      ec::timed_out, "connecting to " + where_ + " timed out after "
+                       + std::to_string(opts_.connect_timeout_ms) + " ms");
     if (opts_.known_hosts.empty())
       return fail("no known_hosts file is configured for " + where_
                   + ": heaven verifies every host key");
@@ -374,8 +373,8 @@ private:
       case LIBSSH2_KNOWNHOST_CHECK_MATCH:
         return {};
       case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
-        return "host key of " + where_ + " does not match "
-               + opts_.known_hosts + " (" + fingerprint
+        return "host key of " + where_ + " does not match " + opts_.known_hosts
+               + " (" + fingerprint
                + "): the host's key changed or someone is in between";
       case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
         return "host key of " + where_ + " is not in " + opts_.known_hosts
@@ -386,7 +385,8 @@ private:
     }
   }
 
-  // -- running -------------------------------------------------------------------
+  // -- running
+  // -------------------------------------------------------------------
 
   /// Sends a line of stream `source` to the sink.
   void emit(stream source, std::string_view text) {
@@ -505,8 +505,8 @@ private:
     result.exit_code = libssh2_channel_get_exit_status(ch);
     char* signal = nullptr;
     size_t signal_len = 0;
-    libssh2_channel_get_exit_signal(ch, &signal, &signal_len, nullptr,
-                                    nullptr, nullptr, nullptr);
+    libssh2_channel_get_exit_signal(ch, &signal, &signal_len, nullptr, nullptr,
+                                    nullptr, nullptr);
     if (signal != nullptr) {
       result.exit_signal.assign(signal, signal_len);
       libssh2_free(ssh_, signal);
@@ -518,10 +518,10 @@ private:
 
   /// Runs `cmd` on the connected session.
   ssh_result execute(const ssh_command& cmd) {
-    auto deadline = cmd.timeout_ms > 0 ? clock_type::now()
-                                           + std::chrono::milliseconds(
-                                             cmd.timeout_ms)
-                                       : no_deadline;
+    auto deadline = cmd.timeout_ms > 0
+                      ? clock_type::now()
+                          + std::chrono::milliseconds(cmd.timeout_ms)
+                      : no_deadline;
     output_.reset();
     LIBSSH2_CHANNEL* ch = nullptr;
     auto how = open_channel(&ch, deadline, true);
@@ -545,12 +545,11 @@ private:
       output_.flush();
       if (ch != nullptr && how != ended::failed)
         stop_remote(ch);
-      result = failed(how == ended::cancelled ? std::string{"cancelled"}
-                      : how == ended::deadline
-                        ? "timed out after " + std::to_string(cmd.timeout_ms)
-                            + " ms"
-                        : "the SSH session to " + where_
-                            + " failed: " + failure_);
+      result = failed(
+        how == ended::cancelled ? std::string{"cancelled"}
+        : how == ended::deadline
+          ? "timed out after " + std::to_string(cmd.timeout_ms) + " ms"
+          : "the SSH session to " + where_ + " failed: " + failure_);
     }
     if (ch != nullptr && ssh_ != nullptr)
       free_channel(ch);

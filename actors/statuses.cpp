@@ -43,8 +43,8 @@ courier status_courier(github_api api,
     return "status " + s.state + " of " + s.repo + " deployment "
            + std::to_string(s.github_id);
   };
-  c.request = [api, log_url](const outbox_row& row)
-    -> std::optional<http_request> {
+  c.request = [api,
+               log_url](const outbox_row& row) -> std::optional<http_request> {
     auto s = status_of(row);
     if (api.token.empty()) {
       spdlog::info("status {} of {} deployment {} ({}) not posted: "

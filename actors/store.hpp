@@ -28,9 +28,9 @@ struct store_state {
 /// The STORE actor. Opens (creating if needed) the database at `path`.
 /// SQLite calls block, so production spawns it detached. A write that fails
 /// is reported to `health` (may be null) until one works again.
-store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self,
-                                 std::string path,
-                                 std::shared_ptr<health_board> health);
+store_actor::behavior_type
+store(store_actor::stateful_pointer<store_state> self, std::string path,
+      std::shared_ptr<health_board> health);
 
 // -- the command line's access ---------------------------------------------
 // `heaven locks`, `heaven unlock` and `heaven repos` work on the database at

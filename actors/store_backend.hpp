@@ -46,14 +46,14 @@ public:
 
   /// Moves queued deployment `id` to running and queues its `in_progress`
   /// status; false (nothing written) when it is not queued.
-  virtual bool start(int64_t id, const std::string& description,
-                     committed_rows& rows)
+  virtual bool
+  start(int64_t id, const std::string& description, committed_rows& rows)
     = 0;
 
   /// Ends deployment `id` and queues its terminal status; false (nothing
   /// written) when there is no such deployment or it has ended already.
-  virtual bool finish(int64_t id, const provider_outcome& outcome,
-                      committed_rows& rows)
+  virtual bool
+  finish(int64_t id, const provider_outcome& outcome, committed_rows& rows)
     = 0;
 
   /// True only for the first claim of (repo, app, environment, sha); the
@@ -61,19 +61,17 @@ public:
   virtual bool claim(const auto_deployment& x, committed_rows& rows) = 0;
 
   /// Settles outbox rows and adds the rows they lead to.
-  virtual void change_outbox(const outbox_change& change,
-                             committed_rows& rows)
+  virtual void change_outbox(const outbox_change& change, committed_rows& rows)
     = 0;
 
   /// Removes the lock on (repo, environment); false when there was none.
-  virtual bool remove_lock(const std::string& repo,
-                           const std::string& environment)
+  virtual bool
+  remove_lock(const std::string& repo, const std::string& environment)
     = 0;
 
   /// Sets whether heaven acts on `repo`'s events, recording the repository
   /// when heaven has not heard from it yet.
-  virtual void set_repository_active(const std::string& repo, bool active)
-    = 0;
+  virtual void set_repository_active(const std::string& repo, bool active) = 0;
 
   // -- reads -----------------------------------------------------------------
 
@@ -91,8 +89,7 @@ public:
 
   /// For `repo`: each app+environment's newest successful `deploy`, ordered
   /// by app and environment, with the environment's lock.
-  virtual std::vector<deployed_environment> latest(const std::string& repo)
-    = 0;
+  virtual std::vector<deployed_environment> latest(const std::string& repo) = 0;
 
   /// Every repository heaven has heard from (or that was switched), by name.
   virtual std::vector<repository_record> repositories() = 0;

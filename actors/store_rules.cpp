@@ -39,8 +39,7 @@ verdict decide_state(const deployment_request& r, lock_task action,
   if (ended.state.empty())
     return {deploy_state::queued, queued_description(r)};
   // admit ends a deployment in success or error only.
-  return {parse_deploy_state(ended.state).value_or(
-            deploy_state::error),
+  return {parse_deploy_state(ended.state).value_or(deploy_state::error),
           std::move(ended.description)};
 }
 

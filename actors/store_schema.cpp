@@ -138,8 +138,8 @@ void migrate(database& db, const std::string& path) {
     throw;
   }
   if (found > 0)
-    spdlog::info("store migrated {} from schema version {} to {}", path,
-                 found, current_version);
+    spdlog::info("store migrated {} from schema version {} to {}", path, found,
+                 current_version);
 }
 
 } // namespace heaven

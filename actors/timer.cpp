@@ -4,8 +4,9 @@
 
 namespace heaven {
 
-timer_actor::behavior_type timer(timer_actor::stateful_pointer<timer_state> self,
-                                 deployment_actor target, caf::timespan delay) {
+timer_actor::behavior_type
+timer(timer_actor::stateful_pointer<timer_state> self, deployment_actor target,
+      caf::timespan delay) {
   self->delayed_send(self, delay, timeout_atom::value);
   return {
     [=](timeout_atom) {

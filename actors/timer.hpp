@@ -14,7 +14,8 @@ struct timer_state {
 };
 
 /// Sends `timeout` to `target` once `delay` has passed, then quits.
-timer_actor::behavior_type timer(timer_actor::stateful_pointer<timer_state> self,
-                                 deployment_actor target, caf::timespan delay);
+timer_actor::behavior_type
+timer(timer_actor::stateful_pointer<timer_state> self, deployment_actor target,
+      caf::timespan delay);
 
 } // namespace heaven

@@ -2,14 +2,14 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <condition_variable>
-#include <mutex>
-#include <thread>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -19,10 +19,10 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/expected.hpp>
-#include <caf/typed_event_based_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/spawn_options.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
@@ -111,8 +111,8 @@ public:
 
 private:
   static std::size_t limit() {
-    static const std::size_t n
-      = std::max(2u, std::thread::hardware_concurrency());
+    static const std::size_t n = std::max(2u,
+                                          std::thread::hardware_concurrency());
     return n;
   }
   static std::mutex& mtx() {
@@ -183,8 +183,8 @@ public:
       fs::remove_all(ws, fs_err);
       // A local clone hard-links the mirror's objects: cheap, and unlike
       // --shared it survives a later gc of the mirror.
-      auto r = git({"clone", "--quiet", "--no-checkout", "--",
-                    mirror.string(), ws.string()},
+      auto r = git({"clone", "--quiet", "--no-checkout", "--", mirror.string(),
+                    ws.string()},
                    data);
       if (r) {
         fs::remove_all(ws, fs_err);
@@ -216,7 +216,7 @@ private:
   /// Runs git; returns why it failed (git's last stderr line when it said
   /// something), or no error.
   caf::error git(std::vector<std::string> args, const fs::path& cwd,
-                  bool forward = true) {
+                 bool forward = true) {
     process_spec spec;
     spec.argv.push_back("git");
     for (auto& x : args)
@@ -248,8 +248,7 @@ private:
     if (!last_err.empty())
       return failed(last_err);
     if (info.signal != 0)
-      return failed("git was killed by signal "
-                    + std::to_string(info.signal));
+      return failed("git was killed by signal " + std::to_string(info.signal));
     return failed("git exited with status " + std::to_string(info.code));
   }
 
@@ -284,8 +283,7 @@ private:
     }
     fs::rename(tmp, mirror, fs_err);
     if (fs_err)
-      return failed("cannot move the mirror into place: "
-                    + fs_err.message());
+      return failed("cannot move the mirror into place: " + fs_err.message());
     return {};
   }
 

@@ -59,7 +59,9 @@ std::string parse_bool(const std::string& value, bool& out, const char* name) {
   },                                                                           \
     [](const settings& s) { return s.field; }
 #define HEAVEN_INT(field, name)                                                \
-  [](settings& s, const std::string& v) { return parse_int(v, s.field, name); },\
+  [](settings& s, const std::string& v) {                                      \
+    return parse_int(v, s.field, name);                                        \
+  },                                                                           \
     [](const settings& s) { return std::to_string(s.field); }
 #define HEAVEN_BOOL(field, name)                                               \
   [](settings& s, const std::string& v) {                                      \
@@ -214,16 +216,15 @@ const std::vector<option>& options() {
      "names a file holding it",
      HEAVEN_STRING(hipchat_token), true},
     {"HIPCHAT_ROOM", "--hipchat-room",
-     "HipChat room when the payload names none",
-     HEAVEN_STRING(hipchat_room)},
+     "HipChat room when the payload names none", HEAVEN_STRING(hipchat_room)},
     {"HIPCHAT_SERVER", "--hipchat-server", "HipChat server base URL",
      HEAVEN_STRING(hipchat_server)},
     {"CAMPFIRE_TOKEN", "--campfire-token-file",
      "Campfire API token (Campfire is told when set); the flag names a file "
      "holding it",
      HEAVEN_STRING(campfire_token), true},
-    {"CAMPFIRE_SUBDOMAIN", "--campfire-subdomain",
-     "Campfire account subdomain", HEAVEN_STRING(campfire_subdomain)},
+    {"CAMPFIRE_SUBDOMAIN", "--campfire-subdomain", "Campfire account subdomain",
+     HEAVEN_STRING(campfire_subdomain)},
     {"HEAVEN_CAMPFIRE_ENDPOINT", "--campfire-endpoint",
      "Campfire base URL; {subdomain} is filled in",
      HEAVEN_STRING(campfire_endpoint)},
@@ -241,8 +242,8 @@ const std::vector<option>& options() {
      "author avatar URL of heaven's Flowdock activities (default: a build "
      "status icon)",
      HEAVEN_STRING(flowdock_user_avatar)},
-    {"HEAVEN_FLOWDOCK_ENDPOINT", "--flowdock-endpoint",
-     "Flowdock API base URL", HEAVEN_STRING(flowdock_endpoint)},
+    {"HEAVEN_FLOWDOCK_ENDPOINT", "--flowdock-endpoint", "Flowdock API base URL",
+     HEAVEN_STRING(flowdock_endpoint)},
     {"HEAVEN_NOTIFY_WEBHOOK_URL", "--notify-webhook-url",
      "URL heaven POSTs every deployment status to as signed JSON",
      HEAVEN_STRING(notify_webhook_url)},
@@ -311,8 +312,7 @@ std::string read_file(const std::string& path, settings& s, bool required) {
       value = value.substr(1, value.size() - 2);
     auto opt = by_env(name);
     if (!opt)
-      return path + ":" + std::to_string(lineno) + ": unknown setting "
-             + name;
+      return path + ":" + std::to_string(lineno) + ": unknown setting " + name;
     if (auto err = opt->set(s, value); !err.empty())
       return path + ":" + std::to_string(lineno) + ": " + err;
   }
@@ -405,22 +405,22 @@ settings_or_error load_settings(const std::vector<std::string>& args,
 }
 
 std::string help_text() {
-  std::string out =
-    "heaven - deploys GitHub deployment events\n\n"
-    "Usage:\n"
-    "  heaven serve [options]    serve webhooks on POST /events\n"
-    "  heaven demo [options]     serve, and deploy a bundled example\n"
-    "  heaven locks [options]    list the locked environments\n"
-    "  heaven unlock <owner/name> <environment> [options]\n"
-    "                            break a lock (also while heaven serves)\n"
-    "  heaven repos [options]    list the repositories heaven has heard of\n"
-    "  heaven repos disable|enable <owner/name> [options]\n"
-    "                            ignore a repository's events, or act again\n"
-    "  heaven --help             this text\n\n"
-    "Every setting can come from a flag, an environment variable, or a\n"
-    "NAME=value line in the config file; flags win over variables, and\n"
-    "variables over the file.\n\n"
-    "Settings (variable, flag, default):\n";
+  std::string out
+    = "heaven - deploys GitHub deployment events\n\n"
+      "Usage:\n"
+      "  heaven serve [options]    serve webhooks on POST /events\n"
+      "  heaven demo [options]     serve, and deploy a bundled example\n"
+      "  heaven locks [options]    list the locked environments\n"
+      "  heaven unlock <owner/name> <environment> [options]\n"
+      "                            break a lock (also while heaven serves)\n"
+      "  heaven repos [options]    list the repositories heaven has heard of\n"
+      "  heaven repos disable|enable <owner/name> [options]\n"
+      "                            ignore a repository's events, or act again\n"
+      "  heaven --help             this text\n\n"
+      "Every setting can come from a flag, an environment variable, or a\n"
+      "NAME=value line in the config file; flags win over variables, and\n"
+      "variables over the file.\n\n"
+      "Settings (variable, flag, default):\n";
   settings defaults;
   for (auto& o : options()) {
     auto def = o.show(defaults);
@@ -529,12 +529,18 @@ std::vector<std::string> secret_values(const settings& cfg,
   add_secret_parts("HEAVEN_NOTIFY_WEBHOOK_SECRET", cfg.notify_webhook_secret,
                    result);
   static const char* names[] = {
-    "GITHUB_TOKEN",           "GITHUB_WEBHOOK_SECRET",
-    "HEROKU_API_KEY",         "DEPLOYMENT_PRIVATE_KEY",
-    "BEANSTALK_ACCESS_KEY_ID", "BEANSTALK_SECRET_ACCESS_KEY",
-    "BUNDLER_PRIVATE_CREDENTIALS", "SLACK_WEBHOOK_URL",
-    "HIPCHAT_TOKEN",          "CAMPFIRE_TOKEN",
-    "FLOWDOCK_USER_API_TOKEN", "FLOWDOCK_FLOW_TOKENS",
+    "GITHUB_TOKEN",
+    "GITHUB_WEBHOOK_SECRET",
+    "HEROKU_API_KEY",
+    "DEPLOYMENT_PRIVATE_KEY",
+    "BEANSTALK_ACCESS_KEY_ID",
+    "BEANSTALK_SECRET_ACCESS_KEY",
+    "BUNDLER_PRIVATE_CREDENTIALS",
+    "SLACK_WEBHOOK_URL",
+    "HIPCHAT_TOKEN",
+    "CAMPFIRE_TOKEN",
+    "FLOWDOCK_USER_API_TOKEN",
+    "FLOWDOCK_FLOW_TOKENS",
   };
   for (auto& [k, v] : env) {
     if (v.empty())
@@ -542,8 +548,7 @@ std::vector<std::string> secret_values(const settings& cfg,
     bool known = std::find_if(std::begin(names), std::end(names),
                               [&](const char* n) { return k == n; })
                  != std::end(names);
-    bool looks_secret = k.find("TOKEN") != k.npos
-                        || k.find("SECRET") != k.npos
+    bool looks_secret = k.find("TOKEN") != k.npos || k.find("SECRET") != k.npos
                         || k.find("PASSWORD") != k.npos
                         || k.find("PRIVATE_KEY") != k.npos;
     if (known || looks_secret)

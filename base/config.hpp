@@ -14,87 +14,95 @@ namespace heaven {
 /// Every setting heaven reads. Names in comments are the environment
 /// variables; each also has a `--flag` and a `NAME=value` config file line.
 struct settings {
-  std::string listen = "127.0.0.1:8080";      ///< HEAVEN_LISTEN
-  std::string data_dir = "./var";             ///< HEAVEN_DATA_DIR
-  std::string webhook_secret;                 ///< GITHUB_WEBHOOK_SECRET
-  std::string github_token;                   ///< GITHUB_TOKEN
-  std::string api_endpoint = "https://api.github.com/"; ///< OCTOKIT_API_ENDPOINT
-  std::string web_endpoint = "https://github.com/";     ///< OCTOKIT_WEB_ENDPOINT
-  std::string public_url;                     ///< HEAVEN_PUBLIC_URL
-  int64_t deployment_timeout = 300;           ///< DEPLOYMENT_TIMEOUT (s)
-  bool terminate_children = true;     ///< TERMINATE_CHILD_PROCESS_ON_TIMEOUT
-  int64_t kill_grace = 5;                     ///< HEAVEN_KILL_GRACE (s)
+  std::string listen = "127.0.0.1:8080"; ///< HEAVEN_LISTEN
+  std::string data_dir = "./var";        ///< HEAVEN_DATA_DIR
+  std::string webhook_secret;            ///< GITHUB_WEBHOOK_SECRET
+  std::string github_token;              ///< GITHUB_TOKEN
+  std::string api_endpoint
+    = "https://api.github.com/";                    ///< OCTOKIT_API_ENDPOINT
+  std::string web_endpoint = "https://github.com/"; ///< OCTOKIT_WEB_ENDPOINT
+  std::string public_url;                           ///< HEAVEN_PUBLIC_URL
+  int64_t deployment_timeout = 300;                 ///< DEPLOYMENT_TIMEOUT (s)
+  bool terminate_children = true; ///< TERMINATE_CHILD_PROCESS_ON_TIMEOUT
+  int64_t kill_grace = 5;         ///< HEAVEN_KILL_GRACE (s)
   /// "auto": each deployment's processes in a cgroup v2 of their own when
   /// the machine allows it; "off": process groups tracked by heaven.
-  std::string cgroups = "auto";               ///< HEAVEN_CGROUPS
-  bool insecure = false;                      ///< HEAVEN_INSECURE
-  std::vector<std::string> withhold_env;      ///< HEAVEN_WITHHOLD_ENV
-  std::string log_level = "info";             ///< HEAVEN_LOG_LEVEL
-  int64_t max_body = 25 * 1024 * 1024;        ///< HEAVEN_MAX_BODY (bytes)
-  int64_t status_retries = 5;                 ///< HEAVEN_STATUS_RETRIES
+  std::string cgroups = "auto";          ///< HEAVEN_CGROUPS
+  bool insecure = false;                 ///< HEAVEN_INSECURE
+  std::vector<std::string> withhold_env; ///< HEAVEN_WITHHOLD_ENV
+  std::string log_level = "info";        ///< HEAVEN_LOG_LEVEL
+  int64_t max_body = 25 * 1024 * 1024;   ///< HEAVEN_MAX_BODY (bytes)
+  int64_t status_retries = 5;            ///< HEAVEN_STATUS_RETRIES
   /// Seconds a GitHub status, a chat message or an auto-deployment is
   /// retried (across restarts) before it is dropped.
-  int64_t outbox_max_age = 86400;             ///< HEAVEN_OUTBOX_MAX_AGE
+  int64_t outbox_max_age = 86400; ///< HEAVEN_OUTBOX_MAX_AGE
   /// First wait before an undelivered status or chat message is tried
   /// again; doubles.
-  int64_t retry_backoff_ms = 1000;            ///< HEAVEN_RETRY_BACKOFF_MS
-  int64_t retry_max_backoff_ms = 60000;       ///< HEAVEN_RETRY_MAX_BACKOFF_MS
+  int64_t retry_backoff_ms = 1000;      ///< HEAVEN_RETRY_BACKOFF_MS
+  int64_t retry_max_backoff_ms = 60000; ///< HEAVEN_RETRY_MAX_BACKOFF_MS
   /// Seconds running deployments may take to finish after SIGTERM.
-  int64_t drain_seconds = 30;                 ///< HEAVEN_DRAIN_SECONDS
-  std::string config_file;                    ///< HEAVEN_CONFIG
+  int64_t drain_seconds = 30; ///< HEAVEN_DRAIN_SECONDS
+  std::string config_file;    ///< HEAVEN_CONFIG
   /// Milliseconds between two polls of a remote build (Heroku, Beanstalk).
-  int64_t poll_interval_ms = 3000;            ///< HEAVEN_POLL_INTERVAL_MS
-  std::string heroku_api_key;                 ///< HEROKU_API_KEY
-  std::string heroku_endpoint = "https://api.heroku.com/"; ///< HEAVEN_HEROKU_ENDPOINT
-  std::string beanstalk_bucket;               ///< BEANSTALK_S3_BUCKET
-  std::string beanstalk_access_key_id;        ///< BEANSTALK_ACCESS_KEY_ID
-  std::string beanstalk_secret_access_key;    ///< BEANSTALK_SECRET_ACCESS_KEY
+  int64_t poll_interval_ms = 3000; ///< HEAVEN_POLL_INTERVAL_MS
+  std::string heroku_api_key;      ///< HEROKU_API_KEY
+  std::string heroku_endpoint
+    = "https://api.heroku.com/";           ///< HEAVEN_HEROKU_ENDPOINT
+  std::string beanstalk_bucket;            ///< BEANSTALK_S3_BUCKET
+  std::string beanstalk_access_key_id;     ///< BEANSTALK_ACCESS_KEY_ID
+  std::string beanstalk_secret_access_key; ///< BEANSTALK_SECRET_ACCESS_KEY
   /// S3 base URL; {bucket} and {region} are filled in.
-  std::string s3_endpoint = "https://{bucket}.s3.{region}.amazonaws.com/"; ///< HEAVEN_S3_ENDPOINT
+  std::string s3_endpoint
+    = "https://{bucket}.s3.{region}.amazonaws.com/"; ///< HEAVEN_S3_ENDPOINT
   /// Elastic Beanstalk query API URL; {region} is filled in.
-  std::string beanstalk_endpoint = "https://elasticbeanstalk.{region}.amazonaws.com/"; ///< HEAVEN_BEANSTALK_ENDPOINT
+  std::string beanstalk_endpoint
+    = "https://elasticbeanstalk.{region}.amazonaws.com/"; ///< HEAVEN_BEANSTALK_ENDPOINT
 
   /// known_hosts file every server's SSH host key must be in (capistrano's
   /// native mode); default $HOME/.ssh/known_hosts.
-  std::string known_hosts;                    ///< HEAVEN_KNOWN_HOSTS
+  std::string known_hosts; ///< HEAVEN_KNOWN_HOSTS
   /// Milliseconds to connect and sign in to a server over SSH.
-  int64_t ssh_connect_timeout_ms = 10000;     ///< HEAVEN_SSH_CONNECT_TIMEOUT_MS
+  int64_t ssh_connect_timeout_ms = 10000; ///< HEAVEN_SSH_CONNECT_TIMEOUT_MS
 
   // -- chat-ops -------------------------------------------------------------
   /// Tasks `<prefix>:lock` and `<prefix>:unlock` lock an environment.
-  std::string deploy_prefix = "deploy";       ///< HUBOT_DEPLOY_PREFIX
+  std::string deploy_prefix = "deploy"; ///< HUBOT_DEPLOY_PREFIX
   /// Slack incoming webhook; Slack is notified when set (a secret: the URL
   /// carries the token).
-  std::string slack_webhook_url;              ///< SLACK_WEBHOOK_URL
-  std::string slack_bot_name = "hubot";       ///< SLACK_BOT_NAME
-  std::string slack_bot_icon = "https://octodex.github.com/images/labtocat.png"; ///< SLACK_BOT_ICON
+  std::string slack_webhook_url;        ///< SLACK_WEBHOOK_URL
+  std::string slack_bot_name = "hubot"; ///< SLACK_BOT_NAME
+  std::string slack_bot_icon
+    = "https://octodex.github.com/images/labtocat.png"; ///< SLACK_BOT_ICON
   /// HipChat room notification token; HipChat is notified when set.
-  std::string hipchat_token;                  ///< HIPCHAT_TOKEN
-  std::string hipchat_room = "Developers";    ///< HIPCHAT_ROOM
+  std::string hipchat_token;                              ///< HIPCHAT_TOKEN
+  std::string hipchat_room = "Developers";                ///< HIPCHAT_ROOM
   std::string hipchat_server = "https://api.hipchat.com"; ///< HIPCHAT_SERVER
   /// Campfire API token; Campfire is notified when set.
-  std::string campfire_token;                 ///< CAMPFIRE_TOKEN
-  std::string campfire_subdomain;             ///< CAMPFIRE_SUBDOMAIN
+  std::string campfire_token;     ///< CAMPFIRE_TOKEN
+  std::string campfire_subdomain; ///< CAMPFIRE_SUBDOMAIN
   /// Campfire base URL; {subdomain} is filled in.
-  std::string campfire_endpoint = "https://{subdomain}.campfirenow.com/"; ///< HEAVEN_CAMPFIRE_ENDPOINT
+  std::string campfire_endpoint
+    = "https://{subdomain}.campfirenow.com/"; ///< HEAVEN_CAMPFIRE_ENDPOINT
   /// JSON object: flow name (payload.notify.room) -> flow source token;
   /// Flowdock is notified when set.
-  std::string flowdock_flow_tokens;           ///< FLOWDOCK_FLOW_TOKENS
-  std::string flowdock_user_name = "Heaven";  ///< FLOWDOCK_USER_NAME
-  std::string flowdock_user_email = "build@flowdock.com"; ///< FLOWDOCK_USER_EMAIL
-  std::string flowdock_user_avatar;           ///< FLOWDOCK_USER_AVATAR
-  std::string flowdock_endpoint = "https://api.flowdock.com/"; ///< HEAVEN_FLOWDOCK_ENDPOINT
+  std::string flowdock_flow_tokens;          ///< FLOWDOCK_FLOW_TOKENS
+  std::string flowdock_user_name = "Heaven"; ///< FLOWDOCK_USER_NAME
+  std::string flowdock_user_email
+    = "build@flowdock.com";         ///< FLOWDOCK_USER_EMAIL
+  std::string flowdock_user_avatar; ///< FLOWDOCK_USER_AVATAR
+  std::string flowdock_endpoint
+    = "https://api.flowdock.com/"; ///< HEAVEN_FLOWDOCK_ENDPOINT
   /// A generic outgoing webhook for chat systems heaven doesn't know.
-  std::string notify_webhook_url;             ///< HEAVEN_NOTIFY_WEBHOOK_URL
+  std::string notify_webhook_url; ///< HEAVEN_NOTIFY_WEBHOOK_URL
   /// HMAC-SHA256 key of that webhook's `X-Heaven-Signature-256`.
-  std::string notify_webhook_secret;          ///< HEAVEN_NOTIFY_WEBHOOK_SECRET
+  std::string notify_webhook_secret; ///< HEAVEN_NOTIFY_WEBHOOK_SECRET
   /// List the commits a successful deploy brought.
-  bool display_commits = false;               ///< HEAVEN_NOTIFIER_DISPLAY_COMMITS
+  bool display_commits = false; ///< HEAVEN_NOTIFIER_DISPLAY_COMMITS
   /// At most this many commits in that list (0: all).
-  int64_t display_commits_limit = 0;          ///< HEAVEN_NOTIFIER_DISPLAY_COMMITS_LIMIT
+  int64_t display_commits_limit = 0; ///< HEAVEN_NOTIFIER_DISPLAY_COMMITS_LIMIT
   /// Attempts per chat message before it is dropped (0: until
   /// HEAVEN_OUTBOX_MAX_AGE).
-  int64_t notify_retries = 0;                 ///< HEAVEN_NOTIFY_RETRIES
+  int64_t notify_retries = 0; ///< HEAVEN_NOTIFY_RETRIES
 };
 
 /// The outcome of reading the settings: the settings, or an error message.

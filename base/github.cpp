@@ -144,11 +144,10 @@ http_request create_deployment_request(const github_api& api,
   return req;
 }
 
-http_request list_deployments_request(const github_api& api,
-                                      const std::string& repo,
-                                      const std::string& sha,
-                                      std::string_view environment,
-                                      std::string_view task, int per_page) {
+http_request
+list_deployments_request(const github_api& api, const std::string& repo,
+                         const std::string& sha, std::string_view environment,
+                         std::string_view task, int per_page) {
   return github_request(api, "GET",
                         "repos/" + repo + "/deployments?sha=" + sha
                           + "&environment=" + percent_encode(environment)
@@ -185,8 +184,7 @@ std::optional<commit_changes> parse_compare(const std::string& body,
   commit_changes c;
   c.url = text_of(doc, "html_url");
   c.total_commits = number_of(doc, "total_commits");
-  if (auto files = doc.find("files");
-      files != doc.end() && files->is_array())
+  if (auto files = doc.find("files"); files != doc.end() && files->is_array())
     for (const auto& f : *files) {
       if (!f.is_object())
         continue;
@@ -212,23 +210,20 @@ std::optional<commit_changes> parse_compare(const std::string& body,
 
 // -- archives ----------------------------------------------------------------
 
-http_request github_archive_request(const github_api& api,
-                                    const std::string& repo,
-                                    std::string_view kind,
-                                    const std::string& sha) {
-  auto req = github_request(api, "GET",
-                            "repos/" + repo + "/" + std::string{kind} + "/"
-                              + sha);
+http_request
+github_archive_request(const github_api& api, const std::string& repo,
+                       std::string_view kind, const std::string& sha) {
+  auto req = github_request(
+    api, "GET", "repos/" + repo + "/" + std::string{kind} + "/" + sha);
   // The 302 is the answer: its Location is the archive.
   req.follow_redirects = false;
   return req;
 }
 
-std::string github_archive_problem(const http_response& res,
-                                   std::string_view kind,
-                                   const std::string& repo,
-                                   const std::string& sha,
-                                   std::string& location) {
+std::string
+github_archive_problem(const http_response& res, std::string_view kind,
+                       const std::string& repo, const std::string& sha,
+                       std::string& location) {
   location.clear();
   auto what = "GitHub's " + std::string{kind} + " of " + repo + " at "
               + short_sha(sha);

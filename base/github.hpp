@@ -61,11 +61,10 @@ http_request create_deployment_request(const github_api& api,
                                        std::string body);
 
 /// `GET /repos/{repo}/deployments?sha=..&environment=..&task=..&per_page=..`.
-http_request list_deployments_request(const github_api& api,
-                                      const std::string& repo,
-                                      const std::string& sha,
-                                      std::string_view environment,
-                                      std::string_view task, int per_page);
+http_request
+list_deployments_request(const github_api& api, const std::string& repo,
+                         const std::string& sha, std::string_view environment,
+                         std::string_view task, int per_page);
 
 // -- commits -----------------------------------------------------------------
 
@@ -93,17 +92,15 @@ std::optional<commit_changes> parse_compare(const std::string& body,
 /// `GET <api>repos/<repo>/<kind>/<sha>`, `kind` "tarball" or "zipball". GitHub
 /// answers 302 with the link in `Location` (private repositories: it carries
 /// a short-lived token, so never log it).
-http_request github_archive_request(const github_api& api,
-                                    const std::string& repo,
-                                    std::string_view kind,
-                                    const std::string& sha);
+http_request
+github_archive_request(const github_api& api, const std::string& repo,
+                       std::string_view kind, const std::string& sha);
 
 /// Why GitHub gave no archive link, for a status description; "" when
 /// `res` is the 302 with a Location (then `location` holds it).
-std::string github_archive_problem(const http_response& res,
-                                   std::string_view kind,
-                                   const std::string& repo,
-                                   const std::string& sha,
-                                   std::string& location);
+std::string
+github_archive_problem(const http_response& res, std::string_view kind,
+                       const std::string& repo, const std::string& sha,
+                       std::string& location);
 
 } // namespace heaven

@@ -19,8 +19,7 @@ std::string now_utc() {
 
 } // namespace
 
-void health_board::fail(const std::string& component,
-                        const std::string& what) {
+void health_board::fail(const std::string& component, const std::string& what) {
   std::lock_guard guard{mtx_};
   auto& p = problems_[component];
   if (p.since.empty())

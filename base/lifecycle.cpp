@@ -30,8 +30,8 @@ provider_outcome admit(const deployment_request& req, const admission& a) {
   auto& env = req.environment;
   if (a.lock_action == lock_task::lock) {
     if (a.lock_state == lock_outcome::already_locked)
-      return {"error", repo + " is already locked on " + env + " by "
-                         + a.holder + ": ask them, or unlock it first"};
+      return {"error", repo + " is already locked on " + env + " by " + a.holder
+                         + ": ask them, or unlock it first"};
     return {"success", repo + " locked on " + env + " by " + req.actor};
   }
   if (a.lock_action == lock_task::unlock) {

@@ -8,7 +8,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-
 #include "base/text.hpp"
 #include "base/validate.hpp"
 
@@ -123,8 +122,8 @@ std::string log_book::redact(std::string_view text) const {
          pos = text.find(s, pos + 1)) {
       if (hidden.empty())
         hidden.resize(text.size(), false);
-      std::fill_n(hidden.begin() + static_cast<std::ptrdiff_t>(pos),
-                  s.size(), true);
+      std::fill_n(hidden.begin() + static_cast<std::ptrdiff_t>(pos), s.size(),
+                  true);
     }
   }
   if (hidden.empty())

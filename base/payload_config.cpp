@@ -9,8 +9,7 @@ namespace {
 using json = nlohmann::json;
 
 /// The string at `key` of `object`, when there is one.
-bool read_string(const json& object, const std::string& key,
-                 std::string& out) {
+bool read_string(const json& object, const std::string& key, std::string& out) {
   auto it = object.find(key);
   if (it == object.end() || !it->is_string())
     return false;

@@ -65,8 +65,7 @@ bool retry_allowed(const retry_policy& p, const http_response& res,
 
 std::chrono::milliseconds backoff(const retry_policy& p, int failures) {
   auto shift = std::clamp(failures - 1, 0, 20);
-  auto wait = std::min(p.first_backoff * (int64_t{1} << shift),
-                       p.max_backoff);
+  auto wait = std::min(p.first_backoff * (int64_t{1} << shift), p.max_backoff);
   if (p.jitter > 0 && wait.count() > 0) {
     auto share = std::clamp(p.jitter, 0.0, 1.0)
                  * (p.random ? p.random() : default_random());
@@ -80,8 +79,7 @@ int64_t retry_at(const http_response& res, int64_t now_ms) {
   auto after = header_value(res, "retry-after");
   if (!after.empty()) {
     if (auto seconds = seconds_in(after))
-      return now_ms
-             + std::clamp<int64_t>(*seconds, 0, int64_t{1} << 40) * 1000;
+      return now_ms + std::clamp<int64_t>(*seconds, 0, int64_t{1} << 40) * 1000;
     if (auto at = http_date_ms(after))
       return *at;
   }

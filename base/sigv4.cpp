@@ -258,8 +258,7 @@ url_parts parse_url(std::string_view url) {
 /// and appends the new one.
 void set_header(string_pairs& headers, std::string_view name,
                 std::string value) {
-  std::erase_if(headers,
-                [&](auto& kvp) { return iequals(kvp.first, name); });
+  std::erase_if(headers, [&](auto& kvp) { return iequals(kvp.first, name); });
   headers.emplace_back(std::string{name}, std::move(value));
 }
 
@@ -338,9 +337,8 @@ void sign(http_request& req, const credentials& creds, std::string_view region,
   bool s3 = service == "s3";
   auto payload_hash = sha256_hex(req.body);
   // An old signature must not be signed over (re-signing a retried request).
-  std::erase_if(req.headers, [](auto& kvp) {
-    return iequals(kvp.first, "Authorization");
-  });
+  std::erase_if(req.headers,
+                [](auto& kvp) { return iequals(kvp.first, "Authorization"); });
   set_header(req.headers, "Host", url.host);
   set_header(req.headers, "X-Amz-Date", date);
   if (s3)
@@ -350,8 +348,7 @@ void sign(http_request& req, const credentials& creds, std::string_view region,
   request r{req.method, percent_decode(url.path), url.query, req.headers,
             payload_hash};
   req.headers.emplace_back("Authorization",
-                           authorization(r, creds, date, region, service,
-                                         !s3));
+                           authorization(r, creds, date, region, service, !s3));
 }
 
 } // namespace heaven::sigv4

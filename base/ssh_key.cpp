@@ -88,8 +88,7 @@ std::string pkcs8_key_problem(const std::string& text) {
   // An empty passphrase keeps OpenSSL from prompting on a terminal.
   char empty[] = "";
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key{
-    PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, empty),
-    EVP_PKEY_free};
+    PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, empty), EVP_PKEY_free};
   if (!key)
     return "the deploy key is not a readable private key";
   if (EVP_PKEY_base_id(key.get()) == EVP_PKEY_RSA)
@@ -169,9 +168,9 @@ std::string host_key_methods(const std::vector<std::string>& known) {
   };
   for (auto& x : known)
     add(x);
-  for (auto x : {"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-                 "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256",
-                 "ssh-rsa"})
+  for (auto x :
+       {"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"})
     add(x);
   std::string methods;
   for (auto& x : types)
@@ -184,8 +183,8 @@ std::string host_key_fingerprint(const std::string& type_name,
   if (sha256 == nullptr)
     return type_name + " SHA256:?";
   std::string out(4 * ((32 + 2) / 3) + 1, '\0');
-  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                           sha256, 32);
+  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), sha256,
+                           32);
   out.resize(static_cast<size_t>(n));
   while (!out.empty() && out.back() == '=')
     out.pop_back();

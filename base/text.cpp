@@ -86,8 +86,7 @@ std::string base64_decode(std::string_view text) {
 std::string sha256_hex(std::string_view data) {
   digest md{};
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(),
-             nullptr);
+  EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr);
   return to_hex(md.data(), len);
 }
 

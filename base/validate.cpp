@@ -70,10 +70,9 @@ bool valid_script_path(std::string_view path) {
   auto dot = path.rfind('.');
   if (dot != path.npos && (last_slash == path.npos || dot > last_slash)) {
     auto ext = path.substr(dot + 1);
-    if (ext.empty()
-        || !std::all_of(ext.begin(), ext.end(), [](char c) {
-             return word_char(c);
-           }))
+    if (ext.empty() || !std::all_of(ext.begin(), ext.end(), [](char c) {
+          return word_char(c);
+        }))
       return false;
     path = path.substr(0, dot);
   }
@@ -273,8 +272,7 @@ std::string check_bytes(std::string_view path, std::string_view value,
 
 std::string check_login(std::string_view path, std::string_view value) {
   // Bounded below, after "[bot]" is set aside.
-  if (auto msg = check_text(path, value, std::string_view::npos);
-      !msg.empty())
+  if (auto msg = check_text(path, value, std::string_view::npos); !msg.empty())
     return msg;
   auto name = value;
   if (ends_with(name, "[bot]"))
@@ -292,9 +290,8 @@ std::string check_repository_name(std::string_view path,
                                   std::string_view value) {
   if (auto msg = check_text(path, value, limits::repository); !msg.empty())
     return msg;
-  auto ok = std::all_of(value.begin(), value.end(), [](char c) {
-    return login_char(c) || c == '.';
-  });
+  auto ok = std::all_of(value.begin(), value.end(),
+                        [](char c) { return login_char(c) || c == '.'; });
   if (value.empty() || value == "." || value == ".." || !ok)
     return std::string{path}
            + " is not a GitHub repository name (letters, digits, '.', '-' "
@@ -303,7 +300,8 @@ std::string check_repository_name(std::string_view path,
 }
 
 std::string check_full_name(std::string_view path, std::string_view value) {
-  if (auto msg = check_text(path, value, limits::login + 1 + limits::repository);
+  if (auto msg = check_text(path, value,
+                            limits::login + 1 + limits::repository);
       !msg.empty())
     return msg;
   auto slash = value.find('/');

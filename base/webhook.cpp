@@ -22,8 +22,8 @@ struct repo_fields {
 /// Fields of a deployment event before defaults are applied.
 struct raw_fields {
   std::optional<int64_t> id;
-  std::optional<std::string> sha, ref, environment, task, description,
-    creator, sender, payload;
+  std::optional<std::string> sha, ref, environment, task, description, creator,
+    sender, payload;
   repo_fields repo;
 };
 
@@ -31,54 +31,54 @@ std::string read_deployment(od::value& v, raw_fields& f) {
   od::object obj;
   if (v.get_object().get(obj))
     return wrong_type("deployment", "an object");
-  return for_each_field(obj, [&](std::string_view key,
-                                 od::value& val) -> std::string {
-    std::string msg;
-    if (key == "id") {
-      int64_t id = 0;
-      if (val.get_int64().get(id))
-        return wrong_type("deployment.id", "an integer");
-      f.id = id;
-    } else if (key == "sha") {
-      msg = read_string(val, "deployment.sha", f.sha);
-    } else if (key == "ref") {
-      msg = read_string(val, "deployment.ref", f.ref);
-    } else if (key == "environment") {
-      msg = read_string(val, "deployment.environment", f.environment);
-    } else if (key == "task") {
-      msg = read_string(val, "deployment.task", f.task);
-    } else if (key == "description") {
-      msg = read_string(val, "deployment.description", f.description);
-    } else if (key == "creator") {
-      msg = read_login(val, "deployment.creator", f.creator);
-    } else if (key == "payload") {
-      od::json_type type;
-      if (auto err = val.type().get(type))
-        return malformed(err);
-      if (type == od::json_type::object) {
-        od::object payload;
-        std::string_view text;
-        if (auto err = val.get_object().get(payload))
+  return for_each_field(
+    obj, [&](std::string_view key, od::value& val) -> std::string {
+      std::string msg;
+      if (key == "id") {
+        int64_t id = 0;
+        if (val.get_int64().get(id))
+          return wrong_type("deployment.id", "an integer");
+        f.id = id;
+      } else if (key == "sha") {
+        msg = read_string(val, "deployment.sha", f.sha);
+      } else if (key == "ref") {
+        msg = read_string(val, "deployment.ref", f.ref);
+      } else if (key == "environment") {
+        msg = read_string(val, "deployment.environment", f.environment);
+      } else if (key == "task") {
+        msg = read_string(val, "deployment.task", f.task);
+      } else if (key == "description") {
+        msg = read_string(val, "deployment.description", f.description);
+      } else if (key == "creator") {
+        msg = read_login(val, "deployment.creator", f.creator);
+      } else if (key == "payload") {
+        od::json_type type;
+        if (auto err = val.type().get(type))
           return malformed(err);
-        if (auto err = payload.raw_json().get(text))
-          return malformed(err);
-        f.payload = std::string{text};
-      } else if (type == od::json_type::string) {
-        // Some clients send the payload JSON-encoded a second time.
-        msg = read_string(val, "deployment.payload", f.payload);
-        if (f.payload && f.payload->find_first_not_of(" \t\r\n")
-                           == std::string::npos)
-          f.payload.reset();
-        else if (f.payload)
-          if (auto inner = check_json_object(*f.payload); !inner.empty())
-            return "field deployment.payload holds no JSON object ("
-                   + inner + ")";
-      } else if (type != od::json_type::null) {
-        return wrong_type("deployment.payload", "an object or a string");
+        if (type == od::json_type::object) {
+          od::object payload;
+          std::string_view text;
+          if (auto err = val.get_object().get(payload))
+            return malformed(err);
+          if (auto err = payload.raw_json().get(text))
+            return malformed(err);
+          f.payload = std::string{text};
+        } else if (type == od::json_type::string) {
+          // Some clients send the payload JSON-encoded a second time.
+          msg = read_string(val, "deployment.payload", f.payload);
+          if (f.payload
+              && f.payload->find_first_not_of(" \t\r\n") == std::string::npos)
+            f.payload.reset();
+          else if (f.payload)
+            if (auto inner = check_json_object(*f.payload); !inner.empty())
+              return "field deployment.payload holds no JSON object (" + inner
+                     + ")";
+        } else if (type != od::json_type::null) {
+          return wrong_type("deployment.payload", "an object or a string");
+        }
       }
-    }
-    return msg;
-  });
+      return msg;
+    });
 }
 
 std::string read_repository(od::value& v, repo_fields& f) {
@@ -134,8 +134,7 @@ std::string read_payload(const std::string& text,
                          const std::string& environment, payload_fields& p) {
   const std::string url_key = environment + "_url";
   const std::string config_path = "deployment.payload.config";
-  auto read_config = [&](std::string_view key,
-                         od::value& val) -> std::string {
+  auto read_config = [&](std::string_view key, od::value& val) -> std::string {
     auto path = config_path + "." + std::string{key};
     if (auto msg = check_text("a key of " + config_path, key,
                               std::string_view::npos);
@@ -147,8 +146,7 @@ std::string read_payload(const std::string& text,
       return read_checked(val, path, p.env_url, limits::url);
     return check_tree(val, path);
   };
-  auto read_notify = [&](std::string_view key,
-                         od::value& val) -> std::string {
+  auto read_notify = [&](std::string_view key, od::value& val) -> std::string {
     auto path = "deployment.payload.notify." + std::string{key};
     if (auto msg = check_text("a key of deployment.payload.notify", key,
                               std::string_view::npos);
@@ -164,30 +162,30 @@ std::string read_payload(const std::string& text,
       return msg;
     return *out ? check_text(path, **out, limits::name) : std::string{};
   };
-  return for_each_root_field(text, [&](std::string_view key,
-                                       od::value& val) -> std::string {
-    if (key == "name")
-      return read_checked(val, "deployment.payload.name", p.name,
-                          limits::name);
-    if (key == "config") {
-      od::json_type type;
-      if (auto err = val.type().get(type))
-        return malformed(err);
-      if (type == od::json_type::null)
-        return {};
-      od::object config;
-      if (val.get_object().get(config))
-        return wrong_type(config_path, "an object");
-      return for_each_field(config, read_config);
-    }
-    if (key == "notify")
-      return read_object(val, "deployment.payload.notify", read_notify);
-    if (key == "aws") {
-      std::string path = "deployment.payload.aws";
-      return check_tree(val, path);
-    }
-    return {};
-  });
+  return for_each_root_field(
+    text, [&](std::string_view key, od::value& val) -> std::string {
+      if (key == "name")
+        return read_checked(val, "deployment.payload.name", p.name,
+                            limits::name);
+      if (key == "config") {
+        od::json_type type;
+        if (auto err = val.type().get(type))
+          return malformed(err);
+        if (type == od::json_type::null)
+          return {};
+        od::object config;
+        if (val.get_object().get(config))
+          return wrong_type(config_path, "an object");
+        return for_each_field(config, read_config);
+      }
+      if (key == "notify")
+        return read_object(val, "deployment.payload.notify", read_notify);
+      if (key == "aws") {
+        std::string path = "deployment.payload.aws";
+        return check_tree(val, path);
+      }
+      return {};
+    });
 }
 
 /// Fields of a `status` event before defaults are applied.
@@ -255,42 +253,40 @@ std::string read_deployment_status(od::value& v, notice_fields& f) {
   od::object obj;
   if (v.get_object().get(obj))
     return wrong_type("deployment_status", "an object");
-  return for_each_field(obj, [&](std::string_view key,
-                                 od::value& val) -> std::string {
-    if (key == "id") {
-      od::json_type type;
-      if (auto err = val.type().get(type))
-        return malformed(err);
-      if (type == od::json_type::null)
+  return for_each_field(
+    obj, [&](std::string_view key, od::value& val) -> std::string {
+      if (key == "id") {
+        od::json_type type;
+        if (auto err = val.type().get(type))
+          return malformed(err);
+        if (type == od::json_type::null)
+          return {};
+        int64_t id = 0;
+        if (val.get_int64().get(id))
+          return wrong_type("deployment_status.id", "an integer");
+        f.status_id = id;
         return {};
-      int64_t id = 0;
-      if (val.get_int64().get(id))
-        return wrong_type("deployment_status.id", "an integer");
-      f.status_id = id;
+      }
+      if (key == "state")
+        return read_string(val, "deployment_status.state", f.state);
+      if (key == "description")
+        return read_string(val, "deployment_status.description", f.description);
+      if (key == "log_url")
+        return read_string(val, "deployment_status.log_url", f.log_url);
+      if (key == "target_url")
+        return read_string(val, "deployment_status.target_url", f.target_url);
+      if (key == "environment_url")
+        return read_string(val, "deployment_status.environment_url",
+                           f.environment_url);
       return {};
-    }
-    if (key == "state")
-      return read_string(val, "deployment_status.state", f.state);
-    if (key == "description")
-      return read_string(val, "deployment_status.description",
-                         f.description);
-    if (key == "log_url")
-      return read_string(val, "deployment_status.log_url", f.log_url);
-    if (key == "target_url")
-      return read_string(val, "deployment_status.target_url", f.target_url);
-    if (key == "environment_url")
-      return read_string(val, "deployment_status.environment_url",
-                         f.environment_url);
-    return {};
-  });
+    });
 }
 
 /// Limits on the `repository` fields an event uses.
 std::string check_repository(const repo_fields& f) {
   return first_problem({
     [&] {
-      return f.full_name ? check_full_name("repository.full_name",
-                                           *f.full_name)
+      return f.full_name ? check_full_name("repository.full_name", *f.full_name)
                          : std::string{};
     },
     [&] {
@@ -301,10 +297,9 @@ std::string check_repository(const repo_fields& f) {
     [&] { return text_ok(f.clone_url, "repository.clone_url", limits::url); },
     [&] { return text_ok(f.html_url, "repository.html_url", limits::url); },
     [&] {
-      return f.default_branch
-               ? check_bytes("repository.default_branch", *f.default_branch,
-                             limits::ref)
-               : std::string{};
+      return f.default_branch ? check_bytes("repository.default_branch",
+                                            *f.default_branch, limits::ref)
+                              : std::string{};
     },
   });
 }
@@ -342,16 +337,16 @@ parse_deployment(std::string_view body) {
   if (auto msg = check_json_object(body); !msg.empty())
     return msg;
   raw_fields f;
-  auto msg = for_each_root_field(body, [&](std::string_view key,
-                                           od::value& val) {
-    if (key == "deployment")
-      return read_deployment(val, f);
-    if (key == "repository")
-      return read_repository(val, f.repo);
-    if (key == "sender")
-      return read_login(val, "sender", f.sender);
-    return std::string{};
-  });
+  auto msg = for_each_root_field(body,
+                                 [&](std::string_view key, od::value& val) {
+                                   if (key == "deployment")
+                                     return read_deployment(val, f);
+                                   if (key == "repository")
+                                     return read_repository(val, f.repo);
+                                   if (key == "sender")
+                                     return read_login(val, "sender", f.sender);
+                                   return std::string{};
+                                 });
   if (!msg.empty())
     return msg;
   if (!f.id)
@@ -408,8 +403,7 @@ parse_commit_status(std::string_view body) {
       return read_object(val, "commit",
                          [&](std::string_view key, od::value& val) {
                            return key == "author"
-                                    ? read_login(val, "commit.author",
-                                                 f.author)
+                                    ? read_login(val, "commit.author", f.author)
                                     : std::string{};
                          });
     if (key == "repository")
@@ -454,18 +448,18 @@ parse_deployment_status(std::string_view body) {
     return msg;
   notice_fields f;
   auto& d = f.deployment;
-  auto msg = for_each_root_field(body, [&](std::string_view key,
-                                           od::value& val) {
-    if (key == "deployment_status")
-      return read_deployment_status(val, f);
-    if (key == "deployment")
-      return read_deployment(val, d);
-    if (key == "repository")
-      return read_repository(val, d.repo);
-    if (key == "sender")
-      return read_login(val, "sender", d.sender);
-    return std::string{};
-  });
+  auto msg = for_each_root_field(body,
+                                 [&](std::string_view key, od::value& val) {
+                                   if (key == "deployment_status")
+                                     return read_deployment_status(val, f);
+                                   if (key == "deployment")
+                                     return read_deployment(val, d);
+                                   if (key == "repository")
+                                     return read_repository(val, d.repo);
+                                   if (key == "sender")
+                                     return read_login(val, "sender", d.sender);
+                                   return std::string{};
+                                 });
   if (!msg.empty())
     return msg;
   if (!f.state || f.state->empty())
@@ -491,8 +485,7 @@ parse_deployment_status(std::string_view body) {
       return text_ok(f.log_url, "deployment_status.log_url", limits::url);
     },
     [&] {
-      return text_ok(f.target_url, "deployment_status.target_url",
-                     limits::url);
+      return text_ok(f.target_url, "deployment_status.target_url", limits::url);
     },
     [&] {
       return text_ok(f.environment_url, "deployment_status.environment_url",
@@ -540,13 +533,12 @@ std::string repository_full_name(std::string_view body) {
                                            od::value& val) {
     if (key != "repository")
       return std::string{};
-    return read_object(val, "repository",
-                       [&](std::string_view key, od::value& val) {
-                         return key == "full_name"
-                                  ? read_string(val, "repository.full_name",
-                                                name)
-                                  : std::string{};
-                       });
+    return read_object(
+      val, "repository", [&](std::string_view key, od::value& val) {
+        return key == "full_name"
+                 ? read_string(val, "repository.full_name", name)
+                 : std::string{};
+      });
   });
   return msg.empty() ? name.value_or("") : std::string{};
 }

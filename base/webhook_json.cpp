@@ -40,9 +40,8 @@ std::string read_login(od::value& v, std::string_view path,
   if (auto err = v.get_object().get(obj))
     return malformed(err);
   return for_each_field(obj, [&](std::string_view key, od::value& val) {
-    return key == "login"
-             ? read_string(val, std::string{path} + ".login", out)
-             : std::string{};
+    return key == "login" ? read_string(val, std::string{path} + ".login", out)
+                          : std::string{};
   });
 }
 
@@ -63,9 +62,9 @@ std::string read_text(od::value& v, std::string_view path,
   return read_string(v, path, out);
 }
 
-std::string first_of(
-  std::initializer_list<const std::optional<std::string>*> values,
-  std::string fallback) {
+std::string
+first_of(std::initializer_list<const std::optional<std::string>*> values,
+         std::string fallback) {
   for (auto* value : values)
     if (*value && !(*value)->empty())
       return **value;
@@ -87,18 +86,18 @@ std::string check_tree(od::value& v, std::string& path) {
     od::object obj;
     if (auto err = v.get_object().get(obj))
       return malformed(err);
-    return for_each_field(obj, [&](std::string_view key,
-                                   od::value& val) -> std::string {
-      if (auto msg = check_text("a key of " + path, key, any_length);
-          !msg.empty())
+    return for_each_field(
+      obj, [&](std::string_view key, od::value& val) -> std::string {
+        if (auto msg = check_text("a key of " + path, key, any_length);
+            !msg.empty())
+          return msg;
+        auto size = path.size();
+        path += '.';
+        path += key;
+        auto msg = check_tree(val, path);
+        path.resize(size);
         return msg;
-      auto size = path.size();
-      path += '.';
-      path += key;
-      auto msg = check_tree(val, path);
-      path.resize(size);
-      return msg;
-    });
+      });
   }
   if (type == od::json_type::array) {
     od::array arr;
@@ -120,8 +119,8 @@ std::string check_tree(od::value& v, std::string& path) {
   return {};
 }
 
-std::string first_problem(
-  std::initializer_list<std::function<std::string()>> checks) {
+std::string
+first_problem(std::initializer_list<std::function<std::string()>> checks) {
   for (auto& check : checks)
     if (auto msg = check(); !msg.empty())
       return msg;

@@ -74,9 +74,9 @@ std::string read_object(od::value& v, std::string_view path, F f) {
 }
 
 /// The first of `values` that is present and not empty, else `fallback`.
-std::string first_of(
-  std::initializer_list<const std::optional<std::string>*> values,
-  std::string fallback = {});
+std::string
+first_of(std::initializer_list<const std::optional<std::string>*> values,
+         std::string fallback = {});
 
 /// Opens `body` (already checked to be one well-formed JSON object) and
 /// calls `f(key, value)` for each top-level field.
@@ -102,8 +102,8 @@ std::string check_tree(od::value& v, std::string& path);
 
 /// The first message of `checks` that is not empty, or "". Each check runs
 /// only when the ones before it passed.
-std::string first_problem(
-  std::initializer_list<std::function<std::string()>> checks);
+std::string
+first_problem(std::initializer_list<std::function<std::string()>> checks);
 
 /// check_text of `value` when it is present.
 std::string text_ok(const std::optional<std::string>& value,

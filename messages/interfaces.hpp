@@ -17,8 +17,8 @@
 namespace heaven {
 
 /// The OUTBOX actor interface: delivers one kind of outbox row (GitHub
-/// statuses, chat notices, chat messages, auto-deployments) from the store, in order per stream, retrying until the
-/// row is delivered or too old.
+/// statuses, chat notices, chat messages, auto-deployments) from the store, in
+/// order per stream, retrying until the row is delivered or too old.
 using outbox_actor = caf::typed_actor<
   // Rows the store has just committed (or found unsettled at start).
   caf::reacts_to<outbox_atom, std::vector<outbox_row>>,
@@ -48,8 +48,8 @@ using store_actor = caf::typed_actor<
   // Subscribes an outbox to the rows of one kind: answers the rows not yet
   // settled, oldest first, then sends it every row of that kind committed
   // later, as `(outbox_atom, rows)`.
-  caf::replies_to<subscribe_atom, std::string, outbox_actor>::with<
-    std::vector<outbox_row>>,
+  caf::replies_to<subscribe_atom, std::string,
+                  outbox_actor>::with<std::vector<outbox_row>>,
   // Settles outbox rows and adds the rows they lead to, in one transaction.
   caf::replies_to<outbox_atom, outbox_change>::with<bool>,
   // Lists the newest N deployments, newest first.
@@ -61,8 +61,8 @@ using store_actor = caf::typed_actor<
   caf::replies_to<locks_atom>::with<std::vector<env_lock>>,
   // For a repository: each app+environment with a successful `deploy`,
   // its newest one, and whether the environment is locked.
-  caf::replies_to<latest_atom, std::string>::with<
-    std::vector<deployed_environment>>,
+  caf::replies_to<latest_atom,
+                  std::string>::with<std::vector<deployed_environment>>,
   // Claims the auto-deployment of (repo, app, environment, sha) and queues
   // its creation (a "deploy" outbox row), in one transaction: true the
   // first time, false ever after, so one green sha deploys once.
@@ -81,8 +81,7 @@ using http_client_actor = caf::typed_actor<
   // piece as it arrives, as `(chunk, std::string)` messages; answers once the
   // transfer ends, with an empty body. A transfer whose sink is gone ends
   // early.
-  caf::replies_to<stream_atom, http_request, chunk_sink>::with<
-    http_response>,
+  caf::replies_to<stream_atom, http_request, chunk_sink>::with<http_response>,
   // Ends every streaming transfer of this sink now (answered with status 0,
   // error "cancelled").
   caf::reacts_to<cancel_atom, chunk_sink>,
@@ -154,8 +153,8 @@ using api_provider_actor = provider_actor::extend<
 
 /// The AUTO_DEPLOY actor interface: hears `status` events and creates GitHub
 /// deployments of green commits on the default branch.
-using auto_deploy_actor = caf::typed_actor<
-  caf::reacts_to<status_atom, commit_status_event>>;
+using auto_deploy_actor
+  = caf::typed_actor<caf::reacts_to<status_atom, commit_status_event>>;
 
 /// The SSH actor interface: one SSH session to one host (libssh2, never on
 /// a scheduler thread). Commands run one after another on that session;

@@ -128,8 +128,7 @@ struct provider_job {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, provider_job& x) {
   return f(caf::meta::type_name("provider_job"), x.id, x.request, x.config,
-           x.workspace, x.env, x.kill_grace_ms, x.terminate_children,
-           x.scope);
+           x.workspace, x.env, x.kill_grace_ms, x.terminate_children, x.scope);
 }
 
 } // namespace heaven

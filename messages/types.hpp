@@ -36,8 +36,8 @@ std::string word_of(Enum x, const std::string_view (&words)[N]) {
 
 /// The value whose word in `words` is `text`, if any.
 template <class Enum, std::size_t N>
-std::optional<Enum> parse_word(std::string_view text,
-                               const std::string_view (&words)[N]) {
+std::optional<Enum>
+parse_word(std::string_view text, const std::string_view (&words)[N]) {
   for (std::size_t i = 0; i < N; ++i)
     if (words[i] == text)
       return static_cast<Enum>(i);
@@ -58,8 +58,8 @@ enum class deploy_state : uint8_t {
   error,
 };
 
-inline constexpr std::string_view deploy_state_words[]
-  = {"queued", "running", "success", "failure", "error"};
+inline constexpr std::string_view deploy_state_words[] = {
+  "queued", "running", "success", "failure", "error"};
 
 /// "queued", "running", "success", "failure" or "error".
 inline std::string to_string(deploy_state x) {
@@ -85,8 +85,8 @@ enum class event_kind : uint8_t {
   ping,
 };
 
-inline constexpr std::string_view event_kind_words[]
-  = {"deployment", "deployment_status", "status", "ping"};
+inline constexpr std::string_view event_kind_words[] = {
+  "deployment", "deployment_status", "status", "ping"};
 
 /// The event's name as GitHub sends it.
 inline std::string to_string(event_kind x) {
@@ -106,8 +106,8 @@ enum class lock_task : uint8_t {
   unlock,
 };
 
-inline constexpr std::string_view lock_task_words[]
-  = {"none", "lock", "unlock"};
+inline constexpr std::string_view lock_task_words[] = {"none", "lock",
+                                                       "unlock"};
 
 /// "none", "lock" or "unlock".
 inline std::string to_string(lock_task x) {
@@ -134,8 +134,8 @@ enum class lock_outcome : uint8_t {
   not_locked,
 };
 
-inline constexpr std::string_view lock_outcome_words[]
-  = {"none", "locked", "already_locked", "unlocked", "not_locked"};
+inline constexpr std::string_view lock_outcome_words[] = {
+  "none", "locked", "already_locked", "unlocked", "not_locked"};
 
 /// "none", "locked", "already_locked", "unlocked" or "not_locked".
 inline std::string to_string(lock_outcome x) {
@@ -203,8 +203,8 @@ struct commit_status_event {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, commit_status_event& x) {
-  return f(caf::meta::type_name("commit_status_event"), x.repo, x.sha,
-           x.state, x.default_branch, x.branches, x.author);
+  return f(caf::meta::type_name("commit_status_event"), x.repo, x.sha, x.state,
+           x.default_branch, x.branches, x.author);
 }
 
 /// One commit of a comparison, as chat messages list it.
@@ -296,11 +296,10 @@ struct deployment_notice {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, deployment_notice& x) {
-  return f(caf::meta::type_name("deployment_notice"), x.repo, x.app,
-           x.repo_url, x.deployment_id, x.status_id, x.state, x.description,
-           x.log_url, x.environment_url, x.environment, x.task, x.ref, x.sha,
-           x.deployment_description, x.creator, x.chat_user, x.room,
-           x.changes);
+  return f(caf::meta::type_name("deployment_notice"), x.repo, x.app, x.repo_url,
+           x.deployment_id, x.status_id, x.state, x.description, x.log_url,
+           x.environment_url, x.environment, x.task, x.ref, x.sha,
+           x.deployment_description, x.creator, x.chat_user, x.room, x.changes);
 }
 
 /// A webhook delivery as the ingress hands it to the receiver: verified,
@@ -334,8 +333,7 @@ struct inbound_event {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, inbound_event& x) {
   return f(caf::meta::type_name("inbound_event"), x.delivery, x.type, x.body,
-           x.repo, x.deployment, x.status, x.notice, x.lock_action,
-           x.refusal);
+           x.repo, x.deployment, x.status, x.notice, x.lock_action, x.refusal);
 }
 
 /// An environment lock: who holds `repo`'s `environment`, since when, why.
@@ -386,9 +384,8 @@ struct accept_result {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, accept_result& x) {
-  return f(caf::meta::type_name("accept_result"), x.duplicate,
-           x.deployment_id, x.ignored, x.lock_state, x.lock, x.state,
-           x.description);
+  return f(caf::meta::type_name("accept_result"), x.duplicate, x.deployment_id,
+           x.ignored, x.lock_state, x.lock, x.state, x.description);
 }
 
 /// An app+environment heaven deployed for a repository: the base of an
@@ -409,11 +406,10 @@ struct deployed_environment {
 };
 
 template <class Inspector>
-typename Inspector::result_type
-inspect(Inspector& f, deployed_environment& x) {
-  return f(caf::meta::type_name("deployed_environment"), x.app,
-           x.environment, x.sha, x.payload_json, x.github_id,
-           x.deployment_id, x.locked, x.lock);
+typename Inspector::result_type inspect(Inspector& f, deployed_environment& x) {
+  return f(caf::meta::type_name("deployed_environment"), x.app, x.environment,
+           x.sha, x.payload_json, x.github_id, x.deployment_id, x.locked,
+           x.lock);
 }
 
 /// An auto-deployment to claim: (repo, app, environment, sha) deploys once,
@@ -483,8 +479,8 @@ enum class receipt_kind : uint8_t {
   unstored,
 };
 
-inline constexpr std::string_view receipt_kind_words[]
-  = {"accepted", "refused", "redelivery", "ignored", "unstored"};
+inline constexpr std::string_view receipt_kind_words[] = {
+  "accepted", "refused", "redelivery", "ignored", "unstored"};
 
 /// "accepted", "refused", "redelivery", "ignored" or "unstored".
 inline std::string to_string(receipt_kind x) {
@@ -588,8 +584,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, deployment_row& x) {
   return f(caf::meta::type_name("deployment_row"), x.id, x.github_id, x.repo,
            x.app, x.environment, x.ref, x.sha, x.task, x.provider, x.actor,
-           x.state, x.description, x.created_at, x.updated_at,
-           x.finished_at);
+           x.state, x.description, x.created_at, x.updated_at, x.finished_at);
 }
 
 /// A deployment heaven accepted but never finished (found at start-up).
@@ -662,8 +657,8 @@ struct github_status {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, github_status& x) {
-  return f(caf::meta::type_name("github_status"), x.repo, x.github_id,
-           x.state, x.description, x.log_url, x.environment_url);
+  return f(caf::meta::type_name("github_status"), x.repo, x.github_id, x.state,
+           x.description, x.log_url, x.environment_url);
 }
 
 /// Which stream a log line came from.
@@ -733,8 +728,7 @@ struct process_spec {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, process_spec& x) {
-  return f(caf::meta::type_name("process_spec"), x.argv, x.env, x.cwd,
-           x.scope);
+  return f(caf::meta::type_name("process_spec"), x.argv, x.env, x.cwd, x.scope);
 }
 
 /// How a child process ended.

@@ -70,9 +70,7 @@ bool utf8_locale(const string_pairs& env) {
   return false;
 }
 
-
 } // namespace
-
 
 std::string ansible_plan(const provider_job& job, command_plan& plan) {
   std::string why;
@@ -107,11 +105,11 @@ std::string ansible_plan(const provider_job& job, command_plan& plan) {
     vars["ansible_ssh_private_key_file"] = path;
     erase_env(plan.env, key_variable);
   }
-  plan.argv = {"ansible-playbook", "-i", hosts_file, site_file,
-               "--extra-vars", vars.dump()};
+  plan.argv = {"ansible-playbook", "-i",           hosts_file,
+               site_file,          "--extra-vars", vars.dump()};
   plan.label = "ansible-playbook";
-  plan.announce = std::string{"Running ansible-playbook -i "} + hosts_file
-                  + " " + site_file;
+  plan.announce = std::string{"Running ansible-playbook -i "} + hosts_file + " "
+                  + site_file;
   plan.success = deployed_with(job, "ansible-playbook");
   return {};
 }

@@ -38,8 +38,8 @@ parse_time(std::string_view text) {
       || !number(5, 2, month) || !number(8, 2, day) || !number(11, 2, hour)
       || !number(14, 2, minute) || !number(17, 2, second))
     return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23
-      || minute > 59 || second > 60)
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59
+      || second > 60)
     return std::nullopt;
   size_t pos = 19;
   if (pos < text.size() && text[pos] == '.') {

@@ -63,8 +63,8 @@ bool valid_bucket(const std::string& bucket) {
 /// Codes AWS uses to say "slow down, then try again".
 bool throttled(const std::string& code) {
   static const std::set<std::string> codes{
-    "Throttling",       "ThrottlingException", "RequestLimitExceeded",
-    "SlowDown",         "RequestThrottled",    "TooManyRequestsException",
+    "Throttling",    "ThrottlingException", "RequestLimitExceeded",
+    "SlowDown",      "RequestThrottled",    "TooManyRequestsException",
     "RequestTimeout"};
   return codes.count(code) > 0;
 }
@@ -118,9 +118,8 @@ std::string prepare_target(eb_target& t, const beanstalk_config& cfg,
   if (!valid_sha(r.sha))
     return "the deployment's sha \"" + truncate_description(r.sha, 40)
            + "\" is not a full 40-character sha";
-  t.bucket = cfg.bucket.empty()
-               ? "heaven-elasticbeanstalk-builds-" + t.region
-               : cfg.bucket;
+  t.bucket = cfg.bucket.empty() ? "heaven-elasticbeanstalk-builds-" + t.region
+                                : cfg.bucket;
   if (!valid_bucket(t.bucket))
     return "BEANSTALK_S3_BUCKET \"" + t.bucket
            + "\" is not a valid S3 bucket name";
@@ -133,8 +132,7 @@ std::string prepare_target(eb_target& t, const beanstalk_config& cfg,
   t.eb_url = fill(cfg.beanstalk_endpoint, "region", t.region);
   t.key = t.app + "-" + r.sha + ".zip";
   auto stamp = utc(std::chrono::system_clock::now(), "%Y%m%d%H%M%S");
-  t.label = r.sha.substr(0, 12) + "-" + stamp + "-"
-            + std::to_string(job.id);
+  t.label = r.sha.substr(0, 12) + "-" + stamp + "-" + std::to_string(job.id);
   t.label = t.label.substr(0, 100);
   return {};
 }
@@ -149,8 +147,8 @@ http_request eb_request(const std::string& eb_url, const string_pairs& params) {
   http_request req;
   req.method = "POST";
   req.url = eb_url;
-  req.headers = {{"Content-Type",
-                  "application/x-www-form-urlencoded; charset=utf-8"}};
+  req.headers = {
+    {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
   req.body = form(params);
   return req;
 }

@@ -70,8 +70,8 @@ eb_environment parse_environments(const std::string& body,
 eb_environment parse_updated_environment(const std::string& body) {
   pugi::xml_document doc;
   doc.load_string(body.c_str());
-  return read_environment(doc.child("UpdateEnvironmentResponse")
-                            .child("UpdateEnvironmentResult"));
+  return read_environment(
+    doc.child("UpdateEnvironmentResponse").child("UpdateEnvironmentResult"));
 }
 
 std::vector<eb_event> parse_events(const std::string& body) {

@@ -23,9 +23,9 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/process.hpp"
+#include "actors/workspace.hpp"
 #include "base/text.hpp"
 #include "base/validate.hpp"
-#include "actors/workspace.hpp"
 #include "providers/capistrano.hpp"
 
 namespace fs = std::filesystem;
@@ -83,8 +83,7 @@ void end(self_ptr self, std::string state, std::string description) {
     return;
   st.at = phase::done;
   remove_dir(self->system(), st.dir);
-  spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
-               description);
+  spdlog::info("deployment {} ends with {}: {}", st.job.id, state, description);
   self->send(st.deployment, result_atom::value,
              provider_outcome{std::move(state), std::move(description)});
   self->quit();
@@ -110,8 +109,8 @@ void unpack(self_ptr self);
 void fetch_link(self_ptr self) {
   auto& st = self->state;
   auto& req = st.job.request;
-  auto ask = github_archive_request(github_of(st.cfg.api), req.repo,
-                                    "tarball", req.sha);
+  auto ask = github_archive_request(github_of(st.cfg.api), req.repo, "tarball",
+                                    req.sha);
   self->request(st.cfg.api.http, caf::infinite, std::move(ask))
     .then([=](http_response& res) {
       auto& st = self->state;
@@ -148,8 +147,8 @@ void download(self_ptr self) {
       auto what = "the tarball of " + req.repo + " at " + short_sha(req.sha);
       if (res.status != 200) {
         if (!retry_later(self, res, "Downloading " + what))
-          end(self, "error", "could not download " + what + " ("
-                               + describe(res) + ")");
+          end(self, "error",
+              "could not download " + what + " (" + describe(res) + ")");
         return;
       }
       std::error_code ec;
@@ -158,7 +157,8 @@ void download(self_ptr self) {
       out.write(res.body.data(), static_cast<std::streamsize>(res.body.size()));
       out.close();
       if (ec || !out) {
-        end(self, "error", "could not write " + what + " to " + st.dir.string());
+        end(self, "error",
+            "could not write " + what + " to " + st.dir.string());
         return;
       }
       say(self, "Downloaded " + what + " (" + std::to_string(res.body.size())
@@ -173,8 +173,12 @@ void unpack(self_ptr self) {
   auto& st = self->state;
   st.at = phase::unpack;
   process_spec spec;
-  spec.argv = {"tar", "-xzf", (st.dir / "source.tar.gz").string(),
-               "--strip-components=1", "-C", (st.dir / "app").string()};
+  spec.argv = {"tar",
+               "-xzf",
+               (st.dir / "source.tar.gz").string(),
+               "--strip-components=1",
+               "-C",
+               (st.dir / "app").string()};
   spec.cwd = st.dir.string();
   spec.env = st.job.env;
   spec.scope = st.job.scope;

@@ -7,8 +7,8 @@
 
 #include <string>
 
-#include "providers/api_common.hpp"
 #include "messages/registry.hpp"
+#include "providers/api_common.hpp"
 #include "providers/command.hpp"
 
 namespace heaven {

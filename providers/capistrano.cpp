@@ -15,7 +15,7 @@ namespace {
 
 /// The names `cap` looks for (it is Rake with Capfile instead of Rakefile).
 constexpr std::string_view capfile_names[] = {"Capfile", "capfile",
-                                               "Capfile.rb", "capfile.rb"};
+                                              "Capfile.rb", "capfile.rb"};
 
 } // namespace
 

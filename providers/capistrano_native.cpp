@@ -50,8 +50,7 @@ std::string read_cap_plan(const provider_job& job, cap_plan& plan) {
   auto& config = job.config;
   plan.repo_url = config.repo_url;
   if (!valid_clone_url(plan.repo_url))
-    return "invalid repo_url '" + url_without_credentials(plan.repo_url)
-           + "'";
+    return "invalid repo_url '" + url_without_credentials(plan.repo_url) + "'";
   if (config.has_keep_releases) {
     if (config.keep_releases < 1)
       return "payload.config.keep_releases must be a whole number of at "
@@ -96,8 +95,9 @@ std::string read_cap_plan(const provider_job& job, cap_plan& plan) {
 std::string cap_check_script(const cap_plan& plan) {
   auto s = script_start(plan);
   auto repo = shell_quote(plan.repo_url);
-  s += "git ls-remote " + repo + " HEAD >/dev/null || { echo \"git cannot "
-       "reach the repository from $(hostname)\" >&2; exit 1; }\n";
+  s += "git ls-remote " + repo
+       + " HEAD >/dev/null || { echo \"git cannot "
+         "reach the repository from $(hostname)\" >&2; exit 1; }\n";
   s += "mkdir -p \"$D/shared\" \"$D/releases\"\n";
   for (auto& d : plan.linked_dirs)
     s += "mkdir -p " + under("shared", d) + "\n";
@@ -115,21 +115,29 @@ std::string cap_update_script(const cap_plan& plan, const std::string& sha,
   auto repo = shell_quote(plan.repo_url);
   // git:clone or git:update: a bare mirror, kept up to date.
   s += "if [ -f \"$D/repo/HEAD\" ]; then\n"
-       "  cd \"$D/repo\" && git remote set-url origin " + repo
+       "  cd \"$D/repo\" && git remote set-url origin "
+       + repo
        + " && git remote update --prune\n"
          "else\n"
-         "  git clone --mirror " + repo + " \"$D/repo\"\n"
+         "  git clone --mirror "
+       + repo
+       + " \"$D/repo\"\n"
          "fi\n"
          "cd \"$D/repo\"\n";
   // heaven deploys the deployment's exact sha, never what a branch moved to.
   s += "git cat-file -e " + sha + "^{commit} 2>/dev/null || { echo \"" + sha
        + " is not in the repository's mirror on $(hostname)\" >&2; exit 1; }\n";
-  s += "R=\"$D/releases/" + release + "\"\n"
-       "[ ! -e \"$R\" ] || { echo \"release " + release
+  s += "R=\"$D/releases/" + release
+       + "\"\n"
+         "[ ! -e \"$R\" ] || { echo \"release "
+       + release
        + " already exists on $(hostname)\" >&2; exit 1; }\n"
          "mkdir -p \"$R\"\n"
-         "git archive " + sha + " | tar -x -f - -C \"$R\"\n"
-         "echo " + sha + " > \"$R/REVISION\"\n";
+         "git archive "
+       + sha
+       + " | tar -x -f - -C \"$R\"\n"
+         "echo "
+       + sha + " > \"$R/REVISION\"\n";
   // deploy:symlink:linked_files, then linked_dirs, as Capistrano orders them.
   auto link = [&](const std::string& p, bool dir) {
     auto target = "\"$R\"/" + shell_quote(p);
@@ -152,8 +160,9 @@ std::string cap_publish_script(const cap_plan& plan,
                                const std::string& release) {
   auto s = script_start(plan);
   // deploy:symlink:release: a new link renamed over `current` at once.
-  s += "ln -s \"$D/releases/" + release + "\" \"$D/releases/current\"\n"
-       "mv \"$D/releases/current\" \"$D\"\n";
+  s += "ln -s \"$D/releases/" + release
+       + "\" \"$D/releases/current\"\n"
+         "mv \"$D/releases/current\" \"$D\"\n";
   s += commands_in("\"$D/current\"", plan.after_publish);
   return s;
 }
@@ -166,9 +175,12 @@ std::string cap_finish_script(const cap_plan& plan, const std::string& ref,
   // deploy:cleanup: keep the newest keep_releases, never the current one.
   s += "cur=$(readlink \"$D/current\" || true)\n"
        "n=$(ls -1 \"$D/releases\" | grep -cE '^[0-9]{14}$' || true)\n"
-       "if [ \"$n\" -ge " + std::to_string(plan.keep_releases) + " ]; then\n"
-       "  ls -1 \"$D/releases\" | grep -E '^[0-9]{14}$' | sort | head -n -"
-       + std::to_string(plan.keep_releases) + " | while read -r r; do\n"
+       "if [ \"$n\" -ge "
+       + std::to_string(plan.keep_releases)
+       + " ]; then\n"
+         "  ls -1 \"$D/releases\" | grep -E '^[0-9]{14}$' | sort | head -n -"
+       + std::to_string(plan.keep_releases)
+       + " | while read -r r; do\n"
          "    [ \"$D/releases/$r\" = \"$cur\" ] || rm -rf \"$D/releases/$r\"\n"
          "  done\n"
          "fi\n";
@@ -178,8 +190,7 @@ std::string cap_finish_script(const cap_plan& plan, const std::string& ref,
   return s;
 }
 
-std::string cap_rollback_script(const cap_plan& plan,
-                                const std::string& user) {
+std::string cap_rollback_script(const cap_plan& plan, const std::string& user) {
   auto s = script_start(plan);
   // deploy:rollback_release_path: the second newest by mtime.
   s += "set -- $(ls -t \"$D/releases\")\n"
@@ -209,8 +220,7 @@ std::string cap_task_script(const cap_plan& plan) {
   return s;
 }
 
-std::string cap_phases(const provider_job& job,
-                       std::vector<remote_host>& hosts,
+std::string cap_phases(const provider_job& job, std::vector<remote_host>& hosts,
                        remote_phases& phases) {
   cap_plan plan;
   if (auto why = read_cap_plan(job, plan); !why.empty())

@@ -71,8 +71,7 @@ std::string cap_task_script(const cap_plan& plan);
 
 /// capistrano's planner: check, update, publish, finish (or rollback, or a
 /// named task).
-std::string cap_phases(const provider_job& job,
-                       std::vector<remote_host>& hosts,
+std::string cap_phases(const provider_job& job, std::vector<remote_host>& hosts,
                        remote_phases& phases);
 
 /// The native CAPISTRANO provider actor: remote_steps with cap_phases.

@@ -131,10 +131,9 @@ constexpr auto agent_keeper
 /// dies, even by SIGKILL (the parent death signal: it is started from an
 /// actor's scheduler thread, which lives as long as heaven): a key never
 /// outlives heaven in a forgotten agent.
-std::shared_ptr<child_process> start_agent(const std::string& socket,
-                                           const string_pairs& env,
-                                           const process_scope& scope,
-                                           std::string& why) {
+std::shared_ptr<child_process>
+start_agent(const std::string& socket, const string_pairs& env,
+            const process_scope& scope, std::string& why) {
   if (find_program("ssh-agent", env).empty()) {
     why = "ssh-agent is not installed (needed for DEPLOYMENT_PRIVATE_KEY)";
     return nullptr;
@@ -292,8 +291,7 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
     },
     [self, finish](exited_atom, exit_info info) {
       auto& st = self->state;
-      if (st.cancelled && st.pgid > 0 && !st.killing
-          && group_alive(st.pgid)) {
+      if (st.cancelled && st.pgid > 0 && !st.killing && group_alive(st.pgid)) {
         // The command is gone but some of its group ignored SIGTERM: they
         // get SIGKILL when the grace period ends, then we report.
         st.ended = info;
@@ -314,8 +312,8 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
       else if (!info.error.empty())
         finish("error", info.error);
       else if (info.signal != 0)
-        finish("failure", label + " was killed by signal "
-                            + std::to_string(info.signal));
+        finish("failure",
+               label + " was killed by signal " + std::to_string(info.signal));
       else if (info.code != 0)
         finish("failure",
                label + " exited with status " + std::to_string(info.code));

@@ -61,8 +61,8 @@ struct command_plan {
 
 /// Turns a job into a plan: fills `plan` and returns "", or returns why the
 /// deployment is an `error` (then nothing runs).
-using command_planner =
-  std::function<std::string(const provider_job& job, command_plan& plan)>;
+using command_planner
+  = std::function<std::string(const provider_job& job, command_plan& plan)>;
 
 /// State of a tool provider (shell, capistrano, fabric, ansible).
 struct command_state {
@@ -95,10 +95,10 @@ struct command_state {
 /// its command one after the other, each announced and in its own process
 /// group, streaming stdout/stderr to `deployment`. Reports `success`
 /// (plan.success) when the command exits 0, else `failure` naming the first
-/// process that exited non-zero or was killed, and its status or signal. `cancel` sends SIGTERM to the group, SIGKILL after
-/// `job.kill_grace_ms`, and reports `failure` "cancelled" (with
-/// `job.terminate_children` false it leaves the group running and reports at
-/// once).
+/// process that exited non-zero or was killed, and its status or signal.
+/// `cancel` sends SIGTERM to the group, SIGKILL after `job.kill_grace_ms`, and
+/// reports `failure` "cancelled" (with `job.terminate_children` false it leaves
+/// the group running and reports at once).
 process_provider_actor::behavior_type
 command_provider(process_provider_actor::stateful_pointer<command_state> self,
                  provider_job job, deployment_actor deployment,

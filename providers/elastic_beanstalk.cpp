@@ -95,8 +95,7 @@ void finish(self_ptr self, std::string state, std::string description) {
     return;
   st.finished = true;
   st.on_tick = nullptr;
-  spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
-               description);
+  spdlog::info("deployment {} ends with {}: {}", st.job.id, state, description);
   if (st.deployment)
     self->send(st.deployment, result_atom::value,
                provider_outcome{std::move(state), std::move(description)});
@@ -143,7 +142,7 @@ void answered(self_ptr self, call_ptr c, http_response& res) {
                  st.job.id, c->step, reason, c->attempt, st.cfg.attempts,
                  backoff);
     tell(self, c->step + ": " + reason + "; retrying in "
-                + std::to_string(backoff) + " ms");
+                 + std::to_string(backoff) + " ms");
     after(self, backoff, [self, c] { perform(self, c); });
     return;
   }
@@ -161,8 +160,8 @@ void perform(self_ptr self, call_ptr c) {
                   std::chrono::system_clock::now());
     } catch (const std::exception& e) {
       // A malformed endpoint setting: nothing to retry.
-      finish(self, "error", c->step + " failed: can't sign the request: "
-                              + e.what());
+      finish(self, "error",
+             c->step + " failed: can't sign the request: " + e.what());
       return;
     }
   }
@@ -220,9 +219,9 @@ void conclude(self_ptr self) {
   auto& env = st.current;
   auto name = "Elastic Beanstalk environment " + st.environment;
   if (!env.found) {
-    finish(self, "error", "DescribeEnvironments failed: " + name
-                            + " of application " + st.app
-                            + " is not there any more");
+    finish(self, "error",
+           "DescribeEnvironments failed: " + name + " of application " + st.app
+             + " is not there any more");
     return;
   }
   show_cname(self, env.cname);
@@ -235,9 +234,9 @@ void conclude(self_ptr self) {
     return;
   }
   if (env.version_label != st.label)
-    finish(self, "failure", name + " is Ready on " + env.version_label
-                              + ", not on " + st.label
-                              + " (the update did not stick)");
+    finish(self, "failure",
+           name + " is Ready on " + env.version_label + ", not on " + st.label
+             + " (the update did not stick)");
   else if (env.health == "Red")
     finish(self, "failure",
            name + " is Ready on " + st.label + " but its health is Red");
@@ -261,7 +260,7 @@ void describe_events(self_ptr self) {
               if (e.date > st.events_since)
                 st.events_since = e.date;
               tell(self, e.date + " " + e.severity + " " + e.message,
-                  stream::out);
+                   stream::out);
             }
             conclude(self);
           });
@@ -282,8 +281,8 @@ void poll(self_ptr self) {
 
 void update_environment(self_ptr self) {
   auto& st = self->state;
-  tell(self, "Updating Elastic Beanstalk environment " + st.environment
-              + " to " + st.label);
+  tell(self, "Updating Elastic Beanstalk environment " + st.environment + " to "
+               + st.label);
   auto now = std::chrono::system_clock::now();
   st.events_since = utc(now, "%Y-%m-%dT%H:%M:%SZ");
   st.update_sent = true;
@@ -296,12 +295,12 @@ void update_environment(self_ptr self) {
             auto env = parse_updated_environment(res.body);
             st.environment_id = env.id;
             tell(self, "Follow it in the AWS console: https://" + st.region
-                        + ".console.aws.amazon.com/elasticbeanstalk/home"
-                          "?region="
-                        + st.region + "#/environments");
+                         + ".console.aws.amazon.com/elasticbeanstalk/home"
+                           "?region="
+                         + st.region + "#/environments");
             show_cname(self, env.cname);
             tell(self, "Waiting for " + st.environment + " to be Ready on "
-                        + st.label);
+                         + st.label);
             after(self, st.cfg.poll_interval_ms, [self] { poll(self); });
           });
 }
@@ -324,16 +323,16 @@ void upload(self_ptr self) {
   auto& st = self->state;
   tell(self, "Uploading " + st.key + " to S3 bucket " + st.bucket);
   auto req = put_object_request(st, std::move(st.zip));
-  start(self, "PutObject", "s3", std::move(req), [self](const call& c,
-                                                     http_response& res) {
-    auto& st = self->state;
-    if (res.status != 200) {
-      fail(self, c, res);
-      return;
-    }
-    tell(self, "Uploaded s3://" + st.bucket + "/" + st.key);
-    create_version(self);
-  });
+  start(self, "PutObject", "s3", std::move(req),
+        [self](const call& c, http_response& res) {
+          auto& st = self->state;
+          if (res.status != 200) {
+            fail(self, c, res);
+            return;
+          }
+          tell(self, "Uploaded s3://" + st.bucket + "/" + st.key);
+          create_version(self);
+        });
 }
 
 void create_bucket(self_ptr self) {
@@ -354,35 +353,36 @@ void create_bucket(self_ptr self) {
 
 void ensure_bucket(self_ptr self) {
   auto& st = self->state;
-  start(self, "HeadBucket", "s3", head_bucket_request(st), [self](const call& c,
-                                                      http_response& res) {
-    auto& st = self->state;
-    auto prefix = "HeadBucket failed: S3 bucket " + st.bucket;
-    switch (res.status) {
-      case 200:
-        upload(self);
-        break;
-      case 404:
-        create_bucket(self);
-        break;
-      case 403:
-        finish(self, "error",
-               prefix + " refused these credentials (403): the access key "
-                          "may be wrong, or the bucket belongs to another "
-                          "account");
-        break;
-      case 301: {
-        auto where = header_value(res, "x-amz-bucket-region");
-        finish(self, "error",
-               prefix + " is in another region"
-                 + (where.empty() ? "" : " (" + where + ")") + ", not "
-                 + st.region);
-        break;
-      }
-      default:
-        fail(self, c, res);
-    }
-  });
+  start(self, "HeadBucket", "s3", head_bucket_request(st),
+        [self](const call& c, http_response& res) {
+          auto& st = self->state;
+          auto prefix = "HeadBucket failed: S3 bucket " + st.bucket;
+          switch (res.status) {
+            case 200:
+              upload(self);
+              break;
+            case 404:
+              create_bucket(self);
+              break;
+            case 403:
+              finish(self, "error",
+                     prefix
+                       + " refused these credentials (403): the access key "
+                         "may be wrong, or the bucket belongs to another "
+                         "account");
+              break;
+            case 301: {
+              auto where = header_value(res, "x-amz-bucket-region");
+              finish(self, "error",
+                     prefix + " is in another region"
+                       + (where.empty() ? "" : " (" + where + ")") + ", not "
+                       + st.region);
+              break;
+            }
+            default:
+              fail(self, c, res);
+          }
+        });
 }
 
 /// GitHub's zipball link answered: fetch the zip (the link is a secret).
@@ -408,8 +408,8 @@ void fetch_zip(self_ptr self, const std::string& location) {
 void download(self_ptr self) {
   auto& st = self->state;
   auto& r = st.job.request;
-  tell(self, "Downloading the zipball of " + r.repo + " at "
-              + short_sha(r.sha));
+  tell(self,
+       "Downloading the zipball of " + r.repo + " at " + short_sha(r.sha));
   auto req = github_archive_request(github_of(st.cfg), r.repo, "zipball",
                                     r.sha);
   start(self, "GitHub zipball request", "", std::move(req),
@@ -422,13 +422,13 @@ void download(self_ptr self) {
           } else if (res.status == 200) {
             // Some servers hand out the archive directly.
             st.zip = std::move(res.body);
-            tell(self, "Downloaded " + std::to_string(st.zip.size())
-                        + " bytes");
+            tell(self,
+                 "Downloaded " + std::to_string(st.zip.size()) + " bytes");
             ensure_bucket(self);
           } else if (res.status == 404) {
-            finish(self, "error", "GitHub has no zipball of " + r.repo
-                                    + " at " + r.sha
-                                    + " (can GITHUB_TOKEN read it?)");
+            finish(self, "error",
+                   "GitHub has no zipball of " + r.repo + " at " + r.sha
+                     + " (can GITHUB_TOKEN read it?)");
           } else {
             fail(self, c, res);
           }
@@ -462,10 +462,10 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
       st.on_tick = nullptr;
       if (st.update_sent)
         tell(self, "Stopped following Elastic Beanstalk environment "
-                    + st.environment + "; AWS may still finish the update");
+                     + st.environment + "; AWS may still finish the update");
       else
         tell(self, "Cancelled before Elastic Beanstalk environment "
-                    + st.environment + " was updated");
+                     + st.environment + " was updated");
       finish(self, "failure", "cancelled");
     },
     [self](tick_atom) {

@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "providers/api_common.hpp"
 #include "messages/registry.hpp"
+#include "providers/api_common.hpp"
 
 namespace heaven {
 

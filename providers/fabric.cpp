@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <system_error>
 
-
 #include "base/text.hpp"
 #include "base/validate.hpp"
 
@@ -68,8 +67,7 @@ std::string expand_command_format(std::string_view format,
       auto value = placeholder(name, req);
       if (value == nullptr) {
         why = "DEPLOY_COMMAND_FORMAT names an unknown placeholder %{"
-              + std::string{name}
-              + "} (known: environment, task, ref, sha)";
+              + std::string{name} + "} (known: environment, task, ref, sha)";
         return {};
       }
       result += shell_quote(*value);

@@ -241,8 +241,8 @@ void not_found(self_ptr self) {
   say(self, stream::heaven,
       "No build of " + short_sha(st.job.request.sha) + " on " + st.app
         + " since heaven's request: asking Heroku again (attempt "
-        + std::to_string(st.attempt) + " of "
-        + std::to_string(st.cfg.attempts) + ")");
+        + std::to_string(st.attempt) + " of " + std::to_string(st.cfg.attempts)
+        + ")");
   st.at = step::create;
   create_build(self);
 }
@@ -261,8 +261,9 @@ void create_build(self_ptr self) {
         case create_answer::created: {
           auto build = json::parse(res.body, nullptr, false);
           if (!has_id(build)) {
-            end(self, "error", "Heroku accepted the build but its answer "
-                               "has no build id");
+            end(self, "error",
+                "Heroku accepted the build but its answer "
+                "has no build id");
             return;
           }
           follow(self, build, false);
@@ -313,8 +314,9 @@ void list_builds(self_ptr self) {
       }
       auto builds = json::parse(res.body, nullptr, false);
       if (!builds.is_array()) {
-        end(self, "error", "Heroku may have started a build on " + st.app
-                             + ": its list of builds is not a JSON array");
+        end(self, "error",
+            "Heroku may have started a build on " + st.app
+              + ": its list of builds is not a JSON array");
         return;
       }
       st.list_attempt = 1;
@@ -355,8 +357,9 @@ void open_stream(self_ptr self) {
   req.follow_redirects = true;
   st.streaming = true;
   ++st.stream_attempts;
-  self->request(st.cfg.http, caf::infinite, stream_atom::value, std::move(req),
-                caf::actor_cast<chunk_sink>(self))
+  self
+    ->request(st.cfg.http, caf::infinite, stream_atom::value, std::move(req),
+              caf::actor_cast<chunk_sink>(self))
     .then([=](http_response& res) {
       auto& st = self->state;
       st.streaming = false;
@@ -382,11 +385,12 @@ void open_stream(self_ptr self) {
 void finish_build(self_ptr self) {
   auto& st = self->state;
   if (st.final_status == "succeeded")
-    end(self, "success", "Heroku build " + short_id(st.build_id)
-                           + " succeeded on " + st.app);
+    end(self, "success",
+        "Heroku build " + short_id(st.build_id) + " succeeded on " + st.app);
   else
-    end(self, "failure", "Heroku build " + short_id(st.build_id)
-                           + " failed on " + st.app + " (see the log)");
+    end(self, "failure",
+        "Heroku build " + short_id(st.build_id) + " failed on " + st.app
+          + " (see the log)");
 }
 
 /// One poll of the build; schedules the next one while it runs.
@@ -439,9 +443,10 @@ void poll(self_ptr self) {
         return;
       }
       if (status != "pending") {
-        end(self, "error", "Heroku reports build " + short_id(st.build_id)
-                             + " as '" + status + "', which heaven doesn't "
-                                                  "know");
+        end(self, "error",
+            "Heroku reports build " + short_id(st.build_id) + " as '" + status
+              + "', which heaven doesn't "
+                "know");
         return;
       }
       open_stream(self); // When it was not ready at first.
@@ -449,9 +454,9 @@ void poll(self_ptr self) {
     });
 }
 
-api_provider_actor::behavior_type
-heroku(self_ptr self, heroku_config cfg, provider_job job,
-       deployment_actor deployment) {
+api_provider_actor::behavior_type heroku(self_ptr self, heroku_config cfg,
+                                         provider_job job,
+                                         deployment_actor deployment) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.job = std::move(job);
@@ -459,18 +464,19 @@ heroku(self_ptr self, heroku_config cfg, provider_job job,
   st.app = st.job.config.heroku_app;
   auto& req = st.job.request;
   if (st.app.empty()) {
-    end(self, "error", "payload.config.heroku_" + req.environment
-                         + "_name or heroku_name is missing: heaven doesn't "
-                           "know which Heroku app to deploy");
+    end(self, "error",
+        "payload.config.heroku_" + req.environment
+          + "_name or heroku_name is missing: heaven doesn't "
+            "know which Heroku app to deploy");
   } else if (!valid_app(st.app)) {
     end(self, "error", "invalid Heroku app name '" + st.app + "'");
   } else if (st.cfg.api_key.empty()) {
-    end(self, "error", "HEROKU_API_KEY is not set: heaven can't deploy to "
-                       "Heroku");
+    end(self, "error",
+        "HEROKU_API_KEY is not set: heaven can't deploy to "
+        "Heroku");
   } else {
     say(self, stream::heaven,
-        "Building " + req.repo + " at " + req.sha + " on Heroku app "
-          + st.app);
+        "Building " + req.repo + " at " + req.sha + " on Heroku app " + st.app);
     fetch_tarball_link(self);
   }
   if (st.at == step::done)
@@ -513,7 +519,8 @@ heroku(self_ptr self, heroku_config cfg, provider_job job,
       else if (st.at == step::lookup)
         say(self, stream::heaven,
             "Stopped looking for the build heaven's unanswered request may "
-            "have started on " + st.app);
+            "have started on "
+              + st.app);
       end(self, "failure", "cancelled");
     },
   };

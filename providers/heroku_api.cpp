@@ -45,10 +45,9 @@ http_request heroku_request(const heroku_config& cfg, std::string method,
   return req;
 }
 
-http_request create_build_request(const heroku_config& cfg,
-                                  const std::string& app,
-                                  const std::string& source_url,
-                                  const provider_job& job) {
+http_request
+create_build_request(const heroku_config& cfg, const std::string& app,
+                     const std::string& source_url, const provider_job& job) {
   auto req = heroku_request(cfg, "POST", "apps/" + app + "/builds");
   req.headers.emplace_back("Content-Type", "application/json");
   json body;
@@ -63,10 +62,10 @@ http_request list_builds_request(const heroku_config& cfg,
                                  const std::string& app,
                                  const std::string& next_range) {
   auto req = heroku_request(cfg, "GET", "apps/" + app + "/builds");
-  req.headers.emplace_back(
-    "Range", next_range.empty() ? "created_at ..; order=desc,max="
-                                    + std::to_string(list_page_size) + ";"
-                                : next_range);
+  req.headers.emplace_back("Range", next_range.empty()
+                                      ? "created_at ..; order=desc,max="
+                                          + std::to_string(list_page_size) + ";"
+                                      : next_range);
   return req;
 }
 
@@ -91,8 +90,8 @@ std::string heroku_problem(const std::string& app, const std::string& what,
     case 403:
       return "HEROKU_API_KEY may not " + what + " (403)" + said;
     case 404:
-      return "Heroku has no app '" + app
-             + "' that HEROKU_API_KEY can see (404)" + said;
+      return "Heroku has no app '" + app + "' that HEROKU_API_KEY can see (404)"
+             + said;
     case 422:
       return "Heroku refused to " + what + " (422)" + said;
     default:

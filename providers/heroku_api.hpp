@@ -43,10 +43,9 @@ http_request heroku_request(const heroku_config& cfg, std::string method,
 
 /// `POST apps/<app>/builds` of the archive at `source_url`, with the full
 /// sha as the version and heaven's mark as the version description.
-http_request create_build_request(const heroku_config& cfg,
-                                  const std::string& app,
-                                  const std::string& source_url,
-                                  const provider_job& job);
+http_request
+create_build_request(const heroku_config& cfg, const std::string& app,
+                     const std::string& source_url, const provider_job& job);
 
 /// `GET apps/<app>/builds`, newest first: `created_at ..;
 /// order=desc,max=N;` as the Range header, or `next_range` (Heroku's

@@ -36,8 +36,8 @@ bool parse_host(const std::string& text, const std::string& default_user,
   if (auto colon = rest.rfind(':'); colon != std::string::npos) {
     auto digits = rest.substr(colon + 1);
     int port = 0;
-    auto [p, ec] = std::from_chars(digits.data(),
-                                   digits.data() + digits.size(), port);
+    auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(),
+                                   port);
     if (ec != std::errc{} || p != digits.data() + digits.size() || port < 1
         || port > 65535) {
       why = "bad port in host '" + text + "'";
@@ -97,7 +97,8 @@ std::string read_remote_hosts(const provider_job& job, bool need_deploy_to,
     if (path.size() < 2 || path.front() != '/'
         || !relative_path(path.substr(1)))
       return "payload.config.deploy_to must be an absolute path without .. "
-             "(got '" + path + "')";
+             "(got '"
+             + path + "')";
     return {};
   };
   std::string deploy_to;
@@ -173,10 +174,10 @@ void run_phase(self_ptr self) {
     auto& req = st.job.request;
     auto what = req.task == "deploy:rollback"
                   ? "Rolled back " + req.environment + " on "
-                  : req.task == "deploy"
-                      ? "Deployed " + req.ref + " (" + req.sha.substr(0, 7)
-                          + ") to " + req.environment + " on "
-                      : "Ran " + req.task + " on " + req.environment + " on ";
+                : req.task == "deploy"
+                  ? "Deployed " + req.ref + " (" + req.sha.substr(0, 7)
+                      + ") to " + req.environment + " on "
+                  : "Ran " + req.task + " on " + req.environment + " on ";
     finish(self, "success", what + count_hosts(st.hosts.size()));
     return;
   }
@@ -189,8 +190,9 @@ void run_phase(self_ptr self) {
   for (size_t i = 0; i < st.sessions.size(); ++i) {
     auto label = st.hosts[i].label;
     auto phase_name = name;
-    self->request(st.sessions[i], caf::infinite,
-                  ssh_command{on_host(st.hosts[i], script), 0})
+    self
+      ->request(st.sessions[i], caf::infinite,
+                ssh_command{on_host(st.hosts[i], script), 0})
       .then(
         [self, label, phase_name](ssh_result& r) {
           auto& st = self->state;
@@ -252,9 +254,9 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
     opts.connect_timeout_ms = cfg.connect_timeout_ms;
     opts.label = h.label;
     // The SSH actor takes an untyped sink.
-    st.sessions.push_back(cfg.spawn(self->system(), std::move(opts),
-                                    caf::actor_cast<caf::actor>(
-                                      st.deployment)));
+    st.sessions.push_back(
+      cfg.spawn(self->system(), std::move(opts),
+                caf::actor_cast<caf::actor>(st.deployment)));
   }
   run_phase(self);
   return {
@@ -268,18 +270,18 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
 provider_factory native_or_command_provider(remote_config native,
                                             remote_planner remote,
                                             command_planner local) {
-  return [native, remote, local](caf::actor_system& sys, provider_job job,
-                                 deployment_actor deployment)
-           -> provider_handle {
-    if (!job.config.names_hosts)
-      return sys.spawn(command_provider, std::move(job),
-                       std::move(deployment), local);
-    auto cfg = native;
-    if (auto key = get_env(job.env, "DEPLOYMENT_PRIVATE_KEY"))
-      cfg.private_key = unescape_private_key(*key);
-    return sys.spawn(remote_steps, std::move(job), std::move(deployment),
-                     std::move(cfg), remote);
-  };
+  return
+    [native, remote, local](caf::actor_system& sys, provider_job job,
+                            deployment_actor deployment) -> provider_handle {
+      if (!job.config.names_hosts)
+        return sys.spawn(command_provider, std::move(job),
+                         std::move(deployment), local);
+      auto cfg = native;
+      if (auto key = get_env(job.env, "DEPLOYMENT_PRIVATE_KEY"))
+        cfg.private_key = unescape_private_key(*key);
+      return sys.spawn(remote_steps, std::move(job), std::move(deployment),
+                       std::move(cfg), remote);
+    };
 }
 
 } // namespace heaven

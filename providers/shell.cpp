@@ -61,8 +61,7 @@ fs::path check_script(const provider_job& job, const std::string& script,
           + job.request.sha.substr(0, 7);
     return {};
   }
-  if (!fs::is_regular_file(target, ec)
-      || ::access(target.c_str(), X_OK) != 0) {
+  if (!fs::is_regular_file(target, ec) || ::access(target.c_str(), X_OK) != 0) {
     why = "deploy script " + script + " is not executable";
     return {};
   }

@@ -181,7 +181,8 @@ struct bench {
     std::ofstream{repo / "config" / "app.rb"} << "# app\n";
     for (int i = 0; i < 20; ++i)
       std::ofstream{repo / "lib" / ("part" + std::to_string(i) + ".rb")}
-        << "# part " << i << "\n" << std::string(2000, 'x') << "\n";
+        << "# part " << i << "\n"
+        << std::string(2000, 'x') << "\n";
     sh("git -C " + repo.string() + " init -q --initial-branch=main");
     sh("cd " + repo.string()
        + " && git add -A && git -c user.name=b -c user.email=b@b commit -q "
@@ -210,9 +211,9 @@ struct bench {
     json hosts = json::array();
     for (size_t i = 0; i < dirs_.size(); ++i) {
       auto& s = *servers[i];
-      hosts.push_back({{"host", s.user() + "@" + s.host() + ":"
-                                  + std::to_string(s.port())},
-                       {"deploy_to", dirs_[i].string()}});
+      hosts.push_back(
+        {{"host", s.user() + "@" + s.host() + ":" + std::to_string(s.port())},
+         {"deploy_to", dirs_[i].string()}});
     }
     return {{"provider", "capistrano"},
             {"hosts", hosts},
@@ -226,8 +227,8 @@ struct bench {
   /// or a negative number when it did not succeed.
   double heaven_deploy(const std::vector<fs::path>& dirs_) {
     auto rec = std::make_shared<heaven::test::record>();
-    heaven::deployment_actor sink
-      = sys.spawn(heaven::test::deployment_recorder, rec);
+    heaven::deployment_actor sink = sys.spawn(heaven::test::deployment_recorder,
+                                              rec);
     heaven::provider_job job;
     job.id = 1;
     job.request.repo = "bench/app";
@@ -237,8 +238,7 @@ struct bench {
     job.request.environment = "production";
     job.request.task = "deploy";
     job.request.actor = "bench";
-    job.request.payload_json
-      = json{{"config", heaven_config(dirs_)}}.dump();
+    job.request.payload_json = json{{"config", heaven_config(dirs_)}}.dump();
     job.config = heaven::read_payload_config(job.request);
     heaven::remote_config c;
     c.known_hosts = known_hosts.string();
@@ -289,7 +289,8 @@ struct bench {
          "  end\n"
          "end\n"
          "set :application, 'app'\n"
-         "set :repo_url, 'file://" << repo.string() << "'\n"
+         "set :repo_url, 'file://"
+      << repo.string() << "'\n"
       << "set :deploy_to, '" << (tmp.path / "unused").string() << "'\n"
       << "set :branch, 'main'\n"
          "set :keep_releases, 5\n"
@@ -297,7 +298,8 @@ struct bench {
          "set :format_options, log_file: nil\n"
          "append :linked_files, 'config/database.yml'\n"
          "append :linked_dirs, 'log', 'tmp/pids'\n"
-         "set :ssh_options, { keys: ['" << key.string() << "'], "
+         "set :ssh_options, { keys: ['"
+      << key.string() << "'], "
       << "auth_methods: %w(publickey), user_known_hosts_file: '"
       << known_hosts.string() << "', verify_host_key: :always }\n"
       << "namespace :deploy do\n"
@@ -324,20 +326,21 @@ struct bench {
   /// or a negative number when it failed.
   double cap_deploy(const fs::path& project) {
     auto start = clock_type::now();
-    auto r = heaven::test::run_command("cd " + project.string() + " && cap production deploy");
+    auto r = heaven::test::run_command("cd " + project.string()
+                                       + " && cap production deploy");
     auto took = seconds_since(start);
     std::ofstream{project / "cap-output.txt", std::ios::app} << r.out;
     if (r.status != 0) {
-      problems.push_back("cap exited with " + std::to_string(r.status)
-                         + ":\n" + r.out);
+      problems.push_back("cap exited with " + std::to_string(r.status) + ":\n"
+                         + r.out);
       return -1;
     }
     return took;
   }
 
   /// Checks every dir holds `releases` releases and `current` has the sha.
-  void check_layout(const std::string& tool,
-                    const std::vector<fs::path>& dirs_, size_t releases) {
+  void check_layout(const std::string& tool, const std::vector<fs::path>& dirs_,
+                    size_t releases) {
     for (auto& d : dirs_) {
       size_t count = 0;
       if (fs::exists(d / "releases"))
@@ -352,8 +355,9 @@ struct bench {
         problems.push_back(tool + ": " + d.string() + " has "
                            + std::to_string(count) + " releases (expected "
                            + std::to_string(releases) + "), REVISION '"
-                           + revision + "', or misses a link or the restart "
-                                        "mark");
+                           + revision
+                           + "', or misses a link or the restart "
+                             "mark");
     }
   }
 };
@@ -366,7 +370,9 @@ struct times {
 
 /// Releases are named by the second: wait before the next deploy to the
 /// same directories so it makes a new one.
-void next_second() { std::this_thread::sleep_for(1100ms); }
+void next_second() {
+  std::this_thread::sleep_for(1100ms);
+}
 
 /// Runs both tools `o.repetitions` times at `n` servers.
 std::pair<times, times> measure(bench& b, int n, const options& o) {
@@ -394,8 +400,8 @@ std::pair<times, times> measure(bench& b, int n, const options& o) {
       next_second();
       cap_t.second.push_back(b.cap_deploy(project));
       b.check_layout("cap", theirs, 2);
-      line << " cap " << cap_t.first.back() << " s / "
-           << cap_t.second.back() << " s";
+      line << " cap " << cap_t.first.back() << " s / " << cap_t.second.back()
+           << " s";
     }
     std::cerr << line.str() << "\n";
   }
@@ -409,7 +415,8 @@ int run_bench(const options& o) {
   if (o.keep) {
     // temp_dir removes its path; keep a copy next to it instead.
     std::cout << "keeping a copy of " << b.tmp.path << " at "
-              << b.tmp.path.string() + "-kept" << " when done\n";
+              << b.tmp.path.string() + "-kept"
+              << " when done\n";
   }
   std::cout << "cap: " << sh("cap --version") << "; "
             << std::thread::hardware_concurrency() << " cores; "
@@ -448,8 +455,9 @@ int run_bench(const options& o) {
   if (b.problems.empty()) {
     std::cout << "every deploy succeeded and left the expected layout\n";
   } else {
-    std::cout << b.problems.size() << " problems (negative times are failed "
-                                      "deploys):\n";
+    std::cout << b.problems.size()
+              << " problems (negative times are failed "
+                 "deploys):\n";
     for (auto& p : b.problems)
       std::cout << "- " << p << "\n";
   }

@@ -215,14 +215,14 @@ void start_heaven(heaven_child& h, const options& o, const fs::path& tmp,
     "HEAVEN_CONFIG=/dev/null",
     "HEAVEN_LOG_LEVEL=warn",
   };
-  auto started
-    = heaven::test::launch_heaven(o.binary, env, tmp / "heaven.stderr");
+  auto started = heaven::test::launch_heaven(o.binary, env,
+                                             tmp / "heaven.stderr");
   h.pid = started.pid;
   h.port = started.port;
   // heaven's log (spdlog's default logger) goes to stdout too; it is
   // drained so heaven never blocks on a full pipe.
-  h.drain
-    = heaven::test::drain_to_file(started.stdout_fd, tmp / "heaven.stdout");
+  h.drain = heaven::test::drain_to_file(started.stdout_fd,
+                                        tmp / "heaven.stdout");
 }
 
 size_t write_to_string(char* data, size_t size, size_t n, void* out) {
@@ -308,8 +308,7 @@ int run(const options& o) {
   github_counts counts;
   github.respond_with([&](const heaven::test::recorded_request& r) {
     std::string state, description;
-    if (r.method == "POST"
-        && r.target.find("/statuses") != std::string::npos) {
+    if (r.method == "POST" && r.target.find("/statuses") != std::string::npos) {
       auto j = json::parse(r.body, nullptr, false);
       if (j.is_object()) {
         state = j.value("state", "");
@@ -344,10 +343,9 @@ int run(const options& o) {
   }
   auto base = "http://127.0.0.1:" + std::to_string(h.port);
 
-  std::cout << "heaven_bench: N=" << o.deployments
-            << " C=" << o.concurrency << " A=" << o.apps
-            << " binary=" << o.binary << " (pid " << h.pid << ", port "
-            << h.port << ")\n";
+  std::cout << "heaven_bench: N=" << o.deployments << " C=" << o.concurrency
+            << " A=" << o.apps << " binary=" << o.binary << " (pid " << h.pid
+            << ", port " << h.port << ")\n";
 
   // Sample heaven's memory, threads, fds and children while it works.
   proc_sample peak;
@@ -458,11 +456,9 @@ int run(const options& o) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   bool all_done = terminal >= accepted;
-  double done_s
-    = std::chrono::duration<double>((all_done ? last_terminal
-                                              : clock_type::now())
-                                    - t0)
-        .count();
+  double done_s = std::chrono::duration<double>(
+                    (all_done ? last_terminal : clock_type::now()) - t0)
+                    .count();
 
   // The newest rows heaven lists (it caps the list at 500).
   std::map<std::string, int> row_states;
@@ -492,15 +488,15 @@ int run(const options& o) {
   // ---- report --------------------------------------------------------------
   std::lock_guard guard{counts.mtx};
   std::cout << "webhooks: " << accepted << "/" << o.deployments
-            << " answered 201 in " << fmt(send_s, 2) << " s = "
-            << fmt(accepted / send_s) << " events/s\n";
+            << " answered 201 in " << fmt(send_s, 2)
+            << " s = " << fmt(accepted / send_s) << " events/s\n";
   std::cout << "  latency of 201 answers (ms): p50 "
-            << fmt(percentile(ok_ms, 50))
-            << "  p95 " << fmt(percentile(ok_ms, 95)) << "  p99 "
+            << fmt(percentile(ok_ms, 50)) << "  p95 "
+            << fmt(percentile(ok_ms, 95)) << "  p99 "
             << fmt(percentile(ok_ms, 99)) << "  max "
-            << fmt(ok_ms.empty() ? 0
-                                 : *std::max_element(ok_ms.begin(),
-                                                     ok_ms.end()))
+            << fmt(ok_ms.empty()
+                     ? 0
+                     : *std::max_element(ok_ms.begin(), ok_ms.end()))
             << "\n";
   size_t non201 = o.deployments - accepted;
   std::cout << "  non-201 answers: " << non201 << "\n";
@@ -520,19 +516,17 @@ int run(const options& o) {
   for (auto& [state, n] : row_states)
     std::cout << " " << state << "=" << n;
   std::cout << "\n";
-  std::cout << "heaven process: idle RSS " << idle.rss_kb / 1024
-            << " MiB, " << idle.threads << " threads, " << idle.fds
-            << " fds\n";
+  std::cout << "heaven process: idle RSS " << idle.rss_kb / 1024 << " MiB, "
+            << idle.threads << " threads, " << idle.fds << " fds\n";
   std::cout << "  peak during run: VmHWM " << fmt(peak.hwm_kb / 1024.0)
-            << " MiB, " << peak.threads << " threads, " << peak.fds
-            << " fds, " << peak.children << " child processes\n";
+            << " MiB, " << peak.threads << " threads, " << peak.fds << " fds, "
+            << peak.children << " child processes\n";
   std::cout << "  1 s after the last deployment: RSS "
             << fmt(after.rss_kb / 1024.0) << " MiB, " << after.threads
             << " threads, " << after.fds << " fds, " << kids_after
             << " child processes\n";
   if (exited)
-    std::cout << "SIGTERM: heaven exited after " << fmt(stop_s, 2)
-              << " s with "
+    std::cout << "SIGTERM: heaven exited after " << fmt(stop_s, 2) << " s with "
               << (WIFEXITED(wstatus)
                     ? "status " + std::to_string(WEXITSTATUS(wstatus))
                     : "signal " + std::to_string(WTERMSIG(wstatus)))

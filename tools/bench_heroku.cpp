@@ -72,27 +72,28 @@ struct options {
 };
 
 void usage() {
-  std::cout <<
-    "usage: heaven_bench_heroku [--deployments N] [--build-seconds S]\n"
-    "         [--concurrency C] [--binary build/heaven] [--poll-ms MS]\n"
-    "         [--timeout SECONDS] [--keep] [--stand-in-only]\n"
-    "  N   Heroku deployments, one app each (default 100)\n"
-    "  S   how long each build takes at the stand-in (default 5)\n"
-    "  C   concurrent webhook senders (default 32)\n"
-    "  MS  heaven's HEAVEN_POLL_INTERVAL_MS (default 1000)\n"
-    "  --timeout  how long to wait for every deployment to end\n"
-    "             (default 600 + 2*S)\n"
-    "  --keep     keep the temp dir (heaven's database and logs)\n"
-    "  --stand-in-only  run only the GitHub + Heroku stand-in (builds of\n"
-    "             S seconds) until stdin ends, to try it with curl\n";
+  std::cout
+    << "usage: heaven_bench_heroku [--deployments N] [--build-seconds S]\n"
+       "         [--concurrency C] [--binary build/heaven] [--poll-ms MS]\n"
+       "         [--timeout SECONDS] [--keep] [--stand-in-only]\n"
+       "  N   Heroku deployments, one app each (default 100)\n"
+       "  S   how long each build takes at the stand-in (default 5)\n"
+       "  C   concurrent webhook senders (default 32)\n"
+       "  MS  heaven's HEAVEN_POLL_INTERVAL_MS (default 1000)\n"
+       "  --timeout  how long to wait for every deployment to end\n"
+       "             (default 600 + 2*S)\n"
+       "  --keep     keep the temp dir (heaven's database and logs)\n"
+       "  --stand-in-only  run only the GitHub + Heroku stand-in (builds of\n"
+       "             S seconds) until stdin ends, to try it with curl\n";
 }
 
 std::optional<options> parse(int argc, char** argv) {
   options o;
-  std::map<std::string, int*> ints = {
-    {"--deployments", &o.deployments}, {"--build-seconds", &o.build_seconds},
-    {"--concurrency", &o.concurrency}, {"--poll-ms", &o.poll_ms},
-    {"--timeout", &o.timeout_s}};
+  std::map<std::string, int*> ints = {{"--deployments", &o.deployments},
+                                      {"--build-seconds", &o.build_seconds},
+                                      {"--concurrency", &o.concurrency},
+                                      {"--poll-ms", &o.poll_ms},
+                                      {"--timeout", &o.timeout_s}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -223,16 +224,16 @@ std::string uuid_like(const char* head, uint64_t n) {
 
 std::string build_json(stand_in& s, const std::string& id, const build& b,
                        bool done) {
-  return json{{"id", id},
-              {"status", done ? "succeeded" : "pending"},
-              {"output_stream_url", s.stream_base + "streams/" + id},
-              {"source_blob",
-               {{"url", s.base + "codeload/bench/app/tar.gz/" + sha
-                          + "?token=x"},
-                {"version", sha}}},
-              {"app",
-               {{"id", uuid_like("a0000000", app_index(b.app, s.n) + 1)},
-                {"name", b.app}}}}
+  return json{
+    {"id", id},
+    {"status", done ? "succeeded" : "pending"},
+    {"output_stream_url", s.stream_base + "streams/" + id},
+    {"source_blob",
+     {{"url", s.base + "codeload/bench/app/tar.gz/" + sha + "?token=x"},
+      {"version", sha}}},
+    {"app",
+     {{"id", uuid_like("a0000000", app_index(b.app, s.n) + 1)},
+      {"name", b.app}}}}
     .dump();
 }
 
@@ -298,8 +299,7 @@ response answer(stand_in& s, const http::request<http::string_body>& req,
   if (github && req[http::field::authorization] != "token bench-token")
     ++s.rejected["GitHub request without Authorization: token <token>"];
   if (heroku
-      && (req[http::field::authorization]
-            != std::string{"Bearer "} + heroku_key
+      && (req[http::field::authorization] != std::string{"Bearer "} + heroku_key
           || req[http::field::accept] != heroku_accept)) {
     ++s.rejected["Heroku request without Bearer key and version=3 Accept"];
     route = "heroku (refused)";
@@ -378,12 +378,11 @@ net::awaitable<bool> stream(stand_in& s, tcp::socket& sock,
                               net::use_awaitable);
     if (now >= b.done)
       break;
-    timer.expires_after(std::min<clock_type::duration>(
-      std::chrono::seconds(1), b.done - now));
+    timer.expires_after(
+      std::min<clock_type::duration>(std::chrono::seconds(1), b.done - now));
     co_await timer.async_wait(net::use_awaitable);
   }
-  co_await net::async_write(sock, http::make_chunk_last(),
-                            net::use_awaitable);
+  co_await net::async_write(sock, http::make_chunk_last(), net::use_awaitable);
   co_return true;
 }
 
@@ -449,8 +448,7 @@ net::awaitable<void> listen(stand_in& s, tcp::acceptor& acceptor) {
 }
 
 /// The most builds running at once: each runs exactly `len` from creation.
-size_t peak_running(std::vector<time_point> created,
-                    clock_type::duration len) {
+size_t peak_running(std::vector<time_point> created, clock_type::duration len) {
   std::sort(created.begin(), created.end());
   size_t best = 0, lo = 0;
   for (size_t hi = 0; hi < created.size(); ++hi) {
@@ -542,12 +540,12 @@ void start_heaven(heaven_child& h, const options& o, const fs::path& tmp,
     "HEAVEN_POLL_INTERVAL_MS=" + std::to_string(o.poll_ms),
     "DEPLOYMENT_TIMEOUT=" + std::to_string(o.timeout_s + 600),
   };
-  auto started
-    = heaven::test::launch_heaven(o.binary, env, tmp / "heaven.stderr");
+  auto started = heaven::test::launch_heaven(o.binary, env,
+                                             tmp / "heaven.stderr");
   h.pid = started.pid;
   h.port = started.port;
-  h.drain
-    = heaven::test::drain_to_file(started.stdout_fd, tmp / "heaven.stdout");
+  h.drain = heaven::test::drain_to_file(started.stdout_fd,
+                                        tmp / "heaven.stdout");
 }
 
 /// The body of GitHub's `deployment` event for deployment i.
@@ -584,9 +582,9 @@ std::vector<answer_seen> send_events(const options& o, uint16_t port) {
   auto tag = std::to_string(getpid());
   for (int i = 0; i < o.deployments; ++i) {
     bodies.push_back(deployment_event(i));
-    signatures.push_back("X-Hub-Signature-256: sha256="
-                         + heaven::hmac_sha256_hex(webhook_secret,
-                                                   bodies.back()));
+    signatures.push_back(
+      "X-Hub-Signature-256: sha256="
+      + heaven::hmac_sha256_hex(webhook_secret, bodies.back()));
     deliveries.push_back("X-GitHub-Delivery: heroku-bench-" + tag + "-"
                          + std::to_string(i));
   }
@@ -598,9 +596,9 @@ std::vector<answer_seen> send_events(const options& o, uint16_t port) {
     for (int i; (i = next++) < o.deployments;) {
       auto& a = answers[i];
       curl_slist* hdrs = nullptr;
-      for (auto h : {"Content-Type: application/json",
-                     "X-GitHub-Event: deployment", "Expect:",
-                     deliveries[i].c_str(), signatures[i].c_str()})
+      for (auto h :
+           {"Content-Type: application/json", "X-GitHub-Event: deployment",
+            "Expect:", deliveries[i].c_str(), signatures[i].c_str()})
         hdrs = curl_slist_append(hdrs, h);
       curl_easy_setopt(e, CURLOPT_URL, url.c_str());
       curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
@@ -659,8 +657,8 @@ struct server {
   server(int n, int build_seconds) {
     s.n = n;
     s.build_time = std::chrono::seconds(build_seconds);
-    for (auto* v : {&s.first_status, &s.terminal, &s.build_created,
-                    &s.build_done})
+    for (auto* v :
+         {&s.first_status, &s.terminal, &s.build_created, &s.build_done})
       v->resize(n);
     acceptor.listen(4096); // bursts of connections
     s.base = "http://127.0.0.1:"
@@ -690,8 +688,8 @@ void print_stand_in(stand_in& s) {
   for (auto& [state, n] : s.states)
     std::cout << " " << state << "=" << n;
   std::cout << "\n  peak connections " << s.peak_connections
-            << ", peak open streams " << s.peak_streams
-            << ", accept errors " << s.accept_errors << "\n";
+            << ", peak open streams " << s.peak_streams << ", accept errors "
+            << s.accept_errors << "\n";
   for (auto& [what, n] : s.unexpected)
     std::cout << "    " << n << " x unexpected (404) " << what << "\n";
   for (auto& [what, n] : s.rejected)
@@ -713,7 +711,7 @@ std::string stop_heaven(heaven_child& h) {
 /// heaven's figures around the load.
 struct heaven_figures {
   proc_figures idle, peak, after;
-  std::string after_fds; // by kind
+  std::string after_fds;         // by kind
   long stand_in_connections = 0; // heaven's connections to it, at the end
   std::string stopped;
   double bench_cpu_s = 0; // the stand-in's and senders' CPU meanwhile
@@ -742,12 +740,12 @@ void print_report(const options& o, stand_in& s,
     }
   auto in_flight = peak_running(created, s.build_time);
   double mib = 1024.0;
-  std::cout
-    << "webhooks: " << accepted << "/" << o.deployments << " accepted ("
-    << fmt(100.0 * accepted / o.deployments) << " %) in " << fmt(send_s, 2)
-    << " s = " << fmt(accepted / send_s) << " events/s; latency p50 "
-    << fmt(percentile(ok_ms, 50)) << " p99 " << fmt(percentile(ok_ms, 99))
-    << " max " << fmt(percentile(ok_ms, 100)) << " ms\n";
+  std::cout << "webhooks: " << accepted << "/" << o.deployments << " accepted ("
+            << fmt(100.0 * accepted / o.deployments) << " %) in "
+            << fmt(send_s, 2) << " s = " << fmt(accepted / send_s)
+            << " events/s; latency p50 " << fmt(percentile(ok_ms, 50))
+            << " p99 " << fmt(percentile(ok_ms, 99)) << " max "
+            << fmt(percentile(ok_ms, 100)) << " ms\n";
   for (auto& [what, n] : refused)
     std::cout << "  " << n << " x " << what << "\n";
   std::cout << "deployments: " << s.terminals << "/" << accepted
@@ -757,8 +755,8 @@ void print_report(const options& o, stand_in& s,
     std::cout << (what == "success" ? " " : "\n  ") << n << " x "
               << what.substr(0, 160);
   std::cout << "\n  builds created " << created.size()
-            << "; peak in flight (builds running at the stand-in) "
-            << in_flight << "; peak open at heaven (first status to last) "
+            << "; peak in flight (builds running at the stand-in) " << in_flight
+            << "; peak open at heaven (first status to last) "
             << peak_open(s.first_status, s.terminal)
             << "\n  build done -> terminal status: p50 "
             << fmt(percentile(react_s, 50), 2) << " s, p99 "
@@ -819,8 +817,8 @@ int run(const options& o) {
   }
   std::cout << "heaven_bench_heroku: N=" << o.deployments
             << " S=" << o.build_seconds << " s C=" << o.concurrency
-            << " poll=" << o.poll_ms << " ms binary=" << o.binary
-            << " (pid " << h.pid << ")" << std::endl;
+            << " poll=" << o.poll_ms << " ms binary=" << o.binary << " (pid "
+            << h.pid << ")" << std::endl;
 
   heaven_figures f;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -884,8 +882,8 @@ int run(const options& o) {
 /// --stand-in-only: serves until stdin ends, then says what it saw.
 int serve_only(const options& o) {
   server srv{o.deployments, o.build_seconds};
-  std::cout << "stand-in on " << srv.s.base
-            << " (ends when stdin does)" << std::endl;
+  std::cout << "stand-in on " << srv.s.base << " (ends when stdin does)"
+            << std::endl;
   std::string line;
   while (std::getline(std::cin, line)) {
   }

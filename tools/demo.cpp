@@ -11,8 +11,8 @@
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
-#include "base/log_book.hpp"
 #include "actors/process.hpp"
+#include "base/log_book.hpp"
 #include "base/webhook.hpp"
 
 namespace fs = std::filesystem;
@@ -30,9 +30,15 @@ std::optional<std::string> git(const std::string& dir,
   process_spec spec;
   spec.cwd = dir;
   spec.env = current_environment();
-  spec.argv = {"sh", "-c", "\"$@\" > '" + capture + "' 2>&1", "git",
-               "git", "-c", "user.name=heaven demo",
-               "-c", "user.email=demo@heaven.invalid"};
+  spec.argv = {"sh",
+               "-c",
+               "\"$@\" > '" + capture + "' 2>&1",
+               "git",
+               "git",
+               "-c",
+               "user.name=heaven demo",
+               "-c",
+               "user.email=demo@heaven.invalid"};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   auto res = run_process(spec, caf::actor{}, caf::actor{});
   std::ifstream in{capture};
@@ -144,13 +150,13 @@ bool run_demo(const settings& cfg, uint16_t port) {
   std::cout << "\nDemo: deploying " << sha->substr(0, 7) << " of "
             << repo.string() << " with a signed deployment event...\n";
   std::string answer;
-  auto status = http(
-    "POST", base + "/events",
-    {"Content-Type: application/json", "X-GitHub-Event: deployment",
-     "X-GitHub-Delivery: " + random_guid(),
-     "X-Hub-Signature-256: sha256="
-       + hmac_sha256_hex(cfg.webhook_secret, body)},
-    body, &answer, false);
+  auto status = http("POST", base + "/events",
+                     {"Content-Type: application/json",
+                      "X-GitHub-Event: deployment",
+                      "X-GitHub-Delivery: " + random_guid(),
+                      "X-Hub-Signature-256: sha256="
+                        + hmac_sha256_hex(cfg.webhook_secret, body)},
+                     body, &answer, false);
   std::cout << "POST /events answered " << status << " " << answer << "\n";
   if (status != 201)
     return false;
@@ -185,8 +191,8 @@ bool run_demo(const settings& cfg, uint16_t port) {
   if (parsed.is_array())
     for (auto& d : parsed)
       if (d.value("id", int64_t{0}) == id)
-        std::cout << "\nDeployment " << id << " ended: "
-                  << d.value("state", std::string{}) << "\n";
+        std::cout << "\nDeployment " << id
+                  << " ended: " << d.value("state", std::string{}) << "\n";
   return true;
 }
 

@@ -5,11 +5,11 @@
 #include <cctype>
 #include <csignal>
 #include <cstdio>
-#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -22,12 +22,9 @@
 #include "actors/auto_deploy.hpp"
 #include "actors/auto_deployments.hpp"
 #include "actors/children.hpp"
-#include "base/config.hpp"
 #include "actors/deployment_context.hpp"
-#include "base/health.hpp"
 #include "actors/http_client.hpp"
 #include "actors/http_ingress.hpp"
-#include "base/log_book.hpp"
 #include "actors/notify.hpp"
 #include "actors/outbox.hpp"
 #include "actors/process.hpp"
@@ -36,14 +33,17 @@
 #include "actors/statuses.hpp"
 #include "actors/store.hpp"
 #include "actors/workspace.hpp"
+#include "base/config.hpp"
+#include "base/health.hpp"
+#include "base/log_book.hpp"
+#include "messages/errors.hpp"
+#include "messages/registry.hpp"
 #include "providers/ansible.hpp"
 #include "providers/bundler_capistrano.hpp"
 #include "providers/capistrano.hpp"
 #include "providers/elastic_beanstalk.hpp"
 #include "providers/fabric.hpp"
 #include "providers/heroku.hpp"
-#include "messages/errors.hpp"
-#include "messages/registry.hpp"
 #include "providers/shell.hpp"
 #include "tools/demo.hpp"
 
@@ -191,15 +191,20 @@ int serve(settings cfg, bool demo) {
         << "heaven: GITHUB_WEBHOOK_SECRET is not set, so heaven could not "
            "tell GitHub's webhooks from anyone else's.\n"
            "Set it to the secret of your repository's webhook (or pass "
-           "--webhook-secret-file <file>), or pass --insecure to accept unsigned events "
+           "--webhook-secret-file <file>), or pass --insecure to accept "
+           "unsigned events "
            "on a private test machine.\n";
       return 2;
     } else {
-      spdlog::warn("**********************************************************");
-      spdlog::warn("INSECURE: no webhook secret; heaven accepts UNSIGNED events");
-      spdlog::warn("from anyone who can reach {}. Never run it like this in", cfg.listen);
+      spdlog::warn(
+        "**********************************************************");
+      spdlog::warn(
+        "INSECURE: no webhook secret; heaven accepts UNSIGNED events");
+      spdlog::warn("from anyone who can reach {}. Never run it like this in",
+                   cfg.listen);
       spdlog::warn("production: set GITHUB_WEBHOOK_SECRET.");
-      spdlog::warn("**********************************************************");
+      spdlog::warn(
+        "**********************************************************");
     }
   }
   if (cfg.github_token.empty())
@@ -268,14 +273,15 @@ int serve(settings cfg, bool demo) {
                                         health);
   // Without its database heaven could accept nothing durably: stop here.
   std::string store_error;
-  caf::scoped_actor{sys}
-    ->request(ctx->store, std::chrono::seconds(30), list_atom::value,
-              int32_t{1})
-    .receive([](std::vector<deployment_row>&) {},
-             [&](caf::error& err) { store_error = sys.render(err); });
+  caf::scoped_actor {
+    sys
+    } -> request(ctx->store, std::chrono::seconds(30), list_atom::value,
+                 int32_t{1})
+      .receive([](std::vector<deployment_row>&) {},
+               [&](caf::error& err) { store_error = sys.render(err); });
   if (!store_error.empty()) {
-    std::cerr << "heaven: cannot use the database in " << cfg.data_dir
-              << ": " << store_error << "\n";
+    std::cerr << "heaven: cannot use the database in " << cfg.data_dir << ": "
+              << store_error << "\n";
     caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
     ctx.reset();
     return 1;
@@ -285,8 +291,7 @@ int serve(settings cfg, bool demo) {
   // deployment, retried across restarts until delivered.
   outbox_options outbox_opts;
   outbox_opts.first_backoff = std::chrono::milliseconds(cfg.retry_backoff_ms);
-  outbox_opts.max_backoff
-    = std::chrono::milliseconds(cfg.retry_max_backoff_ms);
+  outbox_opts.max_backoff = std::chrono::milliseconds(cfg.retry_max_backoff_ms);
   outbox_opts.max_age = std::chrono::seconds(cfg.outbox_max_age);
   auto log_key = ctx->log_key;
   auto public_url = cfg.public_url;
@@ -421,8 +426,7 @@ int locks_command(const settings& cfg) {
 }
 
 /// `heaven unlock <owner/name> <environment>`: breaks a stuck lock.
-int unlock_command(const settings& cfg,
-                   const std::vector<std::string>& words) {
+int unlock_command(const settings& cfg, const std::vector<std::string>& words) {
   if (words.size() != 2 || !valid_repo_name(words[0]) || words[1].empty()) {
     std::cerr << "usage: heaven unlock <owner/name> <environment> [flags]\n";
     return 2;
@@ -438,8 +442,8 @@ int unlock_command(const settings& cfg,
   }
   std::cout << "Unlocked " << words[0] << " on " << words[1];
   if (held)
-    std::cout << " (locked by " << held->actor << " since "
-              << held->locked_at << ")";
+    std::cout << " (locked by " << held->actor << " since " << held->locked_at
+              << ")";
   std::cout << ".\n";
   return 0;
 }
@@ -488,8 +492,8 @@ int main(int argc, char** argv) {
       std::cout << help_text();
       return 0;
     }
-  static const std::vector<std::string> commands = {
-    "serve", "demo", "locks", "unlock", "repos"};
+  static const std::vector<std::string> commands = {"serve", "demo", "locks",
+                                                    "unlock", "repos"};
   if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
     std::cerr << "heaven: unknown command '" << command
               << "' (try heaven --help)\n";

@@ -12,8 +12,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -128,31 +128,31 @@ json repository() {
 /// is one heaven does not know: an accepted deployment ends at once with
 /// `error` and runs nothing.
 json deployment_object(int64_t id) {
-  return {
-    {"url", "https://api.github.com/repos/Codertocat/Hello-World/deployments/"
-              + std::to_string(id)},
-    {"id", id},
-    {"sha", sha},
-    {"ref", "main"},
-    {"task", "deploy"},
-    {"payload",
-     {{"name", "hello-world"},
-      {"robotName", "hubot"},
-      {"notify",
-       {{"room", "ops"},
-        {"user", "U024BE7LH"},
-        {"user_name", "codertocat"},
-        {"adapter", "slack"}}},
-      {"config",
-       {{"provider", "hostile-none"},
-        {"deploy_script", "script/deploy"},
-        {"heroku_name", "hello-world"},
-        {"production_url", "https://hello.example.com"}}},
-      {"aws", {{"region", "eu-west-1"}}}}},
-    {"environment", "production"},
-    {"description", "Deploying main to production"},
-    {"creator", {{"login", "Codertocat"}, {"id", 21031067}}},
-    {"created_at", "2019-05-15T15:20:53Z"}};
+  return {{"url",
+           "https://api.github.com/repos/Codertocat/Hello-World/deployments/"
+             + std::to_string(id)},
+          {"id", id},
+          {"sha", sha},
+          {"ref", "main"},
+          {"task", "deploy"},
+          {"payload",
+           {{"name", "hello-world"},
+            {"robotName", "hubot"},
+            {"notify",
+             {{"room", "ops"},
+              {"user", "U024BE7LH"},
+              {"user_name", "codertocat"},
+              {"adapter", "slack"}}},
+            {"config",
+             {{"provider", "hostile-none"},
+              {"deploy_script", "script/deploy"},
+              {"heroku_name", "hello-world"},
+              {"production_url", "https://hello.example.com"}}},
+            {"aws", {{"region", "eu-west-1"}}}}},
+          {"environment", "production"},
+          {"description", "Deploying main to production"},
+          {"creator", {{"login", "Codertocat"}, {"id", 21031067}}},
+          {"created_at", "2019-05-15T15:20:53Z"}};
 }
 
 json deployment_event(int64_t id) {
@@ -200,13 +200,13 @@ json ping_event() {
 
 /// How heaven bounds a field (README, "What heaven does").
 enum class rule {
-  text,       // characters, control characters refused
-  bytes,      // bytes (refs), control characters refused
-  login,      // GitHub login
-  full_name,  // owner/name
-  repo_name,  // repository name
-  tree,       // anything under payload.config/aws: control characters only
-  chat,       // payload.notify.*: text, and a number is fine
+  text,      // characters, control characters refused
+  bytes,     // bytes (refs), control characters refused
+  login,     // GitHub login
+  full_name, // owner/name
+  repo_name, // repository name
+  tree,      // anything under payload.config/aws: control characters only
+  chat,      // payload.notify.*: text, and a number is fine
 };
 
 struct field {
@@ -259,8 +259,7 @@ std::vector<field> fields_of(const std::string& type) {
     {{"deployment", "payload", "notify", "user_name"}, rule::chat, 255},
     {{"deployment", "payload", "notify", "adapter"}, rule::tree, 0},
     {{"deployment", "payload", "config", "provider"}, rule::text, 255},
-    {{"deployment", "payload", "config", "production_url"}, rule::text,
-     2048},
+    {{"deployment", "payload", "config", "production_url"}, rule::text, 2048},
     {{"deployment", "payload", "config", "deploy_script"}, rule::tree, 0},
     {{"deployment", "payload", "config", "heroku_name"}, rule::tree, 0},
     {{"deployment", "payload", "aws", "region"}, rule::tree, 0},
@@ -319,13 +318,13 @@ std::string longer_than(const std::string& path, std::size_t limit,
 
 /// The control characters a mutation puts in (UTF-8).
 const std::vector<std::string> controls = {
-  std::string{"\0", 1}, "\n", "\r", "\t", "\x1b", "\x7f", "\xc2\x85",
-  "\xc2\x9b", "\x01", "\x1f"};
+  std::string{"\0", 1}, "\n",       "\r",   "\t",  "\x1b", "\x7f",
+  "\xc2\x85",           "\xc2\x9b", "\x01", "\x1f"};
 
 /// A string of `n` characters, some of them two or three bytes long.
 std::string chars(std::size_t n, std::mt19937& rng) {
-  static const std::vector<std::string> alphabet = {"a", "Z", "0", "-", "é",
-                                                    "ß", "€", "日"};
+  static const std::vector<std::string> alphabet = {"a", "Z", "0", "-",
+                                                    "é", "ß", "€", "日"};
   std::string out;
   out.reserve(n * 2);
   std::uniform_int_distribution<std::size_t> pick(0, alphabet.size() - 1);
@@ -490,8 +489,8 @@ probe odd_probe(std::mt19937& rng, int64_t n) {
     case 1: {
       // Raw bytes that are not UTF-8, inside a string.
       static const std::vector<std::string> bad = {
-        "\xff", "\xc0\x80", "\xed\xa0\x80", "\xe2\x82", "\xf4\x90\x80\x80",
-        "\x80"};
+        "\xff",     "\xc0\x80",         "\xed\xa0\x80",
+        "\xe2\x82", "\xf4\x90\x80\x80", "\x80"};
       auto at = text.find("Hello-World");
       s.body = text.substr(0, at) + bad[rng() % bad.size()] + text.substr(at);
       s.error = "malformed JSON: ";
@@ -650,8 +649,7 @@ probe huge_probe(std::mt19937& rng, int64_t n, std::size_t size) {
       s.body = doc.dump();
       if (poisoned) {
         s.status = 400;
-        s.error = "deployment.payload.config.hosts["
-                  + std::to_string(count - 1)
+        s.error = "deployment.payload.config.hosts[" + std::to_string(count - 1)
                   + "] contains a control character";
       }
       return {poisoned ? "huge array, NUL at the end" : "huge array", {s}};
@@ -687,8 +685,8 @@ probe huge_probe(std::mt19937& rng, int64_t n, std::size_t size) {
       shot s;
       s.type = "deployment";
       auto doc = deployment_event(n);
-      doc["deployment"]["payload"]["changelog"]
-        = std::string(std::min(size, 4 * mb), 'c');
+      doc["deployment"]["payload"]["changelog"] = std::string(
+        std::min(size, 4 * mb), 'c');
       s.body = doc.dump();
       return {"big unread field", {s}};
     }
@@ -747,10 +745,10 @@ public:
     add("Content-Type: " + s.content_type);
     add("X-GitHub-Event: " + s.type);
     add("X-GitHub-Delivery: " + s.delivery);
-    auto sig = s.signature ? *s.signature
-                           : "sha256="
-                               + heaven::hmac_sha256_hex(e2e_webhook_secret,
-                                                         s.body);
+    auto sig = s.signature
+                 ? *s.signature
+                 : "sha256="
+                     + heaven::hmac_sha256_hex(e2e_webhook_secret, s.body);
     if (!sig.empty())
       add("X-Hub-Signature-256: " + sig);
     add("Expect:");
@@ -820,8 +818,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   {
     heaven::test::http_stub github;
-    heaven::test::heaven_server h{tmp / "data", github.base_url(),
-                                  {{"HEAVEN_LOG_LEVEL", "warn"}}};
+    heaven::test::heaven_server h{
+      tmp / "data", github.base_url(), {{"HEAVEN_LOG_LEVEL", "warn"}}};
     // Warm up with a few plain events, so "idle" is heaven after it has
     // done ordinary work, not a process that has never parsed anything.
     {
@@ -837,9 +835,9 @@ int main(int argc, char** argv) {
     }
     std::this_thread::sleep_for(std::chrono::seconds(3));
     auto idle = heaven::test::read_proc(h.pid, true);
-    std::cout << "heaven (pid " << h.pid << ") idle: RSS "
-              << idle.rss_kb / 1024 << " MB, "
-              << idle.threads << " threads, " << idle.fds << " fds\n";
+    std::cout << "heaven (pid " << h.pid << ") idle: RSS " << idle.rss_kb / 1024
+              << " MB, " << idle.threads << " threads, " << idle.fds
+              << " fds\n";
 
     std::atomic<int64_t> next{0};
     std::atomic<uint64_t> bytes_sent{0};
@@ -878,10 +876,9 @@ int main(int argc, char** argv) {
             } else {
               ++t.second;
               if (wrong.size() < 20)
-                wrong.push_back("#" + std::to_string(n) + " " + p.category
-                                + " (" + s.type + ", "
-                                + std::to_string(s.body.size())
-                                + " bytes): " + why);
+                wrong.push_back(
+                  "#" + std::to_string(n) + " " + p.category + " (" + s.type
+                  + ", " + std::to_string(s.body.size()) + " bytes): " + why);
             }
           }
         }
@@ -912,9 +909,9 @@ int main(int argc, char** argv) {
     long growth = after.rss_kb / 1024 - idle.rss_kb / 1024;
     std::cout << "heaven RSS: idle " << idle.rss_kb / 1024 << " MB, peak "
               << std::max(peak_rss.load(), after.hwm_kb / 1024)
-              << " MB, right after the last answer " << right_after
-              << " MB, " << o.settle_s << " s later " << after.rss_kb / 1024
-              << " MB (" << (growth >= 0 ? "+" : "") << growth
+              << " MB, right after the last answer " << right_after << " MB, "
+              << o.settle_s << " s later " << after.rss_kb / 1024 << " MB ("
+              << (growth >= 0 ? "+" : "") << growth
               << " MB over idle; allowed +" << o.allowed_growth_mb << ")\n";
     std::cout << "heaven threads " << after.threads << ", fds " << after.fds
               << "; GitHub stand-in got " << github.requests().size()

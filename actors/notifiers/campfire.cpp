@@ -56,8 +56,8 @@ std::vector<outgoing> format(const campfire_setup& s,
   out.push_back(
     message(s, n, with_suffix(plain_message(n), n.log_url), describe(n)));
   if (n.state == "success" && n.changes.present)
-    out.push_back(message(s, n, changes_text(n.changes),
-                          "commit list of " + describe(n)));
+    out.push_back(
+      message(s, n, changes_text(n.changes), "commit list of " + describe(n)));
   return out;
 }
 

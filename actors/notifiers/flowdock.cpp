@@ -59,8 +59,7 @@ std::string activity_title(const deployment_notice& n) {
   if (start_state(n.state))
     return "Started deploying " + n.app + " to " + n.environment + ".";
   if (n.state == "success")
-    return n.app + " deployed with ref " + n.ref + " to " + n.environment
-           + ".";
+    return n.app + " deployed with ref " + n.ref + " to " + n.environment + ".";
   if (n.state == "failure")
     return "Failed deploying " + n.app + " to " + n.environment + ".";
   return "Error deploying " + n.app + " to " + n.environment + ".";
@@ -93,9 +92,9 @@ std::string changes_html(const commit_changes& c) {
               + std::to_string(c.changes) + " Changes</p><ul>";
   for (const auto& commit : c.commits) {
     html += "<li>" + anchor(commit.url, short_sha(commit.sha, 8)) + " by ";
-    html += commit.author_url.empty() ? html_escape(commit.author)
-                                      : anchor(commit.author_url,
-                                               commit.author);
+    html += commit.author_url.empty()
+              ? html_escape(commit.author)
+              : anchor(commit.author_url, commit.author);
     html += ": " + html_escape(commit.message) + "</li>";
   }
   html += "</ul>";
@@ -107,9 +106,9 @@ std::string changes_html(const commit_changes& c) {
 json thread(const flowdock_setup& s, const deployment_notice& n) {
   auto repo = repo_url(n, s.web_endpoint);
   auto id = std::to_string(n.deployment_id);
-  auto deployment = n.log_url.empty() ? id
-                                      : id + " (" + anchor(n.log_url, "output")
-                                          + ")";
+  auto deployment = n.log_url.empty()
+                      ? id
+                      : id + " (" + anchor(n.log_url, "output") + ")";
   json fields = json::array(
     {{{"label", "Repository"}, {"value", anchor(repo, n.repo)}},
      {{"label", "Deployment"}, {"value", deployment}},
@@ -121,8 +120,8 @@ json thread(const flowdock_setup& s, const deployment_notice& n) {
   auto body = "<p>" + html_escape(n.deployment_description) + "</p>";
   if (n.state == "success" && n.changes.present)
     body += changes_html(n.changes);
-  json t = {{"title", "Deployment #" + id + " of " + n.app + " to "
-                        + n.environment},
+  json t = {{"title",
+             "Deployment #" + id + " of " + n.app + " to " + n.environment},
             {"body", body},
             {"status", {{"value", n.state}, {"color", status_color(n.state)}}},
             {"fields", std::move(fields)}};
@@ -147,16 +146,15 @@ std::vector<outgoing> format(const flowdock_setup& s,
   auto avatar = !s.user_avatar.empty() ? s.user_avatar
                 : green                ? build_ok_icon
                                        : build_fail_icon;
-  json b = {{"flow_token", token->second},
-            {"event", "activity"},
-            {"external_thread_id", thread_id(n)},
-            {"title", activity_title(n)},
-            {"author",
-             {{"name", s.user_name},
-              {"avatar", avatar},
-              {"email", s.user_email}}},
-            {"tags", {"deploy", n.environment, n.app, n.state}},
-            {"thread", thread(s, n)}};
+  json b = {
+    {"flow_token", token->second},
+    {"event", "activity"},
+    {"external_thread_id", thread_id(n)},
+    {"title", activity_title(n)},
+    {"author",
+     {{"name", s.user_name}, {"avatar", avatar}, {"email", s.user_email}}},
+    {"tags", {"deploy", n.environment, n.app, n.state}},
+    {"thread", thread(s, n)}};
   std::vector<outgoing> out;
   out.push_back(
     {json_post(join_url(s.endpoint, "messages"), to_text(b)), describe(n)});

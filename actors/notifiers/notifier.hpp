@@ -34,9 +34,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "actors/notify.hpp"
 #include "base/config.hpp"
 #include "base/text.hpp"
-#include "actors/notify.hpp"
 #include "messages/types.hpp"
 
 namespace heaven::notifiers {

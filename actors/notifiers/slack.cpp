@@ -138,21 +138,19 @@ std::vector<outgoing> format(const slack_setup& s, const deployment_notice& n) {
     return {};
   std::vector<outgoing> out;
   auto green = start_state(n.state) || n.state == "success";
-  auto pretext = start_state(n.state)
-                   ? slack_escape("#" + std::to_string(n.deployment_id)
-                                  + " - " + n.app + " / " + n.ref + " / "
-                                  + n.environment)
-                   : " ";
-  out.push_back({json_post(s.webhook_url,
-                           body(s, n, deployment_text(s, n),
-                                green ? "good" : "danger", pretext,
-                                plain_message(n))),
+  auto pretext = start_state(n.state) ? slack_escape(
+                   "#" + std::to_string(n.deployment_id) + " - " + n.app + " / "
+                   + n.ref + " / " + n.environment)
+                                      : " ";
+  out.push_back({json_post(s.webhook_url, body(s, n, deployment_text(s, n),
+                                               green ? "good" : "danger",
+                                               pretext, plain_message(n))),
                  describe(n)});
   if (n.state == "success" && n.changes.present)
-    out.push_back({json_post(s.webhook_url,
-                             body(s, n, changes_markup(n.changes), "good", " ",
-                                  changes_text(n.changes))),
-                   "commit list of " + describe(n)});
+    out.push_back(
+      {json_post(s.webhook_url, body(s, n, changes_markup(n.changes), "good",
+                                     " ", changes_text(n.changes))),
+       "commit list of " + describe(n)});
   return out;
 }
 

@@ -63,8 +63,8 @@ std::string with_suffix(std::string text, std::string_view suffix) {
 }
 
 std::string more_commits(int64_t more) {
-  return "And " + std::to_string(more) + (more == 1 ? " more commit..."
-                                                    : " more commits...");
+  return "And " + std::to_string(more)
+         + (more == 1 ? " more commit..." : " more commits...");
 }
 
 std::string changes_text(const commit_changes& c) {

@@ -87,8 +87,8 @@ store_actor::behavior_type scripted_store(store_actor::pointer self,
       return pass(self->make_response_promise<bool>(), a, c);
     },
     [=](list_atom a, int32_t n) {
-      return pass(
-        self->make_response_promise<std::vector<deployment_row>>(), a, n);
+      return pass(self->make_response_promise<std::vector<deployment_row>>(), a,
+                  n);
     },
     [=](pending_atom a) {
       return pass(
@@ -153,9 +153,8 @@ std::string query_param(const std::string& target, const std::string& key) {
   size_t start = 0;
   while (start <= query.size()) {
     auto amp = query.find('&', start);
-    auto part = query.substr(start, amp == std::string::npos
-                                      ? std::string::npos
-                                      : amp - start);
+    auto part = query.substr(start, amp == std::string::npos ? std::string::npos
+                                                             : amp - start);
     auto eq = part.find('=');
     if (part.substr(0, eq) == key)
       return eq == std::string::npos ? "" : part.substr(eq + 1);
@@ -297,10 +296,9 @@ struct auto_fixture {
     auto ready = std::make_shared<std::atomic<bool>>(false);
     auto o = opts;
     o.ready = [ready] { *ready = true; };
-    creations = sys.spawn(outbox, real, http,
-                          deployment_courier(github_api{github.base_url(),
-                                                        token}),
-                          o);
+    creations = sys.spawn(
+      outbox, real, http,
+      deployment_courier(github_api{github.base_url(), token}), o);
     BOOST_REQUIRE(eventually([&] { return ready->load(); }, 20s));
   }
 
@@ -597,8 +595,8 @@ void check_headers(const recorded_request& r) {
   BOOST_TEST(r.target.find(token) == std::string::npos);
 }
 
-const std::string combined_target
-  = std::string{"/repos/octo/app/commits/"} + sha + "/status";
+const std::string combined_target = std::string{"/repos/octo/app/commits/"}
+                                    + sha + "/status";
 
 std::string compare_target(const std::string& base) {
   return "/repos/octo/app/compare/" + base + "..." + sha;
@@ -870,18 +868,17 @@ BOOST_AUTO_TEST_CASE(a_422_on_create_is_logged_and_not_retried) {
   BOOST_TEST(posts().size() == 1u);
   BOOST_TEST(creation_outcomes()
              == std::vector<std::string>{
-                  R"(dropped: HTTP 422: {"message":"Validation Failed",)"
-                  R"("errors":[]})"});
+               R"(dropped: HTTP 422: {"message":"Validation Failed",)"
+               R"("errors":[]})"});
 }
 
 BOOST_AUTO_TEST_CASE(create_is_sent_again_as_it_is_only_when_refused) {
   deployed_last({deployed("production", prod_base, prod_payload)});
   // Rate limited, then "unavailable, come back later": neither created it.
-  world.creates = {stub_response{429, {}, R"({"message":"Slow down"})"},
-                   stub_response{503,
-                                 {{"Retry-After", "0"}},
-                                 R"({"message":"Unavailable"})"},
-                   stub_response{201, {}, R"({"id":555})"}};
+  world.creates = {
+    stub_response{429, {}, R"({"message":"Slow down"})"},
+    stub_response{503, {{"Retry-After", "0"}}, R"({"message":"Unavailable"})"},
+    stub_response{201, {}, R"({"id":555})"}};
   send(status_event());
   finish_on(created_line("production", 555));
   BOOST_TEST(posts().size() == 3u);
@@ -961,8 +958,8 @@ BOOST_AUTO_TEST_CASE(without_heavens_deployment_the_create_is_sent_once_more) {
                         auto_payload),
       github_deployment(902, sha, "production", description, other_app),
       github_deployment(903, sha, "staging", description, auto_payload)};
-    return stub_response{200, {{"Content-Type", "application/json"}},
-                         list.dump()};
+    return stub_response{
+      200, {{"Content-Type", "application/json"}}, list.dump()};
   }};
   send(status_event());
   finish_on(created_line("production", 777));
@@ -988,8 +985,8 @@ BOOST_AUTO_TEST_CASE(the_lookup_reads_the_next_page_and_a_string_payload) {
   payload["sha"] = sha;
   world.listings = {
     [](github_world&) {
-      json list = {github_deployment(904, sha, "production", "by hand",
-                                     json::object())};
+      json list = {
+        github_deployment(904, sha, "production", "by hand", json::object())};
       return stub_response{
         200,
         {{"Content-Type", "application/json"},
@@ -999,10 +996,10 @@ BOOST_AUTO_TEST_CASE(the_lookup_reads_the_next_page_and_a_string_payload) {
     },
     [=](github_world&) {
       // Older deployments keep their payload as a JSON string.
-      json list = {github_deployment(905, sha, "production", description,
-                                     payload.dump())};
-      return stub_response{200, {{"Content-Type", "application/json"}},
-                           list.dump()};
+      json list = {
+        github_deployment(905, sha, "production", description, payload.dump())};
+      return stub_response{
+        200, {{"Content-Type", "application/json"}}, list.dump()};
     }};
   send(status_event());
   finish_on("info Auto-deploying octo/app@a1b2c3d4 to production (app): "
@@ -1057,12 +1054,9 @@ std::string production_request() {
   auto payload = json::parse(prod_payload);
   payload["actor"] = "octocat";
   payload["sha"] = sha;
-  return json{{"ref", sha},
-              {"environment", "production"},
-              {"task", "deploy"},
-              {"auto_merge", false},
-              {"payload", payload},
-              {"description", description}}
+  return json{{"ref", sha},         {"environment", "production"},
+              {"task", "deploy"},   {"auto_merge", false},
+              {"payload", payload}, {"description", description}}
     .dump();
 }
 
@@ -1090,9 +1084,9 @@ BOOST_AUTO_TEST_CASE(a_claim_left_by_a_killed_heaven_is_created_once) {
     seen.push_back(r.method + " " + r.target);
   BOOST_TEST(seen
              == (std::vector<std::string>{
-                  std::string{"GET /repos/octo/app/deployments?sha="} + sha
-                    + "&environment=production&task=deploy&per_page=100",
-                  "POST /repos/octo/app/deployments"}));
+               std::string{"GET /repos/octo/app/deployments?sha="} + sha
+                 + "&environment=production&task=deploy&per_page=100",
+               "POST /repos/octo/app/deployments"}));
   BOOST_TEST(json::parse(posts().at(0).body)
              == json::parse(production_request()));
   check_headers(posts().at(0));

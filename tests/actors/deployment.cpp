@@ -16,12 +16,12 @@
 
 #include "actors/deployment.hpp"
 #include "actors/ingress_route.hpp"
-#include "base/log_book.hpp"
 #include "actors/outbox.hpp"
 #include "actors/receiver.hpp"
 #include "actors/statuses.hpp"
 #include "actors/store.hpp"
 #include "actors/workspace.hpp"
+#include "base/log_book.hpp"
 #include "messages/registry.hpp"
 
 using namespace heaven;
@@ -99,8 +99,8 @@ store_actor::behavior_type gate(store_actor::pointer self, store_actor real,
       return pass(self->make_response_promise<bool>(), a, c);
     },
     [=](list_atom a, int32_t n) {
-      return pass(
-        self->make_response_promise<std::vector<deployment_row>>(), a, n);
+      return pass(self->make_response_promise<std::vector<deployment_row>>(), a,
+                  n);
     },
     [=](pending_atom a) {
       return pass(
@@ -123,9 +123,7 @@ store_actor::behavior_type gate(store_actor::pointer self, store_actor real,
 auto_deploy_actor::behavior_type fake_auto_deploy(auto_deploy_actor::pointer,
                                                   record_ptr rec) {
   return {
-    [=](status_atom, commit_status_event& ev) {
-      rec->statuses.push_back(ev);
-    },
+    [=](status_atom, commit_status_event& ev) { rec->statuses.push_back(ev); },
   };
 }
 
@@ -154,8 +152,10 @@ ok_provider(process_provider_actor::pointer self, deployment_actor deployment) {
                  provider_outcome{"success", "Deployed main"});
   self->quit();
   return {
-    [](cancel_atom) {}, [](started_atom, int32_t) {},
-    [](exited_atom, exit_info&) {}, [](kill_atom) {},
+    [](cancel_atom) {},
+    [](started_atom, int32_t) {},
+    [](exited_atom, exit_info&) {},
+    [](kill_atom) {},
   };
 }
 
@@ -201,8 +201,10 @@ process_provider_actor::behavior_type
 crash_provider(process_provider_actor::pointer self) {
   self->quit(caf::make_error(caf::sec::runtime_error, "segfault in provider"));
   return {
-    [](cancel_atom) {}, [](started_atom, int32_t) {},
-    [](exited_atom, exit_info&) {}, [](kill_atom) {},
+    [](cancel_atom) {},
+    [](started_atom, int32_t) {},
+    [](exited_atom, exit_info&) {},
+    [](kill_atom) {},
   };
 }
 
@@ -228,9 +230,9 @@ caf::actor_system_config& test_config(caf::actor_system_config& cfg) {
 std::vector<std::string> query(const fs::path& db, const std::string& sql) {
   sqlite3* conn = nullptr;
   std::vector<std::string> rows;
-  BOOST_REQUIRE(sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READONLY,
-                                nullptr)
-                == SQLITE_OK);
+  BOOST_REQUIRE(
+    sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READONLY, nullptr)
+    == SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
   BOOST_REQUIRE(sqlite3_prepare_v2(conn, sql.c_str(), -1, &stmt, nullptr)
                 == SQLITE_OK);
@@ -273,8 +275,7 @@ struct fixture {
     ctx->logs = std::make_shared<log_book>((dir / "logs").string(),
                                            std::vector<std::string>{});
     ctx->log_key = "test-key";
-    real_store = sys.spawn(store, db.string(),
-                           std::shared_ptr<health_board>{});
+    real_store = sys.spawn(store, db.string(), std::shared_ptr<health_board>{});
     ctx->store = sys.spawn(gate, real_store, rec);
     ctx->http = sys.spawn(fake_http, rec);
     auto r = rec;
@@ -289,28 +290,28 @@ struct fixture {
       caf::anon_send(to, swept_atom::value, int32_t{0});
     };
     auto reg = std::make_shared<provider_registry>();
-    reg->add("ok", [r](caf::actor_system& sys, provider_job job,
-                       deployment_actor d) {
-      r->provider_starts.push_back(job.workspace);
-      return sys.spawn(ok_provider, d);
-    });
-    reg->add("hang", [r](caf::actor_system& sys, provider_job job,
-                         deployment_actor d) {
-      r->provider_starts.push_back(job.workspace);
-      auto p = sys.spawn(hang_provider, d, r);
-      r->providers.push_back(caf::actor_cast<caf::actor>(p));
-      return p;
-    });
-    reg->add("crash", [r](caf::actor_system& sys, provider_job job,
-                          deployment_actor) {
-      r->provider_starts.push_back(job.workspace);
-      return sys.spawn(crash_provider);
-    });
-    reg->add("throw", [r](caf::actor_system& sys, provider_job job,
-                          deployment_actor) {
-      r->provider_starts.push_back(job.workspace);
-      return sys.spawn(throwing_provider);
-    });
+    reg->add("ok",
+             [r](caf::actor_system& sys, provider_job job, deployment_actor d) {
+               r->provider_starts.push_back(job.workspace);
+               return sys.spawn(ok_provider, d);
+             });
+    reg->add("hang",
+             [r](caf::actor_system& sys, provider_job job, deployment_actor d) {
+               r->provider_starts.push_back(job.workspace);
+               auto p = sys.spawn(hang_provider, d, r);
+               r->providers.push_back(caf::actor_cast<caf::actor>(p));
+               return p;
+             });
+    reg->add("crash",
+             [r](caf::actor_system& sys, provider_job job, deployment_actor) {
+               r->provider_starts.push_back(job.workspace);
+               return sys.spawn(crash_provider);
+             });
+    reg->add("throw",
+             [r](caf::actor_system& sys, provider_job job, deployment_actor) {
+               r->provider_starts.push_back(job.workspace);
+               return sys.spawn(throwing_provider);
+             });
     // An API provider (like heroku): no checkout.
     reg->add(
       "api",
@@ -450,9 +451,8 @@ struct fixture {
   /// The states the store queued for deployment `id`, in order.
   std::vector<std::string> stored_states(int64_t id) const {
     std::vector<std::string> result;
-    for (auto& body :
-         query(db, "SELECT body FROM outbox WHERE stream = 'd"
-                     + std::to_string(id) + "' ORDER BY id"))
+    for (auto& body : query(db, "SELECT body FROM outbox WHERE stream = 'd"
+                                  + std::to_string(id) + "' ORDER BY id"))
       result.push_back(json::parse(body).at("state"));
     return result;
   }
@@ -549,8 +549,7 @@ BOOST_AUTO_TEST_CASE(an_api_provider_is_cancelled_on_timeout) {
   sched.run();
   BOOST_TEST(rec->cancels == 1);
   BOOST_TEST(posted_states()
-             == (std::vector<std::string>{"queued", "in_progress",
-                                          "failure"}));
+             == (std::vector<std::string>{"queued", "in_progress", "failure"}));
   BOOST_TEST(last_description() == "Deployment timed out after 300 seconds");
   BOOST_TEST(rec->plans.empty());
   BOOST_TEST(rec->removed.empty());
@@ -725,8 +724,8 @@ BOOST_AUTO_TEST_CASE(bad_input_ends_in_error_and_runs_nothing) {
   BOOST_TEST(rec->plans.empty());
 }
 
-BOOST_AUTO_TEST_CASE(a_stop_lets_running_deployments_finish_and_keeps_the_rest)
-{
+BOOST_AUTO_TEST_CASE(
+  a_stop_lets_running_deployments_finish_and_keeps_the_rest) {
   start();
   deliver(event("d-1", "hang"));
   // The second one waits for its checkout when heaven stops.

@@ -138,8 +138,8 @@ BOOST_AUTO_TEST_CASE(wait_for_times_out_and_succeeds) {
 }
 
 BOOST_AUTO_TEST_CASE(refused_connection_is_status_0) {
-  auto res = test::http_call(
-    "GET", "http://127.0.0.1:" + std::to_string(closed_port()) + "/");
+  auto res = test::http_call("GET", "http://127.0.0.1:"
+                                      + std::to_string(closed_port()) + "/");
   BOOST_TEST(res.status == 0);
   BOOST_TEST(!res.error.empty());
 }
@@ -152,16 +152,15 @@ BOOST_AUTO_TEST_CASE(destructor_does_not_wait_for_idle_keep_alive) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(stub->port());
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr),
-                          sizeof addr) == 0);
+  BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr)
+                == 0);
   std::this_thread::sleep_for(20ms); // let the stub accept it
   auto port = stub->port();
   stub.reset(); // returning at all, with the client still silent, is the test
   ::close(fd);
   // And the stub really stopped listening.
-  auto res = test::http_call("GET", "http://127.0.0.1:" + std::to_string(port)
-                                      + "/",
-                             {}, "", 2000);
+  auto res = test::http_call(
+    "GET", "http://127.0.0.1:" + std::to_string(port) + "/", {}, "", 2000);
   BOOST_TEST(res.status == 0);
 }
 
@@ -171,9 +170,10 @@ BOOST_FIXTURE_TEST_SUITE(http_client_actor_tests, client_fixture)
 
 BOOST_AUTO_TEST_CASE(get_round_trip) {
   stub.respond_with([](const test::recorded_request& r) {
-    return test::stub_response{
-      200, {{"Content-Type", "text/plain"}, {"X-RateLimit-Remaining", "42"}},
-      "hello " + r.target};
+    return test::stub_response{200,
+                               {{"Content-Type", "text/plain"},
+                                {"X-RateLimit-Remaining", "42"}},
+                               "hello " + r.target};
   });
   http_request req;
   req.url = url("repos/octo/app?page=2");
@@ -245,8 +245,7 @@ BOOST_AUTO_TEST_CASE(other_methods_carry_their_bodies) {
 BOOST_AUTO_TEST_CASE(redirects_are_followed_only_when_asked) {
   stub.respond_with([this](const test::recorded_request& r) {
     if (r.target == "/archive")
-      return test::stub_response{
-        302, {{"Location", url("blob")}}, "moved"};
+      return test::stub_response{302, {{"Location", url("blob")}}, "moved"};
     return test::stub_response{200, {{"X-Final", "1"}}, "the blob"};
   });
   http_request req;
@@ -299,8 +298,7 @@ BOOST_AUTO_TEST_CASE(requests_curl_refuses_are_permanent_and_never_sent) {
     http_request req;
   };
   std::vector<bad> cases;
-  auto add = [&](std::string what, std::string url,
-                 string_pairs headers = {}) {
+  auto add = [&](std::string what, std::string url, string_pairs headers = {}) {
     http_request req;
     req.method = "POST";
     req.url = std::move(url);
@@ -382,8 +380,7 @@ BOOST_AUTO_TEST_CASE(exit_with_transfers_in_flight_ends_cleanly) {
   self->monitor(other);
   caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
   bool down = false;
-  self->receive([&](caf::down_msg&) { down = true; },
-                caf::after(20s) >> [] {});
+  self->receive([&](caf::down_msg&) { down = true; }, caf::after(20s) >> [] {});
   BOOST_TEST(down);
 }
 
@@ -415,7 +412,8 @@ BOOST_AUTO_TEST_CASE(a_streamed_body_reaches_the_sink_while_it_arrives) {
   caf::scoped_actor self{sys};
   http_request req;
   req.url = url("stream");
-  self->send(client, stream_atom::value, req, caf::actor_cast<chunk_sink>(self));
+  self->send(client, stream_atom::value, req,
+             caf::actor_cast<chunk_sink>(self));
   bool done = false;
   while (!done)
     self->receive(
@@ -439,14 +437,16 @@ BOOST_AUTO_TEST_CASE(a_streamed_body_reaches_the_sink_while_it_arrives) {
 
 BOOST_AUTO_TEST_CASE(an_error_answer_is_not_streamed) {
   stub.respond_with([](const test::recorded_request&) {
-    return test::stub_response{404, {{"Content-Type", "text/plain"}},
-                               "no such stream"};
+    return test::stub_response{
+      404, {{"Content-Type", "text/plain"}}, "no such stream"};
   });
   caf::scoped_actor self{sys};
   http_request req;
   req.url = url("stream");
   http_response res;
-  self->request(client, 30s, stream_atom::value, req, caf::actor_cast<chunk_sink>(self))
+  self
+    ->request(client, 30s, stream_atom::value, req,
+              caf::actor_cast<chunk_sink>(self))
     .receive([&](http_response& r) { res = std::move(r); },
              [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
   BOOST_TEST(res.status == 404);
@@ -476,7 +476,8 @@ BOOST_AUTO_TEST_CASE(cancel_ends_a_stream_that_would_go_on) {
   http_request req;
   req.url = url("stream");
   req.timeout_ms = 600000;
-  self->send(client, stream_atom::value, req, caf::actor_cast<chunk_sink>(self));
+  self->send(client, stream_atom::value, req,
+             caf::actor_cast<chunk_sink>(self));
   self->receive([](chunk_atom, std::string&) {},
                 caf::after(30s) >> [] { BOOST_FAIL("no chunk"); });
   self->send(client, cancel_atom::value, caf::actor_cast<chunk_sink>(self));

@@ -26,8 +26,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "base/health.hpp"
 #include "actors/http_ingress.hpp"
+#include "base/health.hpp"
 #include "base/log_book.hpp"
 #include "base/webhook.hpp"
 #include "tools/support/http_call.hpp"
@@ -100,9 +100,9 @@ store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
 }
 
 std::string make_temp_dir() {
-  std::string templ
-    = (std::filesystem::temp_directory_path() / "heaven-ingress-XXXXXX")
-        .string();
+  std::string templ = (std::filesystem::temp_directory_path()
+                       / "heaven-ingress-XXXXXX")
+                        .string();
   if (::mkdtemp(templ.data()) == nullptr)
     throw std::runtime_error("mkdtemp failed");
   return templ;
@@ -218,8 +218,8 @@ struct fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   std::string dir = make_temp_dir();
-  std::shared_ptr<log_book> logs
-    = std::make_shared<log_book>(dir + "/logs", std::vector<std::string>{});
+  std::shared_ptr<log_book> logs = std::make_shared<log_book>(
+    dir + "/logs", std::vector<std::string>{});
   std::shared_ptr<record> rec = std::make_shared<record>();
   receiver_actor receiver = sys.spawn(fake_receiver, rec);
   store_actor store = sys.spawn(fake_store, rec);
@@ -258,13 +258,13 @@ struct fixture {
 
   http_response post_event(const std::string& type, const std::string& body,
                            const std::string& delivery = "d-1") {
-    return http_call("POST", base + "/events",
-                     {{"X-GitHub-Event", type},
-                      {"X-GitHub-Delivery", delivery},
-                      {"X-Hub-Signature-256",
-                       "sha256=" + hmac_sha256_hex(secret, body)},
-                      {"Content-Type", "application/json"}},
-                     body, 20000);
+    return http_call(
+      "POST", base + "/events",
+      {{"X-GitHub-Event", type},
+       {"X-GitHub-Delivery", delivery},
+       {"X-Hub-Signature-256", "sha256=" + hmac_sha256_hex(secret, body)},
+       {"Content-Type", "application/json"}},
+      body, 20000);
   }
 };
 
@@ -423,19 +423,18 @@ BOOST_FIXTURE_TEST_CASE(names_past_their_limits_never_reach_the_receiver,
   BOOST_TEST(res.body
              == R"({"error":"deployment.environment contains a control )"
                 R"(character"})");
-  res = post_event("deployment",
-                   replace(deployment_body, R"("environment": "staging")",
-                           R"("environment": ")" + std::string(256, 'p')
-                             + "\""),
-                   "l-2");
+  res = post_event(
+    "deployment",
+    replace(deployment_body, R"("environment": "staging")",
+            R"("environment": ")" + std::string(256, 'p') + "\""),
+    "l-2");
   BOOST_TEST(res.status == 400);
   BOOST_TEST(res.body
              == R"({"error":"deployment.environment is longer than 255 )"
                 R"(characters"})");
   // A ping's repository is recorded like any other event's.
-  res = post_event("ping",
-                   R"({"zen":"z","repository":{"full_name":"octo/\u001b"}})",
-                   "l-3");
+  res = post_event(
+    "ping", R"({"zen":"z","repository":{"full_name":"octo/\u001b"}})", "l-3");
   BOOST_TEST(res.status == 400);
   BOOST_TEST(res.body
              == R"({"error":"repository.full_name contains a control )"
@@ -455,10 +454,9 @@ BOOST_FIXTURE_TEST_CASE(names_past_their_limits_never_reach_the_receiver,
 BOOST_FIXTURE_TEST_CASE(missing_headers_are_400, fixture) {
   const std::string body = R"({"zen":"x"})";
   const std::string sig = "sha256=" + hmac_sha256_hex(secret, body);
-  auto res = http_call("POST", base + "/events",
-                       {{"X-GitHub-Delivery", "d-1"},
-                        {"X-Hub-Signature-256", sig}},
-                       body, 20000);
+  auto res = http_call(
+    "POST", base + "/events",
+    {{"X-GitHub-Delivery", "d-1"}, {"X-Hub-Signature-256", sig}}, body, 20000);
   BOOST_TEST(res.status == 400);
   BOOST_TEST(res.body == R"({"error":"missing header X-GitHub-Event"})");
   res = http_call("POST", base + "/events",
@@ -591,8 +589,8 @@ BOOST_FIXTURE_TEST_CASE(live_log_is_followed_until_closed, fixture) {
     logs->close(21);
   }};
   auto res = http_call(
-    "GET", base + "/deployments/21/log?token=" + log_token(log_key, 21), {},
-    "", 20000);
+    "GET", base + "/deployments/21/log?token=" + log_token(log_key, 21), {}, "",
+    20000);
   writer.join();
   BOOST_TEST(res.status == 200, res.error);
   BOOST_TEST(res.body.size() == expected.size());
@@ -611,28 +609,27 @@ BOOST_FIXTURE_TEST_CASE(form_encoded_deliveries_are_understood, fixture) {
       form += buf;
     }
   }
-  auto res = http_call("POST", base + "/events",
-                       {{"X-GitHub-Event", "deployment"},
-                        {"X-GitHub-Delivery", "d-form"},
-                        {"X-Hub-Signature-256",
-                         "sha256=" + hmac_sha256_hex(secret, form)},
-                        {"Content-Type", "application/x-www-form-urlencoded"}},
-                       form, 20000);
+  auto res = http_call(
+    "POST", base + "/events",
+    {{"X-GitHub-Event", "deployment"},
+     {"X-GitHub-Delivery", "d-form"},
+     {"X-Hub-Signature-256", "sha256=" + hmac_sha256_hex(secret, form)},
+     {"Content-Type", "application/x-www-form-urlencoded"}},
+    form, 20000);
   BOOST_TEST(res.status == 201, res.body);
   auto events = rec->seen();
   BOOST_REQUIRE_EQUAL(events.size(), 1u);
   BOOST_TEST(events[0].body == deployment_body);
   BOOST_TEST(events[0].deployment.github_id == 4242);
   // Signed over the JSON instead of the form body as sent: refused.
-  auto forged = http_call("POST", base + "/events",
-                          {{"X-GitHub-Event", "deployment"},
-                           {"X-GitHub-Delivery", "d-form-2"},
-                           {"X-Hub-Signature-256",
-                            "sha256=" + hmac_sha256_hex(secret,
-                                                        deployment_body)},
-                           {"Content-Type",
-                            "application/x-www-form-urlencoded"}},
-                          form, 20000);
+  auto forged = http_call(
+    "POST", base + "/events",
+    {{"X-GitHub-Event", "deployment"},
+     {"X-GitHub-Delivery", "d-form-2"},
+     {"X-Hub-Signature-256",
+      "sha256=" + hmac_sha256_hex(secret, deployment_body)},
+     {"Content-Type", "application/x-www-form-urlencoded"}},
+    form, 20000);
   BOOST_TEST(forged.status == 401);
 }
 
@@ -661,8 +658,7 @@ BOOST_FIXTURE_TEST_CASE(dead_receiver_is_503, fixture) {
   caf::anon_send_exit(receiver, caf::exit_reason::user_shutdown);
   auto res = post_event("ping", R"({"zen":"x"})");
   BOOST_TEST(res.status == 503);
-  BOOST_TEST(res.body.find(R"({"error":"receiver unavailable)") == 0,
-             res.body);
+  BOOST_TEST(res.body.find(R"({"error":"receiver unavailable)") == 0, res.body);
 }
 
 BOOST_FIXTURE_TEST_CASE(insecure_mode_without_secret_skips_signatures,
@@ -731,8 +727,8 @@ BOOST_FIXTURE_TEST_CASE(stop_is_idempotent_and_closes_the_port, fixture) {
   auto port = srv->port();
   srv->stop();
   srv->stop();
-  auto res = http_call("GET", "http://127.0.0.1:" + std::to_string(port)
-                                + "/healthz",
+  auto res = http_call("GET",
+                       "http://127.0.0.1:" + std::to_string(port) + "/healthz",
                        {}, "", 5000);
   BOOST_TEST(res.status == 0);
 }
@@ -829,9 +825,8 @@ BOOST_FIXTURE_TEST_CASE(malformed_status_events_are_400, fixture) {
   BOOST_TEST(res.status == 400);
   BOOST_TEST(res.body
              == R"({"error":"missing field repository.default_branch"})");
-  res = post_event("status",
-                   replace(status_body, R"("state": "success")",
-                           R"("state": true)"));
+  res = post_event("status", replace(status_body, R"("state": "success")",
+                                     R"("state": true)"));
   BOOST_TEST(res.status == 400);
   BOOST_TEST(res.body == R"({"error":"field state must be a string"})");
   res = post_event("deployment_status",
@@ -840,9 +835,8 @@ BOOST_FIXTURE_TEST_CASE(malformed_status_events_are_400, fixture) {
   BOOST_TEST(res.status == 400);
   BOOST_TEST(res.body
              == R"({"error":"field deployment.id must be an integer"})");
-  res = post_event("deployment_status",
-                   replace(deployment_status_body, R"("state": "failure",)",
-                           ""));
+  res = post_event("deployment_status", replace(deployment_status_body,
+                                                R"("state": "failure",)", ""));
   BOOST_TEST(res.status == 400);
   BOOST_TEST(res.body
              == R"({"error":"missing field deployment_status.state"})");
@@ -870,7 +864,8 @@ BOOST_FIXTURE_TEST_CASE(locks_need_the_right_token, fixture) {
              == R"([{"repo":"octo/shop","environment":"production",)"
                 R"("actor":"amy","reason":"incident #42: db migration",)"
                 R"("locked_at":"2024-03-01T10:00:00Z","deployment_id":17},)"
-                R"({"repo":"octo/)" "\xc3\xa9t\xc3\xa9"
+                R"({"repo":"octo/)"
+                "\xc3\xa9t\xc3\xa9"
                 R"(","environment":"staging",)"
                 R"("actor":"bob","reason":"",)"
                 R"("locked_at":"2024-03-02T08:30:00Z","deployment_id":0}])");
@@ -878,11 +873,11 @@ BOOST_FIXTURE_TEST_CASE(locks_need_the_right_token, fixture) {
   res = http_call("GET", base + "/locks?x=1&token=" + token + "&y=2");
   BOOST_TEST(res.status == 200);
   // Missing, empty, wrong or another key's token: as if there were nothing.
-  for (auto query : {std::string{}, std::string{"?token="},
-                     "?token=" + locks_token("other key"),
-                     "?token=" + log_token(log_key, 1),
-                     "?token=" + token.substr(0, token.size() - 1),
-                     "?token=" + token + "0", "?Token=" + token}) {
+  for (auto query :
+       {std::string{}, std::string{"?token="},
+        "?token=" + locks_token("other key"), "?token=" + log_token(log_key, 1),
+        "?token=" + token.substr(0, token.size() - 1), "?token=" + token + "0",
+        "?Token=" + token}) {
     res = http_call("GET", base + "/locks" + query);
     BOOST_TEST(res.status == 404, query);
     BOOST_TEST(res.body == R"({"error":"not found"})");
@@ -927,15 +922,14 @@ BOOST_FIXTURE_TEST_CASE(tokens_never_reach_the_log, fixture) {
   logs->open(3);
   logs->close(3);
   const std::string log_tok = log_token(log_key, 3);
-  BOOST_TEST(http_call("GET", base + "/deployments/3/log?token=" + log_tok)
-               .status
-             == 200);
+  BOOST_TEST(
+    http_call("GET", base + "/deployments/3/log?token=" + log_tok).status
+    == 200);
   auto text = logged.text();
   // The requests were logged, by path only.
   BOOST_TEST(count(text, "ingress answered GET /locks with 200") == 1u, text);
   BOOST_TEST(count(text, "ingress answered GET /locks with 404") == 1u, text);
-  BOOST_TEST(count(text, "ingress answered POST /locks with 405") == 1u,
-             text);
+  BOOST_TEST(count(text, "ingress answered POST /locks with 405") == 1u, text);
   BOOST_TEST(count(text, "ingress answered GET /deployments/3/log with 200")
                == 1u,
              text);

@@ -67,8 +67,8 @@ BOOST_AUTO_TEST_CASE(each_route_answers_its_method_only) {
     BOOST_TEST(d.allow == allow, method << " " << target);
     BOOST_TEST(d.body == json_error("method not allowed"));
   }
-  for (auto target : {"/", "/event", "/deployments/0/log",
-                      "/deployments/x/log", "/deployments/7/logs"})
+  for (auto target : {"/", "/event", "/deployments/0/log", "/deployments/x/log",
+                      "/deployments/7/logs"})
     BOOST_TEST(route("GET", target).status == 404, target);
 }
 
@@ -82,13 +82,13 @@ BOOST_AUTO_TEST_CASE(the_log_line_never_holds_the_query) {
 }
 
 BOOST_AUTO_TEST_CASE(tokens_open_logs_and_locks) {
-  BOOST_TEST(route("GET", "/deployments/7/log?token=" + log_token(key, 8))
-               .status
-             == 404);
+  BOOST_TEST(
+    route("GET", "/deployments/7/log?token=" + log_token(key, 8)).status
+    == 404);
   BOOST_TEST(route("GET", "/deployments/7/log").status == 404);
-  BOOST_TEST(static_cast<int>(
-               route("GET", "/locks?x=1&token=" + locks_token(key)).what)
-             == static_cast<int>(route_decision::kind::locks));
+  BOOST_TEST(
+    static_cast<int>(route("GET", "/locks?x=1&token=" + locks_token(key)).what)
+    == static_cast<int>(route_decision::kind::locks));
   BOOST_TEST(route("GET", "/locks?token=" + log_token(key, 1)).status == 404);
   // Without a log book every log is not found.
   request_parts req;

@@ -117,24 +117,26 @@ std::string compare_answer() {
   };
   json answer = {
     {"url", "https://api.github.com/repos/octo/app/compare/x"},
-    {"html_url", std::string{"https://github.com/octo/app/compare/"}
-                   + base_sha + "..." + sha},
+    {"html_url", std::string{"https://github.com/octo/app/compare/"} + base_sha
+                   + "..." + sha},
     {"status", "ahead"},
     {"ahead_by", 3},
     {"behind_by", 0},
     {"total_commits", 3},
     {"commits",
-     {commit('1',
-             {{"login", "bob"}, {"html_url", "https://github.com/bob"}},
+     {commit('1', {{"login", "bob"}, {"html_url", "https://github.com/bob"}},
              "Bob B", "First change\n\nWith a body"),
       commit('2', nullptr, "Carol C", "Second change"),
-      commit('3',
-             {{"login", "dave"}, {"html_url", "https://github.com/dave"}},
+      commit('3', {{"login", "dave"}, {"html_url", "https://github.com/dave"}},
              "Dave D", "Third change\r\nmore")}},
     {"files",
-     {{{"filename", "a.rb"}, {"additions", 10}, {"deletions", 2},
+     {{{"filename", "a.rb"},
+       {"additions", 10},
+       {"deletions", 2},
        {"changes", 12}},
-      {{"filename", "b.rb"}, {"additions", 1}, {"deletions", 0},
+      {{"filename", "b.rb"},
+       {"additions", 1},
+       {"deletions", 0},
        {"changes", 1}}}}};
   return answer.dump();
 }
@@ -181,8 +183,8 @@ struct notify_fixture {
           && r.target
                == std::string{"/repos/octo/app/compare/"} + base_sha + "..."
                     + sha)
-        return stub_response{200, {{"Content-Type", "application/json"}},
-                             compare_answer()};
+        return stub_response{
+          200, {{"Content-Type", "application/json"}}, compare_answer()};
       return stub_response{404, {}, R"({"message":"Not Found"})"};
     });
     opts.first_backoff = 10ms;
@@ -271,8 +273,8 @@ struct notify_fixture {
   }
 
   settings with_flowdock(settings s) const {
-    s.flowdock_flow_tokens = json{{"ops", flow_token}, {"qa", "other-flow"}}
-                               .dump();
+    s.flowdock_flow_tokens
+      = json{{"ops", flow_token}, {"qa", "other-flow"}}.dump();
     return s;
   }
 
@@ -312,15 +314,18 @@ struct notify_fixture {
   /// would have.
   void set_revision(const std::string& revision) {
     sql(db, "INSERT INTO revisions(repo, environment, sha, recorded_at) "
-            "VALUES('octo/app', 'production', '" + revision + "', 'then') "
-            "ON CONFLICT(repo, environment) DO UPDATE SET sha = "
-            "excluded.sha");
+            "VALUES('octo/app', 'production', '"
+              + revision
+              + "', 'then') "
+                "ON CONFLICT(repo, environment) DO UPDATE SET sha = "
+                "excluded.sha");
   }
 
   /// The revision of octo/app on `environment` ("" when none).
   std::string revision(const std::string& environment = "production") {
     auto rows = sql(db, "SELECT sha FROM revisions WHERE repo = 'octo/app' "
-                        "AND environment = '" + environment + "'");
+                        "AND environment = '"
+                          + environment + "'");
     return rows.empty() ? std::string{} : rows.front();
   }
 
@@ -338,8 +343,8 @@ struct notify_fixture {
 
   /// How many outbox rows of `kind` wait.
   int unsettled(const std::string& kind) {
-    return std::stoi(sql(db, "SELECT count(*) FROM outbox WHERE kind = '"
-                               + kind + "' AND settled_at IS NULL")
+    return std::stoi(sql(db, "SELECT count(*) FROM outbox WHERE kind = '" + kind
+                               + "' AND settled_at IS NULL")
                        .front());
   }
 
@@ -413,8 +418,8 @@ json campfire_body(std::string text) {
 /// `pending` of deployment 43 as a sentinel: a service that announced queued
 /// or inactive would show it before the sentinel.
 void send_every_state(notify_fixture& f) {
-  for (auto state : {"queued", "in_progress", "success", "failure", "error",
-                     "inactive"})
+  for (auto state :
+       {"queued", "in_progress", "success", "failure", "error", "inactive"})
     f.send(notice(state));
   f.send(notice("pending", 43));
 }
@@ -483,12 +488,9 @@ BOOST_FIXTURE_TEST_CASE(slack_message_for_each_state, notify_fixture) {
                    "to production",
                "good", "#42 - app / main / production",
                "alice is deploying app/tree/main to production"),
-    slack_body(log + user + "'s production deployment of " + app
-                 + " is done! ",
-               "good", " ",
-               "alice's production deployment of app is done! "),
-    slack_body(log + user + "'s production deployment of " + app
-                 + " failed. ",
+    slack_body(log + user + "'s production deployment of " + app + " is done! ",
+               "good", " ", "alice's production deployment of app is done! "),
+    slack_body(log + user + "'s production deployment of " + app + " failed. ",
                "danger", " ", "alice's production deployment of app failed. "),
     slack_body(log + user + "'s production deployment of " + app
                  + " has errors. ¯\\_(ツ)_/¯ Timed out after 300 seconds",
@@ -577,8 +579,8 @@ BOOST_FIXTURE_TEST_CASE(campfire_message_for_each_state, notify_fixture) {
   auto roomless = notice("success", 44);
   roomless.room = "";
   send(roomless);
-  for (auto state : {"queued", "in_progress", "success", "failure", "error",
-                     "inactive"}) {
+  for (auto state :
+       {"queued", "in_progress", "success", "failure", "error", "inactive"}) {
     auto n = notice(state);
     n.room = "1234";
     send(n);
@@ -670,8 +672,8 @@ BOOST_FIXTURE_TEST_CASE(flowdock_activity_for_each_state, notify_fixture) {
                   fail_icon),
     flowdock_body("error", "Error deploying app to production.", "red",
                   fail_icon),
-    flowdock_body("pending", "Started deploying app to production.",
-                  "yellow", ok_icon, 43),
+    flowdock_body("pending", "Started deploying app to production.", "yellow",
+                  ok_icon, 43),
   };
   for (std::size_t i = 0; i < expected.size(); ++i)
     BOOST_TEST(body_of(got[i]).dump() == expected[i].dump());
@@ -681,11 +683,10 @@ BOOST_FIXTURE_TEST_CASE(flowdock_activity_for_each_state, notify_fixture) {
                      "announced"));
 }
 
-BOOST_FIXTURE_TEST_CASE(webhook_announces_every_state_signed,
-                        notify_fixture) {
+BOOST_FIXTURE_TEST_CASE(webhook_announces_every_state_signed, notify_fixture) {
   start(with_hook(base()));
-  std::vector<std::string> states = {"queued", "in_progress", "success",
-                                     "failure", "error", "inactive"};
+  std::vector<std::string> states = {"queued",  "in_progress", "success",
+                                     "failure", "error",       "inactive"};
   for (auto& state : states)
     send(notice(state));
   auto got = first(hook, 6);
@@ -706,7 +707,8 @@ BOOST_FIXTURE_TEST_CASE(webhook_announces_every_state_signed,
     BOOST_TEST(r.header("content-type") == "application/json");
     BOOST_TEST(r.header("x-heaven-event") == "deployment_status");
     auto signature = r.header("x-heaven-signature-256");
-    BOOST_TEST(signature == "sha256=" + hmac_sha256_hex(webhook_secret, r.body));
+    BOOST_TEST(signature
+               == "sha256=" + hmac_sha256_hex(webhook_secret, r.body));
     BOOST_TEST(signature_valid(webhook_secret, r.body, signature));
     BOOST_TEST(!signature_valid("another-secret", r.body, signature));
     auto delivery = r.header("x-heaven-delivery");
@@ -774,10 +776,10 @@ BOOST_FIXTURE_TEST_CASE(commit_list_with_a_limit, notify_fixture) {
   };
   std::string linked
     = "Total Commits: 3\n11 Additions, 2 Deletions, 13 Changes\n<"
-      + commit_url('3') + "|33333333> by <https://github.com/dave|dave>: "
-      + "Third change\n<" + commit_url('2')
-      + "|22222222> by Carol C: Second change\n<" + compare_url()
-      + "|And 1 more commit...>";
+      + commit_url('3')
+      + "|33333333> by <https://github.com/dave|dave>: " + "Third change\n<"
+      + commit_url('2') + "|22222222> by Carol C: Second change\n<"
+      + compare_url() + "|And 1 more commit...>";
 
   auto slack_got = first(slack, 2);
   BOOST_TEST(slack_text(slack_got[0])
@@ -793,22 +795,21 @@ BOOST_FIXTURE_TEST_CASE(commit_list_with_a_limit, notify_fixture) {
              == hipchat_body(plain, "green").dump());
 
   auto hook_got = first(hook, 1);
-  json changes = {
-    {"total_commits", 3},
-    {"additions", 11},
-    {"deletions", 2},
-    {"changes", 13},
-    {"url", compare_url()},
-    {"more", 1},
-    {"commits",
-     {{{"sha", sha_of('3')},
-       {"author", "dave"},
-       {"message", "Third change"},
-       {"url", commit_url('3')}},
-      {{"sha", sha_of('2')},
-       {"author", "Carol C"},
-       {"message", "Second change"},
-       {"url", commit_url('2')}}}}};
+  json changes = {{"total_commits", 3},
+                  {"additions", 11},
+                  {"deletions", 2},
+                  {"changes", 13},
+                  {"url", compare_url()},
+                  {"more", 1},
+                  {"commits",
+                   {{{"sha", sha_of('3')},
+                     {"author", "dave"},
+                     {"message", "Third change"},
+                     {"url", commit_url('3')}},
+                    {{"sha", sha_of('2')},
+                     {"author", "Carol C"},
+                     {"message", "Second change"},
+                     {"url", commit_url('2')}}}}};
   BOOST_TEST(body_of(hook_got[0])["changes"].dump() == changes.dump());
 
   // One comparison for the notice, whatever the number of services, and
@@ -822,11 +823,11 @@ BOOST_FIXTURE_TEST_CASE(commit_list_with_a_limit, notify_fixture) {
              == std::vector<std::string>{base_sha});
   // Slack's two messages, HipChat's two, the webhook's one: five rows.
   BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 0; }));
-  BOOST_TEST(sql(db, "SELECT kind FROM outbox WHERE kind LIKE 'chat.%' "
-                     "ORDER BY id")
-             == (std::vector<std::string>{"chat.slack", "chat.slack",
-                                          "chat.hipchat", "chat.hipchat",
-                                          "chat.webhook"}));
+  BOOST_TEST(
+    sql(db, "SELECT kind FROM outbox WHERE kind LIKE 'chat.%' "
+            "ORDER BY id")
+    == (std::vector<std::string>{"chat.slack", "chat.slack", "chat.hipchat",
+                                 "chat.hipchat", "chat.webhook"}));
   BOOST_TEST(github.requests().size() == 1u);
 }
 
@@ -850,9 +851,8 @@ BOOST_FIXTURE_TEST_CASE(commit_list_without_a_limit, notify_fixture) {
   // Flowdock: one activity; the thread's body carries the list.
   auto flowdock_got = first(flowdock, 1);
   auto commit = [](char c, std::string who, std::string msg) {
-    return "<li><a href='https://github.com/octo/app/commit/" + sha_of(c)
-           + "'>" + std::string(8, c) + "</a> by " + who + ": " + msg
-           + "</li>";
+    return "<li><a href='https://github.com/octo/app/commit/" + sha_of(c) + "'>"
+           + std::string(8, c) + "</a> by " + who + ": " + msg + "</li>";
   };
   BOOST_TEST(body_of(flowdock_got[0])["thread"]["body"].get<std::string>()
              == "<p>Deploying from hubot</p><p>Total Commits: 3<br>11 "
@@ -865,7 +865,6 @@ BOOST_FIXTURE_TEST_CASE(commit_list_without_a_limit, notify_fixture) {
                   + "</ul>");
   BOOST_TEST(revision() == sha);
 }
-
 
 BOOST_FIXTURE_TEST_CASE(first_deploy_lists_nothing_but_records_revision,
                         notify_fixture) {
@@ -926,8 +925,8 @@ BOOST_FIXTURE_TEST_CASE(a_slow_comparison_holds_only_its_deployment,
   auto released = release.get_future().share();
   github.respond_with([released](const recorded_request&) {
     released.wait_for(30s);
-    return stub_response{200, {{"Content-Type", "application/json"}},
-                         compare_answer()};
+    return stub_response{
+      200, {{"Content-Type", "application/json"}}, compare_answer()};
   });
   opts.request_timeout_ms = 60000;
   auto s = with_slack(base());
@@ -1059,11 +1058,10 @@ BOOST_FIXTURE_TEST_CASE(client_errors_are_not_retried, notify_fixture) {
   auto calls = std::make_shared<std::atomic<int>>(0);
   slack.respond_with([calls](const recorded_request&) {
     if (++*calls == 1)
-      return stub_response{404, {{"Content-Type", "text/plain"}},
-                           "no_service"};
+      return stub_response{404, {{"Content-Type", "text/plain"}}, "no_service"};
     if (*calls == 2)
-      return stub_response{403, {{"Content-Type", "text/plain"}},
-                           "action_prohibited"};
+      return stub_response{
+        403, {{"Content-Type", "text/plain"}}, "action_prohibited"};
     return ok();
   });
   hipchat.respond_with([](const recorded_request&) {
@@ -1154,8 +1152,13 @@ BOOST_FIXTURE_TEST_CASE(no_secret_is_ever_logged_or_stored, notify_fixture) {
   BOOST_TEST(log_has("error flowdock: no flow token for flow 'nowhere'"));
   auto all = logged();
   std::vector<std::string> secrets = {
-    slack_token, hipchat_token, campfire_token, flow_token, webhook_secret,
-    gh_token, "Y2FtcGZpcmUtc2VjcmV0LXRva2VuLTAwMDM6WA=="};
+    slack_token,
+    hipchat_token,
+    campfire_token,
+    flow_token,
+    webhook_secret,
+    gh_token,
+    "Y2FtcGZpcmUtc2VjcmV0LXRva2VuLTAwMDM6WA=="};
   for (auto& secret : secrets)
     BOOST_TEST(all.find(secret) == std::string::npos, secret);
   // The messages wait in the database without them: they are added when a
@@ -1270,11 +1273,10 @@ BOOST_FIXTURE_TEST_CASE(a_service_down_for_a_while_gets_every_message_in_order,
   BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 0; }));
   std::lock_guard guard{*lock};
   BOOST_REQUIRE_EQUAL(shown->size(), 5u);
-  std::vector<std::string> expected = {"#42> : ", "#42> : ", "#43> : ",
-                                       "#44> : ", "#45> : "};
+  std::vector<std::string> expected = {
+    "#42> : ", "#42> : ", "#43> : ", "#44> : ", "#45> : "};
   for (std::size_t i = 0; i < 5; ++i)
-    BOOST_TEST((*shown)[i].find(expected[i]) != std::string::npos,
-               (*shown)[i]);
+    BOOST_TEST((*shown)[i].find(expected[i]) != std::string::npos, (*shown)[i]);
   BOOST_TEST((*shown)[0].find("is deploying") != std::string::npos);
   BOOST_TEST((*shown)[1].find("is done! ") != std::string::npos);
   BOOST_TEST(logged().find("dropped") == std::string::npos);

@@ -22,10 +22,10 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include "base/health.hpp"
 #include "actors/http_client.hpp"
 #include "actors/outbox.hpp"
 #include "actors/store.hpp"
+#include "base/health.hpp"
 #include "tools/support/http_stub.hpp"
 
 using namespace heaven;
@@ -139,8 +139,8 @@ struct fixture {
       json said = {{"from", row.id},
                    {"delivered", how.delivered},
                    {"found", how.found},
-                   {"answer", how.answer ? json(how.answer->status)
-                                         : json(nullptr)}};
+                   {"answer",
+                    how.answer ? json(how.answer->status) : json(nullptr)}};
       return std::vector<outbox_row>{{0, "pong", "p", said.dump(), 0}};
     };
     return c;
@@ -157,8 +157,7 @@ struct fixture {
     outbox_change change;
     change.added.push_back({0, std::move(kind), "s", body.dump(), 0});
     self->request(db, 10s, outbox_atom::value, change)
-      .receive([](bool) {},
-               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+      .receive([](bool) {}, [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
   }
 
   /// The first column of `sql`'s rows.
@@ -231,9 +230,9 @@ BOOST_AUTO_TEST_CASE(follow_ups_are_written_with_the_settle_and_handed_on) {
   start(pinger());
   add({{"n", 1}});
   add({{"skip", true}});
-  BOOST_TEST(outcomes(2)
-             == (std::vector<std::string>{"delivered",
-                                          "delivered: nothing to send"}));
+  BOOST_TEST(
+    outcomes(2)
+    == (std::vector<std::string>{"delivered", "delivered: nothing to send"}));
   auto ids = query("SELECT id FROM outbox WHERE kind = 'ping' ORDER BY id");
   auto got = pong_bodies(2);
   // The delivered row's follow-up saw the answer; the one with nothing to
@@ -277,8 +276,8 @@ BOOST_AUTO_TEST_CASE(a_dropped_row_says_so_to_its_follow_ups) {
 BOOST_AUTO_TEST_CASE(a_row_too_old_leads_to_nothing) {
   opts.now_ms = [] {
     using namespace std::chrono;
-    return duration_cast<milliseconds>(
-             system_clock::now().time_since_epoch() + hours(48))
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()
+                                       + hours(48))
       .count();
   };
   start(pinger());
@@ -302,7 +301,7 @@ BOOST_AUTO_TEST_CASE(attempts_are_capped_when_asked_to) {
   add({{"n", 1}});
   BOOST_TEST(outcomes(1)
              == std::vector<std::string>{
-                  "dropped: gave up after 3 attempt(s): HTTP 502"});
+               "dropped: gave up after 3 attempt(s): HTTP 502"});
   BOOST_TEST(stub.requests().size() == 3u);
   auto got = pong_bodies(1);
   BOOST_TEST(got[0]["delivered"] == false);
@@ -392,10 +391,10 @@ BOOST_AUTO_TEST_CASE(a_lookup_reads_the_pages_it_is_pointed_to) {
   start(paging(pinger(), stub.base_url()));
   add({{"n", 1}});
   BOOST_TEST(outcomes(1) == std::vector<std::string>{"delivered"});
-  BOOST_TEST(calls()
-             == (std::vector<std::string>{"POST /ping", "GET /look?page=1",
-                                          "GET /look?page=2",
-                                          "GET /look?page=3"}));
+  BOOST_TEST(
+    calls()
+    == (std::vector<std::string>{"POST /ping", "GET /look?page=1",
+                                 "GET /look?page=2", "GET /look?page=3"}));
   BOOST_TEST(logged("ping 1 had arrived already: not sending it again"));
   auto got = pong_bodies(1);
   BOOST_TEST(got[0]["delivered"] == true);
@@ -423,10 +422,10 @@ BOOST_AUTO_TEST_CASE(a_refused_lookup_sends_again_unless_that_would_harm) {
   add({{"n", 1}});
   BOOST_TEST(outcomes(1)
              == std::vector<std::string>{
-                  "dropped: gave up after 2 attempt(s): HTTP 500"});
-  BOOST_TEST(calls()
-             == (std::vector<std::string>{"POST /ping", "GET /look",
-                                          "POST /ping"}));
+               "dropped: gave up after 2 attempt(s): HTTP 500"});
+  BOOST_TEST(
+    calls()
+    == (std::vector<std::string>{"POST /ping", "GET /look", "POST /ping"}));
   // A deployment is not: the row is dropped rather than sent blind.
   caf::anon_send_exit(box, caf::exit_reason::user_shutdown);
   c.send_unseen = false;
@@ -447,8 +446,10 @@ BOOST_AUTO_TEST_CASE(follow_ups_that_throw_add_nothing) {
     return test::stub_response{200, {}, "ok"};
   });
   auto c = pinger();
-  c.follow_ups = [](const outbox_row&, const settlement&)
-    -> std::vector<outbox_row> { throw std::runtime_error("no idea"); };
+  c.follow_ups = [](const outbox_row&,
+                    const settlement&) -> std::vector<outbox_row> {
+    throw std::runtime_error("no idea");
+  };
   start(std::move(c));
   add({{"n", 1}});
   BOOST_TEST(outcomes(1) == std::vector<std::string>{"delivered"});

@@ -72,9 +72,9 @@ BOOST_AUTO_TEST_CASE(runs_in_cwd_with_exactly_the_given_environment) {
   ::unsetenv("HEAVEN_Y");
   BOOST_TEST(info.code == 0);
   BOOST_REQUIRE(wait_lines(3));
-  BOOST_TEST(rec->texts(stream::out)
-             == (std::vector<std::string>{tmp.path.string(), "x=42",
-                                          "y=unset"}));
+  BOOST_TEST(
+    rec->texts(stream::out)
+    == (std::vector<std::string>{tmp.path.string(), "x=42", "y=unset"}));
 }
 
 BOOST_AUTO_TEST_CASE(megabytes_on_stderr_while_stdout_writes_too) {
@@ -152,12 +152,12 @@ BOOST_AUTO_TEST_CASE(exec_failures_are_reported_as_errors) {
   auto info = run_process(spec, sink, sink);
   BOOST_TEST(info.error.find("/nonexistent/heaven-prog") != std::string::npos,
              info.error);
-  BOOST_TEST(info.error.find("No such file") != std::string::npos,
-             info.error);
+  BOOST_TEST(info.error.find("No such file") != std::string::npos, info.error);
   spec.argv = {"heaven-no-such-command"};
   info = run_process(spec, sink, sink);
-  BOOST_TEST(info.error == "cannot run heaven-no-such-command: command not "
-                           "found");
+  BOOST_TEST(info.error
+             == "cannot run heaven-no-such-command: command not "
+                "found");
   // Found on the child's PATH only: our own PATH does not count.
   write_file(tmp.path / "bin" / "heaven-hello", "#!/bin/sh\necho hello\n",
              true);
@@ -182,9 +182,8 @@ BOOST_AUTO_TEST_CASE(exec_failures_are_reported_as_errors) {
 BOOST_AUTO_TEST_CASE(killing_the_group_ends_children_and_the_run) {
   spawn_process(sys, sh("sleep 1000 & sleep 1000 & echo ready; wait"), sink,
                 sink);
-  BOOST_REQUIRE(rec->wait([&] {
-    return !rec->started.empty() && rec->has_line_locked("ready");
-  }));
+  BOOST_REQUIRE(rec->wait(
+    [&] { return !rec->started.empty() && rec->has_line_locked("ready"); }));
   int32_t pid = 0;
   {
     std::lock_guard<std::mutex> guard{rec->mx};

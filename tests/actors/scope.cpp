@@ -292,8 +292,7 @@ BOOST_DATA_TEST_CASE_F(scope_fixture, an_empty_scope_ends_at_once,
   if (!done.cgroup.empty())
     BOOST_TEST(!fs::exists(done.cgroup));
   // No scope at all: nothing to do.
-  BOOST_TEST(end_scope(process_scope{}, std::chrono::seconds(60)).ended
-             == 0u);
+  BOOST_TEST(end_scope(process_scope{}, std::chrono::seconds(60)).ended == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(the_reaper_never_takes_an_exit_status) {
@@ -329,9 +328,8 @@ BOOST_AUTO_TEST_CASE(the_reaper_never_takes_an_exit_status) {
   for (auto& e : errors)
     BOOST_TEST(e == "");
   // Every orphan was reaped by the reaper (none is left a zombie).
-  BOOST_TEST(eventually([&] {
-    return orphans_reaped() - before >= uint64_t{threads * runs};
-  }));
+  BOOST_TEST(eventually(
+    [&] { return orphans_reaped() - before >= uint64_t{threads * runs}; }));
   BOOST_TEST(end_scope(scope, std::chrono::milliseconds(300)).ended == 0u);
 }
 
@@ -390,8 +388,8 @@ BOOST_DATA_TEST_CASE_F(scope_fixture,
   // B is killed too and its leftovers ended by its own next start.
   ::kill(helper_b->pid(), SIGKILL);
   helper_b->wait();
-  auto ended_b = scopes(cgroups, data_b)
-                   .end_leftovers(std::chrono::milliseconds(300));
+  auto ended_b
+    = scopes(cgroups, data_b).end_leftovers(std::chrono::milliseconds(300));
   BOOST_TEST(ended_b[8].ended >= 4u);
   for (auto& p : pids_b)
     BOOST_TEST(!alive(p), "pid " << p.pid);
@@ -411,9 +409,9 @@ BOOST_AUTO_TEST_CASE(a_recorded_group_whose_pid_was_reused_is_not_killed) {
   BOOST_REQUIRE_MESSAGE(unrelated, why);
   proc_id p{unrelated->pid(), unrelated->start_time()};
   auto write_record = [&](uint64_t start) {
-    write_file(data / "scopes" / "9",
-               "scope " + all.instance() + ":9\ngroup " + std::to_string(p.pid)
-                 + " " + std::to_string(start) + "\n");
+    write_file(data / "scopes" / "9", "scope " + all.instance() + ":9\ngroup "
+                                        + std::to_string(p.pid) + " "
+                                        + std::to_string(start) + "\n");
   };
   write_record(p.start + 1);
   auto ended = all.end_leftovers(std::chrono::milliseconds(300));
@@ -477,7 +475,7 @@ BOOST_DATA_TEST_CASE_F(scope_fixture, stopping_ends_every_open_scope,
                 == std::future_status::ready);
   BOOST_TEST(future.get().ended == 0u);
   BOOST_TEST(!fs::exists(again.record));
-  (void) idle;
+  (void)idle;
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -108,8 +108,9 @@ struct ssh_fixture {
                  int64_t timeout_ms = 0) {
     caf::scoped_actor self{sys};
     ssh_result out;
-    self->request(ssh, std::chrono::seconds(120), ssh_command{command,
-                                                               timeout_ms})
+    self
+      ->request(ssh, std::chrono::seconds(120),
+                ssh_command{command, timeout_ms})
       .receive([&](ssh_result& x) { out = std::move(x); },
                [&](caf::error& e) {
                  out.error = "request failed: " + sys.render(e);
@@ -178,9 +179,8 @@ BOOST_AUTO_TEST_CASE(one_session_for_many_commands_in_the_remote_env) {
              == (std::vector<std::string>{
                "web-1 unset " + home + " " + current_user(), "web-1 " + home}));
   // Three commands, one sign-in.
-  BOOST_TEST(eventually([&] {
-    return count_of(server.log(), "Accepted publickey for") == 1;
-  }));
+  BOOST_TEST(eventually(
+    [&] { return count_of(server.log(), "Accepted publickey for") == 1; }));
 }
 
 BOOST_AUTO_TEST_CASE(ecdsa_keys_sign_in_in_both_formats) {
@@ -198,9 +198,9 @@ BOOST_AUTO_TEST_CASE(ecdsa_keys_sign_in_in_both_formats) {
     BOOST_TEST(result.exit_code == 0);
   }
   BOOST_REQUIRE(wait_lines(2));
-  BOOST_TEST(rec->texts(stream::out)
-             == (std::vector<std::string>{"127.0.0.1 ecdsa",
-                                          "127.0.0.1 ecdsa"}));
+  BOOST_TEST(
+    rec->texts(stream::out)
+    == (std::vector<std::string>{"127.0.0.1 ecdsa", "127.0.0.1 ecdsa"}));
   BOOST_TEST(count_of(server.log(), "ssh2: ECDSA SHA256:") == 2u);
 }
 
@@ -270,8 +270,8 @@ BOOST_AUTO_TEST_CASE(a_changed_host_key_is_refused_with_its_fingerprint) {
   auto opts = options();
   auto file = server.dir() / "other_known_hosts";
   auto other = without_comment(make_key("ed25519").public_key);
-  write_known_hosts(file, {"[127.0.0.1]:" + std::to_string(server.port())
-                           + " " + other});
+  write_known_hosts(
+    file, {"[127.0.0.1]:" + std::to_string(server.port()) + " " + other});
   opts.known_hosts = file.string();
   auto ssh = spawn_ssh(sys, opts, sink);
   auto result = run(ssh, "echo never");
@@ -338,8 +338,8 @@ BOOST_AUTO_TEST_CASE(a_host_that_never_answers_times_out_connecting) {
   BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
                 == 0);
   BOOST_REQUIRE(::listen(fd, 4) == 0);
-  BOOST_REQUIRE(
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  BOOST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len)
+                == 0);
   auto opts = options();
   opts.port = ntohs(addr.sin_port);
   opts.connect_timeout_ms = 500;
@@ -391,8 +391,8 @@ BOOST_AUTO_TEST_CASE(a_timeout_closes_the_channel_and_kills_the_command) {
   auto ssh = spawn_ssh(sys, options(), sink);
   auto tag = unique_tag();
   // Starting a session's shell takes up to about 2 s on the test machine.
-  auto result = run(ssh, "echo started; sleep 300." + tag + "; echo marker-"
-                           + tag, 8000);
+  auto result = run(
+    ssh, "echo started; sleep 300." + tag + "; echo marker-" + tag, 8000);
   BOOST_TEST(result.error == "timed out after 8000 ms");
   BOOST_TEST(result.exit_code == -1);
   BOOST_TEST(eventually([&] { return !process_running("300." + tag); },
@@ -404,9 +404,9 @@ BOOST_AUTO_TEST_CASE(a_timeout_closes_the_channel_and_kills_the_command) {
   BOOST_TEST(after.error == "");
   BOOST_TEST(after.exit_code == 0);
   BOOST_REQUIRE(wait_lines(2));
-  BOOST_TEST(rec->texts(stream::out)
-             == (std::vector<std::string>{"127.0.0.1 started",
-                                          "127.0.0.1 after"}));
+  BOOST_TEST(
+    rec->texts(stream::out)
+    == (std::vector<std::string>{"127.0.0.1 started", "127.0.0.1 after"}));
 }
 
 BOOST_AUTO_TEST_CASE(cancel_mid_command_answers_cancelled_and_kills_it) {
@@ -450,9 +450,9 @@ BOOST_AUTO_TEST_CASE(two_hosts_run_their_commands_at_the_same_time) {
   // two commands run at the same time.
   auto meet = [&](const std::string& mine, const std::string& theirs) {
     auto d = dir.string();
-    return "touch " + d + "/" + mine + "; i=0; while [ ! -e " + d + "/"
-           + theirs + " ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done;"
-           + " [ -e " + d + "/" + theirs + " ] && echo met";
+    return "touch " + d + "/" + mine + "; i=0; while [ ! -e " + d + "/" + theirs
+           + " ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done;" + " [ -e "
+           + d + "/" + theirs + " ] && echo met";
   };
   auto ra = std::async(std::launch::async,
                        [&] { return run(a, meet("a", "b")); });

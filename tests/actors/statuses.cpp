@@ -17,12 +17,12 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include "base/health.hpp"
 #include "actors/http_client.hpp"
-#include "base/lifecycle.hpp"
 #include "actors/outbox.hpp"
 #include "actors/statuses.hpp"
 #include "actors/store.hpp"
+#include "base/health.hpp"
+#include "base/lifecycle.hpp"
 #include "tools/support/http_stub.hpp"
 
 using namespace heaven;
@@ -169,8 +169,8 @@ struct fixture {
 
   /// Writes a status of deployment 7 (heaven's id 1) to the store's outbox,
   /// as a transition would.
-  void add(std::string state, std::string description,
-           int64_t github_id = 7, int64_t id = 1) {
+  void add(std::string state, std::string description, int64_t github_id = 7,
+           int64_t id = 1) {
     json body = {{"repo", "octo/app"},
                  {"github_id", github_id},
                  {"deployment_id", id},
@@ -181,8 +181,7 @@ struct fixture {
     change.added.push_back(
       {0, "status", "d" + std::to_string(id), body.dump(), 0});
     self->request(db, 10s, outbox_atom::value, change)
-      .receive([](bool) {},
-               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+      .receive([](bool) {}, [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
   }
 
   /// Outcomes of the outbox rows, in id order, once none is unsettled.
@@ -215,7 +214,8 @@ struct fixture {
     std::vector<std::string> out;
     for (auto& r : stub.requests()) {
       if (r.method == "POST")
-        out.push_back("POST " + json::parse(r.body).at("state").get<std::string>());
+        out.push_back("POST "
+                      + json::parse(r.body).at("state").get<std::string>());
       else
         out.push_back(r.method + " " + r.target);
     }
@@ -242,8 +242,8 @@ struct fixture {
 void fixture::sqlite_rows(const std::string& sql,
                           std::vector<std::string>& out) {
   sqlite3* conn = nullptr;
-  if (sqlite3_open_v2((dir / "heaven.db").c_str(), &conn,
-                      SQLITE_OPEN_READONLY, nullptr)
+  if (sqlite3_open_v2((dir / "heaven.db").c_str(), &conn, SQLITE_OPEN_READONLY,
+                      nullptr)
       != SQLITE_OK) {
     sqlite3_close_v2(conn);
     return;
@@ -267,13 +267,13 @@ BOOST_AUTO_TEST_CASE(body_has_only_non_empty_urls) {
              == json({{"state", "success"}, {"description", "Deployed"}}));
   s.log_url = "https://heaven.example/deployments/3/log";
   s.environment_url = "https://app.example";
-  BOOST_TEST(json::parse(status_body(s))
-             == json({{"state", "success"},
-                      {"description", "Deployed"},
-                      {"log_url", "https://heaven.example/deployments/3/log"},
-                      {"target_url",
-                       "https://heaven.example/deployments/3/log"},
-                      {"environment_url", "https://app.example"}}));
+  BOOST_TEST(
+    json::parse(status_body(s))
+    == json({{"state", "success"},
+             {"description", "Deployed"},
+             {"log_url", "https://heaven.example/deployments/3/log"},
+             {"target_url", "https://heaven.example/deployments/3/log"},
+             {"environment_url", "https://app.example"}}));
 }
 
 BOOST_AUTO_TEST_CASE(terminal_states) {
@@ -347,9 +347,9 @@ BOOST_FIXTURE_TEST_CASE(posts_in_order_with_exact_requests, fixture) {
   add("queued", "Deployment queued");
   add("in_progress", "Deploying");
   add("success", "Deployed in 3s");
-  BOOST_TEST(outcomes(3)
-             == (std::vector<std::string>{"delivered", "delivered",
-                                          "delivered"}));
+  BOOST_TEST(
+    outcomes(3)
+    == (std::vector<std::string>{"delivered", "delivered", "delivered"}));
   BOOST_TEST(max_busy.load() == 1);
   auto reqs = requests();
   BOOST_REQUIRE_EQUAL(reqs.size(), 3u);
@@ -430,11 +430,11 @@ BOOST_FIXTURE_TEST_CASE(server_errors_are_looked_up_then_retried, fixture) {
              == (std::vector<std::string>{"delivered", "delivered"}));
   // A 502 may come from a proxy after GitHub took the status: look before
   // sending again. A 429 surely took nothing: send again after the wait.
-  BOOST_TEST(calls()
-             == (std::vector<std::string>{
-                  "POST queued",
-                  "GET /repos/octo/app/deployments/7/statuses?per_page=100",
-                  "POST queued", "POST queued", "POST success"}));
+  BOOST_TEST(
+    calls()
+    == (std::vector<std::string>{
+      "POST queued", "GET /repos/octo/app/deployments/7/statuses?per_page=100",
+      "POST queued", "POST queued", "POST success"}));
   BOOST_TEST(logged("status queued of octo/app deployment 7 failed (HTTP "
                     "502), attempt 1"));
 }
@@ -453,8 +453,8 @@ BOOST_FIXTURE_TEST_CASE(a_post_whose_answer_is_lost_is_not_sent_twice,
   BOOST_TEST(outcomes(1) == (std::vector<std::string>{"delivered"}));
   BOOST_TEST(calls()
              == (std::vector<std::string>{
-                  "POST success",
-                  "GET /repos/octo/app/deployments/7/statuses?per_page=100"}));
+               "POST success",
+               "GET /repos/octo/app/deployments/7/statuses?per_page=100"}));
   BOOST_TEST(github->kept[7].size() == 1u);
   BOOST_TEST(logged("status success of octo/app deployment 7 had arrived "
                     "already: not sending it again"));
@@ -473,11 +473,11 @@ BOOST_FIXTURE_TEST_CASE(a_post_lost_on_the_way_is_sent_again, fixture) {
   start_outbox();
   add("failure", "deploy/run.sh exited with status 3");
   BOOST_TEST(outcomes(1) == (std::vector<std::string>{"delivered"}));
-  BOOST_TEST(calls()
-             == (std::vector<std::string>{
-                  "POST failure",
-                  "GET /repos/octo/app/deployments/7/statuses?per_page=100",
-                  "POST failure"}));
+  BOOST_TEST(
+    calls()
+    == (std::vector<std::string>{
+      "POST failure", "GET /repos/octo/app/deployments/7/statuses?per_page=100",
+      "POST failure"}));
   BOOST_TEST(github->kept[7].size() == 1u);
 }
 
@@ -496,12 +496,10 @@ BOOST_FIXTURE_TEST_CASE(an_answer_that_can_never_succeed_drops_the_status,
   add("success", "Deployed");
   auto out = outcomes(2);
   BOOST_REQUIRE(out.size() == 2u);
-  BOOST_TEST(out[0]
-             == R"(dropped: HTTP 422: {"message":"Validation Failed"})");
+  BOOST_TEST(out[0] == R"(dropped: HTTP 422: {"message":"Validation Failed"})");
   BOOST_TEST(out[1] == "delivered");
   BOOST_TEST(calls()
-             == (std::vector<std::string>{"POST in_progress",
-                                          "POST success"}));
+             == (std::vector<std::string>{"POST in_progress", "POST success"}));
   BOOST_TEST(logged("error status in_progress of octo/app deployment 7 is "
                     "dropped: HTTP 422"));
 }
@@ -524,8 +522,7 @@ BOOST_FIXTURE_TEST_CASE(a_request_heaven_cannot_make_is_not_retried, fixture) {
   add("queued", "next one", 8, 2);
   auto out = outcomes(2);
   BOOST_REQUIRE(out.size() == 2u);
-  BOOST_TEST(out[0].rfind("dropped: heaven cannot make the request: ", 0)
-               == 0u,
+  BOOST_TEST(out[0].rfind("dropped: heaven cannot make the request: ", 0) == 0u,
              out[0]);
   BOOST_TEST(out[1] == "delivered");
   BOOST_TEST(calls() == (std::vector<std::string>{"POST queued"}));
@@ -569,8 +566,8 @@ BOOST_FIXTURE_TEST_CASE(a_status_older_than_the_limit_is_dropped, fixture) {
   // The clock says two days have passed since the row was written.
   opts.now_ms = [] {
     using namespace std::chrono;
-    return duration_cast<milliseconds>(
-             system_clock::now().time_since_epoch() + hours(48))
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()
+                                       + hours(48))
       .count();
   };
   start_outbox();
@@ -594,9 +591,9 @@ BOOST_FIXTURE_TEST_CASE(statuses_left_by_an_earlier_run_are_looked_up_first,
              == (std::vector<std::string>{"delivered", "delivered"}));
   BOOST_TEST(calls()
              == (std::vector<std::string>{
-                  "GET /repos/octo/app/deployments/7/statuses?per_page=100",
-                  "GET /repos/octo/app/deployments/7/statuses?per_page=100",
-                  "POST in_progress"}));
+               "GET /repos/octo/app/deployments/7/statuses?per_page=100",
+               "GET /repos/octo/app/deployments/7/statuses?per_page=100",
+               "POST in_progress"}));
   BOOST_TEST(github->kept[7].size() == 2u);
   // What is written while it runs is sent at once.
   add("success", "Deployed");

@@ -2,10 +2,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
-#include <cstdlib>
-#include <mutex>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <string>
@@ -17,9 +17,9 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include "base/health.hpp"
-#include "actors/store.hpp"
 #include "actors/ingress_answers.hpp"
+#include "actors/store.hpp"
+#include "base/health.hpp"
 
 using namespace heaven;
 namespace fs = std::filesystem;
@@ -34,10 +34,10 @@ struct temp_dir {
 
   temp_dir() {
     static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("heaven-store-" + std::to_string(::getpid()) + "-" +
-            std::to_string(counter++) + "-" +
-            std::to_string(
+    path = fs::temp_directory_path()
+           / ("heaven-store-" + std::to_string(::getpid()) + "-"
+              + std::to_string(counter++) + "-"
+              + std::to_string(
                 std::chrono::steady_clock::now().time_since_epoch().count()));
     fs::create_directories(path);
   }
@@ -49,19 +49,19 @@ struct temp_dir {
 };
 
 /// Runs one SQL query on its own connection; the first column of each row.
-std::vector<std::string> query(const fs::path &db, const std::string &sql) {
-  sqlite3 *conn = nullptr;
+std::vector<std::string> query(const fs::path& db, const std::string& sql) {
+  sqlite3* conn = nullptr;
   std::vector<std::string> rows;
-  BOOST_REQUIRE_EQUAL(
-      sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READWRITE, nullptr),
-      SQLITE_OK);
+  BOOST_REQUIRE_EQUAL(sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READWRITE,
+                                      nullptr),
+                      SQLITE_OK);
   sqlite3_busy_timeout(conn, 5000);
-  sqlite3_stmt *stmt = nullptr;
+  sqlite3_stmt* stmt = nullptr;
   auto rc = sqlite3_prepare_v2(conn, sql.c_str(), -1, &stmt, nullptr);
   BOOST_REQUIRE_MESSAGE(rc == SQLITE_OK, sqlite3_errmsg(conn));
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     auto p = sqlite3_column_text(stmt, 0);
-    rows.emplace_back(p ? reinterpret_cast<const char *>(p) : "NULL");
+    rows.emplace_back(p ? reinterpret_cast<const char*>(p) : "NULL");
   }
   BOOST_CHECK_MESSAGE(rc == SQLITE_DONE, sqlite3_errmsg(conn));
   sqlite3_finalize(stmt);
@@ -69,7 +69,7 @@ std::vector<std::string> query(const fs::path &db, const std::string &sql) {
   return rows;
 }
 
-std::string query_one(const fs::path &db, const std::string &sql) {
+std::string query_one(const fs::path& db, const std::string& sql) {
   auto rows = query(db, sql);
   BOOST_REQUIRE_EQUAL(rows.size(), 1u);
   return rows.front();
@@ -111,7 +111,7 @@ inbound_event other_event(std::string delivery, std::string type) {
   return ev;
 }
 
-void check_same(const deployment_request &x, const deployment_request &y) {
+void check_same(const deployment_request& x, const deployment_request& y) {
   BOOST_CHECK_EQUAL(x.github_id, y.github_id);
   BOOST_CHECK_EQUAL(x.repo, y.repo);
   BOOST_CHECK_EQUAL(x.clone_url, y.clone_url);
@@ -127,22 +127,21 @@ void check_same(const deployment_request &x, const deployment_request &y) {
   BOOST_CHECK_EQUAL(x.payload_json, y.payload_json);
 }
 
-bool is_timestamp(const nlohmann::json &x) {
+bool is_timestamp(const nlohmann::json& x) {
   static const std::regex re{R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"};
   return x.is_string() && std::regex_match(x.get<std::string>(), re);
 }
 
 /// Runs SQL (one or more statements) on its own connection, creating the
 /// file if needed.
-void exec_sql(const fs::path &db, const std::string &sql) {
-  sqlite3 *conn = nullptr;
-  BOOST_REQUIRE_EQUAL(sqlite3_open_v2(db.c_str(), &conn,
-                                      SQLITE_OPEN_READWRITE |
-                                          SQLITE_OPEN_CREATE,
-                                      nullptr),
-                      SQLITE_OK);
+void exec_sql(const fs::path& db, const std::string& sql) {
+  sqlite3* conn = nullptr;
+  BOOST_REQUIRE_EQUAL(
+    sqlite3_open_v2(db.c_str(), &conn,
+                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr),
+    SQLITE_OK);
   sqlite3_busy_timeout(conn, 5000);
-  char *msg = nullptr;
+  char* msg = nullptr;
   auto rc = sqlite3_exec(conn, sql.c_str(), nullptr, nullptr, &msg);
   BOOST_CHECK_MESSAGE(rc == SQLITE_OK, (msg ? msg : "?"));
   sqlite3_free(msg);
@@ -163,7 +162,7 @@ inbound_event task_event(std::string delivery, int64_t github_id,
   auto ev = deployment_event(std::move(delivery), std::move(r));
   ev.repo = ev.deployment.repo;
   ev.lock_action
-      = parse_lock_task(lock_action.empty() ? "none" : lock_action).value();
+    = parse_lock_task(lock_action.empty() ? "none" : lock_action).value();
   return ev;
 }
 
@@ -175,9 +174,9 @@ inbound_event repo_event(std::string delivery, std::string type,
   return ev;
 }
 
-void check_lock(const env_lock &l, const std::string &repo,
-                const std::string &env, const std::string &actor,
-                const std::string &reason, int64_t deployment_id) {
+void check_lock(const env_lock& l, const std::string& repo,
+                const std::string& env, const std::string& actor,
+                const std::string& reason, int64_t deployment_id) {
   BOOST_CHECK_EQUAL(l.repo, repo);
   BOOST_CHECK_EQUAL(l.environment, env);
   BOOST_CHECK_EQUAL(l.actor, actor);
@@ -186,14 +185,14 @@ void check_lock(const env_lock &l, const std::string &repo,
   BOOST_CHECK(is_timestamp(l.locked_at));
 }
 
-bool same_lock(const env_lock &x, const env_lock &y) {
-  return x.repo == y.repo && x.environment == y.environment &&
-         x.actor == y.actor && x.reason == y.reason &&
-         x.locked_at == y.locked_at && x.deployment_id == y.deployment_id;
+bool same_lock(const env_lock& x, const env_lock& y) {
+  return x.repo == y.repo && x.environment == y.environment
+         && x.actor == y.actor && x.reason == y.reason
+         && x.locked_at == y.locked_at && x.deployment_id == y.deployment_id;
 }
 
 /// The schema heaven wrote as version 1, as it was.
-constexpr const char *v1_schema = R"sql(
+constexpr const char* v1_schema = R"sql(
 CREATE TABLE deliveries(
   delivery TEXT PRIMARY KEY,
   event TEXT NOT NULL,
@@ -227,7 +226,7 @@ PRAGMA user_version=1;
 
 /// A version 1 database as heaven 1 left it: one unfinished deployment of
 /// octo/app, one finished one of octo/old, octo/old disabled.
-void write_v1_database(const fs::path &db) {
+void write_v1_database(const fs::path& db) {
   exec_sql(db, "PRAGMA journal_mode=WAL");
   exec_sql(db, v1_schema);
   exec_sql(db, R"sql(
@@ -266,35 +265,37 @@ struct fixture {
   std::shared_ptr<health_board> health = std::make_shared<health_board>();
 
   ~fixture() {
-    for (auto &s : stores)
+    for (auto& s : stores)
       stop(s);
   }
 
-  store_actor start(const fs::path &path) {
+  store_actor start(const fs::path& path) {
     auto s = sys.spawn(store, path.string(), health);
     stores.push_back(s);
     return s;
   }
 
-  store_actor start() { return start(db); }
+  store_actor start() {
+    return start(db);
+  }
 
   /// Stops the store and waits until it is gone (and its database closed).
-  void stop(const store_actor &s) {
+  void stop(const store_actor& s) {
     self->monitor(s);
     self->send_exit(s, caf::exit_reason::user_shutdown);
-    self->receive([](const caf::down_msg &) {},
+    self->receive([](const caf::down_msg&) {},
                   caf::after(timeout) >> [] { BOOST_FAIL("store hangs"); });
   }
 
-  caf::expected<accept_result> accept(const store_actor &s, inbound_event ev) {
+  caf::expected<accept_result> accept(const store_actor& s, inbound_event ev) {
     caf::expected<accept_result> out{caf::error{}};
     self->request(s, timeout, accept_atom::value, std::move(ev))
-        .receive([&](accept_result r) { out = r; },
-                 [&](caf::error &e) { out = std::move(e); });
+      .receive([&](accept_result r) { out = r; },
+               [&](caf::error& e) { out = std::move(e); });
     return out;
   }
 
-  accept_result accept_ok(const store_actor &s, inbound_event ev) {
+  accept_result accept_ok(const store_actor& s, inbound_event ev) {
     auto r = accept(s, std::move(ev));
     if (!r)
       BOOST_FAIL("store answered " << sys.render(r.error()));
@@ -302,57 +303,56 @@ struct fixture {
   }
 
   /// The newest `n` deployments as `GET /deployments` renders them.
-  nlohmann::json list(const store_actor &s, int32_t n) {
+  nlohmann::json list(const store_actor& s, int32_t n) {
     std::string out;
     self->request(s, timeout, list_atom::value, n)
-        .receive([&](std::vector<deployment_row> &x) {
-                   out = deployments_json(x);
-                 },
-                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+      .receive(
+        [&](std::vector<deployment_row>& x) { out = deployments_json(x); },
+        [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
     return nlohmann::json::parse(out);
   }
 
-  std::vector<unfinished_deployment> pending(const store_actor &s) {
+  std::vector<unfinished_deployment> pending(const store_actor& s) {
     std::vector<unfinished_deployment> out;
     self->request(s, timeout, pending_atom::value)
-        .receive([&](std::vector<unfinished_deployment> x) { out = x; },
-                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+      .receive([&](std::vector<unfinished_deployment> x) { out = x; },
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
     return out;
   }
 
-  std::vector<env_lock> locks(const store_actor &s) {
+  std::vector<env_lock> locks(const store_actor& s) {
     std::vector<env_lock> out;
     self->request(s, timeout, locks_atom::value)
-        .receive([&](std::vector<env_lock> x) { out = std::move(x); },
-                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+      .receive([&](std::vector<env_lock> x) { out = std::move(x); },
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
     return out;
   }
 
-  std::vector<deployed_environment> latest(const store_actor &s,
-                                           const std::string &repo) {
+  std::vector<deployed_environment> latest(const store_actor& s,
+                                           const std::string& repo) {
     std::vector<deployed_environment> out;
     self->request(s, timeout, latest_atom::value, repo)
-        .receive([&](std::vector<deployed_environment> x) { out = x; },
-                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+      .receive([&](std::vector<deployed_environment> x) { out = x; },
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
     return out;
   }
 
-  bool claim(const store_actor &s, const std::string &repo,
-             const std::string &app, const std::string &env,
-             const std::string &sha) {
+  bool claim(const store_actor& s, const std::string& repo,
+             const std::string& app, const std::string& env,
+             const std::string& sha) {
     bool out = false;
     auto_deployment x{repo, app, env, sha,
-                      R"({"ref":")" + sha + R"(","environment":")" + env +
-                          R"(","task":"deploy"})"};
+                      R"({"ref":")" + sha + R"(","environment":")" + env
+                        + R"(","task":"deploy"})"};
     self->request(s, timeout, claim_atom::value, x)
-        .receive([&](bool y) { out = y; },
-                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+      .receive([&](bool y) { out = y; },
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
     return out;
   }
 
   /// The store accepts the `deployment_status` event `n` as delivery
   /// `delivery`.
-  accept_result notice(const store_actor &s, std::string delivery,
+  accept_result notice(const store_actor& s, std::string delivery,
                        deployment_notice n) {
     inbound_event ev;
     ev.delivery = std::move(delivery);
@@ -364,43 +364,44 @@ struct fixture {
   }
 
   /// The revision of (repo, env) in the database ("" when none).
-  std::string revision(const std::string &repo, const std::string &env) {
-    auto rows = query(db, "SELECT sha FROM revisions WHERE repo = '" + repo +
-                              "' AND environment = '" + env + "'");
+  std::string revision(const std::string& repo, const std::string& env) {
+    auto rows = query(db, "SELECT sha FROM revisions WHERE repo = '" + repo
+                            + "' AND environment = '" + env + "'");
     return rows.empty() ? std::string{} : rows.front();
   }
 
   /// Stops every store and forgets them (their databases are closed).
   void stop_all() {
-    for (auto &s : stores)
+    for (auto& s : stores)
       stop(s);
     stores.clear();
   }
 
   /// Marks deployment `id` running; whether it was queued.
-  bool start_one(const store_actor &s, int64_t id,
-                 const std::string &description) {
+  bool start_one(const store_actor& s, int64_t id,
+                 const std::string& description) {
     bool out = false;
     self->request(s, timeout, start_atom::value, id, description)
-        .receive([&](bool x) { out = x; },
-                 [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+      .receive([&](bool x) { out = x; },
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
     return out;
   }
 
   /// Ends deployment `id`; whether this ended it.
-  caf::expected<bool> finish(const store_actor &s, int64_t id,
+  caf::expected<bool> finish(const store_actor& s, int64_t id,
                              std::string state, std::string description) {
     caf::expected<bool> out{caf::error{}};
-    self->request(s, timeout, finish_atom::value, id,
-                  provider_outcome{std::move(state), std::move(description)})
-        .receive([&](bool x) { out = x; },
-                 [&](caf::error &e) { out = std::move(e); });
+    self
+      ->request(s, timeout, finish_atom::value, id,
+                provider_outcome{std::move(state), std::move(description)})
+      .receive([&](bool x) { out = x; },
+               [&](caf::error& e) { out = std::move(e); });
     return out;
   }
 
   /// Moves deployment `id` to `state` the way heaven does: "running" starts
   /// it, a terminal state ends it, "queued" is where it already is.
-  void update(const store_actor &s, int64_t id, std::string state,
+  void update(const store_actor& s, int64_t id, std::string state,
               std::string description) {
     if (state == "running")
       start_one(s, id, description);
@@ -410,14 +411,14 @@ struct fixture {
 
   /// The outbox rows of `stream`, oldest first, as (state, description)
   /// of their JSON bodies.
-  std::vector<std::string> statuses(const std::string &stream) {
+  std::vector<std::string> statuses(const std::string& stream) {
     std::vector<std::string> out;
-    for (auto &body : query(db, "SELECT body FROM outbox WHERE kind = "
-                                "'status' AND stream = '" +
-                                    stream + "' ORDER BY id")) {
+    for (auto& body : query(db, "SELECT body FROM outbox WHERE kind = "
+                                "'status' AND stream = '"
+                                  + stream + "' ORDER BY id")) {
       auto j = nlohmann::json::parse(body);
-      out.push_back(j.at("state").get<std::string>() + ": " +
-                    j.at("description").get<std::string>());
+      out.push_back(j.at("state").get<std::string>() + ": "
+                    + j.at("description").get<std::string>());
     }
     return out;
   }
@@ -448,18 +449,17 @@ BOOST_AUTO_TEST_CASE(accepts_a_deployment_event) {
   // Its `queued` status waits in the outbox, written in the same
   // transaction.
   auto row = nlohmann::json::parse(query_one(
-      db, "SELECT body FROM outbox WHERE kind = 'status' AND stream = 'd1' "
-          "AND settled_at IS NULL"));
-  BOOST_CHECK_EQUAL(row.dump(),
-                    nlohmann::json({{"repo", "octo/app"},
-                                    {"github_id", 4242},
-                                    {"deployment_id", 1},
-                                    {"state", "queued"},
-                                    {"description", "Queued main (0123456) "
-                                                    "for production by hubot"},
-                                    {"environment_url",
-                                     "https://app.example.com"}})
-                        .dump());
+    db, "SELECT body FROM outbox WHERE kind = 'status' AND stream = 'd1' "
+        "AND settled_at IS NULL"));
+  BOOST_CHECK_EQUAL(
+    row.dump(), nlohmann::json({{"repo", "octo/app"},
+                                {"github_id", 4242},
+                                {"deployment_id", 1},
+                                {"state", "queued"},
+                                {"description", "Queued main (0123456) "
+                                                "for production by hubot"},
+                                {"environment_url", "https://app.example.com"}})
+                  .dump());
   BOOST_CHECK_EQUAL(query_one(db, "SELECT repo || '|' || active "
                                   "FROM repositories"),
                     "octo/app|1");
@@ -470,9 +470,9 @@ BOOST_AUTO_TEST_CASE(accepts_a_deployment_event) {
 BOOST_AUTO_TEST_CASE(redelivery_is_a_duplicate_and_changes_nothing) {
   auto s = start();
   BOOST_CHECK_EQUAL(
-      accept_ok(s, deployment_event("d-1", make_request(1, "production")))
-          .deployment_id,
-      1);
+    accept_ok(s, deployment_event("d-1", make_request(1, "production")))
+      .deployment_id,
+    1);
   auto again = accept_ok(s, deployment_event("d-1", make_request(1, "prod")));
   BOOST_CHECK(again.duplicate);
   BOOST_CHECK_EQUAL(again.deployment_id, 0);
@@ -519,20 +519,20 @@ BOOST_AUTO_TEST_CASE(updates_set_state_and_finished_at) {
   auto rows = list(s, 10);
   BOOST_REQUIRE_EQUAL(rows.size(), 4u);
   // Newest first: rows[0] is id 4.
-  auto &d1 = rows[3];
+  auto& d1 = rows[3];
   BOOST_CHECK_EQUAL(d1["state"], "running");
   BOOST_CHECK_EQUAL(d1["description"], "Deploying now");
   BOOST_CHECK(d1["finished_at"].is_null());
   BOOST_CHECK(is_timestamp(d1["updated_at"]));
   BOOST_CHECK(d1["updated_at"] >= d1["created_at"]);
-  auto &d2 = rows[2];
+  auto& d2 = rows[2];
   BOOST_CHECK_EQUAL(d2["state"], "success");
   BOOST_CHECK_EQUAL(d2["description"], "Deployed");
   BOOST_CHECK(is_timestamp(d2["finished_at"]));
-  auto &d3 = rows[1];
+  auto& d3 = rows[1];
   BOOST_CHECK_EQUAL(d3["state"], "failure");
   BOOST_CHECK(is_timestamp(d3["finished_at"]));
-  auto &d4 = rows[0];
+  auto& d4 = rows[0];
   BOOST_CHECK_EQUAL(d4["state"], "error");
   BOOST_CHECK_EQUAL(d4["description"], "Timed out");
   BOOST_CHECK(is_timestamp(d4["finished_at"]));
@@ -556,17 +556,17 @@ BOOST_AUTO_TEST_CASE(list_is_newest_first_with_exact_fields) {
   BOOST_CHECK_EQUAL(rows[1]["id"], 4);
   BOOST_CHECK_EQUAL(rows[2]["id"], 3);
   const std::set<std::string> expected{
-      "id",    "github_id",   "repo",       "app",        "environment",
-      "ref",   "sha",         "task",       "provider",   "actor",
-      "state", "description", "created_at", "updated_at", "finished_at"};
-  for (auto &row : rows) {
+    "id",    "github_id",   "repo",       "app",        "environment",
+    "ref",   "sha",         "task",       "provider",   "actor",
+    "state", "description", "created_at", "updated_at", "finished_at"};
+  for (auto& row : rows) {
     std::set<std::string> keys;
-    for (auto &[k, v] : row.items())
+    for (auto& [k, v] : row.items())
       keys.insert(k);
     BOOST_CHECK(keys == expected);
   }
   auto req = make_request(105, "production");
-  auto &top = rows[0];
+  auto& top = rows[0];
   BOOST_CHECK_EQUAL(top["github_id"], 105);
   BOOST_CHECK_EQUAL(top["repo"], req.repo);
   BOOST_CHECK_EQUAL(top["app"], req.app);
@@ -634,9 +634,9 @@ BOOST_AUTO_TEST_CASE(data_survives_reopening) {
   auto rows = list(s, 10);
   BOOST_REQUIRE_EQUAL(rows.size(), 2u);
   BOOST_CHECK_EQUAL(rows[0]["state"], "success");
-  BOOST_CHECK_EQUAL(accept_ok(s, deployment_event("d-3", make_request(9, "qa")))
-                        .deployment_id,
-                    3);
+  BOOST_CHECK_EQUAL(
+    accept_ok(s, deployment_event("d-3", make_request(9, "qa"))).deployment_id,
+    3);
 }
 
 BOOST_AUTO_TEST_CASE(database_is_in_wal_mode_with_a_schema_version) {
@@ -646,9 +646,9 @@ BOOST_AUTO_TEST_CASE(database_is_in_wal_mode_with_a_schema_version) {
   BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
   BOOST_CHECK(fs::exists(dir.path / "heaven.sqlite3-wal"));
   BOOST_CHECK_EQUAL(
-      query_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
-                    "AND name = 'deployments_repo_environment'"),
-      "1");
+    query_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                  "AND name = 'deployments_repo_environment'"),
+    "1");
 }
 
 BOOST_AUTO_TEST_CASE(sqlite_errors_become_error_replies) {
@@ -724,8 +724,8 @@ BOOST_AUTO_TEST_CASE(relock_by_the_holder_keeps_locked_at) {
   auto again = accept_ok(s, task_event("l-2", 2, "production", "deploy:lock",
                                        "alice", "lock", "still incident 42"));
   BOOST_CHECK_EQUAL(to_string(again.lock_state), "locked");
-  check_lock(again.lock, "octo/app", "production", "alice",
-             "still incident 42", 2);
+  check_lock(again.lock, "octo/app", "production", "alice", "still incident 42",
+             2);
   BOOST_CHECK_EQUAL(again.lock.locked_at, "2020-01-01T00:00:00.000Z");
   auto all = locks(s);
   BOOST_REQUIRE_EQUAL(all.size(), 1u);
@@ -779,9 +779,9 @@ BOOST_AUTO_TEST_CASE(ordinary_tasks_see_the_lock_of_their_environment) {
   }
   // Another environment of the repository is free.
   BOOST_CHECK_EQUAL(
-      to_string(accept_ok(s, task_event("d-s", 4, "staging", "deploy", "bob"))
-                    .lock_state),
-      "none");
+    to_string(accept_ok(s, task_event("d-s", 4, "staging", "deploy", "bob"))
+                .lock_state),
+    "none");
   // The same environment of another repository is free.
   auto other = task_event("d-o", 5, "production", "deploy", "bob");
   other.deployment.repo = other.repo = "octo/other";
@@ -842,7 +842,7 @@ BOOST_AUTO_TEST_CASE(locks_survive_reopening) {
     auto s = start();
     held = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
                                    "alice", "lock", "incident 42"))
-               .lock;
+             .lock;
     stop_all();
   }
   auto s = start();
@@ -858,7 +858,8 @@ BOOST_AUTO_TEST_CASE(locks_survive_reopening) {
   BOOST_CHECK(same_lock(other.lock, held));
 }
 
-// -- repositories --------------------------------------------------------------
+// -- repositories
+// --------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(every_event_naming_a_repository_records_it) {
   auto s = start();
@@ -872,13 +873,14 @@ BOOST_AUTO_TEST_CASE(every_event_naming_a_repository_records_it) {
   auto repos = read_repositories(db.string());
   BOOST_REQUIRE_EQUAL(repos.size(), 4u);
   std::vector<std::string> names;
-  for (auto &r : repos) {
+  for (auto& r : repos) {
     names.push_back(r.repo);
     BOOST_CHECK(r.active);
     BOOST_CHECK(is_timestamp(r.first_seen));
   }
-  BOOST_CHECK((names == std::vector<std::string>{"octo/app", "octo/notice",
-                                                 "octo/ping", "octo/status"}));
+  BOOST_CHECK((names
+               == std::vector<std::string>{"octo/app", "octo/notice",
+                                           "octo/ping", "octo/status"}));
   BOOST_CHECK_EQUAL(query_one(db, "SELECT first_seen FROM repositories "
                                   "WHERE repo = 'octo/status'"),
                     query_one(db, "SELECT received_at FROM deliveries "
@@ -892,14 +894,14 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored) {
   update(s, 1, "success", "locked");
   // Switched off from the command line while the store holds the file.
   set_repository_active(db.string(), "octo/app", false);
-  auto deploy = accept_ok(s, task_event("d-1", 2, "production", "deploy",
-                                        "bob"));
+  auto deploy = accept_ok(s,
+                          task_event("d-1", 2, "production", "deploy", "bob"));
   BOOST_CHECK(!deploy.duplicate);
   BOOST_CHECK(deploy.ignored);
   BOOST_CHECK_EQUAL(deploy.deployment_id, 0);
   BOOST_CHECK_EQUAL(to_string(deploy.lock_state), "none");
-  auto unlock = accept_ok(s, task_event("u-1", 3, "production",
-                                        "deploy:unlock", "alice", "unlock"));
+  auto unlock = accept_ok(s, task_event("u-1", 3, "production", "deploy:unlock",
+                                        "alice", "unlock"));
   BOOST_CHECK(unlock.ignored);
   BOOST_CHECK_EQUAL(to_string(unlock.lock_state), "none");
   BOOST_CHECK_EQUAL(locks(s).size(), 1u); // The lock stays.
@@ -912,8 +914,8 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored) {
   BOOST_CHECK(pending(s).empty());
   // The deliveries are recorded, so redeliveries are duplicates.
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries"), "4");
-  auto again = accept_ok(s, task_event("d-1", 2, "production", "deploy",
-                                       "bob"));
+  auto again = accept_ok(s,
+                         task_event("d-1", 2, "production", "deploy", "bob"));
   BOOST_CHECK(again.duplicate);
   BOOST_CHECK(!again.ignored);
   auto repos = read_repositories(db.string());
@@ -922,9 +924,9 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored) {
   // Enabled again: a redelivery stays a duplicate, a new delivery deploys.
   set_repository_active(db.string(), "octo/app", true);
   BOOST_CHECK(accept_ok(s, task_event("d-1", 2, "production", "deploy", "bob"))
-                  .duplicate);
-  auto fresh = accept_ok(s, task_event("d-2", 4, "production", "deploy",
-                                       "bob"));
+                .duplicate);
+  auto fresh = accept_ok(s,
+                         task_event("d-2", 4, "production", "deploy", "bob"));
   BOOST_CHECK(!fresh.ignored);
   BOOST_CHECK_EQUAL(fresh.deployment_id, 2);
   BOOST_CHECK_EQUAL(to_string(fresh.lock_state), "locked");
@@ -955,7 +957,8 @@ BOOST_AUTO_TEST_CASE(a_repository_disabled_before_heaven_heard_of_it) {
   BOOST_CHECK_EQUAL(later[0].first_seen, repos[0].first_seen);
 }
 
-// -- latest, claim, revision ---------------------------------------------------
+// -- latest, claim, revision
+// ---------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(latest_is_the_newest_successful_deploy_per_app_and_env) {
   auto s = start();
@@ -964,32 +967,31 @@ BOOST_AUTO_TEST_CASE(latest_is_the_newest_successful_deploy_per_app_and_env) {
     std::string repo, app, env, task, sha, state, lock_action;
   };
   std::vector<row> rows{
-      {"octo/app", "app", "production", "deploy", sha('a'), "success", ""},
-      {"octo/app", "app", "production", "deploy", sha('b'), "success", ""},
-      {"octo/app", "app", "production", "deploy", sha('c'), "failure", ""},
-      {"octo/app", "app", "production", "deploy:migrations", sha('d'),
-       "success", ""},
-      {"octo/app", "app", "qa", "deploy:migrations", sha('e'), "success",
-       ""},
-      {"octo/app", "app", "staging", "deploy", sha('f'), "success", ""},
-      {"octo/app", "worker", "production", "deploy", sha('1'), "success", ""},
-      {"octo/other", "app", "production", "deploy", sha('2'), "success", ""},
-      {"octo/app", "app", "staging", "deploy", sha('3'), "running", ""},
-      {"octo/app", "app", "staging", "deploy", sha('4'), "error", ""},
-      // Locked last: a locked environment refuses every later deployment.
-      {"octo/app", "app", "production", "deploy:lock", sha('e'), "success",
-       "lock"},
+    {"octo/app", "app", "production", "deploy", sha('a'), "success", ""},
+    {"octo/app", "app", "production", "deploy", sha('b'), "success", ""},
+    {"octo/app", "app", "production", "deploy", sha('c'), "failure", ""},
+    {"octo/app", "app", "production", "deploy:migrations", sha('d'), "success",
+     ""},
+    {"octo/app", "app", "qa", "deploy:migrations", sha('e'), "success", ""},
+    {"octo/app", "app", "staging", "deploy", sha('f'), "success", ""},
+    {"octo/app", "worker", "production", "deploy", sha('1'), "success", ""},
+    {"octo/other", "app", "production", "deploy", sha('2'), "success", ""},
+    {"octo/app", "app", "staging", "deploy", sha('3'), "running", ""},
+    {"octo/app", "app", "staging", "deploy", sha('4'), "error", ""},
+    // Locked last: a locked environment refuses every later deployment.
+    {"octo/app", "app", "production", "deploy:lock", sha('e'), "success",
+     "lock"},
   };
   int64_t n = 0;
-  for (auto &x : rows) {
+  for (auto& x : rows) {
     ++n;
     auto ev = task_event("d-" + std::to_string(n), 100 + n, x.env, x.task,
                          "alice", x.lock_action, "lock " + std::to_string(n));
     ev.deployment.repo = ev.repo = x.repo;
     ev.deployment.app = x.app;
     ev.deployment.sha = x.sha;
-    ev.deployment.payload_json = R"({"name":")" + x.app + R"(","n":)" +
-                                 std::to_string(n) + "}";
+    ev.deployment.payload_json = R"({"name":")" + x.app + R"(","n":)"
+                                 + std::to_string(n) + "}";
     BOOST_REQUIRE_EQUAL(accept_ok(s, ev).deployment_id, n);
     update(s, n, x.state, "done");
   }
@@ -1044,9 +1046,9 @@ BOOST_AUTO_TEST_CASE(an_auto_deployment_is_claimed_once) {
   BOOST_CHECK(!claim(s, "octo/app", "app", "production", sha));
   BOOST_CHECK(!claim(s, "octo/app", "worker", "production", sha));
   BOOST_CHECK(claim(s, "octo/app", "app", "production", std::string(40, 'b')));
-  BOOST_CHECK(is_timestamp(query_one(
-      db, "SELECT claimed_at FROM auto_deploys WHERE sha = '" +
-              std::string(40, 'b') + "'")));
+  BOOST_CHECK(is_timestamp(
+    query_one(db, "SELECT claimed_at FROM auto_deploys WHERE sha = '"
+                    + std::string(40, 'b') + "'")));
   // Every first claim, and only those, queued its creation with it.
   auto rows = query(db, "SELECT stream || ' ' || body FROM outbox WHERE "
                         "kind = 'deploy' ORDER BY id");
@@ -1054,22 +1056,23 @@ BOOST_AUTO_TEST_CASE(an_auto_deployment_is_claimed_once) {
   auto first = rows[0].substr(rows[0].find(' ') + 1);
   BOOST_CHECK_EQUAL(rows[0].substr(0, rows[0].find(' ')),
                     "octo/app:app:production");
-  BOOST_CHECK_EQUAL(nlohmann::json::parse(first),
-                    nlohmann::json({{"repo", "octo/app"},
-                                    {"app", "app"},
-                                    {"environment", "production"},
-                                    {"sha", sha},
-                                    {"request",
-                                     {{"ref", sha},
-                                      {"environment", "production"},
-                                      {"task", "deploy"}}}}));
+  BOOST_CHECK_EQUAL(
+    nlohmann::json::parse(first),
+    nlohmann::json(
+      {{"repo", "octo/app"},
+       {"app", "app"},
+       {"environment", "production"},
+       {"sha", sha},
+       {"request",
+        {{"ref", sha}, {"environment", "production"}, {"task", "deploy"}}}}));
   BOOST_CHECK(rows[4].find(std::string(40, 'b')) != std::string::npos);
   // A request that is not JSON is refused, and nothing is claimed.
   caf::expected<bool> refused{caf::error{}};
-  self->request(s, timeout, claim_atom::value,
-                auto_deployment{"octo/app", "app", "qa", sha, "not json"})
-      .receive([&](bool x) { refused = x; },
-               [&](caf::error &e) { refused = std::move(e); });
+  self
+    ->request(s, timeout, claim_atom::value,
+              auto_deployment{"octo/app", "app", "qa", sha, "not json"})
+    .receive([&](bool x) { refused = x; },
+             [&](caf::error& e) { refused = std::move(e); });
   BOOST_CHECK(!refused);
   BOOST_CHECK(claim(s, "octo/app", "app", "qa", sha));
 }
@@ -1129,7 +1132,7 @@ BOOST_AUTO_TEST_CASE(a_deployment_status_queues_its_notice_and_revision) {
   BOOST_CHECK_EQUAL(revision("octo/app", "staging"), a);
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM revisions"), "2");
   BOOST_CHECK(is_timestamp(query_one(
-      db, "SELECT recorded_at FROM revisions WHERE environment = 'staging'")));
+    db, "SELECT recorded_at FROM revisions WHERE environment = 'staging'")));
   // One notice row per accepted event, in a stream per deployment, with
   // the revision before it.
   auto rows = query(db, "SELECT stream || ' ' || json_extract(body, "
@@ -1137,14 +1140,14 @@ BOOST_AUTO_TEST_CASE(a_deployment_status_queues_its_notice_and_revision) {
                         "'$.base') FROM outbox WHERE kind = 'notice' "
                         "ORDER BY id");
   std::vector<std::string> expected = {
-      "octo/app#7 in_progress ", "octo/app#7 success ",
-      "octo/app#8 success " + a, "octo/app#9 failure ",
-      "octo/app#10 success ",    "octo/app#11 success "};
+    "octo/app#7 in_progress ", "octo/app#7 success ",
+    "octo/app#8 success " + a, "octo/app#9 failure ",
+    "octo/app#10 success ",    "octo/app#11 success "};
   BOOST_CHECK_EQUAL_COLLECTIONS(rows.begin(), rows.end(), expected.begin(),
                                 expected.end());
   // The notice is all there, as the chat services will need it.
-  auto body = nlohmann::json::parse(query_one(
-      db, "SELECT body FROM outbox WHERE stream = 'octo/app#8'"));
+  auto body = nlohmann::json::parse(
+    query_one(db, "SELECT body FROM outbox WHERE stream = 'octo/app#8'"));
   auto n = body.at("notice");
   BOOST_CHECK_EQUAL(n.at("description"), "Done \"quoted\" — ü");
   BOOST_CHECK_EQUAL(n.at("log_url"),
@@ -1155,16 +1158,17 @@ BOOST_AUTO_TEST_CASE(a_deployment_status_queues_its_notice_and_revision) {
   BOOST_CHECK_EQUAL(n.at("sha"), b);
   // A disabled repository's events queue nothing and record nothing.
   set_repository_active(db.string(), "octo/app", false);
-  BOOST_CHECK(notice(s, "ds-7", make_notice(12, "success",
-                                            std::string(40, 'e')))
-                  .ignored);
+  BOOST_CHECK(
+    notice(s, "ds-7", make_notice(12, "success", std::string(40, 'e')))
+      .ignored);
   BOOST_CHECK_EQUAL(revision("octo/app", "production"), b);
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox WHERE kind = "
                                   "'notice'"),
                     "6");
 }
 
-// -- the command line ----------------------------------------------------------
+// -- the command line
+// ----------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(the_command_line_works_beside_a_running_store) {
   auto s = start();
@@ -1197,9 +1201,9 @@ BOOST_AUTO_TEST_CASE(the_command_line_works_beside_a_running_store) {
 
 BOOST_AUTO_TEST_CASE(the_command_line_never_creates_a_database) {
   auto path = (dir.path / "nowhere.sqlite3").string();
-  auto expected =
-      "no database at " + path + ": has heaven run with this data directory?";
-  auto says = [&](const std::runtime_error &e) {
+  auto expected = "no database at " + path
+                  + ": has heaven run with this data directory?";
+  auto says = [&](const std::runtime_error& e) {
     BOOST_CHECK_EQUAL(e.what(), expected);
     return true;
   };
@@ -1218,19 +1222,21 @@ BOOST_AUTO_TEST_CASE(a_newer_schema_is_refused) {
   try {
     read_locks(db.string());
     BOOST_FAIL("a version 4 database was read");
-  } catch (const std::runtime_error &e) {
-    BOOST_CHECK_EQUAL(e.what(), db.string() + " has schema version 4, newer "
-                                              "than this heaven's 3");
+  } catch (const std::runtime_error& e) {
+    BOOST_CHECK_EQUAL(e.what(), db.string()
+                                  + " has schema version 4, newer "
+                                    "than this heaven's 3");
   }
   auto s = start();
   auto r = accept(s, other_event("p-1", "ping"));
   BOOST_REQUIRE(!r);
-  BOOST_CHECK(sys.render(r.error()).find("newer than this heaven's 3") !=
-              std::string::npos);
+  BOOST_CHECK(sys.render(r.error()).find("newer than this heaven's 3")
+              != std::string::npos);
   BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
 }
 
-// -- migration -------------------------------------------------------------------
+// -- migration
+// -------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
   write_v1_database(db);
@@ -1240,8 +1246,8 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
   for (auto table : {"locks", "revisions", "auto_deploys"})
     BOOST_CHECK_EQUAL(query_one(db, std::string("SELECT count(*) FROM "
                                                 "sqlite_master WHERE type = "
-                                                "'table' AND name = '") +
-                                        table + "'"),
+                                                "'table' AND name = '")
+                                      + table + "'"),
                       "1");
   BOOST_REQUIRE_EQUAL(xs.size(), 1u);
   BOOST_CHECK_EQUAL(xs[0].id, 1);
@@ -1298,28 +1304,29 @@ BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deployments"), "2");
 }
 
-// -- the write-ahead lifecycle and the outbox -----------------------------------
+// -- the write-ahead lifecycle and the outbox
+// -----------------------------------
 
 BOOST_AUTO_TEST_CASE(the_rules_are_decided_where_the_deployment_is_recorded) {
   auto s = start();
-  auto first = accept_ok(s, task_event("d-1", 1, "production", "deploy",
-                                       "alice"));
+  auto first = accept_ok(s,
+                         task_event("d-1", 1, "production", "deploy", "alice"));
   BOOST_CHECK_EQUAL(to_string(first.state), "queued");
   // One deployment per app and environment: the second is refused in the
   // transaction that records it.
-  auto second = accept_ok(s, task_event("d-2", 2, "production", "deploy",
-                                        "bob"));
+  auto second = accept_ok(s,
+                          task_event("d-2", 2, "production", "deploy", "bob"));
   BOOST_CHECK_EQUAL(to_string(second.state), "error");
   BOOST_CHECK_EQUAL(second.description, "Already deploying.");
-  BOOST_CHECK((statuses("d2") ==
-               std::vector<std::string>{"error: Already deploying."}));
+  BOOST_CHECK(
+    (statuses("d2") == std::vector<std::string>{"error: Already deploying."}));
   BOOST_CHECK(is_timestamp(
-      query_one(db, "SELECT finished_at FROM deployments WHERE id = 2")));
+    query_one(db, "SELECT finished_at FROM deployments WHERE id = 2")));
   // Another environment is free.
   BOOST_CHECK_EQUAL(
-      to_string(
-          accept_ok(s, task_event("d-3", 3, "staging", "deploy", "bob")).state),
-      "queued");
+    to_string(
+      accept_ok(s, task_event("d-3", 3, "staging", "deploy", "bob")).state),
+    "queued");
   // The receiver's refusal is recorded as the deployment's error.
   auto bad = task_event("d-4", 4, "qa", "deploy", "bob");
   bad.refusal = "invalid ref 'x..y'";
@@ -1341,16 +1348,15 @@ BOOST_AUTO_TEST_CASE(the_rules_are_decided_where_the_deployment_is_recorded) {
   BOOST_CHECK(*finish(s, 1, "success", "Deployed"));
   accept_ok(s, task_event("u-1", 7, "production", "deploy:unlock", "bob",
                           "unlock"));
-  BOOST_CHECK_EQUAL(
-      to_string(
-          accept_ok(s, task_event("d-8", 8, "production", "deploy", "carol"))
-              .state),
-      "queued");
+  BOOST_CHECK_EQUAL(to_string(accept_ok(s, task_event("d-8", 8, "production",
+                                                      "deploy", "carol"))
+                                .state),
+                    "queued");
   // Each deployment has exactly the statuses its transitions wrote.
-  BOOST_CHECK((statuses("d1") ==
-               std::vector<std::string>{
-                   "queued: Queued main (0123456) for production by alice",
-                   "success: Deployed"}));
+  BOOST_CHECK((statuses("d1")
+               == std::vector<std::string>{
+                 "queued: Queued main (0123456) for production by alice",
+                 "success: Deployed"}));
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox"), "9");
 }
 
@@ -1361,31 +1367,33 @@ BOOST_AUTO_TEST_CASE(a_deployment_starts_once_and_ends_once) {
   BOOST_CHECK(!start_one(s, 1, "again"));
   BOOST_CHECK_EQUAL(query_one(db, "SELECT state FROM deployments"), "running");
   BOOST_CHECK(
-      is_timestamp(query_one(db, "SELECT started_at FROM deployments")));
+    is_timestamp(query_one(db, "SELECT started_at FROM deployments")));
   BOOST_CHECK(*finish(s, 1, "success", "Deployed"));
   BOOST_CHECK(!*finish(s, 1, "error", "heaven restarted"));
   BOOST_CHECK(!start_one(s, 1, "once more"));
   BOOST_CHECK_EQUAL(query_one(db, "SELECT state || '|' || description FROM "
                                   "deployments"),
                     "success|Deployed");
-  BOOST_CHECK((statuses("d1") ==
-               std::vector<std::string>{
-                   "queued: Queued main (0123456) for production by alice",
-                   "in_progress: Deploying main (0123456) to production",
-                   "success: Deployed"}));
+  BOOST_CHECK((statuses("d1")
+               == std::vector<std::string>{
+                 "queued: Queued main (0123456) for production by alice",
+                 "in_progress: Deploying main (0123456) to production",
+                 "success: Deployed"}));
   // A deployment that never started may end (a failed checkout).
   accept_ok(s, task_event("d-2", 2, "qa", "deploy", "alice"));
   BOOST_CHECK(*finish(s, 2, "error", "could not check out"));
-  BOOST_CHECK((statuses("d2") ==
-               std::vector<std::string>{
-                   "queued: Queued main (0123456) for qa by alice",
-                   "error: could not check out"}));
+  BOOST_CHECK((
+    statuses("d2")
+    == std::vector<std::string>{"queued: Queued main (0123456) for qa by alice",
+                                "error: could not check out"}));
   BOOST_CHECK(!*finish(s, 99, "success", "nobody"));
   // Only success, failure and error end a deployment.
   auto wrong = finish(s, 2, "running", "no");
   BOOST_REQUIRE(!wrong);
-  BOOST_CHECK(sys.render(wrong.error()).find("not a state a deployment ends "
-                                             "in") != std::string::npos);
+  BOOST_CHECK(sys.render(wrong.error())
+                .find("not a state a deployment ends "
+                      "in")
+              != std::string::npos);
 }
 
 namespace {
@@ -1404,12 +1412,12 @@ struct collected {
 outbox_actor::behavior_type collector(outbox_actor::pointer,
                                       std::shared_ptr<collected> c) {
   return {
-      [c](outbox_atom, std::vector<outbox_row> &rows) {
-        std::lock_guard guard{c->mx};
-        for (auto &r : rows)
-          c->rows.push_back(r);
-      },
-      [](retry_atom, std::string &) {},
+    [c](outbox_atom, std::vector<outbox_row>& rows) {
+      std::lock_guard guard{c->mx};
+      for (auto& r : rows)
+        c->rows.push_back(r);
+    },
+    [](retry_atom, std::string&) {},
   };
 }
 
@@ -1421,10 +1429,9 @@ BOOST_AUTO_TEST_CASE(the_outbox_keeps_rows_until_settled_and_hands_on_new) {
   auto c = std::make_shared<collected>();
   auto sink = sys.spawn(collector, c);
   std::vector<outbox_row> first;
-  self->request(s, timeout, subscribe_atom::value, std::string{"status"},
-                sink)
-      .receive([&](std::vector<outbox_row> x) { first = std::move(x); },
-               [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+  self->request(s, timeout, subscribe_atom::value, std::string{"status"}, sink)
+    .receive([&](std::vector<outbox_row> x) { first = std::move(x); },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
   BOOST_REQUIRE_EQUAL(first.size(), 1u);
   BOOST_CHECK_EQUAL(first[0].kind, "status");
   BOOST_CHECK_EQUAL(first[0].stream, "d1");
@@ -1446,12 +1453,12 @@ BOOST_AUTO_TEST_CASE(the_outbox_keeps_rows_until_settled_and_hands_on_new) {
   change.added = {{0, "notice", "slack", R"({"text":"hi"})", 0}};
   bool ok = false;
   self->request(s, timeout, outbox_atom::value, change)
-      .receive([&](bool x) { ok = x; },
-               [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+    .receive([&](bool x) { ok = x; },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
   BOOST_CHECK(ok);
   BOOST_CHECK_EQUAL(c->get().size(), 1u);
-  BOOST_CHECK_EQUAL(query_one(db, "SELECT outcome FROM outbox WHERE id = " +
-                                      std::to_string(first[0].id)),
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT outcome FROM outbox WHERE id = "
+                                    + std::to_string(first[0].id)),
                     "delivered");
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox WHERE kind = "
                                   "'notice' AND settled_at IS NULL"),
@@ -1462,10 +1469,11 @@ BOOST_AUTO_TEST_CASE(the_outbox_keeps_rows_until_settled_and_hands_on_new) {
   auto again = start();
   auto sink2 = sys.spawn(collector, c);
   std::vector<outbox_row> left;
-  self->request(again, timeout, subscribe_atom::value, std::string{"status"},
-                sink2)
-      .receive([&](std::vector<outbox_row> x) { left = std::move(x); },
-               [&](caf::error &e) { BOOST_FAIL(sys.render(e)); });
+  self
+    ->request(again, timeout, subscribe_atom::value, std::string{"status"},
+              sink2)
+    .receive([&](std::vector<outbox_row> x) { left = std::move(x); },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
   BOOST_REQUIRE_EQUAL(left.size(), 1u);
   BOOST_CHECK_EQUAL(left[0].id, later[0].id);
   caf::anon_send_exit(sink2, caf::exit_reason::user_shutdown);
@@ -1474,9 +1482,9 @@ BOOST_AUTO_TEST_CASE(the_outbox_keeps_rows_until_settled_and_hands_on_new) {
 BOOST_AUTO_TEST_CASE(a_full_disk_refuses_writes_says_so_and_recovers) {
   auto disk = dir.path / "disk";
   fs::create_directories(disk);
-  auto mounted = std::system(("mount -t tmpfs -o size=2m heaven-test-full " +
-                              disk.string() + " 2>/dev/null")
-                                 .c_str());
+  auto mounted = std::system(("mount -t tmpfs -o size=2m heaven-test-full "
+                              + disk.string() + " 2>/dev/null")
+                               .c_str());
   if (mounted != 0) {
     BOOST_TEST_MESSAGE("skipped: this machine refuses to mount a tmpfs (not "
                        "root, or no mount rights): the full-disk case is not "
@@ -1485,16 +1493,18 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_writes_says_so_and_recovers) {
   }
   struct unmount {
     fs::path at;
-    ~unmount() { std::system(("umount -l " + at.string()).c_str()); }
+    ~unmount() {
+      std::system(("umount -l " + at.string()).c_str());
+    }
   } guard{disk};
   auto path = disk / "heaven.db";
   auto s = start(path);
   BOOST_CHECK(!accept_ok(s, other_event("p-1", "ping")).duplicate);
   BOOST_CHECK(health->problems().empty());
   // Fill the disk.
-  std::system(("dd if=/dev/zero of=" + (disk / "filler").string() +
-               " bs=64k 2>/dev/null")
-                  .c_str());
+  std::system(
+    ("dd if=/dev/zero of=" + (disk / "filler").string() + " bs=64k 2>/dev/null")
+      .c_str());
   auto big = deployment_event("d-1", make_request(1, "production"));
   big.body = std::string(300 * 1024, 'x');
   auto r = accept(s, big);
@@ -1503,7 +1513,8 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_writes_says_so_and_recovers) {
   auto problems = health->problems();
   BOOST_REQUIRE_EQUAL(problems.size(), 1u);
   BOOST_CHECK(problems[0].find("store: cannot write: database or disk is "
-                               "full") == 0);
+                               "full")
+              == 0);
   // Nothing of it was recorded.
   BOOST_CHECK_EQUAL(query_one(path, "SELECT count(*) FROM deployments"), "0");
   // Space again: the same delivery is accepted, and health is back.

@@ -231,9 +231,9 @@ BOOST_AUTO_TEST_CASE(the_token_goes_into_gits_environment_only) {
                   + base64_of("x-access-token:ghs_s3cr3t"));
   BOOST_TEST(lookup(env, "HOME") == (tmp.path / "home").string());
   // No token for another host, plain http, or no token at all.
-  for (auto url : {"https://gitlab.com/octo/app.git",
-                   "http://github.com/octo/app.git",
-                   "https://github.com.evil.example/octo/app.git"}) {
+  for (auto url :
+       {"https://gitlab.com/octo/app.git", "http://github.com/octo/app.git",
+        "https://github.com.evil.example/octo/app.git"}) {
     auto q = p;
     q.clone_url = url;
     BOOST_TEST(lookup(git_env(q), "GIT_CONFIG_VALUE_0") == "<unset>", url);
@@ -247,11 +247,14 @@ BOOST_AUTO_TEST_CASE(the_token_goes_into_gits_environment_only) {
   auto bin = tmp.path / "bin";
   write_file(bin / "git",
              "#!/bin/sh\n"
-             "echo \"argv: $*\" >> \"" + (tmp.path / "calls").string() + "\"\n"
-             "echo \"header: $GIT_CONFIG_VALUE_0\" >> \""
-               + (tmp.path / "calls").string() + "\"\n"
-             "echo 'fatal: no network here' >&2\n"
-             "exit 128\n",
+             "echo \"argv: $*\" >> \""
+               + (tmp.path / "calls").string()
+               + "\"\n"
+                 "echo \"header: $GIT_CONFIG_VALUE_0\" >> \""
+               + (tmp.path / "calls").string()
+               + "\"\n"
+                 "echo 'fatal: no network here' >&2\n"
+                 "exit 128\n",
              true);
   p.env = {{"PATH", bin.string() + ":/usr/bin:/bin"},
            {"HOME", (tmp.path / "home").string()}};
@@ -264,7 +267,7 @@ BOOST_AUTO_TEST_CASE(the_token_goes_into_gits_environment_only) {
   auto calls = read_file(tmp.path / "calls");
   BOOST_TEST(calls.find("argv: clone --mirror --quiet -- "
                         "https://github.com/octo/app.git")
-             != std::string::npos,
+               != std::string::npos,
              calls);
   BOOST_TEST(calls.find("header: Authorization: Basic "
                         + base64_of("x-access-token:ghs_s3cr3t"))
@@ -314,8 +317,8 @@ BOOST_AUTO_TEST_CASE(a_cancelled_checkout_stops_its_git_and_still_reports) {
   caf::anon_send(ws, cancel_atom::value);
   // The workspace ends its git itself; `prepared` is still its last word.
   BOOST_REQUIRE(rec->wait([&] { return !rec->prepared.empty(); }));
-  BOOST_TEST((std::chrono::steady_clock::now() - start
-              < std::chrono::seconds(30)));
+  BOOST_TEST(
+    (std::chrono::steady_clock::now() - start < std::chrono::seconds(30)));
   std::lock_guard<std::mutex> guard{rec->mx};
   BOOST_TEST(!rec->prepared.back().first);
   BOOST_TEST(rec->prepared.back().second

@@ -99,23 +99,21 @@ BOOST_AUTO_TEST_CASE(defaults_without_file_env_or_flags) {
 
 BOOST_AUTO_TEST_CASE(precedence_flags_env_file_defaults) {
   temp_cwd dir;
-  auto file = dir.write("heaven.conf",
-                        "HEAVEN_LISTEN=10.0.0.1:1\n"
-                        "DEPLOYMENT_TIMEOUT=10\n"
-                        "HEAVEN_LOG_LEVEL=debug\n"
-                        "HEAVEN_KILL_GRACE=7\n");
+  auto file = dir.write("heaven.conf", "HEAVEN_LISTEN=10.0.0.1:1\n"
+                                       "DEPLOYMENT_TIMEOUT=10\n"
+                                       "HEAVEN_LOG_LEVEL=debug\n"
+                                       "HEAVEN_KILL_GRACE=7\n");
   string_pairs env = {{"HEAVEN_CONFIG", file},
                       {"HEAVEN_LISTEN", "10.0.0.2:2"},
                       {"DEPLOYMENT_TIMEOUT", "20"},
                       {"HEAVEN_STATUS_RETRIES", "9"}};
-  auto s = ok(load_settings({"--listen", "10.0.0.3:3",
-                             "--status-retries=2"},
-                            env));
-  BOOST_TEST(s.listen == "10.0.0.3:3");     // flag over env and file
-  BOOST_TEST(s.status_retries == 2);        // flag over env
-  BOOST_TEST(s.deployment_timeout == 20);   // env over file
-  BOOST_TEST(s.log_level == "debug");       // file over default
-  BOOST_TEST(s.kill_grace == 7);            // file over default
+  auto s = ok(
+    load_settings({"--listen", "10.0.0.3:3", "--status-retries=2"}, env));
+  BOOST_TEST(s.listen == "10.0.0.3:3");       // flag over env and file
+  BOOST_TEST(s.status_retries == 2);          // flag over env
+  BOOST_TEST(s.deployment_timeout == 20);     // env over file
+  BOOST_TEST(s.log_level == "debug");         // file over default
+  BOOST_TEST(s.kill_grace == 7);              // file over default
   BOOST_TEST(s.max_body == 25 * 1024 * 1024); // default
   BOOST_TEST(s.config_file == file);
   BOOST_TEST(s.public_url == "http://10.0.0.3:3");
@@ -163,18 +161,17 @@ BOOST_AUTO_TEST_CASE(default_config_file_in_cwd) {
 BOOST_AUTO_TEST_CASE(missing_named_config_file_is_an_error) {
   temp_cwd dir;
   auto missing = (dir.path / "nope.conf").string();
-  BOOST_TEST(contains(err(load_settings({}, {{"HEAVEN_CONFIG", missing}})),
-                      missing));
-  BOOST_TEST(contains(err(load_settings({"--config", missing}, {})),
-                      missing));
+  BOOST_TEST(
+    contains(err(load_settings({}, {{"HEAVEN_CONFIG", missing}})), missing));
+  BOOST_TEST(contains(err(load_settings({"--config", missing}, {})), missing));
 }
 
 BOOST_AUTO_TEST_CASE(flag_forms) {
   temp_cwd dir;
-  auto s = ok(load_settings({"--data-dir", "/d1", "--log-level=warn",
-                             "--public-url", "https://h/a=b",
-                             "--withhold-env=A,B"},
-                            {}));
+  auto s = ok(
+    load_settings({"--data-dir", "/d1", "--log-level=warn", "--public-url",
+                   "https://h/a=b", "--withhold-env=A,B"},
+                  {}));
   BOOST_TEST(s.data_dir == "/d1");
   BOOST_TEST(s.log_level == "warn");
   // Only the first '=' splits a --flag=value; in the two-word form the
@@ -194,15 +191,14 @@ BOOST_AUTO_TEST_CASE(secret_flags_name_files_never_values) {
   std::ofstream{token} << "ghp_from_a_file\n";
   auto secret = (dir.path / "secret").string();
   std::ofstream{secret} << "hook secret\n";
-  auto s = ok(load_settings({"--github-token-file", token,
-                             "--webhook-secret-file=" + secret},
-                            {}));
+  auto s = ok(load_settings(
+    {"--github-token-file", token, "--webhook-secret-file=" + secret}, {}));
   BOOST_TEST(s.github_token == "ghp_from_a_file");
   BOOST_TEST(s.webhook_secret == "hook secret");
-  BOOST_TEST(contains(err(load_settings({"--github-token-file",
-                                         (dir.path / "none").string()},
-                                        {})),
-                      "cannot read"));
+  BOOST_TEST(
+    contains(err(load_settings(
+               {"--github-token-file", (dir.path / "none").string()}, {})),
+             "cannot read"));
   // There is no flag that takes a secret itself.
   BOOST_TEST(contains(err(load_settings({"--github-token", "x"}, {})),
                       "unknown option"));
@@ -233,8 +229,8 @@ BOOST_AUTO_TEST_CASE(boolean_flags) {
 
 BOOST_AUTO_TEST_CASE(bad_integers_name_the_variable) {
   temp_cwd dir;
-  for (auto bad : {"abc", "", "12x", "-1", "1.5", " 5", "99999999999999999999"})
-  {
+  for (auto bad :
+       {"abc", "", "12x", "-1", "1.5", " 5", "99999999999999999999"}) {
     auto e = err(load_settings({}, {{"DEPLOYMENT_TIMEOUT", bad}}));
     BOOST_TEST(contains(e, "DEPLOYMENT_TIMEOUT"), e);
   }
@@ -267,9 +263,9 @@ BOOST_AUTO_TEST_CASE(cgroups_are_auto_or_off) {
   BOOST_TEST(ok(load_settings({}, {})).cgroups == "auto");
   BOOST_TEST(ok(load_settings({}, {{"HEAVEN_CGROUPS", "off"}})).cgroups
              == "off");
-  BOOST_TEST(ok(load_settings({"--cgroups=off"}, {{"HEAVEN_CGROUPS", "auto"}}))
-               .cgroups
-             == "off");
+  BOOST_TEST(
+    ok(load_settings({"--cgroups=off"}, {{"HEAVEN_CGROUPS", "auto"}})).cgroups
+    == "off");
   auto e = err(load_settings({}, {{"HEAVEN_CGROUPS", "on"}}));
   BOOST_TEST(contains(e, "HEAVEN_CGROUPS"), e);
   BOOST_TEST(contains(e, "'on'"), e);
@@ -316,26 +312,26 @@ BOOST_AUTO_TEST_CASE(unknown_setting_in_file_names_file_and_line) {
 
 BOOST_AUTO_TEST_CASE(file_comments_blanks_and_quotes) {
   temp_cwd dir;
-  auto path = dir.write("q.conf",
-                        "# heaven settings\n"
-                        "\n"
-                        "   \n"
-                        "  # indented comment\n"
-                        "  HEAVEN_LISTEN = \"0.0.0.0:9000\"  \n"
-                        "HEAVEN_LOG_LEVEL='warn'\n"
-                        "GITHUB_TOKEN=ghp_abc=def\n"
-                        "HEAVEN_DATA_DIR=\"/path with spaces\"\r\n"
-                        "GITHUB_WEBHOOK_SECRET=\"\"\n"
-                        "HEAVEN_WITHHOLD_ENV=AWS_SECRET_ACCESS_KEY,,"
-                        "NPM_TOKEN\n");
+  auto path = dir.write("q.conf", "# heaven settings\n"
+                                  "\n"
+                                  "   \n"
+                                  "  # indented comment\n"
+                                  "  HEAVEN_LISTEN = \"0.0.0.0:9000\"  \n"
+                                  "HEAVEN_LOG_LEVEL='warn'\n"
+                                  "GITHUB_TOKEN=ghp_abc=def\n"
+                                  "HEAVEN_DATA_DIR=\"/path with spaces\"\r\n"
+                                  "GITHUB_WEBHOOK_SECRET=\"\"\n"
+                                  "HEAVEN_WITHHOLD_ENV=AWS_SECRET_ACCESS_KEY,,"
+                                  "NPM_TOKEN\n");
   auto s = ok(load_settings({}, {{"HEAVEN_CONFIG", path}}));
   BOOST_TEST(s.listen == "0.0.0.0:9000");
   BOOST_TEST(s.log_level == "warn");
   BOOST_TEST(s.github_token == "ghp_abc=def");
   BOOST_TEST(s.data_dir == "/path with spaces");
   BOOST_TEST(s.webhook_secret == "");
-  BOOST_TEST(s.withhold_env == (std::vector<std::string>{
-                                  "AWS_SECRET_ACCESS_KEY", "NPM_TOKEN"}));
+  BOOST_TEST(
+    s.withhold_env
+    == (std::vector<std::string>{"AWS_SECRET_ACCESS_KEY", "NPM_TOKEN"}));
   BOOST_TEST(s.public_url == "http://0.0.0.0:9000");
 }
 
@@ -343,11 +339,10 @@ BOOST_AUTO_TEST_CASE(public_url_default_and_trailing_slash) {
   temp_cwd dir;
   auto s = ok(load_settings({"--listen", "192.168.1.5:80"}, {}));
   BOOST_TEST(s.public_url == "http://192.168.1.5:80");
-  auto t = ok(load_settings({}, {{"HEAVEN_PUBLIC_URL",
-                                  "https://heaven.example.com/"}}));
+  auto t = ok(
+    load_settings({}, {{"HEAVEN_PUBLIC_URL", "https://heaven.example.com/"}}));
   BOOST_TEST(t.public_url == "https://heaven.example.com");
-  auto u = ok(load_settings({"--public-url", "https://h.example/base///"},
-                            {}));
+  auto u = ok(load_settings({"--public-url", "https://h.example/base///"}, {}));
   BOOST_TEST(u.public_url == "https://h.example/base");
 }
 
@@ -356,8 +351,8 @@ BOOST_AUTO_TEST_CASE(withhold_env_list) {
   auto s = ok(load_settings({}, {{"HEAVEN_WITHHOLD_ENV", "A,B,,C,"}}));
   BOOST_TEST(s.withhold_env == (std::vector<std::string>{"A", "B", "C"}));
   // A flag replaces the environment's list rather than adding to it.
-  auto t = ok(load_settings({"--withhold-env", "D"},
-                            {{"HEAVEN_WITHHOLD_ENV", "A,B"}}));
+  auto t = ok(
+    load_settings({"--withhold-env", "D"}, {{"HEAVEN_WITHHOLD_ENV", "A,B"}}));
   BOOST_TEST(t.withhold_env == (std::vector<std::string>{"D"}));
   auto u = ok(load_settings({}, {{"HEAVEN_WITHHOLD_ENV", ""}}));
   BOOST_TEST(u.withhold_env.empty());
@@ -366,14 +361,11 @@ BOOST_AUTO_TEST_CASE(withhold_env_list) {
 BOOST_AUTO_TEST_CASE(child_environment_drops_secret_and_withheld) {
   settings cfg;
   cfg.withhold_env = {"AWS_SECRET_ACCESS_KEY", "NPM_TOKEN"};
-  string_pairs env = {{"PATH", "/usr/bin:/bin"},
-                      {"GITHUB_WEBHOOK_SECRET", "hooksecret"},
-                      {"GITHUB_TOKEN", "ghp_token"},
-                      {"AWS_SECRET_ACCESS_KEY", "aws"},
-                      {"NPM_TOKEN", "npm"},
-                      {"HEROKU_API_KEY", "heroku"},
-                      {"HOME", "/home/heaven"},
-                      {"EMPTY", ""}};
+  string_pairs env = {
+    {"PATH", "/usr/bin:/bin"},     {"GITHUB_WEBHOOK_SECRET", "hooksecret"},
+    {"GITHUB_TOKEN", "ghp_token"}, {"AWS_SECRET_ACCESS_KEY", "aws"},
+    {"NPM_TOKEN", "npm"},          {"HEROKU_API_KEY", "heroku"},
+    {"HOME", "/home/heaven"},      {"EMPTY", ""}};
   auto out = child_environment(cfg, env);
   BOOST_TEST(!has_key(out, "GITHUB_WEBHOOK_SECRET"));
   BOOST_TEST(!has_key(out, "AWS_SECRET_ACCESS_KEY"));
@@ -441,14 +433,15 @@ BOOST_AUTO_TEST_CASE(chat_secrets_are_secret_in_every_part_that_could_print) {
   cfg.hipchat_token = "hipchatTOKEN";
   cfg.campfire_token = "campfireTOKEN";
   cfg.notify_webhook_secret = "hookSECRET";
-  auto s = secret_values(cfg, {{"FLOWDOCK_FLOW_TOKENS", R"({"x":"envFLOW"})"},
-                               {"SLACK_WEBHOOK_URL",
-                                "https://hooks.slack.com/services/A/B/envSLACK"}});
-  for (auto v : {"T0001/B0002/slackTOKENpart3", "slackTOKENpart3",
-                 "flowTOKENops1", "flow\"TOKEN\"dev2", "hipchatTOKEN",
-                 "campfireTOKEN", "hookSECRET", "envFLOW", "envSLACK",
-                 "A/B/envSLACK", cfg.slack_webhook_url.c_str(),
-                 cfg.flowdock_flow_tokens.c_str()})
+  auto s = secret_values(
+    cfg,
+    {{"FLOWDOCK_FLOW_TOKENS", R"({"x":"envFLOW"})"},
+     {"SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/A/B/envSLACK"}});
+  for (auto v :
+       {"T0001/B0002/slackTOKENpart3", "slackTOKENpart3", "flowTOKENops1",
+        "flow\"TOKEN\"dev2", "hipchatTOKEN", "campfireTOKEN", "hookSECRET",
+        "envFLOW", "envSLACK", "A/B/envSLACK", cfg.slack_webhook_url.c_str(),
+        cfg.flowdock_flow_tokens.c_str()})
     BOOST_TEST(has(s, v), "secret_values lacks " << v);
   // The room names are not secrets: redacting them would garble logs.
   BOOST_TEST(!has(s, "ops"));

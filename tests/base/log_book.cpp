@@ -56,9 +56,9 @@ std::string hmac_sha256_hex(const std::string& key, const std::string& msg) {
   auto mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   auto ctx = EVP_MAC_CTX_new(mac);
   char digest[] = "SHA256";
-  OSSL_PARAM params[] = {
-    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-    OSSL_PARAM_construct_end()};
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                          digest, 0),
+                         OSSL_PARAM_construct_end()};
   unsigned char out[EVP_MAX_MD_SIZE];
   size_t len = 0;
   EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()),
@@ -220,13 +220,14 @@ BOOST_AUTO_TEST_CASE(secrets_are_redacted_in_files) {
 BOOST_AUTO_TEST_CASE(redact_cases) {
   temp_dir tmp;
   log_book book{tmp.path.string(),
-                {"abcdef123", "123456xyz", "supersecretvalue", "secret",
-                 "abc", "12345", "", "aaaaaa"}};
+                {"abcdef123", "123456xyz", "supersecretvalue", "secret", "abc",
+                 "12345", "", "aaaaaa"}};
   BOOST_TEST(book.redact("nothing here") == "nothing here");
   BOOST_TEST(book.redact("") == "");
   // Twice on one line.
-  BOOST_TEST(book.redact("abcdef123 and abcdef123") == "[redacted] and "
-                                                       "[redacted]");
+  BOOST_TEST(book.redact("abcdef123 and abcdef123")
+             == "[redacted] and "
+                "[redacted]");
   // Two secrets overlapping in the text: no fragment of either survives.
   BOOST_TEST(book.redact("x abcdef123456xyz y") == "x [redacted] y");
   BOOST_TEST(book.redact("123456xyzabcdef123") == "[redacted]");
@@ -314,7 +315,9 @@ BOOST_AUTO_TEST_CASE(log_token_is_truncated_hmac_sha256) {
              == "cac64ce755d0f3f10ef8a3e5ace0588f");
   BOOST_TEST(log_token("k", -7) == "2f6d284a05d5c5729044d11c58d4f0e0");
   for (auto [key, id] : std::vector<std::pair<std::string, int64_t>>{
-         {"secret", 1}, {"another key", 123456789}, {std::string(100, 'k'), 0},
+         {"secret", 1},
+         {"another key", 123456789},
+         {std::string(100, 'k'), 0},
          {"k", 9223372036854775807LL}}) {
     auto full = hmac_sha256_hex(key, "log:" + std::to_string(id));
     BOOST_REQUIRE(full.size() == 64u);
@@ -334,10 +337,10 @@ BOOST_AUTO_TEST_CASE(constant_time_equality) {
   BOOST_TEST(equal_constant_time(t, log_token("k", 1)));
   BOOST_TEST(!equal_constant_time(t, log_token("k", 2)));
   // Embedded NULs are compared, not treated as the end.
-  BOOST_TEST(!equal_constant_time(std::string("a\0b", 3),
-                                  std::string("a\0c", 3)));
-  BOOST_TEST(equal_constant_time(std::string("a\0b", 3),
-                                 std::string("a\0b", 3)));
+  BOOST_TEST(
+    !equal_constant_time(std::string("a\0b", 3), std::string("a\0c", 3)));
+  BOOST_TEST(
+    equal_constant_time(std::string("a\0b", 3), std::string("a\0b", 3)));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -26,8 +26,8 @@ using strings = std::vector<std::string>;
 BOOST_AUTO_TEST_SUITE(payload_config_tests)
 
 BOOST_AUTO_TEST_CASE(no_object_reads_as_an_empty_config) {
-  for (auto payload : {"", "null", "[1]", "{", R"({"config":[]})",
-                       R"({"config":"x"})"}) {
+  for (auto payload :
+       {"", "null", "[1]", "{", R"({"config":[]})", R"({"config":"x"})"}) {
     auto c = read(payload);
     BOOST_TEST(c.deploy_script.empty());
     BOOST_TEST(!c.names_hosts);
@@ -92,8 +92,7 @@ BOOST_AUTO_TEST_CASE(hosts_of_the_environment) {
   BOOST_TEST(!c.hosts[2].deploy_to_valid);
   BOOST_TEST(c.hosts[3].address.empty());
   BOOST_TEST(c.hosts[4].address.empty());
-  BOOST_TEST(read(R"({"config":{"hosts":["x"]}})", "any").hosts.size()
-             == 1u);
+  BOOST_TEST(read(R"({"config":{"hosts":["x"]}})", "any").hosts.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(lists_keep_the_strings_before_a_wrong_entry) {

@@ -4,9 +4,9 @@
 #include "base/text.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
-#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -36,12 +36,12 @@ constexpr auto suite_region = "us-east-1";
 constexpr auto suite_service = "service";
 
 /// The session token of the post-sts-token cases.
-const std::string suite_token =
-  "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWL"
-  "WsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQr"
-  "mGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HF"
-  "vlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scq"
-  "Kmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==";
+const std::string suite_token
+  = "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWL"
+    "WsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQr"
+    "mGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HF"
+    "vlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scq"
+    "Kmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==";
 
 /// One case of the suite: the request of its .req (path and query as written
 /// there, i.e. not %-encoded; headers in order; body) and the expected .creq,
@@ -62,7 +62,10 @@ struct suite_case {
 
 const std::vector<suite_case>& suite() {
   static const std::vector<suite_case> cases = {
-    {"get-header-key-duplicate", "GET", "/", "",
+    {"get-header-key-duplicate",
+     "GET",
+     "/",
+     "",
      {{"Host", "example.amazonaws.com"},
       {"My-Header1", "value2"},
       {"My-Header1", "value2"},
@@ -85,7 +88,10 @@ dc7f04a3abfde8d472b0ab1a418b741b7c67174dad1551b4117b15527fbe966c)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;my-header1;x-amz-date, Signature="
      "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea"},
-    {"get-header-value-multiline", "GET", "/", "",
+    {"get-header-value-multiline",
+     "GET",
+     "/",
+     "",
      {{"Host", "example.amazonaws.com"},
       {"My-Header1", "value1\n  value2\n     value3"},
       {"X-Amz-Date", "20150830T123600Z"}},
@@ -106,7 +112,10 @@ b7b6cbfd8a0430b78891e986784da2630c8a135a8595cec25b26ea94f926ee55)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;my-header1;x-amz-date, Signature="
      "ba17b383a53190154eb5fa66a1b836cc297cc0a3d70a5d00705980573d8ff790"},
-    {"get-header-value-order", "GET", "/", "",
+    {"get-header-value-order",
+     "GET",
+     "/",
+     "",
      {{"Host", "example.amazonaws.com"},
       {"My-Header1", "value4"},
       {"My-Header1", "value1"},
@@ -130,7 +139,10 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;my-header1;x-amz-date, Signature="
      "08c7e5a9acfcfeb3ab6b2185e75ce8b1deb5e634ec47601a50643f830c755c01"},
-    {"get-header-value-trim", "GET", "/", "",
+    {"get-header-value-trim",
+     "GET",
+     "/",
+     "",
      {{"Host", "example.amazonaws.com"},
       {"My-Header1", " value1"},
       {"My-Header2", " \"a   b   c\""},
@@ -154,10 +166,11 @@ a726db9b0df21c14f559d0a978e563112acb1b9e05476f0a6a1c7d68f28605c7)",
      "aws4_request, SignedHeaders=host;my-header1;my-header2;x-amz-date, "
      "Signature="
      "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736"},
-    {"get-unreserved", "GET",
-     "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"get-unreserved",
+     "GET",
+     "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
@@ -174,9 +187,11 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"},
-    {"get-utf8", "GET", "/\xE1\x88\xB4", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"get-utf8",
+     "GET",
+     "/\xE1\x88\xB4",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /%E1%88%B4
@@ -193,9 +208,11 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85"},
-    {"get-vanilla", "GET", "/", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"get-vanilla",
+     "GET",
+     "/",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -212,9 +229,11 @@ bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
-    {"get-vanilla-empty-query-key", "GET", "/", "Param1=value1",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"get-vanilla-empty-query-key",
+     "GET",
+     "/",
+     "Param1=value1",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -231,9 +250,11 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "a67d582fa61cc504c4bae71f336f98b97f1ea3c7a6bfe1b6e45aec72011b9aeb"},
-    {"get-vanilla-query", "GET", "/", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"get-vanilla-query",
+     "GET",
+     "/",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -250,9 +271,11 @@ bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
-    {"get-vanilla-query-order-key", "GET", "/", "Param1=value2&Param1=Value1",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"get-vanilla-query-order-key",
+     "GET",
+     "/",
+     "Param1=value2&Param1=Value1",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -269,10 +292,11 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "eedbc4e291e521cf13422ffca22be7d2eb8146eecf653089df300a15b2382bd1"},
-    {"get-vanilla-query-order-key-case", "GET", "/",
+    {"get-vanilla-query-order-key-case",
+     "GET",
+     "/",
      "Param2=value2&Param1=value1",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -289,9 +313,11 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
-    {"get-vanilla-query-order-value", "GET", "/", "Param1=value2&Param1=value1",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"get-vanilla-query-order-value",
+     "GET",
+     "/",
+     "Param1=value2&Param1=value1",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -308,11 +334,12 @@ c968629d70850097a2d8781c9bf7edcb988b04cac14cca9be4acc3595f884606)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "5772eed61e12b33fae39ee5e7012498b51d56abc0abb7c60486157bd471c4694"},
-    {"get-vanilla-query-unreserved", "GET", "/",
+    {"get-vanilla-query-unreserved",
+     "GET",
+     "/",
      "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
      "=-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -329,9 +356,11 @@ c30d4703d9f799439be92736156d47ccfb2d879ddf56f5befa6d1d6aab979177)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197"},
-    {"get-vanilla-utf8-query", "GET", "/", "\xE1\x88\xB4=bar",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"get-vanilla-utf8-query",
+     "GET",
+     "/",
+     "\xE1\x88\xB4=bar",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -348,9 +377,11 @@ eb30c5bed55734080471a834cc727ae56beb50e5f39d1bff6d0d38cb192a7073)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04"},
-    {"normalize-path/get-relative", "GET", "/example/..", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"normalize-path/get-relative",
+     "GET",
+     "/example/..",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -367,10 +398,11 @@ bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
-    {"normalize-path/get-relative-relative", "GET",
-     "/example1/example2/../..", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"normalize-path/get-relative-relative",
+     "GET",
+     "/example1/example2/../..",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -387,9 +419,11 @@ bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
-    {"normalize-path/get-slash", "GET", "//", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"normalize-path/get-slash",
+     "GET",
+     "//",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -406,9 +440,11 @@ bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
-    {"normalize-path/get-slash-dot-slash", "GET", "/./", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"normalize-path/get-slash-dot-slash",
+     "GET",
+     "/./",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /
@@ -425,9 +461,11 @@ bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
-    {"normalize-path/get-slash-pointless-dot", "GET", "/./example", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"normalize-path/get-slash-pointless-dot",
+     "GET",
+     "/./example",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /example
@@ -444,9 +482,11 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "ef75d96142cf21edca26f06005da7988e4f8dc83a165a80865db7089db637ec5"},
-    {"normalize-path/get-slashes", "GET", "//example//", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"normalize-path/get-slashes",
+     "GET",
+     "//example//",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /example/
@@ -463,9 +503,11 @@ cb96b4ac96d501f7c5c15bc6d67b3035061cfced4af6585ad927f7e6c985c015)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84"},
-    {"normalize-path/get-space", "GET", "/example space/", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"normalize-path/get-space",
+     "GET",
+     "/example space/",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(GET
 /example%20space/
@@ -482,9 +524,11 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741"},
-    {"post-header-key-case", "POST", "/", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"post-header-key-case",
+     "POST",
+     "/",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(POST
 /
@@ -501,7 +545,10 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
-    {"post-header-key-sort", "POST", "/", "",
+    {"post-header-key-sort",
+     "POST",
+     "/",
+     "",
      {{"Host", "example.amazonaws.com"},
       {"My-Header1", "value1"},
       {"X-Amz-Date", "20150830T123600Z"}},
@@ -522,7 +569,10 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;my-header1;x-amz-date, Signature="
      "c5410059b04c1ee005303aed430f6e6645f61f4dc9e1461ec8f8916fdf18852c"},
-    {"post-header-value-case", "POST", "/", "",
+    {"post-header-value-case",
+     "POST",
+     "/",
+     "",
      {{"Host", "example.amazonaws.com"},
       {"My-Header1", "VALUE1"},
       {"X-Amz-Date", "20150830T123600Z"}},
@@ -543,9 +593,11 @@ d51ced243e649e3de6ef63afbbdcbca03131a21a7103a1583706a64618606a93)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;my-header1;x-amz-date, Signature="
      "cdbc9802e29d2942e5e10b5bccfdd67c5f22c7c4e8ae67b53629efa58b974b7d"},
-    {"post-sts-token/post-sts-header-after", "POST", "/", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"post-sts-token/post-sts-header-after",
+     "POST",
+     "/",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(POST
 /
@@ -562,7 +614,10 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
-    {"post-sts-token/post-sts-header-before", "POST", "/", "",
+    {"post-sts-token/post-sts-header-before",
+     "POST",
+     "/",
+     "",
      {{"Host", "example.amazonaws.com"},
       {"X-Amz-Date", "20150830T123600Z"},
       {"X-Amz-Security-Token", suite_token}},
@@ -572,7 +627,8 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
 
 host:example.amazonaws.com
 x-amz-date:20150830T123600Z
-x-amz-security-token:)" + std::string{suite_token} + R"(
+x-amz-security-token:)"
+       + std::string{suite_token} + R"(
 
 host;x-amz-date;x-amz-security-token
 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
@@ -584,9 +640,11 @@ c237e1b440d4c63c32ca95b5b99481081cb7b13c7e40434868e71567c1a882f6)",
      "aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, "
      "Signature="
      "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead"},
-    {"post-vanilla", "POST", "/", "",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"post-vanilla",
+     "POST",
+     "/",
+     "",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(POST
 /
@@ -603,9 +661,11 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
-    {"post-vanilla-empty-query-value", "POST", "/", "Param1=value1",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"post-vanilla-empty-query-value",
+     "POST",
+     "/",
+     "Param1=value1",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(POST
 /
@@ -622,9 +682,11 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
      "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11"},
-    {"post-vanilla-query", "POST", "/", "Param1=value1",
-     {{"Host", "example.amazonaws.com"},
-      {"X-Amz-Date", "20150830T123600Z"}},
+    {"post-vanilla-query",
+     "POST",
+     "/",
+     "Param1=value1",
+     {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}},
      "",
      R"(POST
 /
@@ -643,7 +705,10 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
      "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11"},
     // The suite's .sts and .authz for this case were made from another
     // request (see the next case): only the .creq belongs to the .req.
-    {"post-x-www-form-urlencoded", "POST", "/", "",
+    {"post-x-www-form-urlencoded",
+     "POST",
+     "/",
+     "",
      {{"Content-Type", "application/x-www-form-urlencoded"},
       {"Host", "example.amazonaws.com"},
       {"X-Amz-Date", "20150830T123600Z"},
@@ -663,7 +728,10 @@ content-length;content-type;host;x-amz-date
      ""},
     // The request the suite's .sts and .authz sign: no Content-Length (the
     // canonical request is derived: its SHA-256 is the one in the .sts).
-    {"post-x-www-form-urlencoded (signed)", "POST", "/", "",
+    {"post-x-www-form-urlencoded (signed)",
+     "POST",
+     "/",
+     "",
      {{"Content-Type", "application/x-www-form-urlencoded"},
       {"Host", "example.amazonaws.com"},
       {"X-Amz-Date", "20150830T123600Z"}},
@@ -686,7 +754,10 @@ content-type;host;x-amz-date
      "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"},
     // The suite's .sts and .authz for this case were made from another
     // request (see the next case): only the .creq belongs to the .req.
-    {"post-x-www-form-urlencoded-parameters", "POST", "/", "",
+    {"post-x-www-form-urlencoded-parameters",
+     "POST",
+     "/",
+     "",
      {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
       {"Host", "example.amazonaws.com"},
       {"X-Amz-Date", "20150830T123600Z"},
@@ -709,7 +780,10 @@ content-length;content-type;host;x-amz-date
     // one in the .sts). The .authz file lists content-length among its
     // SignedHeaders but carries this signature; the Authorization of the
     // .sreq (below) is the consistent one.
-    {"post-x-www-form-urlencoded-parameters (signed)", "POST", "/", "",
+    {"post-x-www-form-urlencoded-parameters (signed)",
+     "POST",
+     "/",
+     "",
      {{"Content-Type", "application/x-www-form-urlencoded; charset=utf8"},
       {"Host", "example.amazonaws.com"},
       {"X-Amz-Date", "20150830T123600Z"}},
@@ -795,8 +869,8 @@ BOOST_AUTO_TEST_CASE(amz_dates) {
 }
 
 BOOST_AUTO_TEST_CASE(s3_paths_are_not_normalized) {
-  sig::request req{"GET", "/bucket//a/./b/../c", "", {{"Host", "h"}},
-                   heaven::sha256_hex("")};
+  sig::request req{
+    "GET", "/bucket//a/./b/../c", "", {{"Host", "h"}}, heaven::sha256_hex("")};
   auto creq = sig::canonical_request(req, false);
   BOOST_TEST(creq.substr(0, creq.find('\n', 4)) == "GET\n/bucket//a/./b/../c");
   creq = sig::canonical_request(req, true);
@@ -804,7 +878,10 @@ BOOST_AUTO_TEST_CASE(s3_paths_are_not_normalized) {
 }
 
 BOOST_AUTO_TEST_CASE(canonical_query_decodes_then_encodes) {
-  sig::request req{"GET", "/", "b=x%2Fy&a&c=d e&a=%41", {{"Host", "h"}},
+  sig::request req{"GET",
+                   "/",
+                   "b=x%2Fy&a&c=d e&a=%41",
+                   {{"Host", "h"}},
                    heaven::sha256_hex("")};
   auto creq = sig::canonical_request(req, true);
   BOOST_TEST(creq.substr(0, creq.find("\nhost"))
@@ -860,8 +937,8 @@ http_request eb_post() {
   http_request req;
   req.method = "POST";
   req.url = "https://elasticbeanstalk.eu-west-1.amazonaws.com/";
-  req.headers = {{"Content-Type",
-                  "application/x-www-form-urlencoded; charset=utf-8"}};
+  req.headers = {
+    {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
   req.body = "Action=DescribeEnvironments&ApplicationName=app"
              "&EnvironmentNames.member.1=production&Version=2010-12-01";
   return req;
@@ -878,15 +955,19 @@ BOOST_AUTO_TEST_CASE(sign_s3_put) {
   BOOST_TEST(header(req, "Content-Type") == "application/zip");
   BOOST_TEST(header(req, "Host") == "127.0.0.1:9000");
   BOOST_TEST(header(req, "X-Amz-Date") == "20240102T030405Z");
-  BOOST_TEST(header(req, "x-amz-content-sha256") == heaven::sha256_hex(req.body));
+  BOOST_TEST(header(req, "x-amz-content-sha256")
+             == heaven::sha256_hex(req.body));
   BOOST_TEST(header(req, "X-Amz-Security-Token") == "");
   // The signature over exactly these headers, path and body.
-  sig::request expected{"PUT", "/bucket/app-abc.zip", "",
-                        {{"Content-Type", "application/zip"},
-                         {"Host", "127.0.0.1:9000"},
-                         {"X-Amz-Date", "20240102T030405Z"},
-                         {"x-amz-content-sha256", heaven::sha256_hex(req.body)}},
-                        heaven::sha256_hex(req.body)};
+  sig::request expected{
+    "PUT",
+    "/bucket/app-abc.zip",
+    "",
+    {{"Content-Type", "application/zip"},
+     {"Host", "127.0.0.1:9000"},
+     {"X-Amz-Date", "20240102T030405Z"},
+     {"x-amz-content-sha256", heaven::sha256_hex(req.body)}},
+    heaven::sha256_hex(req.body)};
   auto authz = header(req, "Authorization");
   BOOST_TEST(authz
              == sig::authorization(expected, {akid, secret, ""},
@@ -908,8 +989,7 @@ BOOST_AUTO_TEST_CASE(sign_beanstalk_post) {
   sig::sign(req, {akid, secret, ""}, "eu-west-1", "elasticbeanstalk", when());
   BOOST_TEST(req.body == body);
   BOOST_TEST(req.headers.size() == 4u);
-  BOOST_TEST(header(req, "Host")
-             == "elasticbeanstalk.eu-west-1.amazonaws.com");
+  BOOST_TEST(header(req, "Host") == "elasticbeanstalk.eu-west-1.amazonaws.com");
   BOOST_TEST(header(req, "X-Amz-Date") == "20240102T030405Z");
   BOOST_TEST(header(req, "x-amz-content-sha256") == "");
   auto authz = header(req, "Authorization");
@@ -927,9 +1007,9 @@ BOOST_AUTO_TEST_CASE(sign_with_session_token) {
   sig::sign(req, {akid, secret, token}, "eu-west-1", "elasticbeanstalk",
             when());
   BOOST_TEST(header(req, "X-Amz-Security-Token") == token);
-  BOOST_TEST(header(req, "Authorization").find(
-               "SignedHeaders=content-type;host;x-amz-date;"
-               "x-amz-security-token, ")
+  BOOST_TEST(header(req, "Authorization")
+               .find("SignedHeaders=content-type;host;x-amz-date;"
+                     "x-amz-security-token, ")
              != std::string::npos);
   check_no_secret(req);
 }
@@ -952,9 +1032,9 @@ BOOST_AUTO_TEST_CASE(sign_host_ports) {
   BOOST_TEST(host_of("http://[::1]/b") == "[::1]");
   http_request bad;
   bad.url = "ftp://example.com/x";
-  BOOST_CHECK_THROW(
-    sig::sign(bad, {akid, secret, ""}, "us-east-1", "s3", when()),
-    std::invalid_argument);
+  BOOST_CHECK_THROW(sig::sign(bad, {akid, secret, ""}, "us-east-1", "s3",
+                              when()),
+                    std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(sign_replaces_headers_it_owns) {
@@ -983,7 +1063,9 @@ BOOST_AUTO_TEST_CASE(sign_decodes_the_url_path_once) {
   req.method = "PUT";
   req.url = "http://127.0.0.1:9000/bucket/my%20app/v%201.zip?x=1";
   sig::sign(req, {akid, secret, ""}, "us-east-1", "s3", when());
-  sig::request expected{"PUT", "/bucket/my app/v 1.zip", "x=1",
+  sig::request expected{"PUT",
+                        "/bucket/my app/v 1.zip",
+                        "x=1",
                         {{"Host", "127.0.0.1:9000"},
                          {"X-Amz-Date", "20240102T030405Z"},
                          {"x-amz-content-sha256", heaven::sha256_hex("")}},
@@ -1079,17 +1161,15 @@ std::string botocore_input(const http_request& req,
          + ", \"body_hex\": " + json_string(hex(req.body))
          + ", \"akid\": " + json_string(creds.access_key_id)
          + ", \"secret\": " + json_string(creds.secret_access_key)
-         + ", \"token\": " + json_string(creds.session_token)
-         + ", \"region\": " + json_string(region)
-         + ", \"service\": " + json_string(service)
+         + ", \"token\": " + json_string(creds.session_token) + ", \"region\": "
+         + json_string(region) + ", \"service\": " + json_string(service)
          + ", \"amz_date\": " + json_string(amz_date) + "}";
 }
 
 /// The interpreter setup.sh provides python3-botocore for; any python3 on
 /// PATH otherwise.
 std::string python() {
-  return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
-                                               : "python3";
+  return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
 }
 
 struct run_result {
@@ -1153,9 +1233,9 @@ string_pairs botocore_sign(const http_request& req,
                            std::string_view amz_date) {
   auto res = run_python(botocore_script,
                         botocore_input(req, creds, region, service, amz_date));
-  BOOST_REQUIRE_MESSAGE(res.error.empty(),
-                        "cannot run python3 (" << res.error
-                                               << "): run ./setup.sh");
+  BOOST_REQUIRE_MESSAGE(res.error.empty(), "cannot run python3 ("
+                                             << res.error
+                                             << "): run ./setup.sh");
   BOOST_REQUIRE_MESSAGE(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0,
                         "python3 with botocore failed (see its stderr): "
                         "run ./setup.sh to install python3-botocore");
@@ -1173,8 +1253,8 @@ string_pairs botocore_sign(const http_request& req,
 
 void cross_check(const http_request& original, const sig::credentials& creds,
                  std::string_view region, std::string_view service) {
-  auto boto
-    = botocore_sign(original, creds, region, service, sig::amz_date(when()));
+  auto boto = botocore_sign(original, creds, region, service,
+                            sig::amz_date(when()));
   auto ours = original;
   sig::sign(ours, creds, region, service, when());
   BOOST_TEST_CONTEXT(original.method << " " << original.url) {

@@ -134,9 +134,12 @@ const std::vector<std::string> bad_refs = {
   "a\tb",
   "a\nb",
   "main\n",
-  std::string{"a\x01" "b"},
-  std::string{"a\x1f" "b"},
-  std::string{"a\x7f" "b"},
+  std::string{"a\x01"
+              "b"},
+  std::string{"a\x1f"
+              "b"},
+  std::string{"a\x7f"
+              "b"},
   "x; rm -rf /",
   "x && id",
   "main | cat /etc/passwd",
@@ -199,9 +202,9 @@ BOOST_AUTO_TEST_CASE(refs_agree_with_git_check_ref_format) {
   }
   std::vector<std::string> all = bad_refs;
   all.insert(all.end(), good_refs.begin(), good_refs.end());
-  for (auto extra : {"$(id)", "`id`", "a;b", "caf\xc3\xa9", "a/b/c.d",
-                     "refs/heads/main", "a.lock.b", "lock", ".lock", "a@b",
-                     "@@", "a@", "{}", "a/b/"})
+  for (auto extra :
+       {"$(id)", "`id`", "a;b", "caf\xc3\xa9", "a/b/c.d", "refs/heads/main",
+        "a.lock.b", "lock", ".lock", "a@b", "@@", "a@", "{}", "a/b/"})
     all.emplace_back(extra);
   for (auto& r : all) {
     if (r.empty())
@@ -209,9 +212,9 @@ BOOST_AUTO_TEST_CASE(refs_agree_with_git_check_ref_format) {
     auto git = git_accepts(r);
     BOOST_REQUIRE_MESSAGE(git >= 0, "git failed on '" << r << "'");
     bool expected = git == 1 && printable_ascii(r);
-    BOOST_TEST(valid_ref(r) == expected,
-               "valid_ref('" << r << "') = " << valid_ref(r)
-                             << ", git says " << git);
+    BOOST_TEST(valid_ref(r) == expected, "valid_ref('"
+                                           << r << "') = " << valid_ref(r)
+                                           << ", git says " << git);
   }
 }
 
@@ -220,11 +223,12 @@ BOOST_AUTO_TEST_CASE(tasks) {
                  "deploy:with-dash", "deploy:with_underscore", "deploy:X1",
                  "deploy:rollback", "deploy:lock"})
     BOOST_TEST(valid_task(t), "valid_task('" << t << "') should be true");
-  for (auto t : {"deploy:", "deployx", "deploy::x", "deploy ", " deploy",
-                 "deploy;ls", "deploy:a;ls", "", "Deploy", "DEPLOY",
-                 "deploy:a:", ":deploy", "deploy:a b", "deploy:a.b",
-                 "deploy:$(id)", "deploy\n", "deploy:a/b", "deplo", "d",
-                 "deploy-x", "deploy:é"})
+  for (auto t :
+       {"deploy:",   "deployx",     "deploy::x",  "deploy ",    " deploy",
+        "deploy;ls", "deploy:a;ls", "",           "Deploy",     "DEPLOY",
+        "deploy:a:", ":deploy",     "deploy:a b", "deploy:a.b", "deploy:$(id)",
+        "deploy\n",  "deploy:a/b",  "deplo",      "d",          "deploy-x",
+        "deploy:é"})
     BOOST_TEST(!valid_task(t), "valid_task('" << t << "') should be false");
 }
 
@@ -233,11 +237,30 @@ BOOST_AUTO_TEST_CASE(script_paths) {
                  "deploy/run.sh", "my-app/deploy_1.rb", "x.py", "a-b/c-d"})
     BOOST_TEST(valid_script_path(p),
                "valid_script_path('" << p << "') should be true");
-  for (auto p : {"../x", "/abs", "/abs/x.sh", "script/../x", "a//b",
-                 ".hidden", "a/.hidden", "script/", "script/deploy/",
-                 "script/deploy.", "a b", "script/de ploy", " deploy",
-                 "x.sh.bak", "a.b/c", ".", "..", "", "./deploy",
-                 "deploy;rm", "$(id)", "deploy\n", "a\\b", "x.s-h",
+  for (auto p : {"../x",
+                 "/abs",
+                 "/abs/x.sh",
+                 "script/../x",
+                 "a//b",
+                 ".hidden",
+                 "a/.hidden",
+                 "script/",
+                 "script/deploy/",
+                 "script/deploy.",
+                 "a b",
+                 "script/de ploy",
+                 " deploy",
+                 "x.sh.bak",
+                 "a.b/c",
+                 ".",
+                 "..",
+                 "",
+                 "./deploy",
+                 "deploy;rm",
+                 "$(id)",
+                 "deploy\n",
+                 "a\\b",
+                 "x.s-h",
                  "caf\xc3\xa9"})
     BOOST_TEST(!valid_script_path(p),
                "valid_script_path('" << p << "') should be false");
@@ -424,7 +447,11 @@ BOOST_AUTO_TEST_CASE(check_text_refuses_every_control_character) {
   BOOST_TEST(check_text("f", "a\xc2\x9f", 255)
              == "f contains a control character");
   // U+00A0 (no-break space) and beyond are text.
-  BOOST_TEST(check_text("f", "a\xc2\xa0" "b", 255) == "");
+  BOOST_TEST(check_text("f",
+                        "a\xc2\xa0"
+                        "b",
+                        255)
+             == "");
   BOOST_TEST(check_text("f", "日本\xe2\x80\x8b", 255) == "");
   // A control character wins over the length: a 1 MB value with a NUL says
   // what would still be wrong after shortening it.
@@ -495,19 +522,21 @@ BOOST_AUTO_TEST_CASE(repository_names_follow_githubs_rules) {
              == path + " is longer than 140 characters");
   BOOST_TEST(check_full_name(path, "octo") == path + " is not owner/name");
   BOOST_TEST(check_full_name(path, "o.o/app")
-             == path + " has an owner that is not a GitHub login (letters, "
-                       "digits, '-' and '_')");
-  for (std::string bad : {"octo/", "octo/..", "octo/.", "octo/a b",
-                          "octo/a/b", "octo/é"})
+             == path
+                  + " has an owner that is not a GitHub login (letters, "
+                    "digits, '-' and '_')");
+  for (std::string bad :
+       {"octo/", "octo/..", "octo/.", "octo/a b", "octo/a/b", "octo/é"})
     BOOST_TEST(check_full_name(path, bad)
-                 == path + " is not a GitHub repository name (letters, "
-                           "digits, '.', '-' and '_')",
+                 == path
+                      + " is not a GitHub repository name (letters, "
+                        "digits, '.', '-' and '_')",
                bad);
   BOOST_TEST(check_full_name(path, std::string{"octo/app\0x", 10})
              == path + " contains a control character");
-  BOOST_TEST(heaven::check_repository_name("repository.name",
-                                           std::string(101, 'n'))
-             == "repository.name is longer than 100 characters");
+  BOOST_TEST(
+    heaven::check_repository_name("repository.name", std::string(101, 'n'))
+    == "repository.name is longer than 100 characters");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -125,8 +125,8 @@ BOOST_AUTO_TEST_CASE(bad_signatures_are_rejected) {
   BOOST_TEST(!signature_valid(secret, body, "sha256="));
   BOOST_TEST(!signature_valid(secret, body, "sha256=" + hex.substr(0, 63)));
   BOOST_TEST(!signature_valid(secret, body, "sha256=" + hex + "0"));
-  BOOST_TEST(!signature_valid(secret, body, "sha256=" + hex.substr(0, 63)
-                                              + "g"));
+  BOOST_TEST(
+    !signature_valid(secret, body, "sha256=" + hex.substr(0, 63) + "g"));
   BOOST_TEST(!signature_valid(secret, body, "sha1=" + hex));
   BOOST_TEST(!signature_valid(secret, body, "SHA256=" + hex));
   BOOST_TEST(!signature_valid(secret, body, hex));
@@ -221,13 +221,12 @@ BOOST_AUTO_TEST_CASE(each_missing_required_field_is_named) {
              == "missing field deployment.id");
   BOOST_TEST(error_of(event(R"("id":1,"ref":"m","environment":"e")", repo))
              == "missing field deployment.sha");
-  BOOST_TEST(error_of(event(R"("id":1,)" + sha + R"(,"environment":"e")",
-                            repo))
+  BOOST_TEST(error_of(event(R"("id":1,)" + sha + R"(,"environment":"e")", repo))
              == "missing field deployment.ref");
   BOOST_TEST(error_of(event(R"("id":1,)" + sha + R"(,"ref":"m")", repo))
              == "missing field deployment.environment");
-  const std::string dep
-    = R"("id":1,)" + sha + R"(,"ref":"m","environment":"e")";
+  const std::string dep = R"("id":1,)" + sha
+                          + R"(,"ref":"m","environment":"e")";
   BOOST_TEST(error_of(event(dep, R"("repository":{"clone_url":"file:///a"})"))
              == "missing field repository.full_name");
   BOOST_TEST(error_of(event(dep, R"("repository":{"full_name":"o/a"})"))
@@ -279,9 +278,8 @@ BOOST_AUTO_TEST_CASE(check_json_object_cases) {
   BOOST_TEST(check_json_object("\"x\"") == "not a JSON object");
   BOOST_TEST(check_json_object("{").rfind("malformed JSON: ", 0) == 0);
   BOOST_TEST(check_json_object("").rfind("malformed JSON: ", 0) == 0);
-  BOOST_TEST(check_json_object(R"({"a":1} {"b":2})").rfind("malformed JSON: ",
-                                                            0)
-             == 0);
+  BOOST_TEST(
+    check_json_object(R"({"a":1} {"b":2})").rfind("malformed JSON: ", 0) == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -522,14 +520,15 @@ BOOST_AUTO_TEST_CASE(each_missing_required_field_is_named) {
   };
   BOOST_TEST(status_error(event({state, repo})) == "missing field sha");
   BOOST_TEST(status_error(event({sha, repo})) == "missing field state");
-  BOOST_TEST(status_error(event({sha, state,
-                                 R"("repository":{"default_branch":"m"})"}))
-             == "missing field repository.full_name");
-  BOOST_TEST(status_error(event({sha, state,
-                                 R"("repository":{"full_name":"o/r"})"}))
-             == "missing field repository.default_branch");
-  BOOST_TEST(status_error(event({sha, state})) == "missing field "
-                                                   "repository.full_name");
+  BOOST_TEST(
+    status_error(event({sha, state, R"("repository":{"default_branch":"m"})"}))
+    == "missing field repository.full_name");
+  BOOST_TEST(
+    status_error(event({sha, state, R"("repository":{"full_name":"o/r"})"}))
+    == "missing field repository.default_branch");
+  BOOST_TEST(status_error(event({sha, state}))
+             == "missing field "
+                "repository.full_name");
   BOOST_TEST(status_error(event({sha, R"("state":"")", repo}))
              == "missing field state");
   BOOST_TEST(status_error(event({R"("sha":null)", state, repo}))
@@ -537,8 +536,7 @@ BOOST_AUTO_TEST_CASE(each_missing_required_field_is_named) {
   // And the realistic event without each of them.
   BOOST_TEST(status_error(with(status_event, R"("state": "success",)", ""))
              == "missing field state");
-  BOOST_TEST(status_error(with(status_event,
-                               R"("default_branch": "main")",
+  BOOST_TEST(status_error(with(status_event, R"("default_branch": "main")",
                                R"("default_branch": null)"))
              == "missing field repository.default_branch");
   auto ev = status_of(event({sha, state, repo}));
@@ -546,13 +544,14 @@ BOOST_AUTO_TEST_CASE(each_missing_required_field_is_named) {
 }
 
 BOOST_AUTO_TEST_CASE(wrong_types_are_named) {
-  BOOST_TEST(status_error(with(small_status(""), R"("state":"success")",
-                               R"("state":1)"))
-             == "field state must be a string");
-  BOOST_TEST(status_error(with(small_status(""),
-                               R"("sha":"0123456789012345678901234567890123456789")",
-                               R"("sha":["x"])"))
-             == "field sha must be a string");
+  BOOST_TEST(
+    status_error(with(small_status(""), R"("state":"success")", R"("state":1)"))
+    == "field state must be a string");
+  BOOST_TEST(
+    status_error(with(small_status(""),
+                      R"("sha":"0123456789012345678901234567890123456789")",
+                      R"("sha":["x"])"))
+    == "field sha must be a string");
   BOOST_TEST(status_error(with(small_status(""), R"("default_branch":"main")",
                                R"("default_branch":{"name":"main"})"))
              == "field repository.default_branch must be a string");
@@ -564,8 +563,7 @@ BOOST_AUTO_TEST_CASE(wrong_types_are_named) {
              == "field branches[0].name must be a string");
   BOOST_TEST(status_error(small_status(R"(,"commit":"4544205a")"))
              == "field commit must be an object");
-  BOOST_TEST(status_error(small_status(
-               R"(,"commit":{"author":{"login":42}})"))
+  BOOST_TEST(status_error(small_status(R"(,"commit":{"author":{"login":42}})"))
              == "field commit.author.login must be a string");
   BOOST_TEST(status_error(R"({"repository":"o/r"})")
              == "field repository must be an object");
@@ -618,8 +616,7 @@ BOOST_AUTO_TEST_CASE(payload_as_json_string) {
   BOOST_TEST(n.room == "d\xc3\xa9ploiements");
   BOOST_TEST(n.chat_user == "U024BE7LH"); // no user_name: user
   auto msg = notice_error(small_notice(R"(,"payload":"[1,2]")"));
-  BOOST_TEST(msg.rfind("field deployment.payload holds no JSON object", 0)
-               == 0,
+  BOOST_TEST(msg.rfind("field deployment.payload holds no JSON object", 0) == 0,
              msg);
   BOOST_TEST(notice_of(small_notice(R"(,"payload":"")")).app == "app");
 }
@@ -645,8 +642,7 @@ BOOST_AUTO_TEST_CASE(fallbacks_when_fields_are_missing) {
                     R"("full_name":"octo/app","name":"App")");
   BOOST_TEST(notice_of(named).app == "App");
   // target_url when there is no log_url (null or empty counts as none).
-  BOOST_TEST(notice_of(small_notice("", R"(,"target_url":"https://t")"))
-               .log_url
+  BOOST_TEST(notice_of(small_notice("", R"(,"target_url":"https://t")")).log_url
              == "https://t");
   BOOST_TEST(notice_of(small_notice("", R"(,"log_url":null,)"
                                         R"("target_url":"https://t")"))
@@ -668,11 +664,13 @@ BOOST_AUTO_TEST_CASE(chat_user_falls_back_in_order) {
       .chat_user;
   };
   const std::string carol = R"(,"creator":{"login":"carol"})";
-  BOOST_TEST(user(carol + R"(,"payload":{"notify":{"user":"U1",)"
-                          R"("user_name":"dana"}})")
+  BOOST_TEST(user(carol
+                  + R"(,"payload":{"notify":{"user":"U1",)"
+                    R"("user_name":"dana"}})")
              == "dana");
-  BOOST_TEST(user(carol + R"(,"payload":{"notify":{"user":"U1",)"
-                          R"("user_name":""}})")
+  BOOST_TEST(user(carol
+                  + R"(,"payload":{"notify":{"user":"U1",)"
+                    R"("user_name":""}})")
              == "U1");
   BOOST_TEST(user(carol + R"(,"payload":{"notify":{"room":"ops"}})")
              == "carol");
@@ -681,8 +679,8 @@ BOOST_AUTO_TEST_CASE(chat_user_falls_back_in_order) {
   BOOST_TEST(user(R"(,"creator":null)", R"("sender":null)") == "unknown");
   BOOST_TEST(user("", R"("x":0)") == "unknown");
   // Chat adapters with numeric ids.
-  auto n = notice_of(small_notice(
-    R"(,"payload":{"notify":{"user":12345,"room":678}})"));
+  auto n = notice_of(
+    small_notice(R"(,"payload":{"notify":{"user":12345,"room":678}})"));
   BOOST_TEST(n.chat_user == "12345");
   BOOST_TEST(n.room == "678");
   // Creator with no login at all falls back to the sender.
@@ -696,8 +694,7 @@ BOOST_AUTO_TEST_CASE(each_missing_required_field_is_named) {
   };
   BOOST_TEST(without(R"("state": "success",)")
              == "missing field deployment_status.state");
-  BOOST_TEST(without(R"("id": 326191728,)")
-             == "missing field deployment.id");
+  BOOST_TEST(without(R"("id": 326191728,)") == "missing field deployment.id");
   BOOST_TEST(without(R"("sha": "a10867b14bb761a232cd80139fbd4c0d33264240",)")
              == "missing field deployment.sha");
   BOOST_TEST(without(R"("ref": "main",)") == "missing field deployment.ref");
@@ -713,25 +710,22 @@ BOOST_AUTO_TEST_CASE(each_missing_required_field_is_named) {
   BOOST_TEST(notice_error(R"({"deployment_status":{"state":"success"}})")
              == "missing field deployment.id");
   BOOST_TEST(notice_error(with(small_notice(""),
-                               R"("repository":{"full_name":"octo/app"},)",
-                               ""))
+                               R"("repository":{"full_name":"octo/app"},)", ""))
              == "missing field repository.full_name");
   // An empty required string is as good as none.
-  BOOST_TEST(notice_error(with(small_notice(""), R"("state":"pending")",
-                               R"("state":"")"))
+  BOOST_TEST(notice_error(
+               with(small_notice(""), R"("state":"pending")", R"("state":"")"))
              == "missing field deployment_status.state");
-  BOOST_TEST(notice_error(with(small_notice(""), R"("ref":"main")",
-                               R"("ref":null)"))
-             == "missing field deployment.ref");
+  BOOST_TEST(
+    notice_error(with(small_notice(""), R"("ref":"main")", R"("ref":null)"))
+    == "missing field deployment.ref");
 }
 
 BOOST_AUTO_TEST_CASE(wrong_types_are_named) {
-  BOOST_TEST(notice_error(with(deployment_status_event,
-                               R"("id": 326191728,)",
+  BOOST_TEST(notice_error(with(deployment_status_event, R"("id": 326191728,)",
                                R"("id": "326191728",)"))
              == "field deployment.id must be an integer");
-  BOOST_TEST(notice_error(with(deployment_status_event,
-                               R"("id": 344110148,)",
+  BOOST_TEST(notice_error(with(deployment_status_event, R"("id": 344110148,)",
                                R"("id": "344110148",)"))
              == "field deployment_status.id must be an integer");
   BOOST_TEST(notice_error(with(deployment_status_event,
@@ -763,9 +757,9 @@ BOOST_AUTO_TEST_CASE(wrong_types_are_named) {
 }
 
 BOOST_AUTO_TEST_CASE(malformed_json) {
-  for (auto body : {std::string{R"({"deployment_status":)"},
-                    std::string{"not json"}, std::string{},
-                    small_notice(R"(,"extra":[1,,2])")})
+  for (auto body :
+       {std::string{R"({"deployment_status":)"}, std::string{"not json"},
+        std::string{}, small_notice(R"(,"extra":[1,,2])")})
     BOOST_TEST(notice_error(body).rfind("malformed JSON: ", 0) == 0, body);
   BOOST_TEST(notice_error("\"x\"") == "not a JSON object");
 }
@@ -783,17 +777,17 @@ BOOST_AUTO_TEST_CASE(full_name_or_nothing) {
              == "octo/app");
   BOOST_TEST(repository_full_name(status_event) == "Codertocat/Hello-World");
   // An organization hook's ping names none.
-  BOOST_TEST(repository_full_name(
-               R"({"zen":"Keep it logically awesome.","hook_id":31,)"
-               R"("organization":{"login":"octo"}})")
-             == "");
+  BOOST_TEST(
+    repository_full_name(R"({"zen":"Keep it logically awesome.","hook_id":31,)"
+                         R"("organization":{"login":"octo"}})")
+    == "");
   BOOST_TEST(repository_full_name(R"({"repository":null})") == "");
   BOOST_TEST(repository_full_name(R"({"repository":{"full_name":1}})") == "");
   BOOST_TEST(repository_full_name("not json") == "");
   BOOST_TEST(repository_full_name("") == "");
-  BOOST_TEST(repository_full_name(
-               R"({"repository":{"full_name":"\u00e9t\u00e9/app"}})")
-             == "\xc3\xa9t\xc3\xa9/app");
+  BOOST_TEST(
+    repository_full_name(R"({"repository":{"full_name":"\u00e9t\u00e9/app"}})")
+    == "\xc3\xa9t\xc3\xa9/app");
 }
 
 // Found by fuzz_webhook: ondemand skips the fields it is not asked about
@@ -868,9 +862,9 @@ BOOST_AUTO_TEST_CASE(limit_checks_come_after_missing_fields) {
 }
 
 BOOST_AUTO_TEST_CASE(what_heaven_reads_from_the_payload_is_checked) {
-  auto msg = error_of(small_event(
-    R"(,"payload":{"config":{"hosts":{"production":["web1",)"
-    R"({"host":"web2","deploy_to":"/srv/\u0007"}]}}})"));
+  auto msg = error_of(
+    small_event(R"(,"payload":{"config":{"hosts":{"production":["web1",)"
+                R"({"host":"web2","deploy_to":"/srv/\u0007"}]}}})"));
   BOOST_TEST(msg
              == "deployment.payload.config.hosts.production[1].deploy_to "
                 "contains a control character");
@@ -935,8 +929,7 @@ BOOST_AUTO_TEST_CASE(deployment_status_fields_are_bounded) {
   std::string accents;
   for (int i = 0; i < 140; ++i)
     accents += "é";
-  BOOST_TEST(notice_of(small_notice("", R"(,"description":")" + accents
-                                          + "\""))
+  BOOST_TEST(notice_of(small_notice("", R"(,"description":")" + accents + "\""))
                .description
              == accents);
   BOOST_TEST(notice_error(small_notice("", R"(,"log_url":"https://x/\u0000")"))
@@ -957,14 +950,13 @@ BOOST_AUTO_TEST_CASE(deep_nesting_in_the_config_is_walked_to_the_bottom) {
                                   + R"("\u0000")" + close + "}}"));
   BOOST_TEST(msg.rfind("deployment.payload.config.deep[0][0][0]", 0) == 0u,
              msg.substr(0, 80));
-  BOOST_TEST(msg.find("[0] contains a control character")
-               != std::string::npos);
+  BOOST_TEST(msg.find("[0] contains a control character") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(a_lone_surrogate_is_malformed_json) {
   BOOST_TEST(error_of(with(small_event(""), R"("environment":"staging")",
                            R"("environment":"x\ud800")"))
-                 .rfind("malformed JSON: ", 0)
+               .rfind("malformed JSON: ", 0)
              == 0u);
 }
 

@@ -79,9 +79,8 @@ json heroku_build(const std::string& status, const std::string& source,
                   const std::string& stream_url) {
   bool done = status != "pending";
   return {{"app", {{"id", "a1b2c3d4-0000-4000-8000-000000000001"}}},
-          {"buildpacks",
-           json::array(
-             {{{"url", "heroku/nodejs"}, {"name", "heroku/nodejs"}}})},
+          {"buildpacks", json::array({{{"url", "heroku/nodejs"},
+                                       {"name", "heroku/nodejs"}}})},
           {"created_at", "2024-05-01T12:00:00Z"},
           {"id", build_id},
           {"output_stream_url", stream_url},
@@ -118,7 +117,12 @@ struct aws_world {
 eb_environment environment(const std::string& name, const std::string& status,
                            const std::string& health,
                            const std::string& version) {
-  return {name,    "e-e2e0000001", eb_app, version, status, health,
+  return {name,
+          "e-e2e0000001",
+          eb_app,
+          version,
+          status,
+          health,
           std::string{eb_app} + "-" + name + "." + region
             + ".elasticbeanstalk.com"};
 }
@@ -139,8 +143,7 @@ struct api_fixture {
   api_fixture() {
     heroku.output = {"-----> Building on the Heroku-22 stack\n"
                      "-----> Using buil",
-                     "dpack: heroku/nodejs\n",
-                     "-----> Build succeeded!\n"};
+                     "dpack: heroku/nodejs\n", "-----> Build succeeded!\n"};
     github.respond_with([this](auto& r) { return answer_github(r); });
     heroku_api.respond_with([this](auto& r) { return answer_heroku(r); });
     heroku_output.respond_with([this](auto& r) { return answer_output(r); });
@@ -162,13 +165,13 @@ struct api_fixture {
   }
 
   std::string zip_path() const {
-    return "/codeload/octo/app/legacy.zip/" + std::string{sha} + "?token="
-           + zipball_token;
+    return "/codeload/octo/app/legacy.zip/" + std::string{sha}
+           + "?token=" + zipball_token;
   }
 
   std::string stream_url() const {
-    return heroku_output.base_url() + "streams/" + build_id + "/logs?token="
-           + stream_token;
+    return heroku_output.base_url() + "streams/" + build_id
+           + "/logs?token=" + stream_token;
   }
 
   // -- the stand-ins' answers
@@ -176,16 +179,17 @@ struct api_fixture {
   stub_response answer_github(const recorded_request& r) {
     auto repo = std::string{"/repos/octo/app/"};
     if (r.method == "POST" && r.target.ends_with("/statuses"))
-      return {201, {{"Content-Type", json_type}},
-              json{{"id", 1},
-                   {"state", json::parse(r.body, nullptr, false)
-                               .value("state", "")}}
-                .dump()};
+      return {
+        201,
+        {{"Content-Type", json_type}},
+        json{{"id", 1},
+             {"state", json::parse(r.body, nullptr, false).value("state", "")}}
+          .dump()};
     if (r.method == "GET" && r.target == repo + "tarball/" + sha)
       return {302, {{"Location", tarball_location()}}, ""};
     if (r.method == "GET" && r.target == repo + "zipball/" + sha)
-      return {302, {{"Location", github.base_url() + zip_path().substr(1)}},
-              ""};
+      return {
+        302, {{"Location", github.base_url() + zip_path().substr(1)}}, ""};
     if (r.method == "GET" && r.target == zip_path())
       return {200, {{"Content-Type", "application/zip"}}, zip_bytes};
     return {404, {{"Content-Type", json_type}}, R"({"message":"Not Found"})"};
@@ -193,19 +197,22 @@ struct api_fixture {
 
   stub_response answer_heroku(const recorded_request& r) {
     if (r.header("authorization") != "Bearer " + std::string{heroku_key})
-      return {401, {{"Content-Type", json_type}},
+      return {401,
+              {{"Content-Type", json_type}},
               R"({"id":"unauthorized","message":"Invalid credentials )"
               R"(provided."})"};
     auto builds = std::string{"/apps/app-prod/builds"};
     if (r.method == "POST" && r.target == builds)
-      return {201, {{"Content-Type", json_type}},
-              heroku_build("pending", tarball_location(), stream_url())
-                .dump()};
+      return {201,
+              {{"Content-Type", json_type}},
+              heroku_build("pending", tarball_location(), stream_url()).dump()};
     if (r.method == "GET" && r.target == builds + "/" + build_id)
-      return {200, {{"Content-Type", json_type}},
-              heroku_build(build_status(), tarball_location(), stream_url())
-                .dump()};
-    return {404, {{"Content-Type", json_type}},
+      return {
+        200,
+        {{"Content-Type", json_type}},
+        heroku_build(build_status(), tarball_location(), stream_url()).dump()};
+    return {404,
+            {{"Content-Type", json_type}},
             R"({"id":"not_found","message":"Couldn't find that app."})"};
   }
 
@@ -219,8 +226,7 @@ struct api_fixture {
   }
 
   stub_response answer_output(const recorded_request&) {
-    stub_response res{200, {{"Content-Type", "text/plain; charset=utf-8"}},
-                      ""};
+    stub_response res{200, {{"Content-Type", "text/plain; charset=utf-8"}}, ""};
     res.stream = [this](const chunk_writer& write) {
       std::vector<std::string> pieces;
       bool endless = false;
@@ -266,12 +272,12 @@ struct api_fixture {
     }
     if (r.method == "PUT" && r.target.starts_with(bucket_path)
         && aws.bucket_exists)
-      return {200, {{"ETag", "\"" + sha256_hex(r.body).substr(0, 32)
-                               + "\""}},
-              ""};
+      return {
+        200, {{"ETag", "\"" + sha256_hex(r.body).substr(0, 32) + "\""}}, ""};
     if (!aws.bucket_exists)
-      return s3_error(404, "NoSuchBucket", "The specified bucket does not "
-                                           "exist");
+      return s3_error(404, "NoSuchBucket",
+                      "The specified bucket does not "
+                      "exist");
     return s3_error(400, "InvalidRequest", "unexpected " + r.target);
   }
 
@@ -291,26 +297,24 @@ struct api_fixture {
     if (action == "UpdateEnvironment") {
       aws.label = form["VersionLabel"];
       auto now = std::chrono::system_clock::now();
-      aws.events = {
-        {1, aws_date(now + 1s), "INFO", "Environment update is starting."},
-        {2, aws_date(now + 2s), "INFO",
-         "Deploying new version to instance(s)."},
-        {2, aws_date(now + 3s), "INFO",
-         "Environment update completed successfully."}};
-      return eb_answer(action,
-                       environment_fields(environment(name, "Updating",
-                                                      "Grey", aws.label)));
+      aws.events = {{1, aws_date(now + 1s), "INFO",
+                     "Environment update is starting."},
+                    {2, aws_date(now + 2s), "INFO",
+                     "Deploying new version to instance(s)."},
+                    {2, aws_date(now + 3s), "INFO",
+                     "Environment update completed successfully."}};
+      return eb_answer(action, environment_fields(environment(
+                                 name, "Updating", "Grey", aws.label)));
     }
     if (action == "DescribeEnvironments") {
       bool ready = ++aws.polls >= 2;
       auto env = form["EnvironmentNames.member.1"];
-      return eb_answer(action,
-                       "<Environments>"
-                         + environment_member(environment(
-                           env, ready ? "Ready" : "Updating",
-                           ready ? "Green" : "Grey",
-                           ready ? aws.label : "v-previous"))
-                         + "</Environments>");
+      return eb_answer(action, "<Environments>"
+                                 + environment_member(environment(
+                                   env, ready ? "Ready" : "Updating",
+                                   ready ? "Green" : "Grey",
+                                   ready ? aws.label : "v-previous"))
+                                 + "</Environments>");
     }
     if (action == "DescribeEvents")
       return eb_answer(action, events_xml(aws.events, aws.polls,
@@ -345,10 +349,11 @@ struct api_fixture {
   /// heaven ended it and GitHub got its last status (then a little longer,
   /// so a second terminal status would be seen). Returns heaven's row.
   json deploy(const heaven_server& h, int64_t github_id, json payload) {
-    auto event = heaven::test::deployment_event({.id = github_id,
-                                                 .sha = sha,
-                                                 .clone_url = no_repo,
-                                                 .payload = std::move(payload)});
+    auto event = heaven::test::deployment_event(
+      {.id = github_id,
+       .sha = sha,
+       .clone_url = no_repo,
+       .payload = std::move(payload)});
     auto delivery = "delivery-" + std::to_string(github_id);
     auto res = h.post_event("deployment", delivery, event.dump());
     BOOST_REQUIRE_EQUAL(res.status, 201);
@@ -431,8 +436,7 @@ json beanstalk_payload() {
 }
 
 const std::string sha7 = std::string{sha}.substr(0, 7);
-const std::string queued = "Queued main (" + sha7
-                           + ") for production by alice";
+const std::string queued = "Queued main (" + sha7 + ") for production by alice";
 
 /// True when `text` contains `part`.
 bool has(const std::string& text, const std::string& part) {
@@ -453,11 +457,11 @@ void check_heroku_requests(const std::vector<recorded_request>& reqs,
   BOOST_TEST(reqs[0].target == "/apps/app-prod/builds");
   BOOST_TEST(reqs[0].header("content-type") == json_type);
   auto mark = "heaven deployment " + std::to_string(id) + " of octo/app";
-  BOOST_TEST(json::parse(reqs[0].body)
-             == (json{{"source_blob",
-                       {{"url", source},
-                        {"version", sha},
-                        {"version_description", mark}}}}));
+  BOOST_TEST(
+    json::parse(reqs[0].body)
+    == (json{
+      {"source_blob",
+       {{"url", source}, {"version", sha}, {"version_description", mark}}}}));
   for (size_t i = 1; i < reqs.size(); ++i) {
     BOOST_TEST(reqs[i].method == "GET");
     BOOST_TEST(reqs[i].target
@@ -481,10 +485,10 @@ BOOST_AUTO_TEST_CASE(heroku_builds_the_sha_without_a_checkout) {
   BOOST_TEST(states(statuses(github, 5001))
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
   BOOST_TEST(check_statuses(h, 5001, id, "https://app-prod.herokuapp.com")
-             == (std::vector<std::string>{
-               queued, "Deploying main (" + sha7
-                         + ") to production with heroku",
-               success}));
+             == (std::vector<std::string>{queued,
+                                          "Deploying main (" + sha7
+                                            + ") to production with heroku",
+                                          success}));
   auto gh = github_other();
   BOOST_REQUIRE_EQUAL(gh.size(), 1u);
   BOOST_TEST(gh[0].method == "GET");
@@ -499,8 +503,9 @@ BOOST_AUTO_TEST_CASE(heroku_builds_the_sha_without_a_checkout) {
   auto out = heroku_output.requests();
   BOOST_REQUIRE_EQUAL(out.size(), 1u);
   BOOST_TEST(out[0].method == "GET");
-  BOOST_TEST(out[0].target == std::string{"/streams/"} + build_id
-                                + "/logs?token=" + stream_token);
+  BOOST_TEST(out[0].target
+             == std::string{"/streams/"} + build_id
+                  + "/logs?token=" + stream_token);
   BOOST_TEST(out[0].header("authorization") == "");
   // The log behind GitHub's link: heaven's steps and the build's output,
   // lines put back together across the stream's pieces.
@@ -513,8 +518,7 @@ BOOST_AUTO_TEST_CASE(heroku_builds_the_sha_without_a_checkout) {
                       "-----> Using buildpack: heroku/nodejs\n"
                       "-----> Build succeeded!\n"),
              log);
-  BOOST_TEST(has(log, "heaven: success: " + std::string{success} + "\n"),
-             log);
+  BOOST_TEST(has(log, "heaven: success: " + std::string{success} + "\n"), log);
   // Nothing was cloned: heaven made neither a mirror nor a checkout.
   BOOST_TEST(!fs::exists(tmp / "data" / "mirrors"));
   BOOST_TEST(!fs::exists(tmp / "data" / "workspaces"));
@@ -623,13 +627,14 @@ BOOST_AUTO_TEST_CASE(elastic_beanstalk_deploys_with_signed_requests) {
   // Exactly one terminal status: success.
   BOOST_TEST(states(statuses(github, 6001))
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
-  BOOST_TEST(check_statuses(h, 6001, id,
-                            "http://octo-app-production.eu-west-1."
-                            "elasticbeanstalk.com")
-             == (std::vector<std::string>{
-               queued, "Deploying main (" + sha7
-                         + ") to production with elastic_beanstalk",
-               success}));
+  BOOST_TEST(
+    check_statuses(h, 6001, id,
+                   "http://octo-app-production.eu-west-1."
+                   "elasticbeanstalk.com")
+    == (std::vector<std::string>{queued,
+                                 "Deploying main (" + sha7
+                                   + ") to production with elastic_beanstalk",
+                                 success}));
   // GitHub: the zipball link (with the token), then the zip (without).
   auto gh = github_other();
   BOOST_REQUIRE_EQUAL(gh.size(), 2u);
@@ -661,8 +666,7 @@ BOOST_AUTO_TEST_CASE(elastic_beanstalk_deploys_with_signed_requests) {
   BOOST_TEST(s3r[2].target
              == bucket_path + "octo-app-" + std::string{sha} + ".zip");
   BOOST_TEST(s3r[2].header("content-type") == "application/zip");
-  BOOST_TEST(s3r[2].header("x-amz-content-sha256")
-             == sha256_hex(zip_bytes));
+  BOOST_TEST(s3r[2].header("x-amz-content-sha256") == sha256_hex(zip_bytes));
   BOOST_TEST(s3r[2].body == zip_bytes);
   // Elastic Beanstalk: version, update, and two polls of two calls each.
   auto ebr = eb.requests();
@@ -677,16 +681,17 @@ BOOST_AUTO_TEST_CASE(elastic_beanstalk_deploys_with_signed_requests) {
   }
   BOOST_TEST(ebr[0].body
              == "Action=CreateApplicationVersion&Version=2010-12-01"
-                "&ApplicationName=octo-app&VersionLabel=" + label
-                  + "&Description=octo%2Fapp%20main%20%28" + sha7
+                "&ApplicationName=octo-app&VersionLabel="
+                  + label + "&Description=octo%2Fapp%20main%20%28" + sha7
                   + "%29%20deployed%20by%20alice%20with%20heaven"
-                    "&SourceBundle.S3Bucket=" + bucket
-                  + "&SourceBundle.S3Key=octo-app-" + sha
+                    "&SourceBundle.S3Bucket="
+                  + bucket + "&SourceBundle.S3Key=octo-app-" + sha
                   + ".zip&AutoCreateApplication=false");
   BOOST_TEST(ebr[1].body
              == "Action=UpdateEnvironment&Version=2010-12-01"
                 "&ApplicationName=octo-app&EnvironmentName=production"
-                "&VersionLabel=" + label);
+                "&VersionLabel="
+                  + label);
   for (size_t i : {2u, 4u})
     BOOST_TEST(ebr[i].body
                == "Action=DescribeEnvironments&Version=2010-12-01"
@@ -698,7 +703,8 @@ BOOST_AUTO_TEST_CASE(elastic_beanstalk_deploys_with_signed_requests) {
     BOOST_TEST(ebr[i].body
                == "Action=DescribeEvents&Version=2010-12-01"
                   "&ApplicationName=octo-app&EnvironmentName=production"
-                  "&StartTime=" + percent_encode(since.back()));
+                  "&StartTime="
+                    + percent_encode(since.back()));
   }
   std::vector<eb_event> events;
   {

@@ -64,14 +64,14 @@ struct bundler_world {
     github.respond_with([this](const recorded_request& r) {
       if (r.target == "/repos/octo/app/tarball/" + sha) {
         auto base = github.base_url();
-        return stub_response{302,
-                             {{"Location", base + "codeload/app.tar.gz?token="
-                                             + link_token}},
-                             ""};
+        return stub_response{
+          302,
+          {{"Location", base + "codeload/app.tar.gz?token=" + link_token}},
+          ""};
       }
       if (r.target == std::string{"/codeload/app.tar.gz?token="} + link_token)
-        return stub_response{200, {{"Content-Type", "application/x-gzip"}},
-                             read_file(tarball)};
+        return stub_response{
+          200, {{"Content-Type", "application/x-gzip"}}, read_file(tarball)};
       return stub_response{};
     });
   }
@@ -82,8 +82,8 @@ struct bundler_world {
 BOOST_FIXTURE_TEST_SUITE(e2e_bundler, bundler_world)
 
 BOOST_AUTO_TEST_CASE(bundler_capistrano_deploys_githubs_tarball) {
-  heaven_server h{tmp / "data", github.base_url(),
-                  {{"MARKER", marker.string()}}};
+  heaven_server h{
+    tmp / "data", github.base_url(), {{"MARKER", marker.string()}}};
   json payload = {{"name", "app"},
                   {"config", {{"provider", "bundler_capistrano"}}}};
   auto event = deployment_event({.id = 7101,

@@ -43,8 +43,8 @@ std::string sh(const std::string& cmd) {
 
 /// The heaven command line on data directory `data` (no config file).
 command_result heaven_cli(const fs::path& data, const std::string& args) {
-  return run_command("HEAVEN_CONFIG=/dev/null " + std::string{HEAVEN_BINARY} + " "
-             + args + " --data-dir " + data.string());
+  return run_command("HEAVEN_CONFIG=/dev/null " + std::string{HEAVEN_BINARY}
+                     + " " + args + " --data-dir " + data.string());
 }
 
 /// The base of the e2e stand-in GitHub's answers to auto-deploy's questions.
@@ -81,19 +81,23 @@ struct fixture {
     auto a = answers;
     github.respond_with([a](const recorded_request& r) {
       if (r.method == "GET" && r.target.find("/status") != std::string::npos)
-        return stub_response{200, {{"Content-Type", "application/json"}},
-                             json{{"state", a->combined},
-                                  {"total_count", 1}}.dump()};
+        return stub_response{
+          200,
+          {{"Content-Type", "application/json"}},
+          json{{"state", a->combined}, {"total_count", 1}}.dump()};
       if (r.method == "GET" && r.target.find("/compare/") != std::string::npos)
-        return stub_response{200, {{"Content-Type", "application/json"}},
+        return stub_response{200,
+                             {{"Content-Type", "application/json"}},
                              json{{"status", a->compare},
                                   {"ahead_by", a->compare == "ahead" ? 1 : 0},
                                   {"behind_by", a->compare == "behind" ? 1 : 0},
                                   {"total_commits", 1},
                                   {"commits", json::array()},
-                                  {"files", json::array()}}.dump()};
+                                  {"files", json::array()}}
+                               .dump()};
       if (r.method == "POST" && r.target == "/repos/octo/app/deployments")
-        return stub_response{201, {{"Content-Type", "application/json"}},
+        return stub_response{201,
+                             {{"Content-Type", "application/json"}},
                              R"({"id":90001,"sha":"x"})"};
       return stub_response{};
     });
@@ -123,7 +127,8 @@ struct fixture {
        .payload = {{"name", "app"},
                    {"notify", {{"room", "ops"}, {"user", login}}},
                    {"config",
-                    {{"provider", "shell"}, {"deploy_script", "script/deploy"}}}},
+                    {{"provider", "shell"},
+                     {"deploy_script", "script/deploy"}}}},
        .environment = environment,
        .description = description,
        .login = login});
@@ -133,21 +138,23 @@ struct fixture {
 
   /// Posts deployment `id` and waits for its terminal status; returns
   /// (state, description) of the last status.
-  std::pair<std::string, std::string>
-  deploy(const heaven_server& h, const json& ev) const {
+  std::pair<std::string, std::string> deploy(const heaven_server& h,
+                                             const json& ev) const {
     auto id = ev["deployment"]["id"].get<int64_t>();
     auto res = h.post_event("deployment", "delivery-" + std::to_string(id),
                             ev.dump());
     BOOST_REQUIRE_EQUAL(res.status, 201);
     h.wait_finished(id_of(h, id));
     std::vector<recorded_request> posted;
-    BOOST_REQUIRE(eventually([&] {
-      posted = statuses(github, id);
-      if (posted.empty())
-        return false;
-      auto s = json::parse(posted.back().body).at("state");
-      return s == "success" || s == "failure" || s == "error";
-    }, 30s));
+    BOOST_REQUIRE(eventually(
+      [&] {
+        posted = statuses(github, id);
+        if (posted.empty())
+          return false;
+        auto s = json::parse(posted.back().body).at("state");
+        return s == "success" || s == "failure" || s == "error";
+      },
+      30s));
     auto last = json::parse(posted.back().body);
     return {last.at("state"), last.at("description")};
   }
@@ -171,7 +178,8 @@ struct fixture {
 
 BOOST_FIXTURE_TEST_SUITE(chatops, fixture)
 
-BOOST_AUTO_TEST_CASE(a_lock_refuses_deployments_naming_the_locker_until_unlocked) {
+BOOST_AUTO_TEST_CASE(
+  a_lock_refuses_deployments_naming_the_locker_until_unlocked) {
   heaven_server h{data, github.base_url()};
   auto locked = deploy(h, event(101, "deploy:lock", "bob", "production",
                                 "incident 42: db failover"));
@@ -210,9 +218,8 @@ BOOST_AUTO_TEST_CASE(a_lock_refuses_deployments_naming_the_locker_until_unlocked
   BOOST_CHECK_EQUAL(stolen.second,
                     "octo/app is already locked on production by bob: ask "
                     "them, or unlock it first");
-  BOOST_CHECK_EQUAL(json::parse(locks_page(h, locks_token_of(h)).body)[0]
-                      ["actor"],
-                    "bob");
+  BOOST_CHECK_EQUAL(
+    json::parse(locks_page(h, locks_token_of(h)).body)[0]["actor"], "bob");
 
   auto unlocked = deploy(h, event(105, "deploy:unlock", "alice"));
   BOOST_CHECK_EQUAL(unlocked.first, "success");
@@ -266,9 +273,8 @@ BOOST_AUTO_TEST_CASE(a_lock_survives_a_restart_and_the_command_line_breaks_it) {
   auto again = heaven_cli(data, "unlock octo/app production");
   BOOST_CHECK_EQUAL(again.status, 1);
   BOOST_CHECK_EQUAL(again.out, "octo/app is not locked on production.\n");
-  BOOST_CHECK_EQUAL(heaven_cli(data, "locks").out.rfind(
-                      "No environment is locked.\n", 0),
-                    0u);
+  BOOST_CHECK_EQUAL(
+    heaven_cli(data, "locks").out.rfind("No environment is locked.\n", 0), 0u);
 
   auto allowed = deploy(h, event(123, "deploy", "alice"));
   BOOST_CHECK_EQUAL(allowed.first, "success");
@@ -294,9 +300,8 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored_until_enabled) {
   BOOST_CHECK(h.deployments().empty());
   auto listed = heaven_cli(data, "repos");
   BOOST_CHECK_EQUAL(listed.status, 0);
-  BOOST_CHECK_MESSAGE(listed.out.rfind("octo/app\tdisabled\tfirst seen ", 0)
-                        == 0,
-                      listed.out);
+  BOOST_CHECK_MESSAGE(
+    listed.out.rfind("octo/app\tdisabled\tfirst seen ", 0) == 0, listed.out);
   BOOST_CHECK_EQUAL(heaven_cli(data, "repos disable not-a-repo").status, 2);
 
   BOOST_CHECK_EQUAL(heaven_cli(data, "repos enable octo/app").status, 0);
@@ -313,31 +318,30 @@ namespace {
 /// A GitHub `status` event (the shape GitHub documents) for `sha`.
 json status_event(const std::string& sha, const std::string& state,
                   const std::string& branch = "main") {
-  return {
-    {"id", 6001},
-    {"sha", sha},
-    {"name", "octo/app"},
-    {"target_url", "https://ci.example.com/builds/1"},
-    {"context", "ci/test"},
-    {"description", "The build passed"},
-    {"state", state},
-    {"commit",
-     {{"sha", sha},
-      {"commit",
-       {{"author", {{"name", "Carol"}, {"email", "carol@example.com"}}},
-        {"message", "second"}}},
-      {"author", {{"login", "carol"}}}}},
-    {"branches",
-     json::array({{{"name", branch}, {"commit", {{"sha", sha}}},
-                   {"protected", false}}})},
-    {"repository",
-     {{"id", 1},
-      {"name", "app"},
-      {"full_name", "octo/app"},
-      {"owner", {{"login", "octo"}}},
-      {"html_url", "https://github.com/octo/app"},
-      {"default_branch", "main"}}},
-    {"sender", {{"login", "ci-bot"}}}};
+  return {{"id", 6001},
+          {"sha", sha},
+          {"name", "octo/app"},
+          {"target_url", "https://ci.example.com/builds/1"},
+          {"context", "ci/test"},
+          {"description", "The build passed"},
+          {"state", state},
+          {"commit",
+           {{"sha", sha},
+            {"commit",
+             {{"author", {{"name", "Carol"}, {"email", "carol@example.com"}}},
+              {"message", "second"}}},
+            {"author", {{"login", "carol"}}}}},
+          {"branches", json::array({{{"name", branch},
+                                     {"commit", {{"sha", sha}}},
+                                     {"protected", false}}})},
+          {"repository",
+           {{"id", 1},
+            {"name", "app"},
+            {"full_name", "octo/app"},
+            {"owner", {{"login", "octo"}}},
+            {"html_url", "https://github.com/octo/app"},
+            {"default_branch", "main"}}},
+          {"sender", {{"login", "ci-bot"}}}};
 }
 
 /// The requests `github` got at exactly `method` `target`.
@@ -354,9 +358,7 @@ std::vector<recorded_request> requests_to(const http_stub& github,
 /// True once heaven's stderr holds `text`.
 bool stderr_says(const heaven_server& h, const std::string& text) {
   return eventually(
-    [&] {
-      return read_text(h.stderr_file).find(text) != std::string::npos;
-    },
+    [&] { return read_text(h.stderr_file).find(text) != std::string::npos; },
     30s);
 }
 
@@ -374,14 +376,15 @@ BOOST_AUTO_TEST_CASE(a_green_commit_ahead_is_auto_deployed_once) {
   };
   BOOST_REQUIRE(eventually([&] { return !create().empty(); }, 30s));
   BOOST_CHECK_EQUAL(
-    requests_to(github, "GET", "/repos/octo/app/commits/" + next_sha + "/status")
+    requests_to(github, "GET",
+                "/repos/octo/app/commits/" + next_sha + "/status")
       .size(),
     1u);
-  BOOST_CHECK_EQUAL(requests_to(github, "GET",
-                                "/repos/octo/app/compare/" + sha + "..."
-                                  + next_sha)
-                      .size(),
-                    1u);
+  BOOST_CHECK_EQUAL(
+    requests_to(github, "GET",
+                "/repos/octo/app/compare/" + sha + "..." + next_sha)
+      .size(),
+    1u);
   auto posted = create().front();
   BOOST_CHECK_EQUAL(posted.header("authorization"),
                     std::string{"token "} + e2e_github_token);
@@ -393,8 +396,7 @@ BOOST_AUTO_TEST_CASE(a_green_commit_ahead_is_auto_deployed_once) {
     {"payload",
      {{"name", "app"},
       {"notify", {{"room", "ops"}, {"user", "alice"}}},
-      {"config",
-       {{"provider", "shell"}, {"deploy_script", "script/deploy"}}},
+      {"config", {{"provider", "shell"}, {"deploy_script", "script/deploy"}}},
       {"actor", "carol"},
       {"sha", next_sha}}},
     {"description", "Heaven auto deploy triggered by a commit status change"}};
@@ -435,14 +437,15 @@ BOOST_AUTO_TEST_CASE(a_green_commit_ahead_is_auto_deployed_once) {
                              "by bob"));
   BOOST_CHECK_EQUAL(create().size(), 1u);
   // The red and the failed status never reached GitHub's compare API.
-  BOOST_CHECK_EQUAL(requests_to(github, "GET",
-                                "/repos/octo/app/compare/" + sha + "..."
-                                  + std::string(40, 'c'))
-                      .size(),
-                    0u);
-  BOOST_CHECK(requests_to(github, "GET", "/repos/octo/app/commits/"
-                                           + std::string(40, 'f') + "/status")
-                .empty());
+  BOOST_CHECK_EQUAL(
+    requests_to(github, "GET",
+                "/repos/octo/app/compare/" + sha + "..." + std::string(40, 'c'))
+      .size(),
+    0u);
+  BOOST_CHECK(
+    requests_to(github, "GET",
+                "/repos/octo/app/commits/" + std::string(40, 'f') + "/status")
+      .empty());
 }
 
 namespace {
@@ -486,7 +489,8 @@ json deployment_status_event(int64_t id, const std::string& state,
 
 } // namespace
 
-BOOST_AUTO_TEST_CASE(every_chat_service_hears_of_deployments_and_one_down_delays_nothing) {
+BOOST_AUTO_TEST_CASE(
+  every_chat_service_hears_of_deployments_and_one_down_delays_nothing) {
   http_stub slack;
   http_stub hook;
   uint16_t closed_port = 0;
@@ -509,8 +513,8 @@ BOOST_AUTO_TEST_CASE(every_chat_service_hears_of_deployments_and_one_down_delays
   BOOST_CHECK(stderr_says(h, "heaven tells slack, hipchat, webhook about "
                              "deployment statuses"));
   auto ev = deployment_status_event(501, "success", sha, "Deployed");
-  BOOST_CHECK_EQUAL(
-    h.post_event("deployment_status", "ds-1", ev.dump()).status, 201);
+  BOOST_CHECK_EQUAL(h.post_event("deployment_status", "ds-1", ev.dump()).status,
+                    201);
   BOOST_REQUIRE(slack.wait_for(1, 30000));
   auto got = slack.requests().front();
   BOOST_CHECK_EQUAL(got.method, "POST");
@@ -564,13 +568,12 @@ BOOST_AUTO_TEST_CASE(every_chat_service_hears_of_deployments_and_one_down_delays
   BOOST_CHECK(!json::parse(hook.requests()[1].body)["changes"].is_null());
   BOOST_CHECK(stderr_says(h, "hipchat"));
   auto log = read_text(h.stderr_file);
-  for (auto secret : {std::string{"SLACKe2eSECRETwebhook"},
-                      std::string{"HIPCHATe2eSECRET"},
-                      std::string{hook_secret}})
+  for (auto secret :
+       {std::string{"SLACKe2eSECRETwebhook"}, std::string{"HIPCHATe2eSECRET"},
+        std::string{hook_secret}})
     BOOST_CHECK_MESSAGE(log.find(secret) == std::string::npos,
                         "heaven's log holds " + secret);
 }
-
 
 namespace {
 
@@ -578,21 +581,21 @@ namespace {
 /// accepted while up, in order.
 struct chat_stand_in {
   http_stub stub;
-  std::shared_ptr<std::atomic<bool>> up
-    = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> up = std::make_shared<std::atomic<bool>>(
+    false);
   std::shared_ptr<std::mutex> mx = std::make_shared<std::mutex>();
   std::shared_ptr<std::vector<recorded_request>> accepted
     = std::make_shared<std::vector<recorded_request>>();
 
   chat_stand_in() {
-    stub.respond_with([up = up, mx = mx, accepted = accepted](
-                        const recorded_request& r) {
-      if (!*up)
-        return stub_response{503, {{"Content-Type", "text/plain"}}, "down"};
-      std::lock_guard guard{*mx};
-      accepted->push_back(r);
-      return stub_response{200, {{"Content-Type", "text/plain"}}, "ok"};
-    });
+    stub.respond_with(
+      [up = up, mx = mx, accepted = accepted](const recorded_request& r) {
+        if (!*up)
+          return stub_response{503, {{"Content-Type", "text/plain"}}, "down"};
+        std::lock_guard guard{*mx};
+        accepted->push_back(r);
+        return stub_response{200, {{"Content-Type", "text/plain"}}, "ok"};
+      });
   }
 
   std::vector<recorded_request> got() const {
@@ -614,7 +617,8 @@ struct chat_stand_in {
 
 } // namespace
 
-BOOST_AUTO_TEST_CASE(a_killed_heaven_loses_no_chat_message_and_sends_none_twice) {
+BOOST_AUTO_TEST_CASE(
+  a_killed_heaven_loses_no_chat_message_and_sends_none_twice) {
   chat_stand_in slack;
   chat_stand_in hook;
   heaven_server::env_list env = {
@@ -633,10 +637,8 @@ BOOST_AUTO_TEST_CASE(a_killed_heaven_loses_no_chat_message_and_sends_none_twice)
                     deployment_status_event(601, "success", sha, "Deployed")},
           std::pair{"ds-k3", deployment_status_event(602, "failure", next_sha,
                                                      "exit 3")}})
-      BOOST_REQUIRE_EQUAL(h.post_event("deployment_status", delivery,
-                                       ev.dump())
-                            .status,
-                          201);
+      BOOST_REQUIRE_EQUAL(
+        h.post_event("deployment_status", delivery, ev.dump()).status, 201);
     // Both services are down; heaven keeps trying the first message.
     BOOST_REQUIRE(slack.stub.wait_for(2, 30000));
     BOOST_REQUIRE(hook.stub.wait_for(2, 30000));
@@ -660,9 +662,9 @@ BOOST_AUTO_TEST_CASE(a_killed_heaven_loses_no_chat_message_and_sends_none_twice)
   // A later notice goes after whatever waited: once it is in, anything sent
   // twice would be too.
   BOOST_REQUIRE_EQUAL(
-    h.post_event("deployment_status", "ds-k4",
-                 deployment_status_event(603, "pending", next_sha, "Queued")
-                   .dump())
+    h.post_event(
+       "deployment_status", "ds-k4",
+       deployment_status_event(603, "pending", next_sha, "Queued").dump())
       .status,
     201);
   BOOST_REQUIRE(eventually([&] { return slack.got().size() >= 4; }, 30s));
@@ -678,8 +680,8 @@ BOOST_AUTO_TEST_CASE(a_killed_heaven_loses_no_chat_message_and_sends_none_twice)
     "#603> : <https://github.com/alice|alice> is deploying"};
   for (std::size_t i = 0; i < said.size(); ++i) {
     BOOST_CHECK_EQUAL(said[i].target, slack_path);
-    auto text = json::parse(said[i].body)["attachments"][0]["text"]
-                  .get<std::string>();
+    auto text
+      = json::parse(said[i].body)["attachments"][0]["text"].get<std::string>();
     BOOST_CHECK_MESSAGE(text.find(expected[i]) != std::string::npos, text);
   }
   // The generic webhook: every message once, each with a delivery id of its
@@ -695,8 +697,8 @@ BOOST_AUTO_TEST_CASE(a_killed_heaven_loses_no_chat_message_and_sends_none_twice)
                       "sha256=" + hmac_sha256_hex(hook_secret, r.body));
   }
   BOOST_CHECK((states
-               == std::vector<std::string>{"in_progress", "success",
-                                           "failure", "pending"}));
+               == std::vector<std::string>{"in_progress", "success", "failure",
+                                           "pending"}));
   BOOST_CHECK_EQUAL(ids.size(), 4u);
   BOOST_CHECK_EQUAL(sent[0].header("x-heaven-delivery"),
                     *ids_while_down.begin());

@@ -135,7 +135,8 @@ struct fixture {
 
 BOOST_FIXTURE_TEST_SUITE(end_to_end, fixture)
 
-BOOST_AUTO_TEST_CASE(a_signed_deployment_runs_the_script_and_reports_to_github) {
+BOOST_AUTO_TEST_CASE(
+  a_signed_deployment_runs_the_script_and_reports_to_github) {
   heaven_server h{tmp / "data", github.base_url()};
   auto body = deployment_event(app, 1001, "script/deploy").dump();
   auto res = h.post_event("deployment", "delivery-1", body);
@@ -177,7 +178,8 @@ BOOST_AUTO_TEST_CASE(a_signed_deployment_runs_the_script_and_reports_to_github) 
   auto log = h.log(id);
   BOOST_TEST(log.find("BRANCH=main SHA=" + app.sha
                       + " DEPLOY_ENV=production DEPLOY_TASK=deploy\n")
-             != std::string::npos, log);
+               != std::string::npos,
+             log);
   BOOST_TEST(log.find("to stderr\n") != std::string::npos);
   BOOST_TEST(log.find("token is [redacted]\n") != std::string::npos, log);
   BOOST_TEST(log.find("webhook secret is []\n") != std::string::npos, log);
@@ -205,7 +207,8 @@ BOOST_AUTO_TEST_CASE(a_signed_deployment_runs_the_script_and_reports_to_github) 
   auto own = read_text(tmp.string() + "/data.stderr");
   BOOST_TEST(own.find("deployment " + std::to_string(id)
                       + " of octo/app to production ended: success")
-             != std::string::npos, own);
+               != std::string::npos,
+             own);
   BOOST_TEST(own.find(token) == std::string::npos);
   BOOST_TEST(own.find(secret) == std::string::npos);
 }
@@ -245,7 +248,8 @@ BOOST_AUTO_TEST_CASE(bad_signature_broken_json_and_odd_events_are_refused) {
   heaven_server h{tmp / "data", github.base_url()};
   auto body = deployment_event(app, 1004, "script/deploy").dump();
   auto wrong = h.post_event("deployment", "d-bad", body,
-                            "sha256=" + hmac_sha256_hex("not the secret", body));
+                            "sha256="
+                              + hmac_sha256_hex("not the secret", body));
   BOOST_TEST(wrong.status == 401);
   auto missing = http_call("POST", h.base() + "/events",
                            {{"X-GitHub-Event", "deployment"},
@@ -262,7 +266,8 @@ BOOST_AUTO_TEST_CASE(bad_signature_broken_json_and_odd_events_are_refused) {
   BOOST_TEST(incomplete.body.find("deployment.sha") != std::string::npos);
   auto odd = h.post_event("issues", "d-issues", "{}");
   BOOST_TEST(odd.status == 422);
-  auto ping = h.post_event("ping", "d-ping", R"({"zen":"Keep it logically awesome."})");
+  auto ping = h.post_event("ping", "d-ping",
+                           R"({"zen":"Keep it logically awesome."})");
   BOOST_TEST(ping.status == 201);
   // Nothing was deployed and GitHub heard nothing.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -285,13 +290,13 @@ BOOST_AUTO_TEST_CASE(a_redelivered_event_is_deployed_once) {
 
 BOOST_AUTO_TEST_CASE(a_timeout_kills_the_script_and_all_its_children) {
   auto pids = tmp / "pids";
-  app.script("slow",
-             "sleep 300 &\necho $! >> " + pids.string()
-               + "\nsh -c 'sleep 300' &\necho $! >> " + pids.string()
-               + "\necho $$ >> " + pids.string()
-               + "\necho started\nwait\n");
+  app.script("slow", "sleep 300 &\necho $! >> " + pids.string()
+                       + "\nsh -c 'sleep 300' &\necho $! >> " + pids.string()
+                       + "\necho $$ >> " + pids.string()
+                       + "\necho started\nwait\n");
   app.commit("slow");
-  heaven_server h{tmp / "data", github.base_url(),
+  heaven_server h{tmp / "data",
+                  github.base_url(),
                   {{"DEPLOYMENT_TIMEOUT", "5"}, {"HEAVEN_KILL_GRACE", "1"}}};
   auto body = deployment_event(app, 1007, "script/slow").dump();
   BOOST_TEST(h.post_event("deployment", "delivery-7", body).status == 201);
@@ -342,12 +347,11 @@ BOOST_AUTO_TEST_CASE(the_same_app_and_environment_deploys_one_at_a_time) {
   BOOST_TEST(second.at("state") == "error");
   BOOST_TEST(second.at("description") == "Already deploying.");
   // Another environment of the same app is not held up.
-  BOOST_TEST(h.post_event("deployment", "delivery-c",
-                          deployment_event(app, 2003, "script/deploy",
-                                           "staging")
-                            .dump())
-               .status
-             == 201);
+  BOOST_TEST(
+    h.post_event("deployment", "delivery-c",
+                 deployment_event(app, 2003, "script/deploy", "staging").dump())
+      .status
+    == 201);
   BOOST_TEST(h.wait_finished(id_of(h, 2003)).at("state") == "success");
   std::ofstream{gate} << "go\n";
   auto first = h.wait_finished(first_id);
@@ -426,8 +430,8 @@ BOOST_AUTO_TEST_CASE(stopping_heaven_ends_a_script_that_ignores_sigterm) {
                            + "\nsleep 300 &\necho $! >> " + pids.string()
                            + "\nwait\n");
   app.commit("stubborn");
-  heaven_server h{tmp / "data", github.base_url(),
-                  {{"HEAVEN_KILL_GRACE", "1"}}};
+  heaven_server h{
+    tmp / "data", github.base_url(), {{"HEAVEN_KILL_GRACE", "1"}}};
   auto body = deployment_event(app, 4001, "script/stubborn").dump();
   BOOST_TEST(h.post_event("deployment", "delivery-s", body).status == 201);
   for (int i = 0; i < 200 && read_pids(pids).size() < 2; ++i)
@@ -447,7 +451,8 @@ BOOST_AUTO_TEST_CASE(processes_a_timeout_spared_end_when_heaven_stops) {
   auto pids = tmp / "spared.pids";
   app.script("spared", "echo $$ >> " + pids.string() + "\nsleep 300\n");
   app.commit("spared");
-  heaven_server h{tmp / "data", github.base_url(),
+  heaven_server h{tmp / "data",
+                  github.base_url(),
                   {{"DEPLOYMENT_TIMEOUT", "5"},
                    {"TERMINATE_CHILD_PROCESS_ON_TIMEOUT", "0"},
                    {"HEAVEN_KILL_GRACE", "1"}}};

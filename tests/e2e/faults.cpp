@@ -270,8 +270,7 @@ public:
   using policy = std::function<fault(const recorded_request&, int64_t)>;
 
   github_double() {
-    stub_.respond_with(
-      [this](const recorded_request& r) { return answer(r); });
+    stub_.respond_with([this](const recorded_request& r) { return answer(r); });
   }
 
   std::string base_url() const {
@@ -382,20 +381,21 @@ private:
       delay = delay_ms_;
     }
     if (r.target == "/rate_limit")
-      return {200, {{"Content-Type", "application/json"}},
-              R"({"resources":{}})"};
+      return {
+        200, {{"Content-Type", "application/json"}}, R"({"resources":{}})"};
     std::smatch m;
     if (!std::regex_match(r.target, m, path))
-      return {404, {{"Content-Type", "application/json"}},
+      return {404,
+              {{"Content-Type", "application/json"}},
               R"({"message":"Not Found"})"};
     auto id = std::stoll(m[1].str());
     auto f = p ? p(r, id) : fault::none;
-    stub_response bad_gateway{502, {{"Content-Type", "text/html"}},
-                              "<html>502 Bad Gateway</html>"};
+    stub_response bad_gateway{
+      502, {{"Content-Type", "text/html"}}, "<html>502 Bad Gateway</html>"};
     auto body = json::parse(r.body, nullptr, false);
     std::string state = body.is_object() ? body.value("state", "") : "";
-    std::string description
-      = body.is_object() ? body.value("description", "") : "";
+    std::string description = body.is_object() ? body.value("description", "")
+                                               : "";
     if (r.method == "POST" && terminal(state) && before_terminal)
       before_terminal(id, state);
     std::unique_lock guard{mx_};
@@ -560,14 +560,19 @@ struct fixture {
     script("gated", start + leave + "while [ ! -e " + gates.string()
                       + "/\"$DEPLOY_ENV\" ]; do sleep 0.05; done\n"
                         "echo finished >> \"$m\"\n");
-    script("daemon", start + "( setsid sh -c 'echo \"daemon $$\" >> \"$1\"; "
-                       "while :; do date +%s%N >> " + daemons.string()
+    script("daemon", start
+                       + "( setsid sh -c 'echo \"daemon $$\" >> \"$1\"; "
+                         "while :; do date +%s%N >> "
+                       + daemons.string()
                        + "/\"$DEPLOY_ENV\"; sleep 0.1; done' sh \"$m\" & )\n"
-                         "sleep " + bg + "\necho finished >> \"$m\"\n");
+                         "sleep "
+                       + bg + "\necho finished >> \"$m\"\n");
     // A daemon that also sheds its environment (heaven's scope cookie
     // with it), as daemons and sudo do.
-    script("bare", start + "( env -i /usr/bin/setsid /bin/sh -c 'echo "
-                     "\"daemon $$\" >> \"$1\"; exec /bin/sleep " + daemon
+    script("bare", start
+                     + "( env -i /usr/bin/setsid /bin/sh -c 'echo "
+                       "\"daemon $$\" >> \"$1\"; exec /bin/sleep "
+                     + daemon
                      + "' sh \"$m\" & )\n"
                        "while ! grep -q daemon \"$m\"; do sleep 0.05; done\n"
                        "echo finished >> \"$m\"\n");
@@ -608,8 +613,8 @@ struct fixture {
 
   static http_response post(const heaven_server& h, int64_t github_id,
                             const std::string& body) {
-    return h.post_event("deployment",
-                        "delivery-" + std::to_string(github_id), body);
+    return h.post_event("deployment", "delivery-" + std::to_string(github_id),
+                        body);
   }
 
   /// The marker of the deployment to `environment`.
@@ -675,18 +680,19 @@ struct fixture {
   std::string check_story(int64_t github_id, bool ran = true) const {
     auto states = github.kept_states(github_id);
     auto n = ran ? 3u : 2u;
-    BOOST_TEST((states.size() == n && states[0] == "queued"
-                && (!ran || states[1] == "in_progress")
-                && terminal(states.back())),
-               "deployment " << github_id << ": GitHub keeps "
-                             << joined(states));
+    BOOST_TEST(
+      (states.size() == n && states[0] == "queued"
+       && (!ran || states[1] == "in_progress") && terminal(states.back())),
+      "deployment " << github_id << ": GitHub keeps " << joined(states));
     for (auto& [state, count] : github.posts(github_id))
       BOOST_TEST(count == 1, "deployment " << github_id << ": " << count
                                            << " POSTs of " << state);
     std::lock_guard guard{checks->mx};
     auto& alive = checks->alive[github_id];
-    BOOST_TEST(alive.empty(), "deployment " << github_id << " ended on GitHub"
-                              " while these ran: " << joined(alive));
+    BOOST_TEST(alive.empty(), "deployment " << github_id
+                                            << " ended on GitHub"
+                                               " while these ran: "
+                                            << joined(alive));
     return states.empty() || !terminal(states.back()) ? "" : states.back();
   }
 
@@ -746,14 +752,13 @@ int64_t last_write_ms(const fs::path& file) {
 
 /// Writes `file` until the file system is full; returns the bytes written.
 std::uintmax_t fill(const fs::path& file) {
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                  0600);
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
     return 0;
   std::vector<char> block(1 << 20, 'x');
   std::uintmax_t total = 0;
-  for (std::size_t size : {std::size_t{1} << 20, std::size_t{4096},
-                           std::size_t{1}})
+  for (std::size_t size :
+       {std::size_t{1} << 20, std::size_t{4096}, std::size_t{1}})
     for (ssize_t n; (n = ::write(fd, block.data(), size)) > 0;)
       total += static_cast<std::uintmax_t>(n);
   ::fsync(fd);
@@ -776,8 +781,7 @@ void fixture::daemon_outlives_a_killed_heaven(bool cgroups, int64_t id) {
                   != std::string::npos
                 ? "cgroups"
                 : "tracked without cgroups";
-  BOOST_TEST(post(*h, id, shell_event(id, env, "script/daemon")).status
-             == 201);
+  BOOST_TEST(post(*h, id, shell_event(id, env, "script/daemon")).status == 201);
   auto daemon_file = daemons / env;
   BOOST_REQUIRE(eventually(
     [&] {
@@ -795,15 +799,13 @@ void fixture::daemon_outlives_a_killed_heaven(bool cgroups, int64_t id) {
              "the script outlived heaven");
   auto script_gone_s = seconds_since(t_kill);
   // ...its daemon and its sleep do not.
-  BOOST_TEST(eventually(
-               [&] { return last_write_ms(daemon_file) > kill_ms + 300; },
-               10s),
-             "the daemon stopped writing with heaven");
+  BOOST_TEST(
+    eventually([&] { return last_write_ms(daemon_file) > kill_ms + 300; }, 10s),
+    "the daemon stopped writing with heaven");
   int orphans = count_exact("sleep " + bg);
   BOOST_TEST(orphans == 1);
 
-  h = std::make_unique<heaven_server>(data, github.base_url(),
-                                      settings(extra));
+  h = std::make_unique<heaven_server>(data, github.base_url(), settings(extra));
   auto t_restart = steady::now();
   BOOST_REQUIRE(github.wait_terminal({id}, 60s));
   auto error_s = seconds_since(t_restart);
@@ -816,25 +818,24 @@ void fixture::daemon_outlives_a_killed_heaven(bool cgroups, int64_t id) {
                                                      "was posted");
   auto size = fs::file_size(daemon_file);
   pause_ms(1000);
-  BOOST_TEST(fs::file_size(daemon_file) == size,
-             "the daemon still writes");
+  BOOST_TEST(fs::file_size(daemon_file) == size, "the daemon still writes");
   BOOST_TEST(eventually([&] { return leftovers() == 0; }, 10s),
              leftovers() << " process(es) left");
   BOOST_TEST(!finished(env));
   BOOST_TEST(lines_starting(mark(env), "started") == 1);
   auto own = read_text(h->stderr_file);
   BOOST_TEST(leftovers_ended(own) >= 2, own);
-  BOOST_TEST_MESSAGE("kill -9 with a daemon (" << mode << "): the script died "
-                     << script_gone_s << " s after the kill; " << orphans
+  BOOST_TEST_MESSAGE("kill -9 with a daemon ("
+                     << mode << "): the script died " << script_gone_s
+                     << " s after the kill; " << orphans
                      << " orphaned sleep and the daemon ran on; the restart "
                         "ended "
-                     << leftovers_ended(own) << " process(es); the error was "
+                     << leftovers_ended(own)
+                     << " process(es); the error was "
                         "posted "
-                     << error_s << " s after the restart, "
-                     << error_at - last
+                     << error_s << " s after the restart, " << error_at - last
                      << " ms after the daemon's last write");
 }
-
 
 } // namespace
 
@@ -856,8 +857,7 @@ BOOST_AUTO_TEST_CASE(sigkill_mid_burst_then_restart_with_redeliveries) {
   // when heaven dies, and the restart must look them up.
   github.set_answer_delay_ms(150);
   auto t_begin = steady::now();
-  auto h = std::make_unique<heaven_server>(data, github.base_url(),
-                                           settings());
+  auto h = std::make_unique<heaven_server>(data, github.base_url(), settings());
   // curl's global start is not thread-safe: have it happen here first.
   http_call("GET", h->base() + "/healthz");
   std::vector<std::atomic<int>> answer(n);
@@ -879,8 +879,8 @@ BOOST_AUTO_TEST_CASE(sigkill_mid_burst_then_restart_with_redeliveries) {
         ++r;
     return r;
   };
-  bool mid = eventually(
-    [&] { return accepted >= n / 3 && running_now() >= 1; }, 60s);
+  bool mid = eventually([&] { return accepted >= n / 3 && running_now() >= 1; },
+                        60s);
   kill_hard(*h);
   auto t_kill = steady::now();
   int accepted_before = accepted;
@@ -917,8 +917,10 @@ BOOST_AUTO_TEST_CASE(sigkill_mid_burst_then_restart_with_redeliveries) {
   for (int k = 0; k < n; ++k) {
     auto res = post(*h, first + k, bodies[k]);
     if (answer[k] == 201)
-      BOOST_TEST(res.status == 200, "event " << k << " accepted before the "
-                                             "kill got " << res.status);
+      BOOST_TEST(res.status == 200, "event " << k
+                                             << " accepted before the "
+                                                "kill got "
+                                             << res.status);
     else
       BOOST_TEST((res.status == 200 || res.status == 201),
                  "event " << k << " got " << res.status);
@@ -941,8 +943,8 @@ BOOST_AUTO_TEST_CASE(sigkill_mid_burst_then_restart_with_redeliveries) {
     for (auto& r : listed)
       if (r.at("github_id") == id)
         ++rows_n;
-    BOOST_TEST(rows_n == 1, "deployment " << id << " has " << rows_n
-                                          << " rows in heaven");
+    BOOST_TEST(rows_n == 1,
+               "deployment " << id << " has " << rows_n << " rows in heaven");
     auto text = mark(e);
     BOOST_TEST(lines_starting(text, "started") <= 1,
                e << " ran " << lines_starting(text, "started") << " times");
@@ -973,21 +975,24 @@ BOOST_AUTO_TEST_CASE(sigkill_mid_burst_then_restart_with_redeliveries) {
     lookups += github.lookups(id);
   }
   auto own = read_text(h->stderr_file);
-  BOOST_TEST_MESSAGE(
-    "sigkill mid-burst: " << n << " events, " << accepted_before
-    << " accepted before the kill (" << running_at_kill
-    << " scripts running), " << not_answered
-    << " not accepted (heaven was dead); scripts gone " << scripts_gone_s
-    << " s after the kill, " << orphans
-    << " background processes outlived it; the restart ended "
-    << leftovers_ended(own) << " leftover process(es); redeliveries: "
-    << again_200 << " x 200, " << again_201 << " x 201; " << errors
-    << " ended 'restarted' (" << not_yet_started
-    << " of them before their script wrote a line), " << after_restart
-    << " queued ones ran after the restart; all terminal " << all_ended_s
-    << " s after the restart; " << posts << " status POSTs for " << 3 * n
-    << " statuses, " << lookups << " look-ups; whole case "
-    << seconds_since(t_begin) << " s");
+  BOOST_TEST_MESSAGE("sigkill mid-burst: "
+                     << n << " events, " << accepted_before
+                     << " accepted before the kill (" << running_at_kill
+                     << " scripts running), " << not_answered
+                     << " not accepted (heaven was dead); scripts gone "
+                     << scripts_gone_s << " s after the kill, " << orphans
+                     << " background processes outlived it; the restart ended "
+                     << leftovers_ended(own)
+                     << " leftover process(es); redeliveries: " << again_200
+                     << " x 200, " << again_201 << " x 201; " << errors
+                     << " ended 'restarted' (" << not_yet_started
+                     << " of them before their script wrote a line), "
+                     << after_restart
+                     << " queued ones ran after the restart; all terminal "
+                     << all_ended_s << " s after the restart; " << posts
+                     << " status POSTs for " << 3 * n << " statuses, "
+                     << lookups << " look-ups; whole case "
+                     << seconds_since(t_begin) << " s");
 }
 
 // 2. SIGTERM in the middle of a burst: what runs may finish within the
@@ -1050,8 +1055,8 @@ BOOST_AUTO_TEST_CASE(sigterm_mid_burst_drains_and_leaves_the_rest_queued) {
   BOOST_TEST(draining, "/healthz never said draining");
   int64_t during = 72300;
   auto during_res = post(*h, during, work_event(during, env_of(during), "1"));
-  BOOST_TEST(during_res.status == 201, during_res.status << " "
-                                                         << during_res.body);
+  BOOST_TEST(during_res.status == 201,
+             during_res.status << " " << during_res.body);
   late.push_back(during);
   auto status = wait_exit(h->pid, 120s);
   auto exit_s = seconds_since(t_term);
@@ -1095,24 +1100,23 @@ BOOST_AUTO_TEST_CASE(sigterm_mid_burst_drains_and_leaves_the_rest_queued) {
     ++shelved;
     for (auto& s : github.kept(id))
       if (s.state != "queued")
-        BOOST_TEST(s.at_ms >= t_restart_ms,
-                   "deployment " << id << " got " << s.state
-                                 << " before the restart");
+        BOOST_TEST(s.at_ms >= t_restart_ms, "deployment "
+                                              << id << " got " << s.state
+                                              << " before the restart");
   }
   BOOST_TEST(shelved >= 1);
   BOOST_TEST(!ran_in_drain[during]);
   BOOST_TEST(eventually([&] { return leftovers() == 0; }, 15s));
-  BOOST_TEST_MESSAGE("sigterm mid-burst (drain 8 s, kill grace 1 s): heaven "
-                     "exited "
-                     << exit_s << " s after SIGTERM; " << slow.size()
-                     << " slow ones stopped, " << quick.size()
-                     << " quick ones finished in the drain, "
-                     << late.size() - shelved << " of the late burst ran in "
-                     << "the drain, " << shelved
-                     << " stayed queued (one posted during the drain) and "
-                        "ran after the restart; /healthz said draining: "
-                     << draining << "; whole case " << seconds_since(t_begin)
-                     << " s");
+  BOOST_TEST_MESSAGE(
+    "sigterm mid-burst (drain 8 s, kill grace 1 s): heaven "
+    "exited "
+    << exit_s << " s after SIGTERM; " << slow.size() << " slow ones stopped, "
+    << quick.size() << " quick ones finished in the drain, "
+    << late.size() - shelved << " of the late burst ran in "
+    << "the drain, " << shelved
+    << " stayed queued (one posted during the drain) and "
+       "ran after the restart; /healthz said draining: "
+    << draining << "; whole case " << seconds_since(t_begin) << " s");
 }
 
 // 3. GitHub down for more than a minute (502 to every statuses request,
@@ -1147,8 +1151,7 @@ BOOST_AUTO_TEST_CASE(long_case_github_outage_of_65_s_and_lost_answers) {
   for (int k = 0; k < n; ++k) {
     auto id = first + k;
     ids.push_back(id);
-    BOOST_TEST(post(*h, id, work_event(id, "o" + std::to_string(k), "1"))
-                 .status
+    BOOST_TEST(post(*h, id, work_event(id, "o" + std::to_string(k), "1")).status
                == 201);
   }
   // The deployments run and end whatever GitHub does.
@@ -1173,10 +1176,9 @@ BOOST_AUTO_TEST_CASE(long_case_github_outage_of_65_s_and_lost_answers) {
     // Exactly one of each status, in order: a status kept by a failing
     // or silent answer was found by a look-up, not sent again.
     auto states = github.kept_states(id);
-    BOOST_TEST(states
-                 == (std::vector<std::string>{"queued", "in_progress",
-                                              "success"}),
-               "deployment " << id << ": GitHub keeps " << joined(states));
+    BOOST_TEST(
+      states == (std::vector<std::string>{"queued", "in_progress", "success"}),
+      "deployment " << id << ": GitHub keeps " << joined(states));
     for (auto& [s, c] : github.posts(id)) {
       posts += c;
       per_state[s] += c;
@@ -1193,13 +1195,12 @@ BOOST_AUTO_TEST_CASE(long_case_github_outage_of_65_s_and_lost_answers) {
   for (auto& [s, c] : per_state)
     by_state += " " + s + "=" + std::to_string(c);
   BOOST_TEST_MESSAGE(
-    "GitHub outage of 65 s: " << n << " deployments ended "
-    << (ended_in_outage ? "during" : "after") << " the outage ("
-    << ended_s << " s); every status delivered "
-    << delivered_after_outage_s << " s after it; " << posts
-    << " status POSTs (" << by_state << " ) for " << 3 * n
-    << " statuses kept once each; " << lookups << " look-ups; "
-    << github.served(fault::refuse) << " plain 502s, "
+    "GitHub outage of 65 s: "
+    << n << " deployments ended " << (ended_in_outage ? "during" : "after")
+    << " the outage (" << ended_s << " s); every status delivered "
+    << delivered_after_outage_s << " s after it; " << posts << " status POSTs ("
+    << by_state << " ) for " << 3 * n << " statuses kept once each; " << lookups
+    << " look-ups; " << github.served(fault::refuse) << " plain 502s, "
     << github.served(fault::keep_then_refuse)
     << " 502s after keeping, 1 dropped answer, 1 answer after 32 s "
        "(heaven's client gives up at 30 s); whole case "
@@ -1227,8 +1228,7 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_events_and_holds_ends_until_space) {
     fs::create_directories(tmp / dir);
     fs::create_directory_symlink(tmp / dir, data / dir);
   }
-  auto h = std::make_unique<heaven_server>(data, github.base_url(),
-                                           settings());
+  auto h = std::make_unique<heaven_server>(data, github.base_url(), settings());
   auto id_of_github = [&](int64_t github_id) -> int64_t {
     auto r = rows_of(*h, github_id);
     return r.size() == 1u ? r[0].at("id").get<int64_t>() : 0;
@@ -1250,7 +1250,9 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_events_and_holds_ends_until_space) {
   });
   struct releaser {
     std::atomic<bool>& flag;
-    ~releaser() { flag = true; }
+    ~releaser() {
+      flag = true;
+    }
   } release_at_end{release};
   std::vector<int64_t> blockers;
   auto slots = std::max(2u, std::thread::hardware_concurrency());
@@ -1259,12 +1261,12 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_events_and_holds_ends_until_space) {
     blockers.push_back(id);
     auto e = json::parse(work_event(id, "disk-x" + std::to_string(k), "0"));
     e["repository"]["clone_url"] = "http://127.0.0.1:"
-                                   + std::to_string(git_server.port())
-                                   + "/x" + std::to_string(k) + ".git";
+                                   + std::to_string(git_server.port()) + "/x"
+                                   + std::to_string(k) + ".git";
     BOOST_TEST(post(*h, id, e.dump()).status == 201);
   }
-  BOOST_REQUIRE(eventually(
-    [&] { return git_server.requests().size() >= slots; }, 60s));
+  BOOST_REQUIRE(
+    eventually([&] { return git_server.requests().size() >= slots; }, 60s));
   BOOST_TEST(post(*h, d, work_event(d, "disk-d", "0.5")).status == 201);
   auto id_d = id_of_github(d);
   BOOST_REQUIRE(id_d > 0);
@@ -1285,18 +1287,18 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_events_and_holds_ends_until_space) {
   BOOST_TEST(hj.is_object());
   if (hj.is_object()) {
     BOOST_TEST(hj.value("status", "") == "degraded", health.body);
-    BOOST_TEST((hj["problems"].is_array() && hj["problems"].size() == 1u
-                && hj["problems"][0].get<std::string>().rfind(
-                     "store: cannot write: ", 0)
-                     == 0),
-               health.body);
+    BOOST_TEST(
+      (hj["problems"].is_array() && hj["problems"].size() == 1u
+       && hj["problems"][0].get<std::string>().rfind("store: cannot write: ", 0)
+            == 0),
+      health.body);
   }
   BOOST_TEST(rows_of(*h, b).empty());
   BOOST_TEST(rows_of(*h, c).empty());
   auto own = [&] { return read_text(h->stderr_file); };
   auto logged = [&](const std::string& line) {
-    return eventually(
-      [&] { return own().find(line) != std::string::npos; }, 30s);
+    return eventually([&] { return own().find(line) != std::string::npos; },
+                      30s);
   };
   // The blockers fail their checkout; D gets one, but cannot be marked
   // running: it stays queued, its script does not run.
@@ -1308,9 +1310,9 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_events_and_holds_ends_until_space) {
   // ended, but its end cannot be recorded, so nothing is posted.
   std::ofstream{gates / "disk-a"} << "go\n";
   BOOST_TEST(eventually([&] { return finished("disk-a"); }, 30s));
-  BOOST_TEST(logged("deployment " + std::to_string(id_a)
-                    + " could not record its end"),
-             "A never tried to record its end");
+  BOOST_TEST(
+    logged("deployment " + std::to_string(id_a) + " could not record its end"),
+    "A never tried to record its end");
   BOOST_TEST(eventually([&] { return leftovers() == 0; }, 15s),
              leftovers() << " process(es) left by a deployment ended on a "
                             "full disk");
@@ -1365,9 +1367,10 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_events_and_holds_ends_until_space) {
     BOOST_TEST(lines_starting(mark(e), "started") == 1, e);
   BOOST_TEST(eventually([&] { return leftovers() == 0; }, 15s));
   h->stop();
-  BOOST_TEST_MESSAGE("full disk: filled " << filled / 1024
-                     << " KiB; events answered " << res_b.status << "/"
-                     << res_c.status << "; the disk stayed full " << full_s
+  BOOST_TEST_MESSAGE("full disk: filled "
+                     << filled / 1024 << " KiB; events answered "
+                     << res_b.status << "/" << res_c.status
+                     << "; the disk stayed full " << full_s
                      << " s; the held end was recorded and posted "
                      << recorded_s << " s after space returned, everything "
                      << "(the queued deployment run, " << blockers.size()
@@ -1417,20 +1420,20 @@ BOOST_AUTO_TEST_CASE(providers_given_config_of_wrong_types_end_in_one_error) {
   for (std::size_t k = 0; k < cases.size(); ++k) {
     auto id = 75000 + static_cast<int64_t>(k);
     ids.push_back(id);
-    BOOST_TEST(post(*h, id, event(id, "types" + std::to_string(k),
-                                  cases[k].config))
-                 .status
-               == 201);
+    BOOST_TEST(
+      post(*h, id, event(id, "types" + std::to_string(k), cases[k].config))
+        .status
+      == 201);
   }
   // A provider name that is not a string is a broken event (400, nothing
   // stored); an unknown provider is refused at intake: its one status is
   // the error.
-  auto broken = post(*h, 75099, event(75099, "types-broken",
-                                      {{"provider", 7}}));
+  auto broken = post(*h, 75099,
+                     event(75099, "types-broken", {{"provider", 7}}));
   BOOST_TEST(broken.status == 400, broken.body);
   const int64_t refused = 75100;
-  BOOST_TEST(post(*h, refused, event(refused, "types-refused",
-                                     {{"provider", "teleport"}}))
+  BOOST_TEST(post(*h, refused,
+                  event(refused, "types-refused", {{"provider", "teleport"}}))
                .status
              == 201);
   ids.push_back(refused);
@@ -1447,8 +1450,8 @@ BOOST_AUTO_TEST_CASE(providers_given_config_of_wrong_types_end_in_one_error) {
   BOOST_TEST(github.kept(75099).empty());
   BOOST_TEST(rows_of(*h, 75099).empty());
   BOOST_TEST_MESSAGE("provider 7 -> " << broken.status << " " << broken.body
-                     << "; provider teleport -> refused: "
-                     << last_description(refused));
+                                      << "; provider teleport -> refused: "
+                                      << last_description(refused));
   BOOST_TEST(fs::is_empty(marks));
   BOOST_TEST(!fs::exists(tmp / "pwned"));
   BOOST_TEST(leftovers() == 0);
@@ -1475,9 +1478,9 @@ BOOST_AUTO_TEST_CASE(an_sshd_killed_mid_command_ends_the_deployment_once) {
                  {"deploy_to", (tmp / "srv").string()},
                  {"before_publish", {sleeper}}};
   BOOST_TEST(post(*h, id, event(id, "ssh", config)).status == 201);
-  BOOST_REQUIRE_MESSAGE(
-    eventually([&] { return count_exact(sleeper) == 1; }, 90s),
-    "the remote command never ran");
+  BOOST_REQUIRE_MESSAGE(eventually([&] { return count_exact(sleeper) == 1; },
+                                   90s),
+                        "the remote command never ran");
   std::istringstream pid_file{read_text(sshd.dir() / "sshd.pid")};
   pid_t listener = 0;
   BOOST_REQUIRE(pid_file >> listener);
@@ -1500,11 +1503,10 @@ BOOST_AUTO_TEST_CASE(an_sshd_killed_mid_command_ends_the_deployment_once) {
              live_children(h->pid) << " child process(es) of heaven left");
   BOOST_TEST(leftovers() == 0);
   BOOST_TEST(http_call("GET", h->base() + "/healthz").status == 200);
-  BOOST_TEST_MESSAGE("sshd killed (" << victims.size() + 1
-                     << " processes) mid-command: " << end << " \"" << d
-                     << "\" " << ended_s << " s later");
+  BOOST_TEST_MESSAGE("sshd killed ("
+                     << victims.size() + 1 << " processes) mid-command: " << end
+                     << " \"" << d << "\" " << ended_s << " s later");
 }
-
 
 // 7. See daemon_outlives_a_killed_heaven above.
 BOOST_AUTO_TEST_CASE(kill_9_with_a_daemon_left_behind_cgroups) {
@@ -1526,14 +1528,12 @@ BOOST_AUTO_TEST_CASE(a_daemon_without_heavens_environment) {
     if (!cgroups)
       extra.emplace_back("HEAVEN_CGROUPS", "off");
     auto env = std::string{cgroups ? "bare-cgroups" : "bare-tracked"};
-    auto h = std::make_unique<heaven_server>(tmp / ("data-" + env),
-                                             github.base_url(),
-                                             settings(extra));
+    auto h = std::make_unique<heaven_server>(
+      tmp / ("data-" + env), github.base_url(), settings(extra));
     bool in_cgroups = read_text(h->stderr_file).find("in a cgroup of its own")
                       != std::string::npos;
     int64_t id = cgroups ? 78000 : 78001;
-    BOOST_TEST(post(*h, id, shell_event(id, env, "script/bare")).status
-               == 201);
+    BOOST_TEST(post(*h, id, shell_event(id, env, "script/bare")).status == 201);
     BOOST_REQUIRE(github.wait_terminal({id}, 60s));
     auto bare = daemon_pid(env);
     BOOST_REQUIRE(bare > 0);
@@ -1544,20 +1544,21 @@ BOOST_AUTO_TEST_CASE(a_daemon_without_heavens_environment) {
     } else {
       // The rest of the story holds; the daemon may have escaped.
       auto states = github.kept_states(id);
-      BOOST_TEST(states == (std::vector<std::string>{"queued", "in_progress",
-                                                     "success"}));
+      BOOST_TEST(
+        states
+        == (std::vector<std::string>{"queued", "in_progress", "success"}));
       BOOST_WARN_MESSAGE(ended, "without cgroups, a daemon that clears its "
                                 "environment outlives its deployment");
     }
-    BOOST_TEST_MESSAGE("a daemon without heaven's environment ("
-                       << (in_cgroups ? "cgroups" : "tracked without cgroups")
-                       << "): " << (ended ? "ended with its deployment"
-                                          : "outlived its deployment"));
+    BOOST_TEST_MESSAGE(
+      "a daemon without heaven's environment ("
+      << (in_cgroups ? "cgroups" : "tracked without cgroups") << "): "
+      << (ended ? "ended with its deployment" : "outlived its deployment"));
     h->stop();
     // What escaped is ended here, by its pid.
-    if (running(bare) && live_cmdline("/proc/" + std::to_string(
-                                 bare))
-                                 == "/bin/sleep " + daemon)
+    if (running(bare)
+        && live_cmdline("/proc/" + std::to_string(bare))
+             == "/bin/sleep " + daemon)
       ::kill(bare, SIGKILL);
   }
 }

@@ -147,11 +147,12 @@ BOOST_AUTO_TEST_CASE(names_past_their_limits_and_control_characters_are_400) {
     {"deployment",
      [](json& d) { d["deployment"]["ref"] = std::string(256, 'r'); },
      "deployment.ref is longer than 255 bytes"},
-    {"deployment",
-     [](json& d) { d["deployment"]["ref"] = with_nul("main"); },
+    {"deployment", [](json& d) { d["deployment"]["ref"] = with_nul("main"); },
      "deployment.ref contains a control character"},
     {"deployment",
-     [](json& d) { d["deployment"]["task"] = "deploy:" + std::string(249, 't'); },
+     [](json& d) {
+       d["deployment"]["task"] = "deploy:" + std::string(249, 't');
+     },
      "deployment.task is longer than 255 characters"},
     {"deployment", [](json& d) { d["deployment"]["task"] = "deploy\x1b[2J"; },
      "deployment.task contains a control character"},
@@ -159,9 +160,7 @@ BOOST_AUTO_TEST_CASE(names_past_their_limits_and_control_characters_are_400) {
      [](json& d) { d["deployment"]["sha"] = std::string(65, 'a'); },
      "deployment.sha is longer than 64 characters"},
     {"deployment",
-     [](json& d) {
-       d["deployment"]["description"] = std::string(1025, 'd');
-     },
+     [](json& d) { d["deployment"]["description"] = std::string(1025, 'd'); },
      "deployment.description is longer than 1024 characters"},
     {"deployment",
      [](json& d) { d["deployment"]["description"] = "line one\rline two"; },
@@ -175,8 +174,7 @@ BOOST_AUTO_TEST_CASE(names_past_their_limits_and_control_characters_are_400) {
      [](json& d) { d["deployment"]["creator"]["login"] = "mallory bob"; },
      "deployment.creator.login is not a GitHub login (letters, digits, '-' "
      "and '_')"},
-    {"deployment",
-     [](json& d) { d["sender"]["login"] = with_nul("eve"); },
+    {"deployment", [](json& d) { d["sender"]["login"] = with_nul("eve"); },
      "sender.login contains a control character"},
     {"deployment",
      [](json& d) {
@@ -196,8 +194,7 @@ BOOST_AUTO_TEST_CASE(names_past_their_limits_and_control_characters_are_400) {
     {"deployment",
      [](json& d) { d["repository"]["full_name"] = with_nul("octo/app", "x"); },
      "repository.full_name contains a control character"},
-    {"deployment",
-     [](json& d) { d["repository"]["full_name"] = "octo/a b"; },
+    {"deployment", [](json& d) { d["repository"]["full_name"] = "octo/a b"; },
      "repository.full_name is not a GitHub repository name (letters, "
      "digits, '.', '-' and '_')"},
     {"deployment", [](json& d) { d["repository"]["full_name"] = "octo"; },
@@ -253,14 +250,16 @@ BOOST_AUTO_TEST_CASE(names_past_their_limits_and_control_characters_are_400) {
      "characters"},
     {"deployment",
      [](json& d) {
-       d["deployment"]["payload"]["config"]["hosts"]
-         = {{"production", {"deploy@web1", "deploy@web2\r"}}};
+       d["deployment"]["payload"]["config"]["hosts"] = {
+         {"production", {"deploy@web1", "deploy@web2\r"}}};
      },
      "deployment.payload.config.hosts.production[1] contains a control "
      "character"},
     {"deployment",
      [](json& d) {
-       d["deployment"]["payload"]["config"]["bad\x1b" "key"] = true;
+       d["deployment"]["payload"]["config"]["bad\x1b"
+                                            "key"]
+         = true;
      },
      "a key of deployment.payload.config contains a control character"},
     {"deployment",
@@ -292,16 +291,16 @@ BOOST_AUTO_TEST_CASE(names_past_their_limits_and_control_characters_are_400) {
      "deployment_status.log_url contains a control character"},
     {"deployment_status",
      [](json& d) {
-       d["deployment_status"]["environment_url"]
-         = "https://" + std::string(2041, 'e');
+       d["deployment_status"]["environment_url"] = "https://"
+                                                   + std::string(2041, 'e');
      },
      "deployment_status.environment_url is longer than 2048 characters"},
     {"deployment_status", [](json& d) { d["deployment"]["environment"] = nul; },
      "deployment.environment contains a control character"},
     {"deployment_status",
      [](json& d) {
-       d["deployment"]["payload"]["notify"]["user_name"]
-         = std::string(256, 'u');
+       d["deployment"]["payload"]["notify"]["user_name"] = std::string(256,
+                                                                       'u');
      },
      "deployment.payload.notify.user_name is longer than 255 characters"},
     // status.
@@ -334,10 +333,10 @@ BOOST_AUTO_TEST_CASE(names_past_their_limits_and_control_characters_are_400) {
   for (auto& c : cases) {
     json doc = c.type == "deployment"          ? deployment(3000 + n)
                : c.type == "deployment_status" ? deployment_status(3000 + n)
-               : c.type == "status"            ? status()
-                                   : json{{"zen", "Design for failure."},
-                                          {"repository",
-                                           {{"full_name", "octo/app"}}}};
+               : c.type == "status"
+                 ? status()
+                 : json{{"zen", "Design for failure."},
+                        {"repository", {{"full_name", "octo/app"}}}};
     c.spoil(doc);
     auto res = h.post_event(c.type, "bad-" + std::to_string(n++), doc.dump());
     BOOST_TEST(res.status == 400, c.message << ": got " << res.status);
@@ -362,8 +361,8 @@ BOOST_AUTO_TEST_CASE(names_past_their_limits_and_control_characters_are_400) {
     = "https://app.example.com";
   good["deployment"]["creator"]["login"] = std::string(39, 'a');
   good["sender"]["login"] = "heaven-bot[bot]";
-  good["repository"]["full_name"]
-    = std::string(39, 'o') + "/" + std::string(100, 'n');
+  good["repository"]["full_name"] = std::string(39, 'o') + "/"
+                                    + std::string(100, 'n');
   BOOST_TEST(h.post_event("deployment", "good", good.dump()).status == 201);
   auto row = h.wait_finished(id_of(h, 4000));
   BOOST_TEST(row.at("state") == "success");

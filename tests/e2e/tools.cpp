@@ -182,28 +182,35 @@ struct fixture {
        "set :ssh_options, { auth_methods: %w(publickey), "
        "verify_host_key: :always }\n"
        "task :deploy do\n"
-       "  File.write(\"" + cap_observed.string() + "\", "
-       "\"key_in_env=#{ENV.key?(\"DEPLOYMENT_PRIVATE_KEY\")} "
-       "sock=#{ENV[\"SSH_AUTH_SOCK\"]}\\n\")\n"
-       "  on roles(:app) do\n"
-       "    execute :touch, \"" + markers.string()
+       "  File.write(\""
+         + cap_observed.string()
+         + "\", "
+           "\"key_in_env=#{ENV.key?(\"DEPLOYMENT_PRIVATE_KEY\")} "
+           "sock=#{ENV[\"SSH_AUTH_SOCK\"]}\\n\")\n"
+           "  on roles(:app) do\n"
+           "    execute :touch, \""
+         + markers.string()
          + "/cap-deployed-#{fetch(:branch)}\"\n"
-       "  end\n"
-       "  puts \"cap deployed #{fetch(:branch)}\"\n"
-       "end\n"
-       "namespace :deploy do\n"
-       "  task :slow do\n"
-       "    File.write(\"" + cap_observed.string() + "\", "
-       "\"key_in_env=#{ENV.key?(\"DEPLOYMENT_PRIVATE_KEY\")} "
-       "sock=#{ENV[\"SSH_AUTH_SOCK\"]}\\n\")\n"
-       "    run_locally do\n"
-       "      execute :sleep, " + slow_seconds + "\n"
-       "    end\n"
-       "  end\n"
-       "end\n"},
-      {"config/deploy/production.rb",
-       "server \"127.0.0.1\", port: " + port + ", user: \"" + user
-         + "\", roles: %w[app]\n"},
+           "  end\n"
+           "  puts \"cap deployed #{fetch(:branch)}\"\n"
+           "end\n"
+           "namespace :deploy do\n"
+           "  task :slow do\n"
+           "    File.write(\""
+         + cap_observed.string()
+         + "\", "
+           "\"key_in_env=#{ENV.key?(\"DEPLOYMENT_PRIVATE_KEY\")} "
+           "sock=#{ENV[\"SSH_AUTH_SOCK\"]}\\n\")\n"
+           "    run_locally do\n"
+           "      execute :sleep, "
+         + slow_seconds
+         + "\n"
+           "    end\n"
+           "  end\n"
+           "end\n"},
+      {"config/deploy/production.rb", "server \"127.0.0.1\", port: " + port
+                                        + ", user: \"" + user
+                                        + "\", roles: %w[app]\n"},
       {"fabfile.py",
        "import os\n"
        "import shlex\n"
@@ -212,17 +219,22 @@ struct fixture {
        "\n"
        "@task\n"
        "def deploy(c, branch_name='none'):\n"
-       "    with open('" + fab_observed.string() + "', 'w') as f:\n"
-       "        f.write('key_in_env=%s sock=%s\\n' % (\n"
-       "            'DEPLOYMENT_PRIVATE_KEY' in os.environ,\n"
-       "            os.environ.get('SSH_AUTH_SOCK', '')))\n"
-       "    conn = Connection('127.0.0.1', port=" + port + ", user='" + user
+       "    with open('"
+         + fab_observed.string()
+         + "', 'w') as f:\n"
+           "        f.write('key_in_env=%s sock=%s\\n' % (\n"
+           "            'DEPLOYMENT_PRIVATE_KEY' in os.environ,\n"
+           "            os.environ.get('SSH_AUTH_SOCK', '')))\n"
+           "    conn = Connection('127.0.0.1', port="
+         + port + ", user='" + user
          + "')\n"
-       "    conn.client.load_system_host_keys()\n"
-       "    conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())\n"
-       "    conn.run('echo ' + shlex.quote(branch_name) + ' > "
-         + markers.string() + "/fab-deployed && echo fab remote done')\n"
-       "    print('fab deployed ' + branch_name)\n"},
+           "    conn.client.load_system_host_keys()\n"
+           "    "
+           "conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())\n"
+           "    conn.run('echo ' + shlex.quote(branch_name) + ' > "
+         + markers.string()
+         + "/fab-deployed && echo fab remote done')\n"
+           "    print('fab deployed ' + branch_name)\n"},
     };
     fs::create_directories(app);
     run_checked("git -C " + app.string() + " init -q --initial-branch=main");
@@ -235,10 +247,9 @@ struct fixture {
   }
 
   /// heaven with the deploy key (and `extra`) in its environment.
-  std::unique_ptr<heaven_server> start_heaven(heaven_server::env_list extra
-                                              = {},
-                                              const std::string& dir
-                                              = "data") {
+  std::unique_ptr<heaven_server>
+  start_heaven(heaven_server::env_list extra = {},
+               const std::string& dir = "data") {
     extra.emplace_back("DEPLOYMENT_PRIVATE_KEY", one_line_key(key));
     extra.emplace_back("HEAVEN_KILL_GRACE", "1");
     return std::make_unique<heaven_server>(tmp / dir, github.base_url(),
@@ -249,11 +260,11 @@ struct fixture {
   json event(int64_t github_id, const json& config,
              const std::string& ref = "e2e-topic",
              const std::string& task = "deploy") const {
-    auto e = deployment_event({.id = github_id,
-                               .sha = sha,
-                               .clone_url = "file://" + app.string(),
-                               .payload = {{"name", "app"},
-                                           {"config", config}}});
+    auto e = deployment_event(
+      {.id = github_id,
+       .sha = sha,
+       .clone_url = "file://" + app.string(),
+       .payload = {{"name", "app"}, {"config", config}}});
     e["deployment"]["ref"] = ref;
     e["deployment"]["task"] = task;
     return e;
@@ -350,9 +361,9 @@ BOOST_AUTO_TEST_CASE(fabfile_mode_deploys_over_ssh_and_honours_the_format) {
     BOOST_TEST(row.at("description")
                == "Deployed e2e-topic (" + sha.substr(0, 7)
                     + ") to production with fab");
-    BOOST_TEST(states_of(5201, 3)
-               == (std::vector<std::string>{"queued", "in_progress",
-                                            "success"}));
+    BOOST_TEST(
+      states_of(5201, 3)
+      == (std::vector<std::string>{"queued", "in_progress", "success"}));
     BOOST_TEST(read_text(markers / "fab-deployed") == "e2e-topic\n");
     BOOST_TEST(log.find("Running fab deploy --branch-name=e2e-topic\n")
                  != std::string::npos,
@@ -406,8 +417,8 @@ BOOST_AUTO_TEST_CASE(a_timeout_mid_command_ends_the_remote_command) {
   auto deploy_to = tmp / "srv";
   auto h = start_heaven({{"DEPLOYMENT_TIMEOUT", "10"}});
   json config = {{"provider", "capistrano"},
-                 {"hosts", {sshd.user() + "@127.0.0.1:"
-                              + std::to_string(sshd.port())}},
+                 {"hosts",
+                  {sshd.user() + "@127.0.0.1:" + std::to_string(sshd.port())}},
                  {"deploy_to", deploy_to.string()},
                  {"before_publish", {sleeper}}};
   std::istringstream pid_file{read_text(sshd.dir() / "sshd.pid")};
@@ -427,9 +438,8 @@ BOOST_AUTO_TEST_CASE(a_timeout_mid_command_ends_the_remote_command) {
   BOOST_TEST(last_description(5301) == "Deployment timed out after 10 seconds");
   // It timed out in the update phase (where before_publish runs): the SSH
   // sessions were closed, and nothing was published.
-  BOOST_TEST(log.find("heaven: capistrano update (release ")
-               != std::string::npos,
-             log);
+  BOOST_TEST(
+    log.find("heaven: capistrano update (release ") != std::string::npos, log);
   BOOST_TEST(log.find("heaven: capistrano publish") == std::string::npos, log);
   std::string tail = "heaven: Closing the SSH sessions\n"
                      "heaven: DEPLOYMENT TIMED OUT AFTER 10 SECONDS\n";
@@ -464,8 +474,7 @@ BOOST_AUTO_TEST_CASE(an_injecting_ref_or_task_runs_nothing) {
   BOOST_TEST(ref_row.at("description") == "invalid ref '" + bad_ref + "'");
   BOOST_TEST(task_row.at("state") == "error");
   BOOST_TEST(task_row.at("description")
-             == "invalid task '" + bad_task
-                  + "': use deploy or deploy:<name>");
+             == "invalid task '" + bad_task + "': use deploy or deploy:<name>");
   BOOST_TEST(states_of(5401, 1) == std::vector<std::string>{"error"});
   BOOST_TEST(states_of(5402, 1) == std::vector<std::string>{"error"});
   BOOST_TEST(last_description(5401) == "invalid ref '" + bad_ref + "'");
@@ -481,8 +490,8 @@ BOOST_AUTO_TEST_CASE(an_injecting_ref_or_task_runs_nothing) {
 BOOST_AUTO_TEST_CASE(stopping_heaven_mid_deployment_stops_the_agent_too) {
   auto h = start_heaven();
   auto sleeper = "sleep " + slow_seconds;
-  post(*h, event(5501, {{"provider", "capistrano"}}, "e2e-topic",
-                 "deploy:slow"));
+  post(*h,
+       event(5501, {{"provider", "capistrano"}}, "e2e-topic", "deploy:slow"));
   BOOST_REQUIRE(eventually([&] { return count_exact(sleeper) == 1; }, 60s));
   auto observed = read_text(cap_observed);
   BOOST_TEST(observed.rfind("key_in_env=false sock=/", 0) == 0u, observed);
@@ -498,8 +507,8 @@ BOOST_AUTO_TEST_CASE(stopping_heaven_mid_deployment_stops_the_agent_too) {
 BOOST_AUTO_TEST_CASE(a_killed_heaven_takes_the_agent_and_its_key_along) {
   auto h = start_heaven();
   auto sleeper = "sleep " + slow_seconds;
-  post(*h, event(5601, {{"provider", "capistrano"}}, "e2e-topic",
-                 "deploy:slow"));
+  post(*h,
+       event(5601, {{"provider", "capistrano"}}, "e2e-topic", "deploy:slow"));
   BOOST_REQUIRE(eventually([&] { return count_exact(sleeper) == 1; }, 60s));
   auto observed = read_text(cap_observed);
   auto socket = observed_socket(observed);
@@ -510,12 +519,13 @@ BOOST_AUTO_TEST_CASE(a_killed_heaven_takes_the_agent_and_its_key_along) {
   ::waitpid(h->pid, nullptr, 0);
   h->pid = -1;
   expect_agent_gone(observed);
-  BOOST_TEST(eventually([&] { return !fs::exists(fs::path{socket}.parent_path()); },
-                        10s));
+  BOOST_TEST(eventually(
+    [&] { return !fs::exists(fs::path{socket}.parent_path()); }, 10s));
   // What a SIGKILLed heaven cannot stop (cap's own process group) is the
   // operator's to clean up; the test does it.
-  run_command("pkill -KILL -f -x '" + sleeper + "'; pkill -KILL -f "
-              "'cap production deploy:slow'");
+  run_command("pkill -KILL -f -x '" + sleeper
+              + "'; pkill -KILL -f "
+                "'cap production deploy:slow'");
   BOOST_TEST(eventually([&] { return count_exact(sleeper) == 0; }, 10s));
 }
 

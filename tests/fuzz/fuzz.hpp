@@ -37,8 +37,11 @@ inline bool valid_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2
-                                   : (c >> 3) == 0x1E ? 3 : 9;
+    size_t n = c < 0x80           ? 0
+               : (c >> 5) == 0x6  ? 1
+               : (c >> 4) == 0xE  ? 2
+               : (c >> 3) == 0x1E ? 3
+                                  : 9;
     if (n == 9 || (n == 1 && c < 0xC2) || s.size() - i <= n)
       return false;
     uint32_t cp = n == 0 ? c : c & (0x3F >> n);

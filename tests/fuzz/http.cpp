@@ -34,11 +34,11 @@ std::string_view view(boost::beast::string_view s) {
   return {s.data(), s.size()};
 }
 
-void check(const route_decision& d,
-           const http::request<http::string_body>& req,
+void check(const route_decision& d, const http::request<http::string_body>& req,
            std::string_view target) {
-  require(d.line == std::string{view(req.method_string())} + " "
-                      + std::string{target.substr(0, target.find('?'))},
+  require(d.line
+            == std::string{view(req.method_string())} + " "
+                 + std::string{target.substr(0, target.find('?'))},
           "the log line is not \"METHOD /path\"");
   switch (d.what) {
     case route_decision::kind::answer:

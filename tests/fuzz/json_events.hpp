@@ -19,9 +19,9 @@ inline void parse_events(std::string_view body) {
     // The payload is stored and parsed again later: it must be an object.
     require(check_json_object(req->payload_json).empty(),
             "deployment payload_json is not a JSON object");
-    require(!req->sha.empty() && !req->ref.empty()
-              && !req->environment.empty() && !req->repo.empty()
-              && !req->clone_url.empty() && !req->task.empty(),
+    require(!req->sha.empty() && !req->ref.empty() && !req->environment.empty()
+              && !req->repo.empty() && !req->clone_url.empty()
+              && !req->task.empty(),
             "parse_deployment left a required field empty");
   } else {
     require(!std::get<std::string>(d).empty(),

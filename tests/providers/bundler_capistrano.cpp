@@ -66,9 +66,12 @@ fs::path make_gem_source(const fs::path& root) {
                "module HeavenProbe\n  WORD = \"" + name + "-loaded\"\nend\n");
     write_file(dir / (name + ".gemspec"),
                "Gem::Specification.new do |s|\n"
-               "  s.name = \"" + name + "\"\n  s.version = \"0.1.0\"\n"
-               "  s.summary = \"test gem\"\n  s.authors = [\"heaven\"]\n"
-               "  s.files = [\"lib/" + name + ".rb\"]\nend\n");
+               "  s.name = \""
+                 + name
+                 + "\"\n  s.version = \"0.1.0\"\n"
+                   "  s.summary = \"test gem\"\n  s.authors = [\"heaven\"]\n"
+                   "  s.files = [\"lib/"
+                 + name + ".rb\"]\nend\n");
     run_checked("cd " + dir.string() + " && gem build -q " + name
                 + ".gemspec >/dev/null 2>&1");
     fs::create_directories(root / "index" / "gems");
@@ -101,7 +104,8 @@ struct bundler_fixture {
     become_subreaper();
     fs::create_directories(tmp.path / "home");
     fs::create_directories(data);
-    github.respond_with([this](const recorded_request& r) { return answer(r); });
+    github.respond_with(
+      [this](const recorded_request& r) { return answer(r); });
   }
 
   ~bundler_fixture() {
@@ -126,13 +130,12 @@ struct bundler_fixture {
         link_failures.erase(link_failures.begin());
         return {status, {}, R"({"message":"try later"})"};
       }
-      return {302,
-              {{"Location", base() + link_path() + "?token=" + link_token}},
-              ""};
+      return {
+        302, {{"Location", base() + link_path() + "?token=" + link_token}}, ""};
     }
     if (r.target == link_path() + "?token=" + link_token)
-      return {200, {{"Content-Type", "application/x-gzip"}},
-              read_file(tarball)};
+      return {
+        200, {{"Content-Type", "application/x-gzip"}}, read_file(tarball)};
     if (r.target.rfind("/gems/", 0) == 0 && !gems.empty()) {
       if (r.header("authorization")
           != "Basic " + base64(std::string{gem_credentials}))
@@ -140,8 +143,8 @@ struct bundler_fixture {
       auto file = gems / r.target.substr(6);
       if (!fs::is_regular_file(file))
         return {404, {}, ""};
-      return {200, {{"Content-Type", "application/octet-stream"}},
-              read_file(file)};
+      return {
+        200, {{"Content-Type", "application/octet-stream"}}, read_file(file)};
     }
     return {404, {}, R"({"message":"Not Found"})"};
   }
@@ -173,7 +176,8 @@ struct bundler_fixture {
     run_checked("git init -q --initial-branch=main " + origin.string());
     for (auto& [path, text] : files)
       write_file(origin / path, text);
-    auto git = "git -C " + origin.string() + " -c user.name=t -c user.email=t@t ";
+    auto git = "git -C " + origin.string()
+               + " -c user.name=t -c user.email=t@t ";
     run_checked(git + "add --all && " + git + "commit -q -m app");
     sha = run_checked(git + "rev-parse HEAD");
     sha.erase(sha.find_last_not_of('\n') + 1);
@@ -186,19 +190,21 @@ struct bundler_fixture {
   void capistrano_app() {
     gems = make_gem_source(tmp.path / "gemsrc");
     auto gemfile = "gem \"capistrano\", \"~> 3.17\"\n"
-                   "source \"" + base() + "/gems/\" do\n"
-                   "  gem \"heaven_probe\", group: :deployment\n"
-                   "  group :development do\n"
-                   "    gem \"heaven_devonly\"\n"
-                   "  end\n"
-                   "end\n";
-    repository({{"Gemfile", gemfile},
-                {"Capfile", "require \"capistrano/setup\"\n"},
-                {"config/deploy.rb",
-                 "set :application, \"app\"\n"
-                 "set :scm, nil\n"
-                 "set :branch, ENV.fetch(\"BRANCH\", \"master\")\n"},
-                {"config/deploy/production.rb", production_rb}});
+                   "source \""
+                   + base()
+                   + "/gems/\" do\n"
+                     "  gem \"heaven_probe\", group: :deployment\n"
+                     "  group :development do\n"
+                     "    gem \"heaven_devonly\"\n"
+                     "  end\n"
+                     "end\n";
+    repository(
+      {{"Gemfile", gemfile},
+       {"Capfile", "require \"capistrano/setup\"\n"},
+       {"config/deploy.rb", "set :application, \"app\"\n"
+                            "set :scm, nil\n"
+                            "set :branch, ENV.fetch(\"BRANCH\", \"master\")\n"},
+       {"config/deploy/production.rb", production_rb}});
   }
 
   provider_job job(const std::string& environment = "production",
@@ -300,8 +306,7 @@ BOOST_FIXTURE_TEST_CASE(deploys_githubs_tarball_with_the_bundled_cap,
   auto key = make_key("ed25519");
   auto j = job();
   // Heaven's one-line form of the key.
-  j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY",
-                     one_line_key(key.private_key));
+  j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY", one_line_key(key.private_key));
   auto result = run(j);
   BOOST_TEST(result.state == "success", log_text());
   BOOST_TEST(result.description
@@ -332,16 +337,22 @@ BOOST_FIXTURE_TEST_CASE(deploys_githubs_tarball_with_the_bundled_cap,
   auto seen = read_file(observed);
   auto sock_at = seen.find("auth_sock=");
   BOOST_REQUIRE(sock_at != std::string::npos);
-  auto sock = seen.substr(sock_at + 10, seen.find('\n', sock_at) - sock_at - 10);
+  auto sock = seen.substr(sock_at + 10,
+                          seen.find('\n', sock_at) - sock_at - 10);
   BOOST_TEST(sock.rfind("/tmp/heaven-agent-", 0) == 0u);
   BOOST_TEST(seen
              == "branch=feature/y\n"
-                "sha=" + sha + " env=production task=deploy\n"
-                "probe=heaven_probe-loaded\n"
-                "key_in_env=false\n"
-                "credentials_in_env=false\n"
-                "auth_sock=" + sock + "\n"
-                "gem_home=" + (data / "gems").string() + "\n");
+                "sha="
+                  + sha
+                  + " env=production task=deploy\n"
+                    "probe=heaven_probe-loaded\n"
+                    "key_in_env=false\n"
+                    "credentials_in_env=false\n"
+                    "auth_sock="
+                  + sock
+                  + "\n"
+                    "gem_home="
+                  + (data / "gems").string() + "\n");
   auto fingerprint = key_fingerprint(key.public_key);
   BOOST_TEST(read_file(observed.string() + "-agent").find(fingerprint)
              != std::string::npos);
@@ -355,14 +366,14 @@ BOOST_FIXTURE_TEST_CASE(deploys_githubs_tarball_with_the_bundled_cap,
   BOOST_TEST(has_line("bundle install --without development"));
   BOOST_TEST(has_line("Running bundle exec cap production deploy"));
   BOOST_TEST(has_line("cap deployed feature/y"));
-  for (std::string secret : {std::string{github_token}, std::string{link_token},
-                             std::string{"s3cr3t-gem-pw"},
-                             key.private_key.substr(40, 30)})
+  for (std::string secret :
+       {std::string{github_token}, std::string{link_token},
+        std::string{"s3cr3t-gem-pw"}, key.private_key.substr(40, 30)})
     BOOST_TEST(log.find(secret) == std::string::npos, "secret in the log");
 }
 
-BOOST_FIXTURE_TEST_CASE(wrong_gem_credentials_fail_bundle_install_and_run_no_cap,
-                        bundler_fixture) {
+BOOST_FIXTURE_TEST_CASE(
+  wrong_gem_credentials_fail_bundle_install_and_run_no_cap, bundler_fixture) {
   capistrano_app();
   auto j = job();
   set_env(j.env, "BUNDLER_PRIVATE_CREDENTIALS", "deployer:wrong");
@@ -375,8 +386,8 @@ BOOST_FIXTURE_TEST_CASE(wrong_gem_credentials_fail_bundle_install_and_run_no_cap
   BOOST_TEST(workspace_goes());
 }
 
-BOOST_FIXTURE_TEST_CASE(a_transient_link_failure_is_retried_a_missing_one_is_not,
-                        bundler_fixture) {
+BOOST_FIXTURE_TEST_CASE(
+  a_transient_link_failure_is_retried_a_missing_one_is_not, bundler_fixture) {
   repository({{"README", "no Gemfile here\n"}});
   link_failures = {503, 502};
   auto result = run(job());
@@ -408,8 +419,7 @@ BOOST_FIXTURE_TEST_CASE(a_refused_link_is_an_error_naming_the_token,
   BOOST_TEST(requests_to("/codeload/").empty());
 }
 
-BOOST_FIXTURE_TEST_CASE(an_unsafe_stage_or_task_runs_nothing,
-                        bundler_fixture) {
+BOOST_FIXTURE_TEST_CASE(an_unsafe_stage_or_task_runs_nothing, bundler_fixture) {
   repository({{"Gemfile", "gem \"capistrano\"\n"},
               {"Capfile", "raise 'cap must not run'\n"}});
   auto result = run(job("production;touch pwned"));
@@ -423,7 +433,8 @@ BOOST_FIXTURE_TEST_CASE(an_unsafe_stage_or_task_runs_nothing,
   }
   result = run(job("production", "deploy;touch pwned"));
   BOOST_TEST(result.state == "error");
-  BOOST_TEST(result.description == "task deploy;touch pwned is not a deploy task");
+  BOOST_TEST(result.description
+             == "task deploy;touch pwned is not a deploy task");
   BOOST_TEST(!has_line("Running bundle install (the deployment and heaven "
                        "groups)"));
   BOOST_TEST(workspace_goes());

@@ -129,16 +129,15 @@ struct fixture {
   }
 
   json host(const sshd_server& s, const fs::path& deploy_to) const {
-    return {{"host", s.user() + "@" + s.host() + ":"
-                       + std::to_string(s.port())},
+    return {{"host",
+             s.user() + "@" + s.host() + ":" + std::to_string(s.port())},
             {"deploy_to", deploy_to.string()}};
   }
 
   /// Runs the native provider to its outcome; the log lines go to `rec`.
-  provider_outcome deploy(const json& cfg_json, const std::string& task,
-                          const std::string& sha,
-                          std::shared_ptr<record> rec = nullptr,
-                          std::string key = {}) {
+  provider_outcome
+  deploy(const json& cfg_json, const std::string& task, const std::string& sha,
+         std::shared_ptr<record> rec = nullptr, std::string key = {}) {
     if (!rec)
       rec = std::make_shared<record>();
     deployment_actor sink = sys.spawn(deployment_recorder, rec);
@@ -175,21 +174,24 @@ struct fixture {
     fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write);
     std::ofstream{p / "config" / "deploy.rb"}
       << "set :application, 'app'\n"
-         "set :repo_url, 'file://" << repo.string() << "'\n"
+         "set :repo_url, 'file://"
+      << repo.string() << "'\n"
       << "set :deploy_to, '" << deploy_to.string() << "'\n"
       << "set :branch, 'main'\n"
          "set :keep_releases, 2\n"
          "set :local_user, 'alice'\n"
          "append :linked_files, 'config/database.yml'\n"
          "append :linked_dirs, 'log', 'tmp/pids'\n"
-         "set :ssh_options, { keys: ['" << key.string() << "'], "
+         "set :ssh_options, { keys: ['"
+      << key.string() << "'], "
       << "auth_methods: %w(publickey), user_known_hosts_file: '"
       << known_hosts.string() << "', verify_host_key: :always }\n"
       << "namespace :deploy do\n"
          "  after :published, :restart_app do\n"
          "    on roles(:app) do\n"
          "      within current_path do\n"
-         "        execute :sh, '-c', %q('echo restarted > tmp/pids/restart.txt')\n"
+         "        execute :sh, '-c', %q('echo restarted > "
+         "tmp/pids/restart.txt')\n"
          "      end\n"
          "    end\n"
          "  end\n"
@@ -213,7 +215,8 @@ void check_release(const fs::path& d, const std::string& release,
   BOOST_TEST(fs::read_symlink(r / "config" / "database.yml")
              == d / "shared" / "config" / "database.yml");
   BOOST_TEST(fs::read_symlink(r / "log") == d / "shared" / "log");
-  BOOST_TEST(fs::read_symlink(r / "tmp" / "pids") == d / "shared" / "tmp" / "pids");
+  BOOST_TEST(fs::read_symlink(r / "tmp" / "pids")
+             == d / "shared" / "tmp" / "pids");
 }
 
 } // namespace
@@ -235,7 +238,8 @@ BOOST_AUTO_TEST_CASE(deploys_to_two_hosts_in_parallel_with_capistranos_layout) {
     BOOST_REQUIRE(l.releases.size() == 1u);
     BOOST_TEST(std::regex_match(l.releases[0], std::regex{"[0-9]{14}"}));
     BOOST_TEST(l.current == l.releases[0]);
-    BOOST_TEST(fs::read_symlink(d / "current") == d / "releases" / l.releases[0]);
+    BOOST_TEST(fs::read_symlink(d / "current")
+               == d / "releases" / l.releases[0]);
     check_release(d, l.releases[0], shas[0], "1");
     BOOST_TEST(fs::exists(d / "repo" / "HEAD"));
     BOOST_TEST(read_text(d / "shared" / "tmp" / "pids" / "restart.txt")
@@ -247,15 +251,15 @@ BOOST_AUTO_TEST_CASE(deploys_to_two_hosts_in_parallel_with_capistranos_layout) {
   }
   // Each host's own task: deploy:migrate in current, lines prefixed.
   rec = std::make_shared<record>();
-  auto migrated = deploy(config({host(one, a), host(two, b)}),
-                         "deploy:migrate", shas[0], rec);
+  auto migrated = deploy(config({host(one, a), host(two, b)}), "deploy:migrate",
+                         shas[0], rec);
   BOOST_TEST(migrated.state == "success", migrated.description);
   auto lines = rec->texts(stream::out);
   std::set<std::string> got(lines.begin(), lines.end());
-  BOOST_TEST(got.count("127.0.0.1:" + std::to_string(one.port())
-                       + " migrating 1"));
-  BOOST_TEST(got.count("127.0.0.1:" + std::to_string(two.port())
-                       + " migrating 1"));
+  BOOST_TEST(
+    got.count("127.0.0.1:" + std::to_string(one.port()) + " migrating 1"));
+  BOOST_TEST(
+    got.count("127.0.0.1:" + std::to_string(two.port()) + " migrating 1"));
 }
 
 BOOST_AUTO_TEST_CASE(three_deploys_and_a_rollback_match_the_real_cap) {
@@ -308,8 +312,8 @@ BOOST_AUTO_TEST_CASE(three_deploys_and_a_rollback_match_the_real_cap) {
   // A second rollback has nothing older to go to, in both tools.
   auto none = deploy(cfg, "deploy:rollback", shas[2]);
   BOOST_TEST(none.state == "failure");
-  BOOST_TEST(none.description.find("rollback failed on 127.0.0.1:")
-             == 0u, none.description);
+  BOOST_TEST(none.description.find("rollback failed on 127.0.0.1:") == 0u,
+             none.description);
   BOOST_TEST(cap(project, "deploy:rollback").status != 0);
 }
 
@@ -346,9 +350,8 @@ BOOST_AUTO_TEST_CASE(a_wrong_host_key_fails_naming_the_host) {
   auto a = prepared("a");
   sshd_server other;
   // known_hosts has `other`'s key for `one`'s address: a changed key.
-  write_known_hosts(known_hosts,
-                    {"[127.0.0.1]:" + std::to_string(one.port()) + " "
-                     + other.host_public_key()});
+  write_known_hosts(known_hosts, {"[127.0.0.1]:" + std::to_string(one.port())
+                                  + " " + other.host_public_key()});
   auto out = deploy(config({host(one, a)}), "deploy", shas[0]);
   BOOST_TEST(out.state == "failure");
   BOOST_TEST(out.description.find("check failed on 127.0.0.1:"
@@ -421,8 +424,8 @@ BOOST_AUTO_TEST_CASE(fabric_runs_the_named_commands_on_every_host_safely) {
   std::set<std::string> got(lines.begin(), lines.end());
   for (auto* s : {&one, &two}) {
     auto label = "127.0.0.1:" + std::to_string(s->port());
-    BOOST_TEST(got.count(label + " ref=[" + job.request.ref
-                         + "] task=[deploy]"));
+    BOOST_TEST(
+      got.count(label + " ref=[" + job.request.ref + "] task=[deploy]"));
     BOOST_TEST(got.count(label + " env=[production]"));
   }
   BOOST_TEST(!fs::exists(marks / "pwned"));

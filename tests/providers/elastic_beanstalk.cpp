@@ -76,8 +76,13 @@ struct aws_world {
 eb_environment environment(const std::string& id, const std::string& status,
                            const std::string& health,
                            const std::string& version) {
-  return {env_name, id,     "octo-app",
-          version,  status, health, "octo-app-prod.elasticbeanstalk.com"};
+  return {env_name,
+          id,
+          "octo-app",
+          version,
+          status,
+          health,
+          "octo-app-prod.elasticbeanstalk.com"};
 }
 
 struct eb_fixture {
@@ -95,8 +100,8 @@ struct eb_fixture {
   deployment_actor sink = sys.spawn(deployment_recorder, rec);
   std::mutex provider_mx;
   provider_actor provider;
-  std::chrono::system_clock::time_point base
-    = std::chrono::system_clock::now() + 1h;
+  std::chrono::system_clock::time_point base = std::chrono::system_clock::now()
+                                               + 1h;
 
   eb_fixture() {
     log_sink->set_pattern("%l %v");
@@ -109,9 +114,8 @@ struct eb_fixture {
       {2, event_date(2), "WARN", "Instance i-1 is slow to respond."},
       {3, event_date(3), "INFO", "Environment update completed successfully."},
     };
-    github.respond_with([this](const recorded_request& r) {
-      return answer_github(r);
-    });
+    github.respond_with(
+      [this](const recorded_request& r) { return answer_github(r); });
     s3.respond_with([this](const recorded_request& r) { return answer_s3(r); });
     eb.respond_with([this](const recorded_request& r) { return answer_eb(r); });
   }
@@ -147,10 +151,9 @@ struct eb_fixture {
     if (r.method == "GET"
         && r.target == "/repos/octo/app/zipball/" + std::string{sha})
       return stub_response{302, {{"Location", zip_location()}}, ""};
-    if (r.method == "GET"
-        && r.target == zip_path() + "?token=" + zip_token)
-      return stub_response{200, {{"Content-Type", "application/zip"}},
-                           zip_bytes};
+    if (r.method == "GET" && r.target == zip_path() + "?token=" + zip_token)
+      return stub_response{
+        200, {{"Content-Type", "application/zip"}}, zip_bytes};
     return stub_response{404, {}, R"({"message":"Not Found"})"};
   }
 
@@ -158,9 +161,8 @@ struct eb_fixture {
   std::optional<stub_response> refusal(const recorded_request& r,
                                        const std::string& service) {
     std::lock_guard<std::mutex> guard{world->mx};
-    return refuse_bad_signature(r, service,
-                                {access_key, secret_key, world->region},
-                                world->rejected);
+    return refuse_bad_signature(
+      r, service, {access_key, secret_key, world->region}, world->rejected);
   }
 
   stub_response answer_s3(const recorded_request& r) {
@@ -214,9 +216,8 @@ struct eb_fixture {
                                  + "</VersionLabel></ApplicationVersion>");
     if (action == "UpdateEnvironment") {
       w.label = form["VersionLabel"];
-      return eb_answer(action,
-                       environment_fields(environment(env_id, "Updating",
-                                                      "Grey", w.label)));
+      return eb_answer(action, environment_fields(environment(
+                                 env_id, "Updating", "Grey", w.label)));
     }
     if (action == "DescribeEnvironments") {
       ++w.polls;
@@ -228,17 +229,16 @@ struct eb_fixture {
       // AWS lists recently deleted ones too.
       return eb_answer(
         action, "<Environments>"
-                  + environment_member(environment(
-                    "e-gone00000", "Terminated", "Grey", "ancient-version"))
-                  + environment_member(environment(
-                    env_id, done ? w.final_status : "Updating",
-                    done ? w.final_health : "Grey", version))
+                  + environment_member(environment("e-gone00000", "Terminated",
+                                                   "Grey", "ancient-version"))
+                  + environment_member(
+                    environment(env_id, done ? w.final_status : "Updating",
+                                done ? w.final_health : "Grey", version))
                   + "</Environments>");
     }
     if (action == "DescribeEvents")
-      return eb_answer(action, events_xml(w.events, w.polls,
-                                          form["StartTime"], "octo-app",
-                                          env_name));
+      return eb_answer(action, events_xml(w.events, w.polls, form["StartTime"],
+                                          "octo-app", env_name));
     return eb_error(400, "InvalidAction", "unknown " + action);
   }
 
@@ -293,8 +293,7 @@ struct eb_fixture {
   }
 
   provider_outcome outcome() {
-    BOOST_REQUIRE_MESSAGE(rec->wait([&] { return !rec->results.empty(); },
-                                    30s),
+    BOOST_REQUIRE_MESSAGE(rec->wait([&] { return !rec->results.empty(); }, 30s),
                           "the provider never reported a result");
     std::lock_guard<std::mutex> guard{rec->mx};
     BOOST_TEST(rec->results.size() == 1u);
@@ -350,16 +349,15 @@ struct eb_fixture {
 };
 
 /// The form body heaven must send for CreateApplicationVersion.
-std::string create_version_body(const std::string& app_enc,
-                                const std::string& label,
-                                const std::string& bucket,
-                                const std::string& key_enc) {
+std::string
+create_version_body(const std::string& app_enc, const std::string& label,
+                    const std::string& bucket, const std::string& key_enc) {
   return "Action=CreateApplicationVersion&Version=2010-12-01&ApplicationName="
          + app_enc + "&VersionLabel=" + label
          + "&Description=octo%2Fapp%20main%20%280123456%29%20deployed%20by%20"
            "hubot-user%20with%20heaven"
-         + "&SourceBundle.S3Bucket=" + bucket + "&SourceBundle.S3Key="
-         + key_enc + "&AutoCreateApplication=false";
+         + "&SourceBundle.S3Bucket=" + bucket + "&SourceBundle.S3Key=" + key_enc
+         + "&AutoCreateApplication=false";
 }
 
 constexpr auto form_type = "application/x-www-form-urlencoded; charset=utf-8";
@@ -372,8 +370,7 @@ BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, eb_fixture) {
   auto result = run(job());
   BOOST_TEST(result.state == "success");
   auto label = world->label;
-  BOOST_TEST(std::regex_match(label,
-                              std::regex{"0123456789ab-\\d{14}-42"}),
+  BOOST_TEST(std::regex_match(label, std::regex{"0123456789ab-\\d{14}-42"}),
              label);
   BOOST_TEST(result.description
              == "Elastic Beanstalk environment octo-app-prod is Ready on "
@@ -395,15 +392,13 @@ BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, eb_fixture) {
   BOOST_REQUIRE_EQUAL(s3r.size(), 2u);
   BOOST_TEST(s3r[0].method == "HEAD");
   BOOST_TEST(s3r[0].target == "/heaven-elasticbeanstalk-builds-us-east-1/");
-  BOOST_TEST(s3r[0].header("x-amz-content-sha256")
-             == sha256_hex(""));
+  BOOST_TEST(s3r[0].header("x-amz-content-sha256") == sha256_hex(""));
   BOOST_TEST(s3r[1].method == "PUT");
   BOOST_TEST(s3r[1].target
              == "/heaven-elasticbeanstalk-builds-us-east-1/octo-app-"
                   + std::string{sha} + ".zip");
   BOOST_TEST(s3r[1].header("content-type") == "application/zip");
-  BOOST_TEST(s3r[1].header("x-amz-content-sha256")
-             == sha256_hex(zip_bytes));
+  BOOST_TEST(s3r[1].header("x-amz-content-sha256") == sha256_hex(zip_bytes));
   BOOST_TEST(s3r[1].body == zip_bytes);
   // Elastic Beanstalk: version, update, then three polls of two calls.
   auto ebr = eb.requests();
@@ -440,10 +435,10 @@ BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, eb_fixture) {
                     + percent_encode(form["StartTime"]));
   }
   BOOST_REQUIRE_EQUAL(start_times.size(), 3u);
-  BOOST_TEST(std::regex_match(
-               start_times[0],
-               std::regex{"\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ"}),
-             start_times[0]);
+  BOOST_TEST(
+    std::regex_match(start_times[0],
+                     std::regex{"\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ"}),
+    start_times[0]);
   BOOST_TEST(start_times[1] == event_date(1));
   BOOST_TEST(start_times[2] == event_date(2));
   // Each event once, oldest first, as it came.
@@ -456,8 +451,8 @@ BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, eb_fixture) {
   BOOST_TEST(rec->texts(stream::out) == expected_events,
              boost::test_tools::per_element());
   BOOST_TEST(has_line("Downloading the zipball of octo/app at 0123456"));
-  BOOST_TEST(has_line("Downloaded " + std::to_string(zip_bytes.size())
-                      + " bytes"));
+  BOOST_TEST(
+    has_line("Downloaded " + std::to_string(zip_bytes.size()) + " bytes"));
   BOOST_TEST(has_line(
     "Follow it in the AWS console: https://us-east-1.console.aws.amazon.com"
     "/elasticbeanstalk/home?region=us-east-1#/environments"));
@@ -509,8 +504,7 @@ BOOST_FIXTURE_TEST_CASE(creates_missing_bucket_elsewhere_with_constraint,
   BOOST_REQUIRE_GE(ebr.size(), 2u);
   BOOST_TEST(ebr[0].body
              == create_version_body("Octo%20App", world->label, bucket,
-                                    "Octo%20App-" + std::string{sha}
-                                      + ".zip"));
+                                    "Octo%20App-" + std::string{sha} + ".zip"));
   BOOST_TEST(has_line(
     "Follow it in the AWS console: https://eu-west-1.console.aws.amazon.com"
     "/elasticbeanstalk/home?region=eu-west-1#/environments"));
@@ -566,8 +560,7 @@ BOOST_FIXTURE_TEST_CASE(refused_credentials_are_not_retried, eb_fixture) {
   check_clean();
 }
 
-BOOST_FIXTURE_TEST_CASE(unknown_application_reports_aws_message,
-                        eb_fixture) {
+BOOST_FIXTURE_TEST_CASE(unknown_application_reports_aws_message, eb_fixture) {
   world->eb_hook = [](const std::string& action,
                       int) -> std::optional<stub_response> {
     if (action == "CreateApplicationVersion")
@@ -590,7 +583,8 @@ BOOST_FIXTURE_TEST_CASE(throttling_and_503_are_retried, eb_fixture) {
     if (action == "UpdateEnvironment" && nth == 1)
       return eb_error(400, "Throttling", "Rate exceeded");
     if (action == "UpdateEnvironment" && nth == 2)
-      return stub_response{503, {{"Content-Type", "text/html"}},
+      return stub_response{503,
+                           {{"Content-Type", "text/html"}},
                            "<html>Service Unavailable</html>"};
     return std::nullopt;
   };
@@ -680,8 +674,7 @@ BOOST_FIXTURE_TEST_CASE(head_bucket_in_another_region, eb_fixture) {
   world->s3_hook = [](const recorded_request& r,
                       int) -> std::optional<stub_response> {
     if (r.method == "HEAD")
-      return stub_response{301, {{"x-amz-bucket-region", "eu-central-1"}},
-                           ""};
+      return stub_response{301, {{"x-amz-bucket-region", "eu-central-1"}}, ""};
     return std::nullopt;
   };
   auto result = run(job());
@@ -827,8 +820,7 @@ BOOST_FIXTURE_TEST_CASE(cancel_between_polls_stops_polling, eb_fixture) {
   BOOST_TEST(result.state == "failure");
   BOOST_TEST(result.description == "cancelled");
   bool down = false;
-  self->receive([&](caf::down_msg&) { down = true; },
-                caf::after(30s) >> [] {});
+  self->receive([&](caf::down_msg&) { down = true; }, caf::after(30s) >> [] {});
   BOOST_REQUIRE(down);
   // A request already handed to the HTTP client may still land; after
   // that, the count must stay put.

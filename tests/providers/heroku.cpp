@@ -127,9 +127,7 @@ struct heroku_fixture {
     github.respond_with([this](const recorded_request& r) {
       if (r.method == "GET"
           && r.target == std::string{"/repos/octo/app/tarball/"} + sha)
-        return stub_response{302,
-                             {{"Location", tarball_url()}},
-                             ""};
+        return stub_response{302, {{"Location", tarball_url()}}, ""};
       return stub_response{404, {}, R"({"message":"Not Found"})"};
     });
     world.creates = {created_build()};
@@ -173,8 +171,8 @@ struct heroku_fixture {
         all.push_back(*i);
       for (auto& b : world.others)
         all.push_back(b);
-      return stub_response{200, {{"Content-Type", "application/json"}},
-                           all.dump()};
+      return stub_response{
+        200, {{"Content-Type", "application/json"}}, all.dump()};
     }
     auto i = std::min(world.polled++, world.polls.size() - 1);
     auto said = world.polls[i];
@@ -182,8 +180,8 @@ struct heroku_fixture {
       return stub_response{std::stoi(said), {}, R"({"id":"unavailable"})"};
     auto id = r.target.substr(r.target.rfind('/') + 1);
     json build = {{"id", id}, {"status", said}};
-    return stub_response{200, {{"Content-Type", "application/json"}},
-                         build.dump()};
+    return stub_response{
+      200, {{"Content-Type", "application/json"}}, build.dump()};
   }
 
   /// The build a lost request created (what the list shows of it).
@@ -214,8 +212,7 @@ struct heroku_fixture {
   }
 
   /// Checks what the list request carried.
-  void check_list_request(const recorded_request& r,
-                          const std::string& range) {
+  void check_list_request(const recorded_request& r, const std::string& range) {
     BOOST_TEST(r.method == "GET");
     BOOST_TEST(r.target == app_builds);
     BOOST_TEST(r.header("range") == range);
@@ -270,8 +267,7 @@ struct heroku_fixture {
     j.request.ref = "main";
     j.request.environment = "production";
     j.request.task = "deploy";
-    j.request.payload_json = R"({"name":"app","config":)" + config_json
-                             + "}";
+    j.request.payload_json = R"({"name":"app","config":)" + config_json + "}";
     return j;
   }
 
@@ -382,10 +378,11 @@ BOOST_AUTO_TEST_CASE(a_build_that_succeeds_makes_exactly_these_requests) {
   }
   BOOST_TEST(api[0].header("content-type") == "application/json");
   auto body = json::parse(api[0].body);
-  BOOST_TEST(body == (json{{"source_blob",
-                            {{"url", tarball_url()},
-                             {"version", sha},
-                             {"version_description", mark}}}}));
+  BOOST_TEST(body
+             == (json{{"source_blob",
+                       {{"url", tarball_url()},
+                        {"version", sha},
+                        {"version_description", mark}}}}));
   for (size_t i = 1; i < api.size(); ++i) {
     BOOST_TEST(api[i].method == "GET");
     BOOST_TEST(api[i].target
@@ -394,8 +391,8 @@ BOOST_AUTO_TEST_CASE(a_build_that_succeeds_makes_exactly_these_requests) {
   // The signed output link gets no API key: it may be another host.
   auto out = output.requests();
   BOOST_REQUIRE(out.size() == 1u);
-  BOOST_TEST(out[0].target == std::string{"/streams/"} + build_id + "?token="
-                                + stream_token);
+  BOOST_TEST(out[0].target
+             == std::string{"/streams/"} + build_id + "?token=" + stream_token);
   BOOST_TEST(out[0].header("authorization").empty());
   auto lines = rec->texts(stream::out);
   std::vector<std::string> expected = {
@@ -423,7 +420,8 @@ BOOST_AUTO_TEST_CASE(a_failed_build_is_a_failure) {
   BOOST_TEST(rec->texts(stream::out).size() == 2u);
 }
 
-BOOST_AUTO_TEST_CASE(missing_app_key_or_bad_name_end_in_error_before_any_request) {
+BOOST_AUTO_TEST_CASE(
+  missing_app_key_or_bad_name_end_in_error_before_any_request) {
   start(config(), job(R"({"provider":"heroku"})"));
   auto r1 = outcome();
   BOOST_TEST(r1.state == "error");
@@ -546,8 +544,9 @@ BOOST_AUTO_TEST_CASE(transient_errors_are_retried_then_given_up) {
   start();
   auto result = outcome();
   BOOST_TEST(result.state == "error");
-  BOOST_TEST(result.description == "Heroku could not build octo-app-prod "
-                                   "(HTTP 503)");
+  BOOST_TEST(result.description
+             == "Heroku could not build octo-app-prod "
+                "(HTTP 503)");
   auto api = heroku_api.requests();
   BOOST_REQUIRE(api.size() == before + 3);
   for (auto i = before; i < api.size(); ++i)
@@ -560,8 +559,9 @@ BOOST_AUTO_TEST_CASE(transient_errors_are_retried_then_given_up) {
   start();
   result = outcome();
   BOOST_TEST(result.state == "error");
-  BOOST_TEST(result.description == "Heroku could not build octo-app-prod "
-                                   "(HTTP 503); no build of it was found");
+  BOOST_TEST(result.description
+             == "Heroku could not build octo-app-prod "
+                "(HTTP 503); no build of it was found");
   api = heroku_api.requests();
   BOOST_REQUIRE(api.size() == before + 6);
   for (auto i = before; i < api.size(); i += 2) {
@@ -580,14 +580,15 @@ BOOST_AUTO_TEST_CASE(a_stream_that_is_not_ready_yet_is_opened_again) {
   output.respond_with([&](const recorded_request&) {
     if (asked++ == 0)
       return stub_response{404, {}, "not yet"};
-    return stub_response{200, {{"Content-Type", "text/plain"}},
-                         "-----> Building\n"};
+    return stub_response{
+      200, {{"Content-Type", "text/plain"}}, "-----> Building\n"};
   });
   world.polls = {"pending", "pending", "pending", "succeeded"};
   start();
   BOOST_TEST(outcome().state == "success");
   BOOST_TEST(output.requests().size() == 2u);
-  BOOST_TEST(rec->texts(stream::out) == std::vector<std::string>{"-----> Building"});
+  BOOST_TEST(rec->texts(stream::out)
+             == std::vector<std::string>{"-----> Building"});
 }
 
 BOOST_AUTO_TEST_CASE(cancel_stops_the_polling_and_the_stream_at_once) {
@@ -602,11 +603,10 @@ BOOST_AUTO_TEST_CASE(cancel_stops_the_polling_and_the_stream_at_once) {
   auto result = outcome();
   BOOST_TEST(result.state == "failure");
   BOOST_TEST(result.description == "cancelled");
-  BOOST_TEST(rec->wait(
-    [&] {
-      return rec->has_line_locked(std::string{"Stopped following Heroku build "}
-                                  + build_id + ": Heroku may still finish it");
-    }));
+  BOOST_TEST(rec->wait([&] {
+    return rec->has_line_locked(std::string{"Stopped following Heroku build "}
+                                + build_id + ": Heroku may still finish it");
+  }));
   BOOST_TEST(eventually([&] { return stream_closed.load(); }, 20s));
   // No poll after the cancel: the count stays put over many intervals.
   auto polls = heroku_api.requests().size();
@@ -654,8 +654,9 @@ BOOST_AUTO_TEST_CASE(a_build_request_without_answer_is_looked_up_and_followed) {
   // The build found is followed like one heaven was told about: its output.
   auto out = output.requests();
   BOOST_REQUIRE(out.size() == 1u);
-  BOOST_TEST(out[0].target == std::string{"/streams/"} + lost_build_id
-                                + "?token=" + stream_token);
+  BOOST_TEST(out[0].target
+             == std::string{"/streams/"} + lost_build_id
+                  + "?token=" + stream_token);
   BOOST_TEST(rec->texts(stream::out).size() == 2u);
   auto said = rec->texts(stream::heaven);
   BOOST_TEST(std::count(said.begin(), said.end(),
@@ -774,22 +775,22 @@ BOOST_AUTO_TEST_CASE(the_list_is_read_page_by_page_back_to_the_request) {
   constexpr auto next = "]55555555-0000-0000-0000-000000000000..; max=20, "
                         "order=desc";
   auto now = std::chrono::system_clock::now();
-  world.pages = {
-    [now, next](heroku_world&) {
-      // Newer builds of others fill the first page.
-      json page = {listed_build("55555555-0000-0000-0000-000000000000",
-                                other_sha, now)};
-      return stub_response{
-        206, {{"Content-Type", "application/json"}, {"Next-Range", next}},
-        page.dump()};
-    },
-    [](heroku_world& w) {
-      json page = json::array();
-      for (auto& b : w.made)
-        page.push_back(b);
-      return stub_response{200, {{"Content-Type", "application/json"}},
-                           page.dump()};
-    }};
+  world.pages = {[now, next](heroku_world&) {
+                   // Newer builds of others fill the first page.
+                   json page = {listed_build(
+                     "55555555-0000-0000-0000-000000000000", other_sha, now)};
+                   return stub_response{206,
+                                        {{"Content-Type", "application/json"},
+                                         {"Next-Range", next}},
+                                        page.dump()};
+                 },
+                 [](heroku_world& w) {
+                   json page = json::array();
+                   for (auto& b : w.made)
+                     page.push_back(b);
+                   return stub_response{
+                     200, {{"Content-Type", "application/json"}}, page.dump()};
+                 }};
   start();
   auto result = outcome();
   BOOST_TEST(result.state == "success");
@@ -821,9 +822,9 @@ BOOST_AUTO_TEST_CASE(a_lookup_that_fails_ends_in_error_without_asking_again) {
   auto suffix = std::string{"); listing its builds failed (HTTP 403)"};
   BOOST_TEST(result.description.rfind(prefix, 0) == 0u, result.description);
   BOOST_TEST(result.description.size() > prefix.size() + suffix.size());
-  BOOST_TEST(result.description.substr(result.description.size()
-                                       - suffix.size())
-             == suffix);
+  BOOST_TEST(
+    result.description.substr(result.description.size() - suffix.size())
+    == suffix);
   std::vector<std::string> expected = {std::string{"POST "} + app_builds,
                                        std::string{"GET "} + app_builds};
   BOOST_TEST(api_calls() == expected, boost::test_tools::per_element());

@@ -18,7 +18,6 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-
 #include "actors/process.hpp"
 #include "base/payload_config.hpp"
 #include "tools/support/recorder.hpp"
@@ -320,9 +319,10 @@ BOOST_AUTO_TEST_CASE(a_failing_cap_task_is_a_failure_with_its_status) {
 BOOST_AUTO_TEST_CASE(an_unreadable_deploy_key_fails_before_cap_runs) {
   capistrano_app();
   auto j = job("capistrano", "deploy");
-  j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY",
-                     "-----BEGIN OPENSSH PRIVATE KEY-----\\nbm90LWEta2V5-garbled"
-                     "\\n-----END OPENSSH PRIVATE KEY-----");
+  j.env.emplace_back(
+    "DEPLOYMENT_PRIVATE_KEY",
+    "-----BEGIN OPENSSH PRIVATE KEY-----\\nbm90LWEta2V5-garbled"
+    "\\n-----END OPENSSH PRIVATE KEY-----");
   start(capistrano_provider(), j);
   auto result = outcome();
   BOOST_TEST(result.state == "error");
@@ -414,7 +414,8 @@ BOOST_AUTO_TEST_CASE(a_task_that_is_not_a_deploy_task_is_refused) {
 
 BOOST_AUTO_TEST_CASE(cancel_kills_cap_and_its_children) {
   capistrano_app();
-  auto provider = start(capistrano_provider(), job("capistrano", "deploy:slow"));
+  auto provider = start(capistrano_provider(),
+                        job("capistrano", "deploy:slow"));
   auto pgid = printed_pgid();
   BOOST_TEST(group_alive(pgid));
   caf::anon_send(provider, cancel_atom::value);
@@ -445,9 +446,8 @@ BOOST_AUTO_TEST_CASE(runs_fab_with_the_branch_name) {
   BOOST_TEST(has_line("Running fab deploy --branch-name=feature/x"));
   BOOST_TEST(rec->texts(stream::out)
              == (std::vector<std::string>{
-               "deploy branch_name=feature/x", "BRANCH=feature/x",
-               "SHA=" + sha, "DEPLOY_ENV=production",
-               "DEPLOY_TASK=deploy"}));
+               "deploy branch_name=feature/x", "BRANCH=feature/x", "SHA=" + sha,
+               "DEPLOY_ENV=production", "DEPLOY_TASK=deploy"}));
 }
 
 BOOST_AUTO_TEST_CASE(namespaced_tasks_and_a_fabfile_package) {
@@ -506,11 +506,11 @@ BOOST_AUTO_TEST_CASE(command_format_quotes_every_value) {
   req.ref = "it's; rm -rf /";
   req.sha = "abc";
   std::string why;
-  BOOST_TEST(expand_command_format(
-               "fab -R %{environment} %{task}:branch_name=%{ref} # 100%% %d",
-               req, why)
-             == "fab -R 'production' 'deploy':branch_name='it'\\''s; rm -rf "
-                "/' # 100% %d");
+  BOOST_TEST(
+    expand_command_format(
+      "fab -R %{environment} %{task}:branch_name=%{ref} # 100%% %d", req, why)
+    == "fab -R 'production' 'deploy':branch_name='it'\\''s; rm -rf "
+       "/' # 100% %d");
   BOOST_TEST(why.empty());
   BOOST_TEST(expand_command_format("x %{sha}", req, why) == "x 'abc'");
   BOOST_TEST(expand_command_format("x %{branch}", req, why).empty());
@@ -541,10 +541,9 @@ BOOST_AUTO_TEST_CASE(command_format_injection_runs_nothing_extra) {
   BOOST_TEST(result.state == "success");
   BOOST_TEST(has_line("Running the DEPLOY_COMMAND_FORMAT command"));
   BOOST_TEST(rec->texts(stream::out)
-             == (std::vector<std::string>{"arg=" + j.request.environment,
-                                          "arg=" + j.request.task,
-                                          "arg=" + j.request.ref,
-                                          "arg=" + sha}));
+             == (std::vector<std::string>{
+               "arg=" + j.request.environment, "arg=" + j.request.task,
+               "arg=" + j.request.ref, "arg=" + sha}));
   BOOST_TEST(fs::exists(ws / "intended"));
   for (auto marker : {"m1", "m2", "m3"})
     BOOST_TEST(!fs::exists(tmp.path / marker), marker);
@@ -629,13 +628,12 @@ BOOST_AUTO_TEST_CASE(the_operator_may_turn_host_key_checking_off) {
 
 BOOST_AUTO_TEST_CASE(a_failing_playbook_is_a_failure_and_the_key_goes) {
   checkout({{"ansible/hosts", "localhost ansible_connection=local\n"},
-            {"ansible/site.yml",
-             "- hosts: localhost\n"
-             "  connection: local\n"
-             "  gather_facts: false\n"
-             "  tasks:\n"
-             "    - fail:\n"
-             "        msg: no luck\n"}});
+            {"ansible/site.yml", "- hosts: localhost\n"
+                                 "  connection: local\n"
+                                 "  gather_facts: false\n"
+                                 "  tasks:\n"
+                                 "    - fail:\n"
+                                 "        msg: no luck\n"}});
   auto j = job("ansible", "deploy");
   j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY", "k\\ney");
   start(ansible_provider(), j);
@@ -651,13 +649,13 @@ BOOST_AUTO_TEST_CASE(a_failing_playbook_is_a_failure_and_the_key_goes) {
 BOOST_AUTO_TEST_CASE(cancel_kills_ansible_and_its_workers_and_the_key_goes) {
   auto seconds = std::to_string(100000 + ::getpid() % 100000);
   checkout({{"ansible/hosts", "localhost ansible_connection=local\n"},
-            {"ansible/site.yml",
-             "- hosts: localhost\n"
-             "  connection: local\n"
-             "  gather_facts: false\n"
-             "  tasks:\n"
-             "    - name: wait forever\n"
-             "      command: sleep " + seconds + "\n"}});
+            {"ansible/site.yml", "- hosts: localhost\n"
+                                 "  connection: local\n"
+                                 "  gather_facts: false\n"
+                                 "  tasks:\n"
+                                 "    - name: wait forever\n"
+                                 "      command: sleep "
+                                   + seconds + "\n"}});
   auto j = job("ansible", "deploy");
   j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY", "k\\ney");
   auto provider = start(ansible_provider(), j);

@@ -126,8 +126,7 @@ BOOST_AUTO_TEST_CASE(runs_the_script_with_the_deployment_environment) {
   BOOST_TEST(has_line("DEPLOY_TASK=deploy:migrations"));
   BOOST_TEST(has_line("HEAVEN_FROM_JOB=yes"));
   BOOST_TEST(has_line("cwd=" + ws.string()));
-  BOOST_TEST(rec->texts(stream::err)
-             == std::vector<std::string>{"warming up"});
+  BOOST_TEST(rec->texts(stream::err) == std::vector<std::string>{"warming up"});
 }
 
 BOOST_AUTO_TEST_CASE(a_failing_script_is_a_failure_with_its_status) {
@@ -188,9 +187,9 @@ BOOST_AUTO_TEST_CASE(paths_out_of_the_repository_are_refused) {
   fs::create_directories(ws / "deploy");
   fs::create_symlink(tmp.path / "outside.sh", ws / "deploy" / "link.sh");
   fs::create_directory_symlink(tmp.path, ws / "up");
-  for (std::string path : {"../../etc/passwd", "/etc/passwd",
-                           "deploy/../../outside.sh", "deploy/link.sh",
-                           "up/outside.sh"}) {
+  for (std::string path :
+       {"../../etc/passwd", "/etc/passwd", "deploy/../../outside.sh",
+        "deploy/link.sh", "up/outside.sh"}) {
     {
       std::lock_guard<std::mutex> guard{rec->mx};
       rec->results.clear();

@@ -16,8 +16,8 @@ std::string percent_decode(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::stoi(std::string{s.substr(i + 1, 2)},
-                                         nullptr, 16));
+      out += static_cast<char>(
+        std::stoi(std::string{s.substr(i + 1, 2)}, nullptr, 16));
       i += 2;
     } else {
       out += s[i] == '+' ? ' ' : s[i];
@@ -73,8 +73,8 @@ std::map<std::string, std::string> parse_form(const std::string& body) {
   std::map<std::string, std::string> out;
   for (auto& pair : split(body, '&'))
     if (auto eq = pair.find('='); eq != std::string::npos)
-      out[percent_decode(pair.substr(0, eq))]
-        = percent_decode(pair.substr(eq + 1));
+      out[percent_decode(pair.substr(0, eq))] = percent_decode(
+        pair.substr(eq + 1));
   return out;
 }
 
@@ -146,7 +146,8 @@ stub_response eb_error(int status, const std::string& code,
 stub_response s3_error(int status, const std::string& code,
                        const std::string& message) {
   return xml(status, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
-                     "<Code>" + code + "</Code><Message>" + message
+                     "<Code>"
+                       + code + "</Code><Message>" + message
                        + "</Message><RequestId>stand-in-1</RequestId>"
                          "</Error>");
 }
@@ -164,8 +165,7 @@ std::string environment_member(const eb_environment& env) {
 }
 
 std::string events_xml(const std::vector<eb_event>& events, int polls,
-                       const std::string& since,
-                       const std::string& application,
+                       const std::string& since, const std::string& application,
                        const std::string& environment) {
   std::string members;
   auto from = since.substr(0, 19);

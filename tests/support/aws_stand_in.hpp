@@ -89,8 +89,7 @@ struct eb_event {
 /// `polls`, dated from `since` on (inclusive, to the second), newest first,
 /// as events of `application`'s environment `environment`.
 std::string events_xml(const std::vector<eb_event>& events, int polls,
-                       const std::string& since,
-                       const std::string& application,
+                       const std::string& since, const std::string& application,
                        const std::string& environment);
 
 /// "YYYY-MM-DDTHH:MM:SS.000Z" of `t` (UTC), as AWS dates its events.

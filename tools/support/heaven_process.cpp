@@ -219,8 +219,7 @@ heaven_server::heaven_server(const fs::path& data_dir, const std::string& api,
   close(started.stdout_fd);
   if (port == 0) {
     stop();
-    throw std::runtime_error("heaven did not start: "
-                             + read_text(stderr_file));
+    throw std::runtime_error("heaven did not start: " + read_text(stderr_file));
   }
 }
 
@@ -242,11 +241,10 @@ std::string heaven_server::base() const {
   return "http://127.0.0.1:" + std::to_string(port);
 }
 
-http_response heaven_server::post_event(const std::string& type,
-                                        const std::string& delivery,
-                                        const std::string& body,
-                                        std::optional<std::string> signature)
-  const {
+http_response
+heaven_server::post_event(const std::string& type, const std::string& delivery,
+                          const std::string& body,
+                          std::optional<std::string> signature) const {
   auto sig = signature ? *signature
                        : "sha256=" + hmac_sha256_hex(e2e_webhook_secret, body);
   return http_call("POST", base() + "/events",
@@ -295,9 +293,8 @@ std::string heaven_server::log(int64_t id) const {
   return res.body;
 }
 
-std::vector<recorded_request> statuses(const http_stub& github,
-                                       int64_t github_id,
-                                       const std::string& repo) {
+std::vector<recorded_request>
+statuses(const http_stub& github, int64_t github_id, const std::string& repo) {
   std::vector<recorded_request> result;
   auto path = "/repos/" + repo + "/deployments/" + std::to_string(github_id)
               + "/statuses";

@@ -154,11 +154,10 @@ struct heaven_server {
 
   /// Posts an event of `type` to /events, signed with the e2e secret (or
   /// carrying `signature` instead).
-  http_response post_event(const std::string& type,
-                           const std::string& delivery,
-                           const std::string& body,
-                           std::optional<std::string> signature
-                           = std::nullopt) const;
+  http_response
+  post_event(const std::string& type, const std::string& delivery,
+             const std::string& body,
+             std::optional<std::string> signature = std::nullopt) const;
 
   /// GET /deployments: every deployment heaven knows, as JSON rows.
   nlohmann::json deployments() const;

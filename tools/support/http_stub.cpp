@@ -62,9 +62,7 @@ struct http_stub::impl {
   mutable std::mutex mtx;
   mutable std::condition_variable cv;
   bool stopping = false;
-  handler on_request = [](const recorded_request&) {
-    return stub_response{};
-  };
+  handler on_request = [](const recorded_request&) { return stub_response{}; };
   std::vector<recorded_request> log;
   std::list<connection> conns;
 
@@ -130,9 +128,8 @@ struct http_stub::impl {
       req.method = std::string{msg.method_string()};
       req.target = std::string{msg.target()};
       for (auto& field : msg)
-        req.headers.emplace_back(
-          lower(std::string{field.name_string()}),
-          std::string{field.value()});
+        req.headers.emplace_back(lower(std::string{field.name_string()}),
+                                 std::string{field.value()});
       req.body = msg.body();
       auto res = answer(req);
       if (res.drop)

@@ -147,10 +147,9 @@ inline void write_file(const std::filesystem::path& path,
   std::filesystem::create_directories(path.parent_path());
   std::ofstream{path} << text;
   if (executable)
-    std::filesystem::permissions(path,
-                                 std::filesystem::perms::owner_all
-                                   | std::filesystem::perms::group_read
-                                   | std::filesystem::perms::others_read);
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all
+                                         | std::filesystem::perms::group_read
+                                         | std::filesystem::perms::others_read);
 }
 
 /// Reads a whole file.
@@ -168,9 +167,9 @@ inline void become_subreaper() {
 
 /// Polls `pred` until it holds or `timeout` passes (for conditions no
 /// message announces, like a file disappearing).
-inline bool eventually(const std::function<bool()>& pred,
-                       std::chrono::milliseconds timeout
-                       = std::chrono::seconds(10)) {
+inline bool
+eventually(const std::function<bool()>& pred,
+           std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!pred()) {
     if (std::chrono::steady_clock::now() > deadline)
@@ -182,9 +181,9 @@ inline bool eventually(const std::function<bool()>& pred,
 
 /// Reaps what is left of group `pgid` and waits until it is gone. Call only
 /// after the group's leader was reaped by run_process.
-inline bool wait_group_gone(int32_t pgid,
-                            std::chrono::milliseconds timeout
-                            = std::chrono::seconds(10)) {
+inline bool
+wait_group_gone(int32_t pgid,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     while (::waitpid(-pgid, nullptr, WNOHANG) > 0)

@@ -53,8 +53,7 @@ std::string chomp(std::string text) {
 /// Spawns `argv` with stdin from /dev/null, stdout into a pipe (returned in
 /// `out_fd`, or /dev/null when null) and stderr to /dev/null; `own_group`
 /// puts the child in a process group of its own.
-pid_t spawn(const std::vector<std::string>& argv, int* out_fd,
-            bool own_group) {
+pid_t spawn(const std::vector<std::string>& argv, int* out_fd, bool own_group) {
   std::vector<char*> args;
   for (auto& x : argv)
     args.push_back(const_cast<char*>(x.c_str()));
@@ -118,8 +117,8 @@ std::string run(const std::vector<std::string>& argv) {
 
 /// A fresh directory under the system's temporary directory.
 fs::path fresh_dir(const std::string& tag) {
-  auto base = (fs::temp_directory_path() / ("heaven-" + tag + "-XXXXXX"))
-                .string();
+  auto base
+    = (fs::temp_directory_path() / ("heaven-" + tag + "-XXXXXX")).string();
   if (::mkdtemp(base.data()) == nullptr)
     throw std::runtime_error("mkdtemp failed");
   return fs::canonical(base);
@@ -183,9 +182,9 @@ std::vector<pid_t> children_of(pid_t parent) {
 
 /// Makes key files `path` and `path.pub` with ssh-keygen.
 void keygen(const fs::path& path, const std::string& type, bool pem) {
-  std::vector<std::string> argv{"ssh-keygen", "-q",    "-t", type, "-N", "",
-                                "-C",         "heaven-test", "-f",
-                                path.string()};
+  std::vector<std::string> argv{"ssh-keygen", "-q",         "-t", type,
+                                "-N",         "",           "-C", "heaven-test",
+                                "-f",         path.string()};
   if (pem) {
     argv.insert(argv.begin() + 1, "PEM");
     argv.insert(argv.begin() + 1, "-m");
@@ -228,8 +227,8 @@ std::string key_fingerprint(const std::string& public_key) {
   std::string out;
   try {
     spit(dir / "key.pub", public_key + "\n");
-    out = run({"ssh-keygen", "-l", "-E", "sha256", "-f",
-               (dir / "key.pub").string()});
+    out = run(
+      {"ssh-keygen", "-l", "-E", "sha256", "-f", (dir / "key.pub").string()});
   } catch (...) {
     std::error_code ec;
     fs::remove_all(dir, ec);
@@ -286,8 +285,8 @@ sshd_server::sshd_server(const std::string& host_key_type)
     for (int attempt = 0; attempt < 10; ++attempt)
       if (start(free_port()))
         return;
-    throw std::runtime_error("sshd did not start; see "
-                             + log_path().string() + ":\n" + log());
+    throw std::runtime_error("sshd did not start; see " + log_path().string()
+                             + ":\n" + log());
   } catch (...) {
     std::error_code ec;
     fs::remove_all(dir_, ec);
