@@ -3,6 +3,7 @@
 // http_client actor and the real store on a real SQLite file (what heaven
 // deployed last is scripted).
 #include "actors/auto_deploy.hpp"
+#include "tests/support/logger.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -237,8 +238,10 @@ struct auto_fixture {
   store_actor real;
   std::shared_ptr<store_world> store_w = std::make_shared<store_world>();
   store_actor store;
-  http_stub github;
+  /// Declared before `github`, so it outlives the stub's threads (a request
+  /// still being answered while the fixture ends reads it).
   github_world world;
+  http_stub github;
   /// The "deploy" outbox, as heaven runs it.
   outbox_actor creations;
   outbox_options opts;
@@ -277,7 +280,7 @@ struct auto_fixture {
     caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
     stop(real);
     caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
-    spdlog::set_default_logger(previous);
+    heaven::test::restore_logger(previous);
   }
 
   /// Ends `a` and waits until it is gone.

@@ -30,6 +30,7 @@
 #include "base/health.hpp"
 #include "base/log_book.hpp"
 #include "base/webhook.hpp"
+#include "tests/support/logger.hpp"
 #include "tools/support/http_call.hpp"
 
 using namespace heaven;
@@ -194,7 +195,7 @@ struct log_capture {
   }
 
   ~log_capture() {
-    spdlog::set_default_logger(previous);
+    heaven::test::restore_logger(previous);
   }
 
   /// Everything logged so far, one line each.

@@ -7,6 +7,7 @@
 // http_client actor; heaven "restarts" by stopping its actors and starting
 // new ones on the same database.
 #include "actors/notify.hpp"
+#include "tests/support/logger.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -206,7 +207,7 @@ struct notify_fixture {
     stop_outboxes();
     stop(store);
     caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
-    spdlog::set_default_logger(previous);
+    heaven::test::restore_logger(previous);
     if (std::getenv("NOTIFY_TEST_DUMP"))
       std::fprintf(stderr, "%s", logged().c_str());
   }

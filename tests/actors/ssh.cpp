@@ -1,5 +1,6 @@
 // The SSH actor against a real OpenSSH server on 127.0.0.1.
 #include "actors/ssh.hpp"
+#include "tests/support/logger.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -499,7 +500,7 @@ BOOST_AUTO_TEST_CASE(the_private_key_never_reaches_the_log) {
   auto stranger = make_key("ed25519");
   opts.private_key = stranger.private_key;
   auto refused = run(spawn_ssh(sys, opts, sink), "true");
-  spdlog::set_default_logger(previous);
+  heaven::test::restore_logger(previous);
   BOOST_TEST(ok.exit_code == 0);
   BOOST_TEST(timed_out.error == "timed out after 300 ms");
   BOOST_TEST(refused.error != "");

@@ -23,6 +23,7 @@
 #include "actors/store.hpp"
 #include "base/health.hpp"
 #include "base/lifecycle.hpp"
+#include "tests/support/logger.hpp"
 #include "tools/support/http_stub.hpp"
 
 using namespace heaven;
@@ -138,7 +139,7 @@ struct fixture {
     caf::anon_send_exit(box, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
-    spdlog::set_default_logger(previous);
+    heaven::test::restore_logger(previous);
     std::error_code ec;
     fs::remove_all(dir, ec);
   }

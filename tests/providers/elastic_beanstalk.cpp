@@ -3,6 +3,7 @@
 // signature of every request as AWS would (from the request as received)
 // and refuse the ones that don't match.
 #include "providers/elastic_beanstalk.hpp"
+#include "tests/support/logger.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -128,7 +129,7 @@ struct eb_fixture {
     }
     caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
-    spdlog::set_default_logger(previous);
+    heaven::test::restore_logger(previous);
   }
 
   std::string event_date(int second) const {

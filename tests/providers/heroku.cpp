@@ -2,6 +2,7 @@
 // link), Heroku's Platform API and Heroku's build output host, over real
 // sockets, through the real http_client actor.
 #include "providers/heroku.hpp"
+#include "tests/support/logger.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -224,7 +225,7 @@ struct heroku_fixture {
   ~heroku_fixture() {
     caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
-    spdlog::set_default_logger(previous);
+    heaven::test::restore_logger(previous);
   }
 
   std::string tarball_url() const {
