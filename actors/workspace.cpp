@@ -23,10 +23,10 @@
 #include <caf/spawn_options.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/process.hpp"
+#include "base/config.hpp"
 #include "base/text.hpp"
 #include "base/validate.hpp"
 #include "messages/atoms.hpp"
@@ -37,24 +37,6 @@ namespace fs = std::filesystem;
 namespace heaven {
 
 namespace {
-
-std::string base64(const std::string& text) {
-  std::string result(4 * ((text.size() + 2) / 3) + 1, '\0');
-  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(result.data()),
-                           reinterpret_cast<const unsigned char*>(text.data()),
-                           static_cast<int>(text.size()));
-  result.resize(static_cast<size_t>(n));
-  return result;
-}
-
-void set_env(string_pairs& env, const std::string& key, std::string value) {
-  for (auto& kvp : env)
-    if (kvp.first == key) {
-      kvp.second = std::move(value);
-      return;
-    }
-  env.emplace_back(key, std::move(value));
-}
 
 /// Holds an flock(2) on a lock file: serialises mirror updates across
 /// deployments and across heaven processes sharing the data directory.
@@ -305,7 +287,8 @@ string_pairs git_env(const workspace_plan& plan) {
     set_env(env, "GIT_CONFIG_COUNT", "1");
     set_env(env, "GIT_CONFIG_KEY_0", "http." + prefix + ".extraheader");
     set_env(env, "GIT_CONFIG_VALUE_0",
-            "Authorization: Basic " + base64("x-access-token:" + plan.token));
+            "Authorization: Basic "
+              + base64_encode("x-access-token:" + plan.token));
   }
   return env;
 }

@@ -559,4 +559,21 @@ std::vector<std::string> secret_values(const settings& cfg,
   return result;
 }
 
+void set_env(string_pairs& env, const std::string& key, std::string value) {
+  for (auto& kvp : env)
+    if (kvp.first == key) {
+      kvp.second = std::move(value);
+      return;
+    }
+  env.emplace_back(key, std::move(value));
+}
+
+std::optional<std::string> get_env(const string_pairs& env,
+                                   std::string_view key) {
+  for (auto& kvp : env)
+    if (kvp.first == key)
+      return kvp.second;
+  return std::nullopt;
+}
+
 } // namespace heaven

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -124,6 +126,13 @@ string_pairs current_environment();
 /// The environment a deployment's processes start from: heaven's own minus
 /// the webhook secret and the variables named in `withhold_env`.
 string_pairs child_environment(const settings& cfg, const string_pairs& env);
+
+/// Sets `key` to `value` in `env`, replacing an earlier value.
+void set_env(string_pairs& env, const std::string& key, std::string value);
+
+/// The value of `key` in `env`, or nullopt when absent.
+std::optional<std::string> get_env(const string_pairs& env,
+                                   std::string_view key);
 
 /// The values that must never appear in a log: tokens, keys, secrets found in
 /// `cfg` and in well-known variables of `env`.

@@ -64,23 +64,6 @@ void command_state::clean_up() {
   fn();
 }
 
-void set_env(string_pairs& env, const std::string& key, std::string value) {
-  for (auto& kvp : env)
-    if (kvp.first == key) {
-      kvp.second = std::move(value);
-      return;
-    }
-  env.emplace_back(key, std::move(value));
-}
-
-std::optional<std::string> get_env(const string_pairs& env,
-                                   std::string_view key) {
-  for (auto& kvp : env)
-    if (kvp.first == key)
-      return kvp.second;
-  return std::nullopt;
-}
-
 string_pairs deployment_env(const provider_job& job) {
   auto env = job.env;
   auto& req = job.request;

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/config.hpp"
 #include "messages/interfaces.hpp"
 #include "messages/provider_job.hpp"
 
@@ -103,13 +104,6 @@ process_provider_actor::behavior_type
 command_provider(process_provider_actor::stateful_pointer<command_state> self,
                  provider_job job, deployment_actor deployment,
                  command_planner planner);
-
-/// Sets `key` to `value` in `env`, replacing an earlier value.
-void set_env(string_pairs& env, const std::string& key, std::string value);
-
-/// The value of `key` in `env`, or nullopt when absent.
-std::optional<std::string> get_env(const string_pairs& env,
-                                   std::string_view key);
 
 /// `job.env` plus BRANCH (ref), SHA, DEPLOY_ENV (environment) and
 /// DEPLOY_TASK (task), which win over the same names in `job.env`.
