@@ -73,25 +73,6 @@ bool read_request(const std::string& text, deployment_request& r, int64_t id) {
 
 using namespace sqlite_rows;
 
-namespace {
-
-/// The deployment payload stored in a request JSON ("{}" when missing).
-std::string stored_payload(const std::string& request, int64_t id) {
-  auto j = nlohmann::json::parse(request, nullptr, false);
-  if (j.is_object()) {
-    auto i = j.find("payload_json");
-    if (i != j.end() && i->is_string() && !i->get<std::string>().empty())
-      return i->get<std::string>();
-  } else {
-    spdlog::error("store found no readable request for deployment {}; "
-                  "using an empty payload",
-                  id);
-  }
-  return "{}";
-}
-
-} // namespace
-
 std::vector<outbox_row> sqlite_store::unsettled(const std::string& kind) {
   std::vector<outbox_row> result;
   auto& stmt = db_.cached("SELECT id, kind, stream, body, created_at FROM "
@@ -175,34 +156,6 @@ std::vector<env_lock> sqlite_store::locks() {
                             "environment");
   while (stmt.step())
     result.push_back(read_lock(stmt));
-  return result;
-}
-
-std::vector<deployed_environment>
-sqlite_store::latest(const std::string& repo) {
-  std::vector<deployed_environment> result;
-  auto& stmt = db_.cached(
-    "SELECT app, environment, sha, request, github_id, id FROM deployments "
-    "WHERE id IN (SELECT max(id) FROM deployments WHERE repo = ?1 "
-    "AND task = 'deploy' AND state = 'success' GROUP BY app, environment) "
-    "ORDER BY app, environment");
-  stmt.bind(1, repo);
-  while (stmt.step()) {
-    deployed_environment x;
-    x.app = stmt.text(0);
-    x.environment = stmt.text(1);
-    x.sha = stmt.text(2);
-    x.github_id = stmt.int64(4);
-    x.deployment_id = stmt.int64(5);
-    x.payload_json = stored_payload(stmt.text(3), x.deployment_id);
-    result.push_back(std::move(x));
-  }
-  for (auto& x : result) {
-    if (auto held = find_lock(db_, repo, x.environment)) {
-      x.locked = true;
-      x.lock = std::move(*held);
-    }
-  }
   return result;
 }
 

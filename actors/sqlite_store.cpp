@@ -226,30 +226,6 @@ bool busy(database& db, int64_t id, const deployment_request& r) {
   return found;
 }
 
-/// The sha last recorded for (repo, environment), "" when none.
-std::string revision(database& db, const std::string& repo,
-                     const std::string& environment) {
-  auto& stmt = db.cached(
-    "SELECT sha FROM revisions WHERE repo = ? AND environment = ?");
-  stmt.bind(1, repo).bind(2, environment);
-  std::string sha = stmt.step() ? stmt.text(0) : std::string{};
-  stmt.reset(); // See find_lock.
-  return sha;
-}
-
-/// Records `sha` as (repo, environment)'s revision, replacing the last.
-void record_revision(database& db, const std::string& repo,
-                     const std::string& environment, const std::string& sha) {
-  db.cached("INSERT INTO revisions(repo, environment, sha, recorded_at) "
-            "VALUES(?, ?, ?, ?) ON CONFLICT(repo, environment) DO UPDATE SET "
-            "sha = excluded.sha, recorded_at = excluded.recorded_at")
-    .bind(1, repo)
-    .bind(2, environment)
-    .bind(3, sha)
-    .bind(4, now_iso8601())
-    .run();
-}
-
 /// The stream of auto-deployments to `x`'s app and environment.
 std::string deploy_stream(const auto_deployment& x) {
   return x.repo + ":" + x.app + ":" + x.environment;
@@ -259,17 +235,23 @@ std::string deploy_stream(const auto_deployment& x) {
 /// names no state heaven knows), if there is such a deployment.
 std::optional<std::pair<deployment_request, std::optional<deploy_state>>>
 find_deployment(database& db, int64_t id) {
-  auto& stmt = db.cached("SELECT state, request, repo, github_id FROM "
-                         "deployments WHERE id = ?");
+  auto& stmt = db.cached("SELECT state, request, repo, github_id, app, "
+                         "environment, sha, task FROM deployments "
+                         "WHERE id = ?");
   stmt.bind(1, id);
   if (!stmt.step()) {
     stmt.reset();
     return std::nullopt;
   }
   auto state = parse_deploy_state(stmt.text(0));
+  // The columns are the fallback should the JSON be damaged or old.
   deployment_request r;
   r.repo = stmt.text(2);
   r.github_id = stmt.int64(3);
+  r.app = stmt.text(4);
+  r.environment = stmt.text(5);
+  r.sha = stmt.text(6);
+  r.task = stmt.text(7);
   auto request = stmt.text(1);
   stmt.reset();
   read_request(request, r, id);
@@ -326,14 +308,10 @@ accept_result sqlite_store::accept(const inbound_event& ev,
     res.state = v.state;
     res.description = std::move(v.description);
   } else if (ev.type == event_kind::deployment_status) {
-    // "The last deployed sha" is decided here, once: the notice carries the
+    // The notice's base is decided here, once: the notice carries the
     // revision before it, whenever and however often it is delivered.
     const auto& n = ev.notice;
-    std::string base;
-    if (records_revision(n)) {
-      base = revision(db_, n.repo, n.environment);
-      record_revision(db_, n.repo, n.environment, n.sha);
-    }
+    auto base = record_reported(db_, n, now);
     rows.push_back(insert_outbox(db_, notice_kind, notice_stream(n),
                                  notice_row_body(n, base)));
   }
@@ -366,6 +344,8 @@ bool sqlite_store::finish(int64_t id, const provider_outcome& outcome,
   if (!found || (found->second && terminal(*found->second)))
     return false;
   set_state(db_, id, outcome.state, outcome.description, now);
+  if (outcome.state == to_string(deploy_state::success))
+    record_finished(db_, id, found->first, now);
   rows.push_back(
     queue_status(db_, id, found->first, outcome.state, outcome.description));
   tx.commit();

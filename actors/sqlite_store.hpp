@@ -1,5 +1,6 @@
 /// The store contract on SQLite: heaven's database file (WAL) in the data
-/// directory.
+/// directory. The writes are in sqlite_store.cpp, the reads in
+/// sqlite_reads.cpp, what is deployed where (both) in sqlite_revisions.cpp.
 #pragma once
 
 #include <optional>
@@ -44,7 +45,7 @@ private:
   database db_;
 };
 
-// -- helpers shared by sqlite_store.cpp and sqlite_reads.cpp ------------------
+// -- helpers shared by the sqlite_*.cpp files ---------------------------------
 
 namespace sqlite_rows {
 
@@ -57,6 +58,21 @@ int64_t now_ms();
 /// The lock on (repo, environment), if any.
 std::optional<env_lock> find_lock(database& db, const std::string& repo,
                                   const std::string& environment);
+
+/// Heaven's deployment `id` of `r` ended in success: a `deploy` with a sha
+/// becomes the revision of its repository, app and environment (in the
+/// caller's transaction), unless that GitHub deployment is its revision
+/// already.
+void record_finished(database& db, int64_t id, const deployment_request& r,
+                     const std::string& now);
+
+/// GitHub reports `n`: a successful `deploy` of another tool becomes the
+/// revision of its repository, app and environment (in the caller's
+/// transaction); heaven's own deployments were recorded when they finished.
+/// Returns the notice's base: the sha `n` replaced there ("" when none, not
+/// known, or `n` is no successful `deploy`).
+std::string record_reported(database& db, const deployment_notice& n,
+                            const std::string& now);
 
 /// Reads a deployment's stored request (JSON text) into `r`; fields missing
 /// from the JSON keep the values already in `r` (taken from the row's

@@ -40,7 +40,7 @@ public:
   /// Records a delivery and everything it decides: the repository, the
   /// deployment and the rules' verdict on it (see store_rules.hpp) with the
   /// status that says so, the lock change, a notice and the revision it
-  /// records. A redelivery changes nothing.
+  /// records (see `latest`). A redelivery changes nothing.
   virtual accept_result accept(const inbound_event& ev, committed_rows& rows)
     = 0;
 
@@ -50,7 +50,8 @@ public:
   start(int64_t id, const std::string& description, committed_rows& rows)
     = 0;
 
-  /// Ends deployment `id` and queues its terminal status; false (nothing
+  /// Ends deployment `id` and queues its terminal status, and a successful
+  /// `deploy` becomes its app+environment's revision; false (nothing
   /// written) when there is no such deployment or it has ended already.
   virtual bool
   finish(int64_t id, const provider_outcome& outcome, committed_rows& rows)
@@ -87,8 +88,12 @@ public:
   /// Every lock, oldest first (ties by repository, then environment).
   virtual std::vector<env_lock> locks() = 0;
 
-  /// For `repo`: each app+environment's newest successful `deploy`, ordered
-  /// by app and environment, with the environment's lock.
+  /// For `repo`: each app+environment's revision (what is deployed there:
+  /// recorded when heaven finishes a successful `deploy`, and when GitHub
+  /// reports another tool's), ordered by app and environment, with the
+  /// heaven deployment to repeat (the one that deployed it, else heaven's
+  /// newest successful `deploy` there; places heaven never deployed to are
+  /// left out) and the environment's lock.
   virtual std::vector<deployed_environment> latest(const std::string& repo) = 0;
 
   /// Every repository heaven has heard from (or that was switched), by name.

@@ -90,11 +90,72 @@ CREATE INDEX IF NOT EXISTS outbox_unsettled
   ON outbox(kind, id) WHERE settled_at IS NULL;
 )sql";
 
+/// Version 4: one place says what is deployed where. `revisions` is keyed
+/// by repository, app and environment, and names the GitHub deployment that
+/// put the sha there (and heaven's own record of it, when heaven deployed
+/// it) and the sha it replaced. The data moves: for each app+environment the
+/// newer of heaven's newest successful `deploy` and the old row (which had
+/// no app: the repository's name after the '/', as the webhook's default),
+/// heaven's deployment when both name the same sha. When heaven's deployment
+/// wins, the old row's different sha is the one it replaced (the base its
+/// GitHub deployment_status event would have been given).
+constexpr const char* schema_v4_sql = R"sql(
+ALTER TABLE revisions RENAME TO revisions_v3;
+CREATE TABLE revisions(
+  repo TEXT NOT NULL,
+  app TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  sha TEXT NOT NULL,
+  previous_sha TEXT,
+  github_id INTEGER,
+  deployment_id INTEGER REFERENCES deployments(id),
+  recorded_at TEXT NOT NULL,
+  PRIMARY KEY(repo, app, environment));
+CREATE INDEX IF NOT EXISTS deployments_repo_github_id
+  ON deployments(repo, github_id);
+INSERT INTO revisions(repo, app, environment, sha, previous_sha, github_id,
+                      deployment_id, recorded_at)
+WITH heaven AS (
+  SELECT repo, app, environment, sha, github_id, id,
+         coalesce(finished_at, updated_at, created_at, '') AS at
+    FROM deployments
+   WHERE id IN (SELECT max(id) FROM deployments
+                 WHERE task = 'deploy' AND state = 'success'
+                   AND repo IS NOT NULL AND app IS NOT NULL
+                   AND environment IS NOT NULL AND coalesce(sha, '') != ''
+                 GROUP BY repo, app, environment)),
+outside AS (
+  SELECT repo, substr(repo, instr(repo, '/') + 1) AS app, environment, sha,
+         recorded_at AS at
+    FROM revisions_v3),
+places AS (
+  SELECT repo, app, environment FROM heaven
+  UNION SELECT repo, app, environment FROM outside),
+candidates AS (
+  SELECT p.repo, p.app, p.environment, h.sha AS h_sha, h.github_id, h.id,
+         h.at AS h_at, o.sha AS o_sha, o.at AS o_at,
+         h.id IS NULL OR (o.sha IS NOT NULL AND o.sha != h.sha
+                          AND o.at > h.at) AS outside_won
+    FROM places p
+    LEFT JOIN heaven h ON h.repo = p.repo AND h.app = p.app
+                      AND h.environment = p.environment
+    LEFT JOIN outside o ON o.repo = p.repo AND o.app = p.app
+                       AND o.environment = p.environment)
+SELECT repo, app, environment,
+       CASE WHEN outside_won THEN o_sha ELSE h_sha END,
+       CASE WHEN NOT outside_won AND o_sha != h_sha THEN o_sha END,
+       CASE WHEN outside_won THEN NULL ELSE github_id END,
+       CASE WHEN outside_won THEN NULL ELSE id END,
+       CASE WHEN outside_won THEN o_at ELSE h_at END
+  FROM candidates;
+DROP TABLE revisions_v3;
+)sql";
+
 /// The migrations, in order: entry i takes a database from schema version i
 /// to i + 1. They run in one transaction with the version check, so each
 /// runs once.
 constexpr const char* migrations[] = {schema_v1_sql, schema_v2_sql,
-                                      schema_v3_sql};
+                                      schema_v3_sql, schema_v4_sql};
 
 /// The schema this code writes; stored in `PRAGMA user_version` so a later
 /// version of heaven knows which migrations to run.

@@ -15,8 +15,8 @@ namespace heaven {
 /// The kind of the rows the store writes for `deployment_status` events.
 inline constexpr const char* notice_kind = "notice";
 
-/// A successful `deploy` with a sha: it records the revision of its
-/// repository and environment (and may list the commits it brought).
+/// A successful `deploy` with a sha: it is the revision of its repository,
+/// app and environment (and may list the commits it brought).
 bool records_revision(const deployment_notice& n);
 
 /// The stream of `n`'s row: one per GitHub deployment, so that one
@@ -30,9 +30,9 @@ nlohmann::json notice_json(const deployment_notice& n);
 /// is not such an object.
 deployment_notice notice_of(const nlohmann::json& j);
 
-/// The body of a "notice" row: `n`, and `base`, the revision of its
-/// repository and environment before it ("" when none or not a successful
-/// deploy).
+/// The body of a "notice" row: `n`, and `base`, the sha it replaced in its
+/// repository, app and environment ("" when none, not known, or not a
+/// successful deploy).
 std::string notice_row_body(const deployment_notice& n,
                             const std::string& base);
 

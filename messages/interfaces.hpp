@@ -33,17 +33,17 @@ using store_actor = caf::typed_actor<
   // also records its deployment, decides the lock and concurrency rules and
   // the receiver's refusal, and queues the status that says so: `queued`
   // when it may run, else its terminal status. For a deployment_status
-  // event queues its chat notice (a "notice" outbox row), and for a
-  // successful `deploy` records its revision, putting the previous one in
-  // the notice. Duplicates (same delivery id) change nothing.
+  // event queues its chat notice (a "notice" outbox row) with the sha a
+  // successful `deploy` replaced; another tool's deploy becomes the
+  // revision. Duplicates (same delivery id) change nothing.
   caf::replies_to<accept_atom, inbound_event>::with<accept_result>,
   // Marks queued deployment `id` running with this description and queues
   // its `in_progress` status, in one transaction: true when it was queued,
   // false when it was not (it has ended; nothing changes).
   caf::replies_to<start_atom, int64_t, std::string>::with<bool>,
-  // Ends deployment `id` with this outcome and queues its terminal status,
-  // in one transaction: true when this ended it, false when it had ended
-  // already (nothing changes: there is never a second terminal status).
+  // Ends deployment `id`, queues its terminal status and records the
+  // revision of a successful `deploy`, in one transaction: true when this
+  // ended it, false when it had ended already (nothing changes).
   caf::replies_to<finish_atom, int64_t, provider_outcome>::with<bool>,
   // Subscribes an outbox to the rows of one kind: answers the rows not yet
   // settled, oldest first, then sends it every row of that kind committed
@@ -59,8 +59,8 @@ using store_actor = caf::typed_actor<
   caf::replies_to<pending_atom>::with<std::vector<unfinished_deployment>>,
   // Lists every environment lock, oldest first.
   caf::replies_to<locks_atom>::with<std::vector<env_lock>>,
-  // For a repository: each app+environment with a successful `deploy`,
-  // its newest one, and whether the environment is locked.
+  // For a repository: each app+environment heaven deployed, its revision,
+  // the heaven deployment to repeat, and whether the environment is locked.
   caf::replies_to<latest_atom,
                   std::string>::with<std::vector<deployed_environment>>,
   // Claims the auto-deployment of (repo, app, environment, sha) and queues

@@ -393,9 +393,9 @@ typename Inspector::result_type inspect(Inspector& f, accept_result& x) {
 struct deployed_environment {
   std::string app;
   std::string environment;
-  /// The sha of the newest successful `deploy` there.
+  /// The sha deployed there last (its revision), by heaven or another tool.
   std::string sha;
-  /// That deployment's payload (a JSON object text).
+  /// The payload of the heaven deployment to repeat (a JSON object text).
   std::string payload_json;
   /// That deployment's GitHub id and local id.
   int64_t github_id = 0;

@@ -314,11 +314,11 @@ struct notify_fixture {
   /// Sets the revision of octo/app on production, as an earlier deploy
   /// would have.
   void set_revision(const std::string& revision) {
-    sql(db, "INSERT INTO revisions(repo, environment, sha, recorded_at) "
-            "VALUES('octo/app', 'production', '"
+    sql(db, "INSERT INTO revisions(repo, app, environment, sha, "
+            "recorded_at) VALUES('octo/app', 'app', 'production', '"
               + revision
               + "', 'then') "
-                "ON CONFLICT(repo, environment) DO UPDATE SET sha = "
+                "ON CONFLICT(repo, app, environment) DO UPDATE SET sha = "
                 "excluded.sha");
   }
 

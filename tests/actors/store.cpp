@@ -254,6 +254,101 @@ INSERT INTO repositories VALUES('octo/old', 0, '2026-01-02T03:04:06.006Z');
 )sql");
 }
 
+/// What heaven's schema version 2 and 3 added to version 1, as it was.
+constexpr const char* v2_v3_schema = R"sql(
+CREATE TABLE locks(
+  repo TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  locked_at TEXT NOT NULL,
+  deployment_id INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(repo, environment));
+CREATE TABLE revisions(
+  repo TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  sha TEXT NOT NULL,
+  recorded_at TEXT NOT NULL,
+  PRIMARY KEY(repo, environment));
+CREATE TABLE auto_deploys(
+  repo TEXT NOT NULL,
+  app TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  sha TEXT NOT NULL,
+  claimed_at TEXT NOT NULL,
+  PRIMARY KEY(repo, app, environment, sha));
+ALTER TABLE deployments ADD COLUMN started_at TEXT;
+CREATE INDEX deployments_app_environment_state
+  ON deployments(app, environment, state);
+CREATE TABLE outbox(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  stream TEXT NOT NULL,
+  body TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  settled_at INTEGER,
+  outcome TEXT);
+CREATE INDEX outbox_unsettled ON outbox(kind, id) WHERE settled_at IS NULL;
+PRAGMA user_version=3;
+)sql";
+
+/// A version 3 database where heaven's deployments and the revisions
+/// GitHub's deployment_status events recorded disagree. `sha(c)` is 40
+/// times `c`.
+void write_v3_database(const fs::path& db) {
+  auto sha = [](char c) { return "'" + std::string(40, c) + "'"; };
+  exec_sql(db, "PRAGMA journal_mode=WAL");
+  exec_sql(db, v1_schema);
+  exec_sql(db, v2_v3_schema);
+  // Deployment id, GitHub id, app, environment, task, sha, state and when
+  // it finished.
+  auto deployment = [&](int id, const std::string& app, const std::string& env,
+                        const std::string& task, char c,
+                        const std::string& state, const std::string& finished) {
+    auto n = std::to_string(id);
+    return "INSERT INTO deployments(id, github_id, repo, app, environment, "
+           "ref, sha, task, provider, actor, state, description, request, "
+           "created_at, updated_at, finished_at) VALUES("
+           + n + ", 10" + n + ", 'octo/app', '" + app + "', '" + env
+           + "', 'main', " + sha(c) + ", '" + task + "', 'shell', 'alice', '"
+           + state + "', '', '{\"payload_json\":\"{\\\"n\\\":" + n
+           + "}\"}', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', "
+           + (finished.empty() ? "NULL" : "'2026-01-01T" + finished + "Z'")
+           + ");\n";
+  };
+  auto revision = [&](const std::string& repo, const std::string& env, char c,
+                      const std::string& at) {
+    return "INSERT INTO revisions VALUES('" + repo + "', '" + env + "', "
+           + sha(c) + ", '2026-01-01T" + at + "Z');\n";
+  };
+  exec_sql(
+    db,
+    // production: an older success, the newest success (2), then a
+    // failure and another task; another tool deployed b after 2.
+    deployment(1, "app", "production", "deploy", '1', "success", "10:00:00.000")
+      + deployment(2, "app", "production", "deploy", 'a', "success",
+                   "11:00:00.000")
+      + deployment(3, "app", "production", "deploy", '9', "failure",
+                   "12:00:00.000")
+      + deployment(4, "app", "production", "deploy:migrations", '8', "success",
+                   "13:00:00.000")
+      + revision("octo/app", "production", 'b', "12:30:00.000")
+      // staging: heaven deployed c after the d recorded there (its
+      // GitHub event still to come); then one is running.
+      + deployment(5, "app", "staging", "deploy", 'c', "success",
+                   "11:00:00.000")
+      + deployment(8, "app", "staging", "deploy", '7', "running", "")
+      + revision("octo/app", "staging", 'd', "10:30:00.000")
+      // qa: heaven's deploy of e, recorded again by its GitHub event.
+      + deployment(6, "app", "qa", "deploy", 'e', "success", "11:00:00.000")
+      + revision("octo/app", "qa", 'e', "11:00:05.000")
+      // Another app of the repository: only heaven's deploy.
+      + deployment(7, "worker", "production", "deploy", 'f', "success",
+                   "11:00:00.000")
+      // A repository only another tool deploys.
+      + revision("octo/lib", "production", 'g', "09:00:00.000"));
+}
+
 /// A temp directory, an actor system and helpers to ask the store.
 struct fixture {
   temp_dir dir; // Declared first: removed after the system is gone.
@@ -421,6 +516,43 @@ struct fixture {
                     + j.at("description").get<std::string>());
     }
     return out;
+  }
+
+  /// Heaven deploys `sha` of octo/app (app `app`) to `env` as GitHub
+  /// deployment `github_id` of `task`, and the provider ends it in `state`;
+  /// its local id.
+  int64_t heaven_deploys(const store_actor& s, int64_t github_id,
+                         const std::string& sha, const std::string& state,
+                         const std::string& env = "production",
+                         const std::string& task = "deploy",
+                         const std::string& app = "app") {
+    auto ev = task_event("hd-" + std::to_string(github_id), github_id, env,
+                         task, "alice");
+    ev.deployment.sha = sha;
+    ev.deployment.app = app;
+    ev.deployment.payload_json = R"({"name":")" + app + R"(","github_id":)"
+                                 + std::to_string(github_id) + "}";
+    auto id = accept_ok(s, ev).deployment_id;
+    BOOST_REQUIRE(start_one(s, id, "Running"));
+    auto ended = finish(s, id, state, "Done");
+    BOOST_REQUIRE(ended && *ended);
+    return id;
+  }
+
+  /// The revisions, by repository, app and environment: "repo app
+  /// environment sha previous_sha github_id deployment_id" ("-" for NULL).
+  std::vector<std::string> revisions() {
+    return query(db, "SELECT repo || ' ' || app || ' ' || environment || ' ' "
+                     "|| sha || ' ' || ifnull(previous_sha, '-') || ' ' || "
+                     "ifnull(github_id, '-') || ' ' || "
+                     "ifnull(deployment_id, '-') FROM revisions "
+                     "ORDER BY repo, app, environment");
+  }
+
+  /// The notice rows, oldest first: "stream base".
+  std::vector<std::string> notice_bases() {
+    return query(db, "SELECT stream || ' ' || json_extract(body, '$.base') "
+                     "FROM outbox WHERE kind = 'notice' ORDER BY id");
   }
 };
 
@@ -643,7 +775,7 @@ BOOST_AUTO_TEST_CASE(database_is_in_wal_mode_with_a_schema_version) {
   auto s = start();
   accept_ok(s, other_event("p-1", "ping"));
   BOOST_CHECK_EQUAL(query_one(db, "PRAGMA journal_mode"), "wal");
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
   BOOST_CHECK(fs::exists(dir.path / "heaven.sqlite3-wal"));
   BOOST_CHECK_EQUAL(
     query_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
@@ -1167,6 +1299,133 @@ BOOST_AUTO_TEST_CASE(a_deployment_status_queues_its_notice_and_revision) {
                     "6");
 }
 
+BOOST_AUTO_TEST_CASE(a_successful_deploy_records_its_revision_as_it_ends) {
+  auto s = start();
+  auto sha = [](char c) { return std::string(40, c); };
+  // Failures and other tasks record nothing.
+  heaven_deploys(s, 21, sha('1'), "failure");
+  heaven_deploys(s, 22, sha('2'), "success", "production", "deploy:migrations");
+  BOOST_CHECK(revisions().empty());
+  auto id = heaven_deploys(s, 23, sha('a'), "success");
+  BOOST_CHECK_EQUAL(id, 3);
+  std::vector<std::string> expected{"octo/app app production " + sha('a')
+                                    + " - 23 3"};
+  BOOST_CHECK(revisions() == expected);
+  // Recorded as the deployment ended: in the same write.
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT recorded_at FROM revisions"),
+                    query_one(db, "SELECT finished_at FROM deployments "
+                                  "WHERE id = 3"));
+  // The next one replaces it, naming the sha it replaced; every app and
+  // environment has its own.
+  heaven_deploys(s, 24, sha('b'), "success");
+  heaven_deploys(s, 25, sha('c'), "success", "staging");
+  heaven_deploys(s, 26, sha('d'), "success", "production", "deploy", "worker");
+  heaven_deploys(s, 27, sha('e'), "error");
+  expected = {"octo/app app production " + sha('b') + " " + sha('a') + " 24 4",
+              "octo/app app staging " + sha('c') + " - 25 5",
+              "octo/app worker production " + sha('d') + " - 26 6"};
+  BOOST_CHECK(revisions() == expected);
+}
+
+BOOST_AUTO_TEST_CASE(a_deploy_ends_only_with_its_revision) {
+  auto s = start();
+  auto r = accept_ok(s, task_event("d-1", 31, "production", "deploy", "bob"));
+  BOOST_REQUIRE(start_one(s, r.deployment_id, "Running"));
+  // A revision that cannot be written: the deployment does not end either.
+  query(db, "CREATE TRIGGER no_revisions BEFORE INSERT ON revisions "
+            "BEGIN SELECT RAISE(ABORT, 'no revisions here'); END");
+  auto refused = finish(s, r.deployment_id, "success", "Deployed");
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(sys.render(refused.error()).find("no revisions here")
+              != std::string::npos);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT state || ' ' || "
+                                  "ifnull(finished_at, '-') FROM deployments"),
+                    "running -");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox WHERE kind = "
+                                  "'status' AND json_extract(body, "
+                                  "'$.state') = 'success'"),
+                    "0");
+  BOOST_CHECK(revisions().empty());
+  // Once it can be written, both are.
+  query(db, "DROP TRIGGER no_revisions");
+  auto ended = finish(s, r.deployment_id, "success", "Deployed");
+  BOOST_REQUIRE(ended);
+  BOOST_CHECK(*ended);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT state FROM deployments"), "success");
+  std::vector<std::string> expected{
+    "octo/app app production 0123456789abcdef0123456789abcdef01234567 - 31 1"};
+  BOOST_CHECK(revisions() == expected);
+}
+
+BOOST_AUTO_TEST_CASE(githubs_status_of_heavens_own_deploy_moves_nothing) {
+  auto s = start();
+  auto a = std::string(40, 'a');
+  auto b = std::string(40, 'b');
+  heaven_deploys(s, 41, a, "success");
+  heaven_deploys(s, 42, b, "success");
+  auto recorded_at = query_one(db, "SELECT recorded_at FROM revisions");
+  // GitHub's event for the deploy heaven recorded as it ended: the notice
+  // compares with the sha that deploy replaced, as when the event recorded
+  // it; so does the event redelivered by hand (a new delivery).
+  notice(s, "ds-1", make_notice(42, "success", b));
+  notice(s, "ds-2", make_notice(42, "success", b));
+  // A late event of heaven's deploy before: replaced since, it moves
+  // nothing back, and what it replaced is no longer known.
+  notice(s, "ds-3", make_notice(41, "success", a));
+  std::vector<std::string> expected{"octo/app app production " + b + " " + a
+                                    + " 42 2"};
+  BOOST_CHECK(revisions() == expected);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT recorded_at FROM revisions"),
+                    recorded_at);
+  std::vector<std::string> bases{"octo/app#42 " + a, "octo/app#42 " + a,
+                                 "octo/app#41 "};
+  BOOST_CHECK(notice_bases() == bases);
+}
+
+BOOST_AUTO_TEST_CASE(another_tools_deploy_is_what_auto_deploy_compares_with) {
+  auto s = start();
+  auto sha = [](char c) { return std::string(40, c); };
+  heaven_deploys(s, 51, sha('a'), "success");
+  // Another tool deploys c there; GitHub says so. A redelivery by hand
+  // changes nothing and compares the same.
+  notice(s, "ds-1", make_notice(900, "success", sha('c')));
+  notice(s, "ds-2", make_notice(900, "success", sha('c')));
+  std::vector<std::string> expected{"octo/app app production " + sha('c') + " "
+                                    + sha('a') + " 900 -"};
+  BOOST_CHECK(revisions() == expected);
+  // Auto-deploy compares with c, and would repeat heaven's deployment.
+  auto xs = latest(s, "octo/app");
+  BOOST_REQUIRE_EQUAL(xs.size(), 1u);
+  BOOST_CHECK_EQUAL(xs[0].app, "app");
+  BOOST_CHECK_EQUAL(xs[0].environment, "production");
+  BOOST_CHECK_EQUAL(xs[0].sha, sha('c'));
+  BOOST_CHECK_EQUAL(xs[0].payload_json, R"({"name":"app","github_id":51})");
+  BOOST_CHECK_EQUAL(xs[0].github_id, 51);
+  BOOST_CHECK_EQUAL(xs[0].deployment_id, 1);
+  // An app heaven never deployed: recorded, not auto-deployed.
+  auto worker = make_notice(901, "success", sha('d'));
+  worker.app = "worker";
+  notice(s, "ds-3", worker);
+  BOOST_CHECK_EQUAL(latest(s, "octo/app").size(), 1u);
+  // Heaven's next deploy replaces the other tool's, and its own event
+  // compares with it.
+  heaven_deploys(s, 52, sha('e'), "success");
+  notice(s, "ds-4", make_notice(52, "success", sha('e')));
+  expected = {"octo/app app production " + sha('e') + " " + sha('c') + " 52 2",
+              "octo/app worker production " + sha('d') + " - 901 -"};
+  BOOST_CHECK(revisions() == expected);
+  xs = latest(s, "octo/app");
+  BOOST_REQUIRE_EQUAL(xs.size(), 1u);
+  BOOST_CHECK_EQUAL(xs[0].sha, sha('e'));
+  BOOST_CHECK_EQUAL(xs[0].payload_json, R"({"name":"app","github_id":52})");
+  BOOST_CHECK_EQUAL(xs[0].github_id, 52);
+  BOOST_CHECK_EQUAL(xs[0].deployment_id, 2);
+  std::vector<std::string> bases{"octo/app#900 " + sha('a'),
+                                 "octo/app#900 " + sha('a'), "octo/app#901 ",
+                                 "octo/app#52 " + sha('c')};
+  BOOST_CHECK(notice_bases() == bases);
+}
+
 // -- the command line
 // ----------------------------------------------------------
 
@@ -1218,21 +1477,21 @@ BOOST_AUTO_TEST_CASE(the_command_line_never_creates_a_database) {
 }
 
 BOOST_AUTO_TEST_CASE(a_newer_schema_is_refused) {
-  exec_sql(db, "PRAGMA user_version=4");
+  exec_sql(db, "PRAGMA user_version=5");
   try {
     read_locks(db.string());
-    BOOST_FAIL("a version 4 database was read");
+    BOOST_FAIL("a version 5 database was read");
   } catch (const std::runtime_error& e) {
     BOOST_CHECK_EQUAL(e.what(), db.string()
-                                  + " has schema version 4, newer "
-                                    "than this heaven's 3");
+                                  + " has schema version 5, newer "
+                                    "than this heaven's 4");
   }
   auto s = start();
   auto r = accept(s, other_event("p-1", "ping"));
   BOOST_REQUIRE(!r);
-  BOOST_CHECK(sys.render(r.error()).find("newer than this heaven's 3")
+  BOOST_CHECK(sys.render(r.error()).find("newer than this heaven's 4")
               != std::string::npos);
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "5");
 }
 
 // -- migration
@@ -1242,7 +1501,7 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
   write_v1_database(db);
   auto s = start();
   auto xs = pending(s); // Answered once the store has opened the file.
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
   for (auto table : {"locks", "revisions", "auto_deploys"})
     BOOST_CHECK_EQUAL(query_one(db, std::string("SELECT count(*) FROM "
                                                 "sqlite_master WHERE type = "
@@ -1285,7 +1544,7 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
   auto again = start();
   BOOST_CHECK_EQUAL(list(again, 10).size(), 3u);
   BOOST_CHECK_EQUAL(locks(again).size(), 1u);
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
 }
 
 BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
@@ -1294,7 +1553,7 @@ BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
   BOOST_REQUIRE_EQUAL(repos.size(), 2u);
   BOOST_CHECK_EQUAL(repos[1].repo, "octo/old");
   BOOST_CHECK(!repos[1].active);
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "3");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
   BOOST_CHECK(read_locks(db.string()).empty());
   // Twice is the same as once.
   set_repository_active(db.string(), "octo/old", true);
@@ -1302,6 +1561,61 @@ BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
                                   "WHERE repo = 'octo/old'"),
                     "1");
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deployments"), "2");
+}
+
+BOOST_AUTO_TEST_CASE(a_version_3_database_moves_its_revisions) {
+  write_v3_database(db);
+  auto s = start();
+  auto xs = latest(s, "octo/app"); // Answered once the file is migrated.
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM sqlite_master WHERE "
+                                  "name = 'revisions_v3'"),
+                    "0");
+  // Per app and environment the newer of heaven's newest successful deploy
+  // and the old row (its app the repository's name), heaven's when both
+  // name one sha; heaven's replaced the old row's other sha.
+  auto sha = [](char c) { return std::string(40, c); };
+  auto rows = query(db, "SELECT repo || ' ' || app || ' ' || environment || "
+                        "' ' || sha || ' ' || ifnull(previous_sha, '-') || "
+                        "' ' || ifnull(github_id, '-') || ' ' || "
+                        "ifnull(deployment_id, '-') || ' ' || recorded_at "
+                        "FROM revisions ORDER BY repo, app, environment");
+  std::vector<std::string> expected{
+    "octo/app app production " + sha('b') + " - - - 2026-01-01T12:30:00.000Z",
+    "octo/app app qa " + sha('e') + " - 106 6 2026-01-01T11:00:00.000Z",
+    "octo/app app staging " + sha('c') + " " + sha('d')
+      + " 105 5 2026-01-01T11:00:00.000Z",
+    "octo/app worker production " + sha('f')
+      + " - 107 7 2026-01-01T11:00:00.000Z",
+    "octo/lib lib production " + sha('g') + " - - - 2026-01-01T09:00:00.000Z"};
+  BOOST_CHECK_EQUAL_COLLECTIONS(rows.begin(), rows.end(), expected.begin(),
+                                expected.end());
+  // Auto-deploy compares with them, repeating heaven's deployments; it
+  // leaves out what heaven never deployed.
+  BOOST_REQUIRE_EQUAL(xs.size(), 4u);
+  std::vector<std::string> seen;
+  for (auto& x : xs)
+    seen.push_back(x.app + " " + x.environment + " " + x.sha + " "
+                   + x.payload_json + " " + std::to_string(x.github_id) + " "
+                   + std::to_string(x.deployment_id));
+  expected = {"app production " + sha('b') + R"( {"n":2} 102 2)",
+              "app qa " + sha('e') + R"( {"n":6} 106 6)",
+              "app staging " + sha('c') + R"( {"n":5} 105 5)",
+              "worker production " + sha('f') + R"( {"n":7} 107 7)"};
+  BOOST_CHECK_EQUAL_COLLECTIONS(seen.begin(), seen.end(), expected.begin(),
+                                expected.end());
+  BOOST_CHECK(latest(s, "octo/lib").empty());
+  // The GitHub event of staging's deploy, on its way during the upgrade:
+  // compared with d, as before the upgrade, and nothing moves.
+  notice(s, "ds-1", make_notice(105, "success", sha('c'), "staging"));
+  std::vector<std::string> bases{"octo/app#105 " + sha('d')};
+  BOOST_CHECK(notice_bases() == bases);
+  BOOST_CHECK_EQUAL(revision("octo/app", "staging"), sha('c'));
+  // Opening it again migrates nothing.
+  stop_all();
+  start();
+  BOOST_CHECK_EQUAL(latest(stores.back(), "octo/app").size(), 4u);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM revisions"), "5");
 }
 
 // -- the write-ahead lifecycle and the outbox
