@@ -15,6 +15,7 @@
 #include "actors/notifiers/notifier.hpp"
 #include "base/github.hpp"
 #include "base/notices.hpp"
+#include "base/rows.hpp"
 
 namespace heaven {
 
@@ -66,10 +67,7 @@ struct chat_row {
 };
 
 chat_row read_chat_row(const outbox_row& row) {
-  auto j = json::parse(row.body, nullptr, false);
-  if (!j.is_object() || !j.contains("notice"))
-    throw std::runtime_error("chat row " + std::to_string(row.id)
-                             + " holds no notice");
+  auto j = row_object(row, "chat");
   chat_row x;
   x.notice = notice_of(j["notice"]);
   auto k = j.value("message", int64_t{0});
@@ -157,10 +155,7 @@ struct notice_row {
 };
 
 notice_row read_notice_row(const outbox_row& row) {
-  auto j = json::parse(row.body, nullptr, false);
-  if (!j.is_object() || !j.contains("notice"))
-    throw std::runtime_error("notice row " + std::to_string(row.id)
-                             + " holds no notice");
+  auto j = row_object(row, "notice");
   return {notice_of(j["notice"]), j.value("base", "")};
 }
 

@@ -28,14 +28,10 @@ waited wait_connected(int fd, clock_type::time_point deadline,
   for (;;) {
     if (sw.tripped)
       return waited::cancelled;
-    auto now = clock_type::now();
-    if (now >= deadline)
+    auto ms = poll_timeout(deadline, 1000);
+    if (!ms)
       return waited::deadline;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline
-                                                                      - now);
-    auto rc = ::poll(
-      fds.data(), 2,
-      static_cast<int>(std::min<int64_t>(left.count() + 1, 1000)));
+    auto rc = ::poll(fds.data(), 2, *ms);
     if (rc < 0 && errno != EINTR)
       return waited::failed;
     if (rc > 0 && fds[0].revents != 0)
@@ -44,6 +40,16 @@ waited wait_connected(int fd, clock_type::time_point deadline,
 }
 
 } // namespace
+
+std::optional<int> poll_timeout(clock_type::time_point deadline,
+                                int64_t cap_ms) {
+  auto now = clock_type::now();
+  if (now >= deadline)
+    return std::nullopt;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline
+                                                                    - now);
+  return static_cast<int>(std::min<int64_t>(left.count() + 1, cap_ms));
+}
 
 // -- cancel_switch ------------------------------------------------------------
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,12 @@ struct cancel_switch {
 int connect_tcp(const std::string& host, int port, int64_t timeout_ms,
                 clock_type::time_point deadline, const cancel_switch& sw,
                 std::string& why);
+
+/// How long a poll() may wait for `deadline` (one millisecond past it, so
+/// that it has passed when poll returns empty), at most `cap_ms`; nothing
+/// when the deadline has passed.
+std::optional<int> poll_timeout(clock_type::time_point deadline,
+                                int64_t cap_ms);
 
 /// The shell script that ends remote process group `pid`: SIGTERM, up to
 /// `grace_ms` for it to go, then SIGKILL.

@@ -155,13 +155,10 @@ private:
     for (;;) {
       if (cancellable && switch_->tripped)
         return ended::cancelled;
-      auto now = clock_type::now();
-      if (now >= deadline)
+      auto ms = poll_timeout(deadline, 200);
+      if (!ms)
         return ended::deadline;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline
-                                                                        - now);
-      auto ms = static_cast<int>(std::min<int64_t>(left.count() + 1, 200));
-      auto rc = ::poll(fds.data(), cancellable ? 2 : 1, ms);
+      auto rc = ::poll(fds.data(), cancellable ? 2 : 1, *ms);
       if (rc < 0 && errno == EINTR)
         continue;
       if (cancellable && switch_->tripped)
@@ -247,37 +244,41 @@ private:
       return fail("cannot read the known_hosts file " + opts_.known_hosts
                   + " (for " + where_ + ")");
     prefer_known_key_types(known.get());
-    switch (call([&] { return libssh2_session_handshake(ssh_, sock_); },
-                 deadline, true)) {
-      case ended::done:
-        break;
-      case ended::deadline:
-        return timed_out;
-      case ended::cancelled:
-        return make_error(ec::cancelled, "cancelled");
-      case ended::failed:
-        return fail("SSH handshake with " + where_ + " failed: " + failure_);
-    }
+    // The error of a step that did not end well; `failed` says why it
+    // failed (after the step, which sets failure_).
+    auto unless_done = [&](ended e, auto failed) -> caf::error {
+      switch (e) {
+        case ended::done:
+          return {};
+        case ended::deadline:
+          return timed_out;
+        case ended::cancelled:
+          return make_error(ec::cancelled, "cancelled");
+        case ended::failed:
+          break;
+      }
+      return fail(failed());
+    };
+    auto handshake = call(
+      [&] { return libssh2_session_handshake(ssh_, sock_); }, deadline, true);
+    if (auto err = unless_done(handshake, [&] {
+          return "SSH handshake with " + where_ + " failed: " + failure_;
+        }))
+      return err;
     if (auto why = verify_host_key(known.get()); !why.empty())
       return fail(why);
-    auto rc = 0;
-    switch (call(
+    auto signed_in = call(
       [&] {
         return libssh2_userauth_publickey_frommemory(
           ssh_, opts_.user.data(), opts_.user.size(), nullptr, 0,
           opts_.private_key.data(), opts_.private_key.size(), "");
       },
-      deadline, true, &rc)) {
-      case ended::done:
-        break;
-      case ended::deadline:
-        return timed_out;
-      case ended::cancelled:
-        return make_error(ec::cancelled, "cancelled");
-      case ended::failed:
-        return fail("cannot sign in as " + opts_.user + " to " + where_
-                    + " with the deploy key: " + failure_);
-    }
+      deadline, true);
+    if (auto err = unless_done(signed_in, [&] {
+          return "cannot sign in as " + opts_.user + " to " + where_
+                 + " with the deploy key: " + failure_;
+        }))
+      return err;
     spdlog::info("ssh {}: signed in as {}", where_, opts_.user);
     return {};
   }

@@ -23,6 +23,9 @@ bool records_revision(const deployment_notice& n);
 /// deployment's notices go out in order ("octo/app#42").
 std::string notice_stream(const deployment_notice& n);
 
+/// The stored form of a commit list (a part of notice_json).
+nlohmann::json changes_json(const commit_changes& c);
+
 /// Every field of `n` (its commit list included) as a JSON object.
 nlohmann::json notice_json(const deployment_notice& n);
 

@@ -1,5 +1,6 @@
 #include "base/text.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -51,18 +52,11 @@ std::string base64_encode(std::string_view bytes) {
 }
 
 std::string base64_decode(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z')
-      return c - 'A';
-    if (c >= 'a' && c <= 'z')
-      return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-      return c - '0' + 52;
-    if (c == '+')
-      return 62;
-    if (c == '/')
-      return 63;
-    return -1;
+  constexpr std::string_view alphabet
+    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  auto value = [&](char c) -> int {
+    auto at = alphabet.find(c);
+    return at == std::string_view::npos ? -1 : static_cast<int>(at);
   };
   std::string out;
   uint32_t bits = 0;
@@ -112,6 +106,22 @@ bool equal_constant_time(std::string_view a, std::string_view b) {
   if (a.size() != b.size())
     return false;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string
+replace_chars(std::string_view s,
+              std::initializer_list<std::pair<char, std::string_view>> table) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    auto hit = std::find_if(table.begin(), table.end(),
+                            [c](const auto& x) { return x.first == c; });
+    if (hit == table.end())
+      out += c;
+    else
+      out += hit->second;
+  }
+  return out;
 }
 
 std::string shell_quote(std::string_view text) {

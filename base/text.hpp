@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace heaven {
 
@@ -44,6 +46,12 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 bool equal_constant_time(std::string_view a, std::string_view b);
 
 // -- words for others --------------------------------------------------------
+
+/// `s` with every character that `table` names replaced by its text (the
+/// escapes of HTML, of chat markup, ...).
+std::string
+replace_chars(std::string_view s,
+              std::initializer_list<std::pair<char, std::string_view>> table);
 
 /// `text` as one word for a POSIX shell: in single quotes, each ' written as
 /// '\''. Whatever `text` holds (`x; rm -rf /`, $(...), newlines), the shell

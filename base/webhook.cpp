@@ -167,17 +167,8 @@ std::string read_payload(const std::string& text,
       if (key == "name")
         return read_checked(val, "deployment.payload.name", p.name,
                             limits::name);
-      if (key == "config") {
-        od::json_type type;
-        if (auto err = val.type().get(type))
-          return malformed(err);
-        if (type == od::json_type::null)
-          return {};
-        od::object config;
-        if (val.get_object().get(config))
-          return wrong_type(config_path, "an object");
-        return for_each_field(config, read_config);
-      }
+      if (key == "config")
+        return read_object(val, config_path, read_config);
       if (key == "notify")
         return read_object(val, "deployment.payload.notify", read_notify);
       if (key == "aws") {
@@ -198,45 +189,42 @@ struct status_fields {
 /// Reads `branches[].name`; a missing or null list is no branches. GitHub
 /// sends at most limits::branches; each name is a ref (limits::ref bytes).
 std::string read_branches(od::value& v, std::vector<std::string>& out) {
-  od::json_type type;
-  if (auto err = v.type().get(type))
-    return malformed(err);
-  if (type == od::json_type::null)
-    return {};
-  od::array arr;
-  if (type != od::json_type::array || v.get_array().get(arr))
-    return wrong_type("branches", "an array");
-  std::size_t count = 0;
-  for (auto res : arr) {
-    if (++count > limits::branches)
-      return "branches has more than " + std::to_string(limits::branches)
-             + " entries";
-    od::value item;
-    if (auto err = std::move(res).get(item))
-      return malformed(err);
-    od::json_type item_type;
-    if (auto err = item.type().get(item_type))
-      return malformed(err);
-    auto path = "branches[" + std::to_string(count - 1) + "]";
-    if (item_type != od::json_type::object)
-      return wrong_type(path, "an object");
-    std::optional<std::string> name;
-    auto msg = read_object(item, path,
-                           [&](std::string_view key, od::value& val) {
-                             return key == "name"
-                                      ? read_string(val, path + ".name", name)
-                                      : std::string{};
-                           });
-    if (!msg.empty())
-      return msg;
-    if (name)
-      if (auto msg = check_bytes(path + ".name", *name, limits::ref);
-          !msg.empty())
+  return unless_null(v, [&](od::json_type type) -> std::string {
+    od::array arr;
+    if (type != od::json_type::array || v.get_array().get(arr))
+      return wrong_type("branches", "an array");
+    std::size_t count = 0;
+    for (auto res : arr) {
+      if (++count > limits::branches)
+        return "branches has more than " + std::to_string(limits::branches)
+               + " entries";
+      od::value item;
+      if (auto err = std::move(res).get(item))
+        return malformed(err);
+      auto path = "branches[" + std::to_string(count - 1) + "]";
+      od::json_type item_type;
+      if (auto err = item.type().get(item_type))
+        return malformed(err);
+      if (item_type != od::json_type::object)
+        return wrong_type(path, "an object");
+      std::optional<std::string> name;
+      auto msg = read_object(item, path,
+                             [&](std::string_view key, od::value& val) {
+                               return key == "name"
+                                        ? read_string(val, path + ".name", name)
+                                        : std::string{};
+                             });
+      if (!msg.empty())
         return msg;
-    if (name && !name->empty())
-      out.push_back(std::move(*name));
-  }
-  return {};
+      if (name)
+        if (auto msg = check_bytes(path + ".name", *name, limits::ref);
+            !msg.empty())
+          return msg;
+      if (name && !name->empty())
+        out.push_back(std::move(*name));
+    }
+    return {};
+  });
 }
 
 /// Fields of a `deployment_status` event before defaults are applied.
@@ -255,18 +243,14 @@ std::string read_deployment_status(od::value& v, notice_fields& f) {
     return wrong_type("deployment_status", "an object");
   return for_each_field(
     obj, [&](std::string_view key, od::value& val) -> std::string {
-      if (key == "id") {
-        od::json_type type;
-        if (auto err = val.type().get(type))
-          return malformed(err);
-        if (type == od::json_type::null)
-          return {};
-        int64_t id = 0;
-        if (val.get_int64().get(id))
-          return wrong_type("deployment_status.id", "an integer");
-        f.status_id = id;
-        return {};
-      }
+      if (key == "id")
+        return unless_null(val, [&](od::json_type) {
+          int64_t id = 0;
+          if (val.get_int64().get(id))
+            return wrong_type("deployment_status.id", "an integer");
+          f.status_id = id;
+          return std::string{};
+        });
       if (key == "state")
         return read_string(val, "deployment_status.state", f.state);
       if (key == "description")
@@ -328,39 +312,48 @@ std::string check_deployment(const raw_fields& f) {
   });
 }
 
-} // namespace
-
-std::variant<deployment_request, std::string>
-parse_deployment(std::string_view body) {
+/// Reads a deployment or deployment_status event: `deployment`,
+/// `repository` and `sender` into `d`, any other top-level field through
+/// `more(key, value)`.
+template <class F>
+std::string
+read_deployment_event(std::string_view body, raw_fields& d, F more) {
   // Ondemand skips what it is not asked about, so check the whole text first:
   // the body is stored and re-read later, it must be sound throughout.
   if (auto msg = check_json_object(body); !msg.empty())
     return msg;
+  return for_each_root_field(body, [&](std::string_view key, od::value& val) {
+    if (key == "deployment")
+      return read_deployment(val, d);
+    if (key == "repository")
+      return read_repository(val, d.repo);
+    if (key == "sender")
+      return read_login(val, "sender", d.sender);
+    return more(key, val);
+  });
+}
+
+} // namespace
+
+std::variant<deployment_request, std::string>
+parse_deployment(std::string_view body) {
   raw_fields f;
-  auto msg = for_each_root_field(body,
-                                 [&](std::string_view key, od::value& val) {
-                                   if (key == "deployment")
-                                     return read_deployment(val, f);
-                                   if (key == "repository")
-                                     return read_repository(val, f.repo);
-                                   if (key == "sender")
-                                     return read_login(val, "sender", f.sender);
-                                   return std::string{};
-                                 });
+  auto msg = read_deployment_event(body, f, [](std::string_view, od::value&) {
+    return std::string{};
+  });
   if (!msg.empty())
     return msg;
   if (!f.id)
     return std::string{"missing field deployment.id"};
-  const std::pair<std::optional<std::string>*, const char*> required[] = {
+  msg = first_missing({
     {&f.sha, "deployment.sha"},
     {&f.ref, "deployment.ref"},
     {&f.environment, "deployment.environment"},
     {&f.repo.full_name, "repository.full_name"},
     {&f.repo.clone_url, "repository.clone_url"},
-  };
-  for (auto& [value, path] : required)
-    if (!*value || (*value)->empty())
-      return "missing field " + std::string{path};
+  });
+  if (!msg.empty())
+    return msg;
   if (auto msg = check_deployment(f); !msg.empty())
     return msg;
   deployment_request req;
@@ -414,15 +407,14 @@ parse_commit_status(std::string_view body) {
   });
   if (!msg.empty())
     return msg;
-  const std::pair<std::optional<std::string>*, const char*> required[] = {
+  msg = first_missing({
     {&f.sha, "sha"},
     {&f.state, "state"},
     {&f.repo.full_name, "repository.full_name"},
     {&f.repo.default_branch, "repository.default_branch"},
-  };
-  for (auto& [value, path] : required)
-    if (!*value || (*value)->empty())
-      return "missing field " + std::string{path};
+  });
+  if (!msg.empty())
+    return msg;
   auto problem = first_problem({
     [&] { return text_ok(f.sha, "sha", limits::sha); },
     [&] { return text_ok(f.state, "state", limits::state); },
@@ -444,37 +436,28 @@ parse_commit_status(std::string_view body) {
 
 std::variant<deployment_notice, std::string>
 parse_deployment_status(std::string_view body) {
-  if (auto msg = check_json_object(body); !msg.empty())
-    return msg;
   notice_fields f;
   auto& d = f.deployment;
-  auto msg = for_each_root_field(body,
-                                 [&](std::string_view key, od::value& val) {
-                                   if (key == "deployment_status")
-                                     return read_deployment_status(val, f);
-                                   if (key == "deployment")
-                                     return read_deployment(val, d);
-                                   if (key == "repository")
-                                     return read_repository(val, d.repo);
-                                   if (key == "sender")
-                                     return read_login(val, "sender", d.sender);
-                                   return std::string{};
-                                 });
+  auto msg = read_deployment_event(body, d,
+                                   [&](std::string_view key, od::value& val) {
+                                     return key == "deployment_status"
+                                              ? read_deployment_status(val, f)
+                                              : std::string{};
+                                   });
   if (!msg.empty())
     return msg;
   if (!f.state || f.state->empty())
     return std::string{"missing field deployment_status.state"};
   if (!d.id)
     return std::string{"missing field deployment.id"};
-  const std::pair<std::optional<std::string>*, const char*> required[] = {
+  msg = first_missing({
     {&d.sha, "deployment.sha"},
     {&d.ref, "deployment.ref"},
     {&d.environment, "deployment.environment"},
     {&d.repo.full_name, "repository.full_name"},
-  };
-  for (auto& [value, path] : required)
-    if (!*value || (*value)->empty())
-      return "missing field " + std::string{path};
+  });
+  if (!msg.empty())
+    return msg;
   auto problem = first_problem({
     [&] { return text_ok(f.state, "deployment_status.state", limits::state); },
     [&] {

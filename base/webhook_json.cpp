@@ -17,16 +17,13 @@ std::string wrong_type(std::string_view path, std::string_view expected) {
 
 std::string read_string(od::value& v, std::string_view path,
                         std::optional<std::string>& out) {
-  od::json_type type;
-  if (auto err = v.type().get(type))
-    return malformed(err);
-  if (type == od::json_type::null)
-    return {};
-  std::string_view text;
-  if (type != od::json_type::string || v.get_string().get(text))
-    return wrong_type(path, "a string");
-  out = std::string{text};
-  return {};
+  return unless_null(v, [&](od::json_type type) {
+    std::string_view text;
+    if (type != od::json_type::string || v.get_string().get(text))
+      return wrong_type(path, "a string");
+    out = std::string{text};
+    return std::string{};
+  });
 }
 
 std::string read_login(od::value& v, std::string_view path,
@@ -130,6 +127,13 @@ first_problem(std::initializer_list<std::function<std::string()>> checks) {
 std::string text_ok(const std::optional<std::string>& value,
                     std::string_view path, std::size_t max) {
   return value ? check_text(path, *value, max) : std::string{};
+}
+
+std::string first_missing(std::initializer_list<required_field> fields) {
+  for (auto& [value, path] : fields)
+    if (!*value || (*value)->empty())
+      return "missing field " + std::string{path};
+  return {};
 }
 
 std::string login_ok(const std::optional<std::string>& value,

@@ -58,19 +58,26 @@ std::string read_login(od::value& v, std::string_view path,
 std::string read_text(od::value& v, std::string_view path,
                       std::optional<std::string>& out);
 
+/// Calls `f(type)` with the JSON type of `v` unless `v` is null, which
+/// counts as absent (""); the parser's error, or what `f` says.
+template <class F>
+std::string unless_null(od::value& v, F f) {
+  od::json_type type;
+  if (auto err = v.type().get(type))
+    return malformed(err);
+  return type == od::json_type::null ? std::string{} : f(type);
+}
+
 /// Reads an optional object: calls `f(key, value)` for each of its fields;
 /// null counts as absent, anything else but an object is an error.
 template <class F>
 std::string read_object(od::value& v, std::string_view path, F f) {
-  od::json_type type;
-  if (auto err = v.type().get(type))
-    return malformed(err);
-  if (type == od::json_type::null)
-    return {};
-  od::object obj;
-  if (type != od::json_type::object || v.get_object().get(obj))
-    return wrong_type(path, "an object");
-  return for_each_field(obj, f);
+  return unless_null(v, [&](od::json_type type) {
+    od::object obj;
+    if (type != od::json_type::object || v.get_object().get(obj))
+      return wrong_type(path, "an object");
+    return for_each_field(obj, f);
+  });
 }
 
 /// The first of `values` that is present and not empty, else `fallback`.
@@ -108,6 +115,14 @@ first_problem(std::initializer_list<std::function<std::string()>> checks);
 /// check_text of `value` when it is present.
 std::string text_ok(const std::optional<std::string>& value,
                     std::string_view path, std::size_t max);
+
+/// A required text field and its path.
+using required_field
+  = std::pair<const std::optional<std::string>*, const char*>;
+
+/// "missing field <path>" for the first of `fields` that is absent or
+/// empty, else "".
+std::string first_missing(std::initializer_list<required_field> fields);
 
 /// check_login of `value` when it is present.
 std::string login_ok(const std::optional<std::string>& value,

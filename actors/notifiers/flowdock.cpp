@@ -86,10 +86,7 @@ std::string thread_id(const deployment_notice& n) {
 
 /// The commit list as HTML for the thread's body.
 std::string changes_html(const commit_changes& c) {
-  auto html = "<p>Total Commits: " + std::to_string(c.total_commits) + "<br>"
-              + std::to_string(c.additions) + " Additions, "
-              + std::to_string(c.deletions) + " Deletions, "
-              + std::to_string(c.changes) + " Changes</p><ul>";
+  auto html = "<p>" + changes_summary(c, "<br>") + "</p><ul>";
   for (const auto& commit : c.commits) {
     html += "<li>" + anchor(commit.url, short_sha(commit.sha, 8)) + " by ";
     html += commit.author_url.empty()

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/notifiers/notifier.hpp"
+#include "base/notices.hpp"
 #include "base/webhook.hpp"
 
 namespace heaven::notifiers {
@@ -35,22 +36,16 @@ struct webhook_setup {
   std::string secret;
 };
 
-json changes_json(const commit_changes& c) {
+/// The commit list as the webhook sends it: the stored form without
+/// `present` and the authors' URLs; null when there is none.
+json webhook_changes(const commit_changes& c) {
   if (!c.present)
     return nullptr;
-  json commits = json::array();
-  for (const auto& commit : c.commits)
-    commits.push_back({{"sha", commit.sha},
-                       {"author", commit.author},
-                       {"message", commit.message},
-                       {"url", commit.url}});
-  return {{"total_commits", c.total_commits},
-          {"additions", c.additions},
-          {"deletions", c.deletions},
-          {"changes", c.changes},
-          {"url", c.url},
-          {"more", c.more},
-          {"commits", std::move(commits)}};
+  auto j = changes_json(c);
+  j.erase("present");
+  for (auto& commit : j["commits"])
+    commit.erase("author_url");
+  return j;
 }
 
 std::string body(const deployment_notice& n) {
@@ -70,7 +65,7 @@ std::string body(const deployment_notice& n) {
             {"user", chat_user(n)},
             {"room", n.room},
             {"message", plain_message(n)},
-            {"changes", changes_json(n.changes)}};
+            {"changes", webhook_changes(n.changes)}};
   return to_text(b);
 }
 

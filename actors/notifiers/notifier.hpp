@@ -81,6 +81,9 @@ std::string with_suffix(std::string text, std::string_view suffix);
 /// The plain commit list (see the top of this file).
 std::string changes_text(const commit_changes& c);
 
+/// "Total Commits: N", `between`, "A Additions, D Deletions, C Changes".
+std::string changes_summary(const commit_changes& c, std::string_view between);
+
 /// "And <M> more commits..." ("commit" for one).
 std::string more_commits(int64_t more);
 

@@ -41,37 +41,13 @@ struct slack_setup {
 
 /// `s` with &, < and > escaped the way Slack's message text wants.
 std::string slack_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    if (c == '&')
-      out += "&amp;";
-    else if (c == '<')
-      out += "&lt;";
-    else if (c == '>')
-      out += "&gt;";
-    else
-      out += c;
-  }
-  return out;
+  return replace_chars(s, {{'&', "&amp;"}, {'<', "&lt;"}, {'>', "&gt;"}});
 }
 
 /// `url` with the characters that would end a Slack link %-encoded.
 std::string slack_url(std::string_view url) {
-  std::string out;
-  for (char c : url) {
-    if (c == '<')
-      out += "%3C";
-    else if (c == '>')
-      out += "%3E";
-    else if (c == '|')
-      out += "%7C";
-    else if (c == ' ')
-      out += "%20";
-    else
-      out += c;
-  }
-  return out;
+  return replace_chars(
+    url, {{'<', "%3C"}, {'>', "%3E"}, {'|', "%7C"}, {' ', "%20"}});
 }
 
 /// "<url|text>", or just `text` when there is no URL (`text` is escaped
@@ -98,10 +74,7 @@ std::string deployment_text(const slack_setup& s, const deployment_notice& n) {
 }
 
 std::string changes_markup(const commit_changes& c) {
-  auto text = "Total Commits: " + std::to_string(c.total_commits) + "\n"
-              + std::to_string(c.additions) + " Additions, "
-              + std::to_string(c.deletions) + " Deletions, "
-              + std::to_string(c.changes) + " Changes";
+  auto text = changes_summary(c, "\n");
   for (const auto& commit : c.commits)
     text += "\n" + link(commit.url, short_sha(commit.sha, 8)) + " by "
             + link(commit.author_url, slack_escape(commit.author)) + ": "

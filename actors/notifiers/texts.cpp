@@ -67,11 +67,15 @@ std::string more_commits(int64_t more) {
          + (more == 1 ? " more commit..." : " more commits...");
 }
 
+std::string changes_summary(const commit_changes& c, std::string_view between) {
+  return "Total Commits: " + std::to_string(c.total_commits)
+         + std::string{between} + std::to_string(c.additions) + " Additions, "
+         + std::to_string(c.deletions) + " Deletions, "
+         + std::to_string(c.changes) + " Changes";
+}
+
 std::string changes_text(const commit_changes& c) {
-  auto text = "Total Commits: " + std::to_string(c.total_commits) + "\n"
-              + std::to_string(c.additions) + " Additions, "
-              + std::to_string(c.deletions) + " Deletions, "
-              + std::to_string(c.changes) + " Changes";
+  auto text = changes_summary(c, "\n");
   for (const auto& commit : c.commits)
     text += "\n" + short_sha(commit.sha, 8) + " by " + commit.author + ": "
             + commit.message;
@@ -93,30 +97,11 @@ std::string repo_url(const deployment_notice& n,
 }
 
 std::string html_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return replace_chars(s, {{'&', "&amp;"},
+                           {'<', "&lt;"},
+                           {'>', "&gt;"},
+                           {'"', "&quot;"},
+                           {'\'', "&#39;"}});
 }
 
 std::string to_text(const nlohmann::json& body) {
