@@ -346,8 +346,9 @@ struct api_fixture {
   }
 
   /// Delivers a deployment event of `payload` for the sha and waits until
-  /// heaven ended it and GitHub got its last status (then a little longer,
-  /// so a second terminal status would be seen). Returns heaven's row.
+  /// heaven ended it, GitHub got its last status, and heaven has nothing
+  /// left to send (so a second terminal status would be there). Returns
+  /// heaven's row.
   json deploy(const heaven_server& h, int64_t github_id, json payload) {
     auto event = heaven::test::deployment_event(
       {.id = github_id,
@@ -367,7 +368,7 @@ struct api_fixture {
     for (int i = 0; i < 600 && !ended(); ++i)
       std::this_thread::sleep_for(50ms);
     BOOST_REQUIRE_MESSAGE(ended(), "GitHub got no terminal status");
-    std::this_thread::sleep_for(500ms);
+    h.wait_quiet();
     return row;
   }
 
