@@ -790,15 +790,17 @@ void fixture::daemon_outlives_a_killed_heaven(bool cgroups, int64_t id) {
   BOOST_TEST(check_story(id) == "error");
   BOOST_TEST(last_description(id) == restarted);
   auto error_at = github.kept(id).back().at_ms;
+  auto size = fs::file_size(daemon_file);
   auto last = last_write_ms(daemon_file);
   BOOST_TEST(last < error_at, "the daemon wrote " << last - error_at
                                                   << " ms after the error "
                                                      "was posted");
-  auto size = fs::file_size(daemon_file);
-  pause_ms(1000);
-  BOOST_TEST(fs::file_size(daemon_file) == size, "the daemon still writes");
+  // Once none of the deployment's processes is left, nothing writes the
+  // file: its size then is final, and must be the size read above, when
+  // nothing had been written since the error was posted.
   BOOST_TEST(eventually([&] { return leftovers() == 0; }, 10s),
              leftovers() << " process(es) left");
+  BOOST_TEST(fs::file_size(daemon_file) == size, "the daemon still writes");
   BOOST_TEST(!finished(env));
   BOOST_TEST(lines_starting(mark(env), "started") == 1);
   auto own = read_text(h->stderr_file);
@@ -1296,7 +1298,14 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_events_and_holds_ends_until_space) {
   BOOST_TEST(eventually([&] { return leftovers() == 0; }, 15s),
              leftovers() << " process(es) left by a deployment ended on a "
                             "full disk");
-  pause_ms(2000);
+  // While the disk stays full, GitHub hears nothing more of A, D and the
+  // blockers: what it has of them now is checked here, and that everything
+  // it gets later came after space returned, once they have ended.
+  std::map<int64_t, std::size_t> kept_while_full;
+  for (auto id : blockers)
+    kept_while_full[id] = github.kept(id).size();
+  kept_while_full[a] = github.kept(a).size();
+  kept_while_full[d] = github.kept(d).size();
   auto held = github.kept_states(a);
   BOOST_TEST(held == (std::vector<std::string>{"queued", "in_progress"}),
              "A posted while its end was not recorded: " << joined(held));
@@ -1317,6 +1326,7 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_events_and_holds_ends_until_space) {
 
   // Space returns: the ends are recorded and posted, D runs, heaven is
   // healthy, and the refused events, delivered again, are new to it.
+  auto t_free_ms = wall_ms();
   fs::remove(filler);
   auto t_free = steady::now();
   BOOST_TEST(github.wait_terminal({a}, 90s));
@@ -1335,6 +1345,14 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_events_and_holds_ends_until_space) {
   BOOST_REQUIRE(github.wait_terminal(all, 90s));
   auto all_s = seconds_since(t_free);
   h->wait_quiet();
+  for (auto& [id, had] : kept_while_full) {
+    auto kept = github.kept(id);
+    for (auto i = had; i < kept.size(); ++i)
+      BOOST_TEST(kept[i].at_ms >= t_free_ms,
+                 "deployment " << id << " got " << kept[i].state << " "
+                               << t_free_ms - kept[i].at_ms
+                               << " ms before space returned");
+  }
   for (auto id : {a, b, c, d})
     BOOST_TEST(check_story(id) == "success");
   for (auto id : blockers) {
