@@ -70,6 +70,10 @@ struct heroku_world {
   std::vector<std::string> output;
   /// Polls answered since the whole output was sent (-1: not yet sent).
   int polls_after_output = -1;
+  /// Polls after the output that still say "pending".
+  int pending_polls_after_output = 2;
+  /// Set (after `polls_after_output`) when heaven hung up on an endless
+  /// build's output.
   std::atomic<bool> stream_closed{false};
   std::atomic<bool> stopping{false};
 };
@@ -201,26 +205,31 @@ struct api_fixture {
               {{"Content-Type", json_type}},
               R"({"id":"unauthorized","message":"Invalid credentials )"
               R"(provided."})"};
-    auto builds = std::string{"/apps/app-prod/builds"};
-    if (r.method == "POST" && r.target == builds)
-      return {201,
-              {{"Content-Type", json_type}},
-              heroku_build("pending", tarball_location(), stream_url()).dump()};
-    if (r.method == "GET" && r.target == builds + "/" + build_id)
-      return {
-        200,
-        {{"Content-Type", json_type}},
-        heroku_build(build_status(), tarball_location(), stream_url()).dump()};
+    for (auto app : {"app-prod", "app-staging"}) {
+      auto builds = "/apps/" + std::string{app} + "/builds";
+      if (r.method == "POST" && r.target == builds)
+        return {
+          201,
+          {{"Content-Type", json_type}},
+          heroku_build("pending", tarball_location(), stream_url()).dump()};
+      if (r.method == "GET" && r.target == builds + "/" + build_id)
+        return {200,
+                {{"Content-Type", json_type}},
+                heroku_build(build_status(), tarball_location(), stream_url())
+                  .dump()};
+    }
     return {404,
             {{"Content-Type", json_type}},
             R"({"id":"not_found","message":"Couldn't find that app."})"};
   }
 
   /// A poll's answer: pending until the whole output was sent (and one
-  /// poll more, as Heroku ends a build after its output), then the outcome.
+  /// poll more, or as many as `pending_polls_after_output` says, as Heroku
+  /// ends a build after its output), then the outcome.
   std::string build_status() {
     std::lock_guard guard{heroku.mx};
-    if (heroku.polls_after_output < 0 || ++heroku.polls_after_output < 2)
+    if (heroku.polls_after_output < 0
+        || ++heroku.polls_after_output < heroku.pending_polls_after_output)
       return "pending";
     return heroku.outcome;
   }
@@ -238,15 +247,16 @@ struct api_fixture {
       for (auto& piece : pieces)
         write(piece);
       // A build that never ends keeps its stream open until heaven hangs up.
-      while (endless && !heroku.stopping) {
-        if (!write("-----> still building\n")) {
-          heroku.stream_closed = true;
-          break;
-        }
-        std::this_thread::sleep_for(100ms);
+      bool hung_up = false;
+      while (endless && !heroku.stopping && !hung_up) {
+        hung_up = !write("-----> still building\n");
+        if (!hung_up)
+          std::this_thread::sleep_for(100ms);
       }
       std::lock_guard guard{heroku.mx};
       heroku.polls_after_output = 0;
+      if (hung_up)
+        heroku.stream_closed = true;
     };
     return res;
   }
@@ -345,15 +355,17 @@ struct api_fixture {
     return env;
   }
 
-  /// Delivers a deployment event of `payload` for the sha and waits until
-  /// heaven ended it and GitHub got its last status (then a little longer,
-  /// so a second terminal status would be seen). Returns heaven's row.
-  json deploy(const heaven_server& h, int64_t github_id, json payload) {
-    auto event = heaven::test::deployment_event(
-      {.id = github_id,
-       .sha = sha,
-       .clone_url = no_repo,
-       .payload = std::move(payload)});
+  /// Delivers a deployment event of `payload` for the sha (to
+  /// `environment`) and waits until heaven ended it, GitHub got its last
+  /// status, and heaven has nothing left to send (so a second terminal
+  /// status would be there). Returns heaven's row.
+  json deploy(const heaven_server& h, int64_t github_id, json payload,
+              const std::string& environment = "production") {
+    auto event = heaven::test::deployment_event({.id = github_id,
+                                                 .sha = sha,
+                                                 .clone_url = no_repo,
+                                                 .payload = std::move(payload),
+                                                 .environment = environment});
     auto delivery = "delivery-" + std::to_string(github_id);
     auto res = h.post_event("deployment", delivery, event.dump());
     BOOST_REQUIRE_EQUAL(res.status, 201);
@@ -367,7 +379,7 @@ struct api_fixture {
     for (int i = 0; i < 600 && !ended(); ++i)
       std::this_thread::sleep_for(50ms);
     BOOST_REQUIRE_MESSAGE(ended(), "GitHub got no terminal status");
-    std::this_thread::sleep_for(500ms);
+    h.wait_quiet();
     return row;
   }
 
@@ -588,12 +600,36 @@ BOOST_AUTO_TEST_CASE(heroku_build_that_outlasts_the_timeout_is_let_go) {
   for (int i = 0; i < 400 && !heroku.stream_closed; ++i)
     std::this_thread::sleep_for(50ms);
   BOOST_TEST(heroku.stream_closed.load());
-  // ...and polls no more: the count stays put over twenty poll intervals.
-  auto polls = heroku_api.requests().size();
+  // ...and polls no more. heaven's own poll timer is the clock: a later
+  // build of another app (app-staging), which heaven follows with the same
+  // interval for at least `pending` polls, would have seen a poll of the
+  // first build meanwhile if anything still followed it.
+  auto polls_of = [&](const std::string& app) {
+    std::vector<recorded_request> out;
+    for (auto& r : heroku_api.requests())
+      if (r.target.starts_with("/apps/" + app + "/"))
+        out.push_back(r);
+    return out;
+  };
+  auto first_build = polls_of("app-prod");
+  auto polls = first_build.size();
   BOOST_TEST(polls >= 2u);
-  std::this_thread::sleep_for(1000ms);
   BOOST_TEST(heroku_api.requests().size() == polls);
-  check_heroku_requests(heroku_api.requests(), tarball_location(),
+  const int pending = 6;
+  {
+    std::lock_guard guard{heroku.mx};
+    heroku.outcome = "succeeded";
+    heroku.output = {"-----> Building the next one\n"};
+    heroku.polls_after_output = -1;
+    heroku.pending_polls_after_output = pending;
+  }
+  auto next_payload = heroku_payload();
+  next_payload["config"]["heroku_staging_name"] = "app-staging";
+  auto next = deploy(h, 5005, next_payload, "staging");
+  BOOST_TEST(next.at("state") == "success");
+  BOOST_TEST(polls_of("app-staging").size() >= pending + 1u);
+  BOOST_TEST(polls_of("app-prod").size() == polls);
+  check_heroku_requests(first_build, tarball_location(),
                         row.at("id").get<int64_t>());
   auto log = log_via_link(h, 5004);
   BOOST_TEST(has(log, "-----> still building\n"), log);

@@ -602,17 +602,6 @@ struct chat_stand_in {
     std::lock_guard guard{*mx};
     return *accepted;
   }
-
-  /// Waits until no request has come for half a second.
-  void quiet() const {
-    auto seen = stub.requests().size();
-    for (int still = 0; still < 5;) {
-      std::this_thread::sleep_for(100ms);
-      auto now = stub.requests().size();
-      still = now == seen ? still + 1 : 0;
-      seen = now;
-    }
-  }
 };
 
 } // namespace
@@ -646,9 +635,11 @@ BOOST_AUTO_TEST_CASE(
     waitpid(h.pid, nullptr, 0);
     h.pid = -1;
   }
-  // What the killed heaven had in flight has arrived; nothing was accepted.
-  slack.quiet();
-  hook.quiet();
+  // What the killed heaven had in flight has arrived: it is gone, and the
+  // stand-ins have read every connection it made to its end. Nothing was
+  // accepted.
+  BOOST_REQUIRE(slack.stub.wait_idle());
+  BOOST_REQUIRE(hook.stub.wait_idle());
   for (auto& r : hook.stub.requests())
     ids_while_down.insert(r.header("x-heaven-delivery"));
   BOOST_CHECK_EQUAL(ids_while_down.size(), 1u);

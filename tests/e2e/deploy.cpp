@@ -269,8 +269,10 @@ BOOST_AUTO_TEST_CASE(bad_signature_broken_json_and_odd_events_are_refused) {
   auto ping = h.post_event("ping", "d-ping",
                            R"({"zen":"Keep it logically awesome."})");
   BOOST_TEST(ping.status == 201);
-  // Nothing was deployed and GitHub heard nothing.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Nothing was deployed and GitHub heard nothing. heaven answered after
+  // committing what the events led to: once its store is quiet, whatever
+  // that was has been sent and answered.
+  h.wait_quiet();
   BOOST_TEST(h.deployments().empty());
   BOOST_TEST(github.requests().empty());
 }
@@ -283,7 +285,9 @@ BOOST_AUTO_TEST_CASE(a_redelivered_event_is_deployed_once) {
   BOOST_TEST(again.status == 200);
   h.wait_finished(id_of(h, 1006));
   BOOST_REQUIRE(github.wait_for(3));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The redelivery was answered after it was recorded: a second deployment
+  // would be in the store now, and would have to end before it is quiet.
+  h.wait_quiet();
   BOOST_TEST(h.deployments().size() == 1u);
   BOOST_TEST(statuses(github, 1006).size() == 3u);
 }

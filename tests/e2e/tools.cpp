@@ -279,12 +279,14 @@ struct fixture {
     return id_of(h, github_id);
   }
 
-  /// The states GitHub was sent for `github_id`, once `count` arrived.
-  std::vector<std::string> states_of(int64_t github_id, std::size_t count) {
+  /// The states GitHub was sent for `github_id`, once `count` arrived and
+  /// `h` has nothing left to send (so a status after the terminal one, a
+  /// defect, would be among them).
+  std::vector<std::string> states_of(const heaven_server& h, int64_t github_id,
+                                     std::size_t count) {
     BOOST_TEST(eventually(
       [&] { return statuses(github, github_id).size() >= count; }, 20s));
-    // A status after the terminal one would be a defect: give it a moment.
-    std::this_thread::sleep_for(200ms);
+    h.wait_quiet();
     return states(statuses(github, github_id));
   }
 
@@ -320,7 +322,7 @@ BOOST_AUTO_TEST_CASE(capfile_mode_deploys_over_ssh_with_an_agent_held_key) {
   BOOST_TEST(row.at("description")
              == "Deployed e2e-topic (" + sha.substr(0, 7)
                   + ") to production with cap");
-  BOOST_TEST(states_of(5101, 3)
+  BOOST_TEST(states_of(*h, 5101, 3)
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
   // The remote command ran on the server with the ref cap got as BRANCH.
   BOOST_TEST(fs::exists(markers / "cap-deployed-e2e-topic"));
@@ -362,7 +364,7 @@ BOOST_AUTO_TEST_CASE(fabfile_mode_deploys_over_ssh_and_honours_the_format) {
                == "Deployed e2e-topic (" + sha.substr(0, 7)
                     + ") to production with fab");
     BOOST_TEST(
-      states_of(5201, 3)
+      states_of(*h, 5201, 3)
       == (std::vector<std::string>{"queued", "in_progress", "success"}));
     BOOST_TEST(read_text(markers / "fab-deployed") == "e2e-topic\n");
     BOOST_TEST(log.find("Running fab deploy --branch-name=e2e-topic\n")
@@ -392,7 +394,7 @@ BOOST_AUTO_TEST_CASE(fabfile_mode_deploys_over_ssh_and_honours_the_format) {
   auto row = h->wait_finished(id, 120);
   auto log = h->log(id);
   BOOST_TEST(row.at("state") == "success", log);
-  BOOST_TEST(states_of(5202, 3)
+  BOOST_TEST(states_of(*h, 5202, 3)
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
   BOOST_TEST(log.find("Running the DEPLOY_COMMAND_FORMAT command\n")
                != std::string::npos,
@@ -433,7 +435,7 @@ BOOST_AUTO_TEST_CASE(a_timeout_mid_command_ends_the_remote_command) {
   auto log = h->log(id);
   BOOST_TEST(row.at("state") == "failure", log);
   BOOST_TEST(row.at("description") == "Deployment timed out after 10 seconds");
-  BOOST_TEST(states_of(5301, 3)
+  BOOST_TEST(states_of(*h, 5301, 3)
              == (std::vector<std::string>{"queued", "in_progress", "failure"}));
   BOOST_TEST(last_description(5301) == "Deployment timed out after 10 seconds");
   // It timed out in the update phase (where before_publish runs): the SSH
@@ -475,8 +477,8 @@ BOOST_AUTO_TEST_CASE(an_injecting_ref_or_task_runs_nothing) {
   BOOST_TEST(task_row.at("state") == "error");
   BOOST_TEST(task_row.at("description")
              == "invalid task '" + bad_task + "': use deploy or deploy:<name>");
-  BOOST_TEST(states_of(5401, 1) == std::vector<std::string>{"error"});
-  BOOST_TEST(states_of(5402, 1) == std::vector<std::string>{"error"});
+  BOOST_TEST(states_of(*h, 5401, 1) == std::vector<std::string>{"error"});
+  BOOST_TEST(states_of(*h, 5402, 1) == std::vector<std::string>{"error"});
   BOOST_TEST(last_description(5401) == "invalid ref '" + bad_ref + "'");
   // Neither tool ran: no marker, no file the injection would have made.
   BOOST_TEST(!fs::exists(by_ref));

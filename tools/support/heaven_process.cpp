@@ -18,6 +18,7 @@
 #include "base/log_book.hpp"
 #include "base/webhook.hpp"
 #include "tools/support/http_call.hpp"
+#include "tools/support/store_view.hpp"
 
 namespace heaven::test {
 
@@ -275,6 +276,13 @@ json heaven_server::wait_finished(int64_t id, int seconds) const {
   }
   throw std::runtime_error("deployment " + std::to_string(id)
                            + " did not finish");
+}
+
+void heaven_server::wait_quiet(int seconds) const {
+  auto s = heaven::test::wait_quiet(data, std::chrono::seconds(seconds));
+  if (!s.quiet())
+    throw std::runtime_error("heaven was not quiet after "
+                             + std::to_string(seconds) + " s: " + s.describe());
 }
 
 std::string heaven_server::log_key() const {

@@ -165,6 +165,13 @@ struct heaven_server {
   /// Waits until deployment `id` reached a terminal state; returns its row.
   nlohmann::json wait_finished(int64_t id, int seconds = 60) const;
 
+  /// Waits until heaven has nothing left to send: no deployment queued or
+  /// running, every outbox row settled (see tools/support/store_view.hpp).
+  /// Then every status, notice and chat message heaven had for what it was
+  /// told has been answered, and nothing more comes until it is told
+  /// something new. Throws when that does not happen within `seconds`.
+  void wait_quiet(int seconds = 60) const;
+
   /// The key heaven made for its log links (data/log.key).
   std::string log_key() const;
 

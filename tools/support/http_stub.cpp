@@ -9,7 +9,12 @@
 #include <thread>
 #include <utility>
 
+#include <cerrno>
+
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -66,24 +71,47 @@ struct http_stub::impl {
   std::vector<recorded_request> log;
   std::list<connection> conns;
 
+  /// Waits for a connection without the lock and takes it under the lock
+  /// (the listening socket does not block), so that `idle` never misses
+  /// one between the kernel's queue and `conns`.
   void accept_loop() {
     for (;;) {
-      boost::system::error_code ec;
-      tcp::socket socket{io};
-      acceptor.accept(socket, ec);
+      pollfd ready{listen_fd, POLLIN, 0};
+      ::poll(&ready, 1, -1);
       std::unique_lock guard{mtx};
       if (stopping)
         return;
-      if (ec) {
+      int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+            || errno == ECONNABORTED)
+          continue;
         // EMFILE and friends: back off instead of spinning.
         guard.unlock();
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
         continue;
       }
       reap(guard);
+      tcp::socket socket{io};
+      boost::system::error_code ec;
+      socket.assign(tcp::v4(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        continue;
+      }
       auto& c = conns.emplace_back(std::move(socket));
       c.thread = std::thread([this, &c] { serve(c); });
     }
+  }
+
+  /// No connection waits to be accepted and every accepted one has ended
+  /// (caller holds `mtx`).
+  bool idle() const {
+    pollfd pending{listen_fd, POLLIN, 0};
+    if (::poll(&pending, 1, 0) != 0)
+      return false;
+    return std::all_of(conns.begin(), conns.end(),
+                       [](const connection& c) { return c.done; });
   }
 
   /// Joins threads of connections that ended (caller holds `mtx`).
@@ -178,12 +206,15 @@ struct http_stub::impl {
       if (ec || !keep_alive)
         break;
     }
-    std::lock_guard guard{mtx};
-    // Close under the lock so the destructor never shuts down a reused fd.
-    c.socket.shutdown(tcp::socket::shutdown_both, ec);
-    c.socket.close(ec);
-    c.fd = -1;
-    c.done = true;
+    {
+      std::lock_guard guard{mtx};
+      // Close under the lock so the destructor never shuts down a reused fd.
+      c.socket.shutdown(tcp::socket::shutdown_both, ec);
+      c.socket.close(ec);
+      c.fd = -1;
+      c.done = true;
+    }
+    cv.notify_all();
   }
 
   void stop() {
@@ -215,6 +246,7 @@ http_stub::http_stub() : impl_(std::make_unique<impl>()) {
   d.acceptor.bind(ep);
   d.acceptor.listen(asio::socket_base::max_listen_connections);
   d.listen_fd = d.acceptor.native_handle();
+  ::fcntl(d.listen_fd, F_SETFL, ::fcntl(d.listen_fd, F_GETFL) | O_NONBLOCK);
   d.port = d.acceptor.local_endpoint().port();
   d.accept_thread = std::thread([&d] { d.accept_loop(); });
 }
@@ -245,6 +277,20 @@ bool http_stub::wait_for(std::size_t n, int timeout_ms) const {
   std::unique_lock guard{impl_->mtx};
   return impl_->cv.wait_for(guard, std::chrono::milliseconds(timeout_ms),
                             [&] { return impl_->log.size() >= n; });
+}
+
+bool http_stub::wait_idle(int timeout_ms) const {
+  auto deadline = std::chrono::steady_clock::now()
+                  + std::chrono::milliseconds(timeout_ms);
+  std::unique_lock guard{impl_->mtx};
+  while (!impl_->idle()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    // A connection that ends says so; one that arrives does not: look again
+    // soon either way.
+    impl_->cv.wait_for(guard, std::chrono::milliseconds(10));
+  }
+  return true;
 }
 
 } // namespace heaven::test

@@ -70,6 +70,12 @@ public:
   /// whether they did.
   bool wait_for(std::size_t n, int timeout_ms = 20000) const;
 
+  /// Waits up to `timeout_ms` until no connection is open or waiting to be
+  /// accepted; returns whether that happened. Once the client processes
+  /// are gone (observed exited), this means that the stub has recorded
+  /// every request they sent: nothing more can arrive.
+  bool wait_idle(int timeout_ms = 20000) const;
+
 private:
   struct impl;
   std::unique_ptr<impl> impl_;
