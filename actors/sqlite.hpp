@@ -59,7 +59,23 @@ public:
 
   std::string text(int col) const;
 
+  /// Reads the row's columns from `first` on into `fields`, in order (text
+  /// into strings, integers into int64_t).
+  template <class... Ts>
+  void columns(int first, Ts&... fields) const {
+    int col = first;
+    (read(col++, fields), ...);
+  }
+
 private:
+  void read(int col, std::string& x) const {
+    x = text(col);
+  }
+
+  void read(int col, int64_t& x) const {
+    x = int64(col);
+  }
+
   statement& check(int rc);
 
   sqlite3* db_;

@@ -8,6 +8,12 @@
 
 namespace heaven {
 
+// A deployment's stored request: every field by its name.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(deployment_request, github_id, repo,
+                                   clone_url, sha, ref, environment, task,
+                                   description, actor, app, provider,
+                                   environment_url, payload_json)
+
 namespace sqlite_rows {
 
 namespace {
@@ -19,12 +25,8 @@ constexpr const char* lock_columns
 /// A lock row selected as `lock_columns`.
 env_lock read_lock(const statement& stmt) {
   env_lock l;
-  l.repo = stmt.text(0);
-  l.environment = stmt.text(1);
-  l.actor = stmt.text(2);
-  l.reason = stmt.text(3);
-  l.locked_at = stmt.text(4);
-  l.deployment_id = stmt.int64(5);
+  stmt.columns(0, l.repo, l.environment, l.actor, l.reason, l.locked_at,
+               l.deployment_id);
   return l;
 }
 
@@ -44,24 +46,18 @@ std::optional<env_lock> find_lock(database& db, const std::string& repo,
   return result;
 }
 
+nlohmann::json request_to_json(const deployment_request& r) {
+  return r;
+}
+
 bool read_request(const std::string& text, deployment_request& r, int64_t id) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (!j.is_object())
     return false;
   try {
-    r.github_id = j.value("github_id", r.github_id);
-    r.repo = j.value("repo", r.repo);
-    r.clone_url = j.value("clone_url", r.clone_url);
-    r.sha = j.value("sha", r.sha);
-    r.ref = j.value("ref", r.ref);
-    r.environment = j.value("environment", r.environment);
-    r.task = j.value("task", r.task);
-    r.description = j.value("description", r.description);
-    r.actor = j.value("actor", r.actor);
-    r.app = j.value("app", r.app);
-    r.provider = j.value("provider", r.provider);
-    r.environment_url = j.value("environment_url", r.environment_url);
-    r.payload_json = j.value("payload_json", r.payload_json);
+    auto merged = request_to_json(r);
+    merged.update(j);
+    r = merged.get<deployment_request>();
   } catch (const nlohmann::json::exception& e) {
     spdlog::error("store found a damaged request for deployment {}: {}", id,
                   e.what());
@@ -96,22 +92,11 @@ std::vector<deployment_row> sqlite_store::list(int32_t n) {
   stmt.bind(1, int64_t{n});
   while (stmt.step()) {
     deployment_row x;
-    x.id = stmt.int64(0);
-    x.github_id = stmt.int64(1);
-    x.repo = stmt.text(2);
-    x.app = stmt.text(3);
-    x.environment = stmt.text(4);
-    x.ref = stmt.text(5);
-    x.sha = stmt.text(6);
-    x.task = stmt.text(7);
-    x.provider = stmt.text(8);
-    x.actor = stmt.text(9);
+    stmt.columns(0, x.id, x.github_id, x.repo, x.app, x.environment, x.ref,
+                 x.sha, x.task, x.provider, x.actor);
     // Only heaven writes states; an unknown one lists as error.
     x.state = parse_deploy_state(stmt.text(10)).value_or(deploy_state::error);
-    x.description = stmt.text(11);
-    x.created_at = stmt.text(12);
-    x.updated_at = stmt.text(13);
-    x.finished_at = stmt.text(14);
+    stmt.columns(11, x.description, x.created_at, x.updated_at, x.finished_at);
     result.push_back(std::move(x));
   }
   return result;
@@ -129,16 +114,8 @@ std::vector<unfinished_deployment> sqlite_store::pending() {
     x.state = parse_deploy_state(stmt.text(1)).value_or(deploy_state::queued);
     auto& r = x.request;
     // The columns are the fallback should the JSON be damaged or old.
-    r.github_id = stmt.int64(3);
-    r.repo = stmt.text(4);
-    r.app = stmt.text(5);
-    r.environment = stmt.text(6);
-    r.ref = stmt.text(7);
-    r.sha = stmt.text(8);
-    r.task = stmt.text(9);
-    r.provider = stmt.text(10);
-    r.actor = stmt.text(11);
-    r.description = stmt.text(12);
+    stmt.columns(3, r.github_id, r.repo, r.app, r.environment, r.ref, r.sha,
+                 r.task, r.provider, r.actor, r.description);
     r.payload_json = "{}";
     if (!read_request(stmt.text(2), r, x.id))
       spdlog::error("store found no readable request for deployment {}; "

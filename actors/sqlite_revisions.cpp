@@ -160,11 +160,8 @@ sqlite_store::latest(const std::string& repo) {
   stmt.bind(1, repo);
   while (stmt.step()) {
     deployed_environment x;
-    x.app = stmt.text(0);
-    x.environment = stmt.text(1);
-    x.sha = stmt.text(2);
-    x.github_id = stmt.int64(4);
-    x.deployment_id = stmt.int64(5);
+    stmt.columns(0, x.app, x.environment, x.sha);
+    stmt.columns(4, x.github_id, x.deployment_id);
     x.payload_json = stored_payload(stmt.text(3), x.deployment_id);
     result.push_back(std::move(x));
   }

@@ -44,22 +44,6 @@ using namespace sqlite_rows;
 
 namespace {
 
-nlohmann::json request_to_json(const deployment_request& r) {
-  return {{"github_id", r.github_id},
-          {"repo", r.repo},
-          {"clone_url", r.clone_url},
-          {"sha", r.sha},
-          {"ref", r.ref},
-          {"environment", r.environment},
-          {"task", r.task},
-          {"description", r.description},
-          {"actor", r.actor},
-          {"app", r.app},
-          {"provider", r.provider},
-          {"environment_url", r.environment_url},
-          {"payload_json", r.payload_json}};
-}
-
 /// JSON text as the outbox stores it (invalid UTF-8 replaced).
 std::string dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -246,12 +230,7 @@ find_deployment(database& db, int64_t id) {
   auto state = parse_deploy_state(stmt.text(0));
   // The columns are the fallback should the JSON be damaged or old.
   deployment_request r;
-  r.repo = stmt.text(2);
-  r.github_id = stmt.int64(3);
-  r.app = stmt.text(4);
-  r.environment = stmt.text(5);
-  r.sha = stmt.text(6);
-  r.task = stmt.text(7);
+  stmt.columns(2, r.repo, r.github_id, r.app, r.environment, r.sha, r.task);
   auto request = stmt.text(1);
   stmt.reset();
   read_request(request, r, id);

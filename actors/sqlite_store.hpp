@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "actors/sqlite.hpp"
 #include "actors/store_backend.hpp"
 
@@ -73,6 +75,9 @@ void record_finished(database& db, int64_t id, const deployment_request& r,
 /// known, or `n` is no successful `deploy`).
 std::string record_reported(database& db, const deployment_notice& n,
                             const std::string& now);
+
+/// A deployment's request as it is stored (a JSON object of its fields).
+nlohmann::json request_to_json(const deployment_request& r);
 
 /// Reads a deployment's stored request (JSON text) into `r`; fields missing
 /// from the JSON keep the values already in `r` (taken from the row's

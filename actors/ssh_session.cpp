@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -294,26 +295,18 @@ private:
       if (entry->name == nullptr
           || (name != entry->name && opts_.host != entry->name))
         continue;
-      switch (entry->typemask & LIBSSH2_KNOWNHOST_KEY_MASK) {
-        case LIBSSH2_KNOWNHOST_KEY_ED25519:
-          types.emplace_back("ssh-ed25519");
-          break;
-        case LIBSSH2_KNOWNHOST_KEY_ECDSA_256:
-          types.emplace_back("ecdsa-sha2-nistp256");
-          break;
-        case LIBSSH2_KNOWNHOST_KEY_ECDSA_384:
-          types.emplace_back("ecdsa-sha2-nistp384");
-          break;
-        case LIBSSH2_KNOWNHOST_KEY_ECDSA_521:
-          types.emplace_back("ecdsa-sha2-nistp521");
-          break;
-        case LIBSSH2_KNOWNHOST_KEY_SSHRSA:
-          types.insert(types.end(),
-                       {"rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"});
-          break;
-        default:
-          break;
-      }
+      // The SSH names of each known_hosts key type.
+      static const std::map<int, std::vector<const char*>> names = {
+        {LIBSSH2_KNOWNHOST_KEY_ED25519, {"ssh-ed25519"}},
+        {LIBSSH2_KNOWNHOST_KEY_ECDSA_256, {"ecdsa-sha2-nistp256"}},
+        {LIBSSH2_KNOWNHOST_KEY_ECDSA_384, {"ecdsa-sha2-nistp384"}},
+        {LIBSSH2_KNOWNHOST_KEY_ECDSA_521, {"ecdsa-sha2-nistp521"}},
+        {LIBSSH2_KNOWNHOST_KEY_SSHRSA,
+         {"rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"}},
+      };
+      auto i = names.find(entry->typemask & LIBSSH2_KNOWNHOST_KEY_MASK);
+      if (i != names.end())
+        types.insert(types.end(), i->second.begin(), i->second.end());
     }
     auto methods = host_key_methods(types);
     if (methods.empty())

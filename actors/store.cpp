@@ -99,144 +99,117 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
       throw std::runtime_error(open_error);
     return *self->state.db;
   };
+  // A write of the store contract: `fn(db, rows)` commits and fills `rows`,
+  // which go to their outboxes; the health board hears whether it worked.
+  // `what` ("record delivery d-1") names it in the error line.
+  auto write = [self, db](auto what, auto fn)
+    -> caf::result<decltype(fn(db(), std::declval<committed_rows&>()))> {
+    committed_rows rows;
+    try {
+      auto res = fn(db(), rows);
+      wrote(self);
+      publish(self, rows);
+      return res;
+    } catch (const std::exception& e) {
+      spdlog::error("store could not {}: {}", what(), e.what());
+      // A request the rules refuse says nothing of the disk.
+      if (!dynamic_cast<const std::invalid_argument*>(&e))
+        wrote(self, e.what());
+      return store_error(e.what());
+    }
+  };
+  // A read: `fn(db)`'s answer, or the error.
+  auto read = [db](auto what, auto fn) -> caf::result<decltype(fn(db()))> {
+    try {
+      return fn(db());
+    } catch (const std::exception& e) {
+      spdlog::error("store could not {}: {}", what(), e.what());
+      return store_error(e.what());
+    }
+  };
   return {
-    [=](accept_atom, const inbound_event& ev) -> caf::result<accept_result> {
-      committed_rows rows;
-      try {
-        auto res = db().accept(ev, rows);
-        wrote(self);
-        log_accepted(ev, res);
-        publish(self, rows);
-        return res;
-      } catch (const std::exception& e) {
-        spdlog::error("store could not record delivery {}: {}", ev.delivery,
-                      e.what());
-        wrote(self, e.what());
-        return store_error(e.what());
-      }
+    [=](accept_atom, const inbound_event& ev) {
+      return write([&] { return "record delivery " + ev.delivery; },
+                   [&](store_backend& db, committed_rows& rows) {
+                     auto res = db.accept(ev, rows);
+                     log_accepted(ev, res);
+                     return res;
+                   });
     },
-    [=](start_atom, int64_t id,
-        const std::string& description) -> caf::result<bool> {
-      committed_rows rows;
-      try {
-        auto started = db().start(id, description, rows);
-        wrote(self);
-        if (!started)
-          spdlog::warn("store found deployment {} not queued: it does not "
-                       "start",
-                       id);
-        publish(self, rows);
-        return started;
-      } catch (const std::exception& e) {
-        spdlog::error("store could not mark deployment {} running: {}", id,
-                      e.what());
-        wrote(self, e.what());
-        return store_error(e.what());
-      }
+    [=](start_atom, int64_t id, const std::string& description) {
+      return write(
+        [&] { return "mark deployment " + std::to_string(id) + " running"; },
+        [&](store_backend& db, committed_rows& rows) {
+          auto started = db.start(id, description, rows);
+          if (!started)
+            spdlog::warn("store found deployment {} not queued: it does not "
+                         "start",
+                         id);
+          return started;
+        });
     },
-    [=](finish_atom, int64_t id,
-        const provider_outcome& outcome) -> caf::result<bool> {
-      committed_rows rows;
-      try {
-        auto ended = db().finish(id, outcome, rows);
-        wrote(self);
-        if (!ended)
-          spdlog::warn("store found deployment {} ended already: it keeps "
-                       "its first end, not {}",
-                       id, outcome.state);
-        publish(self, rows);
-        return ended;
-      } catch (const std::exception& e) {
-        spdlog::error("store could not mark deployment {} {}: {}", id,
-                      outcome.state, e.what());
-        wrote(self, e.what());
-        return store_error(e.what());
-      }
+    [=](finish_atom, int64_t id, const provider_outcome& outcome) {
+      return write(
+        [&] {
+          return "mark deployment " + std::to_string(id) + " " + outcome.state;
+        },
+        [&](store_backend& db, committed_rows& rows) {
+          auto ended = db.finish(id, outcome, rows);
+          if (!ended)
+            spdlog::warn("store found deployment {} ended already: it keeps "
+                         "its first end, not {}",
+                         id, outcome.state);
+          return ended;
+        });
     },
-    [=](subscribe_atom, const std::string& kind,
-        const outbox_actor& sink) -> caf::result<std::vector<outbox_row>> {
-      try {
-        auto rows = db().unsettled(kind);
-        self->state.subscribers[kind].push_back(sink);
-        if (!rows.empty())
-          spdlog::info("store has {} undelivered {} message(s) from "
-                       "before",
-                       rows.size(), kind);
-        return rows;
-      } catch (const std::exception& e) {
-        spdlog::error("store could not read the {} outbox: {}", kind, e.what());
-        return store_error(e.what());
-      }
+    [=](subscribe_atom, const std::string& kind, const outbox_actor& sink) {
+      return read([&] { return "read the " + kind + " outbox"; },
+                  [&](store_backend& db) {
+                    auto rows = db.unsettled(kind);
+                    self->state.subscribers[kind].push_back(sink);
+                    if (!rows.empty())
+                      spdlog::info("store has {} undelivered {} message(s) "
+                                   "from before",
+                                   rows.size(), kind);
+                    return rows;
+                  });
     },
-    [=](outbox_atom, const outbox_change& change) -> caf::result<bool> {
-      committed_rows rows;
-      try {
-        db().change_outbox(change, rows);
-        wrote(self);
-        publish(self, rows);
-        return true;
-      } catch (const std::exception& e) {
-        spdlog::error("store could not settle {} outbox row(s): {}",
-                      change.settled.size(), e.what());
-        wrote(self, e.what());
-        return store_error(e.what());
-      }
+    [=](outbox_atom, const outbox_change& change) {
+      return write(
+        [&] {
+          return "settle " + std::to_string(change.settled.size())
+                 + " outbox row(s)";
+        },
+        [&](store_backend& db, committed_rows& rows) {
+          db.change_outbox(change, rows);
+          return true;
+        });
     },
-    [=](list_atom, int32_t n) -> caf::result<std::vector<deployment_row>> {
-      try {
-        return db().list(n);
-      } catch (const std::exception& e) {
-        spdlog::error("store could not list deployments: {}", e.what());
-        return store_error(e.what());
-      }
+    [=](list_atom, int32_t n) {
+      return read([] { return std::string{"list deployments"}; },
+                  [&](store_backend& db) { return db.list(n); });
     },
-    [=](pending_atom) -> caf::result<std::vector<unfinished_deployment>> {
-      try {
-        return db().pending();
-      } catch (const std::exception& e) {
-        spdlog::error("store could not list unfinished deployments: {}",
-                      e.what());
-        return store_error(e.what());
-      }
+    [=](pending_atom) {
+      return read([] { return std::string{"list unfinished deployments"}; },
+                  [](store_backend& db) { return db.pending(); });
     },
-    [=](locks_atom) -> caf::result<std::vector<env_lock>> {
-      try {
-        return db().locks();
-      } catch (const std::exception& e) {
-        spdlog::error("store could not list locks: {}", e.what());
-        return store_error(e.what());
-      }
+    [=](locks_atom) {
+      return read([] { return std::string{"list locks"}; },
+                  [](store_backend& db) { return db.locks(); });
     },
-    [=](latest_atom, const std::string& repo)
-      -> caf::result<std::vector<deployed_environment>> {
-      try {
-        return db().latest(repo);
-      } catch (const std::exception& e) {
-        spdlog::error("store could not list the deployed environments of "
-                      "{}: {}",
-                      repo, e.what());
-        return store_error(e.what());
-      }
+    [=](latest_atom, const std::string& repo) {
+      return read([&] { return "list the deployed environments of " + repo; },
+                  [&](store_backend& db) { return db.latest(repo); });
     },
-    [=](claim_atom, const auto_deployment& x) -> caf::result<bool> {
-      committed_rows rows;
-      try {
-        auto first = db().claim(x, rows);
-        wrote(self);
-        publish(self, rows);
-        return first;
-      } catch (const std::invalid_argument& e) {
-        spdlog::error("store refuses the auto-deployment of {} ({}) to {} "
-                      "at {}: {}",
-                      x.repo, x.app, x.environment, x.sha, e.what());
-        return store_error(e.what());
-      } catch (const std::exception& e) {
-        spdlog::error("store could not claim the auto-deployment of {} "
-                      "({}) to {} at {}: {}",
-                      x.repo, x.app, x.environment, x.sha, e.what());
-        wrote(self, e.what());
-        return store_error(e.what());
-      }
+    [=](claim_atom, const auto_deployment& x) {
+      return write(
+        [&] {
+          return "claim the auto-deployment of " + x.repo + " (" + x.app
+                 + ") to " + x.environment + " at " + x.sha;
+        },
+        [&](store_backend& db, committed_rows& rows) {
+          return db.claim(x, rows);
+        });
     },
   };
 }

@@ -27,77 +27,68 @@ struct raw_fields {
   repo_fields repo;
 };
 
+/// Reads `deployment.payload`: an object (kept as its text), or a string
+/// holding one (some clients encode it twice); null or blank is none.
+std::string read_payload_text(od::value& val, std::optional<std::string>& out) {
+  od::json_type type;
+  if (auto err = val.type().get(type))
+    return malformed(err);
+  if (type == od::json_type::object) {
+    od::object payload;
+    std::string_view text;
+    if (auto err = val.get_object().get(payload))
+      return malformed(err);
+    if (auto err = payload.raw_json().get(text))
+      return malformed(err);
+    out = std::string{text};
+    return {};
+  }
+  if (type == od::json_type::null)
+    return {};
+  if (type != od::json_type::string)
+    return wrong_type("deployment.payload", "an object or a string");
+  auto msg = read_string(val, "deployment.payload", out);
+  if (out && out->find_first_not_of(" \t\r\n") == std::string::npos)
+    out.reset();
+  else if (out)
+    if (auto inner = check_json_object(*out); !inner.empty())
+      return "field deployment.payload holds no JSON object (" + inner + ")";
+  return msg;
+}
+
 std::string read_deployment(od::value& v, raw_fields& f) {
-  od::object obj;
-  if (v.get_object().get(obj))
-    return wrong_type("deployment", "an object");
-  return for_each_field(
-    obj, [&](std::string_view key, od::value& val) -> std::string {
-      std::string msg;
+  return read_required_object(
+    v, "deployment", [&](std::string_view key, od::value& val) -> std::string {
       if (key == "id") {
         int64_t id = 0;
         if (val.get_int64().get(id))
           return wrong_type("deployment.id", "an integer");
         f.id = id;
-      } else if (key == "sha") {
-        msg = read_string(val, "deployment.sha", f.sha);
-      } else if (key == "ref") {
-        msg = read_string(val, "deployment.ref", f.ref);
-      } else if (key == "environment") {
-        msg = read_string(val, "deployment.environment", f.environment);
-      } else if (key == "task") {
-        msg = read_string(val, "deployment.task", f.task);
-      } else if (key == "description") {
-        msg = read_string(val, "deployment.description", f.description);
-      } else if (key == "creator") {
-        msg = read_login(val, "deployment.creator", f.creator);
-      } else if (key == "payload") {
-        od::json_type type;
-        if (auto err = val.type().get(type))
-          return malformed(err);
-        if (type == od::json_type::object) {
-          od::object payload;
-          std::string_view text;
-          if (auto err = val.get_object().get(payload))
-            return malformed(err);
-          if (auto err = payload.raw_json().get(text))
-            return malformed(err);
-          f.payload = std::string{text};
-        } else if (type == od::json_type::string) {
-          // Some clients send the payload JSON-encoded a second time.
-          msg = read_string(val, "deployment.payload", f.payload);
-          if (f.payload
-              && f.payload->find_first_not_of(" \t\r\n") == std::string::npos)
-            f.payload.reset();
-          else if (f.payload)
-            if (auto inner = check_json_object(*f.payload); !inner.empty())
-              return "field deployment.payload holds no JSON object (" + inner
-                     + ")";
-        } else if (type != od::json_type::null) {
-          return wrong_type("deployment.payload", "an object or a string");
-        }
+        return {};
       }
-      return msg;
+      if (key == "creator")
+        return read_login(val, "deployment.creator", f.creator);
+      if (key == "payload")
+        return read_payload_text(val, f.payload);
+      return read_string_field("deployment", key, val,
+                               {{"sha", &f.sha},
+                                {"ref", &f.ref},
+                                {"environment", &f.environment},
+                                {"task", &f.task},
+                                {"description", &f.description}});
     });
 }
 
 std::string read_repository(od::value& v, repo_fields& f) {
-  od::object obj;
-  if (v.get_object().get(obj))
-    return wrong_type("repository", "an object");
-  return for_each_field(obj, [&](std::string_view key, od::value& val) {
-    if (key == "full_name")
-      return read_string(val, "repository.full_name", f.full_name);
-    if (key == "clone_url")
-      return read_string(val, "repository.clone_url", f.clone_url);
-    if (key == "name")
-      return read_string(val, "repository.name", f.name);
-    if (key == "html_url")
-      return read_string(val, "repository.html_url", f.html_url);
-    if (key == "default_branch")
-      return read_string(val, "repository.default_branch", f.default_branch);
-    return std::string{};
-  });
+  return read_required_object(
+    v, "repository", [&](std::string_view key, od::value& val) {
+      return read_string_field("repository", key, val,
+                               {{"full_name", &f.full_name},
+                                {"clone_url", &f.clone_url},
+                                {"name", &f.name},
+                                {"html_url", &f.html_url},
+                                {"default_branch", &f.default_branch}});
+    });
 }
 
 /// The application name when the payload names none: `repository.name`,
@@ -238,11 +229,9 @@ struct notice_fields {
 };
 
 std::string read_deployment_status(od::value& v, notice_fields& f) {
-  od::object obj;
-  if (v.get_object().get(obj))
-    return wrong_type("deployment_status", "an object");
-  return for_each_field(
-    obj, [&](std::string_view key, od::value& val) -> std::string {
+  return read_required_object(
+    v, "deployment_status",
+    [&](std::string_view key, od::value& val) -> std::string {
       if (key == "id")
         return unless_null(val, [&](od::json_type) {
           int64_t id = 0;
@@ -251,18 +240,12 @@ std::string read_deployment_status(od::value& v, notice_fields& f) {
           f.status_id = id;
           return std::string{};
         });
-      if (key == "state")
-        return read_string(val, "deployment_status.state", f.state);
-      if (key == "description")
-        return read_string(val, "deployment_status.description", f.description);
-      if (key == "log_url")
-        return read_string(val, "deployment_status.log_url", f.log_url);
-      if (key == "target_url")
-        return read_string(val, "deployment_status.target_url", f.target_url);
-      if (key == "environment_url")
-        return read_string(val, "deployment_status.environment_url",
-                           f.environment_url);
-      return {};
+      return read_string_field("deployment_status", key, val,
+                               {{"state", &f.state},
+                                {"description", &f.description},
+                                {"log_url", &f.log_url},
+                                {"target_url", &f.target_url},
+                                {"environment_url", &f.environment_url}});
     });
 }
 

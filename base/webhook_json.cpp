@@ -26,6 +26,14 @@ std::string read_string(od::value& v, std::string_view path,
   });
 }
 
+std::string read_string_field(std::string_view path, std::string_view key,
+                              od::value& v, string_places places) {
+  for (auto& [name, place] : places)
+    if (name == key)
+      return read_string(v, std::string{path} + "." + std::string{key}, *place);
+  return {};
+}
+
 std::string read_login(od::value& v, std::string_view path,
                        std::optional<std::string>& out) {
   od::json_type type;

@@ -80,6 +80,25 @@ std::string read_object(od::value& v, std::string_view path, F f) {
   });
 }
 
+/// Reads a required object: calls `f(key, value)` for each of its fields;
+/// anything but an object (null too) is an error.
+template <class F>
+std::string read_required_object(od::value& v, std::string_view path, F f) {
+  od::object obj;
+  if (v.get_object().get(obj))
+    return wrong_type(path, "an object");
+  return for_each_field(obj, f);
+}
+
+/// Where the string fields of an object go: (key, place) pairs.
+using string_places = std::initializer_list<
+  std::pair<std::string_view, std::optional<std::string>*>>;
+
+/// Reads field `key` of object `path` into its place in `places` (see
+/// read_string); a key `places` does not name is skipped.
+std::string read_string_field(std::string_view path, std::string_view key,
+                              od::value& v, string_places places);
+
 /// The first of `values` that is present and not empty, else `fallback`.
 std::string
 first_of(std::initializer_list<const std::optional<std::string>*> values,

@@ -2,14 +2,19 @@
 /// and GitHub status descriptions.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
 #include <caf/make_message.hpp>
 #include <caf/message.hpp>
+
+#include "messages/types.hpp"
 
 namespace heaven {
 
@@ -36,23 +41,15 @@ enum class ec : uint8_t {
 /// The category of heaven's errors in caf::error.
 constexpr caf::atom_value ec_category = caf::atom("heaven");
 
-/// The name of `code` ("checkout_failed").
+inline constexpr std::string_view ec_words[] = {
+  "none",       "cannot_start", "checkout_failed",
+  "ssh_failed", "cancelled",    "timed_out"};
+
+/// The name of `code` ("checkout_failed"); "unknown" for a code this heaven
+/// does not know.
 inline std::string to_string(ec code) {
-  switch (code) {
-    case ec::none:
-      return "none";
-    case ec::cannot_start:
-      return "cannot_start";
-    case ec::checkout_failed:
-      return "checkout_failed";
-    case ec::ssh_failed:
-      return "ssh_failed";
-    case ec::cancelled:
-      return "cancelled";
-    case ec::timed_out:
-      return "timed_out";
-  }
-  return "unknown";
+  auto i = static_cast<std::size_t>(code);
+  return i < std::size(ec_words) ? std::string{ec_words[i]} : "unknown";
 }
 
 /// An error of heaven's category without words.

@@ -669,16 +669,11 @@ enum class stream : uint8_t {
   err,
 };
 
+inline constexpr std::string_view stream_words[] = {"heaven", "out", "err"};
+
 /// "heaven", "out" or "err".
 inline std::string to_string(stream x) {
-  switch (x) {
-    case stream::out:
-      return "out";
-    case stream::err:
-      return "err";
-    default:
-      return "heaven";
-  }
+  return detail::word_of(x, stream_words);
 }
 
 /// One line of a deployment's output, without its newline.
