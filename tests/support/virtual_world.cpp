@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ostream>
 #include <stdexcept>
 
 #include <boost/test/unit_test.hpp>
@@ -71,6 +72,20 @@ fake_reply fake_reply::after(std::chrono::milliseconds d) const {
   auto r = *this;
   r.delay = d;
   return r;
+}
+
+std::ostream& operator<<(std::ostream& out, fake_call::fate x) {
+  switch (x) {
+    case fake_call::fate::waiting:
+      return out << "waiting";
+    case fake_call::fate::answered:
+      return out << "answered";
+    case fake_call::fate::timed_out:
+      return out << "timed out";
+    case fake_call::fate::cancelled:
+      return out << "cancelled";
+  }
+  return out << "?";
 }
 
 // -- fake_host ----------------------------------------------------------------
@@ -569,7 +584,8 @@ void virtual_world::release_store() {
   run();
 }
 
-std::vector<std::string> virtual_world::query(const std::string& sql) const {
+std::vector<std::string> sqlite_column(const std::filesystem::path& db,
+                                       const std::string& sql) {
   std::vector<std::string> rows;
   sqlite3* conn = nullptr;
   if (sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READONLY, nullptr)
@@ -591,6 +607,10 @@ std::vector<std::string> virtual_world::query(const std::string& sql) const {
   sqlite3_finalize(stmt);
   sqlite3_close_v2(conn);
   return rows;
+}
+
+std::vector<std::string> virtual_world::query(const std::string& sql) const {
+  return sqlite_column(db, sql);
 }
 
 void virtual_world::check_answer(bool answered, const std::string& error) {

@@ -14,6 +14,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
@@ -87,6 +88,9 @@ struct fake_call {
   /// The scripted answer, while waiting.
   fake_reply reply;
 };
+
+/// "waiting", "answered", "timed out", "cancelled".
+std::ostream& operator<<(std::ostream& out, fake_call::fate x);
 
 /// A remote HTTP service in the fake network, at one base URL: the fake
 /// client's counterpart of tools/support/http_stub.
@@ -212,6 +216,11 @@ store_actor spawn_store_gate(caf::actor_system& sys, store_actor real,
                              std::shared_ptr<store_script> script);
 
 // -- the world ----------------------------------------------------------------
+
+/// The first column of each row of `sql` on the SQLite database `db`, read
+/// on a connection of its own (fails the test when the query does).
+std::vector<std::string> sqlite_column(const std::filesystem::path& db,
+                                       const std::string& sql);
 
 /// The actor system config of a world: the test coordinator, no CAF log.
 caf::actor_system_config& virtual_config(caf::actor_system_config& cfg);
