@@ -314,15 +314,16 @@ struct virtual_world {
   std::shared_ptr<bool> watch(const Handle& h) {
     auto down = std::make_shared<bool>(false);
     auto target = caf::actor_cast<caf::actor>(h);
-    sys.spawn([down, target](caf::event_based_actor* s) -> caf::behavior {
+    // Kept: an actor nobody refers to is gone at once.
+    keep(sys.spawn([down, target](caf::event_based_actor* s) -> caf::behavior {
       s->monitor(target);
       s->set_down_handler([down, s](caf::down_msg&) {
         *down = true;
         s->quit();
       });
       // Something to wait for: an actor without a behavior ends at once.
-      return {[](caf::unit_t) {}};
-    });
+      return {[](const std::string&) {}};
+    }));
     run();
     return down;
   }
