@@ -13,7 +13,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -201,18 +200,6 @@ struct fixture : test::virtual_world {
   }
 };
 
-/// Waits until `pred` holds, up to `limit` (real time).
-bool eventually(const std::function<bool()>& pred,
-                std::chrono::milliseconds limit = 20s) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until)
-      return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
-
 /// The outbox, the real http_client actor and a GitHub stand-in on a real
 /// socket: for what only curl decides.
 struct real_fixture {
@@ -252,7 +239,7 @@ struct real_fixture {
                                             + std::to_string(id) + "/log";
                                    }),
                     opts);
-    BOOST_REQUIRE(eventually([&] { return ready->load(); }));
+    BOOST_REQUIRE(test::eventually([&] { return ready->load(); }, 20s));
   }
 
   void add(const json& body, const std::string& stream) {
@@ -265,13 +252,15 @@ struct real_fixture {
   /// Outcomes of the outbox rows, in id order, once none is unsettled.
   std::vector<std::string> outcomes(size_t n) {
     std::vector<std::string> out;
-    bool settled = eventually([&] {
-      out = test::sqlite_column(dir.path / "heaven.db",
-                                "SELECT coalesce(outcome, 'unsettled') FROM "
-                                "outbox ORDER BY id");
-      return out.size() == n
-             && std::count(out.begin(), out.end(), "unsettled") == 0;
-    });
+    bool settled = test::eventually(
+      [&] {
+        out = test::sqlite_column(dir.path / "heaven.db",
+                                  "SELECT coalesce(outcome, 'unsettled') FROM "
+                                  "outbox ORDER BY id");
+        return out.size() == n
+               && std::count(out.begin(), out.end(), "unsettled") == 0;
+      },
+      20s);
     BOOST_TEST(settled, "outbox rows still unsettled");
     return out;
   }
