@@ -1,9 +1,12 @@
 // The AUTO_DEPLOY actor and the "deploy" outbox that creates its GitHub
-// deployments, against a GitHub stand-in on a real socket, through the real
-// http_client actor and the real store on a real SQLite file (what heaven
-// deployed last is scripted).
+// deployments, in a virtual world (tests/support): a GitHub stand-in behind
+// the fake HTTP client, the real store on a real SQLite file (what heaven
+// deployed last is scripted by the store's gate), virtual time. What only
+// curl decides runs through the real http_client actor to a stand-in on a
+// real socket.
 #include "actors/auto_deploy.hpp"
 #include "tests/support/logger.hpp"
+#include "tests/support/virtual_world.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -50,77 +53,11 @@ constexpr auto token = "ghp_auto_deploy_secret_token_42";
 constexpr auto description
   = "Heaven auto deploy triggered by a commit status change";
 
-// -- a store whose memory of deployments is scripted
-// ----------------------------------------------------------
-
-/// What the scripted store says (shared with the test).
-struct store_world {
-  std::mutex mx;
-  /// `latest` answers, by repository (none: empty).
-  std::map<std::string, std::vector<deployed_environment>> latest;
-  int latest_asked = 0;
-  int claim_asked = 0;
-};
-
-/// The real store, except that `latest` answers from the script.
-store_actor::behavior_type scripted_store(store_actor::pointer self,
-                                          store_actor real,
-                                          std::shared_ptr<store_world> w) {
-  auto pass = [=](auto rp, auto... xs) {
-    rp.delegate(real, xs...);
-    return rp;
-  };
-  return {
-    [=](accept_atom a, inbound_event& ev) {
-      return pass(self->make_response_promise<accept_result>(), a, ev);
-    },
-    [=](start_atom a, int64_t id, std::string& d) {
-      return pass(self->make_response_promise<bool>(), a, id, d);
-    },
-    [=](finish_atom a, int64_t id, provider_outcome& o) {
-      return pass(self->make_response_promise<bool>(), a, id, o);
-    },
-    [=](subscribe_atom a, std::string& kind, outbox_actor& sink) {
-      return pass(self->make_response_promise<std::vector<outbox_row>>(), a,
-                  kind, sink);
-    },
-    [=](outbox_atom a, outbox_change& c) {
-      return pass(self->make_response_promise<bool>(), a, c);
-    },
-    [=](list_atom a, int32_t n) {
-      return pass(self->make_response_promise<std::vector<deployment_row>>(), a,
-                  n);
-    },
-    [=](pending_atom a) {
-      return pass(
-        self->make_response_promise<std::vector<unfinished_deployment>>(), a);
-    },
-    [=](locks_atom a) {
-      return pass(self->make_response_promise<std::vector<env_lock>>(), a);
-    },
-    [w](latest_atom, std::string& repo) {
-      std::lock_guard guard{w->mx};
-      ++w->latest_asked;
-      auto i = w->latest.find(repo);
-      return i == w->latest.end() ? std::vector<deployed_environment>{}
-                                  : i->second;
-    },
-    [=](claim_atom a, auto_deployment& x) {
-      {
-        std::lock_guard guard{w->mx};
-        ++w->claim_asked;
-      }
-      return pass(self->make_response_promise<bool>(), a, x);
-    },
-  };
-}
-
 // -- a scripted GitHub
 // -----------------------------------------------------------
 
 /// What the GitHub stand-in answers; tests change it.
 struct github_world {
-  std::mutex mx;
   /// Answers to the combined status of `sha`, in turn (the last repeats): a
   /// state ("success", "pending", ...) or an HTTP status ("503").
   std::vector<std::string> combined = {"success"};
@@ -134,7 +71,7 @@ struct github_world {
   /// Which POSTs (0, 1, ...) create a deployment although their answer
   /// does not say so (dropped, 5xx).
   std::set<size_t> created_anyway;
-  /// Milliseconds POST n waits before answering.
+  /// Milliseconds POST n waits before answering (virtual time).
   std::map<size_t, int> create_delay_ms;
   /// Deployments GitHub has, newest first: those POSTs created, and any a
   /// test adds (others, by people or for other apps).
@@ -225,23 +162,12 @@ constexpr auto prod_payload
     R"("heroku_name":"octo-app"},"notify":{"room":"ops","user":"alice"},)"
     R"("actor":"alice","sha":"01234567"})";
 
-struct auto_fixture {
-  temp_dir dir; // Declared first: removed after the system is gone.
-  std::filesystem::path db = dir.path / "heaven.db";
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log_sink
-    = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
-  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-  caf::actor_system_config cfg;
-  caf::actor_system sys{cfg};
-  caf::scoped_actor self{sys};
-  http_client_actor http = sys.spawn(http_client);
-  store_actor real;
-  std::shared_ptr<store_world> store_w = std::make_shared<store_world>();
-  store_actor store;
-  /// Declared before `github`, so it outlives the stub's threads (a request
-  /// still being answered while the fixture ends reads it).
+struct auto_fixture : virtual_world {
+  captured_log log{1000};
+  /// What the store says heaven last deployed, by repository (none: empty).
+  std::map<std::string, std::vector<deployed_environment>> latest;
   github_world world;
-  http_stub github;
+  fake_host& github = net->host("http://github.test/");
   /// The "deploy" outbox, as heaven runs it.
   outbox_actor creations;
   outbox_options opts;
@@ -249,24 +175,23 @@ struct auto_fixture {
   size_t baseline = 0;
 
   auto_fixture() {
-    log_sink->set_pattern("%l %v");
-    auto logger = std::make_shared<spdlog::logger>("test", log_sink);
-    logger->set_level(spdlog::level::debug);
-    spdlog::set_default_logger(logger);
     github.respond_with([this](const recorded_request& r) {
       int delay = 0;
       auto res = answer(r, delay);
       // A slow GitHub: answers after heaven stopped waiting.
-      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
-      return res;
+      return fake_reply{res}.after(std::chrono::milliseconds(delay));
     });
-    real = sys.spawn(heaven::store, db.string(),
-                     std::shared_ptr<health_board>{});
-    store = sys.spawn(scripted_store, real, store_w);
+    script->latest = [this](const std::string& repo) {
+      auto i = latest.find(repo);
+      return i == latest.end() ? std::vector<deployed_environment>{}
+                               : i->second;
+    };
+    open_store();
     opts.first_backoff = 10ms;
     opts.max_backoff = 50ms;
     opts.request_timeout_ms = 5000;
     opts.max_attempts = 3;
+    opts.now_ms = clock_ms();
     start_creations();
     start(config());
   }
@@ -275,48 +200,31 @@ struct auto_fixture {
     auto all = everything_logged();
     BOOST_TEST(all.find(token) == std::string::npos,
                "the token appears in the log");
-    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    stop(actor);
     stop(creations);
-    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
-    stop(real);
-    caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
-    heaven::test::restore_logger(previous);
   }
 
-  /// Ends `a` and waits until it is gone.
-  template <class Handle>
-  void stop(const Handle& a) {
-    if (!a)
-      return;
-    self->monitor(a);
-    self->send_exit(a, caf::exit_reason::user_shutdown);
-    self->receive([](const caf::down_msg&) {},
-                  caf::after(30s) >> [] { BOOST_FAIL("an actor hangs"); });
-  }
-
-  /// Starts the "deploy" outbox (anew) and waits until it has its rows.
+  /// Starts the "deploy" outbox (anew) and runs until it has its rows.
   void start_creations() {
-    auto ready = std::make_shared<std::atomic<bool>>(false);
+    auto ready = std::make_shared<bool>(false);
     auto o = opts;
     o.ready = [ready] { *ready = true; };
     creations = sys.spawn(
-      outbox, real, http,
+      outbox, real_store, http,
       deployment_courier(github_api{github.base_url(), token}), o);
-    BOOST_REQUIRE(eventually([&] { return ready->load(); }, 20s));
+    run();
+    BOOST_REQUIRE(*ready);
   }
 
   /// heaven stops and starts again on the same database, with `o` for
   /// the "deploy" outbox.
   void restart(outbox_options o) {
-    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    stop(actor);
     actor = nullptr;
     stop(creations);
-    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
-    stop(real);
+    close_store();
     opts = std::move(o);
-    real = sys.spawn(heaven::store, db.string(),
-                     std::shared_ptr<health_board>{});
-    store = sys.spawn(scripted_store, real, store_w);
+    open_store();
     start_creations();
     baseline = 0;
     start(config());
@@ -336,53 +244,30 @@ struct auto_fixture {
   /// (Re)starts the actor under test with `c`.
   void start(auto_deploy_config c) {
     if (actor) {
-      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+      stop(actor);
       actor = nullptr;
-      BOOST_REQUIRE(eventually(
-        [&] { return sys.registry().running() == baseline - 1; }, 20s));
+      BOOST_REQUIRE_EQUAL(sys.registry().running(), baseline - 1);
     }
     actor = sys.spawn(auto_deploy, std::move(c));
+    run();
     // Running now: the client, the stores, the outbox and the actor under
     // test.
     baseline = sys.registry().running();
   }
 
-  /// The first column of `text`'s rows, on a connection of its own.
-  std::vector<std::string> sql(const std::string& text) const {
-    std::vector<std::string> out;
-    sqlite3* conn = nullptr;
-    if (sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READONLY, nullptr)
-        == SQLITE_OK) {
-      sqlite3_busy_timeout(conn, 5000);
-      sqlite3_stmt* stmt = nullptr;
-      if (sqlite3_prepare_v2(conn, text.c_str(), -1, &stmt, nullptr)
-          == SQLITE_OK)
-        while (sqlite3_step(stmt) == SQLITE_ROW) {
-          auto p = sqlite3_column_text(stmt, 0);
-          out.emplace_back(p ? reinterpret_cast<const char*>(p) : "NULL");
-        }
-      sqlite3_finalize(stmt);
-    }
-    sqlite3_close_v2(conn);
-    return out;
-  }
-
   /// The outcomes of the "deploy" rows, once none waits.
   std::vector<std::string> creation_outcomes() {
     std::vector<std::string> out;
-    BOOST_TEST(eventually(
-      [&] {
-        out = sql("SELECT coalesce(outcome, 'unsettled') FROM outbox WHERE "
+    BOOST_TEST(run_until([&] {
+      out = query("SELECT coalesce(outcome, 'unsettled') FROM outbox WHERE "
                   "kind = 'deploy' ORDER BY id");
-        return std::count(out.begin(), out.end(), "unsettled") == 0;
-      },
-      20s));
+      return std::count(out.begin(), out.end(), "unsettled") == 0;
+    }));
     return out;
   }
 
   /// GitHub as documented: combined status, compare, create deployment.
   stub_response answer(const recorded_request& r, int& delay_ms) {
-    std::lock_guard guard{world.mx};
     auto ok = [](json body) {
       return stub_response{
         200, {{"Content-Type", "application/json"}}, body.dump()};
@@ -463,8 +348,7 @@ struct auto_fixture {
 
   /// Sets what the store says heaven last deployed for octo/app.
   void deployed_last(std::vector<deployed_environment> envs) {
-    std::lock_guard guard{store_w->mx};
-    store_w->latest["octo/app"] = std::move(envs);
+    latest["octo/app"] = std::move(envs);
   }
 
   void send(commit_status_event ev) {
@@ -473,21 +357,11 @@ struct auto_fixture {
 
   /// Every line logged, as "<level> <text>".
   std::vector<std::string> logs() const {
-    std::vector<std::string> lines;
-    for (auto& l : log_sink->last_formatted()) {
-      auto line = l;
-      while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
-        line.pop_back();
-      lines.push_back(line);
-    }
-    return lines;
+    return log.lines();
   }
 
   std::string everything_logged() const {
-    std::string all;
-    for (auto& l : logs())
-      all += l + "\n";
-    return all;
+    return log.all();
   }
 
   /// How many logged lines are exactly `line`.
@@ -512,22 +386,20 @@ struct auto_fixture {
     return n;
   }
 
-  /// Waits until `line` was logged (exactly) `n` times.
-  bool wait_logged(const std::string& line, size_t n = 1) const {
-    return eventually([&] { return count_logged(line) >= n; }, 20s);
+  /// Runs until `line` was logged (exactly) `n` times.
+  bool wait_logged(const std::string& line, size_t n = 1) {
+    return run_until([&] { return count_logged(line) >= n; });
   }
 
-  /// Waits until every job the actor spawned has quit and no creation
+  /// Runs until every job the actor spawned has quit and no creation
   /// waits.
   bool settled() {
-    return eventually(
-      [&] {
-        return sys.registry().running() == baseline
-               && sql("SELECT count(*) FROM outbox WHERE kind = 'deploy' AND "
+    return run_until([&] {
+      return sys.registry().running() == baseline
+             && query("SELECT count(*) FROM outbox WHERE kind = 'deploy' AND "
                       "settled_at IS NULL")
-                    == std::vector<std::string>{"0"};
-      },
-      20s);
+                  == std::vector<std::string>{"0"};
+    });
   }
 
   /// Waits for `line`, then for the jobs to end; fails the test otherwise.
@@ -566,8 +438,8 @@ struct auto_fixture {
   claims() const {
     std::set<std::tuple<std::string, std::string, std::string, std::string>>
       out;
-    for (auto& row : sql("SELECT json_array(repo, app, environment, sha) "
-                         "FROM auto_deploys")) {
+    for (auto& row : query("SELECT json_array(repo, app, environment, sha) "
+                           "FROM auto_deploys")) {
       auto j = json::parse(row);
       out.emplace(j[0], j[1], j[2], j[3]);
     }
@@ -575,8 +447,42 @@ struct auto_fixture {
   }
 
   int latest_asked() {
-    std::lock_guard guard{store_w->mx};
-    return store_w->latest_asked;
+    return script->asked["latest"];
+  }
+};
+
+/// The AUTO_DEPLOY actor through the real http_client actor, to a GitHub
+/// stand-in on a real socket: for what only curl decides.
+struct real_auto_fixture {
+  temp_dir dir; // Declared first: removed after the system is gone.
+  captured_log log{1000};
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  http_client_actor http = sys.spawn(http_client);
+  std::shared_ptr<store_script> script = std::make_shared<store_script>();
+  store_actor real;
+  store_actor store;
+  http_stub github;
+  auto_deploy_actor actor;
+
+  real_auto_fixture() {
+    script->latest = [](const std::string&) {
+      return std::vector<deployed_environment>{
+        deployed("production", prod_base, prod_payload)};
+    };
+    real = sys.spawn(heaven::store, (dir.path / "heaven.db").string(),
+                     std::shared_ptr<health_board>{});
+    store = spawn_store_gate(sys, real, script);
+  }
+
+  ~real_auto_fixture() {
+    BOOST_TEST(log.all().find(token) == std::string::npos,
+               "the token appears in the log");
+    for (auto a :
+         {caf::actor_cast<caf::actor>(actor),
+          caf::actor_cast<caf::actor>(store), caf::actor_cast<caf::actor>(real),
+          caf::actor_cast<caf::actor>(http)})
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }
 };
 
@@ -648,11 +554,8 @@ BOOST_AUTO_TEST_CASE(a_combined_status_other_than_success_deploys_nothing) {
   send(status_event());
   finish_on("info Not auto-deploying octo/app@a1b2c3d4: its combined status "
             "is pending, not success");
-  {
-    std::lock_guard guard{world.mx};
-    world.combined = {"failure"};
-    world.combined_asked = 0;
-  }
+  world.combined = {"failure"};
+  world.combined_asked = 0;
   send(status_event());
   finish_on("info Not auto-deploying octo/app@a1b2c3d4: its combined status "
             "is failure, not success");
@@ -768,9 +671,8 @@ BOOST_AUTO_TEST_CASE(two_environments_get_two_deployments) {
                           R"({"name":"app","notify":{"room":"dev"}})")});
   send(status_event());
   // GitHub numbers them in arrival order, which is not fixed.
-  BOOST_REQUIRE(eventually(
-    [&] { return count_containing(": created GitHub deployment ") == 2u; },
-    20s));
+  BOOST_REQUIRE(run_until(
+    [&] { return count_containing(": created GitHub deployment ") == 2u; }));
   BOOST_REQUIRE(settled());
   BOOST_TEST(posts().size() == 2u);
   BOOST_TEST(count_logged(created_line("production", 1001))
@@ -803,9 +705,8 @@ BOOST_AUTO_TEST_CASE(a_payload_that_is_not_an_object_starts_from_nothing) {
                  deployed("qa", qa_base, R"("a string")")});
   // No author known: the payload's actor is left alone.
   send(status_event("success", {"main"}, ""));
-  BOOST_REQUIRE(eventually(
-    [&] { return count_containing(": created GitHub deployment ") == 3u; },
-    20s));
+  BOOST_REQUIRE(run_until(
+    [&] { return count_containing(": created GitHub deployment ") == 3u; }));
   BOOST_REQUIRE(settled());
   BOOST_TEST(posts().size() == 3u);
   auto bodies = posted_by_environment();
@@ -842,20 +743,32 @@ BOOST_AUTO_TEST_CASE(a_combined_status_failing_every_attempt_gives_up) {
   BOOST_TEST(posts().empty());
 }
 
-BOOST_AUTO_TEST_CASE(a_request_that_can_never_be_made_is_not_retried) {
+BOOST_FIXTURE_TEST_CASE(a_request_that_can_never_be_made_is_not_retried,
+                        real_auto_fixture) {
   // A GitHub endpoint curl cannot use: the request never leaves heaven and
   // would fail the same way on every attempt.
-  auto c = config();
+  auto_deploy_config c;
+  c.http = http;
+  c.store = store;
   c.api_endpoint = "htp://127.0.0.1:" + std::to_string(github.port()) + "/";
-  start(c);
-  deployed_last({deployed("production", prod_base, prod_payload)});
-  send(status_event());
-  finish_on("error Not auto-deploying octo/app@a1b2c3d4: could not read its "
-            "combined status: Protocol \"htp\" not supported or disabled "
-            "in libcurl");
+  c.token = token;
+  c.attempts = 3;
+  c.first_backoff_ms = 10;
+  actor = sys.spawn(auto_deploy, c);
+  auto baseline = sys.registry().running();
+  caf::anon_send(actor, status_atom::value, status_event());
+  std::string line = "error Not auto-deploying octo/app@a1b2c3d4: could not "
+                     "read its combined status: Protocol \"htp\" not "
+                     "supported or disabled in libcurl";
+  BOOST_REQUIRE_MESSAGE(eventually([&] { return log.exactly(line) == 1; }, 20s),
+                        "not logged: " << line << "\nlog:\n"
+                                       << log.all());
+  // The job quits.
+  BOOST_REQUIRE(
+    eventually([&] { return sys.registry().running() == baseline; }, 20s));
   BOOST_TEST(github.requests().empty());
-  BOOST_TEST(count_starting("warning reading the combined status") == 0u,
-             everything_logged());
+  for (auto& l : log.lines())
+    BOOST_TEST(l.rfind("warning reading the combined status", 0) != 0u, l);
 }
 
 BOOST_AUTO_TEST_CASE(a_422_on_create_is_logged_and_not_retried) {
@@ -913,6 +826,10 @@ BOOST_AUTO_TEST_CASE(a_create_without_answer_is_looked_up_and_found) {
   BOOST_TEST(all[1].target == compare_target(prod_base));
   BOOST_TEST(all[2].method == "POST");
   BOOST_TEST(all[2].target == "/repos/octo/app/deployments");
+  // The POST timed out after 2 s; the lookup came 10 ms later.
+  auto sent = github.calls();
+  BOOST_TEST(sent[2]->state == fake_call::fate::timed_out);
+  BOOST_TEST((sent[3]->at - sent[2]->at).count() == 2010);
   auto& lookup = all[3];
   BOOST_TEST(lookup.method == "GET");
   BOOST_TEST(lookup.target
@@ -926,12 +843,9 @@ BOOST_AUTO_TEST_CASE(a_create_without_answer_is_looked_up_and_found) {
              == 1u);
   BOOST_TEST(count_starting("error ") == 0u);
   // A 500 after GitHub created it: the same, for another sha.
-  {
-    std::lock_guard guard{world.mx};
-    world.creates = {stub_response{500, {}, R"({"message":"Oops"})"}};
-    world.created = 0;
-    world.create_delay_ms.clear();
-  }
+  world.creates = {stub_response{500, {}, R"({"message":"Oops"})"}};
+  world.created = 0;
+  world.create_delay_ms.clear();
   send(status_event("success", {"main"}, "octocat", other_sha));
   finish_on("info Auto-deploying octo/app@b2c3d4e5 to production (app): "
             "found GitHub deployment 1001, created by an earlier request");
@@ -1069,14 +983,9 @@ BOOST_AUTO_TEST_CASE(a_claim_left_by_a_killed_heaven_is_created_once) {
   // heaven claimed the sha and died before its request went out: the claim
   // and the request are one row in the store.
   stop(creations);
-  bool first = false;
-  self
-    ->request(real, 30s, claim_atom::value,
-              auto_deployment{"octo/app", "app", "production", sha,
-                              production_request()})
-    .receive([&](bool x) { first = x; },
-             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
-  BOOST_REQUIRE(first);
+  BOOST_REQUIRE(ask<bool>(real_store, claim_atom::value,
+                          auto_deployment{"octo/app", "app", "production", sha,
+                                          production_request()}));
   BOOST_TEST(github.requests().empty());
   // The next heaven does not know whether it went out: it looks first.
   restart(opts);
@@ -1107,7 +1016,7 @@ BOOST_AUTO_TEST_CASE(a_create_whose_answer_died_with_heaven_is_not_repeated) {
   world.created_anyway = {0};
   world.create_delay_ms = {{0, 3000}};
   send(status_event());
-  BOOST_REQUIRE(eventually([&] { return posts().size() == 1u; }, 20s));
+  BOOST_REQUIRE(run_until([&] { return posts().size() == 1u; }));
   restart(opts);
   finish_on("info Auto-deploying octo/app@a1b2c3d4 to production (app): "
             "found GitHub deployment 1001, created by an earlier request");
@@ -1142,13 +1051,21 @@ BOOST_AUTO_TEST_CASE(jobs_stop_when_the_actor_exits) {
   BOOST_REQUIRE(wait_logged("warning reading the combined status of "
                             "octo/app@a1b2c3d4 failed (HTTP 503: Server "
                             "Error), attempt 1 of 3; retrying in 600000 ms"));
-  // The job waits ten minutes for its retry, unless heaven stops.
+  // The job waits ten minutes for its retry...
+  advance(599999ms);
+  BOOST_TEST(requests_to("GET", combined_target).size() == 1u);
+  // ...unless heaven stops: then it stops at once, without a timer.
+  auto before = now();
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-  BOOST_TEST(wait_logged("warning Stopping the auto deploy of "
-                         "octo/app@a1b2c3d4: heaven's auto_deploy actor is "
-                         "gone"));
-  BOOST_TEST(
-    eventually([&] { return sys.registry().running() == baseline - 1; }, 20s));
+  run();
+  BOOST_TEST(now() == before);
+  BOOST_TEST(count_logged("warning Stopping the auto deploy of "
+                          "octo/app@a1b2c3d4: heaven's auto_deploy actor is "
+                          "gone")
+             == 1u);
+  BOOST_TEST(sys.registry().running() == baseline - 1);
+  // Its retry never comes.
+  settle();
   BOOST_TEST(requests_to("GET", combined_target).size() == 1u);
 }
 

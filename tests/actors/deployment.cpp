@@ -23,6 +23,7 @@
 #include "actors/workspace.hpp"
 #include "base/log_book.hpp"
 #include "messages/registry.hpp"
+#include "tests/support/virtual_world.hpp"
 
 using namespace heaven;
 using namespace std::chrono_literals;
@@ -31,9 +32,8 @@ using nlohmann::json;
 
 namespace {
 
-/// What the fakes saw, and what the gate refuses.
+/// What the fakes saw.
 struct record {
-  std::vector<http_request> requests;
   std::vector<std::string> removed;
   std::vector<workspace_plan> plans;
   /// When set, checkouts are not answered; the deployments asking are here.
@@ -43,10 +43,6 @@ struct record {
   int checkout_cancels = 0;
   std::vector<std::string> provider_starts;
   int cancels = 0;
-  /// While set, the store's gate answers `start` and `finish` with an error,
-  /// as a store that cannot write does.
-  bool refuse_writes = false;
-  int refused = 0;
   /// Deployments swept, in order.
   std::vector<int64_t> swept;
   /// Every provider started, in order.
@@ -57,89 +53,10 @@ struct record {
 
 using record_ptr = std::shared_ptr<record>;
 
-caf::error disk_full() {
-  return caf::make_error(caf::sec::runtime_error,
-                         "store: database or disk is full");
-}
-
-/// Forwards everything to the real store, except the writes `rec` refuses.
-store_actor::behavior_type gate(store_actor::pointer self, store_actor real,
-                                record_ptr rec) {
-  auto pass = [=](auto rp, auto... xs) {
-    rp.delegate(real, xs...);
-    return rp;
-  };
-  return {
-    [=](accept_atom a, inbound_event& ev) {
-      return pass(self->make_response_promise<accept_result>(), a, ev);
-    },
-    [=](start_atom a, int64_t id, std::string& d) {
-      auto rp = self->make_response_promise<bool>();
-      if (rec->refuse_writes) {
-        ++rec->refused;
-        rp.deliver(disk_full());
-        return rp;
-      }
-      return pass(rp, a, id, d);
-    },
-    [=](finish_atom a, int64_t id, provider_outcome& o) {
-      auto rp = self->make_response_promise<bool>();
-      if (rec->refuse_writes) {
-        ++rec->refused;
-        rp.deliver(disk_full());
-        return rp;
-      }
-      return pass(rp, a, id, o);
-    },
-    [=](subscribe_atom a, std::string& kind, outbox_actor& sink) {
-      return pass(self->make_response_promise<std::vector<outbox_row>>(), a,
-                  kind, sink);
-    },
-    [=](outbox_atom a, outbox_change& c) {
-      return pass(self->make_response_promise<bool>(), a, c);
-    },
-    [=](list_atom a, int32_t n) {
-      return pass(self->make_response_promise<std::vector<deployment_row>>(), a,
-                  n);
-    },
-    [=](pending_atom a) {
-      return pass(
-        self->make_response_promise<std::vector<unfinished_deployment>>(), a);
-    },
-    [=](locks_atom a) {
-      return pass(self->make_response_promise<std::vector<env_lock>>(), a);
-    },
-    [=](latest_atom a, std::string& repo) {
-      return pass(
-        self->make_response_promise<std::vector<deployed_environment>>(), a,
-        repo);
-    },
-    [=](claim_atom a, auto_deployment& x) {
-      return pass(self->make_response_promise<bool>(), a, x);
-    },
-  };
-}
-
 auto_deploy_actor::behavior_type fake_auto_deploy(auto_deploy_actor::pointer,
                                                   record_ptr rec) {
   return {
     [=](status_atom, commit_status_event& ev) { rec->statuses.push_back(ev); },
-  };
-}
-
-http_client_actor::behavior_type fake_http(http_client_actor::pointer self,
-                                           record_ptr rec) {
-  return {
-    [=](http_request& req) {
-      rec->requests.push_back(req);
-      return http_response{201, {}, "{}", {}};
-    },
-    [=](stream_atom, http_request& req, chunk_sink&) {
-      rec->requests.push_back(req);
-      return http_response{200, {}, "", {}};
-    },
-    [=](cancel_atom, chunk_sink&) {},
-    [=](http_done_atom, uint64_t, http_response&) {},
   };
 }
 
@@ -220,53 +137,14 @@ throwing_provider(process_provider_actor::pointer self) {
   };
 }
 
-caf::actor_system_config& test_config(caf::actor_system_config& cfg) {
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  return cfg;
-}
-
-/// The first column of each row of `sql` on the database at `db`.
-std::vector<std::string> query(const fs::path& db, const std::string& sql) {
-  sqlite3* conn = nullptr;
-  std::vector<std::string> rows;
-  BOOST_REQUIRE(
-    sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READONLY, nullptr)
-    == SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  BOOST_REQUIRE(sqlite3_prepare_v2(conn, sql.c_str(), -1, &stmt, nullptr)
-                == SQLITE_OK);
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    auto p = sqlite3_column_text(stmt, 0);
-    rows.emplace_back(p ? reinterpret_cast<const char*>(p) : "NULL");
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close_v2(conn);
-  return rows;
-}
-
-struct fixture {
-  caf::actor_system_config cfg;
-  caf::actor_system sys{test_config(cfg)};
-  caf::scheduler::test_coordinator& sched
-    = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
-  caf::scoped_actor self{sys, true};
+struct fixture : test::virtual_world {
   record_ptr rec = std::make_shared<record>();
-  fs::path dir;
-  fs::path db;
   std::shared_ptr<deployment_context> ctx
     = std::make_shared<deployment_context>();
-  store_actor real_store;
   outbox_actor statuses;
   receiver_actor recv;
 
   fixture() {
-    dir = fs::temp_directory_path()
-          / ("heaven-core-" + std::to_string(::getpid()) + "-"
-             + std::to_string(reinterpret_cast<uintptr_t>(this)));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    db = dir / "heaven.db";
     ctx->cfg.data_dir = dir.string();
     ctx->cfg.public_url = "https://heaven.test";
     ctx->cfg.api_endpoint = "https://api.github.test/";
@@ -275,9 +153,11 @@ struct fixture {
     ctx->logs = std::make_shared<log_book>((dir / "logs").string(),
                                            std::vector<std::string>{});
     ctx->log_key = "test-key";
-    real_store = sys.spawn(store, db.string(), std::shared_ptr<health_board>{});
-    ctx->store = sys.spawn(gate, real_store, rec);
-    ctx->http = sys.spawn(fake_http, rec);
+    // GitHub answers every request with 201 {}.
+    net->host("https://api.github.test/");
+    open_store();
+    ctx->store = store;
+    ctx->http = http;
     auto r = rec;
     ctx->open_scope = [](int64_t id) {
       process_scope scope;
@@ -370,15 +250,26 @@ struct fixture {
   ~fixture() {
     caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(statuses, caf::exit_reason::user_shutdown);
-    sched.run();
-    // Fire whatever timers remain (retries, timers) and drain.
-    for (int i = 0; i < 100 && sched.trigger_timeouts() > 0; ++i)
-      sched.run();
-    caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(real_store, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
-    sched.run();
-    fs::remove_all(dir);
+    run();
+  }
+
+  /// Refuses `start` and `finish` from now on, as a store that cannot
+  /// write does (or accepts them again).
+  void refuse_writes(bool refuse) {
+    if (refuse)
+      script->refuse = {"start", "finish"};
+    else
+      script->refuse.clear();
+  }
+
+  /// How many writes the store refused.
+  int refused() const {
+    return script->refused["start"] + script->refused["finish"];
+  }
+
+  /// Every request GitHub got, in order.
+  std::vector<http_request> requests() const {
+    return net->sent();
   }
 
   static inbound_event event(std::string delivery, std::string provider,
@@ -434,7 +325,7 @@ struct fixture {
   /// The states GitHub was sent, in order.
   std::vector<std::string> posted_states() const {
     std::vector<std::string> result;
-    for (auto& r : rec->requests)
+    for (auto& r : requests())
       if (r.method == "POST")
         result.push_back(json::parse(r.body).at("state"));
     return result;
@@ -442,7 +333,8 @@ struct fixture {
 
   /// The description of the last status GitHub was sent.
   std::string last_description() const {
-    for (auto i = rec->requests.rbegin(); i != rec->requests.rend(); ++i)
+    auto all = requests();
+    for (auto i = all.rbegin(); i != all.rend(); ++i)
       if (i->method == "POST")
         return json::parse(i->body).at("description");
     return {};
@@ -451,21 +343,21 @@ struct fixture {
   /// The states the store queued for deployment `id`, in order.
   std::vector<std::string> stored_states(int64_t id) const {
     std::vector<std::string> result;
-    for (auto& body : query(db, "SELECT body FROM outbox WHERE stream = 'd"
-                                  + std::to_string(id) + "' ORDER BY id"))
+    for (auto& body : query("SELECT body FROM outbox WHERE stream = 'd"
+                            + std::to_string(id) + "' ORDER BY id"))
       result.push_back(json::parse(body).at("state"));
     return result;
   }
 
   /// The deployment's state in the store.
   std::string state_of(int64_t id) const {
-    auto rows = query(db, "SELECT state FROM deployments WHERE id = "
-                            + std::to_string(id));
+    auto rows = query("SELECT state FROM deployments WHERE id = "
+                      + std::to_string(id));
     return rows.empty() ? "" : rows[0];
   }
 
   std::vector<std::string> unsettled() const {
-    return query(db, "SELECT id FROM outbox WHERE settled_at IS NULL");
+    return query("SELECT id FROM outbox WHERE settled_at IS NULL");
   }
 
   std::string log_text(int64_t id) const {
@@ -486,7 +378,7 @@ BOOST_AUTO_TEST_CASE(a_good_deployment_posts_queued_in_progress_success) {
   sched.run();
   BOOST_TEST(posted_states()
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
-  for (auto& r : rec->requests) {
+  for (auto& r : requests()) {
     BOOST_TEST(r.method == "POST");
     BOOST_TEST(r.url
                == "https://api.github.test/repos/octo/app/deployments/42/"
@@ -498,7 +390,7 @@ BOOST_AUTO_TEST_CASE(a_good_deployment_posts_queued_in_progress_success) {
     BOOST_TEST(body.at("environment_url") == "https://app.example.com");
   }
   auto bodies = std::vector<json>{};
-  for (auto& r : rec->requests)
+  for (auto& r : requests())
     bodies.push_back(json::parse(r.body));
   BOOST_TEST(bodies[0].at("description")
              == "Queued main (0123456) for production by alice");
@@ -673,7 +565,7 @@ BOOST_AUTO_TEST_CASE(one_deployment_at_a_time_per_app_and_environment) {
   BOOST_TEST(stored_states(2) == (std::vector<std::string>{"error"}));
   BOOST_TEST(state_of(2) == "error");
   bool refused = false;
-  for (auto& r : rec->requests) {
+  for (auto& r : requests()) {
     auto body = json::parse(r.body);
     if (body.at("state") == "error") {
       BOOST_TEST(body.at("description") == "Already deploying.");
@@ -711,11 +603,11 @@ BOOST_AUTO_TEST_CASE(bad_input_ends_in_error_and_runs_nothing) {
   e6.deployment.clone_url = "--upload-pack=touch /tmp/pwned";
   cases.emplace_back(e6, "invalid repository.clone_url");
   for (auto& [ev, expected] : cases) {
-    rec->requests.clear();
+    net->clear();
     BOOST_TEST(deliver(ev).status == 201);
     sched.run();
-    BOOST_REQUIRE(rec->requests.size() == 1u);
-    auto body = json::parse(rec->requests[0].body);
+    BOOST_REQUIRE(requests().size() == 1u);
+    auto body = json::parse(requests()[0].body);
     BOOST_TEST(body.at("state") == "error");
     std::string description = body.at("description");
     BOOST_TEST(description.find(expected) == 0u, description);
@@ -825,9 +717,9 @@ BOOST_AUTO_TEST_CASE(unfinished_deployments_are_resumed_or_ended_at_start) {
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
   BOOST_TEST(stored_states(2)
              == (std::vector<std::string>{"queued", "in_progress", "error"}));
-  std::string restarted = json::parse(query(db, "SELECT body FROM outbox "
-                                                "WHERE stream = 'd2' ORDER "
-                                                "BY id DESC LIMIT 1")[0])
+  std::string restarted = json::parse(query("SELECT body FROM outbox "
+                                            "WHERE stream = 'd2' ORDER "
+                                            "BY id DESC LIMIT 1")[0])
                             .at("description");
   BOOST_TEST(restarted
              == "heaven restarted during this deployment; its outcome is "
@@ -843,7 +735,7 @@ BOOST_AUTO_TEST_CASE(an_end_the_store_refuses_is_written_when_it_can) {
   start();
   deliver(event("d-1", "hang"));
   sched.run();
-  rec->refuse_writes = true;
+  refuse_writes(true);
   sched.advance_time(300s); // The timeout ends it...
   sched.run();
   // ...but the end cannot be written: nothing is posted, and heaven keeps
@@ -851,14 +743,14 @@ BOOST_AUTO_TEST_CASE(an_end_the_store_refuses_is_written_when_it_can) {
   BOOST_TEST(posted_states()
              == (std::vector<std::string>{"queued", "in_progress"}));
   BOOST_TEST(state_of(1) == "running");
-  BOOST_TEST(rec->refused == 1);
+  BOOST_TEST(refused() == 1);
   for (int i = 0; i < 5; ++i) {
     sched.advance_time(30s);
     sched.run();
   }
-  BOOST_TEST(rec->refused >= 4);
+  BOOST_TEST(refused() >= 4);
   BOOST_TEST(posted_states().size() == 2u);
-  rec->refuse_writes = false;
+  refuse_writes(false);
   sched.advance_time(30s);
   sched.run();
   BOOST_TEST(state_of(1) == "failure");
@@ -867,7 +759,7 @@ BOOST_AUTO_TEST_CASE(an_end_the_store_refuses_is_written_when_it_can) {
 }
 
 BOOST_AUTO_TEST_CASE(a_start_the_store_refuses_runs_nothing_until_written) {
-  rec->refuse_writes = true;
+  refuse_writes(true);
   start();
   deliver(event("d-1", "ok"));
   sched.run();
@@ -878,7 +770,7 @@ BOOST_AUTO_TEST_CASE(a_start_the_store_refuses_runs_nothing_until_written) {
   sched.advance_time(1s);
   sched.run();
   BOOST_TEST(rec->provider_starts.empty());
-  rec->refuse_writes = false;
+  refuse_writes(false);
   sched.advance_time(2s);
   sched.run();
   BOOST_TEST(rec->provider_starts.size() == 1u);
@@ -915,7 +807,7 @@ BOOST_AUTO_TEST_CASE(a_lock_task_is_carried_out_by_the_store_not_a_provider) {
   BOOST_TEST(rec->plans.empty());
   BOOST_TEST(rec->provider_starts.empty());
   BOOST_TEST(state_of(1) == "success");
-  BOOST_TEST(query(db, "SELECT actor || '|' || reason FROM locks")
+  BOOST_TEST(query("SELECT actor || '|' || reason FROM locks")
              == std::vector<std::string>{"alice|incident 7"});
 }
 
@@ -933,7 +825,7 @@ BOOST_AUTO_TEST_CASE(the_lock_prefix_is_hubot_deploy_prefix) {
   deliver(other);
   sched.run();
   BOOST_TEST(rec->provider_starts.size() == 1u);
-  BOOST_TEST(query(db, "SELECT count(*) FROM locks")
+  BOOST_TEST(query("SELECT count(*) FROM locks")
              == std::vector<std::string>{"0"});
 }
 
@@ -965,14 +857,14 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_gets_202_and_nothing_happens) {
   caf::anon_send(ctx->store, accept_atom::value, event("d-0", "ok"));
   sched.run();
   set_repository_active(db.string(), "octo/app", false);
-  rec->requests.clear();
+  net->clear();
   auto reply = deliver(event("d-1", "ok"));
   BOOST_TEST(reply.status == 202);
   BOOST_TEST(reply.body
              == R"({"status":"ignored","reason":"repository disabled"})");
   sched.run();
-  BOOST_TEST(rec->requests.empty());
-  BOOST_TEST(query(db, "SELECT count(*) FROM deployments")
+  BOOST_TEST(requests().empty());
+  BOOST_TEST(query("SELECT count(*) FROM deployments")
              == std::vector<std::string>{"1"});
 }
 
@@ -1001,9 +893,9 @@ BOOST_AUTO_TEST_CASE(status_events_go_to_auto_deploy_and_notices_to_the_store) {
   BOOST_REQUIRE(rec->statuses.size() == 1u);
   BOOST_TEST(rec->statuses[0].sha == status.status.sha);
   // The notice waits in the store's outbox for the chat services, once.
-  BOOST_TEST(query(db, "SELECT stream FROM outbox WHERE kind = 'notice'")
+  BOOST_TEST(query("SELECT stream FROM outbox WHERE kind = 'notice'")
              == std::vector<std::string>{"octo/app#42"});
-  BOOST_TEST(rec->requests.empty());
+  BOOST_TEST(requests().empty());
   caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
 }
 
@@ -1015,15 +907,15 @@ BOOST_AUTO_TEST_CASE(a_status_not_yet_delivered_is_delivered_after_a_restart) {
   lock.lock_action = lock_task::lock; // What the receiver would have set.
   caf::anon_send(ctx->store, accept_atom::value, lock);
   sched.run();
-  BOOST_TEST(rec->requests.empty());
+  BOOST_TEST(requests().empty());
   BOOST_TEST(unsettled().size() == 1u);
   start();
   sched.run();
   // The outbox asks GitHub first whether it arrived (it might have), then
   // posts it.
-  BOOST_REQUIRE(rec->requests.size() == 2u);
-  BOOST_TEST(rec->requests[0].method == "GET");
-  BOOST_TEST(rec->requests[0].url
+  BOOST_REQUIRE(requests().size() == 2u);
+  BOOST_TEST(requests()[0].method == "GET");
+  BOOST_TEST(requests()[0].url
              == "https://api.github.test/repos/octo/app/deployments/42/"
                 "statuses?per_page=100");
   BOOST_TEST(posted_states() == (std::vector<std::string>{"success"}));

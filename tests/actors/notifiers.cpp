@@ -2,17 +2,20 @@
 // notice for every deployment_status event it accepts, the notice outbox
 // asks a GitHub stand-in for the commit list and turns the notice into one
 // row per chat service and message, and each chat service's outbox delivers
-// them to a local stand-in for Slack, HipChat, Campfire, Flowdock or a
-// generic webhook receiver. Real SQLite files, real sockets, the real
-// http_client actor; heaven "restarts" by stopping its actors and starting
-// new ones on the same database.
+// them to a stand-in for Slack, HipChat, Campfire, Flowdock or a generic
+// webhook receiver. In a virtual world (tests/support): real SQLite files,
+// the stand-ins behind the fake HTTP client, virtual time (retries, slow and
+// silent services are exact, and "nothing more is sent" is proved by
+// letting every timer fire). heaven "restarts" by stopping its actors and
+// starting new ones on the same database. What only curl decides runs
+// through the real http_client actor to stand-ins on real sockets.
 #include "actors/notify.hpp"
 #include "tests/support/logger.hpp"
+#include "tests/support/virtual_world.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -151,32 +154,22 @@ stub_response ok() {
   return {200, {{"Content-Type", "application/json"}}, "{}"};
 }
 
-struct notify_fixture {
-  temp_dir dir; // Declared first: removed after the system is gone.
-  std::filesystem::path db = dir.path / "heaven.db";
-  caf::actor_system_config cfg;
-  caf::actor_system sys{cfg};
-  caf::scoped_actor self{sys};
-  http_client_actor http = sys.spawn(http_client);
-  store_actor store;
-  http_stub slack;
-  http_stub hipchat;
-  http_stub campfire;
-  http_stub flowdock;
-  http_stub hook;
-  http_stub github;
+/// heaven's chat notifications in a virtual world (tests/support): the real
+/// store on a real SQLite file, the chat services and GitHub behind the fake
+/// HTTP client, virtual time.
+struct notify_fixture : virtual_world {
+  captured_log log;
+  fake_host& slack = net->host("http://slack.test/");
+  fake_host& hipchat = net->host("http://hipchat.test/");
+  fake_host& campfire = net->host("http://campfire.test/");
+  fake_host& flowdock = net->host("http://flowdock.test/");
+  fake_host& hook = net->host("http://hooks.test/");
+  fake_host& github = net->host("http://github.test/");
   std::vector<outbox_actor> boxes;
   outbox_options opts;
   int next_delivery = 1;
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log_sink
-    = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(5000);
-  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
 
   notify_fixture() {
-    log_sink->set_pattern("%l %v");
-    auto logger = std::make_shared<spdlog::logger>("test", log_sink);
-    logger->set_level(spdlog::level::debug);
-    spdlog::set_default_logger(logger);
     for (auto* stub : {&slack, &hipchat, &campfire, &flowdock, &hook})
       stub->respond_with([](const recorded_request&) { return ok(); });
     github.respond_with([](const recorded_request& r) {
@@ -191,36 +184,14 @@ struct notify_fixture {
     opts.first_backoff = 10ms;
     opts.max_backoff = 50ms;
     opts.request_timeout_ms = 5000;
+    opts.now_ms = clock_ms();
     open_store();
-  }
-
-  /// Starts the store and waits until it has opened (made) the database.
-  void open_store() {
-    store = sys.spawn(heaven::store, db.string(),
-                      std::shared_ptr<health_board>{});
-    self->request(store, 30s, list_atom::value, int32_t{1})
-      .receive([](std::vector<deployment_row>&) {},
-               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
   }
 
   ~notify_fixture() {
     stop_outboxes();
-    stop(store);
-    caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
-    heaven::test::restore_logger(previous);
     if (std::getenv("NOTIFY_TEST_DUMP"))
       std::fprintf(stderr, "%s", logged().c_str());
-  }
-
-  /// Ends `a` and waits until it is gone.
-  template <class Handle>
-  void stop(const Handle& a) {
-    if (!a)
-      return;
-    self->monitor(a);
-    self->send_exit(a, caf::exit_reason::user_shutdown);
-    self->receive([](const caf::down_msg&) {},
-                  caf::after(30s) >> [] { BOOST_FAIL("an actor hangs"); });
   }
 
   void stop_outboxes() {
@@ -233,7 +204,7 @@ struct notify_fixture {
   /// with `s`.
   void restart(settings s) {
     stop_outboxes();
-    stop(store);
+    close_store();
     open_store();
     start(std::move(s));
   }
@@ -287,14 +258,14 @@ struct notify_fixture {
   }
 
   /// Spawns the outboxes `s` configures (one per chat service and the
-  /// notice outbox), as heaven does, and waits until each has its rows.
+  /// notice outbox), as heaven does, and runs until each has its rows.
   void start(settings s) {
-    auto ready = std::make_shared<std::atomic<int>>(0);
+    auto ready = std::make_shared<int>(0);
     auto o = opts;
     o.ready = [ready] { ++*ready; };
     boxes = spawn_chat_outboxes(sys, store, http, s, o);
-    BOOST_REQUIRE(eventually(
-      [&] { return *ready == static_cast<int>(boxes.size()); }, 20s));
+    run();
+    BOOST_REQUIRE_EQUAL(*ready, static_cast<int>(boxes.size()));
   }
 
   /// The store accepts the `deployment_status` event of `n`, as the
@@ -306,9 +277,7 @@ struct notify_fixture {
     ev.body = R"({"deployment_status":{}})";
     ev.repo = n.repo;
     ev.notice = std::move(n);
-    self->request(store, 30s, accept_atom::value, std::move(ev))
-      .receive([](accept_result& r) { BOOST_REQUIRE(!r.duplicate); },
-               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+    BOOST_REQUIRE(!ask<accept_result>(store, accept_atom::value, ev).duplicate);
   }
 
   /// Sets the revision of octo/app on production, as an earlier deploy
@@ -330,18 +299,6 @@ struct notify_fixture {
     return rows.empty() ? std::string{} : rows.front();
   }
 
-  /// Waits until `stub` gets no more requests (those a stopped heaven had
-  /// in flight have arrived).
-  static void quiet(const http_stub& stub) {
-    auto seen = stub.requests().size();
-    for (int still = 0; still < 5;) {
-      std::this_thread::sleep_for(100ms);
-      auto now = stub.requests().size();
-      still = now == seen ? still + 1 : 0;
-      seen = now;
-    }
-  }
-
   /// How many outbox rows of `kind` wait.
   int unsettled(const std::string& kind) {
     return std::stoi(sql(db, "SELECT count(*) FROM outbox WHERE kind = '" + kind
@@ -349,7 +306,131 @@ struct notify_fixture {
                        .front());
   }
 
+  /// Runs until `stub` received `n` requests; whether it did.
+  bool received(const fake_host& stub, std::size_t n) {
+    return run_until([&] { return stub.requests().size() >= n; });
+  }
+
   /// The `n` first requests `stub` received (fails the test when fewer came).
+  std::vector<recorded_request> first(const fake_host& stub, std::size_t n) {
+    BOOST_REQUIRE(received(stub, n));
+    auto all = stub.requests();
+    all.resize(n);
+    return all;
+  }
+
+  /// The 5 requests of send_every_state for a chat service, with a check
+  /// that no sixth one follows the sentinel, however long heaven goes on.
+  std::vector<recorded_request> five(const fake_host& stub) {
+    auto got = first(stub, 5);
+    settle();
+    BOOST_TEST(stub.requests().size() == 5u);
+    return got;
+  }
+
+  /// When each request `stub` received was sent, in virtual ms after the
+  /// first.
+  static std::vector<int64_t> times(const fake_host& stub) {
+    std::vector<int64_t> out;
+    auto all = stub.calls();
+    for (auto* c : all)
+      out.push_back((c->at - all.front()->at).count());
+    return out;
+  }
+
+  /// Everything heaven logged so far.
+  std::string logged() const {
+    return log.all();
+  }
+
+  /// Runs until the log holds `text` `times` times; whether it did.
+  bool log_has(const std::string& text, std::size_t times = 1) {
+    return run_until([&] {
+      auto all = logged();
+      std::size_t count = 0;
+      for (auto at = all.find(text); at != std::string::npos;
+           at = all.find(text, at + 1))
+        ++count;
+      return count >= times;
+    });
+  }
+};
+
+/// The chat outboxes through the real http_client actor, to stand-ins on
+/// real sockets: for what only curl decides (a port nobody listens on, a
+/// scheme it does not speak).
+struct real_notify_fixture {
+  temp_dir dir; // Declared first: removed after the system is gone.
+  std::filesystem::path db = dir.path / "heaven.db";
+  captured_log log;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  http_client_actor http = sys.spawn(http_client);
+  store_actor store;
+  http_stub slack;
+  http_stub hipchat;
+  std::vector<outbox_actor> boxes;
+  outbox_options opts;
+  int next_delivery = 1;
+
+  real_notify_fixture() {
+    for (auto* stub : {&slack, &hipchat})
+      stub->respond_with([](const recorded_request&) { return ok(); });
+    opts.first_backoff = 10ms;
+    opts.max_backoff = 50ms;
+    opts.request_timeout_ms = 5000;
+    store = sys.spawn(heaven::store, db.string(),
+                      std::shared_ptr<health_board>{});
+  }
+
+  ~real_notify_fixture() {
+    for (auto& b : boxes)
+      stop(b);
+    stop(store);
+    caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
+  }
+
+  /// Ends `a` and waits until it is gone.
+  template <class Handle>
+  void stop(const Handle& a) {
+    self->monitor(a);
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+    self->receive([](const caf::down_msg&) {},
+                  caf::after(30s) >> [] { BOOST_FAIL("an actor hangs"); });
+  }
+
+  /// HipChat only; the tests add a Slack heaven cannot reach.
+  settings with_hipchat() const {
+    settings s;
+    s.web_endpoint = "https://github.com/";
+    s.hipchat_room = "Developers";
+    s.hipchat_server = hipchat.base_url();
+    s.hipchat_token = hipchat_token;
+    return s;
+  }
+
+  void start(settings s) {
+    auto ready = std::make_shared<std::atomic<int>>(0);
+    auto o = opts;
+    o.ready = [ready] { ++*ready; };
+    boxes = spawn_chat_outboxes(sys, store, http, s, o);
+    BOOST_REQUIRE(eventually(
+      [&] { return *ready == static_cast<int>(boxes.size()); }, 20s));
+  }
+
+  void send(deployment_notice n) {
+    inbound_event ev;
+    ev.delivery = "ds-" + std::to_string(next_delivery++);
+    ev.type = event_kind::deployment_status;
+    ev.body = R"({"deployment_status":{}})";
+    ev.repo = n.repo;
+    ev.notice = std::move(n);
+    self->request(store, 30s, accept_atom::value, std::move(ev))
+      .receive([](accept_result& r) { BOOST_REQUIRE(!r.duplicate); },
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  }
+
   static std::vector<recorded_request> first(const http_stub& stub,
                                              std::size_t n) {
     BOOST_REQUIRE(stub.wait_for(n, 20000));
@@ -358,26 +439,13 @@ struct notify_fixture {
     return all;
   }
 
-  /// Everything heaven logged so far.
   std::string logged() const {
-    std::string all;
-    for (auto& line : log_sink->last_formatted())
-      all += line;
-    return all;
+    return log.all();
   }
 
-  /// Waits until the log holds `text` `times` times.
-  bool log_has(const std::string& text, std::size_t times = 1) const {
-    return eventually(
-      [&] {
-        auto all = logged();
-        std::size_t count = 0;
-        for (auto at = all.find(text); at != std::string::npos;
-             at = all.find(text, at + 1))
-          ++count;
-        return count >= times;
-      },
-      20s);
+  /// Waits until the log holds `text`.
+  bool log_has(const std::string& text) const {
+    return eventually([&] { return log.has(text); }, 20s);
   }
 };
 
@@ -423,14 +491,6 @@ void send_every_state(notify_fixture& f) {
        {"queued", "in_progress", "success", "failure", "error", "inactive"})
     f.send(notice(state));
   f.send(notice("pending", 43));
-}
-
-/// The 5 requests of send_every_state for a chat service, with a check that
-/// no sixth one follows the sentinel.
-std::vector<recorded_request> five(const http_stub& stub) {
-  auto got = notify_fixture::first(stub, 5);
-  BOOST_TEST(stub.requests().size() == 5u);
-  return got;
 }
 
 } // namespace
@@ -823,7 +883,7 @@ BOOST_FIXTURE_TEST_CASE(commit_list_with_a_limit, notify_fixture) {
                      "WHERE kind = 'notice'")
              == std::vector<std::string>{base_sha});
   // Slack's two messages, HipChat's two, the webhook's one: five rows.
-  BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 0; }));
+  BOOST_TEST(run_until([&] { return unsettled("chat.slack") == 0; }));
   BOOST_TEST(
     sql(db, "SELECT kind FROM outbox WHERE kind LIKE 'chat.%' "
             "ORDER BY id")
@@ -887,7 +947,7 @@ BOOST_FIXTURE_TEST_CASE(first_deploy_lists_nothing_but_records_revision,
              == std::string{"/repos/octo/app/compare/"} + sha + "..."
                   + sha_of('9'));
   // GitHub's 404 for that comparison: the message goes out without a list.
-  BOOST_REQUIRE(slack.wait_for(2));
+  BOOST_REQUIRE(received(slack, 2));
   BOOST_TEST(slack_text(slack.requests()[1]).find("#45> : ")
              != std::string::npos);
   // A non-deploy task and a failure record nothing.
@@ -896,7 +956,7 @@ BOOST_FIXTURE_TEST_CASE(first_deploy_lists_nothing_but_records_revision,
   migration.sha = sha_of('7');
   send(migration);
   send(notice("failure", 47));
-  BOOST_REQUIRE(slack.wait_for(4));
+  BOOST_REQUIRE(received(slack, 4));
   BOOST_TEST(slack.requests().size() == 4u);
   BOOST_TEST(revision() == sha_of('9'));
   BOOST_TEST(github.requests().size() == 1u);
@@ -922,19 +982,17 @@ BOOST_FIXTURE_TEST_CASE(display_commits_off_records_without_asking,
 BOOST_FIXTURE_TEST_CASE(a_slow_comparison_holds_only_its_deployment,
                         notify_fixture) {
   set_revision(base_sha);
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  github.respond_with([released](const recorded_request&) {
-    released.wait_for(30s);
-    return stub_response{
-      200, {{"Content-Type", "application/json"}}, compare_answer()};
+  // GitHub answers the comparison only when the test says so.
+  github.respond_with([](const recorded_request&) {
+    return fake_reply::held(stub_response{
+      200, {{"Content-Type", "application/json"}}, compare_answer()});
   });
   opts.request_timeout_ms = 60000;
   auto s = with_slack(base());
   s.display_commits = true;
   start(s);
   send(notice("success"));
-  BOOST_REQUIRE(github.wait_for(1));
+  BOOST_REQUIRE(received(github, 1));
   // The same deployment waits its turn; others go out at once.
   send(notice("error"));
   send(notice("failure", 50));
@@ -945,8 +1003,11 @@ BOOST_FIXTURE_TEST_CASE(a_slow_comparison_holds_only_its_deployment,
   BOOST_TEST(slack_text(got[0]).find("#50> : ") != std::string::npos);
   BOOST_TEST(body_of(got[1])["attachments"][0]["pretext"]
              == "#51 - app / main / staging");
+  // Until just before heaven would give up on the comparison, nothing more.
+  advance(59999ms);
   BOOST_TEST(slack.requests().size() == 2u);
-  release.set_value();
+  BOOST_REQUIRE_EQUAL(github.waiting().size(), 1u);
+  net->release(github.waiting()[0]->id);
   got = first(slack, 5);
   BOOST_TEST(slack_text(got[2]).find("#42> : ") != std::string::npos);
   BOOST_TEST(slack_text(got[2]).find("is done! ") != std::string::npos);
@@ -958,11 +1019,11 @@ BOOST_FIXTURE_TEST_CASE(a_slow_comparison_holds_only_its_deployment,
 
 BOOST_FIXTURE_TEST_CASE(slack_down_never_holds_up_hipchat, notify_fixture) {
   // Slack hangs on its first request, then answers 503 for ever.
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  slack.respond_with([released](const recorded_request&) {
-    released.wait_for(30s);
-    return stub_response{503, {{"Content-Type", "text/plain"}}, "down"};
+  int asked = 0;
+  slack.respond_with([&asked](const recorded_request&) {
+    fake_reply down = stub_response{
+      503, {{"Content-Type", "text/plain"}}, "down"};
+    return ++asked == 1 ? fake_reply::held(down) : down;
   });
   // Long enough that the hanging request is never timed out and retried.
   opts.request_timeout_ms = 120000;
@@ -972,16 +1033,18 @@ BOOST_FIXTURE_TEST_CASE(slack_down_never_holds_up_hipchat, notify_fixture) {
   send(notice("in_progress"));
   send(notice("success"));
   send(notice("failure", 43));
-  BOOST_REQUIRE(slack.wait_for(1));
+  BOOST_REQUIRE(received(slack, 1));
   // HipChat has all three while Slack still hangs on the first.
   auto got = first(hipchat, 3);
   BOOST_TEST(body_of(got[2])["message"]
              == "@alice's production deployment of "
                 "https://github.com/octo/app failed. ಠﭛಠ");
+  advance(119s);
   BOOST_TEST(slack.requests().size() == 1u);
   send(notice("error", 44));
   first(hipchat, 4);
-  release.set_value();
+  BOOST_REQUIRE_EQUAL(slack.waiting().size(), 1u);
+  net->release(slack.waiting()[0]->id);
   // Each message: three attempts, then dropped, then the next one.
   auto tried = first(slack, 12);
   for (std::size_t i = 0; i < 12; ++i)
@@ -998,12 +1061,12 @@ BOOST_FIXTURE_TEST_CASE(slack_down_never_holds_up_hipchat, notify_fixture) {
   BOOST_TEST(log_has("warning slack: in_progress of octo/app deployment 42 "
                      "to production failed (HTTP 503), attempt 2; trying "
                      "again in 20 ms"));
-  BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 0; }));
+  BOOST_TEST(run_until([&] { return unsettled("chat.slack") == 0; }));
   BOOST_TEST(logged().find(slack_token) == std::string::npos);
 }
 
 BOOST_FIXTURE_TEST_CASE(slack_unreachable_never_holds_up_hipchat,
-                        notify_fixture) {
+                        real_notify_fixture) {
   // At debug level: http_client logs the requests it could not make, and a
   // Slack webhook's path is its token, so only the origin may appear.
   uint16_t closed_port = 0;
@@ -1011,7 +1074,7 @@ BOOST_FIXTURE_TEST_CASE(slack_unreachable_never_holds_up_hipchat,
     http_stub gone;
     closed_port = gone.port();
   }
-  auto s = with_hipchat(base());
+  auto s = with_hipchat();
   s.slack_webhook_url = "http://127.0.0.1:" + std::to_string(closed_port)
                         + "/services/T000/B000/" + slack_token;
   s.notify_retries = 3;
@@ -1030,7 +1093,7 @@ BOOST_FIXTURE_TEST_CASE(slack_unreachable_never_holds_up_hipchat,
 }
 
 BOOST_FIXTURE_TEST_CASE(retries_then_delivers_once, notify_fixture) {
-  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto calls = std::make_shared<int>(0);
   slack.respond_with([calls](const recorded_request&) {
     auto n = ++*calls;
     if (n == 1)
@@ -1047,8 +1110,12 @@ BOOST_FIXTURE_TEST_CASE(retries_then_delivers_once, notify_fixture) {
   BOOST_TEST(got[1].body == got[2].body);
   BOOST_TEST(slack_text(got[2]).find("is deploying") != std::string::npos);
   BOOST_TEST(slack_text(got[3]).find("is done! ") != std::string::npos);
+  // 10 ms after the 503, 20 ms after the 429 (its Retry-After of 0 is no
+  // sooner than the backoff), and the next message at once.
+  BOOST_TEST(times(slack) == (std::vector<int64_t>{0, 10, 30, 30}));
   send(notice("pending", 43));
   got = first(slack, 5);
+  settle();
   BOOST_TEST(slack.requests().size() == 5u);
   BOOST_TEST(slack_text(got[4]).find("#43> : ") != std::string::npos);
   BOOST_TEST(log_has("failed (HTTP 429), attempt 2; trying again in 20 ms"));
@@ -1056,7 +1123,7 @@ BOOST_FIXTURE_TEST_CASE(retries_then_delivers_once, notify_fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(client_errors_are_not_retried, notify_fixture) {
-  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto calls = std::make_shared<int>(0);
   slack.respond_with([calls](const recorded_request&) {
     if (++*calls == 1)
       return stub_response{404, {{"Content-Type", "text/plain"}}, "no_service"};
@@ -1078,6 +1145,7 @@ BOOST_FIXTURE_TEST_CASE(client_errors_are_not_retried, notify_fixture) {
   send(notice("pending", 43));
   first(slack, 4);
   first(hipchat, 4);
+  settle();
   BOOST_TEST(slack.requests().size() == 4u);
   BOOST_TEST(hipchat.requests().size() == 4u);
   BOOST_TEST(log_has("error slack: in_progress of octo/app deployment 42 to "
@@ -1090,10 +1158,10 @@ BOOST_FIXTURE_TEST_CASE(client_errors_are_not_retried, notify_fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(a_request_that_can_never_be_made_is_not_retried,
-                        notify_fixture) {
+                        real_notify_fixture) {
   // A scheme curl will not speak: the request never leaves heaven, and the
   // same request would fail the same way on every attempt.
-  auto s = with_hipchat(base());
+  auto s = with_hipchat();
   s.slack_webhook_url = "htp://127.0.0.1:" + std::to_string(slack.port())
                         + "/services/T000/B000/" + slack_token;
   start(s);
@@ -1139,11 +1207,11 @@ BOOST_FIXTURE_TEST_CASE(no_secret_is_ever_logged_or_stored, notify_fixture) {
   lost.room = "nowhere";
   send(lost);
   // slack 4 messages (the commit list is one) x 2 attempts; webhook 5 x 2.
-  BOOST_REQUIRE(slack.wait_for(8));
-  BOOST_REQUIRE(hook.wait_for(10));
-  BOOST_REQUIRE(hipchat.wait_for(5));
-  BOOST_REQUIRE(campfire.wait_for(10));
-  BOOST_REQUIRE(flowdock.wait_for(3));
+  BOOST_REQUIRE(received(slack, 8));
+  BOOST_REQUIRE(received(hook, 10));
+  BOOST_REQUIRE(received(hipchat, 5));
+  BOOST_REQUIRE(received(campfire, 10));
+  BOOST_REQUIRE(received(flowdock, 3));
   BOOST_TEST(log_has("error slack: ", 4));
   BOOST_TEST(log_has("is dropped: gave up after 2 attempt(s): HTTP 503", 4));
   BOOST_TEST(log_has("is dropped: gave up after 2 attempt(s): HTTP 502", 5));
@@ -1164,7 +1232,7 @@ BOOST_FIXTURE_TEST_CASE(no_secret_is_ever_logged_or_stored, notify_fixture) {
     BOOST_TEST(all.find(secret) == std::string::npos, secret);
   // The messages wait in the database without them: they are added when a
   // message is sent.
-  BOOST_TEST(eventually([&] {
+  BOOST_TEST(run_until([&] {
     return unsettled("chat.slack") + unsettled("chat.webhook")
              + unsettled("chat.campfire")
            == 0;
@@ -1197,7 +1265,7 @@ BOOST_FIXTURE_TEST_CASE(a_notice_left_by_a_stopped_heaven_is_sent_once,
   BOOST_TEST(slack_text(got[0]).find("is deploying") != std::string::npos);
   BOOST_TEST(slack_text(got[1]).find("is done! ") != std::string::npos);
   first(hook, 2);
-  BOOST_TEST(eventually([&] {
+  BOOST_TEST(run_until([&] {
     return unsettled("notice") + unsettled("chat.slack")
              + unsettled("chat.webhook")
            == 0;
@@ -1224,11 +1292,14 @@ BOOST_FIXTURE_TEST_CASE(messages_queued_before_a_stop_go_after_the_restart,
   send(notice("in_progress"));
   send(notice("success"));
   send(notice("failure", 43));
-  BOOST_REQUIRE(slack.wait_for(3));
-  BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 3; }));
+  BOOST_REQUIRE(received(slack, 3));
+  BOOST_TEST(run_until([&] { return unsettled("chat.slack") == 3; }));
   stop_outboxes();
-  quiet(slack);
+  // Nothing was in flight when heaven stopped, and nothing more comes.
+  BOOST_TEST(net->waiting().empty());
   auto before = slack.requests().size();
+  settle();
+  BOOST_TEST(slack.requests().size() == before);
   std::map<std::string, bool> bodies;
   for (auto& r : slack.requests())
     bodies[r.body] = true;
@@ -1236,7 +1307,7 @@ BOOST_FIXTURE_TEST_CASE(messages_queued_before_a_stop_go_after_the_restart,
   // Slack is back, and so is heaven.
   slack.respond_with([](const recorded_request&) { return ok(); });
   restart(s);
-  BOOST_REQUIRE(slack.wait_for(before + 3));
+  BOOST_REQUIRE(received(slack, before + 3));
   auto all = slack.requests();
   std::vector<recorded_request> after(all.begin() + before, all.end());
   BOOST_REQUIRE_EQUAL(after.size(), 3u);
@@ -1244,18 +1315,16 @@ BOOST_FIXTURE_TEST_CASE(messages_queued_before_a_stop_go_after_the_restart,
   BOOST_TEST(slack_text(after[1]).find("#42> : ") != std::string::npos);
   BOOST_TEST(slack_text(after[1]).find("is done! ") != std::string::npos);
   BOOST_TEST(slack_text(after[2]).find("#43> : ") != std::string::npos);
-  BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 0; }));
+  BOOST_TEST(run_until([&] { return unsettled("chat.slack") == 0; }));
 }
 
 BOOST_FIXTURE_TEST_CASE(a_service_down_for_a_while_gets_every_message_in_order,
                         notify_fixture) {
   // 502 for the first ten requests, then 200; what was answered 200, in
   // order, is what Slack shows.
-  auto lock = std::make_shared<std::mutex>();
   auto shown = std::make_shared<std::vector<std::string>>();
   auto calls = std::make_shared<int>(0);
   slack.respond_with([=](const recorded_request& r) {
-    std::lock_guard guard{*lock};
     if (++*calls <= 10)
       return stub_response{502, {}, "bad gateway"};
     shown->push_back(slack_text(r));
@@ -1267,12 +1336,8 @@ BOOST_FIXTURE_TEST_CASE(a_service_down_for_a_while_gets_every_message_in_order,
   send(notice("failure", 43));
   send(notice("error", 44));
   send(notice("pending", 45));
-  BOOST_REQUIRE(eventually([&] {
-    std::lock_guard guard{*lock};
-    return shown->size() >= 5;
-  }));
-  BOOST_TEST(eventually([&] { return unsettled("chat.slack") == 0; }));
-  std::lock_guard guard{*lock};
+  BOOST_REQUIRE(run_until([&] { return shown->size() >= 5; }));
+  BOOST_TEST(run_until([&] { return unsettled("chat.slack") == 0; }));
   BOOST_REQUIRE_EQUAL(shown->size(), 5u);
   std::vector<std::string> expected = {
     "#42> : ", "#42> : ", "#43> : ", "#44> : ", "#45> : "};
@@ -1285,7 +1350,7 @@ BOOST_FIXTURE_TEST_CASE(a_service_down_for_a_while_gets_every_message_in_order,
 
 BOOST_FIXTURE_TEST_CASE(the_webhook_keeps_its_delivery_id_across_restarts,
                         notify_fixture) {
-  auto down = std::make_shared<std::atomic<bool>>(true);
+  auto down = std::make_shared<bool>(true);
   hook.respond_with([down](const recorded_request&) {
     return *down ? stub_response{502, {}, "bad gateway"} : ok();
   });
@@ -1293,9 +1358,13 @@ BOOST_FIXTURE_TEST_CASE(the_webhook_keeps_its_delivery_id_across_restarts,
   start(s);
   send(notice("in_progress"));
   send(notice("success"));
-  BOOST_REQUIRE(hook.wait_for(3));
+  BOOST_REQUIRE(received(hook, 3));
   stop_outboxes();
-  quiet(hook);
+  // Nothing was in flight when heaven stopped, and nothing more comes.
+  BOOST_TEST(net->waiting().empty());
+  auto stopped = hook.requests().size();
+  settle();
+  BOOST_TEST(hook.requests().size() == stopped);
   // Every attempt so far was of the first message, with one id.
   std::set<std::string> ids;
   for (auto& r : hook.requests())
@@ -1307,7 +1376,7 @@ BOOST_FIXTURE_TEST_CASE(the_webhook_keeps_its_delivery_id_across_restarts,
   auto before = hook.requests().size();
   *down = false;
   restart(s);
-  BOOST_REQUIRE(hook.wait_for(before + 2));
+  BOOST_REQUIRE(received(hook, before + 2));
   auto all = hook.requests();
   BOOST_REQUIRE_EQUAL(all.size(), before + 2);
   BOOST_TEST(all[before].header("x-heaven-delivery") == first_id);
@@ -1332,7 +1401,7 @@ BOOST_FIXTURE_TEST_CASE(a_notice_settles_without_any_chat_service,
   start(s);
   BOOST_TEST(boxes.size() == 1u); // The notice outbox alone.
   send(notice("success"));
-  BOOST_TEST(eventually([&] { return unsettled("notice") == 0; }));
+  BOOST_TEST(run_until([&] { return unsettled("notice") == 0; }));
   BOOST_TEST(sql(db, "SELECT outcome FROM outbox WHERE kind = 'notice'")
              == std::vector<std::string>{"delivered: nothing to send"});
   // Nobody to tell: no comparison either; the revision is recorded all

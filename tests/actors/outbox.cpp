@@ -1,68 +1,38 @@
 // The OUTBOX actor's generic parts with a courier of the test's own: rows
 // that lead to rows (follow-ups settled and added in one transaction), a cap
 // on attempts, a courier's own hopeless answers, lookups over several pages
-// and lookups that are refused. Against a stand-in on a real socket and the
-// real store on a real SQLite file.
+// and lookups that are refused. In a virtual world (tests/support): the real
+// store on a real SQLite file, a fake HTTP client, virtual time.
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <functional>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/ringbuffer_sink.h>
-#include <spdlog/spdlog.h>
-#include <sqlite3.h>
-#include <unistd.h>
 
-#include "actors/http_client.hpp"
 #include "actors/outbox.hpp"
-#include "actors/store.hpp"
-#include "base/health.hpp"
 #include "tests/support/logger.hpp"
-#include "tools/support/http_stub.hpp"
+#include "tests/support/virtual_world.hpp"
 
 using namespace heaven;
 using namespace std::chrono_literals;
 using nlohmann::json;
-namespace fs = std::filesystem;
 
 namespace {
 
-bool eventually(const std::function<bool()>& pred,
-                std::chrono::milliseconds limit = 20s) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until)
-      return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
-
 /// What the collector outbox of kind "pong" was handed.
 struct collected {
-  std::mutex mx;
   std::vector<outbox_row> rows;
-
-  std::vector<outbox_row> get() {
-    std::lock_guard guard{mx};
-    return rows;
-  }
 };
 
 outbox_actor::behavior_type collector(outbox_actor::pointer,
                                       std::shared_ptr<collected> c) {
   return {
     [c](outbox_atom, std::vector<outbox_row>& rows) {
-      std::lock_guard guard{c->mx};
       for (auto& r : rows)
         c->rows.push_back(r);
     },
@@ -70,51 +40,28 @@ outbox_actor::behavior_type collector(outbox_actor::pointer,
   };
 }
 
-struct fixture {
-  fs::path dir;
-  caf::actor_system_config cfg;
-  caf::actor_system sys{cfg};
-  http_client_actor client = sys.spawn(http_client);
-  store_actor db;
-  test::http_stub stub;
+struct fixture : test::virtual_world {
+  test::captured_log log;
+  test::fake_host& stub = net->host("http://ping.test/");
   std::shared_ptr<collected> pongs = std::make_shared<collected>();
   outbox_actor sink;
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log
-    = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(2000);
-  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
   outbox_options opts;
   outbox_actor box;
-  caf::scoped_actor self{sys};
 
   fixture() {
-    dir = fs::temp_directory_path()
-          / ("heaven-outbox-" + std::to_string(::getpid()) + "-"
-             + std::to_string(reinterpret_cast<uintptr_t>(this)));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    db = sys.spawn(store, (dir / "heaven.db").string(),
-                   std::shared_ptr<health_board>{});
-    log->set_pattern("%l %v");
-    auto logger = std::make_shared<spdlog::logger>("test", log);
-    logger->set_level(spdlog::level::debug);
-    spdlog::set_default_logger(logger);
+    open_store();
     opts.first_backoff = 10ms;
     opts.max_backoff = 50ms;
     opts.request_timeout_ms = 3000;
+    opts.now_ms = clock_ms();
     sink = sys.spawn(collector, pongs);
-    self->request(db, 10s, subscribe_atom::value, std::string{"pong"}, sink)
-      .receive([](std::vector<outbox_row>&) {},
-               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+    ask<std::vector<outbox_row>>(store, subscribe_atom::value,
+                                 std::string{"pong"}, sink);
   }
 
   ~fixture() {
-    caf::anon_send_exit(box, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
-    heaven::test::restore_logger(previous);
-    std::error_code ec;
-    fs::remove_all(dir, ec);
+    stop(box);
+    stop(sink);
   }
 
   /// A courier of "ping" rows: POST <stub>/ping with the row's body, or
@@ -148,44 +95,25 @@ struct fixture {
   }
 
   void start(courier c) {
-    auto ready = std::make_shared<std::atomic<bool>>(false);
+    auto ready = std::make_shared<bool>(false);
     opts.ready = [ready] { *ready = true; };
-    box = sys.spawn(outbox, db, client, std::move(c), opts);
-    BOOST_REQUIRE(eventually([&] { return ready->load(); }));
+    box = sys.spawn(outbox, store, http, std::move(c), opts);
+    run();
+    BOOST_REQUIRE(*ready);
   }
 
-  void add(json body, std::string kind = "ping") {
+  void add(json body, std::string kind = "ping", std::string stream = "s") {
     outbox_change change;
-    change.added.push_back({0, std::move(kind), "s", body.dump(), 0});
-    self->request(db, 10s, outbox_atom::value, change)
-      .receive([](bool) {}, [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
-  }
-
-  /// The first column of `sql`'s rows.
-  std::vector<std::string> query(const std::string& sql) const {
-    std::vector<std::string> out;
-    sqlite3* conn = nullptr;
-    if (sqlite3_open_v2((dir / "heaven.db").c_str(), &conn,
-                        SQLITE_OPEN_READONLY, nullptr)
-        == SQLITE_OK) {
-      sqlite3_busy_timeout(conn, 5000);
-      sqlite3_stmt* stmt = nullptr;
-      if (sqlite3_prepare_v2(conn, sql.c_str(), -1, &stmt, nullptr)
-          == SQLITE_OK)
-        while (sqlite3_step(stmt) == SQLITE_ROW) {
-          auto p = sqlite3_column_text(stmt, 0);
-          out.emplace_back(p ? reinterpret_cast<const char*>(p) : "NULL");
-        }
-      sqlite3_finalize(stmt);
-    }
-    sqlite3_close_v2(conn);
-    return out;
+    change.added.push_back(
+      {0, std::move(kind), std::move(stream), body.dump(), 0});
+    // Past the gate: what it refuses or holds is the outbox's own writes.
+    ask<bool>(real_store, outbox_atom::value, change);
   }
 
   /// The outcomes of the ping rows, once `n` are settled.
   std::vector<std::string> outcomes(size_t n) {
     std::vector<std::string> out;
-    BOOST_TEST(eventually([&] {
+    BOOST_TEST(run_until([&] {
       out = query("SELECT coalesce(outcome, 'unsettled') FROM outbox WHERE "
                   "kind = 'ping' ORDER BY id");
       return out.size() == n
@@ -196,19 +124,16 @@ struct fixture {
 
   /// The pong rows the collector was handed, as JSON, once there are `n`.
   std::vector<json> pong_bodies(size_t n) {
-    BOOST_TEST(eventually([&] { return pongs->get().size() >= n; }));
+    BOOST_TEST(run_until([&] { return pongs->rows.size() >= n; }));
     std::vector<json> out;
-    for (auto& r : pongs->get())
+    for (auto& r : pongs->rows)
       out.push_back(json::parse(r.body));
     BOOST_TEST(out.size() == n);
     return out;
   }
 
   bool logged(const std::string& text) const {
-    for (auto& line : log->last_formatted())
-      if (line.find(text) != std::string::npos)
-        return true;
-    return false;
+    return log.has(text);
   }
 
   /// "POST /ping", "GET /look?page=2", ... for every request so far.
@@ -216,6 +141,15 @@ struct fixture {
     std::vector<std::string> out;
     for (auto& r : stub.requests())
       out.push_back(r.method + " " + r.target);
+    return out;
+  }
+
+  /// When each request was sent, in virtual ms after the first.
+  std::vector<int64_t> times() const {
+    std::vector<int64_t> out;
+    auto all = stub.calls();
+    for (auto* c : all)
+      out.push_back((c->at - all.front()->at).count());
     return out;
   }
 };
@@ -275,19 +209,17 @@ BOOST_AUTO_TEST_CASE(a_dropped_row_says_so_to_its_follow_ups) {
 }
 
 BOOST_AUTO_TEST_CASE(a_row_too_old_leads_to_nothing) {
-  opts.now_ms = [] {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()
-                                       + hours(48))
-      .count();
-  };
+  // The clock says two days have passed since the row was written.
+  opts.now_ms = clock_ms(48h);
   start(pinger());
   add({{"n", 1}});
   auto out = outcomes(1);
   BOOST_TEST(out.at(0).rfind("dropped: undelivered after", 0) == 0u, out[0]);
-  // Its follow-ups would be as old: none is written.
-  std::this_thread::sleep_for(100ms);
-  BOOST_TEST(pongs->get().empty());
+  // Its follow-ups would be as old: none is written, and nothing is left
+  // to happen later either.
+  settle();
+  BOOST_TEST(!timers_pending());
+  BOOST_TEST(pongs->rows.empty());
   BOOST_TEST(query("SELECT count(*) FROM outbox WHERE kind = 'pong'")
              == std::vector<std::string>{"0"});
   BOOST_TEST(stub.requests().empty());
@@ -304,6 +236,8 @@ BOOST_AUTO_TEST_CASE(attempts_are_capped_when_asked_to) {
              == std::vector<std::string>{
                "dropped: gave up after 3 attempt(s): HTTP 502"});
   BOOST_TEST(stub.requests().size() == 3u);
+  // After the first failure 10 ms, then twice that.
+  BOOST_TEST(times() == (std::vector<int64_t>{0, 10, 30}));
   auto got = pong_bodies(1);
   BOOST_TEST(got[0]["delivered"] == false);
   BOOST_TEST(got[0]["answer"].is_null());
@@ -325,7 +259,7 @@ BOOST_AUTO_TEST_CASE(a_courier_names_its_own_hopeless_answers) {
 }
 
 BOOST_AUTO_TEST_CASE(a_503_with_retry_after_is_sent_again_without_a_lookup) {
-  std::atomic<int> n{0};
+  int n = 0;
   stub.respond_with([&](const test::recorded_request& r) {
     if (r.method == "GET")
       return test::stub_response{200, {}, "[]"};
@@ -344,8 +278,30 @@ BOOST_AUTO_TEST_CASE(a_503_with_retry_after_is_sent_again_without_a_lookup) {
   start(std::move(c));
   add({{"n", 1}});
   BOOST_TEST(outcomes(1) == std::vector<std::string>{"delivered"});
-  // It refused, and said when to come back: nothing to look up.
+  // It refused, and said when to come back: nothing to look up. "Now"
+  // is no sooner than the backoff.
   BOOST_TEST(calls() == (std::vector<std::string>{"POST /ping", "POST /ping"}));
+  BOOST_TEST(times() == (std::vector<int64_t>{0, 10}));
+}
+
+BOOST_AUTO_TEST_CASE(a_rate_limit_holds_every_stream_until_retry_after) {
+  int posts = 0;
+  stub.respond_with([&](const test::recorded_request&) {
+    if (++posts == 1)
+      return test::stub_response{429, {{"Retry-After", "2"}}, "slow down"};
+    return test::stub_response{201, {}, "{}"};
+  });
+  start(pinger());
+  add({{"n", 1}}, "ping", "a");
+  BOOST_TEST(stub.requests().size() == 1u);
+  // Another stream's row waits too: the limit is the whole outbox's.
+  add({{"n", 2}}, "ping", "b");
+  advance(1999ms);
+  BOOST_TEST(stub.requests().size() == 1u);
+  advance(1ms);
+  BOOST_TEST(outcomes(2)
+             == (std::vector<std::string>{"delivered", "delivered"}));
+  BOOST_TEST(times() == (std::vector<int64_t>{0, 2000, 2000}));
 }
 
 namespace {
@@ -376,7 +332,7 @@ courier paging(courier c, std::string base) {
 } // namespace
 
 BOOST_AUTO_TEST_CASE(a_lookup_reads_the_pages_it_is_pointed_to) {
-  std::atomic<int> posts{0};
+  int posts = 0;
   stub.respond_with([&](const test::recorded_request& r) {
     if (r.method == "POST") {
       ++posts;
@@ -428,7 +384,7 @@ BOOST_AUTO_TEST_CASE(a_refused_lookup_sends_again_unless_that_would_harm) {
     calls()
     == (std::vector<std::string>{"POST /ping", "GET /look", "POST /ping"}));
   // A deployment is not: the row is dropped rather than sent blind.
-  caf::anon_send_exit(box, caf::exit_reason::user_shutdown);
+  stop(box);
   c.send_unseen = false;
   start(c);
   add({{"n", 2}});
@@ -457,6 +413,58 @@ BOOST_AUTO_TEST_CASE(follow_ups_that_throw_add_nothing) {
   BOOST_TEST(logged("error ping 1 leads to nothing: no idea"));
   BOOST_TEST(query("SELECT count(*) FROM outbox WHERE kind = 'pong'")
              == std::vector<std::string>{"0"});
+}
+
+BOOST_AUTO_TEST_CASE(a_settle_the_store_refuses_is_written_a_second_later) {
+  stub.respond_with([](const test::recorded_request&) {
+    return test::stub_response{200, {}, "ok"};
+  });
+  start(pinger());
+  script->refuse = {"outbox"};
+  add({{"n", 1}});
+  BOOST_TEST(calls() == std::vector<std::string>{"POST /ping"});
+  BOOST_TEST(script->refused["outbox"] == 1);
+  BOOST_TEST(logged("could not record 1 delivered message(s)"));
+  script->refuse.clear();
+  advance(999ms);
+  BOOST_TEST(query("SELECT coalesce(outcome, 'unsettled') FROM outbox WHERE "
+                   "kind = 'ping'")
+             == std::vector<std::string>{"unsettled"});
+  advance(1ms);
+  BOOST_TEST(query("SELECT coalesce(outcome, 'unsettled') FROM outbox WHERE "
+                   "kind = 'ping'")
+             == std::vector<std::string>{"delivered"});
+  BOOST_TEST(script->asked["outbox"] == 2);
+  // Delivered once: only its record was written again.
+  BOOST_TEST(calls() == std::vector<std::string>{"POST /ping"});
+}
+
+BOOST_AUTO_TEST_CASE(settles_made_while_a_write_is_under_way_go_in_the_next) {
+  stub.respond_with([](const test::recorded_request&) {
+    return test::stub_response{200, {}, "ok"};
+  });
+  start(pinger());
+  // The store takes its time with the outbox's writes.
+  script->hold = {"outbox"};
+  add({{"n", 1}});
+  add({{"n", 2}});
+  add({{"n", 3}});
+  // Each row went out after the one before it had left; their settles
+  // wait: one write under way, the other two for the next.
+  BOOST_TEST(
+    calls()
+    == (std::vector<std::string>{"POST /ping", "POST /ping", "POST /ping"}));
+  BOOST_TEST(script->asked["outbox"] == 1);
+  BOOST_TEST(query("SELECT count(*) FROM outbox WHERE kind = 'ping' AND "
+                   "settled_at IS NULL")
+             == std::vector<std::string>{"3"});
+  script->hold.clear();
+  release_store();
+  BOOST_TEST(
+    outcomes(3)
+    == (std::vector<std::string>{"delivered", "delivered", "delivered"}));
+  BOOST_TEST(script->asked["outbox"] == 2);
+  BOOST_TEST(pong_bodies(3).size() == 3u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

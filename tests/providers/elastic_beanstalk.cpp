@@ -1,7 +1,10 @@
-// The ELASTIC_BEANSTALK provider against local stand-ins for GitHub, S3 and
-// Elastic Beanstalk, on real sockets. The AWS stand-ins check the SigV4
-// signature of every request as AWS would (from the request as received)
-// and refuse the ones that don't match.
+// The ELASTIC_BEANSTALK provider against stand-ins for GitHub, S3 and
+// Elastic Beanstalk. The AWS stand-ins check the SigV4 signature of every
+// request as AWS would (from the request as received) and refuse the ones
+// that don't match. In a virtual world (tests/support): the stand-ins behind
+// the fake HTTP client, polls, retries and cancels on virtual time; one
+// deployment end to end runs over real sockets through the real http_client
+// actor.
 #include "providers/elastic_beanstalk.hpp"
 #include "tests/support/logger.hpp"
 
@@ -26,6 +29,7 @@
 #include "base/sigv4.hpp"
 #include "base/text.hpp"
 #include "tests/support/aws_stand_in.hpp"
+#include "tests/support/virtual_world.hpp"
 #include "tools/support/http_stub.hpp"
 #include "tools/support/recorder.hpp"
 
@@ -86,50 +90,27 @@ eb_environment environment(const std::string& id, const std::string& status,
           "octo-app-prod.elasticbeanstalk.com"};
 }
 
-struct eb_fixture {
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log_sink
-    = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(5000);
-  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-  http_stub github;
-  http_stub s3;
-  http_stub eb;
+/// What both fixtures share: the scripted GitHub, S3 and Elastic Beanstalk
+/// (at base URLs the fixture sets; the AWS ones check every signature), the
+/// job, what the provider told its deployment and what heaven logged.
+struct eb_common {
+  captured_log log{5000};
   std::shared_ptr<aws_world> world = std::make_shared<aws_world>();
-  caf::actor_system_config cfg;
-  caf::actor_system sys{cfg};
-  http_client_actor client = sys.spawn(http_client);
   std::shared_ptr<record> rec = std::make_shared<record>();
-  deployment_actor sink = sys.spawn(deployment_recorder, rec);
-  std::mutex provider_mx;
   provider_actor provider;
   std::chrono::system_clock::time_point base = std::chrono::system_clock::now()
                                                + 1h;
+  std::string github_base;
+  std::string s3_base;
+  std::string eb_base;
 
-  eb_fixture() {
-    log_sink->set_pattern("%l %v");
-    auto logger = std::make_shared<spdlog::logger>("test", log_sink);
-    logger->set_level(spdlog::level::debug);
-    spdlog::set_default_logger(logger);
+  eb_common() {
     world->events = {
       {1, event_date(1), "INFO", "Environment update is starting."},
       {2, event_date(2), "INFO", "Deploying new version to instance(s)."},
       {2, event_date(2), "WARN", "Instance i-1 is slow to respond."},
       {3, event_date(3), "INFO", "Environment update completed successfully."},
     };
-    github.respond_with(
-      [this](const recorded_request& r) { return answer_github(r); });
-    s3.respond_with([this](const recorded_request& r) { return answer_s3(r); });
-    eb.respond_with([this](const recorded_request& r) { return answer_eb(r); });
-  }
-
-  ~eb_fixture() {
-    {
-      std::lock_guard<std::mutex> guard{provider_mx};
-      if (provider)
-        caf::anon_send_exit(provider, caf::exit_reason::kill);
-    }
-    caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
-    heaven::test::restore_logger(previous);
   }
 
   std::string event_date(int second) const {
@@ -141,7 +122,7 @@ struct eb_fixture {
   }
 
   std::string zip_location() const {
-    return github.base_url() + zip_path().substr(1) + "?token=" + zip_token;
+    return github_base + zip_path().substr(1) + "?token=" + zip_token;
   }
 
   std::string bucket() const {
@@ -243,14 +224,14 @@ struct eb_fixture {
     return eb_error(400, "InvalidAction", "unknown " + action);
   }
 
-  beanstalk_config config() {
+  beanstalk_config config_with(http_client_actor http) const {
     beanstalk_config c;
-    c.http = client;
-    c.s3_endpoint = s3.base_url() + "{bucket}/";
-    c.beanstalk_endpoint = eb.base_url();
+    c.http = std::move(http);
+    c.s3_endpoint = s3_base + "{bucket}/";
+    c.beanstalk_endpoint = eb_base;
     c.access_key_id = access_key;
     c.secret_access_key = secret_key;
-    c.github_api = github.base_url();
+    c.github_api = github_base;
     c.github_token = github_token;
     c.poll_interval_ms = 20;
     c.attempts = 3;
@@ -259,7 +240,7 @@ struct eb_fixture {
   }
 
   provider_job job(const std::string& app_name = "octo-app",
-                   const std::string& region = "") {
+                   const std::string& region = "") const {
     provider_job j;
     j.id = 42;
     j.request.github_id = 7;
@@ -281,41 +262,16 @@ struct eb_fixture {
     return j;
   }
 
-  void start(provider_job j, beanstalk_config c) {
-    auto factory = elastic_beanstalk_provider(std::move(c));
-    j.config = read_payload_config(j.request);
-    auto p = factory(sys, std::move(j), sink).actor;
-    std::lock_guard<std::mutex> guard{provider_mx};
-    provider = p;
-  }
-
-  void start(provider_job j) {
-    start(std::move(j), config());
-  }
-
-  provider_outcome outcome() {
-    BOOST_REQUIRE_MESSAGE(rec->wait([&] { return !rec->results.empty(); }, 30s),
-                          "the provider never reported a result");
-    std::lock_guard<std::mutex> guard{rec->mx};
-    BOOST_TEST(rec->results.size() == 1u);
-    return rec->results.front();
-  }
-
-  /// Runs one deployment and returns its outcome.
-  provider_outcome run(provider_job j) {
-    start(std::move(j));
-    return outcome();
-  }
-
   bool has_line(const std::string& text) {
     std::lock_guard<std::mutex> guard{rec->mx};
     return rec->has_line_locked(text);
   }
 
-  /// The Beanstalk requests' forms, in order.
-  std::vector<std::map<std::string, std::string>> eb_forms() {
+  /// The forms of `requests` (to Beanstalk), in order.
+  static std::vector<std::map<std::string, std::string>>
+  forms_of(const std::vector<recorded_request>& requests) {
     std::vector<std::map<std::string, std::string>> out;
-    for (auto& r : eb.requests())
+    for (auto& r : requests)
       out.push_back(parse_form(r.body));
     return out;
   }
@@ -327,9 +283,7 @@ struct eb_fixture {
       for (auto& why : world->rejected)
         BOOST_ERROR("rejected: " << why);
     }
-    std::vector<std::string> texts;
-    for (auto& line : log_sink->last_formatted())
-      texts.push_back(line);
+    std::vector<std::string> texts = log.lines();
     {
       std::lock_guard<std::mutex> guard{rec->mx};
       for (auto& line : rec->lines)
@@ -346,6 +300,100 @@ struct eb_fixture {
             std::string{"Signature="}})
         BOOST_TEST(text.find(secret) == std::string::npos,
                    "'" << secret << "' leaked into: " << text);
+  }
+};
+
+/// The provider in a virtual world (tests/support): the services behind the
+/// fake HTTP client, polls and retries on virtual time.
+struct eb_fixture : eb_common, virtual_world {
+  fake_host& github = net->host("http://github.test/");
+  fake_host& s3 = net->host("http://s3.test/");
+  fake_host& eb = net->host("http://beanstalk.test/");
+  deployment_actor sink = keep(sys.spawn(deployment_recorder, rec));
+
+  eb_fixture() {
+    github_base = github.base_url();
+    s3_base = s3.base_url();
+    eb_base = eb.base_url();
+    github.respond_with(
+      [this](const recorded_request& r) { return answer_github(r); });
+    s3.respond_with([this](const recorded_request& r) { return answer_s3(r); });
+    eb.respond_with([this](const recorded_request& r) { return answer_eb(r); });
+  }
+
+  beanstalk_config config() const {
+    return config_with(http);
+  }
+
+  void start(provider_job j, beanstalk_config c) {
+    auto factory = elastic_beanstalk_provider(std::move(c));
+    j.config = read_payload_config(j.request);
+    provider = keep(factory(sys, std::move(j), sink).actor);
+  }
+
+  void start(provider_job j) {
+    start(std::move(j), config());
+  }
+
+  /// Runs until the provider reports; its one outcome.
+  provider_outcome outcome() {
+    BOOST_REQUIRE_MESSAGE(run_until([&] { return !rec->results.empty(); }),
+                          "the provider never reported a result");
+    BOOST_TEST(rec->results.size() == 1u);
+    return rec->results.front();
+  }
+
+  /// Runs one deployment and returns its outcome.
+  provider_outcome run(provider_job j) {
+    start(std::move(j));
+    return outcome();
+  }
+  using virtual_world::run;
+
+  /// The Beanstalk requests' forms, in order.
+  std::vector<std::map<std::string, std::string>> eb_forms() const {
+    return forms_of(eb.requests());
+  }
+};
+
+/// The provider through the real http_client actor to stand-ins on real
+/// sockets: a deployment end to end.
+struct real_eb_fixture : eb_common {
+  http_stub github;
+  http_stub s3;
+  http_stub eb;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  http_client_actor client = sys.spawn(http_client);
+  deployment_actor sink = sys.spawn(deployment_recorder, rec);
+
+  real_eb_fixture() {
+    github_base = github.base_url();
+    s3_base = s3.base_url();
+    eb_base = eb.base_url();
+    github.respond_with(
+      [this](const recorded_request& r) { return answer_github(r); });
+    s3.respond_with([this](const recorded_request& r) { return answer_s3(r); });
+    eb.respond_with([this](const recorded_request& r) { return answer_eb(r); });
+  }
+
+  ~real_eb_fixture() {
+    if (provider)
+      caf::anon_send_exit(provider, caf::exit_reason::kill);
+    caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
+  }
+
+  /// Runs one deployment and returns its outcome.
+  provider_outcome run(provider_job j) {
+    auto factory = elastic_beanstalk_provider(config_with(client));
+    j.config = read_payload_config(j.request);
+    provider = factory(sys, std::move(j), sink).actor;
+    BOOST_REQUIRE_MESSAGE(rec->wait([&] { return !rec->results.empty(); }, 30s),
+                          "the provider never reported a result");
+    std::lock_guard<std::mutex> guard{rec->mx};
+    BOOST_TEST(rec->results.size() == 1u);
+    return rec->results.front();
   }
 };
 
@@ -367,7 +415,7 @@ constexpr auto form_type = "application/x-www-form-urlencoded; charset=utf-8";
 
 BOOST_AUTO_TEST_SUITE(elastic_beanstalk)
 
-BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, eb_fixture) {
+BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, real_eb_fixture) {
   auto result = run(job());
   BOOST_TEST(result.state == "success");
   auto label = world->label;
@@ -597,6 +645,13 @@ BOOST_FIXTURE_TEST_CASE(throttling_and_503_are_retried, eb_fixture) {
     if (parse_form(r.body)["Action"] == "UpdateEnvironment")
       updates.push_back(r.body);
   BOOST_REQUIRE_EQUAL(updates.size(), 3u);
+  // 10 ms after the first, 20 ms after the second.
+  std::vector<int64_t> at;
+  for (auto* c : eb.calls())
+    if (parse_form(c->received.body)["Action"] == "UpdateEnvironment")
+      at.push_back(c->at.count());
+  BOOST_TEST(at[1] - at[0] == 10);
+  BOOST_TEST(at[2] - at[1] == 20);
   BOOST_TEST(updates[0] == updates[1]);
   BOOST_TEST(updates[1] == updates[2]);
   BOOST_TEST(forms.at(1)["Action"] == "UpdateEnvironment");
@@ -636,13 +691,8 @@ BOOST_FIXTURE_TEST_CASE(server_errors_give_up_after_attempts, eb_fixture) {
 BOOST_FIXTURE_TEST_CASE(network_failures_are_retried_then_reported,
                         eb_fixture) {
   auto c = config();
-  // Nothing listens there (a stub that is gone).
-  std::string dead_url;
-  {
-    http_stub gone;
-    dead_url = gone.base_url();
-  }
-  c.beanstalk_endpoint = dead_url;
+  // Nothing answers there: every attempt is a network failure.
+  c.beanstalk_endpoint = "http://gone.test/";
   start(job(), c);
   auto result = outcome();
   BOOST_TEST(result.state == "error");
@@ -773,19 +823,12 @@ BOOST_FIXTURE_TEST_CASE(missing_zipball_is_an_error, eb_fixture) {
 
 BOOST_FIXTURE_TEST_CASE(cancel_while_polling_stops_everything, eb_fixture) {
   world->ready_after = 1000000;
-  // The second poll cancels the deployment and answers only once the
-  // provider has reported: whatever comes after would be a bug.
+  // The second poll cancels the deployment; its answer reaches the provider
+  // after the cancel: whatever comes after would be a bug.
   world->eb_hook = [this](const std::string& action,
                           int nth) -> std::optional<stub_response> {
-    if (action == "DescribeEnvironments" && nth == 2) {
-      provider_actor p;
-      {
-        std::lock_guard<std::mutex> guard{provider_mx};
-        p = provider;
-      }
-      caf::anon_send(p, cancel_atom::value);
-      rec->wait([&] { return !rec->results.empty(); }, 30s);
-    }
+    if (action == "DescribeEnvironments" && nth == 2)
+      caf::anon_send(provider, cancel_atom::value);
     return std::nullopt;
   };
   auto result = run(job());
@@ -795,39 +838,36 @@ BOOST_FIXTURE_TEST_CASE(cancel_while_polling_stops_everything, eb_fixture) {
                       "octo-app-prod; AWS may still finish the update"));
   // Version, update, poll 1 (2 calls), poll 2's DescribeEnvironments.
   BOOST_TEST(eb.requests().size() == 5u);
-  // Many poll intervals later, still nothing new.
-  std::this_thread::sleep_for(300ms);
+  // Many poll intervals later, and for ever after, still nothing new.
+  advance(10 * 20ms);
   BOOST_TEST(eb.requests().size() == 5u);
-  {
-    std::lock_guard<std::mutex> guard{rec->mx};
-    BOOST_TEST(rec->results.size() == 1u);
-  }
+  settle();
+  BOOST_TEST(eb.requests().size() == 5u);
+  BOOST_TEST(rec->results.size() == 1u);
   check_clean();
 }
 
 BOOST_FIXTURE_TEST_CASE(cancel_between_polls_stops_polling, eb_fixture) {
   world->ready_after = 1000000;
   start(job());
-  BOOST_REQUIRE(eb.wait_for(6));
-  caf::scoped_actor self{sys};
-  provider_actor p;
-  {
-    std::lock_guard<std::mutex> guard{provider_mx};
-    p = provider;
-  }
-  self->monitor(p);
-  self->send(p, cancel_atom::value);
+  BOOST_REQUIRE(run_until([&] { return eb.requests().size() >= 6u; }));
+  // The polls come every 20 ms.
+  std::vector<int64_t> polls;
+  for (auto* c : eb.calls())
+    if (parse_form(c->received.body)["Action"] == "DescribeEnvironments")
+      polls.push_back(c->at.count());
+  BOOST_REQUIRE_EQUAL(polls.size(), 2u);
+  BOOST_TEST(polls[1] - polls[0] == 20);
+  auto down = watch(provider);
+  caf::anon_send(provider, cancel_atom::value);
   auto result = outcome();
   BOOST_TEST(result.state == "failure");
   BOOST_TEST(result.description == "cancelled");
-  bool down = false;
-  self->receive([&](caf::down_msg&) { down = true; }, caf::after(30s) >> [] {});
-  BOOST_REQUIRE(down);
-  // A request already handed to the HTTP client may still land; after
-  // that, the count must stay put.
-  std::this_thread::sleep_for(100ms);
+  BOOST_REQUIRE(run_until([&] { return *down; }));
+  // Nothing was in flight, and the count stays put for ever after.
+  BOOST_TEST(net->waiting().empty());
   auto count = eb.requests().size();
-  std::this_thread::sleep_for(300ms);
+  settle();
   BOOST_TEST(eb.requests().size() == count);
   BOOST_TEST(has_line("Stopped following Elastic Beanstalk environment "
                       "octo-app-prod; AWS may still finish the update"));

@@ -1,10 +1,14 @@
 /// Swapping spdlog's default logger in tests.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
 namespace heaven::test {
@@ -23,5 +27,69 @@ inline void restore_logger(std::shared_ptr<spdlog::logger> previous) {
   }
   spdlog::set_default_logger(std::move(previous));
 }
+
+/// heaven's log, captured for a test: while it lives, spdlog's default
+/// logger writes "<level> <text>" lines (debug and up) into a ring buffer.
+class captured_log {
+public:
+  explicit captured_log(std::size_t capacity = 5000)
+    : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(capacity)),
+      previous_(spdlog::default_logger()) {
+    sink_->set_pattern("%l %v");
+    auto logger = std::make_shared<spdlog::logger>("test", sink_);
+    logger->set_level(spdlog::level::debug);
+    spdlog::set_default_logger(logger);
+  }
+
+  ~captured_log() {
+    restore_logger(previous_);
+  }
+
+  captured_log(const captured_log&) = delete;
+  captured_log& operator=(const captured_log&) = delete;
+
+  /// Every line so far, without its line break.
+  std::vector<std::string> lines() const {
+    std::vector<std::string> out;
+    for (auto& l : sink_->last_formatted()) {
+      auto line = l;
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+        line.pop_back();
+      out.push_back(std::move(line));
+    }
+    return out;
+  }
+
+  /// Everything logged, one line after another.
+  std::string all() const {
+    std::string out;
+    for (auto& l : lines())
+      out += l + "\n";
+    return out;
+  }
+
+  /// How many lines contain `text`.
+  std::size_t containing(const std::string& text) const {
+    std::size_t n = 0;
+    for (auto& l : lines())
+      n += l.find(text) != std::string::npos ? 1 : 0;
+    return n;
+  }
+
+  /// How many lines are exactly `line`.
+  std::size_t exactly(const std::string& line) const {
+    auto all = lines();
+    return static_cast<std::size_t>(std::count(all.begin(), all.end(), line));
+  }
+
+  /// Whether some line contains `text`.
+  bool has(const std::string& text) const {
+    return containing(text) > 0;
+  }
+
+private:
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
 
 } // namespace heaven::test
