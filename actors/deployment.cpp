@@ -93,29 +93,29 @@ void conclude(self_ptr self, int32_t ended) {
     say(self, "DEPLOYMENT TIMED OUT AFTER "
                 + std::to_string(st.ctx->cfg.deployment_timeout) + " SECONDS");
   else
-    say(self, st.outcome->state + ": " + st.outcome->description);
+    say(self, to_string(st.outcome->state) + ": " + st.outcome->description);
   st.ctx->logs->close(st.id);
   record_end(self);
 }
 
 /// Decides how the deployment ends (once); then every process it started
 /// is ended, and then the end is recorded.
-void end(self_ptr self, std::string state, std::string description) {
+void end(self_ptr self, deploy_state state, std::string description) {
   auto& st = self->state;
   if (st.at == phase::ending || st.at == phase::finished)
     return;
   st.at = phase::ending;
   if (st.timed_out) {
-    state = "failure";
+    state = deploy_state::failure;
     description = "Deployment timed out after "
                   + std::to_string(st.ctx->cfg.deployment_timeout) + " seconds";
   } else if (!st.shutdown_reason.empty()) {
-    state = "error";
+    state = deploy_state::error;
     description = st.shutdown_reason;
   }
   spdlog::info("deployment {} of {} to {} ended: {}: {}", st.id, st.req.repo,
-               st.req.environment, state, description);
-  st.outcome = provider_outcome{std::move(state), std::move(description)};
+               st.req.environment, to_string(state), description);
+  st.outcome = provider_outcome{state, std::move(description)};
   if (st.timer) {
     self->send_exit(st.timer, caf::exit_reason::user_shutdown);
     st.timer = nullptr;
@@ -147,7 +147,7 @@ void stop_work(self_ptr self) {
     // The provider never started: the checkout, if one is being made,
     // stops its git.
     cancel_checkout(self);
-    end(self, "failure", "");
+    end(self, deploy_state::failure, "");
   } else if (st.at == phase::running) {
     if (terminate && !cfg.terminate_children) {
       // The provider was told to spare its processes: end them here.
@@ -157,7 +157,7 @@ void stop_work(self_ptr self) {
     self->send(st.provider, cancel_atom::value);
     if (!terminate) {
       st.children_left = true;
-      end(self, "failure", "");
+      end(self, deploy_state::failure, "");
     }
   }
 }
@@ -266,7 +266,7 @@ caf::behavior undertaker(caf::event_based_actor* self, context_ptr ctx,
   auto record = [=] {
     self
       ->request(ctx->store, caf::infinite, finish_atom::value, id,
-                provider_outcome{"error", why})
+                provider_outcome{deploy_state::error, why})
       .then(
         [=](bool ended) {
           if (ended) {
@@ -310,8 +310,8 @@ void take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
   sys.spawn(undertaker, std::move(ctx), id, std::move(why));
 }
 
-std::string refusal(const deployment_context& ctx,
-                    const deployment_request& req) {
+std::optional<std::string> refusal(const deployment_context& ctx,
+                                   const deployment_request& req) {
   if (req.provider.empty())
     return "payload.config.provider is missing: heaven doesn't know how to "
            "deploy "
@@ -333,7 +333,7 @@ std::string refusal(const deployment_context& ctx,
   if (!valid_clone_url(req.clone_url))
     return "invalid repository.clone_url '"
            + url_without_credentials(req.clone_url) + "'";
-  return {};
+  return std::nullopt;
 }
 
 deployment_actor::behavior_type
@@ -370,7 +370,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
     if (msg.source != st.provider.address())
       return;
     // The provider left without a result: it crashed.
-    end(self, "error",
+    end(self, deploy_state::error,
         "provider " + st.req.provider
           + " crashed: " + self->system().render(msg.reason));
   });
@@ -380,7 +380,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
   if (!ctx->providers || !ctx->providers->find(st.req.provider)) {
     // The receiver refuses these before storing them; one left from an
     // older heaven (or a registry that changed) ends here.
-    end(self, "error", refusal(*ctx, st.req));
+    end(self, deploy_state::error, refusal(*ctx, st.req).value_or(""));
   } else if (!ctx->providers->needs_checkout(st.req.provider)) {
     // An API provider (heroku, ...): GitHub's archive is its source.
     begin(self);
@@ -416,7 +416,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
         return;
       }
       if (!ok) {
-        end(self, "error",
+        end(self, deploy_state::error,
             "could not check out " + short_sha(st.req.sha) + ": " + what);
         return;
       }
@@ -424,7 +424,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       begin(self);
     },
     [=](result_atom, provider_outcome& outcome) {
-      end(self, std::move(outcome.state), std::move(outcome.description));
+      end(self, outcome.state, std::move(outcome.description));
     },
     [=](timeout_atom) {
       auto& st = self->state;

@@ -135,7 +135,7 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
         ev.lock_action = lock_action(ctx->cfg.deploy_prefix,
                                      ev.deployment.task);
         if (ev.lock_action == lock_task::none)
-          ev.refusal = refusal(*ctx, ev.deployment);
+          ev.refusal = refusal(*ctx, ev.deployment).value_or("");
       }
       // What `act` needs afterwards; the body stays with the store.
       inbound_event kept;

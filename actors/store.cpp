@@ -143,12 +143,12 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
         if (!ended)
           spdlog::warn("store found deployment {} ended already: it keeps "
                        "its first end, not {}",
-                       id, outcome.state);
+                       id, to_string(outcome.state));
         publish(self, rows);
         return ended;
       } catch (const std::exception& e) {
         spdlog::error("store could not mark deployment {} {}: {}", id,
-                      outcome.state, e.what());
+                      to_string(outcome.state), e.what());
         wrote(self, e.what());
         return store_error(e.what());
       }

@@ -31,6 +31,9 @@ enum class ec : uint8_t {
   cancelled,
   /// The work took longer than it may.
   timed_out,
+  /// A request to another service (GitHub, Heroku, AWS) got no answer heaven
+  /// can use.
+  request_failed,
 };
 
 /// The category of heaven's errors in caf::error.
@@ -51,6 +54,8 @@ inline std::string to_string(ec code) {
       return "cancelled";
     case ec::timed_out:
       return "timed_out";
+    case ec::request_failed:
+      return "request_failed";
   }
   return "unknown";
 }

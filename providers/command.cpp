@@ -220,20 +220,20 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
   self->state.deployment = std::move(deployment);
   auto& st = self->state;
   // Cleans up, tells the deployment how it ended, quits.
-  auto finish = [self](std::string state, std::string description) {
+  auto finish = [self](deploy_state state, std::string description) {
     auto& st = self->state;
     st.clean_up();
-    spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
+    spdlog::info("deployment {} ends with {}: {}", st.job.id, to_string(state),
                  description);
     if (st.deployment)
       self->send(st.deployment, result_atom::value,
-                 provider_outcome{std::move(state), std::move(description)});
+                 provider_outcome{state, std::move(description)});
     self->quit();
   };
   st.plan.scope = st.job.scope;
   auto why = planner(st.job, st.plan);
   if (!why.empty()) {
-    finish("error", why);
+    finish(deploy_state::error, why);
     return process_provider_actor::behavior_type::make_empty_behavior();
   }
   run_step(self);
@@ -257,7 +257,7 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
       if (!st.job.terminate_children) {
         spdlog::info("deployment {} leaves process group {} running", st.job.id,
                      st.pgid);
-        finish("failure", "cancelled");
+        finish(deploy_state::failure, "cancelled");
         return;
       }
       // Before `started` there is no group yet: it is killed on arrival.
@@ -289,19 +289,19 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
         return;
       }
       if (st.cancelled)
-        finish("failure", "cancelled");
+        finish(deploy_state::failure, "cancelled");
       else if (!command && !st.plan.before[st.step].error_when_failed.empty())
-        finish("error", st.plan.before[st.step].error_when_failed);
+        finish(deploy_state::error, st.plan.before[st.step].error_when_failed);
       else if (!info.error.empty())
-        finish("error", info.error);
+        finish(deploy_state::error, info.error);
       else if (info.signal != 0)
-        finish("failure",
+        finish(deploy_state::failure,
                label + " was killed by signal " + std::to_string(info.signal));
       else if (info.code != 0)
-        finish("failure",
+        finish(deploy_state::failure,
                label + " exited with status " + std::to_string(info.code));
       else
-        finish("success", st.plan.success);
+        finish(deploy_state::success, st.plan.success);
     },
     [self, finish](kill_atom) {
       auto& st = self->state;
@@ -312,7 +312,7 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
         kill_group(st.pgid, SIGKILL);
       }
       if (st.ended)
-        finish("failure", "cancelled");
+        finish(deploy_state::failure, "cancelled");
     },
   };
 }

@@ -145,14 +145,14 @@ void say(self_ptr self, std::string text) {
                log_line{stream::heaven, std::move(text)});
 }
 
-void finish(self_ptr self, std::string state, std::string description) {
+void finish(self_ptr self, deploy_state state, std::string description) {
   auto& st = self->state;
   if (st.done)
     return;
   st.done = true;
   if (st.deployment)
     self->send(st.deployment, result_atom::value,
-               provider_outcome{std::move(state), std::move(description)});
+               provider_outcome{state, std::move(description)});
   for (auto& s : st.sessions)
     self->send(s, cancel_atom::value);
   st.sessions.clear();
@@ -178,7 +178,7 @@ void run_phase(self_ptr self) {
                   ? "Deployed " + req.ref + " (" + req.sha.substr(0, 7)
                       + ") to " + req.environment + " on "
                   : "Ran " + req.task + " on " + req.environment + " on ";
-    finish(self, "success", what + count_hosts(st.hosts.size()));
+    finish(self, deploy_state::success, what + count_hosts(st.hosts.size()));
     return;
   }
   auto& [name, script] = st.phases[st.phase];
@@ -208,7 +208,7 @@ void run_phase(self_ptr self) {
           if (--st.waiting > 0)
             return;
           if (!st.failure.empty()) {
-            finish(self, "failure", st.failure);
+            finish(self, deploy_state::failure, st.failure);
             return;
           }
           ++st.phase;
@@ -220,7 +220,7 @@ void run_phase(self_ptr self) {
             st.failure = phase_name + " failed on " + label + ": "
                          + self->system().render(err);
           if (--st.waiting == 0)
-            finish(self, "failure", st.failure);
+            finish(self, deploy_state::failure, st.failure);
         });
   }
 }
@@ -241,7 +241,7 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
     why = "HEAVEN_KNOWN_HOSTS names no known_hosts file: heaven verifies "
           "every server's host key";
   if (!why.empty()) {
-    finish(self, "error", why);
+    finish(self, deploy_state::error, why);
     return provider_actor::behavior_type::make_empty_behavior();
   }
   for (auto& h : st.hosts) {
@@ -262,7 +262,7 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
   return {
     [self](cancel_atom) {
       say(self, "Closing the SSH sessions");
-      finish(self, "failure", "cancelled");
+      finish(self, deploy_state::failure, "cancelled");
     },
   };
 }

@@ -149,7 +149,7 @@ ok_provider(process_provider_actor::pointer self, deployment_actor deployment) {
   caf::anon_send(deployment, log_atom::value,
                  log_line{stream::out, "deployed fine"});
   caf::anon_send(deployment, result_atom::value,
-                 provider_outcome{"success", "Deployed main"});
+                 provider_outcome{deploy_state::success, "Deployed main"});
   self->quit();
   return {
     [](cancel_atom) {},
@@ -171,7 +171,7 @@ hang_provider(process_provider_actor::pointer self, deployment_actor deployment,
       caf::anon_send(deployment, log_atom::value,
                      log_line{stream::heaven, "killed the process group"});
       caf::anon_send(deployment, result_atom::value,
-                     provider_outcome{"failure", "cancelled"});
+                     provider_outcome{deploy_state::failure, "cancelled"});
       self->quit();
     },
     [](started_atom, int32_t) {},
@@ -179,7 +179,8 @@ hang_provider(process_provider_actor::pointer self, deployment_actor deployment,
     // Finishes when told to (the tests send `kill` as "you are done").
     [=](kill_atom) {
       caf::anon_send(deployment, result_atom::value,
-                     provider_outcome{"success", "Deployed at last"});
+                     provider_outcome{deploy_state::success,
+                                      "Deployed at last"});
       self->quit();
     },
   };
