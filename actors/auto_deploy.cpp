@@ -365,8 +365,7 @@ auto_deploy_actor::behavior_type auto_deploy(auto_deploy_actor::pointer self,
                      ev.repo, short_sha(ev.sha, 8));
         return;
       }
-      self->spawn(auto_deploy_job, cfg, std::move(ev),
-                  caf::actor_cast<auto_deploy_actor>(self));
+      self->spawn(auto_deploy_job, cfg, std::move(ev), auto_deploy_actor{self});
     },
   };
 }

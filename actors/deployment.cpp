@@ -125,7 +125,7 @@ void end(self_ptr self, deploy_state state, std::string description) {
   if (st.children_left || !st.ctx->sweep)
     conclude(self, 0);
   else
-    st.ctx->sweep(self->system(), st.scope, caf::actor_cast<caf::actor>(self));
+    st.ctx->sweep(self->system(), st.scope, sweep_client{self});
 }
 
 /// Tells the checkout being made, if any, that nobody needs it: its git
@@ -239,7 +239,7 @@ void prepare_checkout(self_ptr self) {
   plan.scope = st.scope;
   st.checkout_requested = true;
   st.checkout = ctx->make_workspace(self->system(), std::move(plan),
-                                    caf::actor_cast<caf::actor>(self));
+                                    checkout_client{self});
 }
 
 /// heaven stops before the provider started: give everything up quietly.
@@ -260,8 +260,11 @@ void shelve(self_ptr self) {
 
 /// The undertaker of take_over: sweeps, then records the end until the
 /// store takes it.
-caf::behavior undertaker(caf::event_based_actor* self, context_ptr ctx,
-                         int64_t id, std::string why) {
+using undertaker_actor = sweep_client::extend<caf::reacts_to<retry_atom>>;
+
+undertaker_actor::behavior_type undertaker(undertaker_actor::pointer self,
+                                           context_ptr ctx, int64_t id,
+                                           std::string why) {
   auto failures = std::make_shared<int>(0);
   auto record = [=] {
     self
@@ -289,7 +292,7 @@ caf::behavior undertaker(caf::event_based_actor* self, context_ptr ctx,
   if (ctx->sweep)
     ctx->sweep(self->system(),
                ctx->open_scope ? ctx->open_scope(id) : process_scope{},
-               caf::actor_cast<caf::actor>(self));
+               sweep_client{self});
   else
     self->send(self, swept_atom::value, int32_t{0});
   return {

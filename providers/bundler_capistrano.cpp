@@ -17,7 +17,6 @@
 #include <fstream>
 #include <system_error>
 
-#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
@@ -184,9 +183,8 @@ void unpack(self_ptr self) {
   spec.env = st.job.env;
   spec.scope = st.job.scope;
   say(self, "Unpacking the tarball");
-  spawn_process(self->system(), std::move(spec),
-                caf::actor_cast<caf::actor>(st.deployment),
-                caf::actor_cast<caf::actor>(self));
+  spawn_process(self->system(), std::move(spec), st.deployment,
+                process_owner{self});
 }
 
 /// Step 4: the tools, in a command_provider of their own.

@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
@@ -48,10 +47,8 @@ void run_step(process_provider_actor::stateful_pointer<command_state> self) {
   spdlog::info("deployment {} runs {} in {}", st.job.id,
                command ? plan.label : plan.before[st.step].label, spec.cwd);
   st.pgid = 0;
-  // The process runner takes untyped handles.
-  spawn_process(self->system(), std::move(spec),
-                caf::actor_cast<caf::actor>(st.deployment),
-                caf::actor_cast<caf::actor>(self));
+  spawn_process(self->system(), std::move(spec), st.deployment,
+                process_owner{self});
 }
 
 } // namespace

@@ -26,7 +26,6 @@
 #include <optional>
 #include <string>
 
-#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <nlohmann/json.hpp>
@@ -129,8 +128,7 @@ void end(self_ptr self, deploy_state state, std::string description) {
   st.at = step::done;
   flush_lines(self, true);
   if (st.streaming)
-    self->send(st.cfg.http, cancel_atom::value,
-               caf::actor_cast<chunk_sink>(self));
+    self->send(st.cfg.http, cancel_atom::value, chunk_sink{self});
   self->send(st.deployment, result_atom::value,
              provider_outcome{state, std::move(description)});
   self->quit();
@@ -360,7 +358,7 @@ void open_stream(self_ptr self) {
   ++st.stream_attempts;
   self
     ->request(st.cfg.http, caf::infinite, stream_atom::value, std::move(req),
-              caf::actor_cast<chunk_sink>(self))
+              chunk_sink{self})
     .then([=](http_response& res) {
       auto& st = self->state;
       st.streaming = false;

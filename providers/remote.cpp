@@ -3,7 +3,6 @@
 #include <cctype>
 #include <charconv>
 
-#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
@@ -253,10 +252,8 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
     opts.known_hosts = cfg.known_hosts;
     opts.connect_timeout_ms = cfg.connect_timeout_ms;
     opts.label = h.label;
-    // The SSH actor takes an untyped sink.
     st.sessions.push_back(
-      cfg.spawn(self->system(), std::move(opts),
-                caf::actor_cast<caf::actor>(st.deployment)));
+      cfg.spawn(self->system(), std::move(opts), st.deployment));
   }
   run_phase(self);
   return {

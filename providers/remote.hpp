@@ -27,7 +27,7 @@ namespace heaven {
 /// Makes the SSH actor of one host (replaceable in tests); its output goes
 /// to the given sink.
 using ssh_spawner
-  = std::function<ssh_actor(caf::actor_system&, ssh_options, caf::actor)>;
+  = std::function<ssh_actor(caf::actor_system&, ssh_options, line_sink)>;
 
 /// What the engine needs besides the job.
 struct remote_config {

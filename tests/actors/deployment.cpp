@@ -38,7 +38,7 @@ struct record {
   std::vector<workspace_plan> plans;
   /// When set, checkouts are not answered; the deployments asking are here.
   bool hold_checkouts = false;
-  std::vector<caf::actor> waiting;
+  std::vector<checkout_client> waiting;
   /// How often a held checkout was told `cancel` by its deployment.
   int checkout_cancels = 0;
   std::vector<std::string> provider_starts;
@@ -50,7 +50,7 @@ struct record {
   /// Deployments swept, in order.
   std::vector<int64_t> swept;
   /// Every provider started, in order.
-  std::vector<caf::actor> providers;
+  std::vector<process_provider_actor> providers;
   // -- what the fake auto_deploy actor heard
   std::vector<commit_status_event> statuses;
 };
@@ -286,7 +286,7 @@ struct fixture {
       scope.cookie = "test:" + std::to_string(id);
       return scope;
     };
-    ctx->sweep = [r](caf::actor_system&, process_scope scope, caf::actor to) {
+    ctx->sweep = [r](caf::actor_system&, process_scope scope, sweep_client to) {
       r->swept.push_back(scope.id);
       caf::anon_send(to, swept_atom::value, int32_t{0});
     };
@@ -300,7 +300,7 @@ struct fixture {
              [r](caf::actor_system& sys, provider_job job, deployment_actor d) {
                r->provider_starts.push_back(job.workspace);
                auto p = sys.spawn(hang_provider, d, r);
-               r->providers.push_back(caf::actor_cast<caf::actor>(p));
+               r->providers.push_back(p);
                return p;
              });
     reg->add("crash",
@@ -331,7 +331,7 @@ struct fixture {
     ctx->providers = reg;
     ctx->cfg.web_endpoint = "https://github.example.com/";
     ctx->make_workspace = [r](caf::actor_system& sys, workspace_plan plan,
-                              caf::actor d) {
+                              checkout_client d) {
       r->plans.push_back(plan);
       if (r->hold_checkouts) {
         r->waiting.push_back(d);

@@ -162,7 +162,7 @@ struct tools_fixture {
         else
           err += line.text + "\n";
       },
-      caf::actor{});
+      process_watcher{});
     BOOST_REQUIRE_MESSAGE(info.code == 0, "git failed: " + err + info.error);
     return out.empty() ? std::string{} : out.front();
   }
