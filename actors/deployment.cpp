@@ -10,6 +10,7 @@
 #include "base/lifecycle.hpp"
 #include "base/log_book.hpp"
 #include "base/payload_config.hpp"
+#include "base/retry.hpp"
 #include "base/validate.hpp"
 #include "messages/registry.hpp"
 
@@ -23,20 +24,30 @@ void say(self_ptr self, const std::string& text) {
   self->state.ctx->logs->append(self->state.id, stream::heaven, text);
 }
 
-/// Waits before writing a failed transition again: doubling from
+/// How a transition the store refused is written again: doubling from
 /// `store_retry_ms`, at most 30 s, so a full disk costs a message a while,
-/// never a busy loop.
+/// never a busy loop; no limit.
+retry_policy store_retry(const deployment_context& ctx) {
+  retry_policy p;
+  p.attempts = 0;
+  p.first_backoff = std::chrono::milliseconds(ctx.store_retry_ms);
+  p.max_backoff = std::chrono::seconds(30);
+  return p;
+}
+
+/// Waits before writing a failed transition again (see store_retry).
 void retry_later(self_ptr self, const caf::error& err, const char* what) {
   auto& st = self->state;
   ++st.write_failures;
-  auto shift = std::min(st.write_failures - 1, 10);
-  auto delay = std::min<int64_t>(st.ctx->store_retry_ms << shift, 30000);
+  auto delay = backoff(store_retry(*st.ctx), st.write_failures);
   // Say it for the 1st, 2nd, 4th, 8th... failure, not every one.
   if ((st.write_failures & (st.write_failures - 1)) == 0)
-    spdlog::error("deployment {} could not record {} ({}); trying again in "
-                  "{} ms",
-                  st.id, what, self->system().render(err), delay);
-  self->delayed_send(self, std::chrono::milliseconds(delay), retry_atom::value);
+    spdlog::error("{}",
+                  retry_line("recording the " + std::string{what}
+                               + " of deployment " + std::to_string(st.id),
+                             self->system().render(err), st.write_failures, 0,
+                             delay));
+  self->delayed_send(self, delay, retry_atom::value);
 }
 
 /// Leaves for good: removes the checkout (unless processes a timeout spared
@@ -79,7 +90,7 @@ void record_end(self_ptr self) {
         st.write_failures = 0;
         leave(self);
       },
-      [=](caf::error& err) { retry_later(self, err, "its end"); });
+      [=](caf::error& err) { retry_later(self, err, "end"); });
 }
 
 /// Writes the last lines of the log (how many processes had to be ended,
@@ -218,7 +229,7 @@ void begin(self_ptr self) {
           leave(self);
           return;
         }
-        retry_later(self, err, "its start");
+        retry_later(self, err, "start");
       });
 }
 
@@ -280,13 +291,12 @@ undertaker_actor::behavior_type undertaker(undertaker_actor::pointer self,
         },
         [=](caf::error& err) {
           ++*failures;
-          auto delay = std::min<int64_t>(
-            ctx->store_retry_ms << std::min(*failures - 1, 10), 30000);
-          spdlog::error("heaven could not record the end of deployment {} "
-                        "({}); trying again in {} ms",
-                        id, self->system().render(err), delay);
-          self->delayed_send(self, std::chrono::milliseconds(delay),
-                             retry_atom::value);
+          auto delay = backoff(store_retry(*ctx), *failures);
+          spdlog::error(
+            "{}",
+            retry_line("recording the end of deployment " + std::to_string(id),
+                       self->system().render(err), *failures, 0, delay));
+          self->delayed_send(self, delay, retry_atom::value);
         });
   };
   if (ctx->sweep)

@@ -135,15 +135,12 @@ void answered(self_ptr self, call_ptr c, http_response& res) {
     retry.first_backoff = std::max(retry.first_backoff,
                                    std::chrono::milliseconds(1));
     retry.max_backoff = retry.first_backoff * (int64_t{1} << 16);
-    auto backoff = retry_wait(retry, c->attempt, res).count();
-    auto reason = aws_failure_reason(res);
-    spdlog::warn("deployment {}: {} answered {} (attempt {} of {}); "
-                 "retrying in {} ms",
-                 st.job.id, c->step, reason, c->attempt, st.cfg.attempts,
-                 backoff);
-    tell(self, c->step + ": " + reason + "; retrying in "
-                 + std::to_string(backoff) + " ms");
-    after(self, backoff, [self, c] { perform(self, c); });
+    auto backoff = retry_wait(retry, c->attempt, res);
+    auto line = retry_line(c->step, aws_failure_reason(res), c->attempt,
+                           st.cfg.attempts, backoff);
+    spdlog::warn("deployment {}: {}", st.job.id, line);
+    tell(self, std::move(line));
+    after(self, backoff.count(), [self, c] { perform(self, c); });
     return;
   }
   c->on_answer(*c, res);

@@ -423,9 +423,11 @@ void poll(self_ptr self) {
                              res));
           return;
         }
-        ++st.attempt;
         say(self, stream::heaven,
-            "Polling the build: " + describe(res) + "; trying again");
+            retry_line("Polling the build", describe(res), st.attempt,
+                       retry_policy_of(st.cfg).attempts,
+                       std::chrono::milliseconds(st.cfg.poll_interval_ms)));
+        ++st.attempt;
         next();
         return;
       }

@@ -265,6 +265,7 @@ struct auto_fixture {
     store = sys.spawn(scripted_store, real, store_w);
     opts.first_backoff = 10ms;
     opts.max_backoff = 50ms;
+    opts.jitter = 0;
     opts.request_timeout_ms = 5000;
     opts.max_attempts = 3;
     start_creations();
@@ -330,6 +331,7 @@ struct auto_fixture {
     c.token = token;
     c.attempts = 3;
     c.first_backoff_ms = 10;
+    c.jitter = 0;
     return c;
   }
 
@@ -822,11 +824,11 @@ BOOST_AUTO_TEST_CASE(a_5xx_on_the_combined_status_is_retried) {
   BOOST_TEST(requests_to("GET", combined_target).size() == 3u);
   BOOST_TEST(count_logged("warning reading the combined status of "
                           "octo/app@a1b2c3d4 failed (HTTP 503: Server Error), "
-                          "attempt 1 of 3; retrying in 10 ms")
+                          "attempt 1 of 3; trying again in 10 ms")
              == 1u);
   BOOST_TEST(count_logged("warning reading the combined status of "
                           "octo/app@a1b2c3d4 failed (HTTP 502: Server Error), "
-                          "attempt 2 of 3; retrying in 20 ms")
+                          "attempt 2 of 3; trying again in 20 ms")
              == 1u);
   BOOST_TEST(posts().size() == 1u);
 }
@@ -977,7 +979,7 @@ BOOST_AUTO_TEST_CASE(without_heavens_deployment_the_create_is_sent_once_more) {
   BOOST_TEST(all[4].body == all[2].body);
   BOOST_TEST(count_logged("warning the auto deployment of octo/app@a1b2c3d4 "
                           "to production (app) failed (HTTP 502), attempt "
-                          "1; trying again in 10 ms")
+                          "1 of 3; trying again in 10 ms")
              == 1u);
 }
 
@@ -1141,7 +1143,8 @@ BOOST_AUTO_TEST_CASE(jobs_stop_when_the_actor_exits) {
   send(status_event());
   BOOST_REQUIRE(wait_logged("warning reading the combined status of "
                             "octo/app@a1b2c3d4 failed (HTTP 503: Server "
-                            "Error), attempt 1 of 3; retrying in 600000 ms"));
+                            "Error), attempt 1 of 3; trying again in 600000 "
+                            "ms"));
   // The job waits ten minutes for its retry, unless heaven stops.
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   BOOST_TEST(wait_logged("warning Stopping the auto deploy of "

@@ -309,6 +309,7 @@ BOOST_AUTO_TEST_CASE(retry_at_reads_retry_after_and_rate_limit_resets) {
 
 BOOST_AUTO_TEST_CASE(backoff_doubles_up_to_its_cap_with_injectable_jitter) {
   retry_policy p;
+  p.jitter = 0;
   p.attempts = 3;
   p.first_backoff = 10ms;
   p.max_backoff = 50ms;

@@ -233,6 +233,7 @@ struct bundler_fixture {
     c.api.github_token = github_token;
     c.api.attempts = 3;
     c.api.first_backoff_ms = 10;
+    c.api.jitter = 0;
     c.data_dir = data.string();
     return c;
   }
@@ -394,10 +395,10 @@ BOOST_FIXTURE_TEST_CASE(
   // Two retries, then the archive: the missing Gemfile is an error, before
   // any tool ran.
   BOOST_TEST(requests_to("/repos/").size() == 3u);
-  BOOST_TEST(has_line("GitHub's tarball link: HTTP 503; trying again in 10 ms "
-                      "(attempt 2 of 3)"));
-  BOOST_TEST(has_line("GitHub's tarball link: HTTP 502; trying again in 20 ms "
-                      "(attempt 3 of 3)"));
+  BOOST_TEST(has_line("GitHub's tarball link failed (HTTP 503), attempt 1 of "
+                      "3; trying again in 10 ms"));
+  BOOST_TEST(has_line("GitHub's tarball link failed (HTTP 502), attempt 2 of "
+                      "3; trying again in 20 ms"));
   BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "no Gemfile in the repository at " + sha.substr(0, 7)

@@ -255,6 +255,7 @@ struct eb_fixture {
     c.poll_interval_ms = 20;
     c.attempts = 3;
     c.first_backoff_ms = 10;
+    c.jitter = 0;
     return c;
   }
 
@@ -603,9 +604,10 @@ BOOST_FIXTURE_TEST_CASE(throttling_and_503_are_retried, eb_fixture) {
   BOOST_TEST(forms.at(2)["Action"] == "UpdateEnvironment");
   BOOST_TEST(forms.at(3)["Action"] == "UpdateEnvironment");
   BOOST_TEST(forms.at(4)["Action"] == "DescribeEnvironments");
-  BOOST_TEST(has_line("UpdateEnvironment: Throttling: Rate exceeded; "
-                      "retrying in 10 ms"));
-  BOOST_TEST(has_line("UpdateEnvironment: HTTP 503; retrying in 20 ms"));
+  BOOST_TEST(has_line("UpdateEnvironment failed (Throttling: Rate exceeded), "
+                      "attempt 1 of 3; trying again in 10 ms"));
+  BOOST_TEST(has_line("UpdateEnvironment failed (HTTP 503), attempt 2 of 3; "
+                      "trying again in 20 ms"));
   check_clean();
 }
 

@@ -502,8 +502,8 @@ BOOST_AUTO_TEST_CASE(a_429_waits_for_retry_after_then_builds) {
   BOOST_TEST(api[1].method == "POST");
   auto said = rec->texts(stream::heaven);
   BOOST_TEST(std::count(said.begin(), said.end(),
-                        "Heroku's build API: HTTP 429; trying again in 1000 "
-                        "ms (attempt 2 of 3)")
+                        "Heroku's build API failed (HTTP 429), attempt 1 of "
+                        "3; trying again in 1000 ms")
              == 1);
 }
 
