@@ -249,8 +249,9 @@ std::string bundler_credentials_variable(const std::string& source) {
   return name;
 }
 
-std::string bundler_plan(const provider_job& job, const bundler_config& cfg,
-                         const std::string& dir, command_plan& plan) {
+std::optional<std::string>
+bundler_plan(const provider_job& job, const bundler_config& cfg,
+             const std::string& dir, command_plan& plan) {
   auto& req = job.request;
   std::error_code ec;
   if (!fs::is_regular_file(fs::path{dir} / "Gemfile", ec))

@@ -146,12 +146,12 @@ void stop_agent(child_process& keeper) {
 
 } // namespace
 
-std::string use_deploy_key_agent(command_plan& plan) {
+std::optional<std::string> use_deploy_key_agent(command_plan& plan) {
   constexpr auto variable = "DEPLOYMENT_PRIVATE_KEY";
   auto key = get_env(plan.env, variable);
   erase_env(plan.env, variable);
   if (!key || key->empty())
-    return {};
+    return std::nullopt;
   // A socket path must fit in 108 bytes: a short directory under /tmp.
   std::string dir = "/tmp/heaven-agent-XXXXXX";
   if (::mkdtemp(dir.data()) == nullptr)
@@ -190,7 +190,7 @@ std::string use_deploy_key_agent(command_plan& plan) {
     std::error_code ec;
     fs::remove_all(dir, ec);
   };
-  return {};
+  return std::nullopt;
 }
 
 std::string checkout_dir(const provider_job& job, std::string& why) {
@@ -228,9 +228,8 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
     self->quit();
   };
   st.plan.scope = st.job.scope;
-  auto why = planner(st.job, st.plan);
-  if (!why.empty()) {
-    finish(deploy_state::error, why);
+  if (auto why = planner(st.job, st.plan)) {
+    finish(deploy_state::error, std::move(*why));
     return process_provider_actor::behavior_type::make_empty_behavior();
   }
   run_step(self);

@@ -440,9 +440,8 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
   st.cfg.attempts = std::max(st.cfg.attempts, 1);
   st.job = std::move(job);
   st.deployment = std::move(deployment);
-  auto problem = prepare_target(st, st.cfg, st.job);
-  if (!problem.empty()) {
-    finish(self, deploy_state::error, problem);
+  if (auto problem = prepare_target(st, st.cfg, st.job)) {
+    finish(self, deploy_state::error, std::move(*problem));
     return api_provider_actor::behavior_type::make_empty_behavior();
   }
   spdlog::info("deployment {} deploys {} to Elastic Beanstalk environment "

@@ -84,13 +84,14 @@ bool relative_path(const std::string& p) {
   return true;
 }
 
-std::string read_remote_hosts(const provider_job& job, bool need_deploy_to,
-                              std::vector<remote_host>& hosts) {
+std::optional<std::string> read_remote_hosts(const provider_job& job,
+                                             bool need_deploy_to,
+                                             std::vector<remote_host>& hosts) {
   auto& config = job.config;
   auto& env = job.request.environment;
   if (config.hosts.empty())
     return "payload.config.hosts names no servers for " + env;
-  auto check_deploy_to = [](std::string& path) -> std::string {
+  auto check_deploy_to = [](std::string& path) -> std::optional<std::string> {
     while (path.size() > 1 && path.back() == '/')
       path.pop_back();
     if (path.size() < 2 || path.front() != '/'
@@ -98,12 +99,12 @@ std::string read_remote_hosts(const provider_job& job, bool need_deploy_to,
       return "payload.config.deploy_to must be an absolute path without .. "
              "(got '"
              + path + "')";
-    return {};
+    return std::nullopt;
   };
   std::string deploy_to;
   if (config.has_deploy_to) {
     deploy_to = config.deploy_to;
-    if (auto why = check_deploy_to(deploy_to); !why.empty())
+    if (auto why = check_deploy_to(deploy_to))
       return why;
   }
   for (auto& h : config.hosts) {
@@ -121,14 +122,14 @@ std::string read_remote_hosts(const provider_job& job, bool need_deploy_to,
       if (!h.deploy_to_valid)
         return "payload.config.hosts: deploy_to must be a path";
       host.deploy_to = h.deploy_to;
-      if (auto bad = check_deploy_to(host.deploy_to); !bad.empty())
+      if (auto bad = check_deploy_to(host.deploy_to))
         return bad;
     }
     if (need_deploy_to && host.deploy_to.empty())
       return "payload.config.deploy_to is missing: where on the servers?";
     hosts.push_back(std::move(host));
   }
-  return {};
+  return std::nullopt;
 }
 
 std::string on_host(const remote_host& host, const std::string& script) {
@@ -234,13 +235,15 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
   st.job = std::move(job);
   st.deployment = std::move(deployment);
   auto why = planner(st.job, st.hosts, st.phases);
-  if (why.empty())
-    why = private_key_problem(cfg.private_key);
-  if (why.empty() && cfg.known_hosts.empty())
-    why = "HEAVEN_KNOWN_HOSTS names no known_hosts file: heaven verifies "
-          "every server's host key";
-  if (!why.empty()) {
-    finish(self, deploy_state::error, why);
+  if (!why) {
+    if (auto key = private_key_problem(cfg.private_key); !key.empty())
+      why = std::move(key);
+    else if (cfg.known_hosts.empty())
+      why = "HEAVEN_KNOWN_HOSTS names no known_hosts file: heaven verifies "
+            "every server's host key";
+  }
+  if (why) {
+    finish(self, deploy_state::error, std::move(*why));
     return provider_actor::behavior_type::make_empty_behavior();
   }
   for (auto& h : st.hosts) {
