@@ -135,9 +135,8 @@ void send_call(job_ptr self, uint64_t id) {
     // GETs change nothing: what is transient is worth another attempt.
     if (retry_allowed(retry, res, call.attempt)) {
       auto wait = retry_wait(retry, call.attempt, res);
-      spdlog::warn("{} failed ({}), attempt {} of {}; retrying in {} ms",
-                   call.what, github_problem(res), call.attempt, retry.attempts,
-                   wait.count());
+      spdlog::warn("{}", retry_line(call.what, github_problem(res),
+                                    call.attempt, retry.attempts, wait));
       self->delayed_send(self, wait, retry_atom::value, id);
       return;
     }
@@ -290,6 +289,7 @@ job_actor::behavior_type auto_deploy_job(job_ptr self, auto_deploy_config cfg,
   retry.first_backoff = std::chrono::milliseconds{cfg.first_backoff_ms};
   // The wait doubles 16 times at most, as it always did.
   retry.max_backoff = retry.first_backoff * (int64_t{1} << 16);
+  retry.jitter = cfg.jitter;
   self->state.cfg = std::move(cfg);
   self->state.ev = std::move(ev);
   self->monitor(parent);
@@ -365,8 +365,7 @@ auto_deploy_actor::behavior_type auto_deploy(auto_deploy_actor::pointer self,
                      ev.repo, short_sha(ev.sha, 8));
         return;
       }
-      self->spawn(auto_deploy_job, cfg, std::move(ev),
-                  caf::actor_cast<auto_deploy_actor>(self));
+      self->spawn(auto_deploy_job, cfg, std::move(ev), auto_deploy_actor{self});
     },
   };
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/retry.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {
@@ -30,6 +31,9 @@ struct auto_deploy_config {
   int64_t first_backoff_ms = 1000;
   /// Whole-request timeout of one GitHub request, in milliseconds.
   int64_t request_timeout_ms = 30000;
+  /// The random share of each backoff (see retry_policy::jitter; 0 in tests
+  /// that assert exact waits).
+  double jitter = default_jitter;
 };
 
 /// The AUTO_DEPLOY actor. For each `(status, commit_status_event)`:

@@ -10,6 +10,7 @@
 #include "base/lifecycle.hpp"
 #include "base/log_book.hpp"
 #include "base/payload_config.hpp"
+#include "base/retry.hpp"
 #include "base/validate.hpp"
 #include "messages/registry.hpp"
 
@@ -23,20 +24,30 @@ void say(self_ptr self, const std::string& text) {
   self->state.ctx->logs->append(self->state.id, stream::heaven, text);
 }
 
-/// Waits before writing a failed transition again: doubling from
+/// How a transition the store refused is written again: doubling from
 /// `store_retry_ms`, at most 30 s, so a full disk costs a message a while,
-/// never a busy loop.
+/// never a busy loop; no limit.
+retry_policy store_retry(const deployment_context& ctx) {
+  retry_policy p;
+  p.attempts = 0;
+  p.first_backoff = std::chrono::milliseconds(ctx.store_retry_ms);
+  p.max_backoff = std::chrono::seconds(30);
+  return p;
+}
+
+/// Waits before writing a failed transition again (see store_retry).
 void retry_later(self_ptr self, const caf::error& err, const char* what) {
   auto& st = self->state;
   ++st.write_failures;
-  auto shift = std::min(st.write_failures - 1, 10);
-  auto delay = std::min<int64_t>(st.ctx->store_retry_ms << shift, 30000);
+  auto delay = backoff(store_retry(*st.ctx), st.write_failures);
   // Say it for the 1st, 2nd, 4th, 8th... failure, not every one.
   if ((st.write_failures & (st.write_failures - 1)) == 0)
-    spdlog::error("deployment {} could not record {} ({}); trying again in "
-                  "{} ms",
-                  st.id, what, self->system().render(err), delay);
-  self->delayed_send(self, std::chrono::milliseconds(delay), retry_atom::value);
+    spdlog::error("{}",
+                  retry_line("recording the " + std::string{what}
+                               + " of deployment " + std::to_string(st.id),
+                             self->system().render(err), st.write_failures, 0,
+                             delay));
+  self->delayed_send(self, delay, retry_atom::value);
 }
 
 /// Leaves for good: removes the checkout (unless processes a timeout spared
@@ -79,7 +90,7 @@ void record_end(self_ptr self) {
         st.write_failures = 0;
         leave(self);
       },
-      [=](caf::error& err) { retry_later(self, err, "its end"); });
+      [=](caf::error& err) { retry_later(self, err, "end"); });
 }
 
 /// Writes the last lines of the log (how many processes had to be ended,
@@ -93,29 +104,29 @@ void conclude(self_ptr self, int32_t ended) {
     say(self, "DEPLOYMENT TIMED OUT AFTER "
                 + std::to_string(st.ctx->cfg.deployment_timeout) + " SECONDS");
   else
-    say(self, st.outcome->state + ": " + st.outcome->description);
+    say(self, to_string(st.outcome->state) + ": " + st.outcome->description);
   st.ctx->logs->close(st.id);
   record_end(self);
 }
 
 /// Decides how the deployment ends (once); then every process it started
 /// is ended, and then the end is recorded.
-void end(self_ptr self, std::string state, std::string description) {
+void end(self_ptr self, deploy_state state, std::string description) {
   auto& st = self->state;
   if (st.at == phase::ending || st.at == phase::finished)
     return;
   st.at = phase::ending;
   if (st.timed_out) {
-    state = "failure";
+    state = deploy_state::failure;
     description = "Deployment timed out after "
                   + std::to_string(st.ctx->cfg.deployment_timeout) + " seconds";
   } else if (!st.shutdown_reason.empty()) {
-    state = "error";
+    state = deploy_state::error;
     description = st.shutdown_reason;
   }
   spdlog::info("deployment {} of {} to {} ended: {}: {}", st.id, st.req.repo,
-               st.req.environment, state, description);
-  st.outcome = provider_outcome{std::move(state), std::move(description)};
+               st.req.environment, to_string(state), description);
+  st.outcome = provider_outcome{state, std::move(description)};
   if (st.timer) {
     self->send_exit(st.timer, caf::exit_reason::user_shutdown);
     st.timer = nullptr;
@@ -125,7 +136,7 @@ void end(self_ptr self, std::string state, std::string description) {
   if (st.children_left || !st.ctx->sweep)
     conclude(self, 0);
   else
-    st.ctx->sweep(self->system(), st.scope, caf::actor_cast<caf::actor>(self));
+    st.ctx->sweep(self->system(), st.scope, sweep_client{self});
 }
 
 /// Tells the checkout being made, if any, that nobody needs it: its git
@@ -147,7 +158,7 @@ void stop_work(self_ptr self) {
     // The provider never started: the checkout, if one is being made,
     // stops its git.
     cancel_checkout(self);
-    end(self, "failure", "");
+    end(self, deploy_state::failure, "");
   } else if (st.at == phase::running) {
     if (terminate && !cfg.terminate_children) {
       // The provider was told to spare its processes: end them here.
@@ -157,7 +168,7 @@ void stop_work(self_ptr self) {
     self->send(st.provider, cancel_atom::value);
     if (!terminate) {
       st.children_left = true;
-      end(self, "failure", "");
+      end(self, deploy_state::failure, "");
     }
   }
 }
@@ -218,7 +229,7 @@ void begin(self_ptr self) {
           leave(self);
           return;
         }
-        retry_later(self, err, "its start");
+        retry_later(self, err, "start");
       });
 }
 
@@ -239,7 +250,7 @@ void prepare_checkout(self_ptr self) {
   plan.scope = st.scope;
   st.checkout_requested = true;
   st.checkout = ctx->make_workspace(self->system(), std::move(plan),
-                                    caf::actor_cast<caf::actor>(self));
+                                    checkout_client{self});
 }
 
 /// heaven stops before the provider started: give everything up quietly.
@@ -260,13 +271,16 @@ void shelve(self_ptr self) {
 
 /// The undertaker of take_over: sweeps, then records the end until the
 /// store takes it.
-caf::behavior undertaker(caf::event_based_actor* self, context_ptr ctx,
-                         int64_t id, std::string why) {
+using undertaker_actor = sweep_client::extend<caf::reacts_to<retry_atom>>;
+
+undertaker_actor::behavior_type undertaker(undertaker_actor::pointer self,
+                                           context_ptr ctx, int64_t id,
+                                           std::string why) {
   auto failures = std::make_shared<int>(0);
   auto record = [=] {
     self
       ->request(ctx->store, caf::infinite, finish_atom::value, id,
-                provider_outcome{"error", why})
+                provider_outcome{deploy_state::error, why})
       .then(
         [=](bool ended) {
           if (ended) {
@@ -277,19 +291,18 @@ caf::behavior undertaker(caf::event_based_actor* self, context_ptr ctx,
         },
         [=](caf::error& err) {
           ++*failures;
-          auto delay = std::min<int64_t>(
-            ctx->store_retry_ms << std::min(*failures - 1, 10), 30000);
-          spdlog::error("heaven could not record the end of deployment {} "
-                        "({}); trying again in {} ms",
-                        id, self->system().render(err), delay);
-          self->delayed_send(self, std::chrono::milliseconds(delay),
-                             retry_atom::value);
+          auto delay = backoff(store_retry(*ctx), *failures);
+          spdlog::error(
+            "{}",
+            retry_line("recording the end of deployment " + std::to_string(id),
+                       self->system().render(err), *failures, 0, delay));
+          self->delayed_send(self, delay, retry_atom::value);
         });
   };
   if (ctx->sweep)
     ctx->sweep(self->system(),
                ctx->open_scope ? ctx->open_scope(id) : process_scope{},
-               caf::actor_cast<caf::actor>(self));
+               sweep_client{self});
   else
     self->send(self, swept_atom::value, int32_t{0});
   return {
@@ -310,8 +323,8 @@ void take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
   sys.spawn(undertaker, std::move(ctx), id, std::move(why));
 }
 
-std::string refusal(const deployment_context& ctx,
-                    const deployment_request& req) {
+std::optional<std::string> refusal(const deployment_context& ctx,
+                                   const deployment_request& req) {
   if (req.provider.empty())
     return "payload.config.provider is missing: heaven doesn't know how to "
            "deploy "
@@ -333,7 +346,7 @@ std::string refusal(const deployment_context& ctx,
   if (!valid_clone_url(req.clone_url))
     return "invalid repository.clone_url '"
            + url_without_credentials(req.clone_url) + "'";
-  return {};
+  return std::nullopt;
 }
 
 deployment_actor::behavior_type
@@ -370,7 +383,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
     if (msg.source != st.provider.address())
       return;
     // The provider left without a result: it crashed.
-    end(self, "error",
+    end(self, deploy_state::error,
         "provider " + st.req.provider
           + " crashed: " + self->system().render(msg.reason));
   });
@@ -380,7 +393,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
   if (!ctx->providers || !ctx->providers->find(st.req.provider)) {
     // The receiver refuses these before storing them; one left from an
     // older heaven (or a registry that changed) ends here.
-    end(self, "error", refusal(*ctx, st.req));
+    end(self, deploy_state::error, refusal(*ctx, st.req).value_or(""));
   } else if (!ctx->providers->needs_checkout(st.req.provider)) {
     // An API provider (heroku, ...): GitHub's archive is its source.
     begin(self);
@@ -416,7 +429,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
         return;
       }
       if (!ok) {
-        end(self, "error",
+        end(self, deploy_state::error,
             "could not check out " + short_sha(st.req.sha) + ": " + what);
         return;
       }
@@ -424,7 +437,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       begin(self);
     },
     [=](result_atom, provider_outcome& outcome) {
-      end(self, std::move(outcome.state), std::move(outcome.description));
+      end(self, outcome.state, std::move(outcome.description));
     },
     [=](timeout_atom) {
       auto& st = self->state;

@@ -94,8 +94,8 @@ void take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
                std::string why);
 
 /// The first rule `req` breaks that the receiver checks before storing it
-/// (provider, ref, task, sha, clone URL), or "" when it may run.
-std::string refusal(const deployment_context& ctx,
-                    const deployment_request& req);
+/// (provider, ref, task, sha, clone URL); none when it may run.
+std::optional<std::string> refusal(const deployment_context& ctx,
+                                   const deployment_request& req);
 
 } // namespace heaven

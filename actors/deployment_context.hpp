@@ -23,7 +23,7 @@ struct workspace_plan;
 /// to the deployment (see spawn_workspace); replaceable in tests, where it
 /// may answer an invalid handle (nothing to cancel).
 using workspace_maker = std::function<workspace_actor(
-  caf::actor_system&, workspace_plan, caf::actor deployment)>;
+  caf::actor_system&, workspace_plan, checkout_client deployment)>;
 
 /// Deletes a checkout (see spawn_cleanup); replaceable in tests.
 using workspace_remover
@@ -35,7 +35,7 @@ using scope_opener = std::function<process_scope(int64_t id)>;
 /// Ends every process of `scope` (see end_scope), then sends `(swept_atom,
 /// int32_t ended)` to `reply_to`; replaceable in tests.
 using process_sweeper = std::function<void(
-  caf::actor_system&, process_scope scope, caf::actor reply_to)>;
+  caf::actor_system&, process_scope scope, sweep_client reply_to)>;
 
 /// Shared by every deployment, read-only after start-up.
 struct deployment_context {

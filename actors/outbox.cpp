@@ -56,6 +56,7 @@ void flush(self_ptr self, const env_ptr& env) {
     .then(
       [=](bool) {
         self->state.settle_in_flight = false;
+        self->state.store_failures = 0;
         flush(self, env);
       },
       [=](caf::error& err) mutable {
@@ -68,12 +69,13 @@ void flush(self_ptr self, const env_ptr& env) {
                            change.settled.end());
         st.adding.insert(st.adding.begin(), change.added.begin(),
                          change.added.end());
-        spdlog::warn("{} outbox could not record {} delivered message(s): "
-                     "{}; trying again in a second",
-                     env->c.kind, change.settled.size(),
-                     self->system().render(err));
-        self->delayed_send(self, std::chrono::seconds(1), retry_atom::value,
-                           std::string{});
+        auto wait = std::chrono::milliseconds(1000);
+        spdlog::warn("{}", retry_line(env->c.kind + " outbox recording "
+                                        + std::to_string(change.settled.size())
+                                        + " delivered message(s)",
+                                      self->system().render(err),
+                                      ++st.store_failures, 0, wait));
+        self->delayed_send(self, wait, retry_atom::value, std::string{});
       });
 }
 
@@ -156,15 +158,14 @@ void retry(self_ptr self, const env_ptr& env, const std::string& name,
   auto now = env->opts.now_ms();
   if (at > now)
     backoff = std::max(backoff, std::chrono::milliseconds(at - now));
-  auto text = describe(env, s.rows.front());
+  auto line = retry_line(describe(env, s.rows.front()), reason, s.attempts,
+                         env->opts.max_attempts, backoff);
   // An outage fails every row: say so for the 1st, 2nd, 4th, 8th...
   // attempt of each, not for every one.
   if ((s.attempts & (s.attempts - 1)) == 0)
-    spdlog::warn("{} failed ({}), attempt {}; trying again in {} ms", text,
-                 reason, s.attempts, backoff.count());
+    spdlog::warn("{}", line);
   else
-    spdlog::debug("{} failed ({}), attempt {}; trying again in {} ms", text,
-                  reason, s.attempts, backoff.count());
+    spdlog::debug("{}", line);
   self->delayed_send(self, backoff, retry_atom::value, name);
 }
 
@@ -426,6 +427,7 @@ void subscribe(self_ptr self, const env_ptr& env) {
     .then(
       [=](std::vector<outbox_row>& rows) {
         self->state.subscribed = true;
+        self->state.store_failures = 0;
         if (env->opts.ready)
           env->opts.ready();
         if (!rows.empty())
@@ -434,11 +436,12 @@ void subscribe(self_ptr self, const env_ptr& env) {
         enqueue(self, env, rows, true);
       },
       [=](caf::error& err) {
-        spdlog::error("{} outbox cannot read the store ({}); trying again "
-                      "in a second",
-                      env->c.kind, self->system().render(err));
-        self->delayed_send(self, std::chrono::seconds(1), retry_atom::value,
-                           std::string{});
+        auto wait = std::chrono::milliseconds(1000);
+        spdlog::error("{}",
+                      retry_line(env->c.kind + " outbox reading the store",
+                                 self->system().render(err),
+                                 ++self->state.store_failures, 0, wait));
+        self->delayed_send(self, wait, retry_atom::value, std::string{});
       });
 }
 
@@ -456,6 +459,7 @@ outbox(outbox_actor::stateful_pointer<outbox_state> self, store_actor store,
   env->c = std::move(c);
   env->retry.first_backoff = opts.first_backoff;
   env->retry.max_backoff = opts.max_backoff;
+  env->retry.jitter = opts.jitter;
   env->opts = std::move(opts);
   subscribe(self, env);
   return {

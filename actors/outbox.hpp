@@ -84,6 +84,9 @@ struct outbox_options {
   /// Wait before the first retry of a row; doubles up to `max_backoff`.
   std::chrono::milliseconds first_backoff{1000};
   std::chrono::milliseconds max_backoff{60000};
+  /// The random share of each backoff (see retry_policy::jitter; 0 in tests
+  /// that assert exact waits).
+  double jitter = default_jitter;
   /// Rows older than this are dropped with an error line.
   std::chrono::milliseconds max_age{std::chrono::hours(24)};
   /// Failed attempts after which a row is dropped with an error line (0:
@@ -128,6 +131,8 @@ struct outbox_state {
   std::vector<settled_row> settling;
   std::vector<outbox_row> adding;
   bool settle_in_flight = false;
+  /// Failed attempts in a row to read from or write to the store.
+  int store_failures = 0;
   bool subscribed = false;
   /// Set while the send loop runs, so what it settles does not start a
   /// second loop inside the first.

@@ -132,7 +132,7 @@ exit_info decode(int status) {
 
 exit_info run_process(const process_spec& spec,
                       const std::function<void(log_line)>& on_line,
-                      const caf::actor& owner) {
+                      const process_watcher& watcher) {
   exit_info result;
   if (spec.argv.empty()) {
     result.error = "cannot run an empty command";
@@ -181,8 +181,8 @@ exit_info run_process(const process_spec& spec,
     return result;
   }
   auto pid = child->pid();
-  if (owner)
-    caf::anon_send(owner, started_atom::value, static_cast<int32_t>(pid));
+  if (watcher)
+    caf::anon_send(watcher, started_atom::value, static_cast<int32_t>(pid));
   out_w.reset();
   err_w.reset();
   ::fcntl(out_r.fd, F_SETFL, ::fcntl(out_r.fd, F_GETFL) | O_NONBLOCK);
@@ -281,14 +281,14 @@ exit_info run_process(const process_spec& spec,
   return decode(status);
 }
 
-exit_info run_process(const process_spec& spec, const caf::actor& log_sink,
-                      const caf::actor& owner) {
+exit_info run_process(const process_spec& spec, const line_sink& lines,
+                      const process_watcher& watcher) {
   std::function<void(log_line)> on_line;
-  if (log_sink)
+  if (lines)
     on_line = [&](log_line line) {
-      caf::anon_send(log_sink, log_atom::value, std::move(line));
+      caf::anon_send(lines, log_atom::value, std::move(line));
     };
-  return run_process(spec, on_line, owner);
+  return run_process(spec, on_line, watcher);
 }
 
 void run_blocking(caf::actor_system& sys, std::function<void()> work,
@@ -304,13 +304,13 @@ void run_blocking(caf::actor_system& sys, std::function<void()> work,
     sys.spawn(std::move(fn));
 }
 
-void spawn_process(caf::actor_system& sys, process_spec spec,
-                   caf::actor log_sink, caf::actor owner, bool detach) {
+void spawn_process(caf::actor_system& sys, process_spec spec, line_sink lines,
+                   process_owner owner, bool detach) {
   run_blocking(
     sys,
-    [spec = std::move(spec), log_sink = std::move(log_sink),
+    [spec = std::move(spec), lines = std::move(lines),
      owner = std::move(owner)] {
-      auto info = run_process(spec, log_sink, owner);
+      auto info = run_process(spec, lines, owner);
       if (owner)
         caf::anon_send(owner, exited_atom::value, std::move(info));
     },

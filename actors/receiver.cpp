@@ -9,6 +9,7 @@
 #include "base/health.hpp"
 #include "base/lifecycle.hpp"
 #include "base/log_book.hpp"
+#include "base/retry.hpp"
 
 namespace heaven {
 
@@ -82,6 +83,7 @@ void resume(self_ptr self) {
     .then(
       [=](std::vector<unfinished_deployment>& left) {
         auto& st = self->state;
+        st.pending_failures = 0;
         for (auto& d : left) {
           spdlog::info("receiver found deployment {} of {} to {} left {} by "
                        "an earlier run",
@@ -94,10 +96,13 @@ void resume(self_ptr self) {
         }
       },
       [=](caf::error& err) {
-        spdlog::error("receiver could not read unfinished deployments ({}); "
-                      "trying again in 5 s",
-                      self->system().render(err));
-        self->delayed_send(self, std::chrono::seconds(5), pending_atom::value);
+        auto wait = std::chrono::milliseconds(5000);
+        spdlog::error("{}",
+                      retry_line("receiver reading the unfinished "
+                                 "deployments",
+                                 self->system().render(err),
+                                 ++self->state.pending_failures, 0, wait));
+        self->delayed_send(self, wait, pending_atom::value);
       });
 }
 
@@ -135,7 +140,7 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
         ev.lock_action = lock_action(ctx->cfg.deploy_prefix,
                                      ev.deployment.task);
         if (ev.lock_action == lock_task::none)
-          ev.refusal = refusal(*ctx, ev.deployment);
+          ev.refusal = refusal(*ctx, ev.deployment).value_or("");
       }
       // What `act` needs afterwards; the body stays with the store.
       inbound_event kept;

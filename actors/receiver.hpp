@@ -24,6 +24,8 @@ struct receiver_state {
   bool draining = false;
   /// Answered once no deployment actor is left after `drain`.
   std::optional<caf::typed_response_promise<bool>> drained;
+  /// Failed attempts in a row to read the unfinished deployments.
+  int pending_failures = 0;
 };
 
 /// The RECEIVER actor. Every event goes to the store, which records it and

@@ -167,22 +167,22 @@ std::string status_stream(int64_t id) {
   return "d" + std::to_string(id);
 }
 
-/// Queues the GitHub status `state` of deployment `id` (of `r`).
+/// Queues the GitHub status that says deployment `id` (of `r`) is in
+/// `state`.
 outbox_row queue_status(database& db, int64_t id, const deployment_request& r,
-                        const std::string& state,
-                        const std::string& description) {
+                        deploy_state state, const std::string& description) {
   nlohmann::json body = {{"repo", r.repo},
                          {"github_id", r.github_id},
                          {"deployment_id", id},
-                         {"state", state},
+                         {"state", to_string(status_state_of(state))},
                          {"description", description},
                          {"environment_url", r.environment_url}};
   return insert_outbox(db, "status", status_stream(id), dump(body));
 }
 
 /// Sets deployment `id`'s state and description; a terminal state also sets
-/// finished_at, "running" sets started_at.
-void set_state(database& db, int64_t id, const std::string& state,
+/// finished_at, running sets started_at.
+void set_state(database& db, int64_t id, deploy_state state,
                const std::string& description, const std::string& now) {
   db.cached("UPDATE deployments SET state = ?1, description = ?2, "
             "updated_at = ?3, "
@@ -190,10 +190,10 @@ void set_state(database& db, int64_t id, const std::string& state,
             "END, "
             "finished_at = CASE WHEN ?4 THEN coalesce(finished_at, ?3) "
             "ELSE finished_at END WHERE id = ?5")
-    .bind(1, state)
+    .bind(1, to_string(state))
     .bind(2, description)
     .bind(3, now)
-    .bind(4, int64_t{terminal_state(state) ? 1 : 0})
+    .bind(4, int64_t{terminal(state) ? 1 : 0})
     .bind(5, id)
     .run();
 }
@@ -280,10 +280,9 @@ accept_result sqlite_store::accept(const inbound_event& ev,
                    && busy(db_, res.deployment_id, r);
     auto v = decide_state(r, ev.lock_action, lock, res.lock.actor, is_busy,
                           ev.refusal);
-    auto state = to_string(v.state);
-    set_state(db_, res.deployment_id, state, v.description, now);
+    set_state(db_, res.deployment_id, v.state, v.description, now);
     rows.push_back(
-      queue_status(db_, res.deployment_id, r, state, v.description));
+      queue_status(db_, res.deployment_id, r, v.state, v.description));
     res.state = v.state;
     res.description = std::move(v.description);
   } else if (ev.type == event_kind::deployment_status) {
@@ -305,17 +304,17 @@ bool sqlite_store::start(int64_t id, const std::string& description,
   auto found = find_deployment(db_, id);
   if (!found || found->second != deploy_state::queued)
     return false;
-  set_state(db_, id, to_string(deploy_state::running), description, now);
+  set_state(db_, id, deploy_state::running, description, now);
   rows.push_back(
-    queue_status(db_, id, found->first, "in_progress", description));
+    queue_status(db_, id, found->first, deploy_state::running, description));
   tx.commit();
   return true;
 }
 
 bool sqlite_store::finish(int64_t id, const provider_outcome& outcome,
                           committed_rows& rows) {
-  if (!terminal_state(outcome.state))
-    throw std::invalid_argument("'" + outcome.state
+  if (!terminal(outcome.state))
+    throw std::invalid_argument("'" + to_string(outcome.state)
                                 + "' is not a state a deployment ends in");
   auto now = now_iso8601();
   transaction tx{db_};

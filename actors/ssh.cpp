@@ -19,7 +19,7 @@ using namespace ssh_detail;
 
 /// The worker: a detached actor that owns the session and blocks in it.
 ssh_actor::behavior_type ssh_worker(ssh_actor::pointer self, ssh_options opts,
-                                    caf::actor sink,
+                                    line_sink sink,
                                     std::shared_ptr<cancel_switch> sw) {
   auto s = make_session(std::move(opts), std::move(sink), std::move(sw));
   return {
@@ -31,7 +31,7 @@ ssh_actor::behavior_type ssh_worker(ssh_actor::pointer self, ssh_options opts,
 /// The front: answers on the scheduler without blocking; hands commands to
 /// the worker and trips the cancel switch the worker's poll() watches.
 ssh_actor::behavior_type ssh_front(ssh_actor::pointer self, ssh_options opts,
-                                   caf::actor sink) {
+                                   line_sink sink) {
   auto sw = std::make_shared<cancel_switch>();
   auto worker = self->spawn<caf::detached + caf::linked>(
     ssh_worker, std::move(opts), std::move(sink), sw);
@@ -50,7 +50,7 @@ ssh_actor::behavior_type ssh_front(ssh_actor::pointer self, ssh_options opts,
 
 } // namespace
 
-ssh_actor spawn_ssh(caf::actor_system& sys, ssh_options opts, caf::actor sink) {
+ssh_actor spawn_ssh(caf::actor_system& sys, ssh_options opts, line_sink sink) {
   return sys.spawn(ssh_front, std::move(opts), std::move(sink));
 }
 

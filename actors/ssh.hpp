@@ -61,6 +61,6 @@ struct ssh_options {
 /// "cancelled" too; other errors (connection, host key, authentication)
 /// name `host:port`. The actor ends when its last handle is gone; a command
 /// in flight then is cancelled.
-ssh_actor spawn_ssh(caf::actor_system& sys, ssh_options opts, caf::actor sink);
+ssh_actor spawn_ssh(caf::actor_system& sys, ssh_options opts, line_sink sink);
 
 } // namespace heaven

@@ -61,7 +61,7 @@ enum class ended {
 /// One SSH connection to one host, used only by its worker's thread.
 class session {
 public:
-  session(ssh_options opts, caf::actor sink, std::shared_ptr<cancel_switch> sw)
+  session(ssh_options opts, line_sink sink, std::shared_ptr<cancel_switch> sw)
     : opts_(std::move(opts)), sink_(std::move(sink)), switch_(std::move(sw)),
       key_problem_(private_key_problem(opts_.private_key)),
       where_(opts_.host + ":" + std::to_string(opts_.port)),
@@ -558,7 +558,7 @@ private:
   }
 
   ssh_options opts_;
-  caf::actor sink_;
+  line_sink sink_;
   std::shared_ptr<cancel_switch> switch_;
   /// Why the key cannot work ("" when it may), decided once.
   std::string key_problem_;
@@ -574,7 +574,7 @@ private:
   std::string failure_;
 };
 
-std::shared_ptr<session> make_session(ssh_options opts, caf::actor sink,
+std::shared_ptr<session> make_session(ssh_options opts, line_sink sink,
                                       std::shared_ptr<cancel_switch> sw) {
   return std::make_shared<session>(std::move(opts), std::move(sink),
                                    std::move(sw));

@@ -16,7 +16,7 @@ class session;
 
 /// A session to `opts.host`, connecting on its first command, sending each
 /// output line to `sink`; waits end early once `sw` trips.
-std::shared_ptr<session> make_session(ssh_options opts, caf::actor sink,
+std::shared_ptr<session> make_session(ssh_options opts, line_sink sink,
                                       std::shared_ptr<cancel_switch> sw);
 
 /// Runs `cmd` (connecting first if needed) and says how it ended.

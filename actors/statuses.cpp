@@ -16,7 +16,12 @@ github_status status_of(const outbox_row& row) {
   try {
     s.repo = j.at("repo").get<std::string>();
     s.github_id = j.at("github_id").get<int64_t>();
-    s.state = j.at("state").get<std::string>();
+    auto state = j.at("state").get<std::string>();
+    if (auto known = parse_status_state(state))
+      s.state = *known;
+    else
+      throw std::runtime_error("status row " + std::to_string(row.id)
+                               + ": unknown state '" + state + "'");
     s.description = j.value("description", "");
     s.environment_url = j.value("environment_url", "");
   } catch (const nlohmann::json::exception& e) {
@@ -40,7 +45,7 @@ courier status_courier(github_api api,
   c.kind = "status";
   c.describe = [](const outbox_row& row) {
     auto s = status_of(row);
-    return "status " + s.state + " of " + s.repo + " deployment "
+    return "status " + to_string(s.state) + " of " + s.repo + " deployment "
            + std::to_string(s.github_id);
   };
   c.request = [api,
@@ -49,7 +54,7 @@ courier status_courier(github_api api,
     if (api.token.empty()) {
       spdlog::info("status {} of {} deployment {} ({}) not posted: "
                    "GITHUB_TOKEN is not set",
-                   s.state, s.repo, s.github_id, s.description);
+                   to_string(s.state), s.repo, s.github_id, s.description);
       return std::nullopt;
     }
     if (auto id = status_deployment(row); id > 0 && log_url)

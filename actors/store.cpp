@@ -151,14 +151,15 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
     [=](finish_atom, int64_t id, const provider_outcome& outcome) {
       return write(
         [&] {
-          return "mark deployment " + std::to_string(id) + " " + outcome.state;
+          return "mark deployment " + std::to_string(id) + " "
+                 + to_string(outcome.state);
         },
         [&](store_backend& db, committed_rows& rows) {
           auto ended = db.finish(id, outcome, rows);
           if (!ended)
             spdlog::warn("store found deployment {} ended already: it keeps "
                          "its first end, not {}",
-                         id, outcome.state);
+                         id, to_string(outcome.state));
           return ended;
         });
     },

@@ -36,11 +36,9 @@ verdict decide_state(const deployment_request& r, lock_task action,
   a.busy = busy;
   a.refusal = refusal;
   auto ended = admit(r, a);
-  if (ended.state.empty())
+  if (!ended)
     return {deploy_state::queued, queued_description(r)};
-  // admit ends a deployment in success or error only.
-  return {parse_deploy_state(ended.state).value_or(deploy_state::error),
-          std::move(ended.description)};
+  return {ended->state, std::move(ended->description)};
 }
 
 } // namespace heaven

@@ -114,7 +114,8 @@ private:
 /// Makes one checkout; all blocking, run from a detached actor.
 class preparer {
 public:
-  preparer(workspace_plan plan, caf::actor deployment, caf::actor owner)
+  preparer(workspace_plan plan, checkout_client deployment,
+           process_watcher owner)
     : plan_(std::move(plan)), deployment_(std::move(deployment)),
       owner_(std::move(owner)), env_(git_env(plan_)) {
   }
@@ -270,9 +271,9 @@ private:
   }
 
   workspace_plan plan_;
-  caf::actor deployment_;
+  checkout_client deployment_;
   /// The WORKSPACE actor: hears `started` of every git process.
-  caf::actor owner_;
+  process_watcher owner_;
   string_pairs env_;
 };
 
@@ -295,11 +296,11 @@ string_pairs git_env(const workspace_plan& plan) {
 
 workspace_actor::behavior_type
 workspace(workspace_actor::stateful_pointer<workspace_state> self,
-          workspace_plan plan, caf::actor deployment, bool detach) {
+          workspace_plan plan, checkout_client deployment, bool detach) {
   self->state.deployment = deployment;
   // The runner's git processes report `started` here, where `cancel` finds
   // them; its lines go straight to the deployment.
-  auto me = caf::actor_cast<caf::actor>(self);
+  auto me = workspace_actor{self};
   auto work = [plan = std::move(plan), deployment, me] {
     auto id = plan.id;
     auto url = url_without_credentials(plan.clone_url);
@@ -349,7 +350,7 @@ workspace(workspace_actor::stateful_pointer<workspace_state> self,
 }
 
 workspace_actor spawn_workspace(caf::actor_system& sys, workspace_plan plan,
-                                caf::actor deployment, bool detach) {
+                                checkout_client deployment, bool detach) {
   return sys.spawn(workspace, std::move(plan), std::move(deployment), detach);
 }
 

@@ -4,7 +4,6 @@
 
 #include <string>
 
-#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
 #include "messages/interfaces.hpp"
@@ -40,12 +39,14 @@ string_pairs git_env(const workspace_plan& plan);
 /// State of the WORKSPACE actor.
 struct workspace_state {
   static inline const char* name = "workspace";
-  /// Hears the checkout's lines and its `prepared`.
-  caf::actor deployment;
   /// The git process group running now (0 before the first).
   int32_t pgid = 0;
   /// Set by `cancel`: every git started from then on gets SIGKILL.
   bool cancelled = false;
+  /// Hears the checkout's lines and its `prepared`. (Not the first member:
+  /// CAF would construct the state from the actor itself, as a handle can
+  /// be.)
+  checkout_client deployment;
 };
 
 /// The WORKSPACE actor for `plan`. It makes the checkout on a thread of its
@@ -56,11 +57,11 @@ struct workspace_state {
 /// quits. On `cancel` it ends its own git processes (see workspace_actor).
 workspace_actor::behavior_type
 workspace(workspace_actor::stateful_pointer<workspace_state> self,
-          workspace_plan plan, caf::actor deployment, bool detach);
+          workspace_plan plan, checkout_client deployment, bool detach);
 
 /// Spawns the WORKSPACE actor for `plan` (see workspace).
 workspace_actor spawn_workspace(caf::actor_system& sys, workspace_plan plan,
-                                caf::actor deployment, bool detach = true);
+                                checkout_client deployment, bool detach = true);
 
 /// Spawns an actor that deletes a checkout (detached unless `detach` is
 /// false).

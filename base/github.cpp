@@ -92,7 +92,7 @@ std::string github_problem(const http_response& res) {
 
 std::string status_body(const github_status& s) {
   json body;
-  body["state"] = s.state;
+  body["state"] = to_string(s.state);
   body["description"] = truncate_description(s.description, 140);
   if (!s.log_url.empty()) {
     body["log_url"] = s.log_url;
@@ -118,6 +118,7 @@ http_request list_statuses_request(const github_api& api,
 
 bool status_listed(const std::string& body, const github_status& s) {
   auto wanted = truncate_description(s.description, 140);
+  auto wanted_state = to_string(s.state);
   auto list = json::parse(body, nullptr, false);
   if (!list.is_array())
     return false;
@@ -126,7 +127,7 @@ bool status_listed(const std::string& body, const github_status& s) {
       continue;
     auto state = x.find("state");
     auto description = x.find("description");
-    if (state != x.end() && state->is_string() && *state == s.state
+    if (state != x.end() && state->is_string() && *state == wanted_state
         && description != x.end() && description->is_string()
         && *description == wanted)
       return true;
@@ -220,23 +221,24 @@ github_archive_request(const github_api& api, const std::string& repo,
   return req;
 }
 
-std::string
-github_archive_problem(const http_response& res, std::string_view kind,
-                       const std::string& repo, const std::string& sha,
-                       std::string& location) {
-  location.clear();
+caf::expected<std::string>
+github_archive_link(const http_response& res, std::string_view kind,
+                    const std::string& repo, const std::string& sha) {
   auto what = "GitHub's " + std::string{kind} + " of " + repo + " at "
               + short_sha(sha);
+  auto failed = [](std::string why) {
+    return make_error(ec::request_failed, std::move(why));
+  };
   if (res.status >= 300 && res.status < 400) {
-    location = header_value(res, "location");
+    auto location = header_value(res, "location");
     if (!location.empty())
-      return {};
-    return what + ": a redirect without a Location";
+      return location;
+    return failed(what + ": a redirect without a Location");
   }
   if (res.status == 401 || res.status == 403 || res.status == 404)
-    return "could not get " + what + " (" + describe(res)
-           + "): can GITHUB_TOKEN read the repository?";
-  return "could not get " + what + " (" + describe(res) + ")";
+    return failed("could not get " + what + " (" + describe(res)
+                  + "): can GITHUB_TOKEN read the repository?");
+  return failed("could not get " + what + " (" + describe(res) + ")");
 }
 
 } // namespace heaven

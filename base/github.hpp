@@ -10,6 +10,9 @@
 #include <string>
 #include <string_view>
 
+#include <caf/expected.hpp>
+
+#include "messages/errors.hpp"
 #include "messages/types.hpp"
 
 namespace heaven {
@@ -96,11 +99,10 @@ http_request
 github_archive_request(const github_api& api, const std::string& repo,
                        std::string_view kind, const std::string& sha);
 
-/// Why GitHub gave no archive link, for a status description; "" when
-/// `res` is the 302 with a Location (then `location` holds it).
-std::string
-github_archive_problem(const http_response& res, std::string_view kind,
-                       const std::string& repo, const std::string& sha,
-                       std::string& location);
+/// The archive link in GitHub's answer `res` (the 302's Location), or why
+/// there is none (ec::request_failed, worded for a status description).
+caf::expected<std::string>
+github_archive_link(const http_response& res, std::string_view kind,
+                    const std::string& repo, const std::string& sha);
 
 } // namespace heaven

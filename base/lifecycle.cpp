@@ -2,10 +2,6 @@
 
 namespace heaven {
 
-bool terminal_state(std::string_view state) {
-  return state == "success" || state == "failure" || state == "error";
-}
-
 lock_task lock_action(const std::string& prefix, const std::string& task) {
   if (task == prefix + ":lock")
     return lock_task::lock;
@@ -25,27 +21,34 @@ std::string running_description(const deployment_request& req) {
          + req.environment + " with " + req.provider;
 }
 
-provider_outcome admit(const deployment_request& req, const admission& a) {
+std::optional<provider_outcome> admit(const deployment_request& req,
+                                      const admission& a) {
+  auto error = [](std::string why) {
+    return provider_outcome{deploy_state::error, std::move(why)};
+  };
+  auto success = [](std::string what) {
+    return provider_outcome{deploy_state::success, std::move(what)};
+  };
   auto& repo = req.repo;
   auto& env = req.environment;
   if (a.lock_action == lock_task::lock) {
     if (a.lock_state == lock_outcome::already_locked)
-      return {"error", repo + " is already locked on " + env + " by " + a.holder
-                         + ": ask them, or unlock it first"};
-    return {"success", repo + " locked on " + env + " by " + req.actor};
+      return error(repo + " is already locked on " + env + " by " + a.holder
+                   + ": ask them, or unlock it first");
+    return success(repo + " locked on " + env + " by " + req.actor);
   }
   if (a.lock_action == lock_task::unlock) {
     if (a.lock_state == lock_outcome::not_locked)
-      return {"success", repo + " was not locked on " + env};
-    return {"success", repo + " unlocked on " + env + " by " + req.actor};
+      return success(repo + " was not locked on " + env);
+    return success(repo + " unlocked on " + env + " by " + req.actor);
   }
   if (a.lock_state == lock_outcome::locked)
-    return {"error", repo + " is locked on " + env + " by " + a.holder};
+    return error(repo + " is locked on " + env + " by " + a.holder);
   if (a.busy)
-    return {"error", "Already deploying."};
+    return error("Already deploying.");
   if (!a.refusal.empty())
-    return {"error", a.refusal};
-  return {};
+    return error(a.refusal);
+  return std::nullopt;
 }
 
 } // namespace heaven

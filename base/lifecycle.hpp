@@ -2,16 +2,13 @@
 /// decides them in a transaction) and the actors (which act on them).
 #pragma once
 
+#include <optional>
 #include <string>
-#include <string_view>
 
 #include "base/text.hpp" // short_sha, as the descriptions show a sha
 #include "messages/types.hpp"
 
 namespace heaven {
-
-/// True for success, failure and error: the states a deployment ends in.
-bool terminal_state(std::string_view state);
 
 /// lock when `task` is `<prefix>:lock`, unlock for `<prefix>:unlock`, else
 /// none.
@@ -42,8 +39,9 @@ struct admission {
 
 /// How the rules end a deployment before it runs, in order: its lock or
 /// unlock task (`success`, or `error` when someone else holds the lock), a
-/// locked environment, "Already deploying.", the receiver's refusal. An
-/// empty state means it may run.
-provider_outcome admit(const deployment_request& req, const admission& a);
+/// locked environment, "Already deploying.", the receiver's refusal; none
+/// when it may run.
+std::optional<provider_outcome> admit(const deployment_request& req,
+                                      const admission& a);
 
 } // namespace heaven

@@ -68,7 +68,8 @@ std::chrono::milliseconds backoff(const retry_policy& p, int failures) {
   auto wait = std::min(p.first_backoff * (int64_t{1} << shift), p.max_backoff);
   if (p.jitter > 0 && wait.count() > 0) {
     auto share = std::clamp(p.jitter, 0.0, 1.0)
-                 * (p.random ? p.random() : default_random());
+                 * std::clamp(p.random ? p.random() : default_random(), 0.0,
+                              1.0);
     wait -= std::chrono::milliseconds(
       static_cast<int64_t>(share * static_cast<double>(wait.count())));
   }
@@ -99,6 +100,19 @@ std::chrono::milliseconds retry_wait(const retry_policy& p, int failures,
     return std::chrono::seconds(std::clamp<int64_t>(*seconds, 0, most));
   }
   return backoff(p, failures);
+}
+
+std::string retry_line(std::string_view what, std::string_view problem,
+                       int attempt, int max_attempts,
+                       std::chrono::milliseconds wait) {
+  std::string line{what};
+  line += " failed (";
+  line += problem;
+  line += "), attempt " + std::to_string(attempt);
+  if (max_attempts > 0)
+    line += " of " + std::to_string(max_attempts);
+  line += "; trying again in " + std::to_string(wait.count()) + " ms";
+  return line;
 }
 
 int64_t unix_now_ms() {

@@ -29,6 +29,10 @@ bool transient(const http_response& res);
 
 // -- waiting -----------------------------------------------------------------
 
+/// The share of a backoff that is random unless a caller says otherwise:
+/// each wait is the full backoff less up to 20 % of it.
+inline constexpr double default_jitter = 0.2;
+
 /// How a caller retries. Each caller keeps its own settings
 /// (HEAVEN_RETRY_BACKOFF_MS, HEAVEN_STATUS_RETRIES, ...).
 struct retry_policy {
@@ -38,10 +42,12 @@ struct retry_policy {
   std::chrono::milliseconds first_backoff{1000};
   /// ...up to this.
   std::chrono::milliseconds max_backoff{std::chrono::hours(24)};
-  /// The share of each wait that is random (0: none, the default, so
-  /// that waits are exact; 1: anything from 0 to the full wait). Spreads
-  /// the retries of many callers that failed at once.
-  double jitter = 0;
+  /// The share of each backoff that is random (0: none, waits are exact;
+  /// 1: anything from 0 to the full wait). Spreads the retries of many
+  /// callers that failed at once; a jittered wait is never longer than the
+  /// full backoff (so never above `max_backoff`), and a wait the server
+  /// named (`Retry-After`) is never shortened.
+  double jitter = default_jitter;
   /// Uniform in [0, 1): the randomness of the jitter; a default engine
   /// when empty (tests put a constant here).
   std::function<double()> random;
@@ -72,6 +78,14 @@ int64_t retry_at(const http_response& res, int64_t now_ms);
 /// of the backoff and retry_at.)
 std::chrono::milliseconds retry_wait(const retry_policy& p, int failures,
                                      const http_response& res);
+
+/// The one line every retry is told with, in heaven's log and in a
+/// deployment's: "<what> failed (<problem>), attempt N of M; trying again in
+/// X ms", where N is the attempt that failed and M the attempts allowed in
+/// all (", attempt N" when `max_attempts` is 0: no limit).
+std::string retry_line(std::string_view what, std::string_view problem,
+                       int attempt, int max_attempts,
+                       std::chrono::milliseconds wait);
 
 /// The current Unix time in milliseconds.
 int64_t unix_now_ms();

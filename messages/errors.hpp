@@ -36,6 +36,9 @@ enum class ec : uint8_t {
   cancelled,
   /// The work took longer than it may.
   timed_out,
+  /// A request to another service (GitHub, Heroku, AWS) got no answer heaven
+  /// can use.
+  request_failed,
 };
 
 /// The category of heaven's errors in caf::error.
@@ -43,7 +46,7 @@ constexpr caf::atom_value ec_category = caf::atom("heaven");
 
 inline constexpr std::string_view ec_words[] = {
   "none",       "cannot_start", "checkout_failed",
-  "ssh_failed", "cancelled",    "timed_out"};
+  "ssh_failed", "cancelled",    "timed_out", "request_failed"};
 
 /// The name of `code` ("checkout_failed"); "unknown" for a code this heaven
 /// does not know.

@@ -72,6 +72,32 @@ using store_actor = caf::typed_actor<
 /// API provider following a build's output).
 using chunk_sink = caf::typed_actor<caf::reacts_to<chunk_atom, std::string>>;
 
+/// What a deployment's output goes to, line by line (the deployment, or a
+/// test's recorder): from the process runner, the SSH sessions and the
+/// workspace.
+using line_sink = caf::typed_actor<caf::reacts_to<log_atom, log_line>>;
+
+/// Who hears that the process runner started a child: its process group.
+/// The runner's caller, which may have to kill it (a process provider, the
+/// workspace).
+using process_watcher = caf::typed_actor<caf::reacts_to<started_atom, int32_t>>;
+
+/// Who hears of a child the process runner started in an actor of its own
+/// (spawn_process): that it started, and how it ended.
+using process_owner
+  = process_watcher::extend<caf::reacts_to<exited_atom, exit_info>>;
+
+/// What the workspace tells while it makes a checkout: the lines of what it
+/// does, and finally whether the checkout is there (true, path) or not
+/// (false, why).
+using checkout_client
+  = line_sink::extend<caf::reacts_to<prepared_atom, bool, std::string>>;
+
+/// Who is told `(swept_atom, int32_t ended)` once every process of a
+/// deployment's scope is gone (the deployment, or the undertaker that ends a
+/// deployment for a dead one).
+using sweep_client = caf::typed_actor<caf::reacts_to<swept_atom, int32_t>>;
+
 /// The HTTP_CLIENT actor interface: all outbound HTTP, on libcurl's multi
 /// interface (never blocks a scheduler thread).
 using http_client_actor = caf::typed_actor<

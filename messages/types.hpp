@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -75,6 +76,56 @@ inline std::optional<deploy_state> parse_deploy_state(std::string_view text) {
 inline bool terminal(deploy_state x) {
   return x == deploy_state::success || x == deploy_state::failure
          || x == deploy_state::error;
+}
+
+/// Writes the word of `x` (test assertions print states this way).
+inline std::ostream& operator<<(std::ostream& out, deploy_state x) {
+  return out << to_string(x);
+}
+
+/// The state of a GitHub deployment status heaven posts. The same life as
+/// deploy_state, in GitHub's words: a running deployment's status says
+/// `in_progress`, and those words are what the outbox rows hold.
+enum class status_state : uint8_t {
+  queued,
+  in_progress,
+  success,
+  failure,
+  error,
+};
+
+inline constexpr std::string_view status_state_words[] = {
+  "queued", "in_progress", "success", "failure", "error"};
+
+/// "queued", "in_progress", "success", "failure" or "error".
+inline std::string to_string(status_state x) {
+  return detail::word_of(x, status_state_words);
+}
+
+/// The status state `text` names (as `to_string` writes it), if any.
+inline std::optional<status_state> parse_status_state(std::string_view text) {
+  return detail::parse_word<status_state>(text, status_state_words);
+}
+
+/// The status that says a deployment is in state `x`.
+inline status_state status_state_of(deploy_state x) {
+  switch (x) {
+    case deploy_state::queued:
+      return status_state::queued;
+    case deploy_state::running:
+      return status_state::in_progress;
+    case deploy_state::success:
+      return status_state::success;
+    case deploy_state::failure:
+      return status_state::failure;
+    default:
+      return status_state::error;
+  }
+}
+
+/// Writes the word of `x`.
+inline std::ostream& operator<<(std::ostream& out, status_state x) {
+  return out << to_string(x);
 }
 
 /// The GitHub webhook events heaven takes (`X-GitHub-Event`).
@@ -647,8 +698,7 @@ struct github_status {
   std::string repo;
   /// GitHub's deployment id.
   int64_t github_id = 0;
-  /// queued, in_progress, success, failure, error.
-  std::string state;
+  status_state state = status_state::queued;
   /// At most 140 characters (truncated by the poster).
   std::string description;
   std::string log_url;
@@ -741,9 +791,10 @@ typename Inspector::result_type inspect(Inspector& f, exit_info& x) {
   return f(caf::meta::type_name("exit_info"), x.code, x.signal, x.error);
 }
 
-/// How a provider ended: success, failure or error, and why.
+/// How a provider ended, and why.
 struct provider_outcome {
-  std::string state;
+  /// success, failure or error: a state a deployment ends in.
+  deploy_state state = deploy_state::error;
   std::string description;
 };
 

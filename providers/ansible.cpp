@@ -72,7 +72,8 @@ bool utf8_locale(const string_pairs& env) {
 
 } // namespace
 
-std::string ansible_plan(const provider_job& job, command_plan& plan) {
+std::optional<std::string> ansible_plan(const provider_job& job,
+                                        command_plan& plan) {
   std::string why;
   auto dir = checkout_dir(job, why);
   if (!why.empty())
@@ -111,7 +112,7 @@ std::string ansible_plan(const provider_job& job, command_plan& plan) {
   plan.announce = std::string{"Running ansible-playbook -i "} + hosts_file + " "
                   + site_file;
   plan.success = deployed_with(job, "ansible-playbook");
-  return {};
+  return std::nullopt;
 }
 
 provider_factory ansible_provider() {

@@ -20,7 +20,8 @@ namespace heaven {
 /// ANSIBLE_HOST_KEY_CHECKING=True unless the operator set it, and
 /// LC_ALL=C.UTF-8 when the locale is not UTF-8 (ansible refuses to run
 /// otherwise). Missing ansible/hosts or ansible/site.yml: returns why.
-std::string ansible_plan(const provider_job& job, command_plan& plan);
+std::optional<std::string> ansible_plan(const provider_job& job,
+                                        command_plan& plan);
 
 /// The factory that spawns one ANSIBLE provider actor per deployment (needs
 /// the checkout). Success: "Deployed <ref> (<sha7>) to <env> with

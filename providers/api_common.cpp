@@ -92,6 +92,7 @@ retry_policy retry_policy_of(const api_config& cfg) {
   p.attempts = std::max(cfg.attempts, 1);
   p.first_backoff = std::chrono::milliseconds(cfg.first_backoff_ms);
   p.max_backoff = p.first_backoff * (int64_t{1} << 16);
+  p.jitter = cfg.jitter;
   return p;
 }
 
@@ -106,11 +107,9 @@ std::optional<retry_plan> next_retry(const http_response& res, int& attempt,
   if (!retry_allowed(policy, res, attempt))
     return std::nullopt;
   auto delay = retry_wait(policy, attempt, res);
+  auto line = retry_line(what, describe(res), attempt, policy.attempts, delay);
   ++attempt;
-  return retry_plan{delay, what + ": " + describe(res) + "; trying again in "
-                             + std::to_string(delay.count()) + " ms (attempt "
-                             + std::to_string(attempt) + " of "
-                             + std::to_string(cfg.attempts) + ")"};
+  return retry_plan{delay, std::move(line)};
 }
 
 } // namespace heaven

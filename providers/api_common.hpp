@@ -33,6 +33,9 @@ struct api_config {
   /// Whole-request timeout of one API request, in milliseconds (streams
   /// have their own).
   int64_t request_timeout_ms = 30000;
+  /// The random share of each backoff (see retry_policy::jitter; 0 in tests
+  /// that assert exact waits).
+  double jitter = default_jitter;
 };
 
 /// What the answer to a request that creates something (a build, a
@@ -79,8 +82,8 @@ github_api github_of(const api_config& cfg);
 /// When to try a request again.
 struct retry_plan {
   std::chrono::milliseconds delay;
-  /// The log line saying so: "<what>: HTTP 503; trying again in 1000 ms
-  /// (attempt 2 of 5)".
+  /// The log line saying so (retry_line): "<what> failed (HTTP 503),
+  /// attempt 1 of 5; trying again in 1000 ms".
   std::string line;
 };
 

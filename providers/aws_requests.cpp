@@ -90,8 +90,9 @@ std::string utc(std::chrono::system_clock::time_point t, const char* fmt) {
   return std::string(buf, n);
 }
 
-std::string prepare_target(eb_target& t, const beanstalk_config& cfg,
-                           const provider_job& job) {
+std::optional<std::string> prepare_target(eb_target& t,
+                                          const beanstalk_config& cfg,
+                                          const provider_job& job) {
   t.app = job.config.app_name;
   if (t.app.empty())
     return "payload.config.app_name is missing: heaven doesn't know which "
@@ -134,7 +135,7 @@ std::string prepare_target(eb_target& t, const beanstalk_config& cfg,
   auto stamp = utc(std::chrono::system_clock::now(), "%Y%m%d%H%M%S");
   t.label = r.sha.substr(0, 12) + "-" + stamp + "-" + std::to_string(job.id);
   t.label = t.label.substr(0, 100);
-  return {};
+  return std::nullopt;
 }
 
 bool worth_retrying(const http_response& res) {

@@ -30,9 +30,11 @@ struct eb_target {
 };
 
 /// Reads `job`'s payload (config.app_name, aws.region) and `cfg` into `t`;
-/// returns why the deployment can't go on (a status description), or "".
-std::string prepare_target(eb_target& t, const beanstalk_config& cfg,
-                           const provider_job& job);
+/// returns why the deployment can't go on (a status description), if it
+/// can't.
+std::optional<std::string> prepare_target(eb_target& t,
+                                          const beanstalk_config& cfg,
+                                          const provider_job& job);
 
 /// Answers that may go away by themselves: no answer, 429, 5xx (transient),
 /// and AWS's throttling (a 400 with a throttling code).

@@ -17,7 +17,6 @@
 #include <fstream>
 #include <system_error>
 
-#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
@@ -77,15 +76,16 @@ void remove_dir(caf::actor_system& sys, const fs::path& dir) {
 
 /// Ends the deployment from the source part (the tools part reports for
 /// itself): removes the directory, reports, quits.
-void end(self_ptr self, std::string state, std::string description) {
+void end(self_ptr self, deploy_state state, std::string description) {
   auto& st = self->state;
   if (st.at == phase::done)
     return;
   st.at = phase::done;
   remove_dir(self->system(), st.dir);
-  spdlog::info("deployment {} ends with {}: {}", st.job.id, state, description);
+  spdlog::info("deployment {} ends with {}: {}", st.job.id, to_string(state),
+               description);
   self->send(st.deployment, result_atom::value,
-             provider_outcome{std::move(state), std::move(description)});
+             provider_outcome{state, std::move(description)});
   self->quit();
 }
 
@@ -117,16 +117,16 @@ void fetch_link(self_ptr self) {
       if (st.at != phase::link)
         return;
       auto& req = st.job.request;
-      auto problem = github_archive_problem(res, "tarball", req.repo, req.sha,
-                                            st.location);
-      if (problem.empty()) {
+      auto link = github_archive_link(res, "tarball", req.repo, req.sha);
+      if (link) {
+        st.location = std::move(*link);
         st.at = phase::download;
         st.attempt = 1;
         download(self);
         return;
       }
       if (!retry_later(self, res, "GitHub's tarball link"))
-        end(self, "error", problem);
+        end(self, deploy_state::error, describe(link.error()));
     });
 }
 
@@ -147,7 +147,7 @@ void download(self_ptr self) {
       auto what = "the tarball of " + req.repo + " at " + short_sha(req.sha);
       if (res.status != 200) {
         if (!retry_later(self, res, "Downloading " + what))
-          end(self, "error",
+          end(self, deploy_state::error,
               "could not download " + what + " (" + describe(res) + ")");
         return;
       }
@@ -157,7 +157,7 @@ void download(self_ptr self) {
       out.write(res.body.data(), static_cast<std::streamsize>(res.body.size()));
       out.close();
       if (ec || !out) {
-        end(self, "error",
+        end(self, deploy_state::error,
             "could not write " + what + " to " + st.dir.string());
         return;
       }
@@ -183,9 +183,8 @@ void unpack(self_ptr self) {
   spec.env = st.job.env;
   spec.scope = st.job.scope;
   say(self, "Unpacking the tarball");
-  spawn_process(self->system(), std::move(spec),
-                caf::actor_cast<caf::actor>(st.deployment),
-                caf::actor_cast<caf::actor>(self));
+  spawn_process(self->system(), std::move(spec), st.deployment,
+                process_owner{self});
 }
 
 /// Step 4: the tools, in a command_provider of their own.
@@ -250,8 +249,9 @@ std::string bundler_credentials_variable(const std::string& source) {
   return name;
 }
 
-std::string bundler_plan(const provider_job& job, const bundler_config& cfg,
-                         const std::string& dir, command_plan& plan) {
+std::optional<std::string>
+bundler_plan(const provider_job& job, const bundler_config& cfg,
+             const std::string& dir, command_plan& plan) {
   auto& req = job.request;
   std::error_code ec;
   if (!fs::is_regular_file(fs::path{dir} / "Gemfile", ec))
@@ -335,7 +335,7 @@ provider_factory bundler_capistrano_provider(bundler_config cfg) {
             kill_group(st.tar_pgid, SIGKILL);
             return; // `exited` follows.
           }
-          end(self, "failure", "cancelled");
+          end(self, deploy_state::failure, "cancelled");
         },
         [self](started_atom, int32_t pid) {
           auto& st = self->state;
@@ -348,11 +348,12 @@ provider_factory bundler_capistrano_provider(bundler_config cfg) {
           if (st.at != phase::unpack)
             return;
           if (st.cancelled)
-            end(self, "failure", "cancelled");
+            end(self, deploy_state::failure, "cancelled");
           else if (!info.error.empty())
-            end(self, "error", "cannot unpack the tarball: " + info.error);
+            end(self, deploy_state::error,
+                "cannot unpack the tarball: " + info.error);
           else if (info.code != 0 || info.signal != 0)
-            end(self, "error",
+            end(self, deploy_state::error,
                 "tar could not unpack GitHub's tarball (exit status "
                   + std::to_string(info.code) + ")");
           else

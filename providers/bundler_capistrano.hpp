@@ -47,8 +47,9 @@ std::string bundler_credentials_variable(const std::string& source);
 /// private ssh-agent (use_deploy_key_agent). Returns why not (nothing runs)
 /// without a Gemfile or a Capfile, for an unsafe stage name or a task that
 /// is not a deploy task.
-std::string bundler_plan(const provider_job& job, const bundler_config& cfg,
-                         const std::string& dir, command_plan& plan);
+std::optional<std::string>
+bundler_plan(const provider_job& job, const bundler_config& cfg,
+             const std::string& dir, command_plan& plan);
 
 /// The factory that spawns one BUNDLER_CAPISTRANO provider actor per
 /// deployment (register it as needing no checkout). It fetches GitHub's

@@ -36,7 +36,8 @@ bool safe_stage(std::string_view text) {
   return true;
 }
 
-std::string capfile_plan(const provider_job& job, command_plan& plan) {
+std::optional<std::string> capfile_plan(const provider_job& job,
+                                        command_plan& plan) {
   auto& req = job.request;
   if (job.config.names_servers)
     return "payload.config.servers is not a capistrano setting of heaven: "

@@ -27,7 +27,8 @@ bool safe_stage(std::string_view text);
 /// `servers` (heaven's key is `hosts`), when the checkout has no
 /// Capfile, or when the environment is not one safe word
 /// (`[A-Za-z0-9_.][A-Za-z0-9_.-]*`) or the task is not a deploy task.
-std::string capfile_plan(const provider_job& job, command_plan& plan);
+std::optional<std::string> capfile_plan(const provider_job& job,
+                                        command_plan& plan);
 
 /// The factory that spawns one CAPISTRANO provider actor per deployment
 /// (needs the checkout): the native one when the config names hosts (with

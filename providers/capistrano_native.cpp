@@ -44,8 +44,9 @@ std::string commands_in(const std::string& dir,
 
 } // namespace
 
-std::string read_cap_plan(const provider_job& job, cap_plan& plan) {
-  if (auto why = read_remote_hosts(job, true, plan.hosts); !why.empty())
+std::optional<std::string> read_cap_plan(const provider_job& job,
+                                         cap_plan& plan) {
+  if (auto why = read_remote_hosts(job, true, plan.hosts))
     return why;
   auto& config = job.config;
   plan.repo_url = config.repo_url;
@@ -89,7 +90,7 @@ std::string read_cap_plan(const provider_job& job, cap_plan& plan) {
       return "payload.config.tasks." + name + " must be a list of commands";
     plan.task_commands = it->second.items;
   }
-  return {};
+  return std::nullopt;
 }
 
 std::string cap_check_script(const cap_plan& plan) {
@@ -220,10 +221,11 @@ std::string cap_task_script(const cap_plan& plan) {
   return s;
 }
 
-std::string cap_phases(const provider_job& job, std::vector<remote_host>& hosts,
-                       remote_phases& phases) {
+std::optional<std::string> cap_phases(const provider_job& job,
+                                      std::vector<remote_host>& hosts,
+                                      remote_phases& phases) {
   cap_plan plan;
-  if (auto why = read_cap_plan(job, plan); !why.empty())
+  if (auto why = read_cap_plan(job, plan))
     return why;
   hosts = plan.hosts;
   auto& req = job.request;
@@ -242,7 +244,7 @@ std::string cap_phases(const provider_job& job, std::vector<remote_host>& hosts,
   } else {
     phases = {{req.task, cap_task_script(plan)}};
   }
-  return {};
+  return std::nullopt;
 }
 
 provider_actor::behavior_type

@@ -46,8 +46,9 @@ struct cap_plan {
   std::vector<std::string> task_commands;
 };
 
-/// Reads and checks the plan of `job`; returns "" or what is wrong.
-std::string read_cap_plan(const provider_job& job, cap_plan& plan);
+/// Reads and checks the plan of `job`; returns what is wrong, if anything.
+std::optional<std::string> read_cap_plan(const provider_job& job,
+                                         cap_plan& plan);
 
 /// One phase's script, in the order Capistrano runs its tasks; each starts
 /// with `D="$HEAVEN_DEPLOY_TO"`, set per host by `on_host`.
@@ -71,8 +72,9 @@ std::string cap_task_script(const cap_plan& plan);
 
 /// capistrano's planner: check, update, publish, finish (or rollback, or a
 /// named task).
-std::string cap_phases(const provider_job& job, std::vector<remote_host>& hosts,
-                       remote_phases& phases);
+std::optional<std::string> cap_phases(const provider_job& job,
+                                      std::vector<remote_host>& hosts,
+                                      remote_phases& phases);
 
 /// The native CAPISTRANO provider actor: remote_steps with cap_phases.
 provider_actor::behavior_type

@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
@@ -48,10 +47,8 @@ void run_step(process_provider_actor::stateful_pointer<command_state> self) {
   spdlog::info("deployment {} runs {} in {}", st.job.id,
                command ? plan.label : plan.before[st.step].label, spec.cwd);
   st.pgid = 0;
-  // The process runner takes untyped handles.
-  spawn_process(self->system(), std::move(spec),
-                caf::actor_cast<caf::actor>(st.deployment),
-                caf::actor_cast<caf::actor>(self));
+  spawn_process(self->system(), std::move(spec), st.deployment,
+                process_owner{self});
 }
 
 } // namespace
@@ -149,12 +146,12 @@ void stop_agent(child_process& keeper) {
 
 } // namespace
 
-std::string use_deploy_key_agent(command_plan& plan) {
+std::optional<std::string> use_deploy_key_agent(command_plan& plan) {
   constexpr auto variable = "DEPLOYMENT_PRIVATE_KEY";
   auto key = get_env(plan.env, variable);
   erase_env(plan.env, variable);
   if (!key || key->empty())
-    return {};
+    return std::nullopt;
   // A socket path must fit in 108 bytes: a short directory under /tmp.
   std::string dir = "/tmp/heaven-agent-XXXXXX";
   if (::mkdtemp(dir.data()) == nullptr)
@@ -193,7 +190,7 @@ std::string use_deploy_key_agent(command_plan& plan) {
     std::error_code ec;
     fs::remove_all(dir, ec);
   };
-  return {};
+  return std::nullopt;
 }
 
 std::string checkout_dir(const provider_job& job, std::string& why) {
@@ -220,20 +217,19 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
   self->state.deployment = std::move(deployment);
   auto& st = self->state;
   // Cleans up, tells the deployment how it ended, quits.
-  auto finish = [self](std::string state, std::string description) {
+  auto finish = [self](deploy_state state, std::string description) {
     auto& st = self->state;
     st.clean_up();
-    spdlog::info("deployment {} ends with {}: {}", st.job.id, state,
+    spdlog::info("deployment {} ends with {}: {}", st.job.id, to_string(state),
                  description);
     if (st.deployment)
       self->send(st.deployment, result_atom::value,
-                 provider_outcome{std::move(state), std::move(description)});
+                 provider_outcome{state, std::move(description)});
     self->quit();
   };
   st.plan.scope = st.job.scope;
-  auto why = planner(st.job, st.plan);
-  if (!why.empty()) {
-    finish("error", why);
+  if (auto why = planner(st.job, st.plan)) {
+    finish(deploy_state::error, std::move(*why));
     return process_provider_actor::behavior_type::make_empty_behavior();
   }
   run_step(self);
@@ -257,7 +253,7 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
       if (!st.job.terminate_children) {
         spdlog::info("deployment {} leaves process group {} running", st.job.id,
                      st.pgid);
-        finish("failure", "cancelled");
+        finish(deploy_state::failure, "cancelled");
         return;
       }
       // Before `started` there is no group yet: it is killed on arrival.
@@ -289,19 +285,19 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
         return;
       }
       if (st.cancelled)
-        finish("failure", "cancelled");
+        finish(deploy_state::failure, "cancelled");
       else if (!command && !st.plan.before[st.step].error_when_failed.empty())
-        finish("error", st.plan.before[st.step].error_when_failed);
+        finish(deploy_state::error, st.plan.before[st.step].error_when_failed);
       else if (!info.error.empty())
-        finish("error", info.error);
+        finish(deploy_state::error, info.error);
       else if (info.signal != 0)
-        finish("failure",
+        finish(deploy_state::failure,
                label + " was killed by signal " + std::to_string(info.signal));
       else if (info.code != 0)
-        finish("failure",
+        finish(deploy_state::failure,
                label + " exited with status " + std::to_string(info.code));
       else
-        finish("success", st.plan.success);
+        finish(deploy_state::success, st.plan.success);
     },
     [self, finish](kill_atom) {
       auto& st = self->state;
@@ -312,7 +308,7 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
         kill_group(st.pgid, SIGKILL);
       }
       if (st.ended)
-        finish("failure", "cancelled");
+        finish(deploy_state::failure, "cancelled");
     },
   };
 }

@@ -60,10 +60,10 @@ struct command_plan {
   process_scope scope;
 };
 
-/// Turns a job into a plan: fills `plan` and returns "", or returns why the
-/// deployment is an `error` (then nothing runs).
-using command_planner
-  = std::function<std::string(const provider_job& job, command_plan& plan)>;
+/// Turns a job into a plan: fills `plan` and returns none, or returns why
+/// the deployment is an `error` (then nothing runs).
+using command_planner = std::function<std::optional<std::string>(
+  const provider_job& job, command_plan& plan)>;
 
 /// State of a tool provider (shell, capistrano, fabric, ansible).
 struct command_state {
@@ -120,9 +120,9 @@ std::string checkout_dir(const provider_job& job, std::string& why);
 /// on its stdin) the plan's first step, and gives the tool SSH_AUTH_SOCK
 /// instead of the key: the tool's environment no longer holds it, and the
 /// key is never in a file or an argv. `plan.cleanup` then stops the agent.
-/// Returns why it could not, or "" (also when there is no key: the tool then
-/// uses what the operator's ~/.ssh provides).
-std::string use_deploy_key_agent(command_plan& plan);
+/// Returns why it could not, if it could not (none also when there is no
+/// key: the tool then uses what the operator's ~/.ssh provides).
+std::optional<std::string> use_deploy_key_agent(command_plan& plan);
 
 /// Removes `key` from `env`.
 void erase_env(string_pairs& env, std::string_view key);

@@ -24,7 +24,6 @@
 #include <utility>
 #include <vector>
 
-#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <nlohmann/json.hpp>
@@ -89,16 +88,17 @@ void tell(self_ptr self, std::string text, stream source = stream::heaven) {
                log_line{source, std::move(text)});
 }
 
-void finish(self_ptr self, std::string state, std::string description) {
+void finish(self_ptr self, deploy_state state, std::string description) {
   auto& st = self->state;
   if (st.finished)
     return;
   st.finished = true;
   st.on_tick = nullptr;
-  spdlog::info("deployment {} ends with {}: {}", st.job.id, state, description);
+  spdlog::info("deployment {} ends with {}: {}", st.job.id, to_string(state),
+               description);
   if (st.deployment)
     self->send(st.deployment, result_atom::value,
-               provider_outcome{std::move(state), std::move(description)});
+               provider_outcome{state, std::move(description)});
   self->quit();
 }
 
@@ -115,7 +115,7 @@ std::string failure_text(const call& c, const http_response& res) {
 
 /// Ends the deployment with `error` because of `res`.
 void fail(self_ptr self, const call& c, const http_response& res) {
-  finish(self, "error", failure_text(c, res));
+  finish(self, deploy_state::error, failure_text(c, res));
 }
 
 void perform(self_ptr self, call_ptr c);
@@ -135,15 +135,12 @@ void answered(self_ptr self, call_ptr c, http_response& res) {
     retry.first_backoff = std::max(retry.first_backoff,
                                    std::chrono::milliseconds(1));
     retry.max_backoff = retry.first_backoff * (int64_t{1} << 16);
-    auto backoff = retry_wait(retry, c->attempt, res).count();
-    auto reason = aws_failure_reason(res);
-    spdlog::warn("deployment {}: {} answered {} (attempt {} of {}); "
-                 "retrying in {} ms",
-                 st.job.id, c->step, reason, c->attempt, st.cfg.attempts,
-                 backoff);
-    tell(self, c->step + ": " + reason + "; retrying in "
-                 + std::to_string(backoff) + " ms");
-    after(self, backoff, [self, c] { perform(self, c); });
+    auto backoff = retry_wait(retry, c->attempt, res);
+    auto line = retry_line(c->step, aws_failure_reason(res), c->attempt,
+                           st.cfg.attempts, backoff);
+    spdlog::warn("deployment {}: {}", st.job.id, line);
+    tell(self, std::move(line));
+    after(self, backoff.count(), [self, c] { perform(self, c); });
     return;
   }
   c->on_answer(*c, res);
@@ -160,7 +157,7 @@ void perform(self_ptr self, call_ptr c) {
                   std::chrono::system_clock::now());
     } catch (const std::exception& e) {
       // A malformed endpoint setting: nothing to retry.
-      finish(self, "error",
+      finish(self, deploy_state::error,
              c->step + " failed: can't sign the request: " + e.what());
       return;
     }
@@ -219,14 +216,14 @@ void conclude(self_ptr self) {
   auto& env = st.current;
   auto name = "Elastic Beanstalk environment " + st.environment;
   if (!env.found) {
-    finish(self, "error",
+    finish(self, deploy_state::error,
            "DescribeEnvironments failed: " + name + " of application " + st.app
              + " is not there any more");
     return;
   }
   show_cname(self, env.cname);
   if (env.status == "Terminated" || env.status == "Terminating") {
-    finish(self, "failure", name + " is " + env.status);
+    finish(self, deploy_state::failure, name + " is " + env.status);
     return;
   }
   if (env.status != "Ready") {
@@ -234,14 +231,14 @@ void conclude(self_ptr self) {
     return;
   }
   if (env.version_label != st.label)
-    finish(self, "failure",
+    finish(self, deploy_state::failure,
            name + " is Ready on " + env.version_label + ", not on " + st.label
              + " (the update did not stick)");
   else if (env.health == "Red")
-    finish(self, "failure",
+    finish(self, deploy_state::failure,
            name + " is Ready on " + st.label + " but its health is Red");
   else
-    finish(self, "success", name + " is Ready on " + st.label);
+    finish(self, deploy_state::success, name + " is Ready on " + st.label);
 }
 
 /// Logs the events not seen yet, oldest first, then decides.
@@ -365,7 +362,7 @@ void ensure_bucket(self_ptr self) {
               create_bucket(self);
               break;
             case 403:
-              finish(self, "error",
+              finish(self, deploy_state::error,
                      prefix
                        + " refused these credentials (403): the access key "
                          "may be wrong, or the bucket belongs to another "
@@ -373,7 +370,7 @@ void ensure_bucket(self_ptr self) {
               break;
             case 301: {
               auto where = header_value(res, "x-amz-bucket-region");
-              finish(self, "error",
+              finish(self, deploy_state::error,
                      prefix + " is in another region"
                        + (where.empty() ? "" : " (" + where + ")") + ", not "
                        + st.region);
@@ -426,7 +423,7 @@ void download(self_ptr self) {
                  "Downloaded " + std::to_string(st.zip.size()) + " bytes");
             ensure_bucket(self);
           } else if (res.status == 404) {
-            finish(self, "error",
+            finish(self, deploy_state::error,
                    "GitHub has no zipball of " + r.repo + " at " + r.sha
                      + " (can GITHUB_TOKEN read it?)");
           } else {
@@ -443,9 +440,8 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
   st.cfg.attempts = std::max(st.cfg.attempts, 1);
   st.job = std::move(job);
   st.deployment = std::move(deployment);
-  auto problem = prepare_target(st, st.cfg, st.job);
-  if (!problem.empty()) {
-    finish(self, "error", problem);
+  if (auto problem = prepare_target(st, st.cfg, st.job)) {
+    finish(self, deploy_state::error, std::move(*problem));
     return api_provider_actor::behavior_type::make_empty_behavior();
   }
   spdlog::info("deployment {} deploys {} to Elastic Beanstalk environment "
@@ -466,7 +462,7 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
       else
         tell(self, "Cancelled before Elastic Beanstalk environment "
                      + st.environment + " was updated");
-      finish(self, "failure", "cancelled");
+      finish(self, deploy_state::failure, "cancelled");
     },
     [self](tick_atom) {
       auto& st = self->state;

@@ -79,7 +79,8 @@ std::string expand_command_format(std::string_view format,
   return result;
 }
 
-std::string fabfile_plan(const provider_job& job, command_plan& plan) {
+std::optional<std::string> fabfile_plan(const provider_job& job,
+                                        command_plan& plan) {
   auto& req = job.request;
   std::string why;
   auto dir = checkout_dir(job, why);
@@ -111,10 +112,10 @@ std::string fabfile_plan(const provider_job& job, command_plan& plan) {
   return use_deploy_key_agent(plan);
 }
 
-std::string fabric_native_phases(const provider_job& job,
-                                 std::vector<remote_host>& hosts,
-                                 remote_phases& phases) {
-  if (auto why = read_remote_hosts(job, false, hosts); !why.empty())
+std::optional<std::string> fabric_native_phases(const provider_job& job,
+                                                std::vector<remote_host>& hosts,
+                                                remote_phases& phases) {
+  if (auto why = read_remote_hosts(job, false, hosts))
     return why;
   auto& req = job.request;
   auto& tasks = job.config.tasks;
@@ -149,7 +150,7 @@ std::string fabric_native_phases(const provider_job& job,
   if (!list.valid)
     return "payload.config.tasks." + name + " must be a list of commands";
   phases = {{"fabric " + name, script}};
-  return {};
+  return std::nullopt;
 }
 
 provider_factory fabric_provider(remote_config native) {

@@ -39,7 +39,8 @@ std::string expand_command_format(std::string_view format,
 /// `fab -R %{environment} %{task}:branch_name=%{ref}` (Fabric 2 has no
 /// roles: the environment is in DEPLOY_ENV). Either way BRANCH, SHA,
 /// DEPLOY_ENV and DEPLOY_TASK are set on top of `job.env`.
-std::string fabfile_plan(const provider_job& job, command_plan& plan);
+std::optional<std::string> fabfile_plan(const provider_job& job,
+                                        command_plan& plan);
 
 /// The factory that spawns one FABRIC provider actor per deployment (needs
 /// the checkout). Success: "Deployed <ref> (<sha7>) to <env> with fab";
@@ -49,8 +50,8 @@ provider_factory fabric_provider(remote_config native = {});
 
 /// Native mode's planner (for remote_steps): the task's commands, one phase
 /// on every host.
-std::string fabric_native_phases(const provider_job& job,
-                                 std::vector<remote_host>& hosts,
-                                 remote_phases& phases);
+std::optional<std::string> fabric_native_phases(const provider_job& job,
+                                                std::vector<remote_host>& hosts,
+                                                remote_phases& phases);
 
 } // namespace heaven

@@ -26,7 +26,6 @@
 #include <optional>
 #include <string>
 
-#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <nlohmann/json.hpp>
@@ -122,17 +121,16 @@ void flush_lines(self_ptr self, bool all) {
 }
 
 /// Sends the outcome once, stops the stream and ends the actor.
-void end(self_ptr self, std::string state, std::string description) {
+void end(self_ptr self, deploy_state state, std::string description) {
   auto& st = self->state;
   if (st.at == step::done)
     return;
   st.at = step::done;
   flush_lines(self, true);
   if (st.streaming)
-    self->send(st.cfg.http, cancel_atom::value,
-               caf::actor_cast<chunk_sink>(self));
+    self->send(st.cfg.http, cancel_atom::value, chunk_sink{self});
   self->send(st.deployment, result_atom::value,
-             provider_outcome{std::move(state), std::move(description)});
+             provider_outcome{state, std::move(description)});
   self->quit();
 }
 
@@ -163,18 +161,17 @@ void fetch_tarball_link(self_ptr self) {
       auto& st = self->state;
       if (st.at != step::tarball)
         return;
-      std::string location;
-      auto problem = github_archive_problem(res, "tarball", st.job.request.repo,
-                                            st.job.request.sha, location);
-      if (problem.empty()) {
-        st.source_url = std::move(location);
+      auto link = github_archive_link(res, "tarball", st.job.request.repo,
+                                      st.job.request.sha);
+      if (link) {
+        st.source_url = std::move(*link);
         st.at = step::create;
         st.attempt = 1;
         create_build(self);
         return;
       }
       if (!retry_later(self, res, "GitHub's tarball link"))
-        end(self, "error", problem);
+        end(self, deploy_state::error, describe(link.error()));
     });
 }
 
@@ -232,7 +229,7 @@ void look_up(self_ptr self, const http_response& res) {
 void not_found(self_ptr self) {
   auto& st = self->state;
   if (st.attempt >= st.cfg.attempts) {
-    end(self, "error",
+    end(self, deploy_state::error,
         heroku_problem(st.app, "build " + st.app, st.unanswered)
           + "; no build of it was found");
     return;
@@ -261,7 +258,7 @@ void create_build(self_ptr self) {
         case create_answer::created: {
           auto build = json::parse(res.body, nullptr, false);
           if (!has_id(build)) {
-            end(self, "error",
+            end(self, deploy_state::error,
                 "Heroku accepted the build but its answer "
                 "has no build id");
             return;
@@ -271,13 +268,15 @@ void create_build(self_ptr self) {
         }
         case create_answer::refused:
           if (!retry_later(self, res, "Heroku's build API"))
-            end(self, "error", heroku_problem(st.app, "build " + st.app, res));
+            end(self, deploy_state::error,
+                heroku_problem(st.app, "build " + st.app, res));
           return;
         case create_answer::unknown:
           look_up(self, res);
           return;
         case create_answer::failed:
-          end(self, "error", heroku_problem(st.app, "build " + st.app, res));
+          end(self, deploy_state::error,
+              heroku_problem(st.app, "build " + st.app, res));
           return;
       }
     });
@@ -306,7 +305,7 @@ void list_builds(self_ptr self) {
         spdlog::error("deployment {}: listing the builds of {} failed ({}){}",
                       st.job.id, st.app, describe(res),
                       msg.empty() ? "" : ": " + msg);
-        end(self, "error",
+        end(self, deploy_state::error,
             "Heroku may have started a build on " + st.app + " ("
               + describe(st.unanswered) + "); listing its builds failed ("
               + describe(res) + ")");
@@ -314,7 +313,7 @@ void list_builds(self_ptr self) {
       }
       auto builds = json::parse(res.body, nullptr, false);
       if (!builds.is_array()) {
-        end(self, "error",
+        end(self, deploy_state::error,
             "Heroku may have started a build on " + st.app
               + ": its list of builds is not a JSON array");
         return;
@@ -359,7 +358,7 @@ void open_stream(self_ptr self) {
   ++st.stream_attempts;
   self
     ->request(st.cfg.http, caf::infinite, stream_atom::value, std::move(req),
-              caf::actor_cast<chunk_sink>(self))
+              chunk_sink{self})
     .then([=](http_response& res) {
       auto& st = self->state;
       st.streaming = false;
@@ -385,10 +384,10 @@ void open_stream(self_ptr self) {
 void finish_build(self_ptr self) {
   auto& st = self->state;
   if (st.final_status == "succeeded")
-    end(self, "success",
+    end(self, deploy_state::success,
         "Heroku build " + short_id(st.build_id) + " succeeded on " + st.app);
   else
-    end(self, "failure",
+    end(self, deploy_state::failure,
         "Heroku build " + short_id(st.build_id) + " failed on " + st.app
           + " (see the log)");
 }
@@ -419,14 +418,16 @@ void poll(self_ptr self) {
       };
       if (res.status != 200) {
         if (!retry_allowed(retry_policy_of(st.cfg), res, st.attempt)) {
-          end(self, "error",
+          end(self, deploy_state::error,
               heroku_problem(st.app, "report build " + short_id(st.build_id),
                              res));
           return;
         }
-        ++st.attempt;
         say(self, stream::heaven,
-            "Polling the build: " + describe(res) + "; trying again");
+            retry_line("Polling the build", describe(res), st.attempt,
+                       retry_policy_of(st.cfg).attempts,
+                       std::chrono::milliseconds(st.cfg.poll_interval_ms)));
+        ++st.attempt;
         next();
         return;
       }
@@ -443,7 +444,7 @@ void poll(self_ptr self) {
         return;
       }
       if (status != "pending") {
-        end(self, "error",
+        end(self, deploy_state::error,
             "Heroku reports build " + short_id(st.build_id) + " as '" + status
               + "', which heaven doesn't "
                 "know");
@@ -464,14 +465,14 @@ api_provider_actor::behavior_type heroku(self_ptr self, heroku_config cfg,
   st.app = st.job.config.heroku_app;
   auto& req = st.job.request;
   if (st.app.empty()) {
-    end(self, "error",
+    end(self, deploy_state::error,
         "payload.config.heroku_" + req.environment
           + "_name or heroku_name is missing: heaven doesn't "
             "know which Heroku app to deploy");
   } else if (!valid_app(st.app)) {
-    end(self, "error", "invalid Heroku app name '" + st.app + "'");
+    end(self, deploy_state::error, "invalid Heroku app name '" + st.app + "'");
   } else if (st.cfg.api_key.empty()) {
-    end(self, "error",
+    end(self, deploy_state::error,
         "HEROKU_API_KEY is not set: heaven can't deploy to "
         "Heroku");
   } else {
@@ -521,7 +522,7 @@ api_provider_actor::behavior_type heroku(self_ptr self, heroku_config cfg,
             "Stopped looking for the build heaven's unanswered request may "
             "have started on "
               + st.app);
-      end(self, "failure", "cancelled");
+      end(self, deploy_state::failure, "cancelled");
     },
   };
 }

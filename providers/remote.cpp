@@ -3,7 +3,6 @@
 #include <cctype>
 #include <charconv>
 
-#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
@@ -85,13 +84,14 @@ bool relative_path(const std::string& p) {
   return true;
 }
 
-std::string read_remote_hosts(const provider_job& job, bool need_deploy_to,
-                              std::vector<remote_host>& hosts) {
+std::optional<std::string> read_remote_hosts(const provider_job& job,
+                                             bool need_deploy_to,
+                                             std::vector<remote_host>& hosts) {
   auto& config = job.config;
   auto& env = job.request.environment;
   if (config.hosts.empty())
     return "payload.config.hosts names no servers for " + env;
-  auto check_deploy_to = [](std::string& path) -> std::string {
+  auto check_deploy_to = [](std::string& path) -> std::optional<std::string> {
     while (path.size() > 1 && path.back() == '/')
       path.pop_back();
     if (path.size() < 2 || path.front() != '/'
@@ -99,12 +99,12 @@ std::string read_remote_hosts(const provider_job& job, bool need_deploy_to,
       return "payload.config.deploy_to must be an absolute path without .. "
              "(got '"
              + path + "')";
-    return {};
+    return std::nullopt;
   };
   std::string deploy_to;
   if (config.has_deploy_to) {
     deploy_to = config.deploy_to;
-    if (auto why = check_deploy_to(deploy_to); !why.empty())
+    if (auto why = check_deploy_to(deploy_to))
       return why;
   }
   for (auto& h : config.hosts) {
@@ -122,14 +122,14 @@ std::string read_remote_hosts(const provider_job& job, bool need_deploy_to,
       if (!h.deploy_to_valid)
         return "payload.config.hosts: deploy_to must be a path";
       host.deploy_to = h.deploy_to;
-      if (auto bad = check_deploy_to(host.deploy_to); !bad.empty())
+      if (auto bad = check_deploy_to(host.deploy_to))
         return bad;
     }
     if (need_deploy_to && host.deploy_to.empty())
       return "payload.config.deploy_to is missing: where on the servers?";
     hosts.push_back(std::move(host));
   }
-  return {};
+  return std::nullopt;
 }
 
 std::string on_host(const remote_host& host, const std::string& script) {
@@ -145,14 +145,14 @@ void say(self_ptr self, std::string text) {
                log_line{stream::heaven, std::move(text)});
 }
 
-void finish(self_ptr self, std::string state, std::string description) {
+void finish(self_ptr self, deploy_state state, std::string description) {
   auto& st = self->state;
   if (st.done)
     return;
   st.done = true;
   if (st.deployment)
     self->send(st.deployment, result_atom::value,
-               provider_outcome{std::move(state), std::move(description)});
+               provider_outcome{state, std::move(description)});
   for (auto& s : st.sessions)
     self->send(s, cancel_atom::value);
   st.sessions.clear();
@@ -178,7 +178,7 @@ void run_phase(self_ptr self) {
                   ? "Deployed " + req.ref + " (" + req.sha.substr(0, 7)
                       + ") to " + req.environment + " on "
                   : "Ran " + req.task + " on " + req.environment + " on ";
-    finish(self, "success", what + count_hosts(st.hosts.size()));
+    finish(self, deploy_state::success, what + count_hosts(st.hosts.size()));
     return;
   }
   auto& [name, script] = st.phases[st.phase];
@@ -208,7 +208,7 @@ void run_phase(self_ptr self) {
           if (--st.waiting > 0)
             return;
           if (!st.failure.empty()) {
-            finish(self, "failure", st.failure);
+            finish(self, deploy_state::failure, st.failure);
             return;
           }
           ++st.phase;
@@ -220,7 +220,7 @@ void run_phase(self_ptr self) {
             st.failure = phase_name + " failed on " + label + ": "
                          + self->system().render(err);
           if (--st.waiting == 0)
-            finish(self, "failure", st.failure);
+            finish(self, deploy_state::failure, st.failure);
         });
   }
 }
@@ -235,13 +235,15 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
   st.job = std::move(job);
   st.deployment = std::move(deployment);
   auto why = planner(st.job, st.hosts, st.phases);
-  if (why.empty())
-    why = private_key_problem(cfg.private_key);
-  if (why.empty() && cfg.known_hosts.empty())
-    why = "HEAVEN_KNOWN_HOSTS names no known_hosts file: heaven verifies "
-          "every server's host key";
-  if (!why.empty()) {
-    finish(self, "error", why);
+  if (!why) {
+    if (auto key = private_key_problem(cfg.private_key); !key.empty())
+      why = std::move(key);
+    else if (cfg.known_hosts.empty())
+      why = "HEAVEN_KNOWN_HOSTS names no known_hosts file: heaven verifies "
+            "every server's host key";
+  }
+  if (why) {
+    finish(self, deploy_state::error, std::move(*why));
     return provider_actor::behavior_type::make_empty_behavior();
   }
   for (auto& h : st.hosts) {
@@ -253,16 +255,14 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
     opts.known_hosts = cfg.known_hosts;
     opts.connect_timeout_ms = cfg.connect_timeout_ms;
     opts.label = h.label;
-    // The SSH actor takes an untyped sink.
     st.sessions.push_back(
-      cfg.spawn(self->system(), std::move(opts),
-                caf::actor_cast<caf::actor>(st.deployment)));
+      cfg.spawn(self->system(), std::move(opts), st.deployment));
   }
   run_phase(self);
   return {
     [self](cancel_atom) {
       say(self, "Closing the SSH sessions");
-      finish(self, "failure", "cancelled");
+      finish(self, deploy_state::failure, "cancelled");
     },
   };
 }

@@ -27,7 +27,7 @@ namespace heaven {
 /// Makes the SSH actor of one host (replaceable in tests); its output goes
 /// to the given sink.
 using ssh_spawner
-  = std::function<ssh_actor(caf::actor_system&, ssh_options, caf::actor)>;
+  = std::function<ssh_actor(caf::actor_system&, ssh_options, line_sink)>;
 
 /// What the engine needs besides the job.
 struct remote_config {
@@ -59,16 +59,18 @@ using remote_phases = std::vector<std::pair<std::string, std::string>>;
 bool relative_path(const std::string& path);
 
 /// Reads `payload.config.hosts` (and `user`, `deploy_to`) for the job's
-/// environment into `hosts`; returns "" or what is wrong. With
+/// environment into `hosts`; returns what is wrong, if anything. With
 /// `need_deploy_to`, a host without deploy_to is wrong.
-std::string read_remote_hosts(const provider_job& job, bool need_deploy_to,
-                              std::vector<remote_host>& hosts);
+std::optional<std::string> read_remote_hosts(const provider_job& job,
+                                             bool need_deploy_to,
+                                             std::vector<remote_host>& hosts);
 
 /// `script` for `host`: HEAVEN_DEPLOY_TO set to its (quoted) deploy_to.
 std::string on_host(const remote_host& host, const std::string& script);
 
-/// Reads a job into its hosts and phases; returns "" or why it can't run.
-using remote_planner = std::function<std::string(
+/// Reads a job into its hosts and phases; returns why it can't run, if it
+/// can't.
+using remote_planner = std::function<std::optional<std::string>(
   const provider_job&, std::vector<remote_host>&, remote_phases&)>;
 
 /// State of a provider running phases on every host.

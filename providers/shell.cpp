@@ -69,7 +69,8 @@ fs::path check_script(const provider_job& job, const std::string& script,
 }
 
 /// The shell provider's plan: the checked script, run as it is.
-std::string shell_plan(const provider_job& job, command_plan& plan) {
+std::optional<std::string> shell_plan(const provider_job& job,
+                                      command_plan& plan) {
   auto& script = job.config.deploy_script;
   std::string why;
   auto path = check_script(job, script, why);
@@ -83,7 +84,7 @@ std::string shell_plan(const provider_job& job, command_plan& plan) {
   plan.label = script;
   plan.announce = "Running " + script;
   plan.success = deployed_with(job, script);
-  return {};
+  return std::nullopt;
 }
 
 } // namespace

@@ -252,8 +252,9 @@ struct bench {
     auto took = seconds_since(start);
     std::lock_guard<std::mutex> guard{rec->mx};
     auto& out = rec->results.front();
-    if (out.state != "success") {
-      problems.push_back("heaven: " + out.state + ": " + out.description);
+    if (out.state != heaven::deploy_state::success) {
+      problems.push_back("heaven: " + to_string(out.state) + ": "
+                         + out.description);
       return -1;
     }
     return took;

@@ -40,7 +40,7 @@ std::optional<std::string> git(const std::string& dir,
                "-c",
                "user.email=demo@heaven.invalid"};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-  auto res = run_process(spec, caf::actor{}, caf::actor{});
+  auto res = run_process(spec, line_sink{}, process_watcher{});
   std::ifstream in{capture};
   std::string first;
   std::getline(in, first);

@@ -242,7 +242,7 @@ int serve(settings cfg, bool demo) {
   ctx->log_key = read_or_make_secret(cfg.data_dir + "/log.key");
   ctx->status_attempts = static_cast<int>(cfg.status_retries);
   ctx->make_workspace = [](caf::actor_system& sys, workspace_plan plan,
-                           caf::actor d) {
+                           checkout_client d) {
     return spawn_workspace(sys, std::move(plan), std::move(d));
   };
   ctx->remove_workspace = [](caf::actor_system& sys, std::string path) {
@@ -250,7 +250,7 @@ int serve(settings cfg, bool demo) {
   };
   ctx->open_scope = [scopes](int64_t id) { return scopes->open(id); };
   ctx->sweep = [grace](caf::actor_system& sys, process_scope scope,
-                       caf::actor reply_to) {
+                       sweep_client reply_to) {
     end_scope_async(sys, std::move(scope), grace,
                     [reply_to](scope_ending ending) {
                       caf::anon_send(reply_to, swept_atom::value,

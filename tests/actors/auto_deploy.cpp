@@ -189,6 +189,7 @@ struct auto_fixture : virtual_world {
     open_store();
     opts.first_backoff = 10ms;
     opts.max_backoff = 50ms;
+    opts.jitter = 0;
     opts.request_timeout_ms = 5000;
     opts.max_attempts = 3;
     opts.now_ms = clock_ms();
@@ -238,6 +239,7 @@ struct auto_fixture : virtual_world {
     c.token = token;
     c.attempts = 3;
     c.first_backoff_ms = 10;
+    c.jitter = 0;
     return c;
   }
 
@@ -723,11 +725,11 @@ BOOST_AUTO_TEST_CASE(a_5xx_on_the_combined_status_is_retried) {
   BOOST_TEST(requests_to("GET", combined_target).size() == 3u);
   BOOST_TEST(count_logged("warning reading the combined status of "
                           "octo/app@a1b2c3d4 failed (HTTP 503: Server Error), "
-                          "attempt 1 of 3; retrying in 10 ms")
+                          "attempt 1 of 3; trying again in 10 ms")
              == 1u);
   BOOST_TEST(count_logged("warning reading the combined status of "
                           "octo/app@a1b2c3d4 failed (HTTP 502: Server Error), "
-                          "attempt 2 of 3; retrying in 20 ms")
+                          "attempt 2 of 3; trying again in 20 ms")
              == 1u);
   BOOST_TEST(posts().size() == 1u);
 }
@@ -891,7 +893,7 @@ BOOST_AUTO_TEST_CASE(without_heavens_deployment_the_create_is_sent_once_more) {
   BOOST_TEST(all[4].body == all[2].body);
   BOOST_TEST(count_logged("warning the auto deployment of octo/app@a1b2c3d4 "
                           "to production (app) failed (HTTP 502), attempt "
-                          "1; trying again in 10 ms")
+                          "1 of 3; trying again in 10 ms")
              == 1u);
 }
 
@@ -1050,7 +1052,8 @@ BOOST_AUTO_TEST_CASE(jobs_stop_when_the_actor_exits) {
   send(status_event());
   BOOST_REQUIRE(wait_logged("warning reading the combined status of "
                             "octo/app@a1b2c3d4 failed (HTTP 503: Server "
-                            "Error), attempt 1 of 3; retrying in 600000 ms"));
+                            "Error), attempt 1 of 3; trying again in 600000 "
+                            "ms"));
   // The job waits ten minutes for its retry...
   advance(599999ms);
   BOOST_TEST(requests_to("GET", combined_target).size() == 1u);

@@ -38,7 +38,7 @@ struct record {
   std::vector<workspace_plan> plans;
   /// When set, checkouts are not answered; the deployments asking are here.
   bool hold_checkouts = false;
-  std::vector<caf::actor> waiting;
+  std::vector<checkout_client> waiting;
   /// How often a held checkout was told `cancel` by its deployment.
   int checkout_cancels = 0;
   std::vector<std::string> provider_starts;
@@ -46,7 +46,7 @@ struct record {
   /// Deployments swept, in order.
   std::vector<int64_t> swept;
   /// Every provider started, in order.
-  std::vector<caf::actor> providers;
+  std::vector<process_provider_actor> providers;
   // -- what the fake auto_deploy actor heard
   std::vector<commit_status_event> statuses;
 };
@@ -66,7 +66,7 @@ ok_provider(process_provider_actor::pointer self, deployment_actor deployment) {
   caf::anon_send(deployment, log_atom::value,
                  log_line{stream::out, "deployed fine"});
   caf::anon_send(deployment, result_atom::value,
-                 provider_outcome{"success", "Deployed main"});
+                 provider_outcome{deploy_state::success, "Deployed main"});
   self->quit();
   return {
     [](cancel_atom) {},
@@ -88,7 +88,7 @@ hang_provider(process_provider_actor::pointer self, deployment_actor deployment,
       caf::anon_send(deployment, log_atom::value,
                      log_line{stream::heaven, "killed the process group"});
       caf::anon_send(deployment, result_atom::value,
-                     provider_outcome{"failure", "cancelled"});
+                     provider_outcome{deploy_state::failure, "cancelled"});
       self->quit();
     },
     [](started_atom, int32_t) {},
@@ -96,7 +96,8 @@ hang_provider(process_provider_actor::pointer self, deployment_actor deployment,
     // Finishes when told to (the tests send `kill` as "you are done").
     [=](kill_atom) {
       caf::anon_send(deployment, result_atom::value,
-                     provider_outcome{"success", "Deployed at last"});
+                     provider_outcome{deploy_state::success,
+                                      "Deployed at last"});
       self->quit();
     },
   };
@@ -165,7 +166,7 @@ struct fixture : test::virtual_world {
       scope.cookie = "test:" + std::to_string(id);
       return scope;
     };
-    ctx->sweep = [r](caf::actor_system&, process_scope scope, caf::actor to) {
+    ctx->sweep = [r](caf::actor_system&, process_scope scope, sweep_client to) {
       r->swept.push_back(scope.id);
       caf::anon_send(to, swept_atom::value, int32_t{0});
     };
@@ -179,7 +180,7 @@ struct fixture : test::virtual_world {
              [r](caf::actor_system& sys, provider_job job, deployment_actor d) {
                r->provider_starts.push_back(job.workspace);
                auto p = sys.spawn(hang_provider, d, r);
-               r->providers.push_back(caf::actor_cast<caf::actor>(p));
+               r->providers.push_back(p);
                return p;
              });
     reg->add("crash",
@@ -210,7 +211,7 @@ struct fixture : test::virtual_world {
     ctx->providers = reg;
     ctx->cfg.web_endpoint = "https://github.example.com/";
     ctx->make_workspace = [r](caf::actor_system& sys, workspace_plan plan,
-                              caf::actor d) {
+                              checkout_client d) {
       r->plans.push_back(plan);
       if (r->hold_checkouts) {
         r->waiting.push_back(d);

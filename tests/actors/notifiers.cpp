@@ -183,6 +183,7 @@ struct notify_fixture : virtual_world {
     });
     opts.first_backoff = 10ms;
     opts.max_backoff = 50ms;
+    opts.jitter = 0;
     opts.request_timeout_ms = 5000;
     opts.now_ms = clock_ms();
     open_store();
@@ -1056,11 +1057,11 @@ BOOST_FIXTURE_TEST_CASE(slack_down_never_holds_up_hipchat, notify_fixture) {
                      "production is dropped: gave up after 3 attempt(s): "
                      "HTTP 503"));
   BOOST_TEST(log_has("warning slack: in_progress of octo/app deployment 42 "
-                     "to production failed (HTTP 503), attempt 1; trying "
-                     "again in 10 ms"));
+                     "to production failed (HTTP 503), attempt 1 of 3; "
+                     "trying again in 10 ms"));
   BOOST_TEST(log_has("warning slack: in_progress of octo/app deployment 42 "
-                     "to production failed (HTTP 503), attempt 2; trying "
-                     "again in 20 ms"));
+                     "to production failed (HTTP 503), attempt 2 of 3; "
+                     "trying again in 20 ms"));
   BOOST_TEST(run_until([&] { return unsettled("chat.slack") == 0; }));
   BOOST_TEST(logged().find(slack_token) == std::string::npos);
 }

@@ -20,7 +20,7 @@ struct process_fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   std::shared_ptr<record> rec = std::make_shared<record>();
-  caf::actor sink = sys.spawn(recorder, rec);
+  recorder_actor sink = sys.spawn(recorder, rec);
   temp_dir tmp;
 
   process_fixture() {
@@ -68,7 +68,7 @@ BOOST_AUTO_TEST_CASE(runs_in_cwd_with_exactly_the_given_environment) {
   auto spec = sh("pwd; echo \"x=$HEAVEN_X\"; echo \"y=${HEAVEN_Y-unset}\"");
   spec.env.emplace_back("HEAVEN_X", "42");
   ::setenv("HEAVEN_Y", "leaked", 1);
-  auto info = run_process(spec, sink, caf::actor{});
+  auto info = run_process(spec, sink, process_watcher{});
   ::unsetenv("HEAVEN_Y");
   BOOST_TEST(info.code == 0);
   BOOST_REQUIRE(wait_lines(3));
@@ -94,7 +94,7 @@ BOOST_AUTO_TEST_CASE(megabytes_on_stderr_while_stdout_writes_too) {
   auto info = run_process(
     sh("yes $(printf 'e%.0s' $(seq 100)) | head -n 40000 >&2 &"
        " seq 1 5000; wait"),
-    on_line, caf::actor{});
+    on_line, process_watcher{});
   BOOST_TEST(info.code == 0);
   BOOST_TEST(err_lines == 40000u);
   BOOST_TEST(err_ok);
@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(megabytes_on_stderr_while_stdout_writes_too) {
 
 BOOST_AUTO_TEST_CASE(many_lines_through_the_actor_sink) {
   auto info = run_process(sh("seq 1 20000; seq 1 20000 >&2"), sink,
-                          caf::actor{});
+                          process_watcher{});
   BOOST_TEST(info.code == 0);
   BOOST_REQUIRE(wait_lines(40000));
   auto out = rec->texts(stream::out);
@@ -122,7 +122,8 @@ BOOST_AUTO_TEST_CASE(very_long_lines_are_cut_at_64_kib) {
   auto info = run_process(
     sh("head -c 200000 /dev/zero | tr '\\0' a; echo; echo short;"
        " head -c 70000 /dev/zero | tr '\\0' b"),
-    [&](log_line line) { out.push_back(std::move(line.text)); }, caf::actor{});
+    [&](log_line line) { out.push_back(std::move(line.text)); },
+    process_watcher{});
   BOOST_TEST(info.code == 0);
   BOOST_REQUIRE_EQUAL(out.size(), 7u);
   BOOST_TEST(out[0].size() == 65536u);
@@ -137,11 +138,11 @@ BOOST_AUTO_TEST_CASE(very_long_lines_are_cut_at_64_kib) {
 }
 
 BOOST_AUTO_TEST_CASE(exit_status_and_signal) {
-  auto info = run_process(sh("exit 3"), sink, caf::actor{});
+  auto info = run_process(sh("exit 3"), sink, process_watcher{});
   BOOST_TEST(info.code == 3);
   BOOST_TEST(info.signal == 0);
   BOOST_TEST(info.error == "");
-  info = run_process(sh("kill -TERM $$"), sink, caf::actor{});
+  info = run_process(sh("kill -TERM $$"), sink, process_watcher{});
   BOOST_TEST(info.signal == SIGTERM);
   BOOST_TEST(info.error == "");
 }

@@ -106,7 +106,7 @@ struct scope_fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   std::shared_ptr<record> rec = std::make_shared<record>();
-  caf::actor sink = sys.spawn(recorder, rec);
+  recorder_actor sink = sys.spawn(recorder, rec);
   temp_dir tmp;
   fs::path data = tmp.path / "data";
 
@@ -152,7 +152,7 @@ struct scope_fixture {
   exit_info run(std::string script, const process_scope& scope,
                 const fs::path& dir) {
     return run_process(sh(std::move(script), scope, dir),
-                       std::function<void(log_line)>{}, caf::actor{});
+                       std::function<void(log_line)>{}, process_watcher{});
   }
 };
 
@@ -314,7 +314,7 @@ BOOST_AUTO_TEST_CASE(the_reaper_never_takes_an_exit_status) {
           sh("sleep 0.0" + std::to_string(i % 5) + " >/dev/null & exit "
                + std::to_string(code),
              t % 2 == 0 ? scope : process_scope{}, tmp.path / "reap"),
-          std::function<void(log_line)>{}, caf::actor{});
+          std::function<void(log_line)>{}, process_watcher{});
         if (info.code != code || info.signal != 0 || !info.error.empty()) {
           ++wrong;
           errors[t] = "expected " + std::to_string(code) + ", got "

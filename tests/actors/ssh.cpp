@@ -82,7 +82,7 @@ struct ssh_fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   std::shared_ptr<record> rec = std::make_shared<record>();
-  caf::actor sink = sys.spawn(recorder, rec);
+  recorder_actor sink = sys.spawn(recorder, rec);
 
   ~ssh_fixture() {
     caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);

@@ -271,7 +271,7 @@ struct real_fixture {
 BOOST_AUTO_TEST_SUITE(statuses_tests)
 
 BOOST_AUTO_TEST_CASE(body_has_only_non_empty_urls) {
-  github_status s{"octo/app", 7, "success", "Deployed", "", ""};
+  github_status s{"octo/app", 7, status_state::success, "Deployed", "", ""};
   BOOST_TEST(json::parse(status_body(s))
              == json({{"state", "success"}, {"description", "Deployed"}}));
   s.log_url = "https://heaven.example/deployments/3/log";
@@ -286,12 +286,16 @@ BOOST_AUTO_TEST_CASE(body_has_only_non_empty_urls) {
 }
 
 BOOST_AUTO_TEST_CASE(terminal_states) {
-  BOOST_TEST(terminal_state("success"));
-  BOOST_TEST(terminal_state("failure"));
-  BOOST_TEST(terminal_state("error"));
-  BOOST_TEST(!terminal_state("queued"));
-  BOOST_TEST(!terminal_state("in_progress"));
-  BOOST_TEST(!terminal_state("pending"));
+  BOOST_TEST(terminal(deploy_state::success));
+  BOOST_TEST(terminal(deploy_state::failure));
+  BOOST_TEST(terminal(deploy_state::error));
+  BOOST_TEST(!terminal(deploy_state::queued));
+  BOOST_TEST(!terminal(deploy_state::running));
+  // A running deployment's status says in_progress; "pending" is no state.
+  BOOST_TEST(to_string(status_state_of(deploy_state::running))
+             == "in_progress");
+  BOOST_TEST(!parse_deploy_state("in_progress"));
+  BOOST_TEST(!parse_status_state("pending"));
 }
 
 BOOST_AUTO_TEST_CASE(retry_at_reads_retry_after_and_rate_limit_resets) {
@@ -313,6 +317,7 @@ BOOST_AUTO_TEST_CASE(retry_at_reads_retry_after_and_rate_limit_resets) {
 
 BOOST_AUTO_TEST_CASE(backoff_doubles_up_to_its_cap_with_injectable_jitter) {
   retry_policy p;
+  p.jitter = 0;
   p.attempts = 3;
   p.first_backoff = 10ms;
   p.max_backoff = 50ms;

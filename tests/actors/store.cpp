@@ -488,7 +488,8 @@ struct fixture {
     caf::expected<bool> out{caf::error{}};
     self
       ->request(s, timeout, finish_atom::value, id,
-                provider_outcome{std::move(state), std::move(description)})
+                provider_outcome{parse_deploy_state(state).value(),
+                                 std::move(description)})
       .receive([&](bool x) { out = x; },
                [&](caf::error& e) { out = std::move(e); });
     return out;

@@ -24,7 +24,7 @@ struct workspace_fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   std::shared_ptr<record> rec = std::make_shared<record>();
-  caf::actor sink = sys.spawn(recorder, rec);
+  recorder_actor sink = sys.spawn(recorder, rec);
   temp_dir tmp;
   fs::path origin = tmp.path / "origin";
   fs::path data = tmp.path / "data";
@@ -60,7 +60,7 @@ struct workspace_fixture {
         else
           err += line.text + "\n";
       },
-      caf::actor{});
+      process_watcher{});
     BOOST_REQUIRE_MESSAGE(info.code == 0, "git failed: " + err + info.error);
     return out.empty() ? std::string{} : out.front();
   }

@@ -1285,16 +1285,16 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_events_and_holds_ends_until_space) {
   // The blockers fail their checkout; D gets one, but cannot be marked
   // running: it stays queued, its script does not run.
   release = true;
-  BOOST_TEST(logged("deployment " + std::to_string(id_d)
-                    + " could not record its start"),
+  BOOST_TEST(logged("recording the start of deployment " + std::to_string(id_d)
+                    + " failed"),
              "D never tried to start");
   // The running deployment ends while the disk is full: its processes are
   // ended, but its end cannot be recorded, so nothing is posted.
   std::ofstream{gates / "disk-a"} << "go\n";
   BOOST_TEST(eventually([&] { return finished("disk-a"); }, 30s));
-  BOOST_TEST(
-    logged("deployment " + std::to_string(id_a) + " could not record its end"),
-    "A never tried to record its end");
+  BOOST_TEST(logged("recording the end of deployment " + std::to_string(id_a)
+                    + " failed"),
+             "A never tried to record its end");
   BOOST_TEST(eventually([&] { return leftovers() == 0; }, 15s),
              leftovers() << " process(es) left by a deployment ended on a "
                             "full disk");

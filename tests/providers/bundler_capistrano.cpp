@@ -233,6 +233,7 @@ struct bundler_fixture {
     c.api.github_token = github_token;
     c.api.attempts = 3;
     c.api.first_backoff_ms = 10;
+    c.api.jitter = 0;
     c.data_dir = data.string();
     return c;
   }
@@ -308,7 +309,7 @@ BOOST_FIXTURE_TEST_CASE(deploys_githubs_tarball_with_the_bundled_cap,
   // Heaven's one-line form of the key.
   j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY", one_line_key(key.private_key));
   auto result = run(j);
-  BOOST_TEST(result.state == "success", log_text());
+  BOOST_TEST(result.state == deploy_state::success, log_text());
   BOOST_TEST(result.description
              == "Deployed feature/y (" + sha.substr(0, 7)
                   + ") to production with bundle exec cap");
@@ -378,7 +379,7 @@ BOOST_FIXTURE_TEST_CASE(
   auto j = job();
   set_env(j.env, "BUNDLER_PRIVATE_CREDENTIALS", "deployer:wrong");
   auto result = run(j);
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description.rfind("bundle install exited with status ", 0)
              == 0u);
   BOOST_TEST(!fs::exists(observed));
@@ -394,11 +395,11 @@ BOOST_FIXTURE_TEST_CASE(
   // Two retries, then the archive: the missing Gemfile is an error, before
   // any tool ran.
   BOOST_TEST(requests_to("/repos/").size() == 3u);
-  BOOST_TEST(has_line("GitHub's tarball link: HTTP 503; trying again in 10 ms "
-                      "(attempt 2 of 3)"));
-  BOOST_TEST(has_line("GitHub's tarball link: HTTP 502; trying again in 20 ms "
-                      "(attempt 3 of 3)"));
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(has_line("GitHub's tarball link failed (HTTP 503), attempt 1 of "
+                      "3; trying again in 10 ms"));
+  BOOST_TEST(has_line("GitHub's tarball link failed (HTTP 502), attempt 2 of "
+                      "3; trying again in 20 ms"));
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "no Gemfile in the repository at " + sha.substr(0, 7)
                   + ": bundler_capistrano needs one");
@@ -410,7 +411,7 @@ BOOST_FIXTURE_TEST_CASE(a_refused_link_is_an_error_naming_the_token,
   repository({{"Gemfile", "gem \"capistrano\"\n"}});
   link_failures = {404};
   auto result = run(job());
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "could not get GitHub's tarball of octo/app at "
                   + sha.substr(0, 7)
@@ -423,7 +424,7 @@ BOOST_FIXTURE_TEST_CASE(an_unsafe_stage_or_task_runs_nothing, bundler_fixture) {
   repository({{"Gemfile", "gem \"capistrano\"\n"},
               {"Capfile", "raise 'cap must not run'\n"}});
   auto result = run(job("production;touch pwned"));
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "environment production;touch pwned is not a Capistrano "
                 "stage name ([A-Za-z0-9_.-]+)");
@@ -432,7 +433,7 @@ BOOST_FIXTURE_TEST_CASE(an_unsafe_stage_or_task_runs_nothing, bundler_fixture) {
     rec->results.clear();
   }
   result = run(job("production", "deploy;touch pwned"));
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "task deploy;touch pwned is not a deploy task");
   BOOST_TEST(!has_line("Running bundle install (the deployment and heaven "
@@ -452,7 +453,7 @@ BOOST_FIXTURE_TEST_CASE(cancel_while_fetching_ends_at_once, bundler_fixture) {
   caf::anon_send(provider, cancel_atom::value);
   BOOST_REQUIRE(rec->wait([&] { return !rec->results.empty(); }));
   std::lock_guard<std::mutex> guard{rec->mx};
-  BOOST_TEST(rec->results.front().state == "failure");
+  BOOST_TEST(rec->results.front().state == deploy_state::failure);
   BOOST_TEST(rec->results.front().description == "cancelled");
 }
 

@@ -229,7 +229,7 @@ BOOST_AUTO_TEST_CASE(deploys_to_two_hosts_in_parallel_with_capistranos_layout) {
   auto rec = std::make_shared<record>();
   auto out = deploy(config({host(one, a), host(two, b)}), "deploy", shas[0],
                     rec);
-  BOOST_TEST(out.state == "success", out.description);
+  BOOST_TEST(out.state == deploy_state::success, out.description);
   BOOST_TEST(out.description
              == "Deployed main (" + shas[0].substr(0, 7)
                   + ") to production on 2 hosts");
@@ -253,7 +253,7 @@ BOOST_AUTO_TEST_CASE(deploys_to_two_hosts_in_parallel_with_capistranos_layout) {
   rec = std::make_shared<record>();
   auto migrated = deploy(config({host(one, a), host(two, b)}), "deploy:migrate",
                          shas[0], rec);
-  BOOST_TEST(migrated.state == "success", migrated.description);
+  BOOST_TEST(migrated.state == deploy_state::success, migrated.description);
   auto lines = rec->texts(stream::out);
   std::set<std::string> got(lines.begin(), lines.end());
   BOOST_TEST(
@@ -271,7 +271,7 @@ BOOST_AUTO_TEST_CASE(three_deploys_and_a_rollback_match_the_real_cap) {
     // Releases are named by the second, as Capistrano names them.
     std::this_thread::sleep_for(1100ms);
     auto out = deploy(cfg, "deploy", shas[i]);
-    BOOST_TEST(out.state == "success", out.description);
+    BOOST_TEST(out.state == deploy_state::success, out.description);
     // cap deploys what `main` is: move it to the same commit.
     sh("git -C " + repo.string() + " reset -q --hard " + shas[i]);
     auto c = cap(project, "deploy");
@@ -291,7 +291,7 @@ BOOST_AUTO_TEST_CASE(three_deploys_and_a_rollback_match_the_real_cap) {
     BOOST_TEST(without_timestamps(h.log[i]) == without_timestamps(c.log[i]));
 
   auto back = deploy(cfg, "deploy:rollback", shas[2]);
-  BOOST_TEST(back.state == "success", back.description);
+  BOOST_TEST(back.state == deploy_state::success, back.description);
   auto cr = cap(project, "deploy:rollback");
   BOOST_TEST(cr.status == 0, cr.out);
   h = read_layout(mine);
@@ -311,7 +311,7 @@ BOOST_AUTO_TEST_CASE(three_deploys_and_a_rollback_match_the_real_cap) {
 
   // A second rollback has nothing older to go to, in both tools.
   auto none = deploy(cfg, "deploy:rollback", shas[2]);
-  BOOST_TEST(none.state == "failure");
+  BOOST_TEST(none.state == deploy_state::failure);
   BOOST_TEST(none.description.find("rollback failed on 127.0.0.1:") == 0u,
              none.description);
   BOOST_TEST(cap(project, "deploy:rollback").status != 0);
@@ -327,7 +327,7 @@ BOOST_AUTO_TEST_CASE(each_tool_rolls_back_the_others_release) {
   BOOST_TEST(c1.status == 0, c1.out);
   std::this_thread::sleep_for(1100ms);
   auto after_cap = deploy(cfg, "deploy", shas[1]);
-  BOOST_TEST(after_cap.state == "success", after_cap.description);
+  BOOST_TEST(after_cap.state == deploy_state::success, after_cap.description);
   auto cr = cap(project, "deploy:rollback");
   BOOST_TEST(cr.status == 0, cr.out);
   auto l = read_layout(shared_dir);
@@ -335,12 +335,13 @@ BOOST_AUTO_TEST_CASE(each_tool_rolls_back_the_others_release) {
   check_release(shared_dir, l.current, shas[0], "1");
   // heaven makes a release, cap one after it, and heaven rolls cap's back.
   std::this_thread::sleep_for(1100ms);
-  BOOST_TEST(deploy(cfg, "deploy", shas[1]).state == "success");
+  BOOST_TEST(deploy(cfg, "deploy", shas[1]).state == deploy_state::success);
   std::this_thread::sleep_for(1100ms);
   sh("git -C " + repo.string() + " reset -q --hard " + shas[2]);
   auto c2 = cap(project, "deploy");
   BOOST_TEST(c2.status == 0, c2.out);
-  BOOST_TEST(deploy(cfg, "deploy:rollback", shas[2]).state == "success");
+  BOOST_TEST(deploy(cfg, "deploy:rollback", shas[2]).state
+             == deploy_state::success);
   l = read_layout(shared_dir);
   check_release(shared_dir, l.current, shas[1], "2");
   BOOST_TEST(l.log.back() == "alice rolled back to release " + l.current);
@@ -353,7 +354,7 @@ BOOST_AUTO_TEST_CASE(a_wrong_host_key_fails_naming_the_host) {
   write_known_hosts(known_hosts, {"[127.0.0.1]:" + std::to_string(one.port())
                                   + " " + other.host_public_key()});
   auto out = deploy(config({host(one, a)}), "deploy", shas[0]);
-  BOOST_TEST(out.state == "failure");
+  BOOST_TEST(out.state == deploy_state::failure);
   BOOST_TEST(out.description.find("check failed on 127.0.0.1:"
                                   + std::to_string(one.port()))
                == 0u,
@@ -368,7 +369,7 @@ BOOST_AUTO_TEST_CASE(an_rsa_key_and_bad_config_are_errors_before_connecting) {
   auto rsa = make_key("rsa");
   auto out = deploy(config({host(one, a)}), "deploy", shas[0], nullptr,
                     rsa.private_key);
-  BOOST_TEST(out.state == "error");
+  BOOST_TEST(out.state == deploy_state::error);
   BOOST_TEST(out.description == std::string{rsa_key_error});
   auto bad = config({host(one, a)});
   bad["linked_files"] = {"../etc/passwd"};
@@ -376,14 +377,14 @@ BOOST_AUTO_TEST_CASE(an_rsa_key_and_bad_config_are_errors_before_connecting) {
              == "payload.config.linked_files: '../etc/passwd' must be a "
                 "relative path without ..");
   auto unknown = deploy(config({host(one, a)}), "deploy:nope", shas[0]);
-  BOOST_TEST(unknown.state == "error");
+  BOOST_TEST(unknown.state == deploy_state::error);
   BOOST_TEST(unknown.description
              == "unknown task deploy:nope (payload.config.tasks names: "
                 "deploy:migrate; deploy and deploy:rollback are built in)");
   auto missing = prepared("m");
   fs::remove(missing / "shared" / "config" / "database.yml");
   auto lost = deploy(config({host(one, missing)}), "deploy", shas[0]);
-  BOOST_TEST(lost.state == "failure");
+  BOOST_TEST(lost.state == deploy_state::failure);
   BOOST_TEST(!fs::exists(missing / "releases" / "current"));
 }
 
@@ -418,7 +419,7 @@ BOOST_AUTO_TEST_CASE(fabric_runs_the_named_commands_on_every_host_safely) {
   auto factory = fabric_provider(c);
   auto p = factory(sys, job, sink);
   BOOST_REQUIRE(rec->wait([&] { return !rec->results.empty(); }, 120s));
-  BOOST_TEST(rec->results.front().state == "success",
+  BOOST_TEST(rec->results.front().state == deploy_state::success,
              rec->results.front().description);
   auto lines = rec->texts(stream::out);
   std::set<std::string> got(lines.begin(), lines.end());

@@ -236,6 +236,7 @@ struct eb_common {
     c.poll_interval_ms = 20;
     c.attempts = 3;
     c.first_backoff_ms = 10;
+    c.jitter = 0;
     return c;
   }
 
@@ -417,7 +418,7 @@ BOOST_AUTO_TEST_SUITE(elastic_beanstalk)
 
 BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, real_eb_fixture) {
   auto result = run(job());
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   auto label = world->label;
   BOOST_TEST(std::regex_match(label, std::regex{"0123456789ab-\\d{14}-42"}),
              label);
@@ -513,7 +514,7 @@ BOOST_FIXTURE_TEST_CASE(deploys_and_follows_until_ready, real_eb_fixture) {
 BOOST_FIXTURE_TEST_CASE(creates_missing_bucket_in_us_east_1, eb_fixture) {
   world->bucket_exists = false;
   auto result = run(job());
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   auto s3r = s3.requests();
   BOOST_REQUIRE_EQUAL(s3r.size(), 3u);
   BOOST_TEST(s3r[0].method == "HEAD");
@@ -535,7 +536,7 @@ BOOST_FIXTURE_TEST_CASE(creates_missing_bucket_elsewhere_with_constraint,
   world->bucket_exists = false;
   // An application name that needs escaping, in the key and in the forms.
   auto result = run(job("Octo App", "eu-west-1"));
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   auto bucket = std::string{"heaven-elasticbeanstalk-builds-eu-west-1"};
   auto s3r = s3.requests();
   BOOST_REQUIRE_EQUAL(s3r.size(), 3u);
@@ -563,7 +564,7 @@ BOOST_FIXTURE_TEST_CASE(creates_missing_bucket_elsewhere_with_constraint,
 BOOST_FIXTURE_TEST_CASE(ready_on_another_version_is_a_failure, eb_fixture) {
   world->final_version = "someone-elses-version";
   auto result = run(job());
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description
              == "Elastic Beanstalk environment octo-app-prod is Ready on "
                 "someone-elses-version, not on "
@@ -574,7 +575,7 @@ BOOST_FIXTURE_TEST_CASE(ready_on_another_version_is_a_failure, eb_fixture) {
 BOOST_FIXTURE_TEST_CASE(red_health_is_a_failure, eb_fixture) {
   world->final_health = "Red";
   auto result = run(job());
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description
              == "Elastic Beanstalk environment octo-app-prod is Ready on "
                   + world->label + " but its health is Red");
@@ -584,7 +585,7 @@ BOOST_FIXTURE_TEST_CASE(red_health_is_a_failure, eb_fixture) {
 BOOST_FIXTURE_TEST_CASE(terminated_environment_is_a_failure, eb_fixture) {
   world->final_status = "Terminating";
   auto result = run(job());
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description
              == "Elastic Beanstalk environment octo-app-prod is Terminating");
   check_clean();
@@ -600,7 +601,7 @@ BOOST_FIXTURE_TEST_CASE(refused_credentials_are_not_retried, eb_fixture) {
     return std::nullopt;
   };
   auto result = run(job());
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "CreateApplicationVersion failed: AWS refused the "
                 "credentials: InvalidClientTokenId: The security token "
@@ -618,7 +619,7 @@ BOOST_FIXTURE_TEST_CASE(unknown_application_reports_aws_message, eb_fixture) {
     return std::nullopt;
   };
   auto result = run(job());
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "CreateApplicationVersion failed: InvalidParameterValue: No "
                 "Application named 'octo-app' found.");
@@ -638,7 +639,7 @@ BOOST_FIXTURE_TEST_CASE(throttling_and_503_are_retried, eb_fixture) {
     return std::nullopt;
   };
   auto result = run(job());
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   auto forms = eb_forms();
   std::vector<std::string> updates;
   for (auto& r : eb.requests())
@@ -658,9 +659,10 @@ BOOST_FIXTURE_TEST_CASE(throttling_and_503_are_retried, eb_fixture) {
   BOOST_TEST(forms.at(2)["Action"] == "UpdateEnvironment");
   BOOST_TEST(forms.at(3)["Action"] == "UpdateEnvironment");
   BOOST_TEST(forms.at(4)["Action"] == "DescribeEnvironments");
-  BOOST_TEST(has_line("UpdateEnvironment: Throttling: Rate exceeded; "
-                      "retrying in 10 ms"));
-  BOOST_TEST(has_line("UpdateEnvironment: HTTP 503; retrying in 20 ms"));
+  BOOST_TEST(has_line("UpdateEnvironment failed (Throttling: Rate exceeded), "
+                      "attempt 1 of 3; trying again in 10 ms"));
+  BOOST_TEST(has_line("UpdateEnvironment failed (HTTP 503), attempt 2 of 3; "
+                      "trying again in 20 ms"));
   check_clean();
 }
 
@@ -673,7 +675,7 @@ BOOST_FIXTURE_TEST_CASE(server_errors_give_up_after_attempts, eb_fixture) {
     return std::nullopt;
   };
   auto result = run(job());
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "PutObject failed after 3 attempts: InternalError: We "
                 "encountered an internal error. Please try again.");
@@ -695,7 +697,7 @@ BOOST_FIXTURE_TEST_CASE(network_failures_are_retried_then_reported,
   c.beanstalk_endpoint = "http://gone.test/";
   start(job(), c);
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description.rfind(
                "CreateApplicationVersion failed after 3 attempts: ", 0)
                == 0u,
@@ -711,7 +713,7 @@ BOOST_FIXTURE_TEST_CASE(head_bucket_forbidden_and_moved, eb_fixture) {
     return std::nullopt;
   };
   auto result = run(job());
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "HeadBucket failed: S3 bucket "
                 "heaven-elasticbeanstalk-builds-us-east-1 refused these "
@@ -729,7 +731,7 @@ BOOST_FIXTURE_TEST_CASE(head_bucket_in_another_region, eb_fixture) {
     return std::nullopt;
   };
   auto result = run(job());
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "HeadBucket failed: S3 bucket "
                 "heaven-elasticbeanstalk-builds-us-east-1 is in another "
@@ -751,14 +753,14 @@ BOOST_FIXTURE_TEST_CASE(create_bucket_already_owned_is_fine, eb_fixture) {
     return std::nullopt;
   };
   auto result = run(job());
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(s3.requests().size() == 3u);
   check_clean();
 }
 
 BOOST_FIXTURE_TEST_CASE(missing_app_name_makes_no_request, eb_fixture) {
   auto result = run(job(""));
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "payload.config.app_name is missing: heaven doesn't know "
                 "which Elastic Beanstalk application to deploy");
@@ -772,7 +774,7 @@ BOOST_FIXTURE_TEST_CASE(missing_credentials_make_no_request, eb_fixture) {
   c.secret_access_key.clear();
   start(job(), c);
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "BEANSTALK_SECRET_ACCESS_KEY is not set: heaven has no AWS "
                 "credentials for Elastic Beanstalk");
@@ -787,7 +789,7 @@ BOOST_FIXTURE_TEST_CASE(missing_both_credentials_names_both, eb_fixture) {
   c.secret_access_key.clear();
   start(job(), c);
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "BEANSTALK_ACCESS_KEY_ID and BEANSTALK_SECRET_ACCESS_KEY are "
                 "not set: heaven has no AWS credentials for Elastic "
@@ -797,7 +799,7 @@ BOOST_FIXTURE_TEST_CASE(missing_both_credentials_names_both, eb_fixture) {
 
 BOOST_FIXTURE_TEST_CASE(bad_region_makes_no_request, eb_fixture) {
   auto result = run(job("octo-app", "evil.example.com/x"));
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "payload.aws.region \"evil.example.com/x\" is not an AWS "
                 "region");
@@ -811,7 +813,7 @@ BOOST_FIXTURE_TEST_CASE(missing_zipball_is_an_error, eb_fixture) {
     return stub_response{404, {}, R"({"message":"Not Found"})"};
   });
   auto result = run(job());
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "GitHub has no zipball of octo/app at " + std::string{sha}
                   + " (can GITHUB_TOKEN read it?)");
@@ -832,7 +834,7 @@ BOOST_FIXTURE_TEST_CASE(cancel_while_polling_stops_everything, eb_fixture) {
     return std::nullopt;
   };
   auto result = run(job());
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "cancelled");
   BOOST_TEST(has_line("Stopped following Elastic Beanstalk environment "
                       "octo-app-prod; AWS may still finish the update"));
@@ -861,7 +863,7 @@ BOOST_FIXTURE_TEST_CASE(cancel_between_polls_stops_polling, eb_fixture) {
   auto down = watch(provider);
   caf::anon_send(provider, cancel_atom::value);
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "cancelled");
   BOOST_REQUIRE(run_until([&] { return *down; }));
   // Nothing was in flight, and the count stays put for ever after.

@@ -449,7 +449,7 @@ BOOST_FIXTURE_TEST_CASE(a_build_that_succeeds_makes_exactly_these_requests,
   });
   start();
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(result.description
              == "Heroku build 01234567 succeeded on octo-app-prod");
   auto gh = github.requests();
@@ -496,7 +496,7 @@ BOOST_FIXTURE_TEST_CASE(a_build_that_succeeds_makes_exactly_these_requests,
 
 BOOST_AUTO_TEST_CASE(heroku_name_is_used_without_an_environment_name) {
   start(config(), job(R"({"provider":"heroku","heroku_name":"octo-app"})"));
-  BOOST_TEST(outcome().state == "success");
+  BOOST_TEST(outcome().state == deploy_state::success);
   BOOST_TEST(heroku_api.requests().at(0).target == "/apps/octo-app/builds");
 }
 
@@ -504,7 +504,7 @@ BOOST_AUTO_TEST_CASE(a_failed_build_is_a_failure) {
   world.polls = {"pending", "failed"};
   start();
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description
              == "Heroku build 01234567 failed on octo-app-prod (see the log)");
   BOOST_TEST(rec->texts(stream::out).size() == 2u);
@@ -514,21 +514,21 @@ BOOST_AUTO_TEST_CASE(
   missing_app_key_or_bad_name_end_in_error_before_any_request) {
   start(config(), job(R"({"provider":"heroku"})"));
   auto r1 = outcome();
-  BOOST_TEST(r1.state == "error");
+  BOOST_TEST(r1.state == deploy_state::error);
   BOOST_TEST(r1.description
              == "payload.config.heroku_production_name or heroku_name is "
                 "missing: heaven doesn't know which Heroku app to deploy");
   next_run({created_build()});
   start(config(), job(R"({"provider":"heroku","heroku_name":"../../x?y"})"));
   auto r2 = outcome();
-  BOOST_TEST(r2.state == "error");
+  BOOST_TEST(r2.state == deploy_state::error);
   BOOST_TEST(r2.description == "invalid Heroku app name '../../x?y'");
   next_run({created_build()});
   auto c = config();
   c.api_key.clear();
   start(c, job());
   auto r3 = outcome();
-  BOOST_TEST(r3.state == "error");
+  BOOST_TEST(r3.state == deploy_state::error);
   BOOST_TEST(r3.description
              == "HEROKU_API_KEY is not set: heaven can't deploy to Heroku");
   BOOST_TEST(github.requests().empty());
@@ -541,7 +541,7 @@ BOOST_AUTO_TEST_CASE(no_tarball_link_is_an_error_naming_the_token) {
   });
   start();
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "could not get GitHub's tarball of octo/app at 7f3c2a9 "
                 "(HTTP 404): can GITHUB_TOKEN read the repository?");
@@ -573,7 +573,7 @@ BOOST_AUTO_TEST_CASE(heroku_errors_become_clear_descriptions_without_retries) {
       auto before = heroku_api.requests().size();
       start();
       auto result = outcome();
-      BOOST_TEST(result.state == "error");
+      BOOST_TEST(result.state == deploy_state::error);
       BOOST_TEST(result.description == c.description);
       BOOST_TEST(heroku_api.requests().size() == before + 1);
     }
@@ -584,7 +584,7 @@ BOOST_AUTO_TEST_CASE(a_429_waits_for_retry_after_then_builds) {
   world.creates = {{429, {{"Retry-After", "1"}}, R"({"id":"rate_limit"})"},
                    created_build()};
   start();
-  BOOST_TEST(outcome().state == "success");
+  BOOST_TEST(outcome().state == deploy_state::success);
   auto api = heroku_api.requests();
   BOOST_REQUIRE(api.size() >= 2u);
   BOOST_TEST(api[0].method == "POST");
@@ -594,8 +594,8 @@ BOOST_AUTO_TEST_CASE(a_429_waits_for_retry_after_then_builds) {
   BOOST_TEST((sent[1]->at - sent[0]->at).count() == 1000);
   auto said = rec->texts(stream::heaven);
   BOOST_TEST(std::count(said.begin(), said.end(),
-                        "Heroku's build API: HTTP 429; trying again in 1000 "
-                        "ms (attempt 2 of 3)")
+                        "Heroku's build API failed (HTTP 429), attempt 1 of "
+                        "3; trying again in 1000 ms")
              == 1);
 }
 
@@ -607,7 +607,7 @@ BOOST_FIXTURE_TEST_CASE(a_request_that_can_never_be_made_is_not_retried,
   c.endpoint = "htp://127.0.0.1:" + std::to_string(heroku_api.port()) + "/";
   start(c, job());
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description.find("Protocol \"htp\" not supported")
                != std::string::npos,
              result.description);
@@ -631,13 +631,13 @@ BOOST_AUTO_TEST_CASE(transient_errors_are_retried_then_given_up) {
   // A poll that fails now and then does not end the build...
   world.polls = {"503", "pending", "502", "succeeded"};
   start();
-  BOOST_TEST(outcome().state == "success");
+  BOOST_TEST(outcome().state == deploy_state::success);
   // ...but a Heroku that keeps refusing does, after the configured attempts.
   next_run({{503, {{"Retry-After", "0"}}, R"({"id":"unavailable"})"}});
   auto before = heroku_api.requests().size();
   start();
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "Heroku could not build octo-app-prod "
                 "(HTTP 503)");
@@ -652,7 +652,7 @@ BOOST_AUTO_TEST_CASE(transient_errors_are_retried_then_given_up) {
   before = heroku_api.requests().size();
   start();
   result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "Heroku could not build octo-app-prod "
                 "(HTTP 503); no build of it was found");
@@ -679,7 +679,7 @@ BOOST_AUTO_TEST_CASE(a_stream_that_is_not_ready_yet_is_opened_again) {
   });
   world.polls = {"pending", "pending", "pending", "succeeded"};
   start();
-  BOOST_TEST(outcome().state == "success");
+  BOOST_TEST(outcome().state == deploy_state::success);
   BOOST_TEST(output.requests().size() == 2u);
   BOOST_TEST(rec->texts(stream::out)
              == std::vector<std::string>{"-----> Building"});
@@ -703,7 +703,7 @@ BOOST_AUTO_TEST_CASE(cancel_stops_the_polling_and_the_stream_at_once) {
   run();
   BOOST_TEST(now() == before);
   BOOST_REQUIRE_EQUAL(rec->results.size(), 1u);
-  BOOST_TEST(rec->results[0].state == "failure");
+  BOOST_TEST(rec->results[0].state == deploy_state::failure);
   BOOST_TEST(rec->results[0].description == "cancelled");
   BOOST_TEST(has_line(std::string{"Stopped following Heroku build "} + build_id
                       + ": Heroku may still finish it"));
@@ -741,7 +741,7 @@ BOOST_AUTO_TEST_CASE(a_build_request_without_answer_is_looked_up_and_followed) {
   world.created_anyway = {0};
   start();
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(result.description
              == "Heroku build fedcba98 succeeded on octo-app-prod");
   auto api = heroku_api.requests();
@@ -780,7 +780,7 @@ BOOST_AUTO_TEST_CASE(a_timed_out_or_500_build_request_is_looked_up_too) {
   world.create_delay_ms = {{0, 4000}};
   start(c, job());
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   // A 201 that comes too late still names build_id: Heroku made it.
   BOOST_TEST(result.description
              == "Heroku build 01234567 succeeded on octo-app-prod");
@@ -797,7 +797,7 @@ BOOST_AUTO_TEST_CASE(a_timed_out_or_500_build_request_is_looked_up_too) {
   auto before = heroku_api.requests().size();
   start();
   result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(result.description
              == "Heroku build fedcba98 succeeded on octo-app-prod");
   auto all = api_calls();
@@ -820,7 +820,7 @@ BOOST_AUTO_TEST_CASE(without_a_build_of_heavens_the_request_is_sent_once_more) {
                                other_sha, now - std::chrono::hours(2))};
   start();
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(result.description
              == "Heroku build 01234567 succeeded on octo-app-prod");
   std::vector<std::string> expected = {std::string{"POST "} + app_builds,
@@ -859,7 +859,7 @@ BOOST_AUTO_TEST_CASE(builds_of_the_same_sha_by_others_are_not_adopted) {
   }};
   start();
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(result.description
              == "Heroku build 01234567 succeeded on octo-app-prod");
   std::vector<std::string> expected = {std::string{"POST "} + app_builds,
@@ -897,7 +897,7 @@ BOOST_AUTO_TEST_CASE(the_list_is_read_page_by_page_back_to_the_request) {
                  }};
   start();
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(result.description
              == "Heroku build fedcba98 succeeded on octo-app-prod");
   auto api = heroku_api.requests();
@@ -920,7 +920,7 @@ BOOST_AUTO_TEST_CASE(a_lookup_that_fails_ends_in_error_without_asking_again) {
   }};
   start();
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   auto prefix = std::string{"Heroku may have started a build on "
                             "octo-app-prod ("};
   auto suffix = std::string{"); listing its builds failed (HTTP 403)"};
@@ -945,7 +945,7 @@ BOOST_AUTO_TEST_CASE(a_request_that_can_never_succeed_is_not_retried) {
   });
   start();
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "Heroku could not build octo-app-prod (URL rejected: "
                 "Malformed input to a URL function)");

@@ -162,7 +162,7 @@ struct tools_fixture {
         else
           err += line.text + "\n";
       },
-      caf::actor{});
+      process_watcher{});
     BOOST_REQUIRE_MESSAGE(info.code == 0, "git failed: " + err + info.error);
     return out.empty() ? std::string{} : out.front();
   }
@@ -294,7 +294,7 @@ BOOST_AUTO_TEST_CASE(runs_cap_stage_task_with_branch) {
   capistrano_app();
   start(capistrano_provider(), job("capistrano", "deploy"));
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(result.description
              == "Deployed feature/x (" + short_sha()
                   + ") to production with cap");
@@ -309,7 +309,7 @@ BOOST_AUTO_TEST_CASE(a_failing_cap_task_is_a_failure_with_its_status) {
   capistrano_app();
   start(capistrano_provider(), job("capistrano", "deploy:broken"));
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description
              == "cap production deploy:broken exited with status 1");
   BOOST_TEST(has_line("about to fail"));
@@ -325,7 +325,7 @@ BOOST_AUTO_TEST_CASE(an_unreadable_deploy_key_fails_before_cap_runs) {
     "\\n-----END OPENSSH PRIVATE KEY-----");
   start(capistrano_provider(), j);
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "ssh-add could not load DEPLOYMENT_PRIVATE_KEY (see the log): "
                 "is it a whole private key without a passphrase?");
@@ -350,7 +350,7 @@ BOOST_AUTO_TEST_CASE(no_capfile_is_an_error) {
   checkout({{"README", "no cap here\n"}});
   start(capistrano_provider(), job("capistrano", "deploy"));
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "no Capfile in the repository and payload.config names no "
                 "hosts");
@@ -364,14 +364,14 @@ BOOST_AUTO_TEST_CASE(hosts_choose_the_native_mode_and_servers_is_refused) {
   start(capistrano_provider(),
         job("capistrano", "deploy", R"(,"hosts":{"production":["web1"]})"));
   auto native = outcome();
-  BOOST_TEST(native.state == "error");
+  BOOST_TEST(native.state == deploy_state::error);
   BOOST_TEST(native.description
              == "payload.config.deploy_to is missing: where on the servers?");
   forget_results();
   start(capistrano_provider(),
         job("capistrano", "deploy", R"(,"servers":["web1","web2"])"));
   auto servers = outcome();
-  BOOST_TEST(servers.state == "error");
+  BOOST_TEST(servers.state == deploy_state::error);
   BOOST_TEST(servers.description
              == "payload.config.servers is not a capistrano setting of "
                 "heaven: name the servers in payload.config.hosts");
@@ -379,7 +379,7 @@ BOOST_AUTO_TEST_CASE(hosts_choose_the_native_mode_and_servers_is_refused) {
   // An empty list names no hosts: the Capfile runs.
   forget_results();
   start(capistrano_provider(), job("capistrano", "deploy", R"(,"hosts":[])"));
-  BOOST_TEST(outcome().state == "success");
+  BOOST_TEST(outcome().state == deploy_state::success);
   BOOST_TEST(fs::exists(ws / "marker"));
 }
 
@@ -391,7 +391,7 @@ BOOST_AUTO_TEST_CASE(an_environment_that_is_not_a_stage_word_is_refused) {
     j.request.environment = env;
     start(capistrano_provider(), j);
     auto result = outcome();
-    BOOST_TEST(result.state == "error", env);
+    BOOST_TEST(result.state == deploy_state::error, env);
     BOOST_TEST(result.description
                  == "environment " + env
                       + " is not a Capistrano stage name ([A-Za-z0-9_.-]+)",
@@ -406,7 +406,7 @@ BOOST_AUTO_TEST_CASE(a_task_that_is_not_a_deploy_task_is_refused) {
   j.request.task = "deploy;touch " + (ws / "marker").string();
   start(capistrano_provider(), j);
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "task " + j.request.task + " is not a deploy task");
   BOOST_TEST(!fs::exists(ws / "marker"));
@@ -420,7 +420,7 @@ BOOST_AUTO_TEST_CASE(cancel_kills_cap_and_its_children) {
   BOOST_TEST(group_alive(pgid));
   caf::anon_send(provider, cancel_atom::value);
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "cancelled");
   BOOST_TEST(wait_group_gone(pgid));
 }
@@ -439,7 +439,7 @@ BOOST_AUTO_TEST_CASE(runs_fab_with_the_branch_name) {
   checkout({{"fabfile.py", fabfile_py}});
   start(fabric_provider(), job("fabric", "deploy"));
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(result.description
              == "Deployed feature/x (" + short_sha()
                   + ") to production with fab");
@@ -454,7 +454,7 @@ BOOST_AUTO_TEST_CASE(namespaced_tasks_and_a_fabfile_package) {
   checkout({{"fabfile/__init__.py", fabfile_py}});
   start(fabric_provider(), job("fabric", "deploy:run_migrations"));
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(has_line("Running fab deploy.run-migrations "
                       "--branch-name=feature/x"));
   BOOST_TEST(rec->texts(stream::out)
@@ -465,7 +465,7 @@ BOOST_AUTO_TEST_CASE(a_failing_fab_task_is_a_failure) {
   checkout({{"fabfile.py", fabfile_py}});
   start(fabric_provider(), job("fabric", "deploy:broken"));
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "fab deploy.broken exited with status 4");
 }
 
@@ -473,7 +473,7 @@ BOOST_AUTO_TEST_CASE(no_fabfile_or_hosts_in_the_config_are_errors) {
   checkout({{"README", "no fab here\n"}});
   start(fabric_provider(), job("fabric", "deploy"));
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "no fabfile.py (or fabfile/ package) in the repository and "
                 "payload.config names no hosts");
@@ -481,7 +481,7 @@ BOOST_AUTO_TEST_CASE(no_fabfile_or_hosts_in_the_config_are_errors) {
   start(fabric_provider(),
         job("fabric", "deploy", R"(,"hosts":{"production":["web1"]})"));
   result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   // hosts: the native mode, which needs the task's commands in the config.
   BOOST_TEST(result.description
              == "unknown fabric task deploy (payload.config.tasks names: "
@@ -494,7 +494,7 @@ BOOST_AUTO_TEST_CASE(without_a_format_the_task_must_be_a_deploy_task) {
   j.request.task = "--list";
   start(fabric_provider(), j);
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description == "task --list is not a deploy task");
   BOOST_TEST(lacks_line("deploy.deploy (deploy)"));
 }
@@ -538,7 +538,7 @@ BOOST_AUTO_TEST_CASE(command_format_injection_runs_nothing_extra) {
                      "&& touch intended");
   start(fabric_provider(), j);
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(has_line("Running the DEPLOY_COMMAND_FORMAT command"));
   BOOST_TEST(rec->texts(stream::out)
              == (std::vector<std::string>{
@@ -557,7 +557,7 @@ BOOST_AUTO_TEST_CASE(command_format_drives_the_real_fab) {
                      "fab %{task} --branch-name=%{ref}");
   start(fabric_provider(), j);
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(has_line("deploy branch_name=" + j.request.ref));
   BOOST_TEST(!fs::exists(tmp.path / "m4"));
   // Its failure is named without showing the operator's command.
@@ -566,7 +566,7 @@ BOOST_AUTO_TEST_CASE(command_format_drives_the_real_fab) {
   j.env.back().second = "fab deploy.broken";
   start(fabric_provider(), j);
   result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description
              == "DEPLOY_COMMAND_FORMAT command exited with status 4");
 }
@@ -584,7 +584,7 @@ BOOST_AUTO_TEST_CASE(runs_the_playbook_with_the_sha_and_the_key_file) {
   j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY", key);
   start(ansible_provider(), j);
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(result.description
              == "Deployed feature/x (" + short_sha()
                   + ") to production with ansible-playbook");
@@ -619,7 +619,7 @@ BOOST_AUTO_TEST_CASE(the_operator_may_turn_host_key_checking_off) {
   auto j = job("ansible", "deploy");
   j.env.emplace_back("ANSIBLE_HOST_KEY_CHECKING", "False");
   start(ansible_provider(), j);
-  BOOST_TEST(outcome().state == "success");
+  BOOST_TEST(outcome().state == deploy_state::success);
   BOOST_TEST(read_file(tmp.path / "observed")
              == "checking=False key_in_env= branch=feature/x\n");
   // No key configured: no key file, no variable for it.
@@ -638,7 +638,7 @@ BOOST_AUTO_TEST_CASE(a_failing_playbook_is_a_failure_and_the_key_goes) {
   j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY", "k\\ney");
   start(ansible_provider(), j);
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "ansible-playbook exited with status 2");
   std::vector<fs::path> left;
   for (auto& entry : fs::directory_iterator(workspaces))
@@ -665,7 +665,7 @@ BOOST_AUTO_TEST_CASE(cancel_kills_ansible_and_its_workers_and_the_key_goes) {
   BOOST_TEST(key_files().size() == 1u);
   caf::anon_send(provider, cancel_atom::value);
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "cancelled");
   BOOST_TEST(eventually([&] {
     while (::waitpid(-1, nullptr, WNOHANG) > 0)
@@ -679,14 +679,14 @@ BOOST_AUTO_TEST_CASE(a_missing_inventory_or_playbook_is_an_error) {
   checkout({{"ansible/site.yml", site_yml}});
   start(ansible_provider(), job("ansible", "deploy"));
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description == "no ansible/hosts in the repository");
   fs::remove(ws / "ansible" / "site.yml");
   write_file(ws / "ansible" / "hosts", "localhost\n");
   forget_results();
   start(ansible_provider(), job("ansible", "deploy"));
   result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description == "no ansible/site.yml in the repository");
 }
 

@@ -116,7 +116,7 @@ BOOST_AUTO_TEST_CASE(runs_the_script_with_the_deployment_environment) {
              true);
   start(job("deploy/run.sh"));
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(result.description
              == "Deployed main (0123456) to production with deploy/run.sh");
   BOOST_TEST(has_line("Running deploy/run.sh"));
@@ -134,7 +134,7 @@ BOOST_AUTO_TEST_CASE(a_failing_script_is_a_failure_with_its_status) {
              true);
   start(job("script/deploy"));
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "script/deploy exited with status 3");
   BOOST_TEST(has_line("trying"));
 }
@@ -143,7 +143,7 @@ BOOST_AUTO_TEST_CASE(a_script_killed_by_a_signal_says_so) {
   write_file(ws / "deploy.sh", "#!/bin/sh\nkill -KILL $$\n", true);
   start(job("deploy.sh"));
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "deploy.sh was killed by signal 9");
 }
 
@@ -152,7 +152,7 @@ BOOST_AUTO_TEST_CASE(a_missing_deploy_script_setting_is_an_error) {
   j.request.payload_json = R"({"config":{"provider":"shell"}})";
   start(j);
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description == "payload.config.deploy_script is missing");
   j.request.payload_json = "{}";
   {
@@ -167,7 +167,7 @@ BOOST_AUTO_TEST_CASE(a_missing_deploy_script_setting_is_an_error) {
 BOOST_AUTO_TEST_CASE(a_script_not_in_the_checkout_is_an_error) {
   start(job("deploy/nope.sh"));
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description
              == "deploy script deploy/nope.sh not found at 0123456");
   std::lock_guard<std::mutex> guard{rec->mx};
@@ -178,7 +178,7 @@ BOOST_AUTO_TEST_CASE(a_script_that_is_not_executable_is_an_error) {
   write_file(ws / "deploy.sh", "#!/bin/sh\necho hi\n");
   start(job("deploy.sh"));
   auto result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description == "deploy script deploy.sh is not executable");
 }
 
@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(paths_out_of_the_repository_are_refused) {
     }
     start(job(path));
     auto result = outcome();
-    BOOST_TEST(result.state == "error", path);
+    BOOST_TEST(result.state == deploy_state::error, path);
     BOOST_TEST(result.description
                  == "deploy script " + path + " is outside the repository",
                path);
@@ -218,7 +218,7 @@ BOOST_AUTO_TEST_CASE(cancel_kills_the_whole_group_and_reports) {
   BOOST_TEST(group_alive(pgid));
   caf::anon_send(provider, cancel_atom::value);
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "cancelled");
   BOOST_TEST(wait_group_gone(pgid));
 }
@@ -236,7 +236,7 @@ BOOST_AUTO_TEST_CASE(cancel_escalates_to_sigkill_after_the_grace_period) {
   auto pgid = script_pgid();
   caf::anon_send(provider, cancel_atom::value);
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "cancelled");
   BOOST_TEST(wait_group_gone(pgid));
 }
@@ -250,7 +250,7 @@ BOOST_AUTO_TEST_CASE(cancel_without_terminating_children_leaves_them) {
   auto pgid = script_pgid();
   caf::anon_send(provider, cancel_atom::value);
   auto result = outcome();
-  BOOST_TEST(result.state == "failure");
+  BOOST_TEST(result.state == deploy_state::failure);
   BOOST_TEST(result.description == "cancelled");
   BOOST_TEST(group_alive(pgid));
   kill_group(pgid, SIGKILL); // The fixture reaps it.
@@ -264,7 +264,7 @@ BOOST_AUTO_TEST_CASE(the_script_runs_in_the_deployments_scope) {
   j.scope = scopes.open(17);
   start(j);
   auto result = outcome();
-  BOOST_TEST(result.state == "success");
+  BOOST_TEST(result.state == deploy_state::success);
   BOOST_TEST(has_line("scope=" + j.scope.cookie));
   BOOST_TEST(read_file(j.scope.record).find("\ngroup ") != std::string::npos);
   end_scope(j.scope, std::chrono::seconds(5));
@@ -275,7 +275,7 @@ BOOST_AUTO_TEST_CASE(the_script_runs_in_the_deployments_scope) {
   // An ended scope starts nothing.
   start(j);
   result = outcome();
-  BOOST_TEST(result.state == "error");
+  BOOST_TEST(result.state == deploy_state::error);
   BOOST_TEST(result.description.find("deployment 17 has ended")
                != std::string::npos,
              result.description);
@@ -287,7 +287,7 @@ BOOST_AUTO_TEST_CASE(the_ssh_agent_runs_in_the_deployments_scope) {
   plan.env = child_env(tmp.path);
   plan.env.emplace_back("DEPLOYMENT_PRIVATE_KEY", "not\\na key");
   plan.scope = scopes.open(18);
-  BOOST_REQUIRE_EQUAL(use_deploy_key_agent(plan), "");
+  BOOST_REQUIRE(!use_deploy_key_agent(plan));
   // The agent's keeper was recorded in the scope and carries its cookie.
   std::istringstream in{read_file(plan.scope.record)};
   int32_t keeper = 0;

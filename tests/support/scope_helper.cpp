@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   // The script's parent thread waits for it, as heaven's runner threads do.
   std::thread{[spec] {
     heaven::run_process(spec, std::function<void(heaven::log_line)>{},
-                        caf::actor{});
+                        heaven::process_watcher{});
   }}.detach();
   for (;;)
     ::pause();

@@ -66,9 +66,17 @@ struct record {
   }
 };
 
+/// What the recorder hears: everything heaven's runners tell (the process
+/// runner, the SSH sessions, the workspace) and a provider's result.
+using recorder_actor = caf::typed_actor<
+  caf::reacts_to<log_atom, log_line>, caf::reacts_to<started_atom, int32_t>,
+  caf::reacts_to<exited_atom, exit_info>,
+  caf::reacts_to<prepared_atom, bool, std::string>,
+  caf::reacts_to<result_atom, provider_outcome>>;
+
 /// An actor that stores every deployment-bound message into `rec`.
-inline caf::behavior recorder(caf::event_based_actor*,
-                              std::shared_ptr<record> rec) {
+inline recorder_actor::behavior_type recorder(recorder_actor::pointer,
+                                              std::shared_ptr<record> rec) {
   auto add = [rec](auto fn) {
     {
       std::lock_guard<std::mutex> guard{rec->mx};
