@@ -136,7 +136,7 @@ route_decision on_event(route_decision r, request_parts& req,
   if (starts_with_nocase(req.content_type, "application/x-www-form-urlencoded"))
     if (auto json = form_payload(req.body))
       req.body = std::move(*json);
-  if (auto kind = parse_event_kind(type))
+  if (auto kind = parse<event_kind>(type))
     ev.type = *kind;
   else
     return answer(std::move(r), 422,

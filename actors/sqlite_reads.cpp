@@ -95,7 +95,7 @@ std::vector<deployment_row> sqlite_store::list(int32_t n) {
     stmt.columns(0, x.id, x.github_id, x.repo, x.app, x.environment, x.ref,
                  x.sha, x.task, x.provider, x.actor);
     // Only heaven writes states; an unknown one lists as error.
-    x.state = parse_deploy_state(stmt.text(10)).value_or(deploy_state::error);
+    x.state = parse<deploy_state>(stmt.text(10)).value_or(deploy_state::error);
     stmt.columns(11, x.description, x.created_at, x.updated_at, x.finished_at);
     result.push_back(std::move(x));
   }
@@ -111,7 +111,7 @@ std::vector<unfinished_deployment> sqlite_store::pending() {
   while (stmt.step()) {
     unfinished_deployment x;
     x.id = stmt.int64(0);
-    x.state = parse_deploy_state(stmt.text(1)).value_or(deploy_state::queued);
+    x.state = parse<deploy_state>(stmt.text(1)).value_or(deploy_state::queued);
     auto& r = x.request;
     // The columns are the fallback should the JSON be damaged or old.
     stmt.columns(3, r.github_id, r.repo, r.app, r.environment, r.ref, r.sha,

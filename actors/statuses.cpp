@@ -5,19 +5,18 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/rows.hpp"
+
 namespace heaven {
 
 github_status status_of(const outbox_row& row) {
-  auto j = nlohmann::json::parse(row.body, nullptr, false);
-  if (!j.is_object())
-    throw std::runtime_error("status row " + std::to_string(row.id)
-                             + " is not a JSON object");
+  auto j = row_object(row, "status");
   github_status s;
   try {
     s.repo = j.at("repo").get<std::string>();
     s.github_id = j.at("github_id").get<int64_t>();
     auto state = j.at("state").get<std::string>();
-    if (auto known = parse_status_state(state))
+    if (auto known = parse<status_state>(state))
       s.state = *known;
     else
       throw std::runtime_error("status row " + std::to_string(row.id)

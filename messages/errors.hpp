@@ -45,8 +45,8 @@ enum class ec : uint8_t {
 constexpr caf::atom_value ec_category = caf::atom("heaven");
 
 inline constexpr std::string_view ec_words[] = {
-  "none",       "cannot_start", "checkout_failed",
-  "ssh_failed", "cancelled",    "timed_out", "request_failed"};
+  "none",      "cannot_start", "checkout_failed", "ssh_failed",
+  "cancelled", "timed_out",    "request_failed"};
 
 /// The name of `code` ("checkout_failed"); "unknown" for a code this heaven
 /// does not know.

@@ -21,10 +21,10 @@ namespace heaven {
 using string_pairs = std::vector<std::pair<std::string, std::string>>;
 
 // -- the protocol's words -------------------------------------------------
-// Each enum has one `to_string` (the word the database, the logs and the
-// wire use) and one `parse_<enum>` reading that word back, both from one
-// table of words in the enum's order. CAF serializes them as their
-// underlying integer, like any enum without an `inspect`.
+// Each enum has one table of words in the enum's order, named by a
+// `words_of(enum)` overload; `to_string` writes the word (the database's,
+// the logs' and the wire's) and `parse<enum>` reads it back. CAF serializes
+// them as their underlying integer, like any enum without an `inspect`.
 
 namespace detail {
 
@@ -47,6 +47,24 @@ parse_word(std::string_view text, const std::string_view (&words)[N]) {
 
 } // namespace detail
 
+/// The word of `x`, for every enum with a word table.
+template <class Enum, class = decltype(words_of(Enum{}))>
+std::string to_string(Enum x) {
+  return detail::word_of(x, words_of(x));
+}
+
+/// The value of `Enum` whose word is `text`, if any.
+template <class Enum>
+std::optional<Enum> parse(std::string_view text) {
+  return detail::parse_word<Enum>(text, words_of(Enum{}));
+}
+
+/// Writes the word of `x` (test assertions print states this way).
+template <class Enum, class = decltype(words_of(Enum{}))>
+std::ostream& operator<<(std::ostream& out, Enum x) {
+  return out << to_string(x);
+}
+
 /// Where a deployment is in its life, as the store records it. GitHub's
 /// statuses say `in_progress` for running.
 enum class deploy_state : uint8_t {
@@ -62,25 +80,14 @@ enum class deploy_state : uint8_t {
 inline constexpr std::string_view deploy_state_words[] = {
   "queued", "running", "success", "failure", "error"};
 
-/// "queued", "running", "success", "failure" or "error".
-inline std::string to_string(deploy_state x) {
-  return detail::word_of(x, deploy_state_words);
-}
-
-/// The state `text` names (as `to_string` writes it), if any.
-inline std::optional<deploy_state> parse_deploy_state(std::string_view text) {
-  return detail::parse_word<deploy_state>(text, deploy_state_words);
+inline constexpr const auto& words_of(deploy_state) {
+  return deploy_state_words;
 }
 
 /// True for success, failure and error: the states a deployment ends in.
 inline bool terminal(deploy_state x) {
   return x == deploy_state::success || x == deploy_state::failure
          || x == deploy_state::error;
-}
-
-/// Writes the word of `x` (test assertions print states this way).
-inline std::ostream& operator<<(std::ostream& out, deploy_state x) {
-  return out << to_string(x);
 }
 
 /// The state of a GitHub deployment status heaven posts. The same life as
@@ -97,14 +104,8 @@ enum class status_state : uint8_t {
 inline constexpr std::string_view status_state_words[] = {
   "queued", "in_progress", "success", "failure", "error"};
 
-/// "queued", "in_progress", "success", "failure" or "error".
-inline std::string to_string(status_state x) {
-  return detail::word_of(x, status_state_words);
-}
-
-/// The status state `text` names (as `to_string` writes it), if any.
-inline std::optional<status_state> parse_status_state(std::string_view text) {
-  return detail::parse_word<status_state>(text, status_state_words);
+inline constexpr const auto& words_of(status_state) {
+  return status_state_words;
 }
 
 /// The status that says a deployment is in state `x`.
@@ -123,11 +124,6 @@ inline status_state status_state_of(deploy_state x) {
   }
 }
 
-/// Writes the word of `x`.
-inline std::ostream& operator<<(std::ostream& out, status_state x) {
-  return out << to_string(x);
-}
-
 /// The GitHub webhook events heaven takes (`X-GitHub-Event`).
 enum class event_kind : uint8_t {
   deployment,
@@ -139,14 +135,8 @@ enum class event_kind : uint8_t {
 inline constexpr std::string_view event_kind_words[] = {
   "deployment", "deployment_status", "status", "ping"};
 
-/// The event's name as GitHub sends it.
-inline std::string to_string(event_kind x) {
-  return detail::word_of(x, event_kind_words);
-}
-
-/// The event `text` names, if heaven takes it.
-inline std::optional<event_kind> parse_event_kind(std::string_view text) {
-  return detail::parse_word<event_kind>(text, event_kind_words);
+inline constexpr const auto& words_of(event_kind) {
+  return event_kind_words;
 }
 
 /// What a deployment asks of its environment's lock: its task is
@@ -160,14 +150,8 @@ enum class lock_task : uint8_t {
 inline constexpr std::string_view lock_task_words[] = {"none", "lock",
                                                        "unlock"};
 
-/// "none", "lock" or "unlock".
-inline std::string to_string(lock_task x) {
-  return detail::word_of(x, lock_task_words);
-}
-
-/// The lock task `text` names, if any.
-inline std::optional<lock_task> parse_lock_task(std::string_view text) {
-  return detail::parse_word<lock_task>(text, lock_task_words);
+inline constexpr const auto& words_of(lock_task) {
+  return lock_task_words;
 }
 
 /// What the lock rule found or did for a deployment.
@@ -188,14 +172,8 @@ enum class lock_outcome : uint8_t {
 inline constexpr std::string_view lock_outcome_words[] = {
   "none", "locked", "already_locked", "unlocked", "not_locked"};
 
-/// "none", "locked", "already_locked", "unlocked" or "not_locked".
-inline std::string to_string(lock_outcome x) {
-  return detail::word_of(x, lock_outcome_words);
-}
-
-/// The lock outcome `text` names, if any.
-inline std::optional<lock_outcome> parse_lock_outcome(std::string_view text) {
-  return detail::parse_word<lock_outcome>(text, lock_outcome_words);
+inline constexpr const auto& words_of(lock_outcome) {
+  return lock_outcome_words;
 }
 
 /// A `deployment` webhook event, parsed and validated for shape (not for
@@ -533,9 +511,8 @@ enum class receipt_kind : uint8_t {
 inline constexpr std::string_view receipt_kind_words[] = {
   "accepted", "refused", "redelivery", "ignored", "unstored"};
 
-/// "accepted", "refused", "redelivery", "ignored" or "unstored".
-inline std::string to_string(receipt_kind x) {
-  return detail::word_of(x, receipt_kind_words);
+inline constexpr const auto& words_of(receipt_kind) {
+  return receipt_kind_words;
 }
 
 /// The receiver's answer to a webhook event.
@@ -721,9 +698,8 @@ enum class stream : uint8_t {
 
 inline constexpr std::string_view stream_words[] = {"heaven", "out", "err"};
 
-/// "heaven", "out" or "err".
-inline std::string to_string(stream x) {
-  return detail::word_of(x, stream_words);
+inline constexpr const auto& words_of(stream) {
+  return stream_words;
 }
 
 /// One line of a deployment's output, without its newline.

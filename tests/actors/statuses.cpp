@@ -294,8 +294,8 @@ BOOST_AUTO_TEST_CASE(terminal_states) {
   // A running deployment's status says in_progress; "pending" is no state.
   BOOST_TEST(to_string(status_state_of(deploy_state::running))
              == "in_progress");
-  BOOST_TEST(!parse_deploy_state("in_progress"));
-  BOOST_TEST(!parse_status_state("pending"));
+  BOOST_TEST(!parse<deploy_state>("in_progress"));
+  BOOST_TEST(!parse<status_state>("pending"));
 }
 
 BOOST_AUTO_TEST_CASE(retry_at_reads_retry_after_and_rate_limit_resets) {

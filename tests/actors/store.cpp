@@ -106,7 +106,7 @@ inbound_event deployment_event(std::string delivery, deployment_request r) {
 inbound_event other_event(std::string delivery, std::string type) {
   inbound_event ev;
   ev.delivery = std::move(delivery);
-  ev.type = parse_event_kind(type).value();
+  ev.type = parse<event_kind>(type).value();
   ev.body = R"({"zen":"Keep it logically awesome."})";
   return ev;
 }
@@ -162,7 +162,7 @@ inbound_event task_event(std::string delivery, int64_t github_id,
   auto ev = deployment_event(std::move(delivery), std::move(r));
   ev.repo = ev.deployment.repo;
   ev.lock_action
-    = parse_lock_task(lock_action.empty() ? "none" : lock_action).value();
+    = parse<lock_task>(lock_action.empty() ? "none" : lock_action).value();
   return ev;
 }
 
@@ -488,7 +488,7 @@ struct fixture {
     caf::expected<bool> out{caf::error{}};
     self
       ->request(s, timeout, finish_atom::value, id,
-                provider_outcome{parse_deploy_state(state).value(),
+                provider_outcome{parse<deploy_state>(state).value(),
                                  std::move(description)})
       .receive([&](bool x) { out = x; },
                [&](caf::error& e) { out = std::move(e); });
