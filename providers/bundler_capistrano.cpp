@@ -10,6 +10,7 @@
 //      runs.
 
 #include "providers/bundler_capistrano.hpp"
+#include "providers/outcome.hpp"
 
 #include <cctype>
 #include <csignal>
@@ -82,10 +83,7 @@ void end(self_ptr self, deploy_state state, std::string description) {
     return;
   st.at = phase::done;
   remove_dir(self->system(), st.dir);
-  spdlog::info("deployment {} ends with {}: {}", st.job.id, to_string(state),
-               description);
-  self->send(st.deployment, result_atom::value,
-             provider_outcome{state, std::move(description)});
+  report_end(st.deployment, st.job.id, state, std::move(description));
   self->quit();
 }
 
@@ -105,29 +103,37 @@ bool retry_later(self_ptr self, const http_response& res,
 void download(self_ptr self);
 void unpack(self_ptr self);
 
+/// Sends `req` to the HTTP client; `then(res)` gets the answer unless the
+/// provider has left step `at` meanwhile (it ended, or was cancelled).
+template <class F>
+void ask(self_ptr self, phase at, http_request req, F then) {
+  self->request(self->state.cfg.api.http, caf::infinite, std::move(req))
+    .then([self, at, then](http_response& res) mutable {
+      if (self->state.at == at)
+        then(res);
+    });
+}
+
 /// Step 1: GitHub's tarball link.
 void fetch_link(self_ptr self) {
   auto& st = self->state;
   auto& req = st.job.request;
-  auto ask = github_archive_request(github_of(st.cfg.api), req.repo, "tarball",
-                                    req.sha);
-  self->request(st.cfg.api.http, caf::infinite, std::move(ask))
-    .then([=](http_response& res) {
-      auto& st = self->state;
-      if (st.at != phase::link)
-        return;
-      auto& req = st.job.request;
-      auto link = github_archive_link(res, "tarball", req.repo, req.sha);
-      if (link) {
-        st.location = std::move(*link);
-        st.at = phase::download;
-        st.attempt = 1;
-        download(self);
-        return;
-      }
-      if (!retry_later(self, res, "GitHub's tarball link"))
-        end(self, deploy_state::error, describe(link.error()));
-    });
+  auto link_request = github_archive_request(github_of(st.cfg.api), req.repo,
+                                             "tarball", req.sha);
+  ask(self, phase::link, std::move(link_request), [=](http_response& res) {
+    auto& st = self->state;
+    auto& req = st.job.request;
+    auto link = github_archive_link(res, "tarball", req.repo, req.sha);
+    if (link) {
+      st.location = std::move(*link);
+      st.at = phase::download;
+      st.attempt = 1;
+      download(self);
+      return;
+    }
+    if (!retry_later(self, res, "GitHub's tarball link"))
+      end(self, deploy_state::error, describe(link.error()));
+  });
 }
 
 /// Step 2: the tarball itself, written to <dir>/source.tar.gz.
@@ -138,33 +144,30 @@ void download(self_ptr self) {
   get.headers = {{"User-Agent", "heaven"}};
   get.follow_redirects = true;
   get.timeout_ms = st.cfg.download_timeout_ms;
-  self->request(st.cfg.api.http, caf::infinite, std::move(get))
-    .then([=](http_response& res) {
-      auto& st = self->state;
-      if (st.at != phase::download)
-        return;
-      auto& req = st.job.request;
-      auto what = "the tarball of " + req.repo + " at " + short_sha(req.sha);
-      if (res.status != 200) {
-        if (!retry_later(self, res, "Downloading " + what))
-          end(self, deploy_state::error,
-              "could not download " + what + " (" + describe(res) + ")");
-        return;
-      }
-      std::error_code ec;
-      fs::create_directories(st.dir / "app", ec);
-      std::ofstream out{st.dir / "source.tar.gz", std::ios::binary};
-      out.write(res.body.data(), static_cast<std::streamsize>(res.body.size()));
-      out.close();
-      if (ec || !out) {
+  ask(self, phase::download, std::move(get), [=](http_response& res) {
+    auto& st = self->state;
+    auto& req = st.job.request;
+    auto what = "the tarball of " + req.repo + " at " + short_sha(req.sha);
+    if (res.status != 200) {
+      if (!retry_later(self, res, "Downloading " + what))
         end(self, deploy_state::error,
-            "could not write " + what + " to " + st.dir.string());
-        return;
-      }
-      say(self, "Downloaded " + what + " (" + std::to_string(res.body.size())
-                  + " bytes)");
-      unpack(self);
-    });
+            "could not download " + what + " (" + describe(res) + ")");
+      return;
+    }
+    std::error_code ec;
+    fs::create_directories(st.dir / "app", ec);
+    std::ofstream out{st.dir / "source.tar.gz", std::ios::binary};
+    out.write(res.body.data(), static_cast<std::streamsize>(res.body.size()));
+    out.close();
+    if (ec || !out) {
+      end(self, deploy_state::error,
+          "could not write " + what + " to " + st.dir.string());
+      return;
+    }
+    say(self, "Downloaded " + what + " (" + std::to_string(res.body.size())
+                + " bytes)");
+    unpack(self);
+  });
 }
 
 /// Step 3: `tar` unpacks it into <dir>/app (GitHub's archive has one

@@ -1,4 +1,5 @@
 #include "providers/command.hpp"
+#include "providers/outcome.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -220,11 +221,7 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
   auto finish = [self](deploy_state state, std::string description) {
     auto& st = self->state;
     st.clean_up();
-    spdlog::info("deployment {} ends with {}: {}", st.job.id, to_string(state),
-                 description);
-    if (st.deployment)
-      self->send(st.deployment, result_atom::value,
-                 provider_outcome{state, std::move(description)});
+    report_end(st.deployment, st.job.id, state, std::move(description));
     self->quit();
   };
   st.plan.scope = st.job.scope;

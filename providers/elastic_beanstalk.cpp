@@ -12,6 +12,7 @@
 // One thing happens at a time, so one `tick` slot serves both the poll
 // timer and retry backoffs: `on_tick` says what the next tick does.
 #include "providers/elastic_beanstalk.hpp"
+#include "providers/outcome.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -94,11 +95,7 @@ void finish(self_ptr self, deploy_state state, std::string description) {
     return;
   st.finished = true;
   st.on_tick = nullptr;
-  spdlog::info("deployment {} ends with {}: {}", st.job.id, to_string(state),
-               description);
-  if (st.deployment)
-    self->send(st.deployment, result_atom::value,
-               provider_outcome{state, std::move(description)});
+  report_end(st.deployment, st.job.id, state, std::move(description));
   self->quit();
 }
 

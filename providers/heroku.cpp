@@ -152,27 +152,35 @@ void list_builds(self_ptr self);
 void poll(self_ptr self);
 void open_stream(self_ptr self);
 
+/// Sends `req` to the HTTP client; `then(res)` gets the answer unless the
+/// provider has left step `at` meanwhile (it ended, or was cancelled).
+template <class F>
+void ask(self_ptr self, step at, http_request req, F then) {
+  self->request(self->state.cfg.http, caf::infinite, std::move(req))
+    .then([self, at, then](http_response& res) mutable {
+      if (self->state.at == at)
+        then(res);
+    });
+}
+
 void fetch_tarball_link(self_ptr self) {
   auto& st = self->state;
   auto req = github_archive_request(github_of(st.cfg), st.job.request.repo,
                                     "tarball", st.job.request.sha);
-  self->request(st.cfg.http, caf::infinite, std::move(req))
-    .then([=](http_response& res) {
-      auto& st = self->state;
-      if (st.at != step::tarball)
-        return;
-      auto link = github_archive_link(res, "tarball", st.job.request.repo,
-                                      st.job.request.sha);
-      if (link) {
-        st.source_url = std::move(*link);
-        st.at = step::create;
-        st.attempt = 1;
-        create_build(self);
-        return;
-      }
-      if (!retry_later(self, res, "GitHub's tarball link"))
-        end(self, deploy_state::error, describe(link.error()));
-    });
+  ask(self, step::tarball, std::move(req), [=](http_response& res) {
+    auto& st = self->state;
+    auto link = github_archive_link(res, "tarball", st.job.request.repo,
+                                    st.job.request.sha);
+    if (link) {
+      st.source_url = std::move(*link);
+      st.at = step::create;
+      st.attempt = 1;
+      create_build(self);
+      return;
+    }
+    if (!retry_later(self, res, "GitHub's tarball link"))
+      end(self, deploy_state::error, describe(link.error()));
+  });
 }
 
 /// Follows `build` (Heroku's JSON for one build, with an id): its output
@@ -249,37 +257,34 @@ void create_build(self_ptr self) {
   auto req = create_build_request(st.cfg, st.app, st.source_url, st.job);
   if (st.first_create == std::chrono::system_clock::time_point{})
     st.first_create = std::chrono::system_clock::now();
-  self->request(st.cfg.http, caf::infinite, std::move(req))
-    .then([=](http_response& res) {
-      auto& st = self->state;
-      if (st.at != step::create)
-        return;
-      switch (classify_create(res)) {
-        case create_answer::created: {
-          auto build = json::parse(res.body, nullptr, false);
-          if (!has_id(build)) {
-            end(self, deploy_state::error,
-                "Heroku accepted the build but its answer "
-                "has no build id");
-            return;
-          }
-          follow(self, build, false);
+  ask(self, step::create, std::move(req), [=](http_response& res) {
+    auto& st = self->state;
+    switch (classify_create(res)) {
+      case create_answer::created: {
+        auto build = json::parse(res.body, nullptr, false);
+        if (!has_id(build)) {
+          end(self, deploy_state::error,
+              "Heroku accepted the build but its answer "
+              "has no build id");
           return;
         }
-        case create_answer::refused:
-          if (!retry_later(self, res, "Heroku's build API"))
-            end(self, deploy_state::error,
-                heroku_problem(st.app, "build " + st.app, res));
-          return;
-        case create_answer::unknown:
-          look_up(self, res);
-          return;
-        case create_answer::failed:
+        follow(self, build, false);
+        return;
+      }
+      case create_answer::refused:
+        if (!retry_later(self, res, "Heroku's build API"))
           end(self, deploy_state::error,
               heroku_problem(st.app, "build " + st.app, res));
-          return;
-      }
-    });
+        return;
+      case create_answer::unknown:
+        look_up(self, res);
+        return;
+      case create_answer::failed:
+        end(self, deploy_state::error,
+            heroku_problem(st.app, "build " + st.app, res));
+        return;
+    }
+  });
 }
 
 /// One page of the app's builds, newest first (list_builds_request), then
@@ -288,57 +293,54 @@ void create_build(self_ptr self) {
 void list_builds(self_ptr self) {
   auto& st = self->state;
   auto req = list_builds_request(st.cfg, st.app, st.next_range);
-  self->request(st.cfg.http, caf::infinite, std::move(req))
-    .then([=](http_response& res) {
-      auto& st = self->state;
-      if (st.at != step::lookup)
-        return;
-      if (res.status != 200 && res.status != 206) {
-        auto retry = next_retry(res, st.list_attempt, st.cfg,
-                                "Listing " + st.app + "'s builds");
-        if (retry) {
-          say(self, stream::heaven, std::move(retry->line));
-          self->delayed_send(self, retry->delay, tick_atom::value);
-          return;
-        }
-        auto msg = heroku_message(res);
-        spdlog::error("deployment {}: listing the builds of {} failed ({}){}",
-                      st.job.id, st.app, describe(res),
-                      msg.empty() ? "" : ": " + msg);
-        end(self, deploy_state::error,
-            "Heroku may have started a build on " + st.app + " ("
-              + describe(st.unanswered) + "); listing its builds failed ("
-              + describe(res) + ")");
+  ask(self, step::lookup, std::move(req), [=](http_response& res) {
+    auto& st = self->state;
+    if (res.status != 200 && res.status != 206) {
+      auto retry = next_retry(res, st.list_attempt, st.cfg,
+                              "Listing " + st.app + "'s builds");
+      if (retry) {
+        say(self, stream::heaven, std::move(retry->line));
+        self->delayed_send(self, retry->delay, tick_atom::value);
         return;
       }
-      auto builds = json::parse(res.body, nullptr, false);
-      if (!builds.is_array()) {
-        end(self, deploy_state::error,
-            "Heroku may have started a build on " + st.app
-              + ": its list of builds is not a JSON array");
+      auto msg = heroku_message(res);
+      spdlog::error("deployment {}: listing the builds of {} failed ({}){}",
+                    st.job.id, st.app, describe(res),
+                    msg.empty() ? "" : ": " + msg);
+      end(self, deploy_state::error,
+          "Heroku may have started a build on " + st.app + " ("
+            + describe(st.unanswered) + "); listing its builds failed ("
+            + describe(res) + ")");
+      return;
+    }
+    auto builds = json::parse(res.body, nullptr, false);
+    if (!builds.is_array()) {
+      end(self, deploy_state::error,
+          "Heroku may have started a build on " + st.app
+            + ": its list of builds is not a JSON array");
+      return;
+    }
+    st.list_attempt = 1;
+    ++st.pages;
+    bool reached_back = builds.empty();
+    for (auto& build : builds) {
+      if (ours(build, st.job, cutoff(st))) {
+        follow(self, build, true);
         return;
       }
-      st.list_attempt = 1;
-      ++st.pages;
-      bool reached_back = builds.empty();
-      for (auto& build : builds) {
-        if (ours(build, st.job, cutoff(st))) {
-          follow(self, build, true);
-          return;
-        }
-        auto created = created_at(build);
-        if (created && *created < cutoff(st))
-          reached_back = true;
-      }
-      auto next = header_value(res, "next-range");
-      if (res.status == 206 && !next.empty() && !reached_back
-          && st.pages < max_list_pages) {
-        st.next_range = std::move(next);
-        list_builds(self);
-        return;
-      }
-      not_found(self);
-    });
+      auto created = created_at(build);
+      if (created && *created < cutoff(st))
+        reached_back = true;
+    }
+    auto next = header_value(res, "next-range");
+    if (res.status == 206 && !next.empty() && !reached_back
+        && st.pages < max_list_pages) {
+      st.next_range = std::move(next);
+      list_builds(self);
+      return;
+    }
+    not_found(self);
+  });
 }
 
 /// Follows the build's output. Heroku's stream URL is signed: it gets no
@@ -406,53 +408,50 @@ void poll(self_ptr self) {
     return;
   }
   auto req = build_request(st.cfg, st.app, st.build_id);
-  self->request(st.cfg.http, caf::infinite, std::move(req))
-    .then([=](http_response& res) {
-      auto& st = self->state;
-      if (st.at != step::following)
-        return;
-      auto next = [=] {
-        self->delayed_send(
-          self, std::chrono::milliseconds(self->state.cfg.poll_interval_ms),
-          tick_atom::value);
-      };
-      if (res.status != 200) {
-        if (!retry_allowed(retry_policy_of(st.cfg), res, st.attempt)) {
-          end(self, deploy_state::error,
-              heroku_problem(st.app, "report build " + short_id(st.build_id),
-                             res));
-          return;
-        }
-        say(self, stream::heaven,
-            retry_line("Polling the build", describe(res), st.attempt,
-                       retry_policy_of(st.cfg).attempts,
-                       std::chrono::milliseconds(st.cfg.poll_interval_ms)));
-        ++st.attempt;
-        next();
-        return;
-      }
-      st.attempt = 1;
-      auto build = json::parse(res.body, nullptr, false);
-      auto status = build_status(build);
-      if (status == "succeeded" || status == "failed") {
-        st.final_status = status;
-        st.drain_polls = 3;
-        if (st.stream_ended || st.stream_url.empty())
-          finish_build(self);
-        else
-          next();
-        return;
-      }
-      if (status != "pending") {
+  ask(self, step::following, std::move(req), [=](http_response& res) {
+    auto& st = self->state;
+    auto next = [=] {
+      self->delayed_send(
+        self, std::chrono::milliseconds(self->state.cfg.poll_interval_ms),
+        tick_atom::value);
+    };
+    if (res.status != 200) {
+      if (!retry_allowed(retry_policy_of(st.cfg), res, st.attempt)) {
         end(self, deploy_state::error,
-            "Heroku reports build " + short_id(st.build_id) + " as '" + status
-              + "', which heaven doesn't "
-                "know");
+            heroku_problem(st.app, "report build " + short_id(st.build_id),
+                           res));
         return;
       }
-      open_stream(self); // When it was not ready at first.
+      say(self, stream::heaven,
+          retry_line("Polling the build", describe(res), st.attempt,
+                     retry_policy_of(st.cfg).attempts,
+                     std::chrono::milliseconds(st.cfg.poll_interval_ms)));
+      ++st.attempt;
       next();
-    });
+      return;
+    }
+    st.attempt = 1;
+    auto build = json::parse(res.body, nullptr, false);
+    auto status = build_status(build);
+    if (status == "succeeded" || status == "failed") {
+      st.final_status = status;
+      st.drain_polls = 3;
+      if (st.stream_ended || st.stream_url.empty())
+        finish_build(self);
+      else
+        next();
+      return;
+    }
+    if (status != "pending") {
+      end(self, deploy_state::error,
+          "Heroku reports build " + short_id(st.build_id) + " as '" + status
+            + "', which heaven doesn't "
+              "know");
+      return;
+    }
+    open_stream(self); // When it was not ready at first.
+    next();
+  });
 }
 
 api_provider_actor::behavior_type heroku(self_ptr self, heroku_config cfg,
@@ -484,22 +483,11 @@ api_provider_actor::behavior_type heroku(self_ptr self, heroku_config cfg,
     return api_provider_actor::behavior_type::make_empty_behavior();
   return {
     [=](tick_atom) {
-      switch (self->state.at) {
-        case step::tarball:
-          fetch_tarball_link(self);
-          break;
-        case step::create:
-          create_build(self);
-          break;
-        case step::lookup:
-          list_builds(self);
-          break;
-        case step::following:
-          poll(self);
-          break;
-        case step::done:
-          break;
-      }
+      // What a tick does in each step, in the order of `step`.
+      static constexpr void (*act[])(self_ptr) = {
+        fetch_tarball_link, create_build, list_builds, poll, nullptr};
+      if (auto f = act[static_cast<int>(self->state.at)])
+        f(self);
     },
     [=](chunk_atom, std::string& data) {
       auto& st = self->state;
