@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/retry.hpp"
+#include "base/rows.hpp"
 #include "base/text.hpp"
 
 namespace heaven {
@@ -33,10 +34,7 @@ struct deploy_row {
 };
 
 deploy_row read_row(const outbox_row& row) {
-  auto j = json::parse(row.body, nullptr, false);
-  if (!j.is_object())
-    throw std::runtime_error("deploy row " + std::to_string(row.id)
-                             + " is not a JSON object");
+  auto j = row_object(row, "deploy");
   deploy_row x;
   try {
     x.repo = j.at("repo").get<std::string>();

@@ -14,6 +14,7 @@
 #include "actors/store_schema.hpp"
 #include "base/lifecycle.hpp"
 #include "base/notices.hpp"
+#include "base/retry.hpp"
 
 namespace heaven {
 
@@ -33,9 +34,7 @@ std::string now_iso8601() {
 }
 
 int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
-    .count();
+  return unix_now_ms();
 }
 
 } // namespace sqlite_rows
@@ -227,7 +226,7 @@ find_deployment(database& db, int64_t id) {
     stmt.reset();
     return std::nullopt;
   }
-  auto state = parse_deploy_state(stmt.text(0));
+  auto state = parse<deploy_state>(stmt.text(0));
   // The columns are the fallback should the JSON be damaged or old.
   deployment_request r;
   stmt.columns(2, r.repo, r.github_id, r.app, r.environment, r.sha, r.task);
@@ -322,7 +321,7 @@ bool sqlite_store::finish(int64_t id, const provider_outcome& outcome,
   if (!found || (found->second && terminal(*found->second)))
     return false;
   set_state(db_, id, outcome.state, outcome.description, now);
-  if (outcome.state == to_string(deploy_state::success))
+  if (outcome.state == deploy_state::success)
     record_finished(db_, id, found->first, now);
   rows.push_back(
     queue_status(db_, id, found->first, outcome.state, outcome.description));
