@@ -380,6 +380,7 @@ struct real_notify_fixture {
       stub->respond_with([](const recorded_request&) { return ok(); });
     opts.first_backoff = 10ms;
     opts.max_backoff = 50ms;
+    opts.jitter = 0;
     opts.request_timeout_ms = 5000;
     store = sys.spawn(heaven::store, db.string(),
                       std::shared_ptr<health_board>{});

@@ -93,7 +93,12 @@ struct fixture : test::virtual_world {
   test::captured_log log;
   test::fake_host& gh = net->host("http://github.test/");
   std::shared_ptr<fake_github> github = std::make_shared<fake_github>();
-  outbox_options opts;
+  // No jitter: the tests assert exact waits.
+  outbox_options opts = [] {
+    outbox_options o;
+    o.jitter = 0;
+    return o;
+  }();
   outbox_actor box;
 
   fixture() {
@@ -210,7 +215,12 @@ struct real_fixture {
   store_actor db;
   test::http_stub stub;
   test::captured_log log;
-  outbox_options opts;
+  // No jitter: the tests assert exact waits.
+  outbox_options opts = [] {
+    outbox_options o;
+    o.jitter = 0;
+    return o;
+  }();
   outbox_actor box;
   caf::scoped_actor self{sys};
 

@@ -247,6 +247,7 @@ struct heroku_common {
     c.poll_interval_ms = 20;
     c.attempts = 3;
     c.first_backoff_ms = 10;
+    c.jitter = 0; // The tests assert exact waits.
     return c;
   }
 
