@@ -129,6 +129,19 @@ struct eb_common {
     return "heaven-elasticbeanstalk-builds-" + world->region;
   }
 
+  /// Points heaven at the stand-ins (virtual hosts or real stubs), which
+  /// answer as `world` says.
+  template <class Host>
+  void serve(Host& github, Host& s3, Host& eb) {
+    github_base = github.base_url();
+    s3_base = s3.base_url();
+    eb_base = eb.base_url();
+    github.respond_with(
+      [this](const recorded_request& r) { return answer_github(r); });
+    s3.respond_with([this](const recorded_request& r) { return answer_s3(r); });
+    eb.respond_with([this](const recorded_request& r) { return answer_eb(r); });
+  }
+
   stub_response answer_github(const recorded_request& r) {
     if (r.method == "GET"
         && r.target == "/repos/octo/app/zipball/" + std::string{sha})
@@ -313,13 +326,7 @@ struct eb_fixture : eb_common, virtual_world {
   deployment_actor sink = keep(sys.spawn(deployment_recorder, rec));
 
   eb_fixture() {
-    github_base = github.base_url();
-    s3_base = s3.base_url();
-    eb_base = eb.base_url();
-    github.respond_with(
-      [this](const recorded_request& r) { return answer_github(r); });
-    s3.respond_with([this](const recorded_request& r) { return answer_s3(r); });
-    eb.respond_with([this](const recorded_request& r) { return answer_eb(r); });
+    serve(github, s3, eb);
   }
 
   beanstalk_config config() const {
@@ -369,13 +376,7 @@ struct real_eb_fixture : eb_common {
   deployment_actor sink = sys.spawn(deployment_recorder, rec);
 
   real_eb_fixture() {
-    github_base = github.base_url();
-    s3_base = s3.base_url();
-    eb_base = eb.base_url();
-    github.respond_with(
-      [this](const recorded_request& r) { return answer_github(r); });
-    s3.respond_with([this](const recorded_request& r) { return answer_s3(r); });
-    eb.respond_with([this](const recorded_request& r) { return answer_eb(r); });
+    serve(github, s3, eb);
   }
 
   ~real_eb_fixture() {

@@ -135,6 +135,24 @@ struct heroku_common {
   }
 
   /// The output host: the build's output, at once.
+  /// Points heaven at the stand-ins (virtual hosts or real stubs) and
+  /// answers as `world` says; `reply(res, delay_ms)` makes Heroku's answer.
+  template <class Host, class Reply>
+  void serve(Host& gh, Host& api, Host& out, Reply reply) {
+    github_base = gh.base_url();
+    api_base = api.base_url();
+    output_base = out.base_url();
+    world.creates = {created_build()};
+    gh.respond_with(
+      [this](const recorded_request& r) { return answer_github(r); });
+    api.respond_with([this, reply](const recorded_request& r) {
+      int delay = 0;
+      auto res = answer(r, delay);
+      return reply(std::move(res), delay);
+    });
+    out.respond_with(answer_output);
+  }
+
   static stub_response answer_output(const recorded_request&) {
     stub_response res{200, {{"Content-Type", "text/plain"}}, ""};
     res.body = "-----> Building on the Heroku-22 stack\n-----> Done\n";
@@ -314,19 +332,10 @@ struct heroku_fixture : heroku_common, virtual_world {
   deployment_actor sink = keep(sys.spawn(deployment_recorder, rec));
 
   heroku_fixture() {
-    github_base = github.base_url();
-    api_base = heroku_api.base_url();
-    output_base = output.base_url();
-    world.creates = {created_build()};
-    github.respond_with(
-      [this](const recorded_request& r) { return answer_github(r); });
-    heroku_api.respond_with([this](const recorded_request& r) {
-      int delay = 0;
-      auto res = answer(r, delay);
+    serve(github, heroku_api, output, [](stub_response res, int delay) {
       // A slow Heroku: the answer comes after this much virtual time.
       return fake_reply{res}.after(std::chrono::milliseconds(delay));
     });
-    output.respond_with(answer_output);
   }
 
   heroku_config config() const {
@@ -372,17 +381,8 @@ struct real_heroku_fixture : heroku_common {
   http_stub output;
 
   real_heroku_fixture() {
-    github_base = github.base_url();
-    api_base = heroku_api.base_url();
-    output_base = output.base_url();
-    world.creates = {created_build()};
-    github.respond_with(
-      [this](const recorded_request& r) { return answer_github(r); });
-    heroku_api.respond_with([this](const recorded_request& r) {
-      int delay = 0;
-      return answer(r, delay);
-    });
-    output.respond_with(answer_output);
+    serve(github, heroku_api, output,
+          [](stub_response res, int) { return res; });
   }
 
   ~real_heroku_fixture() {
