@@ -157,6 +157,18 @@ stub_response ok() {
 /// heaven's chat notifications in a virtual world (tests/support): the real
 /// store on a real SQLite file, the chat services and GitHub behind the fake
 /// HTTP client, virtual time.
+/// The `deployment_status` event of `n` as the receiver hands it to the
+/// store, with delivery id "ds-<delivery>".
+inbound_event status_event(deployment_notice n, int delivery) {
+  inbound_event ev;
+  ev.delivery = "ds-" + std::to_string(delivery);
+  ev.type = event_kind::deployment_status;
+  ev.body = R"({"deployment_status":{}})";
+  ev.repo = n.repo;
+  ev.notice = std::move(n);
+  return ev;
+}
+
 struct notify_fixture : virtual_world {
   captured_log log;
   fake_host& slack = net->host("http://slack.test/");
@@ -272,12 +284,7 @@ struct notify_fixture : virtual_world {
   /// The store accepts the `deployment_status` event of `n`, as the
   /// receiver hands it over.
   void send(deployment_notice n) {
-    inbound_event ev;
-    ev.delivery = "ds-" + std::to_string(next_delivery++);
-    ev.type = event_kind::deployment_status;
-    ev.body = R"({"deployment_status":{}})";
-    ev.repo = n.repo;
-    ev.notice = std::move(n);
+    auto ev = status_event(std::move(n), next_delivery++);
     BOOST_REQUIRE(!ask<accept_result>(store, accept_atom::value, ev).duplicate);
   }
 
@@ -422,12 +429,7 @@ struct real_notify_fixture {
   }
 
   void send(deployment_notice n) {
-    inbound_event ev;
-    ev.delivery = "ds-" + std::to_string(next_delivery++);
-    ev.type = event_kind::deployment_status;
-    ev.body = R"({"deployment_status":{}})";
-    ev.repo = n.repo;
-    ev.notice = std::move(n);
+    auto ev = status_event(std::move(n), next_delivery++);
     self->request(store, 30s, accept_atom::value, std::move(ev))
       .receive([](accept_result& r) { BOOST_REQUIRE(!r.duplicate); },
                [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
