@@ -159,8 +159,8 @@ sqlite3_stmt* database::compile(const std::string& sql) {
 
 // -- transaction --------------------------------------------------------------
 
-transaction::transaction(database& db) : db_(db) {
-  db_.cached("BEGIN IMMEDIATE").run();
+transaction::transaction(database& db) : db_(db), nested_(!db.autocommit()) {
+  db_.cached(nested_ ? "SAVEPOINT op" : "BEGIN IMMEDIATE").run();
 }
 
 transaction::~transaction() {
@@ -168,7 +168,12 @@ transaction::~transaction() {
   // there is nothing left to roll back.
   if (!done_ && !db_.autocommit()) {
     try {
-      db_.cached("ROLLBACK").run();
+      if (nested_) {
+        db_.cached("ROLLBACK TO op").run();
+        db_.cached("RELEASE op").run();
+      } else {
+        db_.cached("ROLLBACK").run();
+      }
     } catch (const std::exception& e) {
       spdlog::error("store could not roll back: {}", e.what());
     }
@@ -176,7 +181,7 @@ transaction::~transaction() {
 }
 
 void transaction::commit() {
-  db_.cached("COMMIT").run();
+  db_.cached(nested_ ? "RELEASE op" : "COMMIT").run();
   done_ = true;
 }
 

@@ -126,10 +126,14 @@ private:
 };
 
 /// Rolls back unless committed, so an exception leaves no half-done change.
+/// Outside a transaction it is one (BEGIN IMMEDIATE ... COMMIT); inside one
+/// (the store's group commit, see store_backend::begin_batch) it is a
+/// savepoint of it: its commit keeps its changes for the enclosing COMMIT,
+/// its rollback undoes only them.
 class transaction {
 public:
-  /// Begins IMMEDIATE: takes the write lock now rather than failing
-  /// half-way.
+  /// Begins IMMEDIATE (takes the write lock now rather than failing
+  /// half-way), or a savepoint when a transaction is open.
   explicit transaction(database& db);
 
   ~transaction();
@@ -138,6 +142,7 @@ public:
 
 private:
   database& db_;
+  bool nested_ = false;
   bool done_ = false;
 };
 

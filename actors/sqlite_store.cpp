@@ -247,6 +247,26 @@ sqlite_store::sqlite_store(const std::string& path, open_mode mode)
 
 sqlite_store::~sqlite_store() = default;
 
+void sqlite_store::begin_batch() {
+  db_.cached("BEGIN IMMEDIATE").run();
+}
+
+void sqlite_store::commit_batch() {
+  try {
+    db_.cached("COMMIT").run();
+  } catch (...) {
+    // A failed COMMIT may leave the transaction open (SQLITE_BUSY): end it,
+    // so the next batch starts clean.
+    if (!db_.autocommit())
+      db_.exec_quietly("ROLLBACK");
+    throw;
+  }
+}
+
+bool sqlite_store::in_batch() const {
+  return !db_.autocommit();
+}
+
 // A lock task and a deployment arriving together are ordered by the
 // transaction: never do both pass; two deployments of one app and
 // environment: never do both run.

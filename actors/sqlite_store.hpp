@@ -24,6 +24,10 @@ public:
 
   ~sqlite_store() override;
 
+  void begin_batch() override;
+  void commit_batch() override;
+  bool in_batch() const override;
+
   accept_result accept(const inbound_event& ev, committed_rows& rows) override;
   bool start(int64_t id, const std::string& description,
              committed_rows& rows) override;

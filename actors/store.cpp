@@ -76,139 +76,249 @@ void wrote(store_ptr self, const char* what = nullptr) {
   }
 }
 
+/// Commits every queued request: one transaction, one write to disk (see
+/// `store`).
+void commit_queued(store_ptr self) {
+  auto& st = self->state;
+  st.commit_pending = false;
+  auto ops = std::move(st.queued);
+  st.queued.clear();
+  if (!st.db) {
+    for (auto& op : ops)
+      op.fail(st.open_error);
+    return;
+  }
+  auto& db = *st.db;
+  std::size_t i = 0;
+  while (i < ops.size()) {
+    try {
+      db.begin_batch();
+    } catch (const std::exception& e) {
+      spdlog::error("store could not begin a transaction: {}", e.what());
+      wrote(self, e.what());
+      for (; i < ops.size(); ++i)
+        ops[i].fail(e.what());
+      return;
+    }
+    // The requests of this batch that did their part, and what then.
+    std::vector<std::size_t> ok;
+    std::vector<std::function<void()>> then;
+    bool writes = false;
+    std::string undone; // Why the database ended the batch itself.
+    for (; i < ops.size(); ++i) {
+      std::string why;
+      if (auto after = ops[i].run(db, why)) {
+        ok.push_back(i);
+        then.push_back(std::move(after));
+        writes = writes || ops[i].write;
+      } else if (!db.in_batch()) {
+        undone = why.empty() ? std::string{"the transaction was undone"} : why;
+        ++i;
+        break;
+      }
+    }
+    std::string failed = undone;
+    if (failed.empty()) {
+      try {
+        db.commit_batch();
+      } catch (const std::exception& e) {
+        failed = e.what();
+      }
+    }
+    if (!failed.empty()) {
+      if (!ok.empty())
+        spdlog::error("store could not commit {} request(s): {}", ok.size(),
+                      failed);
+      wrote(self, failed.c_str());
+      for (auto j : ok)
+        ops[j].fail(failed);
+      continue;
+    }
+    if (writes)
+      wrote(self);
+    if (st.health)
+      st.health->committed(ok.size());
+    for (auto& f : then)
+      f();
+  }
+}
+
+/// Queues a request for the next commit: `fn(db, rows)` does it (rows it
+/// adds go to the outboxes once committed), `on_commit(result)` runs once
+/// it is on disk, just before the answer; `what()` ("record delivery d-1")
+/// names it in an error line. A write that fails tells the health board
+/// (a request the rules refuse, std::invalid_argument, says nothing of the
+/// disk).
+template <class What, class Fn, class OnCommit>
+auto enqueue(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit)
+  -> caf::result<decltype(fn(std::declval<store_backend&>(),
+                             std::declval<committed_rows&>()))> {
+  using answer = decltype(fn(std::declval<store_backend&>(),
+                             std::declval<committed_rows&>()));
+  auto rp = self->make_response_promise<answer>();
+  store_op op;
+  op.write = write;
+  op.run = [self, rp, write, what, fn,
+            on_commit](store_backend& db,
+                       std::string& why) mutable -> std::function<void()> {
+    try {
+      auto rows = std::make_shared<committed_rows>();
+      auto res = std::make_shared<answer>(fn(db, *rows));
+      return [self, rp, rows, res, on_commit]() mutable {
+        publish(self, *rows);
+        on_commit(*res);
+        rp.deliver(std::move(*res));
+      };
+    } catch (const std::exception& e) {
+      spdlog::error("store could not {}: {}", what(), e.what());
+      if (write && !dynamic_cast<const std::invalid_argument*>(&e))
+        wrote(self, e.what());
+      why = e.what();
+      rp.deliver(store_error(e.what()));
+      return {};
+    }
+  };
+  op.fail = [rp, what](const std::string& why) mutable {
+    spdlog::error("store could not {}: {}", what(), why);
+    rp.deliver(store_error(why));
+  };
+  auto& st = self->state;
+  st.queued.push_back(std::move(op));
+  if (!st.commit_pending) {
+    st.commit_pending = true;
+    self->send(self, tick_atom::value);
+  }
+  return rp;
+}
+
+/// `enqueue` with nothing to do on commit.
+template <class What, class Fn>
+auto enqueue(store_ptr self, bool write, What what, Fn fn) {
+  return enqueue(self, write, std::move(what), std::move(fn),
+                 [](const auto&) {});
+}
+
+/// Queues a read: `fn(db)`'s answer, after the requests before it.
+template <class What, class Fn>
+auto enqueue_read(store_ptr self, What what, Fn fn) {
+  return enqueue(self, false, std::move(what),
+                 [fn](store_backend& db, committed_rows&) { return fn(db); });
+}
+
 } // namespace
 
 store_actor::behavior_type
 store(store_actor::stateful_pointer<store_state> self, std::string path,
       std::shared_ptr<health_board> health) {
-  self->state.health = std::move(health);
-  std::string open_error;
+  auto& st = self->state;
+  st.health = std::move(health);
   try {
-    self->state.db = std::make_unique<sqlite_store>(path, open_mode::create);
+    st.db = std::make_unique<sqlite_store>(path, open_mode::create);
     spdlog::info("store opened {}", path);
   } catch (const std::exception& e) {
-    open_error = e.what();
-    spdlog::error("store {}", open_error);
-    if (self->state.health)
-      self->state.health->fail("store", open_error);
+    // Every request is then answered with this error, so whoever asks
+    // first (start-up asks for pending deployments) learns why.
+    st.open_error = e.what();
+    spdlog::error("store {}", st.open_error);
+    if (st.health)
+      st.health->fail("store", st.open_error);
   }
-  // Without a database every request is answered with the opening error, so
-  // whoever asks first (start-up asks for pending deployments) learns why.
-  auto db = [self, open_error]() -> store_backend& {
-    if (!self->state.db)
-      throw std::runtime_error(open_error);
-    return *self->state.db;
-  };
-  // A write of the store contract: `fn(db, rows)` commits and fills `rows`,
-  // which go to their outboxes; the health board hears whether it worked.
-  // `what` ("record delivery d-1") names it in the error line.
-  auto write = [self, db](auto what, auto fn)
-    -> caf::result<decltype(fn(db(), std::declval<committed_rows&>()))> {
-    committed_rows rows;
-    try {
-      auto res = fn(db(), rows);
-      wrote(self);
-      publish(self, rows);
-      return res;
-    } catch (const std::exception& e) {
-      spdlog::error("store could not {}: {}", what(), e.what());
-      // A request the rules refuse says nothing of the disk.
-      if (!dynamic_cast<const std::invalid_argument*>(&e))
-        wrote(self, e.what());
-      return store_error(e.what());
-    }
-  };
-  // A read: `fn(db)`'s answer, or the error.
-  auto read = [db](auto what, auto fn) -> caf::result<decltype(fn(db()))> {
-    try {
-      return fn(db());
-    } catch (const std::exception& e) {
-      spdlog::error("store could not {}: {}", what(), e.what());
-      return store_error(e.what());
-    }
-  };
   return {
-    [=](accept_atom, const inbound_event& ev) {
-      return write([&] { return "record delivery " + ev.delivery; },
-                   [&](store_backend& db, committed_rows& rows) {
-                     auto res = db.accept(ev, rows);
-                     log_accepted(ev, res);
-                     return res;
-                   });
+    [=](tick_atom) { commit_queued(self); },
+    [=](accept_atom, inbound_event& in) {
+      auto ev = std::make_shared<const inbound_event>(std::move(in));
+      return enqueue(
+        self, true, [ev] { return "record delivery " + ev->delivery; },
+        [ev](store_backend& db, committed_rows& rows) {
+          return db.accept(*ev, rows);
+        },
+        [ev](const accept_result& res) { log_accepted(*ev, res); });
     },
     [=](start_atom, int64_t id, const std::string& description) {
-      return write(
-        [&] { return "mark deployment " + std::to_string(id) + " running"; },
-        [&](store_backend& db, committed_rows& rows) {
-          auto started = db.start(id, description, rows);
+      return enqueue(
+        self, true,
+        [id] { return "mark deployment " + std::to_string(id) + " running"; },
+        [id, description](store_backend& db, committed_rows& rows) {
+          return db.start(id, description, rows);
+        },
+        [id](bool started) {
           if (!started)
             spdlog::warn("store found deployment {} not queued: it does not "
                          "start",
                          id);
-          return started;
         });
     },
     [=](finish_atom, int64_t id, const provider_outcome& outcome) {
-      return write(
-        [&] {
+      return enqueue(
+        self, true,
+        [id, state = outcome.state] {
           return "mark deployment " + std::to_string(id) + " "
-                 + to_string(outcome.state);
+                 + to_string(state);
         },
-        [&](store_backend& db, committed_rows& rows) {
-          auto ended = db.finish(id, outcome, rows);
+        [id, outcome](store_backend& db, committed_rows& rows) {
+          return db.finish(id, outcome, rows);
+        },
+        [id, state = outcome.state](bool ended) {
           if (!ended)
             spdlog::warn("store found deployment {} ended already: it keeps "
                          "its first end, not {}",
-                         id, to_string(outcome.state));
-          return ended;
+                         id, to_string(state));
         });
     },
     [=](subscribe_atom, const std::string& kind, const outbox_actor& sink) {
-      return read([&] { return "read the " + kind + " outbox"; },
-                  [&](store_backend& db) {
-                    auto rows = db.unsettled(kind);
-                    self->state.subscribers[kind].push_back(sink);
-                    if (!rows.empty())
-                      spdlog::info("store has {} undelivered {} message(s) "
-                                   "from before",
-                                   rows.size(), kind);
-                    return rows;
-                  });
+      // The outbox is subscribed once the rows it reads are committed: it
+      // gets every row committed after them, and none twice.
+      return enqueue(
+        self, false, [kind] { return "read the " + kind + " outbox"; },
+        [kind](store_backend& db, committed_rows&) {
+          return db.unsettled(kind);
+        },
+        [self, kind, sink](const std::vector<outbox_row>& rows) {
+          self->state.subscribers[kind].push_back(sink);
+          if (!rows.empty())
+            spdlog::info("store has {} undelivered {} message(s) from before",
+                         rows.size(), kind);
+        });
     },
     [=](outbox_atom, const outbox_change& change) {
-      return write(
-        [&] {
-          return "settle " + std::to_string(change.settled.size())
-                 + " outbox row(s)";
+      return enqueue(
+        self, true,
+        [n = change.settled.size()] {
+          return "settle " + std::to_string(n) + " outbox row(s)";
         },
-        [&](store_backend& db, committed_rows& rows) {
+        [change](store_backend& db, committed_rows& rows) {
           db.change_outbox(change, rows);
           return true;
         });
     },
     [=](list_atom, int32_t n) {
-      return read([] { return std::string{"list deployments"}; },
-                  [&](store_backend& db) { return db.list(n); });
+      return enqueue_read(
+        self, [] { return std::string{"list deployments"}; },
+        [n](store_backend& db) { return db.list(n); });
     },
     [=](pending_atom) {
-      return read([] { return std::string{"list unfinished deployments"}; },
-                  [](store_backend& db) { return db.pending(); });
+      return enqueue_read(
+        self, [] { return std::string{"list unfinished deployments"}; },
+        [](store_backend& db) { return db.pending(); });
     },
     [=](locks_atom) {
-      return read([] { return std::string{"list locks"}; },
-                  [](store_backend& db) { return db.locks(); });
+      return enqueue_read(
+        self, [] { return std::string{"list locks"}; },
+        [](store_backend& db) { return db.locks(); });
     },
     [=](latest_atom, const std::string& repo) {
-      return read([&] { return "list the deployed environments of " + repo; },
-                  [&](store_backend& db) { return db.latest(repo); });
+      return enqueue_read(
+        self, [repo] { return "list the deployed environments of " + repo; },
+        [repo](store_backend& db) { return db.latest(repo); });
     },
     [=](claim_atom, const auto_deployment& x) {
-      return write(
-        [&] {
+      return enqueue(
+        self, true,
+        [x] {
           return "claim the auto-deployment of " + x.repo + " (" + x.app
                  + ") to " + x.environment + " at " + x.sha;
         },
-        [&](store_backend& db, committed_rows& rows) {
+        [x](store_backend& db, committed_rows& rows) {
           return db.claim(x, rows);
         });
     },

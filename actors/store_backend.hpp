@@ -26,7 +26,8 @@ struct repository_record {
 };
 
 /// What a database must do for heaven. Each operation is atomic: a write
-/// commits everything it names in one transaction, or nothing; rows it adds
+/// commits everything it names in one transaction (or, in a batch, in one
+/// savepoint of the batch's transaction), or nothing; rows it adds
 /// to the outbox are appended to `rows` once committed. Every operation
 /// throws std::exception on failure (std::invalid_argument for a request
 /// that can never succeed), with a message fit for a log and a health
@@ -34,6 +35,23 @@ struct repository_record {
 class store_backend {
 public:
   virtual ~store_backend();
+
+  // -- group commit ----------------------------------------------------------
+
+  /// Opens a batch: the operations until commit_batch share one transaction
+  /// (one write to disk), each still all or nothing on its own (a throwing
+  /// operation undoes only itself). Nothing of the batch is durable, and no
+  /// row it committed may be handed on, before commit_batch returns.
+  virtual void begin_batch() = 0;
+
+  /// Makes the batch durable; throws when it can't (then nothing of it is
+  /// written and no batch is open any more).
+  virtual void commit_batch() = 0;
+
+  /// False when the database ended the open batch itself (some errors, a
+  /// full disk, undo the whole transaction): everything since begin_batch
+  /// is gone.
+  virtual bool in_batch() const = 0;
 
   // -- writes ----------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 /// What `/healthz` reports: the problems heaven knows of right now.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -29,7 +31,24 @@ public:
 
   bool draining() const;
 
+  /// The store wrote one batch of `requests` requests in one transaction
+  /// (its group commit).
+  void committed(std::size_t requests) {
+    commits_ += 1;
+    committed_requests_ += requests;
+  }
+
+  /// Transactions the store committed, and the requests they held.
+  uint64_t commits() const {
+    return commits_.load();
+  }
+  uint64_t committed_requests() const {
+    return committed_requests_.load();
+  }
+
 private:
+  std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> committed_requests_{0};
   struct problem {
     std::string what;
     std::string since;

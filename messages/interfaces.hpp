@@ -66,7 +66,10 @@ using store_actor = caf::typed_actor<
   // Claims the auto-deployment of (repo, app, environment, sha) and queues
   // its creation (a "deploy" outbox row), in one transaction: true the
   // first time, false ever after, so one green sha deploys once.
-  caf::replies_to<claim_atom, auto_deployment>::with<bool>>;
+  caf::replies_to<claim_atom, auto_deployment>::with<bool>,
+  // To itself: commits the requests queued since the last commit (group
+  // commit; see actors/store.hpp).
+  caf::reacts_to<tick_atom>>;
 
 /// What a streamed response body goes to, piece by piece as it arrives (an
 /// API provider following a build's output).

@@ -1800,6 +1800,93 @@ BOOST_AUTO_TEST_CASE(the_outbox_keeps_rows_until_settled_and_hands_on_new) {
   caf::anon_send_exit(sink2, caf::exit_reason::user_shutdown);
 }
 
+/// Holds the database's write lock from a connection of its own while it
+/// lives: the store's next commit waits (up to its 5 s busy timeout), and
+/// what arrives meanwhile queues behind it.
+struct write_lock {
+  sqlite3* conn = nullptr;
+
+  explicit write_lock(const fs::path& db) {
+    BOOST_REQUIRE_EQUAL(sqlite3_open_v2(db.c_str(), &conn,
+                                        SQLITE_OPEN_READWRITE, nullptr),
+                        SQLITE_OK);
+    BOOST_REQUIRE_EQUAL(sqlite3_exec(conn, "BEGIN IMMEDIATE", nullptr, nullptr,
+                                     nullptr),
+                        SQLITE_OK);
+  }
+
+  ~write_lock() {
+    sqlite3_exec(conn, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close_v2(conn);
+  }
+};
+
+BOOST_AUTO_TEST_CASE(requests_that_arrive_together_share_one_commit) {
+  auto s = start();
+  locks(s); // Opened and migrated.
+  auto commits = health->commits();
+  auto requests = health->committed_requests();
+  constexpr int n = 50;
+  {
+    write_lock held{db};
+    // Sent without waiting: the answers come back as messages. The first
+    // commit waits for the lock; the rest arrive while it waits.
+    for (int i = 0; i < n; ++i) {
+      auto ev = i % 2 == 0 ? other_event("g-" + std::to_string(i), "ping")
+                           : deployment_event(
+                             "g-" + std::to_string(i),
+                             make_request(100 + i, "env-" + std::to_string(i)));
+      self->send(s, accept_atom::value, std::move(ev));
+    }
+    // A read sent last sees every write before it.
+    self->send(s, list_atom::value, int32_t{100});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // The lock is released here.
+  }
+  int answers = 0;
+  std::vector<deployment_row> listed;
+  self->receive_for(answers, n + 1)(
+    [&](accept_result& r) { BOOST_CHECK(!r.duplicate); },
+    [&](std::vector<deployment_row>& rows) { listed = std::move(rows); },
+    [&](caf::error& e) { BOOST_FAIL(sys.render(e)); },
+    caf::after(timeout) >> [] { BOOST_FAIL("the store did not answer"); });
+  // 51 requests, at most two transactions: the one that waited for the lock
+  // (whatever was queued when it began) and one for the rest.
+  BOOST_CHECK_EQUAL(health->committed_requests() - requests, uint64_t{n + 1});
+  BOOST_CHECK_LE(health->commits() - commits, 2u);
+  BOOST_CHECK_EQUAL(listed.size(), std::size_t{n / 2});
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries "
+                                  "WHERE delivery LIKE 'g-%'"),
+                    std::to_string(n));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deployments"),
+                    std::to_string(n / 2));
+  BOOST_CHECK(health->problems().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_duplicate_in_a_batch_undoes_only_itself) {
+  auto s = start();
+  locks(s);
+  {
+    write_lock held{db};
+    self->send(s, accept_atom::value,
+               deployment_event("b-1", make_request(1, "production")));
+    self->send(s, accept_atom::value,
+               deployment_event("b-1", make_request(1, "production")));
+    self->send(s, accept_atom::value,
+               deployment_event("b-2", make_request(2, "staging")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::vector<bool> duplicates;
+  int answers = 0;
+  self->receive_for(answers, 3)(
+    [&](accept_result& r) { duplicates.push_back(r.duplicate); },
+    [&](caf::error& e) { BOOST_FAIL(sys.render(e)); },
+    caf::after(timeout) >> [] { BOOST_FAIL("the store did not answer"); });
+  BOOST_CHECK((duplicates == std::vector<bool>{false, true, false}));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deployments"), "2");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox"), "2");
+}
+
 BOOST_AUTO_TEST_CASE(a_full_disk_refuses_writes_says_so_and_recovers) {
   auto disk = dir.path / "disk";
   fs::create_directories(disk);
@@ -1837,6 +1924,21 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_writes_says_so_and_recovers) {
                                "full")
               == 0);
   // Nothing of it was recorded.
+  BOOST_CHECK_EQUAL(query_one(path, "SELECT count(*) FROM deployments"), "0");
+  // Requests that go to disk together fail together, each answered.
+  for (int i = 0; i < 3; ++i) {
+    auto ev = deployment_event("full-" + std::to_string(i),
+                               make_request(10 + i, "env" + std::to_string(i)));
+    ev.body = std::string(300 * 1024, 'y');
+    self->send(s, accept_atom::value, std::move(ev));
+  }
+  int failed = 0;
+  self->receive_for(failed, 3)(
+    [&](accept_result&) { BOOST_FAIL("a write to a full disk was accepted"); },
+    [&](caf::error& e) {
+      BOOST_CHECK(sys.render(e).find("full") != std::string::npos);
+    },
+    caf::after(timeout) >> [] { BOOST_FAIL("the store did not answer"); });
   BOOST_CHECK_EQUAL(query_one(path, "SELECT count(*) FROM deployments"), "0");
   // Space again: the same delivery is accepted, and health is back.
   fs::remove(disk / "filler");

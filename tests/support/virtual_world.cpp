@@ -455,6 +455,9 @@ gate_actor::behavior_type gate(gate_actor::pointer self, store_actor real,
     [=](claim_atom a, auto_deployment& x) {
       return pass("claim", self->make_response_promise<bool>(), a, x);
     },
+    [=](tick_atom) {
+      // The real store's own commit signal: nothing for the gate to do.
+    },
     [=](release_atom) {
       auto held = std::move(script->held);
       script->held.clear();
