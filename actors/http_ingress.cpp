@@ -116,6 +116,18 @@ public:
   const store_actor store;
   const std::shared_ptr<gate> gate_;
 
+  /// Events handed to the receiver and not yet answered, and their bytes
+  /// (written by the io thread and by the actors that answer).
+  struct backlog {
+    std::atomic<std::size_t> events{0};
+    std::atomic<std::size_t> bytes{0};
+  };
+  const std::shared_ptr<backlog> pending = std::make_shared<backlog>();
+  /// Events refused for the backlog since the last line that said so, and
+  /// when that was (io thread only).
+  std::size_t refused = 0;
+  std::chrono::steady_clock::time_point refused_logged{};
+
 private:
   void accept();
 
@@ -264,8 +276,7 @@ private:
       case route_decision::kind::health:
         return on_health();
       case route_decision::kind::event:
-        return answer_event(srv_.sys, srv_.receiver, std::move(r.event),
-                            replier());
+        return on_event(std::move(r.event));
       case route_decision::kind::list:
         return answer_list(srv_.sys, srv_.store, r.limit, replier());
       case route_decision::kind::locks:
@@ -273,6 +284,49 @@ private:
       case route_decision::kind::log:
         return on_log(r.deployment_id);
     }
+  }
+
+  /// A verified event: handed to the receiver, whose answer (after the
+  /// store's commit) is the webhook's; or, while too many events wait for
+  /// their commit, refused with 503 and Retry-After so GitHub or the sender
+  /// comes back, and heaven's memory stays bounded. A refused event is not
+  /// recorded: nothing was said to be accepted.
+  void on_event(inbound_event ev) {
+    auto& backlog = *srv_.pending;
+    auto& opts = srv_.opts;
+    auto size = ev.body.size();
+    auto events = backlog.events.load();
+    if (events >= opts.max_pending_events
+        || (events > 0 && backlog.bytes.load() + size > 4 * opts.max_body))
+      return busy(events);
+    backlog.events += 1;
+    backlog.bytes += size;
+    auto reply = replier();
+    auto counted = [pending = srv_.pending, size, reply](int status,
+                                                         std::string body) {
+      pending->events -= 1;
+      pending->bytes -= size;
+      reply(status, std::move(body));
+    };
+    answer_event(srv_.sys, srv_.receiver, std::move(ev), std::move(counted));
+  }
+
+  /// 503 for an event that finds `events` others waiting; a log line at
+  /// most every 10 s says how many were refused.
+  void busy(std::size_t events) {
+    ++srv_.refused;
+    auto now = std::chrono::steady_clock::now();
+    if (now - srv_.refused_logged >= std::chrono::seconds(10)) {
+      spdlog::warn("ingress refused {} event(s) with 503: {} are waiting to "
+                   "be stored (HEAVEN_MAX_PENDING_EVENTS={})",
+                   srv_.refused, events, srv_.opts.max_pending_events);
+      srv_.refused = 0;
+      srv_.refused_logged = now;
+    }
+    respond(http::status::service_unavailable,
+            json_error("heaven is busy: " + std::to_string(events)
+                       + " events are waiting to be stored; retry later"),
+            {{http::field::retry_after, "1"}});
   }
 
   /// `GET /healthz`: what the health board says.

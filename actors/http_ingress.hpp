@@ -24,6 +24,11 @@ struct ingress_options {
   bool insecure = false;
   /// Largest accepted body in bytes (413 above).
   std::size_t max_body = 25 * 1024 * 1024;
+  /// Events handed on and not yet answered (waiting for the store's
+  /// commit) beyond which `/events` answers 503 with `Retry-After` instead
+  /// of queueing more; their bodies are bounded too, to 4 x max_body (one
+  /// event always fits).
+  std::size_t max_pending_events = 1000;
   std::shared_ptr<log_book> logs;
   /// What `GET /healthz` reports (null: always ok).
   std::shared_ptr<health_board> health;

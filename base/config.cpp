@@ -140,6 +140,10 @@ const std::vector<option>& options() {
      "trace, debug, info, warn, error or off", HEAVEN_STRING(log_level)},
     {"HEAVEN_MAX_BODY", "--max-body", "largest webhook body in bytes",
      HEAVEN_INT(max_body, "HEAVEN_MAX_BODY")},
+    {"HEAVEN_MAX_PENDING_EVENTS", "--max-pending-events",
+     "webhook events waiting to be stored beyond which POST /events answers "
+     "503 with Retry-After (GitHub and senders retry) instead of queueing",
+     HEAVEN_INT(max_pending_events, "HEAVEN_MAX_PENDING_EVENTS")},
     {"HEAVEN_STATUS_RETRIES", "--status-retries",
      "attempts of one API request (Heroku, Beanstalk, GitHub archives, "
      "auto-deploy's questions and creations, the commit list of a chat "
@@ -394,6 +398,8 @@ settings_or_error load_settings(const std::vector<std::string>& args,
     s.status_retries = 1;
   if (s.poll_interval_ms < 1)
     return "HEAVEN_POLL_INTERVAL_MS must be at least 1";
+  if (s.max_pending_events < 1)
+    return "HEAVEN_MAX_PENDING_EVENTS must be at least 1";
   if (s.outbox_max_age < 1)
     return "HEAVEN_OUTBOX_MAX_AGE must be at least 1 second";
   if (s.retry_backoff_ms < 1)

@@ -34,7 +34,10 @@ struct settings {
   std::vector<std::string> withhold_env; ///< HEAVEN_WITHHOLD_ENV
   std::string log_level = "info";        ///< HEAVEN_LOG_LEVEL
   int64_t max_body = 25 * 1024 * 1024;   ///< HEAVEN_MAX_BODY (bytes)
-  int64_t status_retries = 5;            ///< HEAVEN_STATUS_RETRIES
+  /// Webhook events waiting for the store's commit beyond which /events
+  /// answers 503 with Retry-After.
+  int64_t max_pending_events = 1000; ///< HEAVEN_MAX_PENDING_EVENTS
+  int64_t status_retries = 5;        ///< HEAVEN_STATUS_RETRIES
   /// Seconds a GitHub status, a chat message or an auto-deployment is
   /// retried (across restarts) before it is dropped.
   int64_t outbox_max_age = 86400; ///< HEAVEN_OUTBOX_MAX_AGE

@@ -266,6 +266,11 @@ int serve(settings cfg, bool demo) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   caf::actor_system_config sys_cfg;
+  // One shared job queue whose idle workers sleep on a condition variable:
+  // CAF's default (work stealing) has idle workers poll every 50 us, which
+  // on a small machine took a quarter of the CPU away from the webhooks
+  // under load (perf; tools/README.md).
+  sys_cfg.set("scheduler.policy", caf::atom("sharing"));
   // heaven's own error codes read as their words in logs.
   sys_cfg.add_error_category(ec_category, render_ec);
   caf::actor_system sys{sys_cfg};
@@ -344,6 +349,7 @@ int serve(settings cfg, bool demo) {
   opts.secret = cfg.webhook_secret;
   opts.insecure = cfg.insecure;
   opts.max_body = static_cast<std::size_t>(cfg.max_body);
+  opts.max_pending_events = static_cast<std::size_t>(cfg.max_pending_events);
   opts.logs = ctx->logs;
   opts.log_key = ctx->log_key;
   opts.health = health;

@@ -50,6 +50,14 @@ struct record {
   std::vector<env_lock> locks;
   int locks_asked = 0;
   event_receipt reply{receipt_kind::accepted, 5, deploy_state::queued, {}};
+  /// While set, events are kept unanswered in `held`.
+  bool hold = false;
+  std::vector<caf::typed_response_promise<event_receipt>> held;
+
+  std::size_t held_now() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return held.size();
+  }
 
   std::vector<inbound_event> seen() {
     std::lock_guard<std::mutex> guard{mtx};
@@ -57,16 +65,28 @@ struct record {
   }
 };
 
-receiver_actor::behavior_type fake_receiver(std::shared_ptr<record> rec) {
+receiver_actor::behavior_type fake_receiver(receiver_actor::pointer self,
+                                            std::shared_ptr<record> rec) {
   return {
-    [rec](event_atom, inbound_event& ev) {
+    [self, rec](event_atom, inbound_event& ev) -> caf::result<event_receipt> {
       std::lock_guard<std::mutex> guard{rec->mtx};
       rec->events.push_back(std::move(ev));
-      return rec->reply;
+      if (!rec->hold)
+        return rec->reply;
+      // Unanswered until `pending` releases it, as a store busy committing.
+      auto rp = self->make_response_promise<event_receipt>();
+      rec->held.push_back(rp);
+      return rp;
     },
     [](drain_atom, int64_t) { return true; },
     [](cancel_atom) {},
-    [](pending_atom) {},
+    [rec](pending_atom) {
+      std::lock_guard<std::mutex> guard{rec->mtx};
+      rec->hold = false;
+      for (auto& rp : rec->held)
+        rp.deliver(rec->reply);
+      rec->held.clear();
+    },
   };
 }
 
@@ -97,6 +117,7 @@ store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
       return std::vector<deployed_environment>{};
     },
     [](claim_atom, const auto_deployment&) { return false; },
+    [](tick_atom) {},
   };
 }
 
@@ -347,6 +368,53 @@ BOOST_FIXTURE_TEST_CASE(signed_deployment_reaches_the_receiver, fixture) {
   BOOST_TEST(d.environment_url == "https://staging.shop");
   BOOST_TEST(d.payload_json.find(R"("deploy_script": "run.sh")")
              != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(events_beyond_the_backlog_get_503_and_retry_after,
+                        fixture) {
+  log_capture logged;
+  auto opts = options();
+  opts.max_pending_events = 2;
+  start(opts);
+  rec->hold = true;
+  // Two events wait for their answer (a store still committing)...
+  std::vector<http_response> waited(2);
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 2; ++i)
+    senders.emplace_back([&, i] {
+      waited[i] = post_event("ping", R"({"zen":"Half measures."})",
+                             "w-" + std::to_string(i));
+    });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (rec->held_now() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  BOOST_REQUIRE_EQUAL(rec->held_now(), 2u);
+  // ... so a third is refused at once, and never reaches the receiver.
+  auto refused = post_event("ping", R"({"zen":"Half measures."})", "w-2");
+  BOOST_TEST(refused.status == 503);
+  BOOST_TEST(header(refused, "retry-after") == "1");
+  BOOST_TEST(refused.body
+               == R"({"error":"heaven is busy: 2 events are waiting to be )"
+                  R"(stored; retry later"})",
+             refused.body);
+  BOOST_TEST(rec->seen().size() == 2u);
+  // A deployment is refused the same way: nothing is said to be accepted.
+  BOOST_TEST(post_event("deployment", deployment_body, "w-3").status == 503);
+  BOOST_TEST(rec->seen().size() == 2u);
+  // Their answers come, and the backlog empties.
+  caf::anon_send(receiver, pending_atom::value);
+  for (auto& t : senders)
+    t.join();
+  for (auto& res : waited)
+    BOOST_TEST(res.status == 201, res.error);
+  auto again = post_event("ping", R"({"zen":"Half measures."})", "w-2");
+  BOOST_TEST(again.status == 201, again.error);
+  BOOST_TEST(rec->seen().size() == 3u);
+  auto text = logged.text();
+  BOOST_TEST(text.find("ingress refused 1 event(s) with 503: 2 are waiting "
+                       "to be stored (HEAVEN_MAX_PENDING_EVENTS=2)")
+               != std::string::npos,
+             text);
 }
 
 BOOST_FIXTURE_TEST_CASE(receiver_status_and_body_are_passed_on, fixture) {
