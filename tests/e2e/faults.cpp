@@ -977,6 +977,59 @@ BOOST_AUTO_TEST_CASE(sigkill_mid_burst_then_restart_with_redeliveries) {
                      << seconds_since(t_begin) << " s");
 }
 
+// 1b. SIGKILL while events arrive together on many connections: the store
+//     commits them in groups, and an event answered 201 is on disk, whatever
+//     group it was in.
+BOOST_AUTO_TEST_CASE(
+  sigkill_during_a_concurrent_burst_loses_no_answered_event) {
+  constexpr int senders = 8;
+  constexpr int per_sender = 150;
+  auto data = tmp / "data";
+  auto h = std::make_unique<heaven_server>(data, github.base_url(), settings());
+  http_call("GET", h->base() + "/healthz");
+  auto delivery = [](int t, int k) {
+    return "group-" + std::to_string(t) + "-" + std::to_string(k);
+  };
+  const std::string body = R"({"zen":"Approachable is better than simple.",)"
+                           R"("hook_id":7})";
+  std::vector<std::vector<int>> answer(senders,
+                                       std::vector<int>(per_sender, 0));
+  std::atomic<int> accepted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < senders; ++t)
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < per_sender; ++k) {
+        auto res = h->post_event("ping", delivery(t, k), body);
+        answer[t][k] = res.status;
+        if (res.status == 201)
+          ++accepted;
+        else if (res.status == 0)
+          break; // heaven is gone
+      }
+    });
+  BOOST_REQUIRE(eventually([&] { return accepted >= 300; }, 120s));
+  kill_hard(*h);
+  for (auto& t : threads)
+    t.join();
+  keep_log(*h, "run1.stderr");
+  // Every event answered 201 before the kill is known after it: delivered
+  // again, it is a duplicate.
+  h = std::make_unique<heaven_server>(data, github.base_url(), settings());
+  int answered = 0, lost = 0;
+  for (int t = 0; t < senders; ++t)
+    for (int k = 0; k < per_sender; ++k) {
+      if (answer[t][k] != 201)
+        continue;
+      ++answered;
+      auto res = h->post_event("ping", delivery(t, k), body);
+      if (res.status != 200)
+        ++lost;
+    }
+  BOOST_TEST(answered >= 300);
+  BOOST_TEST(lost == 0, lost << " of " << answered
+                             << " events answered 201 were lost by SIGKILL");
+}
+
 // 2. SIGTERM in the middle of a burst: what runs may finish within the
 //    drain, what is slower is stopped, what has not started stays queued
 //    and runs after the next start.
