@@ -152,7 +152,7 @@ private:
   void drop(connection& c, int64_t now, int64_t retry_at);
   void fail(connection& c, int64_t now, const std::string& why);
   void on_event(std::size_t i, uint32_t events);
-  void on_readable(connection& c);
+  void on_readable(connection& c, bool hangup);
   void flush(connection& c);
   void send_next(connection& c, int64_t now, int64_t start);
   void dispatch(int64_t now);
@@ -303,13 +303,17 @@ void engine::finish_answer(connection& c, int status, int64_t now) {
   c.state = conn_state::idle;
 }
 
-void engine::on_readable(connection& c) {
+void engine::on_readable(connection& c, bool hangup) {
   bool peer_closed = false;
   char buf[16384];
   while (true) {
     auto n = ::recv(c.fd, buf, sizeof(buf), 0);
     if (n > 0) {
       c.in.append(buf, static_cast<std::size_t>(n));
+      // A short read took all there was: what comes later is a new edge
+      // (as nginx reads), unless the peer's close came with it.
+      if (static_cast<std::size_t>(n) < sizeof(buf) && !hangup)
+        break;
       continue;
     }
     if (n == 0) {
@@ -401,7 +405,7 @@ void engine::on_event(std::size_t i, uint32_t events) {
   if ((events & EPOLLOUT) && c.state == conn_state::busy)
     flush(c);
   if (c.fd >= 0 && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-    on_readable(c);
+    on_readable(c, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
 }
 
 void engine::dispatch(int64_t now) {
@@ -462,7 +466,8 @@ run_results engine::run() {
   if (ep_ < 0 || timer_ < 0)
     throw std::runtime_error("cannot make an epoll or timer descriptor");
   epoll_event tev{};
-  tev.events = EPOLLIN;
+  // Edge-triggered: each expiry wakes the loop once, with no read needed.
+  tev.events = EPOLLIN | EPOLLET;
   tev.data.u64 = UINT64_MAX;
   epoll_ctl(ep_, EPOLL_CTL_ADD, timer_, &tev);
   std::vector<epoll_event> events(conns_.size() + 1);
@@ -539,8 +544,6 @@ run_results engine::run() {
                          -1);
       for (int k = 0; k < n; ++k) {
         if (events[k].data.u64 == UINT64_MAX) {
-          uint64_t ticks;
-          [[maybe_unused]] auto r = read(timer_, &ticks, sizeof(ticks));
           armed_ = -1;
           continue;
         }

@@ -239,11 +239,15 @@ std::string html_report(const run_description& d, const run_results& r) {
   series p50{"p50", "#1f77b4", {}}, p99{"p99", "#ff7f0e", {}},
     max{"max", "#d62728", {}}, rate{"answered/s", "#2ca02c", {}},
     sent{"sent/s", "#9467bd", {}};
+  // The last second is only part of one: its counts are not a rate.
+  auto whole = static_cast<std::size_t>(r.elapsed_seconds);
   for (std::size_t s = 0; s < r.seconds.size(); ++s) {
     auto& f = r.seconds[s];
     double x = static_cast<double>(s);
-    rate.points.emplace_back(x, static_cast<double>(f.answered));
-    sent.points.emplace_back(x, static_cast<double>(f.sent));
+    if (s < whole) {
+      rate.points.emplace_back(x, static_cast<double>(f.answered));
+      sent.points.emplace_back(x, static_cast<double>(f.sent));
+    }
     if (f.latency.count() == 0)
       continue;
     p50.points.emplace_back(x, ms(f.latency.percentile(50)));
