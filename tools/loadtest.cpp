@@ -18,8 +18,9 @@
 
 #include "tools/loadtest_engine.hpp"
 #include "tools/loadtest_events.hpp"
+#include "tools/loadtest_github.hpp"
+#include "tools/loadtest_local.hpp"
 #include "tools/loadtest_report.hpp"
-#include "tools/support/launch.hpp"
 
 namespace heaven::loadtest {
 
@@ -41,6 +42,11 @@ struct cli {
   bool json = false;
   bool progress = false;
   std::string report;
+  bool stand_in = false;
+  bool event_set = false;
+  std::vector<std::string> providers = {"shell", "heroku"};
+  /// How long deployments may take to end (--github-stand-in).
+  double settle_s = 120;
 };
 
 struct usage_error : std::runtime_error {
@@ -101,6 +107,7 @@ cli parse_cli(const std::vector<std::string>& args) {
       c.target = value();
     } else if (flag == "--event") {
       c.event = value();
+      c.event_set = true;
       if (!parse_event_choice(c.event))
         throw usage_error("unknown --event '" + c.event
                           + "' (deployment, deployment_status, status, ping "
@@ -111,12 +118,28 @@ cli parse_cli(const std::vector<std::string>& args) {
       if (!r)
         throw usage_error("bad --rate '" + text + "' (e.g. 2000/s)");
       c.rate = *r;
-    } else if (flag == "--duration" || flag == "--timeout") {
+    } else if (flag == "--duration" || flag == "--timeout"
+               || flag == "--deploy-timeout") {
       auto text = value();
       auto d = parse_duration(text);
       if (!d)
         throw usage_error("bad " + flag + " '" + text + "' (e.g. 60s, 2m)");
-      (flag == "--duration" ? c.duration_s : c.timeout_s) = *d;
+      (flag == "--duration"  ? c.duration_s
+       : flag == "--timeout" ? c.timeout_s
+                             : c.settle_s)
+        = *d;
+    } else if (flag == "--providers") {
+      auto text = value();
+      c.providers.clear();
+      for (std::size_t at = 0; at <= text.size();) {
+        auto comma = std::min(text.find(',', at), text.size());
+        auto p = text.substr(at, comma - at);
+        if (p != "shell" && p != "heroku")
+          throw usage_error("unknown provider '" + p
+                            + "' in --providers (shell, heroku)");
+        c.providers.push_back(p);
+        at = comma + 1;
+      }
     } else if (flag == "--connections") {
       auto text = value();
       char* end = nullptr;
@@ -132,12 +155,25 @@ cli parse_cli(const std::vector<std::string>& args) {
                         "GITHUB_WEBHOOK_SECRET or pass --webhook-secret-file");
     } else if (flag == "--report") {
       c.report = value();
-    } else if ((flag == "--json" || flag == "--progress") && !inline_value) {
-      (flag == "--json" ? c.json : c.progress) = true;
+    } else if ((flag == "--json" || flag == "--progress"
+                || flag == "--github-stand-in")
+               && !inline_value) {
+      (flag == "--json"       ? c.json
+       : flag == "--progress" ? c.progress
+                              : c.stand_in)
+        = true;
     } else {
       throw usage_error("unknown argument '" + args[i] + "'");
     }
   }
+  if (c.stand_in && !c.target.empty())
+    throw usage_error("--github-stand-in plays GitHub for the heaven "
+                      "loadtest starts itself: it cannot go with --target");
+  if (c.stand_in && !c.event_set)
+    c.event = "deployment";
+  if (c.stand_in && c.event != "deployment" && c.event != "mix")
+    throw usage_error("--github-stand-in measures deployments: --event "
+                      "deployment or mix");
   if (c.rate > 0 && c.rate * c.duration_s > 1e9)
     throw usage_error("--rate times --duration is over a billion requests");
   return c;
@@ -211,80 +247,20 @@ std::string random_hex(std::size_t bytes) {
   return out;
 }
 
-/// A `heaven serve` of loadtest's own: a temporary data dir, any free port
-/// on 127.0.0.1, no config file, a fresh secret. Stopped and removed on
-/// destruction.
-class local_heaven {
-public:
-  local_heaven(const std::string& binary, const std::string& secret) {
+/// A temporary directory, removed with what it holds on destruction.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
     std::string tmpl
-      = (fs::temp_directory_path() / "heaven-loadtest-XXXXXX").string();
+      = (fs::temp_directory_path() / "heaven-loadtest-github-XXXXXX").string();
     if (!mkdtemp(tmpl.data()))
-      throw std::runtime_error("cannot make a temporary data directory");
-    data_ = tmpl;
-    auto path = std::getenv("PATH");
-    std::vector<std::string> env = {
-      "PATH=" + std::string{path ? path : "/usr/bin:/bin"},
-      "HOME=" + data_.string(),
-      "HEAVEN_LISTEN=127.0.0.1:0",
-      "HEAVEN_CONFIG=/dev/null",
-      "HEAVEN_DATA_DIR=" + (data_ / "data").string(),
-      "GITHUB_WEBHOOK_SECRET=" + secret,
-    };
-    auto started = test::launch_heaven(binary, env, data_ / "heaven.log");
-    pid_ = started.pid;
-    stdout_fd_ = started.stdout_fd;
-    port_ = started.port;
-    if (port_ == 0) {
-      auto log = tail_of_log();
-      stop();
-      throw std::runtime_error("the local heaven did not start; its log "
-                               "ends:\n"
-                               + log);
-    }
+      throw std::runtime_error("cannot make a temporary directory");
+    path = tmpl;
   }
-
-  ~local_heaven() {
-    stop();
-  }
-
-  uint16_t port() const {
-    return port_;
-  }
-
-  /// Stops heaven (SIGTERM; SIGKILL after a minute) and removes its data.
-  void stop() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      for (int i = 0; i < 600 && waitpid(pid_, &status, WNOHANG) == 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (kill(pid_, 0) == 0) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-      }
-      pid_ = -1;
-    }
-    if (stdout_fd_ >= 0)
-      close(stdout_fd_);
-    stdout_fd_ = -1;
+  ~temp_dir() {
     std::error_code ec;
-    if (!data_.empty())
-      fs::remove_all(data_, ec);
-    data_.clear();
+    fs::remove_all(path, ec);
   }
-
-private:
-  std::string tail_of_log() const {
-    std::ifstream in{data_ / "heaven.log"};
-    std::string text{std::istreambuf_iterator<char>(in), {}};
-    return text.size() > 2000 ? text.substr(text.size() - 2000) : text;
-  }
-
-  fs::path data_;
-  pid_t pid_ = -1;
-  int stdout_fd_ = -1;
-  uint16_t port_ = 0;
 };
 
 void write_file(const std::string& path, const std::string& text) {
@@ -324,10 +300,19 @@ std::string usage_text() {
          "second\n"
          "                            (always when stderr is a terminal)\n"
          "  --report FILE.html        an HTML report with charts [default: "
-         "none]\n\n"
+         "none]\n"
+         "  --github-stand-in         (without --target) also play GitHub's\n"
+         "                            and Heroku's APIs for the heaven it\n"
+         "                            starts, and tell the time from webhook\n"
+         "                            to each deployment status, per provider\n"
+         "                            (--event deployment by default)\n"
+         "  --providers LIST          the deployments' providers, in turn\n"
+         "                            [default: shell,heroku]\n"
+         "  --deploy-timeout D        how long deployments may take to end\n"
+         "                            [default: 120s]\n\n"
          "Exit status: 0 done as asked; 1 the target could not be reached,\n"
-         "the rate achieved was below 90 % of the rate asked, or requests\n"
-         "went unanswered; 2 usage errors.\n";
+         "the rate achieved was below 90 % of the rate asked, requests went\n"
+         "unanswered, or deployments did not end; 2 usage errors.\n";
 }
 
 int loadtest_command(const std::vector<std::string>& args,
@@ -359,11 +344,26 @@ int loadtest_command(const std::vector<std::string>& args,
               << " (try heaven loadtest --help)\n";
     return 2;
   }
+  // Destroyed in reverse: heaven stops before its stand-in and its files.
+  std::optional<temp_dir> work;
+  std::optional<github_stand_in> github;
   std::optional<local_heaven> local;
   try {
+    std::vector<std::string> heaven_env;
+    if (c.stand_in) {
+      work.emplace();
+      github.emplace(work->path);
+      heaven_env = {
+        "GITHUB_TOKEN=" + std::string{stand_in_github_token},
+        "OCTOKIT_API_ENDPOINT=" + github->base_url(),
+        "HEROKU_API_KEY=" + std::string{stand_in_heroku_key},
+        "HEAVEN_HEROKU_ENDPOINT=" + github->base_url(),
+        "HEAVEN_POLL_INTERVAL_MS=100",
+      };
+    }
     if (c.target.empty()) {
       secret = random_hex(32);
-      local.emplace(self, secret);
+      local.emplace(self, secret, heaven_env);
       target.host = "127.0.0.1";
       target.port = local->port();
       target.host_header = "127.0.0.1:" + std::to_string(local->port());
@@ -382,17 +382,29 @@ int loadtest_command(const std::vector<std::string>& args,
     opts.timeout_s = c.timeout_s;
     opts.progress_tty = isatty(2) == 1;
     opts.progress = c.progress || opts.progress_tty;
+    std::map<int64_t, accepted_deployment> accepted;
+    if (github) {
+      maker.set_deploy_plan({c.providers, github->clone_url(), github->sha()});
+      opts.on_answer = [&](uint64_t n, int64_t sent_ns, int status) {
+        if (status == 201 && maker.event_of(n) == "deployment")
+          accepted[maker.deployment_id(n)] = {maker.provider_of(n), sent_ns};
+      };
+    }
     auto results = run_load(opts, maker);
+    deployment_figures deployments;
+    uint64_t unfinished = 0;
+    if (github)
+      deployments = settle(*github, accepted, c.settle_s, unfinished);
     if (local)
       local->stop();
     run_description d{c.target,     c.event,       c.rate,
                       c.duration_s, c.connections, local.has_value()};
     if (c.json)
-      std::cout << summary_json(d, results) << std::endl;
+      std::cout << summary_json(d, results, deployments) << std::endl;
     else
-      std::cout << summary_text(d, results) << std::flush;
+      std::cout << summary_text(d, results, deployments) << std::flush;
     if (!c.report.empty())
-      write_file(c.report, html_report(d, results));
+      write_file(c.report, html_report(d, results, deployments));
     int status = 0;
     auto complain = [&](const std::string& msg) {
       std::cerr << "heaven loadtest: " << msg << "\n";
@@ -418,6 +430,10 @@ int loadtest_command(const std::vector<std::string>& args,
       complain(std::to_string(results.errors)
                + " request(s) got no answer (first: " + results.first_error
                + ")");
+    if (unfinished > 0)
+      complain(std::to_string(unfinished)
+               + " deployment(s) had no terminal status within "
+                 "--deploy-timeout");
     return status;
   } catch (const std::exception& e) {
     std::cerr << "heaven loadtest: " << e.what() << "\n";

@@ -50,6 +50,9 @@ struct connection {
   std::string in;
   /// When the request in flight was due (open loop) or sent.
   int64_t start = 0;
+  int64_t sent_at = 0;
+  /// Its number.
+  uint64_t n = 0;
   int64_t retry_at = 0;
 };
 
@@ -264,8 +267,10 @@ second_figures& engine::second_at(int64_t now) {
 void engine::send_next(connection& c, int64_t now, int64_t start) {
   c.out.clear();
   c.out_off = 0;
+  c.n = next_n_;
   maker_.append(next_n_++, c.out);
   c.start = start;
+  c.sent_at = now;
   c.state = conn_state::busy;
   ++busy_;
   ++res_.sent;
@@ -301,6 +306,8 @@ void engine::finish_answer(connection& c, int status, int64_t now) {
   sec.latency.record(us);
   --busy_;
   c.state = conn_state::idle;
+  if (opts_.on_answer)
+    opts_.on_answer(c.n, c.sent_at, status);
 }
 
 void engine::on_readable(connection& c, bool hangup) {

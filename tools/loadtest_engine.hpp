@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ struct run_options {
   bool progress = false;
   /// Whether stderr is a terminal (the line is rewritten in place).
   bool progress_tty = false;
+  /// When set, called with each answer: the request's number, when it was
+  /// sent (steady_clock nanoseconds), the status code.
+  std::function<void(uint64_t n, int64_t sent_ns, int status)> on_answer;
 };
 
 /// What happened in one second of the run (counted from t0).

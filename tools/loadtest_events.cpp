@@ -17,14 +17,17 @@ namespace {
 constexpr std::array<std::string_view, 4> kinds = {
   "deployment", "deployment_status", "status", "ping"};
 
-/// The repository every event names: one heaven has not heard of, so that
-/// it is active (not disabled) on a fresh heaven.
-constexpr std::string_view repo_json
-  = R"("repository":{"id":1,"name":"app","full_name":"loadtest/app",)"
-    R"("html_url":"https://github.com/loadtest/app",)"
-    R"("clone_url":"https://github.com/loadtest/app.git",)"
-    R"("default_branch":"main","owner":{"login":"loadtest"}},)"
-    R"("sender":{"login":"loadtest"}})";
+/// The repository every event names, cloned from `clone_url`: one heaven
+/// has not heard of, so that it is active (not disabled) on a fresh heaven.
+std::string repository_json(std::string_view clone_url) {
+  return std::string{R"("repository":{"id":1,"name":"app",)"
+                     R"("full_name":"loadtest/app",)"
+                     R"("html_url":"https://github.com/loadtest/app",)"
+                     R"("clone_url":")"}
+         + std::string{clone_url}
+         + R"(","default_branch":"main","owner":{"login":"loadtest"}},)"
+           R"("sender":{"login":"loadtest"}})";
+}
 
 void append_number(std::string& out, uint64_t n) {
   char buf[24];
@@ -33,8 +36,10 @@ void append_number(std::string& out, uint64_t n) {
   out.append(buf, static_cast<std::size_t>(len));
 }
 
-/// `deployment` as a deployment or deployment_status event carries it.
-void append_deployment(std::string& out, uint64_t id, std::string_view sha) {
+/// `deployment` as a deployment or deployment_status event carries it,
+/// with `payload` (JSON).
+void append_deployment(std::string& out, uint64_t id, std::string_view sha,
+                       std::string_view payload = "{}") {
   out += R"("deployment":{"id":)";
   append_number(out, id);
   out += R"(,"url":"https://api.github.com/repos/loadtest/app/deployments/)";
@@ -43,7 +48,9 @@ void append_deployment(std::string& out, uint64_t id, std::string_view sha) {
   out += sha;
   out += R"(","ref":"main","task":"deploy","environment":"production",)"
          R"("description":"heaven loadtest","creator":{"login":"loadtest"},)"
-         R"("payload":{}},)";
+         R"("payload":)";
+  out += payload;
+  out += "},";
 }
 
 } // namespace
@@ -68,6 +75,32 @@ struct request_maker::impl {
   EVP_MAC* mac = nullptr;
   EVP_MAC_CTX* ctx = nullptr;
   std::string body;
+  std::string repo_json = repository_json(
+    "https://github.com/loadtest/app.git");
+  std::optional<deploy_plan> plan;
+
+  std::string provider_of(uint64_t n) const {
+    if (!plan || plan->providers.empty())
+      return {};
+    // In a mix, every fourth request is a deployment.
+    auto k = choice == event_choice::mix ? n / kinds.size() : n;
+    return plan->providers[k % plan->providers.size()];
+  }
+
+  /// A deployment's payload: under a plan, its provider's config and an
+  /// app of its own (deployments of one app would wait for each other).
+  std::string payload_of(uint64_t n) const {
+    auto provider = provider_of(n);
+    if (provider.empty())
+      return "{}";
+    std::string app = "app-" + std::to_string(n);
+    std::string config = R"({"provider":")" + provider + R"(")";
+    if (provider == "shell")
+      config += R"(,"deploy_script":"script/deploy")";
+    if (provider == "heroku")
+      config += R"(,"heroku_name":"loadtest-)" + app + R"(")";
+    return R"({"name":")" + app + R"(","config":)" + config + "}}";
+  }
 
   std::string_view kind_of(uint64_t n) const {
     if (choice == event_choice::mix)
@@ -82,9 +115,10 @@ struct request_maker::impl {
     std::snprintf(sha, sizeof(sha), "%016llx%024llx",
                   static_cast<unsigned long long>(run_id),
                   static_cast<unsigned long long>(n));
+    std::string_view commit = plan ? std::string_view{plan->sha} : sha;
     if (kind == "deployment") {
       body += R"({"action":"created",)";
-      append_deployment(body, id, sha);
+      append_deployment(body, id, commit, payload_of(n));
     } else if (kind == "deployment_status") {
       body += R"({"action":"created","deployment_status":{"id":)";
       append_number(body, id);
@@ -157,6 +191,19 @@ request_maker::~request_maker() {
 
 std::string_view request_maker::event_of(uint64_t n) const {
   return impl_->kind_of(n);
+}
+
+void request_maker::set_deploy_plan(deploy_plan plan) {
+  impl_->repo_json = repository_json(plan.clone_url);
+  impl_->plan = std::move(plan);
+}
+
+int64_t request_maker::deployment_id(uint64_t n) const {
+  return static_cast<int64_t>(impl_->id_base + n);
+}
+
+std::string request_maker::provider_of(uint64_t n) const {
+  return impl_->provider_of(n);
 }
 
 void request_maker::append(uint64_t n, std::string& out) {

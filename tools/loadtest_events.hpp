@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace heaven::loadtest {
 
@@ -17,6 +18,14 @@ enum class event_choice { deployment, deployment_status, status, ping, mix };
 
 /// The choice `text` names, or nullopt.
 std::optional<event_choice> parse_event_choice(std::string_view text);
+
+/// What `deployment` events carry for --github-stand-in: a provider each
+/// (in turn), and the repository the shell provider checks out.
+struct deploy_plan {
+  std::vector<std::string> providers;
+  std::string clone_url;
+  std::string sha;
+};
 
 /// Builds request after request, ready to write to a socket.
 class request_maker {
@@ -35,6 +44,15 @@ public:
 
   /// The event name of the `n`th request.
   std::string_view event_of(uint64_t n) const;
+
+  /// Deployments from now on carry `plan` in their payload.
+  void set_deploy_plan(deploy_plan plan);
+
+  /// The deployment id of the `n`th request (GitHub's, in its body).
+  int64_t deployment_id(uint64_t n) const;
+
+  /// The provider of the `n`th request's deployment ("" without a plan).
+  std::string provider_of(uint64_t n) const;
 
 private:
   struct impl;

@@ -140,9 +140,38 @@ std::string svg_chart(const std::string& title, const std::string& x_label,
   return out;
 }
 
+/// The rows of a provider's figures: each state in the order GitHub shows
+/// them, then "terminal".
+std::vector<std::pair<std::string, const histogram*>>
+rows_of(const provider_figures& f) {
+  std::vector<std::pair<std::string, const histogram*>> rows;
+  for (auto* state : {"pending", "queued", "in_progress"})
+    if (auto it = f.to_state.find(state); it != f.to_state.end())
+      rows.emplace_back(state, &it->second);
+  for (auto& [state, h] : f.to_state)
+    if (state != "pending" && state != "queued" && state != "in_progress")
+      rows.emplace_back(state, &h);
+  rows.emplace_back("terminal", &f.to_terminal);
+  return rows;
+}
+
+constexpr double deploy_percentiles[] = {50, 90, 99};
+
+std::string endings_text(const provider_figures& f) {
+  std::string out;
+  uint64_t ended = 0;
+  for (auto& [state, n] : f.endings) {
+    out += (out.empty() ? "" : ", ") + state + " " + std::to_string(n);
+    ended += n;
+  }
+  return std::to_string(f.accepted) + " accepted, " + std::to_string(ended)
+         + " ended" + (out.empty() ? "" : " (" + out + ")");
+}
+
 } // namespace
 
-std::string summary_text(const run_description& d, const run_results& r) {
+std::string summary_text(const run_description& d, const run_results& r,
+                         const deployment_figures& deployments) {
   std::string out = "heaven loadtest: " + describe(d) + "\n";
   out += "  sent " + std::to_string(r.sent) + " in " + fixed(r.send_seconds)
          + " s (" + fixed(r.achieved_rate, 1) + "/s";
@@ -169,14 +198,30 @@ std::string summary_text(const run_description& d, const run_results& r) {
                   ms(r.latency.percentile(p.percent)));
     out += line;
   }
-  char line[64];
+  char line[160];
   std::snprintf(line, sizeof(line), "  %-7s %10.2f\n", "max",
                 ms(r.latency.max()));
   out += line;
+  if (!deployments.empty())
+    out += "\n  deployments: ms from each webhook to the first status of each "
+           "state\n";
+  for (auto& [provider, f] : deployments) {
+    out += "  " + provider + ": " + endings_text(f) + "\n";
+    for (auto& [state, h] : rows_of(f)) {
+      std::snprintf(line, sizeof(line),
+                    "    %-12s %6llu  p50 %9.1f  p90 %9.1f  p99 %9.1f  "
+                    "max %9.1f\n",
+                    state.c_str(), static_cast<unsigned long long>(h->count()),
+                    ms(h->percentile(50)), ms(h->percentile(90)),
+                    ms(h->percentile(99)), ms(h->max()));
+      out += line;
+    }
+  }
   return out;
 }
 
-std::string summary_json(const run_description& d, const run_results& r) {
+std::string summary_json(const run_description& d, const run_results& r,
+                         const deployment_figures& deployments) {
   nlohmann::json answers = nlohmann::json::object();
   for (auto& [status, n] : r.answers)
     answers[std::to_string(status)] = n;
@@ -206,10 +251,26 @@ std::string summary_json(const run_description& d, const run_results& r) {
   };
   if (!r.first_error.empty())
     out["first_error"] = r.first_error;
+  auto figures = [](const histogram& h) {
+    nlohmann::json j = {{"count", h.count()}, {"max", ms(h.max())}};
+    for (double p : deploy_percentiles)
+      j["p" + fixed(p, 0)] = ms(h.percentile(p));
+    return j;
+  };
+  for (auto& [provider, f] : deployments) {
+    nlohmann::json states = nlohmann::json::object();
+    for (auto& [state, h] : f.to_state)
+      states[state] = figures(h);
+    out["deployments"][provider] = {{"accepted", f.accepted},
+                                    {"endings", f.endings},
+                                    {"to_status_ms", states},
+                                    {"to_terminal_ms", figures(f.to_terminal)}};
+  }
   return out.dump();
 }
 
-std::string html_report(const run_description& d, const run_results& r) {
+std::string html_report(const run_description& d, const run_results& r,
+                        const deployment_figures& deployments) {
   std::string out
     = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
       "<title>heaven loadtest</title><style>"
@@ -234,6 +295,21 @@ std::string html_report(const run_description& d, const run_results& r) {
            + fixed(ms(r.latency.percentile(p.percent))) + "</td></tr>\n";
   out += "<tr><td>max</td><td>" + fixed(ms(r.latency.max()))
          + "</td></tr>\n</table>\n";
+  for (auto& [provider, f] : deployments) {
+    out += "<h2>" + html_escape(provider) + " deployments</h2>\n<p>"
+           + html_escape(endings_text(f))
+           + "; ms from each webhook to the first status of each state:</p>\n"
+             "<table><tr><th>status</th><th>count</th><th>p50</th>"
+             "<th>p90</th><th>p99</th><th>max</th></tr>\n";
+    for (auto& [state, h] : rows_of(f))
+      out += "<tr><td>" + html_escape(state) + "</td><td>"
+             + std::to_string(h->count()) + "</td><td>"
+             + fixed(ms(h->percentile(50)), 1) + "</td><td>"
+             + fixed(ms(h->percentile(90)), 1) + "</td><td>"
+             + fixed(ms(h->percentile(99)), 1) + "</td><td>"
+             + fixed(ms(h->max()), 1) + "</td></tr>\n";
+    out += "</table>\n";
+  }
 
   // Latency over time: each second's answers.
   series p50{"p50", "#1f77b4", {}}, p99{"p99", "#ff7f0e", {}},

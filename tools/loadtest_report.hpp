@@ -6,6 +6,7 @@
 #include <string>
 
 #include "tools/loadtest_engine.hpp"
+#include "tools/loadtest_github.hpp"
 
 namespace heaven::loadtest {
 
@@ -32,12 +33,15 @@ inline constexpr percentile_point summary_percentiles[] = {
   {99, "p99", "p99"}, {99.9, "p99.9", "p999"}, {99.99, "p99.99", "p9999"}};
 
 /// The table printed at the end of a run.
-std::string summary_text(const run_description& d, const run_results& r);
+std::string summary_text(const run_description& d, const run_results& r,
+                         const deployment_figures& deployments = {});
 
 /// The summary as one JSON object (one line).
-std::string summary_json(const run_description& d, const run_results& r);
+std::string summary_json(const run_description& d, const run_results& r,
+                         const deployment_figures& deployments = {});
 
 /// The HTML report: one page, no scripts, the charts as inline SVG.
-std::string html_report(const run_description& d, const run_results& r);
+std::string html_report(const run_description& d, const run_results& r,
+                        const deployment_figures& deployments = {});
 
 } // namespace heaven::loadtest

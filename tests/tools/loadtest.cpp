@@ -295,6 +295,31 @@ BOOST_AUTO_TEST_CASE(without_a_target_it_starts_a_heaven_of_its_own) {
   BOOST_CHECK(!fs::exists(data));
 }
 
+BOOST_AUTO_TEST_CASE(the_github_stand_in_times_each_providers_statuses) {
+  auto run = run_to_end(
+    {"--github-stand-in", "--rate", "5/s", "--duration", "2s", "--json"});
+  BOOST_TEST_INFO("stderr: " << run.stderr_text());
+  BOOST_CHECK_EQUAL(run.status, 0);
+  auto s = run.summary();
+  BOOST_CHECK_EQUAL(s["event"], "deployment");
+  BOOST_CHECK_EQUAL(s["answers"], (json{{"201", 10}}));
+  // The deployments alternate: shell, heroku, shell, ...; each ends in
+  // success, and each status is timed from its webhook.
+  for (auto provider : {"shell", "heroku"}) {
+    BOOST_TEST_CONTEXT(provider) {
+      auto& p = s["deployments"][provider];
+      BOOST_CHECK_EQUAL(p["accepted"], 5);
+      BOOST_CHECK_EQUAL(p["endings"], (json{{"success", 5}}));
+      BOOST_CHECK_EQUAL(p["to_terminal_ms"]["count"], 5);
+      BOOST_CHECK_EQUAL(p["to_status_ms"]["success"]["count"], 5);
+      BOOST_CHECK_GT(p["to_terminal_ms"]["max"].get<double>(), 0.0);
+      BOOST_CHECK_GE(p["to_terminal_ms"]["max"].get<double>(),
+                     p["to_terminal_ms"]["p50"].get<double>());
+    }
+  }
+  BOOST_CHECK_EQUAL(s["deployments"].size(), 2u);
+}
+
 BOOST_AUTO_TEST_CASE(bad_usage_exits_2_with_a_message) {
   struct bad {
     std::vector<std::string> args;
@@ -310,6 +335,10 @@ BOOST_AUTO_TEST_CASE(bad_usage_exits_2_with_a_message) {
     {{"--target", "http://127.0.0.1:9/events"}, "no webhook secret"},
     {{"--target", "https://example.com/events"}, "must be an http:// URL"},
     {{"--frobnicate"}, "unknown argument '--frobnicate'"},
+    {{"--github-stand-in", "--target", "http://127.0.0.1:9/events"},
+     "cannot go with --target"},
+    {{"--github-stand-in", "--event", "ping"}, "--event deployment or mix"},
+    {{"--providers", "shell,capistrano"}, "unknown provider 'capistrano'"},
   };
   for (auto& c : cases) {
     auto run = run_to_end(c.args);
