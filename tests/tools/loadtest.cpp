@@ -231,6 +231,28 @@ BOOST_AUTO_TEST_CASE(stalled_answers_show_in_the_top_percentiles) {
   BOOST_CHECK_GE(s["latency_ms"]["p9999"].get<double>(), 1000.0);
 }
 
+BOOST_AUTO_TEST_CASE(chunked_answers_are_read_to_their_end) {
+  http_stub stub;
+  stub.respond_with([](const recorded_request&) {
+    stub_response res;
+    res.stream = [](const chunk_writer& write) {
+      write("{\"status\":");
+      write("\"ok\"}");
+    };
+    return res;
+  });
+  auto run = run_to_end({"--target", stub.base_url() + "events", "--rate",
+                         "50/s", "--duration", "1s", "--connections", "4",
+                         "--json"},
+                        {"GITHUB_WEBHOOK_SECRET=s"});
+  BOOST_TEST_INFO("stderr: " << run.stderr_text());
+  auto s = run.summary();
+  BOOST_CHECK_EQUAL(s["answers"], (json{{"201", 50}}));
+  BOOST_CHECK_EQUAL(s["errors"], 0);
+  BOOST_REQUIRE(stub.wait_idle());
+  BOOST_CHECK_EQUAL(stub.requests().size(), 50u);
+}
+
 BOOST_AUTO_TEST_CASE(a_target_that_is_down_fails_the_run) {
   // Bound and not listening: the port refuses, and nobody else takes it.
   int fd = socket(AF_INET, SOCK_STREAM, 0);
