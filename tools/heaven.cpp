@@ -46,6 +46,7 @@
 #include "providers/heroku.hpp"
 #include "providers/shell.hpp"
 #include "tools/demo.hpp"
+#include "tools/loadtest.hpp"
 
 using namespace heaven;
 
@@ -493,6 +494,12 @@ int main(int argc, char** argv) {
   }
   auto command = args[0];
   args.erase(args.begin());
+  // The load test has flags of its own and needs no server settings.
+  if (command == "loadtest") {
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return loadtest::loadtest_command(args, ec ? argv[0] : self.string());
+  }
   for (auto& a : args)
     if (a == "--help" || a == "-h") {
       std::cout << help_text();

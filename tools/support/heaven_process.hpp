@@ -19,6 +19,7 @@
 
 #include "messages/types.hpp"
 #include "tools/support/http_stub.hpp"
+#include "tools/support/launch.hpp"
 
 namespace heaven::test {
 
@@ -70,24 +71,6 @@ command_result run_command(const std::string& cmd);
 /// Runs `cmd`; returns its output without trailing newlines, or throws
 /// std::runtime_error naming the command and showing its output.
 std::string run_checked(const std::string& cmd);
-
-/// A `heaven serve` child process just started by `launch_heaven`.
-struct launched_heaven {
-  pid_t pid = -1;
-  /// The port heaven listens on; 0 when its stdout ended first.
-  uint16_t port = 0;
-  /// The read end of heaven's stdout, still open: the caller closes or
-  /// drains it.
-  int stdout_fd = -1;
-};
-
-/// Starts `binary serve` with exactly the NAME=value environment `env`, its
-/// stdout a pipe, its stderr the file `stderr_file` and no other descriptor
-/// of ours, then reads its stdout until "heaven is ready on port N".
-/// Throws std::runtime_error when the pipe or fork fails.
-launched_heaven launch_heaven(const std::string& binary,
-                              const std::vector<std::string>& env,
-                              const std::filesystem::path& stderr_file);
 
 /// A thread copying `fd` to the file `path` until the stream ends, then
 /// closing `fd` (so heaven never blocks on a full stdout pipe).
