@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include <algorithm>
+
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -29,6 +31,112 @@ void launch(self_ptr self, int64_t id, const deployment_request& req) {
   auto d = self->spawn(deployment, st.ctx, id, req);
   self->monitor(d);
   st.running.emplace(d.address(), id);
+  st.running_ids.insert(id);
+}
+
+/// How many deployments run at once, and how many waiting ones are kept in
+/// memory.
+size_t max_running(const receiver_state& st) {
+  return static_cast<size_t>(std::max<int64_t>(1, st.ctx->cfg.max_running));
+}
+
+/// True when deployment `id` runs or waits in memory.
+bool held(const receiver_state& st, int64_t id) {
+  return st.running_ids.count(id) > 0 || st.waiting.count(id) > 0;
+}
+
+/// Queued deployment `id` runs now when it may, else waits its turn: in
+/// memory while few wait, else as its row only.
+void offer(self_ptr self, int64_t id, deployment_request req) {
+  auto& st = self->state;
+  if (held(st, id))
+    return;
+  auto max = max_running(st);
+  if (!st.spilled && st.waiting.empty() && st.running.size() < max) {
+    launch(self, id, req);
+    return;
+  }
+  if (!st.spilled && st.waiting.size() < max) {
+    st.waiting.emplace(id, std::move(req));
+    return;
+  }
+  if (!st.spilled) {
+    spdlog::info("receiver: {} deployment(s) run and {} wait (at most "
+                 "HEAVEN_MAX_RUNNING = {} of each in memory); those after "
+                 "deployment {} wait as queued rows",
+                 st.running.size(), st.waiting.size(), max, id - 1);
+    st.spilled = true;
+    st.store_after = id - 1;
+  } else {
+    st.store_after = std::min(st.store_after, id - 1);
+  }
+  if (st.reading
+      && (st.spilled_while_reading == 0 || id < st.spilled_while_reading))
+    st.spilled_while_reading = id;
+}
+
+void advance(self_ptr self);
+
+/// Reads the next page of deployments waiting in the store only.
+void read_waiting(self_ptr self) {
+  auto& st = self->state;
+  st.reading = true;
+  st.spilled_while_reading = 0;
+  auto limit = static_cast<int32_t>(
+    std::min<size_t>(max_running(st) - st.waiting.size(), 100000));
+  auto after = st.store_after;
+  self->request(st.ctx->store, caf::infinite, pending_atom::value, after, limit)
+    .then(
+      [=](std::vector<unfinished_deployment>& rows) {
+        auto& st = self->state;
+        st.reading = false;
+        st.read_failures = 0;
+        bool exhausted = rows.size() < static_cast<size_t>(limit);
+        auto last = after;
+        for (auto& d : rows) {
+          last = std::max(last, d.id);
+          // A running one runs here, or is ended by `resume`.
+          if (d.state == deploy_state::queued && !held(st, d.id))
+            st.waiting.emplace(d.id, std::move(d.request));
+        }
+        st.store_after = std::max(st.store_after, last);
+        if (st.spilled_while_reading != 0)
+          st.store_after = std::min(st.store_after,
+                                    st.spilled_while_reading - 1);
+        else if (exhausted)
+          st.spilled = false;
+        advance(self);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        auto wait = std::chrono::milliseconds(5000);
+        spdlog::error("{}", retry_line("receiver reading the queued "
+                                       "deployments",
+                                       self->system().render(err),
+                                       ++st.read_failures, 0, wait));
+        st.reading = false;
+        st.read_retry = true;
+        self->delayed_send(self, wait, pending_atom::value);
+      });
+}
+
+/// Starts waiting deployments, in order, while fewer than
+/// HEAVEN_MAX_RUNNING run; reads the next ones from the store when only
+/// rows are left.
+void advance(self_ptr self) {
+  auto& st = self->state;
+  if (st.draining)
+    return;
+  auto max = max_running(st);
+  while (st.running.size() < max && !st.waiting.empty()) {
+    auto i = st.waiting.begin();
+    auto id = i->first;
+    auto req = std::move(i->second);
+    st.waiting.erase(i);
+    launch(self, id, req);
+  }
+  if (st.spilled && !st.reading && !st.read_retry && st.waiting.size() < max)
+    read_waiting(self);
 }
 
 /// Answers `drain` once nothing runs any more.
@@ -67,7 +175,7 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
                    ev.deployment.environment);
       return;
     }
-    launch(self, res.deployment_id, ev.deployment);
+    offer(self, res.deployment_id, ev.deployment);
   } else if (ev.type == event_kind::status) {
     if (ctx->auto_deploy)
       self->send(ctx->auto_deploy, status_atom::value, ev.status);
@@ -76,32 +184,47 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
   // the transaction that recorded the event: the notice outbox has it.
 }
 
-/// Picks up what an earlier run of heaven left: queued deployments run,
-/// running ones end with `error`.
+/// Picks up what an earlier run of heaven left, a page at a time: running
+/// ones end with `error`; queued ones run in their turn (see advance).
 void resume(self_ptr self) {
-  self->request(self->state.ctx->store, caf::infinite, pending_atom::value)
+  auto& st = self->state;
+  if (!st.resuming || st.resume_reading)
+    return;
+  st.resume_reading = true;
+  constexpr int32_t page = 256;
+  self
+    ->request(st.ctx->store, caf::infinite, pending_atom::value,
+              st.resume_after, page)
     .then(
       [=](std::vector<unfinished_deployment>& left) {
         auto& st = self->state;
+        st.resume_reading = false;
         st.pending_failures = 0;
         for (auto& d : left) {
+          st.resume_after = std::max(st.resume_after, d.id);
+          // One this run started already is no leftover.
+          if (held(st, d.id))
+            continue;
           spdlog::info("receiver found deployment {} of {} to {} left {} by "
                        "an earlier run",
                        d.id, d.request.repo, d.request.environment,
                        to_string(d.state));
           if (d.state == deploy_state::running)
             take_over(self->system(), st.ctx, d.id, restarted);
-          else if (!st.draining)
-            launch(self, d.id, d.request);
         }
+        if (left.size() < static_cast<size_t>(page))
+          st.resuming = false;
+        else
+          resume(self);
       },
       [=](caf::error& err) {
+        auto& st = self->state;
+        st.resume_reading = false;
         auto wait = std::chrono::milliseconds(5000);
-        spdlog::error("{}",
-                      retry_line("receiver reading the unfinished "
-                                 "deployments",
-                                 self->system().render(err),
-                                 ++self->state.pending_failures, 0, wait));
+        spdlog::error("{}", retry_line("receiver reading the unfinished "
+                                       "deployments",
+                                       self->system().render(err),
+                                       ++st.pending_failures, 0, wait));
         self->delayed_send(self, wait, pending_atom::value);
       });
 }
@@ -113,6 +236,7 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
          context_ptr ctx) {
   self->state.ctx = ctx;
   resume(self);
+  advance(self);
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     auto i = st.running.find(msg.source);
@@ -120,6 +244,7 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
       return;
     auto id = i->second;
     st.running.erase(i);
+    st.running_ids.erase(id);
     if (msg.reason && msg.reason != caf::exit_reason::user_shutdown) {
       auto why = msg.reason.context().match_elements<std::string>()
                    ? msg.reason.context().get_as<std::string>(0)
@@ -130,6 +255,7 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
     // back to the system (glibc keeps freed heap otherwise).
     if (st.running.empty())
       malloc_trim(0);
+    advance(self);
     check_drained(self);
   });
   return {
@@ -188,6 +314,8 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
       spdlog::info("receiver starts nothing more; {} deployment(s) may "
                    "finish within {} s",
                    st.running.size(), seconds);
+      // Those waiting stay queued for the next start.
+      st.waiting.clear();
       for (auto& [addr, id] : st.running)
         if (auto d = caf::actor_cast<deployment_actor>(addr))
           self->send(d, shelve_atom::value);
@@ -201,7 +329,15 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
       }
       return rp;
     },
-    [=](pending_atom) { resume(self); },
+    [=](pending_atom) {
+      // A read failed earlier: try again.
+      resume(self);
+      auto& st = self->state;
+      if (st.read_retry) {
+        st.read_retry = false;
+        advance(self);
+      }
+    },
     [=](cancel_atom) {
       auto& st = self->state;
       if (!st.draining || st.running.empty())

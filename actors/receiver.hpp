@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <caf/response_promise.hpp>
@@ -18,8 +19,32 @@ namespace heaven {
 struct receiver_state {
   static inline const char* name = "receiver";
   context_ptr ctx;
-  /// Deployment actors alive, with heaven's id of their deployment.
+  /// Deployment actors alive, with heaven's id of their deployment: at most
+  /// HEAVEN_MAX_RUNNING.
   std::map<caf::actor_addr, int64_t> running;
+  /// The ids in `running`.
+  std::set<int64_t> running_ids;
+  /// Queued deployments next in line, by id, with their requests: at most
+  /// HEAVEN_MAX_RUNNING. The others wait as rows in the store only.
+  std::map<int64_t, deployment_request> waiting;
+  /// Set while queued deployments may wait in the store only: those whose
+  /// id is above `store_after`, read a page at a time as `waiting` empties.
+  bool spilled = true;
+  int64_t store_after = 0;
+  /// A page of waiting deployments is being read.
+  bool reading = false;
+  /// The lowest id that went to the store only while that read was under
+  /// way (0: none): the read may have missed it.
+  int64_t spilled_while_reading = 0;
+  /// Failed reads of waiting deployments in a row.
+  int read_failures = 0;
+  /// Set while a failed read waits to be tried again.
+  bool read_retry = false;
+  /// Set until the deployments an earlier run left running have been read
+  /// (a page at a time, from `resume_after` on) and ended.
+  bool resuming = true;
+  bool resume_reading = false;
+  int64_t resume_after = 0;
   /// Set once heaven stops: nothing more starts.
   bool draining = false;
   /// Answered once no deployment actor is left after `drain`.
@@ -34,14 +59,16 @@ struct receiver_state {
 /// deployment per app+environment; the refusals the receiver found: an
 /// unknown provider, an invalid ref, task, sha or clone URL); only then is
 /// the webhook answered, with an `event_receipt` saying how the event was
-/// taken. A deployment recorded as queued gets a deployment
-/// actor; one the rules ended gets only its log line (its status is in the
-/// outbox). `status` events go to auto_deploy, `deployment_status` events to
-/// notify. At start it asks the store for deployments an earlier run left
-/// unfinished: those never started run now, in order; those that were
-/// running end with `error`, since nobody knows how far they got. A
-/// deployment actor that dies without recording its end (a bug threw in it)
-/// is ended by `take_over`.
+/// taken. A deployment recorded as queued gets a deployment actor once
+/// fewer than HEAVEN_MAX_RUNNING run, in the order the store accepted them
+/// (ids ascending); until then it waits, queued: in memory while few wait,
+/// else as its row only, read back a page at a time. One the rules ended
+/// gets only its log line (its status is in the outbox). `status` events go to
+/// auto_deploy, `deployment_status` events to notify. At start it asks the
+/// store for deployments an earlier run left unfinished: those never started
+/// wait their turn as any queued one does; those that were running end with
+/// `error`, since nobody knows how far they got. A deployment actor that dies
+/// without recording its end (a bug threw in it) is ended by `take_over`.
 receiver_actor::behavior_type
 receiver(receiver_actor::stateful_pointer<receiver_state> self,
          context_ptr ctx);

@@ -102,27 +102,54 @@ std::vector<deployment_row> sqlite_store::list(int32_t n) {
   return result;
 }
 
+namespace {
+
+/// The columns an unfinished deployment is read from, in unfinished_row's
+/// order.
+constexpr auto unfinished_columns
+  = "SELECT id, state, request, github_id, repo, app, environment, ref, sha, "
+    "task, provider, actor, description FROM deployments ";
+
+unfinished_deployment unfinished_row(statement& stmt) {
+  unfinished_deployment x;
+  x.id = stmt.int64(0);
+  x.state = parse<deploy_state>(stmt.text(1)).value_or(deploy_state::queued);
+  auto& r = x.request;
+  // The columns are the fallback should the JSON be damaged or old.
+  stmt.columns(3, r.github_id, r.repo, r.app, r.environment, r.ref, r.sha,
+               r.task, r.provider, r.actor, r.description);
+  r.payload_json = "{}";
+  if (!read_request(stmt.text(2), r, x.id))
+    spdlog::error("store found no readable request for deployment {}; "
+                  "rebuilding it from its columns",
+                  x.id);
+  return x;
+}
+
+} // namespace
+
 std::vector<unfinished_deployment> sqlite_store::pending() {
   std::vector<unfinished_deployment> result;
-  auto& stmt = db_.cached(
-    "SELECT id, state, request, github_id, repo, app, environment, ref, sha, "
-    "task, provider, actor, description FROM deployments "
-    "WHERE state IN ('queued', 'running') ORDER BY id ASC");
-  while (stmt.step()) {
-    unfinished_deployment x;
-    x.id = stmt.int64(0);
-    x.state = parse<deploy_state>(stmt.text(1)).value_or(deploy_state::queued);
-    auto& r = x.request;
-    // The columns are the fallback should the JSON be damaged or old.
-    stmt.columns(3, r.github_id, r.repo, r.app, r.environment, r.ref, r.sha,
-                 r.task, r.provider, r.actor, r.description);
-    r.payload_json = "{}";
-    if (!read_request(stmt.text(2), r, x.id))
-      spdlog::error("store found no readable request for deployment {}; "
-                    "rebuilding it from its columns",
-                    x.id);
-    result.push_back(std::move(x));
-  }
+  auto& stmt = db_.cached(std::string{unfinished_columns}
+                          + "WHERE state IN ('queued', 'running') ORDER BY "
+                            "id ASC");
+  while (stmt.step())
+    result.push_back(unfinished_row(stmt));
+  return result;
+}
+
+std::vector<unfinished_deployment> sqlite_store::pending_after(int64_t after,
+                                                               int32_t limit) {
+  std::vector<unfinished_deployment> result;
+  if (limit <= 0)
+    return result;
+  auto& stmt = db_.cached(std::string{unfinished_columns}
+                          + "WHERE state IN ('queued', 'running') AND id > ? "
+                            "ORDER BY id ASC LIMIT ?");
+  stmt.bind(1, after);
+  stmt.bind(2, int64_t{limit});
+  while (stmt.step())
+    result.push_back(unfinished_row(stmt));
   return result;
 }
 

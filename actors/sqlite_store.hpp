@@ -43,6 +43,8 @@ public:
   std::vector<outbox_row> unsettled(const std::string& kind) override;
   std::vector<deployment_row> list(int32_t n) override;
   std::vector<unfinished_deployment> pending() override;
+  std::vector<unfinished_deployment> pending_after(int64_t after,
+                                                   int32_t limit) override;
   std::vector<env_lock> locks() override;
   std::vector<deployed_environment> latest(const std::string& repo) override;
   std::vector<repository_record> repositories() override;

@@ -103,6 +103,11 @@ public:
   /// The deployments left queued or running, oldest first.
   virtual std::vector<unfinished_deployment> pending() = 0;
 
+  /// The deployments left queued or running whose id is above `after`,
+  /// oldest first, at most `limit` (none for limit <= 0).
+  virtual std::vector<unfinished_deployment>
+  pending_after(int64_t after, int32_t limit) = 0;
+
   /// Every lock, oldest first (ties by repository, then environment).
   virtual std::vector<env_lock> locks() = 0;
 

@@ -43,18 +43,25 @@ struct workspace_state {
   int32_t pgid = 0;
   /// Set by `cancel`: every git started from then on gets SIGKILL.
   bool cancelled = false;
+  /// The checkout's place in checkout_queue::shared() (0: not queued
+  /// there).
+  uint64_t ticket = 0;
   /// Hears the checkout's lines and its `prepared`. (Not the first member:
   /// CAF would construct the state from the actor itself, as a handle can
   /// be.)
   checkout_client deployment;
 };
 
-/// The WORKSPACE actor for `plan`. It makes the checkout on a thread of its
-/// own (detached unless `detach` is false): updates (or creates) the mirror
+/// The WORKSPACE actor for `plan`. It queues the checkout in
+/// checkout_queue::shared(), whose fixed pool of threads makes it in turn
+/// (unless `detach` is false: then on this actor, as deterministic tests
+/// need): updates (or creates) the mirror
 /// under a lock file, clones it privately and checks out the sha, sending
 /// `log_atom` lines for what it does to `deployment`, and finally
 /// `prepared_atom, true, <path>` or `prepared_atom, false, <why>`; then it
-/// quits. On `cancel` it ends its own git processes (see workspace_actor).
+/// quits. On `cancel` it ends its own git processes (see workspace_actor), or
+/// takes a checkout that still waits out of the queue and reports
+/// `prepared_atom, false, "cancelled before the checkout began"`.
 workspace_actor::behavior_type
 workspace(workspace_actor::stateful_pointer<workspace_state> self,
           workspace_plan plan, checkout_client deployment, bool detach);

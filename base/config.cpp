@@ -167,6 +167,10 @@ const std::vector<option>& options() {
      "on SIGTERM, seconds running deployments may take to finish before "
      "heaven stops them",
      HEAVEN_INT(drain_seconds, "HEAVEN_DRAIN_SECONDS")},
+    {"HEAVEN_MAX_RUNNING", "--max-running",
+     "deployments that run at once (checkout, script, statuses); the rest "
+     "wait as queued, in the order they came, and start as others end",
+     HEAVEN_INT(max_running, "HEAVEN_MAX_RUNNING")},
     {"HEAVEN_CONFIG", "--config",
      "config file of NAME=value lines (default conf/heaven.conf if present)",
      HEAVEN_STRING(config_file)},
@@ -396,6 +400,8 @@ settings_or_error load_settings(const std::vector<std::string>& args,
     return "DEPLOYMENT_TIMEOUT must be at least 1 second";
   if (s.status_retries == 0)
     s.status_retries = 1;
+  if (s.max_running < 1)
+    return "HEAVEN_MAX_RUNNING must be at least 1";
   if (s.poll_interval_ms < 1)
     return "HEAVEN_POLL_INTERVAL_MS must be at least 1";
   if (s.max_pending_events < 1)

@@ -47,7 +47,9 @@ struct settings {
   int64_t retry_max_backoff_ms = 60000; ///< HEAVEN_RETRY_MAX_BACKOFF_MS
   /// Seconds running deployments may take to finish after SIGTERM.
   int64_t drain_seconds = 30; ///< HEAVEN_DRAIN_SECONDS
-  std::string config_file;    ///< HEAVEN_CONFIG
+  /// Deployments running at once; the rest wait, queued, in order.
+  int64_t max_running = 64; ///< HEAVEN_MAX_RUNNING
+  std::string config_file;  ///< HEAVEN_CONFIG
   /// Milliseconds between two polls of a remote build (Heroku, Beanstalk).
   int64_t poll_interval_ms = 3000; ///< HEAVEN_POLL_INTERVAL_MS
   std::string heroku_api_key;      ///< HEROKU_API_KEY

@@ -57,6 +57,10 @@ using store_actor = caf::typed_actor<
   // Lists deployments left unfinished by an earlier run of heaven, oldest
   // first.
   caf::replies_to<pending_atom>::with<std::vector<unfinished_deployment>>,
+  // The same, only those whose id is above `after`, at most `limit`: the
+  // receiver reads the deployments waiting to run a page at a time.
+  caf::replies_to<pending_atom, int64_t,
+                  int32_t>::with<std::vector<unfinished_deployment>>,
   // Lists every environment lock, oldest first.
   caf::replies_to<locks_atom>::with<std::vector<env_lock>>,
   // For a repository: each app+environment heaven deployed, its revision,

@@ -732,6 +732,76 @@ BOOST_AUTO_TEST_CASE(unfinished_deployments_are_resumed_or_ended_at_start) {
   BOOST_TEST(rec->swept[0] == 2);
 }
 
+BOOST_AUTO_TEST_CASE(beyond_max_running_deployments_wait_queued_in_order) {
+  // One runs; the second waits in memory, the third and fourth as rows.
+  ctx->cfg.max_running = 1;
+  rec->hold_checkouts = true;
+  start();
+  for (auto app : {"a", "b", "c", "d"})
+    deliver(event(std::string{"d-"} + app, "ok", app));
+  sched.run();
+  BOOST_REQUIRE(rec->plans.size() == 1u);
+  BOOST_TEST(rec->plans[0].id == 1);
+  for (int64_t id : {2, 3, 4}) {
+    BOOST_TEST(state_of(id) == "queued");
+    BOOST_TEST(stored_states(id) == (std::vector<std::string>{"queued"}));
+  }
+  // Each starts once the one before it has ended, in the order accepted.
+  for (int64_t id = 1; id <= 4; ++id) {
+    BOOST_REQUIRE(rec->waiting.size() == static_cast<size_t>(id));
+    BOOST_REQUIRE(rec->plans.size() == static_cast<size_t>(id));
+    BOOST_TEST(rec->plans.back().id == id);
+    for (int64_t later = id + 1; later <= 4; ++later)
+      BOOST_TEST(state_of(later) == "queued");
+    caf::anon_send(rec->waiting.back(), prepared_atom::value, true,
+                   "/ws/" + std::to_string(id));
+    sched.run();
+    BOOST_TEST(state_of(id) == "success");
+  }
+  BOOST_TEST(rec->plans.size() == 4u);
+  BOOST_TEST(rec->provider_starts
+             == (std::vector<std::string>{"/ws/1", "/ws/2", "/ws/3", "/ws/4"}));
+}
+
+BOOST_AUTO_TEST_CASE(waiting_deployments_stay_queued_through_a_stop) {
+  ctx->cfg.max_running = 1;
+  rec->hold_checkouts = true;
+  start();
+  for (auto app : {"a", "b", "c"})
+    deliver(event(std::string{"d-"} + app, "ok", app));
+  sched.run();
+  BOOST_REQUIRE(rec->waiting.size() == 1u);
+  drain(30);
+  caf::anon_send(rec->waiting[0], prepared_atom::value, true,
+                 std::string{"/ws/1"});
+  sched.run();
+  BOOST_TEST(*drained);
+  for (int64_t id : {1, 2, 3})
+    BOOST_TEST(stored_states(id) == (std::vector<std::string>{"queued"}));
+  BOOST_TEST(rec->plans.size() == 1u);
+  // The next start runs them through the same bound, in order.
+  caf::anon_send_exit(recv, caf::exit_reason::kill);
+  sched.run();
+  rec->plans.clear();
+  rec->waiting.clear();
+  start();
+  sched.run();
+  BOOST_REQUIRE(rec->plans.size() == 1u);
+  BOOST_TEST(rec->plans[0].id == 1);
+  BOOST_TEST(state_of(2) == "queued");
+  for (int64_t id = 1; id <= 3; ++id) {
+    BOOST_REQUIRE(rec->waiting.size() == static_cast<size_t>(id));
+    BOOST_TEST(rec->plans.back().id == id);
+    caf::anon_send(rec->waiting.back(), prepared_atom::value, true,
+                   "/ws/" + std::to_string(id));
+    sched.run();
+    BOOST_TEST(
+      stored_states(id)
+      == (std::vector<std::string>{"queued", "in_progress", "success"}));
+  }
+  BOOST_TEST(rec->plans.size() == 3u);
+}
+
 BOOST_AUTO_TEST_CASE(an_end_the_store_refuses_is_written_when_it_can) {
   start();
   deliver(event("d-1", "hang"));

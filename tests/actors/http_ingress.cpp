@@ -108,6 +108,9 @@ store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
       return std::vector<deployment_row>{row};
     },
     [](pending_atom) { return std::vector<unfinished_deployment>{}; },
+    [](pending_atom, int64_t, int32_t) {
+      return std::vector<unfinished_deployment>{};
+    },
     [rec](locks_atom) {
       std::lock_guard<std::mutex> guard{rec->mtx};
       ++rec->locks_asked;

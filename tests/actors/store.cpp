@@ -415,6 +415,15 @@ struct fixture {
     return out;
   }
 
+  std::vector<unfinished_deployment>
+  pending_after(const store_actor& s, int64_t after, int32_t limit) {
+    std::vector<unfinished_deployment> out;
+    self->request(s, timeout, pending_atom::value, after, limit)
+      .receive([&](std::vector<unfinished_deployment> x) { out = x; },
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+    return out;
+  }
+
   std::vector<env_lock> locks(const store_actor& s) {
     std::vector<env_lock> out;
     self->request(s, timeout, locks_atom::value)
@@ -743,6 +752,32 @@ BOOST_AUTO_TEST_CASE(pending_rebuilds_unfinished_requests) {
   BOOST_CHECK_EQUAL(xs[2].id, 4);
   BOOST_CHECK_EQUAL(to_string(xs[2].state), "running");
   check_same(xs[2].request, reqs[3]);
+}
+
+BOOST_AUTO_TEST_CASE(pending_after_reads_a_page_of_the_unfinished) {
+  auto s = start();
+  std::vector<deployment_request> reqs;
+  for (int i = 1; i <= 6; ++i) {
+    reqs.push_back(make_request(i, "env" + std::to_string(i)));
+    accept_ok(s, deployment_event("d-" + std::to_string(i), reqs.back()));
+  }
+  update(s, 2, "success", "done");
+  update(s, 4, "running", "Running");
+  auto ids = [](const std::vector<unfinished_deployment>& xs) {
+    std::vector<int64_t> out;
+    for (auto& x : xs)
+      out.push_back(x.id);
+    return out;
+  };
+  BOOST_TEST(ids(pending_after(s, 0, 2)) == (std::vector<int64_t>{1, 3}));
+  auto page = pending_after(s, 3, 2);
+  BOOST_TEST(ids(page) == (std::vector<int64_t>{4, 5}));
+  BOOST_REQUIRE_EQUAL(page.size(), 2u);
+  BOOST_CHECK_EQUAL(to_string(page[0].state), "running");
+  check_same(page[1].request, reqs[4]);
+  BOOST_TEST(ids(pending_after(s, 5, 10)) == (std::vector<int64_t>{6}));
+  BOOST_TEST(pending_after(s, 6, 10).empty());
+  BOOST_TEST(pending_after(s, 0, 0).empty());
 }
 
 BOOST_AUTO_TEST_CASE(data_survives_reopening) {

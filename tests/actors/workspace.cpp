@@ -10,6 +10,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/send.hpp>
 
+#include "actors/checkout_queue.hpp"
 #include "actors/process.hpp"
 #include "actors/scope.hpp"
 #include "tools/support/recorder.hpp"
@@ -106,6 +107,14 @@ struct workspace_fixture {
     return n;
   }
 };
+
+/// The threads of this process now.
+size_t thread_count() {
+  size_t n = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator{"/proc/self/task"})
+    ++n;
+  return n;
+}
 
 std::string base64_of(const std::string& text) {
   // Computed by `printf %s TEXT | base64` on the command line.
@@ -325,6 +334,105 @@ BOOST_AUTO_TEST_CASE(a_cancelled_checkout_stops_its_git_and_still_reports) {
                == "could not fetch " + p.clone_url
                     + ": git was killed by signal 15",
              rec->prepared.back().second);
+}
+
+BOOST_AUTO_TEST_CASE(waiting_checkouts_hold_no_thread_and_leave_the_queue) {
+  // A stand-in git that waits until the test opens the gate, as a slow
+  // fetch does, and notes how it was called.
+  auto bin = tmp.path / "bin";
+  auto gate = tmp.path / "gate";
+  auto calls = tmp.path / "calls";
+  write_file(bin / "git",
+             "#!/bin/sh\n"
+             "echo \"$*\" >> '"
+               + calls.string()
+               + "'\n"
+                 "while [ ! -e '"
+               + gate.string()
+               + "' ]; do sleep 0.02; done\n"
+                 "exit 1\n",
+             true);
+  auto& queue = checkout_queue::shared();
+  auto before = thread_count();
+  constexpr int64_t n = 200;
+  std::vector<workspace_actor> all;
+  for (int64_t id = 1; id <= n; ++id) {
+    auto p = plan(1000 + id, std::string(40, 'e'));
+    p.env = {{"PATH", bin.string() + ":/usr/bin:/bin"},
+             {"HOME", (tmp.path / "home").string()}};
+    all.push_back(spawn_workspace(sys, p, sink));
+  }
+  // Every thread of the queue is busy; the rest wait as entries.
+  BOOST_REQUIRE(eventually([&] {
+    return queue.waiting() == static_cast<size_t>(n) - queue.threads();
+  }));
+  // The queue's threads may have started just now; nothing else did.
+  BOOST_TEST(thread_count() <= before + queue.threads() + 2,
+             "threads before " << before << ", now " << thread_count());
+  // A waiting checkout that is cancelled leaves the queue at once and
+  // still reports; its git never runs.
+  caf::anon_send(all.back(), cancel_atom::value);
+  BOOST_REQUIRE(rec->wait([&] { return !rec->prepared.empty(); }));
+  BOOST_TEST(queue.waiting() == static_cast<size_t>(n) - queue.threads() - 1);
+  {
+    std::lock_guard<std::mutex> guard{rec->mx};
+    BOOST_TEST(rec->prepared.size() == 1u);
+    BOOST_TEST(!rec->prepared.front().first);
+    BOOST_TEST(rec->prepared.front().second
+               == "cancelled before the checkout began");
+  }
+  write_file(gate, "open");
+  BOOST_REQUIRE(
+    rec->wait([&] { return rec->prepared.size() == static_cast<size_t>(n); },
+              std::chrono::seconds(120)));
+  BOOST_TEST(queue.waiting() == 0u);
+  auto text = read_file(calls);
+  BOOST_TEST(text.find("-" + std::to_string(1000 + n)) == std::string::npos);
+  BOOST_TEST(text.find("-" + std::to_string(1000 + n - 1))
+             != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_script_in_its_checkout_cannot_break_the_mirror) {
+  auto sha1 = commit("one\n");
+  auto first = prepare(plan(31, sha1));
+  BOOST_REQUIRE_MESSAGE(first.first, first.second);
+  auto ws1 = fs::path{first.second};
+  // What a deploy script may do in its checkout: commit, collect garbage,
+  // throw the objects away.
+  write_file(ws1 / "app.txt", "changed by a script\n");
+  git(ws1, {"commit", "--quiet", "-am", "local"});
+  auto local = git(ws1, {"rev-parse", "HEAD"});
+  git(ws1, {"gc", "--quiet", "--prune=now"});
+  fs::remove_all(ws1 / ".git" / "objects");
+  // The mirror still serves a new sha and the old one, each in a clean
+  // checkout of its own that borrows it.
+  auto sha2 = commit("two\n");
+  auto second = prepare(plan(32, sha2));
+  BOOST_REQUIRE_MESSAGE(second.first, second.second);
+  auto ws2 = fs::path{second.second};
+  BOOST_TEST(git(ws2, {"rev-parse", "HEAD"}) == sha2);
+  BOOST_TEST(read_file(ws2 / "app.txt") == "two\n");
+  BOOST_TEST(git(ws2, {"status", "--porcelain"}) == "");
+  auto third = prepare(plan(33, sha1));
+  BOOST_REQUIRE_MESSAGE(third.first, third.second);
+  auto ws3 = fs::path{third.second};
+  BOOST_TEST(git(ws3, {"rev-parse", "HEAD"}) == sha1);
+  BOOST_TEST(read_file(ws3 / "app.txt") == "one\n");
+  // Nothing of the script's reached the mirror, which is whole.
+  fs::path mirror;
+  for (auto& e : fs::directory_iterator{data / "mirrors"})
+    if (e.path().extension() == ".git")
+      mirror = e.path();
+  BOOST_REQUIRE(!mirror.empty());
+  git(mirror, {"fsck", "--no-progress"});
+  BOOST_TEST(git(mirror, {"rev-parse", "--verify", "--quiet", sha1}) == sha1);
+  std::vector<std::string> out;
+  auto info = run_process(
+    process_spec{{"git", "cat-file", "-e", local}, env(), mirror.string(), {}},
+    [&](log_line line) { out.push_back(line.text); }, process_watcher{});
+  BOOST_TEST(info.code != 0);
+  // As a clone of it did, the checkout knows the mirror as `origin`.
+  BOOST_TEST(git(ws2, {"remote", "get-url", "origin"}) == mirror.string());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

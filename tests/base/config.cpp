@@ -476,6 +476,19 @@ BOOST_AUTO_TEST_CASE(provider_secrets_from_a_config_file_are_redacted_too) {
                       "HEAVEN_POLL_INTERVAL_MS must be at least 1"));
 }
 
+BOOST_AUTO_TEST_CASE(max_running_is_at_least_one) {
+  temp_cwd tmp;
+  BOOST_TEST(ok(load_settings({}, {})).max_running == 64);
+  BOOST_TEST(ok(load_settings({"--max-running", "3"}, {})).max_running == 3);
+  BOOST_TEST(ok(load_settings({}, {{"HEAVEN_MAX_RUNNING", "1"}})).max_running
+             == 1);
+  BOOST_TEST(contains(err(load_settings({}, {{"HEAVEN_MAX_RUNNING", "0"}})),
+                      "HEAVEN_MAX_RUNNING must be at least 1"));
+  BOOST_TEST(contains(err(load_settings({"--max-running", "x"}, {})),
+                      "HEAVEN_MAX_RUNNING must be a non-negative whole "
+                      "number, got 'x'"));
+}
+
 BOOST_AUTO_TEST_CASE(help_mentions_every_setting) {
   // The variables are the ///< comments of the settings struct.
   std::ifstream in{std::string{HEAVEN_SOURCE_DIR} + "/base/config.hpp"};

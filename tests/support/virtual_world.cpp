@@ -438,6 +438,12 @@ gate_actor::behavior_type gate(gate_actor::pointer self, store_actor real,
         "pending",
         self->make_response_promise<std::vector<unfinished_deployment>>(), a);
     },
+    [=](pending_atom a, int64_t after, int32_t limit) {
+      return pass(
+        "pending",
+        self->make_response_promise<std::vector<unfinished_deployment>>(), a,
+        after, limit);
+    },
     [=](locks_atom a) {
       return pass("locks", self->make_response_promise<std::vector<env_lock>>(),
                   a);
