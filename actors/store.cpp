@@ -302,10 +302,11 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
         [](store_backend& db) { return db.pending(); });
     },
     [=](pending_atom, int64_t after, int32_t limit) {
-      return read([] { return std::string{"list unfinished deployments"}; },
-                  [&](store_backend& db) {
-                    return db.pending_after(after, limit);
-                  });
+      return enqueue_read(
+        self, [] { return std::string{"list unfinished deployments"}; },
+        [after, limit](store_backend& db) {
+          return db.pending_after(after, limit);
+        });
     },
     [=](locks_atom) {
       return enqueue_read(
