@@ -73,8 +73,8 @@ using store_actor = caf::typed_actor<
 using chunk_sink = caf::typed_actor<caf::reacts_to<chunk_atom, std::string>>;
 
 /// What a deployment's output goes to, line by line (the deployment, or a
-/// test's recorder): from the process runner, the SSH sessions and the
-/// workspace.
+/// test's recorder): from the blocking run_process, the SSH sessions and
+/// the workspace (spawn_process sends batches: see output_sink).
 using line_sink = caf::typed_actor<caf::reacts_to<log_atom, log_line>>;
 
 /// What the process runner's output goes to: a child's lines in batches, in
@@ -90,8 +90,8 @@ using output_sink
 /// workspace).
 using process_watcher = caf::typed_actor<caf::reacts_to<started_atom, int32_t>>;
 
-/// Who hears of a child the process runner started in an actor of its own
-/// (spawn_process): that it started, and how it ended.
+/// Who hears of a child the process reactor started (spawn_process): that
+/// it started, and how it ended.
 using process_owner
   = process_watcher::extend<caf::reacts_to<exited_atom, exit_info>>;
 
