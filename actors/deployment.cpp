@@ -411,6 +411,17 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
         return;
       st.ctx->logs->append(st.id, line.source, line.text);
     },
+    [=](log_atom, std::vector<log_line>& lines) {
+      // Returning answers the batch: the runner reads more of the script.
+      // Dropped output (after the deadline, or once it ends) is answered
+      // too, so a script is never stuck on a full pipe until it is killed.
+      auto& st = self->state;
+      if (st.at == phase::ending || st.at == phase::finished)
+        return;
+      for (auto& line : lines)
+        if (!st.timed_out || line.source == stream::heaven)
+          st.ctx->logs->append(st.id, line.source, line.text);
+    },
     [=](prepared_atom, bool ok, std::string& what) {
       auto& st = self->state;
       st.checkout_requested = false;

@@ -24,19 +24,12 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/children.hpp"
-#include "base/line_splitter.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 
 namespace heaven {
 
 namespace {
-
-/// How long to keep reading after the child was reaped when a grandchild
-/// still holds the pipes open: output that is already written arrives well
-/// within this, and a daemon left behind must not hold the deployment.
-constexpr auto drain_quiet = std::chrono::milliseconds(250);
-constexpr auto drain_max = std::chrono::seconds(2);
 
 /// Closes a file descriptor once.
 struct fd_guard {
@@ -97,25 +90,35 @@ caf::expected<std::string> resolve(const std::string& name,
                       + (denied ? "permission denied" : "command not found"));
 }
 
-/// Splits one of a child's streams into log lines.
-struct stream_lines {
-  stream source;
-  line_splitter lines;
+} // namespace
 
-  template <class F>
-  void feed(const char* data, size_t n, F& emit) {
-    lines.feed(std::string_view{data, n}, [&](std::string_view text) {
-      emit(log_line{source, std::string{text}});
-    });
-  }
+namespace process_detail {
 
-  template <class F>
-  void finish(F& emit) {
-    lines.finish([&](std::string_view text) {
-      emit(log_line{source, std::string{text}});
-    });
+bool child_options_for(const process_spec& spec, child_options& opts,
+                       std::string& error) {
+  if (spec.argv.empty()) {
+    error = "cannot run an empty command";
+    return false;
   }
-};
+  auto exe = resolve(spec.argv[0], spec.env);
+  if (!exe) {
+    error = describe(exe.error());
+    return false;
+  }
+  if (!spec.cwd.empty()) {
+    struct stat st;
+    if (::stat(spec.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      error = "cannot run " + spec.argv[0] + ": no directory " + spec.cwd;
+      return false;
+    }
+  }
+  opts.exe = *exe;
+  opts.argv = spec.argv;
+  opts.env = spec.env;
+  opts.cwd = spec.cwd;
+  opts.scope = spec.scope;
+  return true;
+}
 
 exit_info decode(int status) {
   exit_info result;
@@ -128,29 +131,17 @@ exit_info decode(int status) {
   return result;
 }
 
-} // namespace
+} // namespace process_detail
+
+using namespace process_detail;
 
 exit_info run_process(const process_spec& spec,
                       const std::function<void(log_line)>& on_line,
                       const process_watcher& watcher) {
   exit_info result;
-  if (spec.argv.empty()) {
-    result.error = "cannot run an empty command";
+  child_options opts;
+  if (!child_options_for(spec, opts, result.error))
     return result;
-  }
-  auto exe = resolve(spec.argv[0], spec.env);
-  if (!exe) {
-    result.error = describe(exe.error());
-    return result;
-  }
-  if (!spec.cwd.empty()) {
-    struct stat st;
-    if (::stat(spec.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      result.error = "cannot run " + spec.argv[0] + ": no directory "
-                     + spec.cwd;
-      return result;
-    }
-  }
   int out[2];
   int err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -163,14 +154,8 @@ exit_info run_process(const process_spec& spec,
     return result;
   }
   fd_guard err_r{err[0]}, err_w{err[1]};
-  child_options opts;
-  opts.exe = *exe;
-  opts.argv = spec.argv;
-  opts.env = spec.env;
-  opts.cwd = spec.cwd;
   opts.stdio[1] = out[1];
   opts.stdio[2] = err[1];
-  opts.scope = spec.scope;
   // The runner thread (this one) waits for the child until it is reaped:
   // the death signal, tied to the thread, fires only when heaven dies.
   opts.death_signal = SIGKILL;
@@ -302,19 +287,6 @@ void run_blocking(caf::actor_system& sys, std::function<void()> work,
     sys.spawn<caf::detached>(std::move(fn));
   else
     sys.spawn(std::move(fn));
-}
-
-void spawn_process(caf::actor_system& sys, process_spec spec, line_sink lines,
-                   process_owner owner, bool detach) {
-  run_blocking(
-    sys,
-    [spec = std::move(spec), lines = std::move(lines),
-     owner = std::move(owner)] {
-      auto info = run_process(spec, lines, owner);
-      if (owner)
-        caf::anon_send(owner, exited_atom::value, std::move(info));
-    },
-    detach);
 }
 
 void kill_group(int32_t pgid, int sig) {

@@ -80,17 +80,25 @@ using store_actor = caf::typed_actor<
 using chunk_sink = caf::typed_actor<caf::reacts_to<chunk_atom, std::string>>;
 
 /// What a deployment's output goes to, line by line (the deployment, or a
-/// test's recorder): from the process runner, the SSH sessions and the
-/// workspace.
+/// test's recorder): from the blocking run_process, the SSH sessions and
+/// the workspace (spawn_process sends batches: see output_sink).
 using line_sink = caf::typed_actor<caf::reacts_to<log_atom, log_line>>;
+
+/// What the process runner's output goes to: a child's lines in batches, in
+/// order. Each batch is sent as a request; its (empty) answer says the lines
+/// are written, and the runner reads no more of that child while more than
+/// a bound of its output is unanswered. Answer every batch, also one that
+/// is dropped: an unanswered batch stops the child once its pipe is full.
+using output_sink
+  = caf::typed_actor<caf::reacts_to<log_atom, std::vector<log_line>>>;
 
 /// Who hears that the process runner started a child: its process group.
 /// The runner's caller, which may have to kill it (a process provider, the
 /// workspace).
 using process_watcher = caf::typed_actor<caf::reacts_to<started_atom, int32_t>>;
 
-/// Who hears of a child the process runner started in an actor of its own
-/// (spawn_process): that it started, and how it ended.
+/// Who hears of a child the process reactor started (spawn_process): that
+/// it started, and how it ended.
 using process_owner
   = process_watcher::extend<caf::reacts_to<exited_atom, exit_info>>;
 
@@ -141,6 +149,9 @@ using receiver_actor = caf::typed_actor<
 using deployment_actor = caf::typed_actor<
   // A line of output from the workspace preparation or the provider.
   caf::reacts_to<log_atom, log_line>,
+  // The provider's processes' output, in batches (see output_sink): the
+  // answer comes once the lines are in the log book (or dropped).
+  caf::reacts_to<log_atom, std::vector<log_line>>,
   // The workspace is ready (true, path) or could not be made (false, why).
   caf::reacts_to<prepared_atom, bool, std::string>,
   // The provider finished.

@@ -47,6 +47,8 @@ struct record {
   std::vector<int64_t> swept;
   /// Every provider started, in order.
   std::vector<process_provider_actor> providers;
+  /// Batches of output (log_atom, lines) the deployment answered.
+  int batches_answered = 0;
   // -- what the fake auto_deploy actor heard
   std::vector<commit_status_event> statuses;
 };
@@ -100,6 +102,36 @@ hang_provider(process_provider_actor::pointer self, deployment_actor deployment,
                                       "Deployed at last"});
       self->quit();
     },
+  };
+}
+
+/// A provider whose output comes in batches, as the process runner sends
+/// it: one at the start, one when cancelled (after the deadline); it ends
+/// only once the deployment answered that one.
+process_provider_actor::behavior_type
+batch_provider(process_provider_actor::pointer self,
+               deployment_actor deployment, record_ptr rec) {
+  self
+    ->request(deployment, caf::infinite, log_atom::value,
+              std::vector<log_line>{{stream::out, "batch one"},
+                                    {stream::err, "batch two"}})
+    .then([=] { ++rec->batches_answered; });
+  return {
+    [=](cancel_atom) {
+      self
+        ->request(
+          deployment, caf::infinite, log_atom::value,
+          std::vector<log_line>{{stream::out, "batch after the deadline"}})
+        .then([=] {
+          ++rec->batches_answered;
+          self->send(deployment, result_atom::value,
+                     provider_outcome{deploy_state::failure, "cancelled"});
+          self->quit();
+        });
+    },
+    [](started_atom, int32_t) {},
+    [](exited_atom, exit_info&) {},
+    [](kill_atom) {},
   };
 }
 
@@ -182,6 +214,11 @@ struct fixture : test::virtual_world {
                auto p = sys.spawn(hang_provider, d, r);
                r->providers.push_back(p);
                return p;
+             });
+    reg->add("batch",
+             [r](caf::actor_system& sys, provider_job job, deployment_actor d) {
+               r->provider_starts.push_back(job.workspace);
+               return sys.spawn(batch_provider, d, r);
              });
     reg->add("crash",
              [r](caf::actor_system& sys, provider_job job, deployment_actor) {
@@ -486,6 +523,28 @@ BOOST_AUTO_TEST_CASE(a_timeout_fails_the_deployment_without_real_time) {
   BOOST_TEST(log.find("heaven: killed the process group\nheaven: "
                       "DEPLOYMENT TIMED OUT")
              != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(batches_of_output_are_written_and_always_answered) {
+  start();
+  deliver(event("d-1", "batch"));
+  sched.run();
+  BOOST_TEST(rec->batches_answered == 1);
+  auto log = log_text(1);
+  BOOST_TEST(log.find("batch one\n") != std::string::npos);
+  BOOST_TEST(log.find("batch two\n") != std::string::npos);
+  // After the deadline a batch is dropped but answered all the same: the
+  // provider, waiting for the answer, ends.
+  sched.advance_time(300s);
+  sched.run();
+  BOOST_TEST(rec->batches_answered == 2);
+  BOOST_TEST(posted_states()
+             == (std::vector<std::string>{"queued", "in_progress", "failure"}));
+  log = log_text(1);
+  BOOST_TEST(log.find("batch after the deadline") == std::string::npos);
+  std::string tail = "DEPLOYMENT TIMED OUT AFTER 300 SECONDS\n";
+  BOOST_REQUIRE(log.size() > tail.size());
+  BOOST_TEST(log.substr(log.size() - tail.size()) == tail);
 }
 
 BOOST_AUTO_TEST_CASE(a_timeout_while_checking_out_fails_and_cleans_up) {

@@ -39,6 +39,8 @@ struct record {
   std::vector<exit_info> exits;
   std::vector<std::pair<bool, std::string>> prepared;
   std::vector<provider_outcome> results;
+  /// How many batches of lines (spawn_process's output) arrived.
+  size_t batches = 0;
 
   /// Waits until `pred` holds (called under the lock) or `timeout` passes.
   bool wait(const std::function<bool()>& pred,
@@ -69,8 +71,9 @@ struct record {
 /// What the recorder hears: everything heaven's runners tell (the process
 /// runner, the SSH sessions, the workspace) and a provider's result.
 using recorder_actor = caf::typed_actor<
-  caf::reacts_to<log_atom, log_line>, caf::reacts_to<started_atom, int32_t>,
-  caf::reacts_to<exited_atom, exit_info>,
+  caf::reacts_to<log_atom, log_line>,
+  caf::reacts_to<log_atom, std::vector<log_line>>,
+  caf::reacts_to<started_atom, int32_t>, caf::reacts_to<exited_atom, exit_info>,
   caf::reacts_to<prepared_atom, bool, std::string>,
   caf::reacts_to<result_atom, provider_outcome>>;
 
@@ -87,6 +90,13 @@ inline recorder_actor::behavior_type recorder(recorder_actor::pointer,
   return {
     [add](log_atom, log_line& x) {
       add([&](record& r) { r.lines.push_back(std::move(x)); });
+    },
+    [add](log_atom, std::vector<log_line>& xs) {
+      add([&](record& r) {
+        ++r.batches;
+        for (auto& x : xs)
+          r.lines.push_back(std::move(x));
+      });
     },
     [add](started_atom, int32_t pid) {
       add([&](record& r) { r.started.push_back(pid); });
@@ -118,6 +128,13 @@ deployment_recorder(deployment_actor::pointer self,
   return {
     [add](log_atom, log_line& x) {
       add([&](record& r) { r.lines.push_back(std::move(x)); });
+    },
+    [add](log_atom, std::vector<log_line>& xs) {
+      add([&](record& r) {
+        ++r.batches;
+        for (auto& x : xs)
+          r.lines.push_back(std::move(x));
+      });
     },
     [add](prepared_atom, bool ok, std::string& why) {
       add([&](record& r) { r.prepared.emplace_back(ok, std::move(why)); });
