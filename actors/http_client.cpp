@@ -27,6 +27,8 @@ struct transfer {
   /// For streaming transfers: where the body goes, piece by piece.
   caf::actor_addr sink;
   bool streaming = false;
+  /// The queue it waits in (curl_engine): its origin, or "" for all.
+  std::string queue;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -194,9 +196,12 @@ struct engine_options {
   long max_host_connections = 0;
   long max_total_connections = 0;
   long max_idle_connections = 0;
-  /// Transfers handed to curl at once (0: no bound); the others wait in
-  /// order, without an easy handle.
+  /// Transfers handed to curl at once per queue (0: no bound); the others
+  /// wait in order, without an easy handle, and their timeout starts when
+  /// they are handed on. With `per_origin`, one queue per scheme, host and
+  /// port, else one for all.
   size_t max_active = 0;
+  bool per_origin = false;
   /// CURLOPT_BUFFERSIZE of each transfer (0: curl's 16 KiB).
   long buffer_size = 0;
 };
@@ -262,9 +267,25 @@ public:
 private:
   using active_map = std::unordered_map<CURL*, std::unique_ptr<transfer>>;
 
+  /// Transfers of one queue: waiting, and handed to curl.
+  struct queue {
+    std::deque<std::unique_ptr<transfer>> waiting;
+    size_t active = 0;
+  };
+  using queue_map = std::unordered_map<std::string, queue>;
+
+  /// "scheme://host:port" of `url` (lower-case is not needed: heaven's
+  /// URLs come from its own settings and from the APIs it talks to).
+  static std::string origin(const std::string& url) {
+    auto scheme = url.find("://");
+    auto start = scheme == url.npos ? 0 : scheme + 3;
+    return url.substr(0, url.find_first_of("/?#", start));
+  }
+
   void run() {
     active_map active;
-    std::deque<std::unique_ptr<transfer>> waiting;
+    queue_map queues;
+    size_t waiting = 0;
     bool said_full = false;
     for (;;) {
       std::deque<std::unique_ptr<transfer>> fresh;
@@ -276,8 +297,12 @@ private:
         fresh.swap(incoming_);
         cancels.swap(cancels_);
       }
-      for (auto& t : fresh)
-        waiting.push_back(std::move(t));
+      for (auto& t : fresh) {
+        if (opts_.per_origin)
+          t->queue = origin(t->request.url);
+        queues[t->queue].waiting.push_back(std::move(t));
+        ++waiting;
+      }
       for (auto& sink : cancels) {
         for (auto i = active.begin(); i != active.end();) {
           auto& t = *i->second;
@@ -289,20 +314,23 @@ private:
           t.response = http_response{};
           t.response.error = "cancelled";
           finish(t);
+          --queues[t.queue].active;
           i = active.erase(i);
         }
-        for (auto i = waiting.begin(); i != waiting.end();) {
-          if (!(*i)->streaming || (*i)->sink != sink) {
-            ++i;
-            continue;
+        for (auto& [key, q] : queues)
+          for (auto i = q.waiting.begin(); i != q.waiting.end();) {
+            if (!(*i)->streaming || (*i)->sink != sink) {
+              ++i;
+              continue;
+            }
+            (*i)->response.error = "cancelled";
+            finish(**i);
+            i = q.waiting.erase(i);
+            --waiting;
           }
-          (*i)->response.error = "cancelled";
-          finish(**i);
-          i = waiting.erase(i);
-        }
       }
-      admit(active, waiting);
-      if (!waiting.empty() && !said_full) {
+      waiting -= admit(active, queues);
+      if (waiting > 0 && !opts_.per_origin && !said_full) {
         said_full = true;
         spdlog::info("HTTP: {} streamed bodies (build output) at once "
                      "(HEAVEN_HTTP_MAX_STREAMS); the next ones wait for one "
@@ -335,12 +363,13 @@ private:
         }
         curl_multi_remove_handle(multi_, t.easy);
         finish(t);
+        --queues[t.queue].active;
         active.erase(i);
         ended = true;
       }
       // A transfer that ended makes room for a waiting one: start it now,
       // not after the next wait.
-      if (ended && !waiting.empty())
+      if (ended && waiting > 0)
         continue;
       curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
     }
@@ -349,28 +378,39 @@ private:
       curl_multi_remove_handle(multi_, easy);
   }
 
-  /// Hands waiting transfers to curl, in order, while the bound allows.
-  void admit(active_map& active,
-             std::deque<std::unique_ptr<transfer>>& waiting) {
-    while (!waiting.empty()
-           && (opts_.max_active == 0 || active.size() < opts_.max_active)) {
-      auto t = std::move(waiting.front());
-      waiting.pop_front();
-      auto refused = prepare(*t, opts_.buffer_size);
-      if (refused.empty())
-        if (auto mc = curl_multi_add_handle(multi_, t->easy); mc != CURLM_OK)
-          refused = std::string{"curl could not start the transfer: "}
-                    + curl_multi_strerror(mc);
-      if (!refused.empty()) {
-        // Nothing was sent: the request never left heaven.
-        t->response.error = std::move(refused);
-        t->response.permanent = true;
-        finish(*t);
-        continue;
+  /// Hands waiting transfers to curl, in order, while their queue's bound
+  /// allows; forgets queues left empty. Returns how many left their queue.
+  size_t admit(active_map& active, queue_map& queues) {
+    size_t taken = 0;
+    for (auto qi = queues.begin(); qi != queues.end();) {
+      auto& q = qi->second;
+      while (!q.waiting.empty()
+             && (opts_.max_active == 0 || q.active < opts_.max_active)) {
+        auto t = std::move(q.waiting.front());
+        q.waiting.pop_front();
+        ++taken;
+        auto refused = prepare(*t, opts_.buffer_size);
+        if (refused.empty())
+          if (auto mc = curl_multi_add_handle(multi_, t->easy); mc != CURLM_OK)
+            refused = std::string{"curl could not start the transfer: "}
+                      + curl_multi_strerror(mc);
+        if (!refused.empty()) {
+          // Nothing was sent: the request never left heaven.
+          t->response.error = std::move(refused);
+          t->response.permanent = true;
+          finish(*t);
+          continue;
+        }
+        ++q.active;
+        auto* easy = t->easy;
+        active.emplace(easy, std::move(t));
       }
-      auto* easy = t->easy;
-      active.emplace(easy, std::move(t));
+      if (q.waiting.empty() && q.active == 0)
+        qi = queues.erase(qi);
+      else
+        ++qi;
     }
+    return taken;
   }
 
   void finish(transfer& t) {
@@ -415,6 +455,10 @@ bounded_http_client(http_client_actor::stateful_pointer<http_client_state> self,
   auto positive = [](int64_t n) { return std::max<int64_t>(n, 1); };
   engine_options requests;
   requests.max_host_connections = positive(limits.max_host_connections);
+  // Requests to a host past its bound wait in heaven, not in curl, so that
+  // their timeout measures the server and not the queue.
+  requests.max_active = static_cast<size_t>(requests.max_host_connections);
+  requests.per_origin = true;
   requests.max_total_connections = positive(
     std::max(limits.max_connections, limits.max_host_connections));
   requests.max_idle_connections = requests.max_total_connections;

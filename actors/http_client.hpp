@@ -15,9 +15,9 @@ class curl_engine; // actors/http_client.cpp
 
 /// How many connections and streams the HTTP_CLIENT holds at once.
 struct http_limits {
-  /// Connections to one host (scheme, name, port) for ordinary requests;
-  /// more requests to it wait for one of them (HTTP/1.1) or share one
-  /// (HTTP/2). HEAVEN_HTTP_MAX_HOST_CONNECTIONS.
+  /// Requests to one host (scheme, name, port) in flight at once, so
+  /// connections to it too; more requests wait, in order, and their timeout
+  /// starts when they leave. HEAVEN_HTTP_MAX_HOST_CONNECTIONS.
   int64_t max_host_connections = 32;
   /// Connections for ordinary requests to all hosts together, idle ones
   /// kept for reuse included. HEAVEN_HTTP_MAX_CONNECTIONS.

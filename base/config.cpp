@@ -172,8 +172,8 @@ const std::vector<option>& options() {
      HEAVEN_INT(poll_interval_ms, "HEAVEN_POLL_INTERVAL_MS")},
     {"HEAVEN_HTTP_MAX_HOST_CONNECTIONS", "--http-max-host-connections",
      "connections to one host for API requests (GitHub statuses, Heroku "
-     "and Beanstalk calls, chat messages); more requests wait for one, or "
-     "share one over HTTP/2",
+     "and Beanstalk calls, chat messages): requests in flight to it at "
+     "once; more wait their turn",
      HEAVEN_INT(http_max_host_connections, "HEAVEN_HTTP_MAX_HOST_CONNECTIONS")},
     {"HEAVEN_HTTP_MAX_CONNECTIONS", "--http-max-connections",
      "connections for API requests to all hosts together, idle ones kept "

@@ -97,6 +97,34 @@ BOOST_AUTO_TEST_CASE(concurrent_requests_to_one_host_stay_within_its_bound) {
   BOOST_TEST(stub.connections() <= 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_request_waiting_its_turn_is_not_timed_out_by_the_wait) {
+  http_limits limits;
+  limits.max_host_connections = 1;
+  start(limits);
+  stub.respond_with([](const test::recorded_request& r) {
+    std::this_thread::sleep_for(100ms);
+    return test::stub_response{200, {}, r.target};
+  });
+  // Twenty requests take two seconds in turn; each may take one second,
+  // counted from when it leaves heaven.
+  caf::scoped_actor self{sys};
+  for (int i = 0; i < 20; ++i) {
+    auto req = get("t/" + std::to_string(i));
+    req.timeout_ms = 1000;
+    self->send(client, std::move(req));
+  }
+  int answered = 0;
+  for (int i = 0; i < 20; ++i)
+    self->receive(
+      [&](http_response& res) {
+        BOOST_TEST(res.error == "");
+        answered += res.status == 200;
+      },
+      caf::after(30s) >> [&] { BOOST_FAIL("no answer in time"); });
+  BOOST_TEST(answered == 20);
+  BOOST_TEST(stub.connections() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_total_bound_of_one_still_serves_two_hosts) {
   http_limits limits;
   limits.max_host_connections = 1;
