@@ -27,6 +27,8 @@ struct transfer {
   /// For streaming transfers: where the body goes, piece by piece.
   caf::actor_addr sink;
   bool streaming = false;
+  /// The queue it waits in (curl_engine): its origin, or "" for all.
+  std::string queue;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -109,10 +111,11 @@ bool permanent_error(CURLcode rc) {
   }
 }
 
-/// Sets up `t.easy` for `t.request`. Returns "" when curl took every
+/// Sets up `t.easy` for `t.request`, with a receive buffer of
+/// `buffer_size` bytes (0: curl's default). Returns "" when curl took every
 /// setting, else why it refused one (the request is then permanent: the
 /// same request would be refused again).
-std::string prepare(transfer& t) {
+std::string prepare(transfer& t, long buffer_size) {
   t.easy = curl_easy_init();
   if (t.easy == nullptr)
     return "curl could not make a handle (out of memory)";
@@ -152,6 +155,15 @@ std::string prepare(transfer& t) {
   set(CURLOPT_HEADERFUNCTION, on_header, "the header callback");
   set(CURLOPT_HEADERDATA, &t, "the header callback");
   set(CURLOPT_PRIVATE, &t, "PRIVATE");
+  // HTTP/2 where the server offers it over TLS (curl 7.88's default, said
+  // here); the engine's multi handle multiplexes on it. No CURLOPT_PIPEWAIT:
+  // with it curl 7.88 left a request waiting for good behind one that had
+  // failed on a fresh connection (a 2 MB request head); without it, a
+  // burst to a new host opens up to the host's bound of connections.
+  set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS),
+      "the HTTP version");
+  if (buffer_size > 0)
+    set(CURLOPT_BUFFERSIZE, buffer_size, "the buffer size");
   if (req.follow_redirects) {
     set(CURLOPT_FOLLOWLOCATION, 1L, "FOLLOWLOCATION");
     set(CURLOPT_MAXREDIRS, 10L, "MAXREDIRS");
@@ -177,16 +189,45 @@ std::string prepare(transfer& t) {
 
 } // namespace
 
-/// libcurl's multi interface on one thread of its own. Finished transfers go
-/// back to the actor as `http_done` messages.
+/// How a curl_engine uses its connections.
+struct engine_options {
+  /// CURLMOPT_MAX_HOST_CONNECTIONS, CURLMOPT_MAX_TOTAL_CONNECTIONS (0: no
+  /// bound) and CURLMOPT_MAXCONNECTS (idle connections kept).
+  long max_host_connections = 0;
+  long max_total_connections = 0;
+  long max_idle_connections = 0;
+  /// Transfers handed to curl at once per queue (0: no bound); the others
+  /// wait in order, without an easy handle, and their timeout starts when
+  /// they are handed on. With `per_origin`, one queue per scheme, host and
+  /// port, else one for all.
+  size_t max_active = 0;
+  bool per_origin = false;
+  /// CURLOPT_BUFFERSIZE of each transfer (0: curl's 16 KiB).
+  long buffer_size = 0;
+};
+
+/// libcurl's multi interface on one thread of its own, with its own pool of
+/// connections. Finished transfers go back to the actor as `http_done`
+/// messages.
 class curl_engine {
 public:
-  explicit curl_engine(caf::weak_actor_ptr owner)
-    : owner_(std::move(owner)), multi_(curl_multi_init()) {
+  curl_engine(caf::weak_actor_ptr owner, engine_options opts)
+    : owner_(std::move(owner)), opts_(opts), multi_(curl_multi_init()) {
+    // Without bounds libcurl opens a connection per transfer, and thousands
+    // of builds would hold thousands of sockets (file descriptors). With
+    // them, transfers wait for a connection of their host (HTTP/1.1) or
+    // share one (HTTP/2 multiplexing, curl's default where the server
+    // offers it over TLS).
+    if (opts_.max_host_connections > 0)
+      curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
+                        opts_.max_host_connections);
+    if (opts_.max_total_connections > 0)
+      curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                        opts_.max_total_connections);
+    curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     // Idle connections kept for reuse: without a bound, libcurl keeps up to
-    // four per transfer ever added, and thousands of builds would hold
-    // thousands of idle sockets (file descriptors).
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 256L);
+    // four per transfer ever added.
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, opts_.max_idle_connections);
     thread_ = std::thread([this] { run(); });
   }
 
@@ -214,7 +255,7 @@ public:
     curl_multi_wakeup(multi_);
   }
 
-  /// Ends every streaming transfer of `sink`.
+  /// Ends every streaming transfer of `sink`, started or waiting.
   void cancel(caf::actor_addr sink) {
     {
       std::lock_guard guard{mtx_};
@@ -224,8 +265,28 @@ public:
   }
 
 private:
+  using active_map = std::unordered_map<CURL*, std::unique_ptr<transfer>>;
+
+  /// Transfers of one queue: waiting, and handed to curl.
+  struct queue {
+    std::deque<std::unique_ptr<transfer>> waiting;
+    size_t active = 0;
+  };
+  using queue_map = std::unordered_map<std::string, queue>;
+
+  /// "scheme://host:port" of `url` (lower-case is not needed: heaven's
+  /// URLs come from its own settings and from the APIs it talks to).
+  static std::string origin(const std::string& url) {
+    auto scheme = url.find("://");
+    auto start = scheme == url.npos ? 0 : scheme + 3;
+    return url.substr(0, url.find_first_of("/?#", start));
+  }
+
   void run() {
-    std::unordered_map<CURL*, std::unique_ptr<transfer>> active;
+    active_map active;
+    queue_map queues;
+    size_t waiting = 0;
+    bool said_full = false;
     for (;;) {
       std::deque<std::unique_ptr<transfer>> fresh;
       std::vector<caf::actor_addr> cancels;
@@ -235,6 +296,12 @@ private:
           break;
         fresh.swap(incoming_);
         cancels.swap(cancels_);
+      }
+      for (auto& t : fresh) {
+        if (opts_.per_origin)
+          t->queue = origin(t->request.url);
+        queues[t->queue].waiting.push_back(std::move(t));
+        ++waiting;
       }
       for (auto& sink : cancels) {
         for (auto i = active.begin(); i != active.end();) {
@@ -247,28 +314,33 @@ private:
           t.response = http_response{};
           t.response.error = "cancelled";
           finish(t);
+          --queues[t.queue].active;
           i = active.erase(i);
         }
+        for (auto& [key, q] : queues)
+          for (auto i = q.waiting.begin(); i != q.waiting.end();) {
+            if (!(*i)->streaming || (*i)->sink != sink) {
+              ++i;
+              continue;
+            }
+            (*i)->response.error = "cancelled";
+            finish(**i);
+            i = q.waiting.erase(i);
+            --waiting;
+          }
       }
-      for (auto& t : fresh) {
-        auto refused = prepare(*t);
-        if (refused.empty())
-          if (auto mc = curl_multi_add_handle(multi_, t->easy); mc != CURLM_OK)
-            refused = std::string{"curl could not start the transfer: "}
-                      + curl_multi_strerror(mc);
-        if (!refused.empty()) {
-          // Nothing was sent: the request never left heaven.
-          t->response.error = std::move(refused);
-          t->response.permanent = true;
-          finish(*t);
-          continue;
-        }
-        auto* easy = t->easy;
-        active.emplace(easy, std::move(t));
+      waiting -= admit(active, queues);
+      if (waiting > 0 && !opts_.per_origin && !said_full) {
+        said_full = true;
+        spdlog::info("HTTP: {} streamed bodies (build output) at once "
+                     "(HEAVEN_HTTP_MAX_STREAMS); the next ones wait for one "
+                     "to end",
+                     opts_.max_active);
       }
       int running = 0;
       curl_multi_perform(multi_, &running);
       int left = 0;
+      bool ended = false;
       while (auto* msg = curl_multi_info_read(multi_, &left)) {
         if (msg->msg != CURLMSG_DONE)
           continue;
@@ -291,13 +363,54 @@ private:
         }
         curl_multi_remove_handle(multi_, t.easy);
         finish(t);
+        --queues[t.queue].active;
         active.erase(i);
+        ended = true;
       }
+      // A transfer that ended makes room for a waiting one: start it now,
+      // not after the next wait.
+      if (ended && waiting > 0)
+        continue;
       curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
     }
     // The actor is gone: drop whatever is still in flight.
     for (auto& [easy, t] : active)
       curl_multi_remove_handle(multi_, easy);
+  }
+
+  /// Hands waiting transfers to curl, in order, while their queue's bound
+  /// allows; forgets queues left empty. Returns how many left their queue.
+  size_t admit(active_map& active, queue_map& queues) {
+    size_t taken = 0;
+    for (auto qi = queues.begin(); qi != queues.end();) {
+      auto& q = qi->second;
+      while (!q.waiting.empty()
+             && (opts_.max_active == 0 || q.active < opts_.max_active)) {
+        auto t = std::move(q.waiting.front());
+        q.waiting.pop_front();
+        ++taken;
+        auto refused = prepare(*t, opts_.buffer_size);
+        if (refused.empty())
+          if (auto mc = curl_multi_add_handle(multi_, t->easy); mc != CURLM_OK)
+            refused = std::string{"curl could not start the transfer: "}
+                      + curl_multi_strerror(mc);
+        if (!refused.empty()) {
+          // Nothing was sent: the request never left heaven.
+          t->response.error = std::move(refused);
+          t->response.permanent = true;
+          finish(*t);
+          continue;
+        }
+        ++q.active;
+        auto* easy = t->easy;
+        active.emplace(easy, std::move(t));
+      }
+      if (q.waiting.empty() && q.active == 0)
+        qi = queues.erase(qi);
+      else
+        ++qi;
+    }
+    return taken;
   }
 
   void finish(transfer& t) {
@@ -317,6 +430,7 @@ private:
   }
 
   caf::weak_actor_ptr owner_;
+  engine_options opts_;
   CURLM* multi_;
   std::mutex mtx_;
   bool stop_ = false;
@@ -328,25 +442,45 @@ private:
 http_client_state::http_client_state() = default;
 
 http_client_state::~http_client_state() {
-  // Stops and joins the curl thread before the promises go away.
-  engine.reset();
+  // Stops and joins the curl threads before the promises go away.
+  streams.reset();
+  requests.reset();
 }
 
 http_client_actor::behavior_type
-http_client(http_client_actor::stateful_pointer<http_client_state> self) {
+bounded_http_client(http_client_actor::stateful_pointer<http_client_state> self,
+                    http_limits limits) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  // A weak handle: the curl thread must not keep its own actor alive.
-  self->state.engine = std::make_unique<curl_engine>(
-    caf::weak_actor_ptr{self->ctrl()});
+  auto positive = [](int64_t n) { return std::max<int64_t>(n, 1); };
+  engine_options requests;
+  requests.max_host_connections = positive(limits.max_host_connections);
+  // Requests to a host past its bound wait in heaven, not in curl, so that
+  // their timeout measures the server and not the queue.
+  requests.max_active = static_cast<size_t>(requests.max_host_connections);
+  requests.per_origin = true;
+  requests.max_total_connections = positive(
+    std::max(limits.max_connections, limits.max_host_connections));
+  requests.max_idle_connections = requests.max_total_connections;
+  engine_options streams;
+  streams.max_active = static_cast<size_t>(positive(limits.max_streams));
+  streams.max_idle_connections = positive(limits.max_streams);
+  // A build's output comes a line at a time: 4 KiB instead of 16 per open
+  // stream.
+  streams.buffer_size = 4096;
+  // Weak handles: the curl threads must not keep their own actor alive.
+  self->state.requests = std::make_unique<curl_engine>(
+    caf::weak_actor_ptr{self->ctrl()}, requests);
+  self->state.streams = std::make_unique<curl_engine>(
+    caf::weak_actor_ptr{self->ctrl()}, streams);
   self->set_down_handler(
-    [=](caf::down_msg& msg) { self->state.engine->cancel(msg.source); });
+    [=](caf::down_msg& msg) { self->state.streams->cancel(msg.source); });
   return {
     [=](http_request& req) -> caf::typed_response_promise<http_response> {
       auto rp = self->make_response_promise<http_response>();
       auto id = self->state.next_id++;
       self->state.pending.emplace(id, rp);
-      self->state.engine->submit(id, std::move(req));
+      self->state.requests->submit(id, std::move(req));
       return rp;
     },
     [=](stream_atom, http_request& req,
@@ -354,13 +488,13 @@ http_client(http_client_actor::stateful_pointer<http_client_state> self) {
       auto rp = self->make_response_promise<http_response>();
       auto id = self->state.next_id++;
       self->state.pending.emplace(id, rp);
-      self->state.engine->submit(id, std::move(req), sink.address());
+      self->state.streams->submit(id, std::move(req), sink.address());
       // A sink that goes away ends its streams.
       self->monitor(sink);
       return rp;
     },
     [=](cancel_atom, chunk_sink& sink) {
-      self->state.engine->cancel(sink.address());
+      self->state.streams->cancel(sink.address());
     },
     [=](http_done_atom, uint64_t id, http_response& res) {
       auto i = self->state.pending.find(id);
@@ -370,6 +504,11 @@ http_client(http_client_actor::stateful_pointer<http_client_state> self) {
       self->state.pending.erase(i);
     },
   };
+}
+
+http_client_actor::behavior_type
+http_client(http_client_actor::stateful_pointer<http_client_state> self) {
+  return bounded_http_client(self, http_limits{});
 }
 
 } // namespace heaven

@@ -178,6 +178,19 @@ const std::vector<option>& options() {
      "milliseconds between polls of a Heroku build or a Beanstalk "
      "environment",
      HEAVEN_INT(poll_interval_ms, "HEAVEN_POLL_INTERVAL_MS")},
+    {"HEAVEN_HTTP_MAX_HOST_CONNECTIONS", "--http-max-host-connections",
+     "connections to one host for API requests (GitHub statuses, Heroku "
+     "and Beanstalk calls, chat messages): requests in flight to it at "
+     "once; more wait their turn",
+     HEAVEN_INT(http_max_host_connections, "HEAVEN_HTTP_MAX_HOST_CONNECTIONS")},
+    {"HEAVEN_HTTP_MAX_CONNECTIONS", "--http-max-connections",
+     "connections for API requests to all hosts together, idle ones kept "
+     "for reuse included",
+     HEAVEN_INT(http_max_connections, "HEAVEN_HTTP_MAX_CONNECTIONS")},
+    {"HEAVEN_HTTP_MAX_STREAMS", "--http-max-streams",
+     "build outputs (Heroku output streams) followed at once, on "
+     "connections of their own; the next ones wait for one to end",
+     HEAVEN_INT(http_max_streams, "HEAVEN_HTTP_MAX_STREAMS")},
     {"HEROKU_API_KEY", "--heroku-api-key-file",
      "Heroku Platform API key (heroku provider); the flag names a file "
      "holding it",
@@ -408,6 +421,13 @@ settings_or_error load_settings(const std::vector<std::string>& args,
     return "HEAVEN_MAX_PENDING_EVENTS must be at least 1";
   if (s.outbox_max_age < 1)
     return "HEAVEN_OUTBOX_MAX_AGE must be at least 1 second";
+  if (s.http_max_host_connections < 1)
+    return "HEAVEN_HTTP_MAX_HOST_CONNECTIONS must be at least 1";
+  if (s.http_max_connections < s.http_max_host_connections)
+    return "HEAVEN_HTTP_MAX_CONNECTIONS must be at least "
+           "HEAVEN_HTTP_MAX_HOST_CONNECTIONS";
+  if (s.http_max_streams < 1)
+    return "HEAVEN_HTTP_MAX_STREAMS must be at least 1";
   if (s.retry_backoff_ms < 1)
     return "HEAVEN_RETRY_BACKOFF_MS must be at least 1";
   if (s.retry_max_backoff_ms < s.retry_backoff_ms)

@@ -52,6 +52,12 @@ struct settings {
   std::string config_file;  ///< HEAVEN_CONFIG
   /// Milliseconds between two polls of a remote build (Heroku, Beanstalk).
   int64_t poll_interval_ms = 3000; ///< HEAVEN_POLL_INTERVAL_MS
+  /// Connections to one host for API requests (statuses, polls, ...).
+  int64_t http_max_host_connections = 32; ///< HEAVEN_HTTP_MAX_HOST_CONNECTIONS
+  /// Connections for API requests to all hosts, idle ones included.
+  int64_t http_max_connections = 256; ///< HEAVEN_HTTP_MAX_CONNECTIONS
+  /// Build outputs (Heroku's output streams) followed at once.
+  int64_t http_max_streams = 1024; ///< HEAVEN_HTTP_MAX_STREAMS
   std::string heroku_api_key;      ///< HEROKU_API_KEY
   std::string heroku_endpoint
     = "https://api.heroku.com/";           ///< HEAVEN_HEROKU_ENDPOINT

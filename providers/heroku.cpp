@@ -385,6 +385,18 @@ void open_stream(self_ptr self) {
 
 void finish_build(self_ptr self) {
   auto& st = self->state;
+  // The final status does not wait longer for the output: it is GitHub's
+  // promise, and Heroku keeps the output with the build.
+  if (st.streaming && !st.stream_ended)
+    say(self, stream::heaven,
+        st.streamed_bytes == 0
+          ? "The build's output had not arrived when the build ended (heaven "
+            "follows a limited number of outputs at once, "
+            "HEAVEN_HTTP_MAX_STREAMS): it is not in this log; Heroku keeps it "
+            "with build "
+              + short_id(st.build_id)
+          : "The build's output had not ended when the build did: the rest "
+            "of it is not in this log");
   if (st.final_status == "succeeded")
     end(self, deploy_state::success,
         "Heroku build " + short_id(st.build_id) + " succeeded on " + st.app);

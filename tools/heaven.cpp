@@ -292,7 +292,10 @@ int serve(settings cfg, bool demo) {
     ctx.reset();
     return 1;
   }
-  ctx->http = sys.spawn(http_client);
+  ctx->http = sys.spawn(bounded_http_client,
+                        http_limits{cfg.http_max_host_connections,
+                                    cfg.http_max_connections,
+                                    cfg.http_max_streams});
   // GitHub statuses leave through the store's outbox: in order per
   // deployment, retried across restarts until delivered.
   outbox_options outbox_opts;

@@ -247,6 +247,27 @@ BOOST_AUTO_TEST_CASE(bad_integers_name_the_variable) {
   BOOST_TEST(contains(h, "HEAVEN_MAX_BODY"), h);
 }
 
+BOOST_AUTO_TEST_CASE(http_bounds_have_defaults_and_a_floor) {
+  temp_cwd dir;
+  auto d = ok(load_settings({}, {}));
+  BOOST_TEST(d.http_max_host_connections == 32);
+  BOOST_TEST(d.http_max_connections == 256);
+  BOOST_TEST(d.http_max_streams == 1024);
+  auto s = ok(load_settings({"--http-max-host-connections=4"},
+                            {{"HEAVEN_HTTP_MAX_CONNECTIONS", "8"},
+                             {"HEAVEN_HTTP_MAX_STREAMS", "16"}}));
+  BOOST_TEST(s.http_max_host_connections == 4);
+  BOOST_TEST(s.http_max_connections == 8);
+  BOOST_TEST(s.http_max_streams == 16);
+  BOOST_TEST(err(load_settings({}, {{"HEAVEN_HTTP_MAX_HOST_CONNECTIONS", "0"}}))
+             == "HEAVEN_HTTP_MAX_HOST_CONNECTIONS must be at least 1");
+  BOOST_TEST(err(load_settings({"--http-max-host-connections=300"}, {}))
+             == "HEAVEN_HTTP_MAX_CONNECTIONS must be at least "
+                "HEAVEN_HTTP_MAX_HOST_CONNECTIONS");
+  BOOST_TEST(err(load_settings({"--http-max-streams=0"}, {}))
+             == "HEAVEN_HTTP_MAX_STREAMS must be at least 1");
+}
+
 BOOST_AUTO_TEST_CASE(bad_booleans_name_the_variable) {
   temp_cwd dir;
   auto e = err(load_settings({}, {{"HEAVEN_INSECURE", "maybe"}}));

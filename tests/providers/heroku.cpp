@@ -686,6 +686,26 @@ BOOST_AUTO_TEST_CASE(a_stream_that_is_not_ready_yet_is_opened_again) {
              == std::vector<std::string>{"-----> Building"});
 }
 
+BOOST_AUTO_TEST_CASE(an_output_that_never_came_is_left_out_with_a_line) {
+  // The stream waits for its turn (or the host never answers) past the
+  // build's end and the polls given to drain it.
+  output.respond_with([](const recorded_request&) {
+    return fake_reply::held(
+      stub_response{200, {{"Content-Type", "text/plain"}}, ""});
+  });
+  world.polls = {"succeeded"};
+  start();
+  BOOST_TEST(outcome().state == deploy_state::success);
+  BOOST_TEST(rec->texts(stream::out).empty());
+  auto said = rec->texts(stream::heaven);
+  BOOST_TEST(std::count(said.begin(), said.end(),
+                        "The build's output had not arrived when the build "
+                        "ended (heaven follows a limited number of outputs "
+                        "at once, HEAVEN_HTTP_MAX_STREAMS): it is not in "
+                        "this log; Heroku keeps it with build 01234567")
+             == 1);
+}
+
 BOOST_AUTO_TEST_CASE(cancel_stops_the_polling_and_the_stream_at_once) {
   // The output host streams for as long as heaven listens.
   output.respond_with([](const recorded_request&) {

@@ -70,6 +70,7 @@ struct http_stub::impl {
   handler on_request = [](const recorded_request&) { return stub_response{}; };
   std::vector<recorded_request> log;
   std::list<connection> conns;
+  std::size_t accepted = 0;
 
   /// Waits for a connection without the lock and takes it under the lock
   /// (the listening socket does not block), so that `idle` never misses
@@ -100,6 +101,7 @@ struct http_stub::impl {
         continue;
       }
       auto& c = conns.emplace_back(std::move(socket));
+      ++accepted;
       c.thread = std::thread([this, &c] { serve(c); });
     }
   }
@@ -271,6 +273,11 @@ void http_stub::respond_with(handler h) {
 std::vector<recorded_request> http_stub::requests() const {
   std::lock_guard guard{impl_->mtx};
   return impl_->log;
+}
+
+std::size_t http_stub::connections() const {
+  std::lock_guard guard{impl_->mtx};
+  return impl_->accepted;
 }
 
 bool http_stub::wait_for(std::size_t n, int timeout_ms) const {

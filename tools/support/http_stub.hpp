@@ -66,6 +66,9 @@ public:
   /// A copy of every request so far, in arrival order (thread-safe).
   std::vector<recorded_request> requests() const;
 
+  /// How many connections the stub has accepted so far (thread-safe).
+  std::size_t connections() const;
+
   /// Waits up to `timeout_ms` until at least `n` requests arrived; returns
   /// whether they did.
   bool wait_for(std::size_t n, int timeout_ms = 20000) const;
