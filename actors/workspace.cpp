@@ -394,16 +394,19 @@ workspace_actor spawn_workspace(caf::actor_system& sys, workspace_plan plan,
 }
 
 void spawn_cleanup(caf::actor_system& sys, std::string path, bool detach) {
-  run_blocking(
-    sys,
-    [path = std::move(path)] {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-      if (ec)
-        spdlog::warn("could not remove the checkout {}: {}", path,
-                     ec.message());
-    },
-    detach);
+  auto remove = [path = std::move(path)] {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+    if (ec)
+      spdlog::warn("could not remove the checkout {}: {}", path, ec.message());
+  };
+  // Removals are disk work like checkouts: they share the checkouts' pool of
+  // threads rather than taking one each (a burst of deployments ending
+  // together would otherwise start a thread per checkout).
+  if (detach)
+    checkout_queue::shared().push(std::move(remove));
+  else
+    run_blocking(sys, std::move(remove), false);
 }
 
 } // namespace heaven

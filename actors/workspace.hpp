@@ -70,8 +70,8 @@ workspace(workspace_actor::stateful_pointer<workspace_state> self,
 workspace_actor spawn_workspace(caf::actor_system& sys, workspace_plan plan,
                                 checkout_client deployment, bool detach = true);
 
-/// Spawns an actor that deletes a checkout (detached unless `detach` is
-/// false).
+/// Deletes a checkout on one of the checkout queue's threads (in an actor of
+/// the caller's system when `detach` is false, as in deterministic tests).
 void spawn_cleanup(caf::actor_system& sys, std::string path,
                    bool detach = true);
 

@@ -272,6 +272,8 @@ int serve(settings cfg, bool demo) {
   // on a small machine took a quarter of the CPU away from the webhooks
   // under load (perf; tools/README.md).
   sys_cfg.set("scheduler.policy", caf::atom("sharing"));
+  sys_cfg.set("scheduler.max-threads",
+              std::max(2u, std::thread::hardware_concurrency()));
   // heaven's own error codes read as their words in logs.
   sys_cfg.add_error_category(ec_category, render_ec);
   caf::actor_system sys{sys_cfg};
