@@ -539,6 +539,9 @@ void start_heaven(heaven_child& h, const options& o, const fs::path& tmp,
     "HEAVEN_HEROKU_ENDPOINT=" + stand_in_url,
     "HEAVEN_POLL_INTERVAL_MS=" + std::to_string(o.poll_ms),
     "DEPLOYMENT_TIMEOUT=" + std::to_string(o.timeout_s + 600),
+    // Every deployment in flight at once: this measures what each costs
+    // (heaven's default runs 64 at a time and queues the rest as rows).
+    "HEAVEN_MAX_RUNNING=" + std::to_string(std::max(o.deployments, 1)),
   };
   auto started = heaven::test::launch_heaven(o.binary, env,
                                              tmp / "heaven.stderr");
