@@ -34,7 +34,8 @@ local_heaven::local_heaven(const std::string& binary, const std::string& secret,
     "GITHUB_WEBHOOK_SECRET=" + secret,
   };
   env.insert(env.end(), extra_env.begin(), extra_env.end());
-  auto started = test::launch_heaven(binary, env, data_ / "heaven.log");
+  // heaven goes when loadtest goes, however it ends (Ctrl-C, kill -9).
+  auto started = test::launch_heaven(binary, env, data_ / "heaven.log", true);
   pid_ = started.pid;
   stdout_fd_ = started.stdout_fd;
   port_ = started.port;

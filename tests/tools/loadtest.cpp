@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -277,25 +278,38 @@ BOOST_AUTO_TEST_CASE(a_target_that_is_down_fails_the_run) {
   BOOST_CHECK_EQUAL(run.stdout_text(), "");
 }
 
-BOOST_AUTO_TEST_CASE(without_a_target_it_starts_a_heaven_of_its_own) {
-  auto run = start({"--event", "deployment_status", "--rate", "100/s",
-                    "--duration", "2s", "--json"});
-  // Its heaven: a child running `heaven serve`, the secret in its
-  // environment and on no command line.
-  pid_t child = 0;
-  for (int i = 0; i < 1000 && child == 0; ++i) {
-    auto kids = proc_text(run.pid,
-                          "task/" + std::to_string(run.pid) + "/children");
+/// The `heaven serve` child of loadtest `parent` (0 when none shows within
+/// 10 s).
+pid_t local_heaven_of(pid_t parent) {
+  for (int i = 0; i < 1000; ++i) {
+    auto kids = proc_text(parent,
+                          "task/" + std::to_string(parent) + "/children");
     for (auto pos = kids.find_first_of("0123456789"); pos != std::string::npos;
          pos = kids.find_first_of("0123456789", kids.find(' ', pos))) {
       pid_t k = std::atoi(kids.c_str() + pos);
       auto cmd = proc_text(k, "cmdline");
       if (cmd.size() > 7 && cmd.substr(cmd.size() - 7) == " serve ")
-        child = k;
+        return k;
     }
-    if (child == 0)
-      std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(10ms);
   }
+  return 0;
+}
+
+/// True once `pid` has exited (gone, or a zombie nobody reaped yet).
+bool exited(pid_t pid) {
+  auto stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  auto paren = stat.rfind(')');
+  return stat.empty() || paren == std::string::npos
+         || stat.compare(paren + 2, 1, "Z") == 0;
+}
+
+BOOST_AUTO_TEST_CASE(without_a_target_it_starts_a_heaven_of_its_own) {
+  auto run = start({"--event", "deployment_status", "--rate", "100/s",
+                    "--duration", "2s", "--json"});
+  // Its heaven: a child running `heaven serve`, the secret in its
+  // environment and on no command line.
+  pid_t child = local_heaven_of(run.pid);
   BOOST_REQUIRE(child > 0);
   auto env = read_text("/proc/" + std::to_string(child) + "/environ");
   auto secret = environ_value(env, "GITHUB_WEBHOOK_SECRET");
@@ -315,6 +329,26 @@ BOOST_AUTO_TEST_CASE(without_a_target_it_starts_a_heaven_of_its_own) {
   BOOST_CHECK(kill(child, 0) != 0);
   BOOST_CHECK(!data.empty());
   BOOST_CHECK(!fs::exists(data));
+}
+
+BOOST_AUTO_TEST_CASE(its_own_heaven_goes_when_loadtest_is_killed) {
+  auto run = start({"--event", "ping", "--rate", "10/s", "--duration", "120s"});
+  pid_t child = local_heaven_of(run.pid);
+  BOOST_REQUIRE(child > 0);
+  BOOST_REQUIRE(!exited(child));
+  // kill -9: no destructor of loadtest's runs; the kernel's parent-death
+  // signal stops its heaven.
+  kill(run.pid, SIGKILL);
+  run.wait();
+  bool gone = false;
+  for (int i = 0; i < 3000 && !gone; ++i) {
+    gone = exited(child);
+    if (!gone)
+      std::this_thread::sleep_for(10ms);
+  }
+  BOOST_CHECK_MESSAGE(gone, "heaven " << child << " outlived its loadtest");
+  if (!gone)
+    kill(child, SIGKILL);
 }
 
 BOOST_AUTO_TEST_CASE(the_github_stand_in_times_each_providers_statuses) {

@@ -3,7 +3,10 @@
 #include <stdexcept>
 #include <string_view>
 
+#include <csignal>
+
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 namespace heaven::test {
@@ -30,9 +33,9 @@ uint16_t read_ready_port(int fd) {
 
 } // namespace
 
-launched_heaven launch_heaven(const std::string& binary,
-                              const std::vector<std::string>& env,
-                              const std::filesystem::path& stderr_file) {
+launched_heaven
+launch_heaven(const std::string& binary, const std::vector<std::string>& env,
+              const std::filesystem::path& stderr_file, bool die_with_us) {
   // Everything the child needs is made before fork: it only execs.
   std::vector<std::string> env_copy = env;
   std::vector<char*> envp;
@@ -46,6 +49,7 @@ launched_heaven launch_heaven(const std::string& binary,
   if (pipe2(out, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe2 failed");
   launched_heaven h;
+  auto parent = getpid();
   h.pid = fork();
   if (h.pid < 0) {
     close(out[0]);
@@ -53,6 +57,10 @@ launched_heaven launch_heaven(const std::string& binary,
     throw std::runtime_error("fork failed");
   }
   if (h.pid == 0) {
+    // If we died between fork and prctl, the signal would never come.
+    if (die_with_us
+        && (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent))
+      _exit(127);
     dup2(out[1], 1);
     dup2(open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
     // Nothing else of ours goes along: a stand-in's listening socket (or

@@ -25,9 +25,14 @@ struct launched_heaven {
 /// Starts `binary serve` with exactly the NAME=value environment `env`, its
 /// stdout a pipe, its stderr the file `stderr_file` and no other descriptor
 /// of ours, then reads its stdout until "heaven is ready on port N".
-/// Throws std::runtime_error when the pipe or fork fails.
+/// Throws std::runtime_error when the pipe or fork fails. With
+/// `die_with_us`, heaven gets SIGTERM when the calling thread ends (the
+/// kernel's parent-death signal, so even a SIGKILLed caller leaves no
+/// heaven behind): call it from a thread that lives as long as heaven
+/// should.
 launched_heaven launch_heaven(const std::string& binary,
                               const std::vector<std::string>& env,
-                              const std::filesystem::path& stderr_file);
+                              const std::filesystem::path& stderr_file,
+                              bool die_with_us = false);
 
 } // namespace heaven::test
