@@ -183,19 +183,7 @@ response reply(unsigned version, http::status st, std::string body) {
 
 /// Splits "/a/b/c?x" into {"a", "b", "c"}.
 std::vector<std::string> segments(boost::beast::string_view whole) {
-  std::string_view target{whole.data(), whole.size()};
-  target = target.substr(0, target.find('?'));
-  std::vector<std::string> out;
-  size_t at = 0;
-  while (at < target.size()) {
-    auto next = target.find('/', at);
-    if (next == std::string_view::npos)
-      next = target.size();
-    if (next > at)
-      out.emplace_back(target.substr(at, next - at));
-    at = next + 1;
-  }
-  return out;
+  return heaven::test::path_segments({whole.data(), whole.size()});
 }
 
 /// "app-17" → 17, or -1.

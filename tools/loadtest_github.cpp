@@ -42,22 +42,6 @@ std::string sh(const std::string& cmd) {
   return out;
 }
 
-/// "/a/b/c?x" as {"a", "b", "c"}.
-std::vector<std::string> segments(std::string_view target) {
-  target = target.substr(0, target.find('?'));
-  std::vector<std::string> out;
-  std::size_t at = 0;
-  while (at < target.size()) {
-    auto next = target.find('/', at);
-    if (next == std::string_view::npos)
-      next = target.size();
-    if (next > at)
-      out.emplace_back(target.substr(at, next - at));
-    at = next + 1;
-  }
-  return out;
-}
-
 } // namespace
 
 bool terminal_state(const std::string& state) {
@@ -86,7 +70,7 @@ struct github_stand_in::impl {
   }
 
   test::stub_response answer(const test::recorded_request& r) {
-    auto seg = segments(r.target);
+    auto seg = test::path_segments(r.target);
     bool post = r.method == "POST", get = r.method == "GET";
     // POST /repos/<o>/<r>/deployments/<id>/statuses
     if (post && seg.size() == 6 && seg[0] == "repos" && seg[3] == "deployments"

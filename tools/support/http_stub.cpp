@@ -300,4 +300,19 @@ bool http_stub::wait_idle(int timeout_ms) const {
   return true;
 }
 
+std::vector<std::string> path_segments(std::string_view target) {
+  target = target.substr(0, target.find('?'));
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at < target.size()) {
+    auto next = target.find('/', at);
+    if (next == std::string_view::npos)
+      next = target.size();
+    if (next > at)
+      out.emplace_back(target.substr(at, next - at));
+    at = next + 1;
+  }
+  return out;
+}
+
 } // namespace heaven::test

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "messages/types.hpp"
@@ -83,5 +84,8 @@ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// The segments of a request target's path: "/a/b/c?x" as {"a", "b", "c"}.
+std::vector<std::string> path_segments(std::string_view target);
 
 } // namespace heaven::test
