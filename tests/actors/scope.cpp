@@ -38,12 +38,22 @@ struct proc_id {
   uint64_t start = 0;
 };
 
+/// The text of /proc/<pid>/<name>; "" when the process is gone, also while
+/// it is read (libstdc++'s filebuf then throws from under the iterator).
+std::string proc_text(int64_t pid, const std::string& name) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/" + name};
+  try {
+    return {std::istreambuf_iterator<char>{in},
+            std::istreambuf_iterator<char>{}};
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
 /// The state letter of `p` in /proc ('\0' when it is not there: reaped, or
 /// its pid now names another process).
 char state_of(const proc_id& p) {
-  std::ifstream in{"/proc/" + std::to_string(p.pid) + "/stat"};
-  std::string text{std::istreambuf_iterator<char>{in},
-                   std::istreambuf_iterator<char>{}};
+  auto text = proc_text(p.pid, "stat");
   auto close = text.rfind(')');
   if (close == std::string::npos || close + 2 >= text.size())
     return '\0';
@@ -185,9 +195,7 @@ BOOST_DATA_TEST_CASE_F(scope_fixture,
     BOOST_TEST(alive(p), "pid " << p.pid);
     // The script exited: what it left was re-parented to the subreaper.
     if (cgroups && all.uses_cgroups()) {
-      std::ifstream in{"/proc/" + std::to_string(p.pid) + "/cgroup"};
-      std::string text{std::istreambuf_iterator<char>{in},
-                       std::istreambuf_iterator<char>{}};
+      auto text = proc_text(p.pid, "cgroup");
       BOOST_TEST(text.find("/heaven-" + all.instance() + "/d1\n")
                    != std::string::npos,
                  text);

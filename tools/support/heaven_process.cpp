@@ -117,8 +117,7 @@ proc_figures read_proc(pid_t pid, bool count_fds) {
     else if (line.rfind("Threads:", 0) == 0)
       f.threads = num();
   }
-  std::ifstream stat{dir + "/stat"};
-  std::string text{std::istreambuf_iterator<char>(stat), {}};
+  auto text = read_text(dir + "/stat");
   if (auto close = text.rfind(')'); close != std::string::npos) {
     // After ")": state and ten more fields, then utime and stime (ticks).
     std::istringstream in{text.substr(close + 1)};
