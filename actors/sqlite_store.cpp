@@ -240,8 +240,9 @@ find_deployment(database& db, int64_t id) {
 
 store_backend::~store_backend() = default;
 
-sqlite_store::sqlite_store(const std::string& path, open_mode mode)
-  : db_(path, mode) {
+sqlite_store::sqlite_store(const std::string& path, open_mode mode,
+                           bool notices)
+  : db_(path, mode), notices_(notices) {
   migrate(db_, path);
 }
 
@@ -309,8 +310,9 @@ accept_result sqlite_store::accept(const inbound_event& ev,
     // revision before it, whenever and however often it is delivered.
     const auto& n = ev.notice;
     auto base = record_reported(db_, n, now);
-    rows.push_back(insert_outbox(db_, notice_kind, notice_stream(n),
-                                 notice_row_body(n, base)));
+    if (notices_)
+      rows.push_back(insert_outbox(db_, notice_kind, notice_stream(n),
+                                   notice_row_body(n, base)));
   }
   tx.commit();
   return res;

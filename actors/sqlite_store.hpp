@@ -19,8 +19,10 @@ class sqlite_store final : public store_backend {
 public:
   /// Opens the database at `path` (creating it only with open_mode::create)
   /// and brings its schema up to date (store_schema.hpp). Throws like
-  /// `database`.
-  sqlite_store(const std::string& path, open_mode mode);
+  /// `database`. Without `notices`, a deployment_status event queues no
+  /// chat notice (no chat service is configured to read it); its revision is
+  /// recorded all the same.
+  sqlite_store(const std::string& path, open_mode mode, bool notices = true);
 
   ~sqlite_store() override;
 
@@ -51,6 +53,7 @@ public:
 
 private:
   database db_;
+  bool notices_;
 };
 
 // -- helpers shared by the sqlite_*.cpp files ---------------------------------

@@ -209,11 +209,11 @@ auto enqueue_read(store_ptr self, What what, Fn fn) {
 
 store_actor::behavior_type
 store(store_actor::stateful_pointer<store_state> self, std::string path,
-      std::shared_ptr<health_board> health) {
+      std::shared_ptr<health_board> health, bool notices) {
   auto& st = self->state;
   st.health = std::move(health);
   try {
-    st.db = std::make_unique<sqlite_store>(path, open_mode::create);
+    st.db = std::make_unique<sqlite_store>(path, open_mode::create, notices);
     spdlog::info("store opened {}", path);
   } catch (const std::exception& e) {
     // Every request is then answered with this error, so whoever asks

@@ -62,9 +62,12 @@ struct store_state {
 /// outboxes; when it fails, every request of the batch is answered with the
 /// error. Reads ride in the same batch, so each sees every request before
 /// it, as if they ran one by one.
+///
+/// Without `notices` (no chat service is configured), deployment_status
+/// events queue no chat notice: a row nobody would read is not written.
 store_actor::behavior_type
 store(store_actor::stateful_pointer<store_state> self, std::string path,
-      std::shared_ptr<health_board> health);
+      std::shared_ptr<health_board> health, bool notices);
 
 // -- the command line's access ---------------------------------------------
 // `heaven locks`, `heaven unlock` and `heaven repos` work on the database at

@@ -57,7 +57,8 @@ public:
 
   /// Records a delivery and everything it decides: the repository, the
   /// deployment and the rules' verdict on it (see store_rules.hpp) with the
-  /// status that says so, the lock change, a notice and the revision it
+  /// status that says so, the lock change, a notice (unless the backend
+  /// was opened without them) and the revision it
   /// records (see `latest`). A redelivery changes nothing.
   virtual accept_result accept(const inbound_event& ev, committed_rows& rows)
     = 0;

@@ -277,8 +277,9 @@ int serve(settings cfg, bool demo) {
   // heaven's own error codes read as their words in logs.
   sys_cfg.add_error_category(ec_category, render_ec);
   caf::actor_system sys{sys_cfg};
+  // Chat notices are queued only for chat services to read.
   ctx->store = sys.spawn<caf::detached>(store, cfg.data_dir + "/heaven.db",
-                                        health);
+                                        health, !chat_services(cfg).empty());
   // Without its database heaven could accept nothing durably: stop here.
   std::string store_error;
   caf::scoped_actor {

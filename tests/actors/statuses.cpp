@@ -226,7 +226,7 @@ struct real_fixture {
 
   real_fixture() {
     db = sys.spawn(store, (dir.path / "heaven.db").string(),
-                   std::shared_ptr<health_board>{});
+                   std::shared_ptr<health_board>{}, true);
     opts.first_backoff = 10ms;
     opts.max_backoff = 50ms;
     opts.request_timeout_ms = 3000;

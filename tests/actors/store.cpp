@@ -364,8 +364,8 @@ struct fixture {
       stop(s);
   }
 
-  store_actor start(const fs::path& path) {
-    auto s = sys.spawn(store, path.string(), health);
+  store_actor start(const fs::path& path, bool notices = true) {
+    auto s = sys.spawn(store, path.string(), health, notices);
     stores.push_back(s);
     return s;
   }
@@ -1333,6 +1333,27 @@ BOOST_AUTO_TEST_CASE(a_deployment_status_queues_its_notice_and_revision) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox WHERE kind = "
                                   "'notice'"),
                     "6");
+}
+
+BOOST_AUTO_TEST_CASE(without_chat_services_no_notice_is_queued) {
+  // heaven opens its store without notices when no chat service is
+  // configured: a row no one would read is not written, the revision is.
+  auto a = std::string(40, 'a');
+  auto s = start(db, false);
+  notice(s, "ds-1", make_notice(7, "in_progress", a));
+  notice(s, "ds-2", make_notice(7, "success", a));
+  BOOST_CHECK(notice(s, "ds-2", make_notice(7, "success", a)).duplicate);
+  BOOST_CHECK_EQUAL(revision("octo/app", "production"), a);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries"), "2");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox"), "0");
+  stop_all();
+  // The same database opened with notices queues them again.
+  auto t = start(db, true);
+  notice(t, "ds-3", make_notice(8, "success", std::string(40, 'b')));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT stream || ' ' || json_extract(body, "
+                                  "'$.base') FROM outbox WHERE kind = "
+                                  "'notice'"),
+                    "octo/app#8 " + a);
 }
 
 BOOST_AUTO_TEST_CASE(a_successful_deploy_records_its_revision_as_it_ends) {
