@@ -90,7 +90,8 @@ public:
               receiver_actor receiver, store_actor store)
     : sys(sys), opts(std::move(opts)), receiver(std::move(receiver)),
       store(std::move(store)), gate_(std::make_shared<gate>()),
-      work_(net::make_work_guard(ioc_)), acceptor_(ioc_) {
+      intake(sys, this->receiver), work_(net::make_work_guard(ioc_)),
+      acceptor_(ioc_), overdue_timer_(ioc_) {
   }
 
   ~server_impl() override {
@@ -115,6 +116,8 @@ public:
   const receiver_actor receiver;
   const store_actor store;
   const std::shared_ptr<gate> gate_;
+  /// Hands verified events to the receiver.
+  event_intake intake;
 
   /// Events handed to the receiver and not yet answered, and their bytes
   /// (written by the io thread and by the actors that answer).
@@ -130,12 +133,15 @@ public:
 
 private:
   void accept();
+  /// Answers events the receiver left unanswered too long, every second.
+  void check_overdue();
 
   // Declared first so it is destroyed last: handlers it still holds own
   // sessions, whose sockets need it.
   net::io_context ioc_{1};
   net::executor_work_guard<net::io_context::executor_type> work_;
   tcp::acceptor acceptor_;
+  net::steady_timer overdue_timer_;
   std::map<session*, std::shared_ptr<session>> sessions_;
   std::thread thread_;
   std::atomic<bool> stopped_{false};
@@ -170,13 +176,28 @@ public:
     stream_.close();
   }
 
-  /// Sends the answer an actor produced for the current request.
-  void answer(int status, std::string body) {
-    if (closed_)
+  /// Sends the answer an actor produced for request `seq`, unless that
+  /// request was answered already (it was overdue).
+  void answer(uint64_t seq, int status, std::string body) {
+    if (closed_ || seq != seq_)
       return;
+    asked_at_.reset();
     if (status < 100 || status > 599)
       status = 500;
     respond(static_cast<http::status>(status), std::move(body));
+  }
+
+  /// Answers 503 for an event handed on at least `event_deadline` before
+  /// `now` and still unanswered; its late answer is then dropped.
+  void check_overdue(std::chrono::steady_clock::time_point now) {
+    auto deadline = srv_.opts.event_deadline;
+    if (closed_ || !asked_at_ || now - *asked_at_ < deadline)
+      return;
+    asked_at_.reset();
+    ++seq_;
+    respond(http::status::service_unavailable,
+            json_error("receiver unavailable: no answer within "
+                       + std::to_string(deadline.count()) + " ms"));
   }
 
   auto executor() {
@@ -244,6 +265,7 @@ private:
   }
 
   void route() {
+    ++seq_;
     auto header = [this](http::field name) {
       auto value = req_[name];
       return std::string_view{value.data(), value.size()};
@@ -308,7 +330,8 @@ private:
       pending->bytes -= size;
       reply(status, std::move(body));
     };
-    answer_event(srv_.sys, srv_.receiver, std::move(ev), std::move(counted));
+    asked_at_ = std::chrono::steady_clock::now();
+    srv_.intake.submit(std::move(ev), std::move(counted));
   }
 
   /// 503 for an event that finds `events` others waiting; a log line at
@@ -340,14 +363,15 @@ private:
   reply_fn replier() {
     std::weak_ptr<session> weak = weak_from_this();
     auto g = srv_.gate_;
-    return [weak, g](int status, std::string body) {
+    return [weak, g, seq = seq_](int status, std::string body) {
       std::lock_guard<std::mutex> guard{g->mtx};
       if (!g->open)
         return;
       if (auto s = weak.lock())
-        net::post(s->executor(), [s, status, body = std::move(body)]() mutable {
-          s->answer(status, std::move(body));
-        });
+        net::post(s->executor(),
+                  [s, seq, status, body = std::move(body)]() mutable {
+                    s->answer(seq, status, std::move(body));
+                  });
     };
   }
 
@@ -512,6 +536,10 @@ private:
   http::request<http::string_body> req_;
   /// "METHOD /path" of the current request, for the debug log.
   std::string what_;
+  /// Counts the requests routed; an answer for an earlier one is dropped.
+  uint64_t seq_ = 0;
+  /// When the current request's event was handed on, while unanswered.
+  std::optional<std::chrono::steady_clock::time_point> asked_at_;
   bool closed_ = false;
   // The log being followed.
   int fd_ = -1;
@@ -553,6 +581,7 @@ void server_impl::listen() {
     fail("listen");
   port_ = acceptor_.local_endpoint().port();
   accept();
+  check_overdue();
   thread_ = std::thread{[this] {
     for (;;) {
       try {
@@ -581,6 +610,19 @@ void server_impl::accept() {
   });
 }
 
+void server_impl::check_overdue() {
+  auto now = std::chrono::steady_clock::now();
+  for (auto& [ptr, s] : sessions_)
+    s->check_overdue(now);
+  // Checked often enough that none waits much past its deadline.
+  overdue_timer_.expires_after(std::min<std::chrono::milliseconds>(
+    std::chrono::seconds(1), opts.event_deadline / 2));
+  overdue_timer_.async_wait([this](beast::error_code ec) {
+    if (!ec)
+      check_overdue();
+  });
+}
+
 void server_impl::stop() {
   if (stopped_.exchange(true))
     return;
@@ -592,6 +634,7 @@ void server_impl::stop() {
     net::post(ioc_, [this] {
       beast::error_code ec;
       acceptor_.close(ec);
+      overdue_timer_.cancel();
       auto all = std::move(sessions_);
       sessions_.clear();
       for (auto& [ptr, s] : all)

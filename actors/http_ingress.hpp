@@ -2,6 +2,7 @@
 /// actors. Beast stays inside http_ingress.cpp.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,6 +30,10 @@ struct ingress_options {
   /// of queueing more; their bodies are bounded too, to 4 x max_body (one
   /// event always fits).
   std::size_t max_pending_events = 1000;
+  /// An event the receiver has not answered after this long is answered
+  /// 503 (GitHub gives up on a webhook after 10 s); its late answer is
+  /// dropped.
+  std::chrono::milliseconds event_deadline{9000};
   std::shared_ptr<log_book> logs;
   /// What `GET /healthz` reports (null: always ok).
   std::shared_ptr<health_board> health;

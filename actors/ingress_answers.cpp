@@ -1,10 +1,12 @@
 #include "actors/ingress_answers.hpp"
 
 #include <chrono>
+#include <mutex>
 #include <utility>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/ingress_route.hpp"
@@ -39,15 +41,61 @@ void ask(caf::actor_system& sys, Handle to, const char* who, Render render,
 
 } // namespace
 
-void answer_event(caf::actor_system& sys, const receiver_actor& receiver,
-                  inbound_event ev, reply_fn reply) {
-  ask<event_receipt>(
-    sys, receiver, "receiver",
-    [](event_receipt& receipt) {
-      auto r = receipt_answer(receipt);
-      return std::make_pair(r.status, std::move(r.body));
+/// Events submitted and not yet taken by the intake actor.
+struct event_intake::queue {
+  std::mutex mtx;
+  std::vector<std::pair<inbound_event, reply_fn>> items;
+};
+
+namespace {
+
+caf::behavior intake(caf::event_based_actor* self,
+                     std::shared_ptr<event_intake::queue> q,
+                     receiver_actor receiver) {
+  return {
+    [=](tick_atom) {
+      std::vector<std::pair<inbound_event, reply_fn>> items;
+      {
+        std::lock_guard<std::mutex> guard{q->mtx};
+        items.swap(q->items);
+      }
+      for (auto& [ev, reply] : items)
+        self->request(receiver, caf::infinite, event_atom::value, std::move(ev))
+          .then(
+            [reply](event_receipt& receipt) {
+              auto r = receipt_answer(receipt);
+              reply(r.status, std::move(r.body));
+            },
+            [reply, self](caf::error& err) {
+              reply(503, json_error("receiver unavailable: "
+                                    + self->system().render(err)));
+            });
     },
-    std::move(reply), event_atom::value, std::move(ev));
+  };
+}
+
+} // namespace
+
+event_intake::event_intake(caf::actor_system& sys, receiver_actor receiver)
+  : queue_(std::make_shared<queue>()),
+    actor_(sys.spawn(intake, queue_, std::move(receiver))) {
+}
+
+event_intake::~event_intake() {
+  caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+}
+
+void event_intake::submit(inbound_event ev, reply_fn reply) {
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> guard{queue_->mtx};
+    first = queue_->items.empty();
+    queue_->items.emplace_back(std::move(ev), std::move(reply));
+  }
+  // The items pushed after this tick and before the actor took them ride
+  // along; the first one after that sends the next tick.
+  if (first)
+    caf::anon_send(actor_, tick_atom::value);
 }
 
 void answer_list(caf::actor_system& sys, const store_actor& store,

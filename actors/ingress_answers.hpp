@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
 #include "actors/ingress_route.hpp"
@@ -21,11 +23,30 @@ class health_board;
 /// Writes the answer to the current request; callable from any thread.
 using reply_fn = std::function<void(int status, std::string body)>;
 
-/// `POST /events`: hands the checked and parsed event to the receiver and
-/// answers how it was taken (see receipt_answer; 503 when the receiver does
-/// not answer in time).
-void answer_event(caf::actor_system& sys, const receiver_actor& receiver,
-                  inbound_event ev, reply_fn reply);
+/// `POST /events`: hands checked and parsed events to the receiver and
+/// answers how each was taken (see receipt_answer; 503 when the receiver is
+/// gone). One long-lived actor asks for all of them: an event costs no actor
+/// of its own and no timer (the transport answers an event the receiver
+/// leaves unanswered too long itself). Events submitted while it is busy
+/// reach it together, in one message.
+class event_intake {
+public:
+  event_intake(caf::actor_system& sys, receiver_actor receiver);
+  /// Ends the actor; answers still on their way are dropped.
+  ~event_intake();
+  event_intake(const event_intake&) = delete;
+  event_intake& operator=(const event_intake&) = delete;
+
+  /// Hands `ev` on; `reply` is called once with its answer, from one of
+  /// CAF's threads. Callable from any thread.
+  void submit(inbound_event ev, reply_fn reply);
+
+  struct queue;
+
+private:
+  std::shared_ptr<queue> queue_;
+  caf::actor actor_;
+};
 
 /// `GET /deployments`: the store's newest `limit` deployments as JSON.
 void answer_list(caf::actor_system& sys, const store_actor& store,

@@ -733,6 +733,58 @@ BOOST_FIXTURE_TEST_CASE(dead_receiver_is_503, fixture) {
   BOOST_TEST(res.body.find(R"({"error":"receiver unavailable)") == 0, res.body);
 }
 
+BOOST_FIXTURE_TEST_CASE(an_event_left_unanswered_is_503_at_its_deadline,
+                        fixture) {
+  auto opts = options();
+  opts.event_deadline = std::chrono::milliseconds(300);
+  opts.max_pending_events = 1;
+  start(opts);
+  rec->hold = true;
+  auto body = std::string{R"({"zen":"Keep it logically awesome."})"};
+  auto request = [&](const std::string& delivery) {
+    return "POST /events HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\n"
+           "X-GitHub-Delivery: "
+           + delivery
+           + "\r\nX-Hub-Signature-256: sha256=" + hmac_sha256_hex(secret, body)
+           + "\r\nContent-Type: application/json\r\nContent-Length: "
+           + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  raw_client client{srv->port()};
+  client.send(request("late-1"));
+  // The receiver holds it (a store that does not answer): 503 once the
+  // deadline passes, on a connection that stays open.
+  auto first = client.read("ms\"}");
+  BOOST_TEST(first.find("HTTP/1.1 503 Service Unavailable\r\n") == 0, first);
+  BOOST_TEST(first.find(R"({"error":"receiver unavailable: no answer within )"
+                        R"(300 ms"})")
+               != std::string::npos,
+             first);
+  BOOST_TEST(rec->held_now() == 1u);
+  // It still counts as waiting to be stored until its answer comes: the
+  // next event finds the backlog full.
+  client.send(request("late-2"));
+  auto busy = client.read("retry later\"}");
+  BOOST_TEST(busy.find("HTTP/1.1 503 Service Unavailable\r\n") == 0, busy);
+  BOOST_TEST(busy.find("heaven is busy: 1 events") != std::string::npos, busy);
+  // The late answer frees the backlog and is not sent: the next request on
+  // this connection gets its own answer, 201.
+  caf::anon_send(receiver, pending_atom::value);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::string third;
+  while (std::chrono::steady_clock::now() < deadline) {
+    client.send(request("late-3"));
+    third = client.read("}");
+    if (third.find("heaven is busy") == std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  BOOST_TEST(third.find("HTTP/1.1 201 Created\r\n") == 0, third);
+  auto seen = rec->seen();
+  BOOST_REQUIRE_EQUAL(seen.size(), 2u);
+  BOOST_TEST(seen[0].delivery == "late-1");
+  BOOST_TEST(seen[1].delivery == "late-3");
+}
+
 BOOST_FIXTURE_TEST_CASE(insecure_mode_without_secret_skips_signatures,
                         fixture) {
   auto opts = options();
