@@ -9,6 +9,7 @@
 #include "actors/workspace.hpp"
 #include "base/lifecycle.hpp"
 #include "base/log_book.hpp"
+#include "base/metrics.hpp"
 #include "base/payload_config.hpp"
 #include "base/retry.hpp"
 #include "base/validate.hpp"
@@ -81,8 +82,17 @@ void record_end(self_ptr self) {
     ->request(st.ctx->store, caf::infinite, finish_atom::value, st.id,
               *st.outcome)
     .then(
-      [=](bool) {
+      [=](bool ended) {
         auto& st = self->state;
+        if (ended) {
+          auto& p = st.req.provider;
+          metrics::deployments_ended().add({p, to_string(st.outcome->state)});
+          if (st.began)
+            metrics::deployment_duration().observe(
+              {p}, std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - *st.began)
+                     .count());
+        }
         if (st.write_failures > 0)
           spdlog::info("deployment {} recorded its end after {} failed "
                        "attempt(s)",
@@ -219,6 +229,8 @@ void begin(self_ptr self) {
         }
         // Recorded running: it runs, even when heaven began to stop
         // meanwhile (the drain lets it finish).
+        st.began = std::chrono::steady_clock::now();
+        metrics::deployments_started().add({st.req.provider});
         start_provider(self);
       },
       [=](caf::error& err) {

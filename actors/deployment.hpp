@@ -2,6 +2,7 @@
 /// to the store before acting on it, and ends it exactly once.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -36,6 +37,8 @@ struct deployment_state {
   context_ptr ctx;
   int64_t id = 0;
   deployment_request req;
+  /// When the store recorded it running (for its duration metric).
+  std::optional<std::chrono::steady_clock::time_point> began;
 
   // -- helpers it supervises --------------------------------------------------
   timer_actor timer;

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
+#include "base/metrics.hpp"
 #include "base/validate.hpp"
 
 namespace heaven {
@@ -20,6 +21,27 @@ namespace heaven {
 namespace {
 
 /// One transfer in flight; owns everything its easy handle points into.
+/// "host" or "host:port" of `url`, for the request metrics (never the
+/// path or query, which may hold a token).
+std::string host_label(const std::string& url) {
+  std::string out = "unknown";
+  CURLU* u = curl_url();
+  if (u == nullptr)
+    return out;
+  char* host = nullptr;
+  char* port = nullptr;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK
+      && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+    out = host;
+    if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+      out += std::string{":"} + port;
+  }
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(u);
+  return out;
+}
+
 struct transfer {
   uint64_t id = 0;
   http_request request;
@@ -361,6 +383,9 @@ private:
                                                  : curl_easy_strerror(rc);
           t.response.permanent = permanent_error(rc);
         }
+        metrics::http_requests().add(
+          {host_label(t.request.url),
+           metrics::status_class(t.response.status)});
         curl_multi_remove_handle(multi_, t.easy);
         finish(t);
         --queues[t.queue].active;

@@ -32,6 +32,7 @@
 #include "actors/ingress_answers.hpp"
 #include "actors/ingress_route.hpp"
 #include "base/log_book.hpp"
+#include "base/metrics.hpp"
 
 namespace heaven {
 
@@ -280,20 +281,30 @@ private:
     ro.insecure = opts.insecure;
     ro.log_key = opts.log_key;
     ro.has_logs = opts.logs != nullptr;
+    ro.api_token = opts.api_token;
+    ro.metrics_only = opts.metrics_only;
     auto method = req_.method_string();
     auto target = req_.target();
     auto r = route_request(
       {std::string_view{method.data(), method.size()},
        std::string_view{target.data(), target.size()}, github("X-GitHub-Event"),
        github("X-GitHub-Delivery"), github("X-Hub-Signature-256"),
-       header(http::field::content_type), std::move(req_.body())},
+       header(http::field::content_type), header(http::field::authorization),
+       std::move(req_.body())},
       ro);
     what_ = std::move(r.line);
+    webhook_event_ = what_.size() > 8 && what_.ends_with(" /events")
+                       ? metrics::webhook_event_label(github("X-GitHub-Event"))
+                       : std::string_view{};
     switch (r.what) {
       case route_decision::kind::answer:
         if (!r.allow.empty())
           return respond(static_cast<http::status>(r.status), std::move(r.body),
                          {{http::field::allow, r.allow.c_str()}});
+        if (r.bearer_challenge)
+          return respond(
+            static_cast<http::status>(r.status), std::move(r.body),
+            {{http::field::www_authenticate, "Bearer realm=\"heaven\""}});
         return respond(static_cast<http::status>(r.status), std::move(r.body));
       case route_decision::kind::health:
         return on_health();
@@ -305,6 +316,10 @@ private:
         return answer_locks(srv_.sys, srv_.store, replier());
       case route_decision::kind::log:
         return on_log(r.deployment_id);
+      case route_decision::kind::metrics:
+        return respond(http::status::ok, metrics::render(),
+                       {{http::field::content_type,
+                         "text/plain; version=0.0.4; charset=utf-8"}});
     }
   }
 
@@ -465,6 +480,9 @@ private:
     res->keep_alive(req_.keep_alive() && !close_after);
     res->body() = std::move(body);
     res->prepare_payload();
+    if (!webhook_event_.empty())
+      metrics::webhooks().add(
+        {webhook_event_, std::to_string(static_cast<unsigned>(status))});
     spdlog::debug("ingress answered {} with {}", what_,
                   static_cast<unsigned>(status));
     stream_.expires_after(write_timeout);
@@ -490,6 +508,11 @@ private:
     what_ = std::string{parser_->get().method_string()} + " "
             + std::string{parser_->get().target().substr(
               0, parser_->get().target().find('?'))};
+    if (what_.ends_with(" /events")) {
+      auto event = parser_->get()["X-GitHub-Event"];
+      metrics::webhooks().add(
+        {metrics::webhook_event_label({event.data(), event.size()}), "413"});
+    }
     req_ = {};
     req_.version(parser_->get().version());
     auto res = std::make_shared<string_response>(
@@ -536,6 +559,9 @@ private:
   http::request<http::string_body> req_;
   /// "METHOD /path" of the current request, for the debug log.
   std::string what_;
+  /// The event label of the current request when it is to /events (see
+  /// metrics::webhooks), else empty.
+  std::string_view webhook_event_;
   /// Counts the requests routed; an answer for an earlier one is dropped.
   uint64_t seq_ = 0;
   /// When the current request's event was handed on, while unanswered.

@@ -40,6 +40,11 @@ struct ingress_options {
   /// Key for the tokens of log pages and `GET /locks` (see log_token,
   /// locks_token).
   std::string log_key;
+  /// HEAVEN_API_TOKEN: the bearer token of GET /metrics.
+  std::string api_token;
+  /// Serve only /metrics (without a token) and /healthz
+  /// (HEAVEN_METRICS_LISTEN).
+  bool metrics_only = false;
 };
 
 /// A running HTTP server. Destroying it stops it.

@@ -161,6 +161,25 @@ route_decision route_request(request_parts req, const route_options& opts) {
   // Only the path is ever logged: the query may hold a log token.
   r.line = std::string{req.method} + " " + std::string{path};
   bool get = req.method == "GET";
+  if (path == "/metrics") {
+    if (!get)
+      return not_allowed(std::move(r), "GET");
+    if (!opts.metrics_only) {
+      if (opts.api_token.empty())
+        return not_found(std::move(r));
+      constexpr std::string_view bearer = "Bearer ";
+      auto auth = req.authorization;
+      if (auth.substr(0, bearer.size()) != bearer
+          || !equal_constant_time(auth.substr(bearer.size()), opts.api_token)) {
+        r.bearer_challenge = true;
+        return answer(std::move(r), 401, json_error("unauthorized"));
+      }
+    }
+    r.what = route_decision::kind::metrics;
+    return r;
+  }
+  if (opts.metrics_only && path != "/healthz")
+    return not_found(std::move(r));
   if (path == "/events") {
     if (req.method != "POST")
       return not_allowed(std::move(r), "POST");

@@ -25,6 +25,7 @@ struct request_parts {
   std::string_view github_delivery; ///< X-GitHub-Delivery
   std::string_view signature;       ///< X-Hub-Signature-256
   std::string_view content_type;    ///< Content-Type
+  std::string_view authorization;   ///< Authorization
   /// The body as received.
   std::string body;
 };
@@ -38,6 +39,12 @@ struct route_options {
   std::string_view log_key;
   /// False when the ingress has no log book (every log is then not found).
   bool has_logs = false;
+  /// HEAVEN_API_TOKEN: `Authorization: Bearer <it>` reads `/metrics`
+  /// (empty: nobody does, on the main listener).
+  std::string_view api_token;
+  /// The metrics listener (HEAVEN_METRICS_LISTEN, a private network):
+  /// `/metrics` without a token and `/healthz`, nothing else.
+  bool metrics_only = false;
 };
 
 /// What to do with a request.
@@ -55,6 +62,8 @@ struct route_decision {
     locks,
     /// Stream deployment `deployment_id`'s log (the token was right).
     log,
+    /// Answer the metrics (Prometheus' text format).
+    metrics,
   };
   kind what = kind::answer;
   /// "METHOD /path" for the debug log; never the query, which may hold a
@@ -64,6 +73,8 @@ struct route_decision {
   std::string body;
   /// The `Allow` header of a 405 answer ("" otherwise).
   std::string allow;
+  /// A 401 answer asks for a bearer token (`WWW-Authenticate`).
+  bool bearer_challenge = false;
   /// kind::event: checked (signature) and parsed, with the body as received
   /// or, for a form-encoded delivery, the JSON inside it.
   inbound_event event;
@@ -75,8 +86,11 @@ struct route_decision {
 /// X-GitHub-Delivery, 401 on a bad signature, 422 for an event heaven does
 /// not take, 400 for a body that is not that event), `/healthz`,
 /// `/deployments[?limit=N]`, `/locks?token=`, `/deployments/<id>/log?token=`
-/// (GET each; 405 with `allow` for another method). Anything else, and a
-/// wrong or missing token, is 404.
+/// (GET each; 405 with `allow` for another method), `/metrics` (GET, with
+/// `Authorization: Bearer <api_token>`: 401 without or with another; 404
+/// when there is no api_token). Anything else, and a wrong or missing log
+/// or lock token, is 404. With `metrics_only`, only `/metrics` (no token)
+/// and `/healthz` are there.
 route_decision route_request(request_parts req, const route_options& opts);
 
 /// The host (brackets of an IPv6 address removed; "" for every address) and

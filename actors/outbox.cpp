@@ -6,6 +6,8 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/metrics.hpp"
+
 namespace heaven {
 
 namespace {
@@ -112,6 +114,8 @@ void settle(self_ptr self, const env_ptr& env, const std::string& name,
     }
   }
   env->unsure.erase(row.id);
+  metrics::outbox_messages().add(
+    {env->c.kind, outcome.rfind("dropped", 0) == 0 ? "dropped" : "delivered"});
   st.settling.push_back(settled_row{row.id, std::move(outcome)});
   s.rows.pop_front();
   s.attempts = 0;
@@ -154,6 +158,7 @@ void retry(self_ptr self, const env_ptr& env, const std::string& name,
            + " attempt(s): " + reason);
     return;
   }
+  metrics::outbox_messages().add({env->c.kind, "retried"});
   auto backoff = heaven::backoff(env->retry, s.attempts);
   auto now = env->opts.now_ms();
   if (at > now)

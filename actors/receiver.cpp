@@ -11,6 +11,7 @@
 #include "base/health.hpp"
 #include "base/lifecycle.hpp"
 #include "base/log_book.hpp"
+#include "base/metrics.hpp"
 #include "base/retry.hpp"
 
 namespace heaven {
@@ -32,6 +33,15 @@ void launch(self_ptr self, int64_t id, const deployment_request& req) {
   self->monitor(d);
   st.running.emplace(d.address(), id);
   st.running_ids.insert(id);
+  st.queued_ids.erase(id);
+  metrics::deployments_running().set(static_cast<double>(st.running.size()));
+  metrics::deployments_waiting().set(static_cast<double>(st.queued_ids.size()));
+}
+
+/// Deployment `id` waits for its turn.
+void waits(receiver_state& st, int64_t id) {
+  st.queued_ids.insert(id);
+  metrics::deployments_waiting().set(static_cast<double>(st.queued_ids.size()));
 }
 
 /// How many deployments run at once, and how many waiting ones are kept in
@@ -56,6 +66,7 @@ void offer(self_ptr self, int64_t id, deployment_request req) {
     launch(self, id, req);
     return;
   }
+  waits(st, id);
   if (!st.spilled && st.waiting.size() < max) {
     st.waiting.emplace(id, std::move(req));
     return;
@@ -211,6 +222,8 @@ void resume(self_ptr self) {
                        to_string(d.state));
           if (d.state == deploy_state::running)
             take_over(self->system(), st.ctx, d.id, restarted);
+          else if (!st.draining)
+            waits(st, d.id);
         }
         if (left.size() < static_cast<size_t>(page))
           st.resuming = false;
@@ -245,6 +258,7 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
     auto id = i->second;
     st.running.erase(i);
     st.running_ids.erase(id);
+    metrics::deployments_running().set(static_cast<double>(st.running.size()));
     if (msg.reason && msg.reason != caf::exit_reason::user_shutdown) {
       auto why = msg.reason.context().match_elements<std::string>()
                    ? msg.reason.context().get_as<std::string>(0)
@@ -316,6 +330,8 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
                    st.running.size(), seconds);
       // Those waiting stay queued for the next start.
       st.waiting.clear();
+      st.queued_ids.clear();
+      metrics::deployments_waiting().set(0);
       for (auto& [addr, id] : st.running)
         if (auto d = caf::actor_cast<deployment_actor>(addr))
           self->send(d, shelve_atom::value);

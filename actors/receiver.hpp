@@ -51,6 +51,9 @@ struct receiver_state {
   std::optional<caf::typed_response_promise<bool>> drained;
   /// Failed attempts in a row to read the unfinished deployments.
   int pending_failures = 0;
+  /// The ids of the queued deployments known to wait for their turn, in
+  /// memory or as rows (heaven_deployments_waiting).
+  std::set<int64_t> queued_ids;
 };
 
 /// The RECEIVER actor. Every event goes to the store, which records it and

@@ -19,6 +19,7 @@
 #include <libssh2.h>
 #include <spdlog/spdlog.h>
 
+#include "base/metrics.hpp"
 #include "base/ssh_key.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
@@ -89,9 +90,11 @@ public:
         close();
         if (switch_->tripped)
           return failed("cancelled");
+        metrics::ssh_sessions().add({"failed"});
         spdlog::warn("ssh {}: {}", where_, describe(err));
         return failed(describe(err));
       }
+      metrics::ssh_sessions().add({"opened"});
     }
     return execute(cmd);
   }

@@ -2,6 +2,7 @@
 /// outboxes it hands committed rows to.
 #include "actors/store.hpp"
 
+#include <chrono>
 #include <map>
 #include <stdexcept>
 #include <utility>
@@ -11,6 +12,7 @@
 
 #include "actors/sqlite_store.hpp"
 #include "base/health.hpp"
+#include "base/metrics.hpp"
 
 namespace heaven {
 
@@ -91,6 +93,7 @@ void commit_queued(store_ptr self) {
   auto& db = *st.db;
   std::size_t i = 0;
   while (i < ops.size()) {
+    auto began = std::chrono::steady_clock::now();
     try {
       db.begin_batch();
     } catch (const std::exception& e) {
@@ -138,6 +141,11 @@ void commit_queued(store_ptr self) {
       wrote(self);
     if (st.health)
       st.health->committed(ok.size());
+    metrics::store_commit_duration().observe(
+      {},
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - began)
+        .count());
+    metrics::store_requests().add({}, static_cast<double>(ok.size()));
     for (auto& f : then)
       f();
   }

@@ -144,6 +144,15 @@ const std::vector<option>& options() {
      "webhook events waiting to be stored beyond which POST /events answers "
      "503 with Retry-After (GitHub and senders retry) instead of queueing",
      HEAVEN_INT(max_pending_events, "HEAVEN_MAX_PENDING_EVENTS")},
+    {"HEAVEN_API_TOKEN", "--api-token-file",
+     "bearer token that reads GET /metrics (Authorization: Bearer ...); "
+     "without it /metrics is not served on HEAVEN_LISTEN; the flag names a "
+     "file holding it",
+     HEAVEN_STRING(api_token), true},
+    {"HEAVEN_METRICS_LISTEN", "--metrics-listen",
+     "host:port of a second listener that serves GET /metrics without a "
+     "token, and /healthz (for a private network); empty: none",
+     HEAVEN_STRING(metrics_listen)},
     {"HEAVEN_STATUS_RETRIES", "--status-retries",
      "attempts of one API request (Heroku, Beanstalk, GitHub archives, "
      "auto-deploy's questions and creations, the commit list of a chat "
@@ -488,7 +497,7 @@ string_pairs current_environment() {
 string_pairs child_environment(const settings& cfg, const string_pairs& env) {
   string_pairs result;
   for (auto& [k, v] : env) {
-    if (k == "GITHUB_WEBHOOK_SECRET")
+    if (k == "GITHUB_WEBHOOK_SECRET" || k == "HEAVEN_API_TOKEN")
       continue;
     if (std::find(cfg.withhold_env.begin(), cfg.withhold_env.end(), k)
         != cfg.withhold_env.end())
@@ -553,6 +562,8 @@ std::vector<std::string> secret_values(const settings& cfg,
     result.push_back(cfg.github_token);
   if (!cfg.webhook_secret.empty())
     result.push_back(cfg.webhook_secret);
+  if (!cfg.api_token.empty())
+    result.push_back(cfg.api_token);
   if (!cfg.heroku_api_key.empty())
     result.push_back(cfg.heroku_api_key);
   if (!cfg.beanstalk_secret_access_key.empty())

@@ -37,7 +37,11 @@ struct settings {
   /// Webhook events waiting for the store's commit beyond which /events
   /// answers 503 with Retry-After.
   int64_t max_pending_events = 1000; ///< HEAVEN_MAX_PENDING_EVENTS
-  int64_t status_retries = 5;        ///< HEAVEN_STATUS_RETRIES
+  /// Bearer token for GET /metrics (empty: not served on HEAVEN_LISTEN).
+  std::string api_token; ///< HEAVEN_API_TOKEN
+  /// A second address serving only /metrics (no token) and /healthz.
+  std::string metrics_listen; ///< HEAVEN_METRICS_LISTEN
+  int64_t status_retries = 5; ///< HEAVEN_STATUS_RETRIES
   /// Seconds a GitHub status, a chat message or an auto-deployment is
   /// retried (across restarts) before it is dropped.
   int64_t outbox_max_age = 86400; ///< HEAVEN_OUTBOX_MAX_AGE

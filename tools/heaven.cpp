@@ -360,14 +360,29 @@ int serve(settings cfg, bool demo) {
   opts.logs = ctx->logs;
   opts.log_key = ctx->log_key;
   opts.health = health;
+  opts.api_token = cfg.api_token;
   std::unique_ptr<ingress_server> server;
+  // HEAVEN_METRICS_LISTEN: /metrics without a token, for a private network.
+  std::unique_ptr<ingress_server> metrics_server;
   try {
     server = start_ingress(sys, opts, recv, ctx->store);
+    if (!cfg.metrics_listen.empty()) {
+      auto mopts = opts;
+      mopts.listen = cfg.metrics_listen;
+      mopts.metrics_only = true;
+      metrics_server = start_ingress(sys, mopts, recv, ctx->store);
+      spdlog::info("heaven serves /metrics without a token on {}",
+                   cfg.metrics_listen);
+    }
   } catch (std::exception& e) {
     std::cerr << "heaven: " << e.what() << "\n";
+    server.reset();
     stop_actors();
     return 1;
   }
+  if (cfg.api_token.empty())
+    spdlog::info("no HEAVEN_API_TOKEN: GET /metrics is not served on {}",
+                 cfg.listen);
   spdlog::info("heaven listens on port {} (POST /events); data in {}",
                server->port(), cfg.data_dir);
   std::cout << "heaven is ready on port " << server->port() << std::endl;
@@ -385,6 +400,8 @@ int serve(settings cfg, bool demo) {
   sigwait(&stop_signals, &sig);
   drain(sys, recv, cfg, stop_signals, sig);
   server->stop();
+  if (metrics_server)
+    metrics_server->stop();
   // Whatever heaven started and still runs (processes a timeout spared)
   // must not outlive it.
   if (auto ending = scopes->end_all(grace); ending.ended > 0)
@@ -393,6 +410,7 @@ int serve(settings cfg, bool demo) {
                  ending.ended, ending.killed);
   stop_actors();
   server.reset();
+  metrics_server.reset();
   return 0;
 }
 

@@ -100,6 +100,57 @@ BOOST_AUTO_TEST_CASE(tokens_open_logs_and_locks) {
   BOOST_TEST(route_request(std::move(req), opts).status == 404);
 }
 
+BOOST_AUTO_TEST_CASE(metrics_need_the_bearer_token) {
+  auto metrics = [](std::string_view method, std::string_view authorization,
+                    std::string_view token, bool metrics_only = false) {
+    request_parts req;
+    req.method = method;
+    req.target = "/metrics";
+    req.authorization = authorization;
+    auto opts = options();
+    opts.api_token = token;
+    opts.metrics_only = metrics_only;
+    return route_request(std::move(req), opts);
+  };
+  auto is_metrics = [](const route_decision& r) {
+    return r.what == route_decision::kind::metrics;
+  };
+  // No HEAVEN_API_TOKEN: nobody reads them on the main listener.
+  auto off = metrics("GET", "Bearer ", "");
+  BOOST_TEST(off.status == 404);
+  BOOST_TEST(!is_metrics(off));
+  BOOST_TEST(!is_metrics(metrics("GET", "", "")));
+  // With one: exactly `Bearer <token>`.
+  BOOST_TEST(is_metrics(metrics("GET", "Bearer t0ken", "t0ken")));
+  for (auto auth : {"", "Bearer", "Bearer ", "Bearer t0ke", "Bearer t0ken ",
+                    "bearer t0ken", "t0ken", "Basic dDBrZW4="}) {
+    auto r = metrics("GET", auth, "t0ken");
+    BOOST_TEST(!is_metrics(r), auth);
+    BOOST_TEST(r.status == 401, auth);
+    BOOST_TEST(r.bearer_challenge, auth);
+    BOOST_TEST(r.body == json_error("unauthorized"));
+  }
+  BOOST_TEST(metrics("POST", "Bearer t0ken", "t0ken").status == 405);
+  // The metrics listener: no token, and nothing but /metrics and /healthz.
+  BOOST_TEST(is_metrics(metrics("GET", "", "", true)));
+  BOOST_TEST(is_metrics(metrics("GET", "", "t0ken", true)));
+  auto opts = options();
+  opts.metrics_only = true;
+  for (auto [method, target] :
+       {std::pair{"POST", "/events"}, std::pair{"GET", "/deployments"},
+        std::pair{"GET", "/locks?token=x"}, std::pair{"GET", "/"}}) {
+    request_parts req;
+    req.method = method;
+    req.target = target;
+    BOOST_TEST(route_request(std::move(req), opts).status == 404, target);
+  }
+  request_parts health;
+  health.method = "GET";
+  health.target = "/healthz";
+  BOOST_TEST(static_cast<int>(route_request(std::move(health), opts).what)
+             == static_cast<int>(route_decision::kind::health));
+}
+
 BOOST_AUTO_TEST_CASE(deployment_lists_take_a_positive_limit) {
   BOOST_TEST(route("GET", "/deployments").limit == 50);
   BOOST_TEST(route("GET", "/deployments?limit=7").limit == 7);
