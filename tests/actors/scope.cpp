@@ -13,6 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
@@ -587,6 +591,67 @@ BOOST_DATA_TEST_CASE_F(scope_fixture,
   for (auto& s : opened)
     if (!s.cgroup.empty())
       BOOST_TEST(!fs::exists(s.cgroup), s.cgroup);
+}
+
+BOOST_DATA_TEST_CASE_F(scope_fixture, an_ending_waits_for_a_start_on_the_pool,
+                       bdata::make({true, false}), cgroups) {
+  BOOST_TEST_MESSAGE("mode: " << mode_name(cgroups));
+  auto all = scopes(cgroups);
+  auto scope = all.open(1);
+  // A start under way holds the record shared until it is recorded.
+  int fd = ::open(scope.record.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(::flock(fd, LOCK_SH) == 0);
+  std::promise<scope_ending> done;
+  end_scope_async(sys, scope, std::chrono::seconds(600),
+                  [&](scope_ending e) { done.set_value(e); });
+  // Not ended here: the caller never waits for the start.
+  auto future = done.get_future();
+  BOOST_TEST(
+    (future.wait_for(std::chrono::seconds(0)) == std::future_status::timeout));
+  BOOST_TEST(fs::exists(scope.record));
+  ::close(fd);
+  BOOST_REQUIRE(future.wait_for(std::chrono::seconds(30))
+                == std::future_status::ready);
+  BOOST_TEST(future.get().ended == 0u);
+  BOOST_TEST(fs::is_empty(data / "scopes"));
+  if (!scope.cgroup.empty())
+    BOOST_TEST(!fs::exists(scope.cgroup));
+}
+
+BOOST_DATA_TEST_CASE_F(scope_fixture, the_systems_end_waits_for_queued_endings,
+                       bdata::make({true, false}), cgroups) {
+  BOOST_TEST_MESSAGE("mode: " << mode_name(cgroups));
+  auto all = scopes(cgroups);
+  constexpr size_t n = 10;
+  std::vector<process_scope> opened;
+  std::vector<proc_id> sleepers;
+  for (int64_t id = 1; id <= static_cast<int64_t>(n); ++id) {
+    auto dir = tmp.path / std::to_string(id);
+    opened.push_back(all.open(id));
+    BOOST_REQUIRE(
+      run("sleep 1000 >/dev/null 2>&1 & echo $! > pids", opened.back(), dir)
+        .code
+      == 0);
+    sleepers.push_back(wait_pids(dir / "pids", 1).front());
+  }
+  std::atomic<size_t> done{0};
+  std::atomic<size_t> ended{0};
+  {
+    caf::actor_system_config own_cfg;
+    caf::actor_system own{own_cfg};
+    for (auto& s : opened)
+      end_scope_async(own, s, std::chrono::seconds(600), [&](scope_ending e) {
+        ended += e.ended;
+        ++done;
+      });
+  }
+  // The system is gone: it waited for every ending.
+  BOOST_TEST(done.load() == n);
+  BOOST_TEST(ended.load() == n);
+  for (auto& p : sleepers)
+    BOOST_TEST(!alive(p), "pid " << p.pid);
+  BOOST_TEST(fs::is_empty(data / "scopes"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
