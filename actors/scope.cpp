@@ -1,10 +1,16 @@
 #include "actors/scope.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <set>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -131,23 +137,89 @@ scope_ending process_scopes::end_all(std::chrono::milliseconds grace) const {
   return total;
 }
 
+namespace {
+
+bool is_default(const process_scope& scope) {
+  return scope.id == 0 && scope.cookie.empty() && scope.cgroup.empty()
+         && scope.record.empty();
+}
+
+/// The scope endings that may block, per actor system: a FIFO and the
+/// workers taking from it. A worker is a detached actor (so the system's
+/// end waits for it, and with it for every ending queued); at most
+/// scope_ending_threads() run at once. One that finds nothing to do waits
+/// `linger` for more (a burst of endings keeps its threads), then quits.
+struct ending_queue {
+  std::deque<std::function<void()>> jobs;
+  std::size_t workers = 0;
+  std::size_t idle = 0;
+  std::condition_variable more;
+};
+
+constexpr auto linger = std::chrono::milliseconds(200);
+
+std::mutex queues_mx;
+std::map<caf::actor_system*, ending_queue> queues;
+
+void run_endings(caf::actor_system* sys) {
+  std::unique_lock lock{queues_mx};
+  // The entry stays while it has a worker.
+  auto& q = queues.find(sys)->second;
+  for (;;) {
+    if (q.jobs.empty()) {
+      ++q.idle;
+      bool woken = q.more.wait_for(lock, linger,
+                                   [&] { return !q.jobs.empty(); });
+      --q.idle;
+      if (!woken) {
+        if (--q.workers == 0)
+          queues.erase(sys);
+        return;
+      }
+    }
+    auto job = std::move(q.jobs.front());
+    q.jobs.pop_front();
+    lock.unlock();
+    try {
+      job();
+    } catch (const std::exception& e) {
+      spdlog::error("heaven failed to end a deployment's scope: {}", e.what());
+    }
+    lock.lock();
+  }
+}
+
+void queue_ending(caf::actor_system& sys, std::function<void()> job) {
+  bool spawn = false;
+  {
+    std::lock_guard guard{queues_mx};
+    auto& q = queues[&sys];
+    q.jobs.push_back(std::move(job));
+    if (q.jobs.size() > q.idle && q.workers < scope_ending_threads()) {
+      ++q.workers;
+      spawn = true;
+    }
+    q.more.notify_one();
+  }
+  if (spawn)
+    run_blocking(sys, [sys = &sys] { run_endings(sys); });
+}
+
+} // namespace
+
+std::size_t scope_ending_threads() {
+  return std::max(2u, std::thread::hardware_concurrency());
+}
+
 scope_ending end_scope(const process_scope& scope,
                        std::chrono::milliseconds grace) {
-  if (scope.id == 0 && scope.cookie.empty() && scope.cgroup.empty()
-      && scope.record.empty())
+  if (is_default(scope))
     return {};
   std::vector<target> targets;
   targets.push_back(make_target(scope));
-  if (never_started(targets.front())) {
-    // The common case of a scope nothing ever ran in: no scan needed.
-    if (!scope.record.empty()) {
-      ::unlink((scope.record + ".ending").c_str());
-      ::unlink(scope.record.c_str());
-    }
-    if (!scope.cgroup.empty())
-      remove_cgroup(scope.cgroup);
+  // The common case of a scope nothing ever ran in: no scan needed.
+  if (end_if_empty(targets.front()))
     return {};
-  }
   end_targets(targets, grace, default_reach());
   return targets.front().result;
 }
@@ -155,14 +227,39 @@ scope_ending end_scope(const process_scope& scope,
 void end_scope_async(caf::actor_system& sys, process_scope scope,
                      std::chrono::milliseconds grace,
                      std::function<void(scope_ending)> done, bool detach) {
-  run_blocking(
-    sys,
-    [scope = std::move(scope), grace, done = std::move(done)] {
+  std::function<void()> job;
+  record_data rec;
+  if (is_default(scope)) {
+    if (done)
+      done({});
+    return;
+  }
+  if (try_close_record(scope.record, rec)) {
+    auto t = make_target(std::move(scope), std::move(rec));
+    if (end_if_empty(t)) {
+      if (done)
+        done({});
+      return;
+    }
+    job = [t = std::move(t), grace, done = std::move(done)]() mutable {
+      std::vector<target> targets;
+      targets.push_back(std::move(t));
+      end_targets(targets, grace, default_reach());
+      if (done)
+        done(targets.front().result);
+    };
+  } else {
+    // A start under way holds the record: end_scope waits for it.
+    job = [scope = std::move(scope), grace, done = std::move(done)] {
       auto result = end_scope(scope, grace);
       if (done)
         done(result);
-    },
-    detach);
+    };
+  }
+  if (detach)
+    queue_ending(sys, std::move(job));
+  else
+    run_blocking(sys, std::move(job), false);
 }
 
 } // namespace heaven

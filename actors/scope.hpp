@@ -106,11 +106,20 @@ private:
 scope_ending end_scope(const process_scope& scope,
                        std::chrono::milliseconds grace);
 
-/// Runs end_scope on a thread of its own (see run_blocking) and then calls
-/// `done` there with how it went.
+/// Ends `scope` as end_scope does and then calls `done` with how it went,
+/// never with a thread per scope: a scope nothing was ever started in (an
+/// API deployment's) ends here and now, and `done` runs before this
+/// returns; any other goes to a FIFO that at most scope_ending_threads()
+/// detached actors (threads) of `sys` work through, and `done` runs on
+/// one of them. The actor system's end waits for every ending queued.
+/// With `detach` false (deterministic tests) the ending runs in an actor
+/// of its own on the scheduler instead.
 void end_scope_async(caf::actor_system& sys, process_scope scope,
                      std::chrono::milliseconds grace,
                      std::function<void(scope_ending)> done,
                      bool detach = true);
+
+/// How many threads end scopes at most at once: max(2, cores).
+std::size_t scope_ending_threads();
 
 } // namespace heaven

@@ -338,8 +338,12 @@ void end_targets(std::vector<target>& targets, std::chrono::milliseconds grace,
 }
 
 target make_target(process_scope scope) {
-  target t;
   auto rec = close_record(scope.record);
+  return make_target(std::move(scope), std::move(rec));
+}
+
+target make_target(process_scope scope, record_data rec) {
+  target t;
   if (scope.cookie.empty())
     scope.cookie = rec.cookie;
   if (scope.cgroup.empty())
@@ -356,6 +360,30 @@ bool never_started(const target& t) {
   return !t.in_cgroup() && t.groups.empty()
          && (t.scope.cookie.empty()
              || children_in_scope(t.scope.cookie).empty());
+}
+
+bool end_if_empty(const target& t) {
+  if (t.in_cgroup()) {
+    // Nothing recorded, nothing registered, and (what end_targets looks
+    // at) no member: its cgroup never had a process, so it goes at once.
+    if (!t.groups.empty()
+        || (!t.scope.cookie.empty()
+            && !children_in_scope(t.scope.cookie).empty()))
+      return false;
+    std::vector<pid_t> pids;
+    cgroup_members(t.scope.cgroup, pids);
+    if (!pids.empty())
+      return false;
+  } else if (!never_started(t)) {
+    return false;
+  }
+  if (!t.scope.cgroup.empty())
+    remove_cgroup(t.scope.cgroup);
+  if (!t.scope.record.empty()) {
+    ::unlink((t.scope.record + ".ending").c_str());
+    ::unlink(t.scope.record.c_str());
+  }
+  return true;
 }
 
 reach default_reach() {

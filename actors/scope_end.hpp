@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "actors/scope.hpp"
+#include "actors/scope_records.hpp"
 
 namespace heaven::scope_detail {
 
@@ -46,9 +47,21 @@ void end_targets(std::vector<target>& targets, std::chrono::milliseconds grace,
 /// Makes the target for `scope`: closes its record and reads it.
 target make_target(process_scope scope);
 
+/// Makes the target for `scope` from its record, closed already (`rec`:
+/// what close_record or try_close_record returned).
+target make_target(process_scope scope, record_data rec);
+
 /// True when a fallback target can have no process at all: nothing was
 /// ever started in it (no group recorded, no child registered).
 bool never_started(const target& t);
+
+/// Ends `t` (its record closed) at once when nothing was ever started in
+/// it: no group recorded and no child registered, and no member in its
+/// cgroup (without a cgroup: never_started). Then removes its cgroup and
+/// record, as end_targets does when it finds nothing, and returns true;
+/// otherwise changes nothing and returns false. Never waits (a cgroup that
+/// never had a process is never busy).
+bool end_if_empty(const target& t);
 
 /// Where a scope's processes may be while heaven runs.
 reach default_reach();

@@ -128,14 +128,29 @@ record_data parse_record(const std::string& text) {
   return result;
 }
 
-record_data close_record(const std::string& record) {
+namespace {
+
+/// close_record's work. With `wait` false it takes the record only when no
+/// start holds it: otherwise it returns false, having changed nothing.
+bool close_record_with(const std::string& record, bool wait, record_data& out) {
+  out = {};
   if (record.empty())
-    return {};
+    return true;
   auto ending = record + ".ending";
   int fd = ::open(record.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return parse_record(slurp(ending));
-  while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+  if (fd < 0) {
+    out = parse_record(slurp(ending));
+    return true;
+  }
+  int op = wait ? LOCK_EX : LOCK_EX | LOCK_NB;
+  while (::flock(fd, op) != 0) {
+    if (errno == EINTR)
+      continue;
+    if (!wait && errno == EWOULDBLOCK) {
+      ::close(fd);
+      return false;
+    }
+    break;
   }
   if (::rename(record.c_str(), ending.c_str()) != 0)
     spdlog::warn("heaven could not close the record {}: {}", record,
@@ -146,7 +161,20 @@ record_data close_record(const std::string& record) {
   while ((n = ::read(fd, buf, sizeof buf)) > 0)
     text.append(buf, static_cast<size_t>(n));
   ::close(fd);
-  return parse_record(text);
+  out = parse_record(text);
+  return true;
+}
+
+} // namespace
+
+record_data close_record(const std::string& record) {
+  record_data result;
+  close_record_with(record, true, result);
+  return result;
+}
+
+bool try_close_record(const std::string& record, record_data& out) {
+  return close_record_with(record, false, out);
 }
 
 } // namespace heaven::scope_detail

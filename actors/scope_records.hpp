@@ -73,4 +73,9 @@ record_data parse_record(const std::string& text);
 /// recorded. Continues an ending that a killed heaven left half done.
 record_data close_record(const std::string& record);
 
+/// close_record without waiting: when a start under way holds the record,
+/// returns false and changes nothing; otherwise closes it as close_record
+/// does, sets `out` to what it recorded and returns true.
+bool try_close_record(const std::string& record, record_data& out);
+
 } // namespace heaven::scope_detail

@@ -1,15 +1,21 @@
 #include "actors/scope.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
@@ -95,6 +101,14 @@ std::vector<proc_id> wait_pids(const fs::path& path, size_t n) {
                         }),
                         "expected " << n << " pids in " << path);
   return result;
+}
+
+/// How many threads this process has (`Threads:` in /proc/self/status).
+size_t threads_now() {
+  auto text = proc_text(::getpid(), "status");
+  auto at = text.find("\nThreads:");
+  BOOST_REQUIRE_MESSAGE(at != std::string::npos, "no Threads: in " << text);
+  return std::stoul(text.substr(at + 9));
 }
 
 std::string mode_name(bool cgroups) {
@@ -484,6 +498,160 @@ BOOST_DATA_TEST_CASE_F(scope_fixture, stopping_ends_every_open_scope,
   BOOST_TEST(future.get().ended == 0u);
   BOOST_TEST(!fs::exists(again.record));
   (void)idle;
+}
+
+BOOST_DATA_TEST_CASE_F(scope_fixture,
+                       scopes_nothing_ran_in_end_without_a_thread,
+                       bdata::make({true, false}), cgroups) {
+  BOOST_TEST_MESSAGE("mode: " << mode_name(cgroups));
+  auto all = scopes(cgroups);
+  constexpr size_t n = 200;
+  std::vector<process_scope> opened;
+  for (int64_t id = 1; id <= static_cast<int64_t>(n); ++id)
+    opened.push_back(all.open(id));
+  auto before = threads_now();
+  auto peak = before;
+  std::atomic<size_t> done{0};
+  std::atomic<size_t> counted{0};
+  for (auto& s : opened) {
+    // A grace period an ending that waited would not sit out in a test.
+    end_scope_async(sys, s, std::chrono::seconds(600), [&](scope_ending e) {
+      counted += e.ended + e.killed + e.left;
+      ++done;
+    });
+    peak = std::max(peak, threads_now());
+  }
+  // Ended here and now: every callback ran before end_scope_async returned.
+  BOOST_TEST(done.load() == n);
+  BOOST_TEST(counted.load() == 0u);
+  BOOST_TEST(peak <= before + scope_ending_threads(),
+             "threads: " << before << " before, " << peak << " at most");
+  BOOST_TEST(fs::is_empty(data / "scopes"));
+  for (auto& s : opened)
+    if (!s.cgroup.empty())
+      BOOST_TEST(!fs::exists(s.cgroup), s.cgroup);
+}
+
+BOOST_DATA_TEST_CASE_F(scope_fixture,
+                       scopes_with_processes_end_on_a_bounded_pool,
+                       bdata::make({true, false}), cgroups) {
+  BOOST_TEST_MESSAGE("mode: " << mode_name(cgroups));
+  auto all = scopes(cgroups);
+  constexpr size_t n = 50;
+  std::vector<process_scope> opened;
+  std::vector<proc_id> sleepers;
+  for (int64_t id = 1; id <= static_cast<int64_t>(n); ++id) {
+    auto dir = tmp.path / std::to_string(id);
+    opened.push_back(all.open(id));
+    BOOST_REQUIRE(
+      run("sleep 1000 >/dev/null 2>&1 & echo $! > pids", opened.back(), dir)
+        .code
+      == 0);
+    sleepers.push_back(wait_pids(dir / "pids", 1).front());
+    BOOST_REQUIRE(alive(sleepers.back()));
+  }
+  auto before = threads_now();
+  auto peak = before;
+  std::mutex mx;
+  std::vector<scope_ending> endings(n + 1);
+  std::vector<int> calls(n + 1, 0);
+  std::atomic<size_t> done{0};
+  for (auto& s : opened) {
+    end_scope_async(sys, s, std::chrono::seconds(600),
+                    [&, id = s.id](scope_ending e) {
+                      {
+                        std::lock_guard guard{mx};
+                        endings[id] = e;
+                        ++calls[id];
+                      }
+                      ++done;
+                    });
+    peak = std::max(peak, threads_now());
+  }
+  BOOST_REQUIRE_MESSAGE(eventually(
+                          [&] {
+                            peak = std::max(peak, threads_now());
+                            return done.load() == n;
+                          },
+                          std::chrono::seconds(120)),
+                        done.load() << " of " << n << " scopes ended");
+  BOOST_TEST(peak <= before + scope_ending_threads(),
+             "threads: " << before << " before, " << peak << " at most");
+  std::lock_guard guard{mx};
+  for (size_t id = 1; id <= n; ++id) {
+    BOOST_TEST(calls[id] == 1, "scope " << id);
+    // Its sleep, ended by SIGTERM.
+    BOOST_TEST(endings[id].ended == 1u, "scope " << id);
+    BOOST_TEST(endings[id].killed == 0u, "scope " << id);
+    BOOST_TEST(endings[id].left == 0u, "scope " << id);
+  }
+  for (auto& p : sleepers)
+    BOOST_TEST(!alive(p), "pid " << p.pid);
+  BOOST_TEST(fs::is_empty(data / "scopes"));
+  for (auto& s : opened)
+    if (!s.cgroup.empty())
+      BOOST_TEST(!fs::exists(s.cgroup), s.cgroup);
+}
+
+BOOST_DATA_TEST_CASE_F(scope_fixture, an_ending_waits_for_a_start_on_the_pool,
+                       bdata::make({true, false}), cgroups) {
+  BOOST_TEST_MESSAGE("mode: " << mode_name(cgroups));
+  auto all = scopes(cgroups);
+  auto scope = all.open(1);
+  // A start under way holds the record shared until it is recorded.
+  int fd = ::open(scope.record.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(::flock(fd, LOCK_SH) == 0);
+  std::promise<scope_ending> done;
+  end_scope_async(sys, scope, std::chrono::seconds(600),
+                  [&](scope_ending e) { done.set_value(e); });
+  // Not ended here: the caller never waits for the start.
+  auto future = done.get_future();
+  BOOST_TEST(
+    (future.wait_for(std::chrono::seconds(0)) == std::future_status::timeout));
+  BOOST_TEST(fs::exists(scope.record));
+  ::close(fd);
+  BOOST_REQUIRE(future.wait_for(std::chrono::seconds(30))
+                == std::future_status::ready);
+  BOOST_TEST(future.get().ended == 0u);
+  BOOST_TEST(fs::is_empty(data / "scopes"));
+  if (!scope.cgroup.empty())
+    BOOST_TEST(!fs::exists(scope.cgroup));
+}
+
+BOOST_DATA_TEST_CASE_F(scope_fixture, the_systems_end_waits_for_queued_endings,
+                       bdata::make({true, false}), cgroups) {
+  BOOST_TEST_MESSAGE("mode: " << mode_name(cgroups));
+  auto all = scopes(cgroups);
+  constexpr size_t n = 10;
+  std::vector<process_scope> opened;
+  std::vector<proc_id> sleepers;
+  for (int64_t id = 1; id <= static_cast<int64_t>(n); ++id) {
+    auto dir = tmp.path / std::to_string(id);
+    opened.push_back(all.open(id));
+    BOOST_REQUIRE(
+      run("sleep 1000 >/dev/null 2>&1 & echo $! > pids", opened.back(), dir)
+        .code
+      == 0);
+    sleepers.push_back(wait_pids(dir / "pids", 1).front());
+  }
+  std::atomic<size_t> done{0};
+  std::atomic<size_t> ended{0};
+  {
+    caf::actor_system_config own_cfg;
+    caf::actor_system own{own_cfg};
+    for (auto& s : opened)
+      end_scope_async(own, s, std::chrono::seconds(600), [&](scope_ending e) {
+        ended += e.ended;
+        ++done;
+      });
+  }
+  // The system is gone: it waited for every ending.
+  BOOST_TEST(done.load() == n);
+  BOOST_TEST(ended.load() == n);
+  for (auto& p : sleepers)
+    BOOST_TEST(!alive(p), "pid " << p.pid);
+  BOOST_TEST(fs::is_empty(data / "scopes"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
