@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev libpugixml-dev
   python3-botocore
   openssh-server openssh-client capistrano fabric ansible-core
+  nghttp2-server openssl
   ruby-ed25519 ruby-bcrypt-pbkdf bundler
   clang-16 libclang-rt-16-dev llvm-16 clang-format-14
   prometheus

@@ -134,10 +134,11 @@ bool permanent_error(CURLcode rc) {
 }
 
 /// Sets up `t.easy` for `t.request`, with a receive buffer of
-/// `buffer_size` bytes (0: curl's default). Returns "" when curl took every
-/// setting, else why it refused one (the request is then permanent: the
-/// same request would be refused again).
-std::string prepare(transfer& t, long buffer_size) {
+/// `buffer_size` bytes (0: curl's default) and, unless "", the certificate
+/// authorities of `ca_file` instead of the system's. Returns "" when curl
+/// took every setting, else why it refused one (the request is then
+/// permanent: the same request would be refused again).
+std::string prepare(transfer& t, long buffer_size, const std::string& ca_file) {
   t.easy = curl_easy_init();
   if (t.easy == nullptr)
     return "curl could not make a handle (out of memory)";
@@ -186,6 +187,11 @@ std::string prepare(transfer& t, long buffer_size) {
       "the HTTP version");
   if (buffer_size > 0)
     set(CURLOPT_BUFFERSIZE, buffer_size, "the buffer size");
+  if (!ca_file.empty()) {
+    // Only these authorities: the system's directory would trust the rest.
+    set(CURLOPT_CAINFO, ca_file.c_str(), "the CA file");
+    set(CURLOPT_CAPATH, static_cast<const char*>(nullptr), "the CA path");
+  }
   if (req.follow_redirects) {
     set(CURLOPT_FOLLOWLOCATION, 1L, "FOLLOWLOCATION");
     set(CURLOPT_MAXREDIRS, 10L, "MAXREDIRS");
@@ -226,6 +232,8 @@ struct engine_options {
   bool per_origin = false;
   /// CURLOPT_BUFFERSIZE of each transfer (0: curl's 16 KiB).
   long buffer_size = 0;
+  /// CURLOPT_CAINFO of each transfer ("": the system's authorities).
+  std::string ca_file;
 };
 
 /// libcurl's multi interface on one thread of its own, with its own pool of
@@ -414,7 +422,7 @@ private:
         auto t = std::move(q.waiting.front());
         q.waiting.pop_front();
         ++taken;
-        auto refused = prepare(*t, opts_.buffer_size);
+        auto refused = prepare(*t, opts_.buffer_size, opts_.ca_file);
         if (refused.empty())
           if (auto mc = curl_multi_add_handle(multi_, t->easy); mc != CURLM_OK)
             refused = std::string{"curl could not start the transfer: "}
@@ -487,12 +495,14 @@ bounded_http_client(http_client_actor::stateful_pointer<http_client_state> self,
   requests.max_total_connections = positive(
     std::max(limits.max_connections, limits.max_host_connections));
   requests.max_idle_connections = requests.max_total_connections;
+  requests.ca_file = limits.ca_file;
   engine_options streams;
   streams.max_active = static_cast<size_t>(positive(limits.max_streams));
   streams.max_idle_connections = positive(limits.max_streams);
   // A build's output comes a line at a time: 4 KiB instead of 16 per open
   // stream.
   streams.buffer_size = 4096;
+  streams.ca_file = limits.ca_file;
   // Weak handles: the curl threads must not keep their own actor alive.
   self->state.requests = std::make_unique<curl_engine>(
     caf::weak_actor_ptr{self->ctrl()}, requests);

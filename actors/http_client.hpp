@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 
 #include <caf/typed_response_promise.hpp>
 
@@ -13,7 +14,8 @@ namespace heaven {
 
 class curl_engine; // actors/http_client.cpp
 
-/// How many connections and streams the HTTP_CLIENT holds at once.
+/// How many connections and streams the HTTP_CLIENT holds at once, and
+/// whom it trusts over TLS.
 struct http_limits {
   /// Requests to one host (scheme, name, port) in flight at once, so
   /// connections to it too; more requests wait, in order, and their timeout
@@ -27,6 +29,10 @@ struct http_limits {
   /// their own, so they never hold up ordinary requests.
   /// HEAVEN_HTTP_MAX_STREAMS.
   int64_t max_streams = 1024;
+  /// PEM file of the certificate authorities HTTPS servers must be signed
+  /// by, instead of the system's (/etc/ssl/certs); "": the system's.
+  /// HEAVEN_CA_FILE.
+  std::string ca_file;
 };
 
 /// State of the HTTP_CLIENT actor.

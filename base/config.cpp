@@ -200,6 +200,11 @@ const std::vector<option>& options() {
      "build outputs (Heroku output streams) followed at once, on "
      "connections of their own; the next ones wait for one to end",
      HEAVEN_INT(http_max_streams, "HEAVEN_HTTP_MAX_STREAMS")},
+    {"HEAVEN_CA_FILE", "--ca-file",
+     "PEM file of the certificate authorities HTTPS servers must be signed "
+     "by (API requests, build outputs, chat messages); it replaces the "
+     "system's (/etc/ssl/certs), which are used when unset",
+     HEAVEN_STRING(ca_file)},
     {"HEROKU_API_KEY", "--heroku-api-key-file",
      "Heroku Platform API key (heroku provider); the flag names a file "
      "holding it",
@@ -437,6 +442,10 @@ settings_or_error load_settings(const std::vector<std::string>& args,
            "HEAVEN_HTTP_MAX_HOST_CONNECTIONS";
   if (s.http_max_streams < 1)
     return "HEAVEN_HTTP_MAX_STREAMS must be at least 1";
+  if (!s.ca_file.empty()
+      && (!std::filesystem::is_regular_file(s.ca_file)
+          || !std::ifstream{s.ca_file}))
+    return "HEAVEN_CA_FILE: cannot read " + s.ca_file;
   if (s.retry_backoff_ms < 1)
     return "HEAVEN_RETRY_BACKOFF_MS must be at least 1";
   if (s.retry_max_backoff_ms < s.retry_backoff_ms)

@@ -62,7 +62,10 @@ struct settings {
   int64_t http_max_connections = 256; ///< HEAVEN_HTTP_MAX_CONNECTIONS
   /// Build outputs (Heroku's output streams) followed at once.
   int64_t http_max_streams = 1024; ///< HEAVEN_HTTP_MAX_STREAMS
-  std::string heroku_api_key;      ///< HEROKU_API_KEY
+  /// PEM bundle of the authorities HTTPS servers must be signed by, instead
+  /// of the system's; "": the system's.
+  std::string ca_file;        ///< HEAVEN_CA_FILE
+  std::string heroku_api_key; ///< HEROKU_API_KEY
   std::string heroku_endpoint
     = "https://api.heroku.com/";           ///< HEAVEN_HEROKU_ENDPOINT
   std::string beanstalk_bucket;            ///< BEANSTALK_S3_BUCKET

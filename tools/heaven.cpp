@@ -298,7 +298,7 @@ int serve(settings cfg, bool demo) {
   ctx->http = sys.spawn(bounded_http_client,
                         http_limits{cfg.http_max_host_connections,
                                     cfg.http_max_connections,
-                                    cfg.http_max_streams});
+                                    cfg.http_max_streams, cfg.ca_file});
   // GitHub statuses leave through the store's outbox: in order per
   // deployment, retried across restarts until delivered.
   outbox_options outbox_opts;

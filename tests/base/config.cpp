@@ -268,6 +268,20 @@ BOOST_AUTO_TEST_CASE(http_bounds_have_defaults_and_a_floor) {
              == "HEAVEN_HTTP_MAX_STREAMS must be at least 1");
 }
 
+BOOST_AUTO_TEST_CASE(a_ca_file_must_be_readable) {
+  temp_cwd dir;
+  BOOST_TEST(ok(load_settings({}, {})).ca_file == "");
+  auto pem = dir.write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+  BOOST_TEST(ok(load_settings({"--ca-file", pem}, {})).ca_file == pem);
+  BOOST_TEST(ok(load_settings({}, {{"HEAVEN_CA_FILE", pem}})).ca_file == pem);
+  BOOST_TEST(err(load_settings({}, {{"HEAVEN_CA_FILE", pem + ".missing"}}))
+             == "HEAVEN_CA_FILE: cannot read " + pem + ".missing");
+  // A directory is no bundle either.
+  auto folder = pem.substr(0, pem.rfind('/'));
+  BOOST_TEST(err(load_settings({"--ca-file=" + folder}, {}))
+             == "HEAVEN_CA_FILE: cannot read " + folder);
+}
+
 BOOST_AUTO_TEST_CASE(bad_booleans_name_the_variable) {
   temp_cwd dir;
   auto e = err(load_settings({}, {{"HEAVEN_INSECURE", "maybe"}}));
