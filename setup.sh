@@ -13,6 +13,7 @@ packages=(
   python3-botocore
   openssh-server openssh-client capistrano fabric ansible-core
   ruby-ed25519 ruby-bcrypt-pbkdf bundler
+  libsystemd-dev systemd
   clang-16 libclang-rt-16-dev llvm-16 clang-format-14
 )
 
