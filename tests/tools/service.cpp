@@ -27,6 +27,7 @@
 
 #include "tools/support/heaven_process.hpp"
 #include "tools/support/http_call.hpp"
+#include "tools/support/http_stub.hpp"
 
 using namespace heaven;
 using namespace heaven::test;
@@ -273,8 +274,7 @@ BOOST_AUTO_TEST_CASE(verify_reports_a_unit_with_an_unknown_setting) {
   text.replace(text.find("[Service]\n"), 10, "[Service]\nKillMood=mixed\n");
   std::ofstream{unit} << text;
   auto r = run_split({"systemd-analyze", "verify", unit.string()}, dir);
-  BOOST_TEST(r.err.find("Unknown key 'KillMood'") != std::string::npos,
-             r.err);
+  BOOST_TEST(r.err.find("Unknown key 'KillMood'") != std::string::npos, r.err);
   fs::remove_all(dir);
 }
 
@@ -307,15 +307,15 @@ BOOST_AUTO_TEST_CASE(ready_watchdog_and_stopping_reach_the_notify_socket) {
   // The watchdog is fed while heaven runs: three pings more, all its own.
   for (int i = 0; i < 3; ++i) {
     auto ping = sock.next();
-    BOOST_REQUIRE_MESSAGE(ping, "no watchdog ping; heaven's log: "
-                                  + heaven.log());
+    BOOST_REQUIRE_MESSAGE(ping,
+                          "no watchdog ping; heaven's log: " + heaven.log());
     BOOST_TEST(ping->text == "WATCHDOG=1");
     BOOST_TEST(ping->sender == heaven.pid);
   }
   heaven.terminate();
   auto stopping = sock.next_besides_pings(pings, heaven.pid);
-  BOOST_REQUIRE_MESSAGE(stopping, "no STOPPING=1; heaven's log: "
-                                    + heaven.log());
+  BOOST_REQUIRE_MESSAGE(stopping,
+                        "no STOPPING=1; heaven's log: " + heaven.log());
   BOOST_TEST(stopping->text
              == "STOPPING=1\nSTATUS=heaven stops: running deployments may "
                 "finish within 30 s");
@@ -337,8 +337,8 @@ BOOST_AUTO_TEST_CASE(a_watchdog_for_another_pid_is_not_fed) {
   std::vector<std::string> got;
   while (got.size() < 2) {
     auto n = sock.next();
-    BOOST_REQUIRE_MESSAGE(n, "heaven said too little; its log: "
-                               + heaven.log());
+    BOOST_REQUIRE_MESSAGE(n,
+                          "heaven said too little; its log: " + heaven.log());
     got.push_back(n->text);
   }
   BOOST_TEST(got[0].rfind("STATUS=heaven is starting", 0) == 0);
@@ -346,10 +346,10 @@ BOOST_AUTO_TEST_CASE(a_watchdog_for_another_pid_is_not_fed) {
   // Five of the would-be intervals pass while heaven answers requests.
   auto port = port_in(got[1]);
   for (int i = 0; i < 5; ++i) {
-    BOOST_TEST(http_call("GET", "http://127.0.0.1:" + std::to_string(port)
-                                  + "/healthz")
-                 .status
-               == 200);
+    BOOST_TEST(
+      http_call("GET", "http://127.0.0.1:" + std::to_string(port) + "/healthz")
+        .status
+      == 200);
     usleep(200 * 1000);
   }
   heaven.terminate();
@@ -359,6 +359,51 @@ BOOST_AUTO_TEST_CASE(a_watchdog_for_another_pid_is_not_fed) {
   BOOST_TEST_REQUIRE(got.size() == 3u);
   BOOST_TEST(got[2].rfind("STOPPING=1\n", 0) == 0);
   BOOST_TEST(heaven.log().find("watchdog") == std::string::npos);
+  fs::remove_all(dir);
+}
+
+// NOTIFY_SOCKET and the watchdog's variables are heaven's: a deploy
+// script does not get them (it could otherwise speak to systemd in
+// heaven's name), though heaven itself keeps using them.
+BOOST_AUTO_TEST_CASE(deploy_scripts_do_not_get_the_service_variables) {
+  auto dir = make_temp_dir("notify-script");
+  notify_socket sock{dir};
+  auto app = dir / "app";
+  fs::create_directories(app / "script");
+  std::ofstream{app / "script/deploy"}
+    << "#!/bin/sh\necho \"notify=[$NOTIFY_SOCKET] usec=[$WATCHDOG_USEC] "
+       "pid=[$WATCHDOG_PID]\"\n";
+  fs::permissions(app / "script/deploy", fs::perms::owner_all);
+  auto sha = run_checked(
+    "cd " + app.string()
+    + " && git init -q --initial-branch=main && git add -A && git -c "
+      "user.name=t -c user.email=t@t commit -q -m first && git rev-parse "
+      "HEAD");
+  http_stub github;
+  heaven_server h{dir / "data",
+                  github.base_url(),
+                  {{"NOTIFY_SOCKET", sock.path().string()},
+                   {"WATCHDOG_USEC", "400000"},
+                   {"WATCHDOG_PID", "1"}}};
+  auto event = deployment_event(
+    {.id = 7001,
+     .sha = sha,
+     .clone_url = "file://" + app.string(),
+     .payload = {
+       {"name", "app"},
+       {"config",
+        {{"provider", "shell"}, {"deploy_script", "script/deploy"}}}}});
+  BOOST_TEST(h.post_event("deployment", "delivery-7001", event.dump()).status
+             == 201);
+  auto id = id_of(h, 7001);
+  BOOST_TEST(h.wait_finished(id).at("state") == "success");
+  auto log = h.log(id);
+  BOOST_TEST(log.find("notify=[] usec=[] pid=[]\n") != std::string::npos, log);
+  BOOST_TEST(h.stop() == 0);
+  // heaven itself still spoke to the socket.
+  auto first = sock.next(0);
+  BOOST_REQUIRE(first);
+  BOOST_TEST(first->text.rfind("STATUS=heaven is starting", 0) == 0);
   fs::remove_all(dir);
 }
 
