@@ -2,13 +2,15 @@
 // without a word, and the real `heaven serve`, started the way systemd
 // starts a Type=notify service (NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID),
 // tells a unix datagram socket the test binds that it is ready once its
-// port answers, feeds the watchdog, and says STOPPING=1 on SIGTERM. Counts
-// and contents are asserted, never a time.
+// port answers, feeds the watchdog only while its store answers, says
+// STOPPING=1 on SIGTERM, and keeps those variables from its deploy scripts.
+// Counts and contents are asserted, never a time.
 
 #include <boost/test/unit_test.hpp>
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -325,6 +327,78 @@ BOOST_AUTO_TEST_CASE(ready_watchdog_and_stopping_reach_the_notify_socket) {
   // its store is ended).
   while (auto n = sock.next(0))
     BOOST_TEST(n->text == "WATCHDOG=1");
+  fs::remove_all(dir);
+}
+
+/// How often heaven's log says that it did not feed the watchdog.
+size_t unfed_rounds(const service_run& heaven) {
+  auto log = heaven.log();
+  size_t n = 0;
+  for (auto at = log.find("the systemd watchdog is not fed");
+       at != std::string::npos;
+       at = log.find("the systemd watchdog is not fed", at + 1))
+    ++n;
+  return n;
+}
+
+/// Waits (generously) until heaven's log says `n` times that it did not
+/// feed the watchdog; false if it never does.
+bool wait_unfed(const service_run& heaven, size_t n) {
+  for (int i = 0; i < 6000 && unfed_rounds(heaven) < n; ++i)
+    usleep(10 * 1000);
+  return unfed_rounds(heaven) >= n;
+}
+
+// The watchdog is fed by the store's answers, not by a timer: while another
+// connection holds the database's write lock, every batch of the store
+// waits for it (its busy timeout is 5 s, longer than heaven waits for an
+// answer), no ping goes out and heaven says so; once the lock is gone the
+// pings come again.
+BOOST_AUTO_TEST_CASE(a_store_that_does_not_answer_stops_the_pings) {
+  auto dir = make_temp_dir("notify-hung");
+  notify_socket sock{dir};
+  // 2 s: heaven asks its store every second and waits a second for it.
+  service_run heaven{dir, sock.path(), "2000000", "self"};
+  int pings = 0;
+  BOOST_REQUIRE(sock.next_besides_pings(pings, heaven.pid));
+  BOOST_REQUIRE_MESSAGE(sock.next_besides_pings(pings, heaven.pid),
+                        "no READY=1; heaven's log: " + heaven.log());
+  auto first = sock.next();
+  BOOST_REQUIRE(first);
+  BOOST_TEST(first->text == "WATCHDOG=1");
+  auto marker = dir / "locked";
+  auto db = dir / "data" / "heaven.db";
+  auto holder = popen(("python3 -c \"import sqlite3, sys, pathlib; "
+                       "c = sqlite3.connect(sys.argv[1], "
+                       "isolation_level=None); c.execute('BEGIN IMMEDIATE'); "
+                       "pathlib.Path(sys.argv[2]).touch(); sys.stdin.read()\" "
+                       + db.string() + " " + marker.string())
+                        .c_str(),
+                      "w");
+  BOOST_REQUIRE(holder);
+  for (int i = 0; i < 6000 && !fs::exists(marker); ++i)
+    usleep(10 * 1000);
+  BOOST_REQUIRE_MESSAGE(fs::exists(marker), "the lock was not taken");
+  // Three rounds without an answer (counted from now: a busy machine may
+  // have made one earlier); none of them fed the watchdog.
+  auto before = unfed_rounds(heaven);
+  BOOST_REQUIRE_MESSAGE(wait_unfed(heaven, before + 1), heaven.log());
+  while (auto n = sock.next(0))
+    BOOST_TEST(n->text == "WATCHDOG=1");
+  BOOST_REQUIRE_MESSAGE(wait_unfed(heaven, before + 3), heaven.log());
+  int while_hung = 0;
+  while (auto n = sock.next(0))
+    ++while_hung;
+  BOOST_TEST(while_hung == 0);
+  // The lock goes: the store answers and the pings come again.
+  pclose(holder);
+  auto again = sock.next();
+  BOOST_REQUIRE_MESSAGE(again, "no ping after the lock went; heaven's log: "
+                                 + heaven.log());
+  BOOST_TEST(again->text == "WATCHDOG=1");
+  BOOST_TEST(again->sender == heaven.pid);
+  heaven.terminate();
+  BOOST_TEST(heaven.wait() == 0);
   fs::remove_all(dir);
 }
 
