@@ -47,6 +47,7 @@
 #include "providers/shell.hpp"
 #include "tools/demo.hpp"
 #include "tools/loadtest.hpp"
+#include "tools/service.hpp"
 
 using namespace heaven;
 
@@ -180,6 +181,7 @@ int serve(settings cfg, bool demo) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("heaven"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   raise_fd_limit();
+  notify_service("STATUS=heaven is starting, data in " + cfg.data_dir);
   std::filesystem::create_directories(cfg.data_dir);
   if (cfg.webhook_secret.empty()) {
     if (demo) {
@@ -233,6 +235,7 @@ int serve(settings cfg, bool demo) {
                    "SIGKILL)",
                    ending.ended, id, ending.killed);
   auto env = current_environment();
+  drop_service_variables(env);
   auto health = std::make_shared<health_board>();
   auto ctx = std::make_shared<deployment_context>();
   ctx->cfg = cfg;
@@ -295,6 +298,10 @@ int serve(settings cfg, bool demo) {
     ctx.reset();
     return 1;
   }
+  // systemd's watchdog (WatchdogSec=) is fed only while the store answers.
+  caf::actor watchdog;
+  if (auto timeout = watchdog_timeout(); timeout.count() > 0)
+    watchdog = start_watchdog(sys, ctx->store, timeout);
   ctx->http = sys.spawn(bounded_http_client,
                         http_limits{cfg.http_max_host_connections,
                                     cfg.http_max_connections,
@@ -337,6 +344,9 @@ int serve(settings cfg, bool demo) {
   // Ends the long-lived actors, so that the system's destructor (which
   // waits for all of them) returns.
   auto stop_actors = [&] {
+    if (watchdog)
+      caf::anon_send_exit(watchdog, caf::exit_reason::user_shutdown);
+    watchdog = nullptr;
     caf::anon_send_exit(recv, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->auto_deploy, caf::exit_reason::user_shutdown);
     for (auto& c : chats)
@@ -386,6 +396,11 @@ int serve(settings cfg, bool demo) {
   spdlog::info("heaven listens on port {} (POST /events); data in {}",
                server->port(), cfg.data_dir);
   std::cout << "heaven is ready on port " << server->port() << std::endl;
+  // Ready for systemd (Type=notify) only now: the database answered and
+  // the port listens.
+  notify_service("READY=1\nSTATUS=heaven listens on port "
+                 + std::to_string(server->port()) + " (POST /events), data in "
+                 + cfg.data_dir);
   if (demo) {
     std::thread tour{[cfg, port = server->port()] {
       if (run_demo(cfg, port))
@@ -398,6 +413,9 @@ int serve(settings cfg, bool demo) {
   }
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  notify_service("STOPPING=1\nSTATUS=heaven stops: running deployments may "
+                 "finish within "
+                 + std::to_string(cfg.drain_seconds) + " s");
   drain(sys, recv, cfg, stop_signals, sig);
   server->stop();
   if (metrics_server)
