@@ -18,7 +18,8 @@ namespace {
 /// A number as Prometheus reads it: integers without a point, others in
 /// their shortest exact form.
 void number(std::string& out, double v) {
-  if (v < 1e15 && v > -1e15 && v == static_cast<double>(static_cast<int64_t>(v))) {
+  if (v < 1e15 && v > -1e15
+      && v == static_cast<double>(static_cast<int64_t>(v))) {
     out += std::to_string(static_cast<int64_t>(v));
     return;
   }
@@ -207,12 +208,13 @@ void histogram::render(std::string& out) const {
 namespace {
 
 /// Seconds, from a second to an hour: deployments.
-const std::vector<double> deployment_bounds = {
-  1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600};
+const std::vector<double> deployment_bounds = {1,   5,   10,   30,   60,  120,
+                                               300, 600, 1200, 1800, 3600};
 /// Seconds, from 100 us to 5 s: one commit to disk.
-const std::vector<double> commit_bounds = {
-  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-  0.01,   0.025,   0.05,   0.1,   0.5,    1,     5};
+const std::vector<double> commit_bounds = {0.0001, 0.00025, 0.0005, 0.001,
+                                           0.0025, 0.005,   0.01,   0.025,
+                                           0.05,   0.1,     0.5,    1,
+                                           5};
 
 } // namespace
 
@@ -247,8 +249,8 @@ histogram& deployment_duration() {
 }
 
 gauge& deployments_running() {
-  static gauge g{{"heaven_deployments_running", "Deployments running now.",
-                  {}}};
+  static gauge g{
+    {"heaven_deployments_running", "Deployments running now.", {}}};
   return g;
 }
 

@@ -473,7 +473,7 @@ struct real_auto_fixture {
         deployed("production", prod_base, prod_payload)};
     };
     real = sys.spawn(heaven::store, (dir.path / "heaven.db").string(),
-                     std::shared_ptr<health_board>{});
+                     std::shared_ptr<health_board>{}, true);
     store = spawn_store_gate(sys, real, script);
   }
 

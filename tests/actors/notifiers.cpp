@@ -390,7 +390,7 @@ struct real_notify_fixture {
     opts.jitter = 0;
     opts.request_timeout_ms = 5000;
     store = sys.spawn(heaven::store, db.string(),
-                      std::shared_ptr<health_board>{});
+                      std::shared_ptr<health_board>{}, true);
   }
 
   ~real_notify_fixture() {

@@ -15,8 +15,9 @@ BOOST_AUTO_TEST_CASE(counters_render_one_line_per_label_set) {
   std::string out;
   c.render(out);
   // No sample yet: only what it is.
-  BOOST_TEST(out == "# HELP test_things_total Things.\n"
-                    "# TYPE test_things_total counter\n");
+  BOOST_TEST(out
+             == "# HELP test_things_total Things.\n"
+                "# TYPE test_things_total counter\n");
   c.add({"a", "201"});
   c.add({"a", "201"});
   c.add({"q\"x\\y\nz", "500"}, 0.5);
@@ -24,11 +25,12 @@ BOOST_AUTO_TEST_CASE(counters_render_one_line_per_label_set) {
   BOOST_TEST(c.value({"b", "201"}) == 0);
   out.clear();
   c.render(out);
-  BOOST_TEST(out == "# HELP test_things_total Things.\n"
-                    "# TYPE test_things_total counter\n"
-                    "test_things_total{kind=\"a\",code=\"201\"} 2\n"
-                    "test_things_total{kind=\"q\\\"x\\\\y\\nz\",code=\"500\"} "
-                    "0.5\n",
+  BOOST_TEST(out
+               == "# HELP test_things_total Things.\n"
+                  "# TYPE test_things_total counter\n"
+                  "test_things_total{kind=\"a\",code=\"201\"} 2\n"
+                  "test_things_total{kind=\"q\\\"x\\\\y\\nz\",code=\"500\"} "
+                  "0.5\n",
              out);
   // Label values must match the family.
   BOOST_CHECK_THROW(c.add({"a"}), std::invalid_argument);
@@ -36,9 +38,10 @@ BOOST_AUTO_TEST_CASE(counters_render_one_line_per_label_set) {
   counter plain{{"test_plain_total", "Plain.", {}}};
   out.clear();
   plain.render(out);
-  BOOST_TEST(out == "# HELP test_plain_total Plain.\n"
-                    "# TYPE test_plain_total counter\n"
-                    "test_plain_total 0\n");
+  BOOST_TEST(out
+             == "# HELP test_plain_total Plain.\n"
+                "# TYPE test_plain_total counter\n"
+                "test_plain_total 0\n");
 }
 
 BOOST_AUTO_TEST_CASE(histograms_have_cumulative_buckets) {
@@ -51,25 +54,27 @@ BOOST_AUTO_TEST_CASE(histograms_have_cumulative_buckets) {
   BOOST_TEST(h.sum({"x"}) == 55.1875);
   std::string out;
   h.render(out);
-  BOOST_TEST(out == "# HELP test_seconds Time.\n"
-                    "# TYPE test_seconds histogram\n"
-                    "test_seconds_bucket{p=\"x\",le=\"0.125\"} 2\n"
-                    "test_seconds_bucket{p=\"x\",le=\"1\"} 2\n"
-                    "test_seconds_bucket{p=\"x\",le=\"10\"} 3\n"
-                    "test_seconds_bucket{p=\"x\",le=\"+Inf\"} 4\n"
-                    "test_seconds_sum{p=\"x\"} 55.1875\n"
-                    "test_seconds_count{p=\"x\"} 4\n",
+  BOOST_TEST(out
+               == "# HELP test_seconds Time.\n"
+                  "# TYPE test_seconds histogram\n"
+                  "test_seconds_bucket{p=\"x\",le=\"0.125\"} 2\n"
+                  "test_seconds_bucket{p=\"x\",le=\"1\"} 2\n"
+                  "test_seconds_bucket{p=\"x\",le=\"10\"} 3\n"
+                  "test_seconds_bucket{p=\"x\",le=\"+Inf\"} 4\n"
+                  "test_seconds_sum{p=\"x\"} 55.1875\n"
+                  "test_seconds_count{p=\"x\"} 4\n",
              out);
   // One without labels is there, empty, from the start.
   histogram empty{{"test_empty_seconds", "Nothing.", {}}, {1}};
   out.clear();
   empty.render(out);
-  BOOST_TEST(out == "# HELP test_empty_seconds Nothing.\n"
-                    "# TYPE test_empty_seconds histogram\n"
-                    "test_empty_seconds_bucket{le=\"1\"} 0\n"
-                    "test_empty_seconds_bucket{le=\"+Inf\"} 0\n"
-                    "test_empty_seconds_sum 0\n"
-                    "test_empty_seconds_count 0\n",
+  BOOST_TEST(out
+               == "# HELP test_empty_seconds Nothing.\n"
+                  "# TYPE test_empty_seconds histogram\n"
+                  "test_empty_seconds_bucket{le=\"1\"} 0\n"
+                  "test_empty_seconds_bucket{le=\"+Inf\"} 0\n"
+                  "test_empty_seconds_sum 0\n"
+                  "test_empty_seconds_count 0\n",
              out);
 }
 
@@ -94,8 +99,9 @@ BOOST_AUTO_TEST_CASE(the_scrape_has_heavens_and_the_process_metrics) {
        {"# TYPE heaven_webhooks_total counter\n",
         "# TYPE heaven_deployment_duration_seconds histogram\n",
         "heaven_deployments_running ", "heaven_deployments_waiting ",
-        "heaven_store_requests_total ", "# TYPE process_cpu_seconds_total "
-                                        "counter\n",
+        "heaven_store_requests_total ",
+        "# TYPE process_cpu_seconds_total "
+        "counter\n",
         "process_resident_memory_bytes ", "process_virtual_memory_bytes ",
         "process_open_fds ", "process_max_fds ", "process_start_time_seconds "})
     BOOST_TEST(text.find(name) != std::string::npos, name);

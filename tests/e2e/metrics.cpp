@@ -148,7 +148,8 @@ BOOST_AUTO_TEST_CASE(metrics_count_what_happened_and_pass_promtool) {
   // No token, a wrong one: 401, asking for a bearer token; no data.
   auto none = http_call("GET", url);
   BOOST_TEST(none.status == 401);
-  BOOST_TEST(header_value(none, "www-authenticate") == "Bearer realm=\"heaven\"");
+  BOOST_TEST(header_value(none, "www-authenticate")
+             == "Bearer realm=\"heaven\"");
   BOOST_TEST(none.body.find("heaven_") == std::string::npos);
   auto wrong = http_call("GET", url,
                          {{"Authorization", "Bearer not-the-token"}});
@@ -160,8 +161,8 @@ BOOST_AUTO_TEST_CASE(metrics_count_what_happened_and_pass_promtool) {
   std::map<std::string, double> m;
   std::string scrape;
   for (int i = 0; i < 200; ++i) {
-    auto res = http_call("GET", url,
-                         {{"Authorization", "Bearer " + std::string{api_token}}});
+    auto res = http_call(
+      "GET", url, {{"Authorization", "Bearer " + std::string{api_token}}});
     BOOST_REQUIRE_EQUAL(res.status, 200);
     BOOST_TEST(header_value(res, "content-type")
                == "text/plain; version=0.0.4; charset=utf-8");
@@ -211,7 +212,8 @@ BOOST_AUTO_TEST_CASE(metrics_count_what_happened_and_pass_promtool) {
   BOOST_TEST(m["process_cpu_seconds_total"] > 0);
   // Debian's promtool finds nothing to say about it.
   std::ofstream{tmp / "scrape.txt"} << scrape;
-  auto [rc, said] = run("promtool check metrics < " + (tmp / "scrape.txt").string());
+  auto [rc, said] = run("promtool check metrics < "
+                        + (tmp / "scrape.txt").string());
   BOOST_TEST(rc == 0, said);
   BOOST_TEST(said.empty(), said);
 
@@ -225,22 +227,22 @@ BOOST_AUTO_TEST_CASE(metrics_count_what_happened_and_pass_promtool) {
              open.body);
   BOOST_TEST(http_call("GET", private_base + "/healthz").status == 200);
   BOOST_TEST(http_call("GET", private_base + "/deployments").status == 404);
-  BOOST_TEST(http_call("POST", private_base + "/events",
-                       {{"X-GitHub-Event", "ping"},
-                        {"X-GitHub-Delivery", "m-5"},
-                        {"X-Hub-Signature-256",
-                         "sha256="
-                           + hmac_sha256_hex(e2e_webhook_secret, "{}")}},
-                       "{}")
-               .status
-             == 404);
+  BOOST_TEST(
+    http_call("POST", private_base + "/events",
+              {{"X-GitHub-Event", "ping"},
+               {"X-GitHub-Delivery", "m-5"},
+               {"X-Hub-Signature-256",
+                "sha256=" + hmac_sha256_hex(e2e_webhook_secret, "{}")}},
+              "{}")
+      .status
+    == 404);
   // The token never shows in heaven's own log.
   h.stop();
   auto own = read_text(tmp.string() + "/data.stderr");
   BOOST_TEST(own.find(api_token) == std::string::npos);
-  BOOST_TEST(own.find("serves /metrics without a token on 127.0.0.1:"
-                      + metrics_port)
-               != std::string::npos,
-             own);
+  BOOST_TEST(
+    own.find("serves /metrics without a token on 127.0.0.1:" + metrics_port)
+      != std::string::npos,
+    own);
   fs::remove_all(tmp);
 }

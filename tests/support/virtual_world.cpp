@@ -521,7 +521,7 @@ virtual_world::~virtual_world() {
 
 void virtual_world::open_store() {
   real_store = sys.spawn(heaven::store, db.string(),
-                         std::shared_ptr<health_board>{});
+                         std::shared_ptr<health_board>{}, true);
   store = spawn_store_gate(sys, real_store, script);
   run();
 }
