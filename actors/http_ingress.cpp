@@ -14,8 +14,6 @@
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -30,8 +28,10 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/ingress_answers.hpp"
+#include "actors/ingress_log.hpp"
 #include "actors/ingress_route.hpp"
 #include "base/log_book.hpp"
+#include "base/memory.hpp"
 #include "base/metrics.hpp"
 
 namespace heaven {
@@ -51,28 +51,6 @@ constexpr auto write_timeout = std::chrono::seconds(60);
 /// How long a rejected upload is drained before the connection is dropped,
 /// so the client reads our answer instead of a reset.
 constexpr auto linger_timeout = std::chrono::seconds(5);
-/// How often a live log is checked for growth.
-constexpr auto log_poll = std::chrono::milliseconds(200);
-constexpr std::size_t log_chunk = 64 * 1024;
-
-/// Blocks of this size and more get a mapping of their own from glibc.
-constexpr int own_mapping_from = 128 * 1024;
-
-/// Keeps glibc from holding on to what large bodies leave behind. glibc
-/// gives each block of 128 KiB and more its own mapping, returned to the
-/// system when freed, but the first such block freed raises that threshold
-/// to the block's size (up to 32 MB), and the trim threshold to twice it:
-/// after one 25 MB body, every later body, its copies and its parse are cut
-/// from the per-thread arenas (64 MB each), which keep what is freed. After
-/// 20,000 hostile events that was 190 MB free inside malloc and never given
-/// back (tools/README.md, heaven_hostile). Setting the threshold pins it.
-void pin_mmap_threshold() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (mallopt(M_MMAP_THRESHOLD, own_mapping_from) != 1)
-      spdlog::warn("ingress could not set malloc's mmap threshold");
-  });
-}
 
 /// Closed by stop(): after that, actors must not touch the io_context, which
 /// may be gone.
@@ -154,12 +132,8 @@ private:
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket sock, server_impl& srv)
-    : stream_(std::move(sock)), timer_(stream_.get_executor()), srv_(srv) {
-  }
-
-  ~session() {
-    if (fd_ >= 0)
-      ::close(fd_);
+    : stream_(std::move(sock)), timer_(stream_.get_executor()), srv_(srv),
+      log_(stream_, timer_, srv.opts.logs) {
   }
 
   void start() {
@@ -171,6 +145,7 @@ public:
     if (closed_)
       return;
     closed_ = true;
+    log_.stop();
     beast::error_code ec;
     timer_.cancel();
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -393,79 +368,15 @@ private:
   /// `GET /deployments/<id>/log` (its token checked): the log as it grows,
   /// until it is closed.
   void on_log(int64_t id) {
-    auto& logs = srv_.opts.logs;
-    int fd = ::open(logs->path(id).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!log_.open(id))
       return respond(http::status::not_found, json_error("not found"));
-    if (fd_ >= 0)
-      ::close(fd_);
-    fd_ = fd;
-    log_id_ = id;
-    offset_ = 0;
-    log_res_.emplace(http::status::ok, req_.version());
-    log_res_->set(http::field::server, "heaven");
-    log_res_->set(http::field::content_type, "text/plain; charset=utf-8");
-    log_res_->set(http::field::cache_control, "no-cache");
-    log_res_->set("X-Content-Type-Options", "nosniff");
-    log_res_->keep_alive(req_.keep_alive());
-    log_res_->chunked(true);
-    log_sr_.emplace(*log_res_);
-    stream_.expires_after(write_timeout);
-    http::async_write_header(stream_, *log_sr_,
-                             [self = shared_from_this()](beast::error_code ec,
-                                                         std::size_t) {
-                               if (ec)
-                                 return self->finish();
-                               self->follow();
-                             });
-  }
-
-  /// Sends what the log file gained since the last look; waits while the
-  /// log is live; ends the response once it is closed and fully sent.
-  void follow() {
-    if (closed_)
-      return;
-    // Asked before reading: a log that was closed before a read that found
-    // nothing new is complete.
-    bool live = srv_.opts.logs->live(log_id_);
-    chunk_.resize(log_chunk);
-    auto n = ::pread(fd_, chunk_.data(), chunk_.size(), offset_);
-    if (n < 0) {
-      spdlog::warn("ingress could not read the log of deployment {}: {}",
-                   log_id_, std::strerror(errno));
-      return finish();
-    }
-    if (n > 0) {
-      chunk_.resize(static_cast<std::size_t>(n));
-      offset_ += n;
-      stream_.expires_after(write_timeout);
-      net::async_write(stream_, http::make_chunk(net::buffer(chunk_)),
-                       [self = shared_from_this()](beast::error_code ec,
-                                                   std::size_t) {
-                         if (ec)
-                           return self->finish();
-                         self->follow();
-                       });
-      return;
-    }
-    if (live) {
-      timer_.expires_after(log_poll);
-      timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-        if (!ec)
-          self->follow();
-      });
-      return;
-    }
-    ::close(fd_);
-    fd_ = -1;
-    spdlog::debug("ingress answered {} with 200", what_);
-    bool keep = log_res_->keep_alive();
-    stream_.expires_after(write_timeout);
-    net::async_write(stream_, http::make_chunk_last(),
-                     [self = shared_from_this(), keep](beast::error_code ec,
-                                                       std::size_t) {
-                       self->after_write(ec, !keep);
-                     });
+    log_.start(req_.version(), req_.keep_alive(), weak_from_this(),
+               {[this] { finish(); },
+                [this](beast::error_code ec, bool keep_alive) {
+                  if (!ec)
+                    spdlog::debug("ingress answered {} with 200", what_);
+                  after_write(ec, !keep_alive);
+                }});
   }
 
   void
@@ -567,13 +478,8 @@ private:
   /// When the current request's event was handed on, while unanswered.
   std::optional<std::chrono::steady_clock::time_point> asked_at_;
   bool closed_ = false;
-  // The log being followed.
-  int fd_ = -1;
-  int64_t log_id_ = 0;
-  off_t offset_ = 0;
-  std::string chunk_;
-  std::optional<http::response<http::empty_body>> log_res_;
-  std::optional<http::response_serializer<http::empty_body>> log_sr_;
+  /// The log being followed (GET /deployments/<id>/log).
+  log_follower log_;
 };
 
 void server_impl::listen() {

@@ -1,0 +1,80 @@
+/// The HTTP ingress's live log: one deployment's log sent as a chunked
+/// response while it grows. Internal to the ingress (Beast in the header):
+/// include it from actors/http_ingress.cpp and actors/ingress_log.cpp only.
+#pragma once
+
+// Boost 1.74's Asio needs <utility> first under C++20.
+#include <utility>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <sys/types.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace heaven {
+
+class log_book;
+
+/// Follows one deployment's log for one connection: the response header,
+/// then what the log file gains, every 200 ms while the log is live, then
+/// the last chunk once it is closed and fully sent.
+class log_follower {
+public:
+  /// What to do when the stream fails (`failed`) or once the response ended
+  /// (`ended(ec, keep_alive)`). They are called only while an operation
+  /// holds the owner (see start), so they may capture it by reference.
+  struct callbacks {
+    std::function<void()> failed;
+    std::function<void(boost::beast::error_code, bool)> ended;
+  };
+
+  log_follower(boost::beast::tcp_stream& stream,
+               boost::asio::steady_timer& timer,
+               std::shared_ptr<log_book> logs);
+  ~log_follower();
+  log_follower(const log_follower&) = delete;
+  log_follower& operator=(const log_follower&) = delete;
+
+  /// Opens the log of deployment `id`; false when there is none.
+  bool open(int64_t id);
+
+  /// Sends the log opened last, as the answer to a request of HTTP
+  /// `version`. Each pending operation holds `owner` (the connection, which
+  /// holds this follower), so neither is gone before it completes.
+  void start(unsigned version, bool keep_alive, std::weak_ptr<void> owner,
+             callbacks cb);
+
+  /// The connection is closing: send nothing more.
+  void stop() {
+    stopped_ = true;
+  }
+
+private:
+  void follow();
+  void close_file();
+
+  boost::beast::tcp_stream& stream_;
+  boost::asio::steady_timer& timer_;
+  std::shared_ptr<log_book> logs_;
+  callbacks cb_;
+  std::weak_ptr<void> owner_;
+  bool stopped_ = false;
+  int fd_ = -1;
+  int64_t id_ = 0;
+  off_t offset_ = 0;
+  std::string chunk_;
+  std::optional<boost::beast::http::response<boost::beast::http::empty_body>>
+    res_;
+  std::optional<
+    boost::beast::http::response_serializer<boost::beast::http::empty_body>>
+    serializer_;
+};
+
+} // namespace heaven
