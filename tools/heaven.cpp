@@ -14,7 +14,6 @@
 #include <thread>
 
 #include <caf/all.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -36,6 +35,7 @@
 #include "base/config.hpp"
 #include "base/health.hpp"
 #include "base/log_book.hpp"
+#include "base/log_sink.hpp"
 #include "messages/errors.hpp"
 #include "messages/registry.hpp"
 #include "providers/ansible.hpp"
@@ -175,19 +175,21 @@ void drain(caf::actor_system& sys, receiver_actor recv, const settings& cfg,
 }
 
 int serve(settings cfg, bool demo) {
-  // heaven's own log goes to stderr, as a service's should; stdout carries
-  // only what a person running it is told.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("heaven"));
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   raise_fd_limit();
   std::filesystem::create_directories(cfg.data_dir);
+  if (cfg.webhook_secret.empty() && demo) {
+    auto path = cfg.data_dir + "/webhook-secret";
+    cfg.webhook_secret = read_or_make_secret(path);
+    std::cout << "No GITHUB_WEBHOOK_SECRET was set: the demo made one in "
+              << path << " (use it as your GitHub webhook's secret).\n";
+  }
+  // heaven's own log goes to stderr, as a service's should; stdout carries
+  // only what a person running it is told. Secrets are redacted from it as
+  // from the deployments' logs, in text and in JSON alike.
+  use_stderr_log(cfg.log_format, secret_values(cfg, current_environment()));
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   if (cfg.webhook_secret.empty()) {
-    if (demo) {
-      auto path = cfg.data_dir + "/webhook-secret";
-      cfg.webhook_secret = read_or_make_secret(path);
-      std::cout << "No GITHUB_WEBHOOK_SECRET was set: the demo made one in "
-                << path << " (use it as your GitHub webhook's secret).\n";
-    } else if (!cfg.insecure) {
+    if (!cfg.insecure) {
       std::cerr
         << "heaven: GITHUB_WEBHOOK_SECRET is not set, so heaven could not "
            "tell GitHub's webhooks from anyone else's.\n"
