@@ -9,6 +9,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/deployment_context.hpp"
+#include "base/log_format.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {
@@ -36,6 +37,9 @@ struct deployment_state {
   context_ptr ctx;
   int64_t id = 0;
   deployment_request req;
+  /// Its id, repository and environment, set as the log context of every
+  /// handler: heaven's lines written meanwhile carry them (JSON log).
+  log_context log;
 
   // -- helpers it supervises --------------------------------------------------
   timer_actor timer;
