@@ -65,8 +65,7 @@ struct fixture {
                   "git -c user.name=t -c user.email=t@t commit -q -m first");
     sha = run_checked("git -C " + repo.string() + " rev-parse HEAD");
     github.respond_with([](const recorded_request& r) {
-      if (r.method == "POST"
-          && r.target.find("/statuses") != std::string::npos)
+      if (r.method == "POST" && r.target.find("/statuses") != std::string::npos)
         return stub_response{422,
                              {{"Content-Type", "application/json"}},
                              json{{"message", "Validation Failed for "
@@ -103,7 +102,8 @@ struct fixture {
 
   run deploy_twice(const std::string& format) {
     run out;
-    heaven_server h{tmp / ("data-" + format), github.base_url(),
+    heaven_server h{tmp / ("data-" + format),
+                    github.base_url(),
                     {{"HEAVEN_LOG_FORMAT", format},
                      {"HEAVEN_LOG_LEVEL", "debug"},
                      {"HEROKU_API_KEY", heroku_key}}};
@@ -138,11 +138,10 @@ BOOST_AUTO_TEST_CASE(json_lines_parse_carry_the_deployment_and_hide_secrets) {
   BOOST_REQUIRE(lines.size() > 10u);
   BOOST_TEST(r.stderr_text.back() == '\n');
   std::regex utc{R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"};
-  const std::set<std::string> levels = {"trace", "debug",    "info",
+  const std::set<std::string> levels = {"trace",   "debug", "info",
                                         "warning", "error", "critical"};
-  const std::set<std::string> keys = {"time",       "level",
-                                      "message",    "deployment",
-                                      "repository", "environment"};
+  const std::set<std::string> keys = {
+    "time", "level", "message", "deployment", "repository", "environment"};
   std::vector<json> parsed;
   for (auto& line : lines) {
     auto j = json::parse(line, nullptr, false);
@@ -157,7 +156,9 @@ BOOST_AUTO_TEST_CASE(json_lines_parse_carry_the_deployment_and_hide_secrets) {
       BOOST_TEST(j.at("deployment").is_number_integer(), line);
     parsed.push_back(std::move(j));
   }
-  auto message = [](const json& j) { return j.at("message").get<std::string>(); };
+  auto message = [](const json& j) {
+    return j.at("message").get<std::string>();
+  };
   // Every line that speaks of the shell deployment as its subject (the
   // checkout, the script, its end) carries the deployment's fields.
   auto shell_prefix = "deployment " + std::to_string(r.shell) + " ";
