@@ -174,6 +174,15 @@ void drain(caf::actor_system& sys, receiver_actor recv, const settings& cfg,
                   "end: the next start ends them with error");
 }
 
+/// Why heaven cannot serve, on stderr: "heaven: <text>" as always in
+/// text; in JSON one line of level critical like every other line.
+void say_fatal(const settings& cfg, const std::string& text) {
+  if (cfg.log_format == "json")
+    spdlog::critical("{}", text);
+  else
+    std::cerr << "heaven: " << text << "\n";
+}
+
 int serve(settings cfg, bool demo) {
   raise_fd_limit();
   std::filesystem::create_directories(cfg.data_dir);
@@ -190,13 +199,11 @@ int serve(settings cfg, bool demo) {
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   if (cfg.webhook_secret.empty()) {
     if (!cfg.insecure) {
-      std::cerr
-        << "heaven: GITHUB_WEBHOOK_SECRET is not set, so heaven could not "
-           "tell GitHub's webhooks from anyone else's.\n"
-           "Set it to the secret of your repository's webhook (or pass "
-           "--webhook-secret-file <file>), or pass --insecure to accept "
-           "unsigned events "
-           "on a private test machine.\n";
+      say_fatal(cfg, "GITHUB_WEBHOOK_SECRET is not set, so heaven could not "
+                     "tell GitHub's webhooks from anyone else's.\n"
+                     "Set it to the secret of your repository's webhook (or "
+                     "pass --webhook-secret-file <file>), or pass --insecure "
+                     "to accept unsigned events on a private test machine.");
       return 2;
     } else {
       spdlog::warn(
@@ -291,8 +298,8 @@ int serve(settings cfg, bool demo) {
       .receive([](std::vector<deployment_row>&) {},
                [&](caf::error& err) { store_error = sys.render(err); });
   if (!store_error.empty()) {
-    std::cerr << "heaven: cannot use the database in " << cfg.data_dir << ": "
-              << store_error << "\n";
+    say_fatal(cfg, "cannot use the database in " + cfg.data_dir + ": "
+                     + store_error);
     caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
     ctx.reset();
     return 1;
@@ -366,7 +373,7 @@ int serve(settings cfg, bool demo) {
   try {
     server = start_ingress(sys, opts, recv, ctx->store);
   } catch (std::exception& e) {
-    std::cerr << "heaven: " << e.what() << "\n";
+    say_fatal(cfg, e.what());
     stop_actors();
     return 1;
   }

@@ -250,4 +250,40 @@ BOOST_AUTO_TEST_CASE(an_unknown_log_format_stops_heaven_at_start) {
              res.out);
 }
 
+BOOST_AUTO_TEST_CASE(why_heaven_cannot_start_is_json_too) {
+  // A database heaven cannot open (a directory in its place).
+  fs::create_directories(tmp / "data" / "heaven.db");
+  auto env = "cd " + tmp.string()
+             + " && env -i PATH=$PATH HEAVEN_CONFIG=/dev/null "
+               "HEAVEN_LOG_FORMAT=json HEAVEN_LISTEN=127.0.0.1:0 "
+               "HEAVEN_DATA_DIR="
+             + (tmp / "data").string() + " ";
+  auto no_db = run_command(env + "GITHUB_WEBHOOK_SECRET=s " + HEAVEN_BINARY
+                           + " serve");
+  BOOST_TEST(no_db.status == 1);
+  // Without a webhook secret.
+  auto no_secret = run_command(env + HEAVEN_BINARY + " serve");
+  BOOST_TEST(no_secret.status == 2);
+  for (auto* r : {&no_db, &no_secret}) {
+    auto lines = lines_of(r->out);
+    BOOST_REQUIRE(!lines.empty());
+    for (auto& line : lines)
+      BOOST_TEST(json::parse(line, nullptr, false).is_object(), line);
+    auto last = json::parse(lines.back(), nullptr, false);
+    BOOST_TEST(last.value("level", "") == "critical", r->out);
+  }
+  BOOST_TEST(
+    starts_with(
+      json::parse(lines_of(no_db.out).back()).at("message").get<std::string>(),
+      "cannot use the database in " + (tmp / "data").string() + ": "),
+    no_db.out);
+  BOOST_TEST(json::parse(lines_of(no_secret.out).back()).at("message")
+               == "GITHUB_WEBHOOK_SECRET is not set, so heaven could not tell "
+                  "GitHub's webhooks from anyone else's.\nSet it to the "
+                  "secret of your repository's webhook (or pass "
+                  "--webhook-secret-file <file>), or pass --insecure to "
+                  "accept unsigned events on a private test machine.",
+             no_secret.out);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
