@@ -83,6 +83,7 @@ void record_end(self_ptr self) {
               *st.outcome)
     .then(
       [=](bool ended) {
+        log_scope in{self->state.log};
         auto& st = self->state;
         if (ended) {
           auto& p = st.req.provider;
@@ -100,7 +101,10 @@ void record_end(self_ptr self) {
         st.write_failures = 0;
         leave(self);
       },
-      [=](caf::error& err) { retry_later(self, err, "end"); });
+      [=](caf::error& err) {
+        log_scope in{self->state.log};
+        retry_later(self, err, "end");
+      });
 }
 
 /// Writes the last lines of the log (how many processes had to be ended,
@@ -213,6 +217,7 @@ void begin(self_ptr self) {
               running_description(st.req))
     .then(
       [=](bool started) {
+        log_scope in{self->state.log};
         auto& st = self->state;
         if (st.at != phase::starting)
           return; // Timed out meanwhile: its end is being recorded.
@@ -234,6 +239,7 @@ void begin(self_ptr self) {
         start_provider(self);
       },
       [=](caf::error& err) {
+        log_scope in{self->state.log};
         auto& st = self->state;
         if (st.at != phase::starting)
           return;
@@ -260,6 +266,7 @@ void prepare_checkout(self_ptr self) {
   plan.token_host = url_host(ctx->cfg.web_endpoint);
   plan.env = ctx->child_env;
   plan.scope = st.scope;
+  plan.log = st.log;
   st.checkout_requested = true;
   st.checkout = ctx->make_workspace(self->system(), std::move(plan),
                                     checkout_client{self});
@@ -289,12 +296,16 @@ undertaker_actor::behavior_type undertaker(undertaker_actor::pointer self,
                                            context_ptr ctx, int64_t id,
                                            std::string why) {
   auto failures = std::make_shared<int>(0);
+  // Only the id is known here (the request stays in the store).
+  auto context = std::make_shared<const log_context>(log_context{id, {}, {}});
+  log_scope in{*context};
   auto record = [=] {
     self
       ->request(ctx->store, caf::infinite, finish_atom::value, id,
                 provider_outcome{deploy_state::error, why})
       .then(
         [=](bool ended) {
+          log_scope in{*context};
           if (ended) {
             ctx->logs->append(id, stream::heaven, "error: " + why);
             ctx->logs->close(id);
@@ -302,6 +313,7 @@ undertaker_actor::behavior_type undertaker(undertaker_actor::pointer self,
           self->quit();
         },
         [=](caf::error& err) {
+          log_scope in{*context};
           ++*failures;
           auto delay = backoff(store_retry(*ctx), *failures);
           spdlog::error(
@@ -319,12 +331,16 @@ undertaker_actor::behavior_type undertaker(undertaker_actor::pointer self,
     self->send(self, swept_atom::value, int32_t{0});
   return {
     [=](swept_atom, int32_t) {
+      log_scope in{*context};
       auto path = ctx->cfg.data_dir + "/workspaces/" + std::to_string(id);
       if (ctx->remove_workspace)
         ctx->remove_workspace(self->system(), path);
       record();
     },
-    [=](retry_atom) { record(); },
+    [=](retry_atom) {
+      log_scope in{*context};
+      record();
+    },
   };
 }
 
@@ -368,11 +384,14 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
   st.ctx = ctx;
   st.id = id;
   st.req = std::move(req);
+  st.log = log_context{id, st.req.repo, st.req.environment};
+  log_scope in{st.log};
   if (ctx->open_scope)
     st.scope = ctx->open_scope(id);
   ctx->logs->open(id);
   // A bug that throws must still end the deployment with a status.
   self->set_exception_handler([=](std::exception_ptr& ptr) -> caf::error {
+    log_scope in{self->state.log};
     std::string what = "unknown exception";
     try {
       std::rethrow_exception(ptr);
@@ -391,6 +410,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
                            "heaven failed during the deployment: " + what);
   });
   self->set_down_handler([=](caf::down_msg& msg) {
+    log_scope in{self->state.log};
     auto& st = self->state;
     if (msg.source != st.provider.address())
       return;
@@ -414,6 +434,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
   }
   return {
     [=](log_atom, log_line& line) {
+      log_scope in{self->state.log};
       auto& st = self->state;
       // After the deadline the script's output is dropped; the provider's
       // own account of stopping ("Stopped following Heroku build ...")
@@ -424,6 +445,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       st.ctx->logs->append(st.id, line.source, line.text);
     },
     [=](log_atom, std::vector<log_line>& lines) {
+      log_scope in{self->state.log};
       // Returning answers the batch: the runner reads more of the script.
       // Dropped output (after the deadline, or once it ends) is answered
       // too, so a script is never stuck on a full pipe until it is killed.
@@ -435,6 +457,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
           st.ctx->logs->append(st.id, line.source, line.text);
     },
     [=](prepared_atom, bool ok, std::string& what) {
+      log_scope in{self->state.log};
       auto& st = self->state;
       st.checkout_requested = false;
       st.checkout = workspace_actor{};
@@ -460,9 +483,11 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       begin(self);
     },
     [=](result_atom, provider_outcome& outcome) {
+      log_scope in{self->state.log};
       end(self, outcome.state, std::move(outcome.description));
     },
     [=](timeout_atom) {
+      log_scope in{self->state.log};
       auto& st = self->state;
       st.timer = nullptr;
       if (st.at != phase::preparing && st.at != phase::starting
@@ -475,6 +500,7 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       stop_work(self);
     },
     [=](cancel_atom, std::string& reason) {
+      log_scope in{self->state.log};
       auto& st = self->state;
       if (st.at == phase::preparing || st.at == phase::starting) {
         // It never started: it stays queued for the next start.
@@ -486,12 +512,17 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
       st.shutdown_reason = std::move(reason);
       stop_work(self);
     },
-    [=](shelve_atom) { shelve(self); },
+    [=](shelve_atom) {
+      log_scope in{self->state.log};
+      shelve(self);
+    },
     [=](swept_atom, int32_t ended) {
+      log_scope in{self->state.log};
       if (self->state.at == phase::ending)
         conclude(self, ended);
     },
     [=](retry_atom) {
+      log_scope in{self->state.log};
       auto& st = self->state;
       if (st.at == phase::starting) {
         if (st.shelved)

@@ -10,6 +10,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/deployment_context.hpp"
+#include "base/log_format.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {
@@ -39,6 +40,9 @@ struct deployment_state {
   deployment_request req;
   /// When the store recorded it running (for its duration metric).
   std::optional<std::chrono::steady_clock::time_point> began;
+  /// Its id, repository and environment, set as the log context of every
+  /// handler: heaven's lines written meanwhile carry them (JSON log).
+  log_context log;
 
   // -- helpers it supervises --------------------------------------------------
   timer_actor timer;

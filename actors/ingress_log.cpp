@@ -116,8 +116,8 @@ void log_follower::follow() {
   bool keep_alive = res_->keep_alive();
   stream_.expires_after(write_timeout);
   net::async_write(stream_, http::make_chunk_last(),
-                   [this, keep_alive, keep = owner_.lock()](
-                     beast::error_code ec, std::size_t) {
+                   [this, keep_alive,
+                    keep = owner_.lock()](beast::error_code ec, std::size_t) {
                      cb_.ended(ec, keep_alive);
                    });
 }

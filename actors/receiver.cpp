@@ -11,6 +11,7 @@
 #include "base/health.hpp"
 #include "base/lifecycle.hpp"
 #include "base/log_book.hpp"
+#include "base/log_format.hpp"
 #include "base/metrics.hpp"
 #include "base/retry.hpp"
 
@@ -167,6 +168,10 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
   if (ev.type == event_kind::deployment) {
     if (res.deployment_id <= 0)
       return;
+    // heaven's lines about it carry its id, repository and environment.
+    log_context about{res.deployment_id, ev.deployment.repo,
+                      ev.deployment.environment};
+    log_scope in{about};
     if (res.state != deploy_state::queued) {
       // The rules ended it; its status is in the outbox already.
       if (res.state == deploy_state::error)
@@ -216,6 +221,8 @@ void resume(self_ptr self) {
           // One this run started already is no leftover.
           if (held(st, d.id))
             continue;
+          log_context about{d.id, d.request.repo, d.request.environment};
+          log_scope in{about};
           spdlog::info("receiver found deployment {} of {} to {} left {} by "
                        "an earlier run",
                        d.id, d.request.repo, d.request.environment,

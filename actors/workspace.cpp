@@ -331,7 +331,10 @@ workspace(workspace_actor::stateful_pointer<workspace_state> self,
   // them; its lines go straight to the deployment.
   auto me = workspace_actor{self};
   auto plan_id = plan.id;
+  auto about = std::make_shared<const log_context>(plan.log);
   auto work = [plan = std::move(plan), deployment, me] {
+    // On a checkout thread: heaven's lines are about this deployment.
+    log_scope in{plan.log};
     auto id = plan.id;
     auto url = url_without_credentials(plan.clone_url);
     preparer p{plan, deployment, me};
@@ -358,6 +361,7 @@ workspace(workspace_actor::stateful_pointer<workspace_state> self,
     run_blocking(self->system(), std::move(work), false);
   return {
     [=](cancel_atom) {
+      log_scope in{*about};
       auto& st = self->state;
       if (st.cancelled)
         return;

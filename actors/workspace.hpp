@@ -6,6 +6,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "base/log_format.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {
@@ -29,6 +30,8 @@ struct workspace_plan {
   string_pairs env;
   /// The deployment's scope: every git process starts in it.
   process_scope scope;
+  /// The deployment heaven's lines about this checkout are about.
+  log_context log;
 };
 
 /// The environment git runs with for `plan`: `plan.env` plus

@@ -138,6 +138,17 @@ const std::vector<option>& options() {
      }},
     {"HEAVEN_LOG_LEVEL", "--log-level",
      "trace, debug, info, warn, error or off", HEAVEN_STRING(log_level)},
+    {"HEAVEN_LOG_FORMAT", "--log-format",
+     "text: heaven's own log (stderr) as lines of text; json: one JSON "
+     "object a line (time, level, message, and the deployment, repository "
+     "and environment a line is about); secrets are redacted in both",
+     [](settings& s, const std::string& v) {
+       if (v != "text" && v != "json")
+         return "HEAVEN_LOG_FORMAT must be text or json, got '" + v + "'";
+       s.log_format = v;
+       return std::string{};
+     },
+     [](const settings& s) { return s.log_format; }},
     {"HEAVEN_MAX_BODY", "--max-body", "largest webhook body in bytes",
      HEAVEN_INT(max_body, "HEAVEN_MAX_BODY")},
     {"HEAVEN_MAX_PENDING_EVENTS", "--max-pending-events",

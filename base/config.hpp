@@ -33,7 +33,9 @@ struct settings {
   bool insecure = false;                 ///< HEAVEN_INSECURE
   std::vector<std::string> withhold_env; ///< HEAVEN_WITHHOLD_ENV
   std::string log_level = "info";        ///< HEAVEN_LOG_LEVEL
-  int64_t max_body = 25 * 1024 * 1024;   ///< HEAVEN_MAX_BODY (bytes)
+  /// heaven's own log (stderr): "text" lines or one "json" object a line.
+  std::string log_format = "text";     ///< HEAVEN_LOG_FORMAT
+  int64_t max_body = 25 * 1024 * 1024; ///< HEAVEN_MAX_BODY (bytes)
   /// Webhook events waiting for the store's commit beyond which /events
   /// answers 503 with Retry-After.
   int64_t max_pending_events = 1000; ///< HEAVEN_MAX_PENDING_EVENTS

@@ -13,26 +13,16 @@
 
 namespace heaven {
 
-namespace {
-
-/// Secrets shorter than this are not redacted: they would mangle ordinary
-/// text and are not worth protecting by substitution.
-constexpr std::size_t min_secret_size = 6;
-
-} // namespace
-
 log_book::log_book(std::string dir, std::vector<std::string> secrets,
                    std::size_t max_open_files)
-  : dir_(std::move(dir)), max_open_(max_open_files) {
+  : dir_(std::move(dir)), max_open_(max_open_files),
+    redact_(std::move(secrets)) {
   if (max_open_ == 0) {
     rlimit lim{};
     auto limit = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 1024;
     max_open_ = std::clamp<std::size_t>(limit / 8, 16, 2048);
   }
   std::filesystem::create_directories(dir_);
-  for (auto& s : secrets)
-    if (s.size() >= min_secret_size)
-      secrets_.push_back(std::move(s));
 }
 
 log_book::~log_book() {
@@ -112,34 +102,7 @@ std::string log_book::path(int64_t id) const {
 }
 
 std::string log_book::redact(std::string_view text) const {
-  // Mark what any secret covers in the original text, then replace each
-  // marked run once: overlapping secrets leave no fragment of either behind,
-  // and a secret that looks like "[redacted]" cannot match its own
-  // replacement (which looped forever when replacing in place).
-  std::vector<bool> hidden;
-  for (auto& s : secrets_) {
-    for (auto pos = text.find(s); pos != text.npos;
-         pos = text.find(s, pos + 1)) {
-      if (hidden.empty())
-        hidden.resize(text.size(), false);
-      std::fill_n(hidden.begin() + static_cast<std::ptrdiff_t>(pos), s.size(),
-                  true);
-    }
-  }
-  if (hidden.empty())
-    return std::string{text};
-  std::string result;
-  result.reserve(text.size());
-  for (std::size_t i = 0; i < text.size();) {
-    if (!hidden[i]) {
-      result += text[i++];
-      continue;
-    }
-    result += "[redacted]";
-    while (i < text.size() && hidden[i])
-      ++i;
-  }
-  return result;
+  return redact_(text);
 }
 
 namespace {

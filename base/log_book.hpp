@@ -12,7 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "base/text.hpp" // equal_constant_time, to check the tokens
+#include "base/log_format.hpp" // redactor
+#include "base/text.hpp"       // equal_constant_time, to check the tokens
 #include "messages/types.hpp"
 
 namespace heaven {
@@ -70,7 +71,7 @@ private:
 
   std::string dir_;
   std::size_t max_open_;
-  std::vector<std::string> secrets_;
+  redactor redact_;
   mutable std::mutex mtx_;
   std::set<int64_t> live_;
   std::unordered_map<int64_t, handle> files_;

@@ -217,6 +217,9 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
   self->state.job = std::move(job);
   self->state.deployment = std::move(deployment);
   auto& st = self->state;
+  st.log = log_context{st.job.id, st.job.request.repo,
+                       st.job.request.environment};
+  log_scope in{st.log};
   // Cleans up, tells the deployment how it ended, quits.
   auto finish = [self](deploy_state state, std::string description) {
     auto& st = self->state;
@@ -240,6 +243,7 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
   };
   return {
     [self, terminate, finish](cancel_atom) {
+      log_scope in{self->state.log};
       auto& st = self->state;
       if (st.cancelled)
         return;
@@ -258,6 +262,7 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
         terminate();
     },
     [self, terminate](started_atom, int32_t pid) {
+      log_scope in{self->state.log};
       auto& st = self->state;
       st.pgid = pid;
       if (st.killing)
@@ -266,6 +271,7 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
         terminate();
     },
     [self, finish](exited_atom, exit_info info) {
+      log_scope in{self->state.log};
       auto& st = self->state;
       if (st.cancelled && st.pgid > 0 && !st.killing && group_alive(st.pgid)) {
         // The command is gone but some of its group ignored SIGTERM: they
@@ -297,6 +303,7 @@ command_provider(process_provider_actor::stateful_pointer<command_state> self,
         finish(deploy_state::success, st.plan.success);
     },
     [self, finish](kill_atom) {
+      log_scope in{self->state.log};
       auto& st = self->state;
       st.killing = true;
       if (st.pgid > 0 && group_alive(st.pgid)) {

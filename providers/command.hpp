@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/config.hpp"
+#include "base/log_format.hpp"
 #include "messages/interfaces.hpp"
 #include "messages/provider_job.hpp"
 
@@ -71,6 +72,9 @@ struct command_state {
   provider_job job;
   deployment_actor deployment;
   command_plan plan;
+  /// The deployment's id, repository and environment: the log context of
+  /// every handler.
+  log_context log;
   /// Which process runs: an index into `plan.before`, or its size for the
   /// command itself.
   std::size_t step = 0;

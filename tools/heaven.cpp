@@ -14,7 +14,6 @@
 #include <thread>
 
 #include <caf/all.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -36,6 +35,7 @@
 #include "base/config.hpp"
 #include "base/health.hpp"
 #include "base/log_book.hpp"
+#include "base/log_sink.hpp"
 #include "messages/errors.hpp"
 #include "messages/registry.hpp"
 #include "providers/ansible.hpp"
@@ -175,28 +175,37 @@ void drain(caf::actor_system& sys, receiver_actor recv, const settings& cfg,
                   "end: the next start ends them with error");
 }
 
+/// Why heaven cannot serve, on stderr: "heaven: <text>" as always in
+/// text; in JSON one line of level critical like every other line.
+void say_fatal(const settings& cfg, const std::string& text) {
+  if (cfg.log_format == "json")
+    spdlog::critical("{}", text);
+  else
+    std::cerr << "heaven: " << text << "\n";
+}
+
 int serve(settings cfg, bool demo) {
-  // heaven's own log goes to stderr, as a service's should; stdout carries
-  // only what a person running it is told.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("heaven"));
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   raise_fd_limit();
   notify_service("STATUS=heaven is starting, data in " + cfg.data_dir);
   std::filesystem::create_directories(cfg.data_dir);
+  if (cfg.webhook_secret.empty() && demo) {
+    auto path = cfg.data_dir + "/webhook-secret";
+    cfg.webhook_secret = read_or_make_secret(path);
+    std::cout << "No GITHUB_WEBHOOK_SECRET was set: the demo made one in "
+              << path << " (use it as your GitHub webhook's secret).\n";
+  }
+  // heaven's own log goes to stderr, as a service's should; stdout carries
+  // only what a person running it is told. Secrets are redacted from it as
+  // from the deployments' logs, in text and in JSON alike.
+  use_stderr_log(cfg.log_format, secret_values(cfg, current_environment()));
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   if (cfg.webhook_secret.empty()) {
-    if (demo) {
-      auto path = cfg.data_dir + "/webhook-secret";
-      cfg.webhook_secret = read_or_make_secret(path);
-      std::cout << "No GITHUB_WEBHOOK_SECRET was set: the demo made one in "
-                << path << " (use it as your GitHub webhook's secret).\n";
-    } else if (!cfg.insecure) {
-      std::cerr
-        << "heaven: GITHUB_WEBHOOK_SECRET is not set, so heaven could not "
-           "tell GitHub's webhooks from anyone else's.\n"
-           "Set it to the secret of your repository's webhook (or pass "
-           "--webhook-secret-file <file>), or pass --insecure to accept "
-           "unsigned events "
-           "on a private test machine.\n";
+    if (!cfg.insecure) {
+      say_fatal(cfg, "GITHUB_WEBHOOK_SECRET is not set, so heaven could not "
+                     "tell GitHub's webhooks from anyone else's.\n"
+                     "Set it to the secret of your repository's webhook (or "
+                     "pass --webhook-secret-file <file>), or pass --insecure "
+                     "to accept unsigned events on a private test machine.");
       return 2;
     } else {
       spdlog::warn(
@@ -292,8 +301,8 @@ int serve(settings cfg, bool demo) {
       .receive([](std::vector<deployment_row>&) {},
                [&](caf::error& err) { store_error = sys.render(err); });
   if (!store_error.empty()) {
-    std::cerr << "heaven: cannot use the database in " << cfg.data_dir << ": "
-              << store_error << "\n";
+    say_fatal(cfg, "cannot use the database in " + cfg.data_dir + ": "
+                     + store_error);
     caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
     ctx.reset();
     return 1;
@@ -385,7 +394,7 @@ int serve(settings cfg, bool demo) {
                    cfg.metrics_listen);
     }
   } catch (std::exception& e) {
-    std::cerr << "heaven: " << e.what() << "\n";
+    say_fatal(cfg, e.what());
     server.reset();
     stop_actors();
     return 1;

@@ -306,6 +306,19 @@ BOOST_AUTO_TEST_CASE(cgroups_are_auto_or_off) {
   BOOST_TEST(contains(e, "'on'"), e);
 }
 
+BOOST_AUTO_TEST_CASE(log_format_is_text_or_json) {
+  temp_cwd dir;
+  BOOST_TEST(ok(load_settings({}, {})).log_format == "text");
+  BOOST_TEST(ok(load_settings({}, {{"HEAVEN_LOG_FORMAT", "json"}})).log_format
+             == "json");
+  BOOST_TEST(
+    ok(load_settings({"--log-format=text"}, {{"HEAVEN_LOG_FORMAT", "json"}}))
+      .log_format
+    == "text");
+  auto e = err(load_settings({}, {{"HEAVEN_LOG_FORMAT", "xml"}}));
+  BOOST_TEST(e == "HEAVEN_LOG_FORMAT must be text or json, got 'xml'");
+}
+
 BOOST_AUTO_TEST_CASE(zero_timeout_and_retries) {
   temp_cwd dir;
   auto e = err(load_settings({"--deployment-timeout", "0"}, {}));
