@@ -140,11 +140,14 @@ settings_or_error load_settings(const std::vector<std::string>& args,
 /// default and meaning.
 std::string help_text();
 
+// -- the environment (base/environment.cpp) ---------------------------------
+
 /// The process environment as pairs.
 string_pairs current_environment();
 
 /// The environment a deployment's processes start from: heaven's own minus
-/// the webhook secret and the variables named in `withhold_env`.
+/// the webhook secret, the API token and the variables named in
+/// `withhold_env`.
 string_pairs child_environment(const settings& cfg, const string_pairs& env);
 
 /// Sets `key` to `value` in `env`, replacing an earlier value.
