@@ -22,6 +22,7 @@
 #include "actors/store.hpp"
 #include "actors/workspace.hpp"
 #include "base/log_book.hpp"
+#include "base/metrics.hpp"
 #include "messages/registry.hpp"
 #include "tests/support/virtual_world.hpp"
 
@@ -805,10 +806,14 @@ BOOST_AUTO_TEST_CASE(beyond_max_running_deployments_wait_queued_in_order) {
     BOOST_TEST(state_of(id) == "queued");
     BOOST_TEST(stored_states(id) == (std::vector<std::string>{"queued"}));
   }
+  // The metrics say so too.
+  BOOST_TEST(metrics::deployments_running().value() == 1);
+  BOOST_TEST(metrics::deployments_waiting().value() == 3);
   // Each starts once the one before it has ended, in the order accepted.
   for (int64_t id = 1; id <= 4; ++id) {
     BOOST_REQUIRE(rec->waiting.size() == static_cast<size_t>(id));
     BOOST_REQUIRE(rec->plans.size() == static_cast<size_t>(id));
+    BOOST_TEST(metrics::deployments_waiting().value() == 4 - id);
     BOOST_TEST(rec->plans.back().id == id);
     for (int64_t later = id + 1; later <= 4; ++later)
       BOOST_TEST(state_of(later) == "queued");
@@ -820,6 +825,8 @@ BOOST_AUTO_TEST_CASE(beyond_max_running_deployments_wait_queued_in_order) {
   BOOST_TEST(rec->plans.size() == 4u);
   BOOST_TEST(rec->provider_starts
              == (std::vector<std::string>{"/ws/1", "/ws/2", "/ws/3", "/ws/4"}));
+  BOOST_TEST(metrics::deployments_running().value() == 0);
+  BOOST_TEST(metrics::deployments_waiting().value() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(waiting_deployments_stay_queued_through_a_stop) {
@@ -848,8 +855,12 @@ BOOST_AUTO_TEST_CASE(waiting_deployments_stay_queued_through_a_stop) {
   BOOST_REQUIRE(rec->plans.size() == 1u);
   BOOST_TEST(rec->plans[0].id == 1);
   BOOST_TEST(state_of(2) == "queued");
+  // Those an earlier run left queued count as waiting.
+  BOOST_TEST(metrics::deployments_running().value() == 1);
+  BOOST_TEST(metrics::deployments_waiting().value() == 2);
   for (int64_t id = 1; id <= 3; ++id) {
     BOOST_REQUIRE(rec->waiting.size() == static_cast<size_t>(id));
+    BOOST_TEST(metrics::deployments_waiting().value() == 3 - id);
     BOOST_TEST(rec->plans.back().id == id);
     caf::anon_send(rec->waiting.back(), prepared_atom::value, true,
                    "/ws/" + std::to_string(id));
