@@ -20,7 +20,6 @@ namespace heaven {
 
 namespace {
 
-/// One transfer in flight; owns everything its easy handle points into.
 /// "host" or "host:port" of `url`, for the request metrics (never the
 /// path or query, which may hold a token).
 std::string host_label(const std::string& url) {
@@ -42,6 +41,7 @@ std::string host_label(const std::string& url) {
   return out;
 }
 
+/// One transfer in flight; owns everything its easy handle points into.
 struct transfer {
   uint64_t id = 0;
   http_request request;
