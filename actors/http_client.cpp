@@ -209,6 +209,15 @@ std::string prepare(transfer& t, long buffer_size, const std::string& ca_file) {
       set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()),
           "the body size");
     }
+    // libcurl re-sends a request whose reused connection dies before any
+    // answer, silently (up to 5 times, POSTs too; Debian 12's 7.88 has no
+    // switch for it, CURLOPT_FORBID_RETRY_ON_REUSE came in 8.16): a server
+    // that took a status and then lost the connection would get it twice.
+    // A request that must not be repeated gets a connection of its own; it
+    // then fails, and its sender finds out what happened (the outbox looks
+    // the status up). GETs, PUTs and DELETEs may be repeated and reuse.
+    if (req.method == "POST" || req.method == "PATCH")
+      set(CURLOPT_FRESH_CONNECT, 1L, "FRESH_CONNECT");
   }
   if (rc != CURLE_OK)
     return std::string{"curl refused "} + what + ": " + curl_easy_strerror(rc);

@@ -194,6 +194,46 @@ BOOST_AUTO_TEST_CASE(get_round_trip) {
   BOOST_TEST(reqs[0].body == "");
 }
 
+BOOST_AUTO_TEST_CASE(a_post_whose_connection_dies_is_sent_once) {
+  // libcurl re-sends a request whose reused connection dies before any
+  // answer. A server that took a status and then lost the connection must
+  // not get it twice: the POST fails instead (its sender looks it up).
+  stub.respond_with([](const test::recorded_request& r) {
+    if (r.method == "GET")
+      return test::stub_response{200, {}, "warm"};
+    test::stub_response dropped;
+    dropped.drop = true;
+    return dropped;
+  });
+  // A kept-alive connection to the host, as every status after the first
+  // finds one.
+  auto warm = call([&] {
+    http_request req;
+    req.url = url("warm");
+    return req;
+  }());
+  BOOST_TEST(warm.status == 200);
+  http_request req;
+  req.method = "POST";
+  req.url = url("repos/octo/app/deployments/1/statuses");
+  req.headers = {{"Content-Type", "application/json"}};
+  req.body = R"({"state":"success"})";
+  auto res = call(req);
+  BOOST_TEST(res.status == 0);
+  BOOST_TEST(!res.error.empty());
+  auto reqs = stub.requests();
+  BOOST_REQUIRE_EQUAL(reqs.size(), 2u);
+  BOOST_TEST(reqs[1].method == "POST");
+  BOOST_TEST(reqs[1].body == R"({"state":"success"})");
+  // A GET may be repeated: it still reuses the connection.
+  auto again = call([&] {
+    http_request r;
+    r.url = url("warm");
+    return r;
+  }());
+  BOOST_TEST(again.status == 200);
+}
+
 BOOST_AUTO_TEST_CASE(post_round_trip) {
   stub.respond_with([](const test::recorded_request& r) {
     return test::stub_response{201, {}, "{\"id\":1}"};

@@ -86,24 +86,17 @@ std::string file_text(int i) {
   return text;
 }
 
-/// Twenty requests: even ones GET file i/2, odd ones POST a body of their
-/// own the server echoes; `expected` gets each one's answer.
+/// Twenty GETs: files 0 to 9, then files 0 to 4 twice; `expected` gets
+/// each one's answer. (POSTs get a connection each: see
+/// posts_get_a_connection_of_their_own.)
 std::vector<http_request> twenty_requests(const h2_fixture& f,
                                           std::vector<std::string>& expected) {
   std::vector<http_request> reqs;
   for (int i = 0; i < 20; ++i) {
+    int file = i < 10 ? i : (i - 10) % 5;
     http_request req;
-    if (i % 2 == 0) {
-      req.url = f.url("/file-" + std::to_string(i / 2) + ".txt");
-      expected.push_back(file_text(i / 2));
-    } else {
-      req.method = "POST";
-      req.url = f.url("/echo/" + std::to_string(i));
-      req.headers = {{"Content-Type", "text/plain"}};
-      req.body = "request " + std::to_string(i) + " "
-                 + std::string(static_cast<size_t>(i) * 997, 'x');
-      expected.push_back(req.body);
-    }
+    req.url = f.url("/file-" + std::to_string(file) + ".txt");
+    expected.push_back(file_text(file));
     reqs.push_back(std::move(req));
   }
   return reqs;
@@ -128,8 +121,6 @@ void check_answers(caf::actor_system& sys, Handles& pending,
       BOOST_TEST(res.body == expected[i]);
       BOOST_TEST(header_of(res, "content-length")
                  == std::to_string(expected[i].size()));
-      BOOST_TEST(header_of(res, "nghttpd-response")
-                 == (i % 2 == 1 ? "echo" : ""));
     }
   }
 }
@@ -156,8 +147,7 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(relay.accepted() == 1u);
   BOOST_TEST(server.requests() == 1u);
 
-  // Twenty requests at once, half GETs of files and half POSTs the server
-  // echoes. The relay holds every answer back until the server has
+  // Twenty GETs at once. The relay holds every answer back until the server has
   // received all twenty: they are in flight together, so they cannot have
   // taken turns on one connection.
   relay.hold();
@@ -211,6 +201,38 @@ BOOST_AUTO_TEST_CASE(a_burst_to_a_new_http2_host_opens_up_to_its_bound) {
                == std::vector<std::string>(4, std::string{"h2"}),
              boost::test_tools::per_element());
   BOOST_TEST(server.requests() == 20u);
+}
+
+BOOST_AUTO_TEST_CASE(posts_get_a_connection_of_their_own) {
+  // A POST is never sent on a reused connection: libcurl would re-send it,
+  // silently, should that connection die before the answer (see
+  // CURLOPT_FRESH_CONNECT in actors/http_client.cpp). Each gets its own.
+  start(true);
+  server.serve("file-1.txt", file_text(1));
+  http_request first;
+  first.url = url("/file-1.txt");
+  BOOST_TEST(call(first).status == 200);
+  BOOST_TEST(relay.accepted() == 1u);
+  for (int i = 0; i < 3; ++i) {
+    http_request req;
+    req.method = "POST";
+    req.url = url("/echo/" + std::to_string(i));
+    req.headers = {{"Content-Type", "text/plain"}};
+    req.body = "request " + std::to_string(i) + " "
+               + std::string(static_cast<size_t>(i + 1) * 997, 'x');
+    auto res = call(req);
+    BOOST_TEST(res.error == "");
+    BOOST_TEST(res.status == 200);
+    BOOST_TEST(res.body == req.body);
+    BOOST_TEST(header_of(res, "nghttpd-response") == "echo");
+    BOOST_TEST(relay.accepted() == 2u + i);
+  }
+  // A GET after them still finds a connection to reuse.
+  BOOST_TEST(call(first).status == 200);
+  BOOST_TEST(relay.accepted() == 4u);
+  BOOST_TEST(server.negotiated()
+               == std::vector<std::string>(4, std::string{"h2"}),
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_streamed_body_comes_whole_over_http2) {
