@@ -265,7 +265,7 @@ private:
        std::string_view{target.data(), target.size()}, github("X-GitHub-Event"),
        github("X-GitHub-Delivery"), github("X-Hub-Signature-256"),
        header(http::field::content_type), header(http::field::authorization),
-       std::move(req_.body())},
+       header(http::field::cookie), std::move(req_.body())},
       ro);
     what_ = std::move(r.line);
     webhook_event_ = what_.size() > 8 && what_.ends_with(" /events")

@@ -40,7 +40,8 @@ struct ingress_options {
   /// Key for the tokens of log pages and `GET /locks` (see log_token,
   /// locks_token).
   std::string log_key;
-  /// HEAVEN_API_TOKEN: the bearer token of GET /metrics.
+  /// HEAVEN_API_TOKEN: the bearer token of GET /metrics, /deployments and
+  /// /locks.
   std::string api_token;
   /// Serve only /metrics (without a token) and /healthz
   /// (HEAVEN_METRICS_LISTEN).

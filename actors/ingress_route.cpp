@@ -73,6 +73,28 @@ route_decision not_found(route_decision r) {
   return answer(std::move(r), 404, json_error("not found"));
 }
 
+route_decision unauthorized(route_decision r) {
+  r.bearer_challenge = true;
+  return answer(std::move(r), 401, json_error("unauthorized"));
+}
+
+/// Who may read the read side (`/deployments`, `/locks`).
+enum class read_access { off, denied, granted };
+
+read_access read_access_of(const request_parts& req,
+                           const route_options& opts) {
+  if (opts.api_token.empty() && !opts.github_sign_in)
+    return read_access::off;
+  if (bearer_matches(req.authorization, opts.api_token))
+    return read_access::granted;
+  if (opts.github_sign_in && opts.session_valid) {
+    auto session = cookie_value(req.cookie, "heaven_session");
+    if (!session.empty() && opts.session_valid(session))
+      return read_access::granted;
+  }
+  return read_access::denied;
+}
+
 /// Parses `body` as an event of type `ev.type` into `ev`, including
 /// `ev.repo`. Returns what is wrong with the body, or "".
 std::string parse_event(const std::string& body, inbound_event& ev) {
@@ -167,13 +189,8 @@ route_decision route_request(request_parts req, const route_options& opts) {
     if (!opts.metrics_only) {
       if (opts.api_token.empty())
         return not_found(std::move(r));
-      constexpr std::string_view bearer = "Bearer ";
-      auto auth = req.authorization;
-      if (auth.substr(0, bearer.size()) != bearer
-          || !equal_constant_time(auth.substr(bearer.size()), opts.api_token)) {
-        r.bearer_challenge = true;
-        return answer(std::move(r), 401, json_error("unauthorized"));
-      }
+      if (!bearer_matches(req.authorization, opts.api_token))
+        return unauthorized(std::move(r));
     }
     r.what = route_decision::kind::metrics;
     return r;
@@ -194,6 +211,14 @@ route_decision route_request(request_parts req, const route_options& opts) {
   if (path == "/deployments") {
     if (!get)
       return not_allowed(std::move(r), "GET");
+    switch (read_access_of(req, opts)) {
+      case read_access::off:
+        return not_found(std::move(r));
+      case read_access::denied:
+        return unauthorized(std::move(r));
+      case read_access::granted:
+        break;
+    }
     r.limit = default_limit;
     if (auto text = query_param(query, "limit"); !text.empty()) {
       auto n = to_number<int32_t>(text);
@@ -208,11 +233,19 @@ route_decision route_request(request_parts req, const route_options& opts) {
   if (path == "/locks") {
     if (!get)
       return not_allowed(std::move(r), "GET");
-    // Anyone without the token is told there is nothing here.
-    auto token = query_param(query, "token");
-    if (token.empty() || !equal_constant_time(token, locks_token(opts.log_key)))
-      return not_found(std::move(r));
     r.what = route_decision::kind::locks;
+    // The link chat-ops posts opens them for whoever has it.
+    auto token = query_param(query, "token");
+    if (!token.empty() && equal_constant_time(token, locks_token(opts.log_key)))
+      return r;
+    switch (read_access_of(req, opts)) {
+      case read_access::off:
+        return not_found(std::move(r));
+      case read_access::denied:
+        return unauthorized(std::move(r));
+      case read_access::granted:
+        break;
+    }
     return r;
   }
   constexpr std::string_view prefix = "/deployments/";
@@ -235,6 +268,33 @@ route_decision route_request(request_parts req, const route_options& opts) {
     }
   }
   return not_found(std::move(r));
+}
+
+bool bearer_matches(std::string_view authorization, std::string_view token) {
+  constexpr std::string_view bearer = "Bearer ";
+  return !token.empty() && authorization.substr(0, bearer.size()) == bearer
+         && equal_constant_time(authorization.substr(bearer.size()), token);
+}
+
+std::string_view cookie_value(std::string_view header, std::string_view name) {
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+      s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+      s.remove_suffix(1);
+    return s;
+  };
+  while (!header.empty()) {
+    auto semi = header.find(';');
+    auto pair = trim(header.substr(0, semi));
+    auto eq = pair.find('=');
+    if (eq != std::string_view::npos && trim(pair.substr(0, eq)) == name)
+      return trim(pair.substr(eq + 1));
+    if (semi == std::string_view::npos)
+      break;
+    header.remove_prefix(semi + 1);
+  }
+  return {};
 }
 
 std::pair<std::string, uint16_t> split_listen(const std::string& listen) {

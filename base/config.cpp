@@ -154,9 +154,10 @@ const std::vector<option>& options() {
      "503 with Retry-After (GitHub and senders retry) instead of queueing",
      HEAVEN_INT(max_pending_events, "HEAVEN_MAX_PENDING_EVENTS")},
     {"HEAVEN_API_TOKEN", "--api-token-file",
-     "bearer token that reads GET /metrics (Authorization: Bearer ...); "
-     "without it /metrics is not served on HEAVEN_LISTEN; the flag names a "
-     "file holding it",
+     "bearer token that reads GET /metrics, GET /deployments and GET /locks "
+     "(Authorization: Bearer ...); without it /metrics is not served on "
+     "HEAVEN_LISTEN, nor /deployments and /locks without GitHub sign-in; the "
+     "flag names a file holding it",
      HEAVEN_STRING(api_token), true},
     {"HEAVEN_METRICS_LISTEN", "--metrics-listen",
      "host:port of a second listener that serves GET /metrics without a "

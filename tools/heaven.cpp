@@ -194,6 +194,9 @@ int serve(settings cfg, bool demo) {
     std::cout << "No GITHUB_WEBHOOK_SECRET was set: the demo made one in "
               << path << " (use it as your GitHub webhook's secret).\n";
   }
+  // The demo reads GET /deployments, which wants the API token.
+  if (cfg.api_token.empty() && demo)
+    cfg.api_token = read_or_make_secret(cfg.data_dir + "/api-token");
   // heaven's own log goes to stderr, as a service's should; stdout carries
   // only what a person running it is told. Secrets are redacted from it as
   // from the deployments' logs, in text and in JSON alike.
@@ -400,7 +403,11 @@ int serve(settings cfg, bool demo) {
     return 1;
   }
   if (cfg.api_token.empty())
-    spdlog::info("no HEAVEN_API_TOKEN: GET /metrics is not served on {}",
+    spdlog::warn("neither HEAVEN_API_TOKEN nor GITHUB_CLIENT_ID is set: "
+                 "GET /deployments, GET /locks and GET /metrics are not "
+                 "served on {} (only the log and locks links with their "
+                 "token are); set HEAVEN_API_TOKEN to read them with "
+                 "'Authorization: Bearer <token>'",
                  cfg.listen);
   spdlog::info("heaven listens on port {} (POST /events); data in {}",
                server->port(), cfg.data_dir);
