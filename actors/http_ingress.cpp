@@ -295,6 +295,10 @@ private:
         return respond(http::status::ok, metrics::render(),
                        {{http::field::content_type,
                          "text/plain; version=0.0.4; charset=utf-8"}});
+      case route_decision::kind::sign_in: // not wired in yet
+      case route_decision::kind::callback:
+      case route_decision::kind::sign_out:
+        return respond(http::status::not_found, json_error("not found"));
     }
   }
 

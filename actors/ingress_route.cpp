@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/ingress_auth.hpp"
 #include "base/log_book.hpp"
 #include "base/validate.hpp"
 #include "base/webhook.hpp"
@@ -19,22 +20,6 @@ namespace {
 
 constexpr int32_t default_limit = 50;
 constexpr int32_t max_limit = 500;
-
-/// The value of `name` in a query string ("" when absent).
-std::string_view query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto pair = query.substr(0, amp);
-    auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name)
-      return eq == std::string_view::npos ? std::string_view{}
-                                          : pair.substr(eq + 1);
-    if (amp == std::string_view::npos)
-      break;
-    query.remove_prefix(amp + 1);
-  }
-  return {};
-}
 
 /// Parses all of `text` as a number.
 template <class T>
@@ -88,7 +73,7 @@ read_access read_access_of(const request_parts& req,
   if (bearer_matches(req.authorization, opts.api_token))
     return read_access::granted;
   if (opts.github_sign_in && opts.session_valid) {
-    auto session = cookie_value(req.cookie, "heaven_session");
+    auto session = cookie_value(req.cookie, session_cookie_name);
     if (!session.empty() && opts.session_valid(session))
       return read_access::granted;
   }
@@ -248,6 +233,30 @@ route_decision route_request(request_parts req, const route_options& opts) {
     }
     return r;
   }
+  if (path == "/auth/github" || path == "/auth/github/callback"
+      || path == "/auth/signout") {
+    if (!opts.github_sign_in)
+      return not_found(std::move(r));
+    if (path == "/auth/signout") {
+      if (req.method != "POST")
+        return not_allowed(std::move(r), "POST");
+      r.session = std::string{cookie_value(req.cookie, session_cookie_name)};
+      r.what = route_decision::kind::sign_out;
+      return r;
+    }
+    if (!get)
+      return not_allowed(std::move(r), "GET");
+    if (path == "/auth/github") {
+      r.what = route_decision::kind::sign_in;
+      return r;
+    }
+    auto code = callback_code(query, req.cookie);
+    if (!code)
+      return answer(std::move(r), 403, json_error("sign-in state mismatch"));
+    r.code = std::move(*code);
+    r.what = route_decision::kind::callback;
+    return r;
+  }
   constexpr std::string_view prefix = "/deployments/";
   constexpr std::string_view suffix = "/log";
   if (path.size() > prefix.size() + suffix.size()
@@ -268,6 +277,21 @@ route_decision route_request(request_parts req, const route_options& opts) {
     }
   }
   return not_found(std::move(r));
+}
+
+std::string_view query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? std::string_view{}
+                                          : pair.substr(eq + 1);
+    if (amp == std::string_view::npos)
+      break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
 }
 
 bool bearer_matches(std::string_view authorization, std::string_view token) {

@@ -73,6 +73,12 @@ struct route_decision {
     log,
     /// Answer the metrics (Prometheus' text format).
     metrics,
+    /// GitHub sign-in: redirect to GitHub's authorize page.
+    sign_in,
+    /// GitHub sign-in's callback, its state checked: exchange `code`.
+    callback,
+    /// End the session `session` (may be "") and clear its cookie.
+    sign_out,
   };
   kind what = kind::answer;
   /// "METHOD /path" for the debug log; never the query, which may hold a
@@ -89,6 +95,10 @@ struct route_decision {
   inbound_event event;
   int32_t limit = 0;
   int64_t deployment_id = 0;
+  /// kind::callback: GitHub's code.
+  std::string code;
+  /// kind::sign_out: the request's session id.
+  std::string session;
 };
 
 /// Routes `req`: `/events` (POST; 400 without X-GitHub-Event or
@@ -105,6 +115,10 @@ struct route_decision {
 /// challenge, no data); with neither, they are 404. `/locks?token=<locks
 /// token>` (the link chat-ops posts) reads the locks whatever the rest.
 ///
+/// With GitHub sign-in (404 without): `GET /auth/github` starts it, `GET
+/// /auth/github/callback` is 403 unless its `state` is the state cookie's
+/// (and it has a code), `POST /auth/signout` ends a session.
+///
 /// Anything else, and a wrong or missing log token, is 404. With
 /// `metrics_only`, only `/metrics` (no token) and `/healthz` are there.
 route_decision route_request(request_parts req, const route_options& opts);
@@ -117,6 +131,9 @@ std::pair<std::string, uint16_t> split_listen(const std::string& listen);
 /// Is `authorization` exactly `Bearer <token>` (compared in constant
 /// time)? Never with an empty `token`.
 bool bearer_matches(std::string_view authorization, std::string_view token);
+
+/// The value of `name` in a query string, as sent ("" when absent).
+std::string_view query_param(std::string_view query, std::string_view name);
 
 /// The value of the cookie `name` in a Cookie header ("" when absent).
 std::string_view cookie_value(std::string_view cookie_header,

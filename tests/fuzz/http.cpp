@@ -44,7 +44,8 @@ void check(const route_decision& d, const http::request<http::string_body>& req,
   switch (d.what) {
     case route_decision::kind::answer:
       require(d.status == 200 || d.status == 400 || d.status == 401
-                || d.status == 404 || d.status == 405 || d.status == 422,
+                || d.status == 403 || d.status == 404 || d.status == 405
+                || d.status == 422,
               "an unexpected status");
       require(nlohmann::json::accept(d.body), "an answer that is not JSON");
       require((d.status == 405) == !d.allow.empty(),
@@ -66,6 +67,16 @@ void check(const route_decision& d, const http::request<http::string_body>& req,
     case route_decision::kind::health:
       require(view(req.method_string()) == "GET",
               "/healthz answered a method other than GET");
+      break;
+    case route_decision::kind::sign_in:
+      require(view(req.method_string()) == "GET", "sign-in but not a GET");
+      break;
+    case route_decision::kind::callback:
+      // The fuzzer may send the state cookie with the same state.
+      require(!d.code.empty(), "a callback without a code");
+      break;
+    case route_decision::kind::sign_out:
+      require(view(req.method_string()) == "POST", "sign-out but not a POST");
       break;
     case route_decision::kind::locks:
     case route_decision::kind::log:
