@@ -24,9 +24,9 @@ std::string join(std::string_view base, std::string_view path) {
 
 std::string cookie(std::string_view name, std::string_view value,
                    std::string_view path, long long max_age, bool secure) {
-  auto c = std::string{name} + "=" + std::string{value}
-           + "; Path=" + std::string{path} + "; Max-Age="
-           + std::to_string(max_age) + "; HttpOnly; SameSite=Lax";
+  auto c = std::string{name} + "=" + std::string{value} + "; Path="
+           + std::string{path} + "; Max-Age=" + std::to_string(max_age)
+           + "; HttpOnly; SameSite=Lax";
   if (secure)
     c += "; Secure";
   return c;
@@ -70,9 +70,8 @@ std::string authorize_location(const sign_in_options& o,
                                std::string_view state) {
   return join(o.web_endpoint, "login/oauth/authorize")
          + "?client_id=" + percent_encode(o.client_id)
-         + "&redirect_uri=" + percent_encode(callback_url(o))
-         + "&scope=" + percent_encode("read:org")
-         + "&state=" + percent_encode(state);
+         + "&redirect_uri=" + percent_encode(callback_url(o)) + "&scope="
+         + percent_encode("read:org") + "&state=" + percent_encode(state);
 }
 
 bool secure_cookies(const sign_in_options& o) {
@@ -112,9 +111,8 @@ http_request token_request(const sign_in_options& o, std::string_view code) {
   req.headers = {{"Accept", "application/json"},
                  {"Content-Type", "application/x-www-form-urlencoded"},
                  {"User-Agent", "heaven"}};
-  req.body = "client_id=" + percent_encode(o.client_id)
-             + "&client_secret=" + percent_encode(o.client_secret)
-             + "&code=" + percent_encode(code)
+  req.body = "client_id=" + percent_encode(o.client_id) + "&client_secret="
+             + percent_encode(o.client_secret) + "&code=" + percent_encode(code)
              + "&redirect_uri=" + percent_encode(callback_url(o));
   req.timeout_ms = 10000;
   return req;
@@ -144,7 +142,12 @@ std::optional<std::string> login_of(const http_response& res) {
   if (!j.is_object() || !j.contains("login") || !j["login"].is_string())
     return std::nullopt;
   auto login = j["login"].get<std::string>();
-  if (login.empty())
+  // GitHub's logins: letters, digits and '-', at most 39 (it is logged and
+  // goes into a URL).
+  if (login.empty() || login.size() > 39
+      || login.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+           != std::string::npos)
     return std::nullopt;
   return login;
 }

@@ -79,15 +79,14 @@ std::optional<std::string> access_token_of(const http_response& res);
 http_request user_request(const sign_in_options& o, std::string_view token);
 
 /// The `login` of GitHub's answer to `user_request` (nullopt unless 200
-/// with a string login).
+/// with a login of GitHub's shape: letters, digits and '-', 1 to 39).
 std::optional<std::string> login_of(const http_response& res);
 
 /// The membership question: with a team, GET
 /// `<api>/teams/<team_id>/memberships/<login>`; else GET
 /// `<api>/orgs/<org>/members/<login>`.
 http_request membership_request(const sign_in_options& o,
-                                std::string_view login,
-                                std::string_view token);
+                                std::string_view login, std::string_view token);
 
 /// Does GitHub's answer to `membership_request` let the person in? A team:
 /// 200 with `"state":"active"`; an organisation: 204.

@@ -70,8 +70,9 @@ BOOST_AUTO_TEST_CASE(the_authorize_redirect_names_the_callback_and_state) {
   auto plain = team();
   plain.public_url = "http://heaven.local:8080";
   BOOST_TEST(!secure_cookies(plain));
-  BOOST_TEST(callback_url(plain) == "http://heaven.local:8080/auth/github/"
-                                    "callback");
+  BOOST_TEST(callback_url(plain)
+             == "http://heaven.local:8080/auth/github/"
+                "callback");
 }
 
 BOOST_AUTO_TEST_CASE(cookies_are_http_only_lax_and_secure_over_https) {
@@ -97,14 +98,12 @@ BOOST_AUTO_TEST_CASE(the_callback_wants_the_state_of_its_cookie) {
   for (auto [query, cookies] :
        {std::pair{"code=c0de&state=other", cookie},
         std::pair{"code=c0de&state=s7a7", cookie},
-        std::pair{"code=c0de", cookie},
-        std::pair{"code=c0de&state=", cookie},
+        std::pair{"code=c0de", cookie}, std::pair{"code=c0de&state=", cookie},
         std::pair{"state=s7a7e", cookie},
         std::pair{"code=&state=s7a7e", cookie},
         std::pair{"code=c0de&state=s7a7e", std::string{}},
         std::pair{"code=c0de&state=s7a7e", std::string{"heaven_oauth_state="}},
-        std::pair{"code=c0de&state=s7a7e",
-                  std::string{"heaven_session=s7a7e"}},
+        std::pair{"code=c0de&state=s7a7e", std::string{"heaven_session=s7a7e"}},
         std::pair{"code=c0de&state=", std::string{"heaven_oauth_state="}}})
     BOOST_TEST(!callback_code(query, cookies), query << " / " << cookies);
 }
@@ -118,11 +117,11 @@ BOOST_AUTO_TEST_CASE(the_code_exchange_keeps_the_secret_in_the_body) {
              == "client_id=Iv1.client&client_secret=client%20s3cret%26%3D"
                 "&code=c0de&redirect_uri=https%3A%2F%2Fheaven.example.test%2F"
                 "auth%2Fgithub%2Fcallback");
-  BOOST_TEST((req.headers
-              == string_pairs{{"Accept", "application/json"},
-                              {"Content-Type",
-                               "application/x-www-form-urlencoded"},
-                              {"User-Agent", "heaven"}}));
+  BOOST_TEST(
+    (req.headers
+     == string_pairs{{"Accept", "application/json"},
+                     {"Content-Type", "application/x-www-form-urlencoded"},
+                     {"User-Agent", "heaven"}}));
   BOOST_TEST(access_token_of(answer(200, R"({"access_token":"gho_1",)"
                                          R"("scope":"read:org"})"))
                .value_or("-")
@@ -147,6 +146,14 @@ BOOST_AUTO_TEST_CASE(user_and_membership_are_asked_with_the_users_token) {
              == "amy");
   BOOST_TEST(!login_of(answer(401, R"({"login":"amy"})")));
   BOOST_TEST(!login_of(answer(200, R"({"id":1})")));
+  BOOST_TEST(login_of(answer(200, R"({"login":"a-B-9"})")).value_or("-")
+             == "a-B-9");
+  for (auto odd : {R"({"login":""})", R"({"login":"a/b"})",
+                   R"({"login":"a
+b"})",
+                   R"({"login":"a b"})",
+                   R"({"login":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})"})
+    BOOST_TEST(!login_of(answer(200, odd)), odd);
   auto t = membership_request(team(), "amy", "gho_1");
   BOOST_TEST(t.method == "GET");
   BOOST_TEST(t.url == "http://127.0.0.1:9/api/teams/42/memberships/amy");

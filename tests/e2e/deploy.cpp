@@ -506,7 +506,10 @@ BOOST_AUTO_TEST_CASE(without_a_token_or_sign_in_the_read_side_is_off) {
     = "] [heaven] [warning] neither HEAVEN_API_TOKEN nor GITHUB_CLIENT_ID is "
       "set: GET /deployments, GET /locks and GET /metrics are not served on "
       "127.0.0.1:0 (only the log and locks links with their token are); set "
-      "HEAVEN_API_TOKEN to read them with 'Authorization: Bearer <token>'\n";
+      "HEAVEN_API_TOKEN to read them with 'Authorization: Bearer <token>', or "
+      "GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET and GITHUB_TEAM_ID or "
+      "HEAVEN_GITHUB_ORG to read /deployments and /locks signed in with "
+      "GitHub\n";
   // Said once.
   BOOST_TEST(own.find(line) != std::string::npos, own);
   BOOST_TEST(own.find(line) == own.rfind(line), own);
