@@ -96,11 +96,11 @@ struct fixture {
                == "heaven_oauth_state=" + state
                     + "; Path=/auth/github; Max-Age=600; HttpOnly; "
                       "SameSite=Lax; Secure");
-    BOOST_TEST(headers_of(res, "location")
-               == std::vector<std::string>{
-                 github.base_url() + "login/oauth/authorize?client_id="
-                 + client_id + "&redirect_uri=" + callback
-                 + "&scope=read%3Aorg&state=" + state});
+    BOOST_TEST(
+      headers_of(res, "location")
+      == std::vector<std::string>{
+        github.base_url() + "login/oauth/authorize?client_id=" + client_id
+        + "&redirect_uri=" + callback + "&scope=read%3Aorg&state=" + state});
     return state;
   }
 
@@ -111,10 +111,9 @@ struct fixture {
     string_pairs headers;
     if (!cookie_state.empty())
       headers.emplace_back("Cookie", "heaven_oauth_state=" + cookie_state);
-    return http_call("GET",
-                     h.base() + "/auth/github/callback?code=c0de-42&state="
-                       + state,
-                     headers);
+    return http_call(
+      "GET", h.base() + "/auth/github/callback?code=c0de-42&state=" + state,
+      headers);
   }
 };
 
