@@ -52,8 +52,14 @@ bool is_hex(const std::string& s, std::size_t size) {
 struct fixture {
   fs::path tmp = make_temp_dir("signin");
   http_stub github;
-  /// The login GitHub's /user names.
+  /// The login GitHub's /user names (the stub's thread reads it).
+  std::mutex mtx;
   std::string login = "amy";
+
+  void set_login(std::string name) {
+    std::lock_guard<std::mutex> guard{mtx};
+    login = std::move(name);
+  }
 
   fixture() {
     github.respond_with([this](const recorded_request& r) -> stub_response {
@@ -62,10 +68,16 @@ struct fixture {
         return {200, json,
                 std::string{R"({"access_token":")"} + access_token
                   + R"(","token_type":"bearer","scope":"read:org"})"};
-      if (r.method == "GET" && r.target == "/user")
+      if (r.method == "GET" && r.target == "/user") {
+        std::lock_guard<std::mutex> guard{mtx};
         return {200, json, R"({"login":")" + login + R"(","id":7})"};
+      }
       if (r.method == "GET" && r.target == "/teams/42/memberships/amy")
         return {200, json, R"({"state":"active","role":"member"})"};
+      if (r.method == "GET" && r.target == "/orgs/octo/members/amy")
+        return {204, {}, ""};
+      if (r.method == "GET" && r.target.starts_with("/orgs/octo/members/"))
+        return {404, json, R"({"message":"Not Found"})"};
       if (r.method == "GET" && r.target.starts_with("/teams/42/memberships/"))
         return {404, json, R"({"message":"Not Found"})"};
       return {201, json, "{}"};
@@ -207,7 +219,7 @@ BOOST_AUTO_TEST_CASE(a_team_member_signs_in_reads_and_signs_out) {
 }
 
 BOOST_AUTO_TEST_CASE(someone_outside_the_team_gets_403_and_no_session) {
-  login = "eve";
+  set_login("eve");
   heaven_server h{tmp / "data", github.base_url(), sign_in_env()};
   auto state = start_sign_in(h);
   auto res = come_back(h, state, state);
@@ -223,6 +235,37 @@ BOOST_AUTO_TEST_CASE(someone_outside_the_team_gets_403_and_no_session) {
                != std::string::npos,
              own);
   BOOST_TEST(own.find(client_secret) == std::string::npos, own);
+}
+
+BOOST_AUTO_TEST_CASE(an_organisation_lets_in_its_members_only) {
+  auto env = sign_in_env();
+  env.erase(env.begin() + 2); // GITHUB_TEAM_ID
+  env.emplace_back("HEAVEN_GITHUB_ORG", "octo");
+  heaven_server h{tmp / "data", github.base_url(), env};
+  auto state = start_sign_in(h);
+  auto res = come_back(h, state, state);
+  BOOST_TEST(res.status == 302, res.body);
+  auto cookies = headers_of(res, "set-cookie");
+  BOOST_REQUIRE_EQUAL(cookies.size(), 2u);
+  auto id = cookie_of(cookies[0], "heaven_session");
+  BOOST_TEST(http_call("GET", h.base() + "/deployments", session(id)).status
+             == 200);
+  set_login("eve");
+  state = start_sign_in(h);
+  res = come_back(h, state, state);
+  BOOST_TEST(res.status == 403);
+  BOOST_TEST(res.body
+             == R"({"error":"not a member of the organisation octo"})");
+  BOOST_TEST(headers_of(res, "set-cookie").empty());
+  std::vector<std::string> asked;
+  for (auto& r : github.requests())
+    asked.push_back(r.method + " " + r.target);
+  BOOST_TEST(asked
+               == (std::vector<std::string>{
+                 "POST /login/oauth/access_token", "GET /user",
+                 "GET /orgs/octo/members/amy", "POST /login/oauth/access_token",
+                 "GET /user", "GET /orgs/octo/members/eve"}),
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_wrong_or_missing_state_is_403_and_asks_github_nothing) {
