@@ -68,6 +68,9 @@ void check(const route_decision& d, const http::request<http::string_body>& req,
       require(view(req.method_string()) == "GET",
               "/healthz answered a method other than GET");
       break;
+    case route_decision::kind::metrics:
+      require(false, "the metrics answered without the API token");
+      break;
     case route_decision::kind::sign_in:
       require(view(req.method_string()) == "GET", "sign-in but not a GET");
       break;
