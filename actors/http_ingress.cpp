@@ -67,10 +67,10 @@ class server_impl final : public ingress_server {
 public:
   server_impl(caf::actor_system& sys, ingress_options opts,
               receiver_actor receiver, store_actor store)
-    : sys(sys), opts(std::move(opts)), receiver(std::move(receiver)),
-      store(std::move(store)), gate_(std::make_shared<gate>()),
-      intake(sys, this->receiver), work_(net::make_work_guard(ioc_)),
-      acceptor_(ioc_), overdue_timer_(ioc_) {
+    : sys(sys), opts(std::move(opts)), routing(routing_of(this->opts)),
+      receiver(std::move(receiver)), store(std::move(store)),
+      gate_(std::make_shared<gate>()), intake(sys, this->receiver),
+      work_(net::make_work_guard(ioc_)), acceptor_(ioc_), overdue_timer_(ioc_) {
   }
 
   ~server_impl() override {
@@ -92,6 +92,8 @@ public:
 
   caf::actor_system& sys;
   const ingress_options opts;
+  /// What routing needs of `opts`.
+  const route_options routing;
   const receiver_actor receiver;
   const store_actor store;
   const std::shared_ptr<gate> gate_;
@@ -154,13 +156,15 @@ public:
 
   /// Sends the answer an actor produced for request `seq`, unless that
   /// request was answered already (it was overdue).
-  void answer(uint64_t seq, int status, std::string body) {
+  void answer(uint64_t seq, int status, std::string body,
+              string_pairs headers) {
     if (closed_ || seq != seq_)
       return;
     asked_at_.reset();
     if (status < 100 || status > 599)
       status = 500;
-    respond(static_cast<http::status>(status), std::move(body));
+    respond(static_cast<http::status>(status), std::move(body), {}, false,
+            headers);
   }
 
   /// Answers 503 for an event handed on at least `event_deadline` before
@@ -242,34 +246,22 @@ private:
 
   void route() {
     ++seq_;
-    auto header = [this](http::field name) {
-      auto value = req_[name];
-      return std::string_view{value.data(), value.size()};
-    };
-    auto github = [this](std::string_view name) {
+    auto field = [this](std::string_view name) {
       auto value = req_[beast::string_view{name.data(), name.size()}];
       return std::string_view{value.data(), value.size()};
     };
-    auto& opts = srv_.opts;
-    route_options ro;
-    ro.secret = opts.secret;
-    ro.insecure = opts.insecure;
-    ro.log_key = opts.log_key;
-    ro.has_logs = opts.logs != nullptr;
-    ro.api_token = opts.api_token;
-    ro.metrics_only = opts.metrics_only;
     auto method = req_.method_string();
     auto target = req_.target();
-    auto r = route_request(
-      {std::string_view{method.data(), method.size()},
-       std::string_view{target.data(), target.size()}, github("X-GitHub-Event"),
-       github("X-GitHub-Delivery"), github("X-Hub-Signature-256"),
-       header(http::field::content_type), header(http::field::authorization),
-       std::move(req_.body())},
-      ro);
+    auto r = route_request({std::string_view{method.data(), method.size()},
+                            std::string_view{target.data(), target.size()},
+                            field("X-GitHub-Event"), field("X-GitHub-Delivery"),
+                            field("X-Hub-Signature-256"), field("Content-Type"),
+                            field("Authorization"), field("Cookie"),
+                            std::move(req_.body())},
+                           srv_.routing);
     what_ = std::move(r.line);
     webhook_event_ = what_.size() > 8 && what_.ends_with(" /events")
-                       ? metrics::webhook_event_label(github("X-GitHub-Event"))
+                       ? metrics::webhook_event_label(field("X-GitHub-Event"))
                        : std::string_view{};
     switch (r.what) {
       case route_decision::kind::answer:
@@ -281,8 +273,10 @@ private:
             static_cast<http::status>(r.status), std::move(r.body),
             {{http::field::www_authenticate, "Bearer realm=\"heaven\""}});
         return respond(static_cast<http::status>(r.status), std::move(r.body));
-      case route_decision::kind::health:
-        return on_health();
+      case route_decision::kind::health: {
+        auto h = health_answer(srv_.opts.health.get());
+        return respond(static_cast<http::status>(h.status), std::move(h.body));
+      }
       case route_decision::kind::event:
         return on_event(std::move(r.event));
       case route_decision::kind::list:
@@ -295,6 +289,11 @@ private:
         return respond(http::status::ok, metrics::render(),
                        {{http::field::content_type,
                          "text/plain; version=0.0.4; charset=utf-8"}});
+      case route_decision::kind::sign_in:
+      case route_decision::kind::callback:
+      case route_decision::kind::sign_out:
+        return answer_sign_in(srv_.sys, *srv_.opts.sign_in, std::move(r),
+                              header_replier());
     }
   }
 
@@ -342,26 +341,28 @@ private:
             {{http::field::retry_after, "1"}});
   }
 
-  /// `GET /healthz`: what the health board says.
-  void on_health() {
-    auto r = health_answer(srv_.opts.health.get());
-    respond(static_cast<http::status>(r.status), std::move(r.body));
-  }
-
   /// A callback that posts an answer back to this connection, from any
   /// thread, unless the connection or the server is gone by then.
   reply_fn replier() {
+    return [r = header_replier()](int status, std::string body) {
+      r(status, std::move(body), {});
+    };
+  }
+
+  /// Writes an actor's answer to the current request on the io thread.
+  header_reply_fn header_replier() {
     std::weak_ptr<session> weak = weak_from_this();
     auto g = srv_.gate_;
-    return [weak, g, seq = seq_](int status, std::string body) {
+    return [weak, g, seq = seq_](int status, std::string body,
+                                 string_pairs headers) {
       std::lock_guard<std::mutex> guard{g->mtx};
       if (!g->open)
         return;
       if (auto s = weak.lock())
-        net::post(s->executor(),
-                  [s, seq, status, body = std::move(body)]() mutable {
-                    s->answer(seq, status, std::move(body));
-                  });
+        net::post(s->executor(), [s, seq, status, body = std::move(body),
+                                  headers = std::move(headers)]() mutable {
+          s->answer(seq, status, std::move(body), std::move(headers));
+        });
     };
   }
 
@@ -382,12 +383,14 @@ private:
   void
   respond(http::status status, std::string body,
           std::initializer_list<std::pair<http::field, const char*>> extra = {},
-          bool close_after = false) {
+          bool close_after = false, const string_pairs& more = {}) {
     auto res = std::make_shared<string_response>(status, req_.version());
     res->set(http::field::server, "heaven");
     res->set(http::field::content_type, "application/json");
     for (auto& [field, value] : extra)
       res->set(field, value);
+    for (auto& [name, value] : more)
+      res->insert(name, value);
     res->keep_alive(req_.keep_alive() && !close_after);
     res->body() = std::move(body);
     res->prepare_payload();

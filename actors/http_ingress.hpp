@@ -15,6 +15,7 @@ namespace heaven {
 
 class health_board;
 class log_book;
+struct sign_in_setup; // actors/ingress_answers.hpp
 
 /// What the ingress needs to know.
 struct ingress_options {
@@ -40,11 +41,15 @@ struct ingress_options {
   /// Key for the tokens of log pages and `GET /locks` (see log_token,
   /// locks_token).
   std::string log_key;
-  /// HEAVEN_API_TOKEN: the bearer token of GET /metrics.
+  /// HEAVEN_API_TOKEN: the bearer token of GET /metrics, /deployments and
+  /// /locks.
   std::string api_token;
   /// Serve only /metrics (without a token) and /healthz
   /// (HEAVEN_METRICS_LISTEN).
   bool metrics_only = false;
+  /// Sign-in with GitHub (null: off): its sessions read /deployments and
+  /// /locks.
+  std::shared_ptr<const sign_in_setup> sign_in;
 };
 
 /// A running HTTP server. Destroying it stops it.

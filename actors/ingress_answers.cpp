@@ -8,6 +8,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "actors/ingress_route.hpp"
 #include "base/health.hpp"
@@ -129,6 +130,112 @@ ingress_reply health_answer(const health_board* health) {
   body["problems"] = problems;
   return {problems.empty() && !health->draining() ? 200 : 503,
           body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+}
+
+namespace {
+
+/// How long each of GitHub's answers may take.
+constexpr auto github_timeout = std::chrono::seconds(15);
+
+/// The callback's three questions to GitHub, one after the other.
+void sign_in_flow(caf::event_based_actor* self, sign_in_setup setup,
+                  std::string code, header_reply_fn reply) {
+  auto& o = setup.options;
+  auto refused = [reply](std::string why) { reply(403, json_error(why), {}); };
+  auto unreachable = [reply, self](caf::error& err) {
+    spdlog::warn("sign-in: GitHub could not be asked: {}",
+                 self->system().render(err));
+    reply(502, json_error("GitHub could not be asked"), {});
+  };
+  self->request(setup.http, github_timeout, token_request(o, code))
+    .then(
+      [=](http_response& res) {
+        auto token = access_token_of(res);
+        if (!token) {
+          spdlog::info("sign-in: GitHub did not exchange the code ({})",
+                       res.status);
+          return refused("GitHub did not sign you in");
+        }
+        self->request(setup.http, github_timeout, user_request(o, *token))
+          .then(
+            [=](http_response& res) {
+              auto login = login_of(res);
+              if (!login)
+                return refused("GitHub did not say who you are");
+              self
+                ->request(setup.http, github_timeout,
+                          membership_request(o, *login, *token))
+                .then(
+                  [=](http_response& res) {
+                    auto team = o.team_id.empty() ? "organisation " + o.org
+                                                  : "team " + o.team_id;
+                    if (!is_member(o, res)) {
+                      spdlog::warn("sign-in: {} is not a member of {} ({})",
+                                   *login, team, res.status);
+                      return refused("not a member of the " + team);
+                    }
+                    auto secure = secure_cookies(o);
+                    auto id = setup.sessions->open(*login,
+                                                   session_table::clock::now());
+                    spdlog::info("sign-in: {} signed in", *login);
+                    reply(
+                      302, "{}",
+                      {{"Location", "/"},
+                       {"Set-Cookie",
+                        session_cookie(id, setup.sessions->ttl(), secure)},
+                       {"Set-Cookie", cleared_cookie(state_cookie_name,
+                                                     "/auth/github", secure)}});
+                  },
+                  unreachable);
+            },
+            unreachable);
+      },
+      unreachable);
+}
+
+} // namespace
+
+route_options routing_of(const ingress_options& opts) {
+  route_options ro;
+  ro.secret = opts.secret;
+  ro.insecure = opts.insecure;
+  ro.log_key = opts.log_key;
+  ro.has_logs = opts.logs != nullptr;
+  ro.api_token = opts.api_token;
+  ro.metrics_only = opts.metrics_only;
+  if (auto s = opts.sign_in) {
+    ro.github_sign_in = true;
+    ro.session_valid = [s](std::string_view id) {
+      return s->sessions->valid(id, session_table::clock::now());
+    };
+  }
+  return ro;
+}
+
+void answer_sign_in(caf::actor_system& sys, const sign_in_setup& setup,
+                    route_decision r, header_reply_fn reply) {
+  auto& o = setup.options;
+  auto secure = secure_cookies(o);
+  switch (r.what) {
+    case route_decision::kind::sign_in: {
+      auto state = random_hex(32);
+      return reply(302, "{}",
+                   {{"Location", authorize_location(o, state)},
+                    {"Set-Cookie", state_cookie(state, secure)}});
+    }
+    case route_decision::kind::sign_out:
+      if (!r.session.empty())
+        setup.sessions->close(r.session);
+      return reply(
+        303, "{}",
+        {{"Location", "/"},
+         {"Set-Cookie", cleared_cookie(session_cookie_name, "/", secure)}});
+    case route_decision::kind::callback:
+      sys.spawn(sign_in_flow, setup, std::move(r.code), std::move(reply));
+      return;
+    default:
+      return reply(404, json_error("not found"), {});
+  }
 }
 
 std::string deployments_json(const std::vector<deployment_row>& rows) {

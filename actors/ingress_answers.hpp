@@ -13,6 +13,8 @@
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/http_ingress.hpp"
+#include "actors/ingress_auth.hpp"
 #include "actors/ingress_route.hpp"
 #include "messages/interfaces.hpp"
 
@@ -60,6 +62,34 @@ void answer_locks(caf::actor_system& sys, const store_actor& store,
 /// "degraded" with the problems it knows of (a store that cannot write).
 /// Always ok without a board.
 ingress_reply health_answer(const health_board* health);
+
+/// Sign-in with GitHub as the ingress runs it.
+struct sign_in_setup {
+  sign_in_options options;
+  std::shared_ptr<session_table> sessions;
+  /// Asked for the code exchange, the user and the membership.
+  http_client_actor http;
+};
+
+/// What routing needs of `opts` (views of its strings; a session cookie is
+/// checked against `opts.sign_in`'s sessions).
+route_options routing_of(const ingress_options& opts);
+
+/// Writes an answer with headers (`Set-Cookie` may come twice); callable
+/// from any thread.
+using header_reply_fn
+  = std::function<void(int status, std::string body, string_pairs headers)>;
+
+/// Answers the sign-in routes (route_decision::kind::sign_in, callback,
+/// sign_out). `GET /auth/github`: 302 to GitHub with a fresh state, also
+/// set as a cookie. The callback: the code exchanged, the user read, the
+/// membership checked, each from a short-lived actor (the io thread never
+/// waits); a member gets a session cookie and 302 to `/`; anyone else 403
+/// and no session (502 when GitHub cannot be reached). The GitHub token is
+/// forgotten once the membership is known. `POST /auth/signout`: the session
+/// ended, its cookie cleared, 303 to `/`.
+void answer_sign_in(caf::actor_system& sys, const sign_in_setup& setup,
+                    route_decision r, header_reply_fn reply);
 
 /// The deployments as the JSON array `GET /deployments` answers: one
 /// object per deployment, keys in alphabetical order, `finished_at` null

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/ingress_auth.hpp"
 #include "base/log_book.hpp"
 #include "base/validate.hpp"
 #include "base/webhook.hpp"
@@ -19,22 +20,6 @@ namespace {
 
 constexpr int32_t default_limit = 50;
 constexpr int32_t max_limit = 500;
-
-/// The value of `name` in a query string ("" when absent).
-std::string_view query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto pair = query.substr(0, amp);
-    auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name)
-      return eq == std::string_view::npos ? std::string_view{}
-                                          : pair.substr(eq + 1);
-    if (amp == std::string_view::npos)
-      break;
-    query.remove_prefix(amp + 1);
-  }
-  return {};
-}
 
 /// Parses all of `text` as a number.
 template <class T>
@@ -71,6 +56,28 @@ route_decision not_allowed(route_decision r, const char* allow) {
 
 route_decision not_found(route_decision r) {
   return answer(std::move(r), 404, json_error("not found"));
+}
+
+route_decision unauthorized(route_decision r) {
+  r.bearer_challenge = true;
+  return answer(std::move(r), 401, json_error("unauthorized"));
+}
+
+/// Who may read the read side (`/deployments`, `/locks`).
+enum class read_access { off, denied, granted };
+
+read_access read_access_of(const request_parts& req,
+                           const route_options& opts) {
+  if (opts.api_token.empty() && !opts.github_sign_in)
+    return read_access::off;
+  if (bearer_matches(req.authorization, opts.api_token))
+    return read_access::granted;
+  if (opts.github_sign_in && opts.session_valid) {
+    auto session = cookie_value(req.cookie, session_cookie_name);
+    if (!session.empty() && opts.session_valid(session))
+      return read_access::granted;
+  }
+  return read_access::denied;
 }
 
 /// Parses `body` as an event of type `ev.type` into `ev`, including
@@ -167,13 +174,8 @@ route_decision route_request(request_parts req, const route_options& opts) {
     if (!opts.metrics_only) {
       if (opts.api_token.empty())
         return not_found(std::move(r));
-      constexpr std::string_view bearer = "Bearer ";
-      auto auth = req.authorization;
-      if (auth.substr(0, bearer.size()) != bearer
-          || !equal_constant_time(auth.substr(bearer.size()), opts.api_token)) {
-        r.bearer_challenge = true;
-        return answer(std::move(r), 401, json_error("unauthorized"));
-      }
+      if (!bearer_matches(req.authorization, opts.api_token))
+        return unauthorized(std::move(r));
     }
     r.what = route_decision::kind::metrics;
     return r;
@@ -194,6 +196,14 @@ route_decision route_request(request_parts req, const route_options& opts) {
   if (path == "/deployments") {
     if (!get)
       return not_allowed(std::move(r), "GET");
+    switch (read_access_of(req, opts)) {
+      case read_access::off:
+        return not_found(std::move(r));
+      case read_access::denied:
+        return unauthorized(std::move(r));
+      case read_access::granted:
+        break;
+    }
     r.limit = default_limit;
     if (auto text = query_param(query, "limit"); !text.empty()) {
       auto n = to_number<int32_t>(text);
@@ -208,11 +218,43 @@ route_decision route_request(request_parts req, const route_options& opts) {
   if (path == "/locks") {
     if (!get)
       return not_allowed(std::move(r), "GET");
-    // Anyone without the token is told there is nothing here.
-    auto token = query_param(query, "token");
-    if (token.empty() || !equal_constant_time(token, locks_token(opts.log_key)))
-      return not_found(std::move(r));
     r.what = route_decision::kind::locks;
+    // The link chat-ops posts opens them for whoever has it.
+    auto token = query_param(query, "token");
+    if (!token.empty() && equal_constant_time(token, locks_token(opts.log_key)))
+      return r;
+    switch (read_access_of(req, opts)) {
+      case read_access::off:
+        return not_found(std::move(r));
+      case read_access::denied:
+        return unauthorized(std::move(r));
+      case read_access::granted:
+        break;
+    }
+    return r;
+  }
+  if (path == "/auth/github" || path == "/auth/github/callback"
+      || path == "/auth/signout") {
+    if (!opts.github_sign_in)
+      return not_found(std::move(r));
+    if (path == "/auth/signout") {
+      if (req.method != "POST")
+        return not_allowed(std::move(r), "POST");
+      r.session = std::string{cookie_value(req.cookie, session_cookie_name)};
+      r.what = route_decision::kind::sign_out;
+      return r;
+    }
+    if (!get)
+      return not_allowed(std::move(r), "GET");
+    if (path == "/auth/github") {
+      r.what = route_decision::kind::sign_in;
+      return r;
+    }
+    auto code = callback_code(query, req.cookie);
+    if (!code)
+      return answer(std::move(r), 403, json_error("sign-in state mismatch"));
+    r.code = std::move(*code);
+    r.what = route_decision::kind::callback;
     return r;
   }
   constexpr std::string_view prefix = "/deployments/";
@@ -235,6 +277,48 @@ route_decision route_request(request_parts req, const route_options& opts) {
     }
   }
   return not_found(std::move(r));
+}
+
+std::string_view query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? std::string_view{}
+                                          : pair.substr(eq + 1);
+    if (amp == std::string_view::npos)
+      break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+bool bearer_matches(std::string_view authorization, std::string_view token) {
+  constexpr std::string_view bearer = "Bearer ";
+  return !token.empty() && authorization.substr(0, bearer.size()) == bearer
+         && equal_constant_time(authorization.substr(bearer.size()), token);
+}
+
+std::string_view cookie_value(std::string_view header, std::string_view name) {
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+      s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+      s.remove_suffix(1);
+    return s;
+  };
+  while (!header.empty()) {
+    auto semi = header.find(';');
+    auto pair = trim(header.substr(0, semi));
+    auto eq = pair.find('=');
+    if (eq != std::string_view::npos && trim(pair.substr(0, eq)) == name)
+      return trim(pair.substr(eq + 1));
+    if (semi == std::string_view::npos)
+      break;
+    header.remove_prefix(semi + 1);
+  }
+  return {};
 }
 
 std::pair<std::string, uint16_t> split_listen(const std::string& listen) {

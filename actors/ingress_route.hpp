@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,6 +27,7 @@ struct request_parts {
   std::string_view signature;       ///< X-Hub-Signature-256
   std::string_view content_type;    ///< Content-Type
   std::string_view authorization;   ///< Authorization
+  std::string_view cookie;          ///< Cookie
   /// The body as received.
   std::string body;
 };
@@ -39,9 +41,16 @@ struct route_options {
   std::string_view log_key;
   /// False when the ingress has no log book (every log is then not found).
   bool has_logs = false;
-  /// HEAVEN_API_TOKEN: `Authorization: Bearer <it>` reads `/metrics`
-  /// (empty: nobody does, on the main listener).
+  /// HEAVEN_API_TOKEN: `Authorization: Bearer <it>` reads `/metrics`,
+  /// `/deployments` and `/locks` (empty: nobody does with a token, on the
+  /// main listener).
   std::string_view api_token;
+  /// GitHub sign-in is configured (GITHUB_CLIENT_ID): the read side is on
+  /// even without an api_token.
+  bool github_sign_in = false;
+  /// Whether the request's `heaven_session` cookie names a live session
+  /// (null: none does).
+  std::function<bool(std::string_view session_id)> session_valid;
   /// The metrics listener (HEAVEN_METRICS_LISTEN, a private network):
   /// `/metrics` without a token and `/healthz`, nothing else.
   bool metrics_only = false;
@@ -64,6 +73,12 @@ struct route_decision {
     log,
     /// Answer the metrics (Prometheus' text format).
     metrics,
+    /// GitHub sign-in: redirect to GitHub's authorize page.
+    sign_in,
+    /// GitHub sign-in's callback, its state checked: exchange `code`.
+    callback,
+    /// End the session `session` (may be "") and clear its cookie.
+    sign_out,
   };
   kind what = kind::answer;
   /// "METHOD /path" for the debug log; never the query, which may hold a
@@ -80,23 +95,49 @@ struct route_decision {
   inbound_event event;
   int32_t limit = 0;
   int64_t deployment_id = 0;
+  /// kind::callback: GitHub's code.
+  std::string code;
+  /// kind::sign_out: the request's session id.
+  std::string session;
 };
 
 /// Routes `req`: `/events` (POST; 400 without X-GitHub-Event or
 /// X-GitHub-Delivery, 401 on a bad signature, 422 for an event heaven does
 /// not take, 400 for a body that is not that event), `/healthz`,
-/// `/deployments[?limit=N]`, `/locks?token=`, `/deployments/<id>/log?token=`
+/// `/deployments[?limit=N]`, `/locks`, `/deployments/<id>/log?token=`
 /// (GET each; 405 with `allow` for another method), `/metrics` (GET, with
 /// `Authorization: Bearer <api_token>`: 401 without or with another; 404
-/// when there is no api_token). Anything else, and a wrong or missing log
-/// or lock token, is 404. With `metrics_only`, only `/metrics` (no token)
-/// and `/healthz` are there.
+/// when there is no api_token).
+///
+/// The read side, `/deployments` and `/locks`: with an api_token or GitHub
+/// sign-in, `Authorization: Bearer <api_token>` or a live session's
+/// `heaven_session` cookie reads them, anything else is 401 (a bearer
+/// challenge, no data); with neither, they are 404. `/locks?token=<locks
+/// token>` (the link chat-ops posts) reads the locks whatever the rest.
+///
+/// With GitHub sign-in (404 without): `GET /auth/github` starts it, `GET
+/// /auth/github/callback` is 403 unless its `state` is the state cookie's
+/// (and it has a code), `POST /auth/signout` ends a session.
+///
+/// Anything else, and a wrong or missing log token, is 404. With
+/// `metrics_only`, only `/metrics` (no token) and `/healthz` are there.
 route_decision route_request(request_parts req, const route_options& opts);
 
 /// The host (brackets of an IPv6 address removed; "" for every address) and
 /// port of a listen address "host:port". Throws std::runtime_error naming
 /// what is wrong.
 std::pair<std::string, uint16_t> split_listen(const std::string& listen);
+
+/// Is `authorization` exactly `Bearer <token>` (compared in constant
+/// time)? Never with an empty `token`.
+bool bearer_matches(std::string_view authorization, std::string_view token);
+
+/// The value of `name` in a query string, as sent ("" when absent).
+std::string_view query_param(std::string_view query, std::string_view name);
+
+/// The value of the cookie `name` in a Cookie header ("" when absent).
+std::string_view cookie_value(std::string_view cookie_header,
+                              std::string_view name);
 
 /// An HTTP answer: status and JSON body.
 struct ingress_reply {

@@ -154,10 +154,25 @@ const std::vector<option>& options() {
      "503 with Retry-After (GitHub and senders retry) instead of queueing",
      HEAVEN_INT(max_pending_events, "HEAVEN_MAX_PENDING_EVENTS")},
     {"HEAVEN_API_TOKEN", "--api-token-file",
-     "bearer token that reads GET /metrics (Authorization: Bearer ...); "
-     "without it /metrics is not served on HEAVEN_LISTEN; the flag names a "
-     "file holding it",
+     "bearer token that reads GET /metrics, GET /deployments and GET /locks "
+     "(Authorization: Bearer ...); without it /metrics is not served on "
+     "HEAVEN_LISTEN, nor /deployments and /locks without GitHub sign-in; the "
+     "flag names a file holding it",
      HEAVEN_STRING(api_token), true},
+    {"GITHUB_CLIENT_ID", "--github-client-id",
+     "client id of the GitHub OAuth app people sign in with to read "
+     "/deployments and /locks (callback: HEAVEN_PUBLIC_URL/auth/github/"
+     "callback); wants GITHUB_TEAM_ID or HEAVEN_GITHUB_ORG",
+     HEAVEN_STRING(github_client_id)},
+    {"GITHUB_CLIENT_SECRET", "--github-client-secret-file",
+     "client secret of that OAuth app; the flag names a file holding it",
+     HEAVEN_STRING(github_client_secret), true},
+    {"GITHUB_TEAM_ID", "--github-team-id",
+     "sign-in lets in only this team's active members (GitHub's team id)",
+     HEAVEN_STRING(github_team_id)},
+    {"HEAVEN_GITHUB_ORG", "--github-org",
+     "without GITHUB_TEAM_ID, sign-in lets in this organisation's members",
+     HEAVEN_STRING(github_org)},
     {"HEAVEN_METRICS_LISTEN", "--metrics-listen",
      "host:port of a second listener that serves GET /metrics without a "
      "token, and /healthz (for a private network); empty: none",

@@ -39,8 +39,15 @@ struct settings {
   /// Webhook events waiting for the store's commit beyond which /events
   /// answers 503 with Retry-After.
   int64_t max_pending_events = 1000; ///< HEAVEN_MAX_PENDING_EVENTS
-  /// Bearer token for GET /metrics (empty: not served on HEAVEN_LISTEN).
+  /// Bearer token for GET /metrics, /deployments and /locks (empty: /metrics
+  /// is not served on HEAVEN_LISTEN).
   std::string api_token; ///< HEAVEN_API_TOKEN
+  /// Sign-in with GitHub (OAuth web flow) for /deployments and /locks; on
+  /// when the client id is set, which wants a team or an organisation.
+  std::string github_client_id;     ///< GITHUB_CLIENT_ID
+  std::string github_client_secret; ///< GITHUB_CLIENT_SECRET
+  std::string github_team_id;       ///< GITHUB_TEAM_ID
+  std::string github_org;           ///< HEAVEN_GITHUB_ORG
   /// A second address serving only /metrics (no token) and /healthz.
   std::string metrics_listen; ///< HEAVEN_METRICS_LISTEN
   int64_t status_retries = 5; ///< HEAVEN_STATUS_RETRIES

@@ -23,7 +23,8 @@ string_pairs current_environment() {
 string_pairs child_environment(const settings& cfg, const string_pairs& env) {
   string_pairs result;
   for (auto& [k, v] : env) {
-    if (k == "GITHUB_WEBHOOK_SECRET" || k == "HEAVEN_API_TOKEN")
+    if (k == "GITHUB_WEBHOOK_SECRET" || k == "HEAVEN_API_TOKEN"
+        || k == "GITHUB_CLIENT_SECRET")
       continue;
     if (std::find(cfg.withhold_env.begin(), cfg.withhold_env.end(), k)
         != cfg.withhold_env.end())
@@ -90,6 +91,8 @@ std::vector<std::string> secret_values(const settings& cfg,
     result.push_back(cfg.webhook_secret);
   if (!cfg.api_token.empty())
     result.push_back(cfg.api_token);
+  if (!cfg.github_client_secret.empty())
+    result.push_back(cfg.github_client_secret);
   if (!cfg.heroku_api_key.empty())
     result.push_back(cfg.heroku_api_key);
   if (!cfg.beanstalk_secret_access_key.empty())

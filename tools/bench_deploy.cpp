@@ -37,6 +37,7 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 constexpr auto webhook_secret = "bench webhook secret";
+constexpr auto api_token = "bench api token";
 
 struct options {
   int deployments = 100;
@@ -211,6 +212,7 @@ void start_heaven(heaven_child& h, const options& o, const fs::path& tmp,
     "HEAVEN_DATA_DIR=" + data.string(),
     "GITHUB_WEBHOOK_SECRET=" + std::string{webhook_secret},
     "GITHUB_TOKEN=bench",
+    "HEAVEN_API_TOKEN=" + std::string{api_token},
     "OCTOKIT_API_ENDPOINT=" + api,
     "HEAVEN_CONFIG=/dev/null",
     "HEAVEN_LOG_LEVEL=warn",
@@ -230,11 +232,15 @@ size_t write_to_string(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
-/// GET `url`; returns the body, or nullopt unless the answer is 200.
+/// GET `url` with the API token; returns the body, or nullopt unless the
+/// answer is 200.
 std::optional<std::string> http_get(const std::string& url) {
   auto e = curl_easy_init();
   std::string body;
+  auto auth = "Authorization: Bearer " + std::string{api_token};
+  curl_slist* headers = curl_slist_append(nullptr, auth.c_str());
   curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_to_string);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
@@ -243,6 +249,7 @@ std::optional<std::string> http_get(const std::string& url) {
   long status = 0;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(e);
+  curl_slist_free_all(headers);
   if (rc != CURLE_OK || status != 200)
     return std::nullopt;
   return body;

@@ -161,10 +161,11 @@ bool run_demo(const settings& cfg, uint16_t port) {
   if (status != 201)
     return false;
   // Find heaven's id for the event, then follow its live log.
+  const std::string bearer = "Authorization: Bearer " + cfg.api_token;
   int64_t id = 0;
   for (int i = 0; i < 100 && id == 0; ++i) {
     std::string list;
-    http("GET", base + "/deployments?limit=20", {}, "", &list, false);
+    http("GET", base + "/deployments?limit=20", {bearer}, "", &list, false);
     auto parsed = nlohmann::json::parse(list, nullptr, false);
     if (parsed.is_array())
       for (auto& d : parsed)
@@ -186,7 +187,7 @@ bool run_demo(const settings& cfg, uint16_t port) {
             << "/log?token=...):\n\n";
   http("GET", url, {}, "", nullptr, true);
   std::string list;
-  http("GET", base + "/deployments?limit=20", {}, "", &list, false);
+  http("GET", base + "/deployments?limit=20", {bearer}, "", &list, false);
   auto parsed = nlohmann::json::parse(list, nullptr, false);
   if (parsed.is_array())
     for (auto& d : parsed)

@@ -24,6 +24,7 @@
 #include "actors/deployment_context.hpp"
 #include "actors/http_client.hpp"
 #include "actors/http_ingress.hpp"
+#include "actors/ingress_answers.hpp"
 #include "actors/notify.hpp"
 #include "actors/outbox.hpp"
 #include "actors/process.hpp"
@@ -194,11 +195,28 @@ int serve(settings cfg, bool demo) {
     std::cout << "No GITHUB_WEBHOOK_SECRET was set: the demo made one in "
               << path << " (use it as your GitHub webhook's secret).\n";
   }
+  // The demo reads GET /deployments, which wants the API token.
+  if (cfg.api_token.empty() && demo)
+    cfg.api_token = read_or_make_secret(cfg.data_dir + "/api-token");
   // heaven's own log goes to stderr, as a service's should; stdout carries
   // only what a person running it is told. Secrets are redacted from it as
   // from the deployments' logs, in text and in JSON alike.
   use_stderr_log(cfg.log_format, secret_values(cfg, current_environment()));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  if (!cfg.github_client_id.empty() && cfg.github_team_id.empty()
+      && cfg.github_org.empty()) {
+    say_fatal(cfg, "GITHUB_CLIENT_ID is set, but neither GITHUB_TEAM_ID nor "
+                   "HEAVEN_GITHUB_ORG: sign-in with GitHub would let in anyone "
+                   "with a GitHub account.\nSet GITHUB_TEAM_ID (that team's "
+                   "members) or HEAVEN_GITHUB_ORG (that organisation's "
+                   "members), or unset GITHUB_CLIENT_ID.");
+    return 2;
+  }
+  if (!cfg.github_client_id.empty() && cfg.github_client_secret.empty()) {
+    say_fatal(cfg, "GITHUB_CLIENT_ID is set, but GITHUB_CLIENT_SECRET is not "
+                   "(or pass --github-client-secret-file <file>).");
+    return 2;
+  }
   if (cfg.webhook_secret.empty()) {
     if (!cfg.insecure) {
       say_fatal(cfg, "GITHUB_WEBHOOK_SECRET is not set, so heaven could not "
@@ -380,6 +398,17 @@ int serve(settings cfg, bool demo) {
   opts.log_key = ctx->log_key;
   opts.health = health;
   opts.api_token = cfg.api_token;
+  if (!cfg.github_client_id.empty()) {
+    auto s = std::make_shared<sign_in_setup>();
+    s->options = {cfg.github_client_id, cfg.github_client_secret,
+                  cfg.github_team_id,   cfg.github_org,
+                  cfg.web_endpoint,     cfg.api_endpoint,
+                  cfg.public_url};
+    // Sessions live 12 hours, in memory (a restart signs everyone out).
+    s->sessions = std::make_shared<session_table>(std::chrono::hours(12));
+    s->http = ctx->http;
+    opts.sign_in = std::move(s);
+  }
   std::unique_ptr<ingress_server> server;
   // HEAVEN_METRICS_LISTEN: /metrics without a token, for a private network.
   std::unique_ptr<ingress_server> metrics_server;
@@ -389,6 +418,7 @@ int serve(settings cfg, bool demo) {
       auto mopts = opts;
       mopts.listen = cfg.metrics_listen;
       mopts.metrics_only = true;
+      mopts.sign_in = nullptr;
       metrics_server = start_ingress(sys, mopts, recv, ctx->store);
       spdlog::info("heaven serves /metrics without a token on {}",
                    cfg.metrics_listen);
@@ -399,9 +429,24 @@ int serve(settings cfg, bool demo) {
     stop_actors();
     return 1;
   }
-  if (cfg.api_token.empty())
+  if (cfg.api_token.empty() && cfg.github_client_id.empty())
+    spdlog::warn("neither HEAVEN_API_TOKEN nor GITHUB_CLIENT_ID is set: "
+                 "GET /deployments, GET /locks and GET /metrics are not "
+                 "served on {} (only the log and locks links with their "
+                 "token are); set HEAVEN_API_TOKEN to read them with "
+                 "'Authorization: Bearer <token>', or GITHUB_CLIENT_ID, "
+                 "GITHUB_CLIENT_SECRET and GITHUB_TEAM_ID or "
+                 "HEAVEN_GITHUB_ORG to read /deployments and /locks signed "
+                 "in with GitHub",
+                 cfg.listen);
+  else if (cfg.api_token.empty())
     spdlog::info("no HEAVEN_API_TOKEN: GET /metrics is not served on {}",
                  cfg.listen);
+  if (!cfg.github_client_id.empty())
+    spdlog::info("sign-in with GitHub lets in the members of {} {}",
+                 cfg.github_team_id.empty() ? "organisation" : "team",
+                 cfg.github_team_id.empty() ? cfg.github_org
+                                            : cfg.github_team_id);
   spdlog::info("heaven listens on port {} (POST /events); data in {}",
                server->port(), cfg.data_dir);
   std::cout << "heaven is ready on port " << server->port() << std::endl;

@@ -40,6 +40,9 @@ namespace {
 
 const std::string secret = "s3cret-webhook-key";
 const std::string log_key = "log-key-for-tests";
+const std::string api_token = "api-token-for-tests";
+/// The header that reads /deployments and /locks.
+const string_pairs with_token = {{"Authorization", "Bearer " + api_token}};
 
 /// What the fake actors saw, shared with the test thread.
 struct record {
@@ -262,6 +265,7 @@ struct fixture {
     opts.max_body = 64 * 1024;
     opts.logs = logs;
     opts.log_key = log_key;
+    opts.api_token = api_token;
     return opts;
   }
 
@@ -602,7 +606,7 @@ BOOST_FIXTURE_TEST_CASE(healthz_and_unknown_routes, fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(deployments_come_from_the_store, fixture) {
-  auto res = http_call("GET", base + "/deployments");
+  auto res = http_call("GET", base + "/deployments", with_token);
   BOOST_TEST(res.status == 200);
   BOOST_TEST(res.body
              == R"([{"actor":"","app":"","created_at":"","description":"",)"
@@ -610,14 +614,54 @@ BOOST_FIXTURE_TEST_CASE(deployments_come_from_the_store, fixture) {
                 R"("provider":"","ref":"","repo":"","sha":"",)"
                 R"("state":"success","task":"","updated_at":""}])");
   BOOST_TEST(header(res, "content-type") == "application/json");
-  BOOST_TEST(http_call("GET", base + "/deployments?limit=3").status == 200);
-  BOOST_TEST(http_call("GET", base + "/deployments?limit=100000").status
+  BOOST_TEST(http_call("GET", base + "/deployments?limit=3", with_token).status
              == 200);
-  BOOST_TEST(http_call("GET", base + "/deployments?limit=abc").status == 400);
-  BOOST_TEST(http_call("GET", base + "/deployments?limit=0").status == 400);
+  BOOST_TEST(
+    http_call("GET", base + "/deployments?limit=100000", with_token).status
+    == 200);
+  BOOST_TEST(
+    http_call("GET", base + "/deployments?limit=abc", with_token).status
+    == 400);
+  BOOST_TEST(http_call("GET", base + "/deployments?limit=0", with_token).status
+             == 400);
   std::lock_guard<std::mutex> guard{rec->mtx};
   BOOST_TEST(rec->limits == (std::vector<int32_t>{50, 3, 500}),
              boost::test_tools::per_element());
+}
+
+BOOST_FIXTURE_TEST_CASE(deployments_need_credentials, fixture) {
+  // Without the token, or with another: 401, a bearer challenge, no data,
+  // and the store is not asked.
+  for (auto headers :
+       {string_pairs{}, string_pairs{{"Authorization", "Bearer wrong"}},
+        string_pairs{{"Authorization", api_token}},
+        string_pairs{{"Cookie", "heaven_session=" + api_token}}}) {
+    auto res = http_call("GET", base + "/deployments?limit=3", headers);
+    BOOST_TEST(res.status == 401);
+    BOOST_TEST(res.body == R"({"error":"unauthorized"})");
+    BOOST_TEST(header(res, "www-authenticate") == R"(Bearer realm="heaven")");
+  }
+  {
+    std::lock_guard<std::mutex> guard{rec->mtx};
+    BOOST_TEST(rec->limits.empty());
+  }
+  // With neither a token nor sign-in, the read side is off.
+  auto opts = options();
+  opts.api_token = "";
+  start(opts);
+  for (auto path : {"/deployments", "/locks"}) {
+    auto res = http_call("GET", base + path, with_token);
+    BOOST_TEST(res.status == 404, path);
+    BOOST_TEST(res.body == R"({"error":"not found"})");
+    BOOST_TEST(header(res, "www-authenticate") == "");
+  }
+  // The locks link still opens them.
+  BOOST_TEST(
+    http_call("GET", base + "/locks?token=" + locks_token(log_key)).status
+    == 200);
+  std::lock_guard<std::mutex> guard{rec->mtx};
+  BOOST_TEST(rec->limits.empty());
+  BOOST_TEST(rec->locks_asked == 1);
 }
 
 BOOST_FIXTURE_TEST_CASE(log_needs_the_right_token, fixture) {
@@ -810,8 +854,11 @@ BOOST_FIXTURE_TEST_CASE(insecure_mode_without_secret_skips_signatures,
 BOOST_FIXTURE_TEST_CASE(keep_alive_serves_several_requests, fixture) {
   raw_client c{srv->port()};
   c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-         "GET /deployments?limit=2 HTTP/1.1\r\nHost: x\r\n\r\n"
-         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+         "GET /deployments?limit=2 HTTP/1.1\r\nHost: x\r\n"
+         "Authorization: Bearer "
+         + api_token
+         + "\r\n\r\n"
+           "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   auto got = c.read();
   BOOST_TEST(count(got, "HTTP/1.1 200 OK\r\n") == 3u, got);
   BOOST_TEST(count(got, R"({"status":"ok"})") == 2u);
@@ -996,18 +1043,27 @@ BOOST_FIXTURE_TEST_CASE(locks_need_the_right_token, fixture) {
   // With other query parameters around it.
   res = http_call("GET", base + "/locks?x=1&token=" + token + "&y=2");
   BOOST_TEST(res.status == 200);
-  // Missing, empty, wrong or another key's token: as if there were nothing.
+  // Missing, empty, wrong or another key's token: no link, so without the
+  // API token 401 and no data; with it, the locks.
   for (auto query :
        {std::string{}, std::string{"?token="},
         "?token=" + locks_token("other key"), "?token=" + log_token(log_key, 1),
         "?token=" + token.substr(0, token.size() - 1), "?token=" + token + "0",
         "?Token=" + token}) {
     res = http_call("GET", base + "/locks" + query);
-    BOOST_TEST(res.status == 404, query);
-    BOOST_TEST(res.body == R"({"error":"not found"})");
+    BOOST_TEST(res.status == 401, query);
+    BOOST_TEST(res.body == R"({"error":"unauthorized"})");
+    BOOST_TEST(header(res, "www-authenticate") == R"(Bearer realm="heaven")");
   }
+  {
+    std::lock_guard<std::mutex> guard{rec->mtx};
+    BOOST_TEST(rec->locks_asked == 2);
+  }
+  res = http_call("GET", base + "/locks", with_token);
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body.find(R"("actor":"amy")") != std::string::npos);
   std::lock_guard<std::mutex> guard{rec->mtx};
-  BOOST_TEST(rec->locks_asked == 2);
+  BOOST_TEST(rec->locks_asked == 3);
 }
 
 BOOST_FIXTURE_TEST_CASE(no_locks_is_an_empty_array, fixture) {
@@ -1040,7 +1096,7 @@ BOOST_FIXTURE_TEST_CASE(tokens_never_reach_the_log, fixture) {
   const std::string token = locks_token(log_key);
   BOOST_TEST(http_call("GET", base + "/locks?token=" + token).status == 200);
   BOOST_TEST(http_call("GET", base + "/locks?token=wrong-" + token).status
-             == 404);
+             == 401);
   BOOST_TEST(http_call("POST", base + "/locks?token=" + token, {}, "x").status
              == 405);
   logs->open(3);
@@ -1052,7 +1108,7 @@ BOOST_FIXTURE_TEST_CASE(tokens_never_reach_the_log, fixture) {
   auto text = logged.text();
   // The requests were logged, by path only.
   BOOST_TEST(count(text, "ingress answered GET /locks with 200") == 1u, text);
-  BOOST_TEST(count(text, "ingress answered GET /locks with 404") == 1u, text);
+  BOOST_TEST(count(text, "ingress answered GET /locks with 401") == 1u, text);
   BOOST_TEST(count(text, "ingress answered POST /locks with 405") == 1u, text);
   BOOST_TEST(count(text, "ingress answered GET /deployments/3/log with 200")
                == 1u,

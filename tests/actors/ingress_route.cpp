@@ -4,6 +4,7 @@
 
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "actors/ingress_route.hpp"
 #include "base/log_book.hpp"
@@ -15,19 +16,24 @@ namespace {
 
 const std::string secret = "route-secret";
 const std::string key = "route-log-key";
+const std::string api_token = "route-api-token";
+const std::string bearer = "Bearer " + api_token;
 
 route_options options() {
   route_options opts;
   opts.secret = secret;
   opts.log_key = key;
   opts.has_logs = true;
+  opts.api_token = api_token;
   return opts;
 }
 
+/// `method target`, with the API token.
 route_decision route(std::string_view method, std::string_view target) {
   request_parts req;
   req.method = method;
   req.target = target;
+  req.authorization = bearer;
   return route_request(std::move(req), options());
 }
 
@@ -74,7 +80,12 @@ BOOST_AUTO_TEST_CASE(each_route_answers_its_method_only) {
 
 BOOST_AUTO_TEST_CASE(the_log_line_never_holds_the_query) {
   auto token = log_token(key, 7);
-  auto r = route("GET", "/deployments/7/log?token=" + token);
+  request_parts req;
+  req.method = "GET";
+  auto target = "/deployments/7/log?token=" + token;
+  req.target = target;
+  // Anyone with the link, without credentials.
+  auto r = route_request(std::move(req), options());
   BOOST_TEST(static_cast<int>(r.what)
              == static_cast<int>(route_decision::kind::log));
   BOOST_TEST(r.deployment_id == 7);
@@ -89,7 +100,12 @@ BOOST_AUTO_TEST_CASE(tokens_open_logs_and_locks) {
   BOOST_TEST(
     static_cast<int>(route("GET", "/locks?x=1&token=" + locks_token(key)).what)
     == static_cast<int>(route_decision::kind::locks));
-  BOOST_TEST(route("GET", "/locks?token=" + log_token(key, 1)).status == 404);
+  // A wrong token is no token: without credentials, 401.
+  request_parts wrong;
+  wrong.method = "GET";
+  auto wrong_target = "/locks?token=" + log_token(key, 1);
+  wrong.target = wrong_target;
+  BOOST_TEST(route_request(wrong, options()).status == 401);
   // Without a log book every log is not found.
   request_parts req;
   req.method = "GET";
@@ -149,6 +165,119 @@ BOOST_AUTO_TEST_CASE(metrics_need_the_bearer_token) {
   health.target = "/healthz";
   BOOST_TEST(static_cast<int>(route_request(std::move(health), opts).what)
              == static_cast<int>(route_decision::kind::health));
+}
+
+BOOST_AUTO_TEST_CASE(the_read_side_wants_a_token_or_a_session) {
+  using kind = route_decision::kind;
+  const std::string locks_link = "/locks?token=" + locks_token(key);
+  const std::string live = "live-session-id";
+  struct setup {
+    const char* name;
+    std::string api_token;
+    bool sign_in;
+  };
+  struct credentials {
+    const char* name;
+    std::string authorization;
+    std::string cookie;
+  };
+  for (auto& s :
+       {setup{"token only", api_token, false}, setup{"sign-in only", "", true},
+        setup{"token and sign-in", api_token, true},
+        setup{"neither", "", false}}) {
+    auto opts = options();
+    opts.api_token = s.api_token;
+    opts.github_sign_in = s.sign_in;
+    std::vector<std::string> asked;
+    opts.session_valid = [&](std::string_view id) {
+      asked.emplace_back(id);
+      return id == live;
+    };
+    bool on = !s.api_token.empty() || s.sign_in;
+    for (auto& c :
+         {credentials{"none", "", ""}, credentials{"the token", bearer, ""},
+          credentials{"another token", "Bearer route-api-toke", ""},
+          credentials{"the token unprefixed", api_token, ""},
+          credentials{"the token lower-case", "bearer " + api_token, ""},
+          credentials{"an empty bearer", "Bearer ", ""},
+          credentials{"a live session", "", "a=1; heaven_session=" + live},
+          credentials{"an unknown session", "", "heaven_session=other"},
+          credentials{"an empty session", "", "heaven_session="},
+          credentials{"another cookie", "", "heaven_sessions=" + live},
+          credentials{"both", bearer, "heaven_session=" + live}}) {
+      bool token_ok = !s.api_token.empty()
+                      && c.authorization == "Bearer " + s.api_token;
+      bool session_ok = s.sign_in
+                        && c.cookie.find("heaven_session=" + live)
+                             != std::string::npos;
+      bool granted = token_ok || session_ok;
+      auto context = std::string{s.name} + " / " + c.name;
+      for (auto& target :
+           {std::string{"/deployments"}, std::string{"/deployments?limit=3"},
+            std::string{"/locks"}, std::string{"/locks?token=wrong"}}) {
+        request_parts req;
+        req.method = "GET";
+        req.target = target;
+        req.authorization = c.authorization;
+        req.cookie = c.cookie;
+        auto r = route_request(std::move(req), opts);
+        auto what = target.starts_with("/locks") ? kind::locks : kind::list;
+        auto where = context + " " + target;
+        if (granted) {
+          BOOST_TEST((r.what == what), where);
+          BOOST_TEST(r.status == 200, where);
+        } else if (on) {
+          BOOST_TEST((r.what == kind::answer), where);
+          BOOST_TEST(r.status == 401, where);
+          BOOST_TEST(r.bearer_challenge, where);
+          BOOST_TEST(r.body == json_error("unauthorized"), where);
+        } else {
+          BOOST_TEST((r.what == kind::answer), where);
+          BOOST_TEST(r.status == 404, where);
+          BOOST_TEST(!r.bearer_challenge, where);
+          BOOST_TEST(r.body == json_error("not found"), where);
+        }
+      }
+      // The locks link chat-ops posts, and a log link, open for anyone.
+      request_parts req;
+      req.method = "GET";
+      req.target = locks_link;
+      req.authorization = c.authorization;
+      req.cookie = c.cookie;
+      BOOST_TEST((route_request(req, opts).what == kind::locks), context);
+      auto log_link = "/deployments/7/log?token=" + log_token(key, 7);
+      req.target = log_link;
+      BOOST_TEST((route_request(req, opts).what == kind::log), context);
+      // Credentials never open /metrics but through the token.
+      req.target = "/metrics";
+      auto m = route_request(req, opts);
+      BOOST_TEST((m.what == kind::metrics) == token_ok, context);
+    }
+    // Sessions are looked up only with sign-in configured.
+    if (!s.sign_in)
+      BOOST_TEST(asked.empty(), s.name);
+    else
+      BOOST_TEST(!asked.empty(), s.name);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(cookies_are_read_by_name) {
+  BOOST_TEST(cookie_value("heaven_session=abc", "heaven_session") == "abc");
+  BOOST_TEST(cookie_value("a=1;heaven_session=abc; b=2", "heaven_session")
+             == "abc");
+  BOOST_TEST(cookie_value("a=1 ;  heaven_session = abc ", "heaven_session")
+             == "abc");
+  BOOST_TEST(
+    cookie_value("heaven_session=a; heaven_session=b", "heaven_session")
+    == "a");
+  for (auto header :
+       {"", "heaven_session", "xheaven_session=abc", "heaven_session2=abc",
+        "a=heaven_session=abc", "HEAVEN_SESSION=abc"})
+    BOOST_TEST(cookie_value(header, "heaven_session").empty(), header);
+  BOOST_TEST(bearer_matches("Bearer t", "t"));
+  BOOST_TEST(!bearer_matches("Bearer ", ""));
+  BOOST_TEST(!bearer_matches("", ""));
+  BOOST_TEST(!bearer_matches("Bearer t ", "t"));
 }
 
 BOOST_AUTO_TEST_CASE(deployment_lists_take_a_positive_limit) {

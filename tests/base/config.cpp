@@ -195,6 +195,27 @@ BOOST_AUTO_TEST_CASE(secret_flags_name_files_never_values) {
     {"--github-token-file", token, "--webhook-secret-file=" + secret}, {}));
   BOOST_TEST(s.github_token == "ghp_from_a_file");
   BOOST_TEST(s.webhook_secret == "hook secret");
+  auto client = (dir.path / "client").string();
+  std::ofstream{client} << "oauth client secret\n";
+  auto c = ok(
+    load_settings({"--github-client-secret-file", client, "--github-client-id",
+                   "Iv1.x", "--github-team-id", "42", "--github-org", "octo"},
+                  {}));
+  BOOST_TEST(c.github_client_secret == "oauth client secret");
+  BOOST_TEST(c.github_client_id == "Iv1.x");
+  BOOST_TEST(c.github_team_id == "42");
+  BOOST_TEST(c.github_org == "octo");
+  BOOST_TEST(contains(err(load_settings({"--github-client-secret", "x"}, {})),
+                      "unknown option"));
+  auto e = ok(load_settings({}, {{"GITHUB_CLIENT_SECRET", "from env"},
+                                 {"GITHUB_CLIENT_ID", "Iv1.y"},
+                                 {"HEAVEN_GITHUB_ORG", "octo"}}));
+  BOOST_TEST(e.github_client_secret == "from env");
+  BOOST_TEST(e.github_client_id == "Iv1.y");
+  BOOST_TEST(e.github_org == "octo");
+  auto redacted = secret_values(e, {});
+  BOOST_TEST((std::find(redacted.begin(), redacted.end(), "from env")
+              != redacted.end()));
   BOOST_TEST(
     contains(err(load_settings(
                {"--github-token-file", (dir.path / "none").string()}, {})),
@@ -413,8 +434,11 @@ BOOST_AUTO_TEST_CASE(child_environment_drops_secret_and_withheld) {
     {"PATH", "/usr/bin:/bin"},     {"GITHUB_WEBHOOK_SECRET", "hooksecret"},
     {"GITHUB_TOKEN", "ghp_token"}, {"AWS_SECRET_ACCESS_KEY", "aws"},
     {"NPM_TOKEN", "npm"},          {"HEROKU_API_KEY", "heroku"},
-    {"HOME", "/home/heaven"},      {"EMPTY", ""}};
+    {"HOME", "/home/heaven"},      {"EMPTY", ""},
+    {"HEAVEN_API_TOKEN", "api"},   {"GITHUB_CLIENT_SECRET", "oauth"}};
   auto out = child_environment(cfg, env);
+  BOOST_TEST(!has_key(out, "HEAVEN_API_TOKEN"));
+  BOOST_TEST(!has_key(out, "GITHUB_CLIENT_SECRET"));
   BOOST_TEST(!has_key(out, "GITHUB_WEBHOOK_SECRET"));
   BOOST_TEST(!has_key(out, "AWS_SECRET_ACCESS_KEY"));
   BOOST_TEST(!has_key(out, "NPM_TOKEN"));

@@ -199,7 +199,7 @@ BOOST_AUTO_TEST_CASE(
   BOOST_CHECK_EQUAL(staging.first, "success");
   BOOST_CHECK(ran("staging"));
 
-  // The lock is on the HTTP side, with its token only.
+  // The lock is on the HTTP side, with its link's token or the API token.
   auto page = locks_page(h, locks_token_of(h));
   BOOST_REQUIRE_EQUAL(page.status, 200);
   auto locks = json::parse(page.body);
@@ -209,8 +209,14 @@ BOOST_AUTO_TEST_CASE(
   BOOST_CHECK_EQUAL(locks[0]["actor"], "bob");
   BOOST_CHECK_EQUAL(locks[0]["reason"], "incident 42: db failover");
   BOOST_CHECK_EQUAL(locks[0]["deployment_id"], id_of(h, 101));
-  BOOST_CHECK_EQUAL(locks_page(h, "").status, 404);
-  BOOST_CHECK_EQUAL(locks_page(h, log_token(h.log_key(), 1)).status, 404);
+  // Without either: 401, no data.
+  BOOST_CHECK_EQUAL(locks_page(h, "").status, 401);
+  BOOST_CHECK_EQUAL(locks_page(h, log_token(h.log_key(), 1)).status, 401);
+  BOOST_CHECK_EQUAL(locks_page(h, log_token(h.log_key(), 1)).body,
+                    R"({"error":"unauthorized"})");
+  auto with_token = http_call("GET", h.base() + "/locks", h.authorization());
+  BOOST_CHECK_EQUAL(with_token.status, 200);
+  BOOST_CHECK_EQUAL(with_token.body, page.body);
 
   // Someone else's lock is not taken over.
   auto stolen = deploy(h, event(104, "deploy:lock", "carol"));

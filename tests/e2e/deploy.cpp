@@ -4,6 +4,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -202,6 +203,23 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(http_call("GET", base).status == 404);
   BOOST_TEST(http_call("GET", base + "?token=" + log_token(key, id + 1)).status
              == 404);
+  // The list of deployments: 401 and no data without the API token, the
+  // rows with it.
+  auto list = h.base() + "/deployments";
+  auto denied = http_call("GET", list);
+  BOOST_TEST(denied.status == 401);
+  BOOST_TEST(denied.body == R"({"error":"unauthorized"})");
+  auto challenge = std::find_if(denied.headers.begin(), denied.headers.end(),
+                                [](auto& kv) {
+                                  return kv.first == "www-authenticate";
+                                });
+  BOOST_REQUIRE(challenge != denied.headers.end());
+  BOOST_TEST(challenge->second == R"(Bearer realm="heaven")");
+  auto listed = http_call("GET", list, h.authorization());
+  BOOST_TEST(listed.status == 200);
+  BOOST_TEST(listed.body.find(R"("id":)" + std::to_string(id) + ",")
+               != std::string::npos,
+             listed.body);
   // heaven's own log never shows the token either.
   h.stop();
   auto own = read_text(tmp.string() + "/data.stderr");
@@ -211,6 +229,7 @@ BOOST_AUTO_TEST_CASE(
              own);
   BOOST_TEST(own.find(token) == std::string::npos);
   BOOST_TEST(own.find(secret) == std::string::npos);
+  BOOST_TEST(own.find(e2e_api_token) == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(a_failing_script_fails_the_deployment_with_its_status) {
@@ -472,6 +491,28 @@ BOOST_AUTO_TEST_CASE(processes_a_timeout_spared_end_when_heaven_stops) {
   // ...but it does not outlive heaven.
   BOOST_TEST(h.stop() == 0);
   BOOST_TEST(!running(spared[0]));
+}
+
+BOOST_AUTO_TEST_CASE(without_a_token_or_sign_in_the_read_side_is_off) {
+  heaven_server h{tmp / "data", github.base_url(), {{"HEAVEN_API_TOKEN", ""}}};
+  auto res = http_call("GET", h.base() + "/deployments",
+                       {{"Authorization", "Bearer "}});
+  BOOST_TEST(res.status == 404);
+  BOOST_TEST(res.body == R"({"error":"not found"})");
+  BOOST_TEST(http_call("GET", h.base() + "/locks").status == 404);
+  BOOST_TEST(h.stop() == 0);
+  auto own = read_text(h.stderr_file);
+  const std::string line
+    = "] [heaven] [warning] neither HEAVEN_API_TOKEN nor GITHUB_CLIENT_ID is "
+      "set: GET /deployments, GET /locks and GET /metrics are not served on "
+      "127.0.0.1:0 (only the log and locks links with their token are); set "
+      "HEAVEN_API_TOKEN to read them with 'Authorization: Bearer <token>', or "
+      "GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET and GITHUB_TEAM_ID or "
+      "HEAVEN_GITHUB_ORG to read /deployments and /locks signed in with "
+      "GitHub\n";
+  // Said once.
+  BOOST_TEST(own.find(line) != std::string::npos, own);
+  BOOST_TEST(own.find(line) == own.rfind(line), own);
 }
 
 BOOST_AUTO_TEST_CASE(heaven_refuses_to_start_without_a_webhook_secret) {

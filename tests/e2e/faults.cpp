@@ -682,7 +682,8 @@ struct fixture {
 
   /// heaven's rows (GET /deployments, all of them), [] when it can't answer.
   static json rows(const heaven_server& h) {
-    auto res = http_call("GET", h.base() + "/deployments?limit=500");
+    auto res = http_call("GET", h.base() + "/deployments?limit=500",
+                         h.authorization());
     if (res.status != 200)
       return json::array();
     return json::parse(res.body, nullptr, false);

@@ -2,8 +2,9 @@
 // Beast's request parser with the ingress's limits, one request after
 // another as on a keep-alive connection, and each request through
 // route_request (routes, methods, the /events headers, signature and body,
-// log and lock tokens), once with a webhook secret and once in insecure
-// mode, so event bodies are parsed too. Only the sockets and the actors
+// log and lock tokens, the read side's credentials), with a webhook secret,
+// in insecure mode (so event bodies are parsed too), and with the read
+// side guarded by a token and sign-in. Only the sockets and the actors
 // are left out.
 // Boost 1.74's Asio needs <utility> first under C++20.
 #include <utility>
@@ -43,7 +44,8 @@ void check(const route_decision& d, const http::request<http::string_body>& req,
   switch (d.what) {
     case route_decision::kind::answer:
       require(d.status == 200 || d.status == 400 || d.status == 401
-                || d.status == 404 || d.status == 405 || d.status == 422,
+                || d.status == 403 || d.status == 404 || d.status == 405
+                || d.status == 422,
               "an unexpected status");
       require(nlohmann::json::accept(d.body), "an answer that is not JSON");
       require((d.status == 405) == !d.allow.empty(),
@@ -58,11 +60,26 @@ void check(const route_decision& d, const http::request<http::string_body>& req,
               "an event body that is not a JSON object");
       break;
     case route_decision::kind::list:
-      require(d.limit >= 1 && d.limit <= 500, "a list limit out of range");
+      // The read side wants credentials the fuzzer does not have (or is
+      // off).
+      require(false, "the deployments answered without credentials");
       break;
     case route_decision::kind::health:
       require(view(req.method_string()) == "GET",
               "/healthz answered a method other than GET");
+      break;
+    case route_decision::kind::metrics:
+      require(false, "the metrics answered without the API token");
+      break;
+    case route_decision::kind::sign_in:
+      require(view(req.method_string()) == "GET", "sign-in but not a GET");
+      break;
+    case route_decision::kind::callback:
+      // The fuzzer may send the state cookie with the same state.
+      require(!d.code.empty(), "a callback without a code");
+      break;
+    case route_decision::kind::sign_out:
+      require(view(req.method_string()) == "POST", "sign-out but not a POST");
       break;
     case route_decision::kind::locks:
     case route_decision::kind::log:
@@ -83,6 +100,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   route_options insecure;
   insecure.insecure = true;
   insecure.log_key = "fuzz log key";
+  // The read side on, with a token and sign-in the fuzzer does not know.
+  route_options guarded = secure;
+  guarded.api_token = "fuzz api token";
+  guarded.github_sign_in = true;
+  guarded.session_valid = [](std::string_view) { return false; };
   while (!rest.empty()) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(max_body);
@@ -104,13 +126,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto req = parser.release();
     auto target = view(req.target());
     auto field = [&](auto name) { return view(req[name]); };
-    for (auto* opts : {&secure, &insecure}) {
+    for (auto* opts : {&secure, &insecure, &guarded}) {
       request_parts parts{view(req.method_string()),
                           target,
                           field("X-GitHub-Event"),
                           field("X-GitHub-Delivery"),
                           field("X-Hub-Signature-256"),
                           field(http::field::content_type),
+                          field(http::field::authorization),
+                          field(http::field::cookie),
                           req.body()};
       check(route_request(std::move(parts), *opts), req, target);
     }

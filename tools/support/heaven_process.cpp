@@ -45,8 +45,15 @@ std::vector<std::string> heaven_env(const fs::path& data,
     "GITHUB_TOKEN=" + std::string{e2e_github_token},
     "OCTOKIT_API_ENDPOINT=" + api,
     "HEAVEN_PUBLIC_URL=" + std::string{e2e_public_url},
+    "HEAVEN_API_TOKEN=" + std::string{e2e_api_token},
     "HEAVEN_CONFIG=/dev/null",
   };
+  // A setting in `extra` replaces the default of that name (a process
+  // reads the first of two).
+  for (auto& [k, v] : extra)
+    std::erase_if(env, [&k](const std::string& e) {
+      return e.starts_with(k + "=");
+    });
   for (auto& [k, v] : extra)
     env.push_back(k + "=" + v);
   return env;
@@ -156,7 +163,11 @@ stop_outcome stop_process(pid_t pid, int timeout_s, int poll_ms) {
 
 heaven_server::heaven_server(const fs::path& data_dir, const std::string& api,
                              env_list extra)
-  : data(data_dir), stderr_file(data_dir.string() + ".stderr") {
+  : data(data_dir), stderr_file(data_dir.string() + ".stderr"),
+    api_token(e2e_api_token) {
+  for (auto& [k, v] : extra)
+    if (k == "HEAVEN_API_TOKEN")
+      api_token = v;
   auto started = launch_heaven(HEAVEN_BINARY, heaven_env(data, api, extra),
                                stderr_file);
   pid = started.pid;
@@ -200,8 +211,12 @@ heaven_server::post_event(const std::string& type, const std::string& delivery,
                    body);
 }
 
+string_pairs heaven_server::authorization() const {
+  return {{"Authorization", "Bearer " + api_token}};
+}
+
 json heaven_server::deployments() const {
-  auto res = http_call("GET", base() + "/deployments");
+  auto res = http_call("GET", base() + "/deployments", authorization());
   if (res.status != 200)
     throw std::runtime_error("GET /deployments answered "
                              + std::to_string(res.status) + ": " + res.body);

@@ -29,6 +29,10 @@ inline constexpr const char* e2e_webhook_secret = "e2e webhook secret";
 /// The GitHub token every test heaven gets (GITHUB_TOKEN).
 inline constexpr const char* e2e_github_token = "ghp_e2eSECRETtoken0123456789";
 
+/// HEAVEN_API_TOKEN of every test heaven unless a test sets its own: it
+/// reads GET /deployments and /locks.
+inline constexpr const char* e2e_api_token = "e2e-api-TOKEN-reads-deployments";
+
 /// HEAVEN_PUBLIC_URL of every test heaven: the base of its log links.
 inline constexpr const char* e2e_public_url = "https://heaven.example.test";
 
@@ -107,7 +111,7 @@ stop_outcome stop_process(pid_t pid, int timeout_s, int poll_ms);
 /// stdout is read until "heaven is ready on port N"; its stderr (heaven's
 /// own log) goes to `stderr_file`.
 struct heaven_server {
-  /// NAME=value settings, in addition to (or overriding) the defaults.
+  /// NAME=value settings, in addition to (or replacing) the defaults.
   using env_list = std::vector<std::pair<std::string, std::string>>;
 
   pid_t pid = -1;
@@ -115,9 +119,11 @@ struct heaven_server {
   std::filesystem::path data;
   /// `<data>.stderr`.
   std::filesystem::path stderr_file;
+  /// Its HEAVEN_API_TOKEN (e2e_api_token unless `extra` set another).
+  std::string api_token;
 
   /// Starts heaven on 127.0.0.1 (any free port) with data in `data_dir`,
-  /// GitHub's API at `api`, the e2e secret, token and public URL, and
+  /// GitHub's API at `api`, the e2e secret, tokens and public URL, and
   /// `extra` settings; returns once it listens.
   heaven_server(const std::filesystem::path& data_dir, const std::string& api,
                 env_list extra = {});
@@ -142,7 +148,12 @@ struct heaven_server {
              const std::string& body,
              std::optional<std::string> signature = std::nullopt) const;
 
-  /// GET /deployments: every deployment heaven knows, as JSON rows.
+  /// `Authorization: Bearer <api_token>`, which reads /deployments and
+  /// /locks.
+  string_pairs authorization() const;
+
+  /// GET /deployments (with the API token): every deployment heaven knows,
+  /// as JSON rows.
   nlohmann::json deployments() const;
 
   /// Waits until deployment `id` reached a terminal state; returns its row.
