@@ -371,13 +371,13 @@ private:
   void on_log(int64_t id) {
     if (!log_.open(id))
       return respond(http::status::not_found, json_error("not found"));
-    log_.start(req_.version(), req_.keep_alive(), weak_from_this(),
-               {[this] { finish(); },
-                [this](beast::error_code ec, bool keep_alive) {
-                  if (!ec)
-                    spdlog::debug("ingress answered {} with 200", what_);
-                  after_write(ec, !keep_alive);
-                }});
+    log_.start(
+      req_.version(), req_.keep_alive(), weak_from_this(),
+      {[this] { finish(); },
+       [this] { spdlog::debug("ingress answered {} with 200", what_); },
+       [this](beast::error_code ec, bool keep_alive) {
+         after_write(ec, !keep_alive);
+       }});
   }
 
   void

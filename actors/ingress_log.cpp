@@ -113,6 +113,7 @@ void log_follower::follow() {
     return;
   }
   close_file();
+  cb_.complete();
   bool keep_alive = res_->keep_alive();
   stream_.expires_after(write_timeout);
   net::async_write(stream_, http::make_chunk_last(),

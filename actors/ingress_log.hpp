@@ -27,11 +27,14 @@ class log_book;
 /// the last chunk once it is closed and fully sent.
 class log_follower {
 public:
-  /// What to do when the stream fails (`failed`) or once the response ended
+  /// What to do when the stream fails (`failed`), when the whole log is
+  /// sent and the last chunk is about to be (`complete`: the client may
+  /// have it all the moment it is written), and once the response ended
   /// (`ended(ec, keep_alive)`). They are called only while an operation
   /// holds the owner (see start), so they may capture it by reference.
   struct callbacks {
     std::function<void()> failed;
+    std::function<void()> complete;
     std::function<void(boost::beast::error_code, bool)> ended;
   };
 
