@@ -63,21 +63,22 @@ route_decision unauthorized(route_decision r) {
   return answer(std::move(r), 401, json_error("unauthorized"));
 }
 
-/// Who may read the read side (`/deployments`, `/locks`).
-enum class read_access { off, denied, granted };
-
-read_access read_access_of(const request_parts& req,
-                           const route_options& opts) {
+/// Nothing when `req` may read the read side (`/deployments`, `/locks`):
+/// the API token, or a live session; else `r` answered 404 while the read
+/// side is off (neither is configured), 401 otherwise.
+std::optional<route_decision> refuse_read(route_decision& r,
+                                          const request_parts& req,
+                                          const route_options& opts) {
   if (opts.api_token.empty() && !opts.github_sign_in)
-    return read_access::off;
+    return not_found(std::move(r));
   if (bearer_matches(req.authorization, opts.api_token))
-    return read_access::granted;
+    return std::nullopt;
   if (opts.github_sign_in && opts.session_valid) {
     auto session = cookie_value(req.cookie, session_cookie_name);
     if (!session.empty() && opts.session_valid(session))
-      return read_access::granted;
+      return std::nullopt;
   }
-  return read_access::denied;
+  return unauthorized(std::move(r));
 }
 
 /// Parses `body` as an event of type `ev.type` into `ev`, including
@@ -196,14 +197,8 @@ route_decision route_request(request_parts req, const route_options& opts) {
   if (path == "/deployments") {
     if (!get)
       return not_allowed(std::move(r), "GET");
-    switch (read_access_of(req, opts)) {
-      case read_access::off:
-        return not_found(std::move(r));
-      case read_access::denied:
-        return unauthorized(std::move(r));
-      case read_access::granted:
-        break;
-    }
+    if (auto refused = refuse_read(r, req, opts))
+      return std::move(*refused);
     r.limit = default_limit;
     if (auto text = query_param(query, "limit"); !text.empty()) {
       auto n = to_number<int32_t>(text);
@@ -223,14 +218,8 @@ route_decision route_request(request_parts req, const route_options& opts) {
     auto token = query_param(query, "token");
     if (!token.empty() && equal_constant_time(token, locks_token(opts.log_key)))
       return r;
-    switch (read_access_of(req, opts)) {
-      case read_access::off:
-        return not_found(std::move(r));
-      case read_access::denied:
-        return unauthorized(std::move(r));
-      case read_access::granted:
-        break;
-    }
+    if (auto refused = refuse_read(r, req, opts))
+      return std::move(*refused);
     return r;
   }
   if (path == "/auth/github" || path == "/auth/github/callback"
