@@ -13,32 +13,14 @@
 #include <caf/all.hpp>
 
 #include "actors/http_client.hpp"
+#include "base/retry.hpp"
 #include "tests/support/h2_server.hpp"
+#include "tools/support/recorder.hpp"
 
 using namespace heaven;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// The value of response header `name` (already lower-case), or "".
-std::string header_of(const http_response& res, const std::string& name) {
-  for (auto& [k, v] : res.headers)
-    if (k == name)
-      return v;
-  return "";
-}
-
-/// Waits until `pred` holds, at most 20 s; says whether it held.
-template <class Pred>
-bool eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
 
 struct h2_fixture {
   caf::actor_system_config cfg;
@@ -119,7 +101,7 @@ void check_answers(caf::actor_system& sys, Handles& pending,
       BOOST_TEST(res.error == "");
       BOOST_TEST(res.status == 200);
       BOOST_TEST(res.body == expected[i]);
-      BOOST_TEST(header_of(res, "content-length")
+      BOOST_TEST(header_value(res, "content-length")
                  == std::to_string(expected[i].size()));
     }
   }
@@ -158,7 +140,7 @@ BOOST_AUTO_TEST_CASE(
   std::vector<handle> pending;
   for (auto& req : reqs)
     pending.push_back(self->request(client, 60s, req));
-  bool all_in = eventually([&] { return server.requests() == 21u; });
+  bool all_in = test::eventually([&] { return server.requests() == 21u; }, 20s);
   relay.release();
   BOOST_TEST(all_in, "the server received " << server.requests() - 1
                                             << " of the 20 requests while "
@@ -191,7 +173,7 @@ BOOST_AUTO_TEST_CASE(a_burst_to_a_new_http2_host_opens_up_to_its_bound) {
   std::vector<handle> pending;
   for (auto& req : reqs)
     pending.push_back(self->request(client, 60s, req));
-  bool opened = eventually([&] { return relay.accepted() == 4u; });
+  bool opened = test::eventually([&] { return relay.accepted() == 4u; }, 20s);
   relay.release();
   BOOST_TEST(opened,
              "the client opened " << relay.accepted() << " connections, not 4");
@@ -224,7 +206,7 @@ BOOST_AUTO_TEST_CASE(posts_get_a_connection_of_their_own) {
     BOOST_TEST(res.error == "");
     BOOST_TEST(res.status == 200);
     BOOST_TEST(res.body == req.body);
-    BOOST_TEST(header_of(res, "nghttpd-response") == "echo");
+    BOOST_TEST(header_value(res, "nghttpd-response") == "echo");
     BOOST_TEST(relay.accepted() == 2u + i);
   }
   // A GET after them still finds a connection to reuse.

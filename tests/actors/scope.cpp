@@ -178,6 +178,24 @@ struct scope_fixture {
     return run_process(sh(std::move(script), scope, dir),
                        std::function<void(log_line)>{}, process_watcher{});
   }
+  /// Opens scopes 1 to `n` of `all`, each left with a `sleep 1000` that
+  /// outlives the script that started it; their scopes, and the sleepers.
+  std::pair<std::vector<process_scope>, std::vector<proc_id>>
+  scopes_with_sleepers(process_scopes& all, size_t n) {
+    std::vector<process_scope> opened;
+    std::vector<proc_id> sleepers;
+    for (int64_t id = 1; id <= static_cast<int64_t>(n); ++id) {
+      auto dir = tmp.path / std::to_string(id);
+      opened.push_back(all.open(id));
+      BOOST_REQUIRE(
+        run("sleep 1000 >/dev/null 2>&1 & echo $! > pids", opened.back(), dir)
+          .code
+        == 0);
+      sleepers.push_back(wait_pids(dir / "pids", 1).front());
+      BOOST_REQUIRE(alive(sleepers.back()));
+    }
+    return {std::move(opened), std::move(sleepers)};
+  }
 };
 
 } // namespace scope_test
@@ -538,18 +556,7 @@ BOOST_DATA_TEST_CASE_F(scope_fixture,
   BOOST_TEST_MESSAGE("mode: " << mode_name(cgroups));
   auto all = scopes(cgroups);
   constexpr size_t n = 50;
-  std::vector<process_scope> opened;
-  std::vector<proc_id> sleepers;
-  for (int64_t id = 1; id <= static_cast<int64_t>(n); ++id) {
-    auto dir = tmp.path / std::to_string(id);
-    opened.push_back(all.open(id));
-    BOOST_REQUIRE(
-      run("sleep 1000 >/dev/null 2>&1 & echo $! > pids", opened.back(), dir)
-        .code
-      == 0);
-    sleepers.push_back(wait_pids(dir / "pids", 1).front());
-    BOOST_REQUIRE(alive(sleepers.back()));
-  }
+  auto [opened, sleepers] = scopes_with_sleepers(all, n);
   auto before = threads_now();
   auto peak = before;
   std::mutex mx;
@@ -624,17 +631,7 @@ BOOST_DATA_TEST_CASE_F(scope_fixture, the_systems_end_waits_for_queued_endings,
   BOOST_TEST_MESSAGE("mode: " << mode_name(cgroups));
   auto all = scopes(cgroups);
   constexpr size_t n = 10;
-  std::vector<process_scope> opened;
-  std::vector<proc_id> sleepers;
-  for (int64_t id = 1; id <= static_cast<int64_t>(n); ++id) {
-    auto dir = tmp.path / std::to_string(id);
-    opened.push_back(all.open(id));
-    BOOST_REQUIRE(
-      run("sleep 1000 >/dev/null 2>&1 & echo $! > pids", opened.back(), dir)
-        .code
-      == 0);
-    sleepers.push_back(wait_pids(dir / "pids", 1).front());
-  }
+  auto [opened, sleepers] = scopes_with_sleepers(all, n);
   std::atomic<size_t> done{0};
   std::atomic<size_t> ended{0};
   {

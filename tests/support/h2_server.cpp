@@ -20,6 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tools/support/heaven_process.hpp"
+
 extern char** environ;
 
 namespace heaven::test {
@@ -165,19 +167,8 @@ bool h2_server::start(int port) {
 }
 
 h2_server::~h2_server() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
+  if (pid_ > 0)
+    stop_process(pid_, 5, 10);
   std::error_code ec;
   fs::remove_all(dir_, ec);
 }
