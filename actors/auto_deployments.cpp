@@ -84,7 +84,8 @@ bool created_for(const json& d, const deploy_row& x) {
   return d.is_object() && string_field(d, "sha") == x.sha
          && string_field(d, "environment") == x.environment
          && string_field(d, "task") == "deploy"
-         && string_field(d, "description") == auto_deploy_description
+         && string_field(d, "description")
+              == string_field(x.request, "description")
          && app_of(d, x.repo) == x.app;
 }
 

@@ -81,25 +81,120 @@ std::vector<outbox_row> sqlite_store::unsettled(const std::string& kind) {
   return result;
 }
 
+namespace {
+
+/// The columns of a deployment_row, read by deployment_of.
+constexpr auto row_columns
+  = "SELECT id, github_id, repo, app, environment, ref, sha, task, provider, "
+    "actor, state, description, created_at, updated_at, finished_at";
+
+deployment_row deployment_of(statement& stmt) {
+  deployment_row x;
+  stmt.columns(0, x.id, x.github_id, x.repo, x.app, x.environment, x.ref, x.sha,
+               x.task, x.provider, x.actor);
+  // Only heaven writes states; an unknown one lists as error.
+  x.state = parse<deploy_state>(stmt.text(10)).value_or(deploy_state::error);
+  stmt.columns(11, x.description, x.created_at, x.updated_at, x.finished_at);
+  return x;
+}
+
+} // namespace
+
 std::vector<deployment_row> sqlite_store::list(int32_t n) {
+  deployment_filter all;
+  all.limit = n;
+  return list(all);
+}
+
+std::vector<deployment_row> sqlite_store::list(const deployment_filter& f) {
   std::vector<deployment_row> result;
-  if (n <= 0) // SQLite reads a negative LIMIT as "no limit".
+  if (f.limit <= 0) // SQLite reads a negative LIMIT as "no limit".
     return result;
-  auto& stmt = db_.cached(
-    "SELECT id, github_id, repo, app, environment, ref, sha, task, provider, "
-    "actor, state, description, created_at, updated_at, finished_at "
-    "FROM deployments ORDER BY id DESC LIMIT ?");
-  stmt.bind(1, int64_t{n});
-  while (stmt.step()) {
-    deployment_row x;
-    stmt.columns(0, x.id, x.github_id, x.repo, x.app, x.environment, x.ref,
-                 x.sha, x.task, x.provider, x.actor);
-    // Only heaven writes states; an unknown one lists as error.
-    x.state = parse<deploy_state>(stmt.text(10)).value_or(deploy_state::error);
-    stmt.columns(11, x.description, x.created_at, x.updated_at, x.finished_at);
-    result.push_back(std::move(x));
-  }
+  // One cached statement per combination of filters (at most 16).
+  std::string sql = std::string{row_columns} + " FROM deployments WHERE 1";
+  if (!f.repo.empty())
+    sql += " AND repo = ?";
+  if (!f.environment.empty())
+    sql += " AND environment = ?";
+  if (!f.state.empty())
+    sql += " AND state = ?";
+  if (f.before > 0)
+    sql += " AND id < ?";
+  sql += " ORDER BY id DESC LIMIT ?";
+  auto& stmt = db_.cached(sql);
+  int i = 1;
+  if (!f.repo.empty())
+    stmt.bind(i++, f.repo);
+  if (!f.environment.empty())
+    stmt.bind(i++, f.environment);
+  if (!f.state.empty())
+    stmt.bind(i++, f.state);
+  if (f.before > 0)
+    stmt.bind(i++, f.before);
+  stmt.bind(i, int64_t{f.limit});
+  while (stmt.step())
+    result.push_back(deployment_of(stmt));
   return result;
+}
+
+deployment_detail sqlite_store::detail(int64_t id) {
+  deployment_detail d;
+  {
+    auto& stmt = db_.cached(std::string{row_columns}
+                            + ", request, started_at FROM deployments "
+                              "WHERE id = ?");
+    stmt.bind(1, id);
+    if (!stmt.step()) {
+      stmt.reset();
+      return d;
+    }
+    d.found = true;
+    d.row = deployment_of(stmt);
+    auto& r = d.request;
+    r.github_id = d.row.github_id;
+    r.repo = d.row.repo;
+    r.app = d.row.app;
+    r.environment = d.row.environment;
+    r.ref = d.row.ref;
+    r.sha = d.row.sha;
+    r.task = d.row.task;
+    r.provider = d.row.provider;
+    r.actor = d.row.actor;
+    r.payload_json = "{}";
+    read_request(stmt.text(15), r, id);
+    d.started_at = stmt.text(16);
+    stmt.reset();
+  }
+  {
+    auto& stmt = db_.cached("SELECT body, created_at, settled_at, outcome "
+                            "FROM outbox WHERE kind = 'status' AND stream = ? "
+                            "ORDER BY id");
+    stmt.bind(1, "d" + std::to_string(id));
+    while (stmt.step()) {
+      status_entry e;
+      auto body = nlohmann::json::parse(stmt.text(0), nullptr, false);
+      auto field = [&body](const char* key) {
+        auto i = body.is_object() ? body.find(key) : body.end();
+        return i != body.end() && i->is_string() ? i->get<std::string>()
+                                                 : std::string{};
+      };
+      e.state = field("state");
+      e.description = field("description");
+      e.queued_ms = stmt.int64(1);
+      e.settled_ms = stmt.is_null(2) ? 0 : stmt.int64(2);
+      e.outcome = stmt.text(3);
+      d.statuses.push_back(std::move(e));
+    }
+  }
+  {
+    auto& stmt = db_.cached("SELECT sha FROM revisions WHERE repo = ? AND "
+                            "app = ? AND environment = ?");
+    stmt.bind(1, d.row.repo).bind(2, d.row.app).bind(3, d.row.environment);
+    if (stmt.step())
+      d.current_sha = stmt.text(0);
+    stmt.reset();
+  }
+  return d;
 }
 
 namespace {

@@ -214,6 +214,18 @@ std::string deploy_stream(const auto_deployment& x) {
   return x.repo + ":" + x.app + ":" + x.environment;
 }
 
+/// Queues the creation of GitHub deployment `x` with `request`, its body
+/// (a "deploy" outbox row).
+outbox_row deploy_row(database& db, const auto_deployment& x,
+                      nlohmann::json request) {
+  nlohmann::json body = {{"repo", x.repo},
+                         {"app", x.app},
+                         {"environment", x.environment},
+                         {"sha", x.sha},
+                         {"request", std::move(request)}};
+  return insert_outbox(db, "deploy", deploy_stream(x), dump(body));
+}
+
 /// The request of deployment `id` and its state (none when the record
 /// names no state heaven knows), if there is such a deployment.
 std::optional<std::pair<deployment_request, std::optional<deploy_state>>>
@@ -368,14 +380,20 @@ bool sqlite_store::claim(const auto_deployment& x, committed_rows& rows) {
     .run();
   if (db_.changes() != 1)
     return false;
-  nlohmann::json body = {{"repo", x.repo},
-                         {"app", x.app},
-                         {"environment", x.environment},
-                         {"sha", x.sha},
-                         {"request", std::move(request)}};
-  rows.push_back(insert_outbox(db_, "deploy", deploy_stream(x), dump(body)));
+  rows.push_back(deploy_row(db_, x, std::move(request)));
   tx.commit();
   return true;
+}
+
+void sqlite_store::queue_creation(const auto_deployment& x,
+                                  committed_rows& rows) {
+  auto request = nlohmann::json::parse(x.body, nullptr, false);
+  if (!request.is_object())
+    throw std::invalid_argument("the deployment's request is not a JSON "
+                                "object");
+  transaction tx{db_};
+  rows.push_back(deploy_row(db_, x, std::move(request)));
+  tx.commit();
 }
 
 void sqlite_store::change_outbox(const outbox_change& change,

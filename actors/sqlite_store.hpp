@@ -36,6 +36,7 @@ public:
   bool finish(int64_t id, const provider_outcome& outcome,
               committed_rows& rows) override;
   bool claim(const auto_deployment& x, committed_rows& rows) override;
+  void queue_creation(const auto_deployment& x, committed_rows& rows) override;
   void change_outbox(const outbox_change& change,
                      committed_rows& rows) override;
   bool remove_lock(const std::string& repo,
@@ -44,6 +45,8 @@ public:
 
   std::vector<outbox_row> unsettled(const std::string& kind) override;
   std::vector<deployment_row> list(int32_t n) override;
+  std::vector<deployment_row> list(const deployment_filter& f) override;
+  deployment_detail detail(int64_t id) override;
   std::vector<unfinished_deployment> pending() override;
   std::vector<unfinished_deployment> pending_after(int64_t after,
                                                    int32_t limit) override;

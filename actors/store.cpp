@@ -337,6 +337,51 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
           return db.claim(x, rows);
         });
     },
+    [=](list_atom, const deployment_filter& f) {
+      return enqueue_read(
+        self, [] { return std::string{"list deployments"}; },
+        [f](store_backend& db) { return db.list(f); });
+    },
+    [=](detail_atom, int64_t id) {
+      return enqueue_read(
+        self, [id] { return "read deployment " + std::to_string(id); },
+        [id](store_backend& db) { return db.detail(id); });
+    },
+    [=](repos_atom) {
+      return enqueue_read(
+        self, [] { return std::string{"list repositories"}; },
+        [](store_backend& db) { return db.repositories(); });
+    },
+    [=](unlock_atom, const std::string& repo, const std::string& env) {
+      return enqueue(
+        self, true, [repo, env] { return "unlock " + repo + " " + env; },
+        [repo, env](store_backend& db, committed_rows&) {
+          return db.remove_lock(repo, env);
+        });
+    },
+    [=](switch_atom, const std::string& repo, bool active) {
+      return enqueue(
+        self, true,
+        [repo, active] {
+          return std::string{active ? "enable " : "disable "} + repo;
+        },
+        [repo, active](store_backend& db, committed_rows&) {
+          db.set_repository_active(repo, active);
+          return true;
+        });
+    },
+    [=](create_atom, const auto_deployment& x) {
+      return enqueue(
+        self, true,
+        [x] {
+          return "queue the creation of a deployment of " + x.repo + " ("
+                 + x.app + ") to " + x.environment + " at " + x.sha;
+        },
+        [x](store_backend& db, committed_rows& rows) {
+          db.queue_creation(x, rows);
+          return true;
+        });
+    },
   };
 }
 

@@ -16,15 +16,6 @@ namespace heaven {
 /// to their kind once the commit is done.
 using committed_rows = std::vector<outbox_row>;
 
-/// A repository heaven has heard from.
-struct repository_record {
-  std::string repo;
-  /// False after `heaven repos disable`: its events are ignored.
-  bool active = true;
-  /// ISO-8601 UTC.
-  std::string first_seen;
-};
-
 /// What a database must do for heaven. Each operation is atomic: a write
 /// commits everything it names in one transaction (or, in a batch, in one
 /// savepoint of the batch's transaction), or nothing; rows it adds
@@ -80,6 +71,11 @@ public:
   /// first also queues the deployment's creation.
   virtual bool claim(const auto_deployment& x, committed_rows& rows) = 0;
 
+  /// Queues the creation of GitHub deployment `x` (a "deploy" row), with
+  /// no claim: a person asked for it.
+  virtual void queue_creation(const auto_deployment& x, committed_rows& rows)
+    = 0;
+
   /// Settles outbox rows and adds the rows they lead to.
   virtual void change_outbox(const outbox_change& change, committed_rows& rows)
     = 0;
@@ -100,6 +96,12 @@ public:
 
   /// The newest `n` deployments, newest first (none for n <= 0).
   virtual std::vector<deployment_row> list(int32_t n) = 0;
+
+  /// The deployments matching `f`, newest first.
+  virtual std::vector<deployment_row> list(const deployment_filter& f) = 0;
+
+  /// Deployment `id` with its statuses (found = false when there is none).
+  virtual deployment_detail detail(int64_t id) = 0;
 
   /// The deployments left queued or running, oldest first.
   virtual std::vector<unfinished_deployment> pending() = 0;

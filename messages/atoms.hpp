@@ -32,6 +32,11 @@ using outbox_atom = caf::atom_constant<caf::atom("outbox")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using shelve_atom = caf::atom_constant<caf::atom("shelve")>;
+using detail_atom = caf::atom_constant<caf::atom("detail")>;
+using repos_atom = caf::atom_constant<caf::atom("repos")>;
+using unlock_atom = caf::atom_constant<caf::atom("unlock")>;
+using switch_atom = caf::atom_constant<caf::atom("switch")>;
+using create_atom = caf::atom_constant<caf::atom("create")>;
 using swept_atom = caf::atom_constant<caf::atom("swept")>;
 
 } // namespace heaven

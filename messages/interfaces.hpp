@@ -71,6 +71,22 @@ using store_actor = caf::typed_actor<
   // its creation (a "deploy" outbox row), in one transaction: true the
   // first time, false ever after, so one green sha deploys once.
   caf::replies_to<claim_atom, auto_deployment>::with<bool>,
+  // -- the pages (reads ride in the group commit like every request) -------
+  // The deployments matching a filter, newest first.
+  caf::replies_to<list_atom,
+                  deployment_filter>::with<std::vector<deployment_row>>,
+  // One deployment with its statuses (found = false when there is none).
+  caf::replies_to<detail_atom, int64_t>::with<deployment_detail>,
+  // Every repository heaven has heard from (or that was switched), by name.
+  caf::replies_to<repos_atom>::with<std::vector<repository_record>>,
+  // Removes the lock on (repo, environment): false when there was none.
+  caf::replies_to<unlock_atom, std::string, std::string>::with<bool>,
+  // Sets whether heaven acts on a repository's events (recording it when
+  // heaven has not heard from it yet): true once committed.
+  caf::replies_to<switch_atom, std::string, bool>::with<bool>,
+  // Queues the creation of a GitHub deployment (a "deploy" outbox row, as
+  // auto-deploy's claim does, but without a claim: a person asked for it).
+  caf::replies_to<create_atom, auto_deployment>::with<bool>,
   // To itself: commits the requests queued since the last commit (group
   // commit; see actors/store.hpp).
   caf::reacts_to<tick_atom>>;

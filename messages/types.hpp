@@ -441,6 +441,63 @@ typename Inspector::result_type inspect(Inspector& f, deployed_environment& x) {
            x.lock);
 }
 
+/// A repository heaven has heard from (or that was switched).
+struct repository_record {
+  std::string repo;
+  /// False after `heaven repos disable` (or the Repositories page's switch):
+  /// its events are ignored.
+  bool active = true;
+  /// ISO-8601 UTC.
+  std::string first_seen;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, repository_record& x) {
+  return f(caf::meta::type_name("repository_record"), x.repo, x.active,
+           x.first_seen);
+}
+
+/// Which deployments the Deployments page lists: newest first, each filter
+/// "" for any.
+struct deployment_filter {
+  std::string repo;
+  std::string environment;
+  /// A deploy_state's name (queued, running, success, failure, error), or
+  /// "" for any.
+  std::string state;
+  /// Only deployments whose id is below this (0: from the newest), the
+  /// next page's start.
+  int64_t before = 0;
+  /// At most this many (none for <= 0).
+  int32_t limit = 50;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, deployment_filter& x) {
+  return f(caf::meta::type_name("deployment_filter"), x.repo, x.environment,
+           x.state, x.before, x.limit);
+}
+
+/// One GitHub status heaven queued for a deployment (its "status" outbox
+/// row), for the deployment's timeline.
+struct status_entry {
+  /// GitHub's state: queued, in_progress, success, failure, error.
+  std::string state;
+  std::string description;
+  /// Milliseconds since the epoch when heaven queued it.
+  int64_t queued_ms = 0;
+  /// When it was settled (delivered or given up); 0 while it waits.
+  int64_t settled_ms = 0;
+  /// How it was settled ("" while it waits), as the outbox recorded it.
+  std::string outcome;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, status_entry& x) {
+  return f(caf::meta::type_name("status_entry"), x.state, x.description,
+           x.queued_ms, x.settled_ms, x.outcome);
+}
+
 /// An auto-deployment to claim: (repo, app, environment, sha) deploys once,
 /// and its creation is queued with the claim.
 struct auto_deployment {
@@ -613,6 +670,27 @@ typename Inspector::result_type inspect(Inspector& f, deployment_row& x) {
   return f(caf::meta::type_name("deployment_row"), x.id, x.github_id, x.repo,
            x.app, x.environment, x.ref, x.sha, x.task, x.provider, x.actor,
            x.state, x.description, x.created_at, x.updated_at, x.finished_at);
+}
+
+/// One deployment as its page shows it.
+struct deployment_detail {
+  /// False when there is no such deployment (the rest is empty).
+  bool found = false;
+  deployment_row row;
+  /// The request it was accepted with (payload_json holds its config).
+  deployment_request request;
+  /// ISO-8601 UTC when its provider started ("" if it never did).
+  std::string started_at;
+  /// Its statuses, oldest first.
+  std::vector<status_entry> statuses;
+  /// What its app+environment runs now (its revision; "" when unknown).
+  std::string current_sha;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, deployment_detail& x) {
+  return f(caf::meta::type_name("deployment_detail"), x.found, x.row, x.request,
+           x.started_at, x.statuses, x.current_sha);
 }
 
 /// A deployment heaven accepted but never finished (found at start-up).

@@ -123,6 +123,14 @@ store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
       return std::vector<deployed_environment>{};
     },
     [](claim_atom, const auto_deployment&) { return false; },
+    [](list_atom, const deployment_filter&) {
+      return std::vector<deployment_row>{};
+    },
+    [](detail_atom, int64_t) { return deployment_detail{}; },
+    [](repos_atom) { return std::vector<repository_record>{}; },
+    [](unlock_atom, const std::string&, const std::string&) { return false; },
+    [](switch_atom, const std::string&, bool) { return false; },
+    [](create_atom, const auto_deployment&) { return false; },
     [](tick_atom) {},
   };
 }

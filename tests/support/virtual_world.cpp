@@ -461,6 +461,30 @@ gate_actor::behavior_type gate(gate_actor::pointer self, store_actor real,
     [=](claim_atom a, auto_deployment& x) {
       return pass("claim", self->make_response_promise<bool>(), a, x);
     },
+    [=](list_atom a, deployment_filter& f) {
+      return pass("list",
+                  self->make_response_promise<std::vector<deployment_row>>(), a,
+                  f);
+    },
+    [=](detail_atom a, int64_t id) {
+      return pass("detail", self->make_response_promise<deployment_detail>(), a,
+                  id);
+    },
+    [=](repos_atom a) {
+      return pass("repos",
+                  self->make_response_promise<std::vector<repository_record>>(),
+                  a);
+    },
+    [=](unlock_atom a, std::string& repo, std::string& env) {
+      return pass("unlock", self->make_response_promise<bool>(), a, repo, env);
+    },
+    [=](switch_atom a, std::string& repo, bool active) {
+      return pass("switch", self->make_response_promise<bool>(), a, repo,
+                  active);
+    },
+    [=](create_atom a, auto_deployment& x) {
+      return pass("create", self->make_response_promise<bool>(), a, x);
+    },
     [=](tick_atom) {
       // The real store's own commit signal: nothing for the gate to do.
     },
