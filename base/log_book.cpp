@@ -118,6 +118,10 @@ std::string log_token(std::string_view key, int64_t id) {
   return keyed_token(key, "log:" + std::to_string(id));
 }
 
+std::string csrf_token(std::string_view key, std::string_view session) {
+  return keyed_token(key, "csrf:" + std::string{session});
+}
+
 std::string locks_token(std::string_view key) {
   return keyed_token(key, "locks");
 }

@@ -83,6 +83,10 @@ private:
 /// HMAC-SHA256(key, "log:" + id), 32 hex digits.
 std::string log_token(std::string_view key, int64_t id);
 
+/// The CSRF token of session `session`'s forms: hex of HMAC-SHA256(key,
+/// "csrf:" + session), 32 hex digits.
+std::string csrf_token(std::string_view key, std::string_view session);
+
 /// The token that opens `GET /locks`: hex of HMAC-SHA256(key, "locks"),
 /// 32 hex digits (`heaven locks` prints the link).
 std::string locks_token(std::string_view key);
