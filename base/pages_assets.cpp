@@ -262,16 +262,19 @@ constexpr std::string_view js = R"js(
     var next = parseInt(log.getAttribute('data-next-line'), 10) || 1;
     var root = document.scrollingElement || document.documentElement;
     function atEnd() { return window.innerHeight + window.pageYOffset >= root.scrollHeight - 40; }
-    var stick = !lineAnchor() && atEnd();
-    var scrolling = false;
+    // Following the end until the reader scrolls up; back at the end, it
+    // follows again.
+    var stick = true;
+    var lastY = window.pageYOffset;
     window.addEventListener('scroll', function () {
-      if (!scrolling) stick = !lineAnchor() && atEnd();
+      var y = window.pageYOffset;
+      if (atEnd()) stick = true;
+      else if (y < lastY) stick = false;
+      lastY = y;
     });
     function toEnd() {
       if (!stick || lineAnchor()) return;
-      scrolling = true;
       window.scrollTo(0, root.scrollHeight);
-      setTimeout(function () { scrolling = false; }, 0);
     }
     function append(text) {
       if (text.charAt(text.length - 1) === '\r') text = text.slice(0, -1);
