@@ -79,11 +79,17 @@ std::string app_of(const json& d, const std::string& repo) {
   return repo.substr(repo.find('/') + 1);
 }
 
-/// Whether `d`, from GitHub's list, is the auto deployment of `x`.
+/// The task `x` creates: its request's ("deploy" when it names none).
+std::string task_of(const deploy_row& x) {
+  auto task = string_field(x.request, "task");
+  return task.empty() ? "deploy" : task;
+}
+
+/// Whether `d`, from GitHub's list, is the deployment `x` creates.
 bool created_for(const json& d, const deploy_row& x) {
   return d.is_object() && string_field(d, "sha") == x.sha
          && string_field(d, "environment") == x.environment
-         && string_field(d, "task") == "deploy"
+         && string_field(d, "task") == task_of(x)
          && string_field(d, "description")
               == string_field(x.request, "description")
          && app_of(d, x.repo) == x.app;
@@ -134,8 +140,8 @@ courier deployment_courier(github_api api) {
   };
   c.lookup = [api](const outbox_row& row) -> std::optional<http_request> {
     auto x = read_row(row);
-    return list_deployments_request(api, x.repo, x.sha, x.environment, "deploy",
-                                    lookup_page_size);
+    return list_deployments_request(api, x.repo, x.sha, x.environment,
+                                    task_of(x), lookup_page_size);
   };
   c.found = [](const outbox_row& row, const http_response& res) {
     return !find_in(res, read_row(row)).is_discarded();

@@ -29,6 +29,7 @@
 
 #include "actors/ingress_answers.hpp"
 #include "actors/ingress_log.hpp"
+#include "actors/ingress_pages.hpp"
 #include "actors/ingress_route.hpp"
 #include "base/log_book.hpp"
 #include "base/memory.hpp"
@@ -68,7 +69,9 @@ public:
   server_impl(caf::actor_system& sys, ingress_options opts,
               receiver_actor receiver, store_actor store)
     : sys(sys), opts(std::move(opts)), routing(routing_of(this->opts)),
-      receiver(std::move(receiver)), store(std::move(store)),
+      receiver(std::move(receiver)),
+      store(std::move(store)), pages{this->store, this->opts.logs,
+                                     this->opts.log_key, this->opts.github_web},
       gate_(std::make_shared<gate>()), intake(sys, this->receiver),
       work_(net::make_work_guard(ioc_)), acceptor_(ioc_), overdue_timer_(ioc_) {
   }
@@ -96,6 +99,8 @@ public:
   const route_options routing;
   const receiver_actor receiver;
   const store_actor store;
+  /// What the pages need.
+  const page_setup pages;
   const std::shared_ptr<gate> gate_;
   /// Hands verified events to the receiver.
   event_intake intake;
@@ -265,14 +270,8 @@ private:
                        : std::string_view{};
     switch (r.what) {
       case route_decision::kind::answer:
-        if (!r.allow.empty())
-          return respond(static_cast<http::status>(r.status), std::move(r.body),
-                         {{http::field::allow, r.allow.c_str()}});
-        if (r.bearer_challenge)
-          return respond(
-            static_cast<http::status>(r.status), std::move(r.body),
-            {{http::field::www_authenticate, "Bearer realm=\"heaven\""}});
-        return respond(static_cast<http::status>(r.status), std::move(r.body));
+        return respond(static_cast<http::status>(r.status), std::move(r.body),
+                       {}, false, answer_headers(r));
       case route_decision::kind::health: {
         auto h = health_answer(srv_.opts.health.get());
         return respond(static_cast<http::status>(h.status), std::move(h.body));
@@ -280,20 +279,20 @@ private:
       case route_decision::kind::event:
         return on_event(std::move(r.event));
       case route_decision::kind::list:
-        return answer_list(srv_.sys, srv_.store, r.limit, replier());
       case route_decision::kind::locks:
-        return answer_locks(srv_.sys, srv_.store, replier());
+      case route_decision::kind::sign_in:
+      case route_decision::kind::callback:
+      case route_decision::kind::sign_out:
+      case route_decision::kind::page:
+      case route_decision::kind::action:
+        return answer_by_actors(srv_.sys, srv_.pages, srv_.opts.sign_in.get(),
+                                std::move(r), header_replier());
       case route_decision::kind::log:
         return on_log(r.deployment_id);
       case route_decision::kind::metrics:
         return respond(http::status::ok, metrics::render(),
                        {{http::field::content_type,
                          "text/plain; version=0.0.4; charset=utf-8"}});
-      case route_decision::kind::sign_in:
-      case route_decision::kind::callback:
-      case route_decision::kind::sign_out:
-        return answer_sign_in(srv_.sys, *srv_.opts.sign_in, std::move(r),
-                              header_replier());
     }
   }
 
@@ -344,9 +343,7 @@ private:
   /// A callback that posts an answer back to this connection, from any
   /// thread, unless the connection or the server is gone by then.
   reply_fn replier() {
-    return [r = header_replier()](int status, std::string body) {
-      r(status, std::move(body), {});
-    };
+    return plain(header_replier());
   }
 
   /// Writes an actor's answer to the current request on the io thread.
@@ -390,7 +387,10 @@ private:
     for (auto& [field, value] : extra)
       res->set(field, value);
     for (auto& [name, value] : more)
-      res->insert(name, value);
+      if (beast::iequals(name, "Content-Type"))
+        res->set(http::field::content_type, value);
+      else
+        res->insert(name, value);
     res->keep_alive(req_.keep_alive() && !close_after);
     res->body() = std::move(body);
     res->prepare_payload();

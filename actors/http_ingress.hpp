@@ -47,6 +47,8 @@ struct ingress_options {
   /// Serve only /metrics (without a token) and /healthz
   /// (HEAVEN_METRICS_LISTEN).
   bool metrics_only = false;
+  /// OCTOKIT_WEB_ENDPOINT: where the pages link to GitHub.
+  std::string github_web = "https://github.com/";
   /// Sign-in with GitHub (null: off): its sessions read /deployments and
   /// /locks.
   std::shared_ptr<const sign_in_setup> sign_in;

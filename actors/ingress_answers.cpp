@@ -205,8 +205,8 @@ route_options routing_of(const ingress_options& opts) {
   ro.metrics_only = opts.metrics_only;
   if (auto s = opts.sign_in) {
     ro.github_sign_in = true;
-    ro.session_valid = [s](std::string_view id) {
-      return s->sessions->valid(id, session_table::clock::now());
+    ro.session_login = [s](std::string_view id) {
+      return s->sessions->login_of(id, session_table::clock::now());
     };
   }
   return ro;

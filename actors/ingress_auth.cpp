@@ -185,15 +185,20 @@ std::string session_table::open(std::string login, clock::time_point now) {
 }
 
 bool session_table::valid(std::string_view id, clock::time_point now) {
+  return !login_of(id, now).empty();
+}
+
+std::string session_table::login_of(std::string_view id,
+                                    clock::time_point now) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto it = sessions_.find(std::string{id});
   if (it == sessions_.end())
-    return false;
+    return {};
   if (it->second.expires <= now) {
     sessions_.erase(it);
-    return false;
+    return {};
   }
-  return true;
+  return it->second.login;
 }
 
 void session_table::close(std::string_view id) {

@@ -112,6 +112,10 @@ public:
   /// forgotten.
   bool valid(std::string_view id, clock::time_point now);
 
+  /// The login of session `id` when it has not expired at `now`, else ""
+  /// (an expired one is forgotten).
+  std::string login_of(std::string_view id, clock::time_point now);
+
   /// Ends session `id` (nothing when there is none).
   void close(std::string_view id);
 

@@ -11,6 +11,8 @@
 
 #include "actors/ingress_auth.hpp"
 #include "base/log_book.hpp"
+#include "base/pages.hpp"
+#include "base/text.hpp"
 #include "base/validate.hpp"
 #include "base/webhook.hpp"
 
@@ -73,12 +75,167 @@ std::optional<route_decision> refuse_read(route_decision& r,
     return not_found(std::move(r));
   if (bearer_matches(req.authorization, opts.api_token))
     return std::nullopt;
-  if (opts.github_sign_in && opts.session_valid) {
+  if (opts.github_sign_in && opts.session_login) {
     auto session = cookie_value(req.cookie, session_cookie_name);
-    if (!session.empty() && opts.session_valid(session))
+    if (!session.empty() && !opts.session_login(session).empty())
       return std::nullopt;
   }
   return unauthorized(std::move(r));
+}
+
+route_decision html(route_decision r, int status, std::string_view msg) {
+  r.content_type = "text/html; charset=utf-8";
+  return answer(std::move(r), status, pages::error_page(status, msg));
+}
+
+route_decision redirect(route_decision r, int status, std::string location) {
+  r.location = std::move(location);
+  return answer(std::move(r), status, {});
+}
+
+/// Who may see the pages: a live session (who may also act: its login
+/// and CSRF token are set), else the API token (read only). Nothing when
+/// `req` may read them; else the answer: 404 while the read side is off,
+/// to sign in (302) for a GET when sign-in is configured, 401 otherwise.
+std::optional<route_decision> page_viewer(route_decision& r,
+                                          const request_parts& req,
+                                          const route_options& opts) {
+  if (opts.api_token.empty() && !opts.github_sign_in)
+    return html(std::move(r), 404, "Not found.");
+  if (opts.github_sign_in && opts.session_login) {
+    auto session = cookie_value(req.cookie, session_cookie_name);
+    if (!session.empty()) {
+      r.login = opts.session_login(session);
+      if (!r.login.empty()) {
+        r.csrf = csrf_token(opts.log_key, session);
+        return std::nullopt;
+      }
+    }
+  }
+  if (bearer_matches(req.authorization, opts.api_token))
+    return std::nullopt;
+  if (opts.github_sign_in && req.method == "GET")
+    return redirect(std::move(r), 302, "/auth/github");
+  r.bearer_challenge = !opts.api_token.empty();
+  return html(std::move(r), 401, "Sign in to see this page.");
+}
+
+/// The longest filter value taken (a repository's full name is at most
+/// 140 characters on GitHub).
+constexpr std::size_t max_filter = 200;
+
+/// `/ui/...`: the pages and their actions.
+route_decision on_page(route_decision r, const request_parts& req,
+                       std::string_view path, std::string_view query,
+                       const route_options& opts) {
+  using page = route_decision::page_kind;
+  using act = route_decision::action_kind;
+  constexpr std::string_view assets = "/ui/assets/";
+  if (path.substr(0, assets.size()) == assets) {
+    if (req.method != "GET")
+      return not_allowed(std::move(r), "GET");
+    auto name = path.substr(assets.size());
+    if (name == "heaven.css") {
+      r.content_type = "text/css; charset=utf-8";
+      r.body = std::string{pages::stylesheet()};
+    } else if (name == "heaven.js") {
+      r.content_type = "text/javascript; charset=utf-8";
+      r.body = std::string{pages::script()};
+    } else {
+      return not_found(std::move(r));
+    }
+    r.what = route_decision::kind::answer;
+    return r;
+  }
+  // Which page or action the path names.
+  std::optional<page> shows;
+  std::optional<act> does;
+  constexpr std::string_view one = "/ui/deployments/";
+  if (path == "/ui/deployments")
+    shows = page::deployments;
+  else if (path == "/ui/locks")
+    shows = page::locks;
+  else if (path == "/ui/repositories")
+    shows = page::repositories;
+  else if (path == "/ui/locks/unlock")
+    does = act::unlock;
+  else if (path == "/ui/repositories/switch")
+    does = act::switch_repository;
+  else if (path.substr(0, one.size()) == one) {
+    auto rest = path.substr(one.size());
+    auto slash = rest.find('/');
+    auto id = to_number<int64_t>(rest.substr(0, slash));
+    if (!id || *id < 1)
+      return html(std::move(r), 404, "Not found.");
+    r.deployment_id = *id;
+    auto tail = slash == std::string_view::npos ? std::string_view{}
+                                                : rest.substr(slash);
+    if (tail.empty())
+      shows = page::deployment;
+    else if (tail == "/redeploy")
+      does = act::redeploy;
+    else if (tail == "/rollback")
+      does = act::rollback;
+  }
+  if (!shows && !does)
+    return html(std::move(r), 404, "Not found.");
+  if (shows && req.method != "GET")
+    return not_allowed(std::move(r), "GET");
+  if (does && req.method != "POST")
+    return not_allowed(std::move(r), "POST");
+  if (auto refused = page_viewer(r, req, opts))
+    return std::move(*refused);
+  if (shows) {
+    r.page = *shows;
+    r.done = form_value(query, "done");
+    if (*shows == page::deployments) {
+      auto& f = r.filter;
+      f.repo = form_value(query, "repo");
+      f.environment = form_value(query, "environment");
+      f.state = form_value(query, "state");
+      if (f.repo.size() > max_filter || f.environment.size() > max_filter)
+        return html(std::move(r), 400, "The filter is too long.");
+      if (!f.state.empty() && !parse<deploy_state>(f.state))
+        return html(std::move(r), 400,
+                    "There is no state \"" + f.state + "\".");
+      if (auto text = form_value(query, "before"); !text.empty()) {
+        auto before = to_number<int64_t>(text);
+        if (!before || *before < 1)
+          return html(std::move(r), 400, "before must be a positive integer.");
+        f.before = *before;
+      }
+      f.limit = default_limit;
+    }
+    r.what = route_decision::kind::page;
+    return r;
+  }
+  // An action: a person's session, and the form that session was given.
+  if (r.login.empty())
+    return html(std::move(r), 403, "Sign in to do this.");
+  auto csrf = form_value(req.body, "csrf");
+  if (csrf.empty() || !equal_constant_time(csrf, r.csrf))
+    return html(std::move(r), 403,
+                "This form has expired or was not sent by heaven's page: "
+                "nothing was changed. Reload the page and try again.");
+  r.action = *does;
+  if (*does == act::unlock || *does == act::switch_repository) {
+    r.repo = form_value(req.body, "repo");
+    if (r.repo.empty() || r.repo.size() > max_filter)
+      return html(std::move(r), 400, "Which repository?");
+  }
+  if (*does == act::unlock) {
+    r.environment = form_value(req.body, "environment");
+    if (r.environment.empty() || r.environment.size() > max_filter)
+      return html(std::move(r), 400, "Which environment?");
+  }
+  if (*does == act::switch_repository) {
+    auto active = form_value(req.body, "active");
+    if (active != "0" && active != "1")
+      return html(std::move(r), 400, "active must be 0 or 1.");
+    r.active = active == "1";
+  }
+  r.what = route_decision::kind::action;
+  return r;
 }
 
 /// Parses `body` as an event of type `ev.type` into `ev`, including
@@ -183,6 +340,18 @@ route_decision route_request(request_parts req, const route_options& opts) {
   }
   if (opts.metrics_only && path != "/healthz")
     return not_found(std::move(r));
+  if (path == "/" || path.substr(0, 4) == "/ui/" || path == "/ui") {
+    if (path == "/ui/assets/heaven.css" || path == "/ui/assets/heaven.js")
+      return on_page(std::move(r), req, path, query, opts);
+    if (opts.api_token.empty() && !opts.github_sign_in)
+      return not_found(std::move(r));
+    if (path == "/" || path == "/ui") {
+      if (!get)
+        return not_allowed(std::move(r), "GET");
+      return redirect(std::move(r), 302, "/ui/deployments");
+    }
+    return on_page(std::move(r), req, path, query, opts);
+  }
   if (path == "/events") {
     if (req.method != "POST")
       return not_allowed(std::move(r), "POST");
@@ -260,6 +429,13 @@ route_decision route_request(request_parts req, const route_options& opts) {
       if (!opts.has_logs || token.empty()
           || !equal_constant_time(token, log_token(opts.log_key, *id)))
         return not_found(std::move(r));
+      if (auto from = query_param(query, "from"); !from.empty()) {
+        auto n = to_number<uint64_t>(from);
+        if (!n)
+          return answer(std::move(r), 400,
+                        json_error("from must be a byte offset"));
+        r.log_from = *n;
+      }
       r.what = route_decision::kind::log;
       r.deployment_id = *id;
       return r;
@@ -287,6 +463,12 @@ bool bearer_matches(std::string_view authorization, std::string_view token) {
   constexpr std::string_view bearer = "Bearer ";
   return !token.empty() && authorization.substr(0, bearer.size()) == bearer
          && equal_constant_time(authorization.substr(bearer.size()), token);
+}
+
+std::string form_value(std::string_view form, std::string_view name) {
+  std::string value{query_param(form, name)};
+  std::replace(value.begin(), value.end(), '+', ' ');
+  return percent_decode(value);
 }
 
 std::string_view cookie_value(std::string_view header, std::string_view name) {
@@ -324,6 +506,34 @@ std::pair<std::string, uint16_t> split_listen(const std::string& listen) {
     throw std::runtime_error("cannot listen on " + listen + ": bad port \""
                              + port_text + "\"");
   return {std::move(host), *port};
+}
+
+string_pairs page_headers() {
+  return {{"Content-Type", "text/html; charset=utf-8"},
+          {"Content-Security-Policy",
+           "default-src 'none'; style-src 'self'; script-src 'self'; "
+           "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+           "frame-ancestors 'none'; base-uri 'none'"},
+          {"X-Frame-Options", "DENY"},
+          {"X-Content-Type-Options", "nosniff"},
+          {"Referrer-Policy", "same-origin"},
+          {"Cache-Control", "no-store"}};
+}
+
+string_pairs answer_headers(const route_decision& r) {
+  string_pairs headers;
+  if (r.content_type.starts_with("text/html"))
+    headers = page_headers();
+  else if (!r.content_type.empty())
+    headers = {{"Content-Type", r.content_type},
+               {"Cache-Control", "public, max-age=3600"}};
+  if (!r.allow.empty())
+    headers.emplace_back("Allow", r.allow);
+  if (r.bearer_challenge)
+    headers.emplace_back("WWW-Authenticate", "Bearer realm=\"heaven\"");
+  if (!r.location.empty())
+    headers.emplace_back("Location", r.location);
+  return headers;
 }
 
 ingress_reply receipt_answer(const event_receipt& receipt) {

@@ -48,9 +48,9 @@ struct route_options {
   /// GitHub sign-in is configured (GITHUB_CLIENT_ID): the read side is on
   /// even without an api_token.
   bool github_sign_in = false;
-  /// Whether the request's `heaven_session` cookie names a live session
-  /// (null: none does).
-  std::function<bool(std::string_view session_id)> session_valid;
+  /// The login of the live session the request's `heaven_session` cookie
+  /// names, "" when it names none (null: none does).
+  std::function<std::string(std::string_view session_id)> session_login;
   /// The metrics listener (HEAVEN_METRICS_LISTEN, a private network):
   /// `/metrics` without a token and `/healthz`, nothing else.
   bool metrics_only = false;
@@ -79,7 +79,15 @@ struct route_decision {
     callback,
     /// End the session `session` (may be "") and clear its cookie.
     sign_out,
+    /// Render `page` for `login` (see pages_*).
+    page,
+    /// Do `action` for the signed-in `login`, whose CSRF token was right.
+    action,
   };
+  /// The pages (kind::page).
+  enum class page_kind { deployments, deployment, locks, repositories };
+  /// What a page's button asks for (kind::action).
+  enum class action_kind { unlock, switch_repository, redeploy, rollback };
   kind what = kind::answer;
   /// "METHOD /path" for the debug log; never the query, which may hold a
   /// token.
@@ -95,10 +103,32 @@ struct route_decision {
   inbound_event event;
   int32_t limit = 0;
   int64_t deployment_id = 0;
+  /// kind::log: the byte to start at (`?from=`; 0 for the whole log).
+  uint64_t log_from = 0;
   /// kind::callback: GitHub's code.
   std::string code;
   /// kind::sign_out: the request's session id.
   std::string session;
+  /// An answer's `Location` (a redirect; "" for none).
+  std::string location;
+  /// An answer that is not JSON: an HTML page, or a static file (a
+  /// stylesheet, a script).
+  std::string content_type;
+  /// kind::page.
+  page_kind page = page_kind::deployments;
+  /// kind::page, deployments: which (`deployment_id` for one deployment).
+  deployment_filter filter;
+  /// kind::page: what an action just did (`?done=`, "" for nothing).
+  std::string done;
+  /// kind::page and kind::action: the signed-in person ("" when reading
+  /// with the API token) and their session's CSRF token ("" then too).
+  std::string login;
+  std::string csrf;
+  /// kind::action (and `deployment_id` for redeploy and rollback).
+  action_kind action = action_kind::unlock;
+  std::string repo;
+  std::string environment;
+  bool active = false;
 };
 
 /// Routes `req`: `/events` (POST; 400 without X-GitHub-Event or
@@ -119,6 +149,13 @@ struct route_decision {
 /// /auth/github/callback` is 403 unless its `state` is the state cookie's
 /// (and it has a code), `POST /auth/signout` ends a session.
 ///
+/// The pages (see /ui routes in base/pages.hpp), with the read side on:
+/// a live session reads and acts, the API token only reads; without
+/// either, GET is sent to sign in (302 to /auth/github) when it is
+/// configured, else 401. `GET /` is 302 to /ui/deployments. An action
+/// (POST, form-encoded) needs a session and its CSRF token in the `csrf`
+/// field: 403 otherwise.
+///
 /// Anything else, and a wrong or missing log token, is 404. With
 /// `metrics_only`, only `/metrics` (no token) and `/healthz` are there.
 route_decision route_request(request_parts req, const route_options& opts);
@@ -135,6 +172,10 @@ bool bearer_matches(std::string_view authorization, std::string_view token);
 /// The value of `name` in a query string, as sent ("" when absent).
 std::string_view query_param(std::string_view query, std::string_view name);
 
+/// The decoded value of `name` in a form-encoded body or query ('+' is a
+/// space; "" when absent).
+std::string form_value(std::string_view form, std::string_view name);
+
 /// The value of the cookie `name` in a Cookie header ("" when absent).
 std::string_view cookie_value(std::string_view cookie_header,
                               std::string_view name);
@@ -144,6 +185,17 @@ struct ingress_reply {
   int status = 500;
   std::string body;
 };
+
+/// The headers every page is sent with: its type, a Content-Security-Policy
+/// that lets it load only heaven's own stylesheet and script and send
+/// forms only to heaven, no framing, no caching.
+string_pairs page_headers();
+
+/// The headers of answer `r` (kind::answer), beyond Server and Content-Type
+/// JSON: `Allow` of a 405, a bearer challenge of a 401, `Location` of a
+/// redirect, page_headers for an HTML page, and a static file's type and
+/// caching.
+string_pairs answer_headers(const route_decision& r);
 
 /// The webhook's answer to how the receiver took its event: 201 `{}` when
 /// accepted or refused by the rules (its status on GitHub says why), 200

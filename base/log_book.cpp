@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/text.hpp"
@@ -13,10 +15,39 @@
 
 namespace heaven {
 
+namespace {
+
+/// Writes all of `data` to `fd` (retrying after signals); the bytes written.
+std::size_t write_all(int fd, std::string_view data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    auto n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    done += static_cast<std::size_t>(n);
+  }
+  return done;
+}
+
+int64_t system_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// The Unix second of Unix time `ms` (rounded down, also before 1970).
+int64_t second_of(int64_t ms) {
+  return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+}
+
+} // namespace
+
 log_book::log_book(std::string dir, std::vector<std::string> secrets,
-                   std::size_t max_open_files)
+                   std::size_t max_open_files, clock now)
   : dir_(std::move(dir)), max_open_(max_open_files),
-    redact_(std::move(secrets)) {
+    redact_(std::move(secrets)), now_(now ? std::move(now) : system_ms) {
   if (max_open_ == 0) {
     rlimit lim{};
     auto limit = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 1024;
@@ -56,8 +87,14 @@ void log_book::open(int64_t id) {
   if (live_.count(id))
     return;
   // Creates the file now, so that a reader finds it even before a line.
-  if (file_for(id) >= 0)
-    live_.insert(id);
+  auto fd = file_for(id);
+  if (fd < 0)
+    return;
+  // Reopened for append (another run, a restart): its lines go on after
+  // what is there. The size is asked once here, never per line.
+  struct stat st {};
+  live_[id].size = ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size)
+                                         : 0;
 }
 
 void log_book::append(int64_t id, stream source, std::string_view text) {
@@ -67,18 +104,31 @@ void log_book::append(int64_t id, stream source, std::string_view text) {
   line += redact(text);
   line += '\n';
   std::lock_guard guard{mtx_};
-  if (!live_.count(id))
+  auto state = live_.find(id);
+  if (state == live_.end())
     return;
   auto fd = file_for(id);
-  // One write per line, unbuffered: readers follow the file live.
-  for (std::string_view rest{line}; fd >= 0 && !rest.empty();) {
-    auto n = ::write(fd, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    rest.remove_prefix(static_cast<size_t>(n));
+  if (fd < 0)
+    return;
+  // Asked under the lock: the times of one log's lines never go back.
+  auto ms = now_();
+  if (auto second = second_of(ms); second != state->second.second) {
+    write_time(id, state->second.size, ms);
+    state->second.second = second;
   }
+  // One write per line, unbuffered: readers follow the file live.
+  state->second.size += write_all(fd, line);
+}
+
+void log_book::write_time(int64_t id, uint64_t offset, int64_t ms) {
+  // Rare (once a second at most), so not kept open: the logs' descriptors
+  // stay within max_open_ but for this moment.
+  auto fd = ::open(times_path(id).c_str(),
+                   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0)
+    return;
+  write_all(fd, std::to_string(offset) + ' ' + std::to_string(ms) + '\n');
+  ::close(fd);
 }
 
 void log_book::close(int64_t id) {
@@ -101,6 +151,10 @@ std::string log_book::path(int64_t id) const {
   return dir_ + "/" + std::to_string(id) + ".log";
 }
 
+std::string log_book::times_path(int64_t id) const {
+  return dir_ + "/" + std::to_string(id) + ".times";
+}
+
 std::string log_book::redact(std::string_view text) const {
   return redact_(text);
 }
@@ -116,6 +170,10 @@ std::string keyed_token(std::string_view key, const std::string& msg) {
 
 std::string log_token(std::string_view key, int64_t id) {
   return keyed_token(key, "log:" + std::to_string(id));
+}
+
+std::string csrf_token(std::string_view key, std::string_view session) {
+  return keyed_token(key, "csrf:" + std::string{session});
 }
 
 std::string locks_token(std::string_view key) {

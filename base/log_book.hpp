@@ -3,10 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -21,16 +21,26 @@ namespace heaven {
 /// Thread-safe book of deployment logs under one directory. Every line written
 /// has the configured secrets replaced by "[redacted]". Appends never block
 /// on anything but a short mutex and a buffered write.
+///
+/// Beside each log `<id>.log` (plain lines, byte for byte what the log link
+/// streams) lives `<id>.times`: whenever a line is appended in another
+/// second (Unix time) than the log's previous line, one record
+/// "<byte offset of the line in the log> <Unix ms>\n" is appended to it
+/// first, so a line's time is that of the last record at or before it.
 class log_book {
 public:
+  /// Unix time in milliseconds.
+  using clock = std::function<int64_t()>;
+
   /// Logs live in `dir` (created if missing); `secrets` are values that must
   /// never be written (tokens, keys); empty and very short ones are ignored.
   /// At most `max_open_files` logs stay open at once (0: an eighth of the
   /// process's descriptor limit, between 16 and 2048); the others are
   /// reopened when written. The rest of the limit is for sockets: each
-  /// API deployment holds its build's output stream open.
+  /// API deployment holds its build's output stream open. `now` tells the
+  /// lines' times (empty: the system clock).
   log_book(std::string dir, std::vector<std::string> secrets,
-           std::size_t max_open_files = 0);
+           std::size_t max_open_files = 0, clock now = {});
   ~log_book();
 
   log_book(const log_book&) = delete;
@@ -53,6 +63,9 @@ public:
   /// The file that holds deployment `id`'s log.
   std::string path(int64_t id) const;
 
+  /// The file that holds the times of deployment `id`'s log lines.
+  std::string times_path(int64_t id) const;
+
   /// Replaces every secret in `text` with "[redacted]".
   std::string redact(std::string_view text) const;
 
@@ -63,6 +76,17 @@ private:
   /// thousands of file descriptors.
   int file_for(int64_t id);
 
+  /// Appends "<offset> <ms>\n" to the times of `id` (caller holds `mtx_`).
+  void write_time(int64_t id, uint64_t offset, int64_t ms);
+
+  /// What is known of a live log.
+  struct live_log {
+    /// Its size: the offset of the next line.
+    uint64_t size = 0;
+    /// The Unix second of its last line; -1 before the first since opened.
+    int64_t second = -1;
+  };
+
   /// An open log file and its place in `recent_`.
   struct handle {
     int fd = -1;
@@ -72,8 +96,9 @@ private:
   std::string dir_;
   std::size_t max_open_;
   redactor redact_;
+  clock now_;
   mutable std::mutex mtx_;
-  std::set<int64_t> live_;
+  std::unordered_map<int64_t, live_log> live_;
   std::unordered_map<int64_t, handle> files_;
   /// Ids of the open files, most recently written first.
   std::list<int64_t> recent_;
@@ -82,6 +107,10 @@ private:
 /// The unguessable token that opens deployment `id`'s log: hex of
 /// HMAC-SHA256(key, "log:" + id), 32 hex digits.
 std::string log_token(std::string_view key, int64_t id);
+
+/// The CSRF token of session `session`'s forms: hex of HMAC-SHA256(key,
+/// "csrf:" + session), 32 hex digits.
+std::string csrf_token(std::string_view key, std::string_view session);
 
 /// The token that opens `GET /locks`: hex of HMAC-SHA256(key, "locks"),
 /// 32 hex digits (`heaven locks` prints the link).

@@ -99,6 +99,12 @@ std::string error_page(int status, std::string_view message);
 std::string_view stylesheet();
 std::string_view script();
 
+/// How long a deployment took: finished_at - created_at (ISO-8601 UTC) as
+/// "12 s", "3 min 4 s" or "2 h 5 min"; "–" while it runs (finished_at "")
+/// or when either time is not one.
+std::string duration_text(std::string_view created_at,
+                          std::string_view finished_at);
+
 /// `text` with & < > " ' escaped for HTML text and attribute values.
 std::string escape(std::string_view text);
 

@@ -398,6 +398,7 @@ int serve(settings cfg, bool demo) {
   opts.log_key = ctx->log_key;
   opts.health = health;
   opts.api_token = cfg.api_token;
+  opts.github_web = cfg.web_endpoint;
   if (!cfg.github_client_id.empty()) {
     auto s = std::make_shared<sign_in_setup>();
     s->options = {cfg.github_client_id, cfg.github_client_secret,

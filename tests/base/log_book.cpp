@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -14,6 +15,7 @@
 #include <openssl/params.h>
 
 #include "base/log_book.hpp"
+#include "base/log_tail.hpp"
 
 using namespace heaven;
 namespace fs = std::filesystem;
@@ -341,6 +343,219 @@ BOOST_AUTO_TEST_CASE(constant_time_equality) {
     !equal_constant_time(std::string("a\0b", 3), std::string("a\0c", 3)));
   BOOST_TEST(
     equal_constant_time(std::string("a\0b", 3), std::string("a\0b", 3)));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(log_times_tests)
+
+namespace {
+
+/// A clock the test sets: Unix ms.
+struct fake_clock {
+  std::shared_ptr<int64_t> ms = std::make_shared<int64_t>(0);
+  log_book::clock fn() const {
+    return [ms = ms] { return *ms; };
+  }
+  void set(int64_t value) {
+    *ms = value;
+  }
+};
+
+/// Writes `text` at the end of the file at `path`.
+void add_to(const std::string& path, const std::string& text) {
+  std::ofstream out{path, std::ios::binary | std::ios::app};
+  out << text;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_time_is_recorded_only_when_the_second_changes) {
+  temp_dir tmp;
+  fake_clock now;
+  log_book book{tmp.path.string(), {}, 0, now.fn()};
+  BOOST_TEST(book.times_path(4) == tmp.path.string() + "/4.times");
+  book.open(4);
+  BOOST_TEST(!fs::exists(book.times_path(4))); // Not before a line.
+  now.set(1700000000500);
+  book.append(4, stream::out, "a"); // Offset 0.
+  now.set(1700000000999);
+  book.append(4, stream::out, "bb"); // Same second: no record.
+  now.set(1700000001000);
+  book.append(4, stream::err, "ccc"); // Offset 5.
+  now.set(1700000001001);
+  book.append(4, stream::heaven, "x"); // Offset 9, same second.
+  now.set(1700000005250);
+  book.append(4, stream::heaven, "y"); // Offset 19.
+  book.append(4, stream::out, "z");    // Offset 29, same second.
+  // The log is byte for byte what it was without times.
+  BOOST_TEST(slurp(book.path(4)) == "a\nbb\nccc\nheaven: x\nheaven: y\nz\n");
+  BOOST_TEST(slurp(book.times_path(4))
+             == "0 1700000000500\n5 1700000001000\n19 1700000005250\n");
+  // Lines to a closed log write no time either.
+  book.close(4);
+  now.set(1700000009000);
+  book.append(4, stream::out, "dropped");
+  BOOST_TEST(slurp(book.times_path(4))
+             == "0 1700000000500\n5 1700000001000\n19 1700000005250\n");
+}
+
+BOOST_AUTO_TEST_CASE(reopened_logs_continue_the_offsets) {
+  temp_dir tmp;
+  fake_clock now;
+  now.set(2000000000000);
+  {
+    log_book book{tmp.path.string(), {}, 0, now.fn()};
+    book.open(3);
+    book.append(3, stream::out, "first run"); // Offset 0.
+    book.close(3);
+    // Reopened in the same second: the first line gets a record again.
+    book.open(3);
+    book.append(3, stream::heaven, "second run"); // Offset 10.
+    book.close(3);
+  }
+  // A new book over the same directory (a restart) starts at the file's
+  // size.
+  now.set(2000000003000);
+  log_book again{tmp.path.string(), {}, 0, now.fn()};
+  again.open(3);
+  again.append(3, stream::err, "after restart"); // Offset 29.
+  again.close(3);
+  BOOST_TEST(slurp(again.path(3))
+             == "first run\nheaven: second run\nafter restart\n");
+  BOOST_TEST(slurp(again.times_path(3))
+             == "0 2000000000000\n10 2000000000000\n29 2000000003000\n");
+}
+
+BOOST_AUTO_TEST_CASE(offsets_survive_the_descriptor_limit) {
+  temp_dir tmp;
+  fake_clock now;
+  log_book book{tmp.path.string(), {}, 1, now.fn()};
+  book.open(1);
+  book.open(2); // Closes 1's file.
+  for (int i = 0; i < 3; ++i) {
+    now.set(1000 * (i + 1));
+    book.append(1, stream::out, "one " + std::to_string(i));
+    book.append(2, stream::out, "log two " + std::to_string(i));
+  }
+  BOOST_TEST(slurp(book.times_path(1)) == "0 1000\n6 2000\n12 3000\n");
+  BOOST_TEST(slurp(book.times_path(2)) == "0 1000\n10 2000\n20 3000\n");
+  book.close(1);
+  book.close(2);
+}
+
+BOOST_AUTO_TEST_CASE(the_tail_has_numbers_times_and_stops_at_the_last_line) {
+  temp_dir tmp;
+  fake_clock now;
+  log_book book{tmp.path.string(), {}, 0, now.fn()};
+  book.open(8);
+  now.set(5000);
+  book.append(8, stream::heaven, "start"); // Offset 0, line 1.
+  book.append(8, stream::out, "one");      // Offset 14, line 2.
+  now.set(7100);
+  book.append(8, stream::out, "\x1b[31mtwo\x1b[0m"); // Offset 18, line 3.
+  book.append(8, stream::out, "");                   // Offset 31, line 4.
+  now.set(9000);
+  book.append(8, stream::err, "three"); // Offset 32, line 5.
+  // A line being written is left for the follower.
+  add_to(book.path(8), "partial");
+  auto view = read_log_tail(book.path(8), book.times_path(8), 1000);
+  BOOST_TEST(!view.truncated);
+  BOOST_TEST(view.end_offset == 38u);
+  BOOST_TEST(view.follow_url == "");
+  BOOST_TEST(view.raw_url == "");
+  BOOST_REQUIRE(view.lines.size() == 5u);
+  std::vector<std::string> texts{"heaven: start", "one", "\x1b[31mtwo\x1b[0m",
+                                 "", "three"};
+  std::vector<int64_t> times{5000, 5000, 7100, 7100, 9000};
+  for (std::size_t i = 0; i < 5; ++i) {
+    BOOST_TEST(view.lines[i].number == i + 1);
+    BOOST_TEST(view.lines[i].text == texts[i]);
+    BOOST_TEST(view.lines[i].time_ms == times[i]);
+  }
+
+  // At most 19 bytes: they begin inside line 3 (offsets 18 to 30), so line
+  // 4 is the first shown.
+  view = read_log_tail(book.path(8), book.times_path(8), 19);
+  BOOST_TEST(view.truncated);
+  BOOST_TEST(view.end_offset == 38u);
+  BOOST_REQUIRE(view.lines.size() == 2u);
+  BOOST_TEST(view.lines[0].number == 4u);
+  BOOST_TEST(view.lines[0].text == "");
+  BOOST_TEST(view.lines[0].time_ms == 7100);
+  BOOST_TEST(view.lines[1].number == 5u);
+  BOOST_TEST(view.lines[1].text == "three");
+
+  // Exactly the bytes of lines 3 to 5 (from offset 18): line 3 is shown.
+  view = read_log_tail(book.path(8), book.times_path(8), 38 - 18);
+  BOOST_TEST(view.truncated);
+  BOOST_REQUIRE(view.lines.size() == 3u);
+  BOOST_TEST(view.lines[0].number == 3u);
+  BOOST_TEST(view.lines[0].text == "\x1b[31mtwo\x1b[0m");
+  BOOST_TEST(view.lines[0].time_ms == 7100);
+
+  // The partial line completes: it is the sixth.
+  add_to(book.path(8), " done\n");
+  view = read_log_tail(book.path(8), book.times_path(8), 1000);
+  BOOST_REQUIRE(view.lines.size() == 6u);
+  BOOST_TEST(view.lines[5].number == 6u);
+  BOOST_TEST(view.lines[5].text == "partial done");
+  BOOST_TEST(view.lines[5].time_ms == 9000);
+  BOOST_TEST(view.end_offset == 51u);
+  book.close(8);
+}
+
+BOOST_AUTO_TEST_CASE(the_tail_of_a_long_log_numbers_its_lines_right) {
+  temp_dir tmp;
+  auto log = (tmp.path / "1.log").string();
+  auto times = (tmp.path / "1.times").string();
+  // About 3.4 MB, so the count crosses several blocks.
+  std::string text;
+  for (int i = 1; i <= 300000; ++i)
+    text += "line " + std::to_string(i) + "\n";
+  add_to(log, text);
+  // Times start at line 3 (offset 14): the lines before have none.
+  add_to(times, "14 111\n" + std::to_string(text.size() - 12) + " 222\n");
+  auto view = read_log_tail(log, times, 30);
+  BOOST_TEST(view.truncated);
+  BOOST_TEST(view.end_offset == text.size());
+  // "line 299998\n" is 12 bytes: the last 30 hold the last two whole lines.
+  BOOST_REQUIRE(view.lines.size() == 2u);
+  BOOST_TEST(view.lines[0].number == 299999u);
+  BOOST_TEST(view.lines[0].text == "line 299999");
+  BOOST_TEST(view.lines[0].time_ms == 111);
+  BOOST_TEST(view.lines[1].number == 300000u);
+  BOOST_TEST(view.lines[1].text == "line 300000");
+  BOOST_TEST(view.lines[1].time_ms == 222);
+  view = read_log_tail(log, times, text.size());
+  BOOST_TEST(!view.truncated);
+  BOOST_REQUIRE(view.lines.size() == 300000u);
+  BOOST_TEST(view.lines[1].time_ms == 0);
+  BOOST_TEST(view.lines[2].time_ms == 111);
+  BOOST_TEST(view.lines[299998].time_ms == 111);
+}
+
+BOOST_AUTO_TEST_CASE(missing_files_give_an_empty_view_or_no_times) {
+  temp_dir tmp;
+  auto log = (tmp.path / "2.log").string();
+  auto times = (tmp.path / "2.times").string();
+  auto view = read_log_tail(log, times, 1000);
+  BOOST_TEST(view.lines.empty());
+  BOOST_TEST(!view.truncated);
+  BOOST_TEST(view.end_offset == 0u);
+  // Only a partial line: nothing yet.
+  add_to(log, "no newline yet");
+  view = read_log_tail(log, times, 1000);
+  BOOST_TEST(view.lines.empty());
+  BOOST_TEST(view.end_offset == 0u);
+  add_to(log, "\nsecond\n");
+  view = read_log_tail(log, times, 1000);
+  BOOST_REQUIRE(view.lines.size() == 2u);
+  BOOST_TEST(view.lines[0].text == "no newline yet");
+  BOOST_TEST(view.lines[0].time_ms == 0);
+  BOOST_TEST(view.lines[1].number == 2u);
+  BOOST_TEST(view.lines[1].time_ms == 0);
+  BOOST_TEST(view.end_offset == 22u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -104,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   route_options guarded = secure;
   guarded.api_token = "fuzz api token";
   guarded.github_sign_in = true;
-  guarded.session_valid = [](std::string_view) { return false; };
+  guarded.session_login = [](std::string_view) { return std::string{}; };
   while (!rest.empty()) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(max_body);
