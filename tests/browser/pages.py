@@ -89,12 +89,13 @@ def sign_in(driver, base, summary):
                lambda: driver.find_elements(By.ID, "deployments"))
     check(path_of(driver, base) == "/ui/deployments",
           "after signing in the browser is at " + driver.current_url)
-    who = driver.find_elements(By.CSS_SELECTOR, "nav .who")
+    # The renderer puts who is signed in beside the nav, in the header.
+    who = driver.find_elements(By.CSS_SELECTOR, "header .who")
     check(who and who[0].text == "amy",
-          "the nav does not name amy: %r" % [w.text for w in who])
+          "the header does not name amy: %r" % [w.text for w in who])
     forms = driver.find_elements(
-        By.CSS_SELECTOR, "nav form[action='/auth/signout']")
-    check(len(forms) == 1, "no sign-out form in the nav")
+        By.CSS_SELECTOR, "header form[action='/auth/signout']")
+    check(len(forms) == 1, "no sign-out form in the header")
     summary["signed_in_as"] = who[0].text
 
 
@@ -161,6 +162,13 @@ def live_log(driver, base, running, shots, summary):
           "the 'ok' line has no coloured span: %r"
           % coloured[0].get_attribute("innerHTML"))
     lines = driver.find_elements(By.CSS_SELECTOR, "#log .line")
+    # Every line the script and heaven write is different: a line seen
+    # twice means the follower sent again what the page already showed.
+    texts = [line.find_element(By.CSS_SELECTOR, ".text").text
+             for line in lines]
+    seen = set()
+    again = [t for t in texts if t in seen or seen.add(t)]
+    check(not again, "lines shown twice: %r (all: %r)" % (again, texts))
     last = lines[-1]
     number = last.find_element(By.CSS_SELECTOR, "a.ln").text
     check(last.get_attribute("id") == "L" + number,
