@@ -288,7 +288,7 @@ private:
         return answer_by_actors(srv_.sys, srv_.pages, srv_.opts.sign_in.get(),
                                 std::move(r), header_replier());
       case route_decision::kind::log:
-        return on_log(r.deployment_id);
+        return on_log(r.deployment_id, r.log_from);
       case route_decision::kind::metrics:
         return respond(http::status::ok, metrics::render(),
                        {{http::field::content_type,
@@ -365,8 +365,8 @@ private:
 
   /// `GET /deployments/<id>/log` (its token checked): the log as it grows,
   /// until it is closed.
-  void on_log(int64_t id) {
-    if (!log_.open(id))
+  void on_log(int64_t id, uint64_t from) {
+    if (!log_.open(id, from))
       return respond(http::status::not_found, json_error("not found"));
     log_.start(
       req_.version(), req_.keep_alive(), weak_from_this(),

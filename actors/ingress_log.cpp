@@ -43,14 +43,14 @@ void log_follower::close_file() {
   fd_ = -1;
 }
 
-bool log_follower::open(int64_t id) {
+bool log_follower::open(int64_t id, uint64_t from) {
   int fd = ::open(logs_->path(id).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return false;
   close_file();
   fd_ = fd;
   id_ = id;
-  offset_ = 0;
+  offset_ = static_cast<off_t>(from);
   return true;
 }
 

@@ -45,8 +45,10 @@ public:
   log_follower(const log_follower&) = delete;
   log_follower& operator=(const log_follower&) = delete;
 
-  /// Opens the log of deployment `id`; false when there is none.
-  bool open(int64_t id);
+  /// Opens the log of deployment `id`, to be sent from byte `from` on (a
+  /// page that shows the log up to there follows the rest); false when
+  /// there is none.
+  bool open(int64_t id, uint64_t from = 0);
 
   /// Sends the log opened last, as the answer to a request of HTTP
   /// `version`. Each pending operation holds `owner` (the connection, which

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/log_book.hpp"
 #include "tools/support/heaven_process.hpp"
 #include "tools/support/http_call.hpp"
 #include "tools/support/http_stub.hpp"
@@ -462,6 +463,17 @@ BOOST_AUTO_TEST_CASE(a_team_member_uses_the_pages_in_a_real_browser) {
   // The running deployment ends when the gate opens.
   std::ofstream{gate} << "open\n";
   BOOST_TEST(h.wait_finished(running).at("state") == "success");
+  // Following from a byte offset (the page's data-from) sends the rest of
+  // the log only.
+  auto whole = h.log(running);
+  auto from = whole.find("still deploying (2)");
+  BOOST_REQUIRE(from != std::string::npos);
+  auto rest = http_call("GET",
+                        base + "/deployments/" + std::to_string(running)
+                          + "/log?token=" + log_token(h.log_key(), running)
+                          + "&from=" + std::to_string(from));
+  BOOST_TEST(rest.status == 200);
+  BOOST_TEST(rest.body == whole.substr(from));
   BOOST_TEST(h.stop() == 0);
   auto own = read_text(h.stderr_file);
   BOOST_TEST(own.find(client_secret) == std::string::npos);
