@@ -1,10 +1,12 @@
 #include "actors/ingress_log.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/write.hpp>
@@ -47,10 +49,17 @@ bool log_follower::open(int64_t id, uint64_t from) {
   int fd = ::open(logs_->path(id).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return false;
+  struct stat st {};
+  if (from > 0 && ::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return false;
+  }
   close_file();
   fd_ = fd;
   id_ = id;
-  offset_ = static_cast<off_t>(from);
+  offset_ = from > 0 ? static_cast<off_t>(
+              std::min<uint64_t>(from, static_cast<uint64_t>(st.st_size)))
+                     : 0;
   return true;
 }
 

@@ -1,6 +1,7 @@
 /// The HTTP ingress's live log: one deployment's log sent as a chunked
 /// response while it grows. Internal to the ingress (Beast in the header):
-/// include it from actors/http_ingress.cpp and actors/ingress_log.cpp only.
+/// include it from actors/http_ingress.cpp, actors/ingress_log.cpp and its
+/// test only.
 #pragma once
 
 // Boost 1.74's Asio needs <utility> first under C++20.
@@ -45,9 +46,9 @@ public:
   log_follower(const log_follower&) = delete;
   log_follower& operator=(const log_follower&) = delete;
 
-  /// Opens the log of deployment `id`, to be sent from byte `from` on (a
-  /// page that shows the log up to there follows the rest); false when
-  /// there is none.
+  /// Opens the log of deployment `id`, to be sent from byte `from` on (the
+  /// page already shows what is before; clamped to the file's size); false
+  /// when there is none.
   bool open(int64_t id, uint64_t from = 0);
 
   /// Sends the log opened last, as the answer to a request of HTTP

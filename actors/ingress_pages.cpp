@@ -64,9 +64,8 @@ void ask_store(caf::actor_system& sys, const store_actor& store,
       .then([then](Answer& answer) mutable { then(answer); },
             [reply, self](caf::error& err) {
               send_html(reply, 503,
-                        pages::error_page(
-                          503, "heaven's store is unavailable: "
-                                 + self->system().render(err)));
+                        pages::error_page(503, "heaven's store is unavailable: "
+                                                 + self->system().render(err)));
             });
   });
 }
@@ -102,7 +101,8 @@ void show(caf::actor_system& sys, const page_setup& setup, route_decision r,
       filter.limit = r.filter.limit + 1;
       return ask_store<std::vector<deployment_row>>(
         sys, setup.store, reply,
-        [reply, who, to, said, f = r.filter](std::vector<deployment_row>& rows) {
+        [reply, who, to, said,
+         f = r.filter](std::vector<deployment_row>& rows) {
           pages::list_view view;
           view.filter = f;
           if (rows.size() > static_cast<std::size_t>(f.limit)) {
@@ -178,32 +178,30 @@ void act_on(caf::actor_system& sys, const page_setup& setup, route_decision r,
       auto store = setup.store;
       return ask_store<deployment_detail>(
         sys, setup.store, reply,
-        [&sys, store, reply, rollback, id, login = r.login](
-          deployment_detail& d) {
+        [&sys, store, reply, rollback, id,
+         login = r.login](deployment_detail& d) {
           if (!d.found)
             return send_html(reply, 404,
                              pages::error_page(404, "There is no such "
                                                     "deployment."));
           if (d.row.finished_at.empty() || d.row.sha.empty())
-            return send_html(reply, 409,
-                             pages::error_page(
-                               409, "Only a deployment that has ended, of a "
-                                    "known sha, can be deployed again."));
-          auto_deployment x{d.row.repo, d.row.app, d.row.environment,
-                            d.row.sha, redeploy_body(d, login, rollback)};
-          spdlog::info("{} asks for {} of {}@{} to {} ({}) from heaven's page",
-                       login,
-                       rollback ? "a roll back to deployment "
-                                    + std::to_string(id)
-                                : "a new deployment",
-                       d.row.repo, short_sha(d.row.sha, 8), d.row.environment,
-                       d.row.app);
+            return send_html(
+              reply, 409,
+              pages::error_page(409, "Only a deployment that has ended, of a "
+                                     "known sha, can be deployed again."));
+          auto_deployment x{d.row.repo, d.row.app, d.row.environment, d.row.sha,
+                            redeploy_body(d, login, rollback)};
+          spdlog::info(
+            "{} asks for {} of {}@{} to {} ({}) from heaven's page", login,
+            rollback ? "a roll back to deployment " + std::to_string(id)
+                     : "a new deployment",
+            d.row.repo, short_sha(d.row.sha, 8), d.row.environment, d.row.app);
           ask_store<bool>(
             sys, store, reply,
             [reply, rollback, id](bool) {
-              see_other(reply, "/ui/deployments/" + std::to_string(id)
-                                 + "?done="
-                                 + (rollback ? "rollback" : "redeploy"));
+              see_other(reply,
+                        "/ui/deployments/" + std::to_string(id)
+                          + "?done=" + (rollback ? "rollback" : "redeploy"));
             },
             create_atom::value, std::move(x));
         },
@@ -221,14 +219,15 @@ std::string redeploy_body(const deployment_detail& d, const std::string& login,
   if (!payload.is_object())
     payload = json::object();
   payload["actor"] = login;
-  std::string description
-    = rollback ? "Roll back to deployment "
-                   + (d.row.github_id > 0 ? std::to_string(d.row.github_id)
-                                          : "#" + std::to_string(d.row.id))
-                   + " (" + short_sha(d.row.sha) + "), asked by " + login
-                   + " on heaven"
-               : "Deploy " + short_sha(d.row.sha) + " again, asked by " + login
-                   + " on heaven";
+  std::string description = rollback
+                              ? "Roll back to deployment "
+                                  + (d.row.github_id > 0
+                                       ? std::to_string(d.row.github_id)
+                                       : "#" + std::to_string(d.row.id))
+                                  + " (" + short_sha(d.row.sha) + "), asked by "
+                                  + login + " on heaven"
+                              : "Deploy " + short_sha(d.row.sha)
+                                  + " again, asked by " + login + " on heaven";
   json body = {{"ref", d.row.sha},
                {"environment", d.row.environment},
                {"task", d.row.task.empty() ? "deploy" : d.row.task},

@@ -151,11 +151,22 @@ SELECT repo, app, environment,
 DROP TABLE revisions_v3;
 )sql";
 
+/// Version 5 (the pages): the Deployments page's filters and one
+/// deployment's status timeline read through indexes, not a scan of every
+/// deployment or outbox row (tools/README.md, "Pages": a busy repository's
+/// page took 17-60 ms with 10,000 deployments stored, under 1 ms with them).
+constexpr const char* schema_v5_sql = R"sql(
+CREATE INDEX IF NOT EXISTS deployments_repo_id ON deployments(repo, id);
+CREATE INDEX IF NOT EXISTS deployments_state_id ON deployments(state, id);
+CREATE INDEX IF NOT EXISTS outbox_status_stream
+  ON outbox(stream, id) WHERE kind = 'status';
+)sql";
+
 /// The migrations, in order: entry i takes a database from schema version i
 /// to i + 1. They run in one transaction with the version check, so each
 /// runs once.
-constexpr const char* migrations[] = {schema_v1_sql, schema_v2_sql,
-                                      schema_v3_sql, schema_v4_sql};
+constexpr const char* migrations[] = {
+  schema_v1_sql, schema_v2_sql, schema_v3_sql, schema_v4_sql, schema_v5_sql};
 
 /// The schema this code writes; stored in `PRAGMA user_version` so a later
 /// version of heaven knows which migrations to run.

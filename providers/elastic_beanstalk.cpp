@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/log_format.hpp"
 #include "base/sigv4.hpp"
 #include "base/text.hpp"
 #include "base/validate.hpp"
@@ -64,6 +65,8 @@ struct eb_state : eb_target {
   beanstalk_config cfg;
   provider_job job;
   deployment_actor deployment;
+  /// The deployment heaven's log lines are about (see log_scope).
+  log_context log;
   /// The zipball, until the upload takes it.
   std::string zip;
   /// From UpdateEnvironment's answer: tells same-named environments apart.
@@ -160,12 +163,17 @@ void perform(self_ptr self, call_ptr c) {
     }
   }
   self->request(st.cfg.http, caf::infinite, std::move(req))
-    .then([self, c](http_response& res) { answered(self, c, res); },
-          [self, c](caf::error& err) {
-            http_response res;
-            res.error = "http client: " + self->system().render(err);
-            answered(self, c, res);
-          });
+    .then(
+      [self, c](http_response& res) {
+        log_scope in{self->state.log};
+        answered(self, c, res);
+      },
+      [self, c](caf::error& err) {
+        log_scope in{self->state.log};
+        http_response res;
+        res.error = "http client: " + self->system().render(err);
+        answered(self, c, res);
+      });
 }
 
 /// Starts call `step` of `req`, signed for `service` ("" = unsigned).
@@ -437,6 +445,9 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
   st.cfg.attempts = std::max(st.cfg.attempts, 1);
   st.job = std::move(job);
   st.deployment = std::move(deployment);
+  st.log = log_context{st.job.id, st.job.request.repo,
+                       st.job.request.environment};
+  log_scope in{st.log};
   if (auto problem = prepare_target(st, st.cfg, st.job)) {
     finish(self, deploy_state::error, std::move(*problem));
     return api_provider_actor::behavior_type::make_empty_behavior();
@@ -449,6 +460,7 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
   return {
     [self](cancel_atom) {
       auto& st = self->state;
+      log_scope in{st.log};
       if (st.cancelled || st.finished)
         return;
       st.cancelled = true;
@@ -463,6 +475,7 @@ elastic_beanstalk(self_ptr self, beanstalk_config cfg, provider_job job,
     },
     [self](tick_atom) {
       auto& st = self->state;
+      log_scope in{st.log};
       if (st.cancelled || st.finished || !st.on_tick)
         return;
       auto what = std::move(st.on_tick);

@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/log_format.hpp"
 #include "base/text.hpp"
 #include "providers/api_common.hpp"
 #include "providers/heroku_api.hpp"
@@ -62,6 +63,8 @@ struct heroku_state {
   heroku_config cfg;
   provider_job job;
   deployment_actor deployment;
+  /// The deployment heaven's log lines are about (see log_scope).
+  log_context log;
   step at = step::tarball;
   /// The Heroku app.
   std::string app;
@@ -158,6 +161,7 @@ template <class F>
 void ask(self_ptr self, step at, http_request req, F then) {
   self->request(self->state.cfg.http, caf::infinite, std::move(req))
     .then([self, at, then](http_response& res) mutable {
+      log_scope in{self->state.log};
       if (self->state.at == at)
         then(res);
     });
@@ -363,6 +367,7 @@ void open_stream(self_ptr self) {
               chunk_sink{self})
     .then([=](http_response& res) {
       auto& st = self->state;
+      log_scope in{st.log};
       st.streaming = false;
       if (st.at == step::done)
         return;
@@ -475,6 +480,8 @@ api_provider_actor::behavior_type heroku(self_ptr self, heroku_config cfg,
   st.deployment = std::move(deployment);
   st.app = st.job.config.heroku_app;
   auto& req = st.job.request;
+  st.log = log_context{st.job.id, req.repo, req.environment};
+  log_scope in{st.log};
   if (st.app.empty()) {
     end(self, deploy_state::error,
         "payload.config.heroku_" + req.environment
@@ -495,6 +502,7 @@ api_provider_actor::behavior_type heroku(self_ptr self, heroku_config cfg,
     return api_provider_actor::behavior_type::make_empty_behavior();
   return {
     [=](tick_atom) {
+      log_scope in{self->state.log};
       // What a tick does in each step, in the order of `step`.
       static constexpr void (*act[])(self_ptr) = {
         fetch_tarball_link, create_build, list_builds, poll, nullptr};
@@ -503,6 +511,7 @@ api_provider_actor::behavior_type heroku(self_ptr self, heroku_config cfg,
     },
     [=](chunk_atom, std::string& data) {
       auto& st = self->state;
+      log_scope in{st.log};
       if (st.at == step::done)
         return;
       st.streamed_bytes += data.size();
@@ -511,6 +520,7 @@ api_provider_actor::behavior_type heroku(self_ptr self, heroku_config cfg,
     },
     [=](cancel_atom) {
       auto& st = self->state;
+      log_scope in{st.log};
       if (st.at == step::done)
         return;
       if (st.at == step::following)

@@ -83,8 +83,8 @@ BOOST_AUTO_TEST_CASE(a_session_sees_pages_and_gets_its_csrf_token) {
   BOOST_TEST(r.csrf.size() == 32u);
   // Another session's token differs.
   BOOST_TEST(csrf_token(key, "other") != r.csrf);
-  BOOST_TEST((route({"GET", "/ui/repositories", amy}).page
-              == page::repositories));
+  BOOST_TEST(
+    (route({"GET", "/ui/repositories", amy}).page == page::repositories));
   auto one = route({"GET", "/ui/deployments/42?done=rollback", amy});
   BOOST_TEST((one.page == page::deployment));
   BOOST_TEST(one.deployment_id == 42);
@@ -148,8 +148,8 @@ BOOST_AUTO_TEST_CASE(actions_need_the_sessions_csrf_token) {
     BOOST_TEST((r.what == kind::answer));
   }
   // Without a session, even with the right token of that session: 401.
-  BOOST_TEST(
-    route({"POST", "/ui/locks/unlock", "", "", body + csrf()}).status == 401);
+  BOOST_TEST(route({"POST", "/ui/locks/unlock", "", "", body + csrf()}).status
+             == 401);
   auto r = route({"POST", "/ui/locks/unlock", amy, "", body + csrf()});
   BOOST_TEST((r.what == kind::action));
   BOOST_TEST((r.action == act::unlock));
@@ -179,14 +179,14 @@ BOOST_AUTO_TEST_CASE(each_action_reads_its_fields) {
                     "environment=production&csrf=" + csrf()})
                .status
              == 400);
-  auto back = route({"POST", "/ui/deployments/7/rollback", amy, "",
-                     "csrf=" + csrf()});
+  auto back = route(
+    {"POST", "/ui/deployments/7/rollback", amy, "", "csrf=" + csrf()});
   BOOST_TEST((back.action == act::rollback));
   BOOST_TEST(back.deployment_id == 7);
-  BOOST_TEST((route({"POST", "/ui/deployments/7/redeploy", amy, "",
-                     "csrf=" + csrf()})
-                .action
-              == act::redeploy));
+  BOOST_TEST(
+    (route({"POST", "/ui/deployments/7/redeploy", amy, "", "csrf=" + csrf()})
+       .action
+     == act::redeploy));
   BOOST_TEST(
     route({"POST", "/ui/deployments/7/destroy", amy, "", "csrf=" + csrf()})
       .status
@@ -210,14 +210,11 @@ BOOST_AUTO_TEST_CASE(the_list_reads_its_filter) {
   auto all = route({"GET", "/ui/deployments?repo=&state=", amy});
   BOOST_TEST(all.filter.repo.empty());
   BOOST_TEST(all.filter.state.empty());
+  BOOST_TEST(route({"GET", "/ui/deployments?state=happy", amy}).status == 400);
+  BOOST_TEST(route({"GET", "/ui/deployments?before=-3", amy}).status == 400);
   BOOST_TEST(
-    route({"GET", "/ui/deployments?state=happy", amy}).status == 400);
-  BOOST_TEST(
-    route({"GET", "/ui/deployments?before=-3", amy}).status == 400);
-  BOOST_TEST(route({"GET", "/ui/deployments?repo=" + std::string(201, 'a'),
-                    amy})
-               .status
-             == 400);
+    route({"GET", "/ui/deployments?repo=" + std::string(201, 'a'), amy}).status
+    == 400);
 }
 
 BOOST_AUTO_TEST_CASE(the_live_log_starts_where_it_is_asked_to) {

@@ -73,9 +73,11 @@ BOOST_AUTO_TEST_CASE(each_route_answers_its_method_only) {
     BOOST_TEST(d.allow == allow, method << " " << target);
     BOOST_TEST(d.body == json_error("method not allowed"));
   }
-  for (auto target : {"/", "/event", "/deployments/0/log", "/deployments/x/log",
+  for (auto target : {"/event", "/deployments/0/log", "/deployments/x/log",
                       "/deployments/7/logs"})
     BOOST_TEST(route("GET", target).status == 404, target);
+  // The root leads to the pages (tests/actors/ingress_pages_route.cpp).
+  BOOST_TEST(route("GET", "/").status == 302);
 }
 
 BOOST_AUTO_TEST_CASE(the_log_line_never_holds_the_query) {

@@ -811,7 +811,7 @@ BOOST_AUTO_TEST_CASE(database_is_in_wal_mode_with_a_schema_version) {
   auto s = start();
   accept_ok(s, other_event("p-1", "ping"));
   BOOST_CHECK_EQUAL(query_one(db, "PRAGMA journal_mode"), "wal");
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "5");
   BOOST_CHECK(fs::exists(dir.path / "heaven.sqlite3-wal"));
   BOOST_CHECK_EQUAL(
     query_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
@@ -1534,21 +1534,21 @@ BOOST_AUTO_TEST_CASE(the_command_line_never_creates_a_database) {
 }
 
 BOOST_AUTO_TEST_CASE(a_newer_schema_is_refused) {
-  exec_sql(db, "PRAGMA user_version=5");
+  exec_sql(db, "PRAGMA user_version=6");
   try {
     read_locks(db.string());
-    BOOST_FAIL("a version 5 database was read");
+    BOOST_FAIL("a version 6 database was read");
   } catch (const std::runtime_error& e) {
     BOOST_CHECK_EQUAL(e.what(), db.string()
-                                  + " has schema version 5, newer "
-                                    "than this heaven's 4");
+                                  + " has schema version 6, newer "
+                                    "than this heaven's 5");
   }
   auto s = start();
   auto r = accept(s, other_event("p-1", "ping"));
   BOOST_REQUIRE(!r);
-  BOOST_CHECK(sys.render(r.error()).find("newer than this heaven's 4")
+  BOOST_CHECK(sys.render(r.error()).find("newer than this heaven's 5")
               != std::string::npos);
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "5");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "6");
 }
 
 // -- migration
@@ -1558,7 +1558,7 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
   write_v1_database(db);
   auto s = start();
   auto xs = pending(s); // Answered once the store has opened the file.
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "5");
   for (auto table : {"locks", "revisions", "auto_deploys"})
     BOOST_CHECK_EQUAL(query_one(db, std::string("SELECT count(*) FROM "
                                                 "sqlite_master WHERE type = "
@@ -1601,7 +1601,7 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
   auto again = start();
   BOOST_CHECK_EQUAL(list(again, 10).size(), 3u);
   BOOST_CHECK_EQUAL(locks(again).size(), 1u);
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "5");
 }
 
 BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
@@ -1610,7 +1610,7 @@ BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
   BOOST_REQUIRE_EQUAL(repos.size(), 2u);
   BOOST_CHECK_EQUAL(repos[1].repo, "octo/old");
   BOOST_CHECK(!repos[1].active);
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "5");
   BOOST_CHECK(read_locks(db.string()).empty());
   // Twice is the same as once.
   set_repository_active(db.string(), "octo/old", true);
@@ -1624,7 +1624,7 @@ BOOST_AUTO_TEST_CASE(a_version_3_database_moves_its_revisions) {
   write_v3_database(db);
   auto s = start();
   auto xs = latest(s, "octo/app"); // Answered once the file is migrated.
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "4");
+  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "5");
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM sqlite_master WHERE "
                                   "name = 'revisions_v3'"),
                     "0");

@@ -94,7 +94,8 @@ eb_environment environment(const std::string& id, const std::string& status,
 /// (at base URLs the fixture sets; the AWS ones check every signature), the
 /// job, what the provider told its deployment and what heaven logged.
 struct eb_common {
-  captured_log log{5000};
+  /// With the log context, to see which deployment a line is about.
+  captured_log log{5000, true};
   std::shared_ptr<aws_world> world = std::make_shared<aws_world>();
   std::shared_ptr<record> rec = std::make_shared<record>();
   provider_actor provider;
@@ -664,6 +665,18 @@ BOOST_FIXTURE_TEST_CASE(throttling_and_503_are_retried, eb_fixture) {
                       "attempt 1 of 3; trying again in 10 ms"));
   BOOST_TEST(has_line("UpdateEnvironment failed (HTTP 503), attempt 2 of 3; "
                       "trying again in 20 ms"));
+  // heaven's lines carry the deployment (the JSON log's fields), in the
+  // answers' handlers as well.
+  std::string about = " [deployment=42 repository=octo/app "
+                      "environment=octo-app-prod]";
+  BOOST_TEST(log.exactly("warning deployment 42: UpdateEnvironment failed "
+                         "(HTTP 503), attempt 2 of 3; trying again in 20 ms"
+                         + about)
+               == 1u,
+             log.all());
+  BOOST_TEST(log.containing("deployment 42") >= 3u);
+  BOOST_TEST(log.containing("deployment 42") == log.containing(about),
+             log.all());
   check_clean();
 }
 

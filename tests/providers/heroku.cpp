@@ -117,7 +117,8 @@ struct heroku_world {
 struct heroku_common {
   heroku_world world;
   std::shared_ptr<record> rec = std::make_shared<record>();
-  captured_log log{1000};
+  /// With the log context, to see which deployment a line is about.
+  captured_log log{1000, true};
   std::string github_base;
   std::string api_base;
   std::string output_base;
@@ -493,6 +494,23 @@ BOOST_FIXTURE_TEST_CASE(a_build_that_succeeds_makes_exactly_these_requests,
   };
   BOOST_TEST(lines == expected, boost::test_tools::per_element());
   check_no_secrets();
+}
+
+BOOST_AUTO_TEST_CASE(heavens_lines_carry_the_deployment) {
+  start();
+  BOOST_TEST(outcome().state == deploy_state::success);
+  // What the JSON log writes as "deployment", "repository", "environment".
+  BOOST_TEST(log.exactly("info deployment 42: Heroku build "
+                         "01234567-89ab-cdef-0123-456789abcdef of "
+                         "octo-app-prod started [deployment=42 "
+                         "repository=octo/app environment=production]")
+               == 1u,
+             log.all());
+  BOOST_TEST(log.containing("deployment 42") > 0u);
+  BOOST_TEST(log.containing("deployment 42")
+               == log.containing("[deployment=42 repository=octo/app "
+                                 "environment=production]"),
+             log.all());
 }
 
 BOOST_AUTO_TEST_CASE(heroku_name_is_used_without_an_environment_name) {

@@ -8,8 +8,11 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+
+#include "base/log_format.hpp"
 
 namespace heaven::test {
 
@@ -28,15 +31,56 @@ inline void restore_logger(std::shared_ptr<spdlog::logger> previous) {
   spdlog::set_default_logger(std::move(previous));
 }
 
+/// A sink that adds the logging thread's log context (what the JSON log
+/// writes) to each message, as " [deployment=42 repository=octo/app
+/// environment=production]" (each part only when known; nothing without a
+/// context), then passes it on to `out`. Asked while logging: `out` may
+/// format later, on another thread.
+class context_sink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  explicit context_sink(std::shared_ptr<spdlog::sinks::sink> out)
+    : out_(std::move(out)) {
+  }
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    std::string text{msg.payload.data(), msg.payload.size()};
+    if (auto about = current_log_context()) {
+      text += " [";
+      if (about->deployment != 0)
+        text += "deployment=" + std::to_string(about->deployment);
+      if (!about->repository.empty())
+        text += " repository=" + about->repository;
+      if (!about->environment.empty())
+        text += " environment=" + about->environment;
+      text += "]";
+    }
+    auto copy = msg;
+    copy.payload = text;
+    out_->log(copy);
+  }
+  void flush_() override {
+    out_->flush();
+  }
+
+private:
+  std::shared_ptr<spdlog::sinks::sink> out_;
+};
+
 /// heaven's log, captured for a test: while it lives, spdlog's default
 /// logger writes "<level> <text>" lines (debug and up) into a ring buffer.
+/// `with_context` adds the thread's log context to each line (see
+/// context_sink).
 class captured_log {
 public:
-  explicit captured_log(std::size_t capacity = 5000)
+  explicit captured_log(std::size_t capacity = 5000, bool with_context = false)
     : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(capacity)),
       previous_(spdlog::default_logger()) {
     sink_->set_pattern("%l %v");
-    auto logger = std::make_shared<spdlog::logger>("test", sink_);
+    std::shared_ptr<spdlog::sinks::sink> first = sink_;
+    if (with_context)
+      first = std::make_shared<context_sink>(sink_);
+    auto logger = std::make_shared<spdlog::logger>("test", first);
     logger->set_level(spdlog::level::debug);
     spdlog::set_default_logger(logger);
   }
