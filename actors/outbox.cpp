@@ -39,6 +39,23 @@ std::string describe(const env_ptr& env, const outbox_row& row) {
   return env->c.kind + " message " + std::to_string(row.id);
 }
 
+/// The log context of the head row of `name`, while it lives.
+struct row_scope {
+  log_context about;
+  std::optional<log_scope> in;
+  row_scope(self_ptr self, const env_ptr& env, const std::string& name) {
+    auto& rows = self->state.streams[name].rows;
+    if (!env->c.about || rows.empty())
+      return;
+    try {
+      about = env->c.about(rows.front());
+    } catch (const std::exception&) {
+      return;
+    }
+    in.emplace(about);
+  }
+};
+
 void pump(self_ptr self, const env_ptr& env);
 void attempt(self_ptr self, const env_ptr& env, const std::string& name);
 
@@ -233,6 +250,7 @@ void check_credentials(self_ptr self, const env_ptr& env,
     return;
   }
   send(self, env, std::move(*check), [=](http_response& res) {
+    row_scope in{self, env, name};
     if (res.status == 401)
       drop(self, env, name,
            "HTTP 401: the credentials are refused (checked again)");
@@ -243,6 +261,7 @@ void check_credentials(self_ptr self, const env_ptr& env,
 
 void on_post(self_ptr self, const env_ptr& env, const std::string& name,
              http_response& res) {
+  row_scope in{self, env, name};
   auto& row = self->state.streams[name].rows.front();
   if (res.status >= 200 && res.status < 300) {
     spdlog::debug("{} delivered", describe(env, row));
@@ -283,6 +302,7 @@ void look_up(self_ptr self, const env_ptr& env, const std::string& name,
 void on_lookup(self_ptr self, const env_ptr& env, const std::string& name,
                http_request req, const http_request& looked,
                http_response& res) {
+  row_scope in{self, env, name};
   auto& row = self->state.streams[name].rows.front();
   if (res.status >= 200 && res.status < 300) {
     bool arrived = false;
@@ -345,6 +365,7 @@ void look_up(self_ptr self, const env_ptr& env, const std::string& name,
 /// Tries the head row of `name` once: drops it when too old, else looks it
 /// up first when unsure, else sends it.
 void attempt(self_ptr self, const env_ptr& env, const std::string& name) {
+  row_scope in{self, env, name};
   auto& row = self->state.streams[name].rows.front();
   auto age = env->opts.now_ms() - row.created_ms;
   if (age > env->opts.max_age.count()) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log_format.hpp"
 #include "base/retry.hpp"
 #include "messages/interfaces.hpp"
 
@@ -58,6 +59,10 @@ struct courier {
   std::function<std::optional<http_request>()> credentials_check;
   /// "status success of octo/app deployment 42", for the log.
   std::function<std::string(const outbox_row&)> describe;
+  /// The deployment `row` is about, set as the log context while the
+  /// outbox handles it (see log_scope). May be empty; may throw (then
+  /// none).
+  std::function<log_context(const outbox_row&)> about;
   /// Answers that also mean the row can never be delivered, besides 400,
   /// 404, 410 and 422 (a chat service's other refusals). May be empty.
   std::function<bool(const http_response&)> hopeless;

@@ -47,6 +47,11 @@ courier status_courier(github_api api,
     return "status " + to_string(s.state) + " of " + s.repo + " deployment "
            + std::to_string(s.github_id);
   };
+  // A status row names the deployment and its repository, not its
+  // environment.
+  c.about = [](const outbox_row& row) {
+    return log_context{status_deployment(row), status_of(row).repo, {}};
+  };
   c.request = [api,
                log_url](const outbox_row& row) -> std::optional<http_request> {
     auto s = status_of(row);

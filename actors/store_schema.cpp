@@ -158,6 +158,8 @@ DROP TABLE revisions_v3;
 constexpr const char* schema_v5_sql = R"sql(
 CREATE INDEX IF NOT EXISTS deployments_repo_id ON deployments(repo, id);
 CREATE INDEX IF NOT EXISTS deployments_state_id ON deployments(state, id);
+CREATE INDEX IF NOT EXISTS deployments_repo_state_id
+  ON deployments(repo, state, id);
 CREATE INDEX IF NOT EXISTS outbox_status_stream
   ON outbox(stream, id) WHERE kind = 'status';
 )sql";

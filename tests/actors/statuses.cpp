@@ -90,7 +90,8 @@ struct fake_github {
 };
 
 struct fixture : test::virtual_world {
-  test::captured_log log;
+  /// With the log context, to see which deployment a line is about.
+  test::captured_log log{5000, true};
   test::fake_host& gh = net->host("http://github.test/");
   std::shared_ptr<fake_github> github = std::make_shared<fake_github>();
   // No jitter: the tests assert exact waits.
@@ -459,6 +460,15 @@ BOOST_FIXTURE_TEST_CASE(server_errors_are_looked_up_then_retried, fixture) {
   BOOST_TEST(times() == (std::vector<int64_t>{0, 10, 10, 30, 30}));
   BOOST_TEST(logged("status queued of octo/app deployment 7 failed (HTTP "
                     "502), attempt 1"));
+  // Every line about a row carries its deployment (heaven's id 1) and
+  // repository: the JSON log's fields.
+  int about = 0;
+  for (auto& line : log.lines())
+    if (line.find("of octo/app deployment 7") != std::string::npos) {
+      ++about;
+      BOOST_TEST(line.ends_with(" [deployment=1 repository=octo/app]"), line);
+    }
+  BOOST_TEST(about >= 2);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_post_whose_answer_is_lost_is_not_sent_twice,
@@ -683,7 +693,8 @@ BOOST_FIXTURE_TEST_CASE(without_token_posts_nothing, fixture) {
                                           "delivered: nothing to send"}));
   BOOST_TEST(requests().empty());
   BOOST_TEST(logged("info status queued of octo/app deployment 7 (Queued) "
-                    "not posted: GITHUB_TOKEN is not set"));
+                    "not posted: GITHUB_TOKEN is not set [deployment=1 "
+                    "repository=octo/app]"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
