@@ -695,6 +695,12 @@ BOOST_AUTO_TEST_CASE(a_version_4_database_is_migrated_to_5) {
   BOOST_TEST(plan_of(db, list_by_repo_sql)
              == (std::vector<std::string>{
                "SEARCH deployments USING INDEX deployments_repo_id (repo=?)"}));
+  BOOST_TEST(plan_of(db, list_by_state_sql)
+             == (std::vector<std::string>{"SEARCH deployments USING INDEX "
+                                          "deployments_state_id (state=?)"}));
+  BOOST_TEST(plan_of(db, timeline_sql)
+             == (std::vector<std::string>{
+               "SEARCH outbox USING INDEX outbox_status_stream (stream=?)"}));
   // Nothing else changed.
   BOOST_TEST(one_of(db, "SELECT count(*) FROM deployments") == "8");
   BOOST_TEST(
