@@ -1028,6 +1028,80 @@ BOOST_AUTO_TEST_CASE(a_create_whose_answer_died_with_heaven_is_not_repeated) {
   BOOST_TEST(creation_outcomes() == std::vector<std::string>{"delivered"});
 }
 
+namespace {
+
+constexpr auto migrations_description = "Migrations for alice's ticket 42";
+
+/// The body of a deployment of `sha` to production a person asked for:
+/// task deploy:migrations, their own description.
+json migrations_request() {
+  return json{{"ref", sha},
+              {"environment", "production"},
+              {"task", "deploy:migrations"},
+              {"auto_merge", false},
+              {"payload", json::parse(prod_payload)},
+              {"description", migrations_description}};
+}
+
+/// GitHub deployment `id` of `sha` to production with `task` and `desc`.
+json listed(int64_t id, std::string task, std::string desc) {
+  auto d = github_deployment(id, sha, "production", std::move(desc),
+                             json::parse(prod_payload));
+  d["task"] = std::move(task);
+  return d;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(
+  a_created_deployment_is_found_by_its_task_and_description) {
+  // A creation queued before heaven stopped: the next heaven looks first.
+  stop(creations);
+  BOOST_REQUIRE(ask<bool>(real_store, create_atom::value,
+                          auto_deployment{"octo/app", "app", "production", sha,
+                                          migrations_request().dump()}));
+  // Only 903 has both the row's task and its description: 901 has the
+  // auto-deploy description, 902 the task "deploy".
+  world.listings = {[](github_world&) {
+    json list = {listed(901, "deploy:migrations", description),
+                 listed(902, "deploy", migrations_description),
+                 listed(903, "deploy:migrations", migrations_description)};
+    return stub_response{
+      200, {{"Content-Type", "application/json"}}, list.dump()};
+  }};
+  restart(opts);
+  finish_on("info Auto-deploying octo/app@a1b2c3d4 to production (app): "
+            "found GitHub deployment 903, created by an earlier request");
+  std::vector<std::string> seen;
+  for (auto& r : github.requests())
+    seen.push_back(r.method + " " + r.target);
+  BOOST_TEST(seen
+             == (std::vector<std::string>{
+               std::string{"GET /repos/octo/app/deployments?sha="} + sha
+               + "&environment=production&task=deploy%3Amigrations"
+                 "&per_page=100"}));
+  BOOST_TEST(posts().empty());
+  BOOST_TEST(creation_outcomes() == std::vector<std::string>{"delivered"});
+}
+
+BOOST_AUTO_TEST_CASE(a_deployment_with_another_task_or_description_is_not_it) {
+  stop(creations);
+  BOOST_REQUIRE(ask<bool>(real_store, create_atom::value,
+                          auto_deployment{"octo/app", "app", "production", sha,
+                                          migrations_request().dump()}));
+  world.listings = {[](github_world&) {
+    json list = {listed(901, "deploy:migrations", description),
+                 listed(902, "deploy", migrations_description)};
+    return stub_response{
+      200, {{"Content-Type", "application/json"}}, list.dump()};
+  }};
+  restart(opts);
+  finish_on(created_line("production", 1001));
+  BOOST_TEST(requests_to("GET", "/repos/octo/app/deployments?").size() == 1u);
+  BOOST_REQUIRE_EQUAL(posts().size(), 1u);
+  BOOST_TEST(json::parse(posts()[0].body) == migrations_request());
+}
+
 BOOST_AUTO_TEST_CASE(no_token_means_no_request) {
   deployed_last({deployed("production", prod_base, prod_payload)});
   auto c = config();

@@ -1565,6 +1565,14 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
                                                 "'table' AND name = '")
                                       + table + "'"),
                       "1");
+  // Version 5's indexes, for the pages.
+  BOOST_CHECK(
+    (query(db, "SELECT name FROM sqlite_master WHERE type = "
+               "'index' AND name IN ('deployments_repo_id', "
+               "'deployments_state_id', 'outbox_status_stream') "
+               "ORDER BY name")
+     == std::vector<std::string>{"deployments_repo_id", "deployments_state_id",
+                                 "outbox_status_stream"}));
   BOOST_REQUIRE_EQUAL(xs.size(), 1u);
   BOOST_CHECK_EQUAL(xs[0].id, 1);
   BOOST_CHECK_EQUAL(to_string(xs[0].state), "running");
@@ -1628,6 +1636,12 @@ BOOST_AUTO_TEST_CASE(a_version_3_database_moves_its_revisions) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM sqlite_master WHERE "
                                   "name = 'revisions_v3'"),
                     "0");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM sqlite_master WHERE "
+                                  "type = 'index' AND name IN "
+                                  "('deployments_repo_id', "
+                                  "'deployments_state_id', "
+                                  "'outbox_status_stream')"),
+                    "3");
   // Per app and environment the newer of heaven's newest successful deploy
   // and the old row (its app the repository's name), heaven's when both
   // name one sha; heaven's replaced the old row's other sha.
