@@ -14,6 +14,7 @@
 
 #include "actors/auto_deployments.hpp"
 #include "base/github.hpp"
+#include "base/log_format.hpp"
 #include "base/retry.hpp"
 #include "base/text.hpp"
 #include "base/validate.hpp"
@@ -81,6 +82,9 @@ struct github_call {
   http_request req;
   /// What the request is about, for the log.
   std::string what;
+  /// The log context of its lines: the repository, and the environment
+  /// when the call is for one.
+  log_context about;
   /// Attempts made so far.
   int attempt = 0;
   /// Runs once with the final answer (success, or the last failure) and
@@ -95,6 +99,9 @@ struct job_state {
   /// cfg's attempts and backoff.
   retry_policy retry;
   commit_status_event ev;
+  /// The log context of the job's lines: its repository (no deployment
+  /// yet, no environment).
+  log_context about;
   /// Calls in flight or waiting for their retry, by id.
   std::map<uint64_t, github_call> calls;
   uint64_t next_call = 1;
@@ -108,6 +115,12 @@ using job_ptr = job_actor::stateful_pointer<job_state>;
 /// "octo/app@1234abcd".
 std::string subject(job_ptr self) {
   return self->state.ev.repo + "@" + short_sha(self->state.ev.sha, 8);
+}
+
+/// The log context of the job's lines about `env`: its repository and
+/// that environment (no heaven deployment yet).
+log_context about(job_ptr self, const deployed_environment& env) {
+  return {0, self->state.ev.repo, env.environment};
 }
 
 /// One asynchronous step began.
@@ -131,6 +144,8 @@ void send_call(job_ptr self, uint64_t id) {
     if (i == self->state.calls.end())
       return;
     auto& call = i->second;
+    auto ctx = call.about;
+    log_scope in{ctx};
     const auto& retry = self->state.retry;
     // GETs change nothing: what is transient is worth another attempt.
     if (retry_allowed(retry, res, call.attempt)) {
@@ -173,6 +188,8 @@ void call_github(job_ptr self, github_call call,
 /// "Not auto-deploying octo/app@1234abcd to production: <why>".
 void skip(job_ptr self, const deployed_environment& env,
           const std::string& why) {
+  auto ctx = about(self, env);
+  log_scope in{ctx};
   spdlog::info("Not auto-deploying {} to {}: {}", subject(self),
                env.environment, why);
 }
@@ -188,6 +205,8 @@ void claim(job_ptr self, const deployed_environment& env) {
   self->request(self->state.cfg.store, store_timeout, claim_atom::value, x)
     .then(
       [self, env](bool claimed) {
+        auto ctx = about(self, env);
+        log_scope in{ctx};
         if (claimed)
           spdlog::info("Auto-deploying {} to {} ({}): creating its GitHub "
                        "deployment",
@@ -197,6 +216,8 @@ void claim(job_ptr self, const deployed_environment& env) {
         closed(self);
       },
       [self, env](caf::error& err) {
+        auto ctx = about(self, env);
+        log_scope in{ctx};
         spdlog::error("Not auto-deploying {} to {}: the store could not "
                       "claim it: {}",
                       subject(self), env.environment,
@@ -224,6 +245,7 @@ void consider(job_ptr self, const deployed_environment& env) {
                              ev.sha);
   call.what = "comparing " + short_sha(env.sha, 8) + "..."
               + short_sha(ev.sha, 8) + " of " + ev.repo;
+  call.about = about(self, env);
   call.done = [self, env](const http_response& res, int) {
     if (res.status != 200) {
       spdlog::error("Not auto-deploying {} to {}: could not compare it with "
@@ -259,6 +281,7 @@ void on_latest(job_ptr self, std::vector<deployed_environment> envs) {
   call.req = combined_status_request(github_of(self->state.cfg), ev.repo,
                                      ev.sha);
   call.what = "reading the combined status of " + subject(self);
+  call.about = self->state.about;
   call.done = [self, envs = std::move(envs)](const http_response& res, int) {
     if (res.status != 200) {
       spdlog::error("Not auto-deploying {}: could not read its combined "
@@ -292,8 +315,11 @@ job_actor::behavior_type auto_deploy_job(job_ptr self, auto_deploy_config cfg,
   retry.jitter = cfg.jitter;
   self->state.cfg = std::move(cfg);
   self->state.ev = std::move(ev);
+  self->state.about = {0, self->state.ev.repo, {}};
+  log_scope in{self->state.about};
   self->monitor(parent);
   self->set_down_handler([self](caf::down_msg&) {
+    log_scope in{self->state.about};
     spdlog::warn("Stopping the auto deploy of {}: heaven's auto_deploy "
                  "actor is gone",
                  subject(self));
@@ -305,10 +331,12 @@ job_actor::behavior_type auto_deploy_job(job_ptr self, auto_deploy_config cfg,
               self->state.ev.repo)
     .then(
       [self](std::vector<deployed_environment>& envs) {
+        log_scope in{self->state.about};
         on_latest(self, std::move(envs));
         closed(self);
       },
       [self](caf::error& err) {
+        log_scope in{self->state.about};
         spdlog::error("Not auto-deploying {}: the store could not say what "
                       "heaven deployed last: {}",
                       subject(self), self->system().render(err));
@@ -316,6 +344,7 @@ job_actor::behavior_type auto_deploy_job(job_ptr self, auto_deploy_config cfg,
       });
   return {
     [self](retry_atom, uint64_t id) {
+      log_scope in{self->state.about};
       if (self->state.calls.count(id) != 0)
         send_call(self, id);
     },
@@ -357,6 +386,9 @@ auto_deploy_actor::behavior_type auto_deploy(auto_deploy_actor::pointer self,
   cfg.first_backoff_ms = std::max<int64_t>(cfg.first_backoff_ms, 0);
   return {
     [self, cfg](status_atom, commit_status_event& ev) {
+      // The repository the status names, when it names one.
+      log_context ctx{0, valid_repo(ev.repo) ? ev.repo : std::string{}, {}};
+      log_scope in{ctx};
       if (!worth_a_look(ev))
         return;
       if (cfg.token.empty()) {

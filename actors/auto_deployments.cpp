@@ -126,6 +126,11 @@ courier deployment_courier(github_api api) {
   courier c;
   c.kind = deploy_kind;
   c.describe = [](const outbox_row& row) { return describe(read_row(row)); };
+  // No heaven deployment yet: the repository and the environment.
+  c.about = [](const outbox_row& row) {
+    auto x = read_row(row);
+    return log_context{0, x.repo, x.environment};
+  };
   c.request = [api](const outbox_row& row) -> std::optional<http_request> {
     auto x = read_row(row);
     if (api.token.empty()) {

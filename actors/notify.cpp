@@ -86,6 +86,13 @@ std::string chat_row_body(const deployment_notice& n, std::size_t message,
   return notifiers::to_text(body);
 }
 
+/// The deployment a notice is about, the log context of its lines: its
+/// repository and environment. The notice names GitHub's deployment, not
+/// heaven's, so the id stays unknown.
+log_context about(const deployment_notice& n) {
+  return {0, n.repo, n.environment};
+}
+
 /// A random (version 4) UUID.
 std::string delivery_id(std::mt19937_64& rng) {
   uint64_t hi = rng();
@@ -124,6 +131,9 @@ courier chat_courier(chat_service s) {
   };
   c.describe = [name = s.name, message](const outbox_row& row) {
     return name + ": " + message(row).label;
+  };
+  c.about = [](const outbox_row& row) {
+    return about(read_chat_row(row).notice);
   };
   c.hopeless = [](const http_response& res) {
     return res.status >= 400 && res.status < 500 && res.status != 408
@@ -192,6 +202,9 @@ courier notice_courier(notice_config config) {
   c.describe = [](const outbox_row& row) {
     return "the commit list of "
            + notifiers::describe(read_notice_row(row).notice);
+  };
+  c.about = [](const outbox_row& row) {
+    return about(read_notice_row(row).notice);
   };
   c.follow_ups = [cfg, rng](const outbox_row& row, const settlement& how) {
     auto x = read_notice_row(row);

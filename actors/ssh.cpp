@@ -21,10 +21,18 @@ using namespace ssh_detail;
 ssh_actor::behavior_type ssh_worker(ssh_actor::pointer self, ssh_options opts,
                                     line_sink sink,
                                     std::shared_ptr<cancel_switch> sw) {
+  // The session's lines are logged in these handlers, on this thread.
+  auto about = std::make_shared<const log_context>(opts.about);
   auto s = make_session(std::move(opts), std::move(sink), std::move(sw));
   return {
-    [s](ssh_command& cmd) -> ssh_result { return run_command(*s, cmd); },
-    [s](cancel_atom) { close_session(*s); },
+    [s, about](ssh_command& cmd) -> ssh_result {
+      log_scope in{*about};
+      return run_command(*s, cmd);
+    },
+    [s, about](cancel_atom) {
+      log_scope in{*about};
+      close_session(*s);
+    },
   };
 }
 

@@ -14,6 +14,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "base/log_format.hpp"
 #include "base/ssh_key.hpp"
 #include "messages/interfaces.hpp"
 
@@ -40,6 +41,9 @@ struct ssh_options {
   int64_t kill_grace_ms = 2000;
   /// What each output line is prefixed with ("" means `host`).
   std::string label;
+  /// The deployment the commands are for: the log context of the actor's
+  /// own lines (see log_scope). Empty when none.
+  log_context about;
 };
 
 /// Spawns an SSH actor for `opts.host`. It connects on its first command

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -12,6 +13,7 @@
 
 #include "actors/sqlite_store.hpp"
 #include "base/health.hpp"
+#include "base/log_format.hpp"
 #include "base/metrics.hpp"
 
 namespace heaven {
@@ -22,8 +24,24 @@ caf::error store_error(const std::string& what) {
   return caf::make_error(caf::sec::runtime_error, "store: " + what);
 }
 
-/// One log line saying what `accept` did with a delivery.
+/// The deployment a delivery asks for (repository and environment; its id
+/// is not known yet), the log context of the request's lines. Empty for
+/// other events.
+log_context accepted_context(const inbound_event& ev) {
+  if (ev.type != event_kind::deployment)
+    return {};
+  return {0, ev.deployment.repo, ev.deployment.environment};
+}
+
+/// One log line saying what `accept` did with a delivery; a recorded
+/// deployment's line carries its id too.
 void log_accepted(const inbound_event& ev, const accept_result& res) {
+  std::optional<log_scope> recorded;
+  log_context about;
+  if (res.deployment_id != 0) {
+    about = {res.deployment_id, ev.deployment.repo, ev.deployment.environment};
+    recorded.emplace(about);
+  }
   const auto& repo = ev.repo.empty() ? ev.deployment.repo : ev.repo;
   if (res.duplicate)
     spdlog::info("store saw delivery {} ({}) before; ignoring it", ev.delivery,
@@ -156,9 +174,11 @@ void commit_queued(store_ptr self) {
 /// it is on disk, just before the answer; `what()` ("record delivery d-1")
 /// names it in an error line. A write that fails tells the health board
 /// (a request the rules refuse, std::invalid_argument, says nothing of the
-/// disk).
+/// disk). `about` is the deployment the request names: the log context of
+/// its lines (none when empty).
 template <class What, class Fn, class OnCommit>
-auto enqueue(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit)
+auto enqueue(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit,
+             log_context about = {})
   -> caf::result<decltype(fn(std::declval<store_backend&>(),
                              std::declval<committed_rows&>()))> {
   using answer = decltype(fn(std::declval<store_backend&>(),
@@ -166,13 +186,16 @@ auto enqueue(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit)
   auto rp = self->make_response_promise<answer>();
   store_op op;
   op.write = write;
-  op.run = [self, rp, write, what, fn,
-            on_commit](store_backend& db,
-                       std::string& why) mutable -> std::function<void()> {
+  auto ctx = std::make_shared<const log_context>(std::move(about));
+  op.run = [self, rp, write, what, fn, on_commit,
+            ctx](store_backend& db,
+                 std::string& why) mutable -> std::function<void()> {
+    log_scope in{*ctx};
     try {
       auto rows = std::make_shared<committed_rows>();
       auto res = std::make_shared<answer>(fn(db, *rows));
-      return [self, rp, rows, res, on_commit]() mutable {
+      return [self, rp, rows, res, on_commit, ctx]() mutable {
+        log_scope in{*ctx};
         publish(self, *rows);
         on_commit(*res);
         rp.deliver(std::move(*res));
@@ -186,7 +209,8 @@ auto enqueue(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit)
       return {};
     }
   };
-  op.fail = [rp, what](const std::string& why) mutable {
+  op.fail = [rp, what, ctx](const std::string& why) mutable {
+    log_scope in{*ctx};
     spdlog::error("store could not {}: {}", what(), why);
     rp.deliver(store_error(why));
   };
@@ -240,7 +264,8 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
         [ev](store_backend& db, committed_rows& rows) {
           return db.accept(*ev, rows);
         },
-        [ev](const accept_result& res) { log_accepted(*ev, res); });
+        [ev](const accept_result& res) { log_accepted(*ev, res); },
+        accepted_context(*ev));
     },
     [=](start_atom, int64_t id, const std::string& description) {
       return enqueue(
@@ -254,7 +279,8 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
             spdlog::warn("store found deployment {} not queued: it does not "
                          "start",
                          id);
-        });
+        },
+        log_context{id, {}, {}});
     },
     [=](finish_atom, int64_t id, const provider_outcome& outcome) {
       return enqueue(
@@ -271,7 +297,8 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
             spdlog::warn("store found deployment {} ended already: it keeps "
                          "its first end, not {}",
                          id, to_string(state));
-        });
+        },
+        log_context{id, {}, {}});
     },
     [=](subscribe_atom, const std::string& kind, const outbox_actor& sink) {
       // The outbox is subscribed once the rows it reads are committed: it

@@ -255,6 +255,7 @@ remote_steps(provider_actor::stateful_pointer<remote_state> self,
     opts.known_hosts = cfg.known_hosts;
     opts.connect_timeout_ms = cfg.connect_timeout_ms;
     opts.label = h.label;
+    opts.about = {st.job.id, st.job.request.repo, st.job.request.environment};
     st.sessions.push_back(
       cfg.spawn(self->system(), std::move(opts), st.deployment));
   }

@@ -174,7 +174,12 @@ struct auto_fixture : virtual_world {
   auto_deploy_actor actor;
   size_t baseline = 0;
 
-  auto_fixture() {
+  auto_fixture() : auto_fixture(false) {
+  }
+
+  /// `with_context`: the log's lines end with their log context (see
+  /// captured_log).
+  explicit auto_fixture(bool with_context) : log{1000, with_context} {
     github.respond_with([this](const recorded_request& r) {
       int delay = 0;
       auto res = answer(r, delay);
@@ -628,6 +633,47 @@ BOOST_AUTO_TEST_CASE(nothing_deployed_yet_means_nothing_to_auto_deploy) {
             "deployed octo/app successfully yet");
   BOOST_TEST(github.requests().empty());
   BOOST_TEST(latest_asked() == 1);
+}
+
+namespace {
+
+/// The log with each line's log context.
+struct context_fixture : auto_fixture {
+  context_fixture() : auto_fixture(true) {
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(lines_carry_the_repository_and_environment,
+                        context_fixture) {
+  deployed_last(
+    {locked(deployed("production", prod_base, prod_payload), "alice"),
+     deployed("staging", staging_base, prod_payload)});
+  world.combined = {"503", "success"};
+  send(status_event());
+  // The job's lines about one environment name it; no heaven deployment
+  // exists yet.
+  finish_on(created_line("staging", 1001)
+            + " [repository=octo/app environment=staging]");
+  BOOST_TEST(count_logged("info Not auto-deploying octo/app@a1b2c3d4 to "
+                          "production: octo/app is locked on production by "
+                          "alice [repository=octo/app environment=production]")
+             == 1u);
+  BOOST_TEST(count_logged("info Auto-deploying octo/app@a1b2c3d4 to staging "
+                          "(app): creating its GitHub deployment "
+                          "[repository=octo/app environment=staging]")
+             == 1u);
+  // Its lines about the commit name the repository only.
+  BOOST_TEST(count_logged("warning reading the combined status of "
+                          "octo/app@a1b2c3d4 failed (HTTP 503: Server Error), "
+                          "attempt 1 of 3; trying again in 10 ms "
+                          "[repository=octo/app]")
+             == 1u);
+  // So do the event's.
+  send(status_event("pending"));
+  finish_on("debug Ignoring commit status (pending) for octo/app@a1b2c3d4: "
+            "not success [repository=octo/app]");
 }
 
 BOOST_AUTO_TEST_CASE(a_locked_environment_is_skipped_while_another_deploys) {

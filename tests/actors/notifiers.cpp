@@ -170,7 +170,8 @@ inbound_event status_event(deployment_notice n, int delivery) {
 }
 
 struct notify_fixture : virtual_world {
-  captured_log log;
+  /// With the log context: which deployment a line is about.
+  captured_log log{5000, true};
   fake_host& slack = net->host("http://slack.test/");
   fake_host& hipchat = net->host("http://hipchat.test/");
   fake_host& campfire = net->host("http://campfire.test/");
@@ -570,8 +571,11 @@ BOOST_FIXTURE_TEST_CASE(slack_message_for_each_state, notify_fixture) {
   };
   for (std::size_t i = 0; i < expected.size(); ++i)
     BOOST_TEST(body_of(got[i]).dump() == expected[i].dump());
+  // A notice's lines carry its repository and environment (GitHub's
+  // deployment is not heaven's id: none).
   BOOST_TEST(log_has("debug slack: queued of octo/app deployment 42 to "
-                     "production is not announced"));
+                     "production is not announced [repository=octo/app "
+                     "environment=production]\n"));
   BOOST_TEST(log_has("debug slack: inactive of octo/app deployment 42 to "
                      "production is not announced"));
 }
@@ -671,9 +675,10 @@ BOOST_FIXTURE_TEST_CASE(campfire_message_for_each_state, notify_fixture) {
   };
   for (std::size_t i = 0; i < expected.size(); ++i)
     BOOST_TEST(body_of(got[i]).dump() == expected[i].dump());
-  BOOST_TEST(log_has("error campfire: success of octo/app deployment 44 to "
-                     "production names no room (payload.notify.room); not "
-                     "announced"));
+  BOOST_TEST(
+    log_has("error campfire: success of octo/app deployment 44 to "
+            "production names no room (payload.notify.room); not "
+            "announced [repository=octo/app environment=production]\n"));
 }
 
 namespace {
@@ -965,10 +970,14 @@ BOOST_FIXTURE_TEST_CASE(first_deploy_lists_nothing_but_records_revision,
   BOOST_TEST(revision() == sha_of('9'));
   BOOST_TEST(github.requests().size() == 1u);
   BOOST_TEST(log_has("error the commit list of success of octo/app "
-                     "deployment 45 to production is dropped: HTTP 404"));
+                     "deployment 45 to production is dropped: HTTP 404: "
+                     "{\"message\":\"Not Found\"} [repository=octo/app "
+                     "environment=production]\n"),
+             logged());
   BOOST_TEST(log_has("warning notify: comparing octo/app c0ffee00...99999999 "
                      "failed (dropped); the messages go out without the "
-                     "commit list"));
+                     "commit list [repository=octo/app "
+                     "environment=production]\n"));
 }
 
 BOOST_FIXTURE_TEST_CASE(display_commits_off_records_without_asking,
@@ -1056,12 +1065,14 @@ BOOST_FIXTURE_TEST_CASE(slack_down_never_holds_up_hipchat, notify_fixture) {
   BOOST_TEST(slack_text(tried[0]).find("is deploying") != std::string::npos);
   BOOST_TEST(slack_text(tried[9]).find("#44> : ") != std::string::npos);
   BOOST_TEST(log_has("is dropped: gave up after 3 attempt(s): HTTP 503", 4));
-  BOOST_TEST(log_has("error slack: failure of octo/app deployment 43 to "
-                     "production is dropped: gave up after 3 attempt(s): "
-                     "HTTP 503"));
-  BOOST_TEST(log_has("warning slack: in_progress of octo/app deployment 42 "
-                     "to production failed (HTTP 503), attempt 1 of 3; "
-                     "trying again in 10 ms"));
+  BOOST_TEST(
+    log_has("error slack: failure of octo/app deployment 43 to "
+            "production is dropped: gave up after 3 attempt(s): "
+            "HTTP 503 [repository=octo/app environment=production]\n"));
+  BOOST_TEST(log_has(
+    "warning slack: in_progress of octo/app deployment 42 "
+    "to production failed (HTTP 503), attempt 1 of 3; "
+    "trying again in 10 ms [repository=octo/app environment=production]\n"));
   BOOST_TEST(log_has("warning slack: in_progress of octo/app deployment 42 "
                      "to production failed (HTTP 503), attempt 2 of 3; "
                      "trying again in 20 ms"));

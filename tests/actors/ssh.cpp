@@ -524,4 +524,33 @@ BOOST_AUTO_TEST_CASE(the_private_key_never_reaches_the_log) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(its_lines_carry_the_deployment_of_its_options) {
+  // With the log context: the JSON log's deployment fields.
+  std::vector<std::string> lines;
+  {
+    captured_log log{1000, true};
+    auto opts = options();
+    opts.about = {42, "octo/app", "production"};
+    auto ssh = spawn_ssh(sys, opts, sink);
+    BOOST_TEST(run(ssh, "true").exit_code == 0);
+    BOOST_TEST(run(ssh, "exit 3").exit_code == 3);
+    lines = log.lines();
+  }
+  std::string where = "ssh " + server.host() + ":"
+                      + std::to_string(server.port()) + ": ";
+  std::string about = " [deployment=42 repository=octo/app "
+                      "environment=production]";
+  auto count = [&](const std::string& line) {
+    return std::count(lines.begin(), lines.end(), line);
+  };
+  BOOST_TEST(count("info " + where + "signed in as " + server.user() + about)
+               == 1,
+             where);
+  BOOST_TEST(count("debug " + where + "command ended: exit 3 signal ''" + about)
+             == 1);
+  // Every line of the actor is about it.
+  for (auto& line : lines)
+    BOOST_TEST(line.ends_with(about), line);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

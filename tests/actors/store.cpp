@@ -20,6 +20,7 @@
 #include "actors/ingress_answers.hpp"
 #include "actors/store.hpp"
 #include "base/health.hpp"
+#include "tests/support/logger.hpp"
 
 using namespace heaven;
 namespace fs = std::filesystem;
@@ -1779,6 +1780,36 @@ BOOST_AUTO_TEST_CASE(a_deployment_starts_once_and_ends_once) {
                 .find("not a state a deployment ends "
                       "in")
               != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(lines_about_a_deployment_carry_it) {
+  // With the log context: the JSON log's deployment fields.
+  test::captured_log log{1000, true};
+  auto s = start();
+  accept_ok(s, task_event("d-1", 1, "production", "deploy", "alice"));
+  BOOST_CHECK(start_one(s, 1, "Deploying"));
+  BOOST_CHECK(!start_one(s, 1, "again"));
+  BOOST_CHECK(*finish(s, 1, "success", "Deployed"));
+  BOOST_CHECK(!*finish(s, 1, "error", "late"));
+  BOOST_CHECK(!finish(s, 1, "running", "no"));
+  accept_ok(s, other_event("p-1", "ping"));
+  BOOST_TEST(log.exactly("info store recorded delivery d-1 as deployment 1 of "
+                         "octo/app to production [deployment=1 "
+                         "repository=octo/app environment=production]")
+             == 1u);
+  BOOST_TEST(log.exactly("warning store found deployment 1 not queued: it "
+                         "does not start [deployment=1]")
+             == 1u);
+  BOOST_TEST(log.exactly("warning store found deployment 1 ended already: it "
+                         "keeps its first end, not error [deployment=1]")
+             == 1u);
+  BOOST_TEST(log.containing("error store could not mark deployment 1 running: ")
+             == 1u);
+  BOOST_TEST(log.containing("not a state a deployment ends in [deployment=1]")
+             == 1u);
+  // A delivery that is no deployment is about none.
+  BOOST_TEST(log.exactly("debug store recorded delivery p-1 (ping)") == 1u,
+             log.all());
 }
 
 namespace {

@@ -26,6 +26,7 @@
 #include "base/payload_config.hpp"
 #include "providers/capistrano_native.hpp"
 #include "providers/fabric.hpp"
+#include "tests/support/logger.hpp"
 #include "tools/support/heaven_process.hpp"
 #include "tools/support/recorder.hpp"
 #include "tools/support/sshd.hpp"
@@ -222,6 +223,19 @@ void check_release(const fs::path& d, const std::string& release,
 } // namespace
 
 BOOST_FIXTURE_TEST_SUITE(capistrano_native_suite, fixture)
+
+BOOST_AUTO_TEST_CASE(the_ssh_sessions_log_as_the_deployment) {
+  // With the log context: the JSON log's deployment fields.
+  heaven::test::captured_log log{1000, true};
+  auto out = deploy(config({host(one, prepared("a"))}), "deploy", shas[0]);
+  BOOST_TEST(out.state == deploy_state::success, out.description);
+  BOOST_TEST(log.exactly("info ssh 127.0.0.1:" + std::to_string(one.port())
+                         + ": signed in as " + one.user()
+                         + " [deployment=1 repository=octo/app "
+                           "environment=production]")
+               == 1u,
+             log.all());
+}
 
 BOOST_AUTO_TEST_CASE(deploys_to_two_hosts_in_parallel_with_capistranos_layout) {
   auto a = prepared("a");

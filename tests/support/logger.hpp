@@ -34,8 +34,8 @@ inline void restore_logger(std::shared_ptr<spdlog::logger> previous) {
 /// A sink that adds the logging thread's log context (what the JSON log
 /// writes) to each message, as " [deployment=42 repository=octo/app
 /// environment=production]" (each part only when known; nothing without a
-/// context), then passes it on to `out`. Asked while logging: `out` may
-/// format later, on another thread.
+/// context or when it knows nothing), then passes it on to `out`. Asked while
+/// logging: `out` may format later, on another thread.
 class context_sink : public spdlog::sinks::base_sink<std::mutex> {
 public:
   explicit context_sink(std::shared_ptr<spdlog::sinks::sink> out)
@@ -46,14 +46,18 @@ protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     std::string text{msg.payload.data(), msg.payload.size()};
     if (auto about = current_log_context()) {
-      text += " [";
+      std::string parts;
+      auto add = [&parts](const std::string& part) {
+        parts += (parts.empty() ? "" : " ") + part;
+      };
       if (about->deployment != 0)
-        text += "deployment=" + std::to_string(about->deployment);
+        add("deployment=" + std::to_string(about->deployment));
       if (!about->repository.empty())
-        text += " repository=" + about->repository;
+        add("repository=" + about->repository);
       if (!about->environment.empty())
-        text += " environment=" + about->environment;
-      text += "]";
+        add("environment=" + about->environment);
+      if (!parts.empty())
+        text += " [" + parts + "]";
     }
     auto copy = msg;
     copy.payload = text;
