@@ -173,6 +173,7 @@ outbox_row queue_status(database& db, int64_t id, const deployment_request& r,
   nlohmann::json body = {{"repo", r.repo},
                          {"github_id", r.github_id},
                          {"deployment_id", id},
+                         {"environment", r.environment},
                          {"state", to_string(status_state_of(state))},
                          {"description", description},
                          {"environment_url", r.environment_url}};

@@ -47,10 +47,15 @@ courier status_courier(github_api api,
     return "status " + to_string(s.state) + " of " + s.repo + " deployment "
            + std::to_string(s.github_id);
   };
-  // A status row names the deployment and its repository, not its
-  // environment.
+  // A status row names the deployment, its repository and (rows queued
+  // since the pages) its environment.
   c.about = [](const outbox_row& row) {
-    return log_context{status_deployment(row), status_of(row).repo, {}};
+    auto body = nlohmann::json::parse(row.body, nullptr, false);
+    auto env = body.is_object() ? body.find("environment") : body.end();
+    return log_context{status_deployment(row), status_of(row).repo,
+                       env != body.end() && env->is_string()
+                         ? env->get<std::string>()
+                         : std::string{}};
   };
   c.request = [api,
                log_url](const outbox_row& row) -> std::optional<http_request> {

@@ -598,6 +598,7 @@ BOOST_AUTO_TEST_CASE(accepts_a_deployment_event) {
     row.dump(), nlohmann::json({{"repo", "octo/app"},
                                 {"github_id", 4242},
                                 {"deployment_id", 1},
+                                {"environment", "production"},
                                 {"state", "queued"},
                                 {"description", "Queued main (0123456) "
                                                 "for production by hubot"},

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/ingress_route.hpp"
+#include "base/pages.hpp"
 #include "base/webhook.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
@@ -43,11 +44,26 @@ void check(const route_decision& d, const http::request<http::string_body>& req,
           "the log line is not \"METHOD /path\"");
   switch (d.what) {
     case route_decision::kind::answer:
-      require(d.status == 200 || d.status == 400 || d.status == 401
-                || d.status == 403 || d.status == 404 || d.status == 405
-                || d.status == 422,
+      require(d.status == 200 || d.status == 302 || d.status == 400
+                || d.status == 401 || d.status == 403 || d.status == 404
+                || d.status == 405 || d.status == 422,
               "an unexpected status");
-      require(nlohmann::json::accept(d.body), "an answer that is not JSON");
+      // Redirects go only to heaven's own pages or its sign-in.
+      require((d.status == 302) == !d.location.empty(),
+              "Location is set exactly on 302");
+      require(d.location.empty() || d.location == "/auth/github"
+                || d.location == "/ui/deployments",
+              "a redirect elsewhere");
+      if (d.content_type.empty() && d.status != 302)
+        require(nlohmann::json::accept(d.body), "an answer that is not JSON");
+      else if (d.content_type.starts_with("text/html"))
+        require(d.body.starts_with("<!DOCTYPE html>"),
+                "an HTML answer that is not a page");
+      else if (!d.content_type.empty())
+        require(d.status == 200
+                  && (d.body == pages::stylesheet()
+                      || d.body == pages::script()),
+                "a file that is not heaven's stylesheet or script");
       require((d.status == 405) == !d.allow.empty(),
               "Allow is set exactly on 405");
       break;
@@ -80,6 +96,12 @@ void check(const route_decision& d, const http::request<http::string_body>& req,
       break;
     case route_decision::kind::sign_out:
       require(view(req.method_string()) == "POST", "sign-out but not a POST");
+      break;
+    case route_decision::kind::page:
+    case route_decision::kind::action:
+      // Pages want a session or the API token, which the fuzzer does not
+      // have.
+      require(false, "a page answered without credentials");
       break;
     case route_decision::kind::locks:
     case route_decision::kind::log:
