@@ -184,10 +184,12 @@ void act_on(caf::actor_system& sys, const page_setup& setup, route_decision r,
             return send_html(reply, 404,
                              pages::error_page(404, "There is no such "
                                                     "deployment."));
-          if (d.row.finished_at.empty() || d.row.sha.empty())
+          if (d.row.finished_at.empty() || d.row.sha.empty()
+              || !pages::is_deploy_task(d.row.task))
             return send_html(
               reply, 409,
-              pages::error_page(409, "Only a deployment that has ended, of a "
+              pages::error_page(409, "Only a deployment of code (a deploy "
+                                     "task, not a lock) that has ended, of a "
                                      "known sha, can be deployed again."));
           auto_deployment x{d.row.repo, d.row.app, d.row.environment, d.row.sha,
                             redeploy_body(d, login, rollback)};

@@ -172,23 +172,19 @@ std::string deployments_page(const viewer& who, const links& to,
   return detail::frame("Deployments", who, said, body);
 }
 
-namespace {
-
-std::string item(std::string_view term, const std::string& html) {
-  return "<dt>" + std::string{term} + "</dt><dd>" + html + "</dd>\n";
-}
-
-bool is_lock_task(const std::string& task) {
+bool is_deploy_task(const std::string& task) {
   auto ends = [&](std::string_view tail) {
     return task.size() >= tail.size()
            && task.compare(task.size() - tail.size(), tail.size(), tail) == 0;
   };
-  return ends(":lock") || ends(":unlock");
+  return (task == "deploy" || task.rfind("deploy:", 0) == 0) && !ends(":lock")
+         && !ends(":unlock");
 }
 
-bool is_deploy_task(const std::string& task) {
-  return (task == "deploy" || task.rfind("deploy:", 0) == 0)
-         && !is_lock_task(task);
+namespace {
+
+std::string item(std::string_view term, const std::string& html) {
+  return "<dt>" + std::string{term} + "</dt><dd>" + html + "</dd>\n";
 }
 
 std::string action(const viewer& who, int64_t id, std::string_view what,
@@ -262,11 +258,11 @@ deployment_page(const viewer& who, const links& to, const deployment_detail& d,
   body += item("GitHub id", r.github_id != 0 ? std::to_string(r.github_id)
                                              : std::string{"\u2013"});
   body += "</dl>\n";
-  if (!who.csrf.empty() && terminal(r.state) && !r.sha.empty()) {
+  if (!who.csrf.empty() && terminal(r.state) && !r.sha.empty()
+      && is_deploy_task(r.task)) {
     body += "<div class=\"actions\">\n";
     body += action(who, r.id, "redeploy", "Deploy this sha again");
-    if (r.state == deploy_state::success && is_deploy_task(r.task)
-        && r.sha != d.current_sha)
+    if (r.state == deploy_state::success && r.sha != d.current_sha)
       body += action(who, r.id, "rollback", "Roll back to this deployment");
     body += "</div>\n";
   }

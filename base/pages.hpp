@@ -91,6 +91,11 @@ std::string repositories_page(const viewer& who,
                               const std::vector<repository_record>& repos,
                               const notice& said = {});
 
+/// Does `task` deploy code ("deploy" or "deploy:<name>", not a chat-ops
+/// lock or unlock)? Only such a deployment may be deployed again or rolled
+/// back to.
+bool is_deploy_task(const std::string& task);
+
 /// A page that only says what went wrong (403, 404, 502...).
 std::string error_page(int status, std::string_view message);
 

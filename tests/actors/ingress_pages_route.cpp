@@ -1,11 +1,14 @@
 // Tests for route_request on the pages (/ui/...): who may see them, who may
 // press their buttons (a session and its CSRF token), and what is read from
-// the query and the forms.
+// the query and the forms; and the GitHub deployment a button asks for.
 #include <boost/test/unit_test.hpp>
 
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "actors/ingress_pages.hpp"
 #include "actors/ingress_route.hpp"
 #include "base/log_book.hpp"
 
@@ -225,6 +228,52 @@ BOOST_AUTO_TEST_CASE(the_live_log_starts_where_it_is_asked_to) {
   auto tail = route({"GET", target + "&from=4096"});
   BOOST_TEST(tail.log_from == 4096u);
   BOOST_TEST(route({"GET", target + "&from=-1"}).status == 400);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- what "Deploy this sha again" and "Roll back" ask GitHub for -------------
+
+BOOST_AUTO_TEST_SUITE(ingress_pages_actions)
+
+BOOST_AUTO_TEST_CASE(deploying_again_repeats_the_deployment_for_the_person) {
+  deployment_detail d;
+  d.found = true;
+  d.row.id = 12;
+  d.row.github_id = 4321;
+  d.row.repo = "octo/app";
+  d.row.app = "shop";
+  d.row.environment = "production";
+  d.row.sha = "a10867b14bb761a232cd80139fbd4c0d33264240";
+  d.row.task = "deploy:migrations";
+  d.request.payload_json
+    = R"({"name":"shop","actor":"hubot","config":{"provider":"shell"}})";
+  auto payload = nlohmann::json{
+    {"name", "shop"}, {"actor", "amy"}, {"config", {{"provider", "shell"}}}};
+  BOOST_TEST(nlohmann::json::parse(redeploy_body(d, "amy", true))
+             == (nlohmann::json{{"ref", d.row.sha},
+                                {"environment", "production"},
+                                {"task", "deploy:migrations"},
+                                {"auto_merge", false},
+                                {"payload", payload},
+                                {"description",
+                                 "Roll back to deployment 4321 (a10867b), "
+                                 "asked by amy on heaven"}}));
+  auto again = nlohmann::json::parse(redeploy_body(d, "amy", false));
+  BOOST_TEST(again.at("description")
+             == "Deploy a10867b again, asked by amy on heaven");
+  BOOST_TEST(again.at("payload") == payload);
+  // A payload that is not an object starts over; a deployment GitHub never
+  // numbered is named by heaven's id.
+  d.request.payload_json = "[1]";
+  d.row.github_id = 0;
+  d.row.task.clear();
+  auto bare = nlohmann::json::parse(redeploy_body(d, "amy", true));
+  BOOST_TEST(bare.at("payload") == (nlohmann::json{{"actor", "amy"}}));
+  BOOST_TEST(bare.at("task") == "deploy");
+  BOOST_TEST(bare.at("description")
+             == "Roll back to deployment #12 (a10867b), asked by amy on "
+                "heaven");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -564,12 +564,14 @@ BOOST_AUTO_TEST_CASE(redeploy_and_rollback_follow_the_rules) {
   page = page_of(d);
   CHECK_LACKS(page, "id=\"redeploy\"");
   CHECK_LACKS(page, "id=\"rollback\"");
-  // A lock is no deploy to roll back to.
+  // A lock is no deploy: neither to do again nor to roll back to.
   d = detail_of(deploy_state::success);
-  d.row.task = "deploy:lock";
-  page = page_of(d);
-  CHECK_HAS(page, redeploy);
-  CHECK_LACKS(page, "id=\"rollback\"");
+  for (auto task : {"deploy:lock", "deploy:unlock", "migrate"}) {
+    d.row.task = task;
+    page = page_of(d);
+    CHECK_LACKS(page, "id=\"redeploy\"");
+    CHECK_LACKS(page, "id=\"rollback\"");
+  }
   d.row.task = "deploy:migrations";
   CHECK_HAS(page_of(d), rollback);
 }
