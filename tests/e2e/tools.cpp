@@ -102,9 +102,9 @@ int count_containing(const std::string& part) {
     [&](const std::string& c) { return c.find(part) != std::string::npos; });
 }
 
-/// How many live (not zombie) processes have `parent` as their parent.
-int live_children(pid_t parent) {
-  int count = 0;
+/// The live (not zombie) processes that have `parent` as their parent.
+std::vector<pid_t> live_children_of(pid_t parent) {
+  std::vector<pid_t> result;
   std::error_code ec;
   for (fs::directory_iterator it{"/proc", ec};
        !ec && it != fs::directory_iterator{}; it.increment(ec)) {
@@ -120,9 +120,24 @@ int live_children(pid_t parent) {
     long ppid = 0;
     fields >> state >> ppid;
     if (ppid == parent && state != "Z")
-      ++count;
+      result.push_back(static_cast<pid_t>(std::stol(name)));
   }
-  return count;
+  return result;
+}
+
+/// How many live (not zombie) processes have `parent` as their parent.
+int live_children(pid_t parent) {
+  return static_cast<int>(live_children_of(parent).size());
+}
+
+/// The children of `parent` that have `part` somewhere in their argv.
+std::vector<pid_t> children_containing(pid_t parent, const std::string& part) {
+  std::vector<pid_t> result;
+  for (auto pid : live_children_of(parent))
+    if (live_cmdline("/proc/" + std::to_string(pid)).find(part)
+        != std::string::npos)
+      result.push_back(pid);
+  return result;
 }
 
 /// The value after "sock=" in a line "key_in_env=... sock=<path>".
@@ -515,6 +530,12 @@ BOOST_AUTO_TEST_CASE(a_killed_heaven_takes_the_agent_and_its_key_along) {
   auto observed = read_text(cap_observed);
   auto socket = observed_socket(observed);
   BOOST_REQUIRE(fs::exists(socket));
+  // This test's own cap (heaven's child, the leader of the process group
+  // heaven started it in), found now: once heaven is gone, only its pid tells
+  // it apart from the cap of another test binary running on this machine at the
+  // same time.
+  auto caps = children_containing(h->pid, "cap production deploy:slow");
+  BOOST_REQUIRE_EQUAL(caps.size(), 1u);
   // SIGKILL: no cleanup runs in heaven. The agent still goes (its parent
   // death signal), so the decrypted key does not stay usable.
   ::kill(h->pid, SIGKILL);
@@ -524,10 +545,13 @@ BOOST_AUTO_TEST_CASE(a_killed_heaven_takes_the_agent_and_its_key_along) {
   BOOST_TEST(eventually(
     [&] { return !fs::exists(fs::path{socket}.parent_path()); }, 10s));
   // What a SIGKILLed heaven cannot stop (cap's own process group) is the
-  // operator's to clean up; the test does it.
-  run_command("pkill -KILL -f -x '" + sleeper
-              + "'; pkill -KILL -f "
-                "'cap production deploy:slow'");
+  // operator's to clean up; the test does it, for its own processes only: a
+  // `pkill -f 'cap production deploy:slow'` here also killed the cap of a
+  // test_e2e running at the same time, whose stopping_heaven_mid_deployment_
+  // stops_the_agent_too then saw its deployment fail ("cap production
+  // deploy:slow was killed by signal 9") before heaven stopped it.
+  ::kill(-caps.front(), SIGKILL);
+  run_command("pkill -KILL -f -x '" + sleeper + "'");
   BOOST_TEST(eventually([&] { return count_exact(sleeper) == 0; }, 10s));
 }
 
