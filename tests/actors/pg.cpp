@@ -121,9 +121,9 @@ BOOST_AUTO_TEST_CASE(int64_round_trip) {
 
 BOOST_AUTO_TEST_CASE(a_failing_statement_says_why) {
   pg::connection conn{cluster().url()};
-  auto message
-    = error_of([&] { conn.query("SELECT * FROM no_such_table WHERE 1 = $1",
-                                {std::string{"1"}}); });
+  auto message = error_of([&] {
+    conn.query("SELECT * FROM no_such_table WHERE 1 = $1", {std::string{"1"}});
+  });
   BOOST_TEST(message.find("relation \"no_such_table\" does not exist")
              != std::string::npos);
   message = error_of([&] { conn.exec("SELEC 1"); });
@@ -253,10 +253,10 @@ BOOST_AUTO_TEST_CASE(advisory_locks_exclude_other_sessions) {
   }};
   pg::connection watch{cluster().url()};
   for (;;) {
-    auto waiting
-      = watch.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND NOT granted AND pid = $1",
-                    {pg::int64_param(b.backend_pid())});
+    auto waiting = watch.query(
+      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+      " AND NOT granted AND pid = $1",
+      {pg::int64_param(b.backend_pid())});
     if (waiting.int64(0, 0) == 1)
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -274,8 +274,8 @@ BOOST_AUTO_TEST_CASE(advisory_locks_exclude_other_sessions) {
 
 BOOST_AUTO_TEST_CASE(a_wrong_password_is_refused_without_showing_it) {
   auto wrong = std::string{"Wrong-Secret-7f3a"};
-  auto message
-    = error_of([&] { pg::connection conn{cluster().url_with_password(wrong)}; });
+  auto message = error_of(
+    [&] { pg::connection conn{cluster().url_with_password(wrong)}; });
   BOOST_TEST(message.find("password authentication failed for user \"heaven\"")
              != std::string::npos);
   BOOST_TEST(message.find(wrong) == std::string::npos);

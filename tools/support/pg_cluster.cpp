@@ -19,7 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 extern char** environ;
 
 namespace heaven::test {
@@ -67,8 +66,7 @@ std::vector<std::string> as_runner(const runner& r,
                                    std::vector<std::string> argv) {
   if (!r.drop)
     return argv;
-  std::vector<std::string> out{"setpriv",
-                               "--reuid=" + std::to_string(r.uid),
+  std::vector<std::string> out{"setpriv", "--reuid=" + std::to_string(r.uid),
                                "--regid=" + std::to_string(r.gid),
                                "--clear-groups", "--"};
   out.insert(out.end(), argv.begin(), argv.end());
@@ -140,8 +138,7 @@ int free_port() {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
   auto ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0
-            && ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len)
-                 == 0;
+            && ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
   ::close(fd);
   if (!ok)
     throw std::runtime_error("pg_cluster: cannot find a free port");
@@ -187,8 +184,7 @@ fs::path pg_bindir() {
 
 pg_cluster::pg_cluster() : bindir_(pg_bindir()), password_(random_password()) {
   auto r = pick_runner();
-  auto base
-    = (fs::temp_directory_path() / "heaven-pg-XXXXXX").string();
+  auto base = (fs::temp_directory_path() / "heaven-pg-XXXXXX").string();
   if (::mkdtemp(base.data()) == nullptr)
     throw std::runtime_error("pg_cluster: mkdtemp failed");
   dir_ = fs::canonical(base);
@@ -204,21 +200,21 @@ pg_cluster::pg_cluster() : bindir_(pg_bindir()), password_(random_password()) {
     for (auto& p : {dir_, dir_ / "sockets", dir_ / "pwfile"})
       if (::chown(p.c_str(), r.uid, r.gid) != 0)
         throw std::runtime_error("pg_cluster: cannot chown " + p.string());
-    auto initdb = as_runner(
-      r, {(bindir_ / "initdb").string(), "-D", (dir_ / "data").string(), "-U",
-          user(), "--pwfile=" + (dir_ / "pwfile").string(), "-E", "UTF8",
-          "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
-          "--no-sync"});
+    auto initdb = as_runner(r, {(bindir_ / "initdb").string(), "-D",
+                                (dir_ / "data").string(), "-U", user(),
+                                "--pwfile=" + (dir_ / "pwfile").string(), "-E",
+                                "UTF8", "--locale=C", "--auth-local=trust",
+                                "--auth-host=scram-sha-256", "--no-sync"});
     if (run(initdb, dir_, dir_ / "initdb.log") != 0)
       throw std::runtime_error("pg_cluster: initdb failed:\n"
                                + slurp(dir_ / "initdb.log"));
     fs::remove(dir_ / "pwfile");
     for (int attempt = 0; attempt < 10; ++attempt)
       if (start(free_port())) {
-        auto createdb = as_runner(
-          r, {(bindir_ / "createdb").string(), "-h",
-              (dir_ / "sockets").string(), "-p", std::to_string(port_), "-U",
-              user(), database()});
+        auto createdb = as_runner(r, {(bindir_ / "createdb").string(), "-h",
+                                      (dir_ / "sockets").string(), "-p",
+                                      std::to_string(port_), "-U", user(),
+                                      database()});
         if (run(createdb, dir_, dir_ / "createdb.log") != 0)
           throw std::runtime_error("pg_cluster: createdb failed:\n"
                                    + slurp(dir_ / "createdb.log"));
@@ -244,9 +240,16 @@ bool pg_cluster::start(int port) {
         "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
         "synchronous_commit=off", "-c", "full_page_writes=off"});
   pid_ = spawn_in(argv, dir_, dir_ / "postgres.log");
-  auto ready = std::vector<std::string>{
-    (bindir_ / "pg_isready").string(), "-q", "-h", host(), "-p",
-    std::to_string(port), "-U", user(), "-d", "postgres"};
+  auto ready = std::vector<std::string>{(bindir_ / "pg_isready").string(),
+                                        "-q",
+                                        "-h",
+                                        host(),
+                                        "-p",
+                                        std::to_string(port),
+                                        "-U",
+                                        user(),
+                                        "-d",
+                                        "postgres"};
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
