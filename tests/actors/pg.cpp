@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -15,6 +16,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
@@ -280,6 +282,46 @@ BOOST_AUTO_TEST_CASE(a_wrong_password_is_refused_without_showing_it) {
              != std::string::npos);
   BOOST_TEST(message.find(wrong) == std::string::npos);
   BOOST_TEST(message.find(cluster().password()) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(database_url)
+
+// Until the PostgreSQL store exists, heaven serve refuses the setting
+// (rather than use SQLite) and never shows the URL's password.
+BOOST_AUTO_TEST_CASE(heaven_serve_refuses_a_database_url_for_now) {
+  auto tmp = fs::temp_directory_path() / "heaven-pg-serve";
+  fs::create_directories(tmp);
+  auto command = "cd " + tmp.string()
+                 + " && env -i PATH=$PATH HEAVEN_CONFIG=/dev/null"
+                   " HEAVEN_LISTEN=127.0.0.1:0 GITHUB_WEBHOOK_SECRET=s"
+                   " HEAVEN_DATA_DIR="
+                 + (tmp / "data").string() + " HEAVEN_DATABASE_URL='"
+                 + cluster().url() + "' " + HEAVEN_BINARY + " serve 2>&1";
+  auto pipe = ::popen(command.c_str(), "r");
+  BOOST_REQUIRE(pipe != nullptr);
+  std::string out;
+  char buf[512];
+  while (auto n = ::fread(buf, 1, sizeof(buf), pipe))
+    out.append(buf, n);
+  auto status = ::pclose(pipe);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 2);
+  BOOST_TEST(out
+             == "heaven: HEAVEN_DATABASE_URL: the PostgreSQL store is not "
+                "built yet\n");
+  BOOST_TEST(out.find(cluster().password()) == std::string::npos);
+  // It did not fall back to SQLite: no data directory was made.
+  BOOST_TEST(!fs::exists(tmp / "data"));
+  // Nothing reached the database either.
+  pg::connection conn{cluster().url()};
+  BOOST_TEST(conn
+               .query("SELECT count(*) FROM pg_tables WHERE schemaname ="
+                      " 'public'")
+               .int64(0, 0)
+             == 0);
+  fs::remove_all(tmp);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

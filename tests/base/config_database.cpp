@@ -89,10 +89,9 @@ BOOST_AUTO_TEST_CASE(another_scheme_is_an_error_that_does_not_echo_it) {
   scratch_cwd dir;
   auto expected = std::string{
     "HEAVEN_DATABASE_URL must be a postgresql:// (or postgres://) URL"};
-  for (auto url :
-       {"mysql://root:hunter2@db/heaven", "host=db password=hunter2",
-        "POSTGRESQL://x:hunter2@db/heaven", "sqlite:///var/heaven.db",
-        "postgresql:/x:hunter2@db"}) {
+  for (auto url : {"mysql://root:hunter2@db/heaven", "host=db password=hunter2",
+                   "POSTGRESQL://x:hunter2@db/heaven",
+                   "sqlite:///var/heaven.db", "postgresql:/x:hunter2@db"}) {
     auto e = error_of({}, {{"HEAVEN_DATABASE_URL", url}});
     BOOST_TEST(e == expected, url);
     BOOST_TEST(e.find("hunter2") == std::string::npos);
