@@ -17,6 +17,7 @@ packages=(
   libsystemd-dev systemd
   clang-16 libclang-rt-16-dev llvm-16 clang-format-14
   prometheus
+  postgresql libpq-dev
   chromium chromium-driver python3-selenium
 )
 

@@ -74,6 +74,21 @@ const std::vector<option>& options() {
     {"HEAVEN_DATA_DIR", "--data-dir",
      "where the database, logs, mirrors and workspaces live",
      HEAVEN_STRING(data_dir)},
+    {"HEAVEN_DATABASE_URL", "--database-url-file",
+     "postgresql:// (or postgres://) URL of a PostgreSQL database that "
+     "holds the store instead of SQLite in the data directory (not built "
+     "yet: heaven refuses to start with it); the flag names a file holding "
+     "it",
+     [](settings& s, const std::string& v) {
+       if (!v.empty() && v.rfind("postgresql://", 0) != 0
+           && v.rfind("postgres://", 0) != 0)
+         // Not the value: it may hold a password.
+         return std::string{"HEAVEN_DATABASE_URL must be a postgresql:// "
+                            "(or postgres://) URL"};
+       s.database_url = v;
+       return std::string{};
+     },
+     [](const settings& s) { return s.database_url; }, true},
     {"GITHUB_WEBHOOK_SECRET", "--webhook-secret-file",
      "secret GitHub signs webhooks with (required unless --insecure); the "
      "flag names a file holding it",
@@ -475,6 +490,10 @@ settings_or_error load_settings(const std::vector<std::string>& args,
   if (s.retry_max_backoff_ms < s.retry_backoff_ms)
     return "HEAVEN_RETRY_MAX_BACKOFF_MS must be at least "
            "HEAVEN_RETRY_BACKOFF_MS";
+  // Never a silent fallback to SQLite: every command refuses until the
+  // PostgreSQL store exists.
+  if (!s.database_url.empty())
+    return "HEAVEN_DATABASE_URL: the PostgreSQL store is not built yet";
   return s;
 }
 

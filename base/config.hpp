@@ -18,8 +18,12 @@ namespace heaven {
 struct settings {
   std::string listen = "127.0.0.1:8080"; ///< HEAVEN_LISTEN
   std::string data_dir = "./var";        ///< HEAVEN_DATA_DIR
-  std::string webhook_secret;            ///< GITHUB_WEBHOOK_SECRET
-  std::string github_token;              ///< GITHUB_TOKEN
+  /// postgresql://user:password@host:port/db: the store in PostgreSQL
+  /// (several instances on one database); empty: SQLite in data_dir. A
+  /// secret (its password).
+  std::string database_url;   ///< HEAVEN_DATABASE_URL
+  std::string webhook_secret; ///< GITHUB_WEBHOOK_SECRET
+  std::string github_token;   ///< GITHUB_TOKEN
   std::string api_endpoint
     = "https://api.github.com/";                    ///< OCTOKIT_API_ENDPOINT
   std::string web_endpoint = "https://github.com/"; ///< OCTOKIT_WEB_ENDPOINT
@@ -163,6 +167,11 @@ void set_env(string_pairs& env, const std::string& key, std::string value);
 /// The value of `key` in `env`, or nullopt when absent.
 std::optional<std::string> get_env(const string_pairs& env,
                                    std::string_view key);
+
+/// The parts of a database URL that are secret: the password of its user
+/// info (as written and percent-decoded) and of a `password=` query
+/// parameter; none when it has no password.
+std::vector<std::string> database_url_passwords(const std::string& url);
 
 /// The values that must never appear in a log: tokens, keys, secrets found in
 /// `cfg` and in well-known variables of `env`.

@@ -24,7 +24,7 @@ string_pairs child_environment(const settings& cfg, const string_pairs& env) {
   string_pairs result;
   for (auto& [k, v] : env) {
     if (k == "GITHUB_WEBHOOK_SECRET" || k == "HEAVEN_API_TOKEN"
-        || k == "GITHUB_CLIENT_SECRET")
+        || k == "GITHUB_CLIENT_SECRET" || k == "HEAVEN_DATABASE_URL")
       continue;
     if (std::find(cfg.withhold_env.begin(), cfg.withhold_env.end(), k)
         != cfg.withhold_env.end())
@@ -58,6 +58,30 @@ std::vector<std::string> json_string_values(std::string_view text) {
   return values;
 }
 
+/// `text` with each %XX replaced by its byte (as libpq reads a URL).
+std::string percent_decoded(const std::string& text) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0
+        && hex(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
 /// The parts of a chat secret that could be printed on their own: a Slack
 /// webhook's path after /services/ and its last segment (the token); the
 /// values of the Flowdock token map.
@@ -74,6 +98,9 @@ void add_secret_parts(const std::string& name, const std::string& value,
     if (auto slash = value.rfind('/');
         slash != std::string::npos && slash + 1 < value.size())
       out.push_back(value.substr(slash + 1));
+  } else if (name == "HEAVEN_DATABASE_URL") {
+    for (auto& v : database_url_passwords(value))
+      out.push_back(std::move(v));
   } else if (name == "FLOWDOCK_FLOW_TOKENS") {
     for (auto& v : json_string_values(value))
       out.push_back(std::move(v));
@@ -81,6 +108,44 @@ void add_secret_parts(const std::string& name, const std::string& value,
 }
 
 } // namespace
+
+std::vector<std::string> database_url_passwords(const std::string& url) {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& raw) {
+    if (raw.empty())
+      return;
+    out.push_back(raw);
+    auto decoded = percent_decoded(raw);
+    if (decoded != raw && !decoded.empty())
+      out.push_back(decoded);
+  };
+  auto scheme = url.find("://");
+  if (scheme == std::string::npos)
+    return out;
+  auto start = scheme + 3;
+  auto end = url.find_first_of("/?#", start);
+  auto authority = url.substr(start, end == url.npos ? url.npos : end - start);
+  if (auto at = authority.rfind('@'); at != std::string::npos) {
+    auto userinfo = authority.substr(0, at);
+    if (auto colon = userinfo.find(':'); colon != std::string::npos)
+      add(userinfo.substr(colon + 1));
+  }
+  // ...?password=secret&sslmode=require
+  if (auto q = url.find('?'); q != std::string::npos) {
+    auto query = url.substr(q + 1);
+    size_t i = 0;
+    while (i <= query.size()) {
+      auto amp = query.find('&', i);
+      auto item = query.substr(i, amp == query.npos ? query.npos : amp - i);
+      if (item.rfind("password=", 0) == 0)
+        add(item.substr(9));
+      if (amp == query.npos)
+        break;
+      i = amp + 1;
+    }
+  }
+  return out;
+}
 
 std::vector<std::string> secret_values(const settings& cfg,
                                        const string_pairs& env) {
@@ -103,6 +168,7 @@ std::vector<std::string> secret_values(const settings& cfg,
   add_secret_parts("FLOWDOCK_FLOW_TOKENS", cfg.flowdock_flow_tokens, result);
   add_secret_parts("HEAVEN_NOTIFY_WEBHOOK_SECRET", cfg.notify_webhook_secret,
                    result);
+  add_secret_parts("HEAVEN_DATABASE_URL", cfg.database_url, result);
   static const char* names[] = {
     "GITHUB_TOKEN",
     "GITHUB_WEBHOOK_SECRET",
@@ -116,6 +182,7 @@ std::vector<std::string> secret_values(const settings& cfg,
     "CAMPFIRE_TOKEN",
     "FLOWDOCK_USER_API_TOKEN",
     "FLOWDOCK_FLOW_TOKENS",
+    "HEAVEN_DATABASE_URL",
   };
   for (auto& [k, v] : env) {
     if (v.empty())

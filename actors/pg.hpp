@@ -1,0 +1,149 @@
+/// A small RAII wrapper over one libpq connection to PostgreSQL: plain SQL,
+/// parameterised queries with text parameters, results read by row and
+/// column, transactions, LISTEN/NOTIFY and advisory locks; errors as
+/// exceptions. Knows nothing of heaven's tables. libpq-fe.h stays in
+/// pg.cpp: this header only forward-declares libpq's types.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+struct pg_conn;
+struct pg_result;
+
+namespace heaven::pg {
+
+/// A failed libpq call (no connection, a refused sign-in, a failing
+/// statement): the text is libpq's or the server's message, never the
+/// connection URL (so never its password).
+struct error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// One text parameter of a query; std::nullopt is SQL NULL.
+using param = std::optional<std::string>;
+
+/// An int64 as a text parameter.
+inline param int64_param(int64_t x) {
+  return std::to_string(x);
+}
+
+/// The rows a statement returned (none for a command).
+class result {
+public:
+  explicit result(pg_result* res);
+  ~result();
+  result(result&& other) noexcept;
+  result& operator=(result&& other) noexcept;
+  result(const result&) = delete;
+  result& operator=(const result&) = delete;
+
+  /// The command tag: "SELECT 1", "INSERT 0 1", "COMMIT", "ROLLBACK".
+  std::string command() const;
+
+  /// The number of rows.
+  int rows() const;
+
+  /// The number of columns.
+  int columns() const;
+
+  /// The rows a command touched (INSERT, UPDATE, DELETE; 0 otherwise).
+  int64_t affected() const;
+
+  bool is_null(int row, int col) const;
+
+  /// The column's text ("" for NULL).
+  std::string text(int row, int col) const;
+
+  /// The column as an int64; throws `error` when it is NULL or not a
+  /// whole number.
+  int64_t int64(int row, int col) const;
+
+private:
+  pg_result* res_;
+};
+
+/// A notification received on a channel the connection listens on.
+struct notification {
+  std::string channel;
+  std::string payload;
+  /// The backend process id of the connection that sent it.
+  int sender_pid = 0;
+};
+
+/// One connection. Not thread-safe: one owner at a time.
+class connection {
+public:
+  /// Connects to `url` ("postgresql://user:password@host:port/db" or any
+  /// libpq connection string); throws `error` when it fails.
+  explicit connection(const std::string& url);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  /// Runs plain SQL (one or more statements, no parameters).
+  void exec(const std::string& sql);
+
+  /// Runs one statement with text parameters $1, $2, ...
+  result query(const std::string& sql, const std::vector<param>& params = {});
+
+  /// The server process id serving this connection.
+  int backend_pid() const;
+
+  /// LISTEN on `channel` (quoted as an identifier).
+  void listen(const std::string& channel);
+
+  /// UNLISTEN `channel`.
+  void unlisten(const std::string& channel);
+
+  /// pg_notify(channel, payload): delivered when the surrounding
+  /// transaction commits (at once outside one).
+  void notify(const std::string& channel, const std::string& payload);
+
+  /// The next notification, waiting up to `timeout` for one (poll on the
+  /// connection's socket); std::nullopt when none came in time.
+  std::optional<notification>
+  wait_notification(std::chrono::milliseconds timeout);
+
+  /// pg_advisory_lock(key): waits until this session holds it.
+  void advisory_lock(int64_t key);
+
+  /// pg_try_advisory_lock(key): true when this session now holds it.
+  bool try_advisory_lock(int64_t key);
+
+  /// pg_advisory_unlock(key): true when this session held it.
+  bool advisory_unlock(int64_t key);
+
+  /// True while the connection is usable.
+  bool ok() const;
+
+private:
+  /// The connection's error message, trimmed.
+  std::string message() const;
+
+  pg_conn* conn_ = nullptr;
+};
+
+/// BEGIN on construction; ROLLBACK on destruction unless `commit()` ran.
+class transaction {
+public:
+  explicit transaction(connection& conn);
+  ~transaction();
+  transaction(const transaction&) = delete;
+  transaction& operator=(const transaction&) = delete;
+
+  /// COMMIT; throws `error` when the commit fails (the transaction is then
+  /// over either way).
+  void commit();
+
+private:
+  connection& conn_;
+  bool done_ = false;
+};
+
+} // namespace heaven::pg
