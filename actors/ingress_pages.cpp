@@ -55,11 +55,14 @@ void see_other(const header_reply_fn& reply, std::string location) {
 }
 
 /// Asks the store from a short-lived actor; `then` gets its answer, an
-/// error or a timeout is a 503 page.
-template <class Answer, class Then, class... Ts>
+/// error or a timeout is a 503 page. With `caf::detached`, the actor has a
+/// thread of its own: for a `then` that reads files (a deployment's log),
+/// which must not hold one of the scheduler's few threads.
+template <class Answer, caf::spawn_options Os = caf::no_spawn_options,
+          class Then, class... Ts>
 void ask_store(caf::actor_system& sys, const store_actor& store,
                header_reply_fn reply, Then then, Ts... xs) {
-  sys.spawn([=](caf::event_based_actor* self) mutable {
+  sys.spawn<Os>([=](caf::event_based_actor* self) mutable {
     self->request(store, store_timeout, std::move(xs)...)
       .then([then](Answer& answer) mutable { then(answer); },
             [reply, self](caf::error& err) {
@@ -115,7 +118,8 @@ void show(caf::actor_system& sys, const page_setup& setup, route_decision r,
         list_atom::value, filter);
     }
     case page::deployment:
-      return ask_store<deployment_detail>(
+      // Reading the log's end and counting its lines reads the file.
+      return ask_store<deployment_detail, caf::detached>(
         sys, setup.store, reply,
         [reply, who, to, said, setup](deployment_detail& d) {
           if (!d.found)

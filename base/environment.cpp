@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <string_view>
 
+#include "base/text.hpp"
+
 extern char** environ;
 
 namespace heaven {
@@ -58,30 +60,6 @@ std::vector<std::string> json_string_values(std::string_view text) {
   return values;
 }
 
-/// `text` with each %XX replaced by its byte (as libpq reads a URL).
-std::string percent_decoded(const std::string& text) {
-  auto hex = [](char c) {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0
-        && hex(text[i + 2]) >= 0) {
-      out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 /// The parts of a chat secret that could be printed on their own: a Slack
 /// webhook's path after /services/ and its last segment (the token); the
 /// values of the Flowdock token map.
@@ -115,7 +93,7 @@ std::vector<std::string> database_url_passwords(const std::string& url) {
     if (raw.empty())
       return;
     out.push_back(raw);
-    auto decoded = percent_decoded(raw);
+    auto decoded = percent_decode(raw);
     if (decoded != raw && !decoded.empty())
       out.push_back(decoded);
   };

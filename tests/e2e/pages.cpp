@@ -11,6 +11,8 @@
 // <build>/test-output/screenshots.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +28,7 @@
 #include <unistd.h>
 
 #include "base/log_book.hpp"
+#include "base/text.hpp"
 #include "tools/support/heaven_process.hpp"
 #include "tools/support/http_call.hpp"
 #include "tools/support/http_stub.hpp"
@@ -45,35 +48,11 @@ constexpr auto access_token = "gho_pagesUSERtoken77";
 constexpr auto oauth_code = "c0de-pages-77";
 constexpr auto created_id = 880001;
 
-/// A port nobody listens on now: heaven's public URL must name its port
-/// before it starts (sign-in's redirect_uri is built from it).
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  BOOST_REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(addr);
-  BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), size) == 0);
-  BOOST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size)
-                == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 /// `text` with %XX and '+' decoded (a query's values).
 std::string url_decode(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size()) {
-      out += static_cast<char>(
-        std::stoi(std::string{text.substr(i + 1, 2)}, nullptr, 16));
-      i += 2;
-    } else {
-      out += text[i] == '+' ? ' ' : text[i];
-    }
-  }
-  return out;
+  std::string plus{text};
+  std::replace(plus.begin(), plus.end(), '+', ' ');
+  return percent_decode(plus);
 }
 
 /// The decoded value of `name` in the query of `target` ("" if absent).
@@ -93,15 +72,6 @@ std::string query_value(const std::string& target, const std::string& name) {
     rest.remove_prefix(amp + 1);
   }
   return {};
-}
-
-std::vector<std::string> headers_of(const http_response& res,
-                                    const std::string& name) {
-  std::vector<std::string> out;
-  for (auto& [k, v] : res.headers)
-    if (k == name)
-      out.push_back(v);
-  return out;
 }
 
 /// The value of the cookie `name` among `res`'s Set-Cookie headers.

@@ -26,16 +26,6 @@ constexpr auto access_token = "gho_e2eUSERtoken42";
 constexpr auto callback = "https%3A%2F%2Fheaven.example.test%2Fauth%2Fgithub"
                           "%2Fcallback";
 
-/// Every value of header `name` (lower-case) in `res`.
-std::vector<std::string> headers_of(const http_response& res,
-                                    const std::string& name) {
-  std::vector<std::string> out;
-  for (auto& [k, v] : res.headers)
-    if (k == name)
-      out.push_back(v);
-  return out;
-}
-
 /// The value of cookie `name` set by `set_cookie` ("name=value; ...").
 std::string cookie_of(const std::string& set_cookie, const std::string& name) {
   if (set_cookie.rfind(name + "=", 0) != 0)

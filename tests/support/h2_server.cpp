@@ -82,24 +82,6 @@ void run(const std::vector<std::string>& argv, const fs::path& log) {
     throw std::runtime_error(argv[0] + " failed:\n" + slurp(log));
 }
 
-/// A port on 127.0.0.1 nobody listens on right now (bind-probed).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    throw std::runtime_error("socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0
-      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot find a free port");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 /// Writes all of `data` to `fd`; false when the peer is gone.
 bool write_all(int fd, const char* data, size_t size) {
   while (size > 0) {

@@ -40,6 +40,11 @@ inline constexpr const char* e2e_public_url = "https://heaven.example.test";
 /// name made of `tag`, this process's id and a counter.
 std::filesystem::path make_temp_dir(const std::string& tag);
 
+/// A TCP port on 127.0.0.1 nobody listens on right now (bind-probed; a
+/// service started on it must still cope with losing a race for it).
+/// Throws std::runtime_error when none can be had.
+int free_port();
+
 /// The whole text of the file at `path` ("" when it can't be read).
 std::string read_text(const std::filesystem::path& path);
 

@@ -95,4 +95,13 @@ http_response http_call(const std::string& method, const std::string& url,
   return result;
 }
 
+std::vector<std::string> headers_of(const http_response& res,
+                                    const std::string& name) {
+  std::vector<std::string> out;
+  for (auto& [k, v] : res.headers)
+    if (k == name)
+      out.push_back(v);
+  return out;
+}
+
 } // namespace heaven::test

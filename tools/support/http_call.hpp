@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "messages/types.hpp"
 
@@ -12,5 +13,9 @@ namespace heaven::test {
 http_response http_call(const std::string& method, const std::string& url,
                         const string_pairs& headers = {},
                         const std::string& body = "", long timeout_ms = 30000);
+
+/// Every value of header `name` (lower-case) in `res`, in order.
+std::vector<std::string> headers_of(const http_response& res,
+                                    const std::string& name);
 
 } // namespace heaven::test

@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tools/support/heaven_process.hpp"
+
 extern char** environ;
 
 namespace heaven::test {
@@ -126,23 +128,6 @@ std::string random_password() {
     out += hex[b & 15];
   }
   return out;
-}
-
-/// A port on 127.0.0.1 that nobody listens on right now (bind-probed).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    throw std::runtime_error("pg_cluster: socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  auto ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0
-            && ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  ::close(fd);
-  if (!ok)
-    throw std::runtime_error("pg_cluster: cannot find a free port");
-  return ntohs(addr.sin_port);
 }
 
 } // namespace

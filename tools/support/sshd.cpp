@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tools/support/heaven_process.hpp"
+
 extern char** environ;
 
 namespace heaven::test {
@@ -122,25 +124,6 @@ fs::path fresh_dir(const std::string& tag) {
   if (::mkdtemp(base.data()) == nullptr)
     throw std::runtime_error("mkdtemp failed");
   return fs::canonical(base);
-}
-
-/// A port on 127.0.0.1 nobody listens on right now (bind-probed).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    throw std::runtime_error("socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0
-      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot find a free port");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 /// True when something accepts a TCP connection on 127.0.0.1:`port`.
