@@ -361,6 +361,10 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
         advance(self);
       }
     },
+    [=](wake_atom) {
+      // Several instances: claiming queued deployments comes with the
+      // PostgreSQL store.
+    },
     [=](cancel_atom) {
       auto& st = self->state;
       if (!st.draining || st.running.empty())

@@ -251,8 +251,6 @@ find_deployment(database& db, int64_t id) {
 
 } // namespace
 
-store_backend::~store_backend() = default;
-
 sqlite_store::sqlite_store(const std::string& path, open_mode mode,
                            bool notices)
   : db_(path, mode), notices_(notices) {

@@ -65,6 +65,10 @@ void log_accepted(const inbound_event& ev, const accept_result& res) {
 
 using store_ptr = store_actor::stateful_pointer<store_state>;
 
+/// How a deployment ends whose instance another one took over.
+constexpr auto lost_instance
+  = "the heaven instance running this deployment was lost";
+
 /// Hands rows just committed to the outboxes subscribed to their kind.
 void publish(store_ptr self, committed_rows& rows) {
   if (rows.empty())
@@ -242,11 +246,24 @@ auto enqueue_read(store_ptr self, What what, Fn fn) {
 store_actor::behavior_type
 store(store_actor::stateful_pointer<store_state> self, std::string path,
       std::shared_ptr<health_board> health, bool notices) {
+  return open_store(
+    self,
+    [path, notices] {
+      auto db = std::make_unique<sqlite_store>(path, open_mode::create,
+                                               notices);
+      spdlog::info("store opened {}", path);
+      return db;
+    },
+    std::move(health));
+}
+
+store_actor::behavior_type
+open_store(store_actor::stateful_pointer<store_state> self, store_opener open,
+           std::shared_ptr<health_board> health) {
   auto& st = self->state;
   st.health = std::move(health);
   try {
-    st.db = std::make_unique<sqlite_store>(path, open_mode::create, notices);
-    spdlog::info("store opened {}", path);
+    st.db = open();
   } catch (const std::exception& e) {
     // Every request is then answered with this error, so whoever asks
     // first (start-up asks for pending deployments) learns why.
@@ -407,6 +424,67 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
         [x](store_backend& db, committed_rows& rows) {
           db.queue_creation(x, rows);
           return true;
+        });
+    },
+    // -- several instances ----------------------------------------------------
+    [=](claim_atom, int32_t limit) {
+      return enqueue(
+        self, true, [] { return std::string{"claim queued deployments"}; },
+        [limit](store_backend& db, committed_rows&) {
+          return db.claim_queued(limit);
+        });
+    },
+    [=](lease_atom) {
+      return enqueue(
+        self, true, [] { return std::string{"renew this instance's lease"}; },
+        [](store_backend& db, committed_rows& rows) {
+          return db.renew_lease(lost_instance, rows);
+        },
+        [](const lease_report& r) {
+          if (!r.held)
+            spdlog::critical("store found this instance's lease taken over "
+                             "by another instance");
+          else if (r.taken_over > 0)
+            spdlog::warn("store took over {} lost instance(s): {} "
+                         "deployment(s) ended with error, {} given back to "
+                         "run",
+                         r.taken_over, r.ended, r.released);
+        });
+    },
+    [=](leave_atom) {
+      return enqueue(
+        self, true, [] { return std::string{"give up this instance's lease"}; },
+        [](store_backend& db, committed_rows&) {
+          db.leave();
+          return true;
+        });
+    },
+    [=](log_atom, int64_t id, int64_t offset, std::string& bytes,
+        std::string& times) {
+      auto piece = std::make_shared<const std::pair<std::string, std::string>>(
+        std::move(bytes), std::move(times));
+      return enqueue(
+        self, true,
+        [id] { return "store the log of deployment " + std::to_string(id); },
+        [id, offset, piece](store_backend& db, committed_rows&) {
+          db.append_log(id, offset, piece->first, piece->second);
+          return true;
+        },
+        [](bool) {}, log_context{id, {}, {}});
+    },
+    [=](log_atom, int64_t id, int64_t from, int64_t max) {
+      return enqueue_read(
+        self,
+        [id] { return "read the log of deployment " + std::to_string(id); },
+        [id, from, max](store_backend& db) {
+          return db.read_log(id, from, max);
+        });
+    },
+    [=](secret_atom, const std::string& name, const std::string& fresh) {
+      return enqueue(
+        self, true, [name] { return "read the shared secret " + name; },
+        [name, fresh](store_backend& db, committed_rows&) {
+          return db.shared_secret(name, fresh);
         });
     },
   };

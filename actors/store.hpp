@@ -69,6 +69,15 @@ store_actor::behavior_type
 store(store_actor::stateful_pointer<store_state> self, std::string path,
       std::shared_ptr<health_board> health, bool notices);
 
+/// Makes the database the STORE actor works on (throws when it cannot).
+using store_opener = std::function<std::unique_ptr<store_backend>()>;
+
+/// The STORE actor on the database `open` makes: SQLite's or PostgreSQL's
+/// (see `store`, whose group commit it shares).
+store_actor::behavior_type
+open_store(store_actor::stateful_pointer<store_state> self, store_opener open,
+           std::shared_ptr<health_board> health);
+
 // -- the command line's access ---------------------------------------------
 // `heaven locks`, `heaven unlock` and `heaven repos` work on the database at
 // `path` directly, also while a heaven serves from it (SQLite's WAL and busy

@@ -124,6 +124,51 @@ public:
 
   /// Every repository heaven has heard from (or that was switched), by name.
   virtual std::vector<repository_record> repositories() = 0;
+
+  // -- several instances (PostgreSQL)
+  // ------------------------------------------ SQLite serves one instance: its
+  // receiver hands out what is queued itself, it holds its lease for ever and
+  // keeps logs and the link key in files, so its versions of these are the
+  // defaults in store_backend.cpp: no lease to renew, nothing to leave, `fresh`
+  // as the secret, and std::logic_error from claim_queued and the log's two
+  // (the receiver and the log route use them only when `shared()`).
+
+  /// True when other heaven instances may share this database: then queued
+  /// deployments are claimed (`claim_queued`), leases are renewed, logs and
+  /// the link key live in the database.
+  virtual bool shared() const;
+
+  /// Claims up to `limit` queued deployments no instance has claimed,
+  /// oldest first, for this instance (none for limit <= 0): only those
+  /// whose earlier statuses are delivered, or are this instance's to
+  /// deliver, so GitHub gets one deployment's statuses in order.
+  virtual std::vector<unfinished_deployment> claim_queued(int32_t limit);
+
+  /// Renews this instance's lease; then takes over every instance whose
+  /// lease lapsed two periods ago: ends each deployment it was running
+  /// with `error` and `why`, gives back the queued ones it had claimed,
+  /// and makes its undelivered outbox rows this instance's (added to
+  /// `rows`, oldest first, before the new statuses). `held` is false
+  /// (and nothing else is done) when another instance took this one over.
+  virtual lease_report renew_lease(const std::string& why,
+                                   committed_rows& rows);
+
+  /// This instance stops: gives back the queued deployments it claimed but
+  /// did not start, and ends its lease (nobody needs to take it over).
+  virtual void leave();
+
+  /// Appends `bytes` (and the times records of their lines) to deployment
+  /// `id`'s log at `offset`; a piece already stored is not stored again.
+  virtual void append_log(int64_t id, int64_t offset, const std::string& bytes,
+                          const std::string& times);
+
+  /// Deployment `id`'s log from `from` on, at most about `max` bytes.
+  virtual log_piece read_log(int64_t id, int64_t from, int64_t max);
+
+  /// The secret named `name` every instance shares; `fresh` becomes it
+  /// when there is none yet.
+  virtual std::string shared_secret(const std::string& name,
+                                    const std::string& fresh);
 };
 
 } // namespace heaven

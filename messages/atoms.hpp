@@ -38,5 +38,9 @@ using unlock_atom = caf::atom_constant<caf::atom("unlock")>;
 using switch_atom = caf::atom_constant<caf::atom("switch")>;
 using create_atom = caf::atom_constant<caf::atom("create")>;
 using swept_atom = caf::atom_constant<caf::atom("swept")>;
+using lease_atom = caf::atom_constant<caf::atom("lease")>;
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using secret_atom = caf::atom_constant<caf::atom("secret")>;
 
 } // namespace heaven

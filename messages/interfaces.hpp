@@ -87,6 +87,27 @@ using store_actor = caf::typed_actor<
   // Queues the creation of a GitHub deployment (a "deploy" outbox row, as
   // auto-deploy's claim does, but without a claim: a person asked for it).
   caf::replies_to<create_atom, auto_deployment>::with<bool>,
+  // -- several instances on one PostgreSQL (SQLite: one instance) ----------
+  // Claims up to N queued deployments no instance runs for this one, oldest
+  // first (SQLite: the queued ones it has not handed out yet).
+  caf::replies_to<claim_atom,
+                  int32_t>::with<std::vector<unfinished_deployment>>,
+  // Renews this instance's lease and takes over instances whose lease
+  // lapsed: ends what they ran, gives back what they had not started.
+  caf::replies_to<lease_atom>::with<lease_report>,
+  // This instance stops: gives back the queued deployments it claimed but
+  // did not start, and gives up its lease.
+  caf::replies_to<leave_atom>::with<bool>,
+  // Appends to deployment `id`'s log in the database: offset, bytes, and
+  // the times records of those bytes.
+  caf::replies_to<log_atom, int64_t, int64_t, std::string,
+                  std::string>::with<bool>,
+  // Reads deployment `id`'s log from the database: from offset, at most N
+  // bytes.
+  caf::replies_to<log_atom, int64_t, int64_t, int64_t>::with<log_piece>,
+  // The secret every instance shares under a name, made from the value
+  // given when there is none yet (the key behind log and lock links).
+  caf::replies_to<secret_atom, std::string, std::string>::with<std::string>,
   // To itself: commits the requests queued since the last commit (group
   // commit; see actors/store.hpp).
   caf::reacts_to<tick_atom>>;
@@ -159,7 +180,10 @@ using receiver_actor = caf::typed_actor<
   // Stop draining: stop every running deployment now.
   caf::reacts_to<cancel_atom>,
   // Internal: read the deployments an earlier run left (again).
-  caf::reacts_to<pending_atom>>;
+  caf::reacts_to<pending_atom>,
+  // Several instances: there may be queued deployments to claim (a NOTIFY,
+  // the lease's tick, a deployment accepted here).
+  caf::reacts_to<wake_atom>>;
 
 /// The DEPLOYMENT actor interface: one per deployment that may run.
 using deployment_actor = caf::typed_actor<

@@ -709,6 +709,48 @@ inspect(Inspector& f, unfinished_deployment& x) {
            x.request);
 }
 
+/// A stretch of a deployment's log as the database holds it (several heaven
+/// instances on PostgreSQL: any instance serves any deployment's log).
+struct log_piece {
+  /// Whether the database holds any of this deployment's log.
+  bool found = false;
+  /// The log's bytes from the offset asked for on (at most the limit asked
+  /// for, whole chunks), as far as they are stored.
+  std::string bytes;
+  /// The times of the lines in `bytes`: "offset ms" records, one a line,
+  /// as the log book's `.times` sidecar has them.
+  std::string times;
+  /// How much of the log is stored so far.
+  int64_t size = 0;
+  /// Whether the deployment has ended (no more log will come).
+  bool ended = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, log_piece& x) {
+  return f(caf::meta::type_name("log_piece"), x.found, x.bytes, x.times, x.size,
+           x.ended);
+}
+
+/// What renewing an instance's lease found (several heaven instances).
+struct lease_report {
+  /// False when another instance took this one's lease over: it must stop
+  /// what it runs without posting anything more.
+  bool held = true;
+  /// How many lost instances this renewal took over.
+  int32_t taken_over = 0;
+  /// How many of their deployments were ended (their provider had
+  /// started) and how many given back to be run (it had not).
+  int32_t ended = 0;
+  int32_t released = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lease_report& x) {
+  return f(caf::meta::type_name("lease_report"), x.held, x.taken_over, x.ended,
+           x.released);
+}
+
 /// One outbound HTTP request (made by the http_client actor).
 struct http_request {
   std::string method = "GET";
