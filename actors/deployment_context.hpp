@@ -52,6 +52,9 @@ struct deployment_context {
   string_pairs child_env;
   /// Key for log tokens.
   std::string log_key;
+  /// Several instances share the store (PostgreSQL): queued deployments are
+  /// claimed from it (see receiver), not handed out by this instance alone.
+  bool shared = false;
   workspace_maker make_workspace;
   workspace_remover remove_workspace;
   /// Gives a deployment the scope its processes start in (absent: no

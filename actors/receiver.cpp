@@ -132,6 +132,48 @@ void read_waiting(self_ptr self) {
       });
 }
 
+/// Several instances: claims queued deployments from the store while fewer
+/// than HEAVEN_MAX_RUNNING run here, and runs them.
+void claim_more(self_ptr self) {
+  auto& st = self->state;
+  if (st.draining)
+    return;
+  if (st.claiming) {
+    st.claim_again = true;
+    return;
+  }
+  auto max = max_running(st);
+  if (st.running.size() >= max)
+    return;
+  auto limit = static_cast<int32_t>(
+    std::min<size_t>(max - st.running.size(), 1000));
+  st.claiming = true;
+  st.claim_again = false;
+  self->request(st.ctx->store, caf::infinite, claim_atom::value, limit)
+    .then(
+      [=](std::vector<unfinished_deployment>& got) {
+        auto& st = self->state;
+        st.claiming = false;
+        for (auto& d : got) {
+          log_context about{d.id, d.request.repo, d.request.environment};
+          log_scope in{about};
+          spdlog::info("receiver claimed deployment {} of {} to {}", d.id,
+                       d.request.repo, d.request.environment);
+          if (!held(st, d.id))
+            launch(self, d.id, d.request);
+        }
+        if (st.claim_again || got.size() == static_cast<size_t>(limit))
+          claim_more(self);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        st.claiming = false;
+        // The lease's next tick wakes the receiver again.
+        spdlog::error("receiver could not claim queued deployments: {}",
+                      self->system().render(err));
+      });
+}
+
 /// Starts waiting deployments, in order, while fewer than
 /// HEAVEN_MAX_RUNNING run; reads the next ones from the store when only
 /// rows are left.
@@ -139,6 +181,10 @@ void advance(self_ptr self) {
   auto& st = self->state;
   if (st.draining)
     return;
+  if (st.ctx->shared) {
+    claim_more(self);
+    return;
+  }
   auto max = max_running(st);
   while (st.running.size() < max && !st.waiting.empty()) {
     auto i = st.waiting.begin();
@@ -191,7 +237,10 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
                    ev.deployment.environment);
       return;
     }
-    offer(self, res.deployment_id, ev.deployment);
+    if (st.ctx->shared)
+      claim_more(self); // The oldest claimable, not necessarily this one.
+    else
+      offer(self, res.deployment_id, ev.deployment);
   } else if (ev.type == event_kind::status) {
     if (ctx->auto_deploy)
       self->send(ctx->auto_deploy, status_atom::value, ev.status);
@@ -255,7 +304,10 @@ receiver_actor::behavior_type
 receiver(receiver_actor::stateful_pointer<receiver_state> self,
          context_ptr ctx) {
   self->state.ctx = ctx;
-  resume(self);
+  if (ctx->shared)
+    self->state.resuming = false; // The leases take care of leftovers.
+  else
+    resume(self);
   advance(self);
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
@@ -362,8 +414,8 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
       }
     },
     [=](wake_atom) {
-      // Several instances: claiming queued deployments comes with the
-      // PostgreSQL store.
+      if (self->state.ctx->shared)
+        claim_more(self);
     },
     [=](cancel_atom) {
       auto& st = self->state;

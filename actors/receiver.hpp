@@ -54,6 +54,10 @@ struct receiver_state {
   /// The ids of the queued deployments known to wait for their turn, in
   /// memory or as rows (heaven_deployments_waiting).
   std::set<int64_t> queued_ids;
+  /// Several instances: a claim is under way, and another one was asked
+  /// for meanwhile.
+  bool claiming = false;
+  bool claim_again = false;
 };
 
 /// The RECEIVER actor. Every event goes to the store, which records it and
@@ -72,6 +76,13 @@ struct receiver_state {
 /// wait their turn as any queued one does; those that were running end with
 /// `error`, since nobody knows how far they got. A deployment actor that dies
 /// without recording its end (a bug threw in it) is ended by `take_over`.
+///
+/// When several instances share the store (`ctx->shared`), queued
+/// deployments are not handed out here but claimed from the store, oldest
+/// first, as long as fewer than HEAVEN_MAX_RUNNING run: when this instance
+/// accepted one, when one of its deployments ended, and on `wake` (another
+/// instance's NOTIFY, the lease's tick). What an earlier run left is the
+/// business of the instances' leases (see store_backend::renew_lease).
 receiver_actor::behavior_type
 receiver(receiver_actor::stateful_pointer<receiver_state> self,
          context_ptr ctx);

@@ -219,6 +219,11 @@ const std::vector<option>& options() {
      "deployments that run at once (checkout, script, statuses); the rest "
      "wait as queued, in the order they came, and start as others end",
      HEAVEN_INT(max_running, "HEAVEN_MAX_RUNNING")},
+    {"HEAVEN_LEASE_SECONDS", "--lease-seconds",
+     "several instances (HEAVEN_DATABASE_URL): each renews its lease this "
+     "often times three; one silent for two of these is taken over by "
+     "another",
+     HEAVEN_INT(lease_seconds, "HEAVEN_LEASE_SECONDS")},
     {"HEAVEN_CONFIG", "--config",
      "config file of NAME=value lines (default conf/heaven.conf if present)",
      HEAVEN_STRING(config_file)},
@@ -490,10 +495,8 @@ settings_or_error load_settings(const std::vector<std::string>& args,
   if (s.retry_max_backoff_ms < s.retry_backoff_ms)
     return "HEAVEN_RETRY_MAX_BACKOFF_MS must be at least "
            "HEAVEN_RETRY_BACKOFF_MS";
-  // Never a silent fallback to SQLite: every command refuses until the
-  // PostgreSQL store exists.
-  if (!s.database_url.empty())
-    return "HEAVEN_DATABASE_URL: the PostgreSQL store is not built yet";
+  if (s.lease_seconds < 2)
+    return "HEAVEN_LEASE_SECONDS must be at least 2";
   return s;
 }
 

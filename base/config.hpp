@@ -65,8 +65,9 @@ struct settings {
   /// Seconds running deployments may take to finish after SIGTERM.
   int64_t drain_seconds = 30; ///< HEAVEN_DRAIN_SECONDS
   /// Deployments running at once; the rest wait, queued, in order.
-  int64_t max_running = 64; ///< HEAVEN_MAX_RUNNING
-  std::string config_file;  ///< HEAVEN_CONFIG
+  int64_t max_running = 64;   ///< HEAVEN_MAX_RUNNING
+  int64_t lease_seconds = 30; ///< HEAVEN_LEASE_SECONDS
+  std::string config_file;    ///< HEAVEN_CONFIG
   /// Milliseconds between two polls of a remote build (Heroku, Beanstalk).
   int64_t poll_interval_ms = 3000; ///< HEAVEN_POLL_INTERVAL_MS
   /// Connections to one host for API requests (statuses, polls, ...).

@@ -25,8 +25,11 @@
 #include "actors/http_client.hpp"
 #include "actors/http_ingress.hpp"
 #include "actors/ingress_answers.hpp"
+#include "actors/lease.hpp"
 #include "actors/notify.hpp"
 #include "actors/outbox.hpp"
+#include "actors/pg_listener.hpp"
+#include "actors/pg_store.hpp"
 #include "actors/process.hpp"
 #include "actors/receiver.hpp"
 #include "actors/scope.hpp"
@@ -176,6 +179,27 @@ void drain(caf::actor_system& sys, receiver_actor recv, const settings& cfg,
                   "end: the next start ends them with error");
 }
 
+/// This machine's name (instances are named after it).
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0')
+    return "heaven";
+  return buf;
+}
+
+/// This instance lost its lease (several instances): another one ends or
+/// runs what it ran, so it must post nothing more. Its deployments'
+/// processes are killed at once and heaven exits with status 75
+/// (EX_TEMPFAIL); systemd's Restart= brings it back as a new instance.
+void fence(std::shared_ptr<process_scopes> scopes, const std::string& why) {
+  std::thread{[scopes, why] {
+    spdlog::critical("heaven exits with status 75: {}", why);
+    scopes->end_all(std::chrono::milliseconds(0));
+    spdlog::default_logger()->flush();
+    std::_Exit(75);
+  }}.detach();
+}
+
 /// Why heaven cannot serve, on stderr: "heaven: <text>" as always in
 /// text; in JSON one line of level critical like every other line.
 void say_fatal(const settings& cfg, const std::string& text) {
@@ -308,8 +332,31 @@ int serve(settings cfg, bool demo) {
   sys_cfg.add_error_category(ec_category, render_ec);
   caf::actor_system sys{sys_cfg};
   // Chat notices are queued only for chat services to read.
-  ctx->store = sys.spawn<caf::detached>(store, cfg.data_dir + "/heaven.db",
-                                        health, !chat_services(cfg).empty());
+  bool notices = !chat_services(cfg).empty();
+  // Several instances share a PostgreSQL database; one has SQLite.
+  ctx->shared = !cfg.database_url.empty();
+  std::string instance;
+  if (ctx->shared) {
+    pg_options o;
+    o.notices = notices;
+    o.lease_seconds = cfg.lease_seconds;
+    o.host = host_name();
+    o.listen = cfg.listen;
+    o.instance = instance = new_instance_id(o.host);
+    ctx->store = sys.spawn<caf::detached>(
+      open_store,
+      [url = cfg.database_url, o]() -> std::unique_ptr<store_backend> {
+        auto db = std::make_unique<pg_store>(url, o);
+        spdlog::info("store uses PostgreSQL (HEAVEN_DATABASE_URL) as "
+                     "instance {}",
+                     o.instance);
+        return db;
+      },
+      health);
+  } else {
+    ctx->store = sys.spawn<caf::detached>(store, cfg.data_dir + "/heaven.db",
+                                          health, notices);
+  }
   // Without its database heaven could accept nothing durably: stop here.
   std::string store_error;
   caf::scoped_actor {
@@ -319,7 +366,10 @@ int serve(settings cfg, bool demo) {
       .receive([](std::vector<deployment_row>&) {},
                [&](caf::error& err) { store_error = sys.render(err); });
   if (!store_error.empty()) {
-    say_fatal(cfg, "cannot use the database in " + cfg.data_dir + ": "
+    say_fatal(cfg, (ctx->shared
+                      ? std::string{"cannot use the database of "
+                                    "HEAVEN_DATABASE_URL: "}
+                      : "cannot use the database in " + cfg.data_dir + ": ")
                      + store_error);
     caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
     ctx.reset();
@@ -368,9 +418,29 @@ int serve(settings cfg, bool demo) {
                                     cfg.github_token, ctx->status_attempts,
                                     ctx->status_backoff_ms});
   auto recv = sys.spawn(receiver, context_ptr{ctx});
+  // Several instances: renew this one's lease (taking over lost ones) and
+  // hear when there is work to claim.
+  caf::actor lease;
+  std::unique_ptr<pg_listener> listener;
+  if (ctx->shared) {
+    lease = spawn_lease(
+      sys,
+      lease_setup{ctx->store, recv, std::chrono::seconds(cfg.lease_seconds),
+                  [scopes](const std::string& why) { fence(scopes, why); }});
+    listener = std::make_unique<pg_listener>(cfg.database_url, [recv] {
+      caf::anon_send(recv, wake_atom::value);
+    });
+    spdlog::info("heaven is instance {} of those sharing the database; its "
+                 "lease is {} s",
+                 instance, cfg.lease_seconds);
+  }
   // Ends the long-lived actors, so that the system's destructor (which
   // waits for all of them) returns.
   auto stop_actors = [&] {
+    listener.reset();
+    if (lease)
+      caf::anon_send_exit(lease, caf::exit_reason::user_shutdown);
+    lease = nullptr;
     if (watchdog)
       caf::anon_send_exit(watchdog, caf::exit_reason::user_shutdown);
     watchdog = nullptr;
@@ -380,6 +450,20 @@ int serve(settings cfg, bool demo) {
       caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(creations, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(statuses, caf::exit_reason::user_shutdown);
+    if (ctx->shared) {
+      // Once nothing delivers here any more: give back what waits and end
+      // the lease, so other instances need not wait for it to lapse.
+      caf::scoped_actor {
+        sys
+        } -> request(ctx->store, std::chrono::seconds(30), leave_atom::value)
+          .receive([](bool) { spdlog::info("heaven left the instances"); },
+                   [&](caf::error& err) {
+                     spdlog::error("heaven could not give up its lease ({}); "
+                                   "another instance takes over once it "
+                                   "lapses",
+                                   sys.render(err));
+                   });
+    }
     caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
     recv = nullptr;

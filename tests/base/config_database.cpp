@@ -49,9 +49,6 @@ bool has(const std::vector<std::string>& xs, const std::string& x) {
   return std::find(xs.begin(), xs.end(), x) != xs.end();
 }
 
-const std::string not_built
-  = "HEAVEN_DATABASE_URL: the PostgreSQL store is not built yet";
-
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(config_database)
@@ -67,22 +64,43 @@ BOOST_AUTO_TEST_CASE(unset_means_sqlite_as_before) {
   BOOST_TEST(std::get<settings>(r).database_url == "");
 }
 
-BOOST_AUTO_TEST_CASE(a_postgresql_url_is_refused_for_now) {
+/// The URL load_settings takes ("" and a failed check when it refuses).
+std::string url_of(const std::vector<std::string>& args,
+                   const string_pairs& env) {
+  auto r = load_settings(args, env);
+  auto s = std::get_if<settings>(&r);
+  BOOST_CHECK_MESSAGE(s != nullptr, "refused: " << std::get<std::string>(r));
+  return s ? s->database_url : std::string{};
+}
+
+BOOST_AUTO_TEST_CASE(a_postgresql_url_is_taken_from_everywhere) {
   scratch_cwd dir;
-  for (auto url : {"postgresql://heaven:s3cret@db.example:5432/heaven",
-                   "postgres://db.example/heaven", "postgresql://"})
-    BOOST_TEST(error_of({}, {{"HEAVEN_DATABASE_URL", url}}) == not_built);
+  for (std::string url : {"postgresql://heaven:s3cret@db.example:5432/heaven",
+                          "postgres://db.example/heaven", "postgresql://"})
+    BOOST_TEST(url_of({}, {{"HEAVEN_DATABASE_URL", url}}) == url);
   // From the config file and from a file named by the flag, too.
   std::ofstream{dir.path / "heaven.conf"}
     << "HEAVEN_DATABASE_URL=postgresql://h@db/heaven\n";
-  BOOST_TEST(error_of({"--config", (dir.path / "heaven.conf").string()}, {})
-             == not_built);
+  BOOST_TEST(url_of({"--config", (dir.path / "heaven.conf").string()}, {})
+             == "postgresql://h@db/heaven");
   std::ofstream{dir.path / "url"} << "postgres://h:pw@db/heaven\n";
-  BOOST_TEST(error_of({"--database-url-file", (dir.path / "url").string()}, {})
-             == not_built);
+  BOOST_TEST(url_of({"--database-url-file", (dir.path / "url").string()}, {})
+             == "postgres://h:pw@db/heaven");
   // The flag never takes the URL itself (it would show in a process list).
   BOOST_TEST(error_of({"--database-url", "postgres://db/heaven"}, {})
              == "unknown option --database-url (see heaven --help)");
+}
+
+BOOST_AUTO_TEST_CASE(the_lease_is_at_least_two_seconds) {
+  scratch_cwd dir;
+  auto r = load_settings({}, {});
+  BOOST_REQUIRE(std::holds_alternative<settings>(r));
+  BOOST_TEST(std::get<settings>(r).lease_seconds == 30);
+  r = load_settings({"--lease-seconds", "3"}, {});
+  BOOST_REQUIRE(std::holds_alternative<settings>(r));
+  BOOST_TEST(std::get<settings>(r).lease_seconds == 3);
+  BOOST_TEST(error_of({}, {{"HEAVEN_LEASE_SECONDS", "1"}})
+             == "HEAVEN_LEASE_SECONDS must be at least 2");
 }
 
 BOOST_AUTO_TEST_CASE(another_scheme_is_an_error_that_does_not_echo_it) {
