@@ -396,6 +396,39 @@ BOOST_AUTO_TEST_CASE(unsettled_adopts_ownerless_rows_and_not_anothers) {
              == "delivered");
 }
 
+BOOST_AUTO_TEST_CASE(queued_work_and_settled_statuses_wake_the_instances) {
+  auto url = fresh_database();
+  pg_store a{url, instance("a")};
+  pg::connection listener{url};
+  listener.listen("heaven_work");
+  committed_rows rows;
+  // A lock task ends at once: nothing to wake anyone for. The queued
+  // deployment after it is.
+  auto lock = make_request(1, "production");
+  lock.task = "deploy:lock";
+  a.accept(deployment_event("n1", lock, lock_task::lock), rows);
+  a.accept(deployment_event("n2", make_request(2, "staging")), rows);
+  auto woken = listener.wait_notification(std::chrono::seconds(30));
+  BOOST_REQUIRE(woken);
+  BOOST_TEST(woken->channel == "heaven_work");
+  BOOST_TEST(woken->sender_pid != listener.backend_pid());
+  // Exactly one so far: the lock task's commit sent none before it (a
+  // notification of the same transaction would be one, of two would be
+  // two; PostgreSQL keeps their order).
+  pg::connection{url}.query("SELECT pg_notify('heaven_work', 'marker')");
+  auto next = listener.wait_notification(std::chrono::seconds(30));
+  BOOST_REQUIRE(next);
+  BOOST_TEST(next->payload == "marker");
+  // Settling a status wakes them too (a claim may wait for it).
+  BOOST_REQUIRE(!rows.empty());
+  outbox_change change;
+  change.settled.push_back({rows.back().id, "delivered"});
+  a.change_outbox(change, rows);
+  auto settled = listener.wait_notification(std::chrono::seconds(30));
+  BOOST_REQUIRE(settled);
+  BOOST_TEST(settled->payload == "");
+}
+
 BOOST_AUTO_TEST_CASE(a_deadlocked_transaction_runs_again) {
   auto url = fresh_database();
   pg_store a{url, instance("")};
