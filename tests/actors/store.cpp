@@ -874,6 +874,26 @@ SQLITE_CASE(sqlite_errors_become_error_replies) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries"), "2");
 }
 
+POSTGRESQL_CASE(postgresql_errors_become_error_replies) {
+  auto s = start();
+  accept_ok(s, other_event("p-1", "ping"));
+  // Break the schema behind the store's back.
+  db.exec("DROP TABLE deployments CASCADE");
+  auto r = accept(s, deployment_event("d-1", make_request(1, "production")));
+  BOOST_REQUIRE(!r);
+  auto what = sys.render(r.error());
+  BOOST_TEST_MESSAGE("error reply: " << what);
+  BOOST_CHECK(what.find("store: ") != std::string::npos);
+  BOOST_CHECK(what.find("deployments") != std::string::npos);
+  // One transaction: the failed deployment left no delivery behind.
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries "
+                                  "WHERE delivery = 'd-1'"),
+                    "0");
+  // The actor lives on.
+  BOOST_CHECK(!accept_ok(s, other_event("p-2", "ping")).duplicate);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries"), "2");
+}
+
 SQLITE_CASE(unopenable_database_answers_with_errors) {
   auto s = start(dir.path / "missing" / "heaven.sqlite3");
   auto r = accept(s, other_event("p-1", "ping"));
