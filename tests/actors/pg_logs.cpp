@@ -139,8 +139,8 @@ log_piece read_through(caf::actor_system& sys, const store_actor& store,
   self->request(store, std::chrono::seconds(30), log_atom::value, id, from, all)
     .receive([&](log_piece& p) { piece = std::move(p); },
              [&](caf::error& err) {
-               BOOST_FAIL("the store did not read the log: "
-                          << sys.render(err));
+               BOOST_FAIL(
+                 "the store did not read the log: " << sys.render(err));
              });
   return piece;
 }
@@ -296,8 +296,9 @@ BOOST_AUTO_TEST_CASE(the_last_bytes_are_stored_before_the_end) {
   logs->append(id, stream::err, "token s3cr3t! is redacted");
   caf::scoped_actor self{sys};
   bool started = false;
-  self->request(store, std::chrono::seconds(30), start_atom::value, id,
-                std::string{"running"})
+  self
+    ->request(store, std::chrono::seconds(30), start_atom::value, id,
+              std::string{"running"})
     .receive([&](bool ok) { started = ok; },
              [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
   BOOST_REQUIRE(started);
@@ -449,10 +450,9 @@ BOOST_AUTO_TEST_CASE(the_log_link_serves_a_log_only_the_store_has) {
   auto tail = test::http_call("GET", base + "&from=25");
   BOOST_TEST(tail.status == 200);
   BOOST_TEST(tail.body == bytes.substr(25));
-  auto wrong = test::http_call("GET", "http://127.0.0.1:"
-                                        + std::to_string(srv->port())
-                                        + "/deployments/" + std::to_string(id)
-                                        + "/log?token=" + log_token("x", id));
+  auto wrong = test::http_call(
+    "GET", "http://127.0.0.1:" + std::to_string(srv->port()) + "/deployments/"
+             + std::to_string(id) + "/log?token=" + log_token("x", id));
   BOOST_TEST(wrong.status == 404);
   srv->stop();
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
