@@ -33,9 +33,16 @@ void ship_logs(caf::actor_system& sys, const std::shared_ptr<log_book>& logs,
   // Sent from the thread that appends or closes, with the book's lock
   // held: one log's pieces reach the store in order, and a deployment's
   // last piece before the end its actor sends after closing the log.
-  logs->ship_to([store](log_shipment s) {
-    caf::anon_send(store, log_atom::value, s.id, static_cast<int64_t>(s.offset),
-                   std::move(s.bytes), std::move(s.times));
+  // A weak handle: the book (which outlives many actors) must not keep the
+  // store alive, or the actor system would wait for it for ever.
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(store);
+  logs->ship_to([weak](log_shipment s) {
+    auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak);
+    if (!strong)
+      return;
+    caf::anon_send(caf::actor_cast<store_actor>(strong), log_atom::value, s.id,
+                   static_cast<int64_t>(s.offset), std::move(s.bytes),
+                   std::move(s.times));
   });
   sys.spawn(shipper, logs, std::move(store), every);
 }

@@ -85,12 +85,19 @@ int64_t queue_deployment(pg_store& db, int64_t github_id) {
   return res.deployment_id;
 }
 
-/// Claims, starts and ends deployment `id` as `db`'s instance.
-void end_deployment(pg_store& db, int64_t id) {
+/// Makes deployment `id` (in database `url`) instance `owner`'s, as its
+/// claim does.
+void own(const std::string& url, int64_t id, const std::string& owner) {
+  pg::connection conn{url};
+  auto r = conn.query("UPDATE deployments SET owner = $1 WHERE id = $2",
+                      {owner, pg::int64_param(id)});
+  BOOST_REQUIRE_EQUAL(r.affected(), 1);
+}
+
+/// Starts and ends deployment `id` (in database `url`) as `db`'s instance.
+void end_deployment(const std::string& url, pg_store& db, int64_t id) {
   committed_rows rows;
-  auto claimed = db.claim_queued(10);
-  BOOST_REQUIRE_EQUAL(claimed.size(), 1u);
-  BOOST_REQUIRE_EQUAL(claimed[0].id, id);
+  own(url, id, db.instance());
   BOOST_REQUIRE(db.start(id, "running", rows));
   BOOST_REQUIRE(
     db.finish(id, provider_outcome{deploy_state::failure, "it broke"}, rows));
@@ -223,7 +230,8 @@ BOOST_AUTO_TEST_CASE(a_read_stops_at_a_piece_not_stored_yet) {
 }
 
 BOOST_AUTO_TEST_CASE(ended_once_the_deployment_has_a_terminal_state) {
-  pg_store db{fresh_database(), instance("a")};
+  auto url = fresh_database();
+  pg_store db{url, instance("a")};
   auto id = queue_deployment(db, 1);
   auto none = db.read_log(id, 0, all);
   BOOST_TEST(!none.found);
@@ -231,7 +239,7 @@ BOOST_AUTO_TEST_CASE(ended_once_the_deployment_has_a_terminal_state) {
   BOOST_TEST(none.size == 0);
   db.append_log(id, 0, "working\n", "");
   BOOST_TEST(!db.read_log(id, 0, all).ended);
-  end_deployment(db, id);
+  end_deployment(url, db, id);
   auto ended = db.read_log(id, 0, all);
   BOOST_TEST(ended.ended);
   BOOST_TEST(ended.found);
@@ -280,7 +288,7 @@ BOOST_AUTO_TEST_CASE(the_last_bytes_are_stored_before_the_end) {
   {
     pg_store db{url, instance("a")};
     id = queue_deployment(db, 1);
-    BOOST_REQUIRE_EQUAL(db.claim_queued(1).size(), 1u);
+    own(url, id, "a");
   }
   temp_dir dir;
   auto logs = std::make_shared<log_book>(dir.path.string(),
@@ -425,7 +433,7 @@ BOOST_AUTO_TEST_CASE(the_log_link_serves_a_log_only_the_store_has) {
     id = queue_deployment(other, 1);
     other.append_log(id, 0, bytes.substr(0, 22), "0 1000\n");
     other.append_log(id, 22, bytes.substr(22), "");
-    end_deployment(other, id);
+    end_deployment(url, other, id);
   }
   temp_dir dir;
   auto logs = std::make_shared<log_book>(dir.path.string(),
@@ -465,7 +473,7 @@ BOOST_AUTO_TEST_CASE(the_live_follow_ends_when_the_deployment_ends) {
   auto url = fresh_database();
   pg_store other{url, instance("b")};
   auto id = queue_deployment(other, 1);
-  BOOST_REQUIRE_EQUAL(other.claim_queued(1).size(), 1u);
+  own(url, id, "b");
   committed_rows rows;
   BOOST_REQUIRE(other.start(id, "running", rows));
   other.append_log(id, 0, "first\n", "");
