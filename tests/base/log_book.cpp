@@ -558,4 +558,37 @@ BOOST_AUTO_TEST_CASE(missing_files_give_an_empty_view_or_no_times) {
   BOOST_TEST(view.end_offset == 22u);
 }
 
+// A log held in memory (read from the store when logs are shared) gives the
+// page the same tail as its file: every limit, a partial last line left out.
+BOOST_AUTO_TEST_CASE(the_tail_of_a_log_in_memory_is_that_of_its_file) {
+  temp_dir tmp;
+  fake_clock now;
+  log_book book{tmp.path.string(), {}, 0, now.fn()};
+  book.open(3);
+  for (int i = 0; i < 40; ++i) {
+    now.set(1000 + 700 * i);
+    book.append(3, i % 3 ? stream::out : stream::heaven,
+                std::string(static_cast<std::size_t>(i % 7), 'x') + "line "
+                  + std::to_string(i));
+  }
+  add_to(book.path(3), "partial");
+  auto bytes = slurp(book.path(3));
+  auto times = slurp(book.times_path(3));
+  for (uint64_t max : {1u, 5u, 19u, 20u, 64u, 300u, 10000u}) {
+    auto file = read_log_tail(book.path(3), book.times_path(3), max);
+    auto memory = log_tail_of(bytes, times, max);
+    BOOST_TEST(memory.truncated == file.truncated);
+    BOOST_TEST(memory.end_offset == file.end_offset);
+    BOOST_REQUIRE_EQUAL(memory.lines.size(), file.lines.size());
+    for (std::size_t i = 0; i < file.lines.size(); ++i) {
+      BOOST_TEST(memory.lines[i].number == file.lines[i].number);
+      BOOST_TEST(memory.lines[i].text == file.lines[i].text);
+      BOOST_TEST(memory.lines[i].time_ms == file.lines[i].time_ms);
+    }
+  }
+  BOOST_TEST(log_tail_of(bytes, times, 10000).lines.size() == 40u);
+  BOOST_TEST(log_tail_of("no line yet", "", 100).lines.empty());
+  book.close(3);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
