@@ -490,10 +490,6 @@ settings_or_error load_settings(const std::vector<std::string>& args,
   if (s.retry_max_backoff_ms < s.retry_backoff_ms)
     return "HEAVEN_RETRY_MAX_BACKOFF_MS must be at least "
            "HEAVEN_RETRY_BACKOFF_MS";
-  // Never a silent fallback to SQLite: every command refuses until the
-  // PostgreSQL store exists.
-  if (!s.database_url.empty())
-    return "HEAVEN_DATABASE_URL: the PostgreSQL store is not built yet";
   return s;
 }
 
@@ -509,6 +505,14 @@ std::string help_text() {
       "  heaven repos [options]    list the repositories heaven has heard of\n"
       "  heaven repos disable|enable <owner/name> [options]\n"
       "                            ignore a repository's events, or act again\n"
+      "  heaven migrate [options]  create or migrate the database's schema\n"
+      "                            (PostgreSQL with HEAVEN_DATABASE_URL, else\n"
+      "                            SQLite in the data directory)\n"
+      "  heaven db copy [--from <data dir>] [options]\n"
+      "                            copy a SQLite data directory (default:\n"
+      "                            HEAVEN_DATA_DIR) into the empty PostgreSQL\n"
+      "                            database of HEAVEN_DATABASE_URL; stop its\n"
+      "                            heaven first\n"
       "  heaven loadtest [--target URL] [options]\n"
       "                            send signed events at a rate and measure\n"
       "                            (heaven loadtest --help tells its options)\n"
