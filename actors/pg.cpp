@@ -126,8 +126,11 @@ result checked(PGconn* conn, PGresult* res) {
     throw error(trimmed(PQerrorMessage(conn)));
   result out{res};
   auto status = PQresultStatus(res);
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
-    throw error(trimmed(PQresultErrorMessage(res)));
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    auto state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    throw error(trimmed(PQresultErrorMessage(res)),
+                state == nullptr ? "" : state);
+  }
   return out;
 }
 
@@ -237,8 +240,19 @@ transaction::~transaction() {
 
 void transaction::commit() {
   done_ = true;
+  std::string tag;
+  try {
+    tag = conn_.query("COMMIT").command();
+  } catch (const error& e) {
+    if (!e.sqlstate.empty() || conn_.ok())
+      throw;
+    throw error("the connection was lost while committing, so the "
+                "transaction may or may not have committed: "
+                  + std::string{e.what()},
+                "08007");
+  }
   // COMMIT of a transaction that failed earlier answers ROLLBACK.
-  if (conn_.query("COMMIT").command() != "COMMIT")
+  if (tag != "COMMIT")
     throw error("the transaction failed earlier and was rolled back");
 }
 

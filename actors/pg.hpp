@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct pg_conn;
@@ -22,7 +23,16 @@ namespace heaven::pg {
 /// statement): the text is libpq's or the server's message, never the
 /// connection URL (so never its password).
 struct error : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit error(const std::string& what, std::string state = {})
+    : std::runtime_error(what), sqlstate(std::move(state)) {
+  }
+  explicit error(const char* what) : std::runtime_error(what) {
+  }
+
+  /// The server's SQLSTATE ("40P01" for a deadlock, "08007" for a COMMIT
+  /// whose connection was lost before its answer came); "" when the error
+  /// is none of the server's (no connection, a lost one, a bad column).
+  std::string sqlstate;
 };
 
 /// One text parameter of a query; std::nullopt is SQL NULL.
@@ -138,7 +148,9 @@ public:
   transaction& operator=(const transaction&) = delete;
 
   /// COMMIT; throws `error` when the commit fails (the transaction is then
-  /// over either way).
+  /// over either way). When the connection is lost before COMMIT's answer
+  /// came, nobody knows whether it committed: the error's sqlstate is then
+  /// "08007" (transaction_resolution_unknown).
   void commit();
 
 private:

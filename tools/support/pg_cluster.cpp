@@ -265,6 +265,20 @@ void pg_cluster::stop() {
   pid_ = -1;
 }
 
+void pg_cluster::halt() {
+  stop();
+}
+
+void pg_cluster::resume() {
+  if (pid_ > 0)
+    return;
+  if (!start(port_))
+    throw std::runtime_error("pg_cluster: postgres did not start again on "
+                             "port "
+                             + std::to_string(port_) + ":\n"
+                             + slurp(dir_ / "postgres.log"));
+}
+
 pg_cluster::~pg_cluster() {
   try {
     stop();

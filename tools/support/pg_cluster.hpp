@@ -62,6 +62,14 @@ public:
   /// The whole server log so far.
   std::string log() const;
 
+  /// Stops the server at once (`pg_ctl stop -m immediate`: its clients'
+  /// connections break), keeping its data; a no-op when it is stopped.
+  void halt();
+
+  /// Starts the stopped server again on the same port (and data); throws
+  /// std::runtime_error when it does not come up.
+  void resume();
+
 private:
   /// Starts postgres on `port`: true once it is ready, false when it did
   /// not start (the port was taken meanwhile).

@@ -1,0 +1,28 @@
+/// What is deployed where, on PostgreSQL (as sqlite_revisions.cpp on
+/// SQLite): the writers of the `revisions` table, used in pg_store.cpp's
+/// transactions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "actors/pg.hpp"
+#include "messages/types.hpp"
+
+namespace heaven::pg_rows {
+
+/// Heaven's deployment `id` of `r` ended in success: a `deploy` with a sha
+/// becomes the revision of its repository, app and environment (in the
+/// caller's transaction), unless that GitHub deployment is its revision
+/// already.
+void record_finished(pg::connection& conn, int64_t id,
+                     const deployment_request& r, const std::string& now);
+
+/// GitHub reports `n`: a successful `deploy` of another tool becomes the
+/// revision of its repository, app and environment (in the caller's
+/// transaction). Returns the notice's base: the sha `n` replaced there (""
+/// when none, not known, or `n` is no successful `deploy`).
+std::string record_reported(pg::connection& conn, const deployment_notice& n,
+                            const std::string& now);
+
+} // namespace heaven::pg_rows

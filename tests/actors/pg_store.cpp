@@ -1,0 +1,435 @@
+// The PostgreSQL store (pg_store) where it differs from SQLite's: several
+// heaven instances on one database (advisory locks, ownership of
+// deployments and outbox rows), the retry of a deadlocked transaction and
+// the reconnect after the database went away. A real throwaway cluster
+// (tools/support/pg_cluster); every case has a database of its own.
+#include "actors/pg_store.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <latch>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/test/unit_test.hpp>
+
+#include "tools/support/pg_cluster.hpp"
+
+using namespace heaven;
+using heaven::test::pg_cluster;
+
+namespace {
+
+pg_cluster& cluster() {
+  static pg_cluster instance;
+  return instance;
+}
+
+/// The URL of `c`'s database `db`.
+std::string url_of(const pg_cluster& c, const std::string& db) {
+  return "postgresql://" + c.user() + ":" + c.password() + "@" + c.host() + ":"
+         + std::to_string(c.port()) + "/" + db;
+}
+
+/// A fresh, empty database on the shared cluster; its URL.
+std::string fresh_database() {
+  static std::atomic<int> counter{0};
+  auto name = "store_" + std::to_string(counter++);
+  pg::connection conn{cluster().url()};
+  conn.exec("CREATE DATABASE " + name);
+  return url_of(cluster(), name);
+}
+
+pg_options instance(const std::string& id) {
+  pg_options o;
+  o.instance = id;
+  o.host = "test";
+  return o;
+}
+
+/// The first column of the first row of `sql` ("NULL" for NULL).
+std::string one(const std::string& url, const std::string& sql) {
+  pg::connection conn{url};
+  auto r = conn.query(sql);
+  BOOST_REQUIRE_EQUAL(r.rows(), 1);
+  return r.is_null(0, 0) ? "NULL" : r.text(0, 0);
+}
+
+deployment_request make_request(int64_t github_id, const std::string& env) {
+  deployment_request r;
+  r.github_id = github_id;
+  r.repo = "octo/app";
+  r.clone_url = "https://github.com/octo/app.git";
+  r.sha = "0123456789abcdef0123456789abcdef01234567";
+  r.ref = "main";
+  r.environment = env;
+  r.task = "deploy";
+  r.description = "Deploying app";
+  r.actor = "hubot";
+  r.app = "app";
+  r.provider = "shell";
+  r.payload_json = R"({"name":"app"})";
+  return r;
+}
+
+inbound_event deployment_event(const std::string& delivery,
+                               deployment_request r,
+                               lock_task action = lock_task::none) {
+  inbound_event ev;
+  ev.delivery = delivery;
+  ev.type = event_kind::deployment;
+  ev.body = R"({"deployment":{"id":)" + std::to_string(r.github_id) + "}}";
+  ev.deployment = std::move(r);
+  ev.lock_action = action;
+  return ev;
+}
+
+/// Runs each of `jobs` on a thread of its own, all let go at once.
+void race(const std::vector<std::function<void()>>& jobs) {
+  std::latch go{static_cast<std::ptrdiff_t>(jobs.size())};
+  std::vector<std::thread> threads;
+  for (auto& job : jobs)
+    threads.emplace_back([&go, &job] {
+      go.arrive_and_wait();
+      job();
+    });
+  for (auto& t : threads)
+    t.join();
+}
+
+/// The message of the pg::error `f` throws ("" when it throws none).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const pg::error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+auto_deployment auto_of(const std::string& sha) {
+  auto_deployment x;
+  x.repo = "octo/app";
+  x.app = "app";
+  x.environment = "production";
+  x.sha = sha;
+  x.body = R"({"ref":"main","environment":"production"})";
+  return x;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(pg_store_instances)
+
+BOOST_AUTO_TEST_CASE(concurrent_deployments_of_one_app_queue_exactly_one) {
+  auto url = fresh_database();
+  constexpr int per_thread = 3;
+  std::vector<std::unique_ptr<pg_store>> stores;
+  // Two instances, two threads each (a pg_store serves one thread).
+  for (auto id : {"a", "a", "b", "b"})
+    stores.push_back(std::make_unique<pg_store>(url, instance(id)));
+  std::vector<std::vector<accept_result>> results(stores.size());
+  std::vector<std::function<void()>> jobs;
+  for (size_t t = 0; t < stores.size(); ++t)
+    jobs.push_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        committed_rows rows;
+        auto n = static_cast<int64_t>(t * per_thread + i + 1);
+        results[t].push_back(
+          stores[t]->accept(deployment_event("delivery-" + std::to_string(n),
+                                             make_request(n, "production")),
+                            rows));
+        BOOST_REQUIRE_EQUAL(rows.size(), 1u);
+      }
+    });
+  race(jobs);
+  int queued = 0;
+  int busy = 0;
+  for (auto& list : results)
+    for (auto& r : list) {
+      if (r.state == deploy_state::queued)
+        ++queued;
+      else if (r.description == "Already deploying.")
+        ++busy;
+    }
+  BOOST_TEST(queued == 1);
+  BOOST_TEST(busy == 4 * per_thread - 1);
+  BOOST_TEST(one(url, "SELECT count(*) FROM deployments WHERE state = "
+                      "'queued'")
+             == "1");
+  // Each wakes the instances only when it queues one: nothing to check
+  // here but the statuses' owners, the instance that accepted each.
+  BOOST_TEST(one(url, "SELECT count(*) FROM outbox WHERE kind = 'status' "
+                      "AND owner = 'a'")
+             == std::to_string(2 * per_thread));
+}
+
+BOOST_AUTO_TEST_CASE(two_lock_tasks_racing_lock_for_one_of_them) {
+  auto url = fresh_database();
+  for (int round = 0; round < 5; ++round) {
+    auto env = "staging" + std::to_string(round);
+    pg_store a{url, instance("a")};
+    pg_store b{url, instance("b")};
+    accept_result ra;
+    accept_result rb;
+    auto lock_by = [&](pg_store& s, accept_result& out, const char* who,
+                       int64_t n) {
+      return [&s, &out, who, n, env] {
+        auto r = make_request(n, env);
+        r.task = "deploy:lock";
+        r.actor = who;
+        committed_rows rows;
+        out = s.accept(deployment_event("lock-" + std::to_string(n), r,
+                                        lock_task::lock),
+                       rows);
+      };
+    };
+    race({lock_by(a, ra, "alice", 100 + 2 * round),
+          lock_by(b, rb, "bob", 101 + 2 * round)});
+    // Exactly one holds the lock; the other met it.
+    std::multiset<lock_outcome> outcomes{ra.lock_state, rb.lock_state};
+    BOOST_TEST(outcomes.count(lock_outcome::locked) == 1u);
+    BOOST_TEST(outcomes.count(lock_outcome::already_locked) == 1u);
+    auto holder = ra.lock_state == lock_outcome::locked ? "alice" : "bob";
+    BOOST_TEST(ra.lock.actor == holder);
+    BOOST_TEST(rb.lock.actor == holder);
+    BOOST_TEST(
+      one(url, "SELECT actor FROM locks WHERE environment = '" + env + "'")
+      == holder);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_lock_task_and_a_deployment_racing_are_ordered) {
+  auto url = fresh_database();
+  for (int round = 0; round < 5; ++round) {
+    auto env = "qa" + std::to_string(round);
+    pg_store a{url, instance("a")};
+    pg_store b{url, instance("b")};
+    accept_result locked;
+    accept_result deployed;
+    race({[&] {
+            auto r = make_request(200 + 2 * round, env);
+            r.task = "deploy:lock";
+            r.actor = "alice";
+            committed_rows rows;
+            locked = a.accept(deployment_event("l" + std::to_string(round), r,
+                                               lock_task::lock),
+                              rows);
+          },
+          [&] {
+            auto r = make_request(201 + 2 * round, env);
+            r.actor = "bob";
+            committed_rows rows;
+            deployed = b.accept(
+              deployment_event("d" + std::to_string(round), r), rows);
+          }});
+    BOOST_TEST(locked.lock_state == lock_outcome::locked);
+    // The deployment saw the lock (and was refused) exactly when the lock
+    // task's transaction came first.
+    if (deployed.lock_state == lock_outcome::locked) {
+      BOOST_TEST(deployed.state != deploy_state::queued);
+      BOOST_TEST(deployed.lock.actor == "alice");
+      BOOST_TEST(deployed.lock.deployment_id == locked.deployment_id);
+    } else {
+      BOOST_TEST(deployed.lock_state == lock_outcome::none);
+      BOOST_TEST(deployed.state == deploy_state::queued);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(one_delivery_at_two_instances_makes_one_deployment) {
+  auto url = fresh_database();
+  pg_store a{url, instance("a")};
+  pg_store b{url, instance("b")};
+  accept_result ra;
+  accept_result rb;
+  committed_rows rows_a;
+  committed_rows rows_b;
+  auto ev = deployment_event("same-delivery", make_request(7, "production"));
+  race(
+    {[&] { ra = a.accept(ev, rows_a); }, [&] { rb = b.accept(ev, rows_b); }});
+  BOOST_TEST(ra.duplicate != rb.duplicate);
+  BOOST_TEST(rows_a.size() + rows_b.size() == 1u);
+  BOOST_TEST(one(url, "SELECT count(*) FROM deployments") == "1");
+  BOOST_TEST(one(url, "SELECT count(*) FROM outbox") == "1");
+}
+
+BOOST_AUTO_TEST_CASE(the_auto_deploy_claim_is_won_once) {
+  auto url = fresh_database();
+  pg_store a{url, instance("a")};
+  pg_store b{url, instance("b")};
+  auto x = auto_of("1111111111111111111111111111111111111111");
+  bool won_a = false;
+  bool won_b = false;
+  committed_rows rows_a;
+  committed_rows rows_b;
+  race(
+    {[&] { won_a = a.claim(x, rows_a); }, [&] { won_b = b.claim(x, rows_b); }});
+  BOOST_TEST(won_a != won_b);
+  BOOST_TEST(rows_a.size() + rows_b.size() == 1u);
+  BOOST_TEST(one(url, "SELECT owner FROM outbox WHERE kind = 'deploy'")
+             == (won_a ? "a" : "b"));
+  committed_rows again;
+  BOOST_TEST(!a.claim(x, again));
+  BOOST_TEST(again.empty());
+}
+
+BOOST_AUTO_TEST_CASE(start_and_finish_are_only_for_the_owner) {
+  auto url = fresh_database();
+  pg_store a{url, instance("a")};
+  pg_store b{url, instance("b")};
+  committed_rows rows;
+  auto id = a.accept(deployment_event("x1", make_request(1, "production")),
+                     rows)
+              .deployment_id;
+  // Nobody claimed it yet: no instance starts it.
+  BOOST_TEST(!a.start(id, "Deploying", rows));
+  pg::connection{url}.query("UPDATE deployments SET owner = 'a' WHERE id = $1",
+                            {pg::int64_param(id)});
+  rows.clear();
+  BOOST_TEST(!b.start(id, "Deploying", rows));
+  BOOST_TEST(rows.empty());
+  BOOST_TEST(a.start(id, "Deploying", rows));
+  BOOST_REQUIRE_EQUAL(rows.size(), 1u);
+  BOOST_TEST(one(url, "SELECT owner FROM outbox WHERE id = "
+                        + std::to_string(rows[0].id))
+             == "a");
+  rows.clear();
+  provider_outcome done;
+  done.state = deploy_state::success;
+  done.description = "Deployed";
+  BOOST_TEST(!b.finish(id, done, rows));
+  BOOST_TEST(one(url, "SELECT state FROM deployments") == "running");
+  BOOST_TEST(a.finish(id, done, rows));
+  BOOST_TEST(rows.size() == 1u);
+  BOOST_TEST(one(url, "SELECT state FROM deployments") == "success");
+  BOOST_TEST(one(url, "SELECT sha FROM revisions")
+             == "0123456789abcdef0123456789abcdef01234567");
+  // The command line (no instance) may end anyone's deployment.
+  auto other = a.accept(deployment_event("x2", make_request(2, "staging")),
+                        rows)
+                 .deployment_id;
+  pg::connection{url}.query("UPDATE deployments SET owner = 'b' WHERE id = $1",
+                            {pg::int64_param(other)});
+  auto o = instance("");
+  o.migrate = false;
+  pg_store cli{url, o};
+  done.state = deploy_state::error;
+  done.description = "Stopped by hand";
+  BOOST_TEST(cli.finish(other, done, rows));
+  BOOST_TEST(one(url, "SELECT state FROM deployments WHERE id = "
+                        + std::to_string(other))
+             == "error");
+}
+
+BOOST_AUTO_TEST_CASE(unsettled_adopts_ownerless_rows_and_not_anothers) {
+  auto url = fresh_database();
+  pg_store a{url, instance("a")};
+  pg_store b{url, instance("b")};
+  auto o = instance("");
+  o.migrate = false;
+  pg_store cli{url, o};
+  committed_rows rows;
+  cli.queue_creation(auto_of("2222222222222222222222222222222222222222"), rows);
+  a.queue_creation(auto_of("3333333333333333333333333333333333333333"), rows);
+  BOOST_REQUIRE_EQUAL(rows.size(), 2u);
+  auto ownerless = rows[0].id;
+  auto as = rows[1].id;
+  auto got = b.unsettled("deploy");
+  BOOST_REQUIRE_EQUAL(got.size(), 1u);
+  BOOST_TEST(got[0].id == ownerless);
+  // Adopted: a no longer sees it.
+  got = a.unsettled("deploy");
+  BOOST_REQUIRE_EQUAL(got.size(), 1u);
+  BOOST_TEST(got[0].id == as);
+  // a cannot settle b's row; b can.
+  outbox_change change;
+  change.settled.push_back({ownerless, "delivered"});
+  a.change_outbox(change, rows);
+  BOOST_TEST(b.unsettled("deploy").size() == 1u);
+  b.change_outbox(change, rows);
+  BOOST_TEST(b.unsettled("deploy").empty());
+  BOOST_TEST(one(url, "SELECT outcome FROM outbox WHERE id = "
+                        + std::to_string(ownerless))
+             == "delivered");
+}
+
+BOOST_AUTO_TEST_CASE(a_deadlocked_transaction_runs_again) {
+  auto url = fresh_database();
+  pg_store a{url, instance("")};
+  committed_rows rows;
+  auto r = make_request(9, "production");
+  auto id = a.accept(deployment_event("dl", r), rows).deployment_id;
+  pg::connection other{url};
+  other.exec("INSERT INTO revisions(repo, app, environment, sha, github_id, "
+             "recorded_at) VALUES('octo/app', 'app', 'production', 'old', 1, "
+             "'2026-01-01T00:00:00.000Z')");
+  // Only the store's backend looks for deadlocks soon, so it is the one
+  // PostgreSQL ends.
+  other.exec("SET deadlock_timeout = '1h'");
+  other.exec("BEGIN");
+  other.exec("SELECT 1 FROM revisions FOR UPDATE");
+  bool finished = false;
+  std::thread t{[&] {
+    committed_rows mine;
+    provider_outcome done;
+    done.state = deploy_state::success;
+    done.description = "Deployed";
+    finished = a.finish(id, done, mine);
+  }};
+  // Once finish holds the deployment's row and waits for the revision's,
+  // take the deployment's row: a deadlock.
+  pg::connection watch{url};
+  while (watch
+           .query("SELECT count(*) FROM pg_locks WHERE NOT granted AND "
+                  "locktype = 'transactionid'")
+           .int64(0, 0)
+         == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto got = other.query("SELECT id FROM deployments WHERE id = $1 FOR UPDATE",
+                         {pg::int64_param(id)});
+  BOOST_TEST(got.rows() == 1);
+  other.exec("ROLLBACK");
+  t.join();
+  BOOST_TEST(finished);
+  BOOST_TEST(one(url, "SELECT state FROM deployments") == "success");
+  BOOST_TEST(one(url, "SELECT sha FROM revisions") == r.sha);
+  BOOST_TEST(one(url, "SELECT count(*) FROM outbox WHERE body LIKE "
+                      "'%\"state\":\"success\"%'")
+             == "1");
+  BOOST_TEST(cluster().log().find("deadlock detected") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_lost_database_is_reached_again_after_the_backoff) {
+  pg_cluster own;
+  pg_store a{own.url(), instance("a")};
+  BOOST_TEST(a.list(10).empty());
+  own.halt();
+  auto first = error_of([&] { a.list(10); });
+  BOOST_TEST(first.rfind("the database is unreachable: ", 0) == 0);
+  BOOST_TEST(first.find(own.password()) == std::string::npos);
+  // Within the backoff it is not tried again, and says so the same way.
+  committed_rows rows;
+  BOOST_TEST(error_of([&] {
+               a.accept(deployment_event("r1", make_request(1, "production")),
+                        rows);
+             })
+             == first);
+  BOOST_TEST(rows.empty());
+  own.resume();
+  // The first backoff is half a second.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  auto res = a.accept(deployment_event("r1", make_request(1, "production")),
+                      rows);
+  BOOST_TEST(!res.duplicate);
+  BOOST_TEST(res.state == deploy_state::queued);
+  BOOST_TEST(a.list(10).size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
