@@ -3,7 +3,6 @@
 #include <fstream>
 
 #include "actors/pg.hpp"
-#include "actors/pg_schema.hpp"
 #include "actors/pg_store.hpp"
 #include "actors/sqlite_store.hpp"
 #include "base/config.hpp"
@@ -14,12 +13,8 @@ std::unique_ptr<store_backend> open_command_line_store(const settings& cfg) {
   if (cfg.database_url.empty())
     return std::make_unique<sqlite_store>(cfg.data_dir + "/heaven.db",
                                           open_mode::existing, false);
-  {
-    // Refused here already, so the message is the schema's whatever the
-    // store's constructor would say.
-    pg::connection conn{cfg.database_url};
-    pg_check_schema(conn);
-  }
+  // Without migrating, the store refuses a database whose schema is not
+  // exactly this heaven's (pg_check_schema).
   pg_options opts;
   opts.notices = false;
   opts.migrate = false;
