@@ -6,6 +6,8 @@
 #include <map>
 #include <sstream>
 
+#include <spdlog/spdlog.h>
+
 #include "actors/pg.hpp"
 #include "actors/pg_schema.hpp"
 #include "actors/sqlite.hpp"
@@ -188,6 +190,9 @@ int64_t end_running(const std::string& path) {
 } // namespace
 
 int migrate_command(const settings& cfg) {
+  // What it did is said below, once; the store's own info lines would say
+  // it again.
+  spdlog::set_level(spdlog::level::warn);
   if (cfg.database_url.empty())
     return migrate_sqlite(cfg);
   pg::connection conn{cfg.database_url};
@@ -204,6 +209,7 @@ int migrate_command(const settings& cfg) {
 }
 
 int db_copy_command(const settings& cfg, const std::string& from_dir) {
+  spdlog::set_level(spdlog::level::warn);
   if (cfg.database_url.empty()) {
     std::cerr << "heaven: db copy moves a SQLite data directory into "
                  "PostgreSQL: set HEAVEN_DATABASE_URL (or pass "

@@ -55,7 +55,8 @@ command_result heaven_cli(const std::string& args, const std::string& url,
 }
 
 /// Every row of `sql`'s result, its columns joined by '|' (NULL: "NULL").
-std::vector<std::string> pg_rows(pg::connection& conn, const std::string& sql) {
+std::vector<std::string> pg_table_rows(pg::connection& conn,
+                                       const std::string& sql) {
   auto r = conn.query(sql);
   std::vector<std::string> rows;
   for (int i = 0; i < r.rows(); ++i) {
@@ -67,8 +68,8 @@ std::vector<std::string> pg_rows(pg::connection& conn, const std::string& sql) {
   return rows;
 }
 
-std::vector<std::string> sqlite_rows(const fs::path& file,
-                                     const std::string& sql, int columns) {
+std::vector<std::string>
+sqlite_table_rows(const fs::path& file, const std::string& sql, int columns) {
   database db{file.string(), open_mode::existing};
   auto stmt = db.prepare(sql);
   std::vector<std::string> rows;
@@ -190,14 +191,14 @@ BOOST_AUTO_TEST_CASE(migrate_creates_the_schema_then_finds_it_done) {
   BOOST_TEST(first.status == 0);
   BOOST_TEST(first.out == "Created heaven's tables (schema version 1).\n");
   pg::connection conn{url};
-  BOOST_TEST(pg_rows(conn, "SELECT version FROM heaven_schema")
+  BOOST_TEST(pg_table_rows(conn, "SELECT version FROM heaven_schema")
              == std::vector<std::string>{"1"});
   BOOST_TEST(count(conn, "deployments") == 0);
   BOOST_TEST(count(conn, "log_chunks") == 0);
   auto again = heaven_cli("migrate", url, data / "data");
   BOOST_TEST(again.status == 0);
   BOOST_TEST(again.out == "The database is already at schema version 1.\n");
-  BOOST_TEST(pg_rows(conn, "SELECT version FROM heaven_schema")
+  BOOST_TEST(pg_table_rows(conn, "SELECT version FROM heaven_schema")
              == std::vector<std::string>{"1"});
   // PostgreSQL's migrate makes no SQLite data directory.
   BOOST_TEST(!fs::exists(data / "data"));
@@ -246,9 +247,9 @@ BOOST_AUTO_TEST_CASE(a_newer_or_missing_schema_is_refused) {
   BOOST_TEST(unlock.out == expected);
   pg::connection conn{url};
   // Nothing was made.
-  BOOST_TEST(pg_rows(conn, "SELECT to_regclass('deployments') IS NULL")
+  BOOST_TEST(pg_table_rows(conn, "SELECT to_regclass('deployments') IS NULL")
              == std::vector<std::string>{"t"});
-  BOOST_TEST(pg_rows(conn, "SELECT version FROM heaven_schema")
+  BOOST_TEST(pg_table_rows(conn, "SELECT version FROM heaven_schema")
              == std::vector<std::string>{"99"});
   fs::remove_all(data);
 }
@@ -266,14 +267,15 @@ BOOST_AUTO_TEST_CASE(db_copy_moves_a_sqlite_directory_once) {
                   + ": nothing to copy\n");
   {
     pg::connection conn{url};
-    BOOST_TEST(pg_rows(conn, "SELECT to_regclass('heaven_schema') IS NULL")
-               == std::vector<std::string>{"t"});
+    BOOST_TEST(
+      pg_table_rows(conn, "SELECT to_regclass('heaven_schema') IS NULL")
+      == std::vector<std::string>{"t"});
   }
   auto copy = heaven_cli("db copy --from " + (tmp / "old").string(), url,
                          tmp / "data");
   BOOST_TEST(copy.status == 0);
   auto in_sqlite = [&](const std::string& table) {
-    return sqlite_rows(db_file, "SELECT count(*) FROM " + table, 1).at(0);
+    return sqlite_table_rows(db_file, "SELECT count(*) FROM " + table, 1).at(0);
   };
   auto outbox_rows = in_sqlite("outbox");
   BOOST_TEST(copy.out
@@ -290,41 +292,45 @@ BOOST_AUTO_TEST_CASE(db_copy_moves_a_sqlite_directory_once) {
   // Every row as SQLite has it (after the running one was ended).
   for (auto& [table, columns] : compared) {
     auto order = " ORDER BY " + columns.substr(0, columns.find(','));
-    auto want = sqlite_rows(db_file,
-                            "SELECT " + columns + " FROM " + table + order,
-                            static_cast<int>(column_count(columns)));
-    auto got = pg_rows(conn, "SELECT " + columns + " FROM " + table + order);
+    auto want = sqlite_table_rows(
+      db_file, "SELECT " + columns + " FROM " + table + order,
+      static_cast<int>(column_count(columns)));
+    auto got = pg_table_rows(conn,
+                             "SELECT " + columns + " FROM " + table + order);
     BOOST_TEST(got == want, table);
   }
   BOOST_TEST(count(conn, "deployments") == 4);
   BOOST_TEST(count(conn, "locks") == 1);
   BOOST_TEST(count(conn, "revisions") == 1);
   auto running = std::to_string(ids[2]);
-  BOOST_TEST(pg_rows(conn, "SELECT state, description FROM deployments "
-                           "WHERE id = "
-                             + running)
+  BOOST_TEST(pg_table_rows(conn, "SELECT state, description FROM deployments "
+                                 "WHERE id = "
+                                   + running)
              == std::vector<std::string>{
                "error|heaven restarted during this deployment; its outcome "
                "is unknown: deploy again"});
-  BOOST_TEST(pg_rows(conn, "SELECT state FROM deployments WHERE id = "
-                             + std::to_string(ids[1]))
+  BOOST_TEST(pg_table_rows(conn, "SELECT state FROM deployments WHERE id = "
+                                   + std::to_string(ids[1]))
              == std::vector<std::string>{"queued"});
   // Nobody owns anything yet: the first instance adopts the unsettled rows.
-  BOOST_TEST(pg_rows(conn, "SELECT count(*) FROM deployments WHERE owner IS "
+  BOOST_TEST(pg_table_rows(conn,
+                           "SELECT count(*) FROM deployments WHERE owner IS "
                            "NOT NULL")
              == std::vector<std::string>{"0"});
-  BOOST_TEST(pg_rows(conn, "SELECT count(*) FROM outbox WHERE owner IS NOT "
+  BOOST_TEST(pg_table_rows(conn,
+                           "SELECT count(*) FROM outbox WHERE owner IS NOT "
                            "NULL")
              == std::vector<std::string>{"0"});
-  BOOST_TEST(pg_rows(conn, "SELECT count(*) > 0 FROM outbox WHERE settled_at "
-                           "IS NULL AND stream = 'd"
-                             + running + "' AND body LIKE '%\"error\"%'")
-             == std::vector<std::string>{"t"});
+  BOOST_TEST(
+    pg_table_rows(conn, "SELECT count(*) > 0 FROM outbox WHERE settled_at "
+                        "IS NULL AND stream = 'd"
+                          + running + "' AND body LIKE '%\"error\"%'")
+    == std::vector<std::string>{"t"});
   // New ids come after the copied ones.
-  BOOST_TEST(pg_rows(conn, "SELECT nextval('deployments_id_seq')")
+  BOOST_TEST(pg_table_rows(conn, "SELECT nextval('deployments_id_seq')")
              == std::vector<std::string>{std::to_string(ids[2] + 1)});
   BOOST_TEST(
-    pg_rows(conn, "SELECT nextval('outbox_id_seq')")
+    pg_table_rows(conn, "SELECT nextval('outbox_id_seq')")
     == std::vector<std::string>{std::to_string(std::stoll(outbox_rows) + 1)});
   // The log, byte for byte, its times, and the key of the links.
   auto log = tmp / "old" / "logs" / (std::to_string(ids[0]) + ".log");
@@ -346,10 +352,11 @@ BOOST_AUTO_TEST_CASE(db_copy_moves_a_sqlite_directory_once) {
     back += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
   BOOST_TEST(back == log_bytes);
   BOOST_TEST(
-    pg_rows(conn, "SELECT name, value FROM secrets")
+    pg_table_rows(conn, "SELECT name, value FROM secrets")
     == std::vector<std::string>{"log_key|0123456789abcdef0123456789abcdef"});
   // A second copy is refused and changes nothing.
-  auto before = pg_rows(conn, "SELECT id, state, updated_at FROM deployments "
+  auto before = pg_table_rows(conn,
+                              "SELECT id, state, updated_at FROM deployments "
                               "ORDER BY id");
   auto second = heaven_cli("db copy --from " + (tmp / "old").string(), url,
                            tmp / "data");
@@ -357,7 +364,8 @@ BOOST_AUTO_TEST_CASE(db_copy_moves_a_sqlite_directory_once) {
   BOOST_TEST(second.out
              == "heaven: the PostgreSQL database already holds 4 "
                 "deployment(s): db copy only fills an empty one\n");
-  BOOST_TEST(pg_rows(conn, "SELECT id, state, updated_at FROM deployments "
+  BOOST_TEST(pg_table_rows(conn,
+                           "SELECT id, state, updated_at FROM deployments "
                            "ORDER BY id")
              == before);
   BOOST_TEST(count(conn, "log_chunks") == 1);
@@ -383,9 +391,9 @@ BOOST_AUTO_TEST_CASE(locks_unlock_and_repos_work_on_postgresql) {
   auto url = fresh_database();
   auto tmp = make_temp_dir("heaven-cli-pg");
   make_sqlite_data(tmp / "old");
-  auto lock = sqlite_rows(tmp / "old" / "heaven.db",
-                          "SELECT locked_at, deployment_id, reason FROM locks",
-                          3);
+  auto lock = sqlite_table_rows(
+    tmp / "old" / "heaven.db",
+    "SELECT locked_at, deployment_id, reason FROM locks", 3);
   BOOST_REQUIRE(lock.size() == 1u);
   auto first_bar = lock[0].find('|');
   auto second_bar = lock[0].find('|', first_bar + 1);
@@ -410,7 +418,8 @@ BOOST_AUTO_TEST_CASE(locks_unlock_and_repos_work_on_postgresql) {
   auto repos = heaven_cli("repos disable octo/app", url, tmp / "none");
   BOOST_TEST(repos.status == 0);
   pg::connection conn{url};
-  BOOST_TEST(pg_rows(conn, "SELECT repo, active FROM repositories ORDER BY "
+  BOOST_TEST(pg_table_rows(conn,
+                           "SELECT repo, active FROM repositories ORDER BY "
                            "repo")
              == (std::vector<std::string>{"octo/app|0", "octo/other|0"}));
   auto listed = heaven_cli("repos", url, tmp / "none");
