@@ -90,6 +90,7 @@ receiver_actor::behavior_type fake_receiver(receiver_actor::pointer self,
         rp.deliver(rec->reply);
       rec->held.clear();
     },
+    [](wake_atom) {},
   };
 }
 
@@ -131,6 +132,16 @@ store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
     [](unlock_atom, const std::string&, const std::string&) { return false; },
     [](switch_atom, const std::string&, bool) { return false; },
     [](create_atom, const auto_deployment&) { return false; },
+    [](claim_atom, int32_t) { return std::vector<unfinished_deployment>{}; },
+    [](lease_atom) { return lease_report{}; },
+    [](leave_atom) { return true; },
+    [](log_atom, int64_t, int64_t, const std::string&, const std::string&) {
+      return true;
+    },
+    [](log_atom, int64_t, int64_t, int64_t) { return log_piece{}; },
+    [](secret_atom, const std::string&, const std::string& fresh) {
+      return fresh;
+    },
     [](tick_atom) {},
   };
 }
