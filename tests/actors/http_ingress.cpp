@@ -90,6 +90,7 @@ receiver_actor::behavior_type fake_receiver(receiver_actor::pointer self,
         rp.deliver(rec->reply);
       rec->held.clear();
     },
+    [](wake_atom) {},
   };
 }
 
@@ -131,6 +132,16 @@ store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
     [](unlock_atom, const std::string&, const std::string&) { return false; },
     [](switch_atom, const std::string&, bool) { return false; },
     [](create_atom, const auto_deployment&) { return false; },
+    [](claim_atom, int32_t) { return std::vector<unfinished_deployment>{}; },
+    [](lease_atom) { return lease_report{}; },
+    [](leave_atom) { return true; },
+    [](log_atom, int64_t, int64_t, const std::string&, const std::string&) {
+      return true;
+    },
+    [](log_atom, int64_t, int64_t, int64_t) { return log_piece{}; },
+    [](secret_atom, const std::string&, const std::string& fresh) {
+      return fresh;
+    },
     [](tick_atom) {},
   };
 }
@@ -595,6 +606,39 @@ BOOST_FIXTURE_TEST_CASE(healthz_says_what_is_wrong_and_when_heaven_stops,
   res = http_call("GET", base + "/healthz");
   BOOST_TEST(res.status == 503);
   BOOST_TEST(res.body == R"({"problems":[],"status":"draining"})");
+}
+
+BOOST_FIXTURE_TEST_CASE(healthz_reports_the_database_and_whether_it_is_reached,
+                        fixture) {
+  auto health = std::make_shared<health_board>();
+  health->set_database("postgresql");
+  auto opts = options();
+  opts.health = health;
+  start(opts);
+  auto res = http_call("GET", base + "/healthz");
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body
+             == R"({"database":{"kind":"postgresql","reachable":)"
+                R"(true},"problems":[],"status":"ok"})");
+  health->fail("database", "the database is unreachable: connection refused");
+  res = http_call("GET", base + "/healthz");
+  BOOST_TEST(res.status == 503);
+  auto body = nlohmann::json::parse(res.body);
+  BOOST_TEST(body.at("status") == "degraded");
+  BOOST_TEST(body.at("database").at("kind") == "postgresql");
+  BOOST_TEST(body.at("database").at("reachable") == false);
+  BOOST_REQUIRE(body.at("problems").size() == 1u);
+  BOOST_TEST(body.at("problems")[0].get<std::string>().rfind(
+               "database: the database is unreachable: connection refused "
+               "(since 20",
+               0)
+             == 0u);
+  BOOST_TEST(health->recover("database"));
+  res = http_call("GET", base + "/healthz");
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body
+             == R"({"database":{"kind":"postgresql","reachable":)"
+                R"(true},"problems":[],"status":"ok"})");
 }
 
 BOOST_FIXTURE_TEST_CASE(healthz_and_unknown_routes, fixture) {

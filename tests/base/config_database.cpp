@@ -1,5 +1,6 @@
 // HEAVEN_DATABASE_URL: parsed, validated, withheld from deployments and
-// redacted; refused until the PostgreSQL store exists.
+// redacted; read for every command (heaven serve refuses it itself until it
+// runs on the PostgreSQL store).
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
