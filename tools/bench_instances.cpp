@@ -109,8 +109,8 @@ std::optional<options> parse(int argc, char** argv) {
     if (end == nullptr || *end != '\0')
       return std::nullopt;
   }
-  if (o.intake_s <= 0 || o.connections < 1 || o.deployments < 1
-      || o.runs < 1 || o.deploy_timeout_s <= 0)
+  if (o.intake_s <= 0 || o.connections < 1 || o.deployments < 1 || o.runs < 1
+      || o.deploy_timeout_s <= 0)
     return std::nullopt;
   if (o.configs.empty())
     o.configs = {{"sqlite", 1}, {"pg", 1}, {"pg", 2}, {"pg", 3}};
@@ -179,8 +179,7 @@ struct intake_figures {
   double p99_ms = 0;
 };
 
-intake_figures intake(const options& o, const std::string& store,
-                      int count) {
+intake_figures intake(const options& o, const std::string& store, int count) {
   auto secret = random_hex(32);
   setup s{o, store, count, secret, {}};
   lt::request_maker maker{s.host_header(), "/events",
@@ -229,8 +228,7 @@ struct temp_dir {
   }
 };
 
-e2e_figures end_to_end(const options& o, const std::string& store,
-                       int count) {
+e2e_figures end_to_end(const options& o, const std::string& store, int count) {
   auto secret = random_hex(32);
   temp_dir work;
   lt::github_stand_in github{work.path};
@@ -263,8 +261,7 @@ e2e_figures end_to_end(const options& o, const std::string& store,
   lt::run_load(opts, maker);
   e2e_figures f;
   f.accepted = accepted.size();
-  auto figures = lt::settle(github, accepted, o.deploy_timeout_s,
-                            f.unfinished);
+  auto figures = lt::settle(github, accepted, o.deploy_timeout_s, f.unfinished);
   f.succeeded = figures["shell"].endings["success"];
   f.p50_s = figures["shell"].to_terminal.percentile(50) / 1e6;
   int64_t first = INT64_MAX;
@@ -310,9 +307,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  std::printf("%-10s %3s | %9s %8s %8s %6s | %5s %7s %7s %7s %-12s\n",
-              "store", "k", "events/s", "p50 ms", "p99 ms", "non2xx", "deps",
-              "seconds", "deps/s", "p50 s", "ran by");
+  std::printf("%-10s %3s | %9s %8s %8s %6s | %5s %7s %7s %7s %-12s\n", "store",
+              "k", "events/s", "p50 ms", "p99 ms", "non2xx", "deps", "seconds",
+              "deps/s", "p50 s", "ran by");
   std::fflush(stdout);
   int rc = 0;
   for (int run = 0; run < o->runs; ++run)
@@ -325,8 +322,8 @@ int main(int argc, char** argv) {
                     store == "pg" ? "postgresql" : "sqlite", count, in.per_s,
                     in.p50_ms, in.p99_ms,
                     static_cast<unsigned long long>(in.other + in.errors),
-                    static_cast<unsigned long long>(e2e.accepted),
-                    e2e.seconds, e2e.per_s, e2e.p50_s, spread_text(e2e.spread).c_str());
+                    static_cast<unsigned long long>(e2e.accepted), e2e.seconds,
+                    e2e.per_s, e2e.p50_s, spread_text(e2e.spread).c_str());
         if (e2e.accepted != static_cast<uint64_t>(o->deployments)
             || e2e.unfinished > 0 || e2e.succeeded != e2e.accepted)
           std::printf("  (of %d deployments %llu accepted, %llu succeeded, "
