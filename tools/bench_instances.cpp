@@ -43,6 +43,7 @@ namespace {
 struct options {
   std::string binary = HEAVEN_BINARY;
   double intake_s = 10;
+  lt::event_choice intake_event = lt::event_choice::deployment_status;
   int connections = 64;
   int deployments = 200;
   double deploy_timeout_s = 600;
@@ -56,10 +57,11 @@ void usage() {
     << "usage: heaven_bench_instances [--binary build/heaven]\n"
        "         [--intake SECONDS] [--connections C] [--deployments N]\n"
        "         [--deploy-timeout SECONDS] [--runs R]\n"
+       "         [--intake-event deployment_status|status|ping]\n"
        "         [--config sqlite:1|pg:K ...]\n"
        "  intake      C keep-alive connections (default 64), spread over the\n"
        "              instances, send deployment_status events for SECONDS\n"
-       "              (default 10)\n"
+       "              (default 10); --intake-event another kind\n"
        "  end to end  N shell deployments (default 200); the time from the\n"
        "              first webhook to the last terminal status\n"
        "  --config    a configuration to run (repeatable; default sqlite:1\n"
@@ -83,6 +85,13 @@ std::optional<options> parse(int argc, char** argv) {
       o.binary = *v;
     } else if (a == "--intake") {
       o.intake_s = std::strtod(v->c_str(), &end);
+    } else if (a == "--intake-event") {
+      auto choice = lt::parse_event_choice(*v);
+      if (!choice || *choice == lt::event_choice::mix
+          || *choice == lt::event_choice::deployment)
+        return std::nullopt;
+      o.intake_event = *choice;
+      continue;
     } else if (a == "--connections") {
       o.connections = static_cast<int>(std::strtol(v->c_str(), &end, 10));
     } else if (a == "--deployments") {
@@ -182,8 +191,7 @@ struct intake_figures {
 intake_figures intake(const options& o, const std::string& store, int count) {
   auto secret = random_hex(32);
   setup s{o, store, count, secret, {}};
-  lt::request_maker maker{s.host_header(), "/events",
-                          lt::event_choice::deployment_status, secret,
+  lt::request_maker maker{s.host_header(), "/events", o.intake_event, secret,
                           random_run_id()};
   lt::run_options opts;
   s.aim(opts);
