@@ -33,6 +33,8 @@ constexpr double rate_tolerance = 0.9;
 
 struct cli {
   std::string target;
+  /// Further --target URLs (instances of one service sharing a store).
+  std::vector<std::string> more_targets;
   std::string event = "deployment_status";
   double rate = 0;
   double duration_s = 10;
@@ -104,7 +106,7 @@ cli parse_cli(const std::vector<std::string>& args) {
       return args[++i];
     };
     if (flag == "--target") {
-      c.target = value();
+      (c.target.empty() ? c.target : c.more_targets.emplace_back()) = value();
     } else if (flag == "--event") {
       c.event = value();
       c.event_set = true;
@@ -279,6 +281,9 @@ std::string usage_text() {
          "temporary data dir, 127.0.0.1, a generated secret).\n\n"
          "  --target URL              http://host:port/events of a running "
          "heaven\n"
+         "                            (repeatable: instances sharing one\n"
+         "                            database; connections go to each in\n"
+         "                            turn)\n"
          "  --event KIND              deployment, deployment_status, status,\n"
          "                            ping or mix [default: "
          "deployment_status]\n"
@@ -324,11 +329,19 @@ int loadtest_command(const std::vector<std::string>& args,
     }
   cli c;
   target_url target;
+  std::vector<endpoint> more_targets;
   std::string secret;
   try {
     c = parse_cli(args);
     if (!c.target.empty()) {
       target = parse_target(c.target);
+      for (auto& url : c.more_targets) {
+        auto t = parse_target(url);
+        if (t.path != target.path)
+          throw usage_error("every --target must have the same path: '" + url
+                            + "'");
+        more_targets.push_back({t.host, t.port});
+      }
       if (!c.secret_file.empty()) {
         secret = read_secret_file(c.secret_file);
       } else if (auto env = std::getenv("GITHUB_WEBHOOK_SECRET"); env && *env) {
@@ -376,6 +389,7 @@ int loadtest_command(const std::vector<std::string>& args,
     run_options opts;
     opts.host = target.host;
     opts.port = target.port;
+    opts.more_targets = more_targets;
     opts.rate = c.rate;
     opts.duration_s = c.duration_s;
     opts.connections = c.connections;

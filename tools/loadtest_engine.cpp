@@ -104,8 +104,18 @@ private:
   request_maker& maker_;
   std::vector<connection> conns_;
   std::vector<std::size_t> idle_;
-  sockaddr_storage addr_{};
-  socklen_t addr_len_ = 0;
+  /// The target the next request should go to (several targets).
+  std::size_t turn_ = 0;
+  /// The targets' addresses; connection i goes to addrs_[i % size].
+  struct address {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    std::string name;
+  };
+  std::vector<address> addrs_;
+  const address& address_of(std::size_t i) const {
+    return addrs_[i % addrs_.size()];
+  }
   int ep_ = -1;
   int timer_ = -1;
   int64_t armed_ = -1;
@@ -123,23 +133,33 @@ private:
 };
 
 void engine::resolve() {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  auto port = std::to_string(opts_.port);
-  if (int rc = getaddrinfo(opts_.host.c_str(), port.c_str(), &hints, &found);
-      rc != 0 || !found)
-    throw std::runtime_error("cannot resolve " + opts_.host + ": "
-                             + gai_strerror(rc));
-  std::memcpy(&addr_, found->ai_addr, found->ai_addrlen);
-  addr_len_ = found->ai_addrlen;
-  freeaddrinfo(found);
+  std::vector<endpoint> targets{{opts_.host, opts_.port}};
+  targets.insert(targets.end(), opts_.more_targets.begin(),
+                 opts_.more_targets.end());
+  for (auto& t : targets) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    auto port = std::to_string(t.port);
+    if (int rc = getaddrinfo(t.host.c_str(), port.c_str(), &hints, &found);
+        rc != 0 || !found)
+      throw std::runtime_error("cannot resolve " + t.host + ": "
+                               + gai_strerror(rc));
+    address a;
+    std::memcpy(&a.addr, found->ai_addr, found->ai_addrlen);
+    a.len = found->ai_addrlen;
+    a.name = t.host + ":" + port;
+    freeaddrinfo(found);
+    addrs_.push_back(std::move(a));
+  }
 }
 
 void engine::open_connection(std::size_t i, int64_t now) {
   auto& c = conns_[i];
-  c.fd = socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  auto& to = address_of(i);
+  c.fd = socket(to.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                0);
   if (c.fd < 0) {
     fail(c, now, std::string{"socket: "} + std::strerror(errno));
     return;
@@ -152,7 +172,7 @@ void engine::open_connection(std::size_t i, int64_t now) {
   epoll_ctl(ep_, EPOLL_CTL_ADD, c.fd, &ev);
   c.in.clear();
   --closed_;
-  if (connect(c.fd, reinterpret_cast<sockaddr*>(&addr_), addr_len_) == 0
+  if (connect(c.fd, reinterpret_cast<const sockaddr*>(&to.addr), to.len) == 0
       || errno == EINPROGRESS) {
     c.state = conn_state::connecting;
     return;
@@ -323,8 +343,7 @@ void engine::on_event(std::size_t i, uint32_t events) {
     if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
       ++res_.connect_errors;
       fail(c, now_ns(),
-           std::string{"cannot connect to "} + opts_.host + ":"
-             + std::to_string(opts_.port) + ": "
+           std::string{"cannot connect to "} + address_of(i).name + ": "
              + std::strerror(err ? err : ECONNREFUSED));
       return;
     }
@@ -352,12 +371,22 @@ void engine::dispatch(int64_t now) {
       break;
     if (!open_loop() && now >= send_end_)
       break;
-    auto i = idle_.back();
-    idle_.pop_back();
+    // The newest idle connection; with several targets, the newest idle
+    // one to the target whose turn it is, if any (requests round-robin).
+    auto pick = idle_.size() - 1;
+    if (addrs_.size() > 1)
+      for (std::size_t k = idle_.size(); k-- > 0;)
+        if (idle_[k] % addrs_.size() == turn_) {
+          pick = k;
+          break;
+        }
+    auto i = idle_[pick];
+    idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(pick));
     auto& c = conns_[i];
     c.in_idle = false;
     if (c.state != conn_state::idle)
       continue;
+    turn_ = (i + 1) % addrs_.size();
     send_next(c, now, open_loop() ? due(next_n_) : now);
   }
 }
@@ -427,8 +456,7 @@ run_results engine::run() {
   }
   if (idle_.empty()) {
     auto why = res_.first_error.empty()
-                 ? "cannot connect to " + opts_.host + ":"
-                     + std::to_string(opts_.port) + " within 10 s"
+                 ? "cannot connect to " + address_of(0).name + " within 10 s"
                  : res_.first_error;
     throw std::runtime_error(why);
   }

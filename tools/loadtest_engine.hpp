@@ -21,10 +21,20 @@ namespace heaven::loadtest {
 
 class request_maker;
 
+/// A host (numeric address or name) and port to send to.
+struct endpoint {
+  std::string host;
+  uint16_t port = 0;
+};
+
 struct run_options {
   /// Numeric address or name of the target, its port.
   std::string host;
   uint16_t port = 0;
+  /// Further targets (several instances of one service): connection i
+  /// goes to target i % (1 + more_targets.size()), the first being
+  /// host:port, so the connections are spread round-robin.
+  std::vector<endpoint> more_targets;
   /// Requests per second; 0 for a closed loop.
   double rate = 0;
   double duration_s = 10;

@@ -189,6 +189,41 @@ BOOST_AUTO_TEST_CASE(open_loop_sends_rate_times_duration_signed_events) {
   BOOST_CHECK_EQUAL(deployments.size(), 400u);
 }
 
+BOOST_AUTO_TEST_CASE(several_targets_share_the_connections_and_requests) {
+  http_stub first, second, third;
+  const std::string secret = "loadtest secret 7a21";
+  auto file = write_secret(secret);
+  auto run = run_to_end({"--target", first.base_url() + "events", "--target",
+                         second.base_url() + "events", "--target",
+                         third.base_url() + "events", "--rate", "300/s",
+                         "--duration", "1s", "--connections", "30", "--json",
+                         "--webhook-secret-file", file});
+  BOOST_TEST_INFO("stderr: " << run.stderr_text());
+  BOOST_REQUIRE_EQUAL(run.status, 0);
+  auto s = run.summary();
+  BOOST_CHECK_EQUAL(s["sent"], 300);
+  BOOST_CHECK_EQUAL(s["answers"], (json{{"201", 300}}));
+  std::set<std::string> deliveries;
+  std::size_t total = 0;
+  for (auto* stub : {&first, &second, &third}) {
+    BOOST_REQUIRE(stub->wait_idle());
+    // Connection i goes to target i % 3: ten each, opened before the run.
+    BOOST_CHECK_EQUAL(stub->connections(), 10u);
+    auto reqs = stub->requests();
+    // Requests go to each target in turn while it has an idle connection:
+    // a stub that stalls may get fewer, never none of its share's half.
+    BOOST_CHECK_GE(reqs.size(), 50u);
+    total += reqs.size();
+    for (auto& r : reqs) {
+      BOOST_CHECK(
+        signature_valid(secret, r.body, r.header("x-hub-signature-256")));
+      deliveries.insert(r.header("x-github-delivery"));
+    }
+  }
+  BOOST_CHECK_EQUAL(total, 300u);
+  BOOST_CHECK_EQUAL(deliveries.size(), 300u);
+}
+
 BOOST_AUTO_TEST_CASE(each_kind_and_the_mix_send_their_events) {
   http_stub stub;
   const std::string secret = "mix secret";
@@ -391,6 +426,9 @@ BOOST_AUTO_TEST_CASE(bad_usage_exits_2_with_a_message) {
     {{"--target", "http://127.0.0.1:9/events"}, "no webhook secret"},
     {{"--target", "https://example.com/events"}, "must be an http:// URL"},
     {{"--frobnicate"}, "unknown argument '--frobnicate'"},
+    {{"--target", "http://127.0.0.1:9/events", "--target",
+      "http://127.0.0.1:10/other"},
+     "every --target must have the same path"},
     {{"--github-stand-in", "--target", "http://127.0.0.1:9/events"},
      "cannot go with --target"},
     {{"--github-stand-in", "--event", "ping"}, "--event deployment or mix"},
