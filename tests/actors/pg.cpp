@@ -291,7 +291,8 @@ BOOST_AUTO_TEST_SUITE(database_url)
 // heaven serve on a database whose schema is newer than it knows stops at
 // once (exit 1) with the reason, never shows the URL's password, and
 // changes nothing: no SQLite fallback, no table touched.
-BOOST_AUTO_TEST_CASE(heaven_serve_refuses_a_newer_schema_and_hides_the_password) {
+BOOST_AUTO_TEST_CASE(
+  heaven_serve_refuses_a_newer_schema_and_hides_the_password) {
   {
     pg::connection admin{cluster().url()};
     admin.exec("DROP DATABASE IF EXISTS heaven_newer");
@@ -337,8 +338,7 @@ BOOST_AUTO_TEST_CASE(heaven_serve_refuses_a_newer_schema_and_hides_the_password)
                       " 'public'")
                .int64(0, 0)
              == 1);
-  BOOST_TEST(conn.query("SELECT version FROM heaven_schema").int64(0, 0)
-             == 99);
+  BOOST_TEST(conn.query("SELECT version FROM heaven_schema").int64(0, 0) == 99);
   fs::remove_all(tmp);
 }
 

@@ -485,6 +485,31 @@ gate_actor::behavior_type gate(gate_actor::pointer self, store_actor real,
     [=](create_atom a, auto_deployment& x) {
       return pass("create", self->make_response_promise<bool>(), a, x);
     },
+    [=](claim_atom a, int32_t limit) {
+      return pass(
+        "claim queued",
+        self->make_response_promise<std::vector<unfinished_deployment>>(), a,
+        limit);
+    },
+    [=](lease_atom a) {
+      return pass("lease", self->make_response_promise<lease_report>(), a);
+    },
+    [=](leave_atom a) {
+      return pass("leave", self->make_response_promise<bool>(), a);
+    },
+    [=](log_atom a, int64_t id, int64_t offset, std::string& bytes,
+        std::string& times) {
+      return pass("append log", self->make_response_promise<bool>(), a, id,
+                  offset, bytes, times);
+    },
+    [=](log_atom a, int64_t id, int64_t from, int64_t max) {
+      return pass("read log", self->make_response_promise<log_piece>(), a, id,
+                  from, max);
+    },
+    [=](secret_atom a, std::string& name, std::string& fresh) {
+      return pass("secret", self->make_response_promise<std::string>(), a, name,
+                  fresh);
+    },
     [=](tick_atom) {
       // The real store's own commit signal: nothing for the gate to do.
     },
