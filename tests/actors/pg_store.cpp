@@ -410,6 +410,9 @@ BOOST_AUTO_TEST_CASE(a_lost_database_is_reached_again_after_the_backoff) {
   pg_cluster own;
   pg_store a{own.url(), instance("a")};
   BOOST_TEST(a.list(10).empty());
+  // The cluster commits asynchronously: the schema must be on disk before
+  // the immediate stop.
+  pg::connection{own.url()}.exec("CHECKPOINT");
   own.halt();
   auto first = error_of([&] { a.list(10); });
   BOOST_TEST(first.rfind("the database is unreachable: ", 0) == 0);
