@@ -140,7 +140,7 @@ class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket sock, server_impl& srv)
     : stream_(std::move(sock)), timer_(stream_.get_executor()), srv_(srv),
-      log_(stream_, timer_, srv.opts.logs) {
+      log_(stream_, timer_, srv.opts.logs, &srv.sys, srv.store) {
   }
 
   void start() {

@@ -9,7 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <mutex>
+
 #include <boost/asio/write.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
 #include "base/log_book.hpp"
@@ -27,12 +31,28 @@ constexpr auto write_timeout = std::chrono::seconds(60);
 /// How often a live log is checked for growth.
 constexpr auto log_poll = std::chrono::milliseconds(200);
 constexpr std::size_t log_chunk = 64 * 1024;
+/// The most one read from the store asks for.
+constexpr int64_t store_chunk = 1024 * 1024;
+/// How often the io thread looks for the store's answer.
+constexpr auto answer_poll = std::chrono::milliseconds(5);
+/// The store answers long before this.
+constexpr auto store_timeout = std::chrono::seconds(9);
 
 } // namespace
 
+/// Filled by the actor that asks the store; read by the io thread.
+struct log_follower::store_answer {
+  std::mutex mtx;
+  bool ready = false;
+  bool failed = false;
+  log_piece piece;
+};
+
 log_follower::log_follower(beast::tcp_stream& stream, net::steady_timer& timer,
-                           std::shared_ptr<log_book> logs)
-  : stream_(stream), timer_(timer), logs_(std::move(logs)) {
+                           std::shared_ptr<log_book> logs,
+                           caf::actor_system* sys, store_actor store)
+  : stream_(stream), timer_(timer), logs_(std::move(logs)), sys_(sys),
+    store_(std::move(store)) {
 }
 
 log_follower::~log_follower() {
@@ -46,6 +66,13 @@ void log_follower::close_file() {
 }
 
 bool log_follower::open(int64_t id, uint64_t from) {
+  from_store_ = sys_ != nullptr && store_ && logs_->shared();
+  if (from_store_) {
+    close_file();
+    id_ = id;
+    offset_ = static_cast<off_t>(from);
+    return true;
+  }
   int fd = ::open(logs_->path(id).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return false;
@@ -81,6 +108,8 @@ void log_follower::start(unsigned version, bool keep_alive,
                                                         std::size_t) {
                              if (ec)
                                return cb_.failed();
+                             if (from_store_)
+                               return follow_store();
                              follow();
                            });
 }
@@ -103,15 +132,7 @@ void log_follower::follow() {
   if (n > 0) {
     chunk_.resize(static_cast<std::size_t>(n));
     offset_ += n;
-    stream_.expires_after(write_timeout);
-    net::async_write(stream_, http::make_chunk(net::buffer(chunk_)),
-                     [this, keep = owner_.lock()](beast::error_code ec,
-                                                  std::size_t) {
-                       if (ec)
-                         return cb_.failed();
-                       follow();
-                     });
-    return;
+    return send_chunk();
   }
   if (live) {
     timer_.expires_after(log_poll);
@@ -121,6 +142,23 @@ void log_follower::follow() {
     });
     return;
   }
+  send_last();
+}
+
+void log_follower::send_chunk() {
+  stream_.expires_after(write_timeout);
+  net::async_write(stream_, http::make_chunk(net::buffer(chunk_)),
+                   [this, keep = owner_.lock()](beast::error_code ec,
+                                                std::size_t) {
+                     if (ec)
+                       return cb_.failed();
+                     if (from_store_)
+                       return follow_store();
+                     follow();
+                   });
+}
+
+void log_follower::send_last() {
   close_file();
   cb_.complete();
   bool keep_alive = res_->keep_alive();
@@ -130,6 +168,72 @@ void log_follower::follow() {
                     keep = owner_.lock()](beast::error_code ec, std::size_t) {
                      cb_.ended(ec, keep_alive);
                    });
+}
+
+/// Asks the store for what follows `offset_`; the answer is looked for on
+/// the io thread (no foreign thread touches the connection).
+void log_follower::follow_store() {
+  if (stopped_)
+    return;
+  auto answer = std::make_shared<store_answer>();
+  answer_ = answer;
+  sys_->spawn([answer, store = store_, id = id_,
+               from = static_cast<int64_t>(offset_)](
+                caf::event_based_actor* self) {
+    self->request(store, store_timeout, log_atom::value, id, from, store_chunk)
+      .then(
+        [answer](log_piece& piece) {
+          std::lock_guard guard{answer->mtx};
+          answer->piece = std::move(piece);
+          answer->ready = true;
+        },
+        [answer, self, id](caf::error& err) {
+          spdlog::warn("ingress could not read the log of deployment {}: {}",
+                       id, self->system().render(err));
+          std::lock_guard guard{answer->mtx};
+          answer->failed = answer->ready = true;
+        });
+  });
+  take_answer();
+}
+
+/// Sends the store's answer once it is there: its bytes, or the end once
+/// the deployment ended and nothing more is stored, or looks again later.
+void log_follower::take_answer() {
+  if (stopped_)
+    return;
+  log_piece piece;
+  bool failed = false;
+  {
+    std::lock_guard guard{answer_->mtx};
+    if (!answer_->ready) {
+      timer_.expires_after(answer_poll);
+      timer_.async_wait([this, keep = owner_.lock()](beast::error_code ec) {
+        if (!ec)
+          take_answer();
+      });
+      return;
+    }
+    failed = answer_->failed;
+    piece = std::move(answer_->piece);
+  }
+  answer_.reset();
+  if (failed)
+    return cb_.failed();
+  if (!piece.bytes.empty()) {
+    offset_ += static_cast<off_t>(piece.bytes.size());
+    chunk_ = std::move(piece.bytes);
+    return send_chunk();
+  }
+  // Read in one transaction with the deployment's state, and the log's
+  // last piece is stored before its end: nothing more will come.
+  if (piece.ended)
+    return send_last();
+  timer_.expires_after(log_poll);
+  timer_.async_wait([this, keep = owner_.lock()](beast::error_code ec) {
+    if (!ec)
+      follow_store();
+  });
 }
 
 } // namespace heaven

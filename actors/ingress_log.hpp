@@ -18,6 +18,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <caf/fwd.hpp>
+
+#include "messages/interfaces.hpp"
 
 namespace heaven {
 
@@ -26,6 +29,14 @@ class log_book;
 /// Follows one deployment's log for one connection: the response header,
 /// then what the log file gains, every 200 ms while the log is live, then
 /// the last chunk once it is closed and fully sent.
+///
+/// When the log book's logs are shared (several instances: see
+/// log_book::shared), the log is read from the store instead (`log_atom`
+/// reads, asked from a short-lived actor; the io thread looks for the
+/// answer every few ms and never waits): what it gains every 200 ms until
+/// the store says the deployment ended and all of it is sent. Any instance
+/// serves any deployment's log that way; one without any log yet is
+/// waited for (200, nothing sent until it comes).
 class log_follower {
 public:
   /// What to do when the stream fails (`failed`), when the whole log is
@@ -39,9 +50,10 @@ public:
     std::function<void(boost::beast::error_code, bool)> ended;
   };
 
+  /// `sys` and `store` are needed when the logs are shared.
   log_follower(boost::beast::tcp_stream& stream,
-               boost::asio::steady_timer& timer,
-               std::shared_ptr<log_book> logs);
+               boost::asio::steady_timer& timer, std::shared_ptr<log_book> logs,
+               caf::actor_system* sys = nullptr, store_actor store = {});
   ~log_follower();
   log_follower(const log_follower&) = delete;
   log_follower& operator=(const log_follower&) = delete;
@@ -62,13 +74,29 @@ public:
     stopped_ = true;
   }
 
+  /// What a store read left for the io thread (see follow_store).
+  struct store_answer;
+
 private:
   void follow();
   void close_file();
+  /// follow() for a log read from the store: asks for what follows
+  /// `offset_`, then `take_answer` sends it.
+  void follow_store();
+  void take_answer();
+  /// Writes `chunk_` as a chunk, then follows on.
+  void send_chunk();
+  /// All is sent: the last chunk ends the response.
+  void send_last();
 
   boost::beast::tcp_stream& stream_;
   boost::asio::steady_timer& timer_;
   std::shared_ptr<log_book> logs_;
+  caf::actor_system* sys_;
+  store_actor store_;
+  /// Reading from the store (the logs are shared), and the read in flight.
+  bool from_store_ = false;
+  std::shared_ptr<store_answer> answer_;
   callbacks cb_;
   std::weak_ptr<void> owner_;
   bool stopped_ = false;

@@ -1,6 +1,7 @@
 #include "actors/ingress_pages.hpp"
 
 #include <chrono>
+#include <limits>
 #include <utility>
 
 #include <caf/actor_system.hpp>
@@ -77,19 +78,36 @@ pages::viewer viewer_of(const route_decision& r) {
   return {r.login, r.csrf};
 }
 
-/// The log as deployment `id`'s page shows it.
-pages::log_view log_of(const page_setup& setup, int64_t id) {
+/// The log as deployment `id`'s page shows it: from the log book's file,
+/// or, when the logs are shared, from the store's `piece` (all of it, from
+/// its start); then it is live while its deployment has not ended.
+pages::log_view log_of(const page_setup& setup, int64_t id,
+                       const log_piece* piece = nullptr) {
   if (!setup.logs)
     return {};
-  auto view = read_log_tail(setup.logs->path(id), setup.logs->times_path(id),
-                            max_log_bytes);
+  auto view = piece ? log_tail_of(piece->bytes, piece->times, max_log_bytes)
+                    : read_log_tail(setup.logs->path(id),
+                                    setup.logs->times_path(id), max_log_bytes);
   auto link = "/deployments/" + std::to_string(id)
               + "/log?token=" + log_token(setup.log_key, id);
-  if (setup.logs->live(id))
+  bool live = piece ? piece->found && !piece->ended : setup.logs->live(id);
+  if (live)
     view.follow_url = link;
-  if (!view.lines.empty() || setup.logs->live(id))
+  if (!view.lines.empty() || live)
     view.raw_url = link;
   return view;
+}
+
+/// Deployment `d`'s page.
+void send_deployment(const header_reply_fn& reply, const pages::viewer& who,
+                     const pages::links& to, const std::string& said,
+                     const page_setup& setup, const deployment_detail& d,
+                     const pages::log_view& log) {
+  auto logs = setup.logs;
+  auto redact = [logs](std::string_view text) {
+    return logs ? logs->redact(text) : std::string{text};
+  };
+  send_html(reply, 200, pages::deployment_page(who, to, d, log, redact, said));
 }
 
 void show(caf::actor_system& sys, const page_setup& setup, route_decision r,
@@ -121,18 +139,25 @@ void show(caf::actor_system& sys, const page_setup& setup, route_decision r,
       // Reading the log's end and counting its lines reads the file.
       return ask_store<deployment_detail, caf::detached>(
         sys, setup.store, reply,
-        [reply, who, to, said, setup](deployment_detail& d) {
+        [&sys, reply, who, to, said, setup](deployment_detail& d) {
           if (!d.found)
             return send_html(reply, 404,
                              pages::error_page(404, "There is no such "
                                                     "deployment."));
-          auto log = log_of(setup, d.row.id);
-          auto logs = setup.logs;
-          auto redact = [logs](std::string_view text) {
-            return logs ? logs->redact(text) : std::string{text};
-          };
-          send_html(reply, 200,
-                    pages::deployment_page(who, to, d, log, redact, said));
+          if (!setup.logs || !setup.logs->shared())
+            return send_deployment(reply, who, to, said, setup, d,
+                                   log_of(setup, d.row.id));
+          // Shared logs (several instances): the store has it, whichever
+          // instance ran it. Its lines are numbered from its start.
+          auto id = d.row.id;
+          ask_store<log_piece>(
+            sys, setup.store, reply,
+            [reply, who, to, said, setup, d](log_piece& piece) {
+              send_deployment(reply, who, to, said, setup, d,
+                              log_of(setup, d.row.id, &piece));
+            },
+            log_atom::value, id, int64_t{0},
+            std::numeric_limits<int64_t>::max());
         },
         detail_atom::value, r.deployment_id);
     case page::locks:

@@ -93,8 +93,9 @@ void log_book::open(int64_t id) {
   // Reopened for append (another run, a restart): its lines go on after
   // what is there. The size is asked once here, never per line.
   struct stat st {};
-  live_[id].size = ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size)
-                                         : 0;
+  auto& log = live_[id];
+  log.size = ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  log.shipped = log.size;
 }
 
 void log_book::append(int64_t id, stream source, std::string_view text) {
@@ -112,12 +113,53 @@ void log_book::append(int64_t id, stream source, std::string_view text) {
     return;
   // Asked under the lock: the times of one log's lines never go back.
   auto ms = now_();
-  if (auto second = second_of(ms); second != state->second.second) {
-    write_time(id, state->second.size, ms);
-    state->second.second = second;
+  auto& log = state->second;
+  if (auto second = second_of(ms); second != log.second) {
+    write_time(id, log.size, ms);
+    log.second = second;
+    if (ship_)
+      log.unshipped_times += std::to_string(log.size) + ' ' + std::to_string(ms)
+                             + '\n';
   }
   // One write per line, unbuffered: readers follow the file live.
-  state->second.size += write_all(fd, line);
+  auto written = write_all(fd, line);
+  log.size += written;
+  if (ship_) {
+    log.unshipped.append(line, 0, written);
+    if (log.unshipped.size() > ship_above_)
+      ship(id, log);
+  }
+}
+
+void log_book::ship(int64_t id, live_log& log) {
+  if (log.unshipped.empty() && log.unshipped_times.empty())
+    return;
+  log_shipment s{id, log.shipped, std::move(log.unshipped),
+                 std::move(log.unshipped_times)};
+  log.shipped += s.bytes.size();
+  log.unshipped.clear();
+  log.unshipped_times.clear();
+  ship_(std::move(s));
+}
+
+void log_book::ship_to(std::function<void(log_shipment)> fn,
+                       std::size_t ship_above) {
+  std::lock_guard guard{mtx_};
+  ship_ = std::move(fn);
+  ship_above_ = ship_above;
+}
+
+bool log_book::shared() const {
+  std::lock_guard guard{mtx_};
+  return static_cast<bool>(ship_);
+}
+
+void log_book::ship_pending() {
+  std::lock_guard guard{mtx_};
+  if (!ship_)
+    return;
+  for (auto& [id, log] : live_)
+    ship(id, log);
 }
 
 void log_book::write_time(int64_t id, uint64_t offset, int64_t ms) {
@@ -133,6 +175,8 @@ void log_book::write_time(int64_t id, uint64_t offset, int64_t ms) {
 
 void log_book::close(int64_t id) {
   std::lock_guard guard{mtx_};
+  if (auto log = live_.find(id); log != live_.end() && ship_)
+    ship(id, log->second);
   live_.erase(id);
   auto i = files_.find(id);
   if (i == files_.end())

@@ -18,6 +18,16 @@
 
 namespace heaven {
 
+/// New bytes of a live log, handed on for the store (several heaven
+/// instances share the logs through it): `bytes` go at `offset` of
+/// deployment `id`'s log, `times` are the `.times` records of their lines.
+struct log_shipment {
+  int64_t id = 0;
+  uint64_t offset = 0;
+  std::string bytes;
+  std::string times;
+};
+
 /// Thread-safe book of deployment logs under one directory. Every line written
 /// has the configured secrets replaced by "[redacted]". Appends never block
 /// on anything but a short mutex and a buffered write.
@@ -69,6 +79,22 @@ public:
   /// Replaces every secret in `text` with "[redacted]".
   std::string redact(std::string_view text) const;
 
+  /// From now on (call it before the first `open`), what each live log
+  /// gains is also kept to be handed to `fn`: by `ship_pending`, at once
+  /// when more than `ship_above` bytes wait, and the rest by `close`, so
+  /// that a log's last bytes are shipped before `close` returns. `fn` is
+  /// called with the book's lock held (one log's shipments go in order):
+  /// it must not block nor call the book. Without it nothing is kept.
+  void ship_to(std::function<void(log_shipment)> fn,
+               std::size_t ship_above = 1024 * 1024);
+
+  /// Hands what every live log gained since its last shipment on.
+  void ship_pending();
+
+  /// True once `ship_to` was called: the logs are shared through the store
+  /// (several instances), and the log link and the pages read them there.
+  bool shared() const;
+
 private:
   /// The file of live log `id`, opened if needed (caller holds `mtx_`);
   /// -1 when it cannot be opened. At most `max_open_` stay open, the most
@@ -79,12 +105,22 @@ private:
   /// Appends "<offset> <ms>\n" to the times of `id` (caller holds `mtx_`).
   void write_time(int64_t id, uint64_t offset, int64_t ms);
 
+  struct live_log;
+
+  /// Ships what `log` gained, if anything (caller holds `mtx_`).
+  void ship(int64_t id, live_log& log);
+
   /// What is known of a live log.
   struct live_log {
     /// Its size: the offset of the next line.
     uint64_t size = 0;
     /// The Unix second of its last line; -1 before the first since opened.
     int64_t second = -1;
+    /// With shipping: the bytes and times records not shipped yet, and
+    /// the offset of the first of those bytes.
+    std::string unshipped;
+    std::string unshipped_times;
+    uint64_t shipped = 0;
   };
 
   /// An open log file and its place in `recent_`.
@@ -102,6 +138,8 @@ private:
   std::unordered_map<int64_t, handle> files_;
   /// Ids of the open files, most recently written first.
   std::list<int64_t> recent_;
+  std::function<void(log_shipment)> ship_;
+  std::size_t ship_above_ = 0;
 };
 
 /// The unguessable token that opens deployment `id`'s log: hex of

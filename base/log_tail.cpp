@@ -85,19 +85,10 @@ uint64_t count_lines(int fd, uint64_t size) {
   return count;
 }
 
-/// The records of a times sidecar, (offset, ms), in file order; malformed
+/// The records of times sidecar text, (offset, ms), by offset; malformed
 /// ones are skipped.
-std::vector<std::pair<uint64_t, int64_t>> read_times(const std::string& path) {
+std::vector<std::pair<uint64_t, int64_t>> parse_times(std::string_view rest) {
   std::vector<std::pair<uint64_t, int64_t>> out;
-  file f{path};
-  if (f.fd < 0)
-    return out;
-  struct stat st {};
-  if (::fstat(f.fd, &st) != 0)
-    return out;
-  std::string text;
-  read_at(f.fd, 0, static_cast<std::size_t>(st.st_size), text);
-  std::string_view rest{text};
   while (!rest.empty()) {
     auto nl = rest.find('\n');
     if (nl == std::string_view::npos)
@@ -119,6 +110,36 @@ std::vector<std::pair<uint64_t, int64_t>> read_times(const std::string& path) {
   std::stable_sort(out.begin(), out.end(),
                    [](auto& a, auto& b) { return a.first < b.first; });
   return out;
+}
+
+/// The records of the times sidecar at `path` (see parse_times).
+std::vector<std::pair<uint64_t, int64_t>> read_times(const std::string& path) {
+  file f{path};
+  if (f.fd < 0)
+    return {};
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0)
+    return {};
+  std::string text;
+  read_at(f.fd, 0, static_cast<std::size_t>(st.st_size), text);
+  return parse_times(text);
+}
+
+/// Fills `view` with the lines of `shown` (starting at `offset`, the
+/// `number`th line of the log; it ends with '\n') and their times.
+void add_lines(pages::log_view& view, std::string_view shown, uint64_t offset,
+               uint64_t number,
+               const std::vector<std::pair<uint64_t, int64_t>>& times) {
+  auto time = times.begin();
+  int64_t ms = 0;
+  while (!shown.empty()) {
+    auto nl = shown.find('\n');
+    for (; time != times.end() && time->first <= offset; ++time)
+      ms = time->second;
+    view.lines.push_back({number++, ms, std::string{shown.substr(0, nl)}});
+    shown.remove_prefix(nl + 1);
+    offset += nl + 1;
+  }
 }
 
 } // namespace
@@ -153,19 +174,32 @@ pages::log_view read_log_tail(const std::string& log_path,
     start = from + nl + 1;
   }
   view.end_offset = end;
-  auto times = read_times(times_path);
-  auto number = count_lines(log.fd, start) + 1;
-  auto offset = start;
-  auto time = times.begin();
-  int64_t ms = 0;
-  while (!shown.empty()) {
-    auto nl = shown.find('\n');
-    for (; time != times.end() && time->first <= offset; ++time)
-      ms = time->second;
-    view.lines.push_back({number++, ms, std::string{shown.substr(0, nl)}});
-    shown.remove_prefix(nl + 1);
-    offset += nl + 1;
+  add_lines(view, shown, start, count_lines(log.fd, start) + 1,
+            read_times(times_path));
+  return view;
+}
+
+pages::log_view log_tail_of(std::string_view log, std::string_view times,
+                            uint64_t max_bytes) {
+  pages::log_view view;
+  auto end = log.rfind('\n');
+  if (end == std::string_view::npos)
+    return view;
+  ++end;
+  uint64_t start = end > max_bytes ? end - max_bytes : 0;
+  if (start > 0) {
+    // The shown part starts at a line: after the first '\n' at or after
+    // start - 1.
+    view.truncated = true;
+    start = log.find('\n', start - 1) + 1;
   }
+  view.end_offset = end;
+  auto before = log.substr(0, start);
+  auto number = static_cast<uint64_t>(
+                  std::count(before.begin(), before.end(), '\n'))
+                + 1;
+  add_lines(view, log.substr(start, end - start), start, number,
+            parse_times(times));
   return view;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "base/pages.hpp"
 
@@ -21,5 +22,10 @@ namespace heaven {
 pages::log_view read_log_tail(const std::string& log_path,
                               const std::string& times_path,
                               uint64_t max_bytes);
+
+/// read_log_tail of a log held in memory: `log` is the log from its start,
+/// `times` its times records.
+pages::log_view log_tail_of(std::string_view log, std::string_view times,
+                            uint64_t max_bytes);
 
 } // namespace heaven

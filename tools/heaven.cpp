@@ -26,6 +26,7 @@
 #include "actors/http_ingress.hpp"
 #include "actors/ingress_answers.hpp"
 #include "actors/lease.hpp"
+#include "actors/log_shipper.hpp"
 #include "actors/notify.hpp"
 #include "actors/outbox.hpp"
 #include "actors/pg_listener.hpp"
@@ -294,7 +295,8 @@ int serve(settings cfg, bool demo) {
   ctx->logs = std::make_shared<log_book>(cfg.data_dir + "/logs",
                                          secret_values(cfg, env));
   ctx->child_env = child_environment(cfg, env);
-  ctx->log_key = read_or_make_secret(cfg.data_dir + "/log.key");
+  if (cfg.database_url.empty())
+    ctx->log_key = read_or_make_secret(cfg.data_dir + "/log.key");
   ctx->status_attempts = static_cast<int>(cfg.status_retries);
   ctx->make_workspace = [](caf::actor_system& sys, workspace_plan plan,
                            checkout_client d) {
@@ -374,6 +376,19 @@ int serve(settings cfg, bool demo) {
     caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
     ctx.reset();
     return 1;
+  }
+  // Several instances: the logs and the key of their links are shared
+  // through the database.
+  if (!cfg.database_url.empty()) {
+    try {
+      ctx->log_key = shared_log_key(sys, ctx->store, random_hex(32));
+    } catch (const std::exception& e) {
+      say_fatal(cfg, e.what());
+      caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
+      ctx.reset();
+      return 1;
+    }
+    ship_logs(sys, ctx->logs, ctx->store);
   }
   // systemd's watchdog (WatchdogSec=) is fed only while the store answers.
   caf::actor watchdog;
