@@ -128,6 +128,11 @@ ingress_reply health_answer(const health_board* health) {
                    : problems.empty() ? "ok"
                                       : "degraded";
   body["problems"] = problems;
+  // Which database, and whether the store reaches it (a lost one is among
+  // the problems too, so the answer is 503).
+  if (auto kind = health->database(); !kind.empty())
+    body["database"] = {{"kind", kind},
+                        {"reachable", !health->failing("database")}};
   return {problems.empty() && !health->draining() ? 200 : 503,
           body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }

@@ -100,6 +100,22 @@ void wrote(store_ptr self, const char* what = nullptr) {
   }
 }
 
+/// Tells the health board whether the database could be reached: a
+/// PostgreSQL store that cannot connect throws "the database is
+/// unreachable: ..." until it can again (any request answered from it says
+/// it can).
+void reached(store_ptr self, const std::string& failure = {}) {
+  auto& health = self->state.health;
+  if (!health)
+    return;
+  if (failure.empty()) {
+    if (health->recover("database"))
+      spdlog::info("store reaches the database again");
+  } else if (failure.rfind("the database is unreachable", 0) == 0) {
+    health->fail("database", failure);
+  }
+}
+
 /// Commits every queued request: one transaction, one write to disk (see
 /// `store`).
 void commit_queued(store_ptr self) {
@@ -121,6 +137,7 @@ void commit_queued(store_ptr self) {
     } catch (const std::exception& e) {
       spdlog::error("store could not begin a transaction: {}", e.what());
       wrote(self, e.what());
+      reached(self, e.what());
       for (; i < ops.size(); ++i)
         ops[i].fail(e.what());
       return;
@@ -155,12 +172,15 @@ void commit_queued(store_ptr self) {
         spdlog::error("store could not commit {} request(s): {}", ok.size(),
                       failed);
       wrote(self, failed.c_str());
+      reached(self, failed);
       for (auto j : ok)
         ops[j].fail(failed);
       continue;
     }
     if (writes)
       wrote(self);
+    if (!ok.empty())
+      reached(self);
     if (st.health)
       st.health->committed(ok.size());
     metrics::store_commit_duration().observe(
@@ -208,6 +228,7 @@ auto enqueue(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit,
       spdlog::error("store could not {}: {}", what(), e.what());
       if (write && !dynamic_cast<const std::invalid_argument*>(&e))
         wrote(self, e.what());
+      reached(self, e.what());
       why = e.what();
       rp.deliver(store_error(e.what()));
       return {};
@@ -264,13 +285,19 @@ open_store(store_actor::stateful_pointer<store_state> self, store_opener open,
   st.health = std::move(health);
   try {
     st.db = open();
+    // /healthz says which (never where).
+    if (st.health)
+      st.health->set_database(
+        dynamic_cast<sqlite_store*>(st.db.get()) ? "sqlite" : "postgresql");
   } catch (const std::exception& e) {
     // Every request is then answered with this error, so whoever asks
     // first (start-up asks for pending deployments) learns why.
     st.open_error = e.what();
     spdlog::error("store {}", st.open_error);
-    if (st.health)
+    if (st.health) {
       st.health->fail("store", st.open_error);
+      reached(self, st.open_error);
+    }
   }
   return {
     [=](tick_atom) { commit_queued(self); },

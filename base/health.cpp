@@ -40,6 +40,21 @@ std::vector<std::string> health_board::problems() const {
   return out;
 }
 
+bool health_board::failing(const std::string& component) const {
+  std::lock_guard guard{mtx_};
+  return problems_.count(component) > 0;
+}
+
+void health_board::set_database(const std::string& kind) {
+  std::lock_guard guard{mtx_};
+  database_ = kind;
+}
+
+std::string health_board::database() const {
+  std::lock_guard guard{mtx_};
+  return database_;
+}
+
 void health_board::set_draining() {
   std::lock_guard guard{mtx_};
   draining_ = true;

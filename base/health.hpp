@@ -26,6 +26,15 @@ public:
   /// per component with a problem.
   std::vector<std::string> problems() const;
 
+  /// True while `component` has a problem.
+  bool failing(const std::string& component) const;
+
+  /// Which database the store works on: "sqlite" or "postgresql" ("": not
+  /// known, /healthz then says nothing of it). Never its URL.
+  void set_database(const std::string& kind);
+
+  std::string database() const;
+
   /// heaven stops taking new work (SIGTERM).
   void set_draining();
 
@@ -56,6 +65,7 @@ private:
   mutable std::mutex mtx_;
   std::map<std::string, problem> problems_;
   bool draining_ = false;
+  std::string database_;
 };
 
 } // namespace heaven

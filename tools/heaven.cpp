@@ -36,6 +36,7 @@
 #include "actors/scope.hpp"
 #include "actors/statuses.hpp"
 #include "actors/store.hpp"
+#include "actors/store_open.hpp"
 #include "actors/workspace.hpp"
 #include "base/config.hpp"
 #include "base/health.hpp"
@@ -50,6 +51,7 @@
 #include "providers/fabric.hpp"
 #include "providers/heroku.hpp"
 #include "providers/shell.hpp"
+#include "tools/db_commands.hpp"
 #include "tools/demo.hpp"
 #include "tools/loadtest.hpp"
 #include "tools/service.hpp"
@@ -601,13 +603,9 @@ bool valid_repo_name(const std::string& repo) {
   return true;
 }
 
-std::string database_path(const settings& cfg) {
-  return cfg.data_dir + "/heaven.db";
-}
-
 /// `heaven locks`: every lock, and the link that serves them over HTTP.
 int locks_command(const settings& cfg) {
-  auto locks = read_locks(database_path(cfg));
+  auto locks = open_command_line_store(cfg)->locks();
   if (locks.empty())
     std::cout << "No environment is locked.\n";
   for (auto& l : locks) {
@@ -620,9 +618,7 @@ int locks_command(const settings& cfg) {
       std::cout << ": " << l.reason;
     std::cout << "\n";
   }
-  std::ifstream key_file{cfg.data_dir + "/log.key"};
-  std::string key;
-  if (std::getline(key_file, key) && !key.empty())
+  if (auto key = command_line_log_key(cfg); !key.empty())
     std::cout << "Served as JSON at " << cfg.public_url
               << "/locks?token=" << locks_token(key) << "\n";
   return 0;
@@ -634,12 +630,12 @@ int unlock_command(const settings& cfg, const std::vector<std::string>& words) {
     std::cerr << "usage: heaven unlock <owner/name> <environment> [flags]\n";
     return 2;
   }
-  auto path = database_path(cfg);
+  auto db = open_command_line_store(cfg);
   std::optional<env_lock> held;
-  for (auto& l : read_locks(path))
+  for (auto& l : db->locks())
     if (l.repo == words[0] && l.environment == words[1])
       held = l;
-  if (!remove_lock(path, words[0], words[1])) {
+  if (!db->remove_lock(words[0], words[1])) {
     std::cout << words[0] << " is not locked on " << words[1] << ".\n";
     return 1;
   }
@@ -653,9 +649,9 @@ int unlock_command(const settings& cfg, const std::vector<std::string>& words) {
 
 /// `heaven repos [enable|disable <owner/name>]`.
 int repos_command(const settings& cfg, const std::vector<std::string>& words) {
-  auto path = database_path(cfg);
+  auto db = open_command_line_store(cfg);
   if (words.empty()) {
-    auto repos = read_repositories(path);
+    auto repos = db->repositories();
     if (repos.empty())
       std::cout << "heaven has not heard from any repository yet.\n";
     for (auto& r : repos)
@@ -670,7 +666,7 @@ int repos_command(const settings& cfg, const std::vector<std::string>& words) {
     return 2;
   }
   bool active = words[0] == "enable";
-  set_repository_active(path, words[1], active);
+  db->set_repository_active(words[1], active);
   std::cout << words[1]
             << (active ? " is enabled: heaven acts on its events.\n"
                        : " is disabled: heaven ignores its events until "
@@ -701,8 +697,8 @@ int main(int argc, char** argv) {
       std::cout << help_text();
       return 0;
     }
-  static const std::vector<std::string> commands = {"serve", "demo", "locks",
-                                                    "unlock", "repos"};
+  static const std::vector<std::string> commands = {
+    "serve", "demo", "locks", "unlock", "repos", "migrate", "db"};
   if (std::find(commands.begin(), commands.end(), command) == commands.end()) {
     std::cerr << "heaven: unknown command '" << command
               << "' (try heaven --help)\n";
@@ -714,6 +710,16 @@ int main(int argc, char** argv) {
     words.push_back(args.front());
     args.erase(args.begin());
   }
+  // `db copy --from <dir>` is the command's flag, not a setting.
+  std::string copy_from;
+  if (command == "db")
+    for (size_t i = 0; i < args.size(); ++i)
+      if (args[i] == "--from" && i + 1 < args.size()) {
+        copy_from = args[i + 1];
+        args.erase(args.begin() + static_cast<long>(i),
+                   args.begin() + static_cast<long>(i) + 2);
+        break;
+      }
   auto loaded = load_settings(args, current_environment());
   if (auto err = std::get_if<std::string>(&loaded)) {
     std::cerr << "heaven: " << *err << "\n";
@@ -726,6 +732,13 @@ int main(int argc, char** argv) {
                 << "' (try heaven --help)\n";
       return 2;
     }
+    // Never a silent fallback to SQLite: serve refuses until it runs on
+    // the PostgreSQL store.
+    if (!cfg.database_url.empty()) {
+      std::cerr << "heaven: HEAVEN_DATABASE_URL: the PostgreSQL store is not "
+                   "built yet\n";
+      return 2;
+    }
     return serve(cfg, command == "demo");
   }
   try {
@@ -735,7 +748,16 @@ int main(int argc, char** argv) {
       return unlock_command(cfg, words);
     if (command == "repos")
       return repos_command(cfg, words);
-    std::cerr << "usage: heaven locks [flags]\n";
+    if (command == "migrate" && words.empty())
+      return migrate_command(cfg);
+    if (command == "db" && words.size() == 1 && words[0] == "copy")
+      return db_copy_command(cfg, copy_from);
+    if (command == "migrate")
+      std::cerr << "usage: heaven migrate [flags]\n";
+    else if (command == "db")
+      std::cerr << "usage: heaven db copy [--from <data dir>] [flags]\n";
+    else
+      std::cerr << "usage: heaven locks [flags]\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "heaven: " << e.what() << "\n";

@@ -597,6 +597,39 @@ BOOST_FIXTURE_TEST_CASE(healthz_says_what_is_wrong_and_when_heaven_stops,
   BOOST_TEST(res.body == R"({"problems":[],"status":"draining"})");
 }
 
+BOOST_FIXTURE_TEST_CASE(healthz_reports_the_database_and_whether_it_is_reached,
+                        fixture) {
+  auto health = std::make_shared<health_board>();
+  health->set_database("postgresql");
+  auto opts = options();
+  opts.health = health;
+  start(opts);
+  auto res = http_call("GET", base + "/healthz");
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body
+             == R"({"database":{"kind":"postgresql","reachable":)"
+                R"(true},"problems":[],"status":"ok"})");
+  health->fail("database", "the database is unreachable: connection refused");
+  res = http_call("GET", base + "/healthz");
+  BOOST_TEST(res.status == 503);
+  auto body = nlohmann::json::parse(res.body);
+  BOOST_TEST(body.at("status") == "degraded");
+  BOOST_TEST(body.at("database").at("kind") == "postgresql");
+  BOOST_TEST(body.at("database").at("reachable") == false);
+  BOOST_REQUIRE(body.at("problems").size() == 1u);
+  BOOST_TEST(body.at("problems")[0].get<std::string>().rfind(
+               "database: the database is unreachable: connection refused "
+               "(since 20",
+               0)
+             == 0u);
+  BOOST_TEST(health->recover("database"));
+  res = http_call("GET", base + "/healthz");
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body
+             == R"({"database":{"kind":"postgresql","reachable":)"
+                R"(true},"problems":[],"status":"ok"})");
+}
+
 BOOST_FIXTURE_TEST_CASE(healthz_and_unknown_routes, fixture) {
   auto res = http_call("GET", base + "/healthz");
   BOOST_TEST(res.status == 200);

@@ -305,7 +305,9 @@ BOOST_AUTO_TEST_CASE(ready_watchdog_and_stopping_reach_the_notify_socket) {
   auto health = http_call("GET", "http://127.0.0.1:" + std::to_string(port)
                                    + "/healthz");
   BOOST_TEST(health.status == 200);
-  BOOST_TEST(health.body == R"({"problems":[],"status":"ok"})");
+  BOOST_TEST(health.body
+             == R"({"database":{"kind":"sqlite","reachable":true},)"
+                R"("problems":[],"status":"ok"})");
   // The watchdog is fed while heaven runs: three pings more, all its own.
   for (int i = 0; i < 3; ++i) {
     auto ping = sock.next();
