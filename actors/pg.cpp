@@ -140,12 +140,56 @@ void connection::exec(const std::string& sql) {
   checked(conn_, PQexec(conn_, sql.c_str()));
 }
 
+std::string text_param(std::string_view s) {
+  // The length of the valid UTF-8 sequence at s[i], 0 when there is none.
+  auto valid_at = [&](size_t i) -> size_t {
+    auto b = static_cast<unsigned char>(s[i]);
+    if (b >= 0x01 && b < 0x80)
+      return 1;
+    size_t n = b >= 0xC2 && b <= 0xDF   ? 2
+               : b >= 0xE0 && b <= 0xEF ? 3
+               : b >= 0xF0 && b <= 0xF4 ? 4
+                                        : 0;
+    if (n == 0 || i + n > s.size())
+      return 0;
+    auto c1 = static_cast<unsigned char>(s[i + 1]);
+    // Overlong forms, surrogates and code points past U+10FFFF.
+    if ((b == 0xE0 && c1 < 0xA0) || (b == 0xED && c1 > 0x9F)
+        || (b == 0xF0 && c1 < 0x90) || (b == 0xF4 && c1 > 0x8F))
+      return 0;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80)
+        return 0;
+    return n;
+  };
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    if (auto n = valid_at(i)) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  return out;
+}
+
 result connection::query(const std::string& sql,
                          const std::vector<param>& params) {
+  std::vector<std::string> texts;
+  texts.reserve(params.size());
   std::vector<const char*> values;
   values.reserve(params.size());
-  for (auto& p : params)
-    values.push_back(p ? p->c_str() : nullptr);
+  for (auto& p : params) {
+    if (!p) {
+      values.push_back(nullptr);
+      continue;
+    }
+    texts.push_back(text_param(*p));
+    values.push_back(texts.back().c_str());
+  }
   return checked(conn_, PQexecParams(conn_, sql.c_str(),
                                      static_cast<int>(values.size()), nullptr,
                                      values.data(), nullptr, nullptr, 0));

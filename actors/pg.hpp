@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,6 +38,11 @@ struct error : std::runtime_error {
 
 /// One text parameter of a query; std::nullopt is SQL NULL.
 using param = std::optional<std::string>;
+
+/// `s` as PostgreSQL takes text: invalid UTF-8 and NUL bytes become U+FFFD
+/// (what SQLite's store shows for them when it reads them back as JSON).
+/// `connection::query` does this to every parameter.
+std::string text_param(std::string_view s);
 
 /// An int64 as a text parameter.
 inline param int64_param(int64_t x) {

@@ -368,7 +368,15 @@ int serve(settings cfg, bool demo) {
     } -> request(ctx->store, std::chrono::seconds(30), list_atom::value,
                  int32_t{1})
       .receive([](std::vector<deployment_row>&) {},
-               [&](caf::error& err) { store_error = sys.render(err); });
+               [&](caf::error& err) {
+                 // The store's own words ("store: <why>"), else CAF's.
+                 auto& ctx = err.context();
+                 store_error = ctx.match_elements<std::string>()
+                                 ? ctx.get_as<std::string>(0)
+                                 : sys.render(err);
+                 if (store_error.rfind("store: ", 0) == 0)
+                   store_error.erase(0, 7);
+               });
   if (!store_error.empty()) {
     say_fatal(cfg, (ctx->shared
                       ? std::string{"cannot use the database of "

@@ -288,17 +288,31 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(database_url)
 
-// Until the PostgreSQL store exists, heaven serve refuses the setting
-// (rather than use SQLite) and never shows the URL's password.
-BOOST_AUTO_TEST_CASE(heaven_serve_refuses_a_database_url_for_now) {
+// heaven serve on a database whose schema is newer than it knows stops at
+// once (exit 1) with the reason, never shows the URL's password, and
+// changes nothing: no SQLite fallback, no table touched.
+BOOST_AUTO_TEST_CASE(heaven_serve_refuses_a_newer_schema_and_hides_the_password) {
+  {
+    pg::connection admin{cluster().url()};
+    admin.exec("DROP DATABASE IF EXISTS heaven_newer");
+    admin.exec("CREATE DATABASE heaven_newer");
+  }
+  auto url = cluster().url();
+  url.replace(url.rfind('/'), std::string::npos, "/heaven_newer");
+  {
+    pg::connection conn{url};
+    conn.exec("CREATE TABLE heaven_schema(version INTEGER NOT NULL);"
+              "INSERT INTO heaven_schema VALUES (99)");
+  }
   auto tmp = fs::temp_directory_path() / "heaven-pg-serve";
+  fs::remove_all(tmp);
   fs::create_directories(tmp);
   auto command = "cd " + tmp.string()
                  + " && env -i PATH=$PATH HEAVEN_CONFIG=/dev/null"
                    " HEAVEN_LISTEN=127.0.0.1:0 GITHUB_WEBHOOK_SECRET=s"
                    " HEAVEN_DATA_DIR="
-                 + (tmp / "data").string() + " HEAVEN_DATABASE_URL='"
-                 + cluster().url() + "' " + HEAVEN_BINARY + " serve 2>&1";
+                 + (tmp / "data").string() + " HEAVEN_DATABASE_URL='" + url
+                 + "' " + HEAVEN_BINARY + " serve 2>&1";
   auto pipe = ::popen(command.c_str(), "r");
   BOOST_REQUIRE(pipe != nullptr);
   std::string out;
@@ -307,20 +321,24 @@ BOOST_AUTO_TEST_CASE(heaven_serve_refuses_a_database_url_for_now) {
     out.append(buf, n);
   auto status = ::pclose(pipe);
   BOOST_TEST(WIFEXITED(status));
-  BOOST_TEST(WEXITSTATUS(status) == 2);
-  BOOST_TEST(out
-             == "heaven: HEAVEN_DATABASE_URL: the PostgreSQL store is not "
-                "built yet\n");
+  BOOST_TEST(WEXITSTATUS(status) == 1);
+  BOOST_TEST(out.find("heaven: cannot use the database of "
+                      "HEAVEN_DATABASE_URL: the database has heaven schema "
+                      "version 99, newer than this heaven's 1\n")
+               != std::string::npos,
+             out);
   BOOST_TEST(out.find(cluster().password()) == std::string::npos);
-  // It did not fall back to SQLite: no data directory was made.
-  BOOST_TEST(!fs::exists(tmp / "data"));
-  // Nothing reached the database either.
-  pg::connection conn{cluster().url()};
+  // It did not fall back to SQLite.
+  BOOST_TEST(!fs::exists(tmp / "data" / "heaven.db"));
+  // Nothing changed in the database: only the schema table is there.
+  pg::connection conn{url};
   BOOST_TEST(conn
                .query("SELECT count(*) FROM pg_tables WHERE schemaname ="
                       " 'public'")
                .int64(0, 0)
-             == 0);
+             == 1);
+  BOOST_TEST(conn.query("SELECT version FROM heaven_schema").int64(0, 0)
+             == 99);
   fs::remove_all(tmp);
 }
 

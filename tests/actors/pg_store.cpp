@@ -170,6 +170,42 @@ BOOST_AUTO_TEST_CASE(concurrent_deployments_of_one_app_queue_exactly_one) {
              == std::to_string(2 * per_thread));
 }
 
+BOOST_AUTO_TEST_CASE(a_deployment_waits_for_another_accept_of_its_app) {
+  auto url = fresh_database();
+  pg_store a{url, instance("a")};
+  committed_rows rows;
+  a.accept(deployment_event("first", make_request(1, "staging")), rows);
+  // Another instance, in the middle of accepting a deployment of app to
+  // production: its row written, not yet committed, its busy lock held.
+  pg::connection other{url};
+  other.exec("BEGIN");
+  other.exec("INSERT INTO deployments(repo, app, environment, state) "
+             "VALUES('octo/app', 'app', 'production', 'queued')");
+  other.exec("SELECT pg_advisory_xact_lock(hashtextextended("
+             "'busy:app production', 0))");
+  std::atomic<bool> done{false};
+  accept_result res;
+  std::thread t{[&] {
+    committed_rows mine;
+    res = a.accept(deployment_event("second", make_request(2, "production")),
+                   mine);
+    done = true;
+  }};
+  // Until the accept waits for that lock (or ended without waiting).
+  pg::connection watch{url};
+  while (!done
+         && watch
+                .query("SELECT count(*) FROM pg_locks WHERE NOT granted AND "
+                       "locktype = 'advisory'")
+                .int64(0, 0)
+              == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  other.exec("COMMIT");
+  t.join();
+  BOOST_TEST(res.state != deploy_state::queued);
+  BOOST_TEST(res.description == "Already deploying.");
+}
+
 BOOST_AUTO_TEST_CASE(two_lock_tasks_racing_lock_for_one_of_them) {
   auto url = fresh_database();
   for (int round = 0; round < 5; ++round) {
@@ -358,6 +394,39 @@ BOOST_AUTO_TEST_CASE(unsettled_adopts_ownerless_rows_and_not_anothers) {
   BOOST_TEST(one(url, "SELECT outcome FROM outbox WHERE id = "
                         + std::to_string(ownerless))
              == "delivered");
+}
+
+BOOST_AUTO_TEST_CASE(queued_work_and_settled_statuses_wake_the_instances) {
+  auto url = fresh_database();
+  pg_store a{url, instance("a")};
+  pg::connection listener{url};
+  listener.listen("heaven_work");
+  committed_rows rows;
+  // A lock task ends at once: nothing to wake anyone for. The queued
+  // deployment after it is.
+  auto lock = make_request(1, "production");
+  lock.task = "deploy:lock";
+  a.accept(deployment_event("n1", lock, lock_task::lock), rows);
+  a.accept(deployment_event("n2", make_request(2, "staging")), rows);
+  auto woken = listener.wait_notification(std::chrono::seconds(30));
+  BOOST_REQUIRE(woken);
+  BOOST_TEST(woken->channel == "heaven_work");
+  BOOST_TEST(woken->sender_pid != listener.backend_pid());
+  // Exactly one so far: the lock task's commit sent none before it (a
+  // notification of the same transaction would be one, of two would be
+  // two; PostgreSQL keeps their order).
+  pg::connection{url}.query("SELECT pg_notify('heaven_work', 'marker')");
+  auto next = listener.wait_notification(std::chrono::seconds(30));
+  BOOST_REQUIRE(next);
+  BOOST_TEST(next->payload == "marker");
+  // Settling a status wakes them too (a claim may wait for it).
+  BOOST_REQUIRE(!rows.empty());
+  outbox_change change;
+  change.settled.push_back({rows.back().id, "delivered"});
+  a.change_outbox(change, rows);
+  auto settled = listener.wait_notification(std::chrono::seconds(30));
+  BOOST_REQUIRE(settled);
+  BOOST_TEST(settled->payload == "");
 }
 
 BOOST_AUTO_TEST_CASE(a_deadlocked_transaction_runs_again) {

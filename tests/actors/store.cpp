@@ -1,4 +1,6 @@
-// Tests of the STORE actor against real SQLite files.
+// Tests of the STORE actor against real SQLite files and real PostgreSQL
+// databases (store_backends.hpp): each case runs on both unless it is about
+// SQLite itself.
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
@@ -20,9 +22,11 @@
 #include "actors/ingress_answers.hpp"
 #include "actors/store.hpp"
 #include "base/health.hpp"
+#include "tests/actors/store_backends.hpp"
 #include "tests/support/logger.hpp"
 
 using namespace heaven;
+using namespace heaven::test;
 namespace fs = std::filesystem;
 
 namespace {
@@ -70,7 +74,13 @@ std::vector<std::string> query(const fs::path& db, const std::string& sql) {
   return rows;
 }
 
-std::string query_one(const fs::path& db, const std::string& sql) {
+/// The same on the test's database, SQLite's or PostgreSQL's.
+std::vector<std::string> query(const test_db& db, const std::string& sql) {
+  return db.query(sql);
+}
+
+template <class Db>
+std::string query_one(const Db& db, const std::string& sql) {
   auto rows = query(db, sql);
   BOOST_REQUIRE_EQUAL(rows.size(), 1u);
   return rows.front();
@@ -350,23 +360,37 @@ void write_v3_database(const fs::path& db) {
       + revision("octo/lib", "production", 'g', "09:00:00.000"));
 }
 
-/// A temp directory, an actor system and helpers to ask the store.
-struct fixture {
+/// A temp directory, the test's database (SQLite's or PostgreSQL's), an
+/// actor system and helpers to ask the store.
+struct store_fixture {
+  explicit store_fixture(backend kind) : db(kind, dir.path / "heaven.sqlite3") {
+  }
+
   temp_dir dir; // Declared first: removed after the system is gone.
-  fs::path db = dir.path / "heaven.sqlite3";
+  test_db db;
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
   std::vector<store_actor> stores;
   std::shared_ptr<health_board> health = std::make_shared<health_board>();
 
-  ~fixture() {
+  ~store_fixture() {
     for (auto& s : stores)
       stop(s);
   }
 
+  /// The store on the SQLite file `path`.
   store_actor start(const fs::path& path, bool notices = true) {
     auto s = sys.spawn(store, path.string(), health, notices);
+    stores.push_back(s);
+    return s;
+  }
+
+  /// The store on the test's database.
+  store_actor start(const test_db& d, bool notices = true) {
+    if (d.sqlite())
+      return start(d.file(), notices);
+    auto s = sys.spawn(open_store, d.opener(notices), health);
     stores.push_back(s);
     return s;
   }
@@ -554,24 +578,24 @@ struct fixture {
   /// environment sha previous_sha github_id deployment_id" ("-" for NULL).
   std::vector<std::string> revisions() {
     return query(db, "SELECT repo || ' ' || app || ' ' || environment || ' ' "
-                     "|| sha || ' ' || ifnull(previous_sha, '-') || ' ' || "
-                     "ifnull(github_id, '-') || ' ' || "
-                     "ifnull(deployment_id, '-') FROM revisions "
-                     "ORDER BY repo, app, environment");
+                     "|| sha || ' ' || coalesce(previous_sha, '-') || ' ' || "
+                     "coalesce(CAST(github_id AS TEXT), '-') || ' ' || "
+                     "coalesce(CAST(deployment_id AS TEXT), '-') "
+                     "FROM revisions ORDER BY repo, app, environment");
   }
 
   /// The notice rows, oldest first: "stream base".
   std::vector<std::string> notice_bases() {
-    return query(db, "SELECT stream || ' ' || json_extract(body, '$.base') "
-                     "FROM outbox WHERE kind = 'notice' ORDER BY id");
+    return query(db, "SELECT stream || ' ' || " + db.json_text("body", "base")
+                       + " FROM outbox WHERE kind = 'notice' ORDER BY id");
   }
 };
 
 } // namespace
 
-BOOST_FIXTURE_TEST_SUITE(store_suite, fixture)
+BOOST_AUTO_TEST_SUITE(store_suite)
 
-BOOST_AUTO_TEST_CASE(accepts_a_deployment_event) {
+STORE_CASE(accepts_a_deployment_event) {
   auto s = start();
   auto req = make_request(4242, "production");
   auto r = accept_ok(s, deployment_event("d-1", req));
@@ -611,7 +635,7 @@ BOOST_AUTO_TEST_CASE(accepts_a_deployment_event) {
   BOOST_CHECK(is_timestamp(received));
 }
 
-BOOST_AUTO_TEST_CASE(redelivery_is_a_duplicate_and_changes_nothing) {
+STORE_CASE(redelivery_is_a_duplicate_and_changes_nothing) {
   auto s = start();
   BOOST_CHECK_EQUAL(
     accept_ok(s, deployment_event("d-1", make_request(1, "production")))
@@ -631,7 +655,7 @@ BOOST_AUTO_TEST_CASE(redelivery_is_a_duplicate_and_changes_nothing) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM repositories"), "1");
 }
 
-BOOST_AUTO_TEST_CASE(other_events_are_recorded_without_a_deployment) {
+STORE_CASE(other_events_are_recorded_without_a_deployment) {
   auto s = start();
   for (auto type : {"ping", "status", "deployment_status"}) {
     auto r = accept_ok(s, other_event(std::string("e-") + type, type));
@@ -649,7 +673,7 @@ BOOST_AUTO_TEST_CASE(other_events_are_recorded_without_a_deployment) {
   BOOST_CHECK_EQUAL(list(s, 10), nlohmann::json::array());
 }
 
-BOOST_AUTO_TEST_CASE(updates_set_state_and_finished_at) {
+STORE_CASE(updates_set_state_and_finished_at) {
   auto s = start();
   for (int i = 1; i <= 4; ++i)
     accept_ok(s, deployment_event("d-" + std::to_string(i),
@@ -686,7 +710,7 @@ BOOST_AUTO_TEST_CASE(updates_set_state_and_finished_at) {
   BOOST_CHECK_EQUAL(list(s, 10)[3]["description"], "bad byte \uFFFD here");
 }
 
-BOOST_AUTO_TEST_CASE(list_is_newest_first_with_exact_fields) {
+STORE_CASE(list_is_newest_first_with_exact_fields) {
   auto s = start();
   for (int i = 1; i <= 5; ++i) {
     accept_ok(s, deployment_event("d-" + std::to_string(i),
@@ -731,7 +755,7 @@ BOOST_AUTO_TEST_CASE(list_is_newest_first_with_exact_fields) {
   BOOST_CHECK_EQUAL(list(s, -1), nlohmann::json::array());
 }
 
-BOOST_AUTO_TEST_CASE(pending_rebuilds_unfinished_requests) {
+STORE_CASE(pending_rebuilds_unfinished_requests) {
   auto s = start();
   std::vector<deployment_request> reqs;
   for (int i = 1; i <= 5; ++i) {
@@ -756,7 +780,7 @@ BOOST_AUTO_TEST_CASE(pending_rebuilds_unfinished_requests) {
   check_same(xs[2].request, reqs[3]);
 }
 
-BOOST_AUTO_TEST_CASE(pending_after_reads_a_page_of_the_unfinished) {
+STORE_CASE(pending_after_reads_a_page_of_the_unfinished) {
   auto s = start();
   std::vector<deployment_request> reqs;
   for (int i = 1; i <= 6; ++i) {
@@ -782,7 +806,7 @@ BOOST_AUTO_TEST_CASE(pending_after_reads_a_page_of_the_unfinished) {
   BOOST_TEST(pending_after(s, 0, 0).empty());
 }
 
-BOOST_AUTO_TEST_CASE(data_survives_reopening) {
+STORE_CASE(data_survives_reopening) {
   auto req = make_request(7, "production");
   {
     auto s = start();
@@ -809,7 +833,7 @@ BOOST_AUTO_TEST_CASE(data_survives_reopening) {
     3);
 }
 
-BOOST_AUTO_TEST_CASE(database_is_in_wal_mode_with_a_schema_version) {
+SQLITE_CASE(database_is_in_wal_mode_with_a_schema_version) {
   auto s = start();
   accept_ok(s, other_event("p-1", "ping"));
   BOOST_CHECK_EQUAL(query_one(db, "PRAGMA journal_mode"), "wal");
@@ -821,7 +845,16 @@ BOOST_AUTO_TEST_CASE(database_is_in_wal_mode_with_a_schema_version) {
     "1");
 }
 
-BOOST_AUTO_TEST_CASE(sqlite_errors_become_error_replies) {
+POSTGRESQL_CASE(the_database_has_a_schema_version) {
+  auto s = start();
+  accept_ok(s, other_event("p-1", "ping"));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT version FROM heaven_schema"), "1");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM pg_indexes WHERE "
+                                  "indexname = 'deployments_repo_environment'"),
+                    "1");
+}
+
+SQLITE_CASE(sqlite_errors_become_error_replies) {
   auto s = start();
   accept_ok(s, other_event("p-1", "ping"));
   // Break the schema behind the store's back.
@@ -841,7 +874,27 @@ BOOST_AUTO_TEST_CASE(sqlite_errors_become_error_replies) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries"), "2");
 }
 
-BOOST_AUTO_TEST_CASE(unopenable_database_answers_with_errors) {
+POSTGRESQL_CASE(postgresql_errors_become_error_replies) {
+  auto s = start();
+  accept_ok(s, other_event("p-1", "ping"));
+  // Break the schema behind the store's back.
+  db.exec("DROP TABLE deployments CASCADE");
+  auto r = accept(s, deployment_event("d-1", make_request(1, "production")));
+  BOOST_REQUIRE(!r);
+  auto what = sys.render(r.error());
+  BOOST_TEST_MESSAGE("error reply: " << what);
+  BOOST_CHECK(what.find("store: ") != std::string::npos);
+  BOOST_CHECK(what.find("deployments") != std::string::npos);
+  // One transaction: the failed deployment left no delivery behind.
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries "
+                                  "WHERE delivery = 'd-1'"),
+                    "0");
+  // The actor lives on.
+  BOOST_CHECK(!accept_ok(s, other_event("p-2", "ping")).duplicate);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries"), "2");
+}
+
+SQLITE_CASE(unopenable_database_answers_with_errors) {
   auto s = start(dir.path / "missing" / "heaven.sqlite3");
   auto r = accept(s, other_event("p-1", "ping"));
   BOOST_REQUIRE(!r);
@@ -851,7 +904,7 @@ BOOST_AUTO_TEST_CASE(unopenable_database_answers_with_errors) {
 
 // -- locks -------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE(lock_task_locks_a_free_environment) {
+STORE_CASE(lock_task_locks_a_free_environment) {
   auto s = start();
   auto r = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
                                    "alice", "lock", "incident 42"));
@@ -870,7 +923,7 @@ BOOST_AUTO_TEST_CASE(lock_task_locks_a_free_environment) {
                     "alice|incident 42|1");
 }
 
-BOOST_AUTO_TEST_CASE(lock_held_by_another_is_already_locked_and_unchanged) {
+STORE_CASE(lock_held_by_another_is_already_locked_and_unchanged) {
   auto s = start();
   auto first = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
                                        "alice", "lock", "incident 42"));
@@ -885,7 +938,7 @@ BOOST_AUTO_TEST_CASE(lock_held_by_another_is_already_locked_and_unchanged) {
   BOOST_CHECK(same_lock(all[0], first.lock));
 }
 
-BOOST_AUTO_TEST_CASE(relock_by_the_holder_keeps_locked_at) {
+STORE_CASE(relock_by_the_holder_keeps_locked_at) {
   auto s = start();
   auto first = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
                                        "alice", "lock", "incident 42"));
@@ -902,7 +955,7 @@ BOOST_AUTO_TEST_CASE(relock_by_the_holder_keeps_locked_at) {
   BOOST_CHECK(same_lock(all[0], again.lock));
 }
 
-BOOST_AUTO_TEST_CASE(unlock_removes_the_lock_and_reports_it) {
+STORE_CASE(unlock_removes_the_lock_and_reports_it) {
   auto s = start();
   auto locked = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
                                         "alice", "lock", "incident 42"));
@@ -930,7 +983,7 @@ BOOST_AUTO_TEST_CASE(unlock_removes_the_lock_and_reports_it) {
   check_lock(bob.lock, "octo/app", "production", "bob", "release", 4);
 }
 
-BOOST_AUTO_TEST_CASE(ordinary_tasks_see_the_lock_of_their_environment) {
+STORE_CASE(ordinary_tasks_see_the_lock_of_their_environment) {
   auto s = start();
   auto free = accept_ok(s, task_event("d-0", 1, "production", "deploy", "bob"));
   BOOST_CHECK_EQUAL(to_string(free.lock_state), "none");
@@ -964,7 +1017,7 @@ BOOST_AUTO_TEST_CASE(ordinary_tasks_see_the_lock_of_their_environment) {
   BOOST_CHECK(same_lock(all[0], locked.lock));
 }
 
-BOOST_AUTO_TEST_CASE(a_redelivered_lock_task_changes_nothing) {
+STORE_CASE(a_redelivered_lock_task_changes_nothing) {
   auto s = start();
   accept_ok(s, task_event("l-1", 1, "production", "deploy:lock", "alice",
                           "lock", "incident 42"));
@@ -978,7 +1031,7 @@ BOOST_AUTO_TEST_CASE(a_redelivered_lock_task_changes_nothing) {
   BOOST_CHECK(locks(s).empty());
 }
 
-BOOST_AUTO_TEST_CASE(locks_are_listed_by_time_then_repo_and_environment) {
+STORE_CASE(locks_are_listed_by_time_then_repo_and_environment) {
   auto s = start();
   int n = 0;
   for (auto [repo, env] : {std::pair{"octo/b", "production"},
@@ -1006,7 +1059,7 @@ BOOST_AUTO_TEST_CASE(locks_are_listed_by_time_then_repo_and_environment) {
   BOOST_CHECK_EQUAL(all[3].deployment_id, 1);
 }
 
-BOOST_AUTO_TEST_CASE(locks_survive_reopening) {
+STORE_CASE(locks_survive_reopening) {
   env_lock held;
   {
     auto s = start();
@@ -1031,7 +1084,7 @@ BOOST_AUTO_TEST_CASE(locks_survive_reopening) {
 // -- repositories
 // --------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE(every_event_naming_a_repository_records_it) {
+STORE_CASE(every_event_naming_a_repository_records_it) {
   auto s = start();
   accept_ok(s, repo_event("s-1", "status", "octo/status"));
   accept_ok(s, repo_event("n-1", "deployment_status", "octo/notice"));
@@ -1040,7 +1093,7 @@ BOOST_AUTO_TEST_CASE(every_event_naming_a_repository_records_it) {
   accept_ok(s, task_event("d-1", 1, "production", "deploy", "bob"));
   accept_ok(s, repo_event("s-2", "status", "octo/status")); // Known already.
   // While the store runs: the command line reads the same file.
-  auto repos = read_repositories(db.string());
+  auto repos = read_repositories(db);
   BOOST_REQUIRE_EQUAL(repos.size(), 4u);
   std::vector<std::string> names;
   for (auto& r : repos) {
@@ -1057,13 +1110,13 @@ BOOST_AUTO_TEST_CASE(every_event_naming_a_repository_records_it) {
                                   "WHERE delivery = 's-1'"));
 }
 
-BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored) {
+STORE_CASE(a_disabled_repository_is_ignored) {
   auto s = start();
   accept_ok(s, task_event("l-1", 1, "production", "deploy:lock", "alice",
                           "lock", "incident 42"));
   update(s, 1, "success", "locked");
   // Switched off from the command line while the store holds the file.
-  set_repository_active(db.string(), "octo/app", false);
+  set_repository_active(db, "octo/app", false);
   auto deploy = accept_ok(s,
                           task_event("d-1", 2, "production", "deploy", "bob"));
   BOOST_CHECK(!deploy.duplicate);
@@ -1088,11 +1141,11 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored) {
                          task_event("d-1", 2, "production", "deploy", "bob"));
   BOOST_CHECK(again.duplicate);
   BOOST_CHECK(!again.ignored);
-  auto repos = read_repositories(db.string());
+  auto repos = read_repositories(db);
   BOOST_REQUIRE_EQUAL(repos.size(), 1u);
   BOOST_CHECK(!repos[0].active);
   // Enabled again: a redelivery stays a duplicate, a new delivery deploys.
-  set_repository_active(db.string(), "octo/app", true);
+  set_repository_active(db, "octo/app", true);
   BOOST_CHECK(accept_ok(s, task_event("d-1", 2, "production", "deploy", "bob"))
                 .duplicate);
   auto fresh = accept_ok(s,
@@ -1100,14 +1153,14 @@ BOOST_AUTO_TEST_CASE(a_disabled_repository_is_ignored) {
   BOOST_CHECK(!fresh.ignored);
   BOOST_CHECK_EQUAL(fresh.deployment_id, 2);
   BOOST_CHECK_EQUAL(to_string(fresh.lock_state), "locked");
-  BOOST_CHECK(read_repositories(db.string())[0].active);
+  BOOST_CHECK(read_repositories(db)[0].active);
 }
 
-BOOST_AUTO_TEST_CASE(a_repository_disabled_before_heaven_heard_of_it) {
+STORE_CASE(a_repository_disabled_before_heaven_heard_of_it) {
   auto s = start();
   accept_ok(s, other_event("p-1", "ping")); // The database exists.
-  set_repository_active(db.string(), "octo/new", false);
-  auto repos = read_repositories(db.string());
+  set_repository_active(db, "octo/new", false);
+  auto repos = read_repositories(db);
   BOOST_REQUIRE_EQUAL(repos.size(), 1u);
   BOOST_CHECK_EQUAL(repos[0].repo, "octo/new");
   BOOST_CHECK(!repos[0].active);
@@ -1120,8 +1173,8 @@ BOOST_AUTO_TEST_CASE(a_repository_disabled_before_heaven_heard_of_it) {
   BOOST_CHECK_EQUAL(r.deployment_id, 0);
   BOOST_CHECK_EQUAL(list(s, 10), nlohmann::json::array());
   // Switching keeps first_seen.
-  set_repository_active(db.string(), "octo/new", true);
-  auto later = read_repositories(db.string());
+  set_repository_active(db, "octo/new", true);
+  auto later = read_repositories(db);
   BOOST_REQUIRE_EQUAL(later.size(), 1u);
   BOOST_CHECK(later[0].active);
   BOOST_CHECK_EQUAL(later[0].first_seen, repos[0].first_seen);
@@ -1130,7 +1183,7 @@ BOOST_AUTO_TEST_CASE(a_repository_disabled_before_heaven_heard_of_it) {
 // -- latest, claim, revision
 // ---------------------------------------------------
 
-BOOST_AUTO_TEST_CASE(latest_is_the_newest_successful_deploy_per_app_and_env) {
+STORE_CASE(latest_is_the_newest_successful_deploy_per_app_and_env) {
   auto s = start();
   auto sha = [](char c) { return std::string(40, c); };
   struct row {
@@ -1201,7 +1254,7 @@ BOOST_AUTO_TEST_CASE(latest_is_the_newest_successful_deploy_per_app_and_env) {
   BOOST_CHECK(latest(s, "octo/none").empty());
 }
 
-BOOST_AUTO_TEST_CASE(an_auto_deployment_is_claimed_once) {
+STORE_CASE(an_auto_deployment_is_claimed_once) {
   auto sha = std::string(40, 'a');
   {
     auto s = start();
@@ -1272,7 +1325,7 @@ deployment_notice make_notice(int64_t id, std::string state,
 
 } // namespace
 
-BOOST_AUTO_TEST_CASE(a_deployment_status_queues_its_notice_and_revision) {
+STORE_CASE(a_deployment_status_queues_its_notice_and_revision) {
   auto a = std::string(40, 'a');
   auto b = std::string(40, 'b');
   {
@@ -1305,10 +1358,10 @@ BOOST_AUTO_TEST_CASE(a_deployment_status_queues_its_notice_and_revision) {
     db, "SELECT recorded_at FROM revisions WHERE environment = 'staging'")));
   // One notice row per accepted event, in a stream per deployment, with
   // the revision before it.
-  auto rows = query(db, "SELECT stream || ' ' || json_extract(body, "
-                        "'$.notice.state') || ' ' || json_extract(body, "
-                        "'$.base') FROM outbox WHERE kind = 'notice' "
-                        "ORDER BY id");
+  auto rows = query(db, "SELECT stream || ' ' || "
+                          + db.json_text("body", "notice.state") + " || ' ' || "
+                          + db.json_text("body", "base")
+                          + " FROM outbox WHERE kind = 'notice' ORDER BY id");
   std::vector<std::string> expected = {
     "octo/app#7 in_progress ", "octo/app#7 success ",
     "octo/app#8 success " + a, "octo/app#9 failure ",
@@ -1327,7 +1380,7 @@ BOOST_AUTO_TEST_CASE(a_deployment_status_queues_its_notice_and_revision) {
   BOOST_CHECK_EQUAL(n.at("room"), "ops");
   BOOST_CHECK_EQUAL(n.at("sha"), b);
   // A disabled repository's events queue nothing and record nothing.
-  set_repository_active(db.string(), "octo/app", false);
+  set_repository_active(db, "octo/app", false);
   BOOST_CHECK(
     notice(s, "ds-7", make_notice(12, "success", std::string(40, 'e')))
       .ignored);
@@ -1337,7 +1390,7 @@ BOOST_AUTO_TEST_CASE(a_deployment_status_queues_its_notice_and_revision) {
                     "6");
 }
 
-BOOST_AUTO_TEST_CASE(without_chat_services_no_notice_is_queued) {
+STORE_CASE(without_chat_services_no_notice_is_queued) {
   // heaven opens its store without notices when no chat service is
   // configured: a row no one would read is not written, the revision is.
   auto a = std::string(40, 'a');
@@ -1352,13 +1405,13 @@ BOOST_AUTO_TEST_CASE(without_chat_services_no_notice_is_queued) {
   // The same database opened with notices queues them again.
   auto t = start(db, true);
   notice(t, "ds-3", make_notice(8, "success", std::string(40, 'b')));
-  BOOST_CHECK_EQUAL(query_one(db, "SELECT stream || ' ' || json_extract(body, "
-                                  "'$.base') FROM outbox WHERE kind = "
-                                  "'notice'"),
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT stream || ' ' || "
+                                    + db.json_text("body", "base")
+                                    + " FROM outbox WHERE kind = 'notice'"),
                     "octo/app#8 " + a);
 }
 
-BOOST_AUTO_TEST_CASE(a_successful_deploy_records_its_revision_as_it_ends) {
+STORE_CASE(a_successful_deploy_records_its_revision_as_it_ends) {
   auto s = start();
   auto sha = [](char c) { return std::string(40, c); };
   // Failures and other tasks record nothing.
@@ -1386,27 +1439,36 @@ BOOST_AUTO_TEST_CASE(a_successful_deploy_records_its_revision_as_it_ends) {
   BOOST_CHECK(revisions() == expected);
 }
 
-BOOST_AUTO_TEST_CASE(a_deploy_ends_only_with_its_revision) {
+STORE_CASE(a_deploy_ends_only_with_its_revision) {
   auto s = start();
   auto r = accept_ok(s, task_event("d-1", 31, "production", "deploy", "bob"));
   BOOST_REQUIRE(start_one(s, r.deployment_id, "Running"));
   // A revision that cannot be written: the deployment does not end either.
-  query(db, "CREATE TRIGGER no_revisions BEFORE INSERT ON revisions "
-            "BEGIN SELECT RAISE(ABORT, 'no revisions here'); END");
+  if (db.sqlite())
+    query(db, "CREATE TRIGGER no_revisions BEFORE INSERT ON revisions "
+              "BEGIN SELECT RAISE(ABORT, 'no revisions here'); END");
+  else
+    db.exec("CREATE FUNCTION no_revisions() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RAISE EXCEPTION 'no revisions here'; END $$; "
+            "CREATE TRIGGER no_revisions BEFORE INSERT ON revisions "
+            "FOR EACH ROW EXECUTE FUNCTION no_revisions()");
   auto refused = finish(s, r.deployment_id, "success", "Deployed");
   BOOST_REQUIRE(!refused);
   BOOST_CHECK(sys.render(refused.error()).find("no revisions here")
               != std::string::npos);
-  BOOST_CHECK_EQUAL(query_one(db, "SELECT state || ' ' || "
-                                  "ifnull(finished_at, '-') FROM deployments"),
+  BOOST_CHECK_EQUAL(query_one(db,
+                              "SELECT state || ' ' || "
+                              "coalesce(finished_at, '-') FROM deployments"),
                     "running -");
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox WHERE kind = "
-                                  "'status' AND json_extract(body, "
-                                  "'$.state') = 'success'"),
+                                  "'status' AND "
+                                    + db.json_text("body", "state")
+                                    + " = 'success'"),
                     "0");
   BOOST_CHECK(revisions().empty());
   // Once it can be written, both are.
-  query(db, "DROP TRIGGER no_revisions");
+  query(db, db.sqlite() ? "DROP TRIGGER no_revisions"
+                        : "DROP TRIGGER no_revisions ON revisions");
   auto ended = finish(s, r.deployment_id, "success", "Deployed");
   BOOST_REQUIRE(ended);
   BOOST_CHECK(*ended);
@@ -1416,7 +1478,7 @@ BOOST_AUTO_TEST_CASE(a_deploy_ends_only_with_its_revision) {
   BOOST_CHECK(revisions() == expected);
 }
 
-BOOST_AUTO_TEST_CASE(githubs_status_of_heavens_own_deploy_moves_nothing) {
+STORE_CASE(githubs_status_of_heavens_own_deploy_moves_nothing) {
   auto s = start();
   auto a = std::string(40, 'a');
   auto b = std::string(40, 'b');
@@ -1441,7 +1503,7 @@ BOOST_AUTO_TEST_CASE(githubs_status_of_heavens_own_deploy_moves_nothing) {
   BOOST_CHECK(notice_bases() == bases);
 }
 
-BOOST_AUTO_TEST_CASE(another_tools_deploy_is_what_auto_deploy_compares_with) {
+STORE_CASE(another_tools_deploy_is_what_auto_deploy_compares_with) {
   auto s = start();
   auto sha = [](char c) { return std::string(40, c); };
   heaven_deploys(s, 51, sha('a'), "success");
@@ -1488,20 +1550,20 @@ BOOST_AUTO_TEST_CASE(another_tools_deploy_is_what_auto_deploy_compares_with) {
 // -- the command line
 // ----------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE(the_command_line_works_beside_a_running_store) {
+STORE_CASE(the_command_line_works_beside_a_running_store) {
   auto s = start();
   auto alice = accept_ok(s, task_event("l-1", 1, "production", "deploy:lock",
                                        "alice", "lock", "incident 42"));
   auto ev = task_event("l-2", 2, "qa", "deploy:lock", "bob", "lock", "tests");
   ev.deployment.repo = ev.repo = "octo/other";
   auto bob = accept_ok(s, ev);
-  auto seen = read_locks(db.string());
+  auto seen = read_locks(db);
   BOOST_REQUIRE_EQUAL(seen.size(), 2u);
   BOOST_CHECK(same_lock(seen[0], alice.lock));
   BOOST_CHECK(same_lock(seen[1], bob.lock));
-  BOOST_CHECK(remove_lock(db.string(), "octo/app", "production"));
-  BOOST_CHECK(!remove_lock(db.string(), "octo/app", "production"));
-  BOOST_CHECK(!remove_lock(db.string(), "octo/app", "qa"));
+  BOOST_CHECK(remove_lock(db, "octo/app", "production"));
+  BOOST_CHECK(!remove_lock(db, "octo/app", "production"));
+  BOOST_CHECK(!remove_lock(db, "octo/app", "qa"));
   // The store sees the change at once.
   auto r = accept_ok(s, task_event("d-1", 3, "production", "deploy", "carol"));
   BOOST_CHECK_EQUAL(to_string(r.lock_state), "none");
@@ -1513,11 +1575,12 @@ BOOST_AUTO_TEST_CASE(the_command_line_works_beside_a_running_store) {
   auto again = accept_ok(s, task_event("l-3", 4, "production", "deploy:lock",
                                        "carol", "lock", "mine now"));
   BOOST_CHECK_EQUAL(to_string(again.lock_state), "locked");
-  BOOST_CHECK_EQUAL(read_locks(db.string()).size(), 2u);
-  BOOST_CHECK_EQUAL(query_one(db, "PRAGMA journal_mode"), "wal");
+  BOOST_CHECK_EQUAL(read_locks(db).size(), 2u);
+  if (db.sqlite())
+    BOOST_CHECK_EQUAL(query_one(db, "PRAGMA journal_mode"), "wal");
 }
 
-BOOST_AUTO_TEST_CASE(the_command_line_never_creates_a_database) {
+SQLITE_CASE(the_command_line_never_creates_a_database) {
   auto path = (dir.path / "nowhere.sqlite3").string();
   auto expected = "no database at " + path
                   + ": has heaven run with this data directory?";
@@ -1535,7 +1598,7 @@ BOOST_AUTO_TEST_CASE(the_command_line_never_creates_a_database) {
   BOOST_CHECK(!fs::exists(path + "-wal"));
 }
 
-BOOST_AUTO_TEST_CASE(a_newer_schema_is_refused) {
+SQLITE_CASE(a_newer_schema_is_refused) {
   exec_sql(db, "PRAGMA user_version=6");
   try {
     read_locks(db.string());
@@ -1553,10 +1616,33 @@ BOOST_AUTO_TEST_CASE(a_newer_schema_is_refused) {
   BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "6");
 }
 
+POSTGRESQL_CASE(a_newer_postgresql_schema_is_refused) {
+  {
+    auto s = start();
+    locks(s); // The schema is made.
+    stop_all();
+  }
+  query(db, "UPDATE heaven_schema SET version = 2");
+  try {
+    read_locks(db);
+    BOOST_FAIL("a version 2 database was read");
+  } catch (const std::runtime_error& e) {
+    BOOST_CHECK_EQUAL(e.what(), std::string{"the database has heaven schema "
+                                            "version 2, newer than this "
+                                            "heaven's 1"});
+  }
+  auto s = start();
+  auto r = accept(s, other_event("p-1", "ping"));
+  BOOST_REQUIRE(!r);
+  BOOST_CHECK(sys.render(r.error()).find("newer than this heaven's 1")
+              != std::string::npos);
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT version FROM heaven_schema"), "2");
+}
+
 // -- migration
 // -------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
+SQLITE_CASE(a_version_1_database_is_migrated_in_place) {
   write_v1_database(db);
   auto s = start();
   auto xs = pending(s); // Answered once the store has opened the file.
@@ -1614,7 +1700,7 @@ BOOST_AUTO_TEST_CASE(a_version_1_database_is_migrated_in_place) {
   BOOST_CHECK_EQUAL(query_one(db, "PRAGMA user_version"), "5");
 }
 
-BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
+SQLITE_CASE(the_command_line_migrates_a_version_1_database_too) {
   write_v1_database(db);
   auto repos = read_repositories(db.string());
   BOOST_REQUIRE_EQUAL(repos.size(), 2u);
@@ -1630,7 +1716,7 @@ BOOST_AUTO_TEST_CASE(the_command_line_migrates_a_version_1_database_too) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deployments"), "2");
 }
 
-BOOST_AUTO_TEST_CASE(a_version_3_database_moves_its_revisions) {
+SQLITE_CASE(a_version_3_database_moves_its_revisions) {
   write_v3_database(db);
   auto s = start();
   auto xs = latest(s, "octo/app"); // Answered once the file is migrated.
@@ -1694,7 +1780,7 @@ BOOST_AUTO_TEST_CASE(a_version_3_database_moves_its_revisions) {
 // -- the write-ahead lifecycle and the outbox
 // -----------------------------------
 
-BOOST_AUTO_TEST_CASE(the_rules_are_decided_where_the_deployment_is_recorded) {
+STORE_CASE(the_rules_are_decided_where_the_deployment_is_recorded) {
   auto s = start();
   auto first = accept_ok(s,
                          task_event("d-1", 1, "production", "deploy", "alice"));
@@ -1747,7 +1833,7 @@ BOOST_AUTO_TEST_CASE(the_rules_are_decided_where_the_deployment_is_recorded) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox"), "9");
 }
 
-BOOST_AUTO_TEST_CASE(a_deployment_starts_once_and_ends_once) {
+STORE_CASE(a_deployment_starts_once_and_ends_once) {
   auto s = start();
   accept_ok(s, task_event("d-1", 1, "production", "deploy", "alice"));
   BOOST_CHECK(start_one(s, 1, "Deploying main (0123456) to production"));
@@ -1783,7 +1869,7 @@ BOOST_AUTO_TEST_CASE(a_deployment_starts_once_and_ends_once) {
               != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(lines_about_a_deployment_carry_it) {
+STORE_CASE(lines_about_a_deployment_carry_it) {
   // With the log context: the JSON log's deployment fields.
   test::captured_log log{1000, true};
   auto s = start();
@@ -1840,7 +1926,7 @@ outbox_actor::behavior_type collector(outbox_actor::pointer,
 
 } // namespace
 
-BOOST_AUTO_TEST_CASE(the_outbox_keeps_rows_until_settled_and_hands_on_new) {
+STORE_CASE(the_outbox_keeps_rows_until_settled_and_hands_on_new) {
   auto s = start();
   accept_ok(s, task_event("d-1", 1, "production", "deploy", "alice"));
   // The subscriber is a mailbox of the test's own.
@@ -1923,7 +2009,7 @@ struct write_lock {
   }
 };
 
-BOOST_AUTO_TEST_CASE(requests_that_arrive_together_share_one_commit) {
+SQLITE_CASE(requests_that_arrive_together_share_one_commit) {
   auto s = start();
   locks(s); // Opened and migrated.
   auto commits = health->commits();
@@ -1965,7 +2051,7 @@ BOOST_AUTO_TEST_CASE(requests_that_arrive_together_share_one_commit) {
   BOOST_CHECK(health->problems().empty());
 }
 
-BOOST_AUTO_TEST_CASE(a_duplicate_in_a_batch_undoes_only_itself) {
+SQLITE_CASE(a_duplicate_in_a_batch_undoes_only_itself) {
   auto s = start();
   locks(s);
   {
@@ -1989,7 +2075,7 @@ BOOST_AUTO_TEST_CASE(a_duplicate_in_a_batch_undoes_only_itself) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM outbox"), "2");
 }
 
-BOOST_AUTO_TEST_CASE(a_full_disk_refuses_writes_says_so_and_recovers) {
+SQLITE_CASE(a_full_disk_refuses_writes_says_so_and_recovers) {
   auto disk = dir.path / "disk";
   fs::create_directories(disk);
   auto mounted = std::system(("mount -t tmpfs -o size=2m heaven-test-full "
