@@ -740,13 +740,6 @@ int main(int argc, char** argv) {
                 << "' (try heaven --help)\n";
       return 2;
     }
-    // Never a silent fallback to SQLite: serve refuses until it runs on
-    // the PostgreSQL store.
-    if (!cfg.database_url.empty()) {
-      std::cerr << "heaven: HEAVEN_DATABASE_URL: the PostgreSQL store is not "
-                   "built yet\n";
-      return 2;
-    }
     return serve(cfg, command == "demo");
   }
   try {
