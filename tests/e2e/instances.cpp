@@ -372,7 +372,6 @@ BOOST_AUTO_TEST_CASE(
   };
   BOOST_REQUIRE(wait_until([&] { return in_progress() >= 6; }));
   // kill -9 an instance that runs deployments.
-  auto owners_then = owners();
   auto victim = hs[0].get();
   auto victim_id = instance_of(victim->pid);
   std::set<int64_t> victims;
@@ -383,6 +382,15 @@ BOOST_AUTO_TEST_CASE(
     victims.insert(std::stoll(r[0]));
   BOOST_TEST_MESSAGE("killing " << victim_id << " running " << victims.size());
   BOOST_REQUIRE(!victims.empty());
+  // One queued deployment as the victim would leave one it claimed but had
+  // not started yet (a moment's state of a real claim, made lasting here):
+  // owned by it, still queued.
+  auto claimed = rows(db.url(), "UPDATE deployments SET owner = '" + victim_id
+                                  + "' WHERE id = (SELECT min(id) FROM "
+                                    "deployments WHERE state = 'queued' AND "
+                                    "owner IS NULL) RETURNING github_id");
+  BOOST_REQUIRE_EQUAL(claimed.size(), 1u);
+  auto claimed_gid = std::stoll(claimed[0][0]);
   BOOST_REQUIRE(::kill(victim->pid, SIGKILL) == 0);
   int status = 0;
   BOOST_REQUIRE(::waitpid(victim->pid, &status, 0) == victim->pid);
@@ -419,6 +427,11 @@ BOOST_AUTO_TEST_CASE(
         s == (std::vector<std::string>{"queued", "in_progress", "success"}),
         gid);
   }
+  // What it had claimed but not started ran on another instance.
+  BOOST_TEST(posted(claimed_gid)
+             == (std::vector<std::string>{"queued", "in_progress", "success"}));
+  BOOST_TEST(owners().at(claimed_gid) != victim_id);
+  BOOST_TEST(owners().at(claimed_gid) != "");
   // The killed instance was taken over by one of the others.
   auto taker = value(db.url(),
                      "SELECT coalesce(taken_over_by, '') FROM instances "
