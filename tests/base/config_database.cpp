@@ -1,6 +1,5 @@
 // HEAVEN_DATABASE_URL: parsed, validated, withheld from deployments and
-// redacted; read for every command (heaven serve refuses it itself until it
-// runs on the PostgreSQL store).
+// redacted; refused until the PostgreSQL store exists.
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>

@@ -63,9 +63,8 @@ public:
   std::string log() const;
 
   /// Stops the server at once (`pg_ctl stop -m immediate`: its clients'
-  /// connections break), keeping its data (but commits are asynchronous:
-  /// the last ones survive only after a CHECKPOINT); a no-op when it is
-  /// stopped.
+  /// connections break), keeping its data (every commit that was
+  /// answered: synchronous_commit is on); a no-op when it is stopped.
   void halt();
 
   /// Starts the stopped server again on the same port (and data); throws
