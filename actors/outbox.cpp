@@ -492,6 +492,9 @@ outbox(outbox_actor::stateful_pointer<outbox_state> self, store_actor store,
     [=](outbox_atom, std::vector<outbox_row>& rows) {
       enqueue(self, env, rows, false);
     },
+    [=](outbox_atom, std::vector<outbox_row>& rows, bool recovered) {
+      enqueue(self, env, rows, recovered);
+    },
     [=](retry_atom, std::string& name) {
       auto& st = self->state;
       if (name.empty()) {

@@ -66,7 +66,8 @@ void add_rows(const pg::result& res, committed_rows& rows) {
 /// outbox rows become `me`'s (added to `rows` before the new statuses).
 void take_over(pg::connection& conn, const std::string& me,
                const std::string& lost, const std::string& why,
-               committed_rows& rows, lease_report& report) {
+               committed_rows& rows, committed_rows& adopted,
+               lease_report& report) {
   conn.query("UPDATE instances SET taken_over_by = $1, taken_over_at = now() "
              "WHERE id = $2",
              {me, lost});
@@ -74,7 +75,7 @@ void take_over(pg::connection& conn, const std::string& me,
                       "AND settled_at IS NULL "
                       "RETURNING id, kind, stream, body, created_at",
                       {me, lost}),
-           rows);
+           adopted);
   auto running = conn.query("SELECT id FROM deployments WHERE owner = $1 "
                             "AND state = 'running' ORDER BY id FOR UPDATE",
                             {lost});
@@ -148,13 +149,15 @@ std::vector<unfinished_deployment> pg_store::claim_queued(int32_t limit) {
   });
 }
 
-lease_report pg_store::renew_lease(const std::string& why,
-                                   committed_rows& rows) {
+lease_report pg_store::renew_lease(const std::string& why, committed_rows& rows,
+                                   committed_rows& adopted) {
   lease_report report;
   if (opts_.instance.empty())
     return report;
   const auto& me = opts_.instance;
+  auto kept = adopted.size();
   return transact(rows, [&](pg::connection& conn) {
+    adopted.resize(kept); // What an earlier run of this transaction added.
     lease_report r;
     auto renewed = conn.query("UPDATE instances SET renewed_at = now() "
                               "WHERE id = $1 AND taken_over_by IS NULL "
@@ -173,7 +176,7 @@ lease_report pg_store::renew_lease(const std::string& why,
       "ORDER BY id FOR UPDATE SKIP LOCKED",
       {me});
     for (int i = 0; i < lost.rows(); ++i)
-      take_over(conn, me, lost.text(i, 0), why, rows, r);
+      take_over(conn, me, lost.text(i, 0), why, rows, adopted, r);
     // Rows nobody delivers (an instance left with rows undelivered, or
     // `heaven db copy` brought them) become this instance's.
     add_rows(conn.query("UPDATE outbox SET owner = $1 WHERE id IN ("
@@ -182,7 +185,7 @@ lease_report pg_store::renew_lease(const std::string& why,
                         "FOR UPDATE SKIP LOCKED) "
                         "RETURNING id, kind, stream, body, created_at",
                         {me}),
-             rows);
+             adopted);
     if (r.released > 0)
       notify_work(conn);
     return r;

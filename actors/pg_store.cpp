@@ -172,6 +172,34 @@ bool owned_by(pg::connection& conn, int64_t id, const std::string& instance) {
          > 0;
 }
 
+/// Whether deployment `id` is this instance's and already in `state` with
+/// `description`: the transition asked for was committed by an earlier
+/// call whose COMMIT lost its answer (the store answered with an error and
+/// the deployment asks again). Then its status rows not yet delivered are
+/// handed on again (the outbox skips rows it has) and the call succeeds,
+/// so the deployment goes on instead of being left running for ever.
+bool repeated(pg::connection& conn, int64_t id, const std::string& instance,
+              deploy_state state, const std::string& description,
+              committed_rows& rows) {
+  if (instance.empty())
+    return false;
+  auto same = conn.query("SELECT 1 FROM deployments WHERE id = $1 AND "
+                         "owner = $2 AND state = $3 AND description = $4",
+                         {pg::int64_param(id), instance, to_string(state),
+                          description});
+  if (same.rows() == 0)
+    return false;
+  auto left = conn.query("SELECT id, kind, stream, body, created_at "
+                         "FROM outbox WHERE stream = $1 AND owner = $2 "
+                         "AND settled_at IS NULL ORDER BY id",
+                         {pg_rows::status_stream(id), instance});
+  for (int i = 0; i < left.rows(); ++i)
+    rows.push_back(outbox_row{left.int64(i, 0), left.text(i, 1),
+                              left.text(i, 2), left.text(i, 3),
+                              left.int64(i, 4)});
+  return true;
+}
+
 /// Wakes every instance listening on heaven_work once this transaction
 /// commits.
 void wake_instances(pg::connection& conn) {
@@ -417,6 +445,9 @@ bool pg_store::start(int64_t id, const std::string& description,
                      committed_rows& rows) {
   return transact(rows, [&](pg::connection& conn) {
     auto found = find_deployment(conn, id, true);
+    if (found && found->second == deploy_state::running)
+      return repeated(conn, id, opts_.instance, deploy_state::running,
+                      description, rows);
     if (!found || found->second != deploy_state::queued
         || !owned_by(conn, id, opts_.instance))
       return false;
@@ -434,8 +465,10 @@ bool pg_store::finish(int64_t id, const provider_outcome& outcome,
                                 + "' is not a state a deployment ends in");
   return transact(rows, [&](pg::connection& conn) {
     auto found = find_deployment(conn, id, true);
-    if (!found || (found->second && terminal(*found->second))
-        || !owned_by(conn, id, opts_.instance))
+    if (found && found->second && terminal(*found->second))
+      return repeated(conn, id, opts_.instance, outcome.state,
+                      outcome.description, rows);
+    if (!found || !owned_by(conn, id, opts_.instance))
       return false;
     auto now = now_iso8601();
     set_state(conn, id, outcome.state, outcome.description, now);

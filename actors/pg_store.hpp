@@ -83,8 +83,8 @@ public:
 
   bool shared() const override;
   std::vector<unfinished_deployment> claim_queued(int32_t limit) override;
-  lease_report renew_lease(const std::string& why,
-                           committed_rows& rows) override;
+  lease_report renew_lease(const std::string& why, committed_rows& rows,
+                           committed_rows& adopted) override;
   void leave() override;
   void append_log(int64_t id, int64_t offset, const std::string& bytes,
                   const std::string& times) override;

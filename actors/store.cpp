@@ -70,7 +70,7 @@ constexpr auto lost_instance
   = "the heaven instance running this deployment was lost";
 
 /// Hands rows just committed to the outboxes subscribed to their kind.
-void publish(store_ptr self, committed_rows& rows) {
+void publish(store_ptr self, committed_rows& rows, bool recovered = false) {
   if (rows.empty())
     return;
   std::map<std::string, std::vector<outbox_row>> by_kind;
@@ -82,7 +82,10 @@ void publish(store_ptr self, committed_rows& rows) {
     if (i == self->state.subscribers.end())
       continue;
     for (auto& sink : i->second)
-      self->send(sink, outbox_atom::value, batch);
+      if (recovered)
+        self->send(sink, outbox_atom::value, batch, true);
+      else
+        self->send(sink, outbox_atom::value, batch);
   }
 }
 
@@ -220,8 +223,8 @@ auto enqueue(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit,
       auto res = std::make_shared<answer>(fn(db, *rows));
       return [self, rp, rows, res, on_commit, ctx]() mutable {
         log_scope in{*ctx};
-        publish(self, *rows);
         on_commit(*res);
+        publish(self, *rows);
         rp.deliver(std::move(*res));
       };
     } catch (const std::exception& e) {
@@ -462,12 +465,17 @@ open_store(store_actor::stateful_pointer<store_state> self, store_opener open,
         });
     },
     [=](lease_atom) {
+      // Rows taken over from a lost instance go to the outboxes before the
+      // statuses the takeover adds (the same streams, later rows).
+      auto adopted = std::make_shared<committed_rows>();
       return enqueue(
         self, true, [] { return std::string{"renew this instance's lease"}; },
-        [](store_backend& db, committed_rows& rows) {
-          return db.renew_lease(lost_instance, rows);
+        [adopted](store_backend& db, committed_rows& rows) {
+          adopted->clear();
+          return db.renew_lease(lost_instance, rows, *adopted);
         },
-        [](const lease_report& r) {
+        [self, adopted](const lease_report& r) {
+          publish(self, *adopted, true);
           if (!r.held)
             spdlog::critical("store found this instance's lease taken over "
                              "by another instance");

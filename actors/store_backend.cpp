@@ -17,7 +17,8 @@ std::vector<unfinished_deployment> store_backend::claim_queued(int32_t) {
                          "deployments itself");
 }
 
-lease_report store_backend::renew_lease(const std::string&, committed_rows&) {
+lease_report store_backend::renew_lease(const std::string&, committed_rows&,
+                                        committed_rows&) {
   return {};
 }
 

@@ -147,11 +147,13 @@ public:
   /// Renews this instance's lease; then takes over every instance whose
   /// lease lapsed two periods ago: ends each deployment it was running
   /// with `error` and `why`, gives back the queued ones it had claimed,
-  /// and makes its undelivered outbox rows this instance's (added to
-  /// `rows`, oldest first, before the new statuses). `held` is false
-  /// (and nothing else is done) when another instance took this one over.
-  virtual lease_report renew_lease(const std::string& why,
-                                   committed_rows& rows);
+  /// and makes its undelivered outbox rows this instance's (`adopted`,
+  /// oldest first: it may have delivered some before it was lost), as it
+  /// does with rows nobody delivers; the new statuses go to `rows`. `held`
+  /// is false (and nothing else is done) when another instance took this
+  /// one over.
+  virtual lease_report renew_lease(const std::string& why, committed_rows& rows,
+                                   committed_rows& adopted);
 
   /// This instance stops: gives back the queued deployments it claimed but
   /// did not start, and ends its lease (nobody needs to take it over).

@@ -22,6 +22,10 @@ namespace heaven {
 using outbox_actor = caf::typed_actor<
   // Rows the store has just committed (or found unsettled at start).
   caf::reacts_to<outbox_atom, std::vector<outbox_row>>,
+  // Rows this instance took over from a lost one (several instances): like
+  // rows found at start, one may have been delivered already, so each is
+  // looked up before it is sent.
+  caf::reacts_to<outbox_atom, std::vector<outbox_row>, bool>,
   // Internal: stream S may try again; "" after a pause or a failed settle.
   caf::reacts_to<retry_atom, std::string>>;
 

@@ -36,6 +36,10 @@ outbox_actor::behavior_type collector(outbox_actor::pointer,
       for (auto& r : rows)
         c->rows.push_back(r);
     },
+    [c](outbox_atom, std::vector<outbox_row>& rows, bool) {
+      for (auto& r : rows)
+        c->rows.push_back(r);
+    },
     [](retry_atom, std::string&) {},
   };
 }

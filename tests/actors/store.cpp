@@ -1920,6 +1920,11 @@ outbox_actor::behavior_type collector(outbox_actor::pointer,
       for (auto& r : rows)
         c->rows.push_back(r);
     },
+    [c](outbox_atom, std::vector<outbox_row>& rows, bool) {
+      std::lock_guard guard{c->mx};
+      for (auto& r : rows)
+        c->rows.push_back(r);
+    },
     [](retry_atom, std::string&) {},
   };
 }
