@@ -17,6 +17,8 @@
 
 namespace heaven {
 
+using pg_rows::lock_columns;
+using pg_rows::lock_of;
 using sqlite_rows::now_iso8601;
 using sqlite_rows::now_ms;
 
@@ -34,21 +36,6 @@ pg::param or_null(const std::string& s) {
 /// reading a lock, "busy:<app> <environment>" before the concurrency rule).
 void xact_lock(pg::connection& conn, const std::string& name) {
   conn.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {name});
-}
-
-/// The columns `lock_of` reads, in its order.
-constexpr const char* lock_columns
-  = "repo, environment, actor, reason, locked_at, deployment_id";
-
-env_lock lock_of(const pg::result& r, int row) {
-  env_lock l;
-  l.repo = r.text(row, 0);
-  l.environment = r.text(row, 1);
-  l.actor = r.text(row, 2);
-  l.reason = r.text(row, 3);
-  l.locked_at = r.text(row, 4);
-  l.deployment_id = r.int64(row, 5);
-  return l;
 }
 
 /// The lock on (repo, environment), if any.
@@ -163,8 +150,7 @@ void wake_instances(pg::connection& conn) {
 /// deliver.
 outbox_row deploy_row(pg::connection& conn, const auto_deployment& x,
                       const std::string& body, const std::string& owner) {
-  return pg_rows::insert_outbox(conn, "deploy", deploy_stream(x), body,
-                                owner);
+  return pg_rows::insert_outbox(conn, "deploy", deploy_stream(x), body, owner);
 }
 
 } // namespace
@@ -172,6 +158,17 @@ outbox_row deploy_row(pg::connection& conn, const auto_deployment& x,
 // -- helpers shared by the pg_*.cpp files -------------------------------------
 
 namespace pg_rows {
+
+env_lock lock_of(const pg::result& r, int row) {
+  env_lock l;
+  l.repo = r.text(row, 0);
+  l.environment = r.text(row, 1);
+  l.actor = r.text(row, 2);
+  l.reason = r.text(row, 3);
+  l.locked_at = r.text(row, 4);
+  l.deployment_id = r.int64(row, 5);
+  return l;
+}
 
 std::string status_stream(int64_t id) {
   return "d" + std::to_string(id);

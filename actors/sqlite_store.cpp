@@ -124,7 +124,6 @@ lock_decision apply_lock_rule(database& db, const inbound_event& ev,
     [&] { return delete_lock(db, repo, r.environment); });
 }
 
-
 /// Adds one row to the outbox (in the caller's transaction); returns it
 /// with its id.
 outbox_row insert_outbox(database& db, std::string kind, std::string stream,
