@@ -45,22 +45,8 @@ std::string fresh_database() {
 
 /// Records a queued deployment (GitHub id `github_id`) in `db`; its id.
 int64_t queue_deployment(pg_store& db, int64_t github_id) {
-  deployment_request r;
-  r.github_id = github_id;
-  r.repo = "octo/app";
-  r.clone_url = "https://github.com/octo/app.git";
-  r.sha = "0123456789abcdef0123456789abcdef01234567";
-  r.ref = "main";
-  r.environment = "production";
-  r.task = "deploy";
-  r.app = "app";
-  r.provider = "shell";
-  r.payload_json = R"({"name":"app"})";
-  inbound_event ev;
-  ev.delivery = "delivery-" + std::to_string(github_id);
-  ev.type = event_kind::deployment;
-  ev.body = R"({"deployment":{"id":)" + std::to_string(github_id) + "}}";
-  ev.deployment = r;
+  auto ev = test::deployment_event("delivery-" + std::to_string(github_id),
+                                   test::make_request(github_id, "production"));
   committed_rows rows;
   auto res = db.accept(ev, rows);
   BOOST_REQUIRE(res.deployment_id > 0);

@@ -21,8 +21,10 @@
 #include "tests/support/pg_databases.hpp"
 
 using namespace heaven;
+using heaven::test::deployment_event;
 using heaven::test::error_of;
 using heaven::test::instance_options;
+using heaven::test::make_request;
 using heaven::test::pg_cluster;
 
 namespace {
@@ -38,35 +40,6 @@ std::string one(const std::string& url, const std::string& sql) {
   auto r = conn.query(sql);
   BOOST_REQUIRE_EQUAL(r.rows(), 1);
   return r.is_null(0, 0) ? "NULL" : r.text(0, 0);
-}
-
-deployment_request make_request(int64_t github_id, const std::string& env) {
-  deployment_request r;
-  r.github_id = github_id;
-  r.repo = "octo/app";
-  r.clone_url = "https://github.com/octo/app.git";
-  r.sha = "0123456789abcdef0123456789abcdef01234567";
-  r.ref = "main";
-  r.environment = env;
-  r.task = "deploy";
-  r.description = "Deploying app";
-  r.actor = "hubot";
-  r.app = "app";
-  r.provider = "shell";
-  r.payload_json = R"({"name":"app"})";
-  return r;
-}
-
-inbound_event deployment_event(const std::string& delivery,
-                               deployment_request r,
-                               lock_task action = lock_task::none) {
-  inbound_event ev;
-  ev.delivery = delivery;
-  ev.type = event_kind::deployment;
-  ev.body = R"({"deployment":{"id":)" + std::to_string(r.github_id) + "}}";
-  ev.deployment = std::move(r);
-  ev.lock_action = action;
-  return ev;
 }
 
 /// Runs each of `jobs` on a thread of its own, all let go at once.

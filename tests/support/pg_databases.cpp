@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <stdexcept>
+#include <utility>
 
 namespace heaven::test {
 
@@ -31,6 +32,34 @@ pg_options instance_options(const std::string& id) {
   o.instance = id;
   o.host = "test";
   return o;
+}
+
+deployment_request make_request(int64_t github_id, const std::string& env) {
+  deployment_request r;
+  r.github_id = github_id;
+  r.repo = "octo/app";
+  r.clone_url = "https://github.com/octo/app.git";
+  r.sha = "0123456789abcdef0123456789abcdef01234567";
+  r.ref = "main";
+  r.environment = env;
+  r.task = "deploy";
+  r.description = "Deploying app";
+  r.actor = "hubot";
+  r.app = "app";
+  r.provider = "shell";
+  r.payload_json = R"({"name":"app"})";
+  return r;
+}
+
+inbound_event deployment_event(const std::string& delivery,
+                               deployment_request r, lock_task action) {
+  inbound_event ev;
+  ev.delivery = delivery;
+  ev.type = event_kind::deployment;
+  ev.body = R"({"deployment":{"id":)" + std::to_string(r.github_id) + "}}";
+  ev.deployment = std::move(r);
+  ev.lock_action = action;
+  return ev;
 }
 
 } // namespace heaven::test

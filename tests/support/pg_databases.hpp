@@ -1,8 +1,10 @@
 /// The test binaries' PostgreSQL: one throwaway cluster a binary
 /// (tools/support/pg_cluster, made when a case first needs it, removed when
-/// the binary ends) and a fresh database in it for each case that wants one.
+/// the binary ends), a fresh database in it for each case that wants one,
+/// and the deployments its cases record.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "actors/pg.hpp"
@@ -24,6 +26,16 @@ std::string fresh_database(const std::string& prefix);
 
 /// The options of heaven instance `id` (on host "test").
 pg_options instance_options(const std::string& id);
+
+/// A `deploy` of octo/app's app to `env` by hubot, GitHub deployment
+/// `github_id` (shell provider).
+deployment_request make_request(int64_t github_id, const std::string& env);
+
+/// The deployment event of delivery `delivery` for `r`, with lock task
+/// `action`.
+inbound_event deployment_event(const std::string& delivery,
+                               deployment_request r,
+                               lock_task action = lock_task::none);
 
 /// The message of the pg::error `f` throws ("" when it throws none).
 template <class F>
