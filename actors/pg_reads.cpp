@@ -11,18 +11,12 @@
 
 namespace heaven {
 
+using pg_rows::or_null;
 using sqlite_rows::read_request;
 using sqlite_rows::request_of_row;
 using sqlite_rows::status_entry_of;
 
 namespace {
-
-/// `s` as a parameter, NULL when empty (an instance id).
-pg::param or_null(const std::string& s) {
-  if (s.empty())
-    return std::nullopt;
-  return s;
-}
 
 /// Column `col` of row `row` as an int64, 0 when NULL.
 int64_t int64_or_0(const pg::result& r, int row, int col) {

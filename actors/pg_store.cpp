@@ -19,17 +19,11 @@ namespace heaven {
 
 using pg_rows::lock_columns;
 using pg_rows::lock_of;
+using pg_rows::or_null;
 using sqlite_rows::now_iso8601;
 using sqlite_rows::now_ms;
 
 namespace {
-
-/// `s` as a parameter, NULL when empty (an instance id).
-pg::param or_null(const std::string& s) {
-  if (s.empty())
-    return std::nullopt;
-  return s;
-}
 
 /// Waits (in the caller's transaction, until it ends) for the advisory
 /// lock named `name` (see pg_design: "lock:<repo> <environment>" before
@@ -158,6 +152,12 @@ outbox_row deploy_row(pg::connection& conn, const auto_deployment& x,
 // -- helpers shared by the pg_*.cpp files -------------------------------------
 
 namespace pg_rows {
+
+pg::param or_null(const std::string& s) {
+  if (s.empty())
+    return std::nullopt;
+  return s;
+}
 
 env_lock lock_of(const pg::result& r, int row) {
   env_lock l;

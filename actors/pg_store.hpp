@@ -157,6 +157,9 @@ std::string new_instance_id(const std::string& host);
 
 namespace pg_rows {
 
+/// `s` as a parameter, NULL when empty (an instance id).
+pg::param or_null(const std::string& s);
+
 /// The columns `lock_of` reads, in its order.
 inline constexpr const char* lock_columns
   = "repo, environment, actor, reason, locked_at, deployment_id";
