@@ -13,16 +13,13 @@ namespace heaven {
 
 namespace {
 
-/// The value of one hex digit (the input comes from PostgreSQL's hex
-/// output: 0-9, a-f).
+/// The value of one hex digit of PostgreSQL's hex output; a byte that is
+/// none is an error.
 int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  throw pg::error("unexpected byte in a bytea's hex text");
+  int v = hex_value(c);
+  if (v < 0)
+    throw pg::error("unexpected byte in a bytea's hex text");
+  return v;
 }
 
 /// The bytes of a bytea column as PostgreSQL's text output has them

@@ -11,16 +11,12 @@
 
 namespace heaven {
 
+using pg_rows::or_null;
 using sqlite_rows::read_request;
+using sqlite_rows::request_of_row;
+using sqlite_rows::status_entry_of;
 
 namespace {
-
-/// `s` as a parameter, NULL when empty (an instance id).
-pg::param or_null(const std::string& s) {
-  if (s.empty())
-    return std::nullopt;
-  return s;
-}
 
 /// Column `col` of row `row` as an int64, 0 when NULL.
 int64_t int64_or_0(const pg::result& r, int row, int col) {
@@ -157,37 +153,15 @@ deployment_detail pg_store::detail(int64_t id) {
       return d;
     d.found = true;
     d.row = deployment_of(r, 0);
-    auto& req = d.request;
-    req.github_id = d.row.github_id;
-    req.repo = d.row.repo;
-    req.app = d.row.app;
-    req.environment = d.row.environment;
-    req.ref = d.row.ref;
-    req.sha = d.row.sha;
-    req.task = d.row.task;
-    req.provider = d.row.provider;
-    req.actor = d.row.actor;
-    req.payload_json = "{}";
-    read_request(r.text(0, 15), req, id);
+    d.request = request_of_row(d.row, r.text(0, 15));
     d.started_at = r.text(0, 16);
     auto s = conn.query("SELECT body, created_at, settled_at, outcome "
                         "FROM outbox WHERE kind = 'status' AND stream = $1 "
                         "ORDER BY id",
                         {pg_rows::status_stream(id)});
     for (int i = 0; i < s.rows(); ++i) {
-      status_entry e;
-      auto body = nlohmann::json::parse(s.text(i, 0), nullptr, false);
-      auto field = [&body](const char* key) {
-        auto f = body.is_object() ? body.find(key) : body.end();
-        return f != body.end() && f->is_string() ? f->get<std::string>()
-                                                 : std::string{};
-      };
-      e.state = field("state");
-      e.description = field("description");
-      e.queued_ms = s.int64(i, 1);
-      e.settled_ms = int64_or_0(s, i, 2);
-      e.outcome = s.text(i, 3);
-      d.statuses.push_back(std::move(e));
+      d.statuses.push_back(status_entry_of(s.text(i, 0), s.int64(i, 1),
+                                           int64_or_0(s, i, 2), s.text(i, 3)));
     }
     auto rev = conn.query("SELECT sha FROM revisions WHERE repo = $1 AND "
                           "app = $2 AND environment = $3",
@@ -223,20 +197,12 @@ std::vector<env_lock> pg_store::locks() {
   return transact([&](pg::connection& conn) {
     // Ordered as SQLite orders text: by bytes.
     auto r = conn.query(
-      "SELECT repo, environment, actor, reason, locked_at, deployment_id "
-      "FROM locks ORDER BY locked_at COLLATE \"C\", repo COLLATE \"C\", "
-      "environment COLLATE \"C\"");
+      std::string{"SELECT "} + pg_rows::lock_columns
+      + " FROM locks ORDER BY locked_at COLLATE \"C\", repo COLLATE \"C\", "
+        "environment COLLATE \"C\"");
     std::vector<env_lock> result;
-    for (int i = 0; i < r.rows(); ++i) {
-      env_lock l;
-      l.repo = r.text(i, 0);
-      l.environment = r.text(i, 1);
-      l.actor = r.text(i, 2);
-      l.reason = r.text(i, 3);
-      l.locked_at = r.text(i, 4);
-      l.deployment_id = r.int64(i, 5);
-      result.push_back(std::move(l));
-    }
+    for (int i = 0; i < r.rows(); ++i)
+      result.push_back(pg_rows::lock_of(r, i));
     return result;
   });
 }

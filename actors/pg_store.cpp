@@ -17,43 +17,19 @@
 
 namespace heaven {
 
+using pg_rows::lock_columns;
+using pg_rows::lock_of;
+using pg_rows::or_null;
 using sqlite_rows::now_iso8601;
 using sqlite_rows::now_ms;
 
 namespace {
-
-/// JSON text as the outbox stores it (invalid UTF-8 replaced).
-std::string dump(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-/// `s` as a parameter, NULL when empty (an instance id).
-pg::param or_null(const std::string& s) {
-  if (s.empty())
-    return std::nullopt;
-  return s;
-}
 
 /// Waits (in the caller's transaction, until it ends) for the advisory
 /// lock named `name` (see pg_design: "lock:<repo> <environment>" before
 /// reading a lock, "busy:<app> <environment>" before the concurrency rule).
 void xact_lock(pg::connection& conn, const std::string& name) {
   conn.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {name});
-}
-
-/// The columns `lock_of` reads, in its order.
-constexpr const char* lock_columns
-  = "repo, environment, actor, reason, locked_at, deployment_id";
-
-env_lock lock_of(const pg::result& r, int row) {
-  env_lock l;
-  l.repo = r.text(row, 0);
-  l.environment = r.text(row, 1);
-  l.actor = r.text(row, 2);
-  l.reason = r.text(row, 3);
-  l.locked_at = r.text(row, 4);
-  l.deployment_id = r.int64(row, 5);
-  return l;
 }
 
 /// The lock on (repo, environment), if any.
@@ -118,10 +94,9 @@ lock_decision apply_lock_rule(pg::connection& conn, const inbound_event& ev,
                               accept_result& res) {
   const auto& r = ev.deployment;
   xact_lock(conn, "lock:" + repo + " " + r.environment);
-  auto held = find_lock(conn, repo, r.environment);
-  auto decision = decide_lock(ev.lock_action, held ? &*held : nullptr, r.actor);
-  switch (decision.change) {
-    case lock_change::put:
+  return heaven::apply_lock_rule(
+    ev, repo, res, [&] { return find_lock(conn, repo, r.environment); },
+    [&] {
       conn.query("INSERT INTO locks(repo, environment, actor, reason, "
                  "locked_at, deployment_id) VALUES($1, $2, $3, $4, $5, $6) "
                  "ON CONFLICT(repo, environment) DO UPDATE SET "
@@ -129,22 +104,8 @@ lock_decision apply_lock_rule(pg::connection& conn, const inbound_event& ev,
                  "deployment_id = excluded.deployment_id",
                  {repo, r.environment, r.actor, r.description, now,
                   pg::int64_param(res.deployment_id)});
-      res.lock = find_lock(conn, repo, r.environment).value();
-      break;
-    case lock_change::remove:
-      res.lock = delete_lock(conn, repo, r.environment).value();
-      break;
-    case lock_change::keep:
-      if (held) {
-        res.lock = std::move(*held);
-      } else if (decision.outcome != lock_outcome::none) {
-        res.lock.repo = repo;
-        res.lock.environment = r.environment;
-      }
-      break;
-  }
-  res.lock_state = decision.outcome;
-  return decision;
+    },
+    [&] { return delete_lock(conn, repo, r.environment); });
 }
 
 /// Whether another deployment of `r`'s app and environment is queued or
@@ -206,32 +167,12 @@ void wake_instances(pg::connection& conn) {
   conn.query("SELECT pg_notify('heaven_work', '')");
 }
 
-/// The stream of auto-deployments to `x`'s app and environment.
-std::string deploy_stream(const auto_deployment& x) {
-  return x.repo + ":" + x.app + ":" + x.environment;
-}
-
-/// Queues the creation of GitHub deployment `x` with `request`, its body
-/// (a "deploy" outbox row), `owner`'s to deliver.
+/// Queues the creation of a GitHub deployment: `body` (see deploy_body in
+/// store_rules.hpp) as a "deploy" outbox row of `x`'s stream, `owner`'s to
+/// deliver.
 outbox_row deploy_row(pg::connection& conn, const auto_deployment& x,
-                      nlohmann::json request, const std::string& owner) {
-  nlohmann::json body = {{"repo", x.repo},
-                         {"app", x.app},
-                         {"environment", x.environment},
-                         {"sha", x.sha},
-                         {"request", std::move(request)}};
-  return pg_rows::insert_outbox(conn, "deploy", deploy_stream(x), dump(body),
-                                owner);
-}
-
-/// The request `x` carries; throws std::invalid_argument (saying `what`)
-/// when it is no JSON object.
-nlohmann::json request_of(const auto_deployment& x, const char* what) {
-  auto request = nlohmann::json::parse(x.body, nullptr, false);
-  if (!request.is_object())
-    throw std::invalid_argument(std::string{what}
-                                + " request is not a JSON object");
-  return request;
+                      const std::string& body, const std::string& owner) {
+  return pg_rows::insert_outbox(conn, "deploy", deploy_stream(x), body, owner);
 }
 
 } // namespace
@@ -239,6 +180,23 @@ nlohmann::json request_of(const auto_deployment& x, const char* what) {
 // -- helpers shared by the pg_*.cpp files -------------------------------------
 
 namespace pg_rows {
+
+pg::param or_null(const std::string& s) {
+  if (s.empty())
+    return std::nullopt;
+  return s;
+}
+
+env_lock lock_of(const pg::result& r, int row) {
+  env_lock l;
+  l.repo = r.text(row, 0);
+  l.environment = r.text(row, 1);
+  l.actor = r.text(row, 2);
+  l.reason = r.text(row, 3);
+  l.locked_at = r.text(row, 4);
+  l.deployment_id = r.int64(row, 5);
+  return l;
+}
 
 std::string status_stream(int64_t id) {
   return "d" + std::to_string(id);
@@ -261,14 +219,8 @@ outbox_row queue_status(pg::connection& conn, int64_t id,
                         const deployment_request& r, deploy_state state,
                         const std::string& description,
                         const std::string& owner) {
-  nlohmann::json body = {{"repo", r.repo},
-                         {"github_id", r.github_id},
-                         {"deployment_id", id},
-                         {"environment", r.environment},
-                         {"state", to_string(status_state_of(state))},
-                         {"description", description},
-                         {"environment_url", r.environment_url}};
-  return insert_outbox(conn, "status", status_stream(id), dump(body), owner);
+  return insert_outbox(conn, "status", status_stream(id),
+                       status_body(id, r, state, description), owner);
 }
 
 void set_state(pg::connection& conn, int64_t id, deploy_state state,
@@ -481,7 +433,7 @@ bool pg_store::finish(int64_t id, const provider_outcome& outcome,
 }
 
 bool pg_store::claim(const auto_deployment& x, committed_rows& rows) {
-  auto request = request_of(x, "the auto deployment's");
+  auto body = deploy_body(x, "the auto deployment's");
   return transact(rows, [&](pg::connection& conn) {
     auto first = conn.query(
       "INSERT INTO auto_deploys(repo, app, environment, sha, claimed_at) "
@@ -489,15 +441,15 @@ bool pg_store::claim(const auto_deployment& x, committed_rows& rows) {
       {x.repo, x.app, x.environment, x.sha, now_iso8601()});
     if (first.affected() != 1)
       return false;
-    rows.push_back(deploy_row(conn, x, request, opts_.instance));
+    rows.push_back(deploy_row(conn, x, body, opts_.instance));
     return true;
   });
 }
 
 void pg_store::queue_creation(const auto_deployment& x, committed_rows& rows) {
-  auto request = request_of(x, "the deployment's");
+  auto body = deploy_body(x, "the deployment's");
   transact(rows, [&](pg::connection& conn) {
-    rows.push_back(deploy_row(conn, x, request, opts_.instance));
+    rows.push_back(deploy_row(conn, x, body, opts_.instance));
     return true;
   });
 }

@@ -157,6 +157,16 @@ std::string new_instance_id(const std::string& host);
 
 namespace pg_rows {
 
+/// `s` as a parameter, NULL when empty (an instance id).
+pg::param or_null(const std::string& s);
+
+/// The columns `lock_of` reads, in its order.
+inline constexpr const char* lock_columns
+  = "repo, environment, actor, reason, locked_at, deployment_id";
+
+/// The lock in row `row` of `r` (columns `lock_columns`).
+env_lock lock_of(const pg::result& r, int row);
+
 /// The stream of deployment `id`'s statuses ("d<id>", as SQLite's).
 std::string status_stream(int64_t id);
 

@@ -65,6 +65,40 @@ bool read_request(const std::string& text, deployment_request& r, int64_t id) {
   return true;
 }
 
+deployment_request request_of_row(const deployment_row& row,
+                                  const std::string& text) {
+  deployment_request r;
+  r.github_id = row.github_id;
+  r.repo = row.repo;
+  r.app = row.app;
+  r.environment = row.environment;
+  r.ref = row.ref;
+  r.sha = row.sha;
+  r.task = row.task;
+  r.provider = row.provider;
+  r.actor = row.actor;
+  r.payload_json = "{}";
+  read_request(text, r, row.id);
+  return r;
+}
+
+status_entry status_entry_of(const std::string& body, int64_t queued_ms,
+                             int64_t settled_ms, std::string outcome) {
+  status_entry e;
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  auto field = [&j](const char* key) {
+    auto i = j.is_object() ? j.find(key) : j.end();
+    return i != j.end() && i->is_string() ? i->get<std::string>()
+                                          : std::string{};
+  };
+  e.state = field("state");
+  e.description = field("description");
+  e.queued_ms = queued_ms;
+  e.settled_ms = settled_ms;
+  e.outcome = std::move(outcome);
+  return e;
+}
+
 } // namespace sqlite_rows
 
 using namespace sqlite_rows;
@@ -150,18 +184,7 @@ deployment_detail sqlite_store::detail(int64_t id) {
     }
     d.found = true;
     d.row = deployment_of(stmt);
-    auto& r = d.request;
-    r.github_id = d.row.github_id;
-    r.repo = d.row.repo;
-    r.app = d.row.app;
-    r.environment = d.row.environment;
-    r.ref = d.row.ref;
-    r.sha = d.row.sha;
-    r.task = d.row.task;
-    r.provider = d.row.provider;
-    r.actor = d.row.actor;
-    r.payload_json = "{}";
-    read_request(stmt.text(15), r, id);
+    d.request = request_of_row(d.row, stmt.text(15));
     d.started_at = stmt.text(16);
     stmt.reset();
   }
@@ -171,19 +194,9 @@ deployment_detail sqlite_store::detail(int64_t id) {
                             "ORDER BY id");
     stmt.bind(1, "d" + std::to_string(id));
     while (stmt.step()) {
-      status_entry e;
-      auto body = nlohmann::json::parse(stmt.text(0), nullptr, false);
-      auto field = [&body](const char* key) {
-        auto i = body.is_object() ? body.find(key) : body.end();
-        return i != body.end() && i->is_string() ? i->get<std::string>()
-                                                 : std::string{};
-      };
-      e.state = field("state");
-      e.description = field("description");
-      e.queued_ms = stmt.int64(1);
-      e.settled_ms = stmt.is_null(2) ? 0 : stmt.int64(2);
-      e.outcome = stmt.text(3);
-      d.statuses.push_back(std::move(e));
+      d.statuses.push_back(status_entry_of(stmt.text(0), stmt.int64(1),
+                                           stmt.is_null(2) ? 0 : stmt.int64(2),
+                                           stmt.text(3)));
     }
   }
   {

@@ -43,11 +43,6 @@ using namespace sqlite_rows;
 
 namespace {
 
-/// JSON text as the outbox stores it (invalid UTF-8 replaced).
-std::string dump(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 /// Removes the lock on (repo, environment); returns it, if there was one.
 std::optional<env_lock> delete_lock(database& db, const std::string& repo,
                                     const std::string& environment) {
@@ -110,10 +105,9 @@ lock_decision apply_lock_rule(database& db, const inbound_event& ev,
                               const std::string& repo, const std::string& now,
                               accept_result& res) {
   const auto& r = ev.deployment;
-  auto held = find_lock(db, repo, r.environment);
-  auto decision = decide_lock(ev.lock_action, held ? &*held : nullptr, r.actor);
-  switch (decision.change) {
-    case lock_change::put:
+  return heaven::apply_lock_rule(
+    ev, repo, res, [&] { return find_lock(db, repo, r.environment); },
+    [&] {
       db.cached("INSERT INTO locks(repo, environment, actor, reason, "
                 "locked_at, deployment_id) VALUES(?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(repo, environment) DO UPDATE SET "
@@ -126,22 +120,8 @@ lock_decision apply_lock_rule(database& db, const inbound_event& ev,
         .bind(5, now)
         .bind(6, res.deployment_id)
         .run();
-      res.lock = find_lock(db, repo, r.environment).value();
-      break;
-    case lock_change::remove:
-      res.lock = delete_lock(db, repo, r.environment).value();
-      break;
-    case lock_change::keep:
-      if (held) {
-        res.lock = std::move(*held);
-      } else if (decision.outcome != lock_outcome::none) {
-        res.lock.repo = repo;
-        res.lock.environment = r.environment;
-      }
-      break;
-  }
-  res.lock_state = decision.outcome;
-  return decision;
+    },
+    [&] { return delete_lock(db, repo, r.environment); });
 }
 
 /// Adds one row to the outbox (in the caller's transaction); returns it
@@ -170,14 +150,8 @@ std::string status_stream(int64_t id) {
 /// `state`.
 outbox_row queue_status(database& db, int64_t id, const deployment_request& r,
                         deploy_state state, const std::string& description) {
-  nlohmann::json body = {{"repo", r.repo},
-                         {"github_id", r.github_id},
-                         {"deployment_id", id},
-                         {"environment", r.environment},
-                         {"state", to_string(status_state_of(state))},
-                         {"description", description},
-                         {"environment_url", r.environment_url}};
-  return insert_outbox(db, "status", status_stream(id), dump(body));
+  return insert_outbox(db, "status", status_stream(id),
+                       status_body(id, r, state, description));
 }
 
 /// Sets deployment `id`'s state and description; a terminal state also sets
@@ -210,21 +184,11 @@ bool busy(database& db, int64_t id, const deployment_request& r) {
   return found;
 }
 
-/// The stream of auto-deployments to `x`'s app and environment.
-std::string deploy_stream(const auto_deployment& x) {
-  return x.repo + ":" + x.app + ":" + x.environment;
-}
-
-/// Queues the creation of GitHub deployment `x` with `request`, its body
-/// (a "deploy" outbox row).
+/// Queues the creation of a GitHub deployment: `body` (see deploy_body in
+/// store_rules.hpp) as a "deploy" outbox row of `x`'s stream.
 outbox_row deploy_row(database& db, const auto_deployment& x,
-                      nlohmann::json request) {
-  nlohmann::json body = {{"repo", x.repo},
-                         {"app", x.app},
-                         {"environment", x.environment},
-                         {"sha", x.sha},
-                         {"request", std::move(request)}};
-  return insert_outbox(db, "deploy", deploy_stream(x), dump(body));
+                      const std::string& body) {
+  return insert_outbox(db, "deploy", deploy_stream(x), body);
 }
 
 /// The request of deployment `id` and its state (none when the record
@@ -363,10 +327,7 @@ bool sqlite_store::finish(int64_t id, const provider_outcome& outcome,
 }
 
 bool sqlite_store::claim(const auto_deployment& x, committed_rows& rows) {
-  auto request = nlohmann::json::parse(x.body, nullptr, false);
-  if (!request.is_object())
-    throw std::invalid_argument("the auto deployment's request is not a "
-                                "JSON object");
+  auto body = deploy_body(x, "the auto deployment's");
   transaction tx{db_};
   db_
     .cached("INSERT OR IGNORE INTO auto_deploys(repo, app, environment, "
@@ -379,19 +340,16 @@ bool sqlite_store::claim(const auto_deployment& x, committed_rows& rows) {
     .run();
   if (db_.changes() != 1)
     return false;
-  rows.push_back(deploy_row(db_, x, std::move(request)));
+  rows.push_back(deploy_row(db_, x, body));
   tx.commit();
   return true;
 }
 
 void sqlite_store::queue_creation(const auto_deployment& x,
                                   committed_rows& rows) {
-  auto request = nlohmann::json::parse(x.body, nullptr, false);
-  if (!request.is_object())
-    throw std::invalid_argument("the deployment's request is not a JSON "
-                                "object");
+  auto body = deploy_body(x, "the deployment's");
   transaction tx{db_};
-  rows.push_back(deploy_row(db_, x, std::move(request)));
+  rows.push_back(deploy_row(db_, x, body));
   tx.commit();
 }
 

@@ -97,6 +97,18 @@ nlohmann::json request_to_json(const deployment_request& r);
 /// logged (for deployment `id`) and read as far as it goes.
 bool read_request(const std::string& text, deployment_request& r, int64_t id);
 
+/// The request of deployment `row` as its details show it: the row's
+/// columns (payload "{}"), then what its stored request JSON `text` adds
+/// (read_request).
+deployment_request request_of_row(const deployment_row& row,
+                                  const std::string& text);
+
+/// One of a deployment's statuses in the outbox: the row's `body` (JSON
+/// text; its state and description), when it was queued and settled (ms, 0
+/// while it is not) and its outcome.
+status_entry status_entry_of(const std::string& body, int64_t queued_ms,
+                             int64_t settled_ms, std::string outcome);
+
 } // namespace sqlite_rows
 
 } // namespace heaven

@@ -4,6 +4,8 @@
 /// in. Plain functions of what the store read; the store does the writing.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "messages/types.hpp"
@@ -53,5 +55,53 @@ struct verdict {
 verdict decide_state(const deployment_request& r, lock_task action,
                      const lock_decision& lock, const std::string& holder,
                      bool busy, const std::string& refusal);
+
+/// Applies the lock rule to (`repo`, the environment of `ev`'s deployment)
+/// and fills `res.lock_state` and `res.lock`. The backend reads and writes
+/// that lock: `find()` returns it (std::optional<env_lock>), `put()` writes
+/// the deployment's lock (see lock_change::put), `remove()` deletes it and
+/// returns what it was.
+template <class Find, class Put, class Remove>
+lock_decision apply_lock_rule(const inbound_event& ev, const std::string& repo,
+                              accept_result& res, Find find, Put put,
+                              Remove remove) {
+  const auto& r = ev.deployment;
+  auto held = find();
+  auto decision = decide_lock(ev.lock_action, held ? &*held : nullptr, r.actor);
+  switch (decision.change) {
+    case lock_change::put:
+      put();
+      res.lock = find().value();
+      break;
+    case lock_change::remove:
+      res.lock = remove().value();
+      break;
+    case lock_change::keep:
+      if (held) {
+        res.lock = std::move(*held);
+      } else if (decision.outcome != lock_outcome::none) {
+        res.lock.repo = repo;
+        res.lock.environment = r.environment;
+      }
+      break;
+  }
+  res.lock_state = decision.outcome;
+  return decision;
+}
+
+// -- the outbox rows' bodies: the same JSON text on every backend ----------
+
+/// The body of the "status" row saying that deployment `id` (of `r`) is in
+/// `state`.
+std::string status_body(int64_t id, const deployment_request& r,
+                        deploy_state state, const std::string& description);
+
+/// The stream of auto-deployments to `x`'s app and environment.
+std::string deploy_stream(const auto_deployment& x);
+
+/// The body of the "deploy" row that creates GitHub deployment `x`; throws
+/// std::invalid_argument ("<what> request is not a JSON object") when `x`
+/// carries no JSON object.
+std::string deploy_body(const auto_deployment& x, const char* what);
 
 } // namespace heaven

@@ -126,18 +126,6 @@ std::optional<options> parse(int argc, char** argv) {
   return o;
 }
 
-std::string random_hex(std::size_t bytes) {
-  std::random_device rd;
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < bytes; ++i) {
-    auto b = rd() & 0xFF;
-    out += hex[b >> 4];
-    out += hex[b & 0xF];
-  }
-  return out;
-}
-
 uint64_t random_run_id() {
   std::random_device rd;
   return (uint64_t{rd()} << 32) | rd();
@@ -189,7 +177,7 @@ struct intake_figures {
 };
 
 intake_figures intake(const options& o, const std::string& store, int count) {
-  auto secret = random_hex(32);
+  auto secret = lt::random_hex(32);
   setup s{o, store, count, secret, {}};
   lt::request_maker maker{s.host_header(), "/events", o.intake_event, secret,
                           random_run_id()};
@@ -220,25 +208,9 @@ struct e2e_figures {
   std::vector<uint64_t> spread;
 };
 
-/// A temporary directory, removed with what it holds on destruction.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl
-      = (fs::temp_directory_path() / "heaven-bench-instances-XXXXXX").string();
-    if (!mkdtemp(tmpl.data()))
-      throw std::runtime_error("cannot make a temporary directory");
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 e2e_figures end_to_end(const options& o, const std::string& store, int count) {
-  auto secret = random_hex(32);
-  temp_dir work;
+  auto secret = lt::random_hex(32);
+  lt::temp_dir work{"heaven-bench-instances-"};
   lt::github_stand_in github{work.path};
   setup s{o,
           store,

@@ -237,34 +237,6 @@ std::string read_secret_file(const std::string& path) {
   return secret;
 }
 
-std::string random_hex(std::size_t bytes) {
-  std::random_device rd;
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < bytes; ++i) {
-    auto b = rd() & 0xFF;
-    out += hex[b >> 4];
-    out += hex[b & 0xF];
-  }
-  return out;
-}
-
-/// A temporary directory, removed with what it holds on destruction.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl
-      = (fs::temp_directory_path() / "heaven-loadtest-github-XXXXXX").string();
-    if (!mkdtemp(tmpl.data()))
-      throw std::runtime_error("cannot make a temporary directory");
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out{path, std::ios::trunc};
   out << text;
@@ -364,7 +336,7 @@ int loadtest_command(const std::vector<std::string>& args,
   try {
     std::vector<std::string> heaven_env;
     if (c.stand_in) {
-      work.emplace();
+      work.emplace("heaven-loadtest-github-");
       github.emplace(work->path);
       heaven_env = {
         "GITHUB_TOKEN=" + std::string{stand_in_github_token},

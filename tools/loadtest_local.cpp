@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <stdexcept>
 
 #include <poll.h>
@@ -16,6 +17,30 @@
 namespace heaven::loadtest {
 
 namespace fs = std::filesystem;
+
+std::string random_hex(std::size_t bytes) {
+  std::random_device rd;
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    auto b = rd() & 0xFF;
+    out += hex[b >> 4];
+    out += hex[b & 0xF];
+  }
+  return out;
+}
+
+temp_dir::temp_dir(const std::string& prefix) {
+  std::string tmpl = (fs::temp_directory_path() / (prefix + "XXXXXX")).string();
+  if (!mkdtemp(tmpl.data()))
+    throw std::runtime_error("cannot make a temporary directory");
+  path = tmpl;
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
 
 local_heaven::local_heaven(const std::string& binary, const std::string& secret,
                            const std::vector<std::string>& extra_env) {

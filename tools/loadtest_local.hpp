@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -11,6 +12,20 @@
 #include <sys/types.h>
 
 namespace heaven::loadtest {
+
+/// `bytes` random bytes as lower-case hex (a fresh webhook secret).
+std::string random_hex(std::size_t bytes);
+
+/// A temporary directory named `<prefix>XXXXXX`, removed with what it
+/// holds on destruction.
+struct temp_dir {
+  explicit temp_dir(const std::string& prefix);
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  std::filesystem::path path;
+};
 
 /// A `heaven serve` of loadtest's own: a temporary data dir, any free port
 /// on 127.0.0.1, no config file, a fresh secret. Stopped and removed on

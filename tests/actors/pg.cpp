@@ -21,9 +21,10 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include "tools/support/pg_cluster.hpp"
+#include "tests/support/pg_databases.hpp"
 
 using namespace heaven;
+using heaven::test::error_of;
 using heaven::test::pg_cluster;
 namespace fs = std::filesystem;
 
@@ -32,8 +33,7 @@ namespace {
 /// One cluster for the cases that need just a database (made on first use,
 /// removed when the test binary ends).
 pg_cluster& cluster() {
-  static pg_cluster instance;
-  return instance;
+  return heaven::test::shared_cluster();
 }
 
 /// The number of rows of `table`, as `conn` sees them.
@@ -53,17 +53,6 @@ bool accepts(int port) {
             == 0;
   ::close(fd);
   return ok;
-}
-
-/// The message of the pg::error `f` throws ("" when it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const pg::error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 } // namespace

@@ -27,58 +27,26 @@
 #include "actors/pg_store.hpp"
 #include "actors/store.hpp"
 #include "base/log_book.hpp"
+#include "tests/support/pg_databases.hpp"
 #include "tools/support/http_call.hpp"
-#include "tools/support/pg_cluster.hpp"
 
 using namespace heaven;
-using heaven::test::pg_cluster;
+using heaven::test::instance_options;
 namespace fs = std::filesystem;
 
 namespace {
 
 constexpr int64_t all = std::numeric_limits<int64_t>::max();
 
-pg_cluster& cluster() {
-  static pg_cluster instance;
-  return instance;
-}
-
 /// A fresh, empty database on the shared cluster; its URL.
 std::string fresh_database() {
-  static std::atomic<int> counter{0};
-  auto name = "logs_" + std::to_string(counter++);
-  pg::connection conn{cluster().url()};
-  conn.exec("CREATE DATABASE " + name);
-  auto& c = cluster();
-  return "postgresql://" + c.user() + ":" + c.password() + "@" + c.host() + ":"
-         + std::to_string(c.port()) + "/" + name;
-}
-
-pg_options instance(const std::string& id) {
-  pg_options o;
-  o.instance = id;
-  o.host = "test";
-  return o;
+  return test::fresh_database("logs_");
 }
 
 /// Records a queued deployment (GitHub id `github_id`) in `db`; its id.
 int64_t queue_deployment(pg_store& db, int64_t github_id) {
-  deployment_request r;
-  r.github_id = github_id;
-  r.repo = "octo/app";
-  r.clone_url = "https://github.com/octo/app.git";
-  r.sha = "0123456789abcdef0123456789abcdef01234567";
-  r.ref = "main";
-  r.environment = "production";
-  r.task = "deploy";
-  r.app = "app";
-  r.provider = "shell";
-  r.payload_json = R"({"name":"app"})";
-  inbound_event ev;
-  ev.delivery = "delivery-" + std::to_string(github_id);
-  ev.type = event_kind::deployment;
-  ev.body = R"({"deployment":{"id":)" + std::to_string(github_id) + "}}";
-  ev.deployment = r;
+  auto ev = test::deployment_event("delivery-" + std::to_string(github_id),
+                                   test::make_request(github_id, "production"));
   committed_rows rows;
   auto res = db.accept(ev, rows);
   BOOST_REQUIRE(res.deployment_id > 0);
@@ -132,7 +100,7 @@ std::string file_text(const std::string& path) {
 store_actor pg_store_actor(caf::actor_system& sys, const std::string& url,
                            const std::string& id) {
   store_opener open = [url, id]() -> std::unique_ptr<store_backend> {
-    return std::make_unique<pg_store>(url, instance(id));
+    return std::make_unique<pg_store>(url, instance_options(id));
   };
   return sys.spawn<caf::detached>(open_store, open,
                                   std::shared_ptr<health_board>{});
@@ -157,7 +125,7 @@ log_piece read_through(caf::actor_system& sys, const store_actor& store,
 BOOST_AUTO_TEST_SUITE(pg_logs)
 
 BOOST_AUTO_TEST_CASE(chunks_read_from_any_offset_in_order) {
-  pg_store db{fresh_database(), instance("a")};
+  pg_store db{fresh_database(), instance_options("a")};
   auto id = queue_deployment(db, 1);
   db.append_log(id, 0, "line one\n", "0 1000\n");
   db.append_log(id, 9, "line two\nline three\n", "9 2000\n20 3000\n");
@@ -192,7 +160,7 @@ BOOST_AUTO_TEST_CASE(chunks_read_from_any_offset_in_order) {
 }
 
 BOOST_AUTO_TEST_CASE(a_chunk_already_stored_is_not_stored_again) {
-  pg_store db{fresh_database(), instance("a")};
+  pg_store db{fresh_database(), instance_options("a")};
   auto id = queue_deployment(db, 1);
   db.append_log(id, 0, "first\n", "0 1000\n");
   db.append_log(id, 0, "other!\n", "0 5000\n");
@@ -205,7 +173,7 @@ BOOST_AUTO_TEST_CASE(a_chunk_already_stored_is_not_stored_again) {
 }
 
 BOOST_AUTO_TEST_CASE(bytes_that_are_not_text_come_back_exactly) {
-  pg_store db{fresh_database(), instance("a")};
+  pg_store db{fresh_database(), instance_options("a")};
   auto id = queue_deployment(db, 1);
   auto bytes = binary_line();
   BOOST_REQUIRE_EQUAL(bytes.size(), 24u);
@@ -220,7 +188,7 @@ BOOST_AUTO_TEST_CASE(bytes_that_are_not_text_come_back_exactly) {
 }
 
 BOOST_AUTO_TEST_CASE(a_read_stops_at_a_piece_not_stored_yet) {
-  pg_store db{fresh_database(), instance("a")};
+  pg_store db{fresh_database(), instance_options("a")};
   auto id = queue_deployment(db, 1);
   db.append_log(id, 0, "one\n", "");
   db.append_log(id, 8, "three\n", "");
@@ -231,7 +199,7 @@ BOOST_AUTO_TEST_CASE(a_read_stops_at_a_piece_not_stored_yet) {
 
 BOOST_AUTO_TEST_CASE(ended_once_the_deployment_has_a_terminal_state) {
   auto url = fresh_database();
-  pg_store db{url, instance("a")};
+  pg_store db{url, instance_options("a")};
   auto id = queue_deployment(db, 1);
   auto none = db.read_log(id, 0, all);
   BOOST_TEST(!none.found);
@@ -252,8 +220,8 @@ BOOST_AUTO_TEST_CASE(ended_once_the_deployment_has_a_terminal_state) {
 
 BOOST_AUTO_TEST_CASE(a_secret_is_made_once_by_racing_instances) {
   auto url = fresh_database();
-  pg_store a{url, instance("a")};
-  pg_store b{url, instance("b")};
+  pg_store a{url, instance_options("a")};
+  pg_store b{url, instance_options("b")};
   for (int round = 0; round < 20; ++round) {
     auto name = "key" + std::to_string(round);
     std::string got_a, got_b;
@@ -286,7 +254,7 @@ BOOST_AUTO_TEST_CASE(the_last_bytes_are_stored_before_the_end) {
   auto url = fresh_database();
   int64_t id = 0;
   {
-    pg_store db{url, instance("a")};
+    pg_store db{url, instance_options("a")};
     id = queue_deployment(db, 1);
     own(url, id, "a");
   }
@@ -339,7 +307,7 @@ BOOST_AUTO_TEST_CASE(a_live_log_is_shipped_while_it_grows) {
   auto url = fresh_database();
   int64_t id = 0;
   {
-    pg_store db{url, instance("a")};
+    pg_store db{url, instance_options("a")};
     id = queue_deployment(db, 1);
   }
   temp_dir dir;
@@ -429,7 +397,7 @@ BOOST_AUTO_TEST_CASE(the_log_link_serves_a_log_only_the_store_has) {
   int64_t id = 0;
   auto bytes = "heaven: Deploying app\n" + binary_line() + "done\n";
   {
-    pg_store other{url, instance("b")};
+    pg_store other{url, instance_options("b")};
     id = queue_deployment(other, 1);
     other.append_log(id, 0, bytes.substr(0, 22), "0 1000\n");
     other.append_log(id, 22, bytes.substr(22), "");
@@ -471,7 +439,7 @@ BOOST_AUTO_TEST_CASE(the_log_link_serves_a_log_only_the_store_has) {
 // the deployment ended.
 BOOST_AUTO_TEST_CASE(the_live_follow_ends_when_the_deployment_ends) {
   auto url = fresh_database();
-  pg_store other{url, instance("b")};
+  pg_store other{url, instance_options("b")};
   auto id = queue_deployment(other, 1);
   own(url, id, "b");
   committed_rows rows;

@@ -18,38 +18,20 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include "tools/support/pg_cluster.hpp"
+#include "tests/support/pg_databases.hpp"
 
 using namespace heaven;
+using heaven::test::deployment_event;
+using heaven::test::error_of;
+using heaven::test::instance_options;
+using heaven::test::make_request;
 using heaven::test::pg_cluster;
 
 namespace {
 
-pg_cluster& cluster() {
-  static pg_cluster instance;
-  return instance;
-}
-
-/// The URL of `c`'s database `db`.
-std::string url_of(const pg_cluster& c, const std::string& db) {
-  return "postgresql://" + c.user() + ":" + c.password() + "@" + c.host() + ":"
-         + std::to_string(c.port()) + "/" + db;
-}
-
 /// A fresh, empty database on the shared cluster; its URL.
 std::string fresh_database() {
-  static std::atomic<int> counter{0};
-  auto name = "store_" + std::to_string(counter++);
-  pg::connection conn{cluster().url()};
-  conn.exec("CREATE DATABASE " + name);
-  return url_of(cluster(), name);
-}
-
-pg_options instance(const std::string& id) {
-  pg_options o;
-  o.instance = id;
-  o.host = "test";
-  return o;
+  return test::fresh_database("store_");
 }
 
 /// The first column of the first row of `sql` ("NULL" for NULL).
@@ -58,35 +40,6 @@ std::string one(const std::string& url, const std::string& sql) {
   auto r = conn.query(sql);
   BOOST_REQUIRE_EQUAL(r.rows(), 1);
   return r.is_null(0, 0) ? "NULL" : r.text(0, 0);
-}
-
-deployment_request make_request(int64_t github_id, const std::string& env) {
-  deployment_request r;
-  r.github_id = github_id;
-  r.repo = "octo/app";
-  r.clone_url = "https://github.com/octo/app.git";
-  r.sha = "0123456789abcdef0123456789abcdef01234567";
-  r.ref = "main";
-  r.environment = env;
-  r.task = "deploy";
-  r.description = "Deploying app";
-  r.actor = "hubot";
-  r.app = "app";
-  r.provider = "shell";
-  r.payload_json = R"({"name":"app"})";
-  return r;
-}
-
-inbound_event deployment_event(const std::string& delivery,
-                               deployment_request r,
-                               lock_task action = lock_task::none) {
-  inbound_event ev;
-  ev.delivery = delivery;
-  ev.type = event_kind::deployment;
-  ev.body = R"({"deployment":{"id":)" + std::to_string(r.github_id) + "}}";
-  ev.deployment = std::move(r);
-  ev.lock_action = action;
-  return ev;
 }
 
 /// Runs each of `jobs` on a thread of its own, all let go at once.
@@ -100,17 +53,6 @@ void race(const std::vector<std::function<void()>>& jobs) {
     });
   for (auto& t : threads)
     t.join();
-}
-
-/// The message of the pg::error `f` throws ("" when it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const pg::error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 auto_deployment auto_of(const std::string& sha) {
@@ -133,7 +75,7 @@ BOOST_AUTO_TEST_CASE(concurrent_deployments_of_one_app_queue_exactly_one) {
   std::vector<std::unique_ptr<pg_store>> stores;
   // Two instances, two threads each (a pg_store serves one thread).
   for (auto id : {"a", "a", "b", "b"})
-    stores.push_back(std::make_unique<pg_store>(url, instance(id)));
+    stores.push_back(std::make_unique<pg_store>(url, instance_options(id)));
   std::vector<std::vector<accept_result>> results(stores.size());
   std::vector<std::function<void()>> jobs;
   for (size_t t = 0; t < stores.size(); ++t)
@@ -172,7 +114,7 @@ BOOST_AUTO_TEST_CASE(concurrent_deployments_of_one_app_queue_exactly_one) {
 
 BOOST_AUTO_TEST_CASE(a_deployment_waits_for_another_accept_of_its_app) {
   auto url = fresh_database();
-  pg_store a{url, instance("a")};
+  pg_store a{url, instance_options("a")};
   committed_rows rows;
   a.accept(deployment_event("first", make_request(1, "staging")), rows);
   // Another instance, in the middle of accepting a deployment of app to
@@ -210,8 +152,8 @@ BOOST_AUTO_TEST_CASE(two_lock_tasks_racing_lock_for_one_of_them) {
   auto url = fresh_database();
   for (int round = 0; round < 5; ++round) {
     auto env = "staging" + std::to_string(round);
-    pg_store a{url, instance("a")};
-    pg_store b{url, instance("b")};
+    pg_store a{url, instance_options("a")};
+    pg_store b{url, instance_options("b")};
     accept_result ra;
     accept_result rb;
     auto lock_by = [&](pg_store& s, accept_result& out, const char* who,
@@ -245,8 +187,8 @@ BOOST_AUTO_TEST_CASE(a_lock_task_and_a_deployment_racing_are_ordered) {
   auto url = fresh_database();
   for (int round = 0; round < 5; ++round) {
     auto env = "qa" + std::to_string(round);
-    pg_store a{url, instance("a")};
-    pg_store b{url, instance("b")};
+    pg_store a{url, instance_options("a")};
+    pg_store b{url, instance_options("b")};
     accept_result locked;
     accept_result deployed;
     race({[&] {
@@ -281,8 +223,8 @@ BOOST_AUTO_TEST_CASE(a_lock_task_and_a_deployment_racing_are_ordered) {
 
 BOOST_AUTO_TEST_CASE(one_delivery_at_two_instances_makes_one_deployment) {
   auto url = fresh_database();
-  pg_store a{url, instance("a")};
-  pg_store b{url, instance("b")};
+  pg_store a{url, instance_options("a")};
+  pg_store b{url, instance_options("b")};
   accept_result ra;
   accept_result rb;
   committed_rows rows_a;
@@ -298,8 +240,8 @@ BOOST_AUTO_TEST_CASE(one_delivery_at_two_instances_makes_one_deployment) {
 
 BOOST_AUTO_TEST_CASE(the_auto_deploy_claim_is_won_once) {
   auto url = fresh_database();
-  pg_store a{url, instance("a")};
-  pg_store b{url, instance("b")};
+  pg_store a{url, instance_options("a")};
+  pg_store b{url, instance_options("b")};
   auto x = auto_of("1111111111111111111111111111111111111111");
   bool won_a = false;
   bool won_b = false;
@@ -318,8 +260,8 @@ BOOST_AUTO_TEST_CASE(the_auto_deploy_claim_is_won_once) {
 
 BOOST_AUTO_TEST_CASE(start_and_finish_are_only_for_the_owner) {
   auto url = fresh_database();
-  pg_store a{url, instance("a")};
-  pg_store b{url, instance("b")};
+  pg_store a{url, instance_options("a")};
+  pg_store b{url, instance_options("b")};
   committed_rows rows;
   auto id = a.accept(deployment_event("x1", make_request(1, "production")),
                      rows)
@@ -353,7 +295,7 @@ BOOST_AUTO_TEST_CASE(start_and_finish_are_only_for_the_owner) {
                  .deployment_id;
   pg::connection{url}.query("UPDATE deployments SET owner = 'b' WHERE id = $1",
                             {pg::int64_param(other)});
-  auto o = instance("");
+  auto o = instance_options("");
   o.migrate = false;
   pg_store cli{url, o};
   done.state = deploy_state::error;
@@ -366,9 +308,9 @@ BOOST_AUTO_TEST_CASE(start_and_finish_are_only_for_the_owner) {
 
 BOOST_AUTO_TEST_CASE(unsettled_adopts_ownerless_rows_and_not_anothers) {
   auto url = fresh_database();
-  pg_store a{url, instance("a")};
-  pg_store b{url, instance("b")};
-  auto o = instance("");
+  pg_store a{url, instance_options("a")};
+  pg_store b{url, instance_options("b")};
+  auto o = instance_options("");
   o.migrate = false;
   pg_store cli{url, o};
   committed_rows rows;
@@ -398,7 +340,7 @@ BOOST_AUTO_TEST_CASE(unsettled_adopts_ownerless_rows_and_not_anothers) {
 
 BOOST_AUTO_TEST_CASE(queued_work_and_settled_statuses_wake_the_instances) {
   auto url = fresh_database();
-  pg_store a{url, instance("a")};
+  pg_store a{url, instance_options("a")};
   pg::connection listener{url};
   listener.listen("heaven_work");
   committed_rows rows;
@@ -431,7 +373,7 @@ BOOST_AUTO_TEST_CASE(queued_work_and_settled_statuses_wake_the_instances) {
 
 BOOST_AUTO_TEST_CASE(a_deadlocked_transaction_runs_again) {
   auto url = fresh_database();
-  pg_store a{url, instance("")};
+  pg_store a{url, instance_options("")};
   committed_rows rows;
   auto r = make_request(9, "production");
   auto id = a.accept(deployment_event("dl", r), rows).deployment_id;
@@ -472,12 +414,13 @@ BOOST_AUTO_TEST_CASE(a_deadlocked_transaction_runs_again) {
   BOOST_TEST(one(url, "SELECT count(*) FROM outbox WHERE body LIKE "
                       "'%\"state\":\"success\"%'")
              == "1");
-  BOOST_TEST(cluster().log().find("deadlock detected") != std::string::npos);
+  BOOST_TEST(test::shared_cluster().log().find("deadlock detected")
+             != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(a_lost_database_is_reached_again_after_the_backoff) {
   pg_cluster own;
-  pg_store a{own.url(), instance("a")};
+  pg_store a{own.url(), instance_options("a")};
   BOOST_TEST(a.list(10).empty());
   // The cluster commits asynchronously: the schema must be on disk before
   // the immediate stop.

@@ -9,28 +9,13 @@
 #include "actors/pg.hpp"
 #include "actors/pg_store.hpp"
 #include "actors/sqlite_store.hpp"
-#include "tools/support/pg_cluster.hpp"
+#include "tests/support/pg_databases.hpp"
 
 namespace fs = std::filesystem;
 
 namespace heaven::test {
 
 namespace {
-
-/// The test binary's cluster: made when a case first needs it, removed
-/// when the binary ends.
-pg_cluster& cluster() {
-  static pg_cluster instance;
-  return instance;
-}
-
-/// `cluster().url()` naming database `name` instead of the cluster's own.
-std::string url_of(const std::string& name) {
-  auto url = cluster().url();
-  auto slash = url.rfind('/');
-  BOOST_REQUIRE(slash != std::string::npos);
-  return url.substr(0, slash + 1) + name;
-}
 
 std::vector<std::string> sqlite_query(const fs::path& db,
                                       const std::string& sql, int column) {
@@ -83,16 +68,16 @@ test_db::test_db(backend kind, fs::path file)
   static std::atomic<int> counter{0};
   name_ = "store_" + std::to_string(::getpid()) + "_"
           + std::to_string(counter++);
-  pg::connection admin{cluster().url()};
+  pg::connection admin{shared_cluster().url()};
   admin.exec("CREATE DATABASE " + name_);
-  url_ = url_of(name_);
+  url_ = database_url(name_);
 }
 
 test_db::~test_db() {
   if (name_.empty())
     return;
   try {
-    pg::connection admin{cluster().url()};
+    pg::connection admin{shared_cluster().url()};
     admin.exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
   } catch (const std::exception& e) {
     BOOST_TEST_MESSAGE("could not drop " << name_ << ": " << e.what());

@@ -15,8 +15,8 @@
 #include "actors/sqlite.hpp"
 #include "actors/sqlite_store.hpp"
 #include "base/log_book.hpp"
+#include "tests/support/pg_databases.hpp"
 #include "tools/support/heaven_process.hpp"
-#include "tools/support/pg_cluster.hpp"
 
 using namespace heaven;
 using namespace heaven::test;
@@ -25,18 +25,12 @@ namespace fs = std::filesystem;
 namespace {
 
 pg_cluster& cluster() {
-  static pg_cluster instance;
-  return instance;
+  return heaven::test::shared_cluster();
 }
 
 /// The URL of a new, empty database of the cluster.
 std::string fresh_database() {
-  static std::atomic<int> counter{0};
-  auto name = "ops" + std::to_string(counter++);
-  pg::connection admin{cluster().url()};
-  admin.exec("CREATE DATABASE " + name);
-  auto url = cluster().url();
-  return url.substr(0, url.rfind('/') + 1) + name;
+  return heaven::test::fresh_database("ops");
 }
 
 /// Runs `heaven <args>` with `url` as HEAVEN_DATABASE_URL (none when
