@@ -83,6 +83,7 @@ std::optional<options> parse(int argc, char** argv) {
     char* end = nullptr;
     if (a == "--binary") {
       o.binary = *v;
+      continue;
     } else if (a == "--intake") {
       o.intake_s = std::strtod(v->c_str(), &end);
     } else if (a == "--intake-event") {
