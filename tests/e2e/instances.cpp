@@ -537,4 +537,62 @@ BOOST_AUTO_TEST_CASE(
     BOOST_TEST(h->stop() == 0);
 }
 
+// An instance that was only cut off (here: stopped with SIGSTOP for longer
+// than two lease periods) comes back to find its deployment ended by
+// another: it posts nothing more and exits with status 75, so GitHub has
+// exactly one terminal status even though its script then succeeds.
+BOOST_AUTO_TEST_CASE(a_cut_off_instance_taken_over_posts_nothing_more) {
+  for (int i = 0; i < 2; ++i)
+    start({{"HEAVEN_LEASE_SECONDS", "2"}});
+  int64_t gid = 7000;
+  BOOST_REQUIRE(hs[0]
+                  ->post_event("deployment", "d-7000",
+                               event(gid, "cut", "script/wait").dump())
+                  .status
+                == 201);
+  // It runs, and its in_progress status is delivered and settled.
+  BOOST_REQUIRE(wait_until([&] {
+    return value(db.url(),
+                 "SELECT count(*) FROM deployments d JOIN outbox o ON "
+                 "o.stream = 'd' || d.id WHERE d.github_id = 7000 AND "
+                 "d.state = 'running' AND o.settled_at IS NOT NULL AND "
+                 "o.body LIKE '%in_progress%'")
+           == "1";
+  }));
+  auto owner = owners().at(gid);
+  heaven_server* cut = nullptr;
+  for (auto& h : hs)
+    if (instance_of(h->pid) == owner)
+      cut = h.get();
+  BOOST_REQUIRE(cut != nullptr);
+  BOOST_REQUIRE(::kill(cut->pid, SIGSTOP) == 0);
+  // The other instance takes it over and ends the deployment once.
+  BOOST_REQUIRE(wait_until([&] { return ended(gid); }));
+  BOOST_TEST(posted(gid)
+             == (std::vector<std::string>{"queued", "in_progress", "error"}));
+  BOOST_TEST(last_status(gid).at("description") == lost_description);
+  BOOST_TEST(value(db.url(), "SELECT coalesce(taken_over_by, '') FROM "
+                             "instances WHERE id = '"
+                               + owner + "'")
+             != "");
+  // Its script may now succeed; the cut-off instance comes back.
+  std::ofstream{gate} << "open\n";
+  BOOST_REQUIRE(::kill(cut->pid, SIGCONT) == 0);
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(cut->pid, &status, 0) == cut->pid);
+  cut->pid = -1;
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 75);
+  // It exited having posted nothing more: still one terminal status.
+  BOOST_REQUIRE_MESSAGE(quiet(), unfinished());
+  BOOST_TEST(posted(gid)
+             == (std::vector<std::string>{"queued", "in_progress", "error"}));
+  BOOST_TEST(
+    value(db.url(), "SELECT state FROM deployments WHERE github_id = 7000")
+    == "error");
+  for (auto& h : hs)
+    if (h->pid > 0)
+      BOOST_TEST(h->stop() == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
