@@ -110,12 +110,16 @@ std::string proc_text(pid_t pid, const std::string& name) {
   return text;
 }
 
-/// Waits until `pid` runs the heaven binary (it has exec'd).
+/// Waits until `pid` runs the heaven binary (it has exec'd) and its
+/// arguments are in place: the kernel points /proc/<pid>/exe at the new
+/// binary a moment before it lays out the new command line, so a cmdline
+/// read in between is empty.
 void wait_exec(pid_t pid) {
   for (int i = 0; i < 500; ++i) {
     std::error_code ec;
     auto exe = fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
-    if (!ec && fs::equivalent(exe, HEAVEN_BINARY, ec))
+    if (!ec && fs::equivalent(exe, HEAVEN_BINARY, ec)
+        && proc_text(pid, "cmdline").find("loadtest") != std::string::npos)
       return;
     std::this_thread::sleep_for(10ms);
   }
