@@ -10,7 +10,10 @@
 //    <https://github.com/octo/app|app> has errors. ¯\_(ツ)_/¯ Timed out"
 //   Without a log URL the id is not linked ("#42 : ...").
 // The commit list: plain header, then "<url|<sha:8>> by <author_url|<author>>:
-//   <subject>" per commit and "<compare_url|And N more commits...>".
+//   <subject>" per commit and "<compare_url|And N more commits...>"; in a
+//   subject, each "#<digits>" links to that issue, as the Rails Heaven's
+//   linked comparison did ("<repo_url/issues/123|#123>"; the repository's page
+//   as above, so GitHub Enterprise links stay on its host).
 //
 // Body: {"channel": "#<room>" (omitted without a room; a room already
 // starting with # or @ is used as is), "username": SLACK_BOT_NAME,
@@ -73,12 +76,33 @@ std::string deployment_text(const slack_setup& s, const deployment_notice& n) {
   return link(n.log_url, id) + " : " + sentence(p);
 }
 
-std::string changes_markup(const commit_changes& c) {
+/// `text` (escaped already) with every "#<digits>" as a link to that issue
+/// of the repository at `repo`.
+std::string issue_links(const std::string& text, const std::string& repo) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t digits = i + 1;
+    while (text[i] == '#' && digits < text.size() && text[digits] >= '0'
+           && text[digits] <= '9')
+      ++digits;
+    if (text[i] != '#' || digits == i + 1) {
+      out += text[i++];
+      continue;
+    }
+    auto number = text.substr(i + 1, digits - i - 1);
+    out += link(repo + "/issues/" + number, "#" + number);
+    i = digits;
+  }
+  return out;
+}
+
+std::string changes_markup(const commit_changes& c, const std::string& repo) {
   auto text = changes_summary(c, "\n");
   for (const auto& commit : c.commits)
     text += "\n" + link(commit.url, short_sha(commit.sha, 8)) + " by "
             + link(commit.author_url, slack_escape(commit.author)) + ": "
-            + slack_escape(commit.message);
+            + issue_links(slack_escape(commit.message), repo);
   if (c.more > 0)
     text += "\n" + link(c.url, more_commits(c.more));
   return text;
@@ -121,8 +145,10 @@ std::vector<outgoing> format(const slack_setup& s, const deployment_notice& n) {
                  describe(n)});
   if (n.state == "success" && n.changes.present)
     out.push_back(
-      {json_post(s.webhook_url, body(s, n, changes_markup(n.changes), "good",
-                                     " ", changes_text(n.changes))),
+      {json_post(s.webhook_url,
+                 body(s, n,
+                      changes_markup(n.changes, repo_url(n, s.web_endpoint)),
+                      "good", " ", changes_text(n.changes))),
        "commit list of " + describe(n)});
   return out;
 }

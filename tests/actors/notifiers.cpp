@@ -130,7 +130,7 @@ std::string compare_answer() {
     {"commits",
      {commit('1', {{"login", "bob"}, {"html_url", "https://github.com/bob"}},
              "Bob B", "First change\n\nWith a body"),
-      commit('2', nullptr, "Carol C", "Second change"),
+      commit('2', nullptr, "Carol C", "Second change, fixes #7 & #x"),
       commit('3', {{"login", "dave"}, {"html_url", "https://github.com/dave"}},
              "Dave D", "Third change\r\nmore")}},
     {"files",
@@ -838,7 +838,7 @@ BOOST_FIXTURE_TEST_CASE(commit_list_with_a_limit, notify_fixture) {
   std::string plain
     = "Total Commits: 3\n11 Additions, 2 Deletions, 13 Changes\n"
       "33333333 by dave: Third change\n"
-      "22222222 by Carol C: Second change\n"
+      "22222222 by Carol C: Second change, fixes #7 & #x\n"
       "And 1 more commit... "
       + compare_url();
   auto commit_url = [](char c) {
@@ -846,9 +846,10 @@ BOOST_FIXTURE_TEST_CASE(commit_list_with_a_limit, notify_fixture) {
   };
   std::string linked
     = "Total Commits: 3\n11 Additions, 2 Deletions, 13 Changes\n<"
-      + commit_url('3')
-      + "|33333333> by <https://github.com/dave|dave>: " + "Third change\n<"
-      + commit_url('2') + "|22222222> by Carol C: Second change\n<"
+      + commit_url('3') + "|33333333> by <https://github.com/dave|dave>: "
+      + "Third change\n<" + commit_url('2')
+      + "|22222222> by Carol C: Second change, fixes "
+        "<https://github.com/octo/app/issues/7|#7> &amp; #x\n<"
       + compare_url() + "|And 1 more commit...>";
 
   auto slack_got = first(slack, 2);
@@ -878,7 +879,7 @@ BOOST_FIXTURE_TEST_CASE(commit_list_with_a_limit, notify_fixture) {
                      {"url", commit_url('3')}},
                     {{"sha", sha_of('2')},
                      {"author", "Carol C"},
-                     {"message", "Second change"},
+                     {"message", "Second change, fixes #7 & #x"},
                      {"url", commit_url('2')}}}}};
   BOOST_TEST(body_of(hook_got[0])["changes"].dump() == changes.dump());
 
@@ -912,7 +913,7 @@ BOOST_FIXTURE_TEST_CASE(commit_list_without_a_limit, notify_fixture) {
   std::string plain = "Total Commits: 3\n11 Additions, 2 Deletions, 13 "
                       "Changes\n"
                       "33333333 by dave: Third change\n"
-                      "22222222 by Carol C: Second change\n"
+                      "22222222 by Carol C: Second change, fixes #7 & #x\n"
                       "11111111 by bob: First change";
   // Campfire: the rooms's second message (room "ops" is its id here).
   auto campfire_got = first(campfire, 2);
@@ -929,7 +930,7 @@ BOOST_FIXTURE_TEST_CASE(commit_list_without_a_limit, notify_fixture) {
                 "Additions, 2 Deletions, 13 Changes</p><ul>"
                   + commit('3', "<a href='https://github.com/dave'>dave</a>",
                            "Third change")
-                  + commit('2', "Carol C", "Second change")
+                  + commit('2', "Carol C", "Second change, fixes #7 &amp; #x")
                   + commit('1', "<a href='https://github.com/bob'>bob</a>",
                            "First change")
                   + "</ul>");
