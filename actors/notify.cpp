@@ -64,6 +64,7 @@ struct chat_row {
   deployment_notice notice;
   std::size_t message = 0;
   std::string delivery;
+  std::string base;
 };
 
 chat_row read_chat_row(const outbox_row& row) {
@@ -76,13 +77,17 @@ chat_row read_chat_row(const outbox_row& row) {
                              + " names no message");
   x.message = static_cast<std::size_t>(k);
   x.delivery = j.value("delivery", "");
+  x.base = j.value("base", "");
   return x;
 }
 
 std::string chat_row_body(const deployment_notice& n, std::size_t message,
-                          const std::string& delivery) {
-  json body = {
-    {"notice", notice_json(n)}, {"message", message}, {"delivery", delivery}};
+                          const std::string& delivery,
+                          const std::string& base) {
+  json body = {{"notice", notice_json(n)},
+               {"message", message},
+               {"delivery", delivery},
+               {"base", base}};
   return notifiers::to_text(body);
 }
 
@@ -119,7 +124,7 @@ courier chat_courier(chat_service s) {
   // here, at delivery, and never stored.
   auto message = [format](const outbox_row& row) {
     auto x = read_chat_row(row);
-    auto msgs = format(x.notice, x.delivery);
+    auto msgs = format(x.notice, x.delivery, x.base);
     if (x.message >= msgs.size())
       throw std::runtime_error("no message " + std::to_string(x.message)
                                + " of " + notifiers::describe(x.notice)
@@ -227,7 +232,7 @@ courier notice_courier(notice_config config) {
     for (const auto& s : cfg->services) {
       std::vector<outgoing> msgs;
       try {
-        msgs = s.format(n, "");
+        msgs = s.format(n, "", x.base);
       } catch (const std::exception& e) {
         spdlog::error("{}: could not format {}: {}", s.name,
                       notifiers::describe(n), e.what());
@@ -237,8 +242,9 @@ courier notice_courier(notice_config config) {
         spdlog::debug("{}: {} is not announced", s.name,
                       notifiers::describe(n));
       for (std::size_t k = 0; k < msgs.size(); ++k)
-        rows.push_back(outbox_row{0, chat_kind(s.name), s.name,
-                                  chat_row_body(n, k, delivery_id(*rng)), 0});
+        rows.push_back(
+          outbox_row{0, chat_kind(s.name), s.name,
+                     chat_row_body(n, k, delivery_id(*rng), x.base), 0});
     }
     spdlog::debug("notify: {} makes {} chat message(s)", notifiers::describe(n),
                   rows.size());

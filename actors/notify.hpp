@@ -40,10 +40,13 @@ struct outgoing {
 
 /// How a chat service turns a notice into its messages, in order (none: the
 /// service does not announce this notice). `delivery` names the message
-/// (the generic webhook's X-Heaven-Delivery). Deterministic: the same
-/// notice and delivery give the same messages on every attempt.
+/// (the generic webhook's X-Heaven-Delivery); `base` is the sha the notice's
+/// deployment replaced (its notice row's base: "" when none or not known).
+/// Deterministic: the same notice, delivery and base give the same messages
+/// on every attempt.
 using formatter = std::function<std::vector<outgoing>(
-  const deployment_notice& n, const std::string& delivery)>;
+  const deployment_notice& n, const std::string& delivery,
+  const std::string& base)>;
 
 /// A configured chat service.
 struct chat_service {

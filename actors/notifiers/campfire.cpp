@@ -76,9 +76,8 @@ formatter campfire(const settings& cfg) {
   }
   auto s = std::make_shared<const campfire_setup>(campfire_setup{
     std::move(base), "Basic " + base64_encode(cfg.campfire_token + ":X")});
-  return [s](const deployment_notice& n, const std::string&) {
-    return format(*s, n);
-  };
+  return [s](const deployment_notice& n, const std::string&,
+             const std::string&) { return format(*s, n); };
 }
 
 } // namespace heaven::notifiers

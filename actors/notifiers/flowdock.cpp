@@ -23,7 +23,12 @@
 //     "status": {"value": <state>, "color": yellow (start) | green (success)
 //        | red (failure, error)},
 //     "fields": [Repository, Deployment, Deployed ref, Environment,
-//        Application] as Heaven had them (HTML links)}}.
+//        Previous deployment, Application] as Heaven had them (HTML links);
+//        Previous deployment (a successful deploy only: the store knows the
+//        sha a deployment replaced only then; left out otherwise):
+//        "<a href='<repo>/commits/<base>'><base:8></a> (<a href='<repo>/
+//        compare/<base>...<sha>'>Show diff</a>)", or "No previous
+//        deployments" when it replaced none}}.
 // Text inside the HTML parts is HTML-escaped.
 #include <map>
 #include <memory>
@@ -33,6 +38,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/notifiers/notifier.hpp"
+#include "base/notices.hpp"
 
 namespace heaven::notifiers {
 
@@ -100,7 +106,18 @@ std::string changes_html(const commit_changes& c) {
   return html;
 }
 
-json thread(const flowdock_setup& s, const deployment_notice& n) {
+/// The "Previous deployment" field's value: `base`, linked, with the diff.
+std::string previous_deployment(const std::string& repo,
+                                const deployment_notice& n,
+                                const std::string& base) {
+  if (base.empty())
+    return "No previous deployments";
+  return anchor(repo + "/commits/" + base, short_sha(base, 8)) + " ("
+         + anchor(repo + "/compare/" + base + "..." + n.sha, "Show diff") + ")";
+}
+
+json thread(const flowdock_setup& s, const deployment_notice& n,
+            const std::string& base) {
   auto repo = repo_url(n, s.web_endpoint);
   auto id = std::to_string(n.deployment_id);
   auto deployment = n.log_url.empty()
@@ -112,8 +129,11 @@ json thread(const flowdock_setup& s, const deployment_notice& n) {
      {{"label", "Deployed ref"},
       {"value", anchor(repo + "/tree/" + n.ref, n.ref) + " @ "
                   + anchor(repo + "/commits/" + n.sha, short_sha(n.sha, 8))}},
-     {{"label", "Environment"}, {"value", html_escape(n.environment)}},
-     {{"label", "Application"}, {"value", html_escape(n.app)}}});
+     {{"label", "Environment"}, {"value", html_escape(n.environment)}}});
+  if (records_revision(n))
+    fields.push_back({{"label", "Previous deployment"},
+                      {"value", previous_deployment(repo, n, base)}});
+  fields.push_back({{"label", "Application"}, {"value", html_escape(n.app)}});
   auto body = "<p>" + html_escape(n.deployment_description) + "</p>";
   if (n.state == "success" && n.changes.present)
     body += changes_html(n.changes);
@@ -128,7 +148,8 @@ json thread(const flowdock_setup& s, const deployment_notice& n) {
 }
 
 std::vector<outgoing> format(const flowdock_setup& s,
-                             const deployment_notice& n) {
+                             const deployment_notice& n,
+                             const std::string& base) {
   if (!announced(n.state))
     return {};
   auto token = s.tokens.find(n.room);
@@ -151,7 +172,7 @@ std::vector<outgoing> format(const flowdock_setup& s,
     {"author",
      {{"name", s.user_name}, {"avatar", avatar}, {"email", s.user_email}}},
     {"tags", {"deploy", n.environment, n.app, n.state}},
-    {"thread", thread(s, n)}};
+    {"thread", thread(s, n, base)}};
   std::vector<outgoing> out;
   out.push_back(
     {json_post(join_url(s.endpoint, "messages"), to_text(b)), describe(n)});
@@ -188,9 +209,8 @@ formatter flowdock(const settings& cfg) {
   s->user_avatar = cfg.flowdock_user_avatar;
   s->web_endpoint = cfg.web_endpoint;
   std::shared_ptr<const flowdock_setup> setup = std::move(s);
-  return [setup](const deployment_notice& n, const std::string&) {
-    return format(*setup, n);
-  };
+  return [setup](const deployment_notice& n, const std::string&,
+                 const std::string& base) { return format(*setup, n, base); };
 }
 
 } // namespace heaven::notifiers

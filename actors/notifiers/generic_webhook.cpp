@@ -87,9 +87,8 @@ std::vector<outgoing> format(const webhook_setup& s, const deployment_notice& n,
 formatter webhook(const settings& cfg) {
   auto s = std::make_shared<const webhook_setup>(
     webhook_setup{cfg.notify_webhook_url, cfg.notify_webhook_secret});
-  return [s](const deployment_notice& n, const std::string& delivery) {
-    return format(*s, n, delivery);
-  };
+  return [s](const deployment_notice& n, const std::string& delivery,
+             const std::string&) { return format(*s, n, delivery); };
 }
 
 } // namespace heaven::notifiers

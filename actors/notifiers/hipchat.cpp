@@ -87,9 +87,8 @@ std::vector<outgoing> format(const hipchat_setup& s,
 formatter hipchat(const settings& cfg) {
   auto s = std::make_shared<const hipchat_setup>(hipchat_setup{
     cfg.hipchat_token, cfg.hipchat_room, cfg.hipchat_server, cfg.web_endpoint});
-  return [s](const deployment_notice& n, const std::string&) {
-    return format(*s, n);
-  };
+  return [s](const deployment_notice& n, const std::string&,
+             const std::string&) { return format(*s, n); };
 }
 
 } // namespace heaven::notifiers

@@ -159,9 +159,8 @@ formatter slack(const settings& cfg) {
   auto s = std::make_shared<const slack_setup>(
     slack_setup{cfg.slack_webhook_url, cfg.slack_bot_name, cfg.slack_bot_icon,
                 cfg.web_endpoint});
-  return [s](const deployment_notice& n, const std::string&) {
-    return format(*s, n);
-  };
+  return [s](const deployment_notice& n, const std::string&,
+             const std::string&) { return format(*s, n); };
 }
 
 } // namespace heaven::notifiers

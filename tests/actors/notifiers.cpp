@@ -683,11 +683,19 @@ BOOST_FIXTURE_TEST_CASE(campfire_message_for_each_state, notify_fixture) {
 
 namespace {
 
+/// Flowdock's "Previous deployment" value for `base` replaced by `sha`.
+std::string flowdock_previous(const std::string& base) {
+  return "<a href='https://github.com/octo/app/commits/" + base + "'>"
+         + base.substr(0, 8) + "</a> (<a href='https://github.com/octo/app/"
+         + "compare/" + base + "..." + sha + "'>Show diff</a>)";
+}
+
+/// `previous`: the "Previous deployment" field's value ("": no such field).
 json flowdock_body(const std::string& state, const std::string& title,
                    const std::string& color, const std::string& avatar,
-                   int64_t id = 42) {
+                   int64_t id = 42, const std::string& previous = "") {
   auto ids = std::to_string(id);
-  return {
+  json b = {
     {"flow_token", flow_token},
     {"event", "activity"},
     {"external_thread_id", "heaven:deployment:octo:app:" + ids},
@@ -712,6 +720,12 @@ json flowdock_body(const std::string& state, const std::string& title,
                      + sha + "'>c0ffee00</a>"}},
         {{"label", "Environment"}, {"value", "production"}},
         {{"label", "Application"}, {"value", "app"}}}}}}};
+  if (!previous.empty()) {
+    auto& fields = b["thread"]["fields"];
+    fields.insert(fields.begin() + 4,
+                  json{{"label", "Previous deployment"}, {"value", previous}});
+  }
+  return b;
 }
 
 constexpr auto ok_icon
@@ -736,8 +750,9 @@ BOOST_FIXTURE_TEST_CASE(flowdock_activity_for_each_state, notify_fixture) {
   std::vector<json> expected = {
     flowdock_body("in_progress", "Started deploying app to production.",
                   "yellow", ok_icon),
+    // The unannounced deployment 44 put `sha` there first.
     flowdock_body("success", "app deployed with ref main to production.",
-                  "green", ok_icon),
+                  "green", ok_icon, 42, flowdock_previous(sha)),
     flowdock_body("failure", "Failed deploying app to production.", "red",
                   fail_icon),
     flowdock_body("error", "Error deploying app to production.", "red",
@@ -751,6 +766,18 @@ BOOST_FIXTURE_TEST_CASE(flowdock_activity_for_each_state, notify_fixture) {
                      "(payload.notify.room) in FLOWDOCK_FLOW_TOKENS; success "
                      "of octo/app deployment 44 to production not "
                      "announced"));
+}
+
+BOOST_FIXTURE_TEST_CASE(flowdock_first_deploy_has_no_previous_deployment,
+                        notify_fixture) {
+  start(with_flowdock(base()));
+  send(notice("success"));
+  auto got = first(flowdock, 1);
+  BOOST_TEST(body_of(got[0]).dump()
+             == flowdock_body("success",
+                              "app deployed with ref main to production.",
+                              "green", ok_icon, 42, "No previous deployments")
+                  .dump());
 }
 
 BOOST_FIXTURE_TEST_CASE(webhook_announces_every_state_signed, notify_fixture) {
@@ -934,6 +961,10 @@ BOOST_FIXTURE_TEST_CASE(commit_list_without_a_limit, notify_fixture) {
                   + commit('1', "<a href='https://github.com/bob'>bob</a>",
                            "First change")
                   + "</ul>");
+  BOOST_TEST(body_of(flowdock_got[0])["thread"]["fields"][4].dump()
+             == (json{{"label", "Previous deployment"},
+                      {"value", flowdock_previous(base_sha)}})
+                  .dump());
   BOOST_TEST(revision() == sha);
 }
 
