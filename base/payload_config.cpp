@@ -130,6 +130,11 @@ payload_config read_payload_config(const deployment_request& req) {
     read_config(*c, req, result);
   if (auto a = payload.find("aws"); a != payload.end() && a->is_object())
     read_string(*a, "region", result.aws_region);
+  if (auto r = payload.find("rollback_release");
+      r != payload.end() && !r->is_null()) {
+    result.has_rollback_release = true;
+    read_string(payload, "rollback_release", result.rollback_release);
+  }
   return result;
 }
 

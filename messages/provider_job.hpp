@@ -94,6 +94,13 @@ struct payload_config {
   std::string app_name;
   /// `payload.aws.region` ("" when missing or not a string).
   std::string aws_region;
+
+  // -- deploy:rollback --------------------------------------------------------
+  /// Whether `payload.rollback_release` (the release to roll back to, as
+  /// Capistrano's ROLLBACK_RELEASE) is present and not null, and its value
+  /// ("" when it is no string).
+  bool has_rollback_release = false;
+  std::string rollback_release;
 };
 
 template <class Inspector>
@@ -102,7 +109,8 @@ typename Inspector::result_type inspect(Inspector& f, payload_config& x) {
            x.names_servers, x.names_hosts, x.hosts, x.user, x.has_deploy_to,
            x.deploy_to, x.repo_url, x.has_keep_releases, x.keep_releases,
            x.linked_files, x.linked_dirs, x.before_publish, x.after_publish,
-           x.has_tasks, x.tasks, x.heroku_app, x.app_name, x.aws_region);
+           x.has_tasks, x.tasks, x.heroku_app, x.app_name, x.aws_region,
+           x.has_rollback_release, x.rollback_release);
 }
 
 /// Everything a provider needs to run one deployment.

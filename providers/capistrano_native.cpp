@@ -1,5 +1,6 @@
 #include "providers/capistrano_native.hpp"
 
+#include <cctype>
 #include <ctime>
 
 #include <caf/actor_system.hpp>
@@ -89,6 +90,13 @@ std::optional<std::string> read_cap_plan(const provider_job& job,
     if (!it->second.valid || it->second.items.empty())
       return "payload.config.tasks." + name + " must be a list of commands";
     plan.task_commands = it->second.items;
+  }
+  if (task == "deploy:rollback" && config.has_rollback_release) {
+    if (!release_name(config.rollback_release))
+      return "payload.rollback_release must name a release in releases/ "
+             "(letters, digits, '.', '_' and '-', not starting with '.' or "
+             "'-')";
+    plan.rollback_release = config.rollback_release;
   }
   return std::nullopt;
 }
@@ -191,18 +199,62 @@ std::string cap_finish_script(const cap_plan& plan, const std::string& ref,
   return s;
 }
 
+namespace {
+
+/// deploy:rollback_release_path on one host: $1... are the releases as
+/// `ls -xt` orders them (newest first), $last the newest and $back the
+/// release to go to — the one before the newest, or `plan.rollback_release`
+/// when it names one of them; else the script stops, changing nothing.
+std::string rollback_choice(const cap_plan& plan) {
+  std::string s = "set -- $(ls -t \"$D/releases\")\n"
+                  "if [ $# -lt 2 ]; then echo \"There are no older releases "
+                  "to rollback to\" >&2; exit 1; fi\n"
+                  "last=$1\n";
+  if (plan.rollback_release.empty())
+    return s + "back=$2\n";
+  // A plain release name (release_name), quoted all the same.
+  s += "want=" + shell_quote(plan.rollback_release)
+       + "\n"
+         "back=\n"
+         "for r in \"$@\"; do [ \"$r\" != \"$want\" ] || back=$r; done\n"
+         "if [ -z \"$back\" ]; then\n"
+         "  list=\n"
+         "  for r in \"$@\"; do list=\"${list:+$list, }$r\"; done\n"
+         "  echo \"Cannot rollback because release $want does not exist "
+         "(releases, newest first: $list)\" >&2\n"
+         "  exit 1\n"
+         "fi\n";
+  return s;
+}
+
+} // namespace
+
+bool release_name(const std::string& name) {
+  if (name.empty() || name.size() > 255 || name.front() == '.'
+      || name.front() == '-')
+    return false;
+  for (unsigned char c : name)
+    if (!std::isalnum(c) && c != '.' && c != '_' && c != '-')
+      return false;
+  return true;
+}
+
+std::string cap_rollback_check_script(const cap_plan& plan) {
+  return script_start(plan) + rollback_choice(plan);
+}
+
 std::string cap_rollback_script(const cap_plan& plan, const std::string& user) {
-  auto s = script_start(plan);
-  // deploy:rollback_release_path: the second newest by mtime.
-  s += "set -- $(ls -t \"$D/releases\")\n"
-       "if [ $# -lt 2 ]; then echo \"There are no older releases to "
-       "rollback to\" >&2; exit 1; fi\n"
-       "last=$1\nback=$2\n"
-       "ln -s \"$D/releases/$back\" \"$D/releases/current\"\n"
+  auto s = script_start(plan) + rollback_choice(plan);
+  // deploy:symlink:release to the chosen one, then the publish hooks.
+  s += "ln -s \"$D/releases/$back\" \"$D/releases/current\"\n"
        "mv \"$D/releases/current\" \"$D\"\n";
   s += commands_in("\"$D/current\"", plan.after_publish);
-  // deploy:cleanup_rollback: archive and remove the release left behind.
-  s += "if [ \"$(readlink \"$D/current\")\" != \"$D/releases/$last\" ]; then\n"
+  // deploy:cleanup_rollback: archive and remove the newest release (by
+  // mtime, looked at again as Capistrano does) unless it is current now.
+  // Releases between it and a named older one stay.
+  s += "set -- $(ls -t \"$D/releases\")\n"
+       "last=$1\n"
+       "if [ \"$(readlink \"$D/current\")\" != \"$D/releases/$last\" ]; then\n"
        "  tar -czf \"$D/rolled-back-release-$last.tar.gz\" "
        "\"$D/releases/$last\" 2>/dev/null\n"
        "  rm -rf \"$D/releases/$last\"\n"
@@ -240,7 +292,10 @@ std::optional<std::string> cap_phases(const provider_job& job,
       {"finish", cap_finish_script(plan, req.ref, req.sha, release, user)},
     };
   } else if (req.task == "deploy:rollback") {
-    phases = {{"rollback", cap_rollback_script(plan, user)}};
+    // Every host finds its release before any host moves `current`, as
+    // Capistrano's reverting runs before its publishing.
+    phases = {{"rollback", cap_rollback_check_script(plan)},
+              {"rollback publish", cap_rollback_script(plan, user)}};
   } else {
     phases = {{req.task, cap_task_script(plan)}};
   }

@@ -20,7 +20,8 @@
 ///                  `current` on every host
 /// `deploy` runs check → update → publish → finish on all hosts in parallel,
 /// each phase on every host before the next; `deploy:rollback` goes back to
-/// the previous release as Capistrano does.
+/// the previous release as Capistrano does, or to `payload.rollback_release`
+/// (Capistrano's ROLLBACK_RELEASE) when the payload names one.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +45,15 @@ struct cap_plan {
   std::vector<std::string> after_publish;
   /// The commands of `deploy:<name>` (empty for deploy and rollback).
   std::vector<std::string> task_commands;
+  /// deploy:rollback's `payload.rollback_release` ("": the release before
+  /// the newest); a release_name.
+  std::string rollback_release;
 };
+
+/// Whether `name` can be a release directory's name in a script: letters,
+/// digits, '.', '_' and '-', not starting with '.' or '-' (so no '/', no
+/// "..", no option), 1 to 255 bytes.
+bool release_name(const std::string& name);
 
 /// Reads and checks the plan of `job`; returns what is wrong, if anything.
 std::optional<std::string> read_cap_plan(const provider_job& job,
@@ -63,9 +72,15 @@ std::string cap_finish_script(const cap_plan& plan, const std::string& ref,
                               const std::string& sha,
                               const std::string& release,
                               const std::string& user);
-/// Rollback: picks the release before the newest (as `ls -xt` orders them),
-/// moves `current` there, runs after_publish, archives and removes the
-/// release it left, and logs "<user> rolled back to release <ts>".
+/// Rollback, in two phases: the check finds the release to go to on a host
+/// (the one before the newest as `ls -xt` orders them, or
+/// `plan.rollback_release`) and fails, changing nothing, when there is none
+/// ("There are no older releases to rollback to", or "Cannot rollback
+/// because release <name> does not exist (releases, newest first: <a>, <b>,
+/// ...)"). The rollback finds it again, moves `current` there, runs
+/// after_publish, archives and removes the newest release unless it is
+/// `current` now, and logs "<user> rolled back to release <name>".
+std::string cap_rollback_check_script(const cap_plan& plan);
 std::string cap_rollback_script(const cap_plan& plan, const std::string& user);
 /// `deploy:<name>`: the task's commands in `current`.
 std::string cap_task_script(const cap_plan& plan);

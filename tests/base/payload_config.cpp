@@ -39,7 +39,22 @@ BOOST_AUTO_TEST_CASE(no_object_reads_as_an_empty_config) {
     BOOST_TEST(!c.has_tasks);
     BOOST_TEST(c.heroku_app.empty());
     BOOST_TEST(c.aws_region.empty());
+    BOOST_TEST(!c.has_rollback_release);
   }
+}
+
+BOOST_AUTO_TEST_CASE(rollback_release_is_read_from_the_payload_itself) {
+  auto c = read(R"({"rollback_release":"20260101120000","config":{}})");
+  BOOST_TEST(c.has_rollback_release);
+  BOOST_TEST(c.rollback_release == "20260101120000");
+  // null is absent; another type is there, with no name.
+  BOOST_TEST(!read(R"({"rollback_release":null})").has_rollback_release);
+  c = read(R"({"rollback_release":20260101120000})");
+  BOOST_TEST(c.has_rollback_release);
+  BOOST_TEST(c.rollback_release.empty());
+  // Inside config it is not the payload's.
+  BOOST_TEST(
+    !read(R"({"config":{"rollback_release":"1"}})").has_rollback_release);
 }
 
 BOOST_AUTO_TEST_CASE(strings_of_another_type_read_as_absent) {

@@ -6,6 +6,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -136,9 +137,11 @@ struct fixture {
   }
 
   /// Runs the native provider to its outcome; the log lines go to `rec`.
+  /// `extra` holds further payload fields (rollback_release).
   provider_outcome
   deploy(const json& cfg_json, const std::string& task, const std::string& sha,
-         std::shared_ptr<record> rec = nullptr, std::string key = {}) {
+         std::shared_ptr<record> rec = nullptr, std::string key = {},
+         const json& extra = json::object()) {
     if (!rec)
       rec = std::make_shared<record>();
     deployment_actor sink = sys.spawn(deployment_recorder, rec);
@@ -151,7 +154,9 @@ struct fixture {
     job.request.environment = "production";
     job.request.task = task;
     job.request.actor = "alice";
-    job.request.payload_json = json{{"config", cfg_json}}.dump();
+    auto payload = json{{"config", cfg_json}};
+    payload.update(extra);
+    job.request.payload_json = payload.dump();
     job.config = read_payload_config(job.request);
     remote_config c;
     c.known_hosts = known_hosts.string();
@@ -163,7 +168,7 @@ struct fixture {
   }
 
   /// Capistrano's own project: the same settings, for `cap`.
-  fs::path cap_project(const fs::path& deploy_to) {
+  fs::path cap_project(const fs::path& deploy_to, int keep_releases = 2) {
     auto p = tmp.path / ("cap-" + deploy_to.filename().string());
     fs::create_directories(p / "config" / "deploy");
     std::ofstream{p / "Capfile"} << "require 'capistrano/setup'\n"
@@ -179,7 +184,9 @@ struct fixture {
       << repo.string() << "'\n"
       << "set :deploy_to, '" << deploy_to.string() << "'\n"
       << "set :branch, 'main'\n"
-         "set :keep_releases, 2\n"
+         "set :keep_releases, "
+      << keep_releases
+      << "\n"
          "set :local_user, 'alice'\n"
          "append :linked_files, 'config/database.yml'\n"
          "append :linked_dirs, 'log', 'tmp/pids'\n"
@@ -207,6 +214,30 @@ struct fixture {
     return run_command("cd " + project.string() + " && cap production " + task);
   }
 };
+
+/// Whether two layouts are the same (log lines, names and all).
+bool same(const layout& a, const layout& b) {
+  return a.releases == b.releases && a.current == b.current && a.log == b.log
+         && a.archives == b.archives;
+}
+
+/// `lines`, one a line, for a failing check's message.
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (auto& l : lines)
+    out += l + "\n";
+  return out;
+}
+
+/// How many connections `s` has accepted so far.
+std::size_t connections(const sshd_server& s) {
+  auto log = s.log();
+  std::size_t n = 0;
+  for (auto at = log.find("Connection from "); at != std::string::npos;
+       at = log.find("Connection from ", at + 1))
+    ++n;
+  return n;
+}
 
 void check_release(const fs::path& d, const std::string& release,
                    const std::string& sha, const std::string& version) {
@@ -359,6 +390,212 @@ BOOST_AUTO_TEST_CASE(each_tool_rolls_back_the_others_release) {
   l = read_layout(shared_dir);
   check_release(shared_dir, l.current, shas[1], "2");
   BOOST_TEST(l.log.back() == "alice rolled back to release " + l.current);
+}
+
+BOOST_AUTO_TEST_CASE(a_named_rollback_matches_cap_and_cap_carries_on_from_it) {
+  auto mine = prepared("heaven");
+  auto theirs = prepared("cap");
+  auto project = cap_project(theirs, 5);
+  auto cfg = config({host(one, mine)});
+  cfg["keep_releases"] = 5;
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(1100ms);
+    auto out = deploy(cfg, "deploy", shas[i]);
+    BOOST_TEST(out.state == deploy_state::success, out.description);
+    sh("git -C " + repo.string() + " reset -q --hard " + shas[i]);
+    auto c = cap(project, "deploy");
+    BOOST_TEST(c.status == 0, c.out);
+  }
+  auto h0 = read_layout(mine);
+  auto c0 = read_layout(theirs);
+  BOOST_REQUIRE(h0.releases.size() == 3u);
+  BOOST_REQUIRE(c0.releases.size() == 3u);
+  // The restart hook runs again on the way back, in both tools.
+  auto restarted = fs::path{"shared"} / "tmp" / "pids" / "restart.txt";
+  fs::remove(mine / restarted);
+  fs::remove(theirs / restarted);
+
+  // Back to the oldest, past the release before the newest.
+  auto rec = std::make_shared<record>();
+  auto back = deploy(cfg, "deploy:rollback", shas[2], rec, {},
+                     {{"rollback_release", h0.releases[0]}});
+  BOOST_TEST(back.state == deploy_state::success, back.description);
+  auto said = rec->texts(stream::out);
+  BOOST_TEST(std::count(said.begin(), said.end(),
+                        "127.0.0.1:" + std::to_string(one.port())
+                          + " rolled back to release " + h0.releases[0])
+             == 1);
+  auto cr = cap(project, "deploy:rollback ROLLBACK_RELEASE=" + c0.releases[0]);
+  BOOST_TEST(cr.status == 0, cr.out);
+  auto h = read_layout(mine);
+  auto c = read_layout(theirs);
+  // `current` is the named release; the newest is archived and removed, the
+  // one between them stays: in both.
+  BOOST_TEST(h.current == h0.releases[0]);
+  BOOST_TEST(c.current == c0.releases[0]);
+  BOOST_TEST(h.releases
+             == (std::vector<std::string>{h0.releases[0], h0.releases[1]}));
+  BOOST_TEST(c.releases
+             == (std::vector<std::string>{c0.releases[0], c0.releases[1]}));
+  BOOST_TEST(h.archives
+             == std::vector<std::string>{"rolled-back-release-" + h0.releases[2]
+                                         + ".tar.gz"});
+  BOOST_TEST(c.archives
+             == std::vector<std::string>{"rolled-back-release-" + c0.releases[2]
+                                         + ".tar.gz"});
+  check_release(mine, h.current, shas[0], "1");
+  check_release(theirs, c.current, shas[0], "1");
+  BOOST_TEST(read_text(mine / restarted) == "restarted\n");
+  BOOST_TEST(read_text(theirs / restarted) == "restarted\n");
+  BOOST_REQUIRE(h.log.size() == c.log.size());
+  for (size_t i = 0; i < h.log.size(); ++i)
+    BOOST_TEST(without_timestamps(h.log[i]) == without_timestamps(c.log[i]));
+  BOOST_TEST(h.log.back() == "alice rolled back to release " + h0.releases[0]);
+
+  // The real cap carries on from what heaven left: a named rollback to the
+  // release heaven kept (the newest now, so nothing is archived), then a
+  // deploy.
+  auto on_mine = cap_project(mine, 5);
+  auto again = cap(on_mine,
+                   "deploy:rollback ROLLBACK_RELEASE=" + h0.releases[1]);
+  BOOST_TEST(again.status == 0, again.out);
+  h = read_layout(mine);
+  BOOST_TEST(h.current == h0.releases[1]);
+  BOOST_TEST(h.releases
+             == (std::vector<std::string>{h0.releases[0], h0.releases[1]}));
+  BOOST_TEST(h.archives.size() == 1u);
+  check_release(mine, h.current, shas[1], "2");
+  BOOST_TEST(h.log.back() == "alice rolled back to release " + h0.releases[1]);
+  std::this_thread::sleep_for(1100ms);
+  auto next = cap(on_mine, "deploy");
+  BOOST_TEST(next.status == 0, next.out);
+  h = read_layout(mine);
+  BOOST_REQUIRE(h.releases.size() == 3u);
+  BOOST_TEST(h.current == h.releases.back());
+  check_release(mine, h.current, shas[2], "3");
+  // And heaven's named rollback from cap's deploy: back to the first.
+  BOOST_TEST(deploy(cfg, "deploy:rollback", shas[2], nullptr, {},
+                    {{"rollback_release", h0.releases[0]}})
+               .state
+             == deploy_state::success);
+  h = read_layout(mine);
+  BOOST_TEST(h.current == h0.releases[0]);
+  BOOST_TEST(h.releases
+             == (std::vector<std::string>{h0.releases[0], h0.releases[1]}));
+  BOOST_TEST(h.archives.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_rollback_release_changes_nothing_anywhere) {
+  auto a = prepared("a");
+  auto b = prepared("b");
+  auto cfg = config({host(one, a), host(two, b)});
+  cfg["keep_releases"] = 5;
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(1100ms);
+    auto out = deploy(cfg, "deploy", shas[i]);
+    BOOST_TEST(out.state == deploy_state::success, out.description);
+  }
+  auto a0 = read_layout(a);
+  BOOST_REQUIRE(a0.releases.size() == 3u);
+  auto& r = a0.releases;
+  auto label_one = "127.0.0.1:" + std::to_string(one.port());
+  auto label_two = "127.0.0.1:" + std::to_string(two.port());
+  // b lost the oldest release: a rollback to it fails there, and a, which
+  // has it, does not move either.
+  fs::remove_all(b / "releases" / r[0]);
+  auto b0 = read_layout(b);
+  auto rec = std::make_shared<record>();
+  auto out = deploy(cfg, "deploy:rollback", shas[2], rec, {},
+                    {{"rollback_release", r[0]}});
+  BOOST_TEST(out.state == deploy_state::failure);
+  BOOST_TEST(out.description
+             == "rollback failed on " + label_two + ": exit status 1");
+  auto errors = rec->texts(stream::err);
+  BOOST_TEST(std::count(errors.begin(), errors.end(),
+                        label_two + " Cannot rollback because release " + r[0]
+                          + " does not exist (releases, newest first: " + r[2]
+                          + ", " + r[1] + ")")
+               == 1,
+             joined(errors));
+  BOOST_TEST(same(read_layout(a), a0));
+  BOOST_TEST(same(read_layout(b), b0));
+
+  // A release no host has: each says which it has.
+  rec = std::make_shared<record>();
+  out = deploy(cfg, "deploy:rollback", shas[2], rec, {},
+               {{"rollback_release", "20200101000000"}});
+  BOOST_TEST(out.state == deploy_state::failure);
+  BOOST_TEST(out.description.find("rollback failed on 127.0.0.1:") == 0u,
+             out.description);
+  errors = rec->texts(stream::err);
+  BOOST_TEST(std::count(errors.begin(), errors.end(),
+                        label_one
+                          + " Cannot rollback because release 20200101000000 "
+                            "does not exist (releases, newest first: "
+                          + r[2] + ", " + r[1] + ", " + r[0] + ")")
+               == 1,
+             joined(errors));
+  BOOST_TEST(std::count(errors.begin(), errors.end(),
+                        label_two
+                          + " Cannot rollback because release 20200101000000 "
+                            "does not exist (releases, newest first: "
+                          + r[2] + ", " + r[1] + ")")
+               == 1,
+             joined(errors));
+  BOOST_TEST(same(read_layout(a), a0));
+  BOOST_TEST(same(read_layout(b), b0));
+  // The real cap refuses it too, in its own words, and changes nothing.
+  auto project = cap_project(a, 5);
+  auto c = cap(project, "deploy:rollback ROLLBACK_RELEASE=20200101000000");
+  BOOST_TEST(c.status != 0);
+  BOOST_TEST(c.out.find("Cannot rollback because release 20200101000000 does "
+                        "not exist")
+               != std::string::npos,
+             c.out);
+  BOOST_TEST(same(read_layout(a), a0));
+}
+
+BOOST_AUTO_TEST_CASE(a_hostile_rollback_release_is_refused_before_connecting) {
+  auto a = prepared("a");
+  auto cfg = config({host(one, a)});
+  cfg["keep_releases"] = 5;
+  for (int i = 0; i < 2; ++i) {
+    std::this_thread::sleep_for(1100ms);
+    auto out = deploy(cfg, "deploy", shas[i]);
+    BOOST_TEST(out.state == deploy_state::success, out.description);
+  }
+  auto a0 = read_layout(a);
+  BOOST_REQUIRE(a0.releases.size() == 2u);
+  auto pwned = tmp.path / "pwned";
+  auto seen = connections(one);
+  BOOST_REQUIRE(seen > 0u);
+  for (const json& name :
+       {json("../" + a0.releases[0]), json("releases/" + a0.releases[0]),
+        json(".."), json("."), json(""), json("-rf"),
+        json("$(touch " + pwned.string() + ")"),
+        json(a0.releases[0] + "; touch " + pwned.string()),
+        json("`touch " + pwned.string() + "`"), json(a0.releases[0] + "'"),
+        json(a0.releases[0] + "\n"), json(a0.releases[0] + " x"),
+        json(20200101000000), json::array({a0.releases[0]})}) {
+    auto out = deploy(cfg, "deploy:rollback", shas[1], nullptr, {},
+                      {{"rollback_release", name}});
+    BOOST_TEST(out.state == deploy_state::error, name.dump());
+    BOOST_TEST(out.description
+                 == "payload.rollback_release must name a release in "
+                    "releases/ (letters, digits, '.', '_' and '-', not "
+                    "starting with '.' or '-')",
+               name.dump());
+  }
+  // No connection was made, nothing ran, nothing changed.
+  BOOST_TEST(connections(one) == seen);
+  BOOST_TEST(!fs::exists(pwned));
+  BOOST_TEST(same(read_layout(a), a0));
+  // null names no release: the one before the newest, as without it.
+  BOOST_TEST(deploy(cfg, "deploy:rollback", shas[1], nullptr, {},
+                    {{"rollback_release", nullptr}})
+               .state
+             == deploy_state::success);
+  BOOST_TEST(read_layout(a).current == a0.releases[0]);
 }
 
 BOOST_AUTO_TEST_CASE(a_wrong_host_key_fails_naming_the_host) {
