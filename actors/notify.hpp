@@ -40,8 +40,9 @@ struct outgoing {
 
 /// How a chat service turns a notice into its messages, in order (none: the
 /// service does not announce this notice). `delivery` names the message
-/// (the generic webhook's X-Heaven-Delivery); `base` is the sha the notice's
-/// deployment replaced (its notice row's base: "" when none or not known).
+/// (the generic webhook's X-Heaven-Delivery); `base` is its notice row's base
+/// (notice_row_body: the sha a successful deploy replaced, the sha deployed
+/// when a start was reported; "" when none or not known).
 /// Deterministic: the same notice, delivery and base give the same messages
 /// on every attempt.
 using formatter = std::function<std::vector<outgoing>(

@@ -20,8 +20,10 @@ void record_finished(pg::connection& conn, int64_t id,
 
 /// GitHub reports `n`: a successful `deploy` of another tool becomes the
 /// revision of its repository, app and environment (in the caller's
-/// transaction). Returns the notice's base: the sha `n` replaced there (""
-/// when none, not known, or `n` is no successful `deploy`).
+/// transaction). Returns the notice's base (notice_row_body): the sha a
+/// successful `deploy` replaced there, or for a start the sha deployed
+/// there, read and left as it is ("" when none, not known, or another
+/// notice).
 std::string record_reported(pg::connection& conn, const deployment_notice& n,
                             const std::string& now);
 

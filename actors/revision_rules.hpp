@@ -64,13 +64,34 @@ void record_finished(T& table, int64_t id, const deployment_request& r,
     table.put(p, r.sha, current, r.github_id, id, now);
 }
 
+/// The base of start notice `n` (compares_with_deployed): the revision of
+/// its repository, app and environment, read and left as it is.
+template <class T>
+std::string deployed_before(T& table, const deployment_notice& n) {
+  auto current = table.find(place{n.repo, n.app, n.environment});
+  if (!current)
+    return {};
+  // Its own deployment's revision already (the start came late): the base
+  // is what that replaced.
+  if (recorded(current, n.deployment_id))
+    return current->previous_sha;
+  // Its deployment was heaven's, recorded and replaced since: what was
+  // deployed before it is no longer known.
+  if (table.heaven_deployed(n.repo, n.deployment_id))
+    return {};
+  return current->sha;
+}
+
 /// GitHub reports `n`: a successful `deploy` of another tool becomes the
 /// revision of its repository, app and environment. Returns the notice's
-/// base: the sha `n` replaced there ("" when none, not known, or `n` is no
-/// successful `deploy`).
+/// base (see notice_row_body): the sha a successful `deploy` replaced there,
+/// the sha deployed there as a start is reported (recording nothing), or ""
+/// (none, not known, or another notice).
 template <class T>
 std::string
 record_reported(T& table, const deployment_notice& n, const std::string& now) {
+  if (compares_with_deployed(n))
+    return deployed_before(table, n);
   if (!records_revision(n))
     return {};
   place p{n.repo, n.app, n.environment};

@@ -1,7 +1,8 @@
 /// The store contract on SQLite: what is deployed where. The `revisions`
 /// table is the only place that says so; it is written when heaven finishes
 /// a successful `deploy` and when GitHub reports one (heaven's or another
-/// tool's), and read for the chat notice's commit list and for auto-deploy.
+/// tool's), and read for the chat notice's commit list, a start's compare
+/// link and auto-deploy.
 #include "actors/sqlite_store.hpp"
 
 #include <optional>

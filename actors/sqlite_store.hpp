@@ -83,8 +83,9 @@ void record_finished(database& db, int64_t id, const deployment_request& r,
 /// GitHub reports `n`: a successful `deploy` of another tool becomes the
 /// revision of its repository, app and environment (in the caller's
 /// transaction); heaven's own deployments were recorded when they finished.
-/// Returns the notice's base: the sha `n` replaced there ("" when none, not
-/// known, or `n` is no successful `deploy`).
+/// Returns the notice's base (notice_row_body): the sha a successful
+/// `deploy` replaced there, or for a start the sha deployed there, read and
+/// left as it is ("" when none, not known, or another notice).
 std::string record_reported(database& db, const deployment_notice& n,
                             const std::string& now);
 

@@ -25,6 +25,10 @@ bool records_revision(const deployment_notice& n) {
   return n.state == "success" && n.task == "deploy" && !n.sha.empty();
 }
 
+bool compares_with_deployed(const deployment_notice& n) {
+  return (n.state == "pending" || n.state == "in_progress") && !n.sha.empty();
+}
+
 std::string notice_stream(const deployment_notice& n) {
   return n.repo + "#" + std::to_string(n.deployment_id);
 }

@@ -19,6 +19,10 @@ inline constexpr const char* notice_kind = "notice";
 /// app and environment (and may list the commits it brought).
 bool records_revision(const deployment_notice& n);
 
+/// A start (pending, in_progress) with a sha: its chat messages compare it
+/// with what is deployed in its repository, app and environment.
+bool compares_with_deployed(const deployment_notice& n);
+
 /// The stream of `n`'s row: one per GitHub deployment, so that one
 /// deployment's notices go out in order ("octo/app#42").
 std::string notice_stream(const deployment_notice& n);
@@ -33,9 +37,10 @@ nlohmann::json notice_json(const deployment_notice& n);
 /// is not such an object.
 deployment_notice notice_of(const nlohmann::json& j);
 
-/// The body of a "notice" row: `n`, and `base`, the sha it replaced in its
-/// repository, app and environment ("" when none, not known, or not a
-/// successful deploy).
+/// The body of a "notice" row: `n`, and `base`: for a successful deploy, the
+/// sha it replaced in its repository, app and environment; for a start
+/// (compares_with_deployed), the sha deployed there as it starts; "" when
+/// none, not known, or another notice.
 std::string notice_row_body(const deployment_notice& n,
                             const std::string& base);
 

@@ -113,7 +113,7 @@ std::string previous_deployment(const std::string& repo,
   if (base.empty())
     return "No previous deployments";
   return anchor(repo + "/commits/" + base, short_sha(base, 8)) + " ("
-         + anchor(repo + "/compare/" + base + "..." + n.sha, "Show diff") + ")";
+         + anchor(compare_url(repo, base, n.sha), "Show diff") + ")";
 }
 
 json thread(const flowdock_setup& s, const deployment_notice& n,

@@ -74,6 +74,11 @@ std::string sentence(const sentence_parts& p);
 /// The sentence in plain text: user and app by name, `<app>/tree/<ref>`.
 std::string plain_message(const deployment_notice& n);
 
+/// GitHub's comparison page of `base...sha` of the repository at `repo` (its
+/// page, so GitHub Enterprise links stay on its host).
+std::string compare_url(const std::string& repo, const std::string& base,
+                        const std::string& sha);
+
 /// `text` with trailing spaces dropped, one space and `suffix` (or `text`
 /// unchanged when `suffix` is empty).
 std::string with_suffix(std::string text, std::string_view suffix);

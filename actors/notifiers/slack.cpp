@@ -9,6 +9,11 @@
 //   "<L|#42> : <https://github.com/alice|alice>'s production deployment of
 //    <https://github.com/octo/app|app> has errors. ¯\_(ツ)_/¯ Timed out"
 //   Without a log URL the id is not linked ("#42 : ...").
+//   The start message ends with the Rails Heaven's compare link against the
+//   revision deployed there before it (the notice's base, see
+//   notice_row_body), on the repository's own host:
+//   " (<repo_url/compare/<base>...<sha>|compare>)"; none when nothing was
+//   deployed there yet or the base is the sha itself.
 // The commit list: plain header, then "<url|<sha:8>> by <author_url|<author>>:
 //   <subject>" per commit and "<compare_url|And N more commits...>"; in a
 //   subject, each "#<digits>" links to that issue, as the Rails Heaven's
@@ -61,7 +66,8 @@ std::string link(std::string_view url, const std::string& text) {
   return "<" + slack_url(url) + "|" + text + ">";
 }
 
-std::string deployment_text(const slack_setup& s, const deployment_notice& n) {
+std::string deployment_text(const slack_setup& s, const deployment_notice& n,
+                            const std::string& base) {
   auto repo = repo_url(n, s.web_endpoint);
   auto user = chat_user(n);
   sentence_parts p;
@@ -73,7 +79,10 @@ std::string deployment_text(const slack_setup& s, const deployment_notice& n) {
   p.description = slack_escape(n.description);
   p.state = n.state;
   auto id = "#" + std::to_string(n.deployment_id);
-  return link(n.log_url, id) + " : " + sentence(p);
+  auto text = link(n.log_url, id) + " : " + sentence(p);
+  if (start_state(n.state) && !base.empty() && !n.sha.empty() && base != n.sha)
+    text += " (" + link(compare_url(repo, base, n.sha), "compare") + ")";
+  return text;
 }
 
 /// `text` (escaped already) with every "#<digits>" as a link to that issue
@@ -130,7 +139,8 @@ std::string body(const slack_setup& s, const deployment_notice& n,
   return to_text(b);
 }
 
-std::vector<outgoing> format(const slack_setup& s, const deployment_notice& n) {
+std::vector<outgoing> format(const slack_setup& s, const deployment_notice& n,
+                             const std::string& base) {
   if (!announced(n.state))
     return {};
   std::vector<outgoing> out;
@@ -139,10 +149,11 @@ std::vector<outgoing> format(const slack_setup& s, const deployment_notice& n) {
                    "#" + std::to_string(n.deployment_id) + " - " + n.app + " / "
                    + n.ref + " / " + n.environment)
                                       : " ";
-  out.push_back({json_post(s.webhook_url, body(s, n, deployment_text(s, n),
-                                               green ? "good" : "danger",
-                                               pretext, plain_message(n))),
-                 describe(n)});
+  out.push_back(
+    {json_post(s.webhook_url,
+               body(s, n, deployment_text(s, n, base),
+                    green ? "good" : "danger", pretext, plain_message(n))),
+     describe(n)});
   if (n.state == "success" && n.changes.present)
     out.push_back(
       {json_post(s.webhook_url,
@@ -160,7 +171,7 @@ formatter slack(const settings& cfg) {
     slack_setup{cfg.slack_webhook_url, cfg.slack_bot_name, cfg.slack_bot_icon,
                 cfg.web_endpoint});
   return [s](const deployment_notice& n, const std::string&,
-             const std::string&) { return format(*s, n); };
+             const std::string& base) { return format(*s, n, base); };
 }
 
 } // namespace heaven::notifiers

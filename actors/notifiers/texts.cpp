@@ -52,6 +52,11 @@ std::string plain_message(const deployment_notice& n) {
   return sentence(p);
 }
 
+std::string compare_url(const std::string& repo, const std::string& base,
+                        const std::string& sha) {
+  return repo + "/compare/" + base + "..." + sha;
+}
+
 std::string with_suffix(std::string text, std::string_view suffix) {
   if (suffix.empty())
     return text;

@@ -580,6 +580,58 @@ BOOST_FIXTURE_TEST_CASE(slack_message_for_each_state, notify_fixture) {
                      "production is not announced"));
 }
 
+BOOST_FIXTURE_TEST_CASE(
+  slack_start_message_links_the_comparison_with_the_deployed_revision,
+  notify_fixture) {
+  start(with_slack(base()));
+  // Nothing deployed yet: no link.
+  send(notice("pending", 41));
+  set_revision(base_sha);
+  send(notice("pending"));
+  // The revision itself: nothing to compare.
+  auto same = notice("in_progress", 43);
+  same.sha = base_sha;
+  send(same);
+  // GitHub Enterprise: the comparison on the repository's own host.
+  auto ghe = notice("in_progress", 44);
+  ghe.repo_url = "https://ghe.example.com/octo/app";
+  send(ghe);
+  auto got = first(slack, 4);
+  std::map<std::string, json> by_pretext;
+  for (auto& r : got)
+    by_pretext[body_of(r)["attachments"][0]["pretext"].get<std::string>()]
+      = body_of(r);
+  std::string user = "<https://github.com/alice|alice>";
+  auto log = [](int id) {
+    return std::string{"<"} + log_url + "|#" + std::to_string(id) + "> : ";
+  };
+  auto starts = [&](int id, std::string host, std::string tail) {
+    return slack_body(log(id) + user + " is deploying <" + host
+                        + "/octo/app/tree/main|app> to production" + tail,
+                      "good",
+                      "#" + std::to_string(id) + " - app / main / production",
+                      "alice is deploying app/tree/main to production");
+  };
+  BOOST_TEST(by_pretext["#41 - app / main / production"].dump()
+             == starts(41, "https://github.com", "").dump());
+  BOOST_TEST(by_pretext["#42 - app / main / production"].dump()
+             == starts(42, "https://github.com",
+                       std::string{" (<https://github.com/octo/app/compare/"}
+                         + base_sha + "..." + sha + "|compare>)")
+                  .dump());
+  BOOST_TEST(by_pretext["#43 - app / main / production"].dump()
+             == starts(43, "https://github.com", "").dump());
+  BOOST_TEST(
+    by_pretext["#44 - app / main / production"].dump()
+    == starts(44, "https://ghe.example.com",
+              std::string{" (<https://ghe.example.com/octo/app/compare/"}
+                + base_sha + "..." + sha + "|compare>)")
+         .dump());
+  // A start records nothing and asks GitHub for no commit list.
+  BOOST_TEST(revision() == base_sha);
+  BOOST_TEST(github.requests().empty());
+}
+
 BOOST_FIXTURE_TEST_CASE(slack_without_room_or_log_escapes_user_text,
                         notify_fixture) {
   start(with_slack(base()));

@@ -1547,6 +1547,54 @@ STORE_CASE(another_tools_deploy_is_what_auto_deploy_compares_with) {
   BOOST_CHECK(notice_bases() == bases);
 }
 
+STORE_CASE(a_start_notice_carries_what_is_deployed_and_records_nothing) {
+  auto s = start();
+  auto sha = [](char c) { return std::string(40, c); };
+  // Nothing deployed there yet: no base.
+  notice(s, "ds-1", make_notice(61, "pending", sha('a')));
+  heaven_deploys(s, 61, sha('a'), "success");
+  // The next deployment's start, pending and in_progress alike, carries a;
+  // another environment's or app's carries what is there (nothing); a task
+  // other than deploy compares too, as the Rails Heaven's start message did;
+  // the end of a deployment that recorded nothing carries nothing.
+  notice(s, "ds-2", make_notice(62, "pending", sha('b')));
+  notice(s, "ds-3", make_notice(62, "in_progress", sha('b')));
+  notice(s, "ds-4", make_notice(63, "pending", sha('b'), "staging"));
+  auto worker = make_notice(64, "in_progress", sha('b'));
+  worker.app = "worker";
+  notice(s, "ds-5", worker);
+  auto migration = make_notice(65, "pending", sha('b'));
+  migration.task = "deploy:migrations";
+  notice(s, "ds-6", migration);
+  notice(s, "ds-7", make_notice(62, "failure", sha('b')));
+  // None of it moved the revision, nor wrote one elsewhere.
+  std::vector<std::string> expected{"octo/app app production " + sha('a')
+                                    + " - 61 1"};
+  BOOST_CHECK(revisions() == expected);
+  // heaven deploys b. Its start reported after it was recorded carries what
+  // it replaced (not itself); the start of 61, replaced since, nothing; a
+  // start without a sha, nothing.
+  heaven_deploys(s, 66, sha('b'), "success");
+  notice(s, "ds-8", make_notice(66, "in_progress", sha('b')));
+  notice(s, "ds-9", make_notice(61, "pending", sha('a')));
+  notice(s, "ds-10", make_notice(67, "pending", ""));
+  expected = {"octo/app app production " + sha('b') + " " + sha('a') + " 66 2"};
+  BOOST_CHECK(revisions() == expected);
+  std::vector<std::string> bases{"octo/app#61 ",
+                                 "octo/app#62 " + sha('a'),
+                                 "octo/app#62 " + sha('a'),
+                                 "octo/app#63 ",
+                                 "octo/app#64 ",
+                                 "octo/app#65 " + sha('a'),
+                                 "octo/app#62 ",
+                                 "octo/app#66 " + sha('a'),
+                                 "octo/app#61 ",
+                                 "octo/app#67 "};
+  auto got = notice_bases();
+  BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), bases.begin(),
+                                bases.end());
+}
+
 // -- the command line
 // ----------------------------------------------------------
 
