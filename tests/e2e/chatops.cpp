@@ -681,6 +681,21 @@ BOOST_AUTO_TEST_CASE(
       = json::parse(said[i].body)["attachments"][0]["text"].get<std::string>();
     BOOST_CHECK_MESSAGE(text.find(expected[i]) != std::string::npos, text);
   }
+  // The start messages in full: 601 had nothing deployed before it; 603
+  // links the comparison with what 601 deployed.
+  auto text_of = [&](std::size_t i) {
+    return json::parse(said[i].body)["attachments"][0]["text"]
+      .get<std::string>();
+  };
+  auto starting = std::string{"<https://heaven.example.test/deployments/1/"
+                              "log?token=t|#60"};
+  auto deploying = std::string{"> : <https://github.com/alice|alice> is "
+                               "deploying <https://github.com/octo/app/tree/"
+                               "main|app> to production"};
+  BOOST_CHECK_EQUAL(text_of(0), starting + "1" + deploying);
+  BOOST_CHECK_EQUAL(text_of(3), starting + "3" + deploying
+                                  + " (<https://github.com/octo/app/compare/"
+                                  + sha + "..." + next_sha + "|compare>)");
   // The generic webhook: every message once, each with a delivery id of its
   // own, the first with the id it had before heaven was killed.
   auto sent = hook.got();
