@@ -470,7 +470,8 @@ BOOST_AUTO_TEST_CASE(stopping_heaven_ends_a_script_that_ignores_sigterm) {
              == "heaven was stopped during the deployment");
 }
 
-BOOST_AUTO_TEST_CASE(a_stopping_heaven_posts_the_end_it_recorded_before_exiting) {
+BOOST_AUTO_TEST_CASE(
+  a_stopping_heaven_posts_the_end_it_recorded_before_exiting) {
   // GitHub is slow to take the in_progress status: when heaven stops the
   // deployment, the `error` that ends it waits behind that answer in its
   // stream. heaven must not exit before it is posted.
