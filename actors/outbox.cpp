@@ -471,6 +471,32 @@ void subscribe(self_ptr self, const env_ptr& env) {
       });
 }
 
+/// Whether nothing is under way: no request in flight, no row that may be
+/// sent now, nothing settled left unrecorded. Rows waiting out a backoff
+/// or a pause are not under way.
+bool quiet(self_ptr self, const env_ptr& env) {
+  auto& st = self->state;
+  bool paused = env->opts.now_ms() < st.paused_until;
+  return st.in_flight == 0 && !st.settle_in_flight && st.settling.empty()
+         && st.adding.empty() && (st.ready.empty() || paused);
+}
+
+/// Answers those waiting for quiet once it is; else looks again shortly
+/// (quiet follows from answers and store writes alike).
+void look_for_quiet(self_ptr self, const env_ptr& env) {
+  auto& st = self->state;
+  if (st.drains.empty())
+    return;
+  if (quiet(self, env)) {
+    for (auto& rp : st.drains)
+      rp.deliver(true);
+    st.drains.clear();
+  } else if (!st.drain_look_scheduled) {
+    st.drain_look_scheduled = true;
+    self->delayed_send(self, std::chrono::milliseconds(20), wake_atom::value);
+  }
+}
+
 } // namespace
 
 outbox_actor::behavior_type
@@ -507,6 +533,18 @@ outbox(outbox_actor::stateful_pointer<outbox_state> self, store_actor store,
         make_ready(self, name);
       }
       pump(self, env);
+    },
+    [=](drain_atom) -> caf::result<bool> {
+      if (quiet(self, env))
+        return true;
+      auto rp = self->make_response_promise<bool>();
+      self->state.drains.push_back(rp);
+      look_for_quiet(self, env);
+      return rp;
+    },
+    [=](wake_atom) {
+      self->state.drain_look_scheduled = false;
+      look_for_quiet(self, env);
     },
   };
 }

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/typed_response_promise.hpp>
+
 #include "base/log_format.hpp"
 #include "base/retry.hpp"
 #include "messages/interfaces.hpp"
@@ -142,6 +144,10 @@ struct outbox_state {
   /// Set while the send loop runs, so what it settles does not start a
   /// second loop inside the first.
   bool pumping = false;
+  /// Those waiting for the outbox to have nothing under way (a stopping
+  /// heaven), and whether a look is scheduled.
+  std::vector<caf::typed_response_promise<bool>> drains;
+  bool drain_look_scheduled = false;
 };
 
 /// The OUTBOX actor for `c.kind`. Subscribes to the store's rows of that
@@ -158,7 +164,8 @@ struct outbox_state {
 /// anything else is retried with doubling backoff until the row is older
 /// than `opts.max_age` (or failed `opts.max_attempts` times). Settled rows
 /// are written to the store in batches, each with the rows `c.follow_ups`
-/// says they lead to.
+/// says they lead to. `drain_atom` answers once nothing is under way (a
+/// stopping heaven delivers what its last moments recorded).
 outbox_actor::behavior_type
 outbox(outbox_actor::stateful_pointer<outbox_state> self, store_actor store,
        http_client_actor http, courier c, outbox_options opts);

@@ -27,7 +27,14 @@ using outbox_actor = caf::typed_actor<
   // looked up before it is sent.
   caf::reacts_to<outbox_atom, std::vector<outbox_row>, bool>,
   // Internal: stream S may try again; "" after a pause or a failed settle.
-  caf::reacts_to<retry_atom, std::string>>;
+  caf::reacts_to<retry_atom, std::string>,
+  // Answers true once nothing is under way: no request in flight, no row
+  // ready to send now, nothing settled left unrecorded. Rows waiting out a
+  // backoff or a rate limit do not count (a stopping heaven leaves them to
+  // its next start).
+  caf::replies_to<drain_atom>::with<bool>,
+  // Internal: look again whether a drain may be answered.
+  caf::reacts_to<wake_atom>>;
 
 /// The STORE actor interface: the one writer of heaven's database.
 /// Every transition of a deployment is committed here before anyone acts on

@@ -182,6 +182,37 @@ void drain(caf::actor_system& sys, receiver_actor recv, const settings& cfg,
                   "end: the next start ends them with error");
 }
 
+/// Lets the outboxes deliver what a stop recorded last (the terminal
+/// statuses of the deployments it ended, their chat notices) for up to
+/// `limit`; what GitHub or a chat service does not take by then stays in
+/// the store and is sent at the next start.
+void deliver_last_words(caf::actor_system& sys, const store_actor& store,
+                        const std::vector<outbox_actor>& boxes,
+                        std::chrono::seconds limit) {
+  using clock = std::chrono::steady_clock;
+  auto deadline = clock::now() + limit;
+  caf::scoped_actor self{sys};
+  // Once the store answers, it has handed every row it committed to the
+  // outboxes (it hands them on in the step that commits them).
+  self->request(store, limit, locks_atom::value)
+    .receive([](std::vector<env_lock>&) {}, [](caf::error&) {});
+  bool delivered = true;
+  for (auto& box : boxes) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - clock::now());
+    if (left.count() <= 0) {
+      delivered = false;
+      break;
+    }
+    self->request(box, left, drain_atom::value)
+      .receive([](bool) {}, [&](caf::error&) { delivered = false; });
+  }
+  if (!delivered)
+    spdlog::warn("heaven exits with messages GitHub or a chat service did "
+                 "not take within {} s: they are sent at the next start",
+                 limit.count());
+}
+
 /// This machine's name (instances are named after it).
 std::string host_name() {
   char buf[256] = {};
@@ -438,6 +469,8 @@ int serve(settings cfg, bool demo) {
     deployment_courier(github_api{cfg.api_endpoint, cfg.github_token}),
     deploy_opts);
   ctx->providers = make_providers(cfg, ctx->http);
+  std::vector<outbox_actor> outboxes{statuses, creations};
+  outboxes.insert(outboxes.end(), chats.begin(), chats.end());
   ctx->auto_deploy = sys.spawn(
     auto_deploy, auto_deploy_config{ctx->http, ctx->store, cfg.api_endpoint,
                                     cfg.github_token, ctx->status_attempts,
@@ -492,6 +525,7 @@ int serve(settings cfg, bool demo) {
     caf::anon_send_exit(ctx->http, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx->store, caf::exit_reason::user_shutdown);
     recv = nullptr;
+    outboxes.clear();
     statuses = nullptr;
     creations = nullptr;
     chats.clear();
@@ -590,6 +624,7 @@ int serve(settings cfg, bool demo) {
     spdlog::warn("heaven ended the {} process(es) still running ({} needed "
                  "SIGKILL)",
                  ending.ended, ending.killed);
+  deliver_last_words(sys, ctx->store, outboxes, std::chrono::seconds(5));
   stop_actors();
   server.reset();
   metrics_server.reset();

@@ -41,6 +41,8 @@ outbox_actor::behavior_type collector(outbox_actor::pointer,
         c->rows.push_back(r);
     },
     [](retry_atom, std::string&) {},
+    [](drain_atom) { return true; },
+    [](wake_atom) {},
   };
 }
 
@@ -474,6 +476,41 @@ BOOST_AUTO_TEST_CASE(settles_made_while_a_write_is_under_way_go_in_the_next) {
     == (std::vector<std::string>{"delivered", "delivered", "delivered"}));
   BOOST_TEST(script->asked["outbox"] == 2);
   BOOST_TEST(pong_bodies(3).size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_drain_is_answered_once_nothing_is_under_way) {
+  // Stream "a" is answered only when the test says; stream "b" fails and
+  // waits out its backoff.
+  stub.respond_with([](const test::recorded_request& r) -> test::fake_reply {
+    if (r.body.find("\"b\"") != std::string::npos)
+      return test::stub_response{500, {}, "down"};
+    return test::fake_reply::held(test::stub_response{200, {}, "pong"});
+  });
+  opts.first_backoff = std::chrono::minutes(10);
+  opts.max_backoff = std::chrono::minutes(10);
+  start(pinger());
+  add({{"n", "a"}}, "ping", "a");
+  add({{"n", "b"}}, "ping", "b");
+  BOOST_REQUIRE(run_until([&] { return stub.requests().size() == 2; }));
+  auto drained = std::make_shared<bool>(false);
+  keep(sys.spawn([this, drained](caf::event_based_actor* s) {
+    s->request(box, caf::infinite, drain_atom::value).then([drained](bool) {
+      *drained = true;
+    });
+  }));
+  run();
+  advance(1s);
+  // "a" is in flight: no answer yet.
+  BOOST_TEST(!*drained);
+  auto waiting = stub.waiting();
+  BOOST_REQUIRE(waiting.size() == 1u);
+  net->release(waiting.front()->id);
+  // Once "a" is delivered and its settle written, the drain is answered,
+  // though "b" still waits out its backoff.
+  BOOST_TEST(run_until([&] { return *drained; }, 5s));
+  BOOST_TEST(query("SELECT coalesce(outcome, 'unsettled') FROM outbox "
+                   "WHERE kind = 'ping' ORDER BY id")
+             == (std::vector<std::string>{"delivered", "unsettled"}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1974,6 +1974,8 @@ outbox_actor::behavior_type collector(outbox_actor::pointer,
         c->rows.push_back(r);
     },
     [](retry_atom, std::string&) {},
+    [](drain_atom) { return true; },
+    [](wake_atom) {},
   };
 }
 

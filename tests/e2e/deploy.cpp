@@ -470,6 +470,38 @@ BOOST_AUTO_TEST_CASE(stopping_heaven_ends_a_script_that_ignores_sigterm) {
              == "heaven was stopped during the deployment");
 }
 
+BOOST_AUTO_TEST_CASE(
+  a_stopping_heaven_posts_the_end_it_recorded_before_exiting) {
+  // GitHub is slow to take the in_progress status: when heaven stops the
+  // deployment, the `error` that ends it waits behind that answer in its
+  // stream. heaven must not exit before it is posted.
+  github.respond_with([](const recorded_request& r) {
+    if (r.method == "POST"
+        && r.body.find("\"in_progress\"") != std::string::npos)
+      std::this_thread::sleep_for(std::chrono::seconds(3));
+    return stub_response{};
+  });
+  auto pids = tmp / "slow.pids";
+  app.script("slow", "echo $$ >> " + pids.string() + "\nsleep 300\n");
+  app.commit("slow");
+  heaven_server h{tmp / "data",
+                  github.base_url(),
+                  {{"HEAVEN_DRAIN_SECONDS", "0"}, {"HEAVEN_KILL_GRACE", "1"}}};
+  auto body = deployment_event(app, 4003, "script/slow").dump();
+  BOOST_TEST(h.post_event("deployment", "delivery-u", body).status == 201);
+  for (int i = 0; i < 200 && read_pids(pids).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  BOOST_REQUIRE(read_pids(pids).size() == 1u);
+  BOOST_TEST(h.stop() == 0);
+  BOOST_TEST(!running(read_pids(pids)[0]));
+  auto seen = states(statuses(github, 4003));
+  BOOST_TEST(std::count(seen.begin(), seen.end(), "error") == 1);
+  BOOST_REQUIRE(!seen.empty());
+  BOOST_TEST(seen.back() == "error");
+  BOOST_TEST(json::parse(statuses(github, 4003).back().body).at("description")
+             == "heaven was stopped during the deployment");
+}
+
 BOOST_AUTO_TEST_CASE(processes_a_timeout_spared_end_when_heaven_stops) {
   auto pids = tmp / "spared.pids";
   app.script("spared", "echo $$ >> " + pids.string() + "\nsleep 300\n");
