@@ -227,7 +227,8 @@ void begin(self_ptr self) {
                        st.id, st.write_failures);
         st.write_failures = 0;
         if (!started) {
-          // Someone ended it already (it is not queued): nothing to run.
+          // Someone ended it already (it is not queued: superseded, or
+          // refused by a lock taken while it waited): nothing to run.
           st.ctx->logs->close(st.id);
           leave(self);
           return;
