@@ -1884,8 +1884,9 @@ STORE_CASE(lines_about_a_deployment_carry_it) {
                          "octo/app to production [deployment=1 "
                          "repository=octo/app environment=production]")
              == 1u);
-  BOOST_TEST(log.exactly("warning store found deployment 1 not queued: it "
-                         "does not start [deployment=1]")
+  BOOST_TEST(log.exactly("warning store found deployment 1 not queued "
+                         "(ended, superseded, or its environment locked "
+                         "while it waited): it does not start [deployment=1]")
              == 1u);
   BOOST_TEST(log.exactly("warning store found deployment 1 ended already: it "
                          "keeps its first end, not error [deployment=1]")
