@@ -347,9 +347,10 @@ undertaker_actor::behavior_type undertaker(undertaker_actor::pointer self,
 
 } // namespace
 
-void take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
-               std::string why) {
-  sys.spawn(undertaker, std::move(ctx), id, std::move(why));
+caf::actor_addr take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
+                          std::string why) {
+  return caf::actor_cast<caf::actor_addr>(
+    sys.spawn(undertaker, std::move(ctx), id, std::move(why)));
 }
 
 std::optional<std::string> refusal(const deployment_context& ctx,

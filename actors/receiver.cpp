@@ -138,6 +138,17 @@ void offer(self_ptr self, int64_t id, deployment_request req) {
 
 void advance(self_ptr self);
 
+/// Ends deployment `id` of `p` through take_over; `p` stays in use until
+/// that end is recorded.
+void bury(self_ptr self, int64_t id, const std::string& p,
+          const std::string& why) {
+  auto& st = self->state;
+  hold(st, id, p);
+  auto u = take_over(self->system(), st.ctx, id, why);
+  self->monitor(u);
+  st.undertakers.emplace(u, id);
+}
+
 /// One instance: the oldest deployment behind in `p`, which nothing runs
 /// any more, is read back from the store and waits next (unless it ended
 /// meanwhile: superseded; then the one after it).
@@ -380,7 +391,7 @@ void resume(self_ptr self) {
                        d.id, d.request.repo, d.request.environment,
                        to_string(d.state));
           if (d.state == deploy_state::running)
-            take_over(self->system(), st.ctx, d.id, restarted);
+            bury(self, d.id, place(d.request), restarted);
           else if (!st.draining)
             waits(st, d.id);
         }
@@ -415,18 +426,31 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     auto i = st.running.find(msg.source);
-    if (i == st.running.end())
+    if (i == st.running.end()) {
+      auto u = st.undertakers.find(msg.source);
+      if (u == st.undertakers.end())
+        return;
+      // A deployment's end is recorded: the next of its app+environment.
+      auto id = u->second;
+      st.undertakers.erase(u);
+      if (auto freed = drop(st, id))
+        release(self, *freed);
+      advance(self);
       return;
+    }
     auto id = i->second;
     st.running.erase(i);
     st.running_ids.erase(id);
-    auto freed = drop(st, id);
+    std::optional<std::string> freed;
     metrics::deployments_running().set(static_cast<double>(st.running.size()));
     if (msg.reason && msg.reason != caf::exit_reason::user_shutdown) {
       auto why = msg.reason.context().match_elements<std::string>()
                    ? msg.reason.context().get_as<std::string>(0)
                    : self->system().render(msg.reason);
-      take_over(self->system(), st.ctx, id, why);
+      auto p = st.place_of.count(id) > 0 ? st.place_of[id] : std::string{};
+      bury(self, id, p, why);
+    } else {
+      freed = drop(st, id);
     }
     // The last deployment of a burst has ended: give the memory it used
     // back to the system (glibc keeps freed heap otherwise).

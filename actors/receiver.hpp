@@ -72,6 +72,10 @@ struct receiver_state {
   /// Set while reading back the next deployment behind failed: tried again
   /// on `pending`.
   bool release_retry = false;
+  /// The actors recording the end of a deployment left running by an
+  /// earlier run, or whose actor died (see take_over), with its id: its
+  /// app+environment stays in use until they are done.
+  std::map<caf::actor_addr, int64_t> undertakers;
 };
 
 /// The RECEIVER actor. Every event goes to the store, which records it and

@@ -5,7 +5,8 @@
 // that supersedes replaces the waiting ones of its task; a lock taken
 // while one waits refuses it at its turn; waiting ones survive a SIGTERM
 // (which starts none of them) and a SIGKILL; DEPLOYMENT_TIMEOUT counts
-// from a deployment's start, not its wait.
+// from a deployment's start, not its wait; two instances on one PostgreSQL
+// database keep the order too.
 //
 // The deploy scripts are real (a git repository of the test): each writes
 // "start X" and "end X" to one order file, and most wait for a gate file
@@ -35,6 +36,7 @@
 #include "tools/support/heaven_process.hpp"
 #include "tools/support/http_call.hpp"
 #include "tools/support/http_stub.hpp"
+#include "tools/support/pg_cluster.hpp"
 
 using namespace heaven;
 using namespace heaven::test;
@@ -109,9 +111,10 @@ struct queue_fixture {
     run_checked("git -C " + repo.string() + " init -q --initial-branch=main");
     // Gated: runs until the test opens its gate (two minutes at most, so
     // nothing outlives a failed test for long).
-    for (auto name : {"a", "b", "c", "d", "e", "f"})
-      script(name, "echo 'start " + std::string{name} + "' >> " + order.string()
-                     + "\ni=0\nwhile [ ! -e " + gate(name).string()
+    for (std::string name : {"a", "b", "c", "d", "e", "f"})
+      script(name, "echo 'start " + name + "' >> " + order.string() + "\n"
+                     + (name == "d" ? daemon() : std::string{})
+                     + "i=0\nwhile [ ! -e " + gate(name).string()
                      + " ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); "
                        "done\necho 'end "
                      + name + "' >> " + order.string() + "\n");
@@ -137,6 +140,16 @@ struct queue_fixture {
     std::ofstream{path} << "#!/bin/sh\n" << body;
     fs::permissions(path, fs::perms::owner_all | fs::perms::group_read
                             | fs::perms::others_read);
+  }
+
+  /// A daemon of script d (setsid): it outlives a killed heaven, and says
+  /// "stopped d" when the next start ends it (SIGTERM), after half a second
+  /// of cleaning up (so that ending it takes a while).
+  std::string daemon() const {
+    auto says = "sleep 0.5; echo 'stopped d' >> " + order.string();
+    return "setsid sh -c \"trap \\\"" + says
+           + "; exit 1\\\" TERM; i=0; while [ \\$i -lt 2400 ]; do sleep "
+             "0.05; i=\\$((i+1)); done\" </dev/null >/dev/null 2>&1 &\n";
   }
 
   fs::path gate(const std::string& name) const {
@@ -452,13 +465,17 @@ BOOST_AUTO_TEST_CASE(waiting_deployments_survive_a_stop_and_a_kill_in_order) {
     data, github.base_url(),
     heaven_server::env_list{{"HEAVEN_KILL_GRACE", "1"}});
   h->wait_quiet(120);
+  // The next of production starts only once the start has ended what the
+  // killed heaven left running there.
   auto all = ran();
   BOOST_TEST(all
                == (lines{"start a", "end a", "start b", "end b", "start c",
-                         "end c", "start d", "start e", "end e", "start f",
-                         "end f"}),
+                         "end c", "start d", "stopped d", "start e", "end e",
+                         "start f", "end f"}),
              joined(all));
-  BOOST_TEST(states_of(44).back() == "error");
+  BOOST_TEST(told(44).back()
+             == "error: heaven restarted during this deployment; its outcome "
+                "is unknown: deploy again");
   BOOST_TEST(states_of(45)
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
   BOOST_TEST(states_of(46)
@@ -490,6 +507,46 @@ BOOST_AUTO_TEST_CASE(deployment_timeout_counts_from_the_start_not_the_wait) {
     BOOST_TEST(states_of(id).back() == "success", id << joined(told(id)));
     one_end(id);
   }
+}
+
+BOOST_AUTO_TEST_CASE(several_instances_run_one_at_a_time_in_order) {
+  // Two heavens on one PostgreSQL database: whichever instance accepted a
+  // deployment, and whichever claims it, one of an app and environment
+  // runs at a time, oldest first.
+  pg_cluster db;
+  heaven_server::env_list env = {{"HEAVEN_DATABASE_URL", db.url()},
+                                 {"HEAVEN_LEASE_SECONDS", "3"}};
+  heaven_server one{tmp / "data1", github.base_url(), env};
+  heaven_server two{tmp / "data2", github.base_url(), env};
+  post(one, event(71, "a", queueing));
+  BOOST_REQUIRE(ran_until({"start a"}));
+  post(two, event(72, "b", queueing, "bob"));
+  post(one, event(73, "c", queueing, "carol"));
+  post(two, event(74, "d", json::object(), "dave"));
+  BOOST_TEST(told_until(72, {waiting(71)}));
+  BOOST_TEST(told_until(73, {waiting(71)}));
+  BOOST_TEST(told_until(74, {"error: Already deploying."}));
+  BOOST_TEST(ran() == (lines{"start a"}), joined(ran()));
+  open("a");
+  BOOST_REQUIRE(ran_until({"start a", "end a", "start b"}));
+  BOOST_TEST(told_until(73, {waiting(71), waiting(72)}));
+  open("b");
+  BOOST_REQUIRE(ran_until({"start a", "end a", "start b", "end b", "start c"}));
+  open("c");
+  BOOST_REQUIRE(
+    ran_until({"start a", "end a", "start b", "end b", "start c", "end c"}));
+  BOOST_TEST(eventually([&] {
+    auto s = states_of(73);
+    return !s.empty() && terminal(s.back());
+  }));
+  BOOST_TEST(states_of(71)
+             == (std::vector<std::string>{"queued", "in_progress", "success"}));
+  BOOST_TEST(told(72) == (lines{waiting(71), deploying(), told(72).back()}));
+  BOOST_TEST(
+    told(73)
+    == (lines{waiting(71), waiting(72), deploying(), told(73).back()}));
+  for (int64_t id : {71, 72, 73, 74})
+    one_end(id);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
