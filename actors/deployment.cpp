@@ -227,7 +227,8 @@ void begin(self_ptr self) {
                        st.id, st.write_failures);
         st.write_failures = 0;
         if (!started) {
-          // Someone ended it already (it is not queued): nothing to run.
+          // Someone ended it already (it is not queued: superseded, or
+          // refused by a lock taken while it waited): nothing to run.
           st.ctx->logs->close(st.id);
           leave(self);
           return;
@@ -346,9 +347,10 @@ undertaker_actor::behavior_type undertaker(undertaker_actor::pointer self,
 
 } // namespace
 
-void take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
-               std::string why) {
-  sys.spawn(undertaker, std::move(ctx), id, std::move(why));
+caf::actor_addr take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
+                          std::string why) {
+  return caf::actor_cast<caf::actor_addr>(
+    sys.spawn(undertaker, std::move(ctx), id, std::move(why)));
 }
 
 std::optional<std::string> refusal(const deployment_context& ctx,

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include <caf/actor_addr.hpp>
 #include <caf/fwd.hpp>
 
 #include "actors/deployment_context.hpp"
@@ -96,9 +97,11 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
 /// its end (a bug threw inside it): ends every process it started, removes
 /// its checkout, then records `error` with `why`, retrying until the store
 /// takes it. The store keeps a deployment's first end, so this changes
-/// nothing for one that had recorded its end.
-void take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
-               std::string why);
+/// nothing for one that had recorded its end. Returns the actor doing it,
+/// which ends once the end is recorded (the receiver keeps the
+/// deployment's app+environment in use until then).
+caf::actor_addr take_over(caf::actor_system& sys, context_ptr ctx, int64_t id,
+                          std::string why);
 
 /// The first rule `req` breaks that the receiver checks before storing it
 /// (provider, ref, task, sha, clone URL); none when it may run.

@@ -132,7 +132,9 @@ std::vector<unfinished_deployment> pg_store::claim_queued(int32_t limit) {
   return transact([&](pg::connection& conn) {
     // Only an instance that still holds its lease claims; a deployment
     // whose earlier statuses another instance has yet to deliver waits, so
-    // that GitHub gets them in order.
+    // that GitHub gets them in order; one whose app and environment has a
+    // deployment running, or an older one queued, waits its turn (one at a
+    // time, oldest first: queued deployments, base/queueing.hpp).
     return claimed(conn.query(
       "WITH c AS (SELECT q.id FROM deployments q "
       "  WHERE q.state = 'queued' AND q.owner IS NULL "
@@ -141,6 +143,10 @@ std::vector<unfinished_deployment> pg_store::claim_queued(int32_t limit) {
       "    AND NOT EXISTS (SELECT 1 FROM outbox o "
       "      WHERE o.stream = 'd' || q.id AND o.settled_at IS NULL "
       "        AND o.kind = 'status' AND o.owner IS DISTINCT FROM $1) "
+      "    AND NOT EXISTS (SELECT 1 FROM deployments b "
+      "      WHERE b.app = q.app AND b.environment = q.environment "
+      "        AND b.id <> q.id AND (b.state = 'running' "
+      "          OR (b.state = 'queued' AND b.id < q.id))) "
       "  ORDER BY q.id LIMIT $2 FOR UPDATE OF q SKIP LOCKED) "
       "UPDATE deployments d SET owner = $1 FROM c WHERE d.id = c.id "
       "RETURNING d.id, d.request, d.repo, d.github_id, d.app, "

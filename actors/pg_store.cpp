@@ -13,7 +13,9 @@
 #include "actors/pg_schema.hpp"
 #include "actors/sqlite_store.hpp"
 #include "actors/store_rules.hpp"
+#include "base/lifecycle.hpp"
 #include "base/notices.hpp"
+#include "base/queueing.hpp"
 
 namespace heaven {
 
@@ -108,18 +110,49 @@ lock_decision apply_lock_rule(pg::connection& conn, const inbound_event& ev,
     [&] { return delete_lock(conn, repo, r.environment); });
 }
 
-/// Whether another deployment of `r`'s app and environment is queued or
-/// running (the concurrency rule: one at a time), asked under that app and
-/// environment's advisory lock, so two instances never both pass.
-bool busy(pg::connection& conn, int64_t id, const deployment_request& r) {
+/// GitHub's id of the deployment another deployment (`id`) of `r`'s app and
+/// environment waits for: the one running there, else the oldest queued;
+/// none when none is queued or running (the concurrency rule: one at a
+/// time). Asked under that app and environment's advisory lock (taken by
+/// the caller, see place_lock), so two instances never both pass.
+std::optional<int64_t> ahead(pg::connection& conn, int64_t id,
+                             const deployment_request& r) {
+  auto found = conn.query(
+    "SELECT github_id FROM deployments WHERE app = $1 AND "
+    "environment = $2 AND state IN ('queued', 'running') AND id <> $3 "
+    "ORDER BY state = 'running' DESC, id LIMIT 1",
+    {r.app, r.environment, pg::int64_param(id)});
+  if (found.rows() == 0)
+    return std::nullopt;
+  return found.is_null(0, 0) ? 0 : found.int64(0, 0);
+}
+
+/// Takes `r`'s app and environment's advisory lock (until the transaction
+/// ends): the concurrency rule and the queue behind it.
+void place_lock(pg::connection& conn, const deployment_request& r) {
   xact_lock(conn, "busy:" + r.app + " " + r.environment);
-  return conn
-           .query("SELECT 1 FROM deployments WHERE app = $1 AND "
-                  "environment = $2 AND state IN ('queued', 'running') "
-                  "AND id <> $3 LIMIT 1",
-                  {r.app, r.environment, pg::int64_param(id)})
-           .rows()
-         > 0;
+}
+
+/// The queued deployments of `r`'s app and environment other than `id`,
+/// oldest first, their rows locked: of `task` only, and older than `id`,
+/// when `task` is given; whose description is not `unless`, when that is
+/// given.
+std::vector<int64_t>
+waiting_ids(pg::connection& conn, int64_t id, const deployment_request& r,
+            const std::string* task, const std::string* unless = nullptr) {
+  auto given = [](const std::string* x) {
+    return x != nullptr ? pg::param{*x} : pg::param{};
+  };
+  auto found = conn.query(
+    "SELECT id FROM deployments WHERE app = $1 AND environment = $2 "
+    "AND state = 'queued' AND id <> $3 "
+    "AND ($4::text IS NULL OR (task = $4 AND id < $3)) "
+    "AND ($5::text IS NULL OR description <> $5) ORDER BY id FOR UPDATE",
+    {r.app, r.environment, pg::int64_param(id), given(task), given(unless)});
+  std::vector<int64_t> ids;
+  for (int i = 0; i < found.rows(); ++i)
+    ids.push_back(found.int64(i, 0));
+  return ids;
 }
 
 /// Whether deployment `id` is `instance`'s (any instance's when it is ""),
@@ -343,6 +376,36 @@ bool pg_store::in_batch() const {
   return batch_;
 }
 
+namespace {
+
+/// Sets deployment `id` (queued, its row locked) to `state` with
+/// `description`, and queues the status that says so, `owner`'s to
+/// deliver.
+void restate(pg::connection& conn, int64_t id, deploy_state state,
+             const std::string& description, const std::string& now,
+             const std::string& owner, committed_rows& rows) {
+  auto found = find_deployment(conn, id, true);
+  if (!found)
+    return;
+  set_state(conn, id, state, description, now);
+  rows.push_back(
+    queue_status(conn, id, found->first, state, description, owner));
+}
+
+/// Supersede: the waiting deployments of `r`'s app, environment and task
+/// older than `id` end with `error` "superseded by deployment N", whichever
+/// instance claimed them (one that prepares it finds it ended at its
+/// start).
+void supersede(pg::connection& conn, int64_t id, const deployment_request& r,
+               const std::string& now, const std::string& owner,
+               committed_rows& rows) {
+  auto why = superseded_description(r.github_id);
+  for (auto older : waiting_ids(conn, id, r, &r.task))
+    restate(conn, older, deploy_state::error, why, now, owner, rows);
+}
+
+} // namespace
+
 // -- writes -------------------------------------------------------------------
 
 // A lock task and a deployment arriving together, at this instance or
@@ -370,10 +433,19 @@ accept_result pg_store::accept(const inbound_event& ev, committed_rows& rows) {
       const auto& r = ev.deployment;
       res.deployment_id = insert_deployment(conn, ev, now);
       auto lock = apply_lock_rule(conn, ev, repo, now, res);
-      bool is_busy = concurrency_applies(ev.lock_action, lock.outcome)
-                     && busy(conn, res.deployment_id, r);
-      auto v = decide_state(r, ev.lock_action, lock, res.lock.actor, is_busy,
-                            ev.refusal);
+      auto mode = read_queue_mode(r, queue_all_);
+      bool applies = concurrency_applies(ev.lock_action, lock.outcome);
+      std::optional<int64_t> first;
+      if (applies) {
+        place_lock(conn, r);
+        // Only a deployment that will be queued replaces the waiting ones.
+        if (mode == queue_mode::supersede && ev.refusal.empty())
+          supersede(conn, res.deployment_id, r, now, opts_.instance, rows);
+        first = ahead(conn, res.deployment_id, r);
+      }
+      auto v = decide_state(r, ev.lock_action, lock, res.lock.actor,
+                            first.has_value(), ev.refusal,
+                            mode != queue_mode::refuse, first.value_or(0));
       set_state(conn, res.deployment_id, v.state, v.description, now);
       rows.push_back(queue_status(conn, res.deployment_id, r, v.state,
                                   v.description, opts_.instance));
@@ -396,6 +468,14 @@ accept_result pg_store::accept(const inbound_event& ev, committed_rows& rows) {
 bool pg_store::start(int64_t id, const std::string& description,
                      committed_rows& rows) {
   return transact(rows, [&](pg::connection& conn) {
+    // The advisory locks come before the row's, as in accept: the
+    // environment's lock, then its app and environment.
+    if (auto peek = find_deployment(conn, id, false)) {
+      if (read_queue_mode(peek->first, queue_all_) != queue_mode::refuse)
+        xact_lock(conn,
+                  "lock:" + peek->first.repo + " " + peek->first.environment);
+      place_lock(conn, peek->first);
+    }
     auto found = find_deployment(conn, id, true);
     if (found && found->second == deploy_state::running)
       return repeated(conn, id, opts_.instance, deploy_state::running,
@@ -403,9 +483,24 @@ bool pg_store::start(int64_t id, const std::string& description,
     if (!found || found->second != deploy_state::queued
         || !owned_by(conn, id, opts_.instance))
       return false;
-    set_state(conn, id, deploy_state::running, description, now_iso8601());
-    rows.push_back(queue_status(conn, id, found->first, deploy_state::running,
-                                description, opts_.instance));
+    const auto& r = found->first;
+    auto now = now_iso8601();
+    if (read_queue_mode(r, queue_all_) != queue_mode::refuse) {
+      // A lock taken while it waited refuses it at its turn.
+      if (auto held = find_lock(conn, r.repo, r.environment)) {
+        restate(conn, id, deploy_state::error,
+                locked_description(r, held->actor), now, opts_.instance, rows);
+        return false;
+      }
+    }
+    set_state(conn, id, deploy_state::running, description, now);
+    rows.push_back(queue_status(conn, id, r, deploy_state::running, description,
+                                opts_.instance));
+    // Those behind it now wait for it.
+    auto waiting = waiting_description(r.github_id);
+    for (auto next : waiting_ids(conn, id, r, nullptr, &waiting))
+      restate(conn, next, deploy_state::queued, waiting, now, opts_.instance,
+              rows);
     return true;
   });
 }
@@ -428,6 +523,14 @@ bool pg_store::finish(int64_t id, const provider_outcome& outcome,
       pg_rows::record_finished(conn, id, found->first, now);
     rows.push_back(queue_status(conn, id, found->first, outcome.state,
                                 outcome.description, opts_.instance));
+    // A deployment waiting behind it may be claimed now, by any instance.
+    if (conn
+          .query("SELECT 1 FROM deployments WHERE app = $1 AND "
+                 "environment = $2 AND state = 'queued' LIMIT 1",
+                 {found->first.app, found->first.environment})
+          .rows()
+        > 0)
+      wake_instances(conn);
     return true;
   });
 }

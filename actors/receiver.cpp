@@ -3,6 +3,8 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <optional>
+#include <vector>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -27,9 +29,47 @@ constexpr auto restarted
   = "heaven restarted during this deployment; its outcome is unknown: "
     "deploy again";
 
+/// The app and environment of `r`: one deployment of it runs at a time.
+std::string place(const deployment_request& r) {
+  return r.app + "\n" + r.environment;
+}
+
+/// Deployment `id` runs or waits next in `place`.
+void hold(receiver_state& st, int64_t id, const std::string& p) {
+  if (st.place_of.emplace(id, p).second)
+    ++st.in_use[p];
+}
+
+/// Deployment `id` runs or waits next no more: the place it freed, if it
+/// did.
+std::optional<std::string> drop(receiver_state& st, int64_t id) {
+  auto i = st.place_of.find(id);
+  if (i == st.place_of.end())
+    return std::nullopt;
+  auto p = std::move(i->second);
+  st.place_of.erase(i);
+  auto j = st.in_use.find(p);
+  if (j == st.in_use.end() || --j->second > 0)
+    return std::nullopt;
+  st.in_use.erase(j);
+  return p;
+}
+
+/// True when a deployment of `p` runs, waits next or waits behind.
+bool occupied(const receiver_state& st, const std::string& p) {
+  return st.in_use.count(p) > 0 || st.behind.count(p) > 0;
+}
+
+/// Queued deployment `id` of `p` waits behind the one there.
+void wait_behind(receiver_state& st, int64_t id, const std::string& p) {
+  st.behind[p].insert(id);
+  st.behind_ids.insert(id);
+}
+
 /// Runs queued deployment `id`, watched until it ends.
 void launch(self_ptr self, int64_t id, const deployment_request& req) {
   auto& st = self->state;
+  hold(st, id, place(req));
   auto d = self->spawn(deployment, st.ctx, id, req);
   self->monitor(d);
   st.running.emplace(d.address(), id);
@@ -51,9 +91,11 @@ size_t max_running(const receiver_state& st) {
   return static_cast<size_t>(std::max<int64_t>(1, st.ctx->cfg.max_running));
 }
 
-/// True when deployment `id` runs or waits in memory.
+/// True when deployment `id` runs or waits in memory (next, or behind
+/// another of its app+environment).
 bool held(const receiver_state& st, int64_t id) {
-  return st.running_ids.count(id) > 0 || st.waiting.count(id) > 0;
+  return st.running_ids.count(id) > 0 || st.waiting.count(id) > 0
+         || st.behind_ids.count(id) > 0 || st.place_of.count(id) > 0;
 }
 
 /// Queued deployment `id` runs now when it may, else waits its turn: in
@@ -62,6 +104,12 @@ void offer(self_ptr self, int64_t id, deployment_request req) {
   auto& st = self->state;
   if (held(st, id))
     return;
+  auto p = place(req);
+  if (occupied(st, p)) {
+    waits(st, id);
+    wait_behind(st, id, p);
+    return;
+  }
   auto max = max_running(st);
   if (!st.spilled && st.waiting.empty() && st.running.size() < max) {
     launch(self, id, req);
@@ -69,6 +117,7 @@ void offer(self_ptr self, int64_t id, deployment_request req) {
   }
   waits(st, id);
   if (!st.spilled && st.waiting.size() < max) {
+    hold(st, id, p);
     st.waiting.emplace(id, std::move(req));
     return;
   }
@@ -89,6 +138,64 @@ void offer(self_ptr self, int64_t id, deployment_request req) {
 
 void advance(self_ptr self);
 
+/// Ends deployment `id` of `p` through take_over; `p` stays in use until
+/// that end is recorded.
+void bury(self_ptr self, int64_t id, const std::string& p,
+          const std::string& why) {
+  auto& st = self->state;
+  hold(st, id, p);
+  auto u = take_over(self->system(), st.ctx, id, why);
+  self->monitor(u);
+  st.undertakers.emplace(u, id);
+}
+
+/// One instance: the oldest deployment behind in `p`, which nothing runs
+/// any more, is read back from the store and waits next (unless it ended
+/// meanwhile: superseded; then the one after it).
+void release(self_ptr self, const std::string& p) {
+  auto& st = self->state;
+  if (st.draining || st.ctx->shared)
+    return;
+  auto i = st.behind.find(p);
+  if (i == st.behind.end() || st.in_use.count(p) > 0)
+    return;
+  auto id = *i->second.begin();
+  i->second.erase(i->second.begin());
+  if (i->second.empty())
+    st.behind.erase(i);
+  st.behind_ids.erase(id);
+  hold(st, id, p); // Reserved while it is read back.
+  self
+    ->request(st.ctx->store, caf::infinite, pending_atom::value, id - 1,
+              int32_t{1})
+    .then(
+      [=](std::vector<unfinished_deployment>& rows) {
+        auto& st = self->state;
+        if (!rows.empty() && rows.front().id == id
+            && rows.front().state == deploy_state::queued && !st.draining) {
+          st.waiting.emplace(id, std::move(rows.front().request));
+          advance(self);
+          return;
+        }
+        // It ended while it waited (superseded), or heaven stops.
+        st.queued_ids.erase(id);
+        metrics::deployments_waiting().set(
+          static_cast<double>(st.queued_ids.size()));
+        if (auto freed = drop(st, id))
+          release(self, *freed);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        spdlog::error("receiver could not read back deployment {}, next "
+                      "in line: {}; tried again in 5 s",
+                      id, self->system().render(err));
+        drop(st, id);
+        wait_behind(st, id, p);
+        st.release_retry = true;
+        self->delayed_send(self, std::chrono::seconds(5), pending_atom::value);
+      });
+}
+
 /// Reads the next page of deployments waiting in the store only.
 void read_waiting(self_ptr self) {
   auto& st = self->state;
@@ -108,8 +215,15 @@ void read_waiting(self_ptr self) {
         for (auto& d : rows) {
           last = std::max(last, d.id);
           // A running one runs here, or is ended by `resume`.
-          if (d.state == deploy_state::queued && !held(st, d.id))
+          if (d.state != deploy_state::queued || held(st, d.id))
+            continue;
+          auto p = place(d.request);
+          if (occupied(st, p)) {
+            wait_behind(st, d.id, p);
+          } else {
+            hold(st, d.id, p);
             st.waiting.emplace(d.id, std::move(d.request));
+          }
         }
         st.store_after = std::max(st.store_after, last);
         if (st.spilled_while_reading != 0)
@@ -277,7 +391,7 @@ void resume(self_ptr self) {
                        d.id, d.request.repo, d.request.environment,
                        to_string(d.state));
           if (d.state == deploy_state::running)
-            take_over(self->system(), st.ctx, d.id, restarted);
+            bury(self, d.id, place(d.request), restarted);
           else if (!st.draining)
             waits(st, d.id);
         }
@@ -312,22 +426,38 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     auto i = st.running.find(msg.source);
-    if (i == st.running.end())
+    if (i == st.running.end()) {
+      auto u = st.undertakers.find(msg.source);
+      if (u == st.undertakers.end())
+        return;
+      // A deployment's end is recorded: the next of its app+environment.
+      auto id = u->second;
+      st.undertakers.erase(u);
+      if (auto freed = drop(st, id))
+        release(self, *freed);
+      advance(self);
       return;
+    }
     auto id = i->second;
     st.running.erase(i);
     st.running_ids.erase(id);
+    std::optional<std::string> freed;
     metrics::deployments_running().set(static_cast<double>(st.running.size()));
     if (msg.reason && msg.reason != caf::exit_reason::user_shutdown) {
       auto why = msg.reason.context().match_elements<std::string>()
                    ? msg.reason.context().get_as<std::string>(0)
                    : self->system().render(msg.reason);
-      take_over(self->system(), st.ctx, id, why);
+      auto p = st.place_of.count(id) > 0 ? st.place_of[id] : std::string{};
+      bury(self, id, p, why);
+    } else {
+      freed = drop(st, id);
     }
     // The last deployment of a burst has ended: give the memory it used
     // back to the system (glibc keeps freed heap otherwise).
     if (st.running.empty())
       malloc_trim(0);
+    if (freed)
+      release(self, *freed);
     advance(self);
     check_drained(self);
   });
@@ -388,7 +518,11 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
                    "finish within {} s",
                    st.running.size(), seconds);
       // Those waiting stay queued for the next start.
+      for (auto& w : st.waiting)
+        drop(st, w.first);
       st.waiting.clear();
+      st.behind.clear();
+      st.behind_ids.clear();
       st.queued_ids.clear();
       metrics::deployments_waiting().set(0);
       for (auto& [addr, id] : st.running)
@@ -411,6 +545,15 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
       if (st.read_retry) {
         st.read_retry = false;
         advance(self);
+      }
+      if (st.release_retry) {
+        st.release_retry = false;
+        std::vector<std::string> free;
+        for (auto& [p, ids] : st.behind)
+          if (st.in_use.count(p) == 0)
+            free.push_back(p);
+        for (auto& p : free)
+          release(self, p);
       }
     },
     [=](wake_atom) {

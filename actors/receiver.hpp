@@ -58,6 +58,24 @@ struct receiver_state {
   /// for meanwhile.
   bool claiming = false;
   bool claim_again = false;
+  /// Queued deployments (base/queueing.hpp): the app+environment of each
+  /// deployment in `running` or `waiting` (or being read back to run next),
+  /// and how many of those each app+environment has (one, but for a
+  /// deployment that ends before its start on several instances).
+  std::map<int64_t, std::string> place_of;
+  std::map<std::string, int> in_use;
+  /// One instance: the queued deployments whose app+environment is in use
+  /// here, by app+environment, oldest first (ids only: a request is read
+  /// back from the store when its turn comes), and all their ids.
+  std::map<std::string, std::set<int64_t>> behind;
+  std::set<int64_t> behind_ids;
+  /// Set while reading back the next deployment behind failed: tried again
+  /// on `pending`.
+  bool release_retry = false;
+  /// The actors recording the end of a deployment left running by an
+  /// earlier run, or whose actor died (see take_over), with its id: its
+  /// app+environment stays in use until they are done.
+  std::map<caf::actor_addr, int64_t> undertakers;
 };
 
 /// The RECEIVER actor. Every event goes to the store, which records it and
@@ -76,6 +94,13 @@ struct receiver_state {
 /// wait their turn as any queued one does; those that were running end with
 /// `error`, since nobody knows how far they got. A deployment actor that dies
 /// without recording its end (a bug threw in it) is ended by `take_over`.
+///
+/// One deployment of an app and environment runs at a time: a queued one
+/// (see base/queueing.hpp) whose app+environment is in use here waits in
+/// `behind` and is read back from the store (it may have been superseded
+/// meanwhile) once the one before it has ended, oldest first; one that
+/// reads back from the store is held back the same way. Nothing more
+/// starts once heaven is stopping.
 ///
 /// When several instances share the store (`ctx->shared`), queued
 /// deployments are not handed out here but claimed from the store, oldest

@@ -14,6 +14,7 @@
 #include "actors/store_schema.hpp"
 #include "base/lifecycle.hpp"
 #include "base/notices.hpp"
+#include "base/queueing.hpp"
 #include "base/retry.hpp"
 
 namespace heaven {
@@ -172,16 +173,49 @@ void set_state(database& db, int64_t id, deploy_state state,
     .run();
 }
 
-/// Whether another deployment of `r`'s app and environment is queued or
-/// running (the concurrency rule: one at a time).
-bool busy(database& db, int64_t id, const deployment_request& r) {
+/// GitHub's id of the deployment another deployment (`id`) of `r`'s app and
+/// environment waits for: the one running there, else the oldest queued;
+/// none when none is queued or running (the concurrency rule: one at a
+/// time).
+std::optional<int64_t> ahead(database& db, int64_t id,
+                             const deployment_request& r) {
   auto& stmt = db.cached(
-    "SELECT 1 FROM deployments WHERE app = ? AND environment = ? "
-    "AND state IN ('queued', 'running') AND id != ? LIMIT 1");
+    "SELECT github_id FROM deployments WHERE app = ? AND environment = ? "
+    "AND state IN ('queued', 'running') AND id != ? "
+    "ORDER BY state = 'running' DESC, id LIMIT 1");
   stmt.bind(1, r.app).bind(2, r.environment).bind(3, id);
-  bool found = stmt.step();
+  std::optional<int64_t> found;
+  if (stmt.step())
+    found = stmt.int64(0);
   stmt.reset(); // See find_lock.
   return found;
+}
+
+/// The queued deployments of `r`'s app and environment other than `id`,
+/// oldest first: of `task` only, and older than `id`, when `task` is given;
+/// whose description is not `unless`, when that is given.
+std::vector<int64_t>
+waiting_ids(database& db, int64_t id, const deployment_request& r,
+            const std::string* task, const std::string* unless = nullptr) {
+  auto& stmt = db.cached(
+    "SELECT id FROM deployments WHERE app = ?1 AND environment = ?2 "
+    "AND state = 'queued' AND id != ?3 "
+    "AND (?4 IS NULL OR (task = ?4 AND id < ?3)) "
+    "AND (?5 IS NULL OR description != ?5) ORDER BY id");
+  stmt.bind(1, r.app).bind(2, r.environment).bind(3, id);
+  if (task != nullptr)
+    stmt.bind(4, *task);
+  else
+    stmt.bind(4, nullptr);
+  if (unless != nullptr)
+    stmt.bind(5, *unless);
+  else
+    stmt.bind(5, nullptr);
+  std::vector<int64_t> ids;
+  while (stmt.step())
+    ids.push_back(stmt.int64(0));
+  stmt.reset();
+  return ids;
 }
 
 /// Queues the creation of a GitHub deployment: `body` (see deploy_body in
@@ -211,6 +245,27 @@ find_deployment(database& db, int64_t id) {
   stmt.reset();
   read_request(request, r, id);
   return std::make_pair(std::move(r), std::move(state));
+}
+
+/// Sets deployment `id` (queued) to `state` with `description`, and queues
+/// the status that says so.
+void restate(database& db, int64_t id, deploy_state state,
+             const std::string& description, const std::string& now,
+             committed_rows& rows) {
+  auto found = find_deployment(db, id);
+  if (!found)
+    return;
+  set_state(db, id, state, description, now);
+  rows.push_back(queue_status(db, id, found->first, state, description));
+}
+
+/// Supersede: the waiting deployments of `r`'s app, environment and task
+/// older than `id` end with `error` "superseded by deployment N".
+void supersede(database& db, int64_t id, const deployment_request& r,
+               const std::string& now, committed_rows& rows) {
+  auto why = superseded_description(r.github_id);
+  for (auto older : waiting_ids(db, id, r, &r.task))
+    restate(db, older, deploy_state::error, why, now, rows);
 }
 
 } // namespace
@@ -271,10 +326,15 @@ accept_result sqlite_store::accept(const inbound_event& ev,
     const auto& r = ev.deployment;
     res.deployment_id = insert_deployment(db_, ev, now);
     auto lock = apply_lock_rule(db_, ev, repo, now, res);
-    bool is_busy = concurrency_applies(ev.lock_action, lock.outcome)
-                   && busy(db_, res.deployment_id, r);
-    auto v = decide_state(r, ev.lock_action, lock, res.lock.actor, is_busy,
-                          ev.refusal);
+    auto mode = read_queue_mode(r, queue_all_);
+    bool applies = concurrency_applies(ev.lock_action, lock.outcome);
+    // Only a deployment that will be queued replaces the waiting ones.
+    if (applies && mode == queue_mode::supersede && ev.refusal.empty())
+      supersede(db_, res.deployment_id, r, now, rows);
+    auto first = applies ? ahead(db_, res.deployment_id, r) : std::nullopt;
+    auto v = decide_state(r, ev.lock_action, lock, res.lock.actor,
+                          first.has_value(), ev.refusal,
+                          mode != queue_mode::refuse, first.value_or(0));
     set_state(db_, res.deployment_id, v.state, v.description, now);
     rows.push_back(
       queue_status(db_, res.deployment_id, r, v.state, v.description));
@@ -300,9 +360,22 @@ bool sqlite_store::start(int64_t id, const std::string& description,
   auto found = find_deployment(db_, id);
   if (!found || found->second != deploy_state::queued)
     return false;
+  const auto& r = found->first;
+  if (read_queue_mode(r, queue_all_) != queue_mode::refuse) {
+    // A lock taken while it waited refuses it at its turn.
+    if (auto held = find_lock(db_, r.repo, r.environment)) {
+      restate(db_, id, deploy_state::error, locked_description(r, held->actor),
+              now, rows);
+      tx.commit();
+      return false;
+    }
+  }
   set_state(db_, id, deploy_state::running, description, now);
-  rows.push_back(
-    queue_status(db_, id, found->first, deploy_state::running, description));
+  rows.push_back(queue_status(db_, id, r, deploy_state::running, description));
+  // Those behind it now wait for it.
+  auto waiting = waiting_description(r.github_id);
+  for (auto next : waiting_ids(db_, id, r, nullptr, &waiting))
+    restate(db_, next, deploy_state::queued, waiting, now, rows);
   tx.commit();
   return true;
 }

@@ -323,8 +323,9 @@ open_store(store_actor::stateful_pointer<store_state> self, store_opener open,
         },
         [id](bool started) {
           if (!started)
-            spdlog::warn("store found deployment {} not queued: it does not "
-                         "start",
+            spdlog::warn("store found deployment {} not queued (ended, "
+                         "superseded, or its environment locked while it "
+                         "waited): it does not start",
                          id);
         },
         log_context{id, {}, {}});

@@ -27,6 +27,13 @@ class store_backend {
 public:
   virtual ~store_backend();
 
+  /// HEAVEN_QUEUE_DEPLOYMENTS: deployments to a busy app and environment
+  /// wait their turn unless their payload.config.queue is false (see
+  /// base/queueing.hpp); off by default.
+  void set_queue_all(bool on) {
+    queue_all_ = on;
+  }
+
   // -- group commit ----------------------------------------------------------
 
   /// Opens a batch: the operations until commit_batch share one transaction
@@ -48,14 +55,20 @@ public:
 
   /// Records a delivery and everything it decides: the repository, the
   /// deployment and the rules' verdict on it (see store_rules.hpp) with the
-  /// status that says so, the lock change, a notice (unless the backend
-  /// was opened without them) and the revision it
-  /// records (see `latest`). A redelivery changes nothing.
+  /// status that says so (a deployment that queues, see base/queueing.hpp,
+  /// waits for a busy app and environment; one that supersedes ends the
+  /// older waiting ones of its task, each with its `error` status), the lock
+  /// change, a notice (unless the backend was opened without them) and the
+  /// revision it records (see `latest`). A redelivery changes nothing.
   virtual accept_result accept(const inbound_event& ev, committed_rows& rows)
     = 0;
 
   /// Moves queued deployment `id` to running and queues its `in_progress`
-  /// status; false (nothing written) when it is not queued.
+  /// status, and the `queued` status of each deployment of its app and
+  /// environment still waiting, now for it ("waiting for deployment N to
+  /// finish"); false (nothing written) when it is not queued. A deployment
+  /// that queues (see base/queueing.hpp) and finds its environment locked
+  /// at its turn ends instead, with the lock's `error` (false too).
   virtual bool
   start(int64_t id, const std::string& description, committed_rows& rows)
     = 0;
@@ -171,6 +184,9 @@ public:
   /// when there is none yet.
   virtual std::string shared_secret(const std::string& name,
                                     const std::string& fresh);
+
+protected:
+  bool queue_all_ = false;
 };
 
 } // namespace heaven

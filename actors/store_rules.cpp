@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/lifecycle.hpp"
+#include "base/queueing.hpp"
 
 namespace heaven {
 
@@ -33,14 +34,18 @@ bool concurrency_applies(lock_task action, lock_outcome outcome) {
 
 verdict decide_state(const deployment_request& r, lock_task action,
                      const lock_decision& lock, const std::string& holder,
-                     bool busy, const std::string& refusal) {
+                     bool busy, const std::string& refusal, bool queue,
+                     int64_t ahead) {
   admission a;
   a.lock_action = action;
   a.lock_state = lock.outcome;
   a.holder = holder;
   a.busy = busy;
   a.refusal = refusal;
+  a.queue = queue;
   auto ended = admit(r, a);
+  if (!ended && busy)
+    return {deploy_state::queued, waiting_description(ahead)};
   if (!ended)
     return {deploy_state::queued, queued_description(r)};
   return {ended->state, std::move(ended->description)};

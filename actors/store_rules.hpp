@@ -49,12 +49,15 @@ struct verdict {
 };
 
 /// The state a deployment is recorded in: its lock task's end, a locked
-/// environment, "Already deploying." when `busy`, the receiver's `refusal`
-/// (see admit in base/lifecycle.hpp), else queued with its queued
+/// environment, "Already deploying." when `busy` (unless `queue`), the
+/// receiver's `refusal` (see admit in base/lifecycle.hpp), else queued: with
+/// "waiting for deployment <ahead> to finish" when `busy` and `queue`
+/// (`ahead` is GitHub's id of the deployment it waits for), else its queued
 /// description.
 verdict decide_state(const deployment_request& r, lock_task action,
                      const lock_decision& lock, const std::string& holder,
-                     bool busy, const std::string& refusal);
+                     bool busy, const std::string& refusal, bool queue = false,
+                     int64_t ahead = 0);
 
 /// Applies the lock rule to (`repo`, the environment of `ev`'s deployment)
 /// and fills `res.lock_state` and `res.lock`. The backend reads and writes

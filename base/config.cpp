@@ -219,6 +219,12 @@ const std::vector<option>& options() {
      "deployments that run at once (checkout, script, statuses); the rest "
      "wait as queued, in the order they came, and start as others end",
      HEAVEN_INT(max_running, "HEAVEN_MAX_RUNNING")},
+    {"HEAVEN_QUEUE_DEPLOYMENTS", "--queue-deployments",
+     "a deployment to an app and environment that is busy waits its turn "
+     "(queued, started when the one before ends) instead of being refused "
+     "with 'Already deploying.'; an app's payload.config.queue: false opts "
+     "out (payload.config.queue: true opts in without this)",
+     HEAVEN_BOOL(queue_deployments, "HEAVEN_QUEUE_DEPLOYMENTS")},
     {"HEAVEN_LEASE_SECONDS", "--lease-seconds",
      "several instances (HEAVEN_DATABASE_URL): each renews its lease this "
      "often times three; one silent for two of these is taken over by "
@@ -416,7 +422,8 @@ settings_or_error load_settings(const std::vector<std::string>& args,
     if (!opt)
       return "unknown option " + arg + " (see heaven --help)";
     bool is_bool = std::string{opt->flag} == "--insecure"
-                   || std::string{opt->flag} == "--terminate-child-process";
+                   || std::string{opt->flag} == "--terminate-child-process"
+                   || std::string{opt->flag} == "--queue-deployments";
     if (eq == std::string::npos) {
       if (is_bool) {
         value = "1";

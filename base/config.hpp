@@ -65,9 +65,12 @@ struct settings {
   /// Seconds running deployments may take to finish after SIGTERM.
   int64_t drain_seconds = 30; ///< HEAVEN_DRAIN_SECONDS
   /// Deployments running at once; the rest wait, queued, in order.
-  int64_t max_running = 64;   ///< HEAVEN_MAX_RUNNING
-  int64_t lease_seconds = 30; ///< HEAVEN_LEASE_SECONDS
-  std::string config_file;    ///< HEAVEN_CONFIG
+  int64_t max_running = 64; ///< HEAVEN_MAX_RUNNING
+  /// A deployment to a busy app+environment waits its turn (queued) instead
+  /// of being refused, unless its payload.config.queue is false.
+  bool queue_deployments = false; ///< HEAVEN_QUEUE_DEPLOYMENTS
+  int64_t lease_seconds = 30;     ///< HEAVEN_LEASE_SECONDS
+  std::string config_file;        ///< HEAVEN_CONFIG
   /// Milliseconds between two polls of a remote build (Heroku, Beanstalk).
   int64_t poll_interval_ms = 3000; ///< HEAVEN_POLL_INTERVAL_MS
   /// Connections to one host for API requests (statuses, polls, ...).

@@ -21,6 +21,11 @@ std::string running_description(const deployment_request& req) {
          + req.environment + " with " + req.provider;
 }
 
+std::string locked_description(const deployment_request& req,
+                               const std::string& holder) {
+  return req.repo + " is locked on " + req.environment + " by " + holder;
+}
+
 std::optional<provider_outcome> admit(const deployment_request& req,
                                       const admission& a) {
   auto error = [](std::string why) {
@@ -43,8 +48,8 @@ std::optional<provider_outcome> admit(const deployment_request& req,
     return success(repo + " unlocked on " + env + " by " + req.actor);
   }
   if (a.lock_state == lock_outcome::locked)
-    return error(repo + " is locked on " + env + " by " + a.holder);
-  if (a.busy)
+    return error(locked_description(req, a.holder));
+  if (a.busy && !a.queue)
     return error("Already deploying.");
   if (!a.refusal.empty())
     return error(a.refusal);

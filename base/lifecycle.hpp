@@ -22,6 +22,12 @@ std::string queued_description(const deployment_request& req);
 /// to production with shell".
 std::string running_description(const deployment_request& req);
 
+/// The description of the `error` of a deployment that meets `req`'s
+/// environment locked by `holder`: "<repo> is locked on <environment> by
+/// <holder>" (at its arrival, or at its turn when it waited).
+std::string locked_description(const deployment_request& req,
+                               const std::string& holder);
+
 /// What the store knows when it records a deployment, in one transaction.
 struct admission {
   /// The deployment's lock action.
@@ -33,14 +39,17 @@ struct admission {
   /// Whether another deployment of the same app and environment is queued or
   /// running.
   bool busy = false;
+  /// Whether a busy app and environment makes it wait its turn (queued)
+  /// rather than refuses it (see base/queueing.hpp).
+  bool queue = false;
   /// The receiver's reason why it may not run, or "".
   std::string refusal;
 };
 
 /// How the rules end a deployment before it runs, in order: its lock or
 /// unlock task (`success`, or `error` when someone else holds the lock), a
-/// locked environment, "Already deploying.", the receiver's refusal; none
-/// when it may run.
+/// locked environment, "Already deploying." (busy, unless it queues), the
+/// receiver's refusal; none when it may run or wait its turn.
 std::optional<provider_outcome> admit(const deployment_request& req,
                                       const admission& a);
 

@@ -34,6 +34,7 @@
 #include "actors/process.hpp"
 #include "actors/receiver.hpp"
 #include "actors/scope.hpp"
+#include "actors/sqlite_store.hpp"
 #include "actors/statuses.hpp"
 #include "actors/store.hpp"
 #include "actors/store_open.hpp"
@@ -380,8 +381,10 @@ int serve(settings cfg, bool demo) {
     o.instance = instance = new_instance_id(o.host);
     ctx->store = sys.spawn<caf::detached>(
       open_store,
-      [url = cfg.database_url, o]() -> std::unique_ptr<store_backend> {
+      [url = cfg.database_url, o,
+       queue = cfg.queue_deployments]() -> std::unique_ptr<store_backend> {
         auto db = std::make_unique<pg_store>(url, o);
+        db->set_queue_all(queue);
         spdlog::info("store uses PostgreSQL (HEAVEN_DATABASE_URL) as "
                      "instance {}",
                      o.instance);
@@ -389,8 +392,17 @@ int serve(settings cfg, bool demo) {
       },
       health);
   } else {
-    ctx->store = sys.spawn<caf::detached>(store, cfg.data_dir + "/heaven.db",
-                                          health, notices);
+    ctx->store = sys.spawn<caf::detached>(
+      open_store,
+      [path = cfg.data_dir + "/heaven.db", notices,
+       queue = cfg.queue_deployments]() -> std::unique_ptr<store_backend> {
+        auto db = std::make_unique<sqlite_store>(path, open_mode::create,
+                                                 notices);
+        db->set_queue_all(queue);
+        spdlog::info("store opened {}", path);
+        return db;
+      },
+      health);
   }
   // Without its database heaven could accept nothing durably: stop here.
   std::string store_error;

@@ -102,6 +102,54 @@ BOOST_AUTO_TEST_CASE(a_deployment_waits_for_anothers_undelivered_status) {
   BOOST_TEST(ids(a.claim_queued(5)) == (std::vector<int64_t>{other}));
 }
 
+BOOST_AUTO_TEST_CASE(a_claim_skips_a_busy_app_and_environment) {
+  auto url = fresh_database("inst_");
+  pg_store a{url, instance_options("a")};
+  pg_store b{url, instance_options("b")};
+  committed_rows rows;
+  auto queued = [&](const std::string& delivery, int64_t github_id,
+                    const std::string& env) {
+    auto r = make_request(github_id, env);
+    r.app = "app";
+    r.payload_json = R"({"config":{"queue":true}})";
+    auto res = a.accept(deployment_event(delivery, r), rows);
+    BOOST_REQUIRE(res.state == deploy_state::queued);
+    return res;
+  };
+  auto first = queued("q1", 30, "production");
+  auto second = queued("q2", 31, "production");
+  auto third = queued("q3", 32, "production");
+  auto other = queued("q4", 33, "staging");
+  BOOST_TEST(second.description == "waiting for deployment 30 to finish");
+  deliver_all(a);
+  // One of production (the oldest), and staging; never two of production,
+  // on one instance or across them.
+  BOOST_TEST(
+    ids(a.claim_queued(10))
+    == (std::vector<int64_t>{first.deployment_id, other.deployment_id}));
+  BOOST_TEST(b.claim_queued(10).empty());
+  BOOST_TEST(a.start(first.deployment_id, "Running", rows));
+  BOOST_TEST(b.claim_queued(10).empty());
+  BOOST_TEST(a.finish(first.deployment_id,
+                      provider_outcome{deploy_state::success, "Deployed"},
+                      rows));
+  deliver_all(a);
+  // Its turn comes: whichever instance asks first takes the next, only it.
+  BOOST_TEST(ids(b.claim_queued(10))
+             == (std::vector<int64_t>{second.deployment_id}));
+  BOOST_TEST(a.claim_queued(10).empty());
+  BOOST_TEST(b.start(second.deployment_id, "Running", rows));
+  // The third now waits for the second (its status, b's to deliver).
+  BOOST_TEST(one(url, "SELECT description FROM deployments WHERE id = "
+                        + std::to_string(third.deployment_id))
+             == "waiting for deployment 31 to finish");
+  BOOST_TEST(b.finish(second.deployment_id,
+                      provider_outcome{deploy_state::failure, "Failed"}, rows));
+  deliver_all(b);
+  BOOST_TEST(ids(a.claim_queued(10))
+             == (std::vector<int64_t>{third.deployment_id}));
+}
+
 BOOST_AUTO_TEST_CASE(a_lapsed_instance_is_taken_over_once) {
   auto url = fresh_database("inst_");
   pg_store a{url, instance_options("a")};

@@ -1932,8 +1932,9 @@ STORE_CASE(lines_about_a_deployment_carry_it) {
                          "octo/app to production [deployment=1 "
                          "repository=octo/app environment=production]")
              == 1u);
-  BOOST_TEST(log.exactly("warning store found deployment 1 not queued: it "
-                         "does not start [deployment=1]")
+  BOOST_TEST(log.exactly("warning store found deployment 1 not queued "
+                         "(ended, superseded, or its environment locked "
+                         "while it waited): it does not start [deployment=1]")
              == 1u);
   BOOST_TEST(log.exactly("warning store found deployment 1 ended already: it "
                          "keeps its first end, not error [deployment=1]")
@@ -2189,6 +2190,197 @@ SQLITE_CASE(a_full_disk_refuses_writes_says_so_and_recovers) {
   BOOST_CHECK(!again.duplicate);
   BOOST_CHECK_EQUAL(to_string(again.state), "queued");
   BOOST_CHECK(health->problems().empty());
+  stop_all();
+}
+
+// -- queued deployments (base/queueing.hpp) -----------------------------------
+
+namespace {
+
+/// `task_event` whose payload.config carries `config` (JSON members, e.g.
+/// `"queue":true`).
+inbound_event queue_event(std::string delivery, int64_t github_id,
+                          std::string env, std::string task, std::string actor,
+                          const std::string& config) {
+  auto ev = task_event(std::move(delivery), github_id, std::move(env),
+                       std::move(task), std::move(actor));
+  ev.deployment.payload_json = R"({"name":"app","config":{"provider":"shell")"
+                               + (config.empty() ? std::string{} : "," + config)
+                               + "}}";
+  return ev;
+}
+
+} // namespace
+
+STORE_CASE(queued_deployments_wait_their_turn_in_order) {
+  auto s = start();
+  auto q = std::string{R"("queue":true)"};
+  auto a = accept_ok(s, queue_event("q-1", 101, "production", "deploy", "alice",
+                                    q));
+  BOOST_CHECK_EQUAL(to_string(a.state), "queued");
+  BOOST_CHECK_EQUAL(a.description,
+                    "Queued main (0123456) for production by alice");
+  auto b = accept_ok(s,
+                     queue_event("q-2", 102, "production", "deploy", "bob", q));
+  BOOST_CHECK_EQUAL(to_string(b.state), "queued");
+  BOOST_CHECK_EQUAL(b.description, "waiting for deployment 101 to finish");
+  auto c = accept_ok(s, queue_event("q-3", 103, "production", "deploy", "carol",
+                                    q));
+  BOOST_CHECK_EQUAL(c.description, "waiting for deployment 101 to finish");
+  // One that does not queue is still refused; another environment is free.
+  auto d = accept_ok(s, queue_event("q-4", 104, "production", "deploy", "dave",
+                                    ""));
+  BOOST_CHECK_EQUAL(to_string(d.state), "error");
+  BOOST_CHECK_EQUAL(d.description, "Already deploying.");
+  auto e = accept_ok(s,
+                     queue_event("q-5", 105, "staging", "deploy", "erin", q));
+  BOOST_CHECK_EQUAL(e.description, "Queued main (0123456) for staging by erin");
+  // The first runs; the others wait for it (their status says so once).
+  BOOST_CHECK(start_one(s, a.deployment_id, "Running"));
+  BOOST_CHECK(*finish(s, a.deployment_id, "success", "Deployed"));
+  // The second's turn: the third now waits for it.
+  BOOST_CHECK(start_one(s, b.deployment_id, "Running"));
+  BOOST_CHECK((statuses("d" + std::to_string(c.deployment_id))
+               == std::vector<std::string>{
+                 "queued: waiting for deployment 101 to finish",
+                 "queued: waiting for deployment 102 to finish"}));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT description FROM deployments "
+                                  "WHERE id = "
+                                    + std::to_string(c.deployment_id)),
+                    "waiting for deployment 102 to finish");
+  BOOST_CHECK(*finish(s, b.deployment_id, "failure", "Failed"));
+  BOOST_CHECK(start_one(s, c.deployment_id, "Running"));
+  BOOST_CHECK(*finish(s, c.deployment_id, "success", "Deployed"));
+  BOOST_CHECK(
+    (statuses("d" + std::to_string(b.deployment_id))
+     == std::vector<std::string>{"queued: waiting for deployment 101 to finish",
+                                 "in_progress: Running", "failure: Failed"}));
+  BOOST_CHECK(
+    (statuses("d" + std::to_string(c.deployment_id))
+     == std::vector<std::string>{"queued: waiting for deployment 101 to finish",
+                                 "queued: waiting for deployment 102 to finish",
+                                 "in_progress: Running", "success: Deployed"}));
+  BOOST_CHECK((statuses("d" + std::to_string(d.deployment_id))
+               == std::vector<std::string>{"error: Already deploying."}));
+}
+
+STORE_CASE(a_superseding_deployment_replaces_the_waiting_ones_of_its_task) {
+  auto s = start();
+  auto sup = std::string{R"("supersede":true)"};
+  auto a = accept_ok(s, queue_event("s-1", 201, "production", "deploy", "alice",
+                                    sup));
+  BOOST_REQUIRE(start_one(s, a.deployment_id, "Running"));
+  auto b = accept_ok(s, queue_event("s-2", 202, "production", "deploy", "bob",
+                                    sup));
+  BOOST_CHECK_EQUAL(b.description, "waiting for deployment 201 to finish");
+  // Another task waits too, and is not replaced by a deploy.
+  auto m = accept_ok(s, queue_event("s-3", 203, "production",
+                                    "deploy:migrations", "bob", sup));
+  BOOST_CHECK_EQUAL(m.description, "waiting for deployment 201 to finish");
+  auto c = accept_ok(s, queue_event("s-4", 204, "production", "deploy", "carol",
+                                    sup));
+  BOOST_CHECK_EQUAL(to_string(c.state), "queued");
+  BOOST_CHECK_EQUAL(c.description, "waiting for deployment 201 to finish");
+  // The running one is no waiting one: it runs on.
+  BOOST_CHECK((statuses("d" + std::to_string(a.deployment_id))
+               == std::vector<std::string>{
+                 "queued: Queued main (0123456) for production by alice",
+                 "in_progress: Running"}));
+  BOOST_CHECK(
+    (statuses("d" + std::to_string(b.deployment_id))
+     == std::vector<std::string>{"queued: waiting for deployment 201 to finish",
+                                 "error: superseded by deployment 204"}));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT state || '|' || description FROM "
+                                  "deployments WHERE id = "
+                                    + std::to_string(b.deployment_id)),
+                    "error|superseded by deployment 204");
+  BOOST_CHECK((statuses("d" + std::to_string(m.deployment_id))
+               == std::vector<std::string>{
+                 "queued: waiting for deployment 201 to finish"}));
+  // A superseded one never starts, and cannot end twice.
+  BOOST_CHECK(!start_one(s, b.deployment_id, "Running"));
+  BOOST_CHECK(!*finish(s, b.deployment_id, "error", "again"));
+  BOOST_CHECK_EQUAL(statuses("d" + std::to_string(b.deployment_id)).size(), 2u);
+  // A refused arrival replaces nothing.
+  auto bad = queue_event("s-5", 205, "production", "deploy", "dave", sup);
+  bad.refusal = "invalid ref 'x..y'";
+  BOOST_CHECK_EQUAL(accept_ok(s, bad).description, "invalid ref 'x..y'");
+  BOOST_CHECK_EQUAL(statuses("d" + std::to_string(c.deployment_id)).size(), 1u);
+  BOOST_CHECK(*finish(s, a.deployment_id, "success", "Deployed"));
+  BOOST_CHECK(start_one(s, m.deployment_id, "Running"));
+  BOOST_CHECK(*finish(s, m.deployment_id, "success", "Deployed"));
+  BOOST_CHECK(start_one(s, c.deployment_id, "Running"));
+  // One first in line that has not started is a waiting one too.
+  auto x = accept_ok(s,
+                     queue_event("s-6", 206, "staging", "deploy", "erin", sup));
+  auto y = accept_ok(s,
+                     queue_event("s-7", 207, "staging", "deploy", "erin", sup));
+  BOOST_CHECK_EQUAL(y.description, "Queued main (0123456) for staging by erin");
+  BOOST_CHECK((statuses("d" + std::to_string(x.deployment_id))
+               == std::vector<std::string>{
+                 "queued: Queued main (0123456) for staging by erin",
+                 "error: superseded by deployment 207"}));
+  BOOST_CHECK(!start_one(s, x.deployment_id, "Running"));
+  BOOST_CHECK(start_one(s, y.deployment_id, "Running"));
+}
+
+STORE_CASE(a_lock_taken_while_one_waits_refuses_it_at_its_turn) {
+  auto s = start();
+  auto q = std::string{R"("queue":true)"};
+  auto a = accept_ok(s, queue_event("k-1", 301, "production", "deploy", "alice",
+                                    q));
+  BOOST_REQUIRE(start_one(s, a.deployment_id, "Running"));
+  auto b = accept_ok(s,
+                     queue_event("k-2", 302, "production", "deploy", "bob", q));
+  BOOST_CHECK_EQUAL(b.description, "waiting for deployment 301 to finish");
+  auto lock = accept_ok(s, task_event("k-3", 303, "production", "deploy:lock",
+                                      "carol", "lock", "incident"));
+  BOOST_CHECK_EQUAL(to_string(lock.state), "success");
+  // One arriving now is refused at once.
+  auto late = accept_ok(s, queue_event("k-4", 304, "production", "deploy",
+                                       "dave", q));
+  BOOST_CHECK_EQUAL(to_string(late.state), "error");
+  BOOST_CHECK_EQUAL(late.description,
+                    "octo/app is locked on production by carol");
+  BOOST_CHECK(*finish(s, a.deployment_id, "success", "Deployed"));
+  // The waiting one's turn: refused with the lock's words, ended once.
+  BOOST_CHECK(!start_one(s, b.deployment_id, "Running"));
+  BOOST_CHECK((statuses("d" + std::to_string(b.deployment_id))
+               == std::vector<std::string>{
+                 "queued: waiting for deployment 301 to finish",
+                 "error: octo/app is locked on production by carol"}));
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT state FROM deployments WHERE id = "
+                                    + std::to_string(b.deployment_id)),
+                    "error");
+  BOOST_CHECK(!*finish(s, b.deployment_id, "error", "again"));
+  BOOST_CHECK(pending(s).empty());
+}
+
+STORE_CASE(heaven_queue_deployments_queues_unless_the_app_opts_out) {
+  auto s = sys.spawn(
+    open_store,
+    [this]() -> std::unique_ptr<store_backend> {
+      auto b = db.open();
+      b->set_queue_all(true);
+      return b;
+    },
+    health);
+  stores.push_back(s);
+  auto a = accept_ok(s, queue_event("g-1", 401, "production", "deploy", "alice",
+                                    ""));
+  BOOST_CHECK_EQUAL(to_string(a.state), "queued");
+  auto b = accept_ok(s, queue_event("g-2", 402, "production", "deploy", "bob",
+                                    ""));
+  BOOST_CHECK_EQUAL(to_string(b.state), "queued");
+  BOOST_CHECK_EQUAL(b.description, "waiting for deployment 401 to finish");
+  auto out = accept_ok(s, queue_event("g-3", 403, "production", "deploy",
+                                      "carol", R"("queue":false)"));
+  BOOST_CHECK_EQUAL(to_string(out.state), "error");
+  BOOST_CHECK_EQUAL(out.description, "Already deploying.");
+  // Only booleans count: a string reads as absent (here: queue).
+  auto odd = accept_ok(s, queue_event("g-4", 404, "production", "deploy",
+                                      "dave", R"("queue":"false")"));
+  BOOST_CHECK_EQUAL(odd.description, "waiting for deployment 401 to finish");
   stop_all();
 }
 

@@ -548,6 +548,20 @@ BOOST_AUTO_TEST_CASE(provider_secrets_from_a_config_file_are_redacted_too) {
                       "HEAVEN_POLL_INTERVAL_MS must be at least 1"));
 }
 
+BOOST_AUTO_TEST_CASE(queue_deployments_is_off_unless_set) {
+  temp_cwd tmp;
+  BOOST_TEST(!ok(load_settings({}, {})).queue_deployments);
+  BOOST_TEST(ok(load_settings({}, {{"HEAVEN_QUEUE_DEPLOYMENTS", "1"}}))
+               .queue_deployments);
+  BOOST_TEST(ok(load_settings({"--queue-deployments"}, {})).queue_deployments);
+  BOOST_TEST(!ok(load_settings({"--queue-deployments=0"},
+                               {{"HEAVEN_QUEUE_DEPLOYMENTS", "1"}}))
+                .queue_deployments);
+  BOOST_TEST(err(load_settings({}, {{"HEAVEN_QUEUE_DEPLOYMENTS", "maybe"}}))
+             == "HEAVEN_QUEUE_DEPLOYMENTS must be true or false (1/0), got "
+                "'maybe'");
+}
+
 BOOST_AUTO_TEST_CASE(max_running_is_at_least_one) {
   temp_cwd tmp;
   BOOST_TEST(ok(load_settings({}, {})).max_running == 64);
