@@ -409,6 +409,26 @@ BOOST_AUTO_TEST_CASE(a_401_renews_the_token_once_then_fails_clearly) {
   for (std::size_t i = 1; i < posts.size(); ++i)
     BOOST_TEST(posts[i].status == 201);
 
+  // Auto-deploy's reads renew a refused token once too.
+  github.revoke_tokens();
+  auto ahead = std::string(40, 'b');
+  BOOST_REQUIRE_EQUAL(h.post_event("status", "g-1", green(ahead).dump()).status,
+                      201);
+  BOOST_REQUIRE(eventually(
+    [&] {
+      return !uses_at(github, "POST", "/repos/octo/app/deployments").empty();
+    },
+    60s));
+  auto combined = uses_at(github, "GET",
+                          "/repos/octo/app/commits/" + ahead + "/status");
+  BOOST_REQUIRE_EQUAL(combined.size(), 2u);
+  BOOST_TEST(combined[0].status == 401);
+  BOOST_TEST(combined[1].status == 200);
+  BOOST_TEST(combined[0].token != combined[1].token);
+  for (auto& u : uses_at(github, "POST", "/repos/octo/app/deployments"))
+    BOOST_TEST(u.problem == "");
+  h.wait_quiet(60);
+
   // The app lost its access: one renewal, then a clear failure.
   github.refuse_all(true);
   BOOST_REQUIRE_EQUAL(
@@ -460,6 +480,9 @@ BOOST_AUTO_TEST_CASE(an_enterprise_endpoint_keeps_its_api_prefix) {
   app_github ghe{app_id, key.public_pem, "/api/v3/"};
   ghe.install("octo/app", 42);
   ghe.fallback_token(e2e_github_token);
+  // GitHub fails the first exchanges: the statuses wait for a token
+  // instead of going out without one.
+  ghe.fail_exchanges(3);
   heaven_server h{tmp / "data", ghe.api_url(), settings()};
   auto repo = tmp / "public";
   fs::create_directories(repo / "script");
@@ -478,9 +501,14 @@ BOOST_AUTO_TEST_CASE(an_enterprise_endpoint_keeps_its_api_prefix) {
   h.wait_finished(id_of(h, 701), 60);
   h.wait_quiet(60);
   auto posts = uses_of(ghe, "POST", "/api/v3/repos/octo/app/deployments/701/");
-  BOOST_REQUIRE_GE(posts.size(), 2u);
-  for (auto& u : posts)
+  BOOST_REQUIRE_GE(posts.size(), 3u);
+  for (auto& u : posts) {
     BOOST_TEST(u.problem == "");
+    BOOST_TEST(u.status == 201);
+  }
+  BOOST_TEST(read_text(h.stderr_file)
+               .find("could not get a token of installation 42 (HTTP 500")
+             != std::string::npos);
   bool exchanged = false;
   for (auto& r : ghe.stub.requests())
     exchanged = exchanged
