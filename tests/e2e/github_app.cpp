@@ -516,6 +516,58 @@ BOOST_AUTO_TEST_CASE(an_enterprise_endpoint_keeps_its_api_prefix) {
   BOOST_TEST(exchanged);
 }
 
+BOOST_AUTO_TEST_CASE(archive_links_are_asked_for_with_the_installation_token) {
+  // Heroku refuses the build: what matters here is the tarball link.
+  http_stub heroku;
+  heroku.respond_with([](const recorded_request&) {
+    return stub_response{404,
+                         {{"Content-Type", "application/json"}},
+                         R"({"id":"not_found","message":"no such app"})"};
+  });
+  heaven_server h{tmp / "data", github.api_url(),
+                  settings({{"HEROKU_API_KEY", "heroku-key-0123456789"},
+                            {"HEAVEN_HEROKU_ENDPOINT", heroku.base_url()}})};
+  auto sha = std::string(40, 'c');
+  auto heroku_event = [&](int64_t id) {
+    auto e = deployment_event(
+      {.id = id,
+       .sha = sha,
+       .clone_url = "https://github.com/octo/app.git",
+       .payload = {
+         {"name", "app"},
+         {"config",
+          {{"provider", "heroku"}, {"heroku_production_name", "app-prod"}}}}});
+    e["installation"] = {{"id", 42}};
+    return e.dump();
+  };
+  auto tarball = "/repos/octo/app/tarball/" + sha;
+  BOOST_REQUIRE_EQUAL(
+    h.post_event("deployment", "h-1", heroku_event(801)).status, 201);
+  h.wait_finished(id_of(h, 801), 60);
+  auto first = uses_at(github, "GET", tarball);
+  BOOST_REQUIRE_EQUAL(first.size(), 1u);
+  BOOST_TEST(first[0].problem == "");
+  BOOST_TEST(first[0].status == 302);
+  // Heroku was handed the link (and would fetch it with its own token).
+  BOOST_REQUIRE(!heroku.requests().empty());
+  BOOST_TEST(heroku.requests()[0].body.find("codeload.example.test")
+             != std::string::npos);
+  // A revoked token: heaven gets a new one and asks once more.
+  github.revoke_at(tarball);
+  BOOST_REQUIRE_EQUAL(
+    h.post_event("deployment", "h-2", heroku_event(802)).status, 201);
+  h.wait_finished(id_of(h, 802), 60);
+  auto links = uses_at(github, "GET", tarball);
+  std::string seen;
+  for (auto& u : links)
+    seen += std::to_string(u.status) + " " + u.problem + "; ";
+  BOOST_REQUIRE_MESSAGE(links.size() == 3u, seen + read_text(h.stderr_file));
+  BOOST_TEST(links[1].status == 401);
+  BOOST_TEST(links[2].status == 302);
+  BOOST_TEST(links[2].problem == "");
+  BOOST_TEST(links[1].token != links[2].token);
+}
+
 BOOST_AUTO_TEST_CASE(a_bad_key_stops_heaven_at_start_naming_the_setting) {
   auto dir = tmp / "bad";
   fs::create_directories(dir);

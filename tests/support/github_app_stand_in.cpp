@@ -154,6 +154,11 @@ void app_github::revoke_tokens() {
   write_tokens();
 }
 
+void app_github::revoke_at(std::string target) {
+  std::lock_guard lock{mutex_};
+  revoke_at_ = std::move(target);
+}
+
 void app_github::refuse_all(bool on) {
   std::lock_guard lock{mutex_};
   refuse_all_ = on;
@@ -273,6 +278,12 @@ stub_response app_github::api_call(const recorded_request& r,
   if (auth.rfind("token ", 0) == 0)
     u.token = auth.substr(6);
   std::lock_guard lock{mutex_};
+  if (!revoke_at_.empty() && r.target == revoke_at_) {
+    revoke_at_.clear();
+    for (auto& t : tokens_)
+      revoked_.insert(t.token);
+    write_tokens();
+  }
   auto inst = installs_.find(repo);
   bool installation_token = false;
   if (inst != installs_.end()) {

@@ -55,6 +55,9 @@ public:
   /// Revoke every token issued so far: a call carrying one gets a 401; a
   /// token issued later is accepted.
   void revoke_tokens();
+  /// Revoke every token issued so far when the next call to `target`
+  /// arrives (before looking at its token), once.
+  void revoke_at(std::string target);
   /// Refuse every call carrying an installation token (true), as GitHub
   /// does when the app lost its access.
   void refuse_all(bool on);
@@ -126,6 +129,7 @@ private:
   int jwt_calls_ = 0;
   int lookups_ = 0;
   std::filesystem::path tokens_file_;
+  std::string revoke_at_;
 };
 
 } // namespace heaven::test
