@@ -568,6 +568,63 @@ BOOST_AUTO_TEST_CASE(archive_links_are_asked_for_with_the_installation_token) {
   BOOST_TEST(links[1].token != links[2].token);
 }
 
+BOOST_AUTO_TEST_CASE(a_chat_notice_compares_with_the_installation_token) {
+  http_stub hook;
+  heaven_server h{
+    tmp / "data", github.api_url(),
+    settings({{"HEAVEN_NOTIFY_WEBHOOK_URL", hook.base_url() + "hook"},
+              {"HEAVEN_NOTIFIER_DISPLAY_COMMITS", "1"}})};
+  auto status_event = [](int64_t id, const std::string& sha) {
+    return json{{"action", "created"},
+                {"deployment_status",
+                 {{"id", id * 10},
+                  {"state", "success"},
+                  {"description", "Deployed"},
+                  {"environment", "production"},
+                  {"creator", {{"login", "heaven-bot"}}}}},
+                {"deployment",
+                 {{"id", id},
+                  {"sha", sha},
+                  {"ref", "main"},
+                  {"task", "deploy"},
+                  {"environment", "production"},
+                  {"payload",
+                   {{"name", "app"},
+                    {"notify", {{"room", "ops"}, {"user", "alice"}}},
+                    {"config", {{"provider", "shell"}}}}},
+                  {"creator", {{"login", "alice"}}}}},
+                {"repository",
+                 {{"name", "app"},
+                  {"full_name", "octo/app"},
+                  {"html_url", "https://github.com/octo/app"},
+                  {"default_branch", "main"}}},
+                {"installation", {{"id", 42}}},
+                {"sender", {{"login", "heaven-bot"}}}}
+      .dump();
+  };
+  auto base = std::string(40, 'd');
+  auto head = std::string(40, 'e');
+  BOOST_REQUIRE_EQUAL(
+    h.post_event("deployment_status", "n-1", status_event(901, base)).status,
+    201);
+  BOOST_REQUIRE(hook.wait_for(1, 30000));
+  // The comparison of the next one: its token revoked as it arrives.
+  auto compare = "/repos/octo/app/compare/" + base + "..." + head;
+  github.revoke_at(compare);
+  BOOST_REQUIRE_EQUAL(
+    h.post_event("deployment_status", "n-2", status_event(902, head)).status,
+    201);
+  BOOST_REQUIRE(hook.wait_for(2, 30000));
+  auto asked = uses_at(github, "GET", compare);
+  BOOST_REQUIRE_EQUAL(asked.size(), 2u);
+  BOOST_TEST(asked[0].status == 401);
+  BOOST_TEST(asked[0].token.rfind("ghs_", 0) == 0u);
+  BOOST_TEST(asked[1].status == 200);
+  BOOST_TEST(asked[1].problem == "");
+  BOOST_TEST(asked[1].token != asked[0].token);
+  BOOST_TEST(!json::parse(hook.requests()[1].body)["changes"].is_null());
+}
+
 BOOST_AUTO_TEST_CASE(a_bad_key_stops_heaven_at_start_naming_the_setting) {
   auto dir = tmp / "bad";
   fs::create_directories(dir);

@@ -323,10 +323,16 @@ stub_response app_github::api_call(const recorded_request& r,
     else if (last == "status")
       res = json_answer(200, {{"state", "success"}});
     else if (parts.size() >= 4 && parts[3] == "compare")
-      res = json_answer(200, {{"status", "ahead"},
-                              {"total_commits", 0},
-                              {"commits", nlohmann::json::array()},
-                              {"files", nlohmann::json::array()}});
+      res = json_answer(
+        200,
+        {{"status", "ahead"},
+         {"total_commits", 1},
+         {"commits",
+          nlohmann::json::array(
+            {{{"sha", std::string(40, 'f')},
+              {"commit",
+               {{"message", "second"}, {"author", {{"name", "Carol"}}}}}}})},
+         {"files", nlohmann::json::array()}});
     else if (post && last == "deployments")
       res = json_answer(201, {{"id", 777}});
     else if (last == "deployments")
