@@ -10,7 +10,7 @@ packages=(
   libcaf-dev libsimdjson-dev libcurl4-openssl-dev libssh2-1-dev
   libboost-test-dev libboost-dev libssl-dev libsqlite3-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libpugixml-dev
-  python3-botocore
+  python3-botocore python3-jwt
   openssh-server openssh-client capistrano fabric ansible-core
   nghttp2-server openssl
   ruby-ed25519 ruby-bcrypt-pbkdf bundler

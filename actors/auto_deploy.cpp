@@ -14,6 +14,7 @@
 
 #include "actors/auto_deployments.hpp"
 #include "base/github.hpp"
+#include "base/github_app.hpp"
 #include "base/log_format.hpp"
 #include "base/retry.hpp"
 #include "base/text.hpp"
@@ -85,8 +86,12 @@ struct github_call {
   /// The log context of its lines: the repository, and the environment
   /// when the call is for one.
   log_context about;
+  /// The repository it is about (its token, with a GitHub App).
+  std::string repo;
   /// Attempts made so far.
   int attempt = 0;
+  /// A 401 renewed the installation token once.
+  bool renewed = false;
   /// Runs once with the final answer (success, or the last failure) and
   /// the number of attempts made.
   std::function<void(const http_response&, int)> done;
@@ -146,6 +151,15 @@ void send_call(job_ptr self, uint64_t id) {
     auto& call = i->second;
     auto ctx = call.about;
     log_scope in{ctx};
+    const auto& app = self->state.cfg.app;
+    // A GitHub App's token refused: once more at once with a new one.
+    if (res.status == 401 && app && !call.renewed
+        && app->refused(call.repo, github_token_of(call.req))) {
+      call.renewed = true;
+      --call.attempt;
+      send_call(self, id);
+      return;
+    }
     const auto& retry = self->state.retry;
     // GETs change nothing: what is transient is worth another attempt.
     if (retry_allowed(retry, res, call.attempt)) {
@@ -161,6 +175,17 @@ void send_call(job_ptr self, uint64_t id) {
     done(res, attempts);
     closed(self);
   };
+  if (const auto& app = self->state.cfg.app) {
+    auto t = app->token_for(call.repo);
+    if (!t.error.empty()) {
+      // Like a request that got no answer: retried as its policy says.
+      http_response res;
+      res.error = t.error;
+      on_answer(res);
+      return;
+    }
+    set_github_token(call.req, t.token);
+  }
   self->request(self->state.cfg.http, caf::infinite, call.req)
     .then([on_answer](http_response& res) { on_answer(res); },
           [self, on_answer](caf::error& err) {
@@ -243,6 +268,7 @@ void consider(job_ptr self, const deployed_environment& env) {
   github_call call;
   call.req = compare_request(github_of(self->state.cfg), ev.repo, env.sha,
                              ev.sha);
+  call.repo = ev.repo;
   call.what = "comparing " + short_sha(env.sha, 8) + "..."
               + short_sha(ev.sha, 8) + " of " + ev.repo;
   call.about = about(self, env);
@@ -280,6 +306,7 @@ void on_latest(job_ptr self, std::vector<deployed_environment> envs) {
   github_call call;
   call.req = combined_status_request(github_of(self->state.cfg), ev.repo,
                                      ev.sha);
+  call.repo = ev.repo;
   call.what = "reading the combined status of " + subject(self);
   call.about = self->state.about;
   call.done = [self, envs = std::move(envs)](const http_response& res, int) {
@@ -391,7 +418,7 @@ auto_deploy_actor::behavior_type auto_deploy(auto_deploy_actor::pointer self,
       log_scope in{ctx};
       if (!worth_a_look(ev))
         return;
-      if (cfg.token.empty()) {
+      if (cfg.token.empty() && !cfg.app) {
         spdlog::warn("Not auto-deploying {}@{}: GITHUB_TOKEN is not set "
                      "(GitHub's API needs it)",
                      ev.repo, short_sha(ev.sha, 8));

@@ -5,12 +5,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "base/retry.hpp"
 #include "messages/interfaces.hpp"
 
 namespace heaven {
+
+class github_app;
 
 /// What the AUTO_DEPLOY actor talks to and how it retries.
 struct auto_deploy_config {
@@ -25,6 +28,10 @@ struct auto_deploy_config {
   /// Sent as `Authorization: token ...`; GitHub's API needs it, so without
   /// one nothing is auto-deployed (a warning says so).
   std::string token;
+  /// The GitHub App (null: none): each request carries its repository's
+  /// installation token (`token` serves repositories it is not installed
+  /// on), and a 401 renews it once.
+  std::shared_ptr<github_app> app;
   /// Attempts per GitHub request for transient failures (at least 1).
   int attempts = 5;
   /// Wait before the first retry, in milliseconds; doubles each time.

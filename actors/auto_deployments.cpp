@@ -122,7 +122,7 @@ std::string id_text(const json& d) {
 
 } // namespace
 
-courier deployment_courier(github_api api) {
+courier deployment_courier(github_api api, std::shared_ptr<github_app> app) {
   courier c;
   c.kind = deploy_kind;
   c.describe = [](const outbox_row& row) { return describe(read_row(row)); };
@@ -131,22 +131,25 @@ courier deployment_courier(github_api api) {
     auto x = read_row(row);
     return log_context{0, x.repo, x.environment};
   };
-  c.request = [api](const outbox_row& row) -> std::optional<http_request> {
+  c.request = [api, app](const outbox_row& row) -> std::optional<http_request> {
     auto x = read_row(row);
-    if (api.token.empty()) {
-      spdlog::warn("{} is not created: GITHUB_TOKEN is not set (GitHub's "
+    auto repo_api = courier_api(app, api, x.repo);
+    if (repo_api.token.empty()) {
+      spdlog::warn("{} is not created: GITHUB_TOKEN is not set{} (GitHub's "
                    "API needs it)",
-                   describe(x));
+                   describe(x),
+                   app ? " and the GitHub App is not installed on it" : "");
       return std::nullopt;
     }
     return create_deployment_request(
-      api, x.repo,
+      repo_api, x.repo,
       x.request.dump(-1, ' ', false, json::error_handler_t::replace));
   };
-  c.lookup = [api](const outbox_row& row) -> std::optional<http_request> {
+  c.lookup = [api, app](const outbox_row& row) -> std::optional<http_request> {
     auto x = read_row(row);
-    return list_deployments_request(api, x.repo, x.sha, x.environment,
-                                    task_of(x), lookup_page_size);
+    return list_deployments_request(courier_api(app, api, x.repo), x.repo,
+                                    x.sha, x.environment, task_of(x),
+                                    lookup_page_size);
   };
   c.found = [](const outbox_row& row, const http_response& res) {
     return !find_in(res, read_row(row)).is_discarded();
@@ -170,6 +173,10 @@ courier deployment_courier(github_api api) {
   c.credentials_check = [api]() -> std::optional<http_request> {
     return rate_limit_request(api);
   };
+  if (app)
+    c.renew = [app](const outbox_row& row, const http_request& sent) {
+      return renew_token(app, read_row(row).repo, sent);
+    };
   c.follow_ups = [](const outbox_row& row, const settlement& how) {
     if (how.delivered && how.answer != nullptr) {
       auto x = read_row(row);

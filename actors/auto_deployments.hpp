@@ -33,7 +33,9 @@ inline constexpr const char* auto_deploy_description
 /// refused (a 4xx), the creation is dropped rather than risked. A 401 is
 /// checked against `GET /rate_limit`. The GitHub deployment's id is logged
 /// when it is created or found. Without a token nothing is created
-/// (logged).
-courier deployment_courier(github_api api);
+/// (logged). With a GitHub App, the repository's installation token (see
+/// status_courier).
+courier deployment_courier(github_api api,
+                           std::shared_ptr<github_app> app = nullptr);
 
 } // namespace heaven

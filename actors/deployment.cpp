@@ -7,6 +7,7 @@
 
 #include "actors/timer.hpp"
 #include "actors/workspace.hpp"
+#include "base/github_app.hpp"
 #include "base/lifecycle.hpp"
 #include "base/log_book.hpp"
 #include "base/metrics.hpp"
@@ -187,6 +188,44 @@ void stop_work(self_ptr self) {
   }
 }
 
+/// "host" or "host:port" of a URL such as OCTOKIT_WEB_ENDPOINT (no
+/// userinfo): where clone URLs on GitHub point.
+std::string web_authority(const std::string& url) {
+  auto host = url_host(url);
+  auto scheme = url.find("://");
+  if (host.empty() || scheme == std::string::npos)
+    return host;
+  auto start = scheme + 3;
+  auto end = url.find_first_of("/?#", start);
+  auto authority = url.substr(start,
+                              end == std::string::npos ? end : end - start);
+  if (auto at = authority.rfind('@'); at != std::string::npos)
+    authority = authority.substr(at + 1);
+  auto colon = authority.rfind(':');
+  // "host:port" (not the colons of a bracketed IPv6 address).
+  if (colon != std::string::npos
+      && authority.find(']', colon) == std::string::npos
+      && colon + 1 < authority.size())
+    return host + authority.substr(colon);
+  return host;
+}
+
+/// The GitHub token of the deployment's repository: its GitHub App
+/// installation's when heaven is one (GITHUB_TOKEN for a repository the app
+/// is not installed on), else GITHUB_TOKEN; nullopt (said in the log) when
+/// the app cannot get one just now.
+std::optional<std::string> repository_token(self_ptr self) {
+  auto& st = self->state;
+  if (!st.ctx->github_app)
+    return st.ctx->cfg.github_token;
+  auto t = st.ctx->github_app->token_for(st.req.repo);
+  if (!t.error.empty()) {
+    spdlog::warn("deployment {}: {}", st.id, t.error);
+    return std::nullopt;
+  }
+  return t.token;
+}
+
 void start_provider(self_ptr self) {
   auto& st = self->state;
   st.at = phase::running;
@@ -196,6 +235,11 @@ void start_provider(self_ptr self) {
   job.request = st.req;
   job.workspace = st.workspace;
   job.env = st.ctx->child_env;
+  // Deploy scripts get the repository's installation token, never the
+  // app's key (child_environment withholds it).
+  if (st.ctx->github_app)
+    if (auto token = repository_token(self); token && !token->empty())
+      set_env(job.env, "GITHUB_TOKEN", *token);
   job.kill_grace_ms = st.ctx->cfg.kill_grace * 1000;
   job.terminate_children = st.ctx->cfg.terminate_children;
   job.scope = st.scope;
@@ -261,10 +305,11 @@ void prepare_checkout(self_ptr self) {
   plan.id = st.id;
   plan.clone_url = st.req.clone_url;
   plan.sha = st.req.sha;
-  plan.token = ctx->cfg.github_token;
+  plan.token = repository_token(self).value_or(ctx->cfg.github_token);
   // The token only goes to GitHub itself (github.com or the Enterprise
-  // host), never to another host a payload names.
-  plan.token_host = url_host(ctx->cfg.web_endpoint);
+  // host, with its port when OCTOKIT_WEB_ENDPOINT names one), never to
+  // another host a payload names.
+  plan.token_host = web_authority(ctx->cfg.web_endpoint);
   plan.env = ctx->child_env;
   plan.scope = st.scope;
   plan.log = st.log;

@@ -14,6 +14,7 @@
 
 namespace heaven {
 
+class github_app;
 class health_board;
 class log_book;
 class provider_registry;
@@ -50,6 +51,9 @@ struct deployment_context {
   auto_deploy_actor auto_deploy;
   /// The environment deployment processes start from.
   string_pairs child_env;
+  /// heaven as a GitHub App (null: GITHUB_TOKEN for everything): clones
+  /// and deploy scripts get their repository's installation token.
+  std::shared_ptr<heaven::github_app> github_app;
   /// Key for log tokens.
   std::string log_key;
   /// Several instances share the store (PostgreSQL): queued deployments are

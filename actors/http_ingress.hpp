@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -52,6 +53,10 @@ struct ingress_options {
   /// Sign-in with GitHub (null: off): its sessions read /deployments and
   /// /locks.
   std::shared_ptr<const sign_in_setup> sign_in;
+  /// Told the repository and `installation.id` of each verified event that
+  /// names its GitHub App installation (null: nobody is).
+  std::function<void(const std::string& repo, int64_t installation)>
+    installation_seen;
 };
 
 /// A running HTTP server. Destroying it stops it.

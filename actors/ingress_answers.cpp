@@ -208,6 +208,7 @@ route_options routing_of(const ingress_options& opts) {
   ro.has_logs = opts.logs != nullptr;
   ro.api_token = opts.api_token;
   ro.metrics_only = opts.metrics_only;
+  ro.installation_seen = opts.installation_seen;
   if (auto s = opts.sign_in) {
     ro.github_sign_in = true;
     ro.session_login = [s](std::string_view id) {

@@ -308,6 +308,9 @@ route_decision on_event(route_decision r, request_parts& req,
                   json_error("unsupported event " + std::string{type}));
   if (auto msg = parse_event(req.body, ev); !msg.empty())
     return answer(std::move(r), 400, json_error(msg));
+  if (opts.installation_seen && !ev.repo.empty())
+    if (auto id = installation_id(req.body); id > 0)
+      opts.installation_seen(ev.repo, id);
   ev.body = std::move(req.body);
   r.what = route_decision::kind::event;
   return r;

@@ -54,6 +54,10 @@ struct route_options {
   /// The metrics listener (HEAVEN_METRICS_LISTEN, a private network):
   /// `/metrics` without a token and `/healthz`, nothing else.
   bool metrics_only = false;
+  /// Told the repository and `installation.id` of each verified event that
+  /// names its GitHub App installation (null: nobody is).
+  std::function<void(const std::string& repo, int64_t installation)>
+    installation_seen;
 };
 
 /// What to do with a request.

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/notifiers/notifier.hpp"
+#include "actors/statuses.hpp"
 #include "base/github.hpp"
 #include "base/notices.hpp"
 #include "base/rows.hpp"
@@ -150,8 +151,10 @@ courier chat_courier(chat_service s) {
 // -- the notices --------------------------------------------------------------
 
 notice_config notice_config_from(const settings& cfg,
-                                 std::vector<chat_service> services) {
+                                 std::vector<chat_service> services,
+                                 std::shared_ptr<github_app> app) {
   notice_config c;
+  c.app = std::move(app);
   c.api_endpoint = cfg.api_endpoint;
   c.github_token = cfg.github_token;
   c.display_commits = cfg.display_commits;
@@ -201,9 +204,15 @@ courier notice_courier(notice_config config) {
     auto x = read_notice_row(row);
     if (!wants_changes(*cfg, x))
       return std::nullopt;
-    return compare_request(github_api{cfg->api_endpoint, cfg->github_token},
-                           x.notice.repo, x.base, x.notice.sha);
+    auto api = courier_api(cfg->app,
+                           github_api{cfg->api_endpoint, cfg->github_token},
+                           x.notice.repo);
+    return compare_request(api, x.notice.repo, x.base, x.notice.sha);
   };
+  if (cfg->app)
+    c.renew = [cfg](const outbox_row& row, const http_request& sent) {
+      return renew_token(cfg->app, read_notice_row(row).notice.repo, sent);
+    };
   c.describe = [](const outbox_row& row) {
     return "the commit list of "
            + notifiers::describe(read_notice_row(row).notice);
@@ -265,7 +274,7 @@ int attempts(int64_t n) {
 std::vector<outbox_actor>
 spawn_chat_outboxes(caf::actor_system& sys, store_actor store,
                     http_client_actor http, const settings& cfg,
-                    outbox_options opts) {
+                    outbox_options opts, std::shared_ptr<github_app> app) {
   std::vector<outbox_actor> result;
   auto services = chat_services(cfg);
   std::string names;
@@ -279,9 +288,10 @@ spawn_chat_outboxes(caf::actor_system& sys, store_actor store,
     spdlog::info("heaven tells {} about deployment statuses", names);
   auto o = opts;
   o.max_attempts = attempts(cfg.status_retries);
-  result.push_back(
-    sys.spawn(outbox, std::move(store), std::move(http),
-              notice_courier(notice_config_from(cfg, std::move(services))), o));
+  result.push_back(sys.spawn(outbox, std::move(store), std::move(http),
+                             notice_courier(notice_config_from(
+                               cfg, std::move(services), std::move(app))),
+                             o));
   return result;
 }
 

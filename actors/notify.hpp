@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@
 #include "messages/types.hpp"
 
 namespace heaven {
+
+class github_app;
 
 /// One chat message ready to go.
 struct outgoing {
@@ -85,6 +88,9 @@ struct notice_config {
   /// GITHUB_TOKEN (`Authorization: token ...` on the compare request; no
   /// header when empty).
   std::string github_token;
+  /// The GitHub App (null: none): the compare request carries the
+  /// repository's installation token.
+  std::shared_ptr<github_app> app;
   /// HEAVEN_NOTIFIER_DISPLAY_COMMITS.
   bool display_commits = false;
   /// HEAVEN_NOTIFIER_DISPLAY_COMMITS_LIMIT (0: all commits GitHub lists).
@@ -97,7 +103,8 @@ struct notice_config {
 
 /// The notice courier's configuration from heaven's settings.
 notice_config notice_config_from(const settings& cfg,
-                                 std::vector<chat_service> services);
+                                 std::vector<chat_service> services,
+                                 std::shared_ptr<github_app> app = nullptr);
 
 /// The courier of "notice" rows. Its request is the comparison of the
 /// row's earlier revision with its sha (`GET repos/<repo>/compare/A...B`)
@@ -120,6 +127,7 @@ courier notice_courier(notice_config cfg);
 std::vector<outbox_actor>
 spawn_chat_outboxes(caf::actor_system& sys, store_actor store,
                     http_client_actor http, const settings& cfg,
-                    outbox_options opts);
+                    outbox_options opts,
+                    std::shared_ptr<github_app> app = nullptr);
 
 } // namespace heaven

@@ -136,6 +136,7 @@ void settle(self_ptr self, const env_ptr& env, const std::string& name,
   st.settling.push_back(settled_row{row.id, std::move(outcome)});
   s.rows.pop_front();
   s.attempts = 0;
+  s.renewed = false;
   s.busy = false;
   make_ready(self, name);
   flush(self, env);
@@ -259,8 +260,41 @@ void check_credentials(self_ptr self, const env_ptr& env,
   });
 }
 
+/// After a 401 to `sent`: renews the credentials once per row (then sends
+/// it again at once), else asks whether they are refused.
+void unauthorized(self_ptr self, const env_ptr& env, const std::string& name,
+                  const http_request& sent) {
+  auto& s = self->state.streams[name];
+  auto& row = s.rows.front();
+  if (env->c.renew && s.renewed) {
+    drop(self, env, name,
+         "HTTP 401 again with renewed credentials: GitHub refuses them (is "
+         "the GitHub App still installed on the repository, with the "
+         "permissions it needs?)");
+    return;
+  }
+  bool renew = false;
+  if (env->c.renew) {
+    try {
+      renew = env->c.renew(row, sent);
+    } catch (const std::exception& e) {
+      spdlog::warn("{}: renewing its credentials failed: {}",
+                   describe(env, row), e.what());
+    }
+  }
+  if (renew) {
+    s.renewed = true;
+    spdlog::info("{}: HTTP 401; sending it again with renewed credentials",
+                 describe(env, row));
+    // Still busy: the retry makes it ready again, with a new request.
+    self->send(self, retry_atom::value, name);
+    return;
+  }
+  check_credentials(self, env, name);
+}
+
 void on_post(self_ptr self, const env_ptr& env, const std::string& name,
-             http_response& res) {
+             const http_request& sent, http_response& res) {
   row_scope in{self, env, name};
   auto& row = self->state.streams[name].rows.front();
   if (res.status >= 200 && res.status < 300) {
@@ -269,7 +303,7 @@ void on_post(self_ptr self, const env_ptr& env, const std::string& name,
   } else if (res.permanent) {
     drop(self, env, name, "heaven cannot make the request: " + res.error);
   } else if (res.status == 401) {
-    check_credentials(self, env, name);
+    unauthorized(self, env, name, sent);
   } else if (hopeless(res.status)
              || (env->c.hopeless && env->c.hopeless(res))) {
     auto text = describe(res);
@@ -290,8 +324,9 @@ void on_post(self_ptr self, const env_ptr& env, const std::string& name,
 
 void post(self_ptr self, const env_ptr& env, const std::string& name,
           http_request req) {
+  auto sent = req;
   send(self, env, std::move(req),
-       [=](http_response& res) { on_post(self, env, name, res); });
+       [=](http_response& res) { on_post(self, env, name, sent, res); });
 }
 
 /// Sends the lookup `looked` for the head of `name`; `req` is the request
@@ -330,7 +365,7 @@ void on_lookup(self_ptr self, const env_ptr& env, const std::string& name,
   } else if (res.permanent) {
     drop(self, env, name, "heaven cannot make the request: " + res.error);
   } else if (res.status == 401) {
-    check_credentials(self, env, name);
+    unauthorized(self, env, name, looked);
   } else if (rate_limited(res)) {
     auto at = retry_at(res, env->opts.now_ms());
     pause(self, env, at);
@@ -378,6 +413,9 @@ void attempt(self_ptr self, const env_ptr& env, const std::string& name) {
   std::optional<http_request> req;
   try {
     req = env->c.request(row);
+  } catch (const not_now& e) {
+    retry(self, env, name, e.what());
+    return;
   } catch (const std::exception& e) {
     drop(self, env, name, std::string{"unreadable: "} + e.what());
     return;

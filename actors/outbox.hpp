@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,14 @@ struct settlement {
   /// when `found`, the refusal that dropped it; null when there was none
   /// (nothing to send, a request heaven could not make, too many attempts).
   const http_response* answer = nullptr;
+};
+
+/// Thrown by a courier's `request` when it cannot make the request just now
+/// (its credentials cannot be had: GitHub is unreachable while heaven gets
+/// a GitHub App token): the row is tried again later, as after a failed
+/// attempt; `what()` says why, for the log.
+struct not_now : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 /// How one kind of outbox row is delivered: the HTTP knowledge of its
@@ -59,6 +68,12 @@ struct courier {
   /// good (then the 401 was a passing failure and the row is retried); when
   /// it is refused too, or this is empty, the row is dropped.
   std::function<std::optional<http_request>()> credentials_check;
+  /// Told of a 401 to `sent`, the request for `row`, before
+  /// credentials_check: renews the credentials `sent` carried (a GitHub
+  /// App's installation token) and returns true when the row is worth
+  /// sending again at once with new ones. Asked once per row: a 401 after a
+  /// renewal drops it. May be empty.
+  std::function<bool(const outbox_row& row, const http_request& sent)> renew;
   /// "status success of octo/app deployment 42", for the log.
   std::function<std::string(const outbox_row&)> describe;
   /// The deployment `row` is about, set as the log context while the
@@ -113,6 +128,8 @@ struct outbox_stream {
   std::deque<outbox_row> rows;
   /// Attempts made for the head row.
   int attempts = 0;
+  /// The head row's credentials were renewed after a 401 (courier::renew).
+  bool renewed = false;
   /// A request for the head row is in flight, or its retry is scheduled.
   bool busy = false;
   /// An earlier attempt of the head row got no answer (or heaven restarted

@@ -38,8 +38,24 @@ int64_t status_deployment(const outbox_row& row) {
   return i != j.end() && i->is_number_integer() ? i->get<int64_t>() : 0;
 }
 
+github_api courier_api(const std::shared_ptr<github_app>& app,
+                       const github_api& api, const std::string& repo) {
+  std::string why;
+  auto resolved = github_for(app, api, repo, why);
+  if (!resolved)
+    throw not_now(why);
+  return *resolved;
+}
+
+bool renew_token(const std::shared_ptr<github_app>& app,
+                 const std::string& repo, const http_request& sent) {
+  auto token = github_token_of(sent);
+  return app && !token.empty() && app->refused(repo, token);
+}
+
 courier status_courier(github_api api,
-                       std::function<std::string(int64_t)> log_url) {
+                       std::function<std::string(int64_t)> log_url,
+                       std::shared_ptr<github_app> app) {
   courier c;
   c.kind = "status";
   c.describe = [](const outbox_row& row) {
@@ -57,22 +73,29 @@ courier status_courier(github_api api,
                          ? env->get<std::string>()
                          : std::string{}};
   };
-  c.request = [api,
-               log_url](const outbox_row& row) -> std::optional<http_request> {
+  c.request = [api, log_url,
+               app](const outbox_row& row) -> std::optional<http_request> {
     auto s = status_of(row);
-    if (api.token.empty()) {
+    auto repo_api = courier_api(app, api, s.repo);
+    if (repo_api.token.empty()) {
       spdlog::info("status {} of {} deployment {} ({}) not posted: "
-                   "GITHUB_TOKEN is not set",
-                   to_string(s.state), s.repo, s.github_id, s.description);
+                   "GITHUB_TOKEN is not set{}",
+                   to_string(s.state), s.repo, s.github_id, s.description,
+                   app ? " and the GitHub App is not installed on it" : "");
       return std::nullopt;
     }
     if (auto id = status_deployment(row); id > 0 && log_url)
       s.log_url = log_url(id);
-    return create_status_request(api, s);
+    return create_status_request(repo_api, s);
   };
-  c.lookup = [api](const outbox_row& row) -> std::optional<http_request> {
-    return list_statuses_request(api, status_of(row));
+  c.lookup = [api, app](const outbox_row& row) -> std::optional<http_request> {
+    auto s = status_of(row);
+    return list_statuses_request(courier_api(app, api, s.repo), s);
   };
+  if (app)
+    c.renew = [app](const outbox_row& row, const http_request& sent) {
+      return renew_token(app, status_of(row).repo, sent);
+    };
   c.found = [](const outbox_row& row, const http_response& res) {
     return status_listed(res.body, status_of(row));
   };

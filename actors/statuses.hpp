@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "actors/outbox.hpp"
 #include "base/github.hpp"
+#include "base/github_app.hpp"
 #include "messages/types.hpp"
 
 namespace heaven {
@@ -26,8 +28,22 @@ int64_t status_deployment(const outbox_row& row);
 /// was lost is looked up in `GET .../statuses` (the same state and
 /// description: heaven posts each state of a deployment once); a 401 is
 /// checked against `GET /rate_limit`. Without a token a status is only
-/// logged.
+/// logged. With a GitHub App (`app`), each request carries the token of the
+/// status's repository (see github_for): a row waits while none can be had,
+/// and a 401 renews the installation's token once.
 courier status_courier(github_api api,
-                       std::function<std::string(int64_t)> log_url);
+                       std::function<std::string(int64_t)> log_url,
+                       std::shared_ptr<github_app> app = nullptr);
+
+/// The GitHub API of `repo` for a courier's request: `api` with the token
+/// of `repo` (see github_for). Throws not_now when `app` cannot get one just
+/// now.
+github_api courier_api(const std::shared_ptr<github_app>& app,
+                       const github_api& api, const std::string& repo);
+
+/// A courier's `renew`: forgets the installation token `sent` carried for
+/// `repo` (true: worth one more try with a new one).
+bool renew_token(const std::shared_ptr<github_app>& app,
+                 const std::string& repo, const http_request& sent);
 
 } // namespace heaven

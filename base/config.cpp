@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 
 namespace heaven {
@@ -22,6 +23,8 @@ struct option {
   /// The flag names a file holding the value: secrets on a command line
   /// would show in every process list.
   bool flag_names_file = false;
+  /// That file's whole text is the value (a PEM key), not its first line.
+  bool whole_file = false;
 };
 
 std::string parse_int(const std::string& value, int64_t& out,
@@ -97,6 +100,22 @@ const std::vector<option>& options() {
      "token for GitHub's API and private clones; the flag names a file "
      "holding it",
      HEAVEN_STRING(github_token), true},
+    {"GITHUB_APP_ID", "--github-app-id",
+     "id of the GitHub App heaven authenticates as (with "
+     "GITHUB_APP_PRIVATE_KEY): each repository's API calls and clones use "
+     "its installation's token; GITHUB_TOKEN serves repositories the app is "
+     "not installed on",
+     [](settings& s, const std::string& v) {
+       if (!v.empty() && v.find_first_not_of("0123456789") != v.npos)
+         return "GITHUB_APP_ID must be the app's numeric id, got '" + v + "'";
+       s.github_app_id = v;
+       return std::string{};
+     },
+     [](const settings& s) { return s.github_app_id; }},
+    {"GITHUB_APP_PRIVATE_KEY", "--github-app-private-key-file",
+     "the GitHub App's private key (PEM, or one line with \\n escapes); the "
+     "flag names the .pem file GitHub gave",
+     HEAVEN_STRING(github_app_private_key), true, true},
     {"OCTOKIT_API_ENDPOINT", "--api-endpoint", "GitHub API base URL",
      HEAVEN_STRING(api_endpoint)},
     {"OCTOKIT_WEB_ENDPOINT", "--web-endpoint", "GitHub web base URL",
@@ -460,7 +479,12 @@ settings_or_error load_settings(const std::vector<std::string>& args,
       std::ifstream in{v};
       if (!in)
         return std::string{opt->flag} + ": cannot read " + v;
-      std::getline(in, value);
+      if (opt->whole_file) {
+        value.assign(std::istreambuf_iterator<char>{in},
+                     std::istreambuf_iterator<char>{});
+      } else {
+        std::getline(in, value);
+      }
       value = trim(value);
     }
     if (auto err = opt->set(s, value); !err.empty())
@@ -504,6 +528,12 @@ settings_or_error load_settings(const std::vector<std::string>& args,
            "HEAVEN_RETRY_BACKOFF_MS";
   if (s.lease_seconds < 2)
     return "HEAVEN_LEASE_SECONDS must be at least 2";
+  if (s.github_app_id.empty() != s.github_app_private_key.empty())
+    return s.github_app_id.empty()
+             ? "GITHUB_APP_PRIVATE_KEY is set but GITHUB_APP_ID is not: set "
+               "the app's id too"
+             : "GITHUB_APP_ID is set but GITHUB_APP_PRIVATE_KEY is not: set "
+               "the app's private key (or --github-app-private-key-file)";
   return s;
 }
 

@@ -24,6 +24,13 @@ struct settings {
   std::string database_url;   ///< HEAVEN_DATABASE_URL
   std::string webhook_secret; ///< GITHUB_WEBHOOK_SECRET
   std::string github_token;   ///< GITHUB_TOKEN
+  /// GitHub App heaven authenticates as (with the app's private key): each
+  /// repository's calls use its installation's token; GITHUB_TOKEN is the
+  /// fallback for repositories the app is not installed on.
+  std::string github_app_id; ///< GITHUB_APP_ID
+  /// The app's private key: PEM text (its newlines real or `\n` escapes).
+  /// A secret.
+  std::string github_app_private_key; ///< GITHUB_APP_PRIVATE_KEY
   std::string api_endpoint
     = "https://api.github.com/";                    ///< OCTOKIT_API_ENDPOINT
   std::string web_endpoint = "https://github.com/"; ///< OCTOKIT_WEB_ENDPOINT

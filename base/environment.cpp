@@ -26,7 +26,8 @@ string_pairs child_environment(const settings& cfg, const string_pairs& env) {
   string_pairs result;
   for (auto& [k, v] : env) {
     if (k == "GITHUB_WEBHOOK_SECRET" || k == "HEAVEN_API_TOKEN"
-        || k == "GITHUB_CLIENT_SECRET" || k == "HEAVEN_DATABASE_URL")
+        || k == "GITHUB_CLIENT_SECRET" || k == "HEAVEN_DATABASE_URL"
+        || k == "GITHUB_APP_PRIVATE_KEY")
       continue;
     if (std::find(cfg.withhold_env.begin(), cfg.withhold_env.end(), k)
         != cfg.withhold_env.end())
@@ -79,6 +80,27 @@ void add_secret_parts(const std::string& name, const std::string& value,
   } else if (name == "HEAVEN_DATABASE_URL") {
     for (auto& v : database_url_passwords(value))
       out.push_back(std::move(v));
+  } else if (name.find("PRIVATE_KEY") != std::string::npos) {
+    // A PEM key: each line of its body on its own, real newlines or \n
+    // escapes.
+    std::string line;
+    auto flush = [&] {
+      if (line.size() >= 16 && line.find("-----") == std::string::npos)
+        out.push_back(line);
+      line.clear();
+    };
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      if (value[i] == '\n' || value[i] == '\r') {
+        flush();
+      } else if (value[i] == '\\' && i + 1 < value.size()
+                 && (value[i + 1] == 'n' || value[i + 1] == 'r')) {
+        flush();
+        ++i;
+      } else {
+        line += value[i];
+      }
+    }
+    flush();
   } else if (name == "FLOWDOCK_FLOW_TOKENS") {
     for (auto& v : json_string_values(value))
       out.push_back(std::move(v));
@@ -136,6 +158,8 @@ std::vector<std::string> secret_values(const settings& cfg,
     result.push_back(cfg.api_token);
   if (!cfg.github_client_secret.empty())
     result.push_back(cfg.github_client_secret);
+  add_secret_parts("GITHUB_APP_PRIVATE_KEY", cfg.github_app_private_key,
+                   result);
   if (!cfg.heroku_api_key.empty())
     result.push_back(cfg.heroku_api_key);
   if (!cfg.beanstalk_secret_access_key.empty())

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <deque>
+#include <mutex>
+#include <shared_mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +18,30 @@ namespace {
 constexpr std::size_t min_secret_size = 6;
 
 thread_local const log_context* current_context = nullptr;
+
+/// The secrets learnt since start-up (learn_secret).
+struct learnt_secrets {
+  std::shared_mutex mutex;
+  std::deque<std::string> values;
+};
+
+learnt_secrets& learnt() {
+  static learnt_secrets instance;
+  return instance;
+}
+
+constexpr std::size_t max_learnt = 1000;
+
+/// Marks in `hidden` (sized to `text` on the first match) where `s` occurs.
+void mark(std::string_view text, const std::string& s,
+          std::vector<bool>& hidden) {
+  for (auto pos = text.find(s); pos != text.npos; pos = text.find(s, pos + 1)) {
+    if (hidden.empty())
+      hidden.resize(text.size(), false);
+    std::fill_n(hidden.begin() + static_cast<std::ptrdiff_t>(pos), s.size(),
+                true);
+  }
+}
 
 /// "2026-12-05T16:00:00.123Z": UTC, milliseconds.
 std::string utc_time(std::chrono::system_clock::time_point time) {
@@ -37,6 +64,18 @@ std::string utc_time(std::chrono::system_clock::time_point time) {
 
 } // namespace
 
+void learn_secret(std::string secret) {
+  if (secret.size() < min_secret_size)
+    return;
+  auto& l = learnt();
+  std::unique_lock lock{l.mutex};
+  if (std::find(l.values.begin(), l.values.end(), secret) != l.values.end())
+    return;
+  l.values.push_back(std::move(secret));
+  if (l.values.size() > max_learnt)
+    l.values.pop_front();
+}
+
 redactor::redactor(std::vector<std::string> secrets) {
   for (auto& s : secrets)
     if (s.size() >= min_secret_size)
@@ -49,14 +88,13 @@ std::string redactor::operator()(std::string_view text) const {
   // and a secret that looks like "[redacted]" cannot match its own
   // replacement (which looped forever when replacing in place).
   std::vector<bool> hidden;
-  for (auto& s : secrets_) {
-    for (auto pos = text.find(s); pos != text.npos;
-         pos = text.find(s, pos + 1)) {
-      if (hidden.empty())
-        hidden.resize(text.size(), false);
-      std::fill_n(hidden.begin() + static_cast<std::ptrdiff_t>(pos), s.size(),
-                  true);
-    }
+  for (auto& s : secrets_)
+    mark(text, s, hidden);
+  {
+    auto& l = learnt();
+    std::shared_lock lock{l.mutex};
+    for (auto& s : l.values)
+      mark(text, s, hidden);
   }
   if (hidden.empty())
     return std::string{text};

@@ -11,8 +11,15 @@
 
 namespace heaven {
 
-/// Replaces every configured secret in a text with "[redacted]". Secrets
-/// shorter than 6 characters are ignored: they would mangle ordinary text.
+/// Teaches every redactor (heaven's own log and the deployment logs) a
+/// secret that appeared after start-up, such as a GitHub App installation
+/// token: from now on it is redacted like the configured ones. Thread-safe;
+/// the newest 1000 are kept.
+void learn_secret(std::string secret);
+
+/// Replaces every configured secret, and every learnt one (learn_secret),
+/// in a text with "[redacted]". Secrets shorter than 6 characters are
+/// ignored: they would mangle ordinary text.
 class redactor {
 public:
   redactor() = default;

@@ -509,4 +509,22 @@ std::string repository_full_name(std::string_view body) {
   return msg.empty() ? name.value_or("") : std::string{};
 }
 
+int64_t installation_id(std::string_view body) {
+  if (!check_json_object(body).empty())
+    return 0;
+  int64_t id = 0;
+  auto msg = for_each_root_field(body, [&](std::string_view key,
+                                           od::value& val) {
+    if (key != "installation")
+      return std::string{};
+    return read_object(val, "installation",
+                       [&](std::string_view key, od::value& val) {
+                         if (key == "id" && val.get_int64().get(id))
+                           id = 0;
+                         return std::string{};
+                       });
+  });
+  return msg.empty() ? id : 0;
+}
+
 } // namespace heaven

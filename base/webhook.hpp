@@ -50,6 +50,10 @@ parse_deployment_status(std::string_view body);
 /// organization's `ping`) or is not the JSON it should be.
 std::string repository_full_name(std::string_view body);
 
+/// The `installation.id` of an event a GitHub App receives (0 when it names
+/// none, or `body` is not JSON).
+int64_t installation_id(std::string_view body);
+
 /// Checks that `body` is one well-formed JSON object; returns "" when it is,
 /// else what is wrong.
 std::string check_json_object(std::string_view body);

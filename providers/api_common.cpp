@@ -5,6 +5,9 @@
 #include <ctime>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "base/github_app.hpp"
 
 namespace heaven {
 
@@ -96,8 +99,22 @@ retry_policy retry_policy_of(const api_config& cfg) {
   return p;
 }
 
-github_api github_of(const api_config& cfg) {
-  return {cfg.github_api, cfg.github_token};
+github_api github_of(const api_config& cfg, const std::string& repo) {
+  github_api api{cfg.github_api, cfg.github_token};
+  std::string why;
+  if (auto resolved = github_for(cfg.github_app, api, repo, why))
+    return *resolved;
+  spdlog::warn("{}: asking with GITHUB_TOKEN instead", why);
+  return api;
+}
+
+bool renew_after_401(const api_config& cfg, const std::string& repo,
+                     const http_response& res, bool& renewed) {
+  if (res.status != 401 || renewed || !cfg.github_app
+      || !cfg.github_app->refused(repo, {}))
+    return false;
+  renewed = true;
+  return true;
 }
 
 std::optional<retry_plan> next_retry(const http_response& res, int& attempt,

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,8 @@
 
 namespace heaven {
 
+class github_app;
+
 /// What every HTTP API provider needs: the HTTP client, GitHub (for the
 /// archive link), and how to poll and retry.
 struct api_config {
@@ -23,6 +26,9 @@ struct api_config {
   /// GitHub API base and token.
   std::string github_api;
   std::string github_token;
+  /// The GitHub App (null: none): archive links are asked for with the
+  /// repository's installation token.
+  std::shared_ptr<heaven::github_app> github_app;
   /// Milliseconds between two polls of the remote build.
   int64_t poll_interval_ms = 3000;
   /// Attempts per request for transient failures (5xx, 429, throttling,
@@ -76,8 +82,17 @@ std::string nested_string(const nlohmann::json& doc, const char* outer,
 /// times at most.
 retry_policy retry_policy_of(const api_config& cfg);
 
-/// Where `cfg`'s GitHub requests go.
-github_api github_of(const api_config& cfg);
+/// Where `cfg`'s GitHub requests for `repo` go, with `repo`'s token (its
+/// GitHub App installation's, see github_for; when none can be had just
+/// now, a warning says why and GITHUB_TOKEN is used).
+github_api github_of(const api_config& cfg, const std::string& repo);
+
+/// After GitHub answered `res` to a request for `repo`: true when it was a
+/// 401 to a GitHub App installation token and `renewed` was false, then the
+/// token is forgotten (the next github_of gets a new one) and `renewed` set:
+/// ask once more. False otherwise (a second 401 is a failure).
+bool renew_after_401(const api_config& cfg, const std::string& repo,
+                     const http_response& res, bool& renewed);
 
 /// When to try a request again.
 struct retry_plan {

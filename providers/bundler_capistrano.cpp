@@ -47,6 +47,8 @@ struct bundler_state {
   provider_job job;
   deployment_actor deployment;
   phase at = phase::link;
+  /// A 401 to the tarball link renewed the GitHub App's token once.
+  bool github_renewed = false;
   /// Attempts made at the current request.
   int attempt = 1;
   /// GitHub's signed tarball link (never logged).
@@ -118,12 +120,16 @@ void ask(self_ptr self, phase at, http_request req, F then) {
 void fetch_link(self_ptr self) {
   auto& st = self->state;
   auto& req = st.job.request;
-  auto link_request = github_archive_request(github_of(st.cfg.api), req.repo,
-                                             "tarball", req.sha);
+  auto link_request = github_archive_request(github_of(st.cfg.api, req.repo),
+                                             req.repo, "tarball", req.sha);
   ask(self, phase::link, std::move(link_request), [=](http_response& res) {
     auto& st = self->state;
     auto& req = st.job.request;
     auto link = github_archive_link(res, "tarball", req.repo, req.sha);
+    if (renew_after_401(st.cfg.api, req.repo, res, st.github_renewed)) {
+      fetch_link(self);
+      return;
+    }
     if (link) {
       st.location = std::move(*link);
       st.at = phase::download;

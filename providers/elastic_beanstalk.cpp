@@ -79,6 +79,8 @@ struct eb_state : eb_target {
   bool cname_shown = false;
   bool cancelled = false;
   bool finished = false;
+  /// A 401 to the zipball link renewed the GitHub App's token once.
+  bool github_renewed = false;
   /// What the next `tick` does: the next poll, or a retry.
   std::function<void()> on_tick;
 };
@@ -412,13 +414,17 @@ void download(self_ptr self) {
   auto& r = st.job.request;
   tell(self,
        "Downloading the zipball of " + r.repo + " at " + short_sha(r.sha));
-  auto req = github_archive_request(github_of(st.cfg), r.repo, "zipball",
-                                    r.sha);
+  auto req = github_archive_request(github_of(st.cfg, r.repo), r.repo,
+                                    "zipball", r.sha);
   start(self, "GitHub zipball request", "", std::move(req),
         [self](const call& c, http_response& res) {
           auto& st = self->state;
           auto& r = st.job.request;
           auto location = header_value(res, "location");
+          if (renew_after_401(st.cfg, r.repo, res, st.github_renewed)) {
+            download(self);
+            return;
+          }
           if (res.status >= 300 && res.status < 400 && !location.empty()) {
             fetch_zip(self, location);
           } else if (res.status == 200) {

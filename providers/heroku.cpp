@@ -65,6 +65,8 @@ struct heroku_state {
   deployment_actor deployment;
   /// The deployment heaven's log lines are about (see log_scope).
   log_context log;
+  /// A 401 to the tarball link renewed the GitHub App's token once.
+  bool github_renewed = false;
   step at = step::tarball;
   /// The Heroku app.
   std::string app;
@@ -169,12 +171,17 @@ void ask(self_ptr self, step at, http_request req, F then) {
 
 void fetch_tarball_link(self_ptr self) {
   auto& st = self->state;
-  auto req = github_archive_request(github_of(st.cfg), st.job.request.repo,
-                                    "tarball", st.job.request.sha);
+  auto req = github_archive_request(github_of(st.cfg, st.job.request.repo),
+                                    st.job.request.repo, "tarball",
+                                    st.job.request.sha);
   ask(self, step::tarball, std::move(req), [=](http_response& res) {
     auto& st = self->state;
     auto link = github_archive_link(res, "tarball", st.job.request.repo,
                                     st.job.request.sha);
+    if (renew_after_401(st.cfg, st.job.request.repo, res, st.github_renewed)) {
+      fetch_tarball_link(self);
+      return;
+    }
     if (link) {
       st.source_url = std::move(*link);
       st.at = step::create;

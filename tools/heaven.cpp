@@ -40,6 +40,7 @@
 #include "actors/store_open.hpp"
 #include "actors/workspace.hpp"
 #include "base/config.hpp"
+#include "base/github_app.hpp"
 #include "base/health.hpp"
 #include "base/log_book.hpp"
 #include "base/log_sink.hpp"
@@ -62,8 +63,9 @@ using namespace heaven;
 namespace {
 
 /// Every provider heaven knows. A new provider is one registration here.
-std::shared_ptr<provider_registry> make_providers(const settings& cfg,
-                                                  http_client_actor http) {
+std::shared_ptr<provider_registry>
+make_providers(const settings& cfg, http_client_actor http,
+               std::shared_ptr<github_app> app) {
   auto reg = std::make_shared<provider_registry>();
   reg->add("shell", shell_provider());
   remote_config native;
@@ -76,6 +78,7 @@ std::shared_ptr<provider_registry> make_providers(const settings& cfg,
   api.http = http;
   api.github_api = cfg.api_endpoint;
   api.github_token = cfg.github_token;
+  api.github_app = std::move(app);
   api.poll_interval_ms = cfg.poll_interval_ms;
   api.attempts = static_cast<int>(cfg.status_retries);
   heroku_config heroku;
@@ -296,9 +299,32 @@ int serve(settings cfg, bool demo) {
         "**********************************************************");
     }
   }
-  if (cfg.github_token.empty())
+  // heaven as a GitHub App: the key is checked now (a bad one stops heaven
+  // with the setting's name, never the key).
+  std::shared_ptr<github_app> app;
+  if (!cfg.github_app_id.empty()) {
+    github_app_options o;
+    o.app_id = cfg.github_app_id;
+    o.private_key = cfg.github_app_private_key;
+    o.api_endpoint = cfg.api_endpoint;
+    o.fallback_token = cfg.github_token;
+    o.ca_file = cfg.ca_file;
+    std::string why;
+    app = github_app::make(std::move(o), why);
+    if (!app) {
+      say_fatal(cfg, why);
+      return 1;
+    }
+    spdlog::info("heaven authenticates as GitHub App {}: each repository's "
+                 "GitHub calls use its installation's token{}",
+                 cfg.github_app_id,
+                 cfg.github_token.empty()
+                   ? std::string{}
+                   : " (GITHUB_TOKEN where the app is not installed)");
+  } else if (cfg.github_token.empty()) {
     spdlog::warn("GITHUB_TOKEN is not set: deployment statuses are logged here "
                  "but not posted to GitHub");
+  }
   // heaven reaps what its deployments leave behind (it is their child
   // subreaper), and ends what a killed heaven left running before it
   // reports those deployments as ended.
@@ -329,6 +355,7 @@ int serve(settings cfg, bool demo) {
   ctx->logs = std::make_shared<log_book>(cfg.data_dir + "/logs",
                                          secret_values(cfg, env));
   ctx->child_env = child_environment(cfg, env);
+  ctx->github_app = app;
   if (cfg.database_url.empty())
     ctx->log_key = read_or_make_secret(cfg.data_dir + "/log.key");
   ctx->status_attempts = static_cast<int>(cfg.status_retries);
@@ -459,34 +486,41 @@ int serve(settings cfg, bool demo) {
   outbox_opts.max_age = std::chrono::seconds(cfg.outbox_max_age);
   auto log_key = ctx->log_key;
   auto public_url = cfg.public_url;
-  auto statuses = sys.spawn(
-    outbox, ctx->store, ctx->http,
-    status_courier(github_api{cfg.api_endpoint, cfg.github_token},
-                   [public_url, log_key](int64_t id) {
-                     return public_url + "/deployments/" + std::to_string(id)
-                            + "/log?token=" + log_token(log_key, id);
-                   }),
-    outbox_opts);
+  auto statuses = sys.spawn(outbox, ctx->store, ctx->http,
+                            status_courier(
+                              github_api{cfg.api_endpoint, cfg.github_token},
+                              [public_url, log_key](int64_t id) {
+                                return public_url + "/deployments/"
+                                       + std::to_string(id)
+                                       + "/log?token=" + log_token(log_key, id);
+                              },
+                              app),
+                            outbox_opts);
   // Chat notices leave through the outbox too: the store queues one for
   // every deployment_status event it accepts; the notice outbox turns it
   // into one message per chat service, and each chat service has an outbox
   // of its own, so one that is down delays nothing else.
-  auto chats = spawn_chat_outboxes(sys, ctx->store, ctx->http, cfg,
-                                   outbox_opts);
+  auto chats = spawn_chat_outboxes(sys, ctx->store, ctx->http, cfg, outbox_opts,
+                                   app);
   // Auto-deployments: the store queues the creation with the claim.
   auto deploy_opts = outbox_opts;
   deploy_opts.max_attempts = ctx->status_attempts;
   auto creations = sys.spawn(
     outbox, ctx->store, ctx->http,
-    deployment_courier(github_api{cfg.api_endpoint, cfg.github_token}),
+    deployment_courier(github_api{cfg.api_endpoint, cfg.github_token}, app),
     deploy_opts);
-  ctx->providers = make_providers(cfg, ctx->http);
+  ctx->providers = make_providers(cfg, ctx->http, app);
   std::vector<outbox_actor> outboxes{statuses, creations};
   outboxes.insert(outboxes.end(), chats.begin(), chats.end());
-  ctx->auto_deploy = sys.spawn(
-    auto_deploy, auto_deploy_config{ctx->http, ctx->store, cfg.api_endpoint,
-                                    cfg.github_token, ctx->status_attempts,
-                                    ctx->status_backoff_ms});
+  auto_deploy_config auto_cfg;
+  auto_cfg.http = ctx->http;
+  auto_cfg.store = ctx->store;
+  auto_cfg.api_endpoint = cfg.api_endpoint;
+  auto_cfg.token = cfg.github_token;
+  auto_cfg.app = app;
+  auto_cfg.attempts = ctx->status_attempts;
+  auto_cfg.first_backoff_ms = ctx->status_backoff_ms;
+  ctx->auto_deploy = sys.spawn(auto_deploy, auto_cfg);
   auto recv = sys.spawn(receiver, context_ptr{ctx});
   // Several instances: renew this one's lease (taking over lost ones) and
   // hear when there is work to claim.
@@ -554,6 +588,10 @@ int serve(settings cfg, bool demo) {
   opts.health = health;
   opts.api_token = cfg.api_token;
   opts.github_web = cfg.web_endpoint;
+  if (app)
+    opts.installation_seen = [app](const std::string& repo, int64_t id) {
+      app->installation_seen(repo, id);
+    };
   if (!cfg.github_client_id.empty()) {
     auto s = std::make_shared<sign_in_setup>();
     s->options = {cfg.github_client_id, cfg.github_client_secret,

@@ -269,6 +269,84 @@ BOOST_AUTO_TEST_CASE(a_courier_names_its_own_hopeless_answers) {
   BOOST_TEST(stub.requests().size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_401_renews_the_credentials_once_and_sends_again) {
+  auto token = std::make_shared<std::string>("t1");
+  stub.respond_with([](const test::recorded_request& r) {
+    if (r.header("authorization") == "token t1")
+      return test::stub_response{401, {}, "bad credentials"};
+    return test::stub_response{201, {}, "{}"};
+  });
+  auto c = pinger();
+  auto plain = c.request;
+  c.request = [plain, token](const outbox_row& row) {
+    auto req = plain(row);
+    if (req)
+      req->headers.emplace_back("Authorization", "token " + *token);
+    return req;
+  };
+  auto renewed = std::make_shared<std::vector<std::string>>();
+  c.renew = [token, renewed](const outbox_row&, const http_request& sent) {
+    for (auto& [k, v] : sent.headers)
+      if (k == "Authorization")
+        renewed->push_back(v);
+    *token = "t2";
+    return true;
+  };
+  auto checks = std::make_shared<int>(0);
+  c.credentials_check = [checks]() -> std::optional<http_request> {
+    ++*checks;
+    return std::nullopt;
+  };
+  start(std::move(c));
+  add({{"n", 1}});
+  BOOST_TEST(outcomes(1) == std::vector<std::string>{"delivered"});
+  BOOST_TEST(calls() == (std::vector<std::string>{"POST /ping", "POST /ping"}));
+  BOOST_TEST(stub.requests()[1].header("authorization") == "token t2");
+  BOOST_TEST(*renewed == std::vector<std::string>{"token t1"});
+  BOOST_TEST(*checks == 0);
+  // At once, not after a backoff.
+  BOOST_TEST(times() == (std::vector<int64_t>{0, 0}));
+}
+
+BOOST_AUTO_TEST_CASE(a_401_after_renewing_drops_the_row_saying_so) {
+  stub.respond_with([](const test::recorded_request&) {
+    return test::stub_response{401, {}, "bad credentials"};
+  });
+  auto c = pinger();
+  auto renewals = std::make_shared<int>(0);
+  c.renew = [renewals](const outbox_row&, const http_request&) {
+    ++*renewals;
+    return true;
+  };
+  start(std::move(c));
+  add({{"n", 1}});
+  add({{"n", 2}});
+  auto out = outcomes(2);
+  for (auto& o : out)
+    BOOST_TEST(
+      o.rfind("dropped: HTTP 401 again with renewed credentials", 0) == 0u, o);
+  // Each row: its attempt and one with renewed credentials.
+  BOOST_TEST(stub.requests().size() == 4u);
+  BOOST_TEST(*renewals == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_request_that_cannot_be_made_now_waits_for_later) {
+  auto c = pinger();
+  auto plain = c.request;
+  auto tries = std::make_shared<int>(0);
+  c.request = [plain, tries](const outbox_row& row) {
+    if (++*tries <= 2)
+      throw not_now("no installation token yet: GitHub answered HTTP 502");
+    return plain(row);
+  };
+  start(std::move(c));
+  add({{"n", 1}});
+  BOOST_TEST(outcomes(1) == std::vector<std::string>{"delivered"});
+  BOOST_TEST(stub.requests().size() == 1u);
+  BOOST_TEST(*tries == 3);
+  BOOST_TEST(logged("no installation token yet"));
+}
+
 BOOST_AUTO_TEST_CASE(a_503_with_retry_after_is_sent_again_without_a_lookup) {
   int n = 0;
   stub.respond_with([&](const test::recorded_request& r) {

@@ -1,0 +1,157 @@
+/// heaven as a GitHub App (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY): signs the
+/// app's JWT (RS256) with its private key, finds each repository's
+/// installation, and exchanges it for an installation token, cached per
+/// installation and renewed before it has less than a minute left. Every
+/// GitHub call heaven makes for a repository carries that repository's
+/// token (see github_for); repositories the app is not installed on fall
+/// back to GITHUB_TOKEN. The key, the JWT and the tokens go only into
+/// `Authorization` headers: never into a URL, an argv or a log line (each
+/// token is taught to the log redaction as it is issued).
+///
+/// Thread-safe: every actor that talks to GitHub shares one. Getting a token
+/// may block the caller on GitHub's API (at most a lookup and an exchange,
+/// HTTP timeouts bounding them); a background thread renews cached tokens
+/// ahead of time, so a caller blocks only for the first token of an
+/// installation, or when renewal failed.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "base/github.hpp"
+
+namespace heaven {
+
+struct github_app_options {
+  /// GITHUB_APP_ID: the JWT's `iss`.
+  std::string app_id;
+  /// The app's private key: PEM (PKCS#1 or PKCS#8), its newlines real or
+  /// `\n` escapes.
+  std::string private_key;
+  /// OCTOKIT_API_ENDPOINT, e.g. "https://api.github.com/" or
+  /// "https://ghe.example.com/api/v3/".
+  std::string api_endpoint = "https://api.github.com/";
+  /// GITHUB_TOKEN: for repositories the app is not installed on ("" none).
+  std::string fallback_token;
+  /// HEAVEN_CA_FILE ("" the system's authorities).
+  std::string ca_file;
+  /// A token is never handed out with less than this many seconds left.
+  int64_t margin_s = 60;
+  /// How long "the app is not installed on this repository" (a 404) is
+  /// believed before it is asked again.
+  int64_t not_installed_s = 300;
+  /// Whole-request timeout of one call to GitHub.
+  int64_t timeout_ms = 30000;
+  /// Renew cached tokens ahead of time on a thread of its own.
+  bool refresher = true;
+  /// The clock tokens' lives are judged by, in Unix seconds (replaceable
+  /// in tests; JWTs always use the wall clock).
+  std::function<int64_t()> now;
+};
+
+/// A repository's credentials for GitHub.
+struct repo_token {
+  /// The token to send ("" when there is none: no installation and no
+  /// GITHUB_TOKEN).
+  std::string token;
+  /// The installation it belongs to; 0 when it is GITHUB_TOKEN.
+  int64_t installation = 0;
+  /// Set when heaven could not get one just now (GitHub unreachable, an
+  /// error answer): a passing failure, worded for a status description;
+  /// `token` is then empty.
+  std::string error;
+};
+
+class github_app {
+public:
+  /// The app of `opts`, or nullptr and `error` set (naming the setting,
+  /// never showing the key) when the key or the id is unusable.
+  static std::shared_ptr<github_app> make(github_app_options opts,
+                                          std::string& error);
+
+  ~github_app();
+  github_app(const github_app&) = delete;
+  github_app& operator=(const github_app&) = delete;
+
+  /// A JWT for the app, signed now: {"alg":"RS256","typ":"JWT"},
+  /// {"iat": now-60, "exp": now+540, "iss": app id}.
+  std::string jwt() const;
+
+  /// The token for `repo` ("owner/name"): its installation's (fetched or
+  /// renewed when needed), else GITHUB_TOKEN when the app is not installed
+  /// on it.
+  repo_token token_for(const std::string& repo);
+
+  /// A webhook event of `repo` named its installation: no need to ask.
+  void installation_seen(const std::string& repo, int64_t installation);
+
+  /// GitHub refused `token` for `repo` (HTTP 401): forgets it, so the next
+  /// token_for gets a new one. Returns true when it was an installation
+  /// token (worth one more try); false for GITHUB_TOKEN or an unknown one.
+  /// An empty `token` stands for the installation's current one.
+  bool refused(const std::string& repo, const std::string& token);
+
+  /// Installation tokens issued so far (for tests and the log).
+  int64_t tokens_issued() const;
+
+private:
+  explicit github_app(github_app_options opts, void* key);
+
+  struct token_entry {
+    std::string token;
+    int64_t expires = 0;
+    int64_t issued = 0;
+  };
+  struct repo_entry {
+    int64_t installation = 0;
+    /// Not installed (a 404) until this time.
+    int64_t not_installed_until = 0;
+  };
+
+  int64_t now() const;
+  /// Fetches a new token of `installation` (fetch_ held); "" or why not.
+  std::string exchange(int64_t installation);
+  /// Asks GitHub for `repo`'s installation (fetch_ held): the id, 0 when
+  /// not installed, or why not.
+  std::string look_up(const std::string& repo, int64_t& installation);
+  /// Whether `t` may be handed out now.
+  bool usable(const token_entry& t) const;
+  void refresh_loop();
+
+  github_app_options opts_;
+  /// The EVP_PKEY (kept out of this header).
+  void* key_;
+  mutable std::mutex mutex_;
+  /// Held while calling GitHub: one lookup or exchange at a time, so that
+  /// concurrent callers wait for the token being fetched instead of
+  /// fetching it again.
+  std::mutex fetch_;
+  std::map<std::string, repo_entry> repos_;
+  std::map<int64_t, token_entry> tokens_;
+  int64_t issued_ = 0;
+  bool stopping_ = false;
+  std::condition_variable wake_;
+  std::thread refresher_;
+};
+
+/// `api` with the token of `repo`: its installation's when `app` is set
+/// (GITHUB_TOKEN for a repository the app is not installed on), else
+/// `api.token` as it is. nullopt with `why` set when the app cannot get one
+/// just now (a passing failure).
+std::optional<github_api> github_for(const std::shared_ptr<github_app>& app,
+                                     github_api api, const std::string& repo,
+                                     std::string& why);
+
+/// The token `req` carries in `Authorization: token ...` ("" none).
+std::string github_token_of(const http_request& req);
+
+/// Replaces the token `req` carries (none when `token` is empty).
+void set_github_token(http_request& req, const std::string& token);
+
+} // namespace heaven
