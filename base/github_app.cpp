@@ -17,6 +17,7 @@
 #include "base/log_format.hpp"
 #include "base/retry.hpp"
 #include "base/text.hpp"
+#include "base/times.hpp"
 
 namespace heaven {
 
@@ -59,23 +60,6 @@ std::string unescape(const std::string& text) {
     }
   }
   return out;
-}
-
-/// GitHub's "2016-07-11T22:14:10Z" in Unix seconds; 0 when unreadable.
-int64_t parse_utc(const std::string& text) {
-  std::tm tm{};
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &year, &month, &day,
-                  &hour, &minute, &second)
-      != 6)
-    return 0;
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  return static_cast<int64_t>(timegm(&tm));
 }
 
 size_t collect(char* data, size_t size, size_t count, void* out) {
@@ -261,7 +245,8 @@ std::string github_app::exchange(int64_t installation) {
   token_entry t;
   if (doc.is_object()) {
     t.token = doc.value("token", "");
-    t.expires = parse_utc(doc.value("expires_at", ""));
+    auto expires = parse_time(doc.value("expires_at", ""));
+    t.expires = expires ? std::chrono::system_clock::to_time_t(*expires) : 0;
   }
   if (t.token.empty() || t.expires == 0)
     return "GitHub App " + opts_.app_id + ": GitHub's answer for a token of "

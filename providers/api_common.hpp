@@ -13,6 +13,7 @@
 
 #include "base/github.hpp"
 #include "base/retry.hpp"
+#include "base/times.hpp" // parse_time, for the APIs' times
 #include "messages/interfaces.hpp"
 
 namespace heaven {
@@ -67,11 +68,6 @@ enum class create_answer {
 
 /// Classifies `res`, the answer to a creating request (see create_answer).
 create_answer classify_create(const http_response& res);
-
-/// An RFC 3339 / ISO 8601 UTC time as APIs write it ("2024-05-01T10:00:00Z",
-/// fractions and "+hh:mm" offsets allowed), or nullopt when `text` is none.
-std::optional<std::chrono::system_clock::time_point>
-parse_time(std::string_view text);
 
 /// The string at `doc[outer][inner]`, or "" (absent, null, not a string):
 /// `payload.config.app_name`, a Heroku build's `source_blob.version`.
