@@ -67,8 +67,15 @@ size_t collect(char* data, size_t size, size_t count, void* out) {
   return size * count;
 }
 
-/// Sends `req` with libcurl (blocking; bounded by its timeout).
-http_response perform(const http_request& req, const std::string& ca_file) {
+/// libcurl's progress callback: non-zero ends the transfer.
+int abort_when_set(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(flag)->load() ? 1 : 0;
+}
+
+/// Sends `req` with libcurl (blocking; bounded by its timeout, and ended
+/// early once `abort` is set).
+http_response perform(const http_request& req, const std::string& ca_file,
+                      const std::atomic<bool>& abort) {
   http_response res;
   std::unique_ptr<CURL, void (*)(CURL*)> curl{curl_easy_init(),
                                               curl_easy_cleanup};
@@ -97,6 +104,10 @@ http_response perform(const http_request& req, const std::string& ca_file) {
     curl_easy_setopt(c, CURLOPT_CAINFO, ca_file.c_str());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &res.body);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, abort_when_set);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA,
+                   const_cast<std::atomic<bool>*>(&abort));
   auto rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
     res.error = curl_easy_strerror(rc);
@@ -159,6 +170,7 @@ github_app::~github_app() {
     std::lock_guard lock{mutex_};
     stopping_ = true;
   }
+  abort_ = true;
   wake_.notify_all();
   if (refresher_.joinable())
     refresher_.join();
@@ -211,7 +223,7 @@ std::string github_app::look_up(const std::string& repo,
   auto req = github_request(api, "GET", "repos/" + repo + "/installation");
   req.headers.emplace_back("Authorization", "Bearer " + jwt());
   req.timeout_ms = opts_.timeout_ms;
-  auto res = perform(req, opts_.ca_file);
+  auto res = perform(req, opts_.ca_file, abort_);
   if (res.status == 404) {
     installation = 0;
     return {};
@@ -236,7 +248,7 @@ std::string github_app::exchange(int64_t installation) {
   req.headers.emplace_back("Authorization", "Bearer " + jwt());
   req.body = "{}";
   req.timeout_ms = opts_.timeout_ms;
-  auto res = perform(req, opts_.ca_file);
+  auto res = perform(req, opts_.ca_file, abort_);
   if (res.status != 201 && res.status != 200)
     return "GitHub App " + opts_.app_id
            + ": could not get a token of installation "
@@ -371,6 +383,8 @@ void github_app::refresh_loop() {
     for (auto id : due) {
       std::lock_guard fetching{fetch_};
       if (auto why = exchange(id); !why.empty()) {
+        if (abort_)
+          return; // The app ends.
         spdlog::warn("{} (renewing it ahead of time)", why);
         // One that can no longer be used is fetched on use instead.
         std::lock_guard relock{mutex_};

@@ -15,6 +15,7 @@
 /// installation, or when renewal failed.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -136,6 +137,9 @@ private:
   std::map<int64_t, token_entry> tokens_;
   int64_t issued_ = 0;
   bool stopping_ = false;
+  /// Set when the app ends: a call to GitHub under way (the refresher's)
+  /// gives up at once instead of holding the end up to its timeout.
+  std::atomic<bool> abort_{false};
   std::condition_variable wake_;
   std::thread refresher_;
 };

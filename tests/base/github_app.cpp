@@ -248,6 +248,57 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(github.jwt_problems().empty());
 }
 
+BOOST_AUTO_TEST_CASE(an_ending_app_does_not_wait_for_a_renewal_github_holds) {
+  // GitHub gives a first token, then holds every later exchange without
+  // answering (up to two minutes); the app's own timeout is ten minutes.
+  http_stub github;
+  std::atomic<bool> released{false};
+  std::atomic<int> exchanges{0};
+  github.respond_with([&](const recorded_request& r) {
+    if (r.target.find("/installation") != std::string::npos
+        && r.method == "GET")
+      return stub_response{200, {}, R"({"id":42})"};
+    if (++exchanges == 1) {
+      std::time_t at = std::time(nullptr) + 65;
+      std::tm tm{};
+      gmtime_r(&at, &tm);
+      char buf[32];
+      std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+      return stub_response{201,
+                           {},
+                           std::string{R"({"token":"ghs_first","expires_at":")"}
+                             + buf + "\"}"};
+    }
+    for (int i = 0; i < 1200 && !released; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return stub_response{500, {}, "{}"};
+  });
+  github_app_options o;
+  o.app_id = app_id;
+  o.private_key = pem();
+  o.api_endpoint = github.base_url();
+  o.timeout_ms = 600000;
+  std::string why;
+  auto app = github_app::make(std::move(o), why);
+  BOOST_REQUIRE_MESSAGE(app, why);
+  BOOST_TEST(app->token_for("octo/app").token == "ghs_first");
+  // The refresher renews it ahead of its last minute: GitHub holds that.
+  BOOST_REQUIRE(github.wait_for(3, 60000));
+  // Ending the app ends the held renewal instead of waiting for its
+  // timeout (or for GitHub).
+  std::atomic<bool> ended{false};
+  std::thread ender{[&] {
+    app.reset();
+    ended = true;
+  }};
+  for (int i = 0; i < 600 && !ended; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  BOOST_TEST(ended.load());
+  BOOST_TEST(!released.load());
+  released = true;
+  ender.join();
+}
+
 BOOST_AUTO_TEST_CASE(a_refused_token_is_replaced_by_a_new_one) {
   app_github github{app_id, the_key().public_pem};
   github.install("octo/app", 42);
