@@ -274,6 +274,11 @@ std::string github_app::exchange(int64_t installation) {
 
 repo_token github_app::token_for(const std::string& repo) {
   auto answer = [&]() -> std::optional<repo_token> {
+    if (auto f = failing_.find(repo); f != failing_.end()) {
+      if (std::chrono::steady_clock::now() < f->second.until)
+        return repo_token{{}, 0, f->second.why};
+      failing_.erase(f);
+    }
     auto r = repos_.find(repo);
     if (r == repos_.end())
       return std::nullopt;
@@ -302,9 +307,18 @@ repo_token github_app::token_for(const std::string& repo) {
     if (auto r = repos_.find(repo); r != repos_.end())
       installation = r->second.installation;
   }
+  // A failure stands for a moment: callers waiting meanwhile get it too.
+  auto failed = [&](std::string why) {
+    std::lock_guard lock{mutex_};
+    failing_[repo] = failure{
+      std::chrono::steady_clock::now()
+        + std::chrono::milliseconds(opts_.failure_pause_ms),
+      why};
+    return repo_token{{}, 0, std::move(why)};
+  };
   if (installation == 0) {
     if (auto why = look_up(repo, installation); !why.empty())
-      return repo_token{{}, 0, why};
+      return failed(std::move(why));
     std::lock_guard lock{mutex_};
     auto& r = repos_[repo];
     r.installation = installation;
@@ -323,9 +337,11 @@ repo_token github_app::token_for(const std::string& repo) {
   }
   if (auto why = exchange(installation); !why.empty()) {
     // The installation may be gone: find it again next time.
-    std::lock_guard lock{mutex_};
-    repos_.erase(repo);
-    return repo_token{{}, 0, why};
+    {
+      std::lock_guard lock{mutex_};
+      repos_.erase(repo);
+    }
+    return failed(std::move(why));
   }
   std::lock_guard lock{mutex_};
   return repo_token{tokens_[installation].token, installation, {}};

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -49,6 +50,11 @@ struct github_app_options {
   int64_t not_installed_s = 300;
   /// Whole-request timeout of one call to GitHub.
   int64_t timeout_ms = 30000;
+  /// After a lookup or exchange for a repository failed, callers get that
+  /// failure at once for this long instead of each calling GitHub (and
+  /// blocking) again: in an outage at most one caller per repository waits
+  /// on GitHub per pause.
+  int64_t failure_pause_ms = 2000;
   /// Renew cached tokens ahead of time on a thread of its own.
   bool refresher = true;
   /// The clock tokens' lives are judged by, in Unix seconds (replaceable
@@ -135,6 +141,13 @@ private:
   std::mutex fetch_;
   std::map<std::string, repo_entry> repos_;
   std::map<int64_t, token_entry> tokens_;
+  /// Repositories whose last lookup or exchange failed: until when that
+  /// answer stands, and the failure.
+  struct failure {
+    std::chrono::steady_clock::time_point until;
+    std::string why;
+  };
+  std::map<std::string, failure> failing_;
   int64_t issued_ = 0;
   bool stopping_ = false;
   /// Set when the app ends: a call to GitHub under way (the refresher's)

@@ -49,6 +49,7 @@ std::shared_ptr<github_app> make_app(const app_github& github,
   o.refresher = refresher;
   o.now = std::move(now);
   o.timeout_ms = 20000;
+  o.failure_pause_ms = 200;
   std::string why;
   auto app = github_app::make(std::move(o), why);
   BOOST_REQUIRE_MESSAGE(app, why);
@@ -323,9 +324,18 @@ BOOST_AUTO_TEST_CASE(a_failed_exchange_is_a_passing_error_that_says_why) {
   BOOST_TEST(t.error.find("could not get a token of installation 42")
              != std::string::npos);
   BOOST_TEST(t.error.find("HTTP 500") != std::string::npos);
+  // For a moment the failure stands: a caller gets it without calling
+  // GitHub (in an outage, callers do not each block on GitHub).
+  auto calls = github.jwt_calls();
+  auto soon = app->token_for("octo/app");
+  BOOST_TEST(soon.error == t.error);
+  BOOST_TEST(github.jwt_calls() == calls);
+  // Then heaven asks again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto again = app->token_for("octo/app");
   BOOST_TEST(again.error == "");
   BOOST_TEST(again.token == github.tokens().back().token);
+  BOOST_TEST(github.jwt_calls() > calls);
 }
 
 BOOST_AUTO_TEST_CASE(issued_tokens_are_redacted_from_every_log) {
