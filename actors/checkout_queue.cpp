@@ -1,4 +1,5 @@
 #include "actors/checkout_queue.hpp"
+#include "base/thread_name.hpp"
 
 #include <algorithm>
 #include <thread>
@@ -47,6 +48,7 @@ size_t checkout_queue::waiting() const {
 }
 
 void checkout_queue::work() {
+  name_this_thread("heaven.checkout");
   for (;;) {
     std::function<void()> job;
     {

@@ -1,4 +1,5 @@
 #include "actors/children.hpp"
+#include "base/thread_name.hpp"
 
 #include <cerrno>
 #include <condition_variable>
@@ -94,6 +95,7 @@ bool reap_locked(registry& r, pid_t pid, bool block = false) {
 /// The reaper: waits for any child to exit (without reaping it), then
 /// reaps it under the lock, handing an owned child's status to its owner.
 void reap_forever() {
+  name_this_thread("heaven.reaper");
   auto& r = reg();
   for (;;) {
     siginfo_t info;

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/metrics.hpp"
+#include "base/thread_name.hpp"
 #include "base/validate.hpp"
 
 namespace heaven {
@@ -322,6 +323,7 @@ private:
   }
 
   void run() {
+    name_this_thread("heaven.client");
     active_map active;
     queue_map queues;
     size_t waiting = 0;

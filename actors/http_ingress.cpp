@@ -34,6 +34,7 @@
 #include "base/log_book.hpp"
 #include "base/memory.hpp"
 #include "base/metrics.hpp"
+#include "base/thread_name.hpp"
 
 namespace heaven {
 
@@ -518,6 +519,7 @@ void server_impl::listen() {
   accept();
   check_overdue();
   thread_ = std::thread{[this] {
+    name_this_thread("heaven.http");
     for (;;) {
       try {
         ioc_.run();

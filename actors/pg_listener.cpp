@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/pg.hpp"
+#include "base/thread_name.hpp"
 
 namespace heaven {
 
@@ -21,6 +22,7 @@ pg_listener::~pg_listener() {
 }
 
 void pg_listener::run() {
+  name_this_thread("heaven.listen");
   using namespace std::chrono_literals;
   std::unique_ptr<pg::connection> conn;
   auto backoff = 500ms;

@@ -27,6 +27,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/children.hpp"
+#include "base/thread_name.hpp"
 #include "messages/atoms.hpp"
 
 namespace heaven {
@@ -363,6 +364,7 @@ private:
   }
 
   void loop() {
+    name_this_thread("heaven.reactor");
     std::vector<epoll_event> events(256);
     for (;;) {
       auto n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()),

@@ -15,6 +15,7 @@
 #include "base/health.hpp"
 #include "base/log_format.hpp"
 #include "base/metrics.hpp"
+#include "base/thread_name.hpp"
 
 namespace heaven {
 
@@ -284,6 +285,7 @@ store(store_actor::stateful_pointer<store_state> self, std::string path,
 store_actor::behavior_type
 open_store(store_actor::stateful_pointer<store_state> self, store_opener open,
            std::shared_ptr<health_board> health) {
+  name_this_thread("heaven.store");
   auto& st = self->state;
   st.health = std::move(health);
   try {

@@ -17,6 +17,7 @@
 #include "base/log_format.hpp"
 #include "base/retry.hpp"
 #include "base/text.hpp"
+#include "base/thread_name.hpp"
 #include "base/times.hpp"
 
 namespace heaven {
@@ -380,6 +381,7 @@ int64_t github_app::tokens_issued() const {
 }
 
 void github_app::refresh_loop() {
+  name_this_thread("heaven.app");
   std::unique_lock lock{mutex_};
   while (!stopping_) {
     wake_.wait_for(lock, std::chrono::seconds(1));
