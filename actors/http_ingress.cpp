@@ -73,7 +73,13 @@ public:
       receiver(std::move(receiver)),
       store(std::move(store)), pages{this->store, this->opts.logs,
                                      this->opts.log_key, this->opts.github_web},
-      gate_(std::make_shared<gate>()), intake(sys, this->receiver),
+      gate_(std::make_shared<gate>()),
+      intake(sys, this->receiver,
+             [g = gate_, ioc = &ioc_](std::function<void()> fn) {
+               std::lock_guard<std::mutex> guard{g->mtx};
+               if (g->open)
+                 net::post(*ioc, std::move(fn));
+             }),
       work_(net::make_work_guard(ioc_)), acceptor_(ioc_), overdue_timer_(ioc_) {
   }
 
@@ -312,12 +318,14 @@ private:
       return busy(events);
     backlog.events += 1;
     backlog.bytes += size;
-    auto reply = replier();
-    auto counted = [pending = srv_.pending, size, reply](int status,
-                                                         std::string body) {
+    // Called on the io thread (see event_intake::submit).
+    auto counted = [pending = srv_.pending, size,
+                    weak = std::weak_ptr<session>{weak_from_this()},
+                    seq = seq_](int status, std::string body) {
       pending->events -= 1;
       pending->bytes -= size;
-      reply(status, std::move(body));
+      if (auto s = weak.lock())
+        s->answer(seq, status, std::move(body), {});
     };
     asked_at_ = std::chrono::steady_clock::now();
     srv_.intake.submit(std::move(ev), std::move(counted));

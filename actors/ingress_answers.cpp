@@ -45,41 +45,84 @@ void ask(caf::actor_system& sys, Handle to, const char* who, Render render,
 /// Events submitted and not yet taken by the intake actor.
 struct event_intake::queue {
   std::mutex mtx;
-  std::vector<std::pair<inbound_event, reply_fn>> items;
+  std::vector<inbound_event> events;
+  std::vector<reply_fn> replies; // One per event.
+  /// Batches waiting for the receiver's answer. At most `max_in_flight`:
+  /// the events submitted meanwhile wait for an answer (and send no tick).
+  int in_flight = 0;
+  /// How answers reach the transport's thread.
+  event_intake::post_fn post;
 };
 
 namespace {
+
+/// Batches on their way at once: one in the store's commit and the next
+/// ready for the commit after it.
+constexpr int max_in_flight = 2;
+
+/// Hands everything queued to the receiver in one message, unless
+/// `max_in_flight` batches are on their way already: then the events wait
+/// for an answer and go together in the next one. So the batches grow with
+/// the load (about one store commit's worth), and a burst costs one message
+/// each way per commit, not one per event.
+void send_batch(caf::event_based_actor* self,
+                const std::shared_ptr<event_intake::queue>& q,
+                const receiver_actor& receiver, bool answered = false) {
+  std::vector<inbound_event> events;
+  auto replies = std::make_shared<std::vector<reply_fn>>();
+  {
+    std::lock_guard<std::mutex> guard{q->mtx};
+    if (answered)
+      --q->in_flight;
+    if (q->in_flight >= max_in_flight || q->events.empty())
+      return;
+    ++q->in_flight;
+    events.swap(q->events);
+    replies->swap(q->replies);
+  }
+  self->request(receiver, caf::infinite, event_atom::value, std::move(events))
+    .then(
+      [=](std::vector<event_receipt>& receipts) {
+        auto answers = std::make_shared<std::vector<ingress_reply>>();
+        answers->reserve(replies->size());
+        for (std::size_t i = 0; i < replies->size(); ++i)
+          answers->push_back(
+            i < receipts.size()
+              ? receipt_answer(receipts[i])
+              : ingress_reply{503, json_error("receiver unavailable: it "
+                                              "answered too few events")});
+        q->post([replies, answers] {
+          for (std::size_t i = 0; i < replies->size(); ++i)
+            (*replies)[i]((*answers)[i].status, std::move((*answers)[i].body));
+        });
+        send_batch(self, q, receiver, true);
+      },
+      [=](caf::error& err) {
+        auto body = json_error("receiver unavailable: "
+                               + self->system().render(err));
+        q->post([replies, body] {
+          for (auto& reply : *replies)
+            reply(503, body);
+        });
+        send_batch(self, q, receiver, true);
+      });
+}
 
 caf::behavior intake(caf::event_based_actor* self,
                      std::shared_ptr<event_intake::queue> q,
                      receiver_actor receiver) {
   return {
-    [=](tick_atom) {
-      std::vector<std::pair<inbound_event, reply_fn>> items;
-      {
-        std::lock_guard<std::mutex> guard{q->mtx};
-        items.swap(q->items);
-      }
-      for (auto& [ev, reply] : items)
-        self->request(receiver, caf::infinite, event_atom::value, std::move(ev))
-          .then(
-            [reply](event_receipt& receipt) {
-              auto r = receipt_answer(receipt);
-              reply(r.status, std::move(r.body));
-            },
-            [reply, self](caf::error& err) {
-              reply(503, json_error("receiver unavailable: "
-                                    + self->system().render(err)));
-            });
-    },
+    [=](tick_atom) { send_batch(self, q, receiver); },
   };
 }
 
 } // namespace
 
-event_intake::event_intake(caf::actor_system& sys, receiver_actor receiver)
-  : queue_(std::make_shared<queue>()),
-    actor_(sys.spawn(intake, queue_, std::move(receiver))) {
+event_intake::event_intake(caf::actor_system& sys, receiver_actor receiver,
+                           post_fn post)
+  : queue_(std::make_shared<queue>()) {
+  queue_->post = std::move(post);
+  actor_ = sys.spawn(intake, queue_, std::move(receiver));
 }
 
 event_intake::~event_intake() {
@@ -90,11 +133,12 @@ void event_intake::submit(inbound_event ev, reply_fn reply) {
   bool first = false;
   {
     std::lock_guard<std::mutex> guard{queue_->mtx};
-    first = queue_->items.empty();
-    queue_->items.emplace_back(std::move(ev), std::move(reply));
+    first = queue_->events.empty() && queue_->in_flight < max_in_flight;
+    queue_->events.push_back(std::move(ev));
+    queue_->replies.push_back(std::move(reply));
   }
-  // The items pushed after this tick and before the actor took them ride
-  // along; the first one after that sends the next tick.
+  // The events pushed after this tick and before the actor took them ride
+  // along; while a batch is on its way, its answer takes the next one.
   if (first)
     caf::anon_send(actor_, tick_atom::value);
 }

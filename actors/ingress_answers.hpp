@@ -33,14 +33,19 @@ using reply_fn = std::function<void(int status, std::string body)>;
 /// reach it together, in one message.
 class event_intake {
 public:
-  event_intake(caf::actor_system& sys, receiver_actor receiver);
+  /// Runs a function on the transport's thread, unless the transport has
+  /// stopped; callable from any thread.
+  using post_fn = std::function<void(std::function<void()>)>;
+
+  event_intake(caf::actor_system& sys, receiver_actor receiver, post_fn post);
   /// Ends the actor; answers still on their way are dropped.
   ~event_intake();
   event_intake(const event_intake&) = delete;
   event_intake& operator=(const event_intake&) = delete;
 
-  /// Hands `ev` on; `reply` is called once with its answer, from one of
-  /// CAF's threads. Callable from any thread.
+  /// Hands `ev` on; `reply` is called once with its answer, on the
+  /// transport's thread (the answers of one batch all in one `post`).
+  /// Callable from any thread.
   void submit(inbound_event ev, reply_fn reply);
 
   struct queue;

@@ -412,6 +412,48 @@ void resume(self_ptr self) {
       });
 }
 
+/// Applies the receiver's rules that go into the store's transaction to
+/// `ev` (a deployment's lock action and refusal) and returns what `act`
+/// needs of it afterwards; the body stays with the store.
+inbound_event prepare(const deployment_context& ctx, inbound_event& ev) {
+  if (ev.type == event_kind::deployment) {
+    ev.lock_action = lock_action(ctx.cfg.deploy_prefix, ev.deployment.task);
+    if (ev.lock_action == lock_task::none)
+      ev.refusal = refusal(ctx, ev.deployment).value_or("");
+  }
+  inbound_event kept;
+  kept.type = ev.type;
+  kept.repo = ev.repo.empty() ? ev.deployment.repo : ev.repo;
+  kept.lock_action = ev.lock_action;
+  kept.deployment = ev.deployment;
+  kept.status = ev.status;
+  return kept;
+}
+
+/// How the event `kept` was taken, as the store's `res` says.
+event_receipt receipt_of(const inbound_event& kept, const accept_result& res) {
+  if (res.duplicate)
+    return {receipt_kind::redelivery, 0, {}, {}};
+  if (res.ignored) {
+    spdlog::info("receiver ignores a {} event of {}: the repository is "
+                 "disabled (heaven repos enable {})",
+                 to_string(kept.type), kept.repo, kept.repo);
+    return {receipt_kind::ignored, 0, {}, {}};
+  }
+  event_receipt receipt{receipt_kind::accepted, res.deployment_id, res.state,
+                        res.description};
+  if (res.deployment_id > 0 && res.state == deploy_state::error)
+    receipt.kind = receipt_kind::refused;
+  return receipt;
+}
+
+/// The receipt of an event the store could not record, and its log line.
+event_receipt unstored(const inbound_event& kept, const std::string& why) {
+  spdlog::error("receiver could not store a {} event: {}", to_string(kept.type),
+                why);
+  return {receipt_kind::unstored, 0, deploy_state::queued, why};
+}
+
 } // namespace
 
 receiver_actor::behavior_type
@@ -464,48 +506,52 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
   return {
     [=](event_atom, inbound_event& ev) -> caf::result<event_receipt> {
       auto rp = self->make_response_promise<event_receipt>();
-      auto& ctx = self->state.ctx;
-      if (ev.type == event_kind::deployment) {
-        ev.lock_action = lock_action(ctx->cfg.deploy_prefix,
-                                     ev.deployment.task);
-        if (ev.lock_action == lock_task::none)
-          ev.refusal = refusal(*ctx, ev.deployment).value_or("");
-      }
-      // What `act` needs afterwards; the body stays with the store.
-      inbound_event kept;
-      kept.type = ev.type;
-      kept.repo = ev.repo.empty() ? ev.deployment.repo : ev.repo;
-      kept.lock_action = ev.lock_action;
-      kept.deployment = ev.deployment;
-      kept.status = ev.status;
+      auto kept = prepare(*self->state.ctx, ev);
       self
-        ->request(ctx->store, caf::infinite, accept_atom::value, std::move(ev))
+        ->request(self->state.ctx->store, caf::infinite, accept_atom::value,
+                  std::move(ev))
         .then(
           [=](accept_result& res) mutable {
-            if (res.duplicate) {
-              rp.deliver(event_receipt{receipt_kind::redelivery, 0, {}, {}});
-              return;
-            }
-            if (res.ignored) {
-              spdlog::info("receiver ignores a {} event of {}: the "
-                           "repository is disabled (heaven repos enable {})",
-                           to_string(kept.type), kept.repo, kept.repo);
-              rp.deliver(event_receipt{receipt_kind::ignored, 0, {}, {}});
-              return;
-            }
-            event_receipt receipt{receipt_kind::accepted, res.deployment_id,
-                                  res.state, res.description};
-            if (res.deployment_id > 0 && res.state == deploy_state::error)
-              receipt.kind = receipt_kind::refused;
-            rp.deliver(std::move(receipt));
+            rp.deliver(receipt_of(kept, res));
             act(self, kept, res);
           },
           [=](caf::error& err) mutable {
+            rp.deliver(unstored(kept, self->system().render(err)));
+          });
+      return rp;
+    },
+    [=](event_atom, std::vector<inbound_event>& evs)
+      -> caf::result<std::vector<event_receipt>> {
+      auto rp = self->make_response_promise<std::vector<event_receipt>>();
+      auto kept = std::make_shared<std::vector<inbound_event>>();
+      kept->reserve(evs.size());
+      for (auto& ev : evs)
+        kept->push_back(prepare(*self->state.ctx, ev));
+      self
+        ->request(self->state.ctx->store, caf::infinite, accept_atom::value,
+                  std::move(evs))
+        .then(
+          [=](std::vector<accept_result>& res) mutable {
+            std::vector<event_receipt> receipts;
+            receipts.reserve(kept->size());
+            for (std::size_t i = 0; i < kept->size(); ++i)
+              receipts.push_back(
+                i >= res.size()
+                  ? unstored((*kept)[i], "the store answered too few events")
+                : !res[i].unstored.empty()
+                  ? unstored((*kept)[i], res[i].unstored)
+                  : receipt_of((*kept)[i], res[i]));
+            rp.deliver(std::move(receipts));
+            for (std::size_t i = 0; i < kept->size() && i < res.size(); ++i)
+              if (res[i].unstored.empty())
+                act(self, (*kept)[i], res[i]);
+          },
+          [=](caf::error& err) mutable {
             auto why = self->system().render(err);
-            spdlog::error("receiver could not store a {} event: {}",
-                          to_string(kept.type), why);
-            rp.deliver(event_receipt{receipt_kind::unstored, 0,
-                                     deploy_state::queued, why});
+            std::vector<event_receipt> receipts;
+            for (auto& k : *kept)
+              receipts.push_back(unstored(k, why));
+            rp.deliver(std::move(receipts));
           });
       return rp;
     },

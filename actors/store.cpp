@@ -199,11 +199,57 @@ void commit_queued(store_ptr self) {
 
 /// Queues a request for the next commit: `fn(db, rows)` does it (rows it
 /// adds go to the outboxes once committed), `on_commit(result)` runs once
-/// it is on disk, just before the answer; `what()` ("record delivery d-1")
-/// names it in an error line. A write that fails tells the health board
-/// (a request the rules refuse, std::invalid_argument, says nothing of the
-/// disk). `about` is the deployment the request names: the log context of
-/// its lines (none when empty).
+/// it is on disk, then `deliver(result)` answers; when it could not be done
+/// or committed, `fail(why)` answers instead. `what()` ("record delivery
+/// d-1") names it in an error line. A write that fails tells the health
+/// board (a request the rules refuse, std::invalid_argument, says nothing
+/// of the disk). `about` is the deployment the request names: the log
+/// context of its lines (none when empty).
+template <class What, class Fn, class OnCommit, class Deliver, class Fail>
+void queue_op(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit,
+              log_context about, Deliver deliver, Fail fail) {
+  using answer = decltype(fn(std::declval<store_backend&>(),
+                             std::declval<committed_rows&>()));
+  store_op op;
+  op.write = write;
+  auto ctx = std::make_shared<const log_context>(std::move(about));
+  op.run = [self, write, what, fn, on_commit, ctx, deliver,
+            fail](store_backend& db,
+                  std::string& why) mutable -> std::function<void()> {
+    log_scope in{*ctx};
+    try {
+      auto rows = std::make_shared<committed_rows>();
+      auto res = std::make_shared<answer>(fn(db, *rows));
+      return [self, rows, res, on_commit, ctx, deliver]() mutable {
+        log_scope in{*ctx};
+        on_commit(*res);
+        publish(self, *rows);
+        deliver(std::move(*res));
+      };
+    } catch (const std::exception& e) {
+      spdlog::error("store could not {}: {}", what(), e.what());
+      if (write && !dynamic_cast<const std::invalid_argument*>(&e))
+        wrote(self, e.what());
+      reached(self, e.what());
+      why = e.what();
+      fail(why);
+      return {};
+    }
+  };
+  op.fail = [fail, what, ctx](const std::string& why) mutable {
+    log_scope in{*ctx};
+    spdlog::error("store could not {}: {}", what(), why);
+    fail(why);
+  };
+  auto& st = self->state;
+  st.queued.push_back(std::move(op));
+  if (!st.commit_pending) {
+    st.commit_pending = true;
+    self->send(self, tick_atom::value);
+  }
+}
+
+/// `queue_op` answering a request of its own.
 template <class What, class Fn, class OnCommit>
 auto enqueue(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit,
              log_context about = {})
@@ -212,44 +258,41 @@ auto enqueue(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit,
   using answer = decltype(fn(std::declval<store_backend&>(),
                              std::declval<committed_rows&>()));
   auto rp = self->make_response_promise<answer>();
-  store_op op;
-  op.write = write;
-  auto ctx = std::make_shared<const log_context>(std::move(about));
-  op.run = [self, rp, write, what, fn, on_commit,
-            ctx](store_backend& db,
-                 std::string& why) mutable -> std::function<void()> {
-    log_scope in{*ctx};
-    try {
-      auto rows = std::make_shared<committed_rows>();
-      auto res = std::make_shared<answer>(fn(db, *rows));
-      return [self, rp, rows, res, on_commit, ctx]() mutable {
-        log_scope in{*ctx};
-        on_commit(*res);
-        publish(self, *rows);
-        rp.deliver(std::move(*res));
-      };
-    } catch (const std::exception& e) {
-      spdlog::error("store could not {}: {}", what(), e.what());
-      if (write && !dynamic_cast<const std::invalid_argument*>(&e))
-        wrote(self, e.what());
-      reached(self, e.what());
-      why = e.what();
-      rp.deliver(store_error(e.what()));
-      return {};
-    }
-  };
-  op.fail = [rp, what, ctx](const std::string& why) mutable {
-    log_scope in{*ctx};
-    spdlog::error("store could not {}: {}", what(), why);
-    rp.deliver(store_error(why));
-  };
-  auto& st = self->state;
-  st.queued.push_back(std::move(op));
-  if (!st.commit_pending) {
-    st.commit_pending = true;
-    self->send(self, tick_atom::value);
-  }
+  queue_op(
+    self, write, std::move(what), std::move(fn), std::move(on_commit),
+    std::move(about),
+    [rp](answer&& res) mutable { rp.deliver(std::move(res)); },
+    [rp](const std::string& why) mutable { rp.deliver(store_error(why)); });
   return rp;
+}
+
+/// The events of one `accept` batch: each is an op of its own (its own
+/// savepoint, its own answer), and the batch is answered once the last of
+/// them is.
+struct accept_batch {
+  caf::typed_response_promise<std::vector<accept_result>> rp;
+  std::vector<accept_result> results;
+  std::size_t left = 0;
+
+  void done() {
+    if (--left == 0)
+      rp.deliver(std::move(results));
+  }
+};
+
+/// Queues `ev`'s recording (`accept`), answering through `deliver` and
+/// `fail`.
+template <class Deliver, class Fail>
+void queue_accept(store_ptr self, std::shared_ptr<const inbound_event> ev,
+                  Deliver deliver, Fail fail) {
+  auto about = accepted_context(*ev);
+  queue_op(
+    self, true, [ev] { return "record delivery " + ev->delivery; },
+    [ev](store_backend& db, committed_rows& rows) {
+      return db.accept(*ev, rows);
+    },
+    [ev](const accept_result& res) { log_accepted(*ev, res); },
+    std::move(about), std::move(deliver), std::move(fail));
 }
 
 /// `enqueue` with nothing to do on commit.
@@ -306,15 +349,34 @@ open_store(store_actor::stateful_pointer<store_state> self, store_opener open,
   }
   return {
     [=](tick_atom) { commit_queued(self); },
-    [=](accept_atom, inbound_event& in) {
-      auto ev = std::make_shared<const inbound_event>(std::move(in));
-      return enqueue(
-        self, true, [ev] { return "record delivery " + ev->delivery; },
-        [ev](store_backend& db, committed_rows& rows) {
-          return db.accept(*ev, rows);
-        },
-        [ev](const accept_result& res) { log_accepted(*ev, res); },
-        accepted_context(*ev));
+    [=](accept_atom, inbound_event& in) -> caf::result<accept_result> {
+      auto rp = self->make_response_promise<accept_result>();
+      queue_accept(
+        self, std::make_shared<const inbound_event>(std::move(in)),
+        [rp](accept_result&& res) mutable { rp.deliver(std::move(res)); },
+        [rp](const std::string& why) mutable { rp.deliver(store_error(why)); });
+      return rp;
+    },
+    [=](accept_atom, std::vector<inbound_event>& in)
+      -> caf::result<std::vector<accept_result>> {
+      auto batch = std::make_shared<accept_batch>();
+      batch->rp = self->make_response_promise<std::vector<accept_result>>();
+      batch->results.resize(in.size());
+      batch->left = in.size();
+      if (in.empty())
+        batch->rp.deliver(std::vector<accept_result>{});
+      for (std::size_t i = 0; i < in.size(); ++i)
+        queue_accept(
+          self, std::make_shared<const inbound_event>(std::move(in[i])),
+          [batch, i](accept_result&& res) {
+            batch->results[i] = std::move(res);
+            batch->done();
+          },
+          [batch, i](const std::string& why) {
+            batch->results[i].unstored = "store: " + why;
+            batch->done();
+          });
+      return batch->rp;
     },
     [=](start_atom, int64_t id, const std::string& description) {
       return enqueue(

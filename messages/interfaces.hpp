@@ -48,6 +48,11 @@ using store_actor = caf::typed_actor<
   // successful `deploy` replaced; another tool's deploy becomes the
   // revision. Duplicates (same delivery id) change nothing.
   caf::replies_to<accept_atom, inbound_event>::with<accept_result>,
+  // The same for events that arrived together, each in its own savepoint
+  // of the same group commit: one answer per event, in order (`unstored`
+  // says why one was not recorded).
+  caf::replies_to<accept_atom,
+                  std::vector<inbound_event>>::with<std::vector<accept_result>>,
   // Marks queued deployment `id` running with this description and queues
   // its `in_progress` status, in one transaction: true when it was queued,
   // false when it was not (it has ended; nothing changes).
@@ -183,6 +188,10 @@ using receiver_actor = caf::typed_actor<
   // Has the store record the event and answers how it was taken (the
   // ingress turns that into the webhook's HTTP answer).
   caf::replies_to<event_atom, inbound_event>::with<event_receipt>,
+  // The same for events that arrived together (one message each way, one
+  // receipt per event, in order).
+  caf::replies_to<event_atom,
+                  std::vector<inbound_event>>::with<std::vector<event_receipt>>,
   // heaven stops: start nothing more, let running deployments finish for up
   // to N seconds, then stop them; answers once no deployment runs. Events
   // are still recorded meanwhile; what has not started runs after the next

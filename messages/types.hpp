@@ -409,12 +409,15 @@ struct accept_result {
   deploy_state state = deploy_state::queued;
   /// The description of that state (the status GitHub gets).
   std::string description;
+  /// In a batch's answer: why this event was not recorded (empty when it
+  /// was; nothing of it changed otherwise).
+  std::string unstored;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, accept_result& x) {
   return f(caf::meta::type_name("accept_result"), x.duplicate, x.deployment_id,
-           x.ignored, x.lock_state, x.lock, x.state, x.description);
+           x.ignored, x.lock_state, x.lock, x.state, x.description, x.unstored);
 }
 
 /// An app+environment heaven deployed for a repository: the base of an

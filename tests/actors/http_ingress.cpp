@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -55,7 +57,9 @@ struct record {
   event_receipt reply{receipt_kind::accepted, 5, deploy_state::queued, {}};
   /// While set, events are kept unanswered in `held`.
   bool hold = false;
-  std::vector<caf::typed_response_promise<event_receipt>> held;
+  /// The answers held back, one per event (a batch's answer once all of
+  /// its events are released).
+  std::vector<std::function<void(const event_receipt&)>> held;
 
   std::size_t held_now() {
     std::lock_guard<std::mutex> guard{mtx};
@@ -78,7 +82,26 @@ receiver_actor::behavior_type fake_receiver(receiver_actor::pointer self,
         return rec->reply;
       // Unanswered until `pending` releases it, as a store busy committing.
       auto rp = self->make_response_promise<event_receipt>();
-      rec->held.push_back(rp);
+      rec->held.push_back(
+        [rp](const event_receipt& r) mutable { rp.deliver(r); });
+      return rp;
+    },
+    [self, rec](event_atom, std::vector<inbound_event>& evs)
+      -> caf::result<std::vector<event_receipt>> {
+      std::lock_guard<std::mutex> guard{rec->mtx};
+      auto n = evs.size();
+      for (auto& ev : evs)
+        rec->events.push_back(std::move(ev));
+      if (!rec->hold)
+        return std::vector<event_receipt>(n, rec->reply);
+      auto rp = self->make_response_promise<std::vector<event_receipt>>();
+      auto answers = std::make_shared<std::vector<event_receipt>>();
+      for (std::size_t i = 0; i < n; ++i)
+        rec->held.push_back([rp, answers, n](const event_receipt& r) mutable {
+          answers->push_back(r);
+          if (answers->size() == n)
+            rp.deliver(std::move(*answers));
+        });
       return rp;
     },
     [](drain_atom, int64_t) { return true; },
@@ -86,8 +109,8 @@ receiver_actor::behavior_type fake_receiver(receiver_actor::pointer self,
     [rec](pending_atom) {
       std::lock_guard<std::mutex> guard{rec->mtx};
       rec->hold = false;
-      for (auto& rp : rec->held)
-        rp.deliver(rec->reply);
+      for (auto& answer : rec->held)
+        answer(rec->reply);
       rec->held.clear();
     },
     [](wake_atom) {},
@@ -97,6 +120,9 @@ receiver_actor::behavior_type fake_receiver(receiver_actor::pointer self,
 store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
   return {
     [](accept_atom, const inbound_event&) { return accept_result{}; },
+    [](accept_atom, const std::vector<inbound_event>& evs) {
+      return std::vector<accept_result>(evs.size());
+    },
     [](start_atom, int64_t, const std::string&) { return false; },
     [](finish_atom, int64_t, const provider_outcome&) { return false; },
     [](subscribe_atom, const std::string&, const outbox_actor&) {

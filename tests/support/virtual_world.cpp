@@ -414,6 +414,17 @@ gate_actor::behavior_type gate(gate_actor::pointer self, store_actor real,
       return pass("accept", self->make_response_promise<accept_result>(), a,
                   ev);
     },
+    [=](accept_atom a, std::vector<inbound_event>& evs) {
+      // As one request per event for what the script counts.
+      if (evs.size() > 1) {
+        script->asked["accept"] += evs.size() - 1;
+        if (script->refuse.count("accept") > 0)
+          script->refused["accept"] += evs.size() - 1;
+      }
+      return pass("accept",
+                  self->make_response_promise<std::vector<accept_result>>(), a,
+                  evs);
+    },
     [=](start_atom a, int64_t id, std::string& d) {
       return pass("start", self->make_response_promise<bool>(), a, id, d);
     },
