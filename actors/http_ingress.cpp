@@ -373,10 +373,28 @@ private:
   }
 
   /// `GET /deployments/<id>/log` (its token checked): the log as it grows,
-  /// until it is closed.
+  /// until it is closed. Without a log file, a deployment that ended before
+  /// it started (asked from the store) has the one line of its end; any
+  /// other is 404.
   void on_log(int64_t id, uint64_t from) {
-    if (!log_.open(id, from))
-      return respond(http::status::not_found, json_error("not found"));
+    if (log_.open(id, from))
+      return send_log();
+    auto sent = log_.open_ended(id, from, weak_from_this(), [this](int status) {
+      if (closed_)
+        return;
+      if (status == 200)
+        return send_log();
+      if (status == 404)
+        return respond(http::status::not_found, json_error("not found"));
+      respond(http::status::service_unavailable,
+              json_error("heaven's store is unavailable"));
+    });
+    if (!sent)
+      respond(http::status::not_found, json_error("not found"));
+  }
+
+  /// Sends the log the follower opened.
+  void send_log() {
     log_.start(
       req_.version(), req_.keep_alive(), weak_from_this(),
       {[this] { finish(); },

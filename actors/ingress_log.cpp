@@ -45,8 +45,45 @@ struct log_follower::store_answer {
   std::mutex mtx;
   bool ready = false;
   bool failed = false;
+  /// `piece` is the one line of a deployment that ended before it started,
+  /// from the offset asked for on: all there is to send.
+  bool whole = false;
   log_piece piece;
 };
+
+namespace {
+
+/// Asks `store` for deployment `id` and answers `answer`: with its one
+/// line from byte `from` on when it ended before it started (see
+/// unstarted_log), else with `otherwise`.
+void ask_unstarted(caf::event_based_actor* self, const store_actor& store,
+                   std::shared_ptr<log_book> logs, int64_t id, uint64_t from,
+                   std::shared_ptr<log_follower::store_answer> answer,
+                   log_piece otherwise) {
+  self->request(store, store_timeout, detail_atom::value, id)
+    .then(
+      [answer, logs, from, otherwise](deployment_detail& d) {
+        auto line = unstarted_log(d, *logs);
+        std::lock_guard guard{answer->mtx};
+        if (line) {
+          auto& bytes = line->bytes;
+          bytes.erase(0, std::min<std::size_t>(from, bytes.size()));
+          answer->piece = std::move(*line);
+          answer->whole = true;
+        } else {
+          answer->piece = otherwise;
+        }
+        answer->ready = true;
+      },
+      [answer, self, id](caf::error& err) {
+        spdlog::warn("ingress could not read deployment {}: {}", id,
+                     self->system().render(err));
+        std::lock_guard guard{answer->mtx};
+        answer->failed = answer->ready = true;
+      });
+}
+
+} // namespace
 
 log_follower::log_follower(beast::tcp_stream& stream, net::steady_timer& timer,
                            std::shared_ptr<log_book> logs,
@@ -66,6 +103,7 @@ void log_follower::close_file() {
 }
 
 bool log_follower::open(int64_t id, uint64_t from) {
+  whole_ = false;
   from_store_ = sys_ != nullptr && store_ && logs_->shared();
   if (from_store_) {
     close_file();
@@ -90,6 +128,37 @@ bool log_follower::open(int64_t id, uint64_t from) {
   return true;
 }
 
+bool log_follower::open_ended(int64_t id, uint64_t from,
+                              std::weak_ptr<void> owner,
+                              std::function<void(int)> then) {
+  if (sys_ == nullptr || !store_)
+    return false;
+  close_file();
+  whole_ = false;
+  from_store_ = false;
+  id_ = id;
+  offset_ = static_cast<off_t>(from);
+  owner_ = std::move(owner);
+  auto answer = std::make_shared<store_answer>();
+  answer_ = answer;
+  sys_->spawn([answer, store = store_, logs = logs_, id,
+               from](caf::event_based_actor* self) {
+    ask_unstarted(self, store, logs, id, from, answer, {});
+  });
+  when_answered([this, then = std::move(then)] {
+    bool failed = false;
+    {
+      std::lock_guard guard{answer_->mtx};
+      failed = answer_->failed;
+      whole_ = !failed && answer_->whole;
+      chunk_ = std::move(answer_->piece.bytes);
+    }
+    answer_.reset();
+    then(failed ? 503 : whole_ ? 200 : 404);
+  });
+  return true;
+}
+
 void log_follower::start(unsigned version, bool keep_alive,
                          std::weak_ptr<void> owner, callbacks cb) {
   cb_ = std::move(cb);
@@ -108,10 +177,28 @@ void log_follower::start(unsigned version, bool keep_alive,
                                                         std::size_t) {
                              if (ec)
                                return cb_.failed();
+                             if (whole_)
+                               return send_whole();
                              if (from_store_)
                                return follow_store();
                              follow();
                            });
+}
+
+void log_follower::next() {
+  if (whole_)
+    return send_last();
+  if (from_store_)
+    return follow_store();
+  follow();
+}
+
+void log_follower::send_whole() {
+  if (stopped_)
+    return;
+  if (chunk_.empty())
+    return send_last();
+  send_chunk();
 }
 
 /// Sends what the log file gained since the last look; waits while the log
@@ -152,9 +239,7 @@ void log_follower::send_chunk() {
                                                 std::size_t) {
                      if (ec)
                        return cb_.failed();
-                     if (from_store_)
-                       return follow_store();
-                     follow();
+                     next();
                    });
 }
 
@@ -177,12 +262,17 @@ void log_follower::follow_store() {
     return;
   auto answer = std::make_shared<store_answer>();
   answer_ = answer;
-  sys_->spawn([answer, store = store_, id = id_,
+  sys_->spawn([answer, store = store_, logs = logs_, id = id_,
                from = static_cast<int64_t>(offset_)](
                 caf::event_based_actor* self) {
     self->request(store, store_timeout, log_atom::value, id, from, store_chunk)
       .then(
-        [answer](log_piece& piece) {
+        [answer, self, store, logs, id, from](log_piece& piece) {
+          // Ended, and nothing stored: it may have ended before it started.
+          if (!piece.found && piece.ended)
+            return ask_unstarted(self, store, logs, id,
+                                 static_cast<uint64_t>(from), answer,
+                                 std::move(piece));
           std::lock_guard guard{answer->mtx};
           answer->piece = std::move(piece);
           answer->ready = true;
@@ -194,32 +284,47 @@ void log_follower::follow_store() {
           answer->failed = answer->ready = true;
         });
   });
-  take_answer();
+  when_answered([this] { take_answer(); });
 }
 
-/// Sends the store's answer once it is there: its bytes, or the end once
-/// the deployment ended and nothing more is stored, or looks again later.
-void log_follower::take_answer() {
+void log_follower::when_answered(std::function<void()> then) {
   if (stopped_)
     return;
-  log_piece piece;
-  bool failed = false;
+  bool ready = false;
   {
     std::lock_guard guard{answer_->mtx};
-    if (!answer_->ready) {
-      timer_.expires_after(answer_poll);
-      timer_.async_wait([this, keep = owner_.lock()](beast::error_code ec) {
-        if (!ec)
-          take_answer();
-      });
-      return;
-    }
+    ready = answer_->ready;
+  }
+  if (ready)
+    return then();
+  timer_.expires_after(answer_poll);
+  timer_.async_wait([this, then = std::move(then),
+                     keep = owner_.lock()](beast::error_code ec) mutable {
+    if (!ec)
+      when_answered(std::move(then));
+  });
+}
+
+/// Sends the store's answer: its bytes, or the end once the deployment
+/// ended and nothing more is stored, or looks again later.
+void log_follower::take_answer() {
+  log_piece piece;
+  bool failed = false;
+  bool whole = false;
+  {
+    std::lock_guard guard{answer_->mtx};
     failed = answer_->failed;
+    whole = answer_->whole;
     piece = std::move(answer_->piece);
   }
   answer_.reset();
   if (failed)
     return cb_.failed();
+  if (whole) {
+    whole_ = true;
+    chunk_ = std::move(piece.bytes);
+    return send_whole();
+  }
   if (!piece.bytes.empty()) {
     offset_ += static_cast<off_t>(piece.bytes.size());
     chunk_ = std::move(piece.bytes);

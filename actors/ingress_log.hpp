@@ -37,6 +37,10 @@ class log_book;
 /// the store says the deployment ended and all of it is sent. Any instance
 /// serves any deployment's log that way; one without any log yet is
 /// waited for (200, nothing sent until it comes).
+///
+/// A deployment that ended before it started has no log file and nothing
+/// stored: its log is the one line of its end, made from its row (see
+/// unstarted_log, asked from the store from a short-lived actor too).
 class log_follower {
 public:
   /// What to do when the stream fails (`failed`), when the whole log is
@@ -60,8 +64,17 @@ public:
 
   /// Opens the log of deployment `id`, to be sent from byte `from` on (the
   /// page already shows what is before; clamped to the file's size); false
-  /// when there is none.
+  /// when there is none (then see open_ended).
   bool open(int64_t id, uint64_t from = 0);
+
+  /// Deployment `id` has no log file: asks the store whether it ended
+  /// before it started. On the io thread, `then` gets 200 when its one line
+  /// is ready to be sent (from byte `from` on) by `start`, 404 when it is
+  /// not such a deployment (unknown, or not ended), 503 when the store did
+  /// not answer. `owner` is held while waiting. False (and no call of
+  /// `then`) when there is no store to ask.
+  bool open_ended(int64_t id, uint64_t from, std::weak_ptr<void> owner,
+                  std::function<void(int)> then);
 
   /// Sends the log opened last, as the answer to a request of HTTP
   /// `version`. Each pending operation holds `owner` (the connection, which
@@ -79,6 +92,13 @@ public:
 
 private:
   void follow();
+  /// What follows a chunk sent: the end when it was the whole rest of the
+  /// log, else more of it.
+  void next();
+  /// Sends `chunk_`, the whole rest of the log, then the end.
+  void send_whole();
+  /// Calls `then` on the io thread once `answer_` is ready.
+  void when_answered(std::function<void()> then);
   void close_file();
   /// follow() for a log read from the store: asks for what follows
   /// `offset_`, then `take_answer` sends it.
@@ -97,6 +117,9 @@ private:
   /// Reading from the store (the logs are shared), and the read in flight.
   bool from_store_ = false;
   std::shared_ptr<store_answer> answer_;
+  /// `chunk_` is the whole rest of the log (a deployment that ended before
+  /// it started: its one line).
+  bool whole_ = false;
   callbacks cb_;
   std::weak_ptr<void> owner_;
   bool stopped_ = false;

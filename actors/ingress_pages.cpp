@@ -1,7 +1,9 @@
 #include "actors/ingress_pages.hpp"
 
 #include <chrono>
+#include <filesystem>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include <caf/actor_system.hpp>
@@ -78,13 +80,23 @@ pages::viewer viewer_of(const route_decision& r) {
   return {r.login, r.csrf};
 }
 
-/// The log as deployment `id`'s page shows it: from the log book's file,
+/// The log as deployment `d`'s page shows it: from the log book's file,
 /// or, when the logs are shared, from the store's `piece` (all of it, from
-/// its start); then it is live while its deployment has not ended.
-pages::log_view log_of(const page_setup& setup, int64_t id,
+/// its start); then it is live while its deployment has not ended. Without
+/// either, one that ended before it started shows the one line of its end
+/// (see unstarted_log).
+pages::log_view log_of(const page_setup& setup, const deployment_detail& d,
                        const log_piece* piece = nullptr) {
   if (!setup.logs)
     return {};
+  auto id = d.row.id;
+  std::optional<log_piece> line;
+  std::error_code ec;
+  if (piece ? !piece->found
+            : !std::filesystem::exists(setup.logs->path(id), ec))
+    line = unstarted_log(d, *setup.logs);
+  if (line)
+    piece = &*line;
   auto view = piece ? log_tail_of(piece->bytes, piece->times, max_log_bytes)
                     : read_log_tail(setup.logs->path(id),
                                     setup.logs->times_path(id), max_log_bytes);
@@ -146,7 +158,7 @@ void show(caf::actor_system& sys, const page_setup& setup, route_decision r,
                                                     "deployment."));
           if (!setup.logs || !setup.logs->shared())
             return send_deployment(reply, who, to, said, setup, d,
-                                   log_of(setup, d.row.id));
+                                   log_of(setup, d));
           // Shared logs (several instances): the store has it, whichever
           // instance ran it. Its lines are numbered from its start.
           auto id = d.row.id;
@@ -154,7 +166,7 @@ void show(caf::actor_system& sys, const page_setup& setup, route_decision r,
             sys, setup.store, reply,
             [reply, who, to, said, setup, d](log_piece& piece) {
               send_deployment(reply, who, to, said, setup, d,
-                              log_of(setup, d.row.id, &piece));
+                              log_of(setup, d, &piece));
             },
             log_atom::value, id, int64_t{0},
             std::numeric_limits<int64_t>::max());

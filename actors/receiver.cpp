@@ -12,7 +12,6 @@
 #include "actors/deployment.hpp"
 #include "base/health.hpp"
 #include "base/lifecycle.hpp"
-#include "base/log_book.hpp"
 #include "base/log_format.hpp"
 #include "base/metrics.hpp"
 #include "base/retry.hpp"
@@ -333,15 +332,14 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
                       ev.deployment.environment};
     log_scope in{about};
     if (res.state != deploy_state::queued) {
-      // The rules ended it; its status is in the outbox already.
+      // The rules ended it; its status is in the outbox already. It never
+      // runs, so it gets no log file: its log is the one line of its end,
+      // made from its row when read (see unstarted_log). Creating two files
+      // for it here cost more than the rest of its intake.
       if (res.state == deploy_state::error)
         spdlog::info("deployment {} of {} to {} refused: {}", res.deployment_id,
                      ev.deployment.repo, ev.deployment.environment,
                      res.description);
-      ctx->logs->open(res.deployment_id);
-      ctx->logs->append(res.deployment_id, stream::heaven,
-                        to_string(res.state) + ": " + res.description);
-      ctx->logs->close(res.deployment_id);
       return;
     }
     if (st.draining) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/text.hpp"
+#include "base/times.hpp"
 #include "base/validate.hpp"
 
 namespace heaven {
@@ -98,12 +99,17 @@ void log_book::open(int64_t id) {
   log.shipped = log.size;
 }
 
-void log_book::append(int64_t id, stream source, std::string_view text) {
+std::string log_book::line_of(stream source, std::string_view text) const {
   std::string line;
   if (source == stream::heaven)
     line = "heaven: ";
   line += redact(text);
   line += '\n';
+  return line;
+}
+
+void log_book::append(int64_t id, stream source, std::string_view text) {
+  auto line = line_of(source, text);
   std::lock_guard guard{mtx_};
   auto state = live_.find(id);
   if (state == live_.end())
@@ -201,6 +207,47 @@ std::string log_book::times_path(int64_t id) const {
 
 std::string log_book::redact(std::string_view text) const {
   return redact_(text);
+}
+
+namespace {
+
+/// Unix ms of an ISO-8601 time as the store writes them
+/// ("2026-12-06T03:29:52.123Z"); nullopt when it is none.
+std::optional<int64_t> unix_ms(std::string_view iso) {
+  auto at = parse_time(iso);
+  if (!at)
+    return std::nullopt;
+  using namespace std::chrono;
+  int64_t ms = duration_cast<milliseconds>(at->time_since_epoch()).count();
+  // parse_time keeps whole seconds: the milliseconds are added here.
+  if (iso.size() > 20 && iso[19] == '.') {
+    int64_t scale = 100;
+    for (std::size_t i = 20; i < iso.size() && scale > 0; ++i, scale /= 10) {
+      if (iso[i] < '0' || iso[i] > '9')
+        break;
+      ms += (iso[i] - '0') * scale;
+    }
+  }
+  return ms;
+}
+
+} // namespace
+
+std::optional<log_piece> unstarted_log(const deployment_detail& d,
+                                       const log_book& logs) {
+  const auto& row = d.row;
+  if (!d.found || !terminal(row.state) || row.finished_at.empty()
+      || !d.started_at.empty())
+    return std::nullopt;
+  log_piece piece;
+  piece.found = true;
+  piece.ended = true;
+  piece.bytes = logs.line_of(stream::heaven,
+                             to_string(row.state) + ": " + row.description);
+  piece.size = static_cast<int64_t>(piece.bytes.size());
+  if (auto ms = unix_ms(row.finished_at))
+    piece.times = "0 " + std::to_string(*ms) + "\n";
+  return piece;
 }
 
 namespace {

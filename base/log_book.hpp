@@ -7,6 +7,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -79,6 +80,10 @@ public:
   /// Replaces every secret in `text` with "[redacted]".
   std::string redact(std::string_view text) const;
 
+  /// The line `append(id, source, text)` writes: "heaven: " before
+  /// heaven's own, `text` redacted, '\n'.
+  std::string line_of(stream source, std::string_view text) const;
+
   /// From now on (call it before the first `open`), what each live log
   /// gains is also kept to be handed to `fn`: by `ship_pending`, at once
   /// when more than `ship_above` bytes wait, and the rest by `close`, so
@@ -141,6 +146,17 @@ private:
   std::function<void(log_shipment)> ship_;
   std::size_t ship_above_ = 0;
 };
+
+/// The log of deployment `d` when it has none (no file, nothing in the
+/// store): one that ended before it started (the rules refused it at intake,
+/// or it ended while it waited) never ran, and heaven writes no log for it.
+/// Its log is the one line of its end, as the log book would have written
+/// it ("heaven: <state>: <description>\n", redacted by `logs`), with the
+/// time it ended (a times record at offset 0); `found` and `ended` are
+/// true. nullopt for any other deployment: unknown, not ended, or started
+/// (a log of one that ran is never made up).
+std::optional<log_piece> unstarted_log(const deployment_detail& d,
+                                       const log_book& logs);
 
 /// The unguessable token that opens deployment `id`'s log: hex of
 /// HMAC-SHA256(key, "log:" + id), 32 hex digits.

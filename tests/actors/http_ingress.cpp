@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -55,6 +56,10 @@ struct record {
   std::vector<env_lock> locks;
   int locks_asked = 0;
   event_receipt reply{receipt_kind::accepted, 5, deploy_state::queued, {}};
+  /// What the store answers to `detail` and to a log read, by id (an
+  /// unknown deployment and an empty log otherwise).
+  std::map<int64_t, deployment_detail> details;
+  std::map<int64_t, log_piece> pieces;
   /// While set, events are kept unanswered in `held`.
   bool hold = false;
   /// The answers held back, one per event (a batch's answer once all of
@@ -153,7 +158,11 @@ store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
     [](list_atom, const deployment_filter&) {
       return std::vector<deployment_row>{};
     },
-    [](detail_atom, int64_t) { return deployment_detail{}; },
+    [rec](detail_atom, int64_t id) {
+      std::lock_guard<std::mutex> guard{rec->mtx};
+      auto i = rec->details.find(id);
+      return i == rec->details.end() ? deployment_detail{} : i->second;
+    },
     [](repos_atom) { return std::vector<repository_record>{}; },
     [](unlock_atom, const std::string&, const std::string&) { return false; },
     [](switch_atom, const std::string&, bool) { return false; },
@@ -164,7 +173,15 @@ store_actor::behavior_type fake_store(std::shared_ptr<record> rec) {
     [](log_atom, int64_t, int64_t, const std::string&, const std::string&) {
       return true;
     },
-    [](log_atom, int64_t, int64_t, int64_t) { return log_piece{}; },
+    [rec](log_atom, int64_t id, int64_t from, int64_t) {
+      std::lock_guard<std::mutex> guard{rec->mtx};
+      auto i = rec->pieces.find(id);
+      if (i == rec->pieces.end())
+        return log_piece{};
+      auto piece = i->second;
+      piece.bytes.erase(0, std::min<std::size_t>(from, piece.bytes.size()));
+      return piece;
+    },
     [](secret_atom, const std::string&, const std::string& fresh) {
       return fresh;
     },
@@ -763,6 +780,121 @@ BOOST_FIXTURE_TEST_CASE(log_needs_the_right_token, fixture) {
   res = http_call("GET",
                   base + "/deployments/99/log?token=" + log_token(log_key, 99));
   BOOST_TEST(res.status == 404);
+}
+
+/// Deployment `id` as the store has it when the rules ended it at intake
+/// (refused): ended, never started.
+deployment_detail refused_at_intake(int64_t id) {
+  deployment_detail d;
+  d.found = true;
+  d.row.id = id;
+  d.row.state = deploy_state::error;
+  d.row.description = "Already deploying.";
+  d.row.created_at = d.row.updated_at = d.row.finished_at
+    = "2026-12-06T03:29:52.123Z";
+  return d;
+}
+
+BOOST_FIXTURE_TEST_CASE(a_deployment_ended_before_it_started_has_one_line,
+                        fixture) {
+  auto url = [&](int64_t id, const std::string& rest = "") {
+    return base + "/deployments/" + std::to_string(id)
+           + "/log?token=" + log_token(log_key, id) + rest;
+  };
+  {
+    std::lock_guard<std::mutex> guard{rec->mtx};
+    rec->details[31] = refused_at_intake(31);
+    auto ran = refused_at_intake(32);
+    ran.started_at = "2026-12-06T03:29:52.200Z";
+    rec->details[32] = ran;
+    auto waiting = refused_at_intake(33);
+    waiting.row.state = deploy_state::queued;
+    waiting.row.finished_at.clear();
+    rec->details[33] = waiting;
+  }
+  // No file: the line its file would have held, framed as any log.
+  BOOST_REQUIRE(!std::filesystem::exists(logs->path(31)));
+  auto res = http_call("GET", url(31));
+  BOOST_TEST(res.status == 200, res.error);
+  BOOST_TEST(res.body == "heaven: error: Already deploying.\n");
+  BOOST_TEST(header(res, "content-type") == "text/plain; charset=utf-8");
+  BOOST_TEST(header(res, "transfer-encoding") == "chunked");
+  BOOST_TEST(header(res, "cache-control") == "no-cache");
+  // From an offset (the page's follower), and past the end.
+  BOOST_TEST(http_call("GET", url(31, "&from=8")).body
+             == "error: Already deploying.\n");
+  res = http_call("GET", url(31, "&from=500"));
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body == "");
+  // Reading it makes no file.
+  BOOST_TEST(!std::filesystem::exists(logs->path(31)));
+  BOOST_TEST(!std::filesystem::exists(logs->times_path(31)));
+  // One that started, one not ended, one unknown: no line is made up.
+  for (int64_t id : {32, 33, 34}) {
+    res = http_call("GET", url(id));
+    BOOST_TEST(res.status == 404, "deployment " << id);
+    BOOST_TEST(res.body == R"({"error":"not found"})");
+  }
+  // A file, when there is one, is the log.
+  logs->open(31);
+  logs->append(31, stream::heaven, "from the file");
+  logs->close(31);
+  BOOST_TEST(http_call("GET", url(31)).body == "heaven: from the file\n");
+  // Several answers on one connection (keep-alive) stay in order.
+  raw_client client{srv->port()};
+  auto get = [&](int64_t id) {
+    return "GET /deployments/" + std::to_string(id) + "/log?token="
+           + log_token(log_key, id) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  };
+  client.send(get(34) + get(32) + get(31)
+              + "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: "
+                "close\r\n\r\n");
+  auto text = client.read();
+  auto first = text.find("404 Not Found");
+  auto second = text.find("404 Not Found", first + 1);
+  auto ok = text.find("200 OK");
+  BOOST_TEST(first != std::string::npos, text);
+  BOOST_TEST(second != std::string::npos, text);
+  BOOST_TEST((ok != std::string::npos && ok > second), text);
+  BOOST_TEST(text.find("heaven: from the file\n") != std::string::npos, text);
+}
+
+BOOST_FIXTURE_TEST_CASE(shared_logs_without_a_byte_have_the_line_too, fixture) {
+  // Several instances: the logs are read from the store.
+  logs->ship_to([](log_shipment) {});
+  start(options());
+  log_piece none;
+  none.ended = true; // ended, nothing stored
+  {
+    std::lock_guard<std::mutex> guard{rec->mtx};
+    rec->details[41] = refused_at_intake(41);
+    rec->pieces[41] = none;
+    auto ran = refused_at_intake(42);
+    ran.started_at = "2026-12-06T03:29:52.200Z";
+    rec->details[42] = ran;
+    rec->pieces[42] = none;
+    log_piece stored;
+    stored.found = stored.ended = true;
+    stored.bytes = "heaven: shipped\n";
+    stored.size = 16;
+    rec->details[43] = refused_at_intake(43);
+    rec->pieces[43] = stored;
+  }
+  auto get = [&](int64_t id, const std::string& rest = "") {
+    return http_call("GET", base + "/deployments/" + std::to_string(id)
+                              + "/log?token=" + log_token(log_key, id) + rest);
+  };
+  auto res = get(41);
+  BOOST_TEST(res.status == 200, res.error);
+  BOOST_TEST(res.body == "heaven: error: Already deploying.\n");
+  BOOST_TEST(header(res, "transfer-encoding") == "chunked");
+  BOOST_TEST(get(41, "&from=15").body == "Already deploying.\n");
+  // Started and ended with nothing stored: nothing is made up.
+  res = get(42);
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(res.body == "");
+  // What is stored is the log.
+  BOOST_TEST(get(43).body == "heaven: shipped\n");
 }
 
 BOOST_FIXTURE_TEST_CASE(live_log_is_followed_until_closed, fixture) {

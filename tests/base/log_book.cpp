@@ -591,4 +591,89 @@ BOOST_AUTO_TEST_CASE(the_tail_of_a_log_in_memory_is_that_of_its_file) {
   book.close(3);
 }
 
+/// A deployment the rules ended at intake, as the store reads it.
+deployment_detail ended_at_intake(deploy_state state, std::string description,
+                                  std::string at) {
+  deployment_detail d;
+  d.found = true;
+  d.row.id = 9;
+  d.row.state = state;
+  d.row.description = std::move(description);
+  d.row.created_at = d.row.updated_at = d.row.finished_at = std::move(at);
+  return d;
+}
+
+BOOST_AUTO_TEST_CASE(an_unstarted_deployment_has_the_line_its_file_had) {
+  temp_dir tmp;
+  // 2026-12-06T03:29:52.123Z is 1796527792123 ms.
+  int64_t ms = 1796527792123;
+  log_book book{tmp.path.string(), {"s3cret-token"}, 0, [ms] { return ms; }};
+  for (auto [state, why] :
+       {std::pair{deploy_state::error, std::string{"Already deploying."}},
+        std::pair{deploy_state::error,
+                  std::string{"octo/app is locked on production by bob"}},
+        std::pair{deploy_state::error,
+                  std::string{"unknown provider 's3cret-token'"}},
+        std::pair{deploy_state::success,
+                  std::string{"octo/app locked on production by bob"}}}) {
+    // What heaven wrote for it before: open, one line, close.
+    book.open(9);
+    book.append(9, stream::heaven, to_string(state) + ": " + why);
+    book.close(9);
+    auto d = ended_at_intake(state, why, "2026-12-06T03:29:52.123Z");
+    auto line = unstarted_log(d, book);
+    BOOST_REQUIRE(line.has_value());
+    BOOST_TEST(line->bytes == slurp(book.path(9)));
+    BOOST_TEST(line->times == slurp(book.times_path(9)));
+    BOOST_TEST(line->times == "0 1796527792123\n");
+    BOOST_TEST(line->found);
+    BOOST_TEST(line->ended);
+    BOOST_TEST(line->size == static_cast<int64_t>(line->bytes.size()));
+    BOOST_TEST(line->bytes.find("s3cret-token") == std::string::npos);
+    // The page shows it with its time.
+    auto view = log_tail_of(line->bytes, line->times, 1000);
+    BOOST_REQUIRE_EQUAL(view.lines.size(), 1u);
+    BOOST_TEST(view.lines[0].time_ms == ms);
+    BOOST_TEST(view.lines[0].text + "\n" == line->bytes);
+    fs::remove(book.path(9));
+    fs::remove(book.times_path(9));
+  }
+  auto d = ended_at_intake(deploy_state::error,
+                           "unknown provider 's3cret-token'",
+                           "2026-12-06T03:29:52.123Z");
+  BOOST_TEST(unstarted_log(d, book)->bytes
+             == "heaven: error: unknown provider '[redacted]'\n");
+  // Whole seconds and fractions of any length.
+  d.row.finished_at = "2026-12-06T03:29:52Z";
+  BOOST_TEST(unstarted_log(d, book)->times == "0 1796527792000\n");
+  d.row.finished_at = "2026-12-06T03:29:52.5Z";
+  BOOST_TEST(unstarted_log(d, book)->times == "0 1796527792500\n");
+  d.row.finished_at = "2026-12-06T03:29:52.123456Z";
+  BOOST_TEST(unstarted_log(d, book)->times == "0 1796527792123\n");
+}
+
+BOOST_AUTO_TEST_CASE(no_line_is_made_up_for_any_other_deployment) {
+  temp_dir tmp;
+  log_book book{tmp.path.string(), {}};
+  auto ok = ended_at_intake(deploy_state::error, "Already deploying.",
+                            "2026-12-06T03:29:52.123Z");
+  BOOST_TEST(unstarted_log(ok, book).has_value());
+  // Unknown.
+  BOOST_TEST(!unstarted_log(deployment_detail{}, book).has_value());
+  // Started: it ran, so its log was a file (gone now, or never shipped).
+  auto ran = ok;
+  ran.started_at = "2026-12-06T03:29:52.200Z";
+  BOOST_TEST(!unstarted_log(ran, book).has_value());
+  // Not ended (queued, or running before its row says so).
+  for (auto state : {deploy_state::queued, deploy_state::running}) {
+    auto waiting = ok;
+    waiting.row.state = state;
+    waiting.row.finished_at.clear();
+    BOOST_TEST(!unstarted_log(waiting, book).has_value());
+  }
+  auto no_end = ok;
+  no_end.row.finished_at.clear();
+  BOOST_TEST(!unstarted_log(no_end, book).has_value());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -193,6 +193,14 @@ BOOST_AUTO_TEST_CASE(
   BOOST_CHECK_EQUAL(refused.second, "octo/app is locked on production by bob");
   BOOST_CHECK_EQUAL(states(statuses(github, 102)).size(), 1u);
   BOOST_CHECK(!ran("production"));
+  // Neither the lock nor the refusal ran: no log file for either; the log
+  // of each is the one line of its end.
+  auto problems = h.unstarted_log_problems(
+    id_of(h, 102), "heaven: error: octo/app is locked on production by bob\n");
+  BOOST_TEST(problems.empty(), problems);
+  problems = h.unstarted_log_problems(
+    id_of(h, 101), "heaven: success: octo/app locked on production by bob\n");
+  BOOST_TEST(problems.empty(), problems);
 
   // Another environment of the same repository is not locked.
   auto staging = deploy(h, event(103, "deploy", "alice", "staging"));

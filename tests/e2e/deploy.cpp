@@ -369,6 +369,13 @@ BOOST_AUTO_TEST_CASE(the_same_app_and_environment_deploys_one_at_a_time) {
   auto second = h.wait_finished(id_of(h, 2002));
   BOOST_TEST(second.at("state") == "error");
   BOOST_TEST(second.at("description") == "Already deploying.");
+  // It never ran: no log file; its log is the one line of its refusal.
+  auto problems = h.unstarted_log_problems(
+    id_of(h, 2002), "heaven: error: Already deploying.\n");
+  BOOST_TEST(problems.empty(), problems);
+  // The one running has its file (so the check above can tell them apart).
+  BOOST_TEST(
+    fs::exists(tmp / "data" / "logs" / (std::to_string(first_id) + ".log")));
   // Another environment of the same app is not held up.
   BOOST_TEST(
     h.post_event("deployment", "delivery-c",

@@ -357,6 +357,40 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(posted(3002) == (std::vector<std::string>{"error"}));
   BOOST_TEST(last_status(3002).at("description")
              == "octo/app is locked on locked by bob");
+  // Neither it nor the one refused as "Already deploying." ran: nothing of
+  // their logs was shipped to the store, and on every instance their log
+  // link answers the one line of their refusal, made from their row.
+  for (auto [gid, line] :
+       {std::pair<int64_t, std::string>{
+          3002, "heaven: error: octo/app is locked on locked by bob\n"},
+        std::pair<int64_t, std::string>{
+          last_status(2001).at("state") == "error" ? 2001 : 2002,
+          "heaven: error: Already deploying.\n"}}) {
+    auto id = id_of(*hs[0], gid);
+    BOOST_TEST(value(db.url(), "SELECT count(*) FROM log_chunks WHERE "
+                               "deployment_id = "
+                                 + std::to_string(id))
+               == "0");
+    auto url = last_status(gid).at("log_url").get<std::string>();
+    BOOST_REQUIRE(url.starts_with(e2e_public_url));
+    auto path = url.substr(std::string{e2e_public_url}.size());
+    for (auto& h : hs) {
+      auto res = http_call("GET", h->base() + path);
+      BOOST_TEST(res.status == 200, gid);
+      BOOST_TEST(res.body == line, gid);
+      BOOST_TEST(headers_of(res, "transfer-encoding")
+                   == std::vector<std::string>{"chunked"},
+                 gid);
+    }
+    auto page = http_call(
+      "GET", hs[1]->base() + "/ui/deployments/" + std::to_string(id),
+      hs[1]->authorization());
+    BOOST_TEST(page.status == 200);
+    BOOST_TEST(page.body.find("<span class=\"text\">"
+                              + line.substr(0, line.size() - 1) + "</span>")
+                 != std::string::npos,
+               page.body);
+  }
   for (auto& h : hs)
     BOOST_TEST(h->stop() == 0);
 }

@@ -118,7 +118,19 @@ struct fixture {
         .status
       == 201);
     out.refused = id_of(h, 502);
-    BOOST_TEST(h.wait_finished(out.refused).at("state") == "error");
+    auto refused = h.wait_finished(out.refused);
+    BOOST_TEST(refused.at("state") == "error");
+    // It never ran: its log is the one line of its refusal (no file),
+    // the provider's name redacted there too.
+    auto why = refused.at("description").get<std::string>();
+    auto named = why.find(heroku_key);
+    BOOST_REQUIRE(named != std::string::npos);
+    why.replace(named, std::string{heroku_key}.size(), "[redacted]");
+    BOOST_TEST(why.starts_with("unknown provider '[redacted]' (heaven knows: "),
+               why);
+    auto problems = h.unstarted_log_problems(out.refused,
+                                             "heaven: error: " + why + "\n");
+    BOOST_TEST(problems.empty(), problems);
     // Every status was answered (refused): their drops are logged.
     h.wait_quiet();
     BOOST_TEST(h.stop() == 0);

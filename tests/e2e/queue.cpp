@@ -347,6 +347,14 @@ BOOST_AUTO_TEST_CASE(a_burst_that_supersedes_deploys_only_the_newest) {
              == (lines{waiting(21), "error: superseded by deployment 24"}));
   for (int64_t id : {21, 22, 23, 24})
     one_end(id);
+  // The superseded ones never ran: no log file; the log of each is the one
+  // line of its end.
+  for (auto [gid, by] : {std::pair{22, 23}, std::pair{23, 24}}) {
+    auto problems = h.unstarted_log_problems(
+      id_of(h, gid),
+      "heaven: error: superseded by deployment " + std::to_string(by) + "\n");
+    BOOST_TEST(problems.empty(), problems);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(heaven_queue_deployments_queues_all_but_who_opts_out) {

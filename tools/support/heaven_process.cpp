@@ -2,9 +2,11 @@
 
 #include <cstdio>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -278,6 +280,84 @@ std::string heaven_server::log(int64_t id) const {
     throw std::runtime_error("the log of deployment " + std::to_string(id)
                              + " answered " + std::to_string(res.status));
   return res.body;
+}
+
+namespace {
+
+/// `text` as heaven's pages write it in HTML.
+std::string html_escaped(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+std::string
+heaven_server::unstarted_log_problems(int64_t id,
+                                      const std::string& line) const {
+  std::string wrong;
+  auto name = std::to_string(id);
+  for (auto ext : {".log", ".times"})
+    if (std::filesystem::exists(data / "logs" / (name + ext)))
+      wrong += "data/logs/" + name + ext + " exists\n";
+  auto link = [&](int64_t of) {
+    return http_call("GET", base() + "/deployments/" + std::to_string(of)
+                              + "/log?token=" + log_token(log_key(), of));
+  };
+  auto res = link(id);
+  if (res.status != 200)
+    wrong += "the log link answered " + std::to_string(res.status) + "\n";
+  if (res.body != line)
+    wrong += "the log link sent '" + res.body + "', not '" + line + "'\n";
+  if (headers_of(res, "transfer-encoding")
+      != std::vector<std::string>{"chunked"})
+    wrong += "the log link's answer is not chunked\n";
+  if (headers_of(res, "content-type")
+      != std::vector<std::string>{"text/plain; charset=utf-8"})
+    wrong += "the log link's answer is not plain text\n";
+  std::string finished;
+  for (auto& d : deployments())
+    if (d.at("id") == id && d.contains("finished_at")
+        && d.at("finished_at").is_string())
+      finished = d.at("finished_at").get<std::string>();
+  if (finished.size() < 19)
+    wrong += "its row has no finished_at\n";
+  auto page = http_call("GET", base() + "/ui/deployments/" + name,
+                        authorization());
+  auto shown = "<time>"
+               + finished.substr(std::min<std::size_t>(11, finished.size()), 8)
+               + "</time><span class=\"text\">"
+               + html_escaped(line.substr(0, line.find('\n'))) + "</span>";
+  if (page.status != 200)
+    wrong += "its page answered " + std::to_string(page.status) + "\n";
+  if (page.body.find(shown) == std::string::npos)
+    wrong += "its page does not show " + shown + "\n";
+  auto unknown = link(id + 100000);
+  if (unknown.status != 404)
+    wrong += "an unknown id's log link answered "
+             + std::to_string(unknown.status) + "\n";
+  return wrong;
 }
 
 std::vector<recorded_request>

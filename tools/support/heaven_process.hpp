@@ -176,6 +176,15 @@ struct heaven_server {
 
   /// The log of deployment `id`, fetched with its token.
   std::string log(int64_t id) const;
+
+  /// What is wrong with how heaven shows deployment `id`, one that ended
+  /// before it started (the rules refused it at intake), whose log is the
+  /// one line `line` ('\n' included); "" when nothing is. heaven made no
+  /// file for it in data/logs; its log link answers 200 with exactly
+  /// `line`, framed as any log (chunked plain text); its page (read with
+  /// the API token) shows that line with the time its row ended; and the
+  /// log link of an id heaven does not know still answers 404.
+  std::string unstarted_log_problems(int64_t id, const std::string& line) const;
 };
 
 /// The requests `github` got for the statuses of deployment `github_id` of
