@@ -4,9 +4,11 @@
 #include <array>
 #include <cstdint>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 namespace heaven {
 
@@ -84,12 +86,81 @@ std::string sha256_hex(std::string_view data) {
   return to_hex(md.data(), len);
 }
 
+namespace {
+
+/// One thread's HMAC-SHA256 context, keyed with the key it was last used
+/// with: a MAC with the same key again (every webhook's signature, with the
+/// one secret) is only re-initialised, not fetched and keyed anew, which
+/// is most of the cost of OpenSSL 3's one-shot HMAC() for a small body.
+struct hmac_context {
+  EVP_MAC* mac = nullptr;
+  EVP_MAC_CTX* ctx = nullptr;
+  std::string key;
+  bool keyed = false;
+
+  hmac_context() {
+    mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (mac != nullptr)
+      ctx = EVP_MAC_CTX_new(mac);
+  }
+  ~hmac_context() {
+    forget();
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+  }
+  hmac_context(const hmac_context&) = delete;
+  hmac_context& operator=(const hmac_context&) = delete;
+
+  void forget() {
+    OPENSSL_cleanse(key.data(), key.size());
+    key.clear();
+    keyed = false;
+  }
+
+  /// The MAC of `data` under `key` into `md`; false when OpenSSL failed.
+  bool run(std::string_view key_now, std::string_view data, digest& md,
+           std::size_t& len) {
+    if (ctx == nullptr || key_now.empty())
+      return false;
+    if (keyed && key == key_now) {
+      if (EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1)
+        return false;
+    } else {
+      forget();
+      char digest_name[] = "SHA256";
+      OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+        OSSL_PARAM_construct_end()};
+      if (EVP_MAC_init(ctx,
+                       reinterpret_cast<const unsigned char*>(key_now.data()),
+                       key_now.size(), params)
+          != 1)
+        return false;
+      key.assign(key_now);
+      keyed = true;
+    }
+    return EVP_MAC_update(ctx,
+                          reinterpret_cast<const unsigned char*>(data.data()),
+                          data.size())
+             == 1
+           && EVP_MAC_final(ctx, md.data(), &len, md.size()) == 1;
+  }
+};
+
+} // namespace
+
 std::string hmac_sha256(std::string_view key, std::string_view data) {
+  thread_local hmac_context cached;
   digest md{};
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-       md.data(), &len);
+  std::size_t len = 0;
+  if (!cached.run(key, data, md, len)) {
+    // An empty key, or OpenSSL could not: the one-shot way.
+    unsigned int n = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+         md.data(), &n);
+    len = n;
+  }
   std::string out(reinterpret_cast<const char*>(md.data()), len);
   OPENSSL_cleanse(md.data(), md.size());
   return out;
