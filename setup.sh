@@ -14,7 +14,7 @@ packages=(
   openssh-server openssh-client capistrano fabric ansible-core
   nghttp2-server openssl
   ruby-ed25519 ruby-bcrypt-pbkdf bundler
-  libsystemd-dev systemd
+  libsystemd-dev systemd libgoogle-perftools-dev
   clang-16 libclang-rt-16-dev llvm-16 clang-format-14
   prometheus
   postgresql libpq-dev

@@ -1,7 +1,5 @@
 #include "actors/receiver.hpp"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <optional>
 #include <vector>
@@ -13,6 +11,7 @@
 #include "base/health.hpp"
 #include "base/lifecycle.hpp"
 #include "base/log_format.hpp"
+#include "base/memory.hpp"
 #include "base/metrics.hpp"
 #include "base/retry.hpp"
 
@@ -493,9 +492,9 @@ receiver(receiver_actor::stateful_pointer<receiver_state> self,
       freed = drop(st, id);
     }
     // The last deployment of a burst has ended: give the memory it used
-    // back to the system (glibc keeps freed heap otherwise).
+    // back to the system (the allocator keeps freed heap otherwise).
     if (st.running.empty())
-      malloc_trim(0);
+      give_back_free_memory();
     if (freed)
       release(self, *freed);
     advance(self);

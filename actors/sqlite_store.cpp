@@ -59,15 +59,19 @@ std::optional<env_lock> delete_lock(database& db, const std::string& repo,
 /// Records `repo` (active) unless known; returns whether it is active.
 bool note_repository(database& db, const std::string& repo,
                      const std::string& now) {
-  db.cached("INSERT INTO repositories(repo, active, first_seen) "
-            "VALUES(?, 1, ?) ON CONFLICT(repo) DO NOTHING")
-    .bind(1, repo)
-    .bind(2, now)
-    .run();
+  // Read first: nearly every event is of a repository heard from before,
+  // and then one statement does.
   auto& stmt = db.cached("SELECT active FROM repositories WHERE repo = ?");
   stmt.bind(1, repo);
-  bool active = !stmt.step() || stmt.int64(0) != 0;
+  bool known = stmt.step();
+  bool active = !known || stmt.int64(0) != 0;
   stmt.reset();
+  if (!known)
+    db.cached("INSERT INTO repositories(repo, active, first_seen) "
+              "VALUES(?, 1, ?)")
+      .bind(1, repo)
+      .bind(2, now)
+      .run();
   return active;
 }
 

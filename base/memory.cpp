@@ -6,6 +6,10 @@
 
 #include <spdlog/spdlog.h>
 
+// gperftools' tcmalloc, when the binary links it (weak: tests and tools
+// that do not allocate with it see a null pointer).
+extern "C" void MallocExtension_ReleaseFreeMemory(void) __attribute__((weak));
+
 namespace heaven {
 
 namespace {
@@ -29,6 +33,13 @@ void pin_mmap_threshold() {
     if (mallopt(M_MMAP_THRESHOLD, own_mapping_from) != 1)
       spdlog::warn("ingress could not set malloc's mmap threshold");
   });
+}
+
+void give_back_free_memory() {
+  if (MallocExtension_ReleaseFreeMemory != nullptr)
+    MallocExtension_ReleaseFreeMemory();
+  else
+    malloc_trim(0);
 }
 
 } // namespace heaven

@@ -8,4 +8,9 @@ namespace heaven {
 /// the ingress calls it, where bodies of up to HEAVEN_MAX_BODY arrive.
 void pin_mmap_threshold();
 
+/// Gives the memory the allocator holds free back to the system: tcmalloc's
+/// when the process allocates with it (the heaven binary), else glibc's
+/// (`malloc_trim`). After a burst, when nothing is left running.
+void give_back_free_memory();
+
 } // namespace heaven
