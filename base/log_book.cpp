@@ -218,17 +218,7 @@ std::optional<int64_t> unix_ms(std::string_view iso) {
   if (!at)
     return std::nullopt;
   using namespace std::chrono;
-  int64_t ms = duration_cast<milliseconds>(at->time_since_epoch()).count();
-  // parse_time keeps whole seconds: the milliseconds are added here.
-  if (iso.size() > 20 && iso[19] == '.') {
-    int64_t scale = 100;
-    for (std::size_t i = 20; i < iso.size() && scale > 0; ++i, scale /= 10) {
-      if (iso[i] < '0' || iso[i] > '9')
-        break;
-      ms += (iso[i] - '0') * scale;
-    }
-  }
-  return ms;
+  return duration_cast<milliseconds>(at->time_since_epoch()).count();
 }
 
 } // namespace

@@ -26,10 +26,14 @@ parse_time(std::string_view text) {
       || second > 60)
     return std::nullopt;
   size_t pos = 19;
+  int millis = 0; // The fraction's first three digits; the rest is dropped.
   if (pos < text.size() && text[pos] == '.') {
     ++pos;
-    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9')
-      ++pos; // Sub-second precision does not matter here.
+    for (int scale = 100;
+         pos < text.size() && text[pos] >= '0' && text[pos] <= '9'; ++pos) {
+      millis += (text[pos] - '0') * scale;
+      scale /= 10;
+    }
   }
   int offset_minutes = 0;
   if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
@@ -55,6 +59,7 @@ parse_time(std::string_view text) {
   tm.tm_sec = second;
   auto utc = timegm(&tm);
   return std::chrono::system_clock::from_time_t(utc)
+         + std::chrono::milliseconds(millis)
          - std::chrono::minutes(offset_minutes);
 }
 

@@ -1052,6 +1052,16 @@ BOOST_AUTO_TEST_CASE(times_are_read_as_apis_write_them) {
   BOOST_TEST(at("2014-04-23T02:47:04+00:00") == 1398221224);
   BOOST_TEST(at("2014-04-23T04:47:04+02:00") == 1398221224);
   BOOST_TEST(at("2014-04-22T21:47:04-05:00") == 1398221224);
+  // Kept to the millisecond (a log line's time is one).
+  auto ms = [](const char* text) {
+    auto t = parse_time(text);
+    BOOST_REQUIRE_MESSAGE(t.has_value(), text);
+    return duration_cast<milliseconds>(t->time_since_epoch()).count();
+  };
+  BOOST_TEST(ms("2012-01-01T12:00:00.123Z") == 1325419200123);
+  BOOST_TEST(ms("2012-01-01T12:00:00.5Z") == 1325419200500);
+  BOOST_TEST(ms("2012-01-01T12:00:00.098765Z") == 1325419200098);
+  BOOST_TEST(ms("2014-04-23T04:47:04.250+02:00") == 1398221224250);
   for (auto bad : {"", "2012-01-01", "2012-01-01T12:00:00", "yesterday",
                    "2012-13-01T12:00:00Z", "2012-01-01T12:00:00Zjunk",
                    "2012-01-01T12:00:00+0100"})
