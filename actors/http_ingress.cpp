@@ -349,12 +349,6 @@ private:
             {{http::field::retry_after, "1"}});
   }
 
-  /// A callback that posts an answer back to this connection, from any
-  /// thread, unless the connection or the server is gone by then.
-  reply_fn replier() {
-    return plain(header_replier());
-  }
-
   /// Writes an actor's answer to the current request on the io thread.
   header_reply_fn header_replier() {
     std::weak_ptr<session> weak = weak_from_this();
