@@ -655,6 +655,76 @@ STORE_CASE(redelivery_is_a_duplicate_and_changes_nothing) {
   BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM repositories"), "1");
 }
 
+/// Events accepted together (the intake's batches): one answer each, in
+/// order, each as if it came alone after the ones before it.
+STORE_CASE(a_batch_is_answered_event_by_event_in_order) {
+  auto s = start();
+  std::vector<inbound_event> batch{
+    deployment_event("b-1", make_request(11, "production")),
+    other_event("b-2", "ping"),
+    deployment_event("b-1", make_request(12, "staging")), // A redelivery.
+    deployment_event("b-3", make_request(13, "qa")),
+  };
+  std::vector<accept_result> res;
+  self->request(s, timeout, accept_atom::value, std::move(batch))
+    .receive([&](std::vector<accept_result>& r) { res = std::move(r); },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_REQUIRE_EQUAL(res.size(), 4u);
+  BOOST_CHECK_EQUAL(res[0].deployment_id, 1);
+  BOOST_CHECK(!res[0].duplicate);
+  BOOST_CHECK_EQUAL(res[1].deployment_id, 0);
+  BOOST_CHECK(!res[1].duplicate);
+  BOOST_CHECK(res[2].duplicate);
+  BOOST_CHECK_EQUAL(res[2].deployment_id, 0);
+  BOOST_CHECK_EQUAL(res[3].deployment_id, 2);
+  for (auto& r : res)
+    BOOST_CHECK(r.unstored.empty());
+  BOOST_CHECK_EQUAL(to_string(res[3].state), "queued");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deliveries"), "3");
+  BOOST_CHECK(query(db, "SELECT environment FROM deployments ORDER BY id")
+              == (std::vector<std::string>{"production", "qa"}));
+}
+
+/// One event of a batch the database refuses: only it is unstored (its
+/// savepoint undone), the others are recorded and answered.
+SQLITE_CASE(a_refused_event_of_a_batch_leaves_the_others_recorded) {
+  auto s = start();
+  // Any request makes the store create its tables first.
+  accept_ok(s, other_event("before", "ping"));
+  query(db, "CREATE TRIGGER refuse_boom BEFORE INSERT ON deployments "
+            "WHEN NEW.delivery = 'boom' "
+            "BEGIN SELECT RAISE(ABORT, 'boom is refused'); END");
+  std::vector<inbound_event> batch{
+    deployment_event("ok-1", make_request(21, "production")),
+    deployment_event("boom", make_request(22, "staging")),
+    deployment_event("ok-2", make_request(23, "qa")),
+  };
+  std::vector<accept_result> res;
+  self->request(s, timeout, accept_atom::value, std::move(batch))
+    .receive([&](std::vector<accept_result>& r) { res = std::move(r); },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_REQUIRE_EQUAL(res.size(), 3u);
+  BOOST_CHECK(res[0].unstored.empty());
+  BOOST_CHECK(res[0].deployment_id > 0);
+  BOOST_CHECK_MESSAGE(res[1].unstored.find("boom is refused")
+                        != std::string::npos,
+                      res[1].unstored);
+  BOOST_CHECK(res[2].unstored.empty());
+  BOOST_CHECK(res[2].deployment_id > 0);
+  // Nothing of the refused one stayed, not even its delivery.
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT group_concat(delivery, ' ') FROM "
+                                  "(SELECT delivery FROM deliveries "
+                                  "ORDER BY delivery) AS d"),
+                    "before ok-1 ok-2");
+  BOOST_CHECK_EQUAL(query_one(db, "SELECT count(*) FROM deployments"), "2");
+  BOOST_CHECK_EQUAL(
+    query_one(db, "SELECT count(*) FROM outbox WHERE stream "
+                  "NOT IN ('d' || "
+                    + std::to_string(res[0].deployment_id) + ", 'd' || "
+                    + std::to_string(res[2].deployment_id) + ")"),
+    "0");
+}
+
 STORE_CASE(other_events_are_recorded_without_a_deployment) {
   auto s = start();
   for (auto type : {"ping", "status", "deployment_status"}) {
