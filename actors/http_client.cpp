@@ -52,6 +52,8 @@ struct transfer {
   bool streaming = false;
   /// The queue it waits in (curl_engine): its origin, or "" for all.
   std::string queue;
+  /// How much of the request body curl has read (a POST or PATCH).
+  size_t body_read = 0;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -79,6 +81,21 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
     return 0; // Nobody listens any more: abort the transfer.
   caf::anon_send(sink, chunk_atom::value, std::string{data, size * count});
   return size * count;
+}
+
+/// Hands curl the body of a POST or PATCH, once.
+size_t on_read(char* buffer, size_t size, size_t count, void* user) {
+  auto& t = *static_cast<transfer*>(user);
+  auto& body = t.request.body;
+  auto n = std::min(size * count, body.size() - t.body_read);
+  std::copy_n(body.data() + t.body_read, n, buffer);
+  t.body_read += n;
+  return n;
+}
+
+/// Refuses every rewind of a POST's or PATCH's body (see `prepare`).
+int refuse_rewind(void*, curl_off_t, int) {
+  return CURL_SEEKFUNC_FAIL;
 }
 
 size_t on_header(char* data, size_t size, size_t count, void* user) {
@@ -204,21 +221,30 @@ std::string prepare(transfer& t, long buffer_size, const std::string& ca_file) {
     set(CURLOPT_HTTPGET, 1L, "HTTPGET");
   } else {
     set(CURLOPT_CUSTOMREQUEST, req.method.c_str(), "the method");
-    // A DELETE without a body sends no Content-Length at all.
-    if (!req.body.empty() || req.method != "DELETE") {
+    if (req.method == "POST" || req.method == "PATCH") {
+      // libcurl re-sends a request whose reused connection dies before any
+      // answer, silently (up to 5 times, POSTs too; Debian 12's 7.88 has no
+      // switch for it, CURLOPT_FORBID_RETRY_ON_REUSE came in 8.16): a
+      // server that took a status and then lost the connection would get
+      // it twice. Such a re-send must rewind the body first; a body read
+      // from a callback that refuses every rewind makes it fail instead,
+      // and its sender finds out what happened (the outbox looks the status
+      // up). So these requests reuse connections (one TLS handshake for
+      // many statuses) and are still never sent twice by curl. (None of
+      // them follows redirects, which would also rewind on a 307.)
+      set(CURLOPT_POST, 1L, "POST");
+      set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()),
+          "the body size");
+      set(CURLOPT_READFUNCTION, on_read, "the body callback");
+      set(CURLOPT_READDATA, &t, "the body callback");
+      set(CURLOPT_SEEKFUNCTION, refuse_rewind, "the rewind callback");
+    } else if (!req.body.empty() || req.method != "DELETE") {
+      // A DELETE without a body sends no Content-Length at all. GETs, PUTs
+      // and DELETEs may be repeated.
       set(CURLOPT_POSTFIELDS, req.body.data(), "the body");
       set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()),
           "the body size");
     }
-    // libcurl re-sends a request whose reused connection dies before any
-    // answer, silently (up to 5 times, POSTs too; Debian 12's 7.88 has no
-    // switch for it, CURLOPT_FORBID_RETRY_ON_REUSE came in 8.16): a server
-    // that took a status and then lost the connection would get it twice.
-    // A request that must not be repeated gets a connection of its own; it
-    // then fails, and its sender finds out what happened (the outbox looks
-    // the status up). GETs, PUTs and DELETEs may be repeated and reuse.
-    if (req.method == "POST" || req.method == "PATCH")
-      set(CURLOPT_FRESH_CONNECT, 1L, "FRESH_CONNECT");
   }
   if (rc != CURLE_OK)
     return std::string{"curl refused "} + what + ": " + curl_easy_strerror(rc);
