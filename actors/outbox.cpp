@@ -44,14 +44,22 @@ struct row_scope {
   log_context about;
   std::optional<log_scope> in;
   row_scope(self_ptr self, const env_ptr& env, const std::string& name) {
-    auto& rows = self->state.streams[name].rows;
-    if (!env->c.about || rows.empty())
+    auto& s = self->state.streams[name];
+    if (!env->c.about || s.rows.empty())
       return;
-    try {
-      about = env->c.about(rows.front());
-    } catch (const std::exception&) {
-      return;
+    auto& head = s.rows.front();
+    if (s.about_row != head.id) {
+      s.about_row = head.id;
+      s.about.reset();
+      try {
+        s.about = env->c.about(head);
+      } catch (const std::exception&) {
+        // No context: the row's own lines say which it is.
+      }
     }
+    if (!s.about)
+      return;
+    about = *s.about;
     in.emplace(about);
   }
 };
@@ -298,7 +306,8 @@ void on_post(self_ptr self, const env_ptr& env, const std::string& name,
   row_scope in{self, env, name};
   auto& row = self->state.streams[name].rows.front();
   if (res.status >= 200 && res.status < 300) {
-    spdlog::debug("{} delivered", describe(env, row));
+    if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("{} delivered", describe(env, row));
     delivered(self, env, name, &res);
   } else if (res.permanent) {
     drop(self, env, name, "heaven cannot make the request: " + res.error);

@@ -137,6 +137,10 @@ struct outbox_stream {
   bool lookup_first = false;
   /// The highest row id seen, so a row handed over twice is queued once.
   int64_t last_id = 0;
+  /// The log context of row `about_row` (the head, once asked for), so a
+  /// row's body is read for it once, not at every step.
+  int64_t about_row = 0;
+  std::optional<log_context> about;
 };
 
 /// State of the OUTBOX actor.

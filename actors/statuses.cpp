@@ -9,9 +9,10 @@
 
 namespace heaven {
 
-github_status status_of(const outbox_row& row) {
+status_row read_status_row(const outbox_row& row) {
   auto j = row_object(row, "status");
-  github_status s;
+  status_row out;
+  auto& s = out.status;
   try {
     s.repo = j.at("repo").get<std::string>();
     s.github_id = j.at("github_id").get<int64_t>();
@@ -27,15 +28,17 @@ github_status status_of(const outbox_row& row) {
     throw std::runtime_error("status row " + std::to_string(row.id) + ": "
                              + e.what());
   }
-  return s;
+  auto id = j.find("deployment_id");
+  if (id != j.end() && id->is_number_integer())
+    out.deployment = id->get<int64_t>();
+  auto env = j.find("environment");
+  if (env != j.end() && env->is_string())
+    out.environment = env->get<std::string>();
+  return out;
 }
 
-int64_t status_deployment(const outbox_row& row) {
-  auto j = nlohmann::json::parse(row.body, nullptr, false);
-  if (!j.is_object())
-    return 0;
-  auto i = j.find("deployment_id");
-  return i != j.end() && i->is_number_integer() ? i->get<int64_t>() : 0;
+github_status status_of(const outbox_row& row) {
+  return read_status_row(row).status;
 }
 
 github_api courier_api(const std::shared_ptr<github_app>& app,
@@ -66,16 +69,14 @@ courier status_courier(github_api api,
   // A status row names the deployment, its repository and (rows queued
   // since the pages) its environment.
   c.about = [](const outbox_row& row) {
-    auto body = nlohmann::json::parse(row.body, nullptr, false);
-    auto env = body.is_object() ? body.find("environment") : body.end();
-    return log_context{status_deployment(row), status_of(row).repo,
-                       env != body.end() && env->is_string()
-                         ? env->get<std::string>()
-                         : std::string{}};
+    auto x = read_status_row(row);
+    return log_context{x.deployment, std::move(x.status.repo),
+                       std::move(x.environment)};
   };
   c.request = [api, log_url,
                app](const outbox_row& row) -> std::optional<http_request> {
-    auto s = status_of(row);
+    auto x = read_status_row(row);
+    auto& s = x.status;
     auto repo_api = courier_api(app, api, s.repo);
     if (repo_api.token.empty()) {
       spdlog::info("status {} of {} deployment {} ({}) not posted: "
@@ -84,8 +85,8 @@ courier status_courier(github_api api,
                    app ? " and the GitHub App is not installed on it" : "");
       return std::nullopt;
     }
-    if (auto id = status_deployment(row); id > 0 && log_url)
-      s.log_url = log_url(id);
+    if (x.deployment > 0 && log_url)
+      s.log_url = log_url(x.deployment);
     return create_status_request(repo_api, s);
   };
   c.lookup = [api, app](const outbox_row& row) -> std::optional<http_request> {

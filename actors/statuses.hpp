@@ -15,12 +15,23 @@
 
 namespace heaven {
 
+/// What an outbox row of kind "status" holds.
+struct status_row {
+  /// The status (without its log_url).
+  github_status status;
+  /// heaven's own id of the deployment, 0 when the row has none.
+  int64_t deployment = 0;
+  /// The deployment's environment, "" in rows written before the pages.
+  std::string environment;
+};
+
+/// Reads a "status" row (one parse of its body). Throws std::runtime_error
+/// when the row cannot be read.
+status_row read_status_row(const outbox_row& row);
+
 /// The status an outbox row of kind "status" holds (without its log_url).
 /// Throws std::runtime_error when the row cannot be read.
 github_status status_of(const outbox_row& row);
-
-/// The deployment id (heaven's own) of a "status" row, 0 when it has none.
-int64_t status_deployment(const outbox_row& row);
 
 /// The courier of GitHub statuses: `POST
 /// /repos/{repo}/deployments/{id}/statuses` with the status, its log link
