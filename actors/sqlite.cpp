@@ -94,6 +94,7 @@ database::database(const std::string& path, open_mode mode) {
     exec("PRAGMA journal_mode=WAL");
     // An accepted event must be on disk before the webhook is answered.
     exec("PRAGMA synchronous=FULL");
+    exec("PRAGMA temp_store=MEMORY");
   } catch (...) {
     close();
     throw;
