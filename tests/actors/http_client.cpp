@@ -269,6 +269,36 @@ BOOST_AUTO_TEST_CASE(posts_reuse_a_kept_alive_connection) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_post_after_the_server_closed_an_idle_connection) {
+  // A server whose keep-alive timeout ran out closes the connection between
+  // two statuses. The next POST sees it closed before it is sent, goes out
+  // on a new connection and succeeds: no failure, no second copy.
+  stub.respond_with([](const test::recorded_request& r) {
+    test::stub_response res{201, {}, r.body};
+    res.close_after = true;
+    return res;
+  });
+  for (int i = 0; i < 3; ++i) {
+    http_request req;
+    req.method = "POST";
+    req.url = url("repos/octo/app/deployments/1/statuses");
+    req.headers = {{"Content-Type", "application/json"}};
+    req.body = R"({"state":")" + std::to_string(i) + R"("})";
+    auto res = call(req);
+    BOOST_TEST(res.error == "");
+    BOOST_TEST(res.status == 201);
+    BOOST_TEST(res.body == req.body);
+    // Let the close reach the client before the next one, as the idle
+    // time before a server's timeout would.
+    BOOST_TEST(stub.wait_idle());
+  }
+  BOOST_TEST(stub.connections() == 3u);
+  auto reqs = stub.requests();
+  BOOST_REQUIRE_EQUAL(reqs.size(), 3u);
+  for (size_t i = 0; i < 3; ++i)
+    BOOST_TEST(reqs[i].body == R"({"state":")" + std::to_string(i) + R"("})");
+}
+
 BOOST_AUTO_TEST_CASE(post_round_trip) {
   stub.respond_with([](const test::recorded_request& r) {
     return test::stub_response{201, {}, "{\"id\":1}"};

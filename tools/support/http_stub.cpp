@@ -205,7 +205,7 @@ struct http_stub::impl {
         out.keep_alive(keep_alive);
         http::write(c.socket, out, ec);
       }
-      if (ec || !keep_alive)
+      if (ec || !keep_alive || res.close_after)
         break;
     }
     {

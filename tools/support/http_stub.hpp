@@ -46,6 +46,10 @@ struct stub_response {
   /// When set, the request is recorded but never answered: the stub closes
   /// the connection, as a server or proxy that fails after reading it does.
   bool drop = false;
+  /// When set, the stub closes the connection right after this answer,
+  /// without saying so in a `Connection: close` header, as a server whose
+  /// idle keep-alive timeout ran out does.
+  bool close_after = false;
 };
 
 /// The HTTP stand-in. Starts listening on construction, stops on destruction.
