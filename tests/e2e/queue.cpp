@@ -6,7 +6,8 @@
 // while one waits refuses it at its turn; waiting ones survive a SIGTERM
 // (which starts none of them) and a SIGKILL; DEPLOYMENT_TIMEOUT counts
 // from a deployment's start, not its wait; two instances on one PostgreSQL
-// database keep the order too.
+// database keep the order too, and when one of them stops, the other runs
+// what waits.
 //
 // The deploy scripts are real (a git repository of the test): each writes
 // "start X" and "end X" to one order file, and most wait for a gate file
@@ -557,6 +558,54 @@ BOOST_AUTO_TEST_CASE(several_instances_run_one_at_a_time_in_order) {
     told(73)
     == (lines{waiting(71), waiting(72), deploying(), told(73).back()}));
   for (int64_t id : {71, 72, 73, 74})
+    one_end(id);
+}
+
+BOOST_AUTO_TEST_CASE(a_stopping_instance_starts_none_the_other_one_does) {
+  // Two heavens on one PostgreSQL database. The one told to stop (SIGTERM)
+  // lets its running deployment finish and starts none of the waiting
+  // ones; the other instance runs the waiting one once the first has
+  // ended.
+  pg_cluster db;
+  heaven_server::env_list env = {{"HEAVEN_DATABASE_URL", db.url()},
+                                 {"HEAVEN_LEASE_SECONDS", "3"},
+                                 {"HEAVEN_DRAIN_SECONDS", "60"}};
+  auto one = std::make_unique<heaven_server>(tmp / "data1", github.base_url(),
+                                             env);
+  heaven_server two{tmp / "data2", github.base_url(), env};
+  post(*one, event(81, "a", queueing));
+  BOOST_REQUIRE(ran_until({"start a"}));
+  post(*one, event(82, "b", queueing, "bob"));
+  BOOST_TEST(told_until(82, {waiting(81)}));
+  ::kill(one->pid, SIGTERM);
+  BOOST_TEST(eventually([&] {
+    auto res = http_call("GET", one->base() + "/healthz", {}, "", 2000);
+    auto j = json::parse(res.body, nullptr, false);
+    return res.status == 503 && j.is_object()
+           && j.value("status", "") == "draining";
+  }));
+  open("a");
+  open("b");
+  auto status = wait_exit(one->pid, 120s);
+  BOOST_REQUIRE_MESSAGE(status, "heaven did not exit after SIGTERM");
+  one->pid = -1;
+  BOOST_TEST((WIFEXITED(*status) && WEXITSTATUS(*status) == 0));
+  BOOST_REQUIRE(ran_until({"start a", "end a", "start b", "end b"}));
+  // Which instance ran which: each says so in its log.
+  auto log_one = read_text(one->stderr_file);
+  BOOST_TEST(log_one.find("runs script/a") != std::string::npos);
+  BOOST_TEST(log_one.find("runs script/b") == std::string::npos, log_one);
+  BOOST_TEST(read_text(two.stderr_file).find("runs script/b")
+             != std::string::npos);
+  BOOST_TEST(eventually([&] {
+    auto s = states_of(82);
+    return !s.empty() && terminal(s.back());
+  }));
+  BOOST_TEST(states_of(81)
+             == (std::vector<std::string>{"queued", "in_progress", "success"}));
+  BOOST_TEST(told(82) == (lines{waiting(81), deploying(), told(82).back()}));
+  BOOST_TEST(states_of(82).back() == "success");
+  for (int64_t id : {81, 82})
     one_end(id);
 }
 
