@@ -356,6 +356,18 @@ void github_app::installation_seen(const std::string& repo,
   auto& r = repos_[repo];
   r.installation = installation;
   r.not_installed_until = 0;
+  if (!opts_.refresher || wanted_.count(installation) > 0)
+    return;
+  if (auto t = tokens_.find(installation);
+      t != tokens_.end() && usable(t->second))
+    return;
+  if (auto f = wanted_failed_.find(installation); f != wanted_failed_.end()) {
+    if (std::chrono::steady_clock::now() < f->second)
+      return;
+    wanted_failed_.erase(f);
+  }
+  wanted_.insert(installation);
+  wake_.notify_all();
 }
 
 bool github_app::refused(const std::string& repo, const std::string& token) {
@@ -397,7 +409,28 @@ void github_app::refresh_loop() {
       if (t.expires - now() < opts_.margin_s + ahead)
         due.push_back(id);
     }
+    std::set<int64_t> wanted;
+    wanted.swap(wanted_);
     lock.unlock();
+    // First tokens an event asked for ahead of use (a caller may have
+    // fetched one meanwhile: then there is nothing to do).
+    for (auto id : wanted) {
+      std::lock_guard fetching{fetch_};
+      {
+        std::lock_guard relock{mutex_};
+        if (auto t = tokens_.find(id); t != tokens_.end() && usable(t->second))
+          continue;
+      }
+      if (auto why = exchange(id); !why.empty()) {
+        if (abort_)
+          return; // The app ends.
+        spdlog::warn("{} (fetching it ahead of use)", why);
+        std::lock_guard relock{mutex_};
+        wanted_failed_[id] = std::chrono::steady_clock::now()
+                             + std::chrono::milliseconds(
+                               opts_.failure_pause_ms);
+      }
+    }
     for (auto id : due) {
       std::lock_guard fetching{fetch_};
       if (auto why = exchange(id); !why.empty()) {

@@ -11,8 +11,9 @@
 /// Thread-safe: every actor that talks to GitHub shares one. Getting a token
 /// may block the caller on GitHub's API (at most a lookup and an exchange,
 /// HTTP timeouts bounding them); a background thread renews cached tokens
-/// ahead of time, so a caller blocks only for the first token of an
-/// installation, or when renewal failed.
+/// ahead of time, and fetches the first token of an installation a webhook
+/// event names, so a caller blocks only for the first token of an
+/// installation no event named yet, or when renewal failed.
 #pragma once
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -96,6 +98,8 @@ public:
   repo_token token_for(const std::string& repo);
 
   /// A webhook event of `repo` named its installation: no need to ask.
+  /// Without a token of that installation at hand, the refresher fetches
+  /// one at once, so the deployment the event starts finds it ready.
   void installation_seen(const std::string& repo, int64_t installation);
 
   /// GitHub refused `token` for `repo` (HTTP 401): forgets it, so the next
@@ -148,6 +152,12 @@ private:
     std::string why;
   };
   std::map<std::string, failure> failing_;
+  /// Installations an event named while none of their tokens was at hand:
+  /// the refresher fetches them next.
+  std::set<int64_t> wanted_;
+  /// Installations whose fetch ahead of use failed: not tried ahead of use
+  /// again before this time.
+  std::map<int64_t, std::chrono::steady_clock::time_point> wanted_failed_;
   int64_t issued_ = 0;
   bool stopping_ = false;
   /// Set when the app ends: a call to GitHub under way (the refresher's)

@@ -249,6 +249,33 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(github.jwt_problems().empty());
 }
 
+BOOST_AUTO_TEST_CASE(an_event_naming_an_installation_fetches_its_token_ahead) {
+  // The deployment an event starts finds its installation's token ready:
+  // nobody waits for GitHub on first use.
+  app_github github{app_id, the_key().public_pem};
+  github.install("octo/app", 42);
+  auto app = make_app(github, true);
+  app->installation_seen("octo/app", 42);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (github.tokens().empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto issued = github.tokens();
+  BOOST_REQUIRE_EQUAL(issued.size(), 1u);
+  BOOST_TEST(issued[0].installation == 42);
+  auto requests = github.stub.requests().size();
+  auto t = app->token_for("octo/app");
+  BOOST_TEST(t.error == "");
+  BOOST_TEST(t.token == issued[0].token);
+  BOOST_TEST(github.stub.requests().size() == requests);
+  BOOST_TEST(github.lookups() == 0); // the event named it
+  // Seen again with its token at hand: nothing is fetched.
+  app->installation_seen("octo/app", 42);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  BOOST_TEST(github.tokens().size() == 1u);
+  BOOST_TEST(app->tokens_issued() == 1);
+  BOOST_TEST(github.jwt_problems().empty());
+}
+
 BOOST_AUTO_TEST_CASE(an_ending_app_does_not_wait_for_a_renewal_github_holds) {
   // GitHub gives a first token, then holds every later exchange without
   // answering (up to two minutes); the app's own timeout is ten minutes.
