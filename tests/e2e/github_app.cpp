@@ -37,8 +37,20 @@ constexpr const char* app_id = "4242";
 /// only `x-access-token:<a live token>` basic auth; each request's verdict
 /// goes to a file ("ok <token>" or "refused <path>").
 constexpr const char* git_server
-  = R"py(import base64, http.server, os, ssl, subprocess, sys, time
+  = R"py(import base64, http.server, os, ssl, subprocess, sys, threading, time
 root, tokens_file, verdicts, certfile, keyfile, port_file = sys.argv[1:7]
+test_pid = int(sys.argv[7])
+
+def watch_test():
+    # Ends with the test binary, even one that crashed or was killed.
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(test_pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+
+threading.Thread(target=watch_test, daemon=True).start()
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
@@ -145,12 +157,12 @@ struct private_git {
     verdicts = dir / "verdicts";
     std::ofstream{verdicts};
     auto port_file = dir / "port";
-    pid = std::stoi(
-      run_checked("/usr/bin/python3 '" + (dir / "server.py").string() + "' '"
-                  + (dir / "root").string() + "' '" + tokens.string() + "' '"
-                  + verdicts.string() + "' '" + cert.string() + "' '"
-                  + key.string() + "' '" + port_file.string() + "' > '"
-                  + (dir / "server.log").string() + "' 2>&1 & echo $!"));
+    pid = std::stoi(run_checked(
+      "/usr/bin/python3 '" + (dir / "server.py").string() + "' '"
+      + (dir / "root").string() + "' '" + tokens.string() + "' '"
+      + verdicts.string() + "' '" + cert.string() + "' '" + key.string() + "' '"
+      + port_file.string() + "' " + std::to_string(::getpid()) + " > '"
+      + (dir / "server.log").string() + "' 2>&1 & echo $!"));
     BOOST_REQUIRE_MESSAGE(eventually([&] { return fs::exists(port_file); },
                                      30s),
                           read_text(dir / "server.log"));
