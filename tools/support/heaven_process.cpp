@@ -190,8 +190,10 @@ heaven_server::heaven_server(const fs::path& data_dir, const std::string& api,
   for (auto& [k, v] : extra)
     if (k == "HEAVEN_API_TOKEN")
       api_token = v;
+  // A test binary that crashes or is killed (a ctest timeout) leaves no
+  // heaven behind: it gets SIGTERM when the test's main thread ends.
   auto started = launch_heaven(HEAVEN_BINARY, heaven_env(data, api, extra),
-                               stderr_file);
+                               stderr_file, true);
   pid = started.pid;
   port = started.port;
   close(started.stdout_fd);

@@ -114,7 +114,9 @@ stop_outcome stop_process(pid_t pid, int timeout_s, int poll_ms);
 
 /// A running `heaven serve` child process with its own data directory. Its
 /// stdout is read until "heaven is ready on port N"; its stderr (heaven's
-/// own log) goes to `stderr_file`.
+/// own log) goes to `stderr_file`. Construct it on the thread that lives
+/// as long as it should (the test's): heaven gets SIGTERM when that thread
+/// ends, so a crashed test leaves none behind.
 struct heaven_server {
   /// NAME=value settings, in addition to (or replacing) the defaults.
   using env_list = std::vector<std::pair<std::string, std::string>>;
