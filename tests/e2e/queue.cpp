@@ -260,6 +260,25 @@ std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
   return std::nullopt;
 }
 
+/// Sends `h` SIGTERM and checks that it says it is draining.
+void stop_draining(const heaven_server& h) {
+  ::kill(h.pid, SIGTERM);
+  BOOST_TEST(eventually([&] {
+    auto res = http_call("GET", h.base() + "/healthz", {}, "", 2000);
+    auto j = json::parse(res.body, nullptr, false);
+    return res.status == 503 && j.is_object()
+           && j.value("status", "") == "draining";
+  }));
+}
+
+/// Waits for stopping `h` to exit, and checks that it exited with 0.
+void exits_cleanly(heaven_server& h) {
+  auto status = wait_exit(h.pid, 120s);
+  BOOST_REQUIRE_MESSAGE(status, "heaven did not exit after SIGTERM");
+  h.pid = -1;
+  BOOST_TEST((WIFEXITED(*status) && WEXITSTATUS(*status) == 0));
+}
+
 const json queueing = {{"queue", true}};
 const json superseding = {{"supersede", true}};
 
@@ -423,20 +442,11 @@ BOOST_AUTO_TEST_CASE(waiting_deployments_survive_a_stop_and_a_kill_in_order) {
   BOOST_TEST(told_until(43, {waiting(41)}));
   // SIGTERM while the first runs and two wait: the first may finish, and
   // a stopping heaven starts neither of the others.
-  ::kill(h->pid, SIGTERM);
-  BOOST_TEST(eventually([&] {
-    auto res = http_call("GET", h->base() + "/healthz", {}, "", 2000);
-    auto j = json::parse(res.body, nullptr, false);
-    return res.status == 503 && j.is_object()
-           && j.value("status", "") == "draining";
-  }));
+  stop_draining(*h);
   open("a");
   open("b");
   open("c");
-  auto status = wait_exit(h->pid, 120s);
-  BOOST_REQUIRE_MESSAGE(status, "heaven did not exit after SIGTERM");
-  h->pid = -1;
-  BOOST_TEST((WIFEXITED(*status) && WEXITSTATUS(*status) == 0));
+  exits_cleanly(*h);
   BOOST_TEST(ran() == (lines{"start a", "end a"}), joined(ran()));
   BOOST_TEST(states_of(41)
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
@@ -577,19 +587,10 @@ BOOST_AUTO_TEST_CASE(a_stopping_instance_starts_none_the_other_one_does) {
   BOOST_REQUIRE(ran_until({"start a"}));
   post(*one, event(82, "b", queueing, "bob"));
   BOOST_TEST(told_until(82, {waiting(81)}));
-  ::kill(one->pid, SIGTERM);
-  BOOST_TEST(eventually([&] {
-    auto res = http_call("GET", one->base() + "/healthz", {}, "", 2000);
-    auto j = json::parse(res.body, nullptr, false);
-    return res.status == 503 && j.is_object()
-           && j.value("status", "") == "draining";
-  }));
+  stop_draining(*one);
   open("a");
   open("b");
-  auto status = wait_exit(one->pid, 120s);
-  BOOST_REQUIRE_MESSAGE(status, "heaven did not exit after SIGTERM");
-  one->pid = -1;
-  BOOST_TEST((WIFEXITED(*status) && WEXITSTATUS(*status) == 0));
+  exits_cleanly(*one);
   BOOST_REQUIRE(ran_until({"start a", "end a", "start b", "end b"}));
   // Which instance ran which: each says so in its log.
   auto log_one = read_text(one->stderr_file);
