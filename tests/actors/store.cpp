@@ -422,6 +422,16 @@ struct store_fixture {
     return *r;
   }
 
+  /// The store's answers to `batch`, accepted together (the intake's form).
+  std::vector<accept_result> accept_batch(const store_actor& s,
+                                          std::vector<inbound_event> batch) {
+    std::vector<accept_result> res;
+    self->request(s, timeout, accept_atom::value, std::move(batch))
+      .receive([&](std::vector<accept_result>& r) { res = std::move(r); },
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+    return res;
+  }
+
   /// The newest `n` deployments as `GET /deployments` renders them.
   nlohmann::json list(const store_actor& s, int32_t n) {
     std::string out;
@@ -665,10 +675,7 @@ STORE_CASE(a_batch_is_answered_event_by_event_in_order) {
     deployment_event("b-1", make_request(12, "staging")), // A redelivery.
     deployment_event("b-3", make_request(13, "qa")),
   };
-  std::vector<accept_result> res;
-  self->request(s, timeout, accept_atom::value, std::move(batch))
-    .receive([&](std::vector<accept_result>& r) { res = std::move(r); },
-             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  auto res = accept_batch(s, std::move(batch));
   BOOST_REQUIRE_EQUAL(res.size(), 4u);
   BOOST_CHECK_EQUAL(res[0].deployment_id, 1);
   BOOST_CHECK(!res[0].duplicate);
@@ -699,10 +706,7 @@ SQLITE_CASE(a_refused_event_of_a_batch_leaves_the_others_recorded) {
     deployment_event("boom", make_request(22, "staging")),
     deployment_event("ok-2", make_request(23, "qa")),
   };
-  std::vector<accept_result> res;
-  self->request(s, timeout, accept_atom::value, std::move(batch))
-    .receive([&](std::vector<accept_result>& r) { res = std::move(r); },
-             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  auto res = accept_batch(s, std::move(batch));
   BOOST_REQUIRE_EQUAL(res.size(), 3u);
   BOOST_CHECK(res[0].unstored.empty());
   BOOST_CHECK(res[0].deployment_id > 0);

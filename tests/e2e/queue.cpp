@@ -220,6 +220,14 @@ struct queue_fixture {
     return ok;
   }
 
+  /// Waits until GitHub got a terminal status for `github_id`.
+  bool ended_until(int64_t github_id) const {
+    return eventually([&] {
+      auto s = states_of(github_id);
+      return !s.empty() && terminal(s.back());
+    });
+  }
+
   /// The states GitHub got for `github_id`.
   std::vector<std::string> states_of(int64_t github_id) const {
     return states(statuses(github, github_id));
@@ -557,10 +565,7 @@ BOOST_AUTO_TEST_CASE(several_instances_run_one_at_a_time_in_order) {
   open("c");
   BOOST_REQUIRE(
     ran_until({"start a", "end a", "start b", "end b", "start c", "end c"}));
-  BOOST_TEST(eventually([&] {
-    auto s = states_of(73);
-    return !s.empty() && terminal(s.back());
-  }));
+  BOOST_TEST(ended_until(73));
   BOOST_TEST(states_of(71)
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
   BOOST_TEST(told(72) == (lines{waiting(71), deploying(), told(72).back()}));
@@ -598,10 +603,7 @@ BOOST_AUTO_TEST_CASE(a_stopping_instance_starts_none_the_other_one_does) {
   BOOST_TEST(log_one.find("runs script/b") == std::string::npos, log_one);
   BOOST_TEST(read_text(two.stderr_file).find("runs script/b")
              != std::string::npos);
-  BOOST_TEST(eventually([&] {
-    auto s = states_of(82);
-    return !s.empty() && terminal(s.back());
-  }));
+  BOOST_TEST(ended_until(82));
   BOOST_TEST(states_of(81)
              == (std::vector<std::string>{"queued", "in_progress", "success"}));
   BOOST_TEST(told(82) == (lines{waiting(81), deploying(), told(82).back()}));
