@@ -74,7 +74,16 @@ statement& statement::check(int rc) {
 // -- database -----------------------------------------------------------------
 
 database::database(const std::string& path, open_mode mode) {
-  auto flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
+  // SQLite's count of its allocations takes a process-wide mutex at every
+  // malloc and free; heaven never asks for the count. This works only
+  // before SQLite initializes, so it is tried once, before the first open
+  // (a failure, e.g. another open came first, changes nothing).
+  static const bool untallied [[maybe_unused]] = sqlite3_config(
+                                                   SQLITE_CONFIG_MEMSTATUS, 0)
+                                                 == SQLITE_OK;
+  // One connection is used by one thread (the store's, or a command's), so
+  // its own mutex would only be taken and given back around every call.
+  auto flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (mode == open_mode::create)
     flags |= SQLITE_OPEN_CREATE;
   else if (std::error_code ec; !std::filesystem::exists(path, ec))

@@ -83,6 +83,8 @@ private:
 };
 
 /// One sqlite3 connection that keeps its prepared statements for reuse.
+/// Use it from one thread at a time: it is opened without SQLite's
+/// per-connection mutex.
 class database {
 public:
   /// Opens the database at `path` (creating it only with open_mode::create)
