@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -104,14 +105,34 @@ std::string
 first_of(std::initializer_list<const std::optional<std::string>*> values,
          std::string fallback = {});
 
+/// `body` copied, with simdjson's padding, into storage this thread keeps,
+/// and the ondemand parser that reads it: once warm, a parse allocates
+/// nothing. A parse nested in another on the same thread gets storage of its
+/// own; storage grown past 64 KiB by a large body is given back after it.
+class padded_input {
+public:
+  explicit padded_input(std::string_view body);
+  ~padded_input();
+  padded_input(const padded_input&) = delete;
+  padded_input& operator=(const padded_input&) = delete;
+
+  /// Starts reading the body; the document must not outlive this.
+  simdjson::simdjson_result<od::document> iterate();
+
+private:
+  struct storage;
+  std::unique_ptr<storage> nested_;
+  storage* storage_;
+  std::size_t size_;
+};
+
 /// Opens `body` (already checked to be one well-formed JSON object) and
 /// calls `f(key, value)` for each top-level field.
 template <class F>
 std::string for_each_root_field(std::string_view body, F f) {
-  od::parser parser;
-  simdjson::padded_string json{body};
+  padded_input input{body};
   od::document doc;
-  if (auto err = parser.iterate(json).get(doc))
+  if (auto err = input.iterate().get(doc))
     return malformed(err);
   od::object root;
   if (auto err = doc.get_object().get(root))

@@ -282,6 +282,31 @@ BOOST_AUTO_TEST_CASE(check_json_object_cases) {
     check_json_object(R"({"a":1} {"b":2})").rfind("malformed JSON: ", 0) == 0);
 }
 
+// The parsers and padded copies are kept per thread between events: what one
+// event left behind must never be read as part of the next.
+BOOST_AUTO_TEST_CASE(each_event_is_read_on_its_own) {
+  // Past the 64 KiB a thread keeps, so the storage is given back after it.
+  auto large = small_event(R"(,"description":"big","extra":")"
+                           + std::string(100 * 1024, 'x') + "\"");
+  auto small = small_event(R"(,"description":"small")");
+  for (int round = 0; round < 2; ++round) {
+    BOOST_TEST(parsed(large).description == "big");
+    // A prefix of the body before: the rest of it is still in the buffer.
+    auto cut = error_of(small.substr(0, small.size() - 20));
+    BOOST_TEST(cut.rfind("malformed JSON: ", 0) == 0, cut);
+    BOOST_TEST(check_json_object(small.substr(0, small.size() - 1)) != "");
+    BOOST_TEST(parsed(small).description == "small");
+    BOOST_TEST(check_json_object(small) == "");
+    BOOST_TEST(check_json_object(large) == "");
+  }
+  // A parse inside a parse: the payload given as a string is parsed while
+  // the event is, and each keeps to its own text.
+  auto nested = parsed(
+    small_event(R"(,"description":"outer","payload":"{\"name\":\"inner\"}")"));
+  BOOST_TEST(nested.description == "outer");
+  BOOST_TEST(nested.app == "inner");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
