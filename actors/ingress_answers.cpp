@@ -1,5 +1,6 @@
 #include "actors/ingress_answers.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <utility>
@@ -50,6 +51,10 @@ struct event_intake::queue {
   /// Batches waiting for the receiver's answer. At most `max_in_flight`:
   /// the events submitted meanwhile wait for an answer (and send no tick).
   int in_flight = 0;
+  /// The size of the last batch taken, so that the vectors the next one
+  /// fills are allocated once, not grown event by event. Only the intake
+  /// actor touches it.
+  std::size_t batch_hint = 16;
   /// How answers reach the transport's thread.
   event_intake::post_fn post;
 };
@@ -70,6 +75,11 @@ void send_batch(caf::event_based_actor* self,
                 const receiver_actor& receiver, bool answered = false) {
   std::vector<inbound_event> events;
   auto replies = std::make_shared<std::vector<reply_fn>>();
+  // What the submitters fill next, allocated outside the lock.
+  std::vector<inbound_event> next_events;
+  std::vector<reply_fn> next_replies;
+  next_events.reserve(q->batch_hint);
+  next_replies.reserve(q->batch_hint);
   {
     std::lock_guard<std::mutex> guard{q->mtx};
     if (answered)
@@ -77,9 +87,10 @@ void send_batch(caf::event_based_actor* self,
     if (q->in_flight >= max_in_flight || q->events.empty())
       return;
     ++q->in_flight;
-    events.swap(q->events);
-    replies->swap(q->replies);
+    events = std::exchange(q->events, std::move(next_events));
+    *replies = std::exchange(q->replies, std::move(next_replies));
   }
+  q->batch_hint = std::max<std::size_t>(16, events.size());
   self->request(receiver, caf::infinite, event_atom::value, std::move(events))
     .then(
       [=](std::vector<event_receipt>& receipts) {
