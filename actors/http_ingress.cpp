@@ -151,6 +151,10 @@ public:
   }
 
   void start() {
+    // Beast reads at most what the buffer has room for, and at least 512
+    // bytes: room for a usual request (headers and a small event, ~1 KiB)
+    // means one read for it, not two.
+    buffer_.reserve(4096);
     read_request();
   }
 

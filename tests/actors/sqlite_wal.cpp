@@ -63,9 +63,8 @@ std::pair<int64_t, int64_t> count_and_max(const fs::path& file) {
                                       SQLITE_OPEN_READWRITE, nullptr),
                       SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
-  BOOST_REQUIRE_EQUAL(sqlite3_prepare_v2(conn,
-                                         "SELECT count(*), max(n) FROM t", -1,
-                                         &stmt, nullptr),
+  BOOST_REQUIRE_EQUAL(sqlite3_prepare_v2(conn, "SELECT count(*), max(n) FROM t",
+                                         -1, &stmt, nullptr),
                       SQLITE_OK);
   BOOST_REQUIRE_EQUAL(sqlite3_step(stmt), SQLITE_ROW);
   std::pair<int64_t, int64_t> out{sqlite3_column_int64(stmt, 0),
