@@ -395,13 +395,16 @@ void restate(pg::connection& conn, int64_t id, deploy_state state,
 /// Supersede: the waiting deployments of `r`'s app, environment and task
 /// older than `id` end with `error` "superseded by deployment N", whichever
 /// instance claimed them (one that prepares it finds it ended at its
-/// start).
-void supersede(pg::connection& conn, int64_t id, const deployment_request& r,
-               const std::string& now, const std::string& owner,
-               committed_rows& rows) {
+/// start). Returns their ids.
+std::vector<int64_t> supersede(pg::connection& conn, int64_t id,
+                               const deployment_request& r,
+                               const std::string& now, const std::string& owner,
+                               committed_rows& rows) {
   auto why = superseded_description(r.github_id);
-  for (auto older : waiting_ids(conn, id, r, &r.task))
-    restate(conn, older, deploy_state::error, why, now, owner, rows);
+  auto older = waiting_ids(conn, id, r, &r.task);
+  for (auto ended : older)
+    restate(conn, ended, deploy_state::error, why, now, owner, rows);
+  return older;
 }
 
 } // namespace
@@ -440,7 +443,8 @@ accept_result pg_store::accept(const inbound_event& ev, committed_rows& rows) {
         place_lock(conn, r);
         // Only a deployment that will be queued replaces the waiting ones.
         if (mode == queue_mode::supersede && ev.refusal.empty())
-          supersede(conn, res.deployment_id, r, now, opts_.instance, rows);
+          res.superseded = supersede(conn, res.deployment_id, r, now,
+                                     opts_.instance, rows);
         first = ahead(conn, res.deployment_id, r);
       }
       auto v = decide_state(r, ev.lock_action, lock, res.lock.actor,

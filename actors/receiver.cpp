@@ -194,6 +194,25 @@ void release(self_ptr self, const std::string& p) {
       });
 }
 
+/// Deployment `id` of `p`, which waited, was superseded in the store: it
+/// waits no more, and is counted so at once. One being read back (its
+/// place reserved, not waiting yet) is dropped when its row shows it ended;
+/// one waiting as its row only is never read.
+void forget_superseded(self_ptr self, int64_t id, const std::string& p) {
+  auto& st = self->state;
+  st.queued_ids.erase(id);
+  metrics::deployments_waiting().set(static_cast<double>(st.queued_ids.size()));
+  if (auto b = st.behind.find(p);
+      b != st.behind.end() && b->second.erase(id) > 0) {
+    if (b->second.empty())
+      st.behind.erase(b);
+    st.behind_ids.erase(id);
+  } else if (st.waiting.erase(id) > 0) {
+    if (auto freed = drop(st, id))
+      release(self, *freed);
+  }
+}
+
 /// Reads the next page of deployments waiting in the store only.
 void read_waiting(self_ptr self) {
   auto& st = self->state;
@@ -330,6 +349,8 @@ void act(self_ptr self, const inbound_event& ev, const accept_result& res) {
     log_context about{res.deployment_id, ev.deployment.repo,
                       ev.deployment.environment};
     log_scope in{about};
+    for (auto ended : res.superseded)
+      forget_superseded(self, ended, place(ev.deployment));
     if (res.state != deploy_state::queued) {
       // The rules ended it; its status is in the outbox already. It never
       // runs, so it gets no log file: its log is the one line of its end,

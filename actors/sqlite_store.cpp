@@ -264,12 +264,16 @@ void restate(database& db, int64_t id, deploy_state state,
 }
 
 /// Supersede: the waiting deployments of `r`'s app, environment and task
-/// older than `id` end with `error` "superseded by deployment N".
-void supersede(database& db, int64_t id, const deployment_request& r,
-               const std::string& now, committed_rows& rows) {
+/// older than `id` end with `error` "superseded by deployment N". Returns
+/// their ids.
+std::vector<int64_t> supersede(database& db, int64_t id,
+                               const deployment_request& r,
+                               const std::string& now, committed_rows& rows) {
   auto why = superseded_description(r.github_id);
-  for (auto older : waiting_ids(db, id, r, &r.task))
-    restate(db, older, deploy_state::error, why, now, rows);
+  auto older = waiting_ids(db, id, r, &r.task);
+  for (auto ended : older)
+    restate(db, ended, deploy_state::error, why, now, rows);
+  return older;
 }
 
 } // namespace
@@ -335,7 +339,7 @@ accept_result sqlite_store::accept(const inbound_event& ev,
     bool applies = concurrency_applies(ev.lock_action, lock.outcome);
     // Only a deployment that will be queued replaces the waiting ones.
     if (applies && mode == queue_mode::supersede && ev.refusal.empty())
-      supersede(db_, res.deployment_id, r, now, rows);
+      res.superseded = supersede(db_, res.deployment_id, r, now, rows);
     auto first = applies ? ahead(db_, res.deployment_id, r) : std::nullopt;
     auto v = decide_state(r, ev.lock_action, lock, res.lock.actor,
                           first.has_value(), ev.refusal,

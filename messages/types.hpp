@@ -412,12 +412,16 @@ struct accept_result {
   /// In a batch's answer: why this event was not recorded (empty when it
   /// was; nothing of it changed otherwise).
   std::string unstored;
+  /// The waiting deployments this one superseded (ended with `error` in
+  /// the same transaction), oldest first.
+  std::vector<int64_t> superseded;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, accept_result& x) {
   return f(caf::meta::type_name("accept_result"), x.duplicate, x.deployment_id,
-           x.ignored, x.lock_state, x.lock, x.state, x.description, x.unstored);
+           x.ignored, x.lock_state, x.lock, x.state, x.description, x.unstored,
+           x.superseded);
 }
 
 /// An app+environment heaven deployed for a repository: the base of an

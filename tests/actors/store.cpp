@@ -2355,6 +2355,9 @@ STORE_CASE(a_superseding_deployment_replaces_the_waiting_ones_of_its_task) {
                                     sup));
   BOOST_CHECK_EQUAL(to_string(c.state), "queued");
   BOOST_CHECK_EQUAL(c.description, "waiting for deployment 201 to finish");
+  // The answer names what it replaced, so the receiver counts it no more.
+  BOOST_CHECK((c.superseded == std::vector<int64_t>{b.deployment_id}));
+  BOOST_CHECK(b.superseded.empty());
   // The running one is no waiting one: it runs on.
   BOOST_CHECK((statuses("d" + std::to_string(a.deployment_id))
                == std::vector<std::string>{
@@ -2390,6 +2393,7 @@ STORE_CASE(a_superseding_deployment_replaces_the_waiting_ones_of_its_task) {
   auto y = accept_ok(s,
                      queue_event("s-7", 207, "staging", "deploy", "erin", sup));
   BOOST_CHECK_EQUAL(y.description, "Queued main (0123456) for staging by erin");
+  BOOST_CHECK((y.superseded == std::vector<int64_t>{x.deployment_id}));
   BOOST_CHECK((statuses("d" + std::to_string(x.deployment_id))
                == std::vector<std::string>{
                  "queued: Queued main (0123456) for staging by erin",

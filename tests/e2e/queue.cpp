@@ -287,6 +287,17 @@ void exits_cleanly(heaven_server& h) {
   BOOST_TEST((WIFEXITED(*status) && WEXITSTATUS(*status) == 0));
 }
 
+/// The value of the unlabelled metric `name` on `h`'s /metrics (-1 when
+/// it is not there).
+double metric(const heaven_server& h, const std::string& name) {
+  auto res = http_call("GET", h.base() + "/metrics", h.authorization());
+  std::istringstream in{res.body};
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(name + " ", 0) == 0)
+      return std::stod(line.substr(name.size() + 1));
+  return -1;
+}
+
 const json queueing = {{"queue", true}};
 const json superseding = {{"supersede", true}};
 
@@ -358,6 +369,12 @@ BOOST_AUTO_TEST_CASE(a_burst_that_supersedes_deploys_only_the_newest) {
   BOOST_TEST(
     told_until(23, {waiting(21), "error: superseded by deployment 24"}));
   BOOST_TEST(told_until(24, {waiting(21)}));
+  // Only e waits: the superseded ones are no longer counted.
+  BOOST_TEST(
+    eventually([&] { return metric(h, "heaven_deployments_waiting") == 1; },
+               10s),
+    "heaven_deployments_waiting " << metric(h, "heaven_deployments_waiting")
+                                  << ", not 1");
   // The running one is no waiting one: it runs on, then only the newest.
   open("a");
   open("e");
