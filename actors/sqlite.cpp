@@ -1,16 +1,10 @@
 #include "actors/sqlite.hpp"
 
-#include <atomic>
-#include <condition_variable>
 #include <filesystem>
-#include <mutex>
 #include <system_error>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
-
-#include "base/thread_name.hpp"
 
 namespace heaven {
 
@@ -77,121 +71,9 @@ statement& statement::check(int rc) {
   return *this;
 }
 
-// -- wal_checkpointer ---------------------------------------------------------
-
-/// The background checkpoints of one writing connection.
-///
-/// SQLite tells the writer after each commit how many pages its log holds
-/// (the WAL hook, which replaces SQLite's automatic checkpoint). Whenever
-/// `wake_pages` more than the last checkpoint copied are in the log, this
-/// thread is woken and copies them back into the database file with a
-/// PASSIVE checkpoint of its own connection, which never blocks the writer:
-/// it commits on meanwhile.
-///
-/// The log starts over from its beginning only after a checkpoint copied all
-/// of it, which a thread racing a busy writer never quite does. So once the
-/// log holds `restart_pages`, the writer checkpoints at its commit: only
-/// what the thread has not copied yet (under `wake_pages`, most often), and
-/// its next transaction starts the log over. What a checkpoint costs the
-/// writer is mostly its two syncs, not its pages: this way the writer waits
-/// for one every `restart_pages`, not every 1000 pages as with SQLite's own.
-/// Should the thread fail (a full disk), the writer's checkpoint does all of
-/// it, as SQLite's would.
-///
-/// Both connections sync as `synchronous=FULL` says: a checkpoint syncs the
-/// database file before it marks the log as copied, so no commit is lost
-/// when the log is then overwritten.
-struct database::wal_checkpointer {
-  int wake_pages;
-  int restart_pages;
-  sqlite3* conn = nullptr; // The thread's own connection.
-  std::thread thread;
-  std::mutex mtx;
-  std::condition_variable cv;
-  bool wanted = false;
-  bool running = false;
-  bool stopping = false;
-  /// Pages of the log the thread's last checkpoint had copied.
-  std::atomic<int> copied{0};
-  std::atomic<int64_t> background{0};
-  /// Touched by the writer's thread only.
-  int64_t finishing = 0;
-
-  wal_checkpointer(int wake, int restart)
-    : wake_pages(wake), restart_pages(restart) {
-  }
-
-  ~wal_checkpointer() {
-    {
-      std::lock_guard<std::mutex> guard{mtx};
-      stopping = true;
-    }
-    cv.notify_one();
-    if (thread.joinable())
-      thread.join();
-    sqlite3_close_v2(conn);
-  }
-
-  void run() {
-    name_this_thread("heaven.wal");
-    std::string failed; // The last failure logged, so it is logged once.
-    std::unique_lock<std::mutex> lock{mtx};
-    for (;;) {
-      cv.wait(lock, [this] { return wanted || stopping; });
-      if (stopping)
-        return;
-      wanted = false;
-      running = true;
-      lock.unlock();
-      int pages = 0;
-      int done = 0;
-      auto rc = sqlite3_wal_checkpoint_v2(
-        conn, nullptr, SQLITE_CHECKPOINT_PASSIVE, &pages, &done);
-      std::string why = rc == SQLITE_OK || rc == SQLITE_BUSY
-                          ? std::string{}
-                          : sqlite3_errmsg(conn);
-      lock.lock();
-      running = false;
-      if (rc == SQLITE_OK) {
-        background += 1;
-        copied = done;
-      }
-      if (why != failed && !why.empty())
-        spdlog::warn("sqlite: background checkpoint failed: {}", why);
-      failed = why;
-    }
-  }
-
-  /// The WAL hook: on the writer's thread, after each commit.
-  static int on_commit(void* arg, sqlite3* db, const char* name, int pages) {
-    auto* self = static_cast<wal_checkpointer*>(arg);
-    if (pages >= self->restart_pages) {
-      // Nothing else reads, so this copies all that is left (unless the
-      // thread is copying right now: then at the next commit).
-      if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
-                                    nullptr, nullptr)
-          == SQLITE_OK)
-        self->finishing += 1;
-      return SQLITE_OK;
-    }
-    // Fewer pages than copied: the log started over.
-    auto copied = self->copied.load();
-    if (pages < copied)
-      self->copied.compare_exchange_strong(copied, 0);
-    if (pages - self->copied.load() >= self->wake_pages) {
-      std::lock_guard<std::mutex> guard{self->mtx};
-      if (!self->running && !self->wanted) {
-        self->wanted = true;
-        self->cv.notify_one();
-      }
-    }
-    return SQLITE_OK;
-  }
-};
-
 // -- database -----------------------------------------------------------------
 
-database::database(const std::string& path, open_mode mode) : path_(path) {
+database::database(const std::string& path, open_mode mode) {
   // SQLite's count of its allocations takes a process-wide mutex at every
   // malloc and free; heaven never asks for the count. This works only
   // before SQLite initializes, so it is tried once, before the first open
@@ -233,11 +115,6 @@ database::~database() {
 }
 
 void database::close() {
-  // The hook that wakes the thread goes first, then the thread and its
-  // connection; this one, the last, then checkpoints as SQLite does.
-  if (checkpointer_ && db_)
-    sqlite3_wal_hook(db_, nullptr, nullptr);
-  checkpointer_.reset();
   cache_.clear(); // Statements must be finalized before the close.
   sqlite3_close_v2(db_);
   db_ = nullptr;
@@ -279,31 +156,6 @@ int database::changes() const {
 
 int64_t database::last_insert_rowid() const {
   return sqlite3_last_insert_rowid(db_);
-}
-
-void database::checkpoint_in_background(int wake_pages, int restart_pages) {
-  if (checkpointer_)
-    return;
-  auto c = std::make_unique<wal_checkpointer>(wake_pages, restart_pages);
-  auto flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-  if (sqlite3_open_v2(path_.c_str(), &c->conn, flags, nullptr) != SQLITE_OK
-      || sqlite3_exec(c->conn, "PRAGMA synchronous=FULL", nullptr, nullptr,
-                      nullptr)
-           != SQLITE_OK) {
-    spdlog::warn("sqlite: no background checkpoints ({}); SQLite checkpoints "
-                 "inside commits",
-                 c->conn ? sqlite3_errmsg(c->conn) : "out of memory");
-    return; // c's destructor closes what was opened.
-  }
-  c->thread = std::thread{[p = c.get()] { p->run(); }};
-  sqlite3_wal_hook(db_, &wal_checkpointer::on_commit, c.get());
-  checkpointer_ = std::move(c);
-}
-
-database::checkpoint_counts database::checkpoints() const {
-  if (!checkpointer_)
-    return {};
-  return {checkpointer_->background.load(), checkpointer_->finishing};
 }
 
 sqlite3_stmt* database::compile(const std::string& sql) {

@@ -5,7 +5,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -119,36 +118,13 @@ public:
 
   int64_t last_insert_rowid() const;
 
-  /// Moves the checkpoints of this connection's write-ahead log to a thread
-  /// of their own (see wal_checkpointer in sqlite.cpp), woken whenever
-  /// `wake_pages` more pages are in the log; this connection finishes them
-  /// and starts the log over at `restart_pages` (32 MiB of 4 KiB pages).
-  /// Without this SQLite checkpoints inside every commit that finds the log
-  /// past 1000 pages: a few milliseconds in which the writer waits. Keeps
-  /// SQLite's own checkpoints (and logs why) when the thread's connection
-  /// cannot be opened.
-  void checkpoint_in_background(int wake_pages = 1000,
-                                int restart_pages = 8000);
-
-  /// Checkpoints copied back by the background thread, and those this
-  /// connection ran to finish them; for tests.
-  struct checkpoint_counts {
-    int64_t background = 0;
-    int64_t finishing = 0;
-  };
-  checkpoint_counts checkpoints() const;
-
 private:
-  struct wal_checkpointer;
-
   sqlite3_stmt* compile(const std::string& sql);
 
   void close();
 
-  std::string path_;
   sqlite3* db_ = nullptr;
   std::map<std::string, statement> cache_;
-  std::unique_ptr<wal_checkpointer> checkpointer_;
 };
 
 /// Rolls back unless committed, so an exception leaves no half-done change.

@@ -282,7 +282,6 @@ sqlite_store::sqlite_store(const std::string& path, open_mode mode,
                            bool notices)
   : db_(path, mode), notices_(notices) {
   migrate(db_, path);
-  db_.checkpoint_in_background();
 }
 
 sqlite_store::~sqlite_store() = default;
