@@ -108,7 +108,8 @@ first_of(std::initializer_list<const std::optional<std::string>*> values,
 /// `body` copied, with simdjson's padding, into storage this thread keeps,
 /// and the ondemand parser that reads it: once warm, a parse allocates
 /// nothing. A parse nested in another on the same thread gets storage of its
-/// own; storage grown past 64 KiB by a large body is given back after it.
+/// own. After a body over 64 KiB, the copy and the parser sized for it
+/// (~5 bytes per byte of body) are given back.
 class padded_input {
 public:
   explicit padded_input(std::string_view body);
