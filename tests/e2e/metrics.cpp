@@ -22,6 +22,7 @@
 
 #include "base/retry.hpp"
 #include "base/text.hpp"
+#include "tests/support/scrape.hpp"
 #include "tools/support/heaven_process.hpp"
 #include "tools/support/http_call.hpp"
 #include "tools/support/http_stub.hpp"
@@ -58,22 +59,6 @@ int unused_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
-}
-
-/// The samples of a scrape: "name{labels}" -> value.
-std::map<std::string, double> samples(const std::string& text) {
-  std::map<std::string, double> out;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    auto end = text.find('\n', pos);
-    auto line = text.substr(pos, end - pos);
-    pos = end == std::string::npos ? text.size() : end + 1;
-    if (line.empty() || line[0] == '#')
-      continue;
-    auto space = line.rfind(' ');
-    out[line.substr(0, space)] = std::stod(line.substr(space + 1));
-  }
-  return out;
 }
 
 std::string sh(const std::string& cmd) {

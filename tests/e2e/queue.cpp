@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/support/scrape.hpp"
 #include "tools/support/heaven_process.hpp"
 #include "tools/support/http_call.hpp"
 #include "tools/support/http_stub.hpp"
@@ -291,11 +292,9 @@ void exits_cleanly(heaven_server& h) {
 /// it is not there).
 double metric(const heaven_server& h, const std::string& name) {
   auto res = http_call("GET", h.base() + "/metrics", h.authorization());
-  std::istringstream in{res.body};
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(name + " ", 0) == 0)
-      return std::stod(line.substr(name.size() + 1));
-  return -1;
+  auto m = samples(res.body);
+  auto i = m.find(name);
+  return i == m.end() ? -1 : i->second;
 }
 
 const json queueing = {{"queue", true}};
