@@ -146,6 +146,25 @@ statement& database::cached(const std::string& sql) {
   return i->second.reset();
 }
 
+void database::checkpoint_by_hand() {
+  // A hook of our own replaces SQLite's automatic checkpoint.
+  sqlite3_wal_hook(
+    db_,
+    [](void* pages, sqlite3*, const char*, int n) {
+      *static_cast<int*>(pages) = n;
+      return SQLITE_OK;
+    },
+    &log_pages_);
+}
+
+void database::checkpoint() {
+  log_pages_ = 0;
+  if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                nullptr, nullptr)
+      != SQLITE_OK)
+    throw sqlite_error(std::string{"checkpoint: "} + sqlite3_errmsg(db_));
+}
+
 bool database::autocommit() const {
   return sqlite3_get_autocommit(db_) != 0;
 }

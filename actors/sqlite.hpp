@@ -118,12 +118,29 @@ public:
 
   int64_t last_insert_rowid() const;
 
+  /// Leaves copying the write-ahead log back into the database file to
+  /// `checkpoint`, rather than to the commit that takes the log past 1000
+  /// pages: the answers that commit holds need not wait for the copy.
+  void checkpoint_by_hand();
+
+  /// Pages in the log after the last commit since the last `checkpoint`
+  /// (counted only after checkpoint_by_hand).
+  int log_pages() const {
+    return log_pages_;
+  }
+
+  /// Copies the log back as far as readers allow (SQLite's PASSIVE
+  /// checkpoint, which never waits for them), so that a later commit can
+  /// start the log over. Throws `sqlite_error`.
+  void checkpoint();
+
 private:
   sqlite3_stmt* compile(const std::string& sql);
 
   void close();
 
   sqlite3* db_ = nullptr;
+  int log_pages_ = 0;
   std::map<std::string, statement> cache_;
 };
 

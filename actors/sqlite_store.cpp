@@ -282,6 +282,7 @@ sqlite_store::sqlite_store(const std::string& path, open_mode mode,
                            bool notices)
   : db_(path, mode), notices_(notices) {
   migrate(db_, path);
+  db_.checkpoint_by_hand();
 }
 
 sqlite_store::~sqlite_store() = default;
@@ -304,6 +305,22 @@ void sqlite_store::commit_batch() {
 
 bool sqlite_store::in_batch() const {
   return !db_.autocommit();
+}
+
+// SQLite's own threshold, moved out of the commit: the answers a commit
+// holds go out before the copy, and only the requests arriving meanwhile
+// wait for it.
+void sqlite_store::after_batches() {
+  constexpr int checkpoint_pages = 250;
+  if (db_.log_pages() < checkpoint_pages)
+    return;
+  try {
+    db_.checkpoint();
+  } catch (const std::exception& e) {
+    // The log only grows until a checkpoint works: nothing is lost.
+    spdlog::warn("store could not copy its log into the database: {}",
+                 e.what());
+  }
 }
 
 // A lock task and a deployment arriving together are ordered by the

@@ -29,6 +29,7 @@ public:
   void begin_batch() override;
   void commit_batch() override;
   bool in_batch() const override;
+  void after_batches() override;
 
   accept_result accept(const inbound_event& ev, committed_rows& rows) override;
   bool start(int64_t id, const std::string& description,

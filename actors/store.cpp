@@ -195,6 +195,7 @@ void commit_queued(store_ptr self) {
     for (auto& f : then)
       f();
   }
+  db.after_batches();
 }
 
 /// Queues a request for the next commit: `fn(db, rows)` does it (rows it

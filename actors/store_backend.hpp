@@ -51,6 +51,11 @@ public:
   /// is gone.
   virtual bool in_batch() const = 0;
 
+  /// Work no answer waits for, done once the batches' answers are on their
+  /// way (SQLite copies its log back into the database file here).
+  virtual void after_batches() {
+  }
+
   // -- writes ----------------------------------------------------------------
 
   /// Records a delivery and everything it decides: the repository, the
