@@ -176,15 +176,23 @@ void send_call(job_ptr self, uint64_t id) {
     closed(self);
   };
   if (const auto& app = self->state.cfg.app) {
-    auto t = app->token_for(call.repo);
-    if (!t.error.empty()) {
+    // Never waits for GitHub here: without the token at hand, the app's
+    // thread fetches it and then has the call sent (not counted twice).
+    auto t = app->token_at_hand(call.repo, [me = job_actor{self}, id] {
+      caf::anon_send(me, retry_atom::value, id);
+    });
+    if (!t) {
+      --call.attempt;
+      return;
+    }
+    if (!t->error.empty()) {
       // Like a request that got no answer: retried as its policy says.
       http_response res;
-      res.error = t.error;
+      res.error = t->error;
       on_answer(res);
       return;
     }
-    set_github_token(call.req, t.token);
+    set_github_token(call.req, t->token);
   }
   self->request(self->state.cfg.http, caf::infinite, call.req)
     .then([on_answer](http_response& res) { on_answer(res); },

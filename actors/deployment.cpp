@@ -213,17 +213,24 @@ std::string web_authority(const std::string& url) {
 /// The GitHub token of the deployment's repository: its GitHub App
 /// installation's when heaven is one (GITHUB_TOKEN for a repository the app
 /// is not installed on), else GITHUB_TOKEN; nullopt (said in the log) when
-/// the app cannot get one just now.
+/// the app has none at hand (await_token asked for it first) or cannot get
+/// one just now. Never waits for GitHub.
 std::optional<std::string> repository_token(self_ptr self) {
   auto& st = self->state;
   if (!st.ctx->github_app)
     return st.ctx->cfg.github_token;
-  auto t = st.ctx->github_app->token_for(st.req.repo);
-  if (!t.error.empty()) {
-    spdlog::warn("deployment {}: {}", st.id, t.error);
+  auto t = st.ctx->github_app->token_at_hand(st.req.repo);
+  if (!t) {
+    spdlog::warn("deployment {}: the GitHub App's token for {} is not at "
+                 "hand",
+                 st.id, st.req.repo);
     return std::nullopt;
   }
-  return t.token;
+  if (!t->error.empty()) {
+    spdlog::warn("deployment {}: {}", st.id, t->error);
+    return std::nullopt;
+  }
+  return t->token;
 }
 
 void start_provider(self_ptr self) {
@@ -316,6 +323,32 @@ void prepare_checkout(self_ptr self) {
   st.checkout_requested = true;
   st.checkout = ctx->make_workspace(self->system(), std::move(plan),
                                     checkout_client{self});
+}
+
+/// The work before the provider: a checkout of the sha, or (an API
+/// provider such as heroku, whose source is GitHub's archive) none.
+void go_on(self_ptr self) {
+  auto& st = self->state;
+  if (!st.ctx->providers->needs_checkout(st.req.provider))
+    begin(self);
+  else
+    prepare_checkout(self);
+}
+
+/// Goes on once the repository's GitHub App token is at hand (at once
+/// without an app): the app's own thread fetches one that is not, and
+/// `retry` then says it tried. Waiting holds no thread; the deadline and a
+/// stop of heaven apply meanwhile as before a checkout.
+void await_token(self_ptr self) {
+  auto& st = self->state;
+  const auto& app = st.ctx->github_app;
+  if (app && !app->token_at_hand(st.req.repo, [me = deployment_actor{self}] {
+        caf::anon_send(me, retry_atom::value);
+      })) {
+    st.awaiting_token = true;
+    return;
+  }
+  go_on(self);
 }
 
 /// heaven stops before the provider started: give everything up quietly.
@@ -473,11 +506,8 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
     // The receiver refuses these before storing them; one left from an
     // older heaven (or a registry that changed) ends here.
     end(self, deploy_state::error, refusal(*ctx, st.req).value_or(""));
-  } else if (!ctx->providers->needs_checkout(st.req.provider)) {
-    // An API provider (heroku, ...): GitHub's archive is its source.
-    begin(self);
   } else {
-    prepare_checkout(self);
+    await_token(self);
   }
   return {
     [=](log_atom, log_line& line) {
@@ -571,7 +601,15 @@ deployment(deployment_actor::stateful_pointer<deployment_state> self,
     [=](retry_atom) {
       log_scope in{self->state.log};
       auto& st = self->state;
-      if (st.at == phase::starting) {
+      if (st.awaiting_token) {
+        // The app's thread tried: the token is at hand, or its failure
+        // (then the checkout asks with GITHUB_TOKEN, as before). Ended
+        // meanwhile (the deadline), this retry is the token's, not one of
+        // a write: one retry is taken for it either way.
+        st.awaiting_token = false;
+        if (st.at == phase::preparing)
+          go_on(self);
+      } else if (st.at == phase::starting) {
         if (st.shelved)
           shelve(self);
         else

@@ -73,6 +73,10 @@ struct deployment_state {
   /// Set when heaven stops before the provider started: the deployment
   /// leaves without a trace, queued for the next start.
   bool shelved = false;
+  /// Set while the GitHub App's thread fetches the repository's token:
+  /// the next `retry` says it tried, and the deployment goes on (unless it
+  /// ended meanwhile).
+  bool awaiting_token = false;
   /// The outcome, once decided (phase ending and later).
   std::optional<provider_outcome> outcome;
   /// Failed attempts to write the current transition (start or end).

@@ -29,6 +29,10 @@ struct outbox_env {
 
 using env_ptr = std::shared_ptr<outbox_env>;
 
+/// How soon a row whose credentials are being fetched (not_yet) is looked
+/// at again.
+constexpr auto not_yet_wait = std::chrono::milliseconds(50);
+
 std::string describe(const env_ptr& env, const outbox_row& row) {
   try {
     if (env->c.describe)
@@ -422,6 +426,10 @@ void attempt(self_ptr self, const env_ptr& env, const std::string& name) {
   std::optional<http_request> req;
   try {
     req = env->c.request(row);
+  } catch (const not_yet& e) {
+    spdlog::debug("{}: {}", describe(env, row), e.what());
+    self->delayed_send(self, not_yet_wait, retry_atom::value, name);
+    return;
   } catch (const not_now& e) {
     retry(self, env, name, e.what());
     return;

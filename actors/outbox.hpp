@@ -43,6 +43,13 @@ struct not_now : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Thrown by a courier's `request` when its credentials are being fetched
+/// elsewhere (a GitHub App token the app's own thread is getting): the row
+/// is looked at again shortly, and no attempt is counted.
+struct not_yet : not_now {
+  using not_now::not_now;
+};
+
 /// How one kind of outbox row is delivered: the HTTP knowledge of its
 /// destination (GitHub's statuses API, a chat service, ...).
 struct courier {

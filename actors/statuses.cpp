@@ -41,13 +41,17 @@ github_status status_of(const outbox_row& row) {
   return read_status_row(row).status;
 }
 
-github_api courier_api(const std::shared_ptr<github_app>& app,
-                       const github_api& api, const std::string& repo) {
-  std::string why;
-  auto resolved = github_for(app, api, repo, why);
-  if (!resolved)
-    throw not_now(why);
-  return *resolved;
+github_api courier_api(const std::shared_ptr<github_app>& app, github_api api,
+                       const std::string& repo) {
+  if (!app)
+    return api;
+  auto t = app->token_at_hand(repo);
+  if (!t)
+    throw not_yet("the GitHub App's token for " + repo + " is being fetched");
+  if (!t->error.empty())
+    throw not_now(t->error);
+  api.token = std::move(t->token);
+  return api;
 }
 
 bool renew_token(const std::shared_ptr<github_app>& app,

@@ -47,10 +47,11 @@ courier status_courier(github_api api,
                        std::shared_ptr<github_app> app = nullptr);
 
 /// The GitHub API of `repo` for a courier's request: `api` with the token
-/// of `repo` (see github_for). Throws not_now when `app` cannot get one just
-/// now.
-github_api courier_api(const std::shared_ptr<github_app>& app,
-                       const github_api& api, const std::string& repo);
+/// of `repo` (see github_for). Never waits for GitHub: throws not_yet while
+/// the app's thread fetches the token, not_now when the app cannot get one
+/// just now.
+github_api courier_api(const std::shared_ptr<github_app>& app, github_api api,
+                       const std::string& repo);
 
 /// A courier's `renew`: forgets the installation token `sent` carried for
 /// `repo` (true: worth one more try with a new one).

@@ -273,38 +273,54 @@ std::string github_app::exchange(int64_t installation) {
   return {};
 }
 
-repo_token github_app::token_for(const std::string& repo) {
-  auto answer = [&]() -> std::optional<repo_token> {
-    if (auto f = failing_.find(repo); f != failing_.end()) {
-      if (std::chrono::steady_clock::now() < f->second.until)
-        return repo_token{{}, 0, f->second.why};
-      failing_.erase(f);
-    }
-    auto r = repos_.find(repo);
-    if (r == repos_.end())
-      return std::nullopt;
-    if (r->second.installation == 0) {
-      if (r->second.not_installed_until > now())
-        return repo_token{opts_.fallback_token, 0, {}};
-      return std::nullopt;
-    }
-    auto t = tokens_.find(r->second.installation);
-    if (t != tokens_.end() && usable(t->second))
-      return repo_token{t->second.token, r->second.installation, {}};
+std::optional<repo_token> github_app::known(const std::string& repo) {
+  if (auto f = failing_.find(repo); f != failing_.end()) {
+    if (std::chrono::steady_clock::now() < f->second.until)
+      return repo_token{{}, 0, f->second.why};
+    failing_.erase(f);
+  }
+  auto r = repos_.find(repo);
+  if (r == repos_.end())
     return std::nullopt;
-  };
+  if (r->second.installation == 0) {
+    if (r->second.not_installed_until > now())
+      return repo_token{opts_.fallback_token, 0, {}};
+    return std::nullopt;
+  }
+  auto t = tokens_.find(r->second.installation);
+  if (t != tokens_.end() && usable(t->second))
+    return repo_token{t->second.token, r->second.installation, {}};
+  return std::nullopt;
+}
+
+std::optional<repo_token>
+github_app::token_at_hand(const std::string& repo,
+                          std::function<void()> ready) {
+  if (!opts_.refresher)
+    return token_for(repo);
+  std::lock_guard lock{mutex_};
+  if (auto answer = known(repo))
+    return answer;
+  auto& waiting = wanted_repos_[repo];
+  if (ready)
+    waiting.push_back(std::move(ready));
+  wake_.notify_all();
+  return std::nullopt;
+}
+
+repo_token github_app::token_for(const std::string& repo) {
   {
     std::lock_guard lock{mutex_};
-    if (auto known = answer())
-      return *known;
+    if (auto answer = known(repo))
+      return *answer;
   }
   std::lock_guard fetching{fetch_};
   int64_t installation = 0;
   {
     std::lock_guard lock{mutex_};
     // Fetched by another caller while this one waited?
-    if (auto known = answer())
-      return *known;
+    if (auto answer = known(repo))
+      return *answer;
     if (auto r = repos_.find(repo); r != repos_.end())
       installation = r->second.installation;
   }
@@ -396,7 +412,10 @@ void github_app::refresh_loop() {
   name_this_thread("heaven.app");
   std::unique_lock lock{mutex_};
   while (!stopping_) {
-    wake_.wait_for(lock, std::chrono::seconds(1));
+    // Work asked for while the last round ran is done at once.
+    wake_.wait_for(lock, std::chrono::seconds(1), [this] {
+      return stopping_ || !wanted_.empty() || !wanted_repos_.empty();
+    });
     if (stopping_)
       break;
     // Renew a token once it has used up most of its life beyond the
@@ -411,7 +430,18 @@ void github_app::refresh_loop() {
     }
     std::set<int64_t> wanted;
     wanted.swap(wanted_);
+    std::map<std::string, std::vector<std::function<void()>>> repos;
+    repos.swap(wanted_repos_);
     lock.unlock();
+    // Tokens an actor found nothing at hand for: fetched here, where
+    // waiting on GitHub holds up no actor. Then the askers look again.
+    for (auto& [repo, ready] : repos) {
+      token_for(repo);
+      if (abort_)
+        return; // The app ends.
+      for (auto& f : ready)
+        f();
+    }
     // First tokens an event asked for ahead of use (a caller may have
     // fetched one meanwhile: then there is nothing to do).
     for (auto id : wanted) {
@@ -452,12 +482,16 @@ std::optional<github_api> github_for(const std::shared_ptr<github_app>& app,
                                      std::string& why) {
   if (!app)
     return api;
-  auto t = app->token_for(repo);
-  if (!t.error.empty()) {
-    why = std::move(t.error);
+  auto t = app->token_at_hand(repo);
+  if (!t) {
+    why = "the GitHub App's token for " + repo + " is still being fetched";
     return std::nullopt;
   }
-  api.token = std::move(t.token);
+  if (!t->error.empty()) {
+    why = std::move(t->error);
+    return std::nullopt;
+  }
+  api.token = std::move(t->token);
   return api;
 }
 

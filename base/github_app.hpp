@@ -8,12 +8,13 @@
 /// `Authorization` headers: never into a URL, an argv or a log line (each
 /// token is taught to the log redaction as it is issued).
 ///
-/// Thread-safe: every actor that talks to GitHub shares one. Getting a token
-/// may block the caller on GitHub's API (at most a lookup and an exchange,
-/// HTTP timeouts bounding them); a background thread renews cached tokens
-/// ahead of time, and fetches the first token of an installation a webhook
-/// event names, so a caller blocks only for the first token of an
-/// installation no event named yet, or when renewal failed.
+/// Thread-safe: every actor that talks to GitHub shares one. Actors ask
+/// with token_at_hand, which never calls GitHub: a background thread (the
+/// refresher) fetches what is not at hand, renews cached tokens ahead of
+/// time, and fetches the first token of an installation a webhook event
+/// names. token_for may block its caller on GitHub's API (at most a lookup
+/// and an exchange, HTTP timeouts bounding them): only the refresher and
+/// threads of their own (the command line) call it.
 #pragma once
 
 #include <atomic>
@@ -24,9 +25,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/github.hpp"
 
@@ -97,6 +100,15 @@ public:
   /// on it.
   repo_token token_for(const std::string& repo);
 
+  /// The answer token_for would give for `repo` when it is at hand (a
+  /// cached token, GITHUB_TOKEN for a repository known not to have the app,
+  /// or a failure that still stands), without calling GitHub. Else nullopt:
+  /// the refresher fetches it, and calls `ready` (if set) from its thread
+  /// once it tried, whatever came of it. Without the refresher
+  /// (options.refresher false) it is token_for.
+  std::optional<repo_token> token_at_hand(const std::string& repo,
+                                          std::function<void()> ready = {});
+
   /// A webhook event of `repo` named its installation: no need to ask.
   /// Without a token of that installation at hand, the refresher fetches
   /// one at once, so the deployment the event starts finds it ready.
@@ -126,6 +138,8 @@ private:
   };
 
   int64_t now() const;
+  /// token_for's answer when it needs no call to GitHub (mutex_ held).
+  std::optional<repo_token> known(const std::string& repo);
   /// Fetches a new token of `installation` (fetch_ held); "" or why not.
   std::string exchange(int64_t installation);
   /// Asks GitHub for `repo`'s installation (fetch_ held): the id, 0 when
@@ -158,6 +172,9 @@ private:
   /// Installations whose fetch ahead of use failed: not tried ahead of use
   /// again before this time.
   std::map<int64_t, std::chrono::steady_clock::time_point> wanted_failed_;
+  /// Repositories token_at_hand found nothing at hand for: the refresher
+  /// gets their tokens next, then calls these.
+  std::map<std::string, std::vector<std::function<void()>>> wanted_repos_;
   int64_t issued_ = 0;
   bool stopping_ = false;
   /// Set when the app ends: a call to GitHub under way (the refresher's)
@@ -169,8 +186,9 @@ private:
 
 /// `api` with the token of `repo`: its installation's when `app` is set
 /// (GITHUB_TOKEN for a repository the app is not installed on), else
-/// `api.token` as it is. nullopt with `why` set when the app cannot get one
-/// just now (a passing failure).
+/// `api.token` as it is. nullopt with `why` set when the app has none at
+/// hand (see token_at_hand: never waits for GitHub) or cannot get one just
+/// now (a passing failure).
 std::optional<github_api> github_for(const std::shared_ptr<github_app>& app,
                                      github_api api, const std::string& repo,
                                      std::string& why);

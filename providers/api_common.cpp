@@ -46,12 +46,20 @@ retry_policy retry_policy_of(const api_config& cfg) {
   return p;
 }
 
-github_api github_of(const api_config& cfg, const std::string& repo) {
+std::optional<github_api> github_of(const api_config& cfg,
+                                    const std::string& repo,
+                                    std::function<void()> ready) {
   github_api api{cfg.github_api, cfg.github_token};
-  std::string why;
-  if (auto resolved = github_for(cfg.github_app, api, repo, why))
-    return *resolved;
-  spdlog::warn("{}: asking with GITHUB_TOKEN instead", why);
+  if (!cfg.github_app)
+    return api;
+  auto t = cfg.github_app->token_at_hand(repo, std::move(ready));
+  if (!t)
+    return std::nullopt;
+  if (!t->error.empty()) {
+    spdlog::warn("{}: asking with GITHUB_TOKEN instead", t->error);
+    return api;
+  }
+  api.token = std::move(t->token);
   return api;
 }
 

@@ -120,8 +120,13 @@ void ask(self_ptr self, phase at, http_request req, F then) {
 void fetch_link(self_ptr self) {
   auto& st = self->state;
   auto& req = st.job.request;
-  auto link_request = github_archive_request(github_of(st.cfg.api, req.repo),
-                                             req.repo, "tarball", req.sha);
+  auto github = github_of(st.cfg.api, req.repo, [me = bundler_actor{self}] {
+    caf::anon_send(me, tick_atom::value);
+  });
+  if (!github)
+    return; // A tick comes once the token is fetched.
+  auto link_request = github_archive_request(*github, req.repo, "tarball",
+                                             req.sha);
   ask(self, phase::link, std::move(link_request), [=](http_response& res) {
     auto& st = self->state;
     auto& req = st.job.request;

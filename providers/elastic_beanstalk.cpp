@@ -412,10 +412,17 @@ void fetch_zip(self_ptr self, const std::string& location) {
 void download(self_ptr self) {
   auto& st = self->state;
   auto& r = st.job.request;
+  auto github = github_of(st.cfg, r.repo, [me = api_provider_actor{self}] {
+    caf::anon_send(me, tick_atom::value);
+  });
+  if (!github) {
+    // A tick comes once the token is fetched.
+    st.on_tick = [self] { download(self); };
+    return;
+  }
   tell(self,
        "Downloading the zipball of " + r.repo + " at " + short_sha(r.sha));
-  auto req = github_archive_request(github_of(st.cfg, r.repo), r.repo,
-                                    "zipball", r.sha);
+  auto req = github_archive_request(*github, r.repo, "zipball", r.sha);
   start(self, "GitHub zipball request", "", std::move(req),
         [self](const call& c, http_response& res) {
           auto& st = self->state;

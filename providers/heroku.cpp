@@ -171,8 +171,13 @@ void ask(self_ptr self, step at, http_request req, F then) {
 
 void fetch_tarball_link(self_ptr self) {
   auto& st = self->state;
-  auto req = github_archive_request(github_of(st.cfg, st.job.request.repo),
-                                    st.job.request.repo, "tarball",
+  auto github = github_of(st.cfg, st.job.request.repo,
+                          [me = api_provider_actor{self}] {
+                            caf::anon_send(me, tick_atom::value);
+                          });
+  if (!github)
+    return; // A tick comes once the token is fetched.
+  auto req = github_archive_request(*github, st.job.request.repo, "tarball",
                                     st.job.request.sha);
   ask(self, step::tarball, std::move(req), [=](http_response& res) {
     auto& st = self->state;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -18,6 +19,7 @@
 #include "base/log_format.hpp"
 #include "tests/support/github_app_stand_in.hpp"
 #include "tools/support/heaven_process.hpp"
+#include "tools/support/http_stub.hpp"
 
 using namespace heaven;
 using namespace heaven::test;
@@ -325,6 +327,97 @@ BOOST_AUTO_TEST_CASE(an_ending_app_does_not_wait_for_a_renewal_github_holds) {
   BOOST_TEST(!released.load());
   released = true;
   ender.join();
+}
+
+namespace {
+
+/// `{"token": token, "expires_at": in an hour}`, as GitHub answers an
+/// exchange.
+std::string token_answer(const std::string& token) {
+  std::time_t at = std::time(nullptr) + 3600;
+  std::tm tm{};
+  gmtime_r(&at, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return R"({"token":")" + token + R"(","expires_at":")" + buf + "\"}";
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(asking_for_a_token_not_at_hand_never_waits_for_github) {
+  // GitHub holds the installation lookup until the test lets it go (at
+  // most a minute); the exchange is answered at once.
+  http_stub github;
+  std::atomic<bool> released{false};
+  github.respond_with([&](const recorded_request& r) {
+    if (r.method == "GET" && r.target == "/repos/octo/app/installation") {
+      for (int i = 0; i < 3000 && !released; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      return stub_response{200, {}, R"({"id":42})"};
+    }
+    if (r.method == "POST" && r.target == "/app/installations/42/access_tokens")
+      return stub_response{201, {}, token_answer("ghs_fetched")};
+    return stub_response{404, {}, R"({"message":"Not Found"})"};
+  });
+  github_app_options o;
+  o.app_id = app_id;
+  o.private_key = pem();
+  o.api_endpoint = github.base_url();
+  o.refresher = true;
+  std::string why;
+  auto app = github_app::make(std::move(o), why);
+  BOOST_REQUIRE_MESSAGE(app, why);
+  std::atomic<int> ready{0};
+  // Nothing at hand: the answer comes while GitHub still holds the lookup
+  // (were it waited for, it would come only after the release, with the
+  // token).
+  auto first = app->token_at_hand("octo/app", [&] { ++ready; });
+  BOOST_TEST(!first.has_value());
+  BOOST_REQUIRE(github.wait_for(1));
+  BOOST_TEST(!app->token_at_hand("octo/app", [&] { ++ready; }).has_value());
+  BOOST_TEST(ready.load() == 0);
+  BOOST_TEST(!released.load());
+  released = true;
+  for (int i = 0; i < 1000 && ready.load() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Both askers are told once the app's thread has the token.
+  BOOST_TEST(ready.load() == 2);
+  auto t = app->token_at_hand("octo/app");
+  BOOST_REQUIRE(t.has_value());
+  BOOST_TEST(t->error == "");
+  BOOST_TEST(t->token == "ghs_fetched");
+  BOOST_TEST(t->installation == 42);
+  // Asked three times: one lookup and one exchange.
+  auto calls = github.requests();
+  BOOST_REQUIRE_EQUAL(calls.size(), 2u);
+  BOOST_TEST(calls[0].target == "/repos/octo/app/installation");
+  BOOST_TEST(calls[1].target == "/app/installations/42/access_tokens");
+}
+
+BOOST_AUTO_TEST_CASE(a_token_the_app_thread_cannot_get_is_a_standing_failure) {
+  app_github github{app_id, the_key().public_pem};
+  github.install("octo/app", 42);
+  github.fail_exchanges(1);
+  github_app_options o;
+  o.app_id = app_id;
+  o.private_key = pem();
+  o.api_endpoint = github.api_url();
+  o.failure_pause_ms = 60000; // stands while the test looks
+  std::string why;
+  auto app = github_app::make(std::move(o), why);
+  BOOST_REQUIRE_MESSAGE(app, why);
+  std::atomic<bool> ready{false};
+  BOOST_TEST(!app->token_at_hand("octo/app", [&] { ready = true; }));
+  for (int i = 0; i < 1000 && !ready; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  BOOST_REQUIRE(ready.load());
+  // The asker, told, finds the failure at hand (for the failure pause).
+  auto t = app->token_at_hand("octo/app");
+  BOOST_REQUIRE(t.has_value());
+  BOOST_TEST(t->token == "");
+  BOOST_TEST(t->error.find("could not get a token of installation 42")
+             != std::string::npos);
+  BOOST_TEST(github.tokens().empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_refused_token_is_replaced_by_a_new_one) {

@@ -488,6 +488,90 @@ BOOST_AUTO_TEST_CASE(a_401_renews_the_token_once_then_fails_clearly) {
   BOOST_TEST(github.jwt_problems().empty());
 }
 
+BOOST_AUTO_TEST_CASE(
+  a_github_holding_a_token_exchange_holds_up_only_its_users) {
+  github.install("octo/other", 43);
+  heaven_server h{tmp / "data", github.api_url(), settings()};
+  auto repo = tmp / "public";
+  fs::create_directories(repo / "script");
+  std::ofstream{repo / "script" / "deploy"} << "#!/bin/sh\necho ok\n";
+  fs::permissions(repo / "script" / "deploy", fs::perms::owner_all);
+  run_checked("git -C '" + repo.string()
+              + "' init -q --initial-branch=main && cd '" + repo.string()
+              + "' && git add -A && git -c user.name=t -c user.email=t@t "
+                "commit -q -m first");
+  auto sha = run_checked("git -C '" + repo.string() + "' rev-parse HEAD");
+  auto url = "file://" + repo.string();
+  auto deploy = [&](int64_t id, const std::string& repo_name,
+                    const std::string& environment, int64_t installation) {
+    auto e = deployment_event(
+      {.id = id,
+       .sha = sha,
+       .clone_url = url,
+       .payload = {{"name", "app"},
+                   {"config",
+                    {{"provider", "shell"},
+                     {"deploy_script", "script/deploy"}}}},
+       .repo = repo_name,
+       .environment = environment});
+    e["installation"] = {{"id", installation}};
+    return h.post_event("deployment", "hold-" + std::to_string(id), e.dump())
+      .status;
+  };
+  // octo/other's token is fetched first and is at hand from then on.
+  BOOST_REQUIRE_EQUAL(deploy(901, "octo/other", "production", 43), 201);
+  BOOST_REQUIRE_EQUAL(h.wait_finished(id_of(h, 901), 60).at("state"),
+                      "success");
+
+  // GitHub now holds every exchange of installation 42 unanswered. Four
+  // deployments of octo/app (each to its own environment, so all run at
+  // once) and their statuses need its token.
+  github.hold_exchanges(42);
+  for (int i = 0; i < 4; ++i)
+    BOOST_REQUIRE_EQUAL(
+      deploy(910 + i, "octo/app", "env" + std::to_string(i), 42), 201);
+  BOOST_REQUIRE(eventually([&] { return github.held_exchanges() > 0; }, 30s));
+
+  // Meanwhile heaven answers webhooks and deploys what has its token at
+  // hand: were the actors waiting for GitHub, they would hold every thread
+  // heaven runs them on, and this deployment would not even be answered.
+  BOOST_REQUIRE_EQUAL(deploy(902, "octo/other", "production", 43), 201);
+  BOOST_TEST(h.wait_finished(id_of(h, 902), 60).at("state") == "success");
+  BOOST_REQUIRE(eventually(
+    [&] {
+      return uses_of(github, "POST", "/repos/octo/other/deployments/902/")
+               .size()
+             >= 3;
+    },
+    60s));
+  BOOST_TEST(github.held_exchanges() > 0); // GitHub held it all along.
+  for (int i = 0; i < 4; ++i)
+    BOOST_TEST(
+      uses_of(github, "POST",
+              "/repos/octo/app/deployments/" + std::to_string(910 + i) + "/")
+        .empty());
+
+  // Once GitHub answers, the deployments waiting for the token go on, and
+  // every status carries a live token of installation 42.
+  github.release_exchanges();
+  for (int i = 0; i < 4; ++i) {
+    auto d = h.wait_finished(id_of(h, 910 + i), 60);
+    BOOST_TEST(d.at("state") == "success", 910 + i);
+  }
+  h.wait_quiet(60);
+  for (int i = 0; i < 4; ++i) {
+    auto posts = uses_of(github, "POST",
+                         "/repos/octo/app/deployments/"
+                           + std::to_string(910 + i) + "/");
+    BOOST_TEST(posts.size() >= 3u, 910 + i);
+    for (auto& u : posts) {
+      BOOST_TEST(u.problem == "");
+      BOOST_TEST(u.status == 201);
+    }
+  }
+  BOOST_TEST(github.jwt_problems().empty());
+}
+
 BOOST_AUTO_TEST_CASE(an_enterprise_endpoint_keeps_its_api_prefix) {
   app_github ghe{app_id, key.public_pem, "/api/v3/"};
   ghe.install("octo/app", 42);

@@ -1,5 +1,6 @@
 #include "tests/support/github_app_stand_in.hpp"
 
+#include <chrono>
 #include <ctime>
 #include <fstream>
 #include <random>
@@ -126,6 +127,30 @@ app_github::app_github(std::string app_id, fs::path public_pem,
   stub.respond_with([this](const recorded_request& r) { return handle(r); });
 }
 
+app_github::~app_github() {
+  std::unique_lock lock{mutex_};
+  closing_ = true;
+  held_.clear();
+  released_.notify_all();
+  released_.wait(lock, [this] { return holding_ == 0; });
+}
+
+void app_github::hold_exchanges(int64_t installation) {
+  std::lock_guard lock{mutex_};
+  held_.insert(installation);
+}
+
+void app_github::release_exchanges() {
+  std::lock_guard lock{mutex_};
+  held_.clear();
+  released_.notify_all();
+}
+
+int app_github::held_exchanges() const {
+  std::lock_guard lock{mutex_};
+  return holding_;
+}
+
 std::string app_github::api_url() const {
   auto base = stub.base_url();
   base.pop_back(); // its '/'
@@ -228,7 +253,17 @@ stub_response app_github::handle(const recorded_request& r) {
       problem = "no Bearer JWT: '" + auth.substr(0, 6) + "...'";
     else
       problem = verify_app_jwt(auth.substr(7), public_pem_, app_id_);
-    std::lock_guard lock{mutex_};
+    std::unique_lock lock{mutex_};
+    if (exchange && held_.count(std::stoll(parts[2])) > 0) {
+      ++holding_;
+      released_.wait_for(lock, std::chrono::minutes(2), [&] {
+        return held_.count(std::stoll(parts[2])) == 0;
+      });
+      --holding_;
+      released_.notify_all();
+      if (closing_)
+        return json_answer(503, {{"message", "the stand-in stops"}});
+    }
     ++jwt_calls_;
     if (!problem.empty()) {
       jwt_problems_.push_back(problem);

@@ -5,6 +5,7 @@
 /// carries. Real HTTP on 127.0.0.1 (http_stub).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -42,6 +43,8 @@ class app_github {
 public:
   app_github(std::string app_id, std::filesystem::path public_pem,
              std::string prefix = "/");
+  /// Lets held exchanges go (answered 503) before the server stops.
+  ~app_github();
 
   /// The API base heaven is given: base URL + prefix.
   std::string api_url() const;
@@ -63,6 +66,12 @@ public:
   void refuse_all(bool on);
   /// Answer the next `n` token exchanges with a 500.
   void fail_exchanges(int n);
+  /// Hold every exchange of `installation` without an answer (as a GitHub
+  /// that hangs does) until release_exchanges, or two minutes.
+  void hold_exchanges(int64_t installation);
+  void release_exchanges();
+  /// Exchanges being held right now.
+  int held_exchanges() const;
   /// Keep `path` holding the live tokens, one "<token> <expires_at>" a
   /// line (for a git server that accepts only those).
   void write_tokens_to(std::filesystem::path path);
@@ -122,6 +131,10 @@ private:
   std::string fallback_;
   bool refuse_all_ = false;
   int fail_exchanges_ = 0;
+  std::set<int64_t> held_;
+  int holding_ = 0;
+  bool closing_ = false;
+  std::condition_variable released_;
   std::set<std::string> revoked_;
   std::vector<issued_token> tokens_;
   std::vector<use> uses_;
