@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -197,6 +198,20 @@ json event(int64_t id, const std::string& sha, const std::string& clone_url,
   if (installation != 0)
     e["installation"] = {{"id", installation}, {"node_id", "MDIz"}};
   return e;
+}
+
+/// A public repository at `dir` whose script/deploy prints "ok", with one
+/// commit: its file:// URL and that commit's sha.
+std::pair<std::string, std::string> public_repo(const fs::path& dir) {
+  fs::create_directories(dir / "script");
+  std::ofstream{dir / "script" / "deploy"} << "#!/bin/sh\necho ok\n";
+  fs::permissions(dir / "script" / "deploy", fs::perms::owner_all);
+  run_checked("git -C '" + dir.string()
+              + "' init -q --initial-branch=main && cd '" + dir.string()
+              + "' && git add -A && git -c user.name=t -c user.email=t@t "
+                "commit -q -m first");
+  return {"file://" + dir.string(),
+          run_checked("git -C '" + dir.string() + "' rev-parse HEAD")};
 }
 
 /// The uses of `github` at exactly `method` `target`.
@@ -385,16 +400,7 @@ BOOST_AUTO_TEST_CASE(
 
 BOOST_AUTO_TEST_CASE(a_401_renews_the_token_once_then_fails_clearly) {
   heaven_server h{tmp / "data", github.api_url(), settings()};
-  auto repo = tmp / "public";
-  fs::create_directories(repo / "script");
-  std::ofstream{repo / "script" / "deploy"} << "#!/bin/sh\necho ok\n";
-  fs::permissions(repo / "script" / "deploy", fs::perms::owner_all);
-  run_checked("git -C '" + repo.string()
-              + "' init -q --initial-branch=main && cd '" + repo.string()
-              + "' && git add -A && git -c user.name=t -c user.email=t@t "
-                "commit -q -m first");
-  auto sha = run_checked("git -C '" + repo.string() + "' rev-parse HEAD");
-  auto url = "file://" + repo.string();
+  auto [url, sha] = public_repo(tmp / "public");
 
   // Without the event's installation id: heaven looks it up. The first
   // token is refused once: heaven gets a new one and sends again.
@@ -492,16 +498,7 @@ BOOST_AUTO_TEST_CASE(
   a_github_holding_a_token_exchange_holds_up_only_its_users) {
   github.install("octo/other", 43);
   heaven_server h{tmp / "data", github.api_url(), settings()};
-  auto repo = tmp / "public";
-  fs::create_directories(repo / "script");
-  std::ofstream{repo / "script" / "deploy"} << "#!/bin/sh\necho ok\n";
-  fs::permissions(repo / "script" / "deploy", fs::perms::owner_all);
-  run_checked("git -C '" + repo.string()
-              + "' init -q --initial-branch=main && cd '" + repo.string()
-              + "' && git add -A && git -c user.name=t -c user.email=t@t "
-                "commit -q -m first");
-  auto sha = run_checked("git -C '" + repo.string() + "' rev-parse HEAD");
-  auto url = "file://" + repo.string();
+  auto [url, sha] = public_repo(tmp / "public");
   auto deploy = [&](int64_t id, const std::string& repo_name,
                     const std::string& environment, int64_t installation) {
     auto e = deployment_event(
@@ -580,19 +577,9 @@ BOOST_AUTO_TEST_CASE(an_enterprise_endpoint_keeps_its_api_prefix) {
   // instead of going out without one.
   ghe.fail_exchanges(3);
   heaven_server h{tmp / "data", ghe.api_url(), settings()};
-  auto repo = tmp / "public";
-  fs::create_directories(repo / "script");
-  std::ofstream{repo / "script" / "deploy"} << "#!/bin/sh\necho ok\n";
-  fs::permissions(repo / "script" / "deploy", fs::perms::owner_all);
-  run_checked("git -C '" + repo.string()
-              + "' init -q --initial-branch=main && cd '" + repo.string()
-              + "' && git add -A && git -c user.name=t -c user.email=t@t "
-                "commit -q -m first");
-  auto sha = run_checked("git -C '" + repo.string() + "' rev-parse HEAD");
+  auto [url, sha] = public_repo(tmp / "public");
   BOOST_REQUIRE_EQUAL(
-    h.post_event("deployment", "e-1",
-                 event(701, sha, "file://" + repo.string(), 42).dump())
-      .status,
+    h.post_event("deployment", "e-1", event(701, sha, url, 42).dump()).status,
     201);
   h.wait_finished(id_of(h, 701), 60);
   h.wait_quiet(60);
