@@ -183,10 +183,11 @@ struct private_git {
   }
 };
 
-/// A deployment event for the shell provider of `repo`, naming the app's
-/// installation when `installation` is not 0.
+/// A deployment event for the shell provider of `repo` to `environment`,
+/// naming the app's installation when `installation` is not 0.
 json event(int64_t id, const std::string& sha, const std::string& clone_url,
-           int64_t installation, const std::string& repo = "octo/app") {
+           int64_t installation, const std::string& repo = "octo/app",
+           const std::string& environment = "production") {
   auto e = deployment_event(
     {.id = id,
      .sha = sha,
@@ -194,7 +195,8 @@ json event(int64_t id, const std::string& sha, const std::string& clone_url,
      .payload = {{"name", "app"},
                  {"config",
                   {{"provider", "shell"}, {"deploy_script", "script/deploy"}}}},
-     .repo = repo});
+     .repo = repo,
+     .environment = environment});
   if (installation != 0)
     e["installation"] = {{"id", installation}, {"node_id", "MDIz"}};
   return e;
@@ -501,17 +503,7 @@ BOOST_AUTO_TEST_CASE(
   auto [url, sha] = public_repo(tmp / "public");
   auto deploy = [&](int64_t id, const std::string& repo_name,
                     const std::string& environment, int64_t installation) {
-    auto e = deployment_event(
-      {.id = id,
-       .sha = sha,
-       .clone_url = url,
-       .payload = {{"name", "app"},
-                   {"config",
-                    {{"provider", "shell"},
-                     {"deploy_script", "script/deploy"}}}},
-       .repo = repo_name,
-       .environment = environment});
-    e["installation"] = {{"id", installation}};
+    auto e = event(id, sha, url, installation, repo_name, environment);
     return h.post_event("deployment", "hold-" + std::to_string(id), e.dump())
       .status;
   };
