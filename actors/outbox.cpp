@@ -30,8 +30,12 @@ struct outbox_env {
 using env_ptr = std::shared_ptr<outbox_env>;
 
 /// How soon a row whose credentials are being fetched (not_yet) is looked
-/// at again.
-constexpr auto not_yet_wait = std::chrono::milliseconds(50);
+/// at again: 50 ms, doubling with each look up to 2 s (a GitHub that hangs
+/// on the fetch costs a backlog of rows little).
+std::chrono::milliseconds not_yet_wait(int looks) {
+  return std::min(std::chrono::milliseconds(50 << std::min(looks, 6)),
+                  std::chrono::milliseconds(2000));
+}
 
 std::string describe(const env_ptr& env, const outbox_row& row) {
   try {
@@ -149,6 +153,7 @@ void settle(self_ptr self, const env_ptr& env, const std::string& name,
   s.rows.pop_front();
   s.attempts = 0;
   s.renewed = false;
+  s.not_yet = 0;
   s.busy = false;
   make_ready(self, name);
   flush(self, env);
@@ -428,7 +433,9 @@ void attempt(self_ptr self, const env_ptr& env, const std::string& name) {
     req = env->c.request(row);
   } catch (const not_yet& e) {
     spdlog::debug("{}: {}", describe(env, row), e.what());
-    self->delayed_send(self, not_yet_wait, retry_atom::value, name);
+    auto& s = self->state.streams[name];
+    self->delayed_send(self, not_yet_wait(s.not_yet++), retry_atom::value,
+                       name);
     return;
   } catch (const not_now& e) {
     retry(self, env, name, e.what());
@@ -437,6 +444,7 @@ void attempt(self_ptr self, const env_ptr& env, const std::string& name) {
     drop(self, env, name, std::string{"unreadable: "} + e.what());
     return;
   }
+  self->state.streams[name].not_yet = 0;
   if (!req) {
     settle(self, env, name, "delivered: nothing to send", settlement{});
     return;

@@ -137,6 +137,9 @@ struct outbox_stream {
   int attempts = 0;
   /// The head row's credentials were renewed after a 401 (courier::renew).
   bool renewed = false;
+  /// Times in a row the head row's credentials were still being fetched
+  /// (not_yet): it is looked at again after 50 ms, doubling up to 2 s.
+  int not_yet = 0;
   /// A request for the head row is in flight, or its retry is scheduled.
   bool busy = false;
   /// An earlier attempt of the head row got no answer (or heaven restarted

@@ -347,6 +347,32 @@ BOOST_AUTO_TEST_CASE(a_request_that_cannot_be_made_now_waits_for_later) {
   BOOST_TEST(logged("no installation token yet"));
 }
 
+BOOST_AUTO_TEST_CASE(
+  a_row_whose_credentials_are_being_fetched_costs_no_attempt) {
+  auto c = pinger();
+  auto plain = c.request;
+  auto looks = std::make_shared<std::vector<int64_t>>();
+  auto now = opts.now_ms;
+  c.request = [plain, looks, now](const outbox_row& row) {
+    looks->push_back(now());
+    if (looks->size() <= 4)
+      throw not_yet("the GitHub App's token for octo/app is being fetched");
+    return plain(row);
+  };
+  // One attempt allowed: four looks while the token is fetched use none.
+  opts.max_attempts = 1;
+  start(std::move(c));
+  add({{"n", 1}});
+  BOOST_TEST(outcomes(1) == std::vector<std::string>{"delivered"});
+  BOOST_TEST(stub.requests().size() == 1u);
+  BOOST_REQUIRE_EQUAL(looks->size(), 5u);
+  // Looked at again after 50 ms, doubling.
+  std::vector<int64_t> gaps;
+  for (std::size_t i = 1; i < looks->size(); ++i)
+    gaps.push_back((*looks)[i] - (*looks)[i - 1]);
+  BOOST_TEST(gaps == (std::vector<int64_t>{50, 100, 200, 400}));
+}
+
 BOOST_AUTO_TEST_CASE(a_503_with_retry_after_is_sent_again_without_a_lookup) {
   int n = 0;
   stub.respond_with([&](const test::recorded_request& r) {
