@@ -167,6 +167,11 @@ github_app::github_app(github_app_options opts, void* key)
 }
 
 github_app::~github_app() {
+  stop();
+  EVP_PKEY_free(pkey(key_));
+}
+
+void github_app::stop() {
   {
     std::lock_guard lock{mutex_};
     stopping_ = true;
@@ -175,7 +180,9 @@ github_app::~github_app() {
   wake_.notify_all();
   if (refresher_.joinable())
     refresher_.join();
-  EVP_PKEY_free(pkey(key_));
+  // The askers' callbacks (actor handles) go now, not after their system.
+  std::lock_guard lock{mutex_};
+  wanted_repos_.clear();
 }
 
 int64_t github_app::now() const {
@@ -301,6 +308,8 @@ github_app::token_at_hand(const std::string& repo,
   std::lock_guard lock{mutex_};
   if (auto answer = known(repo))
     return answer;
+  if (stopping_)
+    return repo_token{{}, 0, "heaven is stopping: no token is fetched"};
   auto& waiting = wanted_repos_[repo];
   if (ready)
     waiting.push_back(std::move(ready));

@@ -120,6 +120,12 @@ public:
   /// An empty `token` stands for the installation's current one.
   bool refused(const std::string& repo, const std::string& token);
 
+  /// Ends the refresher (a fetch under way gives up) and forgets who waits
+  /// for a token: no callback runs after it returns, and token_at_hand
+  /// answers what is not at hand with a failure. Called before the actors'
+  /// system ends; the destructor calls it too.
+  void stop();
+
   /// Installation tokens issued so far (for tests and the log).
   int64_t tokens_issued() const;
 

@@ -394,6 +394,15 @@ int serve(settings cfg, bool demo) {
   // heaven's own error codes read as their words in logs.
   sys_cfg.add_error_category(ec_category, render_ec);
   caf::actor_system sys{sys_cfg};
+  // The app's thread calls back into actors: it ends before their system
+  // does, on every way out of here (this is destroyed before `sys`).
+  struct stop_app {
+    std::shared_ptr<github_app> app;
+    ~stop_app() {
+      if (app)
+        app->stop();
+    }
+  } stop_app_first{app};
   // Chat notices are queued only for chat services to read.
   bool notices = !chat_services(cfg).empty();
   // Several instances share a PostgreSQL database; one has SQLite.

@@ -394,6 +394,40 @@ BOOST_AUTO_TEST_CASE(asking_for_a_token_not_at_hand_never_waits_for_github) {
   BOOST_TEST(calls[1].target == "/app/installations/42/access_tokens");
 }
 
+BOOST_AUTO_TEST_CASE(a_stopped_app_calls_nobody_back_and_fetches_nothing) {
+  // GitHub holds the lookup (at most a minute) while the app stops.
+  http_stub github;
+  std::atomic<bool> released{false};
+  std::atomic<bool> answered{false};
+  github.respond_with([&](const recorded_request&) {
+    for (int i = 0; i < 3000 && !released; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    answered = true;
+    return stub_response{200, {}, R"({"id":42})"};
+  });
+  github_app_options o;
+  o.app_id = app_id;
+  o.private_key = pem();
+  o.api_endpoint = github.base_url();
+  o.timeout_ms = 600000;
+  std::string why;
+  auto app = github_app::make(std::move(o), why);
+  BOOST_REQUIRE_MESSAGE(app, why);
+  std::atomic<int> ready{0};
+  BOOST_TEST(!app->token_at_hand("octo/app", [&] { ++ready; }).has_value());
+  BOOST_REQUIRE(github.wait_for(1));
+  // stop() gives the held lookup up instead of waiting for GitHub.
+  app->stop();
+  BOOST_TEST(!answered.load());
+  auto t = app->token_at_hand("octo/other", [&] { ++ready; });
+  BOOST_REQUIRE(t.has_value());
+  BOOST_TEST(t->error == "heaven is stopping: no token is fetched");
+  released = true;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  BOOST_TEST(ready.load() == 0);
+  BOOST_TEST(github.requests().size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_token_the_app_thread_cannot_get_is_a_standing_failure) {
   app_github github{app_id, the_key().public_pem};
   github.install("octo/app", 42);
