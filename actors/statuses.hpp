@@ -40,16 +40,16 @@ github_status status_of(const outbox_row& row);
 /// description: heaven posts each state of a deployment once); a 401 is
 /// checked against `GET /rate_limit`. Without a token a status is only
 /// logged. With a GitHub App (`app`), each request carries the token of the
-/// status's repository (see github_for): a row waits while none can be had,
+/// status's repository (see courier_api): a row waits while none can be had,
 /// and a 401 renews the installation's token once.
 courier status_courier(github_api api,
                        std::function<std::string(int64_t)> log_url,
                        std::shared_ptr<github_app> app = nullptr);
 
 /// The GitHub API of `repo` for a courier's request: `api` with the token
-/// of `repo` (see github_for). Never waits for GitHub: throws not_yet while
-/// the app's thread fetches the token, not_now when the app cannot get one
-/// just now.
+/// of `repo` (github_app::token_at_hand). Never waits for GitHub: throws
+/// not_yet while the app's thread fetches the token, not_now when the app
+/// cannot get one just now.
 github_api courier_api(const std::shared_ptr<github_app>& app, github_api api,
                        const std::string& repo);
 

@@ -486,24 +486,6 @@ void github_app::refresh_loop() {
   }
 }
 
-std::optional<github_api> github_for(const std::shared_ptr<github_app>& app,
-                                     github_api api, const std::string& repo,
-                                     std::string& why) {
-  if (!app)
-    return api;
-  auto t = app->token_at_hand(repo);
-  if (!t) {
-    why = "the GitHub App's token for " + repo + " is still being fetched";
-    return std::nullopt;
-  }
-  if (!t->error.empty()) {
-    why = std::move(t->error);
-    return std::nullopt;
-  }
-  api.token = std::move(t->token);
-  return api;
-}
-
 std::string github_token_of(const http_request& req) {
   constexpr std::string_view prefix = "token ";
   for (auto& [k, v] : req.headers)

@@ -3,7 +3,7 @@
 /// installation, and exchanges it for an installation token, cached per
 /// installation and renewed before it has less than a minute left. Every
 /// GitHub call heaven makes for a repository carries that repository's
-/// token (see github_for); repositories the app is not installed on fall
+/// token (see token_at_hand); repositories the app is not installed on fall
 /// back to GITHUB_TOKEN. The key, the JWT and the tokens go only into
 /// `Authorization` headers: never into a URL, an argv or a log line (each
 /// token is taught to the log redaction as it is issued).
@@ -189,15 +189,6 @@ private:
   std::condition_variable wake_;
   std::thread refresher_;
 };
-
-/// `api` with the token of `repo`: its installation's when `app` is set
-/// (GITHUB_TOKEN for a repository the app is not installed on), else
-/// `api.token` as it is. nullopt with `why` set when the app has none at
-/// hand (see token_at_hand: never waits for GitHub) or cannot get one just
-/// now (a passing failure).
-std::optional<github_api> github_for(const std::shared_ptr<github_app>& app,
-                                     github_api api, const std::string& repo,
-                                     std::string& why);
 
 /// The token `req` carries in `Authorization: token ...` ("" none).
 std::string github_token_of(const http_request& req);

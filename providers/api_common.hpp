@@ -80,11 +80,11 @@ std::string nested_string(const nlohmann::json& doc, const char* outer,
 retry_policy retry_policy_of(const api_config& cfg);
 
 /// Where `cfg`'s GitHub requests for `repo` go, with `repo`'s token (its
-/// GitHub App installation's, see github_for; when none can be had just
-/// now, a warning says why and GITHUB_TOKEN is used). nullopt when the app
-/// has no token of `repo` at hand: never waiting for GitHub, it has its
-/// own thread fetch one, and calls `ready` from there once it tried (the
-/// provider then asks again: a tick to itself).
+/// GitHub App installation's, see github_app::token_at_hand; when none can be
+/// had just now, a warning says why and GITHUB_TOKEN is used). nullopt when the
+/// app has no token of `repo` at hand: never waiting for GitHub, it has its own
+/// thread fetch one, and calls `ready` from there once it tried (the provider
+/// then asks again: a tick to itself).
 std::optional<github_api> github_of(const api_config& cfg,
                                     const std::string& repo,
                                     std::function<void()> ready);
