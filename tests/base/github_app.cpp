@@ -39,6 +39,14 @@ std::string pem(const fs::path& p = the_key().private_pem) {
   return read_text(p);
 }
 
+/// The app of `o`, which the test requires to be made.
+std::shared_ptr<github_app> made(github_app_options o) {
+  std::string why;
+  auto app = github_app::make(std::move(o), why);
+  BOOST_REQUIRE_MESSAGE(app, why);
+  return app;
+}
+
 /// The app, talking to `github`, GITHUB_TOKEN "ghp_fallbackTOKEN".
 std::shared_ptr<github_app> make_app(const app_github& github,
                                      bool refresher = false,
@@ -52,10 +60,21 @@ std::shared_ptr<github_app> make_app(const app_github& github,
   o.now = std::move(now);
   o.timeout_ms = 20000;
   o.failure_pause_ms = 200;
-  std::string why;
-  auto app = github_app::make(std::move(o), why);
-  BOOST_REQUIRE_MESSAGE(app, why);
-  return app;
+  return made(std::move(o));
+}
+
+/// The app (its refresher on) asking GitHub at `api_url`: `timeout_ms`
+/// per call, a failure standing `failure_pause_ms`.
+std::shared_ptr<github_app> app_at(const std::string& api_url,
+                                   int64_t timeout_ms = 20000,
+                                   int64_t failure_pause_ms = 2000) {
+  github_app_options o;
+  o.app_id = app_id;
+  o.private_key = pem();
+  o.api_endpoint = api_url;
+  o.timeout_ms = timeout_ms;
+  o.failure_pause_ms = failure_pause_ms;
+  return made(std::move(o));
 }
 
 std::string make_error(std::string key) {
@@ -105,9 +124,7 @@ BOOST_AUTO_TEST_CASE(pkcs8_and_one_line_escaped_keys_sign_too) {
       o.app_id = app_id;
       o.private_key = form;
       o.refresher = false;
-      std::string why;
-      auto app = github_app::make(std::move(o), why);
-      BOOST_REQUIRE_MESSAGE(app, why);
+      auto app = made(std::move(o));
       BOOST_TEST(verify_app_jwt(app->jwt(), the_key().public_pem, app_id)
                  == "");
     }
@@ -303,14 +320,7 @@ BOOST_AUTO_TEST_CASE(an_ending_app_does_not_wait_for_a_renewal_github_holds) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     return stub_response{500, {}, "{}"};
   });
-  github_app_options o;
-  o.app_id = app_id;
-  o.private_key = pem();
-  o.api_endpoint = github.base_url();
-  o.timeout_ms = 600000;
-  std::string why;
-  auto app = github_app::make(std::move(o), why);
-  BOOST_REQUIRE_MESSAGE(app, why);
+  auto app = app_at(github.base_url(), 600000);
   BOOST_TEST(app->token_for("octo/app").token == "ghs_first");
   // The refresher renews it ahead of its last minute: GitHub holds that.
   BOOST_REQUIRE(github.wait_for(3, 60000));
@@ -359,14 +369,7 @@ BOOST_AUTO_TEST_CASE(asking_for_a_token_not_at_hand_never_waits_for_github) {
       return stub_response{201, {}, token_answer("ghs_fetched")};
     return stub_response{404, {}, R"({"message":"Not Found"})"};
   });
-  github_app_options o;
-  o.app_id = app_id;
-  o.private_key = pem();
-  o.api_endpoint = github.base_url();
-  o.refresher = true;
-  std::string why;
-  auto app = github_app::make(std::move(o), why);
-  BOOST_REQUIRE_MESSAGE(app, why);
+  auto app = app_at(github.base_url());
   std::atomic<int> ready{0};
   // Nothing at hand: the answer comes while GitHub still holds the lookup
   // (were it waited for, it would come only after the release, with the
@@ -405,14 +408,7 @@ BOOST_AUTO_TEST_CASE(a_stopped_app_calls_nobody_back_and_fetches_nothing) {
     answered = true;
     return stub_response{200, {}, R"({"id":42})"};
   });
-  github_app_options o;
-  o.app_id = app_id;
-  o.private_key = pem();
-  o.api_endpoint = github.base_url();
-  o.timeout_ms = 600000;
-  std::string why;
-  auto app = github_app::make(std::move(o), why);
-  BOOST_REQUIRE_MESSAGE(app, why);
+  auto app = app_at(github.base_url(), 600000);
   std::atomic<int> ready{0};
   BOOST_TEST(!app->token_at_hand("octo/app", [&] { ++ready; }).has_value());
   BOOST_REQUIRE(github.wait_for(1));
@@ -432,14 +428,8 @@ BOOST_AUTO_TEST_CASE(a_token_the_app_thread_cannot_get_is_a_standing_failure) {
   app_github github{app_id, the_key().public_pem};
   github.install("octo/app", 42);
   github.fail_exchanges(1);
-  github_app_options o;
-  o.app_id = app_id;
-  o.private_key = pem();
-  o.api_endpoint = github.api_url();
-  o.failure_pause_ms = 60000; // stands while the test looks
-  std::string why;
-  auto app = github_app::make(std::move(o), why);
-  BOOST_REQUIRE_MESSAGE(app, why);
+  // The failure stands a minute: while the test looks.
+  auto app = app_at(github.api_url(), 20000, 60000);
   std::atomic<bool> ready{false};
   BOOST_TEST(!app->token_at_hand("octo/app", [&] { ready = true; }));
   for (int i = 0; i < 1000 && !ready; ++i)
