@@ -521,9 +521,10 @@ BOOST_AUTO_TEST_CASE(
       deploy(910 + i, "octo/app", "env" + std::to_string(i), 42), 201);
   BOOST_REQUIRE(eventually([&] { return github.held_exchanges() > 0; }, 30s));
 
-  // Meanwhile heaven answers webhooks and deploys what has its token at
-  // hand: were the actors waiting for GitHub, they would hold every thread
-  // heaven runs them on, and this deployment would not even be answered.
+  // Meanwhile heaven answers webhooks and its API (wait_finished reads
+  // GET /deployments) and deploys what has its token at hand: were the actors
+  // waiting for GitHub, they would hold every thread heaven runs them on, and
+  // this deployment would not even be answered.
   BOOST_REQUIRE_EQUAL(deploy(902, "octo/other", "production", 43), 201);
   BOOST_TEST(h.wait_finished(id_of(h, 902), 60).at("state") == "success");
   BOOST_REQUIRE(eventually(
