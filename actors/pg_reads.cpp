@@ -1,5 +1,6 @@
 /// The store contract on PostgreSQL: the reads (the same answers as
-/// sqlite_reads.cpp's), each in a transaction of its own.
+/// sqlite_reads.cpp's), each in a transaction of its own or in the store's
+/// batch (see pg_store.hpp).
 #include "actors/pg_store.hpp"
 
 #include <utility>

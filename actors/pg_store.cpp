@@ -1,5 +1,6 @@
-/// The store contract on PostgreSQL: the connection, the retry of
-/// conflicting transactions, and the writes (each one transaction).
+/// The store contract on PostgreSQL: the connection, the batches, the retry
+/// of conflicting transactions, and the writes (each one transaction, or
+/// part of the store's batch).
 #include "actors/pg_store.hpp"
 
 #include <algorithm>
@@ -364,12 +365,47 @@ bool pg_store::retry_after(const pg::error& e, int attempt) {
 }
 
 void pg_store::begin_batch() {
+  batch_tx_.reset();
   batch_ = true;
 }
 
-void pg_store::commit_batch() {
-  // Each operation committed on its own already.
+pg::connection& pg_store::batch_connection() {
+  if (batch_tx_)
+    return *conn_;
+  auto& conn = connection();
+  try {
+    batch_tx_.emplace(conn);
+  } catch (const pg::error& e) {
+    undo_batch(e.what());
+  }
+  return conn;
+}
+
+void pg_store::undo_batch(const std::string& why) {
+  batch_tx_.reset(); // ROLLBACK, unless the connection is gone.
   batch_ = false;
+  if (conn_ && !conn_->ok())
+    conn_.reset();
+  throw batch_undone(why);
+}
+
+void pg_store::commit_batch() {
+  batch_ = false;
+  if (!batch_tx_)
+    return; // No operation of it reached the database.
+  try {
+    batch_tx_->commit();
+    batch_tx_.reset();
+  } catch (const pg::error& e) {
+    batch_tx_.reset();
+    if (conn_ && !conn_->ok())
+      conn_.reset();
+    // A commit whose answer was lost may have committed: its operations
+    // must not run again.
+    if (e.sqlstate == "08007")
+      throw;
+    throw batch_undone(e.what());
+  }
 }
 
 bool pg_store::in_batch() const {

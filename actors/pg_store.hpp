@@ -37,10 +37,14 @@ struct pg_options {
   std::string listen;
 };
 
-/// heaven's tables in one PostgreSQL database. Each operation is one
-/// transaction of its own (begin_batch and commit_batch only mark the
-/// batch): a transaction that meets a deadlock or a serialization failure
-/// is run again. A lost connection is made again, with a backoff; while it
+/// heaven's tables in one PostgreSQL database. Outside a batch each
+/// operation is one transaction of its own: one that meets a deadlock or a
+/// serialization failure is run again. In a batch (the store's group
+/// commit) the operations share one transaction, begun by the first and
+/// committed by commit_batch; when one of them throws, or the commit fails
+/// in a way that running them again may mend, the whole batch is rolled
+/// back and batch_undone thrown, and the store runs its operations again,
+/// each alone. A lost connection is made again, with a backoff; while it
 /// cannot be, every operation throws pg::error ("the database is
 /// unreachable: ...") and changes nothing. Calls block, so its user runs
 /// detached.
@@ -107,6 +111,16 @@ public:
   auto transact(committed_rows& rows, Fn fn)
     -> decltype(fn(std::declval<pg::connection&>())) {
     auto kept = rows.size();
+    if (batch_) {
+      auto& conn = batch_connection();
+      try {
+        return fn(conn);
+      } catch (const std::exception& e) {
+        // What it did may be half done: the batch goes whole.
+        rows.resize(kept);
+        undo_batch(e.what());
+      }
+    }
     for (int attempt = 1;; ++attempt) {
       auto& conn = connection();
       try {
@@ -134,6 +148,15 @@ private:
   /// than the backoff allows: until then throws pg::error).
   pg::connection& connection();
 
+  /// The batch's connection, its transaction begun by the first operation
+  /// that asks. Throws pg::error when there is no connection and no
+  /// transaction yet (the asking operation fails alone), batch_undone when
+  /// BEGIN fails.
+  pg::connection& batch_connection();
+
+  /// Rolls the batch back, ends it, and throws batch_undone saying `why`.
+  [[noreturn]] void undo_batch(const std::string& why);
+
   /// Whether a transaction that failed with `e` on its `attempt`th run
   /// should run again (a deadlock, a serialization failure, a connection
   /// lost before the commit was sent).
@@ -148,6 +171,8 @@ private:
   /// Why the last attempt to connect failed.
   std::string unreachable_;
   bool batch_ = false;
+  /// The batch's transaction, once an operation of it began one.
+  std::optional<pg::transaction> batch_tx_;
 };
 
 /// A fresh id for this instance: "<host>-<pid>-<random hex>".

@@ -120,6 +120,33 @@ void reached(store_ptr self, const std::string& failure = {}) {
   }
 }
 
+/// Runs `op` outside a batch, so in a transaction of its own that the
+/// backend commits before it returns, and answers it.
+void run_alone(store_ptr self, store_op& op) {
+  auto& st = self->state;
+  auto began = std::chrono::steady_clock::now();
+  std::string why;
+  std::function<void()> after;
+  try {
+    after = op.run(*st.db, why);
+  } catch (const batch_undone& e) {
+    op.fail(e.what()); // Only a batch is undone: not expected here.
+    return;
+  }
+  if (!after)
+    return; // Answered with its failure.
+  if (op.write)
+    wrote(self);
+  reached(self);
+  if (st.health)
+    st.health->committed(1);
+  metrics::store_commit_duration().observe(
+    {}, std::chrono::duration<double>(std::chrono::steady_clock::now() - began)
+          .count());
+  metrics::store_requests().add({}, 1.0);
+  after();
+}
+
 /// Commits every queued request: one transaction, one write to disk (see
 /// `store`).
 void commit_queued(store_ptr self) {
@@ -151,9 +178,19 @@ void commit_queued(store_ptr self) {
     std::vector<std::function<void()>> then;
     bool writes = false;
     std::string undone; // Why the database ended the batch itself.
+    // Why the backend undid the batch for its requests to run again alone.
+    std::optional<std::string> regroup;
     for (; i < ops.size(); ++i) {
       std::string why;
-      if (auto after = ops[i].run(db, why)) {
+      std::function<void()> after;
+      try {
+        after = ops[i].run(db, why);
+      } catch (const batch_undone& e) {
+        regroup = e.what();
+        ok.push_back(i++);
+        break;
+      }
+      if (after) {
         ok.push_back(i);
         then.push_back(std::move(after));
         writes = writes || ops[i].write;
@@ -164,12 +201,23 @@ void commit_queued(store_ptr self) {
       }
     }
     std::string failed = undone;
-    if (failed.empty()) {
+    if (failed.empty() && !regroup) {
       try {
         db.commit_batch();
+      } catch (const batch_undone& e) {
+        regroup = e.what();
       } catch (const std::exception& e) {
         failed = e.what();
       }
+    }
+    if (regroup) {
+      // Those that failed alone were answered; the others are undone.
+      spdlog::warn("store runs the {} request(s) of a batch it undid again, "
+                   "one at a time: {}",
+                   ok.size(), *regroup);
+      for (auto j : ok)
+        run_alone(self, ops[j]);
+      continue;
     }
     if (!failed.empty()) {
       if (!ok.empty())
@@ -227,6 +275,8 @@ void queue_op(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit,
         publish(self, *rows);
         deliver(std::move(*res));
       };
+    } catch (const batch_undone&) {
+      throw; // Not answered: commit_queued runs it again, alone.
     } catch (const std::exception& e) {
       spdlog::error("store could not {}: {}", what(), e.what());
       if (write && !dynamic_cast<const std::invalid_argument*>(&e))

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,18 @@ namespace heaven {
 /// Outbox rows a transaction committed, to hand to the outboxes subscribed
 /// to their kind once the commit is done.
 using committed_rows = std::vector<outbox_row>;
+
+/// Thrown, in a batch, by an operation or by commit_batch when the batch's
+/// transaction was undone whole for a reason that running its operations
+/// again, each in a transaction of its own, may overcome or confine to the
+/// one that caused it (PostgreSQL: a deadlock with another instance, a lost
+/// connection, an operation that failed). Nothing of the batch is written
+/// and no batch is open any more; the store runs the batch's operations
+/// again, one at a time.
+class batch_undone : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
 
 /// What a database must do for heaven. Each operation is atomic: a write
 /// commits everything it names in one transaction (or, in a batch, in one
@@ -37,13 +50,16 @@ public:
   // -- group commit ----------------------------------------------------------
 
   /// Opens a batch: the operations until commit_batch share one transaction
-  /// (one write to disk), each still all or nothing on its own (a throwing
-  /// operation undoes only itself). Nothing of the batch is durable, and no
-  /// row it committed may be handed on, before commit_batch returns.
+  /// (one write to disk), each still all or nothing on its own: a throwing
+  /// operation undoes only itself, or (batch_undone) the whole batch, whose
+  /// operations the store then runs again, each alone. Nothing of the batch
+  /// is durable, and no row it committed may be handed on, before
+  /// commit_batch returns.
   virtual void begin_batch() = 0;
 
   /// Makes the batch durable; throws when it can't (then nothing of it is
-  /// written and no batch is open any more).
+  /// written and no batch is open any more): batch_undone when running its
+  /// operations again one at a time may succeed.
   virtual void commit_batch() = 0;
 
   /// False when the database ended the open batch itself (some errors, a

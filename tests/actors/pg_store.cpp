@@ -448,3 +448,127 @@ BOOST_AUTO_TEST_CASE(a_lost_database_is_reached_again_after_the_backoff) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// -- the store's group commit -------------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(pg_store_batches)
+
+namespace {
+
+/// Waits until no other session is connected to `url`'s database.
+void wait_alone(const std::string& url) {
+  pg::connection conn{url};
+  for (int i = 0; i < 500; ++i) {
+    if (conn
+          .query("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                 "current_database() AND pid <> pg_backend_pid()")
+          .int64(0, 0)
+        == 0)
+      return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  BOOST_FAIL("another session stayed connected");
+}
+
+/// The message of the batch_undone `f` throws ("" when it throws none).
+template <class F>
+std::string undone_by(F&& f) {
+  try {
+    f();
+  } catch (const batch_undone& e) {
+    return e.what();
+  }
+  return "";
+}
+
+} // namespace
+
+/// A batch's operations share one transaction: nobody sees any of them
+/// before commit_batch, and everyone sees all of them after it.
+BOOST_AUTO_TEST_CASE(a_batch_is_one_transaction) {
+  auto url = fresh_database();
+  pg_store a{url, instance_options("a")};
+  committed_rows rows;
+  a.begin_batch();
+  for (int i = 1; i <= 3; ++i) {
+    auto n = std::to_string(i);
+    auto res = a.accept(deployment_event("b-" + n, make_request(i, "env-" + n)),
+                        rows);
+    BOOST_TEST(!res.duplicate);
+    BOOST_TEST(res.deployment_id > 0);
+  }
+  BOOST_TEST(a.in_batch());
+  BOOST_TEST(one(url, "SELECT count(*) FROM deliveries") == "0");
+  BOOST_TEST(one(url, "SELECT count(*) FROM deployments") == "0");
+  a.commit_batch();
+  BOOST_TEST(!a.in_batch());
+  BOOST_TEST(one(url, "SELECT count(*) FROM deliveries") == "3");
+  BOOST_TEST(one(url, "SELECT count(*) FROM deployments") == "3");
+  BOOST_TEST(one(url, "SELECT count(*) FROM outbox")
+             == std::to_string(rows.size()));
+  BOOST_TEST(rows.size() == 3u);
+}
+
+/// The connection lost midway: the batch is undone whole, says so with
+/// batch_undone, and its operations then commit alone on a new connection.
+BOOST_AUTO_TEST_CASE(a_batch_whose_connection_is_lost_is_undone_whole) {
+  auto url = fresh_database();
+  pg_store a{url, instance_options("a")};
+  committed_rows rows;
+  a.begin_batch();
+  a.accept(deployment_event("l-1", make_request(1, "production")), rows);
+  pg::connection{url}.exec(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+    "current_database() AND pid <> pg_backend_pid()");
+  wait_alone(url);
+  auto why = undone_by([&] {
+    a.accept(deployment_event("l-2", make_request(2, "staging")), rows);
+  });
+  BOOST_TEST(!why.empty());
+  BOOST_TEST(!a.in_batch());
+  BOOST_TEST(one(url, "SELECT count(*) FROM deliveries") == "0");
+  // Alone: l-1 is no redelivery, since nothing of the batch was written.
+  rows.clear();
+  BOOST_TEST(
+    !a.accept(deployment_event("l-1", make_request(1, "production")), rows)
+       .duplicate);
+  BOOST_TEST(
+    !a.accept(deployment_event("l-2", make_request(2, "staging")), rows)
+       .duplicate);
+  BOOST_TEST(one(url, "SELECT count(*) FROM deliveries") == "2");
+}
+
+/// A batch whose COMMIT fails (here a deferred check of one of its events)
+/// is undone whole; alone, only the event that fails it fails.
+BOOST_AUTO_TEST_CASE(a_batch_whose_commit_fails_is_undone_whole) {
+  auto url = fresh_database();
+  pg_store a{url, instance_options("a")};
+  committed_rows rows;
+  BOOST_TEST(a.list(1).empty()); // The schema is made.
+  pg::connection{url}.exec(
+    "CREATE FUNCTION refuse_late() RETURNS trigger AS $$ BEGIN "
+    "RAISE EXCEPTION 'late-2 is refused at commit'; END $$ "
+    "LANGUAGE plpgsql; "
+    "CREATE CONSTRAINT TRIGGER refuse_late AFTER INSERT ON deliveries "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+    "WHEN (NEW.delivery = 'late-2') EXECUTE FUNCTION refuse_late()");
+  a.begin_batch();
+  a.accept(deployment_event("late-1", make_request(1, "production")), rows);
+  a.accept(deployment_event("late-2", make_request(2, "staging")), rows);
+  auto why = undone_by([&] { a.commit_batch(); });
+  BOOST_TEST(why.find("late-2 is refused at commit") != std::string::npos, why);
+  BOOST_TEST(!a.in_batch());
+  BOOST_TEST(one(url, "SELECT count(*) FROM deliveries") == "0");
+  rows.clear();
+  BOOST_TEST(
+    !a.accept(deployment_event("late-1", make_request(1, "production")), rows)
+       .duplicate);
+  auto alone = error_of([&] {
+    a.accept(deployment_event("late-2", make_request(2, "staging")), rows);
+  });
+  BOOST_TEST(alone.find("late-2 is refused at commit") != std::string::npos,
+             alone);
+  BOOST_TEST(one(url, "SELECT delivery FROM deliveries") == "late-1");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
