@@ -4,9 +4,11 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -220,12 +222,15 @@ bool pg_cluster::start(int port) {
   // init): our child, reaped on stop. fsync off: a throwaway cluster need
   // not survive a power cut. synchronous_commit stays on: a commit heaven
   // was told of must survive `halt` (a server killed, not a machine), as
-  // on any real PostgreSQL.
+  // on any real PostgreSQL. HEAVEN_PG_CLUSTER_FSYNC=on (for benchmarks)
+  // makes it write to disk as a real one does.
+  const char* durable = std::getenv("HEAVEN_PG_CLUSTER_FSYNC");
+  bool fsync = durable != nullptr && std::string_view{durable} == "on";
   auto argv = as_runner(
     r, {(bindir_ / "postgres").string(), "-D", (dir_ / "data").string(), "-p",
         std::to_string(port), "-k", (dir_ / "sockets").string(), "-c",
-        "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
-        "full_page_writes=off"});
+        "listen_addresses=127.0.0.1", "-c", fsync ? "fsync=on" : "fsync=off",
+        "-c", fsync ? "full_page_writes=on" : "full_page_writes=off"});
   pid_ = spawn_in(argv, dir_, dir_ / "postgres.log");
   auto ready = std::vector<std::string>{(bindir_ / "pg_isready").string(),
                                         "-q",
