@@ -1,5 +1,6 @@
 #include "actors/pg.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 
@@ -190,9 +191,31 @@ result connection::query(const std::string& sql,
     texts.push_back(text_param(*p));
     values.push_back(texts.back().c_str());
   }
-  return checked(conn_, PQexecParams(conn_, sql.c_str(),
-                                     static_cast<int>(values.size()), nullptr,
+  auto n = static_cast<int>(values.size());
+  if (auto name = prepared(sql, n))
+    return checked(conn_, PQexecPrepared(conn_, name->c_str(), n, values.data(),
+                                         nullptr, nullptr, 0));
+  return checked(conn_, PQexecParams(conn_, sql.c_str(), n, nullptr,
                                      values.data(), nullptr, nullptr, 0));
+}
+
+std::optional<std::string> connection::prepared(const std::string& sql,
+                                                int params) {
+  if (auto i = prepared_.find(sql); i != prepared_.end())
+    return i->second;
+  // Only statements PostgreSQL's PREPARE takes (not BEGIN or COMMIT).
+  auto first = sql.find_first_not_of(" \t\n");
+  auto word = first == std::string::npos ? std::string{} : sql.substr(first, 6);
+  for (auto& c : word)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  bool preparable = word == "SELECT" || word == "INSERT" || word == "UPDATE"
+                    || word == "DELETE" || word.rfind("WITH", 0) == 0;
+  if (!preparable || prepared_.size() >= max_prepared)
+    return std::nullopt;
+  auto name = "heaven_" + std::to_string(prepared_.size() + 1);
+  checked(conn_, PQprepare(conn_, name.c_str(), sql.c_str(), params, nullptr));
+  prepared_.emplace(sql, name);
+  return name;
 }
 
 int connection::backend_pid() const {

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -105,8 +106,15 @@ public:
   /// Runs plain SQL (one or more statements, no parameters).
   void exec(const std::string& sql);
 
-  /// Runs one statement with text parameters $1, $2, ...
+  /// Runs one statement with text parameters $1, $2, ... A SELECT, INSERT,
+  /// UPDATE, DELETE or WITH is prepared on its first run on this
+  /// connection (up to `max_prepared` of them) and its plan reused after.
   result query(const std::string& sql, const std::vector<param>& params = {});
+
+  /// How many statements `query` prepares on one connection, at most: its
+  /// SQL is a fixed set of texts, but a caller building texts from values
+  /// must not grow the server's memory without end.
+  static constexpr std::size_t max_prepared = 256;
 
   /// The server process id serving this connection.
   int backend_pid() const;
@@ -142,7 +150,14 @@ private:
   /// The connection's error message, trimmed.
   std::string message() const;
 
+  /// The name `sql` is prepared under on this connection, preparing it
+  /// first (throws `error` as running it would when that fails);
+  /// std::nullopt for a statement not to be prepared.
+  std::optional<std::string> prepared(const std::string& sql, int params);
+
   pg_conn* conn_ = nullptr;
+  /// The statements prepared on this connection, by their SQL.
+  std::unordered_map<std::string, std::string> prepared_;
 };
 
 /// BEGIN on construction; ROLLBACK on destruction unless `commit()` ran.

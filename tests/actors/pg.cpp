@@ -123,6 +123,68 @@ BOOST_AUTO_TEST_CASE(a_failing_statement_says_why) {
   BOOST_TEST(conn.query("SELECT 41 + 1").int64(0, 0) == 42);
 }
 
+/// query() prepares a statement on its first run on a connection and runs
+/// the prepared one after; BEGIN and COMMIT are run as they are.
+BOOST_AUTO_TEST_CASE(statements_are_prepared_once_per_connection) {
+  pg::connection conn{cluster().url()};
+  auto prepared = [&](const std::string& sql) {
+    return conn
+      .query("SELECT count(*) FROM pg_prepared_statements "
+             "WHERE statement = $1",
+             {sql})
+      .int64(0, 0);
+  };
+  const std::string add = "SELECT $1::bigint + 1";
+  BOOST_TEST(conn.query(add, {std::string{"41"}}).int64(0, 0) == 42);
+  BOOST_TEST(conn.query(add, {std::string{"99"}}).int64(0, 0) == 100);
+  BOOST_TEST(prepared(add) == 1);
+  conn.query("BEGIN");
+  conn.query("COMMIT");
+  BOOST_TEST(prepared("BEGIN") == 0);
+  BOOST_TEST(prepared("COMMIT") == 0);
+  // Another connection prepares its own.
+  pg::connection other{cluster().url()};
+  BOOST_TEST(other.query(add, {std::string{"1"}}).int64(0, 0) == 2);
+  // A table made again under a prepared statement: PostgreSQL plans the
+  // statement again.
+  conn.exec("CREATE TABLE remade (a bigint)");
+  conn.exec("INSERT INTO remade VALUES (7)");
+  const std::string read = "SELECT a FROM remade WHERE a = $1";
+  BOOST_TEST(conn.query(read, {std::string{"7"}}).rows() == 1);
+  conn.exec("DROP TABLE remade");
+  auto gone = error_of([&] { conn.query(read, {std::string{"7"}}); });
+  BOOST_TEST(gone.find("\"remade\" does not exist") != std::string::npos, gone);
+  conn.exec("CREATE TABLE remade (a bigint)");
+  conn.exec("INSERT INTO remade VALUES (7), (7)");
+  BOOST_TEST(conn.query(read, {std::string{"7"}}).rows() == 2);
+  conn.exec("DROP TABLE remade");
+  // Texts made from values are prepared up to the bound, then run as they
+  // are: all run, and the server holds no more than the bound.
+  for (std::size_t i = 0; i < pg::connection::max_prepared + 20; ++i)
+    BOOST_TEST(conn
+                 .query("SELECT " + std::to_string(i) + " + $1::bigint",
+                        {std::string{"1"}})
+                 .int64(0, 0)
+               == static_cast<int64_t>(i) + 1);
+  BOOST_TEST(
+    conn.query("SELECT count(*) FROM pg_prepared_statements").int64(0, 0)
+    == static_cast<int64_t>(pg::connection::max_prepared));
+}
+
+/// A statement that fails to prepare says why as running it would, and
+/// leaves nothing prepared.
+BOOST_AUTO_TEST_CASE(a_statement_that_fails_to_prepare_says_why) {
+  pg::connection conn{cluster().url()};
+  const std::string bad = "SELECT a FROM not_made_yet WHERE a = $1";
+  auto why = error_of([&] { conn.query(bad, {std::string{"1"}}); });
+  BOOST_TEST(why.find("\"not_made_yet\" does not exist") != std::string::npos,
+             why);
+  conn.exec("CREATE TABLE not_made_yet (a bigint)");
+  conn.exec("INSERT INTO not_made_yet VALUES (1)");
+  BOOST_TEST(conn.query(bad, {std::string{"1"}}).rows() == 1);
+  conn.exec("DROP TABLE not_made_yet");
+}
+
 BOOST_AUTO_TEST_CASE(transactions_commit_or_roll_back) {
   pg::connection conn{cluster().url()};
   pg::connection other{cluster().url()};
