@@ -62,11 +62,14 @@ std::optional<env_lock> delete_lock(pg::connection& conn,
 /// Records `repo` (active) unless known; returns whether it is active.
 bool note_repository(pg::connection& conn, const std::string& repo,
                      const std::string& now) {
-  conn.query("INSERT INTO repositories(repo, active, first_seen) "
-             "VALUES($1, 1, $2) ON CONFLICT(repo) DO NOTHING",
-             {repo, now});
-  auto r = conn.query("SELECT active FROM repositories WHERE repo = $1",
-                      {repo});
+  // One round trip: the row added, or the one there. (One another
+  // instance adds meanwhile is not seen: it is active, as is no row.)
+  auto r = conn.query("WITH added AS (INSERT INTO repositories(repo, active, "
+                      "first_seen) VALUES($1, 1, $2) ON CONFLICT(repo) DO "
+                      "NOTHING RETURNING active) SELECT active FROM added "
+                      "UNION ALL SELECT active FROM repositories WHERE repo "
+                      "= $1",
+                      {repo, now});
   return r.rows() == 0 || r.int64(0, 0) != 0;
 }
 
