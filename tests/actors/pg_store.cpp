@@ -571,4 +571,58 @@ BOOST_AUTO_TEST_CASE(a_batch_whose_commit_fails_is_undone_whole) {
   BOOST_TEST(one(url, "SELECT delivery FROM deliveries") == "late-1");
 }
 
+/// Two instances whose batches take two environments in opposite orders:
+/// PostgreSQL ends one batch for the deadlock, the other commits, and the
+/// undone one's events, run again alone, meet the rules as if they had come
+/// last: each environment has exactly one deployment queued.
+BOOST_AUTO_TEST_CASE(two_instances_batches_that_deadlock_both_end_recorded) {
+  auto url = fresh_database();
+  pg_store a{url, instance_options("a")};
+  pg_store b{url, instance_options("b")};
+  struct side {
+    pg_store& store;
+    std::vector<std::pair<std::string, deployment_request>> events;
+    committed_rows rows;
+    std::string undone;
+  };
+  // The repository is known first: the first event of a repository new to
+  // both would make the second batch wait for the first's commit.
+  committed_rows before;
+  a.accept(deployment_event("known", make_request(9, "z")), before);
+  side x{a, {{"a-x", make_request(1, "x")}, {"a-y", make_request(2, "y")}}};
+  side y{b, {{"b-y", make_request(3, "y")}, {"b-x", make_request(4, "x")}}};
+  for (auto* s : {&x, &y}) {
+    s->store.begin_batch();
+    auto& [delivery, r] = s->events[0];
+    s->store.accept(deployment_event(delivery, r), s->rows);
+  }
+  // Each now asks for the environment the other holds.
+  auto second = [](side& s) {
+    s.undone = undone_by([&] {
+      auto& [delivery, r] = s.events[1];
+      s.store.accept(deployment_event(delivery, r), s.rows);
+      s.store.commit_batch();
+    });
+  };
+  race({[&] { second(x); }, [&] { second(y); }});
+  BOOST_TEST((x.undone.empty() != y.undone.empty()),
+             "a: '" << x.undone << "', b: '" << y.undone << "'");
+  BOOST_TEST((x.undone + y.undone).find("deadlock detected")
+               != std::string::npos,
+             x.undone + y.undone);
+  auto& loser = x.undone.empty() ? y : x;
+  BOOST_TEST(!loser.store.in_batch());
+  for (auto& [delivery, r] : loser.events) {
+    committed_rows rows;
+    auto res = loser.store.accept(deployment_event(delivery, r), rows);
+    BOOST_TEST(!res.duplicate, delivery << " was recorded by the undone batch");
+  }
+  BOOST_TEST(one(url, "SELECT count(*) FROM deliveries") == "5");
+  BOOST_TEST(one(url, "SELECT string_agg(environment || ':' || n, ' ' "
+                      "ORDER BY environment) FROM (SELECT environment, "
+                      "count(*) AS n FROM deployments WHERE state = 'queued' "
+                      "GROUP BY environment) q")
+             == "x:1 y:1 z:1");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
