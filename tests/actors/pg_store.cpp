@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <signal.h>
+
 #include <boost/test/unit_test.hpp>
 
 #include "tests/support/pg_databases.hpp"
@@ -569,6 +571,50 @@ BOOST_AUTO_TEST_CASE(a_batch_whose_commit_fails_is_undone_whole) {
   BOOST_TEST(alone.find("late-2 is refused at commit") != std::string::npos,
              alone);
   BOOST_TEST(one(url, "SELECT delivery FROM deliveries") == "late-1");
+}
+
+/// The server killed while it runs a batch's COMMIT: nobody knows whether
+/// it committed, so the batch fails as it is (08007) and is not run again
+/// (running it again could do it twice; GitHub's redelivery finds it
+/// recorded or not).
+BOOST_AUTO_TEST_CASE(a_batch_whose_commit_answer_is_lost_is_not_run_again) {
+  pg_cluster own; // Killing a backend restarts the whole cluster.
+  pg_store a{own.url(), instance_options("a")};
+  BOOST_TEST(a.list(1).empty()); // The schema is made.
+  pg::connection{own.url()}.exec(
+    "CREATE FUNCTION slow_commit() RETURNS trigger AS $$ BEGIN "
+    "PERFORM pg_sleep(60); RETURN NULL; END $$ LANGUAGE plpgsql; "
+    "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON deliveries "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+    "WHEN (NEW.delivery = 'slow') EXECUTE FUNCTION slow_commit()");
+  committed_rows rows;
+  a.begin_batch();
+  a.accept(deployment_event("slow", make_request(1, "production")), rows);
+  std::thread killer{[&] {
+    pg::connection watch{own.url()};
+    for (int i = 0; i < 1000; ++i) {
+      auto r = watch.query("SELECT pid FROM pg_stat_activity WHERE query = "
+                           "'COMMIT' AND state = 'active'");
+      if (r.rows() == 1) {
+        ::kill(static_cast<pid_t>(r.int64(0, 0)), SIGKILL);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }};
+  std::string sqlstate = "none";
+  bool undone = false;
+  try {
+    a.commit_batch();
+  } catch (const batch_undone&) {
+    undone = true;
+  } catch (const pg::error& e) {
+    sqlstate = e.sqlstate;
+  }
+  killer.join();
+  BOOST_TEST(!undone);
+  BOOST_TEST(sqlstate == "08007");
+  BOOST_TEST(!a.in_batch());
 }
 
 /// Two instances whose batches take two environments in opposite orders:
