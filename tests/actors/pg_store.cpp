@@ -472,6 +472,14 @@ void wait_alone(const std::string& url) {
   BOOST_FAIL("another session stayed connected");
 }
 
+/// Accepts `delivery` (deploying `r`) outside a batch: true when it is
+/// recorded now, not found recorded already.
+bool recorded_alone(pg_store& store, const std::string& delivery,
+                    const deployment_request& r) {
+  committed_rows rows;
+  return !store.accept(deployment_event(delivery, r), rows).duplicate;
+}
+
 /// The message of the batch_undone `f` throws ("" when it throws none).
 template <class F>
 std::string undone_by(F&& f) {
@@ -530,13 +538,8 @@ BOOST_AUTO_TEST_CASE(a_batch_whose_connection_is_lost_is_undone_whole) {
   BOOST_TEST(!a.in_batch());
   BOOST_TEST(one(url, "SELECT count(*) FROM deliveries") == "0");
   // Alone: l-1 is no redelivery, since nothing of the batch was written.
-  rows.clear();
-  BOOST_TEST(
-    !a.accept(deployment_event("l-1", make_request(1, "production")), rows)
-       .duplicate);
-  BOOST_TEST(
-    !a.accept(deployment_event("l-2", make_request(2, "staging")), rows)
-       .duplicate);
+  BOOST_TEST(recorded_alone(a, "l-1", make_request(1, "production")));
+  BOOST_TEST(recorded_alone(a, "l-2", make_request(2, "staging")));
   BOOST_TEST(one(url, "SELECT count(*) FROM deliveries") == "2");
 }
 
@@ -561,13 +564,9 @@ BOOST_AUTO_TEST_CASE(a_batch_whose_commit_fails_is_undone_whole) {
   BOOST_TEST(why.find("late-2 is refused at commit") != std::string::npos, why);
   BOOST_TEST(!a.in_batch());
   BOOST_TEST(one(url, "SELECT count(*) FROM deliveries") == "0");
-  rows.clear();
-  BOOST_TEST(
-    !a.accept(deployment_event("late-1", make_request(1, "production")), rows)
-       .duplicate);
-  auto alone = error_of([&] {
-    a.accept(deployment_event("late-2", make_request(2, "staging")), rows);
-  });
+  BOOST_TEST(recorded_alone(a, "late-1", make_request(1, "production")));
+  auto alone = error_of(
+    [&] { recorded_alone(a, "late-2", make_request(2, "staging")); });
   BOOST_TEST(alone.find("late-2 is refused at commit") != std::string::npos,
              alone);
   BOOST_TEST(one(url, "SELECT delivery FROM deliveries") == "late-1");
@@ -635,8 +634,10 @@ BOOST_AUTO_TEST_CASE(two_instances_batches_that_deadlock_both_end_recorded) {
   // both would make the second batch wait for the first's commit.
   committed_rows before;
   a.accept(deployment_event("known", make_request(9, "z")), before);
-  side x{a, {{"a-x", make_request(1, "x")}, {"a-y", make_request(2, "y")}}};
-  side y{b, {{"b-y", make_request(3, "y")}, {"b-x", make_request(4, "x")}}};
+  side x{
+    a, {{"a-x", make_request(1, "x")}, {"a-y", make_request(2, "y")}}, {}, {}};
+  side y{
+    b, {{"b-y", make_request(3, "y")}, {"b-x", make_request(4, "x")}}, {}, {}};
   for (auto* s : {&x, &y}) {
     s->store.begin_batch();
     auto& [delivery, r] = s->events[0];
@@ -658,11 +659,9 @@ BOOST_AUTO_TEST_CASE(two_instances_batches_that_deadlock_both_end_recorded) {
              x.undone + y.undone);
   auto& loser = x.undone.empty() ? y : x;
   BOOST_TEST(!loser.store.in_batch());
-  for (auto& [delivery, r] : loser.events) {
-    committed_rows rows;
-    auto res = loser.store.accept(deployment_event(delivery, r), rows);
-    BOOST_TEST(!res.duplicate, delivery << " was recorded by the undone batch");
-  }
+  for (auto& [delivery, r] : loser.events)
+    BOOST_TEST(recorded_alone(loser.store, delivery, r),
+               delivery << " was recorded by the undone batch");
   BOOST_TEST(one(url, "SELECT count(*) FROM deliveries") == "5");
   BOOST_TEST(one(url, "SELECT string_agg(environment || ':' || n, ' ' "
                       "ORDER BY environment) FROM (SELECT environment, "
