@@ -120,30 +120,38 @@ void reached(store_ptr self, const std::string& failure = {}) {
   }
 }
 
+/// After a commit of `n` requests (`writes` when some wrote) begun at
+/// `began`: the health board and the metrics hear of it.
+void committed(store_ptr self, std::size_t n, bool writes,
+               std::chrono::steady_clock::time_point began) {
+  auto& st = self->state;
+  if (writes)
+    wrote(self);
+  if (n > 0)
+    reached(self);
+  if (st.health)
+    st.health->committed(n);
+  metrics::store_commit_duration().observe(
+    {}, std::chrono::duration<double>(std::chrono::steady_clock::now() - began)
+          .count());
+  metrics::store_requests().add({}, static_cast<double>(n));
+}
+
 /// Runs `op` outside a batch, so in a transaction of its own that the
 /// backend commits before it returns, and answers it.
 void run_alone(store_ptr self, store_op& op) {
-  auto& st = self->state;
   auto began = std::chrono::steady_clock::now();
   std::string why;
   std::function<void()> after;
   try {
-    after = op.run(*st.db, why);
+    after = op.run(*self->state.db, why);
   } catch (const batch_undone& e) {
     op.fail(e.what()); // Only a batch is undone: not expected here.
     return;
   }
   if (!after)
     return; // Answered with its failure.
-  if (op.write)
-    wrote(self);
-  reached(self);
-  if (st.health)
-    st.health->committed(1);
-  metrics::store_commit_duration().observe(
-    {}, std::chrono::duration<double>(std::chrono::steady_clock::now() - began)
-          .count());
-  metrics::store_requests().add({}, 1.0);
+  committed(self, 1, op.write, began);
   after();
 }
 
@@ -229,17 +237,7 @@ void commit_queued(store_ptr self) {
         ops[j].fail(failed);
       continue;
     }
-    if (writes)
-      wrote(self);
-    if (!ok.empty())
-      reached(self);
-    if (st.health)
-      st.health->committed(ok.size());
-    metrics::store_commit_duration().observe(
-      {},
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - began)
-        .count());
-    metrics::store_requests().add({}, static_cast<double>(ok.size()));
+    committed(self, ok.size(), writes, began);
     for (auto& f : then)
       f();
   }

@@ -30,8 +30,8 @@ public:
 };
 
 /// What a database must do for heaven. Each operation is atomic: a write
-/// commits everything it names in one transaction (or, in a batch, in one
-/// savepoint of the batch's transaction), or nothing; rows it adds
+/// commits everything it names in one transaction (or, in a batch, in the
+/// batch's transaction: see begin_batch), or nothing; rows it adds
 /// to the outbox are appended to `rows` once committed. Every operation
 /// throws std::exception on failure (std::invalid_argument for a request
 /// that can never succeed), with a message fit for a log and a health
