@@ -182,7 +182,11 @@ struct fixture {
       << "set :application, 'app'\n"
          "set :repo_url, 'file://"
       << repo.string() << "'\n"
-      << "set :deploy_to, '" << deploy_to.string() << "'\n"
+      << "set :deploy_to, '" << deploy_to.string()
+      << "'\n"
+      // Capistrano leaves its git-ssh-*.sh wrapper in tmp_dir on the
+      // server: here, inside the test's own directory, not the host's /tmp.
+      << "set :tmp_dir, '" << (p / "server-tmp").string() << "'\n"
       << "set :branch, 'main'\n"
          "set :keep_releases, "
       << keep_releases
