@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -66,13 +68,42 @@ std::vector<std::string> heaven_env(const fs::path& data,
 
 } // namespace
 
+namespace {
+
+/// The directories make_temp_dir made, removed when the process that made
+/// them exits normally: a test that forgets its own leaves nothing in /tmp.
+/// A forked child that calls exit() removes none of them.
+struct made_dirs {
+  std::mutex mx;
+  std::vector<fs::path> paths;
+  pid_t owner = ::getpid();
+
+  ~made_dirs() {
+    if (::getpid() != owner)
+      return;
+    for (auto& p : paths) {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  }
+};
+
+made_dirs& made() {
+  static made_dirs dirs;
+  return dirs;
+}
+
+} // namespace
+
 fs::path make_temp_dir(const std::string& tag) {
-  static int counter = 0;
+  auto& dirs = made();
+  std::lock_guard<std::mutex> guard{dirs.mx};
   auto dir = fs::temp_directory_path()
              / ("heaven-e2e-" + tag + "-" + std::to_string(::getpid()) + "-"
-                + std::to_string(++counter));
+                + std::to_string(dirs.paths.size() + 1));
   fs::remove_all(dir);
   fs::create_directories(dir);
+  dirs.paths.push_back(dir);
   return dir;
 }
 

@@ -37,7 +37,8 @@ inline constexpr const char* e2e_api_token = "e2e-api-TOKEN-reads-deployments";
 inline constexpr const char* e2e_public_url = "https://heaven.example.test";
 
 /// A fresh, empty directory under the system's temporary directory, its
-/// name made of `tag`, this process's id and a counter.
+/// name made of `tag`, this process's id and a counter. It is removed when
+/// the process exits normally (a test may remove it sooner).
 std::filesystem::path make_temp_dir(const std::string& tag);
 
 /// A TCP port on 127.0.0.1 nobody listens on right now (bind-probed; a
