@@ -8,7 +8,10 @@
 #include <random>
 #include <stdexcept>
 
+#include <cerrno>
+
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,13 +45,44 @@ temp_dir::~temp_dir() {
   fs::remove_all(path, ec);
 }
 
+namespace {
+
+constexpr std::string_view scratch_prefix = "heaven-loadtest-";
+
+/// A loadtest killed with kill -9 could not remove its heaven's data: the
+/// next one removes every such directory of this user whose loadtest.pid
+/// names a process that is gone. One without the file (still being made)
+/// or of another user is left alone.
+void remove_abandoned_scratch() {
+  std::error_code ec;
+  for (auto& entry : fs::directory_iterator{fs::temp_directory_path(), ec}) {
+    auto name = entry.path().filename().string();
+    struct stat st {};
+    if (!name.starts_with(scratch_prefix)
+        || ::lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode)
+        || st.st_uid != ::getuid())
+      continue;
+    std::ifstream in{entry.path() / "loadtest.pid"};
+    pid_t pid = 0;
+    if (!(in >> pid) || pid <= 0)
+      continue;
+    if (::kill(pid, 0) != 0 && errno == ESRCH)
+      fs::remove_all(entry.path(), ec);
+  }
+}
+
+} // namespace
+
 local_heaven::local_heaven(const std::string& binary, const std::string& secret,
                            const std::vector<std::string>& extra_env) {
-  std::string tmpl
-    = (fs::temp_directory_path() / "heaven-loadtest-XXXXXX").string();
+  remove_abandoned_scratch();
+  std::string tmpl = (fs::temp_directory_path()
+                      / (std::string{scratch_prefix} + "XXXXXX"))
+                       .string();
   if (!mkdtemp(tmpl.data()))
     throw std::runtime_error("cannot make a temporary data directory");
   data_ = tmpl;
+  std::ofstream{data_ / "loadtest.pid"} << ::getpid() << "\n";
   auto path = std::getenv("PATH");
   std::vector<std::string> env = {
     "PATH=" + std::string{path ? path : "/usr/bin:/bin"},

@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <netinet/in.h>
@@ -36,15 +37,30 @@ namespace fs = std::filesystem;
 namespace {
 
 /// A `heaven loadtest` child process; its stdout and stderr go to files.
+/// One a test leaves running (a failed check) is killed and reaped.
 struct loadtest_run {
   pid_t pid = -1;
   fs::path out, err;
   int status = -1;
 
+  loadtest_run() = default;
+  loadtest_run(loadtest_run&& other) noexcept
+    : pid{std::exchange(other.pid, -1)}, out{std::move(other.out)},
+      err{std::move(other.err)}, status{other.status} {
+  }
+  loadtest_run& operator=(loadtest_run&&) = delete;
+  ~loadtest_run() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+
   /// Waits for the exit; returns the exit status (-1 for a signal).
   int wait() {
     int st = 0;
     waitpid(pid, &st, 0);
+    pid = -1;
     status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return status;
   }
@@ -389,6 +405,34 @@ BOOST_AUTO_TEST_CASE(its_own_heaven_goes_when_loadtest_is_killed) {
   BOOST_CHECK_MESSAGE(gone, "heaven " << child << " outlived its loadtest");
   if (!gone)
     kill(child, SIGKILL);
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_loadtests_data_is_removed_by_the_next) {
+  auto killed = start(
+    {"--event", "ping", "--rate", "10/s", "--duration", "120s"});
+  pid_t child = local_heaven_of(killed.pid);
+  BOOST_REQUIRE(child > 0);
+  auto env = read_text("/proc/" + std::to_string(child) + "/environ");
+  auto scratch = fs::path{environ_value(env, "HEAVEN_DATA_DIR")}.parent_path();
+  BOOST_REQUIRE(fs::exists(scratch / "loadtest.pid"));
+  auto quick = std::vector<std::string>{"--event",    "ping", "--rate", "10/s",
+                                        "--duration", "1s",   "--json"};
+  // Another loadtest leaves a running one's data alone.
+  auto beside = run_to_end(quick);
+  BOOST_TEST_INFO("stderr: " << beside.stderr_text());
+  BOOST_CHECK_EQUAL(beside.status, 0);
+  BOOST_CHECK(fs::exists(scratch / "loadtest.pid"));
+  // kill -9 runs no destructor: its data stays until the next loadtest.
+  kill(killed.pid, SIGKILL);
+  killed.wait();
+  for (int i = 0; i < 3000 && !exited(child); ++i)
+    std::this_thread::sleep_for(10ms);
+  BOOST_REQUIRE(exited(child));
+  BOOST_REQUIRE(fs::exists(scratch));
+  auto next = run_to_end(quick);
+  BOOST_TEST_INFO("stderr: " << next.stderr_text());
+  BOOST_CHECK_EQUAL(next.status, 0);
+  BOOST_CHECK_MESSAGE(!fs::exists(scratch), scratch << " is still there");
 }
 
 BOOST_AUTO_TEST_CASE(the_github_stand_in_times_each_providers_statuses) {
