@@ -328,11 +328,15 @@ BOOST_AUTO_TEST_CASE(a_team_member_uses_the_pages_in_a_real_browser) {
                      {std::to_string(b), "success"},
                      {std::to_string(running), "running"}};
   auto script = fs::path{HEAVEN_SOURCE_DIR} / "tests" / "browser" / "pages.py";
-  auto ran = run_command("timeout 300 /usr/bin/python3 " + script.string()
-                         + " --base " + base + " --running "
-                         + std::to_string(running) + " --rollback "
-                         + std::to_string(a) + " --states '" + states.dump()
-                         + "' --screenshots " + shots.string());
+  // Chromium makes its singleton's directory in TMPDIR and leaves it: here,
+  // the test's own directory, not the host's /tmp.
+  auto browser_tmp = tmp / "browser-tmp";
+  fs::create_directories(browser_tmp);
+  auto ran = run_command(
+    "TMPDIR=" + browser_tmp.string() + " timeout 300 /usr/bin/python3 "
+    + script.string() + " --base " + base + " --running "
+    + std::to_string(running) + " --rollback " + std::to_string(a)
+    + " --states '" + states.dump() + "' --screenshots " + shots.string());
   BOOST_TEST_MESSAGE("pages.py:\n" + ran.out);
   BOOST_TEST(ran.status == 0, ran.out);
   auto at = ran.out.rfind("summary: ");

@@ -658,6 +658,10 @@ BOOST_AUTO_TEST_CASE(cancel_kills_ansible_and_its_workers_and_the_key_goes) {
                                    + seconds + "\n"}});
   auto j = job("ansible", "deploy");
   j.env.emplace_back("DEPLOYMENT_PRIVATE_KEY", "k\\ney");
+  // A module killed mid-run leaves Ansible's payload directory in its
+  // TMPDIR: here, the test's own, not the host's /tmp.
+  fs::create_directories(tmp.path / "module-tmp");
+  j.env.emplace_back("TMPDIR", (tmp.path / "module-tmp").string());
   auto provider = start(ansible_provider(), j);
   auto sleeper = "sleep " + seconds;
   BOOST_REQUIRE(eventually([&] { return count_processes(sleeper) == 1; },
