@@ -33,11 +33,37 @@ std::string random_hex(std::size_t bytes) {
   return out;
 }
 
-temp_dir::temp_dir(const std::string& prefix) {
+namespace {
+
+/// A fresh `<prefix>XXXXXX` under the temporary directory, its owner.pid
+/// naming this process. A loadtest killed with kill -9 cannot remove what
+/// it made: the next one to make a directory of that prefix first removes
+/// every such directory of this user whose owner.pid names a process that
+/// is gone. One without the file (still being made) or of another user is
+/// left alone.
+fs::path make_owned_dir(const std::string& prefix) {
+  std::error_code ec;
+  for (auto& entry : fs::directory_iterator{fs::temp_directory_path(), ec}) {
+    struct stat st {};
+    if (!entry.path().filename().string().starts_with(prefix)
+        || ::lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode)
+        || st.st_uid != ::getuid())
+      continue;
+    std::ifstream in{entry.path() / "owner.pid"};
+    pid_t pid = 0;
+    if ((in >> pid) && pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH)
+      fs::remove_all(entry.path(), ec);
+  }
   std::string tmpl = (fs::temp_directory_path() / (prefix + "XXXXXX")).string();
   if (!mkdtemp(tmpl.data()))
     throw std::runtime_error("cannot make a temporary directory");
-  path = tmpl;
+  std::ofstream{fs::path{tmpl} / "owner.pid"} << ::getpid() << "\n";
+  return tmpl;
+}
+
+} // namespace
+
+temp_dir::temp_dir(const std::string& prefix) : path{make_owned_dir(prefix)} {
 }
 
 temp_dir::~temp_dir() {
@@ -45,44 +71,9 @@ temp_dir::~temp_dir() {
   fs::remove_all(path, ec);
 }
 
-namespace {
-
-constexpr std::string_view scratch_prefix = "heaven-loadtest-";
-
-/// A loadtest killed with kill -9 could not remove its heaven's data: the
-/// next one removes every such directory of this user whose loadtest.pid
-/// names a process that is gone. One without the file (still being made)
-/// or of another user is left alone.
-void remove_abandoned_scratch() {
-  std::error_code ec;
-  for (auto& entry : fs::directory_iterator{fs::temp_directory_path(), ec}) {
-    auto name = entry.path().filename().string();
-    struct stat st {};
-    if (!name.starts_with(scratch_prefix)
-        || ::lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode)
-        || st.st_uid != ::getuid())
-      continue;
-    std::ifstream in{entry.path() / "loadtest.pid"};
-    pid_t pid = 0;
-    if (!(in >> pid) || pid <= 0)
-      continue;
-    if (::kill(pid, 0) != 0 && errno == ESRCH)
-      fs::remove_all(entry.path(), ec);
-  }
-}
-
-} // namespace
-
 local_heaven::local_heaven(const std::string& binary, const std::string& secret,
                            const std::vector<std::string>& extra_env) {
-  remove_abandoned_scratch();
-  std::string tmpl = (fs::temp_directory_path()
-                      / (std::string{scratch_prefix} + "XXXXXX"))
-                       .string();
-  if (!mkdtemp(tmpl.data()))
-    throw std::runtime_error("cannot make a temporary data directory");
-  data_ = tmpl;
-  std::ofstream{data_ / "loadtest.pid"} << ::getpid() << "\n";
+  data_ = make_owned_dir("heaven-loadtest-");
   auto path = std::getenv("PATH");
   std::vector<std::string> env = {
     "PATH=" + std::string{path ? path : "/usr/bin:/bin"},

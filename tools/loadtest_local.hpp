@@ -17,7 +17,8 @@ namespace heaven::loadtest {
 std::string random_hex(std::size_t bytes);
 
 /// A temporary directory named `<prefix>XXXXXX`, removed with what it
-/// holds on destruction.
+/// holds on destruction (or, after a kill -9, by the next one of that
+/// prefix: its owner.pid names the process that made it).
 struct temp_dir {
   explicit temp_dir(const std::string& prefix);
   ~temp_dir();

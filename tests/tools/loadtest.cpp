@@ -5,6 +5,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -407,32 +408,48 @@ BOOST_AUTO_TEST_CASE(its_own_heaven_goes_when_loadtest_is_killed) {
     kill(child, SIGKILL);
 }
 
-BOOST_AUTO_TEST_CASE(a_killed_loadtests_data_is_removed_by_the_next) {
+/// The directories under the temporary directory whose owner.pid names
+/// `pid`.
+std::vector<fs::path> owned_by(pid_t pid) {
+  std::vector<fs::path> found;
+  for (auto& entry : fs::directory_iterator{fs::temp_directory_path()})
+    if (read_text(entry.path() / "owner.pid") == std::to_string(pid) + "\n")
+      found.push_back(entry.path());
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_loadtests_directories_are_removed_by_the_next) {
   auto killed = start(
-    {"--event", "ping", "--rate", "10/s", "--duration", "120s"});
+    {"--github-stand-in", "--rate", "2/s", "--duration", "120s"});
   pid_t child = local_heaven_of(killed.pid);
   BOOST_REQUIRE(child > 0);
   auto env = read_text("/proc/" + std::to_string(child) + "/environ");
-  auto scratch = fs::path{environ_value(env, "HEAVEN_DATA_DIR")}.parent_path();
-  BOOST_REQUIRE(fs::exists(scratch / "loadtest.pid"));
+  auto data = fs::path{environ_value(env, "HEAVEN_DATA_DIR")}.parent_path();
+  // Its heaven's data, and the stand-in's repository.
+  auto left = owned_by(killed.pid);
+  BOOST_REQUIRE_EQUAL(left.size(), 2u);
+  BOOST_CHECK(std::find(left.begin(), left.end(), data) != left.end());
   auto quick = std::vector<std::string>{"--event",    "ping", "--rate", "10/s",
                                         "--duration", "1s",   "--json"};
-  // Another loadtest leaves a running one's data alone.
+  // Another loadtest leaves a running one's directories alone.
   auto beside = run_to_end(quick);
   BOOST_TEST_INFO("stderr: " << beside.stderr_text());
   BOOST_CHECK_EQUAL(beside.status, 0);
-  BOOST_CHECK(fs::exists(scratch / "loadtest.pid"));
-  // kill -9 runs no destructor: its data stays until the next loadtest.
+  BOOST_CHECK(owned_by(killed.pid) == left);
+  // kill -9 runs no destructor: they stay until the next loadtest.
   kill(killed.pid, SIGKILL);
   killed.wait();
   for (int i = 0; i < 3000 && !exited(child); ++i)
     std::this_thread::sleep_for(10ms);
   BOOST_REQUIRE(exited(child));
-  BOOST_REQUIRE(fs::exists(scratch));
+  for (auto& dir : left)
+    BOOST_REQUIRE(fs::exists(dir));
   auto next = run_to_end(quick);
   BOOST_TEST_INFO("stderr: " << next.stderr_text());
   BOOST_CHECK_EQUAL(next.status, 0);
-  BOOST_CHECK_MESSAGE(!fs::exists(scratch), scratch << " is still there");
+  for (auto& dir : left)
+    BOOST_CHECK_MESSAGE(!fs::exists(dir), dir << " is still there");
 }
 
 BOOST_AUTO_TEST_CASE(the_github_stand_in_times_each_providers_statuses) {
