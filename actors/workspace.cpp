@@ -397,12 +397,21 @@ workspace_actor spawn_workspace(caf::actor_system& sys, workspace_plan plan,
   return sys.spawn(workspace, std::move(plan), std::move(deployment), detach);
 }
 
+std::string deploy_key_path(const std::string& path) {
+  return path + ".key";
+}
+
 void spawn_cleanup(caf::actor_system& sys, std::string path, bool detach) {
   auto remove = [path = std::move(path)] {
     std::error_code ec;
     fs::remove_all(path, ec);
     if (ec)
       spdlog::warn("could not remove the checkout {}: {}", path, ec.message());
+    // A key a killed heaven left next to the checkout goes with it.
+    fs::remove(deploy_key_path(path), ec);
+    if (ec)
+      spdlog::warn("could not remove the deploy key next to {}: {}", path,
+                   ec.message());
   };
   // Removals are disk work like checkouts: they share the checkouts' pool of
   // threads rather than taking one each (a burst of deployments ending

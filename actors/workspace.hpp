@@ -73,8 +73,13 @@ workspace(workspace_actor::stateful_pointer<workspace_state> self,
 workspace_actor spawn_workspace(caf::actor_system& sys, workspace_plan plan,
                                 checkout_client deployment, bool detach = true);
 
-/// Deletes a checkout on one of the checkout queue's threads (in an actor of
-/// the caller's system when `detach` is false, as in deterministic tests).
+/// Where a provider puts the private key a tool reads from a file: next to
+/// the checkout `path`, never in its tree (`<path>.key`).
+std::string deploy_key_path(const std::string& path);
+
+/// Deletes a checkout and its deploy_key_path on one of the checkout queue's
+/// threads (in an actor of the caller's system when `detach` is false, as in
+/// deterministic tests).
 void spawn_cleanup(caf::actor_system& sys, std::string path,
                    bool detach = true);
 

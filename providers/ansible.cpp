@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/ssh.hpp"
+#include "actors/workspace.hpp"
 
 namespace fs = std::filesystem;
 
@@ -27,15 +28,21 @@ constexpr auto hosts_file = "ansible/hosts";
 constexpr auto site_file = "ansible/site.yml";
 constexpr auto key_variable = "DEPLOYMENT_PRIVATE_KEY";
 
-/// Writes `text` to a new 0600 file named from `pattern` (mkstemp's
-/// "...XXXXXX"); returns its path, or "" with `why` set.
-std::string write_private_file(std::string pattern, const std::string& text,
-                               std::string& why) {
-  int fd = ::mkstemp(pattern.data()); // Creates it 0600.
+/// Writes `text` to a new 0600 file at `path` (one a killed run left there
+/// is replaced); returns false with `why` set.
+bool write_private_file(const std::string& path, const std::string& text,
+                        std::string& why) {
+  auto open_new = [&] {
+    return ::open(path.c_str(),
+                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  };
+  int fd = open_new();
+  if (fd < 0 && errno == EEXIST && ::unlink(path.c_str()) == 0)
+    fd = open_new();
   if (fd < 0) {
     why = "cannot create the private key file next to the checkout: "
           + std::string{std::strerror(errno)};
-    return {};
+    return false;
   }
   size_t done = 0;
   while (done < text.size()) {
@@ -46,13 +53,13 @@ std::string write_private_file(std::string pattern, const std::string& text,
       why = "cannot write the private key file: "
             + std::string{std::strerror(errno)};
       ::close(fd);
-      ::unlink(pattern.c_str());
-      return {};
+      ::unlink(path.c_str());
+      return false;
     }
     done += static_cast<size_t>(n);
   }
   ::close(fd);
-  return pattern;
+  return true;
 }
 
 /// True when the locale the child would get encodes UTF-8.
@@ -92,12 +99,10 @@ std::optional<std::string> ansible_plan(const provider_job& job,
   auto key = get_env(job.env, key_variable);
   if (key && !key->empty()) {
     // Next to the checkout, never in it: nothing in the repository's tree
-    // (which a playbook may copy or print) holds the key.
-    auto pattern = (fs::path{dir}.parent_path()
-                    / (fs::path{dir}.filename().string() + ".key-XXXXXX"))
-                     .string();
-    auto path = write_private_file(pattern, unescape_private_key(*key), why);
-    if (!why.empty())
+    // (which a playbook may copy or print) holds the key. Whatever ends the
+    // deployment removes it with the checkout, a restart after kill -9 too.
+    auto path = deploy_key_path(dir);
+    if (!write_private_file(path, unescape_private_key(*key), why))
       return why;
     plan.cleanup = [path] {
       std::error_code ec;

@@ -554,6 +554,14 @@ struct fixture {
                      + "' sh \"$m\" & )\n"
                        "while ! grep -q daemon \"$m\"; do sleep 0.05; done\n"
                        "echo finished >> \"$m\"\n");
+    // An Ansible playbook that runs this test's background sleep.
+    fs::create_directories(app / "ansible");
+    std::ofstream{app / "ansible" / "hosts"}
+      << "localhost ansible_connection=local\n";
+    std::ofstream{app / "ansible" / "site.yml"}
+      << "- hosts: localhost\n  connection: local\n  gather_facts: false\n"
+         "  tasks:\n    - command: sleep "
+      << bg << "\n";
     run_checked("cd " + app.string()
                 + " && git add -A && git -c user.name=t -c user.email=t@t "
                   "commit -q -m scripts");
@@ -1613,6 +1621,56 @@ BOOST_AUTO_TEST_CASE(a_daemon_without_heavens_environment) {
              == "/bin/sleep " + daemon)
       ::kill(bare, SIGKILL);
   }
+}
+
+// 9. kill -9 while ansible-playbook runs with DEPLOYMENT_PRIVATE_KEY: the
+//    key's 0600 file next to the checkout stays on disk with heaven gone,
+//    and the restart that ends the deployment removes it with the checkout.
+BOOST_AUTO_TEST_CASE(kill_9_during_ansible_leaves_no_key_on_disk) {
+  constexpr int64_t id = 77200;
+  auto data = tmp / "data-ansible";
+  auto workspaces = data / "workspaces";
+  // Ansible's module files of the killed run go to the test's directory.
+  fs::create_directories(tmp / "module-tmp");
+  auto extra = settings({{"DEPLOYMENT_PRIVATE_KEY",
+                          "-----BEGIN OPENSSH PRIVATE KEY-----\\nkill-9-key"
+                          "\\n-----END OPENSSH PRIVATE KEY-----"},
+                         {"TMPDIR", (tmp / "module-tmp").string()}});
+  auto keys = [&] {
+    std::vector<fs::path> found;
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator{workspaces, ec})
+      if (e.path().extension() == ".key")
+        found.push_back(e.path());
+    return found;
+  };
+  auto h = std::make_unique<heaven_server>(data, github.base_url(), extra);
+  BOOST_TEST(
+    post(*h, id, event(id, "ansible-key", {{"provider", "ansible"}})).status
+    == 201);
+  BOOST_REQUIRE(
+    eventually([&] { return count_exact("sleep " + bg) == 1; }, 120s));
+  auto held = keys();
+  BOOST_REQUIRE_EQUAL(held.size(), 1u);
+  BOOST_TEST(read_text(held[0])
+             == "-----BEGIN OPENSSH PRIVATE KEY-----\nkill-9-key\n"
+                "-----END OPENSSH PRIVATE KEY-----\n");
+  BOOST_TEST(((fs::status(held[0]).permissions() & fs::perms::all)
+              == (fs::perms::owner_read | fs::perms::owner_write)),
+             "the key file is not 0600");
+  kill_hard(*h);
+  keep_log(*h, "run1-ansible.stderr");
+  BOOST_REQUIRE(fs::exists(held[0])); // Nothing of heaven ran to remove it.
+
+  h = std::make_unique<heaven_server>(data, github.base_url(), extra);
+  BOOST_REQUIRE(github.wait_terminal({id}, 60s));
+  BOOST_TEST(check_story(id) == "error");
+  BOOST_TEST(last_description(id) == restarted);
+  BOOST_TEST(eventually([&] { return keys().empty(); }, 10s),
+             "the key outlived its deployment: " << held[0]);
+  BOOST_TEST(!fs::exists(workspaces / held[0].stem()));
+  BOOST_TEST(eventually([&] { return leftovers() == 0; }, 10s),
+             leftovers() << " process(es) left");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
