@@ -1,5 +1,6 @@
 #include "tools/loadtest_local.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -7,8 +8,6 @@
 #include <iterator>
 #include <random>
 #include <stdexcept>
-
-#include <cerrno>
 
 #include <poll.h>
 #include <sys/stat.h>

@@ -66,10 +66,6 @@ std::vector<std::string> heaven_env(const fs::path& data,
   return env;
 }
 
-} // namespace
-
-namespace {
-
 /// The directories make_temp_dir made, removed when the process that made
 /// them exits normally: a test that forgets its own leaves nothing in /tmp.
 /// A forked child that calls exit() removes none of them.
