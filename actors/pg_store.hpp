@@ -106,7 +106,9 @@ public:
   /// failure, after making the connection again when it was lost. What
   /// `fn` returns is returned once committed; `rows` it added are kept only
   /// from the run that committed. Throws what `fn` throws (the transaction
-  /// is then rolled back), or pg::error.
+  /// is then rolled back), or pg::error. In a batch, `fn` runs once in the
+  /// batch's transaction, which commit_batch commits; when it throws, the
+  /// whole batch is rolled back and batch_undone thrown instead.
   template <class Fn>
   auto transact(committed_rows& rows, Fn fn)
     -> decltype(fn(std::declval<pg::connection&>())) {

@@ -315,9 +315,9 @@ auto enqueue(store_ptr self, bool write, What what, Fn fn, OnCommit on_commit,
   return rp;
 }
 
-/// The events of one `accept` batch: each is an op of its own (its own
-/// savepoint, its own answer), and the batch is answered once the last of
-/// them is.
+/// The events of one `accept` batch: each is an op of its own (all or
+/// nothing on its own, answered on its own), and the batch is answered
+/// once the last of them is.
 struct accept_batch {
   caf::typed_response_promise<std::vector<accept_result>> rp;
   std::vector<accept_result> results;
